@@ -1,0 +1,22 @@
+//! The command line: `kongup <command>`. Each command's work lives in its own file.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kongup",
+    version,
+    about = "Walks an operator through a Kong Gateway upgrade, one confirmed step at a time"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> color_eyre::Result<i32> {
+    match cli.command {}
+}

@@ -1,0 +1,41 @@
+//! What the operator (or a script, or a test) asks of the engine.
+
+use crate::plan::steps::StepRef;
+
+/// Who gave a command, as recorded in the journal (`user@host`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator(pub String);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Run a ready step. Irreversible steps need `typed` equal to the plan name.
+    Confirm {
+        step: StepRef,
+        typed: Option<String>,
+    },
+    Skip {
+        step: StepRef,
+        reason: String,
+    },
+    /// Run a failed or interrupted step again.
+    Retry {
+        step: StepRef,
+    },
+    /// Record an interrupted step as done by hand.
+    MarkDone {
+        step: StepRef,
+        note: String,
+    },
+    Pause,
+    Resume,
+    /// One key: traffic to X first where that is safe, then the rollback plan.
+    Rollback,
+    /// Set the traffic split by hand (percent to Y).
+    SetTraffic {
+        y_percent: u8,
+    },
+    /// Stop the running step (kills its process group) and fail it.
+    Abort,
+    /// Leave: the run stays resumable. A running step finishes first.
+    Quit,
+}

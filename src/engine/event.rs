@@ -1,0 +1,125 @@
+//! What the engine tells the world. The console, `--plain` and tests all read these.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::kong::topology::TopologySnapshot;
+use crate::lb::Split;
+use crate::metrics::{GateVerdict, MetricsSnapshot};
+use crate::plan::steps::StepRef;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepState {
+    Pending,
+    /// Its turn has come: it waits for the operator's confirm.
+    Ready,
+    Running,
+    Succeeded,
+    Failed,
+    /// Found `running` in the journal after a crash: the operator decides.
+    Interrupted,
+    Skipped,
+    RolledBack,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Ready => "ready",
+            StepState::Running => "running",
+            StepState::Succeeded => "succeeded",
+            StepState::Failed => "failed",
+            StepState::Interrupted => "interrupted",
+            StepState::Skipped => "skipped",
+            StepState::RolledBack => "rolled-back",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunState {
+    Idle,
+    Running,
+    Paused,
+    RollingBack,
+    Done,
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Idle => "idle",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::RollingBack => "rolling-back",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// A line from kongup itself.
+    Engine,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    /// The step whose output this is; `None` for engine-wide lines.
+    pub step: Option<String>,
+    pub stream: LogStream,
+    /// Already redacted.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    StepChanged {
+        step: StepRef,
+        state: StepState,
+        /// Exit status, failure reason, skip reason or note.
+        detail: Option<String>,
+    },
+    RunChanged(RunState),
+    Log(LogLine),
+    TrafficChanged {
+        /// What was asked of the driver.
+        requested: Split,
+        /// What the load balancer reports back; `None` when the driver cannot read it.
+        applied: Option<Split>,
+    },
+    /// Countdown of a bake after a traffic stage or during a monitor step.
+    Bake {
+        step: StepRef,
+        remaining_secs: u64,
+    },
+    Gate(GateVerdict),
+    Metrics(MetricsSnapshot),
+    Topology(TopologySnapshot),
+    RollbackProgress(RollbackProgress),
+    /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
+    Warning(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackProgress {
+    Started,
+    /// All traffic is on X and the load balancer confirmed it.
+    TrafficSafe {
+        time_to_safety_ms: u64,
+    },
+    /// The remaining rollback steps, in the order they will be offered.
+    Planned {
+        steps: Vec<StepRef>,
+    },
+    Finished,
+}

@@ -1,0 +1,5 @@
+//! Kong: the Admin API's shapes and what kongup knows of the clusters.
+
+pub mod schema;
+pub mod topology;
+pub mod types;

@@ -1,0 +1,10 @@
+//! kongup: a terminal console that walks an operator through a Kong Gateway upgrade,
+//! one confirmed step at a time. See `docs/ARCHITECTURE.md` for the shape of the program.
+
+pub mod cli;
+pub mod engine;
+pub mod exec;
+pub mod kong;
+pub mod lb;
+pub mod metrics;
+pub mod plan;

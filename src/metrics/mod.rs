@@ -1,0 +1,61 @@
+//! Live metrics of both clusters and the gates that compare Y with X.
+
+use chrono::{DateTime, Utc};
+
+use crate::plan::steps::ClusterSide;
+
+/// Figures of one cluster over the latest window. A field is `None` when Kong does not
+/// export it (the flag is off) or there was too little data: never a zero posing as data.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClusterFigures {
+    pub requests_per_s: Option<f64>,
+    pub error_ratio: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub active_connections: Option<f64>,
+    pub datastore_reachable: Option<bool>,
+    /// `status_code_metrics` is on (the `kong_http_requests_total` series exist).
+    pub status_code_metrics: bool,
+    /// `latency_metrics` is on (the latency histograms exist).
+    pub latency_metrics: bool,
+    /// Nodes scraped successfully out of the nodes tried.
+    pub nodes_scraped: usize,
+    pub nodes_total: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSnapshot {
+    pub at: DateTime<Utc>,
+    pub x: ClusterFigures,
+    pub y: ClusterFigures,
+}
+
+impl MetricsSnapshot {
+    pub fn cluster(&self, side: ClusterSide) -> &ClusterFigures {
+        match side {
+            ClusterSide::X => &self.x,
+            ClusterSide::Y => &self.y,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// No data, or too few requests: the run pauses.
+    Inconclusive,
+    Fail,
+}
+
+/// A gate evaluation, with the numbers that produced it (journaled and shown).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateVerdict {
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    /// One line per check, e.g. "Y 5xx 0.8% <= 1.0%: ok".
+    pub checks: Vec<String>,
+    pub requests_in_window: u64,
+    /// Breaching evaluations in a row so far.
+    pub consecutive_breaches: u32,
+}

@@ -1,0 +1,438 @@
+//! The validated plan: what the operator wrote, typed. Built only by `plan::load`,
+//! which has already checked every rule, so the rest of the program can trust it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::version::KongVersion;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub name: String,
+    pub from: KongVersion,
+    pub to: KongVersion,
+    pub mode: Mode,
+    pub database: DatabaseKind,
+    pub strategy: StrategyChoice,
+    pub clusters: Clusters,
+    pub admin: AdminAccess,
+    pub executors: BTreeMap<String, ExecutorSpec>,
+    pub traffic: TrafficSpec,
+    pub gates: GateSpec,
+    pub smoke_tests: Vec<SmokeTest>,
+    pub migrations: MigrationsSpec,
+    pub backup: BackupSpec,
+    pub steps: StepCustomisation,
+    /// Timeout for a command that does not set its own.
+    pub command_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    Traditional,
+    Dbless,
+    Hybrid,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Traditional => "traditional",
+            Mode::Dbless => "dbless",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DatabaseKind {
+    Postgres,
+    Cassandra,
+    Off,
+}
+
+impl DatabaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseKind::Postgres => "postgres",
+            DatabaseKind::Cassandra => "cassandra",
+            DatabaseKind::Off => "off",
+        }
+    }
+}
+
+/// A strategy for a database-backed cluster (traditional mode, or hybrid control planes),
+/// or `Rolling` for nodes without a database (DB-less, hybrid data planes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    DualCluster,
+    InPlace,
+    BlueGreen,
+    Rolling,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::DualCluster => "dual-cluster",
+            Strategy::InPlace => "in-place",
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Rolling => "rolling",
+        }
+    }
+}
+
+/// What the plan says about the strategy. `Auto` leaves it to the chooser, which
+/// always explains its pick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrategyChoice {
+    /// `strategy: auto`; `spare_capacity` says whether a second cluster can run beside X.
+    Auto { spare_capacity: bool },
+    /// Traditional: the cluster strategy; DB-less: `Rolling`; hybrid: the control-plane
+    /// strategy (data planes always roll).
+    Fixed(Strategy),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clusters {
+    pub x: Cluster,
+    pub y: Cluster,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// Dual-cluster gives Y its own database; other strategies share X's.
+    pub database: Option<DatabaseSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Traditional,
+    ControlPlane,
+    DataPlane,
+}
+
+impl Role {
+    /// The spelling Kong uses in `configuration.role`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Traditional => "traditional",
+            Role::ControlPlane => "control_plane",
+            Role::DataPlane => "data_plane",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub admin_url: Option<String>,
+    pub status_url: Option<String>,
+    pub proxy_url: Option<String>,
+    pub role: Role,
+    /// Name of an entry in `Plan::executors`.
+    pub executor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseSpec {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub user: String,
+    pub password: Option<SecretRef>,
+}
+
+/// Where a secret lives. The plan never holds the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecretRef {
+    Env(String),
+    File(PathBuf),
+}
+
+impl SecretRef {
+    /// Names the source without revealing the value, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SecretRef::Env(var) => format!("environment variable {var}"),
+            SecretRef::File(path) => format!("file {}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdminAccess {
+    /// Sent as `Kong-Admin-Token`.
+    pub token: Option<SecretRef>,
+    pub tls: TlsOptions,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TlsOptions {
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// Skip certificate verification; kongup warns every time it is used.
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorSpec {
+    Local,
+    Ssh {
+        host: String,
+        user: Option<String>,
+        port: Option<u16>,
+        identity_file: Option<PathBuf>,
+    },
+    Kubectl {
+        context: Option<String>,
+        namespace: Option<String>,
+        target: KubectlTarget,
+        container: Option<String>,
+    },
+    /// Acts on the simulated lab (demo and rehearsal only).
+    Sim,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KubectlTarget {
+    Pod(String),
+    /// A label selector; commands run in the first ready pod it matches.
+    Selector(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficSpec {
+    pub driver: TrafficDriverSpec,
+    /// Percentages of traffic to Y, one confirmed step each, ending at 100.
+    pub schedule: Vec<u8>,
+    /// How long each stage bakes while gates are evaluated.
+    pub bake: Duration,
+    /// Advance to the next stage without a confirm when the bake passes its gates.
+    pub auto_advance: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrafficDriverSpec {
+    Haproxy(HaproxyDriver),
+    Nginx(NginxDriver),
+    Kubernetes(KubernetesDriver),
+    Command(CommandDriver),
+    Manual,
+}
+
+impl TrafficDriverSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrafficDriverSpec::Haproxy(_) => "haproxy",
+            TrafficDriverSpec::Nginx(_) => "nginx",
+            TrafficDriverSpec::Kubernetes(_) => "kubernetes",
+            TrafficDriverSpec::Command(_) => "command",
+            TrafficDriverSpec::Manual => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HaproxyDriver {
+    /// The runtime API: a unix socket path, or `host:port` for a TCP stats socket.
+    pub socket: String,
+    pub backend: String,
+    /// Server names (as in the backend) that belong to X and to Y.
+    pub x_servers: Vec<String>,
+    pub y_servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NginxDriver {
+    /// The file included inside `http {}` that kongup rewrites.
+    pub upstream_file: PathBuf,
+    pub upstream_name: String,
+    /// `host:port` of each X and Y proxy.
+    pub x_servers: Vec<String>,
+    pub y_servers: Vec<String>,
+    /// The nginx binary (default `nginx`).
+    pub binary: String,
+    /// Passed to `nginx -c` when set.
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesDriver {
+    pub executor: Option<String>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub target: KubernetesTarget,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KubernetesTarget {
+    /// A Gateway API HTTPRoute whose rule carries one backendRef for X and one for Y.
+    HttpRoute {
+        name: String,
+        rule: usize,
+        x_backend: String,
+        y_backend: String,
+    },
+    /// An ingress-nginx canary Ingress: its `canary-weight` annotation is Y's share.
+    IngressCanary { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandDriver {
+    /// Argument vector; `{x}` and `{y}` are replaced by the percentages.
+    pub set: Vec<String>,
+    /// Optional command that prints the applied split as `X Y`.
+    pub get: Option<Vec<String>>,
+    pub executor: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAction {
+    Pause,
+    Rollback,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateSpec {
+    /// The sliding window the figures are computed over.
+    pub window: Duration,
+    /// Y's 5xx ratio must stay at or below this (0.0–1.0).
+    pub max_error_ratio: Option<f64>,
+    /// Y's p99 latency must stay at or below this many milliseconds.
+    pub max_p99_ms: Option<f64>,
+    /// Y's 5xx ratio minus X's must stay at or below this.
+    pub max_error_ratio_delta: Option<f64>,
+    /// Y's p99 must stay at or below this multiple of X's.
+    pub max_p99_ratio: Option<f64>,
+    /// Fewer requests than this in the window give an inconclusive verdict.
+    pub min_requests: u64,
+    /// How many breaching evaluations in a row make a failure.
+    pub consecutive_breaches: u32,
+    pub on_fail: FailAction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmokeTest {
+    pub name: String,
+    pub method: String,
+    /// Path (with query) sent to each Y proxy.
+    pub path: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<String>,
+    pub expect_status: u16,
+    pub expect_headers: BTreeMap<String, String>,
+    pub expect_body_contains: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationsSpec {
+    /// The `kong` binary on Y's executor (default `kong`).
+    pub kong_binary: String,
+    /// Extra arguments, e.g. `-c /etc/kong/kong.conf`.
+    pub extra_args: Vec<String>,
+    /// Seconds passed as `--db-timeout` when the command does not already set it.
+    pub db_timeout: u32,
+    /// Plugins were added to the installation: run `up`/`finish` with `-f`.
+    pub force: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackupSpec {
+    /// DB-less: the declarative configuration to copy.
+    pub declarative_config: Option<PathBuf>,
+    /// `kong.conf` to fetch through the node's executor.
+    pub kong_conf: Option<PathBuf>,
+    /// Keyring material to fetch through the node's executor.
+    pub keyring: Vec<PathBuf>,
+}
+
+/// The operator's changes to the template steps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepCustomisation {
+    /// Commands (and timeouts) given to template steps, by step reference.
+    pub overrides: Vec<StepOverride>,
+    pub inserts: Vec<InsertedStep>,
+    pub skips: Vec<SkippedStep>,
+}
+
+/// Names a step: `id` alone when only one phase has it, else `phase/id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StepSelector {
+    pub phase: Option<super::steps::PhaseName>,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepOverride {
+    pub step: StepSelector,
+    pub commands: Vec<CommandSpec>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InsertPosition {
+    Before(StepSelector),
+    After(StepSelector),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertedStep {
+    pub position: InsertPosition,
+    pub id: String,
+    pub title: String,
+    pub instruction: String,
+    pub commands: Vec<CommandSpec>,
+    pub changes: bool,
+    pub irreversible: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedStep {
+    pub step: StepSelector,
+    pub reason: String,
+}
+
+/// One command a step runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandSpec {
+    pub program: CommandLine,
+    /// Executor name; `None` means the step's default (the node's, else `local`).
+    pub executor: Option<String>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandLine {
+    /// An argument vector, run without a shell.
+    Argv(Vec<String>),
+    /// A shell string, only when the plan says `shell:` explicitly.
+    Shell(String),
+}
+
+impl CommandLine {
+    /// How the command is shown to the operator before it runs.
+    pub fn display(&self) -> String {
+        match self {
+            CommandLine::Argv(argv) => argv
+                .iter()
+                .map(|a| {
+                    if a.is_empty()
+                        || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c))
+                    {
+                        format!("'{}'", a.replace('\'', "'\\''"))
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            CommandLine::Shell(script) => format!("sh -c '{}'", script.replace('\'', "'\\''")),
+        }
+    }
+}
