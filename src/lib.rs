@@ -8,3 +8,4 @@ pub mod kong;
 pub mod lb;
 pub mod metrics;
 pub mod plan;
+pub mod secrets;

@@ -1,0 +1,102 @@
+//! Secrets: read from the environment or a file the plan names, and kept out of every
+//! log line, journal record and report.
+
+use std::borrow::Cow;
+
+use crate::plan::model::SecretRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the secret from {source_name} is not set: export it before running kongup")]
+    EnvMissing { source_name: String },
+    #[error(
+        "could not read the secret from {source_name}: {error} (check the path and its permissions)"
+    )]
+    File {
+        source_name: String,
+        error: std::io::Error,
+    },
+    #[error("the secret from {source_name} is empty")]
+    Empty { source_name: String },
+}
+
+/// Reads a secret's value. A file's trailing newline is not part of the secret.
+pub fn resolve(secret: &SecretRef) -> Result<String, SecretError> {
+    let source_name = secret.describe();
+    let value = match secret {
+        SecretRef::Env(var) => std::env::var(var).map_err(|_| SecretError::EnvMissing {
+            source_name: source_name.clone(),
+        })?,
+        SecretRef::File(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| SecretError::File {
+                source_name: source_name.clone(),
+                error,
+            })?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+    };
+    if value.is_empty() {
+        return Err(SecretError::Empty { source_name });
+    }
+    Ok(value)
+}
+
+/// Replaces every known secret value in a text with `[REDACTED]`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// Longest first, so a secret that contains another is replaced whole.
+    secrets: Vec<String>,
+}
+
+pub const REDACTED: &str = "[REDACTED]";
+
+impl Redactor {
+    pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub fn add(&mut self, secret: String) {
+        if !secret.is_empty() && !self.secrets.contains(&secret) {
+            self.secrets.push(secret);
+            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_every_occurrence_longest_first() {
+        let redactor = Redactor::new(["s3cret".to_string(), "s3cret-long".to_string()]);
+        assert_eq!(
+            redactor.redact("a s3cret-long and s3cret"),
+            "a [REDACTED] and [REDACTED]"
+        );
+        assert!(matches!(redactor.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn file_secret_drops_trailing_newline_and_env_secret_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "tok\n").unwrap();
+        assert_eq!(resolve(&SecretRef::File(path)).unwrap(), "tok");
+        let err = resolve(&SecretRef::Env("KONGUP_TEST_SURELY_UNSET_VAR".into())).unwrap_err();
+        assert!(err.to_string().contains("KONGUP_TEST_SURELY_UNSET_VAR"));
+    }
+}
