@@ -3,5 +3,6 @@
 //! steps. No I/O beyond reading the plan file.
 
 pub mod model;
+pub mod path;
 pub mod steps;
 pub mod version;
