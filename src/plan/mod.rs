@@ -6,4 +6,5 @@ pub mod chooser;
 pub mod model;
 pub mod path;
 pub mod steps;
+pub mod templates;
 pub mod version;
