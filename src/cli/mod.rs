@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod validate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kongup",
@@ -14,9 +16,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Check a plan file: every error with its line and column, or a summary when valid.
+    Validate(validate::ValidateArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Validate(args) => validate::run(args),
+    }
 }
