@@ -417,7 +417,7 @@ pub(super) fn version(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Ko
                     place(path),
                     error.reason
                 ),
-                "write MAJOR.MINOR.PATCH, or MAJOR.MINOR.PATCH.BUILD for Enterprise, e.g. 3.4.3 or 3.4.3.12; quote it if YAML reads it as a number",
+                "write MAJOR.MINOR.PATCH, or MAJOR.MINOR.PATCH.BUILD for Enterprise, e.g. 3.4.3 or 3.4.3.12",
             );
             None
         }
