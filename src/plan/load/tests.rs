@@ -1217,3 +1217,42 @@ clusters:
         "{text}"
     );
 }
+
+#[test]
+fn the_annotated_example_in_the_docs_validates() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.md"))
+        .unwrap();
+    let start = doc
+        .find("```yaml\n")
+        .expect("docs/plan.md has a yaml example")
+        + "```yaml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let loaded = match parse_plan(example, "docs/plan.md example") {
+        Ok(loaded) => loaded,
+        Err(errors) => panic!("the documented example does not validate:\n{errors}"),
+    };
+    let plan = &loaded.plan;
+    assert_eq!(
+        plan.strategy,
+        StrategyChoice::Auto {
+            spare_capacity: true
+        }
+    );
+    assert_eq!(loaded.expanded.phases[0].strategy, Strategy::DualCluster);
+    assert_eq!(
+        plan.admin.tls.client_key.as_deref(),
+        Some(Path::new("/etc/kongup/client.key"))
+    );
+    assert_eq!(
+        plan.smoke_tests[1]
+            .headers
+            .get("x-request-id")
+            .map(String::as_str),
+        Some("kongup-smoke")
+    );
+    assert_eq!(
+        plan.steps.overrides[0].timeout,
+        Some(Duration::from_secs(900))
+    );
+    assert_eq!(plan.backup.keyring.len(), 1);
+}
