@@ -146,9 +146,7 @@ const LOCAL_EXECUTOR: &str = "local";
 #[derive(Debug, Default)]
 struct Positions {
     root: Pos,
-    from: Option<Pos>,
     to: Option<Pos>,
-    mode: Option<Pos>,
     database: Option<Pos>,
     strategy: Option<Pos>,
     clusters: [Option<Pos>; 2],
@@ -159,6 +157,8 @@ struct Positions {
     traffic: Option<Pos>,
     traffic_driver: Option<Pos>,
     smoke_tests: Option<Pos>,
+    /// One per entry of `plan.steps.overrides`/`inserts`/`skips`, in plan order; the
+    /// templates only run on a plan read without errors, so the indexes line up.
     overrides: Vec<Pos>,
     inserts: Vec<Pos>,
     skips: Vec<Pos>,
@@ -177,18 +177,14 @@ impl Loader {
         let d = &mut self.d;
 
         let name = f.required(d, "name").and_then(|n| text(d, n, "name"));
-        let from = f.required(d, "from").and_then(|n| {
-            self.at.from = Some(n.pos);
-            version(d, n, "from")
-        });
+        let from = f.required(d, "from").and_then(|n| version(d, n, "from"));
         let to = f.required(d, "to").and_then(|n| {
             self.at.to = Some(n.pos);
             version(d, n, "to")
         });
-        let mode = f.required(d, "mode").and_then(|n| {
-            self.at.mode = Some(n.pos);
-            choice(d, n, "mode", MODES).map(mode_from_word)
-        });
+        let mode = f
+            .required(d, "mode")
+            .and_then(|n| choice(d, n, "mode", MODES).map(mode_from_word));
         let database = match f.get("database") {
             Some(n) => {
                 self.at.database = Some(n.pos);
