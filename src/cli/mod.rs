@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod path;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kongup",
@@ -14,9 +16,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Show the upgrade path from one Kong version to another: hops, guarantees, warnings
+    Path(path::PathArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Path(args) => path::run(args),
+    }
 }
