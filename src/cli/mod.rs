@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod path;
+pub mod plan;
 
 #[derive(Debug, Parser)]
 #[command(
