@@ -468,7 +468,9 @@ fn nearest(phases: &[Phase], selector: &StepSelector) -> Option<String> {
             .filter(|id| edit_distance(id, &selector.id) <= 2)
             .collect();
     }
-    near.dedup();
+    // Both hybrid phases have most ids: name each once.
+    let mut seen = std::collections::HashSet::new();
+    near.retain(|id| seen.insert(*id));
     (!near.is_empty()).then(|| {
         near.iter()
             .map(|id| format!("`{id}`"))
@@ -1231,8 +1233,19 @@ mod tests {
             step: select("decommission-x"),
             reason: "later".to_string(),
         });
+        p.steps.skips.push(SkippedStep {
+            step: select("monitr"),
+            reason: "typo".to_string(),
+        });
         let errors = expand(&p).unwrap_err();
-        assert_eq!(errors.len(), 1);
+        assert_eq!(errors.len(), 2);
+        assert!(
+            errors[1]
+                .hint
+                .starts_with("did you mean `monitor`? valid steps"),
+            "{}",
+            errors[1].hint
+        );
         assert!(
             errors[0].message.contains("ambiguous"),
             "{}",
@@ -1246,6 +1259,7 @@ mod tests {
             errors[0].hint
         );
         // Naming the phase works; so does a bare id only one phase has.
+        p.steps.skips.pop();
         p.steps.skips[0].step.phase = Some(PhaseName::ControlPlane);
         p.steps.skips.push(SkippedStep {
             step: select("compat-check"),

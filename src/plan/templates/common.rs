@@ -267,10 +267,11 @@ pub(super) fn resume_writes() -> Step {
 pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
     let commands = !step.commands.is_empty();
     let run_commands = "runs the commands the plan gives this step";
+    // Steps whose work is done by the plan's commands, or else by the operator.
     let by_hand_or_commands = if commands {
-        format!("kongup {run_commands} once you confirm.")
+        format!("kongup {run_commands} once you confirm")
     } else {
-        "kongup has nothing to run here: do it yourself (or give the step commands in the plan), then confirm it.".to_string()
+        "kongup runs nothing here: do it yourself (or give this step commands in the plan), then confirm".to_string()
     };
     let then_commands = if commands {
         format!(" It then {run_commands}.")
@@ -278,8 +279,8 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
         String::new()
     };
     match &step.kind {
-        StepKind::Manual => by_hand_or_commands,
-        StepKind::Review => "kongup has nothing to run here: read, then confirm.".to_string(),
+        StepKind::Manual => format!("{by_hand_or_commands}."),
+        StepKind::Review => "kongup runs nothing here: read, then confirm.".to_string(),
         StepKind::Preflight => format!(
             "kongup checks that the upgrade path {} -> {} is supported, that every node in the plan answers and runs the version the plan says, and that no migrations are left pending by an earlier upgrade.",
             plan.from, plan.to
@@ -317,19 +318,19 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
             ),
             None => "kongup creates Y's database and restores X's backup into it with `pg_restore`.".to_string(),
         },
-        StepKind::DeployNodes { .. } | StepKind::Decommission { .. } => by_hand_or_commands,
+        StepKind::DeployNodes { .. } | StepKind::Decommission { .. } => {
+            format!("{by_hand_or_commands}.")
+        }
         StepKind::StartNodes { cluster } => format!(
-            "{} Then kongup waits for the nodes of {} to answer on their Admin API{}.",
-            by_hand_or_commands,
+            "{by_hand_or_commands}; kongup then waits for {}'s nodes to answer on their Admin API with version {}.",
             cluster.as_str().to_uppercase(),
             match cluster {
-                ClusterSide::Y => format!(" with version {}", plan.to),
-                ClusterSide::X => format!(" with version {}", plan.from),
+                ClusterSide::Y => plan.to,
+                ClusterSide::X => plan.from,
             }
         ),
         StepKind::StopNodes { cluster } => format!(
-            "{} Then kongup waits until the nodes of {} stop answering.",
-            by_hand_or_commands,
+            "{by_hand_or_commands}; kongup then waits until {}'s nodes stop answering.",
             cluster.as_str().to_uppercase()
         ),
         StepKind::Migrations(command) => {
