@@ -86,11 +86,20 @@ impl From<ScanError> for SyntaxError {
     }
 }
 
+/// Deeper nesting than any plan needs; the limit keeps the recursive build off the end of
+/// the stack on hostile input.
+const MAX_DEPTH: usize = 64;
+
+/// More nodes than any plan needs, counting the copies aliases make, so a few lines of
+/// nested aliases cannot expand into gigabytes.
+const MAX_NODES: usize = 100_000;
+
 /// Parses one YAML document. An empty file yields `Ok(None)`.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut builder = Builder {
         parser: Parser::new_from_str(source),
         anchors: HashMap::new(),
+        nodes: 0,
     };
     let mut root = None;
     loop {
@@ -100,7 +109,7 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
             Event::StreamEnd => return Ok(root),
             Event::DocumentStart(_) => {
                 let (event, span) = builder.next()?;
-                let node = builder.node(event, span)?;
+                let node = builder.node(event, span, 0)?;
                 if root.is_some() {
                     return Err(SyntaxError {
                         pos: node.pos,
@@ -121,8 +130,10 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
 
 struct Builder<'input> {
     parser: Parser<'input, saphyr_parser::StrInput<'input>>,
-    /// Anchored nodes by anchor id, so an alias becomes a copy of its node.
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes by anchor id, with their node counts, so an alias becomes a copy.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, alias copies included.
+    nodes: usize,
 }
 
 impl<'input> Builder<'input> {
@@ -137,8 +148,21 @@ impl<'input> Builder<'input> {
         }
     }
 
-    fn node(&mut self, event: Event<'input>, span: Span) -> Result<Node, SyntaxError> {
+    fn node(
+        &mut self,
+        event: Event<'input>,
+        span: Span,
+        depth: usize,
+    ) -> Result<Node, SyntaxError> {
         let pos = Pos::of(span);
+        let first = self.nodes;
+        self.count(1, pos)?;
+        if depth > MAX_DEPTH {
+            return Err(SyntaxError {
+                pos,
+                message: format!("the plan nests deeper than {MAX_DEPTH} levels"),
+            });
+        }
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, _tag) => {
                 let quoted = style != ScalarStyle::Plain;
@@ -155,7 +179,7 @@ impl<'input> Builder<'input> {
                     if event == Event::SequenceEnd {
                         break;
                     }
-                    items.push(self.node(event, span)?);
+                    items.push(self.node(event, span, depth + 1)?);
                 }
                 let value = Value::Sequence(items);
                 (Node { pos, value }, anchor)
@@ -167,19 +191,21 @@ impl<'input> Builder<'input> {
                     if event == Event::MappingEnd {
                         break;
                     }
-                    let key = self.node(event, span)?;
+                    let key = self.node(event, span, depth + 1)?;
                     let (event, span) = self.next()?;
-                    let value = self.node(event, span)?;
+                    let value = self.node(event, span, depth + 1)?;
                     entries.push((key, value));
                 }
                 let value = Value::Mapping(entries);
                 (Node { pos, value }, anchor)
             }
             Event::Alias(id) => {
-                return self.anchors.get(&id).cloned().ok_or(SyntaxError {
+                let (node, size) = self.anchors.get(&id).cloned().ok_or(SyntaxError {
                     pos,
                     message: "YAML alias refers to an unknown anchor".into(),
-                });
+                })?;
+                self.count(size, pos)?;
+                return Ok(node);
             }
             other => {
                 return Err(SyntaxError {
@@ -189,9 +215,23 @@ impl<'input> Builder<'input> {
             }
         };
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors
+                .insert(anchor, (node.clone(), self.nodes - first));
         }
         Ok(node)
+    }
+
+    fn count(&mut self, more: usize, pos: Pos) -> Result<(), SyntaxError> {
+        self.nodes += more;
+        if self.nodes > MAX_NODES {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "the plan has more than {MAX_NODES} YAML nodes (aliases count as copies)"
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -259,6 +299,24 @@ mod tests {
         assert_eq!(error.pos.line, 3);
         assert!(error.message.contains("more than one YAML document"));
         assert_eq!(parse("").unwrap(), None);
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let error = parse(&deep).unwrap_err();
+        assert!(error.message.contains("deeper than 64"), "{error:?}");
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (name, previous) in ["b", "c", "d", "e", "f"]
+            .iter()
+            .zip(["a", "b", "c", "d", "e"])
+        {
+            bomb.push_str(&format!(
+                "{name}: &{name} [{}]\n",
+                vec![format!("*{previous}"); 10].join(", ")
+            ));
+        }
+        let error = parse(&bomb).unwrap_err();
+        assert!(
+            error.message.contains("more than 100000 YAML nodes"),
+            "{error:?}"
+        );
         assert_eq!(parse("# only a comment\n").unwrap(), None);
     }
 }
