@@ -117,3 +117,24 @@ fn help_describes_the_argument() {
         .success()
         .stdout(predicate::str::contains("The plan file (YAML) to check"));
 }
+
+#[test]
+fn a_valid_plan_with_warnings_lists_them_after_the_summary() {
+    let plan =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plans/unguaranteed-jump.yaml");
+    let output = kongup().arg("validate").arg(&plan).output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].contains("3.4.0 -> 3.9.0, traditional mode, strategy in-place (chosen by auto), "),
+        "{stdout}"
+    );
+    assert!(lines[0].ends_with(" steps, 2 warnings"), "{stdout}");
+    assert!(
+        lines[1]
+            .starts_with("  warning: 3.4.0 -> 3.9.0 is allowed but not a guaranteed upgrade path"),
+        "{stdout}"
+    );
+    assert_eq!(lines.len(), 3, "{stdout}");
+}
