@@ -458,7 +458,7 @@ impl Loader {
         }
         let database = match f.get("database") {
             Some(n) => {
-                self.at.cluster_database[side] = Some(n.pos);
+                self.at.cluster_database[side] = f.key_pos("database");
                 match self.database_spec(n, &f.path_of("database"), database) {
                     Some(spec) => Some(spec),
                     None => {

@@ -568,7 +568,7 @@ fn the_y_database_follows_the_strategy() {
     assert_at(
         &d,
         15,
-        15,
+        5,
         "`clusters.y.database`: in-place reuses X's database",
     );
 }
@@ -596,7 +596,7 @@ fn database_off_exactly_in_dbless_mode() {
     assert_at(
         &d,
         16,
-        15,
+        5,
         "`clusters.y.database`: dbless nodes have no database",
     );
     let hybrid_off = hybrid_plan().replace("mode: hybrid", "mode: hybrid\ndatabase: off");
