@@ -220,7 +220,7 @@ impl Loader {
         });
         let traffic = match f.get("traffic") {
             Some(n) => {
-                self.at.traffic = Some(n.pos);
+                self.at.traffic = f.key_pos("traffic");
                 self.traffic(n, command_timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT))
             }
             None => Some(TrafficSpec {

@@ -703,7 +703,7 @@ fn a_rolling_upgrade_needs_a_traffic_driver() {
         "traffic:\n  driver: {type: manual}\n",
         "traffic:\n  bake: 1m\n",
     ));
-    assert_at(&d, 16, 3, "a hybrid upgrade (its nodes roll) moves traffic");
+    assert_at(&d, 15, 1, "a hybrid upgrade (its nodes roll) moves traffic");
 
     let blue_green = MINIMAL.replace("strategy: in-place", "strategy: blue-green");
     let d = single(&blue_green);
