@@ -23,6 +23,8 @@ pub enum CliCommand {
     Validate(validate::ValidateArgs),
     /// Show the upgrade path from one Kong version to another: hops, guarantees, warnings
     Path(path::PathArgs),
+    /// Show the steps a plan expands into, phase by phase, with the strategy's reason
+    Plan(plan::PlanArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -30,5 +32,6 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
     match cli.command {
         CliCommand::Validate(args) => validate::run(args),
         CliCommand::Path(args) => path::run(args),
+        CliCommand::Plan(args) => plan::run(args),
     }
 }

@@ -1,12 +1,47 @@
 //! `kongup plan PLAN`: the steps the plan expands into, phase by phase.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::plan::load::load_plan;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, Phase, Step};
 use crate::plan::version::KongVersion;
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The plan file (YAML) to expand; see docs/plan.md for the format.
+    pub plan: PathBuf,
+    /// Print JSON: {"name","from","to","mode","phases":[{"name","strategy","steps":[{"id",
+    /// "title","kind","irreversible","changes",…}]}],…}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the expanded plan; exit 0, or 1 with every error when the plan does not load.
+pub fn run(args: PlanArgs) -> color_eyre::Result<i32> {
+    let loaded = match load_plan(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            let count = errors.diagnostics.len();
+            eprintln!(
+                "{}: {count} {}; fix the plan (kongup validate checks it) and try again",
+                args.plan.display(),
+                if count == 1 { "error" } else { "errors" }
+            );
+            return Ok(1);
+        }
+    };
+    if args.json {
+        println!("{}", render_json(&loaded.plan, &loaded.expanded)?);
+    } else {
+        print!("{}", render_text(&loaded.plan, &loaded.expanded));
+    }
+    Ok(0)
+}
 
 /// The JSON form. The first fields are the documented ones; the rest follow them.
 #[derive(Serialize)]
