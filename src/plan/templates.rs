@@ -1007,6 +1007,30 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_control_plane_phases_follow_their_guides() {
+        let cp_ids = |strategy| ids(&fixed(Mode::Hybrid, strategy).phases[0]).join(" ");
+        assert_eq!(
+            cp_ids(Strategy::DualCluster),
+            "preflight freeze-writes backup review-considerations review-breaking-changes deploy-y provision-db-y restore-db configure-y start-y staging-tests switch-control-plane monitor go-no-go decommission-x"
+        );
+        assert_eq!(
+            cp_ids(Strategy::InPlace),
+            "preflight freeze-writes backup review-considerations review-breaking-changes stop-x deploy-y migrations-up migrations-finish start-y staging-tests monitor go-no-go decommission-x"
+        );
+        assert_eq!(
+            cp_ids(Strategy::BlueGreen),
+            "preflight freeze-writes backup-db backup-declarative backup-keyring backup-static review-considerations review-breaking-changes deploy-y migrations-up start-y staging-tests switch-control-plane monitor go-no-go migrations-finish decommission-x"
+        );
+        let expanded = fixed(Mode::Hybrid, Strategy::DualCluster);
+        let switch = step(&expanded.phases[0], "switch-control-plane");
+        assert_eq!(switch.guide_ref, "6");
+        assert_eq!(
+            switch.rollback.as_ref().map(|r| r.kind.clone()),
+            Some(RollbackKind::Manual)
+        );
+    }
+
+    #[test]
     fn auto_uses_the_chooser_and_says_why() {
         let expanded = expand(&plan(
             Mode::Traditional,

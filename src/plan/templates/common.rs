@@ -362,7 +362,7 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
             plan.smoke_tests.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
         ),
         StepKind::CompatibilityCheck => format!(
-            "kongup reads /clustering/data-planes on Y's control planes: every data plane must report sync_status normal, and the control planes' minor ({}.{}) must be at least each data plane's.{then_commands}",
+            "kongup reads /clustering/data-planes on Y's control planes: every data plane connected to them must report sync_status normal, and the control planes' minor ({}.{}) must be at least each data plane's.{then_commands}",
             plan.to.major, plan.to.minor
         ),
         StepKind::ShiftTraffic { y_percent, bake } => {
