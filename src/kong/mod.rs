@@ -1,5 +1,6 @@
 //! Kong: the Admin API's shapes and what kongup knows of the clusters.
 
+pub mod client;
 pub mod schema;
 pub mod topology;
 pub mod types;
