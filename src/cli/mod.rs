@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod db;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kongup",
@@ -14,9 +16,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Read a Kong database: `kongup db status`.
+    Db(db::DbArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Db(args) => db::run(args),
+    }
 }

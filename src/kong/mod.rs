@@ -1,6 +1,7 @@
 //! Kong: the Admin API's shapes and what kongup knows of the clusters.
 
 pub mod client;
+pub mod pg;
 pub mod schema;
 pub mod topology;
 pub mod types;
