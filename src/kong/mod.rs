@@ -1,7 +1,9 @@
 //! Kong: the Admin API's shapes and what kongup knows of the clusters.
 
 pub mod client;
+pub mod migrations;
 pub mod pg;
+pub mod process;
 pub mod schema;
 pub mod topology;
 pub mod types;
