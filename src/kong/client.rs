@@ -264,6 +264,17 @@ impl AdminClient {
         ))
     }
 
+    /// The Admin token's value, for tools kongup hands it to through a private file
+    /// (decK). Never log it.
+    pub(crate) fn token_value(&self) -> Option<&str> {
+        self.token.as_ref().map(|(value, _)| value.as_str())
+    }
+
+    /// The TLS settings the client was built with.
+    pub fn tls(&self) -> &TlsOptions {
+        &self.options.tls
+    }
+
     /// The secret values this client holds, for the log redactor.
     pub fn secrets(&self) -> Vec<String> {
         self.token.iter().map(|(value, _)| value.clone()).collect()
