@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod db;
+pub mod validate;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,11 +20,14 @@ pub struct Cli {
 pub enum CliCommand {
     /// Read a Kong database: `kongup db status`.
     Db(db::DbArgs),
+    /// Check a plan file: every error with its line and column, or a summary when valid.
+    Validate(validate::ValidateArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
     match cli.command {
         CliCommand::Db(args) => db::run(args),
+        CliCommand::Validate(args) => validate::run(args),
     }
 }

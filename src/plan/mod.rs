@@ -3,6 +3,7 @@
 //! steps. No I/O beyond reading the plan file.
 
 pub mod chooser;
+pub mod load;
 pub mod model;
 pub mod path;
 pub mod steps;

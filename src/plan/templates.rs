@@ -592,6 +592,7 @@ pub(crate) mod sample {
                 method: "GET".to_string(),
                 path: "/echo".to_string(),
                 headers: BTreeMap::new(),
+                secret_headers: BTreeMap::new(),
                 body: None,
                 expect_status: 401,
                 expect_headers: BTreeMap::new(),
