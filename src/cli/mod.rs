@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod db;
+pub mod init;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -20,6 +21,8 @@ pub struct Cli {
 pub enum CliCommand {
     /// Read a Kong database: `kongup db status`.
     Db(db::DbArgs),
+    /// Probe cluster X's Admin APIs and write a plan to start from.
+    Init(init::InitArgs),
     /// Check a plan file: every error with its line and column, or a summary when valid.
     Validate(validate::ValidateArgs),
 }
@@ -28,6 +31,7 @@ pub enum CliCommand {
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
     match cli.command {
         CliCommand::Db(args) => db::run(args),
+        CliCommand::Init(args) => init::run(args),
         CliCommand::Validate(args) => validate::run(args),
     }
 }
