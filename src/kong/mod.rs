@@ -11,3 +11,4 @@ pub mod restore;
 pub mod schema;
 pub mod topology;
 pub mod types;
+pub mod watch;
