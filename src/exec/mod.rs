@@ -1,15 +1,19 @@
 //! Running commands: locally, over ssh, through kubectl, or on the simulated lab.
 
+pub mod kubectl;
 pub mod local;
 pub mod process;
+pub mod remote;
+pub mod ssh;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::event::LogStream;
-use crate::plan::model::CommandLine;
+use crate::plan::model::{CommandLine, ExecutorSpec};
 
 /// One line of a command's output, as it arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,5 +151,40 @@ pub async fn run_to_completion(
     Ok(Completed {
         outcome: outcome?,
         lines,
+    })
+}
+
+/// The executor a plan's `executors:` entry describes. `name` is the entry's name, for
+/// errors. The `sim` kind exists only inside the simulated lab.
+pub fn executor_for(spec: &ExecutorSpec, name: &str) -> Result<Arc<dyn Executor>, ExecError> {
+    Ok(match spec {
+        ExecutorSpec::Local => Arc::new(local::LocalExecutor::new()),
+        ExecutorSpec::Ssh {
+            host,
+            user,
+            port,
+            identity_file,
+        } => Arc::new(ssh::SshExecutor::new(
+            host.clone(),
+            user.clone(),
+            *port,
+            identity_file.clone(),
+        )),
+        ExecutorSpec::Kubectl {
+            context,
+            namespace,
+            target,
+            container,
+        } => Arc::new(kubectl::KubectlExecutor::new(
+            context.clone(),
+            namespace.clone(),
+            target.clone(),
+            container.clone(),
+        )),
+        ExecutorSpec::Sim => {
+            return Err(ExecError::Other(format!(
+                "executor {name:?} is of kind `sim`, which acts on the simulated lab: it is only available under `kongup demo` or `kongup run --rehearse`"
+            )));
+        }
     })
 }
