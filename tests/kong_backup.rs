@@ -12,13 +12,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use kongup::exec::local::LocalExecutor;
 use kongup::kong::backup::{self, BackupError, PgTools};
 use kongup::kong::client::{AdminClient, AdminClientOptions};
 use kongup::kong::freeze::{self, FreezeSource};
 use kongup::kong::pg::PgTarget;
 use kongup::kong::restore::{self, RestoreError};
 use serde_json::json;
-use support::local_exec::LocalExec;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 
 const TABLES: &[&str] = &["schema_meta", "services", "routes", "consumers", "plugins"];
@@ -394,7 +394,7 @@ async fn kong_conf_is_fetched_through_the_executor() {
     std::fs::write(&conf, "database = postgres\npg_host = db\n").unwrap();
     let run_dir = tempfile::tempdir().unwrap();
     let record = backup::fetch_file(
-        &LocalExec,
+        &LocalExecutor::new(),
         &conf,
         "kong-conf",
         run_dir.path(),
@@ -411,7 +411,7 @@ async fn kong_conf_is_fetched_through_the_executor() {
     assert!(record.verified.contains("2 lines"), "{}", record.verified);
 
     let error = backup::fetch_file(
-        &LocalExec,
+        &LocalExecutor::new(),
         &remote.path().join("missing.conf"),
         "kong-conf",
         run_dir.path(),

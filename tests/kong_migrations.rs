@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kongup::exec::OutputLine;
+use kongup::exec::local::LocalExecutor;
 use kongup::kong::migrations::{self, Diagnosis, MigrationsError, VerifyError};
 use kongup::kong::pg::{self, PgTarget};
 use kongup::plan::model::MigrationsSpec;
 use kongup::plan::steps::MigrationsCommand;
-use support::local_exec::LocalExec;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -67,8 +67,15 @@ async fn run(
         }
         lines
     });
-    let result =
-        migrations::run(&LocalExec, spec, command, env, tx, CancellationToken::new()).await;
+    let result = migrations::run(
+        &LocalExecutor::new(),
+        spec,
+        command,
+        env,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
     Run {
         result,
         lines: collect.await.unwrap(),
@@ -264,7 +271,7 @@ async fn a_migration_past_its_timeout_is_stopped() {
     env.push(("KONG_STANDIN_LOG".into(), log.display().to_string()));
     let started = std::time::Instant::now();
     let error = migrations::run(
-        &LocalExec,
+        &LocalExecutor::new(),
         &spec,
         MigrationsCommand::Up,
         env,

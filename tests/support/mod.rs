@@ -3,5 +3,4 @@
 #![allow(dead_code)]
 
 pub mod http;
-pub mod local_exec;
 pub mod pg;
