@@ -125,6 +125,11 @@ impl PgTarget {
                 "the database address holds a password: remove it and export it instead ({password_env}), since command lines can be read by every user of this machine"
             )));
         }
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(PgError::BadTarget(
+                "the database address asks for sslmode=require, and kongup does not speak TLS to PostgreSQL yet: reach the database over a trusted network or an SSH tunnel, and leave sslmode out".into(),
+            ));
+        }
         let host = match config.get_hosts() {
             [] => "localhost".to_string(),
             [tokio_postgres::config::Host::Tcp(host)] => host.clone(),
@@ -522,5 +527,7 @@ mod tests {
         assert_eq!(target.address(), "db:6543/kongdb");
         target.password = Some("hunter2".into());
         assert!(!format!("{target:?}").contains("hunter2"));
+        let error = PgTarget::from_url("postgres://kong@db/kong?sslmode=require", "X").unwrap_err();
+        assert!(error.to_string().contains("does not speak TLS"), "{error}");
     }
 }
