@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod db;
+pub mod init;
 pub mod path;
 pub mod plan;
 pub mod validate;
@@ -19,6 +21,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
+    /// Read a Kong database: `kongup db status`.
+    Db(db::DbArgs),
+    /// Probe cluster X's Admin APIs and write a plan to start from.
+    Init(init::InitArgs),
     /// Check a plan file: every error with its line and column, or a summary when valid.
     Validate(validate::ValidateArgs),
     /// Show the upgrade path from one Kong version to another: hops, guarantees, warnings
@@ -30,6 +36,8 @@ pub enum CliCommand {
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
     match cli.command {
+        CliCommand::Db(args) => db::run(args),
+        CliCommand::Init(args) => init::run(args),
         CliCommand::Validate(args) => validate::run(args),
         CliCommand::Path(args) => path::run(args),
         CliCommand::Plan(args) => plan::run(args),

@@ -1,5 +1,14 @@
 //! Kong: the Admin API's shapes and what kongup knows of the clusters.
 
+pub mod backup;
+pub mod client;
+pub mod discover;
+pub mod freeze;
+pub mod migrations;
+pub mod pg;
+pub mod process;
+pub mod restore;
 pub mod schema;
 pub mod topology;
 pub mod types;
+pub mod watch;

@@ -1,0 +1,616 @@
+//! Backups before anything changes: `pg_dump -Fc` of Kong's database, the declarative
+//! configuration (DB-less `kong.yml`, a decK dump, or an Admin API export), and `kong.conf`
+//! and keyring files fetched through a node's executor. Every backup is written with mode
+//! 0600, hashed, and verified; a backup that is missing, empty or unverifiable is an error.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::event::LogStream;
+use crate::exec::{ExecError, ExecRequest, Executor, OutputLine};
+use crate::kong::client::{AdminClient, AdminError};
+use crate::kong::pg::PgTarget;
+use crate::kong::process::{self, ToolError};
+use crate::plan::model::{CommandLine, TlsOptions};
+
+/// What the journal records of one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// `database`, `declarative-config`, `deck-dump`, `admin-api-export`, `kong-conf`, `keyring`.
+    pub kind: String,
+    /// What was backed up, e.g. `kong@db:5432/kong` or `cp1: /etc/kong/kong.conf`.
+    pub source: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+    /// How it was verified, e.g. "pg_restore --list: 112 entries, schema_meta present".
+    pub verified: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error("the backup {} is missing: kongup will not go on without it", path.display())]
+    Missing { path: PathBuf },
+    #[error("the backup {} is empty: kongup will not go on without a usable backup", path.display())]
+    Empty { path: PathBuf },
+    #[error(
+        "the backup {} changed since it was taken (SHA-256 {actual}, recorded {expected}): kongup will not restore or go on from it",
+        path.display()
+    )]
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("the backup {} cannot be verified: {detail}", path.display())]
+    Unverifiable { path: PathBuf, detail: String },
+    #[error("exporting through the Admin API failed: {0}")]
+    Admin(#[from] AdminError),
+    #[error("could not fetch {remote} through {executor}: {detail}")]
+    Fetch {
+        remote: String,
+        executor: String,
+        detail: String,
+    },
+}
+
+/// The PostgreSQL client programs and how long each may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgTools {
+    pub pg_dump: PathBuf,
+    pub pg_restore: PathBuf,
+    pub timeout: Duration,
+}
+
+impl PgTools {
+    /// `pg_dump` and `pg_restore` from PATH, else the newest `/usr/lib/postgresql/*/bin`.
+    pub fn discover(timeout: Duration) -> PgTools {
+        PgTools {
+            pg_dump: process::find_pg_program("pg_dump"),
+            pg_restore: process::find_pg_program("pg_restore"),
+            timeout,
+        }
+    }
+}
+
+/// Creates (or truncates) a file only its owner can read.
+fn create_private(path: &Path) -> Result<std::fs::File, BackupError> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| BackupError::Io {
+            what: "cannot create".into(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    // An existing file keeps its old mode through `open`: set it.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|source| BackupError::Io {
+            what: "cannot restrict the permissions of".into(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(file)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+    let mut file = create_private(path)?;
+    file.write_all(bytes)
+        .and_then(|_| file.sync_all())
+        .map_err(|source| BackupError::Io {
+            what: "cannot write".into(),
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Hex SHA-256 of a file, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
+    let mut file = std::fs::File::open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            return BackupError::Missing {
+                path: path.to_path_buf(),
+            };
+        }
+        BackupError::Io {
+            what: "cannot read".into(),
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let read =
+            std::io::Read::read(&mut file, &mut buffer).map_err(|source| BackupError::Io {
+                what: "cannot read".into(),
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Size and hash of a finished backup file; empty is an error.
+fn measure(path: &Path) -> Result<(u64, String), BackupError> {
+    let size = std::fs::metadata(path)
+        .map_err(|_| BackupError::Missing {
+            path: path.to_path_buf(),
+        })?
+        .len();
+    if size == 0 {
+        return Err(BackupError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((size, sha256_file(path)?))
+}
+
+/// Checks a recorded backup before anything relies on it: it must exist, be non-empty and
+/// still have the recorded size and hash.
+pub fn check_record(record: &BackupRecord) -> Result<(), BackupError> {
+    let (size, sha256) = measure(&record.path)?;
+    if sha256 != record.sha256 || size != record.size {
+        return Err(BackupError::ChecksumMismatch {
+            path: record.path.clone(),
+            expected: record.sha256.clone(),
+            actual: sha256,
+        });
+    }
+    Ok(())
+}
+
+/// `pg_dump -Fc` of `target` into `run_dir/file_name` (mode 0600), hashed and verified with
+/// `pg_restore --list`. The password reaches pg_dump through `PGPASSWORD`, never its
+/// arguments.
+pub async fn dump_database(
+    tools: &PgTools,
+    target: &PgTarget,
+    run_dir: &Path,
+    file_name: &str,
+) -> Result<BackupRecord, BackupError> {
+    let path = run_dir.join(file_name);
+    drop(create_private(&path)?);
+    let args: Vec<OsString> = vec![
+        "--format=custom".into(),
+        "--no-password".into(),
+        "--file".into(),
+        path.clone().into(),
+    ];
+    process::run_tool(
+        &tools.pg_dump,
+        &args,
+        &target.libpq_env(),
+        tools.timeout,
+        &format!("pg_dump of {}", target.address()),
+    )
+    .await?;
+    let (size, sha256) = measure(&path)?;
+    let verified = verify_dump(tools, &path).await?;
+    Ok(BackupRecord {
+        kind: "database".into(),
+        source: target.describe(),
+        path,
+        size,
+        sha256,
+        verified,
+    })
+}
+
+/// Reads a custom-format dump's table of contents with `pg_restore --list`; says how many
+/// entries it holds and whether Kong's `schema_meta` is among them.
+pub async fn verify_dump(tools: &PgTools, path: &Path) -> Result<String, BackupError> {
+    let args: Vec<OsString> = vec!["--list".into(), path.into()];
+    let output = process::run_tool(
+        &tools.pg_restore,
+        &args,
+        &[],
+        tools.timeout,
+        &format!("pg_restore --list {}", path.display()),
+    )
+    .await
+    .map_err(|e| match e {
+        ToolError::Failed { stderr, .. } => BackupError::Unverifiable {
+            path: path.to_path_buf(),
+            detail: format!("pg_restore --list cannot read it: {}", stderr.trim()),
+        },
+        other => BackupError::Tool(other),
+    })?;
+    let toc = String::from_utf8_lossy(&output.stdout);
+    let entries: Vec<&str> = toc
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .collect();
+    if entries.is_empty() {
+        return Err(BackupError::Unverifiable {
+            path: path.to_path_buf(),
+            detail: "its table of contents is empty".into(),
+        });
+    }
+    let has_schema_meta = entries
+        .iter()
+        .any(|l| l.contains(" TABLE ") && l.contains(" schema_meta "));
+    Ok(format!(
+        "pg_restore --list: {} entries, schema_meta {}",
+        entries.len(),
+        if has_schema_meta { "present" } else { "absent" }
+    ))
+}
+
+/// Table names (`schema.table`) a dump's table of contents creates.
+pub async fn dump_tables(tools: &PgTools, path: &Path) -> Result<Vec<String>, BackupError> {
+    let args: Vec<OsString> = vec!["--list".into(), path.into()];
+    let output = process::run_tool(
+        &tools.pg_restore,
+        &args,
+        &[],
+        tools.timeout,
+        &format!("pg_restore --list {}", path.display()),
+    )
+    .await?;
+    // Entry lines read `ID; OID OID TABLE schema name owner`.
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(';'))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "TABLE")?;
+            if words.get(at + 1) == Some(&"DATA") {
+                return None;
+            }
+            Some(format!("{}.{}", words.get(at + 1)?, words.get(at + 2)?))
+        })
+        .collect())
+}
+
+/// DB-less: a copy of the declarative configuration, checked to be YAML (or JSON) with a
+/// `_format_version`.
+pub fn copy_declarative_config(
+    source: &Path,
+    run_dir: &Path,
+    file_name: &str,
+) -> Result<BackupRecord, BackupError> {
+    let bytes = std::fs::read(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            BackupError::Missing {
+                path: source.to_path_buf(),
+            }
+        } else {
+            BackupError::Io {
+                what: "cannot read".into(),
+                path: source.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
+    let path = run_dir.join(file_name);
+    write_private(&path, &bytes)?;
+    let (size, sha256) = measure(&path)?;
+    let verified = verify_declarative(&path, &bytes)?;
+    Ok(BackupRecord {
+        kind: "declarative-config".into(),
+        source: source.display().to_string(),
+        path,
+        size,
+        sha256,
+        verified,
+    })
+}
+
+fn verify_declarative(path: &Path, bytes: &[u8]) -> Result<String, BackupError> {
+    let value: serde_yaml::Value =
+        serde_yaml::from_slice(bytes).map_err(|e| BackupError::Unverifiable {
+            path: path.to_path_buf(),
+            detail: format!("not YAML: {e}"),
+        })?;
+    let version = value
+        .get("_format_version")
+        .and_then(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .or_else(|| v.as_f64().map(|f| f.to_string()))
+        })
+        .ok_or_else(|| BackupError::Unverifiable {
+            path: path.to_path_buf(),
+            detail: "no _format_version: this is not a Kong declarative configuration".into(),
+        })?;
+    Ok(format!("YAML with _format_version {version}"))
+}
+
+/// The arguments and the private config file of `deck gateway dump`. The Admin token goes
+/// into the config file (`headers:`), never into the arguments.
+pub fn deck_dump_invocation(
+    admin_url: &str,
+    token: Option<&str>,
+    tls: &TlsOptions,
+    output: &Path,
+    config: &Path,
+) -> (Vec<OsString>, String) {
+    let mut args: Vec<OsString> = vec![
+        "gateway".into(),
+        "dump".into(),
+        "--yes".into(),
+        "-o".into(),
+        output.into(),
+        "--kong-addr".into(),
+        admin_url.into(),
+        "--config".into(),
+        config.into(),
+    ];
+    if tls.insecure {
+        args.push("--tls-skip-verify".into());
+    }
+    if let Some(ca) = &tls.ca_file {
+        args.push("--ca-cert-file".into());
+        args.push(ca.into());
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        args.push("--tls-client-cert-file".into());
+        args.push(cert.into());
+        args.push("--tls-client-key-file".into());
+        args.push(key.into());
+    }
+    let config_text = match token {
+        Some(token) => format!(
+            "headers:\n  - {}\n",
+            serde_json::to_string(&format!("Kong-Admin-Token:{token}")).unwrap_or_default()
+        ),
+        None => "{}\n".to_string(),
+    };
+    (args, config_text)
+}
+
+/// `deck gateway dump` of the Admin API at `admin_url` into `run_dir/file_name`, verified
+/// with `deck file validate`.
+pub async fn deck_dump(
+    deck: &Path,
+    client: &AdminClient,
+    admin_url: &str,
+    run_dir: &Path,
+    file_name: &str,
+    timeout: Duration,
+) -> Result<BackupRecord, BackupError> {
+    let path = run_dir.join(file_name);
+    let config = run_dir.join(format!(".{file_name}.deck.yaml"));
+    let (args, config_text) = deck_dump_invocation(
+        admin_url,
+        client.token_value(),
+        client.tls(),
+        &path,
+        &config,
+    );
+    write_private(&config, config_text.as_bytes())?;
+    let result = process::run_tool(
+        deck,
+        &args,
+        &[],
+        timeout,
+        &format!("deck gateway dump of {admin_url}"),
+    )
+    .await;
+    // The config file holds the token: it goes whatever happened.
+    let _ = std::fs::remove_file(&config);
+    result?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let (size, sha256) = measure(&path)?;
+    let validate: Vec<OsString> = vec!["file".into(), "validate".into(), path.clone().into()];
+    process::run_tool(
+        deck,
+        &validate,
+        &[],
+        timeout,
+        &format!("deck file validate {}", path.display()),
+    )
+    .await
+    .map_err(|e| BackupError::Unverifiable {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    Ok(BackupRecord {
+        kind: "deck-dump".into(),
+        source: admin_url.to_string(),
+        path,
+        size,
+        sha256,
+        verified: "deck file validate".into(),
+    })
+}
+
+/// The JSON an Admin API export writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminExport {
+    pub exported_from: String,
+    pub exported_at: chrono::DateTime<chrono::Utc>,
+    /// Collection name → every entity, as the Admin API returned it.
+    pub entities: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// An export of the core entities through the Admin API (paging through `next`) into a
+/// JSON file, verified by reading it back.
+pub async fn export_through_admin_api(
+    client: &AdminClient,
+    admin_url: &str,
+    run_dir: &Path,
+    file_name: &str,
+) -> Result<BackupRecord, BackupError> {
+    let entities = client.export_core_entities(admin_url).await?;
+    let export = AdminExport {
+        exported_from: admin_url.to_string(),
+        exported_at: chrono::Utc::now(),
+        entities,
+    };
+    let bytes = serde_json::to_vec_pretty(&export).map_err(|e| BackupError::Unverifiable {
+        path: run_dir.join(file_name),
+        detail: e.to_string(),
+    })?;
+    let path = run_dir.join(file_name);
+    write_private(&path, &bytes)?;
+    let (size, sha256) = measure(&path)?;
+    let reread: AdminExport =
+        serde_json::from_slice(&std::fs::read(&path).map_err(|source| BackupError::Io {
+            what: "cannot read back".into(),
+            path: path.clone(),
+            source,
+        })?)
+        .map_err(|e| BackupError::Unverifiable {
+            path: path.clone(),
+            detail: format!("the written export does not read back: {e}"),
+        })?;
+    if reread.entities.is_empty() {
+        return Err(BackupError::Unverifiable {
+            path,
+            detail: "the Admin API listed no entity collection at all".into(),
+        });
+    }
+    let counts: Vec<String> = reread
+        .entities
+        .iter()
+        .map(|(name, rows)| format!("{name} {}", rows.len()))
+        .collect();
+    Ok(BackupRecord {
+        kind: "admin-api-export".into(),
+        source: admin_url.to_string(),
+        path,
+        size,
+        sha256,
+        verified: format!("read back: {}", counts.join(", ")),
+    })
+}
+
+/// The declarative backup of a database-backed cluster: a decK dump when `deck` is on
+/// PATH, else the Admin API export.
+pub async fn declarative_backup(
+    client: &AdminClient,
+    admin_url: &str,
+    run_dir: &Path,
+    timeout: Duration,
+) -> Result<BackupRecord, BackupError> {
+    match process::find_on_path("deck") {
+        Some(deck) => deck_dump(&deck, client, admin_url, run_dir, "deck-dump.yaml", timeout).await,
+        None => export_through_admin_api(client, admin_url, run_dir, "admin-api-export.json").await,
+    }
+}
+
+/// Fetches a text file (`kong.conf`, keyring PEM files) from a node through its executor
+/// (`cat`), into `run_dir/file_name` with mode 0600.
+pub async fn fetch_file(
+    executor: &dyn Executor,
+    remote: &Path,
+    kind: &str,
+    run_dir: &Path,
+    file_name: &str,
+    timeout: Duration,
+) -> Result<BackupRecord, BackupError> {
+    let remote_text = remote.display().to_string();
+    let request = ExecRequest {
+        command: CommandLine::Argv(vec!["cat".into(), "--".into(), remote_text.clone()]),
+        env: Vec::new(),
+        timeout,
+    };
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(1024);
+    let collect = async {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        while let Some(line) = rx.recv().await {
+            let target = if line.stream == LogStream::Stdout {
+                &mut stdout
+            } else {
+                &mut stderr
+            };
+            target.push_str(&line.text);
+            target.push('\n');
+        }
+        (stdout, stderr)
+    };
+    let (outcome, (stdout, stderr)) =
+        tokio::join!(executor.run(request, tx, CancellationToken::new()), collect);
+    let fetch_error = |detail: String| BackupError::Fetch {
+        remote: remote_text.clone(),
+        executor: executor.describe(),
+        detail,
+    };
+    let outcome = outcome.map_err(|e: ExecError| fetch_error(e.to_string()))?;
+    if !outcome.success() {
+        return Err(fetch_error(format!(
+            "cat ended with {outcome:?}: {}",
+            stderr.trim()
+        )));
+    }
+    let path = run_dir.join(file_name);
+    write_private(&path, stdout.as_bytes())?;
+    let (size, sha256) = measure(&path)?;
+    Ok(BackupRecord {
+        kind: kind.to_string(),
+        source: format!("{}: {remote_text}", executor.describe()),
+        path,
+        size,
+        sha256,
+        verified: format!(
+            "fetched as text through {}: {} lines",
+            executor.describe(),
+            stdout.lines().count()
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deck_gets_the_token_through_its_config_file_only() {
+        let (args, config) = deck_dump_invocation(
+            "https://cp1:8444",
+            Some("tok-secret"),
+            &TlsOptions {
+                ca_file: Some("/etc/ca.pem".into()),
+                insecure: true,
+                ..TlsOptions::default()
+            },
+            Path::new("/run/dump.yaml"),
+            Path::new("/run/.deck.yaml"),
+        );
+        let joined: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !joined.iter().any(|a| a.contains("tok-secret")),
+            "{joined:?}"
+        );
+        assert_eq!(
+            &joined[..5],
+            ["gateway", "dump", "--yes", "-o", "/run/dump.yaml"]
+        );
+        assert!(joined.contains(&"--tls-skip-verify".to_string()));
+        assert!(joined.contains(&"--ca-cert-file".to_string()));
+        assert_eq!(config, "headers:\n  - \"Kong-Admin-Token:tok-secret\"\n");
+    }
+}

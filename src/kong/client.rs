@@ -1,0 +1,609 @@
+//! The Admin API and Status API client: typed reads of a Kong node, with timeouts on every
+//! call, retries for reads, and errors that tell an operator what is wrong with the address,
+//! the certificate or the token.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::kong::types::{
+    DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
+};
+use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
+use crate::secrets::SecretError;
+
+/// Kong's RBAC header (Enterprise).
+pub const TOKEN_HEADER: &str = "Kong-Admin-Token";
+
+/// The core entities kongup exports for a backup and fingerprints for the freeze guard,
+/// in the order Kong's own export writes them.
+pub const CORE_ENTITIES: &[&str] = &[
+    "services",
+    "routes",
+    "consumers",
+    "plugins",
+    "upstreams",
+    "certificates",
+    "snis",
+    "ca_certificates",
+    "vaults",
+    "key_sets",
+    "keys",
+];
+
+/// A server that keeps handing out `next` links is not followed past this many pages.
+const MAX_PAGES: usize = 100_000;
+
+/// How the client reaches a node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminClientOptions {
+    /// Sent as `Kong-Admin-Token` when set.
+    pub token: Option<SecretRef>,
+    pub tls: TlsOptions,
+    /// Whole-request timeout (connect, send, read the body).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Tries of a read before giving up (1 = no retry).
+    pub read_attempts: u32,
+    /// Delay before the first retry; doubled for each further one.
+    pub retry_delay: Duration,
+}
+
+impl Default for AdminClientOptions {
+    fn default() -> Self {
+        AdminClientOptions {
+            token: None,
+            tls: TlsOptions::default(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            read_attempts: 3,
+            retry_delay: Duration::from_millis(200),
+        }
+    }
+}
+
+impl AdminClientOptions {
+    /// The plan's `admin:` section with the default timeouts and retries.
+    pub fn from_plan(admin: &AdminAccess) -> Self {
+        AdminClientOptions {
+            token: admin.token.clone(),
+            tls: admin.tls.clone(),
+            ..AdminClientOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(
+        "could not connect to {url}: connection refused. Is Kong running there, and is this the Admin API's address and port (default 8001; the Status API is on 8007 or 8100)?"
+    )]
+    ConnectionRefused { url: String },
+    #[error(
+        "could not connect to {url}: {detail}. Check the host name and that the network path is open"
+    )]
+    Connect { url: String, detail: String },
+    #[error(
+        "TLS with {url} failed: {detail}. If the Admin API uses a private CA, name it in admin.tls.ca_file; if it asks for a client certificate, set admin.tls.client_cert and client_key; if it speaks plain HTTP, use http://"
+    )]
+    Tls { url: String, detail: String },
+    #[error("{url} answered {status}: {}{}", unauthorized_hint(token_source.as_deref(), *status), kong_message.as_deref().map(|m| format!(" (Kong said: {m})")).unwrap_or_default())]
+    Unauthorized {
+        url: String,
+        status: u16,
+        /// Where the token came from (`SecretRef::describe`), never its value.
+        token_source: Option<String>,
+        kong_message: Option<String>,
+    },
+    #[error("{url} answered 404 Not Found: is this an Admin API?{}", proxy_hint(kong_message.as_deref()))]
+    NotFound {
+        url: String,
+        kong_message: Option<String>,
+    },
+    #[error(
+        "{url} answered, but not as Kong's Admin API does ({detail}): is this an Admin API? Point kongup at the Admin API (default port 8001), not the proxy or another service"
+    )]
+    NotKong { url: String, detail: String },
+    #[error(
+        "{url} is not a control plane, so it has no data planes to list (Kong said: {message}). Only hybrid-mode control planes answer /clustering/data-planes"
+    )]
+    NotControlPlane { url: String, message: String },
+    #[error(
+        "{url} did not answer within {}: the node may be overloaded or a firewall drops the packets",
+        humantime::format_duration(*after)
+    )]
+    Timeout { url: String, after: Duration },
+    #[error("{url} answered {status}{}: Kong reported an error; check the node's error log", kong_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: u16,
+        kong_message: Option<String>,
+    },
+    #[error("cannot set up the Admin API client: {what}: {detail}")]
+    Setup { what: String, detail: String },
+    #[error("cannot read the Admin API token: {0}")]
+    Token(#[from] SecretError),
+}
+
+fn unauthorized_hint(token_source: Option<&str>, status: u16) -> String {
+    let verb = if status == 403 {
+        "the token is not allowed to read this (RBAC)"
+    } else {
+        "the Admin API wants credentials (RBAC)"
+    };
+    match token_source {
+        Some(source) => format!(
+            "{verb}; kongup sent the {TOKEN_HEADER} read from {source}: check that it holds a valid token with read access to this endpoint"
+        ),
+        None => format!(
+            "{verb}; kongup sent no {TOKEN_HEADER}: name one in the plan's admin.token (env: or file:)"
+        ),
+    }
+}
+
+fn proxy_hint(kong_message: Option<&str>) -> String {
+    match kong_message {
+        Some(m) if m.contains("no Route matched") => {
+            " This looks like Kong's proxy port; the Admin API listens elsewhere (default 8001)."
+                .to_string()
+        }
+        Some(m) => format!(" (it said: {m})"),
+        None => String::new(),
+    }
+}
+
+impl AdminError {
+    /// Whether a read may succeed when tried again: the node may be restarting or busy.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AdminError::ConnectionRefused { .. }
+            | AdminError::Connect { .. }
+            | AdminError::Timeout { .. } => true,
+            AdminError::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+}
+
+/// What `/status/ready` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// 503 with Kong's reason, e.g. `draining`.
+    NotReady(String),
+}
+
+/// Reads Kong nodes. One client serves every node of a plan: methods take the node's base
+/// URL (`https://cp1:8001`, with any path prefix the Admin API sits behind).
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    token: Option<(String, String)>,
+    options: AdminClientOptions,
+}
+
+/// Installs the ring provider for rustls once per process; safe to call again.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl AdminClient {
+    /// Builds the client. The second value holds warnings the caller must show the operator
+    /// (e.g. TLS verification switched off).
+    pub fn new(options: AdminClientOptions) -> Result<(AdminClient, Vec<String>), AdminError> {
+        install_crypto_provider();
+        let mut warnings = Vec::new();
+        let mut builder = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("kongup/", env!("CARGO_PKG_VERSION")));
+        let tls = &options.tls;
+        if let Some(ca_file) = &tls.ca_file {
+            let pem = read_file("admin.tls.ca_file", ca_file)?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AdminError::Setup {
+                    what: format!("admin.tls.ca_file {}", ca_file.display()),
+                    detail: format!("not a PEM certificate bundle ({e})"),
+                })?;
+            if certs.is_empty() {
+                return Err(AdminError::Setup {
+                    what: format!("admin.tls.ca_file {}", ca_file.display()),
+                    detail: "holds no certificate".into(),
+                });
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_file("admin.tls.client_cert", cert)?;
+                pem.push(b'\n');
+                pem.extend(read_file("admin.tls.client_key", key)?);
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|e| AdminError::Setup {
+                        what: format!(
+                            "client certificate {} with key {}",
+                            cert.display(),
+                            key.display()
+                        ),
+                        detail: format!("not a PEM certificate and private key ({e})"),
+                    })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(AdminError::Setup {
+                    what: "admin.tls".into(),
+                    detail: "client_cert and client_key go together: set both or neither".into(),
+                });
+            }
+        }
+        if tls.insecure {
+            warnings.push(
+                "admin.tls.insecure is set: kongup does not verify the Admin API's TLS certificate, so anyone on the network path could read the Admin token and forge Kong's answers".to_string(),
+            );
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| AdminError::Setup {
+            what: "the HTTP client".into(),
+            detail: error_chain(&e),
+        })?;
+        let token = match &options.token {
+            Some(source) => Some((crate::secrets::resolve(source)?, source.describe())),
+            None => None,
+        };
+        Ok((
+            AdminClient {
+                http,
+                token,
+                options,
+            },
+            warnings,
+        ))
+    }
+
+    /// The Admin token's value, for tools kongup hands it to through a private file
+    /// (decK). Never log it.
+    pub(crate) fn token_value(&self) -> Option<&str> {
+        self.token.as_ref().map(|(value, _)| value.as_str())
+    }
+
+    /// The TLS settings the client was built with.
+    pub fn tls(&self) -> &TlsOptions {
+        &self.options.tls
+    }
+
+    /// The secret values this client holds, for the log redactor.
+    pub fn secrets(&self) -> Vec<String> {
+        self.token.iter().map(|(value, _)| value.clone()).collect()
+    }
+
+    /// `GET /`: version, edition, role, database.
+    pub async fn node_info(&self, admin_url: &str) -> Result<NodeInfo, AdminError> {
+        let url = join(admin_url, "/");
+        let body = self.get_ok(&url).await?;
+        parse_kong(&url, &body)
+    }
+
+    /// `GET /status` (Admin API or Status API).
+    pub async fn node_status(&self, base_url: &str) -> Result<NodeStatus, AdminError> {
+        let url = join(base_url, "/status");
+        let body = self.get_ok(&url).await?;
+        parse_kong(&url, &body)
+    }
+
+    /// `GET /status/ready` on the Status API (Kong 3.3+): 200 is ready, 503 carries the
+    /// reason (`draining` after `kong drain`).
+    pub async fn readiness(&self, status_url: &str) -> Result<Readiness, AdminError> {
+        let url = join(status_url, "/status/ready");
+        let (status, body) = self.get_with_retries(&url).await?;
+        match status {
+            StatusCode::OK => Ok(Readiness::Ready),
+            StatusCode::SERVICE_UNAVAILABLE => Ok(Readiness::NotReady(
+                kong_message(&body).unwrap_or_else(|| "503 without a reason".into()),
+            )),
+            _ => Err(self.status_error(&url, status, &body)),
+        }
+    }
+
+    /// `GET /metrics`: the Prometheus text as Kong sends it.
+    pub async fn metrics(&self, base_url: &str) -> Result<String, AdminError> {
+        let url = join(base_url, "/metrics");
+        let body = self.get_ok(&url).await?;
+        String::from_utf8(body).map_err(|_| AdminError::NotKong {
+            url,
+            detail: "the /metrics body is not UTF-8 text".into(),
+        })
+    }
+
+    /// `GET /clustering/data-planes`, every page. A node that is not a control plane gives
+    /// `AdminError::NotControlPlane` with Kong's message.
+    pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
+        let mut all = Vec::new();
+        let mut path = "/clustering/data-planes".to_string();
+        for _ in 0..MAX_PAGES {
+            let url = join(admin_url, &path);
+            let (status, body) = self.get_with_retries(&url).await?;
+            if status == StatusCode::BAD_REQUEST {
+                let message = kong_message(&body).unwrap_or_default();
+                if message.contains(NOT_A_CONTROL_PLANE) || message.contains("Control Plane") {
+                    return Err(AdminError::NotControlPlane { url, message });
+                }
+            }
+            if !status.is_success() {
+                return Err(self.status_error(&url, status, &body));
+            }
+            let page: DataPlaneList = parse_kong(&url, &body)?;
+            all.extend(page.data);
+            match page.next {
+                Some(next) if !next.is_empty() && next != path => path = next,
+                _ => return Ok(all),
+            }
+        }
+        Err(too_many_pages(admin_url, "/clustering/data-planes"))
+    }
+
+    /// Every entity of one collection (`services`, `routes`, …), following `next`.
+    /// A collection this Kong does not have (404) is `Ok(None)`.
+    pub async fn list_entities(
+        &self,
+        admin_url: &str,
+        entity: &str,
+    ) -> Result<Option<Vec<serde_json::Value>>, AdminError> {
+        let mut all = Vec::new();
+        let mut path = format!("/{entity}?size=1000");
+        for _ in 0..MAX_PAGES {
+            let url = join(admin_url, &path);
+            let (status, body) = self.get_with_retries(&url).await?;
+            if status == StatusCode::NOT_FOUND && all.is_empty() {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                return Err(self.status_error(&url, status, &body));
+            }
+            let page: Page<serde_json::Value> = parse_kong(&url, &body)?;
+            all.extend(page.data);
+            match page.next {
+                Some(next) if !next.is_empty() && next != path => path = next,
+                _ => return Ok(Some(all)),
+            }
+        }
+        Err(too_many_pages(admin_url, entity))
+    }
+
+    /// Every core entity this Kong has, by collection name (collections it lacks are left
+    /// out). Used for the Admin API export backup and the freeze fingerprint.
+    pub async fn export_core_entities(
+        &self,
+        admin_url: &str,
+    ) -> Result<BTreeMap<String, Vec<serde_json::Value>>, AdminError> {
+        let mut export = BTreeMap::new();
+        for entity in CORE_ENTITIES {
+            if let Some(rows) = self.list_entities(admin_url, entity).await? {
+                export.insert(entity.to_string(), rows);
+            }
+        }
+        Ok(export)
+    }
+
+    /// A GET that must answer 2xx; the body comes back as bytes.
+    async fn get_ok(&self, url: &str) -> Result<Vec<u8>, AdminError> {
+        let (status, body) = self.get_with_retries(url).await?;
+        if status.is_success() {
+            Ok(body)
+        } else {
+            Err(self.status_error(url, status, &body))
+        }
+    }
+
+    /// Reads are idempotent, so transient failures are retried with a doubling delay. A
+    /// crate (backon, tokio-retry) would add a dependency for this one loop.
+    async fn get_with_retries(&self, url: &str) -> Result<(StatusCode, Vec<u8>), AdminError> {
+        let attempts = self.options.read_attempts.max(1);
+        let mut delay = self.options.retry_delay;
+        let mut attempt = 1;
+        loop {
+            let result = self.get_once(url).await;
+            let transient = match &result {
+                Ok((status, _)) => matches!(status.as_u16(), 502..=504) && !is_ready_path(url),
+                Err(e) => e.is_transient(),
+            };
+            if !transient || attempt >= attempts {
+                return result;
+            }
+            tokio::time::sleep(delay).await;
+            delay = delay.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    async fn get_once(&self, url: &str) -> Result<(StatusCode, Vec<u8>), AdminError> {
+        let mut request = self.http.get(url);
+        if let Some((token, _)) = &self.token {
+            request = request.header(TOKEN_HEADER, token);
+        }
+        let response = request.send().await.map_err(|e| self.classify(url, &e))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.classify(url, &e))?;
+        Ok((status, body.to_vec()))
+    }
+
+    fn classify(&self, url: &str, error: &reqwest::Error) -> AdminError {
+        let url = url.to_string();
+        if error.is_timeout() {
+            return AdminError::Timeout {
+                url,
+                after: self.options.timeout,
+            };
+        }
+        if let Some(detail) = find_tls_error(error) {
+            return AdminError::Tls { url, detail };
+        }
+        if find_io_kind(error, std::io::ErrorKind::ConnectionRefused) {
+            return AdminError::ConnectionRefused { url };
+        }
+        if find_io_kind(error, std::io::ErrorKind::TimedOut) {
+            return AdminError::Timeout {
+                url,
+                after: self.options.connect_timeout,
+            };
+        }
+        AdminError::Connect {
+            url,
+            detail: error_chain(error),
+        }
+    }
+
+    fn status_error(&self, url: &str, status: StatusCode, body: &[u8]) -> AdminError {
+        let url = url.to_string();
+        let kong_message = kong_message(body);
+        match status.as_u16() {
+            401 | 403 => AdminError::Unauthorized {
+                url,
+                status: status.as_u16(),
+                token_source: self.token.as_ref().map(|(_, source)| source.clone()),
+                kong_message,
+            },
+            404 => AdminError::NotFound { url, kong_message },
+            code => AdminError::Status {
+                url,
+                status: code,
+                kong_message,
+            },
+        }
+    }
+}
+
+fn is_ready_path(url: &str) -> bool {
+    url.ends_with("/status/ready")
+}
+
+fn too_many_pages(admin_url: &str, what: &str) -> AdminError {
+    AdminError::NotKong {
+        url: join(admin_url, what),
+        detail: format!("it kept sending `next` links for more than {MAX_PAGES} pages"),
+    }
+}
+
+fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, AdminError> {
+    std::fs::read(path).map_err(|e| AdminError::Setup {
+        what: format!("{what} {}", path.display()),
+        detail: format!("cannot read it ({e})"),
+    })
+}
+
+/// `base` + `path`, keeping any path prefix of `base`. Kong's `next` links are paths from
+/// the Admin API's root; an absolute URL is used as it is.
+pub fn join(base: &str, path: &str) -> String {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return path.to_string();
+    }
+    let base = base.trim_end_matches('/');
+    if path.starts_with('/') {
+        format!("{base}{path}")
+    } else {
+        format!("{base}/{path}")
+    }
+}
+
+fn kong_message(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Message>(body)
+        .ok()
+        .map(|m| m.message)
+}
+
+fn parse_kong<T: DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let excerpt: String = String::from_utf8_lossy(body).chars().take(80).collect();
+        AdminError::NotKong {
+            url: url.to_string(),
+            detail: format!("unexpected body {excerpt:?}: {e}"),
+        }
+    })
+}
+
+/// Every error in a chain, `: `-joined, for messages.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Walks a chain of errors, looking inside `io::Error`s too (their `source()` skips the
+/// error they wrap).
+fn walk_errors<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+    visit: &mut dyn FnMut(&'a (dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if visit(e) {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && walk_errors(inner, visit)
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn find_tls_error(error: &reqwest::Error) -> Option<String> {
+    let mut found = None;
+    walk_errors(error, &mut |e| {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            found = Some(tls.to_string());
+            true
+        } else {
+            false
+        }
+    });
+    found
+}
+
+fn find_io_kind(error: &reqwest::Error, kind: std::io::ErrorKind) -> bool {
+    walk_errors(error, &mut |e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == kind)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_keeps_prefix_and_takes_absolute_urls() {
+        assert_eq!(join("http://a:8001/", "/status"), "http://a:8001/status");
+        assert_eq!(
+            join("https://h/admin", "/services?offset=x"),
+            "https://h/admin/services?offset=x"
+        );
+        assert_eq!(join("http://a", "http://b/x"), "http://b/x");
+    }
+
+    #[test]
+    fn unauthorized_names_the_token_source_not_the_value() {
+        let error = AdminError::Unauthorized {
+            url: "http://a/".into(),
+            status: 401,
+            token_source: Some("environment variable KONG_TOKEN".into()),
+            kong_message: Some("Invalid credentials".into()),
+        };
+        let text = error.to_string();
+        assert!(text.contains("environment variable KONG_TOKEN"), "{text}");
+        assert!(text.contains("Invalid credentials"), "{text}");
+    }
+}

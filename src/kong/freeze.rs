@@ -1,0 +1,289 @@
+//! The configuration-freeze guard. During an upgrade nothing may write Kong's configuration
+//! (Admin API, decK, Kong Manager, the database). At backup time kongup takes a fingerprint
+//! of the core entities; before each traffic step and before `migrations finish` it takes
+//! another and names whatever changed, so the backup is known to still hold everything.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::kong::client::{AdminClient, AdminError, CORE_ENTITIES};
+use crate::kong::pg::{PgError, PgTarget};
+
+/// Tables fingerprinted through the database: the Admin API's core entities plus targets.
+const FREEZE_TABLES: &[&str] = &[
+    "services",
+    "routes",
+    "consumers",
+    "plugins",
+    "upstreams",
+    "targets",
+    "certificates",
+    "snis",
+    "ca_certificates",
+    "vaults",
+    "key_sets",
+    "keys",
+];
+
+/// Where fingerprints are taken from.
+#[derive(Debug, Clone)]
+pub enum FreezeSource {
+    /// Kong's database (traditional mode, hybrid control planes).
+    Database(PgTarget),
+    /// The Admin API of one node (any mode; the only way for DB-less nodes).
+    AdminApi {
+        client: AdminClient,
+        admin_url: String,
+    },
+}
+
+impl FreezeSource {
+    pub fn describe(&self) -> String {
+        match self {
+            FreezeSource::Database(target) => format!("database {}", target.address()),
+            FreezeSource::AdminApi { admin_url, .. } => format!("Admin API {admin_url}"),
+        }
+    }
+}
+
+/// The state of the configuration at one moment; journaled with the backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// `FreezeSource::describe` of where it was taken.
+    pub source: String,
+    pub taken_at: DateTime<Utc>,
+    /// Entity (table or collection) name → its print. Entities this Kong lacks are absent.
+    pub entities: BTreeMap<String, EntityPrint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityPrint {
+    pub count: u64,
+    pub newest_created_at: Option<String>,
+    pub newest_updated_at: Option<String>,
+    /// SHA-256 of the sorted ids: catches a row replaced by another.
+    pub ids_sha256: String,
+    /// SHA-256 of every row in id order: catches an edit that left the timestamps alone.
+    pub content_sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FreezeError {
+    #[error("cannot fingerprint the configuration through the database: {0}")]
+    Pg(#[from] PgError),
+    #[error("cannot fingerprint the configuration through the Admin API: {0}")]
+    Admin(#[from] AdminError),
+    #[error(
+        "the fingerprint was taken from {then}, but the check reads {now}: compare like with like"
+    )]
+    SourceMismatch { then: String, now: String },
+}
+
+/// Takes a fingerprint now.
+pub async fn take(source: &FreezeSource) -> Result<Fingerprint, FreezeError> {
+    let entities = match source {
+        FreezeSource::Database(target) => database_prints(target).await?,
+        FreezeSource::AdminApi { client, admin_url } => admin_prints(client, admin_url).await?,
+    };
+    Ok(Fingerprint {
+        source: source.describe(),
+        taken_at: Utc::now(),
+        entities,
+    })
+}
+
+/// Takes a new fingerprint and lists what changed since `before`; empty means frozen.
+pub async fn check(
+    before: &Fingerprint,
+    source: &FreezeSource,
+) -> Result<Vec<String>, FreezeError> {
+    if before.source != source.describe() {
+        return Err(FreezeError::SourceMismatch {
+            then: before.source.clone(),
+            now: source.describe(),
+        });
+    }
+    let now = take(source).await?;
+    Ok(compare(before, &now))
+}
+
+/// What differs between two fingerprints, one line per entity, e.g.
+/// "routes: 12 → 13, newest created_at changed".
+pub fn compare(before: &Fingerprint, now: &Fingerprint) -> Vec<String> {
+    let mut names: Vec<&String> = before.entities.keys().chain(now.entities.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut changes = Vec::new();
+    for name in names {
+        match (before.entities.get(name), now.entities.get(name)) {
+            (Some(_), None) => changes.push(format!("{name}: no longer readable")),
+            (None, Some(print)) => {
+                changes.push(format!("{name}: appeared with {} row(s)", print.count))
+            }
+            (Some(a), Some(b)) if a != b => {
+                let mut parts = Vec::new();
+                if a.count != b.count {
+                    parts.push(format!("{} → {}", a.count, b.count));
+                }
+                if a.newest_created_at != b.newest_created_at {
+                    parts.push("newest created_at changed".to_string());
+                }
+                if a.newest_updated_at != b.newest_updated_at {
+                    parts.push("newest updated_at changed".to_string());
+                }
+                if a.ids_sha256 != b.ids_sha256 && a.count == b.count {
+                    parts.push("a row was replaced by another (ids differ)".to_string());
+                }
+                if parts.is_empty() {
+                    parts.push("rows were edited (same ids and timestamps)".to_string());
+                }
+                changes.push(format!("{name}: {}", parts.join(", ")));
+            }
+            _ => {}
+        }
+    }
+    changes
+}
+
+async fn database_prints(target: &PgTarget) -> Result<BTreeMap<String, EntityPrint>, PgError> {
+    let client = target.connect().await?;
+    let mut prints = BTreeMap::new();
+    for table in FREEZE_TABLES {
+        let columns: Vec<String> = client
+            .query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_name = $1 AND table_schema = ANY (current_schemas(false))",
+                &[table],
+            )
+            .await
+            .map_err(|e| PgError::Query {
+                what: format!("reading the columns of {table}"),
+                address: target.address(),
+                detail: crate::kong::pg::db_message(&e),
+            })?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        if !columns.iter().any(|c| c == "id") {
+            continue;
+        }
+        let newest = |column: &str| {
+            if columns.iter().any(|c| c == column) {
+                format!("max({column})::text")
+            } else {
+                "NULL::text".to_string()
+            }
+        };
+        // The table names are ours (FREEZE_TABLES), so formatting them in is safe.
+        let sql = format!(
+            "SELECT count(*), {created}, {updated}, \
+             encode(sha256(convert_to(coalesce(string_agg(id::text, ',' ORDER BY id::text), ''), 'UTF8')), 'hex'), \
+             encode(sha256(convert_to(coalesce(string_agg(t::text, E'\\n' ORDER BY id::text), ''), 'UTF8')), 'hex') \
+             FROM {table} AS t",
+            created = newest("created_at"),
+            updated = newest("updated_at"),
+        );
+        let rows = target
+            .query(&client, &format!("fingerprinting {table}"), &sql)
+            .await?;
+        let row = &rows[0];
+        prints.insert(
+            table.to_string(),
+            EntityPrint {
+                count: row.get::<_, i64>(0) as u64,
+                newest_created_at: row.get(1),
+                newest_updated_at: row.get(2),
+                ids_sha256: row.get(3),
+                content_sha256: row.get(4),
+            },
+        );
+    }
+    Ok(prints)
+}
+
+async fn admin_prints(
+    client: &AdminClient,
+    admin_url: &str,
+) -> Result<BTreeMap<String, EntityPrint>, AdminError> {
+    let mut prints = BTreeMap::new();
+    for entity in CORE_ENTITIES {
+        if let Some(rows) = client.list_entities(admin_url, entity).await? {
+            prints.insert(entity.to_string(), print_of_json(&rows));
+        }
+    }
+    Ok(prints)
+}
+
+fn print_of_json(rows: &[serde_json::Value]) -> EntityPrint {
+    let mut sorted: Vec<(String, &serde_json::Value)> = rows
+        .iter()
+        .map(|row| {
+            let id = row
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            (id, row)
+        })
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let newest = |field: &str| {
+        rows.iter()
+            .filter_map(|row| row.get(field).and_then(|v| v.as_i64()))
+            .max()
+            .map(|t| t.to_string())
+    };
+    let mut ids = Sha256::new();
+    let mut content = Sha256::new();
+    for (id, row) in &sorted {
+        ids.update(id.as_bytes());
+        ids.update(b",");
+        content.update(row.to_string().as_bytes());
+        content.update(b"\n");
+    }
+    EntityPrint {
+        count: rows.len() as u64,
+        newest_created_at: newest("created_at"),
+        newest_updated_at: newest("updated_at"),
+        ids_sha256: hex::encode(ids.finalize()),
+        content_sha256: hex::encode(content.finalize()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fingerprint(routes: &[serde_json::Value]) -> Fingerprint {
+        Fingerprint {
+            source: "Admin API http://cp1:8001".into(),
+            taken_at: Utc::now(),
+            entities: BTreeMap::from([("routes".to_string(), print_of_json(routes))]),
+        }
+    }
+
+    #[test]
+    fn names_a_new_row_and_an_edit() {
+        let before = fingerprint(&[json!({"id": "r1", "created_at": 10, "updated_at": 10})]);
+        let added = fingerprint(&[
+            json!({"id": "r1", "created_at": 10, "updated_at": 10}),
+            json!({"id": "r2", "created_at": 20, "updated_at": 20}),
+        ]);
+        assert_eq!(
+            compare(&before, &added),
+            ["routes: 1 → 2, newest created_at changed, newest updated_at changed"]
+        );
+        let edited = fingerprint(&[
+            json!({"id": "r1", "created_at": 10, "updated_at": 10, "paths": ["/x"]}),
+        ]);
+        assert_eq!(
+            compare(&before, &edited),
+            ["routes: rows were edited (same ids and timestamps)"]
+        );
+        assert!(compare(&before, &before.clone()).is_empty());
+    }
+}

@@ -1,0 +1,139 @@
+//! Local child processes kongup runs itself (`pg_dump`, `pg_restore`, `deck`): always with a
+//! timeout, secrets only in the environment, and the process killed when time runs out.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{program} is not installed (or not on PATH): {hint}")]
+    NotFound { program: String, hint: String },
+    #[error("could not start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} did not finish within {}; it was killed", humantime::format_duration(*after))]
+    TimedOut { what: String, after: Duration },
+    #[error("{what} failed ({status}): {}", stderr.trim())]
+    Failed {
+        what: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// Runs `program args…` with `env` added to kongup's environment and stdin closed; kills it
+/// after `timeout`. `what` names the action in errors ("pg_dump of db:5432/kong").
+pub async fn run_tool(
+    program: &Path,
+    args: &[OsString],
+    env: &[(String, String)],
+    timeout: Duration,
+    what: &str,
+) -> Result<ToolOutput, ToolError> {
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = command.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ToolError::NotFound {
+                program: program.display().to_string(),
+                hint: install_hint(program),
+            }
+        } else {
+            ToolError::Spawn {
+                program: program.display().to_string(),
+                source,
+            }
+        }
+    })?;
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Err(_) => {
+            return Err(ToolError::TimedOut {
+                what: what.to_string(),
+                after: timeout,
+            });
+        }
+        Ok(Err(source)) => {
+            return Err(ToolError::Spawn {
+                program: program.display().to_string(),
+                source,
+            });
+        }
+        Ok(Ok(output)) => output,
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(ToolError::Failed {
+            what: what.to_string(),
+            status: output.status.to_string(),
+            stderr,
+        });
+    }
+    Ok(ToolOutput {
+        stdout: output.stdout,
+        stderr,
+    })
+}
+
+fn install_hint(program: &Path) -> String {
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.as_str() {
+        "pg_dump" | "pg_restore" | "psql" => "install the PostgreSQL client of the server's major version (e.g. postgresql-client-15), or name its path".into(),
+        "deck" => "install decK from Kong, or let kongup export through the Admin API".into(),
+        _ => "install it or name its full path".into(),
+    }
+}
+
+/// Finds a program on PATH.
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A PostgreSQL client program: on PATH, else in the newest `/usr/lib/postgresql/*/bin`.
+pub fn find_pg_program(name: &str) -> PathBuf {
+    if let Some(found) = find_on_path(name) {
+        return found;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let candidate = entry.path().join("bin").join(name);
+            is_executable(&candidate).then_some((version, candidate))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, path)| path)
+        .unwrap_or_else(|| PathBuf::from(name))
+}

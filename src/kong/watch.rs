@@ -1,0 +1,361 @@
+//! The topology refresher: every few seconds it asks each node of the plan what it runs and
+//! whether it is ready, asks control planes for their data planes, reads the databases'
+//! migration state, and reports a `TopologySnapshot` plus a warning for each new drift from
+//! the plan (a node at an unexpected version, a data plane not in sync, a node gone).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::event::Event;
+use crate::kong::client::{AdminClient, AdminError, Readiness, join};
+use crate::kong::pg::{self, PgTarget};
+use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
+use crate::kong::types::{DataPlane, SyncStatus};
+use crate::plan::model::{Node, Plan, Role, TrafficDriverSpec};
+use crate::plan::steps::ClusterSide;
+
+/// How often the topology pane refreshes by default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Polls the plan's nodes and databases. Build the client with a timeout shorter than the
+/// interval and one read attempt, so a dead node cannot stall a refresh.
+pub struct TopologyWatcher {
+    client: AdminClient,
+    plan: Arc<Plan>,
+    databases: Vec<(ClusterSide, PgTarget)>,
+    previous: Option<TopologySnapshot>,
+    /// Drift already reported, so each is warned about once while it lasts.
+    reported: BTreeSet<String>,
+}
+
+impl TopologyWatcher {
+    pub fn new(
+        client: AdminClient,
+        plan: Arc<Plan>,
+        databases: Vec<(ClusterSide, PgTarget)>,
+    ) -> TopologyWatcher {
+        TopologyWatcher {
+            client,
+            plan,
+            databases,
+            previous: None,
+            reported: BTreeSet::new(),
+        }
+    }
+
+    /// One refresh: the snapshot and the warnings for drift that is new since the last.
+    pub async fn poll(&mut self) -> (TopologySnapshot, Vec<String>) {
+        let snapshot = self.snapshot().await;
+        let conditions = drift(&self.plan, self.previous.as_ref(), &snapshot);
+        let keys: BTreeSet<String> = conditions.iter().map(|(k, _)| k.clone()).collect();
+        let warnings = conditions
+            .into_iter()
+            .filter(|(key, _)| !self.reported.contains(key))
+            .map(|(_, message)| message)
+            .collect();
+        // Lasting drift (a version, a sync status) is warned about once while it lasts,
+        // and again if it comes back; transitions (a node gone) come once by nature.
+        self.reported = keys;
+        self.previous = Some(snapshot.clone());
+        (snapshot, warnings)
+    }
+
+    async fn snapshot(&self) -> TopologySnapshot {
+        let sides = [
+            (ClusterSide::X, &self.plan.clusters.x),
+            (ClusterSide::Y, &self.plan.clusters.y),
+        ];
+        let planned: Vec<(ClusterSide, &Node)> = sides
+            .iter()
+            .flat_map(|(side, cluster)| cluster.nodes.iter().map(move |n| (*side, n)))
+            .collect();
+        let probes = planned.iter().map(|(side, node)| self.probe(*side, node));
+        let mut views: Vec<NodeView> = futures::future::join_all(probes).await;
+
+        // Data planes as their control planes list them.
+        let mut listed: Vec<(ClusterSide, String, DataPlane)> = Vec::new();
+        let mut asked = BTreeSet::new();
+        for (side, node) in &planned {
+            if node.role != Role::ControlPlane {
+                continue;
+            }
+            let Some(url) = &node.admin_url else { continue };
+            if !asked.insert(url.clone()) {
+                continue;
+            }
+            if let Ok(planes) = self.client.data_planes(url).await {
+                listed.extend(planes.into_iter().map(|dp| (*side, node.name.clone(), dp)));
+            }
+        }
+        for (view, (_, node)) in views.iter_mut().zip(&planned) {
+            if view.role != Role::DataPlane {
+                continue;
+            }
+            if let Some((_, cp, dp)) = listed.iter().find(|(_, _, dp)| same_node(node, dp)) {
+                view.control_plane = Some(cp.clone());
+                view.sync_status = Some(dp.sync_status);
+                if view.version.is_none() {
+                    view.version = Some(dp.version.clone());
+                }
+                if matches!(view.health, NodeHealth::Unknown) {
+                    view.health = NodeHealth::Ready;
+                }
+            }
+        }
+        // Data planes the plan does not name are shown too: they take traffic all the same.
+        let mut unplanned = BTreeMap::new();
+        for (side, cp, dp) in &listed {
+            if planned.iter().any(|(_, node)| same_node(node, dp)) {
+                continue;
+            }
+            unplanned.entry(dp.hostname.clone()).or_insert(NodeView {
+                name: dp.hostname.clone(),
+                cluster: *side,
+                role: Role::DataPlane,
+                version: Some(dp.version.clone()),
+                health: NodeHealth::Ready,
+                control_plane: Some(cp.clone()),
+                sync_status: Some(dp.sync_status),
+            });
+        }
+        views.extend(unplanned.into_values());
+
+        let databases =
+            futures::future::join_all(self.databases.iter().map(|(side, target)| async move {
+                let schema = match pg::schema_state(target).await {
+                    Ok(state) => pg::summary(&state),
+                    Err(e) => format!("unreachable: {e}"),
+                };
+                DatabaseView {
+                    cluster: *side,
+                    address: target.address(),
+                    schema: Some(schema),
+                }
+            }))
+            .await;
+
+        TopologySnapshot {
+            at: Some(chrono::Utc::now()),
+            nodes: views,
+            databases,
+            load_balancer: Some(describe_driver(&self.plan.traffic.driver)),
+        }
+    }
+
+    async fn probe(&self, side: ClusterSide, node: &Node) -> NodeView {
+        let mut view = NodeView {
+            name: node.name.clone(),
+            cluster: side,
+            role: node.role,
+            version: None,
+            health: NodeHealth::Unknown,
+            control_plane: None,
+            sync_status: None,
+        };
+        let mut admin_error = None;
+        if let Some(url) = &node.admin_url {
+            match self.client.node_info(url).await {
+                Ok(info) => {
+                    view.version = Some(info.version);
+                    view.health = NodeHealth::Ready;
+                }
+                Err(e) => admin_error = Some(e),
+            }
+        }
+        if let Some(url) = &node.status_url {
+            view.health = match self.client.readiness(url).await {
+                Ok(Readiness::Ready) => NodeHealth::Ready,
+                Ok(Readiness::NotReady(reason)) => NodeHealth::NotReady(reason),
+                // Before 3.3 there is no /status/ready: /status answering means up.
+                Err(AdminError::NotFound { .. }) => match self.client.node_status(url).await {
+                    Ok(_) => NodeHealth::Ready,
+                    Err(e) => NodeHealth::Unreachable(e.to_string()),
+                },
+                Err(e) => NodeHealth::Unreachable(e.to_string()),
+            };
+        } else if let Some(e) = admin_error {
+            view.health = NodeHealth::Unreachable(e.to_string());
+        }
+        view
+    }
+}
+
+/// Whether a data plane listed by a control plane is this plan node: by host name, or by
+/// the IP in one of its URLs.
+fn same_node(node: &Node, dp: &DataPlane) -> bool {
+    if node.role != Role::DataPlane {
+        return false;
+    }
+    if node.name == dp.hostname || node.name == dp.id {
+        return true;
+    }
+    [&node.status_url, &node.proxy_url, &node.admin_url]
+        .into_iter()
+        .flatten()
+        .any(|url| {
+            let probe = join(url, "/");
+            probe.contains(&format!("//{}:", dp.ip)) || probe.contains(&format!("//{}/", dp.ip))
+        })
+}
+
+/// How the topology pane names the load balancer.
+pub fn describe_driver(driver: &TrafficDriverSpec) -> String {
+    match driver {
+        TrafficDriverSpec::Haproxy(h) => format!("haproxy {} backend {}", h.socket, h.backend),
+        TrafficDriverSpec::Nginx(n) => format!(
+            "nginx {} upstream {}",
+            n.upstream_file.display(),
+            n.upstream_name
+        ),
+        TrafficDriverSpec::Kubernetes(k) => format!(
+            "kubernetes {}",
+            k.namespace.as_deref().unwrap_or("(current namespace)")
+        ),
+        TrafficDriverSpec::Command(c) => format!("command {}", c.set.join(" ")),
+        TrafficDriverSpec::Manual => "manual: the operator moves traffic".to_string(),
+    }
+}
+
+/// The drift conditions in `now`, each with a stable key (so it is warned about once while
+/// it lasts) and its message. Pure, for tests.
+pub fn drift(
+    plan: &Plan,
+    previous: Option<&TopologySnapshot>,
+    now: &TopologySnapshot,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for view in &now.nodes {
+        let label = format!("{}/{}", view.cluster.as_str(), view.name);
+        if let Some(version) = &view.version {
+            let expected = expected_versions(plan, view);
+            if !expected.is_empty() && !expected.iter().any(|v| v == version) {
+                out.push((
+                    format!("version:{label}:{version}"),
+                    format!(
+                        "{label} reports Kong {version}; the plan expects {}",
+                        expected.join(" or ")
+                    ),
+                ));
+            }
+        }
+        if let Some(status) = view.sync_status
+            && status != SyncStatus::Normal
+        {
+            out.push((
+                format!("sync:{label}:{}", status.as_str()),
+                format!(
+                    "data plane {label} reports sync_status {} to {}",
+                    status.as_str(),
+                    view.control_plane.as_deref().unwrap_or("its control plane")
+                ),
+            ));
+        }
+        let before = previous.and_then(|p| {
+            p.nodes
+                .iter()
+                .find(|n| n.name == view.name && n.cluster == view.cluster)
+        });
+        if let (Some(before), NodeHealth::Unreachable(why)) = (before, &view.health)
+            && matches!(before.health, NodeHealth::Ready | NodeHealth::NotReady(_))
+        {
+            out.push((
+                format!("gone:{label}"),
+                format!("{label} stopped answering: {why}"),
+            ));
+        }
+        if let Some(before) = before
+            && before.sync_status.is_some()
+            && view.sync_status.is_none()
+            && view.role == Role::DataPlane
+        {
+            out.push((
+                format!("unlisted:{label}"),
+                format!(
+                    "data plane {label} is no longer listed by {}",
+                    before
+                        .control_plane
+                        .as_deref()
+                        .unwrap_or("its control plane")
+                ),
+            ));
+        }
+    }
+    if let Some(previous) = previous {
+        for gone in previous.nodes.iter().filter(|p| {
+            p.role == Role::DataPlane
+                && !now
+                    .nodes
+                    .iter()
+                    .any(|n| n.name == p.name && n.cluster == p.cluster)
+        }) {
+            let label = format!("{}/{}", gone.cluster.as_str(), gone.name);
+            out.push((
+                format!("unlisted:{label}"),
+                format!(
+                    "data plane {label} is no longer listed by {}",
+                    gone.control_plane.as_deref().unwrap_or("its control plane")
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// X's nodes should run `from`, Y's `to`. A node that is the same machine on both sides
+/// (in-place: same Admin or Status URL) may run either.
+fn expected_versions(plan: &Plan, view: &NodeView) -> Vec<String> {
+    let (own, other, own_version, other_version) = match view.cluster {
+        ClusterSide::X => (&plan.clusters.x, &plan.clusters.y, plan.from, plan.to),
+        ClusterSide::Y => (&plan.clusters.y, &plan.clusters.x, plan.to, plan.from),
+    };
+    let Some(node) = own.nodes.iter().find(|n| n.name == view.name) else {
+        // A data plane the plan does not name: either version is plausible.
+        return vec![plan.from.to_string(), plan.to.to_string()];
+    };
+    let mut expected = vec![own_version.to_string()];
+    let shares_machine = other.nodes.iter().any(|o| {
+        (o.admin_url.is_some() && o.admin_url == node.admin_url)
+            || (o.status_url.is_some() && o.status_url == node.status_url)
+    });
+    if shares_machine {
+        expected.push(other_version.to_string());
+    }
+    expected
+}
+
+/// Runs the watcher every `interval` until `cancel`, sending `Event::Topology` each time and
+/// `Event::Warning` for each new drift. Stops when the receiver is gone.
+pub fn spawn(
+    mut watcher: TopologyWatcher,
+    interval: Duration,
+    events: mpsc::Sender<Event>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let (snapshot, warnings) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                polled = watcher.poll() => polled,
+            };
+            if events.send(Event::Topology(snapshot)).await.is_err() {
+                return;
+            }
+            for warning in warnings {
+                if events.send(Event::Warning(warning)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
