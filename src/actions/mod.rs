@@ -301,6 +301,14 @@ pub enum BakeResult {
     Cancelled,
 }
 
+/// What a rollback step undoes, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackOf {
+    /// The forward step; `None` for `rollback/traffic-to-x`.
+    pub undoes: Option<StepRef>,
+    pub kind: RollbackKind,
+}
+
 /// The traffic split after a change: what was asked and what the load balancer reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrafficReadback {
@@ -313,8 +321,8 @@ pub struct TrafficReadback {
 pub struct StepContext {
     pub step_ref: StepRef,
     pub step: Step,
-    /// For a rollback step: the forward step it undoes (none for traffic-to-X) and how.
-    pub undoes: Option<(Option<StepRef>, RollbackKind)>,
+    /// Set for a rollback step: what it undoes, and how.
+    pub rollback: Option<RollbackOf>,
     pub attempt: u32,
     pub plan: Arc<Plan>,
     pub expanded: Arc<ExpandedPlan>,

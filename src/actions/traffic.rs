@@ -52,7 +52,10 @@ fn bake_line(plan: &Plan, toolbox: &Toolbox, bake: Duration) -> String {
 fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
     match result {
         BakeResult::Passed(verdict) => StepOutcome::Succeeded {
-            detail: Some(format!("{done}; gates passed: {}", verdict.checks.join("; "))),
+            detail: Some(format!(
+                "{done}; gates passed: {}",
+                verdict.checks.join("; ")
+            )),
             gates_passed: true,
         },
         BakeResult::NoGates => StepOutcome::succeeded(format!("{done}; baked without gates")),

@@ -96,7 +96,9 @@ pub enum Entry {
         kongup_version: String,
     },
     /// A process took the run's lock and started driving it.
-    SessionOpened { pid: u32 },
+    SessionOpened {
+        pid: u32,
+    },
     /// The operator resumed with a changed plan and said so (`--accept-plan-change`).
     PlanChangeAccepted {
         previous_sha256: String,
@@ -133,17 +135,26 @@ pub enum Entry {
         last_lines: Vec<String>,
     },
     /// Found `running` when the run was opened again: the process died during the step.
-    StepInterrupted { step: String },
-    StepMarkedDone { step: String, note: String },
+    StepInterrupted {
+        step: String,
+    },
+    StepMarkedDone {
+        step: String,
+        note: String,
+    },
     /// The operator asked to stop the running step.
-    AbortRequested { step: String },
+    AbortRequested {
+        step: String,
+    },
     /// Something an action wants remembered, e.g. a backup's path and SHA-256.
     Fact {
         step: String,
         key: String,
         value: String,
     },
-    Paused { reason: String },
+    Paused {
+        reason: String,
+    },
     Resumed,
     TrafficRequested {
         split: Split,
@@ -157,11 +168,20 @@ pub enum Entry {
         /// The driver's error, when setting or reading failed.
         error: Option<String>,
     },
-    Gate { step: String, gate: GateRecord },
-    RollbackRequested { reason: String },
+    Gate {
+        step: String,
+        gate: GateRecord,
+    },
+    RollbackRequested {
+        reason: String,
+    },
     /// All traffic is on X, confirmed by the load balancer.
-    RollbackTrafficSafe { time_to_safety_ms: u64 },
-    RollbackTrafficFailed { error: String },
+    RollbackTrafficSafe {
+        time_to_safety_ms: u64,
+    },
+    RollbackTrafficFailed {
+        error: String,
+    },
     RollbackPlanned {
         steps: Vec<RollbackStepInfo>,
         /// `migrations finish` ran on a database X shares: X cannot serve from it until
@@ -169,8 +189,12 @@ pub enum Entry {
         point_of_no_return: bool,
     },
     RollbackFinished,
-    Warning { text: String },
-    SessionClosed { reason: String },
+    Warning {
+        text: String,
+    },
+    SessionClosed {
+        reason: String,
+    },
 }
 
 pub fn step_key(step: &StepRef) -> String {
@@ -306,13 +330,15 @@ impl Journal {
         let created = !path.exists();
         let file = OpenOptions::new()
             .create(true)
+            .truncate(false)
             .read(true)
             .write(true)
             .mode(0o600)
             .open(path)
             .map_err(io_err("open"))?;
         if file.metadata().map_err(io_err("inspect"))?.len() != valid_len {
-            file.set_len(valid_len).map_err(io_err("cut the torn tail of"))?;
+            file.set_len(valid_len)
+                .map_err(io_err("cut the torn tail of"))?;
             file.sync_all().map_err(io_err("sync"))?;
         }
         if created && let Some(dir) = path.parent() {
@@ -377,9 +403,9 @@ fn redact_strings(value: &mut serde_json::Value, redactor: &Redactor) {
         serde_json::Value::Array(items) => {
             items.iter_mut().for_each(|v| redact_strings(v, redactor))
         }
-        serde_json::Value::Object(map) => map
-            .values_mut()
-            .for_each(|v| redact_strings(v, redactor)),
+        serde_json::Value::Object(map) => {
+            map.values_mut().for_each(|v| redact_strings(v, redactor))
+        }
         _ => {}
     }
 }
@@ -467,7 +493,10 @@ mod tests {
 
         std::fs::write(&path, format!("{good}garbage\n{good}")).unwrap();
         let err = read_journal(&path).unwrap_err();
-        assert!(matches!(err, JournalError::Corrupt { line: 2, .. }), "{err}");
+        assert!(
+            matches!(err, JournalError::Corrupt { line: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -162,8 +162,7 @@ pub fn point_of_no_return(expanded: &ExpandedPlan, view: &RunView) -> Option<Ste
             let started = view
                 .record(&step_key(&key))
                 .is_some_and(|r| r.has_started());
-            (step.kind == StepKind::Migrations(MigrationsCommand::Finish) && started)
-                .then_some(key)
+            (step.kind == StepKind::Migrations(MigrationsCommand::Finish) && started).then_some(key)
         })
     })
 }
@@ -378,7 +377,10 @@ mod tests {
             50,
         );
         assert_eq!(point_of_no_return(&expanded, &view), None);
-        assert_eq!(ids(&plan_rollback(&expanded, &view, true)), ["rollback/start-y"]);
+        assert_eq!(
+            ids(&plan_rollback(&expanded, &view, true)),
+            ["rollback/start-y"]
+        );
         assert_eq!(
             ids(&plan_rollback(&expanded, &view, false)),
             ["rollback/traffic-to-x", "rollback/start-y"]

@@ -25,7 +25,7 @@ use super::view::RunView;
 use super::{EngineError, EngineHandle, RunOptions, RunSetup, SessionEnd, plan_change};
 use crate::actions::traffic::apply_split;
 use crate::actions::{
-    AfterFailure, JournalRequest, LogSink, StepAction, StepContext, StepOutcome,
+    AfterFailure, JournalRequest, LogSink, RollbackOf, StepAction, StepContext, StepOutcome,
     commands::run_commands,
 };
 use crate::exec::Executor;
@@ -357,8 +357,10 @@ impl Engine {
             },
         )?;
         if let Some(change) = plan_change {
-            self.opening_warnings
-                .push("the plan changed since the run started; the change is accepted and journaled".into());
+            self.opening_warnings.push(
+                "the plan changed since the run started; the change is accepted and journaled"
+                    .into(),
+            );
             self.record(Who::Operator, change)?;
         }
         for warning in self.opening_warnings.clone() {
@@ -393,8 +395,12 @@ impl Engine {
         Ok(())
     }
 
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Result<SessionEnd, EngineError> {
-        let mut signals = Signals::listen(self.options.handle_signals).map_err(EngineError::Signals)?;
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+    ) -> Result<SessionEnd, EngineError> {
+        let mut signals =
+            Signals::listen(self.options.handle_signals).map_err(EngineError::Signals)?;
         self.emit_snapshot();
         let reason = loop {
             self.advance()?;
@@ -432,7 +438,12 @@ impl Engine {
                 },
             }
         };
-        self.record(Who::Kongup, Entry::SessionClosed { reason: reason.clone() })?;
+        self.record(
+            Who::Kongup,
+            Entry::SessionClosed {
+                reason: reason.clone(),
+            },
+        )?;
         Ok(SessionEnd {
             state: self.view.run_state(),
             reason,
@@ -516,9 +527,15 @@ impl Engine {
         if self.running.is_some() || self.quitting.is_some() {
             return Ok(());
         }
+        // What led here is told before what follows from it.
+        self.emit_changes();
         loop {
             if self.view.rollback_active()
-                && self.view.rollback.as_ref().is_some_and(|r| r.planned.is_some())
+                && self
+                    .view
+                    .rollback
+                    .as_ref()
+                    .is_some_and(|r| r.planned.is_some())
                 && self.view.next_step().is_none()
             {
                 self.record(Who::Kongup, Entry::RollbackFinished)?;
@@ -572,7 +589,12 @@ impl Engine {
     }
 
     /// Whether `step` may be acted on now, in one of `states`; else why not.
-    fn check_turn(&self, step: &StepRef, states: &[StepState], verb: &str) -> Result<String, String> {
+    fn check_turn(
+        &self,
+        step: &StepRef,
+        states: &[StepState],
+        verb: &str,
+    ) -> Result<String, String> {
         if let Some(reason) = &self.quitting {
             return Err(format!("kongup is stopping ({reason}): nothing new starts"));
         }
@@ -619,10 +641,14 @@ impl Engine {
     }
 
     /// The step a reference stands for, with what it undoes when it is a rollback step.
-    fn resolve(&self, step: &StepRef) -> Option<(Step, Option<(Option<StepRef>, RollbackKind)>)> {
+    fn resolve(&self, step: &StepRef) -> Option<(Step, Option<RollbackOf>)> {
         if step.phase == PhaseName::Rollback {
             if let Some(found) = rollback::rollback_step(&self.expanded, step) {
-                return Some((found.step, Some((found.undoes, found.kind))));
+                let of = RollbackOf {
+                    undoes: found.undoes,
+                    kind: found.kind,
+                };
+                return Some((found.step, Some(of)));
             }
             // The plan changed under a planned rollback: the journal still names the step.
             let info = self
@@ -648,7 +674,11 @@ impl Engine {
                 skip_reason: None,
             };
             let undoes = info.undoes.as_deref().and_then(parse_step_key);
-            return Some((manual, Some((undoes, RollbackKind::Manual))));
+            let of = RollbackOf {
+                undoes,
+                kind: RollbackKind::Manual,
+            };
+            return Some((manual, Some(of)));
         }
         self.expanded.step(step).cloned().map(|s| (s, None))
     }
@@ -668,15 +698,16 @@ impl Engine {
             self.refuse(Some(&step), format!("{step} is not a step of this plan"));
             return Ok(());
         };
-        if details.irreversible && typed.as_deref().map(str::trim) != Some(self.plan.name.as_str()) {
+        if details.irreversible && typed.as_deref().map(str::trim) != Some(self.plan.name.as_str())
+        {
             let because = details
                 .irreversible_because
                 .clone()
                 .unwrap_or_else(|| "it cannot be undone".to_string());
             let why = match typed {
-                Some(_) => format!(
-                    "{step} was not confirmed: the typed name does not match the plan name"
-                ),
+                Some(_) => {
+                    format!("{step} was not confirmed: the typed name does not match the plan name")
+                }
                 None => format!(
                     "{step} is irreversible ({because}): confirm it by typing the plan name '{}'",
                     self.plan.name
@@ -721,9 +752,16 @@ impl Engine {
 
     fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {
         let note = note.trim().to_string();
-        match self.check_turn(&step, &[StepState::Failed, StepState::Interrupted], "mark done") {
+        match self.check_turn(
+            &step,
+            &[StepState::Failed, StepState::Interrupted],
+            "mark done",
+        ) {
             Ok(_) if note.is_empty() => {
-                self.refuse(Some(&step), format!("marking {step} done needs a note: what was done by hand"));
+                self.refuse(
+                    Some(&step),
+                    format!("marking {step} done needs a note: what was done by hand"),
+                );
                 Ok(())
             }
             Ok(key) => {
@@ -826,11 +864,11 @@ impl Engine {
 
     fn start_step(&mut self, step: StepRef, who: Who) -> Result<(), EngineError> {
         let key = step_key(&step);
-        let Some((details, undoes)) = self.resolve(&step) else {
+        let Some((details, rollback_of)) = self.resolve(&step) else {
             self.refuse(Some(&step), format!("{step} is not a step of this plan"));
             return Ok(());
         };
-        let rollback_kind = undoes.as_ref().map(|(_, kind)| kind.clone());
+        let rollback_kind = rollback_of.as_ref().map(|r| r.kind.clone());
         let action = self.toolbox.action_for(&details, rollback_kind.as_ref());
         let runs = self
             .toolbox
@@ -875,7 +913,7 @@ impl Engine {
         let ctx = StepContext {
             step_ref: step.clone(),
             step: details,
-            undoes,
+            rollback: rollback_of,
             attempt,
             plan: self.plan.clone(),
             expanded: self.expanded.clone(),
@@ -903,7 +941,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn finish_step(&mut self, ended: Result<StepOutcome, JoinError>) -> Result<(), EngineError> {
+    async fn finish_step(
+        &mut self,
+        ended: Result<StepOutcome, JoinError>,
+    ) -> Result<(), EngineError> {
         let running = self.running.take().expect("a step was running");
         let outcome = ended.unwrap_or_else(|e| {
             StepOutcome::failed(format!("internal error in the step's action: {e}"))
@@ -912,7 +953,12 @@ impl Engine {
             StepOutcome::Succeeded {
                 detail,
                 gates_passed,
-            } => (StepResult::Succeeded, detail, AfterFailure::Stop, gates_passed),
+            } => (
+                StepResult::Succeeded,
+                detail,
+                AfterFailure::Stop,
+                gates_passed,
+            ),
             StepOutcome::Failed { detail, then } => (StepResult::Failed, Some(detail), then, false),
         };
         running.sink.note(&match (&result, &detail) {
@@ -931,6 +977,7 @@ impl Engine {
                 last_lines: running.sink.tail(),
             },
         )?;
+        self.emit_changes();
         let succeeded = result == StepResult::Succeeded;
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
             self.record_traffic_safe_after_step()?;
@@ -988,9 +1035,10 @@ impl Engine {
         let Some(next) = self.view.next_step().and_then(|k| parse_step_key(&k)) else {
             return Ok(());
         };
-        let is_stage = self.expanded.step(&next).is_some_and(|s| {
-            matches!(s.kind, StepKind::ShiftTraffic { .. }) && !s.irreversible
-        });
+        let is_stage = self
+            .expanded
+            .step(&next)
+            .is_some_and(|s| matches!(s.kind, StepKind::ShiftTraffic { .. }) && !s.irreversible);
         if !is_stage || self.view.state_of(&step_key(&next)) != StepState::Pending {
             return Ok(());
         }
@@ -1006,12 +1054,20 @@ impl Engine {
     }
 
     /// The one-key rollback. See `rollback.rs` for what it plans.
-    async fn rollback(&mut self, clock: Instant, reason: &str, who: Who) -> Result<(), EngineError> {
+    async fn rollback(
+        &mut self,
+        clock: Instant,
+        reason: &str,
+        who: Who,
+    ) -> Result<(), EngineError> {
         let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
         let traffic_act_applies = |view: &RunView| {
             view.traffic_moved
                 && past_no_return.is_none()
-                && view.rollback.as_ref().is_none_or(|r| r.time_to_safety_ms.is_none())
+                && view
+                    .rollback
+                    .as_ref()
+                    .is_none_or(|r| r.time_to_safety_ms.is_none())
         };
         match &self.view.rollback {
             Some(rollback) if rollback.finished => {
@@ -1127,9 +1183,9 @@ impl Engine {
                 }));
                 return Ok(true);
             }
-            Ok(Some(applied)) => format!(
-                "asked for all traffic on X, but the load balancer reports {applied}"
-            ),
+            Ok(Some(applied)) => {
+                format!("asked for all traffic on X, but the load balancer reports {applied}")
+            }
             Ok(None) => "the traffic driver cannot read the split back: check the load \
                          balancer, then confirm rollback/traffic-to-x"
                 .to_string(),

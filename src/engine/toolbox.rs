@@ -73,7 +73,12 @@ impl Toolbox {
     }
 
     /// Exactly what confirming the step will run and where, one line each.
-    pub fn preview(&self, plan: &Plan, step: &Step, rollback: Option<&RollbackKind>) -> Vec<String> {
+    pub fn preview(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        rollback: Option<&RollbackKind>,
+    ) -> Vec<String> {
         let mut lines = self
             .action_for(step, rollback)
             .map(|action| action.describe(step, plan, self))

@@ -348,10 +348,14 @@ impl RunView {
             .map(|s| s.step.clone())
     }
 
-    /// The state to show: a pending step whose turn it is, is `Ready`.
+    /// The state to show: a pending step whose turn it is, is `Ready` once no other step
+    /// runs (a rollback plan can be made while a forward step still runs).
     pub fn effective_state(&self, step: &str) -> StepState {
         let state = self.state_of(step);
-        if state == StepState::Pending && self.next_step().as_deref() == Some(step) {
+        if state == StepState::Pending
+            && self.next_step().as_deref() == Some(step)
+            && self.running_step().is_none()
+        {
             StepState::Ready
         } else {
             state
@@ -379,7 +383,11 @@ impl RunView {
             StepState::Failed => RunState::Failed,
             StepState::Interrupted => RunState::Paused,
             StepState::Running => RunState::Running,
-            _ if self.records.values().any(|r| r.attempts > 0 || r.confirmed_by.is_some()) => {
+            _ if self
+                .records
+                .values()
+                .any(|r| r.attempts > 0 || r.confirmed_by.is_some()) =>
+            {
                 RunState::Running
             }
             _ => RunState::Idle,
@@ -511,7 +519,11 @@ mod tests {
         ));
         let view = RunView::replay(&records).unwrap();
         assert_eq!(view.run_state(), RunState::RollingBack);
-        assert_eq!(view.next_step(), None, "nothing runs before the plan exists");
+        assert_eq!(
+            view.next_step(),
+            None,
+            "nothing runs before the plan exists"
+        );
 
         records.push(record(
             3,
@@ -528,7 +540,10 @@ mod tests {
         let view = RunView::replay(&records).unwrap();
         assert_eq!(view.next_step().as_deref(), Some("rollback/a"));
         assert_eq!(view.effective_state("rollback/a"), StepState::Ready);
-        assert_eq!(view.step_keys().last().map(String::as_str), Some("rollback/a"));
+        assert_eq!(
+            view.step_keys().last().map(String::as_str),
+            Some("rollback/a")
+        );
 
         records.push(record(
             4,
