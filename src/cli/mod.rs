@@ -2,6 +2,10 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod path;
+pub mod plan;
+pub mod validate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kongup",
@@ -14,9 +18,17 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Check a plan file: every error with its line and column, or a summary when valid.
+    Validate(validate::ValidateArgs),
+    /// Show the upgrade path from one Kong version to another: hops, guarantees, warnings
+    Path(path::PathArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Validate(args) => validate::run(args),
+        CliCommand::Path(args) => path::run(args),
+    }
 }
