@@ -272,8 +272,8 @@ impl<W: Write> Plain<W> {
     /// The command an answer makes for the waiting step, or `None` (and why) when it
     /// does not fit.
     fn answer(&mut self, step: StepRef, state: StepState, answer: StepAnswer) -> Option<Command> {
-        let irreversible = super::step_details(&self.setup.expanded, &step)
-            .is_some_and(|s| s.irreversible);
+        let irreversible =
+            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let waiting_for_confirm = state == StepState::Ready;
         match answer {
             StepAnswer::Yes if waiting_for_confirm && irreversible => {
@@ -300,7 +300,9 @@ impl<W: Write> Plain<W> {
                 None
             }
             _ if waiting_for_confirm => {
-                self.say(&format!("{step} waits for a confirm: y, skip REASON, or `help`"));
+                self.say(&format!(
+                    "{step} waits for a confirm: y, skip REASON, or `help`"
+                ));
                 None
             }
             _ => {
@@ -317,8 +319,8 @@ impl<W: Write> Plain<W> {
         let Some((step, state)) = self.awaiting.clone() else {
             return;
         };
-        let irreversible = super::step_details(&self.setup.expanded, &step)
-            .is_some_and(|s| s.irreversible);
+        let irreversible =
+            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let choices = match state {
             StepState::Ready if irreversible => format!(
                 "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
@@ -343,9 +345,10 @@ impl<W: Write> Plain<W> {
         self.say("");
         self.say(&format!("== {step}: {}{guide}", details.title));
         for line in details.instruction.lines() {
-            self.say(&format!("   {line}"));
+            self.say(format!("   {line}").trim_end());
         }
-        let rollback_kind = super::rollback::rollback_step(&self.setup.expanded, step).map(|r| r.kind);
+        let rollback_kind =
+            super::rollback::rollback_step(&self.setup.expanded, step).map(|r| r.kind);
         let runs = self
             .setup
             .toolbox

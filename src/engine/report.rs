@@ -327,7 +327,10 @@ fn describe(entry: &Entry) -> String {
                 StepResult::Failed => "failed",
             },
             human_ms(*duration_ms),
-            detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+            detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         ),
         Entry::StepInterrupted { step } => {
             format!("{step} found interrupted: kongup had stopped while it ran")
@@ -338,9 +341,7 @@ fn describe(entry: &Entry) -> String {
         Entry::Paused { reason } => format!("run paused: {reason}"),
         Entry::Resumed => "run resumed".to_string(),
         Entry::TrafficRequested { split, cause } => format!("traffic {split} requested ({cause})"),
-        Entry::TrafficApplied {
-            applied, error, ..
-        } => match (applied, error) {
+        Entry::TrafficApplied { applied, error, .. } => match (applied, error) {
             (_, Some(error)) => format!("traffic change failed: {error}"),
             (Some(applied), None) => format!("load balancer reports {applied}"),
             (None, None) => "traffic set; the driver cannot read it back".to_string(),
@@ -565,10 +566,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
         created_at: time(&first.at),
         created_by: first.by.clone(),
         last_record_at: run.records.last().map(|r| time(&r.at)).unwrap_or_default(),
-        steps: order
-            .iter()
-            .filter_map(|k| steps.remove(k))
-            .collect(),
+        steps: order.iter().filter_map(|k| steps.remove(k)).collect(),
         traffic,
         gates,
         rollback: view.rollback.as_ref().map(|r| RollbackReport {
@@ -578,12 +576,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
             time_to_safety_ms: r.time_to_safety_ms,
             traffic_error: r.traffic_error.clone(),
             point_of_no_return: r.point_of_no_return,
-            steps: r
-                .planned
-                .iter()
-                .flatten()
-                .map(|s| s.step.clone())
-                .collect(),
+            steps: r.planned.iter().flatten().map(|s| s.step.clone()).collect(),
             finished: r.finished,
         }),
         timeline,
@@ -631,7 +624,11 @@ pub fn render_markdown(report: &RunReport) -> String {
         if let Some(reason) = &step.skip_reason {
             line(format!(
                 "- Skipped{}: {reason}",
-                if step.skipped_by_plan { " by the plan" } else { "" }
+                if step.skipped_by_plan {
+                    " by the plan"
+                } else {
+                    ""
+                }
             ));
         }
         if let Some(note) = &step.note {
@@ -728,11 +725,16 @@ pub fn render_markdown(report: &RunReport) -> String {
                 "- Requested by {} at {}: {}",
                 rollback.requested_by, rollback.requested_at, rollback.reason
             ));
-            line(match (rollback.time_to_safety_ms, &rollback.traffic_error) {
-                (Some(ms), _) => format!("- Time to safety: {} (all traffic on X, confirmed)", human_ms(ms)),
-                (None, Some(error)) => format!("- Traffic to X not confirmed: {error}"),
-                (None, None) => "- Traffic was not moved to X by the rollback".into(),
-            });
+            line(
+                match (rollback.time_to_safety_ms, &rollback.traffic_error) {
+                    (Some(ms), _) => format!(
+                        "- Time to safety: {} (all traffic on X, confirmed)",
+                        human_ms(ms)
+                    ),
+                    (None, Some(error)) => format!("- Traffic to X not confirmed: {error}"),
+                    (None, None) => "- Traffic was not moved to X by the rollback".into(),
+                },
+            );
             if rollback.point_of_no_return {
                 line("- Past the point of no return: rollback is the database-restore path".into());
             }

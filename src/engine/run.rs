@@ -165,7 +165,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
             let created = journal.append(
                 &operator.0,
                 Entry::RunCreated {
-                    run_id: run_id_of(&run_dir, &plan),
+                    run_id: rundir::run_id_for(&plan.name),
                     plan_name: plan.name.clone(),
                     plan_sha256: plan_sha256.clone(),
                     plan_text: plan_text.clone(),
@@ -214,15 +214,6 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
-}
-
-/// The run id: the name of the run directory (which `--journal` may choose).
-fn run_id_of(run_dir: &std::path::Path, plan: &Plan) -> String {
-    run_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| rundir::run_id_for(&plan.name))
 }
 
 /// The next verdict from the gate source; `None` once the source is gone.
@@ -495,7 +486,11 @@ impl Engine {
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
         for key in self.view.step_keys() {
-            let state = self.view.effective_state(&key);
+            let mut state = self.view.effective_state(&key);
+            if state == StepState::Ready && self.plan_skips(&key) {
+                // Its turn is only for the plan's skip, which `advance` records next.
+                state = StepState::Pending;
+            }
             if self.shown.get(&key) == Some(&state) {
                 continue;
             }
@@ -522,48 +517,51 @@ impl Engine {
         }
     }
 
+    fn plan_skips(&self, key: &str) -> bool {
+        parse_step_key(key)
+            .filter(|s| s.phase != PhaseName::Rollback)
+            .and_then(|s| self.expanded.step(&s))
+            .is_some_and(|s| s.skip_reason.is_some())
+    }
+
     /// What happens without a command: plan skips, and the end of a rollback plan.
     fn advance(&mut self) -> Result<(), EngineError> {
-        if self.running.is_some() || self.quitting.is_some() {
+        // Plan skips run nothing, so they happen while quitting too.
+        if self.running.is_some() {
             return Ok(());
         }
-        // What led here is told before what follows from it.
-        self.emit_changes();
         loop {
-            if self.view.rollback_active()
-                && self
-                    .view
-                    .rollback
-                    .as_ref()
-                    .is_some_and(|r| r.planned.is_some())
-                && self.view.next_step().is_none()
-            {
+            let next = self.view.next_step();
+            let skip_reason = next
+                .as_deref()
+                .filter(|key| self.view.state_of(key) == StepState::Pending)
+                .and_then(parse_step_key)
+                .filter(|s| s.phase != PhaseName::Rollback)
+                .and_then(|s| self.expanded.step(&s).and_then(|s| s.skip_reason.clone()));
+            if let (Some(step), Some(reason)) = (next.clone(), skip_reason) {
+                self.record(
+                    Who::Kongup,
+                    Entry::StepSkipped {
+                        step,
+                        reason,
+                        by_plan: true,
+                    },
+                )?;
+                continue;
+            }
+            let rollback_planned = self
+                .view
+                .rollback
+                .as_ref()
+                .is_some_and(|r| !r.finished && r.planned.is_some());
+            if rollback_planned && next.is_none() {
+                // The last rollback step's end is told before the rollback's.
+                self.emit_changes();
                 self.record(Who::Kongup, Entry::RollbackFinished)?;
                 self.emit(Event::RollbackProgress(RollbackProgress::Finished));
                 continue;
             }
-            let Some(next) = self.view.next_step() else {
-                return Ok(());
-            };
-            if self.view.state_of(&next) != StepState::Pending {
-                return Ok(());
-            }
-            let skip_reason = parse_step_key(&next)
-                .filter(|s| s.phase != PhaseName::Rollback)
-                .and_then(|s| self.expanded.step(&s).and_then(|s| s.skip_reason.clone()));
-            match skip_reason {
-                Some(reason) => {
-                    self.record(
-                        Who::Kongup,
-                        Entry::StepSkipped {
-                            step: next,
-                            reason,
-                            by_plan: true,
-                        },
-                    )?;
-                }
-                None => return Ok(()),
-            }
+            return Ok(());
         }
     }
 

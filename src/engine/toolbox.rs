@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::actions::{ActionFor, ActionRegistry, StepAction, commands::describe_commands};
-use crate::exec::Executor;
-use crate::lb::TrafficDriver;
+use crate::exec::{Executor, executor_for, local::LocalExecutor};
+use crate::lb::{TrafficDriver, driver_for};
 use crate::metrics::GateVerdict;
-use crate::plan::model::Plan;
+use crate::plan::model::{Plan, SecretRef};
 use crate::plan::steps::{RollbackKind, Step};
 use crate::secrets::Redactor;
 
@@ -38,7 +38,61 @@ impl std::fmt::Debug for Toolbox {
     }
 }
 
+/// The secrets a plan names: the Admin API token, the database passwords and the
+/// smoke tests' credential headers.
+pub fn plan_secrets(plan: &Plan) -> Vec<SecretRef> {
+    let databases = [&plan.clusters.x.database, &plan.clusters.y.database];
+    plan.admin
+        .token
+        .iter()
+        .chain(
+            databases
+                .into_iter()
+                .flatten()
+                .filter_map(|db| db.password.as_ref()),
+        )
+        .chain(
+            plan.smoke_tests
+                .iter()
+                .flat_map(|t| t.secret_headers.values()),
+        )
+        .cloned()
+        .collect()
+}
+
+/// Reads every secret the plan names, for the redactor; all missing ones are reported.
+pub fn resolve_plan_secrets(plan: &Plan) -> Result<Redactor, Vec<crate::secrets::SecretError>> {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for secret in plan_secrets(plan) {
+        match crate::secrets::resolve(&secret) {
+            Ok(value) => values.push(value),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Redactor::new(values))
+    } else {
+        Err(errors)
+    }
+}
+
 impl Toolbox {
+    /// The real parts for a plan: its executors (plus `local`), its traffic driver and
+    /// the built-in actions; no gate source (the metrics task adds one with `with_gates`).
+    pub fn for_plan(plan: &Plan, redactor: Redactor) -> Result<Toolbox, String> {
+        let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
+        executors.insert("local".to_string(), Arc::new(LocalExecutor::new()));
+        for (name, spec) in &plan.executors {
+            let executor = executor_for(spec, name).map_err(|e| e.to_string())?;
+            executors.insert(name.clone(), executor);
+        }
+        let traffic = driver_for(&plan.traffic.driver, &executors).map_err(|e| e.to_string())?;
+        let mut toolbox = Toolbox::new(traffic, redactor);
+        toolbox.executors = executors;
+        Ok(toolbox)
+    }
+
     /// A toolbox with the built-in actions, no executors and no gate source.
     pub fn new(traffic: Arc<dyn TrafficDriver>, redactor: Redactor) -> Toolbox {
         Toolbox {
