@@ -98,8 +98,10 @@ fn key_paths(lines: &[&str]) -> Vec<String> {
                 indent += 2;
                 body = rest.trim_start();
             }
+            // A flow collection (`{a: 1}`, `[1, 2]`) is a value, not a key.
             let key = body
                 .split_once(':')
+                .filter(|_| !body.starts_with(['{', '[']))
                 .map(|(k, _)| k.trim().trim_matches(['"', '\'']))
                 .filter(|k| !k.is_empty() && !k.contains(' '));
             while stack.last().is_some_and(|(i, _)| *i >= indent) {
@@ -153,6 +155,19 @@ mod tests {
                 "steps.skip.step (line 3): - - step: backup",
                 "steps.skip.reason (line 4): - reason: done",
                 "steps.skip (line 2): + skip: []",
+            ]
+        );
+    }
+
+    #[test]
+    fn flow_mappings_sit_under_their_list() {
+        let old = "steps:\n  skip:\n    - {step: a, reason: x}\n";
+        let new = "steps:\n  skip:\n    - {step: a, reason: y}\n";
+        assert_eq!(
+            summarise(old, new),
+            [
+                "steps.skip (line 3): - - {step: a, reason: x}",
+                "steps.skip (line 3): + - {step: a, reason: y}"
             ]
         );
     }

@@ -22,7 +22,7 @@ use super::rollback::{self, TRAFFIC_TO_X};
 use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
-use super::{EngineError, EngineHandle, RunOptions, RunSetup, SessionEnd, plan_change};
+use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
 use crate::actions::traffic::apply_split;
 use crate::actions::{
     AfterFailure, JournalRequest, LogSink, RollbackOf, StepAction, StepContext, StepOutcome,
@@ -60,7 +60,6 @@ struct Engine {
     operator: String,
     toolbox: Toolbox,
     executors: Arc<BTreeMap<String, Arc<dyn Executor>>>,
-    options: RunOptions,
     journal: Journal,
     _lock: RunLock,
     view: RunView,
@@ -190,7 +189,6 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir: run_dir.clone(),
         operator: operator.0,
         toolbox,
-        options,
         journal,
         _lock: lock,
         view,
@@ -205,8 +203,10 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         side_events,
         opening_warnings,
     };
+    // Listening starts before anything runs, so no signal finds the default action.
+    let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change)?;
-    let task = tokio::spawn(engine.run(commands_rx));
+    let task = tokio::spawn(engine.run(commands_rx, signals));
     Ok(EngineHandle {
         commands: commands_tx,
         events: events_rx,
@@ -389,9 +389,8 @@ impl Engine {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
+        mut signals: Signals,
     ) -> Result<SessionEnd, EngineError> {
-        let mut signals =
-            Signals::listen(self.options.handle_signals).map_err(EngineError::Signals)?;
         self.emit_snapshot();
         let reason = loop {
             self.advance()?;
