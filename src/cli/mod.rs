@@ -6,6 +6,9 @@ pub mod db;
 pub mod init;
 pub mod path;
 pub mod plan;
+pub mod report;
+pub mod run;
+pub mod status;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -31,6 +34,12 @@ pub enum CliCommand {
     Path(path::PathArgs),
     /// Show the steps a plan expands into, phase by phase, with the strategy's reason
     Plan(plan::PlanArgs),
+    /// Drive an upgrade run (new, or resumed where it stopped), one confirmed step at a time.
+    Run(run::RunArgs),
+    /// Where a run stands: every step, who confirmed it, the traffic split, who drives it.
+    Status(status::StatusArgs),
+    /// The audit report of a run: timeline, traffic changes, gate verdicts, rollback.
+    Report(report::ReportArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -41,5 +50,8 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Validate(args) => validate::run(args),
         CliCommand::Path(args) => path::run(args),
         CliCommand::Plan(args) => plan::run(args),
+        CliCommand::Run(args) => run::run(args),
+        CliCommand::Status(args) => status::run(args),
+        CliCommand::Report(args) => report::run(args),
     }
 }
