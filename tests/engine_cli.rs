@@ -564,3 +564,56 @@ fn a_changed_plan_is_refused_with_what_changed_until_accepted() {
         |r| matches!(&r.entry, Entry::PlanChangeAccepted { summary, .. } if summary.len() == 4)
     ));
 }
+
+#[test]
+fn without_journal_the_run_lives_in_the_state_directory_and_is_found_again() {
+    let lab = Lab::new("touch DIR/stopped");
+    let plan = lab.plan.display().to_string();
+    let mut child = lab
+        .kongup(&["run", &plan, "--plain"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
+    let output = wait_output(child);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let run_dir = lab.dir.path().join("state/kongup/runs/engine-it");
+    assert!(run_dir.join(JOURNAL_FILE).exists(), "{}", text(&output));
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [&run_dir, &run_dir.join("logs")] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+    for file in files_under(&run_dir) {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+
+    for args in [
+        vec!["status", "--json", "--plan", &plan],
+        vec!["status", "--json"],
+    ] {
+        let out = lab.kongup(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["run_id"], "engine-it");
+        assert_eq!(status["steps"][0]["state"], "succeeded");
+        assert_eq!(status["state"], "running");
+    }
+    let missing = lab
+        .kongup(&[
+            "status",
+            "--journal",
+            &lab.path("nowhere").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no run in"));
+}

@@ -812,3 +812,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test]
+async fn events_of_other_tasks_reach_the_same_stream_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver::default(),
+        kongup::secrets::Redactor::new(["t0ken".to_string()]),
+    );
+    let (side, side_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut setup = setup(dir.path(), plan_named("p"), two_steps(), "v1", kit.toolbox);
+    setup.side_events = Some(side_rx);
+    let mut run = TestRun::start(setup);
+    side.send(Event::Warning("node kong-1 answered with t0ken".into()))
+        .unwrap();
+    let warning = run.wait_warning("kong-1").await;
+    assert_eq!(warning, "node kong-1 answered with [REDACTED]");
+    drop(side);
+    run.send(Command::Confirm {
+        step: cluster("a"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.quit().await;
+}

@@ -493,3 +493,95 @@ async fn a_rollback_before_traffic_moved_does_not_touch_the_load_balancer() {
         .await;
     assert_eq!(run.quit().await.state, RunState::Done);
 }
+
+#[tokio::test]
+async fn a_rollback_during_a_traffic_change_acts_after_it_so_x_gets_the_last_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_millis(300)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("shift-traffic-50"), StepState::Running)
+        .await;
+    run.send(Command::Rollback).await;
+    run.wait_seen("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(
+        *kit.driver.sets.lock().unwrap(),
+        [Split::to_y(50), Split::ALL_X],
+        "the stage's split landed first, the rollback's last"
+    );
+    assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_step_can_be_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    kit.stand_in
+        .set("start-y", Behavior::Block(Arc::new(Notify::new())));
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox.clone(),
+    ));
+    run.send(Command::Confirm {
+        step: cluster("start-y"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("start-y"), StepState::Running).await;
+    run.task.abort();
+    let _ = run.task.await;
+
+    kit.stand_in.set("start-y", Behavior::Succeed);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox,
+    ));
+    run.wait_step(&cluster("start-y"), StepState::Interrupted)
+        .await;
+    run.send(Command::Rollback).await;
+    assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
+    run.send(Command::Confirm {
+        step: rollback_ref("start-y"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&rollback_ref("start-y"), StepState::Succeeded)
+        .await;
+    run.wait_seen("start-y rolled back", |e| {
+        matches!(e, Event::StepChanged { step, state: StepState::RolledBack, .. } if *step == cluster("start-y"))
+    })
+    .await;
+    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
+        .await;
+    run.quit().await;
+}

@@ -342,8 +342,12 @@ pub struct StepContext {
 pub const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl StepContext {
-    /// Sends an event to the console (redact first what could hold a secret).
+    /// Sends an event to the console; a warning's text is redacted on the way.
     pub fn emit(&self, event: Event) {
+        let event = match event {
+            Event::Warning(text) => Event::Warning(self.redactor.redact(&text).into_owned()),
+            other => other,
+        };
         let _ = self.events.send(event);
     }
 

@@ -15,7 +15,8 @@ pub struct ReportArgs {
     /// The run directory (as given to `kongup run --journal`).
     #[arg(long, value_name = "DIR", conflicts_with = "plan")]
     pub journal: Option<PathBuf>,
-    /// Find the run of this plan file under the default state directory.
+    /// Find the run of this plan file under the default state directory. Without
+    /// --journal or --plan: the run there whose journal changed last.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
     /// Markdown for people, JSON for tools.

@@ -11,6 +11,11 @@ use crate::engine::{RunOptions, RunSetup, RunState, Toolbox, local_operator, spa
 use crate::plan::load::load_plan;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 the run is done; 1 it could not start (plan errors, a \
+missing secret, the run is driven by another kongup, the plan changed); 2 it stopped before \
+the end and is resumable."
+)]
 pub struct RunArgs {
     /// The plan file (YAML); the run id comes from its `name`, so the same plan resumes
     /// the same run.

@@ -11,7 +11,8 @@ pub struct StatusArgs {
     /// The run directory (as given to `kongup run --journal`).
     #[arg(long, value_name = "DIR", conflicts_with = "plan")]
     pub journal: Option<PathBuf>,
-    /// Find the run of this plan file under the default state directory.
+    /// Find the run of this plan file under the default state directory. Without
+    /// --journal or --plan: the run there whose journal changed last.
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
     /// Print JSON: {"run_id","plan","state","steps":[{"id","phase","state","confirmed_by",

@@ -49,6 +49,8 @@ struct Running {
     cancel: CancellationToken,
     /// Only a bake: a rollback may stop it (a command is never cut short by a rollback).
     bake_only: bool,
+    /// It sets the traffic split: a rollback's traffic act waits for its end.
+    touches_traffic: bool,
     sink: LogSink,
     task: tokio::task::JoinHandle<StepOutcome>,
 }
@@ -77,6 +79,8 @@ struct Engine {
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
     /// Warnings from opening the run, shown after the first snapshot.
     opening_warnings: Vec<String>,
+    /// A rollback waiting for a running traffic step to end; its command's arrival time.
+    deferred_rollback: Option<Instant>,
 }
 
 fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
@@ -202,6 +206,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         shown_run: None,
         side_events,
         opening_warnings,
+        deferred_rollback: None,
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -901,6 +906,7 @@ impl Engine {
             self.by(who)
         ));
         let cancel = CancellationToken::new();
+        let touches_traffic = matches!(details.kind, StepKind::ShiftTraffic { .. });
         let bake_only = details.commands.is_empty()
             && matches!(
                 details.kind,
@@ -932,6 +938,7 @@ impl Engine {
             started: Instant::now(),
             cancel,
             bake_only,
+            touches_traffic,
             sink,
             task,
         });
@@ -978,6 +985,9 @@ impl Engine {
         let succeeded = result == StepResult::Succeeded;
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
             self.record_traffic_safe_after_step()?;
+        }
+        if let Some(clock) = self.deferred_rollback.take() {
+            self.rollback_act_and_plan(clock).await?;
         }
         match then {
             AfterFailure::Stop => {}
@@ -1057,22 +1067,23 @@ impl Engine {
         reason: &str,
         who: Who,
     ) -> Result<(), EngineError> {
-        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
-        let traffic_act_applies = |view: &RunView| {
-            view.traffic_moved
-                && past_no_return.is_none()
-                && view
-                    .rollback
-                    .as_ref()
-                    .is_none_or(|r| r.time_to_safety_ms.is_none())
-        };
+        if let Some(running) = &self.running
+            && self.deferred_rollback.is_some()
+        {
+            let why = format!(
+                "the rollback already waits for {} to end (a traffic step is stopping)",
+                running.step
+            );
+            self.refuse(None, why);
+            return Ok(());
+        }
         match &self.view.rollback {
             Some(rollback) if rollback.finished => {
                 self.refuse(None, "the run was already rolled back");
                 return Ok(());
             }
             Some(rollback) if rollback.planned.is_some() => {
-                if traffic_act_applies(&self.view) && self.traffic_to_x_now(clock).await? {
+                if self.traffic_act_applies() && self.traffic_to_x_now(clock).await? {
                     let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
                     let planned = self.view.rollback_steps().iter().any(|s| s.step == step);
                     if planned && self.view.state_of(&step) == StepState::Pending {
@@ -1102,25 +1113,48 @@ impl Engine {
             }
         }
         self.emit(Event::RollbackProgress(RollbackProgress::Started));
-        if let Some(running) = &self.running
-            && running.bake_only
-        {
-            let (key, cancel, sink) = (
+        if let Some(running) = &self.running {
+            let (step, key, cancel, sink, bake_only, touches_traffic) = (
+                running.step.clone(),
                 running.key.clone(),
                 running.cancel.clone(),
                 running.sink.clone(),
+                running.bake_only,
+                running.touches_traffic,
             );
-            self.record(Who::Kongup, Entry::AbortRequested { step: key })?;
-            sink.note("the rollback stops this bake");
-            cancel.cancel();
-        } else if let Some(running) = &self.running {
-            self.warn(format!(
-                "{} is running and is not cut short: the rollback steps wait for it to end",
-                running.step
-            ));
+            if bake_only {
+                self.record(Who::Kongup, Entry::AbortRequested { step: key })?;
+                sink.note("the rollback stops this bake");
+                cancel.cancel();
+            } else {
+                self.warn(format!(
+                    "{step} is running and is not cut short: the rollback steps wait for it to end"
+                ));
+            }
+            if touches_traffic {
+                // Its split must not land after the rollback's: act once it has ended.
+                self.deferred_rollback = Some(clock);
+                return Ok(());
+            }
         }
+        self.rollback_act_and_plan(clock).await
+    }
+
+    fn traffic_act_applies(&self) -> bool {
+        self.view.traffic_moved
+            && rollback::point_of_no_return(&self.expanded, &self.view).is_none()
+            && self
+                .view
+                .rollback
+                .as_ref()
+                .is_none_or(|r| r.time_to_safety_ms.is_none())
+    }
+
+    /// The first act where it applies (all traffic to X), then the rollback plan.
+    async fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
+        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
         let mut traffic_safe = false;
-        if traffic_act_applies(&self.view) {
+        if self.traffic_act_applies() {
             traffic_safe = self.traffic_to_x_now(clock).await?;
         } else if let Some(finish) = &past_no_return {
             self.warn(format!(

@@ -146,6 +146,8 @@ pub struct FakeDriver {
     pub sets: Mutex<Vec<Split>>,
     pub blind: bool,
     pub misreport: Option<Split>,
+    /// How long setting a split takes.
+    pub delay: Option<Duration>,
 }
 
 #[async_trait::async_trait]
@@ -155,6 +157,9 @@ impl TrafficDriver for FakeDriver {
     }
 
     async fn set_split(&self, split: Split) -> Result<(), LbError> {
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
         self.sets.lock().unwrap().push(split);
         *self.split.lock().unwrap() = Some(split);
         Ok(())
