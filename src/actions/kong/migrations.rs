@@ -1,0 +1,206 @@
+//! `kong migrations up` and `finish` on a Y node's executor, with the database settings in
+//! the command's environment, then a read of `schema_meta` to check they did what they
+//! should. `finish` first passes the freeze guard: it is the point of no return.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{KongAccess, database_node, freeze, side_name};
+use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
+use crate::engine::toolbox::Toolbox;
+use crate::exec::OutputLine;
+use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};
+use crate::kong::pg;
+use crate::plan::model::Plan;
+use crate::plan::steps::{ClusterSide, MigrationsCommand, Step, StepKind};
+
+pub struct Migrations {
+    access: Arc<KongAccess>,
+}
+
+impl Migrations {
+    pub fn new(access: Arc<KongAccess>) -> Migrations {
+        Migrations { access }
+    }
+}
+
+fn command_of(step: &Step) -> Option<MigrationsCommand> {
+    match step.kind {
+        StepKind::Migrations(command) => Some(command),
+        _ => None,
+    }
+}
+
+/// The executor `kong migrations` runs on: Y's first node that reaches the database
+/// (traditional or control plane) and has one, else this machine.
+fn executor_name(plan: &Plan) -> (String, Option<String>) {
+    match database_node(plan, ClusterSide::Y) {
+        Some(node) => (
+            node.executor.clone().unwrap_or_default(),
+            Some(node.name.clone()),
+        ),
+        None => ("local".to_string(), None),
+    }
+}
+
+#[async_trait::async_trait]
+impl StepAction for Migrations {
+    fn describe(&self, step: &Step, plan: &Plan, toolbox: &Toolbox) -> Vec<String> {
+        let Some(command) = command_of(step) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        if command == MigrationsCommand::Finish {
+            lines.push(freeze::describe_guard(&self.access, plan));
+        }
+        let (executor, node) = executor_name(plan);
+        let place = toolbox
+            .executors
+            .get(&executor)
+            .map_or_else(|| format!("executor '{executor}'"), |e| e.describe());
+        let database = self
+            .access
+            .y_runs_on()
+            .map_or_else(|| "no database in the plan".to_string(), |d| d.describe());
+        lines.push(format!(
+            "run `{}` on {}{place} (timeout {}), with {database} in its environment \
+             (KONG_PG_*; the password only there)",
+            build_command(&plan.migrations, command).display(),
+            node.map(|n| format!("y/{n}: ")).unwrap_or_default(),
+            humantime::format_duration(plan.migrations.timeout)
+        ));
+        lines.push(match command {
+            MigrationsCommand::Up => format!(
+                "then read schema_meta on {database}: the new migrations must be recorded, \
+                 those with a teardown as pending"
+            ),
+            MigrationsCommand::Finish => {
+                format!("then read schema_meta on {database}: no migration may be left pending")
+            }
+        });
+        lines
+    }
+
+    async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
+        let Some(command) = command_of(&ctx.step) else {
+            return Err(ActionError::Failed(format!(
+                "{} is not a migrations step",
+                ctx.step_ref
+            )));
+        };
+        // The plan's own commands for this step run after the action: refuse them now.
+        let forbidden: Vec<String> = ctx
+            .step
+            .commands
+            .iter()
+            .filter_map(|spec| check_command(&spec.program).err())
+            .map(|e| e.to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            return Ok(StepOutcome::failed(forbidden.join("; ")));
+        }
+        let Some(database) = self.access.y_runs_on().cloned() else {
+            return Ok(StepOutcome::failed(
+                "the plan names no database (clusters.x.database, or clusters.y.database for \
+                 dual-cluster): kongup cannot check the migrations without it; add it",
+            ));
+        };
+        if command == MigrationsCommand::Finish
+            && let Some(stopped) = freeze::guard_step(ctx, &self.access).await?
+        {
+            return Ok(stopped);
+        }
+        let before = match database.schema_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                return Ok(StepOutcome::failed(format!(
+                    "cannot read schema_meta before the migrations: {e}"
+                )));
+            }
+        };
+        ctx.log.note(&format!(
+            "{} before: {}",
+            database.describe(),
+            pg::summary(&before)
+        ));
+        let (executor_name, node) = executor_name(&ctx.plan);
+        let executor = ctx.executor(&executor_name)?;
+        let plan = ctx.plan.clone();
+        ctx.log.note(&format!(
+            "$ {}   [on {}{}, timeout {}]",
+            build_command(&plan.migrations, command).display(),
+            node.map(|n| format!("{} node {n}, ", side_name(ClusterSide::Y)))
+                .unwrap_or_default(),
+            executor.describe(),
+            humantime::format_duration(plan.migrations.timeout)
+        ));
+        let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(256);
+        let sink = ctx.log.clone();
+        let forward = async move {
+            while let Some(line) = lines_rx.recv().await {
+                sink.line(line.stream, &line.text);
+            }
+        };
+        let (result, ()) = tokio::join!(
+            migrations::run(
+                executor.as_ref(),
+                &plan.migrations,
+                command,
+                database.kong_env(),
+                lines_tx,
+                ctx.cancel.clone(),
+            ),
+            forward
+        );
+        if let Err(error) = result {
+            let mut detail = error.to_string();
+            if let MigrationsError::Failed {
+                diagnosis: Some(Diagnosis::LockHeld),
+                ..
+            } = &error
+            {
+                detail.push_str(&match database.migrations_lock().await {
+                    Ok(Some(lock)) => format!(
+                        " The lock now: owner {}, ttl {} ({}).",
+                        lock.owner.as_deref().unwrap_or("unknown"),
+                        lock.ttl.as_deref().unwrap_or("none"),
+                        if lock.expired {
+                            "expired: retrying removes it"
+                        } else {
+                            "not expired"
+                        }
+                    ),
+                    Ok(None) => " The lock is gone now: retry the step.".to_string(),
+                    Err(e) => format!(" The lock could not be read: {e}."),
+                });
+            }
+            return Ok(StepOutcome::failed(detail));
+        }
+        let after = match database.schema_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                return Ok(StepOutcome::failed(format!(
+                    "cannot check schema_meta after the migrations: {e}"
+                )));
+            }
+        };
+        let address = database.describe();
+        let verified = match command {
+            MigrationsCommand::Up => migrations::verify_after_up(&before, &after, &address),
+            MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
+        };
+        match verified {
+            Ok(note) => {
+                ctx.log.note(&format!("{address} after: {note}"));
+                let key = match command {
+                    MigrationsCommand::Up => "migrations.up",
+                    MigrationsCommand::Finish => "migrations.finish",
+                };
+                ctx.record_fact(key, pg::summary(&after)).await?;
+                Ok(StepOutcome::succeeded(note))
+            }
+            Err(e) => Ok(StepOutcome::failed(e.to_string())),
+        }
+    }
+}
