@@ -91,8 +91,9 @@ pub fn expand(plan: &Plan) -> Result<ExpandedPlan, Vec<ExpandError>> {
     };
     customise(&mut phases, &plan.steps)?;
     for phase in &mut phases {
+        let (name, strategy) = (phase.name, phase.strategy);
         for step in &mut phase.steps {
-            let note = common::kongup_note(step, plan);
+            let note = common::kongup_note(step, plan, name, strategy);
             if !step.instruction.is_empty() {
                 step.instruction.push_str("\n\n");
             }
