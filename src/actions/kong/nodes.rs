@@ -335,9 +335,15 @@ impl NodesWait {
         let started = Instant::now();
         let deadline = started + waits.nodes;
         let mut next_progress = started;
-        let goal = match want {
-            Want::Up => format!("answer with Kong {version} and be ready"),
-            _ => "stop answering or report draining".to_string(),
+        let (goal, reached) = match want {
+            Want::Up => (
+                format!("answer with Kong {version} and be ready"),
+                format!("answer with Kong {version} and are ready"),
+            ),
+            _ => (
+                "stop answering or report draining".to_string(),
+                "stopped answering or report draining".to_string(),
+            ),
         };
         ctx.log.note(&format!(
             "waiting up to {} for {} to {goal}",
@@ -365,8 +371,7 @@ impl NodesWait {
             let checked = nodes.len() - unchecked.len();
             if pending.is_empty() {
                 let mut text = format!(
-                    "{} of {} did {goal} after {}",
-                    checked,
+                    "{} {reached} ({checked} checked, after {})",
                     scope_name(target),
                     humantime::format_duration(round(started.elapsed()))
                 );
@@ -382,8 +387,9 @@ impl NodesWait {
             let now = Instant::now();
             if now >= deadline {
                 return Err(StepOutcome::failed(format!(
-                    "after {}, {} of {checked} of {} did not {goal}: {}. Check them, then retry \
-                     the step (its commands run again) or mark it done with a note",
+                    "after {}, {} of the {checked} checked of {} still do not {goal}: {}. Check \
+                     them, then retry the step (its commands run again) or mark it done with a \
+                     note",
                     humantime::format_duration(waits.nodes),
                     pending.len(),
                     scope_name(target),
