@@ -40,7 +40,7 @@ pub use self::event::{Event, RunState, StepState};
 pub use self::rollback::step_details;
 pub use self::toolbox::Toolbox;
 use crate::plan::model::Plan;
-use crate::plan::steps::ExpandedPlan;
+use crate::plan::steps::{ExpandedPlan, Step, StepRef};
 
 /// Everything a run needs.
 pub struct RunSetup {
@@ -114,6 +114,29 @@ pub enum EngineError {
 /// engine task. Call it inside a tokio runtime.
 pub fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     run::spawn(setup)
+}
+
+/// What a console shows before a confirm: the step (forward or rollback) and exactly
+/// what confirming it will run, and where, one line each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPreview {
+    pub step: Step,
+    pub runs: Vec<String>,
+}
+
+pub fn preview_step(
+    plan: &Plan,
+    expanded: &ExpandedPlan,
+    toolbox: &Toolbox,
+    step: &StepRef,
+) -> Option<StepPreview> {
+    let details = step_details(expanded, step)?;
+    let rollback_kind = rollback::rollback_step(expanded, step).map(|r| r.kind);
+    let runs = toolbox.preview(plan, &details, rollback_kind.as_ref());
+    Some(StepPreview {
+        step: details,
+        runs,
+    })
 }
 
 /// SHA-256 of a text, in hex.

@@ -333,7 +333,17 @@ impl<W: Write> Plain<W> {
     }
 
     fn show_step(&mut self, step: &StepRef) {
-        let Some(details) = super::step_details(&self.setup.expanded, step) else {
+        let preview = super::preview_step(
+            &self.setup.plan,
+            &self.setup.expanded,
+            &self.setup.toolbox,
+            step,
+        );
+        let Some(super::StepPreview {
+            step: details,
+            runs,
+        }) = preview
+        else {
             self.say(&format!("== {step} (not described by this plan)"));
             return;
         };
@@ -347,12 +357,6 @@ impl<W: Write> Plain<W> {
         for line in details.instruction.lines() {
             self.say(format!("   {line}").trim_end());
         }
-        let rollback_kind =
-            super::rollback::rollback_step(&self.setup.expanded, step).map(|r| r.kind);
-        let runs = self
-            .setup
-            .toolbox
-            .preview(&self.setup.plan, &details, rollback_kind.as_ref());
         self.say("   what runs:");
         for line in runs {
             self.say(&format!("     - {line}"));

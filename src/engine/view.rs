@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::event::{RunState, StepState};
-use super::journal::{
-    ConfirmVia, Entry, GateRecord, Record, RollbackStepInfo, StepInfo, StepResult,
-};
+use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
 use crate::lb::Split;
 
 /// Everything the journal says about one step.
@@ -20,12 +18,8 @@ pub struct StepRecord {
     pub confirmed_at: Option<DateTime<Utc>>,
     pub confirmed_via: Option<ConfirmVia>,
     pub attempts: u32,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub duration_ms: Option<u64>,
     /// Exit status or failure reason of the last attempt, or the skip reason or note.
     pub detail: Option<String>,
-    pub last_lines: Vec<String>,
     pub skip_reason: Option<String>,
     pub skipped_by_plan: bool,
     pub note: Option<String>,
@@ -40,11 +34,7 @@ impl Default for StepRecord {
             confirmed_at: None,
             confirmed_via: None,
             attempts: 0,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
             detail: None,
-            last_lines: Vec::new(),
             skip_reason: None,
             skipped_by_plan: false,
             note: None,
@@ -86,7 +76,6 @@ pub struct RunView {
     pub plan_name: String,
     pub plan_sha256: String,
     pub plan_text: String,
-    pub created_at: DateTime<Utc>,
     /// The forward steps of the plan in force, in order.
     pub steps: Vec<StepInfo>,
     pub records: BTreeMap<String, StepRecord>,
@@ -98,7 +87,6 @@ pub struct RunView {
     /// Traffic was ever sent to Y.
     pub traffic_moved: bool,
     pub rollback: Option<RollbackView>,
-    pub gates: Vec<(String, GateRecord)>,
     pub last_seq: u64,
 }
 
@@ -122,7 +110,6 @@ impl RunView {
             plan_name: plan_name.clone(),
             plan_sha256: plan_sha256.clone(),
             plan_text: plan_text.clone(),
-            created_at: first.at,
             steps: steps.clone(),
             records: BTreeMap::new(),
             paused: None,
@@ -130,7 +117,6 @@ impl RunView {
             traffic_applied: None,
             traffic_moved: false,
             rollback: None,
-            gates: Vec::new(),
             last_seq: first.seq,
         };
         rest.iter().for_each(|r| view.apply(r));
@@ -173,16 +159,12 @@ impl RunView {
                 let rec = self.record_mut(step);
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
-                rec.started_at = Some(record.at);
-                rec.finished_at = None;
                 rec.detail = None;
             }
             Entry::StepFinished {
                 step,
                 result,
                 detail,
-                duration_ms,
-                last_lines,
                 ..
             } => {
                 let rec = self.record_mut(step);
@@ -190,10 +172,7 @@ impl RunView {
                     StepResult::Succeeded => StepState::Succeeded,
                     StepResult::Failed => StepState::Failed,
                 };
-                rec.finished_at = Some(record.at);
-                rec.duration_ms = Some(*duration_ms);
                 rec.detail = detail.clone();
-                rec.last_lines = last_lines.clone();
                 if *result == StepResult::Succeeded {
                     self.mark_undone_by(step);
                 }
@@ -212,10 +191,9 @@ impl RunView {
                 rec.state = StepState::Succeeded;
                 rec.note = Some(note.clone());
                 rec.detail = Some(format!("marked done by {}: {note}", record.by));
-                rec.finished_at = Some(record.at);
                 self.mark_undone_by(step);
             }
-            Entry::AbortRequested { .. } => {}
+            Entry::AbortRequested { .. } | Entry::Gate { .. } => {}
             Entry::Fact { step, key, value } => {
                 self.record_mut(step)
                     .facts
@@ -235,7 +213,6 @@ impl RunView {
                 self.traffic_requested = Some(*requested);
                 self.traffic_applied = *applied;
             }
-            Entry::Gate { step, gate } => self.gates.push((step.clone(), gate.clone())),
             Entry::RollbackRequested { reason } => {
                 if self.rollback.as_ref().is_none_or(|r| r.finished) {
                     self.rollback = Some(RollbackView {
