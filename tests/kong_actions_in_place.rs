@@ -14,12 +14,13 @@ use std::time::Duration;
 use engine_support::{TestRun, cluster};
 use kong_actions_support::*;
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP, FREEZE_FINGERPRINT};
-use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
+use kongup::actions::kong::{KongAccess, Waits, register_kong_actions, spawn_topology_watcher};
 use kongup::engine::journal::Entry;
 use kongup::engine::toolbox::resolve_plan_secrets;
 use kongup::engine::{Command, Operator, RunOptions, RunSetup, StepState, Toolbox};
 use kongup::plan::load::parse_plan;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
+use tokio_util::sync::CancellationToken;
 
 const PLAN_NAME: &str = "orders in place 3.9 to 3.10";
 
@@ -143,16 +144,20 @@ steps:
     let access = KongAccess::for_plan(&plan)
         .unwrap()
         .with_waits(fast_waits());
-    register_kong_actions(&mut toolbox.actions, access);
+    register_kong_actions(&mut toolbox.actions, access.clone());
+    let plan = Arc::new(plan);
+    let cancel_watch = CancellationToken::new();
+    let (side_events, watch_task) =
+        spawn_topology_watcher(plan.clone(), &access, cancel_watch.clone());
     let mut run = TestRun::start(RunSetup {
-        plan: Arc::new(plan),
+        plan,
         expanded: Arc::new(loaded.expanded),
         plan_text: plan_text.clone(),
         run_dir: work.join("run"),
         operator: Operator("alice@test".into()),
         toolbox,
         options: RunOptions::default(),
-        side_events: None,
+        side_events: Some(side_events),
     });
     let run_dir = run.run_dir.clone();
 
@@ -177,6 +182,14 @@ steps:
             other => panic!("{id} did not succeed: {other:?}"),
         }
     }
+
+    // The topology watcher's snapshots reach the engine's event stream.
+    run.wait_seen("a topology snapshot with X's node and database", |e| {
+        matches!(e, kongup::engine::Event::Topology(t)
+            if t.nodes.iter().any(|n| n.name == "x1" && n.version.as_deref() == Some("3.9.1"))
+                && t.databases.iter().any(|d| d.schema.as_deref() == Some("024_380_to_390, none pending")))
+    })
+    .await;
 
     let detail = confirm(&mut run, "preflight", None).await.unwrap();
     assert!(detail.contains("1 X node(s) as planned"), "{detail}");
@@ -278,4 +291,9 @@ steps:
     assert!(logs.contains("PASS \"key-auth rejects a request without a key\" via y/y1"));
     assert!(logs.contains("core migrated up to: 025_390_to_3100 (pending)"));
     run.quit().await;
+    cancel_watch.cancel();
+    tokio::time::timeout(Duration::from_secs(10), watch_task)
+        .await
+        .expect("the watcher stops")
+        .unwrap();
 }
