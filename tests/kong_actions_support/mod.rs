@@ -125,6 +125,21 @@ async fn orders(State(node): State<Shared>, headers: HeaderMap) -> axum::respons
     }
 }
 
+/// An entity collection of the Admin API: one service, empty otherwise.
+async fn entities(
+    axum::extract::Path(entity): axum::extract::Path<String>,
+) -> axum::response::Response {
+    let data = match entity.as_str() {
+        "services" => serde_json::json!([{"id": "a0000000-0000-4000-8000-000000000001",
+                                           "name": "orders", "host": "orders.internal",
+                                           "created_at": 1, "updated_at": 2}]),
+        "routes" | "consumers" | "plugins" | "upstreams" | "certificates" | "snis"
+        | "ca_certificates" | "vaults" | "key_sets" | "keys" => serde_json::json!([]),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    axum::Json(serde_json::json!({"data": data, "next": null})).into_response()
+}
+
 /// Serves a fake node; returns its base URL and the handle to change its behaviour.
 pub async fn fake_node(behaviour: NodeBehaviour) -> (String, Shared) {
     let shared = Arc::new(Mutex::new(behaviour));
@@ -133,6 +148,7 @@ pub async fn fake_node(behaviour: NodeBehaviour) -> (String, Shared) {
         .route("/status", get(status))
         .route("/status/ready", get(ready))
         .route("/orders", get(orders))
+        .route("/{entity}", get(entities))
         .with_state(shared.clone());
     (crate::support::http::serve(router).await, shared)
 }
