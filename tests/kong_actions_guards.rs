@@ -152,6 +152,72 @@ async fn the_freeze_guard_stops_a_traffic_stage_after_a_write_and_lets_it_go_onc
     run.quit().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_the_migrations_rewrite_are_no_write_for_the_guard() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    let dir = tempfile::tempdir().unwrap();
+    // A `kong` whose `up` also rewrites a route, as some of Kong's migrations do.
+    let kong = dir.path().join("kong");
+    std::fs::write(
+        &kong,
+        format!(
+            "#!/bin/sh\n{} \"$@\" || exit $?\n\
+             PGPASSWORD=\"$KONG_PG_PASSWORD\" psql -X -q -h \"$KONG_PG_HOST\" -p \"$KONG_PG_PORT\" \
+             -U \"$KONG_PG_USER\" -d \"$KONG_PG_DATABASE\" \
+             -c \"UPDATE routes SET paths = '{{/orders/v2}}' WHERE name = 'orders-route'\"\n",
+            standin()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&kong, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut plan = plan_on(&pg, dir.path(), "rewrites");
+    plan.migrations.kong_binary = kong.display().to_string();
+    let kit = kit_for(&plan);
+    let steps = vec![
+        step("freeze-writes", StepKind::FreezeWrites),
+        step("migrations-up", StepKind::Migrations(MigrationsCommand::Up)),
+        step(
+            "shift-traffic-50",
+            StepKind::ShiftTraffic {
+                y_percent: 50,
+                bake: Duration::ZERO,
+            },
+        ),
+    ];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(Strategy::BlueGreen, steps),
+        "v1",
+        kit.toolbox.clone(),
+    ));
+    for id in ["freeze-writes", "migrations-up", "shift-traffic-50"] {
+        confirm(&mut run, id, None).await;
+        let (state, detail) = ended(&mut run, id).await;
+        assert_eq!(state, StepState::Succeeded, "{id}: {detail}");
+    }
+    assert_eq!(
+        pg.psql(
+            "kong",
+            "SELECT paths FROM routes WHERE name = 'orders-route'"
+        ),
+        "{/orders/v2}"
+    );
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::to_y(50)));
+    let fingerprints = run
+        .journal()
+        .iter()
+        .filter(|r| matches!(&r.entry, kongup::engine::journal::Entry::Fact { key, .. } if key == facts::FREEZE_FINGERPRINT))
+        .count();
+    assert_eq!(fingerprints, 2, "taken at the freeze and again after `up`");
+    assert!(
+        all_logs(&run.run_dir)
+            .contains("configuration fingerprint taken again after the migrations")
+    );
+    run.quit().await;
+}
+
 fn smoke(name: &str, expect_status: u16, key_file: Option<&Path>) -> SmokeTest {
     SmokeTest {
         name: name.into(),

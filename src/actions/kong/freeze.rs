@@ -1,6 +1,7 @@
 //! The configuration freeze: `freeze-writes` records a fingerprint of the configuration
 //! once the operator says writes are stopped; the guard compares it before every traffic
-//! stage and before `kong migrations finish`, and stops the step, naming what changed.
+//! stage and before `kong migrations up` and `finish`, and stops the step, naming what
+//! changed. The migrations take the fingerprint again after they ran.
 
 use std::sync::Arc;
 
@@ -114,7 +115,7 @@ impl StepAction for FreezeWrites {
         ));
         Ok(StepOutcome::succeeded(format!(
             "configuration fingerprint recorded from {from} ({}); it is compared before every \
-             traffic step and before `kong migrations finish`",
+             traffic step and before `kong migrations up` and `finish`",
             recorded.summary
         )))
     }
@@ -208,6 +209,27 @@ pub(crate) async fn guard_step(
             Ok(Some(StepOutcome::failed(text)))
         }
     }
+}
+
+/// After `kong migrations up` or `finish`, which rewrite rows by design: takes the
+/// fingerprint again, the way the freeze took it, so later checks compare with the
+/// migrated configuration. `None` when no freeze was recorded.
+pub(crate) async fn retake(
+    ctx: &StepContext,
+    access: &KongAccess,
+) -> Result<Option<String>, ActionError> {
+    let Some((recorded, _)) = facts::recorded_freeze(&ctx.run_dir)? else {
+        return Ok(None);
+    };
+    let fingerprint = take(access, &recorded.via).await.map_err(|e| {
+        ActionError::Failed(format!(
+            "the migrations ran, but the configuration fingerprint cannot be taken again: {e}; \
+             the freeze guard of later steps would compare with the configuration from before \
+             the migrations"
+        ))
+    })?;
+    let retaken = facts::record_freeze(ctx, recorded.via, &fingerprint).await?;
+    Ok(Some(retaken.summary))
 }
 
 /// The line the guard adds to a step's preview.

@@ -1,6 +1,8 @@
 //! `kong migrations up` and `finish` on a Y node's executor, with the database settings in
 //! the command's environment, then a read of `schema_meta` to check they did what they
-//! should. `finish` first passes the freeze guard: it is the point of no return.
+//! should. Both first pass the freeze guard (`finish` is the point of no return); after
+//! them the fingerprint is taken again, because migrations rewrite rows by design and the
+//! guard of later steps must not take that for a write.
 
 use std::sync::Arc;
 
@@ -50,10 +52,7 @@ impl StepAction for Migrations {
         let Some(command) = command_of(step) else {
             return Vec::new();
         };
-        let mut lines = Vec::new();
-        if command == MigrationsCommand::Finish {
-            lines.push(freeze::describe_guard(&self.access, plan));
-        }
+        let mut lines = vec![freeze::describe_guard(&self.access, plan)];
         let (executor, node) = executor_name(plan);
         let place = toolbox
             .executors
@@ -79,6 +78,10 @@ impl StepAction for Migrations {
                 format!("then read schema_meta on {database}: no migration may be left pending")
             }
         });
+        lines.push(
+            "then take the configuration fingerprint again: migrations rewrite rows by design"
+                .to_string(),
+        );
         lines
     }
 
@@ -106,9 +109,7 @@ impl StepAction for Migrations {
                  dual-cluster): kongup cannot check the migrations without it; add it",
             ));
         };
-        if command == MigrationsCommand::Finish
-            && let Some(stopped) = freeze::guard_step(ctx, &self.access).await?
-        {
+        if let Some(stopped) = freeze::guard_step(ctx, &self.access).await? {
             return Ok(stopped);
         }
         let before = match database.schema_state().await {
@@ -190,17 +191,22 @@ impl StepAction for Migrations {
             MigrationsCommand::Up => migrations::verify_after_up(&before, &after, &address),
             MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
         };
-        match verified {
-            Ok(note) => {
-                ctx.log.note(&format!("{address} after: {note}"));
-                let key = match command {
-                    MigrationsCommand::Up => "migrations.up",
-                    MigrationsCommand::Finish => "migrations.finish",
-                };
-                ctx.record_fact(key, pg::summary(&after)).await?;
-                Ok(StepOutcome::succeeded(note))
-            }
-            Err(e) => Ok(StepOutcome::failed(e.to_string())),
+        let note = match verified {
+            Ok(note) => note,
+            Err(e) => return Ok(StepOutcome::failed(e.to_string())),
+        };
+        ctx.log.note(&format!("{address} after: {note}"));
+        let key = match command {
+            MigrationsCommand::Up => "migrations.up",
+            MigrationsCommand::Finish => "migrations.finish",
+        };
+        ctx.record_fact(key, pg::summary(&after)).await?;
+        if let Some(summary) = freeze::retake(ctx, &self.access).await? {
+            ctx.log.note(&format!(
+                "configuration fingerprint taken again after the migrations ({summary}): later \
+                 freeze checks compare with it"
+            ));
         }
+        Ok(StepOutcome::succeeded(note))
     }
 }

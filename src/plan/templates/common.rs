@@ -298,7 +298,7 @@ pub(super) fn kongup_note(
                 ""
             }
         ),
-        StepKind::FreezeWrites => "Tell everyone who writes configuration (Admin API, Kong Manager, decK, the database) to stop, then confirm: kongup records a fingerprint of the configuration (entity counts, ids, newest changes, row contents) from X's database, else X's Admin API, and compares it before every traffic step and before `kong migrations finish`: a change stops the step.".to_string(),
+        StepKind::FreezeWrites => "Tell everyone who writes configuration (Admin API, Kong Manager, decK, the database) to stop, then confirm: kongup records a fingerprint of the configuration (entity counts, ids, newest changes, row contents) from X's database, else X's Admin API, and compares it before every traffic step and before `kong migrations up` and `finish`: a change stops the step.".to_string(),
         StepKind::Backup(BackupKind::Database) => "kongup dumps X's database with `pg_dump -Fc` into the run directory, records its SHA-256 and checks it with `pg_restore --list`; it does not go on without a verified backup.".to_string(),
         StepKind::Backup(BackupKind::Declarative) => {
             let mut note = "kongup dumps the configuration with `deck gateway dump` when decK is installed, else exports the core entities through X's Admin API".to_string();
@@ -368,12 +368,8 @@ pub(super) fn kongup_note(
                 MigrationsCommand::Up => "the new migrations must be recorded, those with a teardown as pending",
                 MigrationsCommand::Finish => "no migration may be left pending",
             };
-            let guard = match command {
-                MigrationsCommand::Up => "",
-                MigrationsCommand::Finish => "checks the configuration is unchanged since the freeze, then ",
-            };
             format!(
-                "kongup {guard}runs `{}` on the executor of Y's first node that reaches the database (else locally), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}.{then_commands}",
+                "kongup checks the configuration is unchanged since the freeze, runs `{}` on the executor of Y's first node that reaches the database (else locally), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}",
                 argv.join(" ")
             )
         }
