@@ -1,5 +1,7 @@
 //! The command line: `kongup <command>`. Each command's work lives in its own file.
 
+pub mod scrape;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -14,9 +16,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Sample Kong /metrics endpoints twice and print requests/s, 5xx ratio and latency.
+    Scrape(scrape::ScrapeArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Scrape(args) => scrape::run(args),
+    }
 }
