@@ -75,7 +75,8 @@ impl MetricsSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// No data, or too few requests: the run pauses.
+    /// No data, too few requests, a figure a gate needs is unknown (its Kong flag is
+    /// off), or breaches not yet `consecutive_breaches` in a row: the run pauses.
     Inconclusive,
     Fail,
 }
@@ -85,7 +86,7 @@ pub enum Verdict {
 pub struct GateVerdict {
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
-    /// One line per check, e.g. "Y 5xx 0.8% <= 1.0%: ok".
+    /// One line per check, e.g. "Y 5xx 0.80% ≤ 1.00%: ok".
     pub checks: Vec<String>,
     pub requests_in_window: u64,
     /// Breaching evaluations in a row so far.

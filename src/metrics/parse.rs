@@ -109,16 +109,21 @@ impl<'a> Labels<'a> {
     /// The raw label text without one label: the key of a histogram series without its
     /// `le`. Borrowed when that label comes last or first, as Kong writes `le`.
     pub fn raw_without(&self, name: &str) -> Cow<'a, str> {
-        let Some(span) = self.spans().find(|span| span.name == name) else {
-            return Cow::Borrowed(self.raw);
-        };
+        self.split_off(name)
+            .map_or(Cow::Borrowed(self.raw), |(_, rest)| rest)
+    }
+
+    /// One label's unescaped value and the raw text of the others, in one pass.
+    pub fn split_off(&self, name: &str) -> Option<(Cow<'a, str>, Cow<'a, str>)> {
+        let span = self.spans().find(|span| span.name == name)?;
         let before = self.raw[..span.start].trim_end_matches([' ', '\t', ',']);
         let after = self.raw[span.end..].trim_start_matches([' ', '\t', ',']);
-        match (before.is_empty(), after.is_empty()) {
+        let rest = match (before.is_empty(), after.is_empty()) {
             (_, true) => Cow::Borrowed(before),
             (true, false) => Cow::Borrowed(after),
             (false, false) => Cow::Owned(format!("{before},{after}")),
-        }
+        };
+        Some((unescape_label_value(span.raw_value), rest))
     }
 
     fn spans(&self) -> LabelSpans<'a> {

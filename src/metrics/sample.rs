@@ -138,10 +138,10 @@ impl NodeSample {
                     .into_iter()
                     .find(|l| s.name == l.bucket_series())
                 {
-                    let Some(le) = s.labels.get("le").and_then(|le| le.parse::<f64>().ok()) else {
+                    let Some((le, key)) = s.labels.split_off("le") else {
                         return;
                     };
-                    let key = s.labels.raw_without("le");
+                    let Ok(le) = le.parse::<f64>() else { return };
                     let same_series = current
                         .as_ref()
                         .is_some_and(|(k, series)| *k == kind && series.as_str() == key);

@@ -108,16 +108,20 @@ async fn fetch_body(
     Ok(body)
 }
 
-/// reqwest's top-level message hides the cause ("error sending request"): add the chain.
+/// reqwest's own message repeats the URL and hides the cause ("error sending request
+/// for url (…)"): say the causes instead.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
+    let mut causes = Vec::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        causes.push(cause.to_string());
         source = cause.source();
     }
-    text
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
 }
 
 #[cfg(test)]
