@@ -390,3 +390,219 @@ async fn scrape_without_the_token_variable_says_what_to_set() {
         "{stderr}"
     );
 }
+
+// ---- TLS, with a real `openssl s_server` ----
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, all from it.
+fn make_certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=kongup test CA",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let (key, csr, pem, ext) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.pem"),
+            format!("{who}.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_options_reach_a_server_with_a_private_ca_and_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    std::fs::write(dir.path().join("metrics"), kong_text(10, 0)).unwrap();
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    // -WWW serves the files of its working directory; -Verify 1 demands a client certificate.
+    let mut server = tokio::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-WWW",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "server.pem",
+            "-key",
+            "server.key",
+            "-Verify",
+            "1",
+            "-CAfile",
+            "ca.pem",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl s_server starts");
+    tokio::time::timeout(DEADLINE, async {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("s_server listens");
+
+    let url = format!("https://127.0.0.1:{port}/metrics");
+    let path = |name: &str| Some(dir.path().join(name));
+    let scrape = |tls: TlsOptions| {
+        let url = url.clone();
+        async move {
+            let client = http_client(&tls, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+            kongup::metrics::scrape::scrape_node(&client, &url, None, Duration::from_secs(5))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let with_ca_and_cert = TlsOptions {
+        ca_file: path("ca.pem"),
+        client_cert: path("client.pem"),
+        client_key: path("client.key"),
+        insecure: false,
+    };
+    let sample = scrape(with_ca_and_cert.clone())
+        .await
+        .expect("trusted CA and client certificate");
+    assert!(sample.status_code_metrics());
+
+    let untrusted = scrape(TlsOptions {
+        ca_file: None,
+        ..with_ca_and_cert.clone()
+    })
+    .await
+    .unwrap_err();
+    assert!(untrusted.contains("certificate"), "{untrusted}");
+
+    let insecure = TlsOptions {
+        ca_file: None,
+        insecure: true,
+        ..with_ca_and_cert.clone()
+    };
+    assert!(scrape(insecure).await.is_ok());
+
+    let no_client_cert = TlsOptions {
+        client_cert: None,
+        client_key: None,
+        ..with_ca_and_cert
+    };
+    assert!(scrape(no_client_cert).await.is_err());
+
+    server.kill().await.unwrap();
+}
+
+#[test]
+fn tls_files_that_cannot_be_used_say_which_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = TlsOptions {
+        ca_file: Some(dir.path().join("nope.pem")),
+        ..Default::default()
+    };
+    let error = http_client(&missing, Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("CA file") && error.contains("nope.pem"),
+        "{error}"
+    );
+
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    let not_pem = TlsOptions {
+        ca_file: Some(dir.path().join("cert.pem")),
+        ..Default::default()
+    };
+    let error = http_client(&not_pem, Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("no certificate") && error.contains("cert.pem"),
+        "{error}"
+    );
+
+    let half = TlsOptions {
+        client_cert: Some(dir.path().join("cert.pem")),
+        ..Default::default()
+    };
+    let error = http_client(&half, Duration::from_secs(1))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("client key"), "{error}");
+}

@@ -23,6 +23,8 @@ pub enum HttpClientError {
         path: String,
         error: reqwest::Error,
     },
+    #[error("the CA file {path} holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks)")]
+    NoCertificate { path: String },
     #[error("admin.tls: a client certificate needs a client key too, and the other way round")]
     HalfIdentity,
     #[error("could not build the HTTP client: {0}")]
@@ -57,6 +59,11 @@ pub fn http_client(
                 path: ca_file.display().to_string(),
                 error,
             })?;
+        if certs.is_empty() {
+            return Err(HttpClientError::NoCertificate {
+                path: ca_file.display().to_string(),
+            });
+        }
         builder = builder.tls_certs_only(certs);
     }
     match (&tls.client_cert, &tls.client_key) {

@@ -207,7 +207,8 @@ async fn run(
     let mut history = Arc::clone(&history_tx.borrow());
     let token = config.admin_token.as_deref();
 
-    let mut ticker = tokio::time::interval(config.interval);
+    // tokio's interval refuses a zero period; a tenth of a second is already plenty.
+    let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(100)));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
