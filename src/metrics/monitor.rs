@@ -244,7 +244,7 @@ async fn run(
         Arc::make_mut(&mut history).push(snapshot);
         history_tx.send_replace(Arc::clone(&history));
         if let Some(verdict) = verdict {
-            // No receiver yet is not an error: the verdict is also in nobody's way.
+            // Sending fails only while nobody subscribes, and then nobody needs it.
             let _ = verdict_tx.send(verdict);
         }
     }
