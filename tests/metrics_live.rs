@@ -606,3 +606,27 @@ fn tls_files_that_cannot_be_used_say_which_and_why() {
         .to_string();
     assert!(error.contains("client key"), "{error}");
 }
+
+#[test]
+fn a_node_is_scraped_on_its_status_api_else_its_admin_api() {
+    use kongup::plan::model::{Node, Role};
+    let node = |admin: Option<&str>, status: Option<&str>| Node {
+        name: "kong-1".into(),
+        admin_url: admin.map(String::from),
+        status_url: status.map(String::from),
+        proxy_url: Some("http://10.0.0.1:8000".into()),
+        role: Role::Traditional,
+        executor: None,
+    };
+    let both = ScrapeTarget::from_node(&node(
+        Some("https://kong-1:8444/"),
+        Some("http://kong-1:8100"),
+    ));
+    assert_eq!(both.url.as_deref(), Some("http://kong-1:8100/metrics"));
+    let admin_only = ScrapeTarget::from_node(&node(Some("https://kong-1:8444/"), None));
+    assert_eq!(
+        admin_only.url.as_deref(),
+        Some("https://kong-1:8444/metrics")
+    );
+    assert_eq!(ScrapeTarget::from_node(&node(None, None)).url, None);
+}

@@ -53,14 +53,6 @@ impl ClusterTracker {
         }
     }
 
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
-    pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.iter().map(|n| n.name.as_str())
-    }
-
     /// Records one scrape of node `index` (its place in `new`): a sample, or why there
     /// is none. Out-of-range indexes are ignored.
     pub fn record(&mut self, index: usize, outcome: Result<NodeSample, String>) {

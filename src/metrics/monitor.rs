@@ -155,11 +155,6 @@ impl MonitorHandle {
     pub fn on_fail(&self) -> Option<FailAction> {
         self.on_fail
     }
-
-    /// Whether the task still runs (it only ends when the handle is dropped).
-    pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
-    }
 }
 
 impl Drop for MonitorHandle {
