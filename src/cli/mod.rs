@@ -6,6 +6,7 @@ pub mod db;
 pub mod init;
 pub mod path;
 pub mod plan;
+pub mod scrape;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ pub enum CliCommand {
     Path(path::PathArgs),
     /// Show the steps a plan expands into, phase by phase, with the strategy's reason
     Plan(plan::PlanArgs),
+    /// Sample Kong /metrics endpoints twice and print requests/s, 5xx ratio and latency.
+    Scrape(scrape::ScrapeArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Validate(args) => validate::run(args),
         CliCommand::Path(args) => path::run(args),
         CliCommand::Plan(args) => plan::run(args),
+        CliCommand::Scrape(args) => scrape::run(args),
     }
 }
