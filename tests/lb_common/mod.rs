@@ -13,12 +13,23 @@ use kongup::lb::Split;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// A loopback port nothing listens on, never the same twice in this process: the
+/// kernel may hand a just-released port out again, and HAProxy and nginx bind with
+/// SO_REUSEPORT, so two of them given one port would share it silently.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// An upstream that answers every request with its cluster's letter, in the body and
@@ -107,6 +118,24 @@ impl Running {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits until the unix socket at `path` accepts connections.
+    pub fn wait_for_unix_socket(&mut self, path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.assert_alive();
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {}",
+                self.name,
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn require(program: &str, package: &str) -> PathBuf {
@@ -164,6 +193,7 @@ impl Haproxy {
         );
         process.wait_for_port(front_port);
         process.wait_for_port(admin_port);
+        process.wait_for_unix_socket(&socket);
         Haproxy {
             process,
             front: SocketAddr::from(([127, 0, 0, 1], front_port)),
