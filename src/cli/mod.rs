@@ -6,7 +6,10 @@ pub mod db;
 pub mod init;
 pub mod path;
 pub mod plan;
+pub mod report;
+pub mod run;
 pub mod scrape;
+pub mod status;
 pub mod validate;
 
 #[derive(Debug, Parser)]
@@ -34,6 +37,12 @@ pub enum CliCommand {
     Plan(plan::PlanArgs),
     /// Sample Kong /metrics endpoints twice and print requests/s, 5xx ratio and latency.
     Scrape(scrape::ScrapeArgs),
+    /// Drive an upgrade run (new, or resumed where it stopped), one confirmed step at a time.
+    Run(run::RunArgs),
+    /// Where a run stands: every step, who confirmed it, the traffic split, who drives it.
+    Status(status::StatusArgs),
+    /// The audit report of a run: timeline, traffic changes, gate verdicts, rollback.
+    Report(report::ReportArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -45,5 +54,8 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Path(args) => path::run(args),
         CliCommand::Plan(args) => plan::run(args),
         CliCommand::Scrape(args) => scrape::run(args),
+        CliCommand::Run(args) => run::run(args),
+        CliCommand::Status(args) => status::run(args),
+        CliCommand::Report(args) => report::run(args),
     }
 }
