@@ -14,6 +14,7 @@ have nginx || need_packages+=(nginx-light)
 have pg_dump || need_packages+=(postgresql-client)
 have tmux || need_packages+=(tmux)
 have ssh || need_packages+=(openssh-client)
+have sshd || need_packages+=(openssh-server)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

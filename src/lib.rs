@@ -10,3 +10,4 @@ pub mod lb;
 pub mod metrics;
 pub mod plan;
 pub mod secrets;
+pub mod session;

@@ -14,10 +14,11 @@ use std::time::Duration;
 use engine_support::{TestRun, cluster};
 use kong_actions_support::*;
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP, FREEZE_FINGERPRINT};
-use kongup::actions::kong::{KongAccess, Waits, register_kong_actions, spawn_topology_watcher};
+use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::journal::Entry;
 use kongup::engine::toolbox::resolve_plan_secrets;
 use kongup::engine::{Command, Operator, RunOptions, RunSetup, StepState, Toolbox};
+use kongup::kong::watch::{self, TopologyWatcher};
 use kongup::plan::load::parse_plan;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio_util::sync::CancellationToken;
@@ -147,8 +148,15 @@ steps:
     register_kong_actions(&mut toolbox.actions, access.clone());
     let plan = Arc::new(plan);
     let cancel_watch = CancellationToken::new();
-    let (side_events, watch_task) =
-        spawn_topology_watcher(plan.clone(), &access, cancel_watch.clone());
+    // As `session::start` runs the watcher beside the engine.
+    let (side_tx, side_events) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = TopologyWatcher::new(access.probe.clone(), plan.clone(), access.databases());
+    let watch_task = watch::spawn(
+        watcher,
+        Duration::from_millis(200),
+        side_tx,
+        cancel_watch.clone(),
+    );
     let mut run = TestRun::start(RunSetup {
         plan,
         expanded: Arc::new(loaded.expanded),

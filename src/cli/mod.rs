@@ -8,6 +8,7 @@ pub mod path;
 pub mod plan;
 pub mod report;
 pub mod run;
+pub mod scrape;
 pub mod status;
 pub mod validate;
 
@@ -34,6 +35,8 @@ pub enum CliCommand {
     Path(path::PathArgs),
     /// Show the steps a plan expands into, phase by phase, with the strategy's reason
     Plan(plan::PlanArgs),
+    /// Sample Kong /metrics endpoints twice and print requests/s, 5xx ratio and latency.
+    Scrape(scrape::ScrapeArgs),
     /// Drive an upgrade run (new, or resumed where it stopped), one confirmed step at a time.
     Run(run::RunArgs),
     /// Where a run stands: every step, who confirmed it, the traffic split, who drives it.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Validate(args) => validate::run(args),
         CliCommand::Path(args) => path::run(args),
         CliCommand::Plan(args) => plan::run(args),
+        CliCommand::Scrape(args) => scrape::run(args),
         CliCommand::Run(args) => run::run(args),
         CliCommand::Status(args) => status::run(args),
         CliCommand::Report(args) => report::run(args),

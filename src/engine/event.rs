@@ -82,6 +82,10 @@ pub struct LogLine {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a metrics snapshot (both clusters' figures) is the largest event; one goes out per scrape round, so boxing it saves nothing worth an allocation"
+)]
 pub enum Event {
     StepChanged {
         step: StepRef,

@@ -1,4 +1,19 @@
 //! Live metrics of both clusters and the gates that compare Y with X.
+//!
+//! `parse` reads Prometheus text; `sample` keeps the series kongup uses from one scrape
+//! of one node; `aggregate` turns scrapes into per-cluster figures over a window;
+//! `gates` judges Y against the plan's gates; `monitor` scrapes every node on an
+//! interval; `history` keeps the snapshots for sparklines; `http` builds the HTTP client.
+
+pub mod aggregate;
+pub mod gates;
+pub mod histogram;
+pub mod history;
+pub mod http;
+pub mod monitor;
+pub mod parse;
+pub mod sample;
+pub mod scrape;
 
 use chrono::{DateTime, Utc};
 
@@ -13,6 +28,13 @@ pub struct ClusterFigures {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// Requests counted in the window (`kong_http_requests_total`, else the request
+    /// latency histogram's count); what the gates' `min_requests` is compared with.
+    pub requests_in_window: Option<u64>,
+    /// `kong_upstream_latency_ms`.
+    pub upstream_latency: Quantiles,
+    /// `kong_kong_latency_ms`.
+    pub kong_latency: Quantiles,
     pub active_connections: Option<f64>,
     pub datastore_reachable: Option<bool>,
     /// `status_code_metrics` is on (the `kong_http_requests_total` series exist).
@@ -22,6 +44,16 @@ pub struct ClusterFigures {
     /// Nodes scraped successfully out of the nodes tried.
     pub nodes_scraped: usize,
     pub nodes_total: usize,
+    /// Why each node not scraped was not, as `node: reason`.
+    pub scrape_errors: Vec<String>,
+}
+
+/// Latency quantiles in milliseconds; `None` when unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Quantiles {
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +75,8 @@ impl MetricsSnapshot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    /// No data, or too few requests: the run pauses.
+    /// No data, too few requests, a figure a gate needs is unknown (its Kong flag is
+    /// off), or breaches not yet `consecutive_breaches` in a row: the run pauses.
     Inconclusive,
     Fail,
 }
@@ -53,7 +86,7 @@ pub enum Verdict {
 pub struct GateVerdict {
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
-    /// One line per check, e.g. "Y 5xx 0.8% <= 1.0%: ok".
+    /// One line per check, e.g. "Y 5xx 0.80% ≤ 1.00%: ok".
     pub checks: Vec<String>,
     pub requests_in_window: u64,
     /// Breaching evaluations in a row so far.

@@ -24,16 +24,10 @@ mod smoke;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
 use crate::actions::{ActionFor, ActionRegistry, StepContext};
-use crate::engine::event::Event;
 use crate::kong::client::{AdminClient, AdminClientOptions, AdminError};
 use crate::kong::database::{KongDatabase, PgDatabase};
 use crate::kong::pg::PgError;
-use crate::kong::watch::{DEFAULT_INTERVAL, TopologyWatcher};
 use crate::plan::model::{DatabaseKind, Node, Plan, Role};
 use crate::plan::steps::{BackupKind, ClusterSide, RollbackKind, StepKind};
 use crate::plan::version::KongVersion;
@@ -182,31 +176,16 @@ impl KongAccess {
         self.y_database.as_ref().or(self.x_database.as_ref())
     }
 
-    pub fn database(&self, side: ClusterSide) -> Option<&Arc<dyn KongDatabase>> {
-        match side {
-            ClusterSide::X => self.x_database.as_ref(),
-            ClusterSide::Y => self.y_database.as_ref(),
-        }
-    }
-}
-
-/// The topology watcher over the plan's nodes and `access`'s databases, polling every
-/// [`crate::kong::watch::DEFAULT_INTERVAL`] until `cancel`. Give the receiver to the engine
-/// as `RunSetup::side_events`: topology snapshots and drift warnings reach the console
-/// through the engine's one event stream.
-pub fn spawn_topology_watcher(
-    plan: Arc<Plan>,
-    access: &KongAccess,
-    cancel: CancellationToken,
-) -> (mpsc::UnboundedReceiver<Event>, JoinHandle<()>) {
-    let databases = [ClusterSide::X, ClusterSide::Y]
+    /// X's and Y's databases, for the topology pane (`session::LiveSources::databases`).
+    pub fn databases(&self) -> Vec<(ClusterSide, Arc<dyn KongDatabase>)> {
+        [
+            (ClusterSide::X, &self.x_database),
+            (ClusterSide::Y, &self.y_database),
+        ]
         .into_iter()
-        .filter_map(|side| access.database(side).map(|d| (side, d.clone())))
-        .collect();
-    let watcher = TopologyWatcher::new(access.probe.clone(), plan, databases);
-    let (events, receiver) = mpsc::unbounded_channel();
-    let task = crate::kong::watch::spawn(watcher, DEFAULT_INTERVAL, events, cancel);
-    (receiver, task)
+        .filter_map(|(side, database)| database.clone().map(|d| (side, d)))
+        .collect()
+    }
 }
 
 /// Registers every Kong action; later registrations win, so call it after the built-ins

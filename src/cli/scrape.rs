@@ -1,0 +1,219 @@
+//! `kongup scrape URL…`: two samples of each Kong `/metrics` endpoint, `--interval`
+//! apart, and the figures kongup would derive from them, per endpoint and in total.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::metrics::ClusterFigures;
+use crate::metrics::aggregate::ClusterTracker;
+use crate::metrics::http::http_client;
+use crate::metrics::sample::NodeSample;
+use crate::metrics::scrape::{metrics_url_from_arg, scrape_node};
+use crate::plan::model::{SecretRef, TlsOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct ScrapeArgs {
+    /// Kong Status API or Admin API URLs; `/metrics` is added when a URL has no path
+    /// (e.g. http://127.0.0.1:8100 or https://kong:8001/metrics).
+    #[arg(required = true, value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Time between the two samples of each endpoint (e.g. 2s, 500ms, 1m).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Print JSON: {"endpoints":[{"url",…}],"total":{…}}, null where unknown.
+    #[arg(long)]
+    pub json: bool,
+    /// Name of the environment variable holding the Admin token (sent as
+    /// Kong-Admin-Token; the token itself never goes on the command line).
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// Time limit for each request, body included.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// PEM file of the CA that signed the endpoints' certificates (replaces the system's).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --client-key).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Do not verify the endpoints' certificates (unsafe; kongup warns).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq)]
+struct FiguresJson {
+    requests_per_s: Option<f64>,
+    error_ratio: Option<f64>,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    status_code_metrics: bool,
+    latency_metrics: bool,
+}
+
+impl From<&ClusterFigures> for FiguresJson {
+    fn from(f: &ClusterFigures) -> Self {
+        FiguresJson {
+            requests_per_s: f.requests_per_s,
+            error_ratio: f.error_ratio,
+            p50_ms: f.p50_ms,
+            p95_ms: f.p95_ms,
+            p99_ms: f.p99_ms,
+            status_code_metrics: f.status_code_metrics,
+            latency_metrics: f.latency_metrics,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct EndpointJson {
+    url: String,
+    #[serde(flatten)]
+    figures: FiguresJson,
+    /// Why the endpoint gave no figures; absent when both samples were read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReportJson {
+    endpoints: Vec<EndpointJson>,
+    total: FiguresJson,
+}
+
+/// Scrapes, prints, and returns 0 when every endpoint gave both samples, 1 otherwise.
+pub fn run(args: ScrapeArgs) -> color_eyre::Result<i32> {
+    let token = match &args.token_env {
+        Some(var) => Some(crate::secrets::resolve(&SecretRef::Env(var.clone()))?),
+        None => None,
+    };
+    let tls = TlsOptions {
+        ca_file: args.ca_file.clone(),
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+        insecure: args.insecure,
+    };
+    if tls.insecure {
+        eprintln!("warning: --insecure: the endpoints' certificates are not verified");
+    }
+    let client = http_client(&tls, args.timeout)?;
+    let urls: Vec<String> = args.urls.iter().map(|u| metrics_url_from_arg(u)).collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (first, second) = runtime.block_on(async {
+        let sample_all = || {
+            futures::future::join_all(
+                urls.iter()
+                    .map(|url| scrape_node(&client, url, token.as_deref(), args.timeout)),
+            )
+        };
+        let started = tokio::time::Instant::now();
+        let first = sample_all().await;
+        tokio::time::sleep_until(started + args.interval).await;
+        (first, sample_all().await)
+    });
+
+    // The window only has to hold the one pair of samples.
+    let window = args.interval * 4 + args.timeout * 2;
+    let mut total = ClusterTracker::new(urls.iter().cloned(), window);
+    let mut endpoints = Vec::new();
+    let mut all_scraped = true;
+    for (index, (first, second)) in first.into_iter().zip(second).enumerate() {
+        let url = urls[index].clone();
+        let mut one = ClusterTracker::new([url.clone()], window);
+        let mut error = None;
+        for outcome in [first, second] {
+            let outcome: Result<NodeSample, String> = outcome.map_err(|e| e.to_string());
+            if let Err(reason) = &outcome {
+                error.get_or_insert_with(|| reason.clone());
+            }
+            one.record(0, outcome.clone());
+            total.record(index, outcome);
+        }
+        all_scraped &= error.is_none();
+        let figures = one.figures(Utc::now());
+        endpoints.push((url, figures, error));
+    }
+    let total_figures = total.figures(Utc::now());
+
+    if args.json {
+        let report = ReportJson {
+            endpoints: endpoints
+                .iter()
+                .map(|(url, figures, error)| EndpointJson {
+                    url: url.clone(),
+                    figures: figures.into(),
+                    error: error.clone(),
+                })
+                .collect(),
+            total: (&total_figures).into(),
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_table(&endpoints, &total_figures));
+    }
+    Ok(if all_scraped { 0 } else { 1 })
+}
+
+fn cell(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
+    value.map_or_else(|| "-".to_string(), format)
+}
+
+fn render_table(
+    endpoints: &[(String, ClusterFigures, Option<String>)],
+    total: &ClusterFigures,
+) -> String {
+    let label_width = endpoints
+        .iter()
+        .map(|(url, _, _)| url.len())
+        .max()
+        .unwrap_or(0)
+        .max("ENDPOINT".len());
+    let row = |label: &str, f: &ClusterFigures| {
+        format!(
+            "{label:<label_width$}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}\n",
+            cell(f.requests_per_s, |v| format!("{v:.2}")),
+            cell(f.error_ratio, |v| format!("{:.2}%", v * 100.0)),
+            cell(f.p50_ms, |v| format!("{v:.1} ms")),
+            cell(f.p95_ms, |v| format!("{v:.1} ms")),
+            cell(f.p99_ms, |v| format!("{v:.1} ms")),
+        )
+    };
+    let mut out = format!(
+        "{:<label_width$}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}\n",
+        "ENDPOINT", "REQ/S", "5XX", "P50", "P95", "P99"
+    );
+    for (url, figures, _) in endpoints {
+        out.push_str(&row(url, figures));
+    }
+    out.push_str(&row("total", total));
+    let mut notes = Vec::new();
+    for (url, figures, error) in endpoints {
+        if let Some(error) = error {
+            notes.push(format!("{url}: not scraped: {error}"));
+            continue;
+        }
+        if !figures.status_code_metrics {
+            notes.push(format!(
+                "{url}: no kong_http_requests_total (status_code_metrics off, or no request yet): requests/s and 5xx unknown"
+            ));
+        }
+        if !figures.latency_metrics {
+            notes.push(format!(
+                "{url}: no latency histograms (latency_metrics off, or no request yet): p50/p95/p99 unknown"
+            ));
+        }
+    }
+    for note in notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}

@@ -1,0 +1,150 @@
+//! One scrape of one node's `/metrics`, bounded in time and size.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{ACCEPT, HeaderValue};
+
+use super::http::ADMIN_TOKEN_HEADER;
+use super::sample::{ExpositionError, NodeSample};
+
+/// A Kong exposition of 10 000 series is about 1.5 MB; anything past this is not one.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("no answer from {url} within {timeout:?} (is the node up and the port right?)")]
+    Timeout { url: String, timeout: Duration },
+    #[error("could not reach {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error(
+        "{url} answered HTTP {status} (401/403: check the Admin token; 404: enable the prometheus plugin or use the Status API)"
+    )]
+    Status { url: String, status: u16 },
+    #[error("{url} sent more than {MAX_BODY_BYTES} bytes: not a Kong exposition")]
+    TooLarge { url: String },
+    #[error("{url} sent a body that is not UTF-8 text")]
+    NotText { url: String },
+    #[error("{url}: {error}")]
+    Exposition { url: String, error: ExpositionError },
+}
+
+/// The `/metrics` URL of a node's Status or Admin API base URL from the plan.
+pub fn metrics_url(base: &str) -> String {
+    format!("{}/metrics", base.trim_end_matches('/'))
+}
+
+/// For a URL given on the command line: used as it is when it has a path, else with
+/// `/metrics` added.
+pub fn metrics_url_from_arg(url: &str) -> String {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match after_scheme.find('/') {
+        Some(slash) if after_scheme[slash..].len() > 1 => url.to_string(),
+        _ => metrics_url(url),
+    }
+}
+
+/// Fetches and reads one exposition. `timeout` bounds the whole exchange, body
+/// included; the token is sent as `Kong-Admin-Token` and marked sensitive.
+pub async fn scrape_node(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<NodeSample, ScrapeError> {
+    let body = tokio::time::timeout(timeout, fetch_body(client, url, token))
+        .await
+        .map_err(|_| ScrapeError::Timeout {
+            url: url.to_string(),
+            timeout,
+        })??;
+    let at = Utc::now();
+    let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText {
+        url: url.to_string(),
+    })?;
+    NodeSample::parse(text, at).map_err(|error| ScrapeError::Exposition {
+        url: url.to_string(),
+        error,
+    })
+}
+
+async fn fetch_body(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> Result<Vec<u8>, ScrapeError> {
+    let transport = |error: reqwest::Error| ScrapeError::Transport {
+        url: url.to_string(),
+        reason: describe(&error),
+    };
+    let mut request = client
+        .get(url)
+        .header(ACCEPT, "text/plain;version=0.0.4;q=1,*/*;q=0.1");
+    if let Some(token) = token {
+        let mut value = HeaderValue::from_str(token).map_err(|_| ScrapeError::Transport {
+            url: url.to_string(),
+            reason: "the Admin token holds characters an HTTP header cannot carry".to_string(),
+        })?;
+        value.set_sensitive(true);
+        request = request.header(ADMIN_TOKEN_HEADER, value);
+    }
+    let mut response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(ScrapeError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+        });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ScrapeError::TooLarge {
+                url: url.to_string(),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// reqwest's own message repeats the URL and hides the cause ("error sending request
+/// for url (…)"): say the causes instead.
+fn describe(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        error.to_string()
+    } else {
+        causes.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_urls_get_metrics_only_without_a_path() {
+        assert_eq!(
+            metrics_url_from_arg("http://127.0.0.1:8100"),
+            "http://127.0.0.1:8100/metrics"
+        );
+        assert_eq!(
+            metrics_url_from_arg("http://127.0.0.1:8100/"),
+            "http://127.0.0.1:8100/metrics"
+        );
+        assert_eq!(
+            metrics_url_from_arg("https://kong:8001/admin/metrics"),
+            "https://kong:8001/admin/metrics"
+        );
+        assert_eq!(
+            metrics_url("https://kong:8001/admin/"),
+            "https://kong:8001/admin/metrics"
+        );
+    }
+}

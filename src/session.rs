@@ -1,0 +1,154 @@
+//! What runs beside the engine during a live run: the metrics monitor, whose gate verdicts
+//! the engine's bakes wait on, and the topology watcher. Both feed the engine's side-event
+//! channel, so the console and `--plain` see them like any other event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::event::Event;
+use crate::engine::toolbox::Toolbox;
+use crate::kong::client::AdminClient;
+use crate::kong::database::KongDatabase;
+use crate::kong::watch::{TopologyWatcher, spawn as spawn_topology_watcher};
+use crate::metrics::GateVerdict;
+use crate::metrics::http::http_client;
+use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
+use crate::plan::model::Plan;
+use crate::plan::steps::ClusterSide;
+
+/// How often the console's topology is refreshed.
+pub const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the live figures come from.
+pub struct LiveSources {
+    /// Reads the Admin APIs for the topology pane (short timeout, no retries: a slow node
+    /// must not delay the next refresh).
+    pub admin: AdminClient,
+    /// The resolved `admin.token`, sent with every scrape.
+    pub admin_token: Option<String>,
+    /// Databases whose migration state the topology pane shows (`KongAccess::databases`).
+    pub databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
+    pub metrics_interval: Duration,
+    pub topology_interval: Duration,
+}
+
+/// The running monitor and watcher; dropping it stops them.
+pub struct LiveSupport {
+    monitor: MonitorHandle,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl LiveSupport {
+    pub fn monitor(&self) -> &MonitorHandle {
+        &self.monitor
+    }
+}
+
+impl Drop for LiveSupport {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP client that scrapes /metrics: {0}; check admin.tls in the plan")]
+pub struct LiveSupportError(String);
+
+/// Starts the monitor and the watcher on the current runtime, gives the toolbox the gate
+/// verdicts, and returns the side events for `RunSetup::side_events`.
+pub fn start(
+    plan: &Arc<Plan>,
+    sources: LiveSources,
+    toolbox: &mut Toolbox,
+) -> Result<(LiveSupport, mpsc::UnboundedReceiver<Event>), LiveSupportError> {
+    let (side_tx, side_rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
+    config.interval = sources.metrics_interval;
+    config.timeout = monitor::default_timeout(sources.metrics_interval);
+    let client = http_client(&plan.admin.tls, config.timeout)
+        .map_err(|error| LiveSupportError(error.to_string()))?;
+    let monitor = monitor::spawn(config, client);
+
+    let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);
+    toolbox.gates = Some(gate_rx);
+    let mut tasks = vec![
+        forward_verdicts(&monitor, gate_tx, cancel.clone()),
+        forward_snapshots(&monitor, side_tx.clone(), cancel.clone()),
+    ];
+
+    let watcher = TopologyWatcher::new(sources.admin, plan.clone(), sources.databases);
+    tasks.push(spawn_topology_watcher(
+        watcher,
+        sources.topology_interval,
+        side_tx,
+        cancel.clone(),
+    ));
+    Ok((
+        LiveSupport {
+            monitor,
+            cancel,
+            tasks,
+        },
+        side_rx,
+    ))
+}
+
+/// Every verdict goes to the engine with its fresh `at`: a bake trusts only verdicts
+/// evaluated after it began.
+fn forward_verdicts(
+    monitor: &MonitorHandle,
+    gate_tx: watch::Sender<Option<GateVerdict>>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let mut verdicts = monitor.subscribe_verdicts();
+    tokio::spawn(async move {
+        loop {
+            let verdict = tokio::select! {
+                _ = cancel.cancelled() => return,
+                verdict = verdicts.recv() => verdict,
+            };
+            match verdict {
+                Ok(verdict) => {
+                    if gate_tx.send(Some(verdict)).is_err() {
+                        return;
+                    }
+                }
+                // Only the newest verdict matters to a bake; skipped ones are not lost
+                // from the record, the monitor keeps evaluating.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+fn forward_snapshots(
+    monitor: &MonitorHandle,
+    side_tx: mpsc::UnboundedSender<Event>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let mut history = monitor.watch();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                changed = history.changed() => if changed.is_err() { return },
+            }
+            let latest = history.borrow_and_update().latest().cloned();
+            if let Some(snapshot) = latest
+                && side_tx.send(Event::Metrics(snapshot)).is_err()
+            {
+                return;
+            }
+        }
+    })
+}
