@@ -188,6 +188,18 @@ impl KongAccess {
     }
 }
 
+/// What `kongup run` adds to the plan's toolbox (`Toolbox::for_plan`): the Kong actions,
+/// reaching Kong as the plan says. The returned access also serves the topology pane
+/// (`probe`, `databases()`).
+pub fn install_for_plan(
+    plan: &Plan,
+    toolbox: &mut crate::engine::toolbox::Toolbox,
+) -> Result<KongAccess, KongAccessError> {
+    let access = KongAccess::for_plan(plan)?;
+    register_kong_actions(&mut toolbox.actions, access.clone());
+    Ok(access)
+}
+
 /// Registers every Kong action; later registrations win, so call it after the built-ins
 /// (the traffic stages it registers run the freeze guard, then the built-in shift).
 pub fn register_kong_actions(registry: &mut ActionRegistry, access: KongAccess) {
