@@ -225,7 +225,7 @@ steps:
     // once (the action ran it, the engine had none left).
     let detail = confirm(&mut run, "stop-x", None).await.unwrap();
     assert!(
-        detail.contains("X's nodes stopped answering or report draining"),
+        detail.contains("X's nodes stopped answering, report draining, or answer with another"),
         "{detail}"
     );
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "stop\n");

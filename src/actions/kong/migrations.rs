@@ -58,13 +58,13 @@ impl StepAction for Migrations {
             .executors
             .get(&executor)
             .map_or_else(|| format!("executor '{executor}'"), |e| e.describe());
-        let database = self
-            .access
-            .y_runs_on()
-            .map_or_else(|| "no database in the plan".to_string(), |d| d.describe());
+        let database = self.access.y_runs_on().map_or_else(
+            || "the database (none in the plan: the step will refuse)".to_string(),
+            |d| d.describe(),
+        );
         lines.push(format!(
-            "run `{}` on {}{place} (timeout {}), with {database} in its environment \
-             (KONG_PG_*; the password only there)",
+            "run `{}` on {}{place} (timeout {}), with the settings of {database} in its \
+             environment (KONG_PG_*; the password only there)",
             build_command(&plan.migrations, command).display(),
             node.map(|n| format!("y/{n}: ")).unwrap_or_default(),
             humantime::format_duration(plan.migrations.timeout)

@@ -167,9 +167,11 @@ impl StepAction for NodesWait {
                 side_version(plan, target.side)
             ),
             Want::Down => format!(
-                "{after}wait up to {limit} until {} ({}) stop answering or report draining",
+                "{after}wait up to {limit} until {} ({}) stop answering, report draining, or \
+                 answer with another version than {}",
                 scope_name(&target),
-                names.join(", ")
+                names.join(", "),
+                side_version(plan, target.side)
             ),
         };
         vec![line]
@@ -341,8 +343,12 @@ impl NodesWait {
                 format!("answer with Kong {version} and are ready"),
             ),
             _ => (
-                "stop answering or report draining".to_string(),
-                "stopped answering or report draining".to_string(),
+                format!(
+                    "stop answering, report draining, or answer with another version than {version}"
+                ),
+                format!(
+                    "stopped answering, report draining, or answer with another version than {version}"
+                ),
             ),
         };
         ctx.log.note(&format!(

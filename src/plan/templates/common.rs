@@ -344,7 +344,7 @@ pub(super) fn kongup_note(
             }
         ),
         StepKind::StopNodes { cluster } => format!(
-            "{by_hand_or_commands}; kongup then waits until {} stop answering or report draining.",
+            "{by_hand_or_commands}; kongup then waits until {} stop answering, report draining, or another version answers at their address.",
             nodes_of(*cluster, phase)
         ),
         StepKind::Decommission { cluster } => format!(
