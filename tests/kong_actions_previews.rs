@@ -32,7 +32,7 @@ fn previews(name: &str) -> Vec<(String, StepKind, Vec<String>)> {
         .collect()
 }
 
-fn runs_of<'a>(all: &'a [(String, StepKind, Vec<String>)], step: &str) -> String {
+fn runs_of(all: &[(String, StepKind, Vec<String>)], step: &str) -> String {
     all.iter()
         .find(|(s, ..)| s == step)
         .unwrap_or_else(|| panic!("no step {step}"))
