@@ -380,6 +380,7 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
     let (x_url, _x) = fake_node(NodeBehaviour::new("3.9.0", "traditional", "postgres")).await;
     let mut plan = plan_on(&pg, dir.path(), "preflight");
     plan.clusters.x.nodes = vec![node("x1", &x_url, Role::Traditional)];
+    plan.admin.tls.insecure = true;
     let mut with_reset = step("wipe", StepKind::Manual);
     with_reset.commands = vec![shell_command("kong migrations reset --yes")];
     let kit = kit_for(&plan);
@@ -394,6 +395,7 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
         kit.toolbox,
     ));
     confirm(&mut run, "preflight", None).await;
+    run.wait_warning("admin.tls.insecure is set").await;
     let (state, detail) = ended(&mut run, "preflight").await;
     assert_eq!(state, StepState::Failed);
     assert!(detail.starts_with("3 check(s) failed"), "{detail}");
@@ -409,6 +411,56 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
     assert!(
         detail.contains("cluster/wipe: kongup will not run `sh -c 'kong migrations reset --yes'`"),
         "{detail}"
+    );
+    run.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_migrations_lock_fails_up_and_says_whose_it_is() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    pg.psql(
+        "kong",
+        "INSERT INTO locks (key, owner, ttl) VALUES ('migrations', 'helm-hook-7', now() + interval '1 hour')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_on(&pg, dir.path(), "locked");
+    let kit = kit_for(&plan);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(
+            Strategy::BlueGreen,
+            vec![step(
+                "migrations-up",
+                StepKind::Migrations(MigrationsCommand::Up),
+            )],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "migrations-up", None).await;
+    let (state, detail) = ended(&mut run, "migrations-up").await;
+    assert_eq!(state, StepState::Failed);
+    assert!(
+        detail.contains("did nothing: another node holds the migrations lock"),
+        "{detail}"
+    );
+    assert!(detail.contains("SELECT key, owner, ttl"), "{detail}");
+    let ttl = pg.psql("kong", "SELECT ttl::text FROM locks");
+    assert!(
+        detail.ends_with(&format!(
+            "The lock now: owner helm-hook-7, ttl {ttl} (not expired)."
+        )),
+        "{detail}"
+    );
+    assert_eq!(
+        pg.psql(
+            "kong",
+            "SELECT coalesce(pending, '{}') FROM schema_meta WHERE subsystem = 'core'"
+        ),
+        "{}",
+        "nothing migrated"
     );
     run.quit().await;
 }
