@@ -164,10 +164,15 @@ pub async fn record_freeze(
         path: dir.clone(),
         source,
     })?;
-    let name = format!(
-        "fingerprint-{}.json",
-        fingerprint.taken_at.format("%Y%m%dT%H%M%S%.3fZ")
-    );
+    let stamp = fingerprint.taken_at.format("%Y%m%dT%H%M%S%.3fZ");
+    // A file once journaled is never rewritten: a name already taken gets a suffix.
+    let name = (1..)
+        .map(|n| match n {
+            1 => format!("fingerprint-{stamp}.json"),
+            n => format!("fingerprint-{stamp}-{n}.json"),
+        })
+        .find(|name| !dir.join(name).exists())
+        .expect("an unbounded range yields a free name");
     let path = dir.join(&name);
     let bytes = serde_json::to_vec_pretty(fingerprint)
         .map_err(|e| ActionError::Failed(format!("cannot write the fingerprint: {e}")))?;
@@ -254,4 +259,39 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ActionError> {
     file.write_all(bytes)
         .and_then(|_| file.sync_all())
         .map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_is_journaled_relative_to_the_run_and_read_back_absolute() {
+        let record = BackupRecord {
+            kind: "database".into(),
+            source: "kong@db:5432/kong".into(),
+            path: PathBuf::from("/runs/r1/backups/x.dump"),
+            size: 10,
+            sha256: "ab".repeat(32),
+            verified: "pg_restore --list: 3 entries".into(),
+        };
+        let recorded = RecordedBackup::of(&record, Path::new("/runs/r1"));
+        assert_eq!(recorded.file, PathBuf::from("backups/x.dump"));
+        let text = serde_json::to_string(&recorded).unwrap();
+        let back: RecordedBackup = parse(DATABASE_BACKUP, "cluster/backup", &text).unwrap();
+        assert_eq!(
+            back.record(Path::new("/moved/r1")).path,
+            PathBuf::from("/moved/r1/backups/x.dump")
+        );
+    }
+
+    #[test]
+    fn a_fact_the_redactor_touched_says_why_it_cannot_be_read() {
+        let error =
+            parse::<RecordedBackup>(DATABASE_BACKUP, "cluster/backup", r#"{"kind":"[REDACTED]"#)
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("the journal redacted it"), "{error}");
+        assert!(error.contains("recorded by cluster/backup"), "{error}");
+    }
 }
