@@ -1,5 +1,7 @@
 //! The command line: `kongup <command>`. Each command's work lives in its own file.
 
+pub mod lab;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -14,9 +16,14 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CliCommand {}
+pub enum CliCommand {
+    /// Run the simulated Kong lab headless (both clusters) until interrupted.
+    Lab(lab::LabArgs),
+}
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    match cli.command {}
+    match cli.command {
+        CliCommand::Lab(args) => lab::run(args),
+    }
 }
