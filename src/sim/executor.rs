@@ -23,6 +23,7 @@
 //! | `cp SRC DST`, `sleep N`, `echo …`, `true`, `false` | as in a shell | same |
 //! | `lab install\|deploy\|decommission\|start\|stop\|drain [NODE…] [--cluster x\|y]` | that node when none named | the named nodes |
 //! | `lab status` | the lab's nodes and databases | same |
+//! | `lab split [X Y]` | prints the balancer's split as `X Y`, or sets it | same |
 //!
 //! `lab install` puts Kong on an absent node (Y before its deployment) without starting
 //! it; `lab deploy` installs and starts; `lab decommission` stops and removes. Any other
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::event::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine};
+use crate::lb::{Split, TrafficDriver};
 use crate::plan::model::{CommandLine, Role};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
@@ -1294,6 +1296,9 @@ impl SimExecutor {
     async fn lab_command(&self, args: &[String], s: &Session<'_>) -> Result<i32, Stop> {
         let sub = args.first().map(String::as_str).unwrap_or("");
         let rest = args.get(1..).unwrap_or(&[]);
+        if sub == "split" {
+            return Ok(self.lab_split(rest, s).await);
+        }
         if sub == "status" {
             for node in self.lab.nodes() {
                 s.out(format!(
@@ -1393,7 +1398,7 @@ impl SimExecutor {
                 }
                 other => {
                     s.err(format!(
-                        "lab: no such command '{other}' (install, deploy, decommission, start, stop, drain, status)"
+                        "lab: no such command '{other}' (install, deploy, decommission, start, stop, drain, status, split)"
                     ))
                     .await;
                     1
@@ -1404,6 +1409,39 @@ impl SimExecutor {
             }
         }
         Ok(0)
+    }
+
+    /// `lab split` prints the balancer's split as `X Y`; `lab split X Y` sets it (the
+    /// demo plans' `command` traffic driver).
+    async fn lab_split(&self, args: &[String], s: &Session<'_>) -> i32 {
+        let driver = self.lab.traffic_driver();
+        match args {
+            [] => {
+                let split = driver.split();
+                s.out(format!("{} {}", split.x, split.y)).await;
+                0
+            }
+            [x, y] => {
+                let parsed = (x.parse::<u8>(), y.parse::<u8>());
+                let (Ok(x), Ok(y)) = parsed else {
+                    s.err(format!("lab split: '{x} {y}' are not two percentages"))
+                        .await;
+                    return 2;
+                };
+                match driver.set_split(Split { x, y }).await {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        s.err(format!("lab split: {e}")).await;
+                        1
+                    }
+                }
+            }
+            _ => {
+                s.err("lab split: give nothing (to print the split) or X and Y percentages")
+                    .await;
+                2
+            }
+        }
     }
 
     async fn lab_install(&self, name: &str, s: &Session<'_>) -> Result<i32, Stop> {

@@ -16,6 +16,7 @@ use crate::plan::model::{Mode, Role, Strategy};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
 
+use super::lab::LabEndpoints;
 use super::node::NodeSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -282,4 +283,256 @@ mod tests {
             }
         }
     }
+}
+
+/// The traffic stages of the demo plans: short, so a demo walks to done in minutes.
+pub const DEMO_SCHEDULE: &[u8] = &[10, 50, 100];
+/// How long each demo stage bakes.
+pub const DEMO_BAKE: &str = "20s";
+
+/// One command of a step override: argv and the executor that runs it.
+struct DemoCommand {
+    argv: Vec<String>,
+    executor: String,
+}
+
+fn cmd(executor: &str, argv: &[&str]) -> DemoCommand {
+    DemoCommand {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        executor: executor.to_string(),
+    }
+}
+
+/// A YAML scalar, quoted when it could be read as something else.
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+        && !s.starts_with(['-', '.', ':'])
+        && s.parse::<f64>().is_err()
+        && !matches!(
+            s,
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn names(endpoints: &LabEndpoints, side: ClusterSide, role: Option<Role>) -> Vec<String> {
+    endpoints
+        .cluster(side)
+        .filter(|n| role.is_none_or(|r| n.role == r))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+fn on_each(nodes: &[String], argv: &[&str]) -> Vec<DemoCommand> {
+    nodes.iter().map(|n| cmd(n, argv)).collect()
+}
+
+/// The plan commands each step runs on the lab, by step selector.
+fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
+    use ClusterSide::{X, Y};
+    let all_x = names(endpoints, X, None);
+    let all_y = names(endpoints, Y, None);
+    let dump = "/var/backups/kong-x.dump";
+    let pg_dump = |executor: &str| cmd(executor, &["pg_dump", "-Fc", "-d", "kong", "-f", dump]);
+    let restore = cmd(
+        "lab",
+        &["pg_restore", "--clean", "--if-exists", "-d", "kong_y", dump],
+    );
+    let migrate_then_start = |node: &str| {
+        vec![
+            cmd(node, &["kong", "migrations", "up", "--db-timeout", "60"]),
+            cmd(
+                node,
+                &["kong", "migrations", "finish", "--db-timeout", "60"],
+            ),
+        ]
+    };
+    let step = |id: &str, commands: Vec<DemoCommand>| (id.to_string(), commands);
+    match endpoints.scenario {
+        Scenario::DualCluster => {
+            let first_y = all_y[0].as_str();
+            let mut start_y = migrate_then_start(first_y);
+            start_y.extend(on_each(&all_y, &["kong", "start"]));
+            vec![
+                step("backup", vec![pg_dump(&all_x[0])]),
+                step("deploy-y", on_each(&all_y, &["lab", "install"])),
+                step("restore-db", vec![restore]),
+                step(
+                    "configure-y",
+                    on_each(&all_y, &["kong", "check", "/etc/kong/kong.conf"]),
+                ),
+                step("start-y", start_y),
+                step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+            ]
+        }
+        Scenario::InPlace => vec![
+            step("backup", vec![pg_dump(&all_x[0])]),
+            step("stop-x", on_each(&all_x, &["kong", "quit"])),
+            step("deploy-y", on_each(&all_y, &["lab", "install"])),
+            step("start-y", on_each(&all_y, &["kong", "start"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::BlueGreen => vec![
+            step("backup-db", vec![pg_dump(&all_x[0])]),
+            step(
+                "backup-declarative",
+                vec![cmd(
+                    "lab",
+                    &["deck", "gateway", "dump", "-o", "/var/backups/kong-x.yaml"],
+                )],
+            ),
+            step("deploy-y", on_each(&all_y, &["lab", "install"])),
+            step("start-y", on_each(&all_y, &["kong", "start"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::DblessRolling => vec![
+            step(
+                "backup",
+                vec![cmd(
+                    &all_x[0],
+                    &["cp", "/etc/kong/kong.yml", "/var/backups/kong.yml"],
+                )],
+            ),
+            step("deploy-y", on_each(&all_y, &["lab", "deploy"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::Hybrid => {
+            let x_cps = names(endpoints, X, Some(Role::ControlPlane));
+            let y_cps = names(endpoints, Y, Some(Role::ControlPlane));
+            let x_dps = names(endpoints, X, Some(Role::DataPlane));
+            let y_dps = names(endpoints, Y, Some(Role::DataPlane));
+            let mut start_cp = migrate_then_start(&y_cps[0]);
+            start_cp.extend(on_each(&y_cps, &["kong", "start"]));
+            vec![
+                step("control-plane/backup", vec![pg_dump(&x_cps[0])]),
+                step(
+                    "control-plane/deploy-y",
+                    on_each(&y_cps, &["lab", "install"]),
+                ),
+                step("control-plane/restore-db", vec![restore]),
+                step(
+                    "control-plane/configure-y",
+                    on_each(&y_cps, &["kong", "check", "/etc/kong/kong.conf"]),
+                ),
+                step("control-plane/start-y", start_cp),
+                step(
+                    "control-plane/decommission-x",
+                    on_each(&x_cps, &["lab", "decommission"]),
+                ),
+                step("data-plane/deploy-y", on_each(&y_dps, &["lab", "deploy"])),
+                step(
+                    "data-plane/decommission-x",
+                    on_each(&x_dps, &["lab", "decommission"]),
+                ),
+            ]
+        }
+    }
+}
+
+/// The plan `kongup demo` runs for `scenario` on a lab reached at `endpoints`, in the
+/// format of docs/plan.md. Every executor is `sim` (one per node, named after it, and
+/// `lab` for lab-wide commands); traffic moves through the lab's balancer by a `command`
+/// driver (`lab split {x} {y}`). Steps whose work the engine does itself (preflight,
+/// smoke tests, traffic stages, monitoring, `kong migrations` through Y's executor, the
+/// hybrid compatibility check) get no commands; steps that act on hosts get the sim
+/// commands that act on the lab; the rest stay checklist items to confirm.
+pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
+    use std::fmt::Write as _;
+
+    let topology = topology(scenario);
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "# kongup demo: the {scenario} scenario on the simulated lab. Every command runs on the\n\
+         # lab through `sim` executors; nothing here touches a real host."
+    );
+    let _ = writeln!(
+        y,
+        "name: demo {scenario} {} to {}",
+        endpoints.from, endpoints.to
+    );
+    let _ = writeln!(y, "from: {}", endpoints.from);
+    let _ = writeln!(y, "to: {}", endpoints.to);
+    let _ = writeln!(y, "mode: {}", endpoints.mode.as_str());
+    let database = if endpoints.mode == Mode::Dbless {
+        "off"
+    } else {
+        "postgres"
+    };
+    let _ = writeln!(y, "database: {database}");
+    let _ = writeln!(y, "strategy: {}", topology.strategy.as_str());
+    let _ = writeln!(y);
+    let _ = writeln!(y, "clusters:");
+    for side in [ClusterSide::X, ClusterSide::Y] {
+        let _ = writeln!(y, "  {}:", side.as_str());
+        let _ = writeln!(y, "    nodes:");
+        for node in endpoints.cluster(side) {
+            let _ = writeln!(y, "      - name: {}", node.name);
+            if endpoints.mode == Mode::Hybrid {
+                let _ = writeln!(y, "        role: {}", node.role.as_str());
+            }
+            let _ = writeln!(y, "        admin_url: {}", node.admin);
+            let _ = writeln!(y, "        status_url: {}", node.status);
+            if let Some(proxy) = &node.proxy {
+                let _ = writeln!(y, "        proxy_url: {proxy}");
+            }
+            let _ = writeln!(y, "        executor: {}", node.name);
+        }
+        // Y names its own database only where it has one (dual-cluster, hybrid CPs).
+        let own_db = endpoints.databases.iter().find(|d| d.cluster == side);
+        if let Some(db) = own_db {
+            let _ = writeln!(y, "    database:");
+            let _ = writeln!(y, "      host: {}", db.host);
+            let _ = writeln!(y, "      port: {}", db.port);
+            let _ = writeln!(y, "      name: {}", db.name);
+            let _ = writeln!(y, "      user: {}", db.user);
+        }
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "executors:");
+    let _ = writeln!(y, "  lab: {{type: sim}}");
+    for node in &endpoints.nodes {
+        let _ = writeln!(y, "  {}: {{type: sim}}", node.name);
+    }
+    let _ = writeln!(y);
+    let schedule: Vec<String> = DEMO_SCHEDULE.iter().map(u8::to_string).collect();
+    let _ = writeln!(
+        y,
+        "traffic:\n  driver:\n    type: command\n    set: [lab, split, '{{x}}', '{{y}}']\n    get: [lab, split]\n    executor: lab\n    timeout: 10s\n  schedule: [{}]\n  bake: {DEMO_BAKE}\n  auto_advance: false",
+        schedule.join(", ")
+    );
+    let _ = writeln!(y);
+    let _ = writeln!(
+        y,
+        "gates:\n  window: 15s\n  max_error_ratio: 0.02\n  max_p99_ms: 500\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3\n  min_requests: 20\n  consecutive_breaches: 2\n  on_fail: pause"
+    );
+    let _ = writeln!(y);
+    let _ = writeln!(
+        y,
+        "smoke_tests:\n  - name: key-auth rejects a request without a key\n    path: /secure\n    expect:\n      status: 401\n  - name: the orders route answers from Y\n    path: /orders\n    expect:\n      status: 200\n      body_contains: '\"cluster\":\"y\"'"
+    );
+    if endpoints.mode != Mode::Dbless {
+        let _ = writeln!(y);
+        let _ = writeln!(y, "migrations:\n  db_timeout: 60\n  timeout: 5m");
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "steps:");
+    for (selector, commands) in demo_steps(endpoints) {
+        let _ = writeln!(y, "  {}:", yaml_str(&selector));
+        let _ = writeln!(y, "    commands:");
+        for command in commands {
+            let argv: Vec<String> = command.argv.iter().map(|a| yaml_str(a)).collect();
+            let _ = writeln!(y, "      - run: [{}]", argv.join(", "));
+            let _ = writeln!(y, "        executor: {}", command.executor);
+        }
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "command_timeout: 2m");
+    y
 }
