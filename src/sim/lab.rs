@@ -293,7 +293,8 @@ impl LabShared {
         warmup: Duration,
     ) -> Result<(), LabError> {
         let node = self.node(name)?.clone();
-        match node.state().lifecycle {
+        let lifecycle = node.state().lifecycle;
+        match lifecycle {
             Lifecycle::Absent => return Err(LabError::NotInstalled(name.to_string())),
             Lifecycle::Running => return Err(LabError::AlreadyRunning),
             Lifecycle::Stopped | Lifecycle::Crashed => {}
@@ -390,7 +391,9 @@ impl LabShared {
     /// Stops a node if it runs and removes it.
     pub(crate) async fn decommission_node(&self, name: &str) -> Result<(), LabError> {
         let node = self.node(name)?.clone();
-        match node.state().lifecycle {
+        // Read apart from the match: its arms lock the state again.
+        let lifecycle = node.state().lifecycle;
+        match lifecycle {
             Lifecycle::Absent => return Ok(()),
             Lifecycle::Running | Lifecycle::Crashed => {}
             Lifecycle::Stopped => {

@@ -532,6 +532,14 @@ pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
             let _ = writeln!(y, "        executor: {}", command.executor);
         }
     }
+    if endpoints.scenario == Scenario::InPlace {
+        // In place, Y takes X's addresses and the balancer is left as it is; the lab's Y
+        // has addresses of its own, so the balancer is pointed at them.
+        let _ = writeln!(
+            y,
+            "  insert:\n    - after: start-y\n      id: point-balancer-at-y\n      title: Send the traffic to Y\n      instruction: Y has replaced X; the load balancer now sends every request to Y's proxies.\n      commands:\n        - run: [lab, split, '0', '100']\n          executor: lab"
+        );
+    }
     let _ = writeln!(y);
     let _ = writeln!(y, "command_timeout: 2m");
     y
