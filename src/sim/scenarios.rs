@@ -242,49 +242,6 @@ pub fn topology(scenario: Scenario) -> Topology {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_scenario_parses_back_from_its_name() {
-        for scenario in Scenario::ALL {
-            assert_eq!(scenario.as_str().parse::<Scenario>(), Ok(scenario));
-        }
-        assert!("canary".parse::<Scenario>().is_err());
-    }
-
-    #[test]
-    fn blue_green_is_a_patch_upgrade_from_2_8_2_or_later() {
-        let t = topology(Scenario::BlueGreen);
-        assert_eq!(t.from.minor_line(), t.to.minor_line());
-        assert!(t.from >= version("2.8.2"));
-        assert!(t.to > t.from);
-    }
-
-    #[test]
-    fn y_nodes_run_the_target_version_and_x_the_source() {
-        for scenario in Scenario::ALL {
-            let t = topology(scenario);
-            for node in &t.nodes {
-                let expected = if node.cluster == ClusterSide::X {
-                    t.from
-                } else {
-                    t.to
-                };
-                assert_eq!(node.version, expected, "{} in {scenario}", node.name);
-                if let Some(db) = &node.database {
-                    assert!(
-                        t.database(db).is_some(),
-                        "{} names a missing database",
-                        node.name
-                    );
-                }
-            }
-        }
-    }
-}
-
 /// The traffic stages of the demo plans: short, so a demo walks to done in minutes.
 pub const DEMO_SCHEDULE: &[u8] = &[10, 50, 100];
 /// How long each demo stage bakes.
@@ -543,4 +500,47 @@ pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
     let _ = writeln!(y);
     let _ = writeln!(y, "command_timeout: 2m");
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_parses_back_from_its_name() {
+        for scenario in Scenario::ALL {
+            assert_eq!(scenario.as_str().parse::<Scenario>(), Ok(scenario));
+        }
+        assert!("canary".parse::<Scenario>().is_err());
+    }
+
+    #[test]
+    fn blue_green_is_a_patch_upgrade_from_2_8_2_or_later() {
+        let t = topology(Scenario::BlueGreen);
+        assert_eq!(t.from.minor_line(), t.to.minor_line());
+        assert!(t.from >= version("2.8.2"));
+        assert!(t.to > t.from);
+    }
+
+    #[test]
+    fn y_nodes_run_the_target_version_and_x_the_source() {
+        for scenario in Scenario::ALL {
+            let t = topology(scenario);
+            for node in &t.nodes {
+                let expected = if node.cluster == ClusterSide::X {
+                    t.from
+                } else {
+                    t.to
+                };
+                assert_eq!(node.version, expected, "{} in {scenario}", node.name);
+                if let Some(db) = &node.database {
+                    assert!(
+                        t.database(db).is_some(),
+                        "{} names a missing database",
+                        node.name
+                    );
+                }
+            }
+        }
+    }
 }
