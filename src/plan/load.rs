@@ -1414,6 +1414,7 @@ impl Loader {
             program: program?,
             executor: executor?,
             timeout: timeout?,
+            node: None,
         })
     }
 
