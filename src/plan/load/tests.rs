@@ -1258,3 +1258,45 @@ fn the_annotated_example_in_the_docs_validates() {
     );
     assert_eq!(plan.backup.keyring.len(), 1);
 }
+
+#[test]
+fn rollback_steps_cannot_be_selected() {
+    // The engine's `rollback` pseudo-phase parses as a phase name, but the rollback plan
+    // is derived from the steps that ran: no selector may point into it.
+    let source = hybrid_plan()
+        + "steps:\n  rollback/stop-x: {commands: [{run: [\"true\"]}]}\n  insert:\n    - {after: rollback/control-plane.stop-x, id: extra, title: Extra}\n  skip:\n    - {step: rollback/traffic-to-x, reason: not needed}\n";
+    let found = errors(&source);
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`steps.rollback/stop-x`: `rollback/stop-x` names a rollback step, and rollback steps cannot be customised",
+            "`steps.insert[0].after`: `rollback/control-plane.stop-x` names a rollback step, and rollback steps cannot be customised",
+            "`steps.skip[0].step`: `rollback/traffic-to-x` names a rollback step, and rollback steps cannot be customised",
+        ],
+        "{}",
+        PlanErrors {
+            diagnostics: found.clone()
+        }
+    );
+    for diagnostic in &found {
+        assert!(
+            hint(diagnostic).contains("customise the forward step instead"),
+            "{diagnostic}"
+        );
+    }
+
+    // Refused even when the mode could not be read (nothing to check the phase against).
+    let source = minimal_with("steps:\n  rollback/stop-x: {commands: [{run: [\"true\"]}]}\n")
+        .replace("mode: traditional", "mode: tradtional");
+    let found = errors(&source);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("rollback steps cannot be customised")),
+        "{}",
+        PlanErrors {
+            diagnostics: found.clone()
+        }
+    );
+}
