@@ -535,7 +535,7 @@ fn a_path_with_mandatory_stops_takes_one_plan_per_hop() {
 }
 
 #[test]
-fn blue_green_below_2_8_2_is_refused_in_traditional_mode() {
+fn blue_green_below_2_8_2_is_refused_in_every_mode() {
     let source = MINIMAL
         .replace("from: 3.4.3", "from: 2.8.1")
         .replace("to: 3.5.0", "to: 2.8.4")
@@ -543,6 +543,18 @@ fn blue_green_below_2_8_2_is_refused_in_traditional_mode() {
             "strategy: in-place",
             "strategy: blue-green\ntraffic: {driver: {type: manual}}",
         );
+    let d = single(&source);
+    assert_at(
+        &d,
+        5,
+        11,
+        "strategy `blue-green` cannot be used here: blue-green needs Kong 2.8.2 or later",
+    );
+    // Hybrid control planes too (docs/plan.md once said "in traditional mode" only).
+    let source = hybrid_plan()
+        .replace("from: 3.4.3", "from: 2.8.1")
+        .replace("to: 3.5.0", "to: 2.8.4")
+        .replace("strategy: in-place", "strategy: blue-green");
     let d = single(&source);
     assert_at(
         &d,
