@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod plan;
 pub mod secrets;
 pub mod session;
+pub mod sim;

@@ -138,8 +138,32 @@ fn plan_customisation_in_the_example_shows_in_the_steps() {
         .collect();
     let at = |id: &str| steps.iter().position(|s| *s == id).unwrap();
     assert_eq!(at("backup") + 1, at("snapshot-pg-x"));
+    // Its one install command names no executor: it runs on each Y node, through the
+    // node's executor.
     let deploy = find_step(&json["phases"][0], "deploy-y");
-    assert_eq!(deploy["commands"].as_array().unwrap().len(), 2);
+    let placed: Vec<(&str, &str, &str)> = deploy["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["node"].as_str().unwrap(),
+                c["executor"].as_str().unwrap(),
+                c["timeout"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("kong-y-1", "kong-y-1", "10m"),
+            ("kong-y-2", "kong-y-2", "10m")
+        ]
+    );
+    assert_eq!(
+        deploy["commands"][0]["run"],
+        "sudo apt-get install -y kong-enterprise-edition=3.10.0.2"
+    );
 }
 
 #[test]

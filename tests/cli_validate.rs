@@ -3,10 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::prelude::*;
 
+/// The binary Cargo built for these tests (found at compile time, like the other CLI tests).
 fn kongup() -> Command {
-    Command::cargo_bin("kongup").unwrap()
+    cargo_bin_cmd!("kongup")
 }
 
 fn examples() -> Vec<PathBuf> {

@@ -275,10 +275,11 @@ fn plain_runs_every_step_and_status_and_report_reflect_the_journal() {
     for file in ["preflight.done", "backup.txt", "stopped", "deploy.done"] {
         assert!(lab.path(file).exists(), "{file} was not written\n{out}");
     }
-    // What runs, and where, is shown before the confirm; the irreversible step asks for the name.
+    // What runs, and where, is shown before the confirm (deploy-y acts on Y's node y1,
+    // which has no executor: local); the irreversible step asks for the name.
     assert!(
         out.contains(&format!(
-            "run `touch {}/deploy.done` on local",
+            "run `touch {}/deploy.done` on y1 (local)",
             lab.dir.path().display()
         )),
         "{out}"

@@ -339,6 +339,9 @@ pub struct StepContext {
     pub(crate) events: mpsc::UnboundedSender<Event>,
 }
 
+/// The environment variable that names the node a command was placed on.
+pub const NODE_VARIABLE: &str = "KONGUP_NODE";
+
 /// How long a traffic driver may take to set or read a split.
 pub const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -410,19 +413,26 @@ impl StepContext {
             })
     }
 
-    /// Runs one command on its executor (the step's default is `local`), streaming its
-    /// output into the log. `env` reaches the command's environment, never its argv.
+    /// Runs one command on its executor (`local` when it names none), streaming its
+    /// output into the log. `env` reaches the command's environment, never its argv; a
+    /// command placed on a node also gets `KONGUP_NODE` (the node's name).
     pub async fn run_command(
         &self,
         spec: &CommandSpec,
-        env: Vec<(String, String)>,
+        mut env: Vec<(String, String)>,
     ) -> Result<ExitOutcome, ActionError> {
         let executor = self.executor(spec.executor.as_deref().unwrap_or("local"))?;
         let timeout = spec.timeout.unwrap_or(self.plan.command_timeout);
+        let place = match &spec.node {
+            Some(node) => {
+                env.push((NODE_VARIABLE.to_string(), node.clone()));
+                format!("{node} ({})", executor.describe())
+            }
+            None => executor.describe(),
+        };
         self.log.note(&format!(
-            "$ {}   [on {}, timeout {}]",
+            "$ {}   [on {place}, timeout {}]",
             spec.program.display(),
-            executor.describe(),
             humantime::format_duration(timeout)
         ));
         let (lines_tx, mut lines_rx) = mpsc::channel::<crate::exec::OutputLine>(256);

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod db;
 pub mod init;
+pub mod lab;
 pub mod path;
 pub mod plan;
 pub mod report;
@@ -43,6 +44,8 @@ pub enum CliCommand {
     Status(status::StatusArgs),
     /// The audit report of a run: timeline, traffic changes, gate verdicts, rollback.
     Report(report::ReportArgs),
+    /// Run the simulated Kong lab headless (both clusters) until interrupted.
+    Lab(lab::LabArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -57,5 +60,6 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Run(args) => run::run(args),
         CliCommand::Status(args) => status::run(args),
         CliCommand::Report(args) => report::run(args),
+        CliCommand::Lab(args) => lab::run(args),
     }
 }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::plan::load::load_plan;
-use crate::plan::model::Plan;
+use crate::plan::model::{CommandSpec, Plan};
+use crate::plan::placement::command_runs;
 use crate::plan::steps::{ExpandedPlan, Phase, Step};
 use crate::plan::version::KongVersion;
 
@@ -74,11 +75,31 @@ struct StepJson<'a> {
     instruction: &'a str,
     irreversible_because: Option<&'a str>,
     rollback: Option<&'a str>,
-    commands: Vec<String>,
+    commands: Vec<CommandJson<'a>>,
     skip_reason: Option<&'a str>,
 }
 
-fn step_json(step: &Step) -> StepJson<'_> {
+/// One command as it will run: a command the plan gave a node step without an executor
+/// appears once per node.
+#[derive(Serialize)]
+struct CommandJson<'a> {
+    run: String,
+    executor: &'a str,
+    node: Option<&'a str>,
+    timeout: String,
+}
+
+fn command_json<'a>(plan: &Plan, command: &'a CommandSpec) -> CommandJson<'a> {
+    CommandJson {
+        run: command.program.display(),
+        executor: command.executor.as_deref().unwrap_or("local"),
+        node: command.node.as_deref(),
+        timeout: humantime::format_duration(command.timeout.unwrap_or(plan.command_timeout))
+            .to_string(),
+    }
+}
+
+fn step_json<'a>(plan: &Plan, step: &'a Step) -> StepJson<'a> {
     StepJson {
         id: &step.id,
         title: &step.title,
@@ -89,7 +110,11 @@ fn step_json(step: &Step) -> StepJson<'_> {
         instruction: &step.instruction,
         irreversible_because: step.irreversible_because.as_deref(),
         rollback: step.rollback.as_ref().map(|r| r.title.as_str()),
-        commands: step.commands.iter().map(|c| c.program.display()).collect(),
+        commands: step
+            .commands
+            .iter()
+            .map(|c| command_json(plan, c))
+            .collect(),
         skip_reason: step.skip_reason.as_deref(),
     }
 }
@@ -107,7 +132,7 @@ pub fn render_json(plan: &Plan, expanded: &ExpandedPlan) -> serde_json::Result<S
             .map(|phase| PhaseJson {
                 name: phase.name.as_str(),
                 strategy: phase.strategy.as_str(),
-                steps: phase.steps.iter().map(step_json).collect(),
+                steps: phase.steps.iter().map(|s| step_json(plan, s)).collect(),
             })
             .collect(),
         database: plan.database.as_str(),
@@ -177,8 +202,19 @@ fn render_phase(out: &mut String, phase: &Phase, id_width: usize) {
         if let Some(reason) = &step.skip_reason {
             let _ = writeln!(out, "{indent}skipped: {reason}");
         }
-        for command in &step.commands {
-            let _ = writeln!(out, "{indent}runs: {}", command.program.display());
+        for run in command_runs(&step.commands) {
+            let places: Vec<String> = run
+                .iter()
+                .map(|command| {
+                    let executor = command.executor.as_deref().unwrap_or("local");
+                    match &command.node {
+                        Some(node) => format!("{node} (executor {executor})"),
+                        None => format!("executor {executor}"),
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{indent}runs: {}", run[0].program.display());
+            let _ = writeln!(out, "{indent}  on {}", places.join(", "));
         }
     }
 }
@@ -273,6 +309,15 @@ mod tests {
         assert!(line("backup-keyring").contains("  - [2.3]"));
         assert!(text.contains("skipped: keyring not enabled"));
         assert!(text.contains("runs: systemctl start kong-y"));
+        // No executor: it runs on each of Y's nodes, on the node's executor.
+        let runs = text
+            .lines()
+            .position(|l| l.trim() == "runs: systemctl start kong-y")
+            .unwrap();
+        assert_eq!(
+            text.lines().nth(runs + 1).unwrap().trim(),
+            "on y-1 (executor local), y-2 (executor local)"
+        );
     }
 
     #[test]

@@ -1414,6 +1414,7 @@ impl Loader {
             program: program?,
             executor: executor?,
             timeout: timeout?,
+            node: None,
         })
     }
 
@@ -1984,6 +1985,16 @@ fn selector(
                 d.error_with_hint(pos, format!("`{path}`: `{word}` is not a phase"), hint);
                 return None;
             };
+            if phase == PhaseName::Rollback {
+                d.error_with_hint(
+                    pos,
+                    format!(
+                        "`{path}`: `{written}` names a rollback step, and rollback steps cannot be customised"
+                    ),
+                    "kongup derives the rollback plan from the steps that ran (each one's counterpart, newest first), so `rollback/…` takes no commands, inserts or skips; customise the forward step instead, or insert a step of your own next to it",
+                );
+                return None;
+            }
             let fits = match mode {
                 Some(Mode::Hybrid) => phase != PhaseName::Cluster,
                 Some(_) => phase == PhaseName::Cluster,

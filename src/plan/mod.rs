@@ -6,6 +6,7 @@ pub mod chooser;
 pub mod load;
 pub mod model;
 pub mod path;
+pub mod placement;
 pub mod steps;
 pub mod templates;
 pub mod version;

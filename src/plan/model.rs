@@ -405,9 +405,14 @@ pub struct SkippedStep {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandSpec {
     pub program: CommandLine,
-    /// Executor name; `None` means the step's default (the node's, else `local`).
+    /// Executor name; `None` runs the command on `local`. The templates fill it in for
+    /// commands the plan left without one on steps that act on nodes (`plan::placement`).
     pub executor: Option<String>,
     pub timeout: Option<Duration>,
+    /// The node this copy of the command acts on, when the templates placed a command
+    /// without an executor on each node of the step: named in the preview and the log,
+    /// and passed to the command as `KONGUP_NODE`.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -79,7 +79,7 @@ const HYBRID_WRPC_ONLY: [KongVersion; 2] = [
 ];
 const HYBRID_PROTOCOL_FIX: KongVersion = KongVersion::enterprise(3, 1, 1, 2);
 
-/// Blue-green in traditional mode needs at least this version.
+/// Blue-green (traditional mode, hybrid control planes) needs at least this version on X.
 pub(super) const BLUE_GREEN_FLOOR: KongVersion = KongVersion::new(2, 8, 2);
 
 /// Minor lines kongup will look through when it searches for a guaranteed route; a

@@ -1,7 +1,8 @@
 //! Strategy templates: each strategy expands into the steps of Kong's guide for it
 //! (`kong-upgrade-docs/`), every numbered step and sub-step in order, with the guide's own
 //! instruction and what kongup does for it. Then the plan's customisation is applied:
-//! commands for template steps, inserted steps, skipped steps.
+//! commands for template steps, inserted steps, skipped steps; and each command without
+//! an executor is placed on the nodes its step acts on (`plan::placement`).
 
 mod blue_green;
 mod common;
@@ -20,6 +21,7 @@ use super::model::{
     StrategyChoice,
 };
 use super::path::{check_strategy, upgrade_path};
+use super::placement::place_commands;
 use super::steps::{ExpandedPlan, Phase, PhaseName, Step, StepKind};
 
 /// Which customisation entry of the plan an error is about: an index into
@@ -93,6 +95,8 @@ pub fn expand(plan: &Plan) -> Result<ExpandedPlan, Vec<ExpandError>> {
     for phase in &mut phases {
         let (name, strategy) = (phase.name, phase.strategy);
         for step in &mut phase.steps {
+            let commands = std::mem::take(&mut step.commands);
+            step.commands = place_commands(plan, name, &step.kind, commands);
             let note = common::kongup_note(step, plan, name, strategy);
             if !step.instruction.is_empty() {
                 step.instruction.push_str("\n\n");
@@ -619,6 +623,7 @@ pub(crate) mod sample {
             program: CommandLine::Argv(words.iter().map(|w| w.to_string()).collect()),
             executor: None,
             timeout: None,
+            node: None,
         }
     }
 
@@ -636,7 +641,7 @@ mod tests {
 
     use super::sample::{argv, plan, select};
     use super::*;
-    use crate::plan::model::{SkippedStep, StepOverride};
+    use crate::plan::model::{ExecutorSpec, SkippedStep, StepOverride};
     use crate::plan::steps::{ClusterSide, MigrationsCommand, RollbackKind};
 
     fn fixed(mode: Mode, strategy: Strategy) -> ExpandedPlan {
@@ -1114,9 +1119,22 @@ mod tests {
         });
         let expanded = expand(&p).unwrap();
         let start = step(&expanded.phases[0], "start-y");
-        assert_eq!(start.commands.len(), 2);
-        assert_eq!(start.commands[0].timeout, Some(Duration::from_secs(60)));
-        assert_eq!(start.commands[1].timeout, Some(Duration::from_secs(5)));
+        // Neither command names an executor: each runs on both Y nodes, node by node.
+        let placed: Vec<(Option<&str>, Option<Duration>)> = start
+            .commands
+            .iter()
+            .map(|c| (c.node.as_deref(), c.timeout))
+            .collect();
+        let (step_default, own) = (Duration::from_secs(60), Duration::from_secs(5));
+        assert_eq!(
+            placed,
+            [
+                (Some("y-1"), Some(step_default)),
+                (Some("y-2"), Some(step_default)),
+                (Some("y-1"), Some(own)),
+                (Some("y-2"), Some(own)),
+            ]
+        );
         assert!(
             start
                 .instruction
@@ -1124,6 +1142,45 @@ mod tests {
         );
         // The kind keeps its automation.
         assert!(matches!(start.kind, StepKind::StartNodes { .. }));
+    }
+
+    #[test]
+    fn commands_without_an_executor_run_on_the_nodes_of_the_phase() {
+        let mut p = plan(Mode::Hybrid, StrategyChoice::Fixed(Strategy::InPlace));
+        p.executors
+            .insert("dp-1-host".to_string(), ExecutorSpec::Local);
+        p.clusters.y.nodes[1].executor = Some("dp-1-host".to_string());
+        p.clusters.y.nodes[2].executor = None;
+        let given = |phase, id: &str| StepOverride {
+            step: StepSelector {
+                phase: Some(phase),
+                id: id.to_string(),
+            },
+            commands: vec![argv(&["true"])],
+            timeout: None,
+        };
+        p.steps.overrides = vec![
+            given(PhaseName::ControlPlane, "deploy-y"),
+            given(PhaseName::DataPlane, "deploy-y"),
+            given(PhaseName::ControlPlane, "migrations-up"),
+            given(PhaseName::ControlPlane, "review-considerations"),
+        ];
+        let expanded = expand(&p).unwrap();
+        let placed = |phase: usize, id: &str| -> Vec<(Option<String>, Option<String>)> {
+            step(&expanded.phases[phase], id)
+                .commands
+                .iter()
+                .map(|c| (c.node.clone(), c.executor.clone()))
+                .collect()
+        };
+        let on = |node: &str, executor: &str| (Some(node.to_string()), Some(executor.to_string()));
+        assert_eq!(placed(0, "deploy-y"), [on("y-cp", "local")]);
+        assert_eq!(
+            placed(1, "deploy-y"),
+            [on("y-dp-1", "dp-1-host"), on("y-dp-2", "local")]
+        );
+        assert_eq!(placed(0, "migrations-up"), [on("y-cp", "local")]);
+        assert_eq!(placed(0, "review-considerations"), [(None, None)]);
     }
 
     #[test]

@@ -116,6 +116,7 @@ pub fn shell_command(script: &str) -> CommandSpec {
         program: CommandLine::Shell(script.to_string()),
         executor: None,
         timeout: None,
+        node: None,
     }
 }
 

@@ -183,7 +183,9 @@ fn example_plans_read_every_section() {
             id: "deploy-y".into()
         }
     );
-    assert_eq!(deploy.commands[0].executor.as_deref(), Some("kong-y-1"));
+    // One command with no executor: the expansion places it on each Y node.
+    assert_eq!(deploy.commands.len(), 1);
+    assert_eq!(deploy.commands[0].executor, None);
     assert_eq!(deploy.commands[0].timeout, Some(Duration::from_secs(600)));
     let insert = &plan.steps.inserts[0];
     assert!(matches!(&insert.position, InsertPosition::After(s) if s.id == "backup"));
@@ -533,7 +535,7 @@ fn a_path_with_mandatory_stops_takes_one_plan_per_hop() {
 }
 
 #[test]
-fn blue_green_below_2_8_2_is_refused_in_traditional_mode() {
+fn blue_green_below_2_8_2_is_refused_in_every_mode() {
     let source = MINIMAL
         .replace("from: 3.4.3", "from: 2.8.1")
         .replace("to: 3.5.0", "to: 2.8.4")
@@ -541,6 +543,18 @@ fn blue_green_below_2_8_2_is_refused_in_traditional_mode() {
             "strategy: in-place",
             "strategy: blue-green\ntraffic: {driver: {type: manual}}",
         );
+    let d = single(&source);
+    assert_at(
+        &d,
+        5,
+        11,
+        "strategy `blue-green` cannot be used here: blue-green needs Kong 2.8.2 or later",
+    );
+    // Hybrid control planes too (docs/plan.md once said "in traditional mode" only).
+    let source = hybrid_plan()
+        .replace("from: 3.4.3", "from: 2.8.1")
+        .replace("to: 3.5.0", "to: 2.8.4")
+        .replace("strategy: in-place", "strategy: blue-green");
     let d = single(&source);
     assert_at(
         &d,
@@ -1255,4 +1269,46 @@ fn the_annotated_example_in_the_docs_validates() {
         Some(Duration::from_secs(900))
     );
     assert_eq!(plan.backup.keyring.len(), 1);
+}
+
+#[test]
+fn rollback_steps_cannot_be_selected() {
+    // The engine's `rollback` pseudo-phase parses as a phase name, but the rollback plan
+    // is derived from the steps that ran: no selector may point into it.
+    let source = hybrid_plan()
+        + "steps:\n  rollback/stop-x: {commands: [{run: [\"true\"]}]}\n  insert:\n    - {after: rollback/control-plane.stop-x, id: extra, title: Extra}\n  skip:\n    - {step: rollback/traffic-to-x, reason: not needed}\n";
+    let found = errors(&source);
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`steps.rollback/stop-x`: `rollback/stop-x` names a rollback step, and rollback steps cannot be customised",
+            "`steps.insert[0].after`: `rollback/control-plane.stop-x` names a rollback step, and rollback steps cannot be customised",
+            "`steps.skip[0].step`: `rollback/traffic-to-x` names a rollback step, and rollback steps cannot be customised",
+        ],
+        "{}",
+        PlanErrors {
+            diagnostics: found.clone()
+        }
+    );
+    for diagnostic in &found {
+        assert!(
+            hint(diagnostic).contains("customise the forward step instead"),
+            "{diagnostic}"
+        );
+    }
+
+    // Refused even when the mode could not be read (nothing to check the phase against).
+    let source = minimal_with("steps:\n  rollback/stop-x: {commands: [{run: [\"true\"]}]}\n")
+        .replace("mode: traditional", "mode: tradtional");
+    let found = errors(&source);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("rollback steps cannot be customised")),
+        "{}",
+        PlanErrors {
+            diagnostics: found.clone()
+        }
+    );
 }

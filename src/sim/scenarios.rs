@@ -1,0 +1,546 @@
+//! The lab's scenarios: one topology per upgrade strategy, with versions on paths Kong
+//! guarantees.
+//!
+//! | scenario | mode | X → Y | nodes per cluster | databases |
+//! |---|---|---|---|---|
+//! | `dual-cluster` | traditional | 3.4.3.12 → 3.10.0.1 (LTS to LTS) | 2 | X's, and Y's own |
+//! | `in-place` | traditional | 3.5.0 → 3.6.1 (adjacent minors) | 2 | one, shared |
+//! | `blue-green` | traditional | 3.4.3.11 → 3.4.3.12 (patch) | 2 | one, shared |
+//! | `dbless-rolling` | DB-less | 3.9.1 → 3.10.0 (adjacent minors) | 3 | none |
+//! | `hybrid` | hybrid | 3.4.3.12 → 3.10.0.1 (LTS to LTS) | 1 CP + 2 DP | X CP's, Y CP's own |
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::plan::model::{Mode, Role, Strategy};
+use crate::plan::steps::ClusterSide;
+use crate::plan::version::KongVersion;
+
+use super::lab::LabEndpoints;
+use super::node::NodeSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scenario {
+    DualCluster,
+    InPlace,
+    BlueGreen,
+    DblessRolling,
+    Hybrid,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 5] = [
+        Scenario::DualCluster,
+        Scenario::InPlace,
+        Scenario::BlueGreen,
+        Scenario::DblessRolling,
+        Scenario::Hybrid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::DualCluster => "dual-cluster",
+            Scenario::InPlace => "in-place",
+            Scenario::BlueGreen => "blue-green",
+            Scenario::DblessRolling => "dbless-rolling",
+            Scenario::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{0}' is not a lab scenario (choose one of dual-cluster, in-place, blue-green, dbless-rolling, hybrid)"
+)]
+pub struct UnknownScenario(pub String);
+
+impl FromStr for Scenario {
+    type Err = UnknownScenario;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.as_str() == s)
+            .ok_or_else(|| UnknownScenario(s.to_string()))
+    }
+}
+
+/// A database of the lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabasePlan {
+    /// `pg_database`, e.g. `kong`.
+    pub name: String,
+    /// The cluster that owns it (a shared database belongs to X).
+    pub cluster: ClusterSide,
+    /// A host that never resolves (RFC 6761 `.invalid`): nothing may mistake it for a
+    /// real PostgreSQL.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// `None`: created empty (Y's own database, restored from X's backup by the plan).
+    pub bootstrapped_by: Option<KongVersion>,
+}
+
+impl DatabasePlan {
+    pub fn address(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub scenario: Scenario,
+    pub mode: Mode,
+    pub from: KongVersion,
+    pub to: KongVersion,
+    /// The strategy of the database-backed part (hybrid: the control planes'); DB-less
+    /// rolls.
+    pub strategy: Strategy,
+    pub nodes: Vec<NodeSpec>,
+    pub databases: Vec<DatabasePlan>,
+}
+
+impl Topology {
+    pub fn database(&self, name: &str) -> Option<&DatabasePlan> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+}
+
+fn version(s: &str) -> KongVersion {
+    s.parse().expect("scenario versions are valid")
+}
+
+fn db(name: &str, cluster: ClusterSide, bootstrapped_by: Option<KongVersion>) -> DatabasePlan {
+    DatabasePlan {
+        name: name.to_string(),
+        cluster,
+        host: format!("db-{}.lab.invalid", cluster.as_str()),
+        port: 5432,
+        user: "kong".to_string(),
+        bootstrapped_by,
+    }
+}
+
+fn traditional(
+    prefix: &str,
+    cluster: ClusterSide,
+    count: usize,
+    version: KongVersion,
+    database: Option<&str>,
+) -> Vec<NodeSpec> {
+    (1..=count)
+        .map(|i| NodeSpec {
+            name: format!("{prefix}-{}-{i}", cluster.as_str()),
+            cluster,
+            role: Role::Traditional,
+            dbless: database.is_none(),
+            version,
+            database: database.map(str::to_string),
+            control_plane: None,
+        })
+        .collect()
+}
+
+fn hybrid_cluster(cluster: ClusterSide, version: KongVersion, database: &str) -> Vec<NodeSpec> {
+    let side = cluster.as_str();
+    let cp = format!("cp-{side}-1");
+    let mut nodes = vec![NodeSpec {
+        name: cp.clone(),
+        cluster,
+        role: Role::ControlPlane,
+        dbless: false,
+        version,
+        database: Some(database.to_string()),
+        control_plane: None,
+    }];
+    nodes.extend((1..=2).map(|i| NodeSpec {
+        name: format!("dp-{side}-{i}"),
+        cluster,
+        role: Role::DataPlane,
+        dbless: true,
+        version,
+        database: None,
+        control_plane: Some(cp.clone()),
+    }));
+    nodes
+}
+
+/// The lab topology of a scenario.
+pub fn topology(scenario: Scenario) -> Topology {
+    use ClusterSide::{X, Y};
+    match scenario {
+        Scenario::DualCluster => {
+            let (from, to) = (version("3.4.3.12"), version("3.10.0.1"));
+            let mut nodes = traditional("kong", X, 2, from, Some("kong"));
+            nodes.extend(traditional("kong", Y, 2, to, Some("kong_y")));
+            Topology {
+                scenario,
+                mode: Mode::Traditional,
+                from,
+                to,
+                strategy: Strategy::DualCluster,
+                nodes,
+                databases: vec![db("kong", X, Some(from)), db("kong_y", Y, None)],
+            }
+        }
+        Scenario::InPlace | Scenario::BlueGreen => {
+            let (from, to, strategy) = if scenario == Scenario::InPlace {
+                (version("3.5.0"), version("3.6.1"), Strategy::InPlace)
+            } else {
+                (
+                    version("3.4.3.11"),
+                    version("3.4.3.12"),
+                    Strategy::BlueGreen,
+                )
+            };
+            let mut nodes = traditional("kong", X, 2, from, Some("kong"));
+            nodes.extend(traditional("kong", Y, 2, to, Some("kong")));
+            Topology {
+                scenario,
+                mode: Mode::Traditional,
+                from,
+                to,
+                strategy,
+                nodes,
+                databases: vec![db("kong", X, Some(from))],
+            }
+        }
+        Scenario::DblessRolling => {
+            let (from, to) = (version("3.9.1"), version("3.10.0"));
+            let mut nodes = traditional("kong", X, 3, from, None);
+            nodes.extend(traditional("kong", Y, 3, to, None));
+            Topology {
+                scenario,
+                mode: Mode::Dbless,
+                from,
+                to,
+                strategy: Strategy::Rolling,
+                nodes,
+                databases: Vec::new(),
+            }
+        }
+        Scenario::Hybrid => {
+            let (from, to) = (version("3.4.3.12"), version("3.10.0.1"));
+            let mut nodes = hybrid_cluster(X, from, "kong");
+            nodes.extend(hybrid_cluster(Y, to, "kong_y"));
+            Topology {
+                scenario,
+                mode: Mode::Hybrid,
+                from,
+                to,
+                strategy: Strategy::DualCluster,
+                nodes,
+                databases: vec![db("kong", X, Some(from)), db("kong_y", Y, None)],
+            }
+        }
+    }
+}
+
+/// The traffic stages of the demo plans: short, so a demo walks to done in minutes.
+pub const DEMO_SCHEDULE: &[u8] = &[10, 50, 100];
+/// How long each demo stage bakes.
+pub const DEMO_BAKE: &str = "20s";
+
+/// One command of a step override: argv and the executor that runs it.
+struct DemoCommand {
+    argv: Vec<String>,
+    executor: String,
+}
+
+fn cmd(executor: &str, argv: &[&str]) -> DemoCommand {
+    DemoCommand {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        executor: executor.to_string(),
+    }
+}
+
+/// A YAML scalar, quoted when it could be read as something else.
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+        && !s.starts_with(['-', '.', ':'])
+        && s.parse::<f64>().is_err()
+        && !matches!(
+            s,
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+}
+
+fn names(endpoints: &LabEndpoints, side: ClusterSide, role: Option<Role>) -> Vec<String> {
+    endpoints
+        .cluster(side)
+        .filter(|n| role.is_none_or(|r| n.role == r))
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+fn on_each(nodes: &[String], argv: &[&str]) -> Vec<DemoCommand> {
+    nodes.iter().map(|n| cmd(n, argv)).collect()
+}
+
+/// The plan commands each step runs on the lab, by step selector.
+fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
+    use ClusterSide::{X, Y};
+    let all_x = names(endpoints, X, None);
+    let all_y = names(endpoints, Y, None);
+    let dump = "/var/backups/kong-x.dump";
+    let pg_dump = |executor: &str| cmd(executor, &["pg_dump", "-Fc", "-d", "kong", "-f", dump]);
+    let restore = cmd(
+        "lab",
+        &["pg_restore", "--clean", "--if-exists", "-d", "kong_y", dump],
+    );
+    let migrate_then_start = |node: &str| {
+        vec![
+            cmd(node, &["kong", "migrations", "up", "--db-timeout", "60"]),
+            cmd(
+                node,
+                &["kong", "migrations", "finish", "--db-timeout", "60"],
+            ),
+        ]
+    };
+    let step = |id: &str, commands: Vec<DemoCommand>| (id.to_string(), commands);
+    match endpoints.scenario {
+        Scenario::DualCluster => {
+            let first_y = all_y[0].as_str();
+            let mut start_y = migrate_then_start(first_y);
+            start_y.extend(on_each(&all_y, &["kong", "start"]));
+            vec![
+                step("backup", vec![pg_dump(&all_x[0])]),
+                step("deploy-y", on_each(&all_y, &["lab", "install"])),
+                step("restore-db", vec![restore]),
+                step(
+                    "configure-y",
+                    on_each(&all_y, &["kong", "check", "/etc/kong/kong.conf"]),
+                ),
+                step("start-y", start_y),
+                step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+            ]
+        }
+        Scenario::InPlace => vec![
+            step("backup", vec![pg_dump(&all_x[0])]),
+            step("stop-x", on_each(&all_x, &["kong", "quit"])),
+            step("deploy-y", on_each(&all_y, &["lab", "install"])),
+            step("start-y", on_each(&all_y, &["kong", "start"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::BlueGreen => vec![
+            step("backup-db", vec![pg_dump(&all_x[0])]),
+            step(
+                "backup-declarative",
+                vec![cmd(
+                    "lab",
+                    &["deck", "gateway", "dump", "-o", "/var/backups/kong-x.yaml"],
+                )],
+            ),
+            step("deploy-y", on_each(&all_y, &["lab", "install"])),
+            step("start-y", on_each(&all_y, &["kong", "start"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::DblessRolling => vec![
+            step(
+                "backup",
+                vec![cmd(
+                    &all_x[0],
+                    &["cp", "/etc/kong/kong.yml", "/var/backups/kong.yml"],
+                )],
+            ),
+            step("deploy-y", on_each(&all_y, &["lab", "deploy"])),
+            step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
+        ],
+        Scenario::Hybrid => {
+            let x_cps = names(endpoints, X, Some(Role::ControlPlane));
+            let y_cps = names(endpoints, Y, Some(Role::ControlPlane));
+            let x_dps = names(endpoints, X, Some(Role::DataPlane));
+            let y_dps = names(endpoints, Y, Some(Role::DataPlane));
+            let mut start_cp = migrate_then_start(&y_cps[0]);
+            start_cp.extend(on_each(&y_cps, &["kong", "start"]));
+            vec![
+                step("control-plane/backup", vec![pg_dump(&x_cps[0])]),
+                step(
+                    "control-plane/deploy-y",
+                    on_each(&y_cps, &["lab", "install"]),
+                ),
+                step("control-plane/restore-db", vec![restore]),
+                step(
+                    "control-plane/configure-y",
+                    on_each(&y_cps, &["kong", "check", "/etc/kong/kong.conf"]),
+                ),
+                step("control-plane/start-y", start_cp),
+                step(
+                    "control-plane/decommission-x",
+                    on_each(&x_cps, &["lab", "decommission"]),
+                ),
+                step("data-plane/deploy-y", on_each(&y_dps, &["lab", "deploy"])),
+                step(
+                    "data-plane/decommission-x",
+                    on_each(&x_dps, &["lab", "decommission"]),
+                ),
+            ]
+        }
+    }
+}
+
+/// The plan `kongup demo` runs for `scenario` on a lab reached at `endpoints`, in the
+/// format of docs/plan.md. Every executor is `sim` (one per node, named after it, and
+/// `lab` for lab-wide commands); traffic moves through the lab's balancer by a `command`
+/// driver (`lab split {x} {y}`). Steps whose work the engine does itself (preflight,
+/// smoke tests, traffic stages, monitoring, `kong migrations` through Y's executor, the
+/// hybrid compatibility check) get no commands; steps that act on hosts get the sim
+/// commands that act on the lab; the rest stay checklist items to confirm.
+pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
+    use std::fmt::Write as _;
+
+    let topology = topology(scenario);
+    let mut y = String::new();
+    let _ = writeln!(
+        y,
+        "# kongup demo: the {scenario} scenario on the simulated lab. Every command runs on the\n\
+         # lab through `sim` executors; nothing here touches a real host."
+    );
+    let _ = writeln!(
+        y,
+        "name: demo {scenario} {} to {}",
+        endpoints.from, endpoints.to
+    );
+    let _ = writeln!(y, "from: {}", endpoints.from);
+    let _ = writeln!(y, "to: {}", endpoints.to);
+    let _ = writeln!(y, "mode: {}", endpoints.mode.as_str());
+    let database = if endpoints.mode == Mode::Dbless {
+        "off"
+    } else {
+        "postgres"
+    };
+    let _ = writeln!(y, "database: {database}");
+    let _ = writeln!(y, "strategy: {}", topology.strategy.as_str());
+    let _ = writeln!(y);
+    let _ = writeln!(y, "clusters:");
+    for side in [ClusterSide::X, ClusterSide::Y] {
+        let _ = writeln!(y, "  {}:", side.as_str());
+        let _ = writeln!(y, "    nodes:");
+        for node in endpoints.cluster(side) {
+            let _ = writeln!(y, "      - name: {}", node.name);
+            if endpoints.mode == Mode::Hybrid {
+                let _ = writeln!(y, "        role: {}", node.role.as_str());
+            }
+            let _ = writeln!(y, "        admin_url: {}", node.admin);
+            let _ = writeln!(y, "        status_url: {}", node.status);
+            if let Some(proxy) = &node.proxy {
+                let _ = writeln!(y, "        proxy_url: {proxy}");
+            }
+            let _ = writeln!(y, "        executor: {}", node.name);
+        }
+        // Y names its own database only where it has one (dual-cluster, hybrid CPs).
+        let own_db = endpoints.databases.iter().find(|d| d.cluster == side);
+        if let Some(db) = own_db {
+            let _ = writeln!(y, "    database:");
+            let _ = writeln!(y, "      host: {}", db.host);
+            let _ = writeln!(y, "      port: {}", db.port);
+            let _ = writeln!(y, "      name: {}", db.name);
+            let _ = writeln!(y, "      user: {}", db.user);
+        }
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "executors:");
+    let _ = writeln!(y, "  lab: {{type: sim}}");
+    for node in &endpoints.nodes {
+        let _ = writeln!(y, "  {}: {{type: sim}}", node.name);
+    }
+    let _ = writeln!(y);
+    let schedule: Vec<String> = DEMO_SCHEDULE.iter().map(u8::to_string).collect();
+    let _ = writeln!(
+        y,
+        "traffic:\n  driver:\n    type: command\n    set: [lab, split, '{{x}}', '{{y}}']\n    get: [lab, split]\n    executor: lab\n    timeout: 10s\n  schedule: [{}]\n  bake: {DEMO_BAKE}\n  auto_advance: false",
+        schedule.join(", ")
+    );
+    let _ = writeln!(y);
+    let _ = writeln!(
+        y,
+        "gates:\n  window: 15s\n  max_error_ratio: 0.02\n  max_p99_ms: 500\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3\n  min_requests: 20\n  consecutive_breaches: 2\n  on_fail: pause"
+    );
+    let _ = writeln!(y);
+    let _ = writeln!(
+        y,
+        "smoke_tests:\n  - name: key-auth rejects a request without a key\n    path: /secure\n    expect:\n      status: 401\n  - name: the orders route answers from Y\n    path: /orders\n    expect:\n      status: 200\n      body_contains: '\"cluster\":\"y\"'"
+    );
+    if endpoints.mode != Mode::Dbless {
+        let _ = writeln!(y);
+        let _ = writeln!(y, "migrations:\n  db_timeout: 60\n  timeout: 5m");
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "steps:");
+    for (selector, commands) in demo_steps(endpoints) {
+        let _ = writeln!(y, "  {}:", yaml_str(&selector));
+        let _ = writeln!(y, "    commands:");
+        for command in commands {
+            let argv: Vec<String> = command.argv.iter().map(|a| yaml_str(a)).collect();
+            let _ = writeln!(y, "      - run: [{}]", argv.join(", "));
+            let _ = writeln!(y, "        executor: {}", command.executor);
+        }
+    }
+    if endpoints.scenario == Scenario::InPlace {
+        // In place, Y takes X's addresses and the balancer is left as it is; the lab's Y
+        // has addresses of its own, so the balancer is pointed at them.
+        let _ = writeln!(
+            y,
+            "  insert:\n    - after: start-y\n      id: point-balancer-at-y\n      title: Send the traffic to Y\n      instruction: Y has replaced X; the load balancer now sends every request to Y's proxies.\n      commands:\n        - run: [lab, split, '0', '100']\n          executor: lab"
+        );
+    }
+    let _ = writeln!(y);
+    let _ = writeln!(y, "command_timeout: 2m");
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_parses_back_from_its_name() {
+        for scenario in Scenario::ALL {
+            assert_eq!(scenario.as_str().parse::<Scenario>(), Ok(scenario));
+        }
+        assert!("canary".parse::<Scenario>().is_err());
+    }
+
+    #[test]
+    fn blue_green_is_a_patch_upgrade_from_2_8_2_or_later() {
+        let t = topology(Scenario::BlueGreen);
+        assert_eq!(t.from.minor_line(), t.to.minor_line());
+        assert!(t.from >= version("2.8.2"));
+        assert!(t.to > t.from);
+    }
+
+    #[test]
+    fn y_nodes_run_the_target_version_and_x_the_source() {
+        for scenario in Scenario::ALL {
+            let t = topology(scenario);
+            for node in &t.nodes {
+                let expected = if node.cluster == ClusterSide::X {
+                    t.from
+                } else {
+                    t.to
+                };
+                assert_eq!(node.version, expected, "{} in {scenario}", node.name);
+                if let Some(db) = &node.database {
+                    assert!(
+                        t.database(db).is_some(),
+                        "{} names a missing database",
+                        node.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `kongup lab --json`: the first line is the endpoints; they answer over real HTTP; the
+//! traffic moves /metrics; SIGINT stops the lab cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use kongup::cli::lab::LabJson;
+
+/// Kills the lab if a test fails before stopping it.
+struct LabProcess(Child);
+
+impl Drop for LabProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_lab(args: &[&str]) -> (LabProcess, String) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin!("kongup"))
+        .arg("lab")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("kongup starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("kongup lab printed its endpoints");
+    (LabProcess(child), first)
+}
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn requests_total(client: &reqwest::Client, status_url: &str) -> f64 {
+    let text = client
+        .get(format!("{status_url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("kong_http_requests_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_json_endpoints_answer_and_traffic_moves_the_metrics() {
+    let (mut lab, first) = spawn_lab(&["--scenario", "dual-cluster", "--json", "--traffic", "50"]);
+    let value: serde_json::Value = serde_json::from_str(&first).expect("the first line is JSON");
+    assert_eq!(
+        value.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["nodes"]
+    );
+    let parsed: LabJson = serde_json::from_value(value).unwrap();
+    assert_eq!(parsed.nodes.len(), 4);
+    let client = client();
+    for node in &parsed.nodes {
+        assert!(["x", "y"].contains(&node.cluster.as_str()));
+        assert_eq!(node.role, "traditional");
+        let root: serde_json::Value = client
+            .get(format!("{}/", node.admin))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(root["version"], node.version.as_str());
+        let ready = client
+            .get(format!("{}/status/ready", node.status))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ready.status().as_u16(),
+            200,
+            "{} is ready: Y runs too",
+            node.name
+        );
+        let proxied = client
+            .get(format!("{}/users", node.proxy.clone().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(proxied.status().as_u16(), 200);
+        let body: serde_json::Value = proxied.json().await.unwrap();
+        assert_eq!(body["node"], node.name.as_str());
+    }
+
+    // The generator sends to X (the balancer starts at 100% X): X's counters move.
+    let x1 = parsed.nodes.iter().find(|n| n.name == "kong-x-1").unwrap();
+    let start = requests_total(&client, &x1.status).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if requests_total(&client, &x1.status).await >= start + 10.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kong-x-1's counters did not move"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGINT stops the lab, with exit status 0, and its ports close.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = lab.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kongup lab did not stop on SIGINT"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        client
+            .get(format!("{}/status", x1.admin))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[test]
+fn lab_refuses_an_unknown_scenario_and_fault() {
+    let output = Command::new(assert_cmd::cargo::cargo_bin!("kongup"))
+        .args(["lab", "--scenario", "canary"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("'canary' is not a lab scenario"),
+        "{stderr}"
+    );
+    let output = Command::new(assert_cmd::cargo::cargo_bin!("kongup"))
+        .args(["lab", "--fault", "y-errors=3"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("between 0 and 1"));
+}
