@@ -8,14 +8,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{KongAccess, database_node, freeze, side_name};
+use super::{KongAccess, freeze, phase_for_preview, side_name};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::exec::OutputLine;
 use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};
 use crate::kong::pg;
 use crate::plan::model::Plan;
-use crate::plan::steps::{ClusterSide, MigrationsCommand, Step, StepKind};
+use crate::plan::placement::step_nodes;
+use crate::plan::steps::{ClusterSide, MigrationsCommand, PhaseName, Step, StepKind};
 
 pub struct Migrations {
     access: Arc<KongAccess>,
@@ -34,12 +35,12 @@ fn command_of(step: &Step) -> Option<MigrationsCommand> {
     }
 }
 
-/// The executor `kong migrations` runs on: Y's first node that reaches the database
-/// (traditional or control plane) and has one, else this machine.
-fn executor_name(plan: &Plan) -> (String, Option<String>) {
-    match database_node(plan, ClusterSide::Y) {
+/// The executor `kong migrations` runs on: that of the node the step's commands are placed
+/// on (Y's first node of the phase's role; `local` when it names none), else this machine.
+fn executor_name(plan: &Plan, phase: PhaseName, kind: &StepKind) -> (String, Option<String>) {
+    match step_nodes(plan, phase, kind).first() {
         Some(node) => (
-            node.executor.clone().unwrap_or_default(),
+            node.executor.clone().unwrap_or_else(|| "local".to_string()),
             Some(node.name.clone()),
         ),
         None => ("local".to_string(), None),
@@ -53,7 +54,8 @@ impl StepAction for Migrations {
             return Vec::new();
         };
         let mut lines = vec![freeze::describe_guard(&self.access, plan)];
-        let (executor, node) = executor_name(plan);
+        let (_, phase) = phase_for_preview(plan, step);
+        let (executor, node) = executor_name(plan, phase, &step.kind);
         let place = toolbox
             .executors
             .get(&executor)
@@ -125,7 +127,7 @@ impl StepAction for Migrations {
             database.describe(),
             pg::summary(&before)
         ));
-        let (executor_name, node) = executor_name(&ctx.plan);
+        let (executor_name, node) = executor_name(&ctx.plan, ctx.step_ref.phase, &ctx.step.kind);
         let executor = ctx.executor(&executor_name)?;
         let plan = ctx.plan.clone();
         ctx.log.note(&format!(

@@ -28,8 +28,10 @@ use crate::actions::{ActionFor, ActionRegistry, StepContext};
 use crate::kong::client::{AdminClient, AdminClientOptions, AdminError};
 use crate::kong::database::{KongDatabase, PgDatabase};
 use crate::kong::pg::PgError;
-use crate::plan::model::{DatabaseKind, Node, Plan, Role};
-use crate::plan::steps::{BackupKind, ClusterSide, RollbackKind, StepKind};
+use crate::plan::model::{DatabaseKind, Node, Plan};
+use crate::plan::steps::{
+    BackupKind, ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind,
+};
 use crate::plan::version::KongVersion;
 
 pub use self::backup::{DatabaseBackup, DeclarativeBackup, FileBackup};
@@ -325,12 +327,26 @@ pub(crate) fn is_version(reported: &str, expected: KongVersion) -> bool {
     reported_version(reported).is_some_and(|v| v == expected)
 }
 
-/// The node whose executor runs Kong's own commands on a side: the first that has one and
-/// can reach the database (a traditional node or a control plane).
-pub(crate) fn database_node(plan: &Plan, side: ClusterSide) -> Option<&Node> {
-    cluster_nodes(plan, side)
-        .iter()
-        .find(|n| n.executor.is_some() && n.role != Role::DataPlane)
+/// The phase a step belongs to, for the preview (which gets the step, not its place):
+/// a rollback step's id names it (`phase.id`), a forward step is found in the plan.
+pub(crate) fn phase_for_preview(plan: &Plan, step: &Step) -> (Option<ExpandedPlan>, PhaseName) {
+    let expanded = crate::plan::templates::expand(plan).ok();
+    if let Some((phase, _)) = step.id.split_once('.')
+        && let Some(phase) = PhaseName::parse(phase)
+    {
+        return (expanded, phase);
+    }
+    let phase = expanded
+        .as_ref()
+        .and_then(|e| {
+            e.phases
+                .iter()
+                .find(|p| p.steps.iter().any(|s| s == step))
+                .or_else(|| e.phases.first().filter(|_| e.phases.len() == 1))
+                .map(|p| p.name)
+        })
+        .unwrap_or(PhaseName::Cluster);
+    (expanded, phase)
 }
 
 #[cfg(test)]

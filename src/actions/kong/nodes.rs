@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{KongAccess, cluster_nodes, is_version, side_name, side_version};
+use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
 use crate::actions::commands::run_commands;
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::kong::client::{AdminError, Readiness};
 use crate::plan::model::{Node, Plan, Role};
+use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
 use crate::plan::version::KongVersion;
 
@@ -80,33 +81,9 @@ fn target(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> Option<
     Some(Target { side, want, role })
 }
 
-/// The phase a step belongs to, for the preview (which gets the step, not its place):
-/// a rollback step's id names it (`phase.id`), a forward step is found in the plan.
-fn phase_for_preview(plan: &Plan, step: &Step) -> (Option<ExpandedPlan>, PhaseName) {
-    let expanded = crate::plan::templates::expand(plan).ok();
-    if let Some((phase, _)) = step.id.split_once('.')
-        && let Some(phase) = PhaseName::parse(phase)
-    {
-        return (expanded, phase);
-    }
-    let phase = expanded
-        .as_ref()
-        .and_then(|e| {
-            e.phases
-                .iter()
-                .find(|p| p.steps.iter().any(|s| s == step))
-                .or_else(|| e.phases.first().filter(|_| e.phases.len() == 1))
-                .map(|p| p.name)
-        })
-        .unwrap_or(PhaseName::Cluster);
-    (expanded, phase)
-}
-
-fn nodes_in_scope<'a>(plan: &'a Plan, target: &Target) -> Vec<&'a Node> {
-    cluster_nodes(plan, target.side)
-        .iter()
-        .filter(|n| target.role.is_none_or(|r| n.role == r))
-        .collect()
+/// The nodes the step acts on: those its commands are placed on.
+fn nodes_in_scope<'a>(plan: &'a Plan, phase: PhaseName, kind: &StepKind) -> Vec<&'a Node> {
+    step_nodes(plan, phase, kind)
 }
 
 fn scope_name(target: &Target) -> String {
@@ -145,7 +122,7 @@ impl StepAction for NodesWait {
         } else {
             "after the plan's commands below, ".to_string()
         };
-        let nodes = nodes_in_scope(plan, &target);
+        let nodes = nodes_in_scope(plan, phase, &step.kind);
         let names: Vec<&str> = nodes
             .iter()
             .filter(|n| checkable(n))
@@ -206,7 +183,7 @@ impl StepAction for NodesWait {
             }
         }
         let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = nodes_in_scope(&plan, &target)
+        let nodes: Vec<Node> = nodes_in_scope(&plan, phase, &kind)
             .into_iter()
             .cloned()
             .collect();

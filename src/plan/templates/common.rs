@@ -369,7 +369,7 @@ pub(super) fn kongup_note(
                 MigrationsCommand::Finish => "no migration may be left pending",
             };
             format!(
-                "kongup checks the configuration is unchanged since the freeze, runs `{}` on the executor of Y's first node that reaches the database (else locally), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}",
+                "kongup checks the configuration is unchanged since the freeze, runs `{}` on the executor of Y's first node (first control plane in hybrid mode; locally when it names none), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}",
                 argv.join(" ")
             )
         }
