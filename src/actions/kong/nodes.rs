@@ -81,11 +81,6 @@ fn target(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> Option<
     Some(Target { side, want, role })
 }
 
-/// The nodes the step acts on: those its commands are placed on.
-fn nodes_in_scope<'a>(plan: &'a Plan, phase: PhaseName, kind: &StepKind) -> Vec<&'a Node> {
-    step_nodes(plan, phase, kind)
-}
-
 fn scope_name(target: &Target) -> String {
     let what = match target.role {
         Some(Role::ControlPlane) => "control planes",
@@ -122,7 +117,8 @@ impl StepAction for NodesWait {
         } else {
             "after the plan's commands below, ".to_string()
         };
-        let nodes = nodes_in_scope(plan, phase, &step.kind);
+        // The nodes the step acts on: those its commands are placed on.
+        let nodes = step_nodes(plan, phase, &step.kind);
         let names: Vec<&str> = nodes
             .iter()
             .filter(|n| checkable(n))
@@ -183,7 +179,7 @@ impl StepAction for NodesWait {
             }
         }
         let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = nodes_in_scope(&plan, phase, &kind)
+        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
             .into_iter()
             .cloned()
             .collect();
