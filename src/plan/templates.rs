@@ -144,7 +144,7 @@ fn decide(plan: &Plan) -> (Strategy, String) {
 fn describe(strategy: Strategy, mode: Mode) -> &'static str {
     match (strategy, mode) {
         (Strategy::DualCluster, _) => {
-            "a new cluster Y with its own database, restored from X's backup, runs beside X while traffic moves over gradually. Kong's safest strategy, with no planned downtime."
+            "a new cluster Y with its own database, restored from X's backup and migrated, runs beside X while traffic moves over gradually. Kong's safest strategy, with no planned downtime."
         }
         (Strategy::InPlace, Mode::Hybrid) => {
             "X's control planes stop and Y's migrate and reuse X's database. It needs the fewest resources; the Admin API is down meanwhile while the data planes keep proxying."
@@ -688,14 +688,17 @@ mod tests {
             "provision-db-y",
             "restore-db",
             "configure-y",
+            "migrations-up",
+            "migrations-finish",
             "start-y",
             "staging-tests",
         ];
         expected.extend(SHIFTS);
         expected.extend(["monitor", "go-no-go", "decommission-x", "resume-writes"]);
         assert_eq!(ids(phase), expected);
+        // The migrations are kongup's: the guide leaves them implicit between 5.4 and 5.5.
         let mut guide = vec![
-            "", "1", "2", "3", "4", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
+            "", "1", "2", "3", "4", "5.1", "5.2", "5.3", "5.4", "", "", "5.5", "5.6",
         ];
         guide.extend(["6"; 5]);
         guide.extend(["7", "8", "9", ""]);
@@ -824,13 +827,38 @@ mod tests {
             // `up` alone keeps X working.
             assert!(!step(&expanded.phases[0], "migrations-up").irreversible);
         }
-        let dual = fixed(Mode::Traditional, Strategy::DualCluster);
-        assert!(
-            !dual.phases[0]
-                .steps
-                .iter()
-                .any(|s| matches!(s.kind, StepKind::Migrations(_)))
-        );
+    }
+
+    #[test]
+    fn dual_cluster_migrates_ys_database_before_starting_y_and_it_is_reversible() {
+        for mode in [Mode::Traditional, Mode::Hybrid] {
+            let expanded = fixed(mode, Strategy::DualCluster);
+            let phase = &expanded.phases[0];
+            let order = ids(phase);
+            let at = |id: &str| order.iter().position(|s| *s == id).unwrap();
+            assert_eq!(at("configure-y") + 1, at("migrations-up"), "{mode:?}");
+            assert_eq!(at("migrations-up") + 1, at("migrations-finish"), "{mode:?}");
+            assert_eq!(at("migrations-finish") + 1, at("start-y"), "{mode:?}");
+            let up = step(phase, "migrations-up");
+            let finish = step(phase, "migrations-finish");
+            assert_eq!(up.kind, StepKind::Migrations(MigrationsCommand::Up));
+            assert_eq!(finish.kind, StepKind::Migrations(MigrationsCommand::Finish));
+            for migrations in [up, finish] {
+                assert_eq!(migrations.guide_ref, "", "{mode:?}");
+                assert!(migrations.changes);
+                // X keeps its own database: nothing here is the point of no return, and a
+                // rollback has nothing to restore (X's database was never migrated).
+                assert!(!migrations.irreversible, "{mode:?} {}", migrations.id);
+                assert_eq!(migrations.rollback, None, "{mode:?} {}", migrations.id);
+                assert!(
+                    migrations.instruction.contains("leaves it implicit"),
+                    "{}",
+                    migrations.instruction
+                );
+            }
+            assert!(finish.instruction.contains("not the point of no return"));
+            assert!(finish.instruction.contains("restore-db"));
+        }
     }
 
     #[test]
@@ -1016,7 +1044,7 @@ mod tests {
         let cp_ids = |strategy| ids(&fixed(Mode::Hybrid, strategy).phases[0]).join(" ");
         assert_eq!(
             cp_ids(Strategy::DualCluster),
-            "preflight freeze-writes backup review-considerations review-breaking-changes deploy-y provision-db-y restore-db configure-y start-y staging-tests switch-control-plane monitor go-no-go decommission-x"
+            "preflight freeze-writes backup review-considerations review-breaking-changes deploy-y provision-db-y restore-db configure-y migrations-up migrations-finish start-y staging-tests switch-control-plane monitor go-no-go decommission-x"
         );
         assert_eq!(
             cp_ids(Strategy::InPlace),
