@@ -225,6 +225,7 @@ impl Loader {
             }
             None => Some(TrafficSpec {
                 driver: TrafficDriverSpec::Manual,
+                driver_given: false,
                 schedule: DEFAULT_SCHEDULE.to_vec(),
                 bake: DEFAULT_BAKE,
                 auto_advance: false,
@@ -813,6 +814,7 @@ impl Loader {
             boolean(d, n, "traffic.auto_advance")
         });
         Some(TrafficSpec {
+            driver_given: f.has("driver"),
             driver: driver?,
             schedule: schedule?,
             bake: bake?,

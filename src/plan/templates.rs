@@ -550,6 +550,8 @@ pub(crate) mod sample {
     }
 
     /// A plan that the loader would accept, for `mode` and `strategy`, from 3.4.1 to 3.4.3.
+    /// It names a (manual) traffic driver except in traditional in-place, the one case
+    /// that may leave it out.
     pub(crate) fn plan(mode: Mode, strategy: StrategyChoice) -> Plan {
         let fixed = match strategy {
             StrategyChoice::Fixed(s) => Some(s),
@@ -579,6 +581,7 @@ pub(crate) mod sample {
             executors: BTreeMap::from([("local".to_string(), ExecutorSpec::Local)]),
             traffic: TrafficSpec {
                 driver: TrafficDriverSpec::Manual,
+                driver_given: !(mode == Mode::Traditional && fixed == Some(Strategy::InPlace)),
                 schedule: vec![1, 5, 25, 50, 100],
                 bake: Duration::from_secs(300),
                 auto_advance: false,
@@ -746,6 +749,66 @@ mod tests {
                 .iter()
                 .any(|s| matches!(s.kind, StepKind::ShiftTraffic { .. }))
         );
+    }
+
+    #[test]
+    fn in_place_with_a_traffic_driver_sends_the_traffic_to_y_after_starting_it() {
+        let mut p = plan(Mode::Traditional, StrategyChoice::Fixed(Strategy::InPlace));
+        p.traffic.driver_given = true;
+        p.traffic.bake = Duration::from_secs(42);
+        let expanded = expand(&p).unwrap();
+        let phase = &expanded.phases[0];
+        let order = ids(phase);
+        let at = |id: &str| order.iter().position(|s| *s == id).unwrap();
+        assert_eq!(at("start-y") + 1, at("switch-traffic"));
+        assert_eq!(at("switch-traffic") + 1, at("staging-tests"));
+        let switch = step(phase, "switch-traffic");
+        assert_eq!(
+            switch.kind,
+            StepKind::ShiftTraffic {
+                y_percent: 100,
+                bake: Duration::from_secs(42)
+            }
+        );
+        assert_eq!(switch.guide_ref, "");
+        assert!(switch.changes && !switch.irreversible);
+        assert!(switch.instruction.contains("X 0% / Y 100%"));
+        assert!(
+            switch
+                .instruction
+                .contains("restored from the backup and X started again"),
+            "{}",
+            switch.instruction
+        );
+        let rollback = switch.rollback.as_ref().unwrap();
+        assert_eq!(rollback.kind, RollbackKind::TrafficToX);
+        assert!(rollback.instruction.contains("database is restored"));
+        assert!(
+            step(phase, "start-y")
+                .instruction
+                .contains("switch-traffic")
+        );
+        // The other guide steps keep their order around it.
+        let mut without: Vec<&str> = order.clone();
+        without.retain(|id| *id != "switch-traffic");
+        assert_eq!(
+            without,
+            ids(&fixed(Mode::Traditional, Strategy::InPlace).phases[0])
+        );
+
+        // Without a driver Y takes X's addresses: no step moves traffic, and start-y says so.
+        p.traffic.driver_given = false;
+        let expanded = expand(&p).unwrap();
+        assert!(!ids(&expanded.phases[0]).contains(&"switch-traffic"));
+        assert!(
+            step(&expanded.phases[0], "start-y")
+                .instruction
+                .contains("names no traffic driver")
+        );
+
+        // Hybrid control planes carry no proxy traffic, driver or not.
+        let hybrid = fixed(Mode::Hybrid, Strategy::InPlace);
+        assert!(!ids(&hybrid.phases[0]).contains(&"switch-traffic"));
     }
 
     #[test]

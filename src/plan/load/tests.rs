@@ -725,6 +725,33 @@ fn a_rolling_upgrade_needs_a_traffic_driver() {
 }
 
 #[test]
+fn an_in_place_plan_with_a_traffic_driver_gets_a_step_that_sends_traffic_to_y() {
+    let steps = |source: &str| -> (bool, Vec<String>) {
+        let loaded = parse_plan(source, "plan.yaml").unwrap();
+        let ids = loaded.expanded.phases[0]
+            .steps
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        (loaded.plan.traffic.driver_given, ids)
+    };
+    // No driver: Y answers on X's addresses.
+    let (given, ids) = steps(MINIMAL);
+    assert!(!given);
+    assert!(!ids.iter().any(|id| id == "switch-traffic"));
+    // A `traffic` section without a driver is still no driver.
+    let (given, _) = steps(&minimal_with("traffic:\n  bake: 1m\n"));
+    assert!(!given);
+    // Any driver, `manual` included, says Y runs elsewhere.
+    for driver in ["{type: manual}", "{type: command, set: [split, \"{y}\"]}"] {
+        let (given, ids) = steps(&minimal_with(&format!("traffic:\n  driver: {driver}\n")));
+        assert!(given, "{driver}");
+        let start = ids.iter().position(|id| id == "start-y").unwrap();
+        assert_eq!(ids[start + 1], "switch-traffic", "{driver}");
+    }
+}
+
+#[test]
 fn referenced_executors_must_exist() {
     let source = MINIMAL.replace(
         "      - name: x1\n",
