@@ -917,6 +917,37 @@ fn urls_must_be_http_or_https() {
 }
 
 #[test]
+fn executors_local_cannot_be_redefined_as_another_type() {
+    let source =
+        minimal_with("executors:\n  kong-x: {type: local}\n  local: {type: ssh, host: 10.0.0.9}\n");
+    let d = single(&source);
+    assert_at(
+        &d,
+        17,
+        3,
+        "`executors.local` redefines kongup's own executor `local` (this machine) as type `ssh`",
+    );
+    assert!(hint(&d).contains("name it differently"), "{d}");
+    // Its own mistakes are reported with it.
+    let found = errors(&minimal_with("executors:\n  local: {type: kubectl}\n"));
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(found.len(), 2, "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("as type `kubectl`")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("needs `pod` or `selector`"))
+    );
+    // Declaring it as what it is changes nothing.
+    let loaded = parse_plan(
+        &minimal_with("executors:\n  local: {type: local}\n"),
+        "plan.yaml",
+    )
+    .unwrap();
+    assert_eq!(loaded.plan.executors["local"], ExecutorSpec::Local);
+}
+
+#[test]
 fn executors_take_keys_by_type() {
     let found = errors(&minimal_with(
         "executors:\n  a: {type: kubectl, namespace: kong}\n  b: {type: ssh, user: x, pod: y}\n  c: {type: telnet}\n  d: {type: kubectl, pod: p, selector: s}\n",
