@@ -752,7 +752,7 @@ mod tests {
     }
 
     #[test]
-    fn in_place_with_a_traffic_driver_sends_the_traffic_to_y_after_starting_it() {
+    fn in_place_with_a_traffic_driver_sends_the_traffic_to_y_once_it_is_started_and_tested() {
         let mut p = plan(Mode::Traditional, StrategyChoice::Fixed(Strategy::InPlace));
         p.traffic.driver_given = true;
         p.traffic.bake = Duration::from_secs(42);
@@ -760,8 +760,10 @@ mod tests {
         let phase = &expanded.phases[0];
         let order = ids(phase);
         let at = |id: &str| order.iter().position(|s| *s == id).unwrap();
-        assert_eq!(at("start-y") + 1, at("switch-traffic"));
-        assert_eq!(at("switch-traffic") + 1, at("staging-tests"));
+        // After start-y and Y's smoke tests, before the monitoring.
+        assert_eq!(at("start-y") + 1, at("staging-tests"));
+        assert_eq!(at("staging-tests") + 1, at("switch-traffic"));
+        assert_eq!(at("switch-traffic") + 1, at("monitor"));
         let switch = step(phase, "switch-traffic");
         assert_eq!(
             switch.kind,

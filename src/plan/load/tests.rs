@@ -747,7 +747,11 @@ fn an_in_place_plan_with_a_traffic_driver_gets_a_step_that_sends_traffic_to_y() 
         let (given, ids) = steps(&minimal_with(&format!("traffic:\n  driver: {driver}\n")));
         assert!(given, "{driver}");
         let start = ids.iter().position(|id| id == "start-y").unwrap();
-        assert_eq!(ids[start + 1], "switch-traffic", "{driver}");
+        assert_eq!(
+            ids[start + 1..start + 3],
+            ["staging-tests", "switch-traffic"],
+            "{driver}"
+        );
     }
 }
 

@@ -121,36 +121,13 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         .guide("Start the new cluster Y.")
         .note(match target {
             Target::ControlPlanes => "X's data planes reconnect to Y's control planes if Y took X's address (same major version only).",
-            _ if moves_traffic(plan, target) => "Y runs on machines of its own: the next step (switch-traffic) sends the proxy traffic to it.",
+            _ if moves_traffic(plan, target) => "Y runs on machines of its own: once the smoke tests pass, switch-traffic sends the proxy traffic to it.",
             _ => "The plan names no traffic driver, so nothing moves traffic: Y must answer on X's addresses (the same machines, or names moved to Y). If Y runs elsewhere, add `traffic.driver` to the plan (`manual` if you repoint the load balancer yourself) and kongup adds a step that sends the traffic to Y.",
         })
         .changes()
         .rollback(stop_y(target))
         .build(),
     ];
-    if moves_traffic(plan, target) {
-        steps.push(
-            Draft::new(
-                "switch-traffic",
-                "",
-                "Send all traffic to Y",
-                StepKind::ShiftTraffic {
-                    y_percent: 100,
-                    bake: plan.traffic.bake,
-                },
-            )
-            .guide("Not a numbered step of Kong's in-place guide: kongup adds it. The guide allows Y on other machines (\"this strategy does not prevent you from deploying the new cluster Y on a different machine\"); then the load balancer must send the traffic to Y once it has started. There is no gradual shift: X is stopped, so the proxy is down until this step.")
-            .note("Switching back to X takes more than the load balancer: X is stopped and, after `kong migrations finish`, cannot serve from the database. The database must be restored from the backup and X started again before the traffic goes back to X.")
-            .changes()
-            .rollback(RollbackAction {
-                title: "Send all traffic back to X".to_string(),
-                instruction: "X is stopped and, after `kong migrations finish`, cannot serve from the database: send the traffic back only once the database is restored from the backup and X runs again. Then set the split to 100% X, 0% Y and check that it took effect.".to_string(),
-                kind: RollbackKind::TrafficToX,
-                irreversible: false,
-            })
-            .build(),
-        );
-    }
     // The in-place guide has no staging tests; kongup adds them before the monitoring
     // because routes that behave differently after an upgrade are the common surprise.
     let staging_guide = "Not a step of Kong's in-place guide: kongup adds it. Kong's overview asks for a smoke test after the upgrade, and routes that load but behave differently after an upgrade are a common surprise.";
@@ -166,6 +143,31 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         .guide(staging_guide)
         .build()
     });
+    // Y is smoke-tested through its own proxies before any client reaches it: a Y that
+    // answers wrongly is worse than the downtime the test adds.
+    if moves_traffic(plan, target) {
+        steps.push(
+            Draft::new(
+                "switch-traffic",
+                "",
+                "Send all traffic to Y",
+                StepKind::ShiftTraffic {
+                    y_percent: 100,
+                    bake: plan.traffic.bake,
+                },
+            )
+            .guide("Not a numbered step of Kong's in-place guide: kongup adds it. The guide allows Y on other machines (\"this strategy does not prevent you from deploying the new cluster Y on a different machine\"); then the load balancer must send the traffic to Y once it has started. kongup does it after the smoke tests, so that no client reaches a Y that answers wrongly. There is no gradual shift: X is stopped, so the proxy is down until this step.")
+            .note("Switching back to X takes more than the load balancer: X is stopped and, after `kong migrations finish`, cannot serve from the database. The database must be restored from the backup and X started again before the traffic goes back to X.")
+            .changes()
+            .rollback(RollbackAction {
+                title: "Send all traffic back to X".to_string(),
+                instruction: "X is stopped and, after `kong migrations finish`, cannot serve from the database: send the traffic back only once the database is restored from the backup and X runs again. Then set the split to 100% X, 0% Y and check that it took effect.".to_string(),
+                kind: RollbackKind::TrafficToX,
+                irreversible: false,
+            })
+            .build(),
+        );
+    }
     steps.push(monitor(plan, "10", "Actively monitor all proxy metrics."));
     steps.push(go_no_go(
         "11",
