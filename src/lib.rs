@@ -9,3 +9,4 @@ pub mod lb;
 pub mod metrics;
 pub mod plan;
 pub mod secrets;
+pub mod ui;

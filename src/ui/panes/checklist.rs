@@ -1,0 +1,223 @@
+//! The steps, phase by phase, with their states; below them, the selected step: the guide's
+//! instruction and what it will run.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::engine::event::StepState;
+use crate::plan::steps::Step;
+use crate::ui::describe;
+use crate::ui::state::{ConsoleState, Pane, StepStatus};
+use crate::ui::text;
+use crate::ui::theme::{Theme, Tone, step_symbol};
+
+use super::pane_block;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
+    let done = state
+        .steps()
+        .filter(|(_, _, s)| matches!(s.state, StepState::Succeeded | StepState::Skipped))
+        .count();
+    let block = pane_block(
+        state,
+        Pane::Checklist,
+        vec![Span::raw(format!("{done}/{} done", state.step_count()))],
+    );
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height < 3 || inner.width < 10 {
+        return;
+    }
+    let detail_rows = (inner.height * 2 / 5).clamp(4, 14);
+    let list_rows = inner.height - detail_rows - 1;
+    let list = Rect::new(inner.x, inner.y, inner.width, list_rows);
+    let rule = Rect::new(inner.x, inner.y + list_rows, inner.width, 1);
+    let detail = Rect::new(inner.x, rule.bottom(), inner.width, detail_rows);
+
+    frame.render_widget(Paragraph::new(list_lines(state, list)), list);
+    frame.render_widget(
+        Paragraph::new("─".repeat(inner.width as usize)).style(state.theme().tone(Tone::Muted)),
+        rule,
+    );
+    frame.render_widget(Paragraph::new(detail_lines(state, detail)), detail);
+}
+
+enum Row {
+    Phase(usize),
+    Step(usize),
+}
+
+fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
+    let theme = state.theme();
+    let width = area.width as usize;
+    let mut rows = Vec::new();
+    let mut last_phase = None;
+    for (i, (step_ref, _, _)) in state.steps().enumerate() {
+        if last_phase != Some(step_ref.phase) {
+            let pi = state
+                .expanded()
+                .phases
+                .iter()
+                .position(|p| p.name == step_ref.phase)
+                .unwrap_or(0);
+            rows.push(Row::Phase(pi));
+            last_phase = Some(step_ref.phase);
+        }
+        rows.push(Row::Step(i));
+    }
+    let selected_row = rows
+        .iter()
+        .position(|r| matches!(r, Row::Step(i) if *i == state.selected_index()))
+        .unwrap_or(0);
+    // Keep the selection in view, a third of the way down, so what comes next shows.
+    let height = area.height as usize;
+    let first = selected_row
+        .saturating_sub(height / 3)
+        .min(rows.len().saturating_sub(height));
+    let steps: Vec<_> = state.steps().collect();
+    rows.iter()
+        .skip(first)
+        .take(height)
+        .map(|row| match row {
+            Row::Phase(pi) => {
+                let phase = &state.expanded().phases[*pi];
+                text_line(
+                    format!("{} · {}", phase.name, phase.strategy.as_str()),
+                    width,
+                    theme.bold(),
+                )
+            }
+            Row::Step(i) => {
+                let (_, step, status) = steps[*i];
+                step_row(state, step, status, width, *i == state.selected_index())
+            }
+        })
+        .collect()
+}
+
+fn text_line(s: String, width: usize, style: Style) -> Line<'static> {
+    Line::from(Span::styled(text::truncate(&s, width), style))
+}
+
+/// The tag at the end of a step's row: its state in words, with a clock while it runs.
+fn state_tag(state: &ConsoleState, status: &StepStatus) -> String {
+    let (_, word, _) = step_symbol(status.state);
+    match (status.state, status.bake_remaining, state.running_secs()) {
+        (StepState::Running, Some(left), _) => format!("[bake {}]", text::duration(left)),
+        (StepState::Running, None, Some(secs)) => format!("[running {}]", text::duration(secs)),
+        _ => format!("[{word}]"),
+    }
+}
+
+fn step_row(
+    state: &ConsoleState,
+    step: &Step,
+    status: &StepStatus,
+    width: usize,
+    selected: bool,
+) -> Line<'static> {
+    let theme = state.theme();
+    let (symbol, _, tone) = step_symbol(status.state);
+    let tag = state_tag(state, status);
+    let mark = if step.irreversible { "!" } else { " " };
+    let title_room = width.saturating_sub(4 + text::width(&tag) + 1);
+    let title = text::fit(&step.title, title_room);
+    let row_style = if selected {
+        theme.selected()
+    } else {
+        Style::new()
+    };
+    Line::from(vec![
+        Span::styled(format!(" {symbol}"), theme.tone(tone).patch(row_style)),
+        Span::styled(format!("{mark} "), theme.tone(Tone::Warn).patch(row_style)),
+        Span::styled(title, row_style),
+        Span::styled(" ", row_style),
+        Span::styled(tag, theme.tone(tone).patch(row_style)),
+    ])
+}
+
+fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
+    let theme = state.theme();
+    let width = area.width as usize;
+    let height = area.height as usize;
+    let Some((step_ref, step, status)) = state.selected() else {
+        return vec![Line::from("no steps")];
+    };
+    let mut lines = Vec::new();
+    let guide = if step.guide_ref.is_empty() {
+        "extra step".to_string()
+    } else {
+        format!("guide {}", step.guide_ref)
+    };
+    lines.push(text_line(
+        format!("{guide} · {} · {}", step.kind.as_str(), step_ref.id),
+        width,
+        theme.tone(Tone::Muted),
+    ));
+    if let Some(detail) = &status.detail {
+        let (symbol, _, tone) = step_symbol(status.state);
+        for row in text::wrap(&format!("{symbol} {detail}"), width)
+            .into_iter()
+            .take(2)
+        {
+            lines.push(Line::from(Span::styled(row, theme.tone(tone))));
+        }
+    }
+    if step.irreversible {
+        let because = step
+            .irreversible_because
+            .as_deref()
+            .unwrap_or("this step cannot be undone");
+        lines.push(text_line(
+            format!("! irreversible: {because}"),
+            width,
+            theme.tone(Tone::Warn),
+        ));
+    }
+    let runs = run_rows(state, step, width, theme);
+    // The instruction gets what the run lines leave, at least two rows.
+    let instruction_room = height.saturating_sub(lines.len() + runs.len()).max(2);
+    let instruction = text::wrap(&step.instruction, width);
+    let cut = instruction.len() > instruction_room;
+    for (i, row) in instruction.into_iter().take(instruction_room).enumerate() {
+        if cut && i + 1 == instruction_room {
+            lines.push(Line::from(text::truncate(&format!("{row} …"), width)));
+        } else {
+            lines.push(Line::from(row));
+        }
+    }
+    lines.extend(runs);
+    if lines.len() > height && height > 0 {
+        lines.truncate(height - 1);
+        lines.push(text_line(
+            "… Enter shows it all".into(),
+            width,
+            theme.tone(Tone::Muted),
+        ));
+    }
+    lines
+}
+
+fn run_rows(state: &ConsoleState, step: &Step, width: usize, theme: Theme) -> Vec<Line<'static>> {
+    let runs = describe::run_lines(state.plan(), step);
+    if runs.is_empty() {
+        let words = if step.changes {
+            "runs: nothing; you do it, then confirm"
+        } else {
+            "runs: nothing; read, then confirm"
+        };
+        return vec![text_line(words.into(), width, theme.tone(Tone::Accent))];
+    }
+    runs.iter()
+        .map(|run| {
+            text_line(
+                format!("{} {} @ {}", run.marker, run.what, run.place),
+                width,
+                theme.tone(Tone::Accent),
+            )
+        })
+        .collect()
+}
