@@ -273,6 +273,9 @@ where
                     }
                 }
                 dirty = true;
+                // A stream that is always ready (not a tokio channel) must not keep the
+                // task from yielding, or timers (the next frame) would never fire.
+                tokio::task::coop::consume_budget().await;
             },
 
             _ = second.tick() => {
