@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, Stream, StreamExt};
 use ratatui::Terminal;
-use ratatui::backend::Backend;
+use ratatui::backend::{Backend, ClearType};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -229,7 +229,7 @@ where
 
             _ = tokio::time::sleep_until(draw_at), if dirty => {
                 let drawn = if std::mem::take(&mut clear_first) {
-                    terminal.clear().map_err(|e| e.to_string())
+                    force_full_redraw(terminal)
                 } else {
                     Ok(())
                 }
@@ -287,6 +287,18 @@ where
     };
     flush(commands, outbox).await;
     exit
+}
+
+/// Clears the screen and makes the next frame write every cell. (`Terminal::clear` would
+/// ask the terminal where its cursor is, and the answer would arrive on the input that
+/// kongup's reader owns.)
+fn force_full_redraw<B: Backend>(terminal: &mut Terminal<B>) -> Result<(), String> {
+    terminal
+        .backend_mut()
+        .clear_region(ClearType::All)
+        .map_err(|e| e.to_string())?;
+    // An empty frame: the next one differs from it wherever there is something to show.
+    terminal.draw(|_| {}).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Hands the last commands to the engine, waiting a little for room; a gone engine is fine.
