@@ -56,7 +56,8 @@ impl ConsoleOptions {
 pub enum ConsoleExit {
     /// The operator quit. `step_running`: the step the engine lets finish before it exits.
     Quit { step_running: Option<StepRef> },
-    /// SIGHUP, SIGTERM or SIGINT arrived.
+    /// SIGHUP, SIGTERM or SIGINT arrived. After SIGHUP the terminal is most likely gone:
+    /// treat it as `TerminalLost` for printing.
     Signal(ExitSignal),
     /// The terminal went away. Nothing may be written to stdout or stderr any more (a write
     /// to a hung-up tty fails, and `println!` panics on that).
@@ -109,9 +110,16 @@ where
         &Utc::now,
     )
     .await;
+    // Dropping a terminal whose cursor is hidden shows it again, and reports a failure with
+    // `eprintln!`, which panics on a hung-up tty: show it here, and if the tty is gone, do
+    // not drop the terminal at all (the process is about to end).
+    if terminal.show_cursor().is_err() {
+        std::mem::forget(terminal);
+    }
     match &exit {
-        // Restoring writes to the terminal; on a dead one that only fails.
-        ConsoleExit::TerminalLost { .. } => {
+        // Restoring writes to the terminal; after a hang-up or on a dead one it only fails,
+        // and that must not hide how the console ended.
+        ConsoleExit::TerminalLost { .. } | ConsoleExit::Signal(_) => {
             let _ = ratatui::try_restore();
         }
         _ => ratatui::try_restore().wrap_err("restoring the terminal")?,

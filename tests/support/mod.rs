@@ -4,3 +4,4 @@
 
 pub mod hybrid;
 pub mod scenarios;
+pub mod stand_in;
