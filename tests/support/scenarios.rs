@@ -313,8 +313,11 @@ pub fn help(theme: Theme) -> ConsoleState {
     state
 }
 
+/// Builds the console at one moment of a run.
+pub type Scenario = fn(Theme) -> ConsoleState;
+
 /// Every scenario the snapshots cover, by name.
-pub fn all() -> Vec<(&'static str, fn(Theme) -> ConsoleState)> {
+pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
         ("new_run", new_run),
         ("awaiting_confirmation", awaiting_confirmation),

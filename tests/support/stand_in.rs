@@ -340,7 +340,7 @@ impl StandIn {
             y: figures(y, 0.0012, 150.0 + wiggle * 2.0, self.y_deployed),
         }))
         .await;
-        if self.y_percent > 0 && self.seconds % 5 == 0 {
+        if self.y_percent > 0 && self.seconds.is_multiple_of(5) {
             self.emit(Event::Gate(GateVerdict {
                 at: now,
                 verdict: Verdict::Pass,
