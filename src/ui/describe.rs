@@ -18,7 +18,8 @@ pub struct RunLine {
     /// `kongup` for built-in automation, `$` for a command from the plan.
     pub marker: &'static str,
     pub what: String,
-    pub place: String,
+    /// Where it runs; `None` when kongup does it itself.
+    pub place: Option<String>,
 }
 
 /// Everything a step runs, in order: its built-in automation, then the plan's commands.
@@ -39,10 +40,10 @@ pub fn command_line(plan: &Plan, command: &CommandSpec) -> RunLine {
     RunLine {
         marker: "$",
         what: command.program.display(),
-        place: match &command.executor {
+        place: Some(match &command.executor {
             Some(name) => executor(plan, name),
             None => "the step's default executor (the node's, else local)".into(),
-        },
+        }),
     }
 }
 
@@ -265,8 +266,8 @@ pub fn automation(plan: &Plan, kind: &StepKind) -> Option<String> {
     })
 }
 
-fn automation_place(plan: &Plan, kind: &StepKind) -> String {
-    match kind {
+fn automation_place(plan: &Plan, kind: &StepKind) -> Option<String> {
+    Some(match kind {
         StepKind::ShiftTraffic { .. } => load_balancer(plan),
         StepKind::Backup(BackupKind::Database) | StepKind::RestoreDatabase => "local".into(),
         StepKind::Migrations(_) => "one node of Y, through its executor".into(),
@@ -275,8 +276,8 @@ fn automation_place(plan: &Plan, kind: &StepKind) -> String {
         | StepKind::StopNodes { .. }
         | StepKind::Decommission { .. }
         | StepKind::Backup(_) => "each node's executor".into(),
-        _ => "kongup".into(),
-    }
+        _ => return None,
+    })
 }
 
 fn list_paths(paths: &[std::path::PathBuf]) -> String {

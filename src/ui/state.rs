@@ -278,8 +278,11 @@ impl ConsoleState {
             Event::RunChanged(run) => {
                 let previous = self.run;
                 self.run = *run;
-                self.ended_at =
-                    matches!(run, RunState::Done | RunState::Failed).then_some(self.now);
+                // The clock stops when the run ends, and goes on if it is taken up again.
+                self.ended_at = match run {
+                    RunState::Done | RunState::Failed => self.ended_at.or(Some(self.now)),
+                    _ => None,
+                };
                 if previous != *run {
                     let (symbol, label, tone) = super::theme::run_label(*run);
                     self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));

@@ -75,14 +75,6 @@ pub fn wrap(s: &str, cols: usize) -> Vec<String> {
     rows
 }
 
-/// How many rows `wrap(s, cols)` gives, without building them.
-pub fn wrapped_rows(s: &str, cols: usize) -> usize {
-    if !s.contains('\n') && width(s) <= cols {
-        return 1;
-    }
-    wrap(s, cols).len()
-}
-
 /// `h:mm:ss`, or `m:ss` under an hour.
 pub fn duration(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -147,7 +139,6 @@ mod tests {
         );
         assert_eq!(wrap("a\nb", 10), ["a", "b"]);
         assert_eq!(wrap("", 10), [""]);
-        assert_eq!(wrapped_rows("one two three", 7), 2);
     }
 
     #[test]

@@ -40,10 +40,6 @@ impl Theme {
         }
     }
 
-    pub fn has_colour(self) -> bool {
-        self.colour
-    }
-
     fn fg(self, colour: Color) -> Style {
         if self.colour {
             Style::new().fg(colour)

@@ -96,7 +96,7 @@ pub fn body(
         Some(r) => vec![describe::RunLine {
             marker: "kongup",
             what: describe::rollback_line(state.plan(), &r.kind),
-            place: "as the rollback plan says".into(),
+            place: None,
         }],
         None => describe::run_lines(state.plan(), step),
     };
@@ -123,10 +123,12 @@ pub fn body(
                 Span::raw(row),
             ]));
         }
-        runs.push(Line::from(Span::styled(
-            text::truncate(&format!("      on {}", run.place), width),
-            theme.tone(Tone::Muted),
-        )));
+        if let Some(place) = &run.place {
+            runs.push(Line::from(Span::styled(
+                text::truncate(&format!("      on {place}"), width),
+                theme.tone(Tone::Muted),
+            )));
+        }
     }
 
     let fixed = head.len() + runs.len() + tail.len() + 1;

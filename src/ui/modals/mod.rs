@@ -40,8 +40,7 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     )
 }
 
-/// Draws a dialog with `lines` in a box sized to them, and returns nothing: dialogs are
-/// drawn last, over everything.
+/// Draws a dialog with `lines` in a box sized to them, over whatever is below.
 pub fn draw_dialog(
     frame: &mut Frame,
     area: Rect,

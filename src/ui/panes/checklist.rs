@@ -152,11 +152,13 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
     } else {
         format!("guide {}", step.guide_ref)
     };
-    lines.push(text_line(
-        format!("{guide} · {} · {}", step.kind.as_str(), step_ref.id),
-        width,
-        theme.tone(Tone::Muted),
-    ));
+    let kind = step.kind.as_str();
+    let heading = if kind == step_ref.id {
+        format!("{guide} · {kind}")
+    } else {
+        format!("{guide} · {kind} · {}", step_ref.id)
+    };
+    lines.push(text_line(heading, width, theme.tone(Tone::Muted)));
     if let Some(detail) = &status.detail {
         let (symbol, _, tone) = step_symbol(status.state);
         for row in text::wrap(&format!("{symbol} {detail}"), width)
@@ -177,9 +179,24 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
             theme.tone(Tone::Warn),
         ));
     }
-    let runs = run_rows(state, step, width, theme);
-    // The instruction gets what the run lines leave, at least two rows.
-    let instruction_room = height.saturating_sub(lines.len() + runs.len()).max(2);
+    // What runs matters more than the rest of the instruction: the instruction keeps one
+    // row, the run lines take what they need (wrapped if they can, else a row each).
+    let room = height.saturating_sub(lines.len());
+    let runs_room = room.saturating_sub(1);
+    let mut runs = run_rows(state, step, width, theme, true);
+    if runs.len() > runs_room {
+        runs = run_rows(state, step, width, theme, false);
+    }
+    if runs.len() > runs_room {
+        let hidden = runs.len() - runs_room.saturating_sub(1);
+        runs.truncate(runs_room.saturating_sub(1));
+        runs.push(text_line(
+            format!("… {hidden} more: Enter shows all"),
+            width,
+            theme.tone(Tone::Muted),
+        ));
+    }
+    let instruction_room = room.saturating_sub(runs.len()).max(1);
     let instruction = text::wrap(&step.instruction, width);
     let cut = instruction.len() > instruction_room;
     for (i, row) in instruction.into_iter().take(instruction_room).enumerate() {
@@ -190,18 +207,19 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
         }
     }
     lines.extend(runs);
-    if lines.len() > height && height > 0 {
-        lines.truncate(height - 1);
-        lines.push(text_line(
-            "… Enter shows it all".into(),
-            width,
-            theme.tone(Tone::Muted),
-        ));
-    }
+    lines.truncate(height);
     lines
 }
 
-fn run_rows(state: &ConsoleState, step: &Step, width: usize, theme: Theme) -> Vec<Line<'static>> {
+/// A row per thing the step runs, or several when `wrap` and the line is long.
+fn run_rows(
+    state: &ConsoleState,
+    step: &Step,
+    width: usize,
+    theme: Theme,
+    wrap: bool,
+) -> Vec<Line<'static>> {
+    let style = theme.tone(Tone::Accent);
     let runs = describe::run_lines(state.plan(), step);
     if runs.is_empty() {
         let words = if step.changes {
@@ -209,15 +227,25 @@ fn run_rows(state: &ConsoleState, step: &Step, width: usize, theme: Theme) -> Ve
         } else {
             "runs: nothing; read, then confirm"
         };
-        return vec![text_line(words.into(), width, theme.tone(Tone::Accent))];
+        return vec![text_line(words.into(), width, style)];
     }
-    runs.iter()
-        .map(|run| {
-            text_line(
-                format!("{} {} @ {}", run.marker, run.what, run.place),
-                width,
-                theme.tone(Tone::Accent),
-            )
-        })
-        .collect()
+    let mut rows = Vec::new();
+    for run in &runs {
+        let line = match &run.place {
+            Some(place) => format!("{} {} @ {place}", run.marker, run.what),
+            None => format!("{} {}", run.marker, run.what),
+        };
+        if !wrap {
+            rows.push(text_line(line, width, style));
+            continue;
+        }
+        for (i, row) in text::wrap(&line, width.saturating_sub(2))
+            .into_iter()
+            .enumerate()
+        {
+            let row = if i == 0 { row } else { format!("  {row}") };
+            rows.push(Line::from(Span::styled(row, style)));
+        }
+    }
+    rows
 }
