@@ -1,6 +1,7 @@
 //! kongup: a terminal console that walks an operator through a Kong Gateway upgrade,
 //! one confirmed step at a time. See `docs/ARCHITECTURE.md` for the shape of the program.
 
+pub mod actions;
 pub mod cli;
 pub mod engine;
 pub mod exec;

@@ -1,5 +1,160 @@
 //! The engine: the only owner of run state. It takes `Command`s, emits `Event`s and
-//! journals each event before acting on it. It knows no terminal.
+//! journals each event before acting on it. It knows no terminal: the console, `--plain`
+//! and tests all drive it the same way.
+//!
+//! ```ignore
+//! let handle = engine::spawn(RunSetup { plan, expanded, plan_text, run_dir, operator,
+//!                                       toolbox, options, side_events: None })?;
+//! // handle.events: RunChanged, then StepChanged for every step, then whatever happens.
+//! handle.commands.send(Command::Confirm { step, typed: None }).await?;
+//! ```
+//!
+//! Rules it keeps: a step starts only after a confirm (or a retry, or the plan's
+//! `auto_advance` for a traffic stage) is in the journal; one step runs at a time; a
+//! step found `running` when a run is opened again becomes `interrupted` and waits for
+//! the operator; `Quit` and SIGHUP/SIGTERM/SIGINT never kill a running step: it runs to
+//! its end, its result is journaled, then the engine stops.
 
 pub mod command;
 pub mod event;
+pub mod journal;
+pub mod lock;
+pub mod plain;
+pub mod plan_change;
+pub mod report;
+pub mod rollback;
+mod run;
+pub mod rundir;
+pub mod toolbox;
+pub mod view;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use self::command::{Command, Operator};
+pub use self::event::{Event, RunState, StepState};
+pub use self::rollback::step_details;
+pub use self::toolbox::Toolbox;
+use crate::plan::model::Plan;
+use crate::plan::steps::{ExpandedPlan, Step, StepRef};
+
+/// Everything a run needs.
+pub struct RunSetup {
+    pub plan: Arc<Plan>,
+    pub expanded: Arc<ExpandedPlan>,
+    /// The plan file's text, exactly as read: its SHA-256 tells whether the plan changed.
+    pub plan_text: String,
+    /// The run directory itself (journal, lock, logs, backups).
+    pub run_dir: PathBuf,
+    pub operator: Operator,
+    pub toolbox: Toolbox,
+    pub options: RunOptions,
+    /// Events from other tasks (metrics, topology, drift warnings) to pass on to the
+    /// event stream, so a console reads one stream.
+    pub side_events: Option<mpsc::UnboundedReceiver<Event>>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Resume even though the plan changed since the run started (journaled).
+    pub accept_plan_change: bool,
+    /// Handle SIGHUP, SIGTERM and SIGINT: a running step finishes, then the engine stops.
+    pub handle_signals: bool,
+}
+
+/// A running engine.
+pub struct EngineHandle {
+    pub commands: mpsc::Sender<Command>,
+    /// Unbounded, so the engine never waits on a slow reader; read it continuously.
+    /// It ends when the engine stops.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub task: JoinHandle<Result<SessionEnd, EngineError>>,
+    pub run_dir: PathBuf,
+    pub run_id: String,
+}
+
+/// How a session ended (the run itself stays resumable unless it is done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub state: RunState,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("could not create the run directory {}: {source}; pass --journal DIR to use another", path.display())]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the plan changed since the run in {} started:\n{}\nResume with --accept-plan-change to \
+         go on with the new plan (the change is journaled), or put the old plan back",
+        run_dir.display(),
+        summary.iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    )]
+    PlanChanged {
+        run_dir: PathBuf,
+        summary: Vec<String>,
+    },
+    #[error("could not listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Opens (or creates) the run, takes its lock, journals the session and starts the
+/// engine task. Call it inside a tokio runtime.
+pub fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
+    run::spawn(setup)
+}
+
+/// What a console shows before a confirm: the step (forward or rollback) and exactly
+/// what confirming it will run, and where, one line each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPreview {
+    pub step: Step,
+    pub runs: Vec<String>,
+}
+
+pub fn preview_step(
+    plan: &Plan,
+    expanded: &ExpandedPlan,
+    toolbox: &Toolbox,
+    step: &StepRef,
+) -> Option<StepPreview> {
+    let details = step_details(expanded, step)?;
+    let rollback_kind = rollback::rollback_step(expanded, step).map(|r| r.kind);
+    let runs = toolbox.preview(plan, &details, rollback_kind.as_ref());
+    Some(StepPreview {
+        step: details,
+        runs,
+    })
+}
+
+/// SHA-256 of a text, in hex.
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// `user@host` of whoever runs this process.
+pub fn local_operator() -> Operator {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| format!("uid{}", nix::unistd::getuid()));
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string());
+    Operator(format!("{user}@{host}"))
+}

@@ -1,12 +1,19 @@
 //! Running commands: locally, over ssh, through kubectl, or on the simulated lab.
 
+pub mod kubectl;
+pub mod local;
+pub mod process;
+pub mod remote;
+pub mod ssh;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::event::LogStream;
-use crate::plan::model::CommandLine;
+use crate::plan::model::{CommandLine, ExecutorSpec};
 
 /// One line of a command's output, as it arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +64,127 @@ pub trait Executor: Send + Sync {
     /// Where commands run, e.g. "local" or "ssh kong@cp1:22".
     fn describe(&self) -> String;
     /// Runs to completion, timeout or cancellation; output goes to `lines` as it comes.
+    /// Keep reading `lines` while this runs (or use `run_to_completion`): when the
+    /// reader falls far behind, lines are dropped and a notice says how many.
     async fn run(
         &self,
         request: ExecRequest,
         lines: mpsc::Sender<OutputLine>,
         cancel: CancellationToken,
     ) -> Result<ExitOutcome, ExecError>;
+}
+
+/// A finished command and every line it printed.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub outcome: ExitOutcome,
+    pub lines: Vec<OutputLine>,
+}
+
+impl Completed {
+    /// The stdout lines, joined with newlines.
+    pub fn stdout(&self) -> String {
+        self.text_of(LogStream::Stdout)
+    }
+
+    /// The stderr lines, joined with newlines.
+    pub fn stderr(&self) -> String {
+        self.text_of(LogStream::Stderr)
+    }
+
+    fn text_of(&self, stream: LogStream) -> String {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == stream)
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Says how a failed command ended, with its last lines of stderr (else stdout),
+    /// for error messages.
+    pub fn failure_summary(&self, last_lines: usize) -> String {
+        let ending = match self.outcome {
+            ExitOutcome::Exited(code) => format!("exited with status {code}"),
+            ExitOutcome::Signalled(signal) => format!("was killed by signal {signal}"),
+            ExitOutcome::TimedOut => "timed out and was killed".to_string(),
+            ExitOutcome::Aborted => "was aborted".to_string(),
+        };
+        let stream = if self.lines.iter().any(|l| l.stream == LogStream::Stderr) {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        };
+        let tail: Vec<&str> = self
+            .lines
+            .iter()
+            .filter(|l| l.stream == stream && !l.text.trim().is_empty())
+            .map(|l| l.text.as_str())
+            .collect();
+        let tail = &tail[tail.len().saturating_sub(last_lines)..];
+        if tail.is_empty() {
+            ending
+        } else {
+            format!("{ending}: {}", tail.join(" | "))
+        }
+    }
+}
+
+/// Runs a command and collects its output; for short commands whose output the caller
+/// wants whole (a driver reading a load balancer, a probe). Steps whose output the
+/// operator watches should call `Executor::run` and stream instead.
+pub async fn run_to_completion(
+    executor: &dyn Executor,
+    request: ExecRequest,
+    cancel: CancellationToken,
+) -> Result<Completed, ExecError> {
+    let (sender, mut receiver) = mpsc::channel(1024);
+    let run = executor.run(request, sender, cancel);
+    let collect = async {
+        let mut lines = Vec::new();
+        while let Some(line) = receiver.recv().await {
+            lines.push(line);
+        }
+        lines
+    };
+    let (outcome, lines) = tokio::join!(run, collect);
+    Ok(Completed {
+        outcome: outcome?,
+        lines,
+    })
+}
+
+/// The executor a plan's `executors:` entry describes. `name` is the entry's name, for
+/// errors. The `sim` kind exists only inside the simulated lab.
+pub fn executor_for(spec: &ExecutorSpec, name: &str) -> Result<Arc<dyn Executor>, ExecError> {
+    Ok(match spec {
+        ExecutorSpec::Local => Arc::new(local::LocalExecutor::new()),
+        ExecutorSpec::Ssh {
+            host,
+            user,
+            port,
+            identity_file,
+        } => Arc::new(ssh::SshExecutor::new(
+            host.clone(),
+            user.clone(),
+            *port,
+            identity_file.clone(),
+        )),
+        ExecutorSpec::Kubectl {
+            context,
+            namespace,
+            target,
+            container,
+        } => Arc::new(kubectl::KubectlExecutor::new(
+            context.clone(),
+            namespace.clone(),
+            target.clone(),
+            container.clone(),
+        )),
+        ExecutorSpec::Sim => {
+            return Err(ExecError::Other(format!(
+                "executor {name:?} is of kind `sim`, which acts on the simulated lab: it is only available under `kongup demo` or `kongup run --rehearse`"
+            )));
+        }
+    })
 }

@@ -1,6 +1,19 @@
 //! Traffic-split drivers: how kongup moves requests between X and Y.
 
+pub mod command;
+pub mod haproxy;
+pub mod kubernetes;
+pub mod manual;
+pub mod nginx;
+pub mod weights;
+
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+use crate::exec::Executor;
+use crate::exec::local::LocalExecutor;
+use crate::plan::model::TrafficDriverSpec;
 
 /// A traffic split in percent; `x + y == 100`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -43,4 +56,40 @@ pub trait TrafficDriver: Send + Sync {
     /// The split the load balancer reports; `None` when the driver cannot read it back
     /// (manual, or a command driver without a `get`).
     async fn read_split(&self) -> Result<Option<Split>, LbError>;
+}
+
+/// The driver a plan's `traffic.driver` describes. `executors` are the plan's executors
+/// by name (for the kubernetes and command drivers; local when the plan names none).
+pub fn driver_for(
+    spec: &TrafficDriverSpec,
+    executors: &BTreeMap<String, Arc<dyn Executor>>,
+) -> Result<Arc<dyn TrafficDriver>, LbError> {
+    let executor = |name: &Option<String>, driver: &'static str| {
+        match name {
+        None => Ok(Arc::new(LocalExecutor::new()) as Arc<dyn Executor>),
+        Some(name) => executors.get(name).cloned().ok_or_else(|| LbError::Driver {
+            driver,
+            message: format!(
+                "the traffic driver runs through executor {name:?}, which the plan's executors do not define"
+            ),
+        }),
+    }
+    };
+    Ok(match spec {
+        TrafficDriverSpec::Haproxy(haproxy) => {
+            Arc::new(haproxy::HaproxyTrafficDriver::new(haproxy.clone())?)
+        }
+        TrafficDriverSpec::Nginx(nginx) => Arc::new(nginx::NginxTrafficDriver::new(nginx.clone())?),
+        TrafficDriverSpec::Kubernetes(kubernetes) => {
+            Arc::new(kubernetes::KubernetesTrafficDriver::new(
+                kubernetes.clone(),
+                executor(&kubernetes.executor, "kubernetes")?,
+            ))
+        }
+        TrafficDriverSpec::Command(command) => Arc::new(command::CommandTrafficDriver::new(
+            command.clone(),
+            executor(&command.executor, "command")?,
+        )?),
+        TrafficDriverSpec::Manual => Arc::new(manual::ManualTrafficDriver),
+    })
 }

@@ -2,6 +2,10 @@
 //! upgrade-path rules, the strategy chooser and the templates that expand a strategy into
 //! steps. No I/O beyond reading the plan file.
 
+pub mod chooser;
+pub mod load;
 pub mod model;
+pub mod path;
 pub mod steps;
+pub mod templates;
 pub mod version;

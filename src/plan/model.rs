@@ -323,6 +323,9 @@ pub struct SmokeTest {
     /// Path (with query) sent to each Y proxy.
     pub path: String,
     pub headers: BTreeMap<String, String>,
+    /// Headers whose values are credentials (e.g. key-auth's `apikey`), read from their
+    /// source when the test runs and sent alongside `headers`.
+    pub secret_headers: BTreeMap<String, SecretRef>,
     pub body: Option<String>,
     pub expect_status: u16,
     pub expect_headers: BTreeMap<String, String>,

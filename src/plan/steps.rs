@@ -16,6 +16,9 @@ pub enum PhaseName {
     ControlPlane,
     /// Hybrid, second: the data planes.
     DataPlane,
+    /// The engine's rollback steps (`rollback/<id>`), built from the completed steps'
+    /// rollback counterparts when a rollback starts. Never produced by the templates.
+    Rollback,
 }
 
 impl PhaseName {
@@ -24,6 +27,7 @@ impl PhaseName {
             PhaseName::Cluster => "cluster",
             PhaseName::ControlPlane => "control-plane",
             PhaseName::DataPlane => "data-plane",
+            PhaseName::Rollback => "rollback",
         }
     }
 
@@ -32,6 +36,7 @@ impl PhaseName {
             "cluster" => Some(PhaseName::Cluster),
             "control-plane" => Some(PhaseName::ControlPlane),
             "data-plane" => Some(PhaseName::DataPlane),
+            "rollback" => Some(PhaseName::Rollback),
             _ => None,
         }
     }

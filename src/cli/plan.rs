@@ -1,0 +1,254 @@
+//! `kongup plan PLAN`: the steps the plan expands into, phase by phase.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::plan::model::Plan;
+use crate::plan::steps::{ExpandedPlan, Phase, Step};
+use crate::plan::version::KongVersion;
+
+/// The JSON form. The first fields are the documented ones; the rest follow them.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    name: &'a str,
+    from: KongVersion,
+    to: KongVersion,
+    mode: &'static str,
+    phases: Vec<PhaseJson<'a>>,
+    database: &'static str,
+    strategy_reason: &'a str,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct PhaseJson<'a> {
+    name: &'static str,
+    strategy: &'static str,
+    steps: Vec<StepJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepJson<'a> {
+    id: &'a str,
+    title: &'a str,
+    kind: &'static str,
+    irreversible: bool,
+    changes: bool,
+    guide_ref: &'a str,
+    instruction: &'a str,
+    irreversible_because: Option<&'a str>,
+    rollback: Option<&'a str>,
+    commands: Vec<String>,
+    skip_reason: Option<&'a str>,
+}
+
+fn step_json(step: &Step) -> StepJson<'_> {
+    StepJson {
+        id: &step.id,
+        title: &step.title,
+        kind: step.kind.as_str(),
+        irreversible: step.irreversible,
+        changes: step.changes,
+        guide_ref: &step.guide_ref,
+        instruction: &step.instruction,
+        irreversible_because: step.irreversible_because.as_deref(),
+        rollback: step.rollback.as_ref().map(|r| r.title.as_str()),
+        commands: step.commands.iter().map(|c| c.program.display()).collect(),
+        skip_reason: step.skip_reason.as_deref(),
+    }
+}
+
+/// `kongup plan --json`.
+pub fn render_json(plan: &Plan, expanded: &ExpandedPlan) -> serde_json::Result<String> {
+    let json = PlanJson {
+        name: &plan.name,
+        from: plan.from,
+        to: plan.to,
+        mode: plan.mode.as_str(),
+        phases: expanded
+            .phases
+            .iter()
+            .map(|phase| PhaseJson {
+                name: phase.name.as_str(),
+                strategy: phase.strategy.as_str(),
+                steps: phase.steps.iter().map(step_json).collect(),
+            })
+            .collect(),
+        database: plan.database.as_str(),
+        strategy_reason: &expanded.strategy_reason,
+        warnings: &expanded.warnings,
+    };
+    serde_json::to_string_pretty(&json)
+}
+
+/// `kongup plan`: phases, numbered steps with their guide reference and markers, the
+/// strategy's reason and the warnings.
+pub fn render_text(plan: &Plan, expanded: &ExpandedPlan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Plan {}: Kong {} -> {}, {} mode, database {}",
+        plan.name,
+        plan.from,
+        plan.to,
+        plan.mode.as_str(),
+        plan.database.as_str()
+    );
+    let _ = writeln!(out, "Strategy: {}", expanded.strategy_reason);
+    for warning in &expanded.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    let id_width = expanded.steps().map(|(_, s)| s.id.len()).max().unwrap_or(0);
+    for phase in &expanded.phases {
+        out.push('\n');
+        render_phase(&mut out, phase, id_width);
+    }
+    let _ = writeln!(
+        out,
+        "\n* changes something   ! irreversible (confirmed by typing the plan's name)   - skipped"
+    );
+    out
+}
+
+fn render_phase(out: &mut String, phase: &Phase, id_width: usize) {
+    let _ = writeln!(
+        out,
+        "Phase {} ({}), {} steps:",
+        phase.name,
+        phase.strategy.as_str(),
+        phase.steps.len()
+    );
+    for (n, step) in phase.steps.iter().enumerate() {
+        let markers = format!(
+            "{}{}{}",
+            if step.changes { '*' } else { ' ' },
+            if step.irreversible { '!' } else { ' ' },
+            if step.skip_reason.is_some() { '-' } else { ' ' },
+        );
+        let guide = if step.guide_ref.is_empty() {
+            String::new()
+        } else {
+            format!("[{}]", step.guide_ref)
+        };
+        let _ = writeln!(
+            out,
+            "{:>3}. {markers} {guide:<6} {:<id_width$}  {}",
+            n + 1,
+            step.id,
+            step.title
+        );
+        let indent = " ".repeat(5 + markers.len() + 1 + 6 + 1);
+        if let Some(reason) = &step.skip_reason {
+            let _ = writeln!(out, "{indent}skipped: {reason}");
+        }
+        for command in &step.commands {
+            let _ = writeln!(out, "{indent}runs: {}", command.program.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::model::{Mode, SkippedStep, StepOverride, Strategy, StrategyChoice};
+    use crate::plan::templates::expand;
+    use crate::plan::templates::sample::{argv, plan, select};
+
+    #[test]
+    fn json_has_the_documented_shape_in_order() {
+        let plan = plan(Mode::Hybrid, StrategyChoice::Fixed(Strategy::InPlace));
+        let expanded = expand(&plan).unwrap();
+        let text = render_json(&plan, &expanded).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["name"], "sample");
+        assert_eq!(json["from"], "3.4.1");
+        assert_eq!(json["to"], "3.4.3");
+        assert_eq!(json["mode"], "hybrid");
+        let phases = json["phases"].as_array().unwrap();
+        assert_eq!(phases[0]["name"], "control-plane");
+        assert_eq!(phases[0]["strategy"], "in-place");
+        assert_eq!(phases[1]["name"], "data-plane");
+        assert_eq!(phases[1]["strategy"], "rolling");
+        let finish = phases[0]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == "migrations-finish")
+            .unwrap();
+        assert_eq!(finish["kind"], "migrations-finish");
+        assert_eq!(finish["irreversible"], true);
+        assert_eq!(finish["changes"], true);
+        // Documented keys come first, in the documented order.
+        let keys = |from: &str, of: &[&str]| {
+            let positions: Vec<usize> = of.iter().map(|k| from.find(k).unwrap()).collect();
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{of:?}");
+        };
+        keys(
+            &text,
+            &["\"name\"", "\"from\"", "\"to\"", "\"mode\"", "\"phases\""],
+        );
+        let first_step = text.find("\"steps\"").unwrap();
+        keys(
+            &text[first_step..],
+            &[
+                "\"id\"",
+                "\"title\"",
+                "\"kind\"",
+                "\"irreversible\"",
+                "\"changes\"",
+            ],
+        );
+    }
+
+    #[test]
+    fn text_numbers_steps_by_phase_with_markers() {
+        let mut plan = plan(
+            Mode::Traditional,
+            StrategyChoice::Fixed(Strategy::BlueGreen),
+        );
+        plan.steps.skips.push(SkippedStep {
+            step: select("backup-keyring"),
+            reason: "keyring not enabled".to_string(),
+        });
+        plan.steps.overrides.push(StepOverride {
+            step: select("deploy-y"),
+            commands: vec![argv(&["systemctl", "start", "kong-y"])],
+            timeout: None,
+        });
+        let expanded = expand(&plan).unwrap();
+        let text = render_text(&plan, &expanded);
+        assert!(text.starts_with("Plan sample: Kong 3.4.1 -> 3.4.3, traditional mode"));
+        assert!(text.contains("Strategy: The plan names blue-green"));
+        assert!(text.contains("Phase cluster (blue-green)"));
+        let line = |id: &str| {
+            text.lines()
+                .find(|l| l.split_whitespace().any(|w| w == id))
+                .unwrap_or_else(|| panic!("no line for {id} in\n{text}"))
+                .to_string()
+        };
+        assert!(
+            line("preflight").starts_with("  1.    "),
+            "{}",
+            line("preflight")
+        );
+        let finish = line("migrations-finish");
+        assert!(finish.contains("*! "), "{finish}");
+        assert!(finish.contains("[8]"), "{finish}");
+        assert!(line("backup-keyring").contains("  - [2.3]"));
+        assert!(text.contains("skipped: keyring not enabled"));
+        assert!(text.contains("runs: systemctl start kong-y"));
+    }
+
+    #[test]
+    fn text_shows_both_hybrid_phases_and_warnings() {
+        let mut plan = plan(Mode::Hybrid, StrategyChoice::Fixed(Strategy::DualCluster));
+        plan.to = "3.9.0".parse().unwrap();
+        let expanded = expand(&plan).unwrap();
+        let text = render_text(&plan, &expanded);
+        let cp = text.find("Phase control-plane (dual-cluster)").unwrap();
+        let dp = text.find("Phase data-plane (rolling)").unwrap();
+        assert!(cp < dp);
+        assert!(text.contains("warning: 3.4.1 -> 3.9.0 is allowed but not a guaranteed"));
+    }
+}

@@ -1,0 +1,126 @@
+//! `kongup run PLAN`: drives an upgrade run, new or resumed, one confirmed step at a time.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::engine::plain::{PlainSetup, drive};
+use crate::engine::rundir::default_run_dir;
+use crate::engine::toolbox::resolve_plan_secrets;
+use crate::engine::{RunOptions, RunSetup, RunState, Toolbox, local_operator, spawn};
+use crate::plan::load::load_plan;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 the run is done; 1 it could not start (plan errors, a \
+missing secret, the run is driven by another kongup, the plan changed); 2 it stopped before \
+the end and is resumable."
+)]
+pub struct RunArgs {
+    /// The plan file (YAML); the run id comes from its `name`, so the same plan resumes
+    /// the same run.
+    pub plan: PathBuf,
+    /// The run directory (journal, lock, step logs, backups). Default:
+    /// $XDG_STATE_HOME/kongup/runs/<run-id>/, else ~/.local/state/kongup/runs/<run-id>/.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+    /// Resume even though the plan file changed since the run started (the change is
+    /// journaled).
+    #[arg(long)]
+    pub accept_plan_change: bool,
+    /// No console: print each step and read commands as lines on stdin (`help` lists
+    /// them). End of input quits; the run stays resumable.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+/// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
+/// held, changed plan); 2 it stopped before the end and is resumable.
+pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
+    let loaded = match load_plan(&args.plan) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: the plan has errors; nothing was run",
+                args.plan.display()
+            );
+            return Ok(1);
+        }
+    };
+    if !args.plain {
+        eprintln!(
+            "the console is not part of this build yet: run with --plain to drive the run \
+             with line commands"
+        );
+        return Ok(1);
+    }
+    let redactor = match resolve_plan_secrets(&loaded.plan) {
+        Ok(redactor) => redactor,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("{error}");
+            }
+            eprintln!("kongup needs every secret the plan names before it starts");
+            return Ok(1);
+        }
+    };
+    let toolbox = match Toolbox::for_plan(&loaded.plan, redactor) {
+        Ok(toolbox) => toolbox,
+        Err(error) => {
+            eprintln!("{}: {error}", args.plan.display());
+            return Ok(1);
+        }
+    };
+    let Some(run_dir) = args
+        .journal
+        .clone()
+        .or_else(|| default_run_dir(&loaded.plan.name))
+    else {
+        eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
+        return Ok(1);
+    };
+    let plan = Arc::new(loaded.plan);
+    let expanded = Arc::new(loaded.expanded);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(async {
+        let handle = spawn(RunSetup {
+            plan: plan.clone(),
+            expanded: expanded.clone(),
+            plan_text: loaded.source,
+            run_dir,
+            operator: local_operator(),
+            toolbox: toolbox.clone(),
+            options: RunOptions {
+                accept_plan_change: args.accept_plan_change,
+                handle_signals: true,
+            },
+            side_events: None,
+        })?;
+        let setup = PlainSetup {
+            plan,
+            expanded,
+            toolbox,
+            interactive: std::io::stdin().is_terminal(),
+        };
+        drive(
+            handle,
+            setup,
+            std::io::BufReader::new(std::io::stdin()),
+            std::io::stdout(),
+        )
+        .await
+    });
+    // The stdin reader may sit in a blocking read: do not wait for it.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(end) if end.state == RunState::Done => Ok(0),
+        Ok(_) => Ok(2),
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! The journal: one JSON object a line, appended and fsync'd before the action it records.
+//!
+//! Every record carries a sequence number, when it was written and who caused it
+//! (`user@host`). The first record of a run (`run-created`) holds the plan's text and its
+//! SHA-256, so a resumed run can tell whether the plan changed, and `status`/`report` can
+//! read a run without the plan file. A torn last line (power loss mid-write) is dropped
+//! with a warning and cut off before the next append; a corrupt line anywhere else stops
+//! the run, because a journal that lies cannot be resumed safely.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::lb::Split;
+use crate::plan::steps::{PhaseName, StepRef};
+use crate::secrets::Redactor;
+
+/// The journal's file name inside the run directory.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    /// `user@host` of the operator, or `kongup` for what the engine does by itself.
+    pub by: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+/// A step as the journal remembers it, so readers need not have the plan file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// `phase/id`.
+    pub step: String,
+    pub title: String,
+    pub kind: String,
+    pub changes: bool,
+    pub irreversible: bool,
+}
+
+/// One step of a rollback plan: `rollback/<id>` and the forward step it undoes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackStepInfo {
+    pub step: String,
+    /// `phase/id` of the forward step; `None` for the traffic-to-X step.
+    pub undoes: Option<String>,
+    pub title: String,
+    pub irreversible: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfirmVia {
+    /// The operator confirmed the ready step.
+    Confirm,
+    /// The operator asked to run a failed or interrupted step again.
+    Retry,
+    /// The plan's `traffic.auto_advance` confirmed the next stage after gates passed.
+    AutoAdvance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepResult {
+    Succeeded,
+    Failed,
+}
+
+/// A gate verdict with the numbers that produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub evaluated_at: DateTime<Utc>,
+    /// `pass`, `inconclusive` or `fail`.
+    pub verdict: String,
+    pub checks: Vec<String>,
+    pub requests_in_window: u64,
+    pub consecutive_breaches: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Entry {
+    /// Always the first record.
+    RunCreated {
+        run_id: String,
+        plan_name: String,
+        plan_sha256: String,
+        plan_text: String,
+        steps: Vec<StepInfo>,
+        kongup_version: String,
+    },
+    /// A process took the run's lock and started driving it.
+    SessionOpened {
+        pid: u32,
+    },
+    /// The operator resumed with a changed plan and said so (`--accept-plan-change`).
+    PlanChangeAccepted {
+        previous_sha256: String,
+        plan_sha256: String,
+        plan_text: String,
+        summary: Vec<String>,
+        steps: Vec<StepInfo>,
+    },
+    StepConfirmed {
+        step: String,
+        via: ConfirmVia,
+        /// The plan name was typed (irreversible steps).
+        typed: bool,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+        /// The plan skips it (`steps.skip`), rather than the operator.
+        by_plan: bool,
+    },
+    StepStarted {
+        step: String,
+        attempt: u32,
+        /// What runs and where, as shown before the confirm.
+        runs: Vec<String>,
+    },
+    StepFinished {
+        step: String,
+        attempt: u32,
+        result: StepResult,
+        detail: Option<String>,
+        duration_ms: u64,
+        /// The last lines of its output (redacted); the full log is in `logs/`.
+        last_lines: Vec<String>,
+    },
+    /// Found `running` when the run was opened again: the process died during the step.
+    StepInterrupted {
+        step: String,
+    },
+    StepMarkedDone {
+        step: String,
+        note: String,
+    },
+    /// The operator asked to stop the running step.
+    AbortRequested {
+        step: String,
+    },
+    /// Something an action wants remembered, e.g. a backup's path and SHA-256.
+    Fact {
+        step: String,
+        key: String,
+        value: String,
+    },
+    Paused {
+        reason: String,
+    },
+    Resumed,
+    TrafficRequested {
+        split: Split,
+        /// The step or command that asked for it.
+        cause: String,
+    },
+    TrafficApplied {
+        requested: Split,
+        /// What the load balancer reported back; `None` when it cannot say.
+        applied: Option<Split>,
+        /// The driver's error, when setting or reading failed.
+        error: Option<String>,
+    },
+    Gate {
+        step: String,
+        gate: GateRecord,
+    },
+    RollbackRequested {
+        reason: String,
+    },
+    /// All traffic is on X, confirmed by the load balancer.
+    RollbackTrafficSafe {
+        time_to_safety_ms: u64,
+    },
+    RollbackTrafficFailed {
+        error: String,
+    },
+    RollbackPlanned {
+        steps: Vec<RollbackStepInfo>,
+        /// `migrations finish` ran on a database X shares: X cannot serve from it until
+        /// the database is restored.
+        point_of_no_return: bool,
+    },
+    RollbackFinished,
+    Warning {
+        text: String,
+    },
+    SessionClosed {
+        reason: String,
+    },
+}
+
+pub fn step_key(step: &StepRef) -> String {
+    step.to_string()
+}
+
+/// Reads `phase/id` back into a step reference.
+pub fn parse_step_key(key: &str) -> Option<StepRef> {
+    let (phase, id) = key.split_once('/')?;
+    Some(StepRef::new(PhaseName::parse(phase)?, id))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("could not {what} the journal {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "line {line} of the journal {} is not a valid record ({message}); only a torn last \
+         line can be dropped safely, so kongup stops here: inspect the file, or start a new \
+         run with another --journal directory",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "the journal {} does not start with the run's plan record; it is not a kongup \
+         journal, or its start was lost",
+        path.display()
+    )]
+    NoHeader { path: PathBuf },
+}
+
+/// What reading a journal found.
+#[derive(Debug)]
+pub struct JournalContents {
+    pub records: Vec<Record>,
+    /// Bytes of complete, valid lines; anything after is a torn tail.
+    pub valid_len: u64,
+    /// Set when a torn last line was dropped.
+    pub torn_tail: Option<String>,
+}
+
+/// Reads every record. A last line that is incomplete or does not parse is dropped (and
+/// reported in `torn_tail`); a bad line before the last is an error.
+pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
+    let bytes = std::fs::read(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut records = Vec::new();
+    let mut offset = 0usize;
+    let mut line_no = 0usize;
+    let mut torn_tail = None;
+    while offset < bytes.len() {
+        line_no += 1;
+        let rest = &bytes[offset..];
+        let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => (&rest[..end], true),
+            None => (rest, false),
+        };
+        let parsed = std::str::from_utf8(line)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_json::from_str::<Record>(text).map_err(|e| e.to_string()));
+        let is_last = !complete || offset + line.len() + 1 >= bytes.len();
+        let message = match parsed {
+            Ok(record) if complete => {
+                records.push(record);
+                offset += line.len() + 1;
+                continue;
+            }
+            Ok(_) => "the line has no end".to_string(),
+            Err(message) => message,
+        };
+        if !is_last {
+            return Err(JournalError::Corrupt {
+                path: path.to_path_buf(),
+                line: line_no,
+                message,
+            });
+        }
+        torn_tail = Some(format!(
+            "the last line of the journal {} ({} bytes) is torn and was ignored: {message}",
+            path.display(),
+            line.len()
+        ));
+        break;
+    }
+    if let Some(first) = records.first()
+        && !matches!(first.entry, Entry::RunCreated { .. })
+    {
+        return Err(JournalError::NoHeader {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(JournalContents {
+        records,
+        valid_len: offset as u64,
+        torn_tail,
+    })
+}
+
+/// The append side. Only the engine holds one, under the run's lock.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+    redactor: Arc<Redactor>,
+}
+
+impl Journal {
+    /// Opens (or creates, mode 0600) the journal for appending after `valid_len` bytes,
+    /// cutting off a torn tail so the next record starts on a line of its own.
+    pub fn open(
+        path: &Path,
+        valid_len: u64,
+        next_seq: u64,
+        redactor: Arc<Redactor>,
+    ) -> Result<Journal, JournalError> {
+        let io_err = |what: &'static str| {
+            let path = path.to_path_buf();
+            move |source| JournalError::Io { what, path, source }
+        };
+        let created = !path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err("open"))?;
+        if file.metadata().map_err(io_err("inspect"))?.len() != valid_len {
+            file.set_len(valid_len)
+                .map_err(io_err("cut the torn tail of"))?;
+            file.sync_all().map_err(io_err("sync"))?;
+        }
+        if created && let Some(dir) = path.parent() {
+            // The new file's directory entry must survive a power loss too.
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("sync the directory of"))?;
+        }
+        let mut journal = Journal {
+            file,
+            path: path.to_path_buf(),
+            next_seq,
+            redactor,
+        };
+        use std::io::Seek;
+        journal
+            .file
+            .seek(io::SeekFrom::End(0))
+            .map_err(io_err("seek"))?;
+        Ok(journal)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record and fsyncs it; only then may the caller act on it. Every string
+    /// in the record passes through the redactor first.
+    pub fn append(&mut self, by: &str, entry: Entry) -> Result<Record, JournalError> {
+        let record = Record {
+            seq: self.next_seq,
+            at: Utc::now(),
+            by: by.to_string(),
+            entry,
+        };
+        let mut value = serde_json::to_value(&record).expect("journal records serialize");
+        redact_strings(&mut value, &self.redactor);
+        let record: Record =
+            serde_json::from_value(value.clone()).expect("a redacted record still parses");
+        let mut line = serde_json::to_string(&value).expect("journal records serialize");
+        line.push('\n');
+        let io_err = |what: &'static str| {
+            let path = self.path.clone();
+            move |source| JournalError::Io { what, path, source }
+        };
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io_err("append to"))?;
+        self.file.sync_data().map_err(io_err("sync"))?;
+        self.next_seq += 1;
+        Ok(record)
+    }
+}
+
+fn redact_strings(value: &mut serde_json::Value, redactor: &Redactor) {
+    match value {
+        serde_json::Value::String(text) => {
+            if let std::borrow::Cow::Owned(redacted) = redactor.redact(text) {
+                *text = redacted;
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|v| redact_strings(v, redactor))
+        }
+        serde_json::Value::Object(map) => {
+            map.values_mut().for_each(|v| redact_strings(v, redactor))
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Entry {
+        Entry::RunCreated {
+            run_id: "r".into(),
+            plan_name: "p".into(),
+            plan_sha256: "00".into(),
+            plan_text: "name: p\n".into(),
+            steps: vec![],
+            kongup_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_secrets_are_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let redactor = Arc::new(Redactor::new(["hunter2".to_string()]));
+        let mut journal = Journal::open(&path, 0, 0, redactor).unwrap();
+        journal.append("a@b", header()).unwrap();
+        journal
+            .append(
+                "a@b",
+                Entry::Warning {
+                    text: "token hunter2 leaked".into(),
+                },
+            )
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        let contents = read_journal(&path).unwrap();
+        assert_eq!(contents.records.len(), 2);
+        assert_eq!(contents.records[1].seq, 1);
+        assert_eq!(
+            contents.records[1].entry,
+            Entry::Warning {
+                text: "token [REDACTED] leaked".into()
+            }
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn torn_tail_is_dropped_then_cut_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let redactor = Arc::new(Redactor::default());
+        let mut journal = Journal::open(&path, 0, 0, redactor.clone()).unwrap();
+        journal.append("a@b", header()).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{\"seq\":1,\"at\":\"2024-").unwrap();
+        drop(file);
+
+        let contents = read_journal(&path).unwrap();
+        assert_eq!(contents.records.len(), 1);
+        assert!(contents.torn_tail.unwrap().contains("torn"));
+        let mut journal = Journal::open(&path, contents.valid_len, 1, redactor).unwrap();
+        journal.append("a@b", Entry::Resumed).unwrap();
+        let again = read_journal(&path).unwrap();
+        assert!(again.torn_tail.is_none());
+        assert_eq!(again.records.len(), 2);
+        assert_eq!(again.records[1].entry, Entry::Resumed);
+    }
+
+    #[test]
+    fn a_complete_but_unparsable_last_line_is_torn_and_a_bad_middle_line_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 0, 0, Arc::new(Redactor::default())).unwrap();
+        journal.append("a@b", header()).unwrap();
+        drop(journal);
+        let good = std::fs::read_to_string(&path).unwrap();
+
+        std::fs::write(&path, format!("{good}{{\"seq\":1,\"at\n")).unwrap();
+        assert!(read_journal(&path).unwrap().torn_tail.is_some());
+
+        std::fs::write(&path, format!("{good}garbage\n{good}")).unwrap();
+        let err = read_journal(&path).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Corrupt { line: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn step_keys_parse_back() {
+        let step = StepRef::new(PhaseName::ControlPlane, "migrations-up");
+        assert_eq!(parse_step_key(&step_key(&step)), Some(step));
+        assert_eq!(
+            parse_step_key("rollback/stop-y"),
+            Some(StepRef::new(PhaseName::Rollback, "stop-y"))
+        );
+        assert_eq!(parse_step_key("nonsense"), None);
+    }
+}

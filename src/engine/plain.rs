@@ -1,0 +1,508 @@
+//! `--plain`: the engine driven by lines on stdin, with events printed as lines. No
+//! terminal needed: for terminals that can't take the console, for scripts and for tests.
+//!
+//! Each step whose turn comes is printed (title, the guide's instruction, exactly what
+//! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
+//! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
+//! `help`. An irreversible step is confirmed only by typing the plan's name, never `y`.
+//! End of input is `quit`: the run stays resumable.
+//!
+//! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
+//! waits for a decision. From a terminal, such a line typed while nothing waits is
+//! refused, so nobody confirms a step they have not seen. From a pipe, lines are taken in
+//! order: a step line waits until a step waits for it, so a script can say `y` three times.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use chrono::Local;
+use tokio::sync::mpsc;
+
+use super::event::{LogStream, RollbackProgress};
+use super::{Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepState, Toolbox};
+use crate::metrics::Verdict;
+use crate::plan::model::Plan;
+use crate::plan::steps::{ExpandedPlan, StepRef};
+
+/// What the plain driver needs besides the engine.
+pub struct PlainSetup {
+    pub plan: Arc<Plan>,
+    pub expanded: Arc<ExpandedPlan>,
+    pub toolbox: Toolbox,
+    /// Input from a person at a terminal (rather than a pipe or a file).
+    pub interactive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    Line(String),
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Parsed {
+    /// Sent at once, whatever the engine is doing.
+    Run(Command),
+    /// Answers the step that waits for a decision.
+    Step(StepAnswer),
+    Help,
+    Blank,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum StepAnswer {
+    Yes,
+    Skip(String),
+    Retry,
+    Done(String),
+    /// Any other text: a typed plan name for an irreversible step.
+    Typed(String),
+}
+
+fn parse(line: &str) -> Parsed {
+    let line = line.trim();
+    let (word, rest) = line
+        .split_once(char::is_whitespace)
+        .map_or((line, ""), |(w, r)| (w, r.trim()));
+    match word.to_ascii_lowercase().as_str() {
+        "" => Parsed::Blank,
+        "y" | "yes" if rest.is_empty() => Parsed::Step(StepAnswer::Yes),
+        "skip" => Parsed::Step(StepAnswer::Skip(rest.to_string())),
+        "retry" if rest.is_empty() => Parsed::Step(StepAnswer::Retry),
+        "done" => Parsed::Step(StepAnswer::Done(rest.to_string())),
+        "pause" if rest.is_empty() => Parsed::Run(Command::Pause),
+        "resume" if rest.is_empty() => Parsed::Run(Command::Resume),
+        "rollback" if rest.is_empty() => Parsed::Run(Command::Rollback),
+        "abort" if rest.is_empty() => Parsed::Run(Command::Abort),
+        "quit" | "q" if rest.is_empty() => Parsed::Run(Command::Quit),
+        "help" | "?" if rest.is_empty() => Parsed::Help,
+        "traffic" => match rest.trim_end_matches('%').parse::<u8>() {
+            Ok(y) if y <= 100 => Parsed::Run(Command::SetTraffic { y_percent: y }),
+            _ => Parsed::Unknown(format!(
+                "traffic takes the percentage for Y, 0 to 100 (e.g. `traffic 25`), not '{rest}'"
+            )),
+        },
+        _ => Parsed::Step(StepAnswer::Typed(line.to_string())),
+    }
+}
+
+const HELP: &str = "\
+  y            confirm the step shown (irreversible steps: type the plan name instead)
+  skip REASON  skip the step shown, saying why
+  retry        run a failed or interrupted step again
+  done NOTE    record a failed or interrupted step as done by hand, saying what was done
+  pause        start nothing new until `resume`
+  resume       go on after a pause
+  rollback     all traffic to X where that is safe, then the rollback plan
+  abort        stop the running step (kills its process group)
+  traffic N    set the split by hand: N% to Y
+  quit         leave; the run stays resumable (a running step finishes first)";
+
+struct Plain<W: Write> {
+    out: W,
+    setup: PlainSetup,
+    /// The step waiting for a decision, and in which state.
+    awaiting: Option<(StepRef, StepState)>,
+    states: HashMap<StepRef, StepState>,
+    queue: VecDeque<Input>,
+    run_state: Option<RunState>,
+    last_gate: Option<(Verdict, Vec<String>)>,
+    quit_sent: bool,
+}
+
+/// Reads `input` line by line on its own thread (a blocked read never holds up the exit).
+fn spawn_reader(input: impl BufRead + Send + 'static) -> mpsc::UnboundedReceiver<Input> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in input.lines() {
+            match line {
+                Ok(line) => {
+                    if tx.send(Input::Line(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(Input::End);
+    });
+    rx
+}
+
+/// Drives a spawned engine from `input`, printing to `out`, until the engine stops.
+pub async fn drive(
+    handle: EngineHandle,
+    setup: PlainSetup,
+    input: impl BufRead + Send + 'static,
+    out: impl Write,
+) -> Result<SessionEnd, EngineError> {
+    let EngineHandle {
+        commands,
+        mut events,
+        task,
+        run_dir,
+        run_id,
+    } = handle;
+    let mut plain = Plain {
+        out,
+        setup,
+        awaiting: None,
+        states: HashMap::new(),
+        queue: VecDeque::new(),
+        run_state: None,
+        last_gate: None,
+        quit_sent: false,
+    };
+    let steps = plain.setup.expanded.steps().count();
+    plain.say(&format!(
+        "kongup run {run_id}: plan {} ({} -> {}), {steps} steps; run directory {}",
+        plain.setup.plan.name,
+        plain.setup.plan.from,
+        plain.setup.plan.to,
+        run_dir.display()
+    ));
+    plain.say("type `help` for the commands");
+    let mut lines = spawn_reader(input);
+    let mut input_open = true;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => plain.on_event(event),
+                None => break,
+            },
+            line = lines.recv(), if input_open => {
+                let line = line.unwrap_or(Input::End);
+                input_open = line != Input::End;
+                plain.queue.push_back(line);
+            }
+        }
+        plain.work_queue(&commands).await;
+        if plain.run_state == Some(RunState::Done) && !plain.quit_sent {
+            plain.say("the run is done: `kongup report` gives the audit report");
+            plain.send(&commands, Command::Quit).await;
+        }
+    }
+    let end = task
+        .await
+        .unwrap_or_else(|e| panic!("the engine task failed: {e}"))?;
+    if end.state == RunState::Done {
+        plain.say(&format!("stopped: {}. The run is done.", end.reason));
+    } else {
+        plain.say(&format!(
+            "stopped: {}. The run is {}; `kongup run` with the same plan resumes it.",
+            end.reason,
+            end.state.as_str()
+        ));
+    }
+    Ok(end)
+}
+
+impl<W: Write> Plain<W> {
+    /// Prints a line; a terminal that went away must not stop the run, so errors are
+    /// ignored.
+    fn say(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+        let _ = self.out.flush();
+    }
+
+    async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {
+        if matches!(command, Command::Quit) {
+            self.quit_sent = true;
+        }
+        if commands.send(command).await.is_err() {
+            self.say("kongup has stopped taking commands");
+        }
+    }
+
+    /// Applies queued input lines as far as the engine's state allows.
+    async fn work_queue(&mut self, commands: &mpsc::Sender<Command>) {
+        while let Some(input) = self.queue.front().cloned() {
+            let line = match input {
+                Input::End => {
+                    self.queue.pop_front();
+                    if !self.quit_sent {
+                        self.say("end of input: quitting (the run stays resumable)");
+                        self.send(commands, Command::Quit).await;
+                    }
+                    continue;
+                }
+                Input::Line(line) => line,
+            };
+            match parse(&line) {
+                Parsed::Run(command) => {
+                    self.queue.pop_front();
+                    self.send(commands, command).await;
+                }
+                Parsed::Help => {
+                    self.queue.pop_front();
+                    self.say(HELP);
+                }
+                Parsed::Blank => {
+                    self.queue.pop_front();
+                    self.prompt();
+                }
+                Parsed::Unknown(why) => {
+                    self.queue.pop_front();
+                    self.say(&why);
+                }
+                Parsed::Step(answer) => {
+                    let Some((step, state)) = self.awaiting.clone() else {
+                        if self.setup.interactive {
+                            self.queue.pop_front();
+                            self.say(&format!(
+                                "'{line}' answers a step, but none is waiting for an answer now"
+                            ));
+                            continue;
+                        }
+                        // From a script: wait until a step waits.
+                        return;
+                    };
+                    self.queue.pop_front();
+                    if let Some(command) = self.answer(step, state, answer) {
+                        self.awaiting = None;
+                        self.send(commands, command).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The command an answer makes for the waiting step, or `None` (and why) when it
+    /// does not fit.
+    fn answer(&mut self, step: StepRef, state: StepState, answer: StepAnswer) -> Option<Command> {
+        let irreversible =
+            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
+        let waiting_for_confirm = state == StepState::Ready;
+        match answer {
+            StepAnswer::Yes if waiting_for_confirm && irreversible => {
+                self.say(&format!(
+                    "{step} cannot be undone: type the plan name ({}) to confirm it",
+                    self.setup.plan.name
+                ));
+                None
+            }
+            StepAnswer::Yes if waiting_for_confirm => Some(Command::Confirm { step, typed: None }),
+            StepAnswer::Typed(text) if waiting_for_confirm && irreversible => {
+                Some(Command::Confirm {
+                    step,
+                    typed: Some(text),
+                })
+            }
+            StepAnswer::Skip(reason) => Some(Command::Skip { step, reason }),
+            StepAnswer::Retry if !waiting_for_confirm => Some(Command::Retry { step }),
+            StepAnswer::Done(note) if !waiting_for_confirm => {
+                Some(Command::MarkDone { step, note })
+            }
+            StepAnswer::Typed(text) => {
+                self.say(&format!("unknown command '{text}': type `help`"));
+                None
+            }
+            _ if waiting_for_confirm => {
+                self.say(&format!(
+                    "{step} waits for a confirm: y, skip REASON, or `help`"
+                ));
+                None
+            }
+            _ => {
+                self.say(&format!(
+                    "{step} is {}: retry, done NOTE, rollback, or `help`",
+                    state.as_str()
+                ));
+                None
+            }
+        }
+    }
+
+    fn prompt(&mut self) {
+        let Some((step, state)) = self.awaiting.clone() else {
+            return;
+        };
+        let irreversible =
+            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
+        let choices = match state {
+            StepState::Ready if irreversible => format!(
+                "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
+                self.setup.plan.name
+            ),
+            StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
+            _ => "retry | done NOTE | rollback | quit".to_string(),
+        };
+        self.say(&format!("kongup> {step}: {choices}"));
+    }
+
+    fn show_step(&mut self, step: &StepRef) {
+        let preview = super::preview_step(
+            &self.setup.plan,
+            &self.setup.expanded,
+            &self.setup.toolbox,
+            step,
+        );
+        let Some(super::StepPreview {
+            step: details,
+            runs,
+        }) = preview
+        else {
+            self.say(&format!("== {step} (not described by this plan)"));
+            return;
+        };
+        let guide = if details.guide_ref.is_empty() {
+            String::new()
+        } else {
+            format!("  [guide {}]", details.guide_ref)
+        };
+        self.say("");
+        self.say(&format!("== {step}: {}{guide}", details.title));
+        for line in details.instruction.lines() {
+            self.say(format!("   {line}").trim_end());
+        }
+        self.say("   what runs:");
+        for line in runs {
+            self.say(&format!("     - {line}"));
+        }
+        if details.irreversible {
+            self.say(&format!(
+                "   IRREVERSIBLE: {}",
+                details
+                    .irreversible_because
+                    .as_deref()
+                    .unwrap_or("this cannot be undone")
+            ));
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::StepChanged {
+                step,
+                state,
+                detail,
+            } => self.on_step(step, state, detail),
+            Event::RunChanged(state) => {
+                if self.run_state != Some(state) {
+                    self.run_state = Some(state);
+                    self.say(&format!("run: {}", state.as_str().to_uppercase()));
+                }
+            }
+            Event::Log(line) => {
+                let stream = match line.stream {
+                    LogStream::Stdout => "out",
+                    LogStream::Stderr => "err",
+                    LogStream::Engine => "kongup",
+                };
+                let at = line.at.with_timezone(&Local).format("%H:%M:%S");
+                self.say(&format!("  {at} {stream}| {}", line.text));
+            }
+            Event::TrafficChanged { requested, applied } => self.say(&match applied {
+                Some(applied) => {
+                    format!("traffic: asked for {requested}; the load balancer reports {applied}")
+                }
+                None => format!("traffic: asked for {requested}; the load balancer cannot say"),
+            }),
+            Event::Bake {
+                step,
+                remaining_secs,
+            } => {
+                if remaining_secs == 0 {
+                    self.say(&format!("{step}: bake over"));
+                } else if remaining_secs % 30 == 0 || remaining_secs <= 3 {
+                    self.say(&format!("{step}: baking, {remaining_secs}s left"));
+                }
+            }
+            Event::Gate(verdict) => {
+                let key = (verdict.verdict, verdict.checks.clone());
+                if self.last_gate.as_ref() != Some(&key) {
+                    self.say(&format!(
+                        "gate: {} ({} requests): {}",
+                        crate::actions::verdict_name(verdict.verdict),
+                        verdict.requests_in_window,
+                        verdict.checks.join("; ")
+                    ));
+                    self.last_gate = Some(key);
+                }
+            }
+            Event::RollbackProgress(progress) => self.say(&match progress {
+                RollbackProgress::Started => "ROLLBACK started".to_string(),
+                RollbackProgress::TrafficSafe { time_to_safety_ms } => format!(
+                    "all traffic is on X, confirmed by the load balancer (time to safety {time_to_safety_ms} ms)"
+                ),
+                RollbackProgress::Planned { steps } if steps.is_empty() => {
+                    "rollback plan: nothing to undo".to_string()
+                }
+                RollbackProgress::Planned { steps } => format!(
+                    "rollback plan, each step confirmed like any other: {}",
+                    steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+                RollbackProgress::Finished => "rollback finished".to_string(),
+            }),
+            Event::Warning(text) => self.say(&format!("! {text}")),
+            Event::Metrics(_) | Event::Topology(_) => {}
+        }
+    }
+
+    fn on_step(&mut self, step: StepRef, state: StepState, detail: Option<String>) {
+        let previous = self.states.insert(step.clone(), state);
+        let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+        match state {
+            StepState::Pending => {}
+            StepState::Ready => {
+                if previous != Some(StepState::Ready) {
+                    self.show_step(&step);
+                }
+                self.awaiting = Some((step, state));
+                self.prompt();
+            }
+            StepState::Running => {
+                if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                    self.awaiting = None;
+                }
+                self.say(&format!("-> {step} running{detail}"));
+            }
+            StepState::Failed | StepState::Interrupted => {
+                if previous != Some(state) {
+                    self.say(&format!("{} {step}{detail}", state.as_str().to_uppercase()));
+                }
+                self.awaiting = Some((step, state));
+                self.prompt();
+            }
+            StepState::Succeeded | StepState::Skipped | StepState::RolledBack => {
+                if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                    self.awaiting = None;
+                }
+                self.say(&format!("{} {step}{detail}", state.as_str()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_into_commands_and_answers() {
+        assert_eq!(parse(" y "), Parsed::Step(StepAnswer::Yes));
+        assert_eq!(
+            parse("skip done last week"),
+            Parsed::Step(StepAnswer::Skip("done last week".into()))
+        );
+        assert_eq!(parse("retry"), Parsed::Step(StepAnswer::Retry));
+        assert_eq!(
+            parse("done fixed by hand"),
+            Parsed::Step(StepAnswer::Done("fixed by hand".into()))
+        );
+        assert_eq!(parse("rollback"), Parsed::Run(Command::Rollback));
+        assert_eq!(parse("QUIT"), Parsed::Run(Command::Quit));
+        assert_eq!(
+            parse("traffic 25%"),
+            Parsed::Run(Command::SetTraffic { y_percent: 25 })
+        );
+        assert!(matches!(parse("traffic 250"), Parsed::Unknown(_)));
+        assert_eq!(
+            parse("prod-eu"),
+            Parsed::Step(StepAnswer::Typed("prod-eu".into()))
+        );
+        assert_eq!(parse(""), Parsed::Blank);
+    }
+}

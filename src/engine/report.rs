@@ -1,0 +1,780 @@
+//! `kongup status` and `kongup report`: a run read back from its journal, without the
+//! plan file and without taking the run's lock.
+//!
+//! A step the journal shows `running` while nobody holds the lock was cut off by a
+//! crash: it is shown `interrupted`, as the engine will call it when the run is opened.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+use super::event::StepState;
+use super::journal::{
+    ConfirmVia, Entry, JOURNAL_FILE, JournalError, Record, StepResult, read_journal,
+};
+use super::lock::{LockHolder, LockStatus, lock_status};
+use super::view::RunView;
+use crate::lb::Split;
+
+/// A run as read from its directory.
+#[derive(Debug)]
+pub struct RunOnDisk {
+    pub run_dir: PathBuf,
+    pub records: Vec<Record>,
+    pub view: RunView,
+    pub lock: LockStatus,
+    pub torn_tail: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadRunError {
+    #[error(
+        "no run in {}: it has no {JOURNAL_FILE}; pass the run directory with --journal DIR",
+        .0.display()
+    )]
+    NoJournal(PathBuf),
+    #[error("the journal in {} is empty: the run never started", .0.display())]
+    Empty(PathBuf),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("could not check the lock of {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn read_run(run_dir: &Path) -> Result<RunOnDisk, ReadRunError> {
+    let path = run_dir.join(JOURNAL_FILE);
+    if !path.exists() {
+        return Err(ReadRunError::NoJournal(run_dir.to_path_buf()));
+    }
+    let contents = read_journal(&path)?;
+    let mut view = RunView::replay(&contents.records)
+        .ok_or_else(|| ReadRunError::Empty(run_dir.to_path_buf()))?;
+    let lock = lock_status(run_dir).map_err(|source| ReadRunError::Lock {
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+    if lock == LockStatus::Free {
+        for record in view.records.values_mut() {
+            if record.state == StepState::Running {
+                record.state = StepState::Interrupted;
+                record.detail = Some("kongup stopped while this step ran".to_string());
+            }
+        }
+    }
+    Ok(RunOnDisk {
+        run_dir: run_dir.to_path_buf(),
+        records: contents.records,
+        view,
+        lock,
+        torn_tail: contents.torn_tail,
+    })
+}
+
+fn time(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn split_json(split: Option<Split>) -> serde_json::Value {
+    match split {
+        Some(s) => json!({"x": s.x, "y": s.y}),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn holder_json(lock: &LockStatus) -> serde_json::Value {
+    match lock {
+        LockStatus::Free => serde_json::Value::Null,
+        LockStatus::Held(Some(LockHolder {
+            operator,
+            pid,
+            since,
+        })) => json!({"operator": operator, "pid": pid, "since": time(since)}),
+        LockStatus::Held(None) => json!({"operator": null, "pid": null, "since": null}),
+    }
+}
+
+fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+/// `kongup status --json`.
+pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
+    let view = &run.view;
+    let steps: Vec<serde_json::Value> = view
+        .step_keys()
+        .iter()
+        .map(|key| {
+            let (phase, id) = split_key(key);
+            let record = view.record(key);
+            json!({
+                "id": id,
+                "phase": phase,
+                "state": view.effective_state(key).as_str(),
+                "confirmed_by": record.and_then(|r| r.confirmed_by.clone()),
+                "confirmed_at": record.and_then(|r| r.confirmed_at.as_ref().map(time)),
+            })
+        })
+        .collect();
+    json!({
+        "run_id": view.run_id,
+        "plan": view.plan_name,
+        "state": view.run_state().as_str(),
+        "steps": steps,
+        "traffic": split_json(view.traffic()),
+        "locked_by": holder_json(&run.lock),
+    })
+}
+
+fn state_mark(state: StepState) -> &'static str {
+    match state {
+        StepState::Pending => "[ ]",
+        StepState::Ready => "[?]",
+        StepState::Running => "[>]",
+        StepState::Succeeded => "[x]",
+        StepState::Failed => "[!]",
+        StepState::Interrupted => "[~]",
+        StepState::Skipped => "[-]",
+        StepState::RolledBack => "[<]",
+    }
+}
+
+/// `kongup status` for people.
+pub fn status_text(run: &RunOnDisk) -> String {
+    let view = &run.view;
+    let mut out = format!(
+        "run {} (plan {}): {}\nrun directory: {}\n",
+        view.run_id,
+        view.plan_name,
+        view.run_state().as_str().to_uppercase(),
+        run.run_dir.display()
+    );
+    out.push_str(&match &run.lock {
+        LockStatus::Free => "driven by: nobody (kongup run PLAN resumes it)\n".to_string(),
+        LockStatus::Held(Some(holder)) => format!("driven by: {holder}\n"),
+        LockStatus::Held(None) => "driven by: a process that has not written its name yet\n".into(),
+    });
+    out.push_str(&match (view.traffic_requested, view.traffic_applied) {
+        (None, _) => "traffic: never changed by this run\n".to_string(),
+        (Some(_), Some(applied)) => format!("traffic: {applied} (reported by the load balancer)\n"),
+        (Some(requested), None) => format!("traffic: {requested} (asked; not read back)\n"),
+    });
+    if let Some(reason) = &view.paused {
+        out.push_str(&format!("paused: {reason}\n"));
+    }
+    if let Some(tail) = &run.torn_tail {
+        out.push_str(&format!("warning: {tail}\n"));
+    }
+    out.push_str("steps:\n");
+    for key in view.step_keys() {
+        let state = view.effective_state(&key);
+        let record = view.record(&key);
+        let mut line = format!("  {} {key:<36} {:<12}", state_mark(state), state.as_str());
+        if let Some(r) = record
+            && let (Some(by), Some(at)) = (&r.confirmed_by, &r.confirmed_at)
+        {
+            line.push_str(&format!(" confirmed by {by} at {}", time(at)));
+        }
+        if let Some(detail) = record.and_then(|r| r.detail.as_deref())
+            && state != StepState::Running
+        {
+            line.push_str(&format!(" — {detail}"));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttemptReport {
+    pub attempt: u32,
+    pub started_at: String,
+    pub started_by: String,
+    pub runs: Vec<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// `succeeded`, `failed`, `interrupted`, or `running`.
+    pub result: String,
+    pub detail: Option<String>,
+    pub last_lines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StepReport {
+    pub id: String,
+    pub phase: String,
+    pub title: String,
+    pub kind: String,
+    pub state: String,
+    pub confirmed_by: Option<String>,
+    pub confirmed_at: Option<String>,
+    /// `confirm`, `retry` or `auto-advance`.
+    pub confirmed_via: Option<String>,
+    pub attempts: Vec<AttemptReport>,
+    pub skip_reason: Option<String>,
+    pub skipped_by_plan: bool,
+    pub note: Option<String>,
+    pub noted_by: Option<String>,
+    pub facts: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TrafficReport {
+    pub at: String,
+    pub by: String,
+    pub cause: String,
+    pub requested: Split,
+    pub applied: Option<Split>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GateReport {
+    pub step: String,
+    pub evaluated_at: String,
+    pub verdict: String,
+    pub checks: Vec<String>,
+    pub requests_in_window: u64,
+    pub consecutive_breaches: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RollbackReport {
+    pub requested_at: String,
+    pub requested_by: String,
+    pub reason: String,
+    pub time_to_safety_ms: Option<u64>,
+    pub traffic_error: Option<String>,
+    pub point_of_no_return: bool,
+    pub steps: Vec<String>,
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventReport {
+    pub at: String,
+    pub by: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunReport {
+    pub run_id: String,
+    pub plan: String,
+    pub plan_sha256: String,
+    pub state: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub last_record_at: String,
+    pub steps: Vec<StepReport>,
+    pub traffic: Vec<TrafficReport>,
+    pub gates: Vec<GateReport>,
+    pub rollback: Option<RollbackReport>,
+    /// Every record as a sentence, in order: who did what, when.
+    pub timeline: Vec<EventReport>,
+    pub warnings: Vec<EventReport>,
+}
+
+fn confirm_via_name(via: ConfirmVia) -> &'static str {
+    match via {
+        ConfirmVia::Confirm => "confirm",
+        ConfirmVia::Retry => "retry",
+        ConfirmVia::AutoAdvance => "auto-advance",
+    }
+}
+
+/// What a record says, as a sentence for the timeline.
+fn describe(entry: &Entry) -> String {
+    match entry {
+        Entry::RunCreated { plan_name, .. } => format!("run created for plan {plan_name}"),
+        Entry::SessionOpened { pid } => format!("kongup started driving the run (pid {pid})"),
+        Entry::SessionClosed { reason } => format!("kongup stopped driving the run: {reason}"),
+        Entry::PlanChangeAccepted { summary, .. } => {
+            format!("changed plan accepted: {}", summary.join("; "))
+        }
+        Entry::StepConfirmed { step, via, typed } => match via {
+            ConfirmVia::Confirm if *typed => format!("{step} confirmed (plan name typed)"),
+            ConfirmVia::Confirm => format!("{step} confirmed"),
+            ConfirmVia::Retry => format!("{step}: retry asked"),
+            ConfirmVia::AutoAdvance => format!("{step} confirmed by auto_advance"),
+        },
+        Entry::StepSkipped {
+            step,
+            reason,
+            by_plan,
+        } => format!(
+            "{step} skipped{}: {reason}",
+            if *by_plan { " by the plan" } else { "" }
+        ),
+        Entry::StepStarted { step, attempt, .. } => format!("{step} started (attempt {attempt})"),
+        Entry::StepFinished {
+            step,
+            result,
+            detail,
+            duration_ms,
+            ..
+        } => format!(
+            "{step} {} after {}{}",
+            match result {
+                StepResult::Succeeded => "succeeded",
+                StepResult::Failed => "failed",
+            },
+            human_ms(*duration_ms),
+            detail
+                .as_ref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ),
+        Entry::StepInterrupted { step } => {
+            format!("{step} found interrupted: kongup had stopped while it ran")
+        }
+        Entry::StepMarkedDone { step, note } => format!("{step} marked done: {note}"),
+        Entry::AbortRequested { step } => format!("abort of {step} requested"),
+        Entry::Fact { step, key, value } => format!("{step}: {key} = {value}"),
+        Entry::Paused { reason } => format!("run paused: {reason}"),
+        Entry::Resumed => "run resumed".to_string(),
+        Entry::TrafficRequested { split, cause } => format!("traffic {split} requested ({cause})"),
+        Entry::TrafficApplied { applied, error, .. } => match (applied, error) {
+            (_, Some(error)) => format!("traffic change failed: {error}"),
+            (Some(applied), None) => format!("load balancer reports {applied}"),
+            (None, None) => "traffic set; the driver cannot read it back".to_string(),
+        },
+        Entry::Gate { step, gate } => format!(
+            "gate {} during {step} ({} requests): {}",
+            gate.verdict,
+            gate.requests_in_window,
+            gate.checks.join("; ")
+        ),
+        Entry::RollbackRequested { reason } => format!("rollback requested: {reason}"),
+        Entry::RollbackTrafficSafe { time_to_safety_ms } => format!(
+            "all traffic on X, confirmed: time to safety {}",
+            human_ms(*time_to_safety_ms)
+        ),
+        Entry::RollbackTrafficFailed { error } => {
+            format!("traffic to X not confirmed: {error}")
+        }
+        Entry::RollbackPlanned {
+            steps,
+            point_of_no_return,
+        } => format!(
+            "rollback planned{}: {}",
+            if *point_of_no_return {
+                " (database-restore path)"
+            } else {
+                ""
+            },
+            if steps.is_empty() {
+                "nothing to undo".to_string()
+            } else {
+                steps
+                    .iter()
+                    .map(|s| s.step.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        ),
+        Entry::RollbackFinished => "rollback finished".to_string(),
+        Entry::Warning { text } => format!("warning: {text}"),
+    }
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// `kongup report`: everything the journal says about the run.
+pub fn build_report(run: &RunOnDisk) -> RunReport {
+    let view = &run.view;
+    let mut steps: BTreeMap<String, StepReport> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let titles: BTreeMap<String, (String, String)> = view
+        .steps
+        .iter()
+        .map(|s| (s.step.clone(), (s.title.clone(), s.kind.clone())))
+        .chain(
+            view.rollback_steps()
+                .iter()
+                .map(|s| (s.step.clone(), (s.title.clone(), "rollback".to_string()))),
+        )
+        .collect();
+    for key in view.step_keys() {
+        order.push(key.clone());
+        let (phase, id) = split_key(&key);
+        let (title, kind) = titles.get(&key).cloned().unwrap_or_default();
+        let record = view.record(&key);
+        steps.insert(
+            key.clone(),
+            StepReport {
+                id: id.to_string(),
+                phase: phase.to_string(),
+                title,
+                kind,
+                state: view.effective_state(&key).as_str().to_string(),
+                confirmed_by: record.and_then(|r| r.confirmed_by.clone()),
+                confirmed_at: record.and_then(|r| r.confirmed_at.as_ref().map(time)),
+                confirmed_via: record
+                    .and_then(|r| r.confirmed_via)
+                    .map(|v| confirm_via_name(v).to_string()),
+                attempts: Vec::new(),
+                skip_reason: record.and_then(|r| r.skip_reason.clone()),
+                skipped_by_plan: record.is_some_and(|r| r.skipped_by_plan),
+                note: record.and_then(|r| r.note.clone()),
+                noted_by: None,
+                facts: record
+                    .map(|r| r.facts.iter().cloned().collect())
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    let mut traffic = Vec::new();
+    let mut pending_request: Option<(String, String, String)> = None;
+    let mut gates = Vec::new();
+    let mut timeline = Vec::new();
+    let mut warnings = Vec::new();
+    for record in &run.records {
+        let at = time(&record.at);
+        timeline.push(EventReport {
+            at: at.clone(),
+            by: record.by.clone(),
+            text: describe(&record.entry),
+        });
+        match &record.entry {
+            Entry::StepStarted {
+                step,
+                attempt,
+                runs,
+            } => {
+                if let Some(report) = steps.get_mut(step) {
+                    report.attempts.push(AttemptReport {
+                        attempt: *attempt,
+                        started_at: at,
+                        started_by: record.by.clone(),
+                        runs: runs.clone(),
+                        finished_at: None,
+                        duration_ms: None,
+                        result: "running".into(),
+                        detail: None,
+                        last_lines: Vec::new(),
+                    });
+                }
+            }
+            Entry::StepFinished {
+                step,
+                result,
+                detail,
+                duration_ms,
+                last_lines,
+                ..
+            } => {
+                if let Some(last) = steps.get_mut(step).and_then(|r| r.attempts.last_mut()) {
+                    last.finished_at = Some(at);
+                    last.duration_ms = Some(*duration_ms);
+                    last.result = match result {
+                        StepResult::Succeeded => "succeeded",
+                        StepResult::Failed => "failed",
+                    }
+                    .into();
+                    last.detail = detail.clone();
+                    last.last_lines = last_lines.clone();
+                }
+            }
+            Entry::StepInterrupted { step } => {
+                if let Some(last) = steps.get_mut(step).and_then(|r| r.attempts.last_mut()) {
+                    last.result = "interrupted".into();
+                }
+            }
+            Entry::StepMarkedDone { step, .. } => {
+                if let Some(report) = steps.get_mut(step) {
+                    report.noted_by = Some(record.by.clone());
+                }
+            }
+            Entry::TrafficRequested { cause, .. } => {
+                pending_request = Some((at, record.by.clone(), cause.clone()));
+            }
+            Entry::TrafficApplied {
+                requested,
+                applied,
+                error,
+            } => {
+                let (at, by, cause) = pending_request
+                    .take()
+                    .unwrap_or_else(|| (at, record.by.clone(), String::new()));
+                traffic.push(TrafficReport {
+                    at,
+                    by,
+                    cause,
+                    requested: *requested,
+                    applied: *applied,
+                    error: error.clone(),
+                });
+            }
+            Entry::Gate { step, gate } => gates.push(GateReport {
+                step: step.clone(),
+                evaluated_at: time(&gate.evaluated_at),
+                verdict: gate.verdict.clone(),
+                checks: gate.checks.clone(),
+                requests_in_window: gate.requests_in_window,
+                consecutive_breaches: gate.consecutive_breaches,
+            }),
+            Entry::Warning { text } => warnings.push(EventReport {
+                at,
+                by: record.by.clone(),
+                text: text.clone(),
+            }),
+            _ => {}
+        }
+    }
+    // A request the driver never answered (kongup stopped in between).
+    if let Some((at, by, cause)) = pending_request
+        && let Some(requested) = view.traffic_requested
+    {
+        traffic.push(TrafficReport {
+            at,
+            by,
+            cause,
+            requested,
+            applied: None,
+            error: Some("no answer was journaled".into()),
+        });
+    }
+    if run.lock == LockStatus::Free {
+        for report in steps.values_mut() {
+            if let Some(last) = report.attempts.last_mut()
+                && last.result == "running"
+            {
+                last.result = "interrupted".into();
+            }
+        }
+    }
+    let first = run.records.first().expect("a run has its first record");
+    RunReport {
+        run_id: view.run_id.clone(),
+        plan: view.plan_name.clone(),
+        plan_sha256: view.plan_sha256.clone(),
+        state: view.run_state().as_str().to_string(),
+        created_at: time(&first.at),
+        created_by: first.by.clone(),
+        last_record_at: run.records.last().map(|r| time(&r.at)).unwrap_or_default(),
+        steps: order.iter().filter_map(|k| steps.remove(k)).collect(),
+        traffic,
+        gates,
+        rollback: view.rollback.as_ref().map(|r| RollbackReport {
+            requested_at: time(&r.requested_at),
+            requested_by: r.requested_by.clone(),
+            reason: r.reason.clone(),
+            time_to_safety_ms: r.time_to_safety_ms,
+            traffic_error: r.traffic_error.clone(),
+            point_of_no_return: r.point_of_no_return,
+            steps: r.planned.iter().flatten().map(|s| s.step.clone()).collect(),
+            finished: r.finished,
+        }),
+        timeline,
+        warnings,
+    }
+}
+
+fn md_escape(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The report as Markdown.
+pub fn render_markdown(report: &RunReport) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("# kongup run report: {}", report.plan));
+    line(String::new());
+    line(format!("- Run: `{}`", report.run_id));
+    line(format!("- State: **{}**", report.state));
+    line(format!(
+        "- Created: {} by {}",
+        report.created_at, report.created_by
+    ));
+    line(format!("- Last record: {}", report.last_record_at));
+    line(format!("- Plan SHA-256: `{}`", report.plan_sha256));
+    line(String::new());
+
+    line("## Steps".into());
+    line(String::new());
+    for step in &report.steps {
+        line(format!(
+            "### {}/{}: {} ({})",
+            step.phase, step.id, step.title, step.state
+        ));
+        line(String::new());
+        if let (Some(by), Some(at)) = (&step.confirmed_by, &step.confirmed_at) {
+            line(format!(
+                "- Confirmed by {by} at {at} ({})",
+                step.confirmed_via.as_deref().unwrap_or("confirm")
+            ));
+        }
+        if let Some(reason) = &step.skip_reason {
+            line(format!(
+                "- Skipped{}: {reason}",
+                if step.skipped_by_plan {
+                    " by the plan"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if let Some(note) = &step.note {
+            line(format!(
+                "- Marked done by {}: {note}",
+                step.noted_by.as_deref().unwrap_or("the operator")
+            ));
+        }
+        for attempt in &step.attempts {
+            line(format!(
+                "- Attempt {}: started {} by {}, {}{}{}",
+                attempt.attempt,
+                attempt.started_at,
+                attempt.started_by,
+                attempt.result,
+                attempt
+                    .duration_ms
+                    .map(|ms| format!(" after {}", human_ms(ms)))
+                    .unwrap_or_default(),
+                attempt
+                    .detail
+                    .as_ref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ));
+            for run in &attempt.runs {
+                line(format!("  - ran: {run}"));
+            }
+            if !attempt.last_lines.is_empty() {
+                line("  ```".into());
+                for output in &attempt.last_lines {
+                    line(format!("  {output}"));
+                }
+                line("  ```".into());
+            }
+        }
+        for (key, value) in &step.facts {
+            line(format!("- {key}: `{value}`"));
+        }
+        line(String::new());
+    }
+
+    line("## Traffic".into());
+    line(String::new());
+    if report.traffic.is_empty() {
+        line("The run never changed the traffic split.".into());
+    } else {
+        line("| time | asked by | cause | requested | load balancer reports |".into());
+        line("|---|---|---|---|---|".into());
+        for change in &report.traffic {
+            let applied = match (&change.applied, &change.error) {
+                (_, Some(error)) => format!("error: {}", md_escape(error)),
+                (Some(applied), None) => applied.to_string(),
+                (None, None) => "not readable".into(),
+            };
+            line(format!(
+                "| {} | {} | {} | {} | {applied} |",
+                change.at,
+                change.by,
+                md_escape(&change.cause),
+                change.requested
+            ));
+        }
+    }
+    line(String::new());
+
+    line("## Gate verdicts".into());
+    line(String::new());
+    if report.gates.is_empty() {
+        line("No gate verdicts were recorded.".into());
+    } else {
+        line("| evaluated | step | verdict | requests | breaches in a row | checks |".into());
+        line("|---|---|---|---|---|---|".into());
+        for gate in &report.gates {
+            line(format!(
+                "| {} | {} | {} | {} | {} | {} |",
+                gate.evaluated_at,
+                gate.step,
+                gate.verdict,
+                gate.requests_in_window,
+                gate.consecutive_breaches,
+                md_escape(&gate.checks.join("; "))
+            ));
+        }
+    }
+    line(String::new());
+
+    line("## Rollback".into());
+    line(String::new());
+    match &report.rollback {
+        None => line("The run was not rolled back.".into()),
+        Some(rollback) => {
+            line(format!(
+                "- Requested by {} at {}: {}",
+                rollback.requested_by, rollback.requested_at, rollback.reason
+            ));
+            line(
+                match (rollback.time_to_safety_ms, &rollback.traffic_error) {
+                    (Some(ms), _) => format!(
+                        "- Time to safety: {} (all traffic on X, confirmed)",
+                        human_ms(ms)
+                    ),
+                    (None, Some(error)) => format!("- Traffic to X not confirmed: {error}"),
+                    (None, None) => "- Traffic was not moved to X by the rollback".into(),
+                },
+            );
+            if rollback.point_of_no_return {
+                line("- Past the point of no return: rollback is the database-restore path".into());
+            }
+            line(format!(
+                "- Rollback steps: {}",
+                if rollback.steps.is_empty() {
+                    "none".to_string()
+                } else {
+                    rollback.steps.join(", ")
+                }
+            ));
+            line(format!(
+                "- Finished: {}",
+                if rollback.finished { "yes" } else { "no" }
+            ));
+        }
+    }
+    line(String::new());
+
+    line("## Warnings".into());
+    line(String::new());
+    if report.warnings.is_empty() {
+        line("None.".into());
+    }
+    for warning in &report.warnings {
+        line(format!("- {}: {}", warning.at, warning.text));
+    }
+    line(String::new());
+
+    line("## Timeline".into());
+    line(String::new());
+    line("| time | who | what |".into());
+    line("|---|---|---|".into());
+    for event in &report.timeline {
+        line(format!(
+            "| {} | {} | {} |",
+            event.at,
+            event.by,
+            md_escape(&event.text)
+        ));
+    }
+    out
+}

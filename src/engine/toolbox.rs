@@ -1,0 +1,148 @@
+//! The engine's parts, injected: real runs, the lab and tests each plug in their own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::actions::{ActionFor, ActionRegistry, StepAction, commands::describe_commands};
+use crate::exec::{Executor, executor_for, local::LocalExecutor};
+use crate::lb::{TrafficDriver, driver_for};
+use crate::metrics::GateVerdict;
+use crate::plan::model::{Plan, SecretRef};
+use crate::plan::steps::{RollbackKind, Step};
+use crate::secrets::Redactor;
+
+#[derive(Clone)]
+pub struct Toolbox {
+    /// By the names the plan uses (its `executors:` map), plus `local`.
+    pub executors: BTreeMap<String, Arc<dyn Executor>>,
+    pub traffic: Arc<dyn TrafficDriver>,
+    /// Knows every secret value of the run; applied to log lines, the journal and events.
+    pub redactor: Arc<Redactor>,
+    /// The metrics task's latest gate evaluation. Send every evaluation (each with a fresh
+    /// `at`), not only changes: a bake trusts only verdicts evaluated after it began.
+    /// `None`: bakes only count down.
+    pub gates: Option<watch::Receiver<Option<GateVerdict>>>,
+    pub actions: ActionRegistry,
+}
+
+impl std::fmt::Debug for Toolbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Toolbox")
+            .field("executors", &self.executors.keys().collect::<Vec<_>>())
+            .field("traffic", &self.traffic.describe())
+            .field("gates", &self.gates.is_some())
+            .field("actions", &self.actions)
+            .finish()
+    }
+}
+
+/// The secrets a plan names: the Admin API token, the database passwords and the
+/// smoke tests' credential headers.
+pub fn plan_secrets(plan: &Plan) -> Vec<SecretRef> {
+    let databases = [&plan.clusters.x.database, &plan.clusters.y.database];
+    plan.admin
+        .token
+        .iter()
+        .chain(
+            databases
+                .into_iter()
+                .flatten()
+                .filter_map(|db| db.password.as_ref()),
+        )
+        .chain(
+            plan.smoke_tests
+                .iter()
+                .flat_map(|t| t.secret_headers.values()),
+        )
+        .cloned()
+        .collect()
+}
+
+/// Reads every secret the plan names, for the redactor; all missing ones are reported.
+pub fn resolve_plan_secrets(plan: &Plan) -> Result<Redactor, Vec<crate::secrets::SecretError>> {
+    let mut values = Vec::new();
+    let mut errors = Vec::new();
+    for secret in plan_secrets(plan) {
+        match crate::secrets::resolve(&secret) {
+            Ok(value) => values.push(value),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Redactor::new(values))
+    } else {
+        Err(errors)
+    }
+}
+
+impl Toolbox {
+    /// The real parts for a plan: its executors (plus `local`), its traffic driver and
+    /// the built-in actions; no gate source (the metrics task adds one with `with_gates`).
+    pub fn for_plan(plan: &Plan, redactor: Redactor) -> Result<Toolbox, String> {
+        let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
+        executors.insert("local".to_string(), Arc::new(LocalExecutor::new()));
+        for (name, spec) in &plan.executors {
+            let executor = executor_for(spec, name).map_err(|e| e.to_string())?;
+            executors.insert(name.clone(), executor);
+        }
+        let traffic = driver_for(&plan.traffic.driver, &executors).map_err(|e| e.to_string())?;
+        let mut toolbox = Toolbox::new(traffic, redactor);
+        toolbox.executors = executors;
+        Ok(toolbox)
+    }
+
+    /// A toolbox with the built-in actions, no executors and no gate source.
+    pub fn new(traffic: Arc<dyn TrafficDriver>, redactor: Redactor) -> Toolbox {
+        Toolbox {
+            executors: BTreeMap::new(),
+            traffic,
+            redactor: Arc::new(redactor),
+            gates: None,
+            actions: ActionRegistry::with_builtins(),
+        }
+    }
+
+    pub fn with_executor(mut self, name: impl Into<String>, executor: Arc<dyn Executor>) -> Self {
+        self.executors.insert(name.into(), executor);
+        self
+    }
+
+    pub fn with_gates(mut self, gates: watch::Receiver<Option<GateVerdict>>) -> Self {
+        self.gates = Some(gates);
+        self
+    }
+
+    /// The action that runs a step, if any: `rollback` is the kind of rollback step it is.
+    pub fn action_for(
+        &self,
+        step: &Step,
+        rollback: Option<&RollbackKind>,
+    ) -> Option<Arc<dyn StepAction>> {
+        self.actions.find(match rollback {
+            Some(kind) => ActionFor::Rollback(kind),
+            None => ActionFor::Step(&step.kind),
+        })
+    }
+
+    /// Exactly what confirming the step will run and where, one line each.
+    pub fn preview(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        rollback: Option<&RollbackKind>,
+    ) -> Vec<String> {
+        let mut lines = self
+            .action_for(step, rollback)
+            .map(|action| action.describe(step, plan, self))
+            .unwrap_or_default();
+        lines.extend(describe_commands(&step.commands, plan, self));
+        if lines.is_empty() {
+            lines.push(
+                "nothing runs: do this by hand; confirming records that it is done".to_string(),
+            );
+        }
+        lines
+    }
+}

@@ -1,0 +1,541 @@
+//! Where a run stands, replayed from its journal. The engine keeps one up to date as it
+//! appends; `status` and `report` build one from the file. Nothing here does I/O.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::event::{RunState, StepState};
+use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
+use crate::lb::Split;
+
+/// Everything the journal says about one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// Never `Ready`: readiness is a matter of turn, see [`RunView::effective_state`].
+    pub state: StepState,
+    pub confirmed_by: Option<String>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub confirmed_via: Option<ConfirmVia>,
+    pub attempts: u32,
+    /// Exit status or failure reason of the last attempt, or the skip reason or note.
+    pub detail: Option<String>,
+    pub skip_reason: Option<String>,
+    pub skipped_by_plan: bool,
+    pub note: Option<String>,
+    pub facts: Vec<(String, String)>,
+}
+
+impl Default for StepRecord {
+    fn default() -> Self {
+        StepRecord {
+            state: StepState::Pending,
+            confirmed_by: None,
+            confirmed_at: None,
+            confirmed_via: None,
+            attempts: 0,
+            detail: None,
+            skip_reason: None,
+            skipped_by_plan: false,
+            note: None,
+            facts: Vec::new(),
+        }
+    }
+}
+
+impl StepRecord {
+    /// Done for the purpose of moving on.
+    pub fn is_settled(&self) -> bool {
+        matches!(
+            self.state,
+            StepState::Succeeded | StepState::Skipped | StepState::RolledBack
+        )
+    }
+
+    /// It ran, or was running, so it may have changed something.
+    pub fn has_started(&self) -> bool {
+        self.attempts > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackView {
+    pub requested_at: DateTime<Utc>,
+    pub requested_by: String,
+    pub reason: String,
+    pub time_to_safety_ms: Option<u64>,
+    pub traffic_error: Option<String>,
+    pub planned: Option<Vec<RollbackStepInfo>>,
+    pub point_of_no_return: bool,
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    pub run_id: String,
+    pub plan_name: String,
+    pub plan_sha256: String,
+    pub plan_text: String,
+    /// The forward steps of the plan in force, in order.
+    pub steps: Vec<StepInfo>,
+    pub records: BTreeMap<String, StepRecord>,
+    pub paused: Option<String>,
+    /// The split last asked of the traffic driver.
+    pub traffic_requested: Option<Split>,
+    /// What the load balancer reported after that request (`None`: not known).
+    pub traffic_applied: Option<Split>,
+    /// Traffic was ever sent to Y.
+    pub traffic_moved: bool,
+    pub rollback: Option<RollbackView>,
+    pub last_seq: u64,
+}
+
+impl RunView {
+    /// Replays a journal; `None` when it does not start with `run-created`.
+    pub fn replay(records: &[Record]) -> Option<RunView> {
+        let (first, rest) = records.split_first()?;
+        let Entry::RunCreated {
+            run_id,
+            plan_name,
+            plan_sha256,
+            plan_text,
+            steps,
+            ..
+        } = &first.entry
+        else {
+            return None;
+        };
+        let mut view = RunView {
+            run_id: run_id.clone(),
+            plan_name: plan_name.clone(),
+            plan_sha256: plan_sha256.clone(),
+            plan_text: plan_text.clone(),
+            steps: steps.clone(),
+            records: BTreeMap::new(),
+            paused: None,
+            traffic_requested: None,
+            traffic_applied: None,
+            traffic_moved: false,
+            rollback: None,
+            last_seq: first.seq,
+        };
+        rest.iter().for_each(|r| view.apply(r));
+        Some(view)
+    }
+
+    pub fn apply(&mut self, record: &Record) {
+        self.last_seq = record.seq;
+        match &record.entry {
+            Entry::RunCreated { .. } | Entry::SessionOpened { .. } => {}
+            Entry::SessionClosed { .. } | Entry::Warning { .. } => {}
+            Entry::PlanChangeAccepted {
+                plan_sha256,
+                plan_text,
+                steps,
+                ..
+            } => {
+                self.plan_sha256 = plan_sha256.clone();
+                self.plan_text = plan_text.clone();
+                self.steps = steps.clone();
+            }
+            Entry::StepConfirmed { step, via, .. } => {
+                let rec = self.record_mut(step);
+                rec.confirmed_by = Some(record.by.clone());
+                rec.confirmed_at = Some(record.at);
+                rec.confirmed_via = Some(*via);
+            }
+            Entry::StepSkipped {
+                step,
+                reason,
+                by_plan,
+            } => {
+                let rec = self.record_mut(step);
+                rec.state = StepState::Skipped;
+                rec.skip_reason = Some(reason.clone());
+                rec.skipped_by_plan = *by_plan;
+                rec.detail = Some(reason.clone());
+            }
+            Entry::StepStarted { step, attempt, .. } => {
+                let rec = self.record_mut(step);
+                rec.state = StepState::Running;
+                rec.attempts = *attempt;
+                rec.detail = None;
+            }
+            Entry::StepFinished {
+                step,
+                result,
+                detail,
+                ..
+            } => {
+                let rec = self.record_mut(step);
+                rec.state = match result {
+                    StepResult::Succeeded => StepState::Succeeded,
+                    StepResult::Failed => StepState::Failed,
+                };
+                rec.detail = detail.clone();
+                if *result == StepResult::Succeeded {
+                    self.mark_undone_by(step);
+                }
+            }
+            Entry::StepInterrupted { step } => {
+                let rec = self.record_mut(step);
+                rec.state = StepState::Interrupted;
+                rec.detail = Some(
+                    "kongup stopped while this step ran: retry it, mark it done with a note, \
+                     or roll back"
+                        .to_string(),
+                );
+            }
+            Entry::StepMarkedDone { step, note } => {
+                let rec = self.record_mut(step);
+                rec.state = StepState::Succeeded;
+                rec.note = Some(note.clone());
+                rec.detail = Some(format!("marked done by {}: {note}", record.by));
+                self.mark_undone_by(step);
+            }
+            Entry::AbortRequested { .. } | Entry::Gate { .. } => {}
+            Entry::Fact { step, key, value } => {
+                self.record_mut(step)
+                    .facts
+                    .push((key.clone(), value.clone()));
+            }
+            Entry::Paused { reason } => self.paused = Some(reason.clone()),
+            Entry::Resumed => self.paused = None,
+            Entry::TrafficRequested { split, .. } => {
+                self.traffic_moved |= split.y > 0;
+                self.traffic_requested = Some(*split);
+                self.traffic_applied = None;
+            }
+            Entry::TrafficApplied {
+                requested, applied, ..
+            } => {
+                self.traffic_moved |= requested.y > 0 || applied.is_some_and(|a| a.y > 0);
+                self.traffic_requested = Some(*requested);
+                self.traffic_applied = *applied;
+            }
+            Entry::RollbackRequested { reason } => {
+                if self.rollback.as_ref().is_none_or(|r| r.finished) {
+                    self.rollback = Some(RollbackView {
+                        requested_at: record.at,
+                        requested_by: record.by.clone(),
+                        reason: reason.clone(),
+                        time_to_safety_ms: None,
+                        traffic_error: None,
+                        planned: None,
+                        point_of_no_return: false,
+                        finished: false,
+                    });
+                }
+            }
+            Entry::RollbackTrafficSafe { time_to_safety_ms } => {
+                if let Some(rollback) = &mut self.rollback {
+                    rollback.time_to_safety_ms = Some(*time_to_safety_ms);
+                    rollback.traffic_error = None;
+                }
+            }
+            Entry::RollbackTrafficFailed { error } => {
+                if let Some(rollback) = &mut self.rollback {
+                    rollback.traffic_error = Some(error.clone());
+                }
+            }
+            Entry::RollbackPlanned {
+                steps,
+                point_of_no_return,
+            } => {
+                if let Some(rollback) = &mut self.rollback {
+                    rollback.planned = Some(steps.clone());
+                    rollback.point_of_no_return = *point_of_no_return;
+                }
+            }
+            Entry::RollbackFinished => {
+                if let Some(rollback) = &mut self.rollback {
+                    rollback.finished = true;
+                }
+            }
+        }
+    }
+
+    fn record_mut(&mut self, step: &str) -> &mut StepRecord {
+        self.records.entry(step.to_string()).or_default()
+    }
+
+    /// A rollback step succeeded: the forward step it undoes is rolled back.
+    fn mark_undone_by(&mut self, rollback_step: &str) {
+        let undone = self
+            .rollback_steps()
+            .iter()
+            .find(|s| s.step == rollback_step)
+            .and_then(|s| s.undoes.clone());
+        if let Some(undone) = undone {
+            self.record_mut(&undone).state = StepState::RolledBack;
+        }
+    }
+
+    /// The split as best known: what the load balancer reported, else what was asked.
+    pub fn traffic(&self) -> Option<Split> {
+        self.traffic_applied.or(self.traffic_requested)
+    }
+
+    pub fn record(&self, step: &str) -> Option<&StepRecord> {
+        self.records.get(step)
+    }
+
+    pub fn state_of(&self, step: &str) -> StepState {
+        self.record(step).map_or(StepState::Pending, |r| r.state)
+    }
+
+    /// The rollback plan in force (empty when there is none).
+    pub fn rollback_steps(&self) -> &[RollbackStepInfo] {
+        self.rollback
+            .as_ref()
+            .and_then(|r| r.planned.as_deref())
+            .unwrap_or(&[])
+    }
+
+    pub fn rollback_active(&self) -> bool {
+        self.rollback.as_ref().is_some_and(|r| !r.finished)
+    }
+
+    /// Every step key in display order: the forward steps, then the rollback plan.
+    pub fn step_keys(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .map(|s| s.step.clone())
+            .chain(self.rollback_steps().iter().map(|s| s.step.clone()))
+            .collect()
+    }
+
+    /// The step whose turn it is: the first unsettled step of the rollback plan while a
+    /// rollback is under way, else the first unsettled forward step.
+    pub fn next_step(&self) -> Option<String> {
+        if let Some(rollback) = &self.rollback {
+            if rollback.finished {
+                return None;
+            }
+            return rollback
+                .planned
+                .as_ref()?
+                .iter()
+                .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+                .map(|s| s.step.clone());
+        }
+        self.steps
+            .iter()
+            .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            .map(|s| s.step.clone())
+    }
+
+    /// The state to show: a pending step whose turn it is, is `Ready` once no other step
+    /// runs (a rollback plan can be made while a forward step still runs).
+    pub fn effective_state(&self, step: &str) -> StepState {
+        let state = self.state_of(step);
+        if state == StepState::Pending
+            && self.next_step().as_deref() == Some(step)
+            && self.running_step().is_none()
+        {
+            StepState::Ready
+        } else {
+            state
+        }
+    }
+
+    pub fn running_step(&self) -> Option<String> {
+        self.records
+            .iter()
+            .find(|(_, r)| r.state == StepState::Running)
+            .map(|(k, _)| k.clone())
+    }
+
+    pub fn run_state(&self) -> RunState {
+        if self.rollback_active() {
+            return RunState::RollingBack;
+        }
+        let Some(next) = self.next_step() else {
+            return RunState::Done;
+        };
+        if self.paused.is_some() {
+            return RunState::Paused;
+        }
+        match self.state_of(&next) {
+            StepState::Failed => RunState::Failed,
+            StepState::Interrupted => RunState::Paused,
+            StepState::Running => RunState::Running,
+            _ if self
+                .records
+                .values()
+                .any(|r| r.attempts > 0 || r.confirmed_by.is_some()) =>
+            {
+                RunState::Running
+            }
+            _ => RunState::Idle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::journal::Entry;
+
+    fn record(seq: u64, entry: Entry) -> Record {
+        Record {
+            seq,
+            at: Utc::now(),
+            by: "op@host".into(),
+            entry,
+        }
+    }
+
+    fn info(step: &str) -> StepInfo {
+        StepInfo {
+            step: step.into(),
+            title: step.into(),
+            kind: "manual".into(),
+            changes: true,
+            irreversible: false,
+        }
+    }
+
+    fn created() -> Record {
+        record(
+            0,
+            Entry::RunCreated {
+                run_id: "r".into(),
+                plan_name: "p".into(),
+                plan_sha256: "h".into(),
+                plan_text: "t".into(),
+                steps: vec![info("cluster/a"), info("cluster/b")],
+                kongup_version: "0".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn replay_follows_the_lifecycle_and_the_turn() {
+        let mut records = vec![created()];
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.run_state(), RunState::Idle);
+        assert_eq!(view.effective_state("cluster/a"), StepState::Ready);
+        assert_eq!(view.effective_state("cluster/b"), StepState::Pending);
+
+        records.push(record(
+            1,
+            Entry::StepConfirmed {
+                step: "cluster/a".into(),
+                via: ConfirmVia::Confirm,
+                typed: false,
+            },
+        ));
+        records.push(record(
+            2,
+            Entry::StepStarted {
+                step: "cluster/a".into(),
+                attempt: 1,
+                runs: vec![],
+            },
+        ));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.run_state(), RunState::Running);
+        assert_eq!(view.running_step().as_deref(), Some("cluster/a"));
+        assert_eq!(
+            view.record("cluster/a").unwrap().confirmed_by.as_deref(),
+            Some("op@host")
+        );
+
+        records.push(record(
+            3,
+            Entry::StepFinished {
+                step: "cluster/a".into(),
+                attempt: 1,
+                result: StepResult::Failed,
+                detail: Some("exit status 2".into()),
+                duration_ms: 5,
+                last_lines: vec![],
+            },
+        ));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.run_state(), RunState::Failed);
+        assert_eq!(view.next_step().as_deref(), Some("cluster/a"));
+
+        records.push(record(
+            4,
+            Entry::StepMarkedDone {
+                step: "cluster/a".into(),
+                note: "fixed by hand".into(),
+            },
+        ));
+        records.push(record(
+            5,
+            Entry::StepSkipped {
+                step: "cluster/b".into(),
+                reason: "not needed".into(),
+                by_plan: false,
+            },
+        ));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.run_state(), RunState::Done);
+        assert_eq!(view.state_of("cluster/a"), StepState::Succeeded);
+        assert_eq!(view.state_of("cluster/b"), StepState::Skipped);
+    }
+
+    #[test]
+    fn a_rollback_takes_the_turn_and_marks_what_it_undid() {
+        let mut records = vec![created()];
+        records.push(record(
+            1,
+            Entry::StepMarkedDone {
+                step: "cluster/a".into(),
+                note: "n".into(),
+            },
+        ));
+        records.push(record(
+            2,
+            Entry::RollbackRequested {
+                reason: "operator".into(),
+            },
+        ));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.run_state(), RunState::RollingBack);
+        assert_eq!(
+            view.next_step(),
+            None,
+            "nothing runs before the plan exists"
+        );
+
+        records.push(record(
+            3,
+            Entry::RollbackPlanned {
+                steps: vec![RollbackStepInfo {
+                    step: "rollback/a".into(),
+                    undoes: Some("cluster/a".into()),
+                    title: "undo a".into(),
+                    irreversible: false,
+                }],
+                point_of_no_return: false,
+            },
+        ));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.next_step().as_deref(), Some("rollback/a"));
+        assert_eq!(view.effective_state("rollback/a"), StepState::Ready);
+        assert_eq!(
+            view.step_keys().last().map(String::as_str),
+            Some("rollback/a")
+        );
+
+        records.push(record(
+            4,
+            Entry::StepFinished {
+                step: "rollback/a".into(),
+                attempt: 1,
+                result: StepResult::Succeeded,
+                detail: None,
+                duration_ms: 1,
+                last_lines: vec![],
+            },
+        ));
+        records.push(record(5, Entry::RollbackFinished));
+        let view = RunView::replay(&records).unwrap();
+        assert_eq!(view.state_of("cluster/a"), StepState::RolledBack);
+        assert_eq!(view.run_state(), RunState::Done);
+    }
+}

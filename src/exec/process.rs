@@ -1,0 +1,468 @@
+//! Runs one local program in its own process group: streams its output line by line,
+//! enforces the timeout, and kills the whole group on timeout or abort. Every executor
+//! ends up here (ssh and kubectl are local client programs too).
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{ExecError, ExitOutcome, OutputLine};
+use crate::engine::event::LogStream;
+
+/// A line longer than this is cut (the rest is counted, not kept), so a program that
+/// writes megabytes without a newline cannot exhaust memory.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Lines held while the consumer of the output channel is slower than the program.
+/// Beyond this, lines are dropped and counted (a notice says how many), so the program
+/// never blocks on a full pipe.
+pub const BACKLOG_LINES: usize = 10_000;
+
+/// Between SIGTERM to the process group and SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// After the program exits, how long its output pipes may stay open (held by a
+/// background process it started) before kongup stops reading them.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where the program is looked up when its name has no `/` and `PATH` lacks it:
+/// Debian keeps haproxy, nginx and sshd in /usr/sbin, which a non-root `PATH` omits.
+const SBIN_DIRS: [&str; 2] = ["/usr/sbin", "/sbin"];
+
+/// Finds a program: a name with a `/` is taken as is; otherwise `PATH`, then /usr/sbin
+/// and /sbin. Returns the name unchanged when nothing is found, so the spawn error names
+/// what the operator wrote.
+pub fn find_program(name: &str) -> PathBuf {
+    if name.contains('/') {
+        return PathBuf::from(name);
+    }
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    path_dirs
+        .into_iter()
+        .chain(SBIN_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// One program to start.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Written to the program's stdin; `None` gives it /dev/null.
+    pub stdin: Option<Vec<u8>>,
+    /// Keep stdin open (after writing `stdin`) until the program exits: the remote
+    /// wrapper of ssh/kubectl watches for its end to know the client went away.
+    pub hold_stdin_open: bool,
+    /// How the command is named in errors, e.g. `kong migrations up`.
+    pub what: String,
+    /// Where it runs, for errors, e.g. `local`.
+    pub executor: String,
+    pub kill_grace: Duration,
+}
+
+/// Starts the program and waits for it to exit, time out, or be cancelled; its stdout and
+/// stderr lines go to `lines` as they arrive. On timeout or cancellation the whole
+/// process group gets SIGTERM, then SIGKILL after `kill_grace`.
+///
+/// The caller must keep reading `lines` while this runs (see `run_to_completion` for a
+/// helper that collects them): once the backlog is full, lines are dropped, and at the
+/// end this waits until every kept line is delivered.
+pub async fn run_process(
+    spec: ProcessSpec,
+    timeout: Duration,
+    lines: mpsc::Sender<OutputLine>,
+    cancel: CancellationToken,
+) -> Result<ExitOutcome, ExecError> {
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: the terminal's SIGINT/SIGHUP do not reach it (the engine
+        // decides what happens to a running step), and a kill reaches its whole tree.
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+        what: spec.what.clone(),
+        executor: spec.executor.clone(),
+        source,
+    })?;
+    let pgid = match child.id() {
+        Some(pid) => Pid::from_raw(pid as i32),
+        None => {
+            return Err(ExecError::Other(format!(
+                "{} on {} exited before kongup could read its process id",
+                spec.what, spec.executor
+            )));
+        }
+    };
+
+    let queue = Arc::new(LineQueue::new(2));
+    let mut readers = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        readers.push(tokio::spawn(read_lines(
+            stdout,
+            LogStream::Stdout,
+            queue.clone(),
+        )));
+    } else {
+        queue.reader_done();
+    }
+    if let Some(stderr) = child.stderr.take() {
+        readers.push(tokio::spawn(read_lines(
+            stderr,
+            LogStream::Stderr,
+            queue.clone(),
+        )));
+    } else {
+        queue.reader_done();
+    }
+    let forwarder = tokio::spawn(forward(queue.clone(), lines));
+
+    let (exited_tx, exited_rx) = oneshot::channel::<()>();
+    if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
+        let hold = spec.hold_stdin_open;
+        tokio::spawn(async move {
+            // A program that exits without reading its stdin makes this fail; that is
+            // its business, and its exit status tells the story.
+            let _ = stdin.write_all(&data).await;
+            let _ = stdin.flush().await;
+            if hold {
+                let _ = exited_rx.await;
+            }
+            drop(stdin);
+        });
+    }
+
+    enum Ending {
+        Exited(io::Result<ExitStatus>),
+        TimedOut,
+        Aborted,
+    }
+    let ending = tokio::select! {
+        biased;
+        status = child.wait() => Ending::Exited(status),
+        _ = cancel.cancelled() => Ending::Aborted,
+        _ = tokio::time::sleep(timeout) => Ending::TimedOut,
+    };
+    let outcome = match ending {
+        Ending::Exited(Ok(status)) => outcome_of(status),
+        Ending::Exited(Err(error)) => {
+            return Err(ExecError::Other(format!(
+                "waiting for {} on {} failed: {error}",
+                spec.what, spec.executor
+            )));
+        }
+        Ending::TimedOut => {
+            terminate_group(&mut child, pgid, spec.kill_grace).await;
+            ExitOutcome::TimedOut
+        }
+        Ending::Aborted => {
+            terminate_group(&mut child, pgid, spec.kill_grace).await;
+            ExitOutcome::Aborted
+        }
+    };
+    let _ = exited_tx.send(());
+
+    let drain = futures::future::join_all(readers.iter_mut());
+    if tokio::time::timeout(DRAIN_GRACE, drain).await.is_err() {
+        for reader in &readers {
+            reader.abort();
+        }
+        queue.push(OutputLine {
+            stream: LogStream::Engine,
+            text: format!(
+                "kongup: stopped reading the output of {}: it exited but a background process it started still holds its output open",
+                spec.what
+            ),
+        });
+    }
+    queue.close();
+    let _ = forwarder.await;
+    Ok(outcome)
+}
+
+fn outcome_of(status: ExitStatus) -> ExitOutcome {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitOutcome::Exited(code),
+        (None, Some(signal)) => ExitOutcome::Signalled(signal),
+        // Neither a code nor a signal only happens for stopped processes, which
+        // `wait` does not report; treat it as a failure rather than invent success.
+        (None, None) => ExitOutcome::Exited(-1),
+    }
+}
+
+/// SIGTERM to the group; once the leader is reaped and the group is empty, done;
+/// otherwise SIGKILL to the group after `grace`.
+async fn terminate_group(child: &mut Child, pgid: Pid, grace: Duration) {
+    let _ = killpg(pgid, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    loop {
+        let leader_gone = !matches!(child.try_wait(), Ok(None));
+        // The group's id stays reserved while any member lives, so this cannot hit
+        // an unrelated process.
+        if leader_gone && killpg(pgid, None) == Err(Errno::ESRCH) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Output lines waiting for the consumer, shared by the two pipe readers and the
+/// forwarder. Bounded: the readers never wait on the consumer.
+struct LineQueue {
+    state: Mutex<QueueState>,
+    wake: Notify,
+}
+
+struct QueueState {
+    lines: VecDeque<OutputLine>,
+    /// Lines dropped since the last notice.
+    dropped: u64,
+    open_readers: usize,
+}
+
+enum Next {
+    Line(OutputLine),
+    Empty,
+    Finished,
+}
+
+impl LineQueue {
+    fn new(readers: usize) -> Self {
+        LineQueue {
+            state: Mutex::new(QueueState {
+                lines: VecDeque::new(),
+                dropped: 0,
+                open_readers: readers,
+            }),
+            wake: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: OutputLine) {
+        let mut state = self.lock();
+        let room_needed = if state.dropped > 0 { 2 } else { 1 };
+        if state.lines.len() + room_needed > BACKLOG_LINES {
+            state.dropped += 1;
+            return;
+        }
+        if state.dropped > 0 {
+            let notice = dropped_notice(state.dropped);
+            state.lines.push_back(notice);
+            state.dropped = 0;
+        }
+        state.lines.push_back(line);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn reader_done(&self) {
+        let mut state = self.lock();
+        state.open_readers = state.open_readers.saturating_sub(1);
+        self.finish_if_closed(&mut state);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// No more lines will come (readers finished or were stopped).
+    fn close(&self) {
+        let mut state = self.lock();
+        state.open_readers = 0;
+        self.finish_if_closed(&mut state);
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn finish_if_closed(&self, state: &mut QueueState) {
+        if state.open_readers == 0 && state.dropped > 0 {
+            let notice = dropped_notice(state.dropped);
+            state.lines.push_back(notice);
+            state.dropped = 0;
+        }
+    }
+
+    fn next(&self) -> Next {
+        let mut state = self.lock();
+        match state.lines.pop_front() {
+            Some(line) => Next::Line(line),
+            None if state.open_readers == 0 => Next::Finished,
+            None => Next::Empty,
+        }
+    }
+}
+
+fn dropped_notice(count: u64) -> OutputLine {
+    OutputLine {
+        stream: LogStream::Engine,
+        text: format!(
+            "kongup: {count} lines of output were dropped because the log reader fell behind"
+        ),
+    }
+}
+
+async fn forward(queue: Arc<LineQueue>, lines: mpsc::Sender<OutputLine>) {
+    loop {
+        match queue.next() {
+            Next::Line(line) => {
+                if lines.send(line).await.is_err() {
+                    // Nobody listens any more; the readers keep draining the pipes
+                    // into the bounded queue so the program is not blocked.
+                    return;
+                }
+            }
+            Next::Finished => return,
+            Next::Empty => queue.wake.notified().await,
+        }
+    }
+}
+
+async fn read_lines(mut pipe: impl AsyncRead + Unpin, stream: LogStream, queue: Arc<LineQueue>) {
+    let mut chunk = vec![0u8; 8192];
+    let mut line = PartialLine::default();
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..n];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            line.append(&rest[..end]);
+            queue.push(line.take(stream));
+            rest = &rest[end + 1..];
+        }
+        line.append(rest);
+    }
+    if !line.is_empty() {
+        queue.push(line.take(stream));
+    }
+    queue.reader_done();
+}
+
+#[derive(Default)]
+struct PartialLine {
+    bytes: Vec<u8>,
+    cut: usize,
+}
+
+impl PartialLine {
+    fn append(&mut self, data: &[u8]) {
+        let room = MAX_LINE_BYTES.saturating_sub(self.bytes.len());
+        let kept = room.min(data.len());
+        self.bytes.extend_from_slice(&data[..kept]);
+        self.cut += data.len() - kept;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.cut == 0
+    }
+
+    fn take(&mut self, stream: LogStream) -> OutputLine {
+        if self.bytes.last() == Some(&b'\r') && self.cut == 0 {
+            self.bytes.pop();
+        }
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.cut > 0 {
+            text.push_str(&format!(" … [{} more bytes cut]", self.cut));
+        }
+        self.bytes.clear();
+        self.cut = 0;
+        OutputLine { stream, text }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_cut_and_says_how_much() {
+        let mut line = PartialLine::default();
+        line.append(&vec![b'a'; MAX_LINE_BYTES + 10]);
+        line.append(b"bc");
+        let out = line.take(LogStream::Stdout);
+        assert!(out.text.starts_with(&"a".repeat(MAX_LINE_BYTES)));
+        assert!(out.text.ends_with(" … [12 more bytes cut]"), "{}", out.text);
+        assert!(line.is_empty());
+    }
+
+    #[test]
+    fn a_carriage_return_before_the_newline_is_dropped() {
+        let mut line = PartialLine::default();
+        line.append(b"done\r");
+        assert_eq!(line.take(LogStream::Stderr).text, "done");
+    }
+
+    #[test]
+    fn a_full_queue_drops_lines_and_then_says_how_many() {
+        let queue = LineQueue::new(1);
+        for i in 0..BACKLOG_LINES + 5 {
+            queue.push(OutputLine {
+                stream: LogStream::Stdout,
+                text: i.to_string(),
+            });
+        }
+        for _ in 0..BACKLOG_LINES {
+            assert!(matches!(queue.next(), Next::Line(_)));
+        }
+        assert!(matches!(queue.next(), Next::Empty));
+        queue.reader_done();
+        match queue.next() {
+            Next::Line(line) => {
+                assert_eq!(line.stream, LogStream::Engine);
+                assert!(line.text.contains("5 lines of output were dropped"));
+            }
+            _ => panic!("expected the dropped-lines notice"),
+        }
+        assert!(matches!(queue.next(), Next::Finished));
+    }
+
+    #[test]
+    fn find_program_keeps_a_path_and_searches_a_bare_name() {
+        assert_eq!(find_program("./bin/x"), PathBuf::from("./bin/x"));
+        assert!(find_program("sh").is_absolute());
+        assert_eq!(
+            find_program("kongup-no-such-program"),
+            PathBuf::from("kongup-no-such-program")
+        );
+    }
+}

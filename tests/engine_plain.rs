@@ -1,0 +1,217 @@
+//! The `--plain` driver in process: scripted lines in order, the one-command rollback,
+//! typed confirmation, and a person's early `y` refused rather than held.
+
+mod engine_support;
+
+use std::io::{BufReader, Cursor, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use engine_support::*;
+use kongup::engine::plain::{PlainSetup, drive};
+use kongup::engine::{RunState, SessionEnd};
+use kongup::lb::Split;
+use kongup::plan::model::Strategy;
+use kongup::plan::steps::{ClusterSide, MigrationsCommand, RollbackKind, StepKind};
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+struct SharedOut(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    async fn wait_for(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !self.text().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for '{needle}' in:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn plain_run(
+    dir: &std::path::Path,
+    plan: kongup::plan::model::Plan,
+    steps: kongup::plan::steps::ExpandedPlan,
+    kit: &Kit,
+    interactive: bool,
+    input: impl std::io::BufRead + Send + 'static,
+    out: SharedOut,
+) -> tokio::task::JoinHandle<Result<SessionEnd, kongup::engine::EngineError>> {
+    let setup = setup(dir, plan, steps, "v1", kit.toolbox.clone());
+    let plain = PlainSetup {
+        plan: setup.plan.clone(),
+        expanded: setup.expanded.clone(),
+        toolbox: kit.toolbox.clone(),
+        interactive,
+    };
+    let handle = kongup::engine::spawn(setup).unwrap();
+    tokio::spawn(drive(handle, plain, input, out))
+}
+
+async fn end(
+    task: tokio::task::JoinHandle<Result<SessionEnd, kongup::engine::EngineError>>,
+) -> SessionEnd {
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![
+            with_rollback(
+                scripted("start-y"),
+                RollbackKind::StopNodes {
+                    cluster: ClusterSide::Y,
+                },
+            ),
+            with_rollback(
+                step(
+                    "shift-traffic-50",
+                    StepKind::ShiftTraffic {
+                        y_percent: 50,
+                        bake: Duration::ZERO,
+                    },
+                ),
+                RollbackKind::TrafficToX,
+            ),
+            step(
+                "shift-traffic-100",
+                StepKind::ShiftTraffic {
+                    y_percent: 100,
+                    bake: Duration::ZERO,
+                },
+            ),
+        ],
+    );
+    let out = SharedOut::default();
+    let input = Cursor::new(b"y\ny\nrollback\ny\n".to_vec());
+    let task = plain_run(
+        dir.path(),
+        plan_named("bg"),
+        steps,
+        &kit,
+        false,
+        input,
+        out.clone(),
+    );
+    let end = end(task).await;
+    let text = out.text();
+    assert_eq!(end.state, RunState::Done, "{text}");
+    for expected in [
+        "== cluster/start-y: Step start-y",
+        "     - the stand-in action for start-y",
+        "traffic: asked for X 50% | Y 50%; the load balancer reports X 50% | Y 50%",
+        "ROLLBACK started",
+        "all traffic is on X, confirmed by the load balancer",
+        "rollback plan, each step confirmed like any other: rollback/start-y",
+        "== rollback/start-y: Undo start-y",
+        "rolled-back cluster/start-y",
+        "rollback finished",
+        "The run is done.",
+    ] {
+        assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
+    }
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    assert!(!text.contains("== cluster/shift-traffic-100"), "{text}");
+}
+
+#[tokio::test]
+async fn an_irreversible_step_takes_the_plan_name_and_never_y() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut finish = step(
+        "migrations-finish",
+        StepKind::Migrations(MigrationsCommand::Finish),
+    );
+    finish.irreversible = true;
+    finish.irreversible_because = Some("X cannot use the database afterwards".into());
+    let steps = expanded(Strategy::InPlace, vec![finish]);
+    let out = SharedOut::default();
+    let input = Cursor::new(b"y\nprod\nprod-eu\n".to_vec());
+    let task = plain_run(
+        dir.path(),
+        plan_named("prod-eu"),
+        steps,
+        &kit,
+        false,
+        input,
+        out.clone(),
+    );
+    let end = end(task).await;
+    let text = out.text();
+    assert_eq!(end.state, RunState::Done, "{text}");
+    assert!(
+        text.contains("   IRREVERSIBLE: X cannot use the database afterwards"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cluster/migrations-finish cannot be undone: type the plan name (prod-eu)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "! cluster/migrations-finish was not confirmed: the typed name does not match"
+        ),
+        "{text}"
+    );
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 1);
+}
+
+#[tokio::test]
+async fn from_a_terminal_an_early_y_is_refused_not_kept_for_the_next_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let release = Arc::new(Notify::new());
+    kit.stand_in.set("a", Behavior::Block(release.clone()));
+    let steps = expanded(Strategy::InPlace, vec![scripted("a"), scripted("b")]);
+    let (mut keyboard, terminal) = UnixStream::pair().unwrap();
+    let out = SharedOut::default();
+    let task = plain_run(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        &kit,
+        true,
+        BufReader::new(terminal),
+        out.clone(),
+    );
+    out.wait_for("kongup> cluster/a: y").await;
+    keyboard.write_all(b"y\n").unwrap();
+    out.wait_for("-> cluster/a running").await;
+    keyboard.write_all(b"y\n").unwrap();
+    out.wait_for("'y' answers a step, but none is waiting for an answer now")
+        .await;
+    release.notify_one();
+    out.wait_for("kongup> cluster/b: y").await;
+    keyboard.write_all(b"quit\n").unwrap();
+    let end = end(task).await;
+    assert_eq!(end.state, RunState::Running);
+    assert_eq!(kit.stand_in.runs_of("b"), 0, "{}", out.text());
+}

@@ -1,0 +1,342 @@
+//! Traffic stages and monitoring bakes with gate verdicts: pass, fail (pause or roll
+//! back), inconclusive, no gate source, auto-advance, and traffic set by hand.
+
+mod engine_support;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use engine_support::*;
+use kongup::engine::event::RollbackProgress;
+use kongup::engine::journal::{ConfirmVia, Entry};
+use kongup::engine::{Command, Event, RunState, StepState};
+use kongup::lb::Split;
+use kongup::metrics::{GateVerdict, Verdict};
+use kongup::plan::model::{FailAction, Strategy};
+use kongup::plan::steps::{RollbackKind, StepKind};
+use tokio::sync::watch;
+
+fn shift(id: &str, y_percent: u8, bake: Duration) -> kongup::plan::steps::Step {
+    with_rollback(
+        step(id, StepKind::ShiftTraffic { y_percent, bake }),
+        RollbackKind::TrafficToX,
+    )
+}
+
+fn verdict(verdict: Verdict) -> Option<GateVerdict> {
+    Some(GateVerdict {
+        at: Utc::now(),
+        verdict,
+        checks: vec!["Y 5xx 4.0% <= 1.0%: breached".into()],
+        requests_in_window: 420,
+        consecutive_breaches: if verdict == Verdict::Fail { 2 } else { 0 },
+    })
+}
+
+struct Gated {
+    kit: Kit,
+    gates: watch::Sender<Option<GateVerdict>>,
+}
+
+fn gated() -> Gated {
+    let mut kit = kit();
+    let (gates, rx) = watch::channel(None);
+    kit.toolbox = kit.toolbox.with_gates(rx);
+    Gated { kit, gates }
+}
+
+async fn start_bake(run: &mut TestRun, id: &str) {
+    run.send(Command::Confirm {
+        step: cluster(id),
+        typed: None,
+    })
+    .await;
+    run.wait_for(
+        "the bake to begin",
+        |e| matches!(e, Event::Bake { step, .. } if *step == cluster(id)),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        "v1",
+        gated.kit.toolbox,
+    ));
+    start_bake(&mut run, "shift-traffic-5").await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for(
+        "the verdict shown",
+        |e| matches!(e, Event::Gate(v) if v.verdict == Verdict::Fail),
+    )
+    .await;
+    let detail = run
+        .wait_step(&cluster("shift-traffic-5"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("gate failed (2 breaches in a row): Y 5xx 4.0% <= 1.0%: breached"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("the load balancer reports X 95% | Y 5%"),
+        "{detail}"
+    );
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    let journal = run.journal();
+    let gate = journal.iter().find_map(|r| match &r.entry {
+        Entry::Gate { gate, .. } => Some(gate.clone()),
+        _ => None,
+    });
+    let gate = gate.expect("the verdict is journaled");
+    assert_eq!(
+        (gate.verdict.as_str(), gate.requests_in_window),
+        ("fail", 420)
+    );
+    // The split stays where it was: pausing moves no traffic.
+    assert_eq!(
+        *gated.kit.driver.split.lock().unwrap(),
+        Some(Split::to_y(5))
+    );
+    run.send(Command::Retry {
+        step: cluster("shift-traffic-5"),
+    })
+    .await;
+    run.wait_warning("the run is paused").await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_failing_gate_rolls_back_when_the_plan_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let mut plan = plan_named("p");
+    plan.gates.on_fail = FailAction::Rollback;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    start_bake(&mut run, "shift-traffic-5").await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_step(&cluster("shift-traffic-5"), StepState::Failed)
+        .await;
+    run.wait_for("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(*gated.kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    let journal = run.journal();
+    let requested = journal
+        .iter()
+        .find(|r| matches!(r.entry, Entry::RollbackRequested { .. }))
+        .unwrap();
+    assert_eq!(requested.by, "kongup");
+    assert!(
+        matches!(&requested.entry, Entry::RollbackRequested { reason } if reason.contains("on_fail: rollback"))
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn no_fresh_verdict_during_a_bake_is_inconclusive_and_pauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    // A verdict from before the bake does not count.
+    gated.gates.send_replace(verdict(Verdict::Pass));
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::from_secs(1))],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        "v1",
+        gated.kit.toolbox,
+    ));
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-5"),
+        typed: None,
+    })
+    .await;
+    let detail = run
+        .wait_step(&cluster("shift-traffic-5"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("no gate verdict arrived during the bake"),
+        "{detail}"
+    );
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    run.send(Command::Resume).await;
+    run.send(Command::MarkDone {
+        step: cluster("shift-traffic-5"),
+        note: "dashboards look fine".into(),
+    })
+    .await;
+    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
+        .await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn passing_gates_with_auto_advance_start_the_next_stage_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let mut plan = plan_named("p");
+    plan.traffic.auto_advance = true;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![
+            shift("shift-traffic-50", 50, Duration::from_secs(2)),
+            shift("shift-traffic-100", 100, Duration::from_secs(2)),
+            step("review", StepKind::Review),
+        ],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    start_bake(&mut run, "shift-traffic-50").await;
+    gated.gates.send_replace(verdict(Verdict::Pass));
+    let detail = run
+        .wait_step(&cluster("shift-traffic-50"), StepState::Succeeded)
+        .await
+        .unwrap();
+    assert!(detail.contains("gates passed"), "{detail}");
+    run.wait_for(
+        "the next bake",
+        |e| matches!(e, Event::Bake { step, .. } if *step == cluster("shift-traffic-100")),
+    )
+    .await;
+    gated.gates.send_replace(verdict(Verdict::Pass));
+    run.wait_step(&cluster("shift-traffic-100"), StepState::Succeeded)
+        .await;
+    // Auto-advance is for traffic stages only: the review waits for its confirm.
+    run.wait_step(&cluster("review"), StepState::Ready).await;
+    let journal = run.journal();
+    let auto = journal
+        .iter()
+        .find(|r| matches!(&r.entry, Entry::StepConfirmed { step, via: ConfirmVia::AutoAdvance, .. } if step == "cluster/shift-traffic-100"))
+        .expect("the auto-advance is journaled as a confirm");
+    assert_eq!(auto.by, "kongup");
+    assert_eq!(
+        *gated.kit.driver.split.lock().unwrap(),
+        Some(Split::to_y(100))
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn without_a_gate_source_a_bake_counts_down_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![step(
+            "monitor",
+            StepKind::Monitor {
+                duration: Duration::from_secs(2),
+            },
+        )],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    run.send(Command::Confirm {
+        step: cluster("monitor"),
+        typed: None,
+    })
+    .await;
+    let detail = run
+        .wait_step(&cluster("monitor"), StepState::Succeeded)
+        .await
+        .unwrap();
+    assert!(detail.contains("baked without gates"), "{detail}");
+    let countdown: Vec<u64> = run
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bake { remaining_secs, .. } => Some(*remaining_secs),
+            _ => None,
+        })
+        .collect();
+    assert!(countdown.first().is_some_and(|s| *s == 2), "{countdown:?}");
+    assert_eq!(countdown.last(), Some(&0));
+    assert!(countdown.windows(2).all(|w| w[0] >= w[1]), "{countdown:?}");
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_split_the_load_balancer_does_not_apply_fails_the_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            misreport: Some(Split::to_y(0)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::ZERO)],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-5"),
+        typed: None,
+    })
+    .await;
+    let detail = run
+        .wait_step(&cluster("shift-traffic-5"), StepState::Failed)
+        .await
+        .unwrap();
+    assert_eq!(
+        detail,
+        "asked the load balancer for X 95% | Y 5% but it reports X 100% | Y 0%"
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn traffic_set_by_hand_is_journaled_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_for("traffic at 10%", |e| {
+        *e == Event::TrafficChanged {
+            requested: Split::to_y(10),
+            applied: Some(Split::to_y(10)),
+        }
+    })
+    .await;
+    let journal = run.journal();
+    let requested = journal
+        .iter()
+        .find(|r| matches!(r.entry, Entry::TrafficRequested { .. }))
+        .unwrap();
+    assert_eq!(requested.by, "alice@test");
+    assert!(
+        position(
+            &journal,
+            |e| matches!(e, Entry::TrafficApplied { applied: Some(s), .. } if *s == Split::to_y(10))
+        )
+        .is_some()
+    );
+    run.quit().await;
+}

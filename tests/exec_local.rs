@@ -1,0 +1,406 @@
+//! The local executor against real programs: output streaming, exit codes, timeouts and
+//! aborts that kill a whole process tree, environment passing, floods of output.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use kongup::engine::event::LogStream;
+use kongup::exec::local::LocalExecutor;
+use kongup::exec::process::MAX_LINE_BYTES;
+use kongup::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine, run_to_completion};
+use kongup::plan::model::CommandLine;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn argv(args: &[&str]) -> CommandLine {
+    CommandLine::Argv(args.iter().map(|a| a.to_string()).collect())
+}
+
+fn shell(script: &str) -> CommandLine {
+    CommandLine::Shell(script.to_string())
+}
+
+fn request(command: CommandLine, timeout: Duration) -> ExecRequest {
+    ExecRequest {
+        command,
+        env: Vec::new(),
+        timeout,
+    }
+}
+
+async fn run(command: CommandLine) -> kongup::exec::Completed {
+    run_to_completion(
+        &LocalExecutor::new(),
+        request(command, Duration::from_secs(30)),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("the command starts")
+}
+
+/// Polls until `pid` is gone (or a zombie nobody reaped yet, which runs no code).
+async fn wait_until_gone(pid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        let gone = match stat {
+            Err(_) => true,
+            // Field 3, after the parenthesised command name, is the state.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+                .unwrap_or(false),
+        };
+        if gone {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_for_file(path: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within {within:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_are_reported() {
+    assert_eq!(run(argv(&["true"])).await.outcome, ExitOutcome::Exited(0));
+    assert_eq!(run(shell("exit 3")).await.outcome, ExitOutcome::Exited(3));
+    assert_eq!(
+        run(shell("kill -9 $$")).await.outcome,
+        ExitOutcome::Signalled(9)
+    );
+}
+
+#[tokio::test]
+async fn argv_runs_without_a_shell_and_shell_form_with_one() {
+    let done = run(argv(&["printf", "%s\\n", "a b", "$HOME", "`id`"])).await;
+    assert_eq!(done.stdout(), "a b\n$HOME\n`id`");
+    let done = run(shell("echo $((1 + 2))")).await;
+    assert_eq!(done.stdout(), "3");
+}
+
+#[tokio::test]
+async fn a_program_that_does_not_exist_is_a_spawn_error_naming_it() {
+    let error = run_to_completion(
+        &LocalExecutor::new(),
+        request(
+            argv(&["kongup-no-such-program", "x"]),
+            Duration::from_secs(5),
+        ),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("spawning fails");
+    assert!(matches!(error, ExecError::Spawn { .. }));
+    let message = error.to_string();
+    assert!(message.contains("kongup-no-such-program x"), "{message}");
+    assert!(message.contains("local"), "{message}");
+}
+
+#[tokio::test]
+async fn an_empty_argv_is_refused() {
+    let error = run_to_completion(
+        &LocalExecutor::new(),
+        request(CommandLine::Argv(Vec::new()), Duration::from_secs(5)),
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("an empty command cannot run");
+    assert!(error.to_string().contains("empty"), "{error}");
+}
+
+/// Each line must reach the consumer while the program still runs, in the order
+/// written, on the right stream: the program waits for the test to acknowledge each
+/// line (by creating a file) before writing the next.
+#[tokio::test]
+async fn stdout_and_stderr_stream_line_by_line_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+        wait_for() { while [ ! -e "$1" ]; do sleep 0.01; done; }
+        echo out-1; wait_for ack1
+        echo err-1 >&2; wait_for ack2
+        echo out-2; wait_for ack3
+        echo err-2 >&2
+        exit 4
+    "#;
+    let script = format!("cd '{}' && {script}", dir.path().display());
+    let (sender, mut receiver) = mpsc::channel::<OutputLine>(8);
+    let executor = LocalExecutor::new();
+    let run = tokio::spawn(async move {
+        executor
+            .run(
+                request(shell(&script), Duration::from_secs(30)),
+                sender,
+                CancellationToken::new(),
+            )
+            .await
+    });
+    let expected = [
+        (LogStream::Stdout, "out-1"),
+        (LogStream::Stderr, "err-1"),
+        (LogStream::Stdout, "out-2"),
+        (LogStream::Stderr, "err-2"),
+    ];
+    for (i, (stream, text)) in expected.iter().enumerate() {
+        let line = tokio::time::timeout(Duration::from_secs(20), receiver.recv())
+            .await
+            .expect("the next line arrives while the program waits")
+            .expect("the channel stays open");
+        assert_eq!((line.stream, line.text.as_str()), (*stream, *text));
+        if i < 3 {
+            assert!(
+                !run.is_finished(),
+                "the line arrived before the program ended"
+            );
+            std::fs::write(dir.path().join(format!("ack{}", i + 1)), "").unwrap();
+        }
+    }
+    assert_eq!(run.await.unwrap().unwrap(), ExitOutcome::Exited(4));
+    assert!(receiver.recv().await.is_none(), "no further lines");
+}
+
+#[tokio::test]
+async fn environment_reaches_the_program() {
+    let done = run_to_completion(
+        &LocalExecutor::new(),
+        ExecRequest {
+            command: argv(&[
+                "sh",
+                "-c",
+                "printf '%s|%s\\n' \"$KONGUP_TEST_TOKEN\" \"$KONGUP_TEST_OTHER\"",
+            ]),
+            env: vec![
+                ("KONGUP_TEST_TOKEN".into(), "s3cr3t value'\"$x".into()),
+                ("KONGUP_TEST_OTHER".into(), "2".into()),
+            ],
+            timeout: Duration::from_secs(10),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.stdout(), "s3cr3t value'\"$x|2");
+}
+
+#[tokio::test]
+async fn children_run_in_their_own_process_group() {
+    // /proc/PID/stat: "pid (comm) state ppid pgrp ..."
+    let done = run(shell("cat /proc/$$/stat")).await;
+    let stat = done.stdout();
+    let (pid, rest) = stat.split_once(" (").unwrap();
+    let fields: Vec<&str> = rest.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let pgrp = fields[2];
+    assert_eq!(pgrp, pid, "the program leads its own process group");
+    let ours = nix::unistd::getpgrp().as_raw().to_string();
+    assert_ne!(
+        pgrp, ours,
+        "not in kongup's group, so terminal signals miss it"
+    );
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_process_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    let script = format!("sleep 300 & echo $! > '{}'; wait", pid_file.display());
+    let started = Instant::now();
+    let done = run_to_completion(
+        &LocalExecutor::new(),
+        request(shell(&script), Duration::from_millis(1500)),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.outcome, ExitOutcome::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let grandchild: i32 = wait_for_file(&pid_file, Duration::from_secs(1))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_until_gone(grandchild, Duration::from_secs(10)).await,
+        "the grandchild {grandchild} (sleep 300) survived the timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_tree_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("stubborn.pid");
+    let script = format!(
+        "trap '' TERM; sh -c 'trap \"\" TERM; echo $$ > \"{}\"; while :; do sleep 1; done' & wait",
+        pid_file.display()
+    );
+    let executor = LocalExecutor::new().with_kill_grace(Duration::from_millis(300));
+    let done = run_to_completion(
+        &executor,
+        request(shell(&script), Duration::from_millis(1500)),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.outcome, ExitOutcome::TimedOut);
+    let stubborn: i32 = wait_for_file(&pid_file, Duration::from_secs(1))
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_until_gone(stubborn, Duration::from_secs(10)).await,
+        "the process ignoring SIGTERM ({stubborn}) survived"
+    );
+}
+
+#[tokio::test]
+async fn abort_kills_the_tree_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("grandchild.pid");
+    let script = format!(
+        "sleep 300 & echo $! > '{}'; echo ready; wait",
+        pid_file.display()
+    );
+    let (sender, mut receiver) = mpsc::channel::<OutputLine>(8);
+    let cancel = CancellationToken::new();
+    let run = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            LocalExecutor::new()
+                .run(
+                    request(shell(&script), Duration::from_secs(300)),
+                    sender,
+                    cancel,
+                )
+                .await
+        })
+    };
+    let line = tokio::time::timeout(Duration::from_secs(20), receiver.recv())
+        .await
+        .expect("the program says it is ready")
+        .unwrap();
+    assert_eq!(line.text, "ready");
+    let aborted_at = Instant::now();
+    cancel.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("abort ends the run")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, ExitOutcome::Aborted);
+    assert!(
+        aborted_at.elapsed() < Duration::from_secs(5),
+        "abort is prompt"
+    );
+    let grandchild: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(wait_until_gone(grandchild, Duration::from_secs(10)).await);
+}
+
+fn dropped_count(lines: &[OutputLine]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l.stream == LogStream::Engine)
+        .filter_map(|l| l.text.strip_prefix("kongup: "))
+        .filter_map(|t| t.split_once(" lines of output were dropped"))
+        .map(|(n, _)| n.parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_flood_of_output_does_not_deadlock_and_loses_nothing_it_does_not_report() {
+    let done = tokio::time::timeout(Duration::from_secs(120), run(argv(&["seq", "1", "100000"])))
+        .await
+        .expect("100 000 lines are read within two minutes");
+    assert_eq!(done.outcome, ExitOutcome::Exited(0));
+    let numbers: Vec<u64> = done
+        .lines
+        .iter()
+        .filter(|l| l.stream == LogStream::Stdout)
+        .map(|l| l.text.parse().unwrap())
+        .collect();
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "lines stay in order"
+    );
+    assert_eq!(numbers.len() as u64 + dropped_count(&done.lines), 100_000);
+}
+
+/// A consumer that does not read at all until the program has finished must not stop
+/// the program: the program completes (it writes a marker file at its end), and what
+/// could not be kept is counted.
+#[tokio::test]
+async fn a_stalled_consumer_does_not_block_the_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("finished");
+    let script = format!("seq 1 100000; echo done > '{}'", marker.display());
+    let (sender, mut receiver) = mpsc::channel::<OutputLine>(16);
+    let run = tokio::spawn(async move {
+        LocalExecutor::new()
+            .run(
+                request(shell(&script), Duration::from_secs(120)),
+                sender,
+                CancellationToken::new(),
+            )
+            .await
+    });
+    wait_for_file(&marker, Duration::from_secs(60)).await;
+    let mut lines = Vec::new();
+    while let Some(line) = receiver.recv().await {
+        lines.push(line);
+    }
+    assert_eq!(run.await.unwrap().unwrap(), ExitOutcome::Exited(0));
+    let kept = lines
+        .iter()
+        .filter(|l| l.stream == LogStream::Stdout)
+        .count() as u64;
+    let dropped = dropped_count(&lines);
+    assert!(
+        dropped > 0,
+        "with a stalled reader some lines must be dropped"
+    );
+    assert_eq!(kept + dropped, 100_000);
+}
+
+#[tokio::test]
+async fn a_very_long_line_is_cut() {
+    let done = run(shell(
+        "head -c 100000 /dev/zero | tr '\\0' a; echo; echo next",
+    ))
+    .await;
+    let stdout: Vec<&OutputLine> = done
+        .lines
+        .iter()
+        .filter(|l| l.stream == LogStream::Stdout)
+        .collect();
+    assert_eq!(stdout.len(), 2);
+    let cut = 100_000 - MAX_LINE_BYTES;
+    assert!(stdout[0].text.ends_with(&format!("[{cut} more bytes cut]")));
+    assert!(stdout[0].text.len() < MAX_LINE_BYTES + 100);
+    assert_eq!(stdout[1].text, "next");
+}
+
+#[tokio::test]
+async fn failure_summary_names_the_ending_and_the_last_stderr_lines() {
+    let done = run(shell("echo fine; echo first >&2; echo second >&2; exit 2")).await;
+    assert_eq!(done.failure_summary(1), "exited with status 2: second");
+}
