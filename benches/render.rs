@@ -63,7 +63,8 @@ fn terminal(
 fn big_state() -> ConsoleState {
     let plan = plan_with_nodes(98);
     let expanded = expanded();
-    let mut state = ConsoleState::new(&plan, &expanded, t0(), Theme::COLOUR);
+    let previewer = previewer(&plan, &expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), Theme::COLOUR, previewer);
     apply_all(&mut state, &start_events(&expanded));
     apply_all(
         &mut state,

@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::Utc;
-use kongup::ui::run::events_from_mpsc;
+use kongup::ui::run::engine_events;
 use kongup::ui::{ConsoleExit, ConsoleOptions, run_console};
 use tokio::sync::mpsc;
 
@@ -20,7 +20,7 @@ async fn main() -> color_eyre::Result<()> {
     let plan = support::hybrid::plan();
     let expanded = support::hybrid::expanded();
     let (commands, command_receiver) = mpsc::channel(64);
-    let (event_sender, events) = mpsc::channel(4096);
+    let (event_sender, events) = mpsc::unbounded_channel();
     let engine = tokio::spawn(support::stand_in::stand_in_engine(
         plan.clone(),
         expanded.clone(),
@@ -32,8 +32,8 @@ async fn main() -> color_eyre::Result<()> {
         &plan,
         &expanded,
         commands,
-        events_from_mpsc(events),
-        ConsoleOptions::new(Utc::now()),
+        engine_events(events),
+        ConsoleOptions::new(Utc::now(), support::hybrid::previewer(&plan, &expanded)),
     )
     .await?;
     if let Some(path) = std::env::var_os("KONGUP_EXIT_FILE") {

@@ -215,19 +215,27 @@ fn capital_r_rolls_back_at_once_and_shows_the_plan() {
 fn the_rollback_plan_confirms_its_next_step() {
     let mut state = scenarios::rolling_back(Theme::COLOUR);
     assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
-    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == cp("start-y")));
+    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == undoing("start-y")));
     assert_eq!(
         press(&mut state, key(KeyCode::Enter)),
         [Command::Confirm {
-            step: cp("start-y"),
+            step: undoing("start-y"),
             typed: None
         }]
     );
-    // The engine undid it; the next one is offered once the engine says so.
+    // The engine undid it and offers the next; R shows the plan, Enter goes on.
+    state.apply(&changed(undoing("start-y"), StepState::Running));
+    state.apply(&changed(undoing("start-y"), StepState::Succeeded));
     state.apply(&changed(cp("start-y"), StepState::RolledBack));
     press(&mut state, char_key('R'));
-    assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
-    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == cp("deploy-y")));
+    assert!(
+        press(&mut state, key(KeyCode::Enter)).is_empty(),
+        "not offered yet"
+    );
+    assert!(matches!(state.modal(), Some(Modal::Rollback)));
+    state.apply(&changed(undoing("deploy-y"), StepState::Ready));
+    press(&mut state, key(KeyCode::Enter));
+    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == undoing("deploy-y")));
 }
 
 #[test]

@@ -14,7 +14,9 @@ use support::scenarios::{self, apply_all, screen};
 
 fn fresh() -> ConsoleState {
     let expanded = expanded();
-    let mut state = ConsoleState::new(&plan(), &expanded, t0(), Theme::COLOUR);
+    let plan = plan();
+    let previewer = previewer(&plan, &expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), Theme::COLOUR, previewer);
     apply_all(&mut state, &start_events(&expanded));
     state
 }
@@ -100,7 +102,7 @@ fn the_clock_redraws_only_when_the_shown_second_changes_and_stops_at_the_end() {
 fn the_rollback_plan_opens_by_itself_but_not_over_another_dialog() {
     let mut state = scenarios::awaiting_confirmation(Theme::COLOUR);
     state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
-        steps: vec![cp("freeze-writes")],
+        steps: vec![undoing("freeze-writes")],
     }));
     assert!(matches!(state.modal(), Some(Modal::Rollback)));
 

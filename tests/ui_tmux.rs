@@ -47,7 +47,7 @@ fn main() {
 }
 
 fn drive_console(exit_file: &Path) {
-    use kongup::ui::run::events_from_mpsc;
+    use kongup::ui::run::engine_events;
     use kongup::ui::{ConsoleOptions, run_console};
 
     std::fs::write(pid_file(exit_file), std::process::id().to_string()).expect("pid file");
@@ -56,7 +56,7 @@ fn drive_console(exit_file: &Path) {
         let plan = support::hybrid::plan();
         let expanded = support::hybrid::expanded();
         let (commands, command_receiver) = tokio::sync::mpsc::channel(64);
-        let (event_sender, events) = tokio::sync::mpsc::channel(4096);
+        let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
         let engine = tokio::spawn(support::stand_in::stand_in_engine(
             plan.clone(),
             expanded.clone(),
@@ -68,8 +68,11 @@ fn drive_console(exit_file: &Path) {
             &plan,
             &expanded,
             commands,
-            events_from_mpsc(events),
-            ConsoleOptions::new(chrono::Utc::now()),
+            engine_events(events),
+            ConsoleOptions::new(
+                chrono::Utc::now(),
+                support::hybrid::previewer(&plan, &expanded),
+            ),
         )
         .await;
         std::fs::write(exit_file, format!("{exit:?}\n")).expect("write the exit file");

@@ -434,17 +434,27 @@ mod tests {
         );
     }
 
+    /// A pty in raw mode, as the console puts its terminal.
+    fn raw_pty() -> nix::pty::OpenptyResult {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut termios = tcgetattr(&pty.slave).expect("tcgetattr");
+        cfmakeraw(&mut termios);
+        tcsetattr(&pty.slave, SetArg::TCSANOW, &termios).expect("tcsetattr");
+        pty
+    }
+
     /// A pty whose other side closes, as when an SSH link drops: the reader says the
     /// terminal is lost and its thread ends, instead of spinning on 0-byte reads.
     #[tokio::test]
     async fn a_closed_terminal_is_reported_and_the_reader_ends() {
-        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let pty = raw_pty();
         let mut reader = TerminalReader::spawn(TtyFd::Owned(pty.slave)).expect("spawn");
         nix::unistd::write(&pty.master, b"p").expect("write to pty");
-        assert_eq!(
-            reader.recv().await,
-            Some(ConsoleInput::Key(plain(KeyCode::Char('p'))))
-        );
+        let key = tokio::time::timeout(Duration::from_secs(5), reader.recv())
+            .await
+            .expect("the key arrives within 5 s");
+        assert_eq!(key, Some(ConsoleInput::Key(plain(KeyCode::Char('p')))));
         drop(pty.master);
         let lost = tokio::time::timeout(Duration::from_secs(5), reader.recv())
             .await
@@ -462,7 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn dropping_the_reader_stops_its_thread() {
-        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let pty = raw_pty();
         let reader = TerminalReader::spawn(TtyFd::Owned(pty.slave)).expect("spawn");
         // Drop joins the thread: this returns only once it has ended.
         drop(reader);

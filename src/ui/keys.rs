@@ -207,23 +207,11 @@ fn confirm_selected(state: &ConsoleState) -> KeyOutcome {
     if state.run_state() == RunState::Paused {
         return KeyOutcome::flash("the run is paused: p resumes it");
     }
-    open_confirm(state, step_ref, step.irreversible)
+    open_confirm(step_ref, step.irreversible)
 }
 
-/// The confirm dialog for a ready step; a rollback step is irreversible when its undoing is.
-fn open_confirm(
-    state: &ConsoleState,
-    step_ref: &StepRef,
-    forward_irreversible: bool,
-) -> KeyOutcome {
-    let irreversible = if state.is_rollback_step(step_ref) {
-        state
-            .step(step_ref)
-            .and_then(|(s, _)| s.rollback.as_ref())
-            .is_some_and(|r| r.irreversible)
-    } else {
-        forward_irreversible
-    };
+/// The confirm dialog for a ready step: typed confirmation when it cannot be undone.
+fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
     let modal = if irreversible {
         Modal::Irreversible {
             step: step_ref.clone(),
@@ -413,8 +401,8 @@ fn confirm_next_rollback_step(state: &ConsoleState) -> KeyOutcome {
     let Some(next) = state.next_rollback_step() else {
         return KeyOutcome::flash("no rollback step is waiting for a confirm");
     };
-    if !state.can_confirm(next) {
-        return KeyOutcome::flash(format!("waiting for the engine to offer {next}"));
+    match state.step(next) {
+        Some((step, _)) if state.can_confirm(next) => open_confirm(next, step.irreversible),
+        _ => KeyOutcome::flash(format!("waiting for the engine to offer {next}")),
     }
-    open_confirm(state, next, false)
 }

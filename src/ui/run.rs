@@ -23,7 +23,7 @@ use crate::plan::steps::{ExpandedPlan, StepRef};
 
 use super::input::{ConsoleInput, ExitSignal, TerminalReader, TtyFd};
 use super::keys::{UiAction, handle_key};
-use super::state::ConsoleState;
+use super::state::{ConsoleState, Previewer};
 use super::theme::{Theme, Tone};
 
 /// The shortest time between two frames (~30 frames/s).
@@ -38,14 +38,17 @@ pub struct ConsoleOptions {
     /// When the run began (from the journal): the header's elapsed time counts from it.
     pub started_at: DateTime<Utc>,
     pub theme: Theme,
+    /// What confirming a step runs: `Previewer::from_engine` with the run's toolbox.
+    pub previewer: Previewer,
 }
 
 impl ConsoleOptions {
     /// A run that began at `started_at`, coloured unless `NO_COLOR` is set.
-    pub fn new(started_at: DateTime<Utc>) -> Self {
+    pub fn new(started_at: DateTime<Utc>, previewer: Previewer) -> Self {
         ConsoleOptions {
             started_at,
             theme: Theme::from_env(),
+            previewer,
         }
     }
 }
@@ -69,9 +72,10 @@ pub enum ConsoleExit {
 /// Runs the console on the process's terminal until the operator quits, a signal arrives or
 /// the terminal goes away.
 ///
-/// `events` is the engine's event stream. It should be lossless (an `mpsc` receiver, see
-/// `events_from_mpsc`): a lost `StepChanged` would leave the screen wrong. The console
-/// drains it promptly, so an unbounded or generously bounded channel will not grow.
+/// `events` is the engine's event stream (`engine_events(handle.events)`). It must be
+/// lossless, as the engine's unbounded `mpsc` is (a broadcast that drops events when the
+/// reader lags would lose a `StepChanged` and leave the screen wrong); the console drains
+/// it continuously, in bounded batches between looks at the keyboard.
 /// `commands` goes to the engine; the console never blocks on it.
 pub async fn run_console<E>(
     plan: &Plan,
@@ -98,7 +102,13 @@ where
         signals,
     );
 
-    let mut state = ConsoleState::new(plan, expanded, options.started_at, options.theme);
+    let mut state = ConsoleState::new(
+        plan,
+        expanded,
+        options.started_at,
+        options.theme,
+        options.previewer,
+    );
     state.set_now(Utc::now());
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal")?;
     let exit = drive(
@@ -127,8 +137,11 @@ where
     Ok(exit)
 }
 
-/// Adapts an `mpsc` receiver of engine events to the stream `run_console` takes.
-pub fn events_from_mpsc(mut receiver: mpsc::Receiver<Event>) -> impl Stream<Item = Event> + Unpin {
+/// Adapts the engine's event receiver (`EngineHandle::events`) to the stream
+/// `run_console` takes.
+pub fn engine_events(
+    mut receiver: mpsc::UnboundedReceiver<Event>,
+) -> impl Stream<Item = Event> + Unpin {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 

@@ -4,11 +4,13 @@
 //! changes it; keys turn into `UiAction`s that `apply_ui` applies.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tui_input::Input;
 
 use crate::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use crate::engine::{StepPreview, Toolbox};
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
 use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
@@ -71,6 +73,43 @@ pub struct StepStatus {
     pub running_since: Option<DateTime<Utc>>,
     /// Seconds left of a bake, while one counts down.
     pub bake_remaining: Option<u64>,
+}
+
+/// Says exactly what confirming a step runs and where. Called once per step, when the
+/// console first meets it, never while drawing.
+#[derive(Clone)]
+pub struct Previewer(Arc<dyn Fn(&StepRef) -> Option<StepPreview> + Send + Sync>);
+
+impl Previewer {
+    pub fn new(preview: impl Fn(&StepRef) -> Option<StepPreview> + Send + Sync + 'static) -> Self {
+        Previewer(Arc::new(preview))
+    }
+
+    /// The engine's own words (`engine::preview_step`) from the run's toolbox.
+    pub fn from_engine(plan: Arc<Plan>, expanded: Arc<ExpandedPlan>, toolbox: Toolbox) -> Self {
+        Previewer::new(move |step| crate::engine::preview_step(&plan, &expanded, &toolbox, step))
+    }
+
+    fn preview(&self, step: &StepRef) -> Option<StepPreview> {
+        (self.0)(step)
+    }
+}
+
+impl std::fmt::Debug for Previewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Previewer")
+    }
+}
+
+/// A step as the console knows it: a forward step of the plan, or a rollback step
+/// (`rollback/…`) as the engine offers it.
+#[derive(Debug, Clone)]
+pub struct StepEntry {
+    pub step_ref: StepRef,
+    pub step: Step,
+    /// What confirming it runs and where, one line each (the engine's words).
+    pub runs: Vec<String>,
+    pub status: StepStatus,
 }
 
 /// Where a log line came from.
@@ -167,10 +206,10 @@ pub struct Flash {
 pub struct ConsoleState {
     plan: Plan,
     expanded: ExpandedPlan,
-    /// Every step in run order, with where it sits in `expanded`.
-    order: Vec<(StepRef, usize, usize)>,
+    /// Every step in run order; rollback steps join at the end as the engine plans them.
+    entries: Vec<StepEntry>,
     index: HashMap<StepRef, usize>,
-    statuses: Vec<StepStatus>,
+    previewer: Previewer,
     run: RunState,
     started_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -203,39 +242,14 @@ impl ConsoleState {
         expanded: &ExpandedPlan,
         started_at: DateTime<Utc>,
         theme: Theme,
+        previewer: Previewer,
     ) -> Self {
-        let order: Vec<(StepRef, usize, usize)> = expanded
-            .phases
-            .iter()
-            .enumerate()
-            .flat_map(|(pi, phase)| {
-                phase
-                    .steps
-                    .iter()
-                    .enumerate()
-                    .map(move |(si, step)| (StepRef::new(phase.name, step.id.clone()), pi, si))
-            })
-            .collect();
-        let index = order
-            .iter()
-            .enumerate()
-            .map(|(i, (r, _, _))| (r.clone(), i))
-            .collect();
-        let statuses = vec![
-            StepStatus {
-                state: StepState::Pending,
-                detail: None,
-                running_since: None,
-                bake_remaining: None,
-            };
-            order.len()
-        ];
         let mut state = ConsoleState {
             plan: plan.clone(),
             expanded: expanded.clone(),
-            order,
-            index,
-            statuses,
+            entries: Vec::new(),
+            index: HashMap::new(),
+            previewer,
             run: RunState::Idle,
             started_at,
             now: started_at,
@@ -259,10 +273,46 @@ impl ConsoleState {
             modal: None,
             flash: None,
         };
+        for (phase, step) in expanded.steps() {
+            state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
+        }
         for warning in &expanded.warnings {
             state.push_log(None, LogKind::Warning, warning.clone());
         }
         state
+    }
+
+    fn add_step(&mut self, step_ref: StepRef, step: Step) -> usize {
+        let runs = self
+            .previewer
+            .preview(&step_ref)
+            .map(|p| p.runs)
+            .unwrap_or_else(|| vec!["(kongup cannot say what this step runs)".to_string()]);
+        self.index.insert(step_ref.clone(), self.entries.len());
+        self.entries.push(StepEntry {
+            step_ref,
+            step,
+            runs,
+            status: StepStatus {
+                state: StepState::Pending,
+                detail: None,
+                running_since: None,
+                bake_remaining: None,
+            },
+        });
+        self.entries.len() - 1
+    }
+
+    /// The step's place, adding a rollback step the first time the engine names it.
+    fn entry_index(&mut self, step: &StepRef) -> Option<usize> {
+        if let Some(&i) = self.index.get(step) {
+            return Some(i);
+        }
+        if step.phase != PhaseName::Rollback {
+            return None;
+        }
+        let details = crate::engine::step_details(&self.expanded, step)?;
+        Some(self.add_step(step.clone(), details))
     }
 
     // ---- the reducer -------------------------------------------------------------------
@@ -315,7 +365,7 @@ impl ConsoleState {
                 remaining_secs,
             } => {
                 if let Some(&i) = self.index.get(step) {
-                    self.statuses[i].bake_remaining = Some(*remaining_secs);
+                    self.entries[i].status.bake_remaining = Some(*remaining_secs);
                 }
             }
             Event::Gate(verdict) => {
@@ -342,7 +392,7 @@ impl ConsoleState {
     }
 
     fn step_changed(&mut self, step: &StepRef, new: StepState, detail: Option<String>) {
-        let Some(&i) = self.index.get(step) else {
+        let Some(i) = self.entry_index(step) else {
             self.push_log(
                 None,
                 LogKind::Warning,
@@ -350,8 +400,8 @@ impl ConsoleState {
             );
             return;
         };
-        let old = self.statuses[i].state;
-        let status = &mut self.statuses[i];
+        let old = self.entries[i].status.state;
+        let status = &mut self.entries[i].status;
         status.state = new;
         status.detail = detail.clone();
         if new == StepState::Running {
@@ -381,12 +431,12 @@ impl ConsoleState {
             || (new == StepState::RolledBack && old != StepState::Pending);
         if worth_logging {
             let (symbol, word, tone) = step_symbol(new);
-            let mut text = format!("{symbol} {} {word}", step.id);
+            let mut text = format!("{symbol} {} {word}", step_label(step));
             if let Some(detail) = detail {
                 text.push_str(": ");
                 text.push_str(&detail);
             }
-            self.push_log(Some(step.id.clone()), LogKind::Event(tone), text);
+            self.push_log(Some(step_label(step)), LogKind::Event(tone), text);
         }
     }
 
@@ -431,6 +481,9 @@ impl ConsoleState {
             }
             RollbackProgress::Planned { steps } => {
                 self.rollback.started = true;
+                for step in steps {
+                    self.entry_index(step);
+                }
                 self.rollback.planned = Some(steps.clone());
                 if self.modal.is_none() {
                     self.modal = Some(Modal::Rollback);
@@ -575,7 +628,7 @@ impl ConsoleState {
         }
         match pane {
             Pane::Checklist => {
-                self.selected = moved(self.selected, delta, self.order.len().saturating_sub(1))
+                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
             }
             Pane::Logs => {
                 // The offset counts up from the newest line; at zero the pane follows.
@@ -700,15 +753,14 @@ impl ConsoleState {
     }
 
     pub fn step_count(&self) -> usize {
-        self.order.len()
+        self.entries.len()
     }
 
     /// Steps in run order: reference, definition, status.
     pub fn steps(&self) -> impl Iterator<Item = (&StepRef, &Step, &StepStatus)> {
-        self.order
+        self.entries
             .iter()
-            .zip(&self.statuses)
-            .map(|((r, pi, si), status)| (r, &self.expanded.phases[*pi].steps[*si], status))
+            .map(|e| (&e.step_ref, &e.step, &e.status))
     }
 
     pub fn selected_index(&self) -> usize {
@@ -716,73 +768,74 @@ impl ConsoleState {
     }
 
     pub fn selected(&self) -> Option<(&StepRef, &Step, &StepStatus)> {
-        self.steps().nth(self.selected)
+        self.entries
+            .get(self.selected)
+            .map(|e| (&e.step_ref, &e.step, &e.status))
     }
 
     pub fn step(&self, step: &StepRef) -> Option<(&Step, &StepStatus)> {
-        let &i = self.index.get(step)?;
-        let (_, pi, si) = &self.order[i];
-        Some((&self.expanded.phases[*pi].steps[*si], &self.statuses[i]))
+        let e = &self.entries[*self.index.get(step)?];
+        Some((&e.step, &e.status))
+    }
+
+    /// What confirming `step` runs and where, one line each.
+    pub fn runs(&self, step: &StepRef) -> &[String] {
+        self.index
+            .get(step)
+            .map_or(&[], |&i| self.entries[i].runs.as_slice())
     }
 
     pub fn step_state(&self, step: &StepRef) -> Option<StepState> {
-        self.index.get(step).map(|&i| self.statuses[i].state)
+        self.index.get(step).map(|&i| self.entries[i].status.state)
     }
 
     pub fn running_step(&self) -> Option<&StepRef> {
-        self.order
+        self.entries
             .iter()
-            .zip(&self.statuses)
-            .find(|(_, s)| s.state == StepState::Running)
-            .map(|((r, _, _), _)| r)
+            .find(|e| e.status.state == StepState::Running)
+            .map(|e| &e.step_ref)
     }
 
-    /// The phase the run is in: that of the step needing attention, else the first not done.
+    /// The phase the run is in: that of the step needing attention, else the first not done;
+    /// the rollback's while rolling back.
     pub fn current_phase(&self) -> Option<PhaseName> {
-        let attention = |s: &StepStatus| {
+        if self.run == RunState::RollingBack {
+            return Some(PhaseName::Rollback);
+        }
+        let attention = |e: &&StepEntry| {
             matches!(
-                s.state,
+                e.status.state,
                 StepState::Running | StepState::Ready | StepState::Failed | StepState::Interrupted
             )
         };
-        let open = |s: &StepStatus| s.state == StepState::Pending;
-        self.order
+        self.entries
             .iter()
-            .zip(&self.statuses)
-            .find(|(_, s)| attention(s))
-            .or_else(|| self.order.iter().zip(&self.statuses).find(|(_, s)| open(s)))
-            .map(|((r, _, _), _)| r.phase)
-            .or_else(|| self.order.last().map(|(r, _, _)| r.phase))
+            .find(attention)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|e| e.status.state == StepState::Pending)
+            })
+            .or(self.entries.last())
+            .map(|e| e.step_ref.phase)
     }
 
-    /// During a rollback, whether `step` is one whose undoing the engine offers.
+    /// Whether `step` undoes another (the engine's `rollback/…` steps).
     pub fn is_rollback_step(&self, step: &StepRef) -> bool {
-        self.run == RunState::RollingBack
-            && self
-                .rollback
-                .planned
-                .as_ref()
-                .is_some_and(|p| p.contains(step))
+        step.phase == PhaseName::Rollback
     }
 
-    /// Whether a confirm for `step` makes sense now: it is ready, or it is the next step of
-    /// the rollback plan (the engine may offer it as ready or leave it succeeded).
+    /// Whether a confirm for `step` makes sense now: the engine offers it.
     pub fn can_confirm(&self, step: &StepRef) -> bool {
-        match self.step_state(step) {
-            Some(StepState::Ready) => true,
-            Some(StepState::Succeeded) => {
-                self.is_rollback_step(step) && self.next_rollback_step() == Some(step)
-            }
-            _ => false,
-        }
+        self.step_state(step) == Some(StepState::Ready)
     }
 
-    /// The first planned rollback step not yet undone.
+    /// The first step of the rollback plan not yet done.
     pub fn next_rollback_step(&self) -> Option<&StepRef> {
         self.rollback.planned.as_ref()?.iter().find(|r| {
             !matches!(
                 self.step_state(r),
-                Some(StepState::RolledBack | StepState::Skipped)
+                Some(StepState::Succeeded | StepState::Skipped | StepState::RolledBack)
             )
         })
     }
@@ -795,10 +848,10 @@ impl ConsoleState {
 
     /// Seconds the running step has run.
     pub fn running_secs(&self) -> Option<u64> {
-        self.statuses
+        self.entries
             .iter()
-            .find(|s| s.state == StepState::Running)
-            .and_then(|s| s.running_since)
+            .find(|e| e.status.state == StepState::Running)
+            .and_then(|e| e.status.running_since)
             .map(|since| (self.now - since).num_seconds().max(0) as u64)
     }
 
@@ -832,6 +885,18 @@ impl ConsoleState {
             Some(t) => t.nodes.len() + t.databases.len() + 4,
             None => self.plan.clusters.x.nodes.len() + self.plan.clusters.y.nodes.len() + 6,
         }
+    }
+}
+
+/// A step's short name for the logs: its id, or for a rollback step what it undoes.
+pub fn step_label(step: &StepRef) -> String {
+    if step.phase != PhaseName::Rollback {
+        return step.id.clone();
+    }
+    match step.id.rsplit_once('.') {
+        Some((_, id)) => format!("undo {id}"),
+        None if step.id == crate::engine::rollback::TRAFFIC_TO_X => "traffic to X".into(),
+        None => format!("undo {}", step.id),
     }
 }
 

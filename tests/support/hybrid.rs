@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use std::sync::Arc;
+
+use kongup::engine::Toolbox;
 use kongup::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use kongup::engine::rollback::rollback_ref;
 use kongup::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use kongup::kong::types::SyncStatus;
 use kongup::lb::Split;
@@ -18,6 +22,8 @@ use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Verdict};
 use kongup::plan::model::*;
 use kongup::plan::steps::*;
 use kongup::plan::version::KongVersion;
+use kongup::secrets::Redactor;
+use kongup::ui::Previewer;
 
 pub const PLAN_NAME: &str = "prod-eu-hybrid";
 
@@ -125,7 +131,11 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
                 name: "key-auth".into(),
                 method: "GET".into(),
                 path: "/orders/health".into(),
-                headers: BTreeMap::from([("apikey".into(), "smoke".into())]),
+                headers: BTreeMap::new(),
+                secret_headers: BTreeMap::from([(
+                    "apikey".into(),
+                    SecretRef::Env("SMOKE_APIKEY".into()),
+                )]),
                 body: None,
                 expect_status: 200,
                 expect_headers: BTreeMap::new(),
@@ -136,6 +146,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
                 method: "GET".into(),
                 path: "/payments/ping".into(),
                 headers: BTreeMap::new(),
+                secret_headers: BTreeMap::new(),
                 body: None,
                 expect_status: 200,
                 expect_headers: BTreeMap::new(),
@@ -441,6 +452,18 @@ pub fn expanded() -> ExpandedPlan {
     }
 }
 
+/// The engine's own previews of what each step runs, from the plan's real toolbox (built,
+/// never used to run anything).
+pub fn previewer(plan: &Plan, expanded: &ExpandedPlan) -> Previewer {
+    let toolbox = Toolbox::for_plan(plan, Redactor::new(Vec::new())).expect("the plan's toolbox");
+    Previewer::from_engine(Arc::new(plan.clone()), Arc::new(expanded.clone()), toolbox)
+}
+
+/// The engine's rollback step that undoes the control-plane step `id`.
+pub fn undoing(id: &str) -> StepRef {
+    rollback_ref(&expanded(), &cp(id))
+}
+
 pub fn step_ref(phase: PhaseName, id: &str) -> StepRef {
     StepRef::new(phase, id)
 }
@@ -598,6 +621,7 @@ fn figures(rps: f64, errors: Option<f64>, p99: Option<f64>) -> ClusterFigures {
         latency_metrics: p99.is_some(),
         nodes_scraped: 3,
         nodes_total: 3,
+        ..ClusterFigures::default()
     }
 }
 

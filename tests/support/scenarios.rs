@@ -102,7 +102,8 @@ fn ready(state: &mut ConsoleState, step: StepRef) {
 
 pub fn new_run(theme: Theme) -> ConsoleState {
     let expanded = expanded();
-    let mut state = ConsoleState::new(&plan(), &expanded, t0(), theme);
+    let plan = plan();
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
     state.set_now(at(3));
     apply_all(&mut state, &start_events(&expanded));
     state.apply(&traffic(0));
@@ -267,11 +268,19 @@ pub fn rolling_back(theme: Theme) -> ConsoleState {
     let commands = press(&mut state, char_key('R'));
     assert_eq!(commands, [Command::Rollback]);
     state.set_now(at(1083));
+    // The engine plans the undoing of what ran, newest first; traffic to X came first.
     apply_all(
         &mut state,
-        &rollback_events(412, cps(&["start-y", "deploy-y", "freeze-writes"])),
+        &rollback_events(
+            412,
+            vec![
+                undoing("start-y"),
+                undoing("deploy-y"),
+                undoing("freeze-writes"),
+            ],
+        ),
     );
-    ready(&mut state, cp("start-y"));
+    ready(&mut state, undoing("start-y"));
     state.set_now(at(1084));
     state
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::Utc;
 use kongup::engine::command::Command;
 use kongup::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use kongup::engine::rollback::{rollback_ref, undone_step};
+use kongup::engine::step_details;
 use kongup::kong::topology::NodeHealth;
 use kongup::lb::Split;
 use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Verdict};
@@ -26,7 +28,7 @@ pub async fn stand_in_engine(
     plan: Plan,
     expanded: ExpandedPlan,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::UnboundedSender<Event>,
     pace: Duration,
 ) {
     let mut engine = StandIn::new(plan, expanded, events);
@@ -52,7 +54,6 @@ pub async fn stand_in_engine(
 struct Work {
     step: StepRef,
     lines: VecDeque<String>,
-    rollback: bool,
 }
 
 struct StandIn {
@@ -60,7 +61,7 @@ struct StandIn {
     expanded: ExpandedPlan,
     order: Vec<StepRef>,
     states: Vec<StepState>,
-    events: mpsc::Sender<Event>,
+    events: mpsc::UnboundedSender<Event>,
     run: RunState,
     y_percent: u8,
     y_deployed: bool,
@@ -70,7 +71,7 @@ struct StandIn {
 }
 
 impl StandIn {
-    fn new(plan: Plan, expanded: ExpandedPlan, events: mpsc::Sender<Event>) -> Self {
+    fn new(plan: Plan, expanded: ExpandedPlan, events: mpsc::UnboundedSender<Event>) -> Self {
         let order: Vec<StepRef> = expanded
             .steps()
             .map(|(p, s)| StepRef::new(p.name, s.id.clone()))
@@ -92,7 +93,7 @@ impl StandIn {
     }
 
     async fn emit(&self, event: Event) {
-        let _ = self.events.send(event).await;
+        let _ = self.events.send(event);
     }
 
     async fn set_step(&mut self, step: &StepRef, state: StepState, detail: Option<String>) {
@@ -172,11 +173,8 @@ impl StandIn {
                         )
                         .await;
                 }
-                let rollback = self.run == RunState::RollingBack;
                 self.set_step(&step, StepState::Running, None).await;
-                let kind = self
-                    .expanded
-                    .step(&step)
+                let kind = step_details(&self.expanded, &step)
                     .map(|s| s.kind.as_str())
                     .unwrap_or("step");
                 let lines = [
@@ -188,7 +186,6 @@ impl StandIn {
                 self.work = Some(Work {
                     step,
                     lines: lines.into(),
-                    rollback,
                 });
             }
             Command::Skip { step, reason } => {
@@ -224,9 +221,10 @@ impl StandIn {
         let Some(work) = self.work.take() else {
             return;
         };
-        if work.rollback {
-            self.set_step(&work.step, StepState::RolledBack, Some("undone".into()))
+        if let Some(undone) = undone_step(&self.expanded, &work.step) {
+            self.set_step(&work.step, StepState::Succeeded, Some("exit 0".into()))
                 .await;
+            self.set_step(&undone, StepState::RolledBack, None).await;
             self.planned.retain(|s| *s != work.step);
             match self.planned.front().cloned() {
                 Some(next) => self.set_step(&next, StepState::Ready, None).await,
@@ -283,7 +281,8 @@ impl StandIn {
             time_to_safety_ms: started.elapsed().as_millis() as u64,
         }))
         .await;
-        // Undo what was done, newest first; a step without a counterpart has nothing to undo.
+        // Undo what was done, newest first; a step without a counterpart has nothing to
+        // undo, and traffic stages were undone by the first act.
         let planned: Vec<StepRef> = self
             .order
             .iter()
@@ -295,7 +294,7 @@ impl StandIn {
                             && !matches!(step.kind, StepKind::ShiftTraffic { .. })
                     })
             })
-            .map(|(r, _)| r.clone())
+            .map(|(r, _)| rollback_ref(&self.expanded, r))
             .rev()
             .collect();
         self.planned = planned.iter().cloned().collect();
@@ -309,8 +308,13 @@ impl StandIn {
             steps: planned.clone(),
         }))
         .await;
-        if let Some(first) = planned.first() {
-            self.set_step(first, StepState::Ready, None).await;
+        for (i, step) in planned.iter().enumerate() {
+            let state = if i == 0 {
+                StepState::Ready
+            } else {
+                StepState::Pending
+            };
+            self.set_step(step, state, None).await;
         }
     }
 
@@ -332,6 +336,7 @@ impl StandIn {
             latency_metrics: true,
             nodes_scraped: if up { 3 } else { 0 },
             nodes_total: 3,
+            ..ClusterFigures::default()
         };
         let now = Utc::now();
         self.emit(Event::Metrics(MetricsSnapshot {

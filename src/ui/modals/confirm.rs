@@ -5,7 +5,6 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::plan::steps::StepRef;
-use crate::ui::describe;
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
@@ -65,21 +64,14 @@ pub fn body(
     let Some((step, _)) = state.step(step_ref) else {
         return vec![Line::from(format!("{step_ref} is not in this plan"))];
     };
-    let rollback = state
-        .is_rollback_step(step_ref)
-        .then_some(step.rollback.as_ref())
-        .flatten();
-    let (title, instruction) = match rollback {
-        Some(r) => (r.title.as_str(), r.instruction.as_str()),
-        None => (step.title.as_str(), step.instruction.as_str()),
-    };
+    let instruction = step.instruction.as_str();
 
     let mut head = vec![Line::from(Span::styled(
-        text::truncate(title, width),
+        text::truncate(&step.title, width),
         theme.bold(),
     ))];
     let guide = if step.guide_ref.is_empty() {
-        "a step added by the plan".to_string()
+        "a step of kongup's own".to_string()
     } else {
         format!("Kong's guide, step {}", step.guide_ref)
     };
@@ -90,44 +82,18 @@ pub fn body(
 
     let mut runs = vec![
         Line::default(),
-        Line::from(Span::styled("What will run:", theme.bold())),
+        Line::from(Span::styled("What will run, and where:", theme.bold())),
     ];
-    let run_lines = match rollback {
-        Some(r) => vec![describe::RunLine {
-            marker: "kongup",
-            what: describe::rollback_line(state.plan(), &r.kind),
-            place: None,
-        }],
-        None => describe::run_lines(state.plan(), step),
-    };
-    if run_lines.is_empty() {
-        runs.push(Line::from(if step.changes {
-            "  nothing: you do it, then confirm it here"
-        } else {
-            "  nothing: this step changes nothing; read it, then confirm"
-        }));
-    }
-    for run in &run_lines {
-        let lead = format!("  {} ", run.marker);
-        for (i, row) in text::wrap(&run.what, width.saturating_sub(lead.len()))
+    for run in state.runs(step_ref) {
+        for (i, row) in text::wrap(run, width.saturating_sub(4))
             .into_iter()
             .enumerate()
         {
-            let prefix = if i == 0 {
-                lead.clone()
-            } else {
-                " ".repeat(lead.len())
-            };
+            let lead = if i == 0 { "  → " } else { "    " };
             runs.push(Line::from(vec![
-                Span::styled(prefix, theme.tone(Tone::Accent)),
+                Span::styled(lead, theme.tone(Tone::Accent)),
                 Span::raw(row),
             ]));
-        }
-        if let Some(place) = &run.place {
-            runs.push(Line::from(Span::styled(
-                text::truncate(&format!("      on {place}"), width),
-                theme.tone(Tone::Muted),
-            )));
         }
     }
 

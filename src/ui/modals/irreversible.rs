@@ -7,7 +7,6 @@ use ratatui::text::{Line, Span};
 use tui_input::Input;
 
 use crate::plan::steps::StepRef;
-use crate::ui::describe;
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
@@ -19,18 +18,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
     let width = inner_width(area, confirm::WIDTH);
     let because = state
         .step(step)
-        .and_then(|(s, _)| {
-            if state.is_rollback_step(step) {
-                s.rollback.as_ref().map(|r| {
-                    format!(
-                        "{}: this cannot be undone",
-                        describe::rollback_line(state.plan(), &r.kind)
-                    )
-                })
-            } else {
-                s.irreversible_because.clone()
-            }
-        })
+        .and_then(|(s, _)| s.irreversible_because.clone())
         .unwrap_or_else(|| "this step cannot be undone".into());
     let mut tail = vec![Line::default()];
     for (i, row) in text::wrap(&format!("⚠ IRREVERSIBLE: {because}"), width)

@@ -68,11 +68,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                 } else {
                     step_symbol(StepState::Pending)
                 };
-                let what = step
-                    .rollback
-                    .as_ref()
-                    .map_or_else(|| format!("undo: {}", step.title), |r| r.title.clone());
-                let irreversible = step.rollback.as_ref().is_some_and(|r| r.irreversible);
+                let what = step.title.clone();
+                let irreversible = step.irreversible;
                 let tag = if irreversible {
                     format!(" ! irreversible [{word}]")
                 } else {

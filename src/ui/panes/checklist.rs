@@ -8,8 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::engine::event::StepState;
-use crate::plan::steps::Step;
-use crate::ui::describe;
+use crate::plan::steps::{PhaseName, Step, StepRef};
 use crate::ui::state::{ConsoleState, Pane, StepStatus};
 use crate::ui::text;
 use crate::ui::theme::{Theme, Tone, step_symbol};
@@ -46,7 +45,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 }
 
 enum Row {
-    Phase(usize),
+    Phase(PhaseName),
     Step(usize),
 }
 
@@ -57,13 +56,7 @@ fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
     let mut last_phase = None;
     for (i, (step_ref, _, _)) in state.steps().enumerate() {
         if last_phase != Some(step_ref.phase) {
-            let pi = state
-                .expanded()
-                .phases
-                .iter()
-                .position(|p| p.name == step_ref.phase)
-                .unwrap_or(0);
-            rows.push(Row::Phase(pi));
+            rows.push(Row::Phase(step_ref.phase));
             last_phase = Some(step_ref.phase);
         }
         rows.push(Row::Step(i));
@@ -82,13 +75,13 @@ fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
         .skip(first)
         .take(height)
         .map(|row| match row {
-            Row::Phase(pi) => {
-                let phase = &state.expanded().phases[*pi];
-                text_line(
-                    format!("{} · {}", phase.name, phase.strategy.as_str()),
-                    width,
-                    theme.bold(),
-                )
+            Row::Phase(phase) => {
+                let words = match state.expanded().phases.iter().find(|p| p.name == *phase) {
+                    Some(p) => format!("{} · {}", p.name, p.strategy.as_str()),
+                    None if *phase == PhaseName::Rollback => "rollback · newest first".into(),
+                    None => phase.to_string(),
+                };
+                text_line(words, width, theme.bold())
             }
             Row::Step(i) => {
                 let (_, step, status) = steps[*i];
@@ -183,9 +176,9 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
     // row, the run lines take what they need (wrapped if they can, else a row each).
     let room = height.saturating_sub(lines.len());
     let runs_room = room.saturating_sub(1);
-    let mut runs = run_rows(state, step, width, theme, true);
+    let mut runs = run_rows(state, step_ref, width, theme, true);
     if runs.len() > runs_room {
-        runs = run_rows(state, step, width, theme, false);
+        runs = run_rows(state, step_ref, width, theme, false);
     }
     if runs.len() > runs_room {
         let hidden = runs.len() - runs_room.saturating_sub(1);
@@ -214,27 +207,15 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
 /// A row per thing the step runs, or several when `wrap` and the line is long.
 fn run_rows(
     state: &ConsoleState,
-    step: &Step,
+    step_ref: &StepRef,
     width: usize,
     theme: Theme,
     wrap: bool,
 ) -> Vec<Line<'static>> {
     let style = theme.tone(Tone::Accent);
-    let runs = describe::run_lines(state.plan(), step);
-    if runs.is_empty() {
-        let words = if step.changes {
-            "runs: nothing; you do it, then confirm"
-        } else {
-            "runs: nothing; read, then confirm"
-        };
-        return vec![text_line(words.into(), width, style)];
-    }
     let mut rows = Vec::new();
-    for run in &runs {
-        let line = match &run.place {
-            Some(place) => format!("{} {} @ {place}", run.marker, run.what),
-            None => format!("{} {}", run.marker, run.what),
-        };
+    for run in state.runs(step_ref) {
+        let line = format!("→ {run}");
         if !wrap {
             rows.push(text_line(line, width, style));
             continue;

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::ui::state::{ConsoleState, LogEntry, LogKind, Pane};
+use crate::ui::state::{ConsoleState, LogEntry, LogKind, Pane, step_label};
 use crate::ui::text;
 use crate::ui::theme::{Theme, Tone};
 
@@ -19,7 +19,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let mut title = Vec::new();
     if let Some(step) = state.running_step() {
         title.push(Span::styled(
-            format!("▶ {} ", step.id),
+            format!("▶ {} ", step_label(step)),
             theme.tone(Tone::Active),
         ));
     }
