@@ -78,7 +78,9 @@ pub struct StepStatus {
 /// Says exactly what confirming a step runs and where. Called once per step, when the
 /// console first meets it, never while drawing.
 #[derive(Clone)]
-pub struct Previewer(Arc<dyn Fn(&StepRef) -> Option<StepPreview> + Send + Sync>);
+pub struct Previewer(Arc<PreviewFn>);
+
+type PreviewFn = dyn Fn(&StepRef) -> Option<StepPreview> + Send + Sync;
 
 impl Previewer {
     pub fn new(preview: impl Fn(&StepRef) -> Option<StepPreview> + Send + Sync + 'static) -> Self {

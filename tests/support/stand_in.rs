@@ -15,12 +15,12 @@ use kongup::engine::rollback::{rollback_ref, undone_step};
 use kongup::engine::step_details;
 use kongup::kong::topology::NodeHealth;
 use kongup::lb::Split;
-use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Verdict};
+use kongup::metrics::{GateVerdict, MetricsSnapshot, Verdict};
 use kongup::plan::model::Plan;
 use kongup::plan::steps::{ExpandedPlan, StepKind, StepRef};
 use tokio::sync::mpsc;
 
-use super::hybrid::topology_snapshot;
+use super::hybrid::{figures, topology_snapshot};
 
 /// Runs until `Quit` (after finishing the step in progress) or until the console is gone.
 /// `pace`: the time between two lines of a step's output.
@@ -324,19 +324,12 @@ impl StandIn {
         let wiggle = ((self.seconds * 37) % 11) as f64 - 5.0;
         let total = 1200.0 + wiggle * 8.0;
         let y = total * f64::from(self.y_percent) / 100.0;
-        let figures = |rps: f64, errors: f64, p99: f64, up: bool| ClusterFigures {
-            requests_per_s: Some(rps),
-            error_ratio: Some(errors),
-            p50_ms: Some(p99 / 4.0),
-            p95_ms: Some(p99 / 1.5),
-            p99_ms: Some(p99),
-            active_connections: Some(rps / 4.0),
-            datastore_reachable: Some(true),
-            status_code_metrics: true,
-            latency_metrics: true,
-            nodes_scraped: if up { 3 } else { 0 },
-            nodes_total: 3,
-            ..ClusterFigures::default()
+        let figures = |rps: f64, errors: f64, p99: f64, up: bool| {
+            let mut f = figures(rps, Some(errors), Some(p99));
+            if !up {
+                f.nodes_scraped = 0;
+            }
+            f
         };
         let now = Utc::now();
         self.emit(Event::Metrics(MetricsSnapshot {
