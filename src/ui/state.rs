@@ -156,7 +156,7 @@ impl TrafficView {
 pub struct RollbackView {
     pub started: bool,
     pub time_to_safety_ms: Option<u64>,
-    /// The remaining rollback steps, in the order the engine will offer them.
+    /// The rollback steps, in the order the engine offers them (`rollback/…`).
     pub planned: Option<Vec<StepRef>>,
     pub finished: bool,
 }
