@@ -12,3 +12,4 @@ pub mod plan;
 pub mod secrets;
 pub mod session;
 pub mod sim;
+pub mod ui;
