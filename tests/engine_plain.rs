@@ -215,3 +215,53 @@ async fn from_a_terminal_an_early_y_is_refused_not_kept_for_the_next_step() {
     assert_eq!(end.state, RunState::Running);
     assert_eq!(kit.stand_in.runs_of("b"), 0, "{}", out.text());
 }
+
+#[tokio::test]
+async fn retrying_an_irreversible_step_asks_for_the_plan_name_like_a_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut finish = step(
+        "migrations-finish",
+        StepKind::Migrations(MigrationsCommand::Finish),
+    );
+    finish.irreversible = true;
+    kit.stand_in
+        .set("migrations-finish", Behavior::Fail("boom"));
+    let steps = expanded(Strategy::InPlace, vec![finish]);
+    let (mut keyboard, terminal) = UnixStream::pair().unwrap();
+    let out = SharedOut::default();
+    let task = plain_run(
+        dir.path(),
+        plan_named("prod-eu"),
+        steps,
+        &kit,
+        true,
+        BufReader::new(terminal),
+        out.clone(),
+    );
+    out.wait_for("kongup> cluster/migrations-finish: type the plan name")
+        .await;
+    keyboard.write_all(b"prod-eu\n").unwrap();
+    out.wait_for("FAILED cluster/migrations-finish").await;
+    kit.stand_in.set("migrations-finish", Behavior::Succeed);
+    keyboard.write_all(b"retry\n").unwrap();
+    out.wait_for(
+        "cluster/migrations-finish cannot be undone: type the plan name (prod-eu) to run it again",
+    )
+    .await;
+    assert_eq!(
+        kit.stand_in.runs_of("migrations-finish"),
+        1,
+        "a bare retry ran the irreversible step again:\n{}",
+        out.text()
+    );
+    keyboard.write_all(b"prod\n").unwrap();
+    out.wait_for("! cluster/migrations-finish was not retried: the typed name does not match")
+        .await;
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 1);
+    keyboard.write_all(b"prod-eu\n").unwrap();
+    out.wait_for("The run is done.").await;
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 2);
+    drop(keyboard);
+    assert_eq!(end(task).await.state, RunState::Done);
+}

@@ -111,6 +111,7 @@ async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
     );
     run.send(Command::Retry {
         step: cluster("shift-traffic-5"),
+        typed: None,
     })
     .await;
     run.wait_warning("the run is paused").await;

@@ -4,7 +4,8 @@
 //! Each step whose turn comes is printed (title, the guide's instruction, exactly what
 //! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
 //! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
-//! `help`. An irreversible step is confirmed only by typing the plan's name, never `y`.
+//! `help`. An irreversible step is confirmed, or retried, only by typing the plan's name,
+//! never `y` or a bare `retry`.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -91,7 +92,7 @@ fn parse(line: &str) -> Parsed {
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
   skip REASON  skip the step shown, saying why
-  retry        run a failed or interrupted step again
+  retry        run a failed or interrupted step again (irreversible steps: type the plan name)
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   pause        start nothing new until `resume`
   resume       go on after a pause
@@ -291,7 +292,18 @@ impl<W: Write> Plain<W> {
                 })
             }
             StepAnswer::Skip(reason) => Some(Command::Skip { step, reason }),
-            StepAnswer::Retry if !waiting_for_confirm => Some(Command::Retry { step }),
+            StepAnswer::Retry if !waiting_for_confirm && irreversible => {
+                self.say(&format!(
+                    "{step} cannot be undone: type the plan name ({}) to run it again",
+                    self.setup.plan.name
+                ));
+                None
+            }
+            StepAnswer::Retry if !waiting_for_confirm => Some(Command::Retry { step, typed: None }),
+            StepAnswer::Typed(text) if irreversible => Some(Command::Retry {
+                step,
+                typed: Some(text),
+            }),
             StepAnswer::Done(note) if !waiting_for_confirm => {
                 Some(Command::MarkDone { step, note })
             }
@@ -327,6 +339,10 @@ impl<W: Write> Plain<W> {
                 self.setup.plan.name
             ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
+            _ if irreversible => format!(
+                "type the plan name ({}) to retry | done NOTE | rollback | quit",
+                self.setup.plan.name
+            ),
             _ => "retry | done NOTE | rollback | quit".to_string(),
         };
         self.say(&format!("kongup> {step}: {choices}"));

@@ -573,7 +573,7 @@ impl Engine {
         match command {
             Command::Confirm { step, typed } => self.confirm(step, typed),
             Command::Skip { step, reason } => self.skip(step, reason),
-            Command::Retry { step } => self.retry(step),
+            Command::Retry { step, typed } => self.retry(step, typed),
             Command::MarkDone { step, note } => self.mark_done(step, note),
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
@@ -685,10 +685,67 @@ impl Engine {
         self.expanded.step(step).cloned().map(|s| (s, None))
     }
 
+    /// An irreversible step (forward or rollback) runs only when the plan name was typed;
+    /// the one check behind confirm and retry. `verb` says what was asked ("confirmed",
+    /// "retried").
+    fn check_typed(
+        &self,
+        step: &StepRef,
+        details: &Step,
+        typed: Option<&str>,
+        verb: &str,
+    ) -> Result<(), String> {
+        if !details.irreversible || typed.map(str::trim) == Some(self.plan.name.as_str()) {
+            return Ok(());
+        }
+        let because = details
+            .irreversible_because
+            .clone()
+            .unwrap_or_else(|| "it cannot be undone".to_string());
+        Err(match typed {
+            Some(_) => {
+                format!("{step} was not {verb}: the typed name does not match the plan name")
+            }
+            None => format!(
+                "{step} is irreversible ({because}): it is {verb} only by typing the plan name '{}'",
+                self.plan.name
+            ),
+        })
+    }
+
     fn confirm(&mut self, step: StepRef, typed: Option<String>) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Confirm)
+    }
+
+    fn retry(&mut self, step: StepRef, typed: Option<String>) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Retry)
+    }
+
+    /// Starts a ready step (confirm) or a failed or interrupted one (retry), after the
+    /// turn, the pause and the typed name are checked.
+    fn confirm_or_retry(
+        &mut self,
+        step: StepRef,
+        typed: Option<String>,
+        via: ConfirmVia,
+    ) -> Result<(), EngineError> {
+        let (states, verb, done) = match via {
+            ConfirmVia::Retry => (
+                &[StepState::Failed, StepState::Interrupted][..],
+                "retry",
+                "retried",
+            ),
+            _ => (&[StepState::Pending][..], "confirm", "confirmed"),
+        };
         let checked = self
-            .check_turn(&step, &[StepState::Pending], "confirm")
-            .and_then(|key| self.check_not_paused("confirm", &step).map(|()| key));
+            .check_turn(&step, states, verb)
+            .and_then(|key| self.check_not_paused(verb, &step).map(|()| key))
+            .and_then(|key| match self.resolve(&step) {
+                Some((details, _)) => self
+                    .check_typed(&step, &details, typed.as_deref(), done)
+                    .map(|()| key),
+                None => Err(format!("{step} is not a step of this plan")),
+            });
         let key = match checked {
             Ok(key) => key,
             Err(why) => {
@@ -696,60 +753,15 @@ impl Engine {
                 return Ok(());
             }
         };
-        let Some((details, _)) = self.resolve(&step) else {
-            self.refuse(Some(&step), format!("{step} is not a step of this plan"));
-            return Ok(());
-        };
-        if details.irreversible && typed.as_deref().map(str::trim) != Some(self.plan.name.as_str())
-        {
-            let because = details
-                .irreversible_because
-                .clone()
-                .unwrap_or_else(|| "it cannot be undone".to_string());
-            let why = match typed {
-                Some(_) => {
-                    format!("{step} was not confirmed: the typed name does not match the plan name")
-                }
-                None => format!(
-                    "{step} is irreversible ({because}): confirm it by typing the plan name '{}'",
-                    self.plan.name
-                ),
-            };
-            self.refuse(Some(&step), why);
-            return Ok(());
-        }
         self.record(
             Who::Operator,
             Entry::StepConfirmed {
                 step: key,
-                via: ConfirmVia::Confirm,
+                via,
                 typed: typed.is_some(),
             },
         )?;
         self.start_step(step, Who::Operator)
-    }
-
-    fn retry(&mut self, step: StepRef) -> Result<(), EngineError> {
-        let checked = self
-            .check_turn(&step, &[StepState::Failed, StepState::Interrupted], "retry")
-            .and_then(|key| self.check_not_paused("retry", &step).map(|()| key));
-        match checked {
-            Ok(key) => {
-                self.record(
-                    Who::Operator,
-                    Entry::StepConfirmed {
-                        step: key,
-                        via: ConfirmVia::Retry,
-                        typed: false,
-                    },
-                )?;
-                self.start_step(step, Who::Operator)
-            }
-            Err(why) => {
-                self.refuse(Some(&step), why);
-                Ok(())
-            }
-        }
     }
 
     fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {
