@@ -585,3 +585,136 @@ async fn an_interrupted_step_can_be_rolled_back() {
         .await;
     run.quit().await;
 }
+
+#[tokio::test]
+async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut decommission = step(
+        "decommission-x",
+        StepKind::Decommission {
+            cluster: ClusterSide::X,
+        },
+    );
+    decommission.irreversible = true;
+    let steps = expanded(
+        Strategy::Rolling,
+        vec![
+            shift("shift-traffic-100", 100, Duration::ZERO),
+            decommission,
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("prod-eu"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "shift-traffic-100", None).await;
+    confirm(&mut run, "decommission-x", Some("prod-eu")).await;
+
+    run.send(Command::Rollback).await;
+    let warning = run.wait_warning("cannot serve").await;
+    assert!(
+        warning.contains("cluster/decommission-x") && warning.contains("rebuild"),
+        "{warning}"
+    );
+    assert_eq!(wait_planned(&mut run).await, Vec::<String>::new());
+    assert_eq!(
+        *kit.driver.sets.lock().unwrap(),
+        [Split::to_y(100)],
+        "no traffic was sent to the decommissioned X"
+    );
+    let journal = run.journal();
+    assert!(position(&journal, |e| matches!(e, Entry::RollbackTrafficSafe { .. })).is_none());
+    let note = journal
+        .iter()
+        .find_map(|r| match &r.entry {
+            Entry::RollbackPlanned { note, .. } => note.clone(),
+            _ => None,
+        })
+        .expect("the rollback plan says what to do about X");
+    assert!(note.contains("rebuild X"), "{note}");
+
+    // By hand, traffic may not go back to X either; all of it on Y is fine.
+    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    let warning = run.wait_warning("cannot set X").await;
+    assert!(warning.contains("cluster/decommission-x"), "{warning}");
+    assert_eq!(kit.driver.sets.lock().unwrap().len(), 1);
+    run.send(Command::SetTraffic { y_percent: 100 }).await;
+    run.wait_seen(
+        "all traffic on Y again",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(100)),
+    )
+    .await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let stop_x = with_rollback(
+        step(
+            "stop-x",
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+            },
+        ),
+        RollbackKind::StartNodes {
+            cluster: ClusterSide::X,
+        },
+    );
+    let steps = expanded(
+        Strategy::InPlace,
+        vec![
+            stop_x,
+            start_y(),
+            shift("shift-traffic-100", 100, Duration::ZERO),
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("ip"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "stop-x", None).await;
+    confirm(&mut run, "start-y", None).await;
+    confirm(&mut run, "shift-traffic-100", None).await;
+
+    run.send(Command::Rollback).await;
+    let warning = run.wait_warning("cannot serve").await;
+    assert!(warning.contains("cluster/stop-x"), "{warning}");
+    assert_eq!(
+        wait_planned(&mut run).await,
+        [
+            "rollback/start-y",
+            "rollback/stop-x",
+            "rollback/traffic-to-x"
+        ]
+    );
+    assert_eq!(*kit.driver.sets.lock().unwrap(), [Split::to_y(100)]);
+    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    run.wait_warning("cannot set X").await;
+
+    for id in ["start-y", "stop-x"] {
+        run.send(Command::Confirm {
+            step: rollback_ref(id),
+            typed: None,
+        })
+        .await;
+        run.wait_step(&rollback_ref(id), StepState::Succeeded).await;
+    }
+    run.send(Command::Confirm {
+        step: rollback_ref("traffic-to-x"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
+        .await;
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}

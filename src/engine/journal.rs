@@ -187,6 +187,9 @@ pub enum Entry {
         /// `migrations finish` ran on a database X shares: X cannot serve from it until
         /// the database is restored.
         point_of_no_return: bool,
+        /// Set when X cannot serve: what must happen before traffic can go back to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     RollbackFinished,
     Warning {

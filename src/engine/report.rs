@@ -253,6 +253,8 @@ pub struct RollbackReport {
     pub time_to_safety_ms: Option<u64>,
     pub traffic_error: Option<String>,
     pub point_of_no_return: bool,
+    /// What must happen before traffic can go back to X, when it cannot serve.
+    pub note: Option<String>,
     pub steps: Vec<String>,
     pub finished: bool,
 }
@@ -363,8 +365,9 @@ fn describe(entry: &Entry) -> String {
         Entry::RollbackPlanned {
             steps,
             point_of_no_return,
+            note,
         } => format!(
-            "rollback planned{}: {}",
+            "rollback planned{}: {}{}",
             if *point_of_no_return {
                 " (database-restore path)"
             } else {
@@ -378,7 +381,8 @@ fn describe(entry: &Entry) -> String {
                     .map(|s| s.step.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            }
+            },
+            note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
         ),
         Entry::RollbackFinished => "rollback finished".to_string(),
         Entry::Warning { text } => format!("warning: {text}"),
@@ -576,6 +580,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
             time_to_safety_ms: r.time_to_safety_ms,
             traffic_error: r.traffic_error.clone(),
             point_of_no_return: r.point_of_no_return,
+            note: r.note.clone(),
             steps: r.planned.iter().flatten().map(|s| s.step.clone()).collect(),
             finished: r.finished,
         }),
@@ -737,6 +742,9 @@ pub fn render_markdown(report: &RunReport) -> String {
             );
             if rollback.point_of_no_return {
                 line("- Past the point of no return: rollback is the database-restore path".into());
+            }
+            if let Some(note) = &rollback.note {
+                line(format!("- X cannot serve: {note}"));
             }
             line(format!(
                 "- Rollback steps: {}",

@@ -713,6 +713,21 @@ impl Engine {
         })
     }
 
+    /// `rollback/traffic-to-x` runs only once X can serve again.
+    fn check_x_serves_for(&self, step: &StepRef) -> Result<(), String> {
+        if *step != StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
+            return Ok(());
+        }
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot send traffic to X yet: X cannot serve: {}",
+            rollback::describe_blockers(&blockers)
+        ))
+    }
+
     fn confirm(&mut self, step: StepRef, typed: Option<String>) -> Result<(), EngineError> {
         self.confirm_or_retry(step, typed, ConfirmVia::Confirm)
     }
@@ -745,7 +760,8 @@ impl Engine {
                     .check_typed(&step, &details, typed.as_deref(), done)
                     .map(|()| key),
                 None => Err(format!("{step} is not a step of this plan")),
-            });
+            })
+            .and_then(|key| self.check_x_serves_for(&step).map(|()| key));
         let key = match checked {
             Ok(key) => key,
             Err(why) => {
@@ -1152,9 +1168,11 @@ impl Engine {
         self.rollback_act_and_plan(clock).await
     }
 
+    /// The rollback's first act applies: traffic moved, X can serve, and the rollback has
+    /// not yet got it safely onto X.
     fn traffic_act_applies(&self) -> bool {
         self.view.traffic_moved
-            && rollback::point_of_no_return(&self.expanded, &self.view).is_none()
+            && rollback::x_can_serve(&self.expanded, &self.view)
             && self
                 .view
                 .rollback
@@ -1165,25 +1183,29 @@ impl Engine {
     /// The first act where it applies (all traffic to X), then the rollback plan.
     async fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
         let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
         let mut traffic_safe = false;
         if self.traffic_act_applies() {
             traffic_safe = self.traffic_to_x_now(clock).await?;
-        } else if let Some(finish) = &past_no_return {
+        } else if !blockers.is_empty() {
             self.warn(format!(
-                "{finish} ran on the database X shares: X cannot serve from it any more. \
-                 Rollback is the database-restore path: restore the backup (irreversible), \
-                 then bring X back; traffic stays where it is until then"
+                "X cannot serve, so the rollback sends it no traffic now: {}",
+                rollback::describe_blockers(&blockers)
             ));
         }
-        let steps = rollback::plan_rollback(&self.expanded, &self.view, traffic_safe);
+        let plan = rollback::plan_rollback(&self.expanded, &self.view, traffic_safe);
         self.record(
             Who::Kongup,
             Entry::RollbackPlanned {
-                steps,
+                steps: plan.steps,
                 point_of_no_return: past_no_return.is_some(),
+                note: plan.note.clone(),
             },
         )?;
         self.emit_rollback_plan();
+        if let Some(note) = plan.note {
+            self.warn(format!("rollback plan: {note}"));
+        }
         Ok(())
     }
 
@@ -1254,6 +1276,17 @@ impl Engine {
             return Ok(());
         }
         let split = Split::to_y(y_percent);
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if split.x > 0 && !blockers.is_empty() {
+            let why = format!(
+                "cannot set X {}%: X cannot serve: {}. All traffic on Y (`traffic 100`) is \
+                 still allowed",
+                split.x,
+                rollback::describe_blockers(&blockers)
+            );
+            self.refuse(None, why);
+            return Ok(());
+        }
         let cause = format!("set by hand by {}", self.operator);
         self.record(Who::Operator, Entry::TrafficRequested { split, cause })?;
         let result = apply_split(self.toolbox.traffic.as_ref(), split).await;

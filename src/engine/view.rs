@@ -67,6 +67,8 @@ pub struct RollbackView {
     pub traffic_error: Option<String>,
     pub planned: Option<Vec<RollbackStepInfo>>,
     pub point_of_no_return: bool,
+    /// What must happen before traffic can go back to X, when it cannot serve.
+    pub note: Option<String>,
     pub finished: bool,
 }
 
@@ -223,6 +225,7 @@ impl RunView {
                         traffic_error: None,
                         planned: None,
                         point_of_no_return: false,
+                        note: None,
                         finished: false,
                     });
                 }
@@ -241,10 +244,12 @@ impl RunView {
             Entry::RollbackPlanned {
                 steps,
                 point_of_no_return,
+                note,
             } => {
                 if let Some(rollback) = &mut self.rollback {
                     rollback.planned = Some(steps.clone());
                     rollback.point_of_no_return = *point_of_no_return;
+                    rollback.note = note.clone();
                 }
             }
             Entry::RollbackFinished => {
@@ -512,6 +517,7 @@ mod tests {
                     irreversible: false,
                 }],
                 point_of_no_return: false,
+                note: None,
             },
         ));
         let view = RunView::replay(&records).unwrap();
