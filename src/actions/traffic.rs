@@ -4,30 +4,42 @@
 use std::time::Duration;
 
 use super::{
-    ActionError, AfterFailure, BakeResult, DRIVER_TIMEOUT, StepAction, StepContext, StepOutcome,
+    ActionError, AfterFailure, BakeResult, DRIVER_MARGIN, StepAction, StepContext, StepOutcome,
 };
 use crate::engine::toolbox::Toolbox;
+use crate::exec::process::kill_on_drop;
 use crate::lb::{Split, TrafficDriver};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{Step, StepKind};
 
+/// How long the engine waits for one driver call: the driver's own timeouts added up,
+/// and a margin.
+pub fn driver_deadline(driver: &dyn TrafficDriver) -> Duration {
+    driver.call_timeout() + DRIVER_MARGIN
+}
+
 /// Sets a split and reads back what the load balancer applied, each within
-/// [`DRIVER_TIMEOUT`]. `Ok(None)`: set, but the driver cannot read it back.
+/// [`driver_deadline`]. `Ok(None)`: set, but the driver cannot read it back. A call given
+/// up on kills what the driver started (see [`kill_on_drop`]).
 pub async fn apply_split(
     driver: &dyn TrafficDriver,
     split: Split,
 ) -> Result<Option<Split>, ActionError> {
+    let deadline = driver_deadline(driver);
     let timed_out = || ActionError::TrafficTimeout {
         driver: driver.describe(),
-        timeout: DRIVER_TIMEOUT,
+        timeout: deadline,
     };
-    tokio::time::timeout(DRIVER_TIMEOUT, driver.set_split(split))
-        .await
-        .map_err(|_| timed_out())??;
-    let applied = tokio::time::timeout(DRIVER_TIMEOUT, driver.read_split())
-        .await
-        .map_err(|_| timed_out())??;
-    Ok(applied)
+    kill_on_drop(async {
+        tokio::time::timeout(deadline, driver.set_split(split))
+            .await
+            .map_err(|_| timed_out())??;
+        let applied = tokio::time::timeout(deadline, driver.read_split())
+            .await
+            .map_err(|_| timed_out())??;
+        Ok(applied)
+    })
+    .await
 }
 
 fn bake_line(plan: &Plan, toolbox: &Toolbox, bake: Duration) -> String {
