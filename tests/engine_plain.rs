@@ -111,16 +111,22 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
         ],
     );
     let out = SharedOut::default();
-    let input = Cursor::new(b"y\ny\nrollback\ny\n".to_vec());
+    let (mut keyboard, pipe) = UnixStream::pair().unwrap();
     let task = plain_run(
         dir.path(),
         plan_named("bg"),
         steps,
         &kit,
         false,
-        input,
+        BufReader::new(pipe),
         out.clone(),
     );
+    keyboard.write_all(b"y\ny\n").unwrap();
+    out.wait_for("succeeded cluster/shift-traffic-50").await;
+    keyboard.write_all(b"rollback\n").unwrap();
+    out.wait_for("kongup> rollback/start-y").await;
+    keyboard.write_all(b"y\n").unwrap();
+    drop(keyboard);
     let end = end(task).await;
     let text = out.text();
     assert_eq!(end.state, RunState::Done, "{text}");
@@ -139,7 +145,10 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
         assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
     }
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
-    assert!(!text.contains("== cluster/shift-traffic-100"), "{text}");
+    assert!(
+        !text.contains("-> cluster/shift-traffic-100 running"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

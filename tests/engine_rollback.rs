@@ -125,7 +125,7 @@ async fn before_the_point_of_no_return_traffic_goes_to_x_first_then_the_plan_run
     .await;
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
-    run.wait_for("rolling back", |e| {
+    run.wait_seen("rolling back", |e| {
         *e == Event::RunChanged(RunState::RollingBack)
     })
     .await;
@@ -716,5 +716,115 @@ async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
     run.wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
         .await;
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn rollback_stops_the_bake_of_a_stage_with_commands_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let ran = dir.path().join("the stage's command ran");
+    let mut stage = shift("shift-traffic-50", 50, Duration::from_secs(600));
+    stage.commands = vec![shell_command(&format!("touch '{}'", ran.display()))];
+    let steps = expanded(Strategy::BlueGreen, vec![start_y(), stage]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_for("the bake", |e| matches!(e, Event::Bake { .. }))
+        .await;
+    run.send(Command::Rollback).await;
+    let safe = run
+        .wait_for("traffic safe", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    let Event::RollbackProgress(RollbackProgress::TrafficSafe { time_to_safety_ms }) = safe else {
+        unreachable!()
+    };
+    assert!(
+        time_to_safety_ms < 5_000,
+        "R waited {time_to_safety_ms} ms for the stage's bake"
+    );
+    let failed = run
+        .wait_seen("the stage to fail", |e| {
+            matches!(e, Event::StepChanged { step, state: StepState::Failed, .. } if *step == cluster("shift-traffic-50"))
+        })
+        .await;
+    let Event::StepChanged {
+        detail: Some(detail),
+        ..
+    } = failed
+    else {
+        unreachable!()
+    };
+    assert!(detail.contains("stopped by the rollback"), "{detail}");
+    assert!(!ran.exists(), "the stage's command ran after the rollback");
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_millis(800)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        expanded(
+            Strategy::BlueGreen,
+            vec![shift("shift-traffic-50", 50, Duration::ZERO)],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    // A split set by hand holds the driver, so the stage queues behind it.
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("shift-traffic-50"), StepState::Running)
+        .await;
+    run.send(Command::Rollback).await;
+    let detail = run
+        .wait_step(&cluster("shift-traffic-50"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("a rollback was requested before"),
+        "{detail}"
+    );
+    run.wait_seen("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(
+        *kit.driver.sets.lock().unwrap(),
+        [Split::ALL_X],
+        "the split by hand was stopped, the stage left it alone, the rollback's landed"
+    );
     run.quit().await;
 }

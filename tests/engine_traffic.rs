@@ -341,3 +341,86 @@ async fn traffic_set_by_hand_is_journaled_and_shown() {
     );
     run.quit().await;
 }
+
+#[tokio::test]
+async fn the_engine_takes_commands_while_the_driver_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_millis(1500)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::Pause).await;
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    let journal = run.journal();
+    let paused = position(&journal, |e| matches!(e, Entry::Paused { .. })).unwrap();
+    let applied = position(&journal, |e| matches!(e, Entry::TrafficApplied { .. })).unwrap();
+    assert!(
+        paused < applied,
+        "the pause waited for the load balancer: {:#?}",
+        entries(&journal)
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn abort_stops_a_driver_call_of_a_stage_or_set_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_secs(600)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-50", 50, Duration::ZERO)],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_seen("the request journaled", |_| {
+        position(&run.journal(), |e| {
+            matches!(e, Entry::TrafficRequested { .. })
+        })
+        .is_some()
+    })
+    .await;
+    run.send(Command::Abort).await;
+    run.wait_warning("could not set the traffic to X 90% | Y 10%")
+        .await;
+    let journal = run.journal();
+    let error = journal
+        .iter()
+        .find_map(|r| match &r.entry {
+            Entry::TrafficApplied { error, .. } => error.clone(),
+            _ => None,
+        })
+        .expect("the stopped call is journaled");
+    assert!(error.contains("stopped by an abort"), "{error}");
+
+    let stage = cluster("shift-traffic-50");
+    run.send(Command::Confirm {
+        step: stage.clone(),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&stage, StepState::Running).await;
+    run.send(Command::Abort).await;
+    let detail = run.wait_step(&stage, StepState::Failed).await.unwrap();
+    assert!(detail.contains("stopped by an abort"), "{detail}");
+    assert!(kit.driver.sets.lock().unwrap().is_empty());
+    run.quit().await;
+}

@@ -121,6 +121,16 @@ pub enum ActionError {
     Traffic(#[from] LbError),
     #[error("traffic driver {driver} did not answer within {}s", timeout.as_secs())]
     TrafficTimeout { driver: String, timeout: Duration },
+    #[error(
+        "the call to traffic driver {driver} was stopped by an abort{}",
+        if *changed {
+            " while it ran: the split may be half-applied; check the load balancer, then \
+             set the split again (`traffic N`)"
+        } else {
+            " before it started: the split was not changed"
+        }
+    )]
+    TrafficStopped { driver: String, changed: bool },
     #[error("could not journal {what}: {message}; the step stops here")]
     Journal { what: String, message: String },
     #[error("could not create {}: {source}", path.display())]
@@ -195,7 +205,140 @@ impl ActionRegistry {
 #[derive(Debug)]
 pub(crate) struct JournalRequest {
     pub entry: Entry,
+    /// Recorded as the operator's (a split set by hand), not kongup's.
+    pub by_operator: bool,
     pub done: oneshot::Sender<Result<(), String>>,
+}
+
+/// Journals `entry` through the engine and waits until it is on disk.
+pub(crate) async fn journal_through(
+    journal: &mpsc::UnboundedSender<JournalRequest>,
+    what: &str,
+    entry: Entry,
+    by_operator: bool,
+) -> Result<(), ActionError> {
+    let (done, answer) = oneshot::channel();
+    let failed = |message: String| ActionError::Journal {
+        what: what.to_string(),
+        message,
+    };
+    journal
+        .send(JournalRequest {
+            entry,
+            by_operator,
+            done,
+        })
+        .map_err(|_| failed("the engine has stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| failed("the engine has stopped".into()))?
+        .map_err(failed)
+}
+
+/// Who moves traffic: it decides whether a call may still go through once a rollback is
+/// under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mover {
+    /// A forward step (a stage of the schedule): refused once a rollback is requested.
+    Forward,
+    /// The rollback (its first act, or `rollback/traffic-to-x`).
+    Rollback,
+    /// The operator, by hand.
+    Operator,
+}
+
+/// The one way to the traffic driver, shared by the engine and the running steps: one
+/// driver call at a time, and no forward step moves traffic once a rollback is
+/// requested, so the rollback's split is always the last word.
+#[derive(Clone)]
+pub struct TrafficPath {
+    pub driver: Arc<dyn TrafficDriver>,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled once a rollback is requested: forward stages no longer set the split,
+    /// and bakes stop.
+    rollback: CancellationToken,
+}
+
+impl TrafficPath {
+    pub(crate) fn new(driver: Arc<dyn TrafficDriver>) -> TrafficPath {
+        TrafficPath {
+            driver,
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
+            rollback: CancellationToken::new(),
+        }
+    }
+
+    /// A rollback is requested: from now on forward stages leave the split alone and
+    /// bakes stop. A call already in flight finishes first (the rollback's waits for it).
+    pub(crate) fn rollback_requested(&self) {
+        self.rollback.cancel();
+    }
+
+    pub fn rolling_back(&self) -> bool {
+        self.rollback.is_cancelled()
+    }
+
+    /// Sets the split and reads it back, one call at a time: journals the request
+    /// before the driver is asked and the answer after, and tells the console. `cancel`
+    /// (the operator's abort) stops the call and kills what the driver started.
+    pub(crate) async fn set(
+        &self,
+        split: Split,
+        cause: String,
+        mover: Mover,
+        journal: &mpsc::UnboundedSender<JournalRequest>,
+        events: &mpsc::UnboundedSender<Event>,
+        cancel: &CancellationToken,
+    ) -> Result<TrafficReadback, ActionError> {
+        let _turn = tokio::select! {
+            turn = self.one_at_a_time.lock() => turn,
+            _ = cancel.cancelled() => return Err(ActionError::TrafficStopped {
+                driver: self.driver.describe(),
+                changed: false,
+            }),
+        };
+        if mover == Mover::Forward && self.rolling_back() {
+            return Err(ActionError::Failed(format!(
+                "a rollback was requested before {cause} set the split to {split}: the split \
+                 was left alone"
+            )));
+        }
+        let by_operator = mover == Mover::Operator;
+        journal_through(
+            journal,
+            "the traffic request",
+            Entry::TrafficRequested { split, cause },
+            by_operator,
+        )
+        .await?;
+        let result = tokio::select! {
+            result = traffic::apply_split(self.driver.as_ref(), split) => result,
+            _ = cancel.cancelled() => Err(ActionError::TrafficStopped {
+                driver: self.driver.describe(),
+                changed: true,
+            }),
+        };
+        journal_through(
+            journal,
+            "the traffic answer",
+            Entry::TrafficApplied {
+                requested: split,
+                applied: result.as_ref().ok().copied().flatten(),
+                error: result.as_ref().err().map(|e| e.to_string()),
+            },
+            false,
+        )
+        .await?;
+        let applied = result?;
+        let _ = events.send(Event::TrafficChanged {
+            requested: split,
+            applied,
+        });
+        Ok(TrafficReadback {
+            requested: split,
+            applied,
+        })
+    }
 }
 
 /// Where a step's output goes: its log file in the run directory and the event stream,
@@ -298,7 +441,10 @@ pub enum BakeResult {
     Failed(GateVerdict),
     /// No fresh verdict, or the last one was inconclusive.
     Inconclusive(Option<GateVerdict>),
+    /// The operator aborted the step.
     Cancelled,
+    /// A rollback was requested: a bake is always safe to stop.
+    StoppedByRollback,
 }
 
 /// What a rollback step undoes, and how.
@@ -334,6 +480,7 @@ pub struct StepContext {
     pub log: LogSink,
     /// Cancelled when the operator aborts the step.
     pub cancel: CancellationToken,
+    pub(crate) traffic_path: TrafficPath,
     pub(crate) journal: mpsc::UnboundedSender<JournalRequest>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
 }
@@ -353,18 +500,7 @@ impl StepContext {
     }
 
     async fn journal(&self, what: &str, entry: Entry) -> Result<(), ActionError> {
-        let (done, answer) = oneshot::channel();
-        let failed = |message: String| ActionError::Journal {
-            what: what.to_string(),
-            message,
-        };
-        self.journal
-            .send(JournalRequest { entry, done })
-            .map_err(|_| failed("the engine has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| failed("the engine has stopped".into()))?
-            .map_err(failed)
+        journal_through(&self.journal, what, entry, false).await
     }
 
     /// Records a fact in the journal (e.g. `backup.path`, `backup.sha256`) before going on.
@@ -445,39 +581,29 @@ impl StepContext {
     }
 
     /// Sets the traffic split through the driver and reads it back, journaling the
-    /// request before it is made and the answer after.
+    /// request before it is made and the answer after. One driver call at a time; once a
+    /// rollback is requested, a forward step's call is refused (the rollback's split is
+    /// the last word). The operator's abort stops the call.
     pub async fn set_traffic(&self, split: Split) -> Result<TrafficReadback, ActionError> {
-        self.journal(
-            "the traffic request",
-            Entry::TrafficRequested {
-                split,
-                cause: self.step_ref.to_string(),
-            },
-        )
-        .await?;
         self.log.note(&format!(
             "setting the split to {split} through {}",
-            self.traffic.describe()
+            self.traffic_path.driver.describe()
         ));
-        let result = traffic::apply_split(self.traffic.as_ref(), split).await;
-        self.journal(
-            "the traffic answer",
-            Entry::TrafficApplied {
-                requested: split,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )
-        .await?;
-        let applied = result?;
-        self.emit(Event::TrafficChanged {
-            requested: split,
-            applied,
-        });
-        Ok(TrafficReadback {
-            requested: split,
-            applied,
-        })
+        let mover = if self.rollback.is_some() {
+            Mover::Rollback
+        } else {
+            Mover::Forward
+        };
+        self.traffic_path
+            .set(
+                split,
+                self.step_ref.to_string(),
+                mover,
+                &self.journal,
+                &self.events,
+                &self.cancel,
+            )
+            .await
     }
 
     /// Counts a bake down (an `Event::Bake` a second) while watching gate verdicts: a
@@ -503,9 +629,11 @@ impl StepContext {
                 " (no gate source: the bake only counts down)"
             }
         ));
+        let rollback = self.traffic_path.rollback.clone();
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(BakeResult::Cancelled),
+                _ = rollback.cancelled() => return Ok(BakeResult::StoppedByRollback),
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = ticks.tick() => {
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -94,6 +94,9 @@ fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
             then: AfterFailure::Pause,
         },
         BakeResult::Cancelled => StepOutcome::failed(format!("{done}; the bake was stopped")),
+        BakeResult::StoppedByRollback => {
+            StepOutcome::failed(format!("{done}; the bake was stopped by the rollback"))
+        }
     }
 }
 

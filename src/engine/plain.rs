@@ -97,7 +97,7 @@ const HELP: &str = "\
   pause        start nothing new until `resume`
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
-  abort        stop the running step (kills its process group)
+  abort        stop the running step (kills its process group) or a traffic change
   traffic N    set the split by hand: N% to Y
   quit         leave; the run stays resumable (a running step finishes first)";
 
@@ -461,7 +461,12 @@ impl<W: Write> Plain<W> {
         let previous = self.states.insert(step.clone(), state);
         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
         match state {
-            StepState::Pending => {}
+            StepState::Pending => {
+                // Its turn went (a rollback took it): an answer must not reach it.
+                if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                    self.awaiting = None;
+                }
+            }
             StepState::Ready => {
                 if previous != Some(StepState::Ready) {
                     self.show_step(&step);
@@ -478,6 +483,15 @@ impl<W: Write> Plain<W> {
             StepState::Failed | StepState::Interrupted => {
                 if previous != Some(state) {
                     self.say(&format!("{} {step}{detail}", state.as_str().to_uppercase()));
+                }
+                // During a rollback a forward step that ends badly (a stage the rollback
+                // stopped) waits for nobody: the rollback's steps have the turn.
+                let forward = step.phase != crate::plan::steps::PhaseName::Rollback;
+                if forward && self.run_state == Some(RunState::RollingBack) {
+                    if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                        self.awaiting = None;
+                    }
+                    return;
                 }
                 self.awaiting = Some((step, state));
                 self.prompt();

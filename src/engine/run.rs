@@ -23,10 +23,9 @@ use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
-use crate::actions::traffic::apply_split;
 use crate::actions::{
-    AfterFailure, JournalRequest, LogSink, RollbackOf, StepAction, StepContext, StepOutcome,
-    commands::run_commands,
+    ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
+    StepOutcome, TrafficPath, TrafficReadback, commands::run_commands,
 };
 use crate::exec::Executor;
 use crate::lb::Split;
@@ -47,12 +46,36 @@ struct Running {
     attempt: u32,
     started: Instant,
     cancel: CancellationToken,
-    /// Only a bake: a rollback may stop it (a command is never cut short by a rollback).
+    /// Only a bake (a traffic stage or a monitor step without commands): a rollback
+    /// stops it. Anything else runs on: a rollback never cuts a command short.
     bake_only: bool,
-    /// It sets the traffic split: a rollback's traffic act waits for its end.
-    touches_traffic: bool,
     sink: LogSink,
     task: tokio::task::JoinHandle<StepOutcome>,
+}
+
+/// A call to the traffic driver the engine itself makes, run as a task so that the
+/// engine keeps taking commands (R, abort, quit) while the load balancer answers.
+struct TrafficCall {
+    purpose: TrafficPurpose,
+    /// The operator's abort (and, for a split set by hand, a rollback) stops it.
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<TrafficCallEnd>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TrafficPurpose {
+    /// The rollback's first act: all traffic to X. `clock` is when the operator asked
+    /// (time to safety counts from it); `planned`: the rollback plan already exists.
+    RollbackAct { clock: Instant, planned: bool },
+    /// `traffic N` from the operator.
+    ByHand { split: Split },
+}
+
+struct TrafficCallEnd {
+    result: Result<TrafficReadback, ActionError>,
+    /// When the driver answered (the time to safety ends here, not when the engine
+    /// gets round to reading the answer).
+    at: Instant,
 }
 
 struct Engine {
@@ -79,7 +102,11 @@ struct Engine {
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
     /// Warnings from opening the run, shown after the first snapshot.
     opening_warnings: Vec<String>,
-    /// A rollback waiting for a running traffic step to end; its command's arrival time.
+    /// The only way to the traffic driver, shared with the running steps.
+    traffic: TrafficPath,
+    traffic_call: Option<TrafficCall>,
+    /// A rollback waiting for a split set by hand (being stopped) to end; when the
+    /// operator asked for it.
     deferred_rollback: Option<Instant>,
 }
 
@@ -185,7 +212,13 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let run_id = view.run_id.clone();
+    let traffic = TrafficPath::new(toolbox.traffic.clone());
+    if view.rollback_active() {
+        traffic.rollback_requested();
+    }
     let mut engine = Engine {
+        traffic,
+        traffic_call: None,
         executors: Arc::new(toolbox.executors.clone()),
         gate_watch: toolbox.gates.clone(),
         plan,
@@ -211,7 +244,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change)?;
-    let task = tokio::spawn(engine.run(commands_rx, signals));
+    let task = tokio::spawn(engine.run(stamp_commands(commands_rx), signals));
     Ok(EngineHandle {
         commands: commands_tx,
         events: events_rx,
@@ -219,6 +252,38 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
+}
+
+/// A command and when it was sent.
+struct Stamped {
+    command: Command,
+    sent: Instant,
+}
+
+/// Stamps each command with the moment it arrives, on a task of its own that does
+/// nothing else, so time to safety counts from the operator's key, not from when the
+/// engine got round to the command.
+fn stamp_commands(mut commands: mpsc::Receiver<Command>) -> mpsc::UnboundedReceiver<Stamped> {
+    let (stamped_tx, stamped_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            let stamped = Stamped {
+                command,
+                sent: Instant::now(),
+            };
+            if stamped_tx.send(stamped).is_err() {
+                return;
+            }
+        }
+    });
+    stamped_rx
+}
+
+async fn traffic_call_end(call: &mut Option<TrafficCall>) -> Result<TrafficCallEnd, JoinError> {
+    match call {
+        Some(call) => (&mut call.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next verdict from the gate source; `None` once the source is gone.
@@ -393,7 +458,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::UnboundedReceiver<Stamped>,
         mut signals: Signals,
     ) -> Result<SessionEnd, EngineError> {
         self.emit_snapshot();
@@ -401,21 +466,24 @@ impl Engine {
             self.advance()?;
             self.emit_changes();
             if self.running.is_none()
+                && self.traffic_call.is_none()
                 && let Some(reason) = &self.quitting
             {
                 break reason.clone();
             }
             tokio::select! {
                 command = commands.recv(), if !self.commands_closed => match command {
-                    Some(command) => self.handle(command).await?,
+                    Some(Stamped { command, sent }) => self.handle(command, sent)?,
                     None => {
                         self.commands_closed = true;
                         self.quit("the console closed".to_string());
                     }
                 },
-                ended = step_end(&mut self.running) => self.finish_step(ended).await?,
+                ended = step_end(&mut self.running) => self.finish_step(ended)?,
+                ended = traffic_call_end(&mut self.traffic_call) => self.finish_traffic_call(ended)?,
                 Some(request) = self.journal_rx.recv() => {
-                    let result = self.record(Who::Kongup, request.entry);
+                    let who = if request.by_operator { Who::Operator } else { Who::Kongup };
+                    let result = self.record(who, request.entry);
                     let answer = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
                     let _ = request.done.send(answer);
                     result?;
@@ -569,7 +637,8 @@ impl Engine {
         }
     }
 
-    async fn handle(&mut self, command: Command) -> Result<(), EngineError> {
+    /// Acts on a command; `sent` is when the operator sent it.
+    fn handle(&mut self, command: Command, sent: Instant) -> Result<(), EngineError> {
         match command {
             Command::Confirm { step, typed } => self.confirm(step, typed),
             Command::Skip { step, reason } => self.skip(step, reason),
@@ -577,11 +646,8 @@ impl Engine {
             Command::MarkDone { step, note } => self.mark_done(step, note),
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
-            Command::Rollback => {
-                self.rollback(Instant::now(), "requested by the operator", Who::Operator)
-                    .await
-            }
-            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent).await,
+            Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
+            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
             Command::Abort => self.abort(),
             Command::Quit => {
                 self.quit("the operator quit".to_string());
@@ -855,19 +921,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops the running step (its process group is killed) and the engine's own traffic
+    /// call, if any (what the driver started is killed; the split may be half-applied).
     fn abort(&mut self) -> Result<(), EngineError> {
-        let Some(running) = &self.running else {
-            self.warn("no step is running: nothing to abort");
+        if self.running.is_none() && self.traffic_call.is_none() {
+            self.warn("no step is running and no traffic change is under way: nothing to abort");
             return Ok(());
-        };
-        let (key, cancel, sink) = (
-            running.key.clone(),
-            running.cancel.clone(),
-            running.sink.clone(),
-        );
-        self.record(Who::Operator, Entry::AbortRequested { step: key })?;
-        sink.note(&format!("abort requested by {}", self.operator));
-        cancel.cancel();
+        }
+        if let Some(running) = &self.running {
+            let (key, cancel, sink) = (
+                running.key.clone(),
+                running.cancel.clone(),
+                running.sink.clone(),
+            );
+            self.record(Who::Operator, Entry::AbortRequested { step: key })?;
+            sink.note(&format!("abort requested by {}", self.operator));
+            cancel.cancel();
+        }
+        if let Some(call) = &self.traffic_call {
+            call.cancel.cancel();
+            self.warn(format!(
+                "abort: the call to the traffic driver ({}) is being stopped",
+                call.purpose.describe()
+            ));
+        }
         Ok(())
     }
 
@@ -877,6 +954,13 @@ impl Engine {
                 "{} is still running: kongup stops when it ends, and journals its result \
                  ({reason}); abort it to stop it now",
                 running.step
+            ));
+        }
+        if let Some(call) = &self.traffic_call {
+            self.warn(format!(
+                "the traffic driver is still answering ({}): kongup stops when it has, and \
+                 journals what it said ({reason}); abort to stop it now",
+                call.purpose.describe()
             ));
         }
         if self.quitting.is_none() {
@@ -934,7 +1018,6 @@ impl Engine {
             self.by(who)
         ));
         let cancel = CancellationToken::new();
-        let touches_traffic = matches!(details.kind, StepKind::ShiftTraffic { .. });
         let bake_only = details.commands.is_empty()
             && matches!(
                 details.kind,
@@ -955,6 +1038,7 @@ impl Engine {
             redactor: self.toolbox.redactor.clone(),
             log: sink.clone(),
             cancel: cancel.clone(),
+            traffic_path: self.traffic.clone(),
             journal: self.journal_tx.clone(),
             events: self.events.clone(),
         };
@@ -966,17 +1050,13 @@ impl Engine {
             started: Instant::now(),
             cancel,
             bake_only,
-            touches_traffic,
             sink,
             task,
         });
         Ok(())
     }
 
-    async fn finish_step(
-        &mut self,
-        ended: Result<StepOutcome, JoinError>,
-    ) -> Result<(), EngineError> {
+    fn finish_step(&mut self, ended: Result<StepOutcome, JoinError>) -> Result<(), EngineError> {
         let running = self.running.take().expect("a step was running");
         let outcome = ended.unwrap_or_else(|e| {
             StepOutcome::failed(format!("internal error in the step's action: {e}"))
@@ -1014,9 +1094,6 @@ impl Engine {
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
             self.record_traffic_safe_after_step()?;
         }
-        if let Some(clock) = self.deferred_rollback.take() {
-            self.rollback_act_and_plan(clock).await?;
-        }
         match then {
             AfterFailure::Stop => {}
             AfterFailure::Pause => {
@@ -1028,7 +1105,7 @@ impl Engine {
                     "the gates failed on {} and the plan says on_fail: rollback",
                     running.step
                 );
-                self.rollback(Instant::now(), &reason, Who::Kongup).await?;
+                self.rollback(Instant::now(), &reason, Who::Kongup)?;
             }
         }
         if succeeded && gates_passed && self.plan.traffic.auto_advance {
@@ -1089,21 +1166,24 @@ impl Engine {
     }
 
     /// The one-key rollback. See `rollback.rs` for what it plans.
-    async fn rollback(
-        &mut self,
-        clock: Instant,
-        reason: &str,
-        who: Who,
-    ) -> Result<(), EngineError> {
-        if let Some(running) = &self.running
-            && self.deferred_rollback.is_some()
-        {
-            let why = format!(
-                "the rollback already waits for {} to end (a traffic step is stopping)",
-                running.step
-            );
-            self.refuse(None, why);
-            return Ok(());
+    fn rollback(&mut self, clock: Instant, reason: &str, who: Who) -> Result<(), EngineError> {
+        match self.traffic_call.as_ref().map(|c| c.purpose) {
+            Some(TrafficPurpose::RollbackAct { .. }) => {
+                self.refuse(
+                    None,
+                    "the rollback's first act (all traffic to X) is under way: its answer comes \
+                     next",
+                );
+                return Ok(());
+            }
+            Some(TrafficPurpose::ByHand { .. }) if self.deferred_rollback.is_some() => {
+                self.refuse(
+                    None,
+                    "the rollback already waits for the split set by hand to stop",
+                );
+                return Ok(());
+            }
+            _ => {}
         }
         match &self.view.rollback {
             Some(rollback) if rollback.finished => {
@@ -1111,19 +1191,8 @@ impl Engine {
                 return Ok(());
             }
             Some(rollback) if rollback.planned.is_some() => {
-                if self.traffic_act_applies() && self.traffic_to_x_now(clock).await? {
-                    let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
-                    let planned = self.view.rollback_steps().iter().any(|s| s.step == step);
-                    if planned && self.view.state_of(&step) == StepState::Pending {
-                        self.record(
-                            Who::Kongup,
-                            Entry::StepSkipped {
-                                step,
-                                reason: "the rollback command moved all traffic to X".into(),
-                                by_plan: false,
-                            },
-                        )?;
-                    }
+                if self.traffic_act_applies() && self.traffic_call.is_none() {
+                    self.start_rollback_act(clock, true);
                 } else {
                     self.warn("a rollback is already under way: its next step waits for a confirm");
                     self.emit_rollback_plan();
@@ -1140,32 +1209,29 @@ impl Engine {
                 )?;
             }
         }
+        // From here on no forward stage moves traffic, and bakes stop.
+        self.traffic.rollback_requested();
         self.emit(Event::RollbackProgress(RollbackProgress::Started));
         if let Some(running) = &self.running {
-            let (step, key, cancel, sink, bake_only, touches_traffic) = (
-                running.step.clone(),
-                running.key.clone(),
-                running.cancel.clone(),
-                running.sink.clone(),
-                running.bake_only,
-                running.touches_traffic,
-            );
-            if bake_only {
-                self.record(Who::Kongup, Entry::AbortRequested { step: key })?;
-                sink.note("the rollback stops this bake");
-                cancel.cancel();
+            if running.bake_only {
+                running.sink.note("the rollback stops this bake");
             } else {
+                let step = running.step.clone();
+                running
+                    .sink
+                    .note("a rollback was requested: a bake stops, a command runs to its end");
                 self.warn(format!(
                     "{step} is running and is not cut short: the rollback steps wait for it to end"
                 ));
             }
-            if touches_traffic {
-                // Its split must not land after the rollback's: act once it has ended.
-                self.deferred_rollback = Some(clock);
-                return Ok(());
-            }
         }
-        self.rollback_act_and_plan(clock).await
+        if let Some(call) = &self.traffic_call {
+            // A split set by hand must not land after the rollback's: stop it, then act.
+            call.cancel.cancel();
+            self.deferred_rollback = Some(clock);
+            return Ok(());
+        }
+        self.rollback_act_and_plan(clock)
     }
 
     /// The rollback's first act applies: traffic moved, X can serve, and the rollback has
@@ -1180,19 +1246,25 @@ impl Engine {
                 .is_none_or(|r| r.time_to_safety_ms.is_none())
     }
 
-    /// The first act where it applies (all traffic to X), then the rollback plan.
-    async fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
-        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
-        let blockers = rollback::x_blockers(&self.expanded, &self.view);
-        let mut traffic_safe = false;
+    /// The first act where it applies (all traffic to X, as a task: the plan follows its
+    /// answer), else the rollback plan at once.
+    fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
         if self.traffic_act_applies() {
-            traffic_safe = self.traffic_to_x_now(clock).await?;
-        } else if !blockers.is_empty() {
+            self.start_rollback_act(clock, false);
+            return Ok(());
+        }
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if !blockers.is_empty() {
             self.warn(format!(
                 "X cannot serve, so the rollback sends it no traffic now: {}",
                 rollback::describe_blockers(&blockers)
             ));
         }
+        self.plan_rollback(false)
+    }
+
+    fn plan_rollback(&mut self, traffic_safe: bool) -> Result<(), EngineError> {
+        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
         let plan = rollback::plan_rollback(&self.expanded, &self.view, traffic_safe);
         self.record(
             Who::Kongup,
@@ -1209,34 +1281,115 @@ impl Engine {
         Ok(())
     }
 
-    /// The rollback's first act: all traffic to X, read back. True when the load balancer
-    /// confirmed it; time to safety is measured from `clock` (the command's arrival).
-    async fn traffic_to_x_now(&mut self, clock: Instant) -> Result<bool, EngineError> {
-        self.record(
-            Who::Kongup,
-            Entry::TrafficRequested {
-                split: Split::ALL_X,
-                cause: "rollback".into(),
-            },
-        )?;
-        let result = apply_split(self.toolbox.traffic.as_ref(), Split::ALL_X).await;
-        let elapsed_ms = clock.elapsed().as_millis() as u64;
-        self.record(
-            Who::Kongup,
-            Entry::TrafficApplied {
-                requested: Split::ALL_X,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )?;
-        if let Ok(applied) = &result {
-            self.emit(Event::TrafficChanged {
-                requested: Split::ALL_X,
-                applied: *applied,
-            });
+    /// Starts a driver call of the engine's own: the split goes through the traffic path
+    /// (one call at a time; journaled before and after) on a task of its own.
+    fn start_traffic_call(&mut self, purpose: TrafficPurpose, split: Split, cause: String) {
+        let cancel = CancellationToken::new();
+        let (path, journal, events, stop) = (
+            self.traffic.clone(),
+            self.journal_tx.clone(),
+            self.events.clone(),
+            cancel.clone(),
+        );
+        let mover = match purpose {
+            TrafficPurpose::RollbackAct { .. } => Mover::Rollback,
+            TrafficPurpose::ByHand { .. } => Mover::Operator,
+        };
+        let task = tokio::spawn(async move {
+            let result = path
+                .set(split, cause, mover, &journal, &events, &stop)
+                .await;
+            TrafficCallEnd {
+                result,
+                at: Instant::now(),
+            }
+        });
+        self.traffic_call = Some(TrafficCall {
+            purpose,
+            cancel,
+            task,
+        });
+    }
+
+    /// The rollback's first act: all traffic to X, read back.
+    fn start_rollback_act(&mut self, clock: Instant, planned: bool) {
+        self.start_traffic_call(
+            TrafficPurpose::RollbackAct { clock, planned },
+            Split::ALL_X,
+            "rollback".into(),
+        );
+    }
+
+    fn finish_traffic_call(
+        &mut self,
+        ended: Result<TrafficCallEnd, JoinError>,
+    ) -> Result<(), EngineError> {
+        let call = self
+            .traffic_call
+            .take()
+            .expect("a traffic call was in flight");
+        let (result, at) = match ended {
+            Ok(end) => (end.result, end.at),
+            Err(e) => (
+                Err(ActionError::Failed(format!(
+                    "internal error in the traffic call: {e}"
+                ))),
+                Instant::now(),
+            ),
+        };
+        match call.purpose {
+            TrafficPurpose::ByHand { split } => {
+                match result {
+                    Ok(readback) => {
+                        if let Some(applied) = readback.applied.filter(|a| *a != split) {
+                            self.warn(format!(
+                                "asked for {split}, but the load balancer reports {applied}"
+                            ));
+                        }
+                    }
+                    Err(e) => self.warn(format!("could not set the traffic to {split}: {e}")),
+                }
+                if let Some(clock) = self.deferred_rollback.take() {
+                    self.rollback_act_and_plan(clock)?;
+                }
+            }
+            TrafficPurpose::RollbackAct { clock, planned } => {
+                let elapsed_ms = at.saturating_duration_since(clock).as_millis() as u64;
+                let safe = self.record_rollback_act(result, elapsed_ms)?;
+                if !planned {
+                    self.plan_rollback(safe)?;
+                } else if safe {
+                    let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
+                    let pending = self.view.rollback_steps().iter().any(|s| s.step == step)
+                        && self.view.state_of(&step) == StepState::Pending;
+                    if pending {
+                        self.record(
+                            Who::Kongup,
+                            Entry::StepSkipped {
+                                step,
+                                reason: "the rollback command moved all traffic to X".into(),
+                                by_plan: false,
+                            },
+                        )?;
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// What the rollback's first act achieved: safe when the load balancer reports all
+    /// traffic on X.
+    fn record_rollback_act(
+        &mut self,
+        result: Result<TrafficReadback, ActionError>,
+        elapsed_ms: u64,
+    ) -> Result<bool, EngineError> {
         let error = match result {
-            Ok(Some(applied)) if applied == Split::ALL_X => {
+            Ok(TrafficReadback {
+                applied: Some(applied),
+                ..
+            }) if applied == Split::ALL_X => {
                 self.record(
                     Who::Kongup,
                     Entry::RollbackTrafficSafe {
@@ -1248,12 +1401,15 @@ impl Engine {
                 }));
                 return Ok(true);
             }
-            Ok(Some(applied)) => {
-                format!("asked for all traffic on X, but the load balancer reports {applied}")
+            Ok(TrafficReadback {
+                applied: Some(applied),
+                ..
+            }) => format!("asked for all traffic on X, but the load balancer reports {applied}"),
+            Ok(TrafficReadback { applied: None, .. }) => {
+                "the traffic driver cannot read the split back: check the load balancer, then \
+                 confirm rollback/traffic-to-x"
+                    .to_string()
             }
-            Ok(None) => "the traffic driver cannot read the split back: check the load \
-                         balancer, then confirm rollback/traffic-to-x"
-                .to_string(),
             Err(e) => e.to_string(),
         };
         self.record(
@@ -1266,11 +1422,20 @@ impl Engine {
         Ok(false)
     }
 
-    async fn set_traffic_by_hand(&mut self, y_percent: u8) -> Result<(), EngineError> {
+    fn set_traffic_by_hand(&mut self, y_percent: u8) -> Result<(), EngineError> {
         if let Some(running) = &self.running {
             let why = format!(
                 "cannot set the traffic by hand while {} runs: wait for it or abort it",
                 running.step
+            );
+            self.refuse(None, why);
+            return Ok(());
+        }
+        if let Some(call) = &self.traffic_call {
+            let why = format!(
+                "cannot set the traffic by hand while the driver is still answering ({}): \
+                 wait for it or abort it",
+                call.purpose.describe()
             );
             self.refuse(None, why);
             return Ok(());
@@ -1288,30 +1453,16 @@ impl Engine {
             return Ok(());
         }
         let cause = format!("set by hand by {}", self.operator);
-        self.record(Who::Operator, Entry::TrafficRequested { split, cause })?;
-        let result = apply_split(self.toolbox.traffic.as_ref(), split).await;
-        self.record(
-            Who::Kongup,
-            Entry::TrafficApplied {
-                requested: split,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )?;
-        match result {
-            Ok(applied) => {
-                self.emit(Event::TrafficChanged {
-                    requested: split,
-                    applied,
-                });
-                if let Some(applied) = applied.filter(|a| *a != split) {
-                    self.warn(format!(
-                        "asked for {split}, but the load balancer reports {applied}"
-                    ));
-                }
-            }
-            Err(e) => self.warn(format!("could not set the traffic to {split}: {e}")),
-        }
+        self.start_traffic_call(TrafficPurpose::ByHand { split }, split, cause);
         Ok(())
+    }
+}
+
+impl TrafficPurpose {
+    fn describe(&self) -> String {
+        match self {
+            TrafficPurpose::RollbackAct { .. } => "the rollback's all traffic to X".to_string(),
+            TrafficPurpose::ByHand { split } => format!("{split}, set by hand"),
+        }
     }
 }
