@@ -943,3 +943,34 @@ async fn events_of_other_tasks_reach_the_same_stream_redacted() {
     run.wait_step(&cluster("a"), StepState::Succeeded).await;
     run.quit().await;
 }
+
+#[tokio::test]
+async fn a_command_that_would_reset_the_database_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let ran = dir.path().join("ran");
+    let mut reset = step("reset", StepKind::Manual);
+    reset.commands = vec![shell_command(&format!(
+        "touch '{}'; kong migrations reset --yes",
+        ran.display()
+    ))];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        expanded(Strategy::InPlace, vec![reset]),
+        "v1",
+        kit.toolbox,
+    ));
+    run.send(Command::Confirm {
+        step: cluster("reset"),
+        typed: None,
+    })
+    .await;
+    let detail = run
+        .wait_step(&cluster("reset"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(detail.contains("kongup will not run"), "{detail}");
+    assert!(!ran.exists(), "the command ran");
+    run.quit().await;
+}

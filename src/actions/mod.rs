@@ -553,6 +553,9 @@ impl StepContext {
         spec: &CommandSpec,
         env: Vec<(String, String)>,
     ) -> Result<ExitOutcome, ActionError> {
+        // The plan loader refuses these too; a plan built another way must not slip by.
+        crate::kong::migrations::check_command(&spec.program)
+            .map_err(|forbidden| ActionError::Failed(forbidden.to_string()))?;
         let executor = self.executor(spec.executor.as_deref().unwrap_or("local"))?;
         let timeout = spec.timeout.unwrap_or(self.plan.command_timeout);
         self.log.note(&format!(

@@ -1406,6 +1406,15 @@ impl Loader {
                 None
             }
         };
+        // `kong migrations reset` and `bootstrap -f` destroy the database: never run.
+        let program = program.and_then(|p| match crate::kong::migrations::check_command(&p) {
+            Ok(()) => Some(p),
+            Err(forbidden) => {
+                let at = f.get("run").or(f.get("shell")).map_or(f.pos, |n| n.pos);
+                d.error(at, forbidden.to_string());
+                None
+            }
+        });
         let timeout = match f.get("timeout") {
             Some(n) => duration(d, n, &f.path_of("timeout")).map(Some),
             None => Some(None),
