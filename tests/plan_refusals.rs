@@ -1,4 +1,5 @@
-//! Plans kongup refuses to load for safety: commands that destroy the database.
+//! Plans kongup refuses to load for safety: commands that destroy the database, and
+//! `auto_advance` with nobody to set the split.
 
 use kongup::plan::load::parse_plan;
 
@@ -69,4 +70,26 @@ fn ordinary_migrations_commands_still_load() {
         "{BASE}steps:\n  deploy-y:\n    commands:\n      - run: [kong, migrations, bootstrap]\n      - run: [kong, migrations, up, -f]\n"
     );
     assert!(parse_plan(&source, "plan.yaml").is_ok());
+}
+
+#[test]
+fn auto_advance_with_the_manual_driver_is_refused() {
+    let source = BASE.replace("strategy: in-place", "strategy: blue-green")
+        + "traffic:\n  driver:\n    type: manual\n  auto_advance: true\n";
+    let errors = refused(&source);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let (line, column, message) = &errors[0];
+    assert_eq!((*line, *column), line_col(&source, "true"), "{message}");
+    assert!(message.contains("manual"), "{message}");
+
+    // Without a driver the plan is refused anyway (traffic moves), auto_advance too.
+    let source = BASE.replace("strategy: in-place", "strategy: blue-green")
+        + "traffic:\n  auto_advance: true\n";
+    let errors = refused(&source);
+    assert!(
+        errors
+            .iter()
+            .any(|(_, _, m)| m.contains("traffic.auto_advance")),
+        "{errors:?}"
+    );
 }

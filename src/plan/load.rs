@@ -812,6 +812,21 @@ impl Loader {
         let auto_advance = optional(f.get("auto_advance"), false, |n| {
             boolean(d, n, "traffic.auto_advance")
         });
+        // Nobody sets a manual split by itself: advancing without a confirm would record
+        // a stage that never happened.
+        let auto_advance = match (&driver, auto_advance, f.get("auto_advance")) {
+            (Some(TrafficDriverSpec::Manual), Some(true), Some(n)) => {
+                d.error_with_hint(
+                    n.pos,
+                    "`traffic.auto_advance: true` needs a driver kongup can set: with the \
+                     manual driver every stage is set by hand and must be confirmed",
+                    "remove auto_advance, or give traffic.driver a haproxy, nginx, kubernetes \
+                     or command driver",
+                );
+                None
+            }
+            (_, auto_advance, _) => auto_advance,
+        };
         Some(TrafficSpec {
             driver: driver?,
             schedule: schedule?,
