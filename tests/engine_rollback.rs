@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_support::*;
-use kongup::engine::event::RollbackProgress;
+use kongup::engine::event::{RollbackProgress, TrafficVerification};
 use kongup::engine::journal::Entry;
 use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::lb::Split;
@@ -116,13 +116,25 @@ async fn before_the_point_of_no_return_traffic_goes_to_x_first_then_the_plan_run
         }
     })
     .await;
-    run.wait_for("time to safety", |e| {
+    let safe = run
+        .wait_for("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
         matches!(
-            e,
-            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
-        )
-    })
-    .await;
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::ReadBack,
+                evidence,
+                ..
+            }) if evidence == "confirmed by the load balancer, which reports X 100% | Y 0%"
+        ),
+        "{safe:?}"
+    );
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
     run.wait_seen("rolling back", |e| {
@@ -344,13 +356,91 @@ async fn a_load_balancer_that_cannot_confirm_gets_a_traffic_step_in_the_plan() {
         .await
         .unwrap();
     assert!(detail.contains("cannot read the split back"), "{detail}");
-    run.wait_seen("time to safety", |e| {
+    let safe = run
+        .wait_seen("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
         matches!(
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::Unverified,
+                evidence,
+                ..
+            }) if evidence.contains("NOT verified")
+        ),
+        "{safe:?}"
+    );
+    run.wait_warning("nothing confirms it").await;
+    let journal = run.journal();
+    assert!(
+        position(&journal, |e| matches!(
             e,
-            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
-        )
+            Entry::RollbackTrafficSafe {
+                verified: TrafficVerification::Unverified,
+                ..
+            }
+        ))
+        .is_some(),
+        "the journal says the time to safety was not verified"
+    );
+    let on_disk = kongup::engine::report::read_run(&run.run_dir).unwrap();
+    let report =
+        kongup::engine::report::render_markdown(&kongup::engine::report::build_report(&on_disk));
+    assert!(
+        report.contains("unverified: NOT verified: the traffic driver cannot read the split back"),
+        "{report}"
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn with_the_manual_driver_the_operator_confirms_traffic_on_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kit = kit();
+    kit.toolbox.traffic = Arc::new(kongup::lb::manual::ManualTrafficDriver);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    confirm(&mut run, "shift-traffic-50", None).await;
+    run.send(Command::Rollback).await;
+    assert_eq!(
+        wait_planned(&mut run).await,
+        ["rollback/traffic-to-x", "rollback/start-y"]
+    );
+    run.send(Command::Confirm {
+        step: rollback_ref("traffic-to-x"),
+        typed: None,
     })
     .await;
+    let safe = run
+        .wait_for("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
+        matches!(
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::OperatorConfirmed,
+                evidence,
+                ..
+            }) if evidence.contains("confirmed by the operator")
+        ),
+        "{safe:?}"
+    );
     run.quit().await;
 }
 
@@ -751,7 +841,10 @@ async fn rollback_stops_the_bake_of_a_stage_with_commands_at_once() {
             )
         })
         .await;
-    let Event::RollbackProgress(RollbackProgress::TrafficSafe { time_to_safety_ms }) = safe else {
+    let Event::RollbackProgress(RollbackProgress::TrafficSafe {
+        time_to_safety_ms, ..
+    }) = safe
+    else {
         unreachable!()
     };
     assert!(

@@ -6,9 +6,10 @@ use std::time::Duration;
 use super::{
     ActionError, AfterFailure, BakeResult, DRIVER_MARGIN, StepAction, StepContext, StepOutcome,
 };
+use crate::engine::event::TrafficVerification;
 use crate::engine::toolbox::Toolbox;
 use crate::exec::process::kill_on_drop;
-use crate::lb::{Split, TrafficDriver};
+use crate::lb::{ReadBackSource, Split, TrafficDriver};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{Step, StepKind};
 
@@ -40,6 +41,41 @@ pub async fn apply_split(
         Ok(applied)
     })
     .await
+}
+
+/// How far all traffic being on X is known, and the evidence in words, from what the
+/// driver read back (`applied`) and what its read-back is.
+pub fn safety_evidence(
+    source: &ReadBackSource,
+    applied: Option<Split>,
+) -> Option<(TrafficVerification, String)> {
+    match (source, applied) {
+        (_, Some(applied)) if applied != Split::ALL_X => None,
+        (ReadBackSource::WrittenFile(file), Some(applied)) => Some((
+            TrafficVerification::ReadBack,
+            format!(
+                "read back from {}, the file kongup wrote and told the load balancer to \
+                 reload, which says {applied} (not a live read of the load balancer)",
+                file.display()
+            ),
+        )),
+        (_, Some(applied)) => Some((
+            TrafficVerification::ReadBack,
+            format!("confirmed by the load balancer, which reports {applied}"),
+        )),
+        (ReadBackSource::Operator, None) => Some((
+            TrafficVerification::OperatorConfirmed,
+            "confirmed by the operator, who sets the split by hand (kongup cannot read it \
+             back)"
+                .to_string(),
+        )),
+        (_, None) => Some((
+            TrafficVerification::Unverified,
+            "NOT verified: the traffic driver cannot read the split back; check the load \
+             balancer"
+                .to_string(),
+        )),
+    }
 }
 
 fn bake_line(plan: &Plan, toolbox: &Toolbox, bake: Duration) -> String {
@@ -204,5 +240,44 @@ impl StepAction for TrafficToX {
             Some(mismatch) => StepOutcome::failed(mismatch),
             None => StepOutcome::succeeded(readback_text(&readback)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_read_back_counts_as_confirmed_and_nginx_says_it_read_its_own_file() {
+        let (verified, evidence) =
+            safety_evidence(&ReadBackSource::LoadBalancer, Some(Split::ALL_X)).unwrap();
+        assert_eq!(verified, TrafficVerification::ReadBack);
+        assert!(
+            evidence.starts_with("confirmed by the load balancer"),
+            "{evidence}"
+        );
+
+        let file = std::path::PathBuf::from("/etc/nginx/kong-upstream.conf");
+        let (verified, evidence) =
+            safety_evidence(&ReadBackSource::WrittenFile(file), Some(Split::ALL_X)).unwrap();
+        assert_eq!(verified, TrafficVerification::ReadBack);
+        assert!(
+            evidence.contains("/etc/nginx/kong-upstream.conf, the file kongup wrote")
+                && evidence.contains("not a live read")
+                && !evidence.contains("confirmed by the load balancer"),
+            "{evidence}"
+        );
+
+        let (verified, _) = safety_evidence(&ReadBackSource::Operator, None).unwrap();
+        assert_eq!(verified, TrafficVerification::OperatorConfirmed);
+        for source in [ReadBackSource::Nothing, ReadBackSource::LoadBalancer] {
+            let (verified, evidence) = safety_evidence(&source, None).unwrap();
+            assert_eq!(verified, TrafficVerification::Unverified);
+            assert!(evidence.starts_with("NOT verified"), "{evidence}");
+        }
+        assert_eq!(
+            safety_evidence(&ReadBackSource::LoadBalancer, Some(Split::to_y(5))),
+            None
+        );
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::TrafficVerification;
 use crate::lb::Split;
 use crate::plan::steps::{PhaseName, StepRef};
 use crate::secrets::Redactor;
@@ -175,9 +176,13 @@ pub enum Entry {
     RollbackRequested {
         reason: String,
     },
-    /// All traffic is on X, confirmed by the load balancer.
+    /// All traffic is on X; `verified` says how that is known, `evidence` in words.
     RollbackTrafficSafe {
         time_to_safety_ms: u64,
+        #[serde(default)]
+        verified: TrafficVerification,
+        #[serde(default)]
+        evidence: String,
     },
     RollbackTrafficFailed {
         error: String,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::Local;
 use tokio::sync::mpsc;
 
-use super::event::{LogStream, RollbackProgress};
+use super::event::{LogStream, RollbackProgress, TrafficVerification};
 use super::{Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepState, Toolbox};
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
@@ -440,8 +440,19 @@ impl<W: Write> Plain<W> {
             }
             Event::RollbackProgress(progress) => self.say(&match progress {
                 RollbackProgress::Started => "ROLLBACK started".to_string(),
-                RollbackProgress::TrafficSafe { time_to_safety_ms } => format!(
-                    "all traffic is on X, confirmed by the load balancer (time to safety {time_to_safety_ms} ms)"
+                RollbackProgress::TrafficSafe {
+                    time_to_safety_ms,
+                    verified: TrafficVerification::Unverified,
+                    evidence,
+                } => format!(
+                    "all traffic was asked of X, {evidence} (time to safety {time_to_safety_ms} ms, unverified)"
+                ),
+                RollbackProgress::TrafficSafe {
+                    time_to_safety_ms,
+                    evidence,
+                    ..
+                } => format!(
+                    "all traffic is on X, {evidence} (time to safety {time_to_safety_ms} ms)"
                 ),
                 RollbackProgress::Planned { steps } if steps.is_empty() => {
                     "rollback plan: nothing to undo".to_string()

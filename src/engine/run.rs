@@ -12,7 +12,7 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
-use super::event::{Event, RollbackProgress, RunState, StepState};
+use super::event::{Event, RollbackProgress, RunState, StepState, TrafficVerification};
 use super::journal::{
     ConfirmVia, Entry, JOURNAL_FILE, Journal, Record, StepInfo, StepResult, parse_step_key,
     read_journal, step_key,
@@ -23,6 +23,7 @@ use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
+use crate::actions::traffic::safety_evidence;
 use crate::actions::{
     ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
     StepOutcome, TrafficPath, TrafficReadback, commands::run_commands,
@@ -527,8 +528,11 @@ impl Engine {
         if let Some(rollback) = &self.view.rollback {
             self.emit(Event::RollbackProgress(RollbackProgress::Started));
             if let Some(ms) = rollback.time_to_safety_ms {
+                let (verified, evidence) = rollback.traffic_verified.clone().unwrap_or_default();
                 self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
                     time_to_safety_ms: ms,
+                    verified,
+                    evidence,
                 }));
             }
             if rollback.planned.is_some() {
@@ -1114,7 +1118,8 @@ impl Engine {
         Ok(())
     }
 
-    /// `rollback/traffic-to-x` succeeded: time to safety, from the rollback's command.
+    /// `rollback/traffic-to-x` succeeded: time to safety, from the rollback's command,
+    /// with how it is known (the step's read-back, the operator's confirm, or nothing).
     fn record_traffic_safe_after_step(&mut self) -> Result<(), EngineError> {
         let Some(rollback) = &self.view.rollback else {
             return Ok(());
@@ -1125,15 +1130,38 @@ impl Engine {
         let ms = (chrono::Utc::now() - rollback.requested_at)
             .num_milliseconds()
             .max(0) as u64;
+        let source = self.traffic.driver.read_back_source();
+        let Some((verified, evidence)) = safety_evidence(&source, self.view.traffic_applied) else {
+            return Ok(());
+        };
+        self.record_traffic_safe(ms, verified, evidence)
+    }
+
+    fn record_traffic_safe(
+        &mut self,
+        time_to_safety_ms: u64,
+        verified: TrafficVerification,
+        evidence: String,
+    ) -> Result<(), EngineError> {
         self.record(
             Who::Kongup,
             Entry::RollbackTrafficSafe {
-                time_to_safety_ms: ms,
+                time_to_safety_ms,
+                verified,
+                evidence: evidence.clone(),
             },
         )?;
         self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-            time_to_safety_ms: ms,
+            time_to_safety_ms,
+            verified,
+            evidence,
         }));
+        if verified == TrafficVerification::Unverified {
+            self.warn(
+                "all traffic was asked of X, but nothing confirms it: the traffic driver cannot \
+                 read the split back; check the load balancer",
+            );
+        }
         Ok(())
     }
 
@@ -1385,20 +1413,15 @@ impl Engine {
         result: Result<TrafficReadback, ActionError>,
         elapsed_ms: u64,
     ) -> Result<bool, EngineError> {
+        let source = self.traffic.driver.read_back_source();
         let error = match result {
             Ok(TrafficReadback {
                 applied: Some(applied),
                 ..
             }) if applied == Split::ALL_X => {
-                self.record(
-                    Who::Kongup,
-                    Entry::RollbackTrafficSafe {
-                        time_to_safety_ms: elapsed_ms,
-                    },
-                )?;
-                self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-                    time_to_safety_ms: elapsed_ms,
-                }));
+                let (verified, evidence) =
+                    safety_evidence(&source, Some(applied)).expect("all traffic on X, read back");
+                self.record_traffic_safe(elapsed_ms, verified, evidence)?;
                 return Ok(true);
             }
             Ok(TrafficReadback {

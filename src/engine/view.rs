@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::event::{RunState, StepState};
+use super::event::{RunState, StepState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
 use crate::lb::Split;
 
@@ -64,6 +64,8 @@ pub struct RollbackView {
     pub requested_by: String,
     pub reason: String,
     pub time_to_safety_ms: Option<u64>,
+    /// How the time to safety was verified, and the evidence in words.
+    pub traffic_verified: Option<(TrafficVerification, String)>,
     pub traffic_error: Option<String>,
     pub planned: Option<Vec<RollbackStepInfo>>,
     pub point_of_no_return: bool,
@@ -222,6 +224,7 @@ impl RunView {
                         requested_by: record.by.clone(),
                         reason: reason.clone(),
                         time_to_safety_ms: None,
+                        traffic_verified: None,
                         traffic_error: None,
                         planned: None,
                         point_of_no_return: false,
@@ -230,9 +233,14 @@ impl RunView {
                     });
                 }
             }
-            Entry::RollbackTrafficSafe { time_to_safety_ms } => {
+            Entry::RollbackTrafficSafe {
+                time_to_safety_ms,
+                verified,
+                evidence,
+            } => {
                 if let Some(rollback) = &mut self.rollback {
                     rollback.time_to_safety_ms = Some(*time_to_safety_ms);
+                    rollback.traffic_verified = Some((*verified, evidence.clone()));
                     rollback.traffic_error = None;
                 }
             }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ReadBackSource, Split, TrafficDriver};
 use crate::exec::process::{kill_on_drop, longest_run};
 use crate::exec::{ExecRequest, Executor, run_to_completion};
 use crate::plan::model::{CommandDriver, CommandLine};
@@ -104,6 +104,13 @@ impl TrafficDriver for CommandTrafficDriver {
             None => ", which cannot be read back".to_string(),
         };
         format!("command on {}: `{set}`{get}", self.executor.describe())
+    }
+
+    fn read_back_source(&self) -> ReadBackSource {
+        match self.spec.get {
+            Some(_) => ReadBackSource::LoadBalancer,
+            None => ReadBackSource::Nothing,
+        }
     }
 
     fn call_timeout(&self) -> std::time::Duration {

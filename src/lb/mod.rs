@@ -48,6 +48,21 @@ pub enum LbError {
     },
 }
 
+/// What a driver's `read_split` reads, so kongup words what it knows honestly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBackSource {
+    /// The load balancer's live state (HAProxy's runtime API, the Kubernetes API server, a
+    /// command driver's `get`).
+    LoadBalancer,
+    /// A file kongup wrote and told the load balancer to load (nginx has no API to ask).
+    WrittenFile(std::path::PathBuf),
+    /// Nothing: the operator sets the split by hand and confirms it (manual).
+    Operator,
+    /// Nothing: the driver sets the split but cannot read it (a command driver without
+    /// `get`).
+    Nothing,
+}
+
 /// How long a driver call may take when the driver does not say.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -65,6 +80,10 @@ pub trait TrafficDriver: Send + Sync {
     /// operator reads the driver's own error rather than a bare "did not answer".
     fn call_timeout(&self) -> Duration {
         DEFAULT_CALL_TIMEOUT
+    }
+    /// What `read_split` reads: the load balancer itself unless the driver says otherwise.
+    fn read_back_source(&self) -> ReadBackSource {
+        ReadBackSource::LoadBalancer
     }
     async fn set_split(&self, split: Split) -> Result<(), LbError>;
     /// The split the load balancer reports; `None` when the driver cannot read it back

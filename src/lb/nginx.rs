@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::weights::{server_weights, split_from_weights};
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ReadBackSource, Split, TrafficDriver};
 use crate::exec::local::LocalExecutor;
 use crate::exec::process::{find_program, kill_on_drop, longest_run};
 use crate::exec::{ExecRequest, run_to_completion};
@@ -270,6 +270,10 @@ impl TrafficDriver for NginxTrafficDriver {
             self.spec.x_servers.join(", "),
             self.spec.y_servers.join(", ")
         )
+    }
+
+    fn read_back_source(&self) -> ReadBackSource {
+        ReadBackSource::WrittenFile(self.spec.upstream_file.clone())
     }
 
     fn call_timeout(&self) -> Duration {
