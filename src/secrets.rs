@@ -50,6 +50,9 @@ pub struct Redactor {
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Secrets shorter than this are warned about at the start of a run.
+pub const SHORT_SECRET: usize = 8;
+
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
@@ -63,6 +66,15 @@ impl Redactor {
             self.secrets.push(secret);
             self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
+    }
+
+    /// How many of the secrets are shorter than [`SHORT_SECRET`] characters: they are
+    /// still redacted in free text, where they may garble words that contain them.
+    pub fn short_secrets(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter(|s| s.chars().count() < SHORT_SECRET)
+            .count()
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {

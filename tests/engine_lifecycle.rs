@@ -974,3 +974,56 @@ async fn a_command_that_would_reset_the_database_never_runs() {
     assert!(!ran.exists(), "the command ran");
     run.quit().await;
 }
+
+#[tokio::test]
+async fn a_short_secret_is_warned_about_and_step_keys_survive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver::default(),
+        kongup::secrets::Redactor::new(["key".to_string()]),
+    );
+    kit.stand_in
+        .set("backup-keyring", Behavior::Print("the key is safe".into()));
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        expanded(Strategy::InPlace, vec![scripted("backup-keyring")]),
+        "name: p\nbackup:\n  keyring: [/etc/kong/key.pem]\n",
+        kit.toolbox,
+    ));
+    let warning = run.wait_warning("shorter than 8 characters").await;
+    assert!(warning.contains("1 of the plan's secrets is"), "{warning}");
+    run.send(Command::Confirm {
+        step: cluster("backup-keyring"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("backup-keyring"), StepState::Succeeded)
+        .await;
+    let journal = run.journal();
+    let text = std::fs::read_to_string(run.run_dir.join("journal.jsonl")).unwrap();
+    // Structure stays whole: every record's step key, and the fact's.
+    for record in &journal {
+        match &record.entry {
+            Entry::StepConfirmed { step, .. }
+            | Entry::StepStarted { step, .. }
+            | Entry::StepFinished { step, .. } => {
+                assert_eq!(step, "cluster/backup-keyring", "{text}")
+            }
+            Entry::Fact { step, key, value } => {
+                assert_eq!(
+                    (step.as_str(), key.as_str()),
+                    ("cluster/backup-keyring", "printed")
+                );
+                assert_eq!(value, "the [REDACTED] is safe");
+            }
+            _ => {}
+        }
+    }
+    assert!(!text.contains("the key is safe"), "{text}");
+    assert!(matches!(
+        &journal[0].entry,
+        Entry::RunCreated { plan_text, .. } if plan_text.contains("key.pem")
+    ));
+    run.quit().await;
+}

@@ -33,6 +33,7 @@ use crate::lb::Split;
 use crate::metrics::GateVerdict;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, PhaseName, RollbackKind, Step, StepKind, StepRef};
+use crate::secrets::SHORT_SECRET;
 
 /// Who a journal record is by: the operator of this session, or kongup itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +137,18 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         side_events,
     } = setup;
     let mut opening_warnings = Vec::new();
+    match toolbox.redactor.short_secrets() {
+        0 => {}
+        short => opening_warnings.push(format!(
+            "{short} of the plan's secrets {} shorter than {SHORT_SECRET} characters: kongup \
+             still hides {} in log lines and messages, where {} may garble words that contain \
+             {}; use longer secrets",
+            if short == 1 { "is" } else { "are" },
+            if short == 1 { "it" } else { "them" },
+            if short == 1 { "it" } else { "they" },
+            if short == 1 { "it" } else { "them" },
+        )),
+    }
     let run_dir_err = |path: &PathBuf| {
         let path = path.clone();
         move |source| EngineError::RunDir { path, source }
