@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use engine_support::*;
 use kongup::engine::event::RollbackProgress;
-use kongup::engine::journal::{ConfirmVia, Entry};
+use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::lb::Split;
 use kongup::metrics::{GateVerdict, Verdict};
@@ -128,7 +128,13 @@ async fn a_failing_gate_rolls_back_when_the_plan_says_so() {
         Strategy::BlueGreen,
         vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
     );
-    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
     start_bake(&mut run, "shift-traffic-5").await;
     gated.gates.send_replace(verdict(Verdict::Fail));
     run.wait_step(&cluster("shift-traffic-5"), StepState::Failed)
@@ -150,6 +156,44 @@ async fn a_failing_gate_rolls_back_when_the_plan_says_so() {
     assert!(
         matches!(&requested.entry, Entry::RollbackRequested { reason } if reason.contains("on_fail: rollback"))
     );
+    let intent = position(&journal, |e| matches!(e, Entry::RollbackRequested { .. })).unwrap();
+    let failed = position(&journal, |e| {
+        matches!(
+            e,
+            Entry::StepFinished {
+                result: StepResult::Failed,
+                ..
+            }
+        )
+    })
+    .unwrap();
+    assert!(
+        intent < failed,
+        "the rollback's intent must be journaled before the failure that causes it"
+    );
+    run.quit().await;
+
+    // kongup dies right after journaling the failed stage: the rollback is not lost.
+    let path = dir.path().join("run").join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text
+        .lines()
+        .take(failed + 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+    let mut plan = plan_named("p");
+    plan.gates.on_fail = FailAction::Rollback;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    run.wait_for("rolling back", |e| {
+        *e == Event::RunChanged(RunState::RollingBack)
+    })
+    .await;
+    run.wait_warning("a rollback was under way").await;
     run.quit().await;
 }
 

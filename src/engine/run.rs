@@ -1095,6 +1095,21 @@ impl Engine {
             (StepResult::Succeeded, None) => "succeeded".to_string(),
             (StepResult::Failed, d) => format!("failed: {}", d.as_deref().unwrap_or("")),
         });
+        let gate_rollback = format!(
+            "the gates failed on {} and the plan says on_fail: rollback",
+            running.step
+        );
+        if then == AfterFailure::Rollback && self.view.rollback.as_ref().is_none_or(|r| r.finished)
+        {
+            // The intent goes first: a crash between the two records leaves a rollback to
+            // finish (resumed with R), never a failed step whose rollback is forgotten.
+            self.record(
+                Who::Kongup,
+                Entry::RollbackRequested {
+                    reason: gate_rollback.clone(),
+                },
+            )?;
+        }
         self.record(
             Who::Kongup,
             Entry::StepFinished {
@@ -1118,11 +1133,7 @@ impl Engine {
                 self.record(Who::Kongup, Entry::Paused { reason })?;
             }
             AfterFailure::Rollback => {
-                let reason = format!(
-                    "the gates failed on {} and the plan says on_fail: rollback",
-                    running.step
-                );
-                self.rollback(Instant::now(), &reason, Who::Kongup)?;
+                self.rollback(Instant::now(), &gate_rollback, Who::Kongup)?;
             }
         }
         if succeeded && gates_passed && self.plan.traffic.auto_advance {
