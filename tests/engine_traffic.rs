@@ -468,3 +468,89 @@ async fn abort_stops_a_driver_call_of_a_stage_or_set_by_hand() {
     assert!(kit.driver.sets.lock().unwrap().is_empty());
     run.quit().await;
 }
+
+#[tokio::test]
+async fn a_failing_gate_between_bakes_pauses_while_y_carries_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
+    // No traffic on Y: a failing gate is only shown.
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("the verdict", |e| matches!(e, Event::Gate(_)))
+        .await;
+    assert!(position(&run.journal(), |e| matches!(e, Entry::Paused { .. })).is_none());
+
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    let journal = run.journal();
+    let gate = position(&journal, |e| {
+        matches!(e, Entry::Gate { gate, .. } if gate.verdict == "fail" && gate.requests_in_window == 420)
+    })
+    .expect("the failing verdict is journaled with its numbers");
+    let paused = position(&journal, |e| {
+        matches!(e, Entry::Paused { reason } if reason.contains("Y carries 10%") && reason.contains("5xx"))
+    })
+    .unwrap();
+    assert!(gate < paused);
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_failing_gate_between_bakes_rolls_back_when_the_plan_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let mut plan = plan_named("p");
+    plan.gates.on_fail = FailAction::Rollback;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![
+            shift("shift-traffic-50", 50, Duration::ZERO),
+            step("review", StepKind::Review),
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("shift-traffic-50"), StepState::Succeeded)
+        .await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(*gated.kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    let journal = run.journal();
+    let gate = position(&journal, |e| matches!(e, Entry::Gate { .. })).unwrap();
+    let requested = position(&journal, |e| {
+        matches!(e, Entry::RollbackRequested { reason } if reason.contains("on_fail: rollback"))
+    })
+    .unwrap();
+    assert!(gate < requested);
+    run.quit().await;
+}

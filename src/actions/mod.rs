@@ -257,6 +257,9 @@ pub struct TrafficPath {
     /// Cancelled once a rollback is requested: forward stages no longer set the split,
     /// and bakes stop.
     rollback: CancellationToken,
+    /// Bakes under way: while one runs, it acts on the gates' verdicts; otherwise the
+    /// engine does.
+    bakes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl TrafficPath {
@@ -265,7 +268,13 @@ impl TrafficPath {
             driver,
             one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
             rollback: CancellationToken::new(),
+            bakes: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
+    }
+
+    /// A bake is under way (it acts on failing gates itself).
+    pub fn baking(&self) -> bool {
+        self.bakes.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     /// A rollback is requested: from now on forward stages leave the split alone and
@@ -633,6 +642,7 @@ impl StepContext {
             }
         ));
         let rollback = self.traffic_path.rollback.clone();
+        let _baking = BakeMark::new(&self.traffic_path.bakes);
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(BakeResult::Cancelled),
@@ -673,6 +683,22 @@ impl StepContext {
             Some(v) if v.verdict == Verdict::Pass => BakeResult::Passed(v),
             other => BakeResult::Inconclusive(other),
         })
+    }
+}
+
+/// Counts a bake as under way for as long as it lives.
+struct BakeMark(Arc<std::sync::atomic::AtomicUsize>);
+
+impl BakeMark {
+    fn new(bakes: &Arc<std::sync::atomic::AtomicUsize>) -> BakeMark {
+        bakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        BakeMark(bakes.clone())
+    }
+}
+
+impl Drop for BakeMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

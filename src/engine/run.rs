@@ -23,6 +23,7 @@ use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
+use crate::actions::gate_record;
 use crate::actions::traffic::safety_evidence;
 use crate::actions::{
     ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
@@ -30,8 +31,8 @@ use crate::actions::{
 };
 use crate::exec::Executor;
 use crate::lb::Split;
-use crate::metrics::GateVerdict;
-use crate::plan::model::Plan;
+use crate::metrics::{GateVerdict, Verdict};
+use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{ExpandedPlan, PhaseName, RollbackKind, Step, StepKind, StepRef};
 use crate::secrets::SHORT_SECRET;
 
@@ -504,7 +505,7 @@ impl Engine {
                 }
                 name = signals.next() => self.on_signal(name),
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
-                    Some(Some(verdict)) => self.emit(Event::Gate(verdict)),
+                    Some(Some(verdict)) => self.on_verdict(verdict)?,
                     Some(None) => {}
                     None => self.gate_watch = None,
                 },
@@ -1128,16 +1129,67 @@ impl Engine {
         }
         match then {
             AfterFailure::Stop => {}
-            AfterFailure::Pause => {
+            AfterFailure::Pause if self.view.paused.is_none() => {
                 let reason = format!("{}: {}", running.step, detail.unwrap_or_default());
                 self.record(Who::Kongup, Entry::Paused { reason })?;
             }
+            AfterFailure::Pause => {}
             AfterFailure::Rollback => {
                 self.rollback(Instant::now(), &gate_rollback, Who::Kongup)?;
             }
         }
         if succeeded && gates_passed && self.plan.traffic.auto_advance {
             self.auto_advance()?;
+        }
+        Ok(())
+    }
+
+    /// A gate verdict between bakes (a bake acts on its own): while Y carries traffic, a
+    /// failure pauses the run or starts the rollback, as the plan's `on_fail` says, and
+    /// the verdict that did it is journaled with its numbers.
+    fn on_verdict(&mut self, verdict: GateVerdict) -> Result<(), EngineError> {
+        self.emit(Event::Gate(verdict.clone()));
+        let y_share = self.view.traffic().map_or(0, |s| s.y);
+        let acts = verdict.verdict == Verdict::Fail
+            && y_share > 0
+            && !self.traffic.baking()
+            && !self.view.rollback_active()
+            && self.view.run_state() != RunState::Done;
+        if !acts {
+            return Ok(());
+        }
+        let pausing = self.plan.gates.on_fail == FailAction::Pause;
+        if pausing && self.view.paused.is_some() {
+            return Ok(());
+        }
+        let at = self
+            .running
+            .as_ref()
+            .map(|r| r.key.clone())
+            .or_else(|| self.view.next_step())
+            .unwrap_or_else(|| "run".to_string());
+        self.record(
+            Who::Kongup,
+            Entry::Gate {
+                step: at,
+                gate: gate_record(&verdict),
+            },
+        )?;
+        let reason = format!(
+            "the gates failed while Y carries {y_share}% of the traffic and no bake runs ({} \
+             breaches in a row): {}",
+            verdict.consecutive_breaches,
+            verdict.checks.join("; ")
+        );
+        if pausing {
+            self.warn(format!("{reason}; the plan says on_fail: pause"));
+            self.record(Who::Kongup, Entry::Paused { reason })?;
+        } else {
+            self.rollback(
+                Instant::now(),
+                &format!("{reason}; the plan says on_fail: rollback"),
+                Who::Kongup,
+            )?;
         }
         Ok(())
     }
