@@ -38,7 +38,9 @@ async fn the_first_events_are_the_run_state_and_every_step() {
     run.quit().await;
 }
 
-#[tokio::test]
+// The multi-threaded runtime, as `kongup run` uses: journal writes hand the worker's
+// other tasks over while they block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_ready_confirm_running_succeeded_then_done() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();

@@ -274,3 +274,85 @@ async fn retrying_an_irreversible_step_asks_for_the_plan_name_like_a_confirm() {
     drop(keyboard);
     assert_eq!(end(task).await.state, RunState::Done);
 }
+
+/// Output that takes nothing until opened, like a terminal that stopped reading.
+#[derive(Clone)]
+struct StuckOut {
+    open: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    inner: SharedOut,
+}
+
+impl Write for StuckOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let (open, opened) = &*self.open;
+        let mut is_open = open.lock().unwrap();
+        while !*is_open {
+            is_open = opened.wait(is_open).unwrap();
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_that_stops_reading_does_not_stop_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = expanded(Strategy::InPlace, vec![scripted("a")]);
+    let out = StuckOut {
+        open: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
+        inner: SharedOut::default(),
+    };
+    let (mut keyboard, pipe) = UnixStream::pair().unwrap();
+    let task = plain_run_to(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        &kit,
+        BufReader::new(pipe),
+        out.clone(),
+    );
+    keyboard.write_all(b"y\n").unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while kit.stand_in.runs_of("a") == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the step never ran while the output was stuck"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    {
+        let (open, opened) = &*out.open;
+        *open.lock().unwrap() = true;
+        opened.notify_all();
+    }
+    drop(keyboard);
+    assert_eq!(end(task).await.state, RunState::Done);
+    assert!(
+        out.inner.text().contains("succeeded cluster/a"),
+        "{}",
+        out.inner.text()
+    );
+}
+
+fn plain_run_to(
+    dir: &std::path::Path,
+    plan: kongup::plan::model::Plan,
+    steps: kongup::plan::steps::ExpandedPlan,
+    kit: &Kit,
+    input: impl std::io::BufRead + Send + 'static,
+    out: impl Write + Send + 'static,
+) -> tokio::task::JoinHandle<Result<SessionEnd, kongup::engine::EngineError>> {
+    let setup = setup(dir, plan, steps, "v1", kit.toolbox.clone());
+    let plain = PlainSetup {
+        plan: setup.plan.clone(),
+        expanded: setup.expanded.clone(),
+        toolbox: kit.toolbox.clone(),
+        interactive: false,
+    };
+    let handle = kongup::engine::spawn(setup).unwrap();
+    tokio::spawn(drive(handle, plain, input, out))
+}

@@ -139,6 +139,18 @@ pub fn preview_step(
     })
 }
 
+/// Runs blocking work (the journal's fsync, a log flush, waiting for the terminal writer)
+/// without stalling the other tasks of this worker: on the multi-threaded runtime the
+/// worker hands them over first; on a single-threaded one (tests) it just runs.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// SHA-256 of a text, in hex.
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

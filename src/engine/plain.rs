@@ -101,8 +101,46 @@ const HELP: &str = "\
   traffic N    set the split by hand: N% to Y
   quit         leave; the run stays resumable (a running step finishes first)";
 
-struct Plain<W: Write> {
-    out: W,
+/// How long the end of `--plain` waits for its output to be written (a terminal that
+/// stopped reading must not keep kongup from exiting).
+pub const OUTPUT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The output, written by a thread of its own: a terminal that is slow or stopped
+/// reading never holds up the engine's events or the operator's commands.
+struct Output {
+    lines: std::sync::mpsc::Sender<String>,
+    drained: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output {
+    fn spawn(mut out: impl Write + Send + 'static) -> Output {
+        let (lines, rx) = std::sync::mpsc::channel::<String>();
+        let (drained_tx, drained) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // A terminal that went away must not stop the run: errors are ignored.
+            while let Ok(line) = rx.recv() {
+                let _ = writeln!(out, "{line}");
+                while let Ok(line) = rx.try_recv() {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            }
+            let _ = drained_tx.send(());
+        });
+        Output { lines, drained }
+    }
+
+    /// Waits (up to [`OUTPUT_DRAIN_TIMEOUT`]) until everything said is written.
+    async fn finish(self) {
+        let Output { lines, drained } = self;
+        drop(lines);
+        let _ =
+            tokio::task::spawn_blocking(move || drained.recv_timeout(OUTPUT_DRAIN_TIMEOUT)).await;
+    }
+}
+
+struct Plain {
+    out: Output,
     setup: PlainSetup,
     /// The step waiting for a decision, and in which state.
     awaiting: Option<(StepRef, StepState)>,
@@ -137,7 +175,7 @@ pub async fn drive(
     handle: EngineHandle,
     setup: PlainSetup,
     input: impl BufRead + Send + 'static,
-    out: impl Write,
+    out: impl Write + Send + 'static,
 ) -> Result<SessionEnd, EngineError> {
     let EngineHandle {
         commands,
@@ -147,7 +185,7 @@ pub async fn drive(
         run_id,
     } = handle;
     let mut plain = Plain {
-        out,
+        out: Output::spawn(out),
         setup,
         awaiting: None,
         states: HashMap::new(),
@@ -185,9 +223,16 @@ pub async fn drive(
             plain.send(&commands, Command::Quit).await;
         }
     }
-    let end = task
+    let end = match task
         .await
-        .unwrap_or_else(|e| panic!("the engine task failed: {e}"))?;
+        .unwrap_or_else(|e| panic!("the engine task failed: {e}"))
+    {
+        Ok(end) => end,
+        Err(error) => {
+            plain.out.finish().await;
+            return Err(error);
+        }
+    };
     if end.state == RunState::Done {
         plain.say(&format!("stopped: {}. The run is done.", end.reason));
     } else {
@@ -197,15 +242,14 @@ pub async fn drive(
             end.state.as_str()
         ));
     }
+    plain.out.finish().await;
     Ok(end)
 }
 
-impl<W: Write> Plain<W> {
-    /// Prints a line; a terminal that went away must not stop the run, so errors are
-    /// ignored.
+impl Plain {
+    /// Prints a line (through the output thread).
     fn say(&mut self, text: &str) {
-        let _ = writeln!(self.out, "{text}");
-        let _ = self.out.flush();
+        let _ = self.out.lines.send(text.to_string());
     }
 
     async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {

@@ -22,7 +22,7 @@ use super::rollback::{self, TRAFFIC_TO_X};
 use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
-use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
+use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking, plan_change};
 use crate::actions::gate_record;
 use crate::actions::traffic::safety_evidence;
 use crate::actions::{
@@ -399,10 +399,12 @@ impl Engine {
         }
     }
 
-    /// Journals (fsync'd) and applies to the view; only then may the caller act.
+    /// Journals (fsync'd) and applies to the view; only then may the caller act. The
+    /// write and fsync block, so the worker hands its other tasks over first.
     fn record(&mut self, who: Who, entry: Entry) -> Result<Record, EngineError> {
         let by = self.by(who);
-        let record = self.journal.append(&by, entry)?;
+        let journal = &mut self.journal;
+        let record = blocking(|| journal.append(&by, entry))?;
         self.view.apply(&record);
         Ok(record)
     }
@@ -1096,6 +1098,8 @@ impl Engine {
             (StepResult::Succeeded, None) => "succeeded".to_string(),
             (StepResult::Failed, d) => format!("failed: {}", d.as_deref().unwrap_or("")),
         });
+        // Every line so far is in the log file before the step's end is journaled.
+        blocking(|| running.sink.flush());
         let gate_rollback = format!(
             "the gates failed on {} and the plan says on_fail: rollback",
             running.step
