@@ -356,3 +356,44 @@ fn plain_run_to(
     let handle = kongup::engine::spawn(setup).unwrap();
     tokio::spawn(drive(handle, plain, input, out))
 }
+
+#[tokio::test]
+async fn an_engine_that_dies_says_the_run_is_resumable_instead_of_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let (commands, _commands_rx) = tokio::sync::mpsc::channel(1);
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel::<kongup::engine::Event>();
+    let handle = kongup::engine::EngineHandle {
+        commands,
+        events,
+        // Its event stream ends when it dies, as the engine's does.
+        task: tokio::spawn(async move {
+            let _events = events_tx;
+            panic!("an engine bug")
+        }),
+        run_dir: dir.path().join("run"),
+        run_id: "p".into(),
+    };
+    let plain = PlainSetup {
+        plan: Arc::new(plan_named("p")),
+        expanded: Arc::new(expanded(Strategy::InPlace, vec![scripted("a")])),
+        toolbox: kit.toolbox.clone(),
+        interactive: false,
+    };
+    let out = SharedOut::default();
+    let ended = tokio::time::timeout(
+        DEADLINE,
+        drive(handle, plain, Cursor::new(Vec::new()), out.clone()),
+    )
+    .await
+    .expect("drive ends");
+    let error = ended.expect_err("the engine died").to_string();
+    assert!(error.contains("The run is resumable"), "{error}");
+    assert!(error.contains("kongup run"), "{error}");
+    assert!(
+        out.text()
+            .contains("kongup stopped: kongup's engine stopped unexpectedly"),
+        "{}",
+        out.text()
+    );
+}

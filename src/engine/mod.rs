@@ -108,6 +108,13 @@ pub enum EngineError {
     },
     #[error("could not listen for signals: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(
+        "kongup's engine stopped unexpectedly ({reason}). The run is resumable: the journal in \
+         {} holds everything up to here; run `kongup run` with the same plan to go on (a \
+         step that was running shows as interrupted: retry it, mark it done, or roll back)",
+        run_dir.display()
+    )]
+    Crashed { run_dir: PathBuf, reason: String },
 }
 
 /// Opens (or creates) the run, takes its lock, journals the session and starts the

@@ -223,12 +223,16 @@ pub async fn drive(
             plain.send(&commands, Command::Quit).await;
         }
     }
-    let end = match task
-        .await
-        .unwrap_or_else(|e| panic!("the engine task failed: {e}"))
-    {
+    let ended = task.await.unwrap_or_else(|e| {
+        Err(EngineError::Crashed {
+            run_dir: run_dir.clone(),
+            reason: e.to_string(),
+        })
+    });
+    let end = match ended {
         Ok(end) => end,
         Err(error) => {
+            plain.say(&format!("kongup stopped: {error}"));
             plain.out.finish().await;
             return Err(error);
         }
