@@ -16,7 +16,10 @@ pub enum SecretError {
         source_name: String,
         error: std::io::Error,
     },
-    #[error("the secret from {source_name} is empty")]
+    #[error(
+        "the secret from {source_name} is empty: put the value there (a file's trailing newline \
+         is not part of it), then start kongup again"
+    )]
     Empty { source_name: String },
 }
 
@@ -100,6 +103,22 @@ mod tests {
             "a [REDACTED] and [REDACTED]"
         );
         assert!(matches!(redactor.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_empty_secret_says_where_to_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n").unwrap();
+        let message = resolve(&SecretRef::File(path.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("put the value there")
+                && message.contains("start kongup again"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -119,7 +119,12 @@ pub enum ActionError {
     Exec(#[from] ExecError),
     #[error("traffic driver: {0}")]
     Traffic(#[from] LbError),
-    #[error("traffic driver {driver} did not answer within {}s", timeout.as_secs())]
+    #[error(
+        "traffic driver {driver} did not answer within {}s (what it started was stopped): check \
+         that the load balancer is up and reachable and see which split it holds now, then \
+         retry the step, or set the split by hand (`traffic N`)",
+        timeout.as_secs()
+    )]
     TrafficTimeout { driver: String, timeout: Duration },
     #[error(
         "the call to traffic driver {driver} was stopped by an abort{}",

@@ -217,7 +217,12 @@ pub fn parse_step_key(key: &str) -> Option<StepRef> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("could not {what} the journal {}: {source}", path.display())]
+    #[error(
+        "could not {what} the journal {}: {source}. kongup does not act on what it cannot \
+         record, so it stops here; free space on that disk or fix its permissions, then run \
+         `kongup run` with the same plan: the run resumes from what the journal holds",
+        path.display()
+    )]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -663,6 +668,20 @@ mod tests {
         assert!(
             matches!(err, JournalError::Corrupt { line: 2, .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join(JOURNAL_FILE);
+        let message = Journal::open(&path, 0, 0, Arc::new(Redactor::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("could not open the journal"), "{message}");
+        assert!(
+            message.contains("free space") && message.contains("the run resumes"),
+            "{message}"
         );
     }
 
