@@ -468,3 +468,26 @@ async fn a_step_command_outlives_a_dropped_future_by_design() {
         "the step command was killed when its future was dropped"
     );
 }
+
+#[tokio::test]
+async fn a_secret_variable_of_kongup_reaches_a_program_only_when_passed() {
+    // Cargo sets it for the test process; here it stands for a plan's secret variable.
+    let name = "CARGO_PKG_NAME";
+    assert!(std::env::var(name).is_ok(), "cargo sets {name} for tests");
+    kongup::exec::process::hide_env_from_children([name.to_string()]);
+    let script = shell(&format!("echo \"[${{{name}:-unset}}]\""));
+    let inherited = run(script.clone()).await;
+    assert_eq!(inherited.stdout(), "[unset]");
+    let passed = run_to_completion(
+        &LocalExecutor::new(),
+        ExecRequest {
+            command: script,
+            env: vec![(name.to_string(), "given".to_string())],
+            timeout: Duration::from_secs(30),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(passed.stdout(), "[given]");
+}

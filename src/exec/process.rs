@@ -74,6 +74,33 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Names of kongup's own environment variables that hold secrets (the plan's `env:`
+/// secret sources). No program kongup starts inherits them; a command that needs one gets
+/// it passed explicitly in its request's `env`.
+static SECRET_ENV: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Keeps these environment variables from every program kongup starts from now on (unless
+/// a request passes one explicitly). Names add up; none is ever taken back.
+pub fn hide_env_from_children(names: impl IntoIterator<Item = String>) {
+    let mut hidden = SECRET_ENV.write().unwrap_or_else(PoisonError::into_inner);
+    for name in names {
+        if !hidden.contains(&name) {
+            hidden.push(name);
+        }
+    }
+}
+
+/// Removes the hidden secret variables from what `command` inherits, except those in
+/// `passed` (given explicitly). For code that starts programs without `run_process`.
+pub fn remove_hidden_env(command: &mut Command, passed: &[(String, String)]) {
+    let hidden = SECRET_ENV.read().unwrap_or_else(PoisonError::into_inner);
+    for name in hidden.iter() {
+        if !passed.iter().any(|(given, _)| given == name) {
+            command.env_remove(name);
+        }
+    }
+}
+
 tokio::task_local! {
     /// Set inside [`kill_on_drop`].
     static KILL_ON_DROP: bool;
@@ -141,6 +168,7 @@ pub async fn run_process(
     cancel: CancellationToken,
 ) -> Result<ExitOutcome, ExecError> {
     let mut command = Command::new(&spec.program);
+    remove_hidden_env(&mut command, &spec.env);
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
