@@ -427,7 +427,7 @@ async fn drop_a_running_sleep(pid_file: &Path, kill_on_drop: bool) -> i32 {
         let pid = wait_for_file(&pid_file, Duration::from_secs(10)).await;
         pid.trim().parse::<i32>().unwrap()
     };
-    let pid = if kill_on_drop {
+    if kill_on_drop {
         let run = kongup::exec::process::kill_on_drop(run);
         tokio::select! {
             _ = run => panic!("sleep 60 ended early"),
@@ -438,8 +438,7 @@ async fn drop_a_running_sleep(pid_file: &Path, kill_on_drop: bool) -> i32 {
             _ = run => panic!("sleep 60 ended early"),
             pid = until_started => pid,
         }
-    };
-    pid
+    }
 }
 
 #[tokio::test]

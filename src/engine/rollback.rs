@@ -307,16 +307,13 @@ pub fn plan_rollback(expanded: &ExpandedPlan, view: &RunView, traffic_safe: bool
             .iter()
             .map(|b| b.remedy.as_ref().map(step_key))
             .collect();
-        let at = match remedies {
-            // After the last rollback step that gives X back.
-            Some(remedies) => Some(
-                steps
-                    .iter()
-                    .rposition(|s| remedies.contains(&s.step))
-                    .map_or(0, |last| last + 1),
-            ),
-            None => None,
-        };
+        // After the last rollback step that gives X back; none when one cannot.
+        let at = remedies.map(|remedies| {
+            steps
+                .iter()
+                .rposition(|s| remedies.contains(&s.step))
+                .map_or(0, |last| last + 1)
+        });
         match at {
             Some(at) => steps.insert(
                 at,
