@@ -1,17 +1,25 @@
 //! `kongup run PLAN`: drives an upgrade run, new or resumed, one confirmed step at a time.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::actions::kong::install_for_plan;
+use crate::engine::EngineHandle;
+use crate::engine::journal::{JOURNAL_FILE, read_journal};
 use crate::engine::plain::{PlainSetup, drive};
 use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
 use crate::metrics;
 use crate::plan::load::load_plan;
+use crate::plan::model::Plan;
+use crate::plan::steps::ExpandedPlan;
 use crate::session::{self, LiveSources};
+use crate::ui::run::engine_events;
+use crate::ui::{ConsoleExit, ConsoleOptions, Previewer, run_console};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -51,10 +59,9 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
-    if !args.plain {
+    if !args.plain && !std::io::stdout().is_terminal() {
         eprintln!(
-            "the console is not part of this build yet: run with --plain to drive the run \
-             with line commands"
+            "the console needs a terminal; run with --plain to drive the run with line commands"
         );
         return Ok(1);
     }
@@ -126,20 +133,24 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             side_events: Some(side_events),
         })?;
-        let setup = PlainSetup {
-            plan,
-            expanded,
-            toolbox,
-            interactive: std::io::stdin().is_terminal(),
-        };
-        drive(
-            handle,
-            setup,
-            std::io::BufReader::new(std::io::stdin()),
-            std::io::stdout(),
-        )
-        .await
-        .map_err(color_eyre::Report::from)
+        if args.plain {
+            let setup = PlainSetup {
+                plan,
+                expanded,
+                toolbox,
+                interactive: std::io::stdin().is_terminal(),
+            };
+            drive(
+                handle,
+                setup,
+                std::io::BufReader::new(std::io::stdin()),
+                std::io::stdout(),
+            )
+            .await
+            .map_err(color_eyre::Report::from)
+        } else {
+            console(handle, plan, expanded, toolbox).await
+        }
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();
@@ -151,4 +162,56 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Runs the console on the engine until the operator leaves, then waits for the engine: a
+/// step still running finishes (and is journaled) before the process exits.
+pub async fn console(
+    handle: EngineHandle,
+    plan: Arc<Plan>,
+    expanded: Arc<ExpandedPlan>,
+    toolbox: Toolbox,
+) -> color_eyre::Result<SessionEnd> {
+    let EngineHandle {
+        commands,
+        events,
+        task,
+        run_dir,
+        ..
+    } = handle;
+    let options = ConsoleOptions::new(
+        run_started_at(&run_dir),
+        Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
+    );
+    let exit = run_console(&plan, &expanded, commands, engine_events(events), options).await;
+    let terminal_gone = matches!(
+        exit,
+        Ok(ConsoleExit::TerminalLost { .. } | ConsoleExit::Signal(_))
+    );
+    if let Ok(ConsoleExit::Quit {
+        step_running: Some(step),
+    }) = &exit
+    {
+        eprintln!("{step} is still running: kongup waits for it to end and journals its result");
+    }
+    let end = task
+        .await
+        .map_err(|error| color_eyre::eyre::eyre!("the engine stopped unexpectedly: {error}"))??;
+    exit?;
+    if !terminal_gone {
+        eprintln!(
+            "{}: {} (resume with the same command)",
+            end.state.as_str(),
+            end.reason
+        );
+    }
+    Ok(end)
+}
+
+/// When the run began: its first journal record (now, for a run too new to have one).
+fn run_started_at(run_dir: &Path) -> DateTime<Utc> {
+    read_journal(&run_dir.join(JOURNAL_FILE))
+        .ok()
+        .and_then(|journal| journal.records.first().map(|record| record.at))
+        .unwrap_or_else(Utc::now)
 }

@@ -22,9 +22,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 
     let (traffic, tone) = match (rollback.started, rollback.time_to_safety_ms) {
         (_, Some(ms)) => match &rollback.traffic_verified {
-            Some((TrafficVerification::ReadBack, evidence)) => {
-                (format!("✔ all traffic on X in {ms} ms: {evidence}"), Tone::Good)
-            }
+            Some((TrafficVerification::ReadBack, evidence)) => (
+                format!("✔ all traffic on X in {ms} ms: {evidence}"),
+                Tone::Good,
+            ),
             Some((_, evidence)) => (
                 format!("⚠ all traffic to X asked in {ms} ms: {evidence}"),
                 Tone::Warn,
