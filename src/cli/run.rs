@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// them). End of input quits; the run stays resumable.
     #[arg(long)]
     pub plain: bool,
+    /// Practise the plan against a simulated lab shaped like its topology: every executor
+    /// acts on the lab, the lab's balancer stands in for the traffic driver, and the run
+    /// lives in its own directory (the real one's name + `-rehearsal`).
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 /// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
@@ -48,6 +53,15 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    if args.rehearse {
+        return crate::demo::rehearse::run(
+            &args.plan,
+            loaded,
+            args.journal.as_deref(),
+            args.accept_plan_change,
+            args.plain,
+        );
+    }
     if !args.plain {
         eprintln!(
             "the console is not part of this build yet: run with --plain to drive the run \
