@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::event::Event;
 use crate::engine::toolbox::Toolbox;
 use crate::kong::client::AdminClient;
-use crate::kong::pg::PgTarget;
+use crate::kong::database::KongDatabase;
 use crate::kong::watch::{TopologyWatcher, spawn as spawn_topology_watcher};
 use crate::metrics::GateVerdict;
 use crate::metrics::http::http_client;
@@ -30,8 +30,8 @@ pub struct LiveSources {
     pub admin: AdminClient,
     /// The resolved `admin.token`, sent with every scrape.
     pub admin_token: Option<String>,
-    /// Databases whose migration state the topology pane shows.
-    pub databases: Vec<(ClusterSide, PgTarget)>,
+    /// Databases whose migration state the topology pane shows (`KongAccess::databases`).
+    pub databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
     pub metrics_interval: Duration,
     pub topology_interval: Duration,
 }
@@ -85,21 +85,13 @@ pub fn start(
         forward_snapshots(&monitor, side_tx.clone(), cancel.clone()),
     ];
 
-    let (topology_tx, mut topology_rx) = mpsc::channel::<Event>(16);
     let watcher = TopologyWatcher::new(sources.admin, plan.clone(), sources.databases);
     tasks.push(spawn_topology_watcher(
         watcher,
         sources.topology_interval,
-        topology_tx,
+        side_tx,
         cancel.clone(),
     ));
-    tasks.push(tokio::spawn(async move {
-        while let Some(event) = topology_rx.recv().await {
-            if side_tx.send(event).is_err() {
-                return;
-            }
-        }
-    }));
     Ok((
         LiveSupport {
             monitor,

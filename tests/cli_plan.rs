@@ -79,6 +79,120 @@ fn in_place_and_blue_green_have_an_irreversible_migrations_finish() {
     }
 }
 
+fn step_ids(phase: &Value) -> Vec<&str> {
+    phase["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn dual_cluster_migrates_ys_database_between_configure_y_and_start_y() {
+    for name in ["traditional-dual-cluster.yaml", "hybrid-dual-cluster.yaml"] {
+        let json = plan_json(&example(name));
+        let phase = &json["phases"][0];
+        let ids = step_ids(phase);
+        let at = |id: &str| ids.iter().position(|s| *s == id).unwrap();
+        assert_eq!(
+            [at("migrations-up"), at("migrations-finish"), at("start-y")],
+            [
+                at("configure-y") + 1,
+                at("configure-y") + 2,
+                at("configure-y") + 3
+            ],
+            "{name}: {ids:?}"
+        );
+        for (id, kind) in [
+            ("migrations-up", "migrations-up"),
+            ("migrations-finish", "migrations-finish"),
+        ] {
+            let step = find_step(phase, id);
+            assert_eq!(step["kind"], kind, "{name}");
+            assert_eq!(step["guide_ref"], "", "{name}");
+            // X keeps its own database: not the point of no return here.
+            assert_eq!(step["irreversible"], false, "{name} {id}");
+            assert_eq!(step["rollback"], Value::Null, "{name} {id}");
+        }
+    }
+    cargo_bin_cmd!("kongup")
+        .arg("plan")
+        .arg(example("traditional-dual-cluster.yaml"))
+        .assert()
+        .code(0)
+        .stdout(
+            predicates::str::is_match(
+                r"\[5\.4\]\s+configure-y .*\n.*\*\s+migrations-up\s+Migrate Y's database: kong migrations up\n.*\*\s+migrations-finish\s+Finish the migrations on Y's database.*\n.*\[5\.5\]\s+start-y",
+            )
+            .unwrap(),
+        );
+}
+
+#[test]
+fn in_place_sends_traffic_to_y_only_when_the_plan_names_a_driver() {
+    let json = plan_json(&example("traditional-in-place.yaml"));
+    assert!(!step_ids(&json["phases"][0]).contains(&"switch-traffic"));
+
+    // The same plan with Y on machines of its own, behind HAProxy.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in-place-elsewhere.yaml");
+    let text = std::fs::read_to_string(example("traditional-in-place.yaml")).unwrap();
+    assert!(!text.contains("\ntraffic:"));
+    let text = text.replacen(
+        "\ngates:",
+        "
+traffic:
+  driver:
+    type: haproxy
+    socket: /run/haproxy/admin.sock
+    backend: kong_proxy
+    x_servers: [kong-1-old, kong-2-old]
+    y_servers: [kong-1-new, kong-2-new]
+  bake: 2m
+
+gates:",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let json = plan_json(&path);
+    let phase = &json["phases"][0];
+    let ids = step_ids(phase);
+    let start = ids.iter().position(|s| *s == "start-y").unwrap();
+    assert_eq!(
+        ids[start + 1..start + 3],
+        ["staging-tests", "switch-traffic"],
+        "{ids:?}"
+    );
+    let switch = find_step(phase, "switch-traffic");
+    assert_eq!(switch["kind"], "shift-traffic");
+    assert_eq!(switch["irreversible"], false);
+    assert_eq!(switch["rollback"], "Send all traffic back to X");
+    let instruction = switch["instruction"].as_str().unwrap();
+    assert!(instruction.contains("X 0% / Y 100%"), "{instruction}");
+    assert!(
+        instruction.contains("through the haproxy driver"),
+        "{instruction}"
+    );
+    assert!(instruction.contains("bakes for 2m"), "{instruction}");
+    assert!(
+        instruction.contains("restored from the backup and X started again"),
+        "{instruction}"
+    );
+
+    cargo_bin_cmd!("kongup")
+        .arg("plan")
+        .arg(&path)
+        .assert()
+        .code(0)
+        .stdout(
+            predicates::str::is_match(
+                r"\n\s+11\.\s+staging-tests\s+Smoke-test cluster Y\n\s+12\. \*\s+switch-traffic\s+Send all traffic to Y\n",
+            )
+            .unwrap(),
+        );
+}
+
 #[test]
 fn hybrid_examples_have_control_plane_before_data_plane() {
     for (name, cp_strategy) in [

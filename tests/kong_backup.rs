@@ -295,6 +295,27 @@ async fn the_freeze_guard_catches_a_row_written_after_the_backup() {
         freeze::check(&fingerprint, &source).await.unwrap(),
         ["services: rows were edited (same ids and timestamps)"]
     );
+
+    // What `kong migrations up` does to the schema is no configuration write: a column
+    // added with a default, and a new, empty entity table.
+    let fingerprint = freeze::take(&source).await.unwrap();
+    pg.psql(
+        "kong",
+        "ALTER TABLE routes ADD COLUMN priority BIGINT DEFAULT 0; \
+         CREATE TABLE upstreams (id UUID PRIMARY KEY, name TEXT, created_at TIMESTAMPTZ)",
+    );
+    assert_eq!(
+        freeze::check(&fingerprint, &source).await.unwrap(),
+        Vec::<String>::new()
+    );
+    // A column taken away is named.
+    pg.psql("kong", "ALTER TABLE consumers DROP COLUMN username");
+    let changes = freeze::check(&fingerprint, &source).await.unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].starts_with("consumers: column(s) gone: username"),
+        "{changes:?}"
+    );
 }
 
 type Routes = Arc<Mutex<Vec<serde_json::Value>>>;

@@ -11,7 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use kongup::engine::event::Event;
+use kongup::kong::backup::PgTools;
 use kongup::kong::client::{AdminClient, AdminClientOptions};
+use kongup::kong::database::{KongDatabase, PgDatabase};
 use kongup::kong::pg::PgTarget;
 use kongup::kong::topology::NodeHealth;
 use kongup::kong::types::{DataPlane, DataPlaneList, SyncStatus};
@@ -159,6 +161,10 @@ async fn snapshots_and_warns_once_per_new_drift() {
         connect_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_secs(5),
     };
+    let database: Arc<dyn KongDatabase> = Arc::new(PgDatabase::new(
+        database,
+        PgTools::discover(Duration::from_secs(30)),
+    ));
     let mut watcher =
         TopologyWatcher::new(client(), Arc::new(plan), vec![(ClusterSide::X, database)]);
 
@@ -240,7 +246,7 @@ async fn the_task_sends_topology_events_until_cancelled() {
         .unwrap()
         .plan;
     let watcher = TopologyWatcher::new(client(), Arc::new(plan), Vec::new());
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let task = watch::spawn(watcher, Duration::from_millis(50), tx, cancel.clone());
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -99,6 +99,13 @@ async fn every_demo_plan_validates_and_walks_the_lab_from_x_to_y() {
             // What the engine does itself, done here the way it would reach the lab.
             match &step.kind {
                 StepKind::Migrations(which) => {
+                    // The engine runs them on Y's executor; a plan command would run them twice.
+                    assert!(
+                        step.commands.is_empty(),
+                        "{scenario} {}/{} gives kong migrations commands",
+                        phase.name,
+                        step.id
+                    );
                     let sub = match which {
                         MigrationsCommand::Up => "up",
                         MigrationsCommand::Finish => "finish",

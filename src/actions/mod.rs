@@ -32,6 +32,7 @@
 //! command: it streams the output into the log and honours abort and timeouts.
 
 pub mod commands;
+pub mod kong;
 pub mod traffic;
 
 use std::collections::{BTreeMap, VecDeque};

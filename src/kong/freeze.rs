@@ -68,6 +68,10 @@ pub struct EntityPrint {
     pub ids_sha256: String,
     /// SHA-256 of every row in id order: catches an edit that left the timestamps alone.
     pub content_sha256: String,
+    /// Database source: the columns `content_sha256` covers. A later check hashes the same
+    /// columns, so a column that `kong migrations up` adds is not taken for an edit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +88,17 @@ pub enum FreezeError {
 
 /// Takes a fingerprint now.
 pub async fn take(source: &FreezeSource) -> Result<Fingerprint, FreezeError> {
+    take_like(source, None).await
+}
+
+/// Takes a fingerprint comparable with `like`: database rows are hashed over the columns
+/// `like` hashed (those still there).
+async fn take_like(
+    source: &FreezeSource,
+    like: Option<&Fingerprint>,
+) -> Result<Fingerprint, FreezeError> {
     let entities = match source {
-        FreezeSource::Database(target) => database_prints(target).await?,
+        FreezeSource::Database(target) => database_prints(target, like).await?,
         FreezeSource::AdminApi { client, admin_url } => admin_prints(client, admin_url).await?,
     };
     Ok(Fingerprint {
@@ -106,12 +119,13 @@ pub async fn check(
             now: source.describe(),
         });
     }
-    let now = take(source).await?;
+    let now = take_like(source, Some(before)).await?;
     Ok(compare(before, &now))
 }
 
 /// What differs between two fingerprints, one line per entity, e.g.
-/// "routes: 12 → 13, newest created_at changed".
+/// "routes: 12 → 13, newest created_at changed". An entity that appeared empty (a table a
+/// migration created) is no change.
 pub fn compare(before: &Fingerprint, now: &Fingerprint) -> Vec<String> {
     let mut names: Vec<&String> = before.entities.keys().chain(now.entities.keys()).collect();
     names.sort();
@@ -120,11 +134,20 @@ pub fn compare(before: &Fingerprint, now: &Fingerprint) -> Vec<String> {
     for name in names {
         match (before.entities.get(name), now.entities.get(name)) {
             (Some(_), None) => changes.push(format!("{name}: no longer readable")),
-            (None, Some(print)) => {
+            (None, Some(print)) if print.count > 0 => {
                 changes.push(format!("{name}: appeared with {} row(s)", print.count))
             }
             (Some(a), Some(b)) if a != b => {
                 let mut parts = Vec::new();
+                let dropped: Vec<&str> = a
+                    .columns
+                    .iter()
+                    .filter(|c| !b.columns.contains(c))
+                    .map(String::as_str)
+                    .collect();
+                if !b.columns.is_empty() && !dropped.is_empty() {
+                    parts.push(format!("column(s) gone: {}", dropped.join(", ")));
+                }
                 if a.count != b.count {
                     parts.push(format!("{} → {}", a.count, b.count));
                 }
@@ -148,14 +171,22 @@ pub fn compare(before: &Fingerprint, now: &Fingerprint) -> Vec<String> {
     changes
 }
 
-async fn database_prints(target: &PgTarget) -> Result<BTreeMap<String, EntityPrint>, PgError> {
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn database_prints(
+    target: &PgTarget,
+    like: Option<&Fingerprint>,
+) -> Result<BTreeMap<String, EntityPrint>, PgError> {
     let client = target.connect().await?;
     let mut prints = BTreeMap::new();
     for table in FREEZE_TABLES {
         let columns: Vec<String> = client
             .query(
                 "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_name = $1 AND table_schema = ANY (current_schemas(false))",
+                 WHERE table_name = $1 AND table_schema = ANY (current_schemas(false)) \
+                 ORDER BY ordinal_position",
                 &[table],
             )
             .await
@@ -177,11 +208,26 @@ async fn database_prints(target: &PgTarget) -> Result<BTreeMap<String, EntityPri
                 "NULL::text".to_string()
             }
         };
-        // The table names are ours (FREEZE_TABLES), so formatting them in is safe.
+        // The columns of the fingerprint being checked against, those still there.
+        let hashed: Vec<String> = match like.and_then(|f| f.entities.get(*table)) {
+            Some(print) if !print.columns.is_empty() => print
+                .columns
+                .iter()
+                .filter(|c| columns.contains(c))
+                .cloned()
+                .collect(),
+            _ => columns.clone(),
+        };
+        let row_expr = hashed
+            .iter()
+            .map(|c| format!("t.{}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The table names are ours (FREEZE_TABLES) and the columns are quoted.
         let sql = format!(
             "SELECT count(*), {created}, {updated}, \
              encode(sha256(convert_to(coalesce(string_agg(id::text, ',' ORDER BY id::text), ''), 'UTF8')), 'hex'), \
-             encode(sha256(convert_to(coalesce(string_agg(t::text, E'\\n' ORDER BY id::text), ''), 'UTF8')), 'hex') \
+             encode(sha256(convert_to(coalesce(string_agg(ROW({row_expr})::text, E'\\n' ORDER BY id::text), ''), 'UTF8')), 'hex') \
              FROM {table} AS t",
             created = newest("created_at"),
             updated = newest("updated_at"),
@@ -198,6 +244,7 @@ async fn database_prints(target: &PgTarget) -> Result<BTreeMap<String, EntityPri
                 newest_updated_at: row.get(2),
                 ids_sha256: row.get(3),
                 content_sha256: row.get(4),
+                columns: hashed,
             },
         );
     }
@@ -250,6 +297,7 @@ fn print_of_json(rows: &[serde_json::Value]) -> EntityPrint {
         newest_updated_at: newest("updated_at"),
         ids_sha256: hex::encode(ids.finalize()),
         content_sha256: hex::encode(content.finalize()),
+        columns: Vec::new(),
     }
 }
 

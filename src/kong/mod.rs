@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod client;
+pub mod database;
 pub mod discover;
 pub mod freeze;
 pub mod migrations;

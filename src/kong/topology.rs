@@ -44,7 +44,7 @@ pub enum NodeHealth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseView {
     pub cluster: ClusterSide,
-    /// `host:port/name`, never the password.
+    /// As `KongDatabase::describe` names it (`user@host:port/name`), never the password.
     pub address: String,
     /// e.g. "up to date", "3 pending", "needs bootstrap".
     pub schema: Option<String>,

@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::event::Event;
 use crate::kong::client::{AdminClient, AdminError, Readiness, join};
-use crate::kong::pg::{self, PgTarget};
+use crate::kong::database::KongDatabase;
+use crate::kong::pg;
 use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use crate::kong::types::{DataPlane, SyncStatus};
 use crate::plan::model::{Node, Plan, Role, TrafficDriverSpec};
@@ -27,7 +28,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 pub struct TopologyWatcher {
     client: AdminClient,
     plan: Arc<Plan>,
-    databases: Vec<(ClusterSide, PgTarget)>,
+    databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
     previous: Option<TopologySnapshot>,
     /// Drift already reported, so each is warned about once while it lasts.
     reported: BTreeSet<String>,
@@ -37,7 +38,7 @@ impl TopologyWatcher {
     pub fn new(
         client: AdminClient,
         plan: Arc<Plan>,
-        databases: Vec<(ClusterSide, PgTarget)>,
+        databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
     ) -> TopologyWatcher {
         TopologyWatcher {
             client,
@@ -126,14 +127,14 @@ impl TopologyWatcher {
         views.extend(unplanned.into_values());
 
         let databases =
-            futures::future::join_all(self.databases.iter().map(|(side, target)| async move {
-                let schema = match pg::schema_state(target).await {
+            futures::future::join_all(self.databases.iter().map(|(side, database)| async move {
+                let schema = match database.schema_state().await {
                     Ok(state) => pg::summary(&state),
                     Err(e) => format!("unreachable: {e}"),
                 };
                 DatabaseView {
                     cluster: *side,
-                    address: target.address(),
+                    address: database.describe(),
                     schema: Some(schema),
                 }
             }))
@@ -329,11 +330,12 @@ fn expected_versions(plan: &Plan, view: &NodeView) -> Vec<String> {
 }
 
 /// Runs the watcher every `interval` until `cancel`, sending `Event::Topology` each time and
-/// `Event::Warning` for each new drift. Stops when the receiver is gone.
+/// `Event::Warning` for each new drift (into the engine's `side_events`, for one). Stops
+/// when the receiver is gone.
 pub fn spawn(
     mut watcher: TopologyWatcher,
     interval: Duration,
-    events: mpsc::Sender<Event>,
+    events: mpsc::UnboundedSender<Event>,
     cancel: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -348,11 +350,11 @@ pub fn spawn(
                 _ = cancel.cancelled() => return,
                 polled = watcher.poll() => polled,
             };
-            if events.send(Event::Topology(snapshot)).await.is_err() {
+            if events.send(Event::Topology(snapshot)).is_err() {
                 return;
             }
             for warning in warnings {
-                if events.send(Event::Warning(warning)).await.is_err() {
+                if events.send(Event::Warning(warning)).is_err() {
                     return;
                 }
             }

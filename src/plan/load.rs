@@ -141,6 +141,21 @@ const DEFAULT_MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 /// The executor every plan has without declaring it.
 const LOCAL_EXECUTOR: &str = "local";
 
+/// The `type` an executor's mapping declares, as written.
+fn declared_type(node: &Node) -> Option<&str> {
+    let Value::Mapping(entries) = &node.value else {
+        return None;
+    };
+    entries
+        .iter()
+        .find_map(|(key, value)| match (&key.value, &value.value) {
+            (Value::Scalar { text: key, .. }, Value::Scalar { text, .. }) if key == "type" => {
+                Some(text.as_str())
+            }
+            _ => None,
+        })
+}
+
 /// Where things were written, for checks that span sections and for mapping the
 /// templates' errors back to the customisation entry they name.
 #[derive(Debug, Default)]
@@ -225,6 +240,7 @@ impl Loader {
             }
             None => Some(TrafficSpec {
                 driver: TrafficDriverSpec::Manual,
+                driver_given: false,
                 schedule: DEFAULT_SCHEDULE.to_vec(),
                 bake: DEFAULT_BAKE,
                 auto_advance: false,
@@ -687,7 +703,22 @@ impl Loader {
         let f = mapping(&mut self.d, node, "executors", None)?;
         let mut executors = BTreeMap::new();
         let mut ok = true;
-        for (name, _key, value) in f.entries() {
+        for (name, key, value) in f.entries() {
+            // `local` is this machine for every node and command that names no executor:
+            // another type under that name would silently send them elsewhere.
+            if name == LOCAL_EXECUTOR
+                && let Some(kind) = declared_type(value)
+                && kind != LOCAL_EXECUTOR
+            {
+                self.d.error_with_hint(
+                    key.pos,
+                    format!(
+                        "`executors.local` redefines kongup's own executor `local` (this machine) as type `{kind}`: every node and command that names no executor would run there"
+                    ),
+                    "name it differently (e.g. `kong-host`) and set that name as `executor` on the nodes and commands that should run there; `local` needs no line",
+                );
+                ok = false;
+            }
             match self.executor(value, &f.path_of(name)) {
                 Some(spec) => {
                     executors.insert(name.to_string(), spec);
@@ -813,6 +844,7 @@ impl Loader {
             boolean(d, n, "traffic.auto_advance")
         });
         Some(TrafficSpec {
+            driver_given: f.has("driver"),
             driver: driver?,
             schedule: schedule?,
             bake: bake?,

@@ -207,6 +207,10 @@ pub enum KubectlTarget {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrafficSpec {
     pub driver: TrafficDriverSpec,
+    /// Whether the plan names `traffic.driver` (`driver` is `Manual` when it does not).
+    /// Only a traditional in-place plan may leave it out: Y then answers on X's
+    /// addresses and no traffic moves.
+    pub driver_given: bool,
     /// Percentages of traffic to Y, one confirmed step each, ending at 100.
     pub schedule: Vec<u8>,
     /// How long each stage bakes while gates are evaluated.

@@ -93,10 +93,11 @@ pub fn expand(plan: &Plan) -> Result<ExpandedPlan, Vec<ExpandError>> {
     };
     customise(&mut phases, &plan.steps)?;
     for phase in &mut phases {
+        let (name, strategy) = (phase.name, phase.strategy);
         for step in &mut phase.steps {
             let commands = std::mem::take(&mut step.commands);
-            step.commands = place_commands(plan, phase.name, &step.kind, commands);
-            let note = common::kongup_note(step, plan);
+            step.commands = place_commands(plan, name, &step.kind, commands);
+            let note = common::kongup_note(step, plan, name, strategy);
             if !step.instruction.is_empty() {
                 step.instruction.push_str("\n\n");
             }
@@ -144,7 +145,7 @@ fn decide(plan: &Plan) -> (Strategy, String) {
 fn describe(strategy: Strategy, mode: Mode) -> &'static str {
     match (strategy, mode) {
         (Strategy::DualCluster, _) => {
-            "a new cluster Y with its own database, restored from X's backup, runs beside X while traffic moves over gradually. Kong's safest strategy, with no planned downtime."
+            "a new cluster Y with its own database, restored from X's backup and migrated, runs beside X while traffic moves over gradually. Kong's safest strategy, with no planned downtime."
         }
         (Strategy::InPlace, Mode::Hybrid) => {
             "X's control planes stop and Y's migrate and reuse X's database. It needs the fewest resources; the Admin API is down meanwhile while the data planes keep proxying."
@@ -550,6 +551,8 @@ pub(crate) mod sample {
     }
 
     /// A plan that the loader would accept, for `mode` and `strategy`, from 3.4.1 to 3.4.3.
+    /// It names a (manual) traffic driver except in traditional in-place, the one case
+    /// that may leave it out.
     pub(crate) fn plan(mode: Mode, strategy: StrategyChoice) -> Plan {
         let fixed = match strategy {
             StrategyChoice::Fixed(s) => Some(s),
@@ -579,6 +582,7 @@ pub(crate) mod sample {
             executors: BTreeMap::from([("local".to_string(), ExecutorSpec::Local)]),
             traffic: TrafficSpec {
                 driver: TrafficDriverSpec::Manual,
+                driver_given: !(mode == Mode::Traditional && fixed == Some(Strategy::InPlace)),
                 schedule: vec![1, 5, 25, 50, 100],
                 bake: Duration::from_secs(300),
                 auto_advance: false,
@@ -688,14 +692,17 @@ mod tests {
             "provision-db-y",
             "restore-db",
             "configure-y",
+            "migrations-up",
+            "migrations-finish",
             "start-y",
             "staging-tests",
         ];
         expected.extend(SHIFTS);
         expected.extend(["monitor", "go-no-go", "decommission-x", "resume-writes"]);
         assert_eq!(ids(phase), expected);
+        // The migrations are kongup's: the guide leaves them implicit between 5.4 and 5.5.
         let mut guide = vec![
-            "", "1", "2", "3", "4", "5.1", "5.2", "5.3", "5.4", "5.5", "5.6",
+            "", "1", "2", "3", "4", "5.1", "5.2", "5.3", "5.4", "", "", "5.5", "5.6",
         ];
         guide.extend(["6"; 5]);
         guide.extend(["7", "8", "9", ""]);
@@ -743,6 +750,68 @@ mod tests {
                 .iter()
                 .any(|s| matches!(s.kind, StepKind::ShiftTraffic { .. }))
         );
+    }
+
+    #[test]
+    fn in_place_with_a_traffic_driver_sends_the_traffic_to_y_once_it_is_started_and_tested() {
+        let mut p = plan(Mode::Traditional, StrategyChoice::Fixed(Strategy::InPlace));
+        p.traffic.driver_given = true;
+        p.traffic.bake = Duration::from_secs(42);
+        let expanded = expand(&p).unwrap();
+        let phase = &expanded.phases[0];
+        let order = ids(phase);
+        let at = |id: &str| order.iter().position(|s| *s == id).unwrap();
+        // After start-y and Y's smoke tests, before the monitoring.
+        assert_eq!(at("start-y") + 1, at("staging-tests"));
+        assert_eq!(at("staging-tests") + 1, at("switch-traffic"));
+        assert_eq!(at("switch-traffic") + 1, at("monitor"));
+        let switch = step(phase, "switch-traffic");
+        assert_eq!(
+            switch.kind,
+            StepKind::ShiftTraffic {
+                y_percent: 100,
+                bake: Duration::from_secs(42)
+            }
+        );
+        assert_eq!(switch.guide_ref, "");
+        assert!(switch.changes && !switch.irreversible);
+        assert!(switch.instruction.contains("X 0% / Y 100%"));
+        assert!(
+            switch
+                .instruction
+                .contains("restored from the backup and X started again"),
+            "{}",
+            switch.instruction
+        );
+        let rollback = switch.rollback.as_ref().unwrap();
+        assert_eq!(rollback.kind, RollbackKind::TrafficToX);
+        assert!(rollback.instruction.contains("database is restored"));
+        assert!(
+            step(phase, "start-y")
+                .instruction
+                .contains("switch-traffic")
+        );
+        // The other guide steps keep their order around it.
+        let mut without: Vec<&str> = order.clone();
+        without.retain(|id| *id != "switch-traffic");
+        assert_eq!(
+            without,
+            ids(&fixed(Mode::Traditional, Strategy::InPlace).phases[0])
+        );
+
+        // Without a driver Y takes X's addresses: no step moves traffic, and start-y says so.
+        p.traffic.driver_given = false;
+        let expanded = expand(&p).unwrap();
+        assert!(!ids(&expanded.phases[0]).contains(&"switch-traffic"));
+        assert!(
+            step(&expanded.phases[0], "start-y")
+                .instruction
+                .contains("names no traffic driver")
+        );
+
+        // Hybrid control planes carry no proxy traffic, driver or not.
+        let hybrid = fixed(Mode::Hybrid, Strategy::InPlace);
+        assert!(!ids(&hybrid.phases[0]).contains(&"switch-traffic"));
     }
 
     #[test]
@@ -824,13 +893,38 @@ mod tests {
             // `up` alone keeps X working.
             assert!(!step(&expanded.phases[0], "migrations-up").irreversible);
         }
-        let dual = fixed(Mode::Traditional, Strategy::DualCluster);
-        assert!(
-            !dual.phases[0]
-                .steps
-                .iter()
-                .any(|s| matches!(s.kind, StepKind::Migrations(_)))
-        );
+    }
+
+    #[test]
+    fn dual_cluster_migrates_ys_database_before_starting_y_and_it_is_reversible() {
+        for mode in [Mode::Traditional, Mode::Hybrid] {
+            let expanded = fixed(mode, Strategy::DualCluster);
+            let phase = &expanded.phases[0];
+            let order = ids(phase);
+            let at = |id: &str| order.iter().position(|s| *s == id).unwrap();
+            assert_eq!(at("configure-y") + 1, at("migrations-up"), "{mode:?}");
+            assert_eq!(at("migrations-up") + 1, at("migrations-finish"), "{mode:?}");
+            assert_eq!(at("migrations-finish") + 1, at("start-y"), "{mode:?}");
+            let up = step(phase, "migrations-up");
+            let finish = step(phase, "migrations-finish");
+            assert_eq!(up.kind, StepKind::Migrations(MigrationsCommand::Up));
+            assert_eq!(finish.kind, StepKind::Migrations(MigrationsCommand::Finish));
+            for migrations in [up, finish] {
+                assert_eq!(migrations.guide_ref, "", "{mode:?}");
+                assert!(migrations.changes);
+                // X keeps its own database: nothing here is the point of no return, and a
+                // rollback has nothing to restore (X's database was never migrated).
+                assert!(!migrations.irreversible, "{mode:?} {}", migrations.id);
+                assert_eq!(migrations.rollback, None, "{mode:?} {}", migrations.id);
+                assert!(
+                    migrations.instruction.contains("leaves it implicit"),
+                    "{}",
+                    migrations.instruction
+                );
+            }
+            assert!(finish.instruction.contains("not the point of no return"));
+            assert!(finish.instruction.contains("restore-db"));
+        }
     }
 
     #[test]
@@ -1016,7 +1110,7 @@ mod tests {
         let cp_ids = |strategy| ids(&fixed(Mode::Hybrid, strategy).phases[0]).join(" ");
         assert_eq!(
             cp_ids(Strategy::DualCluster),
-            "preflight freeze-writes backup review-considerations review-breaking-changes deploy-y provision-db-y restore-db configure-y start-y staging-tests switch-control-plane monitor go-no-go decommission-x"
+            "preflight freeze-writes backup review-considerations review-breaking-changes deploy-y provision-db-y restore-db configure-y migrations-up migrations-finish start-y staging-tests switch-control-plane monitor go-no-go decommission-x"
         );
         assert_eq!(
             cp_ids(Strategy::InPlace),

@@ -321,21 +321,9 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
         "lab",
         &["pg_restore", "--clean", "--if-exists", "-d", "kong_y", dump],
     );
-    let migrate_then_start = |node: &str| {
-        vec![
-            cmd(node, &["kong", "migrations", "up", "--db-timeout", "60"]),
-            cmd(
-                node,
-                &["kong", "migrations", "finish", "--db-timeout", "60"],
-            ),
-        ]
-    };
     let step = |id: &str, commands: Vec<DemoCommand>| (id.to_string(), commands);
     match endpoints.scenario {
         Scenario::DualCluster => {
-            let first_y = all_y[0].as_str();
-            let mut start_y = migrate_then_start(first_y);
-            start_y.extend(on_each(&all_y, &["kong", "start"]));
             vec![
                 step("backup", vec![pg_dump(&all_x[0])]),
                 step("deploy-y", on_each(&all_y, &["lab", "install"])),
@@ -344,7 +332,7 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
                     "configure-y",
                     on_each(&all_y, &["kong", "check", "/etc/kong/kong.conf"]),
                 ),
-                step("start-y", start_y),
+                step("start-y", on_each(&all_y, &["kong", "start"])),
                 step("decommission-x", on_each(&all_x, &["lab", "decommission"])),
             ]
         }
@@ -384,8 +372,6 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
             let y_cps = names(endpoints, Y, Some(Role::ControlPlane));
             let x_dps = names(endpoints, X, Some(Role::DataPlane));
             let y_dps = names(endpoints, Y, Some(Role::DataPlane));
-            let mut start_cp = migrate_then_start(&y_cps[0]);
-            start_cp.extend(on_each(&y_cps, &["kong", "start"]));
             vec![
                 step("control-plane/backup", vec![pg_dump(&x_cps[0])]),
                 step(
@@ -397,7 +383,7 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
                     "control-plane/configure-y",
                     on_each(&y_cps, &["kong", "check", "/etc/kong/kong.conf"]),
                 ),
-                step("control-plane/start-y", start_cp),
+                step("control-plane/start-y", on_each(&y_cps, &["kong", "start"])),
                 step(
                     "control-plane/decommission-x",
                     on_each(&x_cps, &["lab", "decommission"]),
@@ -520,14 +506,6 @@ pub fn demo_plan_yaml_with(
             let _ = writeln!(y, "      - run: [{}]", argv.join(", "));
             let _ = writeln!(y, "        executor: {}", command.executor);
         }
-    }
-    if endpoints.scenario == Scenario::InPlace {
-        // In place, Y takes X's addresses and the balancer is left as it is; the lab's Y
-        // has addresses of its own, so the balancer is pointed at them.
-        let _ = writeln!(
-            y,
-            "  insert:\n    - after: start-y\n      id: point-balancer-at-y\n      title: Send the traffic to Y\n      instruction: Y has replaced X; the load balancer now sends every request to Y's proxies.\n      commands:\n        - run: [lab, split, '0', '100']\n          executor: lab"
-        );
     }
     if endpoints.scenario == Scenario::Hybrid {
         // Control planes proxy nothing and Y has no data planes yet: a bake there has no

@@ -47,6 +47,7 @@ pub fn plan_named(name: &str) -> Plan {
         executors: BTreeMap::from([("local".to_string(), ExecutorSpec::Local)]),
         traffic: TrafficSpec {
             driver: TrafficDriverSpec::Manual,
+            driver_given: false,
             schedule: vec![50, 100],
             bake: Duration::from_secs(1),
             auto_advance: false,

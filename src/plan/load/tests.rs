@@ -725,6 +725,37 @@ fn a_rolling_upgrade_needs_a_traffic_driver() {
 }
 
 #[test]
+fn an_in_place_plan_with_a_traffic_driver_gets_a_step_that_sends_traffic_to_y() {
+    let steps = |source: &str| -> (bool, Vec<String>) {
+        let loaded = parse_plan(source, "plan.yaml").unwrap();
+        let ids = loaded.expanded.phases[0]
+            .steps
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
+        (loaded.plan.traffic.driver_given, ids)
+    };
+    // No driver: Y answers on X's addresses.
+    let (given, ids) = steps(MINIMAL);
+    assert!(!given);
+    assert!(!ids.iter().any(|id| id == "switch-traffic"));
+    // A `traffic` section without a driver is still no driver.
+    let (given, _) = steps(&minimal_with("traffic:\n  bake: 1m\n"));
+    assert!(!given);
+    // Any driver, `manual` included, says Y runs elsewhere.
+    for driver in ["{type: manual}", "{type: command, set: [split, \"{y}\"]}"] {
+        let (given, ids) = steps(&minimal_with(&format!("traffic:\n  driver: {driver}\n")));
+        assert!(given, "{driver}");
+        let start = ids.iter().position(|id| id == "start-y").unwrap();
+        assert_eq!(
+            ids[start + 1..start + 3],
+            ["staging-tests", "switch-traffic"],
+            "{driver}"
+        );
+    }
+}
+
+#[test]
 fn referenced_executors_must_exist() {
     let source = MINIMAL.replace(
         "      - name: x1\n",
@@ -887,6 +918,37 @@ fn urls_must_be_http_or_https() {
         20,
         "`tcp://kong:9000` is not an http or https URL (scheme `tcp`)",
     );
+}
+
+#[test]
+fn executors_local_cannot_be_redefined_as_another_type() {
+    let source =
+        minimal_with("executors:\n  kong-x: {type: local}\n  local: {type: ssh, host: 10.0.0.9}\n");
+    let d = single(&source);
+    assert_at(
+        &d,
+        17,
+        3,
+        "`executors.local` redefines kongup's own executor `local` (this machine) as type `ssh`",
+    );
+    assert!(hint(&d).contains("name it differently"), "{d}");
+    // Its own mistakes are reported with it.
+    let found = errors(&minimal_with("executors:\n  local: {type: kubectl}\n"));
+    let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(found.len(), 2, "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("as type `kubectl`")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("needs `pod` or `selector`"))
+    );
+    // Declaring it as what it is changes nothing.
+    let loaded = parse_plan(
+        &minimal_with("executors:\n  local: {type: local}\n"),
+        "plan.yaml",
+    )
+    .unwrap();
+    assert_eq!(loaded.plan.executors["local"], ExecutorSpec::Local);
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Pieces every strategy template uses: the step builder, the rollback counterparts, the
 //! steps that look alike in every guide, and what kongup does for each kind of step.
 
-use crate::plan::model::{Plan, TrafficDriverSpec};
+use crate::plan::model::{DatabaseKind, Plan, Strategy, TrafficDriverSpec};
 use crate::plan::steps::{
-    BackupKind, ClusterSide, MigrationsCommand, RollbackAction, RollbackKind, Step, StepKind,
+    BackupKind, ClusterSide, MigrationsCommand, PhaseName, RollbackAction, RollbackKind, Step,
+    StepKind,
 };
 
 /// What a phase upgrades. The guides are written for a traditional cluster; control planes
@@ -264,7 +265,12 @@ pub(super) fn resume_writes() -> Step {
 
 /// kongup's part of a step, appended to its instruction once the plan's customisation is
 /// applied (so it can say whether commands will run).
-pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
+pub(super) fn kongup_note(
+    step: &Step,
+    plan: &Plan,
+    phase: PhaseName,
+    strategy: Strategy,
+) -> String {
     let commands = !step.commands.is_empty();
     let run_commands = "runs the commands the plan gives this step";
     // Steps whose work is done by the plan's commands, or else by the operator.
@@ -282,10 +288,17 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
         StepKind::Manual => format!("{by_hand_or_commands}."),
         StepKind::Review => "kongup runs nothing here: read, then confirm.".to_string(),
         StepKind::Preflight => format!(
-            "kongup checks that the upgrade path {} -> {} is supported, that every node in the plan answers and runs the version the plan says, and that no migrations are left pending by an earlier upgrade.",
-            plan.from, plan.to
+            "kongup checks that the upgrade path {} -> {} is supported, that X's nodes answer and run {} in the role the plan gives them, notes which of Y's nodes already answer,{} and refuses any plan command that runs `kong migrations reset` or `bootstrap -f`.",
+            plan.from,
+            plan.to,
+            plan.from,
+            if plan.database == DatabaseKind::Postgres && strategy != Strategy::Rolling {
+                " checks that no migrations are left pending in X's database by an earlier upgrade,"
+            } else {
+                ""
+            }
         ),
-        StepKind::FreezeWrites => "kongup records a fingerprint of the configuration (entity counts and newest changes) and compares it before every traffic step and before `kong migrations finish`: a change stops the run. Tell everyone who writes configuration to stop now.".to_string(),
+        StepKind::FreezeWrites => "Tell everyone who writes configuration (Admin API, Kong Manager, decK, the database) to stop, then confirm: kongup records a fingerprint of the configuration (entity counts, ids, newest changes, row contents) from X's database, else X's Admin API, and compares it before every traffic step and before `kong migrations up` and `finish`: a change stops the step.".to_string(),
         StepKind::Backup(BackupKind::Database) => "kongup dumps X's database with `pg_dump -Fc` into the run directory, records its SHA-256 and checks it with `pg_restore --list`; it does not go on without a verified backup.".to_string(),
         StepKind::Backup(BackupKind::Declarative) => {
             let mut note = "kongup dumps the configuration with `deck gateway dump` when decK is installed, else exports the core entities through X's Admin API".to_string();
@@ -306,7 +319,7 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
         ),
         StepKind::Backup(BackupKind::StaticFiles) => match &plan.backup.kong_conf {
             Some(conf) => format!(
-                "kongup fetches {} through the node's executor into the run directory.",
+                "kongup fetches {} from each of X's nodes through its executor into the run directory.",
                 conf.display()
             ),
             None => "kongup fetches the static files the plan names through the node's executor into the run directory.".to_string(),
@@ -318,20 +331,25 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
             ),
             None => "kongup creates Y's database and restores X's backup into it with `pg_restore`.".to_string(),
         },
-        StepKind::DeployNodes { .. } | StepKind::Decommission { .. } => {
-            format!("{by_hand_or_commands}.")
-        }
-        StepKind::StartNodes { cluster } => format!(
-            "{by_hand_or_commands}; kongup then waits for {}'s nodes to answer on their Admin API with version {}.",
-            cluster.as_str().to_uppercase(),
+        StepKind::DeployNodes { cluster } if strategy != Strategy::Rolling => format!(
+            "{by_hand_or_commands}. {} starts later, at its own step, where kongup waits for it.",
+            cluster.as_str().to_uppercase()
+        ),
+        StepKind::DeployNodes { cluster } | StepKind::StartNodes { cluster } => format!(
+            "{by_hand_or_commands}; kongup then waits until {} are up: Kong {} on the Admin API and 200 on /status/ready, for each URL the plan gives.",
+            nodes_of(*cluster, phase),
             match cluster {
                 ClusterSide::Y => plan.to,
                 ClusterSide::X => plan.from,
             }
         ),
         StepKind::StopNodes { cluster } => format!(
-            "{by_hand_or_commands}; kongup then waits until {}'s nodes stop answering.",
-            cluster.as_str().to_uppercase()
+            "{by_hand_or_commands}; kongup then waits until {} stop answering, report draining, or another version answers at their address.",
+            nodes_of(*cluster, phase)
+        ),
+        StepKind::Decommission { cluster } => format!(
+            "{by_hand_or_commands}; kongup then waits until {} stop answering (or another version answers at their address).",
+            nodes_of(*cluster, phase)
         ),
         StepKind::Migrations(command) => {
             let name = match command {
@@ -351,7 +369,7 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
                 MigrationsCommand::Finish => "no migration may be left pending",
             };
             format!(
-                "kongup runs `{}` on a Y node's executor, streams its output, then reads `schema_meta`: {verify}.{then_commands}",
+                "kongup checks the configuration is unchanged since the freeze, runs `{}` on the executor of Y's first node (first control plane in hybrid mode; locally when it names none), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}",
                 argv.join(" ")
             )
         }
@@ -369,7 +387,7 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
             let split = format!("X {}% / Y {}%", 100 - u16::from(*y_percent), y_percent);
             let bake = humantime::format_duration(*bake);
             let how = match &plan.traffic.driver {
-                TrafficDriverSpec::Manual => format!("Set the split to {split} on your load balancer and confirm; kongup"),
+                TrafficDriverSpec::Manual => format!("Set the split to {split} on your load balancer and confirm; kongup checks the configuration is unchanged since the freeze, and"),
                 driver => format!("kongup checks the configuration is unchanged since the freeze, sets the split to {split} through the {} driver, checks it took effect, and", driver.kind()),
             };
             format!("{how} then bakes for {bake} while the gates compare Y with X. Press R at any time to send all traffic back to X.{then_commands}")
@@ -379,4 +397,14 @@ pub(super) fn kongup_note(step: &Step, plan: &Plan) -> String {
             humantime::format_duration(*duration)
         ),
     }
+}
+
+/// "Y's control planes", "X's nodes": what a node step of this phase acts on.
+fn nodes_of(cluster: ClusterSide, phase: PhaseName) -> String {
+    let what = match phase {
+        PhaseName::ControlPlane => "control planes",
+        PhaseName::DataPlane => "data planes",
+        PhaseName::Cluster | PhaseName::Rollback => "nodes",
+    };
+    format!("{}'s {what}", cluster.as_str().to_uppercase())
 }

@@ -6,8 +6,12 @@ use super::common::{
     review_considerations, shift_traffic, stop_y, unfreeze_writes,
 };
 use super::control_planes;
+use super::in_place::FORCE_CAUTION;
 use crate::plan::model::Plan;
-use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
+use crate::plan::steps::{BackupKind, ClusterSide, MigrationsCommand, Step, StepKind};
+
+/// Why kongup adds the migrations the guide leaves implicit, said in both steps.
+const MIGRATIONS_IMPLICIT: &str = "Not a numbered step of Kong's dual-cluster guide, so it has no guide number: kongup adds it between 5.4 (configure Y) and 5.5 (start Y). The guide leaves it implicit: the backup restored in 5.3 holds X's schema, and Kong refuses to start on a database with new migrations available (\"run 'kong migrations up'\"), so Y's database is migrated the way Kong's in-place guide migrates X's (its steps 7 and 8).";
 
 /// Kong's caveat about the two databases, shown with the plan's warnings.
 pub(super) const LIMITATION: &str = "Dual-cluster: runtime data kept in the database is not synced between X's and Y's databases during the upgrade, so database-backed counters (Rate Limiting Advanced with a database strategy, Vitals) are inaccurate until X is gone; how much depends on the plugin's window_size and the length of the upgrade.";
@@ -97,6 +101,26 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         )
         .guide("Configure the new cluster Y to point to the new database.")
         .note("In kong.conf: pg_host, pg_port, pg_database, pg_user and pg_password (or the KONG_PG_* environment variables).")
+        .changes()
+        .build(),
+        Draft::new(
+            "migrations-up",
+            "",
+            "Migrate Y's database: kong migrations up",
+            StepKind::Migrations(MigrationsCommand::Up),
+        )
+        .guide(&format!("{MIGRATIONS_IMPLICIT}\n\nMigrate the database to the new version by running kong migrations up.\n\n{FORCE_CAUTION}"))
+        .note("It runs against Y's database only (the one configure-y points Y at); X's database is not touched.")
+        .changes()
+        .build(),
+        Draft::new(
+            "migrations-finish",
+            "",
+            "Finish the migrations on Y's database: kong migrations finish",
+            StepKind::Migrations(MigrationsCommand::Finish),
+        )
+        .guide(&format!("{MIGRATIONS_IMPLICIT}\n\nWhen complete, run kong migrations finish.\n\n{FORCE_CAUTION}"))
+        .note("Unlike in-place and blue-green, this is not the point of no return: X keeps serving from its own database, which no migration touches. If Y's database goes wrong, restore X's backup into it again (restore-db) and migrate again; a rollback has nothing to undo here, since X never used this database.")
         .changes()
         .build(),
         Draft::new(

@@ -1,6 +1,7 @@
 //! Kong's in-place upgrade (kong-upgrade-docs/in-place), for a traditional cluster or the
-//! control planes of a hybrid deployment. X stops, Y migrates X's database: no traffic
-//! shifting, downtime on a traditional cluster.
+//! control planes of a hybrid deployment. X stops, Y migrates X's database: no gradual
+//! traffic shift, downtime on a traditional cluster. When Y runs on machines of its own
+//! (the plan names a traffic driver), one step sends all traffic to Y once it has started.
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, restore_database, resume_writes,
@@ -8,12 +9,21 @@ use super::common::{
 };
 use super::control_planes;
 use crate::plan::model::Plan;
-use crate::plan::steps::{BackupKind, ClusterSide, MigrationsCommand, Step, StepKind};
+use crate::plan::steps::{
+    BackupKind, ClusterSide, MigrationsCommand, RollbackAction, RollbackKind, Step, StepKind,
+};
 
 /// The guide's caution about plugins added to the installation.
 pub(super) const FORCE_CAUTION: &str = "Caution: When adding new plugins to the existing installation (either manually or via the extension of bundled plugins), the kong migrations finish or kong migrations up must be run with the -f flag to forcefully upgrade the plugin schemas.";
 
 pub(super) const FINISH_IRREVERSIBLE: &str = "After `kong migrations finish` cluster X can no longer use this database: going back means restoring the backup over it, and anything written since the backup is lost.";
+
+/// Y on machines of its own: the traffic moves to it once it has started. Only for a
+/// traditional cluster whose plan names a traffic driver; without one Y takes X's
+/// addresses, and hybrid control planes carry no proxy traffic.
+fn moves_traffic(plan: &Plan, target: Target) -> bool {
+    target == Target::Cluster && plan.traffic.driver_given
+}
 
 pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
     let stop_note = match target {
@@ -111,7 +121,8 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         .guide("Start the new cluster Y.")
         .note(match target {
             Target::ControlPlanes => "X's data planes reconnect to Y's control planes if Y took X's address (same major version only).",
-            _ => "Proxy traffic must now reach Y: same addresses as X, or point the load balancer at Y.",
+            _ if moves_traffic(plan, target) => "Y runs on machines of its own: once the smoke tests pass, switch-traffic sends the proxy traffic to it.",
+            _ => "The plan names no traffic driver, so nothing moves traffic: Y must answer on X's addresses (the same machines, or names moved to Y). If Y runs elsewhere, add `traffic.driver` to the plan (`manual` if you repoint the load balancer yourself) and kongup adds a step that sends the traffic to Y.",
         })
         .changes()
         .rollback(stop_y(target))
@@ -132,6 +143,31 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         .guide(staging_guide)
         .build()
     });
+    // Y is smoke-tested through its own proxies before any client reaches it: a Y that
+    // answers wrongly is worse than the downtime the test adds.
+    if moves_traffic(plan, target) {
+        steps.push(
+            Draft::new(
+                "switch-traffic",
+                "",
+                "Send all traffic to Y",
+                StepKind::ShiftTraffic {
+                    y_percent: 100,
+                    bake: plan.traffic.bake,
+                },
+            )
+            .guide("Not a numbered step of Kong's in-place guide: kongup adds it. The guide allows Y on other machines (\"this strategy does not prevent you from deploying the new cluster Y on a different machine\"); then the load balancer must send the traffic to Y once it has started. kongup does it after the smoke tests, so that no client reaches a Y that answers wrongly. There is no gradual shift: X is stopped, so the proxy is down until this step.")
+            .note("Switching back to X takes more than the load balancer: X is stopped and, after `kong migrations finish`, cannot serve from the database. The database must be restored from the backup and X started again before the traffic goes back to X.")
+            .changes()
+            .rollback(RollbackAction {
+                title: "Send all traffic back to X".to_string(),
+                instruction: "X is stopped and, after `kong migrations finish`, cannot serve from the database: send the traffic back only once the database is restored from the backup and X runs again. Then set the split to 100% X, 0% Y and check that it took effect.".to_string(),
+                kind: RollbackKind::TrafficToX,
+                irreversible: false,
+            })
+            .build(),
+        );
+    }
     steps.push(monitor(plan, "10", "Actively monitor all proxy metrics."));
     steps.push(go_no_go(
         "11",

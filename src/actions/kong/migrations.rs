@@ -1,0 +1,214 @@
+//! `kong migrations up` and `finish` on a Y node's executor, with the database settings in
+//! the command's environment, then a read of `schema_meta` to check they did what they
+//! should. Both first pass the freeze guard (`finish` is the point of no return); after
+//! them the fingerprint is taken again, because migrations rewrite rows by design and the
+//! guard of later steps must not take that for a write.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{KongAccess, freeze, phase_for_preview, side_name};
+use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
+use crate::engine::toolbox::Toolbox;
+use crate::exec::OutputLine;
+use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};
+use crate::kong::pg;
+use crate::plan::model::Plan;
+use crate::plan::placement::step_nodes;
+use crate::plan::steps::{ClusterSide, MigrationsCommand, PhaseName, Step, StepKind};
+
+pub struct Migrations {
+    access: Arc<KongAccess>,
+}
+
+impl Migrations {
+    pub fn new(access: Arc<KongAccess>) -> Migrations {
+        Migrations { access }
+    }
+}
+
+fn command_of(step: &Step) -> Option<MigrationsCommand> {
+    match step.kind {
+        StepKind::Migrations(command) => Some(command),
+        _ => None,
+    }
+}
+
+/// The executor `kong migrations` runs on: that of the node the step's commands are placed
+/// on (Y's first node of the phase's role; `local` when it names none), else this machine.
+fn executor_name(plan: &Plan, phase: PhaseName, kind: &StepKind) -> (String, Option<String>) {
+    match step_nodes(plan, phase, kind).first() {
+        Some(node) => (
+            node.executor.clone().unwrap_or_else(|| "local".to_string()),
+            Some(node.name.clone()),
+        ),
+        None => ("local".to_string(), None),
+    }
+}
+
+#[async_trait::async_trait]
+impl StepAction for Migrations {
+    fn describe(&self, step: &Step, plan: &Plan, toolbox: &Toolbox) -> Vec<String> {
+        let Some(command) = command_of(step) else {
+            return Vec::new();
+        };
+        let mut lines = vec![freeze::describe_guard(&self.access, plan)];
+        let (_, phase) = phase_for_preview(plan, step);
+        let (executor, node) = executor_name(plan, phase, &step.kind);
+        let place = toolbox
+            .executors
+            .get(&executor)
+            .map_or_else(|| format!("executor '{executor}'"), |e| e.describe());
+        let database = self.access.y_runs_on().map_or_else(
+            || "the database (none in the plan: the step will refuse)".to_string(),
+            |d| d.describe(),
+        );
+        lines.push(format!(
+            "run `{}` on {}{place} (timeout {}), with the settings of {database} in its \
+             environment (KONG_PG_*; the password only there)",
+            build_command(&plan.migrations, command).display(),
+            node.map(|n| format!("y/{n}: ")).unwrap_or_default(),
+            humantime::format_duration(plan.migrations.timeout)
+        ));
+        lines.push(match command {
+            MigrationsCommand::Up => format!(
+                "then read schema_meta on {database}: the new migrations must be recorded, \
+                 those with a teardown as pending"
+            ),
+            MigrationsCommand::Finish => {
+                format!("then read schema_meta on {database}: no migration may be left pending")
+            }
+        });
+        lines.push(
+            "then take the configuration fingerprint again: migrations rewrite rows by design"
+                .to_string(),
+        );
+        lines
+    }
+
+    async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
+        let Some(command) = command_of(&ctx.step) else {
+            return Err(ActionError::Failed(format!(
+                "{} is not a migrations step",
+                ctx.step_ref
+            )));
+        };
+        // The plan's own commands for this step run after the action: refuse them now.
+        let forbidden: Vec<String> = ctx
+            .step
+            .commands
+            .iter()
+            .filter_map(|spec| check_command(&spec.program).err())
+            .map(|e| e.to_string())
+            .collect();
+        if !forbidden.is_empty() {
+            return Ok(StepOutcome::failed(forbidden.join("; ")));
+        }
+        let Some(database) = self.access.y_runs_on().cloned() else {
+            return Ok(StepOutcome::failed(
+                "the plan names no database (clusters.x.database, or clusters.y.database for \
+                 dual-cluster): kongup cannot check the migrations without it; add it",
+            ));
+        };
+        if let Some(stopped) = freeze::guard_step(ctx, &self.access).await? {
+            return Ok(stopped);
+        }
+        let before = match database.schema_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                return Ok(StepOutcome::failed(format!(
+                    "cannot read schema_meta before the migrations: {e}"
+                )));
+            }
+        };
+        ctx.log.note(&format!(
+            "{} before: {}",
+            database.describe(),
+            pg::summary(&before)
+        ));
+        let (executor_name, node) = executor_name(&ctx.plan, ctx.step_ref.phase, &ctx.step.kind);
+        let executor = ctx.executor(&executor_name)?;
+        let plan = ctx.plan.clone();
+        ctx.log.note(&format!(
+            "$ {}   [on {}{}, timeout {}]",
+            build_command(&plan.migrations, command).display(),
+            node.map(|n| format!("{} node {n}, ", side_name(ClusterSide::Y)))
+                .unwrap_or_default(),
+            executor.describe(),
+            humantime::format_duration(plan.migrations.timeout)
+        ));
+        let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(256);
+        let sink = ctx.log.clone();
+        let forward = async move {
+            while let Some(line) = lines_rx.recv().await {
+                sink.line(line.stream, &line.text);
+            }
+        };
+        let (result, ()) = tokio::join!(
+            migrations::run(
+                executor.as_ref(),
+                &plan.migrations,
+                command,
+                database.kong_env(),
+                lines_tx,
+                ctx.cancel.clone(),
+            ),
+            forward
+        );
+        if let Err(error) = result {
+            let mut detail = error.to_string();
+            if let MigrationsError::Failed {
+                diagnosis: Some(Diagnosis::LockHeld),
+                ..
+            } = &error
+            {
+                detail.push_str(&match database.migrations_lock().await {
+                    Ok(Some(lock)) => format!(
+                        " The lock now: owner {}, ttl {} ({}).",
+                        lock.owner.as_deref().unwrap_or("unknown"),
+                        lock.ttl.as_deref().unwrap_or("none"),
+                        if lock.expired {
+                            "expired: retrying removes it"
+                        } else {
+                            "not expired"
+                        }
+                    ),
+                    Ok(None) => " The lock is gone now: retry the step.".to_string(),
+                    Err(e) => format!(" The lock could not be read: {e}."),
+                });
+            }
+            return Ok(StepOutcome::failed(detail));
+        }
+        let after = match database.schema_state().await {
+            Ok(state) => state,
+            Err(e) => {
+                return Ok(StepOutcome::failed(format!(
+                    "cannot check schema_meta after the migrations: {e}"
+                )));
+            }
+        };
+        let address = database.describe();
+        let verified = match command {
+            MigrationsCommand::Up => migrations::verify_after_up(&before, &after, &address),
+            MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
+        };
+        let note = match verified {
+            Ok(note) => note,
+            Err(e) => return Ok(StepOutcome::failed(e.to_string())),
+        };
+        ctx.log.note(&format!("{address} after: {note}"));
+        let key = match command {
+            MigrationsCommand::Up => "migrations.up",
+            MigrationsCommand::Finish => "migrations.finish",
+        };
+        ctx.record_fact(key, pg::summary(&after)).await?;
+        if let Some(summary) = freeze::retake(ctx, &self.access).await? {
+            ctx.log.note(&format!(
+                "configuration fingerprint taken again after the migrations ({summary}): later \
+                 freeze checks compare with it"
+            ));
+        }
+        Ok(StepOutcome::succeeded(note))
+    }
+}

@@ -1,0 +1,232 @@
+//! The backup actions through the engine: the declarative configuration (a copy and an
+//! Admin API export), keyring and `kong.conf` fetched through the local executor, the
+//! refusal of a missing or empty file, and the dual-cluster restore into Y's database.
+
+mod engine_support;
+mod kong_actions_support;
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use engine_support::*;
+use kong_actions_support::*;
+use kongup::actions::kong::facts::{self, DATABASE_BACKUP};
+use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
+use kongup::engine::{Command, Event, StepState};
+use kongup::plan::model::{DatabaseSpec, Node, Plan, Role, SecretRef, Strategy};
+use kongup::plan::steps::{BackupKind, StepKind};
+use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
+
+fn kit_for(plan: &Plan) -> Kit {
+    let mut kit = kit();
+    let access = KongAccess::for_plan(plan).unwrap().with_waits(Waits {
+        tools: Duration::from_secs(30),
+        ..Waits::default()
+    });
+    register_kong_actions(&mut kit.toolbox.actions, access);
+    kit
+}
+
+async fn run_step(run: &mut TestRun, id: &str) -> (StepState, String) {
+    run.send(Command::Confirm {
+        step: cluster(id),
+        typed: None,
+    })
+    .await;
+    let event = run
+        .wait_for(&format!("{id} to end"), |e| {
+            matches!(e, Event::StepChanged { step, state, .. }
+                if *step == cluster(id) && matches!(state, StepState::Succeeded | StepState::Failed))
+        })
+        .await;
+    match event {
+        Event::StepChanged { state, detail, .. } => (state, detail.unwrap_or_default()),
+        _ => unreachable!(),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn x_node(url: &str) -> Node {
+    Node {
+        name: "x1".into(),
+        admin_url: Some(url.into()),
+        status_url: None,
+        proxy_url: None,
+        role: Role::Traditional,
+        executor: Some("local".into()),
+    }
+}
+
+#[tokio::test]
+async fn declarative_keyring_and_static_backups_land_in_the_run_with_their_sha() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x_url, _x) = fake_node(NodeBehaviour::new("3.9.1", "traditional", "postgres")).await;
+    let kong_yml = write(
+        dir.path(),
+        "kong.yml",
+        "_format_version: \"3.0\"\nservices: []\n",
+    );
+    let cert = write(
+        dir.path(),
+        "cert.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB\n",
+    );
+    let key = write(dir.path(), "key.pem", "-----BEGIN PRIVATE KEY-----\nMIIE\n");
+    let conf = write(
+        dir.path(),
+        "kong.conf",
+        "database = postgres\npg_host = db\n",
+    );
+    let mut plan = plan_named("backups");
+    plan.clusters.x.nodes = vec![x_node(&x_url)];
+    plan.backup.declarative_config = Some(kong_yml.clone());
+    plan.backup.keyring = vec![cert.clone(), key.clone()];
+    plan.backup.kong_conf = Some(conf.clone());
+    let kit = kit_for(&plan);
+    let steps = vec![
+        step(
+            "backup-declarative",
+            StepKind::Backup(BackupKind::Declarative),
+        ),
+        step("backup-keyring", StepKind::Backup(BackupKind::Keyring)),
+        step("backup-static", StepKind::Backup(BackupKind::StaticFiles)),
+    ];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(Strategy::BlueGreen, steps),
+        "v1",
+        kit.toolbox,
+    ));
+    for id in ["backup-declarative", "backup-keyring", "backup-static"] {
+        let (state, detail) = run_step(&mut run, id).await;
+        assert_eq!(state, StepState::Succeeded, "{id}: {detail}");
+    }
+    let run_dir = run.run_dir.clone();
+    let recorded = |key: &str| {
+        facts::recorded_backup(&run_dir, key)
+            .unwrap()
+            .unwrap_or_else(|| panic!("{key} is recorded"))
+            .1
+    };
+    let copies = [
+        ("backup.declarative-config", &kong_yml),
+        ("backup.keyring.1", &cert),
+        ("backup.keyring.2", &key),
+        ("backup.kong-conf.1", &conf),
+    ];
+    for (key, original) in copies {
+        let record = recorded(key);
+        assert!(record.path.starts_with(run_dir.join("backups")), "{key}");
+        assert_eq!(mode(&record.path), 0o600, "{key}");
+        assert_eq!(sha256_file(&record.path), record.sha256, "{key}");
+        assert_eq!(
+            std::fs::read(&record.path).unwrap(),
+            std::fs::read(original).unwrap(),
+            "{key}"
+        );
+    }
+    let export = recorded("backup.admin-api-export");
+    let text = std::fs::read_to_string(&export.path).unwrap();
+    assert!(text.contains("orders.internal"), "{text}");
+    assert!(
+        export.verified.contains("services 1"),
+        "{}",
+        export.verified
+    );
+    run.quit().await;
+}
+
+/// Runs one backup step of `kind` in a run of its own.
+async fn backup_alone(dir: &Path, plan: Plan, kind: BackupKind) -> (StepState, String) {
+    let kit = kit_for(&plan);
+    let mut run = TestRun::start(setup(
+        dir,
+        plan,
+        expanded(
+            Strategy::BlueGreen,
+            vec![step("backup-files", StepKind::Backup(kind))],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    let ended = run_step(&mut run, "backup-files").await;
+    run.quit().await;
+    ended
+}
+
+#[tokio::test]
+async fn a_missing_or_empty_file_fails_the_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan_named("bad-backups");
+    plan.clusters.x.nodes = vec![Node {
+        admin_url: None,
+        ..x_node("http://unused")
+    }];
+    plan.backup.keyring = vec![dir.path().join("no-such-key.pem")];
+    plan.backup.kong_conf = Some(write(dir.path(), "kong.conf", ""));
+
+    let missing = dir.path().join("missing");
+    let (state, detail) = backup_alone(&missing, plan.clone(), BackupKind::Keyring).await;
+    assert_eq!(state, StepState::Failed);
+    assert!(
+        detail.contains("could not fetch") && detail.contains("no-such-key.pem"),
+        "{detail}"
+    );
+    let empty = dir.path().join("empty");
+    let (state, detail) = backup_alone(&empty, plan, BackupKind::StaticFiles).await;
+    assert_eq!(state, StepState::Failed);
+    assert!(detail.contains("is empty"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_cluster_restores_xs_backup_into_ys_new_database() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::UpToDate);
+    let dir = tempfile::tempdir().unwrap();
+    let password = secret_file(dir.path(), "pg-password", PASSWORD);
+    let database = |name: &str| DatabaseSpec {
+        host: HOST.into(),
+        port: pg.port,
+        name: name.into(),
+        user: SUPERUSER.into(),
+        password: Some(SecretRef::File(password.clone())),
+    };
+    let mut plan = plan_named("dual");
+    plan.clusters.x.database = Some(database("kong"));
+    plan.clusters.y.database = Some(database("kong_y"));
+    let kit = kit_for(&plan);
+    let steps = vec![
+        step("backup", StepKind::Backup(BackupKind::Database)),
+        step("restore-db", StepKind::RestoreDatabase),
+    ];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(Strategy::DualCluster, steps),
+        "v1",
+        kit.toolbox,
+    ));
+    assert_eq!(run_step(&mut run, "backup").await.0, StepState::Succeeded);
+    let (state, detail) = run_step(&mut run, "restore-db").await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    assert!(detail.contains("into 127.0.0.1:"), "{detail}");
+    assert_eq!(
+        pg.psql(
+            "kong_y",
+            "SELECT string_agg(name, ',' ORDER BY name) FROM routes"
+        ),
+        "billing-route,orders-route"
+    );
+    let (by, _) = facts::recorded_backup(&run.run_dir, DATABASE_BACKUP)
+        .unwrap()
+        .unwrap();
+    assert_eq!(by, "cluster/backup");
+    run.quit().await;
+}
