@@ -481,9 +481,16 @@ pub fn demo_plan_yaml_with(
         humantime::format_duration(pacing.bake)
     );
     let _ = writeln!(y);
+    // In place, X is stopped before Y takes the traffic: there is no X to compare Y with,
+    // so only the absolute gates apply (`null` turns a gate off).
+    let relative_gates = if endpoints.scenario == Scenario::InPlace {
+        "\n  max_error_ratio_delta: null\n  max_p99_ratio: null"
+    } else {
+        "\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3"
+    };
     let _ = writeln!(
         y,
-        "gates:\n  window: {}\n  max_error_ratio: 0.02\n  max_p99_ms: 500\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3\n  min_requests: {}\n  consecutive_breaches: 2\n  on_fail: pause",
+        "gates:\n  window: {}\n  max_error_ratio: 0.02\n  max_p99_ms: 500{relative_gates}\n  min_requests: {}\n  consecutive_breaches: 2\n  on_fail: pause",
         humantime::format_duration(pacing.gate_window),
         pacing.min_requests
     );
