@@ -29,6 +29,18 @@ async fn walks_to_done(scenario: Scenario) {
     // Y's proxies answered the generator's traffic, as counted by the lab itself.
     assert!(lab.served(ClusterSide::Y).0 > y_before, "{scenario}");
     demo.served_more(ClusterSide::Y, 20).await;
+    // The topology watcher tells Y's nodes from X's, though all listen on 127.0.0.1.
+    let from = lab.topology().from.to_string();
+    let confused: Vec<&String> = demo
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            kongup::engine::Event::Warning(text) => Some(text),
+            _ => None,
+        })
+        .filter(|text| text.starts_with("y/") && text.contains(&format!("reports Kong {from};")))
+        .collect();
+    assert!(confused.is_empty(), "{scenario}: {confused:?}");
     if let Some(schema) = lab.schema_state(ClusterSide::Y) {
         assert_eq!(schema.pending_total(), 0, "{scenario}: migrations finished");
     }
@@ -53,4 +65,9 @@ async fn the_blue_green_demo_walks_to_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dbless_rolling_demo_walks_to_done() {
     walks_to_done(Scenario::DblessRolling).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_place_demo_walks_to_done() {
+    walks_to_done(Scenario::InPlace).await;
 }

@@ -13,15 +13,19 @@
 //! // demo.engine: the engine's handle (commands, events); demo.lab: the lab itself.
 //! ```
 
+pub mod database;
 pub mod executors;
 pub mod fit;
 pub mod rehearse;
 pub mod replay;
+pub mod twins;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::actions::kong::{KongAccess, NodesWait, Waits, register_kong_actions};
+use crate::actions::{ActionFor, ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
 use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
@@ -31,15 +35,17 @@ use crate::engine::{
     local_operator,
 };
 use crate::kong::client::{AdminClient, AdminClientOptions};
+use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::Plan;
-use crate::plan::steps::ExpandedPlan;
+use crate::plan::steps::{ClusterSide, ExpandedPlan, RollbackKind, StepKind};
 use crate::secrets::Redactor;
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
 use crate::sim::scenarios::{self, DEMO_SCHEDULE, DemoPacing, demo_plan_yaml_with};
 use crate::sim::{Fault, Lab, LabError, LabOptions, MetricsFlags, Scenario};
 
+use self::database::LabDatabase;
 pub use self::replay::Rebuilt;
 
 /// The plan file a demo keeps in its run directory.
@@ -246,16 +252,64 @@ fn metrics_interval(plan: &Plan) -> Duration {
     (plan.gates.window / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
 }
 
-/// How the lab's Admin APIs are read for the topology pane: loopback answers at once.
-fn lab_admin_client() -> Result<AdminClient, DemoError> {
-    let (client, _) = AdminClient::new(AdminClientOptions {
+/// How the lab's Admin APIs are read: loopback answers at once, or not at all.
+fn lab_admin_options() -> AdminClientOptions {
+    AdminClientOptions {
         timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(1),
         read_attempts: 1,
         ..AdminClientOptions::default()
-    })
-    .map_err(|e| DemoError::Toolbox(format!("the Admin API client for the lab: {e}")))?;
+    }
+}
+
+fn lab_admin_client() -> Result<AdminClient, DemoError> {
+    let (client, _) = AdminClient::new(lab_admin_options())
+        .map_err(|e| DemoError::Toolbox(format!("the Admin API client for the lab: {e}")))?;
     Ok(client)
+}
+
+/// How the Kong actions reach the lab: its Admin APIs and its simulated databases, with
+/// waits that suit nodes that start in seconds.
+fn kong_access(lab: &Lab) -> Result<KongAccess, DemoError> {
+    let database = |side| LabDatabase::of(lab, side).map(|d| Arc::new(d) as Arc<dyn KongDatabase>);
+    let access = KongAccess::new(
+        lab_admin_options(),
+        database(ClusterSide::X),
+        database(ClusterSide::Y),
+    )
+    .map_err(|e| DemoError::Toolbox(format!("the Kong actions' access to the lab: {e}")))?;
+    Ok(access.with_waits(Waits {
+        nodes: Duration::from_secs(60),
+        poll: Duration::from_millis(250),
+        progress: Duration::from_secs(5),
+        smoke_request: Duration::from_secs(5),
+        tools: Duration::from_secs(60),
+    }))
+}
+
+/// A rehearsal's node steps go through [`twins::RehearsalNodes`], which then waits as the
+/// Kong action does.
+fn register_rehearsal_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
+    let wait: Arc<dyn StepAction> = Arc::new(NodesWait::new(Arc::new(access.clone())));
+    actions.register(
+        |t| {
+            matches!(
+                t,
+                ActionFor::Step(
+                    StepKind::StartNodes { .. }
+                        | StepKind::DeployNodes { .. }
+                        | StepKind::StopNodes { .. }
+                        | StepKind::Decommission { .. }
+                ) | ActionFor::Rollback(
+                    RollbackKind::StartNodes { .. } | RollbackKind::StopNodes { .. }
+                )
+            )
+        },
+        Arc::new(twins::RehearsalNodes {
+            lab: lab.clone(),
+            inner: Some(wait),
+        }),
+    );
 }
 
 /// What [`launch`] needs beyond the lab: the plan, where its run lives, and the traffic
@@ -298,13 +352,8 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     let expanded = Arc::new(loaded.expanded);
 
     let replay_executors = executors::lab_executors(&lab, &plan, Some(f64::INFINITY));
-    let rebuilt = replay::rebuild_from_journal(
-        &run_dir,
-        &expanded,
-        &replay_executors,
-        lab.traffic_driver().as_ref(),
-    )
-    .await?;
+    let rebuilt =
+        replay::rebuild_from_journal(&lab, &plan, &expanded, &run_dir, &replay_executors).await?;
     for fault in &faults {
         lab.apply_fault(fault)
             .await
@@ -323,6 +372,11 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     };
     let mut toolbox = Toolbox::new(driver, redactor);
     toolbox.executors = executors;
+    let access = kong_access(&lab)?;
+    register_kong_actions(&mut toolbox.actions, access.clone());
+    if let TrafficChoice::LabBalancer = traffic {
+        register_rehearsal_nodes(&mut toolbox.actions, &lab, &access);
+    }
 
     let plan = Arc::new(plan);
     let (live, side_events) = session::start(
@@ -330,7 +384,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         LiveSources {
             admin: lab_admin_client()?,
             admin_token: None,
-            databases: Vec::new(),
+            databases: access.databases(),
             metrics_interval: metrics_interval(&plan),
             topology_interval: Duration::from_secs(2),
         },
