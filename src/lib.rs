@@ -13,3 +13,4 @@ pub mod plan;
 pub mod secrets;
 pub mod session;
 pub mod sim;
+pub mod ui;

@@ -16,8 +16,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const PLAN_NAME: &str = "engine-it";
 const SECRET: &str = "pg-pass-7f3a9c";
 
-/// An in-place plan whose steps are local commands writing into `dir`; `stop-x` runs
-/// `stop_x` (a shell line); the rest of the template is skipped by the plan.
+/// An in-place plan whose steps are local commands writing into `dir` (kongup's own
+/// automation is off for them: there is no Kong here); `stop-x` runs `stop_x` (a shell
+/// line); the rest of the template is skipped by the plan.
 fn write_plan(dir: &Path, stop_x: &str) -> PathBuf {
     let d = dir.display();
     let text = format!(
@@ -43,17 +44,23 @@ clusters:
         admin_url: http://127.0.0.1:8001
 steps:
   preflight:
+    builtin: false
     commands:
       - run: [touch, {d}/preflight.done]
   backup:
+    builtin: false
     commands:
       - shell: "echo the password is $KONGUP_IT_PG_PASSWORD; echo backup > {d}/backup.txt"
   stop-x:
+    builtin: false
     commands:
       - shell: "{stop_x}"
   deploy-y:
+    builtin: false
     commands:
       - run: [touch, {d}/deploy.done]
+  migrations-finish:
+    builtin: false
   skip:
     - {{step: freeze-writes, reason: nobody writes configuration in the test}}
     - {{step: review-considerations, reason: reviewed}}

@@ -108,6 +108,7 @@ mod tests {
             step: select("start-y"),
             commands: vec![argv(&["systemctl", "start", "kong"]), on_lb],
             timeout: None,
+            builtin: true,
         });
         let expanded = expand(&p).unwrap();
         let toolbox = Toolbox::for_plan(&p, Redactor::default()).unwrap();

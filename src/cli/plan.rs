@@ -286,6 +286,7 @@ mod tests {
             step: select("deploy-y"),
             commands: vec![argv(&["systemctl", "start", "kong-y"])],
             timeout: None,
+            builtin: true,
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);

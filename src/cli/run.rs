@@ -4,11 +4,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::actions::kong::install_for_plan;
 use crate::engine::plain::{PlainSetup, drive};
 use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::resolve_plan_secrets;
-use crate::engine::{RunOptions, RunSetup, RunState, Toolbox, local_operator, spawn};
+use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
+use crate::metrics;
 use crate::plan::load::load_plan;
+use crate::session::{self, LiveSources};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -79,8 +82,19 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
-    let toolbox = match Toolbox::for_plan(&loaded.plan, redactor) {
+    let admin_token = match &loaded.plan.admin.token {
+        Some(source) => Some(crate::secrets::resolve(source)?),
+        None => None,
+    };
+    let mut toolbox = match Toolbox::for_plan(&loaded.plan, redactor) {
         Ok(toolbox) => toolbox,
+        Err(error) => {
+            eprintln!("{}: {error}", args.plan.display());
+            return Ok(1);
+        }
+    };
+    let access = match install_for_plan(&loaded.plan, &mut toolbox) {
+        Ok(access) => access,
         Err(error) => {
             eprintln!("{}: {error}", args.plan.display());
             return Ok(1);
@@ -99,7 +113,20 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let outcome = runtime.block_on(async {
+    let outcome: color_eyre::Result<SessionEnd> = runtime.block_on(async {
+        // Live metrics (the gates' verdicts) and the topology run beside the engine for
+        // as long as it runs.
+        let (_live, side_events) = session::start(
+            &plan,
+            LiveSources {
+                admin: access.probe.clone(),
+                admin_token,
+                databases: access.databases(),
+                metrics_interval: metrics::monitor::DEFAULT_INTERVAL,
+                topology_interval: session::TOPOLOGY_INTERVAL,
+            },
+            &mut toolbox,
+        )?;
         let handle = spawn(RunSetup {
             plan: plan.clone(),
             expanded: expanded.clone(),
@@ -111,7 +138,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
                 accept_plan_change: args.accept_plan_change,
                 handle_signals: true,
             },
-            side_events: None,
+            side_events: Some(side_events),
         })?;
         let setup = PlainSetup {
             plan,
@@ -126,6 +153,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             std::io::stdout(),
         )
         .await
+        .map_err(color_eyre::Report::from)
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();

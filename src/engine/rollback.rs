@@ -111,6 +111,7 @@ fn traffic_to_x_step() -> Step {
         irreversible_because: None,
         rollback: None,
         commands: Vec::new(),
+        builtin: true,
         skip_reason: None,
     }
 }
@@ -145,6 +146,7 @@ fn step_from_action(id: String, forward: &Step, action: &RollbackAction) -> Step
         irreversible_because,
         rollback: None,
         commands: Vec::new(),
+        builtin: true,
         skip_reason: None,
     }
 }
@@ -249,6 +251,7 @@ mod tests {
                 kind,
             }),
             commands: vec![],
+            builtin: true,
             skip_reason: None,
         }
     }

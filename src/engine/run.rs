@@ -673,6 +673,7 @@ impl Engine {
                     .then(|| "the journal recorded it as irreversible".to_string()),
                 rollback: None,
                 commands: Vec::new(),
+                builtin: true,
                 skip_reason: None,
             };
             let undoes = info.undoes.as_deref().and_then(parse_step_key);

@@ -120,6 +120,9 @@ impl Toolbox {
         step: &Step,
         rollback: Option<&RollbackKind>,
     ) -> Option<Arc<dyn StepAction>> {
+        if !step.builtin {
+            return None;
+        }
         self.actions.find(match rollback {
             Some(kind) => ActionFor::Rollback(kind),
             None => ActionFor::Step(&step.kind),
@@ -144,5 +147,34 @@ impl Toolbox {
             );
         }
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb::manual::ManualTrafficDriver;
+    use crate::plan::steps::StepKind;
+
+    #[test]
+    fn a_step_with_builtin_off_has_no_action_and_previews_as_a_checklist_item() {
+        let toolbox = Toolbox::new(Arc::new(ManualTrafficDriver), Redactor::default());
+        let plan = crate::plan::templates::sample::plan(
+            crate::plan::model::Mode::Traditional,
+            crate::plan::model::StrategyChoice::Fixed(crate::plan::model::Strategy::DualCluster),
+        );
+        let expanded = crate::plan::templates::expand(&plan).unwrap();
+        let mut step = expanded
+            .steps()
+            .map(|(_, s)| s.clone())
+            .find(|s| matches!(s.kind, StepKind::ShiftTraffic { .. }))
+            .unwrap();
+        assert!(toolbox.action_for(&step, None).is_some());
+        step.builtin = false;
+        assert!(toolbox.action_for(&step, None).is_none());
+        assert_eq!(
+            toolbox.preview(&plan, &step, None),
+            vec!["nothing runs: do this by hand; confirming records that it is done".to_string()]
+        );
     }
 }

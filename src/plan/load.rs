@@ -1357,12 +1357,13 @@ impl Loader {
                 _ => {
                     let step = selector(&mut self.d, key, key_node.pos, &path, mode);
                     match (step, self.step_override(value, &path)) {
-                        (Some(step), Some((commands, timeout))) => {
+                        (Some(step), Some((commands, timeout, builtin))) => {
                             self.at.overrides.push(key_node.pos);
                             custom.overrides.push(StepOverride {
                                 step,
                                 commands,
                                 timeout,
+                                builtin,
                             });
                         }
                         _ => ok = false,
@@ -1377,15 +1378,29 @@ impl Loader {
         &mut self,
         node: &Node,
         path: &str,
-    ) -> Option<(Vec<CommandSpec>, Option<Duration>)> {
-        let f = mapping(&mut self.d, node, path, Some(&["commands", "timeout"]))?;
-        let commands = match f.get("commands") {
-            Some(n) => self.commands(n, &f.path_of("commands")),
-            None => {
+    ) -> Option<(Vec<CommandSpec>, Option<Duration>, bool)> {
+        let f = mapping(
+            &mut self.d,
+            node,
+            path,
+            Some(&["commands", "timeout", "builtin"]),
+        )?;
+        let builtin = match f.get("builtin") {
+            Some(n) => boolean(&mut self.d, n, &f.path_of("builtin")),
+            None => Some(true),
+        };
+        let commands = match (f.get("commands"), builtin) {
+            (Some(n), _) => self.commands(n, &f.path_of("commands")),
+            // `builtin: false` alone makes the step a checklist item.
+            (None, Some(false)) => Some(Vec::new()),
+            // `builtin` itself is wrong: that error is enough.
+            (None, None) => None,
+            (None, Some(true)) => {
                 self.d.error_with_hint(
                     f.pos,
                     format!("`{path}` needs `commands`"),
-                    "list the commands the step runs; `timeout` is the default for each of them",
+                    "list the commands the step runs; `timeout` is the default for each of them \
+                     (or write `builtin: false` alone to make the step a checklist item)",
                 );
                 None
             }
@@ -1394,7 +1409,7 @@ impl Loader {
             Some(n) => duration(&mut self.d, n, &f.path_of("timeout")).map(Some),
             None => Some(None),
         };
-        Some((commands?, timeout?))
+        Some((commands?, timeout?, builtin?))
     }
 
     fn commands(&mut self, node: &Node, path: &str) -> Option<Vec<CommandSpec>> {

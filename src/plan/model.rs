@@ -380,6 +380,9 @@ pub struct StepOverride {
     pub step: StepSelector,
     pub commands: Vec<CommandSpec>,
     pub timeout: Option<Duration>,
+    /// `builtin: false`: kongup's own automation for the step is off; only the commands
+    /// run (none: the step is a checklist item).
+    pub builtin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

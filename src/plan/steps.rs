@@ -120,6 +120,9 @@ pub struct Step {
     pub rollback: Option<RollbackAction>,
     /// Commands from the plan; run in order after any built-in automation.
     pub commands: Vec<CommandSpec>,
+    /// Whether kongup's built-in automation for the step's kind runs (the plan can turn
+    /// it off for a step whose work the operator's own commands do).
+    pub builtin: bool,
     /// Why the plan skips this step, when it does.
     pub skip_reason: Option<String>,
 }

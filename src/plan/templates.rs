@@ -288,7 +288,8 @@ fn customise(
             });
             continue;
         }
-        if step_override.commands.is_empty() {
+        step.builtin = step_override.builtin;
+        if step_override.commands.is_empty() && step_override.builtin {
             let message = if step_override.timeout.is_some() {
                 format!(
                     "the override of `{}` gives a timeout but no commands, and the timeout applies only to commands",
@@ -365,6 +366,7 @@ fn inserted_step(insert: &InsertedStep) -> Step {
             .then(|| "the plan marks this step irreversible".to_string()),
         rollback: None,
         commands: insert.commands.clone(),
+        builtin: true,
         skip_reason: None,
     }
 }
@@ -1209,6 +1211,7 @@ mod tests {
             step: select("start-y"),
             commands: vec![argv(&["true"]), with_own_timeout],
             timeout: Some(Duration::from_secs(60)),
+            builtin: true,
         });
         let expanded = expand(&p).unwrap();
         let start = step(&expanded.phases[0], "start-y");
@@ -1251,6 +1254,7 @@ mod tests {
             },
             commands: vec![argv(&["true"])],
             timeout: None,
+            builtin: true,
         };
         p.steps.overrides = vec![
             given(PhaseName::ControlPlane, "deploy-y"),
@@ -1358,6 +1362,7 @@ mod tests {
             step: select("strat-y"),
             commands: vec![argv(&["true"])],
             timeout: None,
+            builtin: true,
         });
         p.steps.inserts.push(InsertedStep {
             position: InsertPosition::After(StepSelector {
@@ -1455,6 +1460,7 @@ mod tests {
             step: select("stop-x"),
             commands,
             timeout: Some(Duration::from_secs(1)),
+            builtin: true,
         };
         p.steps.overrides = vec![over(vec![argv(&["a"])]), over(vec![argv(&["b"])])];
         p.steps.inserts.push(InsertedStep {

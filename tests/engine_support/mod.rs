@@ -88,6 +88,7 @@ pub fn step(id: &str, kind: StepKind) -> Step {
         irreversible_because: None,
         rollback: None,
         commands: vec![],
+        builtin: true,
         skip_reason: None,
     }
 }

@@ -1,6 +1,10 @@
-//! Helpers shared by the integration tests: a throwaway PostgreSQL and small HTTP servers.
-//! Each test binary uses a part of them, hence the allowance below.
+//! Helpers shared by the integration tests, the console's benchmark and its example
+//! driver: a throwaway PostgreSQL, small HTTP servers, and the console's hybrid plan,
+//! scenarios and stand-in engine. Each user takes a part of them, hence the allowance.
 #![allow(dead_code)]
 
 pub mod http;
+pub mod hybrid;
 pub mod pg;
+pub mod scenarios;
+pub mod stand_in;

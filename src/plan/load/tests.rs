@@ -1374,3 +1374,33 @@ fn rollback_steps_cannot_be_selected() {
         }
     );
 }
+
+#[test]
+fn builtin_false_turns_a_steps_automation_off_with_or_without_commands() {
+    let loaded = parse_plan(
+        &minimal_with(
+            "steps:\n  backup:\n    builtin: false\n    commands:\n      - run: [/usr/local/bin/our-backup]\n  preflight:\n    builtin: false\n",
+        ),
+        "plan.yaml",
+    )
+    .unwrap();
+    let step = |id: &str| {
+        loaded
+            .expanded
+            .steps()
+            .map(|(_, s)| s)
+            .find(|s| s.id == id)
+            .unwrap()
+    };
+    assert!(!step("backup").builtin);
+    assert_eq!(step("backup").commands.len(), 1);
+    assert!(!step("preflight").builtin);
+    assert!(step("preflight").commands.is_empty());
+    assert!(step("stop-x").builtin);
+
+    let missing = single(&minimal_with("steps:\n  backup:\n    timeout: 5m\n"));
+    assert!(missing.message.contains("needs `commands`"), "{missing}");
+    assert!(hint(&missing).contains("builtin: false"));
+    let not_bool = single(&minimal_with("steps:\n  backup:\n    builtin: no-thanks\n"));
+    assert!(not_bool.message.contains("builtin"), "{not_bool}");
+}

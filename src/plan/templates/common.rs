@@ -60,6 +60,7 @@ impl Draft {
             irreversible_because: None,
             rollback: None,
             commands: Vec::new(),
+            builtin: true,
             skip_reason: None,
         })
     }

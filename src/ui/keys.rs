@@ -1,0 +1,408 @@
+//! Keys to commands. `handle_key` is pure: it reads the view and says which `Command`s to
+//! send to the engine and which `UiAction`s to apply to the view, so every key is tested
+//! without a terminal.
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use tui_input::{Input, InputRequest};
+
+use crate::engine::command::Command;
+use crate::engine::event::{RunState, StepState};
+use crate::plan::steps::StepRef;
+
+use super::state::{ConsoleState, Modal, Pane, PromptPurpose};
+use super::theme::{Tone, step_symbol};
+
+/// The keys, as `?` shows them (and the README lists them).
+pub const KEY_HELP: &[(&str, &str)] = &[
+    (
+        "Enter, c",
+        "confirm the selected ready step; shows what runs",
+    ),
+    ("", "and where; irreversible: type the plan name"),
+    ("s", "skip the selected ready step (asks a reason)"),
+    ("r", "retry the selected failed or interrupted step"),
+    ("m", "mark the interrupted step done (asks a note)"),
+    ("p", "pause / resume the run"),
+    ("R", "ROLLBACK: all traffic to X at once, then the"),
+    ("", "rest of the rollback plan, each step confirmed"),
+    ("Tab, S-Tab", "focus the next / previous pane"),
+    ("↑↓ j k", "move the selection, scroll the focused pane"),
+    ("PgUp PgDn", "a page up / down; g G, Home End: first / last"),
+    ("z", "zoom the focused pane (again to go back)"),
+    ("/  f", "filter the logs / follow them (on, off)"),
+    ("?", "this help"),
+    ("Esc", "close a dialog, leave the zoom"),
+    ("Ctrl-L", "redraw the screen"),
+    ("q, Ctrl-C", "quit; the run stays resumable and a running"),
+    ("", "step finishes in the background"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScrollDelta {
+    Up(usize),
+    Down(usize),
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+}
+
+/// A change to the view alone; nothing the engine hears of.
+#[derive(Debug, Clone)]
+pub enum UiAction {
+    FocusNext,
+    FocusPrev,
+    ToggleZoom,
+    Scroll(Pane, ScrollDelta),
+    ScrollHelp(ScrollDelta),
+    ToggleFollow,
+    Open(Modal),
+    Close,
+    /// Edit the text field of the open dialog.
+    Edit(InputRequest),
+    SetLogFilter(Option<String>),
+    Flash(String, Tone),
+    /// Clear the terminal and draw everything again.
+    Redraw,
+    /// Leave the console (after sending the commands).
+    Exit,
+}
+
+/// What a key asks for: commands for the engine, in order, then changes to the view.
+#[derive(Debug, Clone, Default)]
+pub struct KeyOutcome {
+    pub commands: Vec<Command>,
+    pub ui: Vec<UiAction>,
+}
+
+impl KeyOutcome {
+    fn ui(action: UiAction) -> Self {
+        KeyOutcome {
+            commands: Vec::new(),
+            ui: vec![action],
+        }
+    }
+
+    fn send(command: Command) -> Self {
+        KeyOutcome {
+            commands: vec![command],
+            ui: Vec::new(),
+        }
+    }
+
+    fn flash(text: impl Into<String>) -> Self {
+        KeyOutcome::ui(UiAction::Flash(text.into(), Tone::Warn))
+    }
+
+    fn and(mut self, action: UiAction) -> Self {
+        self.ui.push(action);
+        self
+    }
+
+    pub fn exits(&self) -> bool {
+        self.ui.iter().any(|a| matches!(a, UiAction::Exit))
+    }
+}
+
+/// Turns a key into commands and view changes. Reads `state`, changes nothing.
+pub fn handle_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
+    if key.kind == KeyEventKind::Release {
+        return KeyOutcome::default();
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('l') {
+        return KeyOutcome::ui(UiAction::Redraw);
+    }
+    match state.modal() {
+        Some(modal) => modal_key(state, modal, key),
+        None => main_key(state, key),
+    }
+}
+
+/// A letter (either case as given) with no Ctrl or Alt.
+fn letter(key: &KeyEvent) -> Option<char> {
+    match key.code {
+        KeyCode::Char(c)
+            if !key
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
+}
+
+fn is_ctrl_c(key: &KeyEvent) -> bool {
+    key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c')
+}
+
+fn scroll_delta(key: &KeyEvent) -> Option<ScrollDelta> {
+    match (key.code, letter(key)) {
+        (KeyCode::Up, _) | (_, Some('k')) => Some(ScrollDelta::Up(1)),
+        (KeyCode::Down, _) | (_, Some('j')) => Some(ScrollDelta::Down(1)),
+        (KeyCode::PageUp, _) => Some(ScrollDelta::PageUp),
+        (KeyCode::PageDown, _) => Some(ScrollDelta::PageDown),
+        (KeyCode::Home, _) | (_, Some('g')) => Some(ScrollDelta::Top),
+        (KeyCode::End, _) | (_, Some('G')) => Some(ScrollDelta::Bottom),
+        _ => None,
+    }
+}
+
+fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
+    if is_ctrl_c(&key) {
+        return quit(state);
+    }
+    if let Some(delta) = scroll_delta(&key) {
+        return KeyOutcome::ui(UiAction::Scroll(state.focus(), delta));
+    }
+    match key.code {
+        KeyCode::Enter => return confirm_selected(state),
+        KeyCode::Tab => return KeyOutcome::ui(UiAction::FocusNext),
+        KeyCode::BackTab => return KeyOutcome::ui(UiAction::FocusPrev),
+        KeyCode::Esc if state.zoomed() => return KeyOutcome::ui(UiAction::ToggleZoom),
+        _ => {}
+    }
+    match letter(&key) {
+        Some('q') => quit(state),
+        Some('c') => confirm_selected(state),
+        Some('s') => skip_selected(state),
+        Some('r') => retry_selected(state),
+        Some('m') => mark_done_selected(state),
+        Some('p') => pause_or_resume(state),
+        Some('R') => rollback(state),
+        Some('z') => KeyOutcome::ui(UiAction::ToggleZoom),
+        Some('f') => KeyOutcome::ui(UiAction::ToggleFollow),
+        Some('?') => KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 })),
+        Some('/') => KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+            purpose: PromptPurpose::LogFilter,
+            input: Input::new(state.log_filter().unwrap_or_default().to_string()),
+        })),
+        _ => KeyOutcome::default(),
+    }
+}
+
+fn quit(state: &ConsoleState) -> KeyOutcome {
+    match state.running_step() {
+        Some(step) => KeyOutcome::ui(UiAction::Open(Modal::QuitWhileRunning {
+            step: step.clone(),
+        })),
+        None => KeyOutcome::send(Command::Quit).and(UiAction::Exit),
+    }
+}
+
+/// Why the selected step cannot take the key, for the footer.
+fn not_eligible(step: &StepRef, state: StepState, wanted: &str) -> KeyOutcome {
+    let (_, word, _) = step_symbol(state);
+    KeyOutcome::flash(format!("{step} is {word}: {wanted}"))
+}
+
+fn confirm_selected(state: &ConsoleState) -> KeyOutcome {
+    let Some((step_ref, step, status)) = state.selected() else {
+        return KeyOutcome::default();
+    };
+    if !state.can_confirm(step_ref) {
+        return not_eligible(step_ref, status.state, "only a ready step can be confirmed");
+    }
+    if state.run_state() == RunState::Paused {
+        return KeyOutcome::flash("the run is paused: p resumes it");
+    }
+    open_confirm(step_ref, step.irreversible)
+}
+
+/// The confirm dialog for a ready step: typed confirmation when it cannot be undone.
+fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
+    let modal = if irreversible {
+        Modal::Irreversible {
+            step: step_ref.clone(),
+            typed: Input::default(),
+        }
+    } else {
+        Modal::Confirm {
+            step: step_ref.clone(),
+        }
+    };
+    KeyOutcome::ui(UiAction::Open(modal))
+}
+
+fn skip_selected(state: &ConsoleState) -> KeyOutcome {
+    let Some((step_ref, _, status)) = state.selected() else {
+        return KeyOutcome::default();
+    };
+    if status.state != StepState::Ready {
+        return not_eligible(step_ref, status.state, "only a ready step can be skipped");
+    }
+    KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+        purpose: PromptPurpose::Skip(step_ref.clone()),
+        input: Input::default(),
+    }))
+}
+
+fn retry_selected(state: &ConsoleState) -> KeyOutcome {
+    let Some((step_ref, _, status)) = state.selected() else {
+        return KeyOutcome::default();
+    };
+    if !matches!(status.state, StepState::Failed | StepState::Interrupted) {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "only a failed or interrupted step can be retried",
+        );
+    }
+    KeyOutcome::send(Command::Retry {
+        step: step_ref.clone(),
+    })
+    .and(UiAction::Flash(format!("retrying {step_ref}"), Tone::Plain))
+}
+
+fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
+    let Some((step_ref, _, status)) = state.selected() else {
+        return KeyOutcome::default();
+    };
+    if status.state != StepState::Interrupted {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "only an interrupted step can be marked done",
+        );
+    }
+    KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+        purpose: PromptPurpose::MarkDone(step_ref.clone()),
+        input: Input::default(),
+    }))
+}
+
+fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
+    match state.run_state() {
+        RunState::Running => KeyOutcome::send(Command::Pause),
+        RunState::Paused => KeyOutcome::send(Command::Resume),
+        other => {
+            let (_, label, _) = super::theme::run_label(other);
+            KeyOutcome::flash(format!("the run is {label}: nothing to pause or resume"))
+        }
+    }
+}
+
+/// One key: the engine puts all traffic on X at once; the plan that follows is confirmed.
+fn rollback(state: &ConsoleState) -> KeyOutcome {
+    let open = UiAction::Open(Modal::Rollback);
+    if state.run_state() == RunState::RollingBack {
+        KeyOutcome::ui(open)
+    } else {
+        KeyOutcome::send(Command::Rollback).and(open)
+    }
+}
+
+fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
+    let esc = key.code == KeyCode::Esc;
+    match modal {
+        Modal::Help { .. } => {
+            if esc || matches!(letter(&key), Some('?' | 'q')) {
+                KeyOutcome::ui(UiAction::Close)
+            } else if let Some(delta) = scroll_delta(&key) {
+                KeyOutcome::ui(UiAction::ScrollHelp(delta))
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::Confirm { step } => {
+            if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')) {
+                KeyOutcome::send(Command::Confirm {
+                    step: step.clone(),
+                    typed: None,
+                })
+                .and(UiAction::Close)
+            } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::Irreversible { step, typed } => {
+            if esc || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else if key.code == KeyCode::Enter {
+                let name = &state.plan().name;
+                if typed.value() == name {
+                    KeyOutcome::send(Command::Confirm {
+                        step: step.clone(),
+                        typed: Some(name.clone()),
+                    })
+                    .and(UiAction::Close)
+                } else {
+                    KeyOutcome::flash(format!("type the plan name exactly: {name}"))
+                }
+            } else {
+                edit(key)
+            }
+        }
+        Modal::Prompt { purpose, input } => {
+            if esc || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else if key.code == KeyCode::Enter {
+                submit_prompt(purpose, input.value().trim())
+            } else {
+                edit(key)
+            }
+        }
+        Modal::Rollback => {
+            if esc || matches!(letter(&key), Some('q')) {
+                KeyOutcome::ui(UiAction::Close)
+            } else if key.code == KeyCode::Enter || matches!(letter(&key), Some('c')) {
+                confirm_next_rollback_step(state)
+            } else if matches!(letter(&key), Some('?')) {
+                KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 }))
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::QuitWhileRunning { .. } => {
+            if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'q')) {
+                KeyOutcome::send(Command::Quit).and(UiAction::Exit)
+            } else if esc || matches!(letter(&key), Some('n')) {
+                KeyOutcome::ui(UiAction::Close)
+            } else {
+                KeyOutcome::default()
+            }
+        }
+    }
+}
+
+fn edit(key: KeyEvent) -> KeyOutcome {
+    match tui_input::backend::crossterm::to_input_request(&TermEvent::Key(key)) {
+        Some(request) => KeyOutcome::ui(UiAction::Edit(request)),
+        None => KeyOutcome::default(),
+    }
+}
+
+fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
+    match purpose {
+        PromptPurpose::LogFilter => {
+            let filter = (!text.is_empty()).then(|| text.to_string());
+            KeyOutcome::ui(UiAction::SetLogFilter(filter)).and(UiAction::Close)
+        }
+        PromptPurpose::Skip(_) | PromptPurpose::MarkDone(_) if text.is_empty() => {
+            KeyOutcome::flash("write a reason: it goes into the journal")
+        }
+        PromptPurpose::Skip(step) => KeyOutcome::send(Command::Skip {
+            step: step.clone(),
+            reason: text.to_string(),
+        })
+        .and(UiAction::Close),
+        PromptPurpose::MarkDone(step) => KeyOutcome::send(Command::MarkDone {
+            step: step.clone(),
+            note: text.to_string(),
+        })
+        .and(UiAction::Close),
+    }
+}
+
+fn confirm_next_rollback_step(state: &ConsoleState) -> KeyOutcome {
+    let Some(next) = state.next_rollback_step() else {
+        return KeyOutcome::flash("no rollback step is waiting for a confirm");
+    };
+    match state.step(next) {
+        Some((step, _)) if state.can_confirm(next) => open_confirm(next, step.irreversible),
+        _ => KeyOutcome::flash(format!("waiting for the engine to offer {next}")),
+    }
+}

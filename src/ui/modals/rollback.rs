@@ -1,0 +1,104 @@
+//! The rollback: traffic to X first (the engine does it on `R`, at once), then the rest of
+//! the plan, each step confirmed like any other.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+
+use crate::engine::event::StepState;
+use crate::ui::state::ConsoleState;
+use crate::ui::text;
+use crate::ui::theme::{Tone, step_symbol};
+
+use super::{draw_dialog, inner_width, max_inner_height};
+
+const WIDTH: u16 = 76;
+
+pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
+    let theme = state.theme();
+    let width = inner_width(area, WIDTH);
+    let rollback = state.rollback();
+    let mut lines = Vec::new();
+
+    let (traffic, tone) = match (rollback.started, rollback.time_to_safety_ms) {
+        (_, Some(ms)) => (
+            format!("✔ all traffic on X, confirmed by the load balancer in {ms} ms"),
+            Tone::Good,
+        ),
+        (true, None) => ("▶ sending all traffic to X…".to_string(), Tone::Active),
+        (false, None) => (
+            "○ rollback asked; waiting for the engine".to_string(),
+            Tone::Muted,
+        ),
+    };
+    lines.push(Line::from(Span::styled("1. Traffic to X", theme.bold())));
+    lines.push(Line::from(Span::styled(
+        text::truncate(&format!("   {traffic}"), width),
+        theme.tone(tone),
+    )));
+    if let Some(t) = state.traffic() {
+        lines.push(Line::from(text::truncate(
+            &format!("   now: {}", t.shown()),
+            width,
+        )));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        "2. Then, in this order, each confirmed:",
+        theme.bold(),
+    )));
+
+    let next = state.next_rollback_step().cloned();
+    match &rollback.planned {
+        None => lines.push(Line::from(Span::styled(
+            "   the plan comes once traffic is safe",
+            theme.tone(Tone::Muted),
+        ))),
+        Some(steps) if steps.is_empty() => lines.push(Line::from("   nothing else to undo")),
+        Some(steps) => {
+            let room = max_inner_height(area).saturating_sub(lines.len() + 3);
+            for (i, step_ref) in steps.iter().enumerate().take(room) {
+                let Some((step, status)) = state.step(step_ref) else {
+                    continue;
+                };
+                let (symbol, word, tone) = if status.state == StepState::RolledBack {
+                    step_symbol(StepState::RolledBack)
+                } else if Some(step_ref) == next.as_ref() {
+                    ("●", "next", Tone::Active)
+                } else {
+                    step_symbol(StepState::Pending)
+                };
+                let what = step.title.clone();
+                let irreversible = step.irreversible;
+                let tag = if irreversible {
+                    format!(" ! irreversible [{word}]")
+                } else {
+                    format!(" [{word}]")
+                };
+                let room = width.saturating_sub(6 + text::width(&tag));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("   {symbol} "), theme.tone(tone)),
+                    Span::raw(text::fit(&format!("{}. {what}", i + 1), room)),
+                    Span::styled(
+                        tag,
+                        theme.tone(if irreversible { Tone::Warn } else { tone }),
+                    ),
+                ]));
+            }
+        }
+    }
+    if rollback.finished {
+        lines.push(Line::from(Span::styled(
+            "✔ rollback finished",
+            theme.tone(Tone::Good),
+        )));
+    }
+    lines.push(Line::default());
+    lines.push(Line::from(vec![
+        Span::styled("⏎", theme.bold()),
+        Span::raw(" confirm the next step · "),
+        Span::styled("Esc", theme.bold()),
+        Span::raw(" close (R opens it again)"),
+    ]));
+    draw_dialog(frame, area, theme, "ROLLBACK".into(), WIDTH, lines);
+}

@@ -1,0 +1,139 @@
+//! Two rows: what is being upgraded and how; where the run stands and where the traffic is.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::metrics::Verdict;
+use crate::ui::describe;
+use crate::ui::state::ConsoleState;
+use crate::ui::text;
+use crate::ui::theme::{Tone, run_label};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
+    let width = area.width as usize;
+    let lines = vec![identity_line(state, width), status_line(state, width)];
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// Alerts that must not scroll out of sight, right-aligned on the first row.
+fn alerts(state: &ConsoleState) -> Vec<(String, Tone)> {
+    let mut alerts = Vec::new();
+    if state.is_engine_stopped() {
+        alerts.push(("⚠ ENGINE STOPPED".to_string(), Tone::Bad));
+    }
+    if state.gate().is_some_and(|g| g.verdict == Verdict::Fail) {
+        alerts.push(("✖ GATE BREACHED".to_string(), Tone::Bad));
+    }
+    let rollback = state.rollback();
+    if rollback.started {
+        let text = match rollback.time_to_safety_ms {
+            Some(ms) => format!("↺ traffic on X in {ms} ms"),
+            None => "↺ moving traffic to X".to_string(),
+        };
+        alerts.push((text, Tone::Warn));
+    }
+    alerts
+}
+
+fn identity_line(state: &ConsoleState, width: usize) -> Line<'static> {
+    let theme = state.theme();
+    let plan = state.plan();
+    let alerts = alerts(state);
+    let alerts_width: usize = alerts.iter().map(|(t, _)| text::width(t) + 2).sum();
+    let room = width.saturating_sub(alerts_width);
+
+    let versions = format!("{} → {}", plan.from, plan.to);
+    let strategy = describe::mode_and_strategy(plan, state.expanded());
+    // The name gives way first, down to a third of the row; then the strategy is cut.
+    let fixed = text::width(&versions) + 3 + text::width(&strategy) + 3;
+    let name_room = room.saturating_sub(fixed).max(room / 3).max(8);
+    let name = text::truncate(&plan.name, name_room);
+    let rest_room = room.saturating_sub(text::width(&name) + 1);
+    let rest = text::truncate(&format!(" {versions} · {strategy}"), rest_room);
+
+    let mut spans = vec![
+        Span::raw(" "),
+        Span::styled(name, theme.bold()),
+        Span::raw(rest),
+    ];
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    if !alerts.is_empty() {
+        spans.push(Span::raw(
+            " ".repeat(width.saturating_sub(used + alerts_width)),
+        ));
+        for (text, tone) in alerts {
+            spans.push(Span::raw("  "));
+            spans.push(Span::styled(text, theme.tone(tone)));
+        }
+    }
+    Line::from(spans)
+}
+
+fn status_line(state: &ConsoleState, width: usize) -> Line<'static> {
+    let theme = state.theme();
+    let (symbol, label, tone) = run_label(state.run_state());
+    let phase = state
+        .current_phase()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let left = vec![
+        Span::raw(" "),
+        Span::styled(format!("{symbol} {label}"), theme.tone(tone)),
+        Span::raw(format!(
+            " · phase {phase} · elapsed {}",
+            text::duration(state.elapsed_secs())
+        )),
+    ];
+    let left_width: usize = left.iter().map(|s| s.width()).sum();
+    let room = width.saturating_sub(left_width + 3);
+    let mut spans = left;
+    let traffic = traffic_spans(state, room);
+    let traffic_width: usize = traffic.iter().map(|s| s.width()).sum();
+    spans.push(Span::raw(
+        " ".repeat(width.saturating_sub(left_width + traffic_width + 1)),
+    ));
+    spans.extend(traffic);
+    spans.into_iter().collect::<Line>()
+}
+
+/// `X 75% ███████░░░ 25% Y`, at most `room` columns.
+fn traffic_spans(state: &ConsoleState, room: usize) -> Vec<Span<'static>> {
+    let theme = state.theme();
+    let Some(traffic) = state.traffic() else {
+        return vec![Span::styled(
+            text::truncate("traffic not read yet", room),
+            theme.tone(Tone::Muted),
+        )];
+    };
+    let split = traffic.shown();
+    let mut note = String::new();
+    if traffic.applied.is_none() {
+        note = " (unconfirmed)".into();
+    } else if traffic.mismatch() {
+        note = format!(" ⚠ asked Y {}%", traffic.requested.y);
+    }
+    let labels = format!("X {:>3}%  {:>3}% Y", split.x, split.y);
+    let bar_width = room
+        .saturating_sub(text::width(&labels) + text::width(&note))
+        .clamp(0, 40);
+    if bar_width < 6 {
+        return vec![Span::raw(text::truncate(
+            &format!("X {}% | Y {}%{note}", split.x, split.y),
+            room,
+        ))];
+    }
+    let x_cells = (bar_width * split.x as usize + 50) / 100;
+    let y_cells = bar_width - x_cells;
+    let mut spans = vec![
+        Span::raw(format!("X {:>3}% ", split.x)),
+        Span::styled("█".repeat(x_cells), theme.traffic_x()),
+        Span::styled("░".repeat(y_cells), theme.traffic_y()),
+        Span::raw(format!(" {:>3}% Y", split.y)),
+    ];
+    if !note.is_empty() {
+        spans.push(Span::styled(note, theme.tone(Tone::Warn)));
+    }
+    spans
+}

@@ -1,0 +1,914 @@
+//! The console's view model. The engine owns the run; this is what the console knows of it,
+//! built only from the plan and the engine's events (`apply`), plus what is the console's
+//! own business: focus, selection, scrolling, the open dialog. Rendering reads it and never
+//! changes it; keys turn into `UiAction`s that `apply_ui` applies.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tui_input::Input;
+
+use crate::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use crate::engine::{StepPreview, Toolbox};
+use crate::kong::topology::TopologySnapshot;
+use crate::lb::Split;
+use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
+use crate::plan::model::Plan;
+use crate::plan::steps::{ExpandedPlan, PhaseName, Step, StepRef};
+
+use super::keys::{ScrollDelta, UiAction};
+use super::theme::{Theme, Tone, step_symbol};
+
+/// Log lines kept in memory; the full logs are in the run directory.
+pub const LOG_CAPACITY: usize = 5_000;
+/// How much metrics history the sparklines draw from.
+pub const METRICS_WINDOW_SECS: i64 = 600;
+/// Beyond this many samples the oldest go, even inside the window (fast scrapes).
+const METRICS_CAPACITY: usize = 3_600;
+/// How long a message in the footer stays.
+const FLASH_SECS: i64 = 4;
+/// Rows moved by PgUp/PgDn.
+const PAGE: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pane {
+    Checklist,
+    Logs,
+    Topology,
+    Metrics,
+}
+
+impl Pane {
+    /// Tab order: the left column, then the right one.
+    pub const ORDER: [Pane; 4] = [Pane::Checklist, Pane::Logs, Pane::Topology, Pane::Metrics];
+
+    pub fn next(self) -> Pane {
+        let i = Pane::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        Pane::ORDER[(i + 1) % Pane::ORDER.len()]
+    }
+
+    pub fn prev(self) -> Pane {
+        let i = Pane::ORDER.iter().position(|p| *p == self).unwrap_or(0);
+        Pane::ORDER[(i + Pane::ORDER.len() - 1) % Pane::ORDER.len()]
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Checklist => "Checklist",
+            Pane::Logs => "Logs",
+            Pane::Topology => "Topology",
+            Pane::Metrics => "Metrics",
+        }
+    }
+}
+
+/// What the console knows of one step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepStatus {
+    pub state: StepState,
+    /// Exit status, failure reason, skip reason or note, as the engine said it.
+    pub detail: Option<String>,
+    /// When the console saw the step start running.
+    pub running_since: Option<DateTime<Utc>>,
+    /// Seconds left of a bake, while one counts down.
+    pub bake_remaining: Option<u64>,
+}
+
+/// Says exactly what confirming a step runs and where. Called once per step, when the
+/// console first meets it, never while drawing.
+#[derive(Clone)]
+pub struct Previewer(Arc<PreviewFn>);
+
+type PreviewFn = dyn Fn(&StepRef) -> Option<StepPreview> + Send + Sync;
+
+impl Previewer {
+    pub fn new(preview: impl Fn(&StepRef) -> Option<StepPreview> + Send + Sync + 'static) -> Self {
+        Previewer(Arc::new(preview))
+    }
+
+    /// The engine's own words (`engine::preview_step`) from the run's toolbox.
+    pub fn from_engine(plan: Arc<Plan>, expanded: Arc<ExpandedPlan>, toolbox: Toolbox) -> Self {
+        Previewer::new(move |step| crate::engine::preview_step(&plan, &expanded, &toolbox, step))
+    }
+
+    fn preview(&self, step: &StepRef) -> Option<StepPreview> {
+        (self.0)(step)
+    }
+}
+
+impl std::fmt::Debug for Previewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Previewer")
+    }
+}
+
+/// A step as the console knows it: a forward step of the plan, or a rollback step
+/// (`rollback/…`) as the engine offers it.
+#[derive(Debug, Clone)]
+pub struct StepEntry {
+    pub step_ref: StepRef,
+    pub step: Step,
+    /// What confirming it runs and where, one line each (the engine's words).
+    pub runs: Vec<String>,
+    pub status: StepStatus,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    Stdout,
+    Stderr,
+    /// A line from the engine.
+    Engine,
+    /// A transition the console saw in the engine's events (step, run, traffic, gate).
+    Event(Tone),
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub at: DateTime<Utc>,
+    pub step: Option<String>,
+    pub kind: LogKind,
+    pub text: String,
+}
+
+/// The traffic split as last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrafficView {
+    pub requested: Split,
+    pub applied: Option<Split>,
+}
+
+impl TrafficView {
+    /// The split to draw: what the load balancer reports, else what was asked of it.
+    pub fn shown(&self) -> Split {
+        self.applied.unwrap_or(self.requested)
+    }
+
+    pub fn mismatch(&self) -> bool {
+        self.applied.is_some_and(|a| a != self.requested)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollbackView {
+    pub started: bool,
+    pub time_to_safety_ms: Option<u64>,
+    /// The rollback steps, in the order the engine offers them (`rollback/…`).
+    pub planned: Option<Vec<StepRef>>,
+    pub finished: bool,
+}
+
+/// What a text prompt is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptPurpose {
+    Skip(StepRef),
+    MarkDone(StepRef),
+    LogFilter,
+}
+
+/// The open dialog, if any. Keys go to it first.
+#[derive(Debug, Clone)]
+pub enum Modal {
+    /// Shows what a step will run and where; Enter runs it.
+    Confirm {
+        step: StepRef,
+    },
+    /// Like `Confirm`, plus the plan name typed, and what cannot be undone.
+    Irreversible {
+        step: StepRef,
+        typed: Input,
+    },
+    Prompt {
+        purpose: PromptPurpose,
+        input: Input,
+    },
+    /// The rollback: traffic to X first, then the steps to confirm.
+    Rollback,
+    Help {
+        scroll: usize,
+    },
+    /// `q` while a step runs: it finishes in the background.
+    QuitWhileRunning {
+        step: StepRef,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flash {
+    pub text: String,
+    pub tone: Tone,
+    pub until: DateTime<Utc>,
+}
+
+/// The console's whole view of a run.
+#[derive(Debug, Clone)]
+pub struct ConsoleState {
+    plan: Plan,
+    expanded: ExpandedPlan,
+    /// Every step in run order; rollback steps join at the end as the engine plans them.
+    entries: Vec<StepEntry>,
+    index: HashMap<StepRef, usize>,
+    previewer: Previewer,
+    run: RunState,
+    started_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    ended_at: Option<DateTime<Utc>>,
+    traffic: Option<TrafficView>,
+    topology: Option<TopologySnapshot>,
+    metrics: VecDeque<MetricsSnapshot>,
+    gate: Option<GateVerdict>,
+    rollback: RollbackView,
+    logs: VecDeque<LogEntry>,
+    engine_stopped: bool,
+    theme: Theme,
+    focus: Pane,
+    zoomed: bool,
+    selected: usize,
+    log_follow: bool,
+    /// Lines between the newest shown line and the newest matching line.
+    log_offset: usize,
+    log_filter: Option<String>,
+    topology_offset: usize,
+    metrics_offset: usize,
+    modal: Option<Modal>,
+    flash: Option<Flash>,
+}
+
+impl ConsoleState {
+    /// The view of a run that began at `started_at` (from the journal), before any event.
+    pub fn new(
+        plan: &Plan,
+        expanded: &ExpandedPlan,
+        started_at: DateTime<Utc>,
+        theme: Theme,
+        previewer: Previewer,
+    ) -> Self {
+        let mut state = ConsoleState {
+            plan: plan.clone(),
+            expanded: expanded.clone(),
+            entries: Vec::new(),
+            index: HashMap::new(),
+            previewer,
+            run: RunState::Idle,
+            started_at,
+            now: started_at,
+            ended_at: None,
+            traffic: None,
+            topology: None,
+            metrics: VecDeque::new(),
+            gate: None,
+            rollback: RollbackView::default(),
+            logs: VecDeque::new(),
+            engine_stopped: false,
+            theme,
+            focus: Pane::Checklist,
+            zoomed: false,
+            selected: 0,
+            log_follow: true,
+            log_offset: 0,
+            log_filter: None,
+            topology_offset: 0,
+            metrics_offset: 0,
+            modal: None,
+            flash: None,
+        };
+        for (phase, step) in expanded.steps() {
+            state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
+        }
+        for warning in &expanded.warnings {
+            state.push_log(None, LogKind::Warning, warning.clone());
+        }
+        state
+    }
+
+    fn add_step(&mut self, step_ref: StepRef, step: Step) -> usize {
+        let runs = self
+            .previewer
+            .preview(&step_ref)
+            .map(|p| p.runs)
+            .unwrap_or_else(|| vec!["(kongup cannot say what this step runs)".to_string()]);
+        self.index.insert(step_ref.clone(), self.entries.len());
+        self.entries.push(StepEntry {
+            step_ref,
+            step,
+            runs,
+            status: StepStatus {
+                state: StepState::Pending,
+                detail: None,
+                running_since: None,
+                bake_remaining: None,
+            },
+        });
+        self.entries.len() - 1
+    }
+
+    /// The step's place, adding a rollback step the first time the engine names it.
+    fn entry_index(&mut self, step: &StepRef) -> Option<usize> {
+        if let Some(&i) = self.index.get(step) {
+            return Some(i);
+        }
+        if step.phase != PhaseName::Rollback {
+            return None;
+        }
+        let details = crate::engine::step_details(&self.expanded, step)?;
+        Some(self.add_step(step.clone(), details))
+    }
+
+    // ---- the reducer -------------------------------------------------------------------
+
+    /// Folds one engine event into the view.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::StepChanged {
+                step,
+                state,
+                detail,
+            } => self.step_changed(step, *state, detail.clone()),
+            Event::RunChanged(run) => {
+                let previous = self.run;
+                self.run = *run;
+                // The clock stops when the run ends, and goes on if it is taken up again.
+                self.ended_at = match run {
+                    RunState::Done | RunState::Failed => self.ended_at.or(Some(self.now)),
+                    _ => None,
+                };
+                if previous != *run {
+                    let (symbol, label, tone) = super::theme::run_label(*run);
+                    self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));
+                }
+            }
+            Event::Log(line) => self.push_engine_log(line),
+            Event::TrafficChanged { requested, applied } => {
+                self.traffic = Some(TrafficView {
+                    requested: *requested,
+                    applied: *applied,
+                });
+                let (text, tone) = match applied {
+                    Some(a) if a == requested => (
+                        format!("traffic {a} (load balancer confirmed)"),
+                        Tone::Plain,
+                    ),
+                    Some(a) => (
+                        format!("⚠ traffic requested {requested}, load balancer reports {a}"),
+                        Tone::Warn,
+                    ),
+                    None => (
+                        format!("traffic requested {requested} (load balancer cannot report)"),
+                        Tone::Plain,
+                    ),
+                };
+                self.push_log(None, LogKind::Event(tone), text);
+            }
+            Event::Bake {
+                step,
+                remaining_secs,
+            } => {
+                if let Some(&i) = self.index.get(step) {
+                    self.entries[i].status.bake_remaining = Some(*remaining_secs);
+                }
+            }
+            Event::Gate(verdict) => {
+                let changed = self.gate.as_ref().map(|g| g.verdict) != Some(verdict.verdict);
+                if changed || verdict.verdict == Verdict::Fail {
+                    let (symbol, label, tone) = super::theme::verdict_label(verdict.verdict);
+                    let mut text = format!("{symbol} gate {label}");
+                    if verdict.verdict == Verdict::Fail {
+                        text.push_str(&format!(
+                            " ({} in a row): {}",
+                            verdict.consecutive_breaches,
+                            verdict.checks.join("; ")
+                        ));
+                    }
+                    self.push_log(None, LogKind::Event(tone), text);
+                }
+                self.gate = Some(verdict.clone());
+            }
+            Event::Metrics(snapshot) => self.push_metrics(snapshot.clone()),
+            Event::Topology(snapshot) => self.topology = Some(snapshot.clone()),
+            Event::RollbackProgress(progress) => self.rollback_progress(progress),
+            Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
+        }
+    }
+
+    fn step_changed(&mut self, step: &StepRef, new: StepState, detail: Option<String>) {
+        let Some(i) = self.entry_index(step) else {
+            self.push_log(
+                None,
+                LogKind::Warning,
+                format!("the engine reports step {step}, which is not in this plan"),
+            );
+            return;
+        };
+        let old = self.entries[i].status.state;
+        let status = &mut self.entries[i].status;
+        status.state = new;
+        status.detail = detail.clone();
+        if new == StepState::Running {
+            if old != StepState::Running {
+                status.running_since = Some(self.now);
+            }
+        } else {
+            status.bake_remaining = None;
+        }
+        if old == new {
+            return;
+        }
+        // Steps that ask something of the operator take the selection.
+        if matches!(
+            new,
+            StepState::Ready | StepState::Running | StepState::Failed | StepState::Interrupted
+        ) {
+            self.selected = i;
+        }
+        self.close_stale_modal();
+        // The start of a run reports every step; only transitions worth reading are logged.
+        let worth_logging = matches!(
+            new,
+            StepState::Ready | StepState::Running | StepState::Failed | StepState::Interrupted
+        ) || old == StepState::Running
+            || (new == StepState::Skipped && old == StepState::Ready)
+            || (new == StepState::RolledBack && old != StepState::Pending);
+        if worth_logging {
+            let (symbol, word, tone) = step_symbol(new);
+            let mut text = format!("{symbol} {} {word}", step_label(step));
+            if let Some(detail) = detail {
+                text.push_str(": ");
+                text.push_str(&detail);
+            }
+            self.push_log(Some(step_label(step)), LogKind::Event(tone), text);
+        }
+    }
+
+    /// A dialog about a step whose state moved on no longer asks the right question.
+    fn close_stale_modal(&mut self) {
+        let stale = match &self.modal {
+            Some(Modal::Confirm { step }) | Some(Modal::Irreversible { step, .. }) => {
+                !self.can_confirm(step)
+            }
+            Some(Modal::Prompt {
+                purpose: PromptPurpose::Skip(step),
+                ..
+            }) => self.step_state(step) != Some(StepState::Ready),
+            Some(Modal::Prompt {
+                purpose: PromptPurpose::MarkDone(step),
+                ..
+            }) => self.step_state(step) != Some(StepState::Interrupted),
+            Some(Modal::QuitWhileRunning { step }) => {
+                self.step_state(step) != Some(StepState::Running)
+            }
+            _ => false,
+        };
+        if stale {
+            self.modal = None;
+            self.flash("the step's state changed: dialog closed", Tone::Warn);
+        }
+    }
+
+    fn rollback_progress(&mut self, progress: &RollbackProgress) {
+        let text = match progress {
+            RollbackProgress::Started => {
+                self.rollback = RollbackView {
+                    started: true,
+                    ..RollbackView::default()
+                };
+                "↺ rollback started: all traffic to X first".to_string()
+            }
+            RollbackProgress::TrafficSafe { time_to_safety_ms } => {
+                self.rollback.started = true;
+                self.rollback.time_to_safety_ms = Some(*time_to_safety_ms);
+                format!("✔ all traffic on X, confirmed in {time_to_safety_ms} ms")
+            }
+            RollbackProgress::Planned { steps } => {
+                self.rollback.started = true;
+                for step in steps {
+                    self.entry_index(step);
+                }
+                self.rollback.planned = Some(steps.clone());
+                if self.modal.is_none() {
+                    self.modal = Some(Modal::Rollback);
+                }
+                format!("↺ rollback plan: {} step(s) to confirm", steps.len())
+            }
+            RollbackProgress::Finished => {
+                self.rollback.finished = true;
+                "✔ rollback finished".to_string()
+            }
+        };
+        self.push_log(None, LogKind::Event(Tone::Warn), text);
+    }
+
+    fn push_engine_log(&mut self, line: &LogLine) {
+        let kind = match line.stream {
+            LogStream::Stdout => LogKind::Stdout,
+            LogStream::Stderr => LogKind::Stderr,
+            LogStream::Engine => LogKind::Engine,
+        };
+        self.push_entry(LogEntry {
+            at: line.at,
+            step: line.step.clone(),
+            kind,
+            text: line.text.clone(),
+        });
+    }
+
+    fn push_log(&mut self, step: Option<String>, kind: LogKind, text: String) {
+        self.push_entry(LogEntry {
+            at: self.now,
+            step,
+            kind,
+            text,
+        });
+    }
+
+    fn push_entry(&mut self, entry: LogEntry) {
+        if self.logs.len() == LOG_CAPACITY {
+            self.logs.pop_front();
+        }
+        // Reading back through the logs: new lines must not move what is on screen.
+        if !self.log_follow && self.log_matches(&entry) {
+            self.log_offset += 1;
+        }
+        self.logs.push_back(entry);
+    }
+
+    fn push_metrics(&mut self, snapshot: MetricsSnapshot) {
+        let newest = snapshot.at;
+        self.metrics.push_back(snapshot);
+        let horizon = newest - TimeDelta::seconds(METRICS_WINDOW_SECS);
+        while self
+            .metrics
+            .front()
+            .is_some_and(|s| s.at < horizon || self.metrics.len() > METRICS_CAPACITY)
+        {
+            self.metrics.pop_front();
+        }
+    }
+
+    /// Tells the view what time it is (the clock is injected, so tests are deterministic).
+    /// Returns whether anything on screen changes with it.
+    pub fn set_now(&mut self, now: DateTime<Utc>) -> bool {
+        let before = self.elapsed_secs();
+        let running_before = self.running_secs();
+        self.now = now;
+        let mut changed = before != self.elapsed_secs() || running_before != self.running_secs();
+        if self.flash.as_ref().is_some_and(|f| f.until <= now) {
+            self.flash = None;
+            changed = true;
+        }
+        changed
+    }
+
+    /// The engine's event stream ended: nothing on screen will change any more.
+    pub fn engine_stopped(&mut self) {
+        if !self.engine_stopped {
+            self.engine_stopped = true;
+            self.push_log(
+                None,
+                LogKind::Warning,
+                "the engine stopped: the screen no longer changes; q to leave".into(),
+            );
+        }
+    }
+
+    pub fn flash(&mut self, text: impl Into<String>, tone: Tone) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            tone,
+            until: self.now + TimeDelta::seconds(FLASH_SECS),
+        });
+    }
+
+    // ---- the console's own actions -----------------------------------------------------
+
+    /// Applies what a key asked of the view. `Exit` and `Redraw` are the loop's business.
+    pub fn apply_ui(&mut self, action: UiAction) {
+        match action {
+            UiAction::FocusNext => self.focus = self.focus.next(),
+            UiAction::FocusPrev => self.focus = self.focus.prev(),
+            UiAction::ToggleZoom => self.zoomed = !self.zoomed,
+            UiAction::Scroll(pane, delta) => self.scroll(pane, delta),
+            UiAction::ScrollHelp(delta) => self.scroll_help(delta),
+            UiAction::ToggleFollow => {
+                self.log_follow = !self.log_follow;
+                if self.log_follow {
+                    self.log_offset = 0;
+                }
+            }
+            UiAction::Open(modal) => self.modal = Some(modal),
+            UiAction::Close => self.modal = None,
+            UiAction::Edit(request) => {
+                if let Some(
+                    Modal::Irreversible { typed: input, .. } | Modal::Prompt { input, .. },
+                ) = &mut self.modal
+                {
+                    input.handle(request);
+                }
+            }
+            UiAction::SetLogFilter(filter) => {
+                self.log_filter = filter.filter(|f| !f.trim().is_empty());
+                self.log_offset = 0;
+                self.log_follow = true;
+            }
+            UiAction::Flash(text, tone) => self.flash(text, tone),
+            UiAction::Redraw | UiAction::Exit => {}
+        }
+    }
+
+    fn scroll(&mut self, pane: Pane, delta: ScrollDelta) {
+        fn moved(at: usize, delta: ScrollDelta, max: usize) -> usize {
+            match delta {
+                ScrollDelta::Up(n) => at.saturating_sub(n),
+                ScrollDelta::Down(n) => (at + n).min(max),
+                ScrollDelta::PageUp => at.saturating_sub(PAGE),
+                ScrollDelta::PageDown => (at + PAGE).min(max),
+                ScrollDelta::Top => 0,
+                ScrollDelta::Bottom => max,
+            }
+        }
+        match pane {
+            Pane::Checklist => {
+                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
+            }
+            Pane::Logs => {
+                // The offset counts up from the newest line; at zero the pane follows.
+                let max = self.filtered_log_count().saturating_sub(1);
+                let offset = self.log_offset;
+                self.log_offset = match delta {
+                    ScrollDelta::Up(n) => (offset + n).min(max),
+                    ScrollDelta::Down(n) => offset.saturating_sub(n),
+                    ScrollDelta::PageUp => (offset + PAGE).min(max),
+                    ScrollDelta::PageDown => offset.saturating_sub(PAGE),
+                    ScrollDelta::Top => max,
+                    ScrollDelta::Bottom => 0,
+                };
+                self.log_follow = self.log_offset == 0;
+            }
+            Pane::Topology => {
+                let max = self.topology_rows().saturating_sub(1);
+                self.topology_offset = moved(self.topology_offset, delta, max);
+            }
+            Pane::Metrics => {
+                let max = self.gate.as_ref().map_or(0, |g| g.checks.len());
+                self.metrics_offset = moved(self.metrics_offset, delta, max);
+            }
+        }
+    }
+
+    /// Scrolls the help dialog.
+    pub fn scroll_help(&mut self, delta: ScrollDelta) {
+        if let Some(Modal::Help { scroll }) = &mut self.modal {
+            *scroll = match delta {
+                ScrollDelta::Up(n) => scroll.saturating_sub(n),
+                ScrollDelta::Down(n) => *scroll + n,
+                ScrollDelta::PageUp => scroll.saturating_sub(PAGE),
+                ScrollDelta::PageDown => *scroll + PAGE,
+                ScrollDelta::Top => 0,
+                ScrollDelta::Bottom => super::keys::KEY_HELP.len(),
+            }
+            .min(super::keys::KEY_HELP.len());
+        }
+    }
+
+    // ---- queries -----------------------------------------------------------------------
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn expanded(&self) -> &ExpandedPlan {
+        &self.expanded
+    }
+
+    pub fn theme(&self) -> Theme {
+        self.theme
+    }
+
+    pub fn run_state(&self) -> RunState {
+        self.run
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub fn focus(&self) -> Pane {
+        self.focus
+    }
+
+    pub fn zoomed(&self) -> bool {
+        self.zoomed
+    }
+
+    pub fn modal(&self) -> Option<&Modal> {
+        self.modal.as_ref()
+    }
+
+    pub fn flash_message(&self) -> Option<&Flash> {
+        self.flash.as_ref()
+    }
+
+    pub fn traffic(&self) -> Option<TrafficView> {
+        self.traffic
+    }
+
+    pub fn topology(&self) -> Option<&TopologySnapshot> {
+        self.topology.as_ref()
+    }
+
+    pub fn metrics_history(&self) -> &VecDeque<MetricsSnapshot> {
+        &self.metrics
+    }
+
+    pub fn gate(&self) -> Option<&GateVerdict> {
+        self.gate.as_ref()
+    }
+
+    pub fn rollback(&self) -> &RollbackView {
+        &self.rollback
+    }
+
+    pub fn is_engine_stopped(&self) -> bool {
+        self.engine_stopped
+    }
+
+    pub fn log_follow(&self) -> bool {
+        self.log_follow
+    }
+
+    pub fn log_offset(&self) -> usize {
+        self.log_offset
+    }
+
+    pub fn log_filter(&self) -> Option<&str> {
+        self.log_filter.as_deref()
+    }
+
+    pub fn topology_offset(&self) -> usize {
+        self.topology_offset
+    }
+
+    pub fn metrics_offset(&self) -> usize {
+        self.metrics_offset
+    }
+
+    pub fn step_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Steps in run order: reference, definition, status.
+    pub fn steps(&self) -> impl Iterator<Item = (&StepRef, &Step, &StepStatus)> {
+        self.entries
+            .iter()
+            .map(|e| (&e.step_ref, &e.step, &e.status))
+    }
+
+    pub fn selected_index(&self) -> usize {
+        self.selected
+    }
+
+    pub fn selected(&self) -> Option<(&StepRef, &Step, &StepStatus)> {
+        self.entries
+            .get(self.selected)
+            .map(|e| (&e.step_ref, &e.step, &e.status))
+    }
+
+    pub fn step(&self, step: &StepRef) -> Option<(&Step, &StepStatus)> {
+        let e = &self.entries[*self.index.get(step)?];
+        Some((&e.step, &e.status))
+    }
+
+    /// What confirming `step` runs and where, one line each.
+    pub fn runs(&self, step: &StepRef) -> &[String] {
+        self.index
+            .get(step)
+            .map_or(&[], |&i| self.entries[i].runs.as_slice())
+    }
+
+    pub fn step_state(&self, step: &StepRef) -> Option<StepState> {
+        self.index.get(step).map(|&i| self.entries[i].status.state)
+    }
+
+    pub fn running_step(&self) -> Option<&StepRef> {
+        self.entries
+            .iter()
+            .find(|e| e.status.state == StepState::Running)
+            .map(|e| &e.step_ref)
+    }
+
+    /// The phase the run is in: that of the step needing attention, else the first not done;
+    /// the rollback's while rolling back.
+    pub fn current_phase(&self) -> Option<PhaseName> {
+        if self.run == RunState::RollingBack {
+            return Some(PhaseName::Rollback);
+        }
+        let attention = |e: &&StepEntry| {
+            matches!(
+                e.status.state,
+                StepState::Running | StepState::Ready | StepState::Failed | StepState::Interrupted
+            )
+        };
+        self.entries
+            .iter()
+            .find(attention)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|e| e.status.state == StepState::Pending)
+            })
+            .or(self.entries.last())
+            .map(|e| e.step_ref.phase)
+    }
+
+    /// Whether `step` undoes another (the engine's `rollback/…` steps).
+    pub fn is_rollback_step(&self, step: &StepRef) -> bool {
+        step.phase == PhaseName::Rollback
+    }
+
+    /// Whether a confirm for `step` makes sense now: the engine offers it.
+    pub fn can_confirm(&self, step: &StepRef) -> bool {
+        self.step_state(step) == Some(StepState::Ready)
+    }
+
+    /// The first step of the rollback plan not yet done.
+    pub fn next_rollback_step(&self) -> Option<&StepRef> {
+        self.rollback.planned.as_ref()?.iter().find(|r| {
+            !matches!(
+                self.step_state(r),
+                Some(StepState::Succeeded | StepState::Skipped | StepState::RolledBack)
+            )
+        })
+    }
+
+    /// Seconds since the run began, frozen once it ended.
+    pub fn elapsed_secs(&self) -> u64 {
+        let end = self.ended_at.unwrap_or(self.now);
+        (end - self.started_at).num_seconds().max(0) as u64
+    }
+
+    /// Seconds the running step has run.
+    pub fn running_secs(&self) -> Option<u64> {
+        self.entries
+            .iter()
+            .find(|e| e.status.state == StepState::Running)
+            .and_then(|e| e.status.running_since)
+            .map(|since| (self.now - since).num_seconds().max(0) as u64)
+    }
+
+    pub fn logs(&self) -> &VecDeque<LogEntry> {
+        &self.logs
+    }
+
+    pub fn log_matches(&self, entry: &LogEntry) -> bool {
+        match &self.log_filter {
+            None => true,
+            Some(filter) => {
+                contains_ignore_case(&entry.text, filter)
+                    || entry
+                        .step
+                        .as_deref()
+                        .is_some_and(|s| contains_ignore_case(s, filter))
+            }
+        }
+    }
+
+    pub fn filtered_log_count(&self) -> usize {
+        if self.log_filter.is_none() {
+            return self.logs.len();
+        }
+        self.logs.iter().filter(|e| self.log_matches(e)).count()
+    }
+
+    /// Rows of the topology list (nodes, databases, load balancer), for scrolling.
+    pub fn topology_rows(&self) -> usize {
+        match &self.topology {
+            Some(t) => t.nodes.len() + t.databases.len() + 4,
+            None => self.plan.clusters.x.nodes.len() + self.plan.clusters.y.nodes.len() + 6,
+        }
+    }
+}
+
+/// A step's short name for the logs: its id, or for a rollback step what it undoes.
+pub fn step_label(step: &StepRef) -> String {
+    if step.phase != PhaseName::Rollback {
+        return step.id.clone();
+    }
+    match step.id.rsplit_once('.') {
+        Some((_, id)) => format!("undo {id}"),
+        None if step.id == crate::engine::rollback::TRAFFIC_TO_X => "traffic to X".into(),
+        None => format!("undo {}", step.id),
+    }
+}
+
+fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && needle.is_ascii() {
+        let needle = needle.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len().max(1))
+            .any(|w| w.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}

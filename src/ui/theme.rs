@@ -1,0 +1,139 @@
+//! Colours and state symbols. Only the 16 named ANSI colours, so the terminal's own theme
+//! applies (also over SSH); with `NO_COLOR` every colour goes and the symbols and words,
+//! which are the same in both modes, carry the meaning alone.
+
+use ratatui::style::{Color, Modifier, Style};
+
+use crate::engine::event::{RunState, StepState};
+use crate::kong::topology::NodeHealth;
+use crate::kong::types::SyncStatus;
+use crate::metrics::Verdict;
+
+/// What a piece of text means, which decides its style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Good,
+    Bad,
+    Warn,
+    Active,
+    Muted,
+    Accent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    colour: bool,
+}
+
+impl Theme {
+    pub const COLOUR: Theme = Theme { colour: true };
+    pub const NO_COLOUR: Theme = Theme { colour: false };
+
+    /// Colours unless `NO_COLOR` is set to a non-empty value (https://no-color.org).
+    pub fn from_env() -> Theme {
+        let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if no_colour {
+            Theme::NO_COLOUR
+        } else {
+            Theme::COLOUR
+        }
+    }
+
+    fn fg(self, colour: Color) -> Style {
+        if self.colour {
+            Style::new().fg(colour)
+        } else {
+            Style::new()
+        }
+    }
+
+    pub fn tone(self, tone: Tone) -> Style {
+        match tone {
+            Tone::Plain => Style::new(),
+            Tone::Good => self.fg(Color::Green),
+            Tone::Bad => self.fg(Color::Red).add_modifier(Modifier::BOLD),
+            Tone::Warn => self.fg(Color::Yellow),
+            Tone::Active => self.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+            Tone::Muted => Style::new().add_modifier(Modifier::DIM),
+            Tone::Accent => self.fg(Color::Magenta),
+        }
+    }
+
+    pub fn bold(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+
+    /// The selected row: reverse video reads the same with and without colour.
+    pub fn selected(self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+
+    pub fn border(self, focused: bool) -> Style {
+        if focused {
+            self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        }
+    }
+
+    /// Traffic on X and on Y in the header's bar.
+    pub fn traffic_x(self) -> Style {
+        self.fg(Color::Blue)
+    }
+
+    pub fn traffic_y(self) -> Style {
+        self.fg(Color::Green)
+    }
+}
+
+/// Symbol and word for a step state: they differ in text, so they survive `NO_COLOR`.
+pub fn step_symbol(state: StepState) -> (&'static str, &'static str, Tone) {
+    match state {
+        StepState::Pending => ("○", "pending", Tone::Muted),
+        StepState::Ready => ("●", "ready", Tone::Active),
+        StepState::Running => ("▶", "running", Tone::Active),
+        StepState::Succeeded => ("✔", "done", Tone::Good),
+        StepState::Failed => ("✖", "failed", Tone::Bad),
+        StepState::Interrupted => ("⚠", "interrupted", Tone::Warn),
+        StepState::Skipped => ("»", "skipped", Tone::Muted),
+        StepState::RolledBack => ("↺", "rolled back", Tone::Warn),
+    }
+}
+
+pub fn run_label(state: RunState) -> (&'static str, &'static str, Tone) {
+    match state {
+        RunState::Idle => ("○", "IDLE", Tone::Plain),
+        RunState::Running => ("▶", "RUNNING", Tone::Active),
+        RunState::Paused => ("⏸", "PAUSED", Tone::Warn),
+        RunState::RollingBack => ("↺", "ROLLING BACK", Tone::Bad),
+        RunState::Done => ("✔", "DONE", Tone::Good),
+        RunState::Failed => ("✖", "FAILED", Tone::Bad),
+    }
+}
+
+pub fn health_label(health: &NodeHealth) -> (&'static str, String, Tone) {
+    match health {
+        NodeHealth::Ready => ("✔", "ready".into(), Tone::Good),
+        NodeHealth::NotReady(reason) => ("⚠", format!("not ready: {reason}"), Tone::Warn),
+        NodeHealth::Unreachable(why) => ("✖", format!("unreachable: {why}"), Tone::Bad),
+        NodeHealth::Absent => ("○", "absent".into(), Tone::Muted),
+        NodeHealth::Unknown => ("?", "unknown".into(), Tone::Muted),
+    }
+}
+
+pub fn sync_tone(status: SyncStatus) -> Tone {
+    match status {
+        SyncStatus::Normal => Tone::Good,
+        SyncStatus::Unknown => Tone::Muted,
+        _ => Tone::Bad,
+    }
+}
+
+pub fn verdict_label(verdict: Verdict) -> (&'static str, &'static str, Tone) {
+    match verdict {
+        Verdict::Pass => ("✔", "PASS", Tone::Good),
+        Verdict::Inconclusive => ("?", "INCONCLUSIVE", Tone::Warn),
+        Verdict::Fail => ("✖", "BREACHED", Tone::Bad),
+    }
+}

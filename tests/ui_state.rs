@@ -1,0 +1,193 @@
+//! The view model folds the engine's events into what the console shows.
+
+mod support;
+
+use chrono::TimeDelta;
+use kongup::engine::event::{Event, LogStream, RollbackProgress, RunState, StepState};
+use kongup::lb::Split;
+use kongup::plan::steps::{PhaseName, StepRef};
+use kongup::ui::state::{LOG_CAPACITY, LogKind, METRICS_WINDOW_SECS, Modal};
+use kongup::ui::{ConsoleState, Theme};
+
+use support::hybrid::*;
+use support::scenarios::{self, apply_all, screen};
+
+fn fresh() -> ConsoleState {
+    let expanded = expanded();
+    let plan = plan();
+    let previewer = previewer(&plan, &expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), Theme::COLOUR, previewer);
+    apply_all(&mut state, &start_events(&expanded));
+    state
+}
+
+#[test]
+fn the_start_of_a_run_reports_every_step_without_flooding_the_logs() {
+    let state = fresh();
+    assert_eq!(state.run_state(), RunState::Running);
+    assert_eq!(state.step_state(&cp("preflight")), Some(StepState::Ready));
+    assert_eq!(state.step_state(&dp("stop-dp-x")), Some(StepState::Pending));
+    let texts: Vec<&str> = state.logs().iter().map(|l| l.text.as_str()).collect();
+    // The plan's warning, the run starting, the first step ready: no line per pending step.
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(texts[2].contains("preflight ready"));
+}
+
+#[test]
+fn a_resumed_run_points_at_the_interrupted_step() {
+    let mut state = fresh();
+    apply_all(
+        &mut state,
+        &complete(&[cp("preflight"), cp("review-changes")], 10),
+    );
+    state.apply(&changed(cp("freeze-writes"), StepState::Interrupted));
+    assert_eq!(state.selected().unwrap().0, &cp("freeze-writes"));
+    assert!(
+        state
+            .logs()
+            .back()
+            .unwrap()
+            .text
+            .contains("freeze-writes interrupted")
+    );
+}
+
+#[test]
+fn the_log_ring_keeps_the_newest_lines() {
+    let mut state = fresh();
+    for n in 0..LOG_CAPACITY + 1_000 {
+        state.apply(&log(
+            10,
+            "backup-x",
+            LogStream::Stdout,
+            &format!("line {n}"),
+        ));
+    }
+    assert_eq!(state.logs().len(), LOG_CAPACITY);
+    assert_eq!(state.logs().front().unwrap().text, "line 1000");
+    assert_eq!(
+        state.logs().back().unwrap().text,
+        format!("line {}", LOG_CAPACITY + 999)
+    );
+}
+
+#[test]
+fn metrics_history_keeps_ten_minutes() {
+    let mut state = fresh();
+    apply_all(&mut state, &metrics_history(0, 1_800, 0, 0.0));
+    let history = state.metrics_history();
+    let span = history.back().unwrap().at - history.front().unwrap().at;
+    assert!(span <= TimeDelta::seconds(METRICS_WINDOW_SECS), "{span}");
+    assert!(
+        span >= TimeDelta::seconds(METRICS_WINDOW_SECS - 5),
+        "{span}"
+    );
+}
+
+#[test]
+fn the_clock_redraws_only_when_the_shown_second_changes_and_stops_at_the_end() {
+    let mut state = fresh();
+    assert!(state.set_now(at(1)));
+    assert!(!state.set_now(at(1) + TimeDelta::milliseconds(400)));
+    assert!(state.set_now(at(2)));
+    state.apply(&Event::RunChanged(RunState::Done));
+    assert!(
+        !state.set_now(at(3_600)),
+        "a finished run's time stands still"
+    );
+    assert_eq!(state.elapsed_secs(), 2);
+}
+
+#[test]
+fn the_rollback_plan_opens_by_itself_but_not_over_another_dialog() {
+    let mut state = scenarios::awaiting_confirmation(Theme::COLOUR);
+    state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![undoing("freeze-writes")],
+    }));
+    assert!(matches!(state.modal(), Some(Modal::Rollback)));
+
+    let mut busy = scenarios::help(Theme::COLOUR);
+    busy.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![],
+    }));
+    assert!(matches!(busy.modal(), Some(Modal::Help { .. })));
+}
+
+#[test]
+fn a_load_balancer_that_disagrees_is_shown() {
+    let mut state = fresh();
+    state.apply(&Event::TrafficChanged {
+        requested: Split::to_y(25),
+        applied: Some(Split::to_y(20)),
+    });
+    let line = state.logs().back().unwrap();
+    assert_eq!(line.kind, LogKind::Event(kongup::ui::theme::Tone::Warn));
+    assert!(line.text.contains("load balancer reports X 80% | Y 20%"));
+    let text = screen(&state, 80, 24);
+    assert!(text.contains("⚠ asked Y 25%"), "{text}");
+}
+
+#[test]
+fn an_unconfirmed_split_says_so() {
+    let mut state = fresh();
+    state.apply(&Event::TrafficChanged {
+        requested: Split::to_y(10),
+        applied: None,
+    });
+    assert!(screen(&state, 80, 24).contains("(unconfirmed)"));
+}
+
+#[test]
+fn a_step_the_plan_does_not_have_is_a_warning_not_a_crash() {
+    let mut state = fresh();
+    state.apply(&changed(
+        StepRef::new(PhaseName::Cluster, "nowhere"),
+        StepState::Running,
+    ));
+    let line = state.logs().back().unwrap();
+    assert_eq!(line.kind, LogKind::Warning);
+    assert!(line.text.contains("cluster/nowhere"));
+}
+
+#[test]
+fn figures_kong_does_not_export_say_which_flag_is_off() {
+    let mut state = fresh();
+    let mut snapshot = match metrics(10, 10, 0.0) {
+        Event::Metrics(s) => s,
+        _ => unreachable!(),
+    };
+    snapshot.y.error_ratio = None;
+    snapshot.y.status_code_metrics = false;
+    snapshot.y.p99_ms = None;
+    snapshot.y.latency_metrics = false;
+    state.apply(&Event::Metrics(snapshot));
+    let text = screen(&state, 80, 24);
+    assert!(text.contains("status_code_metrics off"), "{text}");
+    assert!(text.contains("latency_metrics off"), "{text}");
+}
+
+#[test]
+fn the_bake_countdown_shows_on_the_running_step() {
+    let mut state = scenarios::paused(Theme::COLOUR);
+    state.apply(&Event::Bake {
+        step: cp("traffic-10"),
+        remaining_secs: 61,
+    });
+    assert!(screen(&state, 80, 24).contains("[bake 1:01]"));
+    state.apply(&changed(cp("traffic-10"), StepState::Succeeded));
+    assert!(!screen(&state, 80, 24).contains("[bake"));
+}
+
+#[test]
+fn the_zoomed_pane_takes_the_whole_body() {
+    let mut state = scenarios::gate_breached(Theme::COLOUR);
+    scenarios::press(&mut state, scenarios::key(crossterm::event::KeyCode::Tab));
+    scenarios::press(&mut state, scenarios::key(crossterm::event::KeyCode::Tab));
+    scenarios::press(&mut state, scenarios::char_key('z'));
+    let text = screen(&state, 80, 24);
+    // Every node is listed when the topology pane is zoomed.
+    for node in ["cp-x1", "dp-x3", "cp-y2", "dp-y3"] {
+        assert!(text.contains(node), "{node} missing:\n{text}");
+    }
+    assert!(!text.contains("Checklist"), "{text}");
+}
