@@ -28,7 +28,10 @@ async fn the_real_client_exports_the_labs_configuration() {
     assert_eq!(export["plugins"][0]["route"]["id"], secure_route);
     // Every other core collection is there, empty; what Kong lacks answers 404.
     assert!(export["upstreams"].is_empty());
-    assert_eq!(client.list_entities(&admin, "workspaces").await.unwrap(), None);
+    assert_eq!(
+        client.list_entities(&admin, "workspaces").await.unwrap(),
+        None
+    );
     // The same configuration on every node, on every read.
     let other = lab.endpoints().nodes[1].admin.clone();
     assert_eq!(client.export_core_entities(&other).await.unwrap(), export);

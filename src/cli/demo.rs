@@ -32,7 +32,8 @@ pub struct DemoArgs {
     pub speed: f64,
 
     /// No console: print each step and read commands as lines on stdin (`help` lists
-    /// them). End of input quits; the demo stays resumable.
+    /// them). End of input quits; the demo stays resumable. In the console, `?` lists the
+    /// keys, the lab's faults among them.
     #[arg(long)]
     pub plain: bool,
 
@@ -58,13 +59,6 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
 }
 
 pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
-    if !args.plain {
-        eprintln!(
-            "the console is not part of this build yet: run with --plain to drive the demo \
-             with line commands"
-        );
-        return Ok(1);
-    }
     let run_dir = match args.journal.clone() {
         Some(dir) => dir,
         None => match demo::default_demo_run_dir(args.scenario)? {
@@ -86,11 +80,20 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         .enable_all()
         .build()
         .wrap_err("could not start the async runtime for the demo")?;
-    let scenario = args.scenario;
+    let (scenario, plain) = (args.scenario, args.plain);
     let end = runtime.block_on(async move {
         let run = demo::start(options).await?;
-        let intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
-        demo::drive_plain(run, &intro).await
+        let mut intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
+        if plain {
+            demo::drive_plain(run, &intro).await
+        } else {
+            intro.push(
+                "keys E L X D inject the lab's faults, N clears them; ? lists every key"
+                    .to_string(),
+            );
+            let keys = demo::console::fault_keys(&run.lab, &run.notices);
+            demo::console::drive_console(run, keys, &intro).await
+        }
     });
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.

@@ -13,6 +13,7 @@
 //! // demo.engine: the engine's handle (commands, events); demo.lab: the lab itself.
 //! ```
 
+pub mod console;
 pub mod database;
 pub mod executors;
 pub mod fit;
@@ -24,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
 use crate::actions::kong::{KongAccess, NodesWait, Waits, register_kong_actions};
 use crate::actions::{ActionFor, ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
@@ -31,8 +34,8 @@ use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
 use crate::engine::toolbox::resolve_plan_secrets;
 use crate::engine::{
-    EngineError, EngineHandle, Operator, RunOptions, RunSetup, RunState, SessionEnd, Toolbox,
-    local_operator,
+    EngineError, EngineHandle, Event, Operator, RunOptions, RunSetup, RunState, SessionEnd,
+    Toolbox, local_operator,
 };
 use crate::kong::client::{AdminClient, AdminClientOptions};
 use crate::kong::database::KongDatabase;
@@ -91,6 +94,8 @@ pub enum DemoError {
     Live(#[from] LiveSupportError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("the console: {0}")]
+    Console(String),
 }
 
 /// How a demo starts.
@@ -139,6 +144,9 @@ pub struct DemoRun {
     pub plan_path: PathBuf,
     /// What rebuilding the lab from the journal did (empty for a new run).
     pub rebuilt: Rebuilt,
+    /// Into the engine's side events: a line the console and `--plain` show (the lab's
+    /// answer to a fault key).
+    pub notices: mpsc::UnboundedSender<Event>,
 }
 
 /// The bakes and gates of a new demo at `speed`: real time at 1 (20 s bakes, a 15 s
@@ -390,6 +398,17 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         },
         &mut toolbox,
     )?;
+    // The engine reads one side channel: the live support's events and the demo's own.
+    let (notices, merged) = mpsc::unbounded_channel();
+    let forward = notices.clone();
+    let mut side_events = side_events;
+    tokio::spawn(async move {
+        while let Some(event) = side_events.recv().await {
+            if forward.send(event).is_err() {
+                return;
+            }
+        }
+    });
     let engine = crate::engine::spawn(RunSetup {
         plan: plan.clone(),
         expanded: expanded.clone(),
@@ -398,7 +417,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         operator,
         toolbox: toolbox.clone(),
         options,
-        side_events: Some(side_events),
+        side_events: Some(merged),
     })?;
     Ok(DemoRun {
         lab,
@@ -409,6 +428,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         live,
         plan_path,
         rebuilt,
+        notices,
     })
 }
 

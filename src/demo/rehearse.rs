@@ -95,13 +95,6 @@ pub fn run(
     plain: bool,
 ) -> color_eyre::Result<i32> {
     use color_eyre::eyre::WrapErr;
-    if !plain {
-        eprintln!(
-            "the console is not part of this build yet: run with --plain to drive the \
-             rehearsal with line commands"
-        );
-        return Ok(1);
-    }
     let Some(run_dir) = rehearsal_run_dir(journal, &loaded.plan.name) else {
         eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
         return Ok(1);
@@ -120,7 +113,11 @@ pub fn run(
              run's journal is not touched).",
             run_dir.display()
         ));
-        super::drive_plain(run, &intro).await
+        if plain {
+            super::drive_plain(run, &intro).await
+        } else {
+            super::console::drive_console(run, Vec::new(), &intro).await
+        }
     });
     runtime.shutdown_background();
     if let Err(error) = &end {

@@ -23,7 +23,7 @@ use crate::plan::steps::{ExpandedPlan, StepRef};
 
 use super::input::{ConsoleInput, ExitSignal, TerminalReader, TtyFd};
 use super::keys::{UiAction, handle_key};
-use super::state::{ConsoleState, Previewer};
+use super::state::{ConsoleState, ExtraKey, Previewer};
 use super::theme::{Theme, Tone};
 
 /// The shortest time between two frames (~30 frames/s).
@@ -40,6 +40,8 @@ pub struct ConsoleOptions {
     pub theme: Theme,
     /// What confirming a step runs: `Previewer::from_engine` with the run's toolbox.
     pub previewer: Previewer,
+    /// Keys of the caller's, listed in the help (the demo's lab faults).
+    pub extra_keys: Vec<ExtraKey>,
 }
 
 impl ConsoleOptions {
@@ -49,6 +51,7 @@ impl ConsoleOptions {
             started_at,
             theme: Theme::from_env(),
             previewer,
+            extra_keys: Vec::new(),
         }
     }
 }
@@ -109,6 +112,7 @@ where
         options.theme,
         options.previewer,
     );
+    state.set_extra_keys(options.extra_keys);
     state.set_now(Utc::now());
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal")?;
     let exit = drive(
@@ -207,6 +211,11 @@ where
                         match action {
                             UiAction::Exit => leave = true,
                             UiAction::Redraw => clear_first = true,
+                            UiAction::RunExtra(key) => {
+                                if let Some(answer) = state.run_extra_key(key) {
+                                    state.flash(answer, Tone::Warn);
+                                }
+                            }
                             other => state.apply_ui(other),
                         }
                     }
