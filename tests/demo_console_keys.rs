@@ -40,7 +40,10 @@ fn extra_keys_run_their_action_are_listed_and_leave_built_in_keys_alone() {
         Previewer::new(|_| None),
     );
     let pressed = Arc::new(AtomicUsize::new(0));
-    state.set_extra_keys(vec![counting_key('E', &pressed), counting_key('q', &pressed)]);
+    state.set_extra_keys(vec![
+        counting_key('E', &pressed),
+        counting_key('q', &pressed),
+    ]);
 
     let outcome = handle_key(&state, press('E'));
     assert!(outcome.commands.is_empty());
@@ -64,5 +67,10 @@ fn extra_keys_run_their_action_are_listed_and_leave_built_in_keys_alone() {
     }
     assert!(state.modal().is_some());
     let in_help = handle_key(&state, press('E'));
-    assert!(!in_help.ui.iter().any(|a| matches!(a, UiAction::RunExtra(_))));
+    assert!(
+        !in_help
+            .ui
+            .iter()
+            .any(|a| matches!(a, UiAction::RunExtra(_)))
+    );
 }

@@ -91,13 +91,7 @@ async fn a_resumed_demo_rebuilds_the_lab_and_goes_on_to_done() {
     );
     assert_eq!(run.lab.schema_state(ClusterSide::Y), schema_before);
 
-    let mut resumed = demo_support::Demo {
-        run,
-        dir,
-        states: Default::default(),
-        run_state: None,
-        events: Vec::new(),
-    };
+    let mut resumed = demo_support::Demo::from_run(run, dir);
     // Y serves its share again in the rebuilt lab.
     resumed.served_more(ClusterSide::Y, 5).await;
     resumed.walk_to_done().await;

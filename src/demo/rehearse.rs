@@ -47,13 +47,19 @@ fn readable_secrets(loaded: &LoadedPlan) -> Redactor {
     )
 }
 
-/// Starts a rehearsal of `loaded` (read from `plan_path`) in `run_dir`.
+/// Starts a rehearsal of `loaded` (read from `plan_path`) in `run_dir`; the lab's commands
+/// run `speed` times faster than real time (`kongup run --rehearse`: 1).
 pub async fn start(
-    loaded: LoadedPlan,
+    mut loaded: LoadedPlan,
     plan_path: PathBuf,
     run_dir: PathBuf,
-    accept_plan_change: bool,
+    options: RunOptions,
+    speed: f64,
 ) -> Result<DemoRun, DemoError> {
+    let redactor = readable_secrets(&loaded);
+    // The lab speaks plain HTTP on loopback and needs no token: the plan's Admin API
+    // access (TLS files, token) is for the real clusters.
+    loaded.plan.admin = Default::default();
     let topology = fit::rehearsal_topology(&loaded.plan, &loaded.expanded);
     let lab = Lab::start_with(
         topology,
@@ -62,11 +68,10 @@ pub async fn start(
             traffic_rps: 0.0,
             faults: Vec::new(),
             metrics_flags: MetricsFlags::ALL_ON,
-            speed: 1.0,
+            speed,
         },
     )
     .await?;
-    let redactor = readable_secrets(&loaded);
     launch(
         lab,
         Launch {
@@ -76,10 +81,7 @@ pub async fn start(
             traffic: TrafficChoice::LabBalancer,
             redactor,
             faults: Vec::new(),
-            options: RunOptions {
-                accept_plan_change,
-                handle_signals: true,
-            },
+            options,
             operator: local_operator(),
         },
     )
@@ -105,7 +107,11 @@ pub fn run(
         .wrap_err("could not start the async runtime for the rehearsal")?;
     let plan_path = plan_path.to_path_buf();
     let end = runtime.block_on(async move {
-        let run = start(loaded, plan_path, run_dir.clone(), accept_plan_change).await?;
+        let options = RunOptions {
+            accept_plan_change,
+            handle_signals: true,
+        };
+        let run = start(loaded, plan_path, run_dir.clone(), options, 1.0).await?;
         let mut intro = super::intro_lines(&run, "kongup run --rehearse: a simulated lab");
         intro.push(format!(
             "REHEARSAL: every command acts on the lab and the lab's balancer stands in for \

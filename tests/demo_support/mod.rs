@@ -35,16 +35,21 @@ pub async fn start(scenario: Scenario) -> Demo {
     let run = demo::start(options)
         .await
         .unwrap_or_else(|e| panic!("the {scenario} demo did not start: {e}"));
-    Demo {
-        run,
-        dir,
-        states: HashMap::new(),
-        run_state: None,
-        events: Vec::new(),
-    }
+    Demo::from_run(run, dir)
 }
 
 impl Demo {
+    /// A lab run started some other way (a rehearsal), kept with its directory.
+    pub fn from_run(run: DemoRun, dir: tempfile::TempDir) -> Demo {
+        Demo {
+            run,
+            dir,
+            states: HashMap::new(),
+            run_state: None,
+            events: Vec::new(),
+        }
+    }
+
     pub fn plan_name(&self) -> String {
         self.run.plan.name.clone()
     }
