@@ -16,7 +16,10 @@ pub enum SecretError {
         source_name: String,
         error: std::io::Error,
     },
-    #[error("the secret from {source_name} is empty")]
+    #[error(
+        "the secret from {source_name} is empty: put the value there (a file's trailing newline \
+         is not part of it), then start kongup again"
+    )]
     Empty { source_name: String },
 }
 
@@ -50,6 +53,9 @@ pub struct Redactor {
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// Secrets shorter than this are warned about at the start of a run.
+pub const SHORT_SECRET: usize = 8;
+
 impl Redactor {
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
@@ -63,6 +69,15 @@ impl Redactor {
             self.secrets.push(secret);
             self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         }
+    }
+
+    /// How many of the secrets are shorter than [`SHORT_SECRET`] characters: they are
+    /// still redacted in free text, where they may garble words that contain them.
+    pub fn short_secrets(&self) -> usize {
+        self.secrets
+            .iter()
+            .filter(|s| s.chars().count() < SHORT_SECRET)
+            .count()
     }
 
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
@@ -88,6 +103,22 @@ mod tests {
             "a [REDACTED] and [REDACTED]"
         );
         assert!(matches!(redactor.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_empty_secret_says_where_to_put_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "\n").unwrap();
+        let message = resolve(&SecretRef::File(path.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&path.display().to_string())
+                && message.contains("put the value there")
+                && message.contains("start kongup again"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ steps:
   backup:
     builtin: false
     commands:
-      - shell: "echo the password is $KONGUP_IT_PG_PASSWORD; echo backup > {d}/backup.txt"
+      - shell: "echo the password is $(cat {d}/pg-password); echo env has [${{KONGUP_IT_PG_PASSWORD:-unset}}]; echo backup > {d}/backup.txt"
   stop-x:
     builtin: false
     commands:
@@ -93,6 +93,8 @@ impl Lab {
         let dir = tempfile::tempdir().unwrap();
         let stop_x = stop_x.replace("DIR", &dir.path().display().to_string());
         let plan = write_plan(dir.path(), &stop_x);
+        // The secret as a step might read it from a file (to see it redacted).
+        std::fs::write(dir.path().join("pg-password"), SECRET).unwrap();
         let run_dir = dir.path().join("run");
         Lab { dir, plan, run_dir }
     }
@@ -394,6 +396,11 @@ fn plain_runs_every_step_and_status_and_report_reflect_the_journal() {
     let backup_log = std::fs::read_to_string(lab.run_dir.join("logs/cluster-backup.log")).unwrap();
     assert!(
         backup_log.contains("stdout| the password is [REDACTED]"),
+        "{backup_log}"
+    );
+    // The plan's secret variable is not in the environment the step's command inherits.
+    assert!(
+        backup_log.contains("stdout| env has [unset]"),
         "{backup_log}"
     );
 

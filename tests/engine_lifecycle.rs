@@ -7,7 +7,7 @@ use engine_support::*;
 use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, EngineError, Event, RunState, StepState};
 use kongup::plan::model::Strategy;
-use kongup::plan::steps::{MigrationsCommand, StepKind};
+use kongup::plan::steps::{MigrationsCommand, RollbackKind, StepKind};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -38,7 +38,9 @@ async fn the_first_events_are_the_run_state_and_every_step() {
     run.quit().await;
 }
 
-#[tokio::test]
+// The multi-threaded runtime, as `kongup run` uses: journal writes hand the worker's
+// other tasks over while they block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_ready_confirm_running_succeeded_then_done() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
@@ -115,7 +117,11 @@ async fn a_step_out_of_turn_is_refused_and_never_runs() {
     .await;
     let warning = run.wait_warning("cluster/b").await;
     assert!(warning.contains("it is cluster/a's turn"), "{warning}");
-    run.send(Command::Retry { step: cluster("a") }).await;
+    run.send(Command::Retry {
+        step: cluster("a"),
+        typed: None,
+    })
+    .await;
     let warning = run.wait_warning("cannot retry").await;
     assert!(warning.contains("it is pending"), "{warning}");
     let end = run.quit().await;
@@ -172,7 +178,11 @@ async fn failed_then_retry_runs_again_and_succeeds() {
     run.wait_warning("it is cluster/a's turn").await;
 
     kit.stand_in.set("a", Behavior::Succeed);
-    run.send(Command::Retry { step: cluster("a") }).await;
+    run.send(Command::Retry {
+        step: cluster("a"),
+        typed: None,
+    })
+    .await;
     assert_eq!(
         run.wait_step(&cluster("a"), StepState::Running)
             .await
@@ -387,6 +397,100 @@ async fn an_irreversible_step_needs_the_plan_name_typed() {
 }
 
 #[tokio::test]
+async fn retrying_an_irreversible_step_needs_the_plan_name_typed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut finish = with_rollback(
+        step(
+            "migrations-finish",
+            StepKind::Migrations(MigrationsCommand::Finish),
+        ),
+        RollbackKind::RestoreDatabase,
+    );
+    finish.irreversible = true;
+    kit.stand_in
+        .set("migrations-finish", Behavior::Fail("boom"));
+    let steps = expanded(Strategy::InPlace, vec![finish]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("prod-eu"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    let step_ref = cluster("migrations-finish");
+    run.send(Command::Confirm {
+        step: step_ref.clone(),
+        typed: Some("prod-eu".into()),
+    })
+    .await;
+    run.wait_step(&step_ref, StepState::Failed).await;
+    kit.stand_in.set("migrations-finish", Behavior::Succeed);
+    run.send(Command::Retry {
+        step: step_ref.clone(),
+        typed: None,
+    })
+    .await;
+    let warning = run.wait_warning("irreversible").await;
+    assert!(warning.contains("'prod-eu'"), "{warning}");
+    run.send(Command::Retry {
+        step: step_ref.clone(),
+        typed: Some("prod".into()),
+    })
+    .await;
+    run.wait_warning("was not retried: the typed name does not match")
+        .await;
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 1);
+    run.send(Command::Retry {
+        step: step_ref.clone(),
+        typed: Some("prod-eu".into()),
+    })
+    .await;
+    run.wait_step(&step_ref, StepState::Succeeded).await;
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 2);
+    let confirms: Vec<_> = run
+        .journal()
+        .into_iter()
+        .filter_map(|r| match r.entry {
+            Entry::StepConfirmed { via, typed, .. } => Some((via, typed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        confirms,
+        [(ConfirmVia::Confirm, true), (ConfirmVia::Retry, true)]
+    );
+
+    // The rollback's restore is irreversible too: its retry takes the name as well.
+    kit.stand_in
+        .set("migrations-finish", Behavior::Fail("restore failed"));
+    run.send(Command::Rollback).await;
+    let restore = rollback_ref("migrations-finish");
+    run.wait_step(&restore, StepState::Ready).await;
+    run.send(Command::Confirm {
+        step: restore.clone(),
+        typed: Some("prod-eu".into()),
+    })
+    .await;
+    run.wait_step(&restore, StepState::Failed).await;
+    run.send(Command::Retry {
+        step: restore.clone(),
+        typed: None,
+    })
+    .await;
+    run.wait_warning("irreversible").await;
+    assert_eq!(kit.stand_in.runs_of("migrations-finish"), 3);
+    kit.stand_in.set("migrations-finish", Behavior::Succeed);
+    run.send(Command::Retry {
+        step: restore.clone(),
+        typed: Some("prod-eu".into()),
+    })
+    .await;
+    run.wait_step(&restore, StepState::Succeeded).await;
+    run.quit().await;
+}
+
+#[tokio::test]
 async fn paused_runs_start_nothing_until_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
@@ -549,7 +653,11 @@ async fn a_step_running_when_the_engine_died_is_interrupted_and_retry_completes_
     })
     .await;
     run.wait_warning("cannot confirm").await;
-    run.send(Command::Retry { step: cluster("a") }).await;
+    run.send(Command::Retry {
+        step: cluster("a"),
+        typed: None,
+    })
+    .await;
     run.wait_step(&cluster("a"), StepState::Succeeded).await;
     run.send(Command::Confirm {
         step: cluster("b"),
@@ -835,5 +943,89 @@ async fn events_of_other_tasks_reach_the_same_stream_redacted() {
     })
     .await;
     run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_command_that_would_reset_the_database_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let ran = dir.path().join("ran");
+    let mut reset = step("reset", StepKind::Manual);
+    reset.commands = vec![shell_command(&format!(
+        "touch '{}'; kong migrations reset --yes",
+        ran.display()
+    ))];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        expanded(Strategy::InPlace, vec![reset]),
+        "v1",
+        kit.toolbox,
+    ));
+    run.send(Command::Confirm {
+        step: cluster("reset"),
+        typed: None,
+    })
+    .await;
+    let detail = run
+        .wait_step(&cluster("reset"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(detail.contains("kongup will not run"), "{detail}");
+    assert!(!ran.exists(), "the command ran");
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_short_secret_is_warned_about_and_step_keys_survive_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver::default(),
+        kongup::secrets::Redactor::new(["key".to_string()]),
+    );
+    kit.stand_in
+        .set("backup-keyring", Behavior::Print("the key is safe".into()));
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        expanded(Strategy::InPlace, vec![scripted("backup-keyring")]),
+        "name: p\nbackup:\n  keyring: [/etc/kong/key.pem]\n",
+        kit.toolbox,
+    ));
+    let warning = run.wait_warning("shorter than 8 characters").await;
+    assert!(warning.contains("1 of the plan's secrets is"), "{warning}");
+    run.send(Command::Confirm {
+        step: cluster("backup-keyring"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("backup-keyring"), StepState::Succeeded)
+        .await;
+    let journal = run.journal();
+    let text = std::fs::read_to_string(run.run_dir.join("journal.jsonl")).unwrap();
+    // Structure stays whole: every record's step key, and the fact's.
+    for record in &journal {
+        match &record.entry {
+            Entry::StepConfirmed { step, .. }
+            | Entry::StepStarted { step, .. }
+            | Entry::StepFinished { step, .. } => {
+                assert_eq!(step, "cluster/backup-keyring", "{text}")
+            }
+            Entry::Fact { step, key, value } => {
+                assert_eq!(
+                    (step.as_str(), key.as_str()),
+                    ("cluster/backup-keyring", "printed")
+                );
+                assert_eq!(value, "the [REDACTED] is safe");
+            }
+            _ => {}
+        }
+    }
+    assert!(!text.contains("the key is safe"), "{text}");
+    assert!(matches!(
+        &journal[0].entry,
+        Entry::RunCreated { plan_text, .. } if plan_text.contains("key.pem")
+    ));
     run.quit().await;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_support::*;
-use kongup::engine::event::RollbackProgress;
+use kongup::engine::event::{RollbackProgress, TrafficVerification};
 use kongup::engine::journal::Entry;
 use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::lb::Split;
@@ -116,16 +116,28 @@ async fn before_the_point_of_no_return_traffic_goes_to_x_first_then_the_plan_run
         }
     })
     .await;
-    run.wait_for("time to safety", |e| {
+    let safe = run
+        .wait_for("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
         matches!(
-            e,
-            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
-        )
-    })
-    .await;
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::ReadBack,
+                evidence,
+                ..
+            }) if evidence == "confirmed by the load balancer, which reports X 100% | Y 0%"
+        ),
+        "{safe:?}"
+    );
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
-    run.wait_for("rolling back", |e| {
+    run.wait_seen("rolling back", |e| {
         *e == Event::RunChanged(RunState::RollingBack)
     })
     .await;
@@ -344,13 +356,91 @@ async fn a_load_balancer_that_cannot_confirm_gets_a_traffic_step_in_the_plan() {
         .await
         .unwrap();
     assert!(detail.contains("cannot read the split back"), "{detail}");
-    run.wait_seen("time to safety", |e| {
+    let safe = run
+        .wait_seen("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
         matches!(
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::Unverified,
+                evidence,
+                ..
+            }) if evidence.contains("NOT verified")
+        ),
+        "{safe:?}"
+    );
+    run.wait_warning("nothing confirms it").await;
+    let journal = run.journal();
+    assert!(
+        position(&journal, |e| matches!(
             e,
-            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
-        )
+            Entry::RollbackTrafficSafe {
+                verified: TrafficVerification::Unverified,
+                ..
+            }
+        ))
+        .is_some(),
+        "the journal says the time to safety was not verified"
+    );
+    let on_disk = kongup::engine::report::read_run(&run.run_dir).unwrap();
+    let report =
+        kongup::engine::report::render_markdown(&kongup::engine::report::build_report(&on_disk));
+    assert!(
+        report.contains("unverified: NOT verified: the traffic driver cannot read the split back"),
+        "{report}"
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn with_the_manual_driver_the_operator_confirms_traffic_on_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kit = kit();
+    kit.toolbox.traffic = Arc::new(kongup::lb::manual::ManualTrafficDriver);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    confirm(&mut run, "shift-traffic-50", None).await;
+    run.send(Command::Rollback).await;
+    assert_eq!(
+        wait_planned(&mut run).await,
+        ["rollback/traffic-to-x", "rollback/start-y"]
+    );
+    run.send(Command::Confirm {
+        step: rollback_ref("traffic-to-x"),
+        typed: None,
     })
     .await;
+    let safe = run
+        .wait_for("time to safety", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    assert!(
+        matches!(
+            &safe,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                verified: TrafficVerification::OperatorConfirmed,
+                evidence,
+                ..
+            }) if evidence.contains("confirmed by the operator")
+        ),
+        "{safe:?}"
+    );
     run.quit().await;
 }
 
@@ -583,5 +673,251 @@ async fn an_interrupted_step_can_be_rolled_back() {
     .await;
     run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
         .await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut decommission = step(
+        "decommission-x",
+        StepKind::Decommission {
+            cluster: ClusterSide::X,
+        },
+    );
+    decommission.irreversible = true;
+    let steps = expanded(
+        Strategy::Rolling,
+        vec![
+            shift("shift-traffic-100", 100, Duration::ZERO),
+            decommission,
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("prod-eu"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "shift-traffic-100", None).await;
+    confirm(&mut run, "decommission-x", Some("prod-eu")).await;
+
+    run.send(Command::Rollback).await;
+    let warning = run.wait_warning("cannot serve").await;
+    assert!(
+        warning.contains("cluster/decommission-x") && warning.contains("rebuild"),
+        "{warning}"
+    );
+    assert_eq!(wait_planned(&mut run).await, Vec::<String>::new());
+    assert_eq!(
+        *kit.driver.sets.lock().unwrap(),
+        [Split::to_y(100)],
+        "no traffic was sent to the decommissioned X"
+    );
+    let journal = run.journal();
+    assert!(position(&journal, |e| matches!(e, Entry::RollbackTrafficSafe { .. })).is_none());
+    let note = journal
+        .iter()
+        .find_map(|r| match &r.entry {
+            Entry::RollbackPlanned { note, .. } => note.clone(),
+            _ => None,
+        })
+        .expect("the rollback plan says what to do about X");
+    assert!(note.contains("rebuild X"), "{note}");
+
+    // By hand, traffic may not go back to X either; all of it on Y is fine.
+    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    let warning = run.wait_warning("cannot set X").await;
+    assert!(warning.contains("cluster/decommission-x"), "{warning}");
+    assert_eq!(kit.driver.sets.lock().unwrap().len(), 1);
+    run.send(Command::SetTraffic { y_percent: 100 }).await;
+    run.wait_seen(
+        "all traffic on Y again",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(100)),
+    )
+    .await;
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let stop_x = with_rollback(
+        step(
+            "stop-x",
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+            },
+        ),
+        RollbackKind::StartNodes {
+            cluster: ClusterSide::X,
+        },
+    );
+    let steps = expanded(
+        Strategy::InPlace,
+        vec![
+            stop_x,
+            start_y(),
+            shift("shift-traffic-100", 100, Duration::ZERO),
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("ip"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "stop-x", None).await;
+    confirm(&mut run, "start-y", None).await;
+    confirm(&mut run, "shift-traffic-100", None).await;
+
+    run.send(Command::Rollback).await;
+    let warning = run.wait_warning("cannot serve").await;
+    assert!(warning.contains("cluster/stop-x"), "{warning}");
+    assert_eq!(
+        wait_planned(&mut run).await,
+        [
+            "rollback/start-y",
+            "rollback/stop-x",
+            "rollback/traffic-to-x"
+        ]
+    );
+    assert_eq!(*kit.driver.sets.lock().unwrap(), [Split::to_y(100)]);
+    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    run.wait_warning("cannot set X").await;
+
+    for id in ["start-y", "stop-x"] {
+        run.send(Command::Confirm {
+            step: rollback_ref(id),
+            typed: None,
+        })
+        .await;
+        run.wait_step(&rollback_ref(id), StepState::Succeeded).await;
+    }
+    run.send(Command::Confirm {
+        step: rollback_ref("traffic-to-x"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
+        .await;
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn rollback_stops_the_bake_of_a_stage_with_commands_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let ran = dir.path().join("the stage's command ran");
+    let mut stage = shift("shift-traffic-50", 50, Duration::from_secs(600));
+    stage.commands = vec![shell_command(&format!("touch '{}'", ran.display()))];
+    let steps = expanded(Strategy::BlueGreen, vec![start_y(), stage]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        steps,
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_for("the bake", |e| matches!(e, Event::Bake { .. }))
+        .await;
+    run.send(Command::Rollback).await;
+    let safe = run
+        .wait_for("traffic safe", |e| {
+            matches!(
+                e,
+                Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+            )
+        })
+        .await;
+    let Event::RollbackProgress(RollbackProgress::TrafficSafe {
+        time_to_safety_ms, ..
+    }) = safe
+    else {
+        unreachable!()
+    };
+    assert!(
+        time_to_safety_ms < 5_000,
+        "R waited {time_to_safety_ms} ms for the stage's bake"
+    );
+    let failed = run
+        .wait_seen("the stage to fail", |e| {
+            matches!(e, Event::StepChanged { step, state: StepState::Failed, .. } if *step == cluster("shift-traffic-50"))
+        })
+        .await;
+    let Event::StepChanged {
+        detail: Some(detail),
+        ..
+    } = failed
+    else {
+        unreachable!()
+    };
+    assert!(detail.contains("stopped by the rollback"), "{detail}");
+    assert!(!ran.exists(), "the stage's command ran after the rollback");
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_millis(800)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        expanded(
+            Strategy::BlueGreen,
+            vec![shift("shift-traffic-50", 50, Duration::ZERO)],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    // A split set by hand holds the driver, so the stage queues behind it.
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("shift-traffic-50"), StepState::Running)
+        .await;
+    run.send(Command::Rollback).await;
+    let detail = run
+        .wait_step(&cluster("shift-traffic-50"), StepState::Failed)
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("a rollback was requested before"),
+        "{detail}"
+    );
+    run.wait_seen("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(
+        *kit.driver.sets.lock().unwrap(),
+        [Split::ALL_X],
+        "the split by hand was stopped, the stage left it alone, the rollback's landed"
+    );
     run.quit().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use engine_support::*;
 use kongup::engine::event::RollbackProgress;
-use kongup::engine::journal::{ConfirmVia, Entry};
+use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::lb::Split;
 use kongup::metrics::{GateVerdict, Verdict};
@@ -111,6 +111,7 @@ async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
     );
     run.send(Command::Retry {
         step: cluster("shift-traffic-5"),
+        typed: None,
     })
     .await;
     run.wait_warning("the run is paused").await;
@@ -127,7 +128,13 @@ async fn a_failing_gate_rolls_back_when_the_plan_says_so() {
         Strategy::BlueGreen,
         vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
     );
-    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
     start_bake(&mut run, "shift-traffic-5").await;
     gated.gates.send_replace(verdict(Verdict::Fail));
     run.wait_step(&cluster("shift-traffic-5"), StepState::Failed)
@@ -149,6 +156,44 @@ async fn a_failing_gate_rolls_back_when_the_plan_says_so() {
     assert!(
         matches!(&requested.entry, Entry::RollbackRequested { reason } if reason.contains("on_fail: rollback"))
     );
+    let intent = position(&journal, |e| matches!(e, Entry::RollbackRequested { .. })).unwrap();
+    let failed = position(&journal, |e| {
+        matches!(
+            e,
+            Entry::StepFinished {
+                result: StepResult::Failed,
+                ..
+            }
+        )
+    })
+    .unwrap();
+    assert!(
+        intent < failed,
+        "the rollback's intent must be journaled before the failure that causes it"
+    );
+    run.quit().await;
+
+    // kongup dies right after journaling the failed stage: the rollback is not lost.
+    let path = dir.path().join("run").join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text
+        .lines()
+        .take(failed + 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, kept).unwrap();
+    let mut plan = plan_named("p");
+    plan.gates.on_fail = FailAction::Rollback;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-5", 5, Duration::from_secs(600))],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan, steps, "v1", gated.kit.toolbox));
+    run.wait_for("rolling back", |e| {
+        *e == Event::RunChanged(RunState::RollingBack)
+    })
+    .await;
+    run.wait_warning("a rollback was under way").await;
     run.quit().await;
 }
 
@@ -338,5 +383,174 @@ async fn traffic_set_by_hand_is_journaled_and_shown() {
         )
         .is_some()
     );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn the_engine_takes_commands_while_the_driver_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_millis(1500)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::Pause).await;
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    let journal = run.journal();
+    let paused = position(&journal, |e| matches!(e, Entry::Paused { .. })).unwrap();
+    let applied = position(&journal, |e| matches!(e, Entry::TrafficApplied { .. })).unwrap();
+    assert!(
+        paused < applied,
+        "the pause waited for the load balancer: {:#?}",
+        entries(&journal)
+    );
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn abort_stops_a_driver_call_of_a_stage_or_set_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit_with(
+        FakeDriver {
+            delay: Some(Duration::from_secs(600)),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![shift("shift-traffic-50", 50, Duration::ZERO)],
+    );
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_seen("the request journaled", |_| {
+        position(&run.journal(), |e| {
+            matches!(e, Entry::TrafficRequested { .. })
+        })
+        .is_some()
+    })
+    .await;
+    run.send(Command::Abort).await;
+    run.wait_warning("could not set the traffic to X 90% | Y 10%")
+        .await;
+    let journal = run.journal();
+    let error = journal
+        .iter()
+        .find_map(|r| match &r.entry {
+            Entry::TrafficApplied { error, .. } => error.clone(),
+            _ => None,
+        })
+        .expect("the stopped call is journaled");
+    assert!(error.contains("stopped by an abort"), "{error}");
+
+    let stage = cluster("shift-traffic-50");
+    run.send(Command::Confirm {
+        step: stage.clone(),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&stage, StepState::Running).await;
+    run.send(Command::Abort).await;
+    let detail = run.wait_step(&stage, StepState::Failed).await.unwrap();
+    assert!(detail.contains("stopped by an abort"), "{detail}");
+    assert!(kit.driver.sets.lock().unwrap().is_empty());
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_failing_gate_between_bakes_pauses_while_y_carries_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
+    // No traffic on Y: a failing gate is only shown.
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("the verdict", |e| matches!(e, Event::Gate(_)))
+        .await;
+    assert!(position(&run.journal(), |e| matches!(e, Entry::Paused { .. })).is_none());
+
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+    let journal = run.journal();
+    let gate = position(&journal, |e| {
+        matches!(e, Entry::Gate { gate, .. } if gate.verdict == "fail" && gate.requests_in_window == 420)
+    })
+    .expect("the failing verdict is journaled with its numbers");
+    let paused = position(&journal, |e| {
+        matches!(e, Entry::Paused { reason } if reason.contains("Y carries 10%") && reason.contains("5xx"))
+    })
+    .unwrap();
+    assert!(gate < paused);
+    run.quit().await;
+}
+
+#[tokio::test]
+async fn a_failing_gate_between_bakes_rolls_back_when_the_plan_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let mut plan = plan_named("p");
+    plan.gates.on_fail = FailAction::Rollback;
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![
+            shift("shift-traffic-50", 50, Duration::ZERO),
+            step("review", StepKind::Review),
+        ],
+    );
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
+    run.send(Command::Confirm {
+        step: cluster("shift-traffic-50"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("shift-traffic-50"), StepState::Succeeded)
+        .await;
+    gated.gates.send_replace(verdict(Verdict::Fail));
+    run.wait_for("time to safety", |e| {
+        matches!(
+            e,
+            Event::RollbackProgress(RollbackProgress::TrafficSafe { .. })
+        )
+    })
+    .await;
+    assert_eq!(*gated.kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    let journal = run.journal();
+    let gate = position(&journal, |e| matches!(e, Entry::Gate { .. })).unwrap();
+    let requested = position(&journal, |e| {
+        matches!(e, Entry::RollbackRequested { reason } if reason.contains("on_fail: rollback"))
+    })
+    .unwrap();
+    assert!(gate < requested);
     run.quit().await;
 }

@@ -404,3 +404,89 @@ async fn failure_summary_names_the_ending_and_the_last_stderr_lines() {
     let done = run(shell("echo fine; echo first >&2; echo second >&2; exit 2")).await;
     assert_eq!(done.failure_summary(1), "exited with status 2: second");
 }
+
+/// Starts `sleep 60` through the executor (writing its pid to `pid_file`), waits for the
+/// pid, then drops the run future, as an outer deadline does.
+async fn drop_a_running_sleep(pid_file: &Path, kill_on_drop: bool) -> i32 {
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let executor = LocalExecutor::new();
+    let run = executor.run(
+        request(
+            shell(&format!(
+                "echo $$ > '{}'; exec sleep 60",
+                pid_file.display()
+            )),
+            Duration::from_secs(60),
+        ),
+        tx,
+        CancellationToken::new(),
+    );
+    let pid_file = pid_file.to_path_buf();
+    let until_started = async move {
+        let pid = wait_for_file(&pid_file, Duration::from_secs(10)).await;
+        pid.trim().parse::<i32>().unwrap()
+    };
+    if kill_on_drop {
+        let run = kongup::exec::process::kill_on_drop(run);
+        tokio::select! {
+            _ = run => panic!("sleep 60 ended early"),
+            pid = until_started => pid,
+        }
+    } else {
+        tokio::select! {
+            _ = run => panic!("sleep 60 ended early"),
+            pid = until_started => pid,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_driver_call_dropped_by_its_deadline_kills_its_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid = drop_a_running_sleep(&dir.path().join("pid"), true).await;
+    assert!(
+        wait_until_gone(pid, Duration::from_secs(5)).await,
+        "the child of a dropped driver call still runs"
+    );
+}
+
+#[tokio::test]
+async fn a_step_command_outlives_a_dropped_future_by_design() {
+    // A step's command (a migration) is never killed because its caller stopped waiting:
+    // only a timeout or the operator's abort stops it.
+    let dir = tempfile::tempdir().unwrap();
+    let pid = drop_a_running_sleep(&dir.path().join("pid"), false).await;
+    let alive = !wait_until_gone(pid, Duration::from_millis(300)).await;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        alive,
+        "the step command was killed when its future was dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_variable_of_kongup_reaches_a_program_only_when_passed() {
+    // Cargo sets it for the test process; here it stands for a plan's secret variable.
+    let name = "CARGO_PKG_NAME";
+    assert!(std::env::var(name).is_ok(), "cargo sets {name} for tests");
+    kongup::exec::process::hide_env_from_children([name.to_string()]);
+    let script = shell(&format!("echo \"[${{{name}:-unset}}]\""));
+    let inherited = run(script.clone()).await;
+    assert_eq!(inherited.stdout(), "[unset]");
+    let passed = run_to_completion(
+        &LocalExecutor::new(),
+        ExecRequest {
+            command: script,
+            env: vec![(name.to_string(), "given".to_string())],
+            timeout: Duration::from_secs(30),
+        },
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(passed.stdout(), "[given]");
+}

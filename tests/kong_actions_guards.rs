@@ -141,6 +141,7 @@ async fn the_freeze_guard_stops_a_traffic_stage_after_a_write_and_lets_it_go_onc
     pg.psql("kong", "DELETE FROM routes WHERE name = 'sneaky'");
     run.send(Command::Retry {
         step: cluster("shift-traffic-50"),
+        typed: None,
     })
     .await;
     let (state, detail) = ended(&mut run, "shift-traffic-50").await;

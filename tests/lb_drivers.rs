@@ -132,3 +132,64 @@ fn driver_for_refuses_a_side_without_servers() {
     });
     assert!(driver_for(&spec, &BTreeMap::new()).is_err());
 }
+
+#[tokio::test]
+async fn a_command_driver_call_given_up_on_kills_the_set_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let spec = TrafficDriverSpec::Command(CommandDriver {
+        set: vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo $$ > '{}'; exec sleep 60", pid_file.display()),
+        ],
+        get: None,
+        executor: Some("local".into()),
+        timeout: Duration::from_secs(60),
+    });
+    let lb = driver_for(&spec, &local_only()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let given_up = tokio::time::timeout(Duration::from_secs(10), async {
+        lb.set_split(Split::ALL_X).await
+    });
+    let pid = tokio::select! {
+        _ = given_up => panic!("the set command ended early"),
+        pid = async {
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&pid_file)
+                    && text.ends_with('\n')
+                {
+                    break text.trim().parse::<i32>().unwrap();
+                }
+                assert!(std::time::Instant::now() < deadline, "the set command never started");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } => pid,
+    };
+    // The call was dropped (as the engine's deadline or an abort drops it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the set command outlived the dropped driver call"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn a_driver_says_how_long_its_calls_may_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let lb = driver_for(&file_lb(&dir.path().join("split"), true), &local_only()).unwrap();
+    // Its 10 s command timeout, the kill grace and the output drain.
+    assert!(
+        lb.call_timeout() >= Duration::from_secs(10),
+        "{:?}",
+        lb.call_timeout()
+    );
+}

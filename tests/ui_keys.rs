@@ -110,6 +110,27 @@ fn an_irreversible_step_needs_the_plan_name_typed() {
 }
 
 #[test]
+fn retrying_an_irreversible_step_needs_the_plan_name_typed_again() {
+    let mut state = scenarios::irreversible_modal(Theme::COLOUR);
+    press(&mut state, key(KeyCode::Esc));
+    state.apply(&changed(cp("decommission-x"), StepState::Running));
+    state.apply(&changed(cp("decommission-x"), StepState::Failed));
+    assert!(press(&mut state, char_key('r')).is_empty());
+    assert!(matches!(
+        state.modal(),
+        Some(Modal::Irreversible { retry: true, .. })
+    ));
+    type_text(&mut state, PLAN_NAME);
+    assert_eq!(
+        press(&mut state, key(KeyCode::Enter)),
+        [Command::Retry {
+            step: cp("decommission-x"),
+            typed: Some(PLAN_NAME.into()),
+        }]
+    );
+}
+
+#[test]
 fn esc_abandons_the_typed_confirmation() {
     let mut state = scenarios::irreversible_modal(Theme::COLOUR);
     assert!(press(&mut state, key(KeyCode::Esc)).is_empty());
@@ -161,7 +182,8 @@ fn r_retries_a_failed_or_interrupted_step_only() {
         assert_eq!(
             press(&mut state, char_key('r')),
             [Command::Retry {
-                step: cp("deploy-y")
+                step: cp("deploy-y"),
+                typed: None,
             }]
         );
     }

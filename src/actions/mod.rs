@@ -120,8 +120,23 @@ pub enum ActionError {
     Exec(#[from] ExecError),
     #[error("traffic driver: {0}")]
     Traffic(#[from] LbError),
-    #[error("traffic driver {driver} did not answer within {}s", timeout.as_secs())]
+    #[error(
+        "traffic driver {driver} did not answer within {}s (what it started was stopped): check \
+         that the load balancer is up and reachable and see which split it holds now, then \
+         retry the step, or set the split by hand (`traffic N`)",
+        timeout.as_secs()
+    )]
     TrafficTimeout { driver: String, timeout: Duration },
+    #[error(
+        "the call to traffic driver {driver} was stopped by an abort{}",
+        if *changed {
+            " while it ran: the split may be half-applied; check the load balancer, then \
+             set the split again (`traffic N`)"
+        } else {
+            " before it started: the split was not changed"
+        }
+    )]
+    TrafficStopped { driver: String, changed: bool },
     #[error("could not journal {what}: {message}; the step stops here")]
     Journal { what: String, message: String },
     #[error("could not create {}: {source}", path.display())]
@@ -196,26 +211,237 @@ impl ActionRegistry {
 #[derive(Debug)]
 pub(crate) struct JournalRequest {
     pub entry: Entry,
+    /// Recorded as the operator's (a split set by hand), not kongup's.
+    pub by_operator: bool,
     pub done: oneshot::Sender<Result<(), String>>,
 }
 
+/// Journals `entry` through the engine and waits until it is on disk.
+pub(crate) async fn journal_through(
+    journal: &mpsc::UnboundedSender<JournalRequest>,
+    what: &str,
+    entry: Entry,
+    by_operator: bool,
+) -> Result<(), ActionError> {
+    let (done, answer) = oneshot::channel();
+    let failed = |message: String| ActionError::Journal {
+        what: what.to_string(),
+        message,
+    };
+    journal
+        .send(JournalRequest {
+            entry,
+            by_operator,
+            done,
+        })
+        .map_err(|_| failed("the engine has stopped".into()))?;
+    answer
+        .await
+        .map_err(|_| failed("the engine has stopped".into()))?
+        .map_err(failed)
+}
+
+/// Who moves traffic: it decides whether a call may still go through once a rollback is
+/// under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mover {
+    /// A forward step (a stage of the schedule): refused once a rollback is requested.
+    Forward,
+    /// The rollback (its first act, or `rollback/traffic-to-x`).
+    Rollback,
+    /// The operator, by hand.
+    Operator,
+}
+
+/// The one way to the traffic driver, shared by the engine and the running steps: one
+/// driver call at a time, and no forward step moves traffic once a rollback is
+/// requested, so the rollback's split is always the last word.
+#[derive(Clone)]
+pub struct TrafficPath {
+    pub driver: Arc<dyn TrafficDriver>,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// Cancelled once a rollback is requested: forward stages no longer set the split,
+    /// and bakes stop.
+    rollback: CancellationToken,
+    /// Bakes under way: while one runs, it acts on the gates' verdicts; otherwise the
+    /// engine does.
+    bakes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl TrafficPath {
+    pub(crate) fn new(driver: Arc<dyn TrafficDriver>) -> TrafficPath {
+        TrafficPath {
+            driver,
+            one_at_a_time: Arc::new(tokio::sync::Mutex::new(())),
+            rollback: CancellationToken::new(),
+            bakes: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        }
+    }
+
+    /// A bake is under way (it acts on failing gates itself).
+    pub fn baking(&self) -> bool {
+        self.bakes.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// A rollback is requested: from now on forward stages leave the split alone and
+    /// bakes stop. A call already in flight finishes first (the rollback's waits for it).
+    pub(crate) fn rollback_requested(&self) {
+        self.rollback.cancel();
+    }
+
+    pub fn rolling_back(&self) -> bool {
+        self.rollback.is_cancelled()
+    }
+
+    /// Sets the split and reads it back, one call at a time: journals the request
+    /// before the driver is asked and the answer after, and tells the console. `cancel`
+    /// (the operator's abort) stops the call and kills what the driver started.
+    pub(crate) async fn set(
+        &self,
+        split: Split,
+        cause: String,
+        mover: Mover,
+        journal: &mpsc::UnboundedSender<JournalRequest>,
+        events: &mpsc::UnboundedSender<Event>,
+        cancel: &CancellationToken,
+    ) -> Result<TrafficReadback, ActionError> {
+        let _turn = tokio::select! {
+            turn = self.one_at_a_time.lock() => turn,
+            _ = cancel.cancelled() => return Err(ActionError::TrafficStopped {
+                driver: self.driver.describe(),
+                changed: false,
+            }),
+        };
+        if mover == Mover::Forward && self.rolling_back() {
+            return Err(ActionError::Failed(format!(
+                "a rollback was requested before {cause} set the split to {split}: the split \
+                 was left alone"
+            )));
+        }
+        let by_operator = mover == Mover::Operator;
+        journal_through(
+            journal,
+            "the traffic request",
+            Entry::TrafficRequested { split, cause },
+            by_operator,
+        )
+        .await?;
+        let result = tokio::select! {
+            result = traffic::apply_split(self.driver.as_ref(), split) => result,
+            _ = cancel.cancelled() => Err(ActionError::TrafficStopped {
+                driver: self.driver.describe(),
+                changed: true,
+            }),
+        };
+        journal_through(
+            journal,
+            "the traffic answer",
+            Entry::TrafficApplied {
+                requested: split,
+                applied: result.as_ref().ok().copied().flatten(),
+                error: result.as_ref().err().map(|e| e.to_string()),
+            },
+            false,
+        )
+        .await?;
+        let applied = result?;
+        let _ = events.send(Event::TrafficChanged {
+            requested: split,
+            applied,
+        });
+        Ok(TrafficReadback {
+            requested: split,
+            applied,
+        })
+    }
+}
+
 /// Where a step's output goes: its log file in the run directory and the event stream,
-/// redacted, with the last lines kept for the journal.
+/// redacted, with the last lines kept for the journal. The file is written by a thread of
+/// its own, so a slow disk never holds up the task that produced the line.
 #[derive(Clone)]
 pub struct LogSink {
     step: String,
     redactor: Arc<Redactor>,
     events: mpsc::UnboundedSender<Event>,
-    inner: Arc<Mutex<SinkInner>>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    writer: Option<std::sync::mpsc::Sender<LogWrite>>,
 }
 
-struct SinkInner {
-    file: Option<std::fs::File>,
-    tail: VecDeque<String>,
+/// What the log writer thread is asked.
+enum LogWrite {
+    Line(String),
+    /// Write out everything before this, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// How many of a step's last output lines the journal keeps.
 pub const TAIL_LINES: usize = 20;
+
+/// How long `LogSink::flush` waits for the log file (a stuck disk must not stop the run).
+pub const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Starts the thread that writes a step's log file; `None` (with a warning) when no
+/// thread can be started.
+fn spawn_log_writer(
+    file: std::fs::File,
+    step: &str,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Option<std::sync::mpsc::Sender<LogWrite>> {
+    use std::io::Write;
+    let (tx, rx) = std::sync::mpsc::channel::<LogWrite>();
+    let (step_name, warnings) = (step.to_string(), events.clone());
+    let spawned = std::thread::Builder::new()
+        .name("kongup-log".into())
+        .spawn(move || {
+            let mut out = Some(std::io::BufWriter::new(file));
+            let failed = |out: &mut Option<std::io::BufWriter<std::fs::File>>,
+                          e: std::io::Error| {
+                *out = None;
+                let _ = warnings.send(Event::Warning(format!(
+                    "could not write the log of {step_name}: {e}; its output is only shown"
+                )));
+            };
+            while let Ok(first) = rx.recv() {
+                let mut next = Some(first);
+                while let Some(write) = next.take() {
+                    match write {
+                        LogWrite::Line(line) => {
+                            if let Some(w) = &mut out
+                                && let Err(e) = writeln!(w, "{line}")
+                            {
+                                failed(&mut out, e);
+                            }
+                        }
+                        LogWrite::Flush(done) => {
+                            if let Some(w) = &mut out
+                                && let Err(e) = w.flush()
+                            {
+                                failed(&mut out, e);
+                            }
+                            let _ = done.send(());
+                        }
+                    }
+                    next = rx.try_recv().ok();
+                }
+                // Nothing more waiting: put what was written on disk.
+                if let Some(w) = &mut out
+                    && let Err(e) = w.flush()
+                {
+                    failed(&mut out, e);
+                }
+            }
+        });
+    match spawned {
+        Ok(_) => Some(tx),
+        Err(e) => {
+            let _ = events.send(Event::Warning(format!(
+                "could not start the log writer of {step}: {e}; its output is only shown"
+            )));
+            None
+        }
+    }
+}
 
 impl LogSink {
     pub(crate) fn new(
@@ -224,46 +450,37 @@ impl LogSink {
         redactor: Arc<Redactor>,
         events: mpsc::UnboundedSender<Event>,
     ) -> LogSink {
+        let writer = file.and_then(|file| spawn_log_writer(file, &step, &events));
         LogSink {
             step,
             redactor,
             events,
-            inner: Arc::new(Mutex::new(SinkInner {
-                file,
-                tail: VecDeque::with_capacity(TAIL_LINES),
-            })),
+            tail: Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES))),
+            writer,
         }
     }
 
     pub fn line(&self, stream: LogStream, text: &str) {
-        use std::io::Write;
         let text = self.redactor.redact(text.trim_end_matches(['\n', '\r']));
         let at = Utc::now();
+        if let Some(writer) = &self.writer {
+            let tag = match stream {
+                LogStream::Stdout => "stdout",
+                LogStream::Stderr => "stderr",
+                LogStream::Engine => "kongup",
+            };
+            // The writer only goes away after a failure it has already reported.
+            let _ = writer.send(LogWrite::Line(format!(
+                "{} {tag}| {text}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )));
+        }
         {
-            let mut inner = self.inner.lock().expect("log sink lock");
-            if let Some(file) = &mut inner.file {
-                let tag = match stream {
-                    LogStream::Stdout => "stdout",
-                    LogStream::Stderr => "stderr",
-                    LogStream::Engine => "kongup",
-                };
-                let written = writeln!(
-                    file,
-                    "{} {tag}| {text}",
-                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                );
-                if let Err(e) = written {
-                    inner.file = None;
-                    let _ = self.events.send(Event::Warning(format!(
-                        "could not write the log of {}: {e}; its output is only shown",
-                        self.step
-                    )));
-                }
+            let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+            if tail.len() == TAIL_LINES {
+                tail.pop_front();
             }
-            if inner.tail.len() == TAIL_LINES {
-                inner.tail.pop_front();
-            }
-            inner.tail.push_back(text.to_string());
+            tail.push_back(text.to_string());
         }
         let _ = self.events.send(Event::Log(LogLine {
             at,
@@ -279,13 +496,24 @@ impl LogSink {
     }
 
     pub fn tail(&self) -> Vec<String> {
-        self.inner
+        self.tail
             .lock()
-            .expect("log sink lock")
-            .tail
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Waits (up to [`LOG_FLUSH_TIMEOUT`]) until every line so far is in the log file.
+    /// Blocking: call it where blocking is allowed.
+    pub fn flush(&self) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        let (done, answer) = std::sync::mpsc::channel();
+        if writer.send(LogWrite::Flush(done)).is_ok() {
+            let _ = answer.recv_timeout(LOG_FLUSH_TIMEOUT);
+        }
     }
 }
 
@@ -299,7 +527,10 @@ pub enum BakeResult {
     Failed(GateVerdict),
     /// No fresh verdict, or the last one was inconclusive.
     Inconclusive(Option<GateVerdict>),
+    /// The operator aborted the step.
     Cancelled,
+    /// A rollback was requested: a bake is always safe to stop.
+    StoppedByRollback,
 }
 
 /// What a rollback step undoes, and how.
@@ -335,6 +566,7 @@ pub struct StepContext {
     pub log: LogSink,
     /// Cancelled when the operator aborts the step.
     pub cancel: CancellationToken,
+    pub(crate) traffic_path: TrafficPath,
     pub(crate) journal: mpsc::UnboundedSender<JournalRequest>,
     pub(crate) events: mpsc::UnboundedSender<Event>,
 }
@@ -342,8 +574,9 @@ pub struct StepContext {
 /// The environment variable that names the node a command was placed on.
 pub const NODE_VARIABLE: &str = "KONGUP_NODE";
 
-/// How long a traffic driver may take to set or read a split.
-pub const DRIVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the engine allows a driver call beyond the driver's own timeouts
+/// ([`TrafficDriver::call_timeout`]), so the driver's own error wins the race.
+pub const DRIVER_MARGIN: Duration = Duration::from_secs(5);
 
 impl StepContext {
     /// Sends an event to the console; a warning's text is redacted on the way.
@@ -356,18 +589,7 @@ impl StepContext {
     }
 
     async fn journal(&self, what: &str, entry: Entry) -> Result<(), ActionError> {
-        let (done, answer) = oneshot::channel();
-        let failed = |message: String| ActionError::Journal {
-            what: what.to_string(),
-            message,
-        };
-        self.journal
-            .send(JournalRequest { entry, done })
-            .map_err(|_| failed("the engine has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| failed("the engine has stopped".into()))?
-            .map_err(failed)
+        journal_through(&self.journal, what, entry, false).await
     }
 
     /// Records a fact in the journal (e.g. `backup.path`, `backup.sha256`) before going on.
@@ -421,6 +643,9 @@ impl StepContext {
         spec: &CommandSpec,
         mut env: Vec<(String, String)>,
     ) -> Result<ExitOutcome, ActionError> {
+        // The plan loader refuses these too; a plan built another way must not slip by.
+        crate::kong::migrations::check_command(&spec.program)
+            .map_err(|forbidden| ActionError::Failed(forbidden.to_string()))?;
         let executor = self.executor(spec.executor.as_deref().unwrap_or("local"))?;
         let timeout = spec.timeout.unwrap_or(self.plan.command_timeout);
         let place = match &spec.node {
@@ -455,39 +680,29 @@ impl StepContext {
     }
 
     /// Sets the traffic split through the driver and reads it back, journaling the
-    /// request before it is made and the answer after.
+    /// request before it is made and the answer after. One driver call at a time; once a
+    /// rollback is requested, a forward step's call is refused (the rollback's split is
+    /// the last word). The operator's abort stops the call.
     pub async fn set_traffic(&self, split: Split) -> Result<TrafficReadback, ActionError> {
-        self.journal(
-            "the traffic request",
-            Entry::TrafficRequested {
-                split,
-                cause: self.step_ref.to_string(),
-            },
-        )
-        .await?;
         self.log.note(&format!(
             "setting the split to {split} through {}",
-            self.traffic.describe()
+            self.traffic_path.driver.describe()
         ));
-        let result = traffic::apply_split(self.traffic.as_ref(), split).await;
-        self.journal(
-            "the traffic answer",
-            Entry::TrafficApplied {
-                requested: split,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )
-        .await?;
-        let applied = result?;
-        self.emit(Event::TrafficChanged {
-            requested: split,
-            applied,
-        });
-        Ok(TrafficReadback {
-            requested: split,
-            applied,
-        })
+        let mover = if self.rollback.is_some() {
+            Mover::Rollback
+        } else {
+            Mover::Forward
+        };
+        self.traffic_path
+            .set(
+                split,
+                self.step_ref.to_string(),
+                mover,
+                &self.journal,
+                &self.events,
+                &self.cancel,
+            )
+            .await
     }
 
     /// Counts a bake down (an `Event::Bake` a second) while watching gate verdicts: a
@@ -513,9 +728,12 @@ impl StepContext {
                 " (no gate source: the bake only counts down)"
             }
         ));
+        let rollback = self.traffic_path.rollback.clone();
+        let _baking = BakeMark::new(&self.traffic_path.bakes);
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(BakeResult::Cancelled),
+                _ = rollback.cancelled() => return Ok(BakeResult::StoppedByRollback),
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = ticks.tick() => {
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -552,6 +770,22 @@ impl StepContext {
             Some(v) if v.verdict == Verdict::Pass => BakeResult::Passed(v),
             other => BakeResult::Inconclusive(other),
         })
+    }
+}
+
+/// Counts a bake as under way for as long as it lives.
+struct BakeMark(Arc<std::sync::atomic::AtomicUsize>);
+
+impl BakeMark {
+    fn new(bakes: &Arc<std::sync::atomic::AtomicUsize>) -> BakeMark {
+        bakes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        BakeMark(bakes.clone())
+    }
+}
+
+impl Drop for BakeMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -597,5 +831,37 @@ pub fn describe_exit(outcome: ExitOutcome, timeout: Duration) -> String {
             humantime::format_duration(timeout)
         ),
         ExitOutcome::Aborted => "aborted by the operator (its process group was killed)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_file_that_stops_taking_writes_never_blocks_the_step() {
+        // A pipe nobody reads: after its buffer fills, every write to it blocks.
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let sink = LogSink::new(
+            "cluster/a".into(),
+            Some(std::fs::File::from(write)),
+            Arc::new(Redactor::default()),
+            events,
+        );
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let line = "x".repeat(1000);
+            for _ in 0..1000 {
+                sink.line(LogStream::Stdout, &line);
+            }
+            let _ = done_tx.send(sink.tail().len());
+        });
+        let kept = done_rx.recv_timeout(Duration::from_secs(10));
+        drop(read);
+        assert_eq!(
+            kept.expect("1 MB of output into a log nobody drains blocked the step"),
+            TAIL_LINES
+        );
     }
 }

@@ -17,9 +17,11 @@ pub enum Command {
         step: StepRef,
         reason: String,
     },
-    /// Run a failed or interrupted step again.
+    /// Run a failed or interrupted step again. Irreversible steps need `typed` equal to
+    /// the plan name, as for a confirm.
     Retry {
         step: StepRef,
+        typed: Option<String>,
     },
     /// Record an interrupted step as done by hand.
     MarkDone {

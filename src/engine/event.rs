@@ -114,12 +114,40 @@ pub enum Event {
     Warning(String),
 }
 
+/// How a rollback knows all traffic is on X.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrafficVerification {
+    /// The driver read the split back (for nginx: from the file kongup wrote; the
+    /// evidence says so).
+    ReadBack,
+    /// The operator set it by hand and confirmed it (manual driver).
+    OperatorConfirmed,
+    /// Nobody checked: the driver set the split but cannot read it back. (Also what a
+    /// journal from before kongup recorded this says.)
+    #[default]
+    Unverified,
+}
+
+impl TrafficVerification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficVerification::ReadBack => "read-back",
+            TrafficVerification::OperatorConfirmed => "operator-confirmed",
+            TrafficVerification::Unverified => "unverified",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RollbackProgress {
     Started,
-    /// All traffic is on X and the load balancer confirmed it.
+    /// All traffic is on X: `verified` says how that is known, `evidence` in words
+    /// ("confirmed by the load balancer, which reports …").
     TrafficSafe {
         time_to_safety_ms: u64,
+        verified: TrafficVerification,
+        evidence: String,
     },
     /// The remaining rollback steps, in the order they will be offered.
     Planned {

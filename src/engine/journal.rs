@@ -16,6 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::TrafficVerification;
 use crate::lb::Split;
 use crate::plan::steps::{PhaseName, StepRef};
 use crate::secrets::Redactor;
@@ -175,9 +176,13 @@ pub enum Entry {
     RollbackRequested {
         reason: String,
     },
-    /// All traffic is on X, confirmed by the load balancer.
+    /// All traffic is on X; `verified` says how that is known, `evidence` in words.
     RollbackTrafficSafe {
         time_to_safety_ms: u64,
+        #[serde(default)]
+        verified: TrafficVerification,
+        #[serde(default)]
+        evidence: String,
     },
     RollbackTrafficFailed {
         error: String,
@@ -187,6 +192,9 @@ pub enum Entry {
         /// `migrations finish` ran on a database X shares: X cannot serve from it until
         /// the database is restored.
         point_of_no_return: bool,
+        /// Set when X cannot serve: what must happen before traffic can go back to it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     RollbackFinished,
     Warning {
@@ -209,7 +217,12 @@ pub fn parse_step_key(key: &str) -> Option<StepRef> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("could not {what} the journal {}: {source}", path.display())]
+    #[error(
+        "could not {what} the journal {}: {source}. kongup does not act on what it cannot \
+         record, so it stops here; free space on that disk or fix its permissions, then run \
+         `kongup run` with the same plan: the run resumes from what the journal holds",
+        path.display()
+    )]
     Io {
         what: &'static str,
         path: PathBuf,
@@ -365,25 +378,25 @@ impl Journal {
         &self.path
     }
 
-    /// Writes one record and fsyncs it; only then may the caller act on it. Every string
-    /// in the record passes through the redactor first.
+    /// Writes one record and fsyncs it; only then may the caller act on it. The record's
+    /// free text (output lines, details, reasons, notes, warnings, fact values, command
+    /// displays, errors) passes through the redactor first; its structure (step keys, the
+    /// plan's text and hash, event tags) is kept as it is, so a short secret cannot
+    /// garble what the journal is read back by.
     pub fn append(&mut self, by: &str, entry: Entry) -> Result<Record, JournalError> {
         let record = Record {
             seq: self.next_seq,
             at: Utc::now(),
             by: by.to_string(),
-            entry,
+            entry: entry.redacted(&self.redactor),
         };
-        let mut value = serde_json::to_value(&record).expect("journal records serialize");
-        redact_strings(&mut value, &self.redactor);
-        let record: Record =
-            serde_json::from_value(value.clone()).expect("a redacted record still parses");
-        let mut line = serde_json::to_string(&value).expect("journal records serialize");
-        line.push('\n');
         let io_err = |what: &'static str| {
             let path = self.path.clone();
             move |source| JournalError::Io { what, path, source }
         };
+        let mut line = serde_json::to_string(&record)
+            .map_err(|e| io_err("write a record to")(io::Error::other(e)))?;
+        line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .map_err(io_err("append to"))?;
@@ -393,20 +406,123 @@ impl Journal {
     }
 }
 
-fn redact_strings(value: &mut serde_json::Value, redactor: &Redactor) {
-    match value {
-        serde_json::Value::String(text) => {
-            if let std::borrow::Cow::Owned(redacted) = redactor.redact(text) {
-                *text = redacted;
+impl Entry {
+    /// The entry with every free-text field redacted; structural fields untouched.
+    pub fn redacted(self, redactor: &Redactor) -> Entry {
+        let text = |s: String| match redactor.redact(&s) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(redacted) => redacted,
+        };
+        let texts = |lines: Vec<String>| lines.into_iter().map(text).collect::<Vec<_>>();
+        match self {
+            Entry::PlanChangeAccepted {
+                previous_sha256,
+                plan_sha256,
+                plan_text,
+                summary,
+                steps,
+            } => Entry::PlanChangeAccepted {
+                previous_sha256,
+                plan_sha256,
+                plan_text,
+                summary: texts(summary),
+                steps,
+            },
+            Entry::StepSkipped {
+                step,
+                reason,
+                by_plan,
+            } => Entry::StepSkipped {
+                step,
+                reason: text(reason),
+                by_plan,
+            },
+            Entry::StepStarted {
+                step,
+                attempt,
+                runs,
+            } => Entry::StepStarted {
+                step,
+                attempt,
+                runs: texts(runs),
+            },
+            Entry::StepFinished {
+                step,
+                attempt,
+                result,
+                detail,
+                duration_ms,
+                last_lines,
+            } => Entry::StepFinished {
+                step,
+                attempt,
+                result,
+                detail: detail.map(text),
+                duration_ms,
+                last_lines: texts(last_lines),
+            },
+            Entry::StepMarkedDone { step, note } => Entry::StepMarkedDone {
+                step,
+                note: text(note),
+            },
+            Entry::Fact { step, key, value } => Entry::Fact {
+                step,
+                key,
+                value: text(value),
+            },
+            Entry::Paused { reason } => Entry::Paused {
+                reason: text(reason),
+            },
+            Entry::TrafficApplied {
+                requested,
+                applied,
+                error,
+            } => Entry::TrafficApplied {
+                requested,
+                applied,
+                error: error.map(text),
+            },
+            Entry::RollbackRequested { reason } => Entry::RollbackRequested {
+                reason: text(reason),
+            },
+            Entry::RollbackTrafficSafe {
+                time_to_safety_ms,
+                verified,
+                evidence,
+            } => Entry::RollbackTrafficSafe {
+                time_to_safety_ms,
+                verified,
+                evidence: text(evidence),
+            },
+            Entry::RollbackTrafficFailed { error } => {
+                Entry::RollbackTrafficFailed { error: text(error) }
             }
+            Entry::RollbackPlanned {
+                steps,
+                point_of_no_return,
+                note,
+            } => Entry::RollbackPlanned {
+                steps,
+                point_of_no_return,
+                note: note.map(text),
+            },
+            Entry::Warning { text: warning } => Entry::Warning {
+                text: text(warning),
+            },
+            Entry::SessionClosed { reason } => Entry::SessionClosed {
+                reason: text(reason),
+            },
+            // Nothing but structure (keys, hashes, the plan, numbers, gate figures).
+            structural @ (Entry::RunCreated { .. }
+            | Entry::SessionOpened { .. }
+            | Entry::StepConfirmed { .. }
+            | Entry::StepInterrupted { .. }
+            | Entry::AbortRequested { .. }
+            | Entry::Resumed
+            | Entry::TrafficRequested { .. }
+            | Entry::Gate { .. }
+            | Entry::RollbackFinished) => structural,
         }
-        serde_json::Value::Array(items) => {
-            items.iter_mut().for_each(|v| redact_strings(v, redactor))
-        }
-        serde_json::Value::Object(map) => {
-            map.values_mut().for_each(|v| redact_strings(v, redactor))
-        }
-        _ => {}
     }
 }
 
@@ -457,6 +573,62 @@ mod tests {
     }
 
     #[test]
+    fn a_short_secret_is_redacted_in_free_text_only_and_never_breaks_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        // "key" is in a step key, "step" in every event tag: neither may be touched.
+        let redactor = Arc::new(Redactor::new(["key".to_string(), "step".to_string()]));
+        let mut journal = Journal::open(&path, 0, 0, redactor).unwrap();
+        let header = Entry::RunCreated {
+            run_id: "r".into(),
+            plan_name: "p".into(),
+            plan_sha256: "00".into(),
+            plan_text: "backup:\n  keyring: [/etc/kong/key.pem]\n".into(),
+            steps: vec![],
+            kongup_version: "0".into(),
+        };
+        journal.append("a@b", header.clone()).unwrap();
+        journal
+            .append(
+                "a@b",
+                Entry::StepStarted {
+                    step: "cluster/backup-keyring".into(),
+                    attempt: 1,
+                    runs: vec!["cp /etc/kong/key.pem backups/".into()],
+                },
+            )
+            .unwrap();
+        journal
+            .append(
+                "a@b",
+                Entry::Fact {
+                    step: "cluster/backup-keyring".into(),
+                    key: "backup.keyring".into(),
+                    value: "the key was copied".into(),
+                },
+            )
+            .unwrap();
+        let records = read_journal(&path).unwrap().records;
+        assert_eq!(records[0].entry, header);
+        assert_eq!(
+            records[1].entry,
+            Entry::StepStarted {
+                step: "cluster/backup-keyring".into(),
+                attempt: 1,
+                runs: vec!["cp /etc/kong/[REDACTED].pem backups/".into()],
+            }
+        );
+        assert_eq!(
+            records[2].entry,
+            Entry::Fact {
+                step: "cluster/backup-keyring".into(),
+                key: "backup.keyring".into(),
+                value: "the [REDACTED] was copied".into(),
+            }
+        );
+    }
+
+    #[test]
     fn torn_tail_is_dropped_then_cut_before_the_next_append() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(JOURNAL_FILE);
@@ -496,6 +668,20 @@ mod tests {
         assert!(
             matches!(err, JournalError::Corrupt { line: 2, .. }),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join(JOURNAL_FILE);
+        let message = Journal::open(&path, 0, 0, Arc::new(Redactor::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("could not open the journal"), "{message}");
+        assert!(
+            message.contains("free space") && message.contains("the run resumes"),
+            "{message}"
         );
     }
 

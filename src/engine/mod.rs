@@ -106,8 +106,20 @@ pub enum EngineError {
         run_dir: PathBuf,
         summary: Vec<String>,
     },
-    #[error("could not listen for signals: {0}")]
+    #[error(
+        "could not listen for SIGHUP, SIGTERM and SIGINT: {0}. Without them a lost terminal \
+         could stop kongup in the middle of a step, so it does not start; this comes from \
+         the environment kongup runs in (no signal support, or no file descriptors left): \
+         run it again from an ordinary shell"
+    )]
     Signals(#[source] std::io::Error),
+    #[error(
+        "kongup's engine stopped unexpectedly ({reason}). The run is resumable: the journal in \
+         {} holds everything up to here; run `kongup run` with the same plan to go on (a \
+         step that was running shows as interrupted: retry it, mark it done, or roll back)",
+        run_dir.display()
+    )]
+    Crashed { run_dir: PathBuf, reason: String },
 }
 
 /// Opens (or creates) the run, takes its lock, journals the session and starts the
@@ -139,6 +151,18 @@ pub fn preview_step(
     })
 }
 
+/// Runs blocking work (the journal's fsync, a log flush, waiting for the terminal writer)
+/// without stalling the other tasks of this worker: on the multi-threaded runtime the
+/// worker hands them over first; on a single-threaded one (tests) it just runs.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 /// SHA-256 of a text, in hex.
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -157,4 +181,29 @@ pub fn local_operator() -> Operator {
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".to_string());
     Operator(format!("{user}@{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_say_what_to_do_next() {
+        let signals = EngineError::Signals(std::io::Error::other("no signal driver")).to_string();
+        assert!(
+            signals.contains("no signal driver") && signals.contains("run it again"),
+            "{signals}"
+        );
+        let timeout = crate::actions::ActionError::TrafficTimeout {
+            driver: "haproxy at /run/haproxy.sock".into(),
+            timeout: std::time::Duration::from_secs(19),
+        }
+        .to_string();
+        assert!(
+            timeout.contains("within 19s")
+                && timeout.contains("retry the step")
+                && timeout.contains("`traffic N`"),
+            "{timeout}"
+        );
+    }
 }

@@ -4,7 +4,8 @@
 //! Each step whose turn comes is printed (title, the guide's instruction, exactly what
 //! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
 //! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
-//! `help`. An irreversible step is confirmed only by typing the plan's name, never `y`.
+//! `help`. An irreversible step is confirmed, or retried, only by typing the plan's name,
+//! never `y` or a bare `retry`.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use chrono::Local;
 use tokio::sync::mpsc;
 
-use super::event::{LogStream, RollbackProgress};
+use super::event::{LogStream, RollbackProgress, TrafficVerification};
 use super::{Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepState, Toolbox};
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
@@ -91,17 +92,55 @@ fn parse(line: &str) -> Parsed {
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
   skip REASON  skip the step shown, saying why
-  retry        run a failed or interrupted step again
+  retry        run a failed or interrupted step again (irreversible steps: type the plan name)
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   pause        start nothing new until `resume`
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
-  abort        stop the running step (kills its process group)
+  abort        stop the running step (kills its process group) or a traffic change
   traffic N    set the split by hand: N% to Y
   quit         leave; the run stays resumable (a running step finishes first)";
 
-struct Plain<W: Write> {
-    out: W,
+/// How long the end of `--plain` waits for its output to be written (a terminal that
+/// stopped reading must not keep kongup from exiting).
+pub const OUTPUT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The output, written by a thread of its own: a terminal that is slow or stopped
+/// reading never holds up the engine's events or the operator's commands.
+struct Output {
+    lines: std::sync::mpsc::Sender<String>,
+    drained: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output {
+    fn spawn(mut out: impl Write + Send + 'static) -> Output {
+        let (lines, rx) = std::sync::mpsc::channel::<String>();
+        let (drained_tx, drained) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // A terminal that went away must not stop the run: errors are ignored.
+            while let Ok(line) = rx.recv() {
+                let _ = writeln!(out, "{line}");
+                while let Ok(line) = rx.try_recv() {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            }
+            let _ = drained_tx.send(());
+        });
+        Output { lines, drained }
+    }
+
+    /// Waits (up to [`OUTPUT_DRAIN_TIMEOUT`]) until everything said is written.
+    async fn finish(self) {
+        let Output { lines, drained } = self;
+        drop(lines);
+        let _ =
+            tokio::task::spawn_blocking(move || drained.recv_timeout(OUTPUT_DRAIN_TIMEOUT)).await;
+    }
+}
+
+struct Plain {
+    out: Output,
     setup: PlainSetup,
     /// The step waiting for a decision, and in which state.
     awaiting: Option<(StepRef, StepState)>,
@@ -136,7 +175,7 @@ pub async fn drive(
     handle: EngineHandle,
     setup: PlainSetup,
     input: impl BufRead + Send + 'static,
-    out: impl Write,
+    out: impl Write + Send + 'static,
 ) -> Result<SessionEnd, EngineError> {
     let EngineHandle {
         commands,
@@ -146,7 +185,7 @@ pub async fn drive(
         run_id,
     } = handle;
     let mut plain = Plain {
-        out,
+        out: Output::spawn(out),
         setup,
         awaiting: None,
         states: HashMap::new(),
@@ -184,9 +223,20 @@ pub async fn drive(
             plain.send(&commands, Command::Quit).await;
         }
     }
-    let end = task
-        .await
-        .unwrap_or_else(|e| panic!("the engine task failed: {e}"))?;
+    let ended = task.await.unwrap_or_else(|e| {
+        Err(EngineError::Crashed {
+            run_dir: run_dir.clone(),
+            reason: e.to_string(),
+        })
+    });
+    let end = match ended {
+        Ok(end) => end,
+        Err(error) => {
+            plain.say(&format!("kongup stopped: {error}"));
+            plain.out.finish().await;
+            return Err(error);
+        }
+    };
     if end.state == RunState::Done {
         plain.say(&format!("stopped: {}. The run is done.", end.reason));
     } else {
@@ -196,15 +246,14 @@ pub async fn drive(
             end.state.as_str()
         ));
     }
+    plain.out.finish().await;
     Ok(end)
 }
 
-impl<W: Write> Plain<W> {
-    /// Prints a line; a terminal that went away must not stop the run, so errors are
-    /// ignored.
+impl Plain {
+    /// Prints a line (through the output thread).
     fn say(&mut self, text: &str) {
-        let _ = writeln!(self.out, "{text}");
-        let _ = self.out.flush();
+        let _ = self.out.lines.send(text.to_string());
     }
 
     async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {
@@ -291,7 +340,18 @@ impl<W: Write> Plain<W> {
                 })
             }
             StepAnswer::Skip(reason) => Some(Command::Skip { step, reason }),
-            StepAnswer::Retry if !waiting_for_confirm => Some(Command::Retry { step }),
+            StepAnswer::Retry if !waiting_for_confirm && irreversible => {
+                self.say(&format!(
+                    "{step} cannot be undone: type the plan name ({}) to run it again",
+                    self.setup.plan.name
+                ));
+                None
+            }
+            StepAnswer::Retry if !waiting_for_confirm => Some(Command::Retry { step, typed: None }),
+            StepAnswer::Typed(text) if irreversible => Some(Command::Retry {
+                step,
+                typed: Some(text),
+            }),
             StepAnswer::Done(note) if !waiting_for_confirm => {
                 Some(Command::MarkDone { step, note })
             }
@@ -327,6 +387,10 @@ impl<W: Write> Plain<W> {
                 self.setup.plan.name
             ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
+            _ if irreversible => format!(
+                "type the plan name ({}) to retry | done NOTE | rollback | quit",
+                self.setup.plan.name
+            ),
             _ => "retry | done NOTE | rollback | quit".to_string(),
         };
         self.say(&format!("kongup> {step}: {choices}"));
@@ -424,8 +488,19 @@ impl<W: Write> Plain<W> {
             }
             Event::RollbackProgress(progress) => self.say(&match progress {
                 RollbackProgress::Started => "ROLLBACK started".to_string(),
-                RollbackProgress::TrafficSafe { time_to_safety_ms } => format!(
-                    "all traffic is on X, confirmed by the load balancer (time to safety {time_to_safety_ms} ms)"
+                RollbackProgress::TrafficSafe {
+                    time_to_safety_ms,
+                    verified: TrafficVerification::Unverified,
+                    evidence,
+                } => format!(
+                    "all traffic was asked of X, {evidence} (time to safety {time_to_safety_ms} ms, unverified)"
+                ),
+                RollbackProgress::TrafficSafe {
+                    time_to_safety_ms,
+                    evidence,
+                    ..
+                } => format!(
+                    "all traffic is on X, {evidence} (time to safety {time_to_safety_ms} ms)"
                 ),
                 RollbackProgress::Planned { steps } if steps.is_empty() => {
                     "rollback plan: nothing to undo".to_string()
@@ -445,7 +520,12 @@ impl<W: Write> Plain<W> {
         let previous = self.states.insert(step.clone(), state);
         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
         match state {
-            StepState::Pending => {}
+            StepState::Pending => {
+                // Its turn went (a rollback took it): an answer must not reach it.
+                if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                    self.awaiting = None;
+                }
+            }
             StepState::Ready => {
                 if previous != Some(StepState::Ready) {
                     self.show_step(&step);
@@ -462,6 +542,15 @@ impl<W: Write> Plain<W> {
             StepState::Failed | StepState::Interrupted => {
                 if previous != Some(state) {
                     self.say(&format!("{} {step}{detail}", state.as_str().to_uppercase()));
+                }
+                // During a rollback a forward step that ends badly (a stage the rollback
+                // stopped) waits for nobody: the rollback's steps have the turn.
+                let forward = step.phase != crate::plan::steps::PhaseName::Rollback;
+                if forward && self.run_state == Some(RunState::RollingBack) {
+                    if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                        self.awaiting = None;
+                    }
+                    return;
                 }
                 self.awaiting = Some((step, state));
                 self.prompt();

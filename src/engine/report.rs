@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::json;
 
-use super::event::StepState;
+use super::event::{StepState, TrafficVerification};
 use super::journal::{
     ConfirmVia, Entry, JOURNAL_FILE, JournalError, Record, StepResult, read_journal,
 };
@@ -251,8 +251,15 @@ pub struct RollbackReport {
     pub requested_by: String,
     pub reason: String,
     pub time_to_safety_ms: Option<u64>,
+    /// How the time to safety was verified: `read-back`, `operator-confirmed` or
+    /// `unverified`.
+    pub time_to_safety_verified: Option<TrafficVerification>,
+    /// What was seen, in words (e.g. which file nginx's read-back came from).
+    pub time_to_safety_evidence: Option<String>,
     pub traffic_error: Option<String>,
     pub point_of_no_return: bool,
+    /// What must happen before traffic can go back to X, when it cannot serve.
+    pub note: Option<String>,
     pub steps: Vec<String>,
     pub finished: bool,
 }
@@ -353,8 +360,18 @@ fn describe(entry: &Entry) -> String {
             gate.checks.join("; ")
         ),
         Entry::RollbackRequested { reason } => format!("rollback requested: {reason}"),
-        Entry::RollbackTrafficSafe { time_to_safety_ms } => format!(
-            "all traffic on X, confirmed: time to safety {}",
+        Entry::RollbackTrafficSafe {
+            time_to_safety_ms,
+            verified,
+            evidence,
+        } => format!(
+            "all traffic on X ({}{}): time to safety {}",
+            verified.as_str(),
+            if evidence.is_empty() {
+                String::new()
+            } else {
+                format!(": {evidence}")
+            },
             human_ms(*time_to_safety_ms)
         ),
         Entry::RollbackTrafficFailed { error } => {
@@ -363,8 +380,9 @@ fn describe(entry: &Entry) -> String {
         Entry::RollbackPlanned {
             steps,
             point_of_no_return,
+            note,
         } => format!(
-            "rollback planned{}: {}",
+            "rollback planned{}: {}{}",
             if *point_of_no_return {
                 " (database-restore path)"
             } else {
@@ -378,7 +396,8 @@ fn describe(entry: &Entry) -> String {
                     .map(|s| s.step.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            }
+            },
+            note.as_ref().map(|n| format!(" ({n})")).unwrap_or_default()
         ),
         Entry::RollbackFinished => "rollback finished".to_string(),
         Entry::Warning { text } => format!("warning: {text}"),
@@ -574,8 +593,11 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
             requested_by: r.requested_by.clone(),
             reason: r.reason.clone(),
             time_to_safety_ms: r.time_to_safety_ms,
+            time_to_safety_verified: r.traffic_verified.as_ref().map(|(v, _)| *v),
+            time_to_safety_evidence: r.traffic_verified.as_ref().map(|(_, e)| e.clone()),
             traffic_error: r.traffic_error.clone(),
             point_of_no_return: r.point_of_no_return,
+            note: r.note.clone(),
             steps: r.planned.iter().flatten().map(|s| s.step.clone()).collect(),
             finished: r.finished,
         }),
@@ -728,8 +750,18 @@ pub fn render_markdown(report: &RunReport) -> String {
             line(
                 match (rollback.time_to_safety_ms, &rollback.traffic_error) {
                     (Some(ms), _) => format!(
-                        "- Time to safety: {} (all traffic on X, confirmed)",
-                        human_ms(ms)
+                        "- Time to safety: {} (all traffic on X; {}{})",
+                        human_ms(ms),
+                        rollback
+                            .time_to_safety_verified
+                            .unwrap_or_default()
+                            .as_str(),
+                        rollback
+                            .time_to_safety_evidence
+                            .as_deref()
+                            .filter(|e| !e.is_empty())
+                            .map(|e| format!(": {e}"))
+                            .unwrap_or_default()
                     ),
                     (None, Some(error)) => format!("- Traffic to X not confirmed: {error}"),
                     (None, None) => "- Traffic was not moved to X by the rollback".into(),
@@ -737,6 +769,9 @@ pub fn render_markdown(report: &RunReport) -> String {
             );
             if rollback.point_of_no_return {
                 line("- Past the point of no return: rollback is the database-restore path".into());
+            }
+            if let Some(note) = &rollback.note {
+                line(format!("- X cannot serve: {note}"));
             }
             line(format!(
                 "- Rollback steps: {}",

@@ -5,17 +5,21 @@
 //! Rollback steps live in the `rollback` pseudo-phase: `rollback/<id>` undoes the forward
 //! step `<id>` (`rollback/<phase>.<id>` when the plan has more than one phase), and
 //! `rollback/traffic-to-x` sends all traffic to X when the first act could not (or must
-//! not yet) do it. After the point of no return (`migrations finish` ran on a database X
-//! shares) X cannot serve from that database: traffic to X comes after the restore.
+//! not yet) do it. X cannot serve after a started `Decommission{X}`, a `StopNodes{X}` not
+//! undone, or a started `migrations finish` on the database X shares (the point of no
+//! return): then no traffic goes to X until the rollback steps that give it back have run
+//! (start X again, restore the database), and when none can (X was decommissioned), the
+//! rollback plan has no traffic-to-X step and says what to rebuild.
 
 use std::time::Duration;
 
+use super::event::StepState;
 use super::journal::{RollbackStepInfo, step_key};
 use super::view::RunView;
 use crate::plan::model::Strategy;
 use crate::plan::steps::{
-    ExpandedPlan, MigrationsCommand, PhaseName, RollbackAction, RollbackKind, Step, StepKind,
-    StepRef,
+    ClusterSide, ExpandedPlan, MigrationsCommand, PhaseName, RollbackAction, RollbackKind, Step,
+    StepKind, StepRef,
 };
 
 pub const TRAFFIC_TO_X: &str = "traffic-to-x";
@@ -169,70 +173,181 @@ pub fn point_of_no_return(expanded: &ExpandedPlan, view: &RunView) -> Option<Ste
     })
 }
 
+/// Why X cannot take traffic now: a step that took X's ability to serve away and has not
+/// been undone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XBlocker {
+    /// The forward step that did it.
+    pub step: StepRef,
+    /// The rollback step that gives X back, when the plan has one (start X again, restore
+    /// the database); `None`: X must be rebuilt by hand.
+    pub remedy: Option<StepRef>,
+    /// What happened and what must be done first, for the operator.
+    pub what: String,
+}
+
+/// Whether the forward step counts as undone: rolled back, or its rollback step was
+/// settled by the operator (skipped with a reason, which says it was seen to by hand).
+fn undone(expanded: &ExpandedPlan, view: &RunView, forward: &StepRef) -> bool {
+    view.state_of(&step_key(forward)) == StepState::RolledBack
+        || view.state_of(&step_key(&rollback_ref(expanded, forward))) == StepState::Skipped
+}
+
+/// What keeps X from serving: a started `Decommission{X}`, a `StopNodes{X}` not undone,
+/// or a started `migrations finish` on the database X shares (not undone by the restore).
+/// Empty when X can take traffic.
+pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
+    let mut blockers = Vec::new();
+    for (phase, step) in expanded.steps() {
+        let forward = StepRef::new(phase.name, step.id.clone());
+        let started = view
+            .record(&step_key(&forward))
+            .is_some_and(|r| r.has_started());
+        if !started || undone(expanded, view, &forward) {
+            continue;
+        }
+        let remedy = step
+            .rollback
+            .as_ref()
+            .map(|_| rollback_ref(expanded, &forward));
+        let what = match step.kind {
+            StepKind::Decommission {
+                cluster: ClusterSide::X,
+            } => format!(
+                "{forward} decommissioned X: rebuild X (install the old version on its nodes,                  restore its database from the backup if Y's migrations finished on it, start                  it and check it answers) before any traffic goes back to it"
+            ),
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+            } => match &remedy {
+                Some(remedy) => format!(
+                    "{forward} stopped X's nodes: they must run again ({remedy}) before traffic                      goes back to X"
+                ),
+                None => format!(
+                    "{forward} stopped X's nodes: start them again by hand before traffic goes                      back to X"
+                ),
+            },
+            StepKind::Migrations(MigrationsCommand::Finish)
+                if phase.strategy != Strategy::DualCluster =>
+            {
+                match &remedy {
+                    Some(remedy) => format!(
+                        "{forward} ran on the database X shares: X cannot serve from it until                          the backup is restored ({remedy}, the database-restore path)"
+                    ),
+                    None => format!(
+                        "{forward} ran on the database X shares: X cannot serve from it until                          the backup is restored by hand (the database-restore path)"
+                    ),
+                }
+            }
+            _ => continue,
+        };
+        let remedy = match step.kind {
+            StepKind::Decommission { .. } => None,
+            _ => remedy,
+        };
+        blockers.push(XBlocker {
+            step: forward,
+            remedy,
+            what,
+        });
+    }
+    blockers
+}
+
+/// X can take traffic: nothing took that away, or it was undone.
+pub fn x_can_serve(expanded: &ExpandedPlan, view: &RunView) -> bool {
+    x_blockers(expanded, view).is_empty()
+}
+
+/// One sentence per blocker, for warnings and refusals.
+pub fn describe_blockers(blockers: &[XBlocker]) -> String {
+    blockers
+        .iter()
+        .map(|b| b.what.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A rollback plan, and what the operator must know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollbackPlan {
+    pub steps: Vec<RollbackStepInfo>,
+    /// Set when X cannot serve: what must happen before traffic can go back to it.
+    pub note: Option<String>,
+}
+
 /// The rollback plan: the counterparts of the steps that ran, newest first, with one
-/// `traffic-to-x` step where traffic moved and is not yet safely on X.
-pub fn plan_rollback(
-    expanded: &ExpandedPlan,
-    view: &RunView,
-    traffic_safe: bool,
-) -> Vec<RollbackStepInfo> {
-    let past_no_return = point_of_no_return(expanded, view).is_some();
+/// `traffic-to-x` step where traffic moved and is not yet safely on X. When X cannot
+/// serve, `traffic-to-x` comes after the rollback steps that give X back; when nothing in
+/// the plan can (X was decommissioned), there is none, and the note says what to rebuild.
+pub fn plan_rollback(expanded: &ExpandedPlan, view: &RunView, traffic_safe: bool) -> RollbackPlan {
+    let blockers = x_blockers(expanded, view);
     let mut steps = Vec::new();
-    let mut traffic_at = None;
-    let mut first_restore_at = None;
     let ran: Vec<(StepRef, &Step)> = expanded
         .steps()
         .map(|(phase, step)| (StepRef::new(phase.name, step.id.clone()), step))
         .filter(|(key, _)| {
             view.record(&step_key(key))
-                .is_some_and(|r| r.has_started() && r.state != super::event::StepState::RolledBack)
+                .is_some_and(|r| r.has_started() && r.state != StepState::RolledBack)
         })
         .collect();
     for (forward, step) in ran.into_iter().rev() {
         let Some(action) = &step.rollback else {
             continue;
         };
-        match action.kind {
-            RollbackKind::TrafficToX => {
-                traffic_at.get_or_insert(steps.len());
-            }
-            _ => {
-                if action.kind == RollbackKind::RestoreDatabase {
-                    first_restore_at.get_or_insert(steps.len() + 1);
-                }
-                steps.push(RollbackStepInfo {
-                    step: step_key(&rollback_ref(expanded, &forward)),
-                    undoes: Some(step_key(&forward)),
-                    title: action.title.clone(),
-                    irreversible: action.irreversible,
-                });
-            }
+        if action.kind != RollbackKind::TrafficToX {
+            steps.push(RollbackStepInfo {
+                step: step_key(&rollback_ref(expanded, &forward)),
+                undoes: Some(step_key(&forward)),
+                title: action.title.clone(),
+                irreversible: action.irreversible,
+            });
         }
     }
+    let mut note = None;
     if view.traffic_moved && !traffic_safe {
-        let at = if past_no_return {
-            traffic_at.or(first_restore_at).unwrap_or(steps.len())
-        } else {
-            0
-        };
-        steps.insert(
-            at,
-            RollbackStepInfo {
-                step: step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X)),
-                undoes: None,
-                title: traffic_to_x_step().title,
-                irreversible: false,
-            },
-        );
+        let remedies: Option<Vec<String>> = blockers
+            .iter()
+            .map(|b| b.remedy.as_ref().map(step_key))
+            .collect();
+        // After the last rollback step that gives X back; none when one cannot.
+        let at = remedies.map(|remedies| {
+            steps
+                .iter()
+                .rposition(|s| remedies.contains(&s.step))
+                .map_or(0, |last| last + 1)
+        });
+        match at {
+            Some(at) => steps.insert(
+                at,
+                RollbackStepInfo {
+                    step: step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X)),
+                    undoes: None,
+                    title: traffic_to_x_step().title,
+                    irreversible: false,
+                },
+            ),
+            None => {
+                note = Some(format!(
+                    "traffic stays where it is: X cannot serve. {}. Then send traffic back with                      `traffic 0` (or your load balancer)",
+                    describe_blockers(&blockers)
+                ));
+            }
+        }
+        if note.is_none() && !blockers.is_empty() {
+            note = Some(format!(
+                "traffic goes back to X only after X can serve again: {}",
+                describe_blockers(&blockers)
+            ));
+        }
     }
-    steps
+    RollbackPlan { steps, note }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::journal::{Entry, Record, StepInfo};
-    use crate::plan::steps::{ClusterSide, Phase};
+    use crate::plan::steps::Phase;
 
     fn step(id: &str, kind: StepKind, rollback: Option<RollbackKind>) -> Step {
         Step {
@@ -381,11 +496,11 @@ mod tests {
         );
         assert_eq!(point_of_no_return(&expanded, &view), None);
         assert_eq!(
-            ids(&plan_rollback(&expanded, &view, true)),
+            ids(&plan_rollback(&expanded, &view, true).steps),
             ["rollback/start-y"]
         );
         assert_eq!(
-            ids(&plan_rollback(&expanded, &view, false)),
+            ids(&plan_rollback(&expanded, &view, false).steps),
             ["rollback/traffic-to-x", "rollback/start-y"]
         );
     }
@@ -409,7 +524,7 @@ mod tests {
             point_of_no_return(&expanded, &view),
             Some(StepRef::new(PhaseName::Cluster, "migrations-finish"))
         );
-        let plan = plan_rollback(&expanded, &view, false);
+        let plan = plan_rollback(&expanded, &view, false).steps;
         assert_eq!(
             ids(&plan),
             [

@@ -12,7 +12,7 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use super::command::Command;
-use super::event::{Event, RollbackProgress, RunState, StepState};
+use super::event::{Event, RollbackProgress, RunState, StepState, TrafficVerification};
 use super::journal::{
     ConfirmVia, Entry, JOURNAL_FILE, Journal, Record, StepInfo, StepResult, parse_step_key,
     read_journal, step_key,
@@ -22,17 +22,19 @@ use super::rollback::{self, TRAFFIC_TO_X};
 use super::rundir::{self, LOGS_DIR};
 use super::toolbox::Toolbox;
 use super::view::RunView;
-use super::{EngineError, EngineHandle, RunSetup, SessionEnd, plan_change};
-use crate::actions::traffic::apply_split;
+use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking, plan_change};
+use crate::actions::gate_record;
+use crate::actions::traffic::safety_evidence;
 use crate::actions::{
-    AfterFailure, JournalRequest, LogSink, RollbackOf, StepAction, StepContext, StepOutcome,
-    commands::run_commands,
+    ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
+    StepOutcome, TrafficPath, TrafficReadback, commands::run_commands,
 };
 use crate::exec::Executor;
 use crate::lb::Split;
-use crate::metrics::GateVerdict;
-use crate::plan::model::Plan;
+use crate::metrics::{GateVerdict, Verdict};
+use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{ExpandedPlan, PhaseName, RollbackKind, Step, StepKind, StepRef};
+use crate::secrets::SHORT_SECRET;
 
 /// Who a journal record is by: the operator of this session, or kongup itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +49,36 @@ struct Running {
     attempt: u32,
     started: Instant,
     cancel: CancellationToken,
-    /// Only a bake: a rollback may stop it (a command is never cut short by a rollback).
+    /// Only a bake (a traffic stage or a monitor step without commands): a rollback
+    /// stops it. Anything else runs on: a rollback never cuts a command short.
     bake_only: bool,
-    /// It sets the traffic split: a rollback's traffic act waits for its end.
-    touches_traffic: bool,
     sink: LogSink,
     task: tokio::task::JoinHandle<StepOutcome>,
+}
+
+/// A call to the traffic driver the engine itself makes, run as a task so that the
+/// engine keeps taking commands (R, abort, quit) while the load balancer answers.
+struct TrafficCall {
+    purpose: TrafficPurpose,
+    /// The operator's abort (and, for a split set by hand, a rollback) stops it.
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<TrafficCallEnd>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TrafficPurpose {
+    /// The rollback's first act: all traffic to X. `clock` is when the operator asked
+    /// (time to safety counts from it); `planned`: the rollback plan already exists.
+    RollbackAct { clock: Instant, planned: bool },
+    /// `traffic N` from the operator.
+    ByHand { split: Split },
+}
+
+struct TrafficCallEnd {
+    result: Result<TrafficReadback, ActionError>,
+    /// When the driver answered (the time to safety ends here, not when the engine
+    /// gets round to reading the answer).
+    at: Instant,
 }
 
 struct Engine {
@@ -79,7 +105,11 @@ struct Engine {
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
     /// Warnings from opening the run, shown after the first snapshot.
     opening_warnings: Vec<String>,
-    /// A rollback waiting for a running traffic step to end; its command's arrival time.
+    /// The only way to the traffic driver, shared with the running steps.
+    traffic: TrafficPath,
+    traffic_call: Option<TrafficCall>,
+    /// A rollback waiting for a split set by hand (being stopped) to end; when the
+    /// operator asked for it.
     deferred_rollback: Option<Instant>,
 }
 
@@ -108,6 +138,18 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         side_events,
     } = setup;
     let mut opening_warnings = Vec::new();
+    match toolbox.redactor.short_secrets() {
+        0 => {}
+        short => opening_warnings.push(format!(
+            "{short} of the plan's secrets {} shorter than {SHORT_SECRET} characters: kongup \
+             still hides {} in log lines and messages, where {} may garble words that contain \
+             {}; use longer secrets",
+            if short == 1 { "is" } else { "are" },
+            if short == 1 { "it" } else { "them" },
+            if short == 1 { "it" } else { "they" },
+            if short == 1 { "it" } else { "them" },
+        )),
+    }
     let run_dir_err = |path: &PathBuf| {
         let path = path.clone();
         move |source| EngineError::RunDir { path, source }
@@ -185,7 +227,13 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let run_id = view.run_id.clone();
+    let traffic = TrafficPath::new(toolbox.traffic.clone());
+    if view.rollback_active() {
+        traffic.rollback_requested();
+    }
     let mut engine = Engine {
+        traffic,
+        traffic_call: None,
         executors: Arc::new(toolbox.executors.clone()),
         gate_watch: toolbox.gates.clone(),
         plan,
@@ -211,7 +259,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change)?;
-    let task = tokio::spawn(engine.run(commands_rx, signals));
+    let task = tokio::spawn(engine.run(stamp_commands(commands_rx), signals));
     Ok(EngineHandle {
         commands: commands_tx,
         events: events_rx,
@@ -219,6 +267,38 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
+}
+
+/// A command and when it was sent.
+struct Stamped {
+    command: Command,
+    sent: Instant,
+}
+
+/// Stamps each command with the moment it arrives, on a task of its own that does
+/// nothing else, so time to safety counts from the operator's key, not from when the
+/// engine got round to the command.
+fn stamp_commands(mut commands: mpsc::Receiver<Command>) -> mpsc::UnboundedReceiver<Stamped> {
+    let (stamped_tx, stamped_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            let stamped = Stamped {
+                command,
+                sent: Instant::now(),
+            };
+            if stamped_tx.send(stamped).is_err() {
+                return;
+            }
+        }
+    });
+    stamped_rx
+}
+
+async fn traffic_call_end(call: &mut Option<TrafficCall>) -> Result<TrafficCallEnd, JoinError> {
+    match call {
+        Some(call) => (&mut call.task).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next verdict from the gate source; `None` once the source is gone.
@@ -319,10 +399,12 @@ impl Engine {
         }
     }
 
-    /// Journals (fsync'd) and applies to the view; only then may the caller act.
+    /// Journals (fsync'd) and applies to the view; only then may the caller act. The
+    /// write and fsync block, so the worker hands its other tasks over first.
     fn record(&mut self, who: Who, entry: Entry) -> Result<Record, EngineError> {
         let by = self.by(who);
-        let record = self.journal.append(&by, entry)?;
+        let journal = &mut self.journal;
+        let record = blocking(|| journal.append(&by, entry))?;
         self.view.apply(&record);
         Ok(record)
     }
@@ -393,7 +475,7 @@ impl Engine {
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::UnboundedReceiver<Stamped>,
         mut signals: Signals,
     ) -> Result<SessionEnd, EngineError> {
         self.emit_snapshot();
@@ -401,28 +483,31 @@ impl Engine {
             self.advance()?;
             self.emit_changes();
             if self.running.is_none()
+                && self.traffic_call.is_none()
                 && let Some(reason) = &self.quitting
             {
                 break reason.clone();
             }
             tokio::select! {
                 command = commands.recv(), if !self.commands_closed => match command {
-                    Some(command) => self.handle(command).await?,
+                    Some(Stamped { command, sent }) => self.handle(command, sent)?,
                     None => {
                         self.commands_closed = true;
                         self.quit("the console closed".to_string());
                     }
                 },
-                ended = step_end(&mut self.running) => self.finish_step(ended).await?,
+                ended = step_end(&mut self.running) => self.finish_step(ended)?,
+                ended = traffic_call_end(&mut self.traffic_call) => self.finish_traffic_call(ended)?,
                 Some(request) = self.journal_rx.recv() => {
-                    let result = self.record(Who::Kongup, request.entry);
+                    let who = if request.by_operator { Who::Operator } else { Who::Kongup };
+                    let result = self.record(who, request.entry);
                     let answer = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
                     let _ = request.done.send(answer);
                     result?;
                 }
                 name = signals.next() => self.on_signal(name),
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
-                    Some(Some(verdict)) => self.emit(Event::Gate(verdict)),
+                    Some(Some(verdict)) => self.on_verdict(verdict)?,
                     Some(None) => {}
                     None => self.gate_watch = None,
                 },
@@ -459,8 +544,11 @@ impl Engine {
         if let Some(rollback) = &self.view.rollback {
             self.emit(Event::RollbackProgress(RollbackProgress::Started));
             if let Some(ms) = rollback.time_to_safety_ms {
+                let (verified, evidence) = rollback.traffic_verified.clone().unwrap_or_default();
                 self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
                     time_to_safety_ms: ms,
+                    verified,
+                    evidence,
                 }));
             }
             if rollback.planned.is_some() {
@@ -569,19 +657,17 @@ impl Engine {
         }
     }
 
-    async fn handle(&mut self, command: Command) -> Result<(), EngineError> {
+    /// Acts on a command; `sent` is when the operator sent it.
+    fn handle(&mut self, command: Command, sent: Instant) -> Result<(), EngineError> {
         match command {
             Command::Confirm { step, typed } => self.confirm(step, typed),
             Command::Skip { step, reason } => self.skip(step, reason),
-            Command::Retry { step } => self.retry(step),
+            Command::Retry { step, typed } => self.retry(step, typed),
             Command::MarkDone { step, note } => self.mark_done(step, note),
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
-            Command::Rollback => {
-                self.rollback(Instant::now(), "requested by the operator", Who::Operator)
-                    .await
-            }
-            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent).await,
+            Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
+            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
             Command::Abort => self.abort(),
             Command::Quit => {
                 self.quit("the operator quit".to_string());
@@ -686,10 +772,83 @@ impl Engine {
         self.expanded.step(step).cloned().map(|s| (s, None))
     }
 
+    /// An irreversible step (forward or rollback) runs only when the plan name was typed;
+    /// the one check behind confirm and retry. `verb` says what was asked ("confirmed",
+    /// "retried").
+    fn check_typed(
+        &self,
+        step: &StepRef,
+        details: &Step,
+        typed: Option<&str>,
+        verb: &str,
+    ) -> Result<(), String> {
+        if !details.irreversible || typed.map(str::trim) == Some(self.plan.name.as_str()) {
+            return Ok(());
+        }
+        let because = details
+            .irreversible_because
+            .clone()
+            .unwrap_or_else(|| "it cannot be undone".to_string());
+        Err(match typed {
+            Some(_) => {
+                format!("{step} was not {verb}: the typed name does not match the plan name")
+            }
+            None => format!(
+                "{step} is irreversible ({because}): it is {verb} only by typing the plan name '{}'",
+                self.plan.name
+            ),
+        })
+    }
+
+    /// `rollback/traffic-to-x` runs only once X can serve again.
+    fn check_x_serves_for(&self, step: &StepRef) -> Result<(), String> {
+        if *step != StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
+            return Ok(());
+        }
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot send traffic to X yet: X cannot serve: {}",
+            rollback::describe_blockers(&blockers)
+        ))
+    }
+
     fn confirm(&mut self, step: StepRef, typed: Option<String>) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Confirm)
+    }
+
+    fn retry(&mut self, step: StepRef, typed: Option<String>) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Retry)
+    }
+
+    /// Starts a ready step (confirm) or a failed or interrupted one (retry), after the
+    /// turn, the pause and the typed name are checked.
+    fn confirm_or_retry(
+        &mut self,
+        step: StepRef,
+        typed: Option<String>,
+        via: ConfirmVia,
+    ) -> Result<(), EngineError> {
+        let (states, verb, done) = match via {
+            ConfirmVia::Retry => (
+                &[StepState::Failed, StepState::Interrupted][..],
+                "retry",
+                "retried",
+            ),
+            _ => (&[StepState::Pending][..], "confirm", "confirmed"),
+        };
         let checked = self
-            .check_turn(&step, &[StepState::Pending], "confirm")
-            .and_then(|key| self.check_not_paused("confirm", &step).map(|()| key));
+            .check_turn(&step, states, verb)
+            .and_then(|key| self.check_not_paused(verb, &step).map(|()| key))
+            .and_then(|key| match self.resolve(&step) {
+                Some((details, _)) => self
+                    .check_typed(&step, &details, typed.as_deref(), done)
+                    .map(|()| key),
+                None => Err(format!("{step} is not a step of this plan")),
+            })
+            .and_then(|key| self.check_x_serves_for(&step).map(|()| key));
         let key = match checked {
             Ok(key) => key,
             Err(why) => {
@@ -697,60 +856,15 @@ impl Engine {
                 return Ok(());
             }
         };
-        let Some((details, _)) = self.resolve(&step) else {
-            self.refuse(Some(&step), format!("{step} is not a step of this plan"));
-            return Ok(());
-        };
-        if details.irreversible && typed.as_deref().map(str::trim) != Some(self.plan.name.as_str())
-        {
-            let because = details
-                .irreversible_because
-                .clone()
-                .unwrap_or_else(|| "it cannot be undone".to_string());
-            let why = match typed {
-                Some(_) => {
-                    format!("{step} was not confirmed: the typed name does not match the plan name")
-                }
-                None => format!(
-                    "{step} is irreversible ({because}): confirm it by typing the plan name '{}'",
-                    self.plan.name
-                ),
-            };
-            self.refuse(Some(&step), why);
-            return Ok(());
-        }
         self.record(
             Who::Operator,
             Entry::StepConfirmed {
                 step: key,
-                via: ConfirmVia::Confirm,
+                via,
                 typed: typed.is_some(),
             },
         )?;
         self.start_step(step, Who::Operator)
-    }
-
-    fn retry(&mut self, step: StepRef) -> Result<(), EngineError> {
-        let checked = self
-            .check_turn(&step, &[StepState::Failed, StepState::Interrupted], "retry")
-            .and_then(|key| self.check_not_paused("retry", &step).map(|()| key));
-        match checked {
-            Ok(key) => {
-                self.record(
-                    Who::Operator,
-                    Entry::StepConfirmed {
-                        step: key,
-                        via: ConfirmVia::Retry,
-                        typed: false,
-                    },
-                )?;
-                self.start_step(step, Who::Operator)
-            }
-            Err(why) => {
-                self.refuse(Some(&step), why);
-                Ok(())
-            }
-        }
     }
 
     fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {
@@ -828,19 +942,30 @@ impl Engine {
         Ok(())
     }
 
+    /// Stops the running step (its process group is killed) and the engine's own traffic
+    /// call, if any (what the driver started is killed; the split may be half-applied).
     fn abort(&mut self) -> Result<(), EngineError> {
-        let Some(running) = &self.running else {
-            self.warn("no step is running: nothing to abort");
+        if self.running.is_none() && self.traffic_call.is_none() {
+            self.warn("no step is running and no traffic change is under way: nothing to abort");
             return Ok(());
-        };
-        let (key, cancel, sink) = (
-            running.key.clone(),
-            running.cancel.clone(),
-            running.sink.clone(),
-        );
-        self.record(Who::Operator, Entry::AbortRequested { step: key })?;
-        sink.note(&format!("abort requested by {}", self.operator));
-        cancel.cancel();
+        }
+        if let Some(running) = &self.running {
+            let (key, cancel, sink) = (
+                running.key.clone(),
+                running.cancel.clone(),
+                running.sink.clone(),
+            );
+            self.record(Who::Operator, Entry::AbortRequested { step: key })?;
+            sink.note(&format!("abort requested by {}", self.operator));
+            cancel.cancel();
+        }
+        if let Some(call) = &self.traffic_call {
+            call.cancel.cancel();
+            self.warn(format!(
+                "abort: the call to the traffic driver ({}) is being stopped",
+                call.purpose.describe()
+            ));
+        }
         Ok(())
     }
 
@@ -850,6 +975,13 @@ impl Engine {
                 "{} is still running: kongup stops when it ends, and journals its result \
                  ({reason}); abort it to stop it now",
                 running.step
+            ));
+        }
+        if let Some(call) = &self.traffic_call {
+            self.warn(format!(
+                "the traffic driver is still answering ({}): kongup stops when it has, and \
+                 journals what it said ({reason}); abort to stop it now",
+                call.purpose.describe()
             ));
         }
         if self.quitting.is_none() {
@@ -907,7 +1039,6 @@ impl Engine {
             self.by(who)
         ));
         let cancel = CancellationToken::new();
-        let touches_traffic = matches!(details.kind, StepKind::ShiftTraffic { .. });
         let bake_only = details.commands.is_empty()
             && matches!(
                 details.kind,
@@ -928,6 +1059,7 @@ impl Engine {
             redactor: self.toolbox.redactor.clone(),
             log: sink.clone(),
             cancel: cancel.clone(),
+            traffic_path: self.traffic.clone(),
             journal: self.journal_tx.clone(),
             events: self.events.clone(),
         };
@@ -939,17 +1071,13 @@ impl Engine {
             started: Instant::now(),
             cancel,
             bake_only,
-            touches_traffic,
             sink,
             task,
         });
         Ok(())
     }
 
-    async fn finish_step(
-        &mut self,
-        ended: Result<StepOutcome, JoinError>,
-    ) -> Result<(), EngineError> {
+    fn finish_step(&mut self, ended: Result<StepOutcome, JoinError>) -> Result<(), EngineError> {
         let running = self.running.take().expect("a step was running");
         let outcome = ended.unwrap_or_else(|e| {
             StepOutcome::failed(format!("internal error in the step's action: {e}"))
@@ -971,6 +1099,23 @@ impl Engine {
             (StepResult::Succeeded, None) => "succeeded".to_string(),
             (StepResult::Failed, d) => format!("failed: {}", d.as_deref().unwrap_or("")),
         });
+        // Every line so far is in the log file before the step's end is journaled.
+        blocking(|| running.sink.flush());
+        let gate_rollback = format!(
+            "the gates failed on {} and the plan says on_fail: rollback",
+            running.step
+        );
+        if then == AfterFailure::Rollback && self.view.rollback.as_ref().is_none_or(|r| r.finished)
+        {
+            // The intent goes first: a crash between the two records leaves a rollback to
+            // finish (resumed with R), never a failed step whose rollback is forgotten.
+            self.record(
+                Who::Kongup,
+                Entry::RollbackRequested {
+                    reason: gate_rollback.clone(),
+                },
+            )?;
+        }
         self.record(
             Who::Kongup,
             Entry::StepFinished {
@@ -987,21 +1132,15 @@ impl Engine {
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
             self.record_traffic_safe_after_step()?;
         }
-        if let Some(clock) = self.deferred_rollback.take() {
-            self.rollback_act_and_plan(clock).await?;
-        }
         match then {
             AfterFailure::Stop => {}
-            AfterFailure::Pause => {
+            AfterFailure::Pause if self.view.paused.is_none() => {
                 let reason = format!("{}: {}", running.step, detail.unwrap_or_default());
                 self.record(Who::Kongup, Entry::Paused { reason })?;
             }
+            AfterFailure::Pause => {}
             AfterFailure::Rollback => {
-                let reason = format!(
-                    "the gates failed on {} and the plan says on_fail: rollback",
-                    running.step
-                );
-                self.rollback(Instant::now(), &reason, Who::Kongup).await?;
+                self.rollback(Instant::now(), &gate_rollback, Who::Kongup)?;
             }
         }
         if succeeded && gates_passed && self.plan.traffic.auto_advance {
@@ -1010,7 +1149,58 @@ impl Engine {
         Ok(())
     }
 
-    /// `rollback/traffic-to-x` succeeded: time to safety, from the rollback's command.
+    /// A gate verdict between bakes (a bake acts on its own): while Y carries traffic, a
+    /// failure pauses the run or starts the rollback, as the plan's `on_fail` says, and
+    /// the verdict that did it is journaled with its numbers.
+    fn on_verdict(&mut self, verdict: GateVerdict) -> Result<(), EngineError> {
+        self.emit(Event::Gate(verdict.clone()));
+        let y_share = self.view.traffic().map_or(0, |s| s.y);
+        let acts = verdict.verdict == Verdict::Fail
+            && y_share > 0
+            && !self.traffic.baking()
+            && !self.view.rollback_active()
+            && self.view.run_state() != RunState::Done;
+        if !acts {
+            return Ok(());
+        }
+        let pausing = self.plan.gates.on_fail == FailAction::Pause;
+        if pausing && self.view.paused.is_some() {
+            return Ok(());
+        }
+        let at = self
+            .running
+            .as_ref()
+            .map(|r| r.key.clone())
+            .or_else(|| self.view.next_step())
+            .unwrap_or_else(|| "run".to_string());
+        self.record(
+            Who::Kongup,
+            Entry::Gate {
+                step: at,
+                gate: gate_record(&verdict),
+            },
+        )?;
+        let reason = format!(
+            "the gates failed while Y carries {y_share}% of the traffic and no bake runs ({} \
+             breaches in a row): {}",
+            verdict.consecutive_breaches,
+            verdict.checks.join("; ")
+        );
+        if pausing {
+            self.warn(format!("{reason}; the plan says on_fail: pause"));
+            self.record(Who::Kongup, Entry::Paused { reason })?;
+        } else {
+            self.rollback(
+                Instant::now(),
+                &format!("{reason}; the plan says on_fail: rollback"),
+                Who::Kongup,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `rollback/traffic-to-x` succeeded: time to safety, from the rollback's command,
+    /// with how it is known (the step's read-back, the operator's confirm, or nothing).
     fn record_traffic_safe_after_step(&mut self) -> Result<(), EngineError> {
         let Some(rollback) = &self.view.rollback else {
             return Ok(());
@@ -1021,15 +1211,38 @@ impl Engine {
         let ms = (chrono::Utc::now() - rollback.requested_at)
             .num_milliseconds()
             .max(0) as u64;
+        let source = self.traffic.driver.read_back_source();
+        let Some((verified, evidence)) = safety_evidence(&source, self.view.traffic_applied) else {
+            return Ok(());
+        };
+        self.record_traffic_safe(ms, verified, evidence)
+    }
+
+    fn record_traffic_safe(
+        &mut self,
+        time_to_safety_ms: u64,
+        verified: TrafficVerification,
+        evidence: String,
+    ) -> Result<(), EngineError> {
         self.record(
             Who::Kongup,
             Entry::RollbackTrafficSafe {
-                time_to_safety_ms: ms,
+                time_to_safety_ms,
+                verified,
+                evidence: evidence.clone(),
             },
         )?;
         self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-            time_to_safety_ms: ms,
+            time_to_safety_ms,
+            verified,
+            evidence,
         }));
+        if verified == TrafficVerification::Unverified {
+            self.warn(
+                "all traffic was asked of X, but nothing confirms it: the traffic driver cannot \
+                 read the split back; check the load balancer",
+            );
+        }
         Ok(())
     }
 
@@ -1062,21 +1275,24 @@ impl Engine {
     }
 
     /// The one-key rollback. See `rollback.rs` for what it plans.
-    async fn rollback(
-        &mut self,
-        clock: Instant,
-        reason: &str,
-        who: Who,
-    ) -> Result<(), EngineError> {
-        if let Some(running) = &self.running
-            && self.deferred_rollback.is_some()
-        {
-            let why = format!(
-                "the rollback already waits for {} to end (a traffic step is stopping)",
-                running.step
-            );
-            self.refuse(None, why);
-            return Ok(());
+    fn rollback(&mut self, clock: Instant, reason: &str, who: Who) -> Result<(), EngineError> {
+        match self.traffic_call.as_ref().map(|c| c.purpose) {
+            Some(TrafficPurpose::RollbackAct { .. }) => {
+                self.refuse(
+                    None,
+                    "the rollback's first act (all traffic to X) is under way: its answer comes \
+                     next",
+                );
+                return Ok(());
+            }
+            Some(TrafficPurpose::ByHand { .. }) if self.deferred_rollback.is_some() => {
+                self.refuse(
+                    None,
+                    "the rollback already waits for the split set by hand to stop",
+                );
+                return Ok(());
+            }
+            _ => {}
         }
         match &self.view.rollback {
             Some(rollback) if rollback.finished => {
@@ -1084,19 +1300,8 @@ impl Engine {
                 return Ok(());
             }
             Some(rollback) if rollback.planned.is_some() => {
-                if self.traffic_act_applies() && self.traffic_to_x_now(clock).await? {
-                    let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
-                    let planned = self.view.rollback_steps().iter().any(|s| s.step == step);
-                    if planned && self.view.state_of(&step) == StepState::Pending {
-                        self.record(
-                            Who::Kongup,
-                            Entry::StepSkipped {
-                                step,
-                                reason: "the rollback command moved all traffic to X".into(),
-                                by_plan: false,
-                            },
-                        )?;
-                    }
+                if self.traffic_act_applies() && self.traffic_call.is_none() {
+                    self.start_rollback_act(clock, true);
                 } else {
                     self.warn("a rollback is already under way: its next step waits for a confirm");
                     self.emit_rollback_plan();
@@ -1113,37 +1318,36 @@ impl Engine {
                 )?;
             }
         }
+        // From here on no forward stage moves traffic, and bakes stop.
+        self.traffic.rollback_requested();
         self.emit(Event::RollbackProgress(RollbackProgress::Started));
         if let Some(running) = &self.running {
-            let (step, key, cancel, sink, bake_only, touches_traffic) = (
-                running.step.clone(),
-                running.key.clone(),
-                running.cancel.clone(),
-                running.sink.clone(),
-                running.bake_only,
-                running.touches_traffic,
-            );
-            if bake_only {
-                self.record(Who::Kongup, Entry::AbortRequested { step: key })?;
-                sink.note("the rollback stops this bake");
-                cancel.cancel();
+            if running.bake_only {
+                running.sink.note("the rollback stops this bake");
             } else {
+                let step = running.step.clone();
+                running
+                    .sink
+                    .note("a rollback was requested: a bake stops, a command runs to its end");
                 self.warn(format!(
                     "{step} is running and is not cut short: the rollback steps wait for it to end"
                 ));
             }
-            if touches_traffic {
-                // Its split must not land after the rollback's: act once it has ended.
-                self.deferred_rollback = Some(clock);
-                return Ok(());
-            }
         }
-        self.rollback_act_and_plan(clock).await
+        if let Some(call) = &self.traffic_call {
+            // A split set by hand must not land after the rollback's: stop it, then act.
+            call.cancel.cancel();
+            self.deferred_rollback = Some(clock);
+            return Ok(());
+        }
+        self.rollback_act_and_plan(clock)
     }
 
+    /// The rollback's first act applies: traffic moved, X can serve, and the rollback has
+    /// not yet got it safely onto X.
     fn traffic_act_applies(&self) -> bool {
         self.view.traffic_moved
-            && rollback::point_of_no_return(&self.expanded, &self.view).is_none()
+            && rollback::x_can_serve(&self.expanded, &self.view)
             && self
                 .view
                 .rollback
@@ -1151,76 +1355,165 @@ impl Engine {
                 .is_none_or(|r| r.time_to_safety_ms.is_none())
     }
 
-    /// The first act where it applies (all traffic to X), then the rollback plan.
-    async fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
-        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
-        let mut traffic_safe = false;
+    /// The first act where it applies (all traffic to X, as a task: the plan follows its
+    /// answer), else the rollback plan at once.
+    fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
         if self.traffic_act_applies() {
-            traffic_safe = self.traffic_to_x_now(clock).await?;
-        } else if let Some(finish) = &past_no_return {
+            self.start_rollback_act(clock, false);
+            return Ok(());
+        }
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if !blockers.is_empty() {
             self.warn(format!(
-                "{finish} ran on the database X shares: X cannot serve from it any more. \
-                 Rollback is the database-restore path: restore the backup (irreversible), \
-                 then bring X back; traffic stays where it is until then"
+                "X cannot serve, so the rollback sends it no traffic now: {}",
+                rollback::describe_blockers(&blockers)
             ));
         }
-        let steps = rollback::plan_rollback(&self.expanded, &self.view, traffic_safe);
+        self.plan_rollback(false)
+    }
+
+    fn plan_rollback(&mut self, traffic_safe: bool) -> Result<(), EngineError> {
+        let past_no_return = rollback::point_of_no_return(&self.expanded, &self.view);
+        let plan = rollback::plan_rollback(&self.expanded, &self.view, traffic_safe);
         self.record(
             Who::Kongup,
             Entry::RollbackPlanned {
-                steps,
+                steps: plan.steps,
                 point_of_no_return: past_no_return.is_some(),
+                note: plan.note.clone(),
             },
         )?;
         self.emit_rollback_plan();
+        if let Some(note) = plan.note {
+            self.warn(format!("rollback plan: {note}"));
+        }
         Ok(())
     }
 
-    /// The rollback's first act: all traffic to X, read back. True when the load balancer
-    /// confirmed it; time to safety is measured from `clock` (the command's arrival).
-    async fn traffic_to_x_now(&mut self, clock: Instant) -> Result<bool, EngineError> {
-        self.record(
-            Who::Kongup,
-            Entry::TrafficRequested {
-                split: Split::ALL_X,
-                cause: "rollback".into(),
-            },
-        )?;
-        let result = apply_split(self.toolbox.traffic.as_ref(), Split::ALL_X).await;
-        let elapsed_ms = clock.elapsed().as_millis() as u64;
-        self.record(
-            Who::Kongup,
-            Entry::TrafficApplied {
-                requested: Split::ALL_X,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )?;
-        if let Ok(applied) = &result {
-            self.emit(Event::TrafficChanged {
-                requested: Split::ALL_X,
-                applied: *applied,
-            });
+    /// Starts a driver call of the engine's own: the split goes through the traffic path
+    /// (one call at a time; journaled before and after) on a task of its own.
+    fn start_traffic_call(&mut self, purpose: TrafficPurpose, split: Split, cause: String) {
+        let cancel = CancellationToken::new();
+        let (path, journal, events, stop) = (
+            self.traffic.clone(),
+            self.journal_tx.clone(),
+            self.events.clone(),
+            cancel.clone(),
+        );
+        let mover = match purpose {
+            TrafficPurpose::RollbackAct { .. } => Mover::Rollback,
+            TrafficPurpose::ByHand { .. } => Mover::Operator,
+        };
+        let task = tokio::spawn(async move {
+            let result = path
+                .set(split, cause, mover, &journal, &events, &stop)
+                .await;
+            TrafficCallEnd {
+                result,
+                at: Instant::now(),
+            }
+        });
+        self.traffic_call = Some(TrafficCall {
+            purpose,
+            cancel,
+            task,
+        });
+    }
+
+    /// The rollback's first act: all traffic to X, read back.
+    fn start_rollback_act(&mut self, clock: Instant, planned: bool) {
+        self.start_traffic_call(
+            TrafficPurpose::RollbackAct { clock, planned },
+            Split::ALL_X,
+            "rollback".into(),
+        );
+    }
+
+    fn finish_traffic_call(
+        &mut self,
+        ended: Result<TrafficCallEnd, JoinError>,
+    ) -> Result<(), EngineError> {
+        let call = self
+            .traffic_call
+            .take()
+            .expect("a traffic call was in flight");
+        let (result, at) = match ended {
+            Ok(end) => (end.result, end.at),
+            Err(e) => (
+                Err(ActionError::Failed(format!(
+                    "internal error in the traffic call: {e}"
+                ))),
+                Instant::now(),
+            ),
+        };
+        match call.purpose {
+            TrafficPurpose::ByHand { split } => {
+                match result {
+                    Ok(readback) => {
+                        if let Some(applied) = readback.applied.filter(|a| *a != split) {
+                            self.warn(format!(
+                                "asked for {split}, but the load balancer reports {applied}"
+                            ));
+                        }
+                    }
+                    Err(e) => self.warn(format!("could not set the traffic to {split}: {e}")),
+                }
+                if let Some(clock) = self.deferred_rollback.take() {
+                    self.rollback_act_and_plan(clock)?;
+                }
+            }
+            TrafficPurpose::RollbackAct { clock, planned } => {
+                let elapsed_ms = at.saturating_duration_since(clock).as_millis() as u64;
+                let safe = self.record_rollback_act(result, elapsed_ms)?;
+                if !planned {
+                    self.plan_rollback(safe)?;
+                } else if safe {
+                    let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
+                    let pending = self.view.rollback_steps().iter().any(|s| s.step == step)
+                        && self.view.state_of(&step) == StepState::Pending;
+                    if pending {
+                        self.record(
+                            Who::Kongup,
+                            Entry::StepSkipped {
+                                step,
+                                reason: "the rollback command moved all traffic to X".into(),
+                                by_plan: false,
+                            },
+                        )?;
+                    }
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// What the rollback's first act achieved: safe when the load balancer reports all
+    /// traffic on X.
+    fn record_rollback_act(
+        &mut self,
+        result: Result<TrafficReadback, ActionError>,
+        elapsed_ms: u64,
+    ) -> Result<bool, EngineError> {
+        let source = self.traffic.driver.read_back_source();
         let error = match result {
-            Ok(Some(applied)) if applied == Split::ALL_X => {
-                self.record(
-                    Who::Kongup,
-                    Entry::RollbackTrafficSafe {
-                        time_to_safety_ms: elapsed_ms,
-                    },
-                )?;
-                self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-                    time_to_safety_ms: elapsed_ms,
-                }));
+            Ok(TrafficReadback {
+                applied: Some(applied),
+                ..
+            }) if applied == Split::ALL_X => {
+                let (verified, evidence) =
+                    safety_evidence(&source, Some(applied)).expect("all traffic on X, read back");
+                self.record_traffic_safe(elapsed_ms, verified, evidence)?;
                 return Ok(true);
             }
-            Ok(Some(applied)) => {
-                format!("asked for all traffic on X, but the load balancer reports {applied}")
+            Ok(TrafficReadback {
+                applied: Some(applied),
+                ..
+            }) => format!("asked for all traffic on X, but the load balancer reports {applied}"),
+            Ok(TrafficReadback { applied: None, .. }) => {
+                "the traffic driver cannot read the split back: check the load balancer, then \
+                 confirm rollback/traffic-to-x"
+                    .to_string()
             }
-            Ok(None) => "the traffic driver cannot read the split back: check the load \
-                         balancer, then confirm rollback/traffic-to-x"
-                .to_string(),
             Err(e) => e.to_string(),
         };
         self.record(
@@ -1233,7 +1526,7 @@ impl Engine {
         Ok(false)
     }
 
-    async fn set_traffic_by_hand(&mut self, y_percent: u8) -> Result<(), EngineError> {
+    fn set_traffic_by_hand(&mut self, y_percent: u8) -> Result<(), EngineError> {
         if let Some(running) = &self.running {
             let why = format!(
                 "cannot set the traffic by hand while {} runs: wait for it or abort it",
@@ -1242,32 +1535,38 @@ impl Engine {
             self.refuse(None, why);
             return Ok(());
         }
-        let split = Split::to_y(y_percent);
-        let cause = format!("set by hand by {}", self.operator);
-        self.record(Who::Operator, Entry::TrafficRequested { split, cause })?;
-        let result = apply_split(self.toolbox.traffic.as_ref(), split).await;
-        self.record(
-            Who::Kongup,
-            Entry::TrafficApplied {
-                requested: split,
-                applied: result.as_ref().ok().copied().flatten(),
-                error: result.as_ref().err().map(|e| e.to_string()),
-            },
-        )?;
-        match result {
-            Ok(applied) => {
-                self.emit(Event::TrafficChanged {
-                    requested: split,
-                    applied,
-                });
-                if let Some(applied) = applied.filter(|a| *a != split) {
-                    self.warn(format!(
-                        "asked for {split}, but the load balancer reports {applied}"
-                    ));
-                }
-            }
-            Err(e) => self.warn(format!("could not set the traffic to {split}: {e}")),
+        if let Some(call) = &self.traffic_call {
+            let why = format!(
+                "cannot set the traffic by hand while the driver is still answering ({}): \
+                 wait for it or abort it",
+                call.purpose.describe()
+            );
+            self.refuse(None, why);
+            return Ok(());
         }
+        let split = Split::to_y(y_percent);
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if split.x > 0 && !blockers.is_empty() {
+            let why = format!(
+                "cannot set X {}%: X cannot serve: {}. All traffic on Y (`traffic 100`) is \
+                 still allowed",
+                split.x,
+                rollback::describe_blockers(&blockers)
+            );
+            self.refuse(None, why);
+            return Ok(());
+        }
+        let cause = format!("set by hand by {}", self.operator);
+        self.start_traffic_call(TrafficPurpose::ByHand { split }, split, cause);
         Ok(())
+    }
+}
+
+impl TrafficPurpose {
+    fn describe(&self) -> String {
+        match self {
+            TrafficPurpose::RollbackAct { .. } => "the rollback's all traffic to X".to_string(),
+            TrafficPurpose::ByHand { split } => format!("{split}, set by hand"),
+        }
     }
 }

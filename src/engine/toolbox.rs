@@ -80,7 +80,15 @@ pub fn resolve_plan_secrets(plan: &Plan) -> Result<Redactor, Vec<crate::secrets:
 impl Toolbox {
     /// The real parts for a plan: its executors (plus `local`), its traffic driver and
     /// the built-in actions; no gate source (the metrics task adds one with `with_gates`).
+    /// From here on no program kongup starts inherits the plan's secret environment
+    /// variables (`admin.token`, database passwords, …) unless a command passes one.
     pub fn for_plan(plan: &Plan, redactor: Redactor) -> Result<Toolbox, String> {
+        crate::exec::process::hide_env_from_children(plan_secrets(plan).into_iter().filter_map(
+            |secret| match secret {
+                SecretRef::Env(name) => Some(name),
+                SecretRef::File(_) => None,
+            },
+        ));
         let mut executors: BTreeMap<String, Arc<dyn Executor>> = BTreeMap::new();
         executors.insert("local".to_string(), Arc::new(LocalExecutor::new()));
         for (name, spec) in &plan.executors {

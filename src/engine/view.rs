@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::event::{RunState, StepState};
+use super::event::{RunState, StepState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
 use crate::lb::Split;
 
@@ -64,9 +64,13 @@ pub struct RollbackView {
     pub requested_by: String,
     pub reason: String,
     pub time_to_safety_ms: Option<u64>,
+    /// How the time to safety was verified, and the evidence in words.
+    pub traffic_verified: Option<(TrafficVerification, String)>,
     pub traffic_error: Option<String>,
     pub planned: Option<Vec<RollbackStepInfo>>,
     pub point_of_no_return: bool,
+    /// What must happen before traffic can go back to X, when it cannot serve.
+    pub note: Option<String>,
     pub finished: bool,
 }
 
@@ -220,16 +224,23 @@ impl RunView {
                         requested_by: record.by.clone(),
                         reason: reason.clone(),
                         time_to_safety_ms: None,
+                        traffic_verified: None,
                         traffic_error: None,
                         planned: None,
                         point_of_no_return: false,
+                        note: None,
                         finished: false,
                     });
                 }
             }
-            Entry::RollbackTrafficSafe { time_to_safety_ms } => {
+            Entry::RollbackTrafficSafe {
+                time_to_safety_ms,
+                verified,
+                evidence,
+            } => {
                 if let Some(rollback) = &mut self.rollback {
                     rollback.time_to_safety_ms = Some(*time_to_safety_ms);
+                    rollback.traffic_verified = Some((*verified, evidence.clone()));
                     rollback.traffic_error = None;
                 }
             }
@@ -241,10 +252,12 @@ impl RunView {
             Entry::RollbackPlanned {
                 steps,
                 point_of_no_return,
+                note,
             } => {
                 if let Some(rollback) = &mut self.rollback {
                     rollback.planned = Some(steps.clone());
                     rollback.point_of_no_return = *point_of_no_return;
+                    rollback.note = note.clone();
                 }
             }
             Entry::RollbackFinished => {
@@ -512,6 +525,7 @@ mod tests {
                     irreversible: false,
                 }],
                 point_of_no_return: false,
+                note: None,
             },
         ));
         let view = RunView::replay(&records).unwrap();

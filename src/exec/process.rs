@@ -1,6 +1,13 @@
 //! Runs one local program in its own process group: streams its output line by line,
 //! enforces the timeout, and kills the whole group on timeout or abort. Every executor
 //! ends up here (ssh and kubectl are local client programs too).
+//!
+//! Dropping the future of a run does not kill the program, on purpose: a step's command
+//! (`kong migrations up`) must never die half-way because its caller stopped waiting (the
+//! engine stopping on a journal error, say); only its timeout or the operator's abort
+//! stops it. Calls that an outer deadline may give up on (the traffic drivers') run inside
+//! [`kill_on_drop`], which SIGKILLs the process group of every program started in it that
+//! was not reaped when the future is dropped.
 
 use std::collections::VecDeque;
 use std::io;
@@ -67,6 +74,68 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Names of kongup's own environment variables that hold secrets (the plan's `env:`
+/// secret sources). No program kongup starts inherits them; a command that needs one gets
+/// it passed explicitly in its request's `env`.
+static SECRET_ENV: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// Keeps these environment variables from every program kongup starts from now on (unless
+/// a request passes one explicitly). Names add up; none is ever taken back.
+pub fn hide_env_from_children(names: impl IntoIterator<Item = String>) {
+    let mut hidden = SECRET_ENV.write().unwrap_or_else(PoisonError::into_inner);
+    for name in names {
+        if !hidden.contains(&name) {
+            hidden.push(name);
+        }
+    }
+}
+
+/// Removes the hidden secret variables from what `command` inherits, except those in
+/// `passed` (given explicitly). For code that starts programs without `run_process`.
+pub fn remove_hidden_env(command: &mut Command, passed: &[(String, String)]) {
+    let hidden = SECRET_ENV.read().unwrap_or_else(PoisonError::into_inner);
+    for name in hidden.iter() {
+        if !passed.iter().any(|(given, _)| given == name) {
+            command.env_remove(name);
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Set inside [`kill_on_drop`].
+    static KILL_ON_DROP: bool;
+}
+
+/// Runs `future` so that a program `run_process` starts inside it has its whole process
+/// group SIGKILLed if the future is dropped before the program was reaped (an outer
+/// deadline, an abort that drops the call). For calls whose caller may give up on them,
+/// like the traffic drivers'; see the module documentation for why it is not the default.
+pub async fn kill_on_drop<F: std::future::Future>(future: F) -> F::Output {
+    KILL_ON_DROP.scope(true, future).await
+}
+
+/// The longest `run_process` may take for a `timeout`: the timeout, the grace between
+/// SIGTERM and SIGKILL, and the wait for the output to drain.
+pub fn longest_run(timeout: Duration) -> Duration {
+    timeout + DEFAULT_KILL_GRACE + DRAIN_GRACE
+}
+
+/// SIGKILLs a process group when dropped while armed: the run was given up on before its
+/// program was reaped. Disarmed once the leader is reaped (after that the group id may
+/// belong to someone else).
+struct GroupGuard {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
 /// One program to start.
 #[derive(Debug, Clone)]
 pub struct ProcessSpec {
@@ -99,6 +168,7 @@ pub async fn run_process(
     cancel: CancellationToken,
 ) -> Result<ExitOutcome, ExecError> {
     let mut command = Command::new(&spec.program);
+    remove_hidden_env(&mut command, &spec.env);
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -112,6 +182,7 @@ pub async fn run_process(
         // Its own group: the terminal's SIGINT/SIGHUP do not reach it (the engine
         // decides what happens to a running step), and a kill reaches its whole tree.
         .process_group(0);
+    let kill_on_drop = KILL_ON_DROP.try_with(|kill| *kill).unwrap_or(false);
     let mut child = command.spawn().map_err(|source| ExecError::Spawn {
         what: spec.what.clone(),
         executor: spec.executor.clone(),
@@ -125,6 +196,12 @@ pub async fn run_process(
                 spec.what, spec.executor
             )));
         }
+    };
+    // Declared after `child`, so it is dropped first: the group is killed while the
+    // unreaped leader still holds its id.
+    let mut guard = GroupGuard {
+        pgid,
+        armed: kill_on_drop,
     };
 
     let queue = Arc::new(LineQueue::new(2));
@@ -178,6 +255,7 @@ pub async fn run_process(
     let outcome = match ending {
         Ending::Exited(Ok(status)) => outcome_of(status),
         Ending::Exited(Err(error)) => {
+            // Nobody knows whether it still runs: a dropped guard kills its group.
             return Err(ExecError::Other(format!(
                 "waiting for {} on {} failed: {error}",
                 spec.what, spec.executor
@@ -192,6 +270,8 @@ pub async fn run_process(
             ExitOutcome::Aborted
         }
     };
+    // The leader is reaped (`terminate_group` waits for it too).
+    guard.armed = false;
     let _ = exited_tx.send(());
 
     let drain = futures::future::join_all(readers.iter_mut());

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ReadBackSource, Split, TrafficDriver};
+use crate::exec::process::{kill_on_drop, longest_run};
 use crate::exec::{ExecRequest, Executor, run_to_completion};
 use crate::plan::model::{CommandDriver, CommandLine};
 
@@ -49,7 +50,7 @@ impl CommandTrafficDriver {
     async fn run(&self, argv: Vec<String>) -> Result<String, LbError> {
         let command = CommandLine::Argv(argv);
         let shown = command.display();
-        let done = run_to_completion(
+        let done = kill_on_drop(run_to_completion(
             self.executor.as_ref(),
             ExecRequest {
                 command,
@@ -57,7 +58,7 @@ impl CommandTrafficDriver {
                 timeout: self.spec.timeout,
             },
             CancellationToken::new(),
-        )
+        ))
         .await
         .map_err(|e| error(e.to_string()))?;
         if !done.outcome.success() {
@@ -103,6 +104,17 @@ impl TrafficDriver for CommandTrafficDriver {
             None => ", which cannot be read back".to_string(),
         };
         format!("command on {}: `{set}`{get}", self.executor.describe())
+    }
+
+    fn read_back_source(&self) -> ReadBackSource {
+        match self.spec.get {
+            Some(_) => ReadBackSource::LoadBalancer,
+            None => ReadBackSource::Nothing,
+        }
+    }
+
+    fn call_timeout(&self) -> std::time::Duration {
+        longest_run(self.spec.timeout)
     }
 
     async fn set_split(&self, split: Split) -> Result<(), LbError> {

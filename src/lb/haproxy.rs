@@ -255,6 +255,11 @@ impl TrafficDriver for HaproxyTrafficDriver {
         )
     }
 
+    fn call_timeout(&self) -> Duration {
+        // A set is two exchanges (the servers' state, then the weights); a read is one.
+        2 * (CONNECT_TIMEOUT + EXCHANGE_TIMEOUT)
+    }
+
     async fn set_split(&self, split: Split) -> Result<(), LbError> {
         let servers = self.servers_state().await?;
         let missing = self.missing_servers(&servers);

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{LbError, Split, TrafficDriver};
+use crate::exec::process::{kill_on_drop, longest_run};
 use crate::exec::{ExecRequest, Executor, run_to_completion};
 use crate::plan::model::{CommandLine, KubernetesDriver, KubernetesTarget};
 
@@ -114,7 +115,7 @@ impl KubernetesTrafficDriver {
     async fn kubectl_run(&self, argv: Vec<String>) -> Result<String, LbError> {
         let command = CommandLine::Argv(argv);
         let shown = command.display();
-        let done = run_to_completion(
+        let done = kill_on_drop(run_to_completion(
             self.executor.as_ref(),
             ExecRequest {
                 command,
@@ -122,7 +123,7 @@ impl KubernetesTrafficDriver {
                 timeout: KUBECTL_TIMEOUT,
             },
             CancellationToken::new(),
-        )
+        ))
         .await
         .map_err(|e| error(e.to_string()))?;
         if !done.outcome.success() {
@@ -249,6 +250,11 @@ impl TrafficDriver for KubernetesTrafficDriver {
             "kubernetes: kubectl patch of the {what}{scope}, through {}",
             self.executor.describe()
         )
+    }
+
+    fn call_timeout(&self) -> Duration {
+        // A set reads the object, then patches it: two kubectl runs.
+        2 * longest_run(KUBECTL_TIMEOUT)
     }
 
     async fn set_split(&self, split: Split) -> Result<(), LbError> {

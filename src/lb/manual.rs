@@ -6,7 +6,7 @@
 //! nothing kongup can read — the console shows the split as "confirmed by the operator",
 //! not as read back.
 
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ReadBackSource, Split, TrafficDriver};
 
 #[derive(Debug, Clone, Default)]
 pub struct ManualTrafficDriver;
@@ -25,6 +25,10 @@ impl ManualTrafficDriver {
 impl TrafficDriver for ManualTrafficDriver {
     fn describe(&self) -> String {
         "manual: you set the split on your load balancer yourself and confirm each change; kongup cannot read it back".to_string()
+    }
+
+    fn read_back_source(&self) -> ReadBackSource {
+        ReadBackSource::Operator
     }
 
     async fn set_split(&self, _split: Split) -> Result<(), LbError> {

@@ -10,6 +10,7 @@ pub mod weights;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::exec::Executor;
 use crate::exec::local::LocalExecutor;
@@ -47,11 +48,43 @@ pub enum LbError {
     },
 }
 
+/// What a driver's `read_split` reads, so kongup words what it knows honestly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBackSource {
+    /// The load balancer's live state (HAProxy's runtime API, the Kubernetes API server, a
+    /// command driver's `get`).
+    LoadBalancer,
+    /// A file kongup wrote and told the load balancer to load (nginx has no API to ask).
+    WrittenFile(std::path::PathBuf),
+    /// Nothing: the operator sets the split by hand and confirms it (manual).
+    Operator,
+    /// Nothing: the driver sets the split but cannot read it (a command driver without
+    /// `get`).
+    Nothing,
+}
+
+/// How long a driver call may take when the driver does not say.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Sets the split and reads back what the load balancer actually applied.
+///
+/// A driver's programs run inside [`crate::exec::process::kill_on_drop`]: a call the
+/// engine gives up on (its deadline, the operator's abort) leaves nothing running that
+/// could set a split after the rollback's.
 #[async_trait::async_trait]
 pub trait TrafficDriver: Send + Sync {
     /// Shown to the operator: what will be changed and where.
     fn describe(&self) -> String;
+    /// The longest one `set_split` or one `read_split` may take: the driver's own
+    /// timeouts added up. The engine's deadline for a call is never shorter, so the
+    /// operator reads the driver's own error rather than a bare "did not answer".
+    fn call_timeout(&self) -> Duration {
+        DEFAULT_CALL_TIMEOUT
+    }
+    /// What `read_split` reads: the load balancer itself unless the driver says otherwise.
+    fn read_back_source(&self) -> ReadBackSource {
+        ReadBackSource::LoadBalancer
+    }
     async fn set_split(&self, split: Split) -> Result<(), LbError>;
     /// The split the load balancer reports; `None` when the driver cannot read it back
     /// (manual, or a command driver without a `get`).

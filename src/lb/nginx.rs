@@ -19,14 +19,16 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::weights::{server_weights, split_from_weights};
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ReadBackSource, Split, TrafficDriver};
 use crate::exec::local::LocalExecutor;
-use crate::exec::process::find_program;
+use crate::exec::process::{find_program, kill_on_drop, longest_run};
 use crate::exec::{ExecRequest, run_to_completion};
 use crate::plan::model::{CommandLine, NginxDriver};
 
 /// For `nginx -t` and `nginx -s reload` each.
 pub const NGINX_TIMEOUT: Duration = Duration::from_secs(30);
+/// What the local file work of a set (copy, write, sync, rename) is allowed on top.
+const FILE_WORK: Duration = Duration::from_secs(10);
 /// Weights are searched up to this; nginx itself has no small limit.
 const MAX_WEIGHT: u32 = 256;
 
@@ -107,7 +109,7 @@ impl NginxTrafficDriver {
     async fn run_nginx(&self, args: &[&str]) -> Result<(), String> {
         let command = self.nginx_command(args);
         let shown = command.display();
-        let done = run_to_completion(
+        let done = kill_on_drop(run_to_completion(
             &LocalExecutor::new(),
             ExecRequest {
                 command,
@@ -115,7 +117,7 @@ impl NginxTrafficDriver {
                 timeout: NGINX_TIMEOUT,
             },
             CancellationToken::new(),
-        )
+        ))
         .await
         .map_err(|e| e.to_string())?;
         if done.outcome.success() {
@@ -268,6 +270,16 @@ impl TrafficDriver for NginxTrafficDriver {
             self.spec.x_servers.join(", "),
             self.spec.y_servers.join(", ")
         )
+    }
+
+    fn read_back_source(&self) -> ReadBackSource {
+        ReadBackSource::WrittenFile(self.spec.upstream_file.clone())
+    }
+
+    fn call_timeout(&self) -> Duration {
+        // `nginx -t` and `nginx -s reload`, each killed and drained at worst, plus the
+        // local file copies and renames.
+        2 * longest_run(NGINX_TIMEOUT) + FILE_WORK
     }
 
     async fn set_split(&self, split: Split) -> Result<(), LbError> {

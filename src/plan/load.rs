@@ -843,6 +843,21 @@ impl Loader {
         let auto_advance = optional(f.get("auto_advance"), false, |n| {
             boolean(d, n, "traffic.auto_advance")
         });
+        // Nobody sets a manual split by itself: advancing without a confirm would record
+        // a stage that never happened.
+        let auto_advance = match (&driver, auto_advance, f.get("auto_advance")) {
+            (Some(TrafficDriverSpec::Manual), Some(true), Some(n)) => {
+                d.error_with_hint(
+                    n.pos,
+                    "`traffic.auto_advance: true` needs a driver kongup can set: with the \
+                     manual driver every stage is set by hand and must be confirmed",
+                    "remove auto_advance, or give traffic.driver a haproxy, nginx, kubernetes \
+                     or command driver",
+                );
+                None
+            }
+            (_, auto_advance, _) => auto_advance,
+        };
         Some(TrafficSpec {
             driver_given: f.has("driver"),
             driver: driver?,
@@ -1453,6 +1468,15 @@ impl Loader {
                 None
             }
         };
+        // `kong migrations reset` and `bootstrap -f` destroy the database: never run.
+        let program = program.and_then(|p| match crate::kong::migrations::check_command(&p) {
+            Ok(()) => Some(p),
+            Err(forbidden) => {
+                let at = f.get("run").or(f.get("shell")).map_or(f.pos, |n| n.pos);
+                d.error(at, forbidden.to_string());
+                None
+            }
+        });
         let timeout = match f.get("timeout") {
             Some(n) => duration(d, n, &f.path_of("timeout")).map(Some),
             None => Some(None),

@@ -224,6 +224,7 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
         Modal::Irreversible {
             step: step_ref.clone(),
             typed: Input::default(),
+            retry: false,
         }
     } else {
         Modal::Confirm {
@@ -247,7 +248,7 @@ fn skip_selected(state: &ConsoleState) -> KeyOutcome {
 }
 
 fn retry_selected(state: &ConsoleState) -> KeyOutcome {
-    let Some((step_ref, _, status)) = state.selected() else {
+    let Some((step_ref, step, status)) = state.selected() else {
         return KeyOutcome::default();
     };
     if !matches!(status.state, StepState::Failed | StepState::Interrupted) {
@@ -257,8 +258,16 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
             "only a failed or interrupted step can be retried",
         );
     }
+    if step.irreversible {
+        return KeyOutcome::ui(UiAction::Open(Modal::Irreversible {
+            step: step_ref.clone(),
+            typed: Input::default(),
+            retry: true,
+        }));
+    }
     KeyOutcome::send(Command::Retry {
         step: step_ref.clone(),
+        typed: None,
     })
     .and(UiAction::Flash(format!("retrying {step_ref}"), Tone::Plain))
 }
@@ -326,15 +335,18 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::default()
             }
         }
-        Modal::Irreversible { step, typed } => {
+        Modal::Irreversible { step, typed, retry } => {
             if esc || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
             } else if key.code == KeyCode::Enter {
                 let name = &state.plan().name;
                 if typed.value() == name {
-                    KeyOutcome::send(Command::Confirm {
-                        step: step.clone(),
-                        typed: Some(name.clone()),
+                    let step = step.clone();
+                    let typed = Some(name.clone());
+                    KeyOutcome::send(if *retry {
+                        Command::Retry { step, typed }
+                    } else {
+                        Command::Confirm { step, typed }
                     })
                     .and(UiAction::Close)
                 } else {

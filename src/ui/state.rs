@@ -9,7 +9,9 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use tui_input::Input;
 
-use crate::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use crate::engine::event::{
+    Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
+};
 use crate::engine::{StepPreview, Toolbox};
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
@@ -192,10 +194,12 @@ pub enum Modal {
     Confirm {
         step: StepRef,
     },
-    /// Like `Confirm`, plus the plan name typed, and what cannot be undone.
+    /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
+    /// step failed or was interrupted and runs again (a retry needs the name typed too).
     Irreversible {
         step: StepRef,
         typed: Input,
+        retry: bool,
     },
     Prompt {
         purpose: PromptPurpose,
@@ -494,10 +498,21 @@ impl ConsoleState {
                 };
                 "↺ rollback started: all traffic to X first".to_string()
             }
-            RollbackProgress::TrafficSafe { time_to_safety_ms } => {
+            RollbackProgress::TrafficSafe {
+                time_to_safety_ms,
+                verified,
+                evidence,
+            } => {
                 self.rollback.started = true;
                 self.rollback.time_to_safety_ms = Some(*time_to_safety_ms);
-                format!("✔ all traffic on X, confirmed in {time_to_safety_ms} ms")
+                match verified {
+                    TrafficVerification::ReadBack => {
+                        format!("✔ all traffic on X in {time_to_safety_ms} ms: {evidence}")
+                    }
+                    TrafficVerification::OperatorConfirmed | TrafficVerification::Unverified => {
+                        format!("⚠ all traffic to X asked in {time_to_safety_ms} ms: {evidence}")
+                    }
+                }
             }
             RollbackProgress::Planned { steps } => {
                 self.rollback.started = true;

@@ -13,7 +13,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use std::sync::Arc;
 
 use kongup::engine::Toolbox;
-use kongup::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use kongup::engine::event::{
+    Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
+};
 use kongup::engine::rollback::rollback_ref;
 use kongup::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use kongup::kong::types::SyncStatus;
@@ -682,7 +684,11 @@ pub fn rollback_events(time_to_safety_ms: u64, planned: Vec<StepRef>) -> Vec<Eve
             requested: Split::ALL_X,
             applied: Some(Split::ALL_X),
         },
-        Event::RollbackProgress(RollbackProgress::TrafficSafe { time_to_safety_ms }),
+        Event::RollbackProgress(RollbackProgress::TrafficSafe {
+            time_to_safety_ms,
+            verified: TrafficVerification::ReadBack,
+            evidence: "the load balancer reports X 100% | Y 0%".into(),
+        }),
         Event::RollbackProgress(RollbackProgress::Planned { steps: planned }),
     ]
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kongup::engine::command::Command;
-use kongup::engine::event::{Event, LogLine, LogStream, RollbackProgress, RunState, StepState};
+use kongup::engine::event::{
+    Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
+};
 use kongup::engine::rollback::{rollback_ref, undone_step};
 use kongup::engine::step_details;
 use kongup::kong::topology::NodeHealth;
@@ -163,7 +165,7 @@ impl StandIn {
 
     async fn command(&mut self, command: Command) {
         match command {
-            Command::Confirm { step, .. } | Command::Retry { step } => {
+            Command::Confirm { step, .. } | Command::Retry { step, .. } => {
                 if self.work.is_some() {
                     return self
                         .log(
@@ -279,6 +281,8 @@ impl StandIn {
         self.shift(0).await;
         self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
             time_to_safety_ms: started.elapsed().as_millis() as u64,
+            verified: TrafficVerification::ReadBack,
+            evidence: "the load balancer reports X 100% | Y 0%".into(),
         }))
         .await;
         // Undo what was done, newest first; a step without a counterpart has nothing to

@@ -18,7 +18,7 @@ use super::theme::Theme;
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal) {
     match modal {
         Modal::Confirm { step } => confirm::render(frame, area, state, step),
-        Modal::Irreversible { step, typed } => {
+        Modal::Irreversible { step, typed, .. } => {
             irreversible::render(frame, area, state, step, typed)
         }
         Modal::Prompt { purpose, input } => prompt::render(frame, area, state, purpose, input),
