@@ -206,6 +206,16 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
         if !started || undone(expanded, view, &forward) {
             continue;
         }
+        // Control planes proxy nothing: with X's stopped or gone, X's data planes still
+        // serve from the configuration they hold.
+        if phase.name == PhaseName::ControlPlane
+            && matches!(
+                step.kind,
+                StepKind::Decommission { .. } | StepKind::StopNodes { .. }
+            )
+        {
+            continue;
+        }
         let remedy = step
             .rollback
             .as_ref()
