@@ -99,7 +99,10 @@ fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("kongup demo hybrid: 6 nodes on 127.0.0.1"), "{stdout}");
+    assert!(
+        stdout.contains("kongup demo hybrid: 6 nodes on 127.0.0.1"),
+        "{stdout}"
+    );
     assert!(stdout.contains("The run is done"), "{stdout}");
     assert!(run_dir.join("plan.yaml").exists());
 
@@ -112,7 +115,10 @@ fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
     let report = kongup(&["report"], &run_dir, "", Duration::from_secs(10));
     assert!(report.status.success(), "{report:?}");
     let report = String::from_utf8_lossy(&report.stdout);
-    assert!(report.contains("# kongup run report: demo hybrid"), "{report}");
+    assert!(
+        report.contains("# kongup run report: demo hybrid"),
+        "{report}"
+    );
     assert!(report.contains("data-plane/decommission-x"), "{report}");
 
     // Another scenario's lab cannot take this run directory.
@@ -124,5 +130,8 @@ fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
     );
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("is not a plan for the in-place lab"), "{stderr}");
+    assert!(
+        stderr.contains("is not a plan for the in-place lab"),
+        "{stderr}"
+    );
 }

@@ -22,26 +22,30 @@ async fn a_failing_gate_pauses_and_rollback_sends_all_traffic_to_x(scenario: Sce
         .await
         .unwrap();
 
-    let failed = demo
-        .wait_for("the traffic stage to fail its gate", |e| {
-            matches!(e, Event::StepChanged { step, state: StepState::Failed, .. } if *step == shift)
+    demo.wait_until(
+        "the stage to fail its gate and the run to pause",
+        |run, steps| run == Some(RunState::Paused) && steps.get(&shift) == Some(&StepState::Failed),
+    )
+    .await;
+    let detail = demo
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::StepChanged {
+                step,
+                state: StepState::Failed,
+                detail,
+            } if *step == shift => detail.clone(),
+            _ => None,
         })
-        .await;
-    let Event::StepChanged { detail, .. } = failed else {
-        unreachable!()
-    };
-    let detail = detail.unwrap_or_default();
+        .unwrap_or_default();
     assert!(detail.contains("gate failed"), "{scenario}: {detail}");
     assert!(detail.contains("Y 5xx"), "{scenario}: {detail}");
-    demo.wait_for("the run to pause", |e| {
-        matches!(e, Event::RunChanged(RunState::Paused))
-    })
-    .await;
     // Y has been answering: the lab counted its 500s.
     assert!(demo.run.lab.served(ClusterSide::Y).1 > 0, "{scenario}");
 
     demo.send(Command::Rollback).await;
-    demo.wait_for("all traffic to be safe on X", demo_support::traffic_safe)
+    demo.seen("all traffic to be safe on X", demo_support::traffic_safe)
         .await;
     assert_eq!(demo.run.lab.traffic_driver().split(), Split::ALL_X);
     // Requests already on their way to Y finish first; once X has served some more, Y
@@ -55,7 +59,7 @@ async fn a_failing_gate_pauses_and_rollback_sends_all_traffic_to_x(scenario: Sce
         "{scenario}: Y served requests after the rollback sent all traffic to X"
     );
     let planned = demo
-        .wait_for("the rollback plan", |e| {
+        .seen("the rollback plan", |e| {
             matches!(e, Event::RollbackProgress(RollbackProgress::Planned { .. }))
         })
         .await;
@@ -87,4 +91,61 @@ async fn blue_green_rolls_back_to_x_when_y_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dbless_rolling_rolls_back_to_x_when_y_errors() {
     a_failing_gate_pauses_and_rollback_sends_all_traffic_to_x(Scenario::DblessRolling).await;
+}
+
+/// In place, X is stopped and its database migrated before Y takes the traffic: R cannot
+/// send traffic to X at once. The rollback plan gives X back (Y stopped, the database
+/// restored, X started), then sends the traffic; after it, only X serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_rolls_back_through_the_restore_then_sends_all_traffic_to_x() {
+    let mut demo = demo_support::start(Scenario::InPlace).await;
+    let shift = demo.walk_to_first_shift().await;
+    demo.run
+        .lab
+        .apply_fault(&Fault::ErrorRatio {
+            cluster: ClusterSide::Y,
+            ratio: 0.5,
+        })
+        .await
+        .unwrap();
+    demo.wait_until(
+        "the switch to fail its gate and the run to pause",
+        |run, steps| run == Some(RunState::Paused) && steps.get(&shift) == Some(&StepState::Failed),
+    )
+    .await;
+
+    demo.send(Command::Rollback).await;
+    let planned = demo
+        .seen("the rollback plan", |e| {
+            matches!(e, Event::RollbackProgress(RollbackProgress::Planned { .. }))
+        })
+        .await;
+    let Event::RollbackProgress(RollbackProgress::Planned { steps }) = planned else {
+        unreachable!()
+    };
+    // X comes back (its database restored, its nodes started) before the traffic does.
+    let at = |id: &str| steps.iter().position(|s| s.id == id);
+    let traffic = at("traffic-to-x").expect("traffic goes back to X in the plan");
+    assert!(
+        at("migrations-finish").is_some_and(|i| i < traffic),
+        "{steps:?}"
+    );
+    assert!(at("stop-x").is_some_and(|i| i < traffic), "{steps:?}");
+    assert_eq!(demo.run.lab.traffic_driver().split(), Split::to_y(100));
+
+    // The failed gate paused the run; the operator resumes to confirm the rollback steps.
+    demo.send(Command::Resume).await;
+    demo.confirm_until("the rollback to finish", |e| {
+        matches!(e, Event::RollbackProgress(RollbackProgress::Finished))
+    })
+    .await;
+    assert_eq!(demo.run.lab.traffic_driver().split(), Split::ALL_X);
+    demo.served_more(ClusterSide::X, 20).await;
+    let y_after = demo.run.lab.served(ClusterSide::Y);
+    demo.served_more(ClusterSide::X, 60).await;
+    assert_eq!(demo.run.lab.served(ClusterSide::Y), y_after);
+    // X serves from its database as it was before the upgrade.
+    let schema = demo.run.lab.schema_state(ClusterSide::X).unwrap();
+    assert_eq!(schema.pending_total(), 0);
+    demo.quit().await;
 }

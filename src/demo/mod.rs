@@ -295,9 +295,8 @@ fn kong_access(lab: &Lab) -> Result<KongAccess, DemoError> {
     }))
 }
 
-/// A rehearsal's node steps go through [`twins::RehearsalNodes`], which then waits as the
-/// Kong action does.
-fn register_rehearsal_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
+/// Node steps go through [`twins::LabNodes`], which then waits as the Kong action does.
+fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
     let wait: Arc<dyn StepAction> = Arc::new(NodesWait::new(Arc::new(access.clone())));
     actions.register(
         |t| {
@@ -313,7 +312,7 @@ fn register_rehearsal_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &Ko
                 )
             )
         },
-        Arc::new(twins::RehearsalNodes {
+        Arc::new(twins::LabNodes {
             lab: lab.clone(),
             inner: Some(wait),
         }),
@@ -382,9 +381,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     toolbox.executors = executors;
     let access = kong_access(&lab)?;
     register_kong_actions(&mut toolbox.actions, access.clone());
-    if let TrafficChoice::LabBalancer = traffic {
-        register_rehearsal_nodes(&mut toolbox.actions, &lab, &access);
-    }
+    register_lab_nodes(&mut toolbox.actions, &lab, &access);
 
     let plan = Arc::new(plan);
     let (live, side_events) = session::start(

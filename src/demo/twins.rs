@@ -1,6 +1,7 @@
 //! What a step does to the lab, said as lab commands: the twin of a built-in action, for
-//! rebuilding a lab from the journal, and, in a rehearsal, the effect on the nodes of a
-//! step whose commands the lab does not simulate (the operator's own install scripts).
+//! rebuilding a lab from the journal, and the effect on the nodes of a node step whose
+//! commands do not give it (a rehearsed plan's own install scripts, which the lab does not
+//! simulate; the rollback steps of a demo, which have no commands).
 
 use std::sync::Arc;
 
@@ -116,16 +117,16 @@ pub fn node_names(plan: &Plan, phase: PhaseName, kind: &StepKind) -> Vec<String>
         .collect()
 }
 
-/// A rehearsal's node steps: the plan's commands (which the lab simulates only when they
-/// are Kong's own, `systemctl` or `lab`), then the lab brings the step's nodes where the
-/// step leaves them, as the operator's scripts would on real hosts, then the usual action
-/// (the Kong node wait) with nothing left to run.
-pub struct RehearsalNodes {
+/// Node steps on a lab: the plan's commands (which the lab simulates only when they are
+/// Kong's own, `systemctl` or `lab`), then the lab brings the step's nodes where the step
+/// leaves them, as the operator's scripts would on real hosts (nothing when the commands
+/// did it), then the usual action (the Kong node wait) with nothing left to run.
+pub struct LabNodes {
     pub lab: Lab,
     pub inner: Option<Arc<dyn StepAction>>,
 }
 
-impl RehearsalNodes {
+impl LabNodes {
     /// The step kind and phase the step acts as (a node rollback acts like a forward
     /// start or stop of the same nodes).
     fn acts_as(ctx: &StepContext) -> Option<(PhaseName, StepKind)> {
@@ -140,11 +141,11 @@ impl RehearsalNodes {
 }
 
 #[async_trait::async_trait]
-impl StepAction for RehearsalNodes {
+impl StepAction for LabNodes {
     fn describe(&self, step: &Step, plan: &Plan, toolbox: &Toolbox) -> Vec<String> {
         let mut lines = vec![
-            "rehearsal: after the plan's commands, the lab brings the step's nodes where \
-             the step leaves them (what your commands do on the real hosts)"
+            "lab: after the plan's commands, the lab brings the step's nodes where the step \
+             leaves them (what those commands do on real hosts)"
                 .to_string(),
         ];
         if let Some(inner) = &self.inner {
@@ -175,7 +176,7 @@ impl StepAction for RehearsalNodes {
                     let outcome = ctx.run_command(&spec, Vec::new()).await?;
                     if !outcome.success() {
                         return Ok(StepOutcome::failed(format!(
-                            "the rehearsal lab could not make {} {}: `{}` did not succeed",
+                            "the lab could not make {} {}: `{}` did not succeed",
                             nodes.join(", "),
                             goal.describe(),
                             spec.program.display()
@@ -183,7 +184,7 @@ impl StepAction for RehearsalNodes {
                     }
                 }
                 None => ctx.log.note(&format!(
-                    "rehearsal: {} already {}",
+                    "lab: {} already {}",
                     nodes.join(", "),
                     goal.describe()
                 )),

@@ -60,8 +60,16 @@ impl Demo {
         let event = tokio::time::timeout(left, self.run.engine.events.recv())
             .await
             .unwrap_or_else(|_| {
+                let warnings: Vec<&String> = self
+                    .events
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::Warning(text) => Some(text),
+                        _ => None,
+                    })
+                    .collect();
                 panic!(
-                    "timed out waiting for {what}; run {:?}, steps {:?}",
+                    "timed out waiting for {what}; run {:?}, steps {:?}, warnings {warnings:?}",
                     self.run_state,
                     self.states
                         .iter()
@@ -103,6 +111,17 @@ impl Demo {
         mut stop: impl FnMut(&Event) -> bool,
     ) -> Event {
         let deadline = Instant::now() + DEADLINE;
+        // A step that became ready while nobody was answering is answered first.
+        let waiting: Vec<StepRef> = self
+            .states
+            .iter()
+            .filter(|(_, state)| **state == StepState::Ready)
+            .map(|(step, _)| step.clone())
+            .collect();
+        for step in waiting {
+            let confirm = self.confirm_for(&step);
+            self.send(confirm).await;
+        }
         loop {
             let event = self.next_event(deadline, what).await;
             if stop(&event) {
@@ -136,6 +155,27 @@ impl Demo {
             if stop(&event) {
                 return event;
             }
+        }
+    }
+
+    /// The first event so far, or to come, for which `matches` holds (confirming nothing).
+    pub async fn seen(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+        if let Some(event) = self.events.iter().find(|e| matches(e)) {
+            return event.clone();
+        }
+        self.wait_for(what, matches).await
+    }
+
+    /// Waits (confirming nothing) until the run's state, as the events so far tell it,
+    /// satisfies `ready`, whatever order the events come in.
+    pub async fn wait_until(
+        &mut self,
+        what: &str,
+        ready: impl Fn(Option<RunState>, &HashMap<StepRef, StepState>) -> bool,
+    ) {
+        let deadline = Instant::now() + DEADLINE;
+        while !ready(self.run_state, &self.states) {
+            self.next_event(deadline, what).await;
         }
     }
 
