@@ -1,5 +1,6 @@
 //! `kongup demo`: the whole program against the simulated lab, with nothing installed.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -59,6 +60,10 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
 }
 
 pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
+    if !args.plain && !std::io::stdout().is_terminal() {
+        eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
+        return Ok(1);
+    }
     let run_dir = match args.journal.clone() {
         Some(dir) => dir,
         None => match demo::default_demo_run_dir(args.scenario)? {

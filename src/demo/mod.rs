@@ -556,6 +556,15 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         ));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
+    let done = crate::engine::report::read_run(&run.engine.run_dir)
+        .is_ok_and(|r| r.view.run_state() == RunState::Done);
+    if done {
+        lines.push(format!(
+            "this run is done: `kongup report --journal {0}` tells it; for a new one, pass \
+             another --journal DIR or remove {0}",
+            run.engine.run_dir.display()
+        ));
+    }
     for fault in run.lab.faults().describe() {
         lines.push(format!("fault: {fault}"));
     }

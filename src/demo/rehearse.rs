@@ -97,6 +97,11 @@ pub fn run(
     plain: bool,
 ) -> color_eyre::Result<i32> {
     use color_eyre::eyre::WrapErr;
+    use std::io::IsTerminal;
+    if !plain && !std::io::stdout().is_terminal() {
+        eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
+        return Ok(1);
+    }
     let Some(run_dir) = rehearsal_run_dir(journal, &loaded.plan.name) else {
         eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
         return Ok(1);
