@@ -135,3 +135,48 @@ fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn faults_given_on_the_command_line_are_in_the_lab_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("demo");
+    let output = kongup(
+        &[
+            "demo",
+            "--scenario",
+            "dual-cluster",
+            "--fault",
+            "y-errors=25%",
+            "--fault",
+            "y-latency=300ms",
+            "--plain",
+        ],
+        &run_dir,
+        "",
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // End of input quits at once: resumable.
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("fault: "), "{stdout}");
+    assert!(stdout.contains("25"), "{stdout}");
+    assert!(stdout.contains("300ms"), "{stdout}");
+
+    // A fault the lab cannot inject yet is refused, and nothing runs.
+    let crash = kongup(
+        &[
+            "demo",
+            "--scenario",
+            "dual-cluster",
+            "--fault",
+            "crash",
+            "--plain",
+        ],
+        &dir.path().join("crash"),
+        "",
+        Duration::from_secs(60),
+    );
+    assert_eq!(crash.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&crash.stderr);
+    assert!(stderr.contains("no Y proxy is running yet"), "{stderr}");
+}

@@ -173,6 +173,11 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
 
     tmux.keys(&["Escape"]);
     tmux.wait_for("the dialog closed", |s| !s.contains("Then, in this order"));
+    // The demo's own key: a fault injected into the lab, said in the footer.
+    tmux.keys(&["E"]);
+    tmux.wait_for("the fault key's answer", |s| {
+        s.contains("lab fault y-errors=0.2")
+    });
     tmux.keys(&["q"]);
     let deadline = Instant::now() + SCREEN_TIMEOUT;
     while tmux.alive() {
