@@ -38,9 +38,10 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(pane_command: &str) -> Tmux {
+    /// `name` tells apart the servers of tests that run at once.
+    fn start(name: &str, pane_command: &str) -> Tmux {
         let tmux = Tmux {
-            socket: format!("kongup-test-{}", std::process::id()),
+            socket: format!("kongup-test-{}-{name}", std::process::id()),
         };
         let out = tmux.tmux(&[
             "-f",
@@ -120,11 +121,14 @@ fn status_json(run_dir: &Path) -> serde_json::Value {
 fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
-    let tmux = Tmux::start(&format!(
-        "{} demo --scenario dual-cluster --speed 20 --journal {}",
-        env!("CARGO_BIN_EXE_kongup"),
-        run_dir.display()
-    ));
+    let tmux = Tmux::start(
+        "rollback",
+        &format!(
+            "{} demo --scenario dual-cluster --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+    );
     tmux.wait_for("the first step ready", |s| {
         s.contains("[ready]") && s.contains("Preflight checks") && s.contains("Topology")
     });
@@ -193,4 +197,48 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
     assert_eq!(status["state"], "rolling-back", "{status:#}");
     assert_eq!(status["traffic"]["x"], 100, "{status:#}");
     assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
+}
+
+/// The done-when of the demo: the default scenario, every step confirmed in the console
+/// (the plan name typed for those that cannot be undone), to done.
+#[test]
+fn the_hybrid_demo_walks_to_done_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "hybrid",
+        &format!(
+            "{} demo --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+    );
+    let plan_name = "demo hybrid 3.4.3.12 to 3.10.0.1";
+    let mut confirmed = 0;
+    loop {
+        let screen = tmux.wait_for("a ready step, or the end", |s| {
+            s.contains("[ready]") || s.contains("DONE")
+        });
+        if screen.contains("DONE") {
+            break;
+        }
+        assert!(confirmed < 40, "the run never ended:\n{screen}");
+        let done = done_count(&screen).unwrap();
+        tmux.keys(&["Enter"]);
+        let dialog = tmux.wait_for("the confirm dialog", |s| {
+            s.contains("Confirm ·") || s.contains("IRREVERSIBLE ·")
+        });
+        if dialog.contains("IRREVERSIBLE ·") {
+            tmux.keys(&["-l", plan_name]);
+        }
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step done", |s| {
+            done_count(s).is_some_and(|d| d > done) || s.contains("DONE")
+        });
+        confirmed += 1;
+    }
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!(status["traffic"]["y"], 100, "{status:#}");
+    tmux.keys(&["q"]);
 }
