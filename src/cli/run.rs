@@ -12,6 +12,7 @@ use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_o
 use crate::metrics;
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
+use crate::ui::run::console_on_engine;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -65,10 +66,9 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             args.plain,
         );
     }
-    if !args.plain {
+    if !args.plain && !std::io::stdout().is_terminal() {
         eprintln!(
-            "the console is not part of this build yet: run with --plain to drive the run \
-             with line commands"
+            "the console needs a terminal; run with --plain to drive the run with line commands"
         );
         return Ok(1);
     }
@@ -140,20 +140,32 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             side_events: Some(side_events),
         })?;
-        let setup = PlainSetup {
-            plan,
-            expanded,
-            toolbox,
-            interactive: std::io::stdin().is_terminal(),
-        };
-        drive(
-            handle,
-            setup,
-            std::io::BufReader::new(std::io::stdin()),
-            std::io::stdout(),
-        )
-        .await
-        .map_err(color_eyre::Report::from)
+        if args.plain {
+            let setup = PlainSetup {
+                plan,
+                expanded,
+                toolbox,
+                interactive: std::io::stdin().is_terminal(),
+            };
+            drive(
+                handle,
+                setup,
+                std::io::BufReader::new(std::io::stdin()),
+                std::io::stdout(),
+            )
+            .await
+            .map_err(color_eyre::Report::from)
+        } else {
+            let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
+            if !console.terminal_gone {
+                eprintln!(
+                    "{}: {} (resume with the same command)",
+                    console.end.state.as_str(),
+                    console.end.reason
+                );
+            }
+            Ok(console.end)
+        }
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();

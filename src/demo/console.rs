@@ -7,12 +7,11 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 
 use crate::engine::event::{LogLine, LogStream};
-use crate::engine::journal::{JOURNAL_FILE, read_journal};
-use crate::engine::{EngineHandle, Event, SessionEnd};
+use crate::engine::{Event, SessionEnd};
 use crate::plan::steps::ClusterSide;
 use crate::sim::{Fault, Lab};
-use crate::ui::run::{ConsoleExit, ConsoleOptions, engine_events, run_console};
-use crate::ui::{ExtraKey, Previewer};
+use crate::ui::ExtraKey;
+use crate::ui::run::console_on_engine;
 
 use super::{DemoError, DemoRun};
 
@@ -88,14 +87,6 @@ pub fn fault_keys(lab: &Lab, notices: &mpsc::UnboundedSender<Event>) -> Vec<Extr
     keys
 }
 
-/// When the run began, from its journal (now, for a run whose journal is not readable).
-fn started_at(run_dir: &std::path::Path) -> chrono::DateTime<Utc> {
-    read_journal(&run_dir.join(JOURNAL_FILE))
-        .ok()
-        .and_then(|j| j.records.first().map(|r| r.at))
-        .unwrap_or_else(Utc::now)
-}
-
 /// Drives a started lab run in the console until the operator quits (a running step then
 /// finishes on the lab first), then stops the lab. `extra_keys`: the demo's fault keys;
 /// `intro`: lines the logs pane starts with (what the lab is, what was rebuilt).
@@ -121,39 +112,12 @@ pub async fn drive_console(
         live,
         ..
     } = run;
-    let EngineHandle {
-        commands,
-        events,
-        task,
-        run_dir,
-        ..
-    } = engine;
-    let mut options = ConsoleOptions::new(
-        started_at(&run_dir),
-        Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
-    );
-    options.extra_keys = extra_keys;
-    let exit = run_console(&plan, &expanded, commands, engine_events(events), options)
-        .await
-        .map_err(|e| DemoError::Console(format!("{e:#}")));
-    if let Ok(ConsoleExit::Quit {
-        step_running: Some(step),
-    }) = &exit
-    {
-        eprintln!(
-            "{step} is still running on the lab: kongup journals its result when it ends, then \
-             exits"
-        );
-    }
-    // After the console the engine has Quit (or had stopped): it ends once a running step
-    // has; the lab must outlive that step, and nothing of it the process.
-    let end = task.await.map_err(|e| {
-        DemoError::Console(format!(
-            "the engine task failed: {e}; the run is resumable from its journal"
-        ))
-    });
+    let console = console_on_engine(engine, plan, expanded, toolbox, extra_keys).await;
+    // The lab must outlive a step still running (the engine waited for it above), and
+    // nothing of it the process.
     drop(live);
     lab.shutdown().await;
-    exit?;
-    Ok(end??)
+    console
+        .map(|console| console.end)
+        .map_err(|e| DemoError::Console(format!("{e:#}")))
 }

@@ -97,7 +97,17 @@ pub fn expand(plan: &Plan) -> Result<ExpandedPlan, Vec<ExpandError>> {
         for step in &mut phase.steps {
             let commands = std::mem::take(&mut step.commands);
             step.commands = place_commands(plan, name, &step.kind, commands);
-            let note = common::kongup_note(step, plan, name, strategy);
+            let note = if step.builtin {
+                common::kongup_note(step, plan, name, strategy)
+            } else if step.commands.is_empty() {
+                "The plan turns kongup's automation for this step off (`builtin: false`): \
+                 do it by hand; confirming records that it is done."
+                    .to_string()
+            } else {
+                "The plan turns kongup's automation for this step off (`builtin: false`): \
+                 only the plan's commands run."
+                    .to_string()
+            };
             if !step.instruction.is_empty() {
                 step.instruction.push_str("\n\n");
             }

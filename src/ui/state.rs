@@ -174,6 +174,8 @@ impl TrafficView {
 pub struct RollbackView {
     pub started: bool,
     pub time_to_safety_ms: Option<u64>,
+    /// How the first act was verified, and the engine's words for it.
+    pub traffic_verified: Option<(TrafficVerification, String)>,
     /// The rollback steps, in the order the engine offers them (`rollback/…`).
     pub planned: Option<Vec<StepRef>>,
     pub finished: bool,
@@ -505,6 +507,7 @@ impl ConsoleState {
             } => {
                 self.rollback.started = true;
                 self.rollback.time_to_safety_ms = Some(*time_to_safety_ms);
+                self.rollback.traffic_verified = Some((*verified, evidence.clone()));
                 match verified {
                     TrafficVerification::ReadBack => {
                         format!("✔ all traffic on X in {time_to_safety_ms} ms: {evidence}")

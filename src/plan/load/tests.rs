@@ -1397,6 +1397,12 @@ fn builtin_false_turns_a_steps_automation_off_with_or_without_commands() {
     assert!(!step("preflight").builtin);
     assert!(step("preflight").commands.is_empty());
     assert!(step("stop-x").builtin);
+    assert!(
+        step("backup")
+            .instruction
+            .ends_with("only the plan's commands run.")
+    );
+    assert!(step("preflight").instruction.contains("do it by hand"));
 
     let missing = single(&minimal_with("steps:\n  backup:\n    timeout: 5m\n"));
     assert!(missing.message.contains("needs `commands`"), "{missing}");

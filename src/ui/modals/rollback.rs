@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::engine::event::StepState;
+use crate::engine::event::{StepState, TrafficVerification};
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::{Tone, step_symbol};
@@ -21,10 +21,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let mut lines = Vec::new();
 
     let (traffic, tone) = match (rollback.started, rollback.time_to_safety_ms) {
-        (_, Some(ms)) => (
-            format!("✔ all traffic on X, confirmed by the load balancer in {ms} ms"),
-            Tone::Good,
-        ),
+        (_, Some(ms)) => match &rollback.traffic_verified {
+            Some((TrafficVerification::ReadBack, evidence)) => (
+                format!("✔ all traffic on X in {ms} ms: {evidence}"),
+                Tone::Good,
+            ),
+            Some((_, evidence)) => (
+                format!("⚠ all traffic to X asked in {ms} ms: {evidence}"),
+                Tone::Warn,
+            ),
+            None => (format!("✔ all traffic on X in {ms} ms"), Tone::Good),
+        },
         (true, None) => ("▶ sending all traffic to X…".to_string(), Tone::Active),
         (false, None) => (
             "○ rollback asked; waiting for the engine".to_string(),
