@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod exec;
 pub mod kong;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod db;
+pub mod demo;
 pub mod init;
 pub mod lab;
 pub mod path;
@@ -46,6 +47,8 @@ pub enum CliCommand {
     Report(report::ReportArgs),
     /// Run the simulated Kong lab headless (both clusters) until interrupted.
     Lab(lab::LabArgs),
+    /// Try kongup with nothing installed: a simulated Kong lab and its upgrade, step by step.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
@@ -61,5 +64,6 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Status(args) => status::run(args),
         CliCommand::Report(args) => report::run(args),
         CliCommand::Lab(args) => lab::run(args),
+        CliCommand::Demo(args) => demo::run(args),
     }
 }

@@ -1,25 +1,18 @@
 //! `kongup run PLAN`: drives an upgrade run, new or resumed, one confirmed step at a time.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use crate::actions::kong::install_for_plan;
-use crate::engine::EngineHandle;
-use crate::engine::journal::{JOURNAL_FILE, read_journal};
 use crate::engine::plain::{PlainSetup, drive};
 use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
 use crate::metrics;
 use crate::plan::load::load_plan;
-use crate::plan::model::Plan;
-use crate::plan::steps::ExpandedPlan;
 use crate::session::{self, LiveSources};
-use crate::ui::run::engine_events;
-use crate::ui::{ConsoleExit, ConsoleOptions, Previewer, run_console};
+use crate::ui::run::console_on_engine;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -43,6 +36,11 @@ pub struct RunArgs {
     /// them). End of input quits; the run stays resumable.
     #[arg(long)]
     pub plain: bool,
+    /// Practise the plan against a simulated lab shaped like its topology: every executor
+    /// acts on the lab, the lab's balancer stands in for the traffic driver, and the run
+    /// lives in its own directory (the real one's name + `-rehearsal`).
+    #[arg(long)]
+    pub rehearse: bool,
 }
 
 /// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
@@ -59,6 +57,15 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    if args.rehearse {
+        return crate::demo::rehearse::run(
+            &args.plan,
+            loaded,
+            args.journal.as_deref(),
+            args.accept_plan_change,
+            args.plain,
+        );
+    }
     if !args.plain && !std::io::stdout().is_terminal() {
         eprintln!(
             "the console needs a terminal; run with --plain to drive the run with line commands"
@@ -149,7 +156,15 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             .await
             .map_err(color_eyre::Report::from)
         } else {
-            console(handle, plan, expanded, toolbox).await
+            let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
+            if !console.terminal_gone {
+                eprintln!(
+                    "{}: {} (resume with the same command)",
+                    console.end.state.as_str(),
+                    console.end.reason
+                );
+            }
+            Ok(console.end)
         }
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
@@ -162,56 +177,4 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             Ok(1)
         }
     }
-}
-
-/// Runs the console on the engine until the operator leaves, then waits for the engine: a
-/// step still running finishes (and is journaled) before the process exits.
-pub async fn console(
-    handle: EngineHandle,
-    plan: Arc<Plan>,
-    expanded: Arc<ExpandedPlan>,
-    toolbox: Toolbox,
-) -> color_eyre::Result<SessionEnd> {
-    let EngineHandle {
-        commands,
-        events,
-        task,
-        run_dir,
-        ..
-    } = handle;
-    let options = ConsoleOptions::new(
-        run_started_at(&run_dir),
-        Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
-    );
-    let exit = run_console(&plan, &expanded, commands, engine_events(events), options).await;
-    let terminal_gone = matches!(
-        exit,
-        Ok(ConsoleExit::TerminalLost { .. } | ConsoleExit::Signal(_))
-    );
-    if let Ok(ConsoleExit::Quit {
-        step_running: Some(step),
-    }) = &exit
-    {
-        eprintln!("{step} is still running: kongup waits for it to end and journals its result");
-    }
-    let end = task
-        .await
-        .map_err(|error| color_eyre::eyre::eyre!("the engine stopped unexpectedly: {error}"))??;
-    exit?;
-    if !terminal_gone {
-        eprintln!(
-            "{}: {} (resume with the same command)",
-            end.state.as_str(),
-            end.reason
-        );
-    }
-    Ok(end)
-}
-
-/// When the run began: its first journal record (now, for a run too new to have one).
-fn run_started_at(run_dir: &Path) -> DateTime<Utc> {
-    read_journal(&run_dir.join(JOURNAL_FILE))
-        .ok()
-        .and_then(|journal| journal.records.first().map(|record| record.at))
-        .unwrap_or_else(Utc::now)
 }

@@ -206,6 +206,16 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
         if !started || undone(expanded, view, &forward) {
             continue;
         }
+        // Control planes proxy nothing: with X's stopped or gone, X's data planes still
+        // serve from the configuration they hold.
+        if phase.name == PhaseName::ControlPlane
+            && matches!(
+                step.kind,
+                StepKind::Decommission { .. } | StepKind::StopNodes { .. }
+            )
+        {
+            continue;
+        }
         let remedy = step
             .rollback
             .as_ref()
@@ -214,16 +224,20 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
             StepKind::Decommission {
                 cluster: ClusterSide::X,
             } => format!(
-                "{forward} decommissioned X: rebuild X (install the old version on its nodes,                  restore its database from the backup if Y's migrations finished on it, start                  it and check it answers) before any traffic goes back to it"
+                "{forward} decommissioned X: rebuild X (install the old version on its nodes, \
+                 restore its database from the backup if Y's migrations finished on it, start \
+                 it and check it answers) before any traffic goes back to it"
             ),
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
             } => match &remedy {
                 Some(remedy) => format!(
-                    "{forward} stopped X's nodes: they must run again ({remedy}) before traffic                      goes back to X"
+                    "{forward} stopped X's nodes: they must run again ({remedy}) before \
+                     traffic goes back to X"
                 ),
                 None => format!(
-                    "{forward} stopped X's nodes: start them again by hand before traffic goes                      back to X"
+                    "{forward} stopped X's nodes: start them again by hand before traffic goes \
+                     back to X"
                 ),
             },
             StepKind::Migrations(MigrationsCommand::Finish)
@@ -231,10 +245,12 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
             {
                 match &remedy {
                     Some(remedy) => format!(
-                        "{forward} ran on the database X shares: X cannot serve from it until                          the backup is restored ({remedy}, the database-restore path)"
+                        "{forward} ran on the database X shares: X cannot serve from it until \
+                         the backup is restored ({remedy}, the database-restore path)"
                     ),
                     None => format!(
-                        "{forward} ran on the database X shares: X cannot serve from it until                          the backup is restored by hand (the database-restore path)"
+                        "{forward} ran on the database X shares: X cannot serve from it until \
+                         the backup is restored by hand (the database-restore path)"
                     ),
                 }
             }
@@ -328,7 +344,7 @@ pub fn plan_rollback(expanded: &ExpandedPlan, view: &RunView, traffic_safe: bool
             ),
             None => {
                 note = Some(format!(
-                    "traffic stays where it is: X cannot serve. {}. Then send traffic back with                      `traffic 0` (or your load balancer)",
+                    "traffic stays where it is: X cannot serve. {}. Then send traffic back with `traffic 0` (or your load balancer)",
                     describe_blockers(&blockers)
                 ));
             }

@@ -169,7 +169,12 @@ pub enum MigrationsError {
 pub struct MigrationsRun {
     pub command: String,
     pub outcome: ExitOutcome,
+    /// Kong said "Database is already up-to-date": `up` found nothing new to run.
+    pub up_to_date: bool,
 }
+
+/// What `kong migrations up` prints when the version brings no new migrations.
+pub const UP_TO_DATE_MESSAGE: &str = "Database is already up-to-date";
 
 /// Runs `kong migrations up|finish` on `executor` (a Y node's), streaming its output to
 /// `lines` as it comes. `env` carries the database settings and password (e.g.
@@ -194,6 +199,7 @@ pub async fn run(
     };
     let forward = async {
         let mut found: Option<Diagnosis> = None;
+        let mut up_to_date = false;
         while let Some(line) = rx.recv().await {
             if let Some(d) = Diagnosis::of_line(&line.text) {
                 // The lock and the pending refusal say more than a later generic error.
@@ -201,12 +207,14 @@ pub async fn run(
                     found = Some(d);
                 }
             }
+            up_to_date |= line.text.contains(UP_TO_DATE_MESSAGE);
             // The receiver going away must not stop the migrations.
             let _ = lines.send(line).await;
         }
-        found
+        (found, up_to_date)
     };
-    let (outcome, diagnosis) = tokio::join!(executor.run(request, tx, cancel), forward);
+    let (outcome, (diagnosis, up_to_date)) =
+        tokio::join!(executor.run(request, tx, cancel), forward);
     let outcome = outcome.map_err(|source| MigrationsError::Exec {
         command: shown.clone(),
         source,
@@ -232,6 +240,7 @@ pub async fn run(
         ExitOutcome::Exited(0) => Ok(MigrationsRun {
             command: shown,
             outcome,
+            up_to_date,
         }),
         ExitOutcome::Exited(code) => Err(failed(format!("exited with {code}"), diagnosis)),
         ExitOutcome::Signalled(signal) => {

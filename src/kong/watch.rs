@@ -97,7 +97,17 @@ impl TopologyWatcher {
             if view.role != Role::DataPlane {
                 continue;
             }
-            if let Some((_, cp, dp)) = listed.iter().find(|(_, _, dp)| same_node(node, dp)) {
+            // By name first; by IP only a data plane no plan node names (nodes on one host,
+            // or behind one address, share their IP).
+            let found = listed
+                .iter()
+                .find(|(_, _, dp)| named(node, dp))
+                .or_else(|| {
+                    listed.iter().find(|(_, _, dp)| {
+                        !planned.iter().any(|(_, other)| named(other, dp)) && same_node(node, dp)
+                    })
+                });
+            if let Some((_, cp, dp)) = found {
                 view.control_plane = Some(cp.clone());
                 view.sync_status = Some(dp.sync_status);
                 if view.version.is_none() {
@@ -186,13 +196,18 @@ impl TopologyWatcher {
     }
 }
 
+/// Whether a data plane listed by a control plane is this plan node by host name or id.
+fn named(node: &Node, dp: &DataPlane) -> bool {
+    node.role == Role::DataPlane && (node.name == dp.hostname || node.name == dp.id)
+}
+
 /// Whether a data plane listed by a control plane is this plan node: by host name, or by
 /// the IP in one of its URLs.
 fn same_node(node: &Node, dp: &DataPlane) -> bool {
     if node.role != Role::DataPlane {
         return false;
     }
-    if node.name == dp.hostname || node.name == dp.id {
+    if named(node, dp) {
         return true;
     }
     [&node.status_url, &node.proxy_url, &node.admin_url]

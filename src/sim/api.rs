@@ -61,12 +61,24 @@ pub fn admin_router(ctx: NodeCtx) -> Router {
         .route("/status", get(status))
         .route("/clustering/data-planes", get(data_planes))
         .route("/metrics", get(metrics_text))
+        .route("/{collection}", get(entities))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             count_request,
         ))
         .with_state(ctx)
+}
+
+/// `GET /services` and the other entity collections: one page, no `next`.
+async fn entities(axum::extract::Path(collection): axum::extract::Path<String>) -> Response {
+    match super::entities::collection(&collection) {
+        Some(data) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "data": data, "next": null }),
+        ),
+        None => not_found().await,
+    }
 }
 
 pub fn status_router(ctx: NodeCtx) -> Router {

@@ -21,6 +21,7 @@
 //! | `pg_restore [--clean] -d DB FILE` | FILE over DB | same |
 //! | `deck gateway dump -o FILE`, `deck gateway validate\|diff\|sync`, `deck file validate FILE` | the lab's configuration | same |
 //! | `cp SRC DST`, `sleep N`, `echo …`, `true`, `false` | as in a shell | same |
+//! | `cat FILE…` | the node's `kong.conf`, the lab's files; a stand-in line for others | same |
 //! | `lab install\|deploy\|decommission\|start\|stop\|drain [NODE…] [--cluster x\|y]` | that node when none named | the named nodes |
 //! | `lab status` | the lab's nodes and databases | same |
 //! | `lab split [X Y]` | prints the balancer's split as `X Y`, or sets it | same |
@@ -359,6 +360,7 @@ impl SimExecutor {
             "deck" => self.deck(args, s).await,
             "lab" => self.lab_command(args, s).await,
             "cp" => self.cp(args, s).await,
+            "cat" => self.cat(args, s).await,
             "sleep" => {
                 let secs: f64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
                 s.pause(Duration::from_secs_f64(secs.max(0.0))).await?;
@@ -1444,6 +1446,49 @@ impl SimExecutor {
         }
     }
 
+    /// `cat FILE…`: the lab's files as a real host would print them (a node's `kong.conf`,
+    /// the declarative configuration); a file the lab does not have gets a stand-in line
+    /// and a note, as for programs the lab does not simulate.
+    async fn cat(&self, args: &[String], s: &Session<'_>) -> Result<i32, Stop> {
+        let paths = positionals(args, &[]);
+        if paths.is_empty() {
+            s.err("sim: cat reads files only: name one").await;
+            return Ok(1);
+        }
+        for path in paths {
+            let artifact = self.shared().files().get(path).cloned();
+            let lines = match artifact {
+                Some(Artifact::ConfigFile) => {
+                    let shared = self.shared();
+                    match self.node_name().and_then(|n| shared.node(n).ok()) {
+                        Some(node) => kong_conf(shared, &node.spec),
+                        None => vec!["# kong.conf (no node: a lab-wide executor)".to_string()],
+                    }
+                }
+                Some(Artifact::DeclarativeConfig { config_hash }) => vec![
+                    "_format_version: \"3.0\"".to_string(),
+                    format!("# the lab's configuration (hash {config_hash})"),
+                ],
+                Some(Artifact::DatabaseDump(_)) => {
+                    vec!["PGDMP (a custom-format pg_dump archive of the lab)".to_string()]
+                }
+                None => {
+                    s.err(format!(
+                        "sim: the lab has no file {path}; on a real host `cat` would print it"
+                    ))
+                    .await;
+                    vec![format!(
+                        "# kongup lab: a stand-in for {path}, which the lab does not have"
+                    )]
+                }
+            };
+            for line in lines {
+                s.out(line).await;
+            }
+        }
+        Ok(0)
+    }
+
     async fn lab_install(&self, name: &str, s: &Session<'_>) -> Result<i32, Stop> {
         let shared = self.shared();
         let Ok(node) = shared.node(name) else {
@@ -1467,25 +1512,7 @@ impl SimExecutor {
         s.out(format!("{name}: installing {package} {}", spec.version))
             .await;
         s.pause(Duration::from_secs(3)).await?;
-        let mut conf = vec![format!("role = {}", spec.role.as_str())];
-        match &spec.database {
-            Some(db) => {
-                conf.push("database = postgres".to_string());
-                if let Some(plan) = shared.topology.database(db) {
-                    conf.push(format!("pg_host = {}", plan.host));
-                    conf.push(format!("pg_database = {}", plan.name));
-                }
-            }
-            None => {
-                conf.push("database = off".to_string());
-                if spec.role != Role::DataPlane {
-                    conf.push("declarative_config = /etc/kong/kong.yml".to_string());
-                }
-            }
-        }
-        if let Some(cp) = &spec.control_plane {
-            conf.push(format!("cluster_control_plane = {cp}:8005"));
-        }
+        let conf = kong_conf(shared, &spec);
         s.out(format!(
             "{name}: writing /etc/kong/kong.conf ({})",
             conf.join(", ")
@@ -1496,6 +1523,30 @@ impl SimExecutor {
         s.out(format!("{name}: installed")).await;
         Ok(0)
     }
+}
+
+/// The settings of a node's `kong.conf` that the lab decides.
+fn kong_conf(shared: &LabShared, spec: &super::node::NodeSpec) -> Vec<String> {
+    let mut conf = vec![format!("role = {}", spec.role.as_str())];
+    match &spec.database {
+        Some(db) => {
+            conf.push("database = postgres".to_string());
+            if let Some(plan) = shared.topology.database(db) {
+                conf.push(format!("pg_host = {}", plan.host));
+                conf.push(format!("pg_database = {}", plan.name));
+            }
+        }
+        None => {
+            conf.push("database = off".to_string());
+            if spec.role != Role::DataPlane {
+                conf.push("declarative_config = /etc/kong/kong.yml".to_string());
+            }
+        }
+    }
+    if let Some(cp) = &spec.control_plane {
+        conf.push(format!("cluster_control_plane = {cp}:8005"));
+    }
+    conf
 }
 
 #[async_trait::async_trait]

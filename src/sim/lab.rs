@@ -475,6 +475,12 @@ impl Lab {
     /// Starts the scenario's lab: binds every node's ports on 127.0.0.1, starts X (and Y
     /// when `options.y_deployed`), applies the faults and starts the traffic.
     pub async fn start(scenario: Scenario, options: LabOptions) -> Result<Lab, LabError> {
+        Lab::start_with(scenarios::topology(scenario), options).await
+    }
+
+    /// Starts a lab of any topology (a rehearsal's, shaped like the operator's plan);
+    /// `topology.scenario` only labels it.
+    pub async fn start_with(topology: Topology, options: LabOptions) -> Result<Lab, LabError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         if options.speed.is_nan() || options.speed <= 0.0 {
             return Err(LabError::Fault(format!(
@@ -482,8 +488,7 @@ impl Lab {
                 options.speed
             )));
         }
-        let topology = scenarios::topology(scenario);
-        let seed = format!("kongup-lab/{scenario}");
+        let seed = format!("kongup-lab/{}", topology.scenario);
         let databases = topology
             .databases
             .iter()

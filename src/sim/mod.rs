@@ -17,6 +17,7 @@
 mod api;
 pub mod balancer;
 pub mod database;
+pub mod entities;
 pub mod executor;
 pub mod facts;
 pub mod faults;

@@ -244,8 +244,28 @@ pub fn topology(scenario: Scenario) -> Topology {
 
 /// The traffic stages of the demo plans: short, so a demo walks to done in minutes.
 pub const DEMO_SCHEDULE: &[u8] = &[10, 50, 100];
-/// How long each demo stage bakes.
-pub const DEMO_BAKE: &str = "20s";
+
+/// How fast a demo plan goes: its bakes and its gates' window and minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoPacing {
+    /// How long each traffic stage (and the monitor step) bakes.
+    pub bake: std::time::Duration,
+    /// The gates' window.
+    pub gate_window: std::time::Duration,
+    /// The fewest requests Y must serve in the window for a verdict.
+    pub min_requests: u64,
+}
+
+impl Default for DemoPacing {
+    /// Real time: each stage bakes 20 s, the gates judge 15 s of traffic.
+    fn default() -> Self {
+        DemoPacing {
+            bake: std::time::Duration::from_secs(20),
+            gate_window: std::time::Duration::from_secs(15),
+            min_requests: 20,
+        }
+    }
+}
 
 /// One command of a step override: argv and the executor that runs it.
 struct DemoCommand {
@@ -386,6 +406,15 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
 /// hybrid compatibility check) get no commands; steps that act on hosts get the sim
 /// commands that act on the lab; the rest stay checklist items to confirm.
 pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
+    demo_plan_yaml_with(scenario, endpoints, &DemoPacing::default())
+}
+
+/// [`demo_plan_yaml`] with the bakes and the gates' window of `pacing`.
+pub fn demo_plan_yaml_with(
+    scenario: Scenario,
+    endpoints: &LabEndpoints,
+    pacing: &DemoPacing,
+) -> String {
     use std::fmt::Write as _;
 
     let topology = topology(scenario);
@@ -447,13 +476,23 @@ pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
     let schedule: Vec<String> = DEMO_SCHEDULE.iter().map(u8::to_string).collect();
     let _ = writeln!(
         y,
-        "traffic:\n  driver:\n    type: command\n    set: [lab, split, '{{x}}', '{{y}}']\n    get: [lab, split]\n    executor: lab\n    timeout: 10s\n  schedule: [{}]\n  bake: {DEMO_BAKE}\n  auto_advance: false",
-        schedule.join(", ")
+        "traffic:\n  driver:\n    type: command\n    set: [lab, split, '{{x}}', '{{y}}']\n    get: [lab, split]\n    executor: lab\n    timeout: 10s\n  schedule: [{}]\n  bake: {}\n  auto_advance: false",
+        schedule.join(", "),
+        humantime::format_duration(pacing.bake)
     );
     let _ = writeln!(y);
+    // In place, X is stopped before Y takes the traffic: there is no X to compare Y with,
+    // so only the absolute gates apply (`null` turns a gate off).
+    let relative_gates = if endpoints.scenario == Scenario::InPlace {
+        "\n  max_error_ratio_delta: null\n  max_p99_ratio: null"
+    } else {
+        "\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3"
+    };
     let _ = writeln!(
         y,
-        "gates:\n  window: 15s\n  max_error_ratio: 0.02\n  max_p99_ms: 500\n  max_error_ratio_delta: 0.01\n  max_p99_ratio: 3\n  min_requests: 20\n  consecutive_breaches: 2\n  on_fail: pause"
+        "gates:\n  window: {}\n  max_error_ratio: 0.02\n  max_p99_ms: 500{relative_gates}\n  min_requests: {}\n  consecutive_breaches: 2\n  on_fail: pause",
+        humantime::format_duration(pacing.gate_window),
+        pacing.min_requests
     );
     let _ = writeln!(y);
     let _ = writeln!(
@@ -474,6 +513,14 @@ pub fn demo_plan_yaml(scenario: Scenario, endpoints: &LabEndpoints) -> String {
             let _ = writeln!(y, "      - run: [{}]", argv.join(", "));
             let _ = writeln!(y, "        executor: {}", command.executor);
         }
+    }
+    if endpoints.scenario == Scenario::Hybrid {
+        // Control planes proxy nothing and Y has no data planes yet: a bake there has no
+        // traffic of Y's to judge, so its gates could only be inconclusive.
+        let _ = writeln!(
+            y,
+            "  skip:\n    - step: control-plane/monitor\n      reason: the control planes proxy no traffic; the data-plane phase watches Y's proxies"
+        );
     }
     let _ = writeln!(y);
     let _ = writeln!(y, "command_timeout: 2m");

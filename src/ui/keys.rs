@@ -66,6 +66,8 @@ pub enum UiAction {
     Redraw,
     /// Leave the console (after sending the commands).
     Exit,
+    /// Run the action of a key bound by the console's caller (`ExtraKey`).
+    RunExtra(char),
 }
 
 /// What a key asks for: commands for the engine, in order, then changes to the view.
@@ -178,8 +180,14 @@ fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
             purpose: PromptPurpose::LogFilter,
             input: Input::new(state.log_filter().unwrap_or_default().to_string()),
         })),
+        Some(c) if state.extra_key(c).is_some() => KeyOutcome::ui(UiAction::RunExtra(c)),
         _ => KeyOutcome::default(),
     }
+}
+
+/// Whether a letter is one of the console's own keys (which a caller cannot rebind).
+pub fn is_builtin(c: char) -> bool {
+    "qcsrmpRzf?/jkgG".contains(c)
 }
 
 fn quit(state: &ConsoleState) -> KeyOutcome {

@@ -22,7 +22,7 @@ use ratatui::Frame;
 
 pub use keys::{KeyOutcome, UiAction, handle_key};
 pub use run::{ConsoleExit, ConsoleOptions, run_console};
-pub use state::{ConsoleState, Previewer};
+pub use state::{ConsoleState, ExtraKey, Previewer};
 pub use theme::Theme;
 
 /// Draws the whole screen from the view. No I/O, no waiting: a pure function of `state`.

@@ -6,6 +6,8 @@
 //! room, so a busy engine never freezes the screen.
 
 use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,12 +20,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::engine::command::Command;
 use crate::engine::event::Event;
+use crate::engine::journal::{JOURNAL_FILE, read_journal};
+use crate::engine::{EngineHandle, SessionEnd, Toolbox};
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepRef};
 
 use super::input::{ConsoleInput, ExitSignal, TerminalReader, TtyFd};
 use super::keys::{UiAction, handle_key};
-use super::state::{ConsoleState, Previewer};
+use super::state::{ConsoleState, ExtraKey, Previewer};
 use super::theme::{Theme, Tone};
 
 /// The shortest time between two frames (~30 frames/s).
@@ -40,6 +44,8 @@ pub struct ConsoleOptions {
     pub theme: Theme,
     /// What confirming a step runs: `Previewer::from_engine` with the run's toolbox.
     pub previewer: Previewer,
+    /// Keys of the caller's, listed in the help (the demo's lab faults).
+    pub extra_keys: Vec<ExtraKey>,
 }
 
 impl ConsoleOptions {
@@ -49,6 +55,7 @@ impl ConsoleOptions {
             started_at,
             theme: Theme::from_env(),
             previewer,
+            extra_keys: Vec::new(),
         }
     }
 }
@@ -109,6 +116,7 @@ where
         options.theme,
         options.previewer,
     );
+    state.set_extra_keys(options.extra_keys);
     state.set_now(Utc::now());
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal")?;
     let exit = drive(
@@ -143,6 +151,64 @@ pub fn engine_events(
     mut receiver: mpsc::UnboundedReceiver<Event>,
 ) -> impl Stream<Item = Event> + Unpin {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// How a console on a spawned engine ended: the engine's end, and whether the terminal is
+/// gone (then nothing more may be printed).
+#[derive(Debug)]
+pub struct EngineConsoleEnd {
+    pub end: SessionEnd,
+    pub terminal_gone: bool,
+}
+
+/// Runs the console on a spawned engine until the operator leaves, then waits for the
+/// engine: a step still running finishes (and is journaled) before this returns.
+/// `extra_keys`: the caller's keys (the demo's lab faults).
+pub async fn console_on_engine(
+    handle: EngineHandle,
+    plan: Arc<Plan>,
+    expanded: Arc<ExpandedPlan>,
+    toolbox: Toolbox,
+    extra_keys: Vec<ExtraKey>,
+) -> color_eyre::Result<EngineConsoleEnd> {
+    let EngineHandle {
+        commands,
+        events,
+        task,
+        run_dir,
+        ..
+    } = handle;
+    let mut options = ConsoleOptions::new(
+        run_started_at(&run_dir),
+        Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
+    );
+    options.extra_keys = extra_keys;
+    let exit = run_console(&plan, &expanded, commands, engine_events(events), options).await;
+    let terminal_gone = matches!(
+        exit,
+        Ok(ConsoleExit::TerminalLost { .. } | ConsoleExit::Signal(_))
+    );
+    if let Ok(ConsoleExit::Quit {
+        step_running: Some(step),
+    }) = &exit
+    {
+        eprintln!("{step} is still running: kongup waits for it to end and journals its result");
+    }
+    let end = task.await.map_err(|error| {
+        color_eyre::eyre::eyre!(
+            "the engine stopped unexpectedly: {error}; the run is resumable from its journal"
+        )
+    })??;
+    exit?;
+    Ok(EngineConsoleEnd { end, terminal_gone })
+}
+
+/// When the run began: its first journal record (now, for a run too new to have one).
+fn run_started_at(run_dir: &Path) -> DateTime<Utc> {
+    read_journal(&run_dir.join(JOURNAL_FILE))
+        .ok()
+        .and_then(|journal| journal.records.first().map(|record| record.at))
+        .unwrap_or_else(Utc::now)
 }
 
 /// SIGHUP, SIGTERM and SIGINT as console inputs. (In raw mode Ctrl-C is a key, not SIGINT.)
@@ -207,6 +273,11 @@ where
                         match action {
                             UiAction::Exit => leave = true,
                             UiAction::Redraw => clear_first = true,
+                            UiAction::RunExtra(key) => {
+                                if let Some(answer) = state.run_extra_key(key) {
+                                    state.flash(answer, Tone::Warn);
+                                }
+                            }
                             other => state.apply_ui(other),
                         }
                     }

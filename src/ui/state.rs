@@ -105,6 +105,22 @@ impl std::fmt::Debug for Previewer {
     }
 }
 
+/// A key bound by whoever starts the console (the demo binds the lab's faults): listed in
+/// the help under the built-in keys; pressed with no dialog open, it runs `action` and the
+/// footer shows its answer. Built-in keys cannot be rebound.
+#[derive(Clone)]
+pub struct ExtraKey {
+    pub key: char,
+    pub label: String,
+    pub action: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for ExtraKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ExtraKey({:?}, {:?})", self.key, self.label)
+    }
+}
+
 /// A step as the console knows it: a forward step of the plan, or a rollback step
 /// (`rollback/…`) as the engine offers it.
 #[derive(Debug, Clone)]
@@ -241,6 +257,7 @@ pub struct ConsoleState {
     metrics_offset: usize,
     modal: Option<Modal>,
     flash: Option<Flash>,
+    extra_keys: Vec<ExtraKey>,
 }
 
 impl ConsoleState {
@@ -280,6 +297,7 @@ impl ConsoleState {
             metrics_offset: 0,
             modal: None,
             flash: None,
+            extra_keys: Vec::new(),
         };
         for (phase, step) in expanded.steps() {
             state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
@@ -631,7 +649,7 @@ impl ConsoleState {
                 self.log_follow = true;
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
-            UiAction::Redraw | UiAction::Exit => {}
+            UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }
 
@@ -677,6 +695,7 @@ impl ConsoleState {
 
     /// Scrolls the help dialog.
     pub fn scroll_help(&mut self, delta: ScrollDelta) {
+        let lines = self.help_lines().len();
         if let Some(Modal::Help { scroll }) = &mut self.modal {
             *scroll = match delta {
                 ScrollDelta::Up(n) => scroll.saturating_sub(n),
@@ -684,13 +703,43 @@ impl ConsoleState {
                 ScrollDelta::PageUp => scroll.saturating_sub(PAGE),
                 ScrollDelta::PageDown => *scroll + PAGE,
                 ScrollDelta::Top => 0,
-                ScrollDelta::Bottom => super::keys::KEY_HELP.len(),
+                ScrollDelta::Bottom => lines,
             }
-            .min(super::keys::KEY_HELP.len());
+            .min(lines);
         }
     }
 
+    /// Binds keys of the caller's (see [`ExtraKey`]); those a built-in key takes are left
+    /// out.
+    pub fn set_extra_keys(&mut self, keys: Vec<ExtraKey>) {
+        self.extra_keys = keys
+            .into_iter()
+            .filter(|k| !super::keys::is_builtin(k.key))
+            .collect();
+    }
+
+    /// Runs the extra key's action; its answer, for the footer.
+    pub fn run_extra_key(&self, key: char) -> Option<String> {
+        self.extra_key(key).map(|k| (k.action)())
+    }
+
     // ---- queries -----------------------------------------------------------------------
+
+    pub fn extra_key(&self, key: char) -> Option<&ExtraKey> {
+        self.extra_keys.iter().find(|k| k.key == key)
+    }
+
+    /// The lines of the help: the built-in keys, then the caller's.
+    pub fn help_lines(&self) -> Vec<(String, String)> {
+        let builtin = super::keys::KEY_HELP
+            .iter()
+            .map(|(key, words)| (key.to_string(), words.to_string()));
+        let extra = self
+            .extra_keys
+            .iter()
+            .map(|k| (k.key.to_string(), k.label.clone()));
+        builtin.chain(extra).collect()
+    }
 
     pub fn plan(&self) -> &Plan {
         &self.plan

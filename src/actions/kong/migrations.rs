@@ -156,6 +156,7 @@ impl StepAction for Migrations {
             ),
             forward
         );
+        let up_to_date = result.as_ref().is_ok_and(|run| run.up_to_date);
         if let Err(error) = result {
             let mut detail = error.to_string();
             if let MigrationsError::Failed {
@@ -189,7 +190,17 @@ impl StepAction for Migrations {
             }
         };
         let address = database.describe();
+        let patch = plan.from.minor_line() == plan.to.minor_line();
         let verified = match command {
+            // A patch upgrade may bring no migration at all: Kong says so, and nothing
+            // changes. Elsewhere an unchanged database means `up` ran against another one.
+            MigrationsCommand::Up if patch && up_to_date && after == before => Ok(format!(
+                "Kong says the database is already up to date: {} -> {} brings no new \
+                 migrations; schema generation {}",
+                plan.from,
+                plan.to,
+                after.core_generation().unwrap_or("unknown")
+            )),
             MigrationsCommand::Up => migrations::verify_after_up(&before, &after, &address),
             MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
         };

@@ -4,7 +4,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::ui::keys::KEY_HELP;
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
@@ -18,8 +17,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, scroll: usize
     let theme = state.theme();
     let width = inner_width(area, WIDTH);
     let room = max_inner_height(area).saturating_sub(2);
-    let first = scroll.min(KEY_HELP.len().saturating_sub(room));
-    let mut lines: Vec<Line> = KEY_HELP
+    let keys = state.help_lines();
+    let first = scroll.min(keys.len().saturating_sub(room));
+    let mut lines: Vec<Line> = keys
         .iter()
         .skip(first)
         .take(room)
@@ -31,7 +31,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, scroll: usize
         })
         .collect();
     lines.push(Line::default());
-    let more = if first + room < KEY_HELP.len() {
+    let more = if first + room < keys.len() {
         "↓ more · "
     } else {
         ""

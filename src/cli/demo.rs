@@ -1,0 +1,110 @@
+//! `kongup demo`: the whole program against the simulated lab, with nothing installed.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use color_eyre::eyre::WrapErr;
+
+use crate::demo::{self, DemoOptions};
+use crate::sim::{Fault, Scenario};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The demo's run directory holds its plan (plan.yaml) and journal: \
+`kongup demo` again resumes it, `kongup status --journal DIR` and `kongup report --journal \
+DIR` read it. Exit status: 0 the run is done; 1 it could not start; 2 it stopped before the \
+end and is resumable."
+)]
+pub struct DemoArgs {
+    /// The lab and its upgrade: dual-cluster, in-place, blue-green, dbless-rolling or
+    /// hybrid.
+    #[arg(long, default_value = "hybrid", value_parser = parse_scenario)]
+    pub scenario: Scenario,
+
+    /// Inject a fault once the lab is up: y-errors=0.2 (or 20%), y-latency=300ms, crash,
+    /// crash=NODE, dp-incompatible (hybrid). Repeat for several.
+    #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
+    pub faults: Vec<Fault>,
+
+    /// How many times faster than real time the lab's commands run; a new demo's bakes
+    /// and gate window shrink as much (not under 2 s).
+    #[arg(long, default_value_t = 1.0, value_name = "X")]
+    pub speed: f64,
+
+    /// No console: print each step and read commands as lines on stdin (`help` lists
+    /// them). End of input quits; the demo stays resumable. In the console, `?` lists the
+    /// keys, the lab's faults among them.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// The run directory (plan, journal, logs). Default: where `kongup run` keeps the run
+    /// of the demo's plan, $XDG_STATE_HOME/kongup/runs/demo-<scenario>-<from>-to-<to>/.
+    #[arg(long, value_name = "DIR")]
+    pub journal: Option<PathBuf>,
+
+    /// Resume even though the plan in the run directory changed since the run started
+    /// (the change is journaled).
+    #[arg(long)]
+    pub accept_plan_change: bool,
+}
+
+fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    s.parse()
+        .map_err(|e: crate::sim::scenarios::UnknownScenario| e.to_string())
+}
+
+fn parse_fault(s: &str) -> Result<Fault, String> {
+    s.parse()
+        .map_err(|e: crate::sim::faults::FaultParseError| e.to_string())
+}
+
+pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
+    if !args.plain && !std::io::stdout().is_terminal() {
+        eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
+        return Ok(1);
+    }
+    let run_dir = match args.journal.clone() {
+        Some(dir) => dir,
+        None => match demo::default_demo_run_dir(args.scenario)? {
+            Some(dir) => dir,
+            None => {
+                eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
+                return Ok(1);
+            }
+        },
+    };
+    let options = DemoOptions {
+        speed: args.speed,
+        faults: args.faults,
+        accept_plan_change: args.accept_plan_change,
+        handle_signals: true,
+        ..DemoOptions::new(args.scenario, run_dir)
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("could not start the async runtime for the demo")?;
+    let (scenario, plain) = (args.scenario, args.plain);
+    let end = runtime.block_on(async move {
+        let run = demo::start(options).await?;
+        let mut intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
+        if plain {
+            demo::drive_plain(run, &intro).await
+        } else {
+            intro.push(
+                "keys E L X D inject the lab's faults, N clears them; ? lists every key"
+                    .to_string(),
+            );
+            let keys = demo::console::fault_keys(&run.lab, &run.notices);
+            demo::console::drive_console(run, keys, &intro).await
+        }
+    });
+    // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
+    // session: do not wait for either.
+    runtime.shutdown_background();
+    if let Err(error) = &end {
+        eprintln!("{error}");
+    }
+    Ok(demo::exit_code(&end))
+}

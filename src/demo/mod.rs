@@ -1,0 +1,572 @@
+//! `kongup demo` and `kongup run --rehearse`: a run of the real engine against the
+//! simulated lab. Nothing is installed and nothing leaves loopback.
+//!
+//! A demo starts the lab of a scenario (Y not yet deployed), writes the scenario's plan
+//! into the run directory (or reads it back there, when the run is resumed), loads it with
+//! the real loader, fits its node URLs to the lab (see [`fit`]), rebuilds the lab from the
+//! journal when there is one (see [`replay`]), applies the faults asked for, starts the
+//! traffic, and starts the metrics monitor, the topology watcher and the engine, all as
+//! `kongup run` would, with lab executors in place of real ones (see [`executors`]).
+//!
+//! ```ignore
+//! let demo = demo::start(DemoOptions::new(Scenario::Hybrid, run_dir)).await?;
+//! // demo.engine: the engine's handle (commands, events); demo.lab: the lab itself.
+//! ```
+
+pub mod console;
+pub mod database;
+pub mod executors;
+pub mod fit;
+pub mod rehearse;
+pub mod replay;
+pub mod twins;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::actions::kong::{KongAccess, NodesWait, Waits, register_kong_actions};
+use crate::actions::{ActionFor, ActionRegistry, StepAction};
+use crate::engine::journal::JournalError;
+use crate::engine::plain::{self, PlainSetup};
+use crate::engine::rundir::{create_private_dir, default_run_dir};
+use crate::engine::toolbox::resolve_plan_secrets;
+use crate::engine::{
+    EngineError, EngineHandle, Event, Operator, RunOptions, RunSetup, RunState, SessionEnd,
+    Toolbox, local_operator,
+};
+use crate::kong::client::{AdminClient, AdminClientOptions};
+use crate::kong::database::KongDatabase;
+use crate::lb::{TrafficDriver, driver_for};
+use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
+use crate::plan::model::Plan;
+use crate::plan::steps::{ClusterSide, ExpandedPlan, RollbackKind, StepKind};
+use crate::secrets::Redactor;
+use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
+use crate::sim::scenarios::{self, DEMO_SCHEDULE, DemoPacing, demo_plan_yaml_with};
+use crate::sim::{Fault, Lab, LabError, LabOptions, MetricsFlags, Scenario};
+
+use self::database::LabDatabase;
+pub use self::replay::Rebuilt;
+
+/// The plan file a demo keeps in its run directory.
+pub const PLAN_FILE: &str = "plan.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{errors}\n{}: the plan has errors; nothing was run", path.display())]
+    Plan { path: PathBuf, errors: PlanErrors },
+    #[error(
+        "{} is not a plan for the {scenario} lab ({}); pass the scenario it was written for \
+         with --scenario, or another --journal DIR",
+        path.display(),
+        why.join("; ")
+    )]
+    NotThisLab {
+        path: PathBuf,
+        scenario: Scenario,
+        why: Vec<String>,
+    },
+    #[error("could not start the lab: {0}")]
+    Lab(#[from] LabError),
+    #[error("could not {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read the run's journal to rebuild the lab: {0}")]
+    Journal(#[from] JournalError),
+    #[error("could not rebuild the lab from the journal: {0}")]
+    Rebuild(String),
+    #[error("could not inject the fault {fault}: {source}")]
+    Fault {
+        fault: Fault,
+        #[source]
+        source: LabError,
+    },
+    #[error("{0}")]
+    Toolbox(String),
+    #[error(transparent)]
+    Live(#[from] LiveSupportError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the console: {0}")]
+    Console(String),
+}
+
+/// How a demo starts.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub scenario: Scenario,
+    /// The run directory: the plan, the journal, the logs.
+    pub run_dir: PathBuf,
+    /// How many times faster than real time the lab's commands run; a new demo's plan
+    /// also bakes that much shorter (see [`pacing_for_speed`]).
+    pub speed: f64,
+    /// Injected once the lab is up (and rebuilt).
+    pub faults: Vec<Fault>,
+    /// Resume even though the plan in the run directory changed.
+    pub accept_plan_change: bool,
+    /// The engine handles SIGHUP, SIGTERM and SIGINT (a process of its own; not in tests).
+    pub handle_signals: bool,
+    pub operator: Operator,
+}
+
+impl DemoOptions {
+    pub fn new(scenario: Scenario, run_dir: PathBuf) -> DemoOptions {
+        DemoOptions {
+            scenario,
+            run_dir,
+            speed: 1.0,
+            faults: Vec::new(),
+            accept_plan_change: false,
+            handle_signals: false,
+            operator: local_operator(),
+        }
+    }
+}
+
+/// A started demo (or rehearsal). Dropping it stops the monitor and, once the engine has
+/// stopped and the last handle is gone, the lab.
+pub struct DemoRun {
+    pub lab: Lab,
+    pub engine: EngineHandle,
+    /// The plan as the engine runs it: node URLs fitted to the lab.
+    pub plan: Arc<Plan>,
+    pub expanded: Arc<ExpandedPlan>,
+    pub toolbox: Toolbox,
+    pub live: LiveSupport,
+    /// Where the plan's text is (a demo's `plan.yaml`, a rehearsal's own plan file).
+    pub plan_path: PathBuf,
+    /// What rebuilding the lab from the journal did (empty for a new run).
+    pub rebuilt: Rebuilt,
+    /// Into the engine's side events: a line the console and `--plain` show (the lab's
+    /// answer to a fault key).
+    pub notices: mpsc::UnboundedSender<Event>,
+}
+
+/// The bakes and gates of a new demo at `speed`: real time at 1 (20 s bakes, a 15 s
+/// window), shorter as the speed goes up, never under 2 s, with fewer requests needed for
+/// a verdict once the window is short.
+pub fn pacing_for_speed(speed: f64) -> DemoPacing {
+    let real = DemoPacing::default();
+    if !speed.is_finite() || speed <= 1.0 {
+        return real;
+    }
+    let floor = Duration::from_secs(2);
+    let gate_window = real.gate_window.div_f64(speed).max(floor);
+    DemoPacing {
+        // Longer than the window, so the last verdict of a bake judges only its stage.
+        bake: real.bake.div_f64(speed).max(gate_window.mul_f64(1.5)),
+        gate_window,
+        min_requests: if gate_window < Duration::from_secs(5) {
+            10
+        } else {
+            real.min_requests
+        },
+    }
+}
+
+/// The plan a new demo of `scenario` writes: the scenario's demo plan (sim executors, the
+/// lab's balancer behind a command driver) with stable node addresses.
+pub fn demo_plan_text(scenario: Scenario, pacing: &DemoPacing) -> String {
+    let stable = fit::stable_endpoints(&scenarios::topology(scenario));
+    let yaml = demo_plan_yaml_with(scenario, &stable, pacing);
+    format!(
+        "# Node URLs are stable names, not addresses: each kongup process maps them to the\n\
+         # lab's loopback ports, so this file (and its hash in the journal) never changes.\n{yaml}"
+    )
+}
+
+/// The run directory `kongup run` would use for the scenario's demo plan.
+pub fn default_demo_run_dir(scenario: Scenario) -> Result<Option<PathBuf>, DemoError> {
+    let text = demo_plan_text(scenario, &DemoPacing::default());
+    let loaded = load_text(&text, Path::new(PLAN_FILE))?;
+    Ok(default_run_dir(&loaded.plan.name))
+}
+
+fn load_text(text: &str, path: &Path) -> Result<LoadedPlan, DemoError> {
+    parse_plan(text, &path.display().to_string()).map_err(|errors| DemoError::Plan {
+        path: path.to_path_buf(),
+        errors,
+    })
+}
+
+/// The demo's plan: the one in the run directory when there is one (a resumed demo),
+/// else a new one written there.
+async fn plan_in_run_dir(options: &DemoOptions) -> Result<(PathBuf, String), DemoError> {
+    let path = options.run_dir.join(PLAN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return Ok((path, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(DemoError::Io {
+                what: "read",
+                path,
+                source,
+            });
+        }
+    }
+    let text = demo_plan_text(options.scenario, &pacing_for_speed(options.speed));
+    create_private_dir(&options.run_dir).map_err(|source| DemoError::Io {
+        what: "create the run directory",
+        path: options.run_dir.clone(),
+        source,
+    })?;
+    write_private(&path, &text)?;
+    Ok((path, text))
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| DemoError::Io {
+        what: "write",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+/// Requests a second that give Y, at the first traffic stage, three times the requests its
+/// gates need in a window; between 20 and 250.
+pub fn traffic_rps_for(plan: &Plan) -> f64 {
+    let first_share = plan
+        .traffic
+        .schedule
+        .iter()
+        .copied()
+        .filter(|y| *y > 0)
+        .min()
+        .unwrap_or(DEMO_SCHEDULE[0]);
+    let window = plan.gates.window.as_secs_f64().max(1.0);
+    let needed = 3.0 * plan.gates.min_requests.max(1) as f64;
+    (needed / (f64::from(first_share) / 100.0 * window)).clamp(20.0, 250.0)
+}
+
+/// How often the monitor scrapes: six times a window, between 250 ms and 2 s.
+fn metrics_interval(plan: &Plan) -> Duration {
+    (plan.gates.window / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
+}
+
+/// How the lab's Admin APIs are read: loopback answers at once, or not at all.
+fn lab_admin_options() -> AdminClientOptions {
+    AdminClientOptions {
+        timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(1),
+        read_attempts: 1,
+        ..AdminClientOptions::default()
+    }
+}
+
+fn lab_admin_client() -> Result<AdminClient, DemoError> {
+    let (client, _) = AdminClient::new(lab_admin_options())
+        .map_err(|e| DemoError::Toolbox(format!("the Admin API client for the lab: {e}")))?;
+    Ok(client)
+}
+
+/// How the Kong actions reach the lab: its Admin APIs and its simulated databases, with
+/// waits that suit nodes that start in seconds.
+fn kong_access(lab: &Lab) -> Result<KongAccess, DemoError> {
+    let database = |side| LabDatabase::of(lab, side).map(|d| Arc::new(d) as Arc<dyn KongDatabase>);
+    let access = KongAccess::new(
+        lab_admin_options(),
+        database(ClusterSide::X),
+        database(ClusterSide::Y),
+    )
+    .map_err(|e| DemoError::Toolbox(format!("the Kong actions' access to the lab: {e}")))?;
+    Ok(access.with_waits(Waits {
+        nodes: Duration::from_secs(60),
+        poll: Duration::from_millis(250),
+        progress: Duration::from_secs(5),
+        smoke_request: Duration::from_secs(5),
+        tools: Duration::from_secs(60),
+    }))
+}
+
+/// Node steps go through [`twins::LabNodes`], which then waits as the Kong action does.
+fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
+    let wait: Arc<dyn StepAction> = Arc::new(NodesWait::new(Arc::new(access.clone())));
+    actions.register(
+        |t| {
+            matches!(
+                t,
+                ActionFor::Step(
+                    StepKind::StartNodes { .. }
+                        | StepKind::DeployNodes { .. }
+                        | StepKind::StopNodes { .. }
+                        | StepKind::Decommission { .. }
+                ) | ActionFor::Rollback(
+                    RollbackKind::StartNodes { .. } | RollbackKind::StopNodes { .. }
+                )
+            )
+        },
+        Arc::new(twins::LabNodes {
+            lab: lab.clone(),
+            inner: Some(wait),
+        }),
+    );
+}
+
+/// What [`launch`] needs beyond the lab: the plan, where its run lives, and the traffic
+/// driver the engine moves traffic with.
+struct Launch {
+    loaded: LoadedPlan,
+    plan_path: PathBuf,
+    run_dir: PathBuf,
+    traffic: TrafficChoice,
+    redactor: Redactor,
+    faults: Vec<Fault>,
+    options: RunOptions,
+    operator: Operator,
+}
+
+/// Which traffic driver a lab run uses.
+enum TrafficChoice {
+    /// The plan's own driver, built over the lab executors (a demo plan's `lab split`).
+    PlanDriver,
+    /// The lab's balancer in place of the plan's driver (a rehearsal).
+    LabBalancer,
+}
+
+/// Everything after the lab is up: fit the plan, rebuild the lab, faults, traffic, live
+/// support, the engine.
+async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
+    let Launch {
+        loaded,
+        plan_path,
+        run_dir,
+        traffic,
+        redactor,
+        faults,
+        options,
+        operator,
+    } = launch;
+    let mut plan = loaded.plan;
+    let endpoints = lab.endpoints();
+    fit::fit_urls(&mut plan, &endpoints);
+    let expanded = Arc::new(loaded.expanded);
+
+    let replay_executors = executors::lab_executors(&lab, &plan, Some(f64::INFINITY));
+    let rebuilt =
+        replay::rebuild_from_journal(&lab, &plan, &expanded, &run_dir, &replay_executors).await?;
+    for fault in &faults {
+        lab.apply_fault(fault)
+            .await
+            .map_err(|source| DemoError::Fault {
+                fault: fault.clone(),
+                source,
+            })?;
+    }
+    lab.start_traffic(traffic_rps_for(&plan));
+
+    let executors = executors::lab_executors(&lab, &plan, None);
+    let driver: Arc<dyn TrafficDriver> = match traffic {
+        TrafficChoice::PlanDriver => driver_for(&plan.traffic.driver, &executors)
+            .map_err(|e| DemoError::Toolbox(format!("{}: {e}", plan_path.display())))?,
+        TrafficChoice::LabBalancer => lab.traffic_driver(),
+    };
+    let mut toolbox = Toolbox::new(driver, redactor);
+    toolbox.executors = executors;
+    let access = kong_access(&lab)?;
+    register_kong_actions(&mut toolbox.actions, access.clone());
+    register_lab_nodes(&mut toolbox.actions, &lab, &access);
+
+    let plan = Arc::new(plan);
+    let (live, side_events) = session::start(
+        &plan,
+        LiveSources {
+            admin: lab_admin_client()?,
+            admin_token: None,
+            databases: access.databases(),
+            metrics_interval: metrics_interval(&plan),
+            topology_interval: Duration::from_secs(2),
+        },
+        &mut toolbox,
+    )?;
+    // The engine reads one side channel: the live support's events and the demo's own.
+    let (notices, merged) = mpsc::unbounded_channel();
+    let forward = notices.clone();
+    let mut side_events = side_events;
+    tokio::spawn(async move {
+        while let Some(event) = side_events.recv().await {
+            if forward.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    let engine = crate::engine::spawn(RunSetup {
+        plan: plan.clone(),
+        expanded: expanded.clone(),
+        plan_text: loaded.source,
+        run_dir,
+        operator,
+        toolbox: toolbox.clone(),
+        options,
+        side_events: Some(merged),
+    })?;
+    Ok(DemoRun {
+        lab,
+        engine,
+        plan,
+        expanded,
+        toolbox,
+        live,
+        plan_path,
+        rebuilt,
+        notices,
+    })
+}
+
+/// Starts a demo: see the module documentation. Call it inside a tokio runtime.
+pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
+    if !options.speed.is_finite() || options.speed <= 0.0 {
+        return Err(DemoError::Lab(LabError::Fault(format!(
+            "--speed {} is not a positive factor (1 is real time, 10 ten times faster)",
+            options.speed
+        ))));
+    }
+    let (plan_path, text) = plan_in_run_dir(&options).await?;
+    let loaded = load_text(&text, &plan_path)?;
+    let lab = Lab::start(
+        options.scenario,
+        LabOptions {
+            y_deployed: false,
+            traffic_rps: 0.0,
+            faults: Vec::new(),
+            metrics_flags: MetricsFlags::ALL_ON,
+            speed: options.speed,
+        },
+    )
+    .await?;
+    let why = fit::misfits(&loaded.plan, &lab.endpoints());
+    if !why.is_empty() {
+        return Err(DemoError::NotThisLab {
+            path: plan_path,
+            scenario: options.scenario,
+            why,
+        });
+    }
+    // A demo plan names no secrets; one edited to name some still gets them redacted.
+    let redactor = resolve_plan_secrets(&loaded.plan).map_err(|errors| {
+        DemoError::Toolbox(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?;
+    launch(
+        lab,
+        Launch {
+            loaded,
+            plan_path,
+            run_dir: options.run_dir,
+            traffic: TrafficChoice::PlanDriver,
+            redactor,
+            faults: options.faults,
+            options: RunOptions {
+                accept_plan_change: options.accept_plan_change,
+                handle_signals: options.handle_signals,
+            },
+            operator: options.operator,
+        },
+    )
+    .await
+}
+
+/// How a lab run ends for the process: 0 the run is done, 1 it could not start, 2 it
+/// stopped before the end and is resumable (as `kongup run`).
+pub fn exit_code(end: &Result<SessionEnd, DemoError>) -> i32 {
+    match end {
+        Ok(end) if end.state == RunState::Done => 0,
+        Ok(_) => 2,
+        Err(_) => 1,
+    }
+}
+
+/// Drives a started lab run with line commands on stdin (`--plain`), `intro` first.
+pub async fn drive_plain(run: DemoRun, intro: &[String]) -> Result<SessionEnd, DemoError> {
+    use std::io::{IsTerminal, Write};
+    let DemoRun {
+        lab,
+        engine,
+        plan,
+        expanded,
+        toolbox,
+        live,
+        ..
+    } = run;
+    {
+        let mut out = std::io::stdout().lock();
+        for line in intro {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let end = plain::drive(
+        engine,
+        PlainSetup {
+            plan,
+            expanded,
+            toolbox,
+            interactive: std::io::stdin().is_terminal(),
+        },
+        std::io::BufReader::new(std::io::stdin()),
+        std::io::stdout(),
+    )
+    .await;
+    // The engine has stopped: the monitor and the lab go with it.
+    drop(live);
+    lab.shutdown().await;
+    Ok(end?)
+}
+
+/// What a lab run says before it starts: the lab, the plan, what was rebuilt.
+pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
+    let endpoints = run.lab.endpoints();
+    let mut lines = vec![format!(
+        "{what}: {} nodes on 127.0.0.1 ({} {} -> {}), plan {}",
+        endpoints.nodes.len(),
+        endpoints.mode.as_str(),
+        endpoints.from,
+        endpoints.to,
+        run.plan_path.display()
+    )];
+    let rebuilt = &run.rebuilt;
+    if !rebuilt.replayed.is_empty() || rebuilt.split.is_some() {
+        lines.push(format!(
+            "lab rebuilt from the journal: {} steps replayed{}",
+            rebuilt.replayed.len(),
+            rebuilt
+                .split
+                .map(|s| format!(", traffic {s}"))
+                .unwrap_or_default()
+        ));
+    }
+    lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
+    let done = crate::engine::report::read_run(&run.engine.run_dir)
+        .is_ok_and(|r| r.view.run_state() == RunState::Done);
+    if done {
+        lines.push(format!(
+            "this run is done: `kongup report --journal {0}` tells it; for a new one, pass \
+             another --journal DIR or remove {0}",
+            run.engine.run_dir.display()
+        ));
+    }
+    for fault in run.lab.faults().describe() {
+        lines.push(format!("fault: {fault}"));
+    }
+    lines
+}

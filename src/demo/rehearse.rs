@@ -1,0 +1,138 @@
+//! `kongup run PLAN --rehearse`: the operator's own plan, step for step, against a lab
+//! shaped like the plan's topology (see [`super::fit::rehearsal_topology`]).
+//!
+//! - Every executor the plan names (and `local`) acts on the lab: nothing runs on a host.
+//! - The lab's balancer stands in for the plan's traffic driver.
+//! - The plan's node URLs are fitted to the lab in memory; the plan file is not touched,
+//!   and its hash is the real one, so a changed plan is noticed as on a real run.
+//! - The run directory is the real run's with `-rehearsal` appended (with `--journal DIR`:
+//!   `DIR-rehearsal`), so a rehearsal never touches the real run's journal. A rehearsal
+//!   resumes like a demo: the lab is rebuilt from its own journal.
+//! - Secrets the plan names are read if they can be (to redact them), never required, and
+//!   the Admin API token is never sent to the lab.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::rundir::default_run_dir;
+use crate::engine::toolbox::plan_secrets;
+use crate::engine::{RunOptions, local_operator};
+use crate::plan::load::LoadedPlan;
+use crate::secrets::Redactor;
+use crate::sim::{Lab, LabOptions, MetricsFlags};
+
+use super::{DemoError, DemoRun, Launch, TrafficChoice, fit, launch};
+
+/// What a rehearsal's run directory is named after.
+pub const REHEARSAL_SUFFIX: &str = "-rehearsal";
+
+/// The rehearsal's run directory: the real run's (`journal`, else the default for the
+/// plan's name) with `-rehearsal` appended to its last component.
+pub fn rehearsal_run_dir(journal: Option<&Path>, plan_name: &str) -> Option<PathBuf> {
+    let real = match journal {
+        Some(dir) => dir.to_path_buf(),
+        None => default_run_dir(plan_name)?,
+    };
+    let mut name = real.file_name()?.to_os_string();
+    name.push(REHEARSAL_SUFFIX);
+    Some(real.with_file_name(name))
+}
+
+/// Every secret of the plan that can be read now, for the redactor; missing ones are no
+/// obstacle to a rehearsal.
+fn readable_secrets(loaded: &LoadedPlan) -> Redactor {
+    Redactor::new(
+        plan_secrets(&loaded.plan)
+            .iter()
+            .filter_map(|secret| crate::secrets::resolve(secret).ok()),
+    )
+}
+
+/// Starts a rehearsal of `loaded` (read from `plan_path`) in `run_dir`; the lab's commands
+/// run `speed` times faster than real time (`kongup run --rehearse`: 1).
+pub async fn start(
+    mut loaded: LoadedPlan,
+    plan_path: PathBuf,
+    run_dir: PathBuf,
+    options: RunOptions,
+    speed: f64,
+) -> Result<DemoRun, DemoError> {
+    let redactor = readable_secrets(&loaded);
+    // The lab speaks plain HTTP on loopback and needs no token: the plan's Admin API
+    // access (TLS files, token) is for the real clusters.
+    loaded.plan.admin = Default::default();
+    let topology = fit::rehearsal_topology(&loaded.plan, &loaded.expanded);
+    let lab = Lab::start_with(
+        topology,
+        LabOptions {
+            y_deployed: false,
+            traffic_rps: 0.0,
+            faults: Vec::new(),
+            metrics_flags: MetricsFlags::ALL_ON,
+            speed,
+        },
+    )
+    .await?;
+    launch(
+        lab,
+        Launch {
+            loaded,
+            plan_path,
+            run_dir,
+            traffic: TrafficChoice::LabBalancer,
+            redactor,
+            faults: Vec::new(),
+            options,
+            operator: local_operator(),
+        },
+    )
+    .await
+}
+
+/// `kongup run PLAN --rehearse`: see the module documentation. Exit codes as `kongup run`.
+pub fn run(
+    plan_path: &Path,
+    loaded: LoadedPlan,
+    journal: Option<&Path>,
+    accept_plan_change: bool,
+    plain: bool,
+) -> color_eyre::Result<i32> {
+    use color_eyre::eyre::WrapErr;
+    use std::io::IsTerminal;
+    if !plain && !std::io::stdout().is_terminal() {
+        eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
+        return Ok(1);
+    }
+    let Some(run_dir) = rehearsal_run_dir(journal, &loaded.plan.name) else {
+        eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
+        return Ok(1);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("could not start the async runtime for the rehearsal")?;
+    let plan_path = plan_path.to_path_buf();
+    let end = runtime.block_on(async move {
+        let options = RunOptions {
+            accept_plan_change,
+            handle_signals: true,
+        };
+        let run = start(loaded, plan_path, run_dir.clone(), options, 1.0).await?;
+        let mut intro = super::intro_lines(&run, "kongup run --rehearse: a simulated lab");
+        intro.push(format!(
+            "REHEARSAL: every command acts on the lab and the lab's balancer stands in for \
+             the traffic driver; nothing reaches a real host. Run directory {} (the real \
+             run's journal is not touched).",
+            run_dir.display()
+        ));
+        if plain {
+            super::drive_plain(run, &intro).await
+        } else {
+            super::console::drive_console(run, Vec::new(), &intro).await
+        }
+    });
+    runtime.shutdown_background();
+    if let Err(error) = &end {
+        eprintln!("{error}");
+    }
+    Ok(super::exit_code(&end))
+}

@@ -1,0 +1,182 @@
+//! `kongup demo --plain` as a script drives it: answers on stdin, every step to done; then
+//! `kongup status` and `kongup report` read the demo's run like any other, and a run
+//! directory holding another scenario's plan is refused.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kongup::demo::{demo_plan_text, pacing_for_speed};
+use kongup::plan::load::parse_plan;
+use kongup::sim::Scenario;
+
+const SPEED: &str = "20";
+
+/// Runs kongup with `input` on stdin, to its end within `limit`; its output is read as it
+/// comes (a report fills a pipe).
+fn kongup(args: &[&str], run_dir: &Path, input: &str, limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kongup"))
+        .args(args)
+        .arg("--journal")
+        .arg(run_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().unwrap()));
+    let stderr = reader(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = stdout.join().unwrap();
+            panic!(
+                "kongup {args:?} did not end within {limit:?}:\n{}",
+                String::from_utf8_lossy(&stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// What an operator types for each step of the scenario's demo: `y`, or the plan name for
+/// one that cannot be undone.
+fn answers(scenario: Scenario) -> String {
+    let text = demo_plan_text(scenario, &pacing_for_speed(SPEED.parse().unwrap()));
+    let loaded = parse_plan(&text, "plan.yaml").unwrap();
+    loaded
+        .expanded
+        .steps()
+        .filter(|(_, step)| step.skip_reason.is_none())
+        .map(|(_, step)| {
+            if step.irreversible {
+                format!("{}\n", loaded.plan.name)
+            } else {
+                "y\n".to_string()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("demo");
+    let output = kongup(
+        &["demo", "--scenario", "hybrid", "--speed", SPEED, "--plain"],
+        &run_dir,
+        &answers(Scenario::Hybrid),
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("kongup demo hybrid: 6 nodes on 127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("The run is done"), "{stdout}");
+    assert!(run_dir.join("plan.yaml").exists());
+
+    let status = kongup(&["status", "--json"], &run_dir, "", Duration::from_secs(10));
+    assert!(status.status.success(), "{status:?}");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(json["state"], "done", "{json:#}");
+    assert_eq!(json["traffic"]["y"], 100, "{json:#}");
+
+    let report = kongup(&["report"], &run_dir, "", Duration::from_secs(10));
+    assert!(report.status.success(), "{report:?}");
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.contains("# kongup run report: demo hybrid"),
+        "{report}"
+    );
+    assert!(report.contains("data-plane/decommission-x"), "{report}");
+
+    // Another scenario's lab cannot take this run directory.
+    let refused = kongup(
+        &["demo", "--scenario", "in-place", "--plain"],
+        &run_dir,
+        "",
+        Duration::from_secs(30),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is not a plan for the in-place lab"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn faults_given_on_the_command_line_are_in_the_lab_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("demo");
+    let output = kongup(
+        &[
+            "demo",
+            "--scenario",
+            "dual-cluster",
+            "--fault",
+            "y-errors=25%",
+            "--fault",
+            "y-latency=300ms",
+            "--plain",
+        ],
+        &run_dir,
+        "",
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // End of input quits at once: resumable.
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(stdout.contains("fault: "), "{stdout}");
+    assert!(stdout.contains("25"), "{stdout}");
+    assert!(stdout.contains("300ms"), "{stdout}");
+
+    // A fault the lab cannot inject yet is refused, and nothing runs.
+    let crash = kongup(
+        &[
+            "demo",
+            "--scenario",
+            "dual-cluster",
+            "--fault",
+            "crash",
+            "--plain",
+        ],
+        &dir.path().join("crash"),
+        "",
+        Duration::from_secs(60),
+    );
+    assert_eq!(crash.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&crash.stderr);
+    assert!(stderr.contains("no Y proxy is running yet"), "{stderr}");
+}

@@ -1,0 +1,244 @@
+//! End to end, as an operator meets it: the real binary's `kongup demo` in an 80x24 tmux
+//! pane, keys typed with `send-keys`, the screen read with `capture-pane`. Steps are
+//! confirmed until traffic moves to Y, then `R`: the screen shows all traffic on X and the
+//! rollback plan. Quitting ends the process (the lab does not keep it alive), and
+//! `kongup status` reads the demo's run.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kongup::plan::steps::StepKind;
+
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a command to its end, killing it after `COMMAND_TIMEOUT`.
+fn run(command: &mut Command) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} did not finish within {COMMAND_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A tmux server of the test's own (`-L kongup-test-<pid>`), killed when the test ends,
+/// failed or not.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// `name` tells apart the servers of tests that run at once.
+    fn start(name: &str, pane_command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("kongup-test-{}-{name}", std::process::id()),
+        };
+        let out = tmux.tmux(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            "80",
+            "-y",
+            "24",
+            pane_command,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {out:?}");
+        tmux
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        run(Command::new("tmux").args(["-L", &self.socket]).args(args))
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        let out = self.tmux(&args);
+        assert!(out.status.success(), "send-keys {keys:?}: {out:?}");
+    }
+
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls the screen until `ready` holds; the last screen is in the failure message.
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + SCREEN_TIMEOUT;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited {SCREEN_TIMEOUT:?} for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether the session still runs: it ends when the pane's process does.
+    fn alive(&self) -> bool {
+        self.tmux(&["has-session"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+/// The number of steps done, from the checklist's title ("Checklist 3/20 done").
+fn done_count(screen: &str) -> Option<usize> {
+    let at = screen.find(" done ")?;
+    let fraction = screen[..at].rsplit(' ').next()?;
+    fraction.split('/').next()?.parse().ok()
+}
+
+fn status_json(run_dir: &Path) -> serde_json::Value {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_kongup"))
+        .args(["status", "--json", "--journal"])
+        .arg(run_dir));
+    assert!(out.status.success(), "kongup status: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+#[test]
+fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "rollback",
+        &format!(
+            "{} demo --scenario dual-cluster --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+    );
+    tmux.wait_for("the first step ready", |s| {
+        s.contains("[ready]") && s.contains("Preflight checks") && s.contains("Topology")
+    });
+
+    let mut confirmed = 0;
+    while !tmux.screen().contains("X  90%") {
+        assert!(confirmed < 16, "traffic never moved:\n{}", tmux.screen());
+        let before = tmux.wait_for("a ready step", |s| {
+            (s.contains("[ready]") && done_count(s).is_some()) || s.contains("X  90%")
+        });
+        if before.contains("X  90%") {
+            break;
+        }
+        let done = done_count(&before).unwrap();
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the confirm dialog", |s| {
+            s.contains("Confirm ·") && s.contains("What will run")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step done, or traffic moving", |s| {
+            done_count(s).is_some_and(|d| d > done) || s.contains("X  90%")
+        });
+        confirmed += 1;
+    }
+    // Every step up to the first traffic stage was confirmed, one by one.
+    let loaded = kongup::plan::load::load_plan(&run_dir.join("plan.yaml")).unwrap();
+    let first_shift = loaded
+        .expanded
+        .steps()
+        .position(|(_, s)| matches!(s.kind, StepKind::ShiftTraffic { .. }))
+        .unwrap();
+    assert_eq!(confirmed, first_shift + 1);
+    // The lab's balancer moved the traffic: the header's bar reads it back.
+    assert!(tmux.screen().contains("10% Y"), "{}", tmux.screen());
+
+    tmux.keys(&["R"]);
+    let screen = tmux.wait_for("all traffic on X and the rollback plan", |s| {
+        s.contains("X 100%") && s.contains("ROLLBACK") && s.contains("Then, in this order")
+    });
+    assert!(
+        screen.contains("all traffic on X, confirmed by the load balancer"),
+        "{screen}"
+    );
+    assert!(screen.contains("ROLLING BACK"), "{screen}");
+    assert!(screen.contains("Stop cluster Y"), "{screen}");
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the dialog closed", |s| !s.contains("Then, in this order"));
+    // The demo's own key: a fault injected into the lab, said in the footer.
+    tmux.keys(&["E"]);
+    tmux.wait_for("the fault key's answer", |s| {
+        s.contains("lab fault y-errors=0.2")
+    });
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while tmux.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "kongup demo still runs after q:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "rolling-back", "{status:#}");
+    assert_eq!(status["traffic"]["x"], 100, "{status:#}");
+    assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
+}
+
+/// The done-when of the demo: the default scenario, every step confirmed in the console
+/// (the plan name typed for those that cannot be undone), to done.
+#[test]
+fn the_hybrid_demo_walks_to_done_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "hybrid",
+        &format!(
+            "{} demo --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+    );
+    let plan_name = "demo hybrid 3.4.3.12 to 3.10.0.1";
+    let mut confirmed = 0;
+    loop {
+        let screen = tmux.wait_for("a ready step, or the end", |s| {
+            s.contains("[ready]") || s.contains("DONE")
+        });
+        if screen.contains("DONE") {
+            break;
+        }
+        assert!(confirmed < 40, "the run never ended:\n{screen}");
+        let done = done_count(&screen).unwrap();
+        tmux.keys(&["Enter"]);
+        let dialog = tmux.wait_for("the confirm dialog", |s| {
+            s.contains("Confirm ·") || s.contains("IRREVERSIBLE ·")
+        });
+        if dialog.contains("IRREVERSIBLE ·") {
+            tmux.keys(&["-l", plan_name]);
+        }
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step done", |s| {
+            done_count(s).is_some_and(|d| d > done) || s.contains("DONE")
+        });
+        confirmed += 1;
+    }
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!(status["traffic"]["y"], 100, "{status:#}");
+    tmux.keys(&["q"]);
+}
