@@ -19,6 +19,7 @@ use crate::metrics::http::http_client;
 use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
 use crate::plan::model::Plan;
 use crate::plan::steps::ClusterSide;
+use crate::secrets::Secret;
 
 /// How often the console's topology is refreshed.
 pub const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,7 +30,7 @@ pub struct LiveSources {
     /// must not delay the next refresh).
     pub admin: AdminClient,
     /// The resolved `admin.token`, sent with every scrape.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Databases whose migration state the topology pane shows (`KongAccess::databases`).
     pub databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
     pub metrics_interval: Duration,

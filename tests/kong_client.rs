@@ -398,6 +398,25 @@ async fn reads_are_retried_after_a_502_but_rbac_errors_are_not() {
 }
 
 #[test]
+fn debug_output_of_a_client_and_a_freeze_source_holds_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "tok-7f3a9c-secret\n").unwrap();
+    let client = client_with(AdminClientOptions {
+        token: Some(SecretRef::File(path)),
+        ..AdminClientOptions::default()
+    });
+    let source = kongup::kong::freeze::FreezeSource::AdminApi {
+        client: client.clone(),
+        admin_url: "http://cp1:8001".into(),
+    };
+    for shown in [format!("{client:?}"), format!("{source:?}")] {
+        assert!(!shown.contains("tok-7f3a9c-secret"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+}
+
+#[test]
 fn half_a_client_certificate_is_refused() {
     let error = AdminClient::new(AdminClientOptions {
         tls: TlsOptions {

@@ -122,7 +122,7 @@ async fn the_monitor_scrapes_both_clusters_and_judges_y() {
         window: gates.window,
         history: Duration::from_secs(600),
         gates: Some(gates),
-        admin_token: Some("s3cret-token".to_string()),
+        admin_token: Some("s3cret-token".into()),
     };
     assert!(!format!("{config:?}").contains("s3cret-token"));
     let client = http_client(&TlsOptions::default(), Duration::from_secs(3)).unwrap();

@@ -112,7 +112,7 @@ pub fn run(args: ScrapeArgs) -> color_eyre::Result<i32> {
         let sample_all = || {
             futures::future::join_all(
                 urls.iter()
-                    .map(|url| scrape_node(&client, url, token.as_deref(), args.timeout)),
+                    .map(|url| scrape_node(&client, url, token.as_ref(), args.timeout)),
             )
         };
         let started = tokio::time::Instant::now();

@@ -137,7 +137,7 @@ impl Drop for GroupGuard {
 }
 
 /// One program to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -152,6 +152,21 @@ pub struct ProcessSpec {
     /// Where it runs, for errors, e.g. `local`.
     pub executor: String,
     pub kill_grace: Duration,
+}
+
+/// Neither the environment's values nor stdin (either may carry a secret).
+impl std::fmt::Debug for ProcessSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &super::env_names(&self.env))
+            .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("what", &self.what)
+            .field("executor", &self.executor)
+            .field("kill_grace", &self.kill_grace)
+            .finish()
+    }
 }
 
 /// Starts the program and waits for it to exit, time out, or be cancelled; its stdout and

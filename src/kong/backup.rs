@@ -20,6 +20,7 @@ use crate::kong::client::{AdminClient, AdminError};
 use crate::kong::pg::PgTarget;
 use crate::kong::process::{self, ToolError};
 use crate::plan::model::{CommandLine, TlsOptions};
+use crate::secrets::Secret;
 
 /// What the journal records of one backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -400,7 +401,7 @@ pub async fn deck_dump(
     let config = run_dir.join(format!(".{file_name}.deck.yaml"));
     let (args, config_text) = deck_dump_invocation(
         admin_url,
-        client.token_value(),
+        client.token().map(Secret::expose),
         client.tls(),
         &path,
         &config,

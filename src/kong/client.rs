@@ -13,7 +13,7 @@ use crate::kong::types::{
     DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
 };
 use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
-use crate::secrets::SecretError;
+use crate::secrets::{Secret, SecretError};
 
 /// Kong's RBAC header (Enterprise).
 pub const TOKEN_HEADER: &str = "Kong-Admin-Token";
@@ -181,7 +181,8 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
-    token: Option<(String, String)>,
+    /// The resolved token and where it came from (`SecretRef::describe`).
+    token: Option<(Secret, String)>,
     options: AdminClientOptions,
 }
 
@@ -264,20 +265,14 @@ impl AdminClient {
         ))
     }
 
-    /// The Admin token's value, for tools kongup hands it to through a private file
-    /// (decK). Never log it.
-    pub(crate) fn token_value(&self) -> Option<&str> {
-        self.token.as_ref().map(|(value, _)| value.as_str())
+    /// The Admin token, for tools kongup hands it to through a private file (decK).
+    pub(crate) fn token(&self) -> Option<&Secret> {
+        self.token.as_ref().map(|(value, _)| value)
     }
 
     /// The TLS settings the client was built with.
     pub fn tls(&self) -> &TlsOptions {
         &self.options.tls
-    }
-
-    /// The secret values this client holds, for the log redactor.
-    pub fn secrets(&self) -> Vec<String> {
-        self.token.iter().map(|(value, _)| value.clone()).collect()
     }
 
     /// `GET /`: version, edition, role, database.
@@ -422,7 +417,7 @@ impl AdminClient {
     async fn get_once(&self, url: &str) -> Result<(StatusCode, Vec<u8>), AdminError> {
         let mut request = self.http.get(url);
         if let Some((token, _)) = &self.token {
-            request = request.header(TOKEN_HEADER, token);
+            request = request.header(TOKEN_HEADER, token.expose());
         }
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
         let status = response.status();

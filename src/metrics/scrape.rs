@@ -7,6 +7,7 @@ use reqwest::header::{ACCEPT, HeaderValue};
 
 use super::http::ADMIN_TOKEN_HEADER;
 use super::sample::{ExpositionError, NodeSample};
+use crate::secrets::Secret;
 
 /// A Kong exposition of 10 000 series is about 1.5 MB; anything past this is not one.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -49,7 +50,7 @@ pub fn metrics_url_from_arg(url: &str) -> String {
 pub async fn scrape_node(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&str>,
+    token: Option<&Secret>,
     timeout: Duration,
 ) -> Result<NodeSample, ScrapeError> {
     let body = tokio::time::timeout(timeout, fetch_body(client, url, token))
@@ -71,7 +72,7 @@ pub async fn scrape_node(
 async fn fetch_body(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&str>,
+    token: Option<&Secret>,
 ) -> Result<Vec<u8>, ScrapeError> {
     let transport = |error: reqwest::Error| ScrapeError::Transport {
         url: url.to_string(),
@@ -81,10 +82,11 @@ async fn fetch_body(
         .get(url)
         .header(ACCEPT, "text/plain;version=0.0.4;q=1,*/*;q=0.1");
     if let Some(token) = token {
-        let mut value = HeaderValue::from_str(token).map_err(|_| ScrapeError::Transport {
-            url: url.to_string(),
-            reason: "the Admin token holds characters an HTTP header cannot carry".to_string(),
-        })?;
+        let mut value =
+            HeaderValue::from_str(token.expose()).map_err(|_| ScrapeError::Transport {
+                url: url.to_string(),
+                reason: "the Admin token holds characters an HTTP header cannot carry".to_string(),
+            })?;
         value.set_sensitive(true);
         request = request.header(ADMIN_TOKEN_HEADER, value);
     }
