@@ -13,9 +13,9 @@ use crate::engine::event::Event;
 use crate::engine::toolbox::Toolbox;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
+use crate::kong::http;
 use crate::kong::watch::{TopologyWatcher, spawn as spawn_topology_watcher};
 use crate::metrics::GateVerdict;
-use crate::metrics::http::http_client;
 use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
 use crate::plan::model::Plan;
 use crate::plan::steps::ClusterSide;
@@ -75,8 +75,12 @@ pub fn start(
     let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
     config.interval = sources.metrics_interval;
     config.timeout = monitor::default_timeout(sources.metrics_interval);
-    let client = http_client(&plan.admin.tls, config.timeout)
+    let (client, warnings) = http::client(&plan.admin.tls, config.timeout, config.timeout)
         .map_err(|error| LiveSupportError(error.to_string()))?;
+    for warning in warnings {
+        // The receiver is ours until it is returned: this cannot fail.
+        let _ = side_tx.send(Event::Warning(format!("metrics: {warning}")));
+    }
     let monitor = monitor::spawn(config, client);
 
     let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);

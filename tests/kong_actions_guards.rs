@@ -396,7 +396,7 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
         kit.toolbox,
     ));
     confirm(&mut run, "preflight", None).await;
-    run.wait_warning("admin.tls.insecure is set").await;
+    run.wait_warning("admin.tls.insecure").await;
     let (state, detail) = ended(&mut run, "preflight").await;
     assert_eq!(state, StepState::Failed);
     assert!(detail.starts_with("3 check(s) failed"), "{detail}");

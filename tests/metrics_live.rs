@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use kongup::metrics::http::http_client;
+use kongup::kong::http::HttpClientError;
 use kongup::metrics::monitor::{self, MonitorConfig, ScrapeTarget};
 use kongup::metrics::{MetricsSnapshot, Verdict};
 use kongup::plan::model::{FailAction, GateSpec, TlsOptions};
@@ -16,6 +16,11 @@ use kongup::plan::steps::ClusterSide;
 use tokio::net::TcpListener;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The client the monitor and `kongup scrape` use, with one timeout for both limits.
+fn http_client(tls: &TlsOptions, timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
+    kongup::kong::http::client(tls, timeout, timeout).map(|(client, _)| client)
+}
 
 /// `ok` 200s and `errors` 500s so far, and as many fast requests in the histogram.
 fn kong_text(ok: u64, errors: u64) -> String {

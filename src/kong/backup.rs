@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::event::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, OutputLine};
 use crate::kong::client::{AdminClient, AdminError};
+use crate::kong::http::ADMIN_TOKEN_HEADER;
 use crate::kong::pg::PgTarget;
 use crate::kong::process::{self, ToolError};
 use crate::plan::model::{CommandLine, TlsOptions};
@@ -380,7 +381,7 @@ pub fn deck_dump_invocation(
     let config_text = match token {
         Some(token) => format!(
             "headers:\n  - {}\n",
-            serde_json::to_string(&format!("Kong-Admin-Token:{token}")).unwrap_or_default()
+            serde_json::to_string(&format!("{ADMIN_TOKEN_HEADER}:{token}")).unwrap_or_default()
         ),
         None => "{}\n".to_string(),
     };

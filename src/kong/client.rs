@@ -3,20 +3,17 @@
 //! the certificate or the token.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 
+use crate::kong::http::{ADMIN_TOKEN_HEADER, HttpClientError};
 use crate::kong::types::{
     DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
 };
 use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
 use crate::secrets::{Secret, SecretError};
-
-/// Kong's RBAC header (Enterprise).
-pub const TOKEN_HEADER: &str = "Kong-Admin-Token";
 
 /// The core entities kongup exports for a backup and fingerprints for the freeze guard,
 /// in the order Kong's own export writes them.
@@ -122,8 +119,8 @@ pub enum AdminError {
         status: u16,
         kong_message: Option<String>,
     },
-    #[error("cannot set up the Admin API client: {what}: {detail}")]
-    Setup { what: String, detail: String },
+    #[error("cannot set up the Admin API client: {0}")]
+    Setup(#[from] HttpClientError),
     #[error("cannot read the Admin API token: {0}")]
     Token(#[from] SecretError),
 }
@@ -136,10 +133,10 @@ fn unauthorized_hint(token_source: Option<&str>, status: u16) -> String {
     };
     match token_source {
         Some(source) => format!(
-            "{verb}; kongup sent the {TOKEN_HEADER} read from {source}: check that it holds a valid token with read access to this endpoint"
+            "{verb}; kongup sent the {ADMIN_TOKEN_HEADER} read from {source}: check that it holds a valid token with read access to this endpoint"
         ),
         None => format!(
-            "{verb}; kongup sent no {TOKEN_HEADER}: name one in the plan's admin.token (env: or file:)"
+            "{verb}; kongup sent no {ADMIN_TOKEN_HEADER}: name one in the plan's admin.token (env: or file:)"
         ),
     }
 }
@@ -186,71 +183,13 @@ pub struct AdminClient {
     options: AdminClientOptions,
 }
 
-/// Installs the ring provider for rustls once per process; safe to call again.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 impl AdminClient {
-    /// Builds the client. The second value holds warnings the caller must show the operator
-    /// (e.g. TLS verification switched off).
+    /// Builds the client (`kong::http::client`, one for every Kong API kongup reads). The
+    /// second value holds warnings the caller must show the operator (e.g. TLS verification
+    /// switched off).
     pub fn new(options: AdminClientOptions) -> Result<(AdminClient, Vec<String>), AdminError> {
-        install_crypto_provider();
-        let mut warnings = Vec::new();
-        let mut builder = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("kongup/", env!("CARGO_PKG_VERSION")));
-        let tls = &options.tls;
-        if let Some(ca_file) = &tls.ca_file {
-            let pem = read_file("admin.tls.ca_file", ca_file)?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AdminError::Setup {
-                    what: format!("admin.tls.ca_file {}", ca_file.display()),
-                    detail: format!("not a PEM certificate bundle ({e})"),
-                })?;
-            if certs.is_empty() {
-                return Err(AdminError::Setup {
-                    what: format!("admin.tls.ca_file {}", ca_file.display()),
-                    detail: "holds no certificate".into(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        match (&tls.client_cert, &tls.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file("admin.tls.client_cert", cert)?;
-                pem.push(b'\n');
-                pem.extend(read_file("admin.tls.client_key", key)?);
-                let identity =
-                    reqwest::Identity::from_pem(&pem).map_err(|e| AdminError::Setup {
-                        what: format!(
-                            "client certificate {} with key {}",
-                            cert.display(),
-                            key.display()
-                        ),
-                        detail: format!("not a PEM certificate and private key ({e})"),
-                    })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(AdminError::Setup {
-                    what: "admin.tls".into(),
-                    detail: "client_cert and client_key go together: set both or neither".into(),
-                });
-            }
-        }
-        if tls.insecure {
-            warnings.push(
-                "admin.tls.insecure is set: kongup does not verify the Admin API's TLS certificate, so anyone on the network path could read the Admin token and forge Kong's answers".to_string(),
-            );
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let http = builder.build().map_err(|e| AdminError::Setup {
-            what: "the HTTP client".into(),
-            detail: error_chain(&e),
-        })?;
+        let (http, warnings) =
+            crate::kong::http::client(&options.tls, options.timeout, options.connect_timeout)?;
         let token = match &options.token {
             Some(source) => Some((crate::secrets::resolve(source)?, source.describe())),
             None => None,
@@ -417,7 +356,7 @@ impl AdminClient {
     async fn get_once(&self, url: &str) -> Result<(StatusCode, Vec<u8>), AdminError> {
         let mut request = self.http.get(url);
         if let Some((token, _)) = &self.token {
-            request = request.header(TOKEN_HEADER, token.expose());
+            request = request.header(ADMIN_TOKEN_HEADER, token.expose());
         }
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
         let status = response.status();
@@ -480,13 +419,6 @@ fn too_many_pages(admin_url: &str, what: &str) -> AdminError {
         url: join(admin_url, what),
         detail: format!("it kept sending `next` links for more than {MAX_PAGES} pages"),
     }
-}
-
-fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, AdminError> {
-    std::fs::read(path).map_err(|e| AdminError::Setup {
-        what: format!("{what} {}", path.display()),
-        detail: format!("cannot read it ({e})"),
-    })
 }
 
 /// `base` + `path`, keeping any path prefix of `base`. Kong's `next` links are paths from

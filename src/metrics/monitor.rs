@@ -146,7 +146,7 @@ impl Drop for MonitorHandle {
 }
 
 /// Starts the monitor on the current tokio runtime. `client` comes from
-/// `metrics::http::http_client` with the plan's TLS options.
+/// `kong::http::client` with the plan's TLS options.
 pub fn spawn(config: MonitorConfig, client: reqwest::Client) -> MonitorHandle {
     let history = SnapshotHistory::for_span(config.history, config.interval);
     let (history_tx, history_rx) = watch::channel(Arc::new(history));

@@ -5,8 +5,8 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::header::{ACCEPT, HeaderValue};
 
-use super::http::ADMIN_TOKEN_HEADER;
 use super::sample::{ExpositionError, NodeSample};
+use crate::kong::http::ADMIN_TOKEN_HEADER;
 use crate::secrets::Secret;
 
 /// A Kong exposition of 10 000 series is about 1.5 MB; anything past this is not one.
