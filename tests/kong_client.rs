@@ -289,6 +289,128 @@ async fn data_planes_follow_next_across_pages() {
     );
 }
 
+/// A server that counts the requests that reached it and the Admin tokens among them.
+async fn token_catcher() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (h, t) = (hits.clone(), tokens.clone());
+    let base = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let (hits, tokens) = (h.clone(), t.clone());
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            if let Some(token) = headers.get("kong-admin-token") {
+                tokens
+                    .lock()
+                    .unwrap()
+                    .push(token.to_str().unwrap().to_string());
+            }
+            Json(json!({"data": [], "next": null}))
+        }
+    }))
+    .await;
+    (base, hits, tokens)
+}
+
+fn token_client(dir: &std::path::Path) -> AdminClient {
+    let path = dir.join("token");
+    std::fs::write(&path, "tok-must-stay-home\n").unwrap();
+    client_with(AdminClientOptions {
+        token: Some(SecretRef::File(path)),
+        read_attempts: 1,
+        ..AdminClientOptions::default()
+    })
+}
+
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_token_does_not_follow_it() {
+    let (elsewhere, hits, tokens) = token_catcher().await;
+    let target = format!("{elsewhere}/");
+    let base = serve(Router::new().route(
+        "/",
+        get(move || {
+            let target = target.clone();
+            async move {
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = token_client(dir.path()).node_info(&base).await.unwrap_err();
+    assert!(
+        matches!(error, AdminError::Redirect { status: 301, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "the Admin API at {base}/ answered a redirect (301) to {elsewhere}/"
+        )) && text.contains("point the plan at the final URL"),
+        "{text}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert!(tokens.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_server_is_refused() {
+    let (elsewhere, hits, tokens) = token_catcher().await;
+    let foreign = format!("{elsewhere}/routes?offset=2");
+    let base = serve(Router::new().route(
+        "/routes",
+        get(move || {
+            let foreign = foreign.clone();
+            async move { Json(json!({"data": [{"id": "r1"}], "next": foreign})) }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = token_client(dir.path());
+    let error = client.list_entities(&base, "routes").await.unwrap_err();
+    assert!(matches!(error, AdminError::ForeignNext { .. }), "{error:?}");
+    assert!(error.to_string().contains(&elsewhere), "{error}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the foreign link was followed"
+    );
+    assert!(tokens.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_absolute_next_link_on_the_same_origin_is_followed() {
+    #[derive(serde::Deserialize)]
+    struct Offset {
+        offset: Option<String>,
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let next = format!("{base}/routes?offset=2");
+    let router = Router::new().route(
+        "/routes",
+        get(move |Query(q): Query<Offset>| {
+            let next = next.clone();
+            async move {
+                match q.offset.as_deref() {
+                    None => Json(json!({"data": [{"id": "r1"}], "next": next})),
+                    _ => Json(json!({"data": [{"id": "r2"}], "next": null})),
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let routes = client()
+        .list_entities(&base, "routes")
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<&str> = routes.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["r1", "r2"]);
+}
+
 #[tokio::test]
 async fn entities_page_through_next_and_missing_collections_are_none() {
     #[derive(serde::Deserialize)]

@@ -574,6 +574,56 @@ async fn tls_options_reach_a_server_with_a_private_ca_and_client_certificates() 
     server.kill().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_scrape_does_not_follow_a_redirect_and_keeps_the_token_home() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let counted = seen.clone();
+    let elsewhere = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let counted = counted.clone();
+        async move {
+            if headers.contains_key("kong-admin-token") {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            kong_text(1, 0)
+        }
+    }))
+    .await;
+    let location = format!("{elsewhere}/metrics");
+    let base = serve(Router::new().route(
+        "/metrics",
+        get(move || {
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let client = http_client(&TlsOptions::default(), Duration::from_secs(3)).unwrap();
+    let error = kongup::metrics::scrape::scrape_node(
+        &client,
+        &format!("{base}/metrics"),
+        Some(&"tok-stays-home".into()),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("answered a redirect (302) to {elsewhere}/metrics"))
+            && text.contains("point the plan at the final URL"),
+        "{text}"
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "the token followed the redirect"
+    );
+}
+
 #[test]
 fn tls_files_that_cannot_be_used_say_which_and_why() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,11 +8,18 @@
 //! whatever server passes this check, so a certificate from any other CA, public or
 //! installed on this machine (a corporate proxy's, say), is refused rather than merged in.
 //! Without a CA file the system's roots apply, for an Admin API with a public certificate.
+//!
+//! Redirects are not followed: reqwest strips only `Authorization` and `Cookie` when a
+//! redirect leaves the host, so `Kong-Admin-Token` would follow one anywhere, even from
+//! https to http. A redirect is an error that names where it pointed.
 
 use std::path::Path;
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
+
 use crate::plan::model::TlsOptions;
+use crate::secrets::Secret;
 
 /// The header Kong Enterprise's RBAC reads the Admin token from.
 pub const ADMIN_TOKEN_HEADER: &str = "Kong-Admin-Token";
@@ -47,6 +54,28 @@ pub enum HttpClientError {
     HalfIdentity,
     #[error("could not build the HTTP client: {0}")]
     Build(reqwest::Error),
+    #[error(
+        "the Admin token holds characters an HTTP header cannot carry (a control character or a line break): check where the plan reads it from"
+    )]
+    TokenNotAHeader,
+}
+
+/// The `Kong-Admin-Token` value for a token, marked sensitive: HTTP/2 never puts it in its
+/// header tables, and `Debug` of a request shows `Sensitive` instead of it.
+pub fn token_header(token: &Secret) -> Result<HeaderValue, HttpClientError> {
+    let mut value =
+        HeaderValue::from_str(token.expose()).map_err(|_| HttpClientError::TokenNotAHeader)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Where a redirect answer pointed, for the error that refuses to follow it.
+pub fn redirect_target(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|location| String::from_utf8_lossy(location.as_bytes()).into_owned())
+        .unwrap_or_else(|| "nowhere (no Location header)".to_string())
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, HttpClientError> {
@@ -71,6 +100,7 @@ pub fn client(
     let mut builder = reqwest::Client::builder()
         .timeout(request_timeout)
         .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("kongup/", env!("CARGO_PKG_VERSION")));
     if let Some(ca_file) = &tls.ca_file {
         let pem = read("CA file", ca_file)?;
@@ -114,6 +144,17 @@ pub fn client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_header_is_sensitive() {
+        let value = token_header(&Secret::new("tok-1")).unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(format!("{value:?}"), "Sensitive");
+        assert!(matches!(
+            token_header(&Secret::new("tok\n2")),
+            Err(HttpClientError::TokenNotAHeader)
+        ));
+    }
 
     #[test]
     fn insecure_comes_with_its_warning() {
