@@ -361,3 +361,86 @@ pub fn spawn(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kong::types::StatusName;
+
+    fn plan(from: &str, to: &str) -> Plan {
+        let yaml = format!(
+            r#"
+name: drift
+from: {from}
+to: {to}
+mode: hybrid
+database: postgres
+strategy: in-place
+clusters:
+  x:
+    nodes:
+      - name: cp-1
+        role: control_plane
+        admin_url: http://cp1:8001
+      - name: dp-1
+        role: data_plane
+    database:
+      host: db
+  y:
+    nodes:
+      - name: cp-2
+        role: control_plane
+        admin_url: http://cp2:8001
+      - name: dp-2
+        role: data_plane
+traffic:
+  driver:
+    type: manual
+  schedule: [100]
+  bake: 1m
+"#
+        );
+        crate::plan::load::parse_plan(&yaml, "drift.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .plan
+    }
+
+    fn view(name: &str, version: &str, sync: Option<SyncStatus>) -> NodeView {
+        NodeView {
+            name: name.into(),
+            cluster: ClusterSide::X,
+            role: if sync.is_some() {
+                Role::DataPlane
+            } else {
+                Role::ControlPlane
+            },
+            version: Some(version.into()),
+            health: NodeHealth::Ready,
+            control_plane: sync.map(|_| "cp-1".to_string()),
+            sync_status: sync,
+        }
+    }
+
+    fn warnings(plan: &Plan, nodes: Vec<NodeView>) -> Vec<String> {
+        let now = TopologySnapshot {
+            nodes,
+            ..TopologySnapshot::default()
+        };
+        drift(plan, None, &now)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_sync_status_is_named_as_kong_sent_it() {
+        let status = SyncStatus::Other(StatusName::new("wasm_filter_set_incompatible"));
+        assert_eq!(
+            warnings(
+                &plan("3.9.1", "3.10.0"),
+                vec![view("dp-1", "3.9.1", Some(status))]
+            ),
+            ["data plane x/dp-1 reports sync_status wasm_filter_set_incompatible to cp-1"]
+        );
+    }
+}
