@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::version::{KongVersion, VersionError};
+
+/// Reads a version as Kong reports it (`GET /`, a data plane's `version`): three or four
+/// numeric parts, with any `-…` or `+…` suffix dropped, as in the Admin API's
+/// `2.4.1.0-enterprise-edition`. Plan files get no such leniency (`KongVersion::from_str`).
+pub fn reported_version(text: &str) -> Result<KongVersion, VersionError> {
+    let numeric = text.trim().split(['-', '+']).next().unwrap_or_default();
+    numeric.parse().map_err(|e: VersionError| VersionError {
+        input: text.to_string(),
+        reason: e.reason,
+    })
+}
+
 /// `GET /` on the Admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -221,6 +234,24 @@ pub struct Page<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_kong_reports_lose_their_suffix() {
+        assert_eq!(
+            reported_version("2.4.1.0-enterprise-edition").unwrap(),
+            KongVersion::enterprise(2, 4, 1, 0)
+        );
+        assert_eq!(
+            reported_version("3.4.3").unwrap(),
+            reported_version("3.4.3.0").unwrap()
+        );
+        assert_eq!(
+            reported_version("3.9.1+build.7").unwrap(),
+            KongVersion::new(3, 9, 1)
+        );
+        let error = reported_version("next-gen").unwrap_err();
+        assert_eq!(error.input, "next-gen");
+    }
 
     #[test]
     fn a_sync_status_kongup_does_not_know_is_kept_as_sent() {
