@@ -314,7 +314,18 @@ impl PgTarget {
         what: &str,
         sql: &str,
     ) -> Result<Vec<tokio_postgres::Row>, PgError> {
-        match tokio::time::timeout(self.query_timeout, client.query(sql, &[])).await {
+        self.query_with(client, what, sql, &[]).await
+    }
+
+    /// [`PgTarget::query`] with parameters (`$1`, …).
+    pub async fn query_with(
+        &self,
+        client: &tokio_postgres::Client,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, PgError> {
+        match tokio::time::timeout(self.query_timeout, client.query(sql, params)).await {
             Err(_) => Err(PgError::QueryTimeout {
                 what: what.to_string(),
                 address: self.address(),
