@@ -2,6 +2,7 @@
 //! log line, journal record and report.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use crate::plan::model::SecretRef;
 
@@ -23,8 +24,50 @@ pub enum SecretError {
     Empty { source_name: String },
 }
 
+/// A secret's value once read (the Admin token, a database password). `Debug` and
+/// `Display` print `[REDACTED]`, so whatever holds one can derive `Debug` safely; the value
+/// comes out only through [`Secret::expose`], at the one place that sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the header, the connection or the environment it goes to.
+    /// Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
 /// Reads a secret's value. A file's trailing newline is not part of the secret.
-pub fn resolve(secret: &SecretRef) -> Result<String, SecretError> {
+pub fn resolve(secret: &SecretRef) -> Result<Secret, SecretError> {
     let source_name = secret.describe();
     let value = match secret {
         SecretRef::Env(var) => std::env::var(var).map_err(|_| SecretError::EnvMissing {
@@ -41,17 +84,26 @@ pub fn resolve(secret: &SecretRef) -> Result<String, SecretError> {
     if value.is_empty() {
         return Err(SecretError::Empty { source_name });
     }
-    Ok(value)
+    Ok(Secret(value))
 }
 
 /// Replaces every known secret value in a text with `[REDACTED]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a secret that contains another is replaced whole.
     secrets: Vec<String>,
 }
 
 pub const REDACTED: &str = "[REDACTED]";
+
+/// Says how many secrets it knows, never which.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
 
 /// Secrets shorter than this are warned about at the start of a run.
 pub const SHORT_SECRET: usize = 8;
@@ -106,6 +158,15 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_and_the_redactor_never_print_a_value() {
+        let secret = Secret::new("hunter2-value");
+        assert_eq!(format!("{secret:?} {secret}"), "[REDACTED] [REDACTED]");
+        assert_eq!(secret.expose(), "hunter2-value");
+        let redactor = Redactor::new(["hunter2-value".to_string()]);
+        assert!(!format!("{redactor:?}").contains("hunter2"), "{redactor:?}");
+    }
+
+    #[test]
     fn an_empty_secret_says_where_to_put_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
@@ -126,7 +187,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "tok\n").unwrap();
-        assert_eq!(resolve(&SecretRef::File(path)).unwrap(), "tok");
+        assert_eq!(resolve(&SecretRef::File(path)).unwrap().expose(), "tok");
         let err = resolve(&SecretRef::Env("KONGUP_TEST_SURELY_UNSET_VAR".into())).unwrap_err();
         assert!(err.to_string().contains("KONGUP_TEST_SURELY_UNSET_VAR"));
     }

@@ -13,12 +13,13 @@ use crate::engine::event::Event;
 use crate::engine::toolbox::Toolbox;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
+use crate::kong::http;
 use crate::kong::watch::{TopologyWatcher, spawn as spawn_topology_watcher};
 use crate::metrics::GateVerdict;
-use crate::metrics::http::http_client;
 use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
 use crate::plan::model::Plan;
 use crate::plan::steps::ClusterSide;
+use crate::secrets::Secret;
 
 /// How often the console's topology is refreshed.
 pub const TOPOLOGY_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,7 +30,7 @@ pub struct LiveSources {
     /// must not delay the next refresh).
     pub admin: AdminClient,
     /// The resolved `admin.token`, sent with every scrape.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Databases whose migration state the topology pane shows (`KongAccess::databases`).
     pub databases: Vec<(ClusterSide, Arc<dyn KongDatabase>)>,
     pub metrics_interval: Duration,
@@ -74,8 +75,12 @@ pub fn start(
     let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
     config.interval = sources.metrics_interval;
     config.timeout = monitor::default_timeout(sources.metrics_interval);
-    let client = http_client(&plan.admin.tls, config.timeout)
+    let (client, warnings) = http::client(&plan.admin.tls, config.timeout, config.timeout)
         .map_err(|error| LiveSupportError(error.to_string()))?;
+    for warning in warnings {
+        // The receiver is ours until it is returned: this cannot fail.
+        let _ = side_tx.send(Event::Warning(format!("metrics: {warning}")));
+    }
     let monitor = monitor::spawn(config, client);
 
     let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);

@@ -396,7 +396,7 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
         kit.toolbox,
     ));
     confirm(&mut run, "preflight", None).await;
-    run.wait_warning("admin.tls.insecure is set").await;
+    run.wait_warning("admin.tls.insecure").await;
     let (state, detail) = ended(&mut run, "preflight").await;
     assert_eq!(state, StepState::Failed);
     assert!(detail.starts_with("3 check(s) failed"), "{detail}");
@@ -570,4 +570,97 @@ async fn a_node_that_never_comes_up_fails_the_start_at_the_deadline_with_a_count
     assert!(logs.contains("0 of 2 done; waiting for y1"), "{logs}");
     assert!(logs.contains(" left"), "{logs}");
     run.quit().await;
+}
+
+/// A `kong` that does its work, then fails the first time it is run: as if the
+/// connection to the node dropped after Kong had finished. Each run appends a line to
+/// `kong-runs` in `dir`.
+fn kong_that_fails_once(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("kong-fails-once");
+    let mark = dir.join("kong-failed-once");
+    let runs = dir.join("kong-runs");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{runs}'\n'{standin}' \"$@\" || exit $?\n\
+             if [ ! -e '{mark}' ]; then touch '{mark}'; echo 'connection to the node lost' >&2; exit 255; fi\n",
+            runs = runs.display(),
+            standin = standin(),
+            mark = mark.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// Runs `migrations-up` on `pg`, whose `kong` fails once after doing its work, then
+/// retries it; returns the retry's detail and how often `kong` ran.
+async fn up_then_retry(pg: &TestPg, name: &str) -> (String, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan_on(pg, dir.path(), name);
+    plan.migrations.kong_binary = kong_that_fails_once(dir.path());
+    let kit = kit_for(&plan);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(
+            Strategy::BlueGreen,
+            vec![step(
+                "migrations-up",
+                StepKind::Migrations(MigrationsCommand::Up),
+            )],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "migrations-up", None).await;
+    let (state, detail) = ended(&mut run, "migrations-up").await;
+    assert_eq!(state, StepState::Failed);
+    assert!(detail.contains("exited with 255"), "{detail}");
+    run.send(Command::Retry {
+        step: cluster("migrations-up"),
+        typed: None,
+    })
+    .await;
+    let (state, detail) = ended(&mut run, "migrations-up").await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    let runs = std::fs::read_to_string(dir.path().join("kong-runs"))
+        .unwrap()
+        .lines()
+        .count();
+    run.quit().await;
+    (detail, runs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_up_whose_first_attempt_left_migrations_pending_is_not_run_again() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    let (detail, runs) = up_then_retry(&pg, "retry-pending").await;
+    assert!(
+        detail.contains("1 migration(s) pending, as expected until `kong migrations finish`"),
+        "{detail}"
+    );
+    assert_eq!(runs, 1, "`up` ran again over its own pending migrations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_up_that_finds_the_database_up_to_date_compares_with_the_first_attempt() {
+    let pg = TestPg::start();
+    // A 3.10 database but for one plugin migration without a teardown: `up` runs it and
+    // leaves nothing pending.
+    pg.create_kong_database("kong", KongDbState::UpToDate);
+    pg.psql(
+        "kong",
+        "UPDATE schema_meta SET executed = array_remove(executed, '004_212_to_213') \
+         WHERE subsystem = 'acl'",
+    );
+    let (detail, runs) = up_then_retry(&pg, "retry-up-to-date").await;
+    assert!(
+        detail.contains("new migrations ran to the end and none is pending"),
+        "{detail}"
+    );
+    assert_eq!(runs, 2, "the retry runs `up`, which finds nothing to do");
 }

@@ -443,3 +443,74 @@ async fn kong_conf_is_fetched_through_the_executor() {
     .unwrap_err();
     assert!(error.to_string().contains("No such file"), "{error}");
 }
+
+/// A server that speaks just enough of PostgreSQL's protocol to let a client log in, then
+/// never answers a query: a database that hangs.
+async fn silent_postgres() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((HOST, 0)).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                // The startup message: its length, then the rest.
+                let length = socket.read_i32().await.unwrap_or(0);
+                let mut rest = vec![0u8; (length - 4).max(0) as usize];
+                if socket.read_exact(&mut rest).await.is_err() {
+                    return;
+                }
+                // AuthenticationOk, then ReadyForQuery (idle).
+                let mut hello = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
+                hello.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+                if socket.write_all(&hello).await.is_err() {
+                    return;
+                }
+                let mut sink = [0u8; 1024];
+                while matches!(socket.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_database_that_stops_answering_fails_the_restore_at_the_query_timeout() {
+    let port = silent_postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("x.dump");
+    std::fs::write(&dump, b"not read: the restore stops before pg_restore").unwrap();
+    let record = backup::BackupRecord {
+        kind: "database".into(),
+        source: "test".into(),
+        size: std::fs::metadata(&dump).unwrap().len(),
+        sha256: backup::sha256_file(&dump).unwrap(),
+        path: dump,
+        verified: "test".into(),
+    };
+    let target = PgTarget {
+        host: HOST.into(),
+        port,
+        database: "kong_y".into(),
+        user: SUPERUSER.into(),
+        password: None,
+        password_source: None,
+        connect_timeout: Duration::from_secs(5),
+        query_timeout: Duration::from_millis(500),
+    };
+    let tools = PgTools::discover(Duration::from_secs(5));
+    let error = tokio::time::timeout(
+        Duration::from_secs(20),
+        restore::restore_into_new_database(&tools, &record, &target),
+    )
+    .await
+    .expect("the restore gave up at its query timeout")
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("looking for Y's database") && text.contains("took longer than 500ms"),
+        "{text}"
+    );
+}

@@ -17,6 +17,7 @@ use kongup::kong::types::{DataPlane, DataPlaneList, NOT_A_CONTROL_PLANE, SyncSta
 use kongup::plan::model::{SecretRef, TlsOptions};
 use serde_json::json;
 use support::http::{node_info, refused_url, serve};
+use support::tls;
 
 fn client() -> AdminClient {
     client_with(AdminClientOptions {
@@ -288,6 +289,128 @@ async fn data_planes_follow_next_across_pages() {
     );
 }
 
+/// A server that counts the requests that reached it and the Admin tokens among them.
+async fn token_catcher() -> (String, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (h, t) = (hits.clone(), tokens.clone());
+    let base = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let (hits, tokens) = (h.clone(), t.clone());
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            if let Some(token) = headers.get("kong-admin-token") {
+                tokens
+                    .lock()
+                    .unwrap()
+                    .push(token.to_str().unwrap().to_string());
+            }
+            Json(json!({"data": [], "next": null}))
+        }
+    }))
+    .await;
+    (base, hits, tokens)
+}
+
+fn token_client(dir: &std::path::Path) -> AdminClient {
+    let path = dir.join("token");
+    std::fs::write(&path, "tok-must-stay-home\n").unwrap();
+    client_with(AdminClientOptions {
+        token: Some(SecretRef::File(path)),
+        read_attempts: 1,
+        ..AdminClientOptions::default()
+    })
+}
+
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_token_does_not_follow_it() {
+    let (elsewhere, hits, tokens) = token_catcher().await;
+    let target = format!("{elsewhere}/");
+    let base = serve(Router::new().route(
+        "/",
+        get(move || {
+            let target = target.clone();
+            async move {
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let error = token_client(dir.path()).node_info(&base).await.unwrap_err();
+    assert!(
+        matches!(error, AdminError::Redirect { status: 301, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "the Admin API at {base}/ answered a redirect (301) to {elsewhere}/"
+        )) && text.contains("point the plan at the final URL"),
+        "{text}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert!(tokens.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_next_link_to_another_server_is_refused() {
+    let (elsewhere, hits, tokens) = token_catcher().await;
+    let foreign = format!("{elsewhere}/routes?offset=2");
+    let base = serve(Router::new().route(
+        "/routes",
+        get(move || {
+            let foreign = foreign.clone();
+            async move { Json(json!({"data": [{"id": "r1"}], "next": foreign})) }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = token_client(dir.path());
+    let error = client.list_entities(&base, "routes").await.unwrap_err();
+    assert!(matches!(error, AdminError::ForeignNext { .. }), "{error:?}");
+    assert!(error.to_string().contains(&elsewhere), "{error}");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the foreign link was followed"
+    );
+    assert!(tokens.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_absolute_next_link_on_the_same_origin_is_followed() {
+    #[derive(serde::Deserialize)]
+    struct Offset {
+        offset: Option<String>,
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let next = format!("{base}/routes?offset=2");
+    let router = Router::new().route(
+        "/routes",
+        get(move |Query(q): Query<Offset>| {
+            let next = next.clone();
+            async move {
+                match q.offset.as_deref() {
+                    None => Json(json!({"data": [{"id": "r1"}], "next": next})),
+                    _ => Json(json!({"data": [{"id": "r2"}], "next": null})),
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let routes = client()
+        .list_entities(&base, "routes")
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<&str> = routes.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["r1", "r2"]);
+}
+
 #[tokio::test]
 async fn entities_page_through_next_and_missing_collections_are_none() {
     #[derive(serde::Deserialize)]
@@ -398,6 +521,25 @@ async fn reads_are_retried_after_a_502_but_rbac_errors_are_not() {
 }
 
 #[test]
+fn debug_output_of_a_client_and_a_freeze_source_holds_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, "tok-7f3a9c-secret\n").unwrap();
+    let client = client_with(AdminClientOptions {
+        token: Some(SecretRef::File(path)),
+        ..AdminClientOptions::default()
+    });
+    let source = kongup::kong::freeze::FreezeSource::AdminApi {
+        client: client.clone(),
+        admin_url: "http://cp1:8001".into(),
+    };
+    for shown in [format!("{client:?}"), format!("{source:?}")] {
+        assert!(!shown.contains("tok-7f3a9c-secret"), "{shown}");
+        assert!(shown.contains("[REDACTED]"), "{shown}");
+    }
+}
+
+#[test]
 fn half_a_client_certificate_is_refused() {
     let error = AdminClient::new(AdminClientOptions {
         tls: TlsOptions {
@@ -408,117 +550,6 @@ fn half_a_client_certificate_is_refused() {
     })
     .unwrap_err();
     assert!(error.to_string().contains("set both or neither"), "{error}");
-}
-
-mod tls {
-    //! A TLS listener that answers one fixed Kong body per connection, with certificates
-    //! made by rcgen: a CA, a server certificate for 127.0.0.1, a client certificate.
-
-    use std::path::{Path, PathBuf};
-    use std::sync::Arc;
-
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-
-    pub struct Pki {
-        pub ca_pem: String,
-        pub server_cert_pem: String,
-        pub server_key_pem: String,
-        pub client_cert_pem: String,
-        pub client_key_pem: String,
-    }
-
-    pub fn make_pki() -> Pki {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let server_key = KeyPair::generate().unwrap();
-        let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&server_key, &issuer)
-            .unwrap();
-        let client_key = KeyPair::generate().unwrap();
-        let client_cert = CertificateParams::new(vec!["kongup-client".to_string()])
-            .unwrap()
-            .signed_by(&client_key, &issuer)
-            .unwrap();
-        Pki {
-            ca_pem: ca_cert.pem(),
-            server_cert_pem: server_cert.pem(),
-            server_key_pem: server_key.serialize_pem(),
-            client_cert_pem: client_cert.pem(),
-            client_key_pem: client_key.serialize_pem(),
-        }
-    }
-
-    pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    /// Serves `body` as JSON over TLS; requires a client certificate signed by the CA when
-    /// `require_client_cert`. Returns `https://127.0.0.1:PORT`.
-    pub async fn serve(pki: &Pki, body: String, require_client_cert: bool) -> String {
-        kongup::kong::client::install_crypto_provider();
-        let certs = vec![CertificateDer::from_pem_slice(pki.server_cert_pem.as_bytes()).unwrap()];
-        let key = PrivateKeyDer::from_pem_slice(pki.server_key_pem.as_bytes()).unwrap();
-        let builder = rustls::ServerConfig::builder();
-        let config = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
-                .unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                .build()
-                .unwrap();
-            builder
-                .with_client_cert_verifier(verifier)
-                .with_single_cert(certs, key)
-                .unwrap()
-        } else {
-            builder
-                .with_no_client_auth()
-                .with_single_cert(certs, key)
-                .unwrap()
-        };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let acceptor = acceptor.clone();
-                let body = body.clone();
-                tokio::spawn(async move {
-                    let Ok(mut stream) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = stream.write_all(response.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
-            }
-        });
-        format!("https://{address}")
-    }
 }
 
 fn node_json() -> String {

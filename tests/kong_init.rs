@@ -312,6 +312,25 @@ fn every_pick_writes_a_valid_plan() {
 }
 
 #[test]
+fn versions_with_a_suffix_are_read_and_equal_releases_are_not_mixed() {
+    let discovery = discover::analyse(vec![
+        probed(
+            "http://a:8001",
+            node_info("2.4.1.0-enterprise-edition", "traditional", "postgres"),
+            vec![],
+        ),
+        probed(
+            "http://b:8001",
+            node_info("2.4.1", "traditional", "postgres"),
+            vec![],
+        ),
+    ])
+    .unwrap();
+    assert_eq!(discovery.version.to_string(), "2.4.1.0");
+    assert!(discovery.warnings.is_empty(), "{:?}", discovery.warnings);
+}
+
+#[test]
 fn mixed_nodes_are_refused() {
     let error = discover::analyse(vec![
         probed(

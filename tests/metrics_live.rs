@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use kongup::metrics::http::http_client;
+use kongup::kong::http::HttpClientError;
 use kongup::metrics::monitor::{self, MonitorConfig, ScrapeTarget};
 use kongup::metrics::{MetricsSnapshot, Verdict};
 use kongup::plan::model::{FailAction, GateSpec, TlsOptions};
@@ -16,6 +16,11 @@ use kongup::plan::steps::ClusterSide;
 use tokio::net::TcpListener;
 
 const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The client the monitor and `kongup scrape` use, with one timeout for both limits.
+fn http_client(tls: &TlsOptions, timeout: Duration) -> Result<reqwest::Client, HttpClientError> {
+    kongup::kong::http::client(tls, timeout, timeout).map(|(client, _)| client)
+}
 
 /// `ok` 200s and `errors` 500s so far, and as many fast requests in the histogram.
 fn kong_text(ok: u64, errors: u64) -> String {
@@ -122,7 +127,7 @@ async fn the_monitor_scrapes_both_clusters_and_judges_y() {
         window: gates.window,
         history: Duration::from_secs(600),
         gates: Some(gates),
-        admin_token: Some("s3cret-token".to_string()),
+        admin_token: Some("s3cret-token".into()),
     };
     assert!(!format!("{config:?}").contains("s3cret-token"));
     let client = http_client(&TlsOptions::default(), Duration::from_secs(3)).unwrap();
@@ -567,6 +572,56 @@ async fn tls_options_reach_a_server_with_a_private_ca_and_client_certificates() 
     assert!(scrape(no_client_cert).await.is_err());
 
     server.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_scrape_does_not_follow_a_redirect_and_keeps_the_token_home() {
+    let seen = Arc::new(AtomicU64::new(0));
+    let counted = seen.clone();
+    let elsewhere = serve(Router::new().fallback(move |headers: HeaderMap| {
+        let counted = counted.clone();
+        async move {
+            if headers.contains_key("kong-admin-token") {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            kong_text(1, 0)
+        }
+    }))
+    .await;
+    let location = format!("{elsewhere}/metrics");
+    let base = serve(Router::new().route(
+        "/metrics",
+        get(move || {
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, location)],
+                )
+            }
+        }),
+    ))
+    .await;
+    let client = http_client(&TlsOptions::default(), Duration::from_secs(3)).unwrap();
+    let error = kongup::metrics::scrape::scrape_node(
+        &client,
+        &format!("{base}/metrics"),
+        Some(&"tok-stays-home".into()),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("answered a redirect (302) to {elsewhere}/metrics"))
+            && text.contains("point the plan at the final URL"),
+        "{text}"
+    );
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "the token followed the redirect"
+    );
 }
 
 #[test]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::kong::http;
 use crate::metrics::ClusterFigures;
 use crate::metrics::aggregate::ClusterTracker;
-use crate::metrics::http::http_client;
 use crate::metrics::sample::NodeSample;
 use crate::metrics::scrape::{metrics_url_from_arg, scrape_node};
 use crate::plan::model::{SecretRef, TlsOptions};
@@ -100,10 +100,10 @@ pub fn run(args: ScrapeArgs) -> color_eyre::Result<i32> {
         client_key: args.client_key.clone(),
         insecure: args.insecure,
     };
-    if tls.insecure {
-        eprintln!("warning: --insecure: the endpoints' certificates are not verified");
+    let (client, warnings) = http::client(&tls, args.timeout, args.timeout)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
-    let client = http_client(&tls, args.timeout)?;
     let urls: Vec<String> = args.urls.iter().map(|u| metrics_url_from_arg(u)).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,7 +112,7 @@ pub fn run(args: ScrapeArgs) -> color_eyre::Result<i32> {
         let sample_all = || {
             futures::future::join_all(
                 urls.iter()
-                    .map(|url| scrape_node(&client, url, token.as_deref(), args.timeout)),
+                    .map(|url| scrape_node(&client, url, token.as_ref(), args.timeout)),
             )
         };
         let started = tokio::time::Instant::now();

@@ -43,7 +43,8 @@ fn readable_secrets(loaded: &LoadedPlan) -> Redactor {
     Redactor::new(
         plan_secrets(&loaded.plan)
             .iter()
-            .filter_map(|secret| crate::secrets::resolve(secret).ok()),
+            .filter_map(|secret| crate::secrets::resolve(secret).ok())
+            .map(|secret| secret.expose().to_string()),
     )
 }
 

@@ -66,7 +66,7 @@ pub fn resolve_plan_secrets(plan: &Plan) -> Result<Redactor, Vec<crate::secrets:
     let mut errors = Vec::new();
     for secret in plan_secrets(plan) {
         match crate::secrets::resolve(&secret) {
-            Ok(value) => values.push(value),
+            Ok(value) => values.push(value.expose().to_string()),
             Err(error) => errors.push(error),
         }
     }

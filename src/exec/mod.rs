@@ -22,12 +22,28 @@ pub struct OutputLine {
     pub text: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecRequest {
     pub command: CommandLine,
     /// Extra environment for the command (secrets go here, never into argv).
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
+}
+
+/// The environment's names only: its values may be secrets (`KONG_PG_PASSWORD`).
+impl std::fmt::Debug for ExecRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecRequest")
+            .field("command", &self.command)
+            .field("env", &env_names(&self.env))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The names of an environment, for `Debug` output that must not show the values.
+pub(crate) fn env_names(env: &[(String, String)]) -> Vec<&str> {
+    env.iter().map(|(name, _)| name.as_str()).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,4 +203,33 @@ pub fn executor_for(spec: &ExecutorSpec, name: &str) -> Result<Arc<dyn Executor>
             )));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_names_the_environment_but_shows_no_value() {
+        let request = ExecRequest {
+            command: CommandLine::Argv(vec!["kong".into(), "migrations".into()]),
+            env: vec![("KONG_PG_PASSWORD".into(), "pg-secret-9d2e".into())],
+            timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{request:?}");
+        assert!(shown.contains("KONG_PG_PASSWORD"), "{shown}");
+        assert!(!shown.contains("pg-secret-9d2e"), "{shown}");
+        let spec = process::ProcessSpec {
+            program: "kong".into(),
+            args: Vec::new(),
+            env: request.env.clone(),
+            stdin: Some(b"pg-secret-9d2e".to_vec()),
+            hold_stdin_open: false,
+            what: "kong".into(),
+            executor: "local".into(),
+            kill_grace: Duration::from_secs(1),
+        };
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("pg-secret-9d2e"), "{shown}");
+    }
 }

@@ -41,6 +41,10 @@ pub const BACKLOG_LINES: usize = 10_000;
 /// Between SIGTERM to the process group and SIGKILL.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 
+/// After SIGKILL to the process group, how long kongup waits for the program to be gone.
+/// A program still there is stuck in the kernel, and is reported rather than waited for.
+pub const REAP_AFTER_KILL: Duration = Duration::from_secs(5);
+
 /// After the program exits, how long its output pipes may stay open (held by a
 /// background process it started) before kongup stops reading them.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -115,9 +119,10 @@ pub async fn kill_on_drop<F: std::future::Future>(future: F) -> F::Output {
 }
 
 /// The longest `run_process` may take for a `timeout`: the timeout, the grace between
-/// SIGTERM and SIGKILL, and the wait for the output to drain.
+/// SIGTERM and SIGKILL, the wait for the program to go after SIGKILL, and the wait for the
+/// output to drain.
 pub fn longest_run(timeout: Duration) -> Duration {
-    timeout + DEFAULT_KILL_GRACE + DRAIN_GRACE
+    timeout + DEFAULT_KILL_GRACE + REAP_AFTER_KILL + DRAIN_GRACE
 }
 
 /// SIGKILLs a process group when dropped while armed: the run was given up on before its
@@ -137,7 +142,7 @@ impl Drop for GroupGuard {
 }
 
 /// One program to start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -152,6 +157,21 @@ pub struct ProcessSpec {
     /// Where it runs, for errors, e.g. `local`.
     pub executor: String,
     pub kill_grace: Duration,
+}
+
+/// Neither the environment's values nor stdin (either may carry a secret).
+impl std::fmt::Debug for ProcessSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessSpec")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &super::env_names(&self.env))
+            .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("what", &self.what)
+            .field("executor", &self.executor)
+            .field("kill_grace", &self.kill_grace)
+            .finish()
+    }
 }
 
 /// Starts the program and waits for it to exit, time out, or be cancelled; its stdout and
@@ -261,13 +281,22 @@ pub async fn run_process(
                 spec.what, spec.executor
             )));
         }
-        Ending::TimedOut => {
-            terminate_group(&mut child, pgid, spec.kill_grace).await;
-            ExitOutcome::TimedOut
-        }
-        Ending::Aborted => {
-            terminate_group(&mut child, pgid, spec.kill_grace).await;
-            ExitOutcome::Aborted
+        Ending::TimedOut | Ending::Aborted => {
+            let (outcome, how) = match ending {
+                Ending::TimedOut => (ExitOutcome::TimedOut, "timed out"),
+                _ => (ExitOutcome::Aborted, "was aborted"),
+            };
+            if !terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await {
+                // Still not reaped: the armed guard sends SIGKILL once more on the way out.
+                guard.armed = true;
+                return Err(ExecError::Other(format!(
+                    "{} on {} {how} and did not exit within {} of SIGKILL to its process group {pgid}: it is stuck in the kernel (uninterruptible I/O, a hung network mount?). Look at it with `ps -o pid,stat,wchan:32,args -g {pgid}` and deal with it before retrying",
+                    spec.what,
+                    spec.executor,
+                    humantime::format_duration(REAP_AFTER_KILL)
+                )));
+            }
+            outcome
         }
     };
     // The leader is reaped (`terminate_group` waits for it too).
@@ -303,8 +332,14 @@ fn outcome_of(status: ExitStatus) -> ExitOutcome {
 }
 
 /// SIGTERM to the group; once the leader is reaped and the group is empty, done;
-/// otherwise SIGKILL to the group after `grace`.
-async fn terminate_group(child: &mut Child, pgid: Pid, grace: Duration) {
+/// otherwise SIGKILL to the group after `grace`, and a wait of at most `reap_limit` for the
+/// leader. False when the leader is still there then.
+async fn terminate_group(
+    child: &mut Child,
+    pgid: Pid,
+    grace: Duration,
+    reap_limit: Duration,
+) -> bool {
     let _ = killpg(pgid, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     loop {
@@ -312,12 +347,11 @@ async fn terminate_group(child: &mut Child, pgid: Pid, grace: Duration) {
         // The group's id stays reserved while any member lives, so this cannot hit
         // an unrelated process.
         if leader_gone && killpg(pgid, None) == Err(Errno::ESRCH) {
-            return;
+            return true;
         }
         if Instant::now() >= deadline {
             let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.wait().await;
-            return;
+            return tokio::time::timeout(reap_limit, child.wait()).await.is_ok();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -534,6 +568,41 @@ mod tests {
             _ => panic!("expected the dropped-lines notice"),
         }
         assert!(matches!(queue.next(), Next::Finished));
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_outlives_sigkill_is_reported_not_waited_for() {
+        let sleeper = || {
+            let mut command = Command::new("sleep");
+            command.arg("30").process_group(0).kill_on_drop(true);
+            command.spawn().unwrap()
+        };
+        // The "leader" is in a group of its own, so the SIGKILL to `group` never reaches
+        // it: from terminate_group's side, exactly a program that would not die.
+        let mut leader = sleeper();
+        let mut member = sleeper();
+        let group = Pid::from_raw(member.id().unwrap() as i32);
+        let started = Instant::now();
+        let reaped = terminate_group(
+            &mut leader,
+            group,
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+        )
+        .await;
+        assert!(!reaped);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // The group itself was signalled (SIGTERM is enough for `sleep`).
+        let status = tokio::time::timeout(Duration::from_secs(5), member.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.signal(), Some(Signal::SIGTERM as i32));
+        leader.kill().await.unwrap();
     }
 
     #[test]

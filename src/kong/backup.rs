@@ -17,9 +17,11 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::event::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, OutputLine};
 use crate::kong::client::{AdminClient, AdminError};
+use crate::kong::http::ADMIN_TOKEN_HEADER;
 use crate::kong::pg::PgTarget;
 use crate::kong::process::{self, ToolError};
 use crate::plan::model::{CommandLine, TlsOptions};
+use crate::secrets::Secret;
 
 /// What the journal records of one backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -379,7 +381,7 @@ pub fn deck_dump_invocation(
     let config_text = match token {
         Some(token) => format!(
             "headers:\n  - {}\n",
-            serde_json::to_string(&format!("Kong-Admin-Token:{token}")).unwrap_or_default()
+            serde_json::to_string(&format!("{ADMIN_TOKEN_HEADER}:{token}")).unwrap_or_default()
         ),
         None => "{}\n".to_string(),
     };
@@ -400,7 +402,7 @@ pub async fn deck_dump(
     let config = run_dir.join(format!(".{file_name}.deck.yaml"));
     let (args, config_text) = deck_dump_invocation(
         admin_url,
-        client.token_value(),
+        client.token().map(Secret::expose),
         client.tls(),
         &path,
         &config,

@@ -3,20 +3,18 @@
 //! the certificate or the token.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
+use crate::kong::http::{ADMIN_TOKEN_HEADER, HttpClientError, redirect_target, token_header};
 use crate::kong::types::{
     DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
 };
 use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
-use crate::secrets::SecretError;
-
-/// Kong's RBAC header (Enterprise).
-pub const TOKEN_HEADER: &str = "Kong-Admin-Token";
+use crate::secrets::{Secret, SecretError};
 
 /// The core entities kongup exports for a backup and fingerprints for the freeze guard,
 /// in the order Kong's own export writes them.
@@ -122,8 +120,20 @@ pub enum AdminError {
         status: u16,
         kong_message: Option<String>,
     },
-    #[error("cannot set up the Admin API client: {what}: {detail}")]
-    Setup { what: String, detail: String },
+    #[error(
+        "the Admin API at {url} answered a redirect ({status}) to {location}; point the plan at the final URL. kongup follows no redirect, so the Admin token never goes where the plan does not say"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
+    #[error(
+        "{url} sent a `next` link to {next}, another server than the Admin API kongup was pointed at: kongup follows `next` only on that Admin API, so the Admin token goes nowhere else. Check what sits in front of the Admin API (a proxy that rewrites links?)"
+    )]
+    ForeignNext { url: String, next: String },
+    #[error("cannot set up the Admin API client: {0}")]
+    Setup(#[from] HttpClientError),
     #[error("cannot read the Admin API token: {0}")]
     Token(#[from] SecretError),
 }
@@ -136,10 +146,10 @@ fn unauthorized_hint(token_source: Option<&str>, status: u16) -> String {
     };
     match token_source {
         Some(source) => format!(
-            "{verb}; kongup sent the {TOKEN_HEADER} read from {source}: check that it holds a valid token with read access to this endpoint"
+            "{verb}; kongup sent the {ADMIN_TOKEN_HEADER} read from {source}: check that it holds a valid token with read access to this endpoint"
         ),
         None => format!(
-            "{verb}; kongup sent no {TOKEN_HEADER}: name one in the plan's admin.token (env: or file:)"
+            "{verb}; kongup sent no {ADMIN_TOKEN_HEADER}: name one in the plan's admin.token (env: or file:)"
         ),
     }
 }
@@ -181,77 +191,35 @@ pub enum Readiness {
 #[derive(Debug, Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
-    token: Option<(String, String)>,
+    token: Option<AdminToken>,
     options: AdminClientOptions,
 }
 
-/// Installs the ring provider for rustls once per process; safe to call again.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// The resolved token, the sensitive header made of it, and where it came from.
+#[derive(Debug, Clone)]
+struct AdminToken {
+    value: Secret,
+    header: HeaderValue,
+    /// `SecretRef::describe`, for error messages.
+    source: String,
 }
 
 impl AdminClient {
-    /// Builds the client. The second value holds warnings the caller must show the operator
-    /// (e.g. TLS verification switched off).
+    /// Builds the client (`kong::http::client`, one for every Kong API kongup reads). The
+    /// second value holds warnings the caller must show the operator (e.g. TLS verification
+    /// switched off).
     pub fn new(options: AdminClientOptions) -> Result<(AdminClient, Vec<String>), AdminError> {
-        install_crypto_provider();
-        let mut warnings = Vec::new();
-        let mut builder = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("kongup/", env!("CARGO_PKG_VERSION")));
-        let tls = &options.tls;
-        if let Some(ca_file) = &tls.ca_file {
-            let pem = read_file("admin.tls.ca_file", ca_file)?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| AdminError::Setup {
-                    what: format!("admin.tls.ca_file {}", ca_file.display()),
-                    detail: format!("not a PEM certificate bundle ({e})"),
-                })?;
-            if certs.is_empty() {
-                return Err(AdminError::Setup {
-                    what: format!("admin.tls.ca_file {}", ca_file.display()),
-                    detail: "holds no certificate".into(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        match (&tls.client_cert, &tls.client_key) {
-            (Some(cert), Some(key)) => {
-                let mut pem = read_file("admin.tls.client_cert", cert)?;
-                pem.push(b'\n');
-                pem.extend(read_file("admin.tls.client_key", key)?);
-                let identity =
-                    reqwest::Identity::from_pem(&pem).map_err(|e| AdminError::Setup {
-                        what: format!(
-                            "client certificate {} with key {}",
-                            cert.display(),
-                            key.display()
-                        ),
-                        detail: format!("not a PEM certificate and private key ({e})"),
-                    })?;
-                builder = builder.identity(identity);
-            }
-            (None, None) => {}
-            _ => {
-                return Err(AdminError::Setup {
-                    what: "admin.tls".into(),
-                    detail: "client_cert and client_key go together: set both or neither".into(),
-                });
-            }
-        }
-        if tls.insecure {
-            warnings.push(
-                "admin.tls.insecure is set: kongup does not verify the Admin API's TLS certificate, so anyone on the network path could read the Admin token and forge Kong's answers".to_string(),
-            );
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let http = builder.build().map_err(|e| AdminError::Setup {
-            what: "the HTTP client".into(),
-            detail: error_chain(&e),
-        })?;
+        let (http, warnings) =
+            crate::kong::http::client(&options.tls, options.timeout, options.connect_timeout)?;
         let token = match &options.token {
-            Some(source) => Some((crate::secrets::resolve(source)?, source.describe())),
+            Some(source) => {
+                let value = crate::secrets::resolve(source)?;
+                Some(AdminToken {
+                    header: token_header(&value)?,
+                    value,
+                    source: source.describe(),
+                })
+            }
             None => None,
         };
         Ok((
@@ -264,20 +232,14 @@ impl AdminClient {
         ))
     }
 
-    /// The Admin token's value, for tools kongup hands it to through a private file
-    /// (decK). Never log it.
-    pub(crate) fn token_value(&self) -> Option<&str> {
-        self.token.as_ref().map(|(value, _)| value.as_str())
+    /// The Admin token, for tools kongup hands it to through a private file (decK).
+    pub(crate) fn token(&self) -> Option<&Secret> {
+        self.token.as_ref().map(|token| &token.value)
     }
 
     /// The TLS settings the client was built with.
     pub fn tls(&self) -> &TlsOptions {
         &self.options.tls
-    }
-
-    /// The secret values this client holds, for the log redactor.
-    pub fn secrets(&self) -> Vec<String> {
-        self.token.iter().map(|(value, _)| value.clone()).collect()
     }
 
     /// `GET /`: version, edition, role, database.
@@ -322,9 +284,8 @@ impl AdminClient {
     /// `AdminError::NotControlPlane` with Kong's message.
     pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
         let mut all = Vec::new();
-        let mut path = "/clustering/data-planes".to_string();
+        let mut url = join(admin_url, "/clustering/data-planes");
         for _ in 0..MAX_PAGES {
-            let url = join(admin_url, &path);
             let (status, body) = self.get_with_retries(&url).await?;
             if status == StatusCode::BAD_REQUEST {
                 let message = kong_message(&body).unwrap_or_default();
@@ -337,9 +298,9 @@ impl AdminClient {
             }
             let page: DataPlaneList = parse_kong(&url, &body)?;
             all.extend(page.data);
-            match page.next {
-                Some(next) if !next.is_empty() && next != path => path = next,
-                _ => return Ok(all),
+            match next_page(admin_url, &url, page.next.as_deref())? {
+                Some(next) => url = next,
+                None => return Ok(all),
             }
         }
         Err(too_many_pages(admin_url, "/clustering/data-planes"))
@@ -353,9 +314,8 @@ impl AdminClient {
         entity: &str,
     ) -> Result<Option<Vec<serde_json::Value>>, AdminError> {
         let mut all = Vec::new();
-        let mut path = format!("/{entity}?size=1000");
+        let mut url = join(admin_url, &format!("/{entity}?size=1000"));
         for _ in 0..MAX_PAGES {
-            let url = join(admin_url, &path);
             let (status, body) = self.get_with_retries(&url).await?;
             if status == StatusCode::NOT_FOUND && all.is_empty() {
                 return Ok(None);
@@ -365,9 +325,9 @@ impl AdminClient {
             }
             let page: Page<serde_json::Value> = parse_kong(&url, &body)?;
             all.extend(page.data);
-            match page.next {
-                Some(next) if !next.is_empty() && next != path => path = next,
-                _ => return Ok(Some(all)),
+            match next_page(admin_url, &url, page.next.as_deref())? {
+                Some(next) => url = next,
+                None => return Ok(Some(all)),
             }
         }
         Err(too_many_pages(admin_url, entity))
@@ -421,11 +381,18 @@ impl AdminClient {
 
     async fn get_once(&self, url: &str) -> Result<(StatusCode, Vec<u8>), AdminError> {
         let mut request = self.http.get(url);
-        if let Some((token, _)) = &self.token {
-            request = request.header(TOKEN_HEADER, token);
+        if let Some(token) = &self.token {
+            request = request.header(ADMIN_TOKEN_HEADER, token.header.clone());
         }
         let response = request.send().await.map_err(|e| self.classify(url, &e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(AdminError::Redirect {
+                url: url.to_string(),
+                status: status.as_u16(),
+                location: redirect_target(&response),
+            });
+        }
         let body = response.bytes().await.map_err(|e| self.classify(url, &e))?;
         Ok((status, body.to_vec()))
     }
@@ -463,7 +430,7 @@ impl AdminClient {
             401 | 403 => AdminError::Unauthorized {
                 url,
                 status: status.as_u16(),
-                token_source: self.token.as_ref().map(|(_, source)| source.clone()),
+                token_source: self.token.as_ref().map(|token| token.source.clone()),
                 kong_message,
             },
             404 => AdminError::NotFound { url, kong_message },
@@ -487,19 +454,38 @@ fn too_many_pages(admin_url: &str, what: &str) -> AdminError {
     }
 }
 
-fn read_file(what: &str, path: &Path) -> Result<Vec<u8>, AdminError> {
-    std::fs::read(path).map_err(|e| AdminError::Setup {
-        what: format!("{what} {}", path.display()),
-        detail: format!("cannot read it ({e})"),
-    })
+/// The URL of the page after `current`, from its `next` link: `None` on the last page (or
+/// a link back to the same page). Kong's links are paths from the Admin API's root, joined
+/// to `admin_url` (keeping its path prefix); an absolute link is followed only on the same
+/// origin (scheme, host and port) as `admin_url`, since the Admin token goes along.
+pub fn next_page(
+    admin_url: &str,
+    current: &str,
+    next: Option<&str>,
+) -> Result<Option<String>, AdminError> {
+    let Some(next) = next.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    let url = match reqwest::Url::parse(next) {
+        Ok(absolute) => {
+            let same_origin = reqwest::Url::parse(admin_url)
+                .is_ok_and(|base| base.origin() == absolute.origin() && base.origin().is_tuple());
+            if !same_origin {
+                return Err(AdminError::ForeignNext {
+                    url: current.to_string(),
+                    next: next.to_string(),
+                });
+            }
+            next.to_string()
+        }
+        Err(_) => join(admin_url, next),
+    };
+    Ok((url != current).then_some(url))
 }
 
-/// `base` + `path`, keeping any path prefix of `base`. Kong's `next` links are paths from
-/// the Admin API's root; an absolute URL is used as it is.
+/// `base` + `path`, keeping any path prefix of `base`; `path` is always a path (see
+/// [`next_page`] for links that may be absolute).
 pub fn join(base: &str, path: &str) -> String {
-    if path.starts_with("http://") || path.starts_with("https://") {
-        return path.to_string();
-    }
     let base = base.trim_end_matches('/');
     if path.starts_with('/') {
         format!("{base}{path}")
@@ -585,13 +571,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn join_keeps_prefix_and_takes_absolute_urls() {
+    fn join_keeps_prefix() {
         assert_eq!(join("http://a:8001/", "/status"), "http://a:8001/status");
         assert_eq!(
             join("https://h/admin", "/services?offset=x"),
             "https://h/admin/services?offset=x"
         );
-        assert_eq!(join("http://a", "http://b/x"), "http://b/x");
+    }
+
+    #[test]
+    fn next_links_stay_on_the_admin_apis_origin() {
+        let admin = "https://h:8444/admin";
+        let current = "https://h:8444/admin/services?size=1000";
+        assert_eq!(
+            next_page(admin, current, Some("/services?offset=x")).unwrap(),
+            Some("https://h:8444/admin/services?offset=x".to_string())
+        );
+        assert_eq!(
+            next_page(admin, current, Some("https://h:8444/services?offset=y")).unwrap(),
+            Some("https://h:8444/services?offset=y".to_string())
+        );
+        assert_eq!(next_page(admin, current, None).unwrap(), None);
+        assert_eq!(next_page(admin, current, Some("")).unwrap(), None);
+        assert_eq!(next_page(admin, current, Some(current)).unwrap(), None);
+        for foreign in [
+            "http://h:8444/services?offset=z",
+            "https://h:9444/services",
+            "https://evil.example/services",
+            "localhost:8444/services",
+        ] {
+            let error = next_page(admin, current, Some(foreign)).unwrap_err();
+            assert!(
+                matches!(error, AdminError::ForeignNext { .. }),
+                "{foreign}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_goes_out_in_a_sensitive_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "tok-sensitive\n").unwrap();
+        let (client, _) = AdminClient::new(AdminClientOptions {
+            token: Some(SecretRef::File(path)),
+            ..AdminClientOptions::default()
+        })
+        .unwrap();
+        let token = client.token.as_ref().unwrap();
+        assert!(token.header.is_sensitive());
+        assert_eq!(token.value.expose(), "tok-sensitive");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::kong::client::{AdminClient, AdminError};
-use crate::kong::types::{DataPlane, NodeInfo};
+use crate::kong::types::{DataPlane, NodeInfo, reported_version};
 use crate::plan::chooser::{StrategyPick, choose};
 use crate::plan::model::{DatabaseKind, Mode, SecretRef, Strategy, TlsOptions};
 use crate::plan::version::KongVersion;
@@ -141,17 +141,12 @@ pub fn analyse(nodes: Vec<ProbedNode>) -> Result<Discovery, DiscoverError> {
     }
     let mut versions = Vec::new();
     for node in &nodes {
-        let version: KongVersion =
-            node.info
-                .version
-                .parse()
-                .map_err(
-                    |e: crate::plan::version::VersionError| DiscoverError::BadVersion {
-                        url: node.admin_url.clone(),
-                        version: node.info.version.clone(),
-                        detail: e.reason.to_string(),
-                    },
-                )?;
+        let version =
+            reported_version(&node.info.version).map_err(|e| DiscoverError::BadVersion {
+                url: node.admin_url.clone(),
+                version: node.info.version.clone(),
+                detail: e.reason.to_string(),
+            })?;
         versions.push(version);
         for dp in &node.data_planes {
             if dp.sync_status != crate::kong::types::SyncStatus::Normal {
@@ -168,11 +163,13 @@ pub fn analyse(nodes: Vec<ProbedNode>) -> Result<Discovery, DiscoverError> {
     let Some(version) = versions.iter().min().copied() else {
         return Err(DiscoverError::NoNodes);
     };
-    let distinct: BTreeSet<String> = nodes.iter().map(|n| n.info.version.clone()).collect();
+    // Compared as versions: `3.4.3` and `3.4.3.0` are the same release.
+    let distinct: BTreeSet<KongVersion> = versions.iter().copied().collect();
     if distinct.len() > 1 {
+        let reported: BTreeSet<&str> = nodes.iter().map(|n| n.info.version.as_str()).collect();
         warnings.push(format!(
             "the nodes run different versions ({}): the plan starts from the lowest, {version}",
-            distinct.into_iter().collect::<Vec<_>>().join(", ")
+            reported.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     let edition = nodes.iter().find_map(|n| n.info.edition.clone());

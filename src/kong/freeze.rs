@@ -182,19 +182,16 @@ async fn database_prints(
     let client = target.connect().await?;
     let mut prints = BTreeMap::new();
     for table in FREEZE_TABLES {
-        let columns: Vec<String> = client
-            .query(
+        let columns: Vec<String> = target
+            .query_with(
+                &client,
+                &format!("reading the columns of {table}"),
                 "SELECT column_name::text FROM information_schema.columns \
                  WHERE table_name = $1 AND table_schema = ANY (current_schemas(false)) \
                  ORDER BY ordinal_position",
                 &[table],
             )
-            .await
-            .map_err(|e| PgError::Query {
-                what: format!("reading the columns of {table}"),
-                address: target.address(),
-                detail: crate::kong::pg::db_message(&e),
-            })?
+            .await?
             .iter()
             .map(|row| row.get(0))
             .collect();

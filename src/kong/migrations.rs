@@ -283,9 +283,23 @@ pub enum VerifyError {
     NotBootstrapped { address: String, verb: &'static str },
 }
 
+/// Whether a retried `up` finds its work already done: the state before the first attempt
+/// had nothing pending (preflight refuses an unfinished earlier upgrade), and now migrations
+/// wait for `finish`, so the first attempt's `up` ran to the end even though the step failed
+/// (the executor's connection dropped, kongup stopped). Running `up` again would only meet
+/// Kong's refusal ("Database has pending migrations"); the retry verifies instead.
+pub fn up_already_done(first_before: &SchemaState, now: &SchemaState) -> bool {
+    !first_before.needs_bootstrap
+        && first_before.pending_total() == 0
+        && !now.needs_bootstrap
+        && now.pending_total() > 0
+}
+
 /// Checks the state after `up`: pending migrations are what blue-green and in-place expect
 /// (X keeps running on the old schema until `finish`). When nothing is pending, `up` must at
-/// least have recorded something new, else it ran against another database.
+/// least have recorded something new, else it ran against another database. `before` is the
+/// state before the step's first attempt: a retry after an attempt whose `up` did the work
+/// finds Kong "already up-to-date", and compares with the state that work started from.
 pub fn verify_after_up(
     before: &SchemaState,
     after: &SchemaState,

@@ -2,38 +2,29 @@
 //! migration state from `schema_meta`, and the preflight that refuses to start an upgrade
 //! over an unfinished one.
 
-use std::fmt;
 use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
 use crate::kong::schema::{SchemaState, SubsystemState};
 use crate::plan::model::{DatabaseSpec, Strategy};
+use crate::secrets::Secret;
 
 /// Where Kong's database is and how to log in. The password is held for the connection and
-/// for the environment of `pg_dump`/`pg_restore`; it is never printed (`Debug` hides it).
-#[derive(Clone, PartialEq, Eq)]
+/// for the environment of `pg_dump`/`pg_restore`; it is never printed (a [`Secret`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgTarget {
     /// A host name, an IP address, or a directory holding the server's Unix socket.
     pub host: String,
     pub port: u16,
     pub database: String,
     pub user: String,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Where the password came from, for error messages (e.g. "environment variable PGPASSWORD").
     pub password_source: Option<String>,
     pub connect_timeout: Duration,
     /// Limit for each query kongup runs.
     pub query_timeout: Duration,
-}
-
-impl fmt::Debug for PgTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PgTarget")
-            .field("address", &self.describe())
-            .field("password_source", &self.password_source)
-            .finish()
-    }
 }
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,7 +198,7 @@ impl PgTarget {
             ),
         ];
         if let Some(password) = &self.password {
-            env.push(("PGPASSWORD".to_string(), password.clone()));
+            env.push(("PGPASSWORD".to_string(), password.expose().to_string()));
         }
         env
     }
@@ -222,7 +213,10 @@ impl PgTarget {
             ("KONG_PG_DATABASE".to_string(), self.database.clone()),
         ];
         if let Some(password) = &self.password {
-            env.push(("KONG_PG_PASSWORD".to_string(), password.clone()));
+            env.push((
+                "KONG_PG_PASSWORD".to_string(),
+                password.expose().to_string(),
+            ));
         }
         env
     }
@@ -238,7 +232,7 @@ impl PgTarget {
             .application_name("kongup")
             .connect_timeout(self.connect_timeout);
         if let Some(password) = &self.password {
-            config.password(password);
+            config.password(password.expose());
         }
         let connecting = config.connect(tokio_postgres::NoTls);
         let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
@@ -320,7 +314,18 @@ impl PgTarget {
         what: &str,
         sql: &str,
     ) -> Result<Vec<tokio_postgres::Row>, PgError> {
-        match tokio::time::timeout(self.query_timeout, client.query(sql, &[])).await {
+        self.query_with(client, what, sql, &[]).await
+    }
+
+    /// [`PgTarget::query`] with parameters (`$1`, …).
+    pub async fn query_with(
+        &self,
+        client: &tokio_postgres::Client,
+        what: &str,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, PgError> {
+        match tokio::time::timeout(self.query_timeout, client.query(sql, params)).await {
             Err(_) => Err(PgError::QueryTimeout {
                 what: what.to_string(),
                 address: self.address(),
@@ -336,11 +341,12 @@ impl PgTarget {
     }
 }
 
-fn password_from_env(var: &str) -> (Option<String>, Option<String>) {
+fn password_from_env(var: &str) -> (Option<Secret>, Option<String>) {
     match std::env::var(var) {
-        Ok(value) if !value.is_empty() => {
-            (Some(value), Some(format!("environment variable {var}")))
-        }
+        Ok(value) if !value.is_empty() => (
+            Some(Secret::new(value)),
+            Some(format!("environment variable {var}")),
+        ),
         _ => (None, None),
     }
 }
@@ -526,7 +532,11 @@ mod tests {
             PgTarget::from_url("postgres://kong@db:6543/kongdb", "KONGUP_SURELY_UNSET").unwrap();
         assert_eq!(target.address(), "db:6543/kongdb");
         target.password = Some("hunter2".into());
-        assert!(!format!("{target:?}").contains("hunter2"));
+        let shown = format!("{target:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
         let error = PgTarget::from_url("postgres://kong@db/kong?sslmode=require", "X").unwrap_err();
         assert!(error.to_string().contains("does not speak TLS"), "{error}");
     }

@@ -115,17 +115,14 @@ pub async fn restore_into_new_database(
     backup::check_record(dump)?;
     let maintenance = target.with_database("postgres");
     let client = maintenance.connect().await?;
-    let exists = client
-        .query(
+    let exists = maintenance
+        .query_with(
+            &client,
+            "looking for Y's database",
             "SELECT 1 FROM pg_database WHERE datname = $1",
             &[&target.database],
         )
-        .await
-        .map_err(|e| PgError::Query {
-            what: "looking for Y's database".into(),
-            address: maintenance.address(),
-            detail: pg::db_message(&e),
-        })?;
+        .await?;
     if exists.is_empty() {
         maintenance
             .query(

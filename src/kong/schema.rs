@@ -1,15 +1,15 @@
 //! The migration state of a Kong database, read from `schema_meta`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct SchemaState {
     /// No `schema_meta` table (or no core row): `kong migrations bootstrap` has never run.
     pub needs_bootstrap: bool,
     pub subsystems: Vec<SubsystemState>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubsystemState {
     /// `core` or a plugin name.
     pub subsystem: String,

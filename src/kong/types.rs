@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::version::{KongVersion, VersionError};
+
+/// Reads a version as Kong reports it (`GET /`, a data plane's `version`): three or four
+/// numeric parts, with any `-…` or `+…` suffix dropped, as in the Admin API's
+/// `2.4.1.0-enterprise-edition`. Plan files get no such leniency (`KongVersion::from_str`).
+pub fn reported_version(text: &str) -> Result<KongVersion, VersionError> {
+    let numeric = text.trim().split(['-', '+']).next().unwrap_or_default();
+    numeric.parse().map_err(|e: VersionError| VersionError {
+        input: text.to_string(),
+        reason: e.reason,
+    })
+}
+
 /// `GET /` on the Admin API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
@@ -102,8 +115,9 @@ pub struct CertDetails {
     pub expiry_timestamp: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A data plane's `sync_status`. A value this kongup does not know (a newer Kong's) is
+/// kept as Kong sent it, so one new status does not make the whole list unreadable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SyncStatus {
     Unknown,
     Normal,
@@ -111,10 +125,21 @@ pub enum SyncStatus {
     PluginSetIncompatible,
     PluginVersionIncompatible,
     FilterSetIncompatible,
+    Other(StatusName),
 }
 
 impl SyncStatus {
-    pub fn as_str(self) -> &'static str {
+    const KNOWN: [SyncStatus; 6] = [
+        SyncStatus::Unknown,
+        SyncStatus::Normal,
+        SyncStatus::KongVersionIncompatible,
+        SyncStatus::PluginSetIncompatible,
+        SyncStatus::PluginVersionIncompatible,
+        SyncStatus::FilterSetIncompatible,
+    ];
+
+    /// As Kong writes it, e.g. `kong_version_incompatible`.
+    pub fn as_str(&self) -> &str {
         match self {
             SyncStatus::Unknown => "unknown",
             SyncStatus::Normal => "normal",
@@ -122,7 +147,66 @@ impl SyncStatus {
             SyncStatus::PluginSetIncompatible => "plugin_set_incompatible",
             SyncStatus::PluginVersionIncompatible => "plugin_version_incompatible",
             SyncStatus::FilterSetIncompatible => "filter_set_incompatible",
+            SyncStatus::Other(name) => name.as_str(),
         }
+    }
+
+    /// Reads Kong's value; one kongup does not know becomes [`SyncStatus::Other`].
+    pub fn parse(text: &str) -> SyncStatus {
+        SyncStatus::KNOWN
+            .into_iter()
+            .find(|known| known.as_str() == text)
+            .unwrap_or_else(|| SyncStatus::Other(StatusName::new(text)))
+    }
+}
+
+impl Serialize for SyncStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SyncStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Ok(SyncStatus::parse(&text))
+    }
+}
+
+/// A status name kongup does not know, held inline so [`SyncStatus`] stays `Copy`. Kong's
+/// names are short; one longer than [`StatusName::MAX_BYTES`] is cut at a character
+/// boundary.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StatusName {
+    bytes: [u8; StatusName::MAX_BYTES],
+    len: u8,
+}
+
+impl StatusName {
+    pub const MAX_BYTES: usize = 64;
+
+    pub fn new(text: &str) -> StatusName {
+        let mut end = text.len().min(Self::MAX_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; Self::MAX_BYTES];
+        bytes[..end].copy_from_slice(&text.as_bytes()[..end]);
+        StatusName {
+            bytes,
+            len: end as u8,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built from a `&str` cut at a character boundary.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for StatusName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
     }
 }
 
@@ -145,4 +229,50 @@ pub struct Page<T> {
     pub next: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_kong_reports_lose_their_suffix() {
+        assert_eq!(
+            reported_version("2.4.1.0-enterprise-edition").unwrap(),
+            KongVersion::enterprise(2, 4, 1, 0)
+        );
+        assert_eq!(
+            reported_version("3.4.3").unwrap(),
+            reported_version("3.4.3.0").unwrap()
+        );
+        assert_eq!(
+            reported_version("3.9.1+build.7").unwrap(),
+            KongVersion::new(3, 9, 1)
+        );
+        let error = reported_version("next-gen").unwrap_err();
+        assert_eq!(error.input, "next-gen");
+    }
+
+    #[test]
+    fn a_sync_status_kongup_does_not_know_is_kept_as_sent() {
+        let body = r#"{"data":[{"id":"d1","ip":"10.0.0.5","hostname":"dp1","version":"3.12.0",
+            "sync_status":"wasm_filter_set_incompatible","config_hash":"x","last_seen":1},
+            {"id":"d2","ip":"10.0.0.6","hostname":"dp2","version":"3.9.1",
+            "sync_status":"normal","config_hash":"x","last_seen":1}],"next":null}"#;
+        let list: DataPlaneList = serde_json::from_str(body).unwrap();
+        let status = list.data[0].sync_status;
+        assert!(matches!(status, SyncStatus::Other(_)), "{status:?}");
+        assert_eq!(status.as_str(), "wasm_filter_set_incompatible");
+        assert_eq!(list.data[1].sync_status, SyncStatus::Normal);
+        assert_eq!(
+            serde_json::to_value(status).unwrap(),
+            "wasm_filter_set_incompatible"
+        );
+        for known in SyncStatus::KNOWN {
+            let json = serde_json::to_string(&known).unwrap();
+            assert_eq!(serde_json::from_str::<SyncStatus>(&json).unwrap(), known);
+        }
+        let long = "é".repeat(40);
+        assert_eq!(StatusName::new(&long).as_str(), "é".repeat(32));
+    }
 }

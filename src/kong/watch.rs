@@ -16,9 +16,10 @@ use crate::kong::client::{AdminClient, AdminError, Readiness, join};
 use crate::kong::database::KongDatabase;
 use crate::kong::pg;
 use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
-use crate::kong::types::{DataPlane, SyncStatus};
+use crate::kong::types::{DataPlane, SyncStatus, reported_version};
 use crate::plan::model::{Node, Plan, Role, TrafficDriverSpec};
 use crate::plan::steps::ClusterSide;
+use crate::plan::version::KongVersion;
 
 /// How often the topology pane refreshes by default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -248,8 +249,11 @@ pub fn drift(
     for view in &now.nodes {
         let label = format!("{}/{}", view.cluster.as_str(), view.name);
         if let Some(version) = &view.version {
+            // Compared as versions: `3.4.3.0-enterprise-edition` is `3.4.3`.
             let expected = expected_versions(plan, view);
-            if !expected.is_empty() && !expected.iter().any(|v| v == version) {
+            let reported = reported_version(version).ok();
+            if !expected.iter().any(|v| Some(*v) == reported) {
+                let expected: Vec<String> = expected.iter().map(ToString::to_string).collect();
                 out.push((
                     format!("version:{label}:{version}"),
                     format!(
@@ -324,22 +328,22 @@ pub fn drift(
 
 /// X's nodes should run `from`, Y's `to`. A node that is the same machine on both sides
 /// (in-place: same Admin or Status URL) may run either.
-fn expected_versions(plan: &Plan, view: &NodeView) -> Vec<String> {
+fn expected_versions(plan: &Plan, view: &NodeView) -> Vec<KongVersion> {
     let (own, other, own_version, other_version) = match view.cluster {
         ClusterSide::X => (&plan.clusters.x, &plan.clusters.y, plan.from, plan.to),
         ClusterSide::Y => (&plan.clusters.y, &plan.clusters.x, plan.to, plan.from),
     };
     let Some(node) = own.nodes.iter().find(|n| n.name == view.name) else {
         // A data plane the plan does not name: either version is plausible.
-        return vec![plan.from.to_string(), plan.to.to_string()];
+        return vec![plan.from, plan.to];
     };
-    let mut expected = vec![own_version.to_string()];
+    let mut expected = vec![own_version];
     let shares_machine = other.nodes.iter().any(|o| {
         (o.admin_url.is_some() && o.admin_url == node.admin_url)
             || (o.status_url.is_some() && o.status_url == node.status_url)
     });
     if shares_machine {
-        expected.push(other_version.to_string());
+        expected.push(other_version);
     }
     expected
 }
@@ -375,4 +379,106 @@ pub fn spawn(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kong::types::StatusName;
+
+    fn plan(from: &str, to: &str) -> Plan {
+        let yaml = format!(
+            r#"
+name: drift
+from: {from}
+to: {to}
+mode: hybrid
+database: postgres
+strategy: in-place
+clusters:
+  x:
+    nodes:
+      - name: cp-1
+        role: control_plane
+        admin_url: http://cp1:8001
+      - name: dp-1
+        role: data_plane
+    database:
+      host: db
+  y:
+    nodes:
+      - name: cp-2
+        role: control_plane
+        admin_url: http://cp2:8001
+      - name: dp-2
+        role: data_plane
+traffic:
+  driver:
+    type: manual
+  schedule: [100]
+  bake: 1m
+"#
+        );
+        crate::plan::load::parse_plan(&yaml, "drift.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .plan
+    }
+
+    fn view(name: &str, version: &str, sync: Option<SyncStatus>) -> NodeView {
+        NodeView {
+            name: name.into(),
+            cluster: ClusterSide::X,
+            role: if sync.is_some() {
+                Role::DataPlane
+            } else {
+                Role::ControlPlane
+            },
+            version: Some(version.into()),
+            health: NodeHealth::Ready,
+            control_plane: sync.map(|_| "cp-1".to_string()),
+            sync_status: sync,
+        }
+    }
+
+    fn warnings(plan: &Plan, nodes: Vec<NodeView>) -> Vec<String> {
+        let now = TopologySnapshot {
+            nodes,
+            ..TopologySnapshot::default()
+        };
+        drift(plan, None, &now)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect()
+    }
+
+    #[test]
+    fn versions_are_compared_as_versions_not_strings() {
+        let plan = plan("3.4.3", "3.4.3.12");
+        for same in ["3.4.3", "3.4.3.0", "3.4.3.0-enterprise-edition"] {
+            assert!(
+                warnings(&plan, vec![view("cp-1", same, None)]).is_empty(),
+                "{same}"
+            );
+        }
+        assert_eq!(
+            warnings(&plan, vec![view("cp-1", "3.4.3.1", None)]),
+            ["x/cp-1 reports Kong 3.4.3.1; the plan expects 3.4.3"]
+        );
+        assert_eq!(
+            warnings(&plan, vec![view("cp-1", "next", None)]),
+            ["x/cp-1 reports Kong next; the plan expects 3.4.3"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_sync_status_is_named_as_kong_sent_it() {
+        let status = SyncStatus::Other(StatusName::new("wasm_filter_set_incompatible"));
+        assert_eq!(
+            warnings(
+                &plan("3.9.1", "3.10.0"),
+                vec![view("dp-1", "3.9.1", Some(status))]
+            ),
+            ["data plane x/dp-1 reports sync_status wasm_filter_set_incompatible to cp-1"]
+        );
+    }
 }

@@ -9,7 +9,6 @@ pub mod aggregate;
 pub mod gates;
 pub mod histogram;
 pub mod history;
-pub mod http;
 pub mod monitor;
 pub mod parse;
 pub mod sample;

@@ -3,7 +3,6 @@
 //! its history) and a gate verdict after every round. Nothing waits on it: readers take
 //! the latest value from a `watch` channel, verdicts go out on a `broadcast` channel.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::plan::model::{FailAction, GateSpec, Node, Plan};
+use crate::secrets::Secret;
 
 use super::aggregate::ClusterTracker;
 use super::gates::GateEvaluator;
@@ -48,9 +48,9 @@ impl ScrapeTarget {
     }
 }
 
-/// What the monitor scrapes and how often. The Admin token is held resolved; `Debug`
-/// never shows it.
-#[derive(Clone)]
+/// What the monitor scrapes and how often. The Admin token is held resolved, as a
+/// [`Secret`] that `Debug` never shows.
+#[derive(Debug, Clone)]
 pub struct MonitorConfig {
     pub x: Vec<ScrapeTarget>,
     pub y: Vec<ScrapeTarget>,
@@ -64,31 +64,13 @@ pub struct MonitorConfig {
     /// Gates to judge after every round; `None` publishes no verdicts.
     pub gates: Option<GateSpec>,
     /// Sent as `Kong-Admin-Token`.
-    pub admin_token: Option<String>,
-}
-
-impl fmt::Debug for MonitorConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MonitorConfig")
-            .field("x", &self.x)
-            .field("y", &self.y)
-            .field("interval", &self.interval)
-            .field("timeout", &self.timeout)
-            .field("window", &self.window)
-            .field("history", &self.history)
-            .field("gates", &self.gates)
-            .field(
-                "admin_token",
-                &self.admin_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .finish()
-    }
+    pub admin_token: Option<Secret>,
 }
 
 impl MonitorConfig {
     /// Every node of X and Y, the default interval, the plan's gates and their window.
     /// `admin_token` is the resolved `plan.admin.token`.
-    pub fn from_plan(plan: &Plan, admin_token: Option<String>) -> MonitorConfig {
+    pub fn from_plan(plan: &Plan, admin_token: Option<Secret>) -> MonitorConfig {
         let targets = |nodes: &[Node]| nodes.iter().map(ScrapeTarget::from_node).collect();
         MonitorConfig {
             x: targets(&plan.clusters.x.nodes),
@@ -164,7 +146,7 @@ impl Drop for MonitorHandle {
 }
 
 /// Starts the monitor on the current tokio runtime. `client` comes from
-/// `metrics::http::http_client` with the plan's TLS options.
+/// `kong::http::client` with the plan's TLS options.
 pub fn spawn(config: MonitorConfig, client: reqwest::Client) -> MonitorHandle {
     let history = SnapshotHistory::for_span(config.history, config.interval);
     let (history_tx, history_rx) = watch::channel(Arc::new(history));
@@ -200,7 +182,7 @@ async fn run(
     let mut y = ClusterTracker::new(names(&config.y), config.window);
     let mut evaluator = config.gates.clone().map(GateEvaluator::new);
     let mut history = Arc::clone(&history_tx.borrow());
-    let token = config.admin_token.as_deref();
+    let token = config.admin_token.as_ref();
 
     // tokio's interval refuses a zero period; a tenth of a second is already plenty.
     let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(100)));
@@ -249,7 +231,7 @@ async fn run(
 async fn scrape_targets(
     client: &reqwest::Client,
     targets: &[ScrapeTarget],
-    token: Option<&str>,
+    token: Option<&Secret>,
     timeout: Duration,
 ) -> Vec<Result<NodeSample, String>> {
     futures::future::join_all(targets.iter().map(|target| async move {

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use reqwest::header::{ACCEPT, HeaderValue};
+use reqwest::header::ACCEPT;
 
-use super::http::ADMIN_TOKEN_HEADER;
 use super::sample::{ExpositionError, NodeSample};
+use crate::kong::http::{ADMIN_TOKEN_HEADER, redirect_target, token_header};
+use crate::secrets::Secret;
 
 /// A Kong exposition of 10 000 series is about 1.5 MB; anything past this is not one.
 pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -21,6 +22,14 @@ pub enum ScrapeError {
         "{url} answered HTTP {status} (401/403: check the Admin token; 404: enable the prometheus plugin or use the Status API)"
     )]
     Status { url: String, status: u16 },
+    #[error(
+        "{url} answered a redirect ({status}) to {location}; point the plan at the final URL. kongup follows no redirect, so the Admin token never goes where the plan does not say"
+    )]
+    Redirect {
+        url: String,
+        status: u16,
+        location: String,
+    },
     #[error("{url} sent more than {MAX_BODY_BYTES} bytes: not a Kong exposition")]
     TooLarge { url: String },
     #[error("{url} sent a body that is not UTF-8 text")]
@@ -49,7 +58,7 @@ pub fn metrics_url_from_arg(url: &str) -> String {
 pub async fn scrape_node(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&str>,
+    token: Option<&Secret>,
     timeout: Duration,
 ) -> Result<NodeSample, ScrapeError> {
     let body = tokio::time::timeout(timeout, fetch_body(client, url, token))
@@ -71,7 +80,7 @@ pub async fn scrape_node(
 async fn fetch_body(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&str>,
+    token: Option<&Secret>,
 ) -> Result<Vec<u8>, ScrapeError> {
     let transport = |error: reqwest::Error| ScrapeError::Transport {
         url: url.to_string(),
@@ -81,15 +90,21 @@ async fn fetch_body(
         .get(url)
         .header(ACCEPT, "text/plain;version=0.0.4;q=1,*/*;q=0.1");
     if let Some(token) = token {
-        let mut value = HeaderValue::from_str(token).map_err(|_| ScrapeError::Transport {
+        let value = token_header(token).map_err(|error| ScrapeError::Transport {
             url: url.to_string(),
-            reason: "the Admin token holds characters an HTTP header cannot carry".to_string(),
+            reason: error.to_string(),
         })?;
-        value.set_sensitive(true);
         request = request.header(ADMIN_TOKEN_HEADER, value);
     }
     let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
+    if status.is_redirection() {
+        return Err(ScrapeError::Redirect {
+            url: url.to_string(),
+            status: status.as_u16(),
+            location: redirect_target(&response),
+        });
+    }
     if !status.is_success() {
         return Err(ScrapeError::Status {
             url: url.to_string(),

@@ -8,3 +8,4 @@ pub mod hybrid;
 pub mod pg;
 pub mod scenarios;
 pub mod stand_in;
+pub mod tls;

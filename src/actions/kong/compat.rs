@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{KongAccess, cluster_nodes, reported_version};
+use super::{KongAccess, cluster_nodes};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
-use crate::kong::types::{DataPlane, SyncStatus};
+use crate::kong::types::{DataPlane, SyncStatus, reported_version};
 use crate::plan::model::{Node, Plan, Role};
 use crate::plan::steps::{ClusterSide, Step};
 use crate::plan::version::KongVersion;
@@ -36,7 +36,7 @@ pub(crate) fn offence(dp: &DataPlane, cp_version: KongVersion) -> Option<String>
     if dp.sync_status != SyncStatus::Normal {
         wrong.push(format!("sync_status {}", dp.sync_status.as_str()));
     }
-    match reported_version(&dp.version) {
+    match reported_version(&dp.version).ok() {
         None => wrong.push(format!("a version kongup cannot read ({:?})", dp.version)),
         Some(v) if v.major != cp_version.major => wrong.push(format!(
             "major {} differs from the control plane's {}",
@@ -92,7 +92,7 @@ impl StepAction for CompatibilityCheck {
         for (cp, url) in cps {
             let label = format!("y/{}", cp.name);
             let cp_version = match self.access.admin.node_info(url).await {
-                Ok(info) => match reported_version(&info.version) {
+                Ok(info) => match reported_version(&info.version).ok() {
                     Some(v) => v,
                     None => {
                         problems.push(format!(

@@ -45,7 +45,7 @@ pub fn latest(run_dir: &Path, key: &str) -> Result<Option<(String, String)>, Act
 }
 
 /// Reads a JSON fact back; the journal redacts secret values, which would make it unreadable.
-fn parse<T: for<'de> Deserialize<'de>>(
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
     key: &str,
     step: &str,
     value: &str,

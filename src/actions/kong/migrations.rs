@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{KongAccess, freeze, phase_for_preview, side_name};
+use super::{KongAccess, facts, freeze, phase_for_preview, side_name};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::exec::OutputLine;
+use crate::kong::database::KongDatabase;
 use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};
 use crate::kong::pg;
+use crate::kong::schema::SchemaState;
 use crate::plan::model::Plan;
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, MigrationsCommand, PhaseName, Step, StepKind};
@@ -127,6 +129,80 @@ impl StepAction for Migrations {
             database.describe(),
             pg::summary(&before)
         ));
+        // A retried `up` compares with the state its first attempt started from.
+        let first_before = match command {
+            MigrationsCommand::Up => state_before_first_attempt(ctx, &before).await?,
+            MigrationsCommand::Finish => before.clone(),
+        };
+        let (after, up_to_date) = if command == MigrationsCommand::Up
+            && migrations::up_already_done(&first_before, &before)
+        {
+            ctx.log.note(&format!(
+                "an earlier attempt of this step ran `kong migrations up` to the end ({} \
+                 migration(s) now wait for `kong migrations finish`): kongup does not run it \
+                 again, Kong would refuse over the pending migrations",
+                before.pending_total()
+            ));
+            (before.clone(), false)
+        } else {
+            let up_to_date = match self.run_kong(ctx, database.as_ref(), command).await? {
+                Ok(up_to_date) => up_to_date,
+                Err(failed) => return Ok(failed),
+            };
+            match database.schema_state().await {
+                Ok(state) => (state, up_to_date),
+                Err(e) => {
+                    return Ok(StepOutcome::failed(format!(
+                        "cannot check schema_meta after the migrations: {e}"
+                    )));
+                }
+            }
+        };
+        let address = database.describe();
+        let patch = ctx.plan.from.minor_line() == ctx.plan.to.minor_line();
+        let verified = match command {
+            // A patch upgrade may bring no migration at all: Kong says so, and nothing
+            // changes. Elsewhere an unchanged database means `up` ran against another one.
+            MigrationsCommand::Up if patch && up_to_date && after == first_before => Ok(format!(
+                "Kong says the database is already up to date: {} -> {} brings no new \
+                     migrations; schema generation {}",
+                ctx.plan.from,
+                ctx.plan.to,
+                after.core_generation().unwrap_or("unknown")
+            )),
+            MigrationsCommand::Up => migrations::verify_after_up(&first_before, &after, &address),
+            MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
+        };
+        let note = match verified {
+            Ok(note) => note,
+            Err(e) => return Ok(StepOutcome::failed(e.to_string())),
+        };
+        ctx.log.note(&format!("{address} after: {note}"));
+        let key = match command {
+            MigrationsCommand::Up => "migrations.up",
+            MigrationsCommand::Finish => "migrations.finish",
+        };
+        ctx.record_fact(key, pg::summary(&after)).await?;
+        if let Some(summary) = freeze::retake(ctx, &self.access).await? {
+            ctx.log.note(&format!(
+                "configuration fingerprint taken again after the migrations ({summary}): later \
+                 freeze checks compare with it"
+            ));
+        }
+        Ok(StepOutcome::succeeded(note))
+    }
+}
+
+impl Migrations {
+    /// Runs `kong migrations up|finish` on the step's executor, its output into the step's
+    /// log. `Ok(true)`: Kong said the database was already up to date; `Err` is the failed
+    /// step, with the lock's owner when the lock was held.
+    async fn run_kong(
+        &self,
+        ctx: &StepContext,
+        database: &dyn KongDatabase,
+        command: MigrationsCommand,
+    ) -> Result<Result<bool, StepOutcome>, ActionError> {
         let (executor_name, node) = executor_name(&ctx.plan, ctx.step_ref.phase, &ctx.step.kind);
         let executor = ctx.executor(&executor_name)?;
         let plan = ctx.plan.clone();
@@ -179,47 +255,27 @@ impl StepAction for Migrations {
                     Err(e) => format!(" The lock could not be read: {e}."),
                 });
             }
-            return Ok(StepOutcome::failed(detail));
+            return Ok(Err(StepOutcome::failed(detail)));
         }
-        let after = match database.schema_state().await {
-            Ok(state) => state,
-            Err(e) => {
-                return Ok(StepOutcome::failed(format!(
-                    "cannot check schema_meta after the migrations: {e}"
-                )));
-            }
-        };
-        let address = database.describe();
-        let patch = plan.from.minor_line() == plan.to.minor_line();
-        let verified = match command {
-            // A patch upgrade may bring no migration at all: Kong says so, and nothing
-            // changes. Elsewhere an unchanged database means `up` ran against another one.
-            MigrationsCommand::Up if patch && up_to_date && after == before => Ok(format!(
-                "Kong says the database is already up to date: {} -> {} brings no new \
-                 migrations; schema generation {}",
-                plan.from,
-                plan.to,
-                after.core_generation().unwrap_or("unknown")
-            )),
-            MigrationsCommand::Up => migrations::verify_after_up(&before, &after, &address),
-            MigrationsCommand::Finish => migrations::verify_after_finish(&after, &address),
-        };
-        let note = match verified {
-            Ok(note) => note,
-            Err(e) => return Ok(StepOutcome::failed(e.to_string())),
-        };
-        ctx.log.note(&format!("{address} after: {note}"));
-        let key = match command {
-            MigrationsCommand::Up => "migrations.up",
-            MigrationsCommand::Finish => "migrations.finish",
-        };
-        ctx.record_fact(key, pg::summary(&after)).await?;
-        if let Some(summary) = freeze::retake(ctx, &self.access).await? {
-            ctx.log.note(&format!(
-                "configuration fingerprint taken again after the migrations ({summary}): later \
-                 freeze checks compare with it"
-            ));
-        }
-        Ok(StepOutcome::succeeded(note))
+        Ok(Ok(up_to_date))
     }
+}
+
+/// The fact that holds the migration state before an `up` step's first attempt.
+const UP_BEFORE: &str = "migrations.up.before";
+
+/// The state before this `up` step's first attempt: journaled then, read back on a retry
+/// (also one after kongup was restarted).
+async fn state_before_first_attempt(
+    ctx: &StepContext,
+    now: &SchemaState,
+) -> Result<SchemaState, ActionError> {
+    let key = format!("{UP_BEFORE}:{}", ctx.step_ref);
+    if let Some((step, value)) = facts::latest(&ctx.run_dir, &key)? {
+        return facts::parse(&key, &step, &value);
+    }
+    let value = serde_json::to_string(now)
+        .map_err(|e| ActionError::Failed(format!("cannot write the fact {key}: {e}")))?;
+    ctx.record_fact(key, value).await?;
+    Ok(now.clone())
 }

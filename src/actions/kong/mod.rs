@@ -28,6 +28,7 @@ use crate::actions::{ActionFor, ActionRegistry, StepContext};
 use crate::kong::client::{AdminClient, AdminClientOptions, AdminError};
 use crate::kong::database::{KongDatabase, PgDatabase};
 use crate::kong::pg::PgError;
+use crate::kong::types::reported_version;
 use crate::plan::model::{DatabaseKind, Node, Plan};
 use crate::plan::steps::{
     BackupKind, ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind,
@@ -316,15 +317,10 @@ pub(crate) fn side_name(side: ClusterSide) -> &'static str {
     }
 }
 
-/// The version a node reports (`3.4.3.12`, `3.9.1`, also `2.8.1.1-enterprise-edition`).
-pub(crate) fn reported_version(text: &str) -> Option<KongVersion> {
-    let numeric = text.split(['-', '+', ' ']).next().unwrap_or_default();
-    numeric.parse().ok()
-}
-
-/// Whether a node reports the version the plan expects (a missing build counts as 0).
+/// Whether a node reports the version the plan expects (`3.4.3.12`, `3.9.1`, also
+/// `2.8.1.1-enterprise-edition`; a missing build counts as 0).
 pub(crate) fn is_version(reported: &str, expected: KongVersion) -> bool {
-    reported_version(reported).is_some_and(|v| v == expected)
+    reported_version(reported).is_ok_and(|v| v == expected)
 }
 
 /// The phase a step belongs to, for the preview (which gets the step, not its place):
@@ -363,6 +359,6 @@ mod tests {
             KongVersion::enterprise(2, 8, 1, 1)
         ));
         assert!(is_version("3.10.0", KongVersion::enterprise(3, 10, 0, 0)));
-        assert!(reported_version("next").is_none());
+        assert!(!is_version("next", ee));
     }
 }

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use super::{KongAccess, cluster_nodes};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
-use crate::kong::client::{install_crypto_provider, join};
+use crate::kong::client::join;
+use crate::kong::http::install_crypto_provider;
 use crate::plan::model::{Node, Plan, Role, SmokeTest, TlsOptions};
 use crate::plan::steps::{ClusterSide, Step};
+use crate::secrets::Secret;
 
 pub struct SmokeTests {
     access: Arc<KongAccess>,
@@ -71,7 +73,7 @@ async fn run_one(
     client: &reqwest::Client,
     base: &str,
     test: &SmokeTest,
-    secret_headers: &[(String, String)],
+    secret_headers: &[(String, Secret)],
 ) -> Result<u16, String> {
     let method = reqwest::Method::from_bytes(test.method.as_bytes())
         .map_err(|_| format!("{:?} is not an HTTP method", test.method))?;
@@ -81,6 +83,10 @@ async fn run_one(
         request = request.header(name, value);
     }
     for (name, value) in secret_headers {
+        let mut value = reqwest::header::HeaderValue::from_str(value.expose()).map_err(|_| {
+            format!("the secret of header {name} holds characters a header cannot carry")
+        })?;
+        value.set_sensitive(true);
         request = request.header(name, value);
     }
     if let Some(body) = &test.body {
@@ -201,7 +207,7 @@ impl StepAction for SmokeTests {
                  hand and skip this step with a reason",
             ));
         }
-        let mut secrets: Vec<Vec<(String, String)>> = Vec::new();
+        let mut secrets: Vec<Vec<(String, Secret)>> = Vec::new();
         for test in &plan.smoke_tests {
             let mut resolved = Vec::new();
             for (name, source) in &test.secret_headers {

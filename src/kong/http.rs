@@ -1,0 +1,179 @@
+//! The one HTTP client kongup talks to Kong with: the Admin API, the Status API and their
+//! `/metrics`. Built in one place from the plan's `admin.tls`, so an Admin call and a scrape
+//! of the same node trust the same roots, present the same client certificate, and warn
+//! the same way when verification is off.
+//!
+//! CA policy: `admin.tls.ca_file` names the CA the Admin API's (and Status API's)
+//! certificate chains to, and then it is the only root trusted. The Admin token goes to
+//! whatever server passes this check, so a certificate from any other CA, public or
+//! installed on this machine (a corporate proxy's, say), is refused rather than merged in.
+//! Without a CA file the system's roots apply, for an Admin API with a public certificate.
+//!
+//! Redirects are not followed: reqwest strips only `Authorization` and `Cookie` when a
+//! redirect leaves the host, so `Kong-Admin-Token` would follow one anywhere, even from
+//! https to http. A redirect is an error that names where it pointed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+
+use crate::plan::model::TlsOptions;
+use crate::secrets::Secret;
+
+/// The header Kong Enterprise's RBAC reads the Admin token from.
+pub const ADMIN_TOKEN_HEADER: &str = "Kong-Admin-Token";
+
+/// What the operator is told when certificate checks are off.
+pub const INSECURE_WARNING: &str = "TLS certificate verification is off (admin.tls.insecure, or --insecure): kongup does not verify the certificates of Kong's Admin and Status APIs, so anyone on the network path could read the Admin token and forge Kong's answers and metrics";
+
+/// Installs the ring provider for rustls once per process; safe to call again.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("could not read the {what} {path}: {error} (check the path in admin.tls)")]
+    Read {
+        what: &'static str,
+        path: String,
+        error: std::io::Error,
+    },
+    #[error("the {what} {path} is not valid PEM: {error}")]
+    Pem {
+        what: &'static str,
+        path: String,
+        error: reqwest::Error,
+    },
+    #[error("the CA file {path} holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks)")]
+    NoCertificate { path: String },
+    #[error(
+        "admin.tls: client_cert and client_key go together: set both or neither (a client key needs its certificate, and the other way round)"
+    )]
+    HalfIdentity,
+    #[error("could not build the HTTP client: {0}")]
+    Build(reqwest::Error),
+    #[error(
+        "the Admin token holds characters an HTTP header cannot carry (a control character or a line break): check where the plan reads it from"
+    )]
+    TokenNotAHeader,
+}
+
+/// The `Kong-Admin-Token` value for a token, marked sensitive: HTTP/2 never puts it in its
+/// header tables, and `Debug` of a request shows `Sensitive` instead of it.
+pub fn token_header(token: &Secret) -> Result<HeaderValue, HttpClientError> {
+    let mut value =
+        HeaderValue::from_str(token.expose()).map_err(|_| HttpClientError::TokenNotAHeader)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Where a redirect answer pointed, for the error that refuses to follow it.
+pub fn redirect_target(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|location| String::from_utf8_lossy(location.as_bytes()).into_owned())
+        .unwrap_or_else(|| "nowhere (no Location header)".to_string())
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, HttpClientError> {
+    std::fs::read(path).map_err(|error| HttpClientError::Read {
+        what,
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+/// The client for Kong's Admin and Status APIs with the plan's TLS options (see the module
+/// documentation for which roots it trusts). `request_timeout` bounds every whole request,
+/// body included; `connect_timeout` the TCP and TLS handshake. The second value holds the
+/// warnings the caller must show the operator (verification switched off).
+pub fn client(
+    tls: &TlsOptions,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<(reqwest::Client, Vec<String>), HttpClientError> {
+    install_crypto_provider();
+    let mut warnings = Vec::new();
+    let mut builder = reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("kongup/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = read("CA file", ca_file)?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| HttpClientError::Pem {
+                what: "CA file",
+                path: ca_file.display().to_string(),
+                error,
+            })?;
+        if certs.is_empty() {
+            return Err(HttpClientError::NoCertificate {
+                path: ca_file.display().to_string(),
+            });
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => {
+            let mut pem = read("client certificate", cert)?;
+            pem.push(b'\n');
+            pem.extend(read("client key", key)?);
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|error| HttpClientError::Pem {
+                    what: "client certificate and key",
+                    path: format!("{} + {}", cert.display(), key.display()),
+                    error,
+                })?;
+            builder = builder.identity(identity);
+        }
+        (None, None) => {}
+        _ => return Err(HttpClientError::HalfIdentity),
+    }
+    if tls.insecure {
+        warnings.push(INSECURE_WARNING.to_string());
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    let client = builder.build().map_err(HttpClientError::Build)?;
+    Ok((client, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_header_is_sensitive() {
+        let value = token_header(&Secret::new("tok-1")).unwrap();
+        assert!(value.is_sensitive());
+        assert_eq!(format!("{value:?}"), "Sensitive");
+        assert!(matches!(
+            token_header(&Secret::new("tok\n2")),
+            Err(HttpClientError::TokenNotAHeader)
+        ));
+    }
+
+    #[test]
+    fn insecure_comes_with_its_warning() {
+        let (_, warnings) = client(
+            &TlsOptions {
+                insecure: true,
+                ..TlsOptions::default()
+            },
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(warnings, [INSECURE_WARNING]);
+        let (_, warnings) = client(
+            &TlsOptions::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert!(warnings.is_empty());
+    }
+}
