@@ -407,6 +407,91 @@ fn q_while_a_step_runs_says_it_finishes_in_the_background() {
 }
 
 #[test]
+fn x_asks_then_aborts_the_running_step() {
+    let mut state = scenarios::running_with_logs(Theme::COLOUR);
+    assert!(
+        press(&mut state, char_key('x')).is_empty(),
+        "nothing before the dialog"
+    );
+    assert!(matches!(
+        state.modal(),
+        Some(Modal::Abort { step }) if *step == cp("restore-db")
+    ));
+    for stay in [key(KeyCode::Esc), char_key('n'), key(KeyCode::Enter)] {
+        let mut state = scenarios::running_with_logs(Theme::COLOUR);
+        press(&mut state, char_key('x'));
+        assert!(
+            press(&mut state, stay).is_empty(),
+            "{stay:?} must not abort"
+        );
+    }
+    assert_eq!(press(&mut state, char_key('y')), [Command::Abort]);
+    assert!(state.modal().is_none());
+}
+
+#[test]
+fn x_with_nothing_running_says_so() {
+    let mut state = awaiting();
+    assert!(press(&mut state, char_key('x')).is_empty());
+    assert!(state.modal().is_none());
+    assert!(
+        flashed(&state).contains("no step is running"),
+        "{}",
+        flashed(&state)
+    );
+}
+
+#[test]
+fn t_sets_the_traffic_split_by_hand() {
+    let mut state = awaiting();
+    assert!(press(&mut state, char_key('t')).is_empty());
+    assert!(matches!(
+        state.modal(),
+        Some(Modal::Prompt {
+            purpose: PromptPurpose::SetTraffic,
+            ..
+        })
+    ));
+    type_text(&mut state, "25%");
+    assert_eq!(
+        press(&mut state, key(KeyCode::Enter)),
+        [Command::SetTraffic { y_percent: 25 }]
+    );
+    assert!(state.modal().is_none());
+}
+
+#[test]
+fn t_refuses_what_is_not_a_percentage_and_keeps_the_prompt() {
+    for typed in ["150", "-1", "half", ""] {
+        let mut state = awaiting();
+        press(&mut state, char_key('t'));
+        type_text(&mut state, typed);
+        assert!(
+            press(&mut state, key(KeyCode::Enter)).is_empty(),
+            "{typed:?} sent"
+        );
+        assert!(state.modal().is_some(), "{typed:?}: the prompt stays open");
+        assert!(
+            flashed(&state).contains("0 (all on X) to 100"),
+            "{}",
+            flashed(&state)
+        );
+    }
+}
+
+#[test]
+fn t_while_a_step_runs_says_to_wait() {
+    let mut state = scenarios::running_with_logs(Theme::COLOUR);
+    assert!(press(&mut state, char_key('t')).is_empty());
+    assert!(state.modal().is_none());
+    assert!(
+        flashed(&state).contains("restore-db is running"),
+        "{}",
+        flashed(&state)
+    );
+}
+
+#[test]
 fn ctrl_l_redraws_and_key_releases_do_nothing() {
     let state = awaiting();
     assert!(matches!(

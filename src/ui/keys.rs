@@ -23,6 +23,9 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     ("r", "retry the selected failed or interrupted step"),
     ("m", "mark the interrupted step done (asks a note)"),
     ("p", "pause / resume the run"),
+    ("x", "abort the running step (kills its processes;"),
+    ("", "asks first); then r retries it or R rolls back"),
+    ("t", "set the traffic split by hand (asks % to Y)"),
     ("R", "ROLLBACK: all traffic to X at once, then the"),
     ("", "rest of the rollback plan, each step confirmed"),
     ("Tab, S-Tab", "focus the next / previous pane"),
@@ -172,6 +175,8 @@ fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
         Some('r') => retry_selected(state),
         Some('m') => mark_done_selected(state),
         Some('p') => pause_or_resume(state),
+        Some('x') => abort_running(state),
+        Some('t') => set_traffic(state),
         Some('R') => rollback(state),
         Some('z') => KeyOutcome::ui(UiAction::ToggleZoom),
         Some('f') => KeyOutcome::ui(UiAction::ToggleFollow),
@@ -187,7 +192,7 @@ fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
 
 /// Whether a letter is one of the console's own keys (which a caller cannot rebind).
 pub fn is_builtin(c: char) -> bool {
-    "qcsrmpRzf?/jkgG".contains(c)
+    "qcsrmpxtRzf?/jkgG".contains(c)
 }
 
 fn quit(state: &ConsoleState) -> KeyOutcome {
@@ -300,6 +305,28 @@ fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
     }
 }
 
+/// Stopping a step is a change too: the dialog says what happens before anything is sent.
+fn abort_running(state: &ConsoleState) -> KeyOutcome {
+    match state.running_step() {
+        Some(step) => KeyOutcome::ui(UiAction::Open(Modal::Abort { step: step.clone() })),
+        None => KeyOutcome::flash("no step is running: nothing to abort"),
+    }
+}
+
+/// The split by hand, as percent to Y; the engine refuses what is unsafe (X when X cannot
+/// serve, while a step or a driver call runs) and says why.
+fn set_traffic(state: &ConsoleState) -> KeyOutcome {
+    if let Some(step) = state.running_step() {
+        return KeyOutcome::flash(format!(
+            "{step} is running: set the traffic when it has ended (x aborts it)"
+        ));
+    }
+    KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+        purpose: PromptPurpose::SetTraffic,
+        input: Input::default(),
+    }))
+}
+
 /// One key: the engine puts all traffic on X at once; the plan that follows is confirmed.
 fn rollback(state: &ConsoleState) -> KeyOutcome {
     let open = UiAction::Open(Modal::Rollback);
@@ -376,6 +403,15 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::default()
             }
         }
+        Modal::Abort { .. } => {
+            if matches!(letter(&key), Some('y')) {
+                KeyOutcome::send(Command::Abort).and(UiAction::Close)
+            } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else {
+                KeyOutcome::default()
+            }
+        }
         Modal::QuitWhileRunning { .. } => {
             if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'q')) {
                 KeyOutcome::send(Command::Quit).and(UiAction::Exit)
@@ -404,6 +440,15 @@ fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
         PromptPurpose::Skip(_) | PromptPurpose::MarkDone(_) if text.is_empty() => {
             KeyOutcome::flash("write a reason: it goes into the journal")
         }
+        PromptPurpose::SetTraffic => match parse_percent(text) {
+            Some(y_percent) => KeyOutcome::send(Command::SetTraffic { y_percent })
+                .and(UiAction::Close)
+                .and(UiAction::Flash(
+                    format!("asked the load balancer for Y {y_percent}%"),
+                    Tone::Plain,
+                )),
+            None => KeyOutcome::flash("a whole number from 0 (all on X) to 100 (all on Y)"),
+        },
         PromptPurpose::Skip(step) => KeyOutcome::send(Command::Skip {
             step: step.clone(),
             reason: text.to_string(),
@@ -415,6 +460,12 @@ fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
         })
         .and(UiAction::Close),
     }
+}
+
+/// `25`, `25%` or ` 25 % ` to Y; anything else, or above 100, is no split.
+fn parse_percent(text: &str) -> Option<u8> {
+    let number = text.strip_suffix('%').unwrap_or(text).trim();
+    number.parse::<u8>().ok().filter(|percent| *percent <= 100)
 }
 
 fn confirm_next_rollback_step(state: &ConsoleState) -> KeyOutcome {

@@ -187,6 +187,8 @@ pub enum PromptPurpose {
     Skip(StepRef),
     MarkDone(StepRef),
     LogFilter,
+    /// The traffic split by hand: percent to Y.
+    SetTraffic,
 }
 
 /// The open dialog, if any. Keys go to it first.
@@ -211,6 +213,10 @@ pub enum Modal {
     Rollback,
     Help {
         scroll: usize,
+    },
+    /// `x` while a step runs: what stopping it means, before anything is sent.
+    Abort {
+        step: StepRef,
     },
     /// `q` while a step runs: it finishes in the background.
     QuitWhileRunning {

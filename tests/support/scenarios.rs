@@ -322,6 +322,22 @@ pub fn help(theme: Theme) -> ConsoleState {
     state
 }
 
+/// `x` while the database restore runs: the abort dialog.
+pub fn abort_modal(theme: Theme) -> ConsoleState {
+    let mut state = running_with_logs(theme);
+    press(&mut state, char_key('x'));
+    state
+}
+
+/// `t` between two steps with 10 % on Y: the split by hand, being typed.
+pub fn set_traffic_prompt(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    state.apply(&traffic(10));
+    press(&mut state, char_key('t'));
+    type_text(&mut state, "0");
+    state
+}
+
 /// Builds the console at one moment of a run.
 pub type Scenario = fn(Theme) -> ConsoleState;
 
@@ -338,6 +354,8 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("rolling_back", rolling_back),
         ("done", done),
         ("help", help),
+        ("abort_modal", abort_modal),
+        ("set_traffic_prompt", set_traffic_prompt),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Dialogs drawn over the panes. Keys go to the open one first (see `keys`).
 
+pub mod abort;
 pub mod confirm;
 pub mod help;
 pub mod irreversible;
@@ -24,6 +25,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal
         Modal::Prompt { purpose, input } => prompt::render(frame, area, state, purpose, input),
         Modal::Rollback => rollback::render(frame, area, state),
         Modal::Help { scroll } => help::render(frame, area, state, *scroll),
+        Modal::Abort { step } => abort::render(frame, area, state, step),
         Modal::QuitWhileRunning { step } => quit::render(frame, area, state, step),
     }
 }

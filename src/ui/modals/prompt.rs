@@ -33,6 +33,17 @@ pub fn render(
             "What was done by hand? The note goes into the journal.".to_string(),
             " mark it done · ",
         ),
+        PromptPurpose::SetTraffic => (
+            "Set the traffic by hand".to_string(),
+            match state.traffic() {
+                Some(traffic) => format!(
+                    "Now {}. Percent of requests to Y (0 sends all to X, 100 all to Y):",
+                    traffic.shown()
+                ),
+                None => "Percent of requests to Y (0 sends all to X, 100 all to Y):".to_string(),
+            },
+            " send it to the load balancer · ",
+        ),
         PromptPurpose::LogFilter => (
             "Filter the logs".to_string(),
             "Show the lines containing (empty: all lines):".to_string(),

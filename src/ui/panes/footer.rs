@@ -53,6 +53,7 @@ pub fn hints(state: &ConsoleState) -> Vec<(&'static str, &'static str)> {
             ];
         }
         Some(Modal::QuitWhileRunning { .. }) => return vec![("y", "quit"), ("Esc", "stay")],
+        Some(Modal::Abort { .. }) => return vec![("y", "abort"), ("Esc", "let it run")],
         Some(_) => return vec![("⏎", "confirm"), ("Esc", "cancel")],
         None => {}
     }
@@ -72,6 +73,9 @@ pub fn hints(state: &ConsoleState) -> Vec<(&'static str, &'static str)> {
             }
             _ => {}
         }
+    }
+    if state.running_step().is_some() {
+        hints.push(("x", "abort"));
     }
     match state.run_state() {
         RunState::Running => hints.push(("p", "pause")),
