@@ -169,7 +169,7 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
         s.contains("X 100%") && s.contains("ROLLBACK") && s.contains("Then, in this order")
     });
     assert!(
-        screen.contains("all traffic on X, confirmed by the load balancer"),
+        screen.contains("all traffic on X in") && screen.contains("confirmed by the load balancer"),
         "{screen}"
     );
     assert!(screen.contains("ROLLING BACK"), "{screen}");

@@ -4,7 +4,8 @@
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, restore_database, resume_writes,
-    review_breaking_changes, review_considerations, shift_traffic, stop_y, unfreeze_writes,
+    review_breaking_changes, review_considerations, shift_traffic, stop_y, take_y_out_of_service,
+    unfreeze_writes,
 };
 use super::control_planes;
 use super::in_place::{FINISH_IRREVERSIBLE, FORCE_CAUTION};
@@ -100,7 +101,7 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
         )
         .guide("Deploy a new Kong cluster of version Y: install a new Kong cluster of version Y as instructed at Kong Gateway Installation Options and configure it pointing to the existing database.")
         .changes()
-        .rollback(stop_y(target))
+        .rollback(take_y_out_of_service(target))
         .build(),
         Draft::new(
             "migrations-up",

@@ -128,6 +128,22 @@ pub(super) fn stop_y(target: Target) -> RollbackAction {
     }
 }
 
+/// The undo of installing Y: the same act as `stop_y` (no node of Y runs), said so that a
+/// rollback listing both reads as two different things.
+pub(super) fn take_y_out_of_service(target: Target) -> RollbackAction {
+    RollbackAction {
+        title: format!("Take {} out of service", target.y()),
+        instruction: format!(
+            "{} was installed for this upgrade: make sure none of its nodes runs, so that nothing serves the new version. Keep what was installed (and Y's database, if it has one) for a later attempt.",
+            target.y()
+        ),
+        kind: RollbackKind::StopNodes {
+            cluster: ClusterSide::Y,
+        },
+        irreversible: false,
+    }
+}
+
 pub(super) fn start_x(target: Target) -> RollbackAction {
     RollbackAction {
         title: format!("Start {} again", target.x()),

@@ -3,7 +3,7 @@
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, resume_writes, review_breaking_changes,
-    review_considerations, shift_traffic, stop_y, unfreeze_writes,
+    review_considerations, shift_traffic, stop_y, take_y_out_of_service, unfreeze_writes,
 };
 use super::control_planes;
 use super::in_place::FORCE_CAUTION;
@@ -66,7 +66,7 @@ To keep data consistency between the two clusters, you must not execute any writ
 Provision the new cluster Y with the same-sized resource capacity as that of the current cluster X.",
         )
         .changes()
-        .rollback(stop_y(target))
+        .rollback(take_y_out_of_service(target))
         .build(),
         Draft::new(
             "provision-db-y",

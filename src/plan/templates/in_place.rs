@@ -5,7 +5,8 @@
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, restore_database, resume_writes,
-    review_breaking_changes, review_considerations, start_x, stop_y, unfreeze_writes,
+    review_breaking_changes, review_considerations, start_x, stop_y, take_y_out_of_service,
+    unfreeze_writes,
 };
 use super::control_planes;
 use crate::plan::model::Plan;
@@ -89,7 +90,7 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
 
 Provision the new cluster Y with the same-sized resource capacity as that of the current cluster X.")
         .changes()
-        .rollback(stop_y(target))
+        .rollback(take_y_out_of_service(target))
         .build(),
         Draft::new(
             "migrations-up",

@@ -10,7 +10,7 @@
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, resume_writes, review_breaking_changes,
-    review_considerations, shift_traffic, stop_y, unfreeze_writes,
+    review_considerations, shift_traffic, stop_y, take_y_out_of_service, unfreeze_writes,
 };
 use crate::plan::model::Plan;
 use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
@@ -73,7 +73,7 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
             _ => "Start the new nodes with the declarative configuration backed up in step 2 (validate it for version Y first, e.g. `deck file validate`).",
         })
         .changes()
-        .rollback(stop_y(target))
+        .rollback(take_y_out_of_service(target))
         .build(),
     );
     steps.push(
