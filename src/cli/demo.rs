@@ -1,12 +1,13 @@
 //! `kongup demo`: the whole program against the simulated lab, with nothing installed.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 use color_eyre::eyre::WrapErr;
 
 use crate::demo::{self, DemoOptions};
+use crate::engine::RunState;
 use crate::sim::{Fault, Scenario};
 
 #[derive(Debug, Args)]
@@ -103,8 +104,24 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.
     runtime.shutdown_background();
-    if let Err(error) = &end {
-        eprintln!("{error}");
+    match &end {
+        Err(error) => eprintln!("{error}"),
+        Ok(end) if end.state != RunState::Done => {
+            let journal = args
+                .journal
+                .as_ref()
+                .map(|dir| format!(" --journal {}", dir.display()))
+                .unwrap_or_default();
+            // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: {}. The demo resumes where it stopped: kongup demo --scenario \
+                 {scenario}{journal}",
+                end.state.as_str(),
+                end.reason
+            );
+        }
+        Ok(_) => {}
     }
     Ok(demo::exit_code(&end))
 }
