@@ -242,3 +242,76 @@ fn the_hybrid_demo_walks_to_done_in_the_console() {
     assert_eq!(status["traffic"]["y"], 100, "{status:#}");
     tmux.keys(&["q"]);
 }
+
+/// `q` while a step runs: the console closes, and the terminal keeps showing the step's
+/// output and its end (a long migration must not look hung), then kongup exits.
+#[test]
+fn quitting_while_a_step_runs_shows_its_output_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"name: quit-e2e
+from: 3.4.0
+to: 3.4.2
+mode: traditional
+database: postgres
+strategy: in-place
+clusters:
+  x:
+    nodes:
+      - name: x1
+        admin_url: http://127.0.0.1:9
+    database:
+      host: 127.0.0.1
+      name: kong
+      user: kong
+      password: {{env: KONGUP_E2E_PG_PASSWORD}}
+  y:
+    nodes:
+      - name: y1
+        admin_url: http://127.0.0.1:9
+steps:
+  preflight:
+    builtin: false
+    commands:
+      - shell: "echo step-started; read word < {gate}; echo step-finished-$word"
+"#,
+            gate = gate.display()
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "quit",
+        &format!(
+            "sh -c 'KONGUP_E2E_PG_PASSWORD=unused {} run {} --journal {}; echo kongup-exited-$?; read never'",
+            env!("CARGO_BIN_EXE_kongup"),
+            plan.display(),
+            run_dir.display()
+        ),
+    );
+    tmux.wait_for("the first step ready", |s| s.contains("[ready]"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the confirm dialog", |s| s.contains("Confirm ·"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the step's first line", |s| s.contains("step-started"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit dialog", |s| s.contains("Quit?"));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("the console closed, the step going on", |s| {
+        s.contains("is still running: kongup waits for it to end")
+    });
+    assert!(!screen.contains("kongup-exited"), "{screen}");
+    // Let the step end: it reads one word from the pipe.
+    std::fs::write(&gate, "go\n").unwrap();
+    let screen = tmux.wait_for("the step's end and kongup's exit", |s| {
+        s.contains("kongup-exited-")
+    });
+    assert!(screen.contains("step-finished-go"), "{screen}");
+    assert!(screen.contains("preflight: succeeded"), "{screen}");
+    assert!(screen.contains("kongup-exited-2"), "{screen}");
+}

@@ -115,10 +115,10 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
             // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
             let _ = writeln!(
                 std::io::stderr(),
-                "{}: {}. The demo resumes where it stopped: kongup demo --scenario \
-                 {scenario}{journal}",
-                end.state.as_str(),
-                end.reason
+                "kongup stopped ({}); the demo is {} and resumes with: kongup demo \
+                 --scenario {scenario}{journal}",
+                end.reason,
+                end.state.as_str()
             );
         }
         Ok(_) => {}

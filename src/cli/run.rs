@@ -158,11 +158,16 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         } else {
             let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
             if !console.terminal_gone {
-                eprintln!(
-                    "{}: {} (resume with the same command)",
-                    console.end.state.as_str(),
-                    console.end.reason
-                );
+                let end = &console.end;
+                if end.state == RunState::Done {
+                    eprintln!("done: {}", end.reason);
+                } else {
+                    eprintln!(
+                        "kongup stopped ({}); the run is {} and resumes with the same command",
+                        end.reason,
+                        end.state.as_str()
+                    );
+                }
             }
             Ok(console.end)
         }

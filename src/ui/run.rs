@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::engine::command::Command;
-use crate::engine::event::Event;
+use crate::engine::event::{Event, LogLine};
 use crate::engine::journal::{JOURNAL_FILE, read_journal};
 use crate::engine::{EngineHandle, SessionEnd, Toolbox};
 use crate::plan::model::Plan;
@@ -183,7 +183,8 @@ pub async fn console_on_engine(
         Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
     );
     options.extra_keys = extra_keys;
-    let exit = run_console(&plan, &expanded, commands, engine_events(events), options).await;
+    let mut events = engine_events(events);
+    let exit = run_console(&plan, &expanded, commands, &mut events, options).await;
     let terminal_gone = matches!(
         exit,
         Ok(ConsoleExit::TerminalLost { .. } | ConsoleExit::Signal(_))
@@ -192,7 +193,17 @@ pub async fn console_on_engine(
         step_running: Some(step),
     }) = &exit
     {
-        eprintln!("{step} is still running: kongup waits for it to end and journals its result");
+        // A long step (a migration) must not look hung: its output and end go on.
+        eprintln!(
+            "{step} is still running: kongup waits for it to end, journals its result, then \
+             exits. Its output follows (the full log is in {}).",
+            run_dir.display()
+        );
+        while let Some(event) = events.next().await {
+            if let Some(line) = after_quit_line(&event) {
+                eprintln!("{line}");
+            }
+        }
     }
     let end = task.await.map_err(|error| {
         color_eyre::eyre::eyre!(
@@ -201,6 +212,32 @@ pub async fn console_on_engine(
     })??;
     exit?;
     Ok(EngineConsoleEnd { end, terminal_gone })
+}
+
+/// What the terminal shows of an event once the console has closed on a running step: the
+/// step's output and its end (the engine's own chatter, drift and metrics stay in the
+/// journal).
+fn after_quit_line(event: &Event) -> Option<String> {
+    match event {
+        Event::Log(LogLine {
+            at,
+            step: Some(step),
+            text,
+            ..
+        }) => Some(format!(
+            "{} {step} │ {text}",
+            at.with_timezone(&chrono::Local).format("%H:%M:%S"),
+        )),
+        Event::StepChanged {
+            step,
+            state,
+            detail,
+        } => Some(match detail {
+            Some(detail) => format!("{step}: {} ({detail})", state.as_str()),
+            None => format!("{step}: {}", state.as_str()),
+        }),
+        _ => None,
+    }
 }
 
 /// When the run began: its first journal record (now, for a run too new to have one).
