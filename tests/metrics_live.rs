@@ -34,6 +34,9 @@ fn kong_text(ok: u64, errors: u64) -> String {
          # TYPE kong_request_latency_ms histogram\n\
          kong_request_latency_ms_bucket{{service=\"s\",route=\"r\",workspace=\"default\",le=\"00010.0\"}} {total}\n\
          kong_request_latency_ms_bucket{{service=\"s\",route=\"r\",workspace=\"default\",le=\"+Inf\"}} {total}\n\
+         # TYPE kong_kong_latency_ms histogram\n\
+         kong_kong_latency_ms_bucket{{service=\"s\",route=\"r\",workspace=\"default\",le=\"00001.0\"}} {total}\n\
+         kong_kong_latency_ms_bucket{{service=\"s\",route=\"r\",workspace=\"default\",le=\"+Inf\"}} {total}\n\
          kong_datastore_reachable 1\n"
     )
 }
@@ -302,6 +305,9 @@ async fn scrape_prints_figures_per_endpoint_and_in_total() {
     assert_eq!(first["url"], format!("{a}/metrics"));
     assert_eq!(first["error_ratio"], 0.01);
     assert_close(first["p99_ms"].as_f64(), 9.9);
+    // Kong's own latency is all in its first bucket; no upstream histogram was served.
+    assert_close(first["kong_p99_ms"].as_f64(), 0.99);
+    assert_eq!(first["upstream_p99_ms"], serde_json::Value::Null);
     assert_eq!(first["status_code_metrics"], true);
     assert_eq!(first["latency_metrics"], true);
     // 300 requests over about 0.5 s (the second sample is taken --interval after the first).
@@ -329,8 +335,9 @@ async fn scrape_prints_figures_per_endpoint_and_in_total() {
         .collect();
     assert_eq!(
         keys.len(),
-        7,
-        "requests_per_s, error_ratio, p50_ms, p95_ms, p99_ms, status_code_metrics, latency_metrics: {keys:?}"
+        9,
+        "requests_per_s, error_ratio, p50_ms, p95_ms, p99_ms, kong_p99_ms, upstream_p99_ms, \
+         status_code_metrics, latency_metrics: {keys:?}"
     );
 }
 

@@ -54,6 +54,9 @@ struct FiguresJson {
     p50_ms: Option<f64>,
     p95_ms: Option<f64>,
     p99_ms: Option<f64>,
+    /// p99 of `kong_kong_latency_ms` (Kong's own time) and `kong_upstream_latency_ms`.
+    kong_p99_ms: Option<f64>,
+    upstream_p99_ms: Option<f64>,
     status_code_metrics: bool,
     latency_metrics: bool,
 }
@@ -66,6 +69,8 @@ impl From<&ClusterFigures> for FiguresJson {
             p50_ms: f.p50_ms,
             p95_ms: f.p95_ms,
             p99_ms: f.p99_ms,
+            kong_p99_ms: f.kong_latency.p99_ms,
+            upstream_p99_ms: f.upstream_latency.p99_ms,
             status_code_metrics: f.status_code_metrics,
             latency_metrics: f.latency_metrics,
         }

@@ -20,7 +20,7 @@ use kongup::engine::rollback::rollback_ref;
 use kongup::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use kongup::kong::types::SyncStatus;
 use kongup::lb::Split;
-use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Verdict};
+use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Quantiles, Verdict};
 use kongup::plan::model::*;
 use kongup::plan::steps::*;
 use kongup::plan::version::KongVersion;
@@ -624,6 +624,15 @@ pub fn figures(rps: f64, errors: Option<f64>, p99: Option<f64>) -> ClusterFigure
         p95_ms: p99.map(|p| p / 1.5),
         p99_ms: p99,
         active_connections: Some(rps / 4.0),
+        // Most of a request's time is the upstream's; Kong's own is a few milliseconds.
+        kong_latency: Quantiles {
+            p99_ms: p99.map(|p| p / 40.0),
+            ..Quantiles::default()
+        },
+        upstream_latency: Quantiles {
+            p99_ms: p99.map(|p| p * 0.9),
+            ..Quantiles::default()
+        },
         status_code_metrics: errors.is_some(),
         latency_metrics: p99.is_some(),
         nodes_scraped: 3,

@@ -140,15 +140,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     );
 }
 
+/// One line per cluster above its sparklines, most telling first (the pane truncates it).
 fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
     let mut line = format!(
-        "{} · {}/{} nodes scraped",
+        "{} · {}/{} scraped",
         describe::side(side),
         f.nodes_scraped,
         f.nodes_total
     );
-    if let Some(c) = f.active_connections {
-        line.push_str(&format!(" · {c:.0} connections"));
+    if f.datastore_reachable == Some(false) {
+        line.push_str(" · ⚠ datastore unreachable");
     }
     if let (Some(p50), Some(p95)) = (f.p50_ms, f.p95_ms) {
         line.push_str(&format!(
@@ -157,8 +158,16 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
             text::millis(p95)
         ));
     }
-    if f.datastore_reachable == Some(false) {
-        line.push_str(" · ⚠ datastore unreachable");
+    // Kong's own time against the upstream's: which side a slower Y comes from.
+    if let (Some(kong), Some(upstream)) = (f.kong_latency.p99_ms, f.upstream_latency.p99_ms) {
+        line.push_str(&format!(
+            " · p99 kong {} upstream {}",
+            text::millis(kong),
+            text::millis(upstream)
+        ));
+    }
+    if let Some(c) = f.active_connections {
+        line.push_str(&format!(" · {c:.0} conn"));
     }
     text::truncate(&line, width)
 }
