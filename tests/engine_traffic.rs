@@ -510,6 +510,54 @@ async fn a_failing_gate_between_bakes_pauses_while_y_carries_traffic() {
 }
 
 #[tokio::test]
+async fn between_bakes_each_change_of_verdict_is_journaled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gated = gated();
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        steps,
+        "v1",
+        gated.kit.toolbox.clone(),
+    ));
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    let sequence = [
+        Verdict::Pass,
+        Verdict::Pass,
+        Verdict::Inconclusive,
+        Verdict::Inconclusive,
+        Verdict::Pass,
+    ];
+    for (i, v) in sequence.into_iter().enumerate() {
+        gated.gates.send_replace(verdict(v));
+        run.wait_for(&format!("verdict {i}"), |e| matches!(e, Event::Gate(_)))
+            .await;
+    }
+    let journaled = |run: &TestRun| -> Vec<String> {
+        run.journal()
+            .iter()
+            .filter_map(|r| match &r.entry {
+                Entry::Gate { gate, .. } => Some(gate.verdict.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    // The event goes out before the record is written: wait for the last one's record.
+    run.wait_seen("the last verdict journaled", |_| {
+        journaled(&run).last().map(String::as_str) == Some("pass") && journaled(&run).len() > 1
+    })
+    .await;
+    assert_eq!(journaled(&run), ["pass", "inconclusive", "pass"]);
+    run.quit().await;
+}
+
+#[tokio::test]
 async fn a_failing_gate_between_bakes_rolls_back_when_the_plan_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let gated = gated();

@@ -111,6 +111,9 @@ struct Engine {
     /// A rollback waiting for a split set by hand (being stopped) to end; when the
     /// operator asked for it.
     deferred_rollback: Option<Instant>,
+    /// The last verdict journaled between bakes: a change of verdict is journaled, not
+    /// every scrape's.
+    gate_journaled: Option<Verdict>,
 }
 
 fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
@@ -255,6 +258,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         side_events,
         opening_warnings,
         deferred_rollback: None,
+        gate_journaled: None,
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -1149,37 +1153,41 @@ impl Engine {
         Ok(())
     }
 
-    /// A gate verdict between bakes (a bake acts on its own): while Y carries traffic, a
-    /// failure pauses the run or starts the rollback, as the plan's `on_fail` says, and
-    /// the verdict that did it is journaled with its numbers.
+    /// A gate verdict between bakes (a bake journals and acts on its own): while Y carries
+    /// traffic, each change of verdict is journaled with its numbers, and a failure pauses
+    /// the run or starts the rollback, as the plan's `on_fail` says.
     fn on_verdict(&mut self, verdict: GateVerdict) -> Result<(), EngineError> {
         self.emit(Event::Gate(verdict.clone()));
         let y_share = self.view.traffic().map_or(0, |s| s.y);
-        let acts = verdict.verdict == Verdict::Fail
-            && y_share > 0
+        let watched = y_share > 0
             && !self.traffic.baking()
             && !self.view.rollback_active()
             && self.view.run_state() != RunState::Done;
-        if !acts {
+        if !watched {
             return Ok(());
         }
+        let acts = verdict.verdict == Verdict::Fail;
         let pausing = self.plan.gates.on_fail == FailAction::Pause;
-        if pausing && self.view.paused.is_some() {
+        let already_paused = acts && pausing && self.view.paused.is_some();
+        if self.gate_journaled != Some(verdict.verdict) || (acts && !already_paused) {
+            let at = self
+                .running
+                .as_ref()
+                .map(|r| r.key.clone())
+                .or_else(|| self.view.next_step())
+                .unwrap_or_else(|| "run".to_string());
+            self.record(
+                Who::Kongup,
+                Entry::Gate {
+                    step: at,
+                    gate: gate_record(&verdict),
+                },
+            )?;
+            self.gate_journaled = Some(verdict.verdict);
+        }
+        if !acts || already_paused {
             return Ok(());
         }
-        let at = self
-            .running
-            .as_ref()
-            .map(|r| r.key.clone())
-            .or_else(|| self.view.next_step())
-            .unwrap_or_else(|| "run".to_string());
-        self.record(
-            Who::Kongup,
-            Entry::Gate {
-                step: at,
-                gate: gate_record(&verdict),
-            },
-        )?;
         let reason = format!(
             "the gates failed while Y carries {y_share}% of the traffic and no bake runs ({} \
              breaches in a row): {}",
