@@ -1295,6 +1295,23 @@ clusters:
 }
 
 #[test]
+fn the_example_in_the_readme_validates() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("```yaml\n")
+        .expect("the README has a yaml example")
+        + "```yaml\n".len();
+    let example = &readme[start..start + readme[start..].find("```").unwrap()];
+    let loaded = match parse_plan(example, "README.md example") {
+        Ok(loaded) => loaded,
+        Err(errors) => panic!("the README's example does not validate:\n{errors}"),
+    };
+    assert_eq!(loaded.expanded.phases[0].strategy, Strategy::DualCluster);
+    assert_eq!(loaded.plan.traffic.schedule, [1, 5, 25, 50, 100]);
+}
+
+#[test]
 fn the_annotated_example_in_the_docs_validates() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.md"))
         .unwrap();
