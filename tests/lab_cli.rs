@@ -167,3 +167,76 @@ fn lab_refuses_an_unknown_scenario_and_fault() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("between 0 and 1"));
 }
+
+/// The hybrid lab lists its control planes and data planes by role, and `kongup init`
+/// against X's control plane writes a plan that validates, with X's data planes in it.
+#[test]
+fn init_against_the_hybrid_lab_writes_a_plan_that_validates() {
+    let (mut lab, first) = spawn_lab(&["--scenario", "hybrid", "--json"]);
+    let parsed: LabJson = serde_json::from_str(&first).expect("the first line is JSON");
+    let roles: Vec<(&str, &str)> = parsed
+        .nodes
+        .iter()
+        .map(|n| (n.cluster.as_str(), n.role.as_str()))
+        .collect();
+    for expected in [
+        ("x", "control_plane"),
+        ("x", "data_plane"),
+        ("y", "control_plane"),
+        ("y", "data_plane"),
+    ] {
+        assert!(roles.contains(&expected), "{expected:?} in {roles:?}");
+    }
+    let x_control_planes: Vec<&str> = parsed
+        .nodes
+        .iter()
+        .filter(|n| n.cluster == "x" && n.role == "control_plane")
+        .map(|n| n.admin.as_str())
+        .collect();
+    let x_data_planes: Vec<&str> = parsed
+        .nodes
+        .iter()
+        .filter(|n| n.cluster == "x" && n.role == "data_plane")
+        .map(|n| n.name.as_str())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.yaml");
+    let mut init = assert_cmd::Command::cargo_bin("kongup").unwrap();
+    init.arg("init");
+    for admin in &x_control_planes {
+        init.args(["--admin", admin]);
+    }
+    let out = init
+        .args(["--to", "3.10.0.1", "-o"])
+        .arg(&plan)
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kongup init: {out:?}");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    assert!(text.contains("mode: hybrid"), "{text}");
+    for name in &x_data_planes {
+        assert!(
+            text.contains(name),
+            "data plane {name} in the plan:\n{text}"
+        );
+    }
+    let out = assert_cmd::Command::cargo_bin("kongup")
+        .unwrap()
+        .arg("validate")
+        .arg(&plan)
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the plan init wrote does not validate: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lab.0.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let _ = lab.0.wait();
+}
