@@ -921,3 +921,38 @@ async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone()
     );
     run.quit().await;
 }
+
+/// A gate failure (or the operator) paused the run; `R` then must not need a resume before
+/// each rollback step: the pause holds the upgrade, not its undoing.
+#[tokio::test]
+async fn a_paused_run_rolls_back_without_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("bg"),
+        blue_green(),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "start-y", None).await;
+    confirm(&mut run, "shift-traffic-50", None).await;
+    run.send(Command::Pause).await;
+    run.wait_seen("paused", |e| *e == Event::RunChanged(RunState::Paused))
+        .await;
+
+    run.send(Command::Rollback).await;
+    assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
+    run.send(Command::Confirm {
+        step: rollback_ref("start-y"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&rollback_ref("start-y"), StepState::Succeeded)
+        .await;
+    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
+        .await;
+    // The rollback took traffic to X on its own, pause or not.
+    assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
+    run.quit().await;
+}

@@ -315,7 +315,10 @@ fn fail_only_after_the_configured_breaches_in_a_row() {
     let third = gates.evaluate(&snapshot(healthy_x.clone(), bad_y.clone()));
     assert_eq!(third.verdict, Verdict::Fail);
     assert_eq!(third.consecutive_breaches, 3);
-    assert_eq!(third.checks.last().unwrap(), "breach 3 of 3 in a row: fail");
+    assert_eq!(
+        third.checks.last().unwrap(),
+        "3 breaches in a row (3 make a failure): fail"
+    );
 
     gates.reset();
     assert_eq!(

@@ -723,7 +723,12 @@ impl Engine {
         Ok(key)
     }
 
+    /// A pause holds the upgrade, not its rollback: a gate failure pauses the run, and the
+    /// operator's `R` must not then need a resume before each rollback step.
     fn check_not_paused(&self, verb: &str, step: &StepRef) -> Result<(), String> {
+        if step.phase == PhaseName::Rollback {
+            return Ok(());
+        }
         match &self.view.paused {
             Some(reason) => Err(format!(
                 "cannot {verb} {step}: the run is paused ({reason}); resume it first"

@@ -267,7 +267,7 @@ impl GateEvaluator {
             self.consecutive_breaches += 1;
             if self.consecutive_breaches >= needed {
                 lines.push(format!(
-                    "breach {} of {needed} in a row: fail",
+                    "{} breaches in a row ({needed} make a failure): fail",
                     self.consecutive_breaches
                 ));
                 Verdict::Fail
