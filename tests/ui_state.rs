@@ -191,3 +191,41 @@ fn the_zoomed_pane_takes_the_whole_body() {
     }
     assert!(!text.contains("Checklist"), "{text}");
 }
+
+/// The engine plans the rest of the rollback after its first act: a plan with no time to
+/// safety means it did not move traffic, and the console says why instead of "moving".
+#[test]
+fn a_rollback_that_moved_no_traffic_says_why() {
+    use kongup::ui::state::RollbackTraffic;
+    let rollback_step = |id: &str| StepRef::new(PhaseName::Rollback, id.to_string());
+    let started = |state: &mut ConsoleState| {
+        state.apply(&Event::RunChanged(RunState::RollingBack));
+        state.apply(&Event::RollbackProgress(RollbackProgress::Started));
+    };
+
+    let mut state = fresh();
+    started(&mut state);
+    assert_eq!(state.rollback_traffic(), RollbackTraffic::Moving);
+    state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![rollback_step("deploy-y")],
+    }));
+    assert_eq!(state.rollback_traffic(), RollbackTraffic::NeverMoved);
+    assert!(screen(&state, 80, 24).contains("no traffic had moved to Y"));
+
+    let mut state = fresh();
+    state.apply(&traffic(50));
+    started(&mut state);
+    state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![rollback_step("stop-x"), rollback_step("traffic-to-x")],
+    }));
+    assert_eq!(state.rollback_traffic(), RollbackTraffic::AStepOfThePlan);
+    assert!(screen(&state, 80, 24).contains("traffic still on Y"));
+
+    let mut state = fresh();
+    state.apply(&traffic(50));
+    started(&mut state);
+    state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![rollback_step("deploy-y")],
+    }));
+    assert_eq!(state.rollback_traffic(), RollbackTraffic::Stays);
+}

@@ -12,6 +12,7 @@ use tui_input::Input;
 use crate::engine::event::{
     Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
 };
+use crate::engine::rollback::TRAFFIC_TO_X;
 use crate::engine::{StepPreview, Toolbox};
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
@@ -168,6 +169,23 @@ impl TrafficView {
     pub fn mismatch(&self) -> bool {
         self.applied.is_some_and(|a| a != self.requested)
     }
+}
+
+/// The rollback's first act, as the console tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RollbackTraffic {
+    /// `R` was pressed; the engine has not answered yet.
+    Asked,
+    /// The engine is sending all traffic to X.
+    Moving,
+    /// All traffic is on X, `ms` after the command.
+    Safe { ms: u64 },
+    /// No traffic had moved to Y: the load balancer is left alone.
+    NeverMoved,
+    /// X cannot serve yet: traffic goes back at a step of the rollback plan.
+    AStepOfThePlan,
+    /// X cannot serve and nothing in the plan gives it back: traffic stays.
+    Stays,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -801,6 +819,30 @@ impl ConsoleState {
 
     pub fn rollback(&self) -> &RollbackView {
         &self.rollback
+    }
+
+    /// Where the rollback's first act stands. The engine sends all traffic to X before it
+    /// plans the rest, so a plan without a time to safety means it did not act.
+    pub fn rollback_traffic(&self) -> RollbackTraffic {
+        let rollback = &self.rollback;
+        if let Some(ms) = rollback.time_to_safety_ms {
+            return RollbackTraffic::Safe { ms };
+        }
+        let Some(planned) = &rollback.planned else {
+            return if rollback.started {
+                RollbackTraffic::Moving
+            } else {
+                RollbackTraffic::Asked
+            };
+        };
+        let y_share = self.traffic.map_or(0, |t| t.shown().y);
+        if planned.iter().any(|step| step.id == TRAFFIC_TO_X) {
+            RollbackTraffic::AStepOfThePlan
+        } else if y_share == 0 {
+            RollbackTraffic::NeverMoved
+        } else {
+            RollbackTraffic::Stays
+        }
     }
 
     pub fn is_engine_stopped(&self) -> bool {

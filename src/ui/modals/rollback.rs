@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
 use crate::engine::event::{StepState, TrafficVerification};
-use crate::ui::state::ConsoleState;
+use crate::ui::state::{ConsoleState, RollbackTraffic};
 use crate::ui::text;
 use crate::ui::theme::{Tone, step_symbol};
 
@@ -20,8 +20,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let rollback = state.rollback();
     let mut lines = Vec::new();
 
-    let (traffic, tone) = match (rollback.started, rollback.time_to_safety_ms) {
-        (_, Some(ms)) => match &rollback.traffic_verified {
+    let (traffic, tone) = match state.rollback_traffic() {
+        RollbackTraffic::Safe { ms } => match &rollback.traffic_verified {
             Some((TrafficVerification::ReadBack, evidence)) => (
                 format!("✔ all traffic on X in {ms} ms: {evidence}"),
                 Tone::Good,
@@ -32,10 +32,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
             ),
             None => (format!("✔ all traffic on X in {ms} ms"), Tone::Good),
         },
-        (true, None) => ("▶ sending all traffic to X…".to_string(), Tone::Active),
-        (false, None) => (
+        RollbackTraffic::Moving => ("▶ sending all traffic to X…".to_string(), Tone::Active),
+        RollbackTraffic::Asked => (
             "○ rollback asked; waiting for the engine".to_string(),
             Tone::Muted,
+        ),
+        RollbackTraffic::NeverMoved => (
+            "✔ no traffic had moved to Y: the load balancer is left as it is".to_string(),
+            Tone::Good,
+        ),
+        RollbackTraffic::AStepOfThePlan => (
+            "⚠ X cannot serve yet: traffic goes back to X at its step below".to_string(),
+            Tone::Warn,
+        ),
+        RollbackTraffic::Stays => (
+            "⚠ X cannot serve: traffic stays where it is (see the logs for why)".to_string(),
+            Tone::Bad,
         ),
     };
     lines.push(Line::from(Span::styled("1. Traffic to X", theme.bold())));

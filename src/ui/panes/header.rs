@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use crate::metrics::Verdict;
 use crate::ui::describe;
-use crate::ui::state::ConsoleState;
+use crate::ui::state::{ConsoleState, RollbackTraffic};
 use crate::ui::text;
 use crate::ui::theme::{Tone, run_label};
 
@@ -26,11 +26,14 @@ fn alerts(state: &ConsoleState) -> Vec<(String, Tone)> {
     if state.gate().is_some_and(|g| g.verdict == Verdict::Fail) {
         alerts.push(("✖ GATE BREACHED".to_string(), Tone::Bad));
     }
-    let rollback = state.rollback();
-    if rollback.started {
-        let text = match rollback.time_to_safety_ms {
-            Some(ms) => format!("↺ traffic on X in {ms} ms"),
-            None => "↺ moving traffic to X".to_string(),
+    if state.rollback().started {
+        let text = match state.rollback_traffic() {
+            RollbackTraffic::Safe { ms } => format!("↺ traffic on X in {ms} ms"),
+            RollbackTraffic::Asked | RollbackTraffic::Moving => "↺ moving traffic to X".to_string(),
+            RollbackTraffic::NeverMoved => "↺ rolling back".to_string(),
+            RollbackTraffic::AStepOfThePlan | RollbackTraffic::Stays => {
+                "↺ traffic still on Y".to_string()
+            }
         };
         alerts.push((text, Tone::Warn));
     }
