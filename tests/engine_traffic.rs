@@ -94,6 +94,14 @@ async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
     );
     run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
         .await;
+    // The run reads paused at once, not failed first (the step failed, the run did not).
+    assert!(
+        !run.events
+            .lock()
+            .unwrap()
+            .contains(&Event::RunChanged(RunState::Failed)),
+        "the run was said to have failed before it paused"
+    );
     let journal = run.journal();
     let gate = journal.iter().find_map(|r| match &r.entry {
         Entry::Gate { gate, .. } => Some(gate.clone()),

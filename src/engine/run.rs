@@ -1136,18 +1136,18 @@ impl Engine {
                 last_lines: running.sink.tail(),
             },
         )?;
+        // Paused before the changes are said, so the run reads paused, not failed first.
+        if matches!(then, AfterFailure::Pause) && self.view.paused.is_none() {
+            let reason = format!("{}: {}", running.step, detail.unwrap_or_default());
+            self.record(Who::Kongup, Entry::Paused { reason })?;
+        }
         self.emit_changes();
         let succeeded = result == StepResult::Succeeded;
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
             self.record_traffic_safe_after_step()?;
         }
         match then {
-            AfterFailure::Stop => {}
-            AfterFailure::Pause if self.view.paused.is_none() => {
-                let reason = format!("{}: {}", running.step, detail.unwrap_or_default());
-                self.record(Who::Kongup, Entry::Paused { reason })?;
-            }
-            AfterFailure::Pause => {}
+            AfterFailure::Stop | AfterFailure::Pause => {}
             AfterFailure::Rollback => {
                 self.rollback(Instant::now(), &gate_rollback, Who::Kongup)?;
             }
