@@ -1142,6 +1142,33 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_control_planes_are_watched_by_hand_and_data_planes_by_the_gates() {
+        for strategy in [
+            Strategy::DualCluster,
+            Strategy::InPlace,
+            Strategy::BlueGreen,
+        ] {
+            let expanded = fixed(Mode::Hybrid, strategy);
+            let cp_monitor = step(&expanded.phases[0], "monitor");
+            assert_eq!(cp_monitor.kind, StepKind::Manual, "{strategy:?}");
+            assert!(
+                cp_monitor.title.contains("data planes' sync"),
+                "{strategy:?}"
+            );
+            let dp_monitor = step(&expanded.phases[1], "monitor");
+            assert!(
+                matches!(dp_monitor.kind, StepKind::Monitor { .. }),
+                "{strategy:?}"
+            );
+        }
+        let traditional = fixed(Mode::Traditional, Strategy::DualCluster);
+        assert!(matches!(
+            step(&traditional.phases[0], "monitor").kind,
+            StepKind::Monitor { .. }
+        ));
+    }
+
+    #[test]
     fn auto_uses_the_chooser_and_says_why() {
         let expanded = expand(&plan(
             Mode::Traditional,

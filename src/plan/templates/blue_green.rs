@@ -148,7 +148,12 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
         );
         steps.extend(shift_traffic(plan, "5", divert_guide));
     }
-    steps.push(monitor(plan, "6", "Actively monitor all proxy metrics."));
+    steps.push(monitor(
+        plan,
+        target,
+        "6",
+        "Actively monitor all proxy metrics.",
+    ));
     steps.push(go_no_go(
         "7",
         "If any issues are found, rollback by setting all traffic to cluster X, investigate issues and repeat steps above.",

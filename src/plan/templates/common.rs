@@ -240,7 +240,22 @@ pub(super) fn shift_traffic(plan: &Plan, guide_ref: &str, guide: &str) -> Vec<St
         .collect()
 }
 
-pub(super) fn monitor(plan: &Plan, guide_ref: &str, guide: &str) -> Step {
+/// Kong's "monitor all proxy metrics". Control planes proxy nothing, so in their phase the
+/// gates would never have figures (every verdict inconclusive): there the step is the
+/// operator's watch of the control planes and the data planes' sync, and the proxies are
+/// judged in the data-plane phase.
+pub(super) fn monitor(plan: &Plan, target: Target, guide_ref: &str, guide: &str) -> Step {
+    if target == Target::ControlPlanes {
+        return Draft::new(
+            "monitor",
+            guide_ref,
+            "Watch control planes Y and the data planes' sync",
+            StepKind::Manual,
+        )
+        .guide(guide)
+        .note("Control planes proxy no traffic, so there are no proxy metrics for the gates to judge in this phase. Watch the topology pane instead: control planes Y ready, every data plane `normal` in its sync status, the Admin API answering. Y's proxy metrics are judged in the data-plane phase, when Y's data planes take traffic.")
+        .build();
+    }
     Draft::new(
         "monitor",
         guide_ref,

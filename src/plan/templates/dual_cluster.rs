@@ -164,7 +164,12 @@ This is usually done gradually and incrementally, depending on the risk profile 
         );
         steps.extend(shift_traffic(plan, "6", divert_guide));
     }
-    steps.push(monitor(plan, "7", "Actively monitor all proxy metrics."));
+    steps.push(monitor(
+        plan,
+        target,
+        "7",
+        "Actively monitor all proxy metrics.",
+    ));
     steps.push(go_no_go(
         "8",
         "If any issues arise, roll back by setting all traffic to cluster X, investigate the issues, and repeat the steps above.",

@@ -169,7 +169,12 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
             .build(),
         );
     }
-    steps.push(monitor(plan, "10", "Actively monitor all proxy metrics."));
+    steps.push(monitor(
+        plan,
+        target,
+        "10",
+        "Actively monitor all proxy metrics.",
+    ));
     steps.push(go_no_go(
         "11",
         "If you run into any issues, roll back the upgrade. Prioritize the database-level restoration method over the application-level method.",

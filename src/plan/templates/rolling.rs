@@ -115,6 +115,7 @@ This is usually done gradually and incrementally, depending on the risk profile 
     ));
     steps.push(monitor(
         plan,
+        target,
         "",
         "Not a numbered step of Kong's rolling guide: kongup keeps watching the proxy metrics once all traffic is on Y, as the other guides ask (\"Actively monitor all proxy metrics\"), before X goes away.",
     ));
