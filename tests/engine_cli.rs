@@ -586,7 +586,11 @@ fn a_signal_while_idle_closes_the_session_and_the_run_resumes(signal: Signal) {
         }
         other => panic!("the last record is {other:?}, not the session closing"),
     }
-    assert!(finished(&journal, "cluster/preflight", StepResult::Succeeded));
+    assert!(finished(
+        &journal,
+        "cluster/preflight",
+        StepResult::Succeeded
+    ));
     assert_eq!(started(&journal, "cluster/backup"), 0, "{out}");
 
     let status = lab.status_json();

@@ -83,9 +83,10 @@ async fn a_rolled_back_run(root: &Path) -> (PathBuf, StepRef) {
         })
         .await
         .unwrap();
-    demo.wait_until("the stage to fail its gate and the run to pause", |run, steps| {
-        run == Some(RunState::Paused) && steps.get(&shift) == Some(&StepState::Failed)
-    })
+    demo.wait_until(
+        "the stage to fail its gate and the run to pause",
+        |run, steps| run == Some(RunState::Paused) && steps.get(&shift) == Some(&StepState::Failed),
+    )
     .await;
     demo.send(Command::Rollback).await;
     demo.seen("all traffic to be safe on X", demo_support::traffic_safe)
@@ -181,7 +182,9 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
         "{checks:?}"
     );
     assert!(
-        checks.iter().any(|c| c.contains("breach 2 of 2 in a row: fail")),
+        checks
+            .iter()
+            .any(|c| c.contains("breach 2 of 2 in a row: fail")),
         "{checks:?}"
     );
     let fail_row = markdown
@@ -212,7 +215,10 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
             .unwrap_or_else(|| panic!("{id} is not in the rollback plan: {planned:?}"))
     };
     // The counterparts of what was done, in reverse: Y stops before writes come back.
-    assert!(position("start-y") < position("freeze-writes"), "{planned:?}");
+    assert!(
+        position("start-y") < position("freeze-writes"),
+        "{planned:?}"
+    );
     // Each rollback step ran, and succeeded, in the planned order.
     let steps = json["steps"].as_array().unwrap();
     let ran: Vec<String> = steps
