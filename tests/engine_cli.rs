@@ -1,6 +1,7 @@
 //! The real binary with a plan of local commands: `kongup run --plain` confirming each
-//! step, kill -9 in the middle of a step and the resume, SIGHUP during a step, the lock,
-//! a changed plan, a torn journal, secrets, and `status`/`report` against the journal.
+//! step, kill -9 in the middle of a step and the resume, SIGHUP during a step, SIGTERM and
+//! SIGINT while idle, the lock, a changed plan, a torn journal, secrets, and
+//! `status`/`report` against the journal.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -512,6 +513,104 @@ fn sighup_during_a_step_lets_it_finish_journals_it_then_exits() {
     assert!(finished_at < closed);
     assert_eq!(started(&journal, "cluster/deploy-y"), 0);
     assert_eq!(lab.status_json()["state"], "running");
+}
+
+/// Lines of a child's stdout as they come, read on a thread of their own.
+struct Lines {
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Lines {
+    fn read(pipe: impl std::io::Read + Send + 'static) -> Lines {
+        use std::io::BufRead;
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { return };
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Lines { text, reader }
+    }
+
+    fn wait_for(&self, what: &str, needle: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.text.lock().unwrap().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} ({needle:?}); stdout so far:\n{}",
+                self.text.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything, once the pipe has closed.
+    fn all(self) -> String {
+        self.reader.join().unwrap();
+        std::sync::Arc::try_unwrap(self.text)
+            .unwrap()
+            .into_inner()
+            .unwrap()
+    }
+}
+
+/// `signal` to an idle `kongup run --plain` (a step waits for its answer, stdin still
+/// open): the session is closed in the journal, the process exits 2, and the run is
+/// intact: `kongup status` reads it and the run resumes to done.
+fn a_signal_while_idle_closes_the_session_and_the_run_resumes(signal: Signal) {
+    let lab = Lab::new("touch DIR/stopped");
+    let mut child = lab.start("y\n");
+    let stdout = Lines::read(child.stdout.take().unwrap());
+    // Preflight ran; the backup waits for an answer and nothing runs.
+    stdout.wait_for("the backup's prompt", "kongup> cluster/backup: y |");
+    let stdin = child.stdin.take();
+    kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+    let output = wait_output(child);
+    drop(stdin);
+    let out = stdout.all();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let journal = lab.journal();
+    match &journal.last().expect("a journal").entry {
+        Entry::SessionClosed { reason } => {
+            assert_eq!(reason, &format!("{} received", signal.as_str()));
+        }
+        other => panic!("the last record is {other:?}, not the session closing"),
+    }
+    assert!(finished(
+        &journal,
+        "cluster/preflight",
+        StepResult::Succeeded
+    ));
+    assert_eq!(started(&journal, "cluster/backup"), 0, "{out}");
+
+    let status = lab.status_json();
+    assert_eq!(status["state"], "running", "{status:#}");
+    assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
+    assert_eq!(status["steps"][0]["state"], "succeeded", "{status:#}");
+
+    let resumed = lab.run_with(ANSWERS.strip_prefix("y\n").unwrap(), &[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert_eq!(lab.status_json()["state"], "done");
+}
+
+#[test]
+fn sigterm_while_idle_closes_the_session_and_exits_2() {
+    a_signal_while_idle_closes_the_session_and_the_run_resumes(Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_while_idle_closes_the_session_and_exits_2() {
+    a_signal_while_idle_closes_the_session_and_the_run_resumes(Signal::SIGINT);
 }
 
 #[test]

@@ -41,6 +41,10 @@ pub struct RunArgs {
     /// lives in its own directory (the real one's name + `-rehearsal`).
     #[arg(long)]
     pub rehearse: bool,
+    /// With --rehearse: how many times faster than real time the lab's commands, the
+    /// bakes, the monitor steps and the gate window run (the window not under 2 s).
+    #[arg(long, default_value_t = 1.0, value_name = "X", requires = "rehearse")]
+    pub speed: f64,
 }
 
 /// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
@@ -64,6 +68,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             args.journal.as_deref(),
             args.accept_plan_change,
             args.plain,
+            args.speed,
         );
     }
     if !args.plain && !std::io::stdout().is_terminal() {

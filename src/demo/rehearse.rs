@@ -10,13 +10,17 @@
 //!   resumes like a demo: the lab is rebuilt from its own journal.
 //! - Secrets the plan names are read if they can be (to redact them), never required, and
 //!   the Admin API token is never sent to the lab.
+//! - Faster than real time (`--speed`), the waits shrink with the lab's commands: bakes,
+//!   monitor steps and the gate window (see [`pace`]). The sequence is the plan's.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::plan_secrets;
 use crate::engine::{RunOptions, local_operator};
 use crate::plan::load::LoadedPlan;
+use crate::plan::steps::StepKind;
 use crate::secrets::Redactor;
 use crate::sim::{Lab, LabOptions, MetricsFlags};
 
@@ -48,8 +52,35 @@ fn readable_secrets(loaded: &LoadedPlan) -> Redactor {
     )
 }
 
+/// The plan's waits at `speed` (above 1), as a demo's: the gate window shrinks but stays
+/// at least 2 s, each bake and monitor step shrinks but outlasts the window by half (so
+/// its last verdict judges it alone), and a window under 5 s needs at most 10 requests on
+/// Y for a verdict (the lab's traffic could not give more).
+pub fn pace(loaded: &mut LoadedPlan, speed: f64) {
+    if !speed.is_finite() || speed <= 1.0 {
+        return;
+    }
+    let gates = &mut loaded.plan.gates;
+    gates.window = gates.window.div_f64(speed).max(Duration::from_secs(2));
+    if gates.window < Duration::from_secs(5) {
+        gates.min_requests = gates.min_requests.min(10);
+    }
+    let shortest = gates.window.mul_f64(1.5);
+    let shrink = |wait: &mut Duration| *wait = wait.div_f64(speed).max(shortest);
+    shrink(&mut loaded.plan.traffic.bake);
+    for phase in &mut loaded.expanded.phases {
+        for step in &mut phase.steps {
+            match &mut step.kind {
+                StepKind::ShiftTraffic { bake, .. } => shrink(bake),
+                StepKind::Monitor { duration } => shrink(duration),
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Starts a rehearsal of `loaded` (read from `plan_path`) in `run_dir`; the lab's commands
-/// run `speed` times faster than real time (`kongup run --rehearse`: 1).
+/// and its waits (see [`pace`]) run `speed` times faster than real time.
 pub async fn start(
     mut loaded: LoadedPlan,
     plan_path: PathBuf,
@@ -58,6 +89,7 @@ pub async fn start(
     speed: f64,
 ) -> Result<DemoRun, DemoError> {
     let redactor = readable_secrets(&loaded);
+    pace(&mut loaded, speed);
     // The lab speaks plain HTTP on loopback and needs no token: the plan's Admin API
     // access (TLS files, token) is for the real clusters.
     loaded.plan.admin = Default::default();
@@ -96,11 +128,16 @@ pub fn run(
     journal: Option<&Path>,
     accept_plan_change: bool,
     plain: bool,
+    speed: f64,
 ) -> color_eyre::Result<i32> {
     use color_eyre::eyre::WrapErr;
     use std::io::IsTerminal;
     if !plain && !std::io::stdout().is_terminal() {
         eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
+        return Ok(1);
+    }
+    if !speed.is_finite() || speed <= 0.0 {
+        eprintln!("--speed {speed} is not a positive factor (1 is real time, 10 ten times faster)");
         return Ok(1);
     }
     let Some(run_dir) = rehearsal_run_dir(journal, &loaded.plan.name) else {
@@ -117,7 +154,7 @@ pub fn run(
             accept_plan_change,
             handle_signals: true,
         };
-        let run = start(loaded, plan_path, run_dir.clone(), options, 1.0).await?;
+        let run = start(loaded, plan_path, run_dir.clone(), options, speed).await?;
         let mut intro = super::intro_lines(&run, "kongup run --rehearse: a simulated lab");
         intro.push(format!(
             "REHEARSAL: every command acts on the lab and the lab's balancer stands in for \

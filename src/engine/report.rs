@@ -262,6 +262,9 @@ pub struct RollbackReport {
     pub note: Option<String>,
     pub steps: Vec<String>,
     pub finished: bool,
+    /// When the last rollback step was done: with `requested_at`, how long the whole
+    /// rollback took.
+    pub finished_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -461,6 +464,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
     let mut gates = Vec::new();
     let mut timeline = Vec::new();
     let mut warnings = Vec::new();
+    let mut rollback_finished_at = None;
     for record in &run.records {
         let at = time(&record.at);
         timeline.push(EventReport {
@@ -546,6 +550,8 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
                 requests_in_window: gate.requests_in_window,
                 consecutive_breaches: gate.consecutive_breaches,
             }),
+            Entry::RollbackRequested { .. } => rollback_finished_at = None,
+            Entry::RollbackFinished => rollback_finished_at = Some(at),
             Entry::Warning { text } => warnings.push(EventReport {
                 at,
                 by: record.by.clone(),
@@ -600,6 +606,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
             note: r.note.clone(),
             steps: r.planned.iter().flatten().map(|s| s.step.clone()).collect(),
             finished: r.finished,
+            finished_at: rollback_finished_at.filter(|_| r.finished),
         }),
         timeline,
         warnings,
@@ -620,7 +627,17 @@ pub fn render_markdown(report: &RunReport) -> String {
     line(format!("# kongup run report: {}", report.plan));
     line(String::new());
     line(format!("- Run: `{}`", report.run_id));
-    line(format!("- State: **{}**", report.state));
+    // A rolled-back run is "done" too: say which way it went.
+    let rolled_back = report.rollback.as_ref().is_some_and(|r| r.finished);
+    line(format!(
+        "- State: **{}**{}",
+        report.state,
+        if rolled_back {
+            " (rolled back to cluster X)"
+        } else {
+            ""
+        }
+    ));
     line(format!(
         "- Created: {} by {}",
         report.created_at, report.created_by
@@ -702,16 +719,18 @@ pub fn render_markdown(report: &RunReport) -> String {
         line("|---|---|---|---|---|".into());
         for change in &report.traffic {
             let applied = match (&change.applied, &change.error) {
-                (_, Some(error)) => format!("error: {}", md_escape(error)),
+                (_, Some(error)) => format!("error: {error}"),
                 (Some(applied), None) => applied.to_string(),
                 (None, None) => "not readable".into(),
             };
+            // A split reads `X 90% | Y 10%`: escaped, it stays one cell.
             line(format!(
-                "| {} | {} | {} | {} | {applied} |",
+                "| {} | {} | {} | {} | {} |",
                 change.at,
                 change.by,
                 md_escape(&change.cause),
-                change.requested
+                md_escape(&change.requested.to_string()),
+                md_escape(&applied)
             ));
         }
     }
@@ -781,10 +800,11 @@ pub fn render_markdown(report: &RunReport) -> String {
                     rollback.steps.join(", ")
                 }
             ));
-            line(format!(
-                "- Finished: {}",
-                if rollback.finished { "yes" } else { "no" }
-            ));
+            line(match &rollback.finished_at {
+                Some(at) => format!("- Finished: yes, at {at}"),
+                None if rollback.finished => "- Finished: yes".to_string(),
+                None => "- Finished: no".to_string(),
+            });
         }
     }
     line(String::new());
