@@ -12,6 +12,7 @@ use super::{KongAccess, cluster_nodes, unless_aborted};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::kong::backup::{self, BackupRecord};
+use crate::kong::process;
 use crate::plan::model::{Node, Plan};
 use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
 
@@ -133,8 +134,9 @@ impl StepAction for DeclarativeBackup {
         if let Some(url) = x_admin_url(plan) {
             lines.push(format!(
                 "dump X's configuration from {url} with `deck gateway dump` (checked with `deck \
-                 file validate`) when decK is on PATH, else export the core entities through \
-                 the Admin API, into backups/"
+                 file validate`; every workspace, one file each, when Kong is Enterprise) when \
+                 decK is on PATH, else export the core entities through the Admin API, into \
+                 backups/"
             ));
         }
         if lines.is_empty() {
@@ -177,9 +179,17 @@ impl StepAction for DeclarativeBackup {
         if let Some(url) = admin_url {
             ctx.log
                 .note(&format!("dumping the configuration from {url}"));
+            let deck = process::find_on_path("deck");
             let dumped = unless_aborted(
                 ctx,
-                backup::declarative_backup(&self.access.admin, &url, &dir, self.access.waits.tools),
+                backup::declarative_backup(
+                    deck.as_deref(),
+                    &self.access.admin,
+                    &url,
+                    &dir,
+                    &stamp(),
+                    self.access.waits.tools,
+                ),
             )
             .await;
             match dumped {
@@ -189,9 +199,16 @@ impl StepAction for DeclarativeBackup {
                         "backup of the configuration from {url}: {e}"
                     )));
                 }
-                Some(Ok(record)) => {
-                    facts::record_backup(ctx, &format!("backup.{}", record.kind), &record).await?;
-                    lines.push(described(&record, &ctx.run_dir));
+                Some(Ok(records)) => {
+                    for (n, record) in records.iter().enumerate() {
+                        let key = if records.len() == 1 {
+                            format!("backup.{}", record.kind)
+                        } else {
+                            format!("backup.{}.{}", record.kind, n + 1)
+                        };
+                        facts::record_backup(ctx, &key, record).await?;
+                        lines.push(described(record, &ctx.run_dir));
+                    }
                 }
             }
         }
