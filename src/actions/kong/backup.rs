@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::facts::{self, DATABASE_BACKUP};
-use super::{KongAccess, cluster_nodes, unless_aborted};
+use super::{KongAccess, cluster_nodes, database_not_supported, unless_aborted};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::kong::backup::{self, BackupRecord};
@@ -53,7 +53,10 @@ impl DatabaseBackup {
 
 #[async_trait::async_trait]
 impl StepAction for DatabaseBackup {
-    fn describe(&self, _step: &Step, _plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+    fn describe(&self, _step: &Step, plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+        if let Some(unsupported) = database_not_supported(plan, "backup") {
+            return vec![format!("{unsupported}: the step will refuse")];
+        }
         match &self.access.x_database {
             Some(database) => vec![
                 format!(
@@ -70,6 +73,11 @@ impl StepAction for DatabaseBackup {
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
         let Some(database) = &self.access.x_database else {
+            if let Some(unsupported) = database_not_supported(&ctx.plan, "backup") {
+                return Ok(StepOutcome::failed(format!(
+                    "{unsupported}; give the step commands and `builtin: false`"
+                )));
+            }
             return Ok(StepOutcome::failed(
                 "the plan names no database for X (clusters.x.database): kongup cannot back it \
                  up, and will not go on without a backup; add it, or skip this step with a \
