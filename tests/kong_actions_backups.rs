@@ -230,3 +230,57 @@ async fn dual_cluster_restores_xs_backup_into_ys_new_database() {
     assert_eq!(by, "cluster/backup");
     run.quit().await;
 }
+
+#[tokio::test]
+async fn on_cassandra_the_built_in_backup_and_migrations_refuse_and_say_what_to_do() {
+    use kongup::plan::steps::MigrationsCommand;
+    for (kind, work) in [
+        (StepKind::Backup(BackupKind::Database), "backup"),
+        (
+            StepKind::Migrations(MigrationsCommand::Up),
+            "migrations check",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut plan = plan_named("cassandra");
+        plan.from = kongup::plan::version::KongVersion::new(3, 2, 1);
+        plan.to = kongup::plan::version::KongVersion::new(3, 3, 0);
+        plan.database = kongup::plan::model::DatabaseKind::Cassandra;
+        plan.clusters.x.database = Some(DatabaseSpec {
+            host: HOST.into(),
+            port: 9042,
+            name: "kong".into(),
+            user: "kong".into(),
+            password: None,
+        });
+        // A `kong` that only records that it ran.
+        let runs = dir.path().join("kong-runs");
+        let kong = write(
+            dir.path(),
+            "kong",
+            &format!("#!/bin/sh\necho \"$*\" >> '{}'\n", runs.display()),
+        );
+        std::fs::set_permissions(&kong, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        plan.migrations.kong_binary = kong.display().to_string();
+        let kit = kit_for(&plan);
+        let mut run = TestRun::start(setup(
+            dir.path(),
+            plan,
+            expanded(Strategy::InPlace, vec![step("the-step", kind)]),
+            "v1",
+            kit.toolbox,
+        ));
+        let (state, detail) = run_step(&mut run, "the-step").await;
+        assert_eq!(state, StepState::Failed);
+        assert_eq!(
+            detail,
+            format!(
+                "database cassandra: kongup's built-in {work} supports PostgreSQL only; give the \
+                 step commands and `builtin: false`"
+            )
+        );
+        assert!(!runs.exists(), "kong ran");
+        run.quit().await;
+    }
+}

@@ -664,3 +664,99 @@ async fn a_retried_up_that_finds_the_database_up_to_date_compares_with_the_first
     );
     assert_eq!(runs, 2, "the retry runs `up`, which finds nothing to do");
 }
+
+/// A `kong` that appends its arguments to `kong-runs` in `dir`, then does what the
+/// stand-in does.
+fn recording_kong(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("kong-recording");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{runs}'\nexec '{standin}' \"$@\"\n",
+            runs = dir.join("kong-runs").display(),
+            standin = standin(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_freeze_guard_stops_migrations_finish_after_a_write_before_kong_runs() {
+    let pg = TestPg::start();
+    // `up` of the upgrade ran: `finish`, the point of no return, is next.
+    pg.create_kong_database("kong", KongDbState::Pending);
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan_on(&pg, dir.path(), "guarded-finish");
+    plan.migrations.kong_binary = recording_kong(dir.path());
+    let kit = kit_for(&plan);
+    let mut finish = step(
+        "migrations-finish",
+        StepKind::Migrations(MigrationsCommand::Finish),
+    );
+    finish.irreversible = true;
+    let steps = vec![step("freeze-writes", StepKind::FreezeWrites), finish];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(Strategy::BlueGreen, steps),
+        "v1",
+        kit.toolbox,
+    ));
+    confirm(&mut run, "freeze-writes", None).await;
+    assert_eq!(
+        ended(&mut run, "freeze-writes").await.0,
+        StepState::Succeeded
+    );
+
+    // Someone edits a plugin's configuration after the fingerprint.
+    pg.psql(
+        "kong",
+        "UPDATE plugins SET config = '{\"minute\": 5}', updated_at = now() \
+         WHERE name = 'rate-limiting'",
+    );
+    confirm(&mut run, "migrations-finish", Some("guarded-finish")).await;
+    let (state, detail) = ended(&mut run, "migrations-finish").await;
+    assert_eq!(state, StepState::Failed, "{detail}");
+    assert!(
+        detail.contains("the configuration changed since the freeze")
+            && detail.contains("plugins: newest updated_at changed"),
+        "says what changed: {detail}"
+    );
+    assert!(
+        detail.contains("stop the writer") && detail.contains("retry this step"),
+        "says what to do: {detail}"
+    );
+    assert!(
+        !dir.path().join("kong-runs").exists(),
+        "`kong migrations finish` ran: {}",
+        std::fs::read_to_string(dir.path().join("kong-runs")).unwrap_or_default()
+    );
+    assert_eq!(
+        pg.psql(
+            "kong",
+            "SELECT array_to_string(pending, ',') FROM schema_meta WHERE subsystem = 'core'"
+        ),
+        "025_390_to_3100",
+        "the teardown is still pending"
+    );
+
+    // The edit is undone: the retry passes the guard, and the recorder sees `finish`.
+    pg.psql(
+        "kong",
+        "UPDATE plugins SET config = '{\"minute\": 100}', updated_at = '2025-01-04 10:00:00+00' \
+         WHERE name = 'rate-limiting'",
+    );
+    run.send(Command::Retry {
+        step: cluster("migrations-finish"),
+        typed: Some("guarded-finish".into()),
+    })
+    .await;
+    let (state, detail) = ended(&mut run, "migrations-finish").await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    let runs = std::fs::read_to_string(dir.path().join("kong-runs")).unwrap();
+    assert!(runs.starts_with("migrations finish"), "{runs}");
+    run.quit().await;
+}

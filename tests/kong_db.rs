@@ -244,3 +244,98 @@ async fn connection_errors_say_what_to_fix() {
     assert!(error.to_string().contains("within 500ms"), "{error}");
     drop(silent);
 }
+
+/// An in-place plan on `pg`'s database `kong`; `password` is the YAML of its password
+/// source, or `None` for none.
+fn plan_file(dir: &std::path::Path, pg: &TestPg, password: Option<&str>) -> std::path::PathBuf {
+    let password = password
+        .map(|p| format!("\n      password: {p}"))
+        .unwrap_or_default();
+    let text = format!(
+        "name: db-status\nfrom: 3.9.1\nto: 3.10.0\nmode: traditional\nstrategy: in-place\n\
+         clusters:\n  x:\n    nodes:\n      - name: x1\n        proxy_url: http://127.0.0.1:8000\n    \
+         database:\n      host: {HOST}\n      port: {}\n      name: kong\n      user: {SUPERUSER}{password}\n  \
+         y:\n    nodes:\n      - name: y1\n        proxy_url: http://127.0.0.1:9000\n",
+        pg.port
+    );
+    let path = dir.join("plan.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `kongup db status --json` with `args`, PGPASSWORD set to `pgpassword` or unset.
+fn db_status_with(args: &[&str], pgpassword: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::cargo_bin("kongup").unwrap();
+    command
+        .args(["db", "status", "--json"])
+        .args(args)
+        .env_remove("PGPASSWORD")
+        .timeout(Duration::from_secs(60));
+    if let Some(password) = pgpassword {
+        command.env("PGPASSWORD", password);
+    }
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn db_status_takes_the_database_and_its_password_from_the_plan() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::Pending);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("pg-password");
+    std::fs::write(&secret, PASSWORD).unwrap();
+
+    // The password from the plan's {file: …}.
+    let plan = plan_file(
+        dir.path(),
+        &pg,
+        Some(&format!("{{file: {}}}", secret.display())),
+    );
+    let plan_arg = plan.to_str().unwrap();
+    let (code, out, err) = db_status_with(&["--plan", plan_arg], None);
+    assert_eq!(code, 4, "pending migrations: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["pending_total"], 2, "{out}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+
+    // A wrong password in the file: the error names the file, not what it holds.
+    std::fs::write(&secret, "wrong-pw-4711").unwrap();
+    let (code, out, err) = db_status_with(&["--plan", plan_arg], None);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refused the login of user postgres")
+            && err.contains(&format!("file {}", secret.display())),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-pw-4711") && !out.contains("wrong-pw-4711"));
+
+    // No source in the plan: PGPASSWORD.
+    let plan = plan_file(dir.path(), &pg, None);
+    let (code, out, err) = db_status_with(&["--plan", plan.to_str().unwrap()], Some(PASSWORD));
+    assert_eq!(code, 4, "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+    let (code, _, err) = db_status_with(&["--plan", plan.to_str().unwrap()], Some("bad-pw-99"));
+    assert_eq!(code, 1);
+    assert!(err.contains("environment variable PGPASSWORD"), "{err}");
+    assert!(!err.contains("bad-pw-99"), "{err}");
+
+    // --pg without --password-env reads PGPASSWORD too.
+    let (code, _, err) = db_status_with(&["--pg", &pg.url("kong")], Some(PASSWORD));
+    assert_eq!(code, 4, "{err}");
+
+    // An in-place plan gives Y no database of its own.
+    let (code, _, err) = db_status_with(
+        &["--plan", plan.to_str().unwrap(), "--cluster", "y"],
+        Some(PASSWORD),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("has no clusters.y.database") && err.contains("use --cluster x"),
+        "{err}"
+    );
+}

@@ -1,12 +1,15 @@
 //! `kongup db status`: the migration state of a Kong database, read from `schema_meta`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::kong::pg::{self, PgTarget};
 use crate::kong::schema::{SchemaState, SubsystemState};
+use crate::plan::load::load_plan;
+use crate::plan::model::DatabaseKind;
 
 #[derive(Debug, Args)]
 pub struct DbArgs {
@@ -26,11 +29,29 @@ pub enum DbCommand {
 pub struct StatusArgs {
     /// The database, as postgres://USER@HOST:PORT/DATABASE (or `host=… dbname=…`). Never put
     /// the password here: it comes from the variable named by --password-env.
-    #[arg(long, value_name = "URL")]
-    pub pg: String,
-    /// The environment variable holding the database password.
-    #[arg(long, value_name = "VAR", default_value = "PGPASSWORD")]
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "plan",
+        conflicts_with = "plan"
+    )]
+    pub pg: Option<String>,
+    /// The environment variable holding the database password (with --pg).
+    #[arg(
+        long,
+        value_name = "VAR",
+        default_value = "PGPASSWORD",
+        conflicts_with = "plan"
+    )]
     pub password_env: String,
+    /// A plan file: the database of the cluster named by --cluster, its password from the
+    /// plan's source ({env: …} or {file: …}), else from PGPASSWORD.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
+    /// Which cluster's database of the plan: x (the running one) or y (its own database,
+    /// dual-cluster only).
+    #[arg(long, value_enum, default_value_t = Cluster::X, requires = "plan")]
+    pub cluster: Cluster,
     /// Seconds to wait for the connection and for each query.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub timeout: u64,
@@ -38,6 +59,12 @@ pub struct StatusArgs {
     /// "executed", "pending"}], "pending_total"}.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cluster {
+    X,
+    Y,
 }
 
 /// The JSON `kongup db status --json` prints.
@@ -55,7 +82,12 @@ pub fn run(args: DbArgs) -> color_eyre::Result<i32> {
 }
 
 fn run_status(args: StatusArgs) -> color_eyre::Result<i32> {
-    let mut target = match PgTarget::from_url(&args.pg, &args.password_env) {
+    let target = match (&args.plan, &args.pg) {
+        (Some(plan), _) => target_from_plan(plan, args.cluster),
+        (None, Some(url)) => PgTarget::from_url(url, &args.password_env).map_err(|e| e.to_string()),
+        (None, None) => Err("give the database with --pg URL or --plan PLAN".to_string()),
+    };
+    let mut target = match target {
         Ok(target) => target,
         Err(e) => {
             eprintln!("kongup db status: {e}");
@@ -85,6 +117,46 @@ fn run_status(args: StatusArgs) -> color_eyre::Result<i32> {
         print!("{}", render(&target, &state));
     }
     Ok(exit_code(&state))
+}
+
+/// The database of `cluster` in the plan at `path`, its password read from the plan's
+/// source (else PGPASSWORD). Errors name the plan and what to change, never the password.
+fn target_from_plan(path: &Path, cluster: Cluster) -> Result<PgTarget, String> {
+    let loaded = load_plan(path)
+        .map_err(|errors| format!("the plan {} does not load:\n{errors}", path.display()))?;
+    let plan = loaded.plan;
+    match plan.database {
+        DatabaseKind::Postgres => {}
+        DatabaseKind::Cassandra => {
+            return Err(format!(
+                "the plan {} says database cassandra: kongup db status reads PostgreSQL only",
+                path.display()
+            ));
+        }
+        DatabaseKind::Off => {
+            return Err(format!(
+                "the plan {} is DB-less (database: off): there is no database to read",
+                path.display()
+            ));
+        }
+    }
+    let (spec, key) = match cluster {
+        Cluster::X => (&plan.clusters.x.database, "clusters.x.database"),
+        Cluster::Y => (&plan.clusters.y.database, "clusters.y.database"),
+    };
+    let Some(spec) = spec else {
+        let also = if cluster == Cluster::Y {
+            " (only dual-cluster gives Y a database of its own; otherwise Y runs on X's: use \
+             --cluster x)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "the plan {} has no {key}{also}; add it, or give the database with --pg URL",
+            path.display()
+        ));
+    };
+    PgTarget::from_spec(spec).map_err(|e| format!("{key} of the plan {}: {e}", path.display()))
 }
 
 fn exit_code(state: &SchemaState) -> i32 {

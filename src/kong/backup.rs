@@ -346,25 +346,30 @@ fn verify_declarative(path: &Path, bytes: &[u8]) -> Result<String, BackupError> 
 }
 
 /// The arguments and the private config file of `deck gateway dump`. The Admin token goes
-/// into the config file (`headers:`), never into the arguments.
+/// into the config file (`headers:`), never into the arguments. `output` is the file for
+/// one workspace (`-o`); `None` dumps every workspace (`--all-workspaces`, which decK does
+/// not combine with `-o`: it writes `<workspace>.yaml` files into its working directory).
 pub fn deck_dump_invocation(
     admin_url: &str,
     token: Option<&str>,
     tls: &TlsOptions,
-    output: &Path,
+    output: Option<&Path>,
     config: &Path,
 ) -> (Vec<OsString>, String) {
-    let mut args: Vec<OsString> = vec![
-        "gateway".into(),
-        "dump".into(),
-        "--yes".into(),
-        "-o".into(),
-        output.into(),
+    let mut args: Vec<OsString> = vec!["gateway".into(), "dump".into(), "--yes".into()];
+    match output {
+        Some(file) => {
+            args.push("-o".into());
+            args.push(file.into());
+        }
+        None => args.push("--all-workspaces".into()),
+    }
+    args.extend([
         "--kong-addr".into(),
         admin_url.into(),
         "--config".into(),
         config.into(),
-    ];
+    ]);
     if tls.insecure {
         args.push("--tls-skip-verify".into());
     }
@@ -388,8 +393,74 @@ pub fn deck_dump_invocation(
     (args, config_text)
 }
 
-/// `deck gateway dump` of the Admin API at `admin_url` into `run_dir/file_name`, verified
-/// with `deck file validate`.
+/// Runs `deck gateway dump` (in `cwd` when given) with the token in a private config file
+/// next to the backups, removed whatever happened.
+async fn run_deck_dump(
+    deck: &Path,
+    client: &AdminClient,
+    admin_url: &str,
+    output: Option<&Path>,
+    config: &Path,
+    cwd: Option<&Path>,
+    timeout: Duration,
+) -> Result<(), BackupError> {
+    let (args, config_text) = deck_dump_invocation(
+        admin_url,
+        client.token().map(Secret::expose),
+        client.tls(),
+        output,
+        config,
+    );
+    write_private(config, config_text.as_bytes())?;
+    let result = process::run_tool_in(
+        deck,
+        &args,
+        &[],
+        cwd,
+        timeout,
+        &format!("deck gateway dump of {admin_url}"),
+    )
+    .await;
+    let _ = std::fs::remove_file(config);
+    result?;
+    Ok(())
+}
+
+/// Restricts a file decK wrote, measures it and checks it with `deck file validate`.
+async fn verify_deck_file(
+    deck: &Path,
+    path: &Path,
+    source: String,
+    timeout: Duration,
+) -> Result<BackupRecord, BackupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    let (size, sha256) = measure(path)?;
+    let validate: Vec<OsString> = vec!["file".into(), "validate".into(), path.into()];
+    process::run_tool(
+        deck,
+        &validate,
+        &[],
+        timeout,
+        &format!("deck file validate {}", path.display()),
+    )
+    .await
+    .map_err(|e| BackupError::Unverifiable {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(BackupRecord {
+        kind: "deck-dump".into(),
+        source,
+        path: path.to_path_buf(),
+        size,
+        sha256,
+        verified: "deck file validate".into(),
+    })
+}
+
+/// `deck gateway dump` of the default workspace of the Admin API at `admin_url` into
+/// `run_dir/file_name`, verified with `deck file validate`. A failed dump leaves no file.
 pub async fn deck_dump(
     deck: &Path,
     client: &AdminClient,
@@ -400,49 +471,78 @@ pub async fn deck_dump(
 ) -> Result<BackupRecord, BackupError> {
     let path = run_dir.join(file_name);
     let config = run_dir.join(format!(".{file_name}.deck.yaml"));
-    let (args, config_text) = deck_dump_invocation(
-        admin_url,
-        client.token().map(Secret::expose),
-        client.tls(),
-        &path,
-        &config,
-    );
-    write_private(&config, config_text.as_bytes())?;
-    let result = process::run_tool(
-        deck,
-        &args,
-        &[],
-        timeout,
-        &format!("deck gateway dump of {admin_url}"),
-    )
-    .await;
-    // The config file holds the token: it goes whatever happened.
-    let _ = std::fs::remove_file(&config);
-    result?;
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-    let (size, sha256) = measure(&path)?;
-    let validate: Vec<OsString> = vec!["file".into(), "validate".into(), path.clone().into()];
-    process::run_tool(
-        deck,
-        &validate,
-        &[],
-        timeout,
-        &format!("deck file validate {}", path.display()),
-    )
-    .await
-    .map_err(|e| BackupError::Unverifiable {
-        path: path.clone(),
-        detail: e.to_string(),
-    })?;
-    Ok(BackupRecord {
-        kind: "deck-dump".into(),
-        source: admin_url.to_string(),
-        path,
-        size,
-        sha256,
-        verified: "deck file validate".into(),
-    })
+    if let Err(e) =
+        run_deck_dump(deck, client, admin_url, Some(&path), &config, None, timeout).await
+    {
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    verify_deck_file(deck, &path, admin_url.to_string(), timeout).await
+}
+
+/// `deck gateway dump --all-workspaces` of an Enterprise Admin API into the new directory
+/// `run_dir/dir_name` (mode 0700): one `<workspace>.yaml` per workspace, each verified
+/// with `deck file validate` and returned with its own SHA-256, in workspace order.
+pub async fn deck_dump_all_workspaces(
+    deck: &Path,
+    client: &AdminClient,
+    admin_url: &str,
+    run_dir: &Path,
+    dir_name: &str,
+    timeout: Duration,
+) -> Result<Vec<BackupRecord>, BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = run_dir.join(dir_name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| BackupError::Io {
+            what: "cannot create the directory".into(),
+            path: dir.clone(),
+            source,
+        })?;
+    // Outside `dir`, so it is never taken for a workspace's file.
+    let config = run_dir.join(format!(".{dir_name}.deck.yaml"));
+    run_deck_dump(deck, client, admin_url, None, &config, Some(&dir), timeout).await?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|source| BackupError::Io {
+            what: "cannot list".into(),
+            path: dir.clone(),
+            source,
+        })?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(BackupError::Unverifiable {
+            path: dir,
+            detail: "deck gateway dump --all-workspaces succeeded but wrote no workspace file: \
+                     kongup will not go on without a usable backup"
+                .into(),
+        });
+    }
+    let mut records = Vec::new();
+    for file in files {
+        let workspace = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        records.push(
+            verify_deck_file(
+                deck,
+                &file,
+                format!("{admin_url} workspace {workspace}"),
+                timeout,
+            )
+            .await?,
+        );
+    }
+    Ok(records)
 }
 
 /// The JSON an Admin API export writes.
@@ -506,17 +606,33 @@ pub async fn export_through_admin_api(
     })
 }
 
-/// The declarative backup of a database-backed cluster: a decK dump when `deck` is on
-/// PATH, else the Admin API export.
+/// The declarative backup of a database-backed cluster: a decK dump when `deck` is given
+/// (the caller finds it on PATH), else the Admin API export. An Enterprise node (`GET /`
+/// says `edition: enterprise`) may hold workspaces besides `default`, so decK dumps them all,
+/// one file each; elsewhere there is only the default workspace.
 pub async fn declarative_backup(
+    deck: Option<&Path>,
     client: &AdminClient,
     admin_url: &str,
     run_dir: &Path,
+    stamp: &str,
     timeout: Duration,
-) -> Result<BackupRecord, BackupError> {
-    match process::find_on_path("deck") {
-        Some(deck) => deck_dump(&deck, client, admin_url, run_dir, "deck-dump.yaml", timeout).await,
-        None => export_through_admin_api(client, admin_url, run_dir, "admin-api-export.json").await,
+) -> Result<Vec<BackupRecord>, BackupError> {
+    let Some(deck) = deck else {
+        let name = format!("admin-api-export-{stamp}.json");
+        return Ok(vec![
+            export_through_admin_api(client, admin_url, run_dir, &name).await?,
+        ]);
+    };
+    let info = client.node_info(admin_url).await?;
+    if info.edition.as_deref() == Some("enterprise") {
+        let dir = format!("deck-dump-{stamp}");
+        deck_dump_all_workspaces(deck, client, admin_url, run_dir, &dir, timeout).await
+    } else {
+        let name = format!("deck-dump-{stamp}.yaml");
+        Ok(vec![
+            deck_dump(deck, client, admin_url, run_dir, &name, timeout).await?,
+        ])
     }
 }
 
@@ -596,7 +712,7 @@ mod tests {
                 insecure: true,
                 ..TlsOptions::default()
             },
-            Path::new("/run/dump.yaml"),
+            Some(Path::new("/run/dump.yaml")),
             Path::new("/run/.deck.yaml"),
         );
         let joined: Vec<String> = args
@@ -614,5 +730,29 @@ mod tests {
         assert!(joined.contains(&"--tls-skip-verify".to_string()));
         assert!(joined.contains(&"--ca-cert-file".to_string()));
         assert_eq!(config, "headers:\n  - \"Kong-Admin-Token:tok-secret\"\n");
+    }
+
+    #[test]
+    fn all_workspaces_goes_without_an_output_file() {
+        let (args, config) = deck_dump_invocation(
+            "http://cp1:8001",
+            None,
+            &TlsOptions::default(),
+            None,
+            Path::new("/run/.deck.yaml"),
+        );
+        let joined: Vec<String> = args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            &joined[..4],
+            ["gateway", "dump", "--yes", "--all-workspaces"]
+        );
+        assert!(
+            !joined.iter().any(|a| a == "-o" || a == "--output-file"),
+            "{joined:?}"
+        );
+        assert_eq!(config, "{}\n");
     }
 }

@@ -24,12 +24,20 @@ pub enum ToolError {
     },
     #[error("{what} did not finish within {}; it was killed", humantime::format_duration(*after))]
     TimedOut { what: String, after: Duration },
-    #[error("{what} failed ({status}): {}", stderr.trim())]
+    #[error("{what} failed ({status}): {}", said(stderr))]
     Failed {
         what: String,
         status: String,
         stderr: String,
     },
+}
+
+/// What a failed tool printed on stderr, or that it printed nothing.
+fn said(stderr: &str) -> &str {
+    match stderr.trim() {
+        "" => "it printed nothing on stderr",
+        text => text,
+    }
 }
 
 /// Runs `program args…` with `env` added to kongup's environment and stdin closed; kills it
@@ -41,7 +49,23 @@ pub async fn run_tool(
     timeout: Duration,
     what: &str,
 ) -> Result<ToolOutput, ToolError> {
+    run_tool_in(program, args, env, None, timeout, what).await
+}
+
+/// `run_tool` in the directory `cwd` (kongup's own when `None`), for tools that write
+/// their output files into the current directory (`deck gateway dump --all-workspaces`).
+pub async fn run_tool_in(
+    program: &Path,
+    args: &[OsString],
+    env: &[(String, String)],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    what: &str,
+) -> Result<ToolOutput, ToolError> {
     let mut command = tokio::process::Command::new(program);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
     command
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -25,7 +25,7 @@ use super::model::{
     TrafficSpec,
 };
 use super::path::{check_strategy, upgrade_path};
-use super::steps::{ExpandedPlan, PhaseName};
+use super::steps::{BackupKind, ExpandedPlan, PhaseName, StepKind};
 use super::templates::{CustomisationEntry, expand};
 use super::version::KongVersion;
 
@@ -89,6 +89,9 @@ pub fn parse_plan(source: &str, file_name: &str) -> Result<LoadedPlan, PlanError
         Some(plan) if loader.d.is_empty() => loader.expand(plan),
         _ => None,
     };
+    if let (Some(plan), Some(expanded)) = (&plan, &expanded) {
+        loader.check_builtin_database_work(plan, expanded);
+    }
     match (plan, expanded) {
         (Some(plan), Some(expanded)) if loader.d.is_empty() => Ok(LoadedPlan {
             plan,
@@ -1819,6 +1822,60 @@ impl Loader {
             }
             Ok(_) => {}
         }
+    }
+
+    /// kongup's own backup, restore and migrations checks reach the database through
+    /// PostgreSQL only. On Cassandra (before 3.4, which removed it; `check_path` refuses
+    /// later targets) every step that would use them must run the plan's own commands with
+    /// `builtin: false`, or be skipped; otherwise it would fail in the middle of the run.
+    fn check_builtin_database_work(&mut self, plan: &Plan, expanded: &ExpandedPlan) {
+        if plan.database != DatabaseKind::Cassandra {
+            return;
+        }
+        let needs_postgres = |kind: &StepKind| {
+            matches!(
+                kind,
+                StepKind::Backup(BackupKind::Database)
+                    | StepKind::RestoreDatabase
+                    | StepKind::Migrations(_)
+            )
+        };
+        let phases_with = |id: &str| {
+            expanded
+                .phases
+                .iter()
+                .filter(|phase| phase.steps.iter().any(|s| s.id == id))
+                .count()
+        };
+        let offending: Vec<String> = expanded
+            .steps()
+            .filter(|(_, step)| {
+                step.builtin && step.skip_reason.is_none() && needs_postgres(&step.kind)
+            })
+            .map(|(phase, step)| {
+                if phases_with(&step.id) > 1 {
+                    format!("{}/{}", phase.name.as_str(), step.id)
+                } else {
+                    step.id.clone()
+                }
+            })
+            .collect();
+        let Some(first) = offending.first() else {
+            return;
+        };
+        self.d.error_with_hint(
+            self.at.database.unwrap_or(self.at.root),
+            format!(
+                "database cassandra: kongup's built-in backup, restore and migrations checks \
+                 support PostgreSQL only, and these steps would use them: {}",
+                offending.join(", ")
+            ),
+            format!(
+                "give each of them your own commands and `builtin: false` under `steps:`, e.g. \
+                 `{first}: {{commands: [\"…\"], builtin: false}}`, or skip it with a reason; \
+                 or move the data to PostgreSQL first"
+            ),
+        );
     }
 
     /// Expands the strategy into steps and points each template error at the entry it names.

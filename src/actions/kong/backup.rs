@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::facts::{self, DATABASE_BACKUP};
-use super::{KongAccess, cluster_nodes, unless_aborted};
+use super::{KongAccess, cluster_nodes, database_not_supported, unless_aborted};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::kong::backup::{self, BackupRecord};
+use crate::kong::process;
 use crate::plan::model::{Node, Plan};
 use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
 
@@ -52,7 +53,10 @@ impl DatabaseBackup {
 
 #[async_trait::async_trait]
 impl StepAction for DatabaseBackup {
-    fn describe(&self, _step: &Step, _plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+    fn describe(&self, _step: &Step, plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+        if let Some(unsupported) = database_not_supported(plan, "backup") {
+            return vec![format!("{unsupported}: the step will refuse")];
+        }
         match &self.access.x_database {
             Some(database) => vec![
                 format!(
@@ -69,6 +73,11 @@ impl StepAction for DatabaseBackup {
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
         let Some(database) = &self.access.x_database else {
+            if let Some(unsupported) = database_not_supported(&ctx.plan, "backup") {
+                return Ok(StepOutcome::failed(format!(
+                    "{unsupported}; give the step commands and `builtin: false`"
+                )));
+            }
             return Ok(StepOutcome::failed(
                 "the plan names no database for X (clusters.x.database): kongup cannot back it \
                  up, and will not go on without a backup; add it, or skip this step with a \
@@ -133,8 +142,9 @@ impl StepAction for DeclarativeBackup {
         if let Some(url) = x_admin_url(plan) {
             lines.push(format!(
                 "dump X's configuration from {url} with `deck gateway dump` (checked with `deck \
-                 file validate`) when decK is on PATH, else export the core entities through \
-                 the Admin API, into backups/"
+                 file validate`; every workspace, one file each, when Kong is Enterprise) when \
+                 decK is on PATH, else export the core entities through the Admin API, into \
+                 backups/"
             ));
         }
         if lines.is_empty() {
@@ -177,9 +187,17 @@ impl StepAction for DeclarativeBackup {
         if let Some(url) = admin_url {
             ctx.log
                 .note(&format!("dumping the configuration from {url}"));
+            let deck = process::find_on_path("deck");
             let dumped = unless_aborted(
                 ctx,
-                backup::declarative_backup(&self.access.admin, &url, &dir, self.access.waits.tools),
+                backup::declarative_backup(
+                    deck.as_deref(),
+                    &self.access.admin,
+                    &url,
+                    &dir,
+                    &stamp(),
+                    self.access.waits.tools,
+                ),
             )
             .await;
             match dumped {
@@ -189,9 +207,16 @@ impl StepAction for DeclarativeBackup {
                         "backup of the configuration from {url}: {e}"
                     )));
                 }
-                Some(Ok(record)) => {
-                    facts::record_backup(ctx, &format!("backup.{}", record.kind), &record).await?;
-                    lines.push(described(&record, &ctx.run_dir));
+                Some(Ok(records)) => {
+                    for (n, record) in records.iter().enumerate() {
+                        let key = if records.len() == 1 {
+                            format!("backup.{}", record.kind)
+                        } else {
+                            format!("backup.{}.{}", record.kind, n + 1)
+                        };
+                        facts::record_backup(ctx, &key, record).await?;
+                        lines.push(described(record, &ctx.run_dir));
+                    }
                 }
             }
         }

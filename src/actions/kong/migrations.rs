@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{KongAccess, facts, freeze, phase_for_preview, side_name};
+use super::{KongAccess, database_not_supported, facts, freeze, phase_for_preview, side_name};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::exec::OutputLine;
@@ -62,6 +62,9 @@ impl StepAction for Migrations {
             .executors
             .get(&executor)
             .map_or_else(|| format!("executor '{executor}'"), |e| e.describe());
+        if let Some(unsupported) = database_not_supported(plan, "migrations check") {
+            return vec![format!("{unsupported}: the step will refuse")];
+        }
         let database = self.access.y_runs_on().map_or_else(
             || "the database (none in the plan: the step will refuse)".to_string(),
             |d| d.describe(),
@@ -108,6 +111,11 @@ impl StepAction for Migrations {
             return Ok(StepOutcome::failed(forbidden.join("; ")));
         }
         let Some(database) = self.access.y_runs_on().cloned() else {
+            if let Some(unsupported) = database_not_supported(&ctx.plan, "migrations check") {
+                return Ok(StepOutcome::failed(format!(
+                    "{unsupported}; give the step commands and `builtin: false`"
+                )));
+            }
             return Ok(StepOutcome::failed(
                 "the plan names no database (clusters.x.database, or clusters.y.database for \
                  dual-cluster): kongup cannot check the migrations without it; add it",

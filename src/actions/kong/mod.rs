@@ -295,6 +295,14 @@ pub(crate) async fn unless_aborted<T>(
 }
 
 /// The nodes of one side of the plan.
+/// When the plan's database is one kongup cannot open (only PostgreSQL is, see
+/// [`KongAccess::for_plan`]): the start of the failure that says so, naming the built-in
+/// `work` that needs it. `None` on PostgreSQL, where a missing database is the plan's gap.
+pub(crate) fn database_not_supported(plan: &Plan, work: &str) -> Option<String> {
+    (plan.database == DatabaseKind::Cassandra)
+        .then(|| format!("database cassandra: kongup's built-in {work} supports PostgreSQL only"))
+}
+
 pub(crate) fn cluster_nodes(plan: &Plan, side: ClusterSide) -> &[Node] {
     match side {
         ClusterSide::X => &plan.clusters.x.nodes,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::facts::{self, DATABASE_BACKUP};
-use super::{KongAccess, unless_aborted};
+use super::{KongAccess, database_not_supported, unless_aborted};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::toolbox::Toolbox;
 use crate::kong::backup::BackupRecord;
@@ -64,6 +64,11 @@ impl StepAction for RestoreIntoY {
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
         let Some(database) = &self.access.y_database else {
+            if let Some(unsupported) = database_not_supported(&ctx.plan, "restore") {
+                return Ok(StepOutcome::failed(format!(
+                    "{unsupported}; give the step commands and `builtin: false`"
+                )));
+            }
             return Ok(StepOutcome::failed(
                 "the plan names no database for Y (clusters.y.database): kongup does not know \
                  where to restore X's backup; add it",
@@ -134,6 +139,13 @@ impl StepAction for RestoreOverLive {
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
         let Some(database) = self.access.y_runs_on() else {
+            // A rollback step cannot be customised: the operator restores by hand.
+            if let Some(unsupported) = database_not_supported(&ctx.plan, "restore") {
+                return Ok(StepOutcome::failed(format!(
+                    "{unsupported}; restore the backup by hand, then mark this step done with a \
+                     note"
+                )));
+            }
             return Ok(StepOutcome::failed(
                 "the plan names no database (clusters.x.database): kongup does not know what \
                  to restore over; restore by hand, then mark this step done with a note",

@@ -1427,3 +1427,55 @@ fn builtin_false_turns_a_steps_automation_off_with_or_without_commands() {
     let not_bool = single(&minimal_with("steps:\n  backup:\n    builtin: no-thanks\n"));
     assert!(not_bool.message.contains("builtin"), "{not_bool}");
 }
+
+/// MINIMAL on Cassandra, 3.2.1 → 3.3.0 (Cassandra was removed in 3.4).
+fn cassandra_plan() -> String {
+    MINIMAL
+        .replace(
+            "mode: traditional",
+            "mode: traditional\ndatabase: cassandra",
+        )
+        .replace("from: 3.4.3", "from: 3.2.1")
+        .replace("to: 3.5.0", "to: 3.3.0")
+}
+
+#[test]
+fn cassandra_steps_that_need_the_built_in_postgresql_work_are_refused_at_database() {
+    let source = cassandra_plan();
+    let d = single(&source);
+    assert_at(
+        &d,
+        5,
+        col(&source, 5, "cassandra"),
+        "database cassandra: kongup's built-in backup, restore and migrations checks support \
+         PostgreSQL only, and these steps would use them: backup, migrations-up, migrations-finish",
+    );
+    assert!(
+        hint(&d).starts_with(
+            "give each of them your own commands and `builtin: false` under `steps:`, e.g. \
+             `backup: {commands: [\"…\"], builtin: false}`"
+        ),
+        "{d}"
+    );
+
+    // Two handed to the plan's own commands, one skipped: accepted, and they run that way.
+    let own = format!(
+        "{source}steps:\n  backup:\n    builtin: false\n    commands: [{{run: [nodetool, snapshot, kong]}}]\n  \
+         migrations-up:\n    builtin: false\n    commands: [{{run: [kong, migrations, up]}}]\n  \
+         migrations-finish: {{builtin: false}}\n"
+    );
+    let d = single(&own.replace("  migrations-finish: {builtin: false}\n", ""));
+    assert!(
+        d.message
+            .ends_with("these steps would use them: migrations-finish"),
+        "{d}"
+    );
+    let loaded = parse_plan(&own, "plan.yaml").unwrap();
+    let builtin: Vec<(String, bool)> = loaded
+        .expanded
+        .steps()
+        .filter(|(_, s)| s.id.starts_with("backup") || s.id.starts_with("migrations"))
+        .map(|(_, s)| (s.id.clone(), s.builtin))
+        .collect();
+    assert!(builtin.iter().all(|(_, on)| !on), "{builtin:?}");
+}
