@@ -342,23 +342,115 @@ fn missing_series(label: &str, url: &str, series: &str, flag: &str, gates: &[&st
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::engine::toolbox::Toolbox;
+    use crate::lb::manual::ManualTrafficDriver;
+    use crate::plan::model::{Mode, Strategy, StrategyChoice};
+    use crate::secrets::Redactor;
+
+    fn sample() -> (Plan, ExpandedPlan) {
+        let plan = crate::plan::templates::sample::plan(
+            Mode::Traditional,
+            StrategyChoice::Fixed(Strategy::DualCluster),
+        );
+        let expanded = crate::plan::templates::expand(&plan).unwrap();
+        (plan, expanded)
+    }
 
     #[test]
     fn the_gates_read_the_series_of_the_thresholds_they_set() {
-        let mut gates = crate::plan::templates::sample::plan(
-            crate::plan::model::Mode::Traditional,
-            crate::plan::model::StrategyChoice::Fixed(crate::plan::model::Strategy::DualCluster),
-        )
-        .gates;
+        let (mut plan, _) = sample();
+        let gates = &mut plan.gates;
         gates.max_error_ratio = Some(0.01);
         gates.max_error_ratio_delta = None;
         gates.max_p99_ms = None;
         gates.max_p99_ratio = None;
-        let needs = GateNeeds::of(&gates);
+        let needs = GateNeeds::of(gates);
         assert_eq!(needs.status_codes, ["max_error_ratio"]);
         assert!(needs.latency.is_empty());
         gates.max_error_ratio = None;
-        assert!(GateNeeds::of(&gates).is_empty());
+        assert!(GateNeeds::of(gates).is_empty());
+    }
+
+    #[test]
+    fn preflight_skips_metrics_without_thresholds_gated_steps_or_a_gate_source() {
+        let (mut plan, mut expanded) = sample();
+        assert!(gated_stages(&expanded) > 0);
+        assert_eq!(metrics_skip_reason(&plan, Some(&expanded), true), None);
+        assert_eq!(
+            metrics_skip_reason(&plan, Some(&expanded), false),
+            Some("this run has no gate source (its bakes only count down)")
+        );
+        for phase in &mut expanded.phases {
+            for step in &mut phase.steps {
+                if let StepKind::ShiftTraffic { bake, .. } = &mut step.kind {
+                    *bake = Duration::ZERO;
+                }
+                if matches!(step.kind, StepKind::Monitor { .. }) {
+                    step.builtin = false;
+                }
+            }
+        }
+        assert_eq!(
+            metrics_skip_reason(&plan, Some(&expanded), true),
+            Some("no step of the plan bakes with the gates on")
+        );
+        plan.gates.max_error_ratio = None;
+        plan.gates.max_error_ratio_delta = None;
+        plan.gates.max_p99_ms = None;
+        plan.gates.max_p99_ratio = None;
+        assert_eq!(
+            metrics_skip_reason(&plan, Some(&expanded), true),
+            Some("the plan's gates set no threshold")
+        );
+    }
+
+    #[test]
+    fn the_preflight_preview_lists_the_traffic_and_metrics_probes() {
+        let (plan, expanded) = sample();
+        let mut toolbox = Toolbox::new(Arc::new(ManualTrafficDriver), Redactor::default());
+        crate::actions::kong::register_kong_actions(
+            &mut toolbox.actions,
+            crate::actions::kong::KongAccess::new(
+                crate::kong::client::AdminClientOptions::default(),
+                None,
+                None,
+            )
+            .unwrap(),
+        );
+        let (_, preflight) = expanded
+            .steps()
+            .find(|(_, step)| step.kind == StepKind::Preflight)
+            .unwrap();
+        let proxies: Vec<&str> = proxying_x_nodes(&plan)
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+
+        let lines = toolbox.preview(&plan, preflight, None);
+        assert!(
+            lines.iter().any(|l| l
+                .starts_with("note that the traffic driver cannot read the split back (manual:")),
+            "{lines:#?}"
+        );
+        assert!(
+            lines.contains(
+                &"skip the check of X's /metrics: this run has no gate source (its \
+                             bakes only count down)"
+                    .to_string()
+            ),
+            "{lines:#?}"
+        );
+
+        let (_, verdicts) = tokio::sync::watch::channel(None);
+        let lines = toolbox.with_gates(verdicts).preview(&plan, preflight, None);
+        let expected = format!(
+            "scrape /metrics of X's nodes {} once: the gates need {HTTP_REQUESTS_TOTAL} by code \
+             (status_code_metrics) and kong_request_latency_ms buckets (latency_metrics)",
+            proxies.join(", ")
+        );
+        assert!(lines.contains(&expected), "{lines:#?}");
     }
 }
