@@ -41,10 +41,11 @@ use crate::kong::client::{AdminClient, AdminClientOptions};
 use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
-use crate::plan::model::Plan;
+use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, RollbackKind, StepKind};
 use crate::secrets::Redactor;
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
+use crate::sim::node::Lifecycle;
 use crate::sim::scenarios::{self, DEMO_SCHEDULE, DemoPacing, demo_plan_yaml_with};
 use crate::sim::{Fault, Lab, LabError, LabOptions, MetricsFlags, Scenario};
 
@@ -114,6 +115,9 @@ pub struct DemoOptions {
     /// The engine handles SIGHUP, SIGTERM and SIGINT (a process of its own; not in tests).
     pub handle_signals: bool,
     pub operator: Operator,
+    /// The lab's prometheus plugin flags (on unless a test turns one off, as Kong's
+    /// defaults would).
+    pub metrics_flags: MetricsFlags,
 }
 
 impl DemoOptions {
@@ -126,6 +130,7 @@ impl DemoOptions {
             accept_plan_change: false,
             handle_signals: false,
             operator: local_operator(),
+            metrics_flags: MetricsFlags::ALL_ON,
         }
     }
 }
@@ -255,6 +260,37 @@ pub fn traffic_rps_for(plan: &Plan) -> f64 {
     (needed / (f64::from(first_share) / 100.0 * window)).clamp(20.0, 250.0)
 }
 
+/// The longest a lab run waits for X's proxies to serve their first requests.
+const FIRST_REQUESTS_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits until every running X node that proxies has served a request (while the balancer
+/// sends X any), or [`FIRST_REQUESTS_WAIT`] has passed. Kong exports
+/// `kong_http_requests_total` and the latency histograms from a node's first request on,
+/// and preflight looks for them as on a live X: a lab X that has served nothing yet would
+/// look like one with the prometheus flags off.
+async fn wait_for_first_requests(lab: &Lab) {
+    let sends_to_x = lab
+        .traffic_driver()
+        .read_split()
+        .await
+        .is_ok_and(|split| split.is_some_and(|s| s.x > 0));
+    if !sends_to_x {
+        return;
+    }
+    let idle_x_proxy = || {
+        lab.nodes().iter().any(|node| {
+            node.cluster == ClusterSide::X
+                && node.role != Role::ControlPlane
+                && node.lifecycle == Lifecycle::Running
+                && node.served_by_code.is_empty()
+        })
+    };
+    let deadline = tokio::time::Instant::now() + FIRST_REQUESTS_WAIT;
+    while idle_x_proxy() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// How often the monitor scrapes: six times a window, between 250 ms and 2 s.
 fn metrics_interval(plan: &Plan) -> Duration {
     (plan.gates.window / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
@@ -370,6 +406,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
             })?;
     }
     lab.start_traffic(traffic_rps_for(&plan));
+    wait_for_first_requests(&lab).await;
 
     let executors = executors::lab_executors(&lab, &plan, None);
     let driver: Arc<dyn TrafficDriver> = match traffic {
@@ -445,7 +482,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
             y_deployed: false,
             traffic_rps: 0.0,
             faults: Vec::new(),
-            metrics_flags: MetricsFlags::ALL_ON,
+            metrics_flags: options.metrics_flags,
             speed: options.speed,
         },
     )

@@ -237,6 +237,11 @@ impl AdminClient {
         self.token.as_ref().map(|token| &token.value)
     }
 
+    /// The HTTP client itself, for a scrape of `/metrics` with the same TLS and timeouts.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The TLS settings the client was built with.
     pub fn tls(&self) -> &TlsOptions {
         &self.options.tls

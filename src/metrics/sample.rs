@@ -65,6 +65,8 @@ pub enum ExpositionError {
 struct RequestSeries {
     value: f64,
     server_error: bool,
+    /// Carries a `code` label: what the 5xx ratio is computed from.
+    has_code: bool,
 }
 
 /// The series kongup needs from one scrape of one node, owned (the body is dropped).
@@ -114,15 +116,16 @@ impl NodeSample {
                 let Entry::Sample(s) = entry else { return };
                 if s.name == HTTP_REQUESTS_TOTAL {
                     if s.value.is_finite() {
-                        let server_error = s
-                            .labels
-                            .get("code")
+                        let code = s.labels.get("code");
+                        let server_error = code
+                            .as_ref()
                             .is_some_and(|code| code.len() == 3 && code.starts_with('5'));
                         sample.requests.insert(
                             s.labels.raw().into(),
                             RequestSeries {
                                 value: s.value,
                                 server_error,
+                                has_code: code.is_some(),
                             },
                         );
                     }
@@ -190,6 +193,17 @@ impl NodeSample {
     /// `status_code_metrics` is on (or has counted anything yet): the series exist.
     pub fn status_code_metrics(&self) -> bool {
         !self.requests.is_empty()
+    }
+
+    /// A `kong_http_requests_total` series with a `code` label exists: the 5xx ratio can be
+    /// computed from this node.
+    pub fn counts_status_codes(&self) -> bool {
+        self.requests.values().any(|series| series.has_code)
+    }
+
+    /// The buckets of latency histogram `kind` exist.
+    pub fn has_latency(&self, kind: Latency) -> bool {
+        !self.latency[kind.index()].is_empty()
     }
 
     /// `latency_metrics` is on (or has observed anything yet): a latency histogram exists.

@@ -1,10 +1,12 @@
 //! Preflight: nothing changes until these pass. The upgrade path, every X node's version
 //! and role as the plan says, whether Y's nodes already answer, the database's migration
-//! state (no upgrade over an unfinished one), and no plan command that would destroy the
-//! database.
+//! state (no upgrade over an unfinished one), no plan command that would destroy the
+//! database, the traffic driver's read-back and the series the gates read from X's
+//! `/metrics` (see [`super::preflight_probes`]).
 
 use std::sync::Arc;
 
+use super::preflight_probes::{check_metrics, check_traffic, describe_metrics, describe_traffic};
 use super::{KongAccess, cluster_nodes, is_version};
 use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::event::Event;
@@ -73,7 +75,7 @@ fn forbidden_commands(expanded: &ExpandedPlan) -> Vec<String> {
 
 #[async_trait::async_trait]
 impl StepAction for Preflight {
-    fn describe(&self, _step: &Step, plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+    fn describe(&self, _step: &Step, plan: &Plan, toolbox: &Toolbox) -> Vec<String> {
         let mut lines = vec![format!(
             "check the upgrade path {} -> {} against Kong's rules",
             plan.from, plan.to
@@ -121,6 +123,13 @@ impl StepAction for Preflight {
             "refuse any plan command that runs `kong migrations reset` or `bootstrap -f`"
                 .to_string(),
         );
+        lines.push(describe_traffic(toolbox.traffic.as_ref()));
+        let expanded = crate::plan::templates::expand(plan).ok();
+        lines.push(describe_metrics(
+            plan,
+            expanded.as_ref(),
+            toolbox.gates.is_some(),
+        ));
         lines
     }
 
@@ -180,6 +189,9 @@ impl StepAction for Preflight {
                 },
             }
         }
+
+        check_traffic(ctx, &mut problems, &mut passed).await;
+        check_metrics(ctx, &self.access.probe, &mut problems, &mut passed).await;
 
         let forbidden = forbidden_commands(&ctx.expanded);
         if forbidden.is_empty() {
