@@ -297,7 +297,7 @@ fn fail_only_after_the_configured_breaches_in_a_row() {
     );
     assert_eq!(
         first.checks.last().unwrap(),
-        "breach 1 of 3 in a row: not yet a failure"
+        "1 breach(es) in a row (3 make a failure): not yet a failure"
     );
     // A pass in between starts the count again.
     assert_eq!(

@@ -184,7 +184,7 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
     assert!(
         checks
             .iter()
-            .any(|c| c.contains("breach 2 of 2 in a row: fail")),
+            .any(|c| c.contains("2 breaches in a row (2 make a failure): fail")),
         "{checks:?}"
     );
     let fail_row = markdown

@@ -273,7 +273,7 @@ impl GateEvaluator {
                 Verdict::Fail
             } else {
                 lines.push(format!(
-                    "breach {} of {needed} in a row: not yet a failure",
+                    "{} breach(es) in a row ({needed} make a failure): not yet a failure",
                     self.consecutive_breaches
                 ));
                 Verdict::Inconclusive
