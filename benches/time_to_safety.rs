@@ -4,6 +4,10 @@
 //! read-back, until its old workers are gone: from then on no request can meet the old
 //! weights.
 //!
+//! The balancers stand in front of the lab's Kong proxies, as in the tests. No request is
+//! sent while timing, and the lab runs no traffic generator, so its idle nodes (and its
+//! once-a-second cluster tick) take no part in the figure.
+//!
 //! `cargo bench --bench time_to_safety`
 
 #[path = "../tests/lb_common/mod.rs"]
@@ -17,7 +21,7 @@ use kongup::lb::haproxy::HaproxyTrafficDriver;
 use kongup::lb::nginx::NginxTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::{HaproxyDriver, NginxDriver};
-use lb_common::{Haproxy, Nginx, start_upstreams};
+use lb_common::{Haproxy, LabUpstreams, Nginx};
 
 const HALF: Split = Split { x: 50, y: 50 };
 
@@ -32,9 +36,9 @@ async fn to_safety(lb: &dyn TrafficDriver) -> Duration {
 fn haproxy(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (haproxy, lb) = runtime.block_on(async {
-        let (x, y) = start_upstreams(2, 2).await;
-        let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let (upstreams, haproxy, lb) = runtime.block_on(async {
+        let upstreams = LabUpstreams::start(2, 2).await;
+        let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
         let lb = HaproxyTrafficDriver::new(HaproxyDriver {
             socket: haproxy.socket.display().to_string(),
             backend: "kong".into(),
@@ -42,7 +46,7 @@ fn haproxy(c: &mut Criterion) {
             y_servers: haproxy.y_names.clone(),
         })
         .unwrap();
-        (haproxy, lb)
+        (upstreams, haproxy, lb)
     });
     let mut group = c.benchmark_group("time_to_safety");
     group.bench_function("haproxy (runtime API, read back)", |b| {
@@ -59,19 +63,20 @@ fn haproxy(c: &mut Criterion) {
     });
     group.finish();
     drop(haproxy);
+    drop(upstreams);
 }
 
 fn nginx(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let upstream_file: PathBuf = dir.path().join("kong-upstream.conf");
-    let (nginx, lb) = runtime.block_on(async {
-        let (x, y) = start_upstreams(2, 2).await;
+    let (upstreams, nginx, lb) = runtime.block_on(async {
+        let upstreams = LabUpstreams::start(2, 2).await;
         let mut spec = NginxDriver {
             upstream_file: upstream_file.clone(),
             upstream_name: "kong".into(),
-            x_servers: x.iter().map(|a| a.to_string()).collect(),
-            y_servers: y.iter().map(|a| a.to_string()).collect(),
+            x_servers: upstreams.x.iter().map(|n| n.proxy.to_string()).collect(),
+            y_servers: upstreams.y.iter().map(|n| n.proxy.to_string()).collect(),
             binary: "nginx".into(),
             config: None,
         };
@@ -84,7 +89,7 @@ fn nginx(c: &mut Criterion) {
         .unwrap();
         let nginx = Nginx::start(dir.path(), &upstream_file);
         spec.config = Some(nginx.config.clone());
-        (nginx, NginxTrafficDriver::new(spec).unwrap())
+        (upstreams, nginx, NginxTrafficDriver::new(spec).unwrap())
     });
     let mut group = c.benchmark_group("time_to_safety");
     // Each round reloads nginx twice; fewer samples keep the run to a minute or so.
@@ -126,6 +131,7 @@ fn nginx(c: &mut Criterion) {
     });
     group.finish();
     drop(nginx);
+    drop(upstreams);
 }
 
 criterion_group!(benches, haproxy, nginx);

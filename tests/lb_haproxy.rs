@@ -1,13 +1,14 @@
-//! The HAProxy driver against a real HAProxy in front of two X and three Y upstreams:
-//! every stage of a schedule is set through the runtime API, read back from HAProxy,
-//! and checked with real requests; then rollback.
+//! The HAProxy driver against a real HAProxy in front of the lab's Kong proxies (two X,
+//! three Y; told apart by the `Via` header Kong sends): every stage of a schedule is set
+//! through the runtime API, read back from HAProxy, and checked with real requests (and
+//! once in Kong's own counters); then rollback.
 
 mod lb_common;
 
 use kongup::lb::haproxy::HaproxyTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::HaproxyDriver;
-use lb_common::{Haproxy, assert_observed, start_upstreams};
+use lb_common::{Haproxy, LabUpstreams, assert_counted_by_kong, assert_observed};
 
 fn driver(socket: String, haproxy: &Haproxy) -> HaproxyTrafficDriver {
     HaproxyTrafficDriver::new(HaproxyDriver {
@@ -19,11 +20,11 @@ fn driver(socket: String, haproxy: &Haproxy) -> HaproxyTrafficDriver {
     .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stage_is_applied_read_back_and_observed_then_rollback_sends_all_to_x() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(2, 3).await;
-    let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let upstreams = LabUpstreams::start(2, 3).await;
+    let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
     let lb = driver(haproxy.socket.display().to_string(), &haproxy);
 
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::ALL_X));
@@ -35,31 +36,35 @@ async fn each_stage_is_applied_read_back_and_observed_then_rollback_sends_all_to
             Some(split),
             "read back from HAProxy"
         );
-        assert_observed(haproxy.front, split).await;
+        let counted_before = upstreams.requests_counted_by_kong().await;
+        let observed = assert_observed(haproxy.front, split, &upstreams).await;
+        if percent == 25 {
+            assert_counted_by_kong(&upstreams, counted_before, observed).await;
+        }
     }
     lb.set_split(Split::ALL_X).await.unwrap();
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::ALL_X));
-    assert_observed(haproxy.front, Split::ALL_X).await;
+    assert_observed(haproxy.front, Split::ALL_X, &upstreams).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_api_over_tcp_works_the_same() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
-    let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
     let lb = driver(haproxy.admin_tcp.clone(), &haproxy);
     lb.set_split(Split::to_y(25)).await.unwrap();
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::to_y(25)));
-    assert_observed(haproxy.front, Split::to_y(25)).await;
+    assert_observed(haproxy.front, Split::to_y(25), &upstreams).await;
 }
 
 /// HAProxy applies the commands of a batch that it can, so a wrong name must stop the
 /// driver before it changes anything.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_the_backend_lacks_changes_nothing_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
-    let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
     let lb = HaproxyTrafficDriver::new(HaproxyDriver {
         socket: haproxy.socket.display().to_string(),
         backend: "kong".into(),
@@ -72,14 +77,14 @@ async fn a_server_the_backend_lacks_changes_nothing_and_is_named() {
     assert!(error.contains("nothing was changed"), "{error}");
     let good = driver(haproxy.socket.display().to_string(), &haproxy);
     assert_eq!(good.read_split().await.unwrap(), Some(Split::ALL_X));
-    assert_observed(haproxy.front, Split::ALL_X).await;
+    assert_observed(haproxy.front, Split::ALL_X, &upstreams).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_split_read_back_counts_only_servers_that_take_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 2).await;
-    let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let upstreams = LabUpstreams::start(1, 2).await;
+    let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
     let lb = driver(haproxy.socket.display().to_string(), &haproxy);
     lb.set_split(Split::to_y(50)).await.unwrap();
     // Put both Y servers in maintenance behind kongup's back.
@@ -94,14 +99,14 @@ async fn the_split_read_back_counts_only_servers_that_take_traffic() {
     let mut answer = String::new();
     admin.read_to_string(&mut answer).await.unwrap();
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::ALL_X));
-    assert_observed(haproxy.front, Split::ALL_X).await;
+    assert_observed(haproxy.front, Split::ALL_X, &upstreams).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_backend_and_a_dead_socket_say_what_to_check() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
-    let haproxy = Haproxy::start(dir.path(), &x, &y);
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let haproxy = Haproxy::start(dir.path(), &upstreams.x_proxies(), &upstreams.y_proxies());
     let lb = HaproxyTrafficDriver::new(HaproxyDriver {
         socket: haproxy.socket.display().to_string(),
         backend: "nope".into(),

@@ -1,6 +1,7 @@
-//! The nginx driver against a real nginx in front of two X and three Y upstreams: each
-//! stage rewrites the upstream include, checks it with `nginx -t`, reloads, reads the
-//! split back, and real requests show it; then rollback. A configuration nginx refuses
+//! The nginx driver against a real nginx in front of the lab's Kong proxies (two X, three
+//! Y; told apart by the `Via` header Kong sends): each stage rewrites the upstream
+//! include, checks it with `nginx -t`, reloads, reads the split back, and real requests
+//! show it (once also in Kong's own counters); then rollback. A configuration nginx refuses
 //! puts the previous file back.
 
 mod lb_common;
@@ -11,7 +12,7 @@ use std::path::Path;
 use kongup::lb::nginx::NginxTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::NginxDriver;
-use lb_common::{Nginx, assert_observed, start_upstreams};
+use lb_common::{LabUpstreams, Nginx, assert_counted_by_kong, assert_observed};
 
 fn spec(upstream_file: &Path, x: &[SocketAddr], y: &[SocketAddr]) -> NginxDriver {
     NginxDriver {
@@ -25,11 +26,16 @@ fn spec(upstream_file: &Path, x: &[SocketAddr], y: &[SocketAddr]) -> NginxDriver
     }
 }
 
-/// nginx running with kongup's upstream file at 100 % X, and the driver for it.
-async fn setup(dir: &Path, xs: usize, ys: usize) -> (Nginx, NginxTrafficDriver) {
-    let (x, y) = start_upstreams(xs, ys).await;
+/// nginx running with kongup's upstream file at 100 % X in front of the lab's proxies, and
+/// the driver for it.
+async fn setup(dir: &Path, xs: usize, ys: usize) -> (LabUpstreams, Nginx, NginxTrafficDriver) {
+    let upstreams = LabUpstreams::start(xs, ys).await;
     let upstream_file = dir.join("kong-upstream.conf");
-    let mut spec = spec(&upstream_file, &x, &y);
+    let mut spec = spec(
+        &upstream_file,
+        &upstreams.x_proxies(),
+        &upstreams.y_proxies(),
+    );
     std::fs::write(
         &upstream_file,
         NginxTrafficDriver::new(spec.clone())
@@ -39,7 +45,7 @@ async fn setup(dir: &Path, xs: usize, ys: usize) -> (Nginx, NginxTrafficDriver) 
     .unwrap();
     let nginx = Nginx::start(dir, &upstream_file);
     spec.config = Some(nginx.config.clone());
-    (nginx, NginxTrafficDriver::new(spec).unwrap())
+    (upstreams, nginx, NginxTrafficDriver::new(spec).unwrap())
 }
 
 /// Sets the split and waits until nginx's workers were replaced, so the requests that
@@ -50,30 +56,34 @@ async fn set_and_wait_for_reload(nginx: &Nginx, lb: &NginxTrafficDriver, split: 
     nginx.wait_for_reload(&before).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stage_is_applied_read_back_and_observed_then_rollback_sends_all_to_x() {
     let dir = tempfile::tempdir().unwrap();
-    let (nginx, lb) = setup(dir.path(), 2, 3).await;
+    let (upstreams, nginx, lb) = setup(dir.path(), 2, 3).await;
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::ALL_X));
-    assert_observed(nginx.front, Split::ALL_X).await;
+    assert_observed(nginx.front, Split::ALL_X, &upstreams).await;
     for percent in [1, 5, 25, 50, 100] {
         let split = Split::to_y(percent);
         set_and_wait_for_reload(&nginx, &lb, split).await;
         assert_eq!(lb.read_split().await.unwrap(), Some(split));
-        assert_observed(nginx.front, split).await;
+        let counted_before = upstreams.requests_counted_by_kong().await;
+        let observed = assert_observed(nginx.front, split, &upstreams).await;
+        if percent == 25 {
+            assert_counted_by_kong(&upstreams, counted_before, observed).await;
+        }
     }
     set_and_wait_for_reload(&nginx, &lb, Split::ALL_X).await;
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::ALL_X));
-    assert_observed(nginx.front, Split::ALL_X).await;
+    assert_observed(nginx.front, Split::ALL_X, &upstreams).await;
     // The file before the last change is kept.
     let previous = std::fs::read_to_string(lb.previous_file()).unwrap();
     assert!(previous.contains("X 0% | Y 100%"), "{previous}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configuration_nginx_refuses_is_rolled_back_with_its_message() {
     let dir = tempfile::tempdir().unwrap();
-    let (nginx, lb) = setup(dir.path(), 1, 1).await;
+    let (upstreams, nginx, lb) = setup(dir.path(), 1, 1).await;
     set_and_wait_for_reload(&nginx, &lb, Split::to_y(25)).await;
     let good = std::fs::read_to_string(&nginx.upstream_file).unwrap();
 
@@ -96,7 +106,7 @@ async fn a_configuration_nginx_refuses_is_rolled_back_with_its_message() {
     assert!(error.contains("was put back"), "{error}");
     assert_eq!(std::fs::read_to_string(&nginx.upstream_file).unwrap(), good);
     assert_eq!(lb.read_split().await.unwrap(), Some(Split::to_y(25)));
-    assert_observed(nginx.front, Split::to_y(25)).await;
+    assert_observed(nginx.front, Split::to_y(25), &upstreams).await;
 }
 
 /// The X server's address as the good file lists it.
@@ -108,10 +118,10 @@ fn lb_x_server(file: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_fails_puts_the_previous_file_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (nginx, lb) = setup(dir.path(), 1, 1).await;
+    let (_upstreams, nginx, lb) = setup(dir.path(), 1, 1).await;
     let before = std::fs::read_to_string(&nginx.upstream_file).unwrap();
     // nginx -s reload signals the pid in the pid file; with nginx stopped it fails.
     drop(nginx);
@@ -124,7 +134,7 @@ async fn a_reload_that_fails_puts_the_previous_file_back() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_edited_file_with_a_stranger_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("kong-upstream.conf");

@@ -1,6 +1,7 @@
-//! Shared by the load-balancer tests and the time-to-safety bench: tiny upstream HTTP
-//! servers that say whether they are X or Y, real HAProxy and nginx processes on free
-//! loopback ports (killed when dropped, also on panic), and request counting.
+//! Shared by the load-balancer tests and the time-to-safety bench: the lab's Kong proxies
+//! as upstreams (X and Y run different versions, told apart by the `Via` header Kong
+//! sends), real HAProxy and nginx processes on free loopback ports (killed when dropped,
+//! also on panic), and request counting.
 #![allow(dead_code)] // Each test binary uses its own part of this.
 
 use std::net::SocketAddr;
@@ -8,8 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use kongup::exec::process::find_program;
 use kongup::lb::Split;
+use kongup::plan::steps::ClusterSide;
+use kongup::plan::version::KongVersion;
+use kongup::sim::{Lab, LabOptions, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -32,28 +37,137 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// An upstream that answers every request with its cluster's letter, in the body and
-/// in an `x-kongup-cluster` header.
-pub async fn start_upstream(cluster: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let app = axum::Router::new()
-        .fallback(move || async move { ([("x-kongup-cluster", cluster)], cluster) });
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    address
+/// One lab node the balancer sends to.
+pub struct LabProxy {
+    pub name: String,
+    pub proxy: SocketAddr,
+    /// The Status API, which serves `/metrics`.
+    pub status: String,
+    pub version: KongVersion,
 }
 
-/// `count` upstreams of each cluster.
-pub async fn start_upstreams(x: usize, y: usize) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let mut xs = Vec::new();
-    let mut ys = Vec::new();
-    for _ in 0..x {
-        xs.push(start_upstream("X").await);
+/// The lab's proxies as the balancer's upstreams: the first `x` and `y` nodes of each
+/// cluster of a DB-less rolling lab (X 3.9.1, Y 3.10.0, three nodes each), Y deployed and
+/// running from the start, no generated traffic, so only the tests' requests reach them.
+pub struct LabUpstreams {
+    /// Keeps the nodes serving; they stop when it is dropped.
+    pub lab: Lab,
+    pub x: Vec<LabProxy>,
+    pub y: Vec<LabProxy>,
+}
+
+impl LabUpstreams {
+    pub async fn start(x: usize, y: usize) -> LabUpstreams {
+        let lab = Lab::start(
+            Scenario::DblessRolling,
+            LabOptions {
+                y_deployed: true,
+                ..LabOptions::default()
+            },
+        )
+        .await
+        .expect("the lab starts");
+        let endpoints = lab.endpoints();
+        let side = |side: ClusterSide, count: usize| -> Vec<LabProxy> {
+            let proxies: Vec<LabProxy> = endpoints
+                .cluster(side)
+                .filter_map(|n| {
+                    let url = n.proxy.as_deref()?;
+                    let address = url.strip_prefix("http://").unwrap_or(url);
+                    Some(LabProxy {
+                        name: n.name.clone(),
+                        proxy: address.parse().unwrap_or_else(|e| {
+                            panic!("{}'s proxy URL {url} is not host:port: {e}", n.name)
+                        }),
+                        status: n.status.clone(),
+                        version: n.version,
+                    })
+                })
+                .take(count)
+                .collect();
+            assert_eq!(
+                proxies.len(),
+                count,
+                "the lab has {count} proxies in {}",
+                side.as_str()
+            );
+            proxies
+        };
+        let (x, y) = (side(ClusterSide::X, x), side(ClusterSide::Y, y));
+        assert_ne!(
+            x[0].version, y[0].version,
+            "X and Y must run different versions to be told apart by Via"
+        );
+        LabUpstreams { lab, x, y }
     }
-    for _ in 0..y {
-        ys.push(start_upstream("Y").await);
+
+    pub fn x_proxies(&self) -> Vec<SocketAddr> {
+        self.x.iter().map(|n| n.proxy).collect()
     }
-    (xs, ys)
+
+    pub fn y_proxies(&self) -> Vec<SocketAddr> {
+        self.y.iter().map(|n| n.proxy).collect()
+    }
+
+    /// The cluster whose Kong sent this `Via` header: `kong/3.9.1` (before 3.8) or
+    /// `1.1 kong/3.10.0` (from 3.8), Enterprise builds with `-enterprise-edition`.
+    pub fn cluster_of(&self, via: &str) -> ClusterSide {
+        let product = via.split_whitespace().last().unwrap_or("");
+        let version = product
+            .strip_prefix("kong/")
+            .unwrap_or_else(|| panic!("Via {via:?} does not name kong"));
+        let version = version
+            .strip_suffix("-enterprise-edition")
+            .unwrap_or(version);
+        if version == self.x[0].version.to_string() {
+            ClusterSide::X
+        } else if version == self.y[0].version.to_string() {
+            ClusterSide::Y
+        } else {
+            panic!(
+                "Via {via:?} names neither X ({}) nor Y ({})",
+                self.x[0].version, self.y[0].version
+            )
+        }
+    }
+
+    /// Kong's own count of proxied requests, `kong_http_requests_total` summed over the
+    /// `/metrics` of X's and of Y's nodes behind the balancer.
+    pub async fn requests_counted_by_kong(&self) -> (u64, u64) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut totals = [0u64; 2];
+        for (total, nodes) in totals.iter_mut().zip([&self.x, &self.y]) {
+            for node in nodes {
+                let url = format!("{}/metrics", node.status);
+                let text = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .unwrap_or_else(|e| panic!("{url}: {e}"))
+                    .text()
+                    .await
+                    .unwrap_or_else(|e| panic!("{url}: {e}"));
+                let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.into())))
+                    .unwrap_or_else(|e| panic!("{url} is not Prometheus text: {e}"));
+                for sample in scrape
+                    .samples
+                    .iter()
+                    .filter(|s| s.metric == "kong_http_requests_total")
+                {
+                    let prometheus_parse::Value::Counter(value) = sample.value else {
+                        panic!("{url}: kong_http_requests_total is not a counter");
+                    };
+                    *total += value as u64;
+                }
+            }
+        }
+        (totals[0], totals[1])
+    }
 }
 
 /// A child process in its own process group, stopped with its whole group when
@@ -306,13 +420,20 @@ impl Nginx {
     }
 }
 
+/// A path the lab's proxies route (`/orders`, a public route); any other path gets Kong's
+/// 404 "no Route matched".
+const ROUTED_PATH: &str = "/orders";
+
 /// One HTTP/1.0 request (a new connection each time, so the balancer picks a server per
-/// request); returns the cluster letter the upstream answered with.
+/// request); returns the `Via` header of the answer, which names the Kong that served it.
 pub async fn ask(front: SocketAddr) -> String {
     let exchange = async {
         let mut stream = TcpStream::connect(front).await?;
         stream
-            .write_all(b"GET / HTTP/1.0\r\nHost: kong\r\nConnection: close\r\n\r\n")
+            .write_all(
+                format!("GET {ROUTED_PATH} HTTP/1.0\r\nHost: kong\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
             .await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -322,28 +443,38 @@ pub async fn ask(front: SocketAddr) -> String {
         .await
         .expect("the balancer answers within 10 s")
         .expect("the request goes through");
-    let (head, body) = response
+    let (head, _body) = response
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
     assert!(
         head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
-        "the balancer answered {head:?}"
+        "the balancer answered {response:?}"
     );
-    body.to_string()
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("via")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no Via header in {head:?}"))
 }
 
+/// Requests in flight at once: the lab's upstream answers in 5–20 ms, and both balancers
+/// pick a server per request whatever else is in flight.
+const IN_FLIGHT: usize = 8;
+
 /// Requests through the balancer, and how many each cluster answered.
-pub async fn count(front: SocketAddr, requests: usize) -> (usize, usize) {
-    let mut x = 0;
-    let mut y = 0;
-    for _ in 0..requests {
-        match ask(front).await.as_str() {
-            "X" => x += 1,
-            "Y" => y += 1,
-            other => panic!("an upstream answered {other:?}"),
-        }
-    }
-    (x, y)
+pub async fn count(front: SocketAddr, requests: usize, upstreams: &LabUpstreams) -> (usize, usize) {
+    let vias: Vec<String> = futures::stream::iter(0..requests)
+        .map(|_| ask(front))
+        .buffer_unordered(IN_FLIGHT)
+        .collect()
+        .await;
+    let y = vias
+        .iter()
+        .filter(|via| upstreams.cluster_of(via) == ClusterSide::Y)
+        .count();
+    (requests - y, y)
 }
 
 /// Requests per stage.
@@ -359,13 +490,43 @@ pub fn allowed_deviation(split: Split) -> f64 {
     4.0 * (REQUESTS as f64 * p * (1.0 - p)).sqrt()
 }
 
-/// Sends REQUESTS requests and checks the share Y got against `split`.
-pub async fn assert_observed(front: SocketAddr, split: Split) {
-    let (x, y) = count(front, REQUESTS).await;
+/// Sends REQUESTS requests and checks the share Y got against `split`; returns how many
+/// X and Y answered.
+pub async fn assert_observed(
+    front: SocketAddr,
+    split: Split,
+    upstreams: &LabUpstreams,
+) -> (usize, usize) {
+    let (x, y) = count(front, REQUESTS, upstreams).await;
     let expected = REQUESTS as f64 * f64::from(split.y) / 100.0;
     let allowed = allowed_deviation(split);
+    println!(
+        "planned {split}: Y answered {y} of {REQUESTS} (X {x}); expected {expected} ± {allowed:.1}, deviation {:.1}",
+        y as f64 - expected
+    );
     assert!(
         (y as f64 - expected).abs() <= allowed,
         "planned {split}: Y answered {y} of {REQUESTS} (X {x}); expected {expected} ± {allowed:.1}"
+    );
+    (x, y)
+}
+
+/// After a stage's requests: Kong's own counters moved by exactly what the responses
+/// showed, per cluster (`before` is `requests_counted_by_kong` before the stage).
+pub async fn assert_counted_by_kong(
+    upstreams: &LabUpstreams,
+    before: (u64, u64),
+    observed: (usize, usize),
+) {
+    let after = upstreams.requests_counted_by_kong().await;
+    let counted = (after.0 - before.0, after.1 - before.1);
+    println!(
+        "kong_http_requests_total moved X +{} Y +{} (responses: X {} Y {})",
+        counted.0, counted.1, observed.0, observed.1
+    );
+    assert_eq!(
+        counted,
+        (observed.0 as u64, observed.1 as u64),
+        "kong_http_requests_total on X's and Y's nodes (left) against the answers' Via (right)"
     );
 }
