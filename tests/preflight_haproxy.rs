@@ -17,7 +17,7 @@ use kongup::plan::model::{
 use kongup::plan::steps::StepKind;
 use kongup::plan::version::KongVersion;
 use kongup::secrets::Redactor;
-use lb_common::{Haproxy, start_upstreams};
+use lb_common::{Haproxy, LabUpstreams};
 
 /// A DB-less plan whose one X node is `x_url`, behind HAProxy's backend `kong`.
 fn plan(x_url: &str, haproxy: &Haproxy, x_servers: Vec<String>) -> Plan {
@@ -92,7 +92,8 @@ async fn preflight(dir: &std::path::Path, plan: Plan) -> (StepState, String, Vec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_names_the_backend_lacks_fail_preflight_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let (x, y) = (upstreams.x_proxies(), upstreams.y_proxies());
     let haproxy = Haproxy::start(dir.path(), &x, &y);
     let (x_url, _node) = fake_node(NodeBehaviour::new("3.9.1", "traditional", "off")).await;
 
@@ -112,7 +113,8 @@ async fn server_names_the_backend_lacks_fail_preflight_naming_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_right_server_names_pass_preflight_and_report_the_split() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let (x, y) = (upstreams.x_proxies(), upstreams.y_proxies());
     let haproxy = Haproxy::start(dir.path(), &x, &y);
     let (x_url, _node) = fake_node(NodeBehaviour::new("3.9.1", "traditional", "off")).await;
 
@@ -139,7 +141,8 @@ async fn the_right_server_names_pass_preflight_and_report_the_split() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_runtime_api_socket_fails_preflight_with_what_to_check() {
     let dir = tempfile::tempdir().unwrap();
-    let (x, y) = start_upstreams(1, 1).await;
+    let upstreams = LabUpstreams::start(1, 1).await;
+    let (x, y) = (upstreams.x_proxies(), upstreams.y_proxies());
     let haproxy = Haproxy::start(dir.path(), &x, &y);
     let (x_url, _node) = fake_node(NodeBehaviour::new("3.9.1", "traditional", "off")).await;
 
