@@ -5,109 +5,16 @@
 //! `kongup status` reads the demo's run.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kongup::plan::steps::StepKind;
 
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+mod support;
+
+use support::tmux::{Tmux, done_count, run};
+
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs a command to its end, killing it after `COMMAND_TIMEOUT`.
-fn run(command: &mut Command) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{command:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-/// A tmux server of the test's own (`-L kongup-test-<pid>`), killed when the test ends,
-/// failed or not.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    /// `name` tells apart the servers of tests that run at once.
-    fn start(name: &str, pane_command: &str) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("kongup-test-{}-{name}", std::process::id()),
-        };
-        let out = tmux.tmux(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            pane_command,
-        ]);
-        assert!(out.status.success(), "tmux new-session: {out:?}");
-        tmux
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        run(Command::new("tmux").args(["-L", &self.socket]).args(args))
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        let out = self.tmux(&args);
-        assert!(out.status.success(), "send-keys {keys:?}: {out:?}");
-    }
-
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until `ready` holds; the last screen is in the failure message.
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {SCREEN_TIMEOUT:?} for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Whether the session still runs: it ends when the pane's process does.
-    fn alive(&self) -> bool {
-        self.tmux(&["has-session"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
-    }
-}
-
-/// The number of steps done, from the checklist's title ("Checklist 3/20 done").
-fn done_count(screen: &str) -> Option<usize> {
-    let at = screen.find(" done ")?;
-    let fraction = screen[..at].rsplit(' ').next()?;
-    fraction.split('/').next()?.parse().ok()
-}
 
 fn status_json(run_dir: &Path) -> serde_json::Value {
     let out = run(Command::new(env!("CARGO_BIN_EXE_kongup"))
@@ -128,6 +35,7 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
             env!("CARGO_BIN_EXE_kongup"),
             run_dir.display()
         ),
+        SCREEN_TIMEOUT,
     );
     tmux.wait_for("the first step ready", |s| {
         s.contains("[ready]") && s.contains("Preflight checks") && s.contains("Topology")
@@ -212,6 +120,7 @@ fn the_hybrid_demo_walks_to_done_in_the_console() {
             env!("CARGO_BIN_EXE_kongup"),
             run_dir.display()
         ),
+        SCREEN_TIMEOUT,
     );
     let plan_name = "demo hybrid 3.4.3.12 to 3.10.0.1";
     let mut confirmed = 0;
@@ -293,6 +202,7 @@ steps:
             plan.display(),
             run_dir.display()
         ),
+        SCREEN_TIMEOUT,
     );
     tmux.wait_for("the first step ready", |s| s.contains("[ready]"));
     tmux.keys(&["Enter"]);

@@ -9,12 +9,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+
 use std::time::{Duration, Instant};
+use support::tmux::{Tmux, done_count};
 
 /// Set in the pane: run the console and write how it ended to this file.
 const DRIVER_ENV: &str = "KONGUP_UI_TMUX_DRIVER";
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn main() {
@@ -84,98 +85,33 @@ fn pid_file(exit_file: &Path) -> PathBuf {
     exit_file.with_extension("pid")
 }
 
-/// Runs a command to its end, killing it after `COMMAND_TIMEOUT`.
-fn run(command: &mut Command) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{command:?} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
-/// A tmux server of the test's own, so no one else's sessions are touched.
-struct Tmux {
-    socket: String,
+/// The console in a tmux pane of its own (this binary in driver mode), and where the
+/// driver writes how the console ended.
+struct ConsolePane {
+    tmux: Tmux,
     exit_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Tmux {
-    fn start(name: &str) -> Tmux {
-        Tmux::start_with(name, "")
+impl ConsolePane {
+    fn start(name: &str) -> ConsolePane {
+        ConsolePane::start_with(name, "")
     }
 
     /// `prefix` goes before the console's command line in the pane (e.g. `setsid`).
-    fn start_with(name: &str, prefix: &str) -> Tmux {
+    fn start_with(name: &str, prefix: &str) -> ConsolePane {
         let dir = tempfile::tempdir().expect("temp dir");
         let exit_file = dir.path().join("exit");
-        let socket = format!("kongup-ui-{name}-{}", std::process::id());
         let me = std::env::current_exe().expect("current exe");
-        let tmux = Tmux {
-            socket,
-            exit_file,
-            _dir: dir,
-        };
         let pane_command = format!(
             "{prefix} env {DRIVER_ENV}={} {}",
-            tmux.exit_file.display(),
+            exit_file.display(),
             me.display()
         );
-        let out = run(Command::new("tmux").args([
-            "-L",
-            &tmux.socket,
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-x",
-            "80",
-            "-y",
-            "24",
-            &pane_command,
-        ]));
-        assert!(out.status.success(), "tmux new-session: {out:?}");
-        tmux
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        run(Command::new("tmux").args(["-L", &self.socket]).args(args))
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys"];
-        args.extend_from_slice(keys);
-        let out = self.tmux(&args);
-        assert!(out.status.success(), "send-keys {keys:?}: {out:?}");
-    }
-
-    fn screen(&self) -> String {
-        let out = self.tmux(&["capture-pane", "-p"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Polls the screen until `ready` holds; the last screen is in the failure message.
-    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + SCREEN_TIMEOUT;
-        loop {
-            let screen = self.screen();
-            if ready(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "waited {SCREEN_TIMEOUT:?} for {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        ConsolePane {
+            tmux: Tmux::start(&format!("ui-{name}"), &pane_command, SCREEN_TIMEOUT),
+            exit_file,
+            _dir: dir,
         }
     }
 
@@ -202,21 +138,15 @@ impl Tmux {
     }
 }
 
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
+impl std::ops::Deref for ConsolePane {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.tmux
     }
 }
 
-fn done_count(screen: &str) -> Option<usize> {
-    let at = screen.find(" done ")?;
-    let before = &screen[..at];
-    let fraction = before.rsplit(' ').next()?;
-    fraction.split('/').next()?.parse().ok()
-}
-
 fn confirms_until_traffic_moves_then_rolls_back() {
-    let tmux = Tmux::start("rollback");
+    let tmux = ConsolePane::start("rollback");
     tmux.wait_for("the first step ready", |s| {
         s.contains("RUNNING") && s.contains("[ready]") && s.contains("Preflight checks")
     });
@@ -253,7 +183,7 @@ fn confirms_until_traffic_moves_then_rolls_back() {
 }
 
 fn a_killed_terminal_ends_the_process() {
-    let tmux = Tmux::start("hangup");
+    let tmux = ConsolePane::start("hangup");
     let exit = kill_the_terminal(&tmux);
     assert!(
         exit.starts_with("Ok(Signal(Hangup))") || exit.starts_with("Ok(TerminalLost"),
@@ -264,14 +194,14 @@ fn a_killed_terminal_ends_the_process() {
 /// In a session of its own (as under `nohup` or an orphaned process group) the console gets
 /// no SIGHUP when the terminal goes: it must notice from the tty itself, and end.
 fn a_lost_terminal_is_noticed_without_sighup() {
-    let tmux = Tmux::start_with("lost", "setsid -w");
+    let tmux = ConsolePane::start_with("lost", "setsid -w");
     let exit = kill_the_terminal(&tmux);
     assert!(exit.starts_with("Ok(TerminalLost"), "{exit}");
 }
 
 /// Kills the tmux server under a running console; returns how the console ended, once
 /// its process is gone.
-fn kill_the_terminal(tmux: &Tmux) -> String {
+fn kill_the_terminal(tmux: &ConsolePane) -> String {
     tmux.wait_for("the console", |s| s.contains("RUNNING"));
     let pid = tmux.console_pid();
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::actions::kong::{KongAccess, NodesWait, Waits, register_kong_actions};
-use crate::actions::{ActionFor, ActionRegistry, StepAction};
+use crate::actions::kong::{KongAccess, NodesWait, Waits, is_node_step, register_kong_actions};
+use crate::actions::{ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
 use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
@@ -42,7 +42,7 @@ use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
-use crate::plan::steps::{ClusterSide, ExpandedPlan, RollbackKind, StepKind};
+use crate::plan::steps::{ClusterSide, ExpandedPlan};
 use crate::secrets::Redactor;
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
 use crate::sim::node::Lifecycle;
@@ -335,19 +335,7 @@ fn kong_access(lab: &Lab) -> Result<KongAccess, DemoError> {
 fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
     let wait: Arc<dyn StepAction> = Arc::new(NodesWait::new(Arc::new(access.clone())));
     actions.register(
-        |t| {
-            matches!(
-                t,
-                ActionFor::Step(
-                    StepKind::StartNodes { .. }
-                        | StepKind::DeployNodes { .. }
-                        | StepKind::StopNodes { .. }
-                        | StepKind::Decommission { .. }
-                ) | ActionFor::Rollback(
-                    RollbackKind::StartNodes { .. } | RollbackKind::StopNodes { .. }
-                )
-            )
-        },
+        is_node_step,
         Arc::new(twins::LabNodes {
             lab: lab.clone(),
             inner: Some(wait),

@@ -9,3 +9,4 @@ pub mod pg;
 pub mod scenarios;
 pub mod stand_in;
 pub mod tls;
+pub mod tmux;

@@ -265,22 +265,20 @@ pub fn register_kong_actions(registry: &mut ActionRegistry, access: KongAccess) 
             |t| matches!(t, ActionFor::Step(StepKind::CompatibilityCheck)),
             Arc::new(CompatibilityCheck::new(access.clone())),
         )
-        .register(
-            |t| {
-                matches!(
-                    t,
-                    ActionFor::Step(
-                        StepKind::StartNodes { .. }
-                            | StepKind::DeployNodes { .. }
-                            | StepKind::StopNodes { .. }
-                            | StepKind::Decommission { .. }
-                    ) | ActionFor::Rollback(
-                        RollbackKind::StartNodes { .. } | RollbackKind::StopNodes { .. }
-                    )
-                )
-            },
-            Arc::new(NodesWait::new(access)),
-        );
+        .register(is_node_step, Arc::new(NodesWait::new(access)));
+}
+
+/// Steps that start, stop, deploy or remove nodes: after them kongup waits for the nodes.
+pub(crate) fn is_node_step(target: &ActionFor) -> bool {
+    matches!(
+        target,
+        ActionFor::Step(
+            StepKind::StartNodes { .. }
+                | StepKind::DeployNodes { .. }
+                | StepKind::StopNodes { .. }
+                | StepKind::Decommission { .. }
+        ) | ActionFor::Rollback(RollbackKind::StartNodes { .. } | RollbackKind::StopNodes { .. })
+    )
 }
 
 /// Runs `work` unless the operator aborts the step first (`None`); dropping the work kills
