@@ -329,7 +329,12 @@ pub fn describe_smoke_test_routes(routes: &[LabRoute]) -> Option<String> {
             let answer = &r.upstream;
             let mut upstream = vec![format!("{}", answer.status)];
             upstream.extend(answer.headers.iter().map(|(n, v)| format!("{n}: {v}")));
-            upstream.extend(answer.body_texts.iter().map(|t| format!("a body with {t:?}")));
+            upstream.extend(
+                answer
+                    .body_texts
+                    .iter()
+                    .map(|t| format!("a body with {t:?}")),
+            );
             parts.push(format!("upstream stand-in answers {}", upstream.join(", ")));
             format!("{} ({})", r.path, parts.join("; "))
         })

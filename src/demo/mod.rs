@@ -327,7 +327,12 @@ fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAcce
 /// The declarative backup reads the lab's stand-in for the plan's file (see [`stand_ins`]).
 fn register_lab_declarative_backup(actions: &mut ActionRegistry, access: &KongAccess) {
     actions.register(
-        |t| matches!(t, ActionFor::Step(StepKind::Backup(BackupKind::Declarative))),
+        |t| {
+            matches!(
+                t,
+                ActionFor::Step(StepKind::Backup(BackupKind::Declarative))
+            )
+        },
         Arc::new(stand_ins::LabDeclarativeBackup {
             inner: Arc::new(DeclarativeBackup::new(Arc::new(access.clone()))),
         }),

@@ -90,7 +90,14 @@ pub fn collection(name: &str, routes: &[LabRoute]) -> Option<Vec<Value>> {
 
 /// Fields of an entity row that a declarative file leaves out: ids and timestamps are the
 /// database's, references are given by nesting.
-const NOT_DECLARED: &[&str] = &["id", "created_at", "updated_at", "route", "service", "consumer"];
+const NOT_DECLARED: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "route",
+    "service",
+    "consumer",
+];
 
 fn declared(row: &Value) -> Value {
     let mut row = row.clone();
