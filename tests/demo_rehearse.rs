@@ -1,8 +1,8 @@
 //! `kongup run PLAN --rehearse`: an operator's own plan (ssh executors, HAProxy, secrets
 //! that are not set here, TLS to the Admin API, install commands the lab does not simulate)
 //! walks to done against a lab shaped like it, in a run directory of its own; every
-//! example plan in assets/plans rehearses from line commands on stdin as far as the lab
-//! lets it.
+//! example plan in assets/plans rehearses from line commands on stdin through its backups
+//! and smoke tests, to done or to a gate the lab's synthetic traffic cannot satisfy.
 
 mod demo_support;
 
@@ -166,18 +166,20 @@ fn every_example_plan_has_a_rehearsal_test() {
     assert_eq!(found, EXAMPLE_PLANS);
 }
 
-/// Where an example plan's rehearsal stops today: the first step the lab cannot pass, and
-/// why (a finding: when the lab learns it, this test says so and the plan goes further).
-struct StopsAt {
-    step: &'static str,
-    because: &'static str,
+/// Steps the lab's synthetic traffic judges: a traffic stage's bake or a monitor step,
+/// whose gates compare Y's figures with X's.
+fn gate_judged(id: &str) -> bool {
+    id.starts_with("shift-traffic") || id == "monitor"
 }
 
 /// `kongup run PLAN --rehearse --plain` with an operator's answers on stdin (`y` for each
-/// step the plan does not skip, the plan's name for an irreversible one), fast: every
-/// step before the one it stops at passed, that one failed for the known reason, and the
-/// rehearsal stopped resumable (exit 2) at the end of the answers.
-fn rehearse_example(file: &str, StopsAt { step, because }: StopsAt) {
+/// step the plan does not skip, the plan's name for an irreversible one), fast, with `env`
+/// added to the process. Every backup and the smoke tests succeed on the lab fitted to the
+/// plan. The rehearsal reaches done (exit 0, every step succeeded or skipped), or stops
+/// resumable (exit 2) at a traffic stage or monitor whose gates judged the lab's synthetic
+/// traffic (a few requests on Y at a 1% stage, a p99 from a handful of them: see the
+/// report), every step before it succeeded or skipped. Returns the output and the journal.
+fn rehearse_example(file: &str, env: &[(&str, &str)]) -> (String, String) {
     let plan = example_plan(file);
     let loaded = load_plan(&plan).unwrap_or_else(|e| panic!("{file}: {e}"));
     let answers: String = loaded
@@ -205,6 +207,8 @@ fn rehearse_example(file: &str, StopsAt { step, because }: StopsAt) {
             "--journal",
         ])
         .arg(&run_dir)
+        .env_remove("SMOKE_TEST_API_KEY")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -225,7 +229,7 @@ fn rehearse_example(file: &str, StopsAt { step, because }: StopsAt) {
     };
     let stdout = reader(Box::new(child.stdout.take().unwrap()));
     let stderr = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -242,93 +246,133 @@ fn rehearse_example(file: &str, StopsAt { step, because }: StopsAt) {
     };
     let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
     assert!(stdout.contains("REHEARSAL"), "{file}:\n{stdout}");
-    assert_eq!(status.code(), Some(2), "{file}:\n{stdout}\n{stderr}");
-    let failed = format!("FAILED {step}: ");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with(&failed))
-        .unwrap_or_else(|| panic!("{file}: {step} did not fail:\n{stdout}"));
-    assert!(line.contains(because), "{file}: {line}");
+    let rehearsal_dir = dir.path().join("run-rehearsal");
     let out = Command::new(env!("CARGO_BIN_EXE_kongup"))
         .args(["status", "--json", "--journal"])
-        .arg(dir.path().join("run-rehearsal"))
+        .arg(&rehearsal_dir)
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let steps = status["steps"].as_array().unwrap();
-    let at = steps
-        .iter()
-        .position(|s| {
-            format!(
-                "{}/{}",
-                s["phase"].as_str().unwrap(),
-                s["id"].as_str().unwrap()
-            ) == step
-        })
-        .unwrap();
-    for before in &steps[..at] {
-        assert!(
-            before["state"] == "succeeded" || before["state"] == "skipped",
-            "{file}: {before}"
-        );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    let id = |s: &serde_json::Value| s["id"].as_str().unwrap().to_string();
+    let passed = |s: &serde_json::Value| s["state"] == "succeeded" || s["state"] == "skipped";
+    let stop = steps.iter().position(|s| !passed(s));
+    match (status.code(), stop) {
+        (Some(0), None) => {}
+        (Some(2), Some(at)) => {
+            let stopped = &steps[at];
+            assert!(
+                stopped["state"] == "failed" && gate_judged(&id(stopped)),
+                "{file}: stopped at {stopped}, not at a gate:\n{stdout}\n{stderr}"
+            );
+            let failed = format!(
+                "FAILED {}/{}: ",
+                stopped["phase"].as_str().unwrap(),
+                id(stopped)
+            );
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(&failed))
+                .unwrap_or_else(|| panic!("{file}: no {failed} line:\n{stdout}"));
+            assert!(line.contains("gate"), "{file}: {line}");
+        }
+        (code, stop) => panic!("{file}: exit {code:?}, stop {stop:?}:\n{stdout}\n{stderr}"),
     }
-    assert_eq!(steps[at]["state"], "failed", "{file}");
+    let reached = &steps[..stop.unwrap_or(steps.len())];
+    let smoke_tests = reached.iter().filter(|s| id(s) == "staging-tests").count();
+    let expected_smoke_tests = steps.iter().filter(|s| id(s) == "staging-tests").count();
+    assert!(expected_smoke_tests > 0, "{file}: no smoke tests step");
+    assert_eq!(smoke_tests, expected_smoke_tests, "{file}:\n{stdout}");
+    for step in reached
+        .iter()
+        .filter(|s| id(s) == "staging-tests" || id(s).starts_with("backup"))
+    {
+        assert_eq!(step["state"], "succeeded", "{file}: {step}");
+    }
+    let journal = std::fs::read_to_string(rehearsal_dir.join(JOURNAL_FILE)).unwrap();
+    (stdout, journal)
 }
 
-/// The lab keeps no files: a DB-less node's declarative configuration is the operator's
-/// file, not there to back up.
+/// The smoke tests' key is not set here: the rehearsal says it sends the lab's stand-in,
+/// and the lab serves the plan's own smoke-test path with key-auth.
+fn rehearses_with_the_stand_in_key(file: &str, path: &str) -> String {
+    let (stdout, _) = rehearse_example(file, &[]);
+    assert!(
+        stdout.contains("is not set here: they send the lab's stand-in key instead"),
+        "{file}:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("smoke-test routes {path} (key-auth on apikey")),
+        "{file}:\n{stdout}"
+    );
+    stdout
+}
+
+/// The lab keeps no files here: the backup copies the lab's stand-in for kong.yml, read
+/// through X's node executor, and says so.
 #[test]
-fn dbless_rolling_rehearses_to_its_backup() {
-    rehearse_example(
-        "dbless-rolling.yaml",
-        StopsAt {
-            step: "cluster/backup",
-            because: "the backup /etc/kong/kong.yml is missing",
-        },
+fn dbless_rolling_rehearses_past_its_backup_and_smoke_tests() {
+    let stdout = rehearses_with_the_stand_in_key("dbless-rolling.yaml", "/v1/catalog");
+    assert!(
+        stdout.contains("/etc/kong/kong.yml is the lab's stand-in"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("YAML with _format_version 3.0"), "{stdout}");
+}
+
+#[test]
+fn hybrid_blue_green_rehearses_past_its_smoke_tests() {
+    rehearses_with_the_stand_in_key("hybrid-blue-green.yaml", "/mobile/profile");
+}
+
+#[test]
+fn hybrid_dual_cluster_rehearses_past_its_smoke_tests() {
+    rehearses_with_the_stand_in_key("hybrid-dual-cluster.yaml", "/accounts/me");
+}
+
+#[test]
+fn hybrid_in_place_rehearses_past_its_smoke_tests() {
+    rehearses_with_the_stand_in_key("hybrid-in-place.yaml", "/partners/v2/orders");
+}
+
+/// Its key comes from a file that is not on this machine.
+#[test]
+fn traditional_blue_green_rehearses_past_its_smoke_tests() {
+    let stdout = rehearses_with_the_stand_in_key("traditional-blue-green.yaml", "/cart");
+    assert!(
+        stdout.contains("file /etc/kongup/smoke-test-apikey (the smoke tests' apikey header)"),
+        "{stdout}"
     );
 }
 
-/// Through the whole control-plane phase (its monitor is the operator's watch: control
-/// planes proxy nothing), to the data planes' smoke tests, which need the plan's own key.
-const DP_SMOKE_TESTS: StopsAt = StopsAt {
-    step: "data-plane/staging-tests",
-    because: "smoke test \"key-auth accepts a request with the smoke-test key\", header apikey",
-};
-
+/// The smoke test looks for `ok` in the body: the lab's upstream stands in for the
+/// operator's service and says so.
 #[test]
-fn hybrid_blue_green_rehearses_to_its_data_plane_smoke_tests() {
-    rehearse_example("hybrid-blue-green.yaml", DP_SMOKE_TESTS);
+fn traditional_dual_cluster_rehearses_past_its_smoke_tests() {
+    let stdout =
+        rehearses_with_the_stand_in_key("traditional-dual-cluster.yaml", "/payments/health");
+    assert!(stdout.contains("a body with \"ok\""), "{stdout}");
 }
 
+/// With the key set, the lab accepts that very key; it never shows in the output or the
+/// journal.
 #[test]
-fn hybrid_dual_cluster_rehearses_to_its_data_plane_smoke_tests() {
-    rehearse_example("hybrid-dual-cluster.yaml", DP_SMOKE_TESTS);
-}
-
-#[test]
-fn hybrid_in_place_rehearses_to_its_data_plane_smoke_tests() {
-    rehearse_example("hybrid-in-place.yaml", DP_SMOKE_TESTS);
-}
-
-/// The smoke tests send the plan's own key-auth key (a secret not set here), to the
-/// plan's own routes (which the lab does not have).
-const SMOKE_TESTS: StopsAt = StopsAt {
-    step: "cluster/staging-tests",
-    because: "smoke test \"key-auth accepts a request with the smoke-test key\", header apikey",
-};
-
-#[test]
-fn traditional_blue_green_rehearses_to_its_smoke_tests() {
-    rehearse_example("traditional-blue-green.yaml", SMOKE_TESTS);
-}
-
-#[test]
-fn traditional_dual_cluster_rehearses_to_its_smoke_tests() {
-    rehearse_example("traditional-dual-cluster.yaml", SMOKE_TESTS);
-}
-
-#[test]
-fn traditional_in_place_rehearses_to_its_smoke_tests() {
-    rehearse_example("traditional-in-place.yaml", SMOKE_TESTS);
+fn traditional_in_place_rehearses_past_its_smoke_tests_with_the_operators_key() {
+    const KEY: &str = "operator-smoke-key-4f1c9a";
+    let (stdout, journal) =
+        rehearse_example("traditional-in-place.yaml", &[("SMOKE_TEST_API_KEY", KEY)]);
+    assert!(
+        stdout.contains(
+            "the smoke tests send their apikey header from environment variable \
+             SMOKE_TEST_API_KEY; the lab's key-auth accepts it"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("stand-in key"), "{stdout}");
+    assert!(
+        stdout.contains("content-type: application/json"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(KEY) && !journal.contains(KEY));
 }

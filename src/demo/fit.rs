@@ -5,14 +5,15 @@
 //! plan a demo writes names each node at a stable address that never resolves
 //! (`http://<node>.lab.invalid:8001`), and every process fits the plan it loaded to the lab
 //! it started, in memory, before the engine sees it: each node's URLs become the lab
-//! node's of the same name. A rehearsal fits the operator's plan the same way.
+//! node's of the same name. A rehearsal fits the operator's plan the same way, and its lab
+//! to the plan's smoke tests (see [`smoke_test_routes`]).
 
-use crate::plan::model::{Mode, Node, Plan, Role, Strategy};
+use crate::plan::model::{Mode, Node, Plan, Role, SmokeTest, Strategy};
 use crate::plan::steps::{ClusterSide, ExpandedPlan};
 use crate::plan::version::KongVersion;
 use crate::sim::lab::{DatabaseEndpoint, NodeEndpoint};
 use crate::sim::node::NodeSpec;
-use crate::sim::proxy::DEMO_API_KEY;
+use crate::sim::proxy::{DEMO_API_KEY, LabRoute, UpstreamAnswer};
 use crate::sim::scenarios::{DatabasePlan, Topology};
 use crate::sim::{LabEndpoints, Scenario};
 
@@ -207,5 +208,211 @@ pub fn rehearsal_topology(plan: &Plan, expanded: &ExpandedPlan) -> Topology {
         strategy,
         nodes,
         databases,
+    }
+}
+
+/// Fields of the lab's upstream echo: a body text naming one (`"cluster":"y"`) is the
+/// lab's to answer truly, never stood in for.
+const ECHO_FIELDS: &[&str] = &[
+    "node", "cluster", "version", "service", "route", "method", "path", "consumer",
+];
+
+fn names_an_echo_field(text: &str) -> bool {
+    ECHO_FIELDS
+        .iter()
+        .any(|field| text.contains(&format!("\"{field}\":")))
+}
+
+/// A route name for a path: `plan-` and its words (`/accounts/me` → `plan-accounts-me`).
+fn route_name(path: &str) -> String {
+    let words: Vec<&str> = path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        "plan-root".to_string()
+    } else {
+        format!("plan-{}", words.join("-").to_ascii_lowercase())
+    }
+}
+
+/// The routes a rehearsal's lab adds so that the plan's smoke tests find what they
+/// request, as Kong would answer them: one per path (its query aside) that some test
+/// expects more than a 404 from, in the order the tests name them.
+///
+/// - key-auth is on when a test of the path expects 401; it reads the key from the headers
+///   the tests send their secrets in (`apikey` when none).
+/// - The upstream stands in for the operator's service, whose answers the lab cannot know:
+///   it answers the status the first test that passes key-auth expects (200 when none, or
+///   when that is a 5xx), the headers the tests expect (Kong's own, such as `via`, stay the
+///   lab's), and the body texts they look for after the lab's echo, except a text naming
+///   an echo field (`"cluster":"y"`), which the echo answers truly.
+pub fn smoke_test_routes(smoke_tests: &[SmokeTest]) -> Vec<LabRoute> {
+    let mut paths: Vec<(String, Vec<&SmokeTest>)> = Vec::new();
+    for test in smoke_tests {
+        let path = test.path.split('?').next().unwrap_or_default().to_string();
+        match paths.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, tests)) => tests.push(test),
+            None => paths.push((path, vec![test])),
+        }
+    }
+    let mut routes: Vec<LabRoute> = Vec::new();
+    for (path, tests) in paths {
+        if tests.iter().all(|t| t.expect_status == 404) {
+            continue;
+        }
+        let mut key_names = Vec::new();
+        if tests.iter().any(|t| t.expect_status == 401) {
+            for test in &tests {
+                for name in test.secret_headers.keys() {
+                    let name = name.to_ascii_lowercase();
+                    if !key_names.contains(&name) {
+                        key_names.push(name);
+                    }
+                }
+            }
+            if key_names.is_empty() {
+                key_names.push("apikey".to_string());
+            }
+        }
+        let passing: Vec<&SmokeTest> = tests
+            .iter()
+            .copied()
+            .filter(|t| !matches!(t.expect_status, 401 | 404))
+            .collect();
+        let mut upstream = UpstreamAnswer::default();
+        if let Some(first) = passing.first()
+            && first.expect_status < 500
+        {
+            upstream.status = first.expect_status;
+        }
+        for test in &passing {
+            for (name, value) in &test.expect_headers {
+                let name = name.to_ascii_lowercase();
+                if !upstream.headers.iter().any(|(n, _)| *n == name) {
+                    upstream.headers.push((name, value.clone()));
+                }
+            }
+            if let Some(text) = &test.expect_body_contains
+                && !names_an_echo_field(text)
+                && !upstream.body_texts.contains(text)
+            {
+                upstream.body_texts.push(text.clone());
+            }
+        }
+        let mut name = route_name(&path);
+        if routes.iter().any(|r| r.name == name) {
+            name = format!("{name}-{}", routes.len() + 1);
+        }
+        routes.push(LabRoute {
+            name,
+            path,
+            key_names,
+            upstream,
+        });
+    }
+    routes
+}
+
+/// One line for a rehearsal's intro: the routes the lab serves for the plan's smoke tests.
+pub fn describe_smoke_test_routes(routes: &[LabRoute]) -> Option<String> {
+    if routes.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = routes
+        .iter()
+        .map(|r| {
+            let mut parts = Vec::new();
+            if r.key_auth() {
+                parts.push(format!("key-auth on {}", r.key_names.join(", ")));
+            }
+            let answer = &r.upstream;
+            let mut upstream = vec![format!("{}", answer.status)];
+            upstream.extend(answer.headers.iter().map(|(n, v)| format!("{n}: {v}")));
+            upstream.extend(
+                answer
+                    .body_texts
+                    .iter()
+                    .map(|t| format!("a body with {t:?}")),
+            );
+            parts.push(format!("upstream stand-in answers {}", upstream.join(", ")));
+            format!("{} ({})", r.path, parts.join("; "))
+        })
+        .collect();
+    Some(format!(
+        "REHEARSAL: the lab's proxies serve the plan's smoke-test routes {}; the lab cannot \
+         know your services' answers, so its upstream answers what the smoke tests expect",
+        each.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::plan::model::SecretRef;
+
+    fn test(path: &str, status: u16) -> SmokeTest {
+        SmokeTest {
+            name: format!("{path} {status}"),
+            method: "GET".to_string(),
+            path: path.to_string(),
+            headers: BTreeMap::new(),
+            secret_headers: BTreeMap::new(),
+            body: None,
+            expect_status: status,
+            expect_headers: BTreeMap::new(),
+            expect_body_contains: None,
+        }
+    }
+
+    fn routes_for(tests: Vec<SmokeTest>) -> Vec<LabRoute> {
+        smoke_test_routes(&tests)
+    }
+
+    #[test]
+    fn a_path_tested_for_401_and_200_gets_key_auth_on_the_tests_key_header() {
+        let mut with_key = test("/payments/health?deep=1", 200);
+        with_key.secret_headers.insert(
+            "X-Api-Key".to_string(),
+            SecretRef::Env("SMOKE_TEST_API_KEY".to_string()),
+        );
+        with_key
+            .expect_headers
+            .insert("Content-Type".to_string(), "application/json".to_string());
+        with_key.expect_body_contains = Some("ok".to_string());
+        let routes = routes_for(vec![test("/payments/health", 401), with_key]);
+        assert_eq!(routes.len(), 1);
+        let route = &routes[0];
+        assert_eq!(route.name, "plan-payments-health");
+        assert_eq!(route.path, "/payments/health");
+        assert_eq!(route.key_names, ["x-api-key"]);
+        assert_eq!(route.upstream.status, 200);
+        assert_eq!(
+            route.upstream.headers,
+            [("content-type".to_string(), "application/json".to_string())]
+        );
+        assert_eq!(route.upstream.body_texts, ["ok"]);
+    }
+
+    #[test]
+    fn a_public_path_gets_no_key_auth_and_a_404_path_no_route() {
+        let mut cluster = test("/orders", 200);
+        cluster.expect_body_contains = Some("\"cluster\":\"y\"".to_string());
+        let routes = routes_for(vec![cluster, test("/gone", 404), test("/created", 201)]);
+        let paths: Vec<&str> = routes.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(paths, ["/orders", "/created"]);
+        assert!(!routes[0].key_auth());
+        // The echo answers which cluster served: that is not stood in for.
+        assert!(routes[0].upstream.body_texts.is_empty());
+        assert_eq!(routes[1].upstream.status, 201);
+    }
+
+    #[test]
+    fn key_auth_without_secret_headers_reads_apikey() {
+        let routes = routes_for(vec![test("/secure-thing", 401)]);
+        assert_eq!(routes[0].key_names, ["apikey"]);
+        assert_eq!(routes[0].upstream.status, 200);
     }
 }

@@ -19,6 +19,7 @@ pub mod executors;
 pub mod fit;
 pub mod rehearse;
 pub mod replay;
+pub mod stand_ins;
 pub mod twins;
 
 use std::path::{Path, PathBuf};
@@ -27,8 +28,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::actions::kong::{KongAccess, NodesWait, Waits, is_node_step, register_kong_actions};
-use crate::actions::{ActionRegistry, StepAction};
+use crate::actions::kong::{
+    DeclarativeBackup, KongAccess, NodesWait, Waits, is_node_step, register_kong_actions,
+};
+use crate::actions::{ActionFor, ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
 use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
@@ -42,7 +45,7 @@ use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
-use crate::plan::steps::{ClusterSide, ExpandedPlan};
+use crate::plan::steps::{BackupKind, ClusterSide, ExpandedPlan, StepKind};
 use crate::secrets::Redactor;
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
 use crate::sim::node::Lifecycle;
@@ -152,6 +155,8 @@ pub struct DemoRun {
     /// Into the engine's side events: a line the console and `--plain` show (the lab's
     /// answer to a fault key).
     pub notices: mpsc::UnboundedSender<Event>,
+    /// What the lab stands in for (a rehearsal's smoke-test routes and key), for the intro.
+    pub stand_ins: Vec<String>,
 }
 
 /// The bakes and gates of a new demo at `speed`: real time at 1 (20 s bakes, a 15 s
@@ -343,6 +348,21 @@ fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAcce
     );
 }
 
+/// The declarative backup reads the lab's stand-in for the plan's file (see [`stand_ins`]).
+fn register_lab_declarative_backup(actions: &mut ActionRegistry, access: &KongAccess) {
+    actions.register(
+        |t| {
+            matches!(
+                t,
+                ActionFor::Step(StepKind::Backup(BackupKind::Declarative))
+            )
+        },
+        Arc::new(stand_ins::LabDeclarativeBackup {
+            inner: Arc::new(DeclarativeBackup::new(Arc::new(access.clone()))),
+        }),
+    );
+}
+
 /// What [`launch`] needs beyond the lab: the plan, where its run lives, and the traffic
 /// driver the engine moves traffic with.
 struct Launch {
@@ -407,6 +427,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     let access = kong_access(&lab)?;
     register_kong_actions(&mut toolbox.actions, access.clone());
     register_lab_nodes(&mut toolbox.actions, &lab, &access);
+    register_lab_declarative_backup(&mut toolbox.actions, &access);
 
     let plan = Arc::new(plan);
     let (live, side_events) = session::start(
@@ -451,6 +472,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         plan_path,
         rebuilt,
         notices,
+        stand_ins: Vec::new(),
     })
 }
 
@@ -472,6 +494,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
             faults: Vec::new(),
             metrics_flags: options.metrics_flags,
             speed: options.speed,
+            ..LabOptions::default()
         },
     )
     .await?;
@@ -593,5 +616,6 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
     for fault in run.lab.faults().describe() {
         lines.push(format!("fault: {fault}"));
     }
+    lines.extend(run.stand_ins.iter().cloned());
     lines
 }

@@ -10,6 +10,12 @@
 //!   resumes like a demo: the lab is rebuilt from its own journal.
 //! - Secrets the plan names are read if they can be (to redact them), never required, and
 //!   the Admin API token is never sent to the lab.
+//! - The lab serves the routes the plan's smoke tests request (see
+//!   [`fit::smoke_test_routes`]). A smoke-test key that is set is one the lab's key-auth
+//!   accepts (on loopback; redacted as every secret); one that is not set here is replaced
+//!   by the lab's stand-in key (see [`fit_smoke_test_keys`]). The intro says both.
+//! - The plan's DB-less declarative file is the lab's stand-in (see
+//!   [`super::stand_ins`]).
 //! - Faster than real time (`--speed`), the waits shrink with the lab's commands: bakes,
 //!   monitor steps and the gate window (see [`pace`]). The sequence is the plan's.
 
@@ -20,9 +26,10 @@ use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::plan_secrets;
 use crate::engine::{RunOptions, local_operator};
 use crate::plan::load::LoadedPlan;
+use crate::plan::model::Plan;
 use crate::plan::steps::StepKind;
-use crate::secrets::Redactor;
-use crate::sim::{Lab, LabOptions, MetricsFlags};
+use crate::secrets::{Redactor, Secret};
+use crate::sim::{DEMO_API_KEY, Lab, LabOptions, MetricsFlags};
 
 use super::{DemoError, DemoRun, Launch, TrafficChoice, fit, launch};
 
@@ -50,6 +57,56 @@ fn readable_secrets(loaded: &LoadedPlan) -> Redactor {
             .filter_map(|secret| crate::secrets::resolve(secret).ok())
             .map(|secret| secret.expose().to_string()),
     )
+}
+
+/// The smoke tests' keys in a rehearsal: the values set here, which the lab accepts, and
+/// one line per key source saying what the rehearsal sends.
+#[derive(Debug, Default)]
+pub struct SmokeTestKeys {
+    pub accepted: Vec<Secret>,
+    pub notes: Vec<String>,
+}
+
+/// Fits the plan's smoke-test credentials to a rehearsal: a secret header whose source can
+/// be read keeps it (the lab will accept the value); one whose source cannot (not set on
+/// this machine) becomes a plain header with the lab's stand-in key, since the rehearsal
+/// never reaches the host that needs the real one.
+pub fn fit_smoke_test_keys(plan: &mut Plan) -> SmokeTestKeys {
+    let mut keys = SmokeTestKeys::default();
+    let mut note = |line: String| {
+        if !keys.notes.contains(&line) {
+            keys.notes.push(line);
+        }
+    };
+    let mut accepted = Vec::new();
+    for test in &mut plan.smoke_tests {
+        for (name, source) in std::mem::take(&mut test.secret_headers) {
+            match crate::secrets::resolve(&source) {
+                Ok(value) => {
+                    note(format!(
+                        "REHEARSAL: the smoke tests send their {name} header from {}; the lab's \
+                         key-auth accepts it (on loopback, redacted in the logs)",
+                        source.describe()
+                    ));
+                    if !accepted.contains(&value) {
+                        accepted.push(value);
+                    }
+                    test.secret_headers.insert(name, source);
+                }
+                Err(_) => {
+                    note(format!(
+                        "REHEARSAL: {} (the smoke tests' {name} header) is not set here: they \
+                         send the lab's stand-in key instead, which the lab's key-auth accepts; \
+                         the real run needs the real key",
+                        source.describe()
+                    ));
+                    test.headers.insert(name, DEMO_API_KEY.to_string());
+                }
+            }
+        }
+    }
+    keys.accepted = accepted;
+    keys
 }
 
 /// The plan's waits at `speed` (above 1), as a demo's: the gate window shrinks but stays
@@ -93,6 +150,12 @@ pub async fn start(
     // The lab speaks plain HTTP on loopback and needs no token: the plan's Admin API
     // access (TLS files, token) is for the real clusters.
     loaded.plan.admin = Default::default();
+    let keys = fit_smoke_test_keys(&mut loaded.plan);
+    let routes = fit::smoke_test_routes(&loaded.plan.smoke_tests);
+    let mut stand_ins: Vec<String> = fit::describe_smoke_test_routes(&routes)
+        .into_iter()
+        .collect();
+    stand_ins.extend(keys.notes);
     let topology = fit::rehearsal_topology(&loaded.plan, &loaded.expanded);
     let lab = Lab::start_with(
         topology,
@@ -102,10 +165,12 @@ pub async fn start(
             faults: Vec::new(),
             metrics_flags: MetricsFlags::ALL_ON,
             speed,
+            routes,
+            api_keys: keys.accepted,
         },
     )
     .await?;
-    launch(
+    let mut run = launch(
         lab,
         Launch {
             loaded,
@@ -118,7 +183,9 @@ pub async fn start(
             operator: local_operator(),
         },
     )
-    .await
+    .await?;
+    run.stand_ins = stand_ins;
+    Ok(run)
 }
 
 /// `kongup run PLAN --rehearse`: see the module documentation. Exit codes as `kongup run`.

@@ -71,8 +71,11 @@ pub fn admin_router(ctx: NodeCtx) -> Router {
 }
 
 /// `GET /services` and the other entity collections: one page, no `next`.
-async fn entities(axum::extract::Path(collection): axum::extract::Path<String>) -> Response {
-    match super::entities::collection(&collection) {
+async fn entities(
+    State(ctx): State<NodeCtx>,
+    axum::extract::Path(collection): axum::extract::Path<String>,
+) -> Response {
+    match super::entities::collection(&collection, &ctx.lab.routes) {
         Some(data) => json(
             StatusCode::OK,
             &serde_json::json!({ "data": data, "next": null }),

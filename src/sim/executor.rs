@@ -21,7 +21,7 @@
 //! | `pg_restore [--clean] -d DB FILE` | FILE over DB | same |
 //! | `deck gateway dump -o FILE`, `deck gateway validate\|diff\|sync`, `deck file validate FILE` | the lab's configuration | same |
 //! | `cp SRC DST`, `sleep N`, `echo …`, `true`, `false` | as in a shell | same |
-//! | `cat FILE…` | the node's `kong.conf`, the lab's files; a stand-in line for others | same |
+//! | `cat FILE…` | the node's `kong.conf`, the lab's declarative configuration (`/etc/kong/kong.yml`, no credentials) and other files; a stand-in line for others | same |
 //! | `lab install\|deploy\|decommission\|start\|stop\|drain [NODE…] [--cluster x\|y]` | that node when none named | the named nodes |
 //! | `lab status` | the lab's nodes and databases | same |
 //! | `lab split [X Y]` | prints the balancer's split as `X Y`, or sets it | same |
@@ -1465,10 +1465,12 @@ impl SimExecutor {
                         None => vec!["# kong.conf (no node: a lab-wide executor)".to_string()],
                     }
                 }
-                Some(Artifact::DeclarativeConfig { config_hash }) => vec![
-                    "_format_version: \"3.0\"".to_string(),
-                    format!("# the lab's configuration (hash {config_hash})"),
-                ],
+                Some(Artifact::DeclarativeConfig { config_hash }) => {
+                    super::entities::declarative_config(&self.shared().routes, &config_hash)
+                        .lines()
+                        .map(str::to_string)
+                        .collect()
+                }
                 Some(Artifact::DatabaseDump(_)) => {
                     vec!["PGDMP (a custom-format pg_dump archive of the lab)".to_string()]
                 }

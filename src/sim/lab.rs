@@ -14,6 +14,7 @@ use crate::kong::types::SyncStatus;
 use crate::plan::model::Role;
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
+use crate::secrets::Secret;
 
 use super::api::{self, EMPTY_CONFIG_HASH};
 use super::balancer::SimBalancer;
@@ -42,6 +43,12 @@ pub struct LabOptions {
     /// How many times faster than real time the simulated commands run (2.0: twice as
     /// fast); must be > 0.
     pub speed: f64,
+    /// Routes besides the lab's own (a rehearsal's, fitted to the plan's smoke tests); one
+    /// on a path the lab has replaces the lab's.
+    pub routes: Vec<proxy::LabRoute>,
+    /// Keys key-auth accepts besides [`proxy::DEMO_API_KEY`] (a rehearsal's smoke-test key,
+    /// when the operator has it set): they never leave loopback.
+    pub api_keys: Vec<Secret>,
 }
 
 impl Default for LabOptions {
@@ -52,6 +59,8 @@ impl Default for LabOptions {
             faults: Vec::new(),
             metrics_flags: MetricsFlags::ALL_ON,
             speed: 1.0,
+            routes: Vec::new(),
+            api_keys: Vec::new(),
         }
     }
 }
@@ -173,6 +182,10 @@ pub(crate) struct LabShared {
     /// When the data planes' cluster certificates expire.
     pub(crate) cert_expiry: i64,
     pub(crate) speed: f64,
+    /// The lab's configuration: every route the proxies answer (see [`proxy::routes_with`]).
+    pub(crate) routes: Vec<proxy::LabRoute>,
+    /// Keys key-auth accepts besides the demo's.
+    api_keys: Vec<Secret>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +210,11 @@ impl LabShared {
 
     pub(crate) fn databases(&self) -> MutexGuard<'_, BTreeMap<String, SimDatabase>> {
         lock(&self.databases)
+    }
+
+    /// Whether key-auth accepts `key`: the demo's, or one the lab was started with.
+    pub(crate) fn accepts_key(&self, key: &str) -> bool {
+        key == proxy::DEMO_API_KEY || self.api_keys.iter().any(|k| k.expose() == key)
     }
 
     /// Counts one proxied request into the node's series (Kong's log phase).
@@ -548,6 +566,8 @@ impl Lab {
             config_hash,
             cert_expiry: chrono::Utc::now().timestamp() + 365 * 24 * 3600,
             speed: options.speed,
+            routes: proxy::routes_with(&options.routes),
+            api_keys: options.api_keys.clone(),
         });
         if options.y_deployed {
             shared.prepare_y_database();
@@ -599,6 +619,16 @@ impl Lab {
 
     pub fn topology(&self) -> &Topology {
         &self.shared.topology
+    }
+
+    /// The routes the lab's proxies answer (its configuration, as the Admin API lists it).
+    pub fn routes(&self) -> &[proxy::LabRoute] {
+        &self.shared.routes
+    }
+
+    /// The lab's configuration as a DB-less declarative file (`kong.yml`).
+    pub fn declarative_config(&self) -> String {
+        super::entities::declarative_config(&self.shared.routes, &self.shared.config_hash)
     }
 
     pub fn endpoints(&self) -> LabEndpoints {
