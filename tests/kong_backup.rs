@@ -381,8 +381,10 @@ async fn the_freeze_guard_works_through_the_admin_api_and_the_export_is_a_backup
     assert!(freeze::check(&fingerprint, &elsewhere).await.is_err());
 }
 
-#[test]
-fn declarative_config_is_copied_and_checked() {
+/// The declarative file lives on the DB-less node: it is read through the node's executor
+/// (here the local one), kept with mode 0600 and checked to be Kong's format.
+#[tokio::test]
+async fn declarative_config_is_fetched_through_the_executor_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("kong.yml");
     std::fs::write(
@@ -391,7 +393,13 @@ fn declarative_config_is_copied_and_checked() {
     )
     .unwrap();
     let run_dir = tempfile::tempdir().unwrap();
-    let record = backup::copy_declarative_config(&source, run_dir.path(), "kong.yml").unwrap();
+    let executor = LocalExecutor::new();
+    let timeout = Duration::from_secs(10);
+    let fetch = |name: &'static str| {
+        let (executor, source, run_dir) = (&executor, source.clone(), run_dir.path().to_path_buf());
+        async move { backup::fetch_declarative_config(executor, &source, &run_dir, name, timeout).await }
+    };
+    let record = fetch("kong.yml").await.unwrap();
     assert_eq!(record.verified, "YAML with _format_version 3.0");
     assert_eq!(mode(&record.path), 0o600);
     assert_eq!(
@@ -400,12 +408,14 @@ fn declarative_config_is_copied_and_checked() {
     );
 
     std::fs::write(&source, "services: []\n").unwrap();
-    let error = backup::copy_declarative_config(&source, run_dir.path(), "kong.yml").unwrap_err();
+    let error = fetch("no-version.yml").await.unwrap_err();
     assert!(error.to_string().contains("no _format_version"), "{error}");
-    let error =
-        backup::copy_declarative_config(&dir.path().join("absent.yml"), run_dir.path(), "kong.yml")
-            .unwrap_err();
-    assert!(matches!(error, BackupError::Missing { .. }), "{error:?}");
+    std::fs::write(&source, "").unwrap();
+    let error = fetch("empty.yml").await.unwrap_err();
+    assert!(error.to_string().contains("is empty"), "{error}");
+    std::fs::remove_file(&source).unwrap();
+    let error = fetch("absent.yml").await.unwrap_err();
+    assert!(matches!(error, BackupError::Fetch { .. }), "{error:?}");
 }
 
 #[tokio::test]

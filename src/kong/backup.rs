@@ -291,38 +291,37 @@ pub async fn dump_tables(tools: &PgTools, path: &Path) -> Result<Vec<String>, Ba
         .collect())
 }
 
-/// DB-less: a copy of the declarative configuration, checked to be YAML (or JSON) with a
-/// `_format_version`.
-pub fn copy_declarative_config(
-    source: &Path,
+/// Fetches a DB-less node's declarative configuration through its executor (the file lives
+/// on the node, not where kongup runs) into `run_dir`, and checks it is one.
+pub async fn fetch_declarative_config(
+    executor: &dyn Executor,
+    remote: &Path,
     run_dir: &Path,
     file_name: &str,
+    timeout: Duration,
 ) -> Result<BackupRecord, BackupError> {
-    let bytes = std::fs::read(source).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            BackupError::Missing {
-                path: source.to_path_buf(),
-            }
-        } else {
-            BackupError::Io {
-                what: "cannot read".into(),
-                path: source.to_path_buf(),
-                source: e,
-            }
-        }
+    let mut record = fetch_file(
+        executor,
+        remote,
+        "declarative-config",
+        run_dir,
+        file_name,
+        timeout,
+    )
+    .await?;
+    if record.size == 0 {
+        return Err(BackupError::Unverifiable {
+            path: record.path.clone(),
+            detail: format!("{} is empty", record.source),
+        });
+    }
+    let bytes = std::fs::read(&record.path).map_err(|e| BackupError::Io {
+        what: "cannot read back".into(),
+        path: record.path.clone(),
+        source: e,
     })?;
-    let path = run_dir.join(file_name);
-    write_private(&path, &bytes)?;
-    let (size, sha256) = measure(&path)?;
-    let verified = verify_declarative(&path, &bytes)?;
-    Ok(BackupRecord {
-        kind: "declarative-config".into(),
-        source: source.display().to_string(),
-        path,
-        size,
-        sha256,
-        verified,
-    })
+    record.verified = verify_declarative(&record.path, &bytes)?;
+    Ok(record)
 }
 
 fn verify_declarative(path: &Path, bytes: &[u8]) -> Result<String, BackupError> {

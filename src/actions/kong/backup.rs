@@ -112,6 +112,17 @@ impl StepAction for DatabaseBackup {
 }
 
 /// The first of X's nodes with an Admin API.
+/// Where a DB-less node's declarative file is read: X's first node with an executor (the
+/// file lives on the node), else this machine.
+pub(crate) fn declarative_executor(plan: &Plan) -> String {
+    plan.clusters
+        .x
+        .nodes
+        .iter()
+        .find_map(|n| n.executor.clone())
+        .unwrap_or_else(|| "local".to_string())
+}
+
 fn x_admin_url(plan: &Plan) -> Option<&str> {
     cluster_nodes(plan, ClusterSide::X)
         .iter()
@@ -130,12 +141,16 @@ impl DeclarativeBackup {
 
 #[async_trait::async_trait]
 impl StepAction for DeclarativeBackup {
-    fn describe(&self, _step: &Step, plan: &Plan, _toolbox: &Toolbox) -> Vec<String> {
+    fn describe(&self, _step: &Step, plan: &Plan, toolbox: &Toolbox) -> Vec<String> {
         let mut lines = Vec::new();
         if let Some(file) = &plan.backup.declarative_config {
+            let place = toolbox
+                .executors
+                .get(&declarative_executor(plan))
+                .map_or_else(|| "this machine".to_string(), |e| e.describe());
             lines.push(format!(
-                "copy {} into the run directory's backups/ and check it is a Kong declarative \
-                 configuration",
+                "fetch {} through {place} into the run directory's backups/ and check it is a \
+                 Kong declarative configuration",
                 file.display()
             ));
         }
@@ -172,7 +187,27 @@ impl StepAction for DeclarativeBackup {
         let mut lines = Vec::new();
         if let Some(source) = source_file {
             let name = format!("declarative-config-{}.yaml", stamp());
-            match backup::copy_declarative_config(&source, &dir, &name) {
+            let executor = ctx.executor(&declarative_executor(&plan))?;
+            ctx.log.note(&format!(
+                "fetching {} through {}",
+                source.display(),
+                executor.describe()
+            ));
+            let fetched = unless_aborted(
+                ctx,
+                backup::fetch_declarative_config(
+                    executor.as_ref(),
+                    &source,
+                    &dir,
+                    &name,
+                    self.access.waits.tools,
+                ),
+            )
+            .await;
+            let Some(fetched) = fetched else {
+                return Ok(aborted());
+            };
+            match fetched {
                 Ok(record) => {
                     facts::record_backup(ctx, &format!("backup.{}", record.kind), &record).await?;
                     lines.push(described(&record, &ctx.run_dir));
