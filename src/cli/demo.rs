@@ -113,13 +113,8 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
                 .map(|dir| format!(" --journal {}", dir.display()))
                 .unwrap_or_default();
             // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
-            let _ = writeln!(
-                std::io::stderr(),
-                "kongup stopped ({}); the demo is {} and resumes with: kongup demo \
-                 --scenario {scenario}{journal}",
-                end.reason,
-                end.state.as_str()
-            );
+            let resume = format!("`kongup demo --scenario {scenario}{journal}`");
+            let _ = writeln!(std::io::stderr(), "{}", end.stopped_line(&resume));
         }
         Ok(_) => {}
     }

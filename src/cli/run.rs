@@ -163,16 +163,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         } else {
             let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
             if !console.terminal_gone {
-                let end = &console.end;
-                if end.state == RunState::Done {
-                    eprintln!("done: {}", end.reason);
-                } else {
-                    eprintln!(
-                        "kongup stopped ({}); the run is {} and resumes with the same command",
-                        end.reason,
-                        end.state.as_str()
-                    );
-                }
+                eprintln!("{}", console.end.stopped_line("the same command"));
             }
             Ok(console.end)
         }

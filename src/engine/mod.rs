@@ -84,6 +84,21 @@ pub struct SessionEnd {
     pub reason: String,
 }
 
+impl SessionEnd {
+    /// What the operator reads when kongup leaves: why, where the run stands, and how
+    /// `resume` (a command) continues it.
+    pub fn stopped_line(&self, resume: &str) -> String {
+        match self.state {
+            RunState::Done => format!("done: {}", self.reason),
+            state => format!(
+                "kongup stopped ({}); the run is {} and resumes with {resume}",
+                self.reason,
+                state.as_str()
+            ),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]

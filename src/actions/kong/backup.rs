@@ -111,18 +111,13 @@ impl StepAction for DatabaseBackup {
     }
 }
 
-/// The first of X's nodes with an Admin API.
 /// Where a DB-less node's declarative file is read: X's first node with an executor (the
 /// file lives on the node), else this machine.
-pub(crate) fn declarative_executor(plan: &Plan) -> String {
-    plan.clusters
-        .x
-        .nodes
-        .iter()
-        .find_map(|n| n.executor.clone())
-        .unwrap_or_else(|| "local".to_string())
+fn declarative_executor(plan: &Plan) -> String {
+    first_x_executor(plan).1
 }
 
+/// The first of X's nodes with an Admin API.
 fn x_admin_url(plan: &Plan) -> Option<&str> {
     cluster_nodes(plan, ClusterSide::X)
         .iter()
@@ -300,6 +295,14 @@ fn x_executors(plan: &Plan) -> Vec<&Node> {
         .collect()
 }
 
+/// X's first node with an executor and that executor's name; none: `local`.
+fn first_x_executor(plan: &Plan) -> (Option<String>, String) {
+    match x_executors(plan).first() {
+        Some(n) => (Some(n.name.clone()), n.executor.clone().unwrap_or_default()),
+        None => (None, "local".to_string()),
+    }
+}
+
 fn safe_name(text: &str) -> String {
     crate::engine::rundir::run_id_for(text)
 }
@@ -308,11 +311,7 @@ fn safe_name(text: &str) -> String {
 /// each of X's nodes (they may differ).
 fn fetches(step: &Step, plan: &Plan) -> Vec<Fetch> {
     let nodes = x_executors(plan);
-    let first = nodes.first();
-    let (node, executor) = match first {
-        Some(n) => (Some(n.name.clone()), n.executor.clone().unwrap_or_default()),
-        None => (None, "local".to_string()),
-    };
+    let (node, executor) = first_x_executor(plan);
     match step.kind {
         StepKind::Backup(BackupKind::Keyring) => plan
             .backup
