@@ -410,3 +410,95 @@ async fn kong_drain_does_not_exist_before_3_9() {
     let r = run(&x1, &["kong", "version"]).await;
     assert_eq!(r.stdout, vec!["3.4.3.12-enterprise-edition".to_string()]);
 }
+
+/// In place, the plan puts each Y node at its X node's proxy address: the balancer's
+/// backend is the address, so once X is stopped and Y runs there, X's share reaches Y. A
+/// lab without that pairing has no backend left and answers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_the_balancer_sends_xs_share_to_the_y_node_at_its_address() {
+    use kongup::sim::balancer::SharedBackend;
+    use kongup::sim::scenarios::topology;
+
+    let mut paired = topology(Scenario::InPlace);
+    paired.shared_backends = vec![SharedBackend {
+        x_node: "kong-x-1".into(),
+        y_node: "kong-y-1".into(),
+    }];
+    for (topology, pairs) in [(paired, true), (topology(Scenario::InPlace), false)] {
+        let lab = Lab::start_with(topology, fast()).await.unwrap();
+        let balancer = lab.traffic_driver();
+        let picked = || {
+            (0..200)
+                .filter_map(|_| balancer.pick())
+                .map(|t| t.node)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(
+            picked(),
+            ["kong-x-1", "kong-x-2"].map(String::from).into(),
+            "before the upgrade X serves"
+        );
+        for x in ["kong-x-1", "kong-x-2"] {
+            let r = run(&lab.executor(x), &["kong", "quit"]).await;
+            assert_eq!(r.outcome, ExitOutcome::Exited(0), "{}", r.all());
+        }
+        assert!(balancer.pick().is_none(), "X is down and Y not started");
+        let y1 = lab.executor("kong-y-1");
+        for argv in [
+            &["lab", "install"][..],
+            &["kong", "migrations", "up"],
+            &["kong", "migrations", "finish"],
+            &["kong", "start"],
+        ] {
+            let r = run(&y1, argv).await;
+            assert_eq!(r.outcome, ExitOutcome::Exited(0), "{argv:?}: {}", r.all());
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !lab.nodes().iter().any(|n| n.name == "kong-y-1" && n.ready) {
+            assert!(std::time::Instant::now() < deadline, "kong-y-1 never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if pairs {
+            assert_eq!(picked(), ["kong-y-1".to_string()].into());
+        } else {
+            assert!(balancer.pick().is_none(), "the split still sends all to X");
+        }
+        lab.shutdown().await;
+    }
+}
+
+/// The balancer is deterministic as nginx's and HAProxy's are: at 1 % Y gets exactly one
+/// request in a hundred, spread evenly over its ready proxies, so a rehearsal's first
+/// stage does not hang on chance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_balancer_gives_a_one_percent_share_exactly_one_request_in_a_hundred() {
+    use kongup::lb::{Split, TrafficDriver};
+
+    let options = LabOptions {
+        y_deployed: true,
+        ..fast()
+    };
+    let lab = Lab::start(Scenario::DualCluster, options).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !lab.nodes().iter().all(|n| n.ready) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lab never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let balancer = lab.traffic_driver();
+    balancer.set_split(Split { x: 99, y: 1 }).await.unwrap();
+    let mut served = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..1000 {
+        *served.entry(balancer.pick().unwrap().node).or_default() += 1;
+    }
+    let y: u32 = served
+        .iter()
+        .filter(|(node, _)| node.starts_with("kong-y"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(y, 10, "{served:?}");
+    assert_eq!(served.get("kong-y-1"), Some(&5), "{served:?}");
+    lab.shutdown().await;
+}

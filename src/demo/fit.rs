@@ -11,6 +11,7 @@
 use crate::plan::model::{Mode, Node, Plan, Role, SmokeTest, Strategy};
 use crate::plan::steps::{ClusterSide, ExpandedPlan};
 use crate::plan::version::KongVersion;
+use crate::sim::balancer::SharedBackend;
 use crate::sim::lab::{DatabaseEndpoint, NodeEndpoint};
 use crate::sim::node::NodeSpec;
 use crate::sim::proxy::{DEMO_API_KEY, LabRoute, UpstreamAnswer};
@@ -208,7 +209,31 @@ pub fn rehearsal_topology(plan: &Plan, expanded: &ExpandedPlan) -> Topology {
         strategy,
         nodes,
         databases,
+        shared_backends: shared_backends(plan),
     }
+}
+
+/// Y nodes the plan puts at an X node's proxy address (in place, the same hosts run Y
+/// after the upgrade): the lab's balancer treats each pair as one backend.
+fn shared_backends(plan: &Plan) -> Vec<SharedBackend> {
+    plan.clusters
+        .y
+        .nodes
+        .iter()
+        .filter_map(|y| {
+            let address = y.proxy_url.as_ref()?;
+            let x = plan
+                .clusters
+                .x
+                .nodes
+                .iter()
+                .find(|x| x.proxy_url.as_ref() == Some(address))?;
+            Some(SharedBackend {
+                x_node: x.name.clone(),
+                y_node: y.name.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Fields of the lab's upstream echo: a body text naming one (`"cluster":"y"`) is the

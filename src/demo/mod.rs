@@ -249,10 +249,12 @@ fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
     file.sync_all().map_err(io)
 }
 
-/// Requests a second that give Y, at the first traffic stage, three times the requests its
-/// gates need in a window; between 20 and 250.
-pub fn traffic_rps_for(plan: &Plan) -> f64 {
-    let first_share = plan
+/// The most requests a second a lab run sends: more would load the machine it runs on.
+pub const LAB_MAX_RPS: f64 = 250.0;
+
+/// Y's share of the traffic at the plan's first stage, as a fraction.
+pub fn first_stage_share(plan: &Plan) -> f64 {
+    let percent = plan
         .traffic
         .schedule
         .iter()
@@ -260,9 +262,15 @@ pub fn traffic_rps_for(plan: &Plan) -> f64 {
         .filter(|y| *y > 0)
         .min()
         .unwrap_or(DEMO_SCHEDULE[0]);
+    f64::from(percent) / 100.0
+}
+
+/// Requests a second that give Y, at the first traffic stage, three times the requests its
+/// gates need in a window; between 20 and [`LAB_MAX_RPS`].
+pub fn traffic_rps_for(plan: &Plan) -> f64 {
     let window = plan.gates.window.as_secs_f64().max(1.0);
     let needed = 3.0 * plan.gates.min_requests.max(1) as f64;
-    (needed / (f64::from(first_share) / 100.0 * window)).clamp(20.0, 250.0)
+    (needed / (first_stage_share(plan) * window)).clamp(20.0, LAB_MAX_RPS)
 }
 
 /// The longest a lab run waits for X's proxies to serve their first requests.

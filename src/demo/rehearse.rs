@@ -112,16 +112,24 @@ pub fn fit_smoke_test_keys(plan: &mut Plan) -> SmokeTestKeys {
 /// The plan's waits at `speed` (above 1), as a demo's: the gate window shrinks but stays
 /// at least 2 s, each bake and monitor step shrinks but outlasts the window by half (so
 /// its last verdict judges it alone), and a window under 5 s needs at most 10 requests on
-/// Y for a verdict (the lab's traffic could not give more).
+/// Y for a verdict (the lab's traffic could not give more). The window then widens, up to
+/// the plan's own, until Y's share at the first stage (1 % say) gets twice the requests a
+/// verdict needs from the lab's traffic at its most, so a verdict does not hang on chance.
 pub fn pace(loaded: &mut LoadedPlan, speed: f64) {
     if !speed.is_finite() || speed <= 1.0 {
         return;
     }
+    let first_share = super::first_stage_share(&loaded.plan);
     let gates = &mut loaded.plan.gates;
+    let planned_window = gates.window;
     gates.window = gates.window.div_f64(speed).max(Duration::from_secs(2));
     if gates.window < Duration::from_secs(5) {
         gates.min_requests = gates.min_requests.min(10);
     }
+    let enough_for_y = Duration::from_secs_f64(
+        2.0 * gates.min_requests.max(1) as f64 / (super::LAB_MAX_RPS * first_share),
+    );
+    gates.window = gates.window.max(enough_for_y.min(planned_window));
     let shortest = gates.window.mul_f64(1.5);
     let shrink = |wait: &mut Duration| *wait = wait.div_f64(speed).max(shortest);
     shrink(&mut loaded.plan.traffic.bake);
@@ -240,4 +248,49 @@ pub fn run(
         eprintln!("{error}");
     }
     Ok(super::exit_code(&end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::load::load_plan;
+
+    fn example(file: &str) -> LoadedPlan {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/plans")
+            .join(file);
+        load_plan(&path).unwrap()
+    }
+
+    /// traditional-dual-cluster starts at 1 % with a 2 min window: at 100× the window
+    /// would be 2 s, in which 1 % of the lab's traffic is 5 requests, under the 10 a
+    /// verdict needs; it widens to 8 s, and each bake outlasts it by half.
+    #[test]
+    fn a_one_percent_first_stage_widens_the_window_to_get_enough_requests_on_y() {
+        let mut plan = example("traditional-dual-cluster.yaml");
+        pace(&mut plan, 100.0);
+        assert_eq!(plan.plan.gates.min_requests, 10);
+        assert_eq!(plan.plan.gates.window, Duration::from_secs(8));
+        assert_eq!(plan.plan.traffic.bake, Duration::from_secs(12));
+        let at_most = super::super::LAB_MAX_RPS * 0.01 * 8.0;
+        assert!(at_most >= 2.0 * 10.0, "{at_most}");
+    }
+
+    /// A first stage of 5 % gets enough in the shortest window; nothing widens.
+    #[test]
+    fn a_larger_first_stage_keeps_the_shortest_window() {
+        let mut plan = example("traditional-blue-green.yaml");
+        pace(&mut plan, 100.0);
+        assert_eq!(plan.plan.gates.window, Duration::from_secs(2));
+    }
+
+    /// Never wider than the plan's own window.
+    #[test]
+    fn the_window_never_outgrows_the_plans() {
+        let mut plan = example("traditional-dual-cluster.yaml");
+        plan.plan.gates.window = Duration::from_secs(300);
+        plan.plan.gates.min_requests = 10_000;
+        pace(&mut plan, 2.0);
+        assert_eq!(plan.plan.gates.window, Duration::from_secs(300));
+    }
 }

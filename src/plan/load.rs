@@ -175,6 +175,8 @@ struct Positions {
     traffic: Option<Pos>,
     traffic_driver: Option<Pos>,
     smoke_tests: Option<Pos>,
+    /// Relative gates the plan sets to a value (key path, where).
+    relative_gates: Vec<(String, Pos)>,
     /// One per entry of `plan.steps.overrides`/`inserts`/`skips`, in plan order; the
     /// templates only run on a plan read without errors, so the indexes line up.
     overrides: Vec<Pos>,
@@ -249,7 +251,7 @@ impl Loader {
                 auto_advance: false,
             }),
         };
-        let gates = match f.raw("gates") {
+        let mut gates = match f.raw("gates") {
             Some(n) => self.gates(n),
             None => Some(default_gates()),
         };
@@ -318,6 +320,11 @@ impl Loader {
         };
         if let (Some(mode), Some(strategy), Some(clusters)) = (mode, effective, &clusters) {
             self.check_strategy_needs(mode, strategy, clusters);
+        }
+        if (mode, effective) == (Some(Mode::Traditional), Some(Strategy::InPlace))
+            && let Some(gates) = &mut gates
+        {
+            self.drop_relative_gates(gates);
         }
 
         let (
@@ -1141,6 +1148,11 @@ impl Loader {
         let window = optional(f.get("window"), DEFAULT_GATE_WINDOW, |n| {
             duration(d, n, "gates.window")
         });
+        for key in ["max_error_ratio_delta", "max_p99_ratio"] {
+            if let Some(n) = f.raw(key).filter(|n| !n.is_null()) {
+                self.at.relative_gates.push((f.path_of(key), n.pos));
+            }
+        }
         // A threshold left out takes its default; `null` turns it off.
         let mut threshold = |key: &str, default: Option<f64>, ratio: bool| match f.raw(key) {
             None => Some(default),
@@ -1748,6 +1760,23 @@ impl Loader {
                 "set traffic.driver.type to haproxy, nginx, kubernetes or command, or `manual` if you move traffic yourself",
             );
         }
+    }
+
+    /// Traditional in place, X is stopped before Y starts: Y has no X to be compared with,
+    /// so the relative gates are off, and a plan that sets one would only ever get an
+    /// inconclusive verdict (and a paused run) from it.
+    fn drop_relative_gates(&mut self, gates: &mut GateSpec) {
+        for (path, pos) in std::mem::take(&mut self.at.relative_gates) {
+            self.d.error_with_hint(
+                pos,
+                format!(
+                    "`{path}` compares Y with X, and in place X is stopped before Y serves: there is nothing to compare with"
+                ),
+                "remove it (or write null); max_error_ratio and max_p99_ms judge Y on its own",
+            );
+        }
+        gates.max_error_ratio_delta = None;
+        gates.max_p99_ratio = None;
     }
 
     fn check_executor_refs(&mut self, executors: &BTreeMap<String, ExecutorSpec>) {

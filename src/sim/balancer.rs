@@ -4,7 +4,13 @@
 //! draining, starting) gets none, and its share goes to the others, as a health-checking
 //! balancer does. It implements `TrafficDriver`, so the engine moves the demo's traffic
 //! exactly as it moves a real balancer's.
+//!
+//! In place, Y's nodes are X's hosts after the upgrade: the plan gives a Y node the proxy
+//! address of an X node. Such a pair is one backend of the balancer, so while the X node
+//! is down its share of X's weight goes to its Y successor, as the real balancer keeps
+//! sending to the address that now runs Y.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::lb::{LbError, Split, TrafficDriver};
@@ -20,18 +26,53 @@ pub struct Target {
     pub proxy_url: String,
 }
 
+/// An X node and the Y node that serves at its address after an in-place upgrade.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedBackend {
+    pub x_node: String,
+    pub y_node: String,
+}
+
 pub struct SimBalancer {
     nodes: Vec<Arc<SimNode>>,
+    shared_backends: Vec<SharedBackend>,
     split: Mutex<Split>,
+    /// Smooth weighted round-robin's running weight per node.
+    current: Mutex<HashMap<String, f64>>,
 }
 
 impl SimBalancer {
     /// Balances over every node of the lab that proxies; starts with all traffic on X.
-    pub fn new(nodes: &[Arc<SimNode>]) -> Self {
+    pub fn new(nodes: &[Arc<SimNode>], shared_backends: &[SharedBackend]) -> Self {
         SimBalancer {
             nodes: nodes.iter().filter(|n| n.spec.proxies()).cloned().collect(),
+            shared_backends: shared_backends.to_vec(),
             split: Mutex::new(Split::ALL_X),
+            current: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn node(&self, name: &str) -> Option<&Arc<SimNode>> {
+        self.nodes.iter().find(|n| n.spec.name == name)
+    }
+
+    /// Whether `y_node` serves at the address of an X node that is not ready: it takes
+    /// that backend's share of X's weight.
+    fn stands_in_for_x(&self, y_node: &str) -> bool {
+        self.shared_backends
+            .iter()
+            .filter(|b| b.y_node == y_node)
+            .any(|b| self.node(&b.x_node).is_some_and(|x| !x.is_ready()))
+    }
+
+    /// An X node's backend is up while the X node, or the Y node now at its address, is.
+    fn x_backend_ready(&self, x_node: &SimNode) -> bool {
+        x_node.is_ready()
+            || self
+                .shared_backends
+                .iter()
+                .filter(|b| b.x_node == x_node.spec.name)
+                .any(|b| self.node(&b.y_node).is_some_and(|y| y.is_ready()))
     }
 
     pub fn split(&self) -> Split {
@@ -43,44 +84,61 @@ impl SimBalancer {
     }
 
     /// Picks the proxy for the next request; `None` when no proxy is ready (a real
-    /// balancer answers 503 then).
+    /// balancer answers 503 then). Smooth weighted round-robin, nginx's algorithm: a 1 %
+    /// share gets every hundredth request, not a random one in a hundred.
     pub fn pick(&self) -> Option<Target> {
-        self.pick_with(rand::random::<f64>())
-    }
-
-    /// `draw` in [0, 1) chooses along the cumulative weights.
-    fn pick_with(&self, draw: f64) -> Option<Target> {
         let split = self.split();
         let ready: Vec<&Arc<SimNode>> = self.nodes.iter().filter(|n| n.is_ready()).collect();
-        let count = |side| ready.iter().filter(|n| n.spec.cluster == side).count();
-        let (x_ready, y_ready) = (count(ClusterSide::X), count(ClusterSide::Y));
-        let weight = |node: &SimNode| -> f64 {
-            let (share, n) = match node.spec.cluster {
-                ClusterSide::X => (split.x, x_ready),
-                ClusterSide::Y => (split.y, y_ready),
-            };
+        let x_backends_ready = self
+            .nodes
+            .iter()
+            .filter(|n| n.spec.cluster == ClusterSide::X && self.x_backend_ready(n))
+            .count();
+        let y_ready = ready
+            .iter()
+            .filter(|n| n.spec.cluster == ClusterSide::Y)
+            .count();
+        let share_of = |share: u8, n: usize| {
             if n == 0 {
                 0.0
             } else {
                 f64::from(share) / n as f64
             }
         };
-        let total: f64 = ready.iter().map(|n| weight(n)).sum();
+        let weight = |node: &SimNode| -> f64 {
+            match node.spec.cluster {
+                ClusterSide::X => share_of(split.x, x_backends_ready),
+                ClusterSide::Y => {
+                    let inherited = if self.stands_in_for_x(&node.spec.name) {
+                        share_of(split.x, x_backends_ready)
+                    } else {
+                        0.0
+                    };
+                    share_of(split.y, y_ready) + inherited
+                }
+            }
+        };
+        let weighted: Vec<(&Arc<SimNode>, f64)> = ready
+            .iter()
+            .map(|n| (*n, weight(n)))
+            .filter(|(_, w)| *w > 0.0)
+            .collect();
+        let total: f64 = weighted.iter().map(|(_, w)| w).sum();
         if total <= 0.0 {
             return None;
         }
-        let mut point = draw * total;
-        let chosen = ready
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        // A node that left the rotation starts afresh when it comes back.
+        current.retain(|name, _| weighted.iter().any(|(n, _)| n.spec.name == *name));
+        for (node, w) in &weighted {
+            *current.entry(node.spec.name.clone()).or_insert(0.0) += w;
+        }
+        let (chosen, _) = weighted
             .iter()
-            .find(|n| {
-                let w = weight(n);
-                if w > 0.0 && point < w {
-                    return true;
-                }
-                point -= w;
-                false
-            })
-            .or_else(|| ready.iter().rev().find(|n| weight(n) > 0.0))?;
+            .max_by(|a, b| current[&a.0.spec.name].total_cmp(&current[&b.0.spec.name]))?;
+        if let Some(c) = current.get_mut(&chosen.spec.name) {
+            *c -= total;
+        }
         Some(Target {
             node: chosen.spec.name.clone(),
             cluster: chosen.spec.cluster,

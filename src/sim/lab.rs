@@ -548,7 +548,7 @@ impl Lab {
             hex::encode(&sha2::Sha256::digest(format!("{seed}/config").as_bytes())[..16])
         };
         let shared = Arc::new(LabShared {
-            balancer: Arc::new(SimBalancer::new(&nodes)),
+            balancer: Arc::new(SimBalancer::new(&nodes, &topology.shared_backends)),
             topology,
             nodes,
             databases: Mutex::new(databases),

@@ -16,6 +16,7 @@ use crate::plan::model::{Mode, Role, Strategy};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
 
+use super::balancer::SharedBackend;
 use super::lab::LabEndpoints;
 use super::node::NodeSpec;
 
@@ -104,6 +105,8 @@ pub struct Topology {
     pub strategy: Strategy,
     pub nodes: Vec<NodeSpec>,
     pub databases: Vec<DatabasePlan>,
+    /// Y nodes at an X node's proxy address (in place): one backend of the balancer.
+    pub shared_backends: Vec<SharedBackend>,
 }
 
 impl Topology {
@@ -187,6 +190,7 @@ pub fn topology(scenario: Scenario) -> Topology {
                 strategy: Strategy::DualCluster,
                 nodes,
                 databases: vec![db("kong", X, Some(from)), db("kong_y", Y, None)],
+                shared_backends: Vec::new(),
             }
         }
         Scenario::InPlace | Scenario::BlueGreen => {
@@ -209,6 +213,7 @@ pub fn topology(scenario: Scenario) -> Topology {
                 strategy,
                 nodes,
                 databases: vec![db("kong", X, Some(from))],
+                shared_backends: Vec::new(),
             }
         }
         Scenario::DblessRolling => {
@@ -223,6 +228,7 @@ pub fn topology(scenario: Scenario) -> Topology {
                 strategy: Strategy::Rolling,
                 nodes,
                 databases: Vec::new(),
+                shared_backends: Vec::new(),
             }
         }
         Scenario::Hybrid => {
@@ -237,6 +243,7 @@ pub fn topology(scenario: Scenario) -> Topology {
                 strategy: Strategy::DualCluster,
                 nodes,
                 databases: vec![db("kong", X, Some(from)), db("kong_y", Y, None)],
+                shared_backends: Vec::new(),
             }
         }
     }

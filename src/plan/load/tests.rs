@@ -87,8 +87,9 @@ fn minimal_plan_loads_with_documented_defaults() {
     assert_eq!(plan.traffic.bake, Duration::from_secs(300));
     assert_eq!(plan.gates.window, Duration::from_secs(60));
     assert_eq!(plan.gates.max_error_ratio, None);
-    assert_eq!(plan.gates.max_error_ratio_delta, Some(0.01));
-    assert_eq!(plan.gates.max_p99_ratio, Some(1.5));
+    // In place: no X serves beside Y, so the relative gates are off.
+    assert_eq!(plan.gates.max_error_ratio_delta, None);
+    assert_eq!(plan.gates.max_p99_ratio, None);
     assert_eq!(plan.gates.min_requests, 100);
     assert_eq!(plan.gates.consecutive_breaches, 3);
     assert_eq!(plan.gates.on_fail, FailAction::Pause);
@@ -881,7 +882,7 @@ fn gate_thresholds_are_ratios_or_positive_and_null_turns_one_off() {
         "`gates.consecutive_breaches` must be a whole number 1 or more, found `0`",
     );
     let plan = parse_plan(
-        &minimal_with("gates:\n  max_p99_ratio: null\n  max_error_ratio: 0\n"),
+        &blue_green_with("gates:\n  max_p99_ratio: null\n  max_error_ratio: 0\n"),
         "p",
     )
     .unwrap()
@@ -889,6 +890,44 @@ fn gate_thresholds_are_ratios_or_positive_and_null_turns_one_off() {
     assert_eq!(plan.gates.max_p99_ratio, None);
     assert_eq!(plan.gates.max_error_ratio, Some(0.0));
     assert_eq!(plan.gates.max_error_ratio_delta, Some(0.01));
+}
+
+/// MINIMAL as blue-green (X serves beside Y) with a manual traffic driver, plus `extra`.
+fn blue_green_with(extra: &str) -> String {
+    format!(
+        "{}traffic:\n  driver:\n    type: manual\n{extra}",
+        MINIMAL.replace("strategy: in-place", "strategy: blue-green")
+    )
+}
+
+#[test]
+fn blue_green_keeps_the_relative_gates_by_default() {
+    let plan = parse_plan(&blue_green_with(""), "p").unwrap().plan;
+    assert_eq!(plan.gates.max_error_ratio_delta, Some(0.01));
+    assert_eq!(plan.gates.max_p99_ratio, Some(1.5));
+}
+
+/// Traditional in place, X is stopped before Y starts: a relative gate could only ever
+/// be inconclusive, so setting one is an error at its line; null is fine.
+#[test]
+fn in_place_refuses_a_relative_gate_it_could_never_judge() {
+    let d = single(&minimal_with(
+        "gates:\n  max_error_ratio: 0.01\n  max_p99_ratio: 1.2\n",
+    ));
+    assert_eq!((d.line, d.column), (17, 18), "{d:?}");
+    assert!(
+        d.message.contains(
+            "`gates.max_p99_ratio` compares Y with X, and in place X is stopped before Y serves"
+        ),
+        "{d:?}"
+    );
+    let plan = parse_plan(
+        &minimal_with("gates:\n  max_p99_ratio: null\n  max_error_ratio_delta: null\n"),
+        "p",
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(plan.gates.max_p99_ratio, None);
 }
 
 #[test]
