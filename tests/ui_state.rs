@@ -149,9 +149,9 @@ fn a_step_the_plan_does_not_have_is_a_warning_not_a_crash() {
     assert!(line.text.contains("cluster/nowhere"));
 }
 
-#[test]
-fn figures_kong_does_not_export_say_which_flag_is_off() {
-    let mut state = fresh();
+/// Y's figures with no request series: what Kong exports before a node's first request,
+/// and with the prometheus plugin's flags off.
+fn y_without_series() -> Event {
     let mut snapshot = match metrics(10, 10, 0.0) {
         Event::Metrics(s) => s,
         _ => unreachable!(),
@@ -160,10 +160,31 @@ fn figures_kong_does_not_export_say_which_flag_is_off() {
     snapshot.y.status_code_metrics = false;
     snapshot.y.p99_ms = None;
     snapshot.y.latency_metrics = false;
-    state.apply(&Event::Metrics(snapshot));
+    Event::Metrics(snapshot)
+}
+
+#[test]
+fn figures_kong_does_not_export_say_which_flag_is_off() {
+    let mut state = fresh();
+    state.apply(&Event::TrafficChanged {
+        requested: Split { x: 90, y: 10 },
+        applied: Some(Split { x: 90, y: 10 }),
+    });
+    state.apply(&y_without_series());
     let text = screen(&state, 80, 24);
     assert!(text.contains("status_code_metrics off"), "{text}");
     assert!(text.contains("latency_metrics off"), "{text}");
+}
+
+/// Before Y's first traffic stage its nodes have served nothing, so Kong has not created
+/// the series yet: that is no sign of a flag turned off.
+#[test]
+fn before_y_takes_traffic_missing_series_are_no_traffic_not_a_flag_off() {
+    let mut state = fresh();
+    state.apply(&y_without_series());
+    let text = screen(&state, 80, 24);
+    assert!(!text.contains("_metrics off"), "{text}");
+    assert_eq!(text.matches("no traffic yet").count(), 2, "{text}");
 }
 
 #[test]

@@ -562,7 +562,14 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
     out.push('\n');
     let _ = writeln!(out, "gates:");
     let _ = writeln!(out, "  max_error_ratio: 0.01");
-    let _ = writeln!(out, "  max_p99_ratio: 1.5");
+    if discovery.mode == Mode::Traditional && strategy == Strategy::InPlace {
+        let _ = writeln!(
+            out,
+            "  max_p99_ms: 1000   # in place X is stopped before Y serves: no X to compare with"
+        );
+    } else {
+        let _ = writeln!(out, "  max_p99_ratio: 1.5");
+    }
     let _ = writeln!(out, "  on_fail: pause");
     out.push('\n');
     todos += 1;

@@ -64,19 +64,34 @@ impl Series {
         }
     }
 
-    /// Why there is no figure, when there is none.
-    fn missing(self, figures: &ClusterFigures) -> Option<&'static str> {
+    /// Why there is no figure, when there is none, and how loudly to say it. Kong creates
+    /// the request series at a node's first request: without traffic, their absence says
+    /// nothing about the prometheus plugin's flags.
+    fn missing(
+        self,
+        figures: &ClusterFigures,
+        no_traffic_yet: bool,
+    ) -> Option<(&'static str, Tone)> {
         if figures.nodes_scraped == 0 {
-            return Some(if figures.nodes_total == 0 {
-                "no nodes to scrape yet"
-            } else {
-                "no node answered the scrape"
-            });
+            return Some((
+                if figures.nodes_total == 0 {
+                    "no nodes to scrape yet"
+                } else {
+                    "no node answered the scrape"
+                },
+                Tone::Warn,
+            ));
         }
+        let flag_off = match self {
+            Series::Errors => !figures.status_code_metrics,
+            Series::P99 => !figures.latency_metrics,
+            Series::Rate => false,
+        };
         match self {
-            Series::Errors if !figures.status_code_metrics => Some("status_code_metrics off"),
-            Series::P99 if !figures.latency_metrics => Some("latency_metrics off"),
-            _ if self.value(figures).is_none() => Some("too little data yet"),
+            _ if flag_off && no_traffic_yet => Some(("no traffic yet", Tone::Muted)),
+            Series::Errors if flag_off => Some(("status_code_metrics off", Tone::Warn)),
+            Series::P99 if flag_off => Some(("latency_metrics off", Tone::Warn)),
+            _ if self.value(figures).is_none() => Some(("too little data yet", Tone::Warn)),
             _ => None,
         }
     }
@@ -197,11 +212,13 @@ fn render_series(
         row.width - label_area.width,
         row.height,
     );
-    if let Some(why) = series.missing(figures) {
+    // Y serves nothing before its first traffic stage.
+    let no_traffic_yet = side == ClusterSide::Y && state.traffic().is_none_or(|t| t.shown().y == 0);
+    if let Some((why, tone)) = series.missing(figures, no_traffic_yet) {
         frame.render_widget(
             Paragraph::new(Span::styled(
                 text::truncate(why, rest.width as usize),
-                theme.tone(Tone::Warn),
+                theme.tone(tone),
             )),
             Rect::new(rest.x, rest.y, rest.width, 1),
         );
