@@ -940,6 +940,33 @@ mod tests {
     }
 
     #[test]
+    fn decommissioning_hybrid_control_planes_says_their_data_planes_stay() {
+        for strategy in [
+            Strategy::DualCluster,
+            Strategy::InPlace,
+            Strategy::BlueGreen,
+        ] {
+            let expanded = fixed(Mode::Hybrid, strategy);
+            let because = |phase: &Phase| {
+                step(phase, "decommission-x")
+                    .irreversible_because
+                    .clone()
+                    .unwrap()
+            };
+            let control_planes = because(&expanded.phases[0]);
+            assert!(
+                control_planes.contains("X's data planes keep proxying"),
+                "{strategy:?}: {control_planes}"
+            );
+            let data_planes = because(&expanded.phases[1]);
+            assert!(
+                data_planes.contains("no old cluster to send traffic back to"),
+                "{strategy:?}: {data_planes}"
+            );
+        }
+    }
+
+    #[test]
     fn decommission_is_irreversible_everywhere() {
         for (mode, strategy) in [
             (Mode::Traditional, Strategy::DualCluster),

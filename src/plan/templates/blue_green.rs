@@ -189,9 +189,11 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
         } else {
             ""
         })
-        .irreversible(
-            "X's nodes go away: after this there is no old cluster to send traffic back to.",
-        )
+        .irreversible(if target == Target::ControlPlanes {
+            control_planes::DECOMMISSION_IRREVERSIBLE
+        } else {
+            "X's nodes go away: after this there is no old cluster to send traffic back to."
+        })
         .build(),
     );
     if !target.is_hybrid() {

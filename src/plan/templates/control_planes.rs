@@ -8,6 +8,9 @@ use crate::plan::steps::{RollbackAction, RollbackKind, Step, StepKind};
 /// Added to `decommission-x` of the control-plane phase (Kong's hybrid overview).
 pub(super) const DECOMMISSION_NOTE: &str = "In hybrid mode Kong lets you delay this to the very end of the data-plane upgrade: skip it here and decommission X's control planes together with X's data planes. Data planes still attached to X's control planes keep proxying with their last configuration.";
 
+/// What decommissioning X's control planes cannot undo: their data planes stay.
+pub(super) const DECOMMISSION_IRREVERSIBLE: &str = "X's control planes go away: X's data planes keep proxying with their last configuration, but no change reaches them from X again, and going back means rebuilding X's control planes from the backup.";
+
 /// The guide's staging tests, for control planes: there is no proxy on them to test.
 pub(super) fn staging_tests(guide_ref: &str, guide: &str, plan: &Plan) -> Step {
     Draft::new(

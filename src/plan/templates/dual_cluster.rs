@@ -189,7 +189,11 @@ This is usually done gradually and incrementally, depending on the risk profile 
         } else {
             ""
         })
-        .irreversible("X's nodes and database go away: after this there is no cluster to send traffic back to, and going back means rebuilding X from the backup.")
+        .irreversible(if target == Target::ControlPlanes {
+            control_planes::DECOMMISSION_IRREVERSIBLE
+        } else {
+            "X's nodes and database go away: after this there is no cluster to send traffic back to, and going back means rebuilding X from the backup."
+        })
         .build(),
     );
     if !target.is_hybrid() {

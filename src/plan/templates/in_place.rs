@@ -194,7 +194,11 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         } else {
             ""
         })
-        .irreversible("X's nodes go away: after this there is no old cluster to start again, and going back means reinstalling X and restoring the database.")
+        .irreversible(if target == Target::ControlPlanes {
+            control_planes::DECOMMISSION_IRREVERSIBLE
+        } else {
+            "X's nodes go away: after this there is no old cluster to start again, and going back means reinstalling X and restoring the database."
+        })
         .build(),
     );
     if !target.is_hybrid() {
