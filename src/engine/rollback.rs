@@ -298,8 +298,10 @@ pub struct RollbackPlan {
 pub fn plan_rollback(expanded: &ExpandedPlan, view: &RunView, traffic_safe: bool) -> RollbackPlan {
     let blockers = x_blockers(expanded, view);
     let mut steps = Vec::new();
+    let decommissioned = decommissioned_phases(expanded, view);
     let ran: Vec<(StepRef, &Step)> = expanded
         .steps()
+        .filter(|(phase, _)| !decommissioned.iter().any(|d| d.phase == phase.name))
         .map(|(phase, step)| (StepRef::new(phase.name, step.id.clone()), step))
         .filter(|(key, _)| {
             view.record(&step_key(key))
@@ -356,7 +358,46 @@ pub fn plan_rollback(expanded: &ExpandedPlan, view: &RunView, traffic_safe: bool
             ));
         }
     }
+    if !decommissioned.is_empty() {
+        let past: Vec<String> = decommissioned
+            .iter()
+            .map(|d| {
+                format!(
+                    "{d} decommissioned X, so the {} steps are not rolled back: undoing Y \
+                     there would leave nothing in X's place",
+                    d.phase
+                )
+            })
+            .collect();
+        let past = past.join("; ");
+        note = Some(match note {
+            Some(note) => format!("{note}. {past}"),
+            None => past,
+        });
+    }
     RollbackPlan { steps, note }
+}
+
+/// The decommission steps that started (and were not undone): each ends its phase's
+/// rollback, since X of that phase is gone.
+fn decommissioned_phases(expanded: &ExpandedPlan, view: &RunView) -> Vec<StepRef> {
+    expanded
+        .steps()
+        .filter(|(_, step)| {
+            matches!(
+                step.kind,
+                StepKind::Decommission {
+                    cluster: ClusterSide::X
+                }
+            )
+        })
+        .map(|(phase, step)| StepRef::new(phase.name, step.id.clone()))
+        .filter(|forward| {
+            view.record(&step_key(forward))
+                .is_some_and(|r| r.has_started())
+                && !undone(expanded, view, forward)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -460,7 +501,12 @@ mod tests {
             },
         }];
         for id in done {
-            let step = format!("cluster/{id}");
+            // A bare id is the cluster phase's.
+            let step = if id.contains('/') {
+                id.to_string()
+            } else {
+                format!("cluster/{id}")
+            };
             for entry in [
                 Entry::StepStarted {
                     step: step.clone(),
@@ -496,6 +542,92 @@ mod tests {
             });
         }
         RunView::replay(&records).unwrap()
+    }
+
+    /// Hybrid: the control planes' phase ends with X's decommissioned; the data planes
+    /// then took traffic. A rollback undoes the data-plane steps only: X's control planes
+    /// are gone, so stopping Y's would leave no control plane at all.
+    #[test]
+    fn a_decommissioned_phase_is_not_rolled_back_and_the_note_says_why() {
+        let start_y = |id: &str| {
+            step(
+                id,
+                StepKind::StartNodes {
+                    cluster: ClusterSide::Y,
+                },
+                Some(RollbackKind::StopNodes {
+                    cluster: ClusterSide::Y,
+                }),
+            )
+        };
+        let decommission = step(
+            "decommission-x",
+            StepKind::Decommission {
+                cluster: ClusterSide::X,
+            },
+            None,
+        );
+        let shift = step(
+            "shift-traffic-50",
+            StepKind::ShiftTraffic {
+                y_percent: 50,
+                bake: Duration::ZERO,
+            },
+            Some(RollbackKind::TrafficToX),
+        );
+        let expanded = ExpandedPlan {
+            phases: vec![
+                Phase {
+                    name: PhaseName::ControlPlane,
+                    strategy: Strategy::DualCluster,
+                    steps: vec![start_y("start-y"), decommission],
+                },
+                Phase {
+                    name: PhaseName::DataPlane,
+                    strategy: Strategy::Rolling,
+                    steps: vec![start_y("start-y"), shift],
+                },
+            ],
+            strategy_reason: String::new(),
+            warnings: vec![],
+        };
+        let before = view_after(
+            &expanded,
+            &[
+                "control-plane/start-y",
+                "data-plane/start-y",
+                "data-plane/shift-traffic-50",
+            ],
+            50,
+        );
+        assert_eq!(
+            ids(&plan_rollback(&expanded, &before, true).steps),
+            [
+                "rollback/data-plane.start-y",
+                "rollback/control-plane.start-y"
+            ]
+        );
+        assert_eq!(plan_rollback(&expanded, &before, true).note, None);
+
+        let after = view_after(
+            &expanded,
+            &[
+                "control-plane/start-y",
+                "control-plane/decommission-x",
+                "data-plane/start-y",
+                "data-plane/shift-traffic-50",
+            ],
+            50,
+        );
+        let plan = plan_rollback(&expanded, &after, true);
+        assert_eq!(ids(&plan.steps), ["rollback/data-plane.start-y"]);
+        let note = plan.note.unwrap();
+        assert!(
+            note.contains("control-plane/decommission-x decommissioned X, so the control-plane steps are not rolled back"),
+            "{note}"
+        );
+        // X's data planes still serve: traffic goes back to them first.
+        assert!(x_can_serve(&expanded, &after));
     }
 
     fn ids(steps: &[RollbackStepInfo]) -> Vec<&str> {
