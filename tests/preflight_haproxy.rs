@@ -75,6 +75,7 @@ async fn preflight(dir: &std::path::Path, plan: Plan) -> (StepState, String, Vec
     let Event::StepChanged { state, detail, .. } = ended else {
         unreachable!()
     };
+    // The split preflight read, for the console's header, in the log with the rest.
     let logs = run
         .events
         .lock()
@@ -82,6 +83,7 @@ async fn preflight(dir: &std::path::Path, plan: Plan) -> (StepState, String, Vec
         .iter()
         .filter_map(|e| match e {
             Event::Log(line) => Some(line.text.clone()),
+            Event::TrafficRead(split) => Some(format!("read for the header: {split}")),
             _ => None,
         })
         .collect();
@@ -131,6 +133,10 @@ async fn the_right_server_names_pass_preflight_and_report_the_split() {
         haproxy.socket.display()
     );
     assert!(logs.contains(&expected), "{logs:#?}");
+    assert!(
+        logs.contains(&"read for the header: X 100% | Y 0%".to_string()),
+        "{logs:#?}"
+    );
     assert!(
         logs.iter()
             .any(|l| l == "metrics: not checked, no step of the plan bakes with the gates on"),

@@ -127,6 +127,20 @@ fn a_load_balancer_that_disagrees_is_shown() {
     assert!(text.contains("⚠ asked Y 25%"), "{text}");
 }
 
+/// Preflight's read-back fills the header before any traffic step; it adds no log line
+/// of its own (the step's log has it).
+#[test]
+fn a_split_read_back_shows_in_the_header() {
+    let mut state = fresh();
+    assert!(screen(&state, 80, 24).contains("traffic not read yet"));
+    let logs_before = state.logs().len();
+    state.apply(&Event::TrafficRead(Split::ALL_X));
+    let text = screen(&state, 80, 24);
+    assert!(!text.contains("traffic not read yet"), "{text}");
+    assert!(text.contains("X 100%"), "{text}");
+    assert_eq!(state.logs().len(), logs_before);
+}
+
 #[test]
 fn an_unconfirmed_split_says_so() {
     let mut state = fresh();

@@ -101,6 +101,8 @@ pub enum Event {
         /// What the load balancer reports back; `None` when the driver cannot read it.
         applied: Option<Split>,
     },
+    /// The split read back from the load balancer without changing it (preflight).
+    TrafficRead(Split),
     /// Countdown of a bake after a traffic stage or during a monitor step.
     Bake {
         step: StepRef,

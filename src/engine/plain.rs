@@ -464,6 +464,8 @@ impl Plain {
                 }
                 None => format!("traffic: asked for {requested}; the load balancer cannot say"),
             }),
+            // Preflight logs what it read.
+            Event::TrafficRead(_) => {}
             Event::Bake {
                 step,
                 remaining_secs,

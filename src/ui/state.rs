@@ -410,6 +410,14 @@ impl ConsoleState {
                 };
                 self.push_log(None, LogKind::Event(tone), text);
             }
+            // A fresh read-back: what the load balancer applies now (the step's own log
+            // says so).
+            Event::TrafficRead(split) => {
+                self.traffic = Some(TrafficView {
+                    requested: self.traffic.map_or(*split, |t| t.requested),
+                    applied: Some(*split),
+                });
+            }
             Event::Bake {
                 step,
                 remaining_secs,

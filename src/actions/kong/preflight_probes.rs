@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::actions::StepContext;
 use crate::actions::traffic::driver_deadline;
+use crate::engine::event::Event;
 use crate::exec::process::kill_on_drop;
 use crate::kong::client::AdminClient;
 use crate::lb::{ReadBackSource, Split, TrafficDriver};
@@ -86,6 +87,7 @@ pub(super) async fn check_traffic(
             driver.describe()
         )),
         Ok(Ok(Some(split))) => {
+            let _ = ctx.events.send(Event::TrafficRead(split));
             ctx.log.note(&format!(
                 "traffic: {split}, {}",
                 read_from(&source, &*driver)
