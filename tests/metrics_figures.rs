@@ -280,6 +280,26 @@ fn flags_off_for_a_gate_that_needs_them_is_inconclusive() {
     );
 }
 
+/// Kong creates the series at a node's first request: a Y that has served nothing has
+/// none, and that is no reason to tell the operator to turn a flag on.
+#[test]
+fn no_series_before_any_request_is_not_called_a_flag_off() {
+    let mut gates = GateEvaluator::new(spec());
+    let mut y = figures(0, 0.0, 100.0);
+    y.status_code_metrics = false;
+    y.latency_metrics = false;
+    y.requests_in_window = None;
+    y.error_ratio = None;
+    y.p50_ms = None;
+    y.p95_ms = None;
+    y.p99_ms = None;
+    let verdict = gates.evaluate(&snapshot(figures(5000, 0.0, 100.0), y));
+    assert_eq!(verdict.verdict, Verdict::Inconclusive);
+    let checks = verdict.checks.join("\n");
+    assert!(!checks.contains("turn on"), "{checks}");
+    assert!(checks.contains("no request served yet"), "{checks}");
+}
+
 #[test]
 fn fail_only_after_the_configured_breaches_in_a_row() {
     let mut gates = GateEvaluator::new(spec());

@@ -75,12 +75,18 @@ fn ms(value: f64) -> String {
 }
 
 /// Why a cluster's 5xx ratio or p99 is unknown, for a check line.
+// Kong creates a series at a node's first request: a missing one means the flag is off
+// only when the other flag's series show requests were served.
 fn why_errors_unknown(side: &str, figures: &ClusterFigures) -> String {
     if figures.nodes_scraped == 0 {
         format!("{side} 5xx unknown (no node of {side} scraped)")
-    } else if !figures.status_code_metrics {
+    } else if !figures.status_code_metrics && figures.latency_metrics {
         format!(
             "{side} 5xx unknown (no kong_http_requests_total on {side}: turn on status_code_metrics)"
+        )
+    } else if !figures.status_code_metrics {
+        format!(
+            "{side} 5xx unknown (no kong_http_requests_total on {side}: no request served yet, or status_code_metrics is off)"
         )
     } else {
         format!("{side} 5xx unknown (no requests in the window yet)")
@@ -90,9 +96,13 @@ fn why_errors_unknown(side: &str, figures: &ClusterFigures) -> String {
 fn why_p99_unknown(side: &str, figures: &ClusterFigures) -> String {
     if figures.nodes_scraped == 0 {
         format!("{side} p99 unknown (no node of {side} scraped)")
-    } else if !figures.latency_metrics {
+    } else if !figures.latency_metrics && figures.requests_in_window.is_some_and(|n| n > 0) {
         format!(
             "{side} p99 unknown (no kong_request_latency_ms on {side}: turn on latency_metrics)"
+        )
+    } else if !figures.latency_metrics {
+        format!(
+            "{side} p99 unknown (no kong_request_latency_ms on {side}: no request served yet, or latency_metrics is off)"
         )
     } else {
         format!("{side} p99 unknown (no requests in the window yet)")
@@ -146,7 +156,8 @@ impl GateEvaluator {
             }
             None => {
                 checks.push(Check::unknown(
-                    "Y requests unknown (neither status_code_metrics nor latency_metrics is on)"
+                    "Y requests unknown (no request series on Y: no request served yet, or \
+                     status_code_metrics and latency_metrics are off)"
                         .to_string(),
                 ));
                 false
