@@ -63,7 +63,7 @@ async fn a_failing_gate_pauses_and_rollback_sends_all_traffic_to_x(scenario: Sce
             matches!(e, Event::RollbackProgress(RollbackProgress::Planned { .. }))
         })
         .await;
-    let Event::RollbackProgress(RollbackProgress::Planned { steps }) = planned else {
+    let Event::RollbackProgress(RollbackProgress::Planned { steps, .. }) = planned else {
         unreachable!()
     };
     assert!(
@@ -120,7 +120,7 @@ async fn in_place_rolls_back_through_the_restore_then_sends_all_traffic_to_x() {
             matches!(e, Event::RollbackProgress(RollbackProgress::Planned { .. }))
         })
         .await;
-    let Event::RollbackProgress(RollbackProgress::Planned { steps }) = planned else {
+    let Event::RollbackProgress(RollbackProgress::Planned { steps, .. }) = planned else {
         unreachable!()
     };
     // X comes back (its database restored, its nodes started) before the traffic does.

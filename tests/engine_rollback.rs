@@ -67,7 +67,7 @@ async fn confirm(run: &mut TestRun, id: &str, typed: Option<&str>) {
 
 fn planned_ids(event: &Event) -> Vec<String> {
     match event {
-        Event::RollbackProgress(RollbackProgress::Planned { steps }) => {
+        Event::RollbackProgress(RollbackProgress::Planned { steps, .. }) => {
             steps.iter().map(|s| s.to_string()).collect()
         }
         _ => panic!("not a plan: {event:?}"),

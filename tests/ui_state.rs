@@ -103,12 +103,14 @@ fn the_rollback_plan_opens_by_itself_but_not_over_another_dialog() {
     let mut state = scenarios::awaiting_confirmation(Theme::COLOUR);
     state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
         steps: vec![undoing("freeze-writes")],
+        note: None,
     }));
     assert!(matches!(state.modal(), Some(Modal::Rollback)));
 
     let mut busy = scenarios::help(Theme::COLOUR);
     busy.apply(&Event::RollbackProgress(RollbackProgress::Planned {
         steps: vec![],
+        note: None,
     }));
     assert!(matches!(busy.modal(), Some(Modal::Help { .. })));
 }
@@ -243,6 +245,7 @@ fn a_rollback_that_moved_no_traffic_says_why() {
     assert_eq!(state.rollback_traffic(), RollbackTraffic::Moving);
     state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
         steps: vec![rollback_step("deploy-y")],
+        note: None,
     }));
     assert_eq!(state.rollback_traffic(), RollbackTraffic::NeverMoved);
     assert!(screen(&state, 80, 24).contains("no traffic had moved to Y"));
@@ -252,6 +255,7 @@ fn a_rollback_that_moved_no_traffic_says_why() {
     started(&mut state);
     state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
         steps: vec![rollback_step("stop-x"), rollback_step("traffic-to-x")],
+        note: None,
     }));
     assert_eq!(state.rollback_traffic(), RollbackTraffic::AStepOfThePlan);
     assert!(screen(&state, 80, 24).contains("traffic still on Y"));
@@ -261,6 +265,30 @@ fn a_rollback_that_moved_no_traffic_says_why() {
     started(&mut state);
     state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
         steps: vec![rollback_step("deploy-y")],
+        note: None,
     }));
     assert_eq!(state.rollback_traffic(), RollbackTraffic::Stays);
+
+    // The engine's note says why, in the dialog itself, above the steps that stay in view.
+    state.apply(&Event::RollbackProgress(RollbackProgress::Planned {
+        steps: vec![undoing("freeze-writes")],
+        note: Some(
+            "traffic stays where it is: X cannot serve. cluster/decommission-x decommissioned \
+             X: rebuild X (install the old version on its nodes, restore its database from \
+             the backup if Y's migrations finished on it, start it and check it answers) \
+             before any traffic goes back to it. Then send traffic back with `traffic 0`"
+                .into(),
+        ),
+    }));
+    let text = screen(&state, 80, 24);
+    assert!(
+        text.contains("⚠ traffic stays where it is: X cannot serve"),
+        "{text}"
+    );
+    assert!(
+        text.contains("…"),
+        "a long note is cut at four rows:\n{text}"
+    );
+    assert!(text.contains("2. Then, in this order"), "{text}");
+    assert!(text.contains("[next]"), "{text}");
 }

@@ -154,6 +154,8 @@ pub enum RollbackProgress {
     /// The remaining rollback steps, in the order they will be offered.
     Planned {
         steps: Vec<StepRef>,
+        /// What the operator must know about it (X cannot serve, a phase not undone).
+        note: Option<String>,
     },
     Finished,
 }

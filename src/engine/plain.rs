@@ -504,10 +504,10 @@ impl Plain {
                 } => format!(
                     "all traffic is on X, {evidence} (time to safety {time_to_safety_ms} ms)"
                 ),
-                RollbackProgress::Planned { steps } if steps.is_empty() => {
+                RollbackProgress::Planned { steps, .. } if steps.is_empty() => {
                     "rollback plan: nothing to undo".to_string()
                 }
-                RollbackProgress::Planned { steps } => format!(
+                RollbackProgress::Planned { steps, .. } => format!(
                     "rollback plan, each step confirmed like any other: {}",
                     steps.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
                 ),

@@ -575,7 +575,11 @@ impl Engine {
             .iter()
             .filter_map(|s| parse_step_key(&s.step))
             .collect();
-        self.emit(Event::RollbackProgress(RollbackProgress::Planned { steps }));
+        let note = self.view.rollback.as_ref().and_then(|r| r.note.clone());
+        self.emit(Event::RollbackProgress(RollbackProgress::Planned {
+            steps,
+            note,
+        }));
     }
 
     /// Sends a `StepChanged` for every step whose state changed since last said, then a

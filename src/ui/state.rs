@@ -196,6 +196,8 @@ pub struct RollbackView {
     pub traffic_verified: Option<(TrafficVerification, String)>,
     /// The rollback steps, in the order the engine offers them (`rollback/…`).
     pub planned: Option<Vec<StepRef>>,
+    /// The engine's note on the plan (why X cannot serve, a phase not undone).
+    pub note: Option<String>,
     pub finished: bool,
 }
 
@@ -549,8 +551,9 @@ impl ConsoleState {
                     }
                 }
             }
-            RollbackProgress::Planned { steps } => {
+            RollbackProgress::Planned { steps, note } => {
                 self.rollback.started = true;
+                self.rollback.note = note.clone();
                 for step in steps {
                     self.entry_index(step);
                 }

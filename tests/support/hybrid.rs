@@ -698,6 +698,9 @@ pub fn rollback_events(time_to_safety_ms: u64, planned: Vec<StepRef>) -> Vec<Eve
             verified: TrafficVerification::ReadBack,
             evidence: "the load balancer reports X 100% | Y 0%".into(),
         }),
-        Event::RollbackProgress(RollbackProgress::Planned { steps: planned }),
+        Event::RollbackProgress(RollbackProgress::Planned {
+            steps: planned,
+            note: None,
+        }),
     ]
 }

@@ -310,6 +310,7 @@ impl StandIn {
         }
         self.emit(Event::RollbackProgress(RollbackProgress::Planned {
             steps: planned.clone(),
+            note: None,
         }))
         .await;
         for (i, step) in planned.iter().enumerate() {

@@ -13,6 +13,9 @@ use crate::ui::theme::{Tone, step_symbol};
 use super::{draw_dialog, inner_width, max_inner_height};
 
 const WIDTH: u16 = 76;
+/// The note's rows at most: the steps below must stay in view at 80x24 (the whole note
+/// is in the logs, the journal and the report).
+const NOTE_ROWS: usize = 4;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let theme = state.theme();
@@ -46,7 +49,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
             Tone::Warn,
         ),
         RollbackTraffic::Stays => (
-            "⚠ X cannot serve: traffic stays where it is (see the logs for why)".to_string(),
+            "⚠ X cannot serve: traffic stays where it is".to_string(),
             Tone::Bad,
         ),
     };
@@ -60,6 +63,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
             &format!("   now: {}", t.shown()),
             width,
         )));
+    }
+    // Why X cannot serve, or what is not undone: before the steps, so it is read first.
+    if let Some(note) = &rollback.note {
+        let mut rows = text::wrap(&format!("⚠ {note}"), width.saturating_sub(3));
+        if rows.len() > NOTE_ROWS {
+            rows.truncate(NOTE_ROWS);
+            if let Some(last) = rows.last_mut() {
+                *last = text::truncate(&format!("{last} …"), width.saturating_sub(3));
+            }
+        }
+        for row in rows {
+            lines.push(Line::from(Span::styled(
+                format!("   {row}"),
+                theme.tone(Tone::Warn),
+            )));
+        }
     }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
