@@ -11,7 +11,7 @@ use kongup::engine::event::RollbackProgress;
 use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::lb::Split;
-use kongup::metrics::{GateVerdict, Verdict};
+use kongup::metrics::{ClusterWindow, GateFigures, GateThresholds, GateVerdict, Verdict};
 use kongup::plan::model::{FailAction, Strategy};
 use kongup::plan::steps::{RollbackKind, StepKind};
 use tokio::sync::watch;
@@ -30,7 +30,30 @@ fn verdict(verdict: Verdict) -> Option<GateVerdict> {
         checks: vec!["Y 5xx 4.0% <= 1.0%: breached".into()],
         requests_in_window: 420,
         consecutive_breaches: if verdict == Verdict::Fail { 2 } else { 0 },
+        figures: figures(),
     })
+}
+
+/// What `verdict` says it was judged on.
+fn figures() -> GateFigures {
+    GateFigures {
+        x: ClusterWindow {
+            requests: Some(3780),
+            error_ratio: Some(0.001),
+            p99_ms: Some(120.0),
+        },
+        y: ClusterWindow {
+            requests: Some(420),
+            error_ratio: Some(0.04),
+            p99_ms: Some(150.0),
+        },
+        thresholds: GateThresholds {
+            max_error_ratio: Some(0.01),
+            min_requests: 10,
+            breaches_to_fail: 2,
+            ..GateThresholds::default()
+        },
+    }
 }
 
 struct Gated {
@@ -112,6 +135,8 @@ async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
         (gate.verdict.as_str(), gate.requests_in_window),
         ("fail", 420)
     );
+    // A bake's verdict is journaled with the figures it was judged on.
+    assert_eq!(gate.figures, Some(figures()));
     // The split stays where it was: pausing moves no traffic.
     assert_eq!(
         *gated.kit.driver.split.lock().unwrap(),
@@ -506,7 +531,8 @@ async fn a_failing_gate_between_bakes_pauses_while_y_carries_traffic() {
         .await;
     let journal = run.journal();
     let gate = position(&journal, |e| {
-        matches!(e, Entry::Gate { gate, .. } if gate.verdict == "fail" && gate.requests_in_window == 420)
+        matches!(e, Entry::Gate { gate, .. } if gate.verdict == "fail" && gate.requests_in_window == 420
+            && gate.figures == Some(figures()))
     })
     .expect("the failing verdict is journaled with its numbers");
     let paused = position(&journal, |e| {

@@ -7,7 +7,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use kongup::metrics::aggregate::ClusterTracker;
 use kongup::metrics::gates::GateEvaluator;
 use kongup::metrics::sample::NodeSample;
-use kongup::metrics::{ClusterFigures, MetricsSnapshot, Verdict};
+use kongup::metrics::{
+    ClusterFigures, ClusterWindow, GateFigures, GateThresholds, MetricsSnapshot, Verdict,
+};
 use kongup::plan::model::{FailAction, GateSpec};
 
 fn at(second: i64) -> DateTime<Utc> {
@@ -227,6 +229,57 @@ fn gates_pass_with_the_numbers_that_made_them_pass() {
             "Y 5xx 0.80% ≤ 1.00%: ok",
             "Y p99 312.0 ms ≤ 500.0 ms: ok",
         ]
+    );
+}
+
+#[test]
+fn a_verdict_carries_the_figures_and_thresholds_it_was_judged_on() {
+    let mut gates = GateEvaluator::new(GateSpec {
+        max_error_ratio_delta: Some(0.005),
+        ..spec()
+    });
+    let verdict = gates.evaluate(&snapshot(
+        figures(5000, 0.002, 100.0),
+        figures(1200, 0.03, 312.0),
+    ));
+    assert_eq!(
+        verdict.figures,
+        GateFigures {
+            x: ClusterWindow {
+                requests: Some(5000),
+                error_ratio: Some(0.002),
+                p99_ms: Some(100.0),
+            },
+            y: ClusterWindow {
+                requests: Some(1200),
+                error_ratio: Some(0.03),
+                p99_ms: Some(312.0),
+            },
+            thresholds: GateThresholds {
+                max_error_ratio: Some(0.01),
+                max_p99_ms: Some(500.0),
+                max_error_ratio_delta: Some(0.005),
+                max_p99_ratio: None,
+                min_requests: 100,
+                breaches_to_fail: 3,
+            },
+        }
+    );
+
+    // What Kong does not export stays unknown in the figures, not zero.
+    let mut y = figures(1200, 0.0, 100.0);
+    y.latency_metrics = false;
+    y.p99_ms = None;
+    y.status_code_metrics = false;
+    y.error_ratio = None;
+    let verdict = gates.evaluate(&snapshot(figures(5000, 0.0, 100.0), y));
+    assert_eq!(
+        verdict.figures.y,
+        ClusterWindow {
+            requests: Some(1200),
+            error_ratio: None,
+            p99_ms: None,
+        }
     );
 }
 

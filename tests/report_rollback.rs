@@ -2,7 +2,7 @@
 //! the environment, a Y error ratio during the first traffic stage, the gate fails, the run
 //! pauses, the operator rolls back. The report, in Markdown and JSON, has what a
 //! postmortem needs (every traffic change with the split the balancer reported, every gate
-//! verdict with its figures and thresholds, the verified time to safety, the rollback
+//! verdict with its figures and thresholds as data, the verified time to safety, the rollback
 //! steps in order) and none of the plan's secrets, though the operator typed one.
 
 mod demo_support;
@@ -187,11 +187,49 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
             .any(|c| c.contains("2 breaches in a row (2 make a failure): fail")),
         "{checks:?}"
     );
+    // The same verdict's figures as data: Y's 5xx ratio over the window, above the plan's
+    // threshold, the one the check line shows; X's figures beside it; the thresholds.
+    let figures = &failed["figures"];
+    let y_ratio = figures["y"]["error_ratio"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no Y 5xx ratio: {figures:#}"));
+    assert_eq!(
+        figures["thresholds"]["max_error_ratio"], 0.02,
+        "{figures:#}"
+    );
+    assert_eq!(figures["thresholds"]["max_p99_ms"], 800.0, "{figures:#}");
+    assert_eq!(figures["thresholds"]["max_p99_ratio"], 3.0, "{figures:#}");
+    assert_eq!(figures["thresholds"]["min_requests"], 10, "{figures:#}");
+    assert_eq!(figures["thresholds"]["breaches_to_fail"], 2, "{figures:#}");
+    assert!(y_ratio > 0.02, "{figures:#}");
+    assert!(
+        (y_ratio * 100.0 - ratio).abs() < 0.006,
+        "{figures:#} vs {error_check}"
+    );
+    assert_eq!(figures["y"]["requests"], failed["requests_in_window"]);
+    let y_p99 = figures["y"]["p99_ms"].as_f64().unwrap();
+    assert!(y_p99 <= 800.0, "{figures:#}");
+    let x_ratio = figures["x"]["error_ratio"].as_f64().unwrap();
+    assert!(x_ratio < 0.02, "X had no injected errors: {figures:#}");
+    assert!(
+        figures["x"]["requests"].as_u64().unwrap() > 0,
+        "{figures:#}"
+    );
+
     let fail_row = markdown
         .lines()
         .find(|l| l.contains(&format!("| {shift_key} | fail |")))
         .unwrap_or_else(|| panic!("no failing gate row: {markdown}"));
     assert!(fail_row.contains(*error_check), "{fail_row}");
+    // Y 5xx, Y p99, X 5xx as columns, then the breaches in a row.
+    assert!(
+        fail_row.contains(&format!(
+            "| {:.2}% | {y_p99:.1} ms | {:.2}% |",
+            y_ratio * 100.0,
+            x_ratio * 100.0
+        )),
+        "{fail_row}"
+    );
     assert!(fail_row.contains("| 2 |"), "{fail_row}");
 
     // Rollback: time to safety, read back from the balancer; the steps in order; done.

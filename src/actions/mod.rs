@@ -818,6 +818,7 @@ pub fn gate_record(verdict: &GateVerdict) -> GateRecord {
         checks: verdict.checks.clone(),
         requests_in_window: verdict.requests_in_window,
         consecutive_breaches: verdict.consecutive_breaches,
+        figures: Some(verdict.figures),
     }
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::TrafficVerification;
 use crate::lb::Split;
+use crate::metrics::GateFigures;
 use crate::plan::steps::{PhaseName, StepRef};
 use crate::secrets::Redactor;
 
@@ -74,7 +75,7 @@ pub enum StepResult {
 }
 
 /// A gate verdict with the numbers that produced it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateRecord {
     pub evaluated_at: DateTime<Utc>,
     /// `pass`, `inconclusive` or `fail`.
@@ -82,6 +83,9 @@ pub struct GateRecord {
     pub checks: Vec<String>,
     pub requests_in_window: u64,
     pub consecutive_breaches: u32,
+    /// The figures and thresholds as data; `None` in journals written before they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<GateFigures>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -683,6 +687,88 @@ mod tests {
             message.contains("free space") && message.contains("the run resumes"),
             "{message}"
         );
+    }
+
+    /// A gate line as kongup wrote it before verdicts carried their figures.
+    const OLD_GATE_LINE: &str = r#"{"seq":1,"at":"2024-05-02T10:00:05Z","by":"kongup","event":"gate","step":"cluster/shift-traffic-10","gate":{"evaluated_at":"2024-05-02T10:00:04Z","verdict":"fail","checks":["Y 5xx 4.00% > 1.00%: BREACH"],"requests_in_window":420,"consecutive_breaches":2}}"#;
+
+    fn gate_of(record: &Record) -> &GateRecord {
+        match &record.entry {
+            Entry::Gate { gate, .. } => gate,
+            other => panic!("not a gate record: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_gate_line_written_before_figures_loads_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 0, 0, Arc::new(Redactor::default())).unwrap();
+        journal.append("a@b", header()).unwrap();
+        drop(journal);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        writeln!(file, "{OLD_GATE_LINE}").unwrap();
+        drop(file);
+
+        let contents = read_journal(&path).unwrap();
+        assert!(contents.torn_tail.is_none(), "{:?}", contents.torn_tail);
+        let gate = gate_of(&contents.records[1]);
+        assert_eq!(gate.verdict, "fail");
+        assert_eq!(gate.requests_in_window, 420);
+        assert_eq!(gate.figures, None);
+    }
+
+    #[test]
+    fn gate_figures_round_trip_and_an_unknown_figure_stays_unknown() {
+        use crate::metrics::{ClusterWindow, GateThresholds};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 0, 0, Arc::new(Redactor::default())).unwrap();
+        journal.append("a@b", header()).unwrap();
+        let figures = GateFigures {
+            x: ClusterWindow {
+                requests: Some(3780),
+                error_ratio: Some(0.001),
+                p99_ms: None,
+            },
+            y: ClusterWindow {
+                requests: Some(420),
+                error_ratio: Some(0.04),
+                // JSON has no NaN: serde_json writes null, which must read back unknown.
+                p99_ms: Some(f64::NAN),
+            },
+            thresholds: GateThresholds {
+                max_error_ratio: Some(0.01),
+                min_requests: 10,
+                breaches_to_fail: 2,
+                ..GateThresholds::default()
+            },
+        };
+        let gate = GateRecord {
+            evaluated_at: Utc::now(),
+            verdict: "fail".into(),
+            checks: vec!["Y 5xx 4.00% > 1.00%: BREACH".into()],
+            requests_in_window: 420,
+            consecutive_breaches: 2,
+            figures: Some(figures),
+        };
+        journal
+            .append(
+                "kongup",
+                Entry::Gate {
+                    step: "cluster/shift-traffic-10".into(),
+                    gate,
+                },
+            )
+            .unwrap();
+        let records = read_journal(&path).unwrap().records;
+        let read = gate_of(&records[1])
+            .figures
+            .expect("figures were journaled");
+        assert_eq!(read.x, figures.x);
+        assert_eq!(read.y.error_ratio, Some(0.04));
+        assert_eq!(read.y.p99_ms, None);
+        assert_eq!(read.thresholds, figures.thresholds);
     }
 
     #[test]

@@ -18,6 +18,8 @@ use super::journal::{
 use super::lock::{LockHolder, LockStatus, lock_status};
 use super::view::RunView;
 use crate::lb::Split;
+use crate::metrics::GateFigures;
+use crate::metrics::gates::{ms, percent};
 
 /// A run as read from its directory.
 #[derive(Debug)]
@@ -243,6 +245,9 @@ pub struct GateReport {
     pub checks: Vec<String>,
     pub requests_in_window: u64,
     pub consecutive_breaches: u32,
+    /// Each cluster's requests, 5xx ratio and p99 over the window, and the thresholds;
+    /// `None` for a verdict journaled before figures were.
+    pub figures: Option<GateFigures>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -549,6 +554,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
                 checks: gate.checks.clone(),
                 requests_in_window: gate.requests_in_window,
                 consecutive_breaches: gate.consecutive_breaches,
+                figures: gate.figures,
             }),
             Entry::RollbackRequested { .. } => rollback_finished_at = None,
             Entry::RollbackFinished => rollback_finished_at = Some(at),
@@ -611,6 +617,11 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
         timeline,
         warnings,
     }
+}
+
+/// A figure for a table cell; "—" when unknown or not journaled.
+fn or_dash(figure: Option<String>) -> String {
+    figure.unwrap_or_else(|| "—".to_string())
 }
 
 fn md_escape(text: &str) -> String {
@@ -741,15 +752,25 @@ pub fn render_markdown(report: &RunReport) -> String {
     if report.gates.is_empty() {
         line("No gate verdicts were recorded.".into());
     } else {
-        line("| evaluated | step | verdict | requests | breaches in a row | checks |".into());
-        line("|---|---|---|---|---|---|".into());
+        line(
+            "| evaluated | step | verdict | requests | Y 5xx | Y p99 | X 5xx | X p99 \
+             | breaches in a row | checks |"
+                .into(),
+        );
+        line("|---|---|---|---|---|---|---|---|---|---|".into());
         for gate in &report.gates {
+            // A verdict journaled without figures shows every figure unknown.
+            let (x, y) = gate.figures.map(|f| (f.x, f.y)).unwrap_or_default();
             line(format!(
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 gate.evaluated_at,
                 gate.step,
                 gate.verdict,
                 gate.requests_in_window,
+                or_dash(y.error_ratio.map(percent)),
+                or_dash(y.p99_ms.map(ms)),
+                or_dash(x.error_ratio.map(percent)),
+                or_dash(x.p99_ms.map(ms)),
                 gate.consecutive_breaches,
                 md_escape(&gate.checks.join("; "))
             ));
@@ -832,4 +853,123 @@ pub fn render_markdown(report: &RunReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::journal::{GateRecord, Journal};
+    use crate::metrics::{ClusterWindow, GateThresholds};
+    use crate::secrets::Redactor;
+
+    const STEP: &str = "cluster/shift-traffic-10";
+
+    fn gate(figures: Option<GateFigures>) -> Entry {
+        Entry::Gate {
+            step: STEP.into(),
+            gate: GateRecord {
+                evaluated_at: Utc::now(),
+                verdict: "fail".into(),
+                checks: vec!["Y 5xx 4.00% > 1.00%: BREACH".into()],
+                requests_in_window: 420,
+                consecutive_breaches: 2,
+                figures,
+            },
+        }
+    }
+
+    /// A run directory whose journal holds `gates` after its first record.
+    fn run_with(gates: Vec<Entry>) -> (tempfile::TempDir, RunReport) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut journal = Journal::open(&path, 0, 0, Arc::new(Redactor::default())).unwrap();
+        journal
+            .append(
+                "a@b",
+                Entry::RunCreated {
+                    run_id: "r".into(),
+                    plan_name: "p".into(),
+                    plan_sha256: "00".into(),
+                    plan_text: "name: p\n".into(),
+                    steps: vec![],
+                    kongup_version: "0".into(),
+                },
+            )
+            .unwrap();
+        for entry in gates {
+            journal.append("kongup", entry).unwrap();
+        }
+        drop(journal);
+        let report = build_report(&read_run(dir.path()).unwrap());
+        (dir, report)
+    }
+
+    fn gate_row(markdown: &str) -> &str {
+        markdown
+            .lines()
+            .find(|l| l.contains(&format!("| {STEP} | fail |")))
+            .unwrap_or_else(|| panic!("no gate row: {markdown}"))
+    }
+
+    #[test]
+    fn a_verdict_journaled_without_figures_reports_them_unknown() {
+        let (_dir, report) = run_with(vec![gate(None)]);
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json["gates"][0]["figures"].is_null(), "{json:#}");
+        assert_eq!(json["gates"][0]["requests_in_window"], 420);
+        let markdown = render_markdown(&report);
+        let row = gate_row(&markdown);
+        assert!(
+            row.contains(&format!("| {STEP} | fail | 420 | — | — | — | — | 2 |")),
+            "{row}"
+        );
+    }
+
+    #[test]
+    fn a_verdict_reports_its_figures_in_json_and_as_table_columns() {
+        let figures = GateFigures {
+            x: ClusterWindow {
+                requests: Some(3780),
+                error_ratio: Some(0.001),
+                p99_ms: None,
+            },
+            y: ClusterWindow {
+                requests: Some(420),
+                error_ratio: Some(0.04),
+                p99_ms: Some(152.4),
+            },
+            thresholds: GateThresholds {
+                max_error_ratio: Some(0.01),
+                min_requests: 10,
+                breaches_to_fail: 2,
+                ..GateThresholds::default()
+            },
+        };
+        let (_dir, report) = run_with(vec![gate(Some(figures))]);
+        let json = serde_json::to_value(&report).unwrap();
+        let reported = &json["gates"][0]["figures"];
+        assert_eq!(reported["y"]["error_ratio"], 0.04, "{reported:#}");
+        assert_eq!(reported["y"]["requests"], 420, "{reported:#}");
+        assert!(reported["x"]["p99_ms"].is_null(), "{reported:#}");
+        assert_eq!(
+            reported["thresholds"]["max_error_ratio"], 0.01,
+            "{reported:#}"
+        );
+        assert!(
+            reported["thresholds"]["max_p99_ms"].is_null(),
+            "{reported:#}"
+        );
+        let markdown = render_markdown(&report);
+        assert!(
+            markdown.contains("| requests | Y 5xx | Y p99 | X 5xx | X p99 | breaches in a row |"),
+            "{markdown}"
+        );
+        let row = gate_row(&markdown);
+        assert!(
+            row.contains("| 420 | 4.00% | 152.4 ms | 0.10% | — | 2 |"),
+            "{row}"
+        );
+    }
 }

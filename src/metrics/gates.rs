@@ -15,7 +15,10 @@
 
 use crate::plan::model::{FailAction, GateSpec};
 
-use super::{ClusterFigures, GateVerdict, MetricsSnapshot, Verdict};
+use super::{
+    ClusterFigures, ClusterWindow, GateFigures, GateThresholds, GateVerdict, MetricsSnapshot,
+    Verdict,
+};
 
 /// Judges snapshots against one `GateSpec`, counting breaches in a row.
 #[derive(Debug, Clone)]
@@ -66,11 +69,13 @@ impl Check {
     }
 }
 
-fn percent(ratio: f64) -> String {
+/// A ratio as the gates show it: `0.80%`.
+pub fn percent(ratio: f64) -> String {
     format!("{:.2}%", ratio * 100.0)
 }
 
-fn ms(value: f64) -> String {
+/// Milliseconds as the gates show them: `312.0 ms`.
+pub fn ms(value: f64) -> String {
     format!("{value:.1} ms")
 }
 
@@ -106,6 +111,14 @@ fn why_p99_unknown(side: &str, figures: &ClusterFigures) -> String {
         )
     } else {
         format!("{side} p99 unknown (no requests in the window yet)")
+    }
+}
+
+fn cluster_window(figures: &ClusterFigures) -> ClusterWindow {
+    ClusterWindow {
+        requests: figures.requests_in_window,
+        error_ratio: figures.error_ratio,
+        p99_ms: figures.p99_ms,
     }
 }
 
@@ -305,6 +318,18 @@ impl GateEvaluator {
             checks: lines,
             requests_in_window: y_requests.unwrap_or(0),
             consecutive_breaches: self.consecutive_breaches,
+            figures: GateFigures {
+                x: cluster_window(x),
+                y: cluster_window(y),
+                thresholds: GateThresholds {
+                    max_error_ratio: spec.max_error_ratio,
+                    max_p99_ms: spec.max_p99_ms,
+                    max_error_ratio_delta: spec.max_error_ratio_delta,
+                    max_p99_ratio: spec.max_p99_ratio,
+                    min_requests,
+                    breaches_to_fail: needed,
+                },
+            },
         }
     }
 }

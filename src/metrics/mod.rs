@@ -15,6 +15,7 @@ pub mod sample;
 pub mod scrape;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::plan::steps::ClusterSide;
 
@@ -90,4 +91,37 @@ pub struct GateVerdict {
     pub requests_in_window: u64,
     /// Breaching evaluations in a row so far.
     pub consecutive_breaches: u32,
+    /// The figures and thresholds the checks were judged on, as data.
+    pub figures: GateFigures,
+}
+
+/// What a gate verdict was computed from: each cluster over the gate window and the
+/// plan's thresholds. Journaled with the verdict, so an audit reads numbers, not prose.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct GateFigures {
+    pub x: ClusterWindow,
+    pub y: ClusterWindow,
+    pub thresholds: GateThresholds,
+}
+
+/// One cluster over the gate window; `None` when unknown (a Kong flag off, no node
+/// scraped, no requests), never a zero posing as data.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClusterWindow {
+    pub requests: Option<u64>,
+    /// 5xx responses over all responses, 0.0–1.0.
+    pub error_ratio: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// The plan's gate thresholds as they applied; `None` where the plan sets none.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct GateThresholds {
+    pub max_error_ratio: Option<f64>,
+    pub max_p99_ms: Option<f64>,
+    pub max_error_ratio_delta: Option<f64>,
+    pub max_p99_ratio: Option<f64>,
+    pub min_requests: u64,
+    /// Breaching evaluations in a row that make a failure.
+    pub breaches_to_fail: u32,
 }

@@ -20,7 +20,9 @@ use kongup::engine::rollback::rollback_ref;
 use kongup::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use kongup::kong::types::SyncStatus;
 use kongup::lb::Split;
-use kongup::metrics::{ClusterFigures, GateVerdict, MetricsSnapshot, Quantiles, Verdict};
+use kongup::metrics::{
+    ClusterFigures, GateFigures, GateVerdict, MetricsSnapshot, Quantiles, Verdict,
+};
 use kongup::plan::model::*;
 use kongup::plan::steps::*;
 use kongup::plan::version::KongVersion;
@@ -682,6 +684,7 @@ pub fn gate(secs: i64, verdict: Verdict, breaches: u32, checks: &[&str]) -> Even
         checks: checks.iter().map(|c| c.to_string()).collect(),
         requests_in_window: 14_400,
         consecutive_breaches: breaches,
+        figures: GateFigures::default(),
     })
 }
 

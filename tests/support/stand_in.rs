@@ -17,7 +17,7 @@ use kongup::engine::rollback::{rollback_ref, undone_step};
 use kongup::engine::step_details;
 use kongup::kong::topology::NodeHealth;
 use kongup::lb::Split;
-use kongup::metrics::{GateVerdict, MetricsSnapshot, Verdict};
+use kongup::metrics::{GateFigures, GateVerdict, MetricsSnapshot, Verdict};
 use kongup::plan::model::Plan;
 use kongup::plan::steps::{ExpandedPlan, StepKind, StepRef};
 use tokio::sync::mpsc;
@@ -353,6 +353,7 @@ impl StandIn {
                 ],
                 requests_in_window: (y * 60.0) as u64,
                 consecutive_breaches: 0,
+                figures: GateFigures::default(),
             }))
             .await;
         }
