@@ -33,6 +33,7 @@ fn target(pg: &TestPg, database: &str) -> PgTarget {
         password_source: Some("test".into()),
         connect_timeout: Duration::from_secs(10),
         query_timeout: Duration::from_secs(10),
+        tls: Default::default(),
     }
 }
 
@@ -509,6 +510,7 @@ async fn a_database_that_stops_answering_fails_the_restore_at_the_query_timeout(
         password_source: None,
         connect_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_millis(500),
+        tls: Default::default(),
     };
     let tools = PgTools::discover(Duration::from_secs(5));
     let error = tokio::time::timeout(
