@@ -62,7 +62,7 @@ pub enum PgError {
     )]
     TlsUnsupported { address: String, mode: &'static str },
     #[error(
-        "PostgreSQL at {address} presented a certificate that {ca_source} does not vouch for ({detail}): name the CA that signed the server's certificate with sslrootcert=PATH in the address (database.tls.ca_file in the plan); a managed database's provider publishes it (e.g. the RDS region bundle, the Cloud SQL instance's server CA)"
+        "PostgreSQL at {address} presented a certificate kongup does not trust: {detail}, trusting {ca_source}. Name the CA that signed the server's certificate with sslrootcert=PATH in the address (database.tls.ca_file in the plan); a managed database's provider publishes it (e.g. the RDS region bundle, the Cloud SQL instance's server CA)"
     )]
     CertificateUntrusted {
         address: String,
@@ -70,7 +70,7 @@ pub enum PgError {
         detail: String,
     },
     #[error(
-        "the certificate of PostgreSQL at {address} does not name {host:?}, the host kongup connected to (it names {presented}): connect by a name the certificate holds, or use sslmode=verify-ca to check only that a trusted CA signed it"
+        "the certificate of PostgreSQL at {address} does not name {host:?}, the host kongup connected to ({presented}): connect by a name the certificate holds, or use sslmode=verify-ca to check only that a trusted CA signed it"
     )]
     HostnameMismatch {
         address: String,
@@ -426,9 +426,9 @@ impl PgTarget {
                 address,
                 host: self.host.clone(),
                 presented: if presented.is_empty() {
-                    "other names".to_string()
+                    "it holds no subject alternative name, and kongup does not fall back to the common name".to_string()
                 } else {
-                    presented.join(", ")
+                    format!("it names {}", presented.join(", "))
                 },
             },
             TlsFailure::Other(detail) => PgError::Tls {

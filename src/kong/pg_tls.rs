@@ -361,13 +361,19 @@ pub fn tls_failure(error: &tokio_postgres::Error) -> Option<TlsFailure> {
                 rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
                     presented,
                     ..
-                }) => TlsFailure::WrongName(presented.clone()),
+                }) => TlsFailure::WrongName(presented.iter().map(|n| plain_name(n)).collect()),
                 rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => {
                     TlsFailure::WrongName(Vec::new())
                 }
-                rustls::Error::InvalidCertificate(
-                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
-                ) => TlsFailure::Untrusted(tls.to_string()),
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    TlsFailure::Untrusted("it is signed by a CA kongup does not know".into())
+                }
+                rustls::Error::InvalidCertificate(CertificateError::BadSignature) => {
+                    TlsFailure::Untrusted(
+                        "its signature does not check out against the trusted CA of that name"
+                            .into(),
+                    )
+                }
                 other => TlsFailure::Other(other.to_string()),
             });
         }
@@ -378,6 +384,20 @@ pub fn tls_failure(error: &tokio_postgres::Error) -> Option<TlsFailure> {
         source = e.source();
     }
     None
+}
+
+/// A name as webpki lists it (`DnsName("db.internal")`, `IpAddress(10.0.0.5)`), plain.
+fn plain_name(listed: &str) -> String {
+    listed
+        .strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .or_else(|| {
+            listed
+                .strip_prefix("IpAddress(")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })
+        .unwrap_or(listed)
+        .to_string()
 }
 
 /// Takes `sslmode` and `sslrootcert` out of a connection address (a `postgres://` URL or
@@ -512,6 +532,13 @@ pub fn is_unix_socket(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_webpki_read_plainly() {
+        assert_eq!(plain_name("DnsName(\"db.internal\")"), "db.internal");
+        assert_eq!(plain_name("IpAddress(10.0.0.5)"), "10.0.0.5");
+        assert_eq!(plain_name("DirectoryName"), "DirectoryName");
+    }
 
     #[test]
     fn url_tls_parameters_are_taken_out_and_the_rest_kept() {
