@@ -6,10 +6,14 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use assert_cmd::Command;
+use kongup::actions::kong::KongAccess;
 use kongup::kong::backup::{self, BackupError, PgTools};
+use kongup::kong::client::AdminClientOptions;
+use kongup::kong::database::{KongDatabase, PgDatabase};
 use kongup::kong::pg::{self, PgError, PgTarget};
 use kongup::kong::pg_tls::{CaFile, PgTls, SslMode};
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, ServerTls, TestPg};
@@ -60,7 +64,15 @@ fn tls(mode: SslMode, ca: Option<&Path>) -> PgTls {
 fn target(pg: &TestPg, host: &str, tls: PgTls) -> PgTarget {
     PgTarget {
         host: host.into(),
-        port: pg.port,
+        ..target_at(pg.port, tls)
+    }
+}
+
+/// Kong's database on 127.0.0.1:`port`.
+fn target_at(port: u16, tls: PgTls) -> PgTarget {
+    PgTarget {
+        host: HOST.into(),
+        port,
         database: "kong".into(),
         user: SUPERUSER.into(),
         password: Some(PASSWORD.into()),
@@ -230,6 +242,22 @@ async fn a_server_without_tls_refuses_require_with_the_way_out() {
     // prefer falls back to a plain connection, as libpq does.
     let prefer = target(&pg, HOST, tls(SslMode::Prefer, None));
     assert!(!server_sees_tls(&prefer).await);
+}
+
+#[test]
+fn a_run_shows_the_database_warning_with_the_admin_ones() {
+    let require = target_at(40001, tls(SslMode::Require, None));
+    let database: Arc<dyn KongDatabase> = Arc::new(PgDatabase::new(
+        require,
+        PgTools::discover(Duration::from_secs(5)),
+    ));
+    let access = KongAccess::new(AdminClientOptions::default(), Some(database), None).unwrap();
+    assert_eq!(access.tls_warnings.len(), 1, "{:?}", access.tls_warnings);
+    assert!(
+        access.tls_warnings[0].contains("sslmode=require for PostgreSQL at 127.0.0.1:40001/kong"),
+        "{:?}",
+        access.tls_warnings
+    );
 }
 
 fn tools(pg: &TestPg) -> PgTools {

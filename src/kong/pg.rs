@@ -135,7 +135,7 @@ impl PgTarget {
         let tls = PgTls::resolve(
             spec.tls.mode,
             spec.tls.ca_file.clone().map(RootCert::File),
-            "(database.tls.ca_file in the plan)",
+            "database.tls.ca_file in the plan",
         )
         .map_err(PgError::BadTarget)?;
         Ok(PgTarget {
@@ -157,7 +157,7 @@ impl PgTarget {
     /// and `sslrootcert` are read as libpq reads them.
     pub fn from_url(url: &str, password_env: &str) -> Result<PgTarget, PgError> {
         let (url, tls) = pg_tls::take_tls_params(url).map_err(PgError::BadTarget)?;
-        let tls = PgTls::resolve(tls.mode, tls.root_cert, "in the address")
+        let tls = PgTls::resolve(tls.mode, tls.root_cert, "sslrootcert in the address")
             .map_err(PgError::BadTarget)?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             PgError::BadTarget(format!(

@@ -81,14 +81,15 @@ enum Check {
 }
 
 impl PgTls {
-    /// Applies libpq's defaults to what the address or the plan said (`given_in` names where,
-    /// for errors): the mode, else `PGSSLMODE`, else `prefer`; the root certificate, else
+    /// Applies libpq's defaults to what the address or the plan said (`root_cert_origin`
+    /// names where the root certificate was written, for errors): the mode, else
+    /// `PGSSLMODE`, else `prefer`; the root certificate, else
     /// `PGSSLROOTCERT`, else `~/.postgresql/root.crt` when it exists. `sslrootcert=system`
     /// means the system's roots and needs `verify-full`, as in libpq 16.
     pub fn resolve(
         mode: Option<SslMode>,
         root_cert: Option<RootCert>,
-        given_in: &str,
+        root_cert_origin: &str,
     ) -> Result<PgTls, String> {
         let mode = match mode {
             Some(mode) => Some(mode),
@@ -100,7 +101,7 @@ impl PgTls {
             },
         };
         let root_cert = match root_cert {
-            Some(root_cert) => Some((root_cert, format!("sslrootcert {given_in}"))),
+            Some(root_cert) => Some((root_cert, root_cert_origin.to_string())),
             None => non_empty_env("PGSSLROOTCERT").map(|text| {
                 (
                     RootCert::from_text(&text),
@@ -601,8 +602,12 @@ mod tests {
         // Resolution reads PGSSLMODE/PGSSLROOTCERT only when nothing was given, so these
         // cases do not depend on the environment of the test.
         let file = RootCert::File(PathBuf::from("/etc/ca.pem"));
-        let tls =
-            PgTls::resolve(Some(SslMode::Require), Some(file.clone()), "in the address").unwrap();
+        let tls = PgTls::resolve(
+            Some(SslMode::Require),
+            Some(file),
+            "sslrootcert in the address",
+        )
+        .unwrap();
         assert_eq!(tls.mode, SslMode::Require);
         assert_eq!(
             tls.ca_file.as_ref().map(|ca| ca.origin.as_str()),
