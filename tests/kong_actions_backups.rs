@@ -197,6 +197,7 @@ async fn dual_cluster_restores_xs_backup_into_ys_new_database() {
         name: name.into(),
         user: SUPERUSER.into(),
         password: Some(SecretRef::File(password.clone())),
+        tls: Default::default(),
     };
     let mut plan = plan_named("dual");
     plan.clusters.x.database = Some(database("kong"));
@@ -252,6 +253,7 @@ async fn on_cassandra_the_built_in_backup_and_migrations_refuse_and_say_what_to_
             name: "kong".into(),
             user: "kong".into(),
             password: None,
+            tls: Default::default(),
         });
         // A `kong` that only records that it ran.
         let runs = dir.path().join("kong-runs");

@@ -55,6 +55,7 @@ fn plan_on(pg: &TestPg, dir: &Path, name: &str) -> Plan {
         name: "kong".into(),
         user: SUPERUSER.into(),
         password: Some(SecretRef::File(secret_file(dir, "pg-password", PASSWORD))),
+        tls: Default::default(),
     });
     plan.migrations.kong_binary = standin();
     plan

@@ -33,6 +33,7 @@ fn target(pg: &TestPg, database: &str) -> PgTarget {
         password_source: Some("test".into()),
         connect_timeout: Duration::from_secs(10),
         query_timeout: Duration::from_secs(10),
+        tls: Default::default(),
     }
 }
 
@@ -454,6 +455,9 @@ async fn kong_conf_is_fetched_through_the_executor() {
     assert!(error.to_string().contains("No such file"), "{error}");
 }
 
+/// What a client sends instead of a protocol version to ask for TLS.
+const SSL_REQUEST_CODE: i32 = 80877103;
+
 /// A server that speaks just enough of PostgreSQL's protocol to let a client log in, then
 /// never answers a query: a database that hangs.
 async fn silent_postgres() -> u16 {
@@ -466,11 +470,20 @@ async fn silent_postgres() -> u16 {
                 return;
             };
             tokio::spawn(async move {
-                // The startup message: its length, then the rest.
-                let length = socket.read_i32().await.unwrap_or(0);
-                let mut rest = vec![0u8; (length - 4).max(0) as usize];
-                if socket.read_exact(&mut rest).await.is_err() {
-                    return;
+                // The startup message: its length, then the rest. A client that prefers
+                // TLS (libpq's default) asks for it first; the answer is no ('N').
+                loop {
+                    let length = socket.read_i32().await.unwrap_or(0);
+                    let mut rest = vec![0u8; (length - 4).max(0) as usize];
+                    if socket.read_exact(&mut rest).await.is_err() {
+                        return;
+                    }
+                    if rest != SSL_REQUEST_CODE.to_be_bytes() {
+                        break;
+                    }
+                    if socket.write_all(b"N").await.is_err() {
+                        return;
+                    }
                 }
                 // AuthenticationOk, then ReadyForQuery (idle).
                 let mut hello = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
@@ -509,6 +522,7 @@ async fn a_database_that_stops_answering_fails_the_restore_at_the_query_timeout(
         password_source: None,
         connect_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_millis(500),
+        tls: Default::default(),
     };
     let tools = PgTools::discover(Duration::from_secs(5));
     let error = tokio::time::timeout(

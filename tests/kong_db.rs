@@ -20,6 +20,7 @@ fn target(pg: &TestPg, database: &str) -> PgTarget {
         password_source: Some("environment variable KONGUP_TEST_PGPW".into()),
         connect_timeout: Duration::from_secs(10),
         query_timeout: Duration::from_secs(10),
+        tls: Default::default(),
     }
 }
 

@@ -33,6 +33,7 @@ fn target(pg: &TestPg, database: &str) -> PgTarget {
         password_source: Some("test".into()),
         connect_timeout: Duration::from_secs(10),
         query_timeout: Duration::from_secs(10),
+        tls: Default::default(),
     }
 }
 

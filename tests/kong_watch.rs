@@ -160,6 +160,7 @@ async fn snapshots_and_warns_once_per_new_drift() {
         password_source: None,
         connect_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_secs(5),
+        tls: Default::default(),
     };
     let database: Arc<dyn KongDatabase> = Arc::new(PgDatabase::new(
         database,

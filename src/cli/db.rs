@@ -28,7 +28,12 @@ pub enum DbCommand {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The database, as postgres://USER@HOST:PORT/DATABASE (or `host=… dbname=…`). Never put
-    /// the password here: it comes from the variable named by --password-env.
+    /// the password here: it comes from the variable named by --password-env. TLS as libpq:
+    /// ?sslmode=disable|prefer|require|verify-ca|verify-full (default PGSSLMODE, else
+    /// prefer) and &sslrootcert=CA.pem (default PGSSLROOTCERT, ~/.postgresql/root.crt, else
+    /// the system's roots). verify-full checks the chain and the host name, verify-ca the
+    /// chain only; require and prefer encrypt but check nothing without a CA file (kongup
+    /// warns).
     #[arg(
         long,
         value_name = "URL",
@@ -94,6 +99,9 @@ fn run_status(args: StatusArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    for warning in target.tls_warnings() {
+        eprintln!("warning: {warning}");
+    }
     target.connect_timeout = Duration::from_secs(args.timeout.max(1));
     target.query_timeout = Duration::from_secs(args.timeout.max(1));
     let runtime = tokio::runtime::Builder::new_current_thread()

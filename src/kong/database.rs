@@ -39,6 +39,11 @@ pub trait KongDatabase: Send + Sync {
     /// (`KONG_PG_*`, password included): given to the command's environment, never argv.
     fn kong_env(&self) -> Vec<(String, String)>;
 
+    /// What the operator must be told about reaching it (TLS that checks no certificate).
+    fn tls_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The migration state from `schema_meta`.
     async fn schema_state(&self) -> Result<SchemaState, DatabaseError>;
 
@@ -107,6 +112,10 @@ impl KongDatabase for PgDatabase {
 
     fn kong_env(&self) -> Vec<(String, String)> {
         self.target.kong_env()
+    }
+
+    fn tls_warnings(&self) -> Vec<String> {
+        self.target.tls_warnings()
     }
 
     async fn schema_state(&self) -> Result<SchemaState, DatabaseError> {

@@ -8,6 +8,7 @@ pub mod freeze;
 pub mod http;
 pub mod migrations;
 pub mod pg;
+pub mod pg_tls;
 pub mod process;
 pub mod restore;
 pub mod schema;

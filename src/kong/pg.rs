@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use crate::kong::pg_tls::{self, PgTls, RootCert, SslMode, TlsFailure};
 use crate::kong::schema::{SchemaState, SubsystemState};
 use crate::plan::model::{DatabaseSpec, Strategy};
 use crate::secrets::Secret;
@@ -25,6 +26,8 @@ pub struct PgTarget {
     pub connect_timeout: Duration,
     /// Limit for each query kongup runs.
     pub query_timeout: Duration,
+    /// TLS as libpq's `sslmode`/`sslrootcert` say (see [`crate::kong::pg_tls`]).
+    pub tls: PgTls,
 }
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +57,45 @@ pub enum PgError {
     Timeout { address: String, after: Duration },
     #[error("could not connect to PostgreSQL at {address}: {detail}")]
     Connect { address: String, detail: String },
+    #[error(
+        "PostgreSQL at {address} does not accept TLS, and sslmode={mode} insists on it: turn TLS on at the server (ssl = on, with ssl_cert_file and ssl_key_file, in postgresql.conf), or, on a network you trust, connect with sslmode=prefer or sslmode=disable"
+    )]
+    TlsUnsupported { address: String, mode: &'static str },
+    #[error(
+        "PostgreSQL at {address} presented a certificate kongup does not trust: {detail}, trusting {ca_source}. Name the CA that signed the server's certificate with sslrootcert=PATH in the address (database.tls.ca_file in the plan); a managed database's provider publishes it (e.g. the RDS region bundle, the Cloud SQL instance's server CA)"
+    )]
+    CertificateUntrusted {
+        address: String,
+        ca_source: String,
+        detail: String,
+    },
+    #[error(
+        "the certificate of PostgreSQL at {address} does not name {host:?}, the host kongup connected to ({presented}): connect by a name the certificate holds, or use sslmode=verify-ca to check only that a trusted CA signed it"
+    )]
+    HostnameMismatch {
+        address: String,
+        host: String,
+        presented: String,
+    },
+    #[error(
+        "TLS with PostgreSQL at {address} failed (sslmode={mode}, trusting {ca_source}): {detail}"
+    )]
+    Tls {
+        address: String,
+        mode: &'static str,
+        ca_source: String,
+        detail: String,
+    },
+    #[error(
+        "PostgreSQL at {address} takes user {user} only over TLS ({detail}): connect with sslmode=verify-full and the server's CA (sslrootcert=PATH; database.tls in the plan), or sslmode=require"
+    )]
+    TlsRequired {
+        address: String,
+        user: String,
+        detail: String,
+    },
+    #[error("TLS to PostgreSQL at {address}: {detail}")]
+    TlsSetup { address: String, detail: String },
     #[error("{what} on {address} failed: {detail}")]
     Query {
         what: String,
@@ -90,6 +132,12 @@ impl PgTarget {
             ),
             None => password_from_env("PGPASSWORD"),
         };
+        let tls = PgTls::resolve(
+            spec.tls.mode,
+            spec.tls.ca_file.clone().map(RootCert::File),
+            "database.tls.ca_file in the plan",
+        )
+        .map_err(PgError::BadTarget)?;
         Ok(PgTarget {
             host: spec.host.clone(),
             port: spec.port,
@@ -99,13 +147,18 @@ impl PgTarget {
             password_source,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            tls,
         })
     }
 
     /// A `postgres://user@host:port/db` URL (or `host=… dbname=…` key-value string) with
     /// the password from the environment variable `password_env`. A password inside the
-    /// URL is refused: command lines are visible to every user of the machine.
+    /// URL is refused: command lines are visible to every user of the machine. `sslmode`
+    /// and `sslrootcert` are read as libpq reads them.
     pub fn from_url(url: &str, password_env: &str) -> Result<PgTarget, PgError> {
+        let (url, tls) = pg_tls::take_tls_params(url).map_err(PgError::BadTarget)?;
+        let tls = PgTls::resolve(tls.mode, tls.root_cert, "sslrootcert in the address")
+            .map_err(PgError::BadTarget)?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             PgError::BadTarget(format!(
                 "cannot read the database address: {e}; write postgres://USER@HOST:PORT/DATABASE"
@@ -115,11 +168,6 @@ impl PgTarget {
             return Err(PgError::BadTarget(format!(
                 "the database address holds a password: remove it and export it instead ({password_env}), since command lines can be read by every user of this machine"
             )));
-        }
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(PgError::BadTarget(
-                "the database address asks for sslmode=require, and kongup does not speak TLS to PostgreSQL yet: reach the database over a trusted network or an SSH tunnel, and leave sslmode out".into(),
-            ));
         }
         let host = match config.get_hosts() {
             [] => "localhost".to_string(),
@@ -162,6 +210,7 @@ impl PgTarget {
                 .copied()
                 .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             query_timeout: DEFAULT_QUERY_TIMEOUT,
+            tls,
         })
     }
 
@@ -184,8 +233,18 @@ impl PgTarget {
         format!("{}@{}", self.user, self.address())
     }
 
+    /// What the operator must be told before kongup connects (`sslmode=require` without a
+    /// CA file checks no certificate).
+    pub fn tls_warnings(&self) -> Vec<String> {
+        if pg_tls::is_unix_socket(&self.host) {
+            return Vec::new();
+        }
+        self.tls.warnings(&self.address())
+    }
+
     /// The libpq environment for `pg_dump`, `pg_restore` and `psql`: the password goes
-    /// here (`PGPASSWORD`), never into their arguments.
+    /// here (`PGPASSWORD`), never into their arguments; `PGSSLMODE` and `PGSSLROOTCERT`
+    /// make them check the server as kongup does.
     pub fn libpq_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("PGHOST".to_string(), self.host.clone()),
@@ -197,6 +256,7 @@ impl PgTarget {
                 self.connect_timeout.as_secs().max(1).to_string(),
             ),
         ];
+        env.extend(self.tls.libpq_env());
         if let Some(password) = &self.password {
             env.push(("PGPASSWORD".to_string(), password.expose().to_string()));
         }
@@ -221,7 +281,8 @@ impl PgTarget {
         env
     }
 
-    /// Connects, within `connect_timeout`.
+    /// Connects, within `connect_timeout`, with TLS as `tls` says (never over a Unix
+    /// socket, as libpq).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, PgError> {
         let mut config = tokio_postgres::Config::new();
         config
@@ -234,7 +295,32 @@ impl PgTarget {
         if let Some(password) = &self.password {
             config.password(password.expose());
         }
-        let connecting = config.connect(tokio_postgres::NoTls);
+        if pg_tls::is_unix_socket(&self.host) || self.tls.mode == SslMode::Disable {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            return self.connect_with(&config, tokio_postgres::NoTls).await;
+        }
+        config.ssl_mode(if self.tls.mode == SslMode::Prefer {
+            tokio_postgres::config::SslMode::Prefer
+        } else {
+            tokio_postgres::config::SslMode::Require
+        });
+        let tls = self.tls.connector().map_err(|detail| PgError::TlsSetup {
+            address: self.address(),
+            detail,
+        })?;
+        self.connect_with(&config, tls).await
+    }
+
+    async fn connect_with<T>(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: T,
+    ) -> Result<tokio_postgres::Client, PgError>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+        T::Stream: Send + 'static,
+    {
+        let connecting = config.connect(tls);
         let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| PgError::Timeout {
@@ -252,7 +338,24 @@ impl PgTarget {
 
     fn classify(&self, error: tokio_postgres::Error) -> PgError {
         let address = self.address();
+        if let Some(failure) = pg_tls::tls_failure(&error) {
+            return self.tls_error(failure);
+        }
         if let Some(code) = error.code() {
+            let message = db_message(&error);
+            // pg_hba.conf has only `hostssl` lines for this user (RDS with rds.force_ssl,
+            // say): the server names the missing encryption ("no encryption", before
+            // PostgreSQL 12 "SSL off").
+            if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                && message.contains("no pg_hba.conf entry")
+                && (message.contains("no encryption") || message.contains("SSL off"))
+            {
+                return PgError::TlsRequired {
+                    address,
+                    user: self.user.clone(),
+                    detail: message,
+                };
+            }
             if *code == SqlState::INVALID_PASSWORD
                 || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             {
@@ -304,6 +407,36 @@ impl PgTarget {
         PgError::Connect {
             address,
             detail: db_message(&error),
+        }
+    }
+
+    fn tls_error(&self, failure: TlsFailure) -> PgError {
+        let address = self.address();
+        match failure {
+            TlsFailure::NotSupported => PgError::TlsUnsupported {
+                address,
+                mode: self.tls.mode.as_str(),
+            },
+            TlsFailure::Untrusted(detail) => PgError::CertificateUntrusted {
+                address,
+                ca_source: self.tls.ca_source(),
+                detail,
+            },
+            TlsFailure::WrongName(presented) => PgError::HostnameMismatch {
+                address,
+                host: self.host.clone(),
+                presented: if presented.is_empty() {
+                    "it holds no subject alternative name, and kongup does not fall back to the common name".to_string()
+                } else {
+                    format!("it names {}", presented.join(", "))
+                },
+            },
+            TlsFailure::Other(detail) => PgError::Tls {
+                address,
+                mode: self.tls.mode.as_str(),
+                ca_source: self.tls.ca_source(),
+                detail,
+            },
         }
     }
 
@@ -537,7 +670,33 @@ mod tests {
             !shown.contains("hunter2") && shown.contains("[REDACTED]"),
             "{shown}"
         );
-        let error = PgTarget::from_url("postgres://kong@db/kong?sslmode=require", "X").unwrap_err();
-        assert!(error.to_string().contains("does not speak TLS"), "{error}");
+    }
+
+    #[test]
+    fn url_tls_parameters_reach_the_target_and_libpq() {
+        let target = PgTarget::from_url(
+            "postgres://kong@db:5432/kong?sslmode=verify-ca&sslrootcert=/etc/kongup/pg-ca.pem",
+            "KONGUP_SURELY_UNSET",
+        )
+        .unwrap();
+        assert_eq!(target.tls.mode, SslMode::VerifyCa);
+        let env = target.libpq_env();
+        assert!(
+            env.contains(&("PGSSLMODE".into(), "verify-ca".into())),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&("PGSSLROOTCERT".into(), "/etc/kongup/pg-ca.pem".into())),
+            "{env:?}"
+        );
+        let over_socket = PgTarget::from_url(
+            "host=/run/postgresql dbname=kong sslmode=require",
+            "KONGUP_SURELY_UNSET",
+        )
+        .unwrap();
+        assert!(
+            over_socket.tls_warnings().is_empty(),
+            "no TLS over a Unix socket, so nothing to warn about"
+        );
     }
 }

@@ -18,11 +18,11 @@ use sha2::{Digest, Sha256};
 use super::chooser::choose;
 use super::model::{
     AdminAccess, BackupSpec, Cluster, Clusters, CommandDriver, CommandLine, CommandSpec,
-    DatabaseKind, DatabaseSpec, ExecutorSpec, FailAction, GateSpec, HaproxyDriver, InsertPosition,
-    InsertedStep, KubectlTarget, KubernetesDriver, KubernetesTarget, MigrationsSpec, Mode,
-    NginxDriver, Node as PlanNode, Plan, Role, SkippedStep, SmokeTest, StepCustomisation,
-    StepOverride, StepSelector, Strategy, StrategyChoice, TlsOptions, TrafficDriverSpec,
-    TrafficSpec,
+    DatabaseKind, DatabaseSpec, DatabaseTls, ExecutorSpec, FailAction, GateSpec, HaproxyDriver,
+    InsertPosition, InsertedStep, KubectlTarget, KubernetesDriver, KubernetesTarget,
+    MigrationsSpec, Mode, NginxDriver, Node as PlanNode, Plan, Role, SkippedStep, SmokeTest,
+    SslMode, StepCustomisation, StepOverride, StepSelector, Strategy, StrategyChoice, TlsOptions,
+    TrafficDriverSpec, TrafficSpec,
 };
 use super::path::{check_strategy, upgrade_path};
 use super::steps::{BackupKind, ExpandedPlan, PhaseName, StepKind};
@@ -615,7 +615,7 @@ impl Loader {
             d,
             node,
             path,
-            Some(&["host", "port", "name", "user", "password"]),
+            Some(&["host", "port", "name", "user", "password", "tls"]),
         )?;
         let host = f
             .required(d, "host")
@@ -637,6 +637,10 @@ impl Loader {
         let password = f
             .get("password")
             .map(|n| secret(d, n, &f.path_of("password")));
+        let tls = match f.get("tls") {
+            Some(n) => self.database_tls(n, &f.path_of("tls")),
+            None => Some(DatabaseTls::default()),
+        };
         Some(DatabaseSpec {
             host: host?,
             port: port?,
@@ -644,6 +648,37 @@ impl Loader {
             user: user?,
             password: match password {
                 Some(secret) => Some(secret?),
+                None => None,
+            },
+            tls: tls?,
+        })
+    }
+
+    fn database_tls(&mut self, node: &Node, path: &str) -> Option<DatabaseTls> {
+        let d = &mut self.d;
+        let f = mapping(d, node, path, Some(&["mode", "ca_file"]))?;
+        // Each key is read (and its errors reported) before any is given up on.
+        let mode = f.get("mode").map(|n| {
+            choice(d, n, &f.path_of("mode"), &SslMode::WORDS).and_then(SslMode::from_word)
+        });
+        let ca_file = f
+            .get("ca_file")
+            .map(|n| file_path(d, n, &f.path_of("ca_file")));
+        if matches!(mode, Some(Some(SslMode::Disable))) && matches!(ca_file, Some(Some(_))) {
+            d.error_with_hint(
+                f.key_pos("ca_file").unwrap_or(f.pos),
+                format!("`{path}.ca_file` has no use with `mode: disable` (no TLS at all)"),
+                "remove ca_file, or use `mode: verify-full` to check the server's certificate against it",
+            );
+            return None;
+        }
+        Some(DatabaseTls {
+            mode: match mode {
+                Some(mode) => Some(mode?),
+                None => None,
+            },
+            ca_file: match ca_file {
+                Some(ca_file) => Some(ca_file?),
                 None => None,
             },
         })

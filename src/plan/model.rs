@@ -143,6 +143,60 @@ pub struct DatabaseSpec {
     pub name: String,
     pub user: String,
     pub password: Option<SecretRef>,
+    /// TLS to the database (`database.tls`; libpq's `sslmode` and `sslrootcert`).
+    pub tls: DatabaseTls,
+}
+
+/// TLS to PostgreSQL, as libpq's `sslmode` and `sslrootcert` say it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseTls {
+    /// `None`: not written, so libpq's default applies (`PGSSLMODE`, else `prefer`).
+    pub mode: Option<SslMode>,
+    /// The CA that signed the server's certificate. `None`: `PGSSLROOTCERT`, else libpq's
+    /// `~/.postgresql/root.crt` when it exists, else the system's roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// libpq's `sslmode` values kongup speaks (all but `allow`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it; the certificate is checked only against a CA file.
+    #[default]
+    Prefer,
+    /// TLS or nothing; the certificate is checked only against a CA file (libpq's rule).
+    Require,
+    /// TLS, and the certificate chains to a trusted CA; its names are not checked.
+    VerifyCa,
+    /// TLS, the certificate chains to a trusted CA and names the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const WORDS: [&'static str; 5] =
+        ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    pub fn from_word(word: &str) -> Option<SslMode> {
+        Some(match word {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
 }
 
 /// Where a secret lives. The plan never holds the value itself.

@@ -540,6 +540,7 @@ pub(crate) mod sample {
             name: name.to_string(),
             user: "kong".to_string(),
             password: Some(SecretRef::Env("KONG_PG_PASSWORD".to_string())),
+            tls: Default::default(),
         }
     }
 

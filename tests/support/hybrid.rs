@@ -59,6 +59,7 @@ fn db(host: &str) -> DatabaseSpec {
         name: "kong".into(),
         user: "kong".into(),
         password: Some(SecretRef::Env("KONG_PG_PASSWORD".into())),
+        tls: Default::default(),
     }
 }
 

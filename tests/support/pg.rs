@@ -5,6 +5,7 @@
 //! to run as root, so when the tests run as root the server runs as the `postgres` user.
 //! The superuser is `postgres` with password `PASSWORD` (scram-sha-256 over TCP), so the
 //! code under test must pass the password the way it would in production.
+//! [`TestPg::start_tls`] turns `ssl` on and takes connections over TLS only (`hostssl`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,9 +55,25 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// The server's certificate and key, PEM.
+pub struct ServerTls<'a> {
+    pub cert_pem: &'a str,
+    pub key_pem: &'a str,
+}
+
 impl TestPg {
     /// Starts a new server; panics with the server's log when it cannot.
     pub fn start() -> TestPg {
+        TestPg::start_with(None)
+    }
+
+    /// Starts a server with `ssl = on` and this certificate, whose `pg_hba.conf` takes
+    /// connections over TLS only, as a managed database that forces TLS does.
+    pub fn start_tls(tls: ServerTls<'_>) -> TestPg {
+        TestPg::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<ServerTls<'_>>) -> TestPg {
         let bin = bin_dir();
         let run_as_postgres = nix::unistd::geteuid().is_root();
         let dir = tempfile::Builder::new()
@@ -100,11 +117,12 @@ impl TestPg {
             ],
         );
         expect_success("initdb", initdb);
+        let tls_options = tls.map(|tls| pg.tls_files(tls)).unwrap_or_default();
         // A port picked free can be taken by another test before the server binds it.
         for _ in 0..5 {
             pg.port = free_port();
             let options = format!(
-                "-c listen_addresses={HOST} -c port={} -c unix_socket_directories={} -c fsync=off -c full_page_writes=off",
+                "-c listen_addresses={HOST} -c port={} -c unix_socket_directories={} -c fsync=off -c full_page_writes=off{tls_options}",
                 pg.port,
                 pg.dir.path().display()
             );
@@ -131,6 +149,35 @@ impl TestPg {
         }
         let log = std::fs::read_to_string(pg.dir.path().join("server.log")).unwrap_or_default();
         panic!("PostgreSQL did not start on a free port after 5 tries; server log:\n{log}");
+    }
+
+    /// Writes the certificate, the key (0600, the server refuses a key others can read) and
+    /// a TLS-only `pg_hba.conf`; returns the server options that use them.
+    fn tls_files(&self, tls: ServerTls<'_>) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = self.dir.path().join("server.crt");
+        let key = self.dir.path().join("server.key");
+        let hba = self.dir.path().join("pg_hba.conf");
+        std::fs::write(&cert, tls.cert_pem).expect("write the server certificate");
+        std::fs::write(&key, tls.key_pem).expect("write the server key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod the server key");
+        std::fs::write(
+            &hba,
+            format!("local all all scram-sha-256\nhostssl all all {HOST}/32 scram-sha-256\n"),
+        )
+        .expect("write pg_hba.conf");
+        if self.run_as_postgres {
+            for path in [&cert, &key, &hba] {
+                self.chown_to_postgres(path);
+            }
+        }
+        format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
+            cert.display(),
+            key.display(),
+            hba.display()
+        )
     }
 
     fn chown_to_postgres(&self, path: &Path) {

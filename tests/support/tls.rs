@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
@@ -18,16 +18,30 @@ pub struct Pki {
 }
 
 pub fn make_pki() -> Pki {
+    make_pki_for(&["127.0.0.1"])
+}
+
+/// A PKI whose server certificate names `server_names` (DNS names or IP addresses).
+pub fn make_pki_for(server_names: &[&str]) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(
+        DnType::CommonName,
+        format!("kongup test CA for {}", server_names.join(", ")),
+    );
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &issuer)
-        .unwrap();
+    let names: Vec<String> = server_names.iter().map(|name| name.to_string()).collect();
+    let mut server_params = CertificateParams::new(names).unwrap();
+    // A subject of its own: OpenSSL (libpq) takes a certificate whose subject is its
+    // issuer's for a self-signed one, and rejects it.
+    server_params.distinguished_name.push(
+        DnType::CommonName,
+        server_names.first().copied().unwrap_or("server"),
+    );
+    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
     let client_key = KeyPair::generate().unwrap();
     let client_cert = CertificateParams::new(vec!["kongup-client".to_string()])
         .unwrap()

@@ -80,8 +80,9 @@ pub struct KongAccess {
     pub admin: AdminClient,
     /// Polls while waiting: one try, short timeout, so a dead node cannot stall a wait.
     pub probe: AdminClient,
-    /// What building the clients warned about (TLS verification off); shown by preflight.
-    pub admin_warnings: Vec<String>,
+    /// What building the clients and the databases' access warned about (TLS verification
+    /// off); shown by preflight.
+    pub tls_warnings: Vec<String>,
     /// X's database (traditional mode, hybrid control planes).
     pub x_database: Option<Arc<dyn KongDatabase>>,
     /// Y's own database (dual-cluster). Other strategies run Y on X's database.
@@ -134,12 +135,15 @@ impl KongAccess {
             read_attempts: 1,
             ..admin.clone()
         };
-        let (client, admin_warnings) = AdminClient::new(admin)?;
+        let (client, mut tls_warnings) = AdminClient::new(admin)?;
         let (probe, _) = AdminClient::new(probe_options)?;
+        for database in x_database.iter().chain(&y_database) {
+            tls_warnings.extend(database.tls_warnings());
+        }
         Ok(KongAccess {
             admin: client,
             probe,
-            admin_warnings,
+            tls_warnings,
             x_database,
             y_database,
             waits: Waits::default(),

@@ -138,7 +138,7 @@ impl StepAction for Preflight {
         let mut problems: Vec<String> = Vec::new();
         let mut passed: Vec<String> = Vec::new();
 
-        for warning in &self.access.admin_warnings {
+        for warning in &self.access.tls_warnings {
             ctx.log.note(&format!("warning: {warning}"));
             ctx.emit(Event::Warning(warning.clone()));
         }

@@ -1200,6 +1200,61 @@ fn tls_client_cert_and_key_come_together() {
     );
 }
 
+/// MINIMAL with `database` given to X (in place: Y shares it).
+fn with_x_database(database: &str) -> String {
+    MINIMAL.replace(
+        "        proxy_url: http://127.0.0.1:8000\n",
+        &format!("        proxy_url: http://127.0.0.1:8000\n    database: {database}\n"),
+    )
+}
+
+#[test]
+fn database_tls_takes_libpqs_modes_and_a_ca_file() {
+    let loaded = parse_plan(
+        &with_x_database("{host: db, tls: {mode: verify-full, ca_file: /etc/kongup/rds-ca.pem}}"),
+        "plan.yaml",
+    )
+    .unwrap();
+    let spec = loaded.plan.clusters.x.database.unwrap();
+    assert_eq!(spec.tls.mode, Some(SslMode::VerifyFull));
+    assert_eq!(
+        spec.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/kongup/rds-ca.pem"))
+    );
+    let without = parse_plan(&with_x_database("{host: db}"), "plan.yaml").unwrap();
+    assert_eq!(
+        without.plan.clusters.x.database.unwrap().tls,
+        DatabaseTls::default(),
+        "no tls: libpq's defaults apply when connecting"
+    );
+
+    let source = with_x_database("{host: db, tls: {mode: verify_full, cafile: /ca.pem}}");
+    let found = errors(&source);
+    assert_eq!(found.len(), 2, "both keys are reported: {found:?}");
+    assert_at(
+        &found[0],
+        11,
+        col(&source, 11, "verify_full"),
+        "is not one of",
+    );
+    assert_eq!(hint(&found[0]), "did you mean `verify-full`?");
+    assert_at(
+        &found[1],
+        11,
+        col(&source, 11, "cafile"),
+        "unknown key `cafile`",
+    );
+
+    let source = with_x_database("{host: db, tls: {mode: disable, ca_file: /ca.pem}}");
+    let d = single(&source);
+    assert_at(
+        &d,
+        11,
+        col(&source, 11, "ca_file"),
+        "has no use with `mode: disable`",
+    );
+}
+
 #[test]
 fn step_customisation_is_parsed_and_checked() {
     let source = minimal_with(
@@ -1374,6 +1429,12 @@ fn the_annotated_example_in_the_docs_validates() {
     assert_eq!(
         plan.admin.tls.client_key.as_deref(),
         Some(Path::new("/etc/kongup/client.key"))
+    );
+    let x_database = plan.clusters.x.database.as_ref().unwrap();
+    assert_eq!(x_database.tls.mode, Some(SslMode::VerifyFull));
+    assert_eq!(
+        x_database.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/kongup/pg-x-ca.pem"))
     );
     assert_eq!(
         plan.smoke_tests[1]
