@@ -14,8 +14,9 @@ use demo_support::cli::{PlainDemo, status_json, step_state};
 use demo_support::{Demo, SPEED, resume};
 use kongup::demo::{demo_plan_text, pacing_for_speed, rehearse};
 use kongup::engine::RunOptions;
+use kongup::engine::event::RollbackProgress;
 use kongup::engine::journal::{Entry, JOURNAL_FILE, read_journal};
-use kongup::engine::{Event, StepState};
+use kongup::engine::{Event, RunState, StepState};
 use kongup::exec::{ExecRequest, Executor, ExitOutcome};
 use kongup::lb::Split;
 use kongup::plan::load::load_plan;
@@ -121,6 +122,18 @@ async fn confirm_through(demo: &mut Demo, step: &StepRef) {
         matches!(e, Event::StepChanged { step: s, state: StepState::Succeeded, .. } if s == step)
     })
     .await;
+}
+
+/// The rollback plan `--plain` prints once the rollback started: its steps, in order.
+fn rollback_plan(plain: &mut PlainDemo) -> Vec<String> {
+    let planned = plain.wait_for("the rollback plan", |l| l.starts_with("rollback plan"));
+    planned
+        .split(": ")
+        .nth(1)
+        .expect("the plan lists its steps")
+        .split(", ")
+        .map(str::to_string)
+        .collect()
 }
 
 fn step(phase_and_id: &str) -> StepRef {
@@ -311,4 +324,248 @@ async fn blue_green_rehearsal_resumed_between_up_and_finish_keeps_the_migrations
     .expect("the rehearsal resumes");
     let demo = Demo::from_run(run, tempfile::tempdir().unwrap());
     blue_green_goes_on_between_up_and_finish(demo, &before, &run_dir).await;
+}
+
+/// A rollback quit half-way, and resumed twice: once from `--plain` (the run shows
+/// ROLLING-BACK and asks for the next rollback step, not one already done), then again
+/// in-process, where the rebuilt lab keeps all traffic on X (Y serves nothing) and the
+/// rest of the rollback runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_resumed_mid_rollback_goes_on_with_the_rollback_and_traffic_on_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut plain = PlainDemo::start(Scenario::BlueGreen, &run_dir);
+    plain.confirm_through("cluster/shift-traffic-10");
+    plain.wait_for("the next stage to ask for a confirm", |l| {
+        l.starts_with("kongup> cluster/shift-traffic-50:")
+    });
+    plain.send("rollback");
+    let rollback_steps = rollback_plan(&mut plain);
+    assert!(rollback_steps.len() >= 3, "{rollback_steps:?}");
+    quit_plain_after(plain, &rollback_steps[0]);
+
+    // Resumed by a colleague from --plain: still rolling back, the next rollback step.
+    let mut plain = PlainDemo::start(Scenario::BlueGreen, &run_dir);
+    let prompt = plain.wait_for("the first prompt", |l| l.starts_with("kongup> "));
+    assert!(
+        prompt.starts_with(&format!("kongup> {}:", rollback_steps[1])),
+        "{prompt}\n{}",
+        plain.output.join("\n")
+    );
+    let shown = plain.output.join("\n");
+    assert!(shown.contains("run: ROLLING-BACK"), "{shown}");
+    assert!(
+        shown.contains("traffic X 100% | Y 0%"),
+        "the lab is rebuilt with all traffic on X: {shown}"
+    );
+    assert!(!shown.contains("\n! "), "nothing to warn about: {shown}");
+    plain.send("y");
+    let ended = quit_plain_after(plain, &rollback_steps[1]);
+    assert!(
+        !ended.contains(&format!("-> {} running", rollback_steps[0])),
+        "{ended}"
+    );
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "rolling-back", "{status:#}");
+    assert_eq!(status["traffic"]["x"], 100, "{status:#}");
+    assert_eq!(step_state(&status, &rollback_steps[0]), "succeeded");
+    assert_eq!(step_state(&status, &rollback_steps[1]), "succeeded");
+    assert_eq!(step_state(&status, "cluster/shift-traffic-50"), "pending");
+
+    // Resumed again: the lab as the rollback left it so far, all traffic on X.
+    let mut demo = resume(Scenario::BlueGreen, dir).await;
+    let rebuilt = demo.run.rebuilt.clone();
+    assert!(rebuilt.warnings.is_empty(), "{:?}", rebuilt.warnings);
+    assert_eq!(rebuilt.split, Some(Split::ALL_X));
+    let lab = demo.run.lab.clone();
+    assert_eq!(lab.traffic_driver().split(), Split::ALL_X);
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    assert!(
+        lifecycles(&lab, ClusterSide::Y)
+            .iter()
+            .all(|(_, l)| *l != Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    let y_served = lab.served(ClusterSide::Y);
+    demo.served_more(ClusterSide::X, 30).await;
+    assert_eq!(lab.served(ClusterSide::Y), y_served, "Y serves nothing");
+    demo.wait_until("the run to be rolling back", |run, _| {
+        run == Some(RunState::RollingBack)
+    })
+    .await;
+
+    let rest = step(&rollback_steps[2]);
+    assert_eq!(first_step_run(&mut demo).await, rest);
+    demo.confirm_until("the rollback to finish", |e| {
+        matches!(e, Event::RollbackProgress(RollbackProgress::Finished))
+    })
+    .await;
+    assert_eq!(lab.traffic_driver().split(), Split::ALL_X);
+    let _kept = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
+    demo.quit().await;
+
+    for done in &rollback_steps {
+        assert_eq!(starts_of(&run_dir, done), 1, "{done} ran once");
+    }
+    let status = status_json(&run_dir);
+    assert_eq!(status["traffic"]["x"], 100, "{status:#}");
+    assert_eq!(step_state(&status, "cluster/shift-traffic-50"), "pending");
+}
+
+/// In place, X comes back only through the database: the rollback restores the backup
+/// over the finished database, then starts X, then sends the traffic. Quit right after the
+/// restore and resumed, the rebuilt lab's database is the backup's again (X's schema, no
+/// trace of Y's finish), and the rollback goes on: X starts on it and takes the traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_place_resumed_after_the_rollback_restored_the_database_starts_x_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let mut plain = PlainDemo::start(Scenario::InPlace, &run_dir);
+    plain.confirm_through("cluster/switch-traffic");
+    plain.wait_for("the next step to ask for a confirm", |l| {
+        l.starts_with("kongup> cluster/monitor:")
+    });
+    plain.send("rollback");
+    let rollback_steps = rollback_plan(&mut plain);
+    let restore = rollback_steps
+        .iter()
+        .position(|s| s == "rollback/migrations-finish")
+        .expect("the rollback restores the database");
+    let before = quit_plain_after(plain, "rollback/migrations-finish");
+    let backup_generation = before
+        .lines()
+        .find_map(|l| l.strip_prefix("succeeded cluster/backup: "))
+        .and_then(|detail| detail.split("schema_meta ").nth(1))
+        .and_then(|s| s.split(',').next())
+        .expect("the backup tells its schema generation")
+        .to_string();
+
+    let mut demo = resume(Scenario::InPlace, dir).await;
+    let rebuilt = demo.run.rebuilt.clone();
+    assert!(rebuilt.warnings.is_empty(), "{:?}", rebuilt.warnings);
+    let lab = demo.run.lab.clone();
+    let schema = lab.schema_state(ClusterSide::X).unwrap();
+    assert_eq!(schema.core_generation(), Some(backup_generation.as_str()));
+    assert_eq!(schema.pending_total(), 0, "{schema:?}");
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Stopped),
+        "{:?}",
+        lab.nodes()
+    );
+    demo.wait_until("the run to be rolling back", |run, _| {
+        run == Some(RunState::RollingBack)
+    })
+    .await;
+
+    assert_eq!(
+        first_step_run(&mut demo).await,
+        step(&rollback_steps[restore + 1])
+    );
+    demo.confirm_until("the rollback to finish", |e| {
+        matches!(e, Event::RollbackProgress(RollbackProgress::Finished))
+    })
+    .await;
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    assert_eq!(lab.traffic_driver().split(), Split::ALL_X);
+    demo.served_more(ClusterSide::X, 20).await;
+    let y_served = lab.served(ClusterSide::Y);
+    demo.served_more(ClusterSide::X, 30).await;
+    assert_eq!(lab.served(ClusterSide::Y), y_served, "Y serves nothing");
+    let _kept = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
+    demo.quit().await;
+    assert_eq!(starts_of(&run_dir, "rollback/migrations-finish"), 1);
+}
+
+/// A GET on the lab, as JSON.
+async fn lab_json(url: &str) -> serde_json::Value {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.expect("the lab answers");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.expect("a JSON body")
+}
+
+/// DB-less, rolling: Y's nodes were deployed beside X's and took half the traffic when the
+/// operator quit. Resumed, the rebuilt lab has Y's nodes up at the new version with X's
+/// declarative configuration loaded (their Admin and Status APIs say so), X's nodes still
+/// up, the split as it was; the run goes on to the last stage and to X's decommissioning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dbless_rolling_resumed_after_y_took_half_the_traffic_goes_on_to_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    quit_after(Scenario::DblessRolling, &dir, "cluster/shift-traffic-50");
+
+    let mut demo = resume(Scenario::DblessRolling, dir).await;
+    let rebuilt = demo.run.rebuilt.clone();
+    assert!(rebuilt.warnings.is_empty(), "{:?}", rebuilt.warnings);
+    let lab = demo.run.lab.clone();
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    assert!(
+        all_in(&lab, ClusterSide::Y, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    assert_eq!(lab.traffic_driver().split(), Split::to_y(50));
+    let endpoints = lab.endpoints();
+    let hash_of =
+        |status: &serde_json::Value| status["configuration_hash"].as_str().map(String::from);
+    let x_first = endpoints.cluster(ClusterSide::X).next().unwrap();
+    let x_hash = hash_of(&lab_json(&format!("{}/status", x_first.status)).await);
+    assert!(x_hash.is_some(), "X's nodes report their configuration");
+    for node in endpoints.cluster(ClusterSide::Y) {
+        let info = lab_json(&format!("{}/", node.admin)).await;
+        assert_eq!(
+            info["version"],
+            lab.topology().to.to_string(),
+            "{}",
+            node.name
+        );
+        let status = lab_json(&format!("{}/status", node.status)).await;
+        assert_eq!(hash_of(&status), x_hash, "{}: {status}", node.name);
+    }
+    demo.served_more(ClusterSide::Y, 20).await;
+    demo.served_more(ClusterSide::X, 20).await;
+
+    assert_eq!(
+        first_step_run(&mut demo).await,
+        step("cluster/shift-traffic-100")
+    );
+    demo.walk_to_done().await;
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Absent),
+        "{:?}",
+        lab.nodes()
+    );
+    assert!(
+        all_in(&lab, ClusterSide::Y, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    assert_eq!(lab.traffic_driver().split(), Split::to_y(100));
+    let _kept = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
+    demo.quit().await;
+
+    assert_eq!(starts_of(&run_dir, "cluster/deploy-y"), 1);
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "done", "{status:#}");
 }
