@@ -569,3 +569,64 @@ async fn dbless_rolling_resumed_after_y_took_half_the_traffic_goes_on_to_done() 
     let status = status_json(&run_dir);
     assert_eq!(status["state"], "done", "{status:#}");
 }
+
+/// A GET on the lab, as text.
+async fn lab_text(url: &str) -> String {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let response = client.get(url).send().await.expect("the lab answers");
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.text().await.expect("a text body")
+}
+
+/// Dual-cluster resumed once all the traffic is on Y: X's nodes in the rebuilt lab get no
+/// traffic, yet they export their request counters and latency histograms as a live X that
+/// served before the upgrade does, so the monitor's gates, which compare Y with X, can
+/// judge, and the run goes on to done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_cluster_resumed_with_all_traffic_on_y_still_compares_y_with_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    quit_after(Scenario::DualCluster, &dir, "cluster/shift-traffic-100");
+
+    let mut demo = resume(Scenario::DualCluster, dir).await;
+    let rebuilt = demo.run.rebuilt.clone();
+    assert!(rebuilt.warnings.is_empty(), "{:?}", rebuilt.warnings);
+    let lab = demo.run.lab.clone();
+    assert_eq!(lab.traffic_driver().split(), Split::to_y(100));
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Running),
+        "{:?}",
+        lab.nodes()
+    );
+    for node in lab.endpoints().cluster(ClusterSide::X) {
+        let metrics = lab_text(&format!("{}/metrics", node.status)).await;
+        for series in [
+            "kong_http_requests_total{",
+            "kong_request_latency_ms_bucket{",
+        ] {
+            assert!(metrics.contains(series), "{}: no {series}", node.name);
+        }
+    }
+    demo.served_more(ClusterSide::Y, 20).await;
+
+    assert_eq!(first_step_run(&mut demo).await, step("cluster/monitor"));
+    demo.walk_to_done().await;
+    assert!(
+        all_in(&lab, ClusterSide::X, Lifecycle::Absent),
+        "{:?}",
+        lab.nodes()
+    );
+    let _kept = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
+    demo.quit().await;
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!(step_state(&status, "cluster/monitor"), "succeeded");
+}
