@@ -2,92 +2,20 @@
 //! `kongup status` and `kongup report` read the demo's run like any other, and a run
 //! directory holding another scenario's plan is refused.
 
-use std::io::{Read, Write};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod demo_support;
 
-use kongup::demo::{demo_plan_text, pacing_for_speed};
-use kongup::plan::load::parse_plan;
+use std::time::Duration;
+
+use demo_support::cli::{answers, kongup};
 use kongup::sim::Scenario;
-
-const SPEED: &str = "20";
-
-/// Runs kongup with `input` on stdin, to its end within `limit`; its output is read as it
-/// comes (a report fills a pipe).
-fn kongup(args: &[&str], run_dir: &Path, input: &str, limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kongup"))
-        .args(args)
-        .arg("--journal")
-        .arg(run_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let reader = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
-    let stderr = reader(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stdout = stdout.join().unwrap();
-            panic!(
-                "kongup {args:?} did not end within {limit:?}:\n{}",
-                String::from_utf8_lossy(&stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-/// What an operator types for each step of the scenario's demo: `y`, or the plan name for
-/// one that cannot be undone.
-fn answers(scenario: Scenario) -> String {
-    let text = demo_plan_text(scenario, &pacing_for_speed(SPEED.parse().unwrap()));
-    let loaded = parse_plan(&text, "plan.yaml").unwrap();
-    loaded
-        .expanded
-        .steps()
-        .filter(|(_, step)| step.skip_reason.is_none())
-        .map(|(_, step)| {
-            if step.irreversible {
-                format!("{}\n", loaded.plan.name)
-            } else {
-                "y\n".to_string()
-            }
-        })
-        .collect()
-}
 
 #[test]
 fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("demo");
+    let speed = demo_support::SPEED.to_string();
     let output = kongup(
-        &["demo", "--scenario", "hybrid", "--speed", SPEED, "--plain"],
+        &["demo", "--scenario", "hybrid", "--speed", &speed, "--plain"],
         &run_dir,
         &answers(Scenario::Hybrid),
         Duration::from_secs(180),

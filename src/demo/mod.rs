@@ -3,10 +3,11 @@
 //!
 //! A demo starts the lab of a scenario (Y not yet deployed), writes the scenario's plan
 //! into the run directory (or reads it back there, when the run is resumed), loads it with
-//! the real loader, fits its node URLs to the lab (see [`fit`]), rebuilds the lab from the
-//! journal when there is one (see [`replay`]), applies the faults asked for, starts the
-//! traffic, and starts the metrics monitor, the topology watcher and the engine, all as
-//! `kongup run` would, with lab executors in place of real ones (see [`executors`]).
+//! the real loader, fits its node URLs to the lab (see [`fit`]), starts the traffic (X
+//! serves first, as before any upgrade), rebuilds the lab from the journal when there is
+//! one (see [`replay`]), applies the faults asked for, and starts the metrics monitor, the
+//! topology watcher and the engine, all as `kongup run` would, with lab executors in place
+//! of real ones (see [`executors`]).
 //!
 //! ```ignore
 //! let demo = demo::start(DemoOptions::new(Scenario::Hybrid, run_dir)).await?;
@@ -392,7 +393,7 @@ enum TrafficChoice {
     LabBalancer,
 }
 
-/// Everything after the lab is up: fit the plan, rebuild the lab, faults, traffic, live
+/// Everything after the lab is up: fit the plan, traffic, rebuild the lab, faults, live
 /// support, the engine.
 async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     let Launch {
@@ -410,6 +411,12 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
     fit::fit_urls(&mut plan, &endpoints);
     let expanded = Arc::new(loaded.expanded);
 
+    // X serves before anything is rebuilt, as a live X served before the upgrade began:
+    // its proxies' request counters and latency histograms exist from then on, for
+    // preflight and for the gates that compare Y with X, even once a resumed run's journal
+    // has moved all the traffic to Y.
+    lab.start_traffic(traffic_rps_for(&plan));
+    wait_for_first_requests(&lab).await;
     let replay_executors = executors::lab_executors(&lab, &plan, Some(f64::INFINITY));
     let rebuilt =
         replay::rebuild_from_journal(&lab, &plan, &expanded, &run_dir, &replay_executors).await?;
@@ -421,8 +428,6 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
                 source,
             })?;
     }
-    lab.start_traffic(traffic_rps_for(&plan));
-    wait_for_first_requests(&lab).await;
 
     let executors = executors::lab_executors(&lab, &plan, None);
     let driver: Arc<dyn TrafficDriver> = match traffic {

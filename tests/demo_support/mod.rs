@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,19 @@ pub async fn start(scenario: Scenario) -> Demo {
     let run = demo::start(options)
         .await
         .unwrap_or_else(|e| panic!("the {scenario} demo did not start: {e}"));
+    Demo::from_run(run, dir)
+}
+
+/// Resumes in-process the demo whose run directory is `dir/run` (as [`start`] makes it,
+/// or a `kongup demo --journal DIR/run` left it): the lab rebuilt from the journal.
+pub async fn resume(scenario: Scenario, dir: tempfile::TempDir) -> Demo {
+    let options = DemoOptions {
+        speed: SPEED,
+        ..DemoOptions::new(scenario, dir.path().join("run"))
+    };
+    let run = demo::start(options)
+        .await
+        .unwrap_or_else(|e| panic!("the {scenario} demo did not resume: {e}"));
     Demo::from_run(run, dir)
 }
 

@@ -21,10 +21,27 @@ fn freeze_source(access: &KongAccess, plan: &Plan) -> Option<FreezeVia> {
     if access.x_database.is_some() {
         return Some(FreezeVia::Database);
     }
+    x_admin_url(plan).map(|admin_url| FreezeVia::AdminApi { admin_url })
+}
+
+fn x_admin_url(plan: &Plan) -> Option<String> {
     cluster_nodes(plan, ClusterSide::X)
         .iter()
         .find_map(|n| n.admin_url.clone())
-        .map(|admin_url| FreezeVia::AdminApi { admin_url })
+}
+
+/// How the guard reads the configuration again: the way the freeze took it, at the
+/// address the plan gives now rather than the one journaled. A demo or a rehearsal maps the
+/// plan's node URLs to a new lab's ports in each process, so a resumed run would find the
+/// journaled address gone; and an operator who moved X's Admin API changed the plan to
+/// say so.
+fn current_via(recorded: &FreezeVia, plan: &Plan) -> FreezeVia {
+    match recorded {
+        FreezeVia::Database => FreezeVia::Database,
+        FreezeVia::AdminApi { admin_url } => FreezeVia::AdminApi {
+            admin_url: x_admin_url(plan).unwrap_or_else(|| admin_url.clone()),
+        },
+    }
 }
 
 fn describe_via(access: &KongAccess, via: &FreezeVia) -> String {
@@ -139,8 +156,9 @@ pub(crate) async fn check(ctx: &StepContext, access: &KongAccess) -> Result<Guar
                 .to_string(),
         ));
     };
-    let from = describe_via(access, &recorded.via);
-    let changes = match &recorded.via {
+    let via = current_via(&recorded.via, &ctx.plan);
+    let from = describe_via(access, &via);
+    let changes = match &via {
         FreezeVia::Database => match &access.x_database {
             Some(database) => database
                 .changes_since(&before)
@@ -151,15 +169,21 @@ pub(crate) async fn check(ctx: &StepContext, access: &KongAccess) -> Result<Guar
                     .to_string(),
             ),
         },
-        FreezeVia::AdminApi { admin_url } => freeze::check(
-            &before,
-            &FreezeSource::AdminApi {
+        FreezeVia::AdminApi { admin_url } => {
+            let source = FreezeSource::AdminApi {
                 client: access.admin.clone(),
                 admin_url: admin_url.clone(),
-            },
-        )
-        .await
-        .map_err(|e| e.to_string()),
+            };
+            // Admin API prints are alike at any address; only the address moved (see
+            // `current_via`), so the fingerprint is compared as if taken there.
+            let before = Fingerprint {
+                source: source.describe(),
+                ..before.clone()
+            };
+            freeze::check(&before, &source)
+                .await
+                .map_err(|e| e.to_string())
+        }
     };
     let changes = changes.map_err(|e| {
         ActionError::Failed(format!(
@@ -168,9 +192,17 @@ pub(crate) async fn check(ctx: &StepContext, access: &KongAccess) -> Result<Guar
         ))
     })?;
     let taken = before.taken_at.format("%Y-%m-%d %H:%M:%S UTC");
+    let moved = match (&recorded.via, &via) {
+        (FreezeVia::AdminApi { admin_url: then }, FreezeVia::AdminApi { admin_url: now })
+            if then != now =>
+        {
+            format!("; taken at {then}, compared at {now}, where the plan puts X's Admin API now")
+        }
+        _ => String::new(),
+    };
     Ok(if changes.is_empty() {
         Guard::Unchanged(format!(
-            "configuration unchanged since the freeze at {taken} ({})",
+            "configuration unchanged since the freeze at {taken} ({}{moved})",
             recorded.summary
         ))
     } else {
@@ -221,14 +253,15 @@ pub(crate) async fn retake(
     let Some((recorded, _)) = facts::recorded_freeze(&ctx.run_dir)? else {
         return Ok(None);
     };
-    let fingerprint = take(access, &recorded.via).await.map_err(|e| {
+    let via = current_via(&recorded.via, &ctx.plan);
+    let fingerprint = take(access, &via).await.map_err(|e| {
         ActionError::Failed(format!(
             "the migrations ran, but the configuration fingerprint cannot be taken again: {e}; \
              the freeze guard of later steps would compare with the configuration from before \
              the migrations"
         ))
     })?;
-    let retaken = facts::record_freeze(ctx, recorded.via, &fingerprint).await?;
+    let retaken = facts::record_freeze(ctx, via, &fingerprint).await?;
     Ok(Some(retaken.summary))
 }
 
