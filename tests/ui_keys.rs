@@ -34,7 +34,7 @@ fn enter_shows_what_will_run_then_confirms_the_ready_step() {
         press(&mut state, key(KeyCode::Enter)).is_empty(),
         "nothing runs before the dialog"
     );
-    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == cp("deploy-y")));
+    assert!(matches!(state.modal(), Some(Modal::Confirm { step, .. }) if *step == cp("deploy-y")));
     let sent = press(&mut state, key(KeyCode::Enter));
     assert_eq!(
         sent,
@@ -237,7 +237,9 @@ fn capital_r_rolls_back_at_once_and_shows_the_plan() {
 fn the_rollback_plan_confirms_its_next_step() {
     let mut state = scenarios::rolling_back(Theme::COLOUR);
     assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
-    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == undoing("start-y")));
+    assert!(
+        matches!(state.modal(), Some(Modal::Confirm { step, .. }) if *step == undoing("start-y"))
+    );
     assert_eq!(
         press(&mut state, key(KeyCode::Enter)),
         [Command::Confirm {
@@ -257,7 +259,9 @@ fn the_rollback_plan_confirms_its_next_step() {
     assert!(matches!(state.modal(), Some(Modal::Rollback)));
     state.apply(&changed(undoing("deploy-y"), StepState::Ready));
     press(&mut state, key(KeyCode::Enter));
-    assert!(matches!(state.modal(), Some(Modal::Confirm { step }) if *step == undoing("deploy-y")));
+    assert!(
+        matches!(state.modal(), Some(Modal::Confirm { step, .. }) if *step == undoing("deploy-y"))
+    );
 }
 
 #[test]

@@ -114,3 +114,119 @@ fn resizing_redraws_correctly() {
         );
     }
 }
+
+/// The hybrid fixture with Y deployed in eight batches, a command each, as a plan may
+/// customise the step.
+fn plan_with_a_long_run_list() -> (kongup::plan::model::Plan, kongup::plan::steps::ExpandedPlan) {
+    let mut expanded = support::hybrid::expanded();
+    let deploy = expanded
+        .phases
+        .iter_mut()
+        .flat_map(|phase| phase.steps.iter_mut())
+        .find(|step| step.id == "deploy-y")
+        .expect("the fixture deploys Y");
+    let template = deploy.commands[0].clone();
+    deploy.commands = (1..=8)
+        .map(|batch| kongup::plan::model::CommandSpec {
+            program: kongup::plan::model::CommandLine::Argv(
+                [
+                    "ansible-playbook",
+                    "-i",
+                    "inventories/prod-eu",
+                    "kong-dp.yml",
+                    "--limit",
+                    &format!("dp_y_batch{batch}"),
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            ..template.clone()
+        })
+        .collect();
+    (support::hybrid::plan(), expanded)
+}
+
+/// A new run of `plan` with `step` ready and Enter pressed on it.
+fn confirm_open(
+    plan: &kongup::plan::model::Plan,
+    expanded: &kongup::plan::steps::ExpandedPlan,
+    step: &kongup::plan::steps::StepRef,
+) -> kongup::ui::ConsoleState {
+    use kongup::engine::event::StepState;
+    use support::hybrid::{changed, previewer, start_events, t0, traffic};
+
+    let mut state = kongup::ui::ConsoleState::new(
+        plan,
+        expanded,
+        t0(),
+        Theme::NO_COLOUR,
+        previewer(plan, expanded),
+    );
+    scenarios::apply_all(&mut state, &start_events(expanded));
+    state.apply(&traffic(0));
+    state.apply(&changed(step.clone(), StepState::Ready));
+    scenarios::press(&mut state, scenarios::key(crossterm::event::KeyCode::Enter));
+    state
+}
+
+/// However long a step's run list, the dialog at 80x24 keeps the line that says how to
+/// confirm: the run list gives way, not the keys.
+#[test]
+fn confirm_dialog_keeps_its_keys_with_a_long_run_list() {
+    let (plan, expanded) = plan_with_a_long_run_list();
+    let mut longest = (0, String::new());
+    for (phase, step) in expanded.steps() {
+        let step_ref = kongup::plan::steps::StepRef::new(phase.name, &step.id);
+        let state = confirm_open(&plan, &expanded, &step_ref);
+        let text = screen(&state, 80, 24);
+        assert!(
+            text.contains("run it ·") || text.contains("runs it once the name matches"),
+            "{step_ref}: the dialog lost its keys\n{text}"
+        );
+        let rows = state.runs(&step_ref).len();
+        if rows > longest.0 {
+            longest = (rows, text);
+        }
+    }
+    assert!(longest.0 >= 8, "no step had a long run list: {}", longest.0);
+    insta::assert_snapshot!("confirm_modal_long_run_list_80x24", longest.1);
+}
+
+/// The arrows scroll a long run list by commands, down to the last and back.
+#[test]
+fn the_arrows_scroll_a_long_run_list() {
+    use crossterm::event::KeyCode;
+
+    let (plan, expanded) = plan_with_a_long_run_list();
+    let deploy = support::hybrid::cp("deploy-y");
+    let mut state = confirm_open(&plan, &expanded, &deploy);
+    let first = screen(&state, 80, 24);
+    assert!(
+        first.contains("dp_y_batch1") && !first.contains("dp_y_batch8"),
+        "{first}"
+    );
+    assert!(first.contains("more below"), "{first}");
+    for _ in 0..20 {
+        scenarios::press(&mut state, scenarios::key(KeyCode::Down));
+    }
+    let last = screen(&state, 80, 24);
+    assert!(
+        last.contains("dp_y_batch8") && !last.contains("dp_y_batch1`"),
+        "{last}"
+    );
+    assert!(
+        last.contains("7 more above") && !last.contains("more below"),
+        "{last}"
+    );
+    assert!(last.contains("run it ·"), "{last}");
+    insta::assert_snapshot!("confirm_modal_long_run_list_scrolled_80x24", last);
+    scenarios::press(&mut state, scenarios::key(KeyCode::Home));
+    assert_eq!(screen(&state, 80, 24), first);
+    // Enter still confirms the step, wherever the list is scrolled.
+    scenarios::press(&mut state, scenarios::key(KeyCode::End));
+    let commands = scenarios::press(&mut state, scenarios::key(KeyCode::Enter));
+    assert!(
+        matches!(&commands[..], [kongup::engine::command::Command::Confirm { step, typed: None }] if *step == deploy),
+        "{commands:?}"
+    );
+}

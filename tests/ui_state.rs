@@ -292,3 +292,58 @@ fn a_rollback_that_moved_no_traffic_says_why() {
     assert!(text.contains("2. Then, in this order"), "{text}");
     assert!(text.contains("[next]"), "{text}");
 }
+
+/// Before Y takes traffic the engine does not act on the gates: the verdict reads idle,
+/// not as a warning, and the log says nothing of it; once Y takes traffic the same verdict
+/// is a warning again, said once in the log.
+#[test]
+fn the_gate_is_idle_until_y_takes_traffic() {
+    use kongup::metrics::Verdict;
+
+    let mut state = fresh();
+    state.apply(&traffic(0));
+    let logged = |state: &ConsoleState| {
+        state
+            .logs()
+            .iter()
+            .filter(|l| l.text.contains("gate"))
+            .map(|l| l.text.clone())
+            .collect::<Vec<_>>()
+    };
+    apply_all(
+        &mut state,
+        &[gate(10, Verdict::Inconclusive, 0, &["too few requests"])],
+    );
+    apply_all(
+        &mut state,
+        &[gate(12, Verdict::Inconclusive, 0, &["too few requests"])],
+    );
+    let idle = screen(&state, 160, 48);
+    assert!(idle.contains("idle: Y takes no traffic"), "{idle}");
+    assert!(!idle.contains("INCONCLUSIVE"), "{idle}");
+    assert_eq!(logged(&state), ["· gate idle: Y takes no traffic"]);
+
+    state.apply(&traffic(10));
+    apply_all(
+        &mut state,
+        &[gate(14, Verdict::Inconclusive, 0, &["too few requests"])],
+    );
+    apply_all(
+        &mut state,
+        &[gate(16, Verdict::Inconclusive, 0, &["too few requests"])],
+    );
+    let watched = screen(&state, 160, 48);
+    assert!(watched.contains("INCONCLUSIVE"), "{watched}");
+    assert_eq!(
+        logged(&state),
+        ["· gate idle: Y takes no traffic", "? gate INCONCLUSIVE"]
+    );
+
+    // A failure reads as one whatever the split (the rollback has moved traffic to X).
+    state.apply(&traffic(0));
+    apply_all(
+        &mut state,
+        &[gate(18, Verdict::Fail, 3, &["Y 5xx 20% > 1%"])],
+    );
+    assert!(screen(&state, 160, 48).contains("BREACHED"));
+}

@@ -30,6 +30,7 @@ pub const KEY_HELP: &[(&str, &str)] = &[
     ("", "rest of the rollback plan, each step confirmed"),
     ("Tab, S-Tab", "focus the next / previous pane"),
     ("↑↓ j k", "move the selection, scroll the focused pane"),
+    ("", "or a confirm dialog's list of commands"),
     ("PgUp PgDn", "a page up / down; g G, Home End: first / last"),
     ("z", "zoom the focused pane (again to go back)"),
     ("/  f", "filter the logs / follow them (on, off)"),
@@ -57,7 +58,7 @@ pub enum UiAction {
     FocusPrev,
     ToggleZoom,
     Scroll(Pane, ScrollDelta),
-    ScrollHelp(ScrollDelta),
+    ScrollDialog(ScrollDelta),
     ToggleFollow,
     Open(Modal),
     Close,
@@ -154,6 +155,16 @@ fn scroll_delta(key: &KeyEvent) -> Option<ScrollDelta> {
     }
 }
 
+fn arrow_scroll_delta(key: &KeyEvent) -> Option<ScrollDelta> {
+    match key.code {
+        KeyCode::Up => Some(ScrollDelta::Up(1)),
+        KeyCode::Down => Some(ScrollDelta::Down(1)),
+        KeyCode::PageUp => Some(ScrollDelta::PageUp),
+        KeyCode::PageDown => Some(ScrollDelta::PageDown),
+        _ => None,
+    }
+}
+
 fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
     if is_ctrl_c(&key) {
         return quit(state);
@@ -230,10 +241,12 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: false,
+            scroll: 0,
         }
     } else {
         Modal::Confirm {
             step: step_ref.clone(),
+            scroll: 0,
         }
     };
     KeyOutcome::ui(UiAction::Open(modal))
@@ -268,6 +281,7 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: true,
+            scroll: 0,
         }));
     }
     KeyOutcome::send(Command::Retry {
@@ -344,12 +358,12 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
             if esc || matches!(letter(&key), Some('?' | 'q')) {
                 KeyOutcome::ui(UiAction::Close)
             } else if let Some(delta) = scroll_delta(&key) {
-                KeyOutcome::ui(UiAction::ScrollHelp(delta))
+                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 KeyOutcome::default()
             }
         }
-        Modal::Confirm { step } => {
+        Modal::Confirm { step, .. } => {
             if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')) {
                 KeyOutcome::send(Command::Confirm {
                     step: step.clone(),
@@ -358,11 +372,15 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 .and(UiAction::Close)
             } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
+            } else if let Some(delta) = scroll_delta(&key) {
+                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 KeyOutcome::default()
             }
         }
-        Modal::Irreversible { step, typed, retry } => {
+        Modal::Irreversible {
+            step, typed, retry, ..
+        } => {
             if esc || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
             } else if key.code == KeyCode::Enter {
@@ -379,6 +397,9 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 } else {
                     KeyOutcome::flash(format!("type the plan name exactly: {name}"))
                 }
+            } else if let Some(delta) = arrow_scroll_delta(&key) {
+                // Letters are typed into the name here; only the arrows and pages scroll.
+                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 edit(key)
             }

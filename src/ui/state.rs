@@ -214,9 +214,11 @@ pub enum PromptPurpose {
 /// The open dialog, if any. Keys go to it first.
 #[derive(Debug, Clone)]
 pub enum Modal {
-    /// Shows what a step will run and where; Enter runs it.
+    /// Shows what a step will run and where; Enter runs it. `scroll`: the commands of a
+    /// long run list scrolled past.
     Confirm {
         step: StepRef,
+        scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
     /// step failed or was interrupted and runs again (a retry needs the name typed too).
@@ -224,6 +226,7 @@ pub enum Modal {
         step: StepRef,
         typed: Input,
         retry: bool,
+        scroll: usize,
     },
     Prompt {
         purpose: PromptPurpose,
@@ -268,6 +271,8 @@ pub struct ConsoleState {
     topology: Option<TopologySnapshot>,
     metrics: VecDeque<MetricsSnapshot>,
     gate: Option<GateVerdict>,
+    /// The gate label last written to the log, so the log says each change once.
+    gate_logged: Option<&'static str>,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -309,6 +314,7 @@ impl ConsoleState {
             topology: None,
             metrics: VecDeque::new(),
             gate: None,
+            gate_logged: None,
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
             engine_stopped: false,
@@ -429,9 +435,12 @@ impl ConsoleState {
                 }
             }
             Event::Gate(verdict) => {
-                let changed = self.gate.as_ref().map(|g| g.verdict) != Some(verdict.verdict);
+                let watched = self.gate_watched();
+                let label = super::theme::verdict_label(verdict.verdict, watched);
+                let changed = self.gate_logged != Some(label.1);
                 if changed || verdict.verdict == Verdict::Fail {
-                    let (symbol, label, tone) = super::theme::verdict_label(verdict.verdict);
+                    self.gate_logged = Some(label.1);
+                    let (symbol, label, tone) = label;
                     let mut text = format!("{symbol} gate {label}");
                     if verdict.verdict == Verdict::Fail {
                         text.push_str(&format!(
@@ -503,7 +512,7 @@ impl ConsoleState {
     /// A dialog about a step whose state moved on no longer asks the right question.
     fn close_stale_modal(&mut self) {
         let stale = match &self.modal {
-            Some(Modal::Confirm { step }) | Some(Modal::Irreversible { step, .. }) => {
+            Some(Modal::Confirm { step, .. }) | Some(Modal::Irreversible { step, .. }) => {
                 !self.can_confirm(step)
             }
             Some(Modal::Prompt {
@@ -661,7 +670,7 @@ impl ConsoleState {
             UiAction::FocusPrev => self.focus = self.focus.prev(),
             UiAction::ToggleZoom => self.zoomed = !self.zoomed,
             UiAction::Scroll(pane, delta) => self.scroll(pane, delta),
-            UiAction::ScrollHelp(delta) => self.scroll_help(delta),
+            UiAction::ScrollDialog(delta) => self.scroll_dialog(delta),
             UiAction::ToggleFollow => {
                 self.log_follow = !self.log_follow;
                 if self.log_follow {
@@ -729,9 +738,21 @@ impl ConsoleState {
     }
 
     /// Scrolls the help dialog.
-    pub fn scroll_help(&mut self, delta: ScrollDelta) {
-        let lines = self.help_lines().len();
-        if let Some(Modal::Help { scroll }) = &mut self.modal {
+    /// Scrolls the help, or the run list of a confirm dialog (by commands).
+    pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
+        let lines = match &self.modal {
+            Some(Modal::Help { .. }) => self.help_lines().len(),
+            Some(Modal::Confirm { step, .. } | Modal::Irreversible { step, .. }) => {
+                self.runs(step).len().saturating_sub(1)
+            }
+            _ => return,
+        };
+        if let Some(
+            Modal::Help { scroll }
+            | Modal::Confirm { scroll, .. }
+            | Modal::Irreversible { scroll, .. },
+        ) = &mut self.modal
+        {
             *scroll = match delta {
                 ScrollDelta::Up(n) => scroll.saturating_sub(n),
                 ScrollDelta::Down(n) => *scroll + n,
@@ -826,6 +847,12 @@ impl ConsoleState {
 
     pub fn gate(&self) -> Option<&GateVerdict> {
         self.gate.as_ref()
+    }
+
+    /// Whether the engine acts on the gates now: only while Y takes traffic (the split the
+    /// load balancer reported, else the one asked of it, as the engine reckons it).
+    pub fn gate_watched(&self) -> bool {
+        self.traffic.is_some_and(|t| t.shown().y > 0)
     }
 
     pub fn rollback(&self) -> &RollbackView {

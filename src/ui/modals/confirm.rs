@@ -13,7 +13,7 @@ use super::{draw_dialog, inner_width, max_inner_height};
 
 pub const WIDTH: u16 = 76;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef) {
+pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, scroll: usize) {
     let width = inner_width(area, WIDTH);
     let room = max_inner_height(area);
     let footer = vec![
@@ -31,6 +31,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         width,
         room.saturating_sub(footer.len()),
         Vec::new(),
+        scroll,
     );
     let title = title(state, step);
     draw_dialog(
@@ -51,14 +52,16 @@ pub fn title(state: &ConsoleState, step: &StepRef) -> String {
     }
 }
 
-/// The dialog's text for `step`, at most `room` rows: `tail` (the irreversible warning and
-/// the typed field) always shows; the instruction gives way first.
+/// The dialog's text for `step`, at most `room` rows, its run list scrolled past `scroll`
+/// commands: `tail` (the irreversible warning and the typed field) always shows; the
+/// instruction gives way first, then the run list.
 pub fn body(
     state: &ConsoleState,
     step_ref: &StepRef,
     width: usize,
     room: usize,
     tail: Vec<Line<'static>>,
+    scroll: usize,
 ) -> Vec<Line<'static>> {
     let theme = state.theme();
     let Some((step, _)) = state.step(step_ref) else {
@@ -80,15 +83,53 @@ pub fn body(
         theme.tone(Tone::Muted),
     )));
 
+    // Each command's rows, whole: the list gives way by commands (the arrows scroll it),
+    // before the tail (the warning, the typed field, the keys), for an operator who cannot
+    // see how to confirm cannot act. One instruction row stays.
+    let commands: Vec<Vec<String>> = state
+        .runs(step_ref)
+        .iter()
+        .map(|run| text::wrap(run, width.saturating_sub(4)))
+        .collect();
+    let scroll = scroll.min(commands.len().saturating_sub(1));
+    let runs_room = room.saturating_sub(head.len() + tail.len() + 4);
+    let rows_from_scroll: usize = commands[scroll..].iter().map(Vec::len).sum();
+    let above = usize::from(scroll > 0);
+    // Without room for everything, one row says what is left out below.
+    let limit = if above + rows_from_scroll <= runs_room {
+        runs_room - above
+    } else {
+        runs_room.saturating_sub(above + 1).max(1)
+    };
+    let muted = |line: String| {
+        Line::from(Span::styled(
+            text::truncate(&line, width),
+            theme.tone(Tone::Muted),
+        ))
+    };
     let mut runs = vec![
         Line::default(),
         Line::from(Span::styled("What will run, and where:", theme.bold())),
     ];
-    for run in state.runs(step_ref) {
-        for (i, row) in text::wrap(run, width.saturating_sub(4))
-            .into_iter()
-            .enumerate()
-        {
+    if scroll > 0 {
+        runs.push(muted(format!("  ↑ {scroll} more above")));
+    }
+    let mut used = 0;
+    for (n, rows) in commands.iter().enumerate().skip(scroll) {
+        if n > scroll && used + rows.len() > limit {
+            let below = commands.len() - n;
+            runs.push(muted(format!("  ↓ {below} more below: the arrows scroll")));
+            break;
+        }
+        let mut rows = rows.clone();
+        if rows.len() > limit {
+            rows.truncate(limit);
+            if let Some(last) = rows.last_mut() {
+                *last = text::truncate(&format!("{last} …"), width.saturating_sub(4));
+            }
+        }
+        used += rows.len();
+        for (i, row) in rows.into_iter().enumerate() {
             let lead = if i == 0 { "  → " } else { "    " };
             runs.push(Line::from(vec![
                 Span::styled(lead, theme.tone(Tone::Accent)),

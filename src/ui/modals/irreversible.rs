@@ -13,7 +13,14 @@ use crate::ui::theme::Tone;
 
 use super::{confirm, draw_dialog, inner_width, max_inner_height};
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, typed: &Input) {
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    state: &ConsoleState,
+    step: &StepRef,
+    typed: &Input,
+    scroll: usize,
+) {
     let theme = state.theme();
     let width = inner_width(area, confirm::WIDTH);
     let because = state
@@ -51,7 +58,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         Span::raw(" cancel"),
     ]));
     let room = max_inner_height(area);
-    let lines = confirm::body(state, step, width, room, tail);
+    let lines = confirm::body(state, step, width, room, tail, scroll);
     let title = format!("IRREVERSIBLE · {}", confirm::title(state, step));
     draw_dialog(frame, area, theme, title, confirm::WIDTH, lines);
 }

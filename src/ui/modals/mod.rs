@@ -18,10 +18,13 @@ use super::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal) {
     match modal {
-        Modal::Confirm { step } => confirm::render(frame, area, state, step),
-        Modal::Irreversible { step, typed, .. } => {
-            irreversible::render(frame, area, state, step, typed)
-        }
+        Modal::Confirm { step, scroll } => confirm::render(frame, area, state, step, *scroll),
+        Modal::Irreversible {
+            step,
+            typed,
+            scroll,
+            ..
+        } => irreversible::render(frame, area, state, step, typed, *scroll),
         Modal::Prompt { purpose, input } => prompt::render(frame, area, state, purpose, input),
         Modal::Rollback => rollback::render(frame, area, state),
         Modal::Help { scroll } => help::render(frame, area, state, *scroll),

@@ -296,7 +296,7 @@ pub fn buckets(
 fn gate_title(state: &ConsoleState) -> Vec<Span<'static>> {
     match state.gate() {
         Some(gate) => {
-            let (symbol, label, tone) = verdict_label(gate.verdict);
+            let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
             vec![Span::styled(
                 format!("gate {symbol} {label}"),
                 state.theme().tone(tone),
@@ -319,7 +319,7 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
             theme.tone(Tone::Muted),
         ))),
         Some(gate) => {
-            let (symbol, label, tone) = verdict_label(gate.verdict);
+            let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
             let mut summary = format!(
                 "{symbol} gate {label} · {} req in window",
                 gate.requests_in_window
