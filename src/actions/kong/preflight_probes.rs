@@ -361,6 +361,37 @@ mod tests {
         (plan, expanded)
     }
 
+    /// The nginx driver's include must be replaceable: a directory that is missing (or,
+    /// when not root, read-only) is a preflight problem that names it and says what to do.
+    #[test]
+    fn an_include_in_a_directory_kongup_cannot_write_is_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            unwritable_directory(&dir.path().join("kong-upstream.conf")),
+            None
+        );
+
+        let missing = dir.path().join("no-such-dir");
+        let problem = unwritable_directory(&missing.join("kong-upstream.conf"))
+            .expect("a missing directory is a problem");
+        assert!(
+            problem.contains(&missing.display().to_string())
+                && problem.contains("ENOENT")
+                && problem.contains("give the user kongup runs as write access"),
+            "{problem}"
+        );
+
+        if !nix::unistd::geteuid().is_root() {
+            use std::os::unix::fs::PermissionsExt;
+            let read_only = dir.path().join("read-only");
+            std::fs::create_dir(&read_only).unwrap();
+            std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o500)).unwrap();
+            let problem = unwritable_directory(&read_only.join("kong-upstream.conf"))
+                .expect("a read-only directory is a problem");
+            assert!(problem.contains("EACCES"), "{problem}");
+        }
+    }
+
     #[test]
     fn the_gates_read_the_series_of_the_thresholds_they_set() {
         let (mut plan, _) = sample();
