@@ -16,7 +16,7 @@ use kongup::kong::client::AdminClientOptions;
 use kongup::kong::database::{KongDatabase, PgDatabase};
 use kongup::kong::pg::{self, PgError, PgTarget};
 use kongup::kong::pg_tls::{CaFile, PgTls, SslMode};
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, ServerTls, TestPg};
+use support::pg::{CERT_USER, HOST, KongDbState, PASSWORD, SUPERUSER, ServerTls, TestPg};
 use support::tls::{self as pki, Pki};
 
 /// The name the server's certificate holds; `HOST` (127.0.0.1) is not in it.
@@ -38,6 +38,7 @@ fn tls_server() -> TlsServer {
     let pg = TestPg::start_tls(ServerTls {
         cert_pem: &server_pki.server_cert_pem,
         key_pem: &server_pki.server_key_pem,
+        client_ca_pem: None,
     });
     pg.create_kong_database("kong", KongDbState::UpToDate);
     let dir = tempfile::tempdir().unwrap();
@@ -58,6 +59,7 @@ fn tls(mode: SslMode, ca: Option<&Path>) -> PgTls {
             path: path.to_path_buf(),
             origin: "sslrootcert in the address".into(),
         }),
+        client_cert: None,
     }
 }
 
@@ -304,6 +306,8 @@ fn db_status(home: &Path) -> Command {
         .env("HOME", home)
         .env_remove("PGSSLMODE")
         .env_remove("PGSSLROOTCERT")
+        .env_remove("PGSSLCERT")
+        .env_remove("PGSSLKEY")
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
         .timeout(Duration::from_secs(60));
@@ -424,4 +428,118 @@ clusters:
     let (stdout, stderr) = texts(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("025_390_to_3100"), "{stdout}");
+}
+
+fn as_cert_user(target: PgTarget) -> PgTarget {
+    PgTarget {
+        user: CERT_USER.into(),
+        ..target
+    }
+}
+
+/// A server that asks for a client certificate besides the password
+/// (`clientcert=verify-full`): kongup presents the plan's, `pg_dump` gets the same one
+/// through libpq's `PGSSLCERT`/`PGSSLKEY`, and without one, or with one the server's CA did
+/// not sign, the error says which and what to do.
+#[tokio::test]
+async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let server_pki = pki::make_pki_with_client(&[CERT_NAME], CERT_USER);
+    let stranger = pki::make_pki_with_client(&[CERT_NAME], CERT_USER);
+    let pg = TestPg::start_tls(ServerTls {
+        cert_pem: &server_pki.server_cert_pem,
+        key_pem: &server_pki.server_key_pem,
+        client_ca_pem: Some(&server_pki.ca_pem),
+    });
+    pg.create_kong_database("kong", KongDbState::UpToDate);
+    pg.psql(
+        "kong",
+        &format!("CREATE ROLE {CERT_USER} LOGIN PASSWORD '{PASSWORD}' IN ROLE pg_read_all_data"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::write(dir.path(), "pg-ca.pem", &server_pki.ca_pem);
+    let client_files = |name: &str, pki: &Pki| {
+        let cert = pki::write(dir.path(), &format!("{name}.crt"), &pki.client_cert_pem);
+        let key = pki::write(dir.path(), &format!("{name}.key"), &pki.client_key_pem);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (cert, key)
+    };
+    let with_cert = |(cert, key): (PathBuf, PathBuf)| {
+        let tls = tls(SslMode::VerifyFull, Some(&ca))
+            .with_client_cert(Some(cert), Some(key), "database.tls.cert_file in the plan")
+            .unwrap();
+        as_cert_user(target(&pg, CERT_NAME, tls))
+    };
+
+    let presented = with_cert(client_files("kong", &server_pki));
+    let state = pg::schema_state(&presented).await.unwrap();
+    assert_eq!(state.core_generation(), Some("025_390_to_3100"));
+    let run_dir = tempfile::tempdir().unwrap();
+    let record = backup::dump_database(&tools(&pg), &presented, run_dir.path(), "x.dump")
+        .await
+        .unwrap();
+    assert!(record.size > 0);
+
+    let (error, text) = connect_error(
+        as_cert_user(target(&pg, CERT_NAME, tls(SslMode::VerifyFull, Some(&ca))))
+            .connect()
+            .await,
+    );
+    assert!(
+        matches!(error, PgError::ClientCertMissing { .. }),
+        "{error:?}"
+    );
+    assert!(
+        text.contains("asks user kong_cert for a client certificate")
+            && text.contains("database.tls.cert_file"),
+        "{text}"
+    );
+
+    // `kongup db status` takes the certificate as libpq does: sslcert and sslkey in the
+    // address, or PGSSLCERT and PGSSLKEY.
+    let (cert, key) = client_files("kong", &server_pki);
+    let base = format!(
+        "postgres://{CERT_USER}@{CERT_NAME}:{}/kong?sslmode=verify-full&sslrootcert={}",
+        pg.port,
+        ca.display()
+    );
+    let in_address = format!("{base}&sslcert={}&sslkey={}", cert.display(), key.display());
+    let output = db_status(dir.path())
+        .args(["--pg", &in_address])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("025_390_to_3100"), "{stdout}");
+    let output = db_status(dir.path())
+        .args(["--pg", &base])
+        .env("PGSSLCERT", &cert)
+        .env("PGSSLKEY", &key)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = db_status(dir.path())
+        .args(["--pg", &in_address])
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("chmod 0600"), "{stderr}");
+
+    // Signed by a CA of the same name the server does not have.
+    let (cert, key) = client_files("stranger", &stranger);
+    let (error, text) = connect_error(with_cert((cert.clone(), key)).connect().await);
+    assert!(
+        matches!(error, PgError::ClientCertRefused { .. }),
+        "{error:?}"
+    );
+    assert!(
+        text.contains(&cert.display().to_string())
+            && text.contains("database.tls.cert_file in the plan")
+            && text.contains("ssl_ca_file"),
+        "{text}"
+    );
 }

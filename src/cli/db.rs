@@ -33,7 +33,8 @@ pub struct StatusArgs {
     /// prefer) and &sslrootcert=CA.pem (default PGSSLROOTCERT, ~/.postgresql/root.crt, else
     /// the system's roots). verify-full checks the chain and the host name, verify-ca the
     /// chain only; require and prefer encrypt but check nothing without a CA file (kongup
-    /// warns).
+    /// warns). A client certificate: &sslcert=CERT.pem&sslkey=KEY.pem (default PGSSLCERT
+    /// and PGSSLKEY, else ~/.postgresql/postgresql.crt and .key when they exist).
     #[arg(
         long,
         value_name = "URL",

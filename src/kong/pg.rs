@@ -96,6 +96,24 @@ pub enum PgError {
     },
     #[error("TLS to PostgreSQL at {address}: {detail}")]
     TlsSetup { address: String, detail: String },
+    #[error(
+        "PostgreSQL at {address} asks user {user} for a client certificate ({detail}) and kongup presented none: name it with database.tls.cert_file and key_file in the plan (sslcert= and sslkey= in the address, or PGSSLCERT and PGSSLKEY)"
+    )]
+    ClientCertMissing {
+        address: String,
+        user: String,
+        detail: String,
+    },
+    #[error(
+        "PostgreSQL at {address} refused kongup's client certificate {cert}: {detail}. It must be signed by a CA in the server's ssl_ca_file and, with clientcert=verify-full or cert authentication, name the user ({user}) as its common name"
+    )]
+    ClientCertRefused {
+        address: String,
+        user: String,
+        /// The file and who named it.
+        cert: String,
+        detail: String,
+    },
     #[error("{what} on {address} failed: {detail}")]
     Query {
         what: String,
@@ -137,6 +155,13 @@ impl PgTarget {
             spec.tls.ca_file.clone().map(RootCert::File),
             "database.tls.ca_file in the plan",
         )
+        .and_then(|tls| {
+            tls.with_client_cert(
+                spec.tls.cert_file.clone(),
+                spec.tls.key_file.clone(),
+                "database.tls.cert_file in the plan",
+            )
+        })
         .map_err(PgError::BadTarget)?;
         Ok(PgTarget {
             host: spec.host.clone(),
@@ -158,6 +183,9 @@ impl PgTarget {
     pub fn from_url(url: &str, password_env: &str) -> Result<PgTarget, PgError> {
         let (url, tls) = pg_tls::take_tls_params(url).map_err(PgError::BadTarget)?;
         let tls = PgTls::resolve(tls.mode, tls.root_cert, "sslrootcert in the address")
+            .and_then(|resolved| {
+                resolved.with_client_cert(tls.cert, tls.key, "sslcert in the address")
+            })
             .map_err(PgError::BadTarget)?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             PgError::BadTarget(format!(
@@ -356,6 +384,24 @@ impl PgTarget {
                     detail: message,
                 };
             }
+            // pg_hba.conf's clientcert=verify-full, or the cert method.
+            if message.contains("client certificate")
+                || message.contains("certificate authentication failed")
+            {
+                return match &self.tls.client_cert {
+                    None => PgError::ClientCertMissing {
+                        address,
+                        user: self.user.clone(),
+                        detail: message,
+                    },
+                    Some(client) => PgError::ClientCertRefused {
+                        address,
+                        user: self.user.clone(),
+                        cert: format!("{} ({})", client.cert.display(), client.origin),
+                        detail: format!("the server says: {message}"),
+                    },
+                };
+            }
             if *code == SqlState::INVALID_PASSWORD
                 || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             {
@@ -429,6 +475,20 @@ impl PgTarget {
                     "it holds no subject alternative name, and kongup does not fall back to the common name".to_string()
                 } else {
                     format!("it names {}", presented.join(", "))
+                },
+            },
+            TlsFailure::CertificateAlert(alert) => match &self.tls.client_cert {
+                Some(client) => PgError::ClientCertRefused {
+                    address,
+                    user: self.user.clone(),
+                    cert: format!("{} ({})", client.cert.display(), client.origin),
+                    detail: format!("the TLS handshake ended with the server's alert {alert}"),
+                },
+                None => PgError::Tls {
+                    address,
+                    mode: self.tls.mode.as_str(),
+                    ca_source: self.tls.ca_source(),
+                    detail: format!("the server ended the handshake with the alert {alert}"),
                 },
             },
             TlsFailure::Other(detail) => PgError::Tls {

@@ -15,6 +15,11 @@
 //! `SSL_CERT_FILE`/`SSL_CERT_DIR`, else the distribution's bundle), and `pg_dump` is handed
 //! the bundle file, since libpq before 16 knows no `sslrootcert=system`. TLS never runs
 //! over a Unix socket, as in libpq.
+//!
+//! A client certificate (libpq's `sslcert`/`sslkey`, the plan's `database.tls.cert_file`
+//! and `key_file`, else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt` and
+//! `.key` when the certificate exists) is presented to a server that asks for one. Unlike
+//! libpq, a certificate named explicitly but missing is an error, not silently left out.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -22,9 +27,11 @@ use std::sync::{Arc, OnceLock};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    AlertDescription, CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio_postgres_rustls_improved::MakeRustlsConnect;
 
 pub use crate::plan::model::SslMode;
@@ -37,6 +44,15 @@ pub struct CaFile {
     pub origin: String,
 }
 
+/// The certificate and key kongup presents to a server that asks for one, and who named
+/// them (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub origin: String,
+}
+
 /// What a connection to PostgreSQL does about TLS, libpq's defaults already applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PgTls {
@@ -44,6 +60,8 @@ pub struct PgTls {
     /// `None`: `verify-ca`/`verify-full` trust the system's roots, `prefer`/`require` check
     /// nothing.
     pub ca_file: Option<CaFile>,
+    /// `None`: no client certificate is presented.
+    pub client_cert: Option<ClientCert>,
 }
 
 /// `sslrootcert` as written: a file, or libpq 16's `system` (the system's roots).
@@ -68,6 +86,8 @@ impl RootCert {
 pub struct AddressTls {
     pub mode: Option<SslMode>,
     pub root_cert: Option<RootCert>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// What a certificate check needs of the server's certificate.
@@ -114,6 +134,7 @@ impl PgTls {
                 None | Some(SslMode::VerifyFull) => Ok(PgTls {
                     mode: SslMode::VerifyFull,
                     ca_file: None,
+                    client_cert: None,
                 }),
                 Some(weaker) => Err(format!(
                     "sslrootcert=system ({origin}) checks the server against the system's roots and needs sslmode=verify-full, not {}: write sslmode=verify-full, or name a CA file",
@@ -123,6 +144,7 @@ impl PgTls {
             Some((RootCert::File(path), origin)) => Ok(PgTls {
                 mode: mode.unwrap_or_default(),
                 ca_file: Some(CaFile { path, origin }),
+                client_cert: None,
             }),
             None => Ok(PgTls {
                 mode: mode.unwrap_or_default(),
@@ -130,8 +152,66 @@ impl PgTls {
                     path,
                     origin: "libpq's default root certificate file".to_string(),
                 }),
+                client_cert: None,
             }),
         }
+    }
+
+    /// Adds the client certificate as libpq finds it: the one named (`origin` says where),
+    /// else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt` and `.key` when that
+    /// certificate exists. A certificate or key named but missing, a key without its
+    /// certificate, or a key others can read (libpq refuses those too) is an error.
+    pub fn with_client_cert(
+        mut self,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        origin: &str,
+    ) -> Result<PgTls, String> {
+        let env_cert = non_empty_env("PGSSLCERT").map(PathBuf::from);
+        let env_key = non_empty_env("PGSSLKEY").map(PathBuf::from);
+        let default_dir = dirs::home_dir().map(|home| home.join(".postgresql"));
+        let (cert, cert_origin) = match (cert, env_cert) {
+            (Some(cert), _) => (cert, origin.to_string()),
+            (None, Some(cert)) => (cert, "environment variable PGSSLCERT".to_string()),
+            (None, None) => {
+                let default = default_dir.as_ref().map(|dir| dir.join("postgresql.crt"));
+                match default.filter(|path| path.is_file()) {
+                    Some(cert) => (cert, "libpq's default client certificate".to_string()),
+                    None if key.is_some() => {
+                        return Err(format!(
+                            "a client key is named ({origin}) but no certificate: name the certificate beside it"
+                        ));
+                    }
+                    None => return Ok(self),
+                }
+            }
+        };
+        let key = match (key, env_key) {
+            (Some(key), _) => key,
+            (None, Some(key)) => key,
+            (None, None) => match default_dir {
+                Some(dir) => dir.join("postgresql.key"),
+                None => {
+                    return Err(format!(
+                        "the client certificate {} ({cert_origin}) has no key named: name it (sslkey, database.tls.key_file)",
+                        cert.display()
+                    ));
+                }
+            },
+        };
+        if !cert.is_file() {
+            return Err(format!(
+                "the client certificate {} ({cert_origin}) does not exist: check the path",
+                cert.display()
+            ));
+        }
+        private_key_usable(&key)?;
+        self.client_cert = Some(ClientCert {
+            cert,
+            key,
+            origin: cert_origin,
+        });
+        Ok(self)
     }
 
     /// What the operator must be told before connecting: `require` without a CA file
@@ -154,8 +234,8 @@ impl PgTls {
         }
     }
 
-    /// `PGSSLMODE` and `PGSSLROOTCERT` for libpq (`pg_dump`, `pg_restore`, `psql`), so they
-    /// check what kongup checks.
+    /// `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT` and `PGSSLKEY` for libpq (`pg_dump`,
+    /// `pg_restore`, `psql`), so they check and present what kongup does.
     pub fn libpq_env(&self) -> Vec<(String, String)> {
         let mut env = vec![("PGSSLMODE".to_string(), self.mode.as_str().to_string())];
         let root_cert = match (&self.ca_file, self.mode) {
@@ -165,6 +245,10 @@ impl PgTls {
         };
         if let Some(path) = root_cert {
             env.push(("PGSSLROOTCERT".to_string(), path.display().to_string()));
+        }
+        if let Some(client) = &self.client_cert {
+            env.push(("PGSSLCERT".to_string(), client.cert.display().to_string()));
+            env.push(("PGSSLKEY".to_string(), client.key.display().to_string()));
         }
         env
     }
@@ -186,14 +270,82 @@ impl PgTls {
             check,
             algorithms: provider.signature_verification_algorithms,
         };
-        let config = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("cannot set up TLS for PostgreSQL: {e}"))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
+            .with_custom_certificate_verifier(Arc::new(verifier));
+        let config = match &self.client_cert {
+            None => builder.with_no_client_auth(),
+            Some(client) => {
+                let (certs, key) = read_client_cert(client)?;
+                builder.with_client_auth_cert(certs, key).map_err(|e| {
+                    format!(
+                        "the client key {} does not fit the certificate {} ({}): {e}",
+                        client.key.display(),
+                        client.cert.display(),
+                        client.origin
+                    )
+                })?
+            }
+        };
         Ok(MakeRustlsConnect::new(config))
     }
+}
+
+/// The certificate chain and key, read from their PEM files.
+fn read_client_cert(
+    client: &ClientCert,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let shown = |path: &Path| format!("{} ({})", path.display(), client.origin);
+    let pem = std::fs::read(&client.cert).map_err(|e| {
+        format!(
+            "cannot read the client certificate {}: {e}",
+            shown(&client.cert)
+        )
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            format!(
+                "the client certificate {} is not valid PEM: {e}",
+                shown(&client.cert)
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "the client certificate {} holds no certificate (expected a PEM `BEGIN CERTIFICATE` block)",
+            shown(&client.cert)
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| {
+        format!(
+            "cannot read a private key from {}: {e}; an encrypted key must be decrypted first (kongup takes no sslpassword)",
+            shown(&client.key)
+        )
+    })?;
+    Ok((certs, key))
+}
+
+/// libpq's rule for a client key: it exists, and no one but its owner can read it (root's
+/// may be group-readable, for a group the server's user is in).
+fn private_key_usable(key: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(key).map_err(|e| {
+        format!(
+            "cannot read the client key {}: {e}; check the path",
+            key.display()
+        )
+    })?;
+    let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+    if meta.mode() & 0o777 & !allowed != 0 {
+        return Err(format!(
+            "the client key {} can be read by others (mode {:o}), which libpq refuses as well: chmod 0600 it",
+            key.display(),
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
 }
 
 fn non_empty_env(var: &str) -> Option<String> {
@@ -344,6 +496,9 @@ pub enum TlsFailure {
     Untrusted(String),
     /// The certificate chains but does not name the host; what it names instead.
     WrongName(Vec<String>),
+    /// The server ended the handshake over a certificate (kongup's client certificate,
+    /// when it presented one): the alert it sent.
+    CertificateAlert(String),
     /// Anything else in the handshake (an expired certificate, a protocol alert).
     Other(String),
 }
@@ -375,6 +530,17 @@ pub fn tls_failure(error: &tokio_postgres::Error) -> Option<TlsFailure> {
                             .into(),
                     )
                 }
+                rustls::Error::AlertReceived(
+                    alert @ (AlertDescription::BadCertificate
+                    | AlertDescription::UnsupportedCertificate
+                    | AlertDescription::CertificateRevoked
+                    | AlertDescription::CertificateExpired
+                    | AlertDescription::CertificateUnknown
+                    | AlertDescription::UnknownCA
+                    | AlertDescription::DecryptError
+                    | AlertDescription::AccessDenied
+                    | AlertDescription::CertificateRequired),
+                ) => TlsFailure::CertificateAlert(format!("{alert:?}")),
                 other => TlsFailure::Other(other.to_string()),
             });
         }
@@ -403,18 +569,20 @@ fn plain_name(listed: &str) -> String {
 
 /// Takes `sslmode` and `sslrootcert` out of a connection address (a `postgres://` URL or
 /// a `key=value` string): tokio-postgres knows neither `verify-ca`/`verify-full` nor
-/// `sslrootcert`, so they are kongup's to read. The rest of the address is returned for
-/// tokio-postgres. Client certificates are refused with a message: kongup presents none.
+/// `sslrootcert`, so they are kongup's to read, as are `sslcert` and `sslkey`. The rest of
+/// the address is returned for tokio-postgres. `sslpassword` is refused with a message.
 pub fn take_tls_params(address: &str) -> Result<(String, AddressTls), String> {
     let mut tls = AddressTls::default();
     let mut take = |key: &str, value: &str| -> Result<bool, String> {
         match key {
             "sslmode" => tls.mode = Some(parse_mode(value)?),
             "sslrootcert" => tls.root_cert = Some(RootCert::from_text(value)),
-            "sslcert" | "sslkey" | "sslpassword" => {
-                return Err(format!(
-                    "the database address names a client certificate ({key}): kongup does not present client certificates to PostgreSQL; let the server take a password from this user"
-                ));
+            "sslcert" => tls.cert = Some(PathBuf::from(value)),
+            "sslkey" => tls.key = Some(PathBuf::from(value)),
+            "sslpassword" => {
+                return Err(
+                    "the database address names sslpassword: kongup reads no encrypted client key; decrypt it to a file only you can read (openssl pkey -in KEY -out KEY.plain; chmod 0600) and name that with sslkey".to_string(),
+                );
             }
             _ => return Ok(false),
         }
@@ -589,12 +757,73 @@ mod tests {
     }
 
     #[test]
-    fn unknown_modes_and_client_certificates_are_refused_with_the_way_out() {
+    fn unknown_modes_and_encrypted_keys_are_refused_with_the_way_out() {
         let error = take_tls_params("postgres://db/kong?sslmode=allow").unwrap_err();
         assert!(error.contains("verify-full"), "{error}");
-        let error = take_tls_params("postgres://db/kong?sslcert=/c.pem").unwrap_err();
-        assert!(error.contains("client certificate"), "{error}");
+        let error = take_tls_params("postgres://db/kong?sslpassword=x").unwrap_err();
+        assert!(error.contains("decrypt it"), "{error}");
         assert!(take_tls_params("postgres://db/kong?sslmode=%zz").is_err());
+        let (rest, tls) =
+            take_tls_params("postgres://db/kong?sslcert=%2Fc.pem&sslkey=/k.pem").unwrap();
+        assert_eq!(rest, "postgres://db/kong");
+        assert_eq!(tls.cert, Some(PathBuf::from("/c.pem")));
+        assert_eq!(tls.key, Some(PathBuf::from("/k.pem")));
+    }
+
+    /// The client certificate as libpq finds it, but a named file that is missing is an
+    /// error, and a key others can read is refused as libpq refuses it.
+    #[test]
+    fn client_certificates_are_found_as_libpq_finds_them_and_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        // PGSSLCERT/PGSSLKEY and the home directory are read only when nothing was named,
+        // so these cases do not depend on this machine's environment.
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("client.crt");
+        let key = dir.path().join("client.key");
+        std::fs::write(&cert, "certificate").unwrap();
+        std::fs::write(&key, "key").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let tls = PgTls::default()
+            .with_client_cert(Some(cert.clone()), Some(key.clone()), "the plan")
+            .unwrap();
+        let client = tls.client_cert.clone().unwrap();
+        assert_eq!(
+            (client.cert.as_path(), client.key.as_path()),
+            (cert.as_path(), key.as_path())
+        );
+        let env = tls.libpq_env();
+        assert!(env.contains(&("PGSSLCERT".into(), cert.display().to_string())));
+        assert!(env.contains(&("PGSSLKEY".into(), key.display().to_string())));
+
+        let missing = dir.path().join("nope.crt");
+        let error = PgTls::default()
+            .with_client_cert(Some(missing.clone()), Some(key.clone()), "the plan")
+            .unwrap_err();
+        assert!(
+            error.contains(&missing.display().to_string()) && error.contains("does not exist"),
+            "{error}"
+        );
+
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = PgTls::default()
+            .with_client_cert(Some(cert.clone()), Some(key.clone()), "the plan")
+            .unwrap_err();
+        assert!(
+            error.contains("chmod 0600") && error.contains("644"),
+            "{error}"
+        );
+
+        // Garbage in the files: the connector says which file and why.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let tls = PgTls {
+            mode: SslMode::Require,
+            ..PgTls::default()
+        }
+        .with_client_cert(Some(cert.clone()), Some(key.clone()), "the plan")
+        .unwrap();
+        let error = tls.connector().err().expect("no certificate in the file");
+        assert!(error.contains("holds no certificate"), "{error}");
     }
 
     #[test]
@@ -637,7 +866,7 @@ mod tests {
     fn require_without_a_ca_file_warns_and_says_what_to_use() {
         let tls = PgTls {
             mode: SslMode::Require,
-            ca_file: None,
+            ..PgTls::default()
         };
         let warnings = tls.warnings("db:5432/kong");
         assert_eq!(warnings.len(), 1);
@@ -655,7 +884,7 @@ mod tests {
         ] {
             let tls = PgTls {
                 mode: quiet,
-                ca_file: None,
+                ..PgTls::default()
             };
             assert!(tls.warnings("db").is_empty(), "{quiet:?}");
         }
@@ -676,6 +905,7 @@ mod tests {
                     path: path.clone(),
                     origin: "sslrootcert in the address".into(),
                 }),
+                client_cert: None,
             };
             let error = tls.connector().err().expect("no connector");
             assert!(error.contains(expected), "{error}");

@@ -656,31 +656,60 @@ impl Loader {
 
     fn database_tls(&mut self, node: &Node, path: &str) -> Option<DatabaseTls> {
         let d = &mut self.d;
-        let f = mapping(d, node, path, Some(&["mode", "ca_file"]))?;
+        let f = mapping(
+            d,
+            node,
+            path,
+            Some(&["mode", "ca_file", "cert_file", "key_file"]),
+        )?;
         // Each key is read (and its errors reported) before any is given up on.
         let mode = f.get("mode").map(|n| {
             choice(d, n, &f.path_of("mode"), &SslMode::WORDS).and_then(SslMode::from_word)
         });
-        let ca_file = f
-            .get("ca_file")
-            .map(|n| file_path(d, n, &f.path_of("ca_file")));
-        if matches!(mode, Some(Some(SslMode::Disable))) && matches!(ca_file, Some(Some(_))) {
-            d.error_with_hint(
-                f.key_pos("ca_file").unwrap_or(f.pos),
-                format!("`{path}.ca_file` has no use with `mode: disable` (no TLS at all)"),
-                "remove ca_file, or use `mode: verify-full` to check the server's certificate against it",
-            );
-            return None;
+        let mut ok = true;
+        let mut files = [None, None, None];
+        for (slot, key) in files.iter_mut().zip(["ca_file", "cert_file", "key_file"]) {
+            if let Some(n) = f.get(key) {
+                *slot = file_path(d, n, &f.path_of(key));
+                ok &= slot.is_some();
+            }
         }
-        Some(DatabaseTls {
-            mode: match mode {
-                Some(mode) => Some(mode?),
-                None => None,
-            },
-            ca_file: match ca_file {
-                Some(ca_file) => Some(ca_file?),
-                None => None,
-            },
+        if f.has("cert_file") != f.has("key_file") {
+            let (given, missing) = if f.has("cert_file") {
+                ("cert_file", "key_file")
+            } else {
+                ("key_file", "cert_file")
+            };
+            d.error_with_hint(
+                f.key_pos(given).unwrap_or(f.pos),
+                format!("`{path}.{given}` needs `{path}.{missing}` beside it"),
+                "a client certificate is presented with its key: name both, or neither",
+            );
+            ok = false;
+        }
+        if matches!(mode, Some(Some(SslMode::Disable))) {
+            for key in ["ca_file", "cert_file"]
+                .into_iter()
+                .filter(|key| f.has(key))
+            {
+                d.error_with_hint(
+                    f.key_pos(key).unwrap_or(f.pos),
+                    format!("`{path}.{key}` has no use with `mode: disable` (no TLS at all)"),
+                    format!("remove {key}, or use `mode: verify-full`"),
+                );
+                ok = false;
+            }
+        }
+        let mode = match mode {
+            Some(mode) => Some(mode?),
+            None => None,
+        };
+        let [ca_file, cert_file, key_file] = files;
+        ok.then_some(DatabaseTls {
+            mode,
+            ca_file,
+            cert_file,
+            key_file,
         })
     }
 

@@ -155,6 +155,10 @@ pub struct DatabaseTls {
     /// The CA that signed the server's certificate. `None`: `PGSSLROOTCERT`, else libpq's
     /// `~/.postgresql/root.crt` when it exists, else the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for a server that asks for one, with its key (PEM,
+    /// unencrypted, readable only by its owner). Both or neither.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// libpq's `sslmode` values kongup speaks (all but `allow`).

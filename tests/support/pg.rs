@@ -56,9 +56,15 @@ fn free_port() -> u16 {
 }
 
 /// The server's certificate and key, PEM.
+/// The user a server started with a client CA asks for a client certificate.
+pub const CERT_USER: &str = "kong_cert";
+
 pub struct ServerTls<'a> {
     pub cert_pem: &'a str,
     pub key_pem: &'a str,
+    /// When set, the server also asks [`CERT_USER`] for a client certificate signed by this
+    /// CA whose common name is the user's (`clientcert=verify-full`), besides the password.
+    pub client_ca_pem: Option<&'a str>,
 }
 
 impl TestPg {
@@ -162,22 +168,38 @@ impl TestPg {
         std::fs::write(&key, tls.key_pem).expect("write the server key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
             .expect("chmod the server key");
+        let client_ca = self.dir.path().join("client-ca.crt");
+        let cert_user = match tls.client_ca_pem {
+            Some(pem) => {
+                std::fs::write(&client_ca, pem).expect("write the client CA");
+                format!("hostssl all {CERT_USER} {HOST}/32 scram-sha-256 clientcert=verify-full\n")
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &hba,
-            format!("local all all scram-sha-256\nhostssl all all {HOST}/32 scram-sha-256\n"),
+            format!(
+                "local all all scram-sha-256\n{cert_user}hostssl all all {HOST}/32 scram-sha-256\n"
+            ),
         )
         .expect("write pg_hba.conf");
         if self.run_as_postgres {
-            for path in [&cert, &key, &hba] {
-                self.chown_to_postgres(path);
+            for path in [&cert, &key, &hba, &client_ca] {
+                if path.exists() {
+                    self.chown_to_postgres(path);
+                }
             }
         }
-        format!(
+        let mut options = format!(
             " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c hba_file={}",
             cert.display(),
             key.display(),
             hba.display()
-        )
+        );
+        if tls.client_ca_pem.is_some() {
+            options.push_str(&format!(" -c ssl_ca_file={}", client_ca.display()));
+        }
+        options
     }
 
     fn chown_to_postgres(&self, path: &Path) {

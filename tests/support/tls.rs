@@ -23,6 +23,12 @@ pub fn make_pki() -> Pki {
 
 /// A PKI whose server certificate names `server_names` (DNS names or IP addresses).
 pub fn make_pki_for(server_names: &[&str]) -> Pki {
+    make_pki_with_client(server_names, "kongup-client")
+}
+
+/// As [`make_pki_for`], the client certificate's common name `client_name` (PostgreSQL's
+/// `clientcert=verify-full` matches it against the user name).
+pub fn make_pki_with_client(server_names: &[&str], client_name: &str) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -43,10 +49,11 @@ pub fn make_pki_for(server_names: &[&str]) -> Pki {
     );
     let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
     let client_key = KeyPair::generate().unwrap();
-    let client_cert = CertificateParams::new(vec!["kongup-client".to_string()])
-        .unwrap()
-        .signed_by(&client_key, &issuer)
-        .unwrap();
+    let mut client_params = CertificateParams::new(vec![client_name.to_string()]).unwrap();
+    client_params
+        .distinguished_name
+        .push(DnType::CommonName, client_name);
+    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
     Pki {
         ca_pem: ca_cert.pem(),
         server_cert_pem: server_cert.pem(),

@@ -1256,6 +1256,45 @@ fn database_tls_takes_libpqs_modes_and_a_ca_file() {
 }
 
 #[test]
+fn database_tls_takes_a_client_certificate_with_its_key() {
+    let loaded = parse_plan(
+        &with_x_database(
+            "{host: db, tls: {mode: verify-full, cert_file: /etc/kongup/pg.crt, key_file: /etc/kongup/pg.key}}",
+        ),
+        "plan.yaml",
+    )
+    .unwrap();
+    let tls = loaded.plan.clusters.x.database.unwrap().tls;
+    assert_eq!(
+        tls.cert_file.as_deref(),
+        Some(Path::new("/etc/kongup/pg.crt"))
+    );
+    assert_eq!(
+        tls.key_file.as_deref(),
+        Some(Path::new("/etc/kongup/pg.key"))
+    );
+
+    let source = with_x_database("{host: db, tls: {cert_file: /pg.crt}}");
+    let d = single(&source);
+    assert_at(
+        &d,
+        11,
+        col(&source, 11, "cert_file"),
+        "needs `clusters.x.database.tls.key_file` beside it",
+    );
+
+    let source =
+        with_x_database("{host: db, tls: {mode: disable, cert_file: /pg.crt, key_file: /pg.key}}");
+    let d = single(&source);
+    assert_at(
+        &d,
+        11,
+        col(&source, 11, "cert_file"),
+        "has no use with `mode: disable`",
+    );
+}
+
+#[test]
 fn step_customisation_is_parsed_and_checked() {
     let source = minimal_with(
         "steps:\n  cloud/stop-x: {commands: []}\n  control-plane/stop-x: {commands: []}\n  Stop_X: {commands: []}\n  start-y: {}\n  stop-x:\n    commands:\n      - {run: systemctl stop kong}\n      - {run: [a], shell: b}\n  insert:\n    - {before: stop-x, after: backup, id: a, title: A}\n    - {after: backup, id: snap, title: Snap, changes: false, irreversible: true}\n  skip:\n    - {step: backup}\n",
