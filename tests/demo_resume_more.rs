@@ -485,8 +485,8 @@ async fn in_place_resumed_after_the_rollback_restored_the_database_starts_x_on_i
     assert_eq!(starts_of(&run_dir, "rollback/migrations-finish"), 1);
 }
 
-/// A GET on the lab, as JSON.
-async fn lab_json(url: &str) -> serde_json::Value {
+/// A GET on the lab that succeeded.
+async fn lab_get(url: &str) -> reqwest::Response {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -498,7 +498,12 @@ async fn lab_json(url: &str) -> serde_json::Value {
         "{url}: {}",
         response.status()
     );
-    response.json().await.expect("a JSON body")
+    response
+}
+
+/// A GET on the lab, as JSON.
+async fn lab_json(url: &str) -> serde_json::Value {
+    lab_get(url).await.json().await.expect("a JSON body")
 }
 
 /// DB-less, rolling: Y's nodes were deployed beside X's and took half the traffic when the
@@ -572,18 +577,7 @@ async fn dbless_rolling_resumed_after_y_took_half_the_traffic_goes_on_to_done() 
 
 /// A GET on the lab, as text.
 async fn lab_text(url: &str) -> String {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let response = client.get(url).send().await.expect("the lab answers");
-    assert!(
-        response.status().is_success(),
-        "{url}: {}",
-        response.status()
-    );
-    response.text().await.expect("a text body")
+    lab_get(url).await.text().await.expect("a text body")
 }
 
 /// Dual-cluster resumed once all the traffic is on Y: X's nodes in the rebuilt lab get no
