@@ -442,6 +442,9 @@ impl ConsoleState {
                     self.gate_logged = Some(label.1);
                     let (symbol, label, tone) = label;
                     let mut text = format!("{symbol} gate {label}");
+                    if label == super::theme::IDLE {
+                        text.push_str(&format!(": {}", super::theme::IDLE_BECAUSE));
+                    }
                     if verdict.verdict == Verdict::Fail {
                         text.push_str(&format!(
                             " ({} in a row): {}",

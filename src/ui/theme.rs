@@ -130,13 +130,17 @@ pub fn sync_tone(status: SyncStatus) -> Tone {
     }
 }
 
+/// The gate's label while Y takes no traffic.
+pub const IDLE: &str = "idle";
+
+/// Why the gate is idle, where there is room to say it.
+pub const IDLE_BECAUSE: &str = "Y takes no traffic";
+
 /// How a gate verdict reads. While Y takes no traffic the engine does not act on the gates,
 /// so anything short of a failure reads idle rather than as a warning.
 pub fn verdict_label(verdict: Verdict, watched: bool) -> (&'static str, &'static str, Tone) {
     match verdict {
-        Verdict::Pass | Verdict::Inconclusive if !watched => {
-            ("·", "idle: Y takes no traffic", Tone::Muted)
-        }
+        Verdict::Pass | Verdict::Inconclusive if !watched => ("·", IDLE, Tone::Muted),
         Verdict::Pass => ("✔", "PASS", Tone::Good),
         Verdict::Inconclusive => ("?", "INCONCLUSIVE", Tone::Warn),
         Verdict::Fail => ("✖", "BREACHED", Tone::Bad),

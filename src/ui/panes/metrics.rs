@@ -14,7 +14,7 @@ use crate::plan::steps::ClusterSide;
 use crate::ui::describe;
 use crate::ui::state::{ConsoleState, METRICS_WINDOW_SECS, Pane};
 use crate::ui::text;
-use crate::ui::theme::{Tone, verdict_label};
+use crate::ui::theme::{IDLE, IDLE_BECAUSE, Tone, verdict_label};
 
 use super::pane_block;
 
@@ -320,10 +320,14 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         ))),
         Some(gate) => {
             let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
-            let mut summary = format!(
-                "{symbol} gate {label} · {} req in window",
-                gate.requests_in_window
-            );
+            let mut summary = if label == IDLE {
+                format!("{symbol} gate {label}: {IDLE_BECAUSE}")
+            } else {
+                format!(
+                    "{symbol} gate {label} · {} req in window",
+                    gate.requests_in_window
+                )
+            };
             if gate.consecutive_breaches > 0 {
                 summary.push_str(&format!(" · {} in a row", gate.consecutive_breaches));
             }
