@@ -159,14 +159,19 @@ impl PgTls {
 
     /// Adds the client certificate as libpq finds it: the one named (`origin` says where),
     /// else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt` and `.key` when that
-    /// certificate exists. A certificate or key named but missing, a key without its
-    /// certificate, or a key others can read (libpq refuses those too) is an error.
+    /// certificate exists; nothing with `disable`. A certificate or key named but missing, a
+    /// key without its certificate, or a key others can read (libpq refuses those too) is
+    /// an error.
     pub fn with_client_cert(
         mut self,
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
         origin: &str,
     ) -> Result<PgTls, String> {
+        if self.mode == SslMode::Disable {
+            // No TLS, so nothing to present: libpq does not look for the files either.
+            return Ok(self);
+        }
         let env_cert = non_empty_env("PGSSLCERT").map(PathBuf::from);
         let env_key = non_empty_env("PGSSLKEY").map(PathBuf::from);
         let default_dir = dirs::home_dir().map(|home| home.join(".postgresql"));
@@ -813,6 +818,15 @@ mod tests {
             error.contains("chmod 0600") && error.contains("644"),
             "{error}"
         );
+
+        // Without TLS nothing is looked for, not even a file that is missing.
+        let disabled = PgTls {
+            mode: SslMode::Disable,
+            ..PgTls::default()
+        }
+        .with_client_cert(Some(missing.clone()), None, "the plan")
+        .unwrap();
+        assert_eq!(disabled.client_cert, None);
 
         // Garbage in the files: the connector says which file and why.
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
