@@ -445,8 +445,8 @@ fn as_cert_user(target: PgTarget) -> PgTarget {
 async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     use std::os::unix::fs::PermissionsExt;
 
-    let server_pki = pki::make_pki_with_client(&[CERT_NAME], CERT_USER);
-    let stranger = pki::make_pki_with_client(&[CERT_NAME], CERT_USER);
+    let server_pki = pki::make_pki_with_clients(&[CERT_NAME], &[CERT_USER, "someone_else"]);
+    let stranger = pki::make_pki_with_clients(&[CERT_NAME], &[CERT_USER]);
     let pg = TestPg::start_tls(ServerTls {
         cert_pem: &server_pki.server_cert_pem,
         key_pem: &server_pki.server_key_pem,
@@ -467,7 +467,11 @@ async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     };
     let with_cert = |(cert, key): (PathBuf, PathBuf)| {
         let tls = tls(SslMode::VerifyFull, Some(&ca))
-            .with_client_cert(Some(cert), Some(key), "database.tls.cert_file in the plan")
+            .with_client_cert(
+                Some(cert),
+                Some(key),
+                "database.tls.client_cert in the plan",
+            )
             .unwrap();
         as_cert_user(target(&pg, CERT_NAME, tls))
     };
@@ -492,7 +496,7 @@ async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     );
     assert!(
         text.contains("asks user kong_cert for a client certificate")
-            && text.contains("database.tls.cert_file"),
+            && text.contains("database.tls.client_cert"),
         "{text}"
     );
 
@@ -529,6 +533,20 @@ async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("chmod 0600"), "{stderr}");
 
+    // Signed by the server's CA, but naming another user: with clientcert=verify-full the
+    // server calls that a failed password, and the error says what else it may mean.
+    let (other_cert, other_key) = &server_pki.extra_clients[0];
+    let cert = pki::write(dir.path(), "someone-else.crt", other_cert);
+    let key = pki::write(dir.path(), "someone-else.key", other_key);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (error, text) = connect_error(with_cert((cert, key)).connect().await);
+    assert!(matches!(error, PgError::AuthFailed { .. }), "{error:?}");
+    assert!(
+        text.contains("password authentication failed")
+            && text.contains(&format!("does not name {CERT_USER} as its common name")),
+        "{text}"
+    );
+
     // Signed by a CA of the same name the server does not have.
     let (cert, key) = client_files("stranger", &stranger);
     let (error, text) = connect_error(with_cert((cert.clone(), key)).connect().await);
@@ -538,7 +556,7 @@ async fn a_client_certificate_is_presented_to_a_server_that_asks_for_one() {
     );
     assert!(
         text.contains(&cert.display().to_string())
-            && text.contains("database.tls.cert_file in the plan")
+            && text.contains("database.tls.client_cert in the plan")
             && text.contains("ssl_ca_file"),
         "{text}"
     );

@@ -115,9 +115,11 @@ fn resizing_redraws_correctly() {
     }
 }
 
-/// The hybrid fixture with Y deployed in eight batches, a command each, as a plan may
+/// The hybrid fixture with Y's deployment given `commands` (argv each), as a plan may
 /// customise the step.
-fn plan_with_a_long_run_list() -> (kongup::plan::model::Plan, kongup::plan::steps::ExpandedPlan) {
+fn plan_deploying_y_with(
+    commands: Vec<Vec<String>>,
+) -> (kongup::plan::model::Plan, kongup::plan::steps::ExpandedPlan) {
     let mut expanded = support::hybrid::expanded();
     let deploy = expanded
         .phases
@@ -126,9 +128,21 @@ fn plan_with_a_long_run_list() -> (kongup::plan::model::Plan, kongup::plan::step
         .find(|step| step.id == "deploy-y")
         .expect("the fixture deploys Y");
     let template = deploy.commands[0].clone();
-    deploy.commands = (1..=8)
-        .map(|batch| kongup::plan::model::CommandSpec {
-            program: kongup::plan::model::CommandLine::Argv(
+    deploy.commands = commands
+        .into_iter()
+        .map(|argv| kongup::plan::model::CommandSpec {
+            program: kongup::plan::model::CommandLine::Argv(argv),
+            ..template.clone()
+        })
+        .collect();
+    (support::hybrid::plan(), expanded)
+}
+
+/// Y deployed in eight batches, a command each.
+fn plan_with_a_long_run_list() -> (kongup::plan::model::Plan, kongup::plan::steps::ExpandedPlan) {
+    plan_deploying_y_with(
+        (1..=8)
+            .map(|batch| {
                 [
                     "ansible-playbook",
                     "-i",
@@ -138,12 +152,10 @@ fn plan_with_a_long_run_list() -> (kongup::plan::model::Plan, kongup::plan::step
                     &format!("dp_y_batch{batch}"),
                 ]
                 .map(String::from)
-                .to_vec(),
-            ),
-            ..template.clone()
-        })
-        .collect();
-    (support::hybrid::plan(), expanded)
+                .to_vec()
+            })
+            .collect(),
+    )
 }
 
 /// A new run of `plan` with `step` ready and Enter pressed on it.
@@ -192,7 +204,7 @@ fn confirm_dialog_keeps_its_keys_with_a_long_run_list() {
     insta::assert_snapshot!("confirm_modal_long_run_list_80x24", longest.1);
 }
 
-/// The arrows scroll a long run list by commands, down to the last and back.
+/// The arrows scroll a long run list by rows, down to the last and back.
 #[test]
 fn the_arrows_scroll_a_long_run_list() {
     use crossterm::event::KeyCode;
@@ -205,8 +217,8 @@ fn the_arrows_scroll_a_long_run_list() {
         first.contains("dp_y_batch1") && !first.contains("dp_y_batch8"),
         "{first}"
     );
-    assert!(first.contains("more below"), "{first}");
-    for _ in 0..20 {
+    assert!(first.contains("more rows below"), "{first}");
+    for _ in 0..40 {
         scenarios::press(&mut state, scenarios::key(KeyCode::Down));
     }
     let last = screen(&state, 80, 24);
@@ -215,11 +227,14 @@ fn the_arrows_scroll_a_long_run_list() {
         "{last}"
     );
     assert!(
-        last.contains("7 more above") && !last.contains("more below"),
+        last.contains("more rows above") && !last.contains("more rows below"),
         "{last}"
     );
     assert!(last.contains("run it ·"), "{last}");
     insta::assert_snapshot!("confirm_modal_long_run_list_scrolled_80x24", last);
+    // One row up from the end shows the row before, whatever Down went past.
+    scenarios::press(&mut state, scenarios::key(KeyCode::Up));
+    assert_ne!(screen(&state, 80, 24), last);
     scenarios::press(&mut state, scenarios::key(KeyCode::Home));
     assert_eq!(screen(&state, 80, 24), first);
     // Enter still confirms the step, wherever the list is scrolled.
@@ -229,4 +244,22 @@ fn the_arrows_scroll_a_long_run_list() {
         matches!(&commands[..], [kongup::engine::command::Command::Confirm { step, typed: None }] if *step == deploy),
         "{commands:?}"
     );
+}
+
+/// One command taller than the dialog can still be read to its last argument.
+#[test]
+fn a_command_taller_than_the_dialog_scrolls_to_its_end() {
+    use crossterm::event::KeyCode;
+
+    let mut argv = vec!["/opt/kong/bin/deploy".to_string()];
+    argv.extend((1..=80).map(|n| format!("--extra-var=setting_{n}=value")));
+    let (plan, expanded) = plan_deploying_y_with(vec![argv]);
+    let deploy = support::hybrid::cp("deploy-y");
+    let mut state = confirm_open(&plan, &expanded, &deploy);
+    let first = screen(&state, 80, 24);
+    assert!(!first.contains("setting_80="), "{first}");
+    scenarios::press(&mut state, scenarios::key(KeyCode::End));
+    let last = screen(&state, 80, 24);
+    assert!(last.contains("setting_80="), "{last}");
+    assert!(last.contains("run it ·"), "{last}");
 }

@@ -97,7 +97,7 @@ pub enum PgError {
     #[error("TLS to PostgreSQL at {address}: {detail}")]
     TlsSetup { address: String, detail: String },
     #[error(
-        "PostgreSQL at {address} asks user {user} for a client certificate ({detail}) and kongup presented none: name it with database.tls.cert_file and key_file in the plan (sslcert= and sslkey= in the address, or PGSSLCERT and PGSSLKEY)"
+        "PostgreSQL at {address} asks user {user} for a client certificate ({detail}) and kongup presented none: name it with database.tls.client_cert and client_key in the plan (sslcert= and sslkey= in the address, or PGSSLCERT and PGSSLKEY)"
     )]
     ClientCertMissing {
         address: String,
@@ -156,10 +156,14 @@ impl PgTarget {
             "database.tls.ca_file in the plan",
         )
         .and_then(|tls| {
+            // libpq presents no certificate over a Unix socket, so it looks for none.
+            if pg_tls::is_unix_socket(&spec.host) {
+                return Ok(tls);
+            }
             tls.with_client_cert(
-                spec.tls.cert_file.clone(),
-                spec.tls.key_file.clone(),
-                "database.tls.cert_file in the plan",
+                spec.tls.client_cert.clone(),
+                spec.tls.client_key.clone(),
+                "database.tls.client_cert in the plan",
             )
         })
         .map_err(PgError::BadTarget)?;
@@ -181,12 +185,13 @@ impl PgTarget {
     /// URL is refused: command lines are visible to every user of the machine. `sslmode`
     /// and `sslrootcert` are read as libpq reads them.
     pub fn from_url(url: &str, password_env: &str) -> Result<PgTarget, PgError> {
-        let (url, tls) = pg_tls::take_tls_params(url).map_err(PgError::BadTarget)?;
-        let tls = PgTls::resolve(tls.mode, tls.root_cert, "sslrootcert in the address")
-            .and_then(|resolved| {
-                resolved.with_client_cert(tls.cert, tls.key, "sslcert in the address")
-            })
-            .map_err(PgError::BadTarget)?;
+        let (url, address_tls) = pg_tls::take_tls_params(url).map_err(PgError::BadTarget)?;
+        let tls = PgTls::resolve(
+            address_tls.mode,
+            address_tls.root_cert,
+            "sslrootcert in the address",
+        )
+        .map_err(PgError::BadTarget)?;
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             PgError::BadTarget(format!(
                 "cannot read the database address: {e}; write postgres://USER@HOST:PORT/DATABASE"
@@ -226,6 +231,13 @@ impl PgTarget {
             .map(str::to_string)
             .unwrap_or_else(|| "kong".to_string());
         let (password, password_source) = password_from_env(password_env);
+        // libpq presents no certificate over a Unix socket, so it looks for none.
+        let tls = if pg_tls::is_unix_socket(&host) {
+            tls
+        } else {
+            tls.with_client_cert(address_tls.cert, address_tls.key, "sslcert in the address")
+                .map_err(PgError::BadTarget)?
+        };
         Ok(PgTarget {
             host,
             port,
@@ -385,7 +397,7 @@ impl PgTarget {
                 };
             }
             // pg_hba.conf's clientcert=verify-full, or the cert method.
-            if message.contains("client certificate")
+            if message.contains("requires a valid client certificate")
                 || message.contains("certificate authentication failed")
             {
                 return match &self.tls.client_cert {
@@ -405,10 +417,20 @@ impl PgTarget {
             if *code == SqlState::INVALID_PASSWORD
                 || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
             {
+                let mut detail = message;
+                if let Some(client) = &self.tls.client_cert {
+                    // clientcert=verify-full on a password line reports a certificate that
+                    // names another user as a failed password.
+                    detail.push_str(&format!(
+                        " (with clientcert=verify-full the server says the same when the client certificate {} does not name {} as its common name)",
+                        client.cert.display(),
+                        self.user
+                    ));
+                }
                 return PgError::AuthFailed {
                     address,
                     user: self.user.clone(),
-                    detail: db_message(&error),
+                    detail,
                     password_source: self.password_source.clone(),
                 };
             }
@@ -757,6 +779,23 @@ mod tests {
         assert!(
             over_socket.tls_warnings().is_empty(),
             "no TLS over a Unix socket, so nothing to warn about"
+        );
+        // Nor a client certificate, so none is looked for (libpq does the same).
+        let over_socket = PgTarget::from_url(
+            "host=/run/postgresql dbname=kong sslcert=/nonexistent/client.crt sslkey=/nonexistent/client.key",
+            "KONGUP_SURELY_UNSET",
+        )
+        .unwrap();
+        assert_eq!(over_socket.tls.client_cert, None);
+        let error = PgTarget::from_url(
+            "postgres://kong@db/kong?sslcert=/nonexistent/client.crt&sslkey=/nonexistent/client.key",
+            "KONGUP_SURELY_UNSET",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("/nonexistent/client.crt") && error.contains("sslcert in the address"),
+            "{error}"
         );
     }
 }

@@ -16,8 +16,8 @@
 //! the bundle file, since libpq before 16 knows no `sslrootcert=system`. TLS never runs
 //! over a Unix socket, as in libpq.
 //!
-//! A client certificate (libpq's `sslcert`/`sslkey`, the plan's `database.tls.cert_file`
-//! and `key_file`, else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt` and
+//! A client certificate (libpq's `sslcert`/`sslkey`, the plan's `database.tls.client_cert`
+//! and `client_key`, else `PGSSLCERT`/`PGSSLKEY`, else `~/.postgresql/postgresql.crt` and
 //! `.key` when the certificate exists) is presented to a server that asks for one. Unlike
 //! libpq, a certificate named explicitly but missing is an error, not silently left out.
 
@@ -198,7 +198,7 @@ impl PgTls {
                 Some(dir) => dir.join("postgresql.key"),
                 None => {
                     return Err(format!(
-                        "the client certificate {} ({cert_origin}) has no key named: name it (sslkey, database.tls.key_file)",
+                        "the client certificate {} ({cert_origin}) has no key named: name it (sslkey, database.tls.client_key)",
                         cert.display()
                     ));
                 }
@@ -210,7 +210,7 @@ impl PgTls {
                 cert.display()
             ));
         }
-        private_key_usable(&key)?;
+        private_key_usable(&key, &cert, &cert_origin)?;
         self.client_cert = Some(ClientCert {
             cert,
             key,
@@ -323,31 +323,33 @@ fn read_client_cert(
             shown(&client.cert)
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| {
-        format!(
-            "cannot read a private key from {}: {e}; an encrypted key must be decrypted first (kongup takes no sslpassword)",
+    let key = PrivateKeyDer::from_pem_file(&client.key).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => format!(
+            "{} holds no private key kongup can read (an encrypted key must be decrypted first: kongup takes no sslpassword)",
             shown(&client.key)
-        )
+        ),
+        e => format!("cannot read the private key {}: {e}", shown(&client.key)),
     })?;
     Ok((certs, key))
 }
 
-/// libpq's rule for a client key: it exists, and no one but its owner can read it (root's
-/// may be group-readable, for a group the server's user is in).
-fn private_key_usable(key: &Path) -> Result<(), String> {
+/// libpq's rule for a client key: it exists, and neither its group nor others have any
+/// access to it (root's may be group-readable, for a group the server's user is in).
+fn private_key_usable(key: &Path, cert: &Path, cert_origin: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(key).map_err(|e| {
         format!(
-            "cannot read the client key {}: {e}; check the path",
-            key.display()
+            "cannot read the client key {} of the client certificate {} ({cert_origin}): {e}; check the path",
+            key.display(),
+            cert.display()
         )
     })?;
-    let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
-    if meta.mode() & 0o777 & !allowed != 0 {
+    let allowed = if meta.uid() == 0 { 0o040 } else { 0 };
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 & !allowed != 0 {
         return Err(format!(
-            "the client key {} can be read by others (mode {:o}), which libpq refuses as well: chmod 0600 it",
-            key.display(),
-            meta.mode() & 0o777
+            "the client key {} gives its group or other users access (mode {mode:o}), which libpq refuses as well: chmod 0600 it",
+            key.display()
         ));
     }
     Ok(())
@@ -582,8 +584,9 @@ pub fn take_tls_params(address: &str) -> Result<(String, AddressTls), String> {
         match key {
             "sslmode" => tls.mode = Some(parse_mode(value)?),
             "sslrootcert" => tls.root_cert = Some(RootCert::from_text(value)),
-            "sslcert" => tls.cert = Some(PathBuf::from(value)),
-            "sslkey" => tls.key = Some(PathBuf::from(value)),
+            // An empty value is libpq's "not set".
+            "sslcert" => tls.cert = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "sslkey" => tls.key = (!value.is_empty()).then(|| PathBuf::from(value)),
             "sslpassword" => {
                 return Err(
                     "the database address names sslpassword: kongup reads no encrypted client key; decrypt it to a file only you can read (openssl pkey -in KEY -out KEY.plain; chmod 0600) and name that with sslkey".to_string(),
@@ -818,6 +821,11 @@ mod tests {
             error.contains("chmod 0600") && error.contains("644"),
             "{error}"
         );
+        // The owner's own bits are the owner's business, as in libpq.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o700)).unwrap();
+        PgTls::default()
+            .with_client_cert(Some(cert.clone()), Some(key.clone()), "the plan")
+            .unwrap();
 
         // Without TLS nothing is looked for, not even a file that is missing.
         let disabled = PgTls {

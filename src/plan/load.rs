@@ -660,7 +660,7 @@ impl Loader {
             d,
             node,
             path,
-            Some(&["mode", "ca_file", "cert_file", "key_file"]),
+            Some(&["mode", "ca_file", "client_cert", "client_key"]),
         )?;
         // Each key is read (and its errors reported) before any is given up on.
         let mode = f.get("mode").map(|n| {
@@ -668,17 +668,20 @@ impl Loader {
         });
         let mut ok = true;
         let mut files = [None, None, None];
-        for (slot, key) in files.iter_mut().zip(["ca_file", "cert_file", "key_file"]) {
+        for (slot, key) in files
+            .iter_mut()
+            .zip(["ca_file", "client_cert", "client_key"])
+        {
             if let Some(n) = f.get(key) {
                 *slot = file_path(d, n, &f.path_of(key));
                 ok &= slot.is_some();
             }
         }
-        if f.has("cert_file") != f.has("key_file") {
-            let (given, missing) = if f.has("cert_file") {
-                ("cert_file", "key_file")
+        if f.has("client_cert") != f.has("client_key") {
+            let (given, missing) = if f.has("client_cert") {
+                ("client_cert", "client_key")
             } else {
-                ("key_file", "cert_file")
+                ("client_key", "client_cert")
             };
             d.error_with_hint(
                 f.key_pos(given).unwrap_or(f.pos),
@@ -688,7 +691,7 @@ impl Loader {
             ok = false;
         }
         if matches!(mode, Some(Some(SslMode::Disable))) {
-            for key in ["ca_file", "cert_file"]
+            for key in ["ca_file", "client_cert"]
                 .into_iter()
                 .filter(|key| f.has(key))
             {
@@ -704,12 +707,12 @@ impl Loader {
             Some(mode) => Some(mode?),
             None => None,
         };
-        let [ca_file, cert_file, key_file] = files;
+        let [ca_file, client_cert, client_key] = files;
         ok.then_some(DatabaseTls {
             mode,
             ca_file,
-            cert_file,
-            key_file,
+            client_cert,
+            client_key,
         })
     }
 

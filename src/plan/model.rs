@@ -157,8 +157,8 @@ pub struct DatabaseTls {
     pub ca_file: Option<PathBuf>,
     /// A client certificate (PEM) for a server that asks for one, with its key (PEM,
     /// unencrypted, readable only by its owner). Both or neither.
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 /// libpq's `sslmode` values kongup speaks (all but `allow`).

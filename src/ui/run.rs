@@ -365,9 +365,10 @@ where
                 .and_then(|()| {
                     terminal
                         .draw(|frame| super::render(frame, state))
-                        .map(|_| ())
+                        .map(|frame| frame.area)
                         .map_err(|e| e.to_string())
-                });
+                })
+                .map(|screen| state.set_screen(screen));
                 if let Err(e) = drawn {
                     outbox.push_back(Command::Quit);
                     break ConsoleExit::TerminalLost {

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ratatui::layout::Rect;
 use tui_input::Input;
 
 use crate::engine::event::{
@@ -21,6 +22,7 @@ use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, PhaseName, Step, StepRef};
 
 use super::keys::{ScrollDelta, UiAction};
+use super::layout::{MIN_HEIGHT, MIN_WIDTH};
 use super::theme::{Theme, Tone, step_symbol};
 
 /// Log lines kept in memory; the full logs are in the run directory.
@@ -214,8 +216,8 @@ pub enum PromptPurpose {
 /// The open dialog, if any. Keys go to it first.
 #[derive(Debug, Clone)]
 pub enum Modal {
-    /// Shows what a step will run and where; Enter runs it. `scroll`: the commands of a
-    /// long run list scrolled past.
+    /// Shows what a step will run and where; Enter runs it. `scroll`: the rows of a long
+    /// run list scrolled past.
     Confirm {
         step: StepRef,
         scroll: usize,
@@ -273,6 +275,8 @@ pub struct ConsoleState {
     gate: Option<GateVerdict>,
     /// The gate label last written to the log, so the log says each change once.
     gate_logged: Option<&'static str>,
+    /// The screen last drawn on, so a dialog scrolls no further than its last page.
+    screen: Rect,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -315,6 +319,7 @@ impl ConsoleState {
             metrics: VecDeque::new(),
             gate: None,
             gate_logged: None,
+            screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
             engine_stopped: false,
@@ -741,12 +746,15 @@ impl ConsoleState {
     }
 
     /// Scrolls the help dialog.
-    /// Scrolls the help, or the run list of a confirm dialog (by commands).
+    /// Scrolls the help, or the run list of a confirm dialog (by rows).
     pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
         let lines = match &self.modal {
             Some(Modal::Help { .. }) => self.help_lines().len(),
-            Some(Modal::Confirm { step, .. } | Modal::Irreversible { step, .. }) => {
-                self.runs(step).len().saturating_sub(1)
+            Some(Modal::Confirm { step, .. }) => {
+                super::modals::confirm::max_scroll(self, step, self.screen, None)
+            }
+            Some(Modal::Irreversible { step, typed, .. }) => {
+                super::modals::confirm::max_scroll(self, step, self.screen, Some(typed))
             }
             _ => return,
         };
@@ -846,6 +854,11 @@ impl ConsoleState {
 
     pub fn metrics_history(&self) -> &VecDeque<MetricsSnapshot> {
         &self.metrics
+    }
+
+    /// The console loop says which screen it drew on last.
+    pub fn set_screen(&mut self, screen: Rect) {
+        self.screen = screen;
     }
 
     pub fn gate(&self) -> Option<&GateVerdict> {

@@ -15,6 +15,8 @@ pub struct Pki {
     pub server_key_pem: String,
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    /// Certificate and key of each further client asked for, signed by the same CA.
+    pub extra_clients: Vec<(String, String)>,
 }
 
 pub fn make_pki() -> Pki {
@@ -23,12 +25,13 @@ pub fn make_pki() -> Pki {
 
 /// A PKI whose server certificate names `server_names` (DNS names or IP addresses).
 pub fn make_pki_for(server_names: &[&str]) -> Pki {
-    make_pki_with_client(server_names, "kongup-client")
+    make_pki_with_clients(server_names, &["kongup-client"])
 }
 
-/// As [`make_pki_for`], the client certificate's common name `client_name` (PostgreSQL's
-/// `clientcert=verify-full` matches it against the user name).
-pub fn make_pki_with_client(server_names: &[&str], client_name: &str) -> Pki {
+/// As [`make_pki_for`], with a client certificate for each of `client_names` as its
+/// common name (PostgreSQL's `clientcert=verify-full` matches it against the user name):
+/// the first is `client_cert_pem`, the others `extra_clients`.
+pub fn make_pki_with_clients(server_names: &[&str], client_names: &[&str]) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -48,18 +51,22 @@ pub fn make_pki_with_client(server_names: &[&str], client_name: &str) -> Pki {
         server_names.first().copied().unwrap_or("server"),
     );
     let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let mut client_params = CertificateParams::new(vec![client_name.to_string()]).unwrap();
-    client_params
-        .distinguished_name
-        .push(DnType::CommonName, client_name);
-    let client_cert = client_params.signed_by(&client_key, &issuer).unwrap();
+    let mut clients = client_names.iter().map(|name| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, *name);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    });
+    let (client_cert_pem, client_key_pem) = clients.next().expect("a client name");
+    let extra_clients = clients.collect();
     Pki {
         ca_pem: ca_cert.pem(),
         server_cert_pem: server_cert.pem(),
         server_key_pem: server_key.serialize_pem(),
-        client_cert_pem: client_cert.pem(),
-        client_key_pem: client_key.serialize_pem(),
+        client_cert_pem,
+        client_key_pem,
+        extra_clients,
     }
 }
 

@@ -1259,37 +1259,38 @@ fn database_tls_takes_libpqs_modes_and_a_ca_file() {
 fn database_tls_takes_a_client_certificate_with_its_key() {
     let loaded = parse_plan(
         &with_x_database(
-            "{host: db, tls: {mode: verify-full, cert_file: /etc/kongup/pg.crt, key_file: /etc/kongup/pg.key}}",
+            "{host: db, tls: {mode: verify-full, client_cert: /etc/kongup/pg.crt, client_key: /etc/kongup/pg.key}}",
         ),
         "plan.yaml",
     )
     .unwrap();
     let tls = loaded.plan.clusters.x.database.unwrap().tls;
     assert_eq!(
-        tls.cert_file.as_deref(),
+        tls.client_cert.as_deref(),
         Some(Path::new("/etc/kongup/pg.crt"))
     );
     assert_eq!(
-        tls.key_file.as_deref(),
+        tls.client_key.as_deref(),
         Some(Path::new("/etc/kongup/pg.key"))
     );
 
-    let source = with_x_database("{host: db, tls: {cert_file: /pg.crt}}");
+    let source = with_x_database("{host: db, tls: {client_cert: /pg.crt}}");
     let d = single(&source);
     assert_at(
         &d,
         11,
-        col(&source, 11, "cert_file"),
-        "needs `clusters.x.database.tls.key_file` beside it",
+        col(&source, 11, "client_cert"),
+        "needs `clusters.x.database.tls.client_key` beside it",
     );
 
-    let source =
-        with_x_database("{host: db, tls: {mode: disable, cert_file: /pg.crt, key_file: /pg.key}}");
+    let source = with_x_database(
+        "{host: db, tls: {mode: disable, client_cert: /pg.crt, client_key: /pg.key}}",
+    );
     let d = single(&source);
     assert_at(
         &d,
         11,
-        col(&source, 11, "cert_file"),
+        col(&source, 11, "client_cert"),
         "has no use with `mode: disable`",
     );
 }

@@ -13,6 +13,71 @@ use super::{draw_dialog, inner_width, max_inner_height};
 
 pub const WIDTH: u16 = 76;
 
+/// Rows the dialog's head takes: the step's title and the guide line.
+const HEAD_ROWS: usize = 2;
+/// Rows around the run list that always stay: a blank, the list's heading, a blank and
+/// one instruction row.
+const FIXED_ROWS: usize = 4;
+/// Rows of the confirm dialog's own footer (a blank and the keys).
+const FOOTER_ROWS: usize = 2;
+
+/// Rows the run list may take in a dialog of `room` rows whose tail takes `tail_rows`.
+fn list_room(room: usize, tail_rows: usize) -> usize {
+    room.saturating_sub(HEAD_ROWS + tail_rows + FIXED_ROWS)
+        .max(1)
+}
+
+/// Where the last page of a list of `rows` starts: the "above" marker, then the rest.
+fn last_start(rows: usize, list_room: usize) -> usize {
+    if rows <= list_room {
+        0
+    } else {
+        rows - list_room.saturating_sub(1).max(1)
+    }
+}
+
+/// How far the arrows may scroll the run list of `step`'s dialog on a `screen`: the
+/// irreversible one (with the name being `typed`) or the plain one.
+pub fn max_scroll(
+    state: &ConsoleState,
+    step: &StepRef,
+    screen: Rect,
+    typed: Option<&tui_input::Input>,
+) -> usize {
+    let width = inner_width(screen, WIDTH);
+    let (room, tail_rows) = match typed {
+        Some(typed) => (
+            max_inner_height(screen),
+            super::irreversible::tail(state, step, typed, width).len(),
+        ),
+        None => (max_inner_height(screen).saturating_sub(FOOTER_ROWS), 0),
+    };
+    let rows = run_rows(state.runs(step), width.saturating_sub(4)).len();
+    last_start(rows, list_room(room, tail_rows))
+}
+
+/// A row of the run list: part of a command wrapped to the dialog.
+pub struct RunRow {
+    /// The command's first row (drawn with an arrow).
+    pub first: bool,
+    pub text: String,
+}
+
+/// What `runs` take on screen, wrapped at `width`.
+pub fn run_rows(runs: &[String], width: usize) -> Vec<RunRow> {
+    runs.iter()
+        .flat_map(|run| {
+            text::wrap(run, width)
+                .into_iter()
+                .enumerate()
+                .map(|(i, text)| RunRow {
+                    first: i == 0,
+                    text,
+                })
+        })
+        .collect()
+}
+
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, scroll: usize) {
     let width = inner_width(area, WIDTH);
     let room = max_inner_height(area);
@@ -29,7 +94,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         state,
         step,
         width,
-        room.saturating_sub(footer.len()),
+        room.saturating_sub(FOOTER_ROWS),
         Vec::new(),
         scroll,
     );
@@ -53,7 +118,7 @@ pub fn title(state: &ConsoleState, step: &StepRef) -> String {
 }
 
 /// The dialog's text for `step`, at most `room` rows, its run list scrolled past `scroll`
-/// commands: `tail` (the irreversible warning and the typed field) always shows; the
+/// rows: `tail` (the irreversible warning and the typed field) always shows; the
 /// instruction gives way first, then the run list.
 pub fn body(
     state: &ConsoleState,
@@ -83,23 +148,21 @@ pub fn body(
         theme.tone(Tone::Muted),
     )));
 
-    // Each command's rows, whole: the list gives way by commands (the arrows scroll it),
-    // before the tail (the warning, the typed field, the keys), for an operator who cannot
-    // see how to confirm cannot act. One instruction row stays.
-    let commands: Vec<Vec<String>> = state
-        .runs(step_ref)
-        .iter()
-        .map(|run| text::wrap(run, width.saturating_sub(4)))
-        .collect();
-    let scroll = scroll.min(commands.len().saturating_sub(1));
-    let runs_room = room.saturating_sub(head.len() + tail.len() + 4);
-    let rows_from_scroll: usize = commands[scroll..].iter().map(Vec::len).sum();
-    let above = usize::from(scroll > 0);
-    // Without room for everything, one row says what is left out below.
-    let limit = if above + rows_from_scroll <= runs_room {
-        runs_room - above
+    // The run list gives way before the tail (the warning, the typed field, the keys), for
+    // an operator who cannot see how to confirm cannot act; the arrows scroll it by rows,
+    // so even one command taller than the dialog can be read to its end. One instruction
+    // row stays.
+    let rows = run_rows(state.runs(step_ref), width.saturating_sub(4));
+    let list_room = list_room(room, tail.len());
+    let (start, end) = if rows.len() <= list_room {
+        (0, rows.len())
     } else {
-        runs_room.saturating_sub(above + 1).max(1)
+        let start = scroll.min(last_start(rows.len(), list_room));
+        let mut shown = list_room.saturating_sub(usize::from(start > 0));
+        if start + shown < rows.len() {
+            shown = shown.saturating_sub(1);
+        }
+        (start, (start + shown.max(1)).min(rows.len()))
     };
     let muted = |line: String| {
         Line::from(Span::styled(
@@ -111,31 +174,21 @@ pub fn body(
         Line::default(),
         Line::from(Span::styled("What will run, and where:", theme.bold())),
     ];
-    if scroll > 0 {
-        runs.push(muted(format!("  ↑ {scroll} more above")));
+    if start > 0 {
+        runs.push(muted(format!("  ↑ {start} more rows above")));
     }
-    let mut used = 0;
-    for (n, rows) in commands.iter().enumerate().skip(scroll) {
-        if n > scroll && used + rows.len() > limit {
-            let below = commands.len() - n;
-            runs.push(muted(format!("  ↓ {below} more below: the arrows scroll")));
-            break;
-        }
-        let mut rows = rows.clone();
-        if rows.len() > limit {
-            rows.truncate(limit);
-            if let Some(last) = rows.last_mut() {
-                *last = text::truncate(&format!("{last} …"), width.saturating_sub(4));
-            }
-        }
-        used += rows.len();
-        for (i, row) in rows.into_iter().enumerate() {
-            let lead = if i == 0 { "  → " } else { "    " };
-            runs.push(Line::from(vec![
-                Span::styled(lead, theme.tone(Tone::Accent)),
-                Span::raw(row),
-            ]));
-        }
+    for row in &rows[start..end] {
+        let lead = if row.first { "  → " } else { "    " };
+        runs.push(Line::from(vec![
+            Span::styled(lead, theme.tone(Tone::Accent)),
+            Span::raw(row.text.clone()),
+        ]));
+    }
+    if end < rows.len() {
+        runs.push(muted(format!(
+            "  ↓ {} more rows below: the arrows scroll",
+            rows.len() - end
+        )));
     }
 
     let fixed = head.len() + runs.len() + tail.len() + 1;

@@ -23,6 +23,21 @@ pub fn render(
 ) {
     let theme = state.theme();
     let width = inner_width(area, confirm::WIDTH);
+    let tail = tail(state, step, typed, width);
+    let room = max_inner_height(area);
+    let lines = confirm::body(state, step, width, room, tail, scroll);
+    let title = format!("IRREVERSIBLE · {}", confirm::title(state, step));
+    draw_dialog(frame, area, theme, title, confirm::WIDTH, lines);
+}
+
+/// What cannot be undone, the typed field and the keys: the rows under the run list.
+pub fn tail(
+    state: &ConsoleState,
+    step: &StepRef,
+    typed: &Input,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let theme = state.theme();
     let because = state
         .step(step)
         .and_then(|(s, _)| s.irreversible_because.clone())
@@ -57,10 +72,7 @@ pub fn render(
         Span::styled("Esc", theme.bold()),
         Span::raw(" cancel"),
     ]));
-    let room = max_inner_height(area);
-    let lines = confirm::body(state, step, width, room, tail, scroll);
-    let title = format!("IRREVERSIBLE · {}", confirm::title(state, step));
-    draw_dialog(frame, area, theme, title, confirm::WIDTH, lines);
+    tail
 }
 
 /// `> text` with a block cursor, drawn in the buffer (so it shows in any terminal).
