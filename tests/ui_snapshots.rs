@@ -263,3 +263,68 @@ fn a_command_taller_than_the_dialog_scrolls_to_its_end() {
     assert!(last.contains("setting_80="), "{last}");
     assert!(last.contains("run it ·"), "{last}");
 }
+
+/// A rollback longer than the dialog keeps its next step in view, says how many are out
+/// of view, and shows the steps already done as done.
+#[test]
+fn a_long_rollback_keeps_its_next_step_in_view() {
+    use kongup::engine::event::StepState;
+    use kongup::plan::steps::{RollbackAction, RollbackKind, StepRef};
+    use support::hybrid::{
+        changed, complete, plan, previewer, rollback_events, start_events, t0, traffic,
+    };
+
+    // Every control-plane step undone by hand: a rollback of fifteen steps.
+    let mut expanded = support::hybrid::expanded();
+    for step in expanded.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
+        step.rollback.get_or_insert_with(|| RollbackAction {
+            title: format!("Undo: {}", step.title),
+            instruction: "By hand.".into(),
+            kind: RollbackKind::Manual,
+            irreversible: false,
+        });
+    }
+    let plan = plan();
+    let mut state = kongup::ui::ConsoleState::new(
+        &plan,
+        &expanded,
+        t0(),
+        Theme::NO_COLOUR,
+        previewer(&plan, &expanded),
+    );
+    scenarios::apply_all(&mut state, &start_events(&expanded));
+    state.apply(&traffic(10));
+    scenarios::press(&mut state, scenarios::char_key('R'));
+    let planned: Vec<StepRef> = expanded
+        .phases
+        .iter()
+        .flat_map(|phase| {
+            phase
+                .steps
+                .iter()
+                .map(|step| StepRef::new(phase.name, &step.id))
+        })
+        .filter(|forward| forward.phase == kongup::plan::steps::PhaseName::ControlPlane)
+        .map(|forward| kongup::engine::rollback::rollback_ref(&expanded, &forward))
+        .rev()
+        .collect();
+    assert!(planned.len() >= 12, "{} rollback steps", planned.len());
+    scenarios::apply_all(&mut state, &rollback_events(412, planned.clone()));
+    let done = planned.len() - 2;
+    scenarios::apply_all(&mut state, &complete(&planned[..done], 1090));
+    state.apply(&changed(planned[done].clone(), StepState::Ready));
+    assert_eq!(state.next_rollback_step(), Some(&planned[done]));
+    let text = screen(&state, 80, 24);
+    let next_row = text
+        .lines()
+        .find(|row| row.contains("[next]"))
+        .unwrap_or_else(|| panic!("the next step is out of view:\n{text}"));
+    assert!(
+        next_row.contains(&format!("{}. Undo", done + 1)),
+        "{next_row}\n{text}"
+    );
+    assert!(text.contains("earlier"), "{text}");
+    assert!(text.contains("[done]"), "done steps read done:\n{text}");
+    assert!(text.contains("confirm the next step"), "{text}");
+    insta::assert_snapshot!("rollback_long_80x24", text);
+}

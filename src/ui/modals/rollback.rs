@@ -95,16 +95,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         Some(steps) if steps.is_empty() => lines.push(Line::from("   nothing else to undo")),
         Some(steps) => {
             let room = max_inner_height(area).saturating_sub(lines.len() + 3);
-            for (i, step_ref) in steps.iter().enumerate().take(room) {
+            // A list longer than the room keeps the next step in view, one done step
+            // above it, and says how many are out of view on each side.
+            let total = steps.len();
+            let (start, end) = if total <= room {
+                (0, total)
+            } else {
+                let shown = room.saturating_sub(2).max(1);
+                let focus = next
+                    .as_ref()
+                    .and_then(|next| steps.iter().position(|s| s == next))
+                    .unwrap_or(total);
+                let start = focus.saturating_sub(1).min(total - shown);
+                (start, start + shown)
+            };
+            let muted = |text: String| Line::from(Span::styled(text, theme.tone(Tone::Muted)));
+            if start > 0 {
+                lines.push(muted(format!("   ↑ {start} earlier")));
+            }
+            for (i, step_ref) in steps.iter().enumerate().take(end).skip(start) {
                 let Some((step, status)) = state.step(step_ref) else {
                     continue;
                 };
-                let (symbol, word, tone) = if status.state == StepState::RolledBack {
-                    step_symbol(StepState::RolledBack)
-                } else if Some(step_ref) == next.as_ref() {
+                let waiting = matches!(status.state, StepState::Pending | StepState::Ready);
+                let (symbol, word, tone) = if waiting && Some(step_ref) == next.as_ref() {
                     ("●", "next", Tone::Active)
-                } else {
+                } else if waiting {
                     step_symbol(StepState::Pending)
+                } else {
+                    step_symbol(status.state)
                 };
                 let what = step.title.clone();
                 let irreversible = step.irreversible;
@@ -122,6 +141,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                         theme.tone(if irreversible { Tone::Warn } else { tone }),
                     ),
                 ]));
+            }
+            if end < total {
+                lines.push(muted(format!("   ↓ {} more", total - end)));
             }
         }
     }
