@@ -351,3 +351,38 @@ fn the_gate_is_idle_until_y_takes_traffic() {
     );
     assert!(screen(&state, 160, 48).contains("BREACHED"));
 }
+
+/// Y's nodes do not answer before they are deployed, as planned: the topology says so
+/// quietly; once their deployment has begun, not answering is a failure again.
+#[test]
+fn y_not_deployed_yet_reads_as_planned_not_as_unreachable() {
+    use kongup::kong::topology::NodeHealth;
+
+    let y_health = |state: &ConsoleState| {
+        state
+            .topology()
+            .unwrap()
+            .nodes
+            .iter()
+            .filter(|n| n.cluster == kongup::plan::steps::ClusterSide::Y)
+            .map(|n| n.health.clone())
+            .collect::<Vec<_>>()
+    };
+    let refused = NodeHealth::Unreachable("connection refused".into());
+    let mut state = fresh();
+    state.apply(&topology(None, refused.clone()));
+    let before = y_health(&state);
+    assert!(!before.is_empty());
+    assert!(
+        before.iter().all(|h| *h == NodeHealth::Absent),
+        "{before:?}"
+    );
+    let text = screen(&state, 160, 48);
+    assert!(text.contains("down, as planned"), "{text}");
+    assert!(!text.contains("unreachable"), "{text}");
+
+    state.apply(&changed(cp("deploy-y"), StepState::Running));
+    state.apply(&topology(None, refused.clone()));
+    let after = y_health(&state);
+    assert!(after.iter().all(|h| *h == refused), "{after:?}");
+}

@@ -15,11 +15,11 @@ use crate::engine::event::{
 };
 use crate::engine::rollback::TRAFFIC_TO_X;
 use crate::engine::{StepPreview, Toolbox};
-use crate::kong::topology::TopologySnapshot;
+use crate::kong::topology::{NodeHealth, TopologySnapshot};
 use crate::lb::Split;
 use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
 use crate::plan::model::Plan;
-use crate::plan::steps::{ExpandedPlan, PhaseName, Step, StepRef};
+use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepKind, StepRef};
 
 use super::keys::{ScrollDelta, UiAction};
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
@@ -462,7 +462,20 @@ impl ConsoleState {
                 self.gate = Some(verdict.clone());
             }
             Event::Metrics(snapshot) => self.push_metrics(snapshot.clone()),
-            Event::Topology(snapshot) => self.topology = Some(snapshot.clone()),
+            Event::Topology(snapshot) => {
+                let mut snapshot = snapshot.clone();
+                // A cluster not up at this point of the run (Y before its nodes are
+                // deployed, X once they are stopped) does not answer, as planned: that
+                // reads as absent, not as a failure.
+                for node in &mut snapshot.nodes {
+                    if matches!(node.health, NodeHealth::Unreachable(_))
+                        && !self.cluster_expected_up(node.cluster)
+                    {
+                        node.health = NodeHealth::Absent;
+                    }
+                }
+                self.topology = Some(snapshot);
+            }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
         }
@@ -854,6 +867,27 @@ impl ConsoleState {
 
     pub fn metrics_history(&self) -> &VecDeque<MetricsSnapshot> {
         &self.metrics
+    }
+
+    /// Whether `side`'s nodes should answer now: Y's once a step deploying or starting them
+    /// has begun, X's until a step stopping or decommissioning them has succeeded.
+    fn cluster_expected_up(&self, side: ClusterSide) -> bool {
+        match side {
+            ClusterSide::Y => self.entries.iter().any(|entry| {
+                matches!(
+                    entry.step.kind,
+                    StepKind::DeployNodes { cluster } | StepKind::StartNodes { cluster }
+                        if cluster == side
+                ) && !matches!(entry.status.state, StepState::Pending | StepState::Ready)
+            }),
+            ClusterSide::X => !self.entries.iter().any(|entry| {
+                matches!(
+                    entry.step.kind,
+                    StepKind::StopNodes { cluster } | StepKind::Decommission { cluster }
+                        if cluster == side
+                ) && entry.status.state == StepState::Succeeded
+            }),
+        }
     }
 
     /// The console loop says which screen it drew on last.

@@ -117,7 +117,7 @@ pub fn health_label(health: &NodeHealth) -> (&'static str, String, Tone) {
         NodeHealth::Ready => ("✔", "ready".into(), Tone::Good),
         NodeHealth::NotReady(reason) => ("⚠", format!("not ready: {reason}"), Tone::Warn),
         NodeHealth::Unreachable(why) => ("✖", format!("unreachable: {why}"), Tone::Bad),
-        NodeHealth::Absent => ("○", "absent".into(), Tone::Muted),
+        NodeHealth::Absent => ("○", "down, as planned".into(), Tone::Muted),
         NodeHealth::Unknown => ("?", "unknown".into(), Tone::Muted),
     }
 }
