@@ -381,8 +381,29 @@ fn y_not_deployed_yet_reads_as_planned_not_as_unreachable() {
     assert!(text.contains("down, as planned"), "{text}");
     assert!(!text.contains("unreachable"), "{text}");
 
+    // The metrics pane says the same of the scrape Y's nodes cannot answer.
+    apply_all(&mut state, &[metrics_unscraped_y(30)]);
+    let text = screen(&state, 160, 48);
+    assert!(!text.contains("no node answered the scrape"), "{text}");
+
     state.apply(&changed(cp("deploy-y"), StepState::Running));
     state.apply(&topology(None, refused.clone()));
+    apply_all(&mut state, &[metrics_unscraped_y(32)]);
+    let text = screen(&state, 160, 48);
+    assert!(text.contains("no node answered the scrape"), "{text}");
     let after = y_health(&state);
     assert!(after.iter().all(|h| *h == refused), "{after:?}");
+}
+
+/// A scrape in which X answered and none of Y's three nodes did.
+fn metrics_unscraped_y(secs: i64) -> Event {
+    let Event::Metrics(mut snapshot) = metrics(secs, 0, 0.0) else {
+        unreachable!("metrics() makes a metrics event")
+    };
+    snapshot.y = kongup::metrics::ClusterFigures {
+        nodes_total: 3,
+        nodes_scraped: 0,
+        ..Default::default()
+    };
+    Event::Metrics(snapshot)
 }

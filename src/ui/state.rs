@@ -871,7 +871,7 @@ impl ConsoleState {
 
     /// Whether `side`'s nodes should answer now: Y's once a step deploying or starting them
     /// has begun, X's until a step stopping or decommissioning them has succeeded.
-    fn cluster_expected_up(&self, side: ClusterSide) -> bool {
+    pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
         match side {
             ClusterSide::Y => self.entries.iter().any(|entry| {
                 matches!(

@@ -71,8 +71,12 @@ impl Series {
         self,
         figures: &ClusterFigures,
         no_traffic_yet: bool,
+        down_as_planned: bool,
     ) -> Option<(&'static str, Tone)> {
         if figures.nodes_scraped == 0 {
+            if down_as_planned {
+                return Some(("down, as planned", Tone::Muted));
+            }
             return Some((
                 if figures.nodes_total == 0 {
                     "no nodes to scrape yet"
@@ -214,7 +218,8 @@ fn render_series(
     );
     // Y serves nothing before its first traffic stage.
     let no_traffic_yet = side == ClusterSide::Y && state.traffic().is_none_or(|t| t.shown().y == 0);
-    if let Some((why, tone)) = series.missing(figures, no_traffic_yet) {
+    let down_as_planned = !state.cluster_expected_up(side);
+    if let Some((why, tone)) = series.missing(figures, no_traffic_yet, down_as_planned) {
         frame.render_widget(
             Paragraph::new(Span::styled(
                 text::truncate(why, rest.width as usize),
