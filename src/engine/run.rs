@@ -30,7 +30,8 @@ use crate::actions::{
     StepOutcome, TrafficPath, TrafficReadback, commands::run_commands,
 };
 use crate::exec::Executor;
-use crate::lb::Split;
+use crate::exec::process::kill_on_drop;
+use crate::lb::{ReadBackSource, Split, TrafficDriver};
 use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{ExpandedPlan, PhaseName, RollbackKind, Step, StepKind, StepRef};
@@ -263,6 +264,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change)?;
+    read_split_once(engine.toolbox.traffic.clone(), engine.events.clone());
     let task = tokio::spawn(engine.run(stamp_commands(commands_rx), signals));
     Ok(EngineHandle {
         commands: commands_tx,
@@ -271,6 +273,26 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
+}
+
+/// Reads the load balancer's split once, in the background, for the header: where
+/// traffic is is the first question of an operator who opens (or takes over) a run, before
+/// any traffic step. A driver that cannot be read stays silent here; preflight and the
+/// traffic steps say why.
+fn read_split_once(driver: Arc<dyn TrafficDriver>, events: mpsc::UnboundedSender<Event>) {
+    if matches!(
+        driver.read_back_source(),
+        ReadBackSource::Operator | ReadBackSource::Nothing
+    ) {
+        return;
+    }
+    tokio::spawn(async move {
+        let deadline = crate::actions::traffic::driver_deadline(driver.as_ref());
+        let read = tokio::time::timeout(deadline, kill_on_drop(driver.read_split())).await;
+        if let Ok(Ok(Some(split))) = read {
+            let _ = events.send(Event::TrafficRead(split));
+        }
+    });
 }
 
 /// A command and when it was sent.
