@@ -533,9 +533,10 @@ async fn dbless_rolling_resumed_after_y_took_half_the_traffic_goes_on_to_done() 
     assert_eq!(lab.traffic_driver().split(), Split::to_y(50));
     // The resumed run reads the split back at once, before any traffic step: the header
     // says where traffic is for whoever takes the run over.
-    demo.wait_for("the split read back on resume", |e| {
-        matches!(e, Event::TrafficRead(split) if *split == Split::to_y(50))
-    })
+    demo.wait_for(
+        "the split read back on resume",
+        |e| matches!(e, Event::TrafficRead(split) if *split == Split::to_y(50)),
+    )
     .await;
     let endpoints = lab.endpoints();
     let hash_of =

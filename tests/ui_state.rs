@@ -352,8 +352,8 @@ fn the_gate_is_idle_until_y_takes_traffic() {
     assert!(screen(&state, 160, 48).contains("BREACHED"));
 }
 
-/// Y's nodes do not answer before they are deployed, as planned: the topology says so
-/// quietly; once their deployment has begun, not answering is a failure again.
+/// Y's nodes do not answer before they are started, as planned: the topology says so
+/// quietly; once their start has begun, not answering is a failure again.
 #[test]
 fn y_not_deployed_yet_reads_as_planned_not_as_unreachable() {
     use kongup::kong::topology::NodeHealth;
@@ -386,13 +386,32 @@ fn y_not_deployed_yet_reads_as_planned_not_as_unreachable() {
     let text = screen(&state, 160, 48);
     assert!(!text.contains("no node answered the scrape"), "{text}");
 
-    state.apply(&changed(cp("deploy-y"), StepState::Running));
+    // Deployed is not started: the plan starts Y's control planes in a step of its own.
+    apply_all(&mut state, &complete(&[cp("deploy-y")], 40));
+    state.apply(&topology(None, refused.clone()));
+    assert!(y_health(&state).contains(&NodeHealth::Absent));
+    state.apply(&changed(cp("start-y"), StepState::Running));
     state.apply(&topology(None, refused.clone()));
     apply_all(&mut state, &[metrics_unscraped_y(32)]);
     let text = screen(&state, 160, 48);
     assert!(text.contains("no node answered the scrape"), "{text}");
-    let after = y_health(&state);
-    assert!(after.iter().all(|h| *h == refused), "{after:?}");
+    // The control planes: their data planes come up in the data-plane phase.
+    let control_planes: Vec<NodeHealth> = state
+        .topology()
+        .unwrap()
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.cluster == kongup::plan::steps::ClusterSide::Y
+                && n.role == kongup::plan::model::Role::ControlPlane
+        })
+        .map(|n| n.health.clone())
+        .collect();
+    assert!(!control_planes.is_empty());
+    assert!(
+        control_planes.iter().all(|h| *h == refused),
+        "{control_planes:?}"
+    );
 }
 
 /// A scrape in which X answered and none of Y's three nodes did.
@@ -406,4 +425,34 @@ fn metrics_unscraped_y(secs: i64) -> Event {
         ..Default::default()
     };
     Event::Metrics(snapshot)
+}
+
+/// In hybrid mode control planes and data planes have a phase each: starting Y's control
+/// planes says nothing of Y's data planes, and decommissioning X's control planes leaves
+/// X's data planes serving (down would be a failure there).
+#[test]
+fn hybrid_nodes_are_expected_up_by_their_own_phase() {
+    use kongup::plan::model::Role;
+    use kongup::plan::steps::ClusterSide::{X, Y};
+
+    let mut state = fresh();
+    assert!(!state.node_expected_up(Y, Role::ControlPlane));
+    apply_all(
+        &mut state,
+        &complete(&[cp("deploy-y"), cp("start-y"), cp("decommission-x")], 100),
+    );
+    assert!(state.node_expected_up(Y, Role::ControlPlane));
+    assert!(!state.node_expected_up(Y, Role::DataPlane));
+    assert!(!state.node_expected_up(X, Role::ControlPlane));
+    assert!(state.node_expected_up(X, Role::DataPlane));
+    assert!(state.cluster_expected_up(X) && state.cluster_expected_up(Y));
+
+    state.apply(&changed(dp("roll-dp"), StepState::Running));
+    assert!(state.node_expected_up(Y, Role::DataPlane));
+    apply_all(
+        &mut state,
+        &complete(&[dp("roll-dp"), dp("stop-dp-x")], 200),
+    );
+    assert!(!state.node_expected_up(X, Role::DataPlane));
+    assert!(!state.cluster_expected_up(X));
 }

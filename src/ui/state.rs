@@ -18,7 +18,7 @@ use crate::engine::{StepPreview, Toolbox};
 use crate::kong::topology::{NodeHealth, TopologySnapshot};
 use crate::lb::Split;
 use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
-use crate::plan::model::Plan;
+use crate::plan::model::{Mode, Plan, Role};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepKind, StepRef};
 
 use super::keys::{ScrollDelta, UiAction};
@@ -469,7 +469,7 @@ impl ConsoleState {
                 // reads as absent, not as a failure.
                 for node in &mut snapshot.nodes {
                     if matches!(node.health, NodeHealth::Unreachable(_))
-                        && !self.cluster_expected_up(node.cluster)
+                        && !self.node_expected_up(node.cluster, node.role)
                     {
                         node.health = NodeHealth::Absent;
                     }
@@ -869,25 +869,87 @@ impl ConsoleState {
         &self.metrics
     }
 
-    /// Whether `side`'s nodes should answer now: Y's once a step deploying or starting them
-    /// has begun, X's until a step stopping or decommissioning them has succeeded.
-    pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
+    /// Whether `side`'s nodes of `role` should answer now. The steps that decide are those
+    /// of the node's phase (in hybrid mode control planes and data planes have a phase
+    /// each): Y's once the phase's step starting them (else deploying them, else its first
+    /// step that changes anything) has begun; X's until a step stopping or
+    /// decommissioning them has succeeded.
+    pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
+        let phase = match (self.plan.mode, role) {
+            (Mode::Hybrid, Role::ControlPlane) => Some(PhaseName::ControlPlane),
+            (Mode::Hybrid, Role::DataPlane) => Some(PhaseName::DataPlane),
+            _ => None,
+        };
+        let steps: Vec<&StepEntry> = self
+            .entries
+            .iter()
+            .filter(|e| match phase {
+                Some(phase) => e.step_ref.phase == phase,
+                None => e.step_ref.phase != PhaseName::Rollback,
+            })
+            .collect();
         match side {
-            ClusterSide::Y => self.entries.iter().any(|entry| {
+            ClusterSide::Y => {
+                let of_kind = |wanted: fn(&StepKind) -> bool| -> Vec<&StepEntry> {
+                    steps
+                        .iter()
+                        .copied()
+                        .filter(|e| wanted(&e.step.kind))
+                        .collect()
+                };
+                let starts = of_kind(|k| {
+                    matches!(
+                        k,
+                        StepKind::StartNodes {
+                            cluster: ClusterSide::Y
+                        }
+                    )
+                });
+                let deploys = of_kind(|k| {
+                    matches!(
+                        k,
+                        StepKind::DeployNodes {
+                            cluster: ClusterSide::Y
+                        }
+                    )
+                });
+                let first_change: Vec<&StepEntry> = steps
+                    .iter()
+                    .copied()
+                    .filter(|e| e.step.changes)
+                    .take(1)
+                    .collect();
+                let trigger = [starts, deploys, first_change]
+                    .into_iter()
+                    .find(|steps| !steps.is_empty())
+                    .unwrap_or_default();
+                trigger
+                    .iter()
+                    .any(|e| !matches!(e.status.state, StepState::Pending | StepState::Ready))
+            }
+            ClusterSide::X => !steps.iter().any(|e| {
                 matches!(
-                    entry.step.kind,
-                    StepKind::DeployNodes { cluster } | StepKind::StartNodes { cluster }
-                        if cluster == side
-                ) && !matches!(entry.status.state, StepState::Pending | StepState::Ready)
-            }),
-            ClusterSide::X => !self.entries.iter().any(|entry| {
-                matches!(
-                    entry.step.kind,
-                    StepKind::StopNodes { cluster } | StepKind::Decommission { cluster }
-                        if cluster == side
-                ) && entry.status.state == StepState::Succeeded
+                    e.step.kind,
+                    StepKind::StopNodes {
+                        cluster: ClusterSide::X
+                    } | StepKind::Decommission {
+                        cluster: ClusterSide::X
+                    }
+                ) && e.status.state == StepState::Succeeded
             }),
         }
+    }
+
+    /// Whether any of `side`'s nodes should answer now (see [`Self::node_expected_up`]).
+    pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
+        let cluster = match side {
+            ClusterSide::X => &self.plan.clusters.x,
+            ClusterSide::Y => &self.plan.clusters.y,
+        };
+        cluster
+            .nodes
+            .iter()
+            .any(|node| self.node_expected_up(side, node.role))
     }
 
     /// The console loop says which screen it drew on last.
