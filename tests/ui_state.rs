@@ -455,4 +455,11 @@ fn hybrid_nodes_are_expected_up_by_their_own_phase() {
     );
     assert!(!state.node_expected_up(X, Role::DataPlane));
     assert!(!state.cluster_expected_up(X));
+
+    // The rollback step that stops Y's control planes (undoing their start) puts them down
+    // as planned too; Y's data planes are another phase's.
+    apply_all(&mut state, &rollback_events(300, vec![undoing("start-y")]));
+    apply_all(&mut state, &complete(&[undoing("start-y")], 300));
+    assert!(!state.node_expected_up(Y, Role::ControlPlane));
+    assert!(state.node_expected_up(Y, Role::DataPlane));
 }

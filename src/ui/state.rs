@@ -873,21 +873,30 @@ impl ConsoleState {
     /// of the node's phase (in hybrid mode control planes and data planes have a phase
     /// each): Y's once the phase's step starting them (else deploying them, else its first
     /// step that changes anything) has begun; X's until a step stopping or
-    /// decommissioning them has succeeded.
+    /// decommissioning them has succeeded; neither once a rollback step stopped them.
     pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
         let phase = match (self.plan.mode, role) {
             (Mode::Hybrid, Role::ControlPlane) => Some(PhaseName::ControlPlane),
             (Mode::Hybrid, Role::DataPlane) => Some(PhaseName::DataPlane),
             _ => None,
         };
+        let in_phase = |step: &StepRef| phase.is_none_or(|phase| step.phase == phase);
         let steps: Vec<&StepEntry> = self
             .entries
             .iter()
-            .filter(|e| match phase {
-                Some(phase) => e.step_ref.phase == phase,
-                None => e.step_ref.phase != PhaseName::Rollback,
-            })
+            .filter(|e| e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref))
             .collect();
+        // A rollback step that stops the cluster's nodes, undoing a step of their phase.
+        let stopped_by_rollback = self.entries.iter().any(|e| {
+            e.step_ref.phase == PhaseName::Rollback
+                && matches!(e.step.kind, StepKind::StopNodes { cluster } if cluster == side)
+                && e.status.state == StepState::Succeeded
+                && crate::engine::rollback::undone_step(&self.expanded, &e.step_ref)
+                    .is_some_and(|forward| in_phase(&forward))
+        });
+        if stopped_by_rollback {
+            return false;
+        }
         match side {
             ClusterSide::Y => {
                 let of_kind = |wanted: fn(&StepKind) -> bool| -> Vec<&StepEntry> {
