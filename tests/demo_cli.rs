@@ -33,6 +33,20 @@ fn the_hybrid_demo_walks_to_done_from_stdin_and_status_and_report_read_it() {
     );
     assert!(stdout.contains("The run is done"), "{stdout}");
     assert!(run_dir.join("plan.yaml").exists());
+    // Where traffic is, as the run opens; and no gate line while Y takes no traffic (the
+    // engine does not act on the gates then).
+    assert!(
+        stdout.contains("traffic: the load balancer reports X 100% | Y 0%"),
+        "{stdout}"
+    );
+    let first_stage = stdout
+        .find("traffic: asked for X 90% | Y 10%")
+        .unwrap_or_else(|| panic!("no first traffic stage:\n{stdout}"));
+    assert!(
+        !stdout[..first_stage].contains("\ngate: "),
+        "a gate line before Y took traffic:\n{stdout}"
+    );
+    assert!(stdout[first_stage..].contains("\ngate: "), "{stdout}");
 
     let status = kongup(&["status", "--json"], &run_dir, "", Duration::from_secs(10));
     assert!(status.status.success(), "{status:?}");

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::event::{LogStream, RollbackProgress, TrafficVerification};
 use super::{Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepState, Toolbox};
+use crate::lb::Split;
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepRef};
@@ -148,6 +149,8 @@ struct Plain {
     queue: VecDeque<Input>,
     run_state: Option<RunState>,
     last_gate: Option<(Verdict, Vec<String>)>,
+    /// The split last known (asked for, or reported by the load balancer).
+    split: Option<Split>,
     quit_sent: bool,
 }
 
@@ -192,6 +195,7 @@ pub async fn drive(
         queue: VecDeque::new(),
         run_state: None,
         last_gate: None,
+        split: None,
         quit_sent: false,
     };
     let steps = plain.setup.expanded.steps().count();
@@ -458,14 +462,24 @@ impl Plain {
                 let at = line.at.with_timezone(&Local).format("%H:%M:%S");
                 self.say(&format!("  {at} {stream}| {}", line.text));
             }
-            Event::TrafficChanged { requested, applied } => self.say(&match applied {
-                Some(applied) => {
-                    format!("traffic: asked for {requested}; the load balancer reports {applied}")
+            Event::TrafficChanged { requested, applied } => {
+                self.split = Some(applied.unwrap_or(requested));
+                self.say(&match applied {
+                    Some(applied) => {
+                        format!(
+                            "traffic: asked for {requested}; the load balancer reports {applied}"
+                        )
+                    }
+                    None => format!("traffic: asked for {requested}; the load balancer cannot say"),
+                })
+            }
+            // Said when it is news (the read as the run opens); preflight logs its own.
+            Event::TrafficRead(split) => {
+                if self.split != Some(split) {
+                    self.split = Some(split);
+                    self.say(&format!("traffic: the load balancer reports {split}"));
                 }
-                None => format!("traffic: asked for {requested}; the load balancer cannot say"),
-            }),
-            // Preflight logs what it read.
-            Event::TrafficRead(_) => {}
+            }
             Event::Bake {
                 step,
                 remaining_secs,
@@ -477,8 +491,13 @@ impl Plain {
                 }
             }
             Event::Gate(verdict) => {
+                // While Y takes no traffic the engine does not act on the gates: only a
+                // failure is worth a line then.
+                let watched = self.split.is_some_and(|split| split.y > 0);
                 let key = (verdict.verdict, verdict.checks.clone());
-                if self.last_gate.as_ref() != Some(&key) {
+                if (watched || verdict.verdict == Verdict::Fail)
+                    && self.last_gate.as_ref() != Some(&key)
+                {
                     self.say(&format!(
                         "gate: {} ({} requests): {}",
                         crate::actions::verdict_name(verdict.verdict),
