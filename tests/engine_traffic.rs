@@ -3,6 +3,7 @@
 
 mod engine_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -634,5 +635,54 @@ async fn a_failing_gate_between_bakes_rolls_back_when_the_plan_says_so() {
     })
     .unwrap();
     assert!(gate < requested);
+    run.quit().await;
+}
+
+/// The load balancer's split is read as a run opens, for the header. A read that answers
+/// only after the split was changed is old news and is not reported: the header never
+/// shows a split older than the last change.
+#[tokio::test]
+async fn a_read_as_the_run_opens_that_answers_after_a_change_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let kit = kit_with(
+        FakeDriver {
+            split: std::sync::Mutex::new(Some(Split::ALL_X)),
+            first_read_gate: Some(gate.clone()),
+            ..FakeDriver::default()
+        },
+        kongup::secrets::Redactor::default(),
+    );
+    let driver = kit.driver.clone();
+    let waiting = driver.first_read_waiting.notified();
+    let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    // The opening read has read X 100% and hangs; the operator sets 10% meanwhile.
+    waiting.await;
+    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.wait_for(
+        "traffic at 10%",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
+    )
+    .await;
+    // Now the opening read answers, with the split from before the change.
+    let answered = driver.first_read_answered.notified();
+    gate.notify_one();
+    answered.await;
+    // A few turns of the engine's loop, so the read's end is taken up.
+    for (command, state) in [
+        (Command::Pause, RunState::Paused),
+        (Command::Resume, RunState::Idle),
+        (Command::Pause, RunState::Paused),
+    ] {
+        run.send(command).await;
+        run.wait_for("the run state", |e| *e == Event::RunChanged(state))
+            .await;
+    }
+    let events = run.events.lock().unwrap().clone();
+    assert!(
+        !events.contains(&Event::TrafficRead(Split::ALL_X)),
+        "an old read was reported: {events:#?}"
+    );
     run.quit().await;
 }

@@ -463,3 +463,82 @@ fn hybrid_nodes_are_expected_up_by_their_own_phase() {
     assert!(!state.node_expected_up(Y, Role::ControlPlane));
     assert!(state.node_expected_up(Y, Role::DataPlane));
 }
+
+/// A rollback that starts X again (undoing its stop) expects X up from the moment that
+/// step begins: if it fails, X not answering is the failure it is, not "as planned".
+#[test]
+fn a_rollback_starting_x_again_expects_x_up() {
+    use kongup::plan::model::Role;
+    use kongup::plan::steps::{ClusterSide::X, RollbackAction, RollbackKind};
+
+    let mut expanded = expanded();
+    let decommission = expanded
+        .phases
+        .iter_mut()
+        .flat_map(|p| p.steps.iter_mut())
+        .find(|s| s.id == "decommission-x")
+        .unwrap();
+    decommission.rollback = Some(RollbackAction {
+        title: "Start X's control planes again".into(),
+        instruction: "Start them.".into(),
+        kind: RollbackKind::StartNodes { cluster: X },
+        irreversible: false,
+    });
+    let plan = plan();
+    let mut state = ConsoleState::new(
+        &plan,
+        &expanded,
+        t0(),
+        Theme::COLOUR,
+        previewer(&plan, &expanded),
+    );
+    apply_all(&mut state, &start_events(&expanded));
+    apply_all(&mut state, &complete(&[cp("decommission-x")], 100));
+    assert!(!state.node_expected_up(X, Role::ControlPlane));
+
+    let start_x_again = kongup::engine::rollback::rollback_ref(&expanded, &cp("decommission-x"));
+    apply_all(
+        &mut state,
+        &rollback_events(300, vec![start_x_again.clone()]),
+    );
+    state.apply(&changed(start_x_again.clone(), StepState::Ready));
+    assert!(
+        !state.node_expected_up(X, Role::ControlPlane),
+        "not begun yet"
+    );
+    state.apply(&changed(start_x_again.clone(), StepState::Running));
+    assert!(state.node_expected_up(X, Role::ControlPlane));
+    state.apply(&changed(start_x_again, StepState::Failed));
+    assert!(state.node_expected_up(X, Role::ControlPlane));
+    assert!(state.node_expected_up(X, Role::DataPlane));
+}
+
+/// What the plan has up is redone when a step changes, not only at the next topology
+/// poll: Y's control planes read red as soon as their start has begun.
+#[test]
+fn the_shown_topology_follows_the_steps_between_polls() {
+    use kongup::kong::topology::NodeHealth;
+    use kongup::plan::model::Role;
+
+    let mut state = fresh();
+    state.apply(&topology(
+        None,
+        NodeHealth::Unreachable("connection refused".into()),
+    ));
+    let y_cp_health = |state: &ConsoleState| {
+        state
+            .topology()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| {
+                n.cluster == kongup::plan::steps::ClusterSide::Y && n.role == Role::ControlPlane
+            })
+            .unwrap()
+            .health
+            .clone()
+    };
+    assert_eq!(y_cp_health(&state), NodeHealth::Absent);
+    state.apply(&changed(cp("start-y"), StepState::Running));
+    assert!(matches!(y_cp_health(&state), NodeHealth::Unreachable(_)));
+}

@@ -151,6 +151,8 @@ struct Plain {
     last_gate: Option<(Verdict, Vec<String>)>,
     /// The split last known (asked for, or reported by the load balancer).
     split: Option<Split>,
+    /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
+    baking: bool,
     quit_sent: bool,
 }
 
@@ -196,6 +198,7 @@ pub async fn drive(
         run_state: None,
         last_gate: None,
         split: None,
+        baking: false,
         quit_sent: false,
     };
     let steps = plain.setup.expanded.steps().count();
@@ -484,6 +487,7 @@ impl Plain {
                 step,
                 remaining_secs,
             } => {
+                self.baking = remaining_secs > 0;
                 if remaining_secs == 0 {
                     self.say(&format!("{step}: bake over"));
                 } else if remaining_secs % 30 == 0 || remaining_secs <= 3 {
@@ -491,9 +495,9 @@ impl Plain {
                 }
             }
             Event::Gate(verdict) => {
-                // While Y takes no traffic the engine does not act on the gates: only a
-                // failure is worth a line then.
-                let watched = self.split.is_some_and(|split| split.y > 0);
+                // While Y takes no traffic and no bake counts down, the engine does not act
+                // on the gates: only a failure is worth a line then.
+                let watched = self.baking || self.split.is_some_and(|split| split.y > 0);
                 let key = (verdict.verdict, verdict.checks.clone());
                 if (watched || verdict.verdict == Verdict::Fail)
                     && self.last_gate.as_ref() != Some(&key)
@@ -539,6 +543,10 @@ impl Plain {
 
     fn on_step(&mut self, step: StepRef, state: StepState, detail: Option<String>) {
         let previous = self.states.insert(step.clone(), state);
+        if previous == Some(StepState::Running) {
+            // A step that stops running (its bake with it, if it baked).
+            self.baking = false;
+        }
         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
         match state {
             StepState::Pending => {

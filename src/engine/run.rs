@@ -115,6 +115,52 @@ struct Engine {
     /// The last verdict journaled between bakes: a change of verdict is journaled, not
     /// every scrape's.
     gate_journaled: Option<Verdict>,
+    /// The read of the load balancer's split as the run opened, while it runs.
+    opening_read: Option<OpeningRead>,
+}
+
+/// The load balancer's split, read once as the run opens, for the header: where traffic
+/// is is the first question of an operator who opens (or takes over) a run. Reported only
+/// if nothing touched the traffic meanwhile, so it never contradicts a newer change;
+/// aborted (and what it started killed) if the engine stops first.
+struct OpeningRead {
+    task: tokio::task::JoinHandle<Option<Split>>,
+    /// The split the journal knew when the read began.
+    known: (Option<Split>, Option<Split>),
+}
+
+impl OpeningRead {
+    /// None for a driver that cannot be read (preflight and the traffic steps say why).
+    fn start(
+        driver: Arc<dyn TrafficDriver>,
+        known: (Option<Split>, Option<Split>),
+    ) -> Option<Self> {
+        if matches!(
+            driver.read_back_source(),
+            ReadBackSource::Operator | ReadBackSource::Nothing
+        ) {
+            return None;
+        }
+        let task = tokio::spawn(async move {
+            let deadline = crate::actions::traffic::driver_deadline(driver.as_ref());
+            let read = tokio::time::timeout(deadline, kill_on_drop(driver.read_split())).await;
+            read.ok()?.ok()?
+        });
+        Some(OpeningRead { task, known })
+    }
+}
+
+impl Drop for OpeningRead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn opening_read_end(read: &mut Option<OpeningRead>) -> Option<Split> {
+    match read {
+        Some(read) => (&mut read.task).await.ok().flatten(),
+        None => std::future::pending().await,
+    }
 }
 
 fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
@@ -260,11 +306,15 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         opening_warnings,
         deferred_rollback: None,
         gate_journaled: None,
+        opening_read: None,
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change)?;
-    read_split_once(engine.toolbox.traffic.clone(), engine.events.clone());
+    engine.opening_read = OpeningRead::start(
+        engine.toolbox.traffic.clone(),
+        (engine.view.traffic_requested, engine.view.traffic_applied),
+    );
     let task = tokio::spawn(engine.run(stamp_commands(commands_rx), signals));
     Ok(EngineHandle {
         commands: commands_tx,
@@ -273,26 +323,6 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
-}
-
-/// Reads the load balancer's split once, in the background, for the header: where
-/// traffic is is the first question of an operator who opens (or takes over) a run, before
-/// any traffic step. A driver that cannot be read stays silent here; preflight and the
-/// traffic steps say why.
-fn read_split_once(driver: Arc<dyn TrafficDriver>, events: mpsc::UnboundedSender<Event>) {
-    if matches!(
-        driver.read_back_source(),
-        ReadBackSource::Operator | ReadBackSource::Nothing
-    ) {
-        return;
-    }
-    tokio::spawn(async move {
-        let deadline = crate::actions::traffic::driver_deadline(driver.as_ref());
-        let read = tokio::time::timeout(deadline, kill_on_drop(driver.read_split())).await;
-        if let Ok(Ok(Some(split))) = read {
-            let _ = events.send(Event::TrafficRead(split));
-        }
-    });
 }
 
 /// A command and when it was sent.
@@ -524,6 +554,15 @@ impl Engine {
                 },
                 ended = step_end(&mut self.running) => self.finish_step(ended)?,
                 ended = traffic_call_end(&mut self.traffic_call) => self.finish_traffic_call(ended)?,
+                split = opening_read_end(&mut self.opening_read) => {
+                    let read = self.opening_read.take().expect("the read that ended");
+                    let untouched = self.running.is_none()
+                        && self.traffic_call.is_none()
+                        && (self.view.traffic_requested, self.view.traffic_applied) == read.known;
+                    if let Some(split) = split.filter(|_| untouched) {
+                        self.emit(Event::TrafficRead(split));
+                    }
+                }
                 Some(request) = self.journal_rx.recv() => {
                     let who = if request.by_operator { Who::Operator } else { Who::Kongup };
                     let result = self.record(who, request.entry);

@@ -271,6 +271,9 @@ pub struct ConsoleState {
     ended_at: Option<DateTime<Utc>>,
     traffic: Option<TrafficView>,
     topology: Option<TopologySnapshot>,
+    /// The snapshot as the engine sent it; `topology` is it as shown, redone when a step
+    /// changes what the plan has up.
+    topology_sent: Option<TopologySnapshot>,
     metrics: VecDeque<MetricsSnapshot>,
     gate: Option<GateVerdict>,
     /// The gate label last written to the log, so the log says each change once.
@@ -316,6 +319,7 @@ impl ConsoleState {
             ended_at: None,
             traffic: None,
             topology: None,
+            topology_sent: None,
             metrics: VecDeque::new(),
             gate: None,
             gate_logged: None,
@@ -463,18 +467,8 @@ impl ConsoleState {
             }
             Event::Metrics(snapshot) => self.push_metrics(snapshot.clone()),
             Event::Topology(snapshot) => {
-                let mut snapshot = snapshot.clone();
-                // A cluster not up at this point of the run (Y before its nodes are
-                // deployed, X once they are stopped) does not answer, as planned: that
-                // reads as absent, not as a failure.
-                for node in &mut snapshot.nodes {
-                    if matches!(node.health, NodeHealth::Unreachable(_))
-                        && !self.node_expected_up(node.cluster, node.role)
-                    {
-                        node.health = NodeHealth::Absent;
-                    }
-                }
-                self.topology = Some(snapshot);
+                self.topology_sent = Some(snapshot.clone());
+                self.refresh_topology();
             }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
@@ -528,6 +522,23 @@ impl ConsoleState {
             }
             self.push_log(Some(step_label(step)), LogKind::Event(tone), text);
         }
+        self.refresh_topology();
+    }
+
+    /// The topology as shown: a node that does not answer because the plan does not have it
+    /// up at this point (see [`Self::node_expected_up`]) reads as absent, not as a failure.
+    fn refresh_topology(&mut self) {
+        let Some(mut snapshot) = self.topology_sent.clone() else {
+            return;
+        };
+        for node in &mut snapshot.nodes {
+            if matches!(node.health, NodeHealth::Unreachable(_))
+                && !self.node_expected_up(node.cluster, node.role)
+            {
+                node.health = NodeHealth::Absent;
+            }
+        }
+        self.topology = Some(snapshot);
     }
 
     /// A dialog about a step whose state moved on no longer asks the right question.
@@ -871,32 +882,43 @@ impl ConsoleState {
 
     /// Whether `side`'s nodes of `role` should answer now. The steps that decide are those
     /// of the node's phase (in hybrid mode control planes and data planes have a phase
-    /// each): Y's once the phase's step starting them (else deploying them, else its first
-    /// step that changes anything) has begun; X's until a step stopping or
-    /// decommissioning them has succeeded; neither once a rollback step stopped them.
+    /// each, and the data planes' decommissioning of X ends X's control planes too): Y's
+    /// once the phase's step starting them (else deploying them, else its first step that
+    /// changes anything) has begun; X's until a step stopping or decommissioning them has
+    /// succeeded. A rollback step stopping them puts them down; one starting them again,
+    /// once begun, up.
     pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
-        let phase = match (self.plan.mode, role) {
-            (Mode::Hybrid, Role::ControlPlane) => Some(PhaseName::ControlPlane),
-            (Mode::Hybrid, Role::DataPlane) => Some(PhaseName::DataPlane),
+        let hybrid = self.plan.mode == Mode::Hybrid;
+        let phase = match (hybrid, role) {
+            (true, Role::ControlPlane) => Some(PhaseName::ControlPlane),
+            (true, Role::DataPlane) => Some(PhaseName::DataPlane),
             _ => None,
         };
         let in_phase = |step: &StepRef| phase.is_none_or(|phase| step.phase == phase);
+        let begun =
+            |e: &StepEntry| !matches!(e.status.state, StepState::Pending | StepState::Ready);
+        // Rollback steps undoing a step of the node's phase, newest decision first.
+        let rollback = self.entries.iter().filter(|e| {
+            e.step_ref.phase == PhaseName::Rollback
+                && crate::engine::rollback::undone_step(&self.expanded, &e.step_ref)
+                    .is_some_and(|forward| in_phase(&forward))
+        });
+        for e in rollback.rev() {
+            match e.step.kind {
+                StepKind::StartNodes { cluster } if cluster == side && begun(e) => return true,
+                StepKind::StopNodes { cluster }
+                    if cluster == side && e.status.state == StepState::Succeeded =>
+                {
+                    return false;
+                }
+                _ => {}
+            }
+        }
         let steps: Vec<&StepEntry> = self
             .entries
             .iter()
             .filter(|e| e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref))
             .collect();
-        // A rollback step that stops the cluster's nodes, undoing a step of their phase.
-        let stopped_by_rollback = self.entries.iter().any(|e| {
-            e.step_ref.phase == PhaseName::Rollback
-                && matches!(e.step.kind, StepKind::StopNodes { cluster } if cluster == side)
-                && e.status.state == StepState::Succeeded
-                && crate::engine::rollback::undone_step(&self.expanded, &e.step_ref)
-                    .is_some_and(|forward| in_phase(&forward))
-        });
-        if stopped_by_rollback {
-            return false;
-        }
         match side {
             ClusterSide::Y => {
                 let of_kind = |wanted: fn(&StepKind) -> bool| -> Vec<&StepEntry> {
@@ -932,20 +954,33 @@ impl ConsoleState {
                     .into_iter()
                     .find(|steps| !steps.is_empty())
                     .unwrap_or_default();
-                trigger
-                    .iter()
-                    .any(|e| !matches!(e.status.state, StepState::Pending | StepState::Ready))
+                trigger.iter().any(|e| begun(e))
             }
-            ClusterSide::X => !steps.iter().any(|e| {
-                matches!(
-                    e.step.kind,
-                    StepKind::StopNodes {
-                        cluster: ClusterSide::X
-                    } | StepKind::Decommission {
-                        cluster: ClusterSide::X
-                    }
-                ) && e.status.state == StepState::Succeeded
-            }),
+            ClusterSide::X => {
+                let gone = |e: &StepEntry| {
+                    matches!(
+                        e.step.kind,
+                        StepKind::StopNodes {
+                            cluster: ClusterSide::X
+                        } | StepKind::Decommission {
+                            cluster: ClusterSide::X
+                        }
+                    ) && e.status.state == StepState::Succeeded
+                };
+                let data_planes_decommissioned_x = hybrid
+                    && role == Role::ControlPlane
+                    && self.entries.iter().any(|e| {
+                        e.step_ref.phase == PhaseName::DataPlane
+                            && matches!(
+                                e.step.kind,
+                                StepKind::Decommission {
+                                    cluster: ClusterSide::X
+                                }
+                            )
+                            && e.status.state == StepState::Succeeded
+                    });
+                !(steps.iter().any(|e| gone(e)) || data_planes_decommissioned_x)
+            }
         }
     }
 

@@ -151,6 +151,13 @@ pub struct FakeDriver {
     pub misreport: Option<Split>,
     /// How long setting a split takes.
     pub delay: Option<Duration>,
+    /// A slow first read: the split is read at once (`first_read_waiting` is notified),
+    /// then answered when this is notified (`first_read_answered` is notified after), as a
+    /// load balancer that answers late does. Later reads answer at once.
+    pub first_read_gate: Option<Arc<Notify>>,
+    pub first_read_waiting: Arc<Notify>,
+    pub first_read_answered: Arc<Notify>,
+    pub reads: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait::async_trait]
@@ -172,7 +179,15 @@ impl TrafficDriver for FakeDriver {
         if self.blind {
             return Ok(None);
         }
-        Ok(self.misreport.or(*self.split.lock().unwrap()))
+        let split = self.misreport.or(*self.split.lock().unwrap());
+        let first = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        if let Some(gate) = self.first_read_gate.as_ref().filter(|_| first) {
+            let answer = gate.notified();
+            self.first_read_waiting.notify_one();
+            answer.await;
+            self.first_read_answered.notify_one();
+        }
+        Ok(split)
     }
 }
 
