@@ -666,30 +666,7 @@ impl Loader {
         let mode = f.get("mode").map(|n| {
             choice(d, n, &f.path_of("mode"), &SslMode::WORDS).and_then(SslMode::from_word)
         });
-        let mut ok = true;
-        let mut files = [None, None, None];
-        for (slot, key) in files
-            .iter_mut()
-            .zip(["ca_file", "client_cert", "client_key"])
-        {
-            if let Some(n) = f.get(key) {
-                *slot = file_path(d, n, &f.path_of(key));
-                ok &= slot.is_some();
-            }
-        }
-        if f.has("client_cert") != f.has("client_key") {
-            let (given, missing) = if f.has("client_cert") {
-                ("client_cert", "client_key")
-            } else {
-                ("client_key", "client_cert")
-            };
-            d.error_with_hint(
-                f.key_pos(given).unwrap_or(f.pos),
-                format!("`{path}.{given}` needs `{path}.{missing}` beside it"),
-                "a client certificate is presented with its key: name both, or neither",
-            );
-            ok = false;
-        }
+        let (mut ok, files) = tls_files(d, &f, path);
         if matches!(mode, Some(Some(SslMode::Disable))) {
             for key in ["ca_file", "client_cert"]
                 .into_iter()
@@ -741,32 +718,10 @@ impl Loader {
             "admin.tls",
             Some(&["ca_file", "client_cert", "client_key", "insecure"]),
         )?;
-        let mut ok = true;
-        let mut files = [None, None, None];
-        for (slot, key) in files
-            .iter_mut()
-            .zip(["ca_file", "client_cert", "client_key"])
-        {
-            if let Some(n) = f.get(key) {
-                *slot = file_path(d, n, &f.path_of(key));
-                ok &= slot.is_some();
-            }
-        }
+        let (ok, files) = tls_files(d, &f, "admin.tls");
         let insecure = optional(f.get("insecure"), false, |n| {
             boolean(d, n, "admin.tls.insecure")
         });
-        if f.has("client_cert") != f.has("client_key") {
-            let (given, missing) = if f.has("client_cert") {
-                ("client_cert", "client_key")
-            } else {
-                ("client_key", "client_cert")
-            };
-            d.error(
-                f.key_pos(given).unwrap_or(f.pos),
-                format!("`admin.tls.{given}` needs `admin.tls.{missing}` beside it"),
-            );
-            ok = false;
-        }
         let [ca_file, client_cert, client_key] = files;
         ok.then_some(TlsOptions {
             ca_file,
@@ -2291,3 +2246,38 @@ fn role_from_word(word: &str) -> Role {
 
 #[cfg(test)]
 mod tests;
+
+/// `ca_file`, `client_cert` and `client_key` of the TLS block at `path` (the Admin API's
+/// or a database's), the certificate and its key together or not at all; `false` when any
+/// is wrong, each error reported.
+fn tls_files(
+    d: &mut Diagnostics,
+    f: &Fields,
+    path: &str,
+) -> (bool, [Option<std::path::PathBuf>; 3]) {
+    let mut ok = true;
+    let mut files = [None, None, None];
+    for (slot, key) in files
+        .iter_mut()
+        .zip(["ca_file", "client_cert", "client_key"])
+    {
+        if let Some(n) = f.get(key) {
+            *slot = file_path(d, n, &f.path_of(key));
+            ok &= slot.is_some();
+        }
+    }
+    if f.has("client_cert") != f.has("client_key") {
+        let (given, missing) = if f.has("client_cert") {
+            ("client_cert", "client_key")
+        } else {
+            ("client_key", "client_cert")
+        };
+        d.error_with_hint(
+            f.key_pos(given).unwrap_or(f.pos),
+            format!("`{path}.{given}` needs `{path}.{missing}` beside it"),
+            "a client certificate is presented with its key: name both, or neither",
+        );
+        ok = false;
+    }
+    (ok, files)
+}
