@@ -769,7 +769,6 @@ impl ConsoleState {
         }
     }
 
-    /// Scrolls the help dialog.
     /// Scrolls the help, or the run list of a confirm dialog (by rows).
     pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
         let lines = match &self.modal {
@@ -914,73 +913,49 @@ impl ConsoleState {
                 _ => {}
             }
         }
-        let steps: Vec<&StepEntry> = self
-            .entries
-            .iter()
-            .filter(|e| e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref))
-            .collect();
+        let forward = || {
+            self.entries
+                .iter()
+                .filter(|e| e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref))
+        };
         match side {
             ClusterSide::Y => {
-                let of_kind = |wanted: fn(&StepKind) -> bool| -> Vec<&StepEntry> {
-                    steps
-                        .iter()
-                        .copied()
-                        .filter(|e| wanted(&e.step.kind))
-                        .collect()
+                // What brings Y's nodes up in the phase: its start, else its deployment,
+                // else its first change.
+                let rank = |e: &StepEntry| match e.step.kind {
+                    StepKind::StartNodes {
+                        cluster: ClusterSide::Y,
+                    } => Some(0),
+                    StepKind::DeployNodes {
+                        cluster: ClusterSide::Y,
+                    } => Some(1),
+                    _ if e.step.changes => Some(2),
+                    _ => None,
                 };
-                let starts = of_kind(|k| {
-                    matches!(
-                        k,
-                        StepKind::StartNodes {
-                            cluster: ClusterSide::Y
-                        }
-                    )
-                });
-                let deploys = of_kind(|k| {
-                    matches!(
-                        k,
-                        StepKind::DeployNodes {
-                            cluster: ClusterSide::Y
-                        }
-                    )
-                });
-                let first_change: Vec<&StepEntry> = steps
-                    .iter()
-                    .copied()
-                    .filter(|e| e.step.changes)
-                    .take(1)
-                    .collect();
-                let trigger = [starts, deploys, first_change]
-                    .into_iter()
-                    .find(|steps| !steps.is_empty())
-                    .unwrap_or_default();
-                trigger.iter().any(|e| begun(e))
+                let Some(best) = forward().filter_map(rank).min() else {
+                    return false;
+                };
+                forward().filter(|e| rank(e) == Some(best)).any(begun)
             }
-            ClusterSide::X => {
-                let gone = |e: &StepEntry| {
-                    matches!(
-                        e.step.kind,
-                        StepKind::StopNodes {
-                            cluster: ClusterSide::X
-                        } | StepKind::Decommission {
-                            cluster: ClusterSide::X
-                        }
-                    ) && e.status.state == StepState::Succeeded
-                };
-                let data_planes_decommissioned_x = hybrid
+            ClusterSide::X => !self.entries.iter().any(|e| {
+                let takes_x_down = matches!(
+                    e.step.kind,
+                    StepKind::StopNodes {
+                        cluster: ClusterSide::X
+                    } | StepKind::Decommission {
+                        cluster: ClusterSide::X
+                    }
+                );
+                let of_the_phase = e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref);
+                // The data planes' decommissioning of X ends X's control planes too.
+                let ends_x_control_planes = hybrid
                     && role == Role::ControlPlane
-                    && self.entries.iter().any(|e| {
-                        e.step_ref.phase == PhaseName::DataPlane
-                            && matches!(
-                                e.step.kind,
-                                StepKind::Decommission {
-                                    cluster: ClusterSide::X
-                                }
-                            )
-                            && e.status.state == StepState::Succeeded
-                    });
-                !(steps.iter().any(|e| gone(e)) || data_planes_decommissioned_x)
-            }
+                    && e.step_ref.phase == PhaseName::DataPlane
+                    && matches!(e.step.kind, StepKind::Decommission { .. });
+                takes_x_down
+                    && (of_the_phase || ends_x_control_planes)
+                    && e.status.state == StepState::Succeeded
+            }),
         }
     }
 

@@ -117,7 +117,7 @@ pub fn health_label(health: &NodeHealth) -> (&'static str, String, Tone) {
         NodeHealth::Ready => ("✔", "ready".into(), Tone::Good),
         NodeHealth::NotReady(reason) => ("⚠", format!("not ready: {reason}"), Tone::Warn),
         NodeHealth::Unreachable(why) => ("✖", format!("unreachable: {why}"), Tone::Bad),
-        NodeHealth::Absent => ("○", "down, as planned".into(), Tone::Muted),
+        NodeHealth::Absent => ("○", DOWN_AS_PLANNED.into(), Tone::Muted),
         NodeHealth::Unknown => ("?", "unknown".into(), Tone::Muted),
     }
 }
@@ -129,6 +129,9 @@ pub fn sync_tone(status: SyncStatus) -> Tone {
         _ => Tone::Bad,
     }
 }
+
+/// A node (or a cluster's scrape) that does not answer because the plan has it down now.
+pub const DOWN_AS_PLANNED: &str = "down, as planned";
 
 /// The gate's label while Y takes no traffic.
 pub const IDLE: &str = "idle";

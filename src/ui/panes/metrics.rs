@@ -14,7 +14,7 @@ use crate::plan::steps::ClusterSide;
 use crate::ui::describe;
 use crate::ui::state::{ConsoleState, METRICS_WINDOW_SECS, Pane};
 use crate::ui::text;
-use crate::ui::theme::{IDLE, IDLE_BECAUSE, Tone, verdict_label};
+use crate::ui::theme::{DOWN_AS_PLANNED, IDLE, IDLE_BECAUSE, Tone, verdict_label};
 
 use super::pane_block;
 
@@ -75,7 +75,7 @@ impl Series {
     ) -> Option<(&'static str, Tone)> {
         if figures.nodes_scraped == 0 {
             if down_as_planned {
-                return Some(("down, as planned", Tone::Muted));
+                return Some((DOWN_AS_PLANNED, Tone::Muted));
             }
             return Some((
                 if figures.nodes_total == 0 {
@@ -130,6 +130,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let mut y = inner.y;
     for side in [ClusterSide::X, ClusterSide::Y] {
         let figures = newest.cluster(side);
+        let down_as_planned = !state.cluster_expected_up(side);
         if tall {
             let line = cluster_line(side, figures, inner.width as usize);
             frame.render_widget(
@@ -148,7 +149,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                 format!("  {}", series.label())
             };
             let row = Rect::new(inner.x, y, inner.width, series_rows);
-            render_series(frame, row, state, history, side, series, &label);
+            let plotted = Plotted {
+                side,
+                series,
+                down_as_planned,
+            };
+            render_series(frame, row, state, history, plotted, &label);
             y += series_rows;
         }
     }
@@ -191,15 +197,27 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
     text::truncate(&line, width)
 }
 
+/// One series of one cluster, and whether that cluster is down as the plan has it now.
+#[derive(Clone, Copy)]
+struct Plotted {
+    side: ClusterSide,
+    series: Series,
+    down_as_planned: bool,
+}
+
 fn render_series(
     frame: &mut Frame,
     row: Rect,
     state: &ConsoleState,
     history: &VecDeque<MetricsSnapshot>,
-    side: ClusterSide,
-    series: Series,
+    plotted: Plotted,
     label: &str,
 ) {
+    let Plotted {
+        side,
+        series,
+        down_as_planned,
+    } = plotted;
     let theme = state.theme();
     let Some(newest) = history.back() else {
         return;
@@ -218,7 +236,6 @@ fn render_series(
     );
     // Y serves nothing before its first traffic stage.
     let no_traffic_yet = side == ClusterSide::Y && state.traffic().is_none_or(|t| t.shown().y == 0);
-    let down_as_planned = !state.cluster_expected_up(side);
     if let Some((why, tone)) = series.missing(figures, no_traffic_yet, down_as_planned) {
         frame.render_widget(
             Paragraph::new(Span::styled(
