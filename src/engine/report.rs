@@ -28,7 +28,9 @@ pub struct RunOnDisk {
     pub records: Vec<Record>,
     pub view: RunView,
     pub lock: LockStatus,
-    pub torn_tail: Option<String>,
+    /// What reading the journal warns about: a torn last line dropped, records written
+    /// before kongup chained them.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +74,10 @@ pub fn read_run(run_dir: &Path) -> Result<RunOnDisk, ReadRunError> {
     }
     Ok(RunOnDisk {
         run_dir: run_dir.to_path_buf(),
+        warnings: contents.warnings(),
         records: contents.records,
         view,
         lock,
-        torn_tail: contents.torn_tail,
     })
 }
 
@@ -170,8 +172,8 @@ pub fn status_text(run: &RunOnDisk) -> String {
     if let Some(reason) = &view.paused {
         out.push_str(&format!("paused: {reason}\n"));
     }
-    if let Some(tail) = &run.torn_tail {
-        out.push_str(&format!("warning: {tail}\n"));
+    for warning in &run.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     out.push_str("steps:\n");
     for key in view.step_keys() {
@@ -883,8 +885,8 @@ mod tests {
     /// A run directory whose journal holds `gates` after its first record.
     fn run_with(gates: Vec<Entry>) -> (tempfile::TempDir, RunReport) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(JOURNAL_FILE);
-        let mut journal = Journal::open(&path, 0, 0, Arc::new(Redactor::default())).unwrap();
+        let lock = crate::engine::lock::RunLock::acquire(dir.path(), "a@b").unwrap();
+        let mut journal = Journal::open(lock, 0, 0, Arc::new(Redactor::default())).unwrap();
         journal
             .append(
                 "a@b",

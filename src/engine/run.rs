@@ -90,7 +90,6 @@ struct Engine {
     toolbox: Toolbox,
     executors: Arc<BTreeMap<String, Arc<dyn Executor>>>,
     journal: Journal,
-    _lock: RunLock,
     view: RunView,
     events: mpsc::UnboundedSender<Event>,
     journal_tx: mpsc::UnboundedSender<JournalRequest>,
@@ -223,7 +222,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     let journal_path = run_dir.join(JOURNAL_FILE);
     let existing = if journal_path.exists() {
         let contents = read_journal(&journal_path)?;
-        opening_warnings.extend(contents.torn_tail.clone());
+        opening_warnings.extend(contents.warnings());
         (!contents.records.is_empty()).then_some(contents)
     } else {
         None
@@ -248,7 +247,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
                 None
             };
             let journal = Journal::open(
-                &journal_path,
+                lock,
                 contents.valid_len,
                 view.last_seq + 1,
                 toolbox.redactor.clone(),
@@ -256,7 +255,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
             (journal, view, change)
         }
         None => {
-            let mut journal = Journal::open(&journal_path, 0, 0, toolbox.redactor.clone())?;
+            let mut journal = Journal::open(lock, 0, 0, toolbox.redactor.clone())?;
             let created = journal.append(
                 &operator.0,
                 Entry::RunCreated {
@@ -292,7 +291,6 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         operator: operator.0,
         toolbox,
         journal,
-        _lock: lock,
         view,
         events: events_tx,
         journal_tx,

@@ -1,0 +1,368 @@
+//! Reading a journal back, checking all it can: each line one record, the first a
+//! `run-created` numbered 0, then every number once and in order, each record's `prev`
+//! the SHA-256 of the line before it. What fails is named by its line and refused; only a
+//! torn last line (no newline, or not complete JSON: a write cut short) is dropped.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Entry, JournalError, Record, line_sha256};
+
+/// What reading a journal found.
+#[derive(Debug)]
+pub struct JournalContents {
+    pub records: Vec<Record>,
+    /// Bytes of complete, valid lines; anything after is a torn tail.
+    pub valid_len: u64,
+    /// Set when a torn last line was dropped.
+    pub torn_tail: Option<String>,
+    /// Set when records were written before kongup chained them: edits to those lines
+    /// cannot be detected.
+    pub unchained: Option<String>,
+}
+
+impl JournalContents {
+    /// What to tell the operator about the journal itself.
+    pub fn warnings(&self) -> Vec<String> {
+        self.torn_tail
+            .iter()
+            .chain(&self.unchained)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads every record, and refuses a journal it cannot trust (see the module's doc),
+/// naming the line. A torn last line is dropped and reported in `torn_tail`.
+pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
+    let bytes = std::fs::read(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check(path, &bytes)
+}
+
+/// The last record accepted, which the next one is checked against.
+struct Kept<'a> {
+    line: usize,
+    bytes: &'a [u8],
+    seq: u64,
+    event: String,
+}
+
+fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
+    let path_buf = || path.to_path_buf();
+    let lines = split_lines(bytes);
+    let mut records: Vec<Record> = Vec::new();
+    let mut valid_len = 0usize;
+    let mut torn_tail = None;
+    let mut previous: Option<Kept> = None;
+    // Whether a record so far carried `prev`; the last line after the first without it.
+    let mut chained = false;
+    let mut unchained_until = None;
+    for (index, &(bytes, complete)) in lines.iter().enumerate() {
+        let line = index + 1;
+        let is_last = line == lines.len();
+        if !complete {
+            torn_tail = Some(torn(path, bytes, "it has no end"));
+            break;
+        }
+        let value = match one_value(bytes) {
+            Ok(value) => value,
+            Err(NotOne::Glued) => {
+                return Err(JournalError::Interleaved {
+                    path: path_buf(),
+                    line,
+                    detail: format!(
+                        "line {line} holds two records glued together (or a record and part \
+                         of another)"
+                    ),
+                });
+            }
+            Err(NotOne::NotJson(message)) if is_last => {
+                torn_tail = Some(torn(
+                    path,
+                    bytes,
+                    &format!("it is not complete JSON: {message}"),
+                ));
+                break;
+            }
+            Err(NotOne::NotJson(message)) => {
+                return Err(JournalError::Corrupt {
+                    path: path_buf(),
+                    line,
+                    message,
+                });
+            }
+        };
+        let prev = match value.get("prev") {
+            None => None,
+            Some(Value::String(hash)) if is_sha256(hash) => Some(hash.as_str()),
+            Some(other) => {
+                return Err(JournalError::Corrupt {
+                    path: path_buf(),
+                    line,
+                    message: format!("its prev, {other}, is not a SHA-256 in hex"),
+                });
+            }
+        };
+        let event = value.get("event").and_then(Value::as_str).unwrap_or("");
+        let record = Record::deserialize(&value)
+            .map_err(|e| not_a_record(path, line, &value, e, &records))?;
+        match &previous {
+            None => {
+                if !matches!(record.entry, Entry::RunCreated { .. }) {
+                    return Err(JournalError::NoHeader { path: path_buf() });
+                }
+                if record.seq != 0 {
+                    return Err(JournalError::Edited {
+                        path: path_buf(),
+                        line,
+                        detail: format!(
+                            "its first record is numbered {}, not 0: the records before it \
+                             were cut off",
+                            record.seq
+                        ),
+                    });
+                }
+                if prev.is_some() {
+                    return Err(JournalError::Edited {
+                        path: path_buf(),
+                        line,
+                        detail: "its first line carries the hash of a line before it: the \
+                                 journal's start was cut off"
+                            .into(),
+                    });
+                }
+            }
+            Some(before) => {
+                in_sequence(path, before, line, record.seq, &lines[index + 1..])?;
+                match prev {
+                    Some(hash) => {
+                        let actual = line_sha256(before.bytes);
+                        if hash != actual {
+                            return Err(JournalError::Edited {
+                                path: path_buf(),
+                                line: before.line,
+                                detail: format!(
+                                    "its record ({}) is not the one that was written: line \
+                                     {line} records {hash} as the SHA-256 of line {}, which \
+                                     hashes to {actual} now (line {} was altered, or the hash \
+                                     on line {line} was)",
+                                    what_record(&before.event),
+                                    before.line,
+                                    before.line,
+                                ),
+                            });
+                        }
+                        chained = true;
+                    }
+                    None if chained => {
+                        return Err(JournalError::Edited {
+                            path: path_buf(),
+                            line,
+                            detail: format!(
+                                "its record ({}) carries no hash of the line before it, though \
+                                 the records before it do: its hash was removed, or kongup did \
+                                 not write it",
+                                what_record(event)
+                            ),
+                        });
+                    }
+                    None => unchained_until = Some(line),
+                }
+            }
+        }
+        previous = Some(Kept {
+            line,
+            bytes,
+            seq: record.seq,
+            event: event.to_string(),
+        });
+        records.push(record);
+        valid_len += bytes.len() + 1;
+    }
+    let unchained = unchained_until.map(|last| {
+        format!(
+            "{} of the journal {} {} written before kongup chained its records: edits to {} \
+             cannot be detected (every record kongup writes now carries the SHA-256 of the \
+             line before it)",
+            if last == 2 {
+                "line 2".to_string()
+            } else {
+                format!("lines 2 to {last}")
+            },
+            path.display(),
+            if last == 2 { "was" } else { "were" },
+            if last == 2 { "it" } else { "them" },
+        )
+    });
+    Ok(JournalContents {
+        records,
+        valid_len: valid_len as u64,
+        torn_tail,
+        unchained,
+    })
+}
+
+/// The lines of the file, each with whether it ends with a newline (only the last may
+/// not).
+fn split_lines(bytes: &[u8]) -> Vec<(&[u8], bool)> {
+    let mut lines = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                lines.push((&rest[..end], true));
+                rest = &rest[end + 1..];
+            }
+            None => {
+                lines.push((rest, false));
+                rest = &[];
+            }
+        }
+    }
+    lines
+}
+
+fn torn(path: &Path, bytes: &[u8], why: &str) -> String {
+    format!(
+        "the last line of the journal {} ({} bytes) is torn, a write cut short ({why}), and \
+         was ignored",
+        path.display(),
+        bytes.len()
+    )
+}
+
+enum NotOne {
+    /// One JSON value, then more.
+    Glued,
+    NotJson(String),
+}
+
+/// The line as exactly one JSON value.
+fn one_value(bytes: &[u8]) -> Result<Value, NotOne> {
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
+    let value = match values.next() {
+        Some(Ok(value)) => value,
+        Some(Err(e)) => return Err(NotOne::NotJson(e.to_string())),
+        None => return Err(NotOne::NotJson("the line is empty".into())),
+    };
+    let rest = &bytes[values.byte_offset()..];
+    if rest.iter().all(u8::is_ascii_whitespace) {
+        Ok(value)
+    } else {
+        Err(NotOne::Glued)
+    }
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A record's kind, for messages.
+fn what_record(event: &str) -> String {
+    match event {
+        "" => "no event".into(),
+        "run-created" => "run-created: the run's plan and its hash".into(),
+        event => event.into(),
+    }
+}
+
+/// Complete JSON that is not a record this kongup reads: a newer kongup's, or damage.
+fn not_a_record(
+    path: &Path,
+    line: usize,
+    value: &Value,
+    error: serde_json::Error,
+    records: &[Record],
+) -> JournalError {
+    if let Some(event) = value.get("event").and_then(Value::as_str)
+        && let Err(unknown) = Entry::deserialize(value)
+        && unknown
+            .to_string()
+            .starts_with(&format!("unknown variant `{event}`"))
+    {
+        let started_by = records.first().and_then(|first| match &first.entry {
+            Entry::RunCreated { kongup_version, .. }
+                if kongup_version != env!("CARGO_PKG_VERSION") =>
+            {
+                Some(kongup_version.clone())
+            }
+            _ => None,
+        });
+        return JournalError::Newer {
+            path: path.to_path_buf(),
+            line,
+            event: event.to_string(),
+            started_by,
+        };
+    }
+    JournalError::Corrupt {
+        path: path.to_path_buf(),
+        line,
+        message: error.to_string(),
+    }
+}
+
+/// Checks that the record on `line`, numbered `seq`, follows `before`; `rest` are the
+/// lines after it, where a record that seems missing may be found out of place.
+fn in_sequence(
+    path: &Path,
+    before: &Kept,
+    line: usize,
+    seq: u64,
+    rest: &[(&[u8], bool)],
+) -> Result<(), JournalError> {
+    if seq == before.seq + 1 {
+        return Ok(());
+    }
+    let path = path.to_path_buf();
+    if seq == before.seq {
+        return Err(JournalError::Interleaved {
+            path,
+            line,
+            detail: format!("lines {} and {line} both hold record {seq}", before.line),
+        });
+    }
+    if seq < before.seq {
+        return Err(JournalError::OutOfOrder {
+            path,
+            line,
+            detail: format!(
+                "line {line} holds record {seq} after record {} on line {}: the numbers go back",
+                before.seq, before.line
+            ),
+        });
+    }
+    #[derive(Deserialize)]
+    struct Numbered {
+        seq: u64,
+    }
+    let missing = before.seq + 1;
+    let later = rest.iter().position(|(bytes, _)| {
+        serde_json::from_slice::<Numbered>(bytes).is_ok_and(|n| n.seq == missing)
+    });
+    match later {
+        Some(offset) => Err(JournalError::OutOfOrder {
+            path,
+            line,
+            detail: format!(
+                "line {line} holds record {seq} right after record {} on line {}, and record \
+                 {missing} comes later, on line {}",
+                before.seq,
+                before.line,
+                line + 1 + offset
+            ),
+        }),
+        None => Err(JournalError::Missing {
+            path,
+            line,
+            before: before.seq,
+            after: seq,
+        }),
+    }
+}
