@@ -384,3 +384,61 @@ async fn an_unknown_record_on_the_last_line_is_from_a_newer_kongup_not_torn() {
     assert!(!message.contains("torn"), "{message}");
     assert_eq!(lines(&journal_path(&dir)).len(), n, "the line is kept");
 }
+
+/// The line without its `prev`, as kongup wrote records before it chained them.
+fn unchained(line: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+    value.as_object_mut().unwrap().remove("prev");
+    value.to_string()
+}
+
+#[tokio::test]
+async fn a_journal_from_before_the_chain_is_resumed_with_a_warning_and_chained_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let old: Vec<String> = a_finished_step(&dir)
+        .await
+        .iter()
+        .map(|l| unchained(l))
+        .collect();
+    write_lines(&journal_path(&dir), &old);
+    let said = format!(
+        "lines 2 to {} of the journal {} were written before kongup chained its records: edits \
+         to them cannot be detected",
+        old.len(),
+        journal_path(&dir).display()
+    );
+    let (code, out, err) = cli(&dir, &["status"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&format!("warning: {said}")), "{out}");
+    let (code, out, err) = cli(&dir, &["report", "--format", "md"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&said), "{out}");
+
+    let mut run = start(&dir);
+    run.wait_warning("written before kongup chained its records")
+        .await;
+    run.send(Command::Confirm {
+        step: cluster("b"),
+        typed: None,
+    })
+    .await;
+    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.quit().await;
+    let now = lines(&journal_path(&dir));
+    assert_eq!(
+        now[..old.len()],
+        old[..],
+        "the old lines are kept as they were"
+    );
+    let prev = sha256_hex(old.last().unwrap().as_bytes());
+    assert!(
+        now[old.len()].contains(&format!("\"prev\":\"{prev}\"")),
+        "{}",
+        now[old.len()]
+    );
+    let warnings = read_journal(&journal_path(&dir)).unwrap().warnings();
+    assert!(
+        warnings.len() == 1 && warnings[0].starts_with(&said),
+        "{warnings:?}"
+    );
+}

@@ -470,7 +470,18 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
     let mut pending_request: Option<(String, String, String)> = None;
     let mut gates = Vec::new();
     let mut timeline = Vec::new();
-    let mut warnings = Vec::new();
+    // What reading the journal found (a torn tail, records from before the chain) comes
+    // first: it says how far the rest can be trusted.
+    let read_at = time(&Utc::now());
+    let mut warnings: Vec<EventReport> = run
+        .warnings
+        .iter()
+        .map(|text| EventReport {
+            at: read_at.clone(),
+            by: "kongup report".into(),
+            text: text.clone(),
+        })
+        .collect();
     let mut rollback_finished_at = None;
     for record in &run.records {
         let at = time(&record.at);

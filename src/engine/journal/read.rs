@@ -366,3 +366,267 @@ fn in_sequence(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::{JOURNAL_FILE, Journal};
+    use super::*;
+    use crate::engine::lock::RunLock;
+    use crate::secrets::Redactor;
+
+    fn header() -> Entry {
+        Entry::RunCreated {
+            run_id: "r".into(),
+            plan_name: "p".into(),
+            plan_sha256: "00".into(),
+            plan_text: "name: p\n".into(),
+            steps: vec![],
+            kongup_version: "0".into(),
+        }
+    }
+
+    fn warning(n: usize) -> Entry {
+        Entry::Warning {
+            text: format!("warning {n}"),
+        }
+    }
+
+    /// The journal of the run in `dir`, locked, for appending after `valid_len` bytes.
+    fn open(dir: &Path, valid_len: u64, next_seq: u64) -> Journal {
+        let lock = RunLock::acquire(dir, "a@b").unwrap();
+        Journal::open(lock, valid_len, next_seq, Arc::new(Redactor::default())).unwrap()
+    }
+
+    /// A journal in `dir` of the run's first record and `n` warnings: its lines.
+    fn written(dir: &Path, n: usize) -> Vec<String> {
+        let mut journal = open(dir, 0, 0);
+        journal.append("a@b", header()).unwrap();
+        for i in 0..n {
+            journal.append("kongup", warning(i)).unwrap();
+        }
+        lines(dir)
+    }
+
+    fn lines(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join(JOURNAL_FILE))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn rewrite(dir: &Path, lines: &[String]) {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(dir.join(JOURNAL_FILE), text).unwrap();
+    }
+
+    fn read(dir: &Path) -> Result<JournalContents, JournalError> {
+        read_journal(&dir.join(JOURNAL_FILE))
+    }
+
+    /// The line without its `prev`, as kongup wrote records before it chained them.
+    fn unchained(line: &str) -> String {
+        let mut value: Value = serde_json::from_str(line).unwrap();
+        value.as_object_mut().unwrap().remove("prev");
+        value.to_string()
+    }
+
+    #[test]
+    fn each_record_carries_its_number_and_the_hash_of_the_line_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = written(dir.path(), 2);
+        assert!(
+            lines[0].starts_with(r#"{"seq":0,"at":"#),
+            "the first record has no prev: {}",
+            lines[0]
+        );
+        for (n, pair) in lines.windows(2).enumerate() {
+            let expected = format!(
+                r#"{{"seq":{},"prev":"{}","at":"#,
+                n + 1,
+                line_sha256(pair[0].as_bytes())
+            );
+            assert!(pair[1].starts_with(&expected), "{}", pair[1]);
+        }
+        let contents = read(dir.path()).unwrap();
+        assert_eq!(contents.records.len(), 3);
+        assert!(contents.warnings().is_empty(), "{:?}", contents.warnings());
+    }
+
+    #[test]
+    fn a_journal_from_before_the_chain_reads_with_a_warning_and_is_chained_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<String> = written(dir.path(), 2)
+            .iter()
+            .map(|l| unchained(l))
+            .collect();
+        rewrite(dir.path(), &old);
+        let contents = read(dir.path()).unwrap();
+        let warning = contents.unchained.clone().unwrap();
+        assert!(
+            warning.contains("lines 2 to 3")
+                && warning.contains("written before kongup chained its records")
+                && warning.contains("cannot be detected"),
+            "{warning}"
+        );
+        assert_eq!(contents.warnings(), vec![warning.clone()]);
+
+        // Resumed: what is written next chains to the last line written before.
+        let mut journal = open(dir.path(), contents.valid_len, 3);
+        journal.append("kongup", Entry::Resumed).unwrap();
+        drop(journal);
+        let mut now = lines(dir.path());
+        assert!(
+            now[3].contains(&line_sha256(old[2].as_bytes())),
+            "{}",
+            now[3]
+        );
+        assert_eq!(read(dir.path()).unwrap().unchained, Some(warning));
+
+        // The old line the new one chains to is covered; the ones before it are not.
+        let edited = now[2].replace("warning 1", "warning X");
+        let kept = std::mem::replace(&mut now[2], edited);
+        rewrite(dir.path(), &now);
+        assert!(
+            matches!(read(dir.path()), Err(JournalError::Edited { line: 3, .. })),
+            "{:?}",
+            read(dir.path())
+        );
+        now[2] = kept;
+        now[1] = now[1].replace("warning 0", "warning X");
+        rewrite(dir.path(), &now);
+        assert!(read(dir.path()).is_ok());
+
+        // A hash removed from a chained record is an edit, not an old journal.
+        now.push(unchained(&now[3]).replace("\"seq\":3", "\"seq\":4"));
+        rewrite(dir.path(), &now);
+        let err = read(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Edited { line: 5, .. }), "{err}");
+        assert!(err.to_string().contains("carries no hash"), "{err}");
+    }
+
+    #[test]
+    fn a_record_a_newer_kongup_wrote_is_refused_wherever_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = written(dir.path(), 2);
+        lines[1] = lines[1].replace("\"event\":\"warning\"", "\"event\":\"quorum-lost\"");
+        rewrite(dir.path(), &lines);
+        let err = read(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Newer { line: 2, event, started_by: Some(v), .. }
+                if event == "quorum-lost" && v == "0"),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("newer kongup (the run was started by kongup 0)")
+                && message.contains("upgrade kongup to resume this run"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_complete_last_line_that_is_not_a_record_is_refused_not_dropped_as_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = written(dir.path(), 1);
+        let prev = line_sha256(lines[1].as_bytes());
+        // A known event without its fields: written whole, so not torn.
+        lines.push(format!(
+            r#"{{"seq":2,"prev":"{prev}","at":"2025-01-01T00:00:00Z","by":"a@b","event":"step-confirmed"}}"#
+        ));
+        rewrite(dir.path(), &lines);
+        let err = read(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { line: 3, message, .. } if message.contains("missing field")),
+            "{err:?}"
+        );
+        // Written without its newline, it is torn.
+        let text = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), text.trim_end()).unwrap();
+        let torn = read(dir.path()).unwrap().torn_tail.unwrap();
+        assert!(torn.contains("torn") && torn.contains("no end"), "{torn}");
+    }
+
+    #[test]
+    fn several_missing_records_are_named_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lines = written(dir.path(), 4);
+        lines.drain(1..3);
+        rewrite(dir.path(), &lines);
+        let err = read(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JournalError::Missing {
+                    line: 2,
+                    before: 0,
+                    after: 3,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(
+                "records 0 and 3 are adjacent (lines 1 and 2): records 1 to 2 are missing"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_journal_must_start_with_record_0_of_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = written(dir.path(), 2);
+        rewrite(dir.path(), &lines[1..]);
+        assert!(matches!(
+            read(dir.path()),
+            Err(JournalError::NoHeader { .. })
+        ));
+        rewrite(dir.path(), &[lines[0].replace("\"seq\":0", "\"seq\":5")]);
+        let err = read(dir.path()).unwrap_err();
+        assert!(matches!(err, JournalError::Edited { line: 1, .. }), "{err}");
+        assert!(err.to_string().contains("numbered 5, not 0"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_journal_has_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RunLock::acquire(dir.path(), "a@b").unwrap());
+        let contents = read(dir.path()).unwrap();
+        assert!(contents.records.is_empty() && contents.valid_len == 0);
+    }
+
+    #[test]
+    fn bytes_the_writer_did_not_write_stop_it_before_its_next_record() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = open(dir.path(), 0, 0);
+        journal.append("a@b", header()).unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{}\n")
+            .unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = journal.append("a@b", Entry::Resumed).unwrap_err();
+        assert!(matches!(err, JournalError::Interfered { .. }), "{err}");
+        assert!(err.to_string().contains("its last 3 bytes"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+
+        // Nor does a journal shorter than when it was read get written.
+        drop(journal);
+        let lock = RunLock::acquire(dir.path(), "a@b").unwrap();
+        let err = Journal::open(lock, 10_000, 1, Arc::new(Redactor::default())).unwrap_err();
+        assert!(
+            matches!(err, JournalError::Interfered { .. })
+                && err.to_string().contains("cut it short"),
+            "{err}"
+        );
+    }
+}
