@@ -1,8 +1,9 @@
 //! Where a run lives: `$XDG_STATE_HOME/kongup/runs/<run-id>/` (fallback
 //! `~/.local/state/kongup/runs/<run-id>/`), or the directory given with `--journal`.
 //!
-//! The run directory holds the journal, the lock, the full log of every step (`logs/`)
-//! and what actions keep (`backups/`). Directories are created 0700, files 0600.
+//! The run directory holds the journal (locked by the kongup that drives the run), the
+//! name of that kongup (`lock`), the full log of every step (`logs/`) and what actions
+//! keep (`backups/`). Directories are created 0700, files 0600.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
