@@ -18,6 +18,7 @@
 //! writes) stops the run with the line it is on, because a journal that lies cannot be
 //! resumed safely.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -380,7 +381,8 @@ pub fn line_sha256(line: &[u8]) -> String {
 pub struct Journal {
     /// The lock on the journal; records are written through its descriptor.
     lock: RunLock,
-    /// Bytes of the file: all written by this process since it read the journal.
+    /// The file's length as this process left it: anything else was written (or cut)
+    /// by another.
     len: u64,
     /// The chained hash of the last line, for the next record.
     last_line: Option<String>,
@@ -490,20 +492,23 @@ impl Journal {
         self.lock.check().map_err(interfered)?;
         let file = self.lock.journal_file();
         let len = file.metadata().map_err(io_err("inspect"))?.len();
-        if len != self.len {
+        if len > self.len {
             return Err(interfered(format!(
                 "it holds {len} bytes where this kongup wrote {}: another process wrote to it \
-                 (this kongup did not write {})",
+                 (this kongup did not write its last {} bytes)",
                 self.len,
-                if len > self.len {
-                    format!("its last {} bytes", len - self.len)
-                } else {
-                    "what was cut".to_string()
-                }
+                len - self.len
             )));
         }
+        if len < self.len {
+            return Err(interfered(format!(
+                "it holds {len} bytes where this kongup wrote {}: another process cut it short",
+                self.len
+            )));
+        }
+        let mut writer: &File = file;
         let written = loop {
-            match (&mut &*file).write(&line) {
+            match writer.write(&line) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other.map_err(io_err("append to"))?,
             }

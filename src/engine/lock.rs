@@ -125,10 +125,17 @@ impl RunLock {
         let meta = journal
             .metadata()
             .map_err(io_err("inspect the journal", &path))?;
+        let identity = (meta.dev(), meta.ino());
+        // Between the open and the lock, another file may have taken the journal's name
+        // (and another kongup its lock): then this lock is on nothing, and the `lock` file
+        // names that kongup, so it is left alone.
+        if still_named(&path, identity).is_err() {
+            return Err(LockError::Replaced { path });
+        }
         let lock_path = run_dir.join(LOCK_FILE);
         let mut lock = RunLock {
             journal,
-            identity: (meta.dev(), meta.ino()),
+            identity,
             holder_file: OpenOptions::new()
                 .create(true)
                 .truncate(false)
@@ -139,12 +146,6 @@ impl RunLock {
                 .map_err(io_err("open the lock file", &lock_path))?,
             path,
         };
-        // Between the open and the lock, another file may have taken the journal's name.
-        if lock.check().is_err() {
-            return Err(LockError::Replaced {
-                path: lock.path.clone(),
-            });
-        }
         if created && let Some(dir) = lock.path.parent() {
             // The new journal's directory entry must survive a power loss too.
             File::open(dir)
@@ -187,15 +188,20 @@ impl RunLock {
             }
             Err(errno) => return Err(format!("its lock cannot be confirmed ({errno})")),
         }
-        let replaced = "the file at that path is no longer the one this kongup locked (it was \
-                        removed, moved or replaced: copied over, re-created) while this kongup \
-                        drove the run";
-        match std::fs::metadata(&self.path) {
-            Ok(meta) if (meta.dev(), meta.ino()) == self.identity => Ok(()),
-            Ok(_) => Err(replaced.into()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(replaced.into()),
-            Err(e) => Err(format!("it cannot be inspected ({e})")),
-        }
+        still_named(&self.path, self.identity)
+    }
+}
+
+/// Whether `path` still names the file with this device and inode.
+fn still_named(path: &Path, identity: (u64, u64)) -> Result<(), String> {
+    let replaced = "the file at that path is no longer the one this kongup locked (it was \
+                    removed, moved or replaced: copied over, re-created) while this kongup \
+                    drove the run";
+    match std::fs::metadata(path) {
+        Ok(meta) if (meta.dev(), meta.ino()) == identity => Ok(()),
+        Ok(_) => Err(replaced.into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(replaced.into()),
+        Err(e) => Err(format!("it cannot be inspected ({e})")),
     }
 }
 
