@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actions::kong::install_for_plan;
-use crate::engine::plain::{PlainSetup, drive};
 use crate::engine::rundir::default_run_dir;
 use crate::engine::toolbox::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
 use crate::metrics;
+use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
 use crate::ui::run::console_on_engine;

@@ -34,7 +34,6 @@ use crate::actions::kong::{
 };
 use crate::actions::{ActionFor, ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
-use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
 use crate::engine::toolbox::resolve_plan_secrets;
 use crate::engine::{
@@ -44,6 +43,7 @@ use crate::engine::{
 use crate::kong::client::{AdminClient, AdminClientOptions};
 use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
+use crate::plain::{self, PlainSetup};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{BackupKind, ClusterSide, ExpandedPlan, StepKind};

@@ -19,7 +19,6 @@ pub mod command;
 pub mod event;
 pub mod journal;
 pub mod lock;
-pub mod plain;
 pub mod plan_change;
 pub mod report;
 pub mod rollback;
