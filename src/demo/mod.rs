@@ -617,7 +617,7 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         ));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
-    let done = crate::engine::report::read_run(&run.engine.run_dir)
+    let done = crate::engine::status::read_run(&run.engine.run_dir)
         .is_ok_and(|r| r.view.run_state() == RunState::Done);
     if done {
         lines.push(format!(

@@ -24,6 +24,7 @@ pub mod report;
 pub mod rollback;
 mod run;
 pub mod rundir;
+pub mod status;
 pub mod toolbox;
 pub mod view;
 
