@@ -17,6 +17,7 @@
 
 pub mod command;
 pub mod event;
+pub mod expected;
 pub mod journal;
 pub mod lock;
 pub mod plan_change;
