@@ -17,7 +17,7 @@ use crate::kong::database::KongDatabase;
 use crate::kong::pg;
 use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use crate::kong::types::{DataPlane, SyncStatus, reported_version};
-use crate::plan::model::{Node, Plan, Role, TrafficDriverSpec};
+use crate::plan::model::{Node, Plan, Role};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
 
@@ -155,7 +155,7 @@ impl TopologyWatcher {
             at: Some(chrono::Utc::now()),
             nodes: views,
             databases,
-            load_balancer: Some(describe_driver(&self.plan.traffic.driver)),
+            load_balancer: Some(self.plan.traffic.driver.describe()),
         }
     }
 
@@ -218,24 +218,6 @@ fn same_node(node: &Node, dp: &DataPlane) -> bool {
             let probe = join(url, "/");
             probe.contains(&format!("//{}:", dp.ip)) || probe.contains(&format!("//{}/", dp.ip))
         })
-}
-
-/// How the topology pane names the load balancer.
-pub fn describe_driver(driver: &TrafficDriverSpec) -> String {
-    match driver {
-        TrafficDriverSpec::Haproxy(h) => format!("haproxy {} backend {}", h.socket, h.backend),
-        TrafficDriverSpec::Nginx(n) => format!(
-            "nginx {} upstream {}",
-            n.upstream_file.display(),
-            n.upstream_name
-        ),
-        TrafficDriverSpec::Kubernetes(k) => format!(
-            "kubernetes {}",
-            k.namespace.as_deref().unwrap_or("(current namespace)")
-        ),
-        TrafficDriverSpec::Command(c) => format!("command {}", c.set.join(" ")),
-        TrafficDriverSpec::Manual => "manual: the operator moves traffic".to_string(),
-    }
 }
 
 /// The drift conditions in `now`, each with a stable key (so it is warned about once while
