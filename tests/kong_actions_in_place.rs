@@ -18,8 +18,9 @@ use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::journal::Entry;
 use kongup::engine::toolbox::resolve_plan_secrets;
 use kongup::engine::{Command, Operator, RunOptions, RunSetup, StepState, Toolbox};
-use kongup::kong::watch::{self, TopologyWatcher};
+use kongup::kong::watch::TopologyWatcher;
 use kongup::plan::load::parse_plan;
+use kongup::session;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio_util::sync::CancellationToken;
 
@@ -151,7 +152,7 @@ steps:
     // As `session::start` runs the watcher beside the engine.
     let (side_tx, side_events) = tokio::sync::mpsc::unbounded_channel();
     let watcher = TopologyWatcher::new(access.probe.clone(), plan.clone(), access.databases());
-    let watch_task = watch::spawn(
+    let watch_task = session::spawn_topology_watcher(
         watcher,
         Duration::from_millis(200),
         side_tx,
