@@ -507,7 +507,7 @@ impl Plain {
                 {
                     self.say(&format!(
                         "gate: {} ({} requests): {}",
-                        crate::actions::verdict_name(verdict.verdict),
+                        crate::engine::step::verdict_name(verdict.verdict),
                         verdict.requests_in_window,
                         verdict.checks.join("; ")
                     ));

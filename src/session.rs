@@ -9,8 +9,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Toolbox;
 use crate::engine::event::Event;
-use crate::engine::toolbox::Toolbox;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
 use crate::kong::http;

@@ -20,15 +20,13 @@ use super::journal::{
 use super::lock::RunLock;
 use super::rollback::{self, TRAFFIC_TO_X};
 use super::rundir::{self, LOGS_DIR};
-use super::toolbox::Toolbox;
+use super::step::{
+    ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
+    StepOutcome, Toolbox, TrafficPath, TrafficReadback, driver_deadline, gate_record, run_commands,
+    safety_evidence,
+};
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking, plan_change};
-use crate::actions::gate_record;
-use crate::actions::traffic::safety_evidence;
-use crate::actions::{
-    ActionError, AfterFailure, JournalRequest, LogSink, Mover, RollbackOf, StepAction, StepContext,
-    StepOutcome, TrafficPath, TrafficReadback, commands::run_commands,
-};
 use crate::exec::Executor;
 use crate::exec::process::kill_on_drop;
 use crate::lb::{ReadBackSource, Split, TrafficDriver};
@@ -142,7 +140,7 @@ impl OpeningRead {
             return None;
         }
         let task = tokio::spawn(async move {
-            let deadline = crate::actions::traffic::driver_deadline(driver.as_ref());
+            let deadline = driver_deadline(driver.as_ref());
             let read = tokio::time::timeout(deadline, kill_on_drop(driver.read_split())).await;
             read.ok()?.ok()?
         });
