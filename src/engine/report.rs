@@ -1,4 +1,4 @@
-//! `kongup report`: the audit report of a run, read from its journal ([`read_run`]), as
+//! `kongup report`: the audit report of a run, read from its journal (`status::read_run`), as
 //! JSON or Markdown.
 
 use std::collections::BTreeMap;

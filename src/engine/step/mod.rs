@@ -1,7 +1,7 @@
 //! The step contract: what a step is to the engine, and how the engine runs one.
 //!
 //! The engine runs a step as: the action registered for its kind (if any), then the
-//! plan's `commands` for the step (if any), in order ([`commands`]). A step with neither
+//! plan's `commands` for the step (if any), in order (`run_commands`). A step with neither
 //! is a checklist item: the operator does it by hand, and the confirm is the operator
 //! saying it is done.
 //!
