@@ -13,7 +13,7 @@ use std::time::Duration;
 use engine_support::*;
 use kongup::engine::journal::{JOURNAL_FILE, read_journal};
 use kongup::engine::lock::{LOCK_FILE, LockStatus};
-use kongup::engine::report::read_run;
+use kongup::engine::status::read_run;
 use kongup::engine::{Command, EngineError, Operator, StepState};
 use kongup::plan::model::Strategy;
 use sha2::{Digest, Sha256};

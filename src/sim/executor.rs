@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::event::LogStream;
+use crate::exec::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine};
 use crate::lb::{Split, TrafficDriver};
 use crate::plan::model::{CommandLine, Role};
