@@ -34,7 +34,7 @@ pub use diagnostics::{Diagnostic, PlanErrors};
 use diagnostics::{Diagnostics, did_you_mean, one_of};
 use read::{
     Fields, argv, boolean, choice, duration, file_path, index, integer, list, looks_secret,
-    mapping, number, secret, string, string_list, text, url, version,
+    mapping, number, secret, string, string_list, text, url, version, word,
 };
 use yaml::{Node, Pos, Value};
 
@@ -123,10 +123,6 @@ const ROOT_KEYS: &[&str] = &[
     "command_timeout",
 ];
 
-const MODES: &[&str] = &["traditional", "dbless", "hybrid"];
-const DATABASES: &[&str] = &["postgres", "cassandra", "off"];
-const STRATEGIES: &[&str] = &["auto", "dual-cluster", "in-place", "blue-green", "rolling"];
-const ROLES: &[&str] = &["traditional", "control_plane", "data_plane"];
 const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// Defaults for what the plan leaves out (documented in docs/plan.md).
@@ -204,16 +200,18 @@ impl Loader {
         });
         let mode = f
             .required(d, "mode")
-            .and_then(|n| choice(d, n, "mode", MODES).map(mode_from_word));
+            .and_then(|n| word::<Mode>(d, n, "mode", &Mode::ALL.map(Mode::as_str)));
         let database = match f.get("database") {
             Some(n) => {
                 self.at.database = Some(n.pos);
-                choice(d, n, "database", DATABASES).map(database_from_word)
+                word::<DatabaseKind>(
+                    d,
+                    n,
+                    "database",
+                    &DatabaseKind::ALL.map(DatabaseKind::as_str),
+                )
             }
-            None => mode.map(|mode| match mode {
-                Mode::Dbless => DatabaseKind::Off,
-                Mode::Traditional | Mode::Hybrid => DatabaseKind::Postgres,
-            }),
+            None => mode.map(Mode::default_database),
         };
         let strategy = self.strategy(&f);
         let command_timeout = match f.get("command_timeout") {
@@ -321,8 +319,8 @@ impl Loader {
         if let (Some(mode), Some(strategy), Some(clusters)) = (mode, effective, &clusters) {
             self.check_strategy_needs(mode, strategy, clusters);
         }
-        if (mode, effective) == (Some(Mode::Traditional), Some(Strategy::InPlace))
-            && let Some(gates) = &mut gates
+        if let (Some(mode), Some(strategy), Some(gates)) = (mode, effective, &mut gates)
+            && !strategy.x_serves_beside_y(mode)
         {
             self.drop_relative_gates(gates);
         }
@@ -387,18 +385,19 @@ impl Loader {
 
     fn strategy(&mut self, f: &Fields) -> Option<StrategyChoice> {
         let d = &mut self.d;
-        let word = f.required(d, "strategy").and_then(|n| {
+        let fixed = f.required(d, "strategy").and_then(|n| {
             self.at.strategy = Some(n.pos);
-            choice(d, n, "strategy", STRATEGIES)
+            let written = choice(d, n, "strategy", &StrategyChoice::WORDS)?;
+            StrategyChoice::parse_word(written).ok()
         });
         let spare_capacity = f
             .get("spare_capacity")
             .map(|n| boolean(d, n, "spare_capacity"));
-        match (word?, spare_capacity) {
-            ("auto", Some(spare_capacity)) => {
+        match (fixed?, spare_capacity) {
+            (None, Some(spare_capacity)) => {
                 spare_capacity.map(|spare_capacity| StrategyChoice::Auto { spare_capacity })
             }
-            ("auto", None) => {
+            (None, None) => {
                 d.error_with_hint(
                     self.at.strategy.unwrap_or(f.pos),
                     "strategy `auto` needs `spare_capacity: true` or `false`",
@@ -406,16 +405,16 @@ impl Loader {
                 );
                 None
             }
-            (word, Some(_)) => {
+            (Some(strategy), Some(_)) => {
                 d.error_with_hint(
                     f.key_pos("spare_capacity").unwrap_or(f.pos),
-                    format!("`spare_capacity` is only read with `strategy: auto`, and the strategy is `{word}`"),
+                    format!("`spare_capacity` is only read with `strategy: auto`, and the strategy is `{}`", strategy.as_str()),
                     "remove `spare_capacity`, or write `strategy: auto` to let kongup choose",
                 );
                 // Still returned, so the checks that need the strategy run too.
-                Some(StrategyChoice::Fixed(strategy_from_word(word)))
+                Some(StrategyChoice::Fixed(strategy))
             }
-            (word, None) => Some(StrategyChoice::Fixed(strategy_from_word(word))),
+            (Some(strategy), None) => Some(StrategyChoice::Fixed(strategy)),
         }
     }
 
@@ -544,7 +543,7 @@ impl Loader {
         }
         let role = match f.get("role") {
             Some(n) => {
-                let role = choice(d, n, &f.path_of("role"), ROLES).map(role_from_word);
+                let role = word::<Role>(d, n, &f.path_of("role"), &Role::ALL.map(Role::as_str));
                 match (mode, role) {
                     (Some(Mode::Hybrid), Some(Role::Traditional)) => {
                         d.error_with_hint(
@@ -1216,10 +1215,12 @@ impl Loader {
             |n| integer(d, n, "gates.consecutive_breaches", 1..=u32::MAX),
         );
         let on_fail = optional(f.get("on_fail"), FailAction::Pause, |n| {
-            choice(d, n, "gates.on_fail", &["pause", "rollback"]).map(|w| match w {
-                "rollback" => FailAction::Rollback,
-                _ => FailAction::Pause,
-            })
+            word::<FailAction>(
+                d,
+                n,
+                "gates.on_fail",
+                &FailAction::ALL.map(FailAction::as_str),
+            )
         });
         Some(GateSpec {
             window: window?,
@@ -1682,19 +1683,17 @@ impl Loader {
             return true;
         };
         let pos = self.at.strategy.unwrap_or(self.at.root);
-        let (fits, hint) = match mode {
-            Mode::Traditional => (
-                *strategy != Strategy::Rolling,
-                "traditional mode takes `dual-cluster`, `in-place`, `blue-green` or `auto`; `rolling` is for nodes without a database (dbless mode, hybrid data planes)",
-            ),
-            Mode::Dbless => (
-                *strategy == Strategy::Rolling,
-                "dbless nodes have no database to migrate: they upgrade by `rolling` (or write `auto`)",
-            ),
-            Mode::Hybrid => (
-                *strategy != Strategy::Rolling,
-                "in hybrid mode `strategy` names the control-plane strategy (`dual-cluster`, `in-place`, `blue-green` or `auto`); data planes always roll",
-            ),
+        let fits = strategy.fits_mode(mode);
+        let hint = match mode {
+            Mode::Traditional => {
+                "traditional mode takes `dual-cluster`, `in-place`, `blue-green` or `auto`; `rolling` is for nodes without a database (dbless mode, hybrid data planes)"
+            }
+            Mode::Dbless => {
+                "dbless nodes have no database to migrate: they upgrade by `rolling` (or write `auto`)"
+            }
+            Mode::Hybrid => {
+                "in hybrid mode `strategy` names the control-plane strategy (`dual-cluster`, `in-place`, `blue-green` or `auto`); data planes always roll"
+            }
         };
         if !fits {
             self.d.error_with_hint(
@@ -1752,25 +1751,26 @@ impl Loader {
     fn check_strategy_needs(&mut self, mode: Mode, strategy: Strategy, clusters: &Clusters) {
         let strategy_pos = self.at.strategy.unwrap_or(self.at.root);
         if mode != Mode::Dbless {
-            match (strategy, &clusters.y.database) {
-                (Strategy::DualCluster, None) => self.d.error_with_hint(
+            let y_database = clusters.y.database.is_some();
+            if strategy.y_has_own_database() && !y_database {
+                self.d.error_with_hint(
                     self.at.clusters[1].unwrap_or(strategy_pos),
                     "dual-cluster gives Y its own database, and `clusters.y` has no `database`",
                     "add clusters.y.database {host, port, name, user, password}; X's backup is restored into it",
-                ),
-                (Strategy::InPlace | Strategy::BlueGreen, Some(_)) => self.d.error_with_hint(
+                );
+            }
+            if strategy.y_shares_x_database() && y_database {
+                self.d.error_with_hint(
                     self.at.cluster_database[1].unwrap_or(strategy_pos),
                     format!(
                         "`clusters.y.database`: {} reuses X's database, so Y has none of its own",
                         strategy.as_str()
                     ),
                     "remove clusters.y.database, or use `strategy: dual-cluster`",
-                ),
-                _ => {}
+                );
             }
         }
-        let shifts_traffic = mode != Mode::Traditional || strategy != Strategy::InPlace;
-        if shifts_traffic && self.at.traffic_driver.is_none() {
+        if strategy.shifts_traffic(mode) && self.at.traffic_driver.is_none() {
             let what = if mode == Mode::Traditional {
                 format!("strategy `{}`", strategy.as_str())
             } else {
@@ -2209,39 +2209,6 @@ fn selector(
         phase,
         id: id.to_string(),
     })
-}
-
-fn mode_from_word(word: &str) -> Mode {
-    match word {
-        "dbless" => Mode::Dbless,
-        "hybrid" => Mode::Hybrid,
-        _ => Mode::Traditional,
-    }
-}
-
-fn database_from_word(word: &str) -> DatabaseKind {
-    match word {
-        "cassandra" => DatabaseKind::Cassandra,
-        "off" => DatabaseKind::Off,
-        _ => DatabaseKind::Postgres,
-    }
-}
-
-fn strategy_from_word(word: &str) -> Strategy {
-    match word {
-        "dual-cluster" => Strategy::DualCluster,
-        "in-place" => Strategy::InPlace,
-        "blue-green" => Strategy::BlueGreen,
-        _ => Strategy::Rolling,
-    }
-}
-
-fn role_from_word(word: &str) -> Role {
-    match word {
-        "control_plane" => Role::ControlPlane,
-        "data_plane" => Role::DataPlane,
-        _ => Role::Traditional,
-    }
 }
 
 #[cfg(test)]

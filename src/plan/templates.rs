@@ -79,10 +79,10 @@ pub fn expand(plan: &Plan) -> Result<ExpandedPlan, Vec<ExpandError>> {
             },
         ],
         Mode::Traditional | Mode::Dbless => {
-            let target = if primary == Strategy::Rolling {
-                Target::Dbless
-            } else {
+            let target = if primary.is_database_backed() {
                 Target::Cluster
+            } else {
+                Target::Dbless
             };
             vec![Phase {
                 name: PhaseName::Cluster,
@@ -210,8 +210,9 @@ fn warnings(plan: &Plan, primary: Strategy) -> Vec<String> {
         Ok(strategy_warnings) => warnings.extend(strategy_warnings),
         Err(refused) => warnings.push(format!("Strategy {} refused: {refused}", primary.as_str())),
     }
-    if primary == Strategy::DualCluster {
-        warnings.push(dual_cluster::LIMITATION.to_string());
+    match primary {
+        Strategy::DualCluster => warnings.push(dual_cluster::LIMITATION.to_string()),
+        Strategy::InPlace | Strategy::BlueGreen | Strategy::Rolling => {}
     }
     warnings
 }
@@ -572,9 +573,10 @@ pub(crate) mod sample {
             StrategyChoice::Auto { .. } => None,
         };
         let x_db = (mode != Mode::Dbless).then(|| database("kong"));
-        let y_db = match fixed {
-            Some(Strategy::DualCluster) => Some(database("kong_y")),
-            _ => x_db.clone(),
+        let y_db = if fixed.is_some_and(Strategy::y_has_own_database) {
+            Some(database("kong_y"))
+        } else {
+            x_db.clone()
         };
         Plan {
             name: "sample".to_string(),
@@ -595,7 +597,7 @@ pub(crate) mod sample {
             executors: BTreeMap::from([("local".to_string(), ExecutorSpec::Local)]),
             traffic: TrafficSpec {
                 driver: TrafficDriverSpec::Manual,
-                driver_given: !(mode == Mode::Traditional && fixed == Some(Strategy::InPlace)),
+                driver_given: fixed.is_none_or(|s| s.shifts_traffic(mode)),
                 schedule: vec![1, 5, 25, 50, 100],
                 bake: Duration::from_secs(300),
                 auto_advance: false,
