@@ -1,5 +1,8 @@
 //! The validated plan: what the operator wrote, typed. Built only by `plan::load`,
 //! which has already checked every rule, so the rest of the program can trust it.
+//! The defaults of what a plan may leave out are in `defaults`, beside it.
+
+pub mod defaults;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,14 +50,6 @@ impl Mode {
             Mode::Traditional => "traditional",
             Mode::Dbless => "dbless",
             Mode::Hybrid => "hybrid",
-        }
-    }
-
-    /// The database a plan in this mode has when it names none: DB-less nodes have none.
-    pub fn default_database(self) -> DatabaseKind {
-        match self {
-            Mode::Dbless => DatabaseKind::Off,
-            Mode::Traditional | Mode::Hybrid => DatabaseKind::Postgres,
         }
     }
 }
