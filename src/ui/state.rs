@@ -804,7 +804,7 @@ impl ConsoleState {
     pub fn set_extra_keys(&mut self, keys: Vec<ExtraKey>) {
         self.extra_keys = keys
             .into_iter()
-            .filter(|k| !super::keys::is_builtin(k.key))
+            .filter(|k| !super::bindings::is_builtin(k.key))
             .collect();
     }
 
@@ -821,8 +821,8 @@ impl ConsoleState {
 
     /// The lines of the help: the built-in keys, then the caller's.
     pub fn help_lines(&self) -> Vec<(String, String)> {
-        let builtin = super::keys::KEY_HELP
-            .iter()
+        let builtin = super::bindings::help_lines()
+            .into_iter()
             .map(|(key, words)| (key.to_string(), words.to_string()));
         let extra = self
             .extra_keys
