@@ -9,6 +9,7 @@ pub mod exec;
 pub mod kong;
 pub mod lb;
 pub mod metrics;
+pub mod plain;
 pub mod plan;
 pub mod secrets;
 pub mod session;

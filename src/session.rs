@@ -9,12 +9,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::Toolbox;
 use crate::engine::event::Event;
-use crate::engine::toolbox::Toolbox;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
 use crate::kong::http;
-use crate::kong::watch::{TopologyWatcher, spawn as spawn_topology_watcher};
+use crate::kong::watch::TopologyWatcher;
 use crate::metrics::GateVerdict;
 use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
 use crate::plan::model::Plan;
@@ -136,6 +136,7 @@ fn forward_verdicts(
     })
 }
 
+/// The metrics monitor's latest snapshot, as an `Event::Metrics`, each time it changes.
 fn forward_snapshots(
     monitor: &MonitorHandle,
     side_tx: mpsc::UnboundedSender<Event>,
@@ -153,6 +154,39 @@ fn forward_snapshots(
                 && side_tx.send(Event::Metrics(snapshot)).is_err()
             {
                 return;
+            }
+        }
+    })
+}
+
+/// Runs the watcher every `interval` until `cancel`, sending `Event::Topology` each time and
+/// `Event::Warning` for each new drift (into the engine's `side_events`, for one). Stops
+/// when the receiver is gone.
+pub fn spawn_topology_watcher(
+    mut watcher: TopologyWatcher,
+    interval: Duration,
+    events: mpsc::UnboundedSender<Event>,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let (snapshot, warnings) = tokio::select! {
+                _ = cancel.cancelled() => return,
+                polled = watcher.poll() => polled,
+            };
+            if events.send(Event::Topology(snapshot)).is_err() {
+                return;
+            }
+            for warning in warnings {
+                if events.send(Event::Warning(warning)).is_err() {
+                    return;
+                }
             }
         }
     })

@@ -72,7 +72,8 @@ async fn each_node_of_the_step_runs_the_command_on_its_executor() {
     let dir = tempfile::tempdir().unwrap();
     let text = plan_text(dir.path(), "none");
     let (plan, expanded) = load(&text);
-    let toolbox = Toolbox::for_plan(&plan, Redactor::default()).unwrap();
+    let toolbox =
+        Toolbox::for_plan(&plan, Redactor::default(), kongup::actions::builtins(None)).unwrap();
 
     let preview = preview_step(&plan, &expanded, &toolbox, &cluster("deploy-y")).unwrap();
     assert_eq!(preview.runs.len(), 2, "{:?}", preview.runs);
@@ -116,7 +117,8 @@ async fn a_failure_names_the_node_it_failed_on() {
     let dir = tempfile::tempdir().unwrap();
     let text = plan_text(dir.path(), "x2");
     let (plan, expanded) = load(&text);
-    let toolbox = Toolbox::for_plan(&plan, Redactor::default()).unwrap();
+    let toolbox =
+        Toolbox::for_plan(&plan, Redactor::default(), kongup::actions::builtins(None)).unwrap();
     let mut run = TestRun::start(setup(dir.path(), plan, expanded, &text, toolbox));
     run.send(Command::Confirm {
         step: cluster("stop-x"),

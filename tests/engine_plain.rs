@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use engine_support::*;
-use kongup::engine::plain::{PlainSetup, drive};
 use kongup::engine::{RunState, SessionEnd};
 use kongup::lb::Split;
+use kongup::plain::{PlainSetup, drive};
 use kongup::plan::model::Strategy;
 use kongup::plan::steps::{ClusterSide, MigrationsCommand, RollbackKind, StepKind};
 use tokio::sync::Notify;

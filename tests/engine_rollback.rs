@@ -388,7 +388,7 @@ async fn a_load_balancer_that_cannot_confirm_gets_a_traffic_step_in_the_plan() {
         .is_some(),
         "the journal says the time to safety was not verified"
     );
-    let on_disk = kongup::engine::report::read_run(&run.run_dir).unwrap();
+    let on_disk = kongup::engine::status::read_run(&run.run_dir).unwrap();
     let report =
         kongup::engine::report::render_markdown(&kongup::engine::report::build_report(&on_disk));
     assert!(

@@ -16,10 +16,11 @@ use kong_actions_support::*;
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP, FREEZE_FINGERPRINT};
 use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::journal::Entry;
-use kongup::engine::toolbox::resolve_plan_secrets;
+use kongup::engine::step::resolve_plan_secrets;
 use kongup::engine::{Command, Operator, RunOptions, RunSetup, StepState, Toolbox};
-use kongup::kong::watch::{self, TopologyWatcher};
+use kongup::kong::watch::TopologyWatcher;
 use kongup::plan::load::parse_plan;
+use kongup::session;
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio_util::sync::CancellationToken;
 
@@ -141,7 +142,7 @@ steps:
 
     // As `kongup run` builds it: the plan's toolbox, then the Kong actions on top.
     let redactor = resolve_plan_secrets(&plan).expect("the plan's secrets resolve");
-    let mut toolbox = Toolbox::for_plan(&plan, redactor).unwrap();
+    let mut toolbox = Toolbox::for_plan(&plan, redactor, kongup::actions::builtins(None)).unwrap();
     let access = KongAccess::for_plan(&plan)
         .unwrap()
         .with_waits(fast_waits());
@@ -151,7 +152,7 @@ steps:
     // As `session::start` runs the watcher beside the engine.
     let (side_tx, side_events) = tokio::sync::mpsc::unbounded_channel();
     let watcher = TopologyWatcher::new(access.probe.clone(), plan.clone(), access.databases());
-    let watch_task = watch::spawn(
+    let watch_task = session::spawn_topology_watcher(
         watcher,
         Duration::from_millis(200),
         side_tx,

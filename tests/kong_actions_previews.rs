@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use kongup::actions::kong::{KongAccess, register_kong_actions};
+use kongup::engine::Toolbox;
 use kongup::engine::preview_step;
-use kongup::engine::toolbox::Toolbox;
 use kongup::kong::client::AdminClientOptions;
 use kongup::plan::load::load_plan;
 use kongup::plan::steps::{PhaseName, StepKind, StepRef};
@@ -17,7 +17,12 @@ fn previews(name: &str) -> Vec<(String, StepKind, Vec<String>)> {
         .join("assets/plans")
         .join(name);
     let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
-    let mut toolbox = Toolbox::for_plan(&loaded.plan, Redactor::default()).unwrap();
+    let mut toolbox = Toolbox::for_plan(
+        &loaded.plan,
+        Redactor::default(),
+        kongup::actions::builtins(None),
+    )
+    .unwrap();
     // The plan's secrets are not here: reach Kong without a token and without databases.
     let access = KongAccess::new(AdminClientOptions::default(), None, None).unwrap();
     register_kong_actions(&mut toolbox.actions, access);

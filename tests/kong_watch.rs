@@ -17,9 +17,10 @@ use kongup::kong::database::{KongDatabase, PgDatabase};
 use kongup::kong::pg::PgTarget;
 use kongup::kong::topology::NodeHealth;
 use kongup::kong::types::{DataPlane, DataPlaneList, SyncStatus};
-use kongup::kong::watch::{self, TopologyWatcher};
+use kongup::kong::watch::TopologyWatcher;
 use kongup::plan::load::parse_plan;
 use kongup::plan::steps::ClusterSide;
+use kongup::session;
 use serde_json::json;
 use support::http::{node_info, refused_url, serve};
 use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
@@ -249,7 +250,8 @@ async fn the_task_sends_topology_events_until_cancelled() {
     let watcher = TopologyWatcher::new(client(), Arc::new(plan), Vec::new());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let task = watch::spawn(watcher, Duration::from_millis(50), tx, cancel.clone());
+    let task =
+        session::spawn_topology_watcher(watcher, Duration::from_millis(50), tx, cancel.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut topologies = 0;
     while topologies < 2 {

@@ -46,7 +46,9 @@ fn plan(x_url: &str, haproxy: &Haproxy, x_servers: Vec<String>) -> Plan {
 /// Runs the preflight of `plan` with the plan's own traffic driver; how it ended, and
 /// its log lines.
 async fn preflight(dir: &std::path::Path, plan: Plan) -> (StepState, String, Vec<String>) {
-    let mut toolbox = Toolbox::for_plan(&plan, Redactor::default()).expect("the toolbox builds");
+    let mut toolbox =
+        Toolbox::for_plan(&plan, Redactor::default(), kongup::actions::builtins(None))
+            .expect("the toolbox builds");
     register_kong_actions(
         &mut toolbox.actions,
         KongAccess::for_plan(&plan).expect("the Kong access builds"),

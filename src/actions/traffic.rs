@@ -1,82 +1,16 @@
 //! The built-in traffic actions: a stage of the traffic schedule, a monitoring bake, and
-//! the rollback's all-traffic-to-X.
+//! the rollback's all-traffic-to-X. They move traffic and bake through the engine's own
+//! traffic path (`StepContext::set_traffic`, `StepContext::bake`).
 
 use std::time::Duration;
 
-use super::{
-    ActionError, AfterFailure, BakeResult, DRIVER_MARGIN, StepAction, StepContext, StepOutcome,
+use crate::engine::step::{
+    ActionError, AfterFailure, BakeResult, StepAction, StepContext, StepOutcome, Toolbox,
+    TrafficReadback,
 };
-use crate::engine::event::TrafficVerification;
-use crate::engine::toolbox::Toolbox;
-use crate::exec::process::kill_on_drop;
-use crate::lb::{ReadBackSource, Split, TrafficDriver};
+use crate::lb::Split;
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{Step, StepKind};
-
-/// How long the engine waits for one driver call: the driver's own timeouts added up,
-/// and a margin.
-pub fn driver_deadline(driver: &dyn TrafficDriver) -> Duration {
-    driver.call_timeout() + DRIVER_MARGIN
-}
-
-/// Sets a split and reads back what the load balancer applied, each within
-/// [`driver_deadline`]. `Ok(None)`: set, but the driver cannot read it back. A call given
-/// up on kills what the driver started (see [`kill_on_drop`]).
-pub async fn apply_split(
-    driver: &dyn TrafficDriver,
-    split: Split,
-) -> Result<Option<Split>, ActionError> {
-    let deadline = driver_deadline(driver);
-    let timed_out = || ActionError::TrafficTimeout {
-        driver: driver.describe(),
-        timeout: deadline,
-    };
-    kill_on_drop(async {
-        tokio::time::timeout(deadline, driver.set_split(split))
-            .await
-            .map_err(|_| timed_out())??;
-        let applied = tokio::time::timeout(deadline, driver.read_split())
-            .await
-            .map_err(|_| timed_out())??;
-        Ok(applied)
-    })
-    .await
-}
-
-/// How far all traffic being on X is known, and the evidence in words, from what the
-/// driver read back (`applied`) and what its read-back is.
-pub fn safety_evidence(
-    source: &ReadBackSource,
-    applied: Option<Split>,
-) -> Option<(TrafficVerification, String)> {
-    match (source, applied) {
-        (_, Some(applied)) if applied != Split::ALL_X => None,
-        (ReadBackSource::WrittenFile(file), Some(applied)) => Some((
-            TrafficVerification::ReadBack,
-            format!(
-                "read back from {}, the file kongup wrote and told the load balancer to \
-                 reload, which says {applied} (not a live read of the load balancer)",
-                file.display()
-            ),
-        )),
-        (_, Some(applied)) => Some((
-            TrafficVerification::ReadBack,
-            format!("confirmed by the load balancer, which reports {applied}"),
-        )),
-        (ReadBackSource::Operator, None) => Some((
-            TrafficVerification::OperatorConfirmed,
-            "confirmed by the operator, who sets the split by hand (kongup cannot read it \
-             back)"
-                .to_string(),
-        )),
-        (_, None) => Some((
-            TrafficVerification::Unverified,
-            "NOT verified: the traffic driver cannot read the split back; check the load \
-             balancer"
-                .to_string(),
-        )),
-    }
-}
 
 fn bake_line(plan: &Plan, toolbox: &Toolbox, bake: Duration) -> String {
     if toolbox.gates.is_some() {
@@ -136,7 +70,7 @@ fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
     }
 }
 
-fn split_mismatch(readback: &super::TrafficReadback) -> Option<String> {
+fn split_mismatch(readback: &TrafficReadback) -> Option<String> {
     match readback.applied {
         Some(applied) if applied != readback.requested => Some(format!(
             "asked the load balancer for {} but it reports {applied}",
@@ -146,7 +80,7 @@ fn split_mismatch(readback: &super::TrafficReadback) -> Option<String> {
     }
 }
 
-fn readback_text(readback: &super::TrafficReadback) -> String {
+fn readback_text(readback: &TrafficReadback) -> String {
     match readback.applied {
         Some(applied) => format!("the load balancer reports {applied}"),
         None => format!(
@@ -240,44 +174,5 @@ impl StepAction for TrafficToX {
             Some(mismatch) => StepOutcome::failed(mismatch),
             None => StepOutcome::succeeded(readback_text(&readback)),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_read_back_counts_as_confirmed_and_nginx_says_it_read_its_own_file() {
-        let (verified, evidence) =
-            safety_evidence(&ReadBackSource::LoadBalancer, Some(Split::ALL_X)).unwrap();
-        assert_eq!(verified, TrafficVerification::ReadBack);
-        assert!(
-            evidence.starts_with("confirmed by the load balancer"),
-            "{evidence}"
-        );
-
-        let file = std::path::PathBuf::from("/etc/nginx/kong-upstream.conf");
-        let (verified, evidence) =
-            safety_evidence(&ReadBackSource::WrittenFile(file), Some(Split::ALL_X)).unwrap();
-        assert_eq!(verified, TrafficVerification::ReadBack);
-        assert!(
-            evidence.contains("/etc/nginx/kong-upstream.conf, the file kongup wrote")
-                && evidence.contains("not a live read")
-                && !evidence.contains("confirmed by the load balancer"),
-            "{evidence}"
-        );
-
-        let (verified, _) = safety_evidence(&ReadBackSource::Operator, None).unwrap();
-        assert_eq!(verified, TrafficVerification::OperatorConfirmed);
-        for source in [ReadBackSource::Nothing, ReadBackSource::LoadBalancer] {
-            let (verified, evidence) = safety_evidence(&source, None).unwrap();
-            assert_eq!(verified, TrafficVerification::Unverified);
-            assert!(evidence.starts_with("NOT verified"), "{evidence}");
-        }
-        assert_eq!(
-            safety_evidence(&ReadBackSource::LoadBalancer, Some(Split::to_y(5))),
-            None
-        );
     }
 }

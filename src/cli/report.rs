@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::engine::report::{build_report, read_run, render_markdown};
+use crate::engine::report::{build_report, render_markdown};
+use crate::engine::status::read_run;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {

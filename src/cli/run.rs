@@ -4,12 +4,12 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::actions::kong::install_for_plan;
-use crate::engine::plain::{PlainSetup, drive};
+use crate::actions::{self, kong::KongAccess};
 use crate::engine::rundir::default_run_dir;
-use crate::engine::toolbox::resolve_plan_secrets;
+use crate::engine::step::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
 use crate::metrics;
+use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
 use crate::ui::run::console_on_engine;
@@ -91,15 +91,18 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         Some(source) => Some(crate::secrets::resolve(source)?),
         None => None,
     };
-    let mut toolbox = match Toolbox::for_plan(&loaded.plan, redactor) {
-        Ok(toolbox) => toolbox,
+    // The Kong actions reach Kong as the plan says; the access also serves the topology
+    // pane (`probe`, `databases()`).
+    let access = match KongAccess::for_plan(&loaded.plan) {
+        Ok(access) => access,
         Err(error) => {
             eprintln!("{}: {error}", args.plan.display());
             return Ok(1);
         }
     };
-    let access = match install_for_plan(&loaded.plan, &mut toolbox) {
-        Ok(access) => access,
+    let actions = actions::builtins(Some(access.clone()));
+    let mut toolbox = match Toolbox::for_plan(&loaded.plan, redactor, actions) {
+        Ok(toolbox) => toolbox,
         Err(error) => {
             eprintln!("{}: {error}", args.plan.display());
             return Ok(1);

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::report::{read_run, status_json, status_text};
 use crate::engine::rundir::{default_run_dir, default_runs_dir, most_recent_run};
+use crate::engine::status::{read_run, status_json, status_text};
 use crate::plan::load::load_plan;
 
 #[derive(Debug, clap::Args)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::NODE_VARIABLE;
+use crate::engine::step::NODE_VARIABLE;
 use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine};
 use crate::plan::model::Plan;
 use crate::sim::{Lab, SimExecutor, SimScope};

@@ -29,14 +29,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::actions::kong::{
-    DeclarativeBackup, KongAccess, NodesWait, Waits, is_node_step, register_kong_actions,
+use crate::actions::{
+    self,
+    kong::{DeclarativeBackup, KongAccess, NodesWait, Waits, is_node_step},
 };
-use crate::actions::{ActionFor, ActionRegistry, StepAction};
 use crate::engine::journal::JournalError;
-use crate::engine::plain::{self, PlainSetup};
 use crate::engine::rundir::{create_private_dir, default_run_dir};
-use crate::engine::toolbox::resolve_plan_secrets;
+use crate::engine::step::{ActionFor, ActionRegistry, StepAction, resolve_plan_secrets};
 use crate::engine::{
     EngineError, EngineHandle, Event, Operator, RunOptions, RunSetup, RunState, SessionEnd,
     Toolbox, local_operator,
@@ -44,6 +43,7 @@ use crate::engine::{
 use crate::kong::client::{AdminClient, AdminClientOptions};
 use crate::kong::database::KongDatabase;
 use crate::lb::{TrafficDriver, driver_for};
+use crate::plain::{self, PlainSetup};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{BackupKind, ClusterSide, ExpandedPlan, StepKind};
@@ -345,21 +345,22 @@ fn kong_access(lab: &Lab) -> Result<KongAccess, DemoError> {
     }))
 }
 
-/// Node steps go through [`twins::LabNodes`], which then waits as the Kong action does.
-fn register_lab_nodes(actions: &mut ActionRegistry, lab: &Lab, access: &KongAccess) {
+/// The built-in actions, with the lab's stand-ins replacing two of them.
+fn lab_actions(lab: &Lab, access: &KongAccess) -> ActionRegistry {
+    let mut registry = actions::builtins(Some(access.clone()));
+    // Replaces the Kong node waits: node steps go through [`twins::LabNodes`], which acts
+    // on the lab's nodes, then waits as the Kong action does.
     let wait: Arc<dyn StepAction> = Arc::new(NodesWait::new(Arc::new(access.clone())));
-    actions.register(
+    registry.register(
         is_node_step,
         Arc::new(twins::LabNodes {
             lab: lab.clone(),
             inner: Some(wait),
         }),
     );
-}
-
-/// The declarative backup reads the lab's stand-in for the plan's file (see [`stand_ins`]).
-fn register_lab_declarative_backup(actions: &mut ActionRegistry, access: &KongAccess) {
-    actions.register(
+    // Replaces the declarative backup: it reads the lab's stand-in for the plan's file
+    // (see [`stand_ins`]).
+    registry.register(
         |t| {
             matches!(
                 t,
@@ -370,6 +371,7 @@ fn register_lab_declarative_backup(actions: &mut ActionRegistry, access: &KongAc
             inner: Arc::new(DeclarativeBackup::new(Arc::new(access.clone()))),
         }),
     );
+    registry
 }
 
 /// What [`launch`] needs beyond the lab: the plan, where its run lives, and the traffic
@@ -435,12 +437,9 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
             .map_err(|e| DemoError::Toolbox(format!("{}: {e}", plan_path.display())))?,
         TrafficChoice::LabBalancer => lab.traffic_driver(),
     };
-    let mut toolbox = Toolbox::new(driver, redactor);
-    toolbox.executors = executors;
     let access = kong_access(&lab)?;
-    register_kong_actions(&mut toolbox.actions, access.clone());
-    register_lab_nodes(&mut toolbox.actions, &lab, &access);
-    register_lab_declarative_backup(&mut toolbox.actions, &access);
+    let mut toolbox = Toolbox::new(driver, redactor, lab_actions(&lab, &access));
+    toolbox.executors = executors;
 
     let plan = Arc::new(plan);
     let (live, side_events) = session::start(
@@ -617,7 +616,7 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         ));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
-    let done = crate::engine::report::read_run(&run.engine.run_dir)
+    let done = crate::engine::status::read_run(&run.engine.run_dir)
         .is_ok_and(|r| r.view.run_state() == RunState::Done);
     if done {
         lines.push(format!(

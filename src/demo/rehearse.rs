@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::engine::rundir::default_run_dir;
-use crate::engine::toolbox::plan_secrets;
+use crate::engine::step::plan_secrets;
 use crate::engine::{RunOptions, local_operator};
 use crate::plan::load::LoadedPlan;
 use crate::plan::model::Plan;

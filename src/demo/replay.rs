@@ -17,12 +17,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::NODE_VARIABLE;
 use crate::actions::kong::facts::{DATABASE_BACKUP, RecordedBackup};
 use crate::engine::journal::{
     Entry, JOURNAL_FILE, Record, StepResult, parse_step_key, read_journal,
 };
 use crate::engine::rollback::rollback_step;
+use crate::engine::step::NODE_VARIABLE;
 use crate::engine::step_details;
 use crate::engine::view::RunView;
 use crate::exec::{ExecRequest, Executor, ExitOutcome, OutputLine};

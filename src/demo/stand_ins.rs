@@ -9,8 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::plan::model::Plan;
 use crate::plan::steps::Step;
 

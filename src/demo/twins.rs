@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use crate::actions::commands::run_commands;
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{
+    ActionError, StepAction, StepContext, StepOutcome, Toolbox, run_commands,
+};
 use crate::plan::model::{CommandLine, CommandSpec, Plan};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};

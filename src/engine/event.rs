@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::exec::LogStream;
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
 use crate::metrics::{GateVerdict, MetricsSnapshot};
@@ -60,15 +61,6 @@ impl RunState {
             RunState::Failed => "failed",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-    /// A line from kongup itself.
-    Engine,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,15 +17,16 @@
 
 pub mod command;
 pub mod event;
+pub mod expected;
 pub mod journal;
 pub mod lock;
-pub mod plain;
 pub mod plan_change;
 pub mod report;
 pub mod rollback;
 mod run;
 pub mod rundir;
-pub mod toolbox;
+pub mod status;
+pub mod step;
 pub mod view;
 
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ use tokio::task::JoinHandle;
 pub use self::command::{Command, Operator};
 pub use self::event::{Event, RunState, StepState};
 pub use self::rollback::step_details;
-pub use self::toolbox::Toolbox;
+pub use self::step::Toolbox;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, Step, StepRef};
 
@@ -209,7 +210,7 @@ mod tests {
             signals.contains("no signal driver") && signals.contains("run it again"),
             "{signals}"
         );
-        let timeout = crate::actions::ActionError::TrafficTimeout {
+        let timeout = step::ActionError::TrafficTimeout {
             driver: "haproxy at /run/haproxy.sock".into(),
             timeout: std::time::Duration::from_secs(19),
         }

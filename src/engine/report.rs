@@ -1,198 +1,17 @@
-//! `kongup status` and `kongup report`: a run read back from its journal, without the
-//! plan file and without taking the run's lock.
-//!
-//! A step the journal shows `running` while nobody holds the lock was cut off by a
-//! crash: it is shown `interrupted`, as the engine will call it when the run is opened.
+//! `kongup report`: the audit report of a run, read from its journal (`status::read_run`), as
+//! JSON or Markdown.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::json;
 
-use super::event::{StepState, TrafficVerification};
-use super::journal::{
-    ConfirmVia, Entry, JOURNAL_FILE, JournalError, Record, StepResult, read_journal,
-};
-use super::lock::{LockHolder, LockStatus, lock_status};
-use super::view::RunView;
+use super::event::TrafficVerification;
+use super::journal::{ConfirmVia, Entry, StepResult};
+use super::lock::LockStatus;
+use super::status::{RunOnDisk, split_key, time};
 use crate::lb::Split;
 use crate::metrics::GateFigures;
 use crate::metrics::gates::{ms, percent};
-
-/// A run as read from its directory.
-#[derive(Debug)]
-pub struct RunOnDisk {
-    pub run_dir: PathBuf,
-    pub records: Vec<Record>,
-    pub view: RunView,
-    pub lock: LockStatus,
-    pub torn_tail: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadRunError {
-    #[error(
-        "no run in {}: it has no {JOURNAL_FILE}; pass the run directory with --journal DIR",
-        .0.display()
-    )]
-    NoJournal(PathBuf),
-    #[error("the journal in {} is empty: the run never started", .0.display())]
-    Empty(PathBuf),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error("could not check the lock of {}: {source}", path.display())]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-pub fn read_run(run_dir: &Path) -> Result<RunOnDisk, ReadRunError> {
-    let path = run_dir.join(JOURNAL_FILE);
-    if !path.exists() {
-        return Err(ReadRunError::NoJournal(run_dir.to_path_buf()));
-    }
-    let contents = read_journal(&path)?;
-    let mut view = RunView::replay(&contents.records)
-        .ok_or_else(|| ReadRunError::Empty(run_dir.to_path_buf()))?;
-    let lock = lock_status(run_dir).map_err(|source| ReadRunError::Lock {
-        path: run_dir.to_path_buf(),
-        source,
-    })?;
-    if lock == LockStatus::Free {
-        for record in view.records.values_mut() {
-            if record.state == StepState::Running {
-                record.state = StepState::Interrupted;
-                record.detail = Some("kongup stopped while this step ran".to_string());
-            }
-        }
-    }
-    Ok(RunOnDisk {
-        run_dir: run_dir.to_path_buf(),
-        records: contents.records,
-        view,
-        lock,
-        torn_tail: contents.torn_tail,
-    })
-}
-
-fn time(at: &DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn split_json(split: Option<Split>) -> serde_json::Value {
-    match split {
-        Some(s) => json!({"x": s.x, "y": s.y}),
-        None => serde_json::Value::Null,
-    }
-}
-
-fn holder_json(lock: &LockStatus) -> serde_json::Value {
-    match lock {
-        LockStatus::Free => serde_json::Value::Null,
-        LockStatus::Held(Some(LockHolder {
-            operator,
-            pid,
-            since,
-        })) => json!({"operator": operator, "pid": pid, "since": time(since)}),
-        LockStatus::Held(None) => json!({"operator": null, "pid": null, "since": null}),
-    }
-}
-
-fn split_key(key: &str) -> (&str, &str) {
-    key.split_once('/').unwrap_or(("", key))
-}
-
-/// `kongup status --json`.
-pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
-    let view = &run.view;
-    let steps: Vec<serde_json::Value> = view
-        .step_keys()
-        .iter()
-        .map(|key| {
-            let (phase, id) = split_key(key);
-            let record = view.record(key);
-            json!({
-                "id": id,
-                "phase": phase,
-                "state": view.effective_state(key).as_str(),
-                "confirmed_by": record.and_then(|r| r.confirmed_by.clone()),
-                "confirmed_at": record.and_then(|r| r.confirmed_at.as_ref().map(time)),
-            })
-        })
-        .collect();
-    json!({
-        "run_id": view.run_id,
-        "plan": view.plan_name,
-        "state": view.run_state().as_str(),
-        "steps": steps,
-        "traffic": split_json(view.traffic()),
-        "locked_by": holder_json(&run.lock),
-    })
-}
-
-fn state_mark(state: StepState) -> &'static str {
-    match state {
-        StepState::Pending => "[ ]",
-        StepState::Ready => "[?]",
-        StepState::Running => "[>]",
-        StepState::Succeeded => "[x]",
-        StepState::Failed => "[!]",
-        StepState::Interrupted => "[~]",
-        StepState::Skipped => "[-]",
-        StepState::RolledBack => "[<]",
-    }
-}
-
-/// `kongup status` for people.
-pub fn status_text(run: &RunOnDisk) -> String {
-    let view = &run.view;
-    let mut out = format!(
-        "run {} (plan {}): {}\nrun directory: {}\n",
-        view.run_id,
-        view.plan_name,
-        view.run_state().as_str().to_uppercase(),
-        run.run_dir.display()
-    );
-    out.push_str(&match &run.lock {
-        LockStatus::Free => "driven by: nobody (kongup run PLAN resumes it)\n".to_string(),
-        LockStatus::Held(Some(holder)) => format!("driven by: {holder}\n"),
-        LockStatus::Held(None) => "driven by: a process that has not written its name yet\n".into(),
-    });
-    out.push_str(&match (view.traffic_requested, view.traffic_applied) {
-        (None, _) => "traffic: never changed by this run\n".to_string(),
-        (Some(_), Some(applied)) => format!("traffic: {applied} (reported by the load balancer)\n"),
-        (Some(requested), None) => format!("traffic: {requested} (asked; not read back)\n"),
-    });
-    if let Some(reason) = &view.paused {
-        out.push_str(&format!("paused: {reason}\n"));
-    }
-    if let Some(tail) = &run.torn_tail {
-        out.push_str(&format!("warning: {tail}\n"));
-    }
-    out.push_str("steps:\n");
-    for key in view.step_keys() {
-        let state = view.effective_state(&key);
-        let record = view.record(&key);
-        let mut line = format!("  {} {key:<36} {:<12}", state_mark(state), state.as_str());
-        if let Some(r) = record
-            && let (Some(by), Some(at)) = (&r.confirmed_by, &r.confirmed_at)
-        {
-            line.push_str(&format!(" confirmed by {by} at {}", time(at)));
-        }
-        if let Some(detail) = record.and_then(|r| r.detail.as_deref())
-            && state != StepState::Running
-        {
-            line.push_str(&format!(" — {detail}"));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AttemptReport {
@@ -859,8 +678,11 @@ pub fn render_markdown(report: &RunReport) -> String {
 mod tests {
     use std::sync::Arc;
 
+    use chrono::Utc;
+
     use super::*;
-    use crate::engine::journal::{GateRecord, Journal};
+    use crate::engine::journal::{GateRecord, JOURNAL_FILE, Journal};
+    use crate::engine::status::read_run;
     use crate::metrics::{ClusterWindow, GateThresholds};
     use crate::secrets::Redactor;
 

@@ -16,7 +16,7 @@ use super::local::LocalExecutor;
 use super::process::{DEFAULT_KILL_GRACE, ProcessSpec, find_program, run_process};
 use super::remote::{environment_line, wrapped_argv};
 use super::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine, run_to_completion};
-use crate::engine::event::LogStream;
+use crate::exec::LogStream;
 use crate::plan::model::{CommandLine, KubectlTarget};
 
 /// The longest a pod lookup may take (capped by the command's own timeout).

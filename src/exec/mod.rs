@@ -9,11 +9,21 @@ pub mod ssh;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::event::LogStream;
 use crate::plan::model::{CommandLine, ExecutorSpec};
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// A line from kongup itself.
+    Engine,
+}
 
 /// One line of a command's output, as it arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{ExecError, ExitOutcome, OutputLine};
-use crate::engine::event::LogStream;
+use crate::exec::LogStream;
 
 /// A line longer than this is cut (the rest is counted, not kept), so a program that
 /// writes megabytes without a newline cannot exhaust memory.

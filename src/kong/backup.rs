@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::event::LogStream;
+use crate::exec::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, OutputLine};
 use crate::kong::client::{AdminClient, AdminError};
 use crate::kong::http::ADMIN_TOKEN_HEADER;

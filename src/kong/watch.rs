@@ -2,22 +2,19 @@
 //! whether it is ready, asks control planes for their data planes, reads the databases'
 //! migration state, and reports a `TopologySnapshot` plus a warning for each new drift from
 //! the plan (a node at an unexpected version, a data plane not in sync, a node gone).
+//! It returns data: the loop that runs it beside the engine and turns its answers into
+//! engine events is `session`'s.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use crate::engine::event::Event;
 use crate::kong::client::{AdminClient, AdminError, Readiness, join};
 use crate::kong::database::KongDatabase;
 use crate::kong::pg;
 use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use crate::kong::types::{DataPlane, SyncStatus, reported_version};
-use crate::plan::model::{Node, Plan, Role, TrafficDriverSpec};
+use crate::plan::model::{Node, Plan, Role};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
 
@@ -155,7 +152,7 @@ impl TopologyWatcher {
             at: Some(chrono::Utc::now()),
             nodes: views,
             databases,
-            load_balancer: Some(describe_driver(&self.plan.traffic.driver)),
+            load_balancer: Some(self.plan.traffic.driver.describe()),
         }
     }
 
@@ -218,24 +215,6 @@ fn same_node(node: &Node, dp: &DataPlane) -> bool {
             let probe = join(url, "/");
             probe.contains(&format!("//{}:", dp.ip)) || probe.contains(&format!("//{}/", dp.ip))
         })
-}
-
-/// How the topology pane names the load balancer.
-pub fn describe_driver(driver: &TrafficDriverSpec) -> String {
-    match driver {
-        TrafficDriverSpec::Haproxy(h) => format!("haproxy {} backend {}", h.socket, h.backend),
-        TrafficDriverSpec::Nginx(n) => format!(
-            "nginx {} upstream {}",
-            n.upstream_file.display(),
-            n.upstream_name
-        ),
-        TrafficDriverSpec::Kubernetes(k) => format!(
-            "kubernetes {}",
-            k.namespace.as_deref().unwrap_or("(current namespace)")
-        ),
-        TrafficDriverSpec::Command(c) => format!("command {}", c.set.join(" ")),
-        TrafficDriverSpec::Manual => "manual: the operator moves traffic".to_string(),
-    }
 }
 
 /// The drift conditions in `now`, each with a stable key (so it is warned about once while
@@ -346,39 +325,6 @@ fn expected_versions(plan: &Plan, view: &NodeView) -> Vec<KongVersion> {
         expected.push(other_version);
     }
     expected
-}
-
-/// Runs the watcher every `interval` until `cancel`, sending `Event::Topology` each time and
-/// `Event::Warning` for each new drift (into the engine's `side_events`, for one). Stops
-/// when the receiver is gone.
-pub fn spawn(
-    mut watcher: TopologyWatcher,
-    interval: Duration,
-    events: mpsc::UnboundedSender<Event>,
-    cancel: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-            let (snapshot, warnings) = tokio::select! {
-                _ = cancel.cancelled() => return,
-                polled = watcher.poll() => polled,
-            };
-            if events.send(Event::Topology(snapshot)).is_err() {
-                return;
-            }
-            for warning in warnings {
-                if events.send(Event::Warning(warning)).is_err() {
-                    return;
-                }
-            }
-        }
-    })
 }
 
 #[cfg(test)]

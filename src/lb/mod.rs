@@ -1,4 +1,22 @@
 //! Traffic-split drivers: how kongup moves requests between X and Y.
+//!
+//! # Adding a traffic driver
+//!
+//! In this order:
+//! 1. The plan model: a variant of `plan::model::TrafficDriverSpec` with its settings
+//!    struct, and its words in `TrafficDriverSpec::kind` and `TrafficDriverSpec::describe`
+//!    (the topology pane's name for the load balancer).
+//! 2. The loader's `traffic.driver` section (`plan::load`, `driver`): the `type` value,
+//!    its allowed keys, and each key read with its `FILE:LINE:COL` errors.
+//! 3. `lb/<driver>.rs`: a type implementing [`TrafficDriver`] (`describe`, `set_split`,
+//!    `read_split`, and `call_timeout` / `read_back_source` when the defaults do not
+//!    hold; whatever it starts must die with the call, see `TrafficDriver`).
+//! 4. [`driver_for`]: build it from its spec (and its executor, if it runs commands).
+//! 5. Preflight (`actions::kong` preflight probes, `check_traffic`): what it can and cannot
+//!    read back before the first stage.
+//! 6. `docs/plan.md`, "Traffic drivers": its keys and what it changes.
+//! 7. Tests: `tests/lb_<driver>.rs` (set, read back, the deadline kills what it started),
+//!    the loader's (`plan/load/tests.rs`), and `tests/lb_drivers.rs`.
 
 pub mod command;
 pub mod haproxy;

@@ -514,6 +514,25 @@ impl TrafficDriverSpec {
             TrafficDriverSpec::Manual => "manual",
         }
     }
+
+    /// The load balancer in a few words, as the topology pane names it
+    /// (e.g. `haproxy /run/haproxy/admin.sock backend kong_proxy`).
+    pub fn describe(&self) -> String {
+        match self {
+            TrafficDriverSpec::Haproxy(h) => format!("haproxy {} backend {}", h.socket, h.backend),
+            TrafficDriverSpec::Nginx(n) => format!(
+                "nginx upstream {} in {}",
+                n.upstream_name,
+                n.upstream_file.display()
+            ),
+            TrafficDriverSpec::Kubernetes(k) => match &k.target {
+                KubernetesTarget::HttpRoute { name, .. } => format!("HTTPRoute {name}"),
+                KubernetesTarget::IngressCanary { name } => format!("canary Ingress {name}"),
+            },
+            TrafficDriverSpec::Command(c) => format!("command {}", c.set.join(" ")),
+            TrafficDriverSpec::Manual => "manual: the operator moves traffic".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

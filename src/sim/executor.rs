@@ -50,7 +50,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::event::LogStream;
+use crate::exec::LogStream;
 use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine};
 use crate::plan::model::CommandLine;
 

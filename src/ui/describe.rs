@@ -1,25 +1,8 @@
 //! Plain words for the plan's parts, where the console shows them. (What a step runs is
 //! the engine's to say: see `state::Previewer`.)
 
-use crate::plan::model::{DatabaseSpec, KubernetesTarget, Plan, TrafficDriverSpec};
+use crate::plan::model::{DatabaseSpec, Plan};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName};
-
-pub fn load_balancer(plan: &Plan) -> String {
-    match &plan.traffic.driver {
-        TrafficDriverSpec::Haproxy(h) => format!("haproxy {} backend {}", h.socket, h.backend),
-        TrafficDriverSpec::Nginx(n) => format!(
-            "nginx upstream {} in {}",
-            n.upstream_name,
-            n.upstream_file.display()
-        ),
-        TrafficDriverSpec::Kubernetes(k) => match &k.target {
-            KubernetesTarget::HttpRoute { name, .. } => format!("HTTPRoute {name}"),
-            KubernetesTarget::IngressCanary { name } => format!("canary Ingress {name}"),
-        },
-        TrafficDriverSpec::Command(c) => format!("command {}", c.set.join(" ")),
-        TrafficDriverSpec::Manual => "you (manual traffic driver)".into(),
-    }
-}
 
 pub fn database_address(db: &DatabaseSpec) -> String {
     format!("{}:{}/{}", db.host, db.port, db.name)

@@ -13,13 +13,14 @@ use tui_input::Input;
 use crate::engine::event::{
     Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
 };
+use crate::engine::expected::{self, StepAt};
 use crate::engine::rollback::TRAFFIC_TO_X;
 use crate::engine::{StepPreview, Toolbox};
 use crate::kong::topology::{NodeHealth, TopologySnapshot};
 use crate::lb::Split;
 use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
-use crate::plan::model::{Mode, Plan, Role};
-use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepKind, StepRef};
+use crate::plan::model::{Plan, Role};
+use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepRef};
 
 use super::keys::{ScrollDelta, UiAction};
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
@@ -879,96 +880,24 @@ impl ConsoleState {
         &self.metrics
     }
 
-    /// Whether `side`'s nodes of `role` should answer now. The steps that decide are those
-    /// of the node's phase (in hybrid mode control planes and data planes have a phase
-    /// each, and the data planes' decommissioning of X ends X's control planes too): Y's
-    /// once the phase's step starting them (else deploying them, else its first step that
-    /// changes anything) has begun; X's until a step stopping or decommissioning them has
-    /// succeeded. A rollback step stopping them puts them down; one starting them again,
-    /// once begun, up.
+    /// Whether `side`'s nodes of `role` should answer now: the engine's rule
+    /// ([`expected::node_expected_up`]) over the steps as the console knows them.
     pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
-        let hybrid = self.plan.mode == Mode::Hybrid;
-        let phase = match (hybrid, role) {
-            (true, Role::ControlPlane) => Some(PhaseName::ControlPlane),
-            (true, Role::DataPlane) => Some(PhaseName::DataPlane),
-            _ => None,
-        };
-        let in_phase = |step: &StepRef| phase.is_none_or(|phase| step.phase == phase);
-        let begun =
-            |e: &StepEntry| !matches!(e.status.state, StepState::Pending | StepState::Ready);
-        // Rollback steps undoing a step of the node's phase, newest decision first.
-        let rollback = self.entries.iter().filter(|e| {
-            e.step_ref.phase == PhaseName::Rollback
-                && crate::engine::rollback::undone_step(&self.expanded, &e.step_ref)
-                    .is_some_and(|forward| in_phase(&forward))
-        });
-        for e in rollback.rev() {
-            match e.step.kind {
-                StepKind::StartNodes { cluster } if cluster == side && begun(e) => return true,
-                StepKind::StopNodes { cluster }
-                    if cluster == side && e.status.state == StepState::Succeeded =>
-                {
-                    return false;
-                }
-                _ => {}
-            }
-        }
-        let forward = || {
-            self.entries
-                .iter()
-                .filter(|e| e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref))
-        };
-        match side {
-            ClusterSide::Y => {
-                // What brings Y's nodes up in the phase: its start, else its deployment,
-                // else its first change.
-                let rank = |e: &StepEntry| match e.step.kind {
-                    StepKind::StartNodes {
-                        cluster: ClusterSide::Y,
-                    } => Some(0),
-                    StepKind::DeployNodes {
-                        cluster: ClusterSide::Y,
-                    } => Some(1),
-                    _ if e.step.changes => Some(2),
-                    _ => None,
-                };
-                let Some(best) = forward().filter_map(rank).min() else {
-                    return false;
-                };
-                forward().filter(|e| rank(e) == Some(best)).any(begun)
-            }
-            ClusterSide::X => !self.entries.iter().any(|e| {
-                let takes_x_down = matches!(
-                    e.step.kind,
-                    StepKind::StopNodes {
-                        cluster: ClusterSide::X
-                    } | StepKind::Decommission {
-                        cluster: ClusterSide::X
-                    }
-                );
-                let of_the_phase = e.step_ref.phase != PhaseName::Rollback && in_phase(&e.step_ref);
-                // The data planes' decommissioning of X ends X's control planes too.
-                let ends_x_control_planes = hybrid
-                    && role == Role::ControlPlane
-                    && e.step_ref.phase == PhaseName::DataPlane
-                    && matches!(e.step.kind, StepKind::Decommission { .. });
-                takes_x_down
-                    && (of_the_phase || ends_x_control_planes)
-                    && e.status.state == StepState::Succeeded
-            }),
-        }
+        expected::node_expected_up(self.plan.mode, &self.expanded, self.steps_at(), side, role)
     }
 
     /// Whether any of `side`'s nodes should answer now (see [`Self::node_expected_up`]).
     pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
-        let cluster = match side {
-            ClusterSide::X => &self.plan.clusters.x,
-            ClusterSide::Y => &self.plan.clusters.y,
-        };
-        cluster
-            .nodes
-            .iter()
-            .any(|node| self.node_expected_up(side, node.role))
+        expected::cluster_expected_up(&self.plan, &self.expanded, self.steps_at(), side)
+    }
+
+    /// Every step in run order with its state, for the engine's rules.
+    fn steps_at(&self) -> impl DoubleEndedIterator<Item = StepAt<'_>> + Clone {
+        self.entries.iter().map(|e| StepAt {
+            step_ref: &e.step_ref,
+            step: &e.step,
+            state: e.status.state,
+        })
     }
 
     /// The console loop says which screen it drew on last.

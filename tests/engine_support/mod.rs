@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kongup::actions::{ActionError, ActionFor, StepAction, StepContext, StepOutcome};
 use kongup::engine::journal::{Entry, JOURNAL_FILE, Record, read_journal};
+use kongup::engine::step::{ActionError, ActionFor, StepAction, StepContext, StepOutcome};
 use kongup::engine::{
     Command, EngineError, Event, Operator, RunOptions, RunSetup, SessionEnd, StepState, Toolbox,
 };
@@ -267,7 +267,7 @@ pub struct Kit {
 pub fn kit_with(driver: FakeDriver, redactor: Redactor) -> Kit {
     let driver = Arc::new(driver);
     let stand_in = Arc::new(StandIn::default());
-    let mut toolbox = Toolbox::new(driver.clone(), redactor)
+    let mut toolbox = Toolbox::new(driver.clone(), redactor, kongup::actions::builtins(None))
         .with_executor("local", Arc::new(LocalExecutor::new()));
     toolbox.actions.register(
         |t| {

@@ -464,7 +464,12 @@ pub fn expanded() -> ExpandedPlan {
 /// The engine's own previews of what each step runs, from the plan's real toolbox (built,
 /// never used to run anything).
 pub fn previewer(plan: &Plan, expanded: &ExpandedPlan) -> Previewer {
-    let toolbox = Toolbox::for_plan(plan, Redactor::new(Vec::new())).expect("the plan's toolbox");
+    let toolbox = Toolbox::for_plan(
+        plan,
+        Redactor::new(Vec::new()),
+        kongup::actions::builtins(None),
+    )
+    .expect("the plan's toolbox");
     Previewer::from_engine(Arc::new(plan.clone()), Arc::new(expanded.clone()), toolbox)
 }
 

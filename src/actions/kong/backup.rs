@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use super::facts::{self, DATABASE_BACKUP};
 use super::{KongAccess, cluster_nodes, database_not_supported, unless_aborted};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::backup::{self, BackupRecord};
 use crate::kong::process;
 use crate::plan::model::{Node, Plan};

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use super::{KongAccess, cluster_nodes};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::types::{DataPlane, SyncStatus, reported_version};
 use crate::plan::model::{Node, Plan, Role};
 use crate::plan::steps::{ClusterSide, Step};

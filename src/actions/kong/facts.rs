@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::{ActionError, StepContext};
 use crate::engine::journal::{Entry, JOURNAL_FILE, read_journal};
+use crate::engine::step::{ActionError, StepContext};
 use crate::kong::backup::{self, BackupRecord};
 use crate::kong::freeze::Fingerprint;
 use crate::secrets::REDACTED;

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{KongAccess, database_not_supported, facts, freeze, phase_for_preview, side_name};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::exec::OutputLine;
 use crate::kong::database::KongDatabase;
 use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};

@@ -5,7 +5,7 @@
 //!
 //! ```ignore
 //! let access = KongAccess::for_plan(&plan)?;            // or KongAccess::new(..) in the lab
-//! register_kong_actions(&mut toolbox.actions, access);
+//! let actions = crate::actions::builtins(Some(access)); // registers them after the traffic ones
 //! ```
 //!
 //! Actions find what earlier steps recorded (the database backup, the freeze fingerprint)
@@ -25,7 +25,7 @@ mod smoke;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::actions::{ActionFor, ActionRegistry, StepContext};
+use crate::engine::step::{ActionFor, ActionRegistry, StepContext};
 use crate::kong::client::{AdminClient, AdminClientOptions, AdminError};
 use crate::kong::database::{KongDatabase, PgDatabase};
 use crate::kong::pg::PgError;
@@ -196,20 +196,9 @@ impl KongAccess {
     }
 }
 
-/// What `kongup run` adds to the plan's toolbox (`Toolbox::for_plan`): the Kong actions,
-/// reaching Kong as the plan says. The returned access also serves the topology pane
-/// (`probe`, `databases()`).
-pub fn install_for_plan(
-    plan: &Plan,
-    toolbox: &mut crate::engine::toolbox::Toolbox,
-) -> Result<KongAccess, KongAccessError> {
-    let access = KongAccess::for_plan(plan)?;
-    register_kong_actions(&mut toolbox.actions, access.clone());
-    Ok(access)
-}
-
-/// Registers every Kong action; later registrations win, so call it after the built-ins
-/// (the traffic stages it registers run the freeze guard, then the built-in shift).
+/// Registers every Kong action; later registrations win, so call it after the traffic
+/// actions (the traffic stages it registers run the freeze guard, then the built-in
+/// shift). [`crate::actions::builtins`] does.
 pub fn register_kong_actions(registry: &mut ActionRegistry, access: KongAccess) {
     let access = Arc::new(access);
     registry

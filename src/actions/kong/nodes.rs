@@ -12,9 +12,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
-use crate::actions::commands::run_commands;
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::run_commands;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::client::{AdminError, Readiness};
 use crate::plan::model::{Node, Plan, Role};
 use crate::plan::placement::step_nodes;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use super::preflight_probes::{check_metrics, check_traffic, describe_metrics, describe_traffic};
 use super::{KongAccess, cluster_nodes, is_version};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::engine::event::Event;
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome};
 use crate::kong::client::{AdminError, Readiness};
 use crate::kong::migrations::check_command;
 use crate::kong::pg;

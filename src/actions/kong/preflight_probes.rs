@@ -8,9 +8,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::actions::StepContext;
-use crate::actions::traffic::driver_deadline;
 use crate::engine::event::Event;
+use crate::engine::step::{StepContext, driver_deadline};
 use crate::exec::process::kill_on_drop;
 use crate::kong::client::AdminClient;
 use crate::lb::{ReadBackSource, Split, TrafficDriver};
@@ -347,7 +346,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::toolbox::Toolbox;
+    use crate::engine::step::Toolbox;
     use crate::lb::manual::ManualTrafficDriver;
     use crate::plan::model::{Mode, Strategy, StrategyChoice};
     use crate::secrets::Redactor;
@@ -443,7 +442,11 @@ mod tests {
     #[test]
     fn the_preflight_preview_lists_the_traffic_and_metrics_probes() {
         let (plan, expanded) = sample();
-        let mut toolbox = Toolbox::new(Arc::new(ManualTrafficDriver), Redactor::default());
+        let mut toolbox = Toolbox::new(
+            Arc::new(ManualTrafficDriver),
+            Redactor::default(),
+            crate::actions::builtins(None),
+        );
         crate::actions::kong::register_kong_actions(
             &mut toolbox.actions,
             crate::actions::kong::KongAccess::new(

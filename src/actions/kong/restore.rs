@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use super::facts::{self, DATABASE_BACKUP};
 use super::{KongAccess, database_not_supported, unless_aborted};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::backup::BackupRecord;
 use crate::kong::pg;
 use crate::kong::restore::RestoreReport;

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use super::{KongAccess, cluster_nodes};
-use crate::actions::{ActionError, StepAction, StepContext, StepOutcome};
-use crate::engine::toolbox::Toolbox;
+use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::client::join;
 use crate::kong::http::install_crypto_provider;
 use crate::plan::model::{Node, Plan, Role, SmokeTest, TlsOptions};

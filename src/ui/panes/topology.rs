@@ -101,7 +101,7 @@ fn from_plan(state: &ConsoleState) -> TopologySnapshot {
         at: None,
         nodes,
         databases,
-        load_balancer: Some(describe::load_balancer(plan)),
+        load_balancer: Some(plan.traffic.driver.describe()),
     }
 }
 

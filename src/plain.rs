@@ -20,8 +20,11 @@ use std::sync::Arc;
 use chrono::Local;
 use tokio::sync::mpsc;
 
-use super::event::{LogStream, RollbackProgress, TrafficVerification};
-use super::{Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepState, Toolbox};
+use crate::engine::event::{LogStream, RollbackProgress, TrafficVerification};
+use crate::engine::{
+    Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
+    Toolbox, preview_step, step_details,
+};
 use crate::lb::Split;
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
@@ -329,7 +332,7 @@ impl Plain {
     /// does not fit.
     fn answer(&mut self, step: StepRef, state: StepState, answer: StepAnswer) -> Option<Command> {
         let irreversible =
-            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
+            step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let waiting_for_confirm = state == StepState::Ready;
         match answer {
             StepAnswer::Yes if waiting_for_confirm && irreversible => {
@@ -387,7 +390,7 @@ impl Plain {
             return;
         };
         let irreversible =
-            super::step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
+            step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let choices = match state {
             StepState::Ready if irreversible => format!(
                 "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
@@ -404,13 +407,13 @@ impl Plain {
     }
 
     fn show_step(&mut self, step: &StepRef) {
-        let preview = super::preview_step(
+        let preview = preview_step(
             &self.setup.plan,
             &self.setup.expanded,
             &self.setup.toolbox,
             step,
         );
-        let Some(super::StepPreview {
+        let Some(StepPreview {
             step: details,
             runs,
         }) = preview
@@ -504,7 +507,7 @@ impl Plain {
                 {
                     self.say(&format!(
                         "gate: {} ({} requests): {}",
-                        crate::actions::verdict_name(verdict.verdict),
+                        crate::engine::step::verdict_name(verdict.verdict),
                         verdict.requests_in_window,
                         verdict.checks.join("; ")
                     ));

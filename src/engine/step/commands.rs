@@ -5,8 +5,7 @@
 //! a command the plan gave a node step without an executor is already one copy per node,
 //! each naming its node and that node's executor.
 
-use super::{ActionError, StepContext, StepOutcome, describe_exit};
-use crate::engine::toolbox::Toolbox;
+use super::{ActionError, StepContext, StepOutcome, Toolbox, describe_exit};
 use crate::plan::model::{CommandSpec, Plan};
 use crate::plan::placement::command_runs;
 
@@ -111,7 +110,12 @@ mod tests {
             builtin: true,
         });
         let expanded = expand(&p).unwrap();
-        let toolbox = Toolbox::for_plan(&p, Redactor::default()).unwrap();
+        let toolbox = Toolbox::for_plan(
+            &p,
+            Redactor::default(),
+            super::super::ActionRegistry::empty(),
+        )
+        .unwrap();
         let preview = crate::engine::preview_step(
             &p,
             &expanded,

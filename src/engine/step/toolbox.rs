@@ -1,11 +1,12 @@
-//! The engine's parts, injected: real runs, the lab and tests each plug in their own.
+//! The engine's parts, injected: real runs, the lab and tests each plug in their own
+//! executors, traffic driver, gate source and actions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::actions::{ActionFor, ActionRegistry, StepAction, commands::describe_commands};
+use super::{ActionFor, ActionRegistry, StepAction, describe_commands};
 use crate::exec::{Executor, executor_for, local::LocalExecutor};
 use crate::lb::{TrafficDriver, driver_for};
 use crate::metrics::GateVerdict;
@@ -79,10 +80,15 @@ pub fn resolve_plan_secrets(plan: &Plan) -> Result<Redactor, Vec<crate::secrets:
 
 impl Toolbox {
     /// The real parts for a plan: its executors (plus `local`), its traffic driver and
-    /// the built-in actions; no gate source (the metrics task adds one with `with_gates`).
+    /// `actions` (a real run's are `actions::builtins`); no gate source (the metrics task
+    /// adds one with `with_gates`).
     /// From here on no program kongup starts inherits the plan's secret environment
     /// variables (`admin.token`, database passwords, …) unless a command passes one.
-    pub fn for_plan(plan: &Plan, redactor: Redactor) -> Result<Toolbox, String> {
+    pub fn for_plan(
+        plan: &Plan,
+        redactor: Redactor,
+        actions: ActionRegistry,
+    ) -> Result<Toolbox, String> {
         crate::exec::process::hide_env_from_children(plan_secrets(plan).into_iter().filter_map(
             |secret| match secret {
                 SecretRef::Env(name) => Some(name),
@@ -96,19 +102,23 @@ impl Toolbox {
             executors.insert(name.clone(), executor);
         }
         let traffic = driver_for(&plan.traffic.driver, &executors).map_err(|e| e.to_string())?;
-        let mut toolbox = Toolbox::new(traffic, redactor);
+        let mut toolbox = Toolbox::new(traffic, redactor, actions);
         toolbox.executors = executors;
         Ok(toolbox)
     }
 
-    /// A toolbox with the built-in actions, no executors and no gate source.
-    pub fn new(traffic: Arc<dyn TrafficDriver>, redactor: Redactor) -> Toolbox {
+    /// A toolbox with `actions`, no executors and no gate source.
+    pub fn new(
+        traffic: Arc<dyn TrafficDriver>,
+        redactor: Redactor,
+        actions: ActionRegistry,
+    ) -> Toolbox {
         Toolbox {
             executors: BTreeMap::new(),
             traffic,
             redactor: Arc::new(redactor),
             gates: None,
-            actions: ActionRegistry::with_builtins(),
+            actions,
         }
     }
 
@@ -155,34 +165,5 @@ impl Toolbox {
             );
         }
         lines
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lb::manual::ManualTrafficDriver;
-    use crate::plan::steps::StepKind;
-
-    #[test]
-    fn a_step_with_builtin_off_has_no_action_and_previews_as_a_checklist_item() {
-        let toolbox = Toolbox::new(Arc::new(ManualTrafficDriver), Redactor::default());
-        let plan = crate::plan::templates::sample::plan(
-            crate::plan::model::Mode::Traditional,
-            crate::plan::model::StrategyChoice::Fixed(crate::plan::model::Strategy::DualCluster),
-        );
-        let expanded = crate::plan::templates::expand(&plan).unwrap();
-        let mut step = expanded
-            .steps()
-            .map(|(_, s)| s.clone())
-            .find(|s| matches!(s.kind, StepKind::ShiftTraffic { .. }))
-            .unwrap();
-        assert!(toolbox.action_for(&step, None).is_some());
-        step.builtin = false;
-        assert!(toolbox.action_for(&step, None).is_none());
-        assert_eq!(
-            toolbox.preview(&plan, &step, None),
-            vec!["nothing runs: do this by hand; confirming records that it is done".to_string()]
-        );
     }
 }

@@ -1,0 +1,369 @@
+//! The operator's commands: whose turn it is and what may be done to it (confirm, retry,
+//! skip, mark done), pause and resume, abort, quit. The rollback and a split set by hand
+//! are in `traffic.rs`.
+
+use std::time::Instant;
+
+use super::{Engine, Who};
+use crate::engine::EngineError;
+use crate::engine::command::Command;
+use crate::engine::event::StepState;
+use crate::engine::journal::{ConfirmVia, Entry, parse_step_key, step_key};
+use crate::engine::rollback::{self, TRAFFIC_TO_X};
+use crate::engine::step::RollbackOf;
+use crate::plan::steps::{PhaseName, RollbackKind, Step, StepKind, StepRef};
+
+impl Engine {
+    /// Acts on a command; `sent` is when the operator sent it.
+    pub(super) fn handle(&mut self, command: Command, sent: Instant) -> Result<(), EngineError> {
+        match command {
+            Command::Confirm { step, typed } => self.confirm(step, typed),
+            Command::Skip { step, reason } => self.skip(step, reason),
+            Command::Retry { step, typed } => self.retry(step, typed),
+            Command::MarkDone { step, note } => self.mark_done(step, note),
+            Command::Pause => self.pause(),
+            Command::Resume => self.resume(),
+            Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
+            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
+            Command::Abort => self.abort(),
+            Command::Quit => {
+                self.quit("the operator quit".to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether `step` may be acted on now, in one of `states`; else why not.
+    pub(super) fn check_turn(
+        &self,
+        step: &StepRef,
+        states: &[StepState],
+        verb: &str,
+    ) -> Result<String, String> {
+        if let Some(reason) = &self.quitting {
+            return Err(format!("kongup is stopping ({reason}): nothing new starts"));
+        }
+        if let Some(running) = &self.running {
+            return Err(format!(
+                "cannot {verb} {step}: {} is running; wait for it to end, or abort it",
+                running.step
+            ));
+        }
+        let key = step_key(step);
+        match self.view.next_step() {
+            Some(next) if next == key => {}
+            Some(next) => return Err(format!("cannot {verb} {step}: it is {next}'s turn")),
+            None if self.view.rollback_active() => {
+                return Err(format!(
+                    "cannot {verb} {step}: the rollback has no plan yet; roll back again"
+                ));
+            }
+            None => return Err(format!("cannot {verb} {step}: the run is done")),
+        }
+        let state = self.view.state_of(&key);
+        if !states.contains(&state) {
+            let hint = match state {
+                StepState::Failed | StepState::Interrupted => {
+                    ": retry it, mark it done with a note, or roll back"
+                }
+                _ => "",
+            };
+            return Err(format!(
+                "cannot {verb} {step}: it is {}{hint}",
+                state.as_str()
+            ));
+        }
+        Ok(key)
+    }
+
+    /// A pause holds the upgrade, not its rollback: a gate failure pauses the run, and the
+    /// operator's `R` must not then need a resume before each rollback step.
+    pub(super) fn check_not_paused(&self, verb: &str, step: &StepRef) -> Result<(), String> {
+        if step.phase == PhaseName::Rollback {
+            return Ok(());
+        }
+        match &self.view.paused {
+            Some(reason) => Err(format!(
+                "cannot {verb} {step}: the run is paused ({reason}); resume it first"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The step a reference stands for, with what it undoes when it is a rollback step.
+    pub(super) fn resolve(&self, step: &StepRef) -> Option<(Step, Option<RollbackOf>)> {
+        if step.phase == PhaseName::Rollback {
+            if let Some(found) = rollback::rollback_step(&self.expanded, step) {
+                let of = RollbackOf {
+                    undoes: found.undoes,
+                    kind: found.kind,
+                };
+                return Some((found.step, Some(of)));
+            }
+            // The plan changed under a planned rollback: the journal still names the step.
+            let info = self
+                .view
+                .rollback_steps()
+                .iter()
+                .find(|s| s.step == step_key(step))?;
+            let manual = Step {
+                id: step.id.clone(),
+                guide_ref: String::new(),
+                title: info.title.clone(),
+                instruction: "The plan no longer describes this rollback step: do it by hand \
+                              and confirm it."
+                    .into(),
+                kind: StepKind::Manual,
+                changes: true,
+                irreversible: info.irreversible,
+                irreversible_because: info
+                    .irreversible
+                    .then(|| "the journal recorded it as irreversible".to_string()),
+                rollback: None,
+                commands: Vec::new(),
+                builtin: true,
+                skip_reason: None,
+            };
+            let undoes = info.undoes.as_deref().and_then(parse_step_key);
+            let of = RollbackOf {
+                undoes,
+                kind: RollbackKind::Manual,
+            };
+            return Some((manual, Some(of)));
+        }
+        self.expanded.step(step).cloned().map(|s| (s, None))
+    }
+
+    /// An irreversible step (forward or rollback) runs only when the plan name was typed;
+    /// the one check behind confirm and retry. `verb` says what was asked ("confirmed",
+    /// "retried").
+    pub(super) fn check_typed(
+        &self,
+        step: &StepRef,
+        details: &Step,
+        typed: Option<&str>,
+        verb: &str,
+    ) -> Result<(), String> {
+        if !details.irreversible || typed.map(str::trim) == Some(self.plan.name.as_str()) {
+            return Ok(());
+        }
+        let because = details
+            .irreversible_because
+            .clone()
+            .unwrap_or_else(|| "it cannot be undone".to_string());
+        Err(match typed {
+            Some(_) => {
+                format!("{step} was not {verb}: the typed name does not match the plan name")
+            }
+            None => format!(
+                "{step} is irreversible ({because}): it is {verb} only by typing the plan name '{}'",
+                self.plan.name
+            ),
+        })
+    }
+
+    /// `rollback/traffic-to-x` runs only once X can serve again.
+    pub(super) fn check_x_serves_for(&self, step: &StepRef) -> Result<(), String> {
+        if *step != StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
+            return Ok(());
+        }
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        if blockers.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cannot send traffic to X yet: X cannot serve: {}",
+            rollback::describe_blockers(&blockers)
+        ))
+    }
+
+    pub(super) fn confirm(
+        &mut self,
+        step: StepRef,
+        typed: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Confirm)
+    }
+
+    pub(super) fn retry(
+        &mut self,
+        step: StepRef,
+        typed: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.confirm_or_retry(step, typed, ConfirmVia::Retry)
+    }
+
+    /// Starts a ready step (confirm) or a failed or interrupted one (retry), after the
+    /// turn, the pause and the typed name are checked.
+    pub(super) fn confirm_or_retry(
+        &mut self,
+        step: StepRef,
+        typed: Option<String>,
+        via: ConfirmVia,
+    ) -> Result<(), EngineError> {
+        let (states, verb, done) = match via {
+            ConfirmVia::Retry => (
+                &[StepState::Failed, StepState::Interrupted][..],
+                "retry",
+                "retried",
+            ),
+            _ => (&[StepState::Pending][..], "confirm", "confirmed"),
+        };
+        let checked = self
+            .check_turn(&step, states, verb)
+            .and_then(|key| self.check_not_paused(verb, &step).map(|()| key))
+            .and_then(|key| match self.resolve(&step) {
+                Some((details, _)) => self
+                    .check_typed(&step, &details, typed.as_deref(), done)
+                    .map(|()| key),
+                None => Err(format!("{step} is not a step of this plan")),
+            })
+            .and_then(|key| self.check_x_serves_for(&step).map(|()| key));
+        let key = match checked {
+            Ok(key) => key,
+            Err(why) => {
+                self.refuse(Some(&step), why);
+                return Ok(());
+            }
+        };
+        self.record(
+            Who::Operator,
+            Entry::StepConfirmed {
+                step: key,
+                via,
+                typed: typed.is_some(),
+            },
+        )?;
+        self.start_step(step, Who::Operator)
+    }
+
+    pub(super) fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {
+        let note = note.trim().to_string();
+        match self.check_turn(
+            &step,
+            &[StepState::Failed, StepState::Interrupted],
+            "mark done",
+        ) {
+            Ok(_) if note.is_empty() => {
+                self.refuse(
+                    Some(&step),
+                    format!("marking {step} done needs a note: what was done by hand"),
+                );
+                Ok(())
+            }
+            Ok(key) => {
+                self.record(Who::Operator, Entry::StepMarkedDone { step: key, note })?;
+                Ok(())
+            }
+            Err(why) => {
+                self.refuse(Some(&step), why);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn skip(&mut self, step: StepRef, reason: String) -> Result<(), EngineError> {
+        let reason = reason.trim().to_string();
+        match self.check_turn(&step, &[StepState::Pending], "skip") {
+            Ok(_) if reason.is_empty() => {
+                self.refuse(Some(&step), format!("skipping {step} needs a reason"));
+                Ok(())
+            }
+            Ok(key) => {
+                self.record(
+                    Who::Operator,
+                    Entry::StepSkipped {
+                        step: key,
+                        reason,
+                        by_plan: false,
+                    },
+                )?;
+                Ok(())
+            }
+            Err(why) => {
+                self.refuse(Some(&step), why);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn pause(&mut self) -> Result<(), EngineError> {
+        if let Some(reason) = &self.view.paused {
+            self.warn(format!("the run is already paused ({reason})"));
+            return Ok(());
+        }
+        let reason = format!("paused by {}", self.operator);
+        self.record(Who::Operator, Entry::Paused { reason })?;
+        if let Some(running) = &self.running {
+            self.warn(format!(
+                "{} goes on running; nothing new starts until the run is resumed",
+                running.step
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn resume(&mut self) -> Result<(), EngineError> {
+        if self.view.paused.is_none() {
+            self.warn("the run is not paused");
+            return Ok(());
+        }
+        self.record(Who::Operator, Entry::Resumed)?;
+        Ok(())
+    }
+
+    /// Stops the running step (its process group is killed) and the engine's own traffic
+    /// call, if any (what the driver started is killed; the split may be half-applied).
+    pub(super) fn abort(&mut self) -> Result<(), EngineError> {
+        if self.running.is_none() && self.traffic_call.is_none() {
+            self.warn("no step is running and no traffic change is under way: nothing to abort");
+            return Ok(());
+        }
+        if let Some(running) = &self.running {
+            let (key, cancel, sink) = (
+                running.key.clone(),
+                running.cancel.clone(),
+                running.sink.clone(),
+            );
+            self.record(Who::Operator, Entry::AbortRequested { step: key })?;
+            sink.note(&format!("abort requested by {}", self.operator));
+            cancel.cancel();
+        }
+        if let Some(call) = &self.traffic_call {
+            call.cancel.cancel();
+            self.warn(format!(
+                "abort: the call to the traffic driver ({}) is being stopped",
+                call.purpose.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn quit(&mut self, reason: String) {
+        if let Some(running) = &self.running {
+            self.warn(format!(
+                "{} is still running: kongup stops when it ends, and journals its result \
+                 ({reason}); abort it to stop it now",
+                running.step
+            ));
+        }
+        if let Some(call) = &self.traffic_call {
+            self.warn(format!(
+                "the traffic driver is still answering ({}): kongup stops when it has, and \
+                 journals what it said ({reason}); abort to stop it now",
+                call.purpose.describe()
+            ));
+        }
+        if self.quitting.is_none() {
+            self.quitting = Some(reason);
+        }
+    }
+
+    pub(super) fn on_signal(&mut self, name: &str) {
+        let reason = match name {
+            "SIGHUP" => "SIGHUP: the terminal went away".to_string(),
+            other => format!("{other} received"),
+        };
+        self.quit(reason);
+    }
+}

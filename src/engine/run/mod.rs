@@ -1,0 +1,441 @@
+//! The engine task: opens the run (`open.rs`), then takes commands (`commands.rs`), runs
+//! one step at a time (`step.rs`), makes its own traffic calls (`traffic.rs`) and journals
+//! every change before acting on it. This file is the loop: the engine's state, what it
+//! waits on, and the helpers every part uses to journal and to tell the world.
+
+mod commands;
+mod open;
+mod step;
+mod traffic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinError;
+use tokio_util::sync::CancellationToken;
+
+use self::open::{Opened, OpeningRead, open_run, opening_read_end};
+use self::traffic::{TrafficCall, traffic_call_end};
+use super::command::Command;
+use super::event::{Event, RunState, StepState};
+use super::journal::{Entry, Journal, Record, parse_step_key, step_key};
+use super::lock::RunLock;
+use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, gate_record};
+use super::view::RunView;
+use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking};
+use crate::exec::Executor;
+use crate::metrics::{GateVerdict, Verdict};
+use crate::plan::model::{FailAction, Plan};
+use crate::plan::steps::{ExpandedPlan, PhaseName, StepRef};
+
+/// Who a journal record is by: the operator of this session, or kongup itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Operator,
+    Kongup,
+}
+
+struct Running {
+    step: StepRef,
+    key: String,
+    attempt: u32,
+    started: Instant,
+    cancel: CancellationToken,
+    /// Only a bake (a traffic stage or a monitor step without commands): a rollback
+    /// stops it. Anything else runs on: a rollback never cuts a command short.
+    bake_only: bool,
+    sink: LogSink,
+    task: tokio::task::JoinHandle<StepOutcome>,
+}
+
+struct Engine {
+    plan: Arc<Plan>,
+    expanded: Arc<ExpandedPlan>,
+    run_dir: PathBuf,
+    operator: String,
+    toolbox: Toolbox,
+    executors: Arc<BTreeMap<String, Arc<dyn Executor>>>,
+    journal: Journal,
+    _lock: RunLock,
+    view: RunView,
+    events: mpsc::UnboundedSender<Event>,
+    journal_tx: mpsc::UnboundedSender<JournalRequest>,
+    journal_rx: mpsc::UnboundedReceiver<JournalRequest>,
+    running: Option<Running>,
+    /// Set once asked to leave; the engine stops when no step runs.
+    quitting: Option<String>,
+    commands_closed: bool,
+    /// What the event stream last said of each step and of the run.
+    shown: HashMap<String, StepState>,
+    shown_run: Option<RunState>,
+    gate_watch: Option<watch::Receiver<Option<GateVerdict>>>,
+    side_events: Option<mpsc::UnboundedReceiver<Event>>,
+    /// Warnings from opening the run, shown after the first snapshot.
+    opening_warnings: Vec<String>,
+    /// The only way to the traffic driver, shared with the running steps.
+    traffic: TrafficPath,
+    traffic_call: Option<TrafficCall>,
+    /// A rollback waiting for a split set by hand (being stopped) to end; when the
+    /// operator asked for it.
+    deferred_rollback: Option<Instant>,
+    /// The last verdict journaled between bakes: a change of verdict is journaled, not
+    /// every scrape's.
+    gate_journaled: Option<Verdict>,
+    /// The read of the load balancer's split as the run opened, while it runs.
+    opening_read: Option<OpeningRead>,
+}
+
+pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
+    let RunSetup {
+        plan,
+        expanded,
+        plan_text,
+        run_dir,
+        operator,
+        toolbox,
+        options,
+        side_events,
+    } = setup;
+    let Opened {
+        journal,
+        view,
+        lock,
+        plan_change,
+        warnings: opening_warnings,
+    } = open_run(
+        &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options,
+    )?;
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let (journal_tx, journal_rx) = mpsc::unbounded_channel();
+    let run_id = view.run_id.clone();
+    let traffic = TrafficPath::new(toolbox.traffic.clone());
+    if view.rollback_active() {
+        traffic.rollback_requested();
+    }
+    let mut engine = Engine {
+        traffic,
+        traffic_call: None,
+        executors: Arc::new(toolbox.executors.clone()),
+        gate_watch: toolbox.gates.clone(),
+        plan,
+        expanded,
+        run_dir: run_dir.clone(),
+        operator: operator.0,
+        toolbox,
+        journal,
+        _lock: lock,
+        view,
+        events: events_tx,
+        journal_tx,
+        journal_rx,
+        running: None,
+        quitting: None,
+        commands_closed: false,
+        shown: HashMap::new(),
+        shown_run: None,
+        side_events,
+        opening_warnings,
+        deferred_rollback: None,
+        gate_journaled: None,
+        opening_read: None,
+    };
+    // Listening starts before anything runs, so no signal finds the default action.
+    let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
+    engine.open_session(plan_change)?;
+    engine.opening_read = OpeningRead::start(
+        engine.toolbox.traffic.clone(),
+        (engine.view.traffic_requested, engine.view.traffic_applied),
+    );
+    let task = tokio::spawn(engine.run(stamp_commands(commands_rx), signals));
+    Ok(EngineHandle {
+        commands: commands_tx,
+        events: events_rx,
+        task,
+        run_dir,
+        run_id,
+    })
+}
+
+/// A command and when it was sent.
+struct Stamped {
+    command: Command,
+    sent: Instant,
+}
+
+/// Stamps each command with the moment it arrives, on a task of its own that does
+/// nothing else, so time to safety counts from the operator's key, not from when the
+/// engine got round to the command.
+fn stamp_commands(mut commands: mpsc::Receiver<Command>) -> mpsc::UnboundedReceiver<Stamped> {
+    let (stamped_tx, stamped_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(command) = commands.recv().await {
+            let stamped = Stamped {
+                command,
+                sent: Instant::now(),
+            };
+            if stamped_tx.send(stamped).is_err() {
+                return;
+            }
+        }
+    });
+    stamped_rx
+}
+
+/// The next verdict from the gate source; `None` once the source is gone.
+async fn next_verdict(
+    gates: &mut Option<watch::Receiver<Option<GateVerdict>>>,
+) -> Option<Option<GateVerdict>> {
+    match gates {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_side_event(events: &mut Option<mpsc::UnboundedReceiver<Event>>) -> Option<Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn step_end(running: &mut Option<Running>) -> Result<StepOutcome, JoinError> {
+    match running {
+        Some(running) => (&mut running.task).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGHUP, SIGTERM and SIGINT, when the engine handles them.
+struct Signals(Option<[Signal; 3]>);
+
+impl Signals {
+    fn listen(enabled: bool) -> std::io::Result<Signals> {
+        if !enabled {
+            return Ok(Signals(None));
+        }
+        Ok(Signals(Some([
+            signal(SignalKind::hangup())?,
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ])))
+    }
+
+    async fn next(&mut self) -> &'static str {
+        match &mut self.0 {
+            Some([hup, term, int]) => tokio::select! {
+                _ = hup.recv() => "SIGHUP",
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Engine {
+    fn by(&self, who: Who) -> String {
+        match who {
+            Who::Operator => self.operator.clone(),
+            Who::Kongup => "kongup".to_string(),
+        }
+    }
+
+    /// Journals (fsync'd) and applies to the view; only then may the caller act. The
+    /// write and fsync block, so the worker hands its other tasks over first.
+    fn record(&mut self, who: Who, entry: Entry) -> Result<Record, EngineError> {
+        let by = self.by(who);
+        let journal = &mut self.journal;
+        let record = blocking(|| journal.append(&by, entry))?;
+        self.view.apply(&record);
+        Ok(record)
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn warn(&self, text: impl AsRef<str>) {
+        let text = self.toolbox.redactor.redact(text.as_ref()).into_owned();
+        self.emit(Event::Warning(text));
+    }
+
+    /// Refuses a command: says why, and re-sends the step's state so a client that
+    /// thought its command would go through sees where things stand.
+    fn refuse(&mut self, step: Option<&StepRef>, why: impl AsRef<str>) {
+        self.warn(why);
+        if let Some(step) = step {
+            self.shown.remove(&step_key(step));
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Stamped>,
+        mut signals: Signals,
+    ) -> Result<SessionEnd, EngineError> {
+        self.emit_snapshot();
+        let reason = loop {
+            self.advance()?;
+            self.emit_changes();
+            if self.running.is_none()
+                && self.traffic_call.is_none()
+                && let Some(reason) = &self.quitting
+            {
+                break reason.clone();
+            }
+            tokio::select! {
+                command = commands.recv(), if !self.commands_closed => match command {
+                    Some(Stamped { command, sent }) => self.handle(command, sent)?,
+                    None => {
+                        self.commands_closed = true;
+                        self.quit("the console closed".to_string());
+                    }
+                },
+                ended = step_end(&mut self.running) => self.finish_step(ended)?,
+                ended = traffic_call_end(&mut self.traffic_call) => self.finish_traffic_call(ended)?,
+                split = opening_read_end(&mut self.opening_read) => {
+                    let read = self.opening_read.take().expect("the read that ended");
+                    let untouched = self.running.is_none()
+                        && self.traffic_call.is_none()
+                        && (self.view.traffic_requested, self.view.traffic_applied) == read.known;
+                    if let Some(split) = split.filter(|_| untouched) {
+                        self.emit(Event::TrafficRead(split));
+                    }
+                }
+                Some(request) = self.journal_rx.recv() => {
+                    let who = if request.by_operator { Who::Operator } else { Who::Kongup };
+                    let result = self.record(who, request.entry);
+                    let answer = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+                    let _ = request.done.send(answer);
+                    result?;
+                }
+                name = signals.next() => self.on_signal(name),
+                verdict = next_verdict(&mut self.gate_watch) => match verdict {
+                    Some(Some(verdict)) => self.on_verdict(verdict)?,
+                    Some(None) => {}
+                    None => self.gate_watch = None,
+                },
+                event = next_side_event(&mut self.side_events) => match event {
+                    Some(Event::Warning(text)) => self.warn(text),
+                    Some(event) => self.emit(event),
+                    None => self.side_events = None,
+                },
+            }
+        };
+        self.record(
+            Who::Kongup,
+            Entry::SessionClosed {
+                reason: reason.clone(),
+            },
+        )?;
+        Ok(SessionEnd {
+            state: self.view.run_state(),
+            reason,
+        })
+    }
+
+    /// Sends a `StepChanged` for every step whose state changed since last said, then a
+    /// `RunChanged` if the run's did.
+    fn emit_changes(&mut self) {
+        for key in self.view.step_keys() {
+            let mut state = self.view.effective_state(&key);
+            if state == StepState::Ready && self.plan_skips(&key) {
+                // Its turn is only for the plan's skip, which `advance` records next.
+                state = StepState::Pending;
+            }
+            if self.shown.get(&key) == Some(&state) {
+                continue;
+            }
+            self.shown.insert(key.clone(), state);
+            let Some(step) = parse_step_key(&key) else {
+                continue;
+            };
+            let record = self.view.record(&key);
+            let detail = match state {
+                StepState::Pending | StepState::Ready => None,
+                StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
+                _ => record.and_then(|r| r.detail.clone()),
+            };
+            self.emit(Event::StepChanged {
+                step,
+                state,
+                detail,
+            });
+        }
+        let run_state = self.view.run_state();
+        if self.shown_run != Some(run_state) {
+            self.shown_run = Some(run_state);
+            self.emit(Event::RunChanged(run_state));
+        }
+    }
+
+    fn plan_skips(&self, key: &str) -> bool {
+        parse_step_key(key)
+            .filter(|s| s.phase != PhaseName::Rollback)
+            .and_then(|s| self.expanded.step(&s))
+            .is_some_and(|s| s.skip_reason.is_some())
+    }
+
+    /// A gate verdict between bakes (a bake journals and acts on its own): while Y carries
+    /// traffic, each change of verdict is journaled with its numbers, and a failure pauses
+    /// the run or starts the rollback, as the plan's `on_fail` says.
+    fn on_verdict(&mut self, verdict: GateVerdict) -> Result<(), EngineError> {
+        self.emit(Event::Gate(verdict.clone()));
+        let y_share = self.view.traffic().map_or(0, |s| s.y);
+        let watched = y_share > 0
+            && !self.traffic.baking()
+            && !self.view.rollback_active()
+            && self.view.run_state() != RunState::Done;
+        if !watched {
+            return Ok(());
+        }
+        let acts = verdict.verdict == Verdict::Fail;
+        let pausing = self.plan.gates.on_fail == FailAction::Pause;
+        let already_paused = acts && pausing && self.view.paused.is_some();
+        if self.gate_journaled != Some(verdict.verdict) || (acts && !already_paused) {
+            let at = self
+                .running
+                .as_ref()
+                .map(|r| r.key.clone())
+                .or_else(|| self.view.next_step())
+                .unwrap_or_else(|| "run".to_string());
+            self.record(
+                Who::Kongup,
+                Entry::Gate {
+                    step: at,
+                    gate: gate_record(&verdict),
+                },
+            )?;
+            self.gate_journaled = Some(verdict.verdict);
+        }
+        if !acts || already_paused {
+            return Ok(());
+        }
+        let reason = format!(
+            "the gates failed while Y carries {y_share}% of the traffic and no bake runs ({} \
+             breaches in a row): {}",
+            verdict.consecutive_breaches,
+            verdict.checks.join("; ")
+        );
+        if pausing {
+            self.warn(format!("{reason}; the plan says on_fail: pause"));
+            self.record(Who::Kongup, Entry::Paused { reason })?;
+        } else {
+            self.rollback(
+                Instant::now(),
+                &format!("{reason}; the plan says on_fail: rollback"),
+                Who::Kongup,
+            )?;
+        }
+        Ok(())
+    }
+}
