@@ -70,11 +70,9 @@ struct Refusal {
 /// Prints the path; exit code 0 when one exists, 1 when none does.
 pub fn run(args: PathArgs) -> color_eyre::Result<i32> {
     let mode = Mode::from(args.mode);
-    let database = match (args.database, mode) {
-        (Some(database), _) => database.into(),
-        (None, Mode::Dbless) => DatabaseKind::Off,
-        (None, _) => DatabaseKind::Postgres,
-    };
+    let database = args
+        .database
+        .map_or_else(|| mode.default_database(), DatabaseKind::from);
     match upgrade_path(args.from, args.to, mode, database) {
         Ok(path) => {
             if args.json {

@@ -16,7 +16,6 @@ use std::time::Duration;
 use super::event::StepState;
 use super::journal::{RollbackStepInfo, step_key};
 use super::view::RunView;
-use crate::plan::model::Strategy;
 use crate::plan::steps::{
     ClusterSide, ExpandedPlan, MigrationsCommand, PhaseName, RollbackAction, RollbackKind, Step,
     StepKind, StepRef,
@@ -160,7 +159,7 @@ fn step_from_action(id: String, forward: &Step, action: &RollbackAction) -> Step
 /// because nobody knows how far its teardowns went.
 pub fn point_of_no_return(expanded: &ExpandedPlan, view: &RunView) -> Option<StepRef> {
     expanded.phases.iter().find_map(|phase| {
-        if phase.strategy == Strategy::DualCluster {
+        if phase.strategy.y_has_own_database() {
             return None;
         }
         phase.steps.iter().find_map(|step| {
@@ -241,7 +240,7 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
                 ),
             },
             StepKind::Migrations(MigrationsCommand::Finish)
-                if phase.strategy != Strategy::DualCluster =>
+                if !phase.strategy.y_has_own_database() =>
             {
                 match &remedy {
                     Some(remedy) => format!(
@@ -404,6 +403,7 @@ fn decommissioned_phases(expanded: &ExpandedPlan, view: &RunView) -> Vec<StepRef
 mod tests {
     use super::*;
     use crate::engine::journal::{Entry, Record, StepInfo};
+    use crate::plan::model::Strategy;
     use crate::plan::steps::Phase;
 
     fn step(id: &str, kind: StepKind, rollback: Option<RollbackKind>) -> Step {

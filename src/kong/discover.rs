@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::kong::client::{AdminClient, AdminError};
 use crate::kong::types::{DataPlane, NodeInfo, reported_version};
 use crate::plan::chooser::{StrategyPick, choose};
-use crate::plan::model::{DatabaseKind, Mode, SecretRef, Strategy, TlsOptions};
+use crate::plan::model::{DatabaseKind, Mode, SecretRef, TlsOptions};
 use crate::plan::version::KongVersion;
 
 /// One node that answered `GET /`.
@@ -122,12 +122,10 @@ pub fn analyse(nodes: Vec<ProbedNode>) -> Result<Discovery, DiscoverError> {
             ),
         });
     }
-    let database = match databases.iter().next().copied() {
-        Some("postgres") => DatabaseKind::Postgres,
-        Some("cassandra") => DatabaseKind::Cassandra,
-        Some("off") => DatabaseKind::Off,
+    let database = match databases.iter().next().map(|word| word.parse()) {
+        Some(Ok(kind)) => kind,
         // Only data planes were named: their control plane has the database.
-        _ => DatabaseKind::Postgres,
+        Some(Err(_)) | None => DatabaseKind::Postgres,
     };
     let mode = if hybrid {
         Mode::Hybrid
@@ -434,7 +432,7 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
     }
 
     // Cluster Y: in-place reinstalls X's own nodes; the others add new ones.
-    let in_place_cp = strategy == Strategy::InPlace;
+    let in_place_cp = strategy.installs_y_on_x_machines();
     let mut y_nodes = Vec::new();
     let mut new_index = 0;
     for x in &x_nodes {
@@ -491,7 +489,7 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
     for entry in &y_nodes {
         todos += write_node(&mut out, entry, hybrid);
     }
-    if strategy == Strategy::DualCluster && discovery.database != DatabaseKind::Off {
+    if strategy.y_has_own_database() && discovery.database != DatabaseKind::Off {
         todos += write_database(&mut out, discovery, Some("_y"));
     }
     out.push('\n');
@@ -562,7 +560,7 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
     out.push('\n');
     let _ = writeln!(out, "gates:");
     let _ = writeln!(out, "  max_error_ratio: 0.01");
-    if discovery.mode == Mode::Traditional && strategy == Strategy::InPlace {
+    if !strategy.x_serves_beside_y(discovery.mode) {
         let _ = writeln!(
             out,
             "  max_p99_ms: 1000   # in place X is stopped before Y serves: no X to compare with"

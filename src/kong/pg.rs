@@ -658,7 +658,7 @@ pub fn preflight(
     strategy: Strategy,
     address: &str,
 ) -> Result<(), PreflightRefusal> {
-    if strategy == Strategy::Rolling {
+    if !strategy.is_database_backed() {
         return Ok(());
     }
     if state.needs_bootstrap {

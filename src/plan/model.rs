@@ -1,8 +1,13 @@
 //! The validated plan: what the operator wrote, typed. Built only by `plan::load`,
 //! which has already checked every rule, so the rest of the program can trust it.
+//! The defaults of what a plan may leave out are in `defaults`, beside it.
+
+pub mod defaults;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use super::version::KongVersion;
@@ -36,12 +41,24 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    /// Every mode, in the order the plan's documentation lists them.
+    pub const ALL: [Mode; 3] = [Mode::Traditional, Mode::Dbless, Mode::Hybrid];
+
+    /// The word the plan writes (`mode:`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Mode::Traditional => "traditional",
             Mode::Dbless => "dbless",
             Mode::Hybrid => "hybrid",
         }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("mode", word, &Mode::ALL, Mode::as_str)
     }
 }
 
@@ -53,7 +70,15 @@ pub enum DatabaseKind {
 }
 
 impl DatabaseKind {
-    pub fn as_str(self) -> &'static str {
+    /// Every kind, in the order the plan's documentation lists them.
+    pub const ALL: [DatabaseKind; 3] = [
+        DatabaseKind::Postgres,
+        DatabaseKind::Cassandra,
+        DatabaseKind::Off,
+    ];
+
+    /// The word the plan writes (`database:`), as Kong's `database` setting spells it.
+    pub const fn as_str(self) -> &'static str {
         match self {
             DatabaseKind::Postgres => "postgres",
             DatabaseKind::Cassandra => "cassandra",
@@ -62,8 +87,21 @@ impl DatabaseKind {
     }
 }
 
+impl FromStr for DatabaseKind {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("database", word, &DatabaseKind::ALL, DatabaseKind::as_str)
+    }
+}
+
 /// A strategy for a database-backed cluster (traditional mode, or hybrid control planes),
 /// or `Rolling` for nodes without a database (DB-less, hybrid data planes).
+///
+/// What the rest of the program asks of a strategy is answered here, each question by
+/// one method with a `match` that names every strategy, so a new strategy cannot be
+/// forgotten by a test that compares with one of them (see "Adding a strategy" in
+/// `plan::templates`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Strategy {
     DualCluster,
@@ -73,13 +111,101 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub fn as_str(self) -> &'static str {
+    /// Every strategy, in the order the plan's documentation lists them.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::DualCluster,
+        Strategy::InPlace,
+        Strategy::BlueGreen,
+        Strategy::Rolling,
+    ];
+
+    /// The word the plan writes (`strategy:`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Strategy::DualCluster => "dual-cluster",
             Strategy::InPlace => "in-place",
             Strategy::BlueGreen => "blue-green",
             Strategy::Rolling => "rolling",
         }
+    }
+
+    /// Whether the strategy upgrades nodes that keep their configuration in a database
+    /// (traditional nodes, hybrid control planes): it migrates, backs up and checks that
+    /// database. Rolling is for nodes without one (DB-less, hybrid data planes).
+    pub fn is_database_backed(self) -> bool {
+        match self {
+            Strategy::DualCluster | Strategy::InPlace | Strategy::BlueGreen => true,
+            Strategy::Rolling => false,
+        }
+    }
+
+    /// Whether the strategy can upgrade a plan of `mode`: DB-less nodes only roll, and
+    /// rolling is only for them (hybrid data planes roll on their own, after the control
+    /// planes' strategy).
+    pub fn fits_mode(self, mode: Mode) -> bool {
+        match mode {
+            Mode::Dbless => !self.is_database_backed(),
+            Mode::Traditional | Mode::Hybrid => self.is_database_backed(),
+        }
+    }
+
+    /// Whether Y gets a database of its own (restored from X's backup) rather than
+    /// sharing X's. Only then does X's database stay untouched by Y's migrations.
+    pub fn y_has_own_database(self) -> bool {
+        match self {
+            Strategy::DualCluster => true,
+            Strategy::InPlace | Strategy::BlueGreen | Strategy::Rolling => false,
+        }
+    }
+
+    /// Whether Y reuses X's database (Y migrates the database X runs on), so the plan gives
+    /// Y none of its own. Rolling nodes have no database to share.
+    pub fn y_shares_x_database(self) -> bool {
+        match self {
+            Strategy::InPlace | Strategy::BlueGreen => true,
+            Strategy::DualCluster | Strategy::Rolling => false,
+        }
+    }
+
+    /// Whether Y is installed on X's own machines, replacing X there (in place), rather
+    /// than on machines of its own.
+    pub fn installs_y_on_x_machines(self) -> bool {
+        match self {
+            Strategy::InPlace => true,
+            Strategy::DualCluster | Strategy::BlueGreen | Strategy::Rolling => false,
+        }
+    }
+
+    /// Whether X still serves while Y takes traffic in a plan of `mode`, so Y can be
+    /// compared with X (the relative gates). Traditional in place stops X before Y
+    /// starts; hybrid in place stops only X's control planes, and X's data planes keep
+    /// serving until they roll.
+    pub fn x_serves_beside_y(self, mode: Mode) -> bool {
+        match (self, mode) {
+            (Strategy::InPlace, Mode::Traditional) => false,
+            (Strategy::InPlace, Mode::Dbless | Mode::Hybrid)
+            | (Strategy::DualCluster | Strategy::BlueGreen | Strategy::Rolling, _) => true,
+        }
+    }
+
+    /// Whether traffic moves from X to Y in a plan of `mode`, so the plan needs a
+    /// `traffic.driver`. Traditional in place has Y answer on X's addresses once X has
+    /// stopped (a driver there is optional: Y on machines of its own); everything else
+    /// shifts traffic, hybrid plans because their data planes roll.
+    pub fn shifts_traffic(self, mode: Mode) -> bool {
+        match (self, mode) {
+            (Strategy::InPlace, Mode::Traditional) => false,
+            (Strategy::InPlace, Mode::Dbless | Mode::Hybrid)
+            | (Strategy::DualCluster | Strategy::BlueGreen | Strategy::Rolling, _) => true,
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("strategy", word, &Strategy::ALL, Strategy::as_str)
     }
 }
 
@@ -92,6 +218,43 @@ pub enum StrategyChoice {
     /// Traditional: the cluster strategy; DB-less: `Rolling`; hybrid: the control-plane
     /// strategy (data planes always roll).
     Fixed(Strategy),
+}
+
+impl StrategyChoice {
+    /// The word that leaves the strategy to the chooser.
+    pub const AUTO: &'static str = "auto";
+
+    /// Every word `strategy:` takes: `auto`, then each strategy.
+    pub const WORDS: [&'static str; 1 + Strategy::ALL.len()] = {
+        let mut words = [StrategyChoice::AUTO; 1 + Strategy::ALL.len()];
+        let mut i = 0;
+        while i < Strategy::ALL.len() {
+            words[i + 1] = Strategy::ALL[i].as_str();
+            i += 1;
+        }
+        words
+    };
+
+    /// The word the plan writes (`strategy:`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StrategyChoice::Auto { .. } => StrategyChoice::AUTO,
+            StrategyChoice::Fixed(strategy) => strategy.as_str(),
+        }
+    }
+
+    /// Reads the word of `strategy:`: `None` for `auto` (whose `spare_capacity` is a key
+    /// of its own), else the strategy the plan fixes.
+    pub fn parse_word(word: &str) -> Result<Option<Strategy>, UnknownWord> {
+        if word == StrategyChoice::AUTO {
+            return Ok(None);
+        }
+        word.parse::<Strategy>().map(Some).map_err(|_| UnknownWord {
+            kind: "strategy",
+            word: word.to_string(),
+            known: StrategyChoice::WORDS.to_vec(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -115,8 +278,11 @@ pub enum Role {
 }
 
 impl Role {
-    /// The spelling Kong uses in `configuration.role`.
-    pub fn as_str(self) -> &'static str {
+    /// Every role, in the order the plan's documentation lists them.
+    pub const ALL: [Role; 3] = [Role::Traditional, Role::ControlPlane, Role::DataPlane];
+
+    /// The spelling Kong uses in `configuration.role` (and the plan in `role:`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Role::Traditional => "traditional",
             Role::ControlPlane => "control_plane",
@@ -124,6 +290,58 @@ impl Role {
         }
     }
 }
+
+impl FromStr for Role {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("role", word, &Role::ALL, Role::as_str)
+    }
+}
+
+/// A word that names none of a kind's values (`mode: tradtional`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownWord {
+    /// What the word should have named: `mode`, `strategy`, `role`, `database`.
+    pub kind: &'static str,
+    pub word: String,
+    /// Every word of the kind, in order.
+    pub known: Vec<&'static str>,
+}
+
+impl UnknownWord {
+    /// The value of `all` whose word is `word`.
+    fn find<T: Copy>(
+        kind: &'static str,
+        word: &str,
+        all: &[T],
+        as_str: fn(T) -> &'static str,
+    ) -> Result<T, UnknownWord> {
+        all.iter()
+            .copied()
+            .find(|value| as_str(*value) == word)
+            .ok_or_else(|| UnknownWord {
+                kind,
+                word: word.to_string(),
+                known: all.iter().map(|value| as_str(*value)).collect(),
+            })
+    }
+}
+
+impl fmt::Display for UnknownWord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let known: Vec<String> = self.known.iter().map(|w| format!("`{w}`")).collect();
+        write!(
+            f,
+            "`{}` is not a {}: the known words are {}",
+            self.word,
+            self.kind,
+            known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownWord {}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -378,6 +596,27 @@ pub enum FailAction {
     Rollback,
 }
 
+impl FailAction {
+    /// Both actions, as the plan's documentation lists them.
+    pub const ALL: [FailAction; 2] = [FailAction::Pause, FailAction::Rollback];
+
+    /// The word the plan writes (`gates.on_fail:`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailAction::Pause => "pause",
+            FailAction::Rollback => "rollback",
+        }
+    }
+}
+
+impl FromStr for FailAction {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("gate action", word, &FailAction::ALL, FailAction::as_str)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSpec {
     /// The sliding window the figures are computed over.
@@ -525,6 +764,89 @@ impl CommandLine {
                 .collect::<Vec<_>>()
                 .join(" "),
             CommandLine::Shell(script) => format!("sh -c '{}'", script.replace('\'', "'\\''")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_reads_back_as_its_value() {
+        for mode in Mode::ALL {
+            assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+        }
+        for kind in DatabaseKind::ALL {
+            assert_eq!(kind.as_str().parse::<DatabaseKind>(), Ok(kind));
+        }
+        for strategy in Strategy::ALL {
+            assert_eq!(strategy.as_str().parse::<Strategy>(), Ok(strategy));
+            assert_eq!(
+                StrategyChoice::parse_word(strategy.as_str()),
+                Ok(Some(strategy))
+            );
+        }
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        for action in FailAction::ALL {
+            assert_eq!(action.as_str().parse::<FailAction>(), Ok(action));
+        }
+        assert_eq!(StrategyChoice::parse_word("auto"), Ok(None));
+        assert_eq!(
+            StrategyChoice::WORDS,
+            ["auto", "dual-cluster", "in-place", "blue-green", "rolling"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_word_is_refused_with_the_known_ones() {
+        let error = "canary".parse::<Strategy>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`canary` is not a strategy: the known words are `dual-cluster`, `in-place`, `blue-green`, `rolling`"
+        );
+        let error = StrategyChoice::parse_word("canary").unwrap_err();
+        assert_eq!(error.known, StrategyChoice::WORDS);
+        assert!("Hybrid".parse::<Mode>().is_err());
+        assert!("".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn each_strategy_fits_the_modes_of_docs_plan() {
+        let fits = |mode| {
+            Strategy::ALL
+                .into_iter()
+                .filter(|s| s.fits_mode(mode))
+                .collect::<Vec<_>>()
+        };
+        let database_backed = vec![
+            Strategy::DualCluster,
+            Strategy::InPlace,
+            Strategy::BlueGreen,
+        ];
+        assert_eq!(fits(Mode::Traditional), database_backed);
+        assert_eq!(fits(Mode::Hybrid), database_backed);
+        assert_eq!(fits(Mode::Dbless), vec![Strategy::Rolling]);
+    }
+
+    #[test]
+    fn only_traditional_in_place_keeps_traffic_where_it_is() {
+        for mode in Mode::ALL {
+            for strategy in Strategy::ALL {
+                let in_place = (mode, strategy) == (Mode::Traditional, Strategy::InPlace);
+                assert_eq!(
+                    strategy.shifts_traffic(mode),
+                    !in_place,
+                    "{mode:?} {strategy:?}"
+                );
+                assert_eq!(
+                    strategy.x_serves_beside_y(mode),
+                    !in_place,
+                    "{mode:?} {strategy:?}"
+                );
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Keys to commands. `handle_key` is pure: it reads the view and says which `Command`s to
 //! send to the engine and which `UiAction`s to apply to the view, so every key is tested
-//! without a terminal.
+//! without a terminal. Which key does what on the main screen is the table in
+//! `ui::bindings` (the footer and `?` read it too); here each action becomes its
+//! commands, and each dialog handles its own keys.
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use tui_input::{Input, InputRequest};
@@ -9,38 +11,9 @@ use crate::engine::command::Command;
 use crate::engine::event::{RunState, StepState};
 use crate::plan::steps::StepRef;
 
+use super::bindings::{self, Action};
 use super::state::{ConsoleState, Modal, Pane, PromptPurpose};
 use super::theme::{Tone, step_symbol};
-
-/// The keys, as `?` shows them (and the README lists them).
-pub const KEY_HELP: &[(&str, &str)] = &[
-    (
-        "Enter, c",
-        "confirm the selected ready step; shows what runs",
-    ),
-    ("", "and where; irreversible: type the plan name"),
-    ("s", "skip the selected ready step (asks a reason)"),
-    ("r", "retry the selected failed or interrupted step"),
-    ("m", "mark the interrupted step done (asks a note)"),
-    ("p", "pause / resume the run"),
-    ("x", "abort the running step (kills its processes;"),
-    ("", "asks first); then r retries it or R rolls back"),
-    ("t", "set the traffic split by hand (asks % to Y)"),
-    ("R", "ROLLBACK: all traffic to X at once, then the"),
-    ("", "rest of the rollback plan, each step confirmed"),
-    ("Tab, S-Tab", "focus the next / previous pane"),
-    ("↑↓ j k", "move the selection, scroll the focused pane"),
-    ("", "or a confirm dialog's commands (arrows only"),
-    ("", "where the plan name is typed)"),
-    ("PgUp PgDn", "a page up / down; g G, Home End: first / last"),
-    ("z", "zoom the focused pane (again to go back)"),
-    ("/  f", "filter the logs / follow them (on, off)"),
-    ("?", "this help"),
-    ("Esc", "close a dialog, leave the zoom"),
-    ("Ctrl-L", "redraw the screen"),
-    ("q, Ctrl-C", "quit; the run stays resumable and a running"),
-    ("", "step finishes in the background"),
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScrollDelta {
@@ -116,9 +89,8 @@ pub fn handle_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
     if key.kind == KeyEventKind::Release {
         return KeyOutcome::default();
     }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    if ctrl && key.code == KeyCode::Char('l') {
-        return KeyOutcome::ui(UiAction::Redraw);
+    if let Some(action) = bindings::everywhere(&key) {
+        return act(state, action);
     }
     match state.modal() {
         Some(modal) => modal_key(state, modal, key),
@@ -144,67 +116,42 @@ fn is_ctrl_c(key: &KeyEvent) -> bool {
     key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c')
 }
 
-fn scroll_delta(key: &KeyEvent) -> Option<ScrollDelta> {
-    match (key.code, letter(key)) {
-        (KeyCode::Up, _) | (_, Some('k')) => Some(ScrollDelta::Up(1)),
-        (KeyCode::Down, _) | (_, Some('j')) => Some(ScrollDelta::Down(1)),
-        (KeyCode::PageUp, _) => Some(ScrollDelta::PageUp),
-        (KeyCode::PageDown, _) => Some(ScrollDelta::PageDown),
-        (KeyCode::Home, _) | (_, Some('g')) => Some(ScrollDelta::Top),
-        (KeyCode::End, _) | (_, Some('G')) => Some(ScrollDelta::Bottom),
-        _ => None,
-    }
-}
-
-fn arrow_scroll_delta(key: &KeyEvent) -> Option<ScrollDelta> {
-    match key.code {
-        KeyCode::Up => Some(ScrollDelta::Up(1)),
-        KeyCode::Down => Some(ScrollDelta::Down(1)),
-        KeyCode::PageUp => Some(ScrollDelta::PageUp),
-        KeyCode::PageDown => Some(ScrollDelta::PageDown),
-        _ => None,
-    }
-}
-
 fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
-    if is_ctrl_c(&key) {
-        return quit(state);
-    }
-    if let Some(delta) = scroll_delta(&key) {
-        return KeyOutcome::ui(UiAction::Scroll(state.focus(), delta));
-    }
-    match key.code {
-        KeyCode::Enter => return confirm_selected(state),
-        KeyCode::Tab => return KeyOutcome::ui(UiAction::FocusNext),
-        KeyCode::BackTab => return KeyOutcome::ui(UiAction::FocusPrev),
-        KeyCode::Esc if state.zoomed() => return KeyOutcome::ui(UiAction::ToggleZoom),
-        _ => {}
+    if let Some(binding) = bindings::binding(&key) {
+        return act(state, binding.action);
     }
     match letter(&key) {
-        Some('q') => quit(state),
-        Some('c') => confirm_selected(state),
-        Some('s') => skip_selected(state),
-        Some('r') => retry_selected(state),
-        Some('m') => mark_done_selected(state),
-        Some('p') => pause_or_resume(state),
-        Some('x') => abort_running(state),
-        Some('t') => set_traffic(state),
-        Some('R') => rollback(state),
-        Some('z') => KeyOutcome::ui(UiAction::ToggleZoom),
-        Some('f') => KeyOutcome::ui(UiAction::ToggleFollow),
-        Some('?') => KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 })),
-        Some('/') => KeyOutcome::ui(UiAction::Open(Modal::Prompt {
-            purpose: PromptPurpose::LogFilter,
-            input: Input::new(state.log_filter().unwrap_or_default().to_string()),
-        })),
         Some(c) if state.extra_key(c).is_some() => KeyOutcome::ui(UiAction::RunExtra(c)),
         _ => KeyOutcome::default(),
     }
 }
 
-/// Whether a letter is one of the console's own keys (which a caller cannot rebind).
-pub fn is_builtin(c: char) -> bool {
-    "qcsrmpxtRzf?/jkgG".contains(c)
+/// What a bound key of the main screen does now.
+fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
+    match action {
+        Action::Confirm => confirm_selected(state),
+        Action::Skip => skip_selected(state),
+        Action::Retry => retry_selected(state),
+        Action::MarkDone => mark_done_selected(state),
+        Action::PauseResume => pause_or_resume(state),
+        Action::Abort => abort_running(state),
+        Action::SetTraffic => set_traffic(state),
+        Action::Rollback => rollback(state),
+        Action::FocusNext => KeyOutcome::ui(UiAction::FocusNext),
+        Action::FocusPrev => KeyOutcome::ui(UiAction::FocusPrev),
+        Action::Scroll(delta) => KeyOutcome::ui(UiAction::Scroll(state.focus(), delta)),
+        Action::ToggleZoom => KeyOutcome::ui(UiAction::ToggleZoom),
+        Action::FilterLogs => KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+            purpose: PromptPurpose::LogFilter,
+            input: Input::new(state.log_filter().unwrap_or_default().to_string()),
+        })),
+        Action::ToggleFollow => KeyOutcome::ui(UiAction::ToggleFollow),
+        Action::Help => KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 })),
+        Action::LeaveZoom if state.zoomed() => KeyOutcome::ui(UiAction::ToggleZoom),
+        Action::LeaveZoom => KeyOutcome::default(),
+        Action::Redraw => KeyOutcome::ui(UiAction::Redraw),
+        Action::Quit => quit(state),
+    }
 }
 
 fn quit(state: &ConsoleState) -> KeyOutcome {
@@ -358,7 +305,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
         Modal::Help { .. } => {
             if esc || matches!(letter(&key), Some('?' | 'q')) {
                 KeyOutcome::ui(UiAction::Close)
-            } else if let Some(delta) = scroll_delta(&key) {
+            } else if let Some(delta) = bindings::scroll_delta(&key, false) {
                 KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 KeyOutcome::default()
@@ -373,7 +320,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 .and(UiAction::Close)
             } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
-            } else if let Some(delta) = scroll_delta(&key) {
+            } else if let Some(delta) = bindings::scroll_delta(&key, false) {
                 KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 KeyOutcome::default()
@@ -398,7 +345,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 } else {
                     KeyOutcome::flash(format!("type the plan name exactly: {name}"))
                 }
-            } else if let Some(delta) = arrow_scroll_delta(&key) {
+            } else if let Some(delta) = bindings::scroll_delta(&key, true) {
                 // Letters are typed into the name here; only the arrows and pages scroll.
                 KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {

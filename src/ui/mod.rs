@@ -2,10 +2,12 @@
 //! `Command`s. One file per pane and per dialog.
 //!
 //! - `state`: the view model, folded from the plan and the engine's `Event`s;
+//! - `bindings`: the main screen's keys, one table that the keys, the footer and `?` read;
 //! - `keys`: keys to commands and view changes, pure;
 //! - `run`: the terminal loop (`run_console`), which never waits on the engine to draw;
 //! - `input`: the terminal's bytes to keys, ending cleanly when the terminal goes away.
 
+pub mod bindings;
 pub mod describe;
 pub mod input;
 pub mod keys;

@@ -26,6 +26,8 @@ use super::keys::{ScrollDelta, UiAction};
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
 use super::theme::{Theme, Tone, step_symbol};
 
+mod read;
+
 /// Log lines kept in memory; the full logs are in the run directory.
 pub const LOG_CAPACITY: usize = 5_000;
 /// How much metrics history the sparklines draw from.
@@ -805,7 +807,7 @@ impl ConsoleState {
     pub fn set_extra_keys(&mut self, keys: Vec<ExtraKey>) {
         self.extra_keys = keys
             .into_iter()
-            .filter(|k| !super::keys::is_builtin(k.key))
+            .filter(|k| !super::bindings::is_builtin(k.key))
             .collect();
     }
 
@@ -822,284 +824,14 @@ impl ConsoleState {
 
     /// The lines of the help: the built-in keys, then the caller's.
     pub fn help_lines(&self) -> Vec<(String, String)> {
-        let builtin = super::keys::KEY_HELP
-            .iter()
+        let builtin = super::bindings::help_lines()
+            .into_iter()
             .map(|(key, words)| (key.to_string(), words.to_string()));
         let extra = self
             .extra_keys
             .iter()
             .map(|k| (k.key.to_string(), k.label.clone()));
         builtin.chain(extra).collect()
-    }
-
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
-    pub fn expanded(&self) -> &ExpandedPlan {
-        &self.expanded
-    }
-
-    pub fn theme(&self) -> Theme {
-        self.theme
-    }
-
-    pub fn run_state(&self) -> RunState {
-        self.run
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        self.now
-    }
-
-    pub fn focus(&self) -> Pane {
-        self.focus
-    }
-
-    pub fn zoomed(&self) -> bool {
-        self.zoomed
-    }
-
-    pub fn modal(&self) -> Option<&Modal> {
-        self.modal.as_ref()
-    }
-
-    pub fn flash_message(&self) -> Option<&Flash> {
-        self.flash.as_ref()
-    }
-
-    pub fn traffic(&self) -> Option<TrafficView> {
-        self.traffic
-    }
-
-    pub fn topology(&self) -> Option<&TopologySnapshot> {
-        self.topology.as_ref()
-    }
-
-    pub fn metrics_history(&self) -> &VecDeque<MetricsSnapshot> {
-        &self.metrics
-    }
-
-    /// Whether `side`'s nodes of `role` should answer now: the engine's rule
-    /// ([`expected::node_expected_up`]) over the steps as the console knows them.
-    pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
-        expected::node_expected_up(self.plan.mode, &self.expanded, self.steps_at(), side, role)
-    }
-
-    /// Whether any of `side`'s nodes should answer now (see [`Self::node_expected_up`]).
-    pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
-        expected::cluster_expected_up(&self.plan, &self.expanded, self.steps_at(), side)
-    }
-
-    /// Every step in run order with its state, for the engine's rules.
-    fn steps_at(&self) -> impl DoubleEndedIterator<Item = StepAt<'_>> + Clone {
-        self.entries.iter().map(|e| StepAt {
-            step_ref: &e.step_ref,
-            step: &e.step,
-            state: e.status.state,
-        })
-    }
-
-    /// The console loop says which screen it drew on last.
-    pub fn set_screen(&mut self, screen: Rect) {
-        self.screen = screen;
-    }
-
-    pub fn gate(&self) -> Option<&GateVerdict> {
-        self.gate.as_ref()
-    }
-
-    /// Whether the engine acts on the gates now: only while Y takes traffic (the split the
-    /// load balancer reported, else the one asked of it, as the engine reckons it).
-    pub fn gate_watched(&self) -> bool {
-        self.traffic.is_some_and(|t| t.shown().y > 0)
-    }
-
-    pub fn rollback(&self) -> &RollbackView {
-        &self.rollback
-    }
-
-    /// Where the rollback's first act stands. The engine sends all traffic to X before it
-    /// plans the rest, so a plan without a time to safety means it did not act.
-    pub fn rollback_traffic(&self) -> RollbackTraffic {
-        let rollback = &self.rollback;
-        if let Some(ms) = rollback.time_to_safety_ms {
-            return RollbackTraffic::Safe { ms };
-        }
-        let Some(planned) = &rollback.planned else {
-            return if rollback.started {
-                RollbackTraffic::Moving
-            } else {
-                RollbackTraffic::Asked
-            };
-        };
-        let y_share = self.traffic.map_or(0, |t| t.shown().y);
-        if planned.iter().any(|step| step.id == TRAFFIC_TO_X) {
-            RollbackTraffic::AStepOfThePlan
-        } else if y_share == 0 {
-            RollbackTraffic::NeverMoved
-        } else {
-            RollbackTraffic::Stays
-        }
-    }
-
-    pub fn is_engine_stopped(&self) -> bool {
-        self.engine_stopped
-    }
-
-    pub fn log_follow(&self) -> bool {
-        self.log_follow
-    }
-
-    pub fn log_offset(&self) -> usize {
-        self.log_offset
-    }
-
-    pub fn log_filter(&self) -> Option<&str> {
-        self.log_filter.as_deref()
-    }
-
-    pub fn topology_offset(&self) -> usize {
-        self.topology_offset
-    }
-
-    pub fn metrics_offset(&self) -> usize {
-        self.metrics_offset
-    }
-
-    pub fn step_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Steps in run order: reference, definition, status.
-    pub fn steps(&self) -> impl Iterator<Item = (&StepRef, &Step, &StepStatus)> {
-        self.entries
-            .iter()
-            .map(|e| (&e.step_ref, &e.step, &e.status))
-    }
-
-    pub fn selected_index(&self) -> usize {
-        self.selected
-    }
-
-    pub fn selected(&self) -> Option<(&StepRef, &Step, &StepStatus)> {
-        self.entries
-            .get(self.selected)
-            .map(|e| (&e.step_ref, &e.step, &e.status))
-    }
-
-    pub fn step(&self, step: &StepRef) -> Option<(&Step, &StepStatus)> {
-        let e = &self.entries[*self.index.get(step)?];
-        Some((&e.step, &e.status))
-    }
-
-    /// What confirming `step` runs and where, one line each.
-    pub fn runs(&self, step: &StepRef) -> &[String] {
-        self.index
-            .get(step)
-            .map_or(&[], |&i| self.entries[i].runs.as_slice())
-    }
-
-    pub fn step_state(&self, step: &StepRef) -> Option<StepState> {
-        self.index.get(step).map(|&i| self.entries[i].status.state)
-    }
-
-    pub fn running_step(&self) -> Option<&StepRef> {
-        self.entries
-            .iter()
-            .find(|e| e.status.state == StepState::Running)
-            .map(|e| &e.step_ref)
-    }
-
-    /// The phase the run is in: that of the step needing attention, else the first not done;
-    /// the rollback's while rolling back.
-    pub fn current_phase(&self) -> Option<PhaseName> {
-        if self.run == RunState::RollingBack {
-            return Some(PhaseName::Rollback);
-        }
-        let attention = |e: &&StepEntry| {
-            matches!(
-                e.status.state,
-                StepState::Running | StepState::Ready | StepState::Failed | StepState::Interrupted
-            )
-        };
-        self.entries
-            .iter()
-            .find(attention)
-            .or_else(|| {
-                self.entries
-                    .iter()
-                    .find(|e| e.status.state == StepState::Pending)
-            })
-            .or(self.entries.last())
-            .map(|e| e.step_ref.phase)
-    }
-
-    /// Whether `step` undoes another (the engine's `rollback/…` steps).
-    pub fn is_rollback_step(&self, step: &StepRef) -> bool {
-        step.phase == PhaseName::Rollback
-    }
-
-    /// Whether a confirm for `step` makes sense now: the engine offers it.
-    pub fn can_confirm(&self, step: &StepRef) -> bool {
-        self.step_state(step) == Some(StepState::Ready)
-    }
-
-    /// The first step of the rollback plan not yet done.
-    pub fn next_rollback_step(&self) -> Option<&StepRef> {
-        self.rollback.planned.as_ref()?.iter().find(|r| {
-            !matches!(
-                self.step_state(r),
-                Some(StepState::Succeeded | StepState::Skipped | StepState::RolledBack)
-            )
-        })
-    }
-
-    /// Seconds since the run began, frozen once it ended.
-    pub fn elapsed_secs(&self) -> u64 {
-        let end = self.ended_at.unwrap_or(self.now);
-        (end - self.started_at).num_seconds().max(0) as u64
-    }
-
-    /// Seconds the running step has run.
-    pub fn running_secs(&self) -> Option<u64> {
-        self.entries
-            .iter()
-            .find(|e| e.status.state == StepState::Running)
-            .and_then(|e| e.status.running_since)
-            .map(|since| (self.now - since).num_seconds().max(0) as u64)
-    }
-
-    pub fn logs(&self) -> &VecDeque<LogEntry> {
-        &self.logs
-    }
-
-    pub fn log_matches(&self, entry: &LogEntry) -> bool {
-        match &self.log_filter {
-            None => true,
-            Some(filter) => {
-                contains_ignore_case(&entry.text, filter)
-                    || entry
-                        .step
-                        .as_deref()
-                        .is_some_and(|s| contains_ignore_case(s, filter))
-            }
-        }
-    }
-
-    pub fn filtered_log_count(&self) -> usize {
-        if self.log_filter.is_none() {
-            return self.logs.len();
-        }
-        self.logs.iter().filter(|e| self.log_matches(e)).count()
-    }
-
-    /// Rows of the topology list (nodes, databases, load balancer), for scrolling.
-    pub fn topology_rows(&self) -> usize {
-        match &self.topology {
-            Some(t) => t.nodes.len() + t.databases.len() + 4,
-            None => self.plan.clusters.x.nodes.len() + self.plan.clusters.y.nodes.len() + 6,
-        }
     }
 }
 

@@ -39,7 +39,7 @@ pub(crate) fn phase_strategy(expanded: &ExpandedPlan, step: &StepRef) -> Option<
 
 /// Whether this preflight reads X's database: a database-backed strategy on PostgreSQL.
 fn checks_database(plan: &Plan, strategy: Option<Strategy>) -> bool {
-    plan.database == DatabaseKind::Postgres && strategy.is_some_and(|s| s != Strategy::Rolling)
+    plan.database == DatabaseKind::Postgres && strategy.is_some_and(Strategy::is_database_backed)
 }
 
 fn names(nodes: &[&Node]) -> String {

@@ -405,6 +405,18 @@ pub(super) fn choice<'w>(
     None
 }
 
+/// One word of a closed set, read as the value it names (`mode: hybrid` is
+/// `Mode::Hybrid`). `words` are the value type's own (`Mode::ALL` spelt by
+/// `Mode::as_str`), so the "is not one of" message names every value.
+pub(super) fn word<T: FromStr>(
+    d: &mut Diagnostics,
+    node: &Node,
+    path: &str,
+    words: &[&'static str],
+) -> Option<T> {
+    choice(d, node, path, words)?.parse().ok()
+}
+
 pub(super) fn version(d: &mut Diagnostics, node: &Node, path: &str) -> Option<KongVersion> {
     let written = string(d, node, path)?;
     match written.parse::<KongVersion>() {

@@ -1,7 +1,9 @@
 use std::time::Duration;
 
 use super::*;
-use crate::plan::model::SecretRef;
+use crate::plan::model::*;
+use crate::plan::steps::PhaseName;
+use crate::plan::version::KongVersion;
 
 /// The smallest valid plan: traditional, in place (no traffic driver needed).
 const MINIMAL: &str = "\

@@ -324,7 +324,7 @@ pub(super) fn kongup_note(
             plan.from,
             plan.to,
             plan.from,
-            if plan.database == DatabaseKind::Postgres && strategy != Strategy::Rolling {
+            if plan.database == DatabaseKind::Postgres && strategy.is_database_backed() {
                 " checks that no migrations are left pending in X's database by an earlier upgrade,"
             } else {
                 ""
@@ -363,7 +363,7 @@ pub(super) fn kongup_note(
             ),
             None => "kongup creates Y's database and restores X's backup into it with `pg_restore`.".to_string(),
         },
-        StepKind::DeployNodes { cluster } if strategy != Strategy::Rolling => format!(
+        StepKind::DeployNodes { cluster } if strategy.is_database_backed() => format!(
             "{by_hand_or_commands}. {} starts later, at its own step, where kongup waits for it.",
             cluster.as_str().to_uppercase()
         ),

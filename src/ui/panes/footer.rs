@@ -5,8 +5,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::engine::event::{RunState, StepState};
-use crate::ui::state::{ConsoleState, Modal, Pane};
+use crate::ui::bindings;
+use crate::ui::state::{ConsoleState, Modal};
 use crate::ui::text;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
@@ -20,7 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         frame.render_widget(Paragraph::new(line), area);
         return;
     }
-    let cost = |hints: &[(&str, &str)]| {
+    let cost = |hints: &[(String, &str)]| {
         hints
             .iter()
             .map(|(key, words)| 3 + text::width(key) + 1 + text::width(words))
@@ -41,66 +41,23 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The keys that do something now, most useful first (the row keeps what fits).
-pub fn hints(state: &ConsoleState) -> Vec<(&'static str, &'static str)> {
-    match state.modal() {
-        Some(Modal::Help { .. }) => return vec![("Esc", "close"), ("↑↓", "scroll")],
-        Some(Modal::Rollback) => {
-            return vec![
-                ("⏎", "confirm the next rollback step"),
-                ("Esc", "close"),
-                ("?", "help"),
-            ];
-        }
-        Some(Modal::QuitWhileRunning { .. }) => return vec![("y", "quit"), ("Esc", "stay")],
-        Some(Modal::Abort { .. }) => return vec![("y", "abort"), ("Esc", "let it run")],
-        Some(_) => return vec![("⏎", "confirm"), ("Esc", "cancel")],
-        None => {}
-    }
-    let mut hints = Vec::new();
-    if let Some((step_ref, _, status)) = state.selected() {
-        if state.can_confirm(step_ref) && state.run_state() != RunState::Paused {
-            hints.push(("⏎", "confirm"));
-            if status.state == StepState::Ready {
-                hints.push(("s", "skip"));
-            }
-        }
-        match status.state {
-            StepState::Failed => hints.push(("r", "retry")),
-            StepState::Interrupted => {
-                hints.push(("r", "retry"));
-                hints.push(("m", "mark done"));
-            }
-            _ => {}
-        }
-    }
-    if state.running_step().is_some() {
-        hints.push(("x", "abort"));
-    }
-    match state.run_state() {
-        RunState::Running => hints.push(("p", "pause")),
-        RunState::Paused => hints.push(("p", "resume")),
-        _ => {}
-    }
-    hints.push(("R", "rollback"));
-    if state.zoomed() {
-        hints.push(("z", "unzoom"));
-    } else {
-        hints.push(("z", "zoom"));
-    }
-    hints.push(("Tab", "focus"));
-    if state.focus() == Pane::Logs {
-        hints.push(("/", "filter"));
-        hints.push((
-            "f",
-            if state.log_follow() {
-                "unfollow"
-            } else {
-                "follow"
-            },
-        ));
-    }
-    hints.push(("?", "help"));
-    hints.push(("q", "quit"));
-    hints
+/// The keys that do something now, most useful first (the row keeps what fits). A
+/// dialog's keys are its own; the main screen's come from `ui::bindings`.
+pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
+    let dialog: &[(&str, &'static str)] = match state.modal() {
+        Some(Modal::Help { .. }) => &[("Esc", "close"), ("↑↓", "scroll")],
+        Some(Modal::Rollback) => &[
+            ("⏎", "confirm the next rollback step"),
+            ("Esc", "close"),
+            ("?", "help"),
+        ],
+        Some(Modal::QuitWhileRunning { .. }) => &[("y", "quit"), ("Esc", "stay")],
+        Some(Modal::Abort { .. }) => &[("y", "abort"), ("Esc", "let it run")],
+        Some(_) => &[("⏎", "confirm"), ("Esc", "cancel")],
+        None => return bindings::footer_hints(state),
+    };
+    dialog
+        .iter()
+        .map(|(key, words)| (key.to_string(), *words))
+        .collect()
 }

@@ -1,0 +1,539 @@
+//! The console's keys, in one table. The main screen's dispatch (`keys::handle_key`), the
+//! footer's hints (`panes::footer`) and the `?` help (`modals::help`) are all read from
+//! [`MAIN`], so a key, what it does and what the screen says about it cannot drift apart
+//! (gitui derives its help from its key bindings the same way).
+//!
+//! A dialog's own keys (y/n, typing a name) stay with the dialog in `keys`; the scrolling
+//! a dialog does is the scrolling bound here ([`scroll_delta`]).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::engine::event::{RunState, StepState};
+
+use super::keys::ScrollDelta;
+use super::state::{ConsoleState, Pane};
+
+use Key::{Char, Code, Ctrl};
+
+/// A key as the operator presses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// A key by its code, whatever the modifiers: Enter, Tab, Esc, the arrows, the pages.
+    Code(KeyCode),
+    /// A character typed without Ctrl or Alt (Shift is how `R`, `G` and `?` are typed).
+    Char(char),
+    /// Ctrl and a letter.
+    Ctrl(char),
+}
+
+impl Key {
+    pub fn matches(self, key: &KeyEvent) -> bool {
+        match self {
+            Key::Code(code) => key.code == code,
+            Key::Char(c) => {
+                key.code == KeyCode::Char(c)
+                    && !key
+                        .modifiers
+                        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+            }
+            Key::Ctrl(c) => {
+                key.code == KeyCode::Char(c) && key.modifiers.contains(KeyModifiers::CONTROL)
+            }
+        }
+    }
+
+    /// The key as the help spells it: `Enter`, `S-Tab`, `↑`, `PgUp`, `q`, `Ctrl-C`.
+    pub fn name(self) -> String {
+        match self {
+            Key::Code(code) => match code {
+                KeyCode::Enter => "Enter".into(),
+                KeyCode::Tab => "Tab".into(),
+                KeyCode::BackTab => "S-Tab".into(),
+                KeyCode::Esc => "Esc".into(),
+                KeyCode::Up => "↑".into(),
+                KeyCode::Down => "↓".into(),
+                KeyCode::PageUp => "PgUp".into(),
+                KeyCode::PageDown => "PgDn".into(),
+                KeyCode::Home => "Home".into(),
+                KeyCode::End => "End".into(),
+                other => other.to_string(),
+            },
+            Key::Char(c) => c.to_string(),
+            Key::Ctrl(c) => format!("Ctrl-{}", c.to_ascii_uppercase()),
+        }
+    }
+
+    /// The key as the footer shows it: as the help spells it, but Enter is `⏎`.
+    pub fn symbol(self) -> String {
+        match self {
+            Key::Code(KeyCode::Enter) => "⏎".into(),
+            other => other.name(),
+        }
+    }
+
+    /// Whether a text field takes this key (a letter, or moving in the text), so a dialog
+    /// with one scrolls only by the other keys.
+    pub fn edits_text(self) -> bool {
+        matches!(
+            self,
+            Key::Char(_) | Key::Code(KeyCode::Home | KeyCode::End | KeyCode::Left | KeyCode::Right)
+        )
+    }
+}
+
+/// What a key of the main screen does; `keys` turns it into commands and view changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Confirm,
+    Skip,
+    Retry,
+    MarkDone,
+    PauseResume,
+    Abort,
+    SetTraffic,
+    Rollback,
+    FocusNext,
+    FocusPrev,
+    Scroll(ScrollDelta),
+    ToggleZoom,
+    FilterLogs,
+    ToggleFollow,
+    Help,
+    /// Esc on the main screen: leave the zoom (a dialog closes on Esc by its own keys).
+    LeaveZoom,
+    Redraw,
+    Quit,
+}
+
+/// How `?` lists a binding.
+#[derive(Debug, Clone, Copy)]
+pub enum Help {
+    /// An entry of its own: the keys as shown, then the text, a line each (the first
+    /// beside the keys).
+    Entry {
+        keys: &'static str,
+        lines: &'static [&'static str],
+    },
+    /// Told by the entry of the binding before it (`S-Tab` in `Tab, S-Tab`).
+    WithPrevious,
+}
+
+/// When a footer hint shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// The selected step can be confirmed now (ready, and the run not paused).
+    SelectedConfirmable,
+    /// As `SelectedConfirmable`, and the step is ready (not a rollback step offered).
+    SelectedSkippable,
+    SelectedFailedOrInterrupted,
+    SelectedInterrupted,
+    StepRunning,
+    RunRunning,
+    RunPaused,
+    Zoomed,
+    LogsFocused,
+    LogsFocusedAndFollowing,
+}
+
+impl When {
+    pub fn holds(self, state: &ConsoleState) -> bool {
+        let selected = state
+            .selected()
+            .map(|(step_ref, _, status)| (step_ref, status.state));
+        let confirmable = selected.is_some_and(|(step_ref, _)| {
+            state.can_confirm(step_ref) && state.run_state() != RunState::Paused
+        });
+        let selected_is = |states: &[StepState]| {
+            selected.is_some_and(|(_, step_state)| states.contains(&step_state))
+        };
+        match self {
+            When::Always => true,
+            When::SelectedConfirmable => confirmable,
+            When::SelectedSkippable => confirmable && selected_is(&[StepState::Ready]),
+            When::SelectedFailedOrInterrupted => {
+                selected_is(&[StepState::Failed, StepState::Interrupted])
+            }
+            When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
+            When::StepRunning => state.running_step().is_some(),
+            When::RunRunning => state.run_state() == RunState::Running,
+            When::RunPaused => state.run_state() == RunState::Paused,
+            When::Zoomed => state.zoomed(),
+            When::LogsFocused => state.focus() == Pane::Logs,
+            When::LogsFocusedAndFollowing => state.focus() == Pane::Logs && state.log_follow(),
+        }
+    }
+}
+
+/// What the footer says of a binding.
+#[derive(Debug, Clone, Copy)]
+pub struct Footer {
+    /// Its place in the footer, most useful first (the help keeps the table's order).
+    pub rank: u8,
+    /// The words beside the key: the first whose condition holds; none, no hint.
+    pub says: &'static [(When, &'static str)],
+}
+
+/// One key binding of the main screen.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    /// The keys that do it; the footer shows the first.
+    pub keys: &'static [Key],
+    pub action: Action,
+    pub help: Help,
+    pub footer: Option<Footer>,
+    /// Bound in every dialog too, before the dialog's own keys.
+    pub everywhere: bool,
+}
+
+const fn entry(keys: &'static str, lines: &'static [&'static str]) -> Help {
+    Help::Entry { keys, lines }
+}
+
+const fn footer(rank: u8, says: &'static [(When, &'static str)]) -> Option<Footer> {
+    Some(Footer { rank, says })
+}
+
+const fn bind(keys: &'static [Key], action: Action, help: Help, footer: Option<Footer>) -> Binding {
+    Binding {
+        keys,
+        action,
+        help,
+        footer,
+        everywhere: false,
+    }
+}
+
+/// The main screen's keys, in the order `?` lists them.
+pub static MAIN: &[Binding] = &[
+    bind(
+        &[Code(KeyCode::Enter), Char('c')],
+        Action::Confirm,
+        entry(
+            "Enter, c",
+            &[
+                "confirm the selected ready step; shows what runs",
+                "and where; irreversible: type the plan name",
+            ],
+        ),
+        footer(0, &[(When::SelectedConfirmable, "confirm")]),
+    ),
+    bind(
+        &[Char('s')],
+        Action::Skip,
+        entry("s", &["skip the selected ready step (asks a reason)"]),
+        footer(1, &[(When::SelectedSkippable, "skip")]),
+    ),
+    bind(
+        &[Char('r')],
+        Action::Retry,
+        entry("r", &["retry the selected failed or interrupted step"]),
+        footer(2, &[(When::SelectedFailedOrInterrupted, "retry")]),
+    ),
+    bind(
+        &[Char('m')],
+        Action::MarkDone,
+        entry("m", &["mark the interrupted step done (asks a note)"]),
+        footer(3, &[(When::SelectedInterrupted, "mark done")]),
+    ),
+    bind(
+        &[Char('p')],
+        Action::PauseResume,
+        entry("p", &["pause / resume the run"]),
+        footer(
+            5,
+            &[(When::RunRunning, "pause"), (When::RunPaused, "resume")],
+        ),
+    ),
+    bind(
+        &[Char('x')],
+        Action::Abort,
+        entry(
+            "x",
+            &[
+                "abort the running step (kills its processes;",
+                "asks first); then r retries it or R rolls back",
+            ],
+        ),
+        footer(4, &[(When::StepRunning, "abort")]),
+    ),
+    bind(
+        &[Char('t')],
+        Action::SetTraffic,
+        entry("t", &["set the traffic split by hand (asks % to Y)"]),
+        None,
+    ),
+    bind(
+        &[Char('R')],
+        Action::Rollback,
+        entry(
+            "R",
+            &[
+                "ROLLBACK: all traffic to X at once, then the",
+                "rest of the rollback plan, each step confirmed",
+            ],
+        ),
+        footer(6, &[(When::Always, "rollback")]),
+    ),
+    bind(
+        &[Code(KeyCode::Tab)],
+        Action::FocusNext,
+        entry("Tab, S-Tab", &["focus the next / previous pane"]),
+        footer(8, &[(When::Always, "focus")]),
+    ),
+    bind(
+        &[Code(KeyCode::BackTab)],
+        Action::FocusPrev,
+        Help::WithPrevious,
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::Up), Char('k')],
+        Action::Scroll(ScrollDelta::Up(1)),
+        entry(
+            "↑↓ j k",
+            &[
+                "move the selection, scroll the focused pane",
+                "or a confirm dialog's commands (arrows only",
+                "where the plan name is typed)",
+            ],
+        ),
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::Down), Char('j')],
+        Action::Scroll(ScrollDelta::Down(1)),
+        Help::WithPrevious,
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::PageUp)],
+        Action::Scroll(ScrollDelta::PageUp),
+        entry(
+            "PgUp PgDn",
+            &["a page up / down; g G, Home End: first / last"],
+        ),
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::PageDown)],
+        Action::Scroll(ScrollDelta::PageDown),
+        Help::WithPrevious,
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::Home), Char('g')],
+        Action::Scroll(ScrollDelta::Top),
+        Help::WithPrevious,
+        None,
+    ),
+    bind(
+        &[Code(KeyCode::End), Char('G')],
+        Action::Scroll(ScrollDelta::Bottom),
+        Help::WithPrevious,
+        None,
+    ),
+    bind(
+        &[Char('z')],
+        Action::ToggleZoom,
+        entry("z", &["zoom the focused pane (again to go back)"]),
+        footer(7, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
+    ),
+    bind(
+        &[Char('/')],
+        Action::FilterLogs,
+        entry("/  f", &["filter the logs / follow them (on, off)"]),
+        footer(9, &[(When::LogsFocused, "filter")]),
+    ),
+    bind(
+        &[Char('f')],
+        Action::ToggleFollow,
+        Help::WithPrevious,
+        footer(
+            10,
+            &[
+                (When::LogsFocusedAndFollowing, "unfollow"),
+                (When::LogsFocused, "follow"),
+            ],
+        ),
+    ),
+    bind(
+        &[Char('?')],
+        Action::Help,
+        entry("?", &["this help"]),
+        footer(11, &[(When::Always, "help")]),
+    ),
+    bind(
+        &[Code(KeyCode::Esc)],
+        Action::LeaveZoom,
+        entry("Esc", &["close a dialog, leave the zoom"]),
+        None,
+    ),
+    Binding {
+        everywhere: true,
+        ..bind(
+            &[Ctrl('l')],
+            Action::Redraw,
+            entry("Ctrl-L", &["redraw the screen"]),
+            None,
+        )
+    },
+    bind(
+        &[Char('q'), Ctrl('c')],
+        Action::Quit,
+        entry(
+            "q, Ctrl-C",
+            &[
+                "quit; the run stays resumable and a running",
+                "step finishes in the background",
+            ],
+        ),
+        footer(12, &[(When::Always, "quit")]),
+    ),
+];
+
+/// The main screen's binding of `key`, if any.
+pub fn binding(key: &KeyEvent) -> Option<&'static Binding> {
+    MAIN.iter()
+        .find(|binding| binding.keys.iter().any(|k| k.matches(key)))
+}
+
+/// The action of `key` where it is bound in every dialog too (Ctrl-L).
+pub fn everywhere(key: &KeyEvent) -> Option<Action> {
+    binding(key)
+        .filter(|binding| binding.everywhere)
+        .map(|binding| binding.action)
+}
+
+/// How `key` scrolls, as bound on the main screen; `typing`: a dialog whose text field
+/// takes letters and Home/End, so only the arrows and the pages scroll.
+pub fn scroll_delta(key: &KeyEvent, typing: bool) -> Option<ScrollDelta> {
+    MAIN.iter().find_map(|binding| match binding.action {
+        Action::Scroll(delta)
+            if binding
+                .keys
+                .iter()
+                .any(|k| k.matches(key) && !(typing && k.edits_text())) =>
+        {
+            Some(delta)
+        }
+        _ => None,
+    })
+}
+
+/// Whether a character is one of the console's own keys (which a caller cannot rebind).
+pub fn is_builtin(c: char) -> bool {
+    MAIN.iter()
+        .flat_map(|binding| binding.keys)
+        .any(|key| *key == Key::Char(c))
+}
+
+/// The lines of `?`: the keys (on an entry's first line) and the text.
+pub fn help_lines() -> Vec<(&'static str, &'static str)> {
+    MAIN.iter()
+        .filter_map(|binding| match binding.help {
+            Help::Entry { keys, lines } => Some((keys, lines)),
+            Help::WithPrevious => None,
+        })
+        .flat_map(|(keys, lines)| {
+            lines
+                .iter()
+                .enumerate()
+                .map(move |(i, line)| (if i == 0 { keys } else { "" }, *line))
+        })
+        .collect()
+}
+
+/// The footer's hints for the main screen now, most useful first: the key and its words.
+pub fn footer_hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
+    let mut shown: Vec<(u8, String, &'static str)> = MAIN
+        .iter()
+        .filter_map(|binding| {
+            let footer = binding.footer?;
+            let words = footer
+                .says
+                .iter()
+                .find(|(when, _)| when.holds(state))
+                .map(|(_, words)| *words)?;
+            Some((footer.rank, binding.keys[0].symbol(), words))
+        })
+        .collect();
+    shown.sort_by_key(|(rank, _, _)| *rank);
+    shown
+        .into_iter()
+        .map(|(_, key, words)| (key, words))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words of a help entry, split as a reader would: `g G, Home End:` is g, G,
+    /// Home, End.
+    fn words(text: &str) -> Vec<&str> {
+        text.split(|c: char| c.is_whitespace() || ",;:()".contains(c))
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+
+    /// Whether the help entry (keys and text) names `key`.
+    fn names(keys: &str, lines: &[&str], key: Key) -> bool {
+        let name = key.name();
+        if matches!(key, Key::Code(KeyCode::Up | KeyCode::Down)) {
+            return keys.contains(&name);
+        }
+        words(keys)
+            .into_iter()
+            .chain(lines.iter().flat_map(|line| words(line)))
+            .any(|word| word == name)
+    }
+
+    #[test]
+    fn every_key_is_named_by_the_help_entry_that_tells_it() {
+        let mut entry: Option<(&str, &[&str])> = None;
+        for binding in MAIN {
+            if let Help::Entry { keys, lines } = binding.help {
+                entry = Some((keys, lines));
+            }
+            let (keys, lines) = entry.expect("the first binding has a help entry");
+            for key in binding.keys {
+                assert!(
+                    names(keys, lines, *key),
+                    "{:?}: `?` says `{keys}` {lines:?}, which does not name {}",
+                    binding.action,
+                    key.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_key_is_bound_twice() {
+        let keys: Vec<Key> = MAIN.iter().flat_map(|b| b.keys.iter().copied()).collect();
+        for (i, key) in keys.iter().enumerate() {
+            assert!(!keys[i + 1..].contains(key), "{key:?} is bound twice");
+        }
+    }
+
+    #[test]
+    fn footer_ranks_are_distinct() {
+        let mut ranks: Vec<u8> = MAIN
+            .iter()
+            .filter_map(|b| b.footer)
+            .map(|f| f.rank)
+            .collect();
+        let count = ranks.len();
+        ranks.sort_unstable();
+        ranks.dedup();
+        assert_eq!(ranks.len(), count);
+    }
+
+    #[test]
+    fn the_builtin_letters_are_the_tables() {
+        for c in "qcsrmpxtRzf?/jkgG".chars() {
+            assert!(is_builtin(c), "{c}");
+        }
+        assert!(!is_builtin('E'));
+    }
+}
