@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod cli;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod engine;
 pub mod exec;
@@ -12,5 +13,9 @@ pub mod metrics;
 pub mod plan;
 pub mod secrets;
 pub mod session;
+#[cfg(feature = "lab")]
 pub mod sim;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+#[cfg(feature = "console")]
 pub mod ui;

@@ -3,8 +3,6 @@
 //! snapshot tests, key tests, benchmark and example driver. Built in code: the plan loader
 //! is another branch's work.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,22 +10,22 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use std::sync::Arc;
 
-use kongup::engine::Toolbox;
-use kongup::engine::event::{
+use crate::engine::Toolbox;
+use crate::engine::event::{
     Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
 };
-use kongup::engine::rollback::rollback_ref;
-use kongup::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
-use kongup::kong::types::SyncStatus;
-use kongup::lb::Split;
-use kongup::metrics::{
+use crate::engine::rollback::rollback_ref;
+use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
+use crate::kong::types::SyncStatus;
+use crate::lb::Split;
+use crate::metrics::{
     ClusterFigures, GateFigures, GateVerdict, MetricsSnapshot, Quantiles, Verdict,
 };
-use kongup::plan::model::*;
-use kongup::plan::steps::*;
-use kongup::plan::version::KongVersion;
-use kongup::secrets::Redactor;
-use kongup::ui::Previewer;
+use crate::plan::model::*;
+use crate::plan::steps::*;
+use crate::plan::version::KongVersion;
+use crate::secrets::Redactor;
+use crate::ui::Previewer;
 
 pub const PLAN_NAME: &str = "prod-eu-hybrid";
 

@@ -2,19 +2,18 @@
 //! as upstreams (X and Y run different versions, told apart by the `Via` header Kong
 //! sends), real HAProxy and nginx processes on free loopback ports (killed when dropped,
 //! also on panic), and request counting.
-#![allow(dead_code)] // Each test binary uses its own part of this.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::exec::process::find_program;
+use crate::lb::Split;
+use crate::plan::steps::ClusterSide;
+use crate::plan::version::KongVersion;
+use crate::sim::{Lab, LabOptions, Scenario};
 use futures::StreamExt;
-use kongup::exec::process::find_program;
-use kongup::lb::Split;
-use kongup::plan::steps::ClusterSide;
-use kongup::plan::version::KongVersion;
-use kongup::sim::{Lab, LabOptions, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

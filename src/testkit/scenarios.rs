@@ -2,15 +2,13 @@
 //! events the engine would have sent. The clock is set explicitly, so every time on screen
 //! is fixed.
 
-#![allow(dead_code)]
-
+use crate::engine::command::Command;
+use crate::engine::event::{Event, LogStream, RunState, StepState};
+use crate::kong::topology::NodeHealth;
+use crate::metrics::Verdict;
+use crate::plan::steps::StepRef;
+use crate::ui::{ConsoleState, Theme, UiAction, handle_key};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use kongup::engine::command::Command;
-use kongup::engine::event::{Event, LogStream, RunState, StepState};
-use kongup::kong::topology::NodeHealth;
-use kongup::metrics::Verdict;
-use kongup::plan::steps::StepRef;
-use kongup::ui::{ConsoleState, Theme, UiAction, handle_key};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -362,7 +360,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
 pub fn draw(state: &ConsoleState, width: u16, height: u16) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
-        .draw(|frame| kongup::ui::render(frame, state))
+        .draw(|frame| crate::ui::render(frame, state))
         .expect("draw");
     terminal.backend().buffer().clone()
 }

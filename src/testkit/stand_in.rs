@@ -3,23 +3,21 @@
 //! runs nothing and journals nothing. It answers each command with the events the engine
 //! would send, on the hybrid test plan, with made-up output and metrics.
 
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use chrono::Utc;
-use kongup::engine::command::Command;
-use kongup::engine::event::{
+use crate::engine::command::Command;
+use crate::engine::event::{
     Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
 };
-use kongup::engine::rollback::{rollback_ref, undone_step};
-use kongup::engine::step_details;
-use kongup::kong::topology::NodeHealth;
-use kongup::lb::Split;
-use kongup::metrics::{GateFigures, GateVerdict, MetricsSnapshot, Verdict};
-use kongup::plan::model::Plan;
-use kongup::plan::steps::{ExpandedPlan, StepKind, StepRef};
+use crate::engine::rollback::{rollback_ref, undone_step};
+use crate::engine::step_details;
+use crate::kong::topology::NodeHealth;
+use crate::lb::Split;
+use crate::metrics::{GateFigures, GateVerdict, MetricsSnapshot, Verdict};
+use crate::plan::model::Plan;
+use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
+use chrono::Utc;
 use tokio::sync::mpsc;
 
 use super::hybrid::{figures, topology_snapshot};
@@ -154,13 +152,6 @@ impl StandIn {
             &self.plan, version, health,
         )))
         .await;
-    }
-
-    fn state_of(&self, step: &StepRef) -> Option<StepState> {
-        self.order
-            .iter()
-            .position(|r| r == step)
-            .map(|i| self.states[i])
     }
 
     async fn command(&mut self, command: Command) {

@@ -2,7 +2,7 @@
 //! `kongup status` and `kongup report` read the demo's run like any other, and a run
 //! directory holding another scenario's plan is refused.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use std::time::Duration;
 

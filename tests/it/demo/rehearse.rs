@@ -4,7 +4,7 @@
 //! example plan in assets/plans rehearses from line commands on stdin through its backups
 //! and smoke tests, to done or to a gate the lab's synthetic traffic cannot satisfy.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! though the new lab listens on other ports), and a lab rebuilt in the state the journal
 //! implies, from which the run goes on to done.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use kongup::demo::{self, DemoOptions, PLAN_FILE};
 use kongup::engine::{Event, StepState};

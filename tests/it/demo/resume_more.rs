@@ -5,7 +5,7 @@
 //! nodes, balancer, counters) and the run through its engine and `kongup status --json`:
 //! the resumed run goes on from where it was, redoing nothing.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use std::path::Path;
 use std::time::Duration;

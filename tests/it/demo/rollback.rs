@@ -2,7 +2,7 @@
 //! and rollback brings all traffic back to X, as the lab's own counters show (after the
 //! switch, X serves and Y serves nothing).
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use kongup::engine::event::RollbackProgress;
 use kongup::engine::{Command, Event, RunState, StepState};

@@ -2,7 +2,7 @@
 //! plan name typed for irreversible ones): the lab ends with X gone, Y serving, and the
 //! balancer sending everything to Y.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::steps::ClusterSide;

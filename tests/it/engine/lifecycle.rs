@@ -1,9 +1,7 @@
 //! The engine with stand-in actions: every transition of the step lifecycle, and the
 //! rules around them (turns, confirms, typed confirmation, pause, abort, quit, resume).
 
-mod engine_support;
-
-use engine_support::*;
+use crate::support::engine::*;
 use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, EngineError, Event, RunState, StepState};
 use kongup::plan::model::Strategy;
@@ -52,11 +50,7 @@ async fn pending_ready_confirm_running_succeeded_then_done() {
         kit.toolbox,
     ));
     run.wait_step(&cluster("a"), StepState::Ready).await;
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("a")).await;
     assert_eq!(
         run.wait_step(&cluster("a"), StepState::Running)
             .await
@@ -70,12 +64,8 @@ async fn pending_ready_confirm_running_succeeded_then_done() {
         Some("stand-in done")
     );
     run.wait_step(&cluster("b"), StepState::Ready).await;
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("b"), StepState::Succeeded)
+        .await;
     run.wait_for("the run to be done", |e| {
         *e == Event::RunChanged(RunState::Done)
     })
@@ -110,18 +100,10 @@ async fn a_step_out_of_turn_is_refused_and_never_runs() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("b")).await;
     let warning = run.wait_warning("cluster/b").await;
     assert!(warning.contains("it is cluster/a's turn"), "{warning}");
-    run.send(Command::Retry {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.retry(&cluster("a")).await;
     let warning = run.wait_warning("cannot retry").await;
     assert!(warning.contains("it is pending"), "{warning}");
     let end = run.quit().await;
@@ -154,11 +136,7 @@ async fn failed_then_retry_runs_again_and_succeeds() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("a")).await;
     assert_eq!(
         run.wait_step(&cluster("a"), StepState::Failed)
             .await
@@ -170,19 +148,11 @@ async fn failed_then_retry_runs_again_and_succeeds() {
     })
     .await;
     // A failed step keeps its turn: the next one cannot be confirmed.
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("b")).await;
     run.wait_warning("it is cluster/a's turn").await;
 
     kit.stand_in.set("a", Behavior::Succeed);
-    run.send(Command::Retry {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.retry(&cluster("a")).await;
     assert_eq!(
         run.wait_step(&cluster("a"), StepState::Running)
             .await
@@ -225,12 +195,7 @@ async fn failed_then_marked_done_with_a_note() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Failed).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Failed).await;
     run.send(Command::MarkDone {
         step: cluster("a"),
         note: "  ".into(),
@@ -283,12 +248,8 @@ async fn ready_then_skipped_with_a_reason_and_plan_skips_are_journaled() {
             .as_deref(),
         Some("done last week")
     );
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("b"), StepState::Succeeded)
+        .await;
     assert_eq!(
         run.wait_step(&cluster("c"), StepState::Skipped)
             .await
@@ -323,11 +284,7 @@ async fn manual_steps_complete_on_confirm_as_done_by_hand() {
     let kit = kit();
     let steps = expanded(Strategy::InPlace, vec![step("review", StepKind::Review)]);
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::Confirm {
-        step: cluster("review"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("review")).await;
     let detail = run
         .wait_step(&cluster("review"), StepState::Succeeded)
         .await
@@ -363,11 +320,7 @@ async fn an_irreversible_step_needs_the_plan_name_typed() {
         kit.toolbox,
     ));
     let step_ref = cluster("migrations-finish");
-    run.send(Command::Confirm {
-        step: step_ref.clone(),
-        typed: None,
-    })
-    .await;
+    run.confirm(&step_ref).await;
     let warning = run.wait_warning("irreversible").await;
     assert!(
         warning.contains("X cannot use the database") && warning.contains("'prod-eu'"),
@@ -426,11 +379,7 @@ async fn retrying_an_irreversible_step_needs_the_plan_name_typed_too() {
     .await;
     run.wait_step(&step_ref, StepState::Failed).await;
     kit.stand_in.set("migrations-finish", Behavior::Succeed);
-    run.send(Command::Retry {
-        step: step_ref.clone(),
-        typed: None,
-    })
-    .await;
+    run.retry(&step_ref).await;
     let warning = run.wait_warning("irreversible").await;
     assert!(warning.contains("'prod-eu'"), "{warning}");
     run.send(Command::Retry {
@@ -473,11 +422,7 @@ async fn retrying_an_irreversible_step_needs_the_plan_name_typed_too() {
     })
     .await;
     run.wait_step(&restore, StepState::Failed).await;
-    run.send(Command::Retry {
-        step: restore.clone(),
-        typed: None,
-    })
-    .await;
+    run.retry(&restore).await;
     run.wait_warning("irreversible").await;
     assert_eq!(kit.stand_in.runs_of("migrations-finish"), 3);
     kit.stand_in.set("migrations-finish", Behavior::Succeed);
@@ -504,22 +449,14 @@ async fn paused_runs_start_nothing_until_resumed() {
     run.send(Command::Pause).await;
     run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
         .await;
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("a")).await;
     run.wait_warning("the run is paused").await;
     assert_eq!(kit.stand_in.runs_of("a"), 0);
     run.send(Command::Resume).await;
     run.wait_for("resumed", |e| *e == Event::RunChanged(RunState::Idle))
         .await;
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Succeeded)
+        .await;
     run.quit().await;
 }
 
@@ -536,17 +473,9 @@ async fn abort_stops_the_running_step_and_fails_it() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Running).await;
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
+    run.confirm_and_wait(&cluster("a"), StepState::Running)
+        .await;
+    run.confirm(&cluster("b")).await;
     run.wait_warning("cluster/a is running").await;
     run.send(Command::Abort).await;
     assert_eq!(
@@ -575,12 +504,8 @@ async fn quit_lets_the_running_step_finish_and_journals_its_result_first() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Running).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Running)
+        .await;
     run.send(Command::Quit).await;
     run.wait_warning("still running").await;
     assert!(!run.task.is_finished(), "the engine waits for the step");
@@ -611,24 +536,18 @@ async fn quit_lets_the_running_step_finish_and_journals_its_result_first() {
 async fn a_step_running_when_the_engine_died_is_interrupted_and_retry_completes_it() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
-    kit.stand_in
-        .set("a", Behavior::Block(Arc::new(Notify::new())));
-    let mut run = TestRun::start(setup(
-        dir.path(),
-        plan_named("p"),
-        two_steps(),
-        "v1",
-        kit.toolbox.clone(),
-    ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
+    crash_while_running(
+        setup(
+            dir.path(),
+            plan_named("p"),
+            two_steps(),
+            "v1",
+            kit.toolbox.clone(),
+        ),
+        &kit.stand_in,
+        "a",
+    )
     .await;
-    run.wait_step(&cluster("a"), StepState::Running).await;
-    // The engine dies without a word (its lock goes with it).
-    run.task.abort();
-    let _ = run.task.await;
 
     kit.stand_in.set("a", Behavior::Succeed);
     let mut run = TestRun::start(setup(
@@ -647,24 +566,12 @@ async fn a_step_running_when_the_engine_died_is_interrupted_and_retry_completes_
     assert!(detail.contains("retry"), "{detail}");
     run.wait_warning("interrupted").await;
     assert_eq!(kit.stand_in.runs_of("b"), 0);
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("a")).await;
     run.wait_warning("cannot confirm").await;
-    run.send(Command::Retry {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
+    run.retry(&cluster("a")).await;
     run.wait_step(&cluster("a"), StepState::Succeeded).await;
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("b"), StepState::Succeeded)
+        .await;
     let journal = run.journal();
     assert!(
         position(
@@ -680,23 +587,18 @@ async fn a_step_running_when_the_engine_died_is_interrupted_and_retry_completes_
 async fn an_interrupted_step_can_be_marked_done() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
-    kit.stand_in
-        .set("a", Behavior::Block(Arc::new(Notify::new())));
-    let mut run = TestRun::start(setup(
-        dir.path(),
-        plan_named("p"),
-        two_steps(),
-        "v1",
-        kit.toolbox.clone(),
-    ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
+    crash_while_running(
+        setup(
+            dir.path(),
+            plan_named("p"),
+            two_steps(),
+            "v1",
+            kit.toolbox.clone(),
+        ),
+        &kit.stand_in,
+        "a",
+    )
     .await;
-    run.wait_step(&cluster("a"), StepState::Running).await;
-    run.task.abort();
-    let _ = run.task.await;
 
     let mut run = TestRun::start(setup(
         dir.path(),
@@ -819,12 +721,8 @@ async fn a_torn_last_line_is_ignored_with_a_warning_and_the_run_goes_on() {
         "v1",
         kit.toolbox.clone(),
     ));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Succeeded)
+        .await;
     run.quit().await;
     let path = dir.path().join("run").join("journal.jsonl");
     let mut file = std::fs::OpenOptions::new()
@@ -844,12 +742,8 @@ async fn a_torn_last_line_is_ignored_with_a_warning_and_the_run_goes_on() {
     ));
     run.wait_step(&cluster("a"), StepState::Succeeded).await;
     run.wait_warning("torn").await;
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("b"), StepState::Succeeded)
+        .await;
     run.quit().await;
     let contents = kongup::engine::journal::read_journal(&path).unwrap();
     assert!(contents.torn_tail.is_none(), "the torn tail was cut off");
@@ -877,18 +771,10 @@ async fn a_secret_never_reaches_events_logs_or_the_journal() {
     ))];
     let steps = expanded(Strategy::InPlace, vec![scripted("a"), with_command]);
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Succeeded).await;
-    run.send(Command::Confirm {
-        step: cluster("b"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("b"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Succeeded)
+        .await;
+    run.confirm_and_wait(&cluster("b"), StepState::Succeeded)
+        .await;
     let events = run.events.clone();
     run.quit().await;
 
@@ -937,12 +823,8 @@ async fn events_of_other_tasks_reach_the_same_stream_redacted() {
     let warning = run.wait_warning("kong-1").await;
     assert_eq!(warning, "node kong-1 answered with [REDACTED]");
     drop(side);
-    run.send(Command::Confirm {
-        step: cluster("a"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.confirm_and_wait(&cluster("a"), StepState::Succeeded)
+        .await;
     run.quit().await;
 }
 
@@ -963,11 +845,7 @@ async fn a_command_that_would_reset_the_database_never_runs() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("reset"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("reset")).await;
     let detail = run
         .wait_step(&cluster("reset"), StepState::Failed)
         .await
@@ -995,12 +873,7 @@ async fn a_short_secret_is_warned_about_and_step_keys_survive_it() {
     ));
     let warning = run.wait_warning("shorter than 8 characters").await;
     assert!(warning.contains("1 of the plan's secrets is"), "{warning}");
-    run.send(Command::Confirm {
-        step: cluster("backup-keyring"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("backup-keyring"), StepState::Succeeded)
+    run.confirm_and_wait(&cluster("backup-keyring"), StepState::Succeeded)
         .await;
     let journal = run.journal();
     let text = std::fs::read_to_string(run.run_dir.join("journal.jsonl")).unwrap();

@@ -2,9 +2,7 @@
 //! previewed and run by the engine, it runs once per node, on the node's executor, with
 //! the node named in the preview, the log and `KONGUP_NODE`.
 
-mod engine_support;
-
-use engine_support::*;
+use crate::support::engine::*;
 use kongup::engine::{Command, StepState, Toolbox, preview_step};
 use kongup::plan::load::parse_plan;
 use kongup::plan::steps::{ExpandedPlan, Phase};

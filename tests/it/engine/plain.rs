@@ -1,14 +1,12 @@
 //! The `--plain` driver in process: scripted lines in order, the one-command rollback,
 //! typed confirmation, and a person's early `y` refused rather than held.
 
-mod engine_support;
-
 use std::io::{BufReader, Cursor, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine_support::*;
+use crate::support::engine::*;
 use kongup::engine::plain::{PlainSetup, drive};
 use kongup::engine::{RunState, SessionEnd};
 use kongup::lb::Split;

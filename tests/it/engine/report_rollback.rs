@@ -5,7 +5,8 @@
 //! verdict with its figures and thresholds as data, the verified time to safety, the rollback
 //! steps in order) and none of the plan's secrets, though the operator typed one.
 
-mod demo_support;
+use crate::support::demo as demo_support;
+use crate::support::own_process::in_own_process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -103,7 +104,14 @@ async fn a_rolled_back_run(root: &Path) -> (PathBuf, StepRef) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_and_no_secret() {
-    // SAFETY: the only test in this binary, and no other thread reads the environment yet.
+    // The secrets go into the process's environment: no other test may see them.
+    if !in_own_process(
+        module_path!(),
+        "the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_and_no_secret",
+    ) {
+        return;
+    }
+    // SAFETY: the only test in this process, and no other thread reads the environment yet.
     for (name, value) in SECRETS {
         unsafe { std::env::set_var(name, value) };
     }

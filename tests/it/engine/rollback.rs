@@ -2,12 +2,10 @@
 //! the rollback plan confirmed step by step, the database-restore path after the point
 //! of no return, and rollback across a restart.
 
-mod engine_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine_support::*;
+use crate::support::engine::*;
 use kongup::engine::event::{RollbackProgress, TrafficVerification};
 use kongup::engine::journal::Entry;
 use kongup::engine::{Command, Event, RunState, StepState};
@@ -143,18 +141,9 @@ async fn before_the_point_of_no_return_traffic_goes_to_x_first_then_the_plan_run
     .await;
 
     // Forward steps wait: it is the rollback's turn.
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-100"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("shift-traffic-100")).await;
     run.wait_warning("rollback/start-y's turn").await;
-    run.send(Command::Confirm {
-        step: rollback_ref("start-y"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&rollback_ref("start-y"), StepState::Succeeded)
+    run.confirm_and_wait(&rollback_ref("start-y"), StepState::Succeeded)
         .await;
     run.wait_seen("start-y rolled back", |e| {
         matches!(e, Event::StepChanged { step, state: StepState::RolledBack, .. } if *step == cluster("start-y"))
@@ -220,11 +209,7 @@ async fn after_migrations_finish_rollback_is_the_restore_path_with_typed_confirm
         "X cannot serve: traffic stays"
     );
 
-    run.send(Command::Confirm {
-        step: rollback_ref("migrations-finish"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&rollback_ref("migrations-finish")).await;
     let warning = run.wait_warning("irreversible").await;
     assert!(warning.contains("replaces everything written"), "{warning}");
     run.send(Command::Confirm {
@@ -239,12 +224,7 @@ async fn after_migrations_finish_rollback_is_the_restore_path_with_typed_confirm
     })
     .await;
 
-    run.send(Command::Confirm {
-        step: rollback_ref("traffic-to-x"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
+    run.confirm_and_wait(&rollback_ref("traffic-to-x"), StepState::Succeeded)
         .await;
     run.wait_seen("time to safety", |e| {
         matches!(
@@ -254,11 +234,7 @@ async fn after_migrations_finish_rollback_is_the_restore_path_with_typed_confirm
     })
     .await;
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
-    run.send(Command::Confirm {
-        step: rollback_ref("start-y"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&rollback_ref("start-y")).await;
     run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
         .await;
     let journal = run.journal();
@@ -346,11 +322,7 @@ async fn a_load_balancer_that_cannot_confirm_gets_a_traffic_step_in_the_plan() {
         .is_some()
     );
 
-    run.send(Command::Confirm {
-        step: rollback_ref("traffic-to-x"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&rollback_ref("traffic-to-x")).await;
     let detail = run
         .wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
         .await
@@ -417,11 +389,7 @@ async fn with_the_manual_driver_the_operator_confirms_traffic_on_x() {
         wait_planned(&mut run).await,
         ["rollback/traffic-to-x", "rollback/start-y"]
     );
-    run.send(Command::Confirm {
-        step: rollback_ref("traffic-to-x"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&rollback_ref("traffic-to-x")).await;
     let safe = run
         .wait_for("time to safety", |e| {
             matches!(
@@ -463,11 +431,7 @@ async fn rollback_stops_a_bake_but_never_cuts_a_command_short() {
         kit.toolbox,
     ));
     confirm(&mut run, "start-y", None).await;
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-50"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("shift-traffic-50")).await;
     run.wait_for("the bake", |e| matches!(e, Event::Bake { .. }))
         .await;
     run.send(Command::Rollback).await;
@@ -483,7 +447,7 @@ async fn rollback_stops_a_bake_but_never_cuts_a_command_short() {
 
     // A command step runs on: the rollback plan waits for it.
     let dir = tempfile::tempdir().unwrap();
-    let kit = engine_support::kit();
+    let kit = crate::support::engine::kit();
     let release = Arc::new(Notify::new());
     kit.stand_in
         .set("start-y", Behavior::Block(release.clone()));
@@ -494,12 +458,8 @@ async fn rollback_stops_a_bake_but_never_cuts_a_command_short() {
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("start-y"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("start-y"), StepState::Running).await;
+    run.confirm_and_wait(&cluster("start-y"), StepState::Running)
+        .await;
     run.send(Command::Rollback).await;
     run.wait_warning("is not cut short").await;
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
@@ -547,11 +507,7 @@ async fn a_rollback_is_resumed_after_a_restart() {
         .await;
     run.send(Command::Rollback).await;
     run.wait_warning("already under way").await;
-    run.send(Command::Confirm {
-        step: rollback_ref("start-y"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&rollback_ref("start-y")).await;
     run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
         .await;
     run.send(Command::Rollback).await;
@@ -602,12 +558,7 @@ async fn a_rollback_during_a_traffic_change_acts_after_it_so_x_gets_the_last_wor
         kit.toolbox,
     ));
     confirm(&mut run, "start-y", None).await;
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-50"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("shift-traffic-50"), StepState::Running)
+    run.confirm_and_wait(&cluster("shift-traffic-50"), StepState::Running)
         .await;
     run.send(Command::Rollback).await;
     run.wait_seen("time to safety", |e| {
@@ -630,23 +581,18 @@ async fn a_rollback_during_a_traffic_change_acts_after_it_so_x_gets_the_last_wor
 async fn an_interrupted_step_can_be_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
-    kit.stand_in
-        .set("start-y", Behavior::Block(Arc::new(Notify::new())));
-    let mut run = TestRun::start(setup(
-        dir.path(),
-        plan_named("bg"),
-        blue_green(),
-        "v1",
-        kit.toolbox.clone(),
-    ));
-    run.send(Command::Confirm {
-        step: cluster("start-y"),
-        typed: None,
-    })
+    crash_while_running(
+        setup(
+            dir.path(),
+            plan_named("bg"),
+            blue_green(),
+            "v1",
+            kit.toolbox.clone(),
+        ),
+        &kit.stand_in,
+        "start-y",
+    )
     .await;
-    run.wait_step(&cluster("start-y"), StepState::Running).await;
-    run.task.abort();
-    let _ = run.task.await;
 
     kit.stand_in.set("start-y", Behavior::Succeed);
     let mut run = TestRun::start(setup(
@@ -660,12 +606,7 @@ async fn an_interrupted_step_can_be_rolled_back() {
         .await;
     run.send(Command::Rollback).await;
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
-    run.send(Command::Confirm {
-        step: rollback_ref("start-y"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&rollback_ref("start-y"), StepState::Succeeded)
+    run.confirm_and_wait(&rollback_ref("start-y"), StepState::Succeeded)
         .await;
     run.wait_seen("start-y rolled back", |e| {
         matches!(e, Event::StepChanged { step, state: StepState::RolledBack, .. } if *step == cluster("start-y"))
@@ -791,19 +732,10 @@ async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
     run.wait_warning("cannot set X").await;
 
     for id in ["start-y", "stop-x"] {
-        run.send(Command::Confirm {
-            step: rollback_ref(id),
-            typed: None,
-        })
-        .await;
-        run.wait_step(&rollback_ref(id), StepState::Succeeded).await;
+        run.confirm_and_wait(&rollback_ref(id), StepState::Succeeded)
+            .await;
     }
-    run.send(Command::Confirm {
-        step: rollback_ref("traffic-to-x"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&rollback_ref("traffic-to-x"), StepState::Succeeded)
+    run.confirm_and_wait(&rollback_ref("traffic-to-x"), StepState::Succeeded)
         .await;
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     run.quit().await;
@@ -825,11 +757,7 @@ async fn rollback_stops_the_bake_of_a_stage_with_commands_at_once() {
         kit.toolbox,
     ));
     confirm(&mut run, "start-y", None).await;
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-50"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("shift-traffic-50")).await;
     run.wait_for("the bake", |e| matches!(e, Event::Bake { .. }))
         .await;
     run.send(Command::Rollback).await;
@@ -891,12 +819,7 @@ async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone()
     ));
     // A split set by hand holds the driver, so the stage queues behind it.
     run.send(Command::SetTraffic { y_percent: 10 }).await;
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-50"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("shift-traffic-50"), StepState::Running)
+    run.confirm_and_wait(&cluster("shift-traffic-50"), StepState::Running)
         .await;
     run.send(Command::Rollback).await;
     let detail = run
@@ -943,12 +866,7 @@ async fn a_paused_run_rolls_back_without_a_resume() {
 
     run.send(Command::Rollback).await;
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
-    run.send(Command::Confirm {
-        step: rollback_ref("start-y"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&rollback_ref("start-y"), StepState::Succeeded)
+    run.confirm_and_wait(&rollback_ref("start-y"), StepState::Succeeded)
         .await;
     run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
         .await;

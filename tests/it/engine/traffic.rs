@@ -1,13 +1,11 @@
 //! Traffic stages and monitoring bakes with gate verdicts: pass, fail (pause or roll
 //! back), inconclusive, no gate source, auto-advance, and traffic set by hand.
 
-mod engine_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::engine::*;
 use chrono::Utc;
-use engine_support::*;
 use kongup::engine::event::RollbackProgress;
 use kongup::engine::journal::{ConfirmVia, Entry, StepResult};
 use kongup::engine::{Command, Event, RunState, StepState};
@@ -70,11 +68,7 @@ fn gated() -> Gated {
 }
 
 async fn start_bake(run: &mut TestRun, id: &str) {
-    run.send(Command::Confirm {
-        step: cluster(id),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster(id)).await;
     run.wait_for(
         "the bake to begin",
         |e| matches!(e, Event::Bake { step, .. } if *step == cluster(id)),
@@ -143,11 +137,7 @@ async fn a_failing_gate_ends_the_bake_at_once_and_pauses_the_run() {
         *gated.kit.driver.split.lock().unwrap(),
         Some(Split::to_y(5))
     );
-    run.send(Command::Retry {
-        step: cluster("shift-traffic-5"),
-        typed: None,
-    })
-    .await;
+    run.retry(&cluster("shift-traffic-5")).await;
     run.wait_warning("the run is paused").await;
     run.quit().await;
 }
@@ -248,11 +238,7 @@ async fn no_fresh_verdict_during_a_bake_is_inconclusive_and_pauses() {
         "v1",
         gated.kit.toolbox,
     ));
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-5"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("shift-traffic-5")).await;
     let detail = run
         .wait_step(&cluster("shift-traffic-5"), StepState::Failed)
         .await
@@ -333,11 +319,7 @@ async fn without_a_gate_source_a_bake_counts_down_and_succeeds() {
         )],
     );
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::Confirm {
-        step: cluster("monitor"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("monitor")).await;
     let detail = run
         .wait_step(&cluster("monitor"), StepState::Succeeded)
         .await
@@ -374,11 +356,7 @@ async fn a_split_the_load_balancer_does_not_apply_fails_the_stage() {
         vec![shift("shift-traffic-5", 5, Duration::ZERO)],
     );
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-5"),
-        typed: None,
-    })
-    .await;
+    run.confirm(&cluster("shift-traffic-5")).await;
     let detail = run
         .wait_step(&cluster("shift-traffic-5"), StepState::Failed)
         .await
@@ -490,12 +468,7 @@ async fn abort_stops_a_driver_call_of_a_stage_or_set_by_hand() {
     assert!(error.contains("stopped by an abort"), "{error}");
 
     let stage = cluster("shift-traffic-50");
-    run.send(Command::Confirm {
-        step: stage.clone(),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&stage, StepState::Running).await;
+    run.confirm_and_wait(&stage, StepState::Running).await;
     run.send(Command::Abort).await;
     let detail = run.wait_step(&stage, StepState::Failed).await.unwrap();
     assert!(detail.contains("stopped by an abort"), "{detail}");
@@ -612,12 +585,7 @@ async fn a_failing_gate_between_bakes_rolls_back_when_the_plan_says_so() {
         "v1",
         gated.kit.toolbox.clone(),
     ));
-    run.send(Command::Confirm {
-        step: cluster("shift-traffic-50"),
-        typed: None,
-    })
-    .await;
-    run.wait_step(&cluster("shift-traffic-50"), StepState::Succeeded)
+    run.confirm_and_wait(&cluster("shift-traffic-50"), StepState::Succeeded)
         .await;
     gated.gates.send_replace(verdict(Verdict::Fail));
     run.wait_for("time to safety", |e| {

@@ -3,12 +3,14 @@
 //! `kubectl exec -i … -- sh` with the environment on stdin (never on an argv), its output
 //! streams back, and a timeout kills the local kubectl with what it runs.
 //!
-//! One test per binary: it sets PATH for the whole process before anything else runs.
+//! It sets PATH for the whole process before anything else runs: it runs in a process of
+//! its own.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::own_process::in_own_process;
 use kongup::exec::kubectl::KubectlExecutor;
 use kongup::exec::{ExecRequest, ExitOutcome, run_to_completion};
 use kongup::plan::model::{CommandLine, KubectlTarget};
@@ -49,6 +51,12 @@ exit 2
 
 #[test]
 fn kubectl_exec_resolves_the_pod_streams_output_passes_env_on_stdin_and_times_out() {
+    if !in_own_process(
+        module_path!(),
+        "kubectl_exec_resolves_the_pod_streams_output_passes_env_on_stdin_and_times_out",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     write_stand_in(dir.path());
     let path = format!(
@@ -56,7 +64,7 @@ fn kubectl_exec_resolves_the_pod_streams_output_passes_env_on_stdin_and_times_ou
         dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // SAFETY: the only test of this binary, before any other thread exists.
+    // SAFETY: the only test of this process, before any other thread exists.
     unsafe { std::env::set_var("PATH", path) };
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -2,21 +2,17 @@
 //! Admin API export), keyring and `kong.conf` fetched through the local executor, the
 //! refusal of a missing or empty file, and the dual-cluster restore into Y's database.
 
-mod engine_support;
-mod kong_actions_support;
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use engine_support::*;
-use kong_actions_support::*;
+use crate::support::engine::*;
+use crate::support::kong_actions::*;
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP};
 use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::{Command, Event, StepState};
 use kongup::plan::model::{DatabaseSpec, Node, Plan, Role, SecretRef, Strategy};
 use kongup::plan::steps::{BackupKind, StepKind};
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 
 fn kit_for(plan: &Plan) -> Kit {
     let mut kit = kit();

@@ -2,17 +2,16 @@
 //! failing smoke test, preflight refusals, an incompatible data plane, nodes that never
 //! come up; and the rollback that restores the backup over the live database.
 
-mod engine_support;
-mod kong_actions_support;
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::support::engine::*;
+use crate::support::kong_actions::*;
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use axum::Router;
 use axum::routing::get;
-use engine_support::*;
-use kong_actions_support::*;
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP};
 use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::event::RollbackProgress;
@@ -21,7 +20,6 @@ use kongup::lb::Split;
 use kongup::plan::model::{DatabaseSpec, Node, Plan, Role, SecretRef, SmokeTest, Strategy};
 use kongup::plan::steps::{BackupKind, ClusterSide, MigrationsCommand, RollbackKind, StepKind};
 use kongup::plan::version::KongVersion;
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 
 fn waits() -> Waits {
     Waits {

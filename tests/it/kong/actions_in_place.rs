@@ -4,15 +4,12 @@
 //! preflight → freeze → backup → stop X → deploy Y → migrations up/finish → start Y →
 //! smoke tests.
 
-mod engine_support;
-mod kong_actions_support;
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use engine_support::{TestRun, cluster};
-use kong_actions_support::*;
+use crate::support::engine::{TestRun, cluster};
+use crate::support::kong_actions::*;
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use kongup::actions::kong::facts::{self, DATABASE_BACKUP, FREEZE_FINGERPRINT};
 use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
 use kongup::engine::journal::Entry;
@@ -20,7 +17,6 @@ use kongup::engine::toolbox::resolve_plan_secrets;
 use kongup::engine::{Command, Operator, RunOptions, RunSetup, StepState, Toolbox};
 use kongup::kong::watch::{self, TopologyWatcher};
 use kongup::plan::load::parse_plan;
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio_util::sync::CancellationToken;
 
 const PLAN_NAME: &str = "orders in place 3.9 to 3.10";

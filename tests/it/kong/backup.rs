@@ -2,13 +2,14 @@
 //! servers): a backup → drop → restore round trip gives identical rows, a corrupted dump
 //! is caught, and a row written after the backup is named.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,7 +20,6 @@ use kongup::kong::freeze::{self, FreezeSource};
 use kongup::kong::pg::PgTarget;
 use kongup::kong::restore::{self, RestoreError};
 use serde_json::json;
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 
 const TABLES: &[&str] = &["schema_meta", "services", "routes", "consumers", "plugins"];
 

@@ -1,12 +1,12 @@
 //! The Admin API client against small servers that answer as Kong does (and as Kong does
 //! not): every error an operator can meet has its message checked here.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::http::{node_info, refused_url, serve};
+use crate::support::tls;
 use axum::Json;
 use axum::Router;
 use axum::extract::Query;
@@ -16,8 +16,6 @@ use kongup::kong::client::{AdminClient, AdminClientOptions, AdminError, Readines
 use kongup::kong::types::{DataPlane, DataPlaneList, NOT_A_CONTROL_PLANE, SyncStatus};
 use kongup::plan::model::{SecretRef, TlsOptions};
 use serde_json::json;
-use support::http::{node_info, refused_url, serve};
-use support::tls;
 
 fn client() -> AdminClient {
     client_with(AdminClientOptions {

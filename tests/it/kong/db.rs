@@ -1,14 +1,12 @@
 //! Reading `schema_meta` from a real PostgreSQL in every state a Kong database can be in,
 //! `kongup db status`, the preflight, and the connection errors an operator meets.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::pg::{CORE_3100, HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use assert_cmd::Command;
 use kongup::kong::pg::{self, PgError, PgTarget, PreflightRefusal};
 use kongup::plan::model::Strategy;
-use support::pg::{CORE_3100, HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 
 fn target(pg: &TestPg, database: &str) -> PgTarget {
     PgTarget {

@@ -2,7 +2,7 @@
 //! workspace of an Enterprise node (one file each, since decK does not combine
 //! `--all-workspaces` with `-o`), and a deck that fails or writes nothing.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

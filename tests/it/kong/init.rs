@@ -2,10 +2,11 @@
 //! the plan it writes validates, names the data planes with their versions, and marks
 //! what kongup could not know.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::http::{node_info, serve};
 use assert_cmd::Command;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -14,7 +15,6 @@ use kongup::kong::types::{DataPlane, DataPlaneList, NodeInfo, SyncStatus};
 use kongup::plan::load::{load_plan, parse_plan};
 use kongup::plan::model::{Mode, Strategy};
 use serde_json::json;
-use support::http::{node_info, serve};
 
 fn with_config(mut info: NodeInfo, database: bool) -> NodeInfo {
     let other = &mut info.configuration.other;

@@ -1,18 +1,16 @@
 //! `kong migrations up/finish` through an executor, against a real PostgreSQL and the
 //! `kong` stand-in (tests/fixtures/kong-standin), with the checks of `schema_meta` after.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use kongup::exec::OutputLine;
 use kongup::exec::local::LocalExecutor;
 use kongup::kong::migrations::{self, Diagnosis, MigrationsError, VerifyError};
 use kongup::kong::pg::{self, PgTarget};
 use kongup::plan::model::MigrationsSpec;
 use kongup::plan::steps::MigrationsCommand;
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -3,12 +3,12 @@
 //! connections and for `pg_dump`, the errors that tell TLS failures apart, and
 //! `kongup db status` end to end.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::pg::{CERT_USER, HOST, KongDbState, PASSWORD, SUPERUSER, ServerTls, TestPg};
+use crate::support::tls::{self as pki, Pki};
 use assert_cmd::Command;
 use kongup::actions::kong::KongAccess;
 use kongup::kong::backup::{self, BackupError, PgTools};
@@ -16,8 +16,6 @@ use kongup::kong::client::AdminClientOptions;
 use kongup::kong::database::{KongDatabase, PgDatabase};
 use kongup::kong::pg::{self, PgError, PgTarget};
 use kongup::kong::pg_tls::{CaFile, PgTls, SslMode};
-use support::pg::{CERT_USER, HOST, KongDbState, PASSWORD, SUPERUSER, ServerTls, TestPg};
-use support::tls::{self as pki, Pki};
 
 /// The name the server's certificate holds; `HOST` (127.0.0.1) is not in it.
 const CERT_NAME: &str = "localhost";

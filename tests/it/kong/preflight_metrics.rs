@@ -3,7 +3,7 @@
 //! `latency_metrics` is off, and fails naming the URL when `/metrics` does not answer.
 //! It also reads the split back through the demo plan's driver.
 
-mod demo_support;
+use crate::support::demo as demo_support;
 
 use demo_support::{Demo, SPEED};
 use kongup::demo::{self, DemoOptions};

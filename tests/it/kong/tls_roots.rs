@@ -1,24 +1,29 @@
 //! Which roots the plan's `admin.tls.ca_file` leaves trusted, for Admin calls and scrapes
-//! alike. A test binary of its own: it points the system's roots at a test CA through
+//! alike. In a process of its own: it points the system's roots at a test CA through
 //! `SSL_CERT_FILE` (read by rustls-native-certs), which no other test may see.
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::http::node_info;
+use crate::support::own_process::in_own_process;
+use crate::support::tls;
 use kongup::kong::client::{AdminClient, AdminClientOptions, AdminError};
 use kongup::metrics::scrape::{ScrapeError, scrape_node};
 use kongup::plan::model::TlsOptions;
-use support::http::node_info;
-use support::tls;
 
 #[tokio::test]
 async fn a_plan_ca_file_is_the_only_root_trusted_by_admin_calls_and_scrapes() {
+    if !in_own_process(
+        module_path!(),
+        "a_plan_ca_file_is_the_only_root_trusted_by_admin_calls_and_scrapes",
+    ) {
+        return;
+    }
     let system = tls::make_pki();
     let plan_ca = tls::make_pki();
     let dir = tempfile::tempdir().unwrap();
     let system_ca = tls::write(dir.path(), "system-roots.pem", &system.ca_pem);
-    // SAFETY: the only test of this binary sets it before any client reads the roots.
+    // SAFETY: the only test of this process sets it before any client reads the roots.
     unsafe { std::env::set_var("SSL_CERT_FILE", &system_ca) };
     let body = serde_json::to_string(&node_info("3.10.0.1", "traditional", "postgres")).unwrap();
     let base = tls::serve(&system, body, false).await;

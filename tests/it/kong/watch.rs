@@ -1,11 +1,11 @@
 //! The topology refresher against a Kong-shaped control plane whose answers the test
 //! changes: snapshots, and one warning per new drift from the plan.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::http::{node_info, refused_url, serve};
+use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -21,8 +21,6 @@ use kongup::kong::watch::{self, TopologyWatcher};
 use kongup::plan::load::parse_plan;
 use kongup::plan::steps::ClusterSide;
 use serde_json::json;
-use support::http::{node_info, refused_url, serve};
-use support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

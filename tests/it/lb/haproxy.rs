@@ -3,12 +3,10 @@
 //! through the runtime API, read back from HAProxy, and checked with real requests (and
 //! once in Kong's own counters); then rollback.
 
-mod lb_common;
-
 use kongup::lb::haproxy::HaproxyTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::HaproxyDriver;
-use lb_common::{Haproxy, LabUpstreams, assert_counted_by_kong, assert_observed};
+use kongup::testkit::lb::{Haproxy, LabUpstreams, assert_counted_by_kong, assert_observed};
 
 fn driver(socket: String, haproxy: &Haproxy) -> HaproxyTrafficDriver {
     HaproxyTrafficDriver::new(HaproxyDriver {

@@ -4,15 +4,13 @@
 //! show it (once also in Kong's own counters); then rollback. A configuration nginx refuses
 //! puts the previous file back.
 
-mod lb_common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 
 use kongup::lb::nginx::NginxTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::NginxDriver;
-use lb_common::{LabUpstreams, Nginx, assert_counted_by_kong, assert_observed};
+use kongup::testkit::lb::{LabUpstreams, Nginx, assert_counted_by_kong, assert_observed};
 
 fn spec(upstream_file: &Path, x: &[SocketAddr], y: &[SocketAddr]) -> NginxDriver {
     NginxDriver {

@@ -2,13 +2,8 @@
 //! it, naming them, before anything moves; the right names pass and report the split.
 //! The metrics check is skipped here (no step bakes with the gates), and says so.
 
-mod engine_support;
-mod kong_actions_support;
-mod lb_common;
-mod support;
-
-use engine_support::*;
-use kong_actions_support::{NodeBehaviour, fake_node};
+use crate::support::engine::*;
+use crate::support::kong_actions::{NodeBehaviour, fake_node};
 use kongup::actions::kong::{KongAccess, register_kong_actions};
 use kongup::engine::{Command, Event, StepState, Toolbox};
 use kongup::plan::model::{
@@ -17,7 +12,7 @@ use kongup::plan::model::{
 use kongup::plan::steps::StepKind;
 use kongup::plan::version::KongVersion;
 use kongup::secrets::Redactor;
-use lb_common::{Haproxy, LabUpstreams};
+use kongup::testkit::lb::{Haproxy, LabUpstreams};
 
 /// A DB-less plan whose one X node is `x_url`, behind HAProxy's backend `kong`.
 fn plan(x_url: &str, haproxy: &Haproxy, x_servers: Vec<String>) -> Plan {

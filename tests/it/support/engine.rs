@@ -2,8 +2,6 @@
 //! stand-in action scripted per step, and a harness that collects events and waits for
 //! conditions with a deadline.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -390,6 +388,37 @@ impl TestRun {
         }
     }
 
+    /// Confirms `step` (no typed confirmation).
+    pub async fn confirm(&self, step: &StepRef) {
+        self.send(Command::Confirm {
+            step: step.clone(),
+            typed: None,
+        })
+        .await;
+    }
+
+    /// Retries `step` (no typed confirmation).
+    pub async fn retry(&self, step: &StepRef) {
+        self.send(Command::Retry {
+            step: step.clone(),
+            typed: None,
+        })
+        .await;
+    }
+
+    /// Confirms `step` and waits until it becomes `state` (running, or how it ended);
+    /// returns the step's detail then.
+    pub async fn confirm_and_wait(&mut self, step: &StepRef, state: StepState) -> Option<String> {
+        self.confirm(step).await;
+        self.wait_step(step, state).await
+    }
+
+    /// The engine dies without a word, as under kill -9 (its lock goes with it).
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
     pub async fn wait_step(&mut self, step: &StepRef, state: StepState) -> Option<String> {
         let what = format!("{step} to become {}", state.as_str());
         match self
@@ -430,6 +459,15 @@ impl TestRun {
             .expect("the engine task does not panic")
             .expect("the engine ends cleanly")
     }
+}
+
+/// Starts the run of `setup`, confirms its cluster step `id` (scripted to block until the
+/// engine is gone) and crashes the engine while the step runs.
+pub async fn crash_while_running(setup: RunSetup, stand_in: &StandIn, id: &str) {
+    stand_in.set(id, Behavior::Block(Arc::new(Notify::new())));
+    let mut run = TestRun::start(setup);
+    run.confirm_and_wait(&cluster(id), StepState::Running).await;
+    run.crash().await;
 }
 
 pub fn entries(records: &[Record]) -> Vec<&Entry> {

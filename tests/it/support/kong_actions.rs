@@ -2,8 +2,6 @@
 //! `/status`, `/status/ready`, a key-auth protected proxy route), switched on and off by
 //! files the plan's commands create, as `systemctl start|stop` would switch a real node.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -235,10 +235,6 @@ impl TestPg {
         }
     }
 
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin
-    }
-
     /// `postgres://postgres@127.0.0.1:PORT/DB`, without the password.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://{SUPERUSER}@{HOST}:{}/{database}", self.port)

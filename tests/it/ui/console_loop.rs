@@ -2,8 +2,6 @@
 //! before a flood of log lines, frames are coalesced, signals and a lost terminal end it
 //! cleanly with `Quit` sent, and a busy engine never blocks the screen.
 
-mod support;
-
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,8 +22,8 @@ use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Size};
 use tokio::sync::mpsc;
 
-use support::hybrid::*;
-use support::scenarios::{self, buffer_text, char_key, key};
+use kongup::testkit::hybrid::*;
+use kongup::testkit::scenarios::{self, buffer_text, char_key, key};
 
 /// A test terminal that counts the frames flushed to it.
 struct CountingBackend {

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use kongup::plan::steps::StepKind;
 
-mod support;
-
-use support::tmux::{Tmux, done_count, run};
+use kongup::testkit::tmux::{Tmux, done_count, run};
 
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -1,7 +1,5 @@
 //! Every key, without a terminal: which command it sends, what it changes on screen.
 
-mod support;
-
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use kongup::engine::command::Command;
 use kongup::engine::event::{RunState, StepState};
@@ -9,8 +7,8 @@ use kongup::ui::keys::ScrollDelta;
 use kongup::ui::state::{Modal, Pane, PromptPurpose};
 use kongup::ui::{ConsoleState, Theme, UiAction, handle_key};
 
-use support::hybrid::*;
-use support::scenarios::{self, char_key, key, press, type_text};
+use kongup::testkit::hybrid::*;
+use kongup::testkit::scenarios::{self, char_key, key, press, type_text};
 
 fn awaiting() -> ConsoleState {
     scenarios::awaiting_confirmation(Theme::COLOUR)

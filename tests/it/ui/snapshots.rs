@@ -1,19 +1,31 @@
 //! The console as the operator sees it, at 80x24 and 160x48, at each moment of a run.
 //! Review changes with `cargo insta review`.
 
-mod support;
-
 use kongup::ui::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 
-use support::scenarios::{self, buffer_text, draw, screen};
+use kongup::testkit::hybrid;
+use kongup::testkit::scenarios::{self, buffer_text, draw, screen};
+
+/// `insta::assert_snapshot!` under the names and in the directory the snapshots had when
+/// these tests were a binary of their own (`tests/snapshots/ui_snapshots__NAME.snap`).
+macro_rules! assert_snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            snapshot_path => "../../snapshots",
+            prepend_module_to_snapshot => false,
+        }, {
+            insta::assert_snapshot!(format!("ui_snapshots__{}", $name), $value)
+        })
+    };
+}
 
 fn snapshot_all(width: u16, height: u16) {
     for (name, build) in scenarios::all() {
         let state = build(Theme::COLOUR);
-        insta::assert_snapshot!(
+        assert_snapshot!(
             format!("{name}_{width}x{height}"),
             screen(&state, width, height)
         );
@@ -33,8 +45,8 @@ fn snapshots_at_160x48() {
 #[test]
 fn too_small_says_so() {
     let state = scenarios::running_with_logs(Theme::COLOUR);
-    insta::assert_snapshot!("too_small_60x20", screen(&state, 60, 20));
-    insta::assert_snapshot!("too_small_79x24", screen(&state, 79, 24));
+    assert_snapshot!("too_small_60x20", screen(&state, 60, 20));
+    assert_snapshot!("too_small_79x24", screen(&state, 79, 24));
     let text = screen(&state, 80, 23);
     assert!(text.contains("Terminal too small"), "{text}");
 }
@@ -120,7 +132,7 @@ fn resizing_redraws_correctly() {
 fn plan_deploying_y_with(
     commands: Vec<Vec<String>>,
 ) -> (kongup::plan::model::Plan, kongup::plan::steps::ExpandedPlan) {
-    let mut expanded = support::hybrid::expanded();
+    let mut expanded = hybrid::expanded();
     let deploy = expanded
         .phases
         .iter_mut()
@@ -135,7 +147,7 @@ fn plan_deploying_y_with(
             ..template.clone()
         })
         .collect();
-    (support::hybrid::plan(), expanded)
+    (hybrid::plan(), expanded)
 }
 
 /// Y deployed in eight batches, a command each.
@@ -165,7 +177,7 @@ fn confirm_open(
     step: &kongup::plan::steps::StepRef,
 ) -> kongup::ui::ConsoleState {
     use kongup::engine::event::StepState;
-    use support::hybrid::{changed, previewer, start_events, t0, traffic};
+    use kongup::testkit::hybrid::{changed, previewer, start_events, t0, traffic};
 
     let mut state = kongup::ui::ConsoleState::new(
         plan,
@@ -201,7 +213,7 @@ fn confirm_dialog_keeps_its_keys_with_a_long_run_list() {
         }
     }
     assert!(longest.0 >= 8, "no step had a long run list: {}", longest.0);
-    insta::assert_snapshot!("confirm_modal_long_run_list_80x24", longest.1);
+    assert_snapshot!("confirm_modal_long_run_list_80x24", longest.1);
 }
 
 /// The arrows scroll a long run list by rows, down to the last and back.
@@ -210,7 +222,7 @@ fn the_arrows_scroll_a_long_run_list() {
     use crossterm::event::KeyCode;
 
     let (plan, expanded) = plan_with_a_long_run_list();
-    let deploy = support::hybrid::cp("deploy-y");
+    let deploy = hybrid::cp("deploy-y");
     let mut state = confirm_open(&plan, &expanded, &deploy);
     let first = screen(&state, 80, 24);
     assert!(
@@ -231,7 +243,7 @@ fn the_arrows_scroll_a_long_run_list() {
         "{last}"
     );
     assert!(last.contains("run it ·"), "{last}");
-    insta::assert_snapshot!("confirm_modal_long_run_list_scrolled_80x24", last);
+    assert_snapshot!("confirm_modal_long_run_list_scrolled_80x24", last);
     // One row up from the end shows the row before, whatever Down went past.
     scenarios::press(&mut state, scenarios::key(KeyCode::Up));
     assert_ne!(screen(&state, 80, 24), last);
@@ -254,7 +266,7 @@ fn a_command_taller_than_the_dialog_scrolls_to_its_end() {
     let mut argv = vec!["/opt/kong/bin/deploy".to_string()];
     argv.extend((1..=80).map(|n| format!("--extra-var=setting_{n}=value")));
     let (plan, expanded) = plan_deploying_y_with(vec![argv]);
-    let deploy = support::hybrid::cp("deploy-y");
+    let deploy = hybrid::cp("deploy-y");
     let mut state = confirm_open(&plan, &expanded, &deploy);
     let first = screen(&state, 80, 24);
     assert!(!first.contains("setting_80="), "{first}");
@@ -270,12 +282,12 @@ fn a_command_taller_than_the_dialog_scrolls_to_its_end() {
 fn a_long_rollback_keeps_its_next_step_in_view() {
     use kongup::engine::event::StepState;
     use kongup::plan::steps::{RollbackAction, RollbackKind, StepRef};
-    use support::hybrid::{
+    use kongup::testkit::hybrid::{
         changed, complete, plan, previewer, rollback_events, start_events, t0, traffic,
     };
 
     // Every control-plane step undone by hand: a rollback of fifteen steps.
-    let mut expanded = support::hybrid::expanded();
+    let mut expanded = hybrid::expanded();
     for step in expanded.phases.iter_mut().flat_map(|p| p.steps.iter_mut()) {
         step.rollback.get_or_insert_with(|| RollbackAction {
             title: format!("Undo: {}", step.title),
@@ -326,5 +338,5 @@ fn a_long_rollback_keeps_its_next_step_in_view() {
     assert!(text.contains("earlier"), "{text}");
     assert!(text.contains("[done]"), "done steps read done:\n{text}");
     assert!(text.contains("confirm the next step"), "{text}");
-    insta::assert_snapshot!("rollback_long_80x24", text);
+    assert_snapshot!("rollback_long_80x24", text);
 }

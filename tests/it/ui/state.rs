@@ -1,7 +1,5 @@
 //! The view model folds the engine's events into what the console shows.
 
-mod support;
-
 use chrono::TimeDelta;
 use kongup::engine::event::{Event, LogStream, RollbackProgress, RunState, StepState};
 use kongup::lb::Split;
@@ -9,8 +7,8 @@ use kongup::plan::steps::{PhaseName, StepRef};
 use kongup::ui::state::{LOG_CAPACITY, LogKind, METRICS_WINDOW_SECS, Modal};
 use kongup::ui::{ConsoleState, Theme};
 
-use support::hybrid::*;
-use support::scenarios::{self, apply_all, screen};
+use kongup::testkit::hybrid::*;
+use kongup::testkit::scenarios::{self, apply_all, screen};
 
 fn fresh() -> ConsoleState {
     let expanded = expanded();

@@ -2,8 +2,6 @@
 //! driver that answers the engine as an operator would and waits for conditions with a
 //! deadline.
 
-#![allow(dead_code)]
-
 pub mod cli;
 
 use std::collections::HashMap;
