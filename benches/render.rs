@@ -6,9 +6,6 @@
 //!   metrics (and the clock) tick once a second, measured through crossterm's real escape
 //!   sequences into a counting writer. Goal: no more than htop's ~210 B/s.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::hint::black_box;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -23,8 +20,8 @@ use ratatui::backend::{CrosstermBackend, TestBackend};
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 
-use support::hybrid::*;
-use support::scenarios::{apply_all, char_key, press};
+use kongup::testkit::hybrid::*;
+use kongup::testkit::scenarios::{self, apply_all, char_key, press};
 
 /// Discards what it is given and counts it.
 #[derive(Clone, Default)]
@@ -163,7 +160,7 @@ fn steady_bytes_per_second(
 fn report_bytes_per_second() {
     println!("steady state at 80x24, one metrics scrape and one frame a second:");
     // Waiting for a confirm, 10% of traffic on Y, metrics ticking.
-    let mut waiting = support::scenarios::paused(Theme::COLOUR);
+    let mut waiting = scenarios::paused(Theme::COLOUR);
     waiting.apply(&changed(cp("traffic-10"), StepState::Succeeded));
     waiting.apply(&changed(cp("traffic-50"), StepState::Ready));
     waiting.apply(&Event::RunChanged(kongup::engine::event::RunState::Running));
@@ -172,7 +169,7 @@ fn report_bytes_per_second() {
     println!("  awaiting a confirm, metrics ticking: {waiting_rate:.0} B/s (goal <= 210 B/s)");
 
     // A bake counting down as well: the step's tag changes every second too.
-    let mut baking = support::scenarios::paused(Theme::COLOUR);
+    let mut baking = scenarios::paused(Theme::COLOUR);
     baking.apply(&Event::RunChanged(kongup::engine::event::RunState::Running));
     let baking_rate = steady_bytes_per_second(baking, start, 180, |s| {
         vec![Event::Bake {

@@ -10,9 +10,6 @@
 //!
 //! `cargo bench --bench time_to_safety`
 
-#[path = "../tests/lb_common/mod.rs"]
-mod lb_common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -21,7 +18,7 @@ use kongup::lb::haproxy::HaproxyTrafficDriver;
 use kongup::lb::nginx::NginxTrafficDriver;
 use kongup::lb::{Split, TrafficDriver};
 use kongup::plan::model::{HaproxyDriver, NginxDriver};
-use lb_common::{Haproxy, LabUpstreams, Nginx};
+use kongup::testkit::lb::{Haproxy, LabUpstreams, Nginx};
 
 const HALF: Split = Split { x: 50, y: 50 };
 

@@ -4,12 +4,10 @@
 //!
 //! `KONGUP_EXIT_FILE=PATH` writes how the console ended to PATH (the tmux test reads it).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::time::Duration;
 
 use chrono::Utc;
+use kongup::testkit::{hybrid, stand_in};
 use kongup::ui::run::engine_events;
 use kongup::ui::{ConsoleExit, ConsoleOptions, run_console};
 use tokio::sync::mpsc;
@@ -17,11 +15,11 @@ use tokio::sync::mpsc;
 #[tokio::main]
 async fn main() -> color_eyre::Result<()> {
     color_eyre::install()?;
-    let plan = support::hybrid::plan();
-    let expanded = support::hybrid::expanded();
+    let plan = hybrid::plan();
+    let expanded = hybrid::expanded();
     let (commands, command_receiver) = mpsc::channel(64);
     let (event_sender, events) = mpsc::unbounded_channel();
-    let engine = tokio::spawn(support::stand_in::stand_in_engine(
+    let engine = tokio::spawn(stand_in::stand_in_engine(
         plan.clone(),
         expanded.clone(),
         command_receiver,
@@ -33,7 +31,7 @@ async fn main() -> color_eyre::Result<()> {
         &expanded,
         commands,
         engine_events(events),
-        ConsoleOptions::new(Utc::now(), support::hybrid::previewer(&plan, &expanded)),
+        ConsoleOptions::new(Utc::now(), hybrid::previewer(&plan, &expanded)),
     )
     .await?;
     if let Some(path) = std::env::var_os("KONGUP_EXIT_FILE") {

@@ -40,4 +40,8 @@ export CARGO_INCREMENTAL=0
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The layering as features: the core builds without the console and the lab, and with each.
+cargo check --no-default-features --locked
+cargo check --no-default-features --features console --locked
+cargo check --no-default-features --features lab --locked
 cargo test --all-targets --locked

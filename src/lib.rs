@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod cli;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod engine;
 pub mod exec;
@@ -13,5 +14,9 @@ pub mod plain;
 pub mod plan;
 pub mod secrets;
 pub mod session;
+#[cfg(feature = "lab")]
 pub mod sim;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+#[cfg(feature = "console")]
 pub mod ui;

@@ -6,13 +6,12 @@
 //!
 //! A test binary without libtest (`harness = false`), so driver mode needs no fake test.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use kongup::testkit::tmux::{Tmux, done_count};
+use kongup::testkit::{hybrid, stand_in};
 use std::time::{Duration, Instant};
-use support::tmux::{Tmux, done_count};
 
 /// Set in the pane: run the console and write how it ended to this file.
 const DRIVER_ENV: &str = "KONGUP_UI_TMUX_DRIVER";
@@ -54,11 +53,11 @@ fn drive_console(exit_file: &Path) {
     std::fs::write(pid_file(exit_file), std::process::id().to_string()).expect("pid file");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        let plan = support::hybrid::plan();
-        let expanded = support::hybrid::expanded();
+        let plan = hybrid::plan();
+        let expanded = hybrid::expanded();
         let (commands, command_receiver) = tokio::sync::mpsc::channel(64);
         let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
-        let engine = tokio::spawn(support::stand_in::stand_in_engine(
+        let engine = tokio::spawn(stand_in::stand_in_engine(
             plan.clone(),
             expanded.clone(),
             command_receiver,
@@ -70,10 +69,7 @@ fn drive_console(exit_file: &Path) {
             &expanded,
             commands,
             engine_events(events),
-            ConsoleOptions::new(
-                chrono::Utc::now(),
-                support::hybrid::previewer(&plan, &expanded),
-            ),
+            ConsoleOptions::new(chrono::Utc::now(), hybrid::previewer(&plan, &expanded)),
         )
         .await;
         std::fs::write(exit_file, format!("{exit:?}\n")).expect("write the exit file");

@@ -61,6 +61,13 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
 }
 
 pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
+    if !args.plain && cfg!(not(feature = "console")) {
+        eprintln!(
+            "this kongup was built without the console (cargo feature `console`): run with \
+             --plain for line prompts"
+        );
+        return Ok(1);
+    }
     if !args.plain && !std::io::stdout().is_terminal() {
         eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
         return Ok(1);
@@ -86,20 +93,23 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         .enable_all()
         .build()
         .wrap_err("could not start the async runtime for the demo")?;
-    let (scenario, plain) = (args.scenario, args.plain);
+    let scenario = args.scenario;
+    #[cfg(feature = "console")]
+    let plain = args.plain;
     let end = runtime.block_on(async move {
         let run = demo::start(options).await?;
-        let mut intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
-        if plain {
-            demo::drive_plain(run, &intro).await
-        } else {
+        let intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
+        #[cfg(feature = "console")]
+        if !plain {
+            let mut intro = intro;
             intro.push(
                 "keys E L X D inject the lab's faults, N clears them; ? lists every key"
                     .to_string(),
             );
             let keys = demo::console::fault_keys(&run.lab, &run.notices);
-            demo::console::drive_console(run, keys, &intro).await
+            return demo::console::drive_console(run, keys, &intro).await;
         }
+        demo::drive_plain(run, &intro).await
     });
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.

@@ -3,8 +3,10 @@
 use clap::{Parser, Subcommand};
 
 pub mod db;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod init;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod path;
 pub mod plan;
@@ -46,8 +48,10 @@ pub enum CliCommand {
     /// The audit report of a run: timeline, traffic changes, gate verdicts, rollback.
     Report(report::ReportArgs),
     /// Run the simulated Kong lab headless (both clusters) until interrupted.
+    #[cfg(feature = "lab")]
     Lab(lab::LabArgs),
     /// Try kongup with nothing installed: a simulated Kong lab and its upgrade, step by step.
+    #[cfg(feature = "lab")]
     Demo(demo::DemoArgs),
 }
 
@@ -63,7 +67,9 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Run(args) => run::run(args),
         CliCommand::Status(args) => status::run(args),
         CliCommand::Report(args) => report::run(args),
+        #[cfg(feature = "lab")]
         CliCommand::Lab(args) => lab::run(args),
+        #[cfg(feature = "lab")]
         CliCommand::Demo(args) => demo::run(args),
     }
 }

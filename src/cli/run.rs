@@ -12,6 +12,7 @@ use crate::metrics;
 use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
+#[cfg(feature = "console")]
 use crate::ui::run::console_on_engine;
 
 #[derive(Debug, clap::Args)]
@@ -39,10 +40,12 @@ pub struct RunArgs {
     /// Practise the plan against a simulated lab shaped like its topology: every executor
     /// acts on the lab, the lab's balancer stands in for the traffic driver, and the run
     /// lives in its own directory (the real one's name + `-rehearsal`).
+    #[cfg(feature = "lab")]
     #[arg(long)]
     pub rehearse: bool,
     /// With --rehearse: how many times faster than real time the lab's commands, the
     /// bakes, the monitor steps and the gate window run (the window not under 2 s).
+    #[cfg(feature = "lab")]
     #[arg(long, default_value_t = 1.0, value_name = "X", requires = "rehearse")]
     pub speed: f64,
 }
@@ -61,6 +64,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    #[cfg(feature = "lab")]
     if args.rehearse {
         return crate::demo::rehearse::run(
             &args.plan,
@@ -70,6 +74,13 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             args.plain,
             args.speed,
         );
+    }
+    if !args.plain && cfg!(not(feature = "console")) {
+        eprintln!(
+            "this kongup was built without the console (cargo feature `console`); run with \
+             --plain to drive the run with line commands"
+        );
+        return Ok(1);
     }
     if !args.plain && !std::io::stdout().is_terminal() {
         eprintln!(
@@ -148,28 +159,28 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             side_events: Some(side_events),
         })?;
-        if args.plain {
-            let setup = PlainSetup {
-                plan,
-                expanded,
-                toolbox,
-                interactive: std::io::stdin().is_terminal(),
-            };
-            drive(
-                handle,
-                setup,
-                std::io::BufReader::new(std::io::stdin()),
-                std::io::stdout(),
-            )
-            .await
-            .map_err(color_eyre::Report::from)
-        } else {
+        #[cfg(feature = "console")]
+        if !args.plain {
             let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
             if !console.terminal_gone {
                 eprintln!("{}", console.end.stopped_line("the same command"));
             }
-            Ok(console.end)
+            return Ok(console.end);
         }
+        let setup = PlainSetup {
+            plan,
+            expanded,
+            toolbox,
+            interactive: std::io::stdin().is_terminal(),
+        };
+        drive(
+            handle,
+            setup,
+            std::io::BufReader::new(std::io::stdin()),
+            std::io::stdout(),
+        )
+        .await
+        .map_err(color_eyre::Report::from)
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();

@@ -14,6 +14,7 @@
 //! // demo.engine: the engine's handle (commands, events); demo.lab: the lab itself.
 //! ```
 
+#[cfg(feature = "console")]
 pub mod console;
 pub mod database;
 pub mod executors;

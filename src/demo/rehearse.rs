@@ -207,6 +207,13 @@ pub fn run(
 ) -> color_eyre::Result<i32> {
     use color_eyre::eyre::WrapErr;
     use std::io::IsTerminal;
+    if !plain && cfg!(not(feature = "console")) {
+        eprintln!(
+            "this kongup was built without the console (cargo feature `console`): run with \
+             --plain for line prompts"
+        );
+        return Ok(1);
+    }
     if !plain && !std::io::stdout().is_terminal() {
         eprintln!("the console needs a terminal on stdout: run with --plain for line prompts");
         return Ok(1);
@@ -237,11 +244,11 @@ pub fn run(
              run's journal is not touched).",
             run_dir.display()
         ));
-        if plain {
-            super::drive_plain(run, &intro).await
-        } else {
-            super::console::drive_console(run, Vec::new(), &intro).await
+        #[cfg(feature = "console")]
+        if !plain {
+            return super::console::drive_console(run, Vec::new(), &intro).await;
         }
+        super::drive_plain(run, &intro).await
     });
     runtime.shutdown_background();
     if let Err(error) = &end {

@@ -1,0 +1,385 @@
+//! The console at the moments the snapshots show, built from the hybrid plan and the
+//! events the engine would have sent. The clock is set explicitly, so every time on screen
+//! is fixed.
+
+use crate::engine::command::Command;
+use crate::engine::event::{Event, LogStream, RunState, StepState};
+use crate::kong::topology::NodeHealth;
+use crate::metrics::Verdict;
+use crate::plan::steps::StepRef;
+use crate::ui::{ConsoleState, Theme, UiAction, handle_key};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+
+use super::hybrid::*;
+
+/// Applies `events` with the clock following the times they carry, as in a live run.
+pub fn apply_all(state: &mut ConsoleState, events: &[Event]) {
+    for event in events {
+        let carried = match event {
+            Event::Log(line) => Some(line.at),
+            Event::Metrics(snapshot) => Some(snapshot.at),
+            Event::Gate(verdict) => Some(verdict.at),
+            _ => None,
+        };
+        if let Some(at) = carried
+            && at > state.now()
+        {
+            state.set_now(at);
+        }
+        state.apply(event);
+    }
+}
+
+/// Presses a key the way the console loop does; returns the commands it would send.
+pub fn press(state: &mut ConsoleState, key: KeyEvent) -> Vec<Command> {
+    let outcome = handle_key(state, key);
+    for action in outcome.ui {
+        if !matches!(action, UiAction::Exit | UiAction::Redraw) {
+            state.apply_ui(action);
+        }
+    }
+    outcome.commands
+}
+
+pub fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+pub fn char_key(c: char) -> KeyEvent {
+    let modifiers = if c.is_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    KeyEvent::new(KeyCode::Char(c), modifiers)
+}
+
+pub fn type_text(state: &mut ConsoleState, text: &str) {
+    for c in text.chars() {
+        press(state, char_key(c));
+    }
+}
+
+const CP_ORDER: [&str; 15] = [
+    "preflight",
+    "review-changes",
+    "freeze-writes",
+    "backup-x",
+    "deploy-y",
+    "restore-db",
+    "migrations-up",
+    "migrations-finish",
+    "start-y",
+    "smoke-tests",
+    "traffic-10",
+    "traffic-50",
+    "traffic-100",
+    "monitor",
+    "decommission-x",
+];
+
+fn cps(ids: &[&str]) -> Vec<StepRef> {
+    ids.iter().map(|id| cp(id)).collect()
+}
+
+fn through(last: &str) -> Vec<StepRef> {
+    let end = CP_ORDER
+        .iter()
+        .position(|id| *id == last)
+        .expect("a CP step")
+        + 1;
+    cps(&CP_ORDER[..end])
+}
+
+fn ready(state: &mut ConsoleState, step: StepRef) {
+    state.apply(&changed(step, StepState::Ready));
+}
+
+pub fn new_run(theme: Theme) -> ConsoleState {
+    let expanded = expanded();
+    let plan = plan();
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
+    state.set_now(at(3));
+    apply_all(&mut state, &start_events(&expanded));
+    state.apply(&traffic(0));
+    state.apply(&topology(None, NodeHealth::Absent));
+    state
+}
+
+/// Four steps done; deploying Y waits for its confirm.
+pub fn awaiting_confirmation(theme: Theme) -> ConsoleState {
+    let mut state = new_run(theme);
+    state.set_now(at(20));
+    apply_all(&mut state, &complete(&through("backup-x"), 20));
+    state.apply(&log(
+        95,
+        "backup-x",
+        LogStream::Stdout,
+        "pg_dump: dumped 412 tables to backup-x/kong.dump (38 MiB)",
+    ));
+    apply_all(&mut state, &metrics_history(5, 300, 0, 0.0));
+    state.set_now(at(312));
+    ready(&mut state, cp("deploy-y"));
+    state
+}
+
+pub fn confirm_modal(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    press(&mut state, key(KeyCode::Enter));
+    state
+}
+
+/// Restoring X's backup into Y's database, 42 s in, output streaming.
+pub fn running_with_logs(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    state.set_now(at(320));
+    apply_all(&mut state, &complete(&[cp("deploy-y")], 320));
+    state.apply(&topology(
+        Some("3.10.0.1"),
+        NodeHealth::NotReady("database not migrated".into()),
+    ));
+    state.set_now(at(400));
+    state.apply(&changed(cp("restore-db"), StepState::Running));
+    let lines = [
+        (
+            LogStream::Engine,
+            "pg_restore --clean --if-exists -d kong (pg-y.prod.internal:5432)",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: connecting to database for restore",
+        ),
+        (LogStream::Stdout, "pg_restore: creating SCHEMA \"public\""),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.acls\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.ca_certificates\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.certificates\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.consumers\"",
+        ),
+        (
+            LogStream::Stderr,
+            "pg_restore: warning: errors ignored on restore: 0",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.plugins\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.routes\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: creating TABLE \"public.services\"",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: processing data for table \"public.routes\" (18 211 rows)",
+        ),
+        (
+            LogStream::Stdout,
+            "pg_restore: processing data for table \"public.plugins\" (2 904 rows)",
+        ),
+    ];
+    for (i, (stream, text)) in lines.iter().enumerate() {
+        state.apply(&log(401 + i as i64 * 3, "restore-db", *stream, text));
+    }
+    apply_all(&mut state, &metrics_history(305, 440, 0, 0.0));
+    state.set_now(at(442));
+    state
+}
+
+/// Up to the smoke tests, done; the 10% stage bakes; too few requests on Y: paused.
+pub fn paused(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("smoke-tests")[4..], 320));
+    state.apply(&topology(Some("3.10.0.1"), NodeHealth::Ready));
+    state.set_now(at(600));
+    state.apply(&changed(cp("traffic-10"), StepState::Running));
+    state.apply(&traffic(10));
+    apply_all(&mut state, &metrics_history(305, 710, 10, 0.002));
+    state.apply(&Event::Bake {
+        step: cp("traffic-10"),
+        remaining_secs: 187,
+    });
+    state.apply(&gate(
+        712,
+        Verdict::Inconclusive,
+        0,
+        &[
+            "Y requests in window 180 < 200: too few to judge",
+            "Y 5xx 0.20% <= 1.00%: ok",
+        ],
+    ));
+    state.set_now(at(713));
+    state.apply(&Event::RunChanged(RunState::Paused));
+    state
+}
+
+/// The 50% stage bakes and Y's 5xx ratio climbs past the gate three times: breached.
+pub fn gate_breached(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("traffic-10")[4..], 320));
+    state.apply(&topology(Some("3.10.0.1"), NodeHealth::Ready));
+    state.set_now(at(900));
+    state.apply(&traffic(10));
+    state.apply(&changed(cp("traffic-50"), StepState::Running));
+    state.apply(&traffic(50));
+    apply_all(&mut state, &metrics_history(305, 895, 10, 0.002));
+    apply_all(&mut state, &metrics_history(900, 1080, 50, 0.034));
+    state.apply(&Event::Bake {
+        step: cp("traffic-50"),
+        remaining_secs: 120,
+    });
+    state.apply(&gate(
+        1080,
+        Verdict::Fail,
+        3,
+        &[
+            "Y 5xx 3.40% > 1.00%: FAIL",
+            "Y 5xx - X 5xx 3.32% > 0.50%: FAIL",
+            "Y p99 162ms <= 500ms: ok",
+            "Y p99 / X p99 0.90 <= 1.50: ok",
+        ],
+    ));
+    state.set_now(at(1082));
+    state.apply(&Event::RunChanged(RunState::Paused));
+    state
+}
+
+/// `R` after the breach: traffic is back on X and the rest of the rollback waits.
+pub fn rolling_back(theme: Theme) -> ConsoleState {
+    let mut state = gate_breached(theme);
+    let commands = press(&mut state, char_key('R'));
+    assert_eq!(commands, [Command::Rollback]);
+    state.set_now(at(1083));
+    // The engine plans the undoing of what ran, newest first; traffic to X came first.
+    apply_all(
+        &mut state,
+        &rollback_events(
+            412,
+            vec![
+                undoing("start-y"),
+                undoing("deploy-y"),
+                undoing("freeze-writes"),
+            ],
+        ),
+    );
+    ready(&mut state, undoing("start-y"));
+    state.set_now(at(1084));
+    state
+}
+
+/// Everything on the control planes done but X's decommissioning; its typed confirm is
+/// half typed.
+pub fn irreversible_modal(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("monitor")[4..], 320));
+    state.apply(&topology(Some("3.10.0.1"), NodeHealth::Ready));
+    state.apply(&traffic(100));
+    apply_all(&mut state, &metrics_history(905, 1500, 100, 0.0007));
+    state.set_now(at(1502));
+    ready(&mut state, cp("decommission-x"));
+    press(&mut state, key(KeyCode::Enter));
+    type_text(&mut state, "prod-eu");
+    state
+}
+
+pub fn done(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("decommission-x")[4..], 320));
+    apply_all(
+        &mut state,
+        &complete(&[dp("compatibility"), dp("roll-dp"), dp("stop-dp-x")], 700),
+    );
+    state.apply(&topology(Some("3.10.0.1"), NodeHealth::Ready));
+    state.apply(&traffic(100));
+    apply_all(&mut state, &metrics_history(1500, 2100, 100, 0.0006));
+    state.set_now(at(2110));
+    state.apply(&Event::RunChanged(RunState::Done));
+    state.set_now(at(2200));
+    state
+}
+
+pub fn help(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    press(&mut state, char_key('?'));
+    state
+}
+
+/// `x` while the database restore runs: the abort dialog.
+pub fn abort_modal(theme: Theme) -> ConsoleState {
+    let mut state = running_with_logs(theme);
+    press(&mut state, char_key('x'));
+    state
+}
+
+/// `t` between two steps with 10 % on Y: the split by hand, being typed.
+pub fn set_traffic_prompt(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    state.apply(&traffic(10));
+    press(&mut state, char_key('t'));
+    type_text(&mut state, "0");
+    state
+}
+
+/// Builds the console at one moment of a run.
+pub type Scenario = fn(Theme) -> ConsoleState;
+
+/// Every scenario the snapshots cover, by name.
+pub fn all() -> Vec<(&'static str, Scenario)> {
+    vec![
+        ("new_run", new_run),
+        ("awaiting_confirmation", awaiting_confirmation),
+        ("confirm_modal", confirm_modal),
+        ("irreversible_modal", irreversible_modal),
+        ("running_with_logs", running_with_logs),
+        ("paused", paused),
+        ("gate_breached", gate_breached),
+        ("rolling_back", rolling_back),
+        ("done", done),
+        ("help", help),
+        ("abort_modal", abort_modal),
+        ("set_traffic_prompt", set_traffic_prompt),
+    ]
+}
+
+pub fn draw(state: &ConsoleState, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| crate::ui::render(frame, state))
+        .expect("draw");
+    terminal.backend().buffer().clone()
+}
+
+/// The buffer as text, one line a row, trailing spaces trimmed.
+pub fn buffer_text(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut line = String::new();
+        for x in 0..area.width {
+            line.push_str(buffer[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn screen(state: &ConsoleState, width: u16, height: u16) -> String {
+    buffer_text(&draw(state, width, height))
+}

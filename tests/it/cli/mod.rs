@@ -1,0 +1,6 @@
+//! `kongup` as an operator runs it: help, path, plan, validate.
+
+mod help;
+mod path;
+mod plan;
+mod validate;

@@ -1,0 +1,11 @@
+//! `kongup demo` and the demo's parts: the lab's walk of each scenario, resume, rollback,
+//! rehearsal.
+
+mod cli;
+mod console_keys;
+mod lab_entities;
+mod rehearse;
+mod resume;
+mod resume_more;
+mod rollback;
+mod walk;

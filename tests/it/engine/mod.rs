@@ -1,0 +1,11 @@
+//! The engine: the step lifecycle, traffic and gates, rollback, `--plain`, the real
+//! binary's `run`, and the report.
+
+mod cli;
+mod journal_integrity;
+mod lifecycle;
+mod node_commands;
+mod plain;
+mod report_rollback;
+mod rollback;
+mod traffic;

@@ -1,0 +1,5 @@
+//! The executors: local, ssh, kubectl.
+
+mod kubectl;
+mod local;
+mod ssh;

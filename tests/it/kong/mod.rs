@@ -1,0 +1,17 @@
+//! Kong: the Admin API client, the database, migrations, backups, TLS, the topology watch,
+//! and the Kong actions through the engine.
+
+mod actions_backups;
+mod actions_guards;
+mod actions_in_place;
+mod actions_previews;
+mod backup;
+mod client;
+mod db;
+mod deck_backup;
+mod init;
+mod migrations;
+mod pg_tls;
+mod preflight_metrics;
+mod tls_roots;
+mod watch;

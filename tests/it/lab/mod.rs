@@ -1,0 +1,7 @@
+//! The simulated lab: its Admin API, `/metrics`, executor, plans and `kongup lab`.
+
+mod api;
+mod cli;
+mod executor;
+mod metrics;
+mod plans;

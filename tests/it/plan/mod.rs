@@ -1,0 +1,3 @@
+//! Plans kongup refuses.
+
+mod refusals;

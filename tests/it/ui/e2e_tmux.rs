@@ -1,0 +1,225 @@
+//! End to end, as an operator meets it: the real binary's `kongup demo` in an 80x24 tmux
+//! pane, keys typed with `send-keys`, the screen read with `capture-pane`. Steps are
+//! confirmed until traffic moves to Y, then `R`: the screen shows all traffic on X and the
+//! rollback plan. Quitting ends the process (the lab does not keep it alive), and
+//! `kongup status` reads the demo's run.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kongup::plan::steps::StepKind;
+
+use kongup::testkit::tmux::{Tmux, done_count, run};
+
+const SCREEN_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn status_json(run_dir: &Path) -> serde_json::Value {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_kongup"))
+        .args(["status", "--json", "--journal"])
+        .arg(run_dir));
+    assert!(out.status.success(), "kongup status: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("status JSON")
+}
+
+#[test]
+fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "rollback",
+        &format!(
+            "{} demo --scenario dual-cluster --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+        SCREEN_TIMEOUT,
+    );
+    tmux.wait_for("the first step ready", |s| {
+        s.contains("[ready]") && s.contains("Preflight checks") && s.contains("Topology")
+    });
+
+    let mut confirmed = 0;
+    while !tmux.screen().contains("X  90%") {
+        assert!(confirmed < 16, "traffic never moved:\n{}", tmux.screen());
+        let before = tmux.wait_for("a ready step", |s| {
+            (s.contains("[ready]") && done_count(s).is_some()) || s.contains("X  90%")
+        });
+        if before.contains("X  90%") {
+            break;
+        }
+        let done = done_count(&before).unwrap();
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the confirm dialog", |s| {
+            s.contains("Confirm ·") && s.contains("What will run")
+        });
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step done, or traffic moving", |s| {
+            done_count(s).is_some_and(|d| d > done) || s.contains("X  90%")
+        });
+        confirmed += 1;
+    }
+    // Every step up to the first traffic stage was confirmed, one by one.
+    let loaded = kongup::plan::load::load_plan(&run_dir.join("plan.yaml")).unwrap();
+    let first_shift = loaded
+        .expanded
+        .steps()
+        .position(|(_, s)| matches!(s.kind, StepKind::ShiftTraffic { .. }))
+        .unwrap();
+    assert_eq!(confirmed, first_shift + 1);
+    // The lab's balancer moved the traffic: the header's bar reads it back.
+    assert!(tmux.screen().contains("10% Y"), "{}", tmux.screen());
+
+    tmux.keys(&["R"]);
+    let screen = tmux.wait_for("all traffic on X and the rollback plan", |s| {
+        s.contains("X 100%") && s.contains("ROLLBACK") && s.contains("Then, in this order")
+    });
+    assert!(
+        screen.contains("all traffic on X in") && screen.contains("confirmed by the load balancer"),
+        "{screen}"
+    );
+    assert!(screen.contains("ROLLING BACK"), "{screen}");
+    assert!(screen.contains("Stop cluster Y"), "{screen}");
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the dialog closed", |s| !s.contains("Then, in this order"));
+    // The demo's own key: a fault injected into the lab, said in the footer.
+    tmux.keys(&["E"]);
+    tmux.wait_for("the fault key's answer", |s| {
+        s.contains("lab fault y-errors=0.2")
+    });
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + SCREEN_TIMEOUT;
+    while tmux.alive() {
+        assert!(
+            Instant::now() < deadline,
+            "kongup demo still runs after q:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "rolling-back", "{status:#}");
+    assert_eq!(status["traffic"]["x"], 100, "{status:#}");
+    assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
+}
+
+/// The done-when of the demo: the default scenario, every step confirmed in the console
+/// (the plan name typed for those that cannot be undone), to done.
+#[test]
+fn the_hybrid_demo_walks_to_done_in_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "hybrid",
+        &format!(
+            "{} demo --speed 20 --journal {}",
+            env!("CARGO_BIN_EXE_kongup"),
+            run_dir.display()
+        ),
+        SCREEN_TIMEOUT,
+    );
+    let plan_name = "demo hybrid 3.4.3.12 to 3.10.0.1";
+    let mut confirmed = 0;
+    loop {
+        let screen = tmux.wait_for("a ready step, or the end", |s| {
+            s.contains("[ready]") || s.contains("DONE")
+        });
+        if screen.contains("DONE") {
+            break;
+        }
+        assert!(confirmed < 40, "the run never ended:\n{screen}");
+        let done = done_count(&screen).unwrap();
+        tmux.keys(&["Enter"]);
+        let dialog = tmux.wait_for("the confirm dialog", |s| {
+            s.contains("Confirm ·") || s.contains("IRREVERSIBLE ·")
+        });
+        if dialog.contains("IRREVERSIBLE ·") {
+            tmux.keys(&["-l", plan_name]);
+        }
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step done", |s| {
+            done_count(s).is_some_and(|d| d > done) || s.contains("DONE")
+        });
+        confirmed += 1;
+    }
+    let status = status_json(&run_dir);
+    assert_eq!(status["state"], "done", "{status:#}");
+    assert_eq!(status["traffic"]["y"], 100, "{status:#}");
+    tmux.keys(&["q"]);
+}
+
+/// `q` while a step runs: the console closes, and the terminal keeps showing the step's
+/// output and its end (a long migration must not look hung), then kongup exits.
+#[test]
+fn quitting_while_a_step_runs_shows_its_output_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"name: quit-e2e
+from: 3.4.0
+to: 3.4.2
+mode: traditional
+database: postgres
+strategy: in-place
+clusters:
+  x:
+    nodes:
+      - name: x1
+        admin_url: http://127.0.0.1:9
+    database:
+      host: 127.0.0.1
+      name: kong
+      user: kong
+      password: {{env: KONGUP_E2E_PG_PASSWORD}}
+  y:
+    nodes:
+      - name: y1
+        admin_url: http://127.0.0.1:9
+steps:
+  preflight:
+    builtin: false
+    commands:
+      - shell: "echo step-started; read word < {gate}; echo step-finished-$word"
+"#,
+            gate = gate.display()
+        ),
+    )
+    .unwrap();
+    let run_dir = dir.path().join("run");
+    let tmux = Tmux::start(
+        "quit",
+        &format!(
+            "sh -c 'KONGUP_E2E_PG_PASSWORD=unused {} run {} --journal {}; echo kongup-exited-$?; read never'",
+            env!("CARGO_BIN_EXE_kongup"),
+            plan.display(),
+            run_dir.display()
+        ),
+        SCREEN_TIMEOUT,
+    );
+    tmux.wait_for("the first step ready", |s| s.contains("[ready]"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the confirm dialog", |s| s.contains("Confirm ·"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the step's first line", |s| s.contains("step-started"));
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit dialog", |s| s.contains("Quit?"));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("the console closed, the step going on", |s| {
+        s.contains("is still running: kongup waits for it to end")
+    });
+    assert!(!screen.contains("kongup-exited"), "{screen}");
+    // Let the step end: it reads one word from the pipe.
+    std::fs::write(&gate, "go\n").unwrap();
+    let screen = tmux.wait_for("the step's end and kongup's exit", |s| {
+        s.contains("kongup-exited-")
+    });
+    assert!(screen.contains("step-finished-go"), "{screen}");
+    assert!(screen.contains("preflight: succeeded"), "{screen}");
+    assert!(screen.contains("kongup-exited-2"), "{screen}");
+}

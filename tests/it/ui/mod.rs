@@ -1,0 +1,7 @@
+//! The console: its state, keys, loop and snapshots, and end to end in tmux.
+
+mod console_loop;
+mod e2e_tmux;
+mod keys;
+mod snapshots;
+mod state;
