@@ -1,4 +1,5 @@
-//! Kong's upgrade-path rules (KONG.md, "Versions and upgrade paths"): which hops an upgrade
+//! Kong's upgrade-path rules (docs/kong/migrations-and-paths.md §3, and Kong's guide at
+//! https://docs.konghq.com/gateway/latest/upgrade/): which hops an upgrade
 //! from X to Y must make, which of them Kong guarantees, and which strategies fit.
 //!
 //! A path lists only the stops the rules make mandatory (the 2.1 floor of 3.x, the 3.1.1.2
@@ -55,7 +56,7 @@ pub enum PathError {
 /// A `major.minor` release line.
 type Line = (u32, u32);
 
-/// Long-term-support lines, oldest first (KONG.md). Kong guarantees upgrades between
+/// Long-term-support lines, oldest first (Kong's LTS upgrade guides; docs/kong/migrations-and-paths.md §3). Kong guarantees upgrades between
 /// adjacent ones.
 const LTS_LINES: [Line; 4] = [(2, 8), (3, 4), (3, 10), (3, 14)];
 

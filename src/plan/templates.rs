@@ -1,5 +1,5 @@
 //! Strategy templates: each strategy expands into the steps of Kong's guide for it
-//! (`kong-upgrade-docs/`), every numbered step and sub-step in order, with the guide's own
+//! (https://docs.konghq.com/gateway/latest/upgrade/), every numbered step and sub-step in order, with the guide's own
 //! instruction and what kongup does for it. Then the plan's customisation is applied:
 //! commands for template steps, inserted steps, skipped steps; and each command without
 //! an executor is placed on the nodes its step acts on (`plan::placement`).

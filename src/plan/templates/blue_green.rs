@@ -1,4 +1,4 @@
-//! Kong's blue-green upgrade (kong-upgrade-docs/blue-green), derived from in-place: Y
+//! Kong's blue-green upgrade (https://docs.konghq.com/gateway/latest/upgrade/blue-green/), derived from in-place: Y
 //! shares X's database after `kong migrations up`, traffic moves over, and
 //! `kong migrations finish` runs only at the end.
 

@@ -1,4 +1,4 @@
-//! Kong's dual-cluster upgrade (kong-upgrade-docs/dual-cluster), for a traditional cluster
+//! Kong's dual-cluster upgrade (https://docs.konghq.com/gateway/latest/upgrade/dual-cluster/), for a traditional cluster
 //! or the control planes of a hybrid deployment.
 
 use super::common::{

@@ -1,4 +1,4 @@
-//! Kong's in-place upgrade (kong-upgrade-docs/in-place), for a traditional cluster or the
+//! Kong's in-place upgrade (https://docs.konghq.com/gateway/latest/upgrade/in-place/), for a traditional cluster or the
 //! control planes of a hybrid deployment. X stops, Y migrates X's database: no gradual
 //! traffic shift, downtime on a traditional cluster. When Y runs on machines of its own
 //! (the plan names a traffic driver), one step sends all traffic to Y once it has started.

@@ -1,4 +1,4 @@
-//! Kong's rolling upgrade (kong-upgrade-docs/rolling), for DB-less nodes and for the data
+//! Kong's rolling upgrade (https://docs.konghq.com/gateway/latest/upgrade/rolling-upgrade/), for DB-less nodes and for the data
 //! planes of a hybrid deployment.
 //!
 //! In a hybrid deployment the data-plane phase follows the control-plane phase, which has

@@ -1,5 +1,5 @@
 //! The exposition parser and the per-node sample on Kong-format text (shapes from
-//! KONG.md "Prometheus metrics": Kong 3.x with status_code_metrics and latency_metrics on).
+//! docs/kong/metrics.md: Kong 3.x with status_code_metrics and latency_metrics on).
 
 use chrono::{TimeZone, Utc};
 use kongup::metrics::parse::{self, Entry, MetricType};
