@@ -3,6 +3,7 @@
 //! plan, its scenarios and a stand-in engine; the lab's proxies behind a real HAProxy or
 //! nginx; a tmux server of a test's own. Not part of the program.
 
+pub mod corpus;
 pub mod hybrid;
 pub mod lb;
 pub mod scenarios;
