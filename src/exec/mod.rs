@@ -91,7 +91,8 @@ pub trait Executor: Send + Sync {
     fn describe(&self) -> String;
     /// Runs to completion, timeout or cancellation; output goes to `lines` as it comes.
     /// Keep reading `lines` while this runs (or use `run_to_completion`): when the
-    /// reader falls far behind, lines are dropped and a notice says how many.
+    /// reader falls far behind, the program waits for it (no line is dropped); once the
+    /// receiver is dropped, the output is read and discarded.
     async fn run(
         &self,
         request: ExecRequest,

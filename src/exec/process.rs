@@ -34,8 +34,10 @@ use crate::exec::LogStream;
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// Lines held while the consumer of the output channel is slower than the program.
-/// Beyond this, lines are dropped and counted (a notice says how many), so the program
-/// never blocks on a full pipe.
+/// Beyond this the pipe readers wait for room, so the program waits on its full pipe (as
+/// it would writing to a slow file) and no line is lost: the consumer, the step's log,
+/// must have every line. A consumer that is gone (its receiver dropped) no longer holds
+/// the program up: its lines are read and discarded.
 pub const BACKLOG_LINES: usize = 10_000;
 
 /// Between SIGTERM to the process group and SIGKILL.
@@ -46,8 +48,15 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 pub const REAP_AFTER_KILL: Duration = Duration::from_secs(5);
 
 /// After the program exits, how long its output pipes may stay open (held by a
-/// background process it started) before kongup stops reading them.
+/// background process it started) before kongup stops reading them. Time the readers
+/// spend waiting for a slow consumer (the backlog full) does not count, up to
+/// [`DRAIN_LIMIT`].
 pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The longest kongup reads a program's output after it exited: what the program left in
+/// its pipes and the backlog is read whole (a log file on a slow disk takes that in well
+/// under this); a background process that keeps the pipes full is cut off.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 /// Where the program is looked up when its name has no `/` and `PATH` lacks it:
 /// Debian keeps haproxy, nginx and sshd in /usr/sbin, which a non-root `PATH` omits.
@@ -179,8 +188,8 @@ impl std::fmt::Debug for ProcessSpec {
 /// process group gets SIGTERM, then SIGKILL after `kill_grace`.
 ///
 /// The caller must keep reading `lines` while this runs (see `run_to_completion` for a
-/// helper that collects them): once the backlog is full, lines are dropped, and at the
-/// end this waits until every kept line is delivered.
+/// helper that collects them): once the backlog is full the program waits for the reader
+/// (no line is dropped), and at the end this waits until every line is delivered.
 pub async fn run_process(
     spec: ProcessSpec,
     timeout: Duration,
@@ -303,22 +312,43 @@ pub async fn run_process(
     guard.armed = false;
     let _ = exited_tx.send(());
 
-    let drain = futures::future::join_all(readers.iter_mut());
-    if tokio::time::timeout(DRAIN_GRACE, drain).await.is_err() {
+    if !drain_readers(&mut readers, &queue).await {
         for reader in &readers {
             reader.abort();
         }
-        queue.push(OutputLine {
-            stream: LogStream::Engine,
-            text: format!(
-                "kongup: stopped reading the output of {}: it exited but a background process it started still holds its output open",
-                spec.what
-            ),
-        });
+        queue
+            .push(OutputLine {
+                stream: LogStream::Engine,
+                text: format!(
+                    "kongup: stopped reading the output of {}: it exited but a background process it started still holds its output open",
+                    spec.what
+                ),
+            })
+            .await;
     }
     queue.close();
     let _ = forwarder.await;
     Ok(outcome)
+}
+
+/// Waits for the pipe readers after the program exited: [`DRAIN_GRACE`] at a time, again
+/// while they waited for a slow consumer in that time (the output is still being taken),
+/// [`DRAIN_LIMIT`] in all. False when they had to be given up on.
+async fn drain_readers(readers: &mut [tokio::task::JoinHandle<()>], queue: &LineQueue) -> bool {
+    let limit = Instant::now() + DRAIN_LIMIT;
+    let drain = futures::future::join_all(readers.iter_mut());
+    tokio::pin!(drain);
+    loop {
+        let waits_before = queue.lock().waits_for_room;
+        let deadline = (Instant::now() + DRAIN_GRACE).min(limit);
+        if tokio::time::timeout_at(deadline, &mut drain).await.is_ok() {
+            return true;
+        }
+        let consumer_bound = queue.lock().waits_for_room > waits_before;
+        if !consumer_bound || Instant::now() >= limit {
+            return false;
+        }
+    }
 }
 
 fn outcome_of(status: ExitStatus) -> ExitOutcome {
@@ -358,17 +388,22 @@ async fn terminate_group(
 }
 
 /// Output lines waiting for the consumer, shared by the two pipe readers and the
-/// forwarder. Bounded: the readers never wait on the consumer.
+/// forwarder. Bounded: a reader waits for room (see [`BACKLOG_LINES`]).
 struct LineQueue {
     state: Mutex<QueueState>,
+    /// Told when a line is added or the readers are done (the forwarder waits on it).
     wake: Notify,
+    /// Told when a line is taken or the consumer is gone (a full queue's readers wait).
+    room: Notify,
 }
 
 struct QueueState {
     lines: VecDeque<OutputLine>,
-    /// Lines dropped since the last notice.
-    dropped: u64,
     open_readers: usize,
+    /// The consumer dropped its receiver: lines are discarded.
+    consumer_gone: bool,
+    /// How many times a reader found the queue full (the consumer is the slower).
+    waits_for_room: u64,
 }
 
 enum Next {
@@ -382,10 +417,12 @@ impl LineQueue {
         LineQueue {
             state: Mutex::new(QueueState {
                 lines: VecDeque::new(),
-                dropped: 0,
                 open_readers: readers,
+                consumer_gone: false,
+                waits_for_room: 0,
             }),
             wake: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -393,64 +430,66 @@ impl LineQueue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, line: OutputLine) {
-        let mut state = self.lock();
-        let room_needed = if state.dropped > 0 { 2 } else { 1 };
-        if state.lines.len() + room_needed > BACKLOG_LINES {
-            state.dropped += 1;
-            return;
+    /// Adds a line once there is room (the program waits on its pipe meanwhile).
+    async fn push(&self, line: OutputLine) {
+        let mut counted = false;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.consumer_gone {
+                    return;
+                }
+                if state.lines.len() < BACKLOG_LINES {
+                    state.lines.push_back(line);
+                    drop(state);
+                    self.wake.notify_one();
+                    return;
+                }
+                if !counted {
+                    state.waits_for_room += 1;
+                    counted = true;
+                }
+            }
+            room.await;
         }
-        if state.dropped > 0 {
-            let notice = dropped_notice(state.dropped);
-            state.lines.push_back(notice);
-            state.dropped = 0;
-        }
-        state.lines.push_back(line);
-        drop(state);
-        self.wake.notify_one();
     }
 
     fn reader_done(&self) {
         let mut state = self.lock();
         state.open_readers = state.open_readers.saturating_sub(1);
-        self.finish_if_closed(&mut state);
         drop(state);
         self.wake.notify_one();
     }
 
     /// No more lines will come (readers finished or were stopped).
     fn close(&self) {
-        let mut state = self.lock();
-        state.open_readers = 0;
-        self.finish_if_closed(&mut state);
-        drop(state);
+        self.lock().open_readers = 0;
         self.wake.notify_one();
     }
 
-    fn finish_if_closed(&self, state: &mut QueueState) {
-        if state.open_readers == 0 && state.dropped > 0 {
-            let notice = dropped_notice(state.dropped);
-            state.lines.push_back(notice);
-            state.dropped = 0;
-        }
+    /// The consumer is gone: what waits is dropped and the readers no longer wait.
+    fn consumer_gone(&self) {
+        let mut state = self.lock();
+        state.consumer_gone = true;
+        state.lines.clear();
+        drop(state);
+        self.room.notify_waiters();
     }
 
     fn next(&self) -> Next {
         let mut state = self.lock();
         match state.lines.pop_front() {
-            Some(line) => Next::Line(line),
+            Some(line) => {
+                drop(state);
+                self.room.notify_waiters();
+                Next::Line(line)
+            }
             None if state.open_readers == 0 => Next::Finished,
             None => Next::Empty,
         }
-    }
-}
-
-fn dropped_notice(count: u64) -> OutputLine {
-    OutputLine {
-        stream: LogStream::Engine,
-        text: format!(
-            "kongup: {count} lines of output were dropped because the log reader fell behind"
-        ),
     }
 }
 
@@ -459,8 +498,9 @@ async fn forward(queue: Arc<LineQueue>, lines: mpsc::Sender<OutputLine>) {
         match queue.next() {
             Next::Line(line) => {
                 if lines.send(line).await.is_err() {
-                    // Nobody listens any more; the readers keep draining the pipes
-                    // into the bounded queue so the program is not blocked.
+                    // Nobody listens any more: the readers go on draining the pipes,
+                    // discarding, so the program is not blocked.
+                    queue.consumer_gone();
                     return;
                 }
             }
@@ -481,13 +521,13 @@ async fn read_lines(mut pipe: impl AsyncRead + Unpin, stream: LogStream, queue: 
         let mut rest = &chunk[..n];
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             line.append(&rest[..end]);
-            queue.push(line.take(stream));
+            queue.push(line.take(stream)).await;
             rest = &rest[end + 1..];
         }
         line.append(rest);
     }
     if !line.is_empty() {
-        queue.push(line.take(stream));
+        queue.push(line.take(stream)).await;
     }
     queue.reader_done();
 }
@@ -546,27 +586,46 @@ mod tests {
         assert_eq!(line.take(LogStream::Stderr).text, "done");
     }
 
-    #[test]
-    fn a_full_queue_drops_lines_and_then_says_how_many() {
-        let queue = LineQueue::new(1);
-        for i in 0..BACKLOG_LINES + 5 {
-            queue.push(OutputLine {
-                stream: LogStream::Stdout,
-                text: i.to_string(),
-            });
+    fn numbered(i: usize) -> OutputLine {
+        OutputLine {
+            stream: LogStream::Stdout,
+            text: i.to_string(),
         }
-        for _ in 0..BACKLOG_LINES {
-            assert!(matches!(queue.next(), Next::Line(_)));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_the_reader_wait_and_loses_nothing() {
+        use futures::FutureExt;
+        let queue = Arc::new(LineQueue::new(1));
+        for i in 0..BACKLOG_LINES {
+            queue.push(numbered(i)).await;
         }
-        assert!(matches!(queue.next(), Next::Empty));
+        let mut waiting = Box::pin(queue.push(numbered(BACKLOG_LINES)));
+        assert!(
+            waiting.as_mut().now_or_never().is_none(),
+            "a full queue waits"
+        );
+        assert!(matches!(queue.next(), Next::Line(l) if l.text == "0"));
+        assert!(waiting.now_or_never().is_some(), "a line taken makes room");
         queue.reader_done();
-        match queue.next() {
-            Next::Line(line) => {
-                assert_eq!(line.stream, LogStream::Engine);
-                assert!(line.text.contains("5 lines of output were dropped"));
-            }
-            _ => panic!("expected the dropped-lines notice"),
+        for i in 1..=BACKLOG_LINES {
+            assert!(matches!(queue.next(), Next::Line(l) if l.text == i.to_string()));
         }
+        assert!(matches!(queue.next(), Next::Finished));
+    }
+
+    #[tokio::test]
+    async fn once_the_consumer_is_gone_a_full_queue_no_longer_waits() {
+        use futures::FutureExt;
+        let queue = Arc::new(LineQueue::new(1));
+        for i in 0..BACKLOG_LINES {
+            queue.push(numbered(i)).await;
+        }
+        let mut waiting = Box::pin(queue.push(numbered(BACKLOG_LINES)));
+        assert!(waiting.as_mut().now_or_never().is_none());
+        queue.consumer_gone();
+        assert!(waiting.now_or_never().is_some());
+        queue.reader_done();
         assert!(matches!(queue.next(), Next::Finished));
     }
 
