@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use kongup::testkit::{hybrid, stand_in};
-use kongup::ui::run::engine_events;
 use kongup::ui::{ConsoleExit, ConsoleOptions, run_console};
 use tokio::sync::mpsc;
 
@@ -18,7 +17,7 @@ async fn main() -> color_eyre::Result<()> {
     let plan = hybrid::plan();
     let expanded = hybrid::expanded();
     let (commands, command_receiver) = mpsc::channel(64);
-    let (event_sender, events) = mpsc::unbounded_channel();
+    let (event_sender, events) = kongup::engine::event::channel();
     let engine = tokio::spawn(stand_in::stand_in_engine(
         plan.clone(),
         expanded.clone(),
@@ -30,7 +29,7 @@ async fn main() -> color_eyre::Result<()> {
         &plan,
         &expanded,
         commands,
-        engine_events(events),
+        events,
         ConsoleOptions::new(Utc::now(), hybrid::previewer(&plan, &expanded)),
     )
     .await?;

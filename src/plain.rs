@@ -15,7 +15,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::Local;
 use tokio::sync::mpsc;
@@ -109,34 +111,58 @@ const HELP: &str = "\
 /// stopped reading must not keep kongup from exiting).
 pub const OUTPUT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Lines that may wait for a slow terminal before a step's output lines are left out (the
+/// step's log file has them all); kongup's own lines always wait.
+pub const OUTPUT_BACKLOG: usize = 1_000;
+
 /// The output, written by a thread of its own: a terminal that is slow or stopped
 /// reading never holds up the engine's events or the operator's commands.
 struct Output {
     lines: std::sync::mpsc::Sender<String>,
     drained: std::sync::mpsc::Receiver<()>,
+    /// Lines handed to the thread and not yet written.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl Output {
     fn spawn(mut out: impl Write + Send + 'static) -> Output {
         let (lines, rx) = std::sync::mpsc::channel::<String>();
         let (drained_tx, drained) = std::sync::mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let written = waiting.clone();
         std::thread::spawn(move || {
             // A terminal that went away must not stop the run: errors are ignored.
             while let Ok(line) = rx.recv() {
                 let _ = writeln!(out, "{line}");
+                written.fetch_sub(1, Ordering::SeqCst);
                 while let Ok(line) = rx.try_recv() {
                     let _ = writeln!(out, "{line}");
+                    written.fetch_sub(1, Ordering::SeqCst);
                 }
                 let _ = out.flush();
             }
             let _ = drained_tx.send(());
         });
-        Output { lines, drained }
+        Output {
+            lines,
+            drained,
+            waiting,
+        }
+    }
+
+    fn send(&self, line: String) {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _ = self.lines.send(line);
+    }
+
+    /// The terminal is behind by a backlog.
+    fn behind(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) >= OUTPUT_BACKLOG
     }
 
     /// Waits (up to [`OUTPUT_DRAIN_TIMEOUT`]) until everything said is written.
     async fn finish(self) {
-        let Output { lines, drained } = self;
+        let Output { lines, drained, .. } = self;
         drop(lines);
         let _ =
             tokio::task::spawn_blocking(move || drained.recv_timeout(OUTPUT_DRAIN_TIMEOUT)).await;
@@ -145,6 +171,10 @@ impl Output {
 
 struct Plain {
     out: Output,
+    run_dir: PathBuf,
+    /// Output lines not shown (the engine's stream or this terminal fell behind), not yet
+    /// said: whose (a step key; `None` for several steps') and how many.
+    skipped: Option<(Option<String>, u64)>,
     setup: PlainSetup,
     /// The step waiting for a decision, and in which state.
     awaiting: Option<(StepRef, StepState)>,
@@ -194,6 +224,8 @@ pub async fn drive(
     } = handle;
     let mut plain = Plain {
         out: Output::spawn(out),
+        run_dir: run_dir.clone(),
+        skipped: None,
         setup,
         awaiting: None,
         states: HashMap::new(),
@@ -261,9 +293,55 @@ pub async fn drive(
 }
 
 impl Plain {
-    /// Prints a line (through the output thread).
+    /// Prints a line (through the output thread), after saying what output was left out.
     fn say(&mut self, text: &str) {
-        let _ = self.out.lines.send(text.to_string());
+        self.say_skipped();
+        self.out.send(text.to_string());
+    }
+
+    /// Prints a line of a step's output, unless the terminal is a backlog behind: then it
+    /// is counted, and said once the terminal catches up.
+    fn say_output(&mut self, step: Option<String>, text: String) {
+        if self.out.behind() {
+            self.skip(step, 1);
+            return;
+        }
+        self.say_skipped();
+        self.out.send(text);
+    }
+
+    fn skip(&mut self, step: Option<String>, lines: u64) {
+        match &mut self.skipped {
+            Some((whose, count)) if *whose == step => *count += lines,
+            Some(_) => {
+                self.say_skipped();
+                self.skipped = Some((step, lines));
+            }
+            None => self.skipped = Some((step, lines)),
+        }
+    }
+
+    fn say_skipped(&mut self) {
+        let Some((step, lines)) = self.skipped.take() else {
+            return;
+        };
+        let log = step
+            .as_deref()
+            .and_then(crate::engine::journal::parse_step_key)
+            .map(|step| crate::engine::rundir::step_log_path(&self.run_dir, &step))
+            .map_or_else(
+                || {
+                    format!(
+                        "the step logs in {}",
+                        self.run_dir.join(crate::engine::rundir::LOGS_DIR).display()
+                    )
+                },
+                |path| path.display().to_string(),
+            );
+        self.out.send(format!(
+            "  … {lines} lines of output not shown here (kongup fell behind them); {log} has \
+             every line"
+        ));
     }
 
     async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {
@@ -466,8 +544,9 @@ impl Plain {
                     LogStream::Engine => "kongup",
                 };
                 let at = line.at.with_timezone(&Local).format("%H:%M:%S");
-                self.say(&format!("  {at} {stream}| {}", line.text));
+                self.say_output(line.step, format!("  {at} {stream}| {}", line.text));
             }
+            Event::LogSkipped { step, lines } => self.skip(step, lines),
             Event::TrafficChanged { requested, applied } => {
                 self.split = Some(applied.unwrap_or(requested));
                 self.say(&match applied {

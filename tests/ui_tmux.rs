@@ -47,7 +47,6 @@ fn main() {
 }
 
 fn drive_console(exit_file: &Path) {
-    use kongup::ui::run::engine_events;
     use kongup::ui::{ConsoleOptions, run_console};
 
     std::fs::write(pid_file(exit_file), std::process::id().to_string()).expect("pid file");
@@ -56,7 +55,7 @@ fn drive_console(exit_file: &Path) {
         let plan = hybrid::plan();
         let expanded = hybrid::expanded();
         let (commands, command_receiver) = tokio::sync::mpsc::channel(64);
-        let (event_sender, events) = tokio::sync::mpsc::unbounded_channel();
+        let (event_sender, events) = kongup::engine::event::channel();
         let engine = tokio::spawn(stand_in::stand_in_engine(
             plan.clone(),
             expanded.clone(),
@@ -68,7 +67,7 @@ fn drive_console(exit_file: &Path) {
             &plan,
             &expanded,
             commands,
-            engine_events(events),
+            events,
             ConsoleOptions::new(chrono::Utc::now(), hybrid::previewer(&plan, &expanded)),
         )
         .await;

@@ -1,4 +1,11 @@
-//! What the engine tells the world. The console, `--plain` and tests all read these.
+//! What the engine tells the world. The console, `--plain` and tests all read these,
+//! through the bounded stream of [`channel`].
+
+mod channel;
+
+pub use self::channel::{
+    EventReceiver, EventSender, LOG_BACKLOG_BYTES, LOG_BACKLOG_LINES, OTHER_BACKLOG, channel,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -87,6 +94,13 @@ pub enum Event {
     },
     RunChanged(RunState),
     Log(LogLine),
+    /// Output lines the event stream left out because its reader fell behind (the step's
+    /// log file has every one). `step`: whose lines; `None` for several steps' or
+    /// kongup's own.
+    LogSkipped {
+        step: Option<String>,
+        lines: u64,
+    },
     TrafficChanged {
         /// What was asked of the driver.
         requested: Split,

@@ -70,9 +70,10 @@ pub struct RunOptions {
 /// A running engine.
 pub struct EngineHandle {
     pub commands: mpsc::Sender<Command>,
-    /// Unbounded, so the engine never waits on a slow reader; read it continuously.
-    /// It ends when the engine stops.
-    pub events: mpsc::UnboundedReceiver<Event>,
+    /// Bounded, and the engine never waits on it: a reader that falls behind gets the
+    /// latest output lines and samples, told how many lines it missed, and every state
+    /// change (see [`event::channel`]). It ends when the engine stops.
+    pub events: event::EventReceiver,
     pub task: JoinHandle<Result<SessionEnd, EngineError>>,
     pub run_dir: PathBuf,
     pub run_id: String,

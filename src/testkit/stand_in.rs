@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::engine::command::Command;
 use crate::engine::event::{
-    Event, LogLine, LogStream, RollbackProgress, RunState, StepState, TrafficVerification,
+    Event, EventSender, LogLine, LogStream, RollbackProgress, RunState, StepState,
+    TrafficVerification,
 };
 use crate::engine::rollback::{rollback_ref, undone_step};
 use crate::engine::step_details;
@@ -28,7 +29,7 @@ pub async fn stand_in_engine(
     plan: Plan,
     expanded: ExpandedPlan,
     mut commands: mpsc::Receiver<Command>,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventSender,
     pace: Duration,
 ) {
     let mut engine = StandIn::new(plan, expanded, events);
@@ -61,7 +62,7 @@ struct StandIn {
     expanded: ExpandedPlan,
     order: Vec<StepRef>,
     states: Vec<StepState>,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventSender,
     run: RunState,
     y_percent: u8,
     y_deployed: bool,
@@ -71,7 +72,7 @@ struct StandIn {
 }
 
 impl StandIn {
-    fn new(plan: Plan, expanded: ExpandedPlan, events: mpsc::UnboundedSender<Event>) -> Self {
+    fn new(plan: Plan, expanded: ExpandedPlan, events: EventSender) -> Self {
         let order: Vec<StepRef> = expanded
             .steps()
             .map(|(p, s)| StepRef::new(p.name, s.id.clone()))
@@ -93,7 +94,7 @@ impl StandIn {
     }
 
     async fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     async fn set_step(&mut self, step: &StepRef, state: StepState, detail: Option<String>) {

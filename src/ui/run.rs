@@ -79,10 +79,11 @@ pub enum ConsoleExit {
 /// Runs the console on the process's terminal until the operator quits, a signal arrives or
 /// the terminal goes away.
 ///
-/// `events` is the engine's event stream (`engine_events(handle.events)`). It must be
-/// lossless, as the engine's unbounded `mpsc` is (a broadcast that drops events when the
-/// reader lags would lose a `StepChanged` and leave the screen wrong); the console drains
-/// it continuously, in bounded batches between looks at the keyboard.
+/// `events` is the engine's event stream (`EngineHandle::events`). It must never lose a
+/// state change (a broadcast that drops events when the reader lags would lose a
+/// `StepChanged` and leave the screen wrong); the engine's own stream keeps every one and
+/// thins only a flood of output, saying how much it left out. The console drains it
+/// continuously, in bounded batches between looks at the keyboard.
 /// `commands` goes to the engine; the console never blocks on it.
 pub async fn run_console<E>(
     plan: &Plan,
@@ -145,14 +146,6 @@ where
     Ok(exit)
 }
 
-/// Adapts the engine's event receiver (`EngineHandle::events`) to the stream
-/// `run_console` takes.
-pub fn engine_events(
-    mut receiver: mpsc::UnboundedReceiver<Event>,
-) -> impl Stream<Item = Event> + Unpin {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
-}
-
 /// How a console on a spawned engine ended: the engine's end, and whether the terminal is
 /// gone (then nothing more may be printed).
 #[derive(Debug)]
@@ -173,7 +166,7 @@ pub async fn console_on_engine(
 ) -> color_eyre::Result<EngineConsoleEnd> {
     let EngineHandle {
         commands,
-        events,
+        mut events,
         task,
         run_dir,
         ..
@@ -183,7 +176,6 @@ pub async fn console_on_engine(
         Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
     );
     options.extra_keys = extra_keys;
-    let mut events = engine_events(events);
     let exit = run_console(&plan, &expanded, commands, &mut events, options).await;
     let terminal_gone = matches!(
         exit,

@@ -409,6 +409,14 @@ impl ConsoleState {
                 }
             }
             Event::Log(line) => self.push_engine_log(line),
+            Event::LogSkipped { step, lines } => self.push_log(
+                step.clone(),
+                LogKind::Engine,
+                format!(
+                    "… {lines} lines not shown: the screen fell behind the output (the step's \
+                     log file has every line)"
+                ),
+            ),
             Event::TrafficChanged { requested, applied } => {
                 self.traffic = Some(TrafficView {
                     requested: *requested,

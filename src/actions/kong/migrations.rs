@@ -221,13 +221,7 @@ impl Migrations {
             executor.describe(),
             humantime::format_duration(plan.migrations.timeout)
         ));
-        let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(256);
-        let sink = ctx.log.clone();
-        let forward = async move {
-            while let Some(line) = lines_rx.recv().await {
-                sink.line(line.stream, &line.text);
-            }
-        };
+        let (lines_tx, lines_rx) = mpsc::channel::<OutputLine>(256);
         let (result, ()) = tokio::join!(
             migrations::run(
                 executor.as_ref(),
@@ -237,7 +231,7 @@ impl Migrations {
                 lines_tx,
                 ctx.cancel.clone(),
             ),
-            forward
+            ctx.log.take_output(lines_rx)
         );
         let up_to_date = result.as_ref().is_ok_and(|run| run.up_to_date);
         if let Err(error) = result {

@@ -86,7 +86,7 @@ pub(super) async fn check_traffic(
             driver.describe()
         )),
         Ok(Ok(Some(split))) => {
-            let _ = ctx.events.send(Event::TrafficRead(split));
+            ctx.events.send(Event::TrafficRead(split));
             ctx.log.note(&format!(
                 "traffic: {split}, {}",
                 read_from(&source, &*driver)

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
-use super::event::{Event, RunState, StepState};
+use super::event::{Event, EventSender, RunState, StepState};
 use super::journal::{Entry, Journal, Record, parse_step_key, step_key};
 use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, gate_record};
 use super::view::RunView;
@@ -60,7 +60,7 @@ struct Engine {
     executors: Arc<BTreeMap<String, Arc<dyn Executor>>>,
     journal: Journal,
     view: RunView,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventSender,
     journal_tx: mpsc::UnboundedSender<JournalRequest>,
     journal_rx: mpsc::UnboundedReceiver<JournalRequest>,
     running: Option<Running>,
@@ -107,7 +107,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options,
     )?;
 
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (events_tx, events_rx) = super::event::channel();
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let run_id = view.run_id.clone();
@@ -256,7 +256,7 @@ impl Engine {
     }
 
     fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     fn warn(&self, text: impl AsRef<str>) {

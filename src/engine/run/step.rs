@@ -81,7 +81,7 @@ impl Engine {
         )?;
         let log_path = rundir::step_log_path(&self.run_dir, &step);
         let log_file = match rundir::open_private_append(&log_path) {
-            Ok(file) => Some(file),
+            Ok(file) => Some((file, log_path)),
             Err(e) => {
                 self.warn(format!(
                     "could not open the log {}: {e}; the output is only shown",

@@ -15,7 +15,7 @@ use super::{
     ActionError, JournalRequest, LogSink, Mover, RollbackOf, TrafficPath, TrafficReadback,
     gate_record, journal_through,
 };
-use crate::engine::event::Event;
+use crate::engine::event::{Event, EventSender};
 use crate::engine::journal::Entry;
 use crate::exec::{ExecRequest, Executor, ExitOutcome};
 use crate::lb::{Split, TrafficDriver};
@@ -60,7 +60,7 @@ pub struct StepContext {
     pub cancel: CancellationToken,
     pub(crate) traffic_path: TrafficPath,
     pub(crate) journal: mpsc::UnboundedSender<JournalRequest>,
-    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) events: EventSender,
 }
 
 /// The environment variable that names the node a command was placed on.
@@ -73,7 +73,7 @@ impl StepContext {
             Event::Warning(text) => Event::Warning(self.redactor.redact(&text).into_owned()),
             other => other,
         };
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     async fn journal(&self, what: &str, entry: Entry) -> Result<(), ActionError> {
@@ -148,21 +148,15 @@ impl StepContext {
             spec.program.display(),
             humantime::format_duration(timeout)
         ));
-        let (lines_tx, mut lines_rx) = mpsc::channel::<crate::exec::OutputLine>(256);
+        let (lines_tx, lines_rx) = mpsc::channel::<crate::exec::OutputLine>(256);
         let request = ExecRequest {
             command: spec.program.clone(),
             env,
             timeout,
         };
-        let sink = self.log.clone();
-        let forward = async move {
-            while let Some(line) = lines_rx.recv().await {
-                sink.line(line.stream, &line.text);
-            }
-        };
         let (outcome, ()) = tokio::join!(
             executor.run(request, lines_tx, self.cancel.clone()),
-            forward
+            self.log.take_output(lines_rx)
         );
         Ok(outcome?)
     }

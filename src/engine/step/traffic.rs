@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{ActionError, JournalRequest, journal_through};
-use crate::engine::event::{Event, TrafficVerification};
+use crate::engine::event::{Event, EventSender, TrafficVerification};
 use crate::engine::journal::Entry;
 use crate::exec::process::kill_on_drop;
 use crate::lb::{ReadBackSource, Split, TrafficDriver};
@@ -86,7 +86,7 @@ impl TrafficPath {
         cause: String,
         mover: Mover,
         journal: &mpsc::UnboundedSender<JournalRequest>,
-        events: &mpsc::UnboundedSender<Event>,
+        events: &EventSender,
         cancel: &CancellationToken,
     ) -> Result<TrafficReadback, ActionError> {
         let _turn = tokio::select! {
@@ -129,7 +129,7 @@ impl TrafficPath {
         )
         .await?;
         let applied = result?;
-        let _ = events.send(Event::TrafficChanged {
+        events.send(Event::TrafficChanged {
             requested: split,
             applied,
         });

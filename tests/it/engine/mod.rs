@@ -8,4 +8,5 @@ mod node_commands;
 mod plain;
 mod report_rollback;
 mod rollback;
+mod step_log;
 mod traffic;

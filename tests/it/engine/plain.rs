@@ -360,7 +360,7 @@ async fn an_engine_that_dies_says_the_run_is_resumable_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
     let (commands, _commands_rx) = tokio::sync::mpsc::channel(1);
-    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel::<kongup::engine::Event>();
+    let (events_tx, events) = kongup::engine::event::channel();
     let handle = kongup::engine::EngineHandle {
         commands,
         events,
