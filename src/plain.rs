@@ -345,7 +345,7 @@ impl Plain {
     }
 
     async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {
-        if matches!(command, Command::Quit) {
+        if matches!(command, Command::Quit | Command::Stop { .. }) {
             self.quit_sent = true;
         }
         if commands.send(command).await.is_err() {
@@ -361,7 +361,8 @@ impl Plain {
                     self.queue.pop_front();
                     if !self.quit_sent {
                         self.say("end of input: quitting (the run stays resumable)");
-                        self.send(commands, Command::Quit).await;
+                        let reason = "the input ended".to_string();
+                        self.send(commands, Command::Stop { reason }).await;
                     }
                     continue;
                 }

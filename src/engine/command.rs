@@ -38,6 +38,11 @@ pub enum Command {
     },
     /// Stop the running step (kills its process group) and fail it.
     Abort,
-    /// Leave: the run stays resumable. A running step finishes first.
+    /// The operator leaves: the run stays resumable. A running step finishes first.
     Quit,
+    /// Leave for another reason than the operator's quit (a signal, a lost terminal, the
+    /// end of `--plain`'s input), journaled as the session's end; otherwise as `Quit`.
+    Stop {
+        reason: String,
+    },
 }

@@ -180,6 +180,15 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Why a session ended, when a signal ended it: the same words whether the engine's own
+/// handler or the console caught it.
+pub fn signal_reason(name: &str) -> String {
+    match name {
+        "SIGHUP" => "SIGHUP: the terminal went away".to_string(),
+        other => format!("{other} received"),
+    }
+}
+
 /// SHA-256 of a text, in hex.
 pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))

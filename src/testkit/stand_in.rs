@@ -40,7 +40,7 @@ pub async fn stand_in_engine(
     loop {
         tokio::select! {
             command = commands.recv(), if !quitting => match command {
-                Some(Command::Quit) | None => quitting = true,
+                Some(Command::Quit | Command::Stop { .. }) | None => quitting = true,
                 Some(command) => engine.command(command).await,
             },
             _ = work_tick.tick(), if engine.work.is_some() => engine.work_step().await,
@@ -200,7 +200,7 @@ impl StandIn {
                         .await;
                 }
             }
-            Command::Quit => {}
+            Command::Quit | Command::Stop { .. } => {}
         }
     }
 

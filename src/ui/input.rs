@@ -35,6 +35,16 @@ pub enum ExitSignal {
     Interrupt,
 }
 
+impl ExitSignal {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitSignal::Hangup => "SIGHUP",
+            ExitSignal::Terminate => "SIGTERM",
+            ExitSignal::Interrupt => "SIGINT",
+        }
+    }
+}
+
 /// The terminal's input descriptor: stdin when it is a tty, else `/dev/tty`.
 pub enum TtyFd {
     Stdin(std::io::Stdin),

@@ -36,6 +36,10 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 pub const EVENT_BATCH: usize = 512;
 /// How long leaving waits for the engine to take the last commands (Quit among them).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the terminal's input ends, how long the console waits for the SIGHUP a hang-up
+/// brings (the shell that owned the terminal passes it on as it exits, a moment after the
+/// end of input), so the session's end names the signal.
+pub const HANGUP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
@@ -60,8 +64,9 @@ impl ConsoleOptions {
     }
 }
 
-/// How the console ended. In every case but `EngineStopped`, `Command::Quit` was handed to
-/// the engine (or the engine was already gone).
+/// How the console ended. In every case but `EngineStopped`, `Command::Quit` (the
+/// operator's) or `Command::Stop` (with the signal or the lost terminal as the reason) was
+/// handed to the engine (or the engine was already gone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleExit {
     /// The operator quit. `step_running`: the step the engine lets finish before it exits.
@@ -321,16 +326,14 @@ where
                 }
                 Some(ConsoleInput::Resize) => dirty = true,
                 Some(ConsoleInput::Signal(signal)) => {
-                    outbox.push_back(Command::Quit);
+                    outbox.push_back(stop_for(signal));
                     break ConsoleExit::Signal(signal);
                 }
                 Some(ConsoleInput::TerminalLost(reason)) => {
-                    outbox.push_back(Command::Quit);
-                    break ConsoleExit::TerminalLost { reason };
+                    break terminal_lost(&mut inputs, &mut outbox, reason).await;
                 }
                 None => {
-                    outbox.push_back(Command::Quit);
-                    break ConsoleExit::TerminalLost { reason: "the terminal input ended".into() };
+                    break terminal_lost(&mut inputs, &mut outbox, "the terminal input ended".into()).await;
                 }
             },
 
@@ -362,10 +365,8 @@ where
                 })
                 .map(|screen| state.set_screen(screen));
                 if let Err(e) = drawn {
-                    outbox.push_back(Command::Quit);
-                    break ConsoleExit::TerminalLost {
-                        reason: format!("drawing on the terminal failed: {e}"),
-                    };
+                    let reason = format!("drawing on the terminal failed: {e}");
+                    break terminal_lost(&mut inputs, &mut outbox, reason).await;
                 }
                 dirty = false;
                 last_draw = Some(Instant::now());
@@ -409,6 +410,36 @@ where
     };
     flush(commands, outbox).await;
     exit
+}
+
+/// What the engine is told when a signal ends the console: the engine's own words for it.
+fn stop_for(signal: ExitSignal) -> Command {
+    Command::Stop {
+        reason: crate::engine::signal_reason(signal.name()),
+    }
+}
+
+/// The terminal is gone: waits up to [`HANGUP_WAIT`] for the signal a hang-up brings, so
+/// that the engine is told the signal rather than only the lost terminal.
+async fn terminal_lost<I>(
+    inputs: &mut I,
+    outbox: &mut VecDeque<Command>,
+    reason: String,
+) -> ConsoleExit
+where
+    I: Stream<Item = ConsoleInput> + Unpin,
+{
+    let deadline = Instant::now() + HANGUP_WAIT;
+    while let Ok(Some(input)) = tokio::time::timeout_at(deadline, inputs.next()).await {
+        if let ConsoleInput::Signal(signal) = input {
+            outbox.push_back(stop_for(signal));
+            return ConsoleExit::Signal(signal);
+        }
+    }
+    outbox.push_back(Command::Stop {
+        reason: format!("the terminal was lost: {reason}"),
+    });
+    ConsoleExit::TerminalLost { reason }
 }
 
 /// Clears the screen and makes the next frame write every cell. (`Terminal::clear` would

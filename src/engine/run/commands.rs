@@ -13,6 +13,9 @@ use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::RollbackOf;
 use crate::plan::steps::{PhaseName, RollbackKind, Step, StepKind, StepRef};
 
+/// The session's end when the operator quit.
+const OPERATOR_QUIT: &str = "the operator quit";
+
 impl Engine {
     /// Acts on a command; `sent` is when the operator sent it.
     pub(super) fn handle(&mut self, command: Command, sent: Instant) -> Result<(), EngineError> {
@@ -27,7 +30,11 @@ impl Engine {
             Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
             Command::Abort => self.abort(),
             Command::Quit => {
-                self.quit("the operator quit".to_string());
+                self.quit(OPERATOR_QUIT.to_string());
+                Ok(())
+            }
+            Command::Stop { reason } => {
+                self.quit(reason);
                 Ok(())
             }
         }
@@ -359,11 +366,19 @@ impl Engine {
         }
     }
 
+    /// A signal names the session's end even when a lost terminal (which a hang-up also
+    /// brings) or the end of `--plain`'s input came first; the operator's quit and an
+    /// earlier signal keep their word.
     pub(super) fn on_signal(&mut self, name: &str) {
-        let reason = match name {
-            "SIGHUP" => "SIGHUP: the terminal went away".to_string(),
-            other => format!("{other} received"),
-        };
+        let reason = crate::engine::signal_reason(name);
+        if self
+            .quitting
+            .as_ref()
+            .is_some_and(|r| r != OPERATOR_QUIT && !r.starts_with("SIG"))
+        {
+            self.quitting = Some(reason);
+            return;
+        }
         self.quit(reason);
     }
 }

@@ -272,7 +272,13 @@ async fn a_signal_ends_the_console_and_tells_the_engine() {
         )
         .await;
         assert_eq!(exit, ConsoleExit::Signal(signal));
-        assert_eq!(engine.recv().await, Some(Command::Quit));
+        // The session's end names the signal, not the operator.
+        assert_eq!(
+            engine.recv().await,
+            Some(Command::Stop {
+                reason: kongup::engine::signal_reason(signal.name())
+            })
+        );
     }
 }
 
@@ -298,7 +304,44 @@ async fn a_lost_terminal_ends_the_console_and_tells_the_engine() {
             reason: "the terminal hung up".into()
         }
     );
-    assert_eq!(engine.recv().await, Some(Command::Quit));
+    assert_eq!(
+        engine.recv().await,
+        Some(Command::Stop {
+            reason: "the terminal was lost: the terminal hung up".into()
+        })
+    );
+}
+
+/// A hang-up ends the terminal's input a moment before its SIGHUP arrives: the console
+/// waits for the signal, so the session's end names it every time.
+#[tokio::test(start_paused = true)]
+async fn a_hangup_that_ends_the_input_before_its_sighup_is_named_sighup() {
+    let mut state = scenarios::running_with_logs(Theme::COLOUR);
+    let (commands, mut engine) = mpsc::channel(16);
+    let (keys, inputs) = inputs();
+    keys.send(ConsoleInput::TerminalLost("the terminal hung up".into()))
+        .unwrap();
+    let mut terminal = terminal();
+    let console = drive(
+        &mut terminal,
+        &mut state,
+        &commands,
+        futures::stream::pending(),
+        inputs,
+        &fixed_clock,
+    );
+    let hangup = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        keys.send(ConsoleInput::Signal(ExitSignal::Hangup)).unwrap();
+    };
+    let (exit, ()) = tokio::join!(console, hangup);
+    assert_eq!(exit, ConsoleExit::Signal(ExitSignal::Hangup));
+    assert_eq!(
+        engine.recv().await,
+        Some(Command::Stop {
+            reason: "SIGHUP: the terminal went away".into()
+        })
+    );
 }
 
 /// The engine is busy and its command channel full: keys still work, the screen still
