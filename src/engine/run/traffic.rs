@@ -70,7 +70,8 @@ impl Engine {
             Some(TrafficPurpose::ByHand { .. }) if self.deferred_rollback.is_some() => {
                 self.refuse(
                     None,
-                    "the rollback already waits for the split set by hand to stop",
+                    "the rollback already waits for the split set by hand to be applied: all \
+                     traffic goes to X right after",
                 );
                 return Ok(());
             }
@@ -117,8 +118,15 @@ impl Engine {
             }
         }
         if let Some(call) = &self.traffic_call {
-            // A split set by hand must not land after the rollback's: stop it, then act.
-            call.cancel.cancel();
+            // The driver takes one call at a time, and a call cut short may leave the load
+            // balancer half-changed: the split set by hand is applied whole, then the
+            // rollback's all-to-X follows it, the last word.
+            let split = call.purpose.describe();
+            self.warn(format!(
+                "the split set by hand ({split}) is being applied: the rollback sends all \
+                 traffic to X as soon as the load balancer has answered (`abort` stops that \
+                 call now)"
+            ));
             self.deferred_rollback = Some(clock);
             return Ok(());
         }
@@ -235,17 +243,34 @@ impl Engine {
         };
         match call.purpose {
             TrafficPurpose::ByHand { split } => {
-                match result {
-                    Ok(readback) => {
-                        if let Some(applied) = readback.applied.filter(|a| *a != split) {
+                let deferred = self.deferred_rollback.take();
+                let left = match &result {
+                    Ok(TrafficReadback {
+                        applied: Some(applied),
+                        ..
+                    }) => {
+                        if *applied != split && deferred.is_none() {
                             self.warn(format!(
                                 "asked for {split}, but the load balancer reports {applied}"
                             ));
                         }
+                        format!("the load balancer reported {applied}")
                     }
-                    Err(e) => self.warn(format!("could not set the traffic to {split}: {e}")),
-                }
-                if let Some(clock) = self.deferred_rollback.take() {
+                    Ok(TrafficReadback { applied: None, .. }) => {
+                        "the traffic driver cannot read the split back".to_string()
+                    }
+                    Err(e) => {
+                        if deferred.is_none() {
+                            self.warn(format!("could not set the traffic to {split}: {e}"));
+                        }
+                        format!("it did not complete ({e})")
+                    }
+                };
+                if let Some(clock) = deferred {
+                    self.warn(format!(
+                        "the split set by hand ({split}) ended before the rollback's: {left}; \
+                         the rollback now sends all traffic to X"
+                    ));
                     self.rollback_act_and_plan(clock)?;
                 }
             }

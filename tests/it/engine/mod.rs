@@ -2,6 +2,7 @@
 //! binary's `run`, and the report.
 
 mod cli;
+mod hand_split;
 mod journal_integrity;
 mod lifecycle;
 mod node_commands;

@@ -14,38 +14,6 @@ use kongup::plan::model::Strategy;
 use kongup::plan::steps::{ClusterSide, MigrationsCommand, RollbackKind, StepKind};
 use tokio::sync::Notify;
 
-#[derive(Clone, Default)]
-struct SharedOut(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedOut {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl SharedOut {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    async fn wait_for(&self, needle: &str) {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while !self.text().contains(needle) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for '{needle}' in:\n{}",
-                self.text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
 fn plain_run(
     dir: &std::path::Path,
     plan: kongup::plan::model::Plan,

@@ -839,8 +839,8 @@ async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone()
     .await;
     assert_eq!(
         *kit.driver.sets.lock().unwrap(),
-        [Split::ALL_X],
-        "the split by hand was stopped, the stage left it alone, the rollback's landed"
+        [Split::to_y(10), Split::ALL_X],
+        "the split by hand was applied whole, the stage left it alone, the rollback's landed last"
     );
     run.quit().await;
 }

@@ -478,3 +478,36 @@ pub fn entries(records: &[Record]) -> Vec<&Entry> {
 pub fn position(records: &[Record], pred: impl Fn(&Entry) -> bool) -> Option<usize> {
     records.iter().position(|r| pred(&r.entry))
 }
+
+#[derive(Clone, Default)]
+/// What `--plain` printed, shared with the test.
+pub struct SharedOut(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SharedOut {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    pub async fn wait_for(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !self.text().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for '{needle}' in:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
