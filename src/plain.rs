@@ -187,6 +187,9 @@ struct Plain {
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
     baking: bool,
     quit_sent: bool,
+    /// A `resume` went to the engine and the run has not yet left its pause: a script's
+    /// next answer waits for it.
+    resume_sent: bool,
 }
 
 /// Reads `input` line by line on its own thread (a blocked read never holds up the exit).
@@ -235,6 +238,7 @@ pub async fn drive(
         split: None,
         baking: false,
         quit_sent: false,
+        resume_sent: false,
     };
     let steps = plain.setup.expanded.steps().count();
     plain.say(&format!(
@@ -345,8 +349,10 @@ impl Plain {
     }
 
     async fn send(&mut self, commands: &mpsc::Sender<Command>, command: Command) {
-        if matches!(command, Command::Quit | Command::Stop { .. }) {
-            self.quit_sent = true;
+        match command {
+            Command::Quit | Command::Stop { .. } => self.quit_sent = true,
+            Command::Resume => self.resume_sent = true,
+            _ => {}
         }
         if commands.send(command).await.is_err() {
             self.say("kongup has stopped taking commands");
@@ -386,6 +392,25 @@ impl Plain {
                     self.say(&why);
                 }
                 Parsed::Step(answer) => {
+                    if let Some(step) = self.held_by_pause()
+                        && matches!(
+                            answer,
+                            StepAnswer::Yes | StepAnswer::Retry | StepAnswer::Typed(_)
+                        )
+                    {
+                        if self.resume_sent && !self.setup.interactive {
+                            // From a script, `resume` then `y`: the answer waits for the
+                            // engine to take the resume.
+                            return;
+                        }
+                        // Said once, with no new prompt: a script that answers each prompt
+                        // must not spin against the pause.
+                        self.queue.pop_front();
+                        self.say(&format!(
+                            "'{line}' not taken: the run is paused and {step} waits for `resume`"
+                        ));
+                        continue;
+                    }
                     let Some((step, state)) = self.awaiting.clone() else {
                         if self.setup.interactive {
                             self.queue.pop_front();
@@ -464,7 +489,20 @@ impl Plain {
         }
     }
 
+    /// The waiting step, when the pause holds it: a forward step (a pause holds the
+    /// upgrade, not its rollback) in a paused run takes no confirm or retry.
+    fn held_by_pause(&self) -> Option<StepRef> {
+        let (step, _) = self.awaiting.as_ref()?;
+        let held = self.run_state == Some(RunState::Paused)
+            && step.phase != crate::plan::steps::PhaseName::Rollback;
+        held.then(|| step.clone())
+    }
+
     fn prompt(&mut self) {
+        if let Some(step) = self.held_by_pause() {
+            self.say(&format!("kongup> {step}: paused: resume | rollback | quit"));
+            return;
+        }
         let Some((step, state)) = self.awaiting.clone() else {
             return;
         };
@@ -534,8 +572,14 @@ impl Plain {
             } => self.on_step(step, state, detail),
             Event::RunChanged(state) => {
                 if self.run_state != Some(state) {
+                    let was_paused = self.run_state == Some(RunState::Paused);
                     self.run_state = Some(state);
+                    self.resume_sent = false;
                     self.say(&format!("run: {}", state.as_str().to_uppercase()));
+                    // What the waiting step can take changes with the pause.
+                    if was_paused || state == RunState::Paused {
+                        self.prompt();
+                    }
                 }
             }
             Event::Log(line) => {

@@ -363,3 +363,56 @@ async fn an_engine_that_dies_says_the_run_is_resumable_instead_of_panicking() {
         out.text()
     );
 }
+
+/// A paused run offers no `y`, and a confirm sent anyway is refused once with no new
+/// prompt: a script that answers every prompt waits instead of spinning (it sent millions
+/// of refused answers before).
+#[tokio::test]
+async fn while_paused_the_prompt_offers_resume_and_a_refused_answer_brings_no_new_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![scripted("first"), scripted("second")],
+    );
+    let out = SharedOut::default();
+    let (mut script, pipe) = UnixStream::pair().unwrap();
+    let task = plain_run(
+        dir.path(),
+        plan_named("bg"),
+        steps,
+        &kit,
+        false,
+        BufReader::new(pipe),
+        out.clone(),
+    );
+    out.wait_for("kongup> cluster/first: y | skip REASON").await;
+    script.write_all(b"pause\n").unwrap();
+    out.wait_for("kongup> cluster/first: paused: resume | rollback | quit")
+        .await;
+    // A script that answers each prompt with `y`.
+    script.write_all(b"y\n").unwrap();
+    out.wait_for("'y' not taken: the run is paused and cluster/first waits for `resume`")
+        .await;
+    script.write_all(b"help\n").unwrap();
+    out.wait_for("traffic N    set the split by hand").await;
+    let text = out.text();
+    let refused = text.find("'y' not taken").unwrap();
+    assert_eq!(
+        text[refused..].matches("kongup>").count(),
+        0,
+        "a prompt followed the refused answer:\n{text}"
+    );
+    assert_eq!(text.matches("y | skip REASON").count(), 1, "{text}");
+    // Resumed, the step offers `y` again and takes it.
+    script.write_all(b"resume\ny\ny\n").unwrap();
+    drop(script);
+    let end = end(task).await;
+    let text = out.text();
+    assert_eq!(end.state, RunState::Done, "{text}");
+    assert!(
+        text.contains("kongup> cluster/first: y | skip REASON | pause | rollback | quit\n")
+            && text.matches("kongup> cluster/first: y |").count() == 2,
+        "{text}"
+    );
+}
