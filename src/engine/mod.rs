@@ -18,6 +18,7 @@
 pub mod command;
 pub mod event;
 pub mod expected;
+pub mod follow;
 pub mod journal;
 pub mod lock;
 pub mod plan_change;
@@ -25,6 +26,7 @@ pub mod report;
 pub mod rollback;
 mod run;
 pub mod rundir;
+pub mod shown;
 pub mod status;
 pub mod step;
 pub mod view;

@@ -8,7 +8,7 @@ mod open;
 mod step;
 mod traffic;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,15 +21,16 @@ use tokio_util::sync::CancellationToken;
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
-use super::event::{Event, RunState, StepState};
-use super::journal::{Entry, Journal, Record, parse_step_key, step_key};
+use super::event::{Event, RunState};
+use super::journal::{Entry, Journal, Record, step_key};
+use super::shown::Shown;
 use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, gate_record};
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking};
 use crate::exec::Executor;
 use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::{FailAction, Plan};
-use crate::plan::steps::{ExpandedPlan, PhaseName, StepRef};
+use crate::plan::steps::{ExpandedPlan, StepRef};
 
 /// Who a journal record is by: the operator of this session, or kongup itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +68,8 @@ struct Engine {
     /// Set once asked to leave; the engine stops when no step runs.
     quitting: Option<String>,
     commands_closed: bool,
-    /// What the event stream last said of each step and of the run.
-    shown: HashMap<String, StepState>,
-    shown_run: Option<RunState>,
+    /// What the event stream last said of the run.
+    shown: Shown,
     gate_watch: Option<watch::Receiver<Option<GateVerdict>>>,
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
     /// Warnings from opening the run, shown after the first snapshot.
@@ -133,8 +133,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         running: None,
         quitting: None,
         commands_closed: false,
-        shown: HashMap::new(),
-        shown_run: None,
+        shown: Shown::default(),
         side_events,
         opening_warnings,
         deferred_rollback: None,
@@ -269,7 +268,7 @@ impl Engine {
     fn refuse(&mut self, step: Option<&StepRef>, why: impl AsRef<str>) {
         self.warn(why);
         if let Some(step) = step {
-            self.shown.remove(&step_key(step));
+            self.shown.forget_step(&step_key(step));
         }
     }
 
@@ -342,43 +341,9 @@ impl Engine {
     /// Sends a `StepChanged` for every step whose state changed since last said, then a
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
-        for key in self.view.step_keys() {
-            let mut state = self.view.effective_state(&key);
-            if state == StepState::Ready && self.plan_skips(&key) {
-                // Its turn is only for the plan's skip, which `advance` records next.
-                state = StepState::Pending;
-            }
-            if self.shown.get(&key) == Some(&state) {
-                continue;
-            }
-            self.shown.insert(key.clone(), state);
-            let Some(step) = parse_step_key(&key) else {
-                continue;
-            };
-            let record = self.view.record(&key);
-            let detail = match state {
-                StepState::Pending | StepState::Ready => None,
-                StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
-                _ => record.and_then(|r| r.detail.clone()),
-            };
-            self.emit(Event::StepChanged {
-                step,
-                state,
-                detail,
-            });
+        for event in self.shown.changes(&self.view, &self.expanded) {
+            self.emit(event);
         }
-        let run_state = self.view.run_state();
-        if self.shown_run != Some(run_state) {
-            self.shown_run = Some(run_state);
-            self.emit(Event::RunChanged(run_state));
-        }
-    }
-
-    fn plan_skips(&self, key: &str) -> bool {
-        parse_step_key(key)
-            .filter(|s| s.phase != PhaseName::Rollback)
-            .and_then(|s| self.expanded.step(&s))
-            .is_some_and(|s| s.skip_reason.is_some())
     }
 
     /// A gate verdict between bakes (a bake journals and acts on its own): while Y carries

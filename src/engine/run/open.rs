@@ -6,12 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Engine, Who};
-use crate::engine::event::{Event, RollbackProgress, StepState};
-use crate::engine::journal::{
-    Entry, JOURNAL_FILE, Journal, StepInfo, parse_step_key, read_journal, step_key,
-};
+use crate::engine::event::StepState;
+use crate::engine::journal::{Entry, JOURNAL_FILE, Journal, StepInfo, read_journal, step_key};
 use crate::engine::lock::RunLock;
 use crate::engine::rundir::{self, LOGS_DIR};
+use crate::engine::shown::rollback_plan_event;
 use crate::engine::step::{Toolbox, driver_deadline};
 use crate::engine::view::RunView;
 use crate::engine::{EngineError, Operator, RunOptions, plan_change, sha256_hex};
@@ -242,51 +241,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The snapshot a console starts from: the run, its traffic, its rollback and every
+    /// step, as `kongup watch` derives them too ([`crate::engine::shown`]).
     pub(super) fn emit_snapshot(&mut self) {
         self.shown.clear();
-        let run_state = self.view.run_state();
-        self.shown_run = Some(run_state);
-        self.emit(Event::RunChanged(run_state));
-        if let Some(requested) = self.view.traffic_requested {
-            self.emit(Event::TrafficChanged {
-                requested,
-                applied: self.view.traffic_applied,
-            });
+        for event in self.shown.update(&self.view, &self.expanded) {
+            self.emit(event);
         }
-        if let Some(rollback) = &self.view.rollback {
-            self.emit(Event::RollbackProgress(RollbackProgress::Started));
-            if let Some(ms) = rollback.time_to_safety_ms {
-                let (verified, evidence) = rollback.traffic_verified.clone().unwrap_or_default();
-                self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-                    time_to_safety_ms: ms,
-                    verified,
-                    evidence,
-                }));
-            }
-            if rollback.planned.is_some() {
-                self.emit_rollback_plan();
-            }
-            if rollback.finished {
-                self.emit(Event::RollbackProgress(RollbackProgress::Finished));
-            }
-        }
-        self.emit_changes();
         for warning in std::mem::take(&mut self.opening_warnings) {
             self.warn(warning);
         }
     }
 
     pub(super) fn emit_rollback_plan(&self) {
-        let steps = self
-            .view
-            .rollback_steps()
-            .iter()
-            .filter_map(|s| parse_step_key(&s.step))
-            .collect();
-        let note = self.view.rollback.as_ref().and_then(|r| r.note.clone());
-        self.emit(Event::RollbackProgress(RollbackProgress::Planned {
-            steps,
-            note,
-        }));
+        self.emit(rollback_plan_event(&self.view));
     }
 }
