@@ -14,9 +14,9 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::journal::{JournalContents, JournalError, Record, Tail, check_lines};
 #[cfg(doc)]
 use super::journal::read_journal;
+use super::journal::{JournalContents, JournalError, Record, Tail, check_lines};
 
 /// What changed since the last look.
 #[derive(Debug)]
@@ -24,7 +24,10 @@ pub enum Update {
     /// Records appended after those read before.
     Appended(Vec<Record>),
     /// The journal is not the one read before: every record of the one there now, and why.
-    Replaced { contents: JournalContents, why: String },
+    Replaced {
+        contents: JournalContents,
+        why: String,
+    },
 }
 
 /// A journal read so far, and where to read on.
@@ -210,8 +213,14 @@ mod tests {
 
         let (mut follower, contents) = Follower::open(&path).unwrap();
         assert_eq!(contents.records.len(), 1);
-        assert!(contents.torn_tail.is_none(), "a write under way is no torn line");
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        assert!(
+            contents.torn_tail.is_none(),
+            "a write under way is no torn line"
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&lines[1][half..lines[1].len() - 1]).unwrap();
         assert!(follower.poll().unwrap().is_none(), "still no newline");
         file.write_all(b"\n").unwrap();
@@ -267,7 +276,10 @@ mod tests {
         let last = last.lines().last().unwrap();
         // The last line again, renumbered: its prev is not the hash of the line before.
         let forged = last.replace("\"seq\":1", "\"seq\":2");
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(file, "{forged}").unwrap();
         let err = follower.poll().unwrap_err();
         assert!(

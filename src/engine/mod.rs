@@ -16,9 +16,11 @@
 //! its end, its result is journaled, then the engine stops.
 
 pub mod command;
+pub mod drivers;
 pub mod event;
 pub mod expected;
 pub mod follow;
+pub mod handover;
 pub mod journal;
 pub mod lock;
 pub mod plan_change;
@@ -30,6 +32,7 @@ pub mod shown;
 pub mod status;
 pub mod step;
 pub mod view;
+pub mod watcher;
 
 use std::path::PathBuf;
 use std::sync::Arc;

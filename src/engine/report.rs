@@ -125,7 +125,7 @@ fn confirm_via_name(via: ConfirmVia) -> &'static str {
 }
 
 /// What a record says, as a sentence for the timeline.
-fn describe(entry: &Entry) -> String {
+pub fn describe(entry: &Entry) -> String {
     match entry {
         Entry::RunCreated { plan_name, .. } => format!("run created for plan {plan_name}"),
         Entry::SessionOpened { pid } => format!("kongup started driving the run (pid {pid})"),
@@ -228,6 +228,18 @@ fn describe(entry: &Entry) -> String {
         ),
         Entry::RollbackFinished => "rollback finished".to_string(),
         Entry::Warning { text } => format!("warning: {text}"),
+        Entry::HandoverRequested { pid, .. } => {
+            format!("asked to take the run over (kongup run --take-over, pid {pid})")
+        }
+        Entry::HandedOver { to, .. } => format!("handed over to {to}"),
+        Entry::HandoverDeclined { to, reason, .. } => {
+            format!("the run was not handed over to {to}: {reason}")
+        }
+        Entry::LockTakenOver { from, pid, since } => format!(
+            "took the run over from {from} (pid {pid}, driving since {}), which had stopped \
+             without closing its session",
+            time(since)
+        ),
     }
 }
 

@@ -4,6 +4,7 @@
 //! waits on, and the helpers every part uses to journal and to tell the world.
 
 mod commands;
+mod handover;
 mod open;
 mod step;
 mod traffic;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
+use self::handover::Handovers;
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
@@ -34,7 +36,7 @@ use crate::plan::steps::{ExpandedPlan, StepRef};
 
 /// Who a journal record is by: the operator of this session, or kongup itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
+pub(super) enum Who {
     Operator,
     Kongup,
 }
@@ -85,6 +87,8 @@ struct Engine {
     gate_journaled: Option<Verdict>,
     /// The read of the load balancer's split as the run opened, while it runs.
     opening_read: Option<OpeningRead>,
+    /// Requests to take the run over.
+    handovers: Handovers,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -139,6 +143,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         deferred_rollback: None,
         gate_journaled: None,
         opening_read: None,
+        handovers: Handovers::new(),
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -247,9 +252,14 @@ impl Engine {
     /// Journals (fsync'd) and applies to the view; only then may the caller act. The
     /// write and fsync block, so the worker hands its other tasks over first.
     fn record(&mut self, who: Who, entry: Entry) -> Result<Record, EngineError> {
-        let by = self.by(who);
+        self.record_as(&self.by(who), entry)
+    }
+
+    /// [`Engine::record`] by someone else (`user@host`): the kongup that asks to take the
+    /// run over.
+    fn record_as(&mut self, by: &str, entry: Entry) -> Result<Record, EngineError> {
         let journal = &mut self.journal;
-        let record = blocking(|| journal.append(&by, entry))?;
+        let record = blocking(|| journal.append(by, entry))?;
         self.view.apply(&record);
         Ok(record)
     }
@@ -314,6 +324,7 @@ impl Engine {
                     result?;
                 }
                 name = signals.next() => self.on_signal(name),
+                _ = self.handovers.tick() => self.check_handover()?,
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
                     Some(Some(verdict)) => self.on_verdict(verdict)?,
                     Some(None) => {}
