@@ -20,6 +20,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::follow::{Follower, Update};
+use super::journal::{Entry, JOURNAL_FILE, JournalError};
+use super::lock::{LockStatus, driver_status};
+use super::watcher::Wake;
+
 /// The request's file in the run directory.
 pub const HANDOVER_FILE: &str = "handover";
 /// How long a request waits for the driver's answer.
@@ -137,6 +142,127 @@ pub fn ask(run_dir: &Path, operator: &str) -> Result<HandoverRequest, HandoverEr
 pub fn withdraw(run_dir: &Path, request: &HandoverRequest) {
     if read_request(run_dir).is_some_and(|open| open.id == request.id) {
         let _ = std::fs::remove_file(run_dir.join(HANDOVER_FILE));
+    }
+}
+
+/// Why the run was not handed over.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeOverError {
+    #[error(transparent)]
+    Ask(#[from] HandoverError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(
+        "{driver} did not hand the run over: {reason}. Watch it with `kongup watch --journal \
+         {}`, or ask again later",
+        run_dir.display()
+    )]
+    Declined {
+        driver: String,
+        reason: String,
+        run_dir: PathBuf,
+    },
+    #[error(
+        "{driver} did not answer within {} s: the request lapsed and the run stays theirs. \
+         Watch it with `kongup watch --journal {}`; if that kongup is gone for good (its \
+         terminal lost, nobody at it), stop it (kill {pid}: a running step ends first) and \
+         run again",
+        REQUEST_LAPSES.as_secs(),
+        run_dir.display()
+    )]
+    Lapsed {
+        driver: String,
+        pid: u32,
+        run_dir: PathBuf,
+    },
+    #[error("the request to take the run over was withdrawn (interrupted)")]
+    Withdrawn,
+}
+
+/// Removes the request's file however the wait ends.
+struct Asked<'a> {
+    run_dir: &'a Path,
+    request: HandoverRequest,
+}
+
+impl Drop for Asked<'_> {
+    fn drop(&mut self) {
+        withdraw(self.run_dir, &self.request);
+    }
+}
+
+/// `kongup run --take-over`: asks the kongup that drives the run in `run_dir` to hand it
+/// over to `operator`, and returns once nobody drives it (at once when nobody did). The
+/// answer is read in the journal; `say` tells the operator what happens meanwhile.
+pub async fn take_over(
+    run_dir: &Path,
+    operator: &str,
+    mut say: impl FnMut(&str),
+) -> Result<(), TakeOverError> {
+    let LockStatus::Held(holder) = driver_status(run_dir) else {
+        return Ok(());
+    };
+    let (driver, pid) = holder
+        .map(|h| (h.operator, h.pid))
+        .unwrap_or_else(|| ("the kongup that drives it".to_string(), 0));
+    let (mut follower, _) = Follower::open(&run_dir.join(JOURNAL_FILE))?;
+    let asked = Asked {
+        run_dir,
+        request: ask(run_dir, operator)?,
+    };
+    say(&format!(
+        "asked {driver} (pid {pid}) to hand the run over; waiting up to {} s for the answer \
+         (Ctrl-C withdraws the request)",
+        REQUEST_LAPSES.as_secs()
+    ));
+    let mut wake = Wake::new(run_dir);
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| HandoverError::Io {
+            what: "listen for SIGINT while waiting on",
+            path: run_dir.join(HANDOVER_FILE),
+            source,
+        })?;
+    // A moment more than the driver's own count, so its lapse is journaled first.
+    let deadline = tokio::time::Instant::now() + REQUEST_LAPSES + CHECK_INTERVAL * 2;
+    let mut handed = false;
+    loop {
+        tokio::select! {
+            _ = wake.next() => {}
+            _ = interrupt.recv() => return Err(TakeOverError::Withdrawn),
+        }
+        if let Some(Update::Appended(records)) = follower.poll()? {
+            for record in records {
+                match record.entry {
+                    Entry::HandedOver { request, .. } if request == asked.request.id => {
+                        handed = true;
+                        say(&format!(
+                            "{driver} hands the run over; waiting for its kongup to stop (a \
+                             running step runs to its end first)"
+                        ));
+                    }
+                    Entry::HandoverDeclined {
+                        request, reason, ..
+                    } if request == asked.request.id => {
+                        return Err(TakeOverError::Declined {
+                            driver,
+                            reason,
+                            run_dir: run_dir.to_path_buf(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if driver_status(run_dir) == LockStatus::Free {
+            return Ok(());
+        }
+        if !handed && tokio::time::Instant::now() >= deadline {
+            return Err(TakeOverError::Lapsed {
+                driver,
+                pid,
+                run_dir: run_dir.to_path_buf(),
+            });
+        }
     }
 }
 

@@ -54,9 +54,13 @@ impl std::fmt::Display for LockHolder {
 pub enum LockError {
     #[error(
         "the run in {} is being driven by {}; only one kongup may drive a run (it holds a lock \
-         on the run's {JOURNAL_FILE}): wait for it to quit, or stop that process",
+         on the run's {JOURNAL_FILE}). Watch it live with `kongup watch --journal {}`; ask its \
+         driver to hand it over with `kongup run PLAN --journal {} --take-over`; or wait for \
+         it to quit",
         run_dir.display(),
-        holder.as_ref().map_or("another process (it has not written its name yet)".to_string(), |h| h.to_string())
+        holder.as_ref().map_or("another process (it has not written its name yet)".to_string(), |h| h.to_string()),
+        run_dir.display(),
+        run_dir.display(),
     )]
     Held {
         run_dir: PathBuf,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::drivers::{Driver, drivers};
 use super::event::TrafficVerification;
 use super::journal::{ConfirmVia, Entry, StepResult};
 use super::lock::LockStatus;
@@ -114,6 +115,9 @@ pub struct RunReport {
     /// Every record as a sentence, in order: who did what, when.
     pub timeline: Vec<EventReport>,
     pub warnings: Vec<EventReport>,
+    /// Who drove the run, from when to when, and how each turn ended (handed over, quit,
+    /// a crash another kongup took the run over from).
+    pub drivers: Vec<Driver>,
 }
 
 fn confirm_via_name(via: ConfirmVia) -> &'static str {
@@ -458,6 +462,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
         }),
         timeline,
         warnings,
+        drivers: drivers(&run.records),
     }
 }
 
@@ -497,6 +502,13 @@ pub fn render_markdown(report: &RunReport) -> String {
     ));
     line(format!("- Last record: {}", report.last_record_at));
     line(format!("- Plan SHA-256: `{}`", report.plan_sha256));
+    line(String::new());
+
+    line("## Drivers".into());
+    line(String::new());
+    for driver in &report.drivers {
+        line(format!("- {}", super::status::driver_text(driver)));
+    }
     line(String::new());
 
     line("## Steps".into());

@@ -107,6 +107,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         view,
         plan_change,
         warnings: opening_warnings,
+        stale,
     } = open_run(
         &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options,
     )?;
@@ -147,7 +148,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
-    engine.open_session(plan_change)?;
+    engine.open_session(plan_change, stale)?;
     engine.opening_read = OpeningRead::start(
         engine.toolbox.traffic.clone(),
         (engine.view.traffic_requested, engine.view.traffic_applied),

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Engine, Who};
+use crate::engine::drivers::{Driver, drivers};
 use crate::engine::event::StepState;
 use crate::engine::journal::{Entry, JOURNAL_FILE, Journal, StepInfo, read_journal, step_key};
 use crate::engine::lock::RunLock;
@@ -28,6 +29,9 @@ pub(super) struct Opened {
     pub(super) view: RunView,
     pub(super) plan_change: Option<Entry>,
     pub(super) warnings: Vec<String>,
+    /// The session the journal leaves open: its kongup stopped without closing it (a
+    /// crash), and this one takes the run over from it.
+    pub(super) stale: Option<Driver>,
 }
 
 /// Opens (or creates) the run directory and its journal and takes the run's lock; refuses a
@@ -83,6 +87,10 @@ pub(super) fn open_run(
         None
     };
 
+    let stale = existing
+        .as_ref()
+        .and_then(|contents| drivers(&contents.records).pop())
+        .filter(|driver| driver.ended.is_none());
     let (journal, view, plan_change) = match existing {
         Some(contents) => {
             let view = RunView::replay(&contents.records).expect("read_journal checked the header");
@@ -134,6 +142,7 @@ pub(super) fn open_run(
         view,
         plan_change,
         warnings: opening_warnings,
+        stale,
     })
 }
 
@@ -195,7 +204,26 @@ pub(super) fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
 }
 
 impl Engine {
-    pub(super) fn open_session(&mut self, plan_change: Option<Entry>) -> Result<(), EngineError> {
+    pub(super) fn open_session(
+        &mut self,
+        plan_change: Option<Entry>,
+        stale: Option<Driver>,
+    ) -> Result<(), EngineError> {
+        if let Some(stale) = stale {
+            self.opening_warnings.push(format!(
+                "took the run over from {} (pid {}), whose kongup stopped without closing its \
+                 session (a crash, kill -9 or power loss); journaled",
+                stale.operator, stale.pid
+            ));
+            self.record(
+                Who::Operator,
+                Entry::LockTakenOver {
+                    from: stale.operator,
+                    pid: stale.pid,
+                    since: stale.from,
+                },
+            )?;
+        }
         self.record(
             Who::Operator,
             Entry::SessionOpened {
