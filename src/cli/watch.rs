@@ -5,11 +5,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use chrono::Local;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
 
 use crate::engine::event::{Event, SessionEvent};
 use crate::engine::journal::Record;
@@ -201,6 +199,10 @@ impl<W: Write> LineOut<W> {
 
 #[cfg(feature = "console")]
 mod console {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
     use super::*;
     use crate::actions::{self, kong::KongAccess};
     use crate::engine::Toolbox;

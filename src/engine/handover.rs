@@ -218,10 +218,10 @@ pub async fn take_over(
     let mut wake = Wake::new(run_dir);
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|source| HandoverError::Io {
-            what: "listen for SIGINT while waiting on",
-            path: run_dir.join(HANDOVER_FILE),
-            source,
-        })?;
+        what: "listen for SIGINT while waiting on",
+        path: run_dir.join(HANDOVER_FILE),
+        source,
+    })?;
     // A moment more than the driver's own count, so its lapse is journaled first.
     let deadline = tokio::time::Instant::now() + REQUEST_LAPSES + CHECK_INTERVAL * 2;
     let mut handed = false;

@@ -154,7 +154,11 @@ fn state_mark(state: StepState) -> &'static str {
 
 /// `alice@ops1 (pid 4242) from … to …: handed over to bob@ops2`.
 pub(super) fn driver_text(driver: &Driver) -> String {
-    let to = driver.to.as_ref().map(time).unwrap_or_else(|| "…".to_string());
+    let to = driver
+        .to
+        .as_ref()
+        .map(time)
+        .unwrap_or_else(|| "…".to_string());
     let ended = driver.ended.as_deref().unwrap_or("driving");
     format!(
         "{} (pid {}) from {} to {to}: {ended}",

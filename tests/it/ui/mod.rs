@@ -6,3 +6,4 @@ mod keys;
 mod snapshots;
 mod state;
 mod watch_tmux;
+mod watching;

@@ -58,7 +58,9 @@ fn a_watcher_follows_a_plain_demo_live_and_changes_nothing() {
         ),
         SCREEN_TIMEOUT,
     );
-    driver.wait_for("the first prompt", |s| s.contains("kongup> cluster/preflight"));
+    driver.wait_for("the first prompt", |s| {
+        s.contains("kongup> cluster/preflight")
+    });
     let watcher = Tmux::start(
         "watcher",
         &format!("{kongup} watch --journal {}", run_dir.display()),
@@ -74,7 +76,10 @@ fn a_watcher_follows_a_plain_demo_live_and_changes_nothing() {
     watcher.keys(&["Enter"]);
     let screen = watcher.wait_for("the refusal", |s| s.contains("read-only:"));
     assert!(screen.contains("drives this run"), "{screen}");
-    assert!(!screen.contains("Confirm ·"), "no confirm dialog:\n{screen}");
+    assert!(
+        !screen.contains("Confirm ·"),
+        "no confirm dialog:\n{screen}"
+    );
     for key in ["s", "R", "p", "t"] {
         watcher.keys(&[key]);
     }
@@ -86,9 +91,7 @@ fn a_watcher_follows_a_plain_demo_live_and_changes_nothing() {
         let done = done_count(&watcher.screen()).unwrap();
         let settled_before = settled(&records(&run_dir));
         driver.keys(&["y", "Enter"]);
-        let journaled = wait_journal(&run_dir, "the step's end", |r| {
-            settled(r) > settled_before
-        });
+        let journaled = wait_journal(&run_dir, "the step's end", |r| settled(r) > settled_before);
         let shown = watcher.wait_for("the watcher to follow", |s| {
             done_count(s).is_some_and(|d| d > done)
         });
@@ -111,7 +114,10 @@ fn a_watcher_follows_a_plain_demo_live_and_changes_nothing() {
         .iter()
         .filter(|r| matches!(r.entry, Entry::StepConfirmed { .. }))
         .count();
-    assert_eq!(confirmed, 4, "four y from the driver, none from the watcher");
+    assert_eq!(
+        confirmed, 4,
+        "four y from the driver, none from the watcher"
+    );
     assert!(!run_dir.join("handover").exists());
 
     // The driver leaves: the watcher says so and offers to take over.
