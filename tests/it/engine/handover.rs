@@ -234,7 +234,7 @@ fn a_run_is_handed_over_between_two_kongups_and_the_report_names_both_drivers() 
         format!("handed over to {second_driver}"),
         "{report:#}"
     );
-    assert_eq!(drivers[0]["to"].is_string(), true, "{report:#}");
+    assert!(drivers[0]["to"].is_string(), "{report:#}");
     assert_eq!(drivers[1]["ended"], "the operator quit", "{report:#}");
     let markdown = kongup(dir.path(), &["report"]);
     let markdown = String::from_utf8_lossy(&markdown.stdout);
