@@ -45,4 +45,9 @@ pub enum Command {
     Stop {
         reason: String,
     },
+    /// Hand the run over to the kongup that asks for it (`kongup run --take-over`): then
+    /// leave, as `Quit`.
+    HandOver,
+    /// Keep the run: the request to take it over is declined.
+    KeepRun,
 }

@@ -200,7 +200,8 @@ impl StandIn {
                         .await;
                 }
             }
-            Command::Quit | Command::Stop { .. } => {}
+            // Nobody asks to take the stand-in's run over.
+            Command::Quit | Command::Stop { .. } | Command::HandOver | Command::KeepRun => {}
         }
     }
 

@@ -37,6 +37,8 @@ impl Engine {
                 self.quit(reason);
                 Ok(())
             }
+            Command::HandOver => self.hand_over(),
+            Command::KeepRun => self.keep_run(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod cli;
 mod hand_split;
+mod handover;
 mod journal_integrity;
 mod lifecycle;
 mod node_commands;
