@@ -110,6 +110,7 @@ async fn round(watchers: usize) -> Duration {
         toolbox,
         options: RunOptions::default(),
         side_events: None,
+        lock: None,
     })
     .unwrap();
     let send = |command| handle.commands.try_send(command).unwrap();

@@ -7,7 +7,7 @@ use clap::Args;
 use color_eyre::eyre::WrapErr;
 
 use crate::demo::{self, DemoOptions};
-use crate::engine::RunState;
+use crate::engine::{RunState, failed_run_line};
 use crate::sim::{Fault, Scenario};
 
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         faults: args.faults,
         accept_plan_change: args.accept_plan_change,
         handle_signals: true,
-        ..DemoOptions::new(args.scenario, run_dir)
+        ..DemoOptions::new(args.scenario, run_dir.clone())
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,8 +96,11 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     let scenario = args.scenario;
     #[cfg(feature = "console")]
     let plain = args.plain;
-    let end = runtime.block_on(async move {
-        let run = demo::start(options).await?;
+    let (started, end) = runtime.block_on(async move {
+        let run = match demo::start(options).await {
+            Ok(run) => run,
+            Err(error) => return (false, Err(error)),
+        };
         let intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
         #[cfg(feature = "console")]
         if !plain {
@@ -107,26 +110,33 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
                     .to_string(),
             );
             let keys = demo::console::fault_keys(&run.lab, &run.notices);
-            return demo::console::drive_console(run, keys, &intro).await;
+            return (true, demo::console::drive_console(run, keys, &intro).await);
         }
-        demo::drive_plain(run, &intro).await
+        (true, demo::drive_plain(run, &intro).await)
     });
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.
     runtime.shutdown_background();
+    let journal = args
+        .journal
+        .as_ref()
+        .map(|dir| format!(" --journal {}", dir.display()))
+        .unwrap_or_default();
+    let resume = format!("`kongup demo --scenario {scenario}{journal}`");
+    // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
+    let mut stderr = std::io::stderr();
     match &end {
-        Err(error) => eprintln!("{error}"),
+        Err(error) if started => {
+            let _ = writeln!(stderr, "{error}");
+            let _ = writeln!(stderr, "{}", failed_run_line(&run_dir, &resume));
+        }
+        Err(error) => {
+            let _ = writeln!(stderr, "{error}");
+        }
         Ok(end) if end.state != RunState::Done => {
-            let journal = args
-                .journal
-                .as_ref()
-                .map(|dir| format!(" --journal {}", dir.display()))
-                .unwrap_or_default();
-            // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
-            let resume = format!("`kongup demo --scenario {scenario}{journal}`");
-            let _ = writeln!(std::io::stderr(), "{}", end.stopped_line(&resume));
+            let _ = writeln!(stderr, "{}", end.stopped_line(&resume));
         }
         Ok(_) => {}
     }
-    Ok(demo::exit_code(&end))
+    Ok(demo::exit_code(started, &end))
 }

@@ -8,7 +8,9 @@ use crate::actions::{self, kong::KongAccess};
 use crate::engine::handover::take_over;
 use crate::engine::rundir::default_run_dir;
 use crate::engine::step::resolve_plan_secrets;
-use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
+use crate::engine::{
+    RunOptions, RunSetup, RunState, SessionEnd, Toolbox, failed_run_line, local_operator, spawn,
+};
 use crate::metrics;
 use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
@@ -138,7 +140,8 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         .enable_all()
         .build()?;
     let operator = local_operator();
-    let outcome: color_eyre::Result<SessionEnd> = runtime.block_on(async {
+    let resume_dir = run_dir.clone();
+    let outcome: color_eyre::Result<Ran> = runtime.block_on(async {
         if args.take_over {
             take_over(&run_dir, &operator.0, |line| eprintln!("{line}")).await?;
         }
@@ -167,14 +170,22 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
                 handle_signals: true,
             },
             side_events: Some(side_events),
+            lock: None,
         })?;
+        // From here on the run is open: whatever stops it, it stays resumable.
         #[cfg(feature = "console")]
         if !args.plain {
-            let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
-            if !console.terminal_gone {
-                eprintln!("{}", console.end.stopped_line("the same command"));
-            }
-            return Ok(console.end);
+            return Ok(
+                match console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await {
+                    Ok(console) => {
+                        if !console.terminal_gone {
+                            eprintln!("{}", console.end.stopped_line("the same command"));
+                        }
+                        Ran::Ended(console.end)
+                    }
+                    Err(error) => Ran::Failed(error),
+                },
+            );
         }
         let setup = PlainSetup {
             plan,
@@ -182,23 +193,34 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             toolbox,
             interactive: std::io::stdin().is_terminal(),
         };
-        drive(
-            handle,
-            setup,
-            std::io::BufReader::new(std::io::stdin()),
-            std::io::stdout(),
-        )
-        .await
-        .map_err(color_eyre::Report::from)
+        let input = std::io::BufReader::new(std::io::stdin());
+        Ok(match drive(handle, setup, input, std::io::stdout()).await {
+            Ok(end) => Ran::Ended(end),
+            Err(error) => Ran::Failed(error.into()),
+        })
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();
     match outcome {
-        Ok(end) if end.state == RunState::Done => Ok(0),
-        Ok(_) => Ok(2),
+        Ok(Ran::Ended(end)) if end.state == RunState::Done => Ok(0),
+        Ok(Ran::Ended(_)) => Ok(2),
+        Ok(Ran::Failed(error)) => {
+            eprintln!("{error}");
+            eprintln!("{}", failed_run_line(&resume_dir, "the same command"));
+            Ok(2)
+        }
         Err(error) => {
             eprintln!("{error}");
             Ok(1)
         }
     }
+}
+
+/// How a run that opened ended.
+enum Ran {
+    /// Its session ended (done, or left resumable).
+    Ended(SessionEnd),
+    /// It failed after it opened (a full disk under the journal, the console lost): the
+    /// journal holds every record up to the failure, so the run is resumable.
+    Failed(color_eyre::Report),
 }

@@ -35,6 +35,7 @@ use crate::actions::{
     kong::{DeclarativeBackup, KongAccess, NodesWait, Waits, is_node_step},
 };
 use crate::engine::journal::JournalError;
+use crate::engine::lock::RunLock;
 use crate::engine::rundir::{create_private_dir, default_run_dir};
 use crate::engine::step::{ActionFor, ActionRegistry, StepAction, resolve_plan_secrets};
 use crate::engine::{
@@ -209,11 +210,21 @@ fn load_text(text: &str, path: &Path) -> Result<LoadedPlan, DemoError> {
 }
 
 /// The demo's plan: the one in the run directory when there is one (a resumed demo),
-/// else a new one written there.
-async fn plan_in_run_dir(options: &DemoOptions) -> Result<(PathBuf, String), DemoError> {
+/// else a new one written there. The run's lock is taken first, so a second demo on the
+/// same directory is told who holds it and never sees a plan half-written.
+async fn plan_in_run_dir(options: &DemoOptions) -> Result<(PathBuf, String, RunLock), DemoError> {
+    if !options.run_dir.exists() {
+        create_private_dir(&options.run_dir).map_err(|source| DemoError::Io {
+            what: "create the run directory",
+            path: options.run_dir.clone(),
+            source,
+        })?;
+    }
+    let lock = RunLock::acquire(&options.run_dir, &options.operator.0)
+        .map_err(|e| DemoError::Engine(e.into()))?;
     let path = options.run_dir.join(PLAN_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => return Ok((path, text)),
+        Ok(text) => return Ok((path, text, lock)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(source) => {
             return Err(DemoError::Io {
@@ -224,31 +235,47 @@ async fn plan_in_run_dir(options: &DemoOptions) -> Result<(PathBuf, String), Dem
         }
     }
     let text = demo_plan_text(options.scenario, &pacing_for_speed(options.speed));
-    create_private_dir(&options.run_dir).map_err(|source| DemoError::Io {
-        what: "create the run directory",
-        path: options.run_dir.clone(),
-        source,
-    })?;
     write_private(&path, &text)?;
-    Ok((path, text))
+    Ok((path, text, lock))
 }
 
+/// Writes `text` to `path` whole or not at all: through a temporary file beside it, synced,
+/// then renamed over (a full disk leaves no empty plan that would block every resume).
 fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| DemoError::Io {
-        what: "write",
-        path: path.to_path_buf(),
-        source,
+    let temporary = path.with_extension(format!("yaml.{}.tmp", std::process::id()));
+    let io = |what: &'static str, at: &Path| {
+        let at = at.to_path_buf();
+        move |source| DemoError::Io {
+            what,
+            path: at,
+            source,
+        }
     };
-    let mut file = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .map_err(io("write", &temporary));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    std::fs::rename(&temporary, path).map_err(io("rename into place", path))?;
+    // The new name must survive a power loss too.
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync the directory", dir)),
+        None => Ok(()),
+    }
 }
 
 /// The most requests a second a lab run sends: more would load the machine it runs on.
@@ -386,6 +413,8 @@ struct Launch {
     faults: Vec<Fault>,
     options: RunOptions,
     operator: Operator,
+    /// The run's lock, when the caller took it (a demo, before writing its plan).
+    lock: Option<RunLock>,
 }
 
 /// Which traffic driver a lab run uses.
@@ -408,6 +437,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         faults,
         options,
         operator,
+        lock,
     } = launch;
     let mut plan = loaded.plan;
     let endpoints = lab.endpoints();
@@ -474,6 +504,7 @@ async fn launch(lab: Lab, launch: Launch) -> Result<DemoRun, DemoError> {
         toolbox: toolbox.clone(),
         options,
         side_events: Some(merged),
+        lock,
     })?;
     Ok(DemoRun {
         lab,
@@ -497,7 +528,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
             options.speed
         ))));
     }
-    let (plan_path, text) = plan_in_run_dir(&options).await?;
+    let (plan_path, text, lock) = plan_in_run_dir(&options).await?;
     let loaded = load_text(&text, &plan_path)?;
     let lab = Lab::start(
         options.scenario,
@@ -543,6 +574,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
                 handle_signals: options.handle_signals,
             },
             operator: options.operator,
+            lock: Some(lock),
         },
     )
     .await
@@ -550,11 +582,14 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
 
 /// How a lab run ends for the process: 0 the run is done, 1 it could not start, 2 it
 /// stopped before the end and is resumable (as `kongup run`).
-pub fn exit_code(end: &Result<SessionEnd, DemoError>) -> i32 {
+/// A lab run's exit status, as `kongup run`'s: 1 when it could not start (`started` is
+/// false); once it opened, 0 when done, else 2 (stopped before the end, resumable), also
+/// when it failed (its journal holds every record written before the failure).
+pub fn exit_code(started: bool, end: &Result<SessionEnd, DemoError>) -> i32 {
     match end {
         Ok(end) if end.state == RunState::Done => 0,
-        Ok(_) => 2,
-        Err(_) => 1,
+        Err(_) if !started => 1,
+        _ => 2,
     }
 }
 

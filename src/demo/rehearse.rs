@@ -189,6 +189,7 @@ pub async fn start(
             faults: Vec::new(),
             options,
             operator: local_operator(),
+            lock: None,
         },
     )
     .await?;
@@ -231,12 +232,16 @@ pub fn run(
         .build()
         .wrap_err("could not start the async runtime for the rehearsal")?;
     let plan_path = plan_path.to_path_buf();
-    let end = runtime.block_on(async move {
+    let resume_dir = run_dir.clone();
+    let (started, end) = runtime.block_on(async move {
         let options = RunOptions {
             accept_plan_change,
             handle_signals: true,
         };
-        let run = start(loaded, plan_path, run_dir.clone(), options, speed).await?;
+        let run = match start(loaded, plan_path, run_dir.clone(), options, speed).await {
+            Ok(run) => run,
+            Err(error) => return (false, Err(error)),
+        };
         let mut intro = super::intro_lines(&run, "kongup run --rehearse: a simulated lab");
         intro.push(format!(
             "REHEARSAL: every command acts on the lab and the lab's balancer stands in for \
@@ -246,15 +251,22 @@ pub fn run(
         ));
         #[cfg(feature = "console")]
         if !plain {
-            return super::console::drive_console(run, Vec::new(), &intro).await;
+            return (
+                true,
+                super::console::drive_console(run, Vec::new(), &intro).await,
+            );
         }
-        super::drive_plain(run, &intro).await
+        (true, super::drive_plain(run, &intro).await)
     });
     runtime.shutdown_background();
     if let Err(error) = &end {
         eprintln!("{error}");
+        if started {
+            let resume = "the same command";
+            eprintln!("{}", crate::engine::failed_run_line(&resume_dir, resume));
+        }
     }
-    Ok(super::exit_code(&end))
+    Ok(super::exit_code(started, &end))
 }
 
 #[cfg(test)]

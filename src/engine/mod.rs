@@ -4,7 +4,8 @@
 //!
 //! ```ignore
 //! let handle = engine::spawn(RunSetup { plan, expanded, plan_text, run_dir, operator,
-//!                                       toolbox, options, side_events: None })?;
+//!                                       toolbox, options, side_events: None,
+//!                                       lock: None })?;
 //! // handle.events: RunChanged, then StepChanged for every step, then whatever happens.
 //! handle.commands.send(Command::Confirm { step, typed: None }).await?;
 //! ```
@@ -34,7 +35,7 @@ pub mod step;
 pub mod view;
 pub mod watcher;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -62,6 +63,9 @@ pub struct RunSetup {
     /// Events from other tasks (metrics, topology, drift warnings) to pass on to the
     /// event stream, so a console reads one stream.
     pub side_events: Option<mpsc::UnboundedReceiver<Event>>,
+    /// The run's lock, when the caller took it before writing into the run directory (a
+    /// demo writes its plan there under it); else the engine takes it.
+    pub lock: Option<lock::RunLock>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,6 +108,17 @@ impl SessionEnd {
             ),
         }
     }
+}
+
+/// What the operator reads when a run failed after it opened (a full disk under its
+/// journal, a lost console): the journal holds every record written before the failure, so
+/// `resume` (a command) continues the run once the cause is fixed.
+pub fn failed_run_line(run_dir: &Path, resume: &str) -> String {
+    format!(
+        "the run in {} stopped before its end and stays resumable: fix what failed (free \
+         space on its disk, for one), then resume it with {resume}",
+        run_dir.display()
+    )
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -67,6 +67,7 @@ steps:
         toolbox,
         options: RunOptions::default(),
         side_events: None,
+        lock: None,
     }
 }
 

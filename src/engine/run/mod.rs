@@ -101,6 +101,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         toolbox,
         options,
         side_events,
+        lock,
     } = setup;
     let Opened {
         journal,
@@ -109,7 +110,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         warnings: opening_warnings,
         stale,
     } = open_run(
-        &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options,
+        &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options, lock,
     )?;
 
     let (events_tx, events_rx) = super::event::channel();

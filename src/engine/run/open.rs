@@ -34,8 +34,10 @@ pub(super) struct Opened {
     pub(super) stale: Option<Driver>,
 }
 
-/// Opens (or creates) the run directory and its journal and takes the run's lock; refuses a
-/// changed plan unless the options accept it.
+/// Opens (or creates) the run directory and its journal and takes the run's lock (unless
+/// `lock` is the caller's, already taken); refuses a changed plan unless the options
+/// accept it.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn open_run(
     plan: &Plan,
     expanded: &ExpandedPlan,
@@ -44,6 +46,7 @@ pub(super) fn open_run(
     operator: &Operator,
     toolbox: &Toolbox,
     options: RunOptions,
+    lock: Option<RunLock>,
 ) -> Result<Opened, EngineError> {
     let mut opening_warnings = Vec::new();
     match toolbox.redactor.short_secrets() {
@@ -75,7 +78,10 @@ pub(super) fn open_run(
     }
     let logs = run_dir.join(LOGS_DIR);
     rundir::create_private_dir(&logs).map_err(run_dir_err(&logs))?;
-    let lock = RunLock::acquire(run_dir, &operator.0)?;
+    let lock = match lock {
+        Some(lock) => lock,
+        None => RunLock::acquire(run_dir, &operator.0)?,
+    };
 
     let plan_sha256 = sha256_hex(plan_text);
     let journal_path = run_dir.join(JOURNAL_FILE);

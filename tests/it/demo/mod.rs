@@ -4,6 +4,7 @@
 mod cli;
 mod console_keys;
 mod lab_entities;
+mod plan_file;
 mod rehearse;
 mod resume;
 mod resume_more;

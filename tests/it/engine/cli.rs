@@ -146,6 +146,37 @@ impl Lab {
         wait_output(child)
     }
 
+    /// As [`Lab::run_with`], with no file kongup writes allowed past `max_file_bytes`: a full
+    /// disk as a write sees it (`EFBIG` where a full disk gives `ENOSPC`): dash's `ulimit -f`
+    /// (512-byte blocks) sets `RLIMIT_FSIZE`, and `SIGXFSZ` is ignored so that the write
+    /// fails instead of killing the process.
+    fn run_with_file_limit(&self, input: &str, max_file_bytes: u64) -> Output {
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -f {}; trap '' XFSZ; exec \"$0\" \"$@\"",
+                max_file_bytes.div_ceil(512)
+            ))
+            .arg(env!("CARGO_BIN_EXE_kongup"))
+            .args(self.run_args())
+            .env("KONGUP_IT_PG_PASSWORD", SECRET)
+            .env("XDG_STATE_HOME", self.dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        wait_output(child)
+    }
+
     /// `kongup run --plain` in its own process group, stdin kept open for more lines.
     fn start(&self, input: &str) -> Child {
         let args = self.run_args();
@@ -730,4 +761,30 @@ fn without_journal_the_run_lives_in_the_state_directory_and_is_found_again() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no run in"));
+}
+
+/// The disk fills up under the journal mid-run: kongup stops (a record it cannot write
+/// ends the session), says the run stays resumable and exits 2, as a run stopped before
+/// its end; the next kongup, with room on the disk, resumes it.
+#[test]
+fn a_full_disk_mid_run_exits_2_and_the_run_resumes() {
+    let lab = Lab::new("touch DIR/stopped");
+    let opened = lab.run_with("", &[]);
+    assert_eq!(opened.status.code(), Some(2), "{}", text(&opened));
+    let journal = lab.run_dir.join(JOURNAL_FILE);
+    let size = std::fs::metadata(&journal).unwrap().len();
+    // Room for the next session's first records, not for the whole run.
+    let full = lab.run_with_file_limit(ANSWERS, size + 2048);
+    let out = text(&full);
+    assert!(out.contains("File too large"), "{out}");
+    assert!(
+        out.contains("stopped before its end and stays resumable"),
+        "{out}"
+    );
+    assert_eq!(full.status.code(), Some(2), "{out}");
+    let resumed = lab.run_with("", &[]);
+    assert_eq!(resumed.status.code(), Some(2), "{}", text(&resumed));
+    assert_eq!(lab.status_json()["state"], "running");
+    let done = lab.run_with(ANSWERS, &[]);
+    assert_eq!(lab.status_json()["state"], "done", "{}", text(&done));
 }

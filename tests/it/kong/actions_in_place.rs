@@ -163,6 +163,7 @@ steps:
         toolbox,
         options: RunOptions::default(),
         side_events: Some(side_events),
+        lock: None,
     });
     let run_dir = run.run_dir.clone();
 

@@ -306,6 +306,7 @@ pub fn setup(
         toolbox,
         options: RunOptions::default(),
         side_events: None,
+        lock: None,
     }
 }
 

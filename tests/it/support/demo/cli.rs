@@ -30,10 +30,43 @@ fn read_to_end(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
 /// Runs kongup with `input` on stdin, to its end within `limit`; its output is read as it
 /// comes (a report fills a pipe).
 pub fn kongup(args: &[&str], run_dir: &Path, input: &str, limit: Duration) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kongup"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kongup"));
+    command.args(args).arg("--journal").arg(run_dir);
+    run_to_end(command, args, input, limit)
+}
+
+/// As [`kongup`], with no file kongup writes allowed past `max_file_bytes` (a whole
+/// multiple of 512): a full disk, as a write sees it (`EFBIG` where a full disk gives
+/// `ENOSPC`; the size limit is `RLIMIT_FSIZE`, set by the shell's `ulimit -f`, with
+/// `SIGXFSZ` ignored so that the write fails instead of killing the process).
+pub fn kongup_with_file_limit(
+    args: &[&str],
+    run_dir: &Path,
+    input: &str,
+    limit: Duration,
+    max_file_bytes: u64,
+) -> Output {
+    assert_eq!(
+        max_file_bytes % 512,
+        0,
+        "dash's ulimit -f counts 512-byte blocks"
+    );
+    let mut command = Command::new("/bin/sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "ulimit -f {}; trap '' XFSZ; exec \"$0\" \"$@\"",
+            max_file_bytes / 512
+        ))
+        .arg(env!("CARGO_BIN_EXE_kongup"))
         .args(args)
         .arg("--journal")
-        .arg(run_dir)
+        .arg(run_dir);
+    run_to_end(command, args, input, limit)
+}
+
+fn run_to_end(mut command: Command, args: &[&str], input: &str, limit: Duration) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
