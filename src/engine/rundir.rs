@@ -22,9 +22,14 @@ pub fn default_runs_dir() -> Option<PathBuf> {
         .map(|state| state.join("kongup").join("runs"))
 }
 
+/// The longest run id (and step log name stem): a file name may have 255 bytes, and a path
+/// under the state directory should stay readable.
+pub const RUN_ID_MAX: usize = 64;
+
 /// The run id of a plan: its name, lower-cased, with anything but letters, digits, `.`,
-/// `_` and `-` turned into `-` (one for a run of them). The same plan name always finds
-/// the same run again.
+/// `_` and `-` turned into `-` (one for a run of them). A longer id than [`RUN_ID_MAX`] is
+/// cut, and the first 8 hex digits of the name's SHA-256 end it, so two long names that
+/// share their start stay two runs. The same plan name always finds the same run again.
 pub fn run_id_for(plan_name: &str) -> String {
     let mut id = String::with_capacity(plan_name.len());
     for c in plan_name.chars().map(|c| c.to_ascii_lowercase()) {
@@ -38,7 +43,16 @@ pub fn run_id_for(plan_name: &str) -> String {
         }
     }
     let id = id.trim_matches(|c| c == '-' || c == '.').to_string();
-    if id.is_empty() { "run".to_string() } else { id }
+    if id.is_empty() {
+        return "run".to_string();
+    }
+    if id.len() <= RUN_ID_MAX {
+        return id;
+    }
+    // Only ASCII is left, so any byte index is a character boundary.
+    let hash = &super::sha256_hex(plan_name)[..8];
+    let kept = id[..RUN_ID_MAX - hash.len() - 1].trim_end_matches(['-', '.']);
+    format!("{kept}-{hash}")
 }
 
 /// The run directory of a plan under the default state directory.
@@ -99,6 +113,21 @@ mod tests {
         assert_eq!(run_id_for("../../etc"), "etc");
         assert_eq!(run_id_for("///"), "run");
         assert_eq!(run_id_for("kong-upgrade_1"), "kong-upgrade_1");
+    }
+
+    #[test]
+    fn a_long_plan_name_makes_a_bounded_run_id_of_its_own() {
+        let long = "prod ".repeat(60);
+        let id = run_id_for(&long);
+        assert!(id.len() <= RUN_ID_MAX && id.len() > RUN_ID_MAX - 8, "{id}");
+        assert!(id.starts_with("prod-prod-"), "{id}");
+        assert_eq!(id, run_id_for(&long), "the same name finds the same run");
+        let other = format!("{long}eu");
+        assert_ne!(run_id_for(&other), id);
+        assert_eq!(run_id_for(&"x".repeat(RUN_ID_MAX)), "x".repeat(RUN_ID_MAX));
+        // A directory of that name can be made.
+        let dir = tempfile::tempdir().unwrap();
+        create_private_dir(&dir.path().join(run_id_for(&"a".repeat(300)))).unwrap();
     }
 
     #[test]

@@ -788,3 +788,34 @@ fn a_full_disk_mid_run_exits_2_and_the_run_resumes() {
     let done = lab.run_with(ANSWERS, &[]);
     assert_eq!(lab.status_json()["state"], "done", "{}", text(&done));
 }
+
+/// A plan name of 300 characters is valid; its run directory under the state directory is
+/// named by a bounded run id (cut, with a hash of the name), so the run opens, and the same
+/// plan finds it again.
+#[test]
+fn a_300_character_plan_name_runs_in_a_bounded_run_directory() {
+    let lab = Lab::new("true");
+    let name = format!("eu-{}", "k".repeat(297));
+    let renamed = std::fs::read_to_string(&lab.plan)
+        .unwrap()
+        .replace(&format!("name: {PLAN_NAME}\n"), &format!("name: {name}\n"));
+    assert!(renamed.contains(&name));
+    std::fs::write(&lab.plan, renamed).unwrap();
+    let plan = lab.plan.display().to_string();
+    let opened = lab.kongup(&["run", &plan, "--plain"]).output().unwrap();
+    assert_eq!(opened.status.code(), Some(2), "{}", text(&opened));
+    let runs = lab.path("state").join("kongup").join("runs");
+    let dirs: Vec<String> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    assert!(
+        dirs[0].len() <= 64 && dirs[0].starts_with("eu-kkk"),
+        "{dirs:?}"
+    );
+    let again = lab.kongup(&["run", &plan, "--plain"]).output().unwrap();
+    let out = text(&again);
+    assert_eq!(again.status.code(), Some(2), "{out}");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 1, "{out}");
+}
