@@ -89,6 +89,7 @@ pub fn why_unknown(figure: Figure, side: &str, f: &ClusterFigures) -> String {
     if figure.has_series(f) {
         return format!("{side} {what} unknown (no requests in the window yet)");
     }
+    // The words an operator acts on come first: a pane shows the start of the line.
     let why = match f.exporter {
         Some(Exporter::Kong2) => {
             let verb = if figure == Figure::P99 {
@@ -97,17 +98,17 @@ pub fn why_unknown(figure: Figure, side: &str, f: &ClusterFigures) -> String {
                 "counts"
             };
             format!(
-                "Kong 2.x: no {family} on {side} yet. 2.x has no metric flags: it {verb} every \
-                 request a prometheus plugin instance logs, so none has been proxied yet, or no \
-                 prometheus plugin applies to {side}'s routes",
+                "Kong 2.x: nothing counted yet, no {family} on {side}. 2.x has no metric \
+                 flags: it {verb} every request a prometheus plugin instance logs, so none has \
+                 been proxied yet, or no prometheus plugin applies to {side}'s routes",
                 family = figure.family(Exporter::Kong2)
             )
         }
         Some(Exporter::Kong3) if f.prometheus_plugin == Some(false) => format!(
-            "Kong 3.x: no prometheus plugin is enabled on {side}: its /metrics has no \
-             kong_nginx_metric_errors_total, so it will export no request series at all. \
-             Enable the prometheus plugin with status_code_metrics and latency_metrics on \
-             (both off by default since 3.0)"
+            "Kong 3.x: no prometheus plugin is enabled on {side} (its /metrics has no \
+             kong_nginx_metric_errors_total), so it exports no request series at all: enable \
+             the plugin with status_code_metrics and latency_metrics on (both off by default \
+             since 3.0)"
         ),
         Some(Exporter::Kong3) if figure.other_family_counts(f) => {
             let counting = match figure {
@@ -115,8 +116,8 @@ pub fn why_unknown(figure: Figure, side: &str, f: &ClusterFigures) -> String {
                 _ => "its latency histograms count requests",
             };
             format!(
-                "Kong 3.x: no {family} on {side} while {counting}: turn on {flag} in the \
-                 prometheus plugin's config (off by default since 3.0)",
+                "Kong 3.x: turn on {flag} in the prometheus plugin's config (off by default \
+                 since 3.0): no {family} on {side} while {counting}",
                 family = figure.family(Exporter::Kong3),
                 flag = figure.flag()
             )
@@ -133,14 +134,14 @@ pub fn why_unknown(figure: Figure, side: &str, f: &ClusterFigures) -> String {
                      scrapes included"
                 )
             });
+            let family = match figure {
+                Figure::Requests => figure.family(Exporter::Kong3),
+                _ => format!("no {}", figure.family(Exporter::Kong3)),
+            };
             format!(
-                "Kong 3.x: {family} on {side}: {flag} {verb} off ({default}), or no request \
-                 has been counted yet; the two look the same in /metrics: GET /plugins shows \
-                 the plugin's config{nginx}",
-                family = match figure {
-                    Figure::Requests => figure.family(Exporter::Kong3),
-                    _ => format!("no {}", figure.family(Exporter::Kong3)),
-                },
+                "Kong 3.x: {flag} {verb} off ({default}), or no request has been counted yet: \
+                 the two look the same in /metrics, which has {family} on {side}. GET /plugins \
+                 shows the plugin's config{nginx}",
                 flag = figure.flag()
             )
         }

@@ -591,10 +591,23 @@ mod tests {
         );
 
         let (_, verdicts) = tokio::sync::watch::channel(None);
-        let lines = toolbox.with_gates(verdicts).preview(&plan, preflight, None);
+        let toolbox = toolbox.with_gates(verdicts);
+        let lines = toolbox.preview(&plan, preflight, None);
         let expected = format!(
             "scrape /metrics of X's nodes {} once: the gates need {HTTP_REQUESTS_TOTAL} by code \
              (status_code_metrics) and kong_request_latency_ms buckets (latency_metrics)",
+            proxies.join(", ")
+        );
+        assert!(lines.contains(&expected), "{lines:#?}");
+
+        // From Kong 2.8 the series have 2.x's names and no flag.
+        let mut from_28 = plan.clone();
+        from_28.from = crate::plan::version::KongVersion::new(2, 8, 5);
+        let lines = toolbox.preview(&from_28, preflight, None);
+        let expected = format!(
+            "scrape /metrics of X's nodes {} once: the gates need kong_http_status by code \
+             (always on in Kong 2.x) and kong_latency{{type=\"request\"}} buckets (always on in \
+             Kong 2.x)",
             proxies.join(", ")
         );
         assert!(lines.contains(&expected), "{lines:#?}");

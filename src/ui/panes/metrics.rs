@@ -88,10 +88,12 @@ impl Series {
                 Tone::Warn,
             ));
         }
+        // Requests/s and the 5xx ratio both come from the status-code series.
         let no_series = match self {
-            Series::Errors => (!figures.status_code_metrics).then_some(Figure::Errors),
+            Series::Rate | Series::Errors => {
+                (!figures.status_code_metrics).then_some(Figure::Errors)
+            }
             Series::P99 => (!figures.latency_metrics).then_some(Figure::P99),
-            Series::Rate => None,
         };
         match no_series {
             Some(_) if no_traffic_yet => Some(("no traffic yet", Tone::Muted)),

@@ -221,6 +221,104 @@ fn a_kong_2_x_and_a_kong_3_y_are_compared_series_by_series() {
     );
     assert_eq!(verdict.figures.x.requests, Some(2885));
     assert_eq!(verdict.figures.y.requests, Some(2885));
+    // Each p99 on its own bounds (as docs/kong/metrics.md gives them) ...
+    let (x_p99, y_p99) = (
+        verdict.figures.x.p99_ms.unwrap(),
+        verdict.figures.y.p99_ms.unwrap(),
+    );
+    assert!(1000.0 < x_p99 && x_p99 <= 2000.0, "{x_p99}");
+    assert!(700.0 < y_p99 && y_p99 <= 1000.0, "{y_p99}");
+    // ... and compared on the 11 bounds 2.x's 26 and 3.x's 13 share.
+    let shared = verdict
+        .figures
+        .p99_on_shared_bounds
+        .expect("the p99s compared on shared bounds");
+    assert_eq!(shared.bounds, 11);
+    assert!(
+        checks.contains("(both on the 11 latency bounds X and Y share"),
+        "{checks}"
+    );
+    // Re-bucketing keeps each p99 in the shared bucket that holds its own.
+    assert!(
+        1000.0 < shared.x_p99_ms && shared.x_p99_ms <= 2000.0,
+        "{shared:?}"
+    );
+    assert!(
+        400.0 < shared.y_p99_ms && shared.y_p99_ms <= 1000.0,
+        "{shared:?}"
+    );
+
+    // Two 3.x clusters bucket alike: their own p99s are compared.
+    let verdict = judge(
+        figures_of(&fixture("3.4.2", "metrics_flags_on.txt")),
+        figures_of(&fixture("3.10.0", "metrics_flags_on.txt")),
+    );
+    assert_eq!(verdict.figures.p99_on_shared_bounds, None);
+}
+
+/// The same traffic on both sides reads as the same p99 once both sides are on the shared
+/// bounds, though each side's own p99 differs by its bucketing alone.
+#[test]
+fn the_same_latencies_bucketed_by_2_x_and_3_x_compare_equal() {
+    // 1000 requests: 985 at 20 ms, 15 at 320 ms. 2.x counts them at le=20 and le=400
+    // (after 300), 3.x at le=25 and le=400.
+    let kong2 = |n: u64| {
+        let mut text = String::from("# TYPE kong_latency histogram\n");
+        for le in [
+            "20", "25", "30", "40", "50", "60", "70", "80", "90", "100", "200", "300",
+        ] {
+            text += &format!(
+                "kong_latency_bucket{{service=\"s\",route=\"r\",type=\"request\",le=\"{le}\"}} {}\n",
+                985 * n
+            );
+        }
+        for le in [
+            "400", "500", "1000", "2000", "5000", "10000", "30000", "60000", "+Inf",
+        ] {
+            text += &format!(
+                "kong_latency_bucket{{service=\"s\",route=\"r\",type=\"request\",le=\"{le}\"}} {}\n",
+                1000 * n
+            );
+        }
+        text + &format!(
+            "kong_http_status{{service=\"s\",route=\"r\",code=\"200\"}} {}\n",
+            1000 * n
+        )
+    };
+    let kong3 = |n: u64| {
+        let mut text = String::from("# TYPE kong_request_latency_ms histogram\n");
+        for le in ["25", "50", "80", "100", "250"] {
+            text += &format!(
+                "kong_request_latency_ms_bucket{{service=\"s\",route=\"r\",le=\"{le}\"}} {}\n",
+                985 * n
+            );
+        }
+        for le in [
+            "400", "700", "1000", "2000", "5000", "10000", "30000", "60000", "+Inf",
+        ] {
+            text += &format!(
+                "kong_request_latency_ms_bucket{{service=\"s\",route=\"r\",le=\"{le}\"}} {}\n",
+                1000 * n
+            );
+        }
+        text + &format!(
+            "kong_http_requests_total{{service=\"s\",route=\"r\",code=\"200\",source=\"service\",consumer=\"\"}} {}\n",
+            1000 * n
+        )
+    };
+    let two = |text: &dyn Fn(u64) -> String| {
+        let mut tracker = ClusterTracker::new(["node"], Duration::from_secs(60));
+        tracker.record(0, Ok(NodeSample::parse(&text(1), at(0)).unwrap()));
+        tracker.record(0, Ok(NodeSample::parse(&text(2), at(10)).unwrap()));
+        tracker.figures(at(10))
+    };
+    let (x, y) = (two(&kong2), two(&kong3));
+    // Own bounds: 2.x puts the p99 in (300, 400], 3.x in (250, 400].
+    assert!((x.p99_ms.unwrap() - (300.0 + 100.0 * 5.0 / 15.0)).abs() < 1e-9);
+    assert!((y.p99_ms.unwrap() - (250.0 + 150.0 * 5.0 / 15.0)).abs() < 1e-9);
+    let verdict = judge(x, y);
+    let shared = verdict.figures.p99_on_shared_bounds.unwrap();
+    assert_eq!(shared.x_p99_ms, shared.y_p99_ms, "{shared:?}");
 }
 
 /// Kong 2.x has no metric flags: a 2.8 node without kong_http_status has counted no
