@@ -144,7 +144,10 @@ async fn a_y_data_plane_with_the_empty_configuration_fails_the_bake_at_once() {
         started.elapsed() < bake,
         "the bake ran to its end: {detail}"
     );
-    assert!(detail.contains("gate failed"), "{detail}");
+    assert!(
+        detail.contains("; gate failed: data plane kong-dp-3"),
+        "{detail}"
+    );
     assert!(
         detail.contains(
             "data plane kong-dp-3 (10.0.2.23) has the empty configuration: Y's control plane \
