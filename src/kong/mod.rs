@@ -9,6 +9,7 @@ pub mod http;
 pub mod migrations;
 pub mod pg;
 pub mod pg_tls;
+pub mod pg_version;
 pub mod process;
 pub mod restore;
 pub mod schema;

@@ -1190,6 +1190,46 @@ fn migrations_are_read_and_their_timeout_outlasts_the_db_timeout() {
 }
 
 #[test]
+fn timeouts_in_extra_args_keep_the_lock_longer_than_a_query() {
+    // Kong's lock expires after --lock-timeout and is never renewed: shorter than one
+    // query, and a second `up` may start beside a running one.
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: [--lock-timeout, '60']\n  db_timeout: 600\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`--lock-timeout 60` in `migrations.extra_args` is shorter than the database timeout (600s)",
+    );
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: ['--db-timeout=7200']\n  timeout: 1h\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`migrations.timeout` (1h) is not longer than the database timeout (7200s, `--db-timeout` in `migrations.extra_args`)",
+    );
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: [--lock-timeout, soon]\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`--lock-timeout soon` in `migrations.extra_args` is not a whole number of seconds",
+    );
+    let plan = parse_plan(
+        &minimal_with("migrations:\n  extra_args: [--lock-timeout, '900']\n  db_timeout: 600\n"),
+        "p",
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(plan.migrations.extra_args, ["--lock-timeout", "900"]);
+}
+
+#[test]
 fn tls_client_cert_and_key_come_together() {
     let d = single(&minimal_with(
         "admin:\n  tls: {client_cert: /c.pem, insecure: true}\n",

@@ -1,6 +1,7 @@
 //! `kongup` as an operator runs it: help, path, plan, validate.
 
 mod help;
+mod migrations_commands;
 mod path;
 mod plan;
 mod validate;

@@ -11,6 +11,8 @@ mod db;
 mod deck_backup;
 mod init;
 mod migrations;
+mod migrations_corpus;
+mod migrations_lock;
 mod pg_tls;
 mod preflight_metrics;
 mod tls_roots;
