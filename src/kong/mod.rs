@@ -5,6 +5,7 @@ pub mod client;
 pub mod database;
 pub mod discover;
 pub mod freeze;
+pub mod helm;
 pub mod http;
 pub mod migrations;
 pub mod pg;

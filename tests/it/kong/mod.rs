@@ -14,6 +14,7 @@ mod migrations;
 mod migrations_corpus;
 mod migrations_lock;
 mod pg_tls;
+mod preflight_database;
 mod preflight_metrics;
 mod tls_roots;
 mod watch;
