@@ -495,10 +495,12 @@ impl Plain {
     }
 
     /// The waiting step, when the pause holds it: a forward step (a pause holds the
-    /// upgrade, not its rollback) in a paused run takes no confirm or retry.
+    /// upgrade, not its rollback) in a paused run takes no confirm or retry. An interrupted
+    /// next step reads as a paused run too, without a pause: that one the engine judges.
     fn held_by_pause(&self) -> Option<StepRef> {
-        let (step, _) = self.awaiting.as_ref()?;
+        let (step, state) = self.awaiting.as_ref()?;
         let held = self.run_state == Some(RunState::Paused)
+            && *state != StepState::Interrupted
             && step.phase != crate::plan::steps::PhaseName::Rollback;
         held.then(|| step.clone())
     }
