@@ -197,6 +197,14 @@ struct Plain {
     resume_sent: bool,
 }
 
+/// Waits until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Reads `input` line by line on its own thread (a blocked read never holds up the exit).
 fn spawn_reader(input: impl BufRead + Send + 'static) -> mpsc::UnboundedReceiver<Input> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -256,6 +264,8 @@ pub async fn drive(
     plain.say("type `help` for the commands");
     let mut lines = spawn_reader(input);
     let mut input_open = true;
+    // The end of a terminal's input, held back for the SIGHUP that may follow it.
+    let mut input_end: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -265,7 +275,15 @@ pub async fn drive(
             line = lines.recv(), if input_open => {
                 let line = line.unwrap_or(Input::End);
                 input_open = line != Input::End;
-                plain.queue.push_back(line);
+                if !input_open && plain.setup.interactive {
+                    input_end = Some(tokio::time::Instant::now() + crate::engine::HANGUP_WAIT);
+                } else {
+                    plain.queue.push_back(line);
+                }
+            }
+            () = sleep_until_some(input_end) => {
+                input_end = None;
+                plain.queue.push_back(Input::End);
             }
         }
         plain.work_queue(&commands).await;

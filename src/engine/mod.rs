@@ -200,6 +200,11 @@ pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
+/// After a terminal's input ends, how long the console and `--plain` wait for the SIGHUP a
+/// hang-up brings (the kernel ends the input a moment before the signal arrives), so that
+/// the session's end names the signal.
+pub const HANGUP_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a session ended, when a signal ended it: the same words whether the engine's own
 /// handler or the console caught it.
 pub fn signal_reason(name: &str) -> String {

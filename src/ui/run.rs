@@ -36,10 +36,6 @@ pub const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 pub const EVENT_BATCH: usize = 512;
 /// How long leaving waits for the engine to take the last commands (Quit among them).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
-/// After the terminal's input ends, how long the console waits for the SIGHUP a hang-up
-/// brings (the shell that owned the terminal passes it on as it exits, a moment after the
-/// end of input), so the session's end names the signal.
-pub const HANGUP_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ConsoleOptions {
@@ -425,7 +421,7 @@ fn stop_for(signal: ExitSignal) -> Command {
     }
 }
 
-/// The terminal is gone: waits up to [`HANGUP_WAIT`] for the signal a hang-up brings, so
+/// The terminal is gone: waits up to [`crate::engine::HANGUP_WAIT`] for the signal a hang-up brings, so
 /// that the engine is told the signal rather than only the lost terminal.
 async fn terminal_lost<I>(
     inputs: &mut I,
@@ -435,7 +431,7 @@ async fn terminal_lost<I>(
 where
     I: Stream<Item = ConsoleInput> + Unpin,
 {
-    let deadline = Instant::now() + HANGUP_WAIT;
+    let deadline = Instant::now() + crate::engine::HANGUP_WAIT;
     while let Ok(Some(input)) = tokio::time::timeout_at(deadline, inputs.next()).await {
         if let ConsoleInput::Signal(signal) = input {
             outbox.push_back(stop_for(signal));

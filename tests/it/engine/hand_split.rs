@@ -139,3 +139,51 @@ async fn plain_says_the_session_ended_with_its_input_not_that_the_operator_quit(
         Entry::SessionClosed { reason } if reason == "the input ended"
     )));
 }
+
+/// At a terminal, a hang-up ends the input a moment before its SIGHUP reaches kongup:
+/// `--plain` holds the end of input back for up to a second, so the signal names the
+/// session's end; with no signal, the end of input does after that second.
+#[tokio::test]
+async fn at_a_terminal_the_end_of_input_waits_for_the_hangups_signal() {
+    for signalled in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let kit = slow_kit();
+        let setup = setup(
+            dir.path(),
+            plan_named("p"),
+            review_only(),
+            "v1",
+            kit.toolbox.clone(),
+        );
+        let plain = PlainSetup {
+            plan: setup.plan.clone(),
+            expanded: setup.expanded.clone(),
+            toolbox: kit.toolbox.clone(),
+            interactive: true,
+        };
+        let handle = kongup::engine::spawn(setup).unwrap();
+        let commands = handle.commands.clone();
+        let out = SharedOut::default();
+        let started = std::time::Instant::now();
+        let input = BufReader::new(Cursor::new(Vec::new()));
+        let plain = tokio::spawn(drive(handle, plain, input, out.clone()));
+        out.wait_for("type `help` for the commands").await;
+        let sighup = kongup::engine::signal_reason("SIGHUP");
+        if signalled {
+            // What the engine's own handler does with the hang-up's SIGHUP.
+            let reason = sighup.clone();
+            commands.send(Command::Stop { reason }).await.unwrap();
+        }
+        let end = tokio::time::timeout(DEADLINE, plain)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if signalled {
+            assert_eq!(end.reason, sighup, "{}", out.text());
+        } else {
+            assert_eq!(end.reason, "the input ended", "{}", out.text());
+            assert!(started.elapsed() >= kongup::engine::HANGUP_WAIT);
+        }
+    }
+}
