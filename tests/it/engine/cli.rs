@@ -776,7 +776,8 @@ fn a_full_disk_mid_run_exits_2_and_the_run_resumes() {
     // Room for the next session's first records, not for the whole run.
     let full = lab.run_with_file_limit(ANSWERS, size + 2048);
     let out = text(&full);
-    assert!(out.contains("File too large"), "{out}");
+    // The write past the limit is cut short, or fails (EFBIG), as on a full disk.
+    assert!(out.contains("could not append to the journal"), "{out}");
     assert!(
         out.contains("stopped before its end and stays resumable"),
         "{out}"
