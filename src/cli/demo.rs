@@ -107,8 +107,9 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     let end = runtime.block_on(async move {
         let mut run = demo::start(options).await?;
         // A demo plan has no `notify:`; one edited to have one is heard like a real run's.
-        let settings = NotifySettings::for_plan(&run.plan, &webhooks, terminal)
+        let mut settings = NotifySettings::for_plan(&run.plan, &webhooks, terminal)
             .map_err(|e| demo::DemoError::Toolbox(e.to_string()))?;
+        settings.redactor = (*run.toolbox.redactor).clone();
         let notifier = notify::attach(
             &mut run.engine,
             run.expanded.clone(),

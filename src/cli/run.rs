@@ -109,7 +109,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         }
     };
     let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
-    let notify_settings =
+    let mut notify_settings =
         match NotifySettings::for_plan(&loaded.plan, &args.notify.notify_webhooks, terminal) {
             Ok(settings) => settings,
             Err(error) => {
@@ -121,6 +121,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
     for url in &args.notify.notify_webhooks {
         redactor.add(url.expose().to_string());
     }
+    notify_settings.redactor = redactor.clone();
     let admin_token = match &loaded.plan.admin.token {
         Some(source) => Some(crate::secrets::resolve(source)?),
         None => None,

@@ -255,12 +255,7 @@ pub fn run(
         terminal: TerminalTarget::for_front_end(notify.no_notify, plain),
         webhooks: cli_webhooks(&notify.notify_webhooks),
         command: None,
-        redactor: Redactor::new(
-            notify
-                .notify_webhooks
-                .iter()
-                .map(|url| url.expose().to_string()),
-        ),
+        redactor: Redactor::default(),
     };
     let secrets = notify.notify_webhooks.clone();
     let end = runtime.block_on(async move {
@@ -270,6 +265,10 @@ pub fn run(
         };
         let mut run =
             start_redacting(loaded, plan_path, run_dir.clone(), options, speed, &secrets).await?;
+        let settings = NotifySettings {
+            redactor: (*run.toolbox.redactor).clone(),
+            ..settings
+        };
         let notifier = notify::attach(
             &mut run.engine,
             run.expanded.clone(),

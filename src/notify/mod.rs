@@ -91,7 +91,8 @@ pub struct NotifySettings {
     pub webhooks: Vec<Webhook>,
     /// argv; the message is in `KONGUP_NOTIFY_TEXT` (and the kind in `KONGUP_NOTIFY_EVENT`).
     pub command: Option<Vec<String>>,
-    /// Knows every webhook URL: whatever a receiver answers is redacted before it is shown.
+    /// Hides every webhook URL (and the run's other secrets, given the run's redactor) in
+    /// what a receiver's failure says.
     pub redactor: Redactor,
 }
 
