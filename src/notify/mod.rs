@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use self::outlet::Outlet;
+pub use self::outlet::{ATTEMPTS, QUEUE_LIMIT};
 pub use self::terminal::{Alerts, TerminalTarget};
 pub use self::watch::Watch;
 use crate::engine::{EngineHandle, Event};
@@ -211,7 +212,13 @@ async fn tee(
     loop {
         tokio::select! {
             event = events.recv() => {
-                let Some(event) = event else { return };
+                let Some(event) = event else {
+                    // The outlets' warnings already sent still reach the front end.
+                    while let Ok(warning) = warnings.try_recv() {
+                        let _ = out.send(Event::Warning(warning));
+                    }
+                    return;
+                };
                 for notice in watch.observe(&event) {
                     if notice.kind.needs_operator() {
                         ring.ring(&notice);

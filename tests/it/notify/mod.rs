@@ -3,6 +3,7 @@
 //! kept out of everything kongup writes.
 
 mod demo_webhook;
+mod outlets;
 mod tmux;
 mod webhook_server;
 

@@ -20,6 +20,8 @@ pub struct Hook {
     pub posts: Arc<Mutex<Vec<Post>>>,
     /// What it answers; 200 unless set.
     pub status: Arc<Mutex<Option<StatusCode>>>,
+    /// While set, each post is recorded, then answered only once a permit is given.
+    pub hold: Arc<Mutex<Option<Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl Hook {
@@ -44,5 +46,9 @@ async fn record(State(hook): State<Hook>, uri: Uri, body: Bytes) -> StatusCode {
         path: uri.path().to_string(),
         body,
     });
+    let hold = hook.hold.lock().unwrap().clone();
+    if let Some(gate) = hold {
+        gate.acquire().await.unwrap().forget();
+    }
     hook.status.lock().unwrap().unwrap_or(StatusCode::OK)
 }
