@@ -29,6 +29,8 @@ pub use self::terminal::{Alerts, TerminalTarget};
 pub use self::watch::Watch;
 use crate::engine::{EngineHandle, Event};
 use crate::plan::model::Plan;
+#[cfg(test)]
+use crate::plan::model::SecretRef;
 use crate::plan::steps::ExpandedPlan;
 use crate::secrets::{Redactor, Secret, SecretError};
 
@@ -232,6 +234,59 @@ async fn tee(
             Some(warning) = warnings.recv() => {
                 let _ = out.send(Event::Warning(warning));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::step::resolve_plan_secrets;
+    use crate::testkit::hybrid;
+
+    /// A webhook from the plan's `notify:` is named by its source, never by its URL, and
+    /// the run's redactor (the one every log line, note and warning goes through) hides it.
+    #[test]
+    fn a_plan_webhook_is_named_by_its_source_and_its_url_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hook");
+        let url = "https://hooks.example/services/T0/B0/plan-hook-token";
+        std::fs::write(&file, format!("{url}\n")).unwrap();
+        let mut plan = hybrid::plan();
+        // Only the webhook's secret is to be read here.
+        plan.admin = Default::default();
+        plan.smoke_tests.clear();
+        for database in [&mut plan.clusters.x.database, &mut plan.clusters.y.database]
+            .into_iter()
+            .flatten()
+        {
+            database.password = None;
+        }
+        plan.notify.webhooks = vec![SecretRef::File(file.clone())];
+        let cli = [Secret::new("http://127.0.0.1:9/cli-hook-token")];
+        let settings = NotifySettings::for_plan(&plan, &cli, TerminalTarget::Off).unwrap();
+        let labels: Vec<&str> = settings.webhooks.iter().map(|w| w.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                format!("notify.webhooks[0] (file {})", file.display()).as_str(),
+                "--notify-webhook #1",
+            ]
+        );
+        assert_eq!(settings.webhooks[0].url.expose(), url);
+        assert!(!format!("{settings:?}").contains("token"), "{settings:?}");
+        let redactor = resolve_plan_secrets(&plan).unwrap();
+        assert_eq!(
+            redactor.redact(&format!("curl -d hi {url}")),
+            "curl -d hi [REDACTED]"
+        );
+        for hook in &settings.webhooks {
+            assert!(
+                !settings
+                    .redactor
+                    .redact(hook.url.expose())
+                    .contains("token")
+            );
         }
     }
 }
