@@ -30,6 +30,9 @@ pub struct Watch {
     gate_failing: bool,
     /// Y's share of the traffic: a failing verdict matters only while Y carries some.
     y_share: u8,
+    /// A rollback was seen under way: its end is news (a resumed run's snapshot also
+    /// tells of a rollback that finished long ago).
+    rolling_back: bool,
 }
 
 impl Watch {
@@ -42,6 +45,7 @@ impl Watch {
             waited: None,
             gate_failing: false,
             y_share: 0,
+            rolling_back: false,
         }
     }
 
@@ -91,15 +95,23 @@ impl Watch {
                 self.gate_failing = failing;
             }
             Event::RunChanged(state) => {
+                self.rolling_back |= *state == RunState::RollingBack;
                 let before = self.run.replace(*state);
                 if before.is_some() && before != Some(*state) {
                     notices.extend(self.run_changed(*state));
                 }
             }
-            Event::RollbackProgress(RollbackProgress::Finished) => notices.push(self.notice(
-                NoticeKind::RolledBack,
-                "rolled back: the rollback's last step is done and all traffic is on X".to_string(),
-            )),
+            Event::RollbackProgress(RollbackProgress::Finished)
+                if std::mem::take(&mut self.rolling_back) =>
+            {
+                notices.push(
+                    self.notice(
+                        NoticeKind::RolledBack,
+                        "rolled back: the rollback's last step is done and all traffic is on X"
+                            .to_string(),
+                    ),
+                )
+            }
             _ => {}
         }
         notices
@@ -272,6 +284,24 @@ mod tests {
             kinds(watch.observe(&Event::RunChanged(RunState::Done))),
             vec![NoticeKind::Ended]
         );
+    }
+
+    #[test]
+    fn a_rollback_finished_before_this_session_is_no_news() {
+        let mut watch = watch();
+        let finished = Event::RollbackProgress(RollbackProgress::Finished);
+        // A resumed run's snapshot: the rollback ended in an earlier session.
+        watch.observe(&Event::RunChanged(RunState::Failed));
+        assert!(watch.observe(&finished).is_empty());
+        assert_eq!(
+            kinds(watch.observe(&Event::RunChanged(RunState::RollingBack))),
+            vec![NoticeKind::RollingBack]
+        );
+        assert_eq!(
+            kinds(watch.observe(&finished)),
+            vec![NoticeKind::RolledBack]
+        );
+        assert!(watch.observe(&finished).is_empty());
     }
 
     #[test]
