@@ -249,7 +249,7 @@ mod tests {
         hybrid::expanded()
             .steps()
             .find(|(_, s)| matches!(s.kind, StepKind::ShiftTraffic { .. }))
-            .map(|(phase, s)| StepRef::new(phase.name.clone(), &s.id))
+            .map(|(phase, s)| StepRef::new(phase.name, &s.id))
             .unwrap()
     }
 
@@ -327,7 +327,7 @@ mod tests {
         let manual = hybrid::expanded()
             .steps()
             .find(|(_, s)| matches!(s.kind, StepKind::Manual | StepKind::Review))
-            .map(|(phase, s)| StepRef::new(phase.name.clone(), &s.id))
+            .map(|(phase, s)| StepRef::new(phase.name, &s.id))
             .unwrap();
         watch.observe(&changed(&manual, StepState::Running));
         watch.observe(&changed(&manual, StepState::Succeeded));
