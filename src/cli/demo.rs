@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 use color_eyre::eyre::WrapErr;
 
+use crate::cli::notify::NotifyArgs;
 use crate::demo::{self, DemoOptions};
 use crate::engine::{RunState, failed_run_line};
+use crate::notify::{self, NotifySettings, TerminalTarget};
 use crate::sim::{Fault, Scenario};
 
 #[derive(Debug, Args)]
@@ -48,6 +50,9 @@ pub struct DemoArgs {
     /// (the change is journaled).
     #[arg(long)]
     pub accept_plan_change: bool,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -87,8 +92,11 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         faults: args.faults,
         accept_plan_change: args.accept_plan_change,
         handle_signals: true,
+        secrets: args.notify.notify_webhooks.clone(),
         ..DemoOptions::new(args.scenario, run_dir.clone())
     };
+    let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
+    let webhooks = args.notify.notify_webhooks;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,10 +105,22 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     #[cfg(feature = "console")]
     let plain = args.plain;
     let (started, end) = runtime.block_on(async move {
-        let run = match demo::start(options).await {
+        let mut run = match demo::start(options).await {
             Ok(run) => run,
             Err(error) => return (false, Err(error)),
         };
+        // A demo plan has no `notify:`; one edited to have one is heard like a real run's.
+        let mut settings = match NotifySettings::for_plan(&run.plan, &webhooks, terminal) {
+            Ok(settings) => settings,
+            Err(e) => return (false, Err(demo::DemoError::Toolbox(e.to_string()))),
+        };
+        settings.redactor = (*run.toolbox.redactor).clone();
+        let notifier = notify::attach(
+            &mut run.engine,
+            run.expanded.clone(),
+            &run.plan.name,
+            settings,
+        );
         let intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
         #[cfg(feature = "console")]
         if !plain {
@@ -110,9 +130,14 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
                     .to_string(),
             );
             let keys = demo::console::fault_keys(&run.lab, &run.notices);
-            return (true, demo::console::drive_console(run, keys, &intro).await);
+            let alerts = notifier.console_alerts();
+            let end = demo::console::drive_console(run, keys, &intro, alerts).await;
+            notifier.finish().await;
+            return (true, end);
         }
-        (true, demo::drive_plain(run, &intro).await)
+        let end = demo::drive_plain(run, &intro).await;
+        notifier.finish().await;
+        (true, end)
     });
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.

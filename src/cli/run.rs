@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actions::{self, kong::KongAccess};
+use crate::cli::notify::NotifyArgs;
 use crate::engine::handover::take_over;
 use crate::engine::rundir::default_run_dir;
 use crate::engine::step::resolve_plan_secrets;
@@ -12,6 +13,7 @@ use crate::engine::{
     RunOptions, RunSetup, RunState, SessionEnd, Toolbox, failed_run_line, local_operator, spawn,
 };
 use crate::metrics;
+use crate::notify::{self, NotifySettings, TerminalTarget};
 use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
@@ -55,6 +57,8 @@ pub struct RunArgs {
     #[cfg(feature = "lab")]
     #[arg(long, default_value_t = 1.0, value_name = "X", requires = "rehearse")]
     pub speed: f64,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
@@ -80,6 +84,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             args.accept_plan_change,
             args.plain,
             args.speed,
+            &args.notify,
         );
     }
     if !args.plain && cfg!(not(feature = "console")) {
@@ -95,7 +100,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         );
         return Ok(1);
     }
-    let redactor = match resolve_plan_secrets(&loaded.plan) {
+    let mut redactor = match resolve_plan_secrets(&loaded.plan) {
         Ok(redactor) => redactor,
         Err(errors) => {
             for error in errors {
@@ -105,6 +110,20 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
+    let mut notify_settings =
+        match NotifySettings::for_plan(&loaded.plan, &args.notify.notify_webhooks, terminal) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("{error}");
+                return Ok(1);
+            }
+        };
+    // The command line's webhook URLs are secrets too: no step's output or note shows one.
+    for url in &args.notify.notify_webhooks {
+        redactor.add(url.expose().to_string());
+    }
+    notify_settings.redactor = redactor.clone();
     let admin_token = match &loaded.plan.admin.token {
         Some(source) => Some(crate::secrets::resolve(source)?),
         None => None,
@@ -158,7 +177,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             &mut toolbox,
         )?;
-        let handle = spawn(RunSetup {
+        let mut handle = spawn(RunSetup {
             plan: plan.clone(),
             expanded: expanded.clone(),
             plan_text: loaded.source,
@@ -172,20 +191,23 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             side_events: Some(side_events),
             lock: None,
         })?;
+        let notifier = notify::attach(&mut handle, expanded.clone(), &plan.name, notify_settings);
         // From here on the run is open: whatever stops it, it stays resumable.
         #[cfg(feature = "console")]
         if !args.plain {
-            return Ok(
-                match console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await {
-                    Ok(console) => {
-                        if !console.terminal_gone {
-                            eprintln!("{}", console.end.stopped_line("the same command"));
-                        }
-                        Ran::Ended(console.end)
+            let alerts = notifier.console_alerts();
+            let console =
+                console_on_engine(handle, plan, expanded, toolbox, Vec::new(), alerts).await;
+            notifier.finish().await;
+            return Ok(match console {
+                Ok(console) => {
+                    if !console.terminal_gone {
+                        eprintln!("{}", console.end.stopped_line("the same command"));
                     }
-                    Err(error) => Ran::Failed(error),
-                },
-            );
+                    Ran::Ended(console.end)
+                }
+                Err(error) => Ran::Failed(error),
+            });
         }
         let setup = PlainSetup {
             plan,
@@ -194,7 +216,9 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             interactive: std::io::stdin().is_terminal(),
         };
         let input = std::io::BufReader::new(std::io::stdin());
-        Ok(match drive(handle, setup, input, std::io::stdout()).await {
+        let end = drive(handle, setup, input, std::io::stdout()).await;
+        notifier.finish().await;
+        Ok(match end {
             Ok(end) => Ran::Ended(end),
             Err(error) => Ran::Failed(error.into()),
         })

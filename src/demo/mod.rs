@@ -49,7 +49,7 @@ use crate::plain::{self, PlainSetup};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{BackupKind, ClusterSide, ExpandedPlan, StepKind};
-use crate::secrets::Redactor;
+use crate::secrets::{Redactor, Secret};
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
 use crate::sim::node::Lifecycle;
 use crate::sim::scenarios::{self, DEMO_SCHEDULE, DemoPacing, demo_plan_yaml_with};
@@ -124,6 +124,8 @@ pub struct DemoOptions {
     /// The lab's prometheus plugin flags (on unless a test turns one off, as Kong's
     /// defaults would).
     pub metrics_flags: MetricsFlags,
+    /// Values the redactor hides besides the plan's secrets: the `--notify-webhook` URLs.
+    pub secrets: Vec<Secret>,
 }
 
 impl DemoOptions {
@@ -137,6 +139,7 @@ impl DemoOptions {
             handle_signals: false,
             operator: local_operator(),
             metrics_flags: MetricsFlags::ALL_ON,
+            secrets: Vec::new(),
         }
     }
 }
@@ -551,7 +554,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
         });
     }
     // A demo plan names no secrets; one edited to name some still gets them redacted.
-    let redactor = resolve_plan_secrets(&loaded.plan).map_err(|errors| {
+    let mut redactor = resolve_plan_secrets(&loaded.plan).map_err(|errors| {
         DemoError::Toolbox(
             errors
                 .iter()
@@ -560,6 +563,9 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
                 .join("\n"),
         )
     })?;
+    for secret in &options.secrets {
+        redactor.add(secret.expose().to_string());
+    }
     launch(
         lab,
         Launch {
