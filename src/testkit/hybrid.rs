@@ -98,6 +98,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
         to: KongVersion::enterprise(3, 10, 0, 1),
         mode: Mode::Hybrid,
         database: DatabaseKind::Postgres,
+        edition: Some(Edition::Enterprise),
         strategy: StrategyChoice::Fixed(Strategy::DualCluster),
         clusters: Clusters {
             x: cluster("x", "pg-x.prod.internal"),
