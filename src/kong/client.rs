@@ -10,9 +10,7 @@ use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
 use crate::kong::http::{ADMIN_TOKEN_HEADER, HttpClientError, redirect_target, token_header};
-use crate::kong::types::{
-    DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
-};
+use crate::kong::types::{DataPlane, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page};
 use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
 use crate::secrets::{Secret, SecretError};
 
@@ -34,6 +32,53 @@ pub const CORE_ENTITIES: &[&str] = &[
 
 /// A server that keeps handing out `next` links is not followed past this many pages.
 const MAX_PAGES: usize = 100_000;
+
+/// What `/clustering/data-planes` listed: the rows kongup read, and those it could not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataPlaneListing {
+    pub planes: Vec<DataPlane>,
+    pub unreadable: Vec<UnreadableDataPlane>,
+}
+
+/// A row of `/clustering/data-planes` that is not a data plane kongup can read (a field of
+/// a type it does not expect, an identifying field missing), with what it could see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableDataPlane {
+    pub id: Option<String>,
+    pub hostname: Option<String>,
+    pub ip: Option<String>,
+    pub error: String,
+}
+
+impl UnreadableDataPlane {
+    fn of(row: &serde_json::Value, error: &serde_json::Error) -> UnreadableDataPlane {
+        let field = |name: &str| row.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        UnreadableDataPlane {
+            id: field("id"),
+            hostname: field("hostname"),
+            ip: field("ip"),
+            error: error.to_string(),
+        }
+    }
+
+    /// "the row of id …, hostname …, ip … (<error>)", with whatever the row had.
+    pub fn describe(&self) -> String {
+        let seen: Vec<String> = [
+            ("id", &self.id),
+            ("hostname", &self.hostname),
+            ("ip", &self.ip),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} {v}")))
+        .collect();
+        let which = if seen.is_empty() {
+            "a row with no id, hostname or ip".to_string()
+        } else {
+            format!("the row of {}", seen.join(", "))
+        };
+        format!("{which} ({})", self.error)
+    }
+}
 
 /// How the client reaches a node.
 #[derive(Debug, Clone, PartialEq)]
@@ -285,10 +330,15 @@ impl AdminClient {
         })
     }
 
-    /// `GET /clustering/data-planes`, every page. A node that is not a control plane gives
-    /// `AdminError::NotControlPlane` with Kong's message.
-    pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
-        let mut all = Vec::new();
+    /// `GET /clustering/data-planes`, every page, each row read on its own: a row kongup
+    /// cannot read is kept in `unreadable` with what could be seen of it, so one odd row
+    /// neither hides the others nor goes unmentioned. A node that is not a control plane
+    /// gives `AdminError::NotControlPlane` with Kong's message.
+    pub async fn data_plane_listing(
+        &self,
+        admin_url: &str,
+    ) -> Result<DataPlaneListing, AdminError> {
+        let mut listing = DataPlaneListing::default();
         let mut url = join(admin_url, "/clustering/data-planes");
         for _ in 0..MAX_PAGES {
             let (status, body) = self.get_with_retries(&url).await?;
@@ -301,14 +351,36 @@ impl AdminClient {
             if !status.is_success() {
                 return Err(self.status_error(&url, status, &body));
             }
-            let page: DataPlaneList = parse_kong(&url, &body)?;
-            all.extend(page.data);
+            let page: Page<serde_json::Value> = parse_kong(&url, &body)?;
+            for row in page.data {
+                match serde_json::from_value::<DataPlane>(row.clone()) {
+                    Ok(plane) => listing.planes.push(plane),
+                    Err(e) => listing.unreadable.push(UnreadableDataPlane::of(&row, &e)),
+                }
+            }
             match next_page(admin_url, &url, page.next.as_deref())? {
                 Some(next) => url = next,
-                None => return Ok(all),
+                None => return Ok(listing),
             }
         }
         Err(too_many_pages(admin_url, "/clustering/data-planes"))
+    }
+
+    /// [`AdminClient::data_plane_listing`] for a caller that needs every row: a row kongup
+    /// cannot read is an error that names it.
+    pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
+        let listing = self.data_plane_listing(admin_url).await?;
+        match listing.unreadable.first() {
+            None => Ok(listing.planes),
+            Some(row) => Err(AdminError::NotKong {
+                url: join(admin_url, "/clustering/data-planes"),
+                detail: format!(
+                    "{} of its rows cannot be read, e.g. {}",
+                    listing.unreadable.len(),
+                    row.describe()
+                ),
+            }),
+        }
     }
 
     /// Every entity of one collection (`services`, `routes`, …), following `next`.
