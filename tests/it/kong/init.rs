@@ -195,6 +195,7 @@ fn probed(url: &str, info: NodeInfo, planes: Vec<DataPlane>) -> ProbedNode {
         admin_url: url.into(),
         info,
         data_planes: planes,
+        unreadable: Vec::new(),
     }
 }
 
@@ -321,7 +322,7 @@ fn versions_with_a_suffix_are_read_and_equal_releases_are_not_mixed() {
         ),
         probed(
             "http://b:8001",
-            node_info("2.4.1", "traditional", "postgres"),
+            node_info("2.4.1.0", "traditional", "postgres"),
             vec![],
         ),
     ])

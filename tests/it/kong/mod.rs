@@ -10,6 +10,7 @@ mod client;
 mod db;
 mod deck_backup;
 mod init;
+mod init_corpus;
 mod migrations;
 mod pg_tls;
 mod preflight_metrics;

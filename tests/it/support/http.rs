@@ -23,19 +23,21 @@ pub fn refused_url() -> String {
     format!("http://{address}")
 }
 
-/// `GET /` as a Kong node of this version, role and database answers it.
+/// `GET /` as a Kong node of this version, role and database answers it: `edition` only
+/// from 3.6.0 (kong/api/routes/kong.lua:133@3.6.0), `enterprise` for a four-part version.
 pub fn node_info(version: &str, role: &str, database: &str) -> kongup::kong::types::NodeInfo {
-    use kongup::kong::types::{NodeConfiguration, NodeInfo, PluginsInfo};
+    use kongup::kong::types::{NodeConfiguration, NodeInfo, PluginsInfo, reported_version};
+    let reported = reported_version(version).expect("a Kong version");
     NodeInfo {
         version: version.to_string(),
-        edition: Some(
-            if version.split('.').count() == 4 {
+        edition: ((reported.major, reported.minor) >= (3, 6)).then(|| {
+            if reported.is_enterprise_form() {
                 "enterprise"
             } else {
                 "community"
             }
-            .into(),
-        ),
+            .into()
+        }),
         hostname: format!("{role}-host"),
         node_id: "5f1c2d3e-0000-4000-8000-000000000001".into(),
         tagline: "Welcome to kong".into(),
