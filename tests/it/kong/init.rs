@@ -169,6 +169,14 @@ async fn init_on_a_hybrid_control_plane_names_the_data_planes_with_their_version
     );
     assert!(!text.contains("******"), "{text}");
     assert!(!text.contains("init-test-token"), "{text}");
+    // Hybrid in place stops the control planes only: the data planes go on proxying.
+    let unwrapped = text.replace("\n# ", " ");
+    assert!(
+        unwrapped.contains("so in-place: X's control planes stop")
+            && unwrapped.contains("the data planes keep proxying with their last configuration")
+            && !unwrapped.contains("proxy is down"),
+        "{text}"
+    );
 
     // The file is not overwritten without --force.
     let (code, _, stderr) = tokio::task::spawn_blocking(move || {
