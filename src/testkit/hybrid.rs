@@ -599,6 +599,7 @@ pub fn topology_snapshot(
                 health: health.clone(),
                 control_plane,
                 sync_status,
+                config_hash: None,
             });
         }
     }
@@ -618,6 +619,7 @@ pub fn topology_snapshot(
             },
         ],
         load_balancer: Some("haproxy /run/haproxy/admin.sock backend kong_proxy".into()),
+        unreadable: Vec::new(),
     }
 }
 

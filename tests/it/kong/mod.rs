@@ -16,3 +16,4 @@ mod pg_tls;
 mod preflight_metrics;
 mod tls_roots;
 mod watch;
+mod watch_corpus;
