@@ -10,6 +10,7 @@ mod client;
 mod compat_corpus;
 mod db;
 mod deck_backup;
+mod export_freeze;
 mod init;
 mod init_corpus;
 mod migrations;

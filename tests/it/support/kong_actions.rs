@@ -132,7 +132,7 @@ async fn entities(
                                            "name": "orders", "host": "orders.internal",
                                            "created_at": 1, "updated_at": 2}]),
         "routes" | "consumers" | "plugins" | "upstreams" | "certificates" | "snis"
-        | "ca_certificates" | "vaults" | "key_sets" | "keys" => serde_json::json!([]),
+        | "ca_certificates" | "vaults" | "key-sets" | "keys" => serde_json::json!([]),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     axum::Json(serde_json::json!({"data": data, "next": null})).into_response()
