@@ -701,8 +701,7 @@ pub async fn declarative_backup(
     plan_edition: Option<Edition>,
 ) -> Result<DeclarativeBackup, BackupError> {
     let (version, detected, mut edition_evidence) = client.version_and_edition(admin_url).await?;
-    let edition = if plan_edition == Some(Edition::Enterprise) && detected != Edition::Enterprise
-    {
+    let edition = if plan_edition == Some(Edition::Enterprise) && detected != Edition::Enterprise {
         edition_evidence = format!("the plan says edition: enterprise ({edition_evidence})");
         Edition::Enterprise
     } else {
@@ -726,8 +725,10 @@ pub async fn declarative_backup(
             workspaces: vec!["default".to_string()],
         });
     }
-    let workspaces = client.workspaces(admin_url).await.map_err(|e| {
-        BackupError::Unverifiable {
+    let workspaces = client
+        .workspaces(admin_url)
+        .await
+        .map_err(|e| BackupError::Unverifiable {
             path: run_dir.to_path_buf(),
             detail: format!(
                 "Kong Enterprise ({edition_evidence}), but its workspaces cannot be listed, so a \
@@ -735,8 +736,7 @@ pub async fn declarative_backup(
                  list workspaces, or back up each workspace yourself and skip this step with a \
                  reason"
             ),
-        }
-    })?;
+        })?;
     let records = match deck {
         Some(deck) => {
             let dir = format!("deck-dump-{stamp}");
@@ -770,7 +770,8 @@ pub async fn declarative_backup(
                 let path = workspace_file(&dir, workspace, "json")?;
                 // The default workspace is the root paths, as on the open-source gateway.
                 let prefix = (workspace != "default").then_some(workspace.as_str());
-                records.push(write_export(client, admin_url, version, edition, prefix, path).await?);
+                records
+                    .push(write_export(client, admin_url, version, edition, prefix, path).await?);
             }
             records
         }

@@ -350,7 +350,8 @@ async fn the_plans_enterprise_edition_is_followed_and_said() {
     .unwrap();
     assert_eq!(done.workspaces, ["default", "team-a"]);
     assert!(
-        done.edition_evidence.starts_with("the plan says edition: enterprise"),
+        done.edition_evidence
+            .starts_with("the plan says edition: enterprise"),
         "{}",
         done.edition_evidence
     );

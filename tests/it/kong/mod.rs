@@ -8,6 +8,7 @@ mod actions_previews;
 mod backup;
 mod client;
 mod compat_corpus;
+mod corpus_readers;
 mod db;
 mod deck_backup;
 mod export_freeze;
