@@ -97,7 +97,37 @@ pub async fn discover(
             unreadable: listing.unreadable,
         });
     }
-    analyse(nodes)
+    let mut discovery = analyse(nodes)?;
+    if discovery.edition == Edition::Community
+        && let Some(hint) = workspaces_hint(client, &admin_urls[0]).await
+    {
+        discovery.warnings.push(hint);
+    }
+    Ok(discovery)
+}
+
+/// A warning when `GET /workspaces` lists workspaces besides `default` on a node read as
+/// the open-source gateway. Only a hint: the open-source gateway answers it too (`default`,
+/// tests/fixtures/kong/{2.8.5,3.4.2}/workspaces_oss.http; 404 from 3.10.0) and let more be
+/// created until 3.7.0 (Kong commit 6470d9bf92), though it serves no entity in them. An
+/// answer that is not a list (404, RBAC) says nothing either way, so it is not reported.
+async fn workspaces_hint(client: &AdminClient, admin_url: &str) -> Option<String> {
+    let others: Vec<String> = client
+        .workspaces(admin_url)
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|w| w != "default")
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{admin_url}: GET /workspaces lists {} besides default, yet X reads as the \
+             open-source gateway, whose backups cover the default workspace only: if X is \
+             Kong Enterprise, write edition: enterprise in the plan so that every workspace \
+             is backed up",
+            others.join(", ")
+        )
+    })
 }
 
 /// Mode, database and version from the probed nodes; pure, for tests.

@@ -128,3 +128,57 @@ async fn an_enterprise_version_without_edition_reads_enterprise() {
     assert!(text.contains("from: 3.4.3.12"), "{text}");
     assert!(stderr.contains("enterprise"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workspaces_besides_default_are_a_hint_not_proof_of_enterprise() {
+    // The open-source gateway answers GET /workspaces too (tests/fixtures/kong/3.4.2/
+    // workspaces_oss.http: `default` only), and before 3.7.0 it let more be created (Kong
+    // commit 6470d9bf92 forbade it). So a longer list leaves the edition community, and
+    // init says what to write if X is Enterprise.
+    let open_source = corpus::http(&corpus::file("3.4.2", "workspaces_oss.http"));
+    let mut body = open_source.json();
+    let mut team = body["data"][0].clone();
+    team["id"] = "0b7c5a3e-1f2d-4c6b-9a8e-7d6c5b4a3f21".into();
+    team["name"] = "team-a".into();
+    body["data"].as_array_mut().unwrap().push(team);
+    let dir = tempfile::tempdir().unwrap();
+    let listed = dir.path().join("workspaces.http");
+    let head: Vec<String> = open_source
+        .headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    std::fs::write(
+        &listed,
+        format!("HTTP/1.1 200 OK\n{}\n\n{body}", head.join("\n")),
+    )
+    .unwrap();
+    let mut routes = corpus_control_plane("3.4.2", "clustering_data_planes");
+    routes.push((
+        "/workspaces".into(),
+        corpus::CorpusFile {
+            version: "3.4.2",
+            name: "workspaces_oss.http".into(),
+            path: listed,
+        },
+    ));
+    let (text, _, stderr) = init_against(routes).await;
+    assert!(
+        text.lines().any(|l| l.starts_with("edition: community")),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("GET /workspaces lists team-a besides default")
+            && stderr.contains("edition: enterprise"),
+        "{stderr}"
+    );
+
+    // The open-source list, `default` alone, says nothing.
+    let mut routes = corpus_control_plane("3.4.2", "clustering_data_planes");
+    routes.push((
+        "/workspaces".into(),
+        corpus::file("3.4.2", "workspaces_oss.http"),
+    ));
+    let (_, _, stderr) = init_against(routes).await;
+    assert!(!stderr.contains("/workspaces"), "{stderr}");
+}
