@@ -17,17 +17,6 @@ pub struct TopologySnapshot {
     pub unreadable: Vec<Unreadable>,
 }
 
-impl TopologySnapshot {
-    /// The nodes with no configuration to proxy with, and why (see
-    /// [`NodeView::empty_config`]): what a bake's gate can fail on.
-    pub fn empty_config(&self) -> Vec<(&NodeView, String)> {
-        self.nodes
-            .iter()
-            .filter_map(|n| n.empty_config().map(|why| (n, why)))
-            .collect()
-    }
-}
-
 /// A control plane's data plane listing, or one row of it, that the watcher could not read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unreadable {
