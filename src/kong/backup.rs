@@ -544,7 +544,7 @@ pub struct AdminExport {
     /// The version `GET /` reported, which decided the collections read.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kong_version: String,
-    /// The Enterprise workspace it holds; absent: the root paths (the default workspace).
+    /// The Enterprise workspace it holds; absent: the open-source gateway's only one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
     /// Collection name → every entity, as the Admin API returned it (`targets`: every
@@ -555,8 +555,10 @@ pub struct AdminExport {
     pub skipped: Vec<String>,
 }
 
-/// Exports one workspace (`None`: the root paths) of a node of `version` and `edition` into
-/// `path` (mode 0600), and verifies it by reading it back.
+/// Exports one workspace of a node of `version` and `edition` into `path` (mode 0600), and
+/// verifies it by reading it back. `workspace`: an Enterprise workspace, `default` read
+/// through the root paths as on the open-source gateway, the others through
+/// `/<workspace>/…`; `None`: the open-source gateway's root paths.
 async fn write_export(
     client: &AdminClient,
     admin_url: &str,
@@ -565,8 +567,9 @@ async fn write_export(
     workspace: Option<&str>,
     path: PathBuf,
 ) -> Result<BackupRecord, BackupError> {
+    let prefix = workspace.filter(|w| *w != "default");
     let read = client
-        .export_configuration(admin_url, version, edition, workspace)
+        .export_configuration(admin_url, version, edition, prefix)
         .await?;
     let export = AdminExport {
         exported_from: admin_url.to_string(),
@@ -768,10 +771,10 @@ pub async fn declarative_backup(
             let mut records = Vec::new();
             for workspace in &workspaces {
                 let path = workspace_file(&dir, workspace, "json")?;
-                // The default workspace is the root paths, as on the open-source gateway.
-                let prefix = (workspace != "default").then_some(workspace.as_str());
-                records
-                    .push(write_export(client, admin_url, version, edition, prefix, path).await?);
+                records.push(
+                    write_export(client, admin_url, version, edition, Some(workspace), path)
+                        .await?,
+                );
             }
             records
         }
