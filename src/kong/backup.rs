@@ -710,7 +710,34 @@ pub async fn declarative_backup(
     } else {
         detected
     };
-    if edition == Edition::Community {
+    let listed = match edition {
+        Edition::Community => None,
+        Edition::Enterprise => match client.workspaces(admin_url).await {
+            Ok(workspaces) => Some(workspaces),
+            // No workspaces route at all (Enterprise's routing is unverified; a DB-less
+            // node, say): then there are no `/<workspace>/` paths either, and the root
+            // paths hold the whole configuration.
+            Err(AdminError::NotFound { .. }) => {
+                edition_evidence.push_str(
+                    "; GET /workspaces answers 404, so the root paths hold the whole \
+                     configuration",
+                );
+                None
+            }
+            Err(e) => {
+                return Err(BackupError::Unverifiable {
+                    path: run_dir.to_path_buf(),
+                    detail: format!(
+                        "Kong Enterprise ({edition_evidence}), but its workspaces cannot be \
+                         listed, so a backup of every workspace cannot be checked: {e}. Use an \
+                         Admin token that may list workspaces, or back up each workspace \
+                         yourself and skip this step with a reason"
+                    ),
+                });
+            }
+        },
+    };
+    let Some(workspaces) = listed else {
         let records = match deck {
             Some(deck) => {
                 let name = format!("deck-dump-{stamp}.yaml");
@@ -727,19 +754,7 @@ pub async fn declarative_backup(
             edition_evidence,
             workspaces: vec!["default".to_string()],
         });
-    }
-    let workspaces = client
-        .workspaces(admin_url)
-        .await
-        .map_err(|e| BackupError::Unverifiable {
-            path: run_dir.to_path_buf(),
-            detail: format!(
-                "Kong Enterprise ({edition_evidence}), but its workspaces cannot be listed, so a \
-                 backup of every workspace cannot be checked: {e}. Use an Admin token that may \
-                 list workspaces, or back up each workspace yourself and skip this step with a \
-                 reason"
-            ),
-        })?;
+    };
     let records = match deck {
         Some(deck) => {
             let dir = format!("deck-dump-{stamp}");

@@ -277,7 +277,17 @@ async fn admin_prints(
 ) -> Result<BTreeMap<String, EntityPrint>, AdminError> {
     let (version, edition, _) = client.version_and_edition(admin_url).await?;
     let mut prints = BTreeMap::new();
-    if edition == Edition::Community {
+    let workspaces = match edition {
+        Edition::Community => None,
+        // No workspaces route: the root paths hold the whole configuration (as the backup
+        // reads it, kong::backup::declarative_backup).
+        Edition::Enterprise => match client.workspaces(admin_url).await {
+            Ok(workspaces) => Some(workspaces),
+            Err(AdminError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    let Some(workspaces) = workspaces else {
         let export = client
             .export_configuration(admin_url, version, edition, None)
             .await?;
@@ -285,8 +295,8 @@ async fn admin_prints(
             prints.insert(name, print_of_json(&rows));
         }
         return Ok(prints);
-    }
-    for workspace in client.workspaces(admin_url).await? {
+    };
+    for workspace in workspaces {
         let prefix = (workspace != "default").then_some(workspace.as_str());
         let export = client
             .export_configuration(admin_url, version, edition, prefix)

@@ -304,3 +304,64 @@ async fn the_database_fingerprint_covers_credentials_and_3x_vaults() {
         ["keyauth_credentials: rows were edited (same ids and timestamps)"]
     );
 }
+
+/// A Kong Enterprise 3.4 node (four-part version, no `edition`) whose Admin API has no
+/// `/workspaces` route (Enterprise's routing is unverified; a DB-less node, say): its root
+/// paths hold the whole configuration, so the backup exports them and says why, and the
+/// freeze fingerprint reads them, rather than either failing.
+#[tokio::test]
+async fn enterprise_without_a_workspaces_route_is_backed_up_and_fingerprinted_at_the_root() {
+    let open_source = corpus::http(&corpus::file("3.4.2", "admin_root.http"));
+    let mut root = open_source.json();
+    root["version"] = "3.4.3.12".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("admin_root.http");
+    std::fs::write(
+        &path,
+        format!("HTTP/1.1 200 OK\nContent-Type: application/json; charset=utf-8\n\n{root}"),
+    )
+    .unwrap();
+    let mut kong = FakeKong::of("3.4.2");
+    let mut answers = (*kong.corpus).clone();
+    answers[0].1 = corpus::http(&corpus::CorpusFile {
+        version: "3.4.2",
+        name: "admin_root.http".into(),
+        path,
+    });
+    kong.corpus = Arc::new(answers);
+    configured(&kong);
+    let url = kong.serve().await;
+    let done = backup::declarative_backup(
+        None,
+        &client(),
+        &url,
+        dir.path(),
+        "20250101T000000Z",
+        std::time::Duration::from_secs(10),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.workspaces, ["default"]);
+    assert!(
+        done.edition_evidence.contains("3.4.3.12 has four parts")
+            && done
+                .edition_evidence
+                .contains("GET /workspaces answers 404"),
+        "{}",
+        done.edition_evidence
+    );
+    assert_eq!(done.records.len(), 1);
+    assert!(
+        done.records[0].verified.contains("key-auths 1"),
+        "{:?}",
+        done.records[0]
+    );
+
+    let source = FreezeSource::AdminApi {
+        client: client(),
+        admin_url: url,
+    };
+    let before = freeze::take(&source).await.unwrap();
+    assert_eq!(before.entities["targets"].count, 1);
+}
