@@ -17,6 +17,7 @@ mod clusters;
 mod cross_checks;
 mod diagnostics;
 mod gates;
+mod notify;
 mod read;
 mod steps;
 mod traffic;
@@ -31,7 +32,7 @@ use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
     AdminAccess, BackupSpec, DatabaseKind, Edition, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
-    Plan, StepCustomisation, StrategyChoice, TrafficSpec,
+    NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
 };
 use super::path::check_strategy;
 use super::steps::ExpandedPlan;
@@ -127,6 +128,7 @@ const ROOT_KEYS: &[&str] = &[
     "backup",
     "steps",
     "command_timeout",
+    "notify",
 ];
 
 /// Where things were written, for checks that span sections and for mapping the
@@ -257,6 +259,10 @@ impl Loader {
             Some(n) => self.steps(n, mode),
             None => Some(StepCustomisation::default()),
         };
+        let notify = match f.get("notify") {
+            Some(n) => self.notify(n),
+            None => Some(NotifySpec::default()),
+        };
 
         // Checks across sections, on whatever could be read.
         let strategy_fits = match (mode, &strategy) {
@@ -322,6 +328,7 @@ impl Loader {
             Some(backup),
             Some(steps),
             Some(command_timeout),
+            Some(notify),
         ) = (
             name,
             from,
@@ -340,6 +347,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         )
         else {
             return None;
@@ -362,6 +370,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         })
     }
 
