@@ -191,6 +191,7 @@ impl Executor for KubectlExecutor {
             program: find_program("kubectl"),
             args: self.exec_args(&pod, &request.command)?,
             env: Vec::new(),
+            cwd: None,
             stdin: Some(environment_line(&request.env)?),
             hold_stdin_open: true,
             what: request.command.display(),

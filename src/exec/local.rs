@@ -69,6 +69,7 @@ impl Executor for LocalExecutor {
             program: PathBuf::from(program),
             args,
             env: request.env,
+            cwd: None,
             stdin: None,
             hold_stdin_open: false,
             what: request.command.display(),

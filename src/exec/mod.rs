@@ -233,6 +233,7 @@ mod tests {
             program: "kong".into(),
             args: Vec::new(),
             env: request.env.clone(),
+            cwd: None,
             stdin: Some(b"pg-secret-9d2e".to_vec()),
             hold_stdin_open: false,
             what: "kong".into(),

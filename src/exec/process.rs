@@ -147,6 +147,8 @@ pub struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The directory it starts in; kongup's own when `None`.
+    pub cwd: Option<PathBuf>,
     /// Written to the program's stdin; `None` gives it /dev/null.
     pub stdin: Option<Vec<u8>>,
     /// Keep stdin open (after writing `stdin`) until the program exits: the remote
@@ -166,6 +168,7 @@ impl std::fmt::Debug for ProcessSpec {
             .field("program", &self.program)
             .field("args", &self.args)
             .field("env", &super::env_names(&self.env))
+            .field("cwd", &self.cwd)
             .field("stdin", &self.stdin.as_ref().map(Vec::len))
             .field("what", &self.what)
             .field("executor", &self.executor)
@@ -189,6 +192,9 @@ pub async fn run_process(
 ) -> Result<ExitOutcome, ExecError> {
     let mut command = Command::new(&spec.program);
     remove_hidden_env(&mut command, &spec.env);
+    if let Some(dir) = &spec.cwd {
+        command.current_dir(dir);
+    }
     command
         .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))

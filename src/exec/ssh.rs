@@ -113,6 +113,7 @@ impl Executor for SshExecutor {
             program: find_program("ssh"),
             args,
             env: Vec::new(),
+            cwd: None,
             stdin: Some(stdin),
             hold_stdin_open: true,
             what: request.command.display(),

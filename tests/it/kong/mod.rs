@@ -14,4 +14,5 @@ mod migrations;
 mod pg_tls;
 mod preflight_metrics;
 mod tls_roots;
+mod tool_env;
 mod watch;
