@@ -197,6 +197,7 @@ impl Executor for KubectlExecutor {
             what: request.command.display(),
             executor: self.describe(),
             kill_grace: self.kill_grace,
+            slot: None,
         };
         // The lookup's time counts against the command's timeout.
         let remaining = request.timeout.saturating_sub(started.elapsed());

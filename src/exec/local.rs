@@ -75,6 +75,7 @@ impl Executor for LocalExecutor {
             what: request.command.display(),
             executor: self.describe(),
             kill_grace: self.kill_grace,
+            slot: None,
         };
         run_process(spec, request.timeout, lines, cancel).await
     }

@@ -98,6 +98,7 @@ pub async fn run_tool_in(
         what: what.to_string(),
         executor: "local".to_string(),
         kill_grace: DEFAULT_KILL_GRACE,
+        slot: None,
     };
     let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(1024);
     // Dropping the call kills the tool, as before it shared the one process path.

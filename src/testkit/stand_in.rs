@@ -199,7 +199,8 @@ impl StandIn {
                         .await;
                 }
             }
-            Command::Quit => {}
+            // The stand-in leaves nothing running behind a step.
+            Command::Kill { .. } | Command::Quit => {}
         }
     }
 

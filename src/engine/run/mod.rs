@@ -5,6 +5,7 @@
 
 mod commands;
 mod open;
+mod processes;
 mod step;
 mod traffic;
 
@@ -19,6 +20,7 @@ use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
+use self::processes::{Updates, Watches, next_update};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
 use super::event::{Event, RunState, StepState};
@@ -85,6 +87,12 @@ struct Engine {
     gate_journaled: Option<Verdict>,
     /// The read of the load balancer's split as the run opened, while it runs.
     opening_read: Option<OpeningRead>,
+    /// Steps' processes found running after kongup stopped, watched until they end.
+    watches: Watches,
+    watch_tx: mpsc::UnboundedSender<processes::Update>,
+    watch_rx: Updates,
+    /// What the event stream last said still runs of each step.
+    shown_still_running: HashMap<String, Option<String>>,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -112,6 +120,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let run_id = view.run_id.clone();
     let traffic = TrafficPath::new(toolbox.traffic.clone());
+    let (watch_tx, watch_rx) = processes::updates();
     if view.rollback_active() {
         traffic.rollback_requested();
     }
@@ -140,6 +149,10 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         deferred_rollback: None,
         gate_journaled: None,
         opening_read: None,
+        watches: Watches::default(),
+        watch_tx,
+        watch_rx,
+        shown_still_running: HashMap::new(),
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -314,6 +327,7 @@ impl Engine {
                     let _ = request.done.send(answer);
                     result?;
                 }
+                Some(update) = next_update(&mut self.watch_rx) => self.on_watch_update(update)?,
                 name = signals.next() => self.on_signal(name),
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
                     Some(Some(verdict)) => self.on_verdict(verdict)?,
@@ -342,6 +356,9 @@ impl Engine {
     /// Sends a `StepChanged` for every step whose state changed since last said, then a
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
+        // What still runs of a step is said before the step, so a client reads the step's
+        // choices (wait or kill, not retry) right.
+        self.emit_still_running();
         for key in self.view.step_keys() {
             let mut state = self.view.effective_state(&key);
             if state == StepState::Ready && self.plan_skips(&key) {
@@ -359,7 +376,12 @@ impl Engine {
             let detail = match state {
                 StepState::Pending | StepState::Ready => None,
                 StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
-                _ => record.and_then(|r| r.detail.clone()),
+                _ => match self.still_running(&key) {
+                    Some(what) => Some(format!(
+                        "{what}: wait for it to end (its output shows in the logs), or kill                          it (x)"
+                    )),
+                    None => record.and_then(|r| r.detail.clone()),
+                },
             };
             self.emit(Event::StepChanged {
                 step,
