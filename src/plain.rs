@@ -107,7 +107,8 @@ const HELP: &str = "\
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   wait         an interrupted step whose command still runs: let it end (kongup shows its
-               output and records how it ended), then retry or done NOTE
+               output and records how it ended), then retry or done NOTE; from a script,
+               the lines after `wait` are read once it has ended
   kill         an interrupted step whose command still runs: kill its process group
                (asks for y first)
   pause        start nothing new until `resume`
@@ -173,6 +174,8 @@ struct Plain {
     still_running: HashMap<StepRef, String>,
     /// A kill asked for, waiting for its `y`.
     kill_asked: Option<StepRef>,
+    /// From a script: `wait` holds the lines after it until this step's command ended.
+    waiting_for: Option<StepRef>,
 }
 
 /// Reads `input` line by line on its own thread (a blocked read never holds up the exit).
@@ -221,6 +224,7 @@ pub async fn drive(
         quit_sent: false,
         still_running: HashMap::new(),
         kill_asked: None,
+        waiting_for: None,
     };
     let steps = plain.setup.expanded.steps().count();
     plain.say(&format!(
@@ -296,6 +300,9 @@ impl Plain {
     /// Applies queued input lines as far as the engine's state allows.
     async fn work_queue(&mut self, commands: &mpsc::Sender<Command>) {
         while let Some(input) = self.queue.front().cloned() {
+            if self.waiting_for.is_some() {
+                return;
+            }
             let line = match input {
                 Input::End => {
                     self.queue.pop_front();
@@ -355,30 +362,33 @@ impl Plain {
             }
             self.say(&format!("{step}: not killed; it goes on running"));
         }
-        if let Some(what) = self.still_running.get(&step).cloned() {
-            match answer {
-                StepAnswer::Kill => {
-                    self.say(&format!(
-                        "kill {step}? {what}. Its whole process group gets SIGTERM, then \
-                         SIGKILL after 5 s; the step stays interrupted, to retry or mark done \
-                         once it has ended. Type y to kill it, anything else to let it run"
-                    ));
-                    self.kill_asked = Some(step);
-                }
-                StepAnswer::Wait => self.say(&format!(
-                    "waiting: {what}. kongup shows its output and records how it ends; \
-                     then retry, or done NOTE"
-                )),
-                _ => self.say(&format!(
-                    "{step}: {what}: `wait` for it to end, or `kill` it; then retry or done \
-                     NOTE"
-                )),
+        match (self.still_running.get(&step).cloned(), &answer) {
+            (Some(what), StepAnswer::Kill) => {
+                self.say(&format!(
+                    "kill {step}? {what}. Its whole process group gets SIGTERM, then SIGKILL \
+                     after 5 s; the step stays interrupted, to retry or mark done once it \
+                     has ended. Type y to kill it, anything else to let it run"
+                ));
+                self.kill_asked = Some(step);
+                return None;
             }
-            return None;
-        }
-        if matches!(answer, StepAnswer::Wait | StepAnswer::Kill) {
-            self.say(&format!("nothing of {step} is still running"));
-            return None;
+            (Some(what), StepAnswer::Wait) => {
+                self.say(&format!(
+                    "waiting: {what}. kongup shows its output and records how it ends; then \
+                     retry, or done NOTE"
+                ));
+                // A script's next lines are for after its end.
+                if !self.setup.interactive {
+                    self.waiting_for = Some(step);
+                }
+                return None;
+            }
+            (None, StepAnswer::Wait | StepAnswer::Kill) => {
+                self.say(&format!("nothing of {step} is still running"));
+                return None;
+            }
+            // The engine says why a retry or a note waits for the end.
+            _ => {}
         }
         let irreversible =
             step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
@@ -609,6 +619,9 @@ impl Plain {
                     self.say(&format!("{step}: nothing of it runs any more"));
                     if self.kill_asked.as_ref() == Some(&step) {
                         self.kill_asked = None;
+                    }
+                    if self.waiting_for.as_ref() == Some(&step) {
+                        self.waiting_for = None;
                     }
                     if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
                         self.prompt();

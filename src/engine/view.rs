@@ -243,8 +243,24 @@ impl RunView {
                 number,
                 end,
             } => {
-                if let Some(process) = self.record_mut(step).process_mut(*attempt, *number) {
-                    process.end = Some(end.clone());
+                let rec = self.record_mut(step);
+                let Some(process) = rec.process_mut(*attempt, *number) else {
+                    return;
+                };
+                process.end = Some(end.clone());
+                let command = process.process.command.clone();
+                // An end found after kongup stopped waiting (a crash, a lost connection)
+                // is what the operator decides the step's fate on.
+                if matches!(rec.state, StepState::Interrupted | StepState::Failed) {
+                    rec.detail = Some(format!(
+                        "{}; its command `{command}` then ended: {}. Retry it, mark it done \
+                         with a note, or roll back",
+                        match rec.state {
+                            StepState::Interrupted => "kongup stopped while this step ran",
+                            _ => "kongup lost sight of this step's command",
+                        },
+                        end.how
+                    ));
                 }
             }
             Entry::ProcessKillRequested {

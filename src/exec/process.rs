@@ -466,11 +466,18 @@ async fn run_tracked(
         track::STATUS_WRAPPER.to_string(),
         "kongup".to_string(),
         dir.join("status").display().to_string(),
+        if spec.stdin.is_some() {
+            "stdin"
+        } else {
+            "null"
+        }
+        .to_string(),
         program.display().to_string(),
     ];
     args.extend(spec.args.iter().cloned());
     let mut command = command_for(&spec, &find_program("sh"), &args);
-    command.stdout(stdout).stderr(stderr);
+    // The wrapper waits on stdin for kongup's go, given once the start is journaled.
+    command.stdin(Stdio::piped()).stdout(stdout).stderr(stderr);
     let (mut child, pgid) = spawn(&mut command, &spec)?;
     let mut guard = GroupGuard { pgid, armed: false };
 
@@ -494,8 +501,26 @@ async fn run_tracked(
     };
     if let Err(error) = tracking.recorder.started(&process).await {
         let _ = terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await;
+        let _ = std::fs::remove_dir_all(&dir);
         return Err(ExecError::Other(format!(
-            "could not journal the start of {} on {} ({error}), so it was stopped: nothing runs that the journal does not know of",
+            "could not journal the start of {} on {} ({error}), so it was not started: nothing runs that the journal does not know of",
+            spec.what, spec.executor
+        )));
+    }
+    let gate = match child.stdin.as_mut() {
+        Some(stdin) => stdin
+            .write_all(track::GO_LINE)
+            .await
+            .and(stdin.flush().await),
+        None => Err(io::Error::other("its stdin is not a pipe")),
+    };
+    if spec.stdin.is_none() {
+        drop(child.stdin.take());
+    }
+    if let Err(error) = gate {
+        let _ = terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await;
+        return Err(ExecError::Other(format!(
+            "could not let {} on {} start ({error}); it was stopped before it began",
             spec.what, spec.executor
         )));
     }

@@ -50,7 +50,8 @@ exit "$kongup_status"
 "#;
 
 /// The wrapper of a step's command over ssh. `$1` is the command's directory on the host
-/// (`~/` is the account's home), `$2` the status wrapper (`exec::track::STATUS_WRAPPER`),
+/// (`~/` is the account's home), `$2` the status wrapper
+/// (`exec::track::REMOTE_STATUS_WRAPPER`),
 /// the rest the command; stdin carries the environment line, then stays open for `stop`.
 ///
 /// It starts the command in a session of its own under the status wrapper, its output in
@@ -283,7 +284,7 @@ mod tests {
         assert_eq!(argv[..2], ["sh", "-c"]);
         assert_eq!(argv[2], TRACKED_WRAPPER);
         assert_eq!(argv[3..5], ["kongup", "~/.kongup/runs/r/cluster-up/1-1"]);
-        assert_eq!(argv[5], crate::exec::track::STATUS_WRAPPER);
+        assert_eq!(argv[5], crate::exec::track::REMOTE_STATUS_WRAPPER);
         assert_eq!(argv[6..], ["kong", "migrations"]);
     }
 

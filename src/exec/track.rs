@@ -63,16 +63,17 @@ pub const REMOTE_POLL: Duration = Duration::from_secs(3);
 /// The longest one question to a host about a command may take.
 pub const REMOTE_ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Runs `PROGRAM ARGS…` (`$2…`) and writes its exit status to the file `$1` (through a
-/// temporary file, so a reader never sees half a number) when it ends. SIGTERM to the
-/// group reaches the program; the wrapper catches it, so that it lives to write the
-/// program's status (a caught signal is reset to the default in the program). A status
-/// above 128 is the shell's word for a signal: the wrapper re-raises it on itself, so a
-/// parent that waits sees the signal, as it would without the wrapper (a program that
-/// exits 130 by itself reads as killed by SIGINT: the shell cannot tell them apart).
-pub const STATUS_WRAPPER: &str = r#"kongup_status_file=$1
-shift
-trap : TERM
+/// What both status wrappers do once the program may start: run `"$@"`, then write its
+/// exit status to `$kongup_status_file` (through a temporary file, so a reader never sees
+/// half a number). SIGTERM to the group reaches the program; the wrapper catches it, so
+/// that it lives to write the program's status (a caught signal is reset to the default
+/// in the program). A status above 128 is the shell's word for a signal: the wrapper
+/// re-raises it on itself, so a parent that waits sees the signal, as it would without the
+/// wrapper (a program that exits 130 by itself reads as killed by SIGINT: the shell cannot
+/// tell them apart).
+macro_rules! run_and_write_status {
+    () => {
+        r#"trap : TERM
 "$@"
 kongup_rc=$?
 printf '%s\n' "$kongup_rc" > "$kongup_status_file.tmp" && mv -f "$kongup_status_file.tmp" "$kongup_status_file"
@@ -81,7 +82,41 @@ if [ "$kongup_rc" -gt 128 ] && kongup_signal=$(kill -l "$kongup_rc" 2>/dev/null)
   kill -s "$kongup_signal" "$$"
 fi
 exit "$kongup_rc"
-"#;
+"#
+    };
+}
+
+/// The wrapper of a step's program on this machine: `$1` is the status file, `$2` says
+/// whether the program reads the rest of stdin (`stdin`) or /dev/null (`null`), the rest
+/// is the program. It runs the program only once kongup writes `go` on its stdin, which
+/// kongup does after the start is journaled: a kongup that dies before leaves a wrapper
+/// that reads the end of stdin, writes `<status file>.not-started` and exits, so no
+/// program ever runs that the journal does not know of.
+pub const STATUS_WRAPPER: &str = concat!(
+    r#"kongup_status_file=$1
+kongup_stdin=$2
+shift 2
+if ! IFS= read -r kongup_go || [ "$kongup_go" != go ]; then
+  : > "$kongup_status_file.not-started"
+  exit 125
+fi
+[ "$kongup_stdin" = stdin ] || exec </dev/null
+"#,
+    run_and_write_status!()
+);
+
+/// The status wrapper of a step's command on an ssh host (`$1` the status file, the rest
+/// the command): the tracking wrapper there starts it once the local ssh runs, which is
+/// once kongup journaled it.
+pub const REMOTE_STATUS_WRAPPER: &str = concat!(
+    r#"kongup_status_file=$1
+shift
+"#,
+    run_and_write_status!()
+);
+
+/// What kongup writes to a step program's wrapper once its start is journaled.
+pub const GO_LINE: &[u8] = b"go\n";
 
 /// Who a process is, across kongup's lifetime: its pid, its start time (clock ticks after
 /// boot, field 22 of `/proc/<pid>/stat`) and the boot it started in.
@@ -371,6 +406,51 @@ pub struct RemoteProbe {
     pub sizes: (u64, u64),
 }
 
+/// How a local process that is gone ended: the status its wrapper wrote in `dir`, else
+/// why there is none.
+fn local_end(process: &TrackedProcess, dir: &Path) -> ProcessEnd {
+    match read_status(dir) {
+        Some(status) => ProcessEnd::exited(status),
+        None if dir.join("status.not-started").exists() => ProcessEnd {
+            status: None,
+            how: "never started: kongup stopped before it let it start".into(),
+        },
+        None if liveness(&process.identity, process.pgid) == Liveness::Rebooted => ProcessEnd {
+            status: None,
+            how: "gone: the machine restarted since it started, before it recorded an exit \
+                  status"
+                .into(),
+        },
+        None => ProcessEnd {
+            status: None,
+            how: "gone without recording an exit status (it was killed together with \
+                  kongup's wrapper)"
+                .into(),
+        },
+    }
+}
+
+/// How `process` (of the run in `run_dir`) ended, when it has and this machine can tell:
+/// `None` while it runs, and for a command over ssh whose connection ended before the
+/// host said how it ended (only the host knows: see [`watch`]).
+pub fn ended_here(process: &TrackedProcess, run_dir: &Path) -> Option<ProcessEnd> {
+    if liveness(&process.identity, process.pgid) == Liveness::Running {
+        return None;
+    }
+    let dir = run_dir.join(&process.dir);
+    if process.remote_dir.is_none() {
+        return Some(local_end(process, &dir));
+    }
+    let stderr = std::fs::read_to_string(dir.join("stderr")).ok()?;
+    stderr
+        .lines()
+        .filter_map(parse_remote_line)
+        .find_map(|line| match line {
+            RemoteLine::Exit(status) => Some(ProcessEnd::exited(status)),
+            RemoteLine::Started(_) => None,
+        })
+}
+
 /// Sends SIGTERM to the group, then SIGKILL if it still has members after `grace`.
 pub async fn kill_group(pgid: i32, grace: Duration) {
     let group = Pid::from_raw(pgid);
@@ -521,24 +601,8 @@ impl Watcher {
                 remote_exit = Some(status);
             }
         }
-        let rebooted = liveness(&self.process.identity, self.process.pgid) == Liveness::Rebooted;
         let Some(remote) = remote else {
-            let end = match read_status(&self.dir) {
-                Some(status) => ProcessEnd::exited(status),
-                None if rebooted => ProcessEnd {
-                    status: None,
-                    how: "gone: the machine restarted since it started, before it recorded \
-                          an exit status"
-                        .into(),
-                },
-                None => ProcessEnd {
-                    status: None,
-                    how: "gone without recording an exit status (it was killed together \
-                          with kongup's wrapper)"
-                        .into(),
-                },
-            };
-            self.say(WatchUpdate::Ended(end));
+            self.say(WatchUpdate::Ended(local_end(&self.process, &self.dir)));
             return;
         };
         if let Some(status) = remote_exit {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::exec::process::{DEFAULT_KILL_GRACE, ProcessSpec, kill_on_drop, run_process};
+use crate::exec::process::{
+    DEFAULT_KILL_GRACE, ProcessSpec, is_tracked, kill_on_drop, run_process,
+};
 use crate::exec::{ExecError, ExitOutcome, LogStream, OutputLine};
 
 #[derive(Debug)]
@@ -101,13 +103,17 @@ pub async fn run_tool_in(
         slot: None,
     };
     let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(1024);
-    // Dropping the call kills the tool, as before it shared the one process path.
-    let run = kill_on_drop(run_process(
-        spec,
-        timeout,
-        lines_tx,
-        CancellationToken::new(),
-    ));
+    let run = async {
+        let run = run_process(spec, timeout, lines_tx, CancellationToken::new());
+        // Inside a step the tool is one of the step's tracked processes: it outlives a
+        // crash and is found again, so a retry never runs a second pg_restore beside it.
+        // Elsewhere (`kongup db`, `kongup init`) it dies with a call that is dropped.
+        if is_tracked() {
+            run.await
+        } else {
+            kill_on_drop(run).await
+        }
+    };
     let collect = async {
         let (mut stdout, mut stderr) = (Vec::new(), String::new());
         while let Some(line) = lines_rx.recv().await {

@@ -356,9 +356,7 @@ impl Engine {
     /// Sends a `StepChanged` for every step whose state changed since last said, then a
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
-        // What still runs of a step is said before the step, so a client reads the step's
-        // choices (wait or kill, not retry) right.
-        self.emit_still_running();
+        self.emit_still_running(false);
         for key in self.view.step_keys() {
             let mut state = self.view.effective_state(&key);
             if state == StepState::Ready && self.plan_skips(&key) {
@@ -378,7 +376,7 @@ impl Engine {
                 StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
                 _ => match self.still_running(&key) {
                     Some(what) => Some(format!(
-                        "{what}: wait for it to end (its output shows in the logs), or kill                          it (x)"
+                        "{what}: wait for it to end (its output shows in the logs), or kill it (x)"
                     )),
                     None => record.and_then(|r| r.detail.clone()),
                 },
@@ -394,6 +392,7 @@ impl Engine {
             self.shown_run = Some(run_state);
             self.emit(Event::RunChanged(run_state));
         }
+        self.emit_still_running(true);
     }
 
     fn plan_skips(&self, key: &str) -> bool {

@@ -250,7 +250,7 @@ impl Engine {
             .map(|(k, _)| k.clone())
             .collect();
         for step in unended {
-            self.watch_unended(&step);
+            self.watch_unended(&step)?;
         }
         if self
             .view

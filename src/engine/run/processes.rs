@@ -117,19 +117,33 @@ pub(super) async fn next_update(updates: &mut Updates) -> Option<Update> {
 }
 
 impl Engine {
-    /// Starts watching every process of `key`'s last attempt whose end is not journaled.
-    pub(super) fn watch_unended(&mut self, key: &str) {
+    /// Journals the end of every process of `key`'s last attempt that ended unseen (this
+    /// machine can tell how), and starts watching the others, whose end is not journaled.
+    pub(super) fn watch_unended(&mut self, key: &str) -> Result<(), EngineError> {
         let Some(step) = parse_step_key(key) else {
-            return;
+            return Ok(());
         };
-        let unended: Vec<StepProcess> = self
+        let (attempt, unended): (u32, Vec<StepProcess>) = self
             .view
             .record(key)
-            .map(|record| record.unended().cloned().collect())
+            .map(|record| (record.attempts, record.unended().cloned().collect()))
             .unwrap_or_default();
         for process in unended {
             let number = process.process.number;
             if self.watches.0.contains_key(&(key.to_string(), number)) {
+                continue;
+            }
+            if let Some(end) = track::ended_here(&process.process, &self.run_dir) {
+                self.record(
+                    Who::Kongup,
+                    Entry::ProcessEnded {
+                        step: key.to_string(),
+                        attempt,
+                        number,
+                        end,
+                    },
+                )?;
+                let _ = std::fs::remove_dir_all(self.run_dir.join(&process.process.dir));
                 continue;
             }
             let sink = self.orphan_sink(key, &step);
@@ -177,6 +191,7 @@ impl Engine {
             );
         }
         self.shown.remove(key);
+        Ok(())
     }
 
     /// The sink a watched process's output goes to: the step's log and the event stream.
@@ -353,8 +368,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Tells the console what still runs of each step, when that changed.
-    pub(super) fn emit_still_running(&mut self) {
+    /// Tells the console what still runs of each step, when that changed: `ended` false
+    /// says what runs (before the steps are said, so a client reads a step's choices as
+    /// wait or kill), `ended` true says what stopped (after them, so the step's last word
+    /// before it is free again is not taken for an answer still to give).
+    pub(super) fn emit_still_running(&mut self, ended: bool) {
         let keys: Vec<String> = self
             .view
             .records
@@ -365,7 +383,7 @@ impl Engine {
             .collect();
         for key in keys {
             let what = self.still_running(&key);
-            if self.shown_still_running.get(&key) == Some(&what) {
+            if what.is_some() == ended || self.shown_still_running.get(&key) == Some(&what) {
                 continue;
             }
             let Some(step) = parse_step_key(&key) else {

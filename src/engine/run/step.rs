@@ -203,7 +203,7 @@ impl Engine {
         )?;
         // A program whose end is not known (the ssh connection was lost while it ran on
         // its host) is watched: the step is not run again while it may still run.
-        self.watch_unended(&running.key);
+        self.watch_unended(&running.key)?;
         // Paused before the changes are said, so the run reads paused, not failed first.
         if matches!(then, AfterFailure::Pause) && self.view.paused.is_none() {
             let reason = format!("{}: {}", running.step, detail.unwrap_or_default());

@@ -3,6 +3,7 @@
 
 mod cli;
 mod journal_integrity;
+mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;

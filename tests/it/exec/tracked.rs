@@ -24,11 +24,13 @@ pub enum Told {
     Ended(u32, ProcessEnd),
 }
 
-/// A journal that keeps what it is told; `refuse` makes it fail the starts.
+/// A journal that keeps what it is told; `refuse` makes it fail the starts, `slow` makes
+/// a start take one more turn of the runtime once it is kept (as a real journal's fsync).
 #[derive(Default)]
 pub struct Journal {
     pub told: Mutex<Vec<Told>>,
     pub refuse: bool,
+    pub slow: bool,
 }
 
 impl Journal {
@@ -36,14 +38,21 @@ impl Journal {
         self.told.lock().unwrap().clone()
     }
 
-    /// The first process started, once it is.
-    pub async fn started(&self, within: Duration) -> TrackedProcess {
-        let deadline = Instant::now() + within;
+    /// The first process started, once it is journaled and its stdout (in the run in
+    /// `run_dir`) holds `said`.
+    pub async fn started(&self, run_dir: &Path, said: &str) -> TrackedProcess {
+        let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(Told::Started(p)) = self.told().into_iter().next() {
-                return p;
+                let stdout = std::fs::read_to_string(run_dir.join(&p.dir).join("stdout"));
+                if stdout.is_ok_and(|out| out.contains(said)) {
+                    return p;
+                }
             }
-            assert!(Instant::now() < deadline, "no process was journaled");
+            assert!(
+                Instant::now() < deadline,
+                "no process was journaled that said {said:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -59,6 +68,9 @@ impl Recorder for Journal {
             .lock()
             .unwrap()
             .push(Told::Started(process.clone()));
+        if self.slow {
+            tokio::task::yield_now().await;
+        }
         Ok(())
     }
 
@@ -256,7 +268,7 @@ async fn a_program_outlives_its_caller_and_a_watch_reads_its_output_and_its_end(
     );
     let process = tokio::select! {
         _ = run => panic!("the program ended before its gate opened"),
-        process = journal.started(Duration::from_secs(20)) => process,
+        process = journal.started(run_dir.path(), "started") => process,
     };
     // The run future is gone; the program goes on, writing into its files.
     assert_eq!(
@@ -307,7 +319,7 @@ async fn a_watched_program_is_killed_with_its_group_and_its_status_says_so() {
     );
     let process = tokio::select! {
         _ = run => panic!("the program ended by itself"),
-        process = journal.started(Duration::from_secs(20)) => process,
+        process = journal.started(run_dir.path(), "waiting") => process,
     };
     let (watch, mut watching) = Watching::start(process.clone(), run_dir.path(), None);
     watching.line("waiting", Duration::from_secs(20)).await;
@@ -340,6 +352,53 @@ async fn a_watched_program_is_killed_with_its_group_and_its_status_says_so() {
         gone,
         "the rest of its process group (sleep {sleeper}) survived the kill"
     );
+}
+
+/// kongup dies after the start is journaled and before it lets the program start: the
+/// program never runs, and the wrapper says so.
+#[tokio::test]
+async fn a_program_whose_caller_dies_before_letting_it_start_never_runs() {
+    let run_dir = tempfile::tempdir().unwrap();
+    let marker = run_dir.path().join("ran");
+    let journal = Arc::new(Journal {
+        slow: true,
+        ..Journal::default()
+    });
+    let local = LocalExecutor::new();
+    let run = track::tracked(
+        tracking(run_dir.path(), journal.clone()),
+        run_to_completion(
+            &local,
+            shell(format!("touch '{}'", marker.display())),
+            CancellationToken::new(),
+        ),
+    );
+    // Polled until the start is kept, and dropped while the journal still answers: before
+    // kongup's next step, the go.
+    let mut run = Box::pin(run);
+    let process = loop {
+        assert!(
+            futures::poll!(run.as_mut()).is_pending(),
+            "the program ran to its end before its start was journaled"
+        );
+        if let Some(Told::Started(process)) = journal.told().into_iter().next() {
+            break process;
+        }
+        tokio::task::yield_now().await;
+    };
+    drop(run);
+    let (_watch, mut watching) = Watching::start(process, run_dir.path(), None);
+    let end = watching
+        .until(|u| matches!(u, WatchUpdate::Ended(_)))
+        .await;
+    assert_eq!(
+        end,
+        WatchUpdate::Ended(ProcessEnd {
+            status: None,
+            how: "never started: kongup stopped before it let it start".into()
+        })
+    );
+    assert!(!marker.exists(), "the program ran though kongup never let it");
 }
 
 #[tokio::test]
