@@ -97,12 +97,15 @@ kongup_copy() {
   kongup_size=$((kongup_size + 0))
   if [ "$kongup_size" -gt "$2" ]; then tail -c "+$(($2 + 1))" "$1" | head -c "$((kongup_size - $2))"; fi
 }
+kongup_wrapper=$$
 {
   kongup_out=0
   kongup_err=0
   while :; do
     kongup_last=0
     [ -e "$kongup_dir/ended" ] && kongup_last=1
+    # Its directory removed, or this wrapper gone: nobody reads on.
+    { [ -d "$kongup_dir" ] && kill -0 "$kongup_wrapper" 2>/dev/null; } || break
     kongup_copy "$kongup_dir/stdout" "$kongup_out"
     kongup_out=$kongup_size
     kongup_copy "$kongup_dir/stderr" "$kongup_err" >&2
@@ -114,7 +117,7 @@ kongup_copy() {
 kongup_follow=$!
 wait "$kongup_pid"
 kongup_status=$?
-: >"$kongup_dir/ended"
+: >"$kongup_dir/ended" 2>/dev/null
 wait "$kongup_follow"
 echo "kongup-remote: exit=$kongup_status" >&2
 kill "$kongup_watch" 2>/dev/null
@@ -184,7 +187,7 @@ pub fn tracked_argv(command: &CommandLine, dir: &str) -> Result<Vec<String>, Exe
         4..4,
         [
             dir.to_string(),
-            crate::exec::track::STATUS_WRAPPER.to_string(),
+            crate::exec::track::REMOTE_STATUS_WRAPPER.to_string(),
         ],
     );
     Ok(argv)

@@ -431,8 +431,31 @@ fn kill_9_during_a_step_leaves_it_interrupted_and_retry_completes_the_run() {
         .trim()
         .parse()
         .unwrap();
-    // The step's process is not ours to leave behind.
+    // The step's process is not ours to leave behind. Its group (kongup's wrapper leads
+    // it) is gone before the resume, so the retry is not refused for a command still
+    // running.
+    let group = std::fs::read_to_string(format!("/proc/{sleep_pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<String> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            fields.get(2)?.parse::<i32>().ok()
+        });
     let _ = kill(Pid::from_raw(sleep_pid), Signal::SIGKILL);
+    if let Some(group) = group {
+        let deadline = Instant::now() + DEADLINE;
+        while killpg(Pid::from_raw(group), None).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the step's process group {group} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     let journal = lab.journal();
     assert!(!finished(&journal, "cluster/stop-x", StepResult::Succeeded));

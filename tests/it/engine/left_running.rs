@@ -13,8 +13,9 @@ use nix::unistd::Pid;
 use super::cli::{DEADLINE, Lab, Lines, started, text, wait_output};
 
 /// Says it started (its pid into `starts`), waits for the test's `go`, then appends to
-/// `copies`: one line per copy of the command that ran to its end.
-const STOP_X: &str = "echo $$ >> DIR/starts; echo started; while [ ! -e DIR/go ]; do sleep 0.05; done; echo done >> DIR/copies; echo finished";
+/// `copies`: one line per copy of the command that ran to its end. It gives up when the
+/// test's directory goes, so a failed test leaves nothing running.
+const STOP_X: &str = "echo $$ >> DIR/starts; echo started; while [ ! -e DIR/go ] && [ -d DIR ]; do sleep 0.05; done; echo done >> DIR/copies; echo finished";
 
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

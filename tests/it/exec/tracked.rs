@@ -258,8 +258,9 @@ async fn a_program_outlives_its_caller_and_a_watch_reads_its_output_and_its_end(
     let go = run_dir.path().join("go");
     let journal = Arc::new(Journal::default());
     let script = format!(
-        "echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo finished; exit 4",
-        go.display()
+        "echo started; while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.05; done; echo finished; exit 4",
+        go.display(),
+        run_dir.path().display()
     );
     let local = LocalExecutor::new();
     let run = track::tracked(
@@ -388,9 +389,7 @@ async fn a_program_whose_caller_dies_before_letting_it_start_never_runs() {
     };
     drop(run);
     let (_watch, mut watching) = Watching::start(process, run_dir.path(), None);
-    let end = watching
-        .until(|u| matches!(u, WatchUpdate::Ended(_)))
-        .await;
+    let end = watching.until(|u| matches!(u, WatchUpdate::Ended(_))).await;
     assert_eq!(
         end,
         WatchUpdate::Ended(ProcessEnd {
@@ -398,7 +397,10 @@ async fn a_program_whose_caller_dies_before_letting_it_start_never_runs() {
             how: "never started: kongup stopped before it let it start".into()
         })
     );
-    assert!(!marker.exists(), "the program ran though kongup never let it");
+    assert!(
+        !marker.exists(),
+        "the program ran though kongup never let it"
+    );
 }
 
 #[tokio::test]
