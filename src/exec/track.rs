@@ -43,7 +43,6 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{Executor, LogStream, OutputLine};
 use crate::plan::steps::StepRef;
@@ -484,14 +483,15 @@ pub enum WatchUpdate {
 /// A process kongup did not start in this session, being watched: its output is read from
 /// its files as they grow, its end recorded; it can be killed.
 pub struct Watch {
-    kill: CancellationToken,
+    kill: mpsc::UnboundedSender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Watch {
-    /// SIGTERM to its group (on its host, over ssh), SIGKILL after the grace.
+    /// SIGTERM to its group (on its host, over ssh), SIGKILL after the grace. Each call
+    /// is one more try (one that failed says so).
     pub fn kill(&self) {
-        self.kill.cancel();
+        let _ = self.kill.send(());
     }
 }
 
@@ -515,7 +515,7 @@ pub fn watch(
     lines: mpsc::Sender<OutputLine>,
     updates: WatchUpdates,
 ) -> Watch {
-    let kill = CancellationToken::new();
+    let (kill, kills) = mpsc::unbounded_channel();
     let watcher = Watcher {
         dir: run_dir.join(&process.dir),
         process,
@@ -523,7 +523,7 @@ pub fn watch(
         kill_grace,
         lines,
         updates,
-        kill: kill.clone(),
+        kills,
     };
     Watch {
         kill,
@@ -538,7 +538,8 @@ struct Watcher {
     kill_grace: Duration,
     lines: mpsc::Sender<OutputLine>,
     updates: WatchUpdates,
-    kill: CancellationToken,
+    /// The operator's kills, one try each.
+    kills: mpsc::UnboundedReceiver<()>,
 }
 
 impl Watcher {
@@ -556,7 +557,7 @@ impl Watcher {
             .await;
     }
 
-    async fn run(self) {
+    async fn run(mut self) {
         let remote = self.process.remote_dir.clone();
         let (remote_tx, mut remote_rx) = mpsc::unbounded_channel();
         let follow = super::process::FollowedFiles::start(
@@ -565,7 +566,6 @@ impl Watcher {
             remote.is_some().then_some(remote_tx),
         );
         let mut told_running = false;
-        let mut killed = false;
         let mut remote_exit = None;
         loop {
             while let Ok(said) = remote_rx.try_recv() {
@@ -585,14 +585,9 @@ impl Watcher {
                 }
                 Liveness::Gone | Liveness::Rebooted => break,
             }
-            if self.kill.is_cancelled() && !killed {
-                killed = true;
-                self.kill_it(remote.as_deref()).await;
-                continue;
-            }
             tokio::select! {
                 _ = tokio::time::sleep(WATCH_POLL) => {}
-                _ = self.kill.cancelled(), if !killed => {}
+                Some(()) = self.kills.recv() => self.kill_it(remote.as_deref()).await,
             }
         }
         follow.finish().await;
@@ -609,7 +604,7 @@ impl Watcher {
             self.say(WatchUpdate::Ended(ProcessEnd::exited(status)));
             return;
         }
-        self.ask_host(&remote, killed).await;
+        self.ask_host(&remote).await;
     }
 
     async fn kill_it(&self, remote: Option<&str>) {
@@ -630,7 +625,7 @@ impl Watcher {
 
     /// The connection to the host was lost while the command ran there: asks the host,
     /// again and again, until the command has ended there.
-    async fn ask_host(&self, remote_dir: &str, mut killed: bool) {
+    async fn ask_host(&mut self, remote_dir: &str) {
         let Some(executor) = self.executor.clone() else {
             self.say(WatchUpdate::Unknown(format!(
                 "the plan no longer has an executor for {}, so kongup cannot ask whether \
@@ -647,12 +642,6 @@ impl Watcher {
         .await;
         let mut offsets = (0, 0);
         loop {
-            if self.kill.is_cancelled() && !killed {
-                killed = true;
-                if let Err(error) = executor.kill_tracked(remote_dir, self.kill_grace).await {
-                    self.say(WatchUpdate::KillFailed(error.to_string()));
-                }
-            }
             match executor.probe_tracked(remote_dir, offsets).await {
                 Ok(probe) => {
                     for line in probe.lines {
@@ -696,7 +685,11 @@ impl Watcher {
             }
             tokio::select! {
                 _ = tokio::time::sleep(REMOTE_POLL) => {}
-                _ = self.kill.cancelled(), if !killed => {}
+                Some(()) = self.kills.recv() => {
+                    if let Err(error) = executor.kill_tracked(remote_dir, self.kill_grace).await {
+                        self.say(WatchUpdate::KillFailed(error.to_string()));
+                    }
+                }
             }
         }
     }
