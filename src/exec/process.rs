@@ -212,6 +212,18 @@ pub fn is_tracked() -> bool {
     !KILL_ON_DROP.try_with(|kill| *kill).unwrap_or(false) && track::current().is_some()
 }
 
+/// A relative program path (`./bin/deck` in a plan, or found through a relative PATH
+/// entry) names a file as seen from kongup's own directory: made absolute when the program
+/// starts in another (`cwd`), where the path would name another file or none.
+fn from_here(program: PathBuf, cwd: Option<&Path>) -> PathBuf {
+    match (cwd, std::env::current_dir()) {
+        (Some(_), Ok(here)) if program.is_relative() && program.components().count() > 1 => {
+            here.join(program)
+        }
+        _ => program,
+    }
+}
+
 /// The command for `program args…` as the spec says: environment (less the hidden
 /// variables), directory, stdin, its own process group. Output is the caller's to set.
 fn command_for(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
@@ -365,7 +377,8 @@ async fn run_piped(
     cancel: CancellationToken,
     kill_on_drop: bool,
 ) -> Result<ExitOutcome, ExecError> {
-    let mut command = command_for(&spec, &spec.program, &spec.args);
+    let program = from_here(spec.program.clone(), spec.cwd.as_deref());
+    let mut command = command_for(&spec, &program, &spec.args);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let (mut child, pgid) = spawn(&mut command, &spec)?;
     // Declared after `child`, so it is dropped first: the group is killed while the
@@ -450,7 +463,10 @@ async fn run_tracked(
     let (stdout, stderr) = (output_file("stdout")?, output_file("stderr")?);
     // The wrapper is `sh`: a program it cannot find would be sh's "not found" (127), not
     // the spawn error that names it, so it is looked up here.
-    let program = find_program(&spec.program.to_string_lossy());
+    let program = from_here(
+        find_program(&spec.program.to_string_lossy()),
+        spec.cwd.as_deref(),
+    );
     if !is_executable(&program) {
         return Err(ExecError::Spawn {
             what: spec.what.clone(),

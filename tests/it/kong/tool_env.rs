@@ -170,3 +170,52 @@ async fn pg_dump_pg_restore_and_deck_get_their_own_secrets_and_none_kongup_hides
         "deck needs no database password:\n{deck}"
     );
 }
+
+/// A tool named by a relative path (`deck: ./bin/deck` in a plan) is the file seen from
+/// kongup's own directory, also when it starts in another (`deck gateway dump
+/// --all-workspaces` writes into the backup directory), and also as a step's tracked
+/// process, whose wrapper starts it after moving there.
+#[tokio::test]
+async fn a_tool_named_by_a_relative_path_is_found_from_kongups_directory_when_it_starts_elsewhere()
+{
+    // Integration tests run in the package's directory, and `target/tmp` is inside it.
+    let bin = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let relative = bin
+        .path()
+        .strip_prefix(std::env::current_dir().unwrap())
+        .expect("CARGO_TARGET_TMPDIR is under the package's directory")
+        .join("deck");
+    assert!(relative.is_relative() && relative.components().count() > 1);
+    stand_in(bin.path(), "deck", "pwd");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let journal = std::sync::Arc::new(crate::exec::tracked::Journal::default());
+    for tracked in [false, true] {
+        let run = kongup::kong::process::run_tool_in(
+            &relative,
+            &[],
+            &[],
+            Some(elsewhere.path()),
+            Duration::from_secs(20),
+            "deck gateway dump of the test",
+        );
+        let output = if tracked {
+            let tracking = crate::exec::tracked::tracking(run_dir.path(), journal.clone());
+            kongup::exec::track::tracked(tracking, run).await
+        } else {
+            run.await
+        }
+        .unwrap_or_else(|e| panic!("tracked: {tracked}: {e}"));
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).trim(),
+            elsewhere
+                .path()
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string(),
+            "tracked: {tracked}: it ran in the directory it was given"
+        );
+    }
+    assert_eq!(journal.told().len(), 2, "{:#?}", journal.told());
+}
