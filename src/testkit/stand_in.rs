@@ -199,8 +199,9 @@ impl StandIn {
                         .await;
                 }
             }
-            // The stand-in leaves nothing running behind a step.
-            Command::Kill { .. } | Command::Quit => {}
+            // The stand-in leaves nothing running behind a step, and nobody asks to take
+            // its run over.
+            Command::Kill { .. } | Command::Quit | Command::HandOver | Command::KeepRun => {}
         }
     }
 

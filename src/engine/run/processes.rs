@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Engine, Who};
 use crate::engine::EngineError;
-use crate::engine::event::Event;
+use crate::engine::event::{Event, StepState};
 use crate::engine::journal::{Entry, parse_step_key};
 use crate::engine::rundir;
 use crate::engine::step::{JournalRequest, LogSink, journal_through};
@@ -190,7 +190,7 @@ impl Engine {
                 },
             );
         }
-        self.shown.remove(key);
+        self.shown.forget_step(key);
         Ok(())
     }
 
@@ -278,7 +278,7 @@ impl Engine {
                 }
             }
         }
-        self.shown.remove(&step);
+        self.shown.forget_step(&step);
         Ok(())
     }
 
@@ -366,6 +366,33 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Sends the events derived from the run's view (`engine::shown`), with what only
+    /// this engine knows: what still runs of a step, said before the steps (so a client
+    /// reads a step's choices as wait or kill) and in their details, and what stopped
+    /// running, said after them.
+    pub(super) fn emit_derived(&mut self, events: Vec<Event>) {
+        self.emit_still_running(false);
+        for mut event in events {
+            if let Event::StepChanged {
+                step,
+                state,
+                detail,
+            } = &mut event
+                && !matches!(
+                    state,
+                    StepState::Pending | StepState::Ready | StepState::Running
+                )
+                && let Some(what) = self.still_running(&step.to_string())
+            {
+                *detail = Some(format!(
+                    "{what}: wait for it to end (its output shows in the logs), or kill it (x)"
+                ));
+            }
+            self.emit(event);
+        }
+        self.emit_still_running(true);
     }
 
     /// Tells the console what still runs of each step, when that changed: `ended` false

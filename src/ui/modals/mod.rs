@@ -2,6 +2,7 @@
 
 pub mod abort;
 pub mod confirm;
+pub mod handover;
 pub mod help;
 pub mod irreversible;
 pub mod prompt;
@@ -34,6 +35,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal
         Modal::StillRunning { step, kill } => {
             still_running::render(frame, area, state, step, *kill)
         }
+        Modal::Handover { by, until } => handover::render(frame, area, state, by, *until),
     }
 }
 
