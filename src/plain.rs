@@ -27,6 +27,7 @@ use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
 };
+use crate::exec::process::DEFAULT_KILL_GRACE;
 use crate::lb::Split;
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
@@ -371,8 +372,9 @@ impl Plain {
             (Some(what), StepAnswer::Kill) => {
                 self.say(&format!(
                     "kill {step}? {what}. Its whole process group gets SIGTERM, then SIGKILL \
-                     after 5 s; the step stays interrupted, to retry or mark done once it \
-                     has ended. Type y to kill it, anything else to let it run"
+                     after {}; the step stays interrupted, to retry or mark done once it \
+                     has ended. Type y to kill it, anything else to let it run",
+                    humantime::format_duration(DEFAULT_KILL_GRACE)
                 ));
                 self.kill_asked = Some(step);
                 return None;

@@ -257,7 +257,7 @@ impl Engine {
                 format!(
                     "{step} was running when kongup stopped: it is interrupted, and kongup \
                      checks whether its command still runs; while it does, wait for it to \
-                     end or kill it (x); then retry the step, mark it done with a note, or \
+                     end or kill it; then retry the step, mark it done with a note, or \
                      roll back"
                 )
             } else {

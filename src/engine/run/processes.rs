@@ -321,7 +321,7 @@ impl Engine {
         match self.still_running(&step.to_string()) {
             Some(what) => Err(format!(
                 "cannot {verb} {step}: {what}. Wait for it to end (kongup records how it \
-                 ended), or kill it (x)"
+                 ended), or kill it"
             )),
             None => Ok(()),
         }
@@ -387,7 +387,7 @@ impl Engine {
                 && let Some(what) = self.still_running(&step.to_string())
             {
                 *detail = Some(format!(
-                    "{what}: wait for it to end (its output shows in the logs), or kill it (x)"
+                    "{what}: wait for it to end (its output shows in the logs), or kill it"
                 ));
             }
             self.emit(event);

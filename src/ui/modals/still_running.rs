@@ -6,6 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::exec::process::DEFAULT_KILL_GRACE;
 use crate::plan::steps::{StepKind, StepRef};
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
@@ -33,18 +34,27 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         .is_some_and(|(s, _)| matches!(s.kind, StepKind::Migrations(_)));
     if kill {
         if migrations {
+            // Kong records each migration in `schema_meta` as it runs (`DB:run_migrations`,
+            // `record_migration`, `kong/db/init.lua` 3.9.1 l.573), and a killed runner
+            // leaves its row in `locks` until its `--lock-timeout` expires: nothing renews
+            // or cleans it (`kong/db/init.lua` `DB:cluster_mutex`, 3.9.1 l.285; see
+            // docs/kong/migrations-and-paths.md §1, items 5 and 6).
             paragraph(
                 &mut lines,
                 "⚠ This is `kong migrations`. Killing it midway can leave the database \
-                 half-migrated, with the migrations lock held; letting it finish is safer.",
+                 half-migrated, and Kong's migrations lock held until its --lock-timeout \
+                 ends; letting it finish is safer.",
                 Some(Tone::Warn),
             );
         }
         paragraph(
             &mut lines,
-            "Kill sends SIGTERM to its whole process group (on its host, over ssh), then \
-             SIGKILL after 5 s. The step stays interrupted: once the command has ended, r \
-             retries it, m marks it done, R rolls back.",
+            &format!(
+                "Kill sends SIGTERM to its whole process group (on its host, over ssh), then \
+                 SIGKILL after {}. The step stays interrupted: once the command has ended, r \
+                 retries it, m marks it done, R rolls back.",
+                humantime::format_duration(DEFAULT_KILL_GRACE)
+            ),
             None,
         );
         lines.push(Line::default());
