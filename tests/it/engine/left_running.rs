@@ -48,9 +48,8 @@ fn records_of(lab: &Lab, event: &str, step: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice() {
-    let lab = Lab::new(STOP_X);
+/// A kongup that confirms up to stop-x, killed with `kill -9` once stop-x's command runs.
+fn kill_9_while_stop_x_runs(lab: &Lab) {
     let mut first = lab.start("y\ny\ny\n");
     let deadline = Instant::now() + DEADLINE;
     while lines_of(&lab.path("starts")).is_empty() {
@@ -59,6 +58,12 @@ fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice(
     }
     kill(Pid::from_raw(first.id() as i32), Signal::SIGKILL).unwrap();
     first.wait().unwrap();
+}
+
+#[test]
+fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice() {
+    let lab = Lab::new(STOP_X);
+    kill_9_while_stop_x_runs(&lab);
     // Between the two kongups: nobody drives the run, the command goes on.
     let between = status_text(&lab);
 
@@ -159,5 +164,56 @@ fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice(
     assert!(
         !lab.run_dir.join("procs/cluster-stop-x/1-1").exists(),
         "the raw output is removed once the end is journaled"
+    );
+}
+
+#[test]
+fn a_command_left_running_is_killed_on_request_with_its_group_and_the_kill_is_journaled() {
+    let lab = Lab::new(STOP_X);
+    kill_9_while_stop_x_runs(&lab);
+    let pid: i32 = lines_of(&lab.path("starts"))[0].parse().unwrap();
+
+    // `kill` is asked once more; `y` sends it; `wait` holds the rest until its end.
+    let mut second =
+        lab.start("kill\ny\nwait\ndone killed it: nothing of it is left\ny\nengine-it\n");
+    drop(second.stdin.take());
+    let stdout = Lines::read(second.stdout.take().unwrap());
+    let output = wait_output(second);
+    let said = stdout.all();
+    let out = format!("{said}\n{}", text(&output));
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(
+        said.contains("kill cluster/stop-x?"),
+        "the kill is asked first: {out}"
+    );
+    assert!(
+        lines_of(&lab.path("copies")).is_empty(),
+        "the command was killed before its end\n{out}"
+    );
+    assert_eq!(lines_of(&lab.path("starts")).len(), 1, "{out}");
+    assert!(
+        kill(Pid::from_raw(pid), None).is_err(),
+        "pid {pid} still lives after the kill"
+    );
+    let requested = records_of(&lab, "process-kill-requested", "cluster/stop-x");
+    assert_eq!(requested.len(), 1, "{requested:#?}");
+    assert_eq!(requested[0]["number"], 1);
+    let ended = records_of(&lab, "process-ended", "cluster/stop-x");
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    assert_eq!(
+        ended[0]["end"]["status"], 143,
+        "killed by SIGTERM, as its wrapper recorded: {ended:#?}"
+    );
+    // The kill is journaled before the end it brings, and the note after that end.
+    let seq = |event: &str| records_of(&lab, event, "cluster/stop-x")[0]["seq"].as_u64();
+    assert!(
+        seq("process-kill-requested") < seq("process-ended")
+            && seq("process-ended") < seq("step-marked-done"),
+        "{out}"
+    );
+    assert_eq!(
+        started(&lab.journal(), "cluster/stop-x"),
+        1,
+        "never started again"
     );
 }
