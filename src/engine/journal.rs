@@ -950,6 +950,7 @@ mod tests {
                 breaches_to_fail: 2,
                 ..GateThresholds::default()
             },
+            p99_on_shared_bounds: None,
         };
         let gate = GateRecord {
             evaluated_at: Utc::now(),

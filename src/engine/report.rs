@@ -828,6 +828,7 @@ mod tests {
                 breaches_to_fail: 2,
                 ..GateThresholds::default()
             },
+            p99_on_shared_bounds: None,
         };
         let (_dir, report) = run_with(vec![gate(Some(figures))]);
         let json = serde_json::to_value(&report).unwrap();
