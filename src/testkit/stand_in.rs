@@ -200,8 +200,13 @@ impl StandIn {
                         .await;
                 }
             }
-            // Nobody asks to take the stand-in's run over.
-            Command::Quit | Command::Stop { .. } | Command::HandOver | Command::KeepRun => {}
+            // The stand-in leaves nothing running behind a step, and nobody asks to take
+            // its run over.
+            Command::Kill { .. }
+            | Command::Quit
+            | Command::Stop { .. }
+            | Command::HandOver
+            | Command::KeepRun => {}
         }
     }
 

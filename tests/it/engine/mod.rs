@@ -5,6 +5,7 @@ mod cli;
 mod hand_split;
 mod handover;
 mod journal_integrity;
+mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;
