@@ -687,10 +687,22 @@ impl FollowedFiles {
     /// Reads what is left (the process has ended) and delivers every line.
     pub(crate) async fn finish(self) {
         self.done.cancel();
-        let drain = futures::future::join_all(self.readers);
-        // A background process the program left behind may go on writing: what came
-        // until now is read, the rest is not waited for.
-        let _ = tokio::time::timeout(DRAIN_GRACE, drain).await;
+        // A background process the program left behind may go on writing: the files are
+        // read while the step's log takes their lines (up to DRAIN_LIMIT), not beyond.
+        let mut readers = self.readers;
+        if !drain_readers(&mut readers, &self.queue).await {
+            for reader in &readers {
+                reader.abort();
+            }
+            self.queue
+                .push(OutputLine {
+                    stream: LogStream::Engine,
+                    text: "kongup: stopped reading the command's output files: it exited but a \
+                           background process it started still writes to them"
+                        .to_string(),
+                })
+                .await;
+        }
         self.queue.close();
         let _ = self.forwarder.await;
     }
