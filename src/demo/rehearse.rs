@@ -175,6 +175,7 @@ pub async fn start(
             speed,
             routes,
             api_keys: keys.accepted,
+            rpc_sync: false,
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 
 mod api;
 mod cli;
+mod conformance;
 mod executor;
 mod metrics;
 mod plans;
