@@ -5,4 +5,5 @@ mod cli;
 mod conformance;
 mod executor;
 mod metrics;
+mod migrations_corpus;
 mod plans;
