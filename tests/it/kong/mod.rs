@@ -7,6 +7,7 @@ mod actions_in_place;
 mod actions_previews;
 mod backup;
 mod client;
+mod data_plane_waits;
 mod db;
 mod deck_backup;
 mod init;
