@@ -189,7 +189,7 @@ enum Slot {
     /// Bound, not listening: the port is ours and connections are refused.
     Reserved(TcpSocket),
     Serving(JoinHandle<()>),
-    /// Between the two, while a server task is being stopped.
+    /// Neither: `open` could not bind or listen (`close` reserves the port again).
     Empty,
 }
 
@@ -220,6 +220,10 @@ fn reserve(ip: Ipv4Addr, port: u16) -> io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
     // Lets the port be bound again at once after a stop, while old connections linger.
     socket.set_reuseaddr(true)?;
+    // Lets a stopping node bind its next reservation while its listener still holds the
+    // port (`SimNode::close`). A port is never picked for another bind(0) this way: Linux
+    // shares a port through SO_REUSEPORT only with an explicit bind.
+    socket.set_reuseport(true)?;
     socket.bind(SocketAddr::from((ip, port)))?;
     Ok(socket)
 }
@@ -374,35 +378,41 @@ impl SimNode {
 
     /// Stops serving: the listeners close (new connections are refused) and open
     /// connections are shut down; the ports stay reserved.
+    ///
+    /// Each port's next reservation is bound before its listener closes: a port left free
+    /// even for a moment can become the source port of any outgoing connection on the
+    /// machine (busy with other labs and their traffic), and then cannot be bound again.
     pub async fn close(&self) -> io::Result<()> {
-        let handles: Vec<(usize, JoinHandle<()>)> = {
+        let mut failed = None;
+        let handles: Vec<JoinHandle<()>> = {
             let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-            listeners
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, l)| match std::mem::replace(&mut l.slot, Slot::Empty) {
-                    Slot::Serving(handle) => Some((i, handle)),
-                    other => {
-                        l.slot = other;
-                        None
+            let mut handles = Vec::new();
+            for listener in listeners.iter_mut() {
+                if matches!(listener.slot, Slot::Reserved(_)) {
+                    continue;
+                }
+                match reserve(self.ip, listener.port) {
+                    Ok(next) => {
+                        if let Slot::Serving(handle) =
+                            std::mem::replace(&mut listener.slot, Slot::Reserved(next))
+                        {
+                            handles.push(handle);
+                        }
                     }
-                })
-                .collect()
+                    // This listener keeps serving; the others still close.
+                    Err(e) => failed = Some(e),
+                }
+            }
+            handles
         };
-        for (_, handle) in &handles {
+        for handle in &handles {
             handle.abort();
         }
-        for (_, handle) in handles {
+        for handle in handles {
             // The task is cancelled; its listener is dropped once this returns.
             let _ = handle.await;
         }
-        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        for listener in listeners.iter_mut() {
-            if matches!(listener.slot, Slot::Empty) {
-                listener.slot = Slot::Reserved(reserve(self.ip, listener.port)?);
-            }
-        }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stops serving at once, without waiting; used when the lab is dropped.
@@ -493,5 +503,19 @@ impl AsyncWrite for CountedStream {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ports_next_reservation_binds_while_its_listener_still_listens() {
+        let first = reserve(Ipv4Addr::LOCALHOST, 0).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let _listening = first.listen(16).unwrap();
+        reserve(Ipv4Addr::LOCALHOST, port)
+            .expect("the next reservation binds beside the listener, so the port is never free");
     }
 }
