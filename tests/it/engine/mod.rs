@@ -4,6 +4,7 @@
 mod cli;
 mod handover;
 mod journal_integrity;
+mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;

@@ -22,5 +22,6 @@ mod pg_tls;
 mod preflight_database;
 mod preflight_metrics;
 mod tls_roots;
+mod tool_env;
 mod watch;
 mod watch_corpus;
