@@ -99,12 +99,17 @@ pub fn parse_plan(source: &str, file_name: &str) -> Result<LoadedPlan, PlanError
         loader.check_builtin_database_work(plan, expanded);
     }
     match (plan, expanded) {
-        (Some(plan), Some(expanded)) if loader.d.is_empty() => Ok(LoadedPlan {
-            plan,
-            expanded,
-            source: source.to_string(),
-            source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
-        }),
+        (Some(plan), Some(mut expanded)) if loader.d.is_empty() => {
+            expanded
+                .warnings
+                .extend(loader.data_plane_admin_url_warnings(file_name));
+            Ok(LoadedPlan {
+                plan,
+                expanded,
+                source: source.to_string(),
+                source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
+            })
+        }
         _ => Err(loader.d.into_errors()),
     }
 }
@@ -154,6 +159,8 @@ struct Positions {
     overrides: Vec<Pos>,
     inserts: Vec<Pos>,
     skips: Vec<Pos>,
+    /// Data planes given an `admin_url` (node name, where, the key's path): a warning each.
+    data_plane_admin_urls: Vec<(String, Pos, String)>,
 }
 
 struct Loader {

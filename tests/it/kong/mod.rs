@@ -9,6 +9,7 @@ mod backup;
 mod client;
 mod compat_corpus;
 mod corpus_readers;
+mod data_plane_waits;
 mod db;
 mod deck_backup;
 mod export_freeze;
