@@ -215,6 +215,9 @@ struct Plain {
     /// A `resume` went to the engine and the run has not yet left its pause: a script's
     /// next answer waits for it.
     resume_sent: bool,
+    /// The run reads as paused because a step is interrupted, not for a pause (the run's
+    /// state says the same for both; the engine judges answers then).
+    paused_by_interruption: bool,
 }
 
 /// Waits until `at`, or forever when there is nothing to wait for.
@@ -275,6 +278,7 @@ pub async fn drive(
         kill_asked: None,
         waiting_for: None,
         resume_sent: false,
+        paused_by_interruption: false,
     };
     let steps = plain.setup.expanded.steps().count();
     plain.say(&format!(
@@ -579,6 +583,7 @@ impl Plain {
     fn held_by_pause(&self) -> Option<StepRef> {
         let (step, state) = self.awaiting.as_ref()?;
         let held = self.run_state == Some(RunState::Paused)
+            && !self.paused_by_interruption
             && *state != StepState::Interrupted
             && step.phase != crate::plan::steps::PhaseName::Rollback;
         held.then(|| step.clone())
@@ -665,6 +670,8 @@ impl Plain {
                     let was_paused = self.run_state == Some(RunState::Paused);
                     self.run_state = Some(state);
                     self.resume_sent = false;
+                    self.paused_by_interruption = state == RunState::Paused
+                        && self.states.values().any(|s| *s == StepState::Interrupted);
                     self.say(&format!("run: {}", state.as_str().to_uppercase()));
                     // What the waiting step can take changes with the pause.
                     if was_paused || state == RunState::Paused {
@@ -790,6 +797,9 @@ impl Plain {
 
     fn on_step(&mut self, step: StepRef, state: StepState, detail: Option<String>) {
         let previous = self.states.insert(step.clone(), state);
+        if state == StepState::Interrupted && self.run_state == Some(RunState::Paused) {
+            self.paused_by_interruption = true;
+        }
         if previous == Some(StepState::Running) {
             // A step that stops running (its bake with it, if it baked).
             self.baking = false;
