@@ -233,8 +233,16 @@ pub async fn drive(
             }
         }
         plain.work_queue(&commands).await;
-        if plain.run_state == Some(RunState::Done) && !plain.quit_sent {
-            plain.say("the run is done: `kongup report` gives the audit report");
+        if let Some(state) = plain.run_state.filter(|s| s.is_over())
+            && !plain.quit_sent
+        {
+            let how = match state {
+                RunState::RolledBack => "was rolled back",
+                _ => "is done",
+            };
+            plain.say(&format!(
+                "the run {how}: `kongup report` gives the audit report"
+            ));
             plain.send(&commands, Command::Quit).await;
         }
     }
@@ -254,6 +262,11 @@ pub async fn drive(
     };
     if end.state == RunState::Done {
         plain.say(&format!("stopped: {}. The run is done.", end.reason));
+    } else if end.state == RunState::RolledBack {
+        plain.say(&format!(
+            "stopped: {}. The run was rolled back: the upgrade did not go through.",
+            end.reason
+        ));
     } else {
         plain.say(&format!(
             "stopped: {}. The run is {}; `kongup run` with the same plan resumes it.",
@@ -461,7 +474,7 @@ impl Plain {
             Event::RunChanged(state) => {
                 if self.run_state != Some(state) {
                     self.run_state = Some(state);
-                    self.say(&format!("run: {}", state.as_str().to_uppercase()));
+                    self.say(&format!("run: {}", state.title()));
                 }
             }
             Event::Log(line) => {

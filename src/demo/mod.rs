@@ -548,11 +548,12 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
     .await
 }
 
-/// How a lab run ends for the process: 0 the run is done, 1 it could not start, 2 it
-/// stopped before the end and is resumable (as `kongup run`).
+/// How a lab run ends for the process, as `kongup run`: 0 the run is done, 1 it could not
+/// start, 2 it stopped before the end and is resumable, 3 it ended by a completed rollback.
 pub fn exit_code(end: &Result<SessionEnd, DemoError>) -> i32 {
     match end {
         Ok(end) if end.state == RunState::Done => 0,
+        Ok(end) if end.state == RunState::RolledBack => 3,
         Ok(_) => 2,
         Err(_) => 1,
     }
@@ -617,11 +618,17 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         ));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
-    let done = crate::engine::status::read_run(&run.engine.run_dir)
-        .is_ok_and(|r| r.view.run_state() == RunState::Done);
-    if done {
+    let over = crate::engine::status::read_run(&run.engine.run_dir)
+        .ok()
+        .map(|r| r.view.run_state())
+        .filter(|state| state.is_over());
+    if let Some(state) = over {
+        let how = match state {
+            RunState::RolledBack => "was rolled back",
+            _ => "is done",
+        };
         lines.push(format!(
-            "this run is done: `kongup report --journal {0}` tells it; for a new one, pass \
+            "this run {how}: `kongup report --journal {0}` tells it; for a new one, pass \
              another --journal DIR or remove {0}",
             run.engine.run_dir.display()
         ));

@@ -47,7 +47,10 @@ pub enum RunState {
     Running,
     Paused,
     RollingBack,
+    /// Every step of the plan is settled: the upgrade went through.
     Done,
+    /// It ended by a completed rollback: the upgrade did not go through.
+    RolledBack,
     Failed,
 }
 
@@ -59,8 +62,19 @@ impl RunState {
             RunState::Paused => "paused",
             RunState::RollingBack => "rolling-back",
             RunState::Done => "done",
+            RunState::RolledBack => "rolled-back",
             RunState::Failed => "failed",
         }
+    }
+
+    /// The state for people: `ROLLED BACK`, `ROLLING BACK`, `DONE`…
+    pub fn title(self) -> String {
+        self.as_str().replace('-', " ").to_uppercase()
+    }
+
+    /// The run is over, one way or the other: nothing is left to confirm.
+    pub fn is_over(self) -> bool {
+        matches!(self, RunState::Done | RunState::RolledBack)
     }
 }
 

@@ -96,6 +96,12 @@ impl SessionEnd {
     pub fn stopped_line(&self, resume: &str) -> String {
         match self.state {
             RunState::Done => format!("done: {}", self.reason),
+            RunState::RolledBack => {
+                format!(
+                    "rolled back: the upgrade did not go through ({})",
+                    self.reason
+                )
+            }
             state => format!(
                 "kongup stopped ({}); the run is {} and resumes with {resume}",
                 self.reason,

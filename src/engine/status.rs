@@ -175,7 +175,7 @@ pub fn status_text(run: &RunOnDisk) -> String {
         "run {} (plan {}): {}\nrun directory: {}\n",
         view.run_id,
         view.plan_name,
-        view.run_state().as_str().to_uppercase(),
+        view.run_state().title(),
         run.run_dir.display()
     );
     out.push_str(&match &run.lock {

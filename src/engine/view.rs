@@ -369,7 +369,12 @@ impl RunView {
             return RunState::RollingBack;
         }
         let Some(next) = self.next_step() else {
-            return RunState::Done;
+            // No rollback in force, so one here has finished: the run ended by it.
+            return if self.rollback.is_some() {
+                RunState::RolledBack
+            } else {
+                RunState::Done
+            };
         };
         if self.paused.is_some() {
             return RunState::Paused;
@@ -555,6 +560,6 @@ mod tests {
         records.push(record(5, Entry::RollbackFinished));
         let view = RunView::replay(&records).unwrap();
         assert_eq!(view.state_of("cluster/a"), StepState::RolledBack);
-        assert_eq!(view.run_state(), RunState::Done);
+        assert_eq!(view.run_state(), RunState::RolledBack);
     }
 }

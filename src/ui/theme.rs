@@ -108,6 +108,7 @@ pub fn run_label(state: RunState) -> (&'static str, &'static str, Tone) {
         RunState::Paused => ("⏸", "PAUSED", Tone::Warn),
         RunState::RollingBack => ("↺", "ROLLING BACK", Tone::Bad),
         RunState::Done => ("✔", "DONE", Tone::Good),
+        RunState::RolledBack => ("↺", "ROLLED BACK", Tone::Warn),
         RunState::Failed => ("✖", "FAILED", Tone::Bad),
     }
 }
@@ -138,6 +139,9 @@ pub const IDLE: &str = "idle";
 
 /// Why the gate is idle, where there is room to say it.
 pub const IDLE_BECAUSE: &str = "Y takes no traffic";
+
+/// Why the gate is idle once the run is over (done or rolled back).
+pub const IDLE_AFTER_THE_RUN: &str = "the run is over";
 
 /// How a gate verdict reads. While Y takes no traffic the engine does not act on the gates,
 /// so anything short of a failure reads idle rather than as a warning.

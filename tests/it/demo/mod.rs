@@ -3,6 +3,7 @@
 
 mod cli;
 mod console_keys;
+mod end_states;
 mod lab_entities;
 mod rehearse;
 mod resume;

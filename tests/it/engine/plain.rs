@@ -127,7 +127,7 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
     drop(keyboard);
     let end = end(task).await;
     let text = out.text();
-    assert_eq!(end.state, RunState::Done, "{text}");
+    assert_eq!(end.state, RunState::RolledBack, "{text}");
     for expected in [
         "== cluster/start-y: Step start-y",
         "     - the stand-in action for start-y",
@@ -138,7 +138,8 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
         "== rollback/start-y: Undo start-y",
         "rolled-back cluster/start-y",
         "rollback finished",
-        "The run is done.",
+        "run: ROLLED BACK",
+        "The run was rolled back: the upgrade did not go through.",
     ] {
         assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
     }
