@@ -167,6 +167,8 @@ pub enum When {
     StepRunning,
     RunRunning,
     RunPaused,
+    /// The run is not over (done or rolled back).
+    RunNotOver,
     Zoomed,
     LogsFocused,
     LogsFocusedAndFollowing,
@@ -194,6 +196,7 @@ impl When {
             When::StepRunning => state.running_step().is_some(),
             When::RunRunning => state.run_state() == RunState::Running,
             When::RunPaused => state.run_state() == RunState::Paused,
+            When::RunNotOver => !state.run_state().is_over(),
             When::Zoomed => state.zoomed(),
             When::LogsFocused => state.focus() == Pane::Logs,
             When::LogsFocusedAndFollowing => state.focus() == Pane::Logs && state.log_follow(),
@@ -307,9 +310,10 @@ pub static MAIN: &[Binding] = &[
             &[
                 "ROLLBACK: all traffic to X at once, then the",
                 "rest of the rollback plan, each step confirmed",
+                "(not once the run is over; again: the plan)",
             ],
         ),
-        footer(6, &[(When::Always, "rollback")]),
+        footer(6, &[(When::RunNotOver, "rollback")]),
     ),
     bind(
         &[Code(KeyCode::Tab)],

@@ -299,12 +299,19 @@ fn set_traffic(state: &ConsoleState) -> KeyOutcome {
 }
 
 /// One key: the engine puts all traffic on X at once; the plan that follows is confirmed.
+/// A run that is over has nothing to roll back (the engine refuses it too); a second R
+/// shows the rollback under way.
 fn rollback(state: &ConsoleState) -> KeyOutcome {
     let open = UiAction::Open(Modal::Rollback);
-    if state.run_state() == RunState::RollingBack {
-        KeyOutcome::ui(open)
-    } else {
-        KeyOutcome::send(Command::Rollback).and(open)
+    match state.run_state() {
+        RunState::Done => KeyOutcome::flash(
+            "nothing to roll back: the run is done (t sets the traffic split by hand)",
+        ),
+        RunState::RolledBack => {
+            KeyOutcome::flash("nothing to roll back: the run was already rolled back")
+        }
+        RunState::RollingBack => KeyOutcome::ui(open),
+        _ => KeyOutcome::send(Command::Rollback).and(open),
     }
 }
 

@@ -229,6 +229,16 @@ fn capital_r_rolls_back_at_once_and_shows_the_plan() {
     assert!(rolling.modal().is_none());
     assert!(press(&mut rolling, char_key('R')).is_empty());
     assert!(matches!(rolling.modal(), Some(Modal::Rollback)));
+    // A run that is over has nothing to roll back: R says so, and asks nothing of the
+    // engine.
+    let mut done = scenarios::done(Theme::COLOUR);
+    assert!(press(&mut done, char_key('R')).is_empty());
+    assert!(done.modal().is_none());
+    let said = flashed(&done);
+    assert!(
+        said.contains("nothing to roll back: the run is done"),
+        "{said}"
+    );
 }
 
 #[test]
