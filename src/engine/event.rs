@@ -52,6 +52,9 @@ pub enum RunState {
     /// It ended by a completed rollback: the upgrade did not go through.
     RolledBack,
     Failed,
+    /// The step whose turn it is ended by the operator's abort: it waits for a retry,
+    /// a note that it was done by hand, or a rollback.
+    Aborted,
 }
 
 impl RunState {
@@ -64,6 +67,7 @@ impl RunState {
             RunState::Done => "done",
             RunState::RolledBack => "rolled-back",
             RunState::Failed => "failed",
+            RunState::Aborted => "aborted",
         }
     }
 

@@ -24,6 +24,9 @@ pub struct StepRecord {
     pub skipped_by_plan: bool,
     pub note: Option<String>,
     pub facts: Vec<(String, String)>,
+    /// Who asked to abort the attempt in force (`user@host`): a failure it ends in is the
+    /// operator's abort, not a fault.
+    pub aborted_by: Option<String>,
 }
 
 impl Default for StepRecord {
@@ -39,6 +42,7 @@ impl Default for StepRecord {
             skipped_by_plan: false,
             note: None,
             facts: Vec::new(),
+            aborted_by: None,
         }
     }
 }
@@ -169,6 +173,7 @@ impl RunView {
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
                 rec.detail = None;
+                rec.aborted_by = None;
             }
             Entry::StepFinished {
                 step,
@@ -181,7 +186,13 @@ impl RunView {
                     StepResult::Succeeded => StepState::Succeeded,
                     StepResult::Failed => StepState::Failed,
                 };
-                rec.detail = detail.clone();
+                rec.detail = match (&rec.aborted_by, result) {
+                    (Some(by), StepResult::Failed) => Some(match detail {
+                        Some(detail) => format!("aborted by {by}: {detail}"),
+                        None => format!("aborted by {by}"),
+                    }),
+                    _ => detail.clone(),
+                };
                 if *result == StepResult::Succeeded {
                     self.mark_undone_by(step);
                 }
@@ -202,7 +213,10 @@ impl RunView {
                 rec.detail = Some(format!("marked done by {}: {note}", record.by));
                 self.mark_undone_by(step);
             }
-            Entry::AbortRequested { .. } | Entry::Gate { .. } => {}
+            Entry::AbortRequested { step } => {
+                self.record_mut(step).aborted_by = Some(record.by.clone());
+            }
+            Entry::Gate { .. } => {}
             Entry::Fact { step, key, value } => {
                 self.record_mut(step)
                     .facts
@@ -380,6 +394,9 @@ impl RunView {
             return RunState::Paused;
         }
         match self.state_of(&next) {
+            StepState::Failed if self.record(&next).is_some_and(|r| r.aborted_by.is_some()) => {
+                RunState::Aborted
+            }
             StepState::Failed => RunState::Failed,
             StepState::Interrupted => RunState::Paused,
             StepState::Running => RunState::Running,

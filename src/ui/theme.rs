@@ -110,6 +110,7 @@ pub fn run_label(state: RunState) -> (&'static str, &'static str, Tone) {
         RunState::Done => ("✔", "DONE", Tone::Good),
         RunState::RolledBack => ("↺", "ROLLED BACK", Tone::Warn),
         RunState::Failed => ("✖", "FAILED", Tone::Bad),
+        RunState::Aborted => ("■", "ABORTED", Tone::Warn),
     }
 }
 

@@ -2,6 +2,7 @@
 //! binary's `run`, and the report.
 
 mod cli;
+mod end_states;
 mod handover;
 mod journal_integrity;
 mod lifecycle;
