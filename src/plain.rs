@@ -472,10 +472,15 @@ impl Plain {
                 detail,
             } => self.on_step(step, state, detail),
             Event::RunChanged(state) => {
-                if self.run_state != Some(state) {
-                    self.run_state = Some(state);
+                // A step's start and end have lines of their own: from running to waiting
+                // for the operator and back is not said again at every step.
+                let between_steps = [self.run_state, Some(state)]
+                    .iter()
+                    .all(|s| matches!(s, Some(RunState::Running | RunState::Waiting)));
+                if self.run_state != Some(state) && !between_steps {
                     self.say(&format!("run: {}", state.title()));
                 }
+                self.run_state = Some(state);
             }
             Event::Log(line) => {
                 let stream = match line.stream {

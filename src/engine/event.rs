@@ -44,7 +44,10 @@ impl StepState {
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     Idle,
+    /// A step runs.
     Running,
+    /// The run is under way and no step runs: the next one waits for the operator.
+    Waiting,
     Paused,
     RollingBack,
     /// Every step of the plan is settled: the upgrade went through.
@@ -62,6 +65,7 @@ impl RunState {
         match self {
             RunState::Idle => "idle",
             RunState::Running => "running",
+            RunState::Waiting => "waiting",
             RunState::Paused => "paused",
             RunState::RollingBack => "rolling-back",
             RunState::Done => "done",
@@ -71,9 +75,12 @@ impl RunState {
         }
     }
 
-    /// The state for people: `ROLLED BACK`, `ROLLING BACK`, `DONE`…
+    /// The state for people: `ROLLED BACK`, `ROLLING BACK`, `WAITING FOR YOU`, `DONE`…
     pub fn title(self) -> String {
-        self.as_str().replace('-', " ").to_uppercase()
+        match self {
+            RunState::Waiting => "WAITING FOR YOU".to_string(),
+            state => state.as_str().replace('-', " ").to_uppercase(),
+        }
     }
 
     /// The run is over, one way or the other: nothing is left to confirm.

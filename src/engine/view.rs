@@ -187,8 +187,12 @@ impl RunView {
                     StepResult::Failed => StepState::Failed,
                 };
                 rec.detail = match (&rec.aborted_by, result) {
-                    (Some(by), StepResult::Failed) => Some(match detail {
-                        Some(detail) => format!("aborted by {by}: {detail}"),
+                    // An action that says it was aborted by "the operator" now says who.
+                    (Some(by), StepResult::Failed) => Some(match detail.as_deref() {
+                        Some(d) => match d.strip_prefix("aborted by the operator") {
+                            Some(rest) => format!("aborted by {by}{rest}"),
+                            None => format!("aborted by {by}: {d}"),
+                        },
                         None => format!("aborted by {by}"),
                     }),
                     _ => detail.clone(),
@@ -400,12 +404,13 @@ impl RunView {
             StepState::Failed => RunState::Failed,
             StepState::Interrupted => RunState::Paused,
             StepState::Running => RunState::Running,
+            _ if self.running_step().is_some() => RunState::Running,
             _ if self
                 .records
                 .values()
                 .any(|r| r.attempts > 0 || r.confirmed_by.is_some()) =>
             {
-                RunState::Running
+                RunState::Waiting
             }
             _ => RunState::Idle,
         }
@@ -480,6 +485,25 @@ mod tests {
         assert_eq!(
             view.record("cluster/a").unwrap().confirmed_by.as_deref(),
             Some("op@host")
+        );
+
+        let mut succeeded = records.clone();
+        succeeded.push(record(
+            3,
+            Entry::StepFinished {
+                step: "cluster/a".into(),
+                attempt: 1,
+                result: StepResult::Succeeded,
+                detail: None,
+                duration_ms: 5,
+                last_lines: vec![],
+            },
+        ));
+        let view = RunView::replay(&succeeded).unwrap();
+        assert_eq!(
+            view.run_state(),
+            RunState::Waiting,
+            "no step runs: the next waits for the operator"
         );
 
         records.push(record(

@@ -165,6 +165,7 @@ pub enum When {
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
     StepRunning,
+    /// The run is under way: a step runs, or the next waits for the operator.
     RunRunning,
     RunPaused,
     /// The run is not over (done or rolled back).
@@ -194,7 +195,9 @@ impl When {
             }
             When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
             When::StepRunning => state.running_step().is_some(),
-            When::RunRunning => state.run_state() == RunState::Running,
+            When::RunRunning => {
+                matches!(state.run_state(), RunState::Running | RunState::Waiting)
+            }
             When::RunPaused => state.run_state() == RunState::Paused,
             When::RunNotOver => !state.run_state().is_over(),
             When::Zoomed => state.zoomed(),

@@ -267,7 +267,7 @@ fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
 
 fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
     match state.run_state() {
-        RunState::Running => KeyOutcome::send(Command::Pause),
+        RunState::Running | RunState::Waiting => KeyOutcome::send(Command::Pause),
         RunState::Paused => KeyOutcome::send(Command::Resume),
         other => {
             let (_, label, _) = super::theme::run_label(other);

@@ -417,7 +417,12 @@ impl ConsoleState {
                 } else {
                     None
                 };
-                if previous != *run {
+                // A step's start and end are in the log already: going from running to
+                // waiting for the operator and back is not said again each time.
+                let between_steps = [previous, *run]
+                    .iter()
+                    .all(|s| matches!(s, RunState::Idle | RunState::Running | RunState::Waiting));
+                if previous != *run && !between_steps {
                     let (symbol, label, tone) = super::theme::run_label(*run);
                     self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));
                 }

@@ -105,6 +105,7 @@ pub fn run_label(state: RunState) -> (&'static str, &'static str, Tone) {
     match state {
         RunState::Idle => ("○", "IDLE", Tone::Plain),
         RunState::Running => ("▶", "RUNNING", Tone::Active),
+        RunState::Waiting => ("●", "WAITING FOR YOU", Tone::Active),
         RunState::Paused => ("⏸", "PAUSED", Tone::Warn),
         RunState::RollingBack => ("↺", "ROLLING BACK", Tone::Bad),
         RunState::Done => ("✔", "DONE", Tone::Good),

@@ -186,6 +186,14 @@ impl ConsoleState {
         self.index.get(step).map(|&i| self.entries[i].status.state)
     }
 
+    /// The step that waits for the operator's confirm.
+    pub fn ready_step(&self) -> Option<&StepRef> {
+        self.entries
+            .iter()
+            .find(|e| e.status.state == StepState::Ready)
+            .map(|e| &e.step_ref)
+    }
+
     pub fn running_step(&self) -> Option<&StepRef> {
         self.entries
             .iter()

@@ -42,3 +42,25 @@ async fn an_aborted_bake_reads_aborted_by_whom_not_failed() {
     assert!(text.contains("aborted by alice@test"), "{text}");
     run.quit().await;
 }
+
+/// `running` only while a step runs: between steps the run waits for the operator.
+#[tokio::test]
+async fn the_run_is_running_only_while_a_step_runs_and_otherwise_waits_for_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    kit.stand_in.set("a", Behavior::Block(release.clone()));
+    let steps = expanded(Strategy::BlueGreen, vec![scripted("a"), scripted("b")]);
+    let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
+    let state = |run: &TestRun| status_json(&read_run(&run.run_dir).unwrap())["state"].clone();
+    run.confirm_and_wait(&cluster("a"), StepState::Running)
+        .await;
+    assert_eq!(state(&run), "running");
+    release.notify_one();
+    run.wait_step(&cluster("a"), StepState::Succeeded).await;
+    run.wait_step(&cluster("b"), StepState::Ready).await;
+    assert_eq!(state(&run), "waiting");
+    let text = status_text(&read_run(&run.run_dir).unwrap());
+    assert!(text.contains("): WAITING FOR YOU · cluster/b\n"), "{text}");
+    run.quit().await;
+}

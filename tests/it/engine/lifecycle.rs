@@ -483,7 +483,8 @@ async fn abort_stops_the_running_step_and_fails_it() {
         run.wait_step(&cluster("a"), StepState::Failed)
             .await
             .as_deref(),
-        Some("aborted by the operator")
+        Some("aborted by alice@test"),
+        "the step says who aborted it"
     );
     let journal = run.journal();
     let abort = position(&journal, |e| matches!(e, Entry::AbortRequested { .. })).unwrap();

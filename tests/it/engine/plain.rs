@@ -220,7 +220,7 @@ async fn from_a_terminal_an_early_y_is_refused_not_kept_for_the_next_step() {
     out.wait_for("kongup> cluster/b: y").await;
     keyboard.write_all(b"quit\n").unwrap();
     let end = end(task).await;
-    assert_eq!(end.state, RunState::Running);
+    assert_eq!(end.state, RunState::Waiting);
     assert_eq!(kit.stand_in.runs_of("b"), 0, "{}", out.text());
 }
 

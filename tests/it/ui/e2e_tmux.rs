@@ -54,9 +54,16 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_
             s.contains("Confirm ·") && s.contains("What will run")
         });
         tmux.keys(&["Enter"]);
-        tmux.wait_for("the step done, or traffic moving", |s| {
+        let after = tmux.wait_for("the step done, or traffic moving", |s| {
             done_count(s).is_some_and(|d| d > done) || s.contains("X  90%")
         });
+        if confirmed == 0 {
+            // The first step done, the next waits for the operator: not RUNNING.
+            let waiting = tmux.wait_for("the header to say the run waits", |s| {
+                s.contains("WAITING FOR YOU")
+            });
+            assert!(!waiting.contains("RUNNING"), "{after}\n{waiting}");
+        }
         confirmed += 1;
     }
     // Every step up to the first traffic stage was confirmed, one by one.
@@ -92,7 +99,11 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_
     // The rollback plan, confirmed step by step, ends the run: ROLLED BACK, not DONE.
     let mut confirmed = 0;
     while !tmux.screen().contains("ROLLED BACK") {
-        assert!(confirmed < 8, "the rollback never ended:\n{}", tmux.screen());
+        assert!(
+            confirmed < 8,
+            "the rollback never ended:\n{}",
+            tmux.screen()
+        );
         let before = tmux.wait_for("a ready rollback step", |s| {
             s.contains("[ready]") || s.contains("ROLLED BACK")
         });

@@ -413,6 +413,7 @@ fn baking_at_10(
         hybrid::cp("traffic-10"),
         StepState::Running,
     ));
+    state.apply(&Event::RunChanged(kongup::engine::RunState::Running));
     let last = metrics.iter().rev().find_map(|e| match e {
         Event::Metrics(s) => Some(s.clone()),
         _ => None,
