@@ -17,6 +17,7 @@ mod clusters;
 mod cross_checks;
 mod diagnostics;
 mod gates;
+mod notify;
 mod read;
 mod steps;
 mod traffic;
@@ -30,8 +31,8 @@ use sha2::{Digest, Sha256};
 use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
-    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode, Plan,
-    StepCustomisation, StrategyChoice, TrafficSpec,
+    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
+    NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
 };
 use super::path::check_strategy;
 use super::steps::ExpandedPlan;
@@ -126,6 +127,7 @@ const ROOT_KEYS: &[&str] = &[
     "backup",
     "steps",
     "command_timeout",
+    "notify",
 ];
 
 /// Where things were written, for checks that span sections and for mapping the
@@ -239,6 +241,10 @@ impl Loader {
             Some(n) => self.steps(n, mode),
             None => Some(StepCustomisation::default()),
         };
+        let notify = match f.get("notify") {
+            Some(n) => self.notify(n),
+            None => Some(NotifySpec::default()),
+        };
 
         // Checks across sections, on whatever could be read.
         let strategy_fits = match (mode, &strategy) {
@@ -303,6 +309,7 @@ impl Loader {
             Some(backup),
             Some(steps),
             Some(command_timeout),
+            Some(notify),
         ) = (
             name,
             from,
@@ -320,6 +327,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         )
         else {
             return None;
@@ -341,6 +349,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         })
     }
 
