@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
-    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
+    AdminAccess, BackupSpec, DatabaseKind, Edition, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
     NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
 };
 use super::path::check_strategy;
@@ -115,6 +115,7 @@ const ROOT_KEYS: &[&str] = &[
     "to",
     "mode",
     "database",
+    "edition",
     "strategy",
     "spare_capacity",
     "clusters",
@@ -188,6 +189,23 @@ impl Loader {
             }
             None => mode.map(Mode::default_database),
         };
+        let edition = match f.get("edition") {
+            Some(n) => {
+                word::<Edition>(d, n, "edition", &Edition::ALL.map(Edition::as_str)).map(Some)
+            }
+            None => Some(None),
+        };
+        // Kong Enterprise versions have four parts (`3.4.3.12`); the open-source gateway's
+        // three (kong/meta.lua).
+        if let (Some(Some(Edition::Community)), Some(from)) = (edition, from)
+            && from.is_enterprise_form()
+        {
+            d.error_with_hint(
+                f.key_pos("edition").unwrap_or(f.pos),
+                format!("`edition: community` but `from: {from}` is a Kong Enterprise version (four parts)"),
+                "write `edition: enterprise`, or correct `from`",
+            );
+        }
         let strategy = self.strategy(&f);
         let command_timeout = match f.get("command_timeout") {
             Some(n) => duration(&mut self.d, n, "command_timeout"),
@@ -298,6 +316,7 @@ impl Loader {
             Some(to),
             Some(mode),
             Some(database),
+            Some(edition),
             Some(strategy),
             Some(clusters),
             Some(admin),
@@ -316,6 +335,7 @@ impl Loader {
             to,
             mode,
             database,
+            edition,
             strategy,
             clusters,
             admin,
@@ -338,6 +358,7 @@ impl Loader {
             to,
             mode,
             database,
+            edition,
             strategy,
             clusters,
             admin,

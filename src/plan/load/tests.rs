@@ -1661,3 +1661,23 @@ fn cassandra_steps_that_need_the_built_in_postgresql_work_are_refused_at_databas
         .collect();
     assert!(builtin.iter().all(|(_, on)| !on), "{builtin:?}");
 }
+
+#[test]
+fn the_edition_is_read_and_must_fit_the_version_form() {
+    assert_eq!(parse_plan(MINIMAL, "plan.yaml").unwrap().plan.edition, None);
+    let loaded = parse_plan(&minimal_with("edition: enterprise\n"), "plan.yaml").unwrap();
+    assert_eq!(loaded.plan.edition, Some(Edition::Enterprise));
+    let loaded = parse_plan(&minimal_with("edition: community\n"), "plan.yaml").unwrap();
+    assert_eq!(loaded.plan.edition, Some(Edition::Community));
+
+    let source = minimal_with("edition: oss\n");
+    let line = source.lines().count();
+    let error = single(&source);
+    assert_at(&error, line, col(&source, line, "oss"), "edition");
+    assert!(error.message.contains("community"), "{error}");
+
+    let source = minimal_with("edition: community\n").replace("from: 3.4.3\n", "from: 3.4.3.12\n");
+    let line = source.lines().count();
+    let error = single(&source);
+    assert_at(&error, line, 1, "Kong Enterprise version");
+}

@@ -5,6 +5,19 @@
 use kongup::kong::client::{AdminClient, AdminClientOptions};
 use kongup::sim::{Lab, LabOptions, Scenario};
 
+/// The configuration the Admin API export reads from the node at `admin`, by collection.
+async fn export_of(
+    client: &AdminClient,
+    admin: &str,
+) -> std::collections::BTreeMap<String, Vec<serde_json::Value>> {
+    let (version, edition, _) = client.version_and_edition(admin).await.unwrap();
+    client
+        .export_configuration(admin, version, edition, None)
+        .await
+        .unwrap()
+        .entities
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_client_exports_the_labs_configuration() {
     let lab = Lab::start(Scenario::BlueGreen, LabOptions::default())
@@ -12,7 +25,7 @@ async fn the_real_client_exports_the_labs_configuration() {
         .unwrap();
     let admin = lab.endpoints().nodes[0].admin.clone();
     let (client, _) = AdminClient::new(AdminClientOptions::default()).unwrap();
-    let export = client.export_core_entities(&admin).await.unwrap();
+    let export = export_of(&client, &admin).await;
     let names = |collection: &str, field: &str| -> Vec<String> {
         export[collection]
             .iter()
@@ -34,5 +47,5 @@ async fn the_real_client_exports_the_labs_configuration() {
     );
     // The same configuration on every node, on every read.
     let other = lab.endpoints().nodes[1].admin.clone();
-    assert_eq!(client.export_core_entities(&other).await.unwrap(), export);
+    assert_eq!(export_of(&client, &other).await, export);
 }
