@@ -6,6 +6,7 @@ mod actions_guards;
 mod actions_in_place;
 mod actions_previews;
 mod backup;
+mod bounded_reads;
 mod client;
 mod db;
 mod deck_backup;
