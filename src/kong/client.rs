@@ -9,7 +9,10 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
-use crate::kong::http::{ADMIN_TOKEN_HEADER, HttpClientError, redirect_target, token_header};
+use crate::kong::http::{
+    ADMIN_TOKEN_HEADER, BodyError, BodyLimit, HttpClientError, read_body, redirect_target,
+    token_header,
+};
 use crate::kong::types::{
     DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
 };
@@ -132,6 +135,8 @@ pub enum AdminError {
         "{url} sent a `next` link to {next}, another server than the Admin API kongup was pointed at: kongup follows `next` only on that Admin API, so the Admin token goes nowhere else. Check what sits in front of the Admin API (a proxy that rewrites links?)"
     )]
     ForeignNext { url: String, next: String },
+    #[error(transparent)]
+    Body(BodyError),
     #[error("cannot set up the Admin API client: {0}")]
     Setup(#[from] HttpClientError),
     #[error("cannot read the Admin API token: {0}")]
@@ -398,8 +403,13 @@ impl AdminClient {
                 location: redirect_target(&response),
             });
         }
-        let body = response.bytes().await.map_err(|e| self.classify(url, &e))?;
-        Ok((status, body.to_vec()))
+        let body = read_body(response, body_limit(url))
+            .await
+            .map_err(|e| match e {
+                BodyError::Read(e) => self.classify(url, &e),
+                too_large => AdminError::Body(too_large),
+            })?;
+        Ok((status, body))
     }
 
     fn classify(&self, url: &str, error: &reqwest::Error) -> AdminError {
@@ -445,6 +455,18 @@ impl AdminClient {
                 kong_message,
             },
         }
+    }
+}
+
+/// The cap on an answer, by the API it comes from (`kong::http::BodyLimit`).
+fn body_limit(url: &str) -> BodyLimit {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    if path.ends_with("/metrics") {
+        BodyLimit::METRICS
+    } else if path.ends_with("/status") || path.ends_with("/status/ready") {
+        BodyLimit::STATUS_API
+    } else {
+        BodyLimit::ADMIN_API
     }
 }
 

@@ -104,7 +104,7 @@ impl BodyLimit {
     pub const ADMIN_API: BodyLimit = BodyLimit {
         bytes: 16 * MIB,
         what: "an Admin API answer",
-        hint: "no page of Kong's Admin API is that large: check that the URL is the Admin API (default port 8001/8444), not a proxy or a file server",
+        hint: "No page of Kong's Admin API is that large: check that the URL is the Admin API (default port 8001/8444), not a proxy or a file server",
     };
     /// `/status` and `/status/ready`: a few kB (docs/kong/admin-and-status-api.md).
     pub const STATUS_API: BodyLimit = BodyLimit {
@@ -117,13 +117,13 @@ impl BodyLimit {
     pub const METRICS: BodyLimit = BodyLimit {
         bytes: 32 * MIB,
         what: "a /metrics exposition",
-        hint: "check that the URL is Kong's Status or Admin API; a Kong exposition that large (per-consumer metrics on many consumers?) is better trimmed in the prometheus plugin's settings",
+        hint: "Check that the URL is Kong's Status or Admin API; a Kong exposition that large (per-consumer metrics on many consumers?) is better trimmed in the prometheus plugin's settings",
     };
     /// A smoke test's answer from Y's proxy: the test looks for a text in it.
     pub const SMOKE_TEST: BodyLimit = BodyLimit {
         bytes: 4 * MIB,
         what: "a smoke test's answer",
-        hint: "point the smoke test at a smaller answer (a health route), or drop `body_contains`",
+        hint: "Point the smoke test at a smaller answer (a health route), or drop `body_contains`",
     };
 }
 
