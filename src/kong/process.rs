@@ -6,6 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The most kongup reads of what a tool prints on each stream. Its outputs are small: decK
+/// writes its dump to a file and prints progress, `pg_restore --list` a few hundred lines
+/// for Kong's database; a tool that prints more is stopped rather than held in memory.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct ToolOutput {
     pub stdout: Vec<u8>,
@@ -24,6 +31,12 @@ pub enum ToolError {
     },
     #[error("{what} did not finish within {}; it was killed", humantime::format_duration(*after))]
     TimedOut { what: String, after: Duration },
+    #[error(
+        "{what} printed more than {} MiB on {stream}; kongup stopped it, since no output it reads \
+         is that large. Run it by hand to see what it prints",
+        MAX_OUTPUT_BYTES / (1024 * 1024)
+    )]
+    OutputTooLarge { what: String, stream: &'static str },
     #[error("{what} failed ({status}): {}", said(stderr))]
     Failed {
         what: String,
@@ -73,7 +86,7 @@ pub async fn run_tool_in(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let child = command.spawn().map_err(|source| {
+    let mut child = command.spawn().map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             ToolError::NotFound {
                 program: program.display().to_string(),
@@ -86,20 +99,32 @@ pub async fn run_tool_in(
             }
         }
     })?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        // Both streams at once, so a tool that fills one pipe while kongup waits on the
+        // other cannot stall; past the cap the child is dropped, which kills it.
+        let (stdout, stderr) = tokio::try_join!(
+            read_capped(stdout, "stdout", what),
+            read_capped(stderr, "stderr", what)
+        )?;
+        let status = child.wait().await.map_err(|source| ToolError::Spawn {
+            program: program.display().to_string(),
+            source,
+        })?;
+        Ok::<_, ToolError>(std::process::Output {
+            status,
+            stdout,
+            stderr,
+        })
+    };
+    let output = match tokio::time::timeout(timeout, run).await {
         Err(_) => {
             return Err(ToolError::TimedOut {
                 what: what.to_string(),
                 after: timeout,
             });
         }
-        Ok(Err(source)) => {
-            return Err(ToolError::Spawn {
-                program: program.display().to_string(),
-                source,
-            });
-        }
-        Ok(Ok(output)) => output,
+        Ok(result) => result?,
     };
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
@@ -113,6 +138,30 @@ pub async fn run_tool_in(
         stdout: output.stdout,
         stderr,
     })
+}
+
+/// All of one output stream, or `OutputTooLarge` once it passes [`MAX_OUTPUT_BYTES`].
+async fn read_capped(
+    stream: Option<impl AsyncRead + Unpin>,
+    name: &'static str,
+    what: &str,
+) -> Result<Vec<u8>, ToolError> {
+    let mut out = Vec::new();
+    let Some(stream) = stream else {
+        return Ok(out);
+    };
+    // A read error (the pipe broke) leaves what was read: the exit status says the rest.
+    let _ = stream
+        .take(MAX_OUTPUT_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .await;
+    if out.len() > MAX_OUTPUT_BYTES {
+        return Err(ToolError::OutputTooLarge {
+            what: what.to_string(),
+            stream: name,
+        });
+    }
+    Ok(out)
 }
 
 fn install_hint(program: &Path) -> String {

@@ -229,3 +229,32 @@ async fn a_metrics_body_that_never_ends_stops_at_32_mib() {
     );
     assert!(sent.load(Ordering::Relaxed) <= 32 * 1024 * 1024 + IN_FLIGHT);
 }
+
+/// What kongup reads of a tool it runs (decK, pg_restore --list) is capped too: a tool
+/// that prints 200 MiB is stopped at 16 MiB, and the error says which stream and how much.
+#[tokio::test]
+async fn a_tool_that_prints_too_much_is_stopped() {
+    use kongup::kong::process::{ToolError, run_tool};
+    let started = std::time::Instant::now();
+    let error = run_tool(
+        std::path::Path::new("head"),
+        &["-c".into(), "200M".into(), "/dev/zero".into()],
+        &[],
+        Duration::from_secs(60),
+        "deck gateway dump of http://kong:8001",
+    )
+    .await
+    .err()
+    .expect("a tool that prints 200 MiB is refused (no output printed here: it is large)");
+    assert!(
+        matches!(error, ToolError::OutputTooLarge { .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message
+            .contains("deck gateway dump of http://kong:8001 printed more than 16 MiB on stdout"),
+        "{message}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
