@@ -113,10 +113,19 @@ pub enum AdminError {
     )]
     NotControlPlane { url: String, message: String },
     #[error(
-        "{url} did not answer within {}: the node may be overloaded or a firewall drops the packets",
-        humantime::format_duration(*after)
+        "{url} did not answer {}: the node may be overloaded or a firewall drops the packets",
+        match tries {
+            1 => format!("within {}", humantime::format_duration(*after)),
+            n => format!("in {n} tries of {} each", humantime::format_duration(*after)),
+        }
     )]
-    Timeout { url: String, after: Duration },
+    Timeout {
+        url: String,
+        after: Duration,
+        /// How many times the read was tried, `after` each, so the message is true of the
+        /// whole call.
+        tries: u32,
+    },
     #[error("{url} answered {status}{}: Kong reported an error; check the node's error log", kong_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
     Status {
         url: String,
@@ -381,7 +390,14 @@ impl AdminClient {
                 Err(e) => e.is_transient(),
             };
             if !transient || attempt >= attempts {
-                return result;
+                return result.map_err(|error| match error {
+                    AdminError::Timeout { url, after, .. } => AdminError::Timeout {
+                        url,
+                        after,
+                        tries: attempt,
+                    },
+                    other => other,
+                });
             }
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
@@ -418,6 +434,7 @@ impl AdminClient {
             return AdminError::Timeout {
                 url,
                 after: self.options.timeout,
+                tries: 1,
             };
         }
         if let Some(detail) = find_tls_error(error) {
@@ -430,6 +447,7 @@ impl AdminClient {
             return AdminError::Timeout {
                 url,
                 after: self.options.connect_timeout,
+                tries: 1,
             };
         }
         AdminError::Connect {
