@@ -179,6 +179,12 @@ pub fn redact_url(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Whether `text` holds a URL with user-info (`user@`, `user:password@`), which kongup
+/// refuses wherever a URL is given to it: a credential goes in a secret source instead.
+pub fn has_userinfo(text: &str) -> bool {
+    matches!(redact_url(text), Cow::Owned(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +210,7 @@ mod tests {
             "GET https://[REDACTED]@kong/x?y=a@b and postgres://[REDACTED]@db/kong."
         );
         assert_eq!(redact_url("http://user@host"), "http://[REDACTED]@host");
+        assert!(has_userinfo("http://user@host") && !has_userinfo("http://host/@"));
         assert!(matches!(
             redact_url("http://kong:8001/a@b mail me@host ://"),
             Cow::Borrowed(_)

@@ -1,12 +1,14 @@
 //! Typed reads from the positioned YAML tree. Each reader reports what is wrong at the
 //! node's position and returns `None`, so the loader carries on and finds every error.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::plan::model::SecretRef;
 use crate::plan::version::KongVersion;
+use crate::secrets::{has_userinfo, redact_url};
 
 use super::diagnostics::{Diagnostics, did_you_mean, one_of};
 use super::yaml::{Node, Pos, Value};
@@ -22,6 +24,18 @@ pub(super) fn join(path: &str, key: &str) -> String {
 
 pub(super) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
+}
+
+/// How much of a written value a message repeats: enough to recognise it.
+const ECHO_CHARS: usize = 40;
+
+/// A written value as a message repeats it: whole when short, else its first
+/// [`ECHO_CHARS`] characters and its size, so a huge value is not copied into messages.
+pub(super) fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
+    }
 }
 
 /// Names the place in messages; the document root has no path.
@@ -440,9 +454,31 @@ pub(super) fn file_path(d: &mut Diagnostics, node: &Node, path: &str) -> Option<
     text(d, node, path).map(PathBuf::from)
 }
 
-/// An `http` or `https` URL with a host.
+/// An `http` or `https` URL with a host, and no credential in it: `user:password@` would be
+/// shown on screen and written to the logs and the journal with the plan. Messages repeat
+/// the URL with its user-info hidden.
 pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String> {
     let written = text(d, node, path)?;
+    let echo = shown(&redact_url(&written)).into_owned();
+    if has_userinfo(&written) {
+        let instead = if path.ends_with("proxy_url") {
+            "a smoke test sends a credential as a header read from its source: \
+             `smoke_tests[].headers: {apikey: {env: VARIABLE}}` (or `{file: /path}`)"
+        } else {
+            "the Admin token goes in `admin.token: {env: VARIABLE}` or `{file: /path}`, and \
+             kongup sends it as Kong-Admin-Token"
+        };
+        d.error_with_hint(
+            node.pos,
+            format!(
+                "{}: `{echo}` holds a user name or password; a credential must not be written \
+                 in a URL, where it would be shown and logged",
+                place(path)
+            ),
+            format!("remove `user:password@`; {instead}"),
+        );
+        return None;
+    }
     match reqwest::Url::parse(&written) {
         Ok(parsed)
             if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() =>
@@ -453,9 +489,9 @@ pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String
             d.error_with_hint(
                 node.pos,
                 format!(
-                    "{}: `{written}` is not an http or https URL (scheme `{}`)",
+                    "{}: `{echo}` is not an http or https URL (scheme `{}`)",
                     place(path),
-                    parsed.scheme()
+                    shown(parsed.scheme())
                 ),
                 "write e.g. http://10.0.1.11:8001 or https://kong-admin.internal:8444",
             );
@@ -464,7 +500,7 @@ pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String
         Err(error) => {
             d.error_with_hint(
                 node.pos,
-                format!("{}: `{written}` is not a URL ({error})", place(path)),
+                format!("{}: `{echo}` is not a URL ({error})", place(path)),
                 "write e.g. http://10.0.1.11:8001 or https://kong-admin.internal:8444",
             );
             None

@@ -3,4 +3,5 @@
 mod help;
 mod path;
 mod plan;
+mod urls;
 mod validate;

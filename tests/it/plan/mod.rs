@@ -1,3 +1,4 @@
 //! Plans kongup refuses.
 
 mod refusals;
+mod urls;
