@@ -148,7 +148,7 @@ pub(super) fn mapping<'a>(
         if let Some(first) = fields.key_pos(name) {
             d.error_with_hint(
                 key.pos,
-                format!("`{name}` is given twice in {}", place(path)),
+                format!("`{}` is given twice in {}", shown(name), place(path)),
                 format!(
                     "the first is at line {}, column {}; keep one",
                     first.line, first.column
@@ -177,7 +177,7 @@ fn unknown_key(d: &mut Diagnostics, pos: Pos, name: &str, path: &str, allowed: &
     };
     d.error_with_hint(
         pos,
-        format!("unknown key `{name}` in {}", place(path)),
+        format!("unknown key `{}` in {}", shown(name), place(path)),
         hint,
     );
 }
@@ -249,7 +249,7 @@ pub(super) fn argv(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Vec<S
             ),
             format!(
                 "write it as a list, e.g. [{}], or use `shell:` for a shell command line",
-                text.split_whitespace().collect::<Vec<_>>().join(", ")
+                shown(&text.split_whitespace().collect::<Vec<_>>().join(", "))
             ),
         );
         return None;
@@ -316,7 +316,7 @@ where
         Some(value) if range.contains(&value) => Some(value),
         _ => {
             let found = match &node.value {
-                Value::Scalar { text, .. } if !node.is_null() => format!("`{text}`"),
+                Value::Scalar { text, .. } if !node.is_null() => format!("`{}`", shown(text)),
                 _ => node.kind_name().to_string(),
             };
             // A ten-digit bound is the type's own limit, not one worth printing.
@@ -388,7 +388,11 @@ pub(super) fn duration(d: &mut Diagnostics, node: &Node, path: &str) -> Option<D
         Err(error) => {
             d.error_with_hint(
                 node.pos,
-                format!("{}: `{written}` is not a duration ({error})", place(path)),
+                format!(
+                    "{}: `{}` is not a duration ({error})",
+                    place(path),
+                    shown(&written)
+                ),
                 "write e.g. `30s`, `5m` or `1h` (a number needs its unit)",
             );
             None
@@ -396,23 +400,38 @@ pub(super) fn duration(d: &mut Diagnostics, node: &Node, path: &str) -> Option<D
     }
 }
 
-/// One of a fixed set of words.
+/// One of a fixed set of words. The written text is compared where it lies, and a message
+/// repeats at most [`ECHO_CHARS`] of it.
 pub(super) fn choice<'w>(
     d: &mut Diagnostics,
     node: &Node,
     path: &str,
     allowed: &[&'w str],
 ) -> Option<&'w str> {
-    let written = string(d, node, path)?;
+    let written = match &node.value {
+        Value::Scalar { text, .. } if !node.is_null() => text.as_str(),
+        _ => {
+            d.error(
+                node.pos,
+                format!(
+                    "{} must be a string, found {}",
+                    place(path),
+                    node.kind_name()
+                ),
+            );
+            return None;
+        }
+    };
     if let Some(word) = allowed.iter().find(|w| **w == written) {
         return Some(word);
     }
     let message = format!(
-        "{}: `{written}` is not one of {}",
+        "{}: `{}` is not one of {}",
         place(path),
+        shown(written),
         one_of(allowed)
     );
-    match did_you_mean(&written, allowed) {
+    match did_you_mean(written, allowed) {
         Some(close) => d.error_with_hint(node.pos, message, format!("did you mean `{close}`?")),
         None => d.error(node.pos, message),
     }
@@ -439,8 +458,9 @@ pub(super) fn version(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Ko
             d.error_with_hint(
                 node.pos,
                 format!(
-                    "{}: `{written}` is not a Kong version: {}",
+                    "{}: `{}` is not a Kong version: {}",
                     place(path),
+                    shown(&written),
                     error.reason
                 ),
                 "write MAJOR.MINOR.PATCH, or MAJOR.MINOR.PATCH.BUILD for Enterprise, e.g. 3.4.3 or 3.4.3.12",
@@ -534,8 +554,9 @@ pub(super) fn secret(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Sec
                 d.error(
                     fields.get("env").map_or(node.pos, |n| n.pos),
                     format!(
-                        "`{}`: `{var}` is not an environment variable name",
-                        fields.path_of("env")
+                        "`{}`: `{}` is not an environment variable name",
+                        fields.path_of("env"),
+                        shown(&var)
                     ),
                 );
                 return None;

@@ -1,4 +1,5 @@
 //! Plans kongup refuses.
 
 mod refusals;
+mod sizes;
 mod urls;
