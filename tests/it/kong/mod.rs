@@ -11,6 +11,7 @@ mod client;
 mod db;
 mod deck_backup;
 mod init;
+mod init_many;
 mod migrations;
 mod pg_tls;
 mod preflight_metrics;
