@@ -172,17 +172,26 @@ impl NodeSample {
         if buckets.iter().any(|b| b.count.is_nan()) {
             return;
         }
-        let histogram = Histogram::from_buckets(buckets);
+        // Bounds that are negative or do not increase: the series is refused for this scrape.
+        let Ok(histogram) = Histogram::checked(buckets) else {
+            return;
+        };
         if histogram.count().is_none() {
             return;
         }
         let map = &mut self.latency[kind.index()];
         match map.get_mut(series.as_str()) {
-            // The same series in two runs of lines: keep every bucket, sorted.
+            // The same series in two runs of lines: keep every bucket, sorted; a bound
+            // written twice refuses it.
             Some(existing) => {
                 existing.extend_from_slice(histogram.buckets());
-                let merged = Histogram::from_buckets(std::mem::take(existing));
-                *existing = merged.buckets().to_vec();
+                existing.sort_by(|a, b| a.le.total_cmp(&b.le));
+                match Histogram::checked(std::mem::take(existing)) {
+                    Ok(merged) => *existing = merged.buckets().to_vec(),
+                    Err(_) => {
+                        map.remove(series.as_str());
+                    }
+                }
             }
             None => {
                 map.insert(series.into_boxed_str(), histogram.buckets().to_vec());

@@ -1,6 +1,7 @@
 //! Metrics: the exposition parser, cluster figures and gates, the live monitor and `kongup
 //! scrape`.
 
+mod bucket_bounds;
 mod figures;
 mod live;
 mod parse;
