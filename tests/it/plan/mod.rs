@@ -1,5 +1,6 @@
 //! Plans kongup refuses.
 
+mod encoding;
 mod refusals;
 mod sizes;
 mod urls;
