@@ -186,7 +186,7 @@ impl RunView {
                 rec.state = StepState::Interrupted;
                 rec.detail = Some(
                     "kongup stopped while this step ran: retry it, mark it done with a note, \
-                     or roll back"
+                     skip it with a reason, or roll back"
                         .to_string(),
                 );
             }
@@ -319,7 +319,8 @@ impl RunView {
     }
 
     /// The step whose turn it is: the first unsettled step of the rollback plan while a
-    /// rollback is under way, else the first unsettled forward step.
+    /// rollback is under way, else a failed or interrupted forward step, else the first
+    /// unsettled forward step.
     pub fn next_step(&self) -> Option<String> {
         if let Some(rollback) = &self.rollback {
             if rollback.finished {
@@ -332,9 +333,22 @@ impl RunView {
                 .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
                 .map(|s| s.step.clone());
         }
+        // A step that failed or was interrupted waits for the operator's decision before
+        // anything else: after a plan change, steps may have been put before it.
+        let undecided = |s: &&StepInfo| {
+            matches!(
+                self.state_of(&s.step),
+                StepState::Failed | StepState::Interrupted
+            )
+        };
         self.steps
             .iter()
-            .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            .find(undecided)
+            .or_else(|| {
+                self.steps
+                    .iter()
+                    .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            })
             .map(|s| s.step.clone())
     }
 
@@ -406,6 +420,7 @@ mod tests {
             kind: "manual".into(),
             changes: true,
             irreversible: false,
+            y_percent: None,
         }
     }
 

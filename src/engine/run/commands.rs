@@ -63,8 +63,9 @@ impl Engine {
         let state = self.view.state_of(&key);
         if !states.contains(&state) {
             let hint = match state {
-                StepState::Failed | StepState::Interrupted => {
-                    ": retry it, mark it done with a note, or roll back"
+                StepState::Failed => ": retry it or roll back",
+                StepState::Interrupted => {
+                    ": retry it, mark it done with a note, skip it with a reason, or roll back"
                 }
                 _ => "",
             };
@@ -264,7 +265,7 @@ impl Engine {
 
     pub(super) fn skip(&mut self, step: StepRef, reason: String) -> Result<(), EngineError> {
         let reason = reason.trim().to_string();
-        match self.check_turn(&step, &[StepState::Pending], "skip") {
+        match self.check_turn(&step, &[StepState::Pending, StepState::Interrupted], "skip") {
             Ok(_) if reason.is_empty() => {
                 self.refuse(Some(&step), format!("skipping {step} needs a reason"));
                 Ok(())

@@ -6,6 +6,7 @@ mod journal_integrity;
 mod lifecycle;
 mod node_commands;
 mod plain;
+mod plan_change;
 mod report_rollback;
 mod rollback;
 mod traffic;

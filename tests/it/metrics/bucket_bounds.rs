@@ -33,8 +33,14 @@ fn p99(bad: &[(&str, u64)]) -> f64 {
     let first = NodeSample::parse(&exposition(bad, 1), at(0)).unwrap();
     let second = NodeSample::parse(&exposition(bad, 2), at(10)).unwrap();
     let delta = second.delta_since(&first);
-    let histogram = delta.latency(Latency::Kong).expect("the good series counts");
-    assert_eq!(histogram.count(), Some(100.0), "only the good series counts");
+    let histogram = delta
+        .latency(Latency::Kong)
+        .expect("the good series counts");
+    assert_eq!(
+        histogram.count(),
+        Some(100.0),
+        "only the good series counts"
+    );
     histogram.quantile(0.99).unwrap()
 }
 
