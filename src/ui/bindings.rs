@@ -124,7 +124,8 @@ pub enum When {
     Always,
     /// The selected step can be confirmed now (ready, and the run not paused).
     SelectedConfirmable,
-    /// As `SelectedConfirmable`, and the step is ready (not a rollback step offered).
+    /// As `SelectedConfirmable` with the step ready (not a rollback step offered), or the
+    /// step interrupted: skipping it is one of its decisions.
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
@@ -150,7 +151,10 @@ impl When {
         match self {
             When::Always => true,
             When::SelectedConfirmable => confirmable,
-            When::SelectedSkippable => confirmable && selected_is(&[StepState::Ready]),
+            When::SelectedSkippable => {
+                (confirmable && selected_is(&[StepState::Ready]))
+                    || selected_is(&[StepState::Interrupted])
+            }
             When::SelectedFailedOrInterrupted => {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
@@ -221,7 +225,7 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('s')],
         Action::Skip,
-        entry("s", &["skip the selected ready step (asks a reason)"]),
+        entry("s", &["skip a ready or interrupted step (asks a reason)"]),
         footer(1, &[(When::SelectedSkippable, "skip")]),
     ),
     bind(

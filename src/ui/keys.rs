@@ -204,8 +204,12 @@ fn skip_selected(state: &ConsoleState) -> KeyOutcome {
     let Some((step_ref, _, status)) = state.selected() else {
         return KeyOutcome::default();
     };
-    if status.state != StepState::Ready {
-        return not_eligible(step_ref, status.state, "only a ready step can be skipped");
+    if !matches!(status.state, StepState::Ready | StepState::Interrupted) {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "only a ready or interrupted step can be skipped",
+        );
     }
     KeyOutcome::ui(UiAction::Open(Modal::Prompt {
         purpose: PromptPurpose::Skip(step_ref.clone()),
