@@ -95,9 +95,9 @@ fn parse(line: &str) -> Parsed {
 
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
-  skip REASON  skip the step shown, saying why
+  skip REASON  skip the step shown (ready or interrupted), saying why
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
-  done NOTE    record a failed or interrupted step as done by hand, saying what was done
+  done NOTE    record an interrupted step as done by hand, saying what was done
   pause        start nothing new until `resume`
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
@@ -375,9 +375,15 @@ impl Plain {
                 ));
                 None
             }
+            _ if state == StepState::Interrupted => {
+                self.say(&format!(
+                    "{step} is interrupted: retry, done NOTE, skip REASON, rollback, or `help`"
+                ));
+                None
+            }
             _ => {
                 self.say(&format!(
-                    "{step} is {}: retry, done NOTE, rollback, or `help`",
+                    "{step} is {}: retry, rollback, or `help`",
                     state.as_str()
                 ));
                 None
@@ -397,11 +403,16 @@ impl Plain {
                 self.setup.plan.name
             ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
-            _ if irreversible => format!(
-                "type the plan name ({}) to retry | done NOTE | rollback | quit",
+            StepState::Interrupted if irreversible => format!(
+                "type the plan name ({}) to retry | done NOTE | skip REASON | rollback | quit",
                 self.setup.plan.name
             ),
-            _ => "retry | done NOTE | rollback | quit".to_string(),
+            StepState::Interrupted => "retry | done NOTE | skip REASON | rollback | quit".into(),
+            _ if irreversible => format!(
+                "type the plan name ({}) to retry | rollback | quit",
+                self.setup.plan.name
+            ),
+            _ => "retry | rollback | quit".to_string(),
         };
         self.say(&format!("kongup> {step}: {choices}"));
     }
@@ -434,6 +445,10 @@ impl Plain {
         self.say("   what runs:");
         for line in runs {
             self.say(&format!("     - {line}"));
+        }
+        let y_now = self.split.map(|split| split.y);
+        if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {
+            self.say(&format!("   {warning}"));
         }
         if details.irreversible {
             self.say(&format!(
