@@ -37,7 +37,7 @@ use crate::secrets::Redactor;
 
 mod read;
 
-pub use read::{JournalContents, read_journal};
+pub use read::{JournalContents, check as check_journal, read_journal};
 
 /// The journal's file name inside the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";

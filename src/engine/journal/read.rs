@@ -53,7 +53,8 @@ struct Kept<'a> {
     event: String,
 }
 
-fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
+/// Checks a journal's `bytes` as [`read_journal`] does; `path` is what messages call it.
+pub fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
     let path_buf = || path.to_path_buf();
     let lines = split_lines(bytes);
     let mut records: Vec<Record> = Vec::new();

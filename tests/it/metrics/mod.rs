@@ -3,5 +3,6 @@
 
 mod bucket_bounds;
 mod figures;
+mod fuzz;
 mod live;
 mod parse;
