@@ -20,7 +20,7 @@ use std::sync::Arc;
 use chrono::Local;
 use tokio::sync::mpsc;
 
-use crate::engine::event::{LogStream, RollbackProgress, TrafficVerification};
+use crate::engine::event::{LogStream, RollbackProgress, SessionEvent, TrafficVerification};
 use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
@@ -82,6 +82,8 @@ fn parse(line: &str) -> Parsed {
         "rollback" if rest.is_empty() => Parsed::Run(Command::Rollback),
         "abort" if rest.is_empty() => Parsed::Run(Command::Abort),
         "quit" | "q" if rest.is_empty() => Parsed::Run(Command::Quit),
+        "handover" if rest.is_empty() => Parsed::Run(Command::HandOver),
+        "keep" if rest.is_empty() => Parsed::Run(Command::KeepRun),
         "help" | "?" if rest.is_empty() => Parsed::Help,
         "traffic" => match rest.trim_end_matches('%').parse::<u8>() {
             Ok(y) if y <= 100 => Parsed::Run(Command::SetTraffic { y_percent: y }),
@@ -103,7 +105,10 @@ const HELP: &str = "\
   rollback     all traffic to X where that is safe, then the rollback plan
   abort        stop the running step (kills its process group) or a traffic change
   traffic N    set the split by hand: N% to Y
-  quit         leave; the run stays resumable (a running step finishes first)";
+  quit         leave; the run stays resumable (a running step finishes first)
+  handover     hand the run over to the kongup that asks for it (kongup run --take-over),
+               then leave as on quit
+  keep         keep the run: decline the request to take it over";
 
 /// How long the end of `--plain` waits for its output to be written (a terminal that
 /// stopped reading must not keep kongup from exiting).
@@ -555,7 +560,13 @@ impl Plain {
                 RollbackProgress::Finished => "rollback finished".to_string(),
             }),
             Event::Warning(text) => self.say(&format!("! {text}")),
-            Event::Metrics(_) | Event::Topology(_) => {}
+            Event::Session(SessionEvent::HandoverAsked { by, until }) => self.say(&format!(
+                "{by} asks to take over · `handover` hands the run over, `keep` keeps it (the \
+                 request lapses at {})",
+                until.with_timezone(&Local).format("%H:%M:%S")
+            )),
+            Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
+            Event::Metrics(_) | Event::Topology(_) | Event::Session(SessionEvent::Driver(_)) => {}
         }
     }
 
@@ -630,6 +641,8 @@ mod tests {
         );
         assert_eq!(parse("rollback"), Parsed::Run(Command::Rollback));
         assert_eq!(parse("QUIT"), Parsed::Run(Command::Quit));
+        assert_eq!(parse("handover"), Parsed::Run(Command::HandOver));
+        assert_eq!(parse("keep"), Parsed::Run(Command::KeepRun));
         assert_eq!(
             parse("traffic 25%"),
             Parsed::Run(Command::SetTraffic { y_percent: 25 })

@@ -70,6 +70,52 @@ pub fn start(
     sources: LiveSources,
     toolbox: &mut Toolbox,
 ) -> Result<(LiveSupport, mpsc::UnboundedReceiver<Event>), LiveSupportError> {
+    let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);
+    toolbox.gates = Some(gate_rx);
+    start_with(plan, sources, |monitor, _, cancel| {
+        forward_verdicts(monitor, gate_tx, cancel)
+    })
+}
+
+/// Starts the monitor and the watcher for `kongup watch`: the verdicts go to the events
+/// (`Event::Gate`), as the engine passes them on to a driver's console; nothing acts on them.
+pub fn start_watching(
+    plan: &Arc<Plan>,
+    sources: LiveSources,
+) -> Result<(LiveSupport, mpsc::UnboundedReceiver<Event>), LiveSupportError> {
+    start_with(plan, sources, |monitor, side_tx, cancel| {
+        let mut verdicts = monitor.subscribe_verdicts();
+        tokio::spawn(async move {
+            loop {
+                let verdict = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    verdict = verdicts.recv() => verdict,
+                };
+                match verdict {
+                    Ok(verdict) => {
+                        if side_tx.send(Event::Gate(verdict)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+    })
+}
+
+/// The monitor, the snapshots' forwarding and the topology watcher; `verdicts` starts what
+/// takes the gate verdicts.
+fn start_with(
+    plan: &Arc<Plan>,
+    sources: LiveSources,
+    verdicts: impl FnOnce(
+        &MonitorHandle,
+        mpsc::UnboundedSender<Event>,
+        CancellationToken,
+    ) -> JoinHandle<()>,
+) -> Result<(LiveSupport, mpsc::UnboundedReceiver<Event>), LiveSupportError> {
     let (side_tx, side_rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
@@ -83,10 +129,8 @@ pub fn start(
     }
     let monitor = monitor::spawn(config, client);
 
-    let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);
-    toolbox.gates = Some(gate_rx);
     let mut tasks = vec![
-        forward_verdicts(&monitor, gate_tx, cancel.clone()),
+        verdicts(&monitor, side_tx.clone(), cancel.clone()),
         forward_snapshots(&monitor, side_tx.clone(), cancel.clone()),
     ];
 

@@ -42,11 +42,14 @@ fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
         },
         BakeResult::NoGates => StepOutcome::succeeded(format!("{done}; baked without gates")),
         BakeResult::Failed(verdict) => StepOutcome::Failed {
-            detail: format!(
-                "{done}; gate failed ({} breaches in a row): {}",
-                verdict.consecutive_breaches,
-                verdict.checks.join("; ")
-            ),
+            // A data plane without configuration fails at once, with no breach counted.
+            detail: match verdict.consecutive_breaches {
+                0 => format!("{done}; gate failed: {}", verdict.checks.join("; ")),
+                breaches => format!(
+                    "{done}; gate failed ({breaches} breaches in a row): {}",
+                    verdict.checks.join("; ")
+                ),
+            },
             then: match plan.gates.on_fail {
                 FailAction::Pause => AfterFailure::Pause,
                 FailAction::Rollback => AfterFailure::Rollback,

@@ -15,6 +15,7 @@ pub mod run;
 pub mod scrape;
 pub mod status;
 pub mod validate;
+pub mod watch;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,8 @@ pub enum CliCommand {
     Status(status::StatusArgs),
     /// The audit report of a run: timeline, traffic changes, gate verdicts, rollback.
     Report(report::ReportArgs),
+    /// Follow a run another kongup drives, read-only: the console, or its records as lines.
+    Watch(watch::WatchArgs),
     /// Run the simulated Kong lab headless (both clusters) until interrupted.
     #[cfg(feature = "lab")]
     Lab(lab::LabArgs),
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> color_eyre::Result<i32> {
         CliCommand::Run(args) => run::run(args),
         CliCommand::Status(args) => status::run(args),
         CliCommand::Report(args) => report::run(args),
+        CliCommand::Watch(args) => watch::run(args),
         #[cfg(feature = "lab")]
         CliCommand::Lab(args) => lab::run(args),
         #[cfg(feature = "lab")]

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::kong::migrations::build_command;
 use crate::plan::load::load_plan;
 use crate::plan::model::{CommandSpec, Plan};
 use crate::plan::placement::command_runs;
-use crate::plan::steps::{ExpandedPlan, Phase, Step};
+use crate::plan::steps::{ExpandedPlan, Phase, Step, StepKind};
 use crate::plan::version::KongVersion;
 
 #[derive(Debug, clap::Args)]
@@ -162,7 +163,7 @@ pub fn render_text(plan: &Plan, expanded: &ExpandedPlan) -> String {
     let id_width = expanded.steps().map(|(_, s)| s.id.len()).max().unwrap_or(0);
     for phase in &expanded.phases {
         out.push('\n');
-        render_phase(&mut out, phase, id_width);
+        render_phase(&mut out, plan, phase, id_width);
     }
     let _ = writeln!(
         out,
@@ -171,7 +172,7 @@ pub fn render_text(plan: &Plan, expanded: &ExpandedPlan) -> String {
     out
 }
 
-fn render_phase(out: &mut String, phase: &Phase, id_width: usize) {
+fn render_phase(out: &mut String, plan: &Plan, phase: &Phase, id_width: usize) {
     let _ = writeln!(
         out,
         "Phase {} ({}), {} steps:",
@@ -201,6 +202,13 @@ fn render_phase(out: &mut String, phase: &Phase, id_width: usize) {
         let indent = " ".repeat(5 + markers.len() + 1 + 6 + 1);
         if let Some(reason) = &step.skip_reason {
             let _ = writeln!(out, "{indent}skipped: {reason}");
+        }
+        if let (StepKind::Migrations(command), true) = (&step.kind, step.builtin) {
+            let _ = writeln!(
+                out,
+                "{indent}kongup runs: {}",
+                build_command(&plan.migrations, *command).display()
+            );
         }
         for run in command_runs(&step.commands) {
             let places: Vec<String> = run

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actions::{self, kong::KongAccess};
+use crate::engine::handover::take_over;
 use crate::engine::rundir::default_run_dir;
 use crate::engine::step::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
@@ -37,6 +38,10 @@ pub struct RunArgs {
     /// them). End of input quits; the run stays resumable.
     #[arg(long)]
     pub plain: bool,
+    /// The run is driven by another kongup: ask it to hand the run over (its operator
+    /// answers; unanswered, the request lapses in 60 s), then drive it from here.
+    #[arg(long)]
+    pub take_over: bool,
     /// Practise the plan against a simulated lab shaped like its topology: every executor
     /// acts on the lab, the lab's balancer stands in for the traffic driver, and the run
     /// lives in its own directory (the real one's name + `-rehearsal`).
@@ -132,7 +137,11 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let operator = local_operator();
     let outcome: color_eyre::Result<SessionEnd> = runtime.block_on(async {
+        if args.take_over {
+            take_over(&run_dir, &operator.0, |line| eprintln!("{line}")).await?;
+        }
         // Live metrics (the gates' verdicts) and the topology run beside the engine for
         // as long as it runs.
         let (_live, side_events) = session::start(
@@ -151,7 +160,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             expanded: expanded.clone(),
             plan_text: loaded.source,
             run_dir,
-            operator: local_operator(),
+            operator,
             toolbox: toolbox.clone(),
             options: RunOptions {
                 accept_plan_change: args.accept_plan_change,

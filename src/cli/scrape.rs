@@ -1,5 +1,7 @@
 //! `kongup scrape URL…`: two samples of each Kong `/metrics` endpoint, `--interval`
-//! apart, and the figures kongup would derive from them, per endpoint and in total.
+//! apart, and the figures kongup would derive from them, per endpoint and in total. Kong
+//! 2.x and 3.x endpoints alike: what is missing is said in the words of the Kong that
+//! answered (`metrics::explain`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use serde::Serialize;
 use crate::kong::http;
 use crate::metrics::ClusterFigures;
 use crate::metrics::aggregate::ClusterTracker;
+use crate::metrics::explain::{Figure, why_unknown};
 use crate::metrics::sample::NodeSample;
 use crate::metrics::scrape::{metrics_url_from_arg, scrape_node};
 use crate::plan::model::{SecretRef, TlsOptions};
@@ -58,8 +61,17 @@ struct FiguresJson {
     /// p99 of `kong_kong_latency_ms` (Kong's own time) and `kong_upstream_latency_ms`.
     kong_p99_ms: Option<f64>,
     upstream_p99_ms: Option<f64>,
+    /// The status-code and latency series exist (named after 3.x's flags; Kong 2.x has
+    /// no flags and exports them once a request is counted).
     status_code_metrics: bool,
     latency_metrics: bool,
+    /// "2.x" or "3.x": whose families the endpoint exports; null when it cannot be told.
+    kong_exporter: Option<&'static str>,
+    /// Every HTTP request nginx served per second, Admin/Status API calls included.
+    nginx_requests_per_s: Option<f64>,
+    /// Control planes: the data planes reported with the empty configuration on both
+    /// samples, as `hostname (ip)`.
+    empty_configuration: Vec<String>,
 }
 
 impl From<&ClusterFigures> for FiguresJson {
@@ -74,6 +86,13 @@ impl From<&ClusterFigures> for FiguresJson {
             upstream_p99_ms: f.upstream_latency.p99_ms,
             status_code_metrics: f.status_code_metrics,
             latency_metrics: f.latency_metrics,
+            kong_exporter: f.exporter.map(|e| e.as_str()),
+            nginx_requests_per_s: f.nginx_requests_per_s,
+            empty_configuration: f
+                .empty_configuration
+                .iter()
+                .map(|e| format!("{} ({})", e.data_plane.hostname, e.data_plane.ip))
+                .collect(),
         }
     }
 }
@@ -217,14 +236,32 @@ fn render_table(
             notes.push(format!("{url}: not scraped: {error}"));
             continue;
         }
+        for empty in &figures.empty_configuration {
+            let dp = &empty.data_plane;
+            notes.push(if dp.compatible == Some(false) {
+                format!(
+                    "{url}: data plane {} ({}) is refused as incompatible and gets no \
+                     configuration (config hash 0 on both samples)",
+                    dp.hostname, dp.ip
+                )
+            } else {
+                format!(
+                    "{url}: data plane {} ({}) has the empty configuration (config hash 0 on \
+                     both samples): it answers every request with 404",
+                    dp.hostname, dp.ip
+                )
+            });
+        }
         if !figures.status_code_metrics {
             notes.push(format!(
-                "{url}: no kong_http_requests_total (status_code_metrics off, or no request yet): requests/s and 5xx unknown"
+                "{}; requests/s unknown too",
+                why_unknown(Figure::Errors, url, figures)
             ));
         }
         if !figures.latency_metrics {
             notes.push(format!(
-                "{url}: no latency histograms (latency_metrics off, or no request yet): p50/p95/p99 unknown"
+                "{}; p50 and p95 unknown too",
+                why_unknown(Figure::P99, url, figures)
             ));
         }
     }

@@ -18,8 +18,9 @@ use chrono::Utc;
 use crate::kong::backup::{self, BackupRecord};
 use crate::kong::database::{DatabaseError, KongDatabase};
 use crate::kong::freeze::{self, EntityPrint, Fingerprint};
-use crate::kong::migrations::MigrationsLock;
+use crate::kong::migrations::{MigrationsActivity, MigrationsLock};
 use crate::kong::pg;
+use crate::kong::pg_version::PgServerVersion;
 use crate::kong::restore::RestoreReport;
 use crate::kong::schema::SchemaState;
 use crate::plan::steps::ClusterSide;
@@ -272,15 +273,27 @@ impl KongDatabase for LabDatabase {
         Ok(freeze::compare(before, &self.fingerprint().await?))
     }
 
-    async fn migrations_lock(&self) -> Result<Option<MigrationsLock>, DatabaseError> {
+    async fn migrations_activity(&self) -> Result<MigrationsActivity, DatabaseError> {
         let now = Instant::now();
-        Ok(self.with_db(|db| db.lock())?.map(|row| MigrationsLock {
+        let lock = self.with_db(|db| db.lock())?.map(|row| MigrationsLock {
             owner: Some(row.owner),
             ttl: Some(format!(
                 "{}s",
                 row.expires.saturating_duration_since(now).as_secs()
             )),
             expired: row.expires <= now,
-        }))
+        });
+        Ok(MigrationsActivity {
+            lock,
+            sessions: Vec::new(),
+            unseen: Some(
+                "the simulated database has no pg_stat_activity: only its lock row is checked"
+                    .to_string(),
+            ),
+        })
+    }
+
+    async fn server_version(&self) -> Result<Option<PgServerVersion>, DatabaseError> {
+        Ok(None)
     }
 }

@@ -40,4 +40,9 @@ pub enum Command {
     Abort,
     /// Leave: the run stays resumable. A running step finishes first.
     Quit,
+    /// Hand the run over to the kongup that asks for it (`kongup run --take-over`): then
+    /// leave, as `Quit`.
+    HandOver,
+    /// Keep the run: the request to take it over is declined.
+    KeepRun,
 }

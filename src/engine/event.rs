@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::lock::LockHolder;
 pub use crate::exec::LogStream;
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
@@ -106,6 +107,23 @@ pub enum Event {
     RollbackProgress(RollbackProgress),
     /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
     Warning(String),
+    /// Who drives the run, and requests to hand it over.
+    Session(SessionEvent),
+}
+
+/// Who drives the run (told to `kongup watch`), and another kongup's request to take it
+/// over (told to the driver).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    /// Who drives the run now; `None`: nobody (the driver quit, crashed or lost its
+    /// terminal), so `kongup run` takes it over.
+    Driver(Option<LockHolder>),
+    /// `by` (`user@host`) asks to take the run over; unanswered, the request lapses at
+    /// `until`.
+    HandoverAsked { by: String, until: DateTime<Utc> },
+    /// The request is no longer open (declined, lapsed, withdrawn, or the run is being
+    /// handed over): why, in words.
+    HandoverClosed(String),
 }
 
 /// How a rollback knows all traffic is on X.

@@ -37,7 +37,7 @@ use crate::secrets::Redactor;
 
 mod read;
 
-pub use read::{JournalContents, check as check_journal, read_journal};
+pub use read::{JournalContents, Tail, check_lines, read_journal};
 
 /// The journal's file name inside the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -227,6 +227,30 @@ pub enum Entry {
     },
     SessionClosed {
         reason: String,
+    },
+    /// Another kongup (the record's `by`, its `pid`) asks the driver to hand the run over;
+    /// `request` names the request (`kongup run --take-over`).
+    HandoverRequested {
+        request: String,
+        pid: u32,
+    },
+    /// The driver handed the run over to `to`: its session closes next, and `to` drives.
+    HandedOver {
+        request: String,
+        to: String,
+    },
+    /// The request of `to` was not taken: declined by the driver, lapsed, or withdrawn.
+    HandoverDeclined {
+        request: String,
+        to: String,
+        reason: String,
+    },
+    /// The session that follows takes the run from a driver that stopped without closing
+    /// its session (a crash, `kill -9`, power loss: the kernel freed its lock).
+    LockTakenOver {
+        from: String,
+        pid: u32,
+        since: DateTime<Utc>,
     },
 }
 
@@ -642,6 +666,15 @@ impl Entry {
             Entry::SessionClosed { reason } => Entry::SessionClosed {
                 reason: text(reason),
             },
+            Entry::HandoverDeclined {
+                request,
+                to,
+                reason,
+            } => Entry::HandoverDeclined {
+                request,
+                to,
+                reason: text(reason),
+            },
             // Nothing but structure (keys, hashes, the plan, numbers, gate figures).
             structural @ (Entry::RunCreated { .. }
             | Entry::SessionOpened { .. }
@@ -651,7 +684,10 @@ impl Entry {
             | Entry::Resumed
             | Entry::TrafficRequested { .. }
             | Entry::Gate { .. }
-            | Entry::RollbackFinished) => structural,
+            | Entry::RollbackFinished
+            | Entry::HandoverRequested { .. }
+            | Entry::HandedOver { .. }
+            | Entry::LockTakenOver { .. }) => structural,
         }
     }
 }
@@ -863,6 +899,7 @@ mod tests {
                 breaches_to_fail: 2,
                 ..GateThresholds::default()
             },
+            p99_on_shared_bounds: None,
         };
         let gate = GateRecord {
             evaluated_at: Utc::now(),

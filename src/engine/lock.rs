@@ -54,9 +54,13 @@ impl std::fmt::Display for LockHolder {
 pub enum LockError {
     #[error(
         "the run in {} is being driven by {}; only one kongup may drive a run (it holds a lock \
-         on the run's {JOURNAL_FILE}): wait for it to quit, or stop that process",
+         on the run's {JOURNAL_FILE}). Watch it live with `kongup watch --journal {}`; ask its \
+         driver to hand it over with `kongup run PLAN --journal {} --take-over`; or wait for \
+         it to quit",
         run_dir.display(),
-        holder.as_ref().map_or("another process (it has not written its name yet)".to_string(), |h| h.to_string())
+        holder.as_ref().map_or("another process (it has not written its name yet)".to_string(), |h| h.to_string()),
+        run_dir.display(),
+        run_dir.display(),
     )]
     Held {
         run_dir: PathBuf,
@@ -263,6 +267,59 @@ pub fn lock_status(run_dir: &Path) -> io::Result<LockStatus> {
         Err((_, Errno::EWOULDBLOCK)) => Ok(LockStatus::Held(holder_of(run_dir))),
         Err((_, errno)) => Err(io::Error::from(errno)),
     }
+}
+
+/// Whether a process drives the run right now, and who, found without touching the lock:
+/// for `kongup watch`, which must never take it (a lock taken only to look, shared and for
+/// an instant, would refuse a kongup that starts driving in that instant).
+///
+/// On Linux the kernel lists every `flock` in `/proc/locks` (proc(5)): an exclusive one on
+/// the journal's inode means it is held. Elsewhere, or where that list cannot say (a file
+/// system that reports other device numbers), the named holder is asked: its pid still
+/// runs (`kill(pid, 0)`, which sends nothing), or it is on another host, where kongup cannot
+/// look, and is taken at its word.
+pub fn driver_status(run_dir: &Path) -> LockStatus {
+    let journal = run_dir.join(JOURNAL_FILE);
+    let Ok(meta) = std::fs::metadata(&journal) else {
+        return LockStatus::Free;
+    };
+    let holder = holder_of(run_dir);
+    if flock_listed(meta.dev(), meta.ino()) {
+        return LockStatus::Held(holder);
+    }
+    match holder {
+        Some(holder) if holder_runs(&holder) => LockStatus::Held(Some(holder)),
+        _ => LockStatus::Free,
+    }
+}
+
+/// Whether `/proc/locks` lists an exclusive `flock` on this device and inode.
+fn flock_listed(dev: u64, ino: u64) -> bool {
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return false;
+    };
+    // `1: FLOCK  ADVISORY  WRITE 4242 fe:00:10010957 0 EOF`; a waiter's line has `->`.
+    let id = format!(
+        "{:02x}:{:02x}:{ino}",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        matches!(fields.as_slice(), [_, "FLOCK", _, "WRITE", _, file, ..] if *file == id)
+    })
+}
+
+/// Whether the named holder still runs: its pid on this host, or a holder on another host
+/// (which kongup cannot see).
+fn holder_runs(holder: &LockHolder) -> bool {
+    let this_host = super::local_operator().0;
+    let host = |operator: &str| operator.rsplit_once('@').map(|(_, h)| h.to_string());
+    if host(&holder.operator) != host(&this_host) {
+        return true;
+    }
+    let pid = nix::unistd::Pid::from_raw(holder.pid as i32);
+    !matches!(nix::sys::signal::kill(pid, None), Err(Errno::ESRCH))
 }
 
 #[cfg(test)]

@@ -16,8 +16,11 @@
 //! its end, its result is journaled, then the engine stops.
 
 pub mod command;
+pub mod drivers;
 pub mod event;
 pub mod expected;
+pub mod follow;
+pub mod handover;
 pub mod journal;
 pub mod lock;
 pub mod plan_change;
@@ -25,9 +28,11 @@ pub mod report;
 pub mod rollback;
 mod run;
 pub mod rundir;
+pub mod shown;
 pub mod status;
 pub mod step;
 pub mod view;
+pub mod watcher;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::drivers::{Driver, drivers};
 use super::event::TrafficVerification;
 use super::journal::{ConfirmVia, Entry, StepResult};
 use super::lock::LockStatus;
@@ -114,6 +115,9 @@ pub struct RunReport {
     /// Every record as a sentence, in order: who did what, when.
     pub timeline: Vec<EventReport>,
     pub warnings: Vec<EventReport>,
+    /// Who drove the run, from when to when, and how each turn ended (handed over, quit,
+    /// a crash another kongup took the run over from).
+    pub drivers: Vec<Driver>,
 }
 
 fn confirm_via_name(via: ConfirmVia) -> &'static str {
@@ -125,7 +129,7 @@ fn confirm_via_name(via: ConfirmVia) -> &'static str {
 }
 
 /// What a record says, as a sentence for the timeline.
-fn describe(entry: &Entry) -> String {
+pub fn describe(entry: &Entry) -> String {
     match entry {
         Entry::RunCreated { plan_name, .. } => format!("run created for plan {plan_name}"),
         Entry::SessionOpened { pid } => format!("kongup started driving the run (pid {pid})"),
@@ -228,6 +232,18 @@ fn describe(entry: &Entry) -> String {
         ),
         Entry::RollbackFinished => "rollback finished".to_string(),
         Entry::Warning { text } => format!("warning: {text}"),
+        Entry::HandoverRequested { pid, .. } => {
+            format!("asked to take the run over (kongup run --take-over, pid {pid})")
+        }
+        Entry::HandedOver { to, .. } => format!("handed over to {to}"),
+        Entry::HandoverDeclined { to, reason, .. } => {
+            format!("the run was not handed over to {to}: {reason}")
+        }
+        Entry::LockTakenOver { from, pid, since } => format!(
+            "took the run over from {from} (pid {pid}, driving since {}), which had stopped \
+             without closing its session",
+            time(since)
+        ),
     }
 }
 
@@ -446,6 +462,7 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
         }),
         timeline,
         warnings,
+        drivers: drivers(&run.records),
     }
 }
 
@@ -485,6 +502,13 @@ pub fn render_markdown(report: &RunReport) -> String {
     ));
     line(format!("- Last record: {}", report.last_record_at));
     line(format!("- Plan SHA-256: `{}`", report.plan_sha256));
+    line(String::new());
+
+    line("## Drivers".into());
+    line(String::new());
+    for driver in &report.drivers {
+        line(format!("- {}", super::status::driver_text(driver)));
+    }
     line(String::new());
 
     line("## Steps".into());
@@ -779,6 +803,7 @@ mod tests {
                 breaches_to_fail: 2,
                 ..GateThresholds::default()
             },
+            p99_on_shared_bounds: None,
         };
         let (_dir, report) = run_with(vec![gate(Some(figures))]);
         let json = serde_json::to_value(&report).unwrap();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
+use super::drivers::{Driver, drivers};
 use super::event::StepState;
 use super::journal::{JOURNAL_FILE, JournalError, Record, read_journal};
 use super::lock::{LockHolder, LockStatus, lock_status};
@@ -128,6 +129,13 @@ pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
         "steps": steps,
         "traffic": split_json(view.traffic()),
         "locked_by": holder_json(&run.lock),
+        "drivers": drivers(&run.records).iter().map(|d| json!({
+            "operator": d.operator,
+            "pid": d.pid,
+            "from": time(&d.from),
+            "to": d.to.as_ref().map(time),
+            "ended": d.ended,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -142,6 +150,22 @@ fn state_mark(state: StepState) -> &'static str {
         StepState::Skipped => "[-]",
         StepState::RolledBack => "[<]",
     }
+}
+
+/// `alice@ops1 (pid 4242) from … to …: handed over to bob@ops2`.
+pub(super) fn driver_text(driver: &Driver) -> String {
+    let to = driver
+        .to
+        .as_ref()
+        .map(time)
+        .unwrap_or_else(|| "…".to_string());
+    let ended = driver.ended.as_deref().unwrap_or("driving");
+    format!(
+        "{} (pid {}) from {} to {to}: {ended}",
+        driver.operator,
+        driver.pid,
+        time(&driver.from)
+    )
 }
 
 /// `kongup status` for people.
@@ -166,6 +190,13 @@ pub fn status_text(run: &RunOnDisk) -> String {
     });
     if let Some(reason) = &view.paused {
         out.push_str(&format!("paused: {reason}\n"));
+    }
+    let drivers = drivers(&run.records);
+    if !drivers.is_empty() {
+        out.push_str("drivers:\n");
+        for driver in &drivers {
+            out.push_str(&format!("  {}\n", driver_text(driver)));
+        }
     }
     for warning in &run.warnings {
         out.push_str(&format!("warning: {warning}\n"));

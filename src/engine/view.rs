@@ -132,6 +132,11 @@ impl RunView {
         match &record.entry {
             Entry::RunCreated { .. } | Entry::SessionOpened { .. } => {}
             Entry::SessionClosed { .. } | Entry::Warning { .. } => {}
+            // Who drives the run: `engine::drivers` reads them.
+            Entry::HandoverRequested { .. }
+            | Entry::HandedOver { .. }
+            | Entry::HandoverDeclined { .. }
+            | Entry::LockTakenOver { .. } => {}
             Entry::PlanChangeAccepted {
                 plan_sha256,
                 plan_text,

@@ -1,5 +1,5 @@
 //! Kong's database as the step actions use it: what it is, its migration state, backups and
-//! restores, the configuration fingerprint and the migrations lock. PostgreSQL is the real
+//! restores, the configuration fingerprint, the migrations lock and the server's version. PostgreSQL is the real
 //! one ([`PgDatabase`]); the simulated lab brings its own, so the same actions drive both.
 
 use std::path::Path;
@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crate::kong::backup::{self, BackupError, BackupRecord, PgTools};
 use crate::kong::freeze::{self, Fingerprint, FreezeError, FreezeSource};
-use crate::kong::migrations::{self, MigrationsLock};
+use crate::kong::migrations::{self, MigrationsActivity};
 use crate::kong::pg::{self, PgError, PgTarget};
+use crate::kong::pg_version::PgServerVersion;
 use crate::kong::restore::{self, RestoreError, RestoreReport};
 use crate::kong::schema::SchemaState;
 use crate::plan::model::DatabaseSpec;
@@ -75,8 +76,13 @@ pub trait KongDatabase: Send + Sync {
     /// What changed since `before` (empty: still frozen); compares like with like.
     async fn changes_since(&self, before: &Fingerprint) -> Result<Vec<String>, DatabaseError>;
 
-    /// The `locks` row of `kong migrations`, when one is there.
-    async fn migrations_lock(&self) -> Result<Option<MigrationsLock>, DatabaseError>;
+    /// What shows a `kong migrations` run in progress: the `locks` row and the sessions
+    /// running a migration.
+    async fn migrations_activity(&self) -> Result<MigrationsActivity, DatabaseError>;
+
+    /// The server's PostgreSQL version; `None` when this database has none to report (the
+    /// simulated one).
+    async fn server_version(&self) -> Result<Option<PgServerVersion>, DatabaseError>;
 }
 
 /// A Kong database on PostgreSQL, with `pg_dump`/`pg_restore` for backups and restores.
@@ -155,7 +161,11 @@ impl KongDatabase for PgDatabase {
         Ok(freeze::check(before, &FreezeSource::Database(self.target.clone())).await?)
     }
 
-    async fn migrations_lock(&self) -> Result<Option<MigrationsLock>, DatabaseError> {
-        Ok(migrations::read_lock(&self.target).await?)
+    async fn migrations_activity(&self) -> Result<MigrationsActivity, DatabaseError> {
+        Ok(migrations::read_activity(&self.target).await?)
+    }
+
+    async fn server_version(&self) -> Result<Option<PgServerVersion>, DatabaseError> {
+        Ok(Some(PgServerVersion::read(&self.target).await?))
     }
 }

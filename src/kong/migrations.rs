@@ -1,62 +1,274 @@
 //! `kong migrations up` / `finish`: the command kongup runs on a Y node's executor, what
-//! Kong's output means, and the check of `schema_meta` afterwards.
+//! Kong's output means, the migrations lock and the sessions that show a run in progress,
+//! and the check of `schema_meta` afterwards.
+//!
+//! What Kong prints, on which stream, with which exit code, and how its lock works is in
+//! docs/kong/migrations-and-paths.md §0-§1, read from Kong's source (kong/cmd/migrations.lua,
+//! kong/cmd/utils/migrations.lua, kong/db/init.lua `cluster_mutex`,
+//! kong/db/strategies/postgres/connector.lua, tags 2.8.5, 3.4.2, 3.9.1 and master 3.10.0);
+//! the corpus tests/fixtures/kong/*/migrations/*.cli holds its outputs, and
+//! tests/it/kong/migrations_corpus.rs checks [`conclude`] against every one of them.
+
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, OutputLine};
+use crate::exec::{ExecError, ExecRequest, Executor, ExitOutcome, LogStream, OutputLine};
 use crate::kong::pg::{self, PgError, PgTarget};
 use crate::kong::schema::SchemaState;
 use crate::plan::model::{CommandLine, MigrationsSpec};
 use crate::plan::steps::MigrationsCommand;
 
-/// Kong prints this (and exits 0) when another node holds the migrations lock.
+/// `NOT_LEADER_MSG` (kong/cmd/utils/migrations.lua): printed on stdout, exit 0, when the
+/// lock kept this run from doing anything.
 pub const LOCK_HELD_MESSAGE: &str = "aborted: another node is performing database changes";
-/// Kong's error when `up` finds migrations of an earlier `up` still pending.
+/// `up` refusing migrations an earlier `up` left pending (checked before the lock).
 pub const PENDING_BLOCKS_UP_MESSAGE: &str =
     "Database has pending migrations; run 'kong migrations finish'";
+/// `up` with nothing new to run.
+pub const UP_TO_DATE_MESSAGE: &str = "Database is already up-to-date";
+/// `finish` with nothing pending, also printed after a finish that ran its teardowns.
+pub const NOTHING_TO_FINISH_MESSAGE: &str = "No pending migrations to finish";
+/// `finish` finding migrations that `up` never ran (exit 0, nothing of them done).
+pub const UP_FIRST_MESSAGE: &str = "New migrations available; run 'kong migrations up' to proceed";
+/// `NEEDS_BOOTSTRAP_MSG`, its first words: `list` exits 3 with it, `up`/`finish` raise it.
+pub const NEEDS_BOOTSTRAP_MESSAGE: &str = "Database needs bootstrapping";
+/// What `up` raises when it waited its `--lock-timeout` and the lock was still held:
+/// `cluster_mutex` returns `prefix_err(self, "timeout")` (kong/db/init.lua @ 3.9.1), and
+/// kong/cmd/init.lua prints it after `Error: `.
+pub const LOCK_WAIT_TIMEOUT_ERROR: &str = "Error: [PostgreSQL error] timeout";
 
-/// What the `locks` table is, how to look at it and how to clear it safely.
-pub const LOCKS_EXPLANATION: &str = "`kong migrations` takes a cluster-wide lock: a row with key 'migrations' in the `locks` table of Kong's database, with the owner's id and an expiry time (`ttl`). Another migrations command is running (another host, a Kubernetes Job or Helm hook, an init container), or one was killed and left its row behind. Look at it with: SELECT key, owner, ttl, ttl < now() AS expired FROM locks WHERE key = 'migrations'; An expired row is removed by Kong itself on the next attempt, so waiting past `ttl` and retrying is the safe fix. Delete it by hand (DELETE FROM locks WHERE key = 'migrations';) only once you are sure no migrations command runs anywhere: two running at once can corrupt the schema.";
+/// The key of the `locks` row `up` and `finish` take (`MIGRATIONS_MUTEX_KEY`).
+pub const LOCK_KEY: &str = "migrations";
 
-/// What a line of `kong migrations` output means for the operator.
+/// The `application_name` of Kong's PostgreSQL sessions: `kong` from 3.4.0
+/// (kong/db/strategies/postgres/connector.lua:950 @ 3.9.1, commit ae6ca2572d), pgmoon's
+/// default `pgmoon` before (2.8.5 sets none; pgmoon's default, not verified for the exact
+/// pgmoon release 2.8 ships).
+pub const KONG_APPLICATION_NAMES: [&str; 2] = ["kong", "pgmoon"];
+
+/// Which `kong migrations` subcommand produced an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Diagnosis {
-    /// Another node holds the migrations lock (Kong exits 0 all the same).
-    LockHeld,
-    /// `up` refused: an earlier `up` was never finished.
-    PendingBlocksUp,
-    /// The database has no Kong schema.
-    NeedsBootstrap,
-    /// A database call timed out half-way.
-    DbTimeout,
+pub enum KongVerb {
+    Up,
+    Finish,
+    List,
 }
 
-impl Diagnosis {
-    /// Reads one output line.
-    pub fn of_line(line: &str) -> Option<Diagnosis> {
-        if line.contains(LOCK_HELD_MESSAGE) {
-            Some(Diagnosis::LockHeld)
-        } else if line.contains(PENDING_BLOCKS_UP_MESSAGE) && !line.contains("when ready") {
-            // "…run 'kong migrations finish' when ready" is what a successful `up` says.
-            Some(Diagnosis::PendingBlocksUp)
-        } else if line.contains("Database needs bootstrapping") {
-            Some(Diagnosis::NeedsBootstrap)
-        } else if line.contains("timeout") && (line.contains("Error") || line.contains("error")) {
-            Some(Diagnosis::DbTimeout)
-        } else {
-            None
+impl KongVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KongVerb::Up => "up",
+            KongVerb::Finish => "finish",
+            KongVerb::List => "list",
         }
     }
+}
 
-    pub fn explain(self) -> String {
+impl From<MigrationsCommand> for KongVerb {
+    fn from(command: MigrationsCommand) -> Self {
+        match command {
+            MigrationsCommand::Up => KongVerb::Up,
+            MigrationsCommand::Finish => KongVerb::Finish,
+        }
+    }
+}
+
+/// What `kong migrations list` reports (kong/cmd/migrations.lua, exit codes 0, 4, 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    /// Exit 0: every migration of this version ran.
+    UpToDate,
+    /// Exit 4: an `up` ran, its `finish` did not.
+    Pending,
+    /// Exit 4 with a "New migrations available:" section too: an earlier upgrade was never
+    /// finished and this version brings more.
+    PendingAndNew,
+    /// Exit 5: this version brings migrations `up` has not run.
+    New,
+}
+
+/// What kongup concludes from one `kong migrations` run: its exit code and what it printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conclusion {
+    /// `up` or `finish` ran migrations (`N migration(s) processed`); `pending` of them wait
+    /// for `finish`.
+    Ran {
+        processed: u32,
+        executed: u32,
+        pending: u32,
+    },
+    /// `up`: "Database is already up-to-date"; `finish`: "No pending migrations to finish".
+    NothingToDo,
+    /// `finish` found migrations `up` never ran and left them (exit 0).
+    UpFirst,
+    /// "aborted: another node is performing database changes" (exit 0): another run held
+    /// the lock, nothing ran. `finish` gives up at once; `up` after waiting, once the lock
+    /// was released or its ttl passed.
+    LockHeld,
+    /// `up` waited its `--lock-timeout` for the lock, which was still held:
+    /// `Error: [PostgreSQL error] timeout` (exit 1). Nothing ran.
+    LockWaitTimedOut,
+    /// `up` refused: migrations of an earlier `up` are still pending (exit 1).
+    PendingBlocksUp,
+    /// No `schema_meta`: `list` exits 3, `up`/`finish` raise it (exit 1).
+    NeedsBootstrap,
+    /// A query ran past the database timeout (`--db-timeout`, else kong.conf's
+    /// `pg_timeout`): `receive_message: failed to get type: timeout` and the like (exit 1).
+    DbTimeout,
+    /// `list`: the state it reports.
+    Listed(ListState),
+    /// Anything else: Kong's `Error:` line, or what was missing.
+    Failed(String),
+}
+
+impl Conclusion {
+    /// Whether the command did what it was run for.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Conclusion::Ran { .. } | Conclusion::NothingToDo)
+    }
+}
+
+/// A line without the `YYYY/MM/DD HH:MM:SS [level] ` prefix Kong's CLI logger adds to
+/// `warn`/`error` lines and, with `--v`, to every line (kong/cmd/utils/log.lua).
+fn message(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let stamped = bytes.len() > 21
+        && bytes[4] == b'/'
+        && bytes[7] == b'/'
+        && bytes[10] == b' '
+        && bytes[13] == b':'
+        && bytes[16] == b':'
+        && bytes[19] == b' '
+        && bytes[20] == b'[';
+    if !stamped {
+        return line;
+    }
+    line[20..].split_once("] ").map_or(line, |(_, rest)| rest)
+}
+
+/// `N <what>` as Kong counts in `run_migrations` ("5 migrations processed", "4 executed").
+fn count(line: &str, what: &[&str]) -> Option<u32> {
+    let (number, rest) = line.split_once(' ')?;
+    what.contains(&rest).then(|| number.parse().ok()).flatten()
+}
+
+/// What a `kong migrations` run means, from its exit code and its two streams.
+pub fn conclude(verb: KongVerb, exit: i32, stdout: &str, stderr: &str) -> Conclusion {
+    let out: Vec<&str> = stdout.lines().map(message).collect();
+    let err: Vec<&str> = stderr.lines().map(message).collect();
+    let all = || out.iter().chain(err.iter());
+    let errors: Vec<&str> = err
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("Error:"))
+        .collect();
+    if all().any(|l| l.contains(LOCK_HELD_MESSAGE)) {
+        return Conclusion::LockHeld;
+    }
+    if all().any(|l| l.contains(NEEDS_BOOTSTRAP_MESSAGE)) {
+        return Conclusion::NeedsBootstrap;
+    }
+    // Only `up` waits for the lock; `finish` gives up at once, `list` takes none.
+    if verb == KongVerb::Up && err.contains(&LOCK_WAIT_TIMEOUT_ERROR) {
+        return Conclusion::LockWaitTimedOut;
+    }
+    if errors.iter().any(|l| l.contains(PENDING_BLOCKS_UP_MESSAGE)) {
+        return Conclusion::PendingBlocksUp;
+    }
+    if errors.iter().any(|l| l.contains("timeout")) {
+        return Conclusion::DbTimeout;
+    }
+    if verb == KongVerb::List {
+        let new = out.contains(&"New migrations available:");
+        return match exit {
+            0 => Conclusion::Listed(ListState::UpToDate),
+            4 if new => Conclusion::Listed(ListState::PendingAndNew),
+            4 => Conclusion::Listed(ListState::Pending),
+            5 => Conclusion::Listed(ListState::New),
+            code => failed(code, &errors),
+        };
+    }
+    if exit != 0 {
+        return failed(exit, &errors);
+    }
+    if out.iter().any(|l| l.contains(UP_FIRST_MESSAGE)) {
+        return Conclusion::UpFirst;
+    }
+    let processed = out
+        .iter()
+        .find_map(|l| count(l, &["migration processed", "migrations processed"]));
+    if let Some(processed) = processed {
+        let of = |what: &str| out.iter().find_map(|l| count(l, &[what])).unwrap_or(0);
+        return Conclusion::Ran {
+            processed,
+            executed: of("executed"),
+            pending: of("pending"),
+        };
+    }
+    let nothing = match verb {
+        KongVerb::Up => UP_TO_DATE_MESSAGE,
+        KongVerb::Finish | KongVerb::List => NOTHING_TO_FINISH_MESSAGE,
+    };
+    if out.iter().any(|l| l.contains(nothing)) {
+        return Conclusion::NothingToDo;
+    }
+    Conclusion::Failed(format!(
+        "Kong exited 0 but printed none of the messages of a `{}` that did its work (with -q \
+         it prints nothing, and kongup cannot tell a run from one the lock stopped: remove -q \
+         from migrations.extra_args)",
+        verb.as_str()
+    ))
+}
+
+fn failed(code: i32, errors: &[&str]) -> Conclusion {
+    Conclusion::Failed(match errors.first() {
+        Some(line) => format!("exit {code}, \"{line}\""),
+        None => format!("exit {code}, and no `Error:` line"),
+    })
+}
+
+/// How to look for a run in progress, and why an expired lock proves nothing.
+pub const LOCKS_EXPLANATION: &str = "`kong migrations up|finish` takes a cluster-wide lock: a row with key 'migrations' in the `locks` table, whose `ttl` is the instant it expires (now + --lock-timeout, 60 s unless set). Kong never renews it: a run longer than its --lock-timeout goes on without the lock, and the next `up` deletes the expired row and runs beside it. So an expired row does not mean nothing runs. Look at the row (SELECT key, owner, ttl, ttl >= now() AS live FROM locks WHERE key = 'migrations';) and at Kong's sessions (SELECT pid, state, now() - query_start AS running_for, query FROM pg_stat_activity WHERE application_name IN ('kong', 'pgmoon');), and find the run: `kong migrations` on another host, a Kubernetes Job or Helm hook, an init container. Retry only when none runs; kongup checks both before every attempt and refuses while one does.";
+
+impl Conclusion {
+    /// What it means for the operator and what to do next; `spec` gives the timeouts
+    /// kongup passed.
+    pub fn explain(&self, verb: KongVerb, spec: &MigrationsSpec) -> String {
+        let timeouts = effective_timeouts(spec);
         match self {
-            Diagnosis::LockHeld => format!(
-                "Kong did not run the migrations: \"{LOCK_HELD_MESSAGE}\". {LOCKS_EXPLANATION}"
+            Conclusion::Ran { .. } | Conclusion::NothingToDo | Conclusion::Listed(_) => {
+                String::new()
+            }
+            Conclusion::LockHeld => {
+                let how = match verb {
+                    KongVerb::Up => format!(
+                        "`up` waited for the migrations lock, held by another run, until the row was released or its ttl passed (within its --lock-timeout of {}s), then gave up",
+                        timeouts.lock_secs
+                    ),
+                    KongVerb::Finish | KongVerb::List => {
+                        "`finish` found the migrations lock held by another run and gave up at once".to_string()
+                    }
+                };
+                format!(
+                    "Kong ran nothing: {how}, printing \"{LOCK_HELD_MESSAGE}\" and exiting 0, which kongup does not count as done. {LOCKS_EXPLANATION}"
+                )
+            }
+            Conclusion::LockWaitTimedOut => format!(
+                "Kong ran nothing: `up` waited its --lock-timeout ({}s) for the migrations lock, which another run still held (\"[PostgreSQL error] timeout\" here is that wait, not a slow query). {LOCKS_EXPLANATION}",
+                timeouts.lock_secs
             ),
-            Diagnosis::PendingBlocksUp => "Kong refused `migrations up`: migrations from an earlier `up` are still pending, because `kong migrations finish` of that upgrade never ran. Finish the earlier upgrade first (with the version that ran its `up`), then retry.".to_string(),
-            Diagnosis::NeedsBootstrap => "Kong says the database needs bootstrapping: Y's kong.conf points at an empty database, or at the wrong one. Check pg_host, pg_port and pg_database on Y; kongup never runs `bootstrap` over an upgrade.".to_string(),
-            Diagnosis::DbTimeout => "A database call timed out during the migrations. Raise the plan's migrations.db_timeout (passed as --db-timeout), check the database's load, then look at `kongup db status` before retrying: a migration cut off half-way may need Kong support.".to_string(),
+            Conclusion::PendingBlocksUp => "Kong refused `migrations up`: migrations from an earlier `up` are still pending, because `kong migrations finish` of that upgrade never ran. Finish the earlier upgrade first (with the version that ran its `up`), then retry.".to_string(),
+            Conclusion::NeedsBootstrap => "Kong says the database needs bootstrapping: Y's kong.conf points at an empty database, or at the wrong one. Check pg_host, pg_port and pg_database on Y; kongup never runs `bootstrap` over an upgrade.".to_string(),
+            Conclusion::DbTimeout => format!(
+                "A database query ran past Kong's database timeout (--db-timeout {}s): Kong gave up on it, but PostgreSQL may still run or even commit it. Before retrying, look at `kongup db status` and at Kong's sessions (SELECT pid, state, query FROM pg_stat_activity WHERE application_name IN ('kong', 'pgmoon');), and check the database's load; raise migrations.db_timeout if one migration needs longer.",
+                timeouts.db_secs
+            ),
+            Conclusion::UpFirst => "`kong migrations finish` found migrations that `kong migrations up` never ran, and did nothing about them: run the up step first. If it already ran, it ran with another Kong version or against another database: check Y's kong binary and pg_* settings.".to_string(),
+            Conclusion::Failed(what) => format!(
+                "{what}. Read its output above, then `kongup db status` before retrying."
+            ),
         }
     }
 }
@@ -120,22 +332,62 @@ pub fn check_command(command: &CommandLine) -> Result<(), ForbiddenCommand> {
     Ok(())
 }
 
+/// The value of `--NAME N` or `--NAME=N` among `args`, as written.
+pub fn option_in<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let flag = format!("--{name}");
+    let prefix = format!("--{name}=");
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if *arg == flag {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            arg.strip_prefix(&prefix)
+        }
+    })
+}
+
+/// The database and lock timeouts `kong migrations` runs with, in seconds, and whether
+/// the plan's `extra_args` set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub db_secs: u64,
+    pub lock_secs: u64,
+    pub db_in_args: bool,
+    pub lock_in_args: bool,
+}
+
+/// `--db-timeout` is the plan's `migrations.db_timeout`; `--lock-timeout` is kongup's own
+/// limit on the command (`migrations.timeout`), so the lock row outlives every run kongup
+/// lets go on: Kong never renews the row, and once it expires another `up` starts beside
+/// the run (docs/kong/migrations-and-paths.md §1). Either may be set in `extra_args`
+/// instead; the plan loader refuses a lock timeout shorter than the database timeout.
+pub fn effective_timeouts(spec: &MigrationsSpec) -> Timeouts {
+    let given = |name| option_in(&spec.extra_args, name).and_then(|v| v.parse::<u64>().ok());
+    let db = given("db-timeout");
+    let lock = given("lock-timeout");
+    Timeouts {
+        db_secs: db.unwrap_or(u64::from(spec.db_timeout)),
+        lock_secs: lock.unwrap_or(spec.timeout.as_secs()),
+        db_in_args: option_in(&spec.extra_args, "db-timeout").is_some(),
+        lock_in_args: option_in(&spec.extra_args, "lock-timeout").is_some(),
+    }
+}
+
 /// `kong migrations up|finish` from the plan: the binary, the extra arguments, then
-/// `--db-timeout N` unless the extra arguments set it, and `-f` when plugins were added.
+/// `--db-timeout N` and `--lock-timeout N` unless the extra arguments set them, and `-f`
+/// when plugins were added. `--db-timeout` is always explicit: from Kong 3.7.0 its
+/// default is kong.conf's `pg_timeout`, 5 s (kong/cmd/migrations.lua:93 @ 3.9.1).
 pub fn build_command(spec: &MigrationsSpec, command: MigrationsCommand) -> CommandLine {
-    let verb = match command {
-        MigrationsCommand::Up => "up",
-        MigrationsCommand::Finish => "finish",
-    };
+    let verb = KongVerb::from(command).as_str();
+    let timeouts = effective_timeouts(spec);
     let mut argv = vec![spec.kong_binary.clone(), "migrations".into(), verb.into()];
     argv.extend(spec.extra_args.iter().cloned());
-    let sets_timeout = spec
-        .extra_args
-        .iter()
-        .any(|a| a == "--db-timeout" || a.starts_with("--db-timeout="));
-    if !sets_timeout {
+    if !timeouts.db_in_args {
         argv.push("--db-timeout".into());
-        argv.push(spec.db_timeout.to_string());
+        argv.push(timeouts.db_secs.to_string());
+    }
+    if !timeouts.lock_in_args {
+        argv.push("--lock-timeout".into());
+        argv.push(timeouts.lock_secs.to_string());
     }
     let forced = spec.extra_args.iter().any(|a| a == "-f" || a == "--force");
     if spec.force && !forced {
@@ -159,27 +411,31 @@ pub enum MigrationsError {
         command: String,
         executor: String,
         how: String,
-        diagnosis: Option<Diagnosis>,
+        conclusion: Conclusion,
         explanation: String,
     },
 }
 
-/// A run that ended well: what it printed that matters.
+/// A run that did its work: the command and what Kong said it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationsRun {
     pub command: String,
     pub outcome: ExitOutcome,
-    /// Kong said "Database is already up-to-date": `up` found nothing new to run.
-    pub up_to_date: bool,
+    /// [`Conclusion::Ran`] or [`Conclusion::NothingToDo`].
+    pub conclusion: Conclusion,
 }
 
-/// What `kong migrations up` prints when the version brings no new migrations.
-pub const UP_TO_DATE_MESSAGE: &str = "Database is already up-to-date";
+impl MigrationsRun {
+    /// `up` found nothing new to run ("Database is already up-to-date").
+    pub fn up_to_date(&self) -> bool {
+        self.conclusion == Conclusion::NothingToDo
+    }
+}
 
 /// Runs `kong migrations up|finish` on `executor` (a Y node's), streaming its output to
 /// `lines` as it comes. `env` carries the database settings and password (e.g.
-/// `PgTarget::kong_env`), never argv. Fails when Kong fails, times out, or says it did
-/// nothing because another node holds the lock (Kong exits 0 then).
+/// `PgTarget::kong_env`), never argv. Fails unless Kong says it ran the migrations or had
+/// nothing to do: in particular when the lock kept it from running, though Kong exits 0.
 pub async fn run(
     executor: &dyn Executor,
     spec: &MigrationsSpec,
@@ -191,6 +447,7 @@ pub async fn run(
     let command_line = build_command(spec, command);
     check_command(&command_line)?;
     let shown = command_line.display();
+    let verb = KongVerb::from(command);
     let (tx, mut rx) = mpsc::channel::<OutputLine>(256);
     let request = ExecRequest {
         command: command_line,
@@ -198,62 +455,79 @@ pub async fn run(
         timeout: spec.timeout,
     };
     let forward = async {
-        let mut found: Option<Diagnosis> = None;
-        let mut up_to_date = false;
+        let (mut stdout, mut stderr) = (String::new(), String::new());
         while let Some(line) = rx.recv().await {
-            if let Some(d) = Diagnosis::of_line(&line.text) {
-                // The lock and the pending refusal say more than a later generic error.
-                if found.is_none() || d == Diagnosis::LockHeld {
-                    found = Some(d);
-                }
+            let stream = match line.stream {
+                LogStream::Stdout => Some(&mut stdout),
+                LogStream::Stderr => Some(&mut stderr),
+                LogStream::Engine => None,
+            };
+            if let Some(stream) = stream {
+                stream.push_str(&line.text);
+                stream.push('\n');
             }
-            up_to_date |= line.text.contains(UP_TO_DATE_MESSAGE);
             // The receiver going away must not stop the migrations.
             let _ = lines.send(line).await;
         }
-        (found, up_to_date)
+        (stdout, stderr)
     };
-    let (outcome, (diagnosis, up_to_date)) =
-        tokio::join!(executor.run(request, tx, cancel), forward);
+    let (outcome, (stdout, stderr)) = tokio::join!(executor.run(request, tx, cancel), forward);
     let outcome = outcome.map_err(|source| MigrationsError::Exec {
         command: shown.clone(),
         source,
     })?;
-    let failed = |how: String, diagnosis: Option<Diagnosis>| {
-        let explanation = match diagnosis {
-            Some(d) => d.explain(),
-            None => "Read its output above, then `kongup db status` before retrying.".into(),
-        };
-        MigrationsError::Failed {
+    let code = match outcome {
+        ExitOutcome::Exited(code) => code,
+        ExitOutcome::Signalled(_) | ExitOutcome::TimedOut | ExitOutcome::Aborted => -1,
+    };
+    let conclusion = conclude(verb, code, &stdout, &stderr);
+    let failed =
+        |how: String, conclusion: Conclusion, explanation: String| MigrationsError::Failed {
             command: shown.clone(),
             executor: executor.describe(),
             how,
-            diagnosis,
+            conclusion,
             explanation,
-        }
-    };
+        };
+    let stopped = "It may have left its lock row and a migration half-run: retrying checks the \
+                   lock and Kong's sessions first; look at `kongup db status` too.";
     match outcome {
-        ExitOutcome::Exited(0) if diagnosis == Some(Diagnosis::LockHeld) => Err(failed(
-            "did nothing: another node holds the migrations lock".into(),
-            diagnosis,
-        )),
-        ExitOutcome::Exited(0) => Ok(MigrationsRun {
+        ExitOutcome::Exited(0) if conclusion.is_success() => Ok(MigrationsRun {
             command: shown,
             outcome,
-            up_to_date,
+            conclusion,
         }),
-        ExitOutcome::Exited(code) => Err(failed(format!("exited with {code}"), diagnosis)),
-        ExitOutcome::Signalled(signal) => {
-            Err(failed(format!("was killed by signal {signal}"), diagnosis))
+        ExitOutcome::Exited(code) => {
+            let how = match &conclusion {
+                Conclusion::LockHeld | Conclusion::UpFirst => {
+                    format!("exited {code} but did nothing")
+                }
+                _ => format!("exited with {code}"),
+            };
+            let explanation = conclusion.explain(verb, spec);
+            Err(failed(how, conclusion, explanation))
         }
+        ExitOutcome::Signalled(signal) => Err(failed(
+            format!("was killed by signal {signal}"),
+            conclusion,
+            stopped.to_string(),
+        )),
         ExitOutcome::TimedOut => Err(failed(
             format!(
-                "did not finish within {} and was stopped",
+                "did not finish within {} (migrations.timeout) and was stopped",
                 humantime::format_duration(spec.timeout)
             ),
-            diagnosis.or(Some(Diagnosis::DbTimeout)),
+            conclusion,
+            format!(
+                "{stopped} If the migrations need longer, raise migrations.timeout (the lock \
+                 then lives as long), or migrations.db_timeout if one query does."
+            ),
         )),
-        ExitOutcome::Aborted => Err(failed("was aborted by the operator".into(), diagnosis)),
+        ExitOutcome::Aborted => Err(failed(
+            "was aborted by the operator".into(),
+            conclusion,
+            stopped.to_string(),
+        )),
     }
 }
 
@@ -357,10 +631,7 @@ pub async fn verify(
     command: MigrationsCommand,
     before: &SchemaState,
 ) -> Result<String, VerifyError> {
-    let verb = match command {
-        MigrationsCommand::Up => "up",
-        MigrationsCommand::Finish => "finish",
-    };
+    let verb = KongVerb::from(command).as_str();
     let after = pg::schema_state(target)
         .await
         .map_err(|source| VerifyError::Read { verb, source })?;
@@ -374,14 +645,71 @@ pub async fn verify(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationsLock {
     pub owner: Option<String>,
-    /// As PostgreSQL prints it.
+    /// The instant it expires, as PostgreSQL prints it.
     pub ttl: Option<String>,
+    /// Past its ttl: Kong's next `insert_lock` deletes it. Its run may still go on.
     pub expired: bool,
 }
 
-/// Reads the migrations lock (for the operator, after a "lock held" failure). A database
-/// without a `locks` table has no lock.
-pub async fn read_lock(target: &PgTarget) -> Result<Option<MigrationsLock>, PgError> {
+/// A PostgreSQL session that is running a Kong migration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigratingSession {
+    pub pid: i32,
+    pub application_name: String,
+    /// The client's address, or "local socket".
+    pub client: String,
+    /// `pg_stat_activity.state`: active, idle, idle in transaction, …
+    pub state: String,
+    /// Since its current (or, when idle, its last) statement started.
+    pub running_for: Duration,
+    /// That statement, whitespace folded, cut to 160 characters.
+    pub query: String,
+}
+
+/// What shows a `kong migrations up|finish` in progress on a database.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MigrationsActivity {
+    pub lock: Option<MigrationsLock>,
+    pub sessions: Vec<MigratingSession>,
+    /// What kongup could not see: sessions whose statement it may not read, or a database
+    /// that has no sessions to list (the simulated one).
+    pub unseen: Option<String>,
+}
+
+/// Whether a statement of a Kong session is a migration's. Running Kong nodes send neither
+/// DDL nor writes to `schema_meta`; `up` runs each migration's SQL (`CREATE TABLE`,
+/// `ALTER TABLE`, `DO $$ … $$` blocks) wrapped as "BEGIN; … COMMIT;" (`run_up_migration`)
+/// and records it with `INSERT INTO schema_meta` (`record_migration`,
+/// kong/db/strategies/postgres/connector.lua:850-930 @ 3.9.1). A teardown's rewrite of
+/// entity rows looks like any update: the live lock row covers that, which is why kongup's
+/// `--lock-timeout` is as long as its own limit on the run.
+pub fn is_migration_statement(query: &str) -> bool {
+    let folded = query
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    [
+        "INSERT INTO SCHEMA_META",
+        "UPDATE SCHEMA_META",
+        "CREATE TABLE",
+        "CREATE INDEX",
+        "CREATE UNIQUE INDEX",
+        "ALTER TABLE",
+        "DROP TABLE",
+        "DROP INDEX",
+        "CREATE OR REPLACE FUNCTION",
+        "CREATE TRIGGER",
+        "DROP TRIGGER",
+        "DO $$",
+    ]
+    .iter()
+    .any(|ddl| folded.contains(ddl))
+}
+
+/// Reads the migrations lock and Kong's sessions that run a migration. A database without a
+/// `locks` table has no lock.
+pub async fn read_activity(target: &PgTarget) -> Result<MigrationsActivity, PgError> {
     let client = target.connect().await?;
     let exists = target
         .query(
@@ -390,27 +718,177 @@ pub async fn read_lock(target: &PgTarget) -> Result<Option<MigrationsLock>, PgEr
             "SELECT to_regclass('locks') IS NOT NULL",
         )
         .await?;
-    if !exists.first().is_some_and(|row| row.get::<_, bool>(0)) {
-        return Ok(None);
-    }
+    let lock = if exists.first().is_some_and(|row| row.get::<_, bool>(0)) {
+        // Kong's read_lock says `ttl >= CURRENT_TIMESTAMP AT TIME ZONE 'UTC'`, right only in
+        // its own UTC sessions; now() is right in any time zone (ttl is timestamptz).
+        let rows = target
+            .query_with(
+                &client,
+                "reading the migrations lock",
+                "SELECT owner, ttl::text, COALESCE(ttl < now(), true) FROM locks WHERE key = $1",
+                &[&LOCK_KEY],
+            )
+            .await?;
+        rows.first().map(|row| MigrationsLock {
+            owner: row.get(0),
+            ttl: row.get(1),
+            expired: row.get(2),
+        })
+    } else {
+        None
+    };
+    let names: Vec<&str> = KONG_APPLICATION_NAMES.to_vec();
     let rows = target
-        .query(
+        .query_with(
             &client,
-            "reading the migrations lock",
-            "SELECT owner, ttl::text, COALESCE(ttl < now(), true) FROM locks WHERE key = 'migrations'",
+            "listing Kong's sessions in pg_stat_activity",
+            "SELECT pid, application_name, coalesce(host(client_addr), 'local socket'), \
+                    coalesce(state, 'unknown'), \
+                    coalesce(extract(epoch FROM now() - query_start), 0)::float8, \
+                    coalesce(query, '') \
+             FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND application_name = ANY($1)",
+            &[&names],
         )
         .await?;
-    Ok(rows.first().map(|row| MigrationsLock {
-        owner: row.get(0),
-        ttl: row.get(1),
-        expired: row.get(2),
-    }))
+    let mut sessions = Vec::new();
+    let mut hidden = 0;
+    for row in rows {
+        let query: String = row.get(5);
+        // Without pg_read_all_stats, another role's statements read like this.
+        if query == "<insufficient privilege>" {
+            hidden += 1;
+            continue;
+        }
+        if !is_migration_statement(&query) {
+            continue;
+        }
+        let folded = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        sessions.push(MigratingSession {
+            pid: row.get(0),
+            application_name: row.get(1),
+            client: row.get(2),
+            state: row.get(3),
+            running_for: Duration::from_secs_f64(row.get::<_, f64>(4).max(0.0)),
+            query: folded.chars().take(160).collect(),
+        });
+    }
+    let unseen = (hidden > 0).then(|| {
+        format!(
+            "{hidden} Kong session(s) belong to another role, and {} may not read their statements: grant it pg_read_all_stats to see whether they migrate",
+            target.user
+        )
+    });
+    Ok(MigrationsActivity {
+        lock,
+        sessions,
+        unseen,
+    })
+}
+
+fn describe_sessions(sessions: &[MigratingSession]) -> String {
+    sessions
+        .iter()
+        .map(|s| {
+            format!(
+                "pid {} from {} ({}, {} for {}): {}",
+                s.pid,
+                s.client,
+                s.application_name,
+                s.state,
+                humantime::format_duration(Duration::from_secs(s.running_for.as_secs())),
+                s.query
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why kongup will not start `kong migrations up|finish` now: another run holds the lock,
+/// or still runs after its lock expired. Says what to check.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct StillRunning(pub String);
+
+/// Refuses while a migrations run is in progress on `address`; otherwise the notes worth
+/// showing (an expired row left behind, sessions kongup could not see).
+pub fn check_not_running(
+    activity: &MigrationsActivity,
+    address: &str,
+) -> Result<Vec<String>, StillRunning> {
+    let owner = |lock: &MigrationsLock| lock.owner.clone().unwrap_or_else(|| "unknown".into());
+    let ttl = |lock: &MigrationsLock| lock.ttl.clone().unwrap_or_else(|| "none".into());
+    let sessions = if activity.sessions.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "PostgreSQL shows {} Kong session(s) running migrations: {}",
+            activity.sessions.len(),
+            describe_sessions(&activity.sessions)
+        )
+    };
+    if let Some(lock) = activity.lock.as_ref().filter(|l| !l.expired) {
+        let seen = if sessions.is_empty() {
+            "no Kong session runs a migration statement right now (pg_stat_activity)".to_string()
+        } else {
+            sessions
+        };
+        return Err(StillRunning(format!(
+            "another `kong migrations` run holds the migrations lock on {address}: the `locks` row 'migrations' of owner {owner} is live until {ttl}, and {seen}. Started now, `up` would wait for it and `finish` would do nothing; and once that row expires Kong lets a second run start beside the first. Find the run (`kong migrations` on another host, a Kubernetes Job or Helm hook: kubectl get jobs -A, an init container), let it end, then retry. If none runs anywhere (a killed run leaves its row until the ttl), delete the row (DELETE FROM locks WHERE key = 'migrations' AND owner = '{owner}';) and retry",
+            owner = owner(lock),
+            ttl = ttl(lock),
+        )));
+    }
+    if !activity.sessions.is_empty() {
+        let lock = match &activity.lock {
+            Some(lock) => format!(
+                "its lock row (owner {}) expired at {}",
+                owner(lock),
+                ttl(lock)
+            ),
+            None => "no lock row is left".to_string(),
+        };
+        return Err(StillRunning(format!(
+            "a `kong migrations` run is still going on {address} although {lock}: {sessions}. Kong never renews its lock, so a run longer than its --lock-timeout goes on without it, and a second run started now would run beside it (the failure of Kong issue 12978). Wait until it ends (SELECT pid, state, now() - query_start, query FROM pg_stat_activity WHERE application_name IN ('kong', 'pgmoon');), check `kongup db status`, then retry; cancel it (SELECT pg_cancel_backend(PID);) only if you know that run was abandoned"
+        )));
+    }
+    let mut notes = Vec::new();
+    if let Some(lock) = &activity.lock {
+        notes.push(format!(
+            "an expired migrations lock row of owner {} (ttl {}) is left on {address}, and no Kong session runs a migration: Kong deletes it when it takes the lock",
+            owner(lock),
+            ttl(lock)
+        ));
+    }
+    notes.extend(activity.unseen.clone());
+    Ok(notes)
+}
+
+/// One line on the lock and the sessions, for a failure's message.
+pub fn describe_activity(activity: &MigrationsActivity) -> String {
+    let lock = match &activity.lock {
+        None => "no migrations lock row".to_string(),
+        Some(lock) => format!(
+            "the lock row: owner {}, ttl {} ({})",
+            lock.owner.as_deref().unwrap_or("unknown"),
+            lock.ttl.as_deref().unwrap_or("none"),
+            if lock.expired { "expired" } else { "live" }
+        ),
+    };
+    let sessions = if activity.sessions.is_empty() {
+        "no Kong session running a migration".to_string()
+    } else {
+        format!(
+            "Kong sessions running migrations: {}",
+            describe_sessions(&activity.sessions)
+        )
+    };
+    format!("{lock}; {sessions}")
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn spec(extra: &[&str], force: bool) -> MigrationsSpec {
@@ -424,7 +902,7 @@ mod tests {
     }
 
     #[test]
-    fn builds_up_and_finish_with_db_timeout_and_force() {
+    fn builds_up_and_finish_with_both_timeouts_and_force() {
         assert_eq!(
             build_command(
                 &spec(&["-c", "/etc/kong/kong.conf"], false),
@@ -438,7 +916,9 @@ mod tests {
                     "-c",
                     "/etc/kong/kong.conf",
                     "--db-timeout",
-                    "120"
+                    "120",
+                    "--lock-timeout",
+                    "1800"
                 ]
                 .map(String::from)
                 .to_vec()
@@ -450,8 +930,25 @@ mod tests {
                 MigrationsCommand::Finish
             )
             .display(),
-            "/usr/local/bin/kong migrations finish --db-timeout 600 -f"
+            "/usr/local/bin/kong migrations finish --db-timeout 600 --lock-timeout 1800 -f"
         );
+        assert_eq!(
+            build_command(&spec(&["--lock-timeout=900"], false), MigrationsCommand::Up).display(),
+            "/usr/local/bin/kong migrations up --lock-timeout=900 --db-timeout 120"
+        );
+    }
+
+    #[test]
+    fn the_lock_outlives_the_database_timeout() {
+        for (extra, db, lock) in [
+            (&[][..], 120, 1800),
+            (&["--db-timeout", "600"][..], 600, 1800),
+            (&["--db-timeout=600", "--lock-timeout", "700"][..], 600, 700),
+        ] {
+            let t = effective_timeouts(&spec(extra, false));
+            assert_eq!((t.db_secs, t.lock_secs), (db, lock), "{extra:?}");
+            assert!(t.lock_secs >= t.db_secs);
+        }
     }
 
     #[test]
@@ -476,23 +973,108 @@ mod tests {
     }
 
     #[test]
-    fn reads_kongs_messages() {
+    fn kongs_log_prefix_is_read_past() {
         assert_eq!(
-            Diagnosis::of_line("aborted: another node is performing database changes"),
-            Some(Diagnosis::LockHeld)
+            message("2025/06/10 09:14:03 [info] Database is already up-to-date"),
+            "Database is already up-to-date"
         );
+        assert_eq!(message("core: 000_base"), "core: 000_base");
         assert_eq!(
-            Diagnosis::of_line(
-                "Error: Database has pending migrations; run 'kong migrations finish'"
+            conclude(
+                KongVerb::Up,
+                0,
+                "2025/06/10 09:14:03 [info] 1 migration processed\n2025/06/10 09:14:03 [info] 1 executed\n",
+                ""
             ),
-            Some(Diagnosis::PendingBlocksUp)
+            Conclusion::Ran {
+                processed: 1,
+                executed: 1,
+                pending: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_quiet_run_is_not_taken_for_a_done_one() {
+        let conclusion = conclude(KongVerb::Finish, 0, "", "");
+        assert!(!conclusion.is_success(), "{conclusion:?}");
+    }
+
+    #[test]
+    fn migration_statements_are_told_from_a_nodes_queries() {
+        assert!(is_migration_statement(
+            "BEGIN;\n      DO $$\n      BEGIN\n      ALTER TABLE IF EXISTS ONLY \"clustering_data_planes\" ADD \"labels\" JSONB;"
+        ));
+        assert!(is_migration_statement(
+            "INSERT INTO schema_meta (key, subsystem, last_executed, executed)\n VALUES ('schema_meta', 'core', '024_380_to_390', '{024_380_to_390}')"
+        ));
+        // A running node's reads and rate-limiting counters are not migrations.
+        assert!(!is_migration_statement(
+            "SELECT * FROM schema_meta WHERE key = 'schema_meta'"
+        ));
+        assert!(!is_migration_statement(
+            "BEGIN; INSERT INTO ratelimiting_metrics (identifier, period) VALUES ('a', 'second') ON CONFLICT DO UPDATE SET value = ratelimiting_metrics.value + 1; COMMIT;"
+        ));
+    }
+
+    fn session() -> MigratingSession {
+        MigratingSession {
+            pid: 4242,
+            application_name: "kong".into(),
+            client: "10.0.2.11".into(),
+            state: "active".into(),
+            running_for: Duration::from_secs(95),
+            query: "BEGIN; DO $$ BEGIN ALTER TABLE ...".into(),
+        }
+    }
+
+    fn lock(expired: bool) -> MigrationsLock {
+        MigrationsLock {
+            owner: Some("a1b2".into()),
+            ttl: Some("2026-07-01 10:00:00+00".into()),
+            expired,
+        }
+    }
+
+    #[test]
+    fn a_live_lock_or_a_run_past_its_lock_is_refused() {
+        let live = MigrationsActivity {
+            lock: Some(lock(false)),
+            ..Default::default()
+        };
+        let refusal = check_not_running(&live, "db:5432/kong").unwrap_err().0;
+        assert!(
+            refusal.contains("owner a1b2 is live until 2026-07-01 10:00:00+00"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("DELETE FROM locks WHERE key = 'migrations' AND owner = 'a1b2'"),
+            "{refusal}"
+        );
+        let outlived = MigrationsActivity {
+            lock: Some(lock(true)),
+            sessions: vec![session()],
+            unseen: None,
+        };
+        let refusal = check_not_running(&outlived, "db:5432/kong").unwrap_err().0;
+        assert!(
+            refusal.contains("expired at 2026-07-01 10:00:00+00")
+                && refusal.contains("pid 4242 from 10.0.2.11 (kong, active for 1m 35s)")
+                && refusal.contains("12978"),
+            "{refusal}"
+        );
+        let left = MigrationsActivity {
+            lock: Some(lock(true)),
+            ..Default::default()
+        };
+        let notes = check_not_running(&left, "db:5432/kong").unwrap();
+        assert!(
+            notes[0].contains("Kong deletes it when it takes the lock"),
+            "{notes:?}"
         );
         assert_eq!(
-            Diagnosis::of_line(
-                "Database has pending migrations; run 'kong migrations finish' when ready"
-            ),
-            None
+            check_not_running(&MigrationsActivity::default(), "db"),
+            Ok(vec![])
         );
-        assert!(Diagnosis::LockHeld.explain().contains("DELETE FROM locks"));
     }
 }

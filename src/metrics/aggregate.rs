@@ -3,16 +3,24 @@
 //! Each successful scrape is compared with the node's previous one (`NodeDelta`); the
 //! figures of a cluster sum the deltas of its nodes that ended inside the window:
 //! requests/s is the sum of each node's increase over the time it covers, the 5xx ratio
-//! is 5xx over all requests, quantiles come from the summed bucket increases.
+//! is 5xx over all requests, quantiles come from the summed bucket increases. Kong 2.x
+//! and 3.x nodes are read alike: each sample has already mapped its exporter's families
+//! onto the same series.
+//!
+//! A control plane's data planes with the empty configuration are taken from its last
+//! two scrapes: a data plane that has just connected pings with the empty hash until
+//! its first configuration is applied, and pings again at once then
+//! (`ping_immediately`, kong/clustering/data_plane.lua 2.8.5:311, 3.4.2:221), so one
+//! scrape alone may catch a healthy data plane starting.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::histogram::Histogram;
-use super::sample::{Latency, NodeDelta, NodeSample, RequestCounts};
-use super::{ClusterFigures, Quantiles};
+use super::sample::{DataPlaneReport, Latency, NodeDelta, NodeSample, RequestCounts};
+use super::{ClusterFigures, EmptyConfiguration, Exporter, Quantiles};
 
 #[derive(Debug, Clone, PartialEq)]
 enum NodeStatus {
@@ -27,6 +35,11 @@ struct NodeTrack {
     last: Option<NodeSample>,
     deltas: VecDeque<NodeDelta>,
     status: NodeStatus,
+    /// Data planes (node ids) the last scrape reported connected with the empty
+    /// configuration.
+    empty_seen: BTreeSet<String>,
+    /// Those the last two scrapes in a row reported so.
+    empty_confirmed: Vec<DataPlaneReport>,
 }
 
 /// The scrapes of one cluster's nodes, kept for one window.
@@ -48,6 +61,8 @@ impl ClusterTracker {
                     last: None,
                     deltas: VecDeque::new(),
                     status: NodeStatus::NotScrapedYet,
+                    empty_seen: BTreeSet::new(),
+                    empty_confirmed: Vec::new(),
                 })
                 .collect(),
         }
@@ -73,10 +88,27 @@ impl ClusterTracker {
                 while node.deltas.front().is_some_and(|d| d.to <= oldest_kept) {
                     node.deltas.pop_front();
                 }
+                // Rows the control plane keeps for data planes long gone do not count.
+                let now = sample.server_time.unwrap_or(sample.at);
+                let empty: Vec<&DataPlaneReport> = sample
+                    .data_planes()
+                    .iter()
+                    .filter(|dp| dp.has_empty_configuration() && dp.connected_at(now))
+                    .collect();
+                node.empty_confirmed = empty
+                    .iter()
+                    .filter(|dp| node.empty_seen.contains(&dp.node_id))
+                    .map(|dp| (*dp).clone())
+                    .collect();
+                node.empty_seen = empty.iter().map(|dp| dp.node_id.clone()).collect();
                 node.last = Some(sample);
                 node.status = NodeStatus::Scraped;
             }
-            Err(reason) => node.status = NodeStatus::Failed(reason),
+            Err(reason) => {
+                node.status = NodeStatus::Failed(reason);
+                node.empty_seen.clear();
+                node.empty_confirmed.clear();
+            }
         }
     }
 
@@ -92,26 +124,44 @@ impl ClusterTracker {
             .collect();
         let status_code_metrics = scraped.iter().any(|s| s.status_code_metrics());
         let latency_metrics = scraped.iter().any(|s| s.latency_metrics());
+        let mut exporters = scraped.iter().filter_map(|s| s.exporter());
+        let exporter: Option<Exporter> = exporters
+            .next()
+            .filter(|first| exporters.all(|other| other == *first));
+        let plugin: Vec<bool> = scraped
+            .iter()
+            .filter_map(|s| s.prometheus_plugin_enabled())
+            .collect();
+        let prometheus_plugin = (!plugin.is_empty()).then(|| plugin.iter().any(|on| *on));
 
         let mut requests = RequestCounts::default();
         let mut requests_per_s = 0.0;
         let mut nodes_with_request_data = 0;
+        let mut nginx_requests_per_s: Option<f64> = None;
         let mut latency: [Histogram; 3] = Default::default();
         for node in &self.nodes {
             let in_window = node.deltas.iter().filter(|d| d.to > window_start);
             let mut node_requests = RequestCounts::default();
             let mut node_seconds = 0.0;
+            let (mut nginx, mut nginx_seconds) = (0.0, 0.0);
             for delta in in_window {
                 if let Some(counts) = delta.requests {
                     node_requests.total += counts.total;
                     node_requests.server_errors += counts.server_errors;
                     node_seconds += delta.seconds();
                 }
+                if let Some(served) = delta.nginx_requests {
+                    nginx += served;
+                    nginx_seconds += delta.seconds();
+                }
                 for kind in Latency::ALL {
                     if let Some(h) = delta.latency(kind) {
                         latency[kind as usize].add(h);
                     }
                 }
+            }
+            if nginx_seconds > 0.0 {
+                *nginx_requests_per_s.get_or_insert(0.0) += nginx / nginx_seconds;
             }
             if node_seconds > 0.0 {
                 nodes_with_request_data += 1;
@@ -153,6 +203,18 @@ impl ClusterTracker {
         let datastore_reachable =
             (!reachability.is_empty()).then(|| reachability.iter().all(|r| *r));
 
+        let empty_configuration = self
+            .nodes
+            .iter()
+            .filter(|n| n.status == NodeStatus::Scraped)
+            .flat_map(|n| {
+                n.empty_confirmed.iter().map(|dp| EmptyConfiguration {
+                    control_plane: n.name.clone(),
+                    data_plane: dp.clone(),
+                })
+            })
+            .collect();
+
         let scrape_errors = self
             .nodes
             .iter()
@@ -173,10 +235,15 @@ impl ClusterTracker {
             requests_in_window,
             upstream_latency: quantiles(&upstream_latency),
             kong_latency: quantiles(&kong_latency),
+            request_latency,
             active_connections,
             datastore_reachable,
             status_code_metrics,
             latency_metrics,
+            exporter,
+            prometheus_plugin,
+            nginx_requests_per_s,
+            empty_configuration,
             nodes_scraped: scraped.len(),
             nodes_total: self.nodes.len(),
             scrape_errors,

@@ -12,12 +12,28 @@
 //! Only a passing evaluation resets the run of breaches; an inconclusive one leaves it
 //! as it was. A relative gate is skipped (not inconclusive) when X served fewer than
 //! `min_requests` in the window — at 100 % to Y there is no baseline to compare with.
+//!
+//! Whatever the figures, a data plane of Y whose control plane reports the empty
+//! configuration fails the evaluation at once: it answers every request with a 404
+//! while its sync status can still read `normal` (Kong issue 12861), and waiting for the
+//! 5xx ratio would wait for a window of 404s that are not even 5xx.
+//!
+//! Kong 2.x and 3.x nodes are judged alike (each sample maps its exporter's families onto
+//! the same figures), except for the p99: 2.x's request latency has 26 bucket bounds,
+//! 3.x's 13, and a quantile interpolated inside different buckets differs by the bucket
+//! widths alone. Each cluster's own p99 (for the absolute gate and the screen) is read on
+//! its own bounds; the relative gate, when X's and Y's bounds differ, compares both
+//! re-bucketed onto the bounds they share (11 between 2.x and 3.x: 25, 50, 80, 100, 400,
+//! 1000, 2000, 5000, 10000, 30000, 60000), so that the same traffic gives the same p99 on
+//! both sides, at the shared bounds' coarser resolution.
 
 use crate::plan::model::{FailAction, GateSpec};
 
+use super::explain::{Figure, why_unknown};
+use super::histogram::Histogram;
 use super::{
     ClusterFigures, ClusterWindow, GateFigures, GateThresholds, GateVerdict, MetricsSnapshot,
-    Verdict,
+    SharedBoundsP99, Verdict,
 };
 
 /// Judges snapshots against one `GateSpec`, counting breaches in a row.
@@ -79,39 +95,72 @@ pub fn ms(value: f64) -> String {
     format!("{value:.1} ms")
 }
 
-/// Why a cluster's 5xx ratio or p99 is unknown, for a check line.
-// Kong creates a series at a node's first request: a missing one means the flag is off
-// only when the other flag's series show requests were served.
-fn why_errors_unknown(side: &str, figures: &ClusterFigures) -> String {
-    if figures.nodes_scraped == 0 {
-        format!("{side} 5xx unknown (no node of {side} scraped)")
-    } else if !figures.status_code_metrics && figures.latency_metrics {
-        format!(
-            "{side} 5xx unknown (no kong_http_requests_total on {side}: turn on status_code_metrics)"
-        )
-    } else if !figures.status_code_metrics {
-        format!(
-            "{side} 5xx unknown (no kong_http_requests_total on {side}: no request served yet, or status_code_metrics is off)"
-        )
-    } else {
-        format!("{side} 5xx unknown (no requests in the window yet)")
-    }
+/// The data planes of Y whose control plane reports the empty configuration's hash, as
+/// check lines. Two cases, said apart by `kong_data_plane_version_compatible`:
+/// - a compatible data plane pinged that hash: it runs the empty configuration;
+/// - an incompatible one never got to ping: the control plane closed its connection and
+///   recorded the hash it starts every connection with (control_plane.lua 2.8.5:598-620,
+///   3.4.2:224-252), and sends it no configuration.
+fn empty_configuration_checks(y: &ClusterFigures) -> Vec<Check> {
+    y.empty_configuration
+        .iter()
+        .map(|empty| {
+            let dp = &empty.data_plane;
+            let cp = &empty.control_plane;
+            let line = if dp.compatible == Some(false) {
+                format!(
+                    "data plane {} ({}) gets no configuration: Y's control plane {cp} refuses \
+                     it as incompatible{} and reports its config hash as 0 (the empty \
+                     configuration's) on two scrapes in a row. It serves an old configuration \
+                     or none",
+                    dp.hostname,
+                    dp.ip,
+                    dp.kong_version
+                        .as_ref()
+                        .map_or(String::new(), |v| format!(" (it runs Kong {v})")),
+                )
+            } else {
+                format!(
+                    "data plane {} ({}) has the empty configuration: Y's control plane {cp} \
+                     reports its config hash as 0 (the empty configuration's) on two scrapes \
+                     in a row. It answers every request with 404 while its sync status can \
+                     still read normal (Kong issue 12861)",
+                    dp.hostname, dp.ip
+                )
+            };
+            Check::judged(line, false)
+        })
+        .collect()
 }
 
-fn why_p99_unknown(side: &str, figures: &ClusterFigures) -> String {
-    if figures.nodes_scraped == 0 {
-        format!("{side} p99 unknown (no node of {side} scraped)")
-    } else if !figures.latency_metrics && figures.requests_in_window.is_some_and(|n| n > 0) {
-        format!(
-            "{side} p99 unknown (no kong_request_latency_ms on {side}: turn on latency_metrics)"
-        )
-    } else if !figures.latency_metrics {
-        format!(
-            "{side} p99 unknown (no kong_request_latency_ms on {side}: no request served yet, or latency_metrics is off)"
-        )
-    } else {
-        format!("{side} p99 unknown (no requests in the window yet)")
+/// The p99s the relative gate compares: each cluster's own, or, when their latency
+/// bounds differ, both on the bounds they share (with how many there are). `None`
+/// inside when a side has no p99 there.
+fn comparable_p99(
+    x: &ClusterFigures,
+    y: &ClusterFigures,
+) -> (Option<f64>, Option<f64>, Option<SharedBoundsP99>) {
+    let bounds = |h: &Histogram| h.finite_bounds().collect::<Vec<f64>>();
+    let (x_bounds, y_bounds) = (bounds(&x.request_latency), bounds(&y.request_latency));
+    if x_bounds == y_bounds || x_bounds.is_empty() || y_bounds.is_empty() {
+        return (x.p99_ms, y.p99_ms, None);
     }
+    let shared: Vec<f64> = x_bounds
+        .iter()
+        .copied()
+        .filter(|le| y_bounds.contains(le))
+        .collect();
+    let p99 = |h: &Histogram| h.on_bounds(&shared).quantile(0.99);
+    let (x_p99, y_p99) = (p99(&x.request_latency), p99(&y.request_latency));
+    let recorded = match (x_p99, y_p99) {
+        (Some(x_p99_ms), Some(y_p99_ms)) if !shared.is_empty() => Some(SharedBoundsP99 {
+            x_p99_ms,
+            y_p99_ms,
+            bounds: shared.len() as u32,
+        }),
+        _ => None,
+    };
+    (x_p99, y_p99, recorded)
 }
 
 fn cluster_window(figures: &ClusterFigures) -> ClusterWindow {
@@ -168,11 +217,7 @@ impl GateEvaluator {
                 false
             }
             None => {
-                checks.push(Check::unknown(
-                    "Y requests unknown (no request series on Y: no request served yet, or \
-                     status_code_metrics and latency_metrics are off)"
-                        .to_string(),
-                ));
+                checks.push(Check::unknown(why_unknown(Figure::Requests, "Y", y)));
                 false
             }
             Some(count) if count < min_requests => {
@@ -201,7 +246,7 @@ impl GateEvaluator {
                     ),
                     ratio <= max,
                 ),
-                None => Check::unknown(why_errors_unknown("Y", y)),
+                None => Check::unknown(why_unknown(Figure::Errors, "Y", y)),
             });
         }
         if let Some(max) = spec.max_p99_ms {
@@ -215,7 +260,7 @@ impl GateEvaluator {
                     ),
                     p99 <= max,
                 ),
-                None => Check::unknown(why_p99_unknown("Y", y)),
+                None => Check::unknown(why_unknown(Figure::P99, "Y", y)),
             });
         }
 
@@ -248,12 +293,22 @@ impl GateEvaluator {
                         delta <= max_delta,
                     )
                 }
-                (None, _) => Check::unknown(why_errors_unknown("Y", y)),
-                (_, None) => Check::unknown(why_errors_unknown("X", x)),
+                (None, _) => Check::unknown(why_unknown(Figure::Errors, "Y", y)),
+                (_, None) => Check::unknown(why_unknown(Figure::Errors, "X", x)),
             });
         }
+        let mut p99_on_shared_bounds = None;
         if let Some(max_ratio) = spec.max_p99_ratio {
-            checks.push(match (y.p99_ms, x.p99_ms) {
+            let (x_p99, y_p99, shared) = comparable_p99(x, y);
+            p99_on_shared_bounds = shared;
+            let on_shared = shared.map_or(String::new(), |s| {
+                format!(
+                    " (both on the {} latency bounds X and Y share: their exporters bucket \
+                     differently)",
+                    s.bounds
+                )
+            });
+            checks.push(match (y_p99, x_p99) {
                 _ if !x_baseline && x.nodes_scraped > 0 && x.latency_metrics => {
                     Check::skipped(format!("Y p99 vs X p99: {}", no_baseline()))
                 }
@@ -261,7 +316,7 @@ impl GateEvaluator {
                     let limit = max_ratio * x_p99;
                     Check::judged(
                         format!(
-                            "Y p99 {} {} {max_ratio:.2} × X p99 {} = {}",
+                            "Y p99 {} {} {max_ratio:.2} × X p99 {} = {}{on_shared}",
                             ms(y_p99),
                             if y_p99 <= limit { "≤" } else { ">" },
                             ms(x_p99),
@@ -270,8 +325,8 @@ impl GateEvaluator {
                         y_p99 <= limit,
                     )
                 }
-                (None, _) => Check::unknown(why_p99_unknown("Y", y)),
-                (_, None) => Check::unknown(why_p99_unknown("X", x)),
+                (None, _) => Check::unknown(why_unknown(Figure::P99, "Y", y)),
+                (_, None) => Check::unknown(why_unknown(Figure::P99, "X", x)),
             });
         }
 
@@ -283,8 +338,19 @@ impl GateEvaluator {
             .skip(1)
             .any(|c| matches!(c.outcome, Outcome::Held | Outcome::Breached));
 
-        let mut lines: Vec<String> = checks.into_iter().map(|c| c.line).collect();
-        let verdict = if !enough_requests {
+        let empty = empty_configuration_checks(y);
+        let no_configuration = !empty.is_empty();
+        let mut lines: Vec<String> = empty.into_iter().chain(checks).map(|c| c.line).collect();
+        let verdict = if no_configuration {
+            // Not a threshold's breach: it neither waits for `consecutive_breaches` nor
+            // counts towards them.
+            lines.push(
+                "a data plane of Y has no configuration: fail at once, without waiting for \
+                 the 5xx ratio"
+                    .into(),
+            );
+            Verdict::Fail
+        } else if !enough_requests {
             // Figures from too few requests are shown but not counted.
             Verdict::Inconclusive
         } else if breached {
@@ -329,6 +395,7 @@ impl GateEvaluator {
                     min_requests,
                     breaches_to_fail: needed,
                 },
+                p99_on_shared_bounds,
             },
         }
     }

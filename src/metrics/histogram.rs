@@ -57,6 +57,54 @@ impl Histogram {
         &self.buckets
     }
 
+    /// The finite bucket bounds, in order.
+    pub fn finite_bounds(&self) -> impl Iterator<Item = f64> + '_ {
+        self.buckets
+            .iter()
+            .map(|b| b.le)
+            .filter(|le| le.is_finite())
+    }
+
+    /// Kong prints a series' buckets only from the first one that counted anything
+    /// (`observe` creates a bucket key when it first increments it: prometheus.lua 2.8.5
+    /// 492-531, 3.4.2 580-619), so the bounds below are absent, not unknown: their count
+    /// is 0. Given the family's bounds, puts those back with a count of 0, so the lowest
+    /// printed bucket starts at the bound below it rather than at 0. Does nothing when a
+    /// printed bound is not one of `known` (other bounds than Kong's), or when only `+Inf`
+    /// is printed (nothing says which bounds this node's exporter has).
+    pub fn fill_leading_bounds(&mut self, known: &[f64]) {
+        let Some(first) = self.finite_bounds().next() else {
+            return;
+        };
+        if !self.finite_bounds().all(|le| known.contains(&le)) {
+            return;
+        }
+        let mut buckets: Vec<Bucket> = known
+            .iter()
+            .filter(|le| **le < first)
+            .map(|&le| Bucket { le, count: 0.0 })
+            .collect();
+        if buckets.is_empty() {
+            return;
+        }
+        buckets.append(&mut self.buckets);
+        self.buckets = buckets;
+    }
+
+    /// The same observations on fewer bounds: only the buckets whose bound is in `bounds`
+    /// (and `+Inf`) are kept. Counts are cumulative, so a dropped bucket's observations
+    /// fall into the next bound kept.
+    pub fn on_bounds(&self, bounds: &[f64]) -> Histogram {
+        Histogram {
+            buckets: self
+                .buckets
+                .iter()
+                .filter(|b| b.le == f64::INFINITY || bounds.contains(&b.le))
+                .copied()
+                .collect(),
+        }
+    }
+
     /// Observations in total: the `+Inf` bucket; `None` without one.
     pub fn count(&self) -> Option<f64> {
         self.buckets
@@ -194,6 +242,43 @@ mod tests {
             None
         );
         assert_eq!(histogram(&[(10.0, 3.0)]).quantile(0.5), None);
+    }
+
+    #[test]
+    fn leading_bounds_kong_did_not_print_are_put_back_as_zero() {
+        let known = [25.0, 50.0, 80.0, 100.0, 250.0, 400.0];
+        let mut h = histogram(&[(250.0, 3.0), (400.0, 4.0), (f64::INFINITY, 4.0)]);
+        h.fill_leading_bounds(&known);
+        let bounds: Vec<f64> = h.finite_bounds().collect();
+        assert_eq!(bounds, known);
+        assert_eq!(h.buckets()[0].count, 0.0);
+        // The lowest observations are in (100, 250], not in (0, 250].
+        assert_eq!(h.quantile(0.5), Some(100.0 + 150.0 * 2.0 / 3.0));
+
+        // A bound that is not Kong's, or nothing but +Inf: left as printed.
+        let mut other = histogram(&[(300.0, 1.0), (f64::INFINITY, 1.0)]);
+        other.fill_leading_bounds(&known);
+        assert_eq!(other.buckets().len(), 2);
+        let mut only_inf = histogram(&[(f64::INFINITY, 2.0)]);
+        only_inf.fill_leading_bounds(&known);
+        assert_eq!(only_inf.buckets().len(), 1);
+    }
+
+    #[test]
+    fn fewer_bounds_keep_the_observations_in_the_next_bound_kept() {
+        let h = histogram(&[
+            (250.0, 10.0),
+            (400.0, 30.0),
+            (700.0, 35.0),
+            (1000.0, 40.0),
+            (f64::INFINITY, 42.0),
+        ]);
+        let shared = h.on_bounds(&[400.0, 1000.0]);
+        let counts: Vec<(f64, f64)> = shared.buckets().iter().map(|b| (b.le, b.count)).collect();
+        assert_eq!(
+            counts,
+            [(400.0, 30.0), (1000.0, 40.0), (f64::INFINITY, 42.0)]
+        );
     }
 
     #[test]

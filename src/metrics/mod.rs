@@ -1,11 +1,13 @@
 //! Live metrics of both clusters and the gates that compare Y with X.
 //!
 //! `parse` reads Prometheus text; `sample` keeps the series kongup uses from one scrape
-//! of one node; `aggregate` turns scrapes into per-cluster figures over a window;
-//! `gates` judges Y against the plan's gates; `monitor` scrapes every node on an
-//! interval; `history` keeps the snapshots for sparklines; `http` builds the HTTP client.
+//! of one node (Kong 2.x's families and 3.x's); `aggregate` turns scrapes into
+//! per-cluster figures over a window; `gates` judges Y against the plan's gates;
+//! `explain` says why a figure is unknown, in the words of the Kong at hand; `monitor`
+//! scrapes every node on an interval; `history` keeps the snapshots for sparklines.
 
 pub mod aggregate;
+pub mod explain;
 pub mod gates;
 pub mod histogram;
 pub mod history;
@@ -19,6 +21,54 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::steps::ClusterSide;
 
+use histogram::Histogram;
+use sample::DataPlaneReport;
+
+/// The generation of Kong's prometheus exporter a node's families come from, told from
+/// the families themselves (docs/kong/metrics.md, "Families and labels per version").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Exporter {
+    /// Kong 2.x: `kong_http_status`, `kong_latency{type}`, always on, no metric flags.
+    Kong2,
+    /// Kong 3.x: `kong_http_requests_total` and the `*_latency_ms` histograms, behind
+    /// `status_code_metrics` and `latency_metrics` (off by default since 3.0).
+    Kong3,
+}
+
+impl Exporter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exporter::Kong2 => "2.x",
+            Exporter::Kong3 => "3.x",
+        }
+    }
+
+    /// The family of requests by status code.
+    pub fn status_family(self) -> &'static str {
+        match self {
+            Exporter::Kong2 => sample::HTTP_STATUS,
+            Exporter::Kong3 => sample::HTTP_REQUESTS_TOTAL,
+        }
+    }
+
+    /// The request-latency histogram, as the operator would look it up.
+    pub fn request_latency_family(self) -> &'static str {
+        match self {
+            Exporter::Kong2 => "kong_latency{type=\"request\"}",
+            Exporter::Kong3 => "kong_request_latency_ms",
+        }
+    }
+}
+
+/// A data plane whose configuration is the empty one, as a control plane of the cluster
+/// reported it on two scrapes in a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmptyConfiguration {
+    /// The control plane's node name in the plan.
+    pub control_plane: String,
+    pub data_plane: DataPlaneReport,
+}
+
 /// Figures of one cluster over the latest window. A field is `None` when Kong does not
 /// export it (the flag is off) or there was too little data: never a zero posing as data.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -28,19 +78,37 @@ pub struct ClusterFigures {
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
-    /// Requests counted in the window (`kong_http_requests_total`, else the request
+    /// Requests counted in the window (the status-code counter, else the request
     /// latency histogram's count); what the gates' `min_requests` is compared with.
     pub requests_in_window: Option<u64>,
-    /// `kong_upstream_latency_ms`.
+    /// The request-latency histogram's increase over the window, all nodes, on the
+    /// bounds its exporter has: what the relative p99 gate re-buckets when X's and Y's
+    /// bounds differ.
+    pub request_latency: Histogram,
+    /// `kong_upstream_latency_ms` (3.x), `kong_latency{type="upstream"}` (2.x).
     pub upstream_latency: Quantiles,
-    /// `kong_kong_latency_ms`.
+    /// `kong_kong_latency_ms` (3.x), `kong_latency{type="kong"}` (2.x).
     pub kong_latency: Quantiles,
     pub active_connections: Option<f64>,
     pub datastore_reachable: Option<bool>,
-    /// `status_code_metrics` is on (the `kong_http_requests_total` series exist).
+    /// The status-code series exist: `kong_http_status` (2.x, always exported once a
+    /// request is counted) or `kong_http_requests_total` (3.x, `status_code_metrics`).
     pub status_code_metrics: bool,
-    /// `latency_metrics` is on (the latency histograms exist).
+    /// The latency histograms exist (2.x always once a request is counted; 3.x
+    /// `latency_metrics`).
     pub latency_metrics: bool,
+    /// The exporter generation every scraped node that tells agrees on; `None` when none
+    /// tells or they differ.
+    pub exporter: Option<Exporter>,
+    /// 3.x only: whether a prometheus plugin instance is enabled on some node (its
+    /// `/metrics` prints `kong_nginx_metric_errors_total`); `None` without a 3.x node.
+    pub prometheus_plugin: Option<bool>,
+    /// Every HTTP request nginx served per second, all nodes (Admin and Status API calls,
+    /// scrapes and unmatched 404s included): says traffic is flowing when the plugin's
+    /// own series say nothing.
+    pub nginx_requests_per_s: Option<f64>,
+    /// Data planes the cluster's control planes report with the empty configuration.
+    pub empty_configuration: Vec<EmptyConfiguration>,
     /// Nodes scraped successfully out of the nodes tried.
     pub nodes_scraped: usize,
     pub nodes_total: usize,
@@ -102,6 +170,19 @@ pub struct GateFigures {
     pub x: ClusterWindow,
     pub y: ClusterWindow,
     pub thresholds: GateThresholds,
+    /// When X's and Y's request-latency bounds differ (Kong 2.x's 26 against 3.x's 13),
+    /// the p99s the relative gate compared: both re-bucketed onto the bounds they share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_on_shared_bounds: Option<SharedBoundsP99>,
+}
+
+/// X's and Y's p99 on the latency bounds both clusters have.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SharedBoundsP99 {
+    pub x_p99_ms: f64,
+    pub y_p99_ms: f64,
+    /// How many finite bounds they share (11 between Kong 2.x and 3.x).
+    pub bounds: u32,
 }
 
 /// One cluster over the gate window; `None` when unknown (a Kong flag off, no node

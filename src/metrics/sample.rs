@@ -1,34 +1,100 @@
 //! One scrape of one Kong node, cut down to the series kongup uses, and the difference
 //! between two scrapes of the same node (counter resets handled).
+//!
+//! Kong's prometheus exporter comes in two generations (docs/kong/metrics.md, "Families
+//! and labels per version"; `kong/plugins/prometheus/exporter.lua` at each tag), and a
+//! sample reads both, saying which one it saw ([`Exporter`]):
+//! - 2.x (2.8.5): `kong_http_status{service,route,code}`, one histogram
+//!   `kong_latency{service,route,type}` whose `type` is `request`, `upstream` or `kong`
+//!   (26 bounds), nginx's counters in `kong_nginx_http_current_connections{state}`. All
+//!   on, with no flag (the only option is `per_consumer`).
+//! - 3.x (3.0 on): `kong_http_requests_total{service,route,code,source,[workspace,]
+//!   consumer}` (`status_code_metrics`), `kong_request_latency_ms`,
+//!   `kong_upstream_latency_ms`, `kong_kong_latency_ms` (`latency_metrics`), both flags
+//!   off by default; `kong_nginx_requests_total` and `kong_nginx_connections_total{state}`.
+//!
+//! A control plane (both generations) also reports each data plane's configuration hash
+//! and last contact (`kong_data_plane_*`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
+use super::Exporter;
 use super::histogram::{Bucket, Histogram};
 use super::parse::{self, Entry, ParseError};
 
-/// `status_code_metrics`: requests by status code (counter).
+/// 3.x, behind `status_code_metrics`: requests by status code (counter), one series per
+/// service, route, code, source, [workspace,] consumer (exporter.lua 3.4.2:154, 3.9.1:105).
 pub const HTTP_REQUESTS_TOTAL: &str = "kong_http_requests_total";
-/// Always exported: nginx connections by `state`.
+/// 2.x, always on: requests by status code (counter), one series per service, route,
+/// code (exporter.lua 2.8.5:88-95).
+pub const HTTP_STATUS: &str = "kong_http_status";
+/// 2.x: the three latency histograms in one family, told apart by `type`
+/// (exporter.lua 2.8.5:96-101).
+pub const LATENCY_2X: &str = "kong_latency";
+/// 3.x, always exported: nginx connections by `state` (exporter.lua 3.4.2:100).
 pub const NGINX_CONNECTIONS_TOTAL: &str = "kong_nginx_connections_total";
-/// Traditional nodes and control planes: 1 when the database answers.
+/// 3.x, always exported: every request nginx served, by `subsystem` (exporter.lua
+/// 3.4.2:104; a gauge that only grows: stub_status's request counter).
+pub const NGINX_REQUESTS_TOTAL: &str = "kong_nginx_requests_total";
+/// 2.x, always exported: nginx's stub_status by `state`; `total` is every request nginx
+/// served, `active` the open connections (exporter.lua 2.8.5:45, 301-316).
+pub const NGINX_HTTP_CURRENT_CONNECTIONS: &str = "kong_nginx_http_current_connections";
+/// Printed by 3.x only when the exporter holds a prometheus plugin instance enabled
+/// (`metric_data(write_fn, local_only)`, prometheus.lua 3.4.2:916-941); 2.x always prints
+/// it.
+pub const NGINX_METRIC_ERRORS_TOTAL: &str = "kong_nginx_metric_errors_total";
+/// Traditional nodes and control planes: 1 when the database answers (always 1 on a
+/// DB-less data plane).
 pub const DATASTORE_REACHABLE: &str = "kong_datastore_reachable";
+/// Control planes: each data plane's configuration hash, the md5 read as a hex number
+/// (`config_hash_to_number`, exporter.lua 2.8.5:143-146, 3.4.2:241).
+pub const DATA_PLANE_CONFIG_HASH: &str = "kong_data_plane_config_hash";
+/// Control planes: when each data plane last pinged, unix seconds.
+pub const DATA_PLANE_LAST_SEEN: &str = "kong_data_plane_last_seen";
+/// Control planes: 0 when a data plane's version or plugins are incompatible.
+pub const DATA_PLANE_VERSION_COMPATIBLE: &str = "kong_data_plane_version_compatible";
 
-/// The latency histograms behind `latency_metrics`.
+/// A data plane pings its control plane every `CLUSTERING_PING_INTERVAL` = 30 s
+/// (kong/constants.lua 2.8.5:202, 3.9.1:230); Kong takes one not seen for two intervals as
+/// not connected (kong/clustering/rpc/manager.lua master:152). The control plane keeps
+/// its row for `cluster_data_plane_purge_delay` (14 days) all the same.
+const DATA_PLANE_GONE_AFTER_SECS: f64 = 2.0 * 30.0;
+
+/// 2.x `kong_latency` bounds, all three types (`DEFAULT_BUCKETS`, exporter.lua 2.8.5:21).
+const KONG2_LATENCY_BOUNDS: [f64; 26] = [
+    1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0,
+    200.0, 300.0, 400.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+/// 3.x request and upstream latency bounds (`UPSTREAM_LATENCY_BUCKETS`, exporter.lua
+/// 3.4.2:21, 3.9.1:24, master:25).
+const KONG3_REQUEST_BOUNDS: [f64; 13] = [
+    25.0, 50.0, 80.0, 100.0, 250.0, 400.0, 700.0, 1000.0, 2000.0, 5000.0, 10000.0, 30000.0, 60000.0,
+];
+/// 3.x Kong latency bounds (`KONG_LATENCY_BUCKETS`): the first 15 to 3.8.0 (exporter.lua
+/// 3.4.2:20), 3000 and 6000 added in 3.8.1 (3.9.1:23).
+const KONG3_KONG_BOUNDS: [f64; 17] = [
+    1.0, 2.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 750.0, 1000.0,
+    3000.0, 6000.0,
+];
+
+/// The latency histograms: `kong_latency{type=…}` in 2.x, one family each in 3.x
+/// (behind `latency_metrics`). All in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Latency {
-    /// `kong_request_latency_ms`: the whole request as the client sees it.
+    /// The whole request as the client sees it.
     Request,
-    /// `kong_upstream_latency_ms`: waiting for the upstream service.
+    /// Waiting for the upstream service.
     Upstream,
-    /// `kong_kong_latency_ms`: Kong's own processing (plugins, routing).
+    /// Kong's own processing (plugins, routing).
     Kong,
 }
 
 impl Latency {
     pub const ALL: [Latency; 3] = [Latency::Request, Latency::Upstream, Latency::Kong];
 
+    /// The 3.x family.
     pub fn family(self) -> &'static str {
         match self {
             Latency::Request => "kong_request_latency_ms",
@@ -37,11 +103,38 @@ impl Latency {
         }
     }
 
+    /// The series that holds its buckets in `exporter`'s words, for messages.
+    pub fn buckets_in(self, exporter: Exporter) -> String {
+        match exporter {
+            Exporter::Kong2 => format!("{LATENCY_2X}_bucket{{type=\"{}\"}}", self.type_2x()),
+            Exporter::Kong3 => format!("{}_bucket", self.family()),
+        }
+    }
+
+    /// The `type` label of 2.x's `kong_latency`.
+    fn type_2x(self) -> &'static str {
+        match self {
+            Latency::Request => "request",
+            Latency::Upstream => "upstream",
+            Latency::Kong => "kong",
+        }
+    }
+
     fn bucket_series(self) -> &'static str {
         match self {
             Latency::Request => "kong_request_latency_ms_bucket",
             Latency::Upstream => "kong_upstream_latency_ms_bucket",
             Latency::Kong => "kong_kong_latency_ms_bucket",
+        }
+    }
+
+    /// The bounds Kong gives this histogram, to put back the leading buckets it did not
+    /// print.
+    fn bounds(self, exporter: Exporter) -> &'static [f64] {
+        match (exporter, self) {
+            (Exporter::Kong2, _) => &KONG2_LATENCY_BOUNDS,
+            (Exporter::Kong3, Latency::Kong) => &KONG3_KONG_BOUNDS,
+            (Exporter::Kong3, _) => &KONG3_REQUEST_BOUNDS,
         }
     }
 
@@ -69,26 +162,98 @@ struct RequestSeries {
     has_code: bool,
 }
 
+/// One data plane as a control plane's `/metrics` reports it: the rows of its
+/// `clustering_data_planes` table (exporter.lua 2.8.5:370-396, 3.4.2 `metric_data`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPlaneReport {
+    pub node_id: String,
+    pub hostname: String,
+    pub ip: String,
+    /// `kong_data_plane_config_hash`; 0 is the empty configuration's hash, 32 zeros
+    /// (`DECLARATIVE_EMPTY_CONFIG_HASH`, kong/constants.lua 2.8.5:190, 3.4.2:204).
+    pub config_hash: Option<f64>,
+    /// `kong_data_plane_last_seen`, unix seconds.
+    pub last_seen: Option<f64>,
+    /// `kong_data_plane_version_compatible`.
+    pub compatible: Option<bool>,
+    /// The `kong_version` label of `kong_data_plane_version_compatible`.
+    pub kong_version: Option<String>,
+}
+
+impl DataPlaneReport {
+    fn new(node_id: String) -> DataPlaneReport {
+        DataPlaneReport {
+            node_id,
+            hostname: String::new(),
+            ip: String::new(),
+            config_hash: None,
+            last_seen: None,
+            compatible: None,
+            kong_version: None,
+        }
+    }
+
+    /// Its configuration hash is the empty configuration's: it has no routes, so every
+    /// request to it answers 404 (Kong issue 12861), whatever its sync status says.
+    pub fn has_empty_configuration(&self) -> bool {
+        self.config_hash == Some(0.0)
+    }
+
+    /// It pinged its control plane within two ping intervals of `now` (the control
+    /// plane's clock). A row without `last_seen` counts as connected.
+    pub fn connected_at(&self, now: DateTime<Utc>) -> bool {
+        self.last_seen
+            .is_none_or(|seen| now.timestamp() as f64 - seen <= DATA_PLANE_GONE_AFTER_SECS)
+    }
+}
+
 /// The series kongup needs from one scrape of one node, owned (the body is dropped).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSample {
     pub at: DateTime<Utc>,
-    /// `kong_http_requests_total` by raw label text.
+    /// The node's own clock when it answered (its HTTP `Date`), when known: what a
+    /// control plane's `last_seen` is compared with.
+    pub server_time: Option<DateTime<Utc>>,
+    /// `kong_http_status` (2.x) or `kong_http_requests_total` (3.x) by raw label text.
     requests: HashMap<Box<str>, RequestSeries>,
-    /// Per latency histogram: buckets by raw label text without `le`.
-    latency: [HashMap<Box<str>, Vec<Bucket>>; 3],
-    /// Sum of `kong_nginx_connections_total{state="active"}` over subsystems.
+    /// Per latency histogram: each series by its raw label text without `le`.
+    latency: [HashMap<Box<str>, Histogram>; 3],
+    /// Sum of the `active` connections over subsystems.
     pub active_connections: Option<f64>,
     pub datastore_reachable: Option<bool>,
+    /// nginx's own count of the HTTP requests it served.
+    nginx_requests: Option<f64>,
+    /// `kong_nginx_metric_errors_total` is in the exposition.
+    metric_errors_printed: bool,
+    saw_kong2: bool,
+    saw_kong3: bool,
+    /// Control planes: the data planes they report, by node id.
+    data_planes: Vec<DataPlaneReport>,
 }
 
 /// Whether kongup reads a series at all: the parser skips every other line unread.
 pub fn is_needed_series(name: &str) -> bool {
     name.starts_with("kong_")
         && (name == HTTP_REQUESTS_TOTAL
+            || name == HTTP_STATUS
             || name == NGINX_CONNECTIONS_TOTAL
+            || name == NGINX_REQUESTS_TOTAL
+            || name == NGINX_HTTP_CURRENT_CONNECTIONS
+            || name == NGINX_METRIC_ERRORS_TOTAL
             || name == DATASTORE_REACHABLE
+            || name == DATA_PLANE_CONFIG_HASH
+            || name == DATA_PLANE_LAST_SEEN
+            || name == DATA_PLANE_VERSION_COMPATIBLE
+            || name == "kong_latency_bucket"
             || Latency::ALL.iter().any(|l| name == l.bucket_series()))
+}
+
+/// The histogram series whose bucket lines are being read.
+struct OpenSeries {
+    kind: Latency,
+    exporter: Exporter,
+    key: String,
+    buckets: Vec<Bucket>,
 }
 
 impl NodeSample {
@@ -96,16 +261,22 @@ impl NodeSample {
     pub fn parse(text: &str, at: DateTime<Utc>) -> Result<NodeSample, ExpositionError> {
         let mut sample = NodeSample {
             at,
+            server_time: None,
             requests: HashMap::new(),
             latency: Default::default(),
             active_connections: None,
             datastore_reachable: None,
+            nginx_requests: None,
+            metric_errors_printed: false,
+            saw_kong2: false,
+            saw_kong3: false,
+            data_planes: Vec::new(),
         };
         let mut saw_kong_series = false;
-        // Kong writes a histogram's buckets on consecutive lines: remember the series
-        // being filled to look it up once, not once per bucket.
-        let mut current: Option<(Latency, String)> = None;
-        let mut pending: Vec<Bucket> = Vec::new();
+        let mut data_planes: BTreeMap<String, DataPlaneReport> = BTreeMap::new();
+        // Kong writes a series' buckets on consecutive lines (its keys are sorted): fill
+        // one series at a time and store it once, not once per bucket.
+        let mut open: Option<OpenSeries> = None;
         parse::for_each_entry(
             text,
             |name| {
@@ -114,98 +285,207 @@ impl NodeSample {
             },
             |entry| {
                 let Entry::Sample(s) = entry else { return };
-                if s.name == HTTP_REQUESTS_TOTAL {
-                    if s.value.is_finite() {
-                        let code = s.labels.get("code");
-                        let server_error = code
-                            .as_ref()
-                            .is_some_and(|code| code.len() == 3 && code.starts_with('5'));
-                        sample.requests.insert(
-                            s.labels.raw().into(),
-                            RequestSeries {
-                                value: s.value,
-                                server_error,
-                                has_code: code.is_some(),
-                            },
-                        );
-                    }
-                } else if s.name == NGINX_CONNECTIONS_TOTAL {
-                    if s.value.is_finite() && s.labels.get("state").as_deref() == Some("active") {
-                        *sample.active_connections.get_or_insert(0.0) += s.value;
-                    }
-                } else if s.name == DATASTORE_REACHABLE {
-                    if !s.value.is_nan() {
-                        sample.datastore_reachable = Some(s.value == 1.0);
-                    }
-                } else if let Some(kind) = Latency::ALL
-                    .into_iter()
-                    .find(|l| s.name == l.bucket_series())
-                {
-                    let Some((le, key)) = s.labels.split_off("le") else {
-                        return;
-                    };
-                    let Ok(le) = le.parse::<f64>() else { return };
-                    let same_series = current
-                        .as_ref()
-                        .is_some_and(|(k, series)| *k == kind && series.as_str() == key);
-                    if !same_series {
-                        if let Some((k, series)) = current.take() {
-                            sample.store_series(k, series, std::mem::take(&mut pending));
+                match s.name {
+                    HTTP_REQUESTS_TOTAL | HTTP_STATUS => {
+                        if s.name == HTTP_STATUS {
+                            sample.saw_kong2 = true;
+                        } else {
+                            sample.saw_kong3 = true;
                         }
-                        current = Some((kind, key.into_owned()));
+                        if s.value.is_finite() {
+                            let code = s.labels.get("code");
+                            let server_error = code
+                                .as_ref()
+                                .is_some_and(|code| code.len() == 3 && code.starts_with('5'));
+                            // 3.x: one series per source, consumer and workspace too; they
+                            // are added up like every other series.
+                            sample.requests.insert(
+                                s.labels.raw().into(),
+                                RequestSeries {
+                                    value: s.value,
+                                    server_error,
+                                    has_code: code.is_some(),
+                                },
+                            );
+                        }
                     }
-                    pending.push(Bucket { le, count: s.value });
+                    NGINX_CONNECTIONS_TOTAL => {
+                        sample.saw_kong3 = true;
+                        if s.value.is_finite() && s.labels.get("state").as_deref() == Some("active")
+                        {
+                            *sample.active_connections.get_or_insert(0.0) += s.value;
+                        }
+                    }
+                    NGINX_REQUESTS_TOTAL => {
+                        sample.saw_kong3 = true;
+                        let http = s.labels.get("subsystem").is_none_or(|sub| sub == "http");
+                        if s.value.is_finite() && http {
+                            *sample.nginx_requests.get_or_insert(0.0) += s.value;
+                        }
+                    }
+                    NGINX_HTTP_CURRENT_CONNECTIONS => {
+                        sample.saw_kong2 = true;
+                        if s.value.is_finite() {
+                            match s.labels.get("state").as_deref() {
+                                Some("active") => sample.active_connections = Some(s.value),
+                                Some("total") => sample.nginx_requests = Some(s.value),
+                                _ => {}
+                            }
+                        }
+                    }
+                    NGINX_METRIC_ERRORS_TOTAL => sample.metric_errors_printed = true,
+                    DATASTORE_REACHABLE => {
+                        if !s.value.is_nan() {
+                            sample.datastore_reachable = Some(s.value == 1.0);
+                        }
+                    }
+                    DATA_PLANE_CONFIG_HASH
+                    | DATA_PLANE_LAST_SEEN
+                    | DATA_PLANE_VERSION_COMPATIBLE => {
+                        let Some(node_id) = s.labels.get("node_id") else {
+                            return;
+                        };
+                        let report = data_planes
+                            .entry(node_id.to_string())
+                            .or_insert_with(|| DataPlaneReport::new(node_id.into_owned()));
+                        if let Some(hostname) = s.labels.get("hostname") {
+                            report.hostname = hostname.into_owned();
+                        }
+                        if let Some(ip) = s.labels.get("ip") {
+                            report.ip = ip.into_owned();
+                        }
+                        let value = (!s.value.is_nan()).then_some(s.value);
+                        match s.name {
+                            DATA_PLANE_CONFIG_HASH => report.config_hash = value,
+                            DATA_PLANE_LAST_SEEN => report.last_seen = value,
+                            _ => {
+                                report.compatible = value.map(|v| v == 1.0);
+                                report.kong_version =
+                                    s.labels.get("kong_version").map(|v| v.into_owned());
+                            }
+                        }
+                    }
+                    name => {
+                        let (kind, exporter) = if name == "kong_latency_bucket" {
+                            let kind = match s.labels.get("type").as_deref() {
+                                Some("request") => Latency::Request,
+                                Some("upstream") => Latency::Upstream,
+                                Some("kong") => Latency::Kong,
+                                _ => return,
+                            };
+                            (kind, Exporter::Kong2)
+                        } else {
+                            let Some(kind) =
+                                Latency::ALL.into_iter().find(|l| name == l.bucket_series())
+                            else {
+                                return;
+                            };
+                            (kind, Exporter::Kong3)
+                        };
+                        match exporter {
+                            Exporter::Kong2 => sample.saw_kong2 = true,
+                            Exporter::Kong3 => sample.saw_kong3 = true,
+                        }
+                        let Some((le, key)) = s.labels.split_off("le") else {
+                            return;
+                        };
+                        let Ok(le) = le.parse::<f64>() else { return };
+                        let same_series = open
+                            .as_ref()
+                            .is_some_and(|o| o.kind == kind && o.key.as_str() == key);
+                        if !same_series {
+                            if let Some(done) = open.take() {
+                                sample.store_series(done);
+                            }
+                            open = Some(OpenSeries {
+                                kind,
+                                exporter,
+                                key: key.into_owned(),
+                                buckets: Vec::new(),
+                            });
+                        }
+                        if let Some(series) = open.as_mut() {
+                            series.buckets.push(Bucket { le, count: s.value });
+                        }
+                    }
                 }
             },
         )?;
-        if let Some((kind, series)) = current.take() {
-            sample.store_series(kind, series, pending);
+        if let Some(done) = open.take() {
+            sample.store_series(done);
         }
         if !saw_kong_series {
             return Err(ExpositionError::NotKong);
         }
+        sample.data_planes = data_planes.into_values().collect();
         Ok(sample)
     }
 
-    fn store_series(&mut self, kind: Latency, series: String, buckets: Vec<Bucket>) {
+    fn store_series(&mut self, series: OpenSeries) {
         // A bucket count of NaN makes the series unusable for this scrape.
-        if buckets.iter().any(|b| b.count.is_nan()) {
+        if series.buckets.iter().any(|b| b.count.is_nan()) {
             return;
         }
         // Bounds that are negative or do not increase: the series is refused for this scrape.
-        let Ok(histogram) = Histogram::checked(buckets) else {
+        let Ok(mut histogram) = Histogram::checked(series.buckets) else {
             return;
         };
         if histogram.count().is_none() {
             return;
         }
-        let map = &mut self.latency[kind.index()];
-        match map.get_mut(series.as_str()) {
-            // The same series in two runs of lines: keep every bucket, sorted; a bound
-            // written twice refuses it.
-            Some(existing) => {
-                existing.extend_from_slice(histogram.buckets());
-                existing.sort_by(|a, b| a.le.total_cmp(&b.le));
-                match Histogram::checked(std::mem::take(existing)) {
-                    Ok(merged) => *existing = merged.buckets().to_vec(),
-                    Err(_) => {
-                        map.remove(series.as_str());
-                    }
-                }
-            }
+        histogram.fill_leading_bounds(series.kind.bounds(series.exporter));
+        let map = &mut self.latency[series.kind.index()];
+        match map.get_mut(series.key.as_str()) {
+            // The same series in two runs of lines (the stream subsystem's exposition
+            // appended after the http one's): both runs' observations.
+            Some(existing) => existing.add(&histogram),
             None => {
-                map.insert(series.into_boxed_str(), histogram.buckets().to_vec());
+                map.insert(series.key.into_boxed_str(), histogram);
             }
         }
     }
 
-    /// `status_code_metrics` is on (or has counted anything yet): the series exist.
+    /// Which exporter the families come from; `None` when the exposition has none of
+    /// either's own families, or has both.
+    pub fn exporter(&self) -> Option<Exporter> {
+        match (self.saw_kong2, self.saw_kong3) {
+            (true, false) => Some(Exporter::Kong2),
+            (false, true) => Some(Exporter::Kong3),
+            _ => None,
+        }
+    }
+
+    /// Whether a prometheus plugin instance is enabled on the node, as far as the
+    /// exposition tells: 3.x prints `kong_nginx_metric_errors_total` only then, and
+    /// per-request series only come from an enabled instance's `log`; 2.x always prints
+    /// the former, so `None` there (and when the exporter is unknown).
+    pub fn prometheus_plugin_enabled(&self) -> Option<bool> {
+        (self.exporter() == Some(Exporter::Kong3)).then(|| {
+            self.metric_errors_printed || self.status_code_metrics() || self.latency_metrics()
+        })
+    }
+
+    /// nginx's own count of the HTTP requests it served since it started: every request,
+    /// the Admin and Status APIs', the scrapes and unmatched 404s included.
+    pub fn nginx_requests_total(&self) -> Option<f64> {
+        self.nginx_requests
+    }
+
+    /// The data planes a control plane reports (none on other nodes).
+    pub fn data_planes(&self) -> &[DataPlaneReport] {
+        &self.data_planes
+    }
+
+    /// The status-code counter exists (`kong_http_status` in 2.x; in 3.x
+    /// `kong_http_requests_total`, behind `status_code_metrics`). Kong creates a series at
+    /// its first count, so without it the node has counted nothing yet (or, in 3.x, the
+    /// flag is off).
     pub fn status_code_metrics(&self) -> bool {
         !self.requests.is_empty()
     }
 
-    /// A `kong_http_requests_total` series with a `code` label exists: the 5xx ratio can be
-    /// computed from this node.
+    /// A status-code series with a `code` label exists: the 5xx ratio can be computed
+    /// from this node.
     pub fn counts_status_codes(&self) -> bool {
         self.requests.values().any(|series| series.has_code)
     }
@@ -215,7 +495,8 @@ impl NodeSample {
         !self.latency[kind.index()].is_empty()
     }
 
-    /// `latency_metrics` is on (or has observed anything yet): a latency histogram exists.
+    /// A latency histogram exists (in 3.x, `latency_metrics` is on and something was
+    /// observed).
     pub fn latency_metrics(&self) -> bool {
         self.latency.iter().any(|series| !series.is_empty())
     }
@@ -243,8 +524,8 @@ impl NodeSample {
             }
             let before_all = &earlier.latency[kind.index()];
             let mut merged = Histogram::default();
-            for (key, buckets) in now {
-                let increase = histogram_increase(before_all.get(key), buckets);
+            for (key, histogram) in now {
+                let increase = histogram_increase(before_all.get(key), histogram);
                 merged.add(&increase);
             }
             Some(merged)
@@ -254,6 +535,9 @@ impl NodeSample {
             to: self.at,
             requests,
             latency,
+            nginx_requests: self
+                .nginx_requests
+                .map(|now| counter_increase(earlier.nginx_requests, now)),
         }
     }
 }
@@ -266,12 +550,14 @@ fn counter_increase(before: Option<f64>, now: f64) -> f64 {
 }
 
 /// The observations a histogram series gained; a lower `+Inf` count than before means
-/// the node restarted, and then every current count is new.
-fn histogram_increase(before: Option<&Vec<Bucket>>, now: &[Bucket]) -> Histogram {
-    let total = |buckets: &[Bucket]| buckets.last().map_or(0.0, |b| b.count);
+/// the node restarted, and then every current count is new. A bucket absent before
+/// (Kong had not printed it yet) counted 0 then.
+fn histogram_increase(before: Option<&Histogram>, now: &Histogram) -> Histogram {
+    let total = |h: &Histogram| h.buckets().last().map_or(0.0, |b| b.count);
     let Some(before) = before.filter(|before| total(before) <= total(now)) else {
-        return Histogram::from_buckets(now.to_vec());
+        return now.clone();
     };
+    let (before, now) = (before.buckets(), now.buckets());
     let same_bounds =
         before.len() == now.len() && before.iter().zip(now).all(|(a, b)| a.le == b.le);
     let buckets = now
@@ -307,10 +593,12 @@ pub struct RequestCounts {
 pub struct NodeDelta {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
-    /// `None` when the node exports no `kong_http_requests_total`.
+    /// `None` when the node exports no status-code counter.
     pub requests: Option<RequestCounts>,
     /// Indexed like [`Latency::ALL`]; `None` when the node exports no such histogram.
     pub latency: [Option<Histogram>; 3],
+    /// nginx's own request count's increase; `None` when the node exports none.
+    pub nginx_requests: Option<f64>,
 }
 
 impl NodeDelta {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-use reqwest::header::ACCEPT;
+use chrono::{DateTime, Utc};
+use reqwest::header::{ACCEPT, DATE};
 
 use super::sample::{ExpositionError, NodeSample};
 use crate::kong::http::{
@@ -61,7 +61,7 @@ pub async fn scrape_node(
     token: Option<&Secret>,
     timeout: Duration,
 ) -> Result<NodeSample, ScrapeError> {
-    let body = tokio::time::timeout(timeout, fetch_body(client, url, token))
+    let (body, server_time) = tokio::time::timeout(timeout, fetch_body(client, url, token))
         .await
         .map_err(|_| ScrapeError::Timeout {
             url: url.to_string(),
@@ -71,17 +71,21 @@ pub async fn scrape_node(
     let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText {
         url: url.to_string(),
     })?;
-    NodeSample::parse(text, at).map_err(|error| ScrapeError::Exposition {
+    let mut sample = NodeSample::parse(text, at).map_err(|error| ScrapeError::Exposition {
         url: url.to_string(),
         error,
-    })
+    })?;
+    sample.server_time = server_time;
+    Ok(sample)
 }
 
+/// The body, and the node's clock from its `Date` header (nginx sends one with every
+/// response), which a control plane's `last_seen` times are compared with.
 async fn fetch_body(
     client: &reqwest::Client,
     url: &str,
     token: Option<&Secret>,
-) -> Result<Vec<u8>, ScrapeError> {
+) -> Result<(Vec<u8>, Option<DateTime<Utc>>), ScrapeError> {
     let transport = |error: reqwest::Error| ScrapeError::Transport {
         url: url.to_string(),
         reason: describe(&error),
@@ -111,12 +115,19 @@ async fn fetch_body(
             status: status.as_u16(),
         });
     }
-    read_body(response, BodyLimit::METRICS)
+    let server_time = response
+        .headers()
+        .get(DATE)
+        .and_then(|date| date.to_str().ok())
+        .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
+        .map(|date| date.with_timezone(&Utc));
+    let body = read_body(response, BodyLimit::METRICS)
         .await
         .map_err(|error| match error {
             BodyError::Read(error) => transport(error),
             too_large => ScrapeError::Body(too_large),
-        })
+        })?;
+    Ok((body, server_time))
 }
 
 /// reqwest's own message repeats the URL and hides the cause ("error sending request
@@ -138,6 +149,13 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HTTP dates (RFC 9110 IMF-fixdate, as nginx writes them) read as RFC 2822.
+    #[test]
+    fn an_http_date_reads_as_the_nodes_clock() {
+        let date = DateTime::parse_from_rfc2822("Tue, 01 Jul 2025 12:00:07 GMT").unwrap();
+        assert_eq!(date.with_timezone(&Utc).timestamp(), 1_751_371_207);
+    }
 
     #[test]
     fn command_line_urls_get_metrics_only_without_a_path() {

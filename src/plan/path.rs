@@ -2,9 +2,10 @@
 //! https://docs.konghq.com/gateway/latest/upgrade/): which hops an upgrade
 //! from X to Y must make, which of them Kong guarantees, and which strategies fit.
 //!
-//! A path lists only the stops the rules make mandatory (the 2.1 floor of 3.x, the 3.1.1.2
-//! stop of hybrid deployments); a jump Kong allows but does not guarantee stays one hop,
-//! flagged, with the guaranteed route suggested in a warning.
+//! A path lists only the stops the rules make mandatory (2.8 before 3.x, Enterprise 3.1.1.3
+//! for hybrid deployments on an earlier 3.1); a jump Kong allows but does not guarantee
+//! stays one hop, flagged, with the guaranteed route suggested in a warning. Open source
+//! and Enterprise differ in places: [`edition_of`] says which a version is.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -67,18 +68,45 @@ const LAST_MINOR_OF_MAJOR: [Line; 2] = [(1, 5), (2, 8)];
 /// The highest major whose rules kongup knows.
 const LAST_KNOWN_MAJOR: u32 = 3;
 
-/// The lowest version 3.x accepts migrations from.
-const FLOOR_FOR_3X: KongVersion = KongVersion::new(2, 1, 0);
+/// Open source or Enterprise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edition {
+    OpenSource,
+    Enterprise,
+}
+
+/// Which edition a version is: Kong's open-source tags have three parts (`3.9.1`),
+/// Enterprise releases four (`3.4.3.12`). The one place kongup decides it: a plan key
+/// naming the edition, when there is one, takes precedence here.
+pub fn edition_of(version: KongVersion) -> Edition {
+    if version.is_enterprise_form() {
+        Edition::Enterprise
+    } else {
+        Edition::OpenSource
+    }
+}
+
+/// Before 3.x the open-source upgrade notes stop at this 2.8 release: "If you are
+/// migrating from Kong 2.7.x or lower versions, first migrate to Kong 2.8.1 … For Hybrid
+/// mode deployments, both the Control Planes and Data Planes should be on 2.8.x"
+/// (UPGRADE.md:102-110 at 3.0.0, 3.4.2, 3.9.1 and master).
+const OSS_STOP_BEFORE_3X: KongVersion = KongVersion::new(2, 8, 1);
+/// Enterprise's upgrade table sends hybrid 2.x-2.7.x and any 1.x to 2.8.2.x before 3.0
+/// (docs.konghq.com source, app/_src/gateway/upgrade-v2.md @ f9d47c57ff; docs, not source).
+const ENTERPRISE_STOP_BEFORE_3X: KongVersion = KongVersion::enterprise(2, 8, 2, 0);
 
 /// Cassandra was removed in this release.
 const CASSANDRA_REMOVED_IN: KongVersion = KongVersion::new(3, 4, 0);
 
-/// Hybrid deployments on these speak only the new CP/DP protocol.
-const HYBRID_WRPC_ONLY: [KongVersion; 2] = [
-    KongVersion::enterprise(3, 1, 0, 0),
-    KongVersion::enterprise(3, 1, 1, 1),
-];
-const HYBRID_PROTOCOL_FIX: KongVersion = KongVersion::enterprise(3, 1, 1, 2);
+/// Enterprise hybrid deployments on 3.1.0.x-3.1.1.2 go to 3.1.1.3 before 3.2 (the same
+/// Enterprise table; docs, not source).
+const ENTERPRISE_HYBRID_3_1_STOP: KongVersion = KongVersion::enterprise(3, 1, 1, 3);
+
+/// The newest open-source tag in Kong's repository (github.com/Kong/kong tags end at 3.9.3;
+/// master's kong/meta.lua says 3.10.0, no 3.10 tag exists). Whether 3.10 is Enterprise
+/// only is not stated in Kong's source: unverified.
+const NEWEST_OSS_TAG: KongVersion = KongVersion::new(3, 9, 3);
 
 /// Blue-green (traditional mode, hybrid control planes) needs at least this version on X.
 pub(super) const BLUE_GREEN_FLOOR: KongVersion = KongVersion::new(2, 8, 2);
@@ -178,6 +206,18 @@ fn show_route(from: KongVersion, route: &[Line], to: Option<KongVersion>) -> Str
     parts.extend(between.iter().map(|&l| format!("{}.x", show_line(l))));
     parts.extend(to.map(|v| v.to_string()));
     parts.join(" -> ")
+}
+
+/// Kong's guide for an LTS-to-LTS hop (developer.konghq.com; docs, not source).
+fn lts_guide(from: Line, to: Line) -> Option<&'static str> {
+    match (from, to) {
+        ((2, 8), (3, 4)) => Some("https://developer.konghq.com/gateway/upgrade/lts-upgrade-28-34"),
+        ((3, 4), (3, 10)) => Some("https://developer.konghq.com/gateway/upgrade/lts-upgrade"),
+        ((3, 10), (3, 14)) => {
+            Some("https://developer.konghq.com/gateway/upgrade/lts-upgrade-310-314/")
+        }
+        _ => None,
+    }
 }
 
 /// The Kong-shipped configuration check for an LTS-to-LTS hop, if there is one.
@@ -289,24 +329,36 @@ pub fn upgrade_path(
 
     // Mandatory stops, each with why the rules demand it.
     let mut stops: Vec<(KongVersion, String)> = Vec::new();
-    if to.major >= 3 && from < FLOOR_FOR_3X {
-        let stop = if from.is_enterprise_form() {
-            KongVersion::enterprise(2, 8, 0, 0)
-        } else {
-            KongVersion::new(2, 8, 0)
-        };
-        stops.push((
-            stop,
-            format!(
-                "3.x accepts migrations from 2.1.0 at the lowest, so {from} must reach 2.x first. Stop at 2.8, the 2.x LTS: from there Kong guarantees the LTS upgrade to 3.4. {stop} is the first 2.8 release; prefer the latest 2.8 patch you can get."
-            ),
-        ));
+    if to.major >= 3 && from.minor_line() < (2, 8) {
+        match edition_of(from) {
+            Edition::OpenSource => stops.push((
+                OSS_STOP_BEFORE_3X,
+                format!(
+                    "Kong's upgrade notes send 2.7.x and older to 2.8.1 before 3.0, and in hybrid mode both control and data planes to 2.8.x (UPGRADE.md), so {from} stops at 2.8, the 2.x LTS: from there Kong guarantees the LTS upgrade to 3.4. Prefer the latest 2.8 patch you can get."
+                ),
+            )),
+            // Traditional 2.x needs 2.8.2 only for blue-green (the strategy check asks it)
+            // and DB-less 2.x goes to 3.0 directly, by the same table.
+            Edition::Enterprise if from.major < 2 || mode == Mode::Hybrid => stops.push((
+                ENTERPRISE_STOP_BEFORE_3X,
+                format!(
+                    "Kong Enterprise's upgrade guide sends {} to 2.8.2.x before 3.0 (its upgrade-path table; docs, not source), so {from} stops at 2.8, the 2.x LTS. Prefer the latest 2.8 patch you can get.",
+                    if from.major < 2 { "1.x" } else { "hybrid deployments on 2.x-2.7.x" }
+                ),
+            )),
+            Edition::Enterprise => {}
+        }
     }
-    if mode == Mode::Hybrid && HYBRID_WRPC_ONLY.contains(&from) && to > HYBRID_PROTOCOL_FIX {
+    let hybrid_3_1 = mode == Mode::Hybrid && from.minor_line() == (3, 1);
+    if hybrid_3_1
+        && edition_of(from) == Edition::Enterprise
+        && from < ENTERPRISE_HYBRID_3_1_STOP
+        && to > ENTERPRISE_HYBRID_3_1_STOP
+    {
         stops.push((
-            HYBRID_PROTOCOL_FIX,
+            ENTERPRISE_HYBRID_3_1_STOP,
             format!(
-                "In hybrid mode {from} speaks only the new WebSocket (wRPC) protocol between control and data planes; 3.1.1.2 brings the legacy protocol back and 3.2.0.0 removed wRPC, so go to 3.1.1.2 first to keep CPs and DPs connected."
+                "In hybrid mode Kong Enterprise {from} talks to its control planes over wRPC only (3.1.0 removed the WebSocket protocol, 3.2.0 brought it back and disabled wRPC), and Kong's Enterprise upgrade table sends 3.1.0.x-3.1.1.2 to 3.1.1.3 before 3.2 (docs), so go to 3.1.1.3 first to keep control and data planes connected."
             ),
         ));
     }
@@ -335,6 +387,25 @@ pub fn upgrade_path(
         }
         hops.push(Hop { to: stop, why });
         at = stop;
+    }
+    if hybrid_3_1 && edition_of(from) == Edition::OpenSource && line_of(to) > (3, 1) {
+        warnings.push(format!(
+            "In hybrid mode open-source {from} data planes speak only wRPC to their control planes: 3.1.0 removed the WebSocket protocol and 3.2.0 brought the WebSocket protocol back, disabling wRPC (CHANGELOG.md, 3.1.0 and 3.2.0 sections), so a {}.{} control plane cannot serve them. There is no 3.1.1.x open-source release that bridges the two (that is Enterprise): once the control planes are upgraded, X's data planes keep proxying with their last configuration but get no updates until replaced. Upgrade the data planes right after the control planes, or keep X's control planes serving them meanwhile (dual-cluster).",
+            to.major, to.minor
+        ));
+    }
+    let oss_source_past_3_9 = edition_of(from) == Edition::OpenSource;
+    if line_of(to) > line_of(NEWEST_OSS_TAG)
+        && (edition_of(to) == Edition::OpenSource || oss_source_past_3_9)
+    {
+        warnings.push(format!(
+            "no open-source 3.10+ release is known (the newest OSS tag is {NEWEST_OSS_TAG}): a 3.10+ target with a three-part version, or an OSS source going past 3.9, is an Enterprise path. Check that Y installs Kong Enterprise packages and write its four-part version (e.g. 3.10.0.2){}; whether 3.10 is Enterprise only is not stated in Kong's source.",
+            if oss_source_past_3_9 {
+                "; X's open-source entities then move to Enterprise, which Kong's Enterprise documentation describes separately"
+            } else {
+                ""
+            }
+        ));
     }
     if to.major > LAST_KNOWN_MAJOR {
         warnings.push(format!(
@@ -394,6 +465,13 @@ pub fn check_strategy(
             if line_of(from) != line_of(to) {
                 warnings.push(format!(
                     "Kong recommends blue-green only between patch releases of one minor, and {from} -> {to} changes the minor: its migrations are the least tested with X still running on them. Prefer dual-cluster if a second database is possible, and rehearse in staging either way."
+                ));
+            }
+            if let Some(guide) = lts_guide(line_of(from), line_of(to)) {
+                warnings.push(format!(
+                    "Kong's LTS upgrade guide for {} -> {} lists three strategies: in-place, dual-cluster and rolling; blue-green is not one of them ({guide}, from the docs, not verified from source). Prefer dual-cluster.",
+                    show_line(line_of(from)),
+                    show_line(line_of(to))
                 ));
             }
         }
@@ -551,39 +629,35 @@ mod tests {
             "{:?}",
             p.warnings
         );
+        // 2.6 stops at 2.8 first; from there the LTS link to 3.4 is the shorter way.
         let p = path("2.6.0", "3.5.0");
         assert!(
-            p.warnings[0].contains("2.6.0 -> 2.7.x -> 2.8.x -> 3.4.x -> 3.5.0"),
+            p.warnings[0].contains("2.6.0 -> 2.7.x -> 2.8.1")
+                && p.warnings[1].contains("2.8.1 -> 3.4.x -> 3.5.0"),
             "{:?}",
             p.warnings
         );
     }
 
     #[test]
-    fn one_x_goes_to_two_x_at_least_two_one_first() {
+    fn one_x_goes_to_two_eight_first() {
         let p = path("1.5.0", "3.4.0");
-        assert_eq!(targets(&p), ["2.8.0", "3.4.0"]);
-        assert!(p.hops[0].to >= v("2.1.0") && p.hops[0].to.major == 2);
-        assert!(p.hops[0].why.contains("2.1.0 at the lowest"));
+        assert_eq!(targets(&p), ["2.8.1", "3.4.0"]);
         assert!(p.hops[0].why.contains("2.x LTS"));
         // 1.5 -> 2.8 skips minors; 2.8 -> 3.4 is the LTS hop.
         assert!(!p.guaranteed);
         assert!(p.hops[1].why.contains("LTS to LTS"));
         assert!(
-            p.warnings[0].starts_with("1.5.0 -> 2.8.0"),
+            p.warnings[0].starts_with("1.5.0 -> 2.8.1"),
             "{:?}",
             p.warnings
         );
     }
 
     #[test]
-    fn two_zero_also_stops_before_three_x_and_enterprise_form_is_kept() {
-        let p = path("2.0.5.1", "3.0.0.0");
-        assert_eq!(targets(&p), ["2.8.0.0", "3.0.0.0"]);
-        // 2.1 and above may go to 3.x directly.
-        let p = path("2.1.0", "3.0.0");
-        assert_eq!(targets(&p), ["3.0.0"]);
-        // 1.x to 2.x needs no stop.
+    fn two_x_below_two_eight_also_stops_and_one_x_to_two_x_does_not() {
+        let p = path("2.0.5", "3.0.0");
+        assert_eq!(targets(&p), ["2.8.1", "3.0.0"]);
         let p = path("1.5.0", "2.0.0");
         assert_eq!(targets(&p), ["2.0.0"]);
         assert!(p.guaranteed);
@@ -648,14 +722,15 @@ mod tests {
     }
 
     #[test]
-    fn hybrid_on_3_1_0_0_or_3_1_1_1_goes_to_3_1_1_2_first() {
-        for from in ["3.1.0.0", "3.1.1.1"] {
+    fn enterprise_hybrid_below_3_1_1_3_goes_to_3_1_1_3_first() {
+        for from in ["3.1.0.0", "3.1.1.1", "3.1.1.2"] {
             let p =
                 upgrade_path(v(from), v("3.4.0.0"), Mode::Hybrid, DatabaseKind::Postgres).unwrap();
-            assert_eq!(targets(&p), ["3.1.1.2", "3.4.0.0"], "{from}");
-            assert!(p.hops[0].why.contains("wRPC"));
+            assert_eq!(targets(&p), ["3.1.1.3", "3.4.0.0"], "{from}");
+            assert!(p.hops[0].why.contains("wRPC"), "{}", p.hops[0].why);
+            assert!(p.hops[0].why.contains("(docs)"), "{}", p.hops[0].why);
         }
-        // Not in traditional mode, nor from other 3.1 builds.
+        // Not in traditional mode, nor from 3.1.1.3 on.
         let p = path("3.1.1.1", "3.4.0.0");
         assert_eq!(targets(&p), ["3.4.0.0"]);
         let p = upgrade_path(
@@ -666,15 +741,152 @@ mod tests {
         )
         .unwrap();
         assert_eq!(targets(&p), ["3.2.0.0"]);
-        // Going exactly to 3.1.1.2 is the one hop.
+        // Going exactly to 3.1.1.3 is the one hop.
         let p = upgrade_path(
             v("3.1.1.1"),
-            v("3.1.1.2"),
+            v("3.1.1.3"),
             Mode::Hybrid,
             DatabaseKind::Postgres,
         )
         .unwrap();
-        assert_eq!(targets(&p), ["3.1.1.2"]);
+        assert_eq!(targets(&p), ["3.1.1.3"]);
+    }
+
+    #[test]
+    fn open_source_3_1_hybrid_is_warned_about_wrpc_not_sent_to_an_enterprise_release() {
+        for from in ["3.1.0", "3.1.1"] {
+            let p =
+                upgrade_path(v(from), v("3.4.2"), Mode::Hybrid, DatabaseKind::Postgres).unwrap();
+            assert_eq!(targets(&p), ["3.4.2"], "{from}: no open-source stop exists");
+            let warning = p
+                .warnings
+                .iter()
+                .find(|w| w.contains("wRPC"))
+                .unwrap_or_else(|| panic!("{from}: {:?}", p.warnings));
+            assert!(
+                warning.contains(&format!("open-source {from} data planes speak only wRPC"))
+                    && warning.contains("3.2.0 brought the WebSocket protocol back")
+                    && warning.contains("no 3.1.1.x"),
+                "{warning}"
+            );
+        }
+        // A patch within 3.1, and traditional mode, have no protocol change to warn about.
+        let p = upgrade_path(v("3.1.0"), v("3.1.1"), Mode::Hybrid, DatabaseKind::Postgres).unwrap();
+        assert!(
+            !p.warnings.iter().any(|w| w.contains("wRPC")),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            !path("3.1.1", "3.4.2")
+                .warnings
+                .iter()
+                .any(|w| w.contains("wRPC"))
+        );
+    }
+
+    #[test]
+    fn no_open_source_release_past_3_9_is_known() {
+        let rule = "no open-source 3.10+ release is known (the newest OSS tag is 3.9.3)";
+        for (from, to) in [
+            ("3.9.1", "3.10.0"),
+            ("3.4.2", "3.10.0.2"),
+            ("3.9.3", "4.0.0"),
+        ] {
+            let p = path(from, to);
+            let warning = p
+                .warnings
+                .iter()
+                .find(|w| w.contains(rule))
+                .unwrap_or_else(|| panic!("{from} -> {to}: {:?}", p.warnings));
+            assert!(warning.contains("Enterprise path"), "{warning}");
+            assert!(!warning.contains("guarantee"), "{warning}");
+        }
+        for (from, to) in [
+            ("3.4.3.12", "3.10.0.2"),
+            ("3.4.2", "3.9.3"),
+            ("3.9.1.0", "3.10.0.1"),
+        ] {
+            let p = path(from, to);
+            assert!(
+                !p.warnings.iter().any(|w| w.contains(rule)),
+                "{from} -> {to}: {:?}",
+                p.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn three_x_needs_two_eight_first() {
+        // UPGRADE.md: 2.7 and older migrate to 2.8.1 first, hybrid CPs and DPs both.
+        for (from, mode) in [
+            ("2.7.0", Mode::Traditional),
+            ("2.1.0", Mode::Hybrid),
+            ("2.5.1", Mode::Dbless),
+        ] {
+            let p = upgrade_path(v(from), v("3.0.0"), mode, mode.default_database()).unwrap();
+            assert_eq!(targets(&p), ["2.8.1", "3.0.0"], "{from}");
+            assert!(p.hops[0].why.contains("UPGRADE.md"), "{}", p.hops[0].why);
+        }
+        // Any 2.8.x may go on to 3.x.
+        assert_eq!(targets(&path("2.8.0", "3.0.0")), ["3.0.0"]);
+        // Enterprise (its guide, docs): hybrid and 1.x stop at 2.8.2.x; traditional 2.x
+        // needs 2.8.2 only for blue-green, which the strategy check asks.
+        let p = upgrade_path(
+            v("2.6.0.2"),
+            v("3.0.0.0"),
+            Mode::Hybrid,
+            DatabaseKind::Postgres,
+        )
+        .unwrap();
+        assert_eq!(targets(&p), ["2.8.2.0", "3.0.0.0"]);
+        assert_eq!(targets(&path("2.6.0.2", "3.0.0.0")), ["3.0.0.0"]);
+        assert_eq!(
+            targets(&path("1.5.0.11", "3.0.0.0")),
+            ["2.8.2.0", "3.0.0.0"]
+        );
+    }
+
+    #[test]
+    fn blue_green_across_an_lts_hop_is_not_in_kongs_lts_guides() {
+        for (from, to, guide) in [
+            ("2.8.4.14", "3.4.3.12", "lts-upgrade-28-34"),
+            ("3.4.3.12", "3.10.0.2", "upgrade/lts-upgrade, from the docs"),
+        ] {
+            let warnings =
+                check_strategy(Strategy::BlueGreen, v(from), v(to), Mode::Traditional).unwrap();
+            let warning = warnings
+                .iter()
+                .find(|w| w.contains("LTS upgrade guide"))
+                .unwrap_or_else(|| panic!("{from} -> {to}: {warnings:?}"));
+            assert!(
+                warning.contains("in-place, dual-cluster and rolling") && warning.contains(guide),
+                "{warning}"
+            );
+        }
+        // Not for other strategies, nor outside an LTS hop.
+        assert!(
+            !check_strategy(
+                Strategy::DualCluster,
+                v("3.4.3.12"),
+                v("3.10.0.2"),
+                Mode::Traditional
+            )
+            .unwrap()
+            .iter()
+            .any(|w| w.contains("LTS upgrade guide"))
+        );
+        assert!(
+            !check_strategy(
+                Strategy::BlueGreen,
+                v("3.4.1"),
+                v("3.5.0"),
+                Mode::Traditional
+            )
+            .unwrap()
+            .iter()
+            .any(|w| w.contains("LTS upgrade guide"))
+        );
     }
 
     #[test]
@@ -834,9 +1046,9 @@ mod tests {
     #[test]
     fn display_lists_hops_and_warnings() {
         let text = path("1.5.0", "3.4.0").to_string();
-        assert!(text.contains("1. 1.5.0 -> 2.8.0"), "{text}");
-        assert!(text.contains("2. 2.8.0 -> 3.4.0"), "{text}");
-        assert!(text.contains("warning: 1.5.0 -> 2.8.0"), "{text}");
+        assert!(text.contains("1. 1.5.0 -> 2.8.1"), "{text}");
+        assert!(text.contains("2. 2.8.1 -> 3.4.0"), "{text}");
+        assert!(text.contains("warning: 1.5.0 -> 2.8.1"), "{text}");
         assert!(text.contains("allowed, not guaranteed"), "{text}");
     }
 }

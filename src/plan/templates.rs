@@ -210,7 +210,8 @@ fn template(plan: &Plan, strategy: Strategy, target: Target) -> Vec<Step> {
     }
 }
 
-/// What the operator should know before the run: the path's and the strategy's warnings.
+/// What the operator should know before the run: the path's and the strategy's warnings,
+/// and the Helm chart's own migration Jobs on Kubernetes.
 fn warnings(plan: &Plan, primary: Strategy) -> Vec<String> {
     let mut warnings = Vec::new();
     match upgrade_path(plan.from, plan.to, plan.mode, plan.database) {
@@ -243,6 +244,7 @@ fn warnings(plan: &Plan, primary: Strategy) -> Vec<String> {
         Strategy::DualCluster => warnings.push(dual_cluster::LIMITATION.to_string()),
         Strategy::InPlace | Strategy::BlueGreen | Strategy::Rolling => {}
     }
+    warnings.extend(crate::kong::helm::migration_hooks_warning(plan));
     warnings
 }
 

@@ -3,10 +3,12 @@
 //! is fixed.
 
 use crate::engine::command::Command;
-use crate::engine::event::{Event, LogStream, RunState, StepState};
+use crate::engine::event::{Event, LogStream, RunState, SessionEvent, StepState};
+use crate::engine::lock::LockHolder;
 use crate::kong::topology::NodeHealth;
 use crate::metrics::Verdict;
 use crate::plan::steps::StepRef;
+use crate::ui::state::Watching;
 use crate::ui::{ConsoleState, Theme, UiAction, handle_key};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -336,6 +338,32 @@ pub fn set_traffic_prompt(theme: Theme) -> ConsoleState {
     state
 }
 
+/// `kongup watch` on the run awaiting its confirm, alice driving it; Enter was pressed.
+pub fn watching(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    state.set_watching(Watching {
+        driver: None,
+        take_over: "`kongup run PLAN --journal /var/lib/kongup/prod-eu`".into(),
+    });
+    state.apply(&Event::Session(SessionEvent::Driver(Some(LockHolder {
+        operator: "alice@ops1".into(),
+        pid: 4242,
+        since: t0(),
+    }))));
+    press(&mut state, key(KeyCode::Enter));
+    state
+}
+
+/// Bob asks to take the run over while the database restore runs.
+pub fn handover_modal(theme: Theme) -> ConsoleState {
+    let mut state = running_with_logs(theme);
+    state.apply(&Event::Session(SessionEvent::HandoverAsked {
+        by: "bob@ops2".into(),
+        until: state.now() + chrono::TimeDelta::seconds(60),
+    }));
+    state
+}
+
 /// Builds the console at one moment of a run.
 pub type Scenario = fn(Theme) -> ConsoleState;
 
@@ -354,6 +382,8 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("help", help),
         ("abort_modal", abort_modal),
         ("set_traffic_prompt", set_traffic_prompt),
+        ("watching", watching),
+        ("handover_modal", handover_modal),
     ]
 }
 

@@ -199,7 +199,8 @@ impl StandIn {
                         .await;
                 }
             }
-            Command::Quit => {}
+            // Nobody asks to take the stand-in's run over.
+            Command::Quit | Command::HandOver | Command::KeepRun => {}
         }
     }
 

@@ -105,6 +105,42 @@ pub enum Action {
     Quit,
 }
 
+impl Action {
+    /// Whether the action changes the run (a command to the engine, or a dialog that
+    /// leads to one): a watcher's console (`kongup watch`) refuses it.
+    pub fn changes_run(self) -> bool {
+        match self {
+            Action::Confirm
+            | Action::Skip
+            | Action::Retry
+            | Action::MarkDone
+            | Action::PauseResume
+            | Action::Abort
+            | Action::SetTraffic
+            | Action::Rollback => true,
+            Action::FocusNext
+            | Action::FocusPrev
+            | Action::Scroll(_)
+            | Action::ToggleZoom
+            | Action::FilterLogs
+            | Action::ToggleFollow
+            | Action::Help
+            | Action::LeaveZoom
+            | Action::Redraw
+            | Action::Quit => false,
+        }
+    }
+}
+
+/// What `?` says after the keys: watching a run, and handing one over.
+pub static SESSION_HELP: &[(&str, &str)] = &[
+    ("y, n", "another kongup asks to take the run over"),
+    ("", "(kongup run --take-over): hand it over (kongup"),
+    ("", "leaves as on q) / keep driving"),
+    ("watching", "kongup watch: the keys that change the run"),
+    ("", "only say who drives it; q leaves"),
+];
+
 /// How `?` lists a binding.
 #[derive(Debug, Clone, Copy)]
 pub enum Help {
@@ -432,9 +468,11 @@ pub fn is_builtin(c: char) -> bool {
         .any(|key| *key == Key::Char(c))
 }
 
-/// The lines of `?`: the keys (on an entry's first line) and the text.
+/// The lines of `?`: the keys (on an entry's first line) and the text, then
+/// [`SESSION_HELP`].
 pub fn help_lines() -> Vec<(&'static str, &'static str)> {
-    MAIN.iter()
+    let keys = MAIN
+        .iter()
         .filter_map(|binding| match binding.help {
             Help::Entry { keys, lines } => Some((keys, lines)),
             Help::WithPrevious => None,
@@ -444,14 +482,16 @@ pub fn help_lines() -> Vec<(&'static str, &'static str)> {
                 .iter()
                 .enumerate()
                 .map(move |(i, line)| (if i == 0 { keys } else { "" }, *line))
-        })
-        .collect()
+        });
+    keys.chain(SESSION_HELP.iter().copied()).collect()
 }
 
 /// The footer's hints for the main screen now, most useful first: the key and its words.
 pub fn footer_hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
+    let watching = state.watching().is_some();
     let mut shown: Vec<(u8, String, &'static str)> = MAIN
         .iter()
+        .filter(|binding| !(watching && binding.action.changes_run()))
         .filter_map(|binding| {
             let footer = binding.footer?;
             let words = footer
@@ -531,6 +571,46 @@ mod tests {
         ranks.sort_unstable();
         ranks.dedup();
         assert_eq!(ranks.len(), count);
+    }
+
+    /// The keys a watcher refuses are exactly those that change the run.
+    #[test]
+    fn the_keys_that_change_the_run_are_the_watchers_refused_ones() {
+        let changing: Vec<Key> = MAIN
+            .iter()
+            .filter(|b| b.action.changes_run())
+            .flat_map(|b| b.keys.iter().copied())
+            .collect();
+        let refused = [
+            Code(KeyCode::Enter),
+            Char('c'),
+            Char('s'),
+            Char('r'),
+            Char('m'),
+        ]
+        .into_iter()
+        .chain([Char('p'), Char('x'), Char('t'), Char('R')]);
+        for key in refused {
+            assert!(changing.contains(&key), "{key:?} changes the run");
+        }
+        let free = [
+            Code(KeyCode::Tab),
+            Char('j'),
+            Char('k'),
+            Char('z'),
+            Char('/'),
+        ]
+        .into_iter()
+        .chain([
+            Char('f'),
+            Char('?'),
+            Char('q'),
+            Ctrl('l'),
+            Code(KeyCode::Esc),
+        ]);
+        for key in free {
+            assert!(!changing.contains(&key), "{key:?} changes nothing");
+        }
     }
 
     #[test]

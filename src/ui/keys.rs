@@ -128,6 +128,15 @@ fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
 
 /// What a bound key of the main screen does now.
 fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
+    if let Some(because) = state.read_only_because() {
+        // A watcher (`kongup watch`) changes nothing, and leaving it stops nothing.
+        if action.changes_run() {
+            return KeyOutcome::flash(because);
+        }
+        if action == Action::Quit {
+            return KeyOutcome::ui(UiAction::Exit);
+        }
+    }
     match action {
         Action::Confirm => confirm_selected(state),
         Action::Skip => skip_selected(state),
@@ -369,7 +378,10 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
             if esc || matches!(letter(&key), Some('q')) {
                 KeyOutcome::ui(UiAction::Close)
             } else if key.code == KeyCode::Enter || matches!(letter(&key), Some('c')) {
-                confirm_next_rollback_step(state)
+                match state.read_only_because() {
+                    Some(because) => KeyOutcome::flash(because),
+                    None => confirm_next_rollback_step(state),
+                }
             } else if matches!(letter(&key), Some('?')) {
                 KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 }))
             } else {
@@ -381,6 +393,16 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::send(Command::Abort).and(UiAction::Close)
             } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::Handover { .. } => {
+            if matches!(letter(&key), Some('y')) {
+                // Handing over leaves as quitting does: a running step ends first.
+                KeyOutcome::send(Command::HandOver).and(UiAction::Exit)
+            } else if esc || matches!(letter(&key), Some('n')) {
+                KeyOutcome::send(Command::KeepRun).and(UiAction::Close)
             } else {
                 KeyOutcome::default()
             }

@@ -27,7 +27,7 @@ use crate::plan::steps::{ExpandedPlan, StepRef};
 
 use super::input::{ConsoleInput, ExitSignal, TerminalReader, TtyFd};
 use super::keys::{UiAction, handle_key};
-use super::state::{ConsoleState, ExtraKey, Previewer};
+use super::state::{ConsoleState, ExtraKey, Previewer, Watching};
 use super::theme::{Theme, Tone};
 
 /// The shortest time between two frames (~30 frames/s).
@@ -46,6 +46,8 @@ pub struct ConsoleOptions {
     pub previewer: Previewer,
     /// Keys of the caller's, listed in the help (the demo's lab faults).
     pub extra_keys: Vec<ExtraKey>,
+    /// Set for `kongup watch`: the console is read-only and names who drives the run.
+    pub watching: Option<Watching>,
 }
 
 impl ConsoleOptions {
@@ -56,6 +58,7 @@ impl ConsoleOptions {
             theme: Theme::from_env(),
             previewer,
             extra_keys: Vec::new(),
+            watching: None,
         }
     }
 }
@@ -117,6 +120,9 @@ where
         options.previewer,
     );
     state.set_extra_keys(options.extra_keys);
+    if let Some(watching) = options.watching {
+        state.set_watching(watching);
+    }
     state.set_now(Utc::now());
     let mut terminal = ratatui::try_init().wrap_err("setting up the terminal")?;
     let exit = drive(

@@ -27,6 +27,9 @@ use super::layout::{MIN_HEIGHT, MIN_WIDTH};
 use super::theme::{Theme, Tone, step_symbol};
 
 mod read;
+mod session;
+
+pub use session::Watching;
 
 /// Log lines kept in memory; the full logs are in the run directory.
 pub const LOG_CAPACITY: usize = 5_000;
@@ -250,6 +253,12 @@ pub enum Modal {
     QuitWhileRunning {
         step: StepRef,
     },
+    /// Another kongup asks to take the run over (`kongup run --take-over`); the request
+    /// lapses at `until`.
+    Handover {
+        by: String,
+        until: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -299,6 +308,8 @@ pub struct ConsoleState {
     modal: Option<Modal>,
     flash: Option<Flash>,
     extra_keys: Vec<ExtraKey>,
+    /// Set when the console watches a run another kongup drives (`kongup watch`).
+    watching: Option<Watching>,
 }
 
 impl ConsoleState {
@@ -342,6 +353,7 @@ impl ConsoleState {
             modal: None,
             flash: None,
             extra_keys: Vec::new(),
+            watching: None,
         };
         for (phase, step) in expanded.steps() {
             state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
@@ -475,6 +487,7 @@ impl ConsoleState {
             }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
+            Event::Session(event) => self.session_event(event),
         }
     }
 

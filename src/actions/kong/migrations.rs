@@ -1,8 +1,10 @@
 //! `kong migrations up` and `finish` on a Y node's executor, with the database settings in
 //! the command's environment, then a read of `schema_meta` to check they did what they
-//! should. Both first pass the freeze guard (`finish` is the point of no return); after
-//! them the fingerprint is taken again, because migrations rewrite rows by design and the
-//! guard of later steps must not take that for a write.
+//! should. Both first pass the freeze guard (`finish` is the point of no return), and
+//! every attempt first looks at the migrations lock and at Kong's sessions: while another
+//! run goes on, kongup refuses to start one beside it. After them the fingerprint is taken
+//! again, because migrations rewrite rows by design and the guard of later steps must not
+//! take that for a write.
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use super::{KongAccess, database_not_supported, facts, freeze, phase_for_preview
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::exec::OutputLine;
 use crate::kong::database::KongDatabase;
-use crate::kong::migrations::{self, Diagnosis, MigrationsError, build_command, check_command};
+use crate::kong::migrations::{self, Conclusion, MigrationsError, build_command, check_command};
 use crate::kong::pg;
 use crate::kong::schema::SchemaState;
 use crate::plan::model::Plan;
@@ -68,6 +70,10 @@ impl StepAction for Migrations {
             || "the database (none in the plan: the step will refuse)".to_string(),
             |d| d.describe(),
         );
+        lines.push(format!(
+            "look at the migrations lock and at Kong's sessions on {database}: refuse while \
+             another `kong migrations` run goes on"
+        ));
         lines.push(format!(
             "run `{}` on {}{place} (timeout {}), with the settings of {database} in its \
              environment (KONG_PG_*; the password only there)",
@@ -213,6 +219,30 @@ impl Migrations {
         let (executor_name, node) = executor_name(&ctx.plan, ctx.step_ref.phase, &ctx.step.kind);
         let executor = ctx.executor(&executor_name)?;
         let plan = ctx.plan.clone();
+        // Before every attempt, first or retry: Kong's own lock cannot be trusted to keep a
+        // second run out (it is never renewed).
+        match database.migrations_activity().await {
+            Err(e) => {
+                return Ok(Err(StepOutcome::failed(format!(
+                    "cannot check for a `kong migrations` run in progress on {} before \
+                     starting one: {e}. Fix the access to the database, then retry",
+                    database.describe()
+                ))));
+            }
+            Ok(activity) => match migrations::check_not_running(&activity, &database.describe()) {
+                Err(running) => {
+                    return Ok(Err(StepOutcome::failed(format!(
+                        "kongup did not start `{}`: {running}",
+                        build_command(&plan.migrations, command).display()
+                    ))));
+                }
+                Ok(notes) => {
+                    for note in notes {
+                        ctx.log.note(&note);
+                    }
+                }
+            },
+        }
         ctx.log.note(&format!(
             "$ {}   [on {}{}, timeout {}]",
             build_command(&plan.migrations, command).display(),
@@ -239,27 +269,19 @@ impl Migrations {
             ),
             forward
         );
-        let up_to_date = result.as_ref().is_ok_and(|run| run.up_to_date);
+        let up_to_date = result.as_ref().is_ok_and(|run| run.up_to_date());
         if let Err(error) = result {
             let mut detail = error.to_string();
-            if let MigrationsError::Failed {
-                diagnosis: Some(Diagnosis::LockHeld),
-                ..
-            } = &error
+            // What the lock and Kong's sessions show now, where another run or this one's
+            // remains may be the cause.
+            if matches!(error, MigrationsError::Failed { ref conclusion, .. }
+                if !matches!(conclusion, Conclusion::PendingBlocksUp | Conclusion::NeedsBootstrap | Conclusion::UpFirst))
             {
-                detail.push_str(&match database.migrations_lock().await {
-                    Ok(Some(lock)) => format!(
-                        " The lock now: owner {}, ttl {} ({}).",
-                        lock.owner.as_deref().unwrap_or("unknown"),
-                        lock.ttl.as_deref().unwrap_or("none"),
-                        if lock.expired {
-                            "expired: retrying removes it"
-                        } else {
-                            "not expired"
-                        }
-                    ),
-                    Ok(None) => " The lock is gone now: retry the step.".to_string(),
-                    Err(e) => format!(" The lock could not be read: {e}."),
+                detail.push_str(&match database.migrations_activity().await {
+                    Ok(activity) => {
+                        format!(" Now: {}.", migrations::describe_activity(&activity))
+                    }
+                    Err(e) => format!(" The lock and sessions could not be read: {e}."),
                 });
             }
             return Ok(Err(StepOutcome::failed(detail)));

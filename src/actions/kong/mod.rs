@@ -18,6 +18,7 @@ mod freeze;
 mod migrations;
 mod nodes;
 mod preflight;
+mod preflight_database;
 mod preflight_probes;
 mod restore;
 mod smoke;

@@ -1,11 +1,13 @@
 //! Preflight: nothing changes until these pass. The upgrade path, every X node's version
 //! and role as the plan says, whether Y's nodes already answer, the database's migration
-//! state (no upgrade over an unfinished one), no plan command that would destroy the
-//! database, the traffic driver's read-back and the series the gates read from X's
-//! `/metrics` (see [`super::preflight_probes`]).
+//! state (no upgrade over an unfinished one), its PostgreSQL version and no `kong
+//! migrations` run in progress (see [`super::preflight_database`]), no plan command that
+//! would destroy the database, the traffic driver's read-back and the series the gates read
+//! from X's `/metrics` (see [`super::preflight_probes`]).
 
 use std::sync::Arc;
 
+use super::preflight_database;
 use super::preflight_probes::{check_metrics, check_traffic, describe_metrics, describe_traffic};
 use super::{KongAccess, cluster_nodes, is_version};
 use crate::engine::event::Event;
@@ -118,6 +120,7 @@ impl StepAction for Preflight {
                 "for a database strategy, read schema_meta on {database}: refuse pending \
                  migrations of an earlier upgrade"
             ));
+            lines.extend(preflight_database::describe(plan, &database));
         }
         lines.push(
             "refuse any plan command that runs `kong migrations reset` or `bootstrap -f`"
@@ -173,22 +176,27 @@ impl StepAction for Preflight {
                      check it for pending migrations: add it"
                         .to_string(),
                 ),
-                Some(database) => match database.schema_state().await {
-                    Err(e) => problems.push(format!("X's database: {e}")),
-                    Ok(state) => match pg::preflight(&state, strategy, &database.describe()) {
-                        Ok(()) => {
-                            ctx.log.note(&format!(
-                                "X's database {}: {}",
-                                database.describe(),
-                                pg::summary(&state)
-                            ));
-                            passed.push("no pending migrations".into());
-                        }
-                        Err(refusal) => problems.push(refusal.to_string()),
-                    },
-                },
+                Some(database) => {
+                    match database.schema_state().await {
+                        Err(e) => problems.push(format!("X's database: {e}")),
+                        Ok(state) => match pg::preflight(&state, strategy, &database.describe()) {
+                            Ok(()) => {
+                                ctx.log.note(&format!(
+                                    "X's database {}: {}",
+                                    database.describe(),
+                                    pg::summary(&state)
+                                ));
+                                passed.push("no pending migrations".into());
+                            }
+                            Err(refusal) => problems.push(refusal.to_string()),
+                        },
+                    }
+                    preflight_database::check(ctx, database.as_ref(), &mut problems, &mut passed)
+                        .await;
+                }
             }
         }
+        preflight_database::warn_helm(ctx);
 
         check_traffic(ctx, &mut problems, &mut passed).await;
         check_metrics(ctx, &self.access.probe, &mut problems, &mut passed).await;

@@ -1,8 +1,9 @@
 //! Preflight's read-only probes of what the traffic stages depend on: that the traffic
 //! driver can read the split back (a wrong socket or server name would otherwise surface
-//! at the first stage), and that X's `/metrics` carries the series the gates judge (Kong's
-//! prometheus plugin exports them only when `status_code_metrics` / `latency_metrics` are
-//! on, off by default since 3.0; without them every gated stage ends inconclusive).
+//! at the first stage), and that X's `/metrics` carries the series the gates judge
+//! (Kong 3.x's prometheus plugin exports them only when `status_code_metrics` /
+//! `latency_metrics` are on, off by default since 3.0; Kong 2.x exports its own families
+//! with no flag; without them every gated stage ends inconclusive).
 //! Nothing here changes anything.
 
 use std::path::Path;
@@ -13,8 +14,9 @@ use crate::engine::step::{StepContext, driver_deadline};
 use crate::exec::process::kill_on_drop;
 use crate::kong::client::AdminClient;
 use crate::lb::{ReadBackSource, Split, TrafficDriver};
+use crate::metrics::Exporter;
 use crate::metrics::monitor::ScrapeTarget;
-use crate::metrics::sample::{HTTP_REQUESTS_TOTAL, Latency};
+use crate::metrics::sample::{HTTP_REQUESTS_TOTAL, HTTP_STATUS, LATENCY_2X, Latency, NodeSample};
 use crate::metrics::scrape::scrape_node;
 use crate::plan::model::{GateSpec, Node, Plan, Role};
 use crate::plan::steps::{ExpandedPlan, StepKind};
@@ -221,17 +223,23 @@ pub(super) fn describe_metrics(
         return format!("skip the check of X's /metrics: {reason}");
     }
     let needs = GateNeeds::of(&plan.gates);
+    // Before the scrape, X's Kong is the plan's `from`: 2.x names the series otherwise
+    // and exports them with no flag.
+    let kong2 = plan.from.major < 3;
     let mut series = Vec::new();
     if !needs.status_codes.is_empty() {
-        series.push(format!(
-            "{HTTP_REQUESTS_TOTAL} by code (status_code_metrics)"
-        ));
+        series.push(if kong2 {
+            format!("{HTTP_STATUS} by code (always on in Kong 2.x)")
+        } else {
+            format!("{HTTP_REQUESTS_TOTAL} by code (status_code_metrics)")
+        });
     }
     if !needs.latency.is_empty() {
-        series.push(format!(
-            "{} buckets (latency_metrics)",
-            Latency::Request.family()
-        ));
+        series.push(if kong2 {
+            format!("{LATENCY_2X}{{type=\"request\"}} buckets (always on in Kong 2.x)")
+        } else {
+            format!("{} buckets (latency_metrics)", Latency::Request.family())
+        });
     }
     let nodes: Vec<&str> = proxying_x_nodes(plan)
         .iter()
@@ -294,25 +302,7 @@ pub(super) async fn check_metrics(
                 continue;
             }
         };
-        let mut missing = Vec::new();
-        if !needs.status_codes.is_empty() && !sample.counts_status_codes() {
-            missing.push(missing_series(
-                &label,
-                url,
-                &format!("{HTTP_REQUESTS_TOTAL} series with a `code` label"),
-                "status_code_metrics",
-                &needs.status_codes,
-            ));
-        }
-        if !needs.latency.is_empty() && !sample.has_latency(Latency::Request) {
-            missing.push(missing_series(
-                &label,
-                url,
-                &format!("{}_bucket series", Latency::Request.family()),
-                "latency_metrics",
-                &needs.latency,
-            ));
-        }
+        let missing = series_problems(&label, url, &sample, &needs);
         if missing.is_empty() {
             ok += 1;
             ctx.log.note(&format!(
@@ -330,15 +320,68 @@ pub(super) async fn check_metrics(
     }
 }
 
-fn missing_series(label: &str, url: &str, series: &str, flag: &str, gates: &[&str]) -> String {
-    format!(
-        "{label}: {url} has no {series}: Kong's prometheus plugin needs `{flag}: true` in its \
-         config (off by default since Kong 3.0), on X and on Y; otherwise the gates ({}) can \
-         never pass: every verdict is inconclusive and every gated stage pauses. (If it is \
-         on, this node has proxied no request since it started: Kong exports the series from \
-         the first one.)",
+/// What the gates need that one X node's `/metrics` lacks, one problem per series, in
+/// the words of the Kong that answered (its families say which: `NodeSample::exporter`).
+fn series_problems(label: &str, url: &str, sample: &NodeSample, needs: &GateNeeds) -> Vec<String> {
+    let exporter = sample.exporter().unwrap_or(Exporter::Kong3);
+    let mut missing = Vec::new();
+    if !needs.status_codes.is_empty() && !sample.counts_status_codes() {
+        missing.push(missing_series(
+            label,
+            url,
+            sample,
+            &format!("{} series with a `code` label", exporter.status_family()),
+            "status_code_metrics",
+            &needs.status_codes,
+        ));
+    }
+    if !needs.latency.is_empty() && !sample.has_latency(Latency::Request) {
+        missing.push(missing_series(
+            label,
+            url,
+            sample,
+            &format!("{} series", Latency::Request.buckets_in(exporter)),
+            "latency_metrics",
+            &needs.latency,
+        ));
+    }
+    missing
+}
+
+fn missing_series(
+    label: &str,
+    url: &str,
+    sample: &NodeSample,
+    series: &str,
+    flag: &str,
+    gates: &[&str],
+) -> String {
+    let consequence = format!(
+        "otherwise the gates ({}) can never pass: every verdict is inconclusive and every gated \
+         stage pauses",
         gates.join(", ")
-    )
+    );
+    match (sample.exporter(), sample.prometheus_plugin_enabled()) {
+        (Some(Exporter::Kong2), _) => format!(
+            "{label}: {url} has no {series}: Kong 2.x has no metric flags and exports it for \
+             every request a prometheus plugin instance logs, so this node has proxied no such \
+             request since it started. Apply the prometheus plugin to the routes the upgrade \
+             moves (globally, or on each service) on X and on Y, and check that traffic reaches \
+             this node; {consequence}."
+        ),
+        (_, Some(false)) => format!(
+            "{label}: {url} has no {series}, and no prometheus plugin is enabled on this node \
+             (Kong 3.x prints kong_nginx_metric_errors_total only with one): enable the \
+             prometheus plugin with `{flag}: true` (off by default since Kong 3.0), on X and on \
+             Y; {consequence}."
+        ),
+        _ => format!(
+            "{label}: {url} has no {series}: Kong's prometheus plugin needs `{flag}: true` in its \
+             config (off by default since Kong 3.0), on X and on Y; {consequence}. (If it is \
+             on, this node has proxied no request since it started: Kong exports the series \
+             from the first one, and /metrics looks the same either way.)"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -404,6 +447,73 @@ mod tests {
         assert!(needs.latency.is_empty());
         gates.max_error_ratio = None;
         assert!(GateNeeds::of(gates).is_empty());
+    }
+
+    fn kong_fixture(version: &str, name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/kong/{version}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Lines of `text` without those of `families` (as Kong prints a node that has not
+    /// created them).
+    fn without(text: &str, families: &[&str]) -> String {
+        text.lines()
+            .filter(|line| {
+                let name = line
+                    .trim_start_matches("# HELP ")
+                    .trim_start_matches("# TYPE ")
+                    .split(['{', ' '])
+                    .next()
+                    .unwrap_or_default();
+                !families.iter().any(|f| name.starts_with(f))
+            })
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    /// A 2.8 X exports what the gates read under 2.x's names, always on: its preflight
+    /// passes. One that counted nothing yet is told so, never to turn a flag on (2.8 has
+    /// none); a 3.x one is told the flag.
+    #[test]
+    fn the_metrics_check_speaks_the_version_of_x() {
+        let (plan, _) = sample();
+        let needs = GateNeeds::of(&GateSpec {
+            max_p99_ms: Some(500.0),
+            ..plan.gates.clone()
+        });
+        let at = chrono::Utc::now();
+        let problems = |text: &str| {
+            let sample = NodeSample::parse(text, at).unwrap();
+            series_problems("x/x1", "http://x1:8100/metrics", &sample, &needs)
+        };
+
+        let kong28 = kong_fixture("2.8.5", "metrics_traditional.txt");
+        assert_eq!(problems(&kong28), Vec::<String>::new());
+
+        let counted_nothing = without(&kong28, &["kong_http_status", "kong_latency"]);
+        let said = problems(&counted_nothing).join("\n");
+        assert!(said.contains("has no kong_http_status series"), "{said}");
+        assert!(
+            said.contains("kong_latency_bucket{type=\"request\"}"),
+            "{said}"
+        );
+        assert!(said.contains("Kong 2.x has no metric flags"), "{said}");
+        assert!(!said.contains("_metrics"), "{said}");
+
+        let flags_off = kong_fixture("3.4.2", "metrics_flags_off.txt");
+        let said = problems(&flags_off).join("\n");
+        assert!(
+            said.contains("has no kong_http_requests_total series with a `code` label")
+                && said.contains("`status_code_metrics: true`")
+                && said.contains("`latency_metrics: true`"),
+            "{said}"
+        );
+        let no_plugin = without(&flags_off, &["kong_nginx_metric_errors_total"]);
+        let said = problems(&no_plugin).join("\n");
+        assert!(said.contains("no prometheus plugin is enabled"), "{said}");
     }
 
     #[test]
@@ -481,10 +591,23 @@ mod tests {
         );
 
         let (_, verdicts) = tokio::sync::watch::channel(None);
-        let lines = toolbox.with_gates(verdicts).preview(&plan, preflight, None);
+        let toolbox = toolbox.with_gates(verdicts);
+        let lines = toolbox.preview(&plan, preflight, None);
         let expected = format!(
             "scrape /metrics of X's nodes {} once: the gates need {HTTP_REQUESTS_TOTAL} by code \
              (status_code_metrics) and kong_request_latency_ms buckets (latency_metrics)",
+            proxies.join(", ")
+        );
+        assert!(lines.contains(&expected), "{lines:#?}");
+
+        // From Kong 2.8 the series have 2.x's names and no flag.
+        let mut from_28 = plan.clone();
+        from_28.from = crate::plan::version::KongVersion::new(2, 8, 5);
+        let lines = toolbox.preview(&from_28, preflight, None);
+        let expected = format!(
+            "scrape /metrics of X's nodes {} once: the gates need kong_http_status by code \
+             (always on in Kong 2.x) and kong_latency{{type=\"request\"}} buckets (always on in \
+             Kong 2.x)",
             proxies.join(", ")
         );
         assert!(lines.contains(&expected), "{lines:#?}");

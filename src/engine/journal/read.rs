@@ -21,6 +21,23 @@ pub struct JournalContents {
     /// Set when records were written before kongup chained them: edits to those lines
     /// cannot be detected.
     pub unchained: Option<String>,
+    /// The last record kept, which a record appended later is checked against
+    /// ([`read_appended`]); `None` for an empty journal.
+    pub tail: Option<Tail>,
+}
+
+/// The last record of a journal as read: where it is, its number, and the hash the next
+/// record must carry as `prev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// Its line, counted from 1.
+    pub line: usize,
+    pub seq: u64,
+    /// SHA-256 of its line: the next record's `prev`.
+    pub sha256: String,
+    event: String,
+    /// Whether a record so far carried `prev` (from then on every record must).
+    chained: bool,
 }
 
 impl JournalContents {
@@ -42,31 +59,35 @@ pub fn read_journal(path: &Path) -> Result<JournalContents, JournalError> {
         path: path.to_path_buf(),
         source,
     })?;
-    check(path, &bytes)
+    check(path, &bytes, None)
 }
 
-/// The last record accepted, which the next one is checked against.
-struct Kept<'a> {
-    line: usize,
-    bytes: &'a [u8],
-    seq: u64,
-    event: String,
+/// Checks `bytes` as [`read_journal`] checks a whole journal: the journal's first lines
+/// when `after` is `None`, else what was appended to the journal at `path` after the record
+/// `after` (every number in turn, every `prev` the hash of the line before; lines are
+/// numbered as in the whole file). `path` is for the messages.
+pub fn check_lines(
+    path: &Path,
+    bytes: &[u8],
+    after: Option<&Tail>,
+) -> Result<JournalContents, JournalError> {
+    check(path, bytes, after)
 }
 
-/// Checks a journal's `bytes` as [`read_journal`] does; `path` is what messages call it.
-pub fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError> {
+fn check(path: &Path, bytes: &[u8], after: Option<&Tail>) -> Result<JournalContents, JournalError> {
     let path_buf = || path.to_path_buf();
     let lines = split_lines(bytes);
+    let first_line = after.map_or(1, |t| t.line + 1);
     let mut records: Vec<Record> = Vec::new();
     let mut valid_len = 0usize;
     let mut torn_tail = None;
-    let mut previous: Option<Kept> = None;
-    // Whether a record so far carried `prev`; the last line after the first without it.
-    let mut chained = false;
-    let mut unchained_until = None;
+    let mut previous: Option<Tail> = after.cloned();
+    // Whether a record so far carried `prev`; the lines without it before it did.
+    let mut chained = after.is_some_and(|t| t.chained);
+    let mut unchained_lines: Option<(usize, usize)> = None;
     for (index, &(bytes, complete)) in lines.iter().enumerate() {
-        let line = index + 1;
-        let is_last = line == lines.len();
+        let line = first_line + index;
+        let is_last = index + 1 == lines.len();
         if !complete {
             torn_tail = Some(torn(path, bytes, "it has no end"));
             break;
@@ -143,7 +164,7 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError>
                 in_sequence(path, before, line, record.seq, &lines[index + 1..])?;
                 match prev {
                     Some(hash) => {
-                        let actual = line_sha256(before.bytes);
+                        let actual = &before.sha256;
                         if hash != actual {
                             return Err(JournalError::Edited {
                                 path: path_buf(),
@@ -173,32 +194,36 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError>
                             ),
                         });
                     }
-                    None => unchained_until = Some(line),
+                    None => {
+                        unchained_lines = Some((unchained_lines.map_or(line, |(a, _)| a), line))
+                    }
                 }
             }
         }
-        previous = Some(Kept {
+        previous = Some(Tail {
             line,
-            bytes,
             seq: record.seq,
+            sha256: line_sha256(bytes),
             event: event.to_string(),
+            chained,
         });
         records.push(record);
         valid_len += bytes.len() + 1;
     }
-    let unchained = unchained_until.map(|last| {
+    let unchained = unchained_lines.map(|(first, last)| {
+        let one = first == last;
         format!(
             "{} of the journal {} {} written before kongup chained its records: edits to {} \
              cannot be detected (every record kongup writes now carries the SHA-256 of the \
              line before it)",
-            if last == 2 {
-                "line 2".to_string()
+            if one {
+                format!("line {first}")
             } else {
-                format!("lines 2 to {last}")
+                format!("lines {first} to {last}")
             },
             path.display(),
-            if last == 2 { "was" } else { "were" },
-            if last == 2 { "it" } else { "them" },
+            if one { "was" } else { "were" },
+            if one { "it" } else { "them" },
         )
     });
     Ok(JournalContents {
@@ -206,6 +231,7 @@ pub fn check(path: &Path, bytes: &[u8]) -> Result<JournalContents, JournalError>
         valid_len: valid_len as u64,
         torn_tail,
         unchained,
+        tail: previous,
     })
 }
 
@@ -313,7 +339,7 @@ fn not_a_record(
 /// lines after it, where a record that seems missing may be found out of place.
 fn in_sequence(
     path: &Path,
-    before: &Kept,
+    before: &Tail,
     line: usize,
     seq: u64,
     rest: &[(&[u8], bool)],

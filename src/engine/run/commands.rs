@@ -30,6 +30,8 @@ impl Engine {
                 self.quit("the operator quit".to_string());
                 Ok(())
             }
+            Command::HandOver => self.hand_over(),
+            Command::KeepRun => self.keep_run(),
         }
     }
 

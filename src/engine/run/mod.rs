@@ -4,11 +4,12 @@
 //! waits on, and the helpers every part uses to journal and to tell the world.
 
 mod commands;
+mod handover;
 mod open;
 mod step;
 mod traffic;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,22 +19,24 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
+use self::handover::Handovers;
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
-use super::event::{Event, RunState, StepState};
-use super::journal::{Entry, Journal, Record, parse_step_key, step_key};
+use super::event::{Event, RunState};
+use super::journal::{Entry, Journal, Record, step_key};
+use super::shown::Shown;
 use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, gate_record};
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking};
 use crate::exec::Executor;
 use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::{FailAction, Plan};
-use crate::plan::steps::{ExpandedPlan, PhaseName, StepRef};
+use crate::plan::steps::{ExpandedPlan, StepRef};
 
 /// Who a journal record is by: the operator of this session, or kongup itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Who {
+pub(super) enum Who {
     Operator,
     Kongup,
 }
@@ -67,9 +70,8 @@ struct Engine {
     /// Set once asked to leave; the engine stops when no step runs.
     quitting: Option<String>,
     commands_closed: bool,
-    /// What the event stream last said of each step and of the run.
-    shown: HashMap<String, StepState>,
-    shown_run: Option<RunState>,
+    /// What the event stream last said of the run.
+    shown: Shown,
     gate_watch: Option<watch::Receiver<Option<GateVerdict>>>,
     side_events: Option<mpsc::UnboundedReceiver<Event>>,
     /// Warnings from opening the run, shown after the first snapshot.
@@ -85,6 +87,8 @@ struct Engine {
     gate_journaled: Option<Verdict>,
     /// The read of the load balancer's split as the run opened, while it runs.
     opening_read: Option<OpeningRead>,
+    /// Requests to take the run over.
+    handovers: Handovers,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -103,6 +107,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         view,
         plan_change,
         warnings: opening_warnings,
+        stale,
     } = open_run(
         &plan, &expanded, &plan_text, &run_dir, &operator, &toolbox, options,
     )?;
@@ -133,17 +138,17 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         running: None,
         quitting: None,
         commands_closed: false,
-        shown: HashMap::new(),
-        shown_run: None,
+        shown: Shown::default(),
         side_events,
         opening_warnings,
         deferred_rollback: None,
         gate_journaled: None,
         opening_read: None,
+        handovers: Handovers::new(),
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
-    engine.open_session(plan_change)?;
+    engine.open_session(plan_change, stale)?;
     engine.opening_read = OpeningRead::start(
         engine.toolbox.traffic.clone(),
         (engine.view.traffic_requested, engine.view.traffic_applied),
@@ -248,9 +253,14 @@ impl Engine {
     /// Journals (fsync'd) and applies to the view; only then may the caller act. The
     /// write and fsync block, so the worker hands its other tasks over first.
     fn record(&mut self, who: Who, entry: Entry) -> Result<Record, EngineError> {
-        let by = self.by(who);
+        self.record_as(&self.by(who), entry)
+    }
+
+    /// [`Engine::record`] by someone else (`user@host`): the kongup that asks to take the
+    /// run over.
+    fn record_as(&mut self, by: &str, entry: Entry) -> Result<Record, EngineError> {
         let journal = &mut self.journal;
-        let record = blocking(|| journal.append(&by, entry))?;
+        let record = blocking(|| journal.append(by, entry))?;
         self.view.apply(&record);
         Ok(record)
     }
@@ -269,7 +279,7 @@ impl Engine {
     fn refuse(&mut self, step: Option<&StepRef>, why: impl AsRef<str>) {
         self.warn(why);
         if let Some(step) = step {
-            self.shown.remove(&step_key(step));
+            self.shown.forget_step(&step_key(step));
         }
     }
 
@@ -315,6 +325,7 @@ impl Engine {
                     result?;
                 }
                 name = signals.next() => self.on_signal(name),
+                _ = self.handovers.tick() => self.check_handover()?,
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
                     Some(Some(verdict)) => self.on_verdict(verdict)?,
                     Some(None) => {}
@@ -342,43 +353,9 @@ impl Engine {
     /// Sends a `StepChanged` for every step whose state changed since last said, then a
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
-        for key in self.view.step_keys() {
-            let mut state = self.view.effective_state(&key);
-            if state == StepState::Ready && self.plan_skips(&key) {
-                // Its turn is only for the plan's skip, which `advance` records next.
-                state = StepState::Pending;
-            }
-            if self.shown.get(&key) == Some(&state) {
-                continue;
-            }
-            self.shown.insert(key.clone(), state);
-            let Some(step) = parse_step_key(&key) else {
-                continue;
-            };
-            let record = self.view.record(&key);
-            let detail = match state {
-                StepState::Pending | StepState::Ready => None,
-                StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
-                _ => record.and_then(|r| r.detail.clone()),
-            };
-            self.emit(Event::StepChanged {
-                step,
-                state,
-                detail,
-            });
+        for event in self.shown.changes(&self.view, &self.expanded) {
+            self.emit(event);
         }
-        let run_state = self.view.run_state();
-        if self.shown_run != Some(run_state) {
-            self.shown_run = Some(run_state);
-            self.emit(Event::RunChanged(run_state));
-        }
-    }
-
-    fn plan_skips(&self, key: &str) -> bool {
-        parse_step_key(key)
-            .filter(|s| s.phase != PhaseName::Rollback)
-            .and_then(|s| self.expanded.step(&s))
-            .is_some_and(|s| s.skip_reason.is_some())
     }
 
     /// A gate verdict between bakes (a bake journals and acts on its own): while Y carries

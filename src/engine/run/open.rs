@@ -6,12 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{Engine, Who};
-use crate::engine::event::{Event, RollbackProgress, StepState};
-use crate::engine::journal::{
-    Entry, JOURNAL_FILE, Journal, StepInfo, parse_step_key, read_journal, step_key,
-};
+use crate::engine::drivers::{Driver, drivers};
+use crate::engine::event::StepState;
+use crate::engine::journal::{Entry, JOURNAL_FILE, Journal, StepInfo, read_journal, step_key};
 use crate::engine::lock::RunLock;
 use crate::engine::rundir::{self, LOGS_DIR};
+use crate::engine::shown::rollback_plan_event;
 use crate::engine::step::{Toolbox, driver_deadline};
 use crate::engine::view::RunView;
 use crate::engine::{EngineError, Operator, RunOptions, plan_change, sha256_hex};
@@ -29,6 +29,9 @@ pub(super) struct Opened {
     pub(super) view: RunView,
     pub(super) plan_change: Option<Entry>,
     pub(super) warnings: Vec<String>,
+    /// The session the journal leaves open: its kongup stopped without closing it (a
+    /// crash), and this one takes the run over from it.
+    pub(super) stale: Option<Driver>,
 }
 
 /// Opens (or creates) the run directory and its journal and takes the run's lock; refuses a
@@ -84,6 +87,10 @@ pub(super) fn open_run(
         None
     };
 
+    let stale = existing
+        .as_ref()
+        .and_then(|contents| drivers(&contents.records).pop())
+        .filter(|driver| driver.ended.is_none());
     let (journal, view, plan_change) = match existing {
         Some(contents) => {
             let view = RunView::replay(&contents.records).expect("read_journal checked the header");
@@ -160,6 +167,7 @@ pub(super) fn open_run(
         view,
         plan_change,
         warnings: opening_warnings,
+        stale,
     })
 }
 
@@ -222,7 +230,26 @@ pub(super) fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
 }
 
 impl Engine {
-    pub(super) fn open_session(&mut self, plan_change: Option<Entry>) -> Result<(), EngineError> {
+    pub(super) fn open_session(
+        &mut self,
+        plan_change: Option<Entry>,
+        stale: Option<Driver>,
+    ) -> Result<(), EngineError> {
+        if let Some(stale) = stale {
+            self.opening_warnings.push(format!(
+                "took the run over from {} (pid {}), whose kongup stopped without closing its \
+                 session (a crash, kill -9 or power loss); journaled",
+                stale.operator, stale.pid
+            ));
+            self.record(
+                Who::Operator,
+                Entry::LockTakenOver {
+                    from: stale.operator,
+                    pid: stale.pid,
+                    since: stale.from,
+                },
+            )?;
+        }
         self.record(
             Who::Operator,
             Entry::SessionOpened {
@@ -269,51 +296,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The snapshot a console starts from: the run, its traffic, its rollback and every
+    /// step, as `kongup watch` derives them too ([`crate::engine::shown`]).
     pub(super) fn emit_snapshot(&mut self) {
         self.shown.clear();
-        let run_state = self.view.run_state();
-        self.shown_run = Some(run_state);
-        self.emit(Event::RunChanged(run_state));
-        if let Some(requested) = self.view.traffic_requested {
-            self.emit(Event::TrafficChanged {
-                requested,
-                applied: self.view.traffic_applied,
-            });
+        for event in self.shown.update(&self.view, &self.expanded) {
+            self.emit(event);
         }
-        if let Some(rollback) = &self.view.rollback {
-            self.emit(Event::RollbackProgress(RollbackProgress::Started));
-            if let Some(ms) = rollback.time_to_safety_ms {
-                let (verified, evidence) = rollback.traffic_verified.clone().unwrap_or_default();
-                self.emit(Event::RollbackProgress(RollbackProgress::TrafficSafe {
-                    time_to_safety_ms: ms,
-                    verified,
-                    evidence,
-                }));
-            }
-            if rollback.planned.is_some() {
-                self.emit_rollback_plan();
-            }
-            if rollback.finished {
-                self.emit(Event::RollbackProgress(RollbackProgress::Finished));
-            }
-        }
-        self.emit_changes();
         for warning in std::mem::take(&mut self.opening_warnings) {
             self.warn(warning);
         }
     }
 
     pub(super) fn emit_rollback_plan(&self) {
-        let steps = self
-            .view
-            .rollback_steps()
-            .iter()
-            .filter_map(|s| parse_step_key(&s.step))
-            .collect();
-        let note = self.view.rollback.as_ref().and_then(|r| r.note.clone());
-        self.emit(Event::RollbackProgress(RollbackProgress::Planned {
-            steps,
-            note,
-        }));
+        self.emit(rollback_plan_event(&self.view));
     }
 }

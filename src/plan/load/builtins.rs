@@ -7,6 +7,7 @@ use super::diagnostics::Diagnostics;
 use super::read::{boolean, duration, file_path, integer, mapping, string_list, text};
 use super::yaml::{Node, Value};
 use super::{Loader, optional};
+use crate::kong::migrations::{effective_timeouts, option_in};
 use crate::plan::model::defaults;
 use crate::plan::model::{BackupSpec, MigrationsSpec};
 
@@ -40,26 +41,71 @@ impl Loader {
         let timeout = optional(f.get("timeout"), defaults::MIGRATIONS_TIMEOUT, |n| {
             duration(d, n, "migrations.timeout")
         });
-        if let (Some(db_timeout), Some(timeout)) = (db_timeout, timeout)
-            && timeout <= Duration::from_secs(u64::from(db_timeout))
-        {
-            d.error_with_hint(
-                f.key_pos("timeout").or(f.key_pos("db_timeout")).unwrap_or(f.pos),
-                format!(
-                    "`migrations.timeout` ({}) is not longer than `migrations.db_timeout` ({db_timeout}s): kongup would stop the migration while Kong still waits for the database",
-                    humantime::format_duration(timeout)
-                ),
-                "make `timeout` longer than `db_timeout`",
-            );
-            return None;
-        }
-        Some(MigrationsSpec {
+        let spec = MigrationsSpec {
             kong_binary: kong_binary?,
             extra_args: extra_args?,
             db_timeout: db_timeout?,
             force: force?,
             timeout: timeout?,
-        })
+        };
+        let args_pos = f.key_pos("extra_args").unwrap_or(f.pos);
+        for name in ["db-timeout", "lock-timeout"] {
+            if let Some(value) = option_in(&spec.extra_args, name)
+                && value.parse::<u64>().is_err()
+            {
+                d.error_with_hint(
+                    args_pos,
+                    format!(
+                        "`--{name} {value}` in `migrations.extra_args` is not a whole number of seconds"
+                    ),
+                    format!("write `--{name}` and a number of seconds, e.g. `[--{name}, '600']`"),
+                );
+                return None;
+            }
+        }
+        let timeouts = effective_timeouts(&spec);
+        if spec.timeout <= Duration::from_secs(timeouts.db_secs) {
+            let (db, pos) = if timeouts.db_in_args {
+                (
+                    format!(
+                        "the database timeout ({}s, `--db-timeout` in `migrations.extra_args`)",
+                        timeouts.db_secs
+                    ),
+                    args_pos,
+                )
+            } else {
+                (
+                    format!("`migrations.db_timeout` ({}s)", timeouts.db_secs),
+                    f.key_pos("timeout")
+                        .or(f.key_pos("db_timeout"))
+                        .unwrap_or(f.pos),
+                )
+            };
+            d.error_with_hint(
+                pos,
+                format!(
+                    "`migrations.timeout` ({}) is not longer than {db}: kongup would stop the migration while Kong still waits for the database",
+                    humantime::format_duration(spec.timeout)
+                ),
+                "make `timeout` longer than the database timeout",
+            );
+            return None;
+        }
+        // Kong's lock expires after --lock-timeout and is never renewed: a lock shorter
+        // than one query lets a second `up` start beside a running one
+        // (docs/kong/migrations-and-paths.md §1).
+        if timeouts.lock_in_args && timeouts.lock_secs < timeouts.db_secs {
+            d.error_with_hint(
+                args_pos,
+                format!(
+                    "`--lock-timeout {}` in `migrations.extra_args` is shorter than the database timeout ({}s): Kong's migrations lock expires after --lock-timeout and is never renewed, so another `kong migrations up` could start beside a migration still running",
+                    timeouts.lock_secs, timeouts.db_secs
+                ),
+                "leave --lock-timeout out (kongup passes `migrations.timeout`), or make it at least the database timeout",
+            );
+            return None;
+        }
+        Some(spec)
     }
 
     pub(super) fn backup(&mut self, node: &Node) -> Option<BackupSpec> {

@@ -532,9 +532,9 @@ fn a_path_with_mandatory_stops_takes_one_plan_per_hop() {
         &d,
         3,
         5,
-        "1.5.0 cannot go straight to 3.4.0: the upgrade must stop at 2.8.0 first",
+        "1.5.0 cannot go straight to 3.4.0: the upgrade must stop at 2.8.1 first",
     );
-    assert!(hint(&d).contains("one plan per hop: 1.5.0 -> 2.8.0"), "{d}");
+    assert!(hint(&d).contains("one plan per hop: 1.5.0 -> 2.8.1"), "{d}");
 }
 
 #[test]
@@ -1187,6 +1187,46 @@ fn migrations_are_read_and_their_timeout_outlasts_the_db_timeout() {
     assert_eq!(plan.migrations.extra_args, ["-c", "/etc/kong/kong.conf"]);
     assert_eq!(plan.migrations.db_timeout, 120);
     assert!(plan.migrations.force);
+}
+
+#[test]
+fn timeouts_in_extra_args_keep_the_lock_longer_than_a_query() {
+    // Kong's lock expires after --lock-timeout and is never renewed: shorter than one
+    // query, and a second `up` may start beside a running one.
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: [--lock-timeout, '60']\n  db_timeout: 600\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`--lock-timeout 60` in `migrations.extra_args` is shorter than the database timeout (600s)",
+    );
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: ['--db-timeout=7200']\n  timeout: 1h\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`migrations.timeout` (1h) is not longer than the database timeout (7200s, `--db-timeout` in `migrations.extra_args`)",
+    );
+    let d = single(&minimal_with(
+        "migrations:\n  extra_args: [--lock-timeout, soon]\n",
+    ));
+    assert_at(
+        &d,
+        16,
+        3,
+        "`--lock-timeout soon` in `migrations.extra_args` is not a whole number of seconds",
+    );
+    let plan = parse_plan(
+        &minimal_with("migrations:\n  extra_args: [--lock-timeout, '900']\n  db_timeout: 600\n"),
+        "p",
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(plan.migrations.extra_args, ["--lock-timeout", "900"]);
 }
 
 #[test]

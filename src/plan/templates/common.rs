@@ -384,25 +384,13 @@ pub(super) fn kongup_note(
             nodes_of(*cluster, phase)
         ),
         StepKind::Migrations(command) => {
-            let name = match command {
-                MigrationsCommand::Up => "up",
-                MigrationsCommand::Finish => "finish",
-            };
-            let mut argv = vec![plan.migrations.kong_binary.clone(), "migrations".to_string(), name.to_string()];
-            argv.extend(plan.migrations.extra_args.iter().cloned());
-            if !plan.migrations.extra_args.iter().any(|a| a.starts_with("--db-timeout")) {
-                argv.push(format!("--db-timeout {}", plan.migrations.db_timeout));
-            }
-            if plan.migrations.force {
-                argv.push("-f".to_string());
-            }
+            let command_line = crate::kong::migrations::build_command(&plan.migrations, *command).display();
             let verify = match command {
                 MigrationsCommand::Up => "the new migrations must be recorded, those with a teardown as pending",
                 MigrationsCommand::Finish => "no migration may be left pending",
             };
             format!(
-                "kongup checks the configuration is unchanged since the freeze, runs `{}` on the executor of Y's first node (first control plane in hybrid mode; locally when it names none), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}",
-                argv.join(" ")
+                "kongup checks the configuration is unchanged since the freeze and that no other `kong migrations` run holds the lock or still runs past it, runs `{command_line}` on the executor of Y's first node (first control plane in hybrid mode; locally when it names none), with the database settings in its environment, streams its output, then reads `schema_meta`: {verify}. It then takes the configuration fingerprint again, since migrations rewrite rows.{then_commands}"
             )
         }
         StepKind::SmokeTests if plan.smoke_tests.is_empty() => "The plan has no smoke tests: test Y by hand and confirm, or add smoke tests to the plan (e.g. key-auth rejects a request without a key and accepts one with it).".to_string() + &then_commands,

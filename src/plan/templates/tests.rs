@@ -602,7 +602,7 @@ fn path_warnings_reach_the_plan() {
     p.to = "3.4.0".parse().unwrap();
     let expanded = expand(&p).unwrap();
     assert!(
-        expanded.warnings[0].contains("stop at 2.8.0"),
+        expanded.warnings[0].contains("stop at 2.8.1"),
         "{:?}",
         expanded.warnings
     );

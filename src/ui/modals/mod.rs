@@ -2,6 +2,7 @@
 
 pub mod abort;
 pub mod confirm;
+pub mod handover;
 pub mod help;
 pub mod irreversible;
 pub mod prompt;
@@ -30,6 +31,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal
         Modal::Help { scroll } => help::render(frame, area, state, *scroll),
         Modal::Abort { step } => abort::render(frame, area, state, step),
         Modal::QuitWhileRunning { step } => quit::render(frame, area, state, step),
+        Modal::Handover { by, until } => handover::render(frame, area, state, by, *until),
     }
 }
 

@@ -46,11 +46,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
     let dialog: &[(&str, &'static str)] = match state.modal() {
         Some(Modal::Help { .. }) => &[("Esc", "close"), ("↑↓", "scroll")],
+        Some(Modal::Rollback) if state.watching().is_some() => &[("Esc", "close"), ("?", "help")],
         Some(Modal::Rollback) => &[
             ("⏎", "confirm the next rollback step"),
             ("Esc", "close"),
             ("?", "help"),
         ],
+        Some(Modal::Handover { .. }) => &[("y", "hand over"), ("n", "keep driving")],
         Some(Modal::QuitWhileRunning { .. }) => &[("y", "quit"), ("Esc", "stay")],
         Some(Modal::Abort { .. }) => &[("y", "abort"), ("Esc", "let it run")],
         Some(_) => &[("⏎", "confirm"), ("Esc", "cancel")],

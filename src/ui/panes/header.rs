@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use crate::metrics::Verdict;
 use crate::ui::describe;
-use crate::ui::state::{ConsoleState, RollbackTraffic};
+use crate::ui::state::{ConsoleState, RollbackTraffic, Watching};
 use crate::ui::text;
 use crate::ui::theme::{Tone, run_label};
 
@@ -20,7 +20,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 /// Alerts that must not scroll out of sight, right-aligned on the first row.
 fn alerts(state: &ConsoleState) -> Vec<(String, Tone)> {
     let mut alerts = Vec::new();
-    if state.is_engine_stopped() {
+    if let Some(watching) = state.watching() {
+        alerts.push((watching_alert(watching), Tone::Warn));
+    } else if state.is_engine_stopped() {
         alerts.push(("⚠ ENGINE STOPPED".to_string(), Tone::Bad));
     }
     if state.gate().is_some_and(|g| g.verdict == Verdict::Fail) {
@@ -38,6 +40,19 @@ fn alerts(state: &ConsoleState) -> Vec<(String, Tone)> {
         alerts.push((text, Tone::Warn));
     }
     alerts
+}
+
+/// `WATCHING · driven by alice@ops1 pid 4242 since 04:12` (the driver's start, local time).
+fn watching_alert(watching: &Watching) -> String {
+    match &watching.driver {
+        Some(driver) => format!(
+            "WATCHING · driven by {} pid {} since {}",
+            driver.operator,
+            driver.pid,
+            driver.since.with_timezone(&chrono::Local).format("%H:%M")
+        ),
+        None => "WATCHING · nobody drives it".to_string(),
+    }
 }
 
 fn identity_line(state: &ConsoleState, width: usize) -> Line<'static> {

@@ -1,6 +1,7 @@
 //! Per cluster: requests/s, 5xx ratio and p99 latency as sparklines over the last ten
 //! minutes, then the gate's verdict and its checks. A figure Kong does not export says why
-//! (`status_code_metrics off`) instead of drawing zeros.
+//! in the words of that cluster's Kong (`metrics::explain`: no flag to name on 2.x,
+//! `status_code_metrics off, or none counted yet` on 3.x) instead of drawing zeros.
 
 use std::collections::VecDeque;
 
@@ -9,6 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, SparklineBar};
 
+use crate::metrics::explain::{Figure, pane_words};
 use crate::metrics::{ClusterFigures, MetricsSnapshot};
 use crate::plan::steps::ClusterSide;
 use crate::ui::describe;
@@ -65,8 +67,8 @@ impl Series {
     }
 
     /// Why there is no figure, when there is none, and how loudly to say it. Kong creates
-    /// the request series at a node's first request: without traffic, their absence says
-    /// nothing about the prometheus plugin's flags.
+    /// the request series at a node's first counted request: before Y takes traffic,
+    /// their absence says nothing about the prometheus plugin.
     fn missing(
         self,
         figures: &ClusterFigures,
@@ -86,17 +88,18 @@ impl Series {
                 Tone::Warn,
             ));
         }
-        let flag_off = match self {
-            Series::Errors => !figures.status_code_metrics,
-            Series::P99 => !figures.latency_metrics,
-            Series::Rate => false,
+        // Requests/s and the 5xx ratio both come from the status-code series.
+        let no_series = match self {
+            Series::Rate | Series::Errors => {
+                (!figures.status_code_metrics).then_some(Figure::Errors)
+            }
+            Series::P99 => (!figures.latency_metrics).then_some(Figure::P99),
         };
-        match self {
-            _ if flag_off && no_traffic_yet => Some(("no traffic yet", Tone::Muted)),
-            Series::Errors if flag_off => Some(("status_code_metrics off", Tone::Warn)),
-            Series::P99 if flag_off => Some(("latency_metrics off", Tone::Warn)),
-            _ if self.value(figures).is_none() => Some(("too little data yet", Tone::Warn)),
-            _ => None,
+        match no_series {
+            Some(_) if no_traffic_yet => Some(("no traffic yet", Tone::Muted)),
+            Some(figure) => Some((pane_words(figure, figures), Tone::Warn)),
+            None if self.value(figures).is_none() => Some(("too little data yet", Tone::Warn)),
+            None => None,
         }
     }
 }
@@ -173,6 +176,14 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
         f.nodes_scraped,
         f.nodes_total
     );
+    for empty in &f.empty_configuration {
+        let dp = &empty.data_plane;
+        if dp.compatible == Some(false) {
+            line.push_str(&format!(" · ⚠ {} incompatible, no config", dp.hostname));
+        } else {
+            line.push_str(&format!(" · ⚠ {} has the empty config", dp.hostname));
+        }
+    }
     if f.datastore_reachable == Some(false) {
         line.push_str(" · ⚠ datastore unreachable");
     }

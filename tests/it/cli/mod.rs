@@ -1,6 +1,8 @@
 //! `kongup` as an operator runs it: help, path, plan, validate.
 
+mod helm_hooks;
 mod help;
+mod migrations_commands;
 mod path;
 mod plan;
 mod urls;

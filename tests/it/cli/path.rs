@@ -65,10 +65,10 @@ fn one_x_goes_to_two_x_first() {
 }
 
 #[test]
-fn hybrid_on_3_1_1_1_goes_to_3_1_1_2_first() {
+fn enterprise_hybrid_on_3_1_1_1_goes_to_3_1_1_3_first() {
     let json = path_json(&["3.1.1.1", "3.4.0.0", "--mode", "hybrid"], 0);
     let targets = hop_targets(&json);
-    assert_eq!(targets[0], "3.1.1.2");
+    assert_eq!(targets[0], "3.1.1.3");
     assert_eq!(*targets.last().unwrap(), "3.4.0.0");
     // The same jump in traditional mode needs no stop.
     let json = path_json(&["3.1.1.1", "3.4.0.0"], 0);
@@ -144,4 +144,36 @@ fn a_malformed_version_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(contains("'3.4' is not a Kong version"));
+}
+
+#[test]
+fn open_source_3_1_hybrid_is_warned_not_sent_to_an_enterprise_release() {
+    for from in ["3.1.0", "3.1.1"] {
+        let json = path_json(&[from, "3.4.2", "--mode", "hybrid"], 0);
+        assert_eq!(hop_targets(&json), ["3.4.2"], "{from}");
+        let warnings = json["warnings"].as_array().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("speak only wRPC")),
+            "{from}: {warnings:?}"
+        );
+    }
+}
+
+#[test]
+fn a_three_part_target_past_3_9_is_an_enterprise_path() {
+    cargo_bin_cmd!("kongup")
+        .args(["path", "3.9.1", "3.10.0"])
+        .assert()
+        .code(0)
+        .stdout(contains(
+            "warning: no open-source 3.10+ release is known (the newest OSS tag is 3.9.3)",
+        ));
+}
+
+#[test]
+fn three_x_from_below_2_8_stops_at_2_8_1() {
+    let json = path_json(&["2.7.0", "3.0.0"], 0);
+    assert_eq!(hop_targets(&json), ["2.8.1", "3.0.0"]);
 }

@@ -123,7 +123,7 @@ fn dual_cluster_migrates_ys_database_between_configure_y_and_start_y() {
         .code(0)
         .stdout(
             predicates::str::is_match(
-                r"\[5\.4\]\s+configure-y .*\n.*\*\s+migrations-up\s+Migrate Y's database: kong migrations up\n.*\*\s+migrations-finish\s+Finish the migrations on Y's database.*\n.*\[5\.5\]\s+start-y",
+                r"\[5\.4\]\s+configure-y .*\n.*\*\s+migrations-up\s+Migrate Y's database: kong migrations up\n\s+kongup runs: kong migrations up .*--lock-timeout 3600\n.*\*\s+migrations-finish\s+Finish the migrations on Y's database.*\n\s+kongup runs: kong migrations finish .*\n.*\[5\.5\]\s+start-y",
             )
             .unwrap(),
         );

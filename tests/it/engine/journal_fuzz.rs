@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::support::engine::*;
 use crate::support::mutate::no_panics;
-use kongup::engine::journal::{JOURNAL_FILE, check_journal};
+use kongup::engine::journal::{JOURNAL_FILE, check_lines};
 use kongup::engine::view::RunView;
 use kongup::engine::{Command, StepState};
 use kongup::plan::model::Strategy;
@@ -69,12 +69,12 @@ async fn written_journals() -> Vec<Vec<u8>> {
 async fn fuzz_the_journal_reader_never_panics() {
     let seeds = written_journals().await;
     for seed in &seeds {
-        let contents = check_journal(Path::new("journal.jsonl"), seed).expect("a valid seed");
+        let contents = check_lines(Path::new("journal.jsonl"), seed, None).expect("a valid seed");
         assert!(contents.records.len() > 4);
     }
     tokio::task::spawn_blocking(move || {
         no_panics("journal", &seeds, |bytes| {
-            if let Ok(contents) = check_journal(Path::new("journal.jsonl"), bytes) {
+            if let Ok(contents) = check_lines(Path::new("journal.jsonl"), bytes, None) {
                 let _ = RunView::replay(&contents.records);
             }
         });

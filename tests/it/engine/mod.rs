@@ -2,6 +2,7 @@
 //! binary's `run`, and the report.
 
 mod cli;
+mod handover;
 mod journal_fuzz;
 mod journal_integrity;
 mod lifecycle;

@@ -180,7 +180,10 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
         .unwrap()
         .parse()
         .unwrap_or_else(|e| panic!("{error_check}: {e}"));
-    assert!((20.0..=80.0).contains(&ratio), "{error_check}");
+    // The window mixes requests from before the fault with the faulted half, in a share
+    // that depends on timing: the ratio is above the threshold and below what no mix of
+    // 0 % and 50 % errors can exceed (with the lab's sampling noise).
+    assert!(ratio > 2.0 && ratio <= 80.0, "{error_check}");
     assert!(error_check.ends_with("> 2.00%: BREACH"), "{error_check}");
     // "Y p99 24.8 ms ≤ 800.0 ms: ok"
     assert!(

@@ -52,6 +52,7 @@ fn figures() -> GateFigures {
             breaches_to_fail: 2,
             ..GateThresholds::default()
         },
+        p99_on_shared_bounds: None,
     }
 }
 

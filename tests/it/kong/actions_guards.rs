@@ -414,7 +414,7 @@ async fn preflight_names_a_version_mismatch_and_an_unfinished_upgrade() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_held_migrations_lock_fails_up_and_says_whose_it_is() {
+async fn a_held_migrations_lock_stops_up_before_kong_runs_and_says_whose_it_is() {
     let pg = TestPg::start();
     pg.create_kong_database("kong", KongDbState::New);
     pg.psql(
@@ -441,15 +441,21 @@ async fn a_held_migrations_lock_fails_up_and_says_whose_it_is() {
     let (state, detail) = ended(&mut run, "migrations-up").await;
     assert_eq!(state, StepState::Failed);
     assert!(
-        detail.contains("did nothing: another node holds the migrations lock"),
+        detail.starts_with(&format!(
+            "kongup did not start `{} migrations up",
+            standin()
+        )),
         "{detail}"
     );
-    assert!(detail.contains("SELECT key, owner, ttl"), "{detail}");
     let ttl = pg.psql("kong", "SELECT ttl::text FROM locks");
     assert!(
-        detail.ends_with(&format!(
-            "The lock now: owner helm-hook-7, ttl {ttl} (not expired)."
-        )),
+        detail.contains(&format!("owner helm-hook-7 is live until {ttl}")),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Helm hook")
+            && detail
+                .contains("DELETE FROM locks WHERE key = 'migrations' AND owner = 'helm-hook-7'"),
         "{detail}"
     );
     assert_eq!(

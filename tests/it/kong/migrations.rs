@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::pg::{HOST, KongDbState, PASSWORD, SUPERUSER, TestPg};
 use kongup::exec::OutputLine;
 use kongup::exec::local::LocalExecutor;
-use kongup::kong::migrations::{self, Diagnosis, MigrationsError, VerifyError};
+use kongup::kong::migrations::{self, Conclusion, MigrationsError, VerifyError};
 use kongup::kong::pg::{self, PgTarget};
 use kongup::plan::model::MigrationsSpec;
 use kongup::plan::steps::MigrationsCommand;
@@ -56,9 +56,24 @@ async fn run(
     target: &PgTarget,
     log: &std::path::Path,
 ) -> Run {
+    run_with(spec, command, target, log, &[]).await
+}
+
+async fn run_with(
+    spec: &MigrationsSpec,
+    command: MigrationsCommand,
+    target: &PgTarget,
+    log: &std::path::Path,
+    extra_env: &[(&str, &str)],
+) -> Run {
     let (tx, mut rx) = mpsc::channel::<OutputLine>(1024);
     let mut env = target.kong_env();
     env.push(("KONG_STANDIN_LOG".into(), log.display().to_string()));
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     let collect = tokio::spawn(async move {
         let mut lines = Vec::new();
         while let Some(line) = rx.recv().await {
@@ -95,7 +110,7 @@ async fn up_then_finish_moves_pending_to_executed_and_each_is_verified() {
     assert_eq!(
         ran.command,
         format!(
-            "{} migrations up -c /etc/kong/kong.conf --db-timeout 120",
+            "{} migrations up -c /etc/kong/kong.conf --db-timeout 120 --lock-timeout 60",
             standin()
         )
     );
@@ -127,8 +142,8 @@ async fn up_then_finish_moves_pending_to_executed_and_each_is_verified() {
     assert_eq!(
         invocations.lines().collect::<Vec<_>>(),
         [
-            "migrations up -c /etc/kong/kong.conf --db-timeout 120",
-            "migrations finish -c /etc/kong/kong.conf --db-timeout 120"
+            "migrations up -c /etc/kong/kong.conf --db-timeout 120 --lock-timeout 60",
+            "migrations finish -c /etc/kong/kong.conf --db-timeout 120 --lock-timeout 60"
         ]
     );
     assert!(!invocations.contains(PASSWORD), "the password reached argv");
@@ -142,10 +157,10 @@ async fn up_over_an_unfinished_upgrade_explains_finish() {
     let dir = tempfile::tempdir().unwrap();
     let up = run(&spec(), MigrationsCommand::Up, &t, &dir.path().join("log")).await;
     let error = up.result.unwrap_err();
-    let MigrationsError::Failed { diagnosis, .. } = &error else {
+    let MigrationsError::Failed { conclusion, .. } = &error else {
         panic!("{error:?}")
     };
-    assert_eq!(*diagnosis, Some(Diagnosis::PendingBlocksUp));
+    assert_eq!(*conclusion, Conclusion::PendingBlocksUp);
     let text = error.to_string();
     assert!(text.contains("exited with 1"), "{text}");
     assert!(
@@ -154,53 +169,270 @@ async fn up_over_an_unfinished_upgrade_explains_finish() {
     );
 }
 
+/// Kong's stderr, as the corpus has it (the stand-in prints the corpus's lines).
+fn stderr_of(corpus_run: &str) -> String {
+    kongup::testkit::corpus::cli(&kongup::testkit::corpus::file(
+        "3.10.0",
+        &format!("migrations/{corpus_run}.cli"),
+    ))
+    .stderr
+}
+
 #[tokio::test]
-async fn a_held_lock_is_a_failure_even_though_kong_exits_0() {
+async fn waiting_out_the_lock_is_told_apart_from_a_slow_query() {
     let pg = TestPg::start();
     pg.create_kong_database("kong", KongDbState::New);
+    let t = target(&pg, "kong");
+    let dir = tempfile::tempdir().unwrap();
     pg.psql(
         "kong",
         "INSERT INTO locks VALUES ('migrations', 'other-node', now() + interval '10 minutes')",
     );
-    let t = target(&pg, "kong");
-    let dir = tempfile::tempdir().unwrap();
-    let up = run(&spec(), MigrationsCommand::Up, &t, &dir.path().join("log")).await;
-    assert!(
-        up.lines
-            .iter()
-            .any(|l| l == "aborted: another node is performing database changes"),
-        "{:?}",
-        up.lines
+    let mut spec = spec();
+    spec.extra_args = vec!["--lock-timeout".into(), "1".into()];
+    let up = run(&spec, MigrationsCommand::Up, &t, &dir.path().join("log")).await;
+    assert_eq!(
+        up.lines.join("\n") + "\n",
+        stderr_of("up_locked"),
+        "Kong's own words"
     );
     let error = up.result.unwrap_err();
+    let MigrationsError::Failed { conclusion, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*conclusion, Conclusion::LockWaitTimedOut);
     let text = error.to_string();
     assert!(
-        text.contains("another node holds the migrations lock"),
+        text.contains("Kong ran nothing: `up` waited its --lock-timeout (1s)")
+            && text.contains("not a slow query"),
         "{text}"
     );
-    assert!(text.contains("SELECT key, owner, ttl"), "{text}");
-    assert!(
-        text.contains("DELETE FROM locks WHERE key = 'migrations'"),
-        "{text}"
-    );
-
-    let lock = migrations::read_lock(&t).await.unwrap().unwrap();
-    assert_eq!(lock.owner.as_deref(), Some("other-node"));
-    assert!(!lock.expired);
-    // Nothing ran.
     assert_eq!(pg::schema_state(&t).await.unwrap().pending_total(), 0);
 
-    // An expired lock is cleared by Kong itself, and the run goes through.
+    // The same `Error: ... timeout` shape from a migration's query past --db-timeout.
+    pg.psql("kong", "DELETE FROM locks");
+    let mut spec = self::spec();
+    spec.extra_args = vec!["--db-timeout".into(), "1".into()];
+    let (tx, mut rx) = mpsc::channel::<OutputLine>(1024);
+    let mut env = t.kong_env();
+    env.push(("KONG_STANDIN_SLEEP".into(), "5".into()));
+    let result = migrations::run(
+        &LocalExecutor::new(),
+        &spec,
+        MigrationsCommand::Up,
+        env,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.try_recv() {
+        lines.push(line.text);
+    }
+    assert!(
+        lines.iter().any(|l| l
+            == "Error: [PostgreSQL error] cluster_mutex callback threw an error: /usr/local/share/lua/5.1/kong/cmd/utils/migrations.lua:104: [PostgreSQL error] failed to run migration '025_390_to_3100' up: receive_message: failed to get type: timeout"),
+        "{lines:#?}"
+    );
+    let error = result.unwrap_err();
+    let MigrationsError::Failed { conclusion, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*conclusion, Conclusion::DbTimeout);
+    let text = error.to_string();
+    assert!(
+        text.contains("ran past Kong's database timeout (--db-timeout 1s)")
+            && text.contains("pg_stat_activity"),
+        "{text}"
+    );
+    // Kong's callback failed, so it released its lock.
+    assert_eq!(migrations::read_activity(&t).await.unwrap().lock, None);
+}
+
+#[tokio::test]
+async fn a_lock_that_expires_while_up_waits_means_nothing_ran_though_kong_exits_0() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    let t = target(&pg, "kong");
+    let dir = tempfile::tempdir().unwrap();
+    // Another run's row; it expires while `up` waits for it, and Kong's `up` gives up,
+    // although that run may well go on (Kong never renews its lock).
     pg.psql(
         "kong",
-        "UPDATE locks SET ttl = now() - interval '1 minute' WHERE key = 'migrations'",
+        "INSERT INTO locks VALUES ('migrations', 'other-node', now() + interval '10 minutes')",
     );
-    assert!(migrations::read_lock(&t).await.unwrap().unwrap().expired);
-    run(&spec(), MigrationsCommand::Up, &t, &dir.path().join("log"))
-        .await
-        .result
-        .unwrap();
-    assert_eq!(migrations::read_lock(&t).await.unwrap(), None);
+    let mut spec = spec();
+    spec.extra_args = vec!["--lock-timeout".into(), "30".into()];
+    let waiting = dir.path().join("waiting");
+    let expire = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !waiting.exists() {
+            assert!(std::time::Instant::now() < deadline, "up never waited");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        pg.psql("kong", "UPDATE locks SET ttl = now() - interval '1 second'");
+    };
+    let (log, waiting_env) = (dir.path().join("log"), waiting.display().to_string());
+    let env = [("KONG_STANDIN_WAITING", waiting_env.as_str())];
+    let (up, ()) = tokio::join!(
+        run_with(&spec, MigrationsCommand::Up, &t, &log, &env),
+        expire
+    );
+    assert_eq!(
+        up.lines,
+        ["aborted: another node is performing database changes"]
+    );
+    let error = up.result.unwrap_err();
+    let MigrationsError::Failed { conclusion, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(*conclusion, Conclusion::LockHeld);
+    let text = error.to_string();
+    assert!(text.contains("exited 0 but did nothing"), "{text}");
+    assert!(
+        text.contains("until the row was released or its ttl passed"),
+        "{text}"
+    );
+    // Waiting past the ttl is not called safe: the row's expiry proves nothing.
+    assert!(
+        text.contains("an expired row does not mean nothing runs")
+            && text.contains("pg_stat_activity"),
+        "{text}"
+    );
+    assert!(!text.contains("safe fix"), "{text}");
+    assert_eq!(pg::schema_state(&t).await.unwrap().pending_total(), 0);
+
+    // `finish` does not wait at all.
+    pg.psql(
+        "kong",
+        "INSERT INTO locks VALUES ('migrations', 'other-node', now() + interval '10 minutes') ON CONFLICT (key) DO UPDATE SET ttl = EXCLUDED.ttl",
+    );
+    let finish = run(
+        &spec,
+        MigrationsCommand::Finish,
+        &t,
+        &dir.path().join("log"),
+    )
+    .await;
+    let error = finish.result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            MigrationsError::Failed {
+                conclusion: Conclusion::LockHeld,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("`finish` found the migrations lock held by another run and gave up at once"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn finish_before_up_did_nothing_and_says_so() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    let t = target(&pg, "kong");
+    let dir = tempfile::tempdir().unwrap();
+    let finish = run(
+        &spec(),
+        MigrationsCommand::Finish,
+        &t,
+        &dir.path().join("log"),
+    )
+    .await;
+    assert_eq!(
+        finish.lines,
+        [
+            "",
+            "New migrations available; run 'kong migrations up' to proceed"
+        ]
+    );
+    let error = finish.result.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            MigrationsError::Failed {
+                conclusion: Conclusion::UpFirst,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("run the up step first"),
+        "{error}"
+    );
+}
+
+/// Polls `read_activity` until `ready` holds, for at most 20 s.
+async fn activity_when(
+    t: &PgTarget,
+    what: &str,
+    ready: impl Fn(&migrations::MigrationsActivity) -> bool,
+) -> migrations::MigrationsActivity {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let activity = migrations::read_activity(t).await.unwrap();
+        if ready(&activity) {
+            return activity;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {activity:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_outlives_its_lock_still_shows_and_is_refused() {
+    let pg = TestPg::start();
+    pg.create_kong_database("kong", KongDbState::New);
+    let t = target(&pg, "kong");
+    // A run with Kong's old habits: a lock shorter than the migration.
+    let mut spec = spec();
+    spec.extra_args = vec!["--lock-timeout".into(), "1".into()];
+    let cancel = CancellationToken::new();
+    let running = {
+        let (spec, cancel) = (spec.clone(), cancel.clone());
+        let mut env = t.kong_env();
+        env.push(("KONG_STANDIN_SLEEP".into(), "60".into()));
+        tokio::spawn(async move {
+            let (tx, _rx) = mpsc::channel::<OutputLine>(1024);
+            migrations::run(
+                &LocalExecutor::new(),
+                &spec,
+                MigrationsCommand::Up,
+                env,
+                tx,
+                cancel,
+            )
+            .await
+        })
+    };
+    // Its row expires a second after it was taken; its migration goes on.
+    let outlived = activity_when(&t, "the run's session past its expired lock", |a| {
+        a.lock.as_ref().is_some_and(|l| l.expired) && !a.sessions.is_empty()
+    })
+    .await;
+    let session = &outlived.sessions[0];
+    assert_eq!(session.application_name, "kong");
+    assert!(session.query.contains("DO $$"), "{session:?}");
+    let refusal = migrations::check_not_running(&outlived, &t.address())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refusal.contains("is still going on")
+            && refusal.contains(&format!("pid {}", session.pid))
+            && refusal.contains("12978"),
+        "{refusal}"
+    );
+
+    cancel.cancel();
+    assert!(running.await.unwrap().is_err());
 }
 
 #[tokio::test]
@@ -243,7 +475,7 @@ async fn an_empty_database_is_named_and_not_bootstrapped() {
         matches!(
             error,
             MigrationsError::Failed {
-                diagnosis: Some(Diagnosis::NeedsBootstrap),
+                conclusion: Conclusion::NeedsBootstrap,
                 ..
             }
         ),
@@ -282,5 +514,5 @@ async fn a_migration_past_its_timeout_is_stopped() {
     assert!(started.elapsed() < Duration::from_secs(20));
     let text = error.to_string();
     assert!(text.contains("did not finish within 1s 500ms"), "{text}");
-    assert!(text.contains("db_timeout"), "{text}");
+    assert!(text.contains("raise migrations.timeout"), "{text}");
 }

@@ -8,7 +8,7 @@ use kongup::metrics::aggregate::ClusterTracker;
 use kongup::metrics::gates::GateEvaluator;
 use kongup::metrics::sample::NodeSample;
 use kongup::metrics::{
-    ClusterFigures, ClusterWindow, GateFigures, GateThresholds, MetricsSnapshot, Verdict,
+    ClusterFigures, ClusterWindow, Exporter, GateFigures, GateThresholds, MetricsSnapshot, Verdict,
 };
 use kongup::plan::model::{FailAction, GateSpec};
 
@@ -203,6 +203,7 @@ fn figures(requests: u64, error_ratio: f64, p99_ms: f64) -> ClusterFigures {
         requests_in_window: Some(requests),
         status_code_metrics: true,
         latency_metrics: true,
+        exporter: Some(Exporter::Kong3),
         nodes_scraped: 2,
         nodes_total: 2,
         ..Default::default()
@@ -263,6 +264,7 @@ fn a_verdict_carries_the_figures_and_thresholds_it_was_judged_on() {
                 min_requests: 100,
                 breaches_to_fail: 3,
             },
+            p99_on_shared_bounds: None,
         }
     );
 
@@ -350,7 +352,11 @@ fn no_series_before_any_request_is_not_called_a_flag_off() {
     assert_eq!(verdict.verdict, Verdict::Inconclusive);
     let checks = verdict.checks.join("\n");
     assert!(!checks.contains("turn on"), "{checks}");
-    assert!(checks.contains("no request served yet"), "{checks}");
+    assert!(
+        checks.contains("no request has been counted yet"),
+        "{checks}"
+    );
+    assert!(checks.contains("look the same"), "{checks}");
 }
 
 #[test]

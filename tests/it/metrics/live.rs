@@ -334,11 +334,23 @@ async fn scrape_prints_figures_per_endpoint_and_in_total() {
         .map(String::as_str)
         .collect();
     assert_eq!(
-        keys.len(),
-        9,
-        "requests_per_s, error_ratio, p50_ms, p95_ms, p99_ms, kong_p99_ms, upstream_p99_ms, \
-         status_code_metrics, latency_metrics: {keys:?}"
+        keys,
+        [
+            "empty_configuration",
+            "error_ratio",
+            "kong_exporter",
+            "kong_p99_ms",
+            "latency_metrics",
+            "nginx_requests_per_s",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "requests_per_s",
+            "status_code_metrics",
+            "upstream_p99_ms",
+        ]
     );
+    assert_eq!(total["kong_exporter"], "3.x");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

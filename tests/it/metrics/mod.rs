@@ -2,6 +2,8 @@
 //! scrape`.
 
 mod bucket_bounds;
+mod corpus;
+mod empty_config;
 mod figures;
 mod fuzz;
 mod live;

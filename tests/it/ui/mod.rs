@@ -5,3 +5,5 @@ mod e2e_tmux;
 mod keys;
 mod snapshots;
 mod state;
+mod watch_tmux;
+mod watching;

@@ -6,8 +6,14 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::Color;
 
+use kongup::engine::event::{Event, StepState};
+use kongup::metrics::gates::GateEvaluator;
+use kongup::metrics::sample::DataPlaneReport;
+use kongup::metrics::{ClusterFigures, EmptyConfiguration, Exporter, MetricsSnapshot};
+use kongup::plan::version::KongVersion;
 use kongup::testkit::hybrid;
-use kongup::testkit::scenarios::{self, buffer_text, draw, screen};
+use kongup::testkit::scenarios::{self, apply_all, buffer_text, draw, screen};
+use kongup::ui::ConsoleState;
 
 /// `insta::assert_snapshot!` under the names and in the directory the snapshots had when
 /// these tests were a binary of their own (`tests/snapshots/ui_snapshots__NAME.snap`).
@@ -385,4 +391,159 @@ fn a_stage_that_sends_less_to_y_says_so_in_its_confirm() {
     }
     let forwards = screen(&open_with_y_at(percent), 160, 48);
     assert!(!forwards.contains("moves traffic BACK"), "{forwards}");
+}
+
+// ---- the metrics pane in the words of each Kong version ----
+
+/// One scrape every 5 s from `from` to `to`, each cluster's figures made by `x` and `y`.
+fn metrics_between(
+    from: i64,
+    to: i64,
+    x: impl Fn(i64) -> ClusterFigures,
+    y: impl Fn(i64) -> ClusterFigures,
+) -> Vec<Event> {
+    (from..=to)
+        .step_by(5)
+        .map(|s| {
+            Event::Metrics(MetricsSnapshot {
+                at: hybrid::at(s),
+                x: x(s),
+                y: y(s),
+            })
+        })
+        .collect()
+}
+
+/// The verdict the gates give on `snapshot`, as the engine forwards it.
+fn judged(snapshot: &MetricsSnapshot) -> Event {
+    let plan = hybrid::plan();
+    Event::Gate(GateEvaluator::new(plan.gates).evaluate(snapshot))
+}
+
+/// The hybrid run's 10 % stage baking, with figures from `metrics`.
+fn baking_at_10(
+    theme: Theme,
+    plan: &kongup::plan::model::Plan,
+    metrics: Vec<Event>,
+) -> ConsoleState {
+    let expanded = hybrid::expanded();
+    let mut state = ConsoleState::new(
+        plan,
+        &expanded,
+        hybrid::t0(),
+        theme,
+        hybrid::previewer(plan, &expanded),
+    );
+    apply_all(&mut state, &hybrid::start_events(&expanded));
+    apply_all(
+        &mut state,
+        &hybrid::complete(
+            &[
+                "preflight",
+                "review-changes",
+                "freeze-writes",
+                "backup-x",
+                "deploy-y",
+                "restore-db",
+                "migrations-up",
+                "migrations-finish",
+                "start-y",
+                "smoke-tests",
+            ]
+            .map(hybrid::cp),
+            20,
+        ),
+    );
+    state.apply(&hybrid::traffic(10));
+    state.apply(&hybrid::changed(
+        hybrid::cp("traffic-10"),
+        StepState::Running,
+    ));
+    let last = metrics.iter().rev().find_map(|e| match e {
+        Event::Metrics(s) => Some(s.clone()),
+        _ => None,
+    });
+    apply_all(&mut state, &metrics);
+    if let Some(last) = last {
+        state.apply(&judged(&last));
+        state.set_now(last.at);
+    }
+    state.apply(&Event::Bake {
+        step: hybrid::cp("traffic-10"),
+        remaining_secs: 240,
+    });
+    state
+}
+
+/// An upgrade from Kong 2.8: X counts with 2.x's families (no flags); Y, on 3.4 with the
+/// prometheus plugin enabled but no request series, may have `status_code_metrics` and
+/// `latency_metrics` off, or have counted nothing yet: the pane and the gate say so.
+fn from_kong_2_8(theme: Theme) -> ConsoleState {
+    let mut plan = hybrid::plan();
+    plan.from = KongVersion::new(2, 8, 5);
+    plan.to = KongVersion::new(3, 4, 2);
+    let x = |s: i64| ClusterFigures {
+        exporter: Some(Exporter::Kong2),
+        requests_in_window: Some(30_000 + s as u64),
+        ..hybrid::figures(1100.0 + (s % 7) as f64 * 9.0, Some(0.0009), Some(190.0))
+    };
+    let y = |_| {
+        let mut y = hybrid::figures(0.0, None, None);
+        y.requests_per_s = None;
+        y.exporter = Some(Exporter::Kong3);
+        y.prometheus_plugin = Some(true);
+        y.nginx_requests_per_s = Some(121.5);
+        y
+    };
+    baking_at_10(theme, &plan, metrics_between(300, 600, x, y))
+}
+
+/// Y's control plane reports a data plane with the empty configuration: the gate fails at
+/// once, though the 5xx ratio is fine.
+fn empty_configuration(theme: Theme) -> ConsoleState {
+    let plan = hybrid::plan();
+    let x = |s: i64| ClusterFigures {
+        exporter: Some(Exporter::Kong3),
+        requests_in_window: Some(30_000 + s as u64),
+        ..hybrid::figures(1080.0, Some(0.0008), Some(180.0))
+    };
+    let y = |s: i64| {
+        let mut y = ClusterFigures {
+            exporter: Some(Exporter::Kong3),
+            requests_in_window: Some(3_000 + s as u64),
+            ..hybrid::figures(120.0, Some(0.0007), Some(150.0))
+        };
+        if s >= 590 {
+            y.empty_configuration = vec![EmptyConfiguration {
+                control_plane: "cp-y1".into(),
+                data_plane: DataPlaneReport {
+                    node_id: "c0ffee00-4d2b-4e6a-b1c3-7d8e9f0a1b03".into(),
+                    hostname: "dp-y3".into(),
+                    ip: "10.0.3.23".into(),
+                    config_hash: Some(0.0),
+                    last_seen: Some(hybrid::at(s).timestamp() as f64),
+                    compatible: Some(true),
+                    kong_version: Some("3.10.0.1".into()),
+                },
+            }];
+        }
+        y
+    };
+    baking_at_10(theme, &plan, metrics_between(300, 600, x, y))
+}
+
+#[test]
+fn the_metrics_pane_speaks_the_version_of_each_cluster() {
+    for (name, build) in [
+        ("from_kong_2_8", from_kong_2_8 as fn(Theme) -> ConsoleState),
+        ("empty_configuration", empty_configuration),
+    ] {
+        let state = build(Theme::COLOUR);
+        for (width, height) in [(80, 24), (160, 48)] {
+            assert_snapshot!(
+                format!("{name}_{width}x{height}"),
+                screen(&state, width, height)
+            );
+        }
+    }
 }

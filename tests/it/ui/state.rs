@@ -3,6 +3,7 @@
 use chrono::TimeDelta;
 use kongup::engine::event::{Event, LogStream, RollbackProgress, RunState, StepState};
 use kongup::lb::Split;
+use kongup::metrics::{ClusterFigures, Exporter};
 use kongup::plan::steps::{PhaseName, StepRef};
 use kongup::ui::state::{LOG_CAPACITY, LogKind, METRICS_WINDOW_SECS, Modal};
 use kongup::ui::{ConsoleState, Theme};
@@ -163,31 +164,68 @@ fn a_step_the_plan_does_not_have_is_a_warning_not_a_crash() {
     assert!(line.text.contains("cluster/nowhere"));
 }
 
-/// Y's figures with no request series: what Kong exports before a node's first request,
-/// and with the prometheus plugin's flags off.
+/// The cluster's figures with no request series: what Kong exports before a node's first
+/// counted request, and (3.x) with the prometheus plugin's flags off.
+fn without_series(figures: &mut ClusterFigures, exporter: Exporter) {
+    figures.error_ratio = None;
+    figures.status_code_metrics = false;
+    figures.p99_ms = None;
+    figures.latency_metrics = false;
+    figures.exporter = Some(exporter);
+}
+
+/// Y (Kong 3.x, as the hybrid plan has it) without request series.
 fn y_without_series() -> Event {
     let mut snapshot = match metrics(10, 10, 0.0) {
         Event::Metrics(s) => s,
         _ => unreachable!(),
     };
-    snapshot.y.error_ratio = None;
-    snapshot.y.status_code_metrics = false;
-    snapshot.y.p99_ms = None;
-    snapshot.y.latency_metrics = false;
+    without_series(&mut snapshot.y, Exporter::Kong3);
     Event::Metrics(snapshot)
+}
+
+fn y_takes_traffic(state: &mut ConsoleState) {
+    state.apply(&Event::TrafficChanged {
+        requested: Split { x: 90, y: 10 },
+        applied: Some(Split { x: 90, y: 10 }),
+    });
 }
 
 #[test]
 fn figures_kong_does_not_export_say_which_flag_is_off() {
     let mut state = fresh();
-    state.apply(&Event::TrafficChanged {
-        requested: Split { x: 90, y: 10 },
-        applied: Some(Split { x: 90, y: 10 }),
-    });
+    y_takes_traffic(&mut state);
     state.apply(&y_without_series());
     let text = screen(&state, 80, 24);
     assert!(text.contains("status_code_metrics off"), "{text}");
     assert!(text.contains("latency_metrics off"), "{text}");
+    // With room for it: a flag off and nothing counted yet look the same in /metrics.
+    let wide = screen(&state, 160, 48);
+    assert!(
+        wide.contains("status_code_metrics off, or none counted yet")
+            && wide.contains("latency_metrics off, or none counted yet"),
+        "{wide}"
+    );
+}
+
+/// Kong 2.x has no metric flags: a 2.x cluster without request series has counted none,
+/// and the pane never names a flag for it.
+#[test]
+fn a_kong_2_cluster_without_series_is_never_told_of_a_flag() {
+    let mut state = fresh();
+    y_takes_traffic(&mut state);
+    let mut snapshot = match metrics(10, 10, 0.0) {
+        Event::Metrics(s) => s,
+        _ => unreachable!(),
+    };
+    without_series(&mut snapshot.x, Exporter::Kong2);
+    state.apply(&Event::Metrics(snapshot));
+    for (width, height) in [(80, 24), (160, 48)] {
+        let text = screen(&state, width, height);
+        // req/s, 5xx and p99 alike.
+        assert_eq!(text.matches("no request counted yet").count(), 3, "{text}");
+        assert!(!text.contains("_metrics"), "{text}");
+    }
 }
 
 /// Before Y's first traffic stage its nodes have served nothing, so Kong has not created
@@ -198,7 +236,7 @@ fn before_y_takes_traffic_missing_series_are_no_traffic_not_a_flag_off() {
     state.apply(&y_without_series());
     let text = screen(&state, 80, 24);
     assert!(!text.contains("_metrics off"), "{text}");
-    assert_eq!(text.matches("no traffic yet").count(), 2, "{text}");
+    assert_eq!(text.matches("no traffic yet").count(), 3, "{text}");
 }
 
 #[test]

@@ -1,0 +1,169 @@
+//! The events that tell a reader where a run stands, derived from the run's view
+//! ([`RunView`]) and what was said before. The engine sends [`Shown::update`]'s events when
+//! it opens a run (the snapshot a console starts from), and its step and run changes
+//! ([`Shown::changes`]) after every command and record; `kongup watch` sends
+//! [`Shown::update`]'s after every record it reads from the journal. One derivation, so a
+//! watcher's screen says what the driver's says.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::event::{Event, RollbackProgress, RunState, StepState};
+use super::journal::parse_step_key;
+use super::view::RunView;
+use crate::lb::Split;
+use crate::plan::steps::{ExpandedPlan, PhaseName};
+
+/// What the event stream has said so far.
+#[derive(Debug, Default)]
+pub struct Shown {
+    steps: HashMap<String, StepState>,
+    run: Option<RunState>,
+    traffic: Option<(Split, Option<Split>)>,
+    rollback: Option<ShownRollback>,
+}
+
+/// What was said of the rollback in force (one per `rollback-requested`).
+#[derive(Debug, Clone, PartialEq)]
+struct ShownRollback {
+    requested_at: DateTime<Utc>,
+    safe: bool,
+    planned: Option<Vec<String>>,
+    finished: bool,
+}
+
+impl Shown {
+    /// Nothing said yet: the next [`Shown::update`] is a whole snapshot.
+    pub fn clear(&mut self) {
+        *self = Shown::default();
+    }
+
+    /// The step's state is said again at the next change (a refused command: the client
+    /// sees where the step stands).
+    pub fn forget_step(&mut self, key: &str) {
+        self.steps.remove(key);
+    }
+
+    /// Everything that changed since last said: the run's state, the traffic split, the
+    /// rollback's progress, then every step's state. After [`Shown::clear`], the snapshot.
+    pub fn update(&mut self, view: &RunView, expanded: &ExpandedPlan) -> Vec<Event> {
+        let mut events = Vec::new();
+        let run_state = view.run_state();
+        if self.run != Some(run_state) {
+            self.run = Some(run_state);
+            events.push(Event::RunChanged(run_state));
+        }
+        if let Some(requested) = view.traffic_requested {
+            let traffic = (requested, view.traffic_applied);
+            if self.traffic != Some(traffic) {
+                self.traffic = Some(traffic);
+                events.push(Event::TrafficChanged {
+                    requested,
+                    applied: view.traffic_applied,
+                });
+            }
+        }
+        self.rollback_update(view, &mut events);
+        events.extend(self.changes(view, expanded));
+        events
+    }
+
+    fn rollback_update(&mut self, view: &RunView, events: &mut Vec<Event>) {
+        let Some(rollback) = &view.rollback else {
+            self.rollback = None;
+            return;
+        };
+        let shown = match &mut self.rollback {
+            Some(shown) if shown.requested_at == rollback.requested_at => shown,
+            _ => {
+                events.push(Event::RollbackProgress(RollbackProgress::Started));
+                self.rollback.insert(ShownRollback {
+                    requested_at: rollback.requested_at,
+                    safe: false,
+                    planned: None,
+                    finished: false,
+                })
+            }
+        };
+        if let Some(ms) = rollback.time_to_safety_ms
+            && !shown.safe
+        {
+            shown.safe = true;
+            let (verified, evidence) = rollback.traffic_verified.clone().unwrap_or_default();
+            events.push(Event::RollbackProgress(RollbackProgress::TrafficSafe {
+                time_to_safety_ms: ms,
+                verified,
+                evidence,
+            }));
+        }
+        let planned: Option<Vec<String>> = rollback
+            .planned
+            .as_ref()
+            .map(|steps| steps.iter().map(|s| s.step.clone()).collect());
+        if planned.is_some() && shown.planned != planned {
+            shown.planned = planned;
+            events.push(rollback_plan_event(view));
+        }
+        if rollback.finished && !shown.finished {
+            shown.finished = true;
+            events.push(Event::RollbackProgress(RollbackProgress::Finished));
+        }
+    }
+
+    /// A `StepChanged` for every step whose state changed since last said, then a
+    /// `RunChanged` if the run's did.
+    pub fn changes(&mut self, view: &RunView, expanded: &ExpandedPlan) -> Vec<Event> {
+        let mut events = Vec::new();
+        for key in view.step_keys() {
+            let mut state = view.effective_state(&key);
+            if state == StepState::Ready && plan_skips(expanded, &key) {
+                // Its turn is only for the plan's skip, which the engine records next.
+                state = StepState::Pending;
+            }
+            if self.steps.get(&key) == Some(&state) {
+                continue;
+            }
+            self.steps.insert(key.clone(), state);
+            let Some(step) = parse_step_key(&key) else {
+                continue;
+            };
+            let record = view.record(&key);
+            let detail = match state {
+                StepState::Pending | StepState::Ready => None,
+                StepState::Running => record.map(|r| format!("attempt {}", r.attempts)),
+                _ => record.and_then(|r| r.detail.clone()),
+            };
+            events.push(Event::StepChanged {
+                step,
+                state,
+                detail,
+            });
+        }
+        let run_state = view.run_state();
+        if self.run != Some(run_state) {
+            self.run = Some(run_state);
+            events.push(Event::RunChanged(run_state));
+        }
+        events
+    }
+}
+
+/// The rollback plan in force, as an event.
+pub fn rollback_plan_event(view: &RunView) -> Event {
+    let steps = view
+        .rollback_steps()
+        .iter()
+        .filter_map(|s| parse_step_key(&s.step))
+        .collect();
+    let note = view.rollback.as_ref().and_then(|r| r.note.clone());
+    Event::RollbackProgress(RollbackProgress::Planned { steps, note })
+}
+
+/// Whether the plan skips the forward step `key` (`steps.skip`).
+fn plan_skips(expanded: &ExpandedPlan, key: &str) -> bool {
+    parse_step_key(key)
+        .filter(|s| s.phase != PhaseName::Rollback)
+        .and_then(|s| expanded.step(&s))
+        .is_some_and(|s| s.skip_reason.is_some())
+}
