@@ -426,9 +426,10 @@ async fn a_stage_that_sends_less_to_y_says_so_before_its_prompt() {
         out.clone(),
     );
     keyboard.write_all(b"y\n").unwrap();
-    out.wait_for("kongup> cluster/shift-traffic-5").await;
+    // The colons: `cluster/shift-traffic-50` starts with the same letters.
+    out.wait_for("kongup> cluster/shift-traffic-5:").await;
     let text = out.text();
-    let (first, second) = text.split_once("== cluster/shift-traffic-5").unwrap();
+    let (first, second) = text.split_once("== cluster/shift-traffic-5:").unwrap();
     assert!(!first.contains("moves traffic BACK"), "{text}");
     assert!(
         second.contains("This stage moves traffic BACK: Y has 50 % now and gets 5 %"),
