@@ -10,6 +10,7 @@ pub mod exec;
 pub mod kong;
 pub mod lb;
 pub mod metrics;
+pub mod notify;
 pub mod plain;
 pub mod plan;
 pub mod secrets;

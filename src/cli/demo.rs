@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 use color_eyre::eyre::WrapErr;
 
+use crate::cli::notify::NotifyArgs;
 use crate::demo::{self, DemoOptions};
 use crate::engine::RunState;
+use crate::notify::{self, NotifySettings, TerminalTarget};
 use crate::sim::{Fault, Scenario};
 
 #[derive(Debug, Args)]
@@ -48,6 +50,9 @@ pub struct DemoArgs {
     /// (the change is journaled).
     #[arg(long)]
     pub accept_plan_change: bool,
+
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -87,8 +92,11 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         faults: args.faults,
         accept_plan_change: args.accept_plan_change,
         handle_signals: true,
+        secrets: args.notify.notify_webhooks.clone(),
         ..DemoOptions::new(args.scenario, run_dir)
     };
+    let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
+    let webhooks = args.notify.notify_webhooks;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,7 +105,17 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     #[cfg(feature = "console")]
     let plain = args.plain;
     let end = runtime.block_on(async move {
-        let run = demo::start(options).await?;
+        let mut run = demo::start(options).await?;
+        // A demo plan has no `notify:`; one edited to have one is heard like a real run's.
+        let mut settings = NotifySettings::for_plan(&run.plan, &webhooks, terminal)
+            .map_err(|e| demo::DemoError::Toolbox(e.to_string()))?;
+        settings.redactor = (*run.toolbox.redactor).clone();
+        let notifier = notify::attach(
+            &mut run.engine,
+            run.expanded.clone(),
+            &run.plan.name,
+            settings,
+        );
         let intro = demo::intro_lines(&run, &format!("kongup demo {scenario}"));
         #[cfg(feature = "console")]
         if !plain {
@@ -107,9 +125,14 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
                     .to_string(),
             );
             let keys = demo::console::fault_keys(&run.lab, &run.notices);
-            return demo::console::drive_console(run, keys, &intro).await;
+            let alerts = notifier.console_alerts();
+            let end = demo::console::drive_console(run, keys, &intro, alerts).await;
+            notifier.finish().await;
+            return end;
         }
-        demo::drive_plain(run, &intro).await
+        let end = demo::drive_plain(run, &intro).await;
+        notifier.finish().await;
+        end
     });
     // The stdin reader may sit in a blocking read, and nothing of the lab may outlive the
     // session: do not wait for either.

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod init;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod notify;
 pub mod path;
 pub mod plan;
 pub mod report;

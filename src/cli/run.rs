@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::actions::{self, kong::KongAccess};
+use crate::cli::notify::NotifyArgs;
 use crate::engine::handover::take_over;
 use crate::engine::rundir::default_run_dir;
 use crate::engine::step::resolve_plan_secrets;
 use crate::engine::{RunOptions, RunSetup, RunState, SessionEnd, Toolbox, local_operator, spawn};
 use crate::metrics;
+use crate::notify::{self, NotifySettings, TerminalTarget};
 use crate::plain::{PlainSetup, drive};
 use crate::plan::load::load_plan;
 use crate::session::{self, LiveSources};
@@ -53,6 +55,8 @@ pub struct RunArgs {
     #[cfg(feature = "lab")]
     #[arg(long, default_value_t = 1.0, value_name = "X", requires = "rehearse")]
     pub speed: f64,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
@@ -78,6 +82,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             args.accept_plan_change,
             args.plain,
             args.speed,
+            &args.notify,
         );
     }
     if !args.plain && cfg!(not(feature = "console")) {
@@ -93,7 +98,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
         );
         return Ok(1);
     }
-    let redactor = match resolve_plan_secrets(&loaded.plan) {
+    let mut redactor = match resolve_plan_secrets(&loaded.plan) {
         Ok(redactor) => redactor,
         Err(errors) => {
             for error in errors {
@@ -103,6 +108,20 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             return Ok(1);
         }
     };
+    let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
+    let mut notify_settings =
+        match NotifySettings::for_plan(&loaded.plan, &args.notify.notify_webhooks, terminal) {
+            Ok(settings) => settings,
+            Err(error) => {
+                eprintln!("{error}");
+                return Ok(1);
+            }
+        };
+    // The command line's webhook URLs are secrets too: no step's output or note shows one.
+    for url in &args.notify.notify_webhooks {
+        redactor.add(url.expose().to_string());
+    }
+    notify_settings.redactor = redactor.clone();
     let admin_token = match &loaded.plan.admin.token {
         Some(source) => Some(crate::secrets::resolve(source)?),
         None => None,
@@ -155,7 +174,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             &mut toolbox,
         )?;
-        let handle = spawn(RunSetup {
+        let mut handle = spawn(RunSetup {
             plan: plan.clone(),
             expanded: expanded.clone(),
             plan_text: loaded.source,
@@ -168,9 +187,14 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             },
             side_events: Some(side_events),
         })?;
+        let notifier = notify::attach(&mut handle, expanded.clone(), &plan.name, notify_settings);
         #[cfg(feature = "console")]
         if !args.plain {
-            let console = console_on_engine(handle, plan, expanded, toolbox, Vec::new()).await?;
+            let alerts = notifier.console_alerts();
+            let console =
+                console_on_engine(handle, plan, expanded, toolbox, Vec::new(), alerts).await;
+            notifier.finish().await;
+            let console = console?;
             if !console.terminal_gone {
                 eprintln!("{}", console.end.stopped_line("the same command"));
             }
@@ -182,14 +206,15 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
             toolbox,
             interactive: std::io::stdin().is_terminal(),
         };
-        drive(
+        let end = drive(
             handle,
             setup,
             std::io::BufReader::new(std::io::stdin()),
             std::io::stdout(),
         )
-        .await
-        .map_err(color_eyre::Report::from)
+        .await;
+        notifier.finish().await;
+        end.map_err(color_eyre::Report::from)
     });
     // The stdin reader may sit in a blocking read: do not wait for it.
     runtime.shutdown_background();

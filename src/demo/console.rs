@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::event::{LogLine, LogStream};
 use crate::engine::{Event, SessionEnd};
+use crate::notify::Alerts;
 use crate::plan::steps::ClusterSide;
 use crate::sim::{Fault, Lab};
 use crate::ui::ExtraKey;
@@ -89,11 +90,13 @@ pub fn fault_keys(lab: &Lab, notices: &mpsc::UnboundedSender<Event>) -> Vec<Extr
 
 /// Drives a started lab run in the console until the operator quits (a running step then
 /// finishes on the lab first), then stops the lab. `extra_keys`: the demo's fault keys;
-/// `intro`: lines the logs pane starts with (what the lab is, what was rebuilt).
+/// `intro`: lines the logs pane starts with (what the lab is, what was rebuilt); `alerts`:
+/// the notifier's bell and desktop notifications.
 pub async fn drive_console(
     run: DemoRun,
     extra_keys: Vec<ExtraKey>,
     intro: &[String],
+    alerts: Option<Alerts>,
 ) -> Result<SessionEnd, DemoError> {
     for line in intro {
         let _ = run.notices.send(Event::Log(LogLine {
@@ -112,7 +115,7 @@ pub async fn drive_console(
         live,
         ..
     } = run;
-    let console = console_on_engine(engine, plan, expanded, toolbox, extra_keys).await;
+    let console = console_on_engine(engine, plan, expanded, toolbox, extra_keys, alerts).await;
     // The lab must outlive a step still running (the engine waited for it above), and
     // nothing of it the process.
     drop(live);

@@ -48,7 +48,7 @@ use crate::plain::{self, PlainSetup};
 use crate::plan::load::{LoadedPlan, PlanErrors, parse_plan};
 use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{BackupKind, ClusterSide, ExpandedPlan, StepKind};
-use crate::secrets::Redactor;
+use crate::secrets::{Redactor, Secret};
 use crate::session::{self, LiveSources, LiveSupport, LiveSupportError};
 use crate::sim::node::Lifecycle;
 use crate::sim::scenarios::{self, DEMO_SCHEDULE, DemoPacing, demo_plan_yaml_with};
@@ -123,6 +123,8 @@ pub struct DemoOptions {
     /// The lab's prometheus plugin flags (on unless a test turns one off, as Kong's
     /// defaults would).
     pub metrics_flags: MetricsFlags,
+    /// Values the redactor hides besides the plan's secrets: the `--notify-webhook` URLs.
+    pub secrets: Vec<Secret>,
 }
 
 impl DemoOptions {
@@ -136,6 +138,7 @@ impl DemoOptions {
             handle_signals: false,
             operator: local_operator(),
             metrics_flags: MetricsFlags::ALL_ON,
+            secrets: Vec::new(),
         }
     }
 }
@@ -520,7 +523,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
         });
     }
     // A demo plan names no secrets; one edited to name some still gets them redacted.
-    let redactor = resolve_plan_secrets(&loaded.plan).map_err(|errors| {
+    let mut redactor = resolve_plan_secrets(&loaded.plan).map_err(|errors| {
         DemoError::Toolbox(
             errors
                 .iter()
@@ -529,6 +532,9 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
                 .join("\n"),
         )
     })?;
+    for secret in &options.secrets {
+        redactor.add(secret.expose().to_string());
+    }
     launch(
         lab,
         Launch {

@@ -22,9 +22,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::cli::notify::NotifyArgs;
 use crate::engine::rundir::default_run_dir;
 use crate::engine::step::plan_secrets;
 use crate::engine::{RunOptions, local_operator};
+use crate::notify::{self, NotifySettings, TerminalTarget, cli_webhooks};
 use crate::plan::load::LoadedPlan;
 use crate::plan::model::Plan;
 use crate::plan::steps::StepKind;
@@ -147,13 +149,28 @@ pub fn pace(loaded: &mut LoadedPlan, speed: f64) {
 /// Starts a rehearsal of `loaded` (read from `plan_path`) in `run_dir`; the lab's commands
 /// and its waits (see [`pace`]) run `speed` times faster than real time.
 pub async fn start(
-    mut loaded: LoadedPlan,
+    loaded: LoadedPlan,
     plan_path: PathBuf,
     run_dir: PathBuf,
     options: RunOptions,
     speed: f64,
 ) -> Result<DemoRun, DemoError> {
-    let redactor = readable_secrets(&loaded);
+    start_redacting(loaded, plan_path, run_dir, options, speed, &[]).await
+}
+
+/// [`start`], with `secrets` (the `--notify-webhook` URLs) hidden as the plan's are.
+pub async fn start_redacting(
+    mut loaded: LoadedPlan,
+    plan_path: PathBuf,
+    run_dir: PathBuf,
+    options: RunOptions,
+    speed: f64,
+    secrets: &[Secret],
+) -> Result<DemoRun, DemoError> {
+    let mut redactor = readable_secrets(&loaded);
+    for secret in secrets {
+        redactor.add(secret.expose().to_string());
+    }
     pace(&mut loaded, speed);
     // The lab speaks plain HTTP on loopback and needs no token: the plan's Admin API
     // access (TLS files, token) is for the real clusters.
@@ -204,6 +221,7 @@ pub fn run(
     accept_plan_change: bool,
     plain: bool,
     speed: f64,
+    notify: &NotifyArgs,
 ) -> color_eyre::Result<i32> {
     use color_eyre::eyre::WrapErr;
     use std::io::IsTerminal;
@@ -231,12 +249,32 @@ pub fn run(
         .build()
         .wrap_err("could not start the async runtime for the rehearsal")?;
     let plan_path = plan_path.to_path_buf();
+    // A rehearsal rings the terminal and posts to the command line's webhooks; the plan's
+    // `notify:` is for the real run (practice must not page the team).
+    let settings = NotifySettings {
+        terminal: TerminalTarget::for_front_end(notify.no_notify, plain),
+        webhooks: cli_webhooks(&notify.notify_webhooks),
+        command: None,
+        redactor: Redactor::default(),
+    };
+    let secrets = notify.notify_webhooks.clone();
     let end = runtime.block_on(async move {
         let options = RunOptions {
             accept_plan_change,
             handle_signals: true,
         };
-        let run = start(loaded, plan_path, run_dir.clone(), options, speed).await?;
+        let mut run =
+            start_redacting(loaded, plan_path, run_dir.clone(), options, speed, &secrets).await?;
+        let settings = NotifySettings {
+            redactor: (*run.toolbox.redactor).clone(),
+            ..settings
+        };
+        let notifier = notify::attach(
+            &mut run.engine,
+            run.expanded.clone(),
+            &run.plan.name,
+            settings,
+        );
         let mut intro = super::intro_lines(&run, "kongup run --rehearse: a simulated lab");
         intro.push(format!(
             "REHEARSAL: every command acts on the lab and the lab's balancer stands in for \
@@ -246,9 +284,14 @@ pub fn run(
         ));
         #[cfg(feature = "console")]
         if !plain {
-            return super::console::drive_console(run, Vec::new(), &intro).await;
+            let alerts = notifier.console_alerts();
+            let end = super::console::drive_console(run, Vec::new(), &intro, alerts).await;
+            notifier.finish().await;
+            return end;
         }
-        super::drive_plain(run, &intro).await
+        let end = super::drive_plain(run, &intro).await;
+        notifier.finish().await;
+        end
     });
     runtime.shutdown_background();
     if let Err(error) = &end {

@@ -17,6 +17,7 @@ mod clusters;
 mod cross_checks;
 mod diagnostics;
 mod gates;
+mod notify;
 mod read;
 mod steps;
 mod traffic;
@@ -30,8 +31,8 @@ use sha2::{Digest, Sha256};
 use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
-    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode, Plan,
-    StepCustomisation, StrategyChoice, TrafficSpec,
+    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
+    NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
 };
 use super::path::check_strategy;
 use super::steps::ExpandedPlan;
@@ -154,6 +155,7 @@ const ROOT_KEYS: &[&str] = &[
     "backup",
     "steps",
     "command_timeout",
+    "notify",
 ];
 
 /// Where things were written, for checks that span sections and for mapping the
@@ -267,6 +269,10 @@ impl Loader {
             Some(n) => self.steps(n, mode),
             None => Some(StepCustomisation::default()),
         };
+        let notify = match f.get("notify") {
+            Some(n) => self.notify(n),
+            None => Some(NotifySpec::default()),
+        };
 
         // Checks across sections, on whatever could be read.
         let strategy_fits = match (mode, &strategy) {
@@ -331,6 +337,7 @@ impl Loader {
             Some(backup),
             Some(steps),
             Some(command_timeout),
+            Some(notify),
         ) = (
             name,
             from,
@@ -348,6 +355,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         )
         else {
             return None;
@@ -369,6 +377,7 @@ impl Loader {
             backup,
             steps,
             command_timeout,
+            notify,
         })
     }
 

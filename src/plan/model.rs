@@ -31,6 +31,8 @@ pub struct Plan {
     pub steps: StepCustomisation,
     /// Timeout for a command that does not set its own.
     pub command_timeout: Duration,
+    /// Who else hears when kongup needs the operator (`notify:`).
+    pub notify: NotifySpec,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -436,6 +438,17 @@ impl SecretRef {
             SecretRef::File(path) => format!("file {}", path.display()),
         }
     }
+}
+
+/// `notify:`: where kongup tells the team that it needs the operator (and of every
+/// confirmation), beside the terminal's bell.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifySpec {
+    /// Slack-compatible incoming webhooks (`POST` JSON `{"text": …}`). A webhook's URL
+    /// carries its token, so it is a secret: named by `env` or `file`, never written here.
+    pub webhooks: Vec<SecretRef>,
+    /// A program run for each message, which it gets in `KONGUP_NOTIFY_TEXT`.
+    pub command: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

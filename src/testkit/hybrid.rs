@@ -171,6 +171,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
         },
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(600),
+        notify: Default::default(),
     }
 }
 

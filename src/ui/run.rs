@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, Stream, StreamExt};
 use ratatui::Terminal;
-use ratatui::backend::{Backend, ClearType};
+use ratatui::backend::{Backend, ClearType, CrosstermBackend};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -22,6 +22,8 @@ use crate::engine::command::Command;
 use crate::engine::event::{Event, LogLine};
 use crate::engine::journal::{JOURNAL_FILE, read_journal};
 use crate::engine::{EngineHandle, SessionEnd, Toolbox};
+use crate::notify::Alerts;
+use crate::notify::terminal::AlertWriter;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepRef};
 
@@ -48,6 +50,9 @@ pub struct ConsoleOptions {
     pub extra_keys: Vec<ExtraKey>,
     /// Set for `kongup watch`: the console is read-only and names who drives the run.
     pub watching: Option<Watching>,
+    /// The notifier's bell and desktop notifications, written after a frame (`None`:
+    /// none, as with `--no-notify`).
+    pub alerts: Option<Alerts>,
 }
 
 impl ConsoleOptions {
@@ -59,6 +64,7 @@ impl ConsoleOptions {
             previewer,
             extra_keys: Vec::new(),
             watching: None,
+            alerts: None,
         }
     }
 }
@@ -124,7 +130,7 @@ where
         state.set_watching(watching);
     }
     state.set_now(Utc::now());
-    let mut terminal = ratatui::try_init().wrap_err("setting up the terminal")?;
+    let mut terminal = init_terminal(options.alerts).wrap_err("setting up the terminal")?;
     let exit = drive(
         &mut terminal,
         &mut state,
@@ -151,6 +157,24 @@ where
     Ok(exit)
 }
 
+/// `ratatui::try_init` (a panic hook that restores the terminal, raw mode, the alternate
+/// screen), with the notifier's alerts written by the console's own writer between frames.
+fn init_terminal(
+    alerts: Option<Alerts>,
+) -> std::io::Result<Terminal<CrosstermBackend<AlertWriter<std::io::Stdout>>>> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = ratatui::try_restore();
+        hook(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    Terminal::new(CrosstermBackend::new(AlertWriter::new(
+        std::io::stdout(),
+        alerts,
+    )))
+}
+
 /// Adapts the engine's event receiver (`EngineHandle::events`) to the stream
 /// `run_console` takes.
 pub fn engine_events(
@@ -169,13 +193,14 @@ pub struct EngineConsoleEnd {
 
 /// Runs the console on a spawned engine until the operator leaves, then waits for the
 /// engine: a step still running finishes (and is journaled) before this returns.
-/// `extra_keys`: the caller's keys (the demo's lab faults).
+/// `extra_keys`: the caller's keys (the demo's lab faults); `alerts`: the notifier's.
 pub async fn console_on_engine(
     handle: EngineHandle,
     plan: Arc<Plan>,
     expanded: Arc<ExpandedPlan>,
     toolbox: Toolbox,
     extra_keys: Vec<ExtraKey>,
+    alerts: Option<Alerts>,
 ) -> color_eyre::Result<EngineConsoleEnd> {
     let EngineHandle {
         commands,
@@ -189,6 +214,7 @@ pub async fn console_on_engine(
         Previewer::from_engine(plan.clone(), expanded.clone(), toolbox),
     );
     options.extra_keys = extra_keys;
+    options.alerts = alerts;
     let mut events = engine_events(events);
     let exit = run_console(&plan, &expanded, commands, &mut events, options).await;
     let terminal_gone = matches!(

@@ -11,6 +11,7 @@ mod kong;
 mod lab;
 mod lb;
 mod metrics;
+mod notify;
 mod plan;
 mod support;
 mod ui;

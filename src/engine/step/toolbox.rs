@@ -39,8 +39,8 @@ impl std::fmt::Debug for Toolbox {
     }
 }
 
-/// The secrets a plan names: the Admin API token, the database passwords and the
-/// smoke tests' credential headers.
+/// The secrets a plan names: the Admin API token, the database passwords, the
+/// smoke tests' credential headers and the `notify.webhooks` URLs.
 pub fn plan_secrets(plan: &Plan) -> Vec<SecretRef> {
     let databases = [&plan.clusters.x.database, &plan.clusters.y.database];
     plan.admin
@@ -57,6 +57,7 @@ pub fn plan_secrets(plan: &Plan) -> Vec<SecretRef> {
                 .iter()
                 .flat_map(|t| t.secret_headers.values()),
         )
+        .chain(&plan.notify.webhooks)
         .cloned()
         .collect()
 }

@@ -117,6 +117,7 @@ pub(crate) fn plan(mode: Mode, strategy: StrategyChoice) -> Plan {
         backup: BackupSpec::default(),
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(300),
+        notify: Default::default(),
     }
 }
 

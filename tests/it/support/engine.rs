@@ -71,6 +71,7 @@ pub fn plan_named(name: &str) -> Plan {
         backup: BackupSpec::default(),
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(60),
+        notify: Default::default(),
     }
 }
 
