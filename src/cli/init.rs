@@ -153,16 +153,13 @@ pub fn run(args: InitArgs) -> color_eyre::Result<i32> {
     }
     let data_planes: usize = discovery.nodes.iter().map(|n| n.data_planes.len()).sum();
     eprintln!(
-        "{} node(s) probed, {data_planes} data plane(s) listed; mode {}, database {}, version {}{}",
+        "{} node(s) probed, {data_planes} data plane(s) listed; mode {}, database {}, version {} ({}: {})",
         discovery.nodes.len(),
         discovery.mode.as_str(),
         discovery.database.as_str(),
         discovery.version,
-        discovery
-            .edition
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
+        discovery.edition.as_str(),
+        discovery.edition_evidence
     );
     eprintln!(
         "strategy {}: {}",

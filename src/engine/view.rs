@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::event::{RunState, StepState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
+use crate::exec::track::{ProcessEnd, ProcessIdentity, TrackedProcess};
 use crate::lb::Split;
 
 /// Everything the journal says about one step.
@@ -24,6 +25,39 @@ pub struct StepRecord {
     pub skipped_by_plan: bool,
     pub note: Option<String>,
     pub facts: Vec<(String, String)>,
+    /// The programs the last attempt started, in order.
+    pub processes: Vec<StepProcess>,
+}
+
+/// A program an attempt of a step started, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepProcess {
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub process: TrackedProcess,
+    /// Over ssh: the command's own process on its host.
+    pub on_host: Option<ProcessIdentity>,
+    pub end: Option<ProcessEnd>,
+    pub kill_requested: bool,
+}
+
+impl StepProcess {
+    /// The pid to name: the command's on its host when known, else the local one.
+    pub fn pid(&self) -> i32 {
+        self.on_host
+            .as_ref()
+            .map_or(self.process.identity.pid, |remote| remote.pid)
+    }
+
+    /// "pid 12180 on local, since 04:12 UTC".
+    pub fn place(&self) -> String {
+        format!(
+            "pid {} on {}, since {} UTC",
+            self.pid(),
+            self.process.on,
+            self.started_at.format("%H:%M")
+        )
+    }
 }
 
 impl Default for StepRecord {
@@ -39,6 +73,7 @@ impl Default for StepRecord {
             skipped_by_plan: false,
             note: None,
             facts: Vec::new(),
+            processes: Vec::new(),
         }
     }
 }
@@ -55,6 +90,18 @@ impl StepRecord {
     /// It ran, or was running, so it may have changed something.
     pub fn has_started(&self) -> bool {
         self.attempts > 0
+    }
+
+    /// The programs of its last attempt whose end is not journaled: still running (after
+    /// a crash, or a lost ssh connection), or not known to have ended.
+    pub fn unended(&self) -> impl Iterator<Item = &StepProcess> {
+        self.processes.iter().filter(|p| p.end.is_none())
+    }
+
+    fn process_mut(&mut self, attempt: u32, number: u32) -> Option<&mut StepProcess> {
+        self.processes
+            .iter_mut()
+            .find(|p| p.attempt == attempt && p.process.number == number)
     }
 }
 
@@ -169,6 +216,66 @@ impl RunView {
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
                 rec.detail = None;
+                rec.processes.clear();
+            }
+            Entry::ProcessStarted {
+                step,
+                attempt,
+                process,
+            } => {
+                self.record_mut(step).processes.push(StepProcess {
+                    attempt: *attempt,
+                    started_at: record.at,
+                    process: process.clone(),
+                    on_host: None,
+                    end: None,
+                    kill_requested: false,
+                });
+            }
+            Entry::ProcessOnHost {
+                step,
+                attempt,
+                number,
+                remote,
+            } => {
+                if let Some(process) = self.record_mut(step).process_mut(*attempt, *number) {
+                    process.on_host = Some(remote.clone());
+                }
+            }
+            Entry::ProcessEnded {
+                step,
+                attempt,
+                number,
+                end,
+            } => {
+                let rec = self.record_mut(step);
+                let Some(process) = rec.process_mut(*attempt, *number) else {
+                    return;
+                };
+                process.end = Some(end.clone());
+                let command = process.process.command.clone();
+                // An end found after kongup stopped waiting (a crash, a lost connection)
+                // is what the operator decides the step's fate on.
+                if matches!(rec.state, StepState::Interrupted | StepState::Failed) {
+                    rec.detail = Some(format!(
+                        "{}; its command `{command}` then ended: {}. Retry it, mark it done \
+                         with a note, or roll back",
+                        match rec.state {
+                            StepState::Interrupted => "kongup stopped while this step ran",
+                            _ => "kongup lost sight of this step's command",
+                        },
+                        end.how
+                    ));
+                }
+            }
+            Entry::ProcessKillRequested {
+                step,
+                attempt,
+                number,
+            } => {
+                if let Some(process) = self.record_mut(step).process_mut(*attempt, *number) {
+                    process.kill_requested = true;
+                }
             }
             Entry::StepFinished {
                 step,

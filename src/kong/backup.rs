@@ -20,7 +20,8 @@ use crate::kong::client::{AdminClient, AdminError};
 use crate::kong::http::ADMIN_TOKEN_HEADER;
 use crate::kong::pg::PgTarget;
 use crate::kong::process::{self, ToolError};
-use crate::plan::model::{CommandLine, TlsOptions};
+use crate::plan::model::{CommandLine, Edition, TlsOptions};
+use crate::plan::version::KongVersion;
 use crate::secrets::Secret;
 
 /// What the journal records of one backup.
@@ -490,16 +491,7 @@ pub async fn deck_dump_all_workspaces(
     dir_name: &str,
     timeout: Duration,
 ) -> Result<Vec<BackupRecord>, BackupError> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = run_dir.join(dir_name);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|source| BackupError::Io {
-            what: "cannot create the directory".into(),
-            path: dir.clone(),
-            source,
-        })?;
+    let dir = create_private_dir(run_dir, dir_name)?;
     // Outside `dir`, so it is never taken for a workspace's file.
     let config = run_dir.join(format!(".{dir_name}.deck.yaml"));
     run_deck_dump(deck, client, admin_url, None, &config, Some(&dir), timeout).await?;
@@ -544,34 +536,57 @@ pub async fn deck_dump_all_workspaces(
     Ok(records)
 }
 
-/// The JSON an Admin API export writes.
+/// The JSON an Admin API export writes: one workspace's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdminExport {
     pub exported_from: String,
     pub exported_at: chrono::DateTime<chrono::Utc>,
-    /// Collection name → every entity, as the Admin API returned it.
+    /// The version `GET /` reported, which decided the collections read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kong_version: String,
+    /// The Enterprise workspace it holds; absent: the open-source gateway's only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Collection name → every entity, as the Admin API returned it (`targets`: every
+    /// upstream's).
     pub entities: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+    /// Collections not read, and why, e.g. "filter-chains: wasm is off".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
-/// An export of the core entities through the Admin API (paging through `next`) into a
-/// JSON file, verified by reading it back.
-pub async fn export_through_admin_api(
+/// Exports one workspace of a node of `version` and `edition` into `path` (mode 0600), and
+/// verifies it by reading it back. `workspace`: an Enterprise workspace, `default` read
+/// through the root paths as on the open-source gateway, the others through
+/// `/<workspace>/…`; `None`: the open-source gateway's root paths.
+async fn write_export(
     client: &AdminClient,
     admin_url: &str,
-    run_dir: &Path,
-    file_name: &str,
+    version: KongVersion,
+    edition: Edition,
+    workspace: Option<&str>,
+    path: PathBuf,
 ) -> Result<BackupRecord, BackupError> {
-    let entities = client.export_core_entities(admin_url).await?;
+    let prefix = workspace.filter(|w| *w != "default");
+    let read = client
+        .export_configuration(admin_url, version, edition, prefix)
+        .await?;
     let export = AdminExport {
         exported_from: admin_url.to_string(),
         exported_at: chrono::Utc::now(),
-        entities,
+        kong_version: version.to_string(),
+        workspace: workspace.map(str::to_string),
+        entities: read.entities,
+        skipped: read
+            .skipped
+            .iter()
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect(),
     };
     let bytes = serde_json::to_vec_pretty(&export).map_err(|e| BackupError::Unverifiable {
-        path: run_dir.join(file_name),
+        path: path.clone(),
         detail: e.to_string(),
     })?;
-    let path = run_dir.join(file_name);
     write_private(&path, &bytes)?;
     let (size, sha256) = measure(&path)?;
     let reread: AdminExport =
@@ -595,20 +610,90 @@ pub async fn export_through_admin_api(
         .iter()
         .map(|(name, rows)| format!("{name} {}", rows.len()))
         .collect();
+    let skipped: Vec<String> = read
+        .skipped
+        .iter()
+        .map(|(name, why)| format!("; {name} skipped: {why}"))
+        .collect();
     Ok(BackupRecord {
         kind: "admin-api-export".into(),
-        source: admin_url.to_string(),
+        source: match workspace {
+            Some(workspace) => format!("{admin_url} workspace {workspace}"),
+            None => admin_url.to_string(),
+        },
         path,
         size,
         sha256,
-        verified: format!("read back: {}", counts.join(", ")),
+        verified: format!("read back: {}{}", counts.join(", "), skipped.concat()),
     })
 }
 
+/// An export of the configuration through the Admin API's root paths (the default
+/// workspace), paging through `next`, into a JSON file verified by reading it back. The
+/// collections read follow the version `GET /` reports ([`crate::kong::client::COLLECTIONS`]).
+pub async fn export_through_admin_api(
+    client: &AdminClient,
+    admin_url: &str,
+    run_dir: &Path,
+    file_name: &str,
+) -> Result<BackupRecord, BackupError> {
+    let (version, edition, _) = client.version_and_edition(admin_url).await?;
+    write_export(
+        client,
+        admin_url,
+        version,
+        edition,
+        None,
+        run_dir.join(file_name),
+    )
+    .await
+}
+
+/// Creates `run_dir/dir_name`, only its owner may enter it.
+fn create_private_dir(run_dir: &Path, dir_name: &str) -> Result<PathBuf, BackupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = run_dir.join(dir_name);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| BackupError::Io {
+            what: "cannot create the directory".into(),
+            path: dir.clone(),
+            source,
+        })?;
+    Ok(dir)
+}
+
+/// A workspace name as a file name: Kong's names are `utf8_name`s (no `/`), but one that
+/// would leave the directory or hide in it is refused rather than written.
+fn workspace_file(dir: &Path, workspace: &str, extension: &str) -> Result<PathBuf, BackupError> {
+    if workspace.is_empty() || workspace.contains('/') || workspace.starts_with('.') {
+        return Err(BackupError::Unverifiable {
+            path: dir.to_path_buf(),
+            detail: format!("the workspace name {workspace:?} cannot be a file name"),
+        });
+    }
+    Ok(dir.join(format!("{workspace}.{extension}")))
+}
+
+/// What the declarative backup of a database-backed cluster did: its files, the edition
+/// it took the node for (and why), and the workspaces it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclarativeBackup {
+    pub records: Vec<BackupRecord>,
+    pub edition: Edition,
+    /// How the edition is known, e.g. "GET / has no edition (…); version 3.4.3.12 has four
+    /// parts, Kong Enterprise's numbering".
+    pub edition_evidence: String,
+    pub workspaces: Vec<String>,
+}
+
 /// The declarative backup of a database-backed cluster: a decK dump when `deck` is given
-/// (the caller finds it on PATH), else the Admin API export. An Enterprise node (`GET /`
-/// says `edition: enterprise`) may hold workspaces besides `default`, so decK dumps them all,
-/// one file each; elsewhere there is only the default workspace.
+/// (the caller finds it on PATH), else the Admin API export. Kong Enterprise
+/// ([`NodeInfo::edition`](crate::kong::types::NodeInfo::edition), or the plan's `edition:
+/// enterprise`) may hold workspaces besides `default`: then every workspace `GET
+/// /workspaces` lists is backed up, one file each, and a workspace without its file fails
+/// the backup. Elsewhere there is only the default workspace.
 pub async fn declarative_backup(
     deck: Option<&Path>,
     client: &AdminClient,
@@ -616,23 +701,105 @@ pub async fn declarative_backup(
     run_dir: &Path,
     stamp: &str,
     timeout: Duration,
-) -> Result<Vec<BackupRecord>, BackupError> {
-    let Some(deck) = deck else {
-        let name = format!("admin-api-export-{stamp}.json");
-        return Ok(vec![
-            export_through_admin_api(client, admin_url, run_dir, &name).await?,
-        ]);
-    };
-    let info = client.node_info(admin_url).await?;
-    if info.edition.as_deref() == Some("enterprise") {
-        let dir = format!("deck-dump-{stamp}");
-        deck_dump_all_workspaces(deck, client, admin_url, run_dir, &dir, timeout).await
+    plan_edition: Option<Edition>,
+) -> Result<DeclarativeBackup, BackupError> {
+    let (version, detected, mut edition_evidence) = client.version_and_edition(admin_url).await?;
+    let edition = if plan_edition == Some(Edition::Enterprise) && detected != Edition::Enterprise {
+        edition_evidence = format!("the plan says edition: enterprise ({edition_evidence})");
+        Edition::Enterprise
     } else {
-        let name = format!("deck-dump-{stamp}.yaml");
-        Ok(vec![
-            deck_dump(deck, client, admin_url, run_dir, &name, timeout).await?,
-        ])
-    }
+        detected
+    };
+    let listed = match edition {
+        Edition::Community => None,
+        Edition::Enterprise => match client.workspaces(admin_url).await {
+            Ok(workspaces) => Some(workspaces),
+            // No workspaces route at all (Enterprise's routing is unverified; a DB-less
+            // node, say): then there are no `/<workspace>/` paths either, and the root
+            // paths hold the whole configuration.
+            Err(AdminError::NotFound { .. }) => {
+                edition_evidence.push_str(
+                    "; GET /workspaces answers 404, so the root paths hold the whole \
+                     configuration",
+                );
+                None
+            }
+            Err(e) => {
+                return Err(BackupError::Unverifiable {
+                    path: run_dir.to_path_buf(),
+                    detail: format!(
+                        "Kong Enterprise ({edition_evidence}), but its workspaces cannot be \
+                         listed, so a backup of every workspace cannot be checked: {e}. Use an \
+                         Admin token that may list workspaces, or back up each workspace \
+                         yourself and skip this step with a reason"
+                    ),
+                });
+            }
+        },
+    };
+    let Some(workspaces) = listed else {
+        let records = match deck {
+            Some(deck) => {
+                let name = format!("deck-dump-{stamp}.yaml");
+                vec![deck_dump(deck, client, admin_url, run_dir, &name, timeout).await?]
+            }
+            None => {
+                let path = run_dir.join(format!("admin-api-export-{stamp}.json"));
+                vec![write_export(client, admin_url, version, edition, None, path).await?]
+            }
+        };
+        return Ok(DeclarativeBackup {
+            records,
+            edition,
+            edition_evidence,
+            workspaces: vec!["default".to_string()],
+        });
+    };
+    let records = match deck {
+        Some(deck) => {
+            let dir = format!("deck-dump-{stamp}");
+            let records =
+                deck_dump_all_workspaces(deck, client, admin_url, run_dir, &dir, timeout).await?;
+            let dumped: Vec<&str> = records
+                .iter()
+                .filter_map(|r| r.path.file_stem().and_then(|s| s.to_str()))
+                .collect();
+            let missing: Vec<&str> = workspaces
+                .iter()
+                .map(String::as_str)
+                .filter(|w| !dumped.contains(w))
+                .collect();
+            if !missing.is_empty() {
+                return Err(BackupError::Unverifiable {
+                    path: run_dir.join(&dir),
+                    detail: format!(
+                        "deck gateway dump --all-workspaces wrote no file for the workspace(s) \
+                         {} that GET /workspaces lists: the backup would not hold them",
+                        missing.join(", ")
+                    ),
+                });
+            }
+            records
+        }
+        None => {
+            let dir = create_private_dir(run_dir, &format!("admin-api-export-{stamp}"))?;
+            let mut records = Vec::new();
+            for workspace in &workspaces {
+                let path = workspace_file(&dir, workspace, "json")?;
+                records.push(
+                    write_export(client, admin_url, version, edition, Some(workspace), path)
+                        .await?,
+                );
+            }
+            records
+        }
+    };
+    Ok(DeclarativeBackup {
+        records,
+        edition,
+        edition_evidence,
+        workspaces,
+    })
 }
 
 /// Fetches a text file (`kong.conf`, keyring PEM files) from a node through its executor

@@ -14,13 +14,100 @@ use crate::kong::http::{
     token_header,
 };
 use crate::kong::types::{
-    DataPlane, DataPlaneList, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page,
+    DataPlane, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page, reported_version,
 };
-use crate::plan::model::{AdminAccess, SecretRef, TlsOptions};
+use crate::plan::model::{AdminAccess, Edition, SecretRef, TlsOptions};
+use crate::plan::version::KongVersion;
 use crate::secrets::{Secret, SecretError};
 
-/// The core entities kongup exports for a backup and fingerprints for the freeze guard,
-/// in the order Kong's own export writes them.
+/// Where a collection of the configuration is served, and what its absence means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// A core entity of the versions that have it: a 404 there is an error.
+    Core,
+    /// The DAO of a bundled plugin: routed only while the plugin is loaded (404 otherwise).
+    Plugin(&'static str),
+    /// Kong Enterprise only (not in the open-source code, so unverified): asked only of
+    /// Enterprise nodes, and a 404 is noted.
+    Enterprise,
+    /// `/filter-chains` (3.4.0+): every request is 400 `this endpoint is only available when
+    /// wasm is enabled` while `wasm = off`, the default (kong/api/routes/filter_chains.lua:
+    /// 8-13@3.4.2, same @3.9.1 and @master).
+    Wasm,
+}
+
+/// One Admin API collection that holds configuration, and the versions that serve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collection {
+    /// The path under the Admin API's root (or a workspace's), as the schema's
+    /// `admin_api_name` (else `name`) spells it.
+    pub path: &'static str,
+    /// The first version that serves it.
+    pub since: KongVersion,
+    /// The first version that no longer does.
+    pub until: Option<KongVersion>,
+    pub presence: Presence,
+}
+
+const fn collection(path: &'static str, presence: Presence) -> Collection {
+    Collection {
+        path,
+        since: KongVersion::new(0, 0, 0),
+        until: None,
+        presence,
+    }
+}
+
+/// Every collection kongup exports for a backup and fingerprints for the freeze guard, in
+/// the order Kong's own export writes the core ones. Paths and versions from Kong's
+/// schemas (kong/db/schema/entities/*.lua, kong/plugins/*/daos.lua @2.8.5/@3.4.2/@3.9.1/
+/// @master; docs/kong/admin-and-status-api.md "Admin API collections"). Targets are read
+/// under each upstream (`/upstreams/{id}/targets`; the top-level `/targets` is disabled,
+/// kong/api/routes/targets.lua) and exported as `targets`. Not read: `oauth2_tokens` and
+/// `oauth2_authorization_codes` (issued at run time, not configuration), `workspaces`
+/// (each is exported on its own).
+pub const COLLECTIONS: &[Collection] = &[
+    collection("services", Presence::Core),
+    collection("routes", Presence::Core),
+    collection("consumers", Presence::Core),
+    collection("plugins", Presence::Core),
+    collection("upstreams", Presence::Core),
+    collection("certificates", Presence::Core),
+    collection("snis", Presence::Core),
+    collection("ca_certificates", Presence::Core),
+    // `vaults_beta`'s admin_api_name (kong/db/schema/entities/vaults_beta.lua:49@2.8.5),
+    // renamed `vaults` in 3.0.0 (migration 016_280_to_300 copies it to sm_vaults).
+    Collection {
+        since: KongVersion::new(2, 8, 0),
+        until: Some(KongVersion::new(3, 0, 0)),
+        ..collection("vaults-beta", Presence::Core)
+    },
+    Collection {
+        since: KongVersion::new(3, 0, 0),
+        ..collection("vaults", Presence::Core)
+    },
+    Collection {
+        since: KongVersion::new(3, 1, 0),
+        ..collection("key-sets", Presence::Core)
+    },
+    Collection {
+        since: KongVersion::new(3, 1, 0),
+        ..collection("keys", Presence::Core)
+    },
+    Collection {
+        since: KongVersion::new(3, 4, 0),
+        ..collection("filter-chains", Presence::Wasm)
+    },
+    collection("key-auths", Presence::Plugin("key-auth")),
+    collection("basic-auths", Presence::Plugin("basic-auth")),
+    collection("hmac-auths", Presence::Plugin("hmac-auth")),
+    collection("jwts", Presence::Plugin("jwt")),
+    collection("acls", Presence::Plugin("acl")),
+    collection("oauth2", Presence::Plugin("oauth2")),
+    collection("consumer_groups", Presence::Enterprise),
+];
+
+/// The core collection paths of every version kongup knows (the lab serves these).
 pub const CORE_ENTITIES: &[&str] = &[
     "services",
     "routes",
@@ -30,13 +117,82 @@ pub const CORE_ENTITIES: &[&str] = &[
     "certificates",
     "snis",
     "ca_certificates",
+    "vaults-beta",
     "vaults",
-    "key_sets",
+    "key-sets",
     "keys",
 ];
 
+/// The collections a node of `version` and `edition` serves.
+pub fn collections_at(
+    version: KongVersion,
+    edition: Edition,
+) -> impl Iterator<Item = &'static Collection> {
+    COLLECTIONS.iter().filter(move |c| {
+        version >= c.since
+            && c.until.is_none_or(|until| version < until)
+            && (c.presence != Presence::Enterprise || edition == Edition::Enterprise)
+    })
+}
+
+/// What an export read: each collection's rows, and the collections it did not read with
+/// why (a plugin not loaded, wasm off).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigExport {
+    pub entities: BTreeMap<String, Vec<serde_json::Value>>,
+    /// (collection, why), e.g. ("filter-chains", "wasm is off").
+    pub skipped: Vec<(String, String)>,
+}
+
 /// A server that keeps handing out `next` links is not followed past this many pages.
 const MAX_PAGES: usize = 100_000;
+
+/// What `/clustering/data-planes` listed: the rows kongup read, and those it could not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataPlaneListing {
+    pub planes: Vec<DataPlane>,
+    pub unreadable: Vec<UnreadableDataPlane>,
+}
+
+/// A row of `/clustering/data-planes` that is not a data plane kongup can read (a field of
+/// a type it does not expect, an identifying field missing), with what it could see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableDataPlane {
+    pub id: Option<String>,
+    pub hostname: Option<String>,
+    pub ip: Option<String>,
+    pub error: String,
+}
+
+impl UnreadableDataPlane {
+    fn of(row: &serde_json::Value, error: &serde_json::Error) -> UnreadableDataPlane {
+        let field = |name: &str| row.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        UnreadableDataPlane {
+            id: field("id"),
+            hostname: field("hostname"),
+            ip: field("ip"),
+            error: error.to_string(),
+        }
+    }
+
+    /// "the row of id …, hostname …, ip … (<error>)", with whatever the row had.
+    pub fn describe(&self) -> String {
+        let seen: Vec<String> = [
+            ("id", &self.id),
+            ("hostname", &self.hostname),
+            ("ip", &self.ip),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} {v}")))
+        .collect();
+        let which = if seen.is_empty() {
+            "a row with no id, hostname or ip".to_string()
+        } else {
+            format!("the row of {}", seen.join(", "))
+        };
+        format!("{which} ({})", self.error)
+    }
+}
 
 /// How the client reaches a node.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,6 +424,24 @@ impl AdminClient {
         parse_kong(&url, &body)
     }
 
+    /// `GET /` read for what an export needs: the node's version and its edition, with how
+    /// the edition is known ([`NodeInfo::edition`]).
+    pub async fn version_and_edition(
+        &self,
+        admin_url: &str,
+    ) -> Result<(KongVersion, Edition, String), AdminError> {
+        let info = self.node_info(admin_url).await?;
+        let version = reported_version(&info.version).map_err(|e| AdminError::NotKong {
+            url: join(admin_url, "/"),
+            detail: format!(
+                "it reports version {:?}, which kongup cannot read: {}",
+                info.version, e.reason
+            ),
+        })?;
+        let (edition, evidence) = info.edition();
+        Ok((version, edition, evidence))
+    }
+
     /// `GET /status` (Admin API or Status API).
     pub async fn node_status(&self, base_url: &str) -> Result<NodeStatus, AdminError> {
         let url = join(base_url, "/status");
@@ -299,10 +473,15 @@ impl AdminClient {
         })
     }
 
-    /// `GET /clustering/data-planes`, every page. A node that is not a control plane gives
-    /// `AdminError::NotControlPlane` with Kong's message.
-    pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
-        let mut all = Vec::new();
+    /// `GET /clustering/data-planes`, every page, each row read on its own: a row kongup
+    /// cannot read is kept in `unreadable` with what could be seen of it, so one odd row
+    /// neither hides the others nor goes unmentioned. A node that is not a control plane
+    /// gives `AdminError::NotControlPlane` with Kong's message.
+    pub async fn data_plane_listing(
+        &self,
+        admin_url: &str,
+    ) -> Result<DataPlaneListing, AdminError> {
+        let mut listing = DataPlaneListing::default();
         let mut url = join(admin_url, "/clustering/data-planes");
         for _ in 0..MAX_PAGES {
             let (status, body) = self.get_with_retries(&url).await?;
@@ -315,14 +494,36 @@ impl AdminClient {
             if !status.is_success() {
                 return Err(self.status_error(&url, status, &body));
             }
-            let page: DataPlaneList = parse_kong(&url, &body)?;
-            all.extend(page.data);
+            let page: Page<serde_json::Value> = parse_kong(&url, &body)?;
+            for row in page.data {
+                match serde_json::from_value::<DataPlane>(row.clone()) {
+                    Ok(plane) => listing.planes.push(plane),
+                    Err(e) => listing.unreadable.push(UnreadableDataPlane::of(&row, &e)),
+                }
+            }
             match next_page(admin_url, &url, page.next.as_deref())? {
                 Some(next) => url = next,
-                None => return Ok(all),
+                None => return Ok(listing),
             }
         }
         Err(too_many_pages(admin_url, "/clustering/data-planes"))
+    }
+
+    /// [`AdminClient::data_plane_listing`] for a caller that needs every row: a row kongup
+    /// cannot read is an error that names it.
+    pub async fn data_planes(&self, admin_url: &str) -> Result<Vec<DataPlane>, AdminError> {
+        let listing = self.data_plane_listing(admin_url).await?;
+        match listing.unreadable.first() {
+            None => Ok(listing.planes),
+            Some(row) => Err(AdminError::NotKong {
+                url: join(admin_url, "/clustering/data-planes"),
+                detail: format!(
+                    "{} of its rows cannot be read, e.g. {}",
+                    listing.unreadable.len(),
+                    row.describe()
+                ),
+            }),
+        }
     }
 
     /// Every entity of one collection (`services`, `routes`, …), following `next`.
@@ -352,19 +553,98 @@ impl AdminClient {
         Err(too_many_pages(admin_url, entity))
     }
 
-    /// Every core entity this Kong has, by collection name (collections it lacks are left
-    /// out). Used for the Admin API export backup and the freeze fingerprint.
-    pub async fn export_core_entities(
+    /// The configuration of a node of `version` and `edition`: every collection it serves
+    /// ([`collections_at`]), then every upstream's targets. `workspace` names an Enterprise
+    /// workspace read through `/<workspace>/…` paths (unverified: Enterprise's routing is
+    /// not in the open-source code); `None` reads the root paths, the default workspace.
+    pub async fn export_configuration(
         &self,
         admin_url: &str,
-    ) -> Result<BTreeMap<String, Vec<serde_json::Value>>, AdminError> {
-        let mut export = BTreeMap::new();
-        for entity in CORE_ENTITIES {
-            if let Some(rows) = self.list_entities(admin_url, entity).await? {
-                export.insert(entity.to_string(), rows);
+        version: KongVersion,
+        edition: Edition,
+        workspace: Option<&str>,
+    ) -> Result<ConfigExport, AdminError> {
+        let prefix = workspace.map(|w| format!("{w}/")).unwrap_or_default();
+        let mut export = ConfigExport::default();
+        for collection in collections_at(version, edition) {
+            let path = format!("{prefix}{}", collection.path);
+            let listed = self.list_entities(admin_url, &path).await;
+            let skipped = match (collection.presence, listed) {
+                (_, Ok(Some(rows))) => {
+                    export.entities.insert(collection.path.to_string(), rows);
+                    continue;
+                }
+                (Presence::Core, Ok(None)) => {
+                    return Err(AdminError::NotKong {
+                        url: join(admin_url, &path),
+                        detail: format!(
+                            "it answered 404, and Kong {version} serves /{}",
+                            collection.path
+                        ),
+                    });
+                }
+                (Presence::Plugin(plugin), Ok(None)) => {
+                    format!("the {plugin} plugin is not loaded (404)")
+                }
+                (Presence::Enterprise, Ok(None)) => {
+                    "404: not on this Kong (Enterprise only; unverified)".to_string()
+                }
+                (Presence::Wasm, Ok(None)) => "404".to_string(),
+                (
+                    Presence::Wasm,
+                    Err(AdminError::Status {
+                        status: 400,
+                        kong_message: Some(message),
+                        ..
+                    }),
+                ) if message.contains("wasm") => "wasm is off".to_string(),
+                (_, Err(e)) => return Err(e),
+            };
+            export.skipped.push((collection.path.to_string(), skipped));
+        }
+        let upstreams: Vec<String> = export
+            .entities
+            .get("upstreams")
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u.get("id").and_then(|id| id.as_str()).map(str::to_string))
+            .collect();
+        let mut targets = Vec::new();
+        for id in upstreams {
+            let path = format!("{prefix}upstreams/{id}/targets");
+            match self.list_entities(admin_url, &path).await? {
+                Some(rows) => targets.extend(rows),
+                None => {
+                    return Err(AdminError::NotKong {
+                        url: join(admin_url, &path),
+                        detail: format!(
+                            "it answered 404 for upstream {id}, listed a moment before: was it \
+                             deleted meanwhile? Configuration should not change during the upgrade"
+                        ),
+                    });
+                }
             }
         }
+        if export.entities.contains_key("upstreams") {
+            export.entities.insert("targets".to_string(), targets);
+        }
         Ok(export)
+    }
+
+    /// The names of the workspaces `GET /workspaces` lists (Kong Enterprise; the shape is
+    /// unverified, read as Kong's paged collections).
+    pub async fn workspaces(&self, admin_url: &str) -> Result<Vec<String>, AdminError> {
+        let rows = self
+            .list_entities(admin_url, "workspaces")
+            .await?
+            .ok_or_else(|| AdminError::NotFound {
+                url: join(admin_url, "/workspaces"),
+                kong_message: None,
+            })?;
+        Ok(rows
+            .iter()
+            .filter_map(|w| w.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .collect())
     }
 
     /// A GET that must answer 2xx; the body comes back as bytes.
@@ -614,6 +894,31 @@ fn find_io_kind(error: &reqwest::Error, kind: std::io::ErrorKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_collections_follow_the_version() {
+        let core: Vec<&str> = COLLECTIONS
+            .iter()
+            .filter(|c| c.presence == Presence::Core)
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(core, CORE_ENTITIES);
+        let at = |version: &str, edition| -> Vec<&str> {
+            collections_at(version.parse().unwrap(), edition)
+                .map(|c| c.path)
+                .collect()
+        };
+        let old = at("2.8.5", Edition::Community);
+        assert!(old.contains(&"vaults-beta") && !old.contains(&"vaults"));
+        assert!(!old.contains(&"key-sets") && !old.contains(&"filter-chains"));
+        let lts = at("3.4.2", Edition::Community);
+        assert!(!lts.contains(&"vaults-beta") && lts.contains(&"vaults"));
+        assert!(lts.contains(&"key-sets") && lts.contains(&"filter-chains"));
+        assert!(!lts.contains(&"consumer_groups"));
+        assert!(at("3.4.3.12", Edition::Enterprise).contains(&"consumer_groups"));
+        assert!(at("3.0.1", Edition::Community).contains(&"vaults"));
+        assert!(!at("3.0.1", Edition::Community).contains(&"keys"));
+    }
 
     #[test]
     fn join_keeps_prefix() {

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use crate::kong::client::{AdminClient, AdminError};
-use crate::kong::types::{DataPlane, NodeInfo, reported_version};
+use crate::kong::client::{AdminClient, AdminError, UnreadableDataPlane};
+use crate::kong::types::{DataPlane, NodeInfo, SyncStatus, reported_version};
 use crate::plan::chooser::{StrategyPick, choose};
-use crate::plan::model::{DatabaseKind, Mode, SecretRef, TlsOptions};
+use crate::plan::model::{DatabaseKind, Edition, Mode, SecretRef, TlsOptions};
 use crate::plan::version::KongVersion;
 
 /// One node that answered `GET /`.
@@ -18,6 +18,8 @@ pub struct ProbedNode {
     pub info: NodeInfo,
     /// Control planes: their data planes, as `/clustering/data-planes` lists them.
     pub data_planes: Vec<DataPlane>,
+    /// Rows of that listing kongup could not read (each becomes a warning).
+    pub unreadable: Vec<UnreadableDataPlane>,
 }
 
 /// What the probe found out about cluster X.
@@ -28,7 +30,11 @@ pub struct Discovery {
     pub database: DatabaseKind,
     /// X's version: the lowest any node reports.
     pub version: KongVersion,
-    pub edition: Option<String>,
+    /// Enterprise if any node reads Enterprise ([`NodeInfo::edition`]).
+    pub edition: Edition,
+    /// How kongup knows the edition, e.g. "GET / has no edition …; version 3.4.3.12 has
+    /// four parts".
+    pub edition_evidence: String,
     /// Things the operator should know (mixed versions, data planes out of sync).
     pub warnings: Vec<String>,
 }
@@ -73,24 +79,55 @@ pub async fn discover(
                 url: url.clone(),
                 source,
             })?;
-        let data_planes = if info.configuration.role == "control_plane" {
+        let listing = if info.configuration.role == "control_plane" {
             client
-                .data_planes(url)
+                .data_plane_listing(url)
                 .await
                 .map_err(|source| DiscoverError::Probe {
                     url: url.clone(),
                     source,
                 })?
         } else {
-            Vec::new()
+            Default::default()
         };
         nodes.push(ProbedNode {
             admin_url: url.clone(),
             info,
-            data_planes,
+            data_planes: listing.planes,
+            unreadable: listing.unreadable,
         });
     }
-    analyse(nodes)
+    let mut discovery = analyse(nodes)?;
+    if discovery.edition == Edition::Community
+        && let Some(hint) = workspaces_hint(client, &admin_urls[0]).await
+    {
+        discovery.warnings.push(hint);
+    }
+    Ok(discovery)
+}
+
+/// A warning when `GET /workspaces` lists workspaces besides `default` on a node read as
+/// the open-source gateway. Only a hint: the open-source gateway answers it too (`default`,
+/// tests/fixtures/kong/{2.8.5,3.4.2}/workspaces_oss.http; 404 from 3.10.0) and let more be
+/// created until 3.7.0 (Kong commit 6470d9bf92), though it serves no entity in them. An
+/// answer that is not a list (404, RBAC) says nothing either way, so it is not reported.
+async fn workspaces_hint(client: &AdminClient, admin_url: &str) -> Option<String> {
+    let others: Vec<String> = client
+        .workspaces(admin_url)
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|w| w != "default")
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{admin_url}: GET /workspaces lists {} besides default, yet X reads as the \
+             open-source gateway, whose backups cover the default workspace only: if X is \
+             Kong Enterprise, write edition: enterprise in the plan so that every workspace \
+             is backed up",
+            others.join(", ")
+        )
+    })
 }
 
 /// Mode, database and version from the probed nodes; pure, for tests.
@@ -147,15 +184,33 @@ pub fn analyse(nodes: Vec<ProbedNode>) -> Result<Discovery, DiscoverError> {
             })?;
         versions.push(version);
         for dp in &node.data_planes {
-            if dp.sync_status != crate::kong::types::SyncStatus::Normal {
+            if dp.sync_status != SyncStatus::Normal {
                 warnings.push(format!(
                     "data plane {} ({}) reports sync_status {} to {}",
-                    dp.hostname,
+                    dp.label(),
                     dp.ip,
                     dp.sync_status.as_str(),
                     node.admin_url
                 ));
             }
+            if dp.has_empty_config() {
+                warnings.push(format!(
+                    "data plane {} ({}) has the empty configuration (config_hash {}) by {}: it \
+                     proxies nothing until its control plane sends a configuration",
+                    dp.label(),
+                    dp.ip,
+                    dp.config_hash,
+                    node.admin_url
+                ));
+            }
+        }
+        for row in &node.unreadable {
+            warnings.push(format!(
+                "{} lists a data plane kongup cannot read, so the plan leaves it out: {}; \
+                 add it by hand",
+                node.admin_url,
+                row.describe()
+            ));
         }
     }
     let Some(version) = versions.iter().min().copied() else {
@@ -170,13 +225,25 @@ pub fn analyse(nodes: Vec<ProbedNode>) -> Result<Discovery, DiscoverError> {
             reported.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
-    let edition = nodes.iter().find_map(|n| n.info.edition.clone());
+    let editions: Vec<(Edition, String)> = nodes.iter().map(|n| n.info.edition()).collect();
+    let (edition, edition_evidence) = editions
+        .iter()
+        .find(|(edition, _)| *edition == Edition::Enterprise)
+        .unwrap_or(&editions[0])
+        .clone();
+    if editions.iter().any(|(e, _)| *e != edition) {
+        warnings.push(format!(
+            "the nodes do not all read as the same edition: the plan says {} ({edition_evidence})",
+            edition.as_str()
+        ));
+    }
     Ok(Discovery {
         nodes,
         mode,
         database,
         version,
         edition,
+        edition_evidence,
         warnings,
     })
 }
@@ -236,31 +303,76 @@ fn url_host(url: &str) -> &str {
     authority.split(':').next().unwrap_or(authority)
 }
 
-/// A URL for one of the node's listeners (`status_listeners`, `proxy_listeners`) from its
-/// configuration, on the host the Admin API was reached at. `None` when the node has none,
-/// or listens on loopback only while the Admin API was reached from elsewhere.
-fn listener_url(info: &NodeInfo, key: &str, admin_url: &str) -> Option<String> {
-    let listeners = info.configuration.other.get(key)?.as_array()?;
+/// One listener of a node: address, port, and whether it speaks TLS.
+struct Listener {
+    ip: String,
+    port: u64,
+    ssl: bool,
+}
+
+/// The node's listeners of `kind` (`status`, `proxy`): Kong's derived `<kind>_listeners`
+/// when `GET /` has it, else its `<kind>_listen` lines (`"0.0.0.0:8100 ssl reuseport"`,
+/// `["off"]`) read as Kong reads them: `<ip>:<port>` then flags
+/// (kong/conf_loader/listeners.lua:87-132@3.4.2).
+fn listeners(info: &NodeInfo, kind: &str) -> Vec<Listener> {
+    let other = &info.configuration.other;
+    if let Some(derived) = other
+        .get(&format!("{kind}_listeners"))
+        .and_then(|v| v.as_array())
+    {
+        return derived
+            .iter()
+            .filter_map(|l| {
+                Some(Listener {
+                    ip: l
+                        .get("ip")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("0.0.0.0")
+                        .to_string(),
+                    port: l.get("port")?.as_u64()?,
+                    ssl: l.get("ssl").and_then(|v| v.as_bool()) == Some(true),
+                })
+            })
+            .collect();
+    }
+    let Some(lines) = other
+        .get(&format!("{kind}_listen"))
+        .and_then(|v| v.as_array())
+    else {
+        return Vec::new();
+    };
+    lines
+        .iter()
+        .filter_map(|line| {
+            let mut words = line.as_str()?.split_whitespace();
+            let (ip, port) = words.next()?.rsplit_once(':')?;
+            Some(Listener {
+                ip: ip.trim_start_matches('[').trim_end_matches(']').to_string(),
+                port: port.parse().ok()?,
+                ssl: words.any(|flag| flag == "ssl"),
+            })
+        })
+        .collect()
+}
+
+/// A URL for one of the node's listeners of `kind` (`status`, `proxy`), on the host the
+/// Admin API was reached at. `None` when the node has none, or listens on loopback only
+/// while the Admin API was reached from elsewhere.
+fn listener_url(info: &NodeInfo, kind: &str, admin_url: &str) -> Option<String> {
     let host = url_host(admin_url);
     let reached_locally = host == "127.0.0.1" || host == "localhost" || host == "::1";
-    listeners.iter().find_map(|l| {
-        let port = l.get("port")?.as_u64()?;
-        let ip = l.get("ip").and_then(|v| v.as_str()).unwrap_or("0.0.0.0");
-        let loopback = ip.starts_with("127.") || ip == "::1" || ip == "localhost";
+    listeners(info, kind).into_iter().find_map(|l| {
+        let loopback = l.ip.starts_with("127.") || l.ip == "::1" || l.ip == "localhost";
         if loopback && !reached_locally {
             return None;
         }
-        let scheme = if l.get("ssl").and_then(|v| v.as_bool()) == Some(true) {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if l.ssl { "https" } else { "http" };
         let host = if host.contains(':') {
             format!("[{host}]")
         } else {
             host.to_string()
         };
-        Some(format!("{scheme}://{host}:{port}"))
+        Some(format!("{scheme}://{host}:{}", l.port))
     })
 }
 
@@ -354,6 +466,19 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
     let _ = writeln!(out, "to: {to}");
     let _ = writeln!(out, "mode: {}", discovery.mode.as_str());
     let _ = writeln!(out, "database: {}", discovery.database.as_str());
+    comment(
+        &mut out,
+        "",
+        &format!(
+            "{}{}",
+            discovery.edition_evidence,
+            match discovery.edition {
+                Edition::Enterprise => ": backups cover every workspace",
+                Edition::Community => "",
+            }
+        ),
+    );
+    let _ = writeln!(out, "edition: {}", discovery.edition.as_str());
     comment(&mut out, "", &format!("Chosen by kongup: {}", pick.reason));
     if !options.spare_capacity && discovery.mode != Mode::Dbless {
         todos += 1;
@@ -382,15 +507,15 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
             name: unique_name(&mut taken, &info.hostname),
             role,
             admin_url: Some(node.admin_url.clone()),
-            status_url: listener_url(info, "status_listeners", &node.admin_url),
+            status_url: listener_url(info, "status", &node.admin_url),
             proxy_url: if role == "control_plane" {
                 None
             } else {
-                listener_url(info, "proxy_listeners", &node.admin_url)
+                listener_url(info, "proxy", &node.admin_url)
             },
             notes: vec![format!(
                 "{} {}, {}, node_id {}",
-                info.edition.as_deref().unwrap_or("kong"),
+                info.edition().0.as_str(),
                 info.version,
                 role,
                 info.node_id
@@ -410,17 +535,34 @@ pub fn render_plan(discovery: &Discovery, options: &InitOptions) -> InitPlan {
             if !seen_dps.insert(dp.id.clone()) {
                 continue;
             }
+            // RPC sync stores the node id as the hostname: the IP names it better, and is
+            // what kongup matches it by (with the id) while it runs.
+            let (wanted, named_by) = if dp.hostname_is_id() {
+                (
+                    dp.ip.as_str(),
+                    "; named by its IP: its control plane stores its node id as its hostname \
+                     (RPC sync: 3.9's cluster_incremental_sync, 3.10's cluster_rpc_sync)",
+                )
+            } else {
+                (dp.hostname.as_str(), "")
+            };
+            let version = if dp.version.is_empty() {
+                "not reported"
+            } else {
+                dp.version.as_str()
+            };
             x_nodes.push(NodeEntry {
-                name: unique_name(&mut taken, &dp.hostname),
+                name: unique_name(&mut taken, wanted),
                 role: "data_plane",
                 admin_url: None,
                 status_url: None,
                 proxy_url: None,
                 notes: vec![format!(
-                    "version {}, sync_status {}, ip {}; a data plane reported by {}",
-                    dp.version,
+                    "version {version}, sync_status {}, ip {}, node id {}; a data plane \
+                     reported by {}{named_by}",
                     dp.sync_status.as_str(),
                     dp.ip,
+                    dp.id,
                     node.admin_url
                 )],
                 todos: vec![

@@ -1,6 +1,7 @@
 //! The configuration-freeze guard. During an upgrade nothing may write Kong's configuration
 //! (Admin API, decK, Kong Manager, the database). At backup time kongup takes a fingerprint
-//! of the core entities; before each traffic step and before `migrations finish` it takes
+//! of the configuration (every collection the Admin API export reads: core entities,
+//! credentials, upstream targets, key sets…); before each traffic step and before `migrations finish` it takes
 //! another and names whatever changed, so the backup is known to still hold everything.
 
 use std::collections::BTreeMap;
@@ -9,10 +10,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::kong::client::{AdminClient, AdminError, CORE_ENTITIES};
+use crate::kong::client::{AdminClient, AdminError};
 use crate::kong::pg::{PgError, PgTarget};
+use crate::plan::model::Edition;
 
-/// Tables fingerprinted through the database: the Admin API's core entities plus targets.
+/// Tables fingerprinted through the database: what the Admin API export reads
+/// ([`crate::kong::client::COLLECTIONS`]), by table name, every workspace's rows at once. A
+/// table this database lacks (another version's, a plugin's never migrated) is left out.
+/// Names from Kong's schemas and plugin DAOs (kong/db/schema/entities/*.lua,
+/// kong/plugins/*/daos.lua @2.8.5/@3.4.2/@master).
 const FREEZE_TABLES: &[&str] = &[
     "services",
     "routes",
@@ -23,9 +29,23 @@ const FREEZE_TABLES: &[&str] = &[
     "certificates",
     "snis",
     "ca_certificates",
-    "vaults",
+    // Vaults: `vaults_beta` on 2.8 (015_270_to_280), `sm_vaults` from 3.0 (the `vaults`
+    // entity's table_name, kong/db/schema/entities/vaults.lua:45@3.4.2).
+    "vaults_beta",
+    "sm_vaults",
     "key_sets",
     "keys",
+    "filter_chains",
+    "keyauth_credentials",
+    "basicauth_credentials",
+    "hmacauth_credentials",
+    "jwt_secrets",
+    "acls",
+    "oauth2_credentials",
+    // Kong Enterprise's (not in the open-source code: unverified names).
+    "consumer_groups",
+    "consumer_group_consumers",
+    "consumer_group_plugins",
 ];
 
 /// Where fingerprints are taken from.
@@ -248,14 +268,41 @@ async fn database_prints(
     Ok(prints)
 }
 
+/// Prints of every collection the Admin API export reads, at the node's version: keyed by
+/// collection (`targets` for every upstream's), and on Kong Enterprise by
+/// `<workspace>/<collection>` for every workspace.
 async fn admin_prints(
     client: &AdminClient,
     admin_url: &str,
 ) -> Result<BTreeMap<String, EntityPrint>, AdminError> {
+    let (version, edition, _) = client.version_and_edition(admin_url).await?;
     let mut prints = BTreeMap::new();
-    for entity in CORE_ENTITIES {
-        if let Some(rows) = client.list_entities(admin_url, entity).await? {
-            prints.insert(entity.to_string(), print_of_json(&rows));
+    let workspaces = match edition {
+        Edition::Community => None,
+        // No workspaces route: the root paths hold the whole configuration (as the backup
+        // reads it, kong::backup::declarative_backup).
+        Edition::Enterprise => match client.workspaces(admin_url).await {
+            Ok(workspaces) => Some(workspaces),
+            Err(AdminError::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    let Some(workspaces) = workspaces else {
+        let export = client
+            .export_configuration(admin_url, version, edition, None)
+            .await?;
+        for (name, rows) in export.entities {
+            prints.insert(name, print_of_json(&rows));
+        }
+        return Ok(prints);
+    };
+    for workspace in workspaces {
+        let prefix = (workspace != "default").then_some(workspace.as_str());
+        let export = client
+            .export_configuration(admin_url, version, edition, prefix)
+            .await?;
+        for (name, rows) in export.entities {
+            prints.insert(format!("{workspace}/{name}"), print_of_json(&rows));
         }
     }
     Ok(prints)

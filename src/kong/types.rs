@@ -1,12 +1,50 @@
 //! Kong's Admin API and Status API response bodies, field for field as Kong sends them
-//! (`KONG.md`). The real client deserializes them and the simulated lab serializes them,
-//! so a test can prove the two agree.
+//! (docs/kong/admin-and-status-api.md). The real client deserializes them and the simulated
+//! lab serializes them, so a test can prove the two agree.
+//!
+//! Reading is lenient where Kong is: every optional field takes `null` (the Admin API reads
+//! with `nulls = true`, so an unset column comes back as `null`, kong/api/endpoints.lua:140
+//! @3.4.2), absence (fields come and go by version) and unknown extra fields (serde's
+//! default). Only what identifies a body (a data plane's `id`, `ip`, `hostname`; a node's
+//! `version` and `configuration.role`) is required.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::plan::model::Edition;
 use crate::plan::version::{KongVersion, VersionError};
+
+/// `null_as_default` for a `Vec` of any element type.
+fn null_as_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads `null` as the type's default, as if the key were absent.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// `DECLARATIVE_EMPTY_CONFIG_HASH` (kong/constants.lua:190@2.8.5, :217@master): the
+/// `configuration_hash` of a node holding no configuration, and the `config_hash` a
+/// control plane lists for such a data plane. A data plane with it proxies nothing (every
+/// request 404); Kong issue 12861 is control planes pushing it during an upgrade.
+pub const EMPTY_CONFIG_HASH: &str = "00000000000000000000000000000000";
+
+/// Whether a `/status/ready` 503 reason says the node has no configuration: `no
+/// configuration available (configuration hash is not initialized)` or `(empty
+/// configuration present)` (kong/status/ready.lua:27-50@3.4.2, same @3.9.1 and @master).
+pub fn says_no_configuration(reason: &str) -> bool {
+    reason.starts_with("no configuration available")
+}
 
 /// Reads a version as Kong reports it (`GET /`, a data plane's `version`): three or four
 /// numeric parts, with any `-…` or `+…` suffix dropped, as in the Admin API's
@@ -23,23 +61,74 @@ pub fn reported_version(text: &str) -> Result<KongVersion, VersionError> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
     pub version: String,
-    /// `community` or `enterprise`; absent on old versions.
+    /// `community` or `enterprise`; only from 3.6.0 (absent before, not null). See
+    /// [`NodeInfo::edition`] for what kongup makes of a node without it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edition: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub hostname: String,
+    /// Null when `kong.node.get_id()` failed (kong/api/routes/kong.lua:89-92@2.8.5).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub node_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tagline: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub plugins: PluginsInfo,
     pub configuration: NodeConfiguration,
 }
 
+impl NodeInfo {
+    /// The node's edition and how kongup knows it. `edition` says it from 3.6.0 (Kong
+    /// writes `enterprise` when its `_VERSION` contains `enterprise`, kong/api/routes/
+    /// kong.lua:133@3.9.1); before, an Enterprise node is known by its version: four parts
+    /// (`3.4.3.12`, Enterprise's numbering; the open-source `meta.version` has three,
+    /// kong/meta.lua@3.4.2) or an `-enterprise-edition` suffix (`2.4.1.0-enterprise-
+    /// edition`). Enterprise's `GET /` is not in the open-source code: unverified beyond
+    /// these forms. `/workspaces` is no sign: the open-source gateway answers 200 with
+    /// `default` up to 3.6.x (tests/fixtures/kong/{2.8.5,3.4.2}/workspaces_oss.http) and
+    /// let workspaces be created there until 3.7.0 (commit 6470d9bf92).
+    pub fn edition(&self) -> (Edition, String) {
+        match self.edition.as_deref() {
+            Some("enterprise") => (Edition::Enterprise, "GET / says edition: enterprise".into()),
+            Some("community") => (Edition::Community, "GET / says edition: community".into()),
+            other => {
+                let said = other.map_or_else(
+                    || "GET / has no edition (Kong reports it from 3.6.0)".to_string(),
+                    |e| format!("GET / says edition: {e:?}, which kongup does not know"),
+                );
+                if self.version.contains("enterprise") {
+                    (
+                        Edition::Enterprise,
+                        format!("{said}; version {} names Enterprise", self.version),
+                    )
+                } else if reported_version(&self.version).is_ok_and(|v| v.is_enterprise_form()) {
+                    (
+                        Edition::Enterprise,
+                        format!(
+                            "{said}; version {} has four parts, Kong Enterprise's numbering",
+                            self.version
+                        ),
+                    )
+                } else {
+                    (
+                        Edition::Community,
+                        format!(
+                            "{said}; version {} has three parts, the open-source numbering",
+                            self.version
+                        ),
+                    )
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PluginsInfo {
-    #[serde(default)]
+    /// `{name: true}` on 2.8.5, `{name: {version, priority}}` from 3.0.0.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub available_on_server: BTreeMap<String, serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub enabled_in_cluster: Vec<String>,
 }
 
@@ -84,25 +173,44 @@ pub struct DatabaseStatus {
     pub reachable: bool,
 }
 
-/// `GET /clustering/data-planes` on a control plane.
+/// `GET /clustering/data-planes` on a control plane: `next` is null and `offset` absent
+/// on the last page (kong/api/endpoints.lua:318-334@3.4.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataPlaneList {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub data: Vec<DataPlane>,
+    #[serde(default)]
     pub next: Option<String>,
 }
 
+/// One row of `/clustering/data-planes`. Fields by version (kong/db/schema/entities/
+/// clustering_data_planes.lua@tag): `updated_at` 3.3+, `labels` 3.5+, `cert_details` 3.6+,
+/// `rpc_capabilities` 3.7+ (not read); `id`, `ip`, `hostname` and `sync_status` are
+/// required by the schema, every other column can be `null`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataPlane {
     pub id: String,
     pub ip: String,
+    /// The node id itself when the row was written by RPC sync (3.9's
+    /// `cluster_incremental_sync`, 3.10's `cluster_rpc_sync`; kong/clustering/services/
+    /// sync/rpc.lua:86-94@3.9.1): see [`DataPlane::hostname_is_id`].
     pub hostname: String,
+    /// Empty when the row has none (`null`).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub version: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub sync_status: SyncStatus,
+    /// Empty when the data plane has not reported one (`null`, 2.8.5/3.4.2); an opaque
+    /// 32-character string otherwise (md5 hex, or a sync version with RPC sync).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub config_hash: String,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub last_seen: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<i64>,
-    #[serde(default)]
+    /// `{}` by default, `null` from data planes older than 3.3 and rows RPC sync wrote
+    /// (both read as no labels).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_details: Option<CertDetails>,
@@ -110,8 +218,35 @@ pub struct DataPlane {
     pub ttl: Option<i64>,
 }
 
+impl DataPlane {
+    /// Whether the control plane stored the node id as the hostname (RPC sync does, and
+    /// the data plane's real hostname is then nowhere in the Admin API).
+    pub fn hostname_is_id(&self) -> bool {
+        self.hostname == self.id
+    }
+
+    /// How kongup names the data plane to the operator: its hostname, or, when that is
+    /// only its node id, its IP with the id's first block.
+    pub fn label(&self) -> String {
+        if self.hostname_is_id() {
+            let short = self.id.split('-').next().unwrap_or(&self.id);
+            format!("{} (node {short})", self.ip)
+        } else {
+            self.hostname.clone()
+        }
+    }
+
+    /// Whether the control plane lists the empty configuration's hash for it.
+    pub fn has_empty_config(&self) -> bool {
+        self.config_hash == EMPTY_CONFIG_HASH
+    }
+}
+
+/// `cert_details` (3.6+): the expiry of the data plane's client certificate; the field is
+/// not required by the schema, so `null` or absent reads as 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertDetails {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub expiry_timestamp: i64,
 }
 
@@ -126,6 +261,13 @@ pub enum SyncStatus {
     PluginVersionIncompatible,
     FilterSetIncompatible,
     Other(StatusName),
+}
+
+/// The schema's default (`sync_status` default `unknown`).
+impl Default for SyncStatus {
+    fn default() -> Self {
+        SyncStatus::Unknown
+    }
 }
 
 impl SyncStatus {
@@ -224,8 +366,14 @@ pub const NOT_A_CONTROL_PLANE: &str = "this endpoint is only available when Kong
 /// A page of entities from the Admin API (`/services`, `/routes`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page<T> {
+    #[serde(
+        default = "Vec::new",
+        deserialize_with = "null_as_vec",
+        bound(deserialize = "T: Deserialize<'de>")
+    )]
     pub data: Vec<T>,
     /// Path of the next page, e.g. `/services?offset=…`; null on the last page.
+    #[serde(default)]
     pub next: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<String>,
@@ -251,6 +399,84 @@ mod tests {
         );
         let error = reported_version("next-gen").unwrap_err();
         assert_eq!(error.input, "next-gen");
+    }
+
+    #[test]
+    fn every_optional_field_takes_null_absence_and_company() {
+        // Nulls where Kong may write them, fields of later versions, keys kongup never heard of.
+        let nulls = r#"{"data":[{"id":"d1","ip":"10.0.0.5","hostname":"d1","version":null,
+            "sync_status":null,"config_hash":null,"last_seen":null,"updated_at":null,
+            "labels":null,"cert_details":{"expiry_timestamp":null},"ttl":null,
+            "rpc_capabilities":["kong.sync.v2"],"a_field_of_kong_4":{"x":[1]}}],
+            "next":null,"offset":null}"#;
+        let list: DataPlaneList = serde_json::from_str(nulls).unwrap();
+        let dp = &list.data[0];
+        assert_eq!(
+            (dp.version.as_str(), dp.sync_status, dp.config_hash.as_str()),
+            ("", SyncStatus::Unknown, "")
+        );
+        assert!(dp.labels.is_empty() && dp.updated_at.is_none() && dp.ttl.is_none());
+        assert!(dp.hostname_is_id());
+        assert_eq!(dp.label(), "10.0.0.5 (node d1)");
+        let absent = r#"{"data":[{"id":"d1","ip":"10.0.0.5","hostname":"dp-1"}]}"#;
+        let list: DataPlaneList = serde_json::from_str(absent).unwrap();
+        assert_eq!(list.data[0].label(), "dp-1");
+        assert_eq!(list.next, None);
+        let empty: DataPlaneList = serde_json::from_str(r#"{"data":null}"#).unwrap();
+        assert!(empty.data.is_empty());
+        // What identifies a row is required: without it the row is not a data plane.
+        assert!(
+            serde_json::from_str::<DataPlane>(r#"{"id":"d1","ip":null,"hostname":"h"}"#).is_err()
+        );
+
+        let info: NodeInfo = serde_json::from_str(
+            r#"{"version":"3.4.2","hostname":null,"node_id":null,"tagline":null,
+                "plugins":{"available_on_server":null,"enabled_in_cluster":null},
+                "configuration":{"role":"control_plane","database":"postgres","trusted_ips":{}},
+                "pids":{"master":1},"lua_version":"LuaJIT 2.1.0-beta3"}"#,
+        )
+        .unwrap();
+        assert_eq!((info.node_id.as_str(), info.edition.as_deref()), ("", None));
+        let info: NodeInfo = serde_json::from_str(
+            r#"{"version":"3.4.2","configuration":{"role":"traditional","database":"off"},"plugins":null}"#,
+        )
+        .unwrap();
+        assert!(info.plugins.enabled_in_cluster.is_empty());
+
+        let page: Page<serde_json::Value> =
+            serde_json::from_str(r#"{"data":[{"id":"k1","tags":null}],"next":null}"#).unwrap();
+        assert_eq!((page.data.len(), page.offset), (1, None));
+        let page: Page<serde_json::Value> = serde_json::from_str(r#"{"data":null}"#).unwrap();
+        assert!(page.data.is_empty() && page.next.is_none());
+    }
+
+    #[test]
+    fn the_edition_comes_from_edition_else_from_the_version_form() {
+        let info = |version: &str, edition: Option<&str>| {
+            let mut body = serde_json::json!({"version": version,
+                "configuration": {"role": "traditional", "database": "postgres"}});
+            if let Some(edition) = edition {
+                body["edition"] = edition.into();
+            }
+            serde_json::from_value::<NodeInfo>(body).unwrap().edition()
+        };
+        assert_eq!(info("3.9.1", Some("community")).0, Edition::Community);
+        assert_eq!(info("3.10.0.1", Some("enterprise")).0, Edition::Enterprise);
+        let (edition, why) = info("3.4.3.12", None);
+        assert_eq!(edition, Edition::Enterprise);
+        assert!(
+            why.contains("four parts") && why.contains("from 3.6.0"),
+            "{why}"
+        );
+        assert_eq!(info("2.8.4.1", None).0, Edition::Enterprise);
+        assert_eq!(
+            info("2.4.1-enterprise-edition", None).0,
+            Edition::Enterprise
+        );
+        let (edition, why) = info("3.4.2", None);
+        assert_eq!(edition, Edition::Community);
+        assert!(why.contains("three parts"), "{why}");
+        assert_eq!(info("2.8.5", None).0, Edition::Community);
     }
 
     #[test]

@@ -1,18 +1,20 @@
 //! The topology refresher: every few seconds it asks each node of the plan what it runs and
 //! whether it is ready, asks control planes for their data planes, reads the databases'
 //! migration state, and reports a `TopologySnapshot` plus a warning for each new drift from
-//! the plan (a node at an unexpected version, a data plane not in sync, a node gone).
+//! the plan (a node at an unexpected version, a data plane not in sync or with no
+//! configuration, a node gone, a listing it could not read).
 //! It returns data: the loop that runs it beside the engine and turns its answers into
 //! engine events is `session`'s.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::kong::client::{AdminClient, AdminError, Readiness, join};
+use crate::kong::client::{AdminClient, AdminError, Readiness};
 use crate::kong::database::KongDatabase;
 use crate::kong::pg;
-use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
+use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot, Unreadable};
 use crate::kong::types::{DataPlane, SyncStatus, reported_version};
 use crate::plan::model::{Node, Plan, Role};
 use crate::plan::steps::ClusterSide;
@@ -20,6 +22,114 @@ use crate::plan::version::KongVersion;
 
 /// How often the topology pane refreshes by default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long one host name may take to resolve when matching data planes by address.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a resolved (or unresolvable) host name is trusted before it is asked again.
+const RESOLVED_FOR: Duration = Duration::from_secs(60);
+
+/// Which plan node each data plane a control plane lists is.
+///
+/// By name first: the plan names it by its hostname, or by its node id. Failing that, by
+/// address: the row's `ip` is an address of the plan node's name or of its URLs' hosts (an
+/// IP as written, or a host name resolved within [`RESOLVE_TIMEOUT`]), and only when that
+/// plan node is the one data plane with the address and the row the one unnamed row with
+/// it (nodes on one host, or behind one NAT, share theirs). RPC sync (3.9's
+/// `cluster_incremental_sync`, 3.10's `cluster_rpc_sync`) lists the node id as the hostname
+/// (kong/clustering/services/sync/rpc.lua:86-94@3.9.1): such a row matches by id or by
+/// address. A row no plan node takes is shown under its own label.
+#[derive(Debug, Default)]
+pub struct DataPlaneMatcher {
+    resolved: HashMap<String, (Vec<IpAddr>, Instant)>,
+}
+
+impl DataPlaneMatcher {
+    /// For each of `listed`, the index in `planned` of the plan node it is, if any.
+    pub async fn assign(&mut self, planned: &[&Node], listed: &[&DataPlane]) -> Vec<Option<usize>> {
+        let mut assigned: Vec<Option<usize>> = listed
+            .iter()
+            .map(|dp| planned.iter().position(|node| named(node, dp)))
+            .collect();
+        let unnamed: Vec<usize> = (0..listed.len())
+            .filter(|&i| assigned[i].is_none())
+            .collect();
+        if unnamed.is_empty() {
+            return assigned;
+        }
+        let taken: BTreeSet<usize> = assigned.iter().flatten().copied().collect();
+        let free: Vec<usize> = (0..planned.len())
+            .filter(|i| planned[*i].role == Role::DataPlane && !taken.contains(i))
+            .collect();
+        let mut addresses: BTreeMap<usize, Vec<IpAddr>> = BTreeMap::new();
+        for &i in &free {
+            addresses.insert(i, self.addresses(planned[i]).await);
+        }
+        for &row in &unnamed {
+            let ip: Option<IpAddr> = listed[row].ip.parse().ok();
+            let Some(ip) = ip else { continue };
+            let holders: Vec<usize> = free
+                .iter()
+                .copied()
+                .filter(|i| addresses[i].contains(&ip))
+                .collect();
+            let rows_with_ip = unnamed
+                .iter()
+                .filter(|&&r| listed[r].ip.parse::<IpAddr>().ok() == Some(ip))
+                .count();
+            if let [only] = holders.as_slice()
+                && rows_with_ip == 1
+            {
+                assigned[row] = Some(*only);
+            }
+        }
+        assigned
+    }
+
+    /// The addresses of a plan node: its name and its URLs' hosts, IPs as written and host
+    /// names resolved.
+    async fn addresses(&mut self, node: &Node) -> Vec<IpAddr> {
+        let mut hosts: Vec<String> = vec![node.name.clone()];
+        hosts.extend(
+            [&node.status_url, &node.proxy_url, &node.admin_url]
+                .into_iter()
+                .flatten()
+                .filter_map(|url| reqwest::Url::parse(url).ok())
+                .filter_map(|url| {
+                    url.host_str()
+                        .map(|h| h.trim_matches(['[', ']']).to_string())
+                }),
+        );
+        let mut found = Vec::new();
+        for host in hosts {
+            match host.parse::<IpAddr>() {
+                Ok(ip) => found.push(ip),
+                Err(_) => found.extend(self.resolve(&host).await),
+            }
+        }
+        found
+    }
+
+    async fn resolve(&mut self, host: &str) -> Vec<IpAddr> {
+        if let Some((ips, at)) = self.resolved.get(host)
+            && at.elapsed() < RESOLVED_FOR
+        {
+            return ips.clone();
+        }
+        // A name that is no host name (spaces, say) is not looked up at all.
+        let ips: Vec<IpAddr> = if host.is_empty() || host.contains(char::is_whitespace) {
+            Vec::new()
+        } else {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
+                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        self.resolved
+            .insert(host.to_string(), (ips.clone(), Instant::now()));
+        ips
+    }
+}
 
 /// Polls the plan's nodes and databases. Build the client with a timeout shorter than the
 /// interval and one read attempt, so a dead node cannot stall a refresh.
@@ -30,6 +140,7 @@ pub struct TopologyWatcher {
     previous: Option<TopologySnapshot>,
     /// Drift already reported, so each is warned about once while it lasts.
     reported: BTreeSet<String>,
+    matcher: DataPlaneMatcher,
 }
 
 impl TopologyWatcher {
@@ -44,6 +155,7 @@ impl TopologyWatcher {
             databases,
             previous: None,
             reported: BTreeSet::new(),
+            matcher: DataPlaneMatcher::default(),
         }
     }
 
@@ -64,10 +176,11 @@ impl TopologyWatcher {
         (snapshot, warnings)
     }
 
-    async fn snapshot(&self) -> TopologySnapshot {
+    async fn snapshot(&mut self) -> TopologySnapshot {
+        let plan = self.plan.clone();
         let sides = [
-            (ClusterSide::X, &self.plan.clusters.x),
-            (ClusterSide::Y, &self.plan.clusters.y),
+            (ClusterSide::X, &plan.clusters.x),
+            (ClusterSide::Y, &plan.clusters.y),
         ];
         let planned: Vec<(ClusterSide, &Node)> = sides
             .iter()
@@ -76,8 +189,9 @@ impl TopologyWatcher {
         let probes = planned.iter().map(|(side, node)| self.probe(*side, node));
         let mut views: Vec<NodeView> = futures::future::join_all(probes).await;
 
-        // Data planes as their control planes list them.
-        let mut listed: Vec<(ClusterSide, String, DataPlane)> = Vec::new();
+        // Data planes as their control planes list them; what cannot be read is kept.
+        let mut listed: BTreeMap<String, (ClusterSide, String, DataPlane)> = BTreeMap::new();
+        let mut unreadable = Vec::new();
         let mut asked = BTreeSet::new();
         for (side, node) in &planned {
             if node.role != Role::ControlPlane {
@@ -87,52 +201,70 @@ impl TopologyWatcher {
             if !asked.insert(url.clone()) {
                 continue;
             }
-            if let Ok(planes) = self.client.data_planes(url).await {
-                listed.extend(planes.into_iter().map(|dp| (*side, node.name.clone(), dp)));
-            }
-        }
-        for (view, (_, node)) in views.iter_mut().zip(&planned) {
-            if view.role != Role::DataPlane {
-                continue;
-            }
-            // By name first; by IP only a data plane no plan node names (nodes on one host,
-            // or behind one address, share their IP).
-            let found = listed
-                .iter()
-                .find(|(_, _, dp)| named(node, dp))
-                .or_else(|| {
-                    listed.iter().find(|(_, _, dp)| {
-                        !planned.iter().any(|(_, other)| named(other, dp)) && same_node(node, dp)
-                    })
-                });
-            if let Some((_, cp, dp)) = found {
-                view.control_plane = Some(cp.clone());
-                view.sync_status = Some(dp.sync_status);
-                if view.version.is_none() {
-                    view.version = Some(dp.version.clone());
+            match self.client.data_plane_listing(url).await {
+                Ok(listing) => {
+                    for dp in listing.planes {
+                        // Control planes sharing a database list the same rows: the
+                        // freshest is kept.
+                        let newer = listed
+                            .get(&dp.id)
+                            .is_none_or(|(_, _, seen)| seen.last_seen < dp.last_seen);
+                        if newer {
+                            listed.insert(dp.id.clone(), (*side, node.name.clone(), dp));
+                        }
+                    }
+                    unreadable.extend(listing.unreadable.into_iter().map(|row| Unreadable {
+                        cluster: *side,
+                        control_plane: node.name.clone(),
+                        row: Some(row.describe()),
+                        error: row.error,
+                    }));
                 }
-                if matches!(view.health, NodeHealth::Unknown) {
-                    view.health = NodeHealth::Ready;
+                Err(e) => unreadable.push(Unreadable {
+                    cluster: *side,
+                    control_plane: node.name.clone(),
+                    row: None,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        let listed: Vec<(ClusterSide, String, DataPlane)> = listed.into_values().collect();
+        let nodes: Vec<&Node> = planned.iter().map(|(_, node)| *node).collect();
+        let rows: Vec<&DataPlane> = listed.iter().map(|(_, _, dp)| dp).collect();
+        let assigned = self.matcher.assign(&nodes, &rows).await;
+        let mut unplanned = Vec::new();
+        for ((side, cp, dp), planned_index) in listed.iter().zip(assigned) {
+            let view = match planned_index {
+                Some(i) => &mut views[i],
+                None => {
+                    // Data planes the plan does not name are shown too: they take traffic
+                    // all the same.
+                    unplanned.push(NodeView {
+                        name: dp.label(),
+                        cluster: *side,
+                        role: Role::DataPlane,
+                        version: None,
+                        health: NodeHealth::Unknown,
+                        control_plane: None,
+                        sync_status: None,
+                        config_hash: None,
+                    });
+                    unplanned.last_mut().expect("just pushed")
                 }
+            };
+            view.control_plane = Some(cp.clone());
+            view.sync_status = Some(dp.sync_status);
+            if view.version.is_none() && !dp.version.is_empty() {
+                view.version = Some(dp.version.clone());
+            }
+            if !dp.config_hash.is_empty() {
+                view.config_hash = Some(dp.config_hash.clone());
+            }
+            if matches!(view.health, NodeHealth::Unknown) {
+                view.health = NodeHealth::Ready;
             }
         }
-        // Data planes the plan does not name are shown too: they take traffic all the same.
-        let mut unplanned = BTreeMap::new();
-        for (side, cp, dp) in &listed {
-            if planned.iter().any(|(_, node)| same_node(node, dp)) {
-                continue;
-            }
-            unplanned.entry(dp.hostname.clone()).or_insert(NodeView {
-                name: dp.hostname.clone(),
-                cluster: *side,
-                role: Role::DataPlane,
-                version: Some(dp.version.clone()),
-                health: NodeHealth::Ready,
-                control_plane: Some(cp.clone()),
-                sync_status: Some(dp.sync_status),
-            });
-        }
-        views.extend(unplanned.into_values());
+        views.extend(unplanned);
 
         let databases =
             futures::future::join_all(self.databases.iter().map(|(side, database)| async move {
@@ -153,6 +285,7 @@ impl TopologyWatcher {
             nodes: views,
             databases,
             load_balancer: Some(self.plan.traffic.driver.describe()),
+            unreadable,
         }
     }
 
@@ -165,6 +298,7 @@ impl TopologyWatcher {
             health: NodeHealth::Unknown,
             control_plane: None,
             sync_status: None,
+            config_hash: None,
         };
         let mut admin_error = None;
         if let Some(url) = &node.admin_url {
@@ -180,9 +314,14 @@ impl TopologyWatcher {
             view.health = match self.client.readiness(url).await {
                 Ok(Readiness::Ready) => NodeHealth::Ready,
                 Ok(Readiness::NotReady(reason)) => NodeHealth::NotReady(reason),
-                // Before 3.3 there is no /status/ready: /status answering means up.
+                // Before 3.3 there is no /status/ready: /status answering means up, and
+                // its configuration_hash says whether a DB-less node or data plane holds
+                // a configuration.
                 Err(AdminError::NotFound { .. }) => match self.client.node_status(url).await {
-                    Ok(_) => NodeHealth::Ready,
+                    Ok(status) => {
+                        view.config_hash = status.configuration_hash;
+                        NodeHealth::Ready
+                    }
                     Err(e) => NodeHealth::Unreachable(e.to_string()),
                 },
                 Err(e) => NodeHealth::Unreachable(e.to_string()),
@@ -194,27 +333,11 @@ impl TopologyWatcher {
     }
 }
 
-/// Whether a data plane listed by a control plane is this plan node by host name or id.
+/// Whether a data plane listed by a control plane is this plan node by host name (a real
+/// one, not the node id RPC sync stores there) or by its node id.
 fn named(node: &Node, dp: &DataPlane) -> bool {
-    node.role == Role::DataPlane && (node.name == dp.hostname || node.name == dp.id)
-}
-
-/// Whether a data plane listed by a control plane is this plan node: by host name, or by
-/// the IP in one of its URLs.
-fn same_node(node: &Node, dp: &DataPlane) -> bool {
-    if node.role != Role::DataPlane {
-        return false;
-    }
-    if named(node, dp) {
-        return true;
-    }
-    [&node.status_url, &node.proxy_url, &node.admin_url]
-        .into_iter()
-        .flatten()
-        .any(|url| {
-            let probe = join(url, "/");
-            probe.contains(&format!("//{}:", dp.ip)) || probe.contains(&format!("//{}/", dp.ip))
-        })
+    node.role == Role::DataPlane
+        && ((!dp.hostname_is_id() && node.name == dp.hostname) || node.name == dp.id)
 }
 
 /// The drift conditions in `now`, each with a stable key (so it is warned about once while
@@ -225,8 +348,53 @@ pub fn drift(
     now: &TopologySnapshot,
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    for unreadable in &now.unreadable {
+        let cp = format!(
+            "{}/{}",
+            unreadable.cluster.as_str(),
+            unreadable.control_plane
+        );
+        out.push(match &unreadable.row {
+            None => (
+                format!("unreadable:{cp}"),
+                format!(
+                    "cannot list the data planes of {cp}: {}. Their sync status is unknown \
+                     until its /clustering/data-planes answers",
+                    unreadable.error
+                ),
+            ),
+            Some(row) => (
+                format!("unreadable:{cp}:{row}"),
+                format!(
+                    "{cp} lists a data plane kongup cannot read, so it is not shown: {row}. \
+                     Look at it with GET /clustering/data-planes on {cp}'s Admin API"
+                ),
+            ),
+        });
+    }
     for view in &now.nodes {
         let label = format!("{}/{}", view.cluster.as_str(), view.name);
+        if let Some(why) = view.empty_config() {
+            let role = if view.role == Role::DataPlane {
+                "data plane "
+            } else {
+                ""
+            };
+            let source = view
+                .control_plane
+                .as_deref()
+                .map(|cp| format!(" as {cp} lists it"))
+                .unwrap_or_default();
+            out.push((
+                format!("emptyconfig:{label}"),
+                format!(
+                    "{role}{label} has no configuration ({why}{source}): it answers every \
+                     request with 404 (Kong issue 12861). Keep traffic off it, check that its \
+                     control plane holds the configuration (GET /services on its Admin API) \
+                     and pushes it, or roll back"
+                ),
+            ));
+        }
         if let Some(version) = &view.version {
             // Compared as versions: `3.4.3.0-enterprise-edition` is `3.4.3`.
             let expected = expected_versions(plan, view);
@@ -271,6 +439,7 @@ pub fn drift(
             && before.sync_status.is_some()
             && view.sync_status.is_none()
             && view.role == Role::DataPlane
+            && !listing_failed(now, before.cluster, before.control_plane.as_deref())
         {
             out.push((
                 format!("unlisted:{label}"),
@@ -287,6 +456,7 @@ pub fn drift(
     if let Some(previous) = previous {
         for gone in previous.nodes.iter().filter(|p| {
             p.role == Role::DataPlane
+                && !listing_failed(now, p.cluster, p.control_plane.as_deref())
                 && !now
                     .nodes
                     .iter()
@@ -303,6 +473,14 @@ pub fn drift(
         }
     }
     out
+}
+
+/// Whether `now` could not read the listing of the control plane `cp` of `side` (so its
+/// data planes are not "no longer listed", only unknown).
+fn listing_failed(now: &TopologySnapshot, side: ClusterSide, cp: Option<&str>) -> bool {
+    now.unreadable
+        .iter()
+        .any(|u| u.row.is_none() && u.cluster == side && Some(u.control_plane.as_str()) == cp)
 }
 
 /// X's nodes should run `from`, Y's `to`. A node that is the same machine on both sides
@@ -383,6 +561,7 @@ traffic:
             health: NodeHealth::Ready,
             control_plane: sync.map(|_| "cp-1".to_string()),
             sync_status: sync,
+            config_hash: None,
         }
     }
 
@@ -413,6 +592,38 @@ traffic:
         assert_eq!(
             warnings(&plan, vec![view("cp-1", "next", None)]),
             ["x/cp-1 reports Kong next; the plan expects 3.4.3"]
+        );
+    }
+
+    #[test]
+    fn a_failed_listing_is_said_once_and_its_data_planes_are_not_called_unlisted() {
+        let plan = plan("3.9.1", "3.10.0");
+        let listed = TopologySnapshot {
+            nodes: vec![view("dp-1", "3.9.1", Some(SyncStatus::Normal))],
+            ..TopologySnapshot::default()
+        };
+        let mut unlisted = view("dp-1", "3.9.1", None);
+        unlisted.role = Role::DataPlane;
+        let failed = TopologySnapshot {
+            nodes: vec![unlisted],
+            unreadable: vec![Unreadable {
+                cluster: ClusterSide::X,
+                control_plane: "cp-1".into(),
+                row: None,
+                error: "timed out".into(),
+            }],
+            ..TopologySnapshot::default()
+        };
+        let messages: Vec<String> = drift(&plan, Some(&listed), &failed)
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "cannot list the data planes of x/cp-1: timed out. Their sync status is unknown \
+              until its /clustering/data-planes answers"
+            ]
         );
     }
 

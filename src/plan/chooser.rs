@@ -33,7 +33,7 @@ pub fn choose(
             reason: "DB-less nodes each hold their own declarative configuration and share no database, so Kong's strategy for them is rolling: add Y nodes, move traffic over, retire X nodes.".to_string(),
         },
         Mode::Traditional => {
-            let (primary, reason) = database_strategy(from, to, spare_capacity);
+            let (primary, reason) = database_strategy(mode, from, to, spare_capacity);
             StrategyPick {
                 primary,
                 data_planes: None,
@@ -41,7 +41,7 @@ pub fn choose(
             }
         }
         Mode::Hybrid => {
-            let (primary, cp_reason) = database_strategy(from, to, spare_capacity);
+            let (primary, cp_reason) = database_strategy(mode, from, to, spare_capacity);
             StrategyPick {
                 primary,
                 data_planes: Some(Strategy::Rolling),
@@ -53,8 +53,10 @@ pub fn choose(
     }
 }
 
-/// The traditional-mode rule, also used for hybrid control planes.
+/// The traditional-mode rule, also used for hybrid control planes (`mode` words what in
+/// place stops: a traditional cluster's proxy, or only a hybrid deployment's control planes).
 fn database_strategy(
+    mode: Mode,
     from: KongVersion,
     to: KongVersion,
     spare_capacity: bool,
@@ -81,10 +83,17 @@ fn database_strategy(
             "Kong recommends blue-green only between patch releases and {from} -> {to} changes the minor"
         )
     };
+    let stops = if mode == Mode::Hybrid {
+        // Data planes proxy with the configuration they hold while no control plane
+        // answers: the upgrade guide's in-place flow for hybrid control planes.
+        "X's control planes stop, Y's migrate X's database and start on it. It needs the fewest resources; the data planes keep proxying with their last configuration meanwhile, only configuration changes wait"
+    } else {
+        "X stops, Y migrates X's database and starts on it. It needs the fewest resources but the proxy is down between the two"
+    };
     (
         Strategy::InPlace,
         format!(
-            "there is no room for a second cluster and database, and {why_not_blue_green}, so in-place: X stops, Y migrates X's database and starts on it. It needs the fewest resources but the proxy is down between the two."
+            "there is no room for a second cluster and database, and {why_not_blue_green}, so in-place: {stops}."
         ),
     )
 }
@@ -130,6 +139,18 @@ mod tests {
         assert_eq!(pick.primary, Strategy::InPlace);
         assert!(pick.reason.contains("only between patch releases"));
         assert!(pick.reason.contains("proxy is down"));
+    }
+
+    #[test]
+    fn hybrid_in_place_says_the_data_planes_keep_proxying() {
+        let pick = choose(Mode::Hybrid, v("3.4.1"), v("3.5.0"), false);
+        assert_eq!(pick.primary, Strategy::InPlace);
+        assert!(!pick.reason.contains("proxy is down"), "{}", pick.reason);
+        assert!(
+            pick.reason.contains("the data planes keep proxying"),
+            "{}",
+            pick.reason
+        );
     }
 
     #[test]

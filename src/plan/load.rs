@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
-    AdminAccess, BackupSpec, DatabaseKind, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
+    AdminAccess, BackupSpec, DatabaseKind, Edition, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
     NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
 };
 use super::path::check_strategy;
@@ -127,12 +127,17 @@ pub fn parse_plan(source: &str, file_name: &str) -> Result<LoadedPlan, PlanError
         loader.check_builtin_database_work(plan, expanded);
     }
     match (plan, expanded) {
-        (Some(plan), Some(expanded)) if loader.d.is_empty() => Ok(LoadedPlan {
-            plan,
-            expanded,
-            source: source.to_string(),
-            source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
-        }),
+        (Some(plan), Some(mut expanded)) if loader.d.is_empty() => {
+            expanded
+                .warnings
+                .extend(loader.data_plane_admin_url_warnings(file_name));
+            Ok(LoadedPlan {
+                plan,
+                expanded,
+                source: source.to_string(),
+                source_sha256: hex::encode(Sha256::digest(source.as_bytes())),
+            })
+        }
         _ => Err(loader.d.into_errors()),
     }
 }
@@ -143,6 +148,7 @@ const ROOT_KEYS: &[&str] = &[
     "to",
     "mode",
     "database",
+    "edition",
     "strategy",
     "spare_capacity",
     "clusters",
@@ -181,6 +187,8 @@ struct Positions {
     overrides: Vec<Pos>,
     inserts: Vec<Pos>,
     skips: Vec<Pos>,
+    /// Data planes given an `admin_url` (node name, where, the key's path): a warning each.
+    data_plane_admin_urls: Vec<(String, Pos, String)>,
 }
 
 struct Loader {
@@ -216,6 +224,23 @@ impl Loader {
             }
             None => mode.map(Mode::default_database),
         };
+        let edition = match f.get("edition") {
+            Some(n) => {
+                word::<Edition>(d, n, "edition", &Edition::ALL.map(Edition::as_str)).map(Some)
+            }
+            None => Some(None),
+        };
+        // Kong Enterprise versions have four parts (`3.4.3.12`); the open-source gateway's
+        // three (kong/meta.lua).
+        if let (Some(Some(Edition::Community)), Some(from)) = (edition, from)
+            && from.is_enterprise_form()
+        {
+            d.error_with_hint(
+                f.key_pos("edition").unwrap_or(f.pos),
+                format!("`edition: community` but `from: {from}` is a Kong Enterprise version (four parts)"),
+                "write `edition: enterprise`, or correct `from`",
+            );
+        }
         let strategy = self.strategy(&f);
         let command_timeout = match f.get("command_timeout") {
             Some(n) => duration(&mut self.d, n, "command_timeout"),
@@ -326,6 +351,7 @@ impl Loader {
             Some(to),
             Some(mode),
             Some(database),
+            Some(edition),
             Some(strategy),
             Some(clusters),
             Some(admin),
@@ -344,6 +370,7 @@ impl Loader {
             to,
             mode,
             database,
+            edition,
             strategy,
             clusters,
             admin,
@@ -366,6 +393,7 @@ impl Loader {
             to,
             mode,
             database,
+            edition,
             strategy,
             clusters,
             admin,

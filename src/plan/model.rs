@@ -19,6 +19,9 @@ pub struct Plan {
     pub to: KongVersion,
     pub mode: Mode,
     pub database: DatabaseKind,
+    /// X's edition (`edition:`), as `kongup init` detected it; `None` when the plan leaves
+    /// it out, and kongup reads it from X's Admin API when it needs it.
+    pub edition: Option<Edition>,
     pub strategy: StrategyChoice,
     pub clusters: Clusters,
     pub admin: AdminAccess,
@@ -61,6 +64,36 @@ impl FromStr for Mode {
 
     fn from_str(word: &str) -> Result<Self, UnknownWord> {
         UnknownWord::find("mode", word, &Mode::ALL, Mode::as_str)
+    }
+}
+
+/// Kong's edition: the open-source gateway or Kong Enterprise, as `GET /` says it from
+/// 3.6.0 (`edition`: `community` | `enterprise`, kong/api/routes/kong.lua:133@3.9.1).
+/// Enterprise has workspaces besides `default`, so its backups cover every workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Edition {
+    Community,
+    Enterprise,
+}
+
+impl Edition {
+    /// Every edition, in the order the plan's documentation lists them.
+    pub const ALL: [Edition; 2] = [Edition::Community, Edition::Enterprise];
+
+    /// The word the plan writes (`edition:`), as Kong's `GET /` spells it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Edition::Community => "community",
+            Edition::Enterprise => "enterprise",
+        }
+    }
+}
+
+impl FromStr for Edition {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("edition", word, &Edition::ALL, Edition::as_str)
     }
 }
 

@@ -98,6 +98,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
         to: KongVersion::enterprise(3, 10, 0, 1),
         mode: Mode::Hybrid,
         database: DatabaseKind::Postgres,
+        edition: Some(Edition::Enterprise),
         strategy: StrategyChoice::Fixed(Strategy::DualCluster),
         clusters: Clusters {
             x: cluster("x", "pg-x.prod.internal"),
@@ -599,6 +600,7 @@ pub fn topology_snapshot(
                 health: health.clone(),
                 control_plane,
                 sync_status,
+                config_hash: None,
             });
         }
     }
@@ -618,6 +620,7 @@ pub fn topology_snapshot(
             },
         ],
         load_balancer: Some("haproxy /run/haproxy/admin.sock backend kong_proxy".into()),
+        unreadable: Vec::new(),
     }
 }
 

@@ -165,6 +165,8 @@ pub enum When {
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
+    /// The selected step's command still runs though kongup no longer waits on it.
+    SelectedStillRunning,
     StepRunning,
     RunRunning,
     RunPaused,
@@ -195,6 +197,12 @@ impl When {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
             When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
+            When::SelectedStillRunning => {
+                state.running_step().is_none()
+                    && state
+                        .selected()
+                        .is_some_and(|(_, _, status)| status.still_running.is_some())
+            }
             When::StepRunning => state.running_step().is_some(),
             When::RunRunning => state.run_state() == RunState::Running,
             When::RunPaused => state.run_state() == RunState::Paused,
@@ -262,19 +270,43 @@ pub static MAIN: &[Binding] = &[
         &[Char('s')],
         Action::Skip,
         entry("s", &["skip a ready or interrupted step (asks a reason)"]),
-        footer(1, &[(When::SelectedSkippable, "skip")]),
+        footer(
+            1,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedSkippable, "skip"),
+            ],
+        ),
     ),
     bind(
         &[Char('r')],
         Action::Retry,
-        entry("r", &["retry the selected failed or interrupted step"]),
-        footer(2, &[(When::SelectedFailedOrInterrupted, "retry")]),
+        entry(
+            "r",
+            &[
+                "retry the selected failed or interrupted step",
+                "(while its command still runs: wait or kill)",
+            ],
+        ),
+        footer(
+            2,
+            &[
+                (When::SelectedStillRunning, "wait or kill"),
+                (When::SelectedFailedOrInterrupted, "retry"),
+            ],
+        ),
     ),
     bind(
         &[Char('m')],
         Action::MarkDone,
         entry("m", &["mark the interrupted step done (asks a note)"]),
-        footer(3, &[(When::SelectedInterrupted, "mark done")]),
+        footer(
+            3,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedInterrupted, "mark done"),
+            ],
+        ),
     ),
     bind(
         &[Char('p')],
@@ -292,10 +324,18 @@ pub static MAIN: &[Binding] = &[
             "x",
             &[
                 "abort the running step (kills its processes;",
-                "asks first); then r retries it or R rolls back",
+                "asks first); then r retries it or R rolls back;",
+                "kill an interrupted step's command that still",
+                "runs after kongup stopped (asks first)",
             ],
         ),
-        footer(4, &[(When::StepRunning, "abort")]),
+        footer(
+            4,
+            &[
+                (When::StepRunning, "abort"),
+                (When::SelectedStillRunning, "kill"),
+            ],
+        ),
     ),
     bind(
         &[Char('t')],
@@ -498,7 +538,9 @@ pub fn footer_hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
                 .says
                 .iter()
                 .find(|(when, _)| when.holds(state))
-                .map(|(_, words)| *words)?;
+                .map(|(_, words)| *words)
+                // No words: the key does nothing worth a hint now.
+                .filter(|words| !words.is_empty())?;
             Some((footer.rank, binding.keys[0].symbol(), words))
         })
         .collect();

@@ -12,7 +12,7 @@ use super::{KongAccess, cluster_nodes, database_not_supported, unless_aborted};
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::backup::{self, BackupRecord};
 use crate::kong::process;
-use crate::plan::model::{Node, Plan};
+use crate::plan::model::{Edition, Node, Plan};
 use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
 
 fn stamp() -> String {
@@ -149,11 +149,20 @@ impl StepAction for DeclarativeBackup {
             ));
         }
         if let Some(url) = x_admin_url(plan) {
+            let workspaces = match plan.edition {
+                Some(Edition::Enterprise) => {
+                    "every workspace, one file each: the plan says edition: enterprise"
+                }
+                _ => {
+                    "every workspace, one file each, if GET / shows Kong Enterprise; else the \
+                     default workspace, the only one"
+                }
+            };
             lines.push(format!(
                 "dump X's configuration from {url} with `deck gateway dump` (checked with `deck \
-                 file validate`; every workspace, one file each, when Kong is Enterprise) when \
-                 decK is on PATH, else export the core entities through the Admin API, into \
-                 backups/"
+                 file validate`) when decK is on PATH, else export it through the Admin API \
+                 (every collection of X's version: credentials, upstream targets, key sets \
+                 included), into backups/; {workspaces}"
             ));
         }
         if lines.is_empty() {
@@ -226,6 +235,7 @@ impl StepAction for DeclarativeBackup {
                     &dir,
                     &stamp(),
                     self.access.waits.tools,
+                    plan.edition,
                 ),
             )
             .await;
@@ -236,7 +246,8 @@ impl StepAction for DeclarativeBackup {
                         "backup of the configuration from {url}: {e}"
                     )));
                 }
-                Some(Ok(records)) => {
+                Some(Ok(done)) => {
+                    let records = &done.records;
                     for (n, record) in records.iter().enumerate() {
                         let key = if records.len() == 1 {
                             format!("backup.{}", record.kind)
@@ -246,6 +257,12 @@ impl StepAction for DeclarativeBackup {
                         facts::record_backup(ctx, &key, record).await?;
                         lines.push(described(record, &ctx.run_dir));
                     }
+                    lines.push(format!(
+                        "X is Kong {} ({}); workspace(s) backed up: {}",
+                        done.edition.as_str(),
+                        done.edition_evidence,
+                        done.workspaces.join(", ")
+                    ));
                 }
             }
         }

@@ -276,10 +276,35 @@ impl Engine {
             .collect();
         for step in running {
             self.record(Who::Kongup, Entry::StepInterrupted { step: step.clone() })?;
-            self.opening_warnings.push(format!(
-                "{step} was running when kongup stopped: it is interrupted; retry it, mark it \
-                 done with a note, skip it with a reason, or roll back"
-            ));
+            let left_running = self
+                .view
+                .record(&step)
+                .is_some_and(|r| r.unended().next().is_some());
+            self.opening_warnings.push(if left_running {
+                format!(
+                    "{step} was running when kongup stopped: it is interrupted, and kongup \
+                     checks whether its command still runs; while it does, wait for it to \
+                     end or kill it; then retry the step, mark it done with a note, skip \
+                     it with a reason, or roll back"
+                )
+            } else {
+                format!(
+                    "{step} was running when kongup stopped: it is interrupted; retry it, \
+                     mark it done with a note, skip it with a reason, or roll back"
+                )
+            });
+        }
+        // A step's program whose end is not journaled may still run (after a crash, or a
+        // lost ssh connection): it is watched until it ends.
+        let unended: Vec<String> = self
+            .view
+            .records
+            .iter()
+            .filter(|(_, r)| r.unended().next().is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for step in unended {
+            self.watch_unended(&step)?;
         }
         if self
             .view
@@ -300,9 +325,9 @@ impl Engine {
     /// step, as `kongup watch` derives them too ([`crate::engine::shown`]).
     pub(super) fn emit_snapshot(&mut self) {
         self.shown.clear();
-        for event in self.shown.update(&self.view, &self.expanded) {
-            self.emit(event);
-        }
+        self.shown_still_running.clear();
+        let events = self.shown.update(&self.view, &self.expanded);
+        self.emit_derived(events);
         for warning in std::mem::take(&mut self.opening_warnings) {
             self.warn(warning);
         }

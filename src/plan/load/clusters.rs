@@ -178,6 +178,13 @@ impl Loader {
         });
         ok &= f.get("executor").is_none() || executor.is_some();
         let [admin_url, status_url, proxy_url] = urls;
+        if let (Some(name), Some(Role::DataPlane), Some(pos)) =
+            (&name, role, f.key_pos("admin_url"))
+        {
+            self.at
+                .data_plane_admin_urls
+                .push((name.clone(), pos, f.path_of("admin_url")));
+        }
         if !ok {
             return None;
         }

@@ -280,4 +280,26 @@ impl Loader {
             ),
         );
     }
+
+    /// A warning for each data plane the plan gives an `admin_url`: Kong renders the Admin
+    /// API's server block only for the `control_plane` and `traditional` roles
+    /// (kong/templates/nginx_kong.lua:377@2.8.5, :416@3.10.0; docs/kong/admin-and-status-api.md),
+    /// so nothing answers there. Not an error: the plan still runs, and the node waits do not
+    /// ask it.
+    pub(super) fn data_plane_admin_url_warnings(&self, file: &str) -> Vec<String> {
+        self.at
+            .data_plane_admin_urls
+            .iter()
+            .map(|(name, pos, path)| {
+                format!(
+                    "{file}:{}:{}: `{path}`: data plane {name} has no Admin API (Kong serves one \
+                     only on control planes and traditional nodes): kongup reads a data plane's \
+                     version and sync state from its control planes' /clustering/data-planes \
+                     (their admin_url) and its readiness and /metrics from its status_url; \
+                     remove this admin_url and give the node a status_url",
+                    pos.line, pos.column
+                )
+            })
+            .collect()
+    }
 }

@@ -72,6 +72,7 @@ pub(crate) fn plan(mode: Mode, strategy: StrategyChoice) -> Plan {
         } else {
             DatabaseKind::Postgres
         },
+        edition: None,
         strategy,
         clusters: Clusters {
             x: cluster("x", mode, 18000, x_db),

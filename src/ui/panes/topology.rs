@@ -69,6 +69,7 @@ fn from_plan(state: &ConsoleState) -> TopologySnapshot {
         health: NodeHealth::Unknown,
         control_plane: None,
         sync_status: None,
+        config_hash: None,
     };
     let mut nodes: Vec<NodeView> = plan
         .clusters
@@ -102,6 +103,7 @@ fn from_plan(state: &ConsoleState) -> TopologySnapshot {
         nodes,
         databases,
         load_balancer: Some(plan.traffic.driver.describe()),
+        unreadable: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod handover;
 mod journal_fuzz;
 mod journal_integrity;
+mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;

@@ -282,3 +282,73 @@ async fn on_cassandra_the_built_in_backup_and_migrations_refuse_and_say_what_to_
         run.quit().await;
     }
 }
+
+/// Kong Enterprise 3.4 says no `edition` in `GET /` (3.6.0+): its four-part version makes
+/// the Admin API export cover every workspace, and the step's log names them.
+#[tokio::test]
+async fn the_declarative_backup_of_enterprise_names_every_workspace_it_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x_url, _x) = fake_node(NodeBehaviour::new("3.4.3.12", "traditional", "postgres")).await;
+    let mut plan = plan_named("enterprise-backup");
+    plan.clusters.x.nodes = vec![x_node(&x_url)];
+    let kit = kit_for(&plan);
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(
+            Strategy::BlueGreen,
+            vec![step(
+                "backup-declarative",
+                StepKind::Backup(BackupKind::Declarative),
+            )],
+        ),
+        "v1",
+        kit.toolbox,
+    ));
+    run.send(Command::Confirm {
+        step: cluster("backup-declarative"),
+        typed: None,
+    })
+    .await;
+    let said = run
+        .wait_for(
+            "the log line naming the workspaces",
+            |e| matches!(e, Event::Log(line) if line.text.contains("workspace(s) backed up")),
+        )
+        .await;
+    let Event::Log(line) = said else {
+        unreachable!()
+    };
+    assert!(
+        line.text.contains("X is Kong enterprise")
+            && line.text.contains("3.4.3.12 has four parts")
+            && line
+                .text
+                .ends_with("workspace(s) backed up: default, team-a"),
+        "{}",
+        line.text
+    );
+    let ended = run
+        .wait_for("the backup to end", |e| {
+            matches!(e, Event::StepChanged { step, state, .. }
+                if *step == cluster("backup-declarative")
+                    && matches!(state, StepState::Succeeded | StepState::Failed))
+        })
+        .await;
+    let Event::StepChanged { state, detail, .. } = ended else {
+        unreachable!()
+    };
+    assert_eq!(state, StepState::Succeeded, "{detail:?}");
+    let run_dir = run.run_dir.clone();
+    for (n, workspace) in [(1, "default"), (2, "team-a")] {
+        let (_, record) = facts::recorded_backup(&run_dir, &format!("backup.admin-api-export.{n}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("export {n} is recorded"));
+        assert!(
+            record.source.ends_with(&format!("workspace {workspace}")),
+            "{record:?}"
+        );
+        assert!(record.verified.contains("services 1"), "{record:?}");
+    }
+    run.quit().await;
+}

@@ -231,14 +231,15 @@ async fn a_metrics_body_that_never_ends_stops_at_32_mib() {
 }
 
 /// What kongup reads of a tool it runs (decK, pg_restore --list) is capped too: a tool
-/// that prints 200 MiB is stopped at 16 MiB, and the error says which stream and how much.
+/// that never stops printing lines (`yes`) is stopped past 16 MiB, and the error says
+/// which stream. (A single endless line is cut at the process path's line cap.)
 #[tokio::test]
 async fn a_tool_that_prints_too_much_is_stopped() {
     use kongup::kong::process::{ToolError, run_tool};
     let started = std::time::Instant::now();
     let error = match run_tool(
-        std::path::Path::new("head"),
-        &["-c".into(), "200M".into(), "/dev/zero".into()],
+        std::path::Path::new("yes"),
+        &["k".repeat(1000).into()],
         &[],
         Duration::from_secs(60),
         "deck gateway dump of http://kong:8001",

@@ -150,7 +150,9 @@ async fn unauthorized_names_the_token_source_never_the_value() {
     .node_info(&base)
     .await
     .unwrap();
-    assert_eq!(info.edition.as_deref(), Some("enterprise"));
+    // 3.4 has no `edition` field: the four-part version says Enterprise.
+    assert_eq!(info.edition.as_deref(), None);
+    assert_eq!(info.edition().0, kongup::plan::model::Edition::Enterprise);
 }
 
 #[tokio::test]
@@ -434,8 +436,6 @@ async fn entities_page_through_next_and_missing_collections_are_none() {
     let ids: Vec<&str> = routes.iter().map(|r| r["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["r1", "r2", "r3"]);
     assert_eq!(client.list_entities(&base, "vaults").await.unwrap(), None);
-    let export = client.export_core_entities(&base).await.unwrap();
-    assert_eq!(export.keys().collect::<Vec<_>>(), ["routes"]);
 }
 
 #[tokio::test]

@@ -65,16 +65,32 @@ done
     path
 }
 
-/// An Admin API answering `GET /` as Kong of this version (four parts: Enterprise).
+/// An Admin API answering `GET /` as Kong of this version (four parts: Enterprise), and
+/// `GET /workspaces` with `default` and `team-a` (what the stand-in dumps).
 async fn admin(dir: &Path, version: &'static str) -> (AdminClient, String) {
-    let url =
-        support::http::serve(Router::new().route(
-            "/",
-            get(move || async move {
-                Json(support::http::node_info(version, "traditional", "postgres"))
-            }),
-        ))
-        .await;
+    admin_with_workspaces(dir, version, &["default", "team-a"]).await
+}
+
+async fn admin_with_workspaces(
+    dir: &Path,
+    version: &'static str,
+    workspaces: &[&str],
+) -> (AdminClient, String) {
+    let listed = serde_json::json!({
+        "data": workspaces.iter().map(|w| serde_json::json!({"name": w})).collect::<Vec<_>>(),
+        "next": null,
+    });
+    let url = support::http::serve(
+        Router::new()
+            .route(
+                "/",
+                get(move || async move {
+                    Json(support::http::node_info(version, "traditional", "postgres"))
+                }),
+            )
+            .route("/workspaces", get(move || async move { Json(listed) })),
+    )
+    .await;
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let (client, _) = AdminClient::new(AdminClientOptions {
@@ -124,9 +140,11 @@ async fn deck_dumps_the_default_workspace_of_an_open_source_node_into_one_verifi
         run_dir.path(),
         "20250101T000000Z",
         TIMEOUT,
+        None,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .records;
     assert_eq!(records.len(), 1, "{records:?}");
     let record = &records[0];
     assert_eq!(record.kind, "deck-dump");
@@ -176,9 +194,11 @@ async fn deck_dumps_every_workspace_of_an_enterprise_node_one_file_each() {
         run_dir.path(),
         "20250101T000000Z",
         TIMEOUT,
+        None,
     )
     .await
-    .unwrap();
+    .unwrap()
+    .records;
     let dir = run_dir.path().join("deck-dump-20250101T000000Z");
     assert_eq!(mode(&dir), 0o700);
     let summary: Vec<(String, PathBuf)> = records
@@ -248,4 +268,92 @@ async fn a_deck_that_fails_or_writes_nothing_is_no_backup() {
             run_dir.path().join("dump.yaml").display()
         )
     );
+}
+
+#[tokio::test]
+async fn an_enterprise_3_4_node_without_edition_gets_every_workspace_dumped() {
+    // Kong 3.4's `GET /` has no `edition` (3.6.0+): the four-part version is what says
+    // Enterprise, and a dump of the default workspace alone would lose the others.
+    let tools = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let deck = deck(tools.path(), Dump::Writes);
+    let (client, url) = admin(tools.path(), "3.4.3.12").await;
+    let records = backup::declarative_backup(
+        Some(&deck),
+        &client,
+        &url,
+        run_dir.path(),
+        "20250101T000000Z",
+        TIMEOUT,
+        None,
+    )
+    .await
+    .unwrap()
+    .records;
+    let sources: Vec<&str> = records.iter().map(|r| r.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        [
+            format!("{url} workspace default"),
+            format!("{url} workspace team-a")
+        ]
+    );
+    assert!(
+        runs(tools.path()).contains("--all-workspaces"),
+        "{}",
+        runs(tools.path())
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_deck_did_not_write_fails_the_backup() {
+    let tools = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let deck = deck(tools.path(), Dump::Writes);
+    let (client, url) =
+        admin_with_workspaces(tools.path(), "3.10.0.1", &["default", "team-a", "team-b"]).await;
+    let error = backup::declarative_backup(
+        Some(&deck),
+        &client,
+        &url,
+        run_dir.path(),
+        "20250101T000000Z",
+        TIMEOUT,
+        None,
+    )
+    .await
+    .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("wrote no file for the workspace(s) team-b that GET /workspaces lists"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_plans_enterprise_edition_is_followed_and_said() {
+    let tools = tempfile::tempdir().unwrap();
+    let run_dir = tempfile::tempdir().unwrap();
+    let deck = deck(tools.path(), Dump::Writes);
+    // A three-part version says community; the plan knows better.
+    let (client, url) = admin(tools.path(), "3.4.3").await;
+    let done = backup::declarative_backup(
+        Some(&deck),
+        &client,
+        &url,
+        run_dir.path(),
+        "20250101T000000Z",
+        TIMEOUT,
+        Some(kongup::plan::model::Edition::Enterprise),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.workspaces, ["default", "team-a"]);
+    assert!(
+        done.edition_evidence
+            .starts_with("the plan says edition: enterprise"),
+        "{}",
+        done.edition_evidence
+    );
+    assert_eq!(done.records.len(), 2);
 }

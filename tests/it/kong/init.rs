@@ -169,6 +169,14 @@ async fn init_on_a_hybrid_control_plane_names_the_data_planes_with_their_version
     );
     assert!(!text.contains("******"), "{text}");
     assert!(!text.contains("init-test-token"), "{text}");
+    // Hybrid in place stops the control planes only: the data planes go on proxying.
+    let unwrapped = text.replace("\n# ", " ");
+    assert!(
+        unwrapped.contains("so in-place: X's control planes stop")
+            && unwrapped.contains("the data planes keep proxying with their last configuration")
+            && !unwrapped.contains("proxy is down"),
+        "{text}"
+    );
 
     // The file is not overwritten without --force.
     let (code, _, stderr) = tokio::task::spawn_blocking(move || {
@@ -195,6 +203,7 @@ fn probed(url: &str, info: NodeInfo, planes: Vec<DataPlane>) -> ProbedNode {
         admin_url: url.into(),
         info,
         data_planes: planes,
+        unreadable: Vec::new(),
     }
 }
 
@@ -321,7 +330,7 @@ fn versions_with_a_suffix_are_read_and_equal_releases_are_not_mixed() {
         ),
         probed(
             "http://b:8001",
-            node_info("2.4.1", "traditional", "postgres"),
+            node_info("2.4.1.0", "traditional", "postgres"),
             vec![],
         ),
     ])

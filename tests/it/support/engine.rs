@@ -30,6 +30,7 @@ pub fn plan_named(name: &str) -> Plan {
         to: KongVersion::new(3, 10, 0),
         mode: Mode::Traditional,
         database: DatabaseKind::Postgres,
+        edition: None,
         strategy: StrategyChoice::Fixed(Strategy::InPlace),
         clusters: Clusters {
             x: Cluster {

@@ -123,6 +123,13 @@ async fn orders(State(node): State<Shared>, headers: HeaderMap) -> axum::respons
     }
 }
 
+/// A collection of an Enterprise workspace: the same as the default workspace's.
+async fn workspace_entities(
+    axum::extract::Path((_, entity)): axum::extract::Path<(String, String)>,
+) -> axum::response::Response {
+    entities(axum::extract::Path(entity)).await
+}
+
 /// An entity collection of the Admin API: one service, empty otherwise.
 async fn entities(
     axum::extract::Path(entity): axum::extract::Path<String>,
@@ -132,7 +139,10 @@ async fn entities(
                                            "name": "orders", "host": "orders.internal",
                                            "created_at": 1, "updated_at": 2}]),
         "routes" | "consumers" | "plugins" | "upstreams" | "certificates" | "snis"
-        | "ca_certificates" | "vaults" | "key_sets" | "keys" => serde_json::json!([]),
+        | "ca_certificates" | "vaults" | "key-sets" | "keys" => serde_json::json!([]),
+        // Read only of Kong Enterprise (a four-part version), whose every workspace serves
+        // the collections above under `/<workspace>/` (unverified: not in Kong's open code).
+        "workspaces" => serde_json::json!([{"name": "default"}, {"name": "team-a"}]),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     axum::Json(serde_json::json!({"data": data, "next": null})).into_response()
@@ -147,6 +157,7 @@ pub async fn fake_node(behaviour: NodeBehaviour) -> (String, Shared) {
         .route("/status/ready", get(ready))
         .route("/orders", get(orders))
         .route("/{entity}", get(entities))
+        .route("/{workspace}/{entity}", get(workspace_entities))
         .with_state(shared.clone());
     (crate::support::http::serve(router).await, shared)
 }
