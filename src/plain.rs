@@ -5,7 +5,9 @@
 //! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
 //! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
 //! `help`. An irreversible step is confirmed, or retried, only by typing the plan's name,
-//! never `y` or a bare `retry`.
+//! never `y` or a bare `retry`. An interrupted step whose command still runs (kongup
+//! stopped while it ran) takes `wait` or `kill` (then `y` to confirm the kill) until it
+//! has ended.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -25,6 +27,7 @@ use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
 };
+use crate::exec::process::DEFAULT_KILL_GRACE;
 use crate::lb::Split;
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
@@ -62,6 +65,10 @@ enum StepAnswer {
     Skip(String),
     Retry,
     Done(String),
+    /// Wait for what still runs of an interrupted step.
+    Wait,
+    /// Kill what still runs of an interrupted step (asks for `y` first).
+    Kill,
     /// Any other text: a typed plan name for an irreversible step.
     Typed(String),
 }
@@ -77,6 +84,8 @@ fn parse(line: &str) -> Parsed {
         "skip" => Parsed::Step(StepAnswer::Skip(rest.to_string())),
         "retry" if rest.is_empty() => Parsed::Step(StepAnswer::Retry),
         "done" => Parsed::Step(StepAnswer::Done(rest.to_string())),
+        "wait" if rest.is_empty() => Parsed::Step(StepAnswer::Wait),
+        "kill" if rest.is_empty() => Parsed::Step(StepAnswer::Kill),
         "pause" if rest.is_empty() => Parsed::Run(Command::Pause),
         "resume" if rest.is_empty() => Parsed::Run(Command::Resume),
         "rollback" if rest.is_empty() => Parsed::Run(Command::Rollback),
@@ -97,9 +106,14 @@ fn parse(line: &str) -> Parsed {
 
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
-  skip REASON  skip the step shown, saying why
+  skip REASON  skip the step shown (ready or interrupted), saying why
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
+  wait         an interrupted step whose command still runs: let it end (kongup shows its
+               output and records how it ended), then retry or done NOTE; from a script,
+               the lines after `wait` are read once it has ended
+  kill         an interrupted step whose command still runs: kill its process group
+               (asks for y first)
   pause        start nothing new until `resume`
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
@@ -162,6 +176,12 @@ struct Plain {
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
     baking: bool,
     quit_sent: bool,
+    /// What still runs of steps kongup no longer waits on, as the engine says.
+    still_running: HashMap<StepRef, String>,
+    /// A kill asked for, waiting for its `y`.
+    kill_asked: Option<StepRef>,
+    /// From a script: `wait` holds the lines after it until this step's command ended.
+    waiting_for: Option<StepRef>,
 }
 
 /// Reads `input` line by line on its own thread (a blocked read never holds up the exit).
@@ -208,6 +228,9 @@ pub async fn drive(
         split: None,
         baking: false,
         quit_sent: false,
+        still_running: HashMap::new(),
+        kill_asked: None,
+        waiting_for: None,
     };
     let steps = plain.setup.expanded.steps().count();
     plain.say(&format!(
@@ -296,6 +319,9 @@ impl Plain {
     /// Applies queued input lines as far as the engine's state allows.
     async fn work_queue(&mut self, commands: &mpsc::Sender<Command>) {
         while let Some(input) = self.queue.front().cloned() {
+            if self.waiting_for.is_some() {
+                return;
+            }
             let line = match input {
                 Input::End => {
                     self.queue.pop_front();
@@ -349,6 +375,41 @@ impl Plain {
     /// The command an answer makes for the waiting step, or `None` (and why) when it
     /// does not fit.
     fn answer(&mut self, step: StepRef, state: StepState, answer: StepAnswer) -> Option<Command> {
+        if self.kill_asked.take().as_ref() == Some(&step) {
+            if answer == StepAnswer::Yes {
+                return Some(Command::Kill { step });
+            }
+            self.say(&format!("{step}: not killed; it goes on running"));
+        }
+        match (self.still_running.get(&step).cloned(), &answer) {
+            (Some(what), StepAnswer::Kill) => {
+                self.say(&format!(
+                    "kill {step}? {what}. Its whole process group gets SIGTERM, then SIGKILL \
+                     after {}; the step stays interrupted, to retry or mark done once it \
+                     has ended. Type y to kill it, anything else to let it run",
+                    humantime::format_duration(DEFAULT_KILL_GRACE)
+                ));
+                self.kill_asked = Some(step);
+                return None;
+            }
+            (Some(what), StepAnswer::Wait) => {
+                self.say(&format!(
+                    "waiting: {what}. kongup shows its output and records how it ends; then \
+                     retry, or done NOTE"
+                ));
+                // A script's next lines are for after its end.
+                if !self.setup.interactive {
+                    self.waiting_for = Some(step);
+                }
+                return None;
+            }
+            (None, StepAnswer::Wait | StepAnswer::Kill) => {
+                self.say(&format!("nothing of {step} is still running"));
+                return None;
+            }
+            // The engine says why a retry or a note waits for the end.
+            _ => {}
+        }
         let irreversible =
             step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let waiting_for_confirm = state == StepState::Ready;
@@ -393,9 +454,15 @@ impl Plain {
                 ));
                 None
             }
+            _ if state == StepState::Interrupted => {
+                self.say(&format!(
+                    "{step} is interrupted: retry, done NOTE, skip REASON, rollback, or `help`"
+                ));
+                None
+            }
             _ => {
                 self.say(&format!(
-                    "{step} is {}: retry, done NOTE, rollback, or `help`",
+                    "{step} is {}: retry, rollback, or `help`",
                     state.as_str()
                 ));
                 None
@@ -409,17 +476,26 @@ impl Plain {
         };
         let irreversible =
             step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
+        if self.still_running.contains_key(&step) {
+            self.say(&format!("kongup> {step}: wait | kill | rollback | quit"));
+            return;
+        }
         let choices = match state {
             StepState::Ready if irreversible => format!(
                 "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
                 self.setup.plan.name
             ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
-            _ if irreversible => format!(
-                "type the plan name ({}) to retry | done NOTE | rollback | quit",
+            StepState::Interrupted if irreversible => format!(
+                "type the plan name ({}) to retry | done NOTE | skip REASON | rollback | quit",
                 self.setup.plan.name
             ),
-            _ => "retry | done NOTE | rollback | quit".to_string(),
+            StepState::Interrupted => "retry | done NOTE | skip REASON | rollback | quit".into(),
+            _ if irreversible => format!(
+                "type the plan name ({}) to retry | rollback | quit",
+                self.setup.plan.name
+            ),
+            _ => "retry | rollback | quit".to_string(),
         };
         self.say(&format!("kongup> {step}: {choices}"));
     }
@@ -452,6 +528,10 @@ impl Plain {
         self.say("   what runs:");
         for line in runs {
             self.say(&format!("     - {line}"));
+        }
+        let y_now = self.split.map(|split| split.y);
+        if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {
+            self.say(&format!("   {warning}"));
         }
         if details.irreversible {
             self.say(&format!(
@@ -563,6 +643,7 @@ impl Plain {
                 RollbackProgress::Finished => "rollback finished".to_string(),
             }),
             Event::Warning(text) => self.say(&format!("! {text}")),
+            Event::StillRunning { step, what } => self.on_still_running(step, what),
             Event::Session(SessionEvent::HandoverAsked { by, until }) => self.say(&format!(
                 "{by} asks to take over · `handover` hands the run over, `keep` keeps it (the \
                  request lapses at {})",
@@ -570,6 +651,29 @@ impl Plain {
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
             Event::Metrics(_) | Event::Topology(_) | Event::Session(SessionEvent::Driver(_)) => {}
+        }
+    }
+
+    fn on_still_running(&mut self, step: StepRef, what: Option<String>) {
+        match what {
+            Some(what) => {
+                self.say(&format!("! {step}: {what}"));
+                self.still_running.insert(step, what);
+            }
+            None => {
+                if self.still_running.remove(&step).is_some() {
+                    self.say(&format!("{step}: nothing of it runs any more"));
+                    if self.kill_asked.as_ref() == Some(&step) {
+                        self.kill_asked = None;
+                    }
+                    if self.waiting_for.as_ref() == Some(&step) {
+                        self.waiting_for = None;
+                    }
+                    if self.awaiting.as_ref().is_some_and(|(s, _)| *s == step) {
+                        self.prompt();
+                    }
+                }
+            }
         }
     }
 
@@ -656,5 +760,7 @@ mod tests {
             Parsed::Step(StepAnswer::Typed("prod-eu".into()))
         );
         assert_eq!(parse(""), Parsed::Blank);
+        assert_eq!(parse("wait"), Parsed::Step(StepAnswer::Wait));
+        assert_eq!(parse("kill"), Parsed::Step(StepAnswer::Kill));
     }
 }

@@ -20,13 +20,13 @@ DIR` read it. Exit status: 0 the run is done (upgraded); 1 it could not start; 2
 before the end and is resumable; 3 it ended by a completed rollback."
 )]
 pub struct DemoArgs {
-    /// The lab and its upgrade: dual-cluster, in-place, blue-green, dbless-rolling or
-    /// hybrid.
+    /// The lab and its upgrade: dual-cluster, traditional-2.8, in-place, blue-green,
+    /// dbless-rolling or hybrid.
     #[arg(long, default_value = "hybrid", value_parser = parse_scenario)]
     pub scenario: Scenario,
 
     /// Inject a fault once the lab is up: y-errors=0.2 (or 20%), y-latency=300ms, crash,
-    /// crash=NODE, dp-incompatible (hybrid). Repeat for several.
+    /// crash=NODE, dp-incompatible (hybrid), y-db-down. Repeat for several.
     #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
     pub faults: Vec<Fault>,
 

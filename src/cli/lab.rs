@@ -13,7 +13,8 @@ use crate::sim::{Fault, Lab, LabEndpoints, LabOptions, MetricsFlags, Scenario};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// The lab topology: dual-cluster, in-place, blue-green, dbless-rolling or hybrid.
+    /// The lab topology: dual-cluster, traditional-2.8, in-place, blue-green, dbless-rolling
+    /// or hybrid.
     #[arg(long, default_value = "hybrid", value_parser = parse_scenario)]
     pub scenario: Scenario,
 
@@ -27,7 +28,7 @@ pub struct LabArgs {
     pub traffic: f64,
 
     /// Inject a fault: y-errors=0.2 (or 20%), y-latency=300ms, crash, crash=NODE,
-    /// dp-incompatible (hybrid). Repeat for several.
+    /// dp-incompatible (hybrid), y-db-down. Repeat for several.
     #[arg(long = "fault", value_name = "FAULT", value_parser = parse_fault)]
     pub faults: Vec<Fault>,
 
@@ -35,6 +36,11 @@ pub struct LabArgs {
     /// (Kong's default is off; the lab's is on).
     #[arg(long, default_value = "on", value_parser = ["on", "off"], value_name = "on|off")]
     pub metrics_flags: String,
+
+    /// 3.10 control planes and data planes run with cluster_rpc_sync = on (Kong's default
+    /// is off): their control plane lists such data planes under their node id.
+    #[arg(long)]
+    pub rpc_sync: bool,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -56,7 +62,8 @@ pub struct NodeJson {
     /// `traditional`, `control_plane` or `data_plane`.
     pub role: String,
     pub version: String,
-    pub admin: String,
+    /// `null` on data planes, which have no Admin API.
+    pub admin: Option<String>,
     pub status: String,
     /// `null` on control planes, which do not proxy.
     pub proxy: Option<String>,
@@ -116,7 +123,7 @@ fn print_table(
             n.cluster.as_str(),
             n.role.as_str(),
             n.version.to_string(),
-            n.admin,
+            n.admin.as_deref().unwrap_or("-"),
             n.status,
             n.proxy.as_deref().unwrap_or("-")
         )?;
@@ -175,6 +182,7 @@ pub fn run(args: LabArgs) -> color_eyre::Result<i32> {
             } else {
                 MetricsFlags::ALL_ON
             },
+            rpc_sync: args.rpc_sync,
             ..LabOptions::default()
         };
         let lab = Lab::start(args.scenario, options)

@@ -16,7 +16,8 @@ pub struct StatusArgs {
     #[arg(long, value_name = "PLAN")]
     pub plan: Option<PathBuf>,
     /// Print JSON: {"run_id","plan","state","steps":[{"id","phase","state","confirmed_by",
-    /// "confirmed_at"}],"traffic":{"x","y"}|null,"locked_by":{"operator","pid","since"}|null}.
+    /// "confirmed_at","still_running":{"command","on","pid","since","running"}|null}],
+    /// "traffic":{"x","y"}|null,"locked_by":{"operator","pid","since"}|null}.
     #[arg(long)]
     pub json: bool,
 }

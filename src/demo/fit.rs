@@ -41,7 +41,7 @@ pub fn stable_endpoints(topology: &Topology) -> LabEndpoints {
                     role: n.role,
                     dbless: n.dbless,
                     version: n.version,
-                    admin: format!("{host}:8001"),
+                    admin: n.has_admin_api().then(|| format!("{host}:8001")),
                     status: format!("{host}:8100"),
                     proxy: n.proxies().then(|| format!("{host}:8000")),
                     control_plane: n.control_plane.clone(),
@@ -80,7 +80,7 @@ pub fn fit_urls(plan: &mut Plan, lab: &LabEndpoints) {
 }
 
 fn set_urls(node: &mut Node, lab: &NodeEndpoint) {
-    node.admin_url = Some(lab.admin.clone());
+    node.admin_url = lab.admin.clone();
     node.status_url = Some(lab.status.clone());
     node.proxy_url = lab.proxy.clone();
 }

@@ -192,6 +192,7 @@ pub async fn start_redacting(
             speed,
             routes,
             api_keys: keys.accepted,
+            rpc_sync: false,
         },
     )
     .await?;

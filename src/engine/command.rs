@@ -38,6 +38,12 @@ pub enum Command {
     },
     /// Stop the running step (kills its process group) and fail it.
     Abort,
+    /// Kill what still runs of a step kongup no longer waits on (its command, found
+    /// running after kongup stopped): SIGTERM to its process group (on its host, over
+    /// ssh), SIGKILL after a grace. Journaled first; its end is recorded as it comes.
+    Kill {
+        step: StepRef,
+    },
     /// Leave: the run stays resumable. A running step finishes first.
     Quit,
     /// Hand the run over to the kongup that asks for it (`kongup run --take-over`): then

@@ -132,6 +132,14 @@ pub enum Event {
     RollbackProgress(RollbackProgress),
     /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
     Warning(String),
+    /// What still runs of a step kongup no longer waits on (its command found running
+    /// after kongup stopped): "`kong migrations up` is still running since 04:12 UTC, pid
+    /// 12180 on local". `None` once nothing does. While something does, the step is
+    /// neither retried nor marked done: the operator waits for it, or kills it.
+    StillRunning {
+        step: StepRef,
+        what: Option<String>,
+    },
     /// Who drives the run, and requests to hand it over.
     Session(SessionEvent),
 }

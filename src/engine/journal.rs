@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::event::TrafficVerification;
 use super::lock::RunLock;
+use crate::exec::track::{ProcessEnd, ProcessIdentity, TrackedProcess};
 use crate::lb::Split;
 use crate::metrics::GateFigures;
 use crate::plan::steps::{PhaseName, StepRef};
@@ -61,6 +62,10 @@ pub struct StepInfo {
     pub kind: String,
     pub changes: bool,
     pub irreversible: bool,
+    /// The percentage a traffic stage sends to Y, so a changed plan can say what each
+    /// added or removed stage would set; absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_percent: Option<u8>,
 }
 
 /// One step of a rollback plan: `rollback/<id>` and the forward step it undoes.
@@ -159,6 +164,32 @@ pub enum Entry {
     /// Found `running` when the run was opened again: the process died during the step.
     StepInterrupted {
         step: String,
+    },
+    /// A step started a program (a command, a tool, the ssh or kubectl client), journaled
+    /// before kongup waits on it, so a kongup that crashed and resumed finds it again.
+    ProcessStarted {
+        step: String,
+        attempt: u32,
+        process: TrackedProcess,
+    },
+    /// Over ssh: who the command is on its host.
+    ProcessOnHost {
+        step: String,
+        attempt: u32,
+        number: u32,
+        remote: ProcessIdentity,
+    },
+    ProcessEnded {
+        step: String,
+        attempt: u32,
+        number: u32,
+        end: ProcessEnd,
+    },
+    /// The operator asked to kill a step's process that still ran after kongup stopped.
+    ProcessKillRequested {
+        step: String,
+        attempt: u32,
+        number: u32,
     },
     StepMarkedDone {
         step: String,
@@ -611,6 +642,32 @@ impl Entry {
                 duration_ms,
                 last_lines: texts(last_lines),
             },
+            Entry::ProcessStarted {
+                step,
+                attempt,
+                process,
+            } => Entry::ProcessStarted {
+                step,
+                attempt,
+                process: TrackedProcess {
+                    command: text(process.command),
+                    ..process
+                },
+            },
+            Entry::ProcessEnded {
+                step,
+                attempt,
+                number,
+                end,
+            } => Entry::ProcessEnded {
+                step,
+                attempt,
+                number,
+                end: ProcessEnd {
+                    how: text(end.how),
+                    ..end
+                },
+            },
             Entry::StepMarkedDone { step, note } => Entry::StepMarkedDone {
                 step,
                 note: text(note),
@@ -676,6 +733,8 @@ impl Entry {
             | Entry::SessionOpened { .. }
             | Entry::StepConfirmed { .. }
             | Entry::StepInterrupted { .. }
+            | Entry::ProcessOnHost { .. }
+            | Entry::ProcessKillRequested { .. }
             | Entry::AbortRequested { .. }
             | Entry::Resumed
             | Entry::TrafficRequested { .. }

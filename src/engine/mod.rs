@@ -134,6 +134,19 @@ pub enum EngineError {
         summary: Vec<String>,
     },
     #[error(
+        "the changed plan has no step {}, left undecided when the run in {} stopped: a step \
+         that ran must not vanish with a plan change. Resume with the plan the run has (its \
+         text is in the journal's first record, or the last plan-change-accepted record), \
+         decide the step there (retry it, mark it done with a note, or skip it with a \
+         reason), then resume with the changed plan and --accept-plan-change",
+        steps.join(", "),
+        run_dir.display()
+    )]
+    PlanDropsUndecided {
+        run_dir: PathBuf,
+        steps: Vec<String>,
+    },
+    #[error(
         "could not listen for SIGHUP, SIGTERM and SIGINT: {0}. Without them a lost terminal \
          could stop kongup in the middle of a step, so it does not start; this comes from \
          the environment kongup runs in (no signal support, or no file descriptors left): \

@@ -173,6 +173,31 @@ pub fn describe(entry: &Entry) -> String {
         Entry::StepInterrupted { step } => {
             format!("{step} found interrupted: kongup had stopped while it ran")
         }
+        Entry::ProcessStarted {
+            step,
+            attempt,
+            process,
+        } => format!(
+            "{step} (attempt {attempt}) started `{}` on {}: pid {}",
+            process.command, process.on, process.identity.pid
+        ),
+        Entry::ProcessOnHost { step, remote, .. } => {
+            format!("{step}: its command runs as pid {} on its host", remote.pid)
+        }
+        Entry::ProcessEnded {
+            step,
+            attempt,
+            number,
+            end,
+        } => format!(
+            "{step} (attempt {attempt}): process {number} ended: {}",
+            end.how
+        ),
+        Entry::ProcessKillRequested {
+            step,
+            attempt,
+            number,
+        } => format!("{step} (attempt {attempt}): kill of process {number} requested"),
         Entry::StepMarkedDone { step, note } => format!("{step} marked done: {note}"),
         Entry::AbortRequested { step } => format!("abort of {step} requested"),
         Entry::Fact { step, key, value } => format!("{step}: {key} = {value}"),

@@ -65,6 +65,16 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Creates (or empties) a file only its owner can read, for writing.
+pub fn open_private_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// The full log of a step: `logs/<phase>-<id>.log`.
 pub fn step_log_path(run_dir: &Path, step: &StepRef) -> PathBuf {
     run_dir

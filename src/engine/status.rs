@@ -3,6 +3,8 @@
 //!
 //! A step the journal shows `running` while nobody holds the lock was cut off by a
 //! crash: it is shown `interrupted`, as the engine will call it when the run is opened.
+//! A program of a step whose end is not journaled (see `exec::track`) is looked up on
+//! this machine: "still running since 04:12 UTC, pid 12180 on local" when it is.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,8 @@ use super::drivers::{Driver, drivers};
 use super::event::{RunState, StepState};
 use super::journal::{JOURNAL_FILE, JournalError, Record, read_journal};
 use super::lock::{LockHolder, LockStatus, lock_status};
-use super::view::RunView;
+use super::view::{RunView, StepProcess};
+use crate::exec::track::{self, Liveness};
 use crate::lb::Split;
 
 /// A run as read from its directory.
@@ -104,6 +107,43 @@ pub(super) fn split_key(key: &str) -> (&str, &str) {
     key.split_once('/').unwrap_or(("", key))
 }
 
+/// What is known here of a step's program whose end is not journaled: `Some(true)` it
+/// runs on this machine, `Some(false)` it has ended (not yet journaled), `None` only its
+/// host can say (over ssh, with the connection gone).
+fn runs_here(run: &RunOnDisk, process: &StepProcess) -> Option<bool> {
+    match track::liveness(&process.process.identity, process.process.pgid) {
+        Liveness::Running => Some(true),
+        _ if process.process.remote_dir.is_some()
+            && track::ended_here(&process.process, &run.run_dir).is_none() =>
+        {
+            None
+        }
+        _ => Some(false),
+    }
+}
+
+/// A line about a step's program whose end is not journaled.
+fn still_running_line(run: &RunOnDisk, process: &StepProcess) -> String {
+    let command = &process.process.command;
+    match runs_here(run, process) {
+        Some(true) => format!(
+            "still running since {} UTC: `{command}`, pid {} on {}",
+            process.started_at.format("%H:%M"),
+            process.pid(),
+            process.process.on
+        ),
+        Some(false) => format!(
+            "`{command}` ({}) has ended since kongup stopped; `kongup run` records how",
+            process.place()
+        ),
+        None => format!(
+            "`{command}` ({}) was running when the connection to its host was lost; \
+             `kongup run` asks the host whether it still runs",
+            process.place()
+        ),
+    }
+}
+
 /// `kongup status --json`.
 pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
     let view = &run.view;
@@ -113,12 +153,22 @@ pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
         .map(|key| {
             let (phase, id) = split_key(key);
             let record = view.record(key);
+            let still_running = record.and_then(|r| r.unended().next()).map(|p| {
+                json!({
+                    "command": p.process.command,
+                    "on": p.process.on,
+                    "pid": p.pid(),
+                    "since": time(&p.started_at),
+                    "running": runs_here(run, p),
+                })
+            });
             json!({
                 "id": id,
                 "phase": phase,
                 "state": view.effective_state(key).as_str(),
                 "confirmed_by": record.and_then(|r| r.confirmed_by.clone()),
                 "confirmed_at": record.and_then(|r| r.confirmed_at.as_ref().map(time)),
+                "still_running": still_running,
             })
         })
         .collect();
@@ -227,6 +277,9 @@ pub fn status_text(run: &RunOnDisk) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+        for process in record.into_iter().flat_map(|r| r.unended()) {
+            out.push_str(&format!("      {}\n", still_running_line(run, process)));
+        }
     }
     out
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::event::{RunState, StepState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
+use crate::exec::track::{ProcessEnd, ProcessIdentity, TrackedProcess};
 use crate::lb::Split;
 
 /// Everything the journal says about one step.
@@ -27,6 +28,39 @@ pub struct StepRecord {
     /// Who asked to abort the attempt in force (`user@host`): a failure it ends in is the
     /// operator's abort, not a fault.
     pub aborted_by: Option<String>,
+    /// The programs the last attempt started, in order.
+    pub processes: Vec<StepProcess>,
+}
+
+/// A program an attempt of a step started, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepProcess {
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub process: TrackedProcess,
+    /// Over ssh: the command's own process on its host.
+    pub on_host: Option<ProcessIdentity>,
+    pub end: Option<ProcessEnd>,
+    pub kill_requested: bool,
+}
+
+impl StepProcess {
+    /// The pid to name: the command's on its host when known, else the local one.
+    pub fn pid(&self) -> i32 {
+        self.on_host
+            .as_ref()
+            .map_or(self.process.identity.pid, |remote| remote.pid)
+    }
+
+    /// "pid 12180 on local, since 04:12 UTC".
+    pub fn place(&self) -> String {
+        format!(
+            "pid {} on {}, since {} UTC",
+            self.pid(),
+            self.process.on,
+            self.started_at.format("%H:%M")
+        )
+    }
 }
 
 impl Default for StepRecord {
@@ -43,6 +77,7 @@ impl Default for StepRecord {
             note: None,
             facts: Vec::new(),
             aborted_by: None,
+            processes: Vec::new(),
         }
     }
 }
@@ -59,6 +94,18 @@ impl StepRecord {
     /// It ran, or was running, so it may have changed something.
     pub fn has_started(&self) -> bool {
         self.attempts > 0
+    }
+
+    /// The programs of its last attempt whose end is not journaled: still running (after
+    /// a crash, or a lost ssh connection), or not known to have ended.
+    pub fn unended(&self) -> impl Iterator<Item = &StepProcess> {
+        self.processes.iter().filter(|p| p.end.is_none())
+    }
+
+    fn process_mut(&mut self, attempt: u32, number: u32) -> Option<&mut StepProcess> {
+        self.processes
+            .iter_mut()
+            .find(|p| p.attempt == attempt && p.process.number == number)
     }
 }
 
@@ -174,6 +221,66 @@ impl RunView {
                 rec.attempts = *attempt;
                 rec.detail = None;
                 rec.aborted_by = None;
+                rec.processes.clear();
+            }
+            Entry::ProcessStarted {
+                step,
+                attempt,
+                process,
+            } => {
+                self.record_mut(step).processes.push(StepProcess {
+                    attempt: *attempt,
+                    started_at: record.at,
+                    process: process.clone(),
+                    on_host: None,
+                    end: None,
+                    kill_requested: false,
+                });
+            }
+            Entry::ProcessOnHost {
+                step,
+                attempt,
+                number,
+                remote,
+            } => {
+                if let Some(process) = self.record_mut(step).process_mut(*attempt, *number) {
+                    process.on_host = Some(remote.clone());
+                }
+            }
+            Entry::ProcessEnded {
+                step,
+                attempt,
+                number,
+                end,
+            } => {
+                let rec = self.record_mut(step);
+                let Some(process) = rec.process_mut(*attempt, *number) else {
+                    return;
+                };
+                process.end = Some(end.clone());
+                let command = process.process.command.clone();
+                // An end found after kongup stopped waiting (a crash, a lost connection)
+                // is what the operator decides the step's fate on.
+                if matches!(rec.state, StepState::Interrupted | StepState::Failed) {
+                    rec.detail = Some(format!(
+                        "{}; its command `{command}` then ended: {}. Retry it, mark it done \
+                         with a note, or roll back",
+                        match rec.state {
+                            StepState::Interrupted => "kongup stopped while this step ran",
+                            _ => "kongup lost sight of this step's command",
+                        },
+                        end.how
+                    ));
+                }
+            }
+            Entry::ProcessKillRequested {
+                step,
+                attempt,
+                number,
+            } => {
+                if let Some(process) = self.record_mut(step).process_mut(*attempt, *number) {
+                    process.kill_requested = true;
+                }
             }
             Entry::StepFinished {
                 step,
@@ -206,7 +313,7 @@ impl RunView {
                 rec.state = StepState::Interrupted;
                 rec.detail = Some(
                     "kongup stopped while this step ran: retry it, mark it done with a note, \
-                     or roll back"
+                     skip it with a reason, or roll back"
                         .to_string(),
                 );
             }
@@ -342,7 +449,8 @@ impl RunView {
     }
 
     /// The step whose turn it is: the first unsettled step of the rollback plan while a
-    /// rollback is under way, else the first unsettled forward step.
+    /// rollback is under way, else a failed or interrupted forward step, else the first
+    /// unsettled forward step.
     pub fn next_step(&self) -> Option<String> {
         if let Some(rollback) = &self.rollback {
             if rollback.finished {
@@ -355,9 +463,22 @@ impl RunView {
                 .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
                 .map(|s| s.step.clone());
         }
+        // A step that failed or was interrupted waits for the operator's decision before
+        // anything else: after a plan change, steps may have been put before it.
+        let undecided = |s: &&StepInfo| {
+            matches!(
+                self.state_of(&s.step),
+                StepState::Failed | StepState::Interrupted
+            )
+        };
         self.steps
             .iter()
-            .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            .find(undecided)
+            .or_else(|| {
+                self.steps
+                    .iter()
+                    .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            })
             .map(|s| s.step.clone())
     }
 
@@ -438,6 +559,7 @@ mod tests {
             kind: "manual".into(),
             changes: true,
             irreversible: false,
+            y_percent: None,
         }
     }
 

@@ -191,11 +191,13 @@ impl Executor for KubectlExecutor {
             program: find_program("kubectl"),
             args: self.exec_args(&pod, &request.command)?,
             env: Vec::new(),
+            cwd: None,
             stdin: Some(environment_line(&request.env)?),
             hold_stdin_open: true,
             what: request.command.display(),
             executor: self.describe(),
             kill_grace: self.kill_grace,
+            slot: None,
         };
         // The lookup's time counts against the command's timeout.
         let remaining = request.timeout.saturating_sub(started.elapsed());

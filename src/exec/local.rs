@@ -69,11 +69,13 @@ impl Executor for LocalExecutor {
             program: PathBuf::from(program),
             args,
             env: request.env,
+            cwd: None,
             stdin: None,
             hold_stdin_open: false,
             what: request.command.display(),
             executor: self.describe(),
             kill_grace: self.kill_grace,
+            slot: None,
         };
         run_process(spec, request.timeout, lines, cancel).await
     }

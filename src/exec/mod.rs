@@ -5,6 +5,7 @@ pub mod local;
 pub mod process;
 pub mod remote;
 pub mod ssh;
+pub mod track;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +99,32 @@ pub trait Executor: Send + Sync {
         lines: mpsc::Sender<OutputLine>,
         cancel: CancellationToken,
     ) -> Result<ExitOutcome, ExecError>;
+
+    /// Asks the host a step's command ran on (under kongup's tracking wrapper, in
+    /// `remote_dir` there) whether it still runs, for its output after `offsets` (bytes of
+    /// stdout and stderr already read). Only executors that leave such a directory on
+    /// another host (ssh) can answer.
+    async fn probe_tracked(
+        &self,
+        remote_dir: &str,
+        offsets: (u64, u64),
+    ) -> Result<track::RemoteProbe, ExecError> {
+        let _ = offsets;
+        Err(ExecError::Other(format!(
+            "{} keeps no directory {remote_dir} to ask about a command",
+            self.describe()
+        )))
+    }
+
+    /// Kills the process group of the step's command in `remote_dir` on its host
+    /// (SIGTERM, SIGKILL after `grace`).
+    async fn kill_tracked(&self, remote_dir: &str, grace: Duration) -> Result<(), ExecError> {
+        let _ = grace;
+        Err(ExecError::Other(format!(
+            "{} keeps no directory {remote_dir} to find a command to kill",
+            self.describe()
+        )))
+    }
 }
 
 /// A finished command and every line it printed.
@@ -233,11 +260,13 @@ mod tests {
             program: "kong".into(),
             args: Vec::new(),
             env: request.env.clone(),
+            cwd: None,
             stdin: Some(b"pg-secret-9d2e".to_vec()),
             hold_stdin_open: false,
             what: "kong".into(),
             executor: "local".into(),
             kill_grace: Duration::from_secs(1),
+            slot: None,
         };
         let shown = format!("{spec:?}");
         assert!(!shown.contains("pg-secret-9d2e"), "{shown}");

@@ -26,6 +26,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::track::{self, ProcessEnd, RemoteLine, Slot, StepTracking, TrackedProcess};
 use super::{ExecError, ExitOutcome, OutputLine};
 use crate::exec::LogStream;
 
@@ -95,8 +96,8 @@ pub fn hide_env_from_children(names: impl IntoIterator<Item = String>) {
 }
 
 /// Removes the hidden secret variables from what `command` inherits, except those in
-/// `passed` (given explicitly). For code that starts programs without `run_process`.
-pub fn remove_hidden_env(command: &mut Command, passed: &[(String, String)]) {
+/// `passed` (given explicitly).
+fn remove_hidden_env(command: &mut Command, passed: &[(String, String)]) {
     let hidden = SECRET_ENV.read().unwrap_or_else(PoisonError::into_inner);
     for name in hidden.iter() {
         if !passed.iter().any(|(given, _)| given == name) {
@@ -147,6 +148,8 @@ pub struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The directory it starts in; kongup's own when `None`.
+    pub cwd: Option<PathBuf>,
     /// Written to the program's stdin; `None` gives it /dev/null.
     pub stdin: Option<Vec<u8>>,
     /// Keep stdin open (after writing `stdin`) until the program exits: the remote
@@ -157,6 +160,9 @@ pub struct ProcessSpec {
     /// Where it runs, for errors, e.g. `local`.
     pub executor: String,
     pub kill_grace: Duration,
+    /// A step's process: its place, when the executor chose it (ssh names the command's
+    /// directory on the host after it); otherwise the next of the step's.
+    pub slot: Option<Slot>,
 }
 
 /// Neither the environment's values nor stdin (either may carry a secret).
@@ -166,10 +172,12 @@ impl std::fmt::Debug for ProcessSpec {
             .field("program", &self.program)
             .field("args", &self.args)
             .field("env", &super::env_names(&self.env))
+            .field("cwd", &self.cwd)
             .field("stdin", &self.stdin.as_ref().map(Vec::len))
             .field("what", &self.what)
             .field("executor", &self.executor)
             .field("kill_grace", &self.kill_grace)
+            .field("slot", &self.slot)
             .finish()
     }
 }
@@ -177,6 +185,11 @@ impl std::fmt::Debug for ProcessSpec {
 /// Starts the program and waits for it to exit, time out, or be cancelled; its stdout and
 /// stderr lines go to `lines` as they arrive. On timeout or cancellation the whole
 /// process group gets SIGTERM, then SIGKILL after `kill_grace`.
+///
+/// Inside a step ([`track::tracked`]) and outside [`kill_on_drop`], the program is one of
+/// the step's tracked processes: started under the status wrapper with its output in
+/// files of the run directory, journaled before it is waited on, its end journaled (see
+/// `exec::track`).
 ///
 /// The caller must keep reading `lines` while this runs (see `run_to_completion` for a
 /// helper that collects them): once the backlog is full, lines are dropped, and at the
@@ -187,36 +200,187 @@ pub async fn run_process(
     lines: mpsc::Sender<OutputLine>,
     cancel: CancellationToken,
 ) -> Result<ExitOutcome, ExecError> {
-    let mut command = Command::new(&spec.program);
+    let kill_on_drop = KILL_ON_DROP.try_with(|kill| *kill).unwrap_or(false);
+    match track::current().filter(|_| !kill_on_drop) {
+        Some(tracking) => run_tracked(spec, &tracking, timeout, lines, cancel).await,
+        None => run_piped(spec, timeout, lines, cancel, kill_on_drop).await,
+    }
+}
+
+/// Whether a program started here now would be one of a step's tracked processes.
+pub fn is_tracked() -> bool {
+    !KILL_ON_DROP.try_with(|kill| *kill).unwrap_or(false) && track::current().is_some()
+}
+
+/// A relative program path (`./bin/deck` in a plan, or found through a relative PATH
+/// entry) names a file as seen from kongup's own directory: made absolute when the program
+/// starts in another (`cwd`), where the path would name another file or none.
+fn from_here(program: PathBuf, cwd: Option<&Path>) -> PathBuf {
+    match (cwd, std::env::current_dir()) {
+        (Some(_), Ok(here)) if program.is_relative() && program.components().count() > 1 => {
+            here.join(program)
+        }
+        _ => program,
+    }
+}
+
+/// The command for `program args…` as the spec says: environment (less the hidden
+/// variables), directory, stdin, its own process group. Output is the caller's to set.
+fn command_for(spec: &ProcessSpec, program: &Path, args: &[String]) -> Command {
+    let mut command = Command::new(program);
     remove_hidden_env(&mut command, &spec.env);
+    if let Some(dir) = &spec.cwd {
+        command.current_dir(dir);
+    }
     command
-        .args(&spec.args)
+        .args(args)
         .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(if spec.stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         // Its own group: the terminal's SIGINT/SIGHUP do not reach it (the engine
         // decides what happens to a running step), and a kill reaches its whole tree.
         .process_group(0);
-    let kill_on_drop = KILL_ON_DROP.try_with(|kill| *kill).unwrap_or(false);
-    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+    command
+}
+
+fn spawn(command: &mut Command, spec: &ProcessSpec) -> Result<(Child, Pid), ExecError> {
+    let child = command.spawn().map_err(|source| ExecError::Spawn {
         what: spec.what.clone(),
         executor: spec.executor.clone(),
         source,
     })?;
-    let pgid = match child.id() {
-        Some(pid) => Pid::from_raw(pid as i32),
-        None => {
+    match child.id() {
+        Some(pid) => Ok((child, Pid::from_raw(pid as i32))),
+        None => Err(ExecError::Other(format!(
+            "{} on {} exited before kongup could read its process id",
+            spec.what, spec.executor
+        ))),
+    }
+}
+
+/// Writes the spec's stdin (if any) and, when asked to, holds it open until the program
+/// exits (`exited`), writing `STOP_LINE` first if `stop` fires.
+fn feed_stdin(
+    child: &mut Child,
+    spec: &ProcessSpec,
+    exited: oneshot::Receiver<()>,
+    stop: Option<oneshot::Receiver<()>>,
+) {
+    let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) else {
+        return;
+    };
+    let hold = spec.hold_stdin_open;
+    tokio::spawn(async move {
+        // A program that exits without reading its stdin makes this fail; that is
+        // its business, and its exit status tells the story.
+        let _ = stdin.write_all(&data).await;
+        let _ = stdin.flush().await;
+        if hold {
+            match stop {
+                Some(stop) => {
+                    let mut exited = exited;
+                    tokio::select! {
+                        _ = &mut exited => {}
+                        Ok(()) = stop => {
+                            let _ = stdin.write_all(STOP_LINE).await;
+                            let _ = stdin.flush().await;
+                            let _ = exited.await;
+                        }
+                    }
+                }
+                None => {
+                    let _ = exited.await;
+                }
+            }
+        }
+        drop(stdin);
+    });
+}
+
+/// What the tracked ssh wrapper reads on its stdin as the word to stop its command.
+pub const STOP_LINE: &[u8] = b"stop\n";
+
+/// After `STOP_LINE`, how long kongup waits for ssh to end by itself: the wrapper's own
+/// SIGTERM-to-SIGKILL grace on the host, and room for the answer to come back.
+pub const REMOTE_STOP_WAIT: Duration = Duration::from_secs(15);
+
+/// Waits for the program to exit, time out or be cancelled; stops its group in the last
+/// two cases. `stop` asks it politely first (the tracked ssh wrapper's `STOP_LINE`).
+async fn wait_for(
+    child: &mut Child,
+    pgid: Pid,
+    spec: &ProcessSpec,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    guard: &mut GroupGuard,
+    stop: Option<oneshot::Sender<()>>,
+) -> Result<ExitOutcome, ExecError> {
+    enum Ending {
+        Exited(io::Result<ExitStatus>),
+        TimedOut,
+        Aborted,
+    }
+    let ending = tokio::select! {
+        biased;
+        status = child.wait() => Ending::Exited(status),
+        _ = cancel.cancelled() => Ending::Aborted,
+        _ = tokio::time::sleep(timeout) => Ending::TimedOut,
+    };
+    let outcome = match ending {
+        Ending::Exited(Ok(status)) => outcome_of(status),
+        Ending::Exited(Err(error)) => {
+            // Nobody knows whether it still runs: a dropped guard kills its group.
             return Err(ExecError::Other(format!(
-                "{} on {} exited before kongup could read its process id",
+                "waiting for {} on {} failed: {error}",
                 spec.what, spec.executor
             )));
         }
+        Ending::TimedOut | Ending::Aborted => {
+            let (outcome, how) = match ending {
+                Ending::TimedOut => (ExitOutcome::TimedOut, "timed out"),
+                _ => (ExitOutcome::Aborted, "was aborted"),
+            };
+            let stopped_politely = match stop.map(|stop| stop.send(())) {
+                Some(Ok(())) => tokio::time::timeout(REMOTE_STOP_WAIT, child.wait())
+                    .await
+                    .is_ok_and(|status| status.is_ok()),
+                _ => false,
+            };
+            if !stopped_politely
+                && !terminate_group(child, pgid, spec.kill_grace, REAP_AFTER_KILL).await
+            {
+                // Still not reaped: the armed guard sends SIGKILL once more on the way out.
+                guard.armed = true;
+                return Err(ExecError::Other(format!(
+                    "{} on {} {how} and did not exit within {} of SIGKILL to its process group {pgid}: it is stuck in the kernel (uninterruptible I/O, a hung network mount?). Look at it with `ps -o pid,stat,wchan:32,args -g {pgid}` and deal with it before retrying",
+                    spec.what,
+                    spec.executor,
+                    humantime::format_duration(REAP_AFTER_KILL)
+                )));
+            }
+            outcome
+        }
     };
+    // The leader is reaped (`terminate_group` waits for it too).
+    guard.armed = false;
+    Ok(outcome)
+}
+
+/// The program with its output through pipes: for everything but a step's processes.
+async fn run_piped(
+    spec: ProcessSpec,
+    timeout: Duration,
+    lines: mpsc::Sender<OutputLine>,
+    cancel: CancellationToken,
+    kill_on_drop: bool,
+) -> Result<ExitOutcome, ExecError> {
+    let program = from_here(spec.program.clone(), spec.cwd.as_deref());
+    let mut command = command_for(&spec, &program, &spec.args);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (mut child, pgid) = spawn(&mut command, &spec)?;
     // Declared after `child`, so it is dropped first: the group is killed while the
     // unreaped leader still holds its id.
     let mut guard = GroupGuard {
@@ -247,60 +411,8 @@ pub async fn run_process(
     let forwarder = tokio::spawn(forward(queue.clone(), lines));
 
     let (exited_tx, exited_rx) = oneshot::channel::<()>();
-    if let (Some(mut stdin), Some(data)) = (child.stdin.take(), spec.stdin.clone()) {
-        let hold = spec.hold_stdin_open;
-        tokio::spawn(async move {
-            // A program that exits without reading its stdin makes this fail; that is
-            // its business, and its exit status tells the story.
-            let _ = stdin.write_all(&data).await;
-            let _ = stdin.flush().await;
-            if hold {
-                let _ = exited_rx.await;
-            }
-            drop(stdin);
-        });
-    }
-
-    enum Ending {
-        Exited(io::Result<ExitStatus>),
-        TimedOut,
-        Aborted,
-    }
-    let ending = tokio::select! {
-        biased;
-        status = child.wait() => Ending::Exited(status),
-        _ = cancel.cancelled() => Ending::Aborted,
-        _ = tokio::time::sleep(timeout) => Ending::TimedOut,
-    };
-    let outcome = match ending {
-        Ending::Exited(Ok(status)) => outcome_of(status),
-        Ending::Exited(Err(error)) => {
-            // Nobody knows whether it still runs: a dropped guard kills its group.
-            return Err(ExecError::Other(format!(
-                "waiting for {} on {} failed: {error}",
-                spec.what, spec.executor
-            )));
-        }
-        Ending::TimedOut | Ending::Aborted => {
-            let (outcome, how) = match ending {
-                Ending::TimedOut => (ExitOutcome::TimedOut, "timed out"),
-                _ => (ExitOutcome::Aborted, "was aborted"),
-            };
-            if !terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await {
-                // Still not reaped: the armed guard sends SIGKILL once more on the way out.
-                guard.armed = true;
-                return Err(ExecError::Other(format!(
-                    "{} on {} {how} and did not exit within {} of SIGKILL to its process group {pgid}: it is stuck in the kernel (uninterruptible I/O, a hung network mount?). Look at it with `ps -o pid,stat,wchan:32,args -g {pgid}` and deal with it before retrying",
-                    spec.what,
-                    spec.executor,
-                    humantime::format_duration(REAP_AFTER_KILL)
-                )));
-            }
-            outcome
-        }
-    };
-    // The leader is reaped (`terminate_group` waits for it too).
-    guard.armed = false;
+    feed_stdin(&mut child, &spec, exited_rx, None);
+    let outcome = wait_for(&mut child, pgid, &spec, timeout, &cancel, &mut guard, None).await?;
     let _ = exited_tx.send(());
 
     let drain = futures::future::join_all(readers.iter_mut());
@@ -319,6 +431,294 @@ pub async fn run_process(
     queue.close();
     let _ = forwarder.await;
     Ok(outcome)
+}
+
+/// A step's process (see `exec::track`): under the status wrapper, its output in files of
+/// its directory, journaled before it is waited on and when it ends. Over ssh (the slot
+/// names a directory on the host) the wrapper there says on stderr who the command is and
+/// how it ended; when the connection ends without that, its end is left unrecorded, for
+/// the engine to find out from the host.
+async fn run_tracked(
+    mut spec: ProcessSpec,
+    tracking: &StepTracking,
+    timeout: Duration,
+    lines: mpsc::Sender<OutputLine>,
+    cancel: CancellationToken,
+) -> Result<ExitOutcome, ExecError> {
+    let slot = spec.slot.take().unwrap_or_else(|| tracking.next_slot());
+    let dir = tracking.run_dir.join(&slot.dir);
+    let io_error = |what: &str, path: &Path, e: io::Error| {
+        ExecError::Other(format!(
+            "could not {what} {} for the output of {} on {}: {e}; free space there or fix its permissions, then retry the step",
+            path.display(),
+            spec.what,
+            spec.executor
+        ))
+    };
+    crate::engine::rundir::create_private_dir(&dir).map_err(|e| io_error("create", &dir, e))?;
+    let output_file = |name: &str| {
+        let path = dir.join(name);
+        crate::engine::rundir::open_private_new(&path).map_err(|e| io_error("create", &path, e))
+    };
+    let (stdout, stderr) = (output_file("stdout")?, output_file("stderr")?);
+    // The wrapper is `sh`: a program it cannot find would be sh's "not found" (127), not
+    // the spawn error that names it, so it is looked up here.
+    let program = from_here(
+        find_program(&spec.program.to_string_lossy()),
+        spec.cwd.as_deref(),
+    );
+    if !is_executable(&program) {
+        return Err(ExecError::Spawn {
+            what: spec.what.clone(),
+            executor: spec.executor.clone(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not an executable program", program.display()),
+            ),
+        });
+    }
+    let mut args = vec![
+        "-c".to_string(),
+        track::STATUS_WRAPPER.to_string(),
+        "kongup".to_string(),
+        dir.join("status").display().to_string(),
+        if spec.stdin.is_some() {
+            "stdin"
+        } else {
+            "null"
+        }
+        .to_string(),
+        program.display().to_string(),
+    ];
+    args.extend(spec.args.iter().cloned());
+    let mut command = command_for(&spec, &find_program("sh"), &args);
+    // The wrapper waits on stdin for kongup's go, given once the start is journaled.
+    command.stdin(Stdio::piped()).stdout(stdout).stderr(stderr);
+    let (mut child, pgid) = spawn(&mut command, &spec)?;
+    let mut guard = GroupGuard { pgid, armed: false };
+
+    let process = TrackedProcess {
+        number: slot.number,
+        command: spec.what.clone(),
+        on: spec.executor.clone(),
+        identity: match track::identify(pgid.as_raw()) {
+            Ok(identity) => identity,
+            Err(error) => {
+                let _ = terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await;
+                return Err(ExecError::Other(format!(
+                    "could not read the start time of {} on {} (pid {pgid}) from /proc: {error}; it was stopped, since kongup could not find it again after a crash",
+                    spec.what, spec.executor
+                )));
+            }
+        },
+        pgid: pgid.as_raw(),
+        dir: slot.dir.clone(),
+        remote_dir: slot.remote_dir.clone(),
+    };
+    if let Err(error) = tracking.recorder.started(&process).await {
+        let _ = terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(ExecError::Other(format!(
+            "could not journal the start of {} on {} ({error}), so it was not started: nothing runs that the journal does not know of",
+            spec.what, spec.executor
+        )));
+    }
+    let gate = match child.stdin.as_mut() {
+        Some(stdin) => stdin
+            .write_all(track::GO_LINE)
+            .await
+            .and(stdin.flush().await),
+        None => Err(io::Error::other("its stdin is not a pipe")),
+    };
+    if spec.stdin.is_none() {
+        drop(child.stdin.take());
+    }
+    if let Err(error) = gate {
+        let _ = terminate_group(&mut child, pgid, spec.kill_grace, REAP_AFTER_KILL).await;
+        return Err(ExecError::Other(format!(
+            "could not let {} on {} start ({error}); it was stopped before it began",
+            spec.what, spec.executor
+        )));
+    }
+
+    let remote = slot.remote_dir.is_some();
+    let (remote_tx, mut remote_rx) = mpsc::unbounded_channel();
+    let follow = FollowedFiles::start(&dir, lines, remote.then_some(remote_tx));
+    // The host says who the command is as it starts there: journaled as it comes.
+    let recorder = tracking.recorder.clone();
+    let remote_lines = tokio::spawn(async move {
+        let mut exit = None;
+        while let Some(line) = remote_rx.recv().await {
+            match line {
+                RemoteLine::Started(identity) => {
+                    let _ = recorder.remote(slot.number, &identity).await;
+                }
+                RemoteLine::Exit(status) => exit = Some(status),
+            }
+        }
+        exit
+    });
+
+    let (exited_tx, exited_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    feed_stdin(&mut child, &spec, exited_rx, remote.then_some(stop_rx));
+    let waited = wait_for(
+        &mut child,
+        pgid,
+        &spec,
+        timeout,
+        &cancel,
+        &mut guard,
+        remote.then_some(stop_tx),
+    )
+    .await;
+    let _ = exited_tx.send(());
+    follow.finish().await;
+    let remote_exit = remote_lines.await.ok().flatten();
+    let outcome = waited?;
+
+    let end = if remote {
+        remote_exit.map(ProcessEnd::exited)
+    } else {
+        Some(match (outcome, track::read_status(&dir)) {
+            (_, Some(status)) => ProcessEnd::exited(status),
+            (ExitOutcome::Signalled(signal), None) => ProcessEnd {
+                status: Some(128 + signal),
+                how: track::describe_status(128 + signal),
+            },
+            (ExitOutcome::Exited(code), None) => ProcessEnd::exited(code),
+            (ExitOutcome::TimedOut | ExitOutcome::Aborted, None) => ProcessEnd {
+                status: None,
+                how: "killed with its wrapper by kongup".into(),
+            },
+        })
+    };
+    match end {
+        Some(end) => {
+            if tracking.recorder.ended(slot.number, &end).await.is_ok() {
+                // Its output is in the step's log now (redacted), and its end in the journal.
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        None => {
+            // The connection ended without the host's word: the command may run on.
+            return Ok(outcome);
+        }
+    }
+    Ok(outcome)
+}
+
+/// A tracked process's output files, read as they grow.
+pub(crate) struct FollowedFiles {
+    queue: Arc<LineQueue>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    forwarder: tokio::task::JoinHandle<()>,
+    done: CancellationToken,
+}
+
+/// How often a followed output file is read again when it had nothing new.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+impl FollowedFiles {
+    /// Follows `dir/stdout` and `dir/stderr` from their start. With `remote`, the ssh
+    /// wrapper's `kongup-remote:` lines on stderr go there instead of to `lines`.
+    pub(crate) fn start(
+        dir: &Path,
+        lines: mpsc::Sender<OutputLine>,
+        remote: Option<mpsc::UnboundedSender<RemoteLine>>,
+    ) -> FollowedFiles {
+        let queue = Arc::new(LineQueue::new(2));
+        let done = CancellationToken::new();
+        let readers = vec![
+            tokio::spawn(follow_file(
+                dir.join("stdout"),
+                LogStream::Stdout,
+                queue.clone(),
+                done.clone(),
+                None,
+            )),
+            tokio::spawn(follow_file(
+                dir.join("stderr"),
+                LogStream::Stderr,
+                queue.clone(),
+                done.clone(),
+                remote,
+            )),
+        ];
+        let forwarder = tokio::spawn(forward(queue.clone(), lines));
+        FollowedFiles {
+            queue,
+            readers,
+            forwarder,
+            done,
+        }
+    }
+
+    /// Reads what is left (the process has ended) and delivers every line.
+    pub(crate) async fn finish(self) {
+        self.done.cancel();
+        let drain = futures::future::join_all(self.readers);
+        // A background process the program left behind may go on writing: what came
+        // until now is read, the rest is not waited for.
+        let _ = tokio::time::timeout(DRAIN_GRACE, drain).await;
+        self.queue.close();
+        let _ = self.forwarder.await;
+    }
+}
+
+async fn follow_file(
+    path: PathBuf,
+    stream: LogStream,
+    queue: Arc<LineQueue>,
+    done: CancellationToken,
+    remote: Option<mpsc::UnboundedSender<RemoteLine>>,
+) {
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(file) => file,
+        Err(error) => {
+            queue.push(OutputLine {
+                stream: LogStream::Engine,
+                text: format!("kongup: cannot read {}: {error}", path.display()),
+            });
+            queue.reader_done();
+            return;
+        }
+    };
+    let mut chunk = vec![0u8; 8192];
+    let mut line = PartialLine::default();
+    let push = |line: OutputLine| match remote.as_ref().zip(track::parse_remote_line(&line.text)) {
+        Some((remote, said)) => {
+            let _ = remote.send(said);
+        }
+        None => queue.push(line),
+    };
+    loop {
+        // Looked at before reading: once done, everything was written before this read.
+        let finishing = done.is_cancelled();
+        let n = match file.read(&mut chunk).await {
+            Ok(0) if finishing => break,
+            Ok(0) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = done.cancelled() => {}
+                }
+                continue;
+            }
+            Ok(n) => n,
+            Err(_) => break,
+        };
+        let mut rest = &chunk[..n];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            line.append(&rest[..end]);
+            push(line.take(stream));
+            rest = &rest[end + 1..];
+        }
+        line.append(rest);
+    }
+    if !line.is_empty() {
+        push(line.take(stream));
+    }
+    queue.reader_done();
 }
 
 fn outcome_of(status: ExitStatus) -> ExitOutcome {

@@ -1,10 +1,26 @@
 //! Local child processes kongup runs itself (`pg_dump`, `pg_restore`, `deck`): always with a
-//! timeout, secrets only in the environment, and the process killed when time runs out.
+//! timeout, secrets only in the environment, and the process group killed when time runs
+//! out. They start through the one process path (`exec::process::run_process`), so none
+//! inherits the secret variables kongup hides from its children (the Admin token, the
+//! other cluster's database password): each gets only what its call passes (`PGPASSWORD`
+//! of its own database).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::exec::process::{
+    DEFAULT_KILL_GRACE, ProcessSpec, is_tracked, kill_on_drop, run_process,
+};
+use crate::exec::{ExecError, ExitOutcome, LogStream, OutputLine};
+
+/// The most kongup reads of what a tool prints on each stream. Its outputs are small: decK
+/// writes its dump to a file and prints progress, `pg_restore --list` a few hundred lines
+/// for Kong's database; a tool that prints more is stopped rather than held in memory.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct ToolOutput {
@@ -24,12 +40,21 @@ pub enum ToolError {
     },
     #[error("{what} did not finish within {}; it was killed", humantime::format_duration(*after))]
     TimedOut { what: String, after: Duration },
+    #[error(
+        "{what} printed more than {} MiB on {stream}; kongup stopped it, since no output it reads \
+         is that large. Run it by hand to see what it prints",
+        MAX_OUTPUT_BYTES / (1024 * 1024)
+    )]
+    OutputTooLarge { what: String, stream: &'static str },
     #[error("{what} failed ({status}): {}", said(stderr))]
     Failed {
         what: String,
         status: String,
         stderr: String,
     },
+    /// kongup lost track of it (waiting failed, or it would not die when killed).
+    #[error("{0}")]
+    Run(String),
 }
 
 /// What a failed tool printed on stderr, or that it printed nothing.
@@ -40,8 +65,9 @@ fn said(stderr: &str) -> &str {
     }
 }
 
-/// Runs `program args…` with `env` added to kongup's environment and stdin closed; kills it
-/// after `timeout`. `what` names the action in errors ("pg_dump of db:5432/kong").
+/// Runs `program args…` with `env` added to kongup's environment (less the variables it
+/// hides) and stdin closed; kills its process group after `timeout`. `what` names the
+/// action in errors ("pg_dump of db:5432/kong").
 pub async fn run_tool(
     program: &Path,
     args: &[OsString],
@@ -62,55 +88,107 @@ pub async fn run_tool_in(
     timeout: Duration,
     what: &str,
 ) -> Result<ToolOutput, ToolError> {
-    let mut command = tokio::process::Command::new(program);
-    if let Some(dir) = cwd {
-        command.current_dir(dir);
-    }
-    command
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = command.spawn().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            ToolError::NotFound {
-                program: program.display().to_string(),
-                hint: install_hint(program),
-            }
+    let program_name = program.display().to_string();
+    let args = args
+        .iter()
+        .map(|arg| {
+            arg.clone().into_string().map_err(|bad| ToolError::Spawn {
+                program: program_name.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("its argument {bad:?} is not UTF-8: rename the file or directory"),
+                ),
+            })
+        })
+        .collect::<Result<Vec<String>, ToolError>>()?;
+    let spec = ProcessSpec {
+        program: program.to_path_buf(),
+        args,
+        env: env.to_vec(),
+        cwd: cwd.map(Path::to_path_buf),
+        stdin: None,
+        hold_stdin_open: false,
+        what: what.to_string(),
+        executor: "local".to_string(),
+        kill_grace: DEFAULT_KILL_GRACE,
+        slot: None,
+    };
+    let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(1024);
+    // Past the cap on either stream the tool is stopped: its process group is killed.
+    let stop = CancellationToken::new();
+    let run = async {
+        let run = run_process(spec, timeout, lines_tx, stop.clone());
+        // Inside a step the tool is one of the step's tracked processes: it outlives a
+        // crash and is found again, so a retry never runs a second pg_restore beside it.
+        // Elsewhere (`kongup db`, `kongup init`) it dies with a call that is dropped.
+        if is_tracked() {
+            run.await
         } else {
-            ToolError::Spawn {
-                program: program.display().to_string(),
-                source,
+            kill_on_drop(run).await
+        }
+    };
+    let collect = async {
+        let (mut stdout, mut stderr) = (Vec::new(), String::new());
+        let mut too_large = None;
+        while let Some(line) = lines_rx.recv().await {
+            if too_large.is_some() {
+                continue;
+            }
+            let (held, name) = match line.stream {
+                LogStream::Stdout => {
+                    stdout.extend_from_slice(line.text.as_bytes());
+                    stdout.push(b'\n');
+                    (stdout.len(), "stdout")
+                }
+                LogStream::Stderr | LogStream::Engine => {
+                    stderr.push_str(&line.text);
+                    stderr.push('\n');
+                    (stderr.len(), "stderr")
+                }
+            };
+            if held > MAX_OUTPUT_BYTES {
+                too_large = Some(name);
+                stop.cancel();
+                (stdout, stderr) = (Vec::new(), String::new());
             }
         }
+        (stdout, stderr, too_large)
+    };
+    let (outcome, (stdout, stderr, too_large)) = tokio::join!(run, collect);
+    if let Some(stream) = too_large {
+        return Err(ToolError::OutputTooLarge {
+            what: what.to_string(),
+            stream,
+        });
+    }
+    let outcome = outcome.map_err(|error| match error {
+        ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            ToolError::NotFound {
+                program: program_name.clone(),
+                hint: install_hint(program),
+            }
+        }
+        ExecError::Spawn { source, .. } => ToolError::Spawn {
+            program: program_name.clone(),
+            source,
+        },
+        ExecError::Other(message) => ToolError::Run(message),
     })?;
-    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Err(_) => {
+    let status = match outcome {
+        ExitOutcome::Exited(0) => return Ok(ToolOutput { stdout, stderr }),
+        ExitOutcome::TimedOut => {
             return Err(ToolError::TimedOut {
                 what: what.to_string(),
                 after: timeout,
             });
         }
-        Ok(Err(source)) => {
-            return Err(ToolError::Spawn {
-                program: program.display().to_string(),
-                source,
-            });
-        }
-        Ok(Ok(output)) => output,
+        ExitOutcome::Exited(code) => format!("exit status: {code}"),
+        ExitOutcome::Signalled(signal) => format!("killed by signal {signal}"),
+        ExitOutcome::Aborted => "aborted".to_string(),
     };
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if !output.status.success() {
-        return Err(ToolError::Failed {
-            what: what.to_string(),
-            status: output.status.to_string(),
-            stderr,
-        });
-    }
-    Ok(ToolOutput {
-        stdout: output.stdout,
+    Err(ToolError::Failed {
+        what: what.to_string(),
+        status,
         stderr,
     })
 }

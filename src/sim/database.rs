@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::kong::schema::{SchemaState, SubsystemState};
-use crate::kong::types::SyncStatus;
 use crate::plan::version::KongVersion;
 
 /// One migration Kong ships.
@@ -49,7 +48,14 @@ const fn mig(
 }
 
 /// Kong's migrations, subsystem by subsystem in Kong's order (core, then plugins sorted
-/// by name), each subsystem's in the order of its `migrations/init.lua`.
+/// by name), each subsystem's in the order of its `migrations/init.lua`
+/// (kong/db/migrations/core/init.lua and kong/plugins/*/migrations/init.lua at 2.0.0 …
+/// 3.9.1 and master; the teardowns from each file's `postgres` block, docs/kong/
+/// migrations-and-paths.md §2). `since` is the first release line whose tree holds it, except
+/// for acme and session, separate rocks before 2.6.0: a database finished by 2.1.4 has
+/// `000_base_acme` and `000_base_session` but not `001_add_ttl_index`
+/// (tests/fixtures/kong/2.8.5/migrations/list_new.cli); which 2.x rock release added that
+/// one is not in the mirror, and the lab runs nothing older than 2.8.
 pub const CATALOGUE: &[Migration] = &[
     mig("core", "000_base", (1, 0), false),
     mig("core", "003_100_to_110", (1, 1), false),
@@ -86,12 +92,29 @@ pub const CATALOGUE: &[Migration] = &[
     mig("ai-proxy", "001_360_to_370", (3, 7), true),
     mig("basic-auth", "000_base_basic_auth", (1, 0), false),
     mig("basic-auth", "002_130_to_140", (1, 4), false),
-    mig("basic-auth", "003_200_to_210", (2, 1), false),
+    mig("basic-auth", "003_200_to_210", (2, 1), true),
+    mig("bot-detection", "001_200_to_210", (2, 1), true),
+    mig("hmac-auth", "000_base_hmac_auth", (1, 0), false),
+    mig("hmac-auth", "002_130_to_140", (1, 4), false),
+    mig("hmac-auth", "003_200_to_210", (2, 1), true),
     mig("http-log", "001_280_to_300", (3, 0), true),
+    mig("ip-restriction", "001_200_to_210", (2, 1), true),
+    mig("jwt", "000_base_jwt", (1, 0), false),
+    mig("jwt", "002_130_to_140", (1, 4), false),
+    mig("jwt", "003_200_to_210", (2, 1), true),
     mig("key-auth", "000_base_key_auth", (1, 0), false),
     mig("key-auth", "002_130_to_140", (1, 4), false),
-    mig("key-auth", "003_200_to_210", (2, 1), false),
+    mig("key-auth", "003_200_to_210", (2, 1), true),
     mig("key-auth", "004_320_to_330", (3, 3), false),
+    mig("oauth2", "000_base_oauth2", (1, 0), false),
+    mig("oauth2", "003_130_to_140", (1, 4), false),
+    mig("oauth2", "004_200_to_210", (2, 1), true),
+    mig("oauth2", "005_210_to_211", (2, 1), false),
+    mig("oauth2", "006_320_to_330", (3, 3), false),
+    mig("oauth2", "007_320_to_330", (3, 3), false),
+    mig("opentelemetry", "001_331_to_332", (3, 7), true),
+    mig("post-function", "001_280_to_300", (3, 0), true),
+    mig("pre-function", "001_280_to_300", (3, 0), true),
     mig("rate-limiting", "000_base_rate_limiting", (1, 0), false),
     mig("rate-limiting", "003_10_to_112", (1, 1), false),
     mig("rate-limiting", "004_200_to_210", (2, 1), false),
@@ -105,7 +128,7 @@ pub const CATALOGUE: &[Migration] = &[
     ),
     mig("response-ratelimiting", "001_350_to_360", (3, 6), true),
     mig("session", "000_base_session", (1, 0), false),
-    mig("session", "001_add_ttl_index", (2, 0), false),
+    mig("session", "001_add_ttl_index", (2, 6), false),
     mig("session", "002_320_to_330", (3, 3), false),
     mig("session", "003_330_to_3100", (3, 10), false),
 ];
@@ -147,17 +170,27 @@ pub struct LockRow {
     pub expires: Instant,
 }
 
-/// A row of `clustering_data_planes`: what a control plane recorded of a data plane.
+/// A row of `clustering_data_planes`: what a control plane recorded of a data plane
+/// (kong/db/schema/entities/clustering_data_planes.lua; which of these columns a control
+/// plane shows depends on its version, see `sim::api`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPlaneRow {
     pub id: String,
+    /// The data plane's hostname, or its node id when it connected through RPC sync
+    /// (kong/clustering/services/sync/rpc.lua:104-114@master).
     pub hostname: String,
     pub ip: String,
     pub version: String,
-    pub sync_status: SyncStatus,
+    /// One of `CLUSTERING_SYNC_STATUS` (kong/constants.lua:208-215@3.4.2).
+    pub sync_status: &'static str,
     pub config_hash: String,
     pub last_seen: i64,
     pub updated_at: i64,
+    /// `None` (null) when the data plane sent none (before 3.3).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// When the data plane's cluster certificate expires (`cert_details.expiry_timestamp`).
+    pub cert_expiry: i64,
+    pub rpc_capabilities: Vec<String>,
 }
 
 /// A copy of the database taken by `pg_dump`, restorable by `pg_restore`.
@@ -535,11 +568,9 @@ impl SimDatabase {
         self.data_planes.insert(row.id.clone(), row);
     }
 
-    /// `clustering_data_planes`, ordered by hostname.
+    /// `clustering_data_planes` in primary-key order, as Kong pages them.
     pub fn data_planes(&self) -> Vec<DataPlaneRow> {
-        let mut rows: Vec<DataPlaneRow> = self.data_planes.values().cloned().collect();
-        rows.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        rows
+        self.data_planes.values().cloned().collect()
     }
 
     pub fn snapshot(&self) -> DatabaseSnapshot {
@@ -580,7 +611,9 @@ mod tests {
         }
         let state = db.schema_state();
         assert_eq!(state.core_generation(), Some("025_390_to_3100"));
-        assert_eq!(state.pending_total(), 4);
+        // 3.4 → 3.10: acme, ai-proxy, opentelemetry, rate-limiting, response-ratelimiting
+        // (tests/fixtures/kong/3.10.0/migrations/list_pending.cli).
+        assert_eq!(state.pending_total(), 5);
         // Blue-green's premise: after `up` both versions can run.
         assert!(db.check_start(target).is_ok());
         assert!(db.check_start(v("3.4.3.12")).is_ok());

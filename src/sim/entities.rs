@@ -1,14 +1,16 @@
 //! The lab's configuration as the Admin API lists it (`GET /services`, `/routes`, …): the
 //! services and routes the proxy answers, the `demo` consumer, key-auth on its routes (on
-//! `/secure`, and on a rehearsal's that need it) and the global prometheus plugin. It is the
-//! same on every node and never changes (nothing in the lab writes to it), so backups
-//! through the Admin API and the freeze fingerprint read a steady configuration. The same
-//! configuration as a DB-less declarative file is [`declarative_config`].
+//! `/secure`, and on a rehearsal's that need it), the global prometheus plugin and, on
+//! versions that have them, two key sets. It is the same on every node and never changes
+//! (nothing in the lab writes to it), so backups through the Admin API and the freeze
+//! fingerprint read a steady configuration. The same configuration as a DB-less
+//! declarative file is [`declarative_config`].
 
 use serde_json::{Value, json};
 
-use crate::kong::client::CORE_ENTITIES;
+use crate::plan::version::KongVersion;
 
+use super::facts;
 use super::proxy::LabRoute;
 
 /// When the lab's entities were created (a fixed moment: the configuration never changes).
@@ -25,10 +27,11 @@ fn id(kind: &str, name: &str) -> String {
         .to_string()
 }
 
-/// The rows of one collection of a lab configured with `routes`; `None` for a collection
-/// Kong does not have.
-pub fn collection(name: &str, routes: &[LabRoute]) -> Option<Vec<Value>> {
-    let rows = match name {
+/// The Admin API's core collections, by path: each one Kong of `version` has (entity
+/// schemas' `admin_api_name` or `name`, kong/db/schema/entities/*.lua at the tags in
+/// `facts`), and the lab's rows in it.
+pub fn collection(name: &str, version: KongVersion, routes: &[LabRoute]) -> Option<Vec<Value>> {
+    let mut rows = match name {
         "services" => routes
             .iter()
             .map(|r| {
@@ -82,10 +85,39 @@ pub fn collection(name: &str, routes: &[LabRoute]) -> Option<Vec<Value>> {
             }));
             rows
         }
-        other if CORE_ENTITIES.contains(&other) => Vec::new(),
+        // Key sets as kong/db/schema/entities/key_sets.lua@3.4.2 holds them (`tags` null
+        // when unset, tests/fixtures/kong/3.4.2/collection_key_sets_last.http).
+        "key-sets" if facts::has_key_sets(version) => vec![
+            json!({"id": id("key-set", "lab-jwks"), "name": "lab-jwks", "tags": null,
+                   "created_at": CREATED_AT, "updated_at": CREATED_AT}),
+            json!({"id": id("key-set", "lab-jwks-next"), "name": "lab-jwks-next",
+                   "tags": ["rotation"], "created_at": CREATED_AT, "updated_at": CREATED_AT}),
+        ],
+        "keys" if facts::has_key_sets(version) => Vec::new(),
+        "upstreams" | "certificates" | "snis" | "ca_certificates" | "key-auths" => Vec::new(),
+        path if path == facts::vaults_path(version) => Vec::new(),
         _ => return None,
     };
+    // Kong pages by primary key.
+    rows.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
     Some(rows)
+}
+
+/// `GET /workspaces` on the open-source gateway while it lists them: the `default`
+/// workspace only (kong/db/migrations/operations/200_to_210.lua; `updated_at` from 3.3,
+/// tests/fixtures/kong/3.4.2/workspaces_oss.http).
+pub fn workspaces(version: KongVersion) -> Option<Vec<Value>> {
+    if !facts::lists_workspaces(version) {
+        return None;
+    }
+    let mut row = json!({
+        "id": id("workspace", "default"), "name": "default", "comment": null,
+        "created_at": CREATED_AT, "meta": null, "config": null,
+    });
+    if facts::has_updated_at(version) {
+        row["updated_at"] = json!(CREATED_AT);
+    }
+    Some(vec![row])
 }
 
 /// Fields of an entity row that a declarative file leaves out: ids and timestamps are the
@@ -112,7 +144,9 @@ fn declared(row: &Value) -> Value {
 /// the consumers and the global plugins. Credentials are left out: a file kongup writes
 /// holds no key.
 pub fn declarative_config(routes: &[LabRoute], config_hash: &str) -> String {
-    let rows = |name| collection(name, routes).unwrap_or_default();
+    // The rows the file declares are the same at every version the lab runs.
+    let version = KongVersion::new(3, 0, 0);
+    let rows = |name| collection(name, version, routes).unwrap_or_default();
     let plugins = rows("plugins");
     let route_plugins = |route_id: &Value| -> Vec<Value> {
         plugins

@@ -124,14 +124,19 @@ impl Session<'_> {
         self.emit(LogStream::Stderr, text).await;
     }
 
-    /// Kong's CLI error: `Error: …` and the verbosity hint, on stderr; exit 1.
+    /// Lua's `print(text)` on stdout (what Kong's `log` does at the default level): every
+    /// line of `text`, empty ones included.
+    async fn out_text(&self, text: &str) {
+        for line in text.split('\n') {
+            self.out(line).await;
+        }
+    }
+
+    /// Kong's CLI error (kong/cmd/init.lua:31@3.4.2): `Error: <message>` then a blank line and
+    /// the verbosity hint, on stderr, the message's own blank lines kept; exit 1.
     async fn kong_error(&self, message: &str) -> i32 {
-        for (i, line) in message.trim_end().lines().enumerate() {
-            if i == 0 {
-                self.err(format!("Error: {line}")).await;
-            } else {
-                self.err(line).await;
-            }
+        for line in format!("Error: {message}").split('\n') {
+            self.err(line).await;
         }
         self.err("").await;
         self.err("  Run with --v (verbose) or --vv (debug) for more details")

@@ -7,8 +7,9 @@
 //! | `y-latency=DURATION` (`300ms`) | Y's proxies wait that much longer for the upstream |
 //! | `crash` / `crash=NODE` | a node (default: the first running Y proxy) stops answering |
 //! | `dp-incompatible` | hybrid: the first Y data plane reports to X's control plane, whose minor is lower |
+//! | `y-db-down` | the database Y's nodes use stops answering: `/status` reports it unreachable, `/status/ready` 503 `failed to connect to database`, `kong migrations` times out |
 //!
-//! `x-errors` and `x-latency` exist too, for comparisons.
+//! `x-errors`, `x-latency` and `x-db-down` exist too, for comparisons.
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,6 +32,10 @@ pub enum Fault {
         node: Option<String>,
     },
     DpIncompatible,
+    /// The database the cluster's nodes use stops answering (a shared one for both).
+    DatabaseDown {
+        cluster: ClusterSide,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -48,13 +53,14 @@ impl fmt::Display for Fault {
             Fault::Crash { node: None } => f.write_str("crash"),
             Fault::Crash { node: Some(node) } => write!(f, "crash={node}"),
             Fault::DpIncompatible => f.write_str("dp-incompatible"),
+            Fault::DatabaseDown { cluster } => write!(f, "{}-db-down", cluster.as_str()),
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{input}' is not a fault: {reason} (write y-errors=0.2, y-latency=300ms, crash, crash=NODE or dp-incompatible)"
+    "'{input}' is not a fault: {reason} (write y-errors=0.2, y-latency=300ms, crash, crash=NODE, dp-incompatible or y-db-down)"
 )]
 pub struct FaultParseError {
     pub input: String,
@@ -91,6 +97,9 @@ impl FromStr for Fault {
                 node: v.filter(|s| !s.is_empty()).map(str::to_string),
             }),
             (_, None) if name == "dp-incompatible" => Ok(Fault::DpIncompatible),
+            (Some((side, "db-down")), None) if cluster(side).is_some() => Ok(Fault::DatabaseDown {
+                cluster: cluster(side).unwrap_or(ClusterSide::Y),
+            }),
             (Some((side, "errors")), Some(v)) if cluster(side).is_some() => {
                 let ratio = parse_ratio(v).ok_or_else(|| {
                     fail("the error ratio must be between 0 and 1, or 0% and 100%")
@@ -132,6 +141,8 @@ pub struct FaultState {
     pub misrouted_data_plane: Option<String>,
     /// Nodes crashed by a fault.
     pub crashed: Vec<String>,
+    /// Databases (by name) that no longer answer.
+    pub databases_down: Vec<String>,
 }
 
 impl FaultState {
@@ -174,6 +185,9 @@ impl FaultState {
         }
         if let Some(dp) = &self.misrouted_data_plane {
             lines.push(format!("{dp} reports to X's control plane"));
+        }
+        for database in &self.databases_down {
+            lines.push(format!("database {database} does not answer"));
         }
         lines
     }
@@ -219,6 +233,12 @@ mod tests {
         assert_eq!(
             "dp-incompatible".parse::<Fault>().unwrap(),
             Fault::DpIncompatible
+        );
+        assert_eq!(
+            "y-db-down".parse::<Fault>().unwrap(),
+            Fault::DatabaseDown {
+                cluster: ClusterSide::Y
+            }
         );
     }
 

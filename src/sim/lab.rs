@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,6 @@ use axum::Router;
 use tokio::task::JoinHandle;
 
 use crate::kong::schema::SchemaState;
-use crate::kong::types::SyncStatus;
 use crate::plan::model::Role;
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
@@ -23,7 +23,7 @@ use super::executor::{SimExecutor, SimScope};
 use super::facts;
 use super::faults::{Fault, FaultState};
 use super::metrics::{MetricsFlags, RequestRecord};
-use super::node::{Lifecycle, ListenerKind, NodeState, SimNode};
+use super::node::{Lifecycle, ListenerKind, NodeState, SimNode, Startup, loopback_address};
 use super::proxy;
 use super::scenarios::{self, Scenario, Topology};
 use super::traffic::{DEFAULT_MIX, TrafficGenerator, TrafficStats};
@@ -49,6 +49,10 @@ pub struct LabOptions {
     /// Keys key-auth accepts besides [`proxy::DEMO_API_KEY`] (a rehearsal's smoke-test key,
     /// when the operator has it set): they never leave loopback.
     pub api_keys: Vec<Secret>,
+    /// 3.10 control planes and data planes run with `cluster_rpc_sync = on` (Kong's default
+    /// is off): such a data plane syncs by RPC, and its control plane records it under its
+    /// node id as hostname, with a `v02_` configuration hash.
+    pub rpc_sync: bool,
 }
 
 impl Default for LabOptions {
@@ -61,6 +65,7 @@ impl Default for LabOptions {
             speed: 1.0,
             routes: Vec::new(),
             api_keys: Vec::new(),
+            rpc_sync: false,
         }
     }
 }
@@ -74,7 +79,8 @@ pub struct NodeEndpoint {
     /// `database = off`.
     pub dbless: bool,
     pub version: KongVersion,
-    pub admin: String,
+    /// `None` on data planes, which have no Admin API.
+    pub admin: Option<String>,
     pub status: String,
     /// `None` on control planes, which do not proxy.
     pub proxy: Option<String>,
@@ -140,7 +146,7 @@ pub enum LabError {
     #[error(transparent)]
     Refused(#[from] StartRefusal),
     #[error(
-        "could not listen on 127.0.0.1 for {node}: {source} (is another program holding the port?)"
+        "could not listen on loopback for {node}: {source} (is another program holding the port?)"
     )]
     Listen {
         node: String,
@@ -186,6 +192,18 @@ pub(crate) struct LabShared {
     pub(crate) routes: Vec<proxy::LabRoute>,
     /// Keys key-auth accepts besides the demo's.
     api_keys: Vec<Secret>,
+    /// `LabOptions::rpc_sync`.
+    rpc_sync: bool,
+}
+
+/// The version of the lab's configuration as RPC sync numbers it: the configuration never
+/// changes, so it stays at its first version.
+const RPC_SYNC_VERSION: u64 = 1;
+
+/// The configuration hash of a data plane synced by RPC: `v02_` and the sync version in 28
+/// hex digits (kong/clustering/services/sync/strategies/postgres.lua:11-16@master).
+pub(crate) fn rpc_sync_hash() -> String {
+    format!("v02_{RPC_SYNC_VERSION:028x}")
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -257,12 +275,18 @@ impl LabShared {
                 continue;
             };
             let compatible = facts::dp_compatible(cp.spec.version, dp.spec.version);
+            let rpc = compatible && self.syncs_by_rpc(cp, dp);
             let config_hash = {
                 let mut state = dp.state();
                 if compatible {
-                    state.config_hash = Some(self.config_hash.clone());
+                    state.config_hash = Some(if rpc {
+                        rpc_sync_hash()
+                    } else {
+                        self.config_hash.clone()
+                    });
                 }
                 state.cp_connected = compatible;
+                state.rpc_synced = rpc;
                 state
                     .config_hash
                     .clone()
@@ -270,17 +294,32 @@ impl LabShared {
             };
             let row = DataPlaneRow {
                 id: dp.node_id.clone(),
-                hostname: dp.spec.name.clone(),
-                ip: "127.0.0.1".to_string(),
-                version: dp.spec.version.to_string(),
-                sync_status: if compatible {
-                    SyncStatus::Normal
+                hostname: if rpc {
+                    dp.node_id.clone()
                 } else {
-                    SyncStatus::KongVersionIncompatible
+                    dp.spec.name.clone()
+                },
+                ip: dp.ip.to_string(),
+                version: facts::full_version(dp.spec.version),
+                // An incompatible data plane is recorded before its socket is closed
+                // (kong/clustering/control_plane.lua:271-280@3.9.1).
+                sync_status: if compatible {
+                    "normal"
+                } else {
+                    "kong_version_incompatible"
                 },
                 config_hash,
                 last_seen: now,
                 updated_at: now,
+                // No `cluster_dp_labels` on the lab's data planes: `{}` from those that send
+                // labels at all.
+                labels: facts::data_plane_sends_labels(dp.spec.version).then(BTreeMap::new),
+                cert_expiry: self.cert_expiry,
+                rpc_capabilities: if rpc {
+                    vec!["kong.sync.v2".to_string()]
+                } else {
+                    Vec::new()
+                },
             };
             if let Some(db_name) = &cp.spec.database
                 && let Some(db) = self.databases().get_mut(db_name)
@@ -288,6 +327,26 @@ impl LabShared {
                 db.upsert_data_plane(row);
             }
         }
+    }
+
+    /// Whether `dp` syncs from `cp` by RPC: both run 3.10 with `cluster_rpc_sync = on`, and
+    /// the control plane offers `kong.sync.v2` only to data planes not older than itself
+    /// (kong/clustering/rpc/manager.lua:255-273@master).
+    fn syncs_by_rpc(&self, cp: &SimNode, dp: &SimNode) -> bool {
+        self.rpc_sync
+            && facts::has_rpc_sync(cp.spec.version)
+            && facts::has_rpc_sync(dp.spec.version)
+            && dp.spec.version >= cp.spec.version
+    }
+
+    /// Whether 3.10 nodes run with `cluster_rpc_sync = on` (`LabOptions::rpc_sync`).
+    pub(crate) fn rpc_sync(&self) -> bool {
+        self.rpc_sync
+    }
+
+    /// Whether the database `name` answers (an injected outage makes it time out).
+    pub(crate) fn database_reachable(&self, name: &str) -> bool {
+        !self.faults().databases_down.iter().any(|d| d == name)
     }
 
     fn router(self: &Arc<Self>, node: &Arc<SimNode>, kind: ListenerKind) -> Router {
@@ -331,7 +390,11 @@ impl LabShared {
             let mut state = node.state();
             state.lifecycle = Lifecycle::Running;
             state.draining = false;
-            state.ready_at = (!warmup.is_zero()).then(|| Instant::now() + warmup);
+            state.startup = Some(Startup {
+                began: Instant::now(),
+                warmup,
+            });
+            state.held_build = None;
             if node.spec.dbless && node.spec.role != Role::DataPlane {
                 // A DB-less node loads its declarative configuration at start.
                 state.config_hash = Some(self.config_hash.clone());
@@ -360,8 +423,10 @@ impl LabShared {
             let mut state = node.state();
             state.lifecycle = to;
             state.draining = false;
-            state.ready_at = None;
+            state.startup = None;
+            state.held_build = None;
             state.cp_connected = false;
+            state.rpc_synced = false;
             if node.spec.dbless {
                 state.config_hash = None;
             }
@@ -490,7 +555,7 @@ pub struct Lab {
 const CLUSTER_PING: Duration = Duration::from_secs(1);
 
 impl Lab {
-    /// Starts the scenario's lab: binds every node's ports on 127.0.0.1, starts X (and Y
+    /// Starts the scenario's lab: binds every node's ports on loopback, starts X (and Y
     /// when `options.y_deployed`), applies the faults and starts the traffic.
     pub async fn start(scenario: Scenario, options: LabOptions) -> Result<Lab, LabError> {
         Lab::start_with(scenarios::topology(scenario), options).await
@@ -521,6 +586,7 @@ impl Lab {
             })
             .collect();
         let mut nodes = Vec::new();
+        let mut data_planes: u8 = 0;
         for (index, spec) in topology.nodes.iter().enumerate() {
             let initial = NodeState {
                 lifecycle: if spec.cluster == ClusterSide::X || options.y_deployed {
@@ -529,13 +595,22 @@ impl Lab {
                     Lifecycle::Absent
                 },
                 draining: false,
-                ready_at: None,
+                startup: None,
+                held_build: None,
                 flags: options.metrics_flags,
                 config_hash: None,
                 reports_to: spec.control_plane.clone(),
                 cp_connected: false,
+                rpc_synced: false,
             };
-            let node = SimNode::new(spec.clone(), index, &seed, initial).map_err(|source| {
+            // Data planes on addresses of their own (127.0.0.2, …), as on hosts of their own.
+            let ip = if spec.role == Role::DataPlane && data_planes < 250 {
+                data_planes += 1;
+                loopback_address(Ipv4Addr::new(127, 0, 0, 1 + data_planes))
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            let node = SimNode::new(spec.clone(), index, &seed, ip, initial).map_err(|source| {
                 LabError::Listen {
                     node: spec.name.clone(),
                     source,
@@ -568,6 +643,7 @@ impl Lab {
             speed: options.speed,
             routes: proxy::routes_with(&options.routes),
             api_keys: options.api_keys.clone(),
+            rpc_sync: options.rpc_sync,
         });
         if options.y_deployed {
             shared.prepare_y_database();
@@ -830,16 +906,33 @@ impl Lab {
                     y_dp.spec.name, x_cp.spec.name, y_dp.spec.version, x_cp.spec.version
                 ))
             }
+            Fault::DatabaseDown { cluster } => {
+                let Some(database) = shared.database_of(*cluster) else {
+                    return Err(LabError::Fault(format!(
+                        "{fault}: cluster {} uses no database in this lab ({})",
+                        cluster.as_str().to_uppercase(),
+                        self.scenario()
+                    )));
+                };
+                let mut faults = shared.faults();
+                if !faults.databases_down.contains(&database) {
+                    faults.databases_down.push(database.clone());
+                }
+                Ok(format!(
+                    "database {database} no longer answers: nodes on it report it unreachable"
+                ))
+            }
         }
     }
 
     /// Lifts every fault: error ratios and latencies back to 0, the misrouted data plane
-    /// back to its control plane, crashed nodes started again.
+    /// back to its control plane, databases answering, crashed nodes started again.
     pub async fn clear_faults(&self) -> Result<(), LabError> {
         let (crashed, misrouted) = {
             let mut faults = self.shared.faults();
             faults.x = Default::default();
             faults.y = Default::default();
+            faults.databases_down.clear();
             (
                 std::mem::take(&mut faults.crashed),
                 faults.misrouted_data_plane.take(),
@@ -854,6 +947,29 @@ impl Lab {
             self.shared.start_node(&name, Duration::ZERO)?;
         }
         Ok(())
+    }
+
+    /// Holds a running node's start where Kong's `/status/ready` reports `build`: its
+    /// routers and plugins iterators built by that many workers, whatever the time.
+    #[cfg(feature = "testkit")]
+    pub fn hold_startup(&self, node: &str, build: super::node::Build) -> Result<(), LabError> {
+        let node = self.shared.node(node)?;
+        let mut state = node.state();
+        if state.lifecycle != Lifecycle::Running {
+            return Err(LabError::NotRunning);
+        }
+        state.held_build = Some(build);
+        Ok(())
+    }
+
+    /// Takes the migrations lock of the database `database` as another node would, for
+    /// `ttl`; `false` when someone else holds it.
+    #[cfg(feature = "testkit")]
+    pub fn hold_migrations_lock(&self, database: &str, owner: &str, ttl: Duration) -> bool {
+        self.shared
+            .databases()
+            .get_mut(database)
+            .is_some_and(|db| db.try_lock(owner, ttl).is_ok())
     }
 
     /// Stops the traffic and every node's servers.

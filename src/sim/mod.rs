@@ -16,6 +16,7 @@
 
 mod api;
 pub mod balancer;
+pub mod bundled;
 pub mod database;
 pub mod entities;
 pub mod executor;
@@ -24,6 +25,7 @@ pub mod faults;
 pub mod lab;
 pub mod metrics;
 pub mod node;
+mod pages;
 pub mod proxy;
 pub mod scenarios;
 pub mod traffic;

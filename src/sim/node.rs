@@ -1,6 +1,12 @@
 //! One simulated Kong node: what it is (name, cluster, role, version), what it is doing
-//! (absent, stopped, running, draining, crashed), what it has counted, and its three
-//! loopback listeners (Admin API, Status API, proxy).
+//! (absent, stopped, running, draining, crashed), what it has counted, and its loopback
+//! listeners: the Admin API (control planes and traditional nodes only: Kong renders the
+//! admin server block for those roles alone, kong/templates/nginx_kong.lua:377@2.8.5,
+//! :416@master), the Status API, and the proxy (not on control planes).
+//!
+//! Data planes listen on loopback addresses of their own (127.0.0.2, 127.0.0.3, …) where the
+//! system allows it, so that their control plane records a distinct `ip` for each, as it
+//! would for separate hosts; elsewhere they share 127.0.0.1.
 //!
 //! A node's ports are chosen once, when the lab starts, and kept for the lab's life so the
 //! URLs in a plan stay true. While the node does not serve, each port is held by a bound
@@ -13,7 +19,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -46,6 +52,12 @@ impl NodeSpec {
     pub fn proxies(&self) -> bool {
         self.role != Role::ControlPlane
     }
+
+    /// Data planes have no Admin API (kong/templates/nginx_kong.lua renders it only for
+    /// `control_plane` and `traditional`).
+    pub fn has_admin_api(&self) -> bool {
+        self.role != Role::DataPlane
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,20 +82,58 @@ impl Lifecycle {
     }
 }
 
+/// How far a starting node has built its routers and plugins iterators, worker by worker
+/// (the counters `/status/ready` reads, kong/status/ready.lua@3.4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    pub routers: u32,
+    pub plugins_iterators: u32,
+}
+
+/// A start in progress: Kong builds each worker's router, then each worker's plugins
+/// iterator, over `warmup` (simulated; the lab spreads the builds evenly over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Startup {
+    pub began: Instant,
+    pub warmup: Duration,
+}
+
+impl Startup {
+    /// The builds done by now, of `workers` workers.
+    pub fn build(&self, workers: u32, now: Instant) -> Build {
+        let steps = 2 * workers;
+        let elapsed = now.saturating_duration_since(self.began);
+        let done = if self.warmup.is_zero() || elapsed >= self.warmup {
+            steps
+        } else {
+            (f64::from(steps) * elapsed.as_secs_f64() / self.warmup.as_secs_f64()) as u32
+        };
+        Build {
+            routers: done.min(workers),
+            plugins_iterators: done.saturating_sub(workers),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeState {
     pub lifecycle: Lifecycle,
     /// `kong drain` ran: `/status/ready` answers 503 `draining`.
     pub draining: bool,
-    /// Until then `/status/ready` answers 503 with the reason Kong gives while starting.
-    pub ready_at: Option<Instant>,
+    /// The last start, while its builds may still run.
+    pub startup: Option<Startup>,
+    /// Builds held where a test put them, whatever the time (`Lab::hold_startup`).
+    pub held_build: Option<Build>,
     pub flags: MetricsFlags,
-    /// DB-less nodes and data planes: the hash of the configuration loaded.
+    /// DB-less nodes and data planes: the hash of the configuration loaded; `None` before
+    /// any (a data plane that never reached its control plane has only the empty one).
     pub config_hash: Option<String>,
     /// Data planes: the control plane they report to now.
     pub reports_to: Option<String>,
     /// Data planes: connected to their control plane.
     pub cp_connected: bool,
+    /// Data planes: synced by RPC (`cluster_rpc_sync`), not by the v1 websocket.
+    pub rpc_synced: bool,
 }
 
 /// nginx's connection counters, kept by the listeners and a middleware.
@@ -139,7 +189,7 @@ enum Slot {
     /// Bound, not listening: the port is ours and connections are refused.
     Reserved(TcpSocket),
     Serving(JoinHandle<()>),
-    /// Between the two, while a server task is being stopped.
+    /// Neither: `open` could not bind or listen (`close` reserves the port again).
     Empty,
 }
 
@@ -152,9 +202,12 @@ struct Listener {
 pub struct SimNode {
     pub spec: NodeSpec,
     pub node_id: String,
+    /// The loopback address it listens on (its `ip` in its control plane's records).
+    pub ip: Ipv4Addr,
     /// Worker pids as `/status` and `/metrics` show them.
     pub worker_pids: Vec<u32>,
-    pub admin_port: u16,
+    /// `None` on data planes, which have no Admin API.
+    pub admin_port: Option<u16>,
     pub status_port: u16,
     pub proxy_port: Option<u16>,
     state: Mutex<NodeState>,
@@ -163,12 +216,26 @@ pub struct SimNode {
     listeners: Mutex<Vec<Listener>>,
 }
 
-fn reserve(port: u16) -> io::Result<TcpSocket> {
+fn reserve(ip: Ipv4Addr, port: u16) -> io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
     // Lets the port be bound again at once after a stop, while old connections linger.
     socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
+    // Lets a stopping node bind its next reservation while its listener still holds the
+    // port (`SimNode::close`). A port is never picked for another bind(0) this way: Linux
+    // shares a port through SO_REUSEPORT only with an explicit bind.
+    socket.set_reuseport(true)?;
+    socket.bind(SocketAddr::from((ip, port)))?;
     Ok(socket)
+}
+
+/// `wanted` if this system can listen there (Linux routes all of 127.0.0.0/8 to the
+/// loopback interface; others may have only 127.0.0.1), else 127.0.0.1.
+pub fn loopback_address(wanted: Ipv4Addr) -> Ipv4Addr {
+    if reserve(wanted, 0).is_ok() {
+        wanted
+    } else {
+        Ipv4Addr::LOCALHOST
+    }
 }
 
 /// A deterministic node id, so a rebuilt lab has the same ids.
@@ -183,31 +250,45 @@ fn node_id_for(seed: &str) -> String {
 }
 
 impl SimNode {
-    /// Reserves the node's ports (ephemeral, on 127.0.0.1). The node starts `lifecycle`.
-    pub fn new(spec: NodeSpec, index: usize, seed: &str, initial: NodeState) -> io::Result<Self> {
-        let mut listeners = Vec::new();
-        let mut ports = Vec::new();
-        let mut kinds = vec![ListenerKind::Admin, ListenerKind::Status];
+    /// Reserves the node's ports (ephemeral, on `ip`). The node starts `initial`.
+    pub fn new(
+        spec: NodeSpec,
+        index: usize,
+        seed: &str,
+        ip: Ipv4Addr,
+        initial: NodeState,
+    ) -> io::Result<Self> {
+        let mut listeners: Vec<Listener> = Vec::new();
+        let mut kinds = vec![ListenerKind::Status];
+        if spec.has_admin_api() {
+            kinds.push(ListenerKind::Admin);
+        }
         if spec.proxies() {
             kinds.push(ListenerKind::Proxy);
         }
         for kind in kinds {
-            let socket = reserve(0)?;
+            let socket = reserve(ip, 0)?;
             let port = socket.local_addr()?.port();
-            ports.push(port);
             listeners.push(Listener {
                 kind,
                 port,
                 slot: Slot::Reserved(socket),
             });
         }
+        let port_of = |kind| {
+            listeners
+                .iter()
+                .find(|l: &&Listener| l.kind == kind)
+                .map(|l| l.port)
+        };
         let base_pid = 1000 + 100 * u32::try_from(index).unwrap_or(0);
         Ok(SimNode {
             node_id: node_id_for(&format!("{seed}/{}", spec.name)),
+            ip,
             worker_pids: vec![base_pid + 1, base_pid + 2],
-            admin_port: ports[0],
-            status_port: ports[1],
-            proxy_port: ports.get(2).copied(),
+            admin_port: port_of(ListenerKind::Admin),
+            status_port: port_of(ListenerKind::Status).unwrap_or_default(),
+            proxy_port: port_of(ListenerKind::Proxy),
             spec,
             state: Mutex::new(initial),
             stats: Mutex::new(ProxyStats::default()),
@@ -228,25 +309,45 @@ impl SimNode {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn admin_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.admin_port)
+    /// `None` on data planes, which have no Admin API.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_port.map(|p| format!("http://{}:{p}", self.ip))
     }
 
     pub fn status_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.status_port)
+        format!("http://{}:{}", self.ip, self.status_port)
     }
 
     pub fn proxy_url(&self) -> Option<String> {
-        self.proxy_port.map(|p| format!("http://127.0.0.1:{p}"))
+        self.proxy_port.map(|p| format!("http://{}:{p}", self.ip))
+    }
+
+    pub fn workers(&self) -> u32 {
+        u32::try_from(self.worker_pids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The builds done now: all of them once the start is over.
+    pub fn build(&self, state: &NodeState) -> Build {
+        let workers = self.workers();
+        state.held_build.unwrap_or_else(|| match state.startup {
+            Some(startup) => startup.build(workers, Instant::now()),
+            None => Build {
+                routers: workers,
+                plugins_iterators: workers,
+            },
+        })
     }
 
     /// Answers proxy traffic a health-checking load balancer would send it: running,
     /// started, not draining, configured.
     pub fn is_ready(&self) -> bool {
         let state = self.state();
+        let workers = self.workers();
+        let build = self.build(&state);
         state.lifecycle == Lifecycle::Running
             && !state.draining
-            && state.ready_at.is_none_or(|t| Instant::now() >= t)
+            && build.routers >= workers
+            && build.plugins_iterators >= workers
             && (!self.spec.dbless || state.config_hash.is_some())
     }
 
@@ -259,7 +360,7 @@ impl SimNode {
             }
             let socket = match std::mem::replace(&mut listener.slot, Slot::Empty) {
                 Slot::Reserved(socket) => socket,
-                _ => reserve(listener.port)?,
+                _ => reserve(self.ip, listener.port)?,
             };
             let tcp = socket.listen(1024)?;
             let counted = CountingListener {
@@ -277,35 +378,41 @@ impl SimNode {
 
     /// Stops serving: the listeners close (new connections are refused) and open
     /// connections are shut down; the ports stay reserved.
+    ///
+    /// Each port's next reservation is bound before its listener closes: a port left free
+    /// even for a moment can become the source port of any outgoing connection on the
+    /// machine (busy with other labs and their traffic), and then cannot be bound again.
     pub async fn close(&self) -> io::Result<()> {
-        let handles: Vec<(usize, JoinHandle<()>)> = {
+        let mut failed = None;
+        let handles: Vec<JoinHandle<()>> = {
             let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-            listeners
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, l)| match std::mem::replace(&mut l.slot, Slot::Empty) {
-                    Slot::Serving(handle) => Some((i, handle)),
-                    other => {
-                        l.slot = other;
-                        None
+            let mut handles = Vec::new();
+            for listener in listeners.iter_mut() {
+                if matches!(listener.slot, Slot::Reserved(_)) {
+                    continue;
+                }
+                match reserve(self.ip, listener.port) {
+                    Ok(next) => {
+                        if let Slot::Serving(handle) =
+                            std::mem::replace(&mut listener.slot, Slot::Reserved(next))
+                        {
+                            handles.push(handle);
+                        }
                     }
-                })
-                .collect()
+                    // This listener keeps serving; the others still close.
+                    Err(e) => failed = Some(e),
+                }
+            }
+            handles
         };
-        for (_, handle) in &handles {
+        for handle in &handles {
             handle.abort();
         }
-        for (_, handle) in handles {
+        for handle in handles {
             // The task is cancelled; its listener is dropped once this returns.
             let _ = handle.await;
         }
-        let mut listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
-        for listener in listeners.iter_mut() {
-            if matches!(listener.slot, Slot::Empty) {
-                listener.slot = Slot::Reserved(reserve(listener.port)?);
-            }
-        }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stops serving at once, without waiting; used when the lab is dropped.
@@ -396,5 +503,19 @@ impl AsyncWrite for CountedStream {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_ports_next_reservation_binds_while_its_listener_still_listens() {
+        let first = reserve(Ipv4Addr::LOCALHOST, 0).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let _listening = first.listen(16).unwrap();
+        reserve(Ipv4Addr::LOCALHOST, port)
+            .expect("the next reservation binds beside the listener, so the port is never free");
     }
 }

@@ -10,6 +10,14 @@
 //! counted (Kong's exporter skips requests without a route). Injected faults: an error ratio
 //! (Kong's own 500) and extra upstream latency. The latency histograms record the simulated
 //! latencies (Kong's own plus the upstream's), which the node also sleeps for.
+//!
+//! Kong's answers are its version's (`facts`): the 404's cjson body on 2.8 and error
+//! template from 3.0, `kong.response.error`'s template for key-auth's 401 and Kong's 500
+//! (with `request_id` from 3.5), `X-Kong-Request-Id` from 3.5, `Via: kong/<v>` before 3.8
+//! and `1.1 kong/<v>` from 3.8 on proxied answers, `Server: kong/<v>` on Kong's own answers
+//! (and, from 3.8, on proxied ones whose upstream sent none; nginx's `openresty` before),
+//! and the latency headers (kong/runloop/handler.lua `header_filter`, kong/constants.lua
+//! `HEADERS`; tests/fixtures/kong/*/proxy_404.http).
 
 use std::time::Duration;
 
@@ -20,12 +28,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::kong::types::Message;
 use crate::plan::version::KongVersion;
 
 use super::facts;
 use super::lab::NodeCtx;
 use super::metrics::{RequestKey, RequestRecord};
+
+/// key-auth's 401 message when the request carries no key (kong/plugins/key-auth/
+/// handler.lua:32@3.4.2).
+const NO_KEY: &str = "No API key found in request";
 
 /// The key the lab's `demo` consumer authenticates with on `/secure`.
 pub const DEMO_API_KEY: &str = "kongup-demo-key";
@@ -159,35 +170,48 @@ fn upstream_body(echo: &UpstreamEcho, answer: &UpstreamAnswer) -> Vec<u8> {
     body.into_bytes()
 }
 
-fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        Body::from(bytes),
-    )
-        .into_response()
-}
-
 fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(name, v);
     }
 }
 
-/// Headers Kong adds to an answer it produced itself (no upstream).
-fn kong_answer(version: KongVersion, mut response: Response, latency_ms: u64) -> Response {
+/// An answer Kong produced itself (no upstream), `body` built with the request's id, with
+/// the headers Kong adds to those.
+fn kong_answer(
+    version: KongVersion,
+    status: StatusCode,
+    body: impl FnOnce(&str) -> String,
+    latency_ms: u64,
+) -> Response {
+    let id = request_id();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        Body::from(body(&id)),
+    )
+        .into_response();
     let headers = response.headers_mut();
     set(headers, "x-kong-response-latency", &latency_ms.to_string());
     set(headers, "server", &facts::server_tokens(version));
     if facts::sends_request_id(version) {
-        set(headers, "x-kong-request-id", &request_id());
+        set(headers, "x-kong-request-id", &id);
     }
     response
 }
 
+/// `$kong_request_id`: 32 hex digits.
 fn request_id() -> String {
     hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// About what a request takes on the wire: its request line and headers.
+fn request_bytes(method: &Method, uri: &Uri, headers: &HeaderMap) -> u64 {
+    let head: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (method.as_str().len() + uri.to_string().len() + 12 + head) as u64
 }
 
 async fn proxy(
@@ -201,74 +225,87 @@ async fn proxy(
     let version = node.spec.version;
 
     let Some(route) = route_for(&ctx.lab.routes, uri.path()) else {
-        let body = Message {
-            message: "no Route matched with those values".into(),
-        };
-        return kong_answer(version, json_response(StatusCode::NOT_FOUND, &body), 0);
+        return kong_answer(
+            version,
+            StatusCode::NOT_FOUND,
+            |id| facts::no_route_body(version, id),
+            0,
+        );
     };
+    let ingress = request_bytes(&method, &uri, &headers);
 
     let kong_ms: u64 = rand::random_range(0..=2);
     let faults = ctx.lab.faults().cluster(node.spec.cluster).to_owned();
-    let record = |code: u16, source: &'static str, upstream_ms: Option<u64>| RequestRecord {
-        key: RequestKey {
-            service: route.name.clone(),
-            route: route.name.clone(),
-            code,
-            source,
-            consumer: String::new(),
-        },
-        // The simulated latency, not the wall clock: a loaded machine's scheduling delay is
-        // not the simulated cluster's, and it made Y's p99 gate fail at random in rehearsals.
-        request_ms: kong_ms + upstream_ms.unwrap_or(0),
-        upstream_ms,
-        kong_ms,
+    let record = |code: u16, source: &'static str, upstream_ms: Option<u64>, egress: usize| {
+        RequestRecord {
+            key: RequestKey {
+                service: route.name.clone(),
+                route: route.name.clone(),
+                code,
+                source,
+                consumer: String::new(),
+            },
+            // The simulated latency, not the wall clock: a loaded machine's scheduling delay
+            // is not the simulated cluster's, and it made Y's p99 gate fail at random in
+            // rehearsals.
+            request_ms: kong_ms + upstream_ms.unwrap_or(0),
+            upstream_ms,
+            kong_ms,
+            request_bytes: ingress,
+            // The body and about as much again for the status line and headers.
+            response_bytes: (egress + 200) as u64,
+        }
     };
 
     let mut consumer = None;
     if route.key_auth() {
         let failure = match presented_key(&headers, &route.key_names) {
-            None | Some("") => Some("No API key found in request"),
+            None | Some("") => Some(NO_KEY),
             Some(key) if ctx.lab.accepts_key(key) => None,
             Some(_) => Some(facts::key_auth_invalid_key_message(version)),
         };
         if let Some(message) = failure {
             tokio::time::sleep(Duration::from_millis(kong_ms)).await;
-            ctx.lab.record(node, &record(401, "kong", None));
-            let mut response = json_response(
+            let mut response = kong_answer(
+                version,
                 StatusCode::UNAUTHORIZED,
-                &Message {
-                    message: message.into(),
-                },
+                |id| facts::error_body(version, message, id),
+                kong_ms,
             );
-            set(
-                response.headers_mut(),
-                "www-authenticate",
-                facts::key_auth_www_authenticate(version),
-            );
-            return kong_answer(version, response, kong_ms);
+            ctx.lab
+                .record(node, &record(401, "kong", None, body_len(&response)));
+            // Before 3.7 only a missing key gets the challenge (handler.lua:169@3.6.0); from
+            // 3.7 every 401 does (handler.lua:104-105@3.7.0).
+            if message == NO_KEY || facts::key_auth_www_authenticate(version) == "Key" {
+                set(
+                    response.headers_mut(),
+                    "www-authenticate",
+                    facts::key_auth_www_authenticate(version),
+                );
+            }
+            return response;
         }
         consumer = Some("demo".to_string());
     }
 
     if faults.error_ratio > 0.0 && rand::random_bool(faults.error_ratio.min(1.0)) {
         tokio::time::sleep(Duration::from_millis(kong_ms)).await;
-        ctx.lab.record(node, &record(500, "kong", None));
-        let body = Message {
-            message: "An unexpected error occurred".into(),
-        };
-        return kong_answer(
+        // Kong.handle_error's answer to a failure inside Kong (kong/init.lua).
+        let response = kong_answer(
             version,
-            json_response(StatusCode::INTERNAL_SERVER_ERROR, &body),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            |id| facts::error_body(version, "An unexpected error occurred", id),
             kong_ms,
         );
+        ctx.lab
+            .record(node, &record(500, "kong", None, body_len(&response)));
+        return response;
     }
 
     let upstream_ms = rand::random_range(5..=20)
         + u64::try_from(faults.extra_latency.as_millis()).unwrap_or(u64::MAX);
     tokio::time::sleep(Duration::from_millis(kong_ms + upstream_ms)).await;
     let answer = &route.upstream;
-    ctx.lab
-        .record(node, &record(answer.status, "service", Some(upstream_ms)));
 
     let echo = UpstreamEcho {
         node: node.spec.name.clone(),
@@ -281,10 +318,15 @@ async fn proxy(
         consumer,
     };
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let body = upstream_body(&echo, answer);
+    ctx.lab.record(
+        node,
+        &record(answer.status, "service", Some(upstream_ms), body.len()),
+    );
     let mut response = (
         status,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        Body::from(upstream_body(&echo, answer)),
+        Body::from(body),
     )
         .into_response();
     let h = response.headers_mut();
@@ -298,11 +340,24 @@ async fn proxy(
         }
     }
     set(h, "via", &facts::via_header(version));
-    set(h, "server", &facts::server_tokens(version));
+    if !h.contains_key(header::SERVER) {
+        set(h, "server", &facts::proxied_server_header(version));
+    }
     set(h, "x-kong-upstream-latency", &upstream_ms.to_string());
     set(h, "x-kong-proxy-latency", &kong_ms.to_string());
     if facts::sends_request_id(version) {
         set(h, "x-kong-request-id", &request_id());
     }
     response
+}
+
+/// The length of a response's body, known for the lab's own bodies.
+fn body_len(response: &Response) -> usize {
+    use axum::body::HttpBody;
+    response
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0)
 }

@@ -1,13 +1,16 @@
 //! The lab's scenarios: one topology per upgrade strategy, with versions on paths Kong
-//! guarantees.
+//! guarantees. Each node answers as Kong of its version (`sim::api`, `sim::metrics`): the
+//! four-part versions are Kong Enterprise's, whose own shapes are unverified (the lab answers
+//! for them as the open-source code of the same release does).
 //!
 //! | scenario | mode | X → Y | nodes per cluster | databases |
 //! |---|---|---|---|---|
 //! | `dual-cluster` | traditional | 3.4.3.12 → 3.10.0.1 (LTS to LTS) | 2 | X's, and Y's own |
+//! | `traditional-2.8` | traditional | 2.8.5 → 3.4.2 (LTS to LTS, across the 3.0 break) | 2 | X's, and Y's own |
 //! | `in-place` | traditional | 3.5.0 → 3.6.1 (adjacent minors) | 2 | one, shared |
 //! | `blue-green` | traditional | 3.4.3.11 → 3.4.3.12 (patch) | 2 | one, shared |
 //! | `dbless-rolling` | DB-less | 3.9.1 → 3.10.0 (adjacent minors) | 3 | none |
-//! | `hybrid` | hybrid | 3.4.3.12 → 3.10.0.1 (LTS to LTS) | 1 CP + 2 DP | X CP's, Y CP's own |
+//! | `hybrid` | hybrid | 3.4.2 → 3.10.0 (LTS to LTS) | 1 CP + 2 DP | X CP's, Y CP's own |
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +26,8 @@ use super::node::NodeSpec;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scenario {
     DualCluster,
+    /// 2.8 to 3.4 by dual cluster: Kong's 3.0 break (Admin API, `/metrics`, migrations).
+    Traditional28,
     InPlace,
     BlueGreen,
     DblessRolling,
@@ -30,8 +35,9 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::DualCluster,
+        Scenario::Traditional28,
         Scenario::InPlace,
         Scenario::BlueGreen,
         Scenario::DblessRolling,
@@ -41,6 +47,7 @@ impl Scenario {
     pub fn as_str(self) -> &'static str {
         match self {
             Scenario::DualCluster => "dual-cluster",
+            Scenario::Traditional28 => "traditional-2.8",
             Scenario::InPlace => "in-place",
             Scenario::BlueGreen => "blue-green",
             Scenario::DblessRolling => "dbless-rolling",
@@ -57,7 +64,7 @@ impl fmt::Display for Scenario {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{0}' is not a lab scenario (choose one of dual-cluster, in-place, blue-green, dbless-rolling, hybrid)"
+    "'{0}' is not a lab scenario (choose one of dual-cluster, traditional-2.8, in-place, blue-green, dbless-rolling, hybrid)"
 )]
 pub struct UnknownScenario(pub String);
 
@@ -178,8 +185,12 @@ fn hybrid_cluster(cluster: ClusterSide, version: KongVersion, database: &str) ->
 pub fn topology(scenario: Scenario) -> Topology {
     use ClusterSide::{X, Y};
     match scenario {
-        Scenario::DualCluster => {
-            let (from, to) = (version("3.4.3.12"), version("3.10.0.1"));
+        Scenario::DualCluster | Scenario::Traditional28 => {
+            let (from, to) = if scenario == Scenario::DualCluster {
+                (version("3.4.3.12"), version("3.10.0.1"))
+            } else {
+                (version("2.8.5"), version("3.4.2"))
+            };
             let mut nodes = traditional("kong", X, 2, from, Some("kong"));
             nodes.extend(traditional("kong", Y, 2, to, Some("kong_y")));
             Topology {
@@ -232,7 +243,7 @@ pub fn topology(scenario: Scenario) -> Topology {
             }
         }
         Scenario::Hybrid => {
-            let (from, to) = (version("3.4.3.12"), version("3.10.0.1"));
+            let (from, to) = (version("3.4.2"), version("3.10.0"));
             let mut nodes = hybrid_cluster(X, from, "kong");
             nodes.extend(hybrid_cluster(Y, to, "kong_y"));
             Topology {
@@ -330,7 +341,7 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
     );
     let step = |id: &str, commands: Vec<DemoCommand>| (id.to_string(), commands);
     match endpoints.scenario {
-        Scenario::DualCluster => {
+        Scenario::DualCluster | Scenario::Traditional28 => {
             vec![
                 step("backup", vec![pg_dump(&all_x[0])]),
                 step("deploy-y", on_each(&all_y, &["lab", "install"])),
@@ -456,7 +467,11 @@ pub fn demo_plan_yaml_with(
             if endpoints.mode == Mode::Hybrid {
                 let _ = writeln!(y, "        role: {}", node.role.as_str());
             }
-            let _ = writeln!(y, "        admin_url: {}", node.admin);
+            // Data planes have no Admin API: kongup reads them through their control
+            // plane and their Status API.
+            if let Some(admin) = &node.admin {
+                let _ = writeln!(y, "        admin_url: {admin}");
+            }
             let _ = writeln!(y, "        status_url: {}", node.status);
             if let Some(proxy) = &node.proxy {
                 let _ = writeln!(y, "        proxy_url: {proxy}");

@@ -367,6 +367,79 @@ pub fn handover_modal(theme: Theme) -> ConsoleState {
     state
 }
 
+/// kongup was killed (`kill -9`) while the playbook that deploys Y's control planes ran on
+/// the bastion, and opened the run again ten minutes later: the playbook still runs there,
+/// so its step is interrupted, its output is read from its files, and it can only be
+/// waited for or killed.
+pub fn still_running(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    state.set_now(at(100));
+    state.apply(&changed(cp("deploy-y"), StepState::Running));
+    let command = "ansible-playbook -i inventories/prod-eu kong-cp.yml --limit cp_y -e \
+                   kong_version=3.10.0.1";
+    state.apply(&log(
+        100,
+        "deploy-y",
+        LogStream::Engine,
+        &format!("{command} (ssh kong@bastion.prod.internal:22)"),
+    ));
+    let output = [
+        "PLAY [Kong control planes] ****************************************",
+        "TASK [Gathering Facts] ********************************************",
+        "ok: [cp-y1]",
+        "ok: [cp-y2]",
+        "TASK [kong : Install kong-enterprise-edition 3.10.0.1] ************",
+    ];
+    state.apply(&log(102, "deploy-y", LogStream::Stdout, output[0]));
+    // kongup dies here; a new kongup opens the run ten minutes later.
+    state.set_now(at(700));
+    let what = format!(
+        "`{command}` is still running since 02:01 UTC, pid 12180 on ssh \
+         kong@bastion.prod.internal:22"
+    );
+    state.apply(&Event::StillRunning {
+        step: cp("deploy-y"),
+        what: Some(what.clone()),
+    });
+    state.apply(&Event::StepChanged {
+        step: cp("deploy-y"),
+        state: StepState::Interrupted,
+        detail: Some(format!(
+            "{what}: wait for it to end (its output shows in the logs), or kill it"
+        )),
+    });
+    state.apply(&log(
+        700,
+        "deploy-y",
+        LogStream::Engine,
+        &format!(
+            "`{command}` (pid 12180 on ssh kong@bastion.prod.internal:22, since 02:01 UTC) \
+             was running when kongup stopped: following its output from its start, and \
+             recording its end"
+        ),
+    ));
+    for (i, text) in output.iter().enumerate() {
+        state.apply(&log(701 + i as i64, "deploy-y", LogStream::Stdout, text));
+    }
+    apply_all(&mut state, &metrics_history(305, 700, 0, 0.0));
+    state.set_now(at(706));
+    state
+}
+
+/// `r` on the interrupted step whose command still runs: wait for it, or kill it.
+pub fn still_running_modal(theme: Theme) -> ConsoleState {
+    let mut state = still_running(theme);
+    assert!(press(&mut state, char_key('r')).is_empty());
+    state
+}
+
+/// `x` on it: the kill, asked once more.
+pub fn still_running_kill(theme: Theme) -> ConsoleState {
+    let mut state = still_running(theme);
+    assert!(press(&mut state, char_key('x')).is_empty());
+    state
+}
+
 /// Builds the console at one moment of a run.
 pub type Scenario = fn(Theme) -> ConsoleState;
 
@@ -387,6 +460,9 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("set_traffic_prompt", set_traffic_prompt),
         ("watching", watching),
         ("handover_modal", handover_modal),
+        ("still_running", still_running),
+        ("still_running_modal", still_running_modal),
+        ("still_running_kill", still_running_kill),
     ]
 }
 

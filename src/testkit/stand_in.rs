@@ -199,8 +199,9 @@ impl StandIn {
                         .await;
                 }
             }
-            // Nobody asks to take the stand-in's run over.
-            Command::Quit | Command::HandOver | Command::KeepRun => {}
+            // The stand-in leaves nothing running behind a step, and nobody asks to take
+            // its run over.
+            Command::Kill { .. } | Command::Quit | Command::HandOver | Command::KeepRun => {}
         }
     }
 

@@ -160,10 +160,13 @@ pub enum When {
     Always,
     /// The selected step can be confirmed now (ready, and the run not paused).
     SelectedConfirmable,
-    /// As `SelectedConfirmable`, and the step is ready (not a rollback step offered).
+    /// As `SelectedConfirmable` with the step ready (not a rollback step offered), or the
+    /// step interrupted: skipping it is one of its decisions.
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
+    /// The selected step's command still runs though kongup no longer waits on it.
+    SelectedStillRunning,
     StepRunning,
     /// The run is under way: a step runs, or the next waits for the operator.
     RunRunning,
@@ -189,11 +192,20 @@ impl When {
         match self {
             When::Always => true,
             When::SelectedConfirmable => confirmable,
-            When::SelectedSkippable => confirmable && selected_is(&[StepState::Ready]),
+            When::SelectedSkippable => {
+                (confirmable && selected_is(&[StepState::Ready]))
+                    || selected_is(&[StepState::Interrupted])
+            }
             When::SelectedFailedOrInterrupted => {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
             When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
+            When::SelectedStillRunning => {
+                state.running_step().is_none()
+                    && state
+                        .selected()
+                        .is_some_and(|(_, _, status)| status.still_running.is_some())
+            }
             When::StepRunning => state.running_step().is_some(),
             When::RunRunning => {
                 matches!(state.run_state(), RunState::Running | RunState::Waiting)
@@ -263,20 +275,44 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('s')],
         Action::Skip,
-        entry("s", &["skip the selected ready step (asks a reason)"]),
-        footer(1, &[(When::SelectedSkippable, "skip")]),
+        entry("s", &["skip a ready or interrupted step (asks a reason)"]),
+        footer(
+            1,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedSkippable, "skip"),
+            ],
+        ),
     ),
     bind(
         &[Char('r')],
         Action::Retry,
-        entry("r", &["retry the selected failed or interrupted step"]),
-        footer(2, &[(When::SelectedFailedOrInterrupted, "retry")]),
+        entry(
+            "r",
+            &[
+                "retry the selected failed or interrupted step",
+                "(while its command still runs: wait or kill)",
+            ],
+        ),
+        footer(
+            2,
+            &[
+                (When::SelectedStillRunning, "wait or kill"),
+                (When::SelectedFailedOrInterrupted, "retry"),
+            ],
+        ),
     ),
     bind(
         &[Char('m')],
         Action::MarkDone,
         entry("m", &["mark the interrupted step done (asks a note)"]),
-        footer(3, &[(When::SelectedInterrupted, "mark done")]),
+        footer(
+            3,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedInterrupted, "mark done"),
+            ],
+        ),
     ),
     bind(
         &[Char('p')],
@@ -294,10 +330,18 @@ pub static MAIN: &[Binding] = &[
             "x",
             &[
                 "abort the running step (kills its processes;",
-                "asks first); then r retries it or R rolls back",
+                "asks first); then r retries it or R rolls back;",
+                "kill an interrupted step's command that still",
+                "runs after kongup stopped (asks first)",
             ],
         ),
-        footer(4, &[(When::StepRunning, "abort")]),
+        footer(
+            4,
+            &[
+                (When::StepRunning, "abort"),
+                (When::SelectedStillRunning, "kill"),
+            ],
+        ),
     ),
     bind(
         &[Char('t')],
@@ -501,7 +545,9 @@ pub fn footer_hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
                 .says
                 .iter()
                 .find(|(when, _)| when.holds(state))
-                .map(|(_, words)| *words)?;
+                .map(|(_, words)| *words)
+                // No words: the key does nothing worth a hint now.
+                .filter(|words| !words.is_empty())?;
             Some((footer.rank, binding.keys[0].symbol(), words))
         })
         .collect();

@@ -213,8 +213,16 @@ fn skip_selected(state: &ConsoleState) -> KeyOutcome {
     let Some((step_ref, _, status)) = state.selected() else {
         return KeyOutcome::default();
     };
-    if status.state != StepState::Ready {
-        return not_eligible(step_ref, status.state, "only a ready step can be skipped");
+    // Skipping past a step whose command still runs would start the next one beside it.
+    if status.still_running.is_some() {
+        return still_running(step_ref, false);
+    }
+    if !matches!(status.state, StepState::Ready | StepState::Interrupted) {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "only a ready or interrupted step can be skipped",
+        );
     }
     KeyOutcome::ui(UiAction::Open(Modal::Prompt {
         purpose: PromptPurpose::Skip(step_ref.clone()),
@@ -226,6 +234,9 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
     let Some((step_ref, step, status)) = state.selected() else {
         return KeyOutcome::default();
     };
+    if status.still_running.is_some() {
+        return still_running(step_ref, false);
+    }
     if !matches!(status.state, StepState::Failed | StepState::Interrupted) {
         return not_eligible(
             step_ref,
@@ -252,6 +263,9 @@ fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
     let Some((step_ref, _, status)) = state.selected() else {
         return KeyOutcome::default();
     };
+    if status.still_running.is_some() {
+        return still_running(step_ref, false);
+    }
     if status.state != StepState::Interrupted {
         return not_eligible(
             step_ref,
@@ -277,11 +291,23 @@ fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
 }
 
 /// Stopping a step is a change too: the dialog says what happens before anything is sent.
+/// With no step running, `x` kills what still runs of the selected interrupted step.
 fn abort_running(state: &ConsoleState) -> KeyOutcome {
     match state.running_step() {
         Some(step) => KeyOutcome::ui(UiAction::Open(Modal::Abort { step: step.clone() })),
-        None => KeyOutcome::flash("no step is running: nothing to abort"),
+        None => match state.selected() {
+            Some((step, _, status)) if status.still_running.is_some() => still_running(step, true),
+            _ => KeyOutcome::flash("no step is running: nothing to abort"),
+        },
     }
+}
+
+/// The wait-or-kill dialog of a step whose command still runs (`kill`: at its `y`).
+fn still_running(step: &StepRef, kill: bool) -> KeyOutcome {
+    KeyOutcome::ui(UiAction::Open(Modal::StillRunning {
+        step: step.clone(),
+        kill,
+    }))
 }
 
 /// The split by hand, as percent to Y; the engine refuses what is unsafe (X when X cannot
@@ -394,6 +420,27 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
         Modal::Abort { .. } => {
             if matches!(letter(&key), Some('y')) {
                 KeyOutcome::send(Command::Abort).and(UiAction::Close)
+            } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::StillRunning { step, kill: false } => {
+            if esc || matches!(letter(&key), Some('w')) || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close).and(UiAction::Flash(
+                    format!("waiting for {step}'s command: its end is recorded when it comes"),
+                    Tone::Plain,
+                ))
+            } else if matches!(letter(&key), Some('x')) {
+                still_running(step, true)
+            } else {
+                KeyOutcome::default()
+            }
+        }
+        Modal::StillRunning { step, kill: true } => {
+            if matches!(letter(&key), Some('y')) {
+                KeyOutcome::send(Command::Kill { step: step.clone() }).and(UiAction::Close)
             } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
             } else {

@@ -84,6 +84,9 @@ pub struct StepStatus {
     pub running_since: Option<DateTime<Utc>>,
     /// Seconds left of a bake, while one counts down.
     pub bake_remaining: Option<u64>,
+    /// What still runs of it though kongup no longer waits on it (its command, found
+    /// running after kongup stopped), in the engine's words.
+    pub still_running: Option<String>,
 }
 
 /// Says exactly what confirming a step runs and where. Called once per step, when the
@@ -253,6 +256,12 @@ pub enum Modal {
     QuitWhileRunning {
         step: StepRef,
     },
+    /// An interrupted step whose command still runs: wait for it, or kill it. `kill`: the
+    /// kill was chosen and waits for its `y`.
+    StillRunning {
+        step: StepRef,
+        kill: bool,
+    },
     /// Another kongup asks to take the run over (`kongup run --take-over`); the request
     /// lapses at `until`.
     Handover {
@@ -380,6 +389,7 @@ impl ConsoleState {
                 detail: None,
                 running_since: None,
                 bake_remaining: None,
+                still_running: None,
             },
         });
         self.entries.len() - 1
@@ -494,8 +504,41 @@ impl ConsoleState {
             }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
+            Event::StillRunning { step, what } => self.still_running_changed(step, what),
             Event::Session(event) => self.session_event(event),
         }
+    }
+
+    fn still_running_changed(&mut self, step: &StepRef, what: &Option<String>) {
+        let Some(i) = self.entry_index(step) else {
+            return;
+        };
+        let status = &mut self.entries[i].status;
+        let was = status
+            .still_running
+            .replace(what.clone().unwrap_or_default());
+        if what.is_none() {
+            status.still_running = None;
+        }
+        match what {
+            Some(what) if was.as_ref() != Some(what) => {
+                self.selected = i;
+                self.push_log(
+                    Some(step_label(step)),
+                    LogKind::Event(Tone::Warn),
+                    format!("⚠ {}: {what}", step_label(step)),
+                );
+            }
+            None if was.is_some() => {
+                self.push_log(
+                    Some(step_label(step)),
+                    LogKind::Event(Tone::Plain),
+                    format!("{}: nothing of it runs any more", step_label(step)),
+                );
+            }
+            _ => {}
+        }
+        self.close_stale_modal();
     }
 
     fn step_changed(&mut self, step: &StepRef, new: StepState, detail: Option<String>) {
@@ -581,6 +624,7 @@ impl ConsoleState {
             Some(Modal::QuitWhileRunning { step }) => {
                 self.step_state(step) != Some(StepState::Running)
             }
+            Some(Modal::StillRunning { step, .. }) => self.still_running(step).is_none(),
             _ => false,
         };
         if stale {

@@ -3,6 +3,15 @@
 //! until the nodes answer with the expected version and `/status/ready` 200 (start, deploy),
 //! or stop answering or report draining (stop, decommission).
 //!
+//! Data planes have no Admin API (Kong renders it only for control planes and traditional
+//! nodes, kong/templates/nginx_kong.lua:377@2.8.5, :416@master): a data plane's version and
+//! sync state are read from the control planes' `/clustering/data-planes` (every control
+//! plane of the plan with an `admin_url`, so a data plane sent to the wrong one is seen
+//! there), the row found by hostname, else by ip, the freshest when several match (an RPC-
+//! synced 3.10 data plane is listed under its node id, kong/clustering/services/sync/
+//! rpc.lua:104-114@master); its readiness from its Status API (`/status/ready` from 3.3,
+//! else `/status`).
+//!
 //! The engine runs a step's action before its commands, and this wait must come after
 //! them: the action runs the step's commands itself, then leaves the step none to run.
 
@@ -15,6 +24,7 @@ use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
 use crate::engine::step::run_commands;
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::client::{AdminError, Readiness};
+use crate::kong::types::{DataPlane, SyncStatus};
 use crate::plan::model::{Node, Plan, Role};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
@@ -89,8 +99,134 @@ fn scope_name(target: &Target) -> String {
     format!("{}'s {what}", side_name(target.side))
 }
 
-fn checkable(node: &Node) -> bool {
-    node.admin_url.is_some() || node.status_url.is_some()
+/// Whether kongup can look at `node`: a data plane through its Status API or, when `listed`
+/// (it is coming up and the plan has a control plane with an Admin API), through the control
+/// planes' listing; any other node through its Admin or Status API. A data plane's
+/// `admin_url` is never asked: nothing serves it (the loader warns).
+fn checkable(node: &Node, listed: bool) -> bool {
+    match node.role {
+        Role::DataPlane => node.status_url.is_some() || listed,
+        Role::ControlPlane | Role::Traditional => {
+            node.admin_url.is_some() || node.status_url.is_some()
+        }
+    }
+}
+
+/// Whether the control planes' listing can tell of data planes in this wait.
+fn listed(plan: &Plan, want: &Want) -> bool {
+    *want == Want::Up && !control_planes(plan).is_empty()
+}
+
+/// The plan's control planes kongup can ask for their data planes: (name, Admin API).
+fn control_planes(plan: &Plan) -> Vec<(String, String)> {
+    plan.clusters
+        .x
+        .nodes
+        .iter()
+        .chain(&plan.clusters.y.nodes)
+        .filter(|n| n.role == Role::ControlPlane)
+        .filter_map(|n| Some((n.name.clone(), n.admin_url.clone()?)))
+        .collect()
+}
+
+/// The data planes the control planes list, each with the control plane that lists it;
+/// and what kept a control plane from answering.
+#[derive(Debug, Default)]
+struct Listings {
+    rows: Vec<(String, DataPlane)>,
+    errors: Vec<String>,
+    /// The plan names no control plane with an Admin API.
+    none: bool,
+}
+
+/// The host of a URL, lower-cased (an IPv6 address without its brackets).
+fn url_host(url: &str) -> Option<String> {
+    let parsed = reqwest::Url::parse(url).ok()?;
+    let host = parsed.host_str()?;
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+    )
+}
+
+fn first_label(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
+}
+
+/// How a control plane's row was matched to a plan node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MatchedBy {
+    Hostname,
+    Ip,
+}
+
+impl MatchedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            MatchedBy::Hostname => "hostname",
+            MatchedBy::Ip => "ip",
+        }
+    }
+}
+
+/// The row a control plane keeps of `node`: by hostname (the node's name or its Status and
+/// proxy URLs' host, or their first DNS labels), else by ip (those URLs' host as an
+/// address). Several rows of one data plane (a reinstall gives it a new id, a move to another
+/// control plane leaves the old one's row; rows stay 14 days): the freshest. `Err` when the ip matches
+/// rows of different hostnames, which kongup cannot tell apart.
+fn find_row<'a>(
+    node: &Node,
+    rows: &'a [(String, DataPlane)],
+) -> Result<Option<(&'a str, &'a DataPlane, MatchedBy)>, String> {
+    // Not its admin_url: a data plane has no Admin API, and the URL may name anything.
+    let hosts: Vec<String> = [&node.status_url, &node.proxy_url]
+        .into_iter()
+        .flatten()
+        .filter_map(|u| url_host(u))
+        .collect();
+    let name = node.name.to_ascii_lowercase();
+    let by_hostname = |row: &DataPlane| {
+        let hostname = row.hostname.to_ascii_lowercase();
+        let candidates = std::iter::once(name.as_str()).chain(hosts.iter().map(String::as_str));
+        candidates
+            .into_iter()
+            .any(|c| c == hostname || first_label(c) == first_label(&hostname))
+    };
+    // Seen in the same second, a row that is not in sync wins: a wait had better fail than
+    // pass on the stale row of a control plane the data plane has left.
+    let freshest = |matches: Vec<&'a (String, DataPlane)>| {
+        matches
+            .into_iter()
+            .max_by_key(|(_, row)| (row.last_seen, row.sync_status != SyncStatus::Normal))
+            .map(|(cp, row)| (cp.as_str(), row))
+    };
+    let named: Vec<&(String, DataPlane)> = rows.iter().filter(|(_, r)| by_hostname(r)).collect();
+    if let Some((cp, row)) = freshest(named) {
+        return Ok(Some((cp, row, MatchedBy::Hostname)));
+    }
+    let ips: Vec<&String> = hosts
+        .iter()
+        .filter(|h| h.parse::<std::net::IpAddr>().is_ok())
+        .collect();
+    let at_ip: Vec<&(String, DataPlane)> = rows
+        .iter()
+        .filter(|(_, r)| ips.iter().any(|ip| **ip == r.ip))
+        .collect();
+    let ids: std::collections::BTreeSet<&str> =
+        at_ip.iter().map(|(_, r)| r.hostname.as_str()).collect();
+    if ids.len() > 1 {
+        return Err(format!(
+            "{} data planes are listed at its address {}: kongup cannot tell which is {}",
+            ids.len(),
+            ips.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            node.name
+        ));
+    }
+    Ok(freshest(at_ip).map(|(cp, row)| (cp, row, MatchedBy::Ip)))
 }
 
 pub struct NodesWait {
@@ -118,9 +254,10 @@ impl StepAction for NodesWait {
         };
         // The nodes the step acts on: those its commands are placed on.
         let nodes = step_nodes(plan, phase, &step.kind);
+        let listed = listed(plan, &target.want);
         let names: Vec<&str> = nodes
             .iter()
-            .filter(|n| checkable(n))
+            .filter(|n| checkable(n, listed))
             .map(|n| n.name.as_str())
             .collect();
         let limit = humantime::format_duration(self.access.waits.nodes);
@@ -131,13 +268,22 @@ impl StepAction for NodesWait {
                  checks them",
                 scope_name(&target)
             ),
-            Want::Up => format!(
-                "{after}wait up to {limit} until {} ({}) answer with Kong {} and /status/ready \
-                 200",
-                scope_name(&target),
-                names.join(", "),
-                side_version(plan, target.side)
-            ),
+            Want::Up => {
+                let mut line = format!(
+                    "{after}wait up to {limit} until {} ({}) answer with Kong {} and \
+                     /status/ready 200",
+                    scope_name(&target),
+                    names.join(", "),
+                    side_version(plan, target.side)
+                );
+                if nodes.iter().any(|n| n.role == Role::DataPlane) {
+                    line.push_str(
+                        "; data planes have no Admin API: their version and sync state as the \
+                         control planes' /clustering/data-planes list them",
+                    );
+                }
+                line
+            }
             Want::Down => format!(
                 "{after}wait up to {limit} until {} ({}) stop answering, report draining, or \
                  answer with another version than {}",
@@ -187,7 +333,7 @@ impl StepAction for NodesWait {
                 ctx.log.note(why);
                 Ok(why.clone())
             }
-            _ if !nodes.iter().any(checkable) => {
+            want if !nodes.iter().any(|n| checkable(n, listed(&plan, want))) => {
                 let text = format!(
                     "none of {} has an Admin or Status URL in the plan: kongup cannot see them; \
                      your confirm says they are done",
@@ -222,21 +368,90 @@ enum NodeState {
 }
 
 impl NodesWait {
-    async fn state(&self, node: &Node, want: &Want, version: KongVersion) -> NodeState {
-        if !checkable(node) {
+    /// Every data plane the plan's control planes list.
+    async fn listings(&self, plan: &Plan) -> Listings {
+        let control_planes = control_planes(plan);
+        let mut listings = Listings {
+            none: control_planes.is_empty(),
+            ..Listings::default()
+        };
+        let answers = futures::future::join_all(
+            control_planes
+                .iter()
+                .map(|(_, url)| self.access.probe.data_planes(url)),
+        )
+        .await;
+        for ((name, _), answer) in control_planes.iter().zip(answers) {
+            match answer {
+                Ok(rows) => listings
+                    .rows
+                    .extend(rows.into_iter().map(|row| (name.clone(), row))),
+                Err(e) => listings.errors.push(format!("{name}: {e}")),
+            }
+        }
+        listings
+    }
+
+    /// What the control planes say of data plane `node`: `Ok(note)` when they list it at
+    /// `version` and in sync, `Err(why not)` otherwise.
+    fn listed(node: &Node, version: KongVersion, listings: &Listings) -> Result<String, String> {
+        let found = find_row(node, &listings.rows)?;
+        let Some((cp, row, by)) = found else {
+            let mut why = "no control plane lists it yet".to_string();
+            if !listings.errors.is_empty() {
+                why.push_str(&format!(" ({})", listings.errors.join("; ")));
+            }
+            return Err(why);
+        };
+        if !is_version(&row.version, version) {
+            return Err(format!(
+                "{cp} lists it at Kong {}, not {version}",
+                row.version
+            ));
+        }
+        if row.sync_status != SyncStatus::Normal {
+            return Err(format!(
+                "{cp} lists it with sync_status {}",
+                row.sync_status.as_str()
+            ));
+        }
+        Ok(format!(
+            "{}: Kong {}, sync_status {} ({cp}, by {})",
+            node.name,
+            row.version,
+            row.sync_status.as_str(),
+            by.as_str()
+        ))
+    }
+
+    async fn state(
+        &self,
+        node: &Node,
+        want: &Want,
+        version: KongVersion,
+        listings: &Listings,
+    ) -> NodeState {
+        let listed = *want == Want::Up && !listings.none;
+        if !checkable(node, listed) {
             return NodeState::Unchecked;
+        }
+        if node.role == Role::DataPlane
+            && listed
+            && let Err(why) = Self::listed(node, version, listings)
+        {
+            return NodeState::Pending(why);
         }
         let client = &self.access.probe;
         // What the Admin API says: `Some(Ok(version))`, `Some(Err(why))`, or no URL.
         let admin = match &node.admin_url {
-            Some(url) => Some(
+            Some(url) if node.role != Role::DataPlane => Some(
                 client
                     .node_info(url)
                     .await
                     .map(|info| info.version)
                     .map_err(|e| e.to_string()),
             ),
-            None => None,
+            _ => None,
         };
         let status = match &node.status_url {
             Some(url) => Some(match client.readiness(url).await {
@@ -328,10 +543,19 @@ impl NodesWait {
             humantime::format_duration(waits.nodes),
             scope_name(target)
         ));
+        let data_planes = *want == Want::Up && nodes.iter().any(|n| n.role == Role::DataPlane);
         loop {
-            let states =
-                futures::future::join_all(nodes.iter().map(|node| self.state(node, want, version)))
-                    .await;
+            let listings = if data_planes {
+                self.listings(&ctx.plan).await
+            } else {
+                Listings::default()
+            };
+            let states = futures::future::join_all(
+                nodes
+                    .iter()
+                    .map(|node| self.state(node, want, version, &listings)),
+            )
+            .await;
             let unchecked: Vec<&str> = nodes
                 .iter()
                 .zip(&states)
@@ -358,6 +582,24 @@ impl NodesWait {
                         "; not checked (no Admin or Status URL): {}",
                         unchecked.join(", ")
                     ));
+                }
+                if data_planes {
+                    let seen: Vec<String> = nodes
+                        .iter()
+                        .filter(|n| n.role == Role::DataPlane)
+                        .filter_map(|n| Self::listed(n, version, &listings).ok())
+                        .collect();
+                    if listings.none {
+                        text.push_str(
+                            "; data planes' versions not checked: no control plane of the plan \
+                             has an admin_url, and data planes have no Admin API",
+                        );
+                    } else {
+                        text.push_str(&format!(
+                            "; data planes as their control planes list them: {}",
+                            seen.join("; ")
+                        ));
+                    }
                 }
                 ctx.log.note(&text);
                 return Ok(text);
@@ -399,4 +641,103 @@ impl NodesWait {
 /// Whole seconds, for the log.
 fn round(duration: Duration) -> Duration {
     Duration::from_secs(duration.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hostname: &str, ip: &str, last_seen: i64, sync: SyncStatus) -> DataPlane {
+        DataPlane {
+            id: format!("id-{hostname}-{last_seen}"),
+            ip: ip.into(),
+            hostname: hostname.into(),
+            version: "3.10.0".into(),
+            sync_status: sync,
+            config_hash: "0".repeat(32),
+            last_seen,
+            updated_at: None,
+            labels: Default::default(),
+            cert_details: None,
+            ttl: None,
+        }
+    }
+
+    fn dp(name: &str, status_url: &str) -> Node {
+        Node {
+            name: name.into(),
+            admin_url: None,
+            status_url: Some(status_url.into()),
+            proxy_url: None,
+            role: Role::DataPlane,
+            executor: None,
+        }
+    }
+
+    #[test]
+    fn a_data_plane_is_found_by_hostname_then_by_ip() {
+        let rows = vec![
+            (
+                "cp1".to_string(),
+                row("dp-eu-1.prod.internal", "10.0.3.21", 5, SyncStatus::Normal),
+            ),
+            (
+                "cp1".to_string(),
+                row("5f1c-node-id", "10.0.3.22", 5, SyncStatus::Normal),
+            ),
+        ];
+        let (_, found, by) = find_row(&dp("dp-eu-1", "http://10.0.3.21:8100"), &rows)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.hostname.as_str(), by),
+            ("dp-eu-1.prod.internal", MatchedBy::Hostname)
+        );
+        let (_, found, by) = find_row(&dp("dp-eu-2", "http://10.0.3.22:8100"), &rows)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.hostname.as_str(), by),
+            ("5f1c-node-id", MatchedBy::Ip)
+        );
+        assert!(
+            find_row(&dp("dp-us-1", "http://10.0.7.40:8100"), &rows)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_freshest_row_wins_and_an_address_shared_by_two_data_planes_is_refused() {
+        let rows = vec![
+            (
+                "cp-old".to_string(),
+                row("dp1", "10.0.0.1", 9, SyncStatus::KongVersionIncompatible),
+            ),
+            (
+                "cp-new".to_string(),
+                row("dp1", "10.0.0.1", 9, SyncStatus::Normal),
+            ),
+            (
+                "cp-new".to_string(),
+                row("dp1", "10.0.0.1", 3, SyncStatus::Normal),
+            ),
+        ];
+        let (cp, _, _) = find_row(&dp("dp1", "http://dp1:8100"), &rows)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cp, "cp-old", "a tie goes to the row out of sync");
+        let nat = vec![
+            (
+                "cp".to_string(),
+                row("id-a", "10.9.9.9", 1, SyncStatus::Normal),
+            ),
+            (
+                "cp".to_string(),
+                row("id-b", "10.9.9.9", 1, SyncStatus::Normal),
+            ),
+        ];
+        let error = find_row(&dp("dp9", "http://10.9.9.9:8100"), &nat).unwrap_err();
+        assert!(error.contains("cannot tell which is dp9"), "{error}");
+    }
 }

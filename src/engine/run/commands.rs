@@ -26,6 +26,7 @@ impl Engine {
             Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
             Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
             Command::Abort => self.abort(),
+            Command::Kill { step } => self.kill_left_running(step),
             Command::Quit => {
                 self.quit("the operator quit".to_string());
                 Ok(())
@@ -65,8 +66,9 @@ impl Engine {
         let state = self.view.state_of(&key);
         if !states.contains(&state) {
             let hint = match state {
-                StepState::Failed | StepState::Interrupted => {
-                    ": retry it, mark it done with a note, or roll back"
+                StepState::Failed => ": retry it or roll back",
+                StepState::Interrupted => {
+                    ": retry it, mark it done with a note, skip it with a reason, or roll back"
                 }
                 _ => "",
             };
@@ -220,7 +222,11 @@ impl Engine {
                     .map(|()| key),
                 None => Err(format!("{step} is not a step of this plan")),
             })
-            .and_then(|key| self.check_x_serves_for(&step).map(|()| key));
+            .and_then(|key| self.check_x_serves_for(&step).map(|()| key))
+            .and_then(|key| match via {
+                ConfirmVia::Retry => self.check_nothing_left_running(&step, verb).map(|()| key),
+                _ => Ok(key),
+            });
         let key = match checked {
             Ok(key) => key,
             Err(why) => {
@@ -241,11 +247,16 @@ impl Engine {
 
     pub(super) fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {
         let note = note.trim().to_string();
-        match self.check_turn(
-            &step,
-            &[StepState::Failed, StepState::Interrupted],
-            "mark done",
-        ) {
+        match self
+            .check_turn(
+                &step,
+                &[StepState::Failed, StepState::Interrupted],
+                "mark done",
+            )
+            .and_then(|key| {
+                self.check_nothing_left_running(&step, "mark done")
+                    .map(|()| key)
+            }) {
             Ok(_) if note.is_empty() => {
                 self.refuse(
                     Some(&step),
@@ -266,7 +277,12 @@ impl Engine {
 
     pub(super) fn skip(&mut self, step: StepRef, reason: String) -> Result<(), EngineError> {
         let reason = reason.trim().to_string();
-        match self.check_turn(&step, &[StepState::Pending], "skip") {
+        // An interrupted step whose program still runs is not skipped past: the next step
+        // would start beside it.
+        match self
+            .check_turn(&step, &[StepState::Pending, StepState::Interrupted], "skip")
+            .and_then(|key| self.check_nothing_left_running(&step, "skip").map(|()| key))
+        {
             Ok(_) if reason.is_empty() => {
                 self.refuse(Some(&step), format!("skipping {step} needs a reason"));
                 Ok(())

@@ -6,10 +6,11 @@
 mod commands;
 mod handover;
 mod open;
+mod processes;
 mod step;
 mod traffic;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::handover::Handovers;
 use self::open::{Opened, OpeningRead, open_run, opening_read_end};
+use self::processes::{Updates, Watches, next_update};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
 use super::event::Event;
@@ -89,6 +91,12 @@ struct Engine {
     opening_read: Option<OpeningRead>,
     /// Requests to take the run over.
     handovers: Handovers,
+    /// Steps' processes found running after kongup stopped, watched until they end.
+    watches: Watches,
+    watch_tx: mpsc::UnboundedSender<processes::Update>,
+    watch_rx: Updates,
+    /// What the event stream last said still runs of each step.
+    shown_still_running: HashMap<String, Option<String>>,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -117,6 +125,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let run_id = view.run_id.clone();
     let traffic = TrafficPath::new(toolbox.traffic.clone());
+    let (watch_tx, watch_rx) = processes::updates();
     if view.rollback_active() {
         traffic.rollback_requested();
     }
@@ -145,6 +154,10 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         gate_journaled: None,
         opening_read: None,
         handovers: Handovers::new(),
+        watches: Watches::default(),
+        watch_tx,
+        watch_rx,
+        shown_still_running: HashMap::new(),
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -324,6 +337,7 @@ impl Engine {
                     let _ = request.done.send(answer);
                     result?;
                 }
+                Some(update) = next_update(&mut self.watch_rx) => self.on_watch_update(update)?,
                 name = signals.next() => self.on_signal(name),
                 _ = self.handovers.tick() => self.check_handover()?,
                 verdict = next_verdict(&mut self.gate_watch) => match verdict {
@@ -353,9 +367,8 @@ impl Engine {
     /// Sends a `StepChanged` for every step whose state changed since last said, then a
     /// `RunChanged` if the run's did.
     fn emit_changes(&mut self) {
-        for event in self.shown.changes(&self.view, &self.expanded) {
-            self.emit(event);
-        }
+        let events = self.shown.changes(&self.view, &self.expanded);
+        self.emit_derived(events);
     }
 
     /// A gate verdict between bakes (a bake journals and acts on its own): while Y carries

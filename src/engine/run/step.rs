@@ -8,7 +8,7 @@ use std::time::Instant;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, Running, Who};
+use super::{Engine, Running, Who, processes};
 use crate::engine::event::{Event, RollbackProgress, StepState};
 use crate::engine::journal::{ConfirmVia, Entry, StepResult, parse_step_key, step_key};
 use crate::engine::rollback::TRAFFIC_TO_X;
@@ -17,6 +17,7 @@ use crate::engine::step::{
     AfterFailure, LogSink, StepAction, StepContext, StepOutcome, run_commands,
 };
 use crate::engine::{EngineError, blocking};
+use crate::exec::track::{self, StepTracking};
 use crate::plan::steps::{PhaseName, StepKind, StepRef};
 
 /// Runs a step: its action, then its plan commands; a step with neither is done by hand.
@@ -125,7 +126,15 @@ impl Engine {
             journal: self.journal_tx.clone(),
             events: self.events.clone(),
         };
-        let task = tokio::spawn(execute_step(action, ctx));
+        // Every program the step starts is tracked: journaled, found again after a crash.
+        let tracking = Arc::new(StepTracking::new(
+            self.run_dir.clone(),
+            self.view.run_id.clone(),
+            &step,
+            attempt,
+            processes::recorder(&key, attempt, self.journal_tx.clone()),
+        ));
+        let task = tokio::spawn(track::tracked(tracking, execute_step(action, ctx)));
         self.running = Some(Running {
             step,
             key,
@@ -202,6 +211,9 @@ impl Engine {
                 last_lines: running.sink.tail(),
             },
         )?;
+        // A program whose end is not known (the ssh connection was lost while it ran on
+        // its host) is watched: the step is not run again while it may still run.
+        self.watch_unended(&running.key)?;
         // Paused before the changes are said, so the run reads paused, not failed first.
         if matches!(then, AfterFailure::Pause) && self.view.paused.is_none() {
             let reason = format!("{}: {}", running.step, detail.unwrap_or_default());

@@ -1,7 +1,7 @@
 //! `clusters`: X's and Y's nodes (names, URLs, roles, executors) and their databases.
 
 use super::Loader;
-use super::read::{index, list, mapping, text, url, word};
+use super::read::{index, list, mapping, shown, text, url, word};
 use super::yaml::Node;
 use crate::plan::model::{Cluster, Clusters, DatabaseKind, Mode, Node as PlanNode, Role};
 
@@ -108,7 +108,7 @@ impl Loader {
             if let Some(first) = self.at.node_names.get(name) {
                 d.error_with_hint(
                     n.pos,
-                    format!("node name `{name}` is used twice"),
+                    format!("node name `{}` is used twice", shown(name)),
                     format!(
                         "the first is at line {}, column {}; every node needs its own name",
                         first.line, first.column
@@ -178,6 +178,13 @@ impl Loader {
         });
         ok &= f.get("executor").is_none() || executor.is_some();
         let [admin_url, status_url, proxy_url] = urls;
+        if let (Some(name), Some(Role::DataPlane), Some(pos)) =
+            (&name, role, f.key_pos("admin_url"))
+        {
+            self.at
+                .data_plane_admin_urls
+                .push((name.clone(), pos, f.path_of("admin_url")));
+        }
         if !ok {
             return None;
         }

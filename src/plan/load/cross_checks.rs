@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Loader;
 use super::diagnostics::{did_you_mean, one_of};
+use super::read::shown;
 use crate::plan::model::{
     Clusters, DatabaseKind, ExecutorSpec, GateSpec, Mode, Plan, Role, SmokeTest, Strategy,
     StrategyChoice,
@@ -161,7 +162,10 @@ impl Loader {
             };
             self.d.error_with_hint(
                 pos,
-                format!("`{path}` names executor `{name}`, which is not defined"),
+                format!(
+                    "`{path}` names executor `{}`, which is not defined",
+                    shown(&name)
+                ),
                 hint,
             );
         }
@@ -275,5 +279,27 @@ impl Loader {
                  or move the data to PostgreSQL first"
             ),
         );
+    }
+
+    /// A warning for each data plane the plan gives an `admin_url`: Kong renders the Admin
+    /// API's server block only for the `control_plane` and `traditional` roles
+    /// (kong/templates/nginx_kong.lua:377@2.8.5, :416@3.10.0; docs/kong/admin-and-status-api.md),
+    /// so nothing answers there. Not an error: the plan still runs, and the node waits do not
+    /// ask it.
+    pub(super) fn data_plane_admin_url_warnings(&self, file: &str) -> Vec<String> {
+        self.at
+            .data_plane_admin_urls
+            .iter()
+            .map(|(name, pos, path)| {
+                format!(
+                    "{file}:{}:{}: `{path}`: data plane {name} has no Admin API (Kong serves one \
+                     only on control planes and traditional nodes): kongup reads a data plane's \
+                     version and sync state from its control planes' /clustering/data-planes \
+                     (their admin_url) and its readiness and /metrics from its status_url; \
+                     remove this admin_url and give the node a status_url",
+                    pos.line, pos.column
+                )
+            })
+            .collect()
     }
 }

@@ -655,6 +655,41 @@ fn hybrid_plan_loads() {
 }
 
 #[test]
+fn a_data_plane_with_an_admin_url_is_accepted_with_a_warning() {
+    let source = hybrid_plan().replace(
+        "{name: dp-y, role: data_plane, proxy_url",
+        "{name: dp-y, role: data_plane, admin_url: http://10.0.0.4:8001, proxy_url",
+    );
+    let loaded = parse_plan(&source, "p.yaml").unwrap();
+    let warning = loaded
+        .expanded
+        .warnings
+        .iter()
+        .find(|w| w.contains("dp-y"))
+        .unwrap_or_else(|| panic!("no warning names dp-y: {:?}", loaded.expanded.warnings));
+    let column = col(&source, 14, "admin_url");
+    assert!(
+        warning.starts_with(&format!(
+            "p.yaml:14:{column}: `clusters.y.nodes[1].admin_url`: data plane dp-y has no Admin API"
+        )),
+        "{warning}"
+    );
+    assert!(warning.contains("/clustering/data-planes"), "{warning}");
+    assert!(warning.contains("status_url"), "{warning}");
+    // Control planes' admin_urls are what kongup reads data planes through: no warning.
+    let plain = parse_plan(&hybrid_plan(), "p.yaml").unwrap();
+    assert!(
+        !plain
+            .expanded
+            .warnings
+            .iter()
+            .any(|w| w.contains("no Admin API")),
+        "{:?}",
+        plain.expanded.warnings
+    );
+}
+
+#[test]
 fn roles_must_fit_the_mode() {
     let d = single(&MINIMAL.replace(
         "      - name: x1\n",

@@ -1,5 +1,13 @@
 //! `kong migrations bootstrap|up|finish|list|status|reset` on a lab database, as a Kong
 //! version, with the lock row Kong takes and the half-done state a cut-short run leaves.
+//! What each prints, on which stream, and its exit code are Kong's (kong/cmd/migrations.lua,
+//! kong/cmd/utils/migrations.lua, kong/db/init.lua `cluster_mutex` and `run_migrations`,
+//! kong/cmd/init.lua at 2.8.5 … master; docs/kong/migrations-and-paths.md §0–1), compared
+//! with the corpus's runs (tests/fixtures/kong/*/migrations/*.cli) by the lab's tests:
+//! `list` exits 3 (needs bootstrap), 4 (pending), 5 (new) or 0; every `Error:` exits 1;
+//! `finish` (no wait) prints `aborted: …` and exits 0 when another node holds the lock;
+//! `up` waits for it up to its `--lock-timeout`, then prints `aborted: …` (exit 0) if it
+//! was released or expired, or fails with `[PostgreSQL error] timeout` (exit 1).
 
 use std::time::Duration;
 
@@ -65,6 +73,26 @@ impl SimExecutor {
         let lock_ttl = option_value(opts, None, "--lock-timeout")
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(Duration::from_secs(60), Duration::from_secs);
+        if !self.shared().database_reachable(&target.database) {
+            // The first query (`SHOW server_version_num`) times out after the database
+            // timeout: `--db-timeout`, which defaults to 60 s before 3.7 and to kong.conf's
+            // `pg_timeout` (5 s) from 3.7 (kong/cmd/migrations.lua:91@2.8.5, :93@3.9.1).
+            let db_timeout = option_value(opts, None, "--db-timeout")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(if target.version.minor_line() >= (3, 7) {
+                    Duration::from_secs(5)
+                } else {
+                    Duration::from_secs(60)
+                });
+            s.pause(db_timeout).await?;
+            return Ok(s
+                .kong_error(
+                    "[PostgreSQL error] failed to retrieve PostgreSQL server_version_num: \
+                     receive_message: failed to get type: timeout",
+                )
+                .await);
+        }
         // Connecting and reading the schema state.
         s.pause(Duration::from_millis(700)).await?;
         let Some(view) = self.with_db(&target.database, |db| db.view(target.version)) else {
@@ -122,9 +150,7 @@ impl SimExecutor {
         s: &Session<'_>,
     ) -> i32 {
         if view.needs_bootstrap {
-            for line in NEEDS_BOOTSTRAP_MSG.trim_end().lines() {
-                s.out(line).await;
-            }
+            s.out_text(NEEDS_BOOTSTRAP_MSG).await;
             return 3;
         }
         let mut separated = false;
@@ -149,17 +175,16 @@ impl SimExecutor {
         let new = !view.new_migrations.is_empty();
         if pending && new {
             s.out("").await;
-            s.out(format!(
-                "Warning: Database has pending migrations from a previous upgrade, and new migrations from this upgrade (version {})",
+            // `log.warn`: on stderr, with the time (kong/cmd/utils/log.lua).
+            s.err(format!(
+                "{} [warn] Database has pending migrations from a previous upgrade, and new migrations from this upgrade (version {})",
+                chrono::Local::now().format("%Y/%m/%d %H:%M:%S"),
                 facts::full_version(target.version)
             ))
             .await;
             s.out("").await;
-            s.out(format!(
-                "Run 'kong migrations finish' when ready to complete pending migrations (postgres database '{}' will be incompatible with the previous Kong version)",
-                target.database
-            ))
-            .await;
+            s.out("Run 'kong migrations finish' when ready to complete pending migrations (postgres database will be incompatible with the previous Kong version)")
+                .await;
             return 4;
         }
         if pending {
@@ -175,16 +200,51 @@ impl SimExecutor {
         0
     }
 
-    /// Takes the migrations lock, or prints Kong's message when another node holds it.
+    /// Takes the migrations lock, or prints Kong's message when another node holds it
+    /// (`no_wait`: `finish`, `bootstrap`, `reset`).
     async fn take_lock(&self, target: &MigrationsTarget, ttl: Duration, s: &Session<'_>) -> bool {
-        let ttl = s.scaled(ttl);
-        let taken = self
-            .with_db(&target.database, |db| db.try_lock(&target.owner, ttl))
-            .is_some_and(|r| r.is_ok());
+        let taken = self.try_lock(target, ttl, s);
         if !taken {
             s.out(NOT_LEADER_MSG).await;
         }
         taken
+    }
+
+    fn try_lock(&self, target: &MigrationsTarget, ttl: Duration, s: &Session<'_>) -> bool {
+        let ttl = s.scaled(ttl);
+        self.with_db(&target.database, |db| db.try_lock(&target.owner, ttl))
+            .is_some_and(|r| r.is_ok())
+    }
+
+    /// `up`'s lock: when another node holds it, `cluster_mutex` waits (it never reads
+    /// `up`'s `abort`), polling after 0.1, 0.3, 0.9 and then every 2 s until its sleeps add up
+    /// to the lock's ttl; the lock gone by then (released or expired), it prints `aborted`
+    /// and runs nothing, exit 0; still held, `[PostgreSQL error] timeout`, exit 1
+    /// (kong/db/init.lua `cluster_mutex`, kong/concurrency.lua@3.9.1).
+    async fn wait_for_lock(
+        &self,
+        target: &MigrationsTarget,
+        ttl: Duration,
+        s: &Session<'_>,
+    ) -> Result<Option<i32>, Stop> {
+        if self.try_lock(target, ttl, s) {
+            return Ok(None);
+        }
+        let mut slept = Duration::ZERO;
+        let mut step = Duration::from_millis(100);
+        while slept < ttl {
+            s.pause(step).await?;
+            slept += step;
+            step = (step * 3).min(Duration::from_secs(2));
+            let held = self
+                .with_db(&target.database, |db| db.lock().is_some())
+                .unwrap_or(false);
+            if !held {
+                s.out(NOT_LEADER_MSG).await;
+                return Ok(Some(0));
+            }
+        }
+        Ok(Some(s.kong_error("[PostgreSQL error] timeout").await))
     }
 
     fn release_lock(&self, target: &MigrationsTarget) {
@@ -263,8 +323,8 @@ impl SimExecutor {
                 .kong_error("Database has pending migrations; run 'kong migrations finish'")
                 .await);
         }
-        if !self.take_lock(target, lock_ttl, s).await {
-            return Ok(0);
+        if let Some(code) = self.wait_for_lock(target, lock_ttl, s).await? {
+            return Ok(code);
         }
         if force {
             let executed: Vec<MigrationStep> = view
@@ -332,11 +392,13 @@ impl SimExecutor {
         let after = self
             .with_db(&target.database, |db| db.view(target.version))
             .unwrap_or_default();
+        // Printed after a successful finish too: the state is read again and nothing is
+        // pending any more (kong/cmd/utils/migrations.lua:147-163@3.9.1).
         if after.new_count() > 0 {
             s.out("").await;
             s.out("New migrations available; run 'kong migrations up' to proceed")
                 .await;
-        } else if !force && steps.is_empty() {
+        } else if !force && after.pending_count() == 0 {
             s.out("No pending migrations to finish").await;
         }
         self.release_lock(target);

@@ -8,6 +8,7 @@ pub mod irreversible;
 pub mod prompt;
 pub mod quit;
 pub mod rollback;
+pub mod still_running;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -31,6 +32,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal
         Modal::Help { scroll } => help::render(frame, area, state, *scroll),
         Modal::Abort { step } => abort::render(frame, area, state, step),
         Modal::QuitWhileRunning { step } => quit::render(frame, area, state, step),
+        Modal::StillRunning { step, kill } => {
+            still_running::render(frame, area, state, step, *kill)
+        }
         Modal::Handover { by, until } => handover::render(frame, area, state, by, *until),
     }
 }

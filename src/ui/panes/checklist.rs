@@ -98,6 +98,9 @@ fn text_line(s: String, width: usize, style: Style) -> Line<'static> {
 /// The tag at the end of a step's row: its state in words, with a clock while it runs.
 fn state_tag(state: &ConsoleState, status: &StepStatus) -> String {
     let (_, word, _) = step_symbol(status.state);
+    if status.still_running.is_some() {
+        return "[still running]".to_string();
+    }
     match (status.state, status.bake_remaining, state.running_secs()) {
         (StepState::Running, Some(left), _) => format!("[bake {}]", text::duration(left)),
         (StepState::Running, None, Some(secs)) => format!("[running {}]", text::duration(secs)),

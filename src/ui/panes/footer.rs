@@ -55,6 +55,8 @@ pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
         Some(Modal::Handover { .. }) => &[("y", "hand over"), ("n", "keep driving")],
         Some(Modal::QuitWhileRunning { .. }) => &[("y", "quit"), ("Esc", "stay")],
         Some(Modal::Abort { .. }) => &[("y", "abort"), ("Esc", "let it run")],
+        Some(Modal::StillRunning { kill: false, .. }) => &[("w", "wait"), ("x", "kill")],
+        Some(Modal::StillRunning { kill: true, .. }) => &[("y", "kill"), ("Esc", "let it run")],
         Some(_) => &[("⏎", "confirm"), ("Esc", "cancel")],
         None => return bindings::footer_hints(state),
     };

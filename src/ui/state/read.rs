@@ -182,6 +182,12 @@ impl ConsoleState {
             .map_or(&[], |&i| self.entries[i].runs.as_slice())
     }
 
+    /// What still runs of `step` though kongup no longer waits on it, if anything.
+    pub fn still_running(&self, step: &StepRef) -> Option<&str> {
+        let e = &self.entries[*self.index.get(step)?];
+        e.status.still_running.as_deref()
+    }
+
     pub fn step_state(&self, step: &StepRef) -> Option<StepState> {
         self.index.get(step).map(|&i| self.entries[i].status.state)
     }

@@ -22,7 +22,7 @@ async fn a_resumed_demo_rebuilds_the_lab_and_goes_on_to_done() {
         .endpoints()
         .nodes
         .iter()
-        .map(|n| n.admin.clone())
+        .map(|n| n.status.clone())
         .collect();
     let shift = first.walk_to_first_shift().await;
     first
@@ -64,7 +64,7 @@ async fn a_resumed_demo_rebuilds_the_lab_and_goes_on_to_done() {
         .endpoints()
         .nodes
         .iter()
-        .map(|n| n.admin.clone())
+        .map(|n| n.status.clone())
         .collect();
     assert_ne!(new_ports, first_ports, "a new lab, on new ports");
     let mut replayed = run.rebuilt.replayed.clone();

@@ -545,7 +545,7 @@ async fn dbless_rolling_resumed_after_y_took_half_the_traffic_goes_on_to_done() 
     let x_hash = hash_of(&lab_json(&format!("{}/status", x_first.status)).await);
     assert!(x_hash.is_some(), "X's nodes report their configuration");
     for node in endpoints.cluster(ClusterSide::Y) {
-        let info = lab_json(&format!("{}/", node.admin)).await;
+        let info = lab_json(&format!("{}/", node.admin.as_deref().unwrap())).await;
         assert_eq!(
             info["version"],
             lab.topology().to.to_string(),

@@ -58,6 +58,11 @@ async fn the_dual_cluster_demo_walks_to_done() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_traditional_2_8_demo_walks_to_done() {
+    walks_to_done(Scenario::Traditional28).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_blue_green_demo_walks_to_done() {
     walks_to_done(Scenario::BlueGreen).await;
 }

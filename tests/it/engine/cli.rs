@@ -13,7 +13,7 @@ use kongup::engine::journal::{Entry, JOURNAL_FILE, Record, StepResult, read_jour
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 const PLAN_NAME: &str = "engine-it";
 const SECRET: &str = "pg-pass-7f3a9c";
 
@@ -83,14 +83,14 @@ steps:
 /// The answers for the steps that wait for one, in order: `y`, or the plan name.
 const ANSWERS: &str = "y\ny\ny\ny\nengine-it\n";
 
-struct Lab {
-    dir: tempfile::TempDir,
-    plan: PathBuf,
-    run_dir: PathBuf,
+pub(super) struct Lab {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) plan: PathBuf,
+    pub(super) run_dir: PathBuf,
 }
 
 impl Lab {
-    fn new(stop_x: &str) -> Lab {
+    pub(super) fn new(stop_x: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let stop_x = stop_x.replace("DIR", &dir.path().display().to_string());
         let plan = write_plan(dir.path(), &stop_x);
@@ -100,11 +100,11 @@ impl Lab {
         Lab { dir, plan, run_dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    fn kongup(&self, args: &[&str]) -> Command {
+    pub(super) fn kongup(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kongup"));
         command
             .args(args)
@@ -126,7 +126,7 @@ impl Lab {
     }
 
     /// `kongup run --plain` with `input` on stdin, to its end.
-    fn run_with(&self, input: &str, extra: &[&str]) -> Output {
+    pub(super) fn run_with(&self, input: &str, extra: &[&str]) -> Output {
         let mut args = self.run_args();
         args.extend(extra.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -147,7 +147,7 @@ impl Lab {
     }
 
     /// `kongup run --plain` in its own process group, stdin kept open for more lines.
-    fn start(&self, input: &str) -> Child {
+    pub(super) fn start(&self, input: &str) -> Child {
         let args = self.run_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = self
@@ -167,14 +167,14 @@ impl Lab {
         child
     }
 
-    fn journal(&self) -> Vec<Record> {
+    pub(super) fn journal(&self) -> Vec<Record> {
         match read_journal(&self.run_dir.join(JOURNAL_FILE)) {
             Ok(contents) => contents.records,
             Err(_) => Vec::new(),
         }
     }
 
-    fn wait_journal(&self, what: &str, pred: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+    pub(super) fn wait_journal(&self, what: &str, pred: impl Fn(&[Record]) -> bool) -> Vec<Record> {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let records = self.journal();
@@ -189,7 +189,7 @@ impl Lab {
         }
     }
 
-    fn status_json(&self) -> serde_json::Value {
+    pub(super) fn status_json(&self) -> serde_json::Value {
         let out = self
             .kongup(&[
                 "status",
@@ -227,7 +227,7 @@ impl Lab {
     }
 }
 
-fn wait_output(child: Child) -> Output {
+pub(super) fn wait_output(child: Child) -> Output {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -242,20 +242,20 @@ fn wait_output(child: Child) -> Output {
     }
 }
 
-fn started(records: &[Record], step: &str) -> usize {
+pub(super) fn started(records: &[Record], step: &str) -> usize {
     records
         .iter()
         .filter(|r| matches!(&r.entry, Entry::StepStarted { step: s, .. } if s == step))
         .count()
 }
 
-fn finished(records: &[Record], step: &str, result: StepResult) -> bool {
+pub(super) fn finished(records: &[Record], step: &str, result: StepResult) -> bool {
     records.iter().any(
         |r| matches!(&r.entry, Entry::StepFinished { step: s, result: r2, .. } if s == step && *r2 == result),
     )
 }
 
-fn text(output: &Output) -> String {
+pub(super) fn text(output: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
         String::from_utf8_lossy(&output.stdout),
@@ -431,8 +431,31 @@ fn kill_9_during_a_step_leaves_it_interrupted_and_retry_completes_the_run() {
         .trim()
         .parse()
         .unwrap();
-    // The step's process is not ours to leave behind.
+    // The step's process is not ours to leave behind. Its group (kongup's wrapper leads
+    // it) is gone before the resume, so the retry is not refused for a command still
+    // running.
+    let group = std::fs::read_to_string(format!("/proc/{sleep_pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<String> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            fields.get(2)?.parse::<i32>().ok()
+        });
     let _ = kill(Pid::from_raw(sleep_pid), Signal::SIGKILL);
+    if let Some(group) = group {
+        let deadline = Instant::now() + DEADLINE;
+        while killpg(Pid::from_raw(group), None).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the step's process group {group} lives on"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     let journal = lab.journal();
     assert!(!finished(&journal, "cluster/stop-x", StepResult::Succeeded));
@@ -516,13 +539,13 @@ fn sighup_during_a_step_lets_it_finish_journals_it_then_exits() {
 }
 
 /// Lines of a child's stdout as they come, read on a thread of their own.
-struct Lines {
-    text: std::sync::Arc<std::sync::Mutex<String>>,
+pub(super) struct Lines {
+    pub(super) text: std::sync::Arc<std::sync::Mutex<String>>,
     reader: std::thread::JoinHandle<()>,
 }
 
 impl Lines {
-    fn read(pipe: impl std::io::Read + Send + 'static) -> Lines {
+    pub(super) fn read(pipe: impl std::io::Read + Send + 'static) -> Lines {
         use std::io::BufRead;
         let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let sink = text.clone();
@@ -537,7 +560,7 @@ impl Lines {
         Lines { text, reader }
     }
 
-    fn wait_for(&self, what: &str, needle: &str) {
+    pub(super) fn wait_for(&self, what: &str, needle: &str) {
         let deadline = Instant::now() + DEADLINE;
         while !self.text.lock().unwrap().contains(needle) {
             assert!(
@@ -550,7 +573,7 @@ impl Lines {
     }
 
     /// Everything, once the pipe has closed.
-    fn all(self) -> String {
+    pub(super) fn all(self) -> String {
         self.reader.join().unwrap();
         std::sync::Arc::try_unwrap(self.text)
             .unwrap()

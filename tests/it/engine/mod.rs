@@ -4,10 +4,13 @@
 mod cli;
 mod end_states;
 mod handover;
+mod journal_fuzz;
 mod journal_integrity;
+mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;
+mod plan_change;
 mod report_rollback;
 mod rollback;
 mod traffic;

@@ -377,3 +377,222 @@ async fn an_unauthorised_key_fails_without_prompting() {
         done.stderr()
     );
 }
+
+/// A step's command over ssh (tracked: see `exec::track`) when kongup dies and the
+/// connection is lost: it goes on on its host; a kongup that did not start it asks the
+/// host, reads its output there, and records how it ended.
+mod tracked {
+    use super::*;
+
+    use std::sync::Arc;
+
+    use crate::exec::tracked::{Journal, Told, Watching, tracking};
+    use kongup::exec::track::{self, ProcessEnd, WatchUpdate};
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+
+    /// Kills the local ssh (and kongup's wrapper around it): the connection is lost.
+    async fn lose_the_connection(pgid: i32) {
+        let group = Pid::from_raw(pgid);
+        let _ = killpg(group, Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while killpg(group, None).is_ok() {
+            assert!(Instant::now() < deadline, "the local ssh lives on");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_goes_on_without_kongup_and_its_connection_and_its_host_says_how_it_ended() {
+        let sshd = Sshd::start();
+        let run_dir = tempfile::tempdir().unwrap();
+        let host_dirs = tempfile::tempdir().unwrap();
+        let go = run_dir.path().join("go");
+        let ssh: Arc<dyn Executor> = Arc::new(
+            sshd.executor(&sshd.path("client_key"))
+                .with_runs_dir(host_dirs.path().display().to_string()),
+        );
+        let journal = Arc::new(Journal::default());
+        let script = format!(
+            "echo started; echo to-err >&2; while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.05; done; echo finished; exit 7",
+            go.display(),
+            run_dir.path().display()
+        );
+        let run = track::tracked(
+            tracking(run_dir.path(), journal.clone()),
+            run_to_completion(
+                ssh.as_ref(),
+                request(CommandLine::Shell(script), Duration::from_secs(120)),
+                CancellationToken::new(),
+            ),
+        );
+        let process = tokio::select! {
+            _ = run => panic!("the command ended before its gate opened"),
+            process = journal.started(run_dir.path(), "started") => process,
+        };
+        let remote_dir = process.remote_dir.clone().expect("a directory on the host");
+        assert!(
+            remote_dir.starts_with(&format!(
+                "{}/it-run/cluster-migrations-up/1-1",
+                host_dirs.path().display()
+            )),
+            "{remote_dir}"
+        );
+        lose_the_connection(process.pgid).await;
+        let on_host = journal
+            .told()
+            .into_iter()
+            .find_map(|told| match told {
+                Told::OnHost(1, identity) => Some(identity),
+                _ => None,
+            })
+            .expect("the host said who the command is");
+        // The "host" is this machine: the command is there, in a session of its own.
+        assert_eq!(
+            track::liveness(&on_host, on_host.pid),
+            track::Liveness::Running,
+            "the command died with its connection"
+        );
+
+        let (_watch, mut watching) = Watching::start(process, run_dir.path(), Some(ssh));
+        let running = watching
+            .until(|u| matches!(u, WatchUpdate::Running { remote: Some(_) }))
+            .await;
+        assert_eq!(
+            running,
+            WatchUpdate::Running {
+                remote: Some(on_host)
+            }
+        );
+        watching.line("started", Duration::from_secs(30)).await;
+        std::fs::write(&go, "").unwrap();
+        let end = watching.until(|u| matches!(u, WatchUpdate::Ended(_))).await;
+        assert_eq!(
+            end,
+            WatchUpdate::Ended(ProcessEnd {
+                status: Some(7),
+                how: "exit status 7".into()
+            })
+        );
+        assert!(
+            watching.seen.contains(&"finished".to_string())
+                && watching.seen.contains(&"to-err".to_string()),
+            "its output on the host, both streams: {:?}",
+            watching.seen
+        );
+    }
+
+    #[tokio::test]
+    async fn a_command_left_on_its_host_is_killed_over_ssh_with_its_group() {
+        let sshd = Sshd::start();
+        let run_dir = tempfile::tempdir().unwrap();
+        let host_dirs = tempfile::tempdir().unwrap();
+        let sleeper = run_dir.path().join("sleeper.pid");
+        let ssh: Arc<dyn Executor> = Arc::new(
+            sshd.executor(&sshd.path("client_key"))
+                .with_runs_dir(host_dirs.path().display().to_string()),
+        );
+        let journal = Arc::new(Journal::default());
+        let run = track::tracked(
+            tracking(run_dir.path(), journal.clone()),
+            run_to_completion(
+                ssh.as_ref(),
+                request(
+                    CommandLine::Shell(format!(
+                        "sleep 300 & echo $! > '{}'; echo waiting; wait",
+                        sleeper.display()
+                    )),
+                    Duration::from_secs(120),
+                ),
+                CancellationToken::new(),
+            ),
+        );
+        let process = tokio::select! {
+            done = run => panic!("the command ended by itself: {done:?}"),
+            process = journal.started(run_dir.path(), "waiting") => process,
+        };
+        lose_the_connection(process.pgid).await;
+        let (watch, mut watching) = Watching::start(process, run_dir.path(), Some(ssh));
+        watching
+            .until(|u| matches!(u, WatchUpdate::Running { remote: Some(_) }))
+            .await;
+        watch.kill();
+        let end = watching.until(|u| matches!(u, WatchUpdate::Ended(_))).await;
+        assert_eq!(
+            end,
+            WatchUpdate::Ended(ProcessEnd {
+                status: Some(143),
+                how: "exit status 143 (killed by SIGTERM)".into()
+            })
+        );
+        let pid: i32 = std::fs::read_to_string(&sleeper)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            wait_until_gone(pid, Duration::from_secs(15)).await,
+            "the rest of its group on the host (sleep {pid}) survived the kill"
+        );
+    }
+
+    /// An abort while kongup still holds the connection: `stop` on stdin, the host stops
+    /// the command's group, and says how it ended.
+    #[tokio::test]
+    async fn an_abort_stops_the_command_on_its_host_and_its_end_is_journaled() {
+        let sshd = Sshd::start();
+        let run_dir = tempfile::tempdir().unwrap();
+        let host_dirs = tempfile::tempdir().unwrap();
+        let ssh = sshd
+            .executor(&sshd.path("client_key"))
+            .with_runs_dir(host_dirs.path().display().to_string());
+        let journal = Arc::new(Journal::default());
+        let cancel = CancellationToken::new();
+        let (sender, mut receiver) = mpsc::channel::<OutputLine>(64);
+        let run = {
+            let (journal, cancel) = (journal.clone(), cancel.clone());
+            let run_dir = run_dir.path().to_path_buf();
+            tokio::spawn(track::tracked(tracking(&run_dir, journal), async move {
+                ssh.run(
+                    request(
+                        CommandLine::Shell("sleep 300 & echo $!; wait".into()),
+                        Duration::from_secs(300),
+                    ),
+                    sender,
+                    cancel,
+                )
+                .await
+            }))
+        };
+        let line = tokio::time::timeout(Duration::from_secs(30), receiver.recv())
+            .await
+            .expect("the remote pid arrives")
+            .unwrap();
+        let pid: i32 = line.text.trim().parse().unwrap();
+        cancel.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("abort ends the run")
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome, ExitOutcome::Aborted);
+        assert!(
+            wait_until_gone(pid, Duration::from_secs(15)).await,
+            "the remote sleep ({pid}) survived the abort"
+        );
+        assert!(
+            journal.told().iter().any(|told| matches!(
+                told,
+                Told::Ended(
+                    1,
+                    ProcessEnd {
+                        status: Some(143),
+                        ..
+                    }
+                )
+            )),
+            "the host's word on the end is journaled: {:?}",
+            journal.told()
+        );
+    }
+}

@@ -76,8 +76,12 @@ async fn lab_json_endpoints_answer_and_traffic_moves_the_metrics() {
     for node in &parsed.nodes {
         assert!(["x", "y"].contains(&node.cluster.as_str()));
         assert_eq!(node.role, "traditional");
+        let admin = node
+            .admin
+            .as_deref()
+            .expect("a traditional node's Admin API");
         let root: serde_json::Value = client
-            .get(format!("{}/", node.admin))
+            .get(format!("{admin}/"))
             .send()
             .await
             .unwrap()
@@ -141,7 +145,7 @@ async fn lab_json_endpoints_answer_and_traffic_moves_the_metrics() {
     assert_eq!(status.code(), Some(0));
     assert!(
         client
-            .get(format!("{}/status", x1.admin))
+            .get(format!("{}/status", x1.status))
             .send()
             .await
             .is_err()
@@ -187,11 +191,22 @@ fn init_against_the_hybrid_lab_writes_a_plan_that_validates() {
     ] {
         assert!(roles.contains(&expected), "{expected:?} in {roles:?}");
     }
+    // Data planes have no Admin API: `"admin": null`.
+    for node in &parsed.nodes {
+        assert_eq!(
+            node.admin.is_none(),
+            node.role == "data_plane",
+            "{}: {:?}",
+            node.name,
+            node.admin
+        );
+    }
+    assert!(first.contains(r#""admin":null"#), "{first}");
     let x_control_planes: Vec<&str> = parsed
         .nodes
         .iter()
         .filter(|n| n.cluster == "x" && n.role == "control_plane")
-        .map(|n| n.admin.as_str())
+        .filter_map(|n| n.admin.as_deref())
         .collect();
     let x_data_planes: Vec<&str> = parsed
         .nodes
@@ -207,7 +222,7 @@ fn init_against_the_hybrid_lab_writes_a_plan_that_validates() {
         init.args(["--admin", admin]);
     }
     let out = init
-        .args(["--to", "3.10.0.1", "-o"])
+        .args(["--to", "3.10.0", "-o"])
         .arg(&plan)
         .timeout(Duration::from_secs(30))
         .output()

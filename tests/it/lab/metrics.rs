@@ -154,7 +154,7 @@ async fn the_exposition_parses_and_has_kongs_series() {
         client.get(format!("{proxy}/orders")).send().await.unwrap();
     }
     for n in &endpoints.nodes {
-        let text = scrape(&client, &n.admin).await;
+        let text = scrape(&client, &n.status).await;
         let samples = parse_exposition(&text);
         // The crate the metrics engineer may use reads it too.
         let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))

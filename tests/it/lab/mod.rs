@@ -2,6 +2,8 @@
 
 mod api;
 mod cli;
+mod conformance;
 mod executor;
 mod metrics;
+mod migrations_corpus;
 mod plans;

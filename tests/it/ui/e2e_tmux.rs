@@ -156,7 +156,10 @@ fn the_hybrid_demo_walks_to_done_in_the_console() {
         ),
         SCREEN_TIMEOUT,
     );
-    let plan_name = "demo hybrid 3.4.3.12 to 3.10.0.1";
+    // The name the demo's plan gets (`sim::scenarios::demo_plan_yaml_with`), from the
+    // scenario's versions, so the test follows the scenario.
+    let hybrid = kongup::sim::scenarios::topology(kongup::sim::Scenario::Hybrid);
+    let plan_name = format!("demo hybrid {} to {}", hybrid.from, hybrid.to);
     let mut confirmed = 0;
     loop {
         let screen = tmux.wait_for("a ready step, or the end", |s| {
@@ -172,7 +175,7 @@ fn the_hybrid_demo_walks_to_done_in_the_console() {
             s.contains("Confirm ·") || s.contains("IRREVERSIBLE ·")
         });
         if dialog.contains("IRREVERSIBLE ·") {
-            tmux.keys(&["-l", plan_name]);
+            tmux.keys(&["-l", &plan_name]);
         }
         tmux.keys(&["Enter"]);
         tmux.wait_for("the step done", |s| {

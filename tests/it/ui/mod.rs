@@ -5,5 +5,6 @@ mod e2e_tmux;
 mod keys;
 mod snapshots;
 mod state;
+mod still_running;
 mod watch_tmux;
 mod watching;

@@ -1,0 +1,197 @@
+//! Waiting for data planes, which have no Admin API: their version and sync state come from
+//! the control planes' `/clustering/data-planes` (the data plane found by hostname, else by
+//! ip), their readiness from their Status API. Against the hybrid lab (3.4.2 → 3.10.0).
+
+use std::time::Duration;
+
+use crate::support::engine::*;
+use kongup::actions::kong::{KongAccess, Waits, register_kong_actions};
+use kongup::engine::{Command, Event, StepState};
+use kongup::plan::model::{Mode, Node, Plan, Strategy, StrategyChoice};
+use kongup::plan::steps::{ClusterSide, StepKind};
+use kongup::plan::version::KongVersion;
+use kongup::sim::{Fault, Lab, LabEndpoints, LabOptions, Scenario};
+
+fn waits() -> Waits {
+    Waits {
+        nodes: Duration::from_secs(3),
+        poll: Duration::from_millis(100),
+        progress: Duration::from_millis(500),
+        smoke_request: Duration::from_secs(5),
+        tools: Duration::from_secs(30),
+    }
+}
+
+/// A hybrid plan of the lab's nodes, at the lab's URLs (data planes without `admin_url`).
+fn plan_of(endpoints: &LabEndpoints, to: KongVersion) -> Plan {
+    let mut plan = plan_named("data plane waits");
+    plan.mode = Mode::Hybrid;
+    plan.strategy = StrategyChoice::Fixed(Strategy::DualCluster);
+    plan.from = endpoints.from;
+    plan.to = to;
+    for n in &endpoints.nodes {
+        let node = Node {
+            name: n.name.clone(),
+            admin_url: n.admin.clone(),
+            status_url: Some(n.status.clone()),
+            proxy_url: n.proxy.clone(),
+            role: n.role,
+            executor: None,
+        };
+        match n.cluster {
+            ClusterSide::X => plan.clusters.x.nodes.push(node),
+            ClusterSide::Y => plan.clusters.y.nodes.push(node),
+        }
+    }
+    plan
+}
+
+/// Runs a `start-y` step on `plan`; returns how it ended.
+async fn start_y(plan: Plan) -> (StepState, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kit = kit();
+    let access = KongAccess::for_plan(&plan).unwrap().with_waits(waits());
+    register_kong_actions(&mut kit.toolbox.actions, access);
+    let steps = vec![step(
+        "start-y",
+        StepKind::StartNodes {
+            cluster: ClusterSide::Y,
+        },
+    )];
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan,
+        expanded(Strategy::DualCluster, steps),
+        "v1",
+        kit.toolbox,
+    ));
+    run.send(Command::Confirm {
+        step: cluster("start-y"),
+        typed: None,
+    })
+    .await;
+    let event = run
+        .wait_for("start-y to end", |e| {
+            matches!(e, Event::StepChanged { step, state, .. }
+                if *step == cluster("start-y")
+                    && matches!(state, StepState::Succeeded | StepState::Failed))
+        })
+        .await;
+    run.quit().await;
+    match event {
+        Event::StepChanged { state, detail, .. } => (state, detail.unwrap_or_default()),
+        _ => unreachable!(),
+    }
+}
+
+async fn lab(options: LabOptions) -> Lab {
+    Lab::start(
+        Scenario::Hybrid,
+        LabOptions {
+            y_deployed: true,
+            ..options
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_planes_version_and_sync_state_come_from_its_control_plane() {
+    let lab = lab(LabOptions::default()).await;
+    let endpoints = lab.endpoints();
+    let (state, detail) = start_y(plan_of(&endpoints, endpoints.to)).await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    for dp in ["dp-y-1", "dp-y-2"] {
+        assert!(
+            detail.contains(&format!(
+                "{dp}: Kong 3.10.0, sync_status normal (cp-y-1, by hostname)"
+            )),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_its_control_plane_lists_at_another_version_is_not_up() {
+    let lab = lab(LabOptions::default()).await;
+    let endpoints = lab.endpoints();
+    // The plan expects 3.10.1; the lab's Y runs 3.10.0.
+    let (state, detail) = start_y(plan_of(&endpoints, KongVersion::new(3, 10, 1))).await;
+    assert_eq!(state, StepState::Failed, "{detail}");
+    assert!(
+        detail.contains("dp-y-1 (cp-y-1 lists it at Kong 3.10.0, not 3.10.1)"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_sent_to_the_old_control_plane_is_seen_there_as_incompatible() {
+    let lab = lab(LabOptions {
+        faults: vec![Fault::DpIncompatible],
+        ..LabOptions::default()
+    })
+    .await;
+    let endpoints = lab.endpoints();
+    let (state, detail) = start_y(plan_of(&endpoints, endpoints.to)).await;
+    assert_eq!(state, StepState::Failed, "{detail}");
+    assert!(
+        detail.contains("dp-y-1 (cp-x-1 lists it with sync_status kong_version_incompatible)"),
+        "{detail}"
+    );
+    assert!(!detail.contains("dp-y-2 ("), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_rpc_sync_a_data_plane_listed_by_node_id_is_found_by_its_ip() {
+    let lab = lab(LabOptions {
+        rpc_sync: true,
+        ..LabOptions::default()
+    })
+    .await;
+    let endpoints = lab.endpoints();
+    let ips: std::collections::BTreeSet<&str> = endpoints
+        .cluster(ClusterSide::Y)
+        .filter(|n| n.admin.is_none())
+        .map(|n| {
+            n.status
+                .trim_start_matches("http://")
+                .split(':')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ips.len(),
+        2,
+        "this system gives the lab's data planes no loopback addresses of their own"
+    );
+    let (state, detail) = start_y(plan_of(&endpoints, endpoints.to)).await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    assert!(
+        detail.contains("dp-y-1: Kong 3.10.0, sync_status normal (cp-y-1, by ip)"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_planes_admin_url_in_the_plan_is_not_asked() {
+    let lab = lab(LabOptions::default()).await;
+    let endpoints = lab.endpoints();
+    let mut plan = plan_of(&endpoints, endpoints.to);
+    // Nothing listens there, as on a real data plane: the wait must not depend on it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    for node in &mut plan.clusters.y.nodes {
+        if node.name.starts_with("dp-") {
+            node.admin_url = Some(nowhere.clone());
+        }
+    }
+    let (state, detail) = start_y(plan).await;
+    assert_eq!(state, StepState::Succeeded, "{detail}");
+    assert!(
+        detail.contains("dp-y-2: Kong 3.10.0, sync_status normal (cp-y-1, by hostname)"),
+        "{detail}"
+    );
+}
