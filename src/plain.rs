@@ -108,7 +108,7 @@ fn parse(line: &str) -> Parsed {
 
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
-  skip REASON  skip the step shown, saying why
+  skip REASON  skip the step shown (ready or interrupted), saying why
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   wait         an interrupted step whose command still runs: let it end (kongup shows its
@@ -314,8 +314,16 @@ pub async fn drive(
             }
         }
         plain.work_queue(&commands).await;
-        if plain.run_state == Some(RunState::Done) && !plain.quit_sent {
-            plain.say("the run is done: `kongup report` gives the audit report");
+        if let Some(state) = plain.run_state.filter(|s| s.is_over())
+            && !plain.quit_sent
+        {
+            let how = match state {
+                RunState::RolledBack => "was rolled back",
+                _ => "is done",
+            };
+            plain.say(&format!(
+                "the run {how}: `kongup report` gives the audit report"
+            ));
             plain.send(&commands, Command::Quit).await;
         }
     }
@@ -335,6 +343,11 @@ pub async fn drive(
     };
     if end.state == RunState::Done {
         plain.say(&format!("stopped: {}. The run is done.", end.reason));
+    } else if end.state == RunState::RolledBack {
+        plain.say(&format!(
+            "stopped: {}. The run was rolled back: the upgrade did not go through.",
+            end.reason
+        ));
     } else {
         plain.say(&format!(
             "stopped: {}. The run is {}; `kongup run` with the same plan resumes it.",
@@ -567,9 +580,15 @@ impl Plain {
                 ));
                 None
             }
+            _ if state == StepState::Interrupted => {
+                self.say(&format!(
+                    "{step} is interrupted: retry, done NOTE, skip REASON, rollback, or `help`"
+                ));
+                None
+            }
             _ => {
                 self.say(&format!(
-                    "{step} is {}: retry, done NOTE, rollback, or `help`",
+                    "{step} is {}: retry, rollback, or `help`",
                     state.as_str()
                 ));
                 None
@@ -609,11 +628,16 @@ impl Plain {
                 self.setup.plan.name
             ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
-            _ if irreversible => format!(
-                "type the plan name ({}) to retry | done NOTE | rollback | quit",
+            StepState::Interrupted if irreversible => format!(
+                "type the plan name ({}) to retry | done NOTE | skip REASON | rollback | quit",
                 self.setup.plan.name
             ),
-            _ => "retry | done NOTE | rollback | quit".to_string(),
+            StepState::Interrupted => "retry | done NOTE | skip REASON | rollback | quit".into(),
+            _ if irreversible => format!(
+                "type the plan name ({}) to retry | rollback | quit",
+                self.setup.plan.name
+            ),
+            _ => "retry | rollback | quit".to_string(),
         };
         self.say(&format!("kongup> {step}: {choices}"));
     }
@@ -647,6 +671,10 @@ impl Plain {
         for line in runs {
             self.say(&format!("     - {line}"));
         }
+        let y_now = self.split.map(|split| split.y);
+        if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {
+            self.say(&format!("   {warning}"));
+        }
         if details.irreversible {
             self.say(&format!(
                 "   IRREVERSIBLE: {}",
@@ -666,13 +694,20 @@ impl Plain {
                 detail,
             } => self.on_step(step, state, detail),
             Event::RunChanged(state) => {
+                // A step's start and end have lines of their own: from running to waiting
+                // for the operator and back is not said again at every step.
+                let between_steps = [self.run_state, Some(state)]
+                    .iter()
+                    .all(|s| matches!(s, Some(RunState::Running | RunState::Waiting)));
                 if self.run_state != Some(state) {
                     let was_paused = self.run_state == Some(RunState::Paused);
+                    if !between_steps {
+                        self.say(&format!("run: {}", state.title()));
+                    }
                     self.run_state = Some(state);
                     self.resume_sent = false;
                     self.paused_by_interruption = state == RunState::Paused
                         && self.states.values().any(|s| *s == StepState::Interrupted);
-                    self.say(&format!("run: {}", state.as_str().to_uppercase()));
                     // What the waiting step can take changes with the pause.
                     if was_paused || state == RunState::Paused {
                         self.prompt();

@@ -132,8 +132,10 @@ impl Redactor {
             .count()
     }
 
+    /// The text with every known secret, and the user-info of every URL in it
+    /// ([`redact_url`]), replaced by `[REDACTED]`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out = Cow::Borrowed(text);
+        let mut out = redact_url(text);
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {
                 out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
@@ -141,6 +143,46 @@ impl Redactor {
         }
         out
     }
+}
+
+/// Every URL in `text` (a lone URL, or a log line holding some) with its user-info
+/// (`user:password@`) replaced by `[REDACTED]@`: `http://admin:pw@kong:8001/x` reads
+/// `http://[REDACTED]@kong:8001/x`. The one place that hides a credential written into a
+/// URL, whatever sent it (a plan from before kongup refused them, a redirect's Location, a
+/// command's output); borrowed when there is nothing to hide.
+pub fn redact_url(text: &str) -> Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let authority_start = from + found + 3;
+        // The authority ends where the path, query or fragment starts, or where the URL
+        // ends in free text.
+        let authority_len = text[authority_start..]
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`') || c.is_whitespace()
+            })
+            .unwrap_or(text.len() - authority_start);
+        let authority = &text[authority_start..authority_start + authority_len];
+        // A password may hold a raw `@`: the user-info runs to the last one, as URL parsers read it.
+        if let Some(at) = authority.rfind('@') {
+            out.push_str(&text[copied..authority_start]);
+            out.push_str(REDACTED);
+            copied = authority_start + at;
+        }
+        from = authority_start + authority_len;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// Whether `text` holds a URL with user-info (`user@`, `user:password@`), which kongup
+/// refuses wherever a URL is given to it: a credential goes in a secret source instead.
+pub fn has_userinfo(text: &str) -> bool {
+    matches!(redact_url(text), Cow::Owned(_))
 }
 
 #[cfg(test)]
@@ -155,6 +197,29 @@ mod tests {
             "a [REDACTED] and [REDACTED]"
         );
         assert!(matches!(redactor.redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn user_info_in_urls_is_hidden_wherever_they_stand() {
+        assert_eq!(
+            redact_url("http://admin:hunter2@kong:8001/status"),
+            "http://[REDACTED]@kong:8001/status"
+        );
+        assert_eq!(
+            redact_url("GET https://ops:p@ss@kong/x?y=a@b and postgres://kong:pw@db/kong."),
+            "GET https://[REDACTED]@kong/x?y=a@b and postgres://[REDACTED]@db/kong."
+        );
+        assert_eq!(redact_url("http://user@host"), "http://[REDACTED]@host");
+        assert!(has_userinfo("http://user@host") && !has_userinfo("http://host/@"));
+        assert!(matches!(
+            redact_url("http://kong:8001/a@b mail me@host ://"),
+            Cow::Borrowed(_)
+        ));
+        // The Redactor hides them too, with no secret known to it.
+        assert_eq!(
+            Redactor::default().redact("curl http://a:b@h/"),
+            "curl http://[REDACTED]@h/"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::sim::{Fault, Scenario};
 #[command(
     after_help = "The demo's run directory holds its plan (plan.yaml) and journal: \
 `kongup demo` again resumes it, `kongup status --journal DIR` and `kongup report --journal \
-DIR` read it. Exit status: 0 the run is done; 1 it could not start; 2 it stopped before the \
-end and is resumable."
+DIR` read it. Exit status: 0 the run is done (upgraded); 1 it could not start; 2 it stopped \
+before the end and is resumable; 3 it ended by a completed rollback."
 )]
 pub struct DemoArgs {
     /// The lab and its upgrade: dual-cluster, traditional-2.8, in-place, blue-green,

@@ -11,6 +11,7 @@ use crate::kong::discover::{self, InitOptions};
 use crate::plan::load::parse_plan;
 use crate::plan::model::{SecretRef, TlsOptions};
 use crate::plan::version::KongVersion;
+use crate::secrets::{has_userinfo, redact_url};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
@@ -57,6 +58,16 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs) -> color_eyre::Result<i32> {
+    // Before anything connects: a credential in a URL would be echoed in every message.
+    if let Some(url) = args.admin.iter().find(|url| has_userinfo(url)) {
+        eprintln!(
+            "kongup init: --admin {} holds a user name or password; give the URL without \
+             `user:password@`, and the Admin token with --token-env VAR or --token-file PATH \
+             (sent as Kong-Admin-Token), never on the command line",
+            redact_url(url)
+        );
+        return Ok(1);
+    }
     let token = match (&args.token_env, &args.token_file) {
         (Some(var), _) => Some(SecretRef::Env(var.clone())),
         (None, Some(path)) => Some(SecretRef::File(path.clone())),

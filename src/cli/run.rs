@@ -22,9 +22,9 @@ use crate::ui::run::console_on_engine;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit status: 0 the run is done; 1 it could not start (plan errors, a \
-missing secret, the run is driven by another kongup, the plan changed); 2 it stopped before \
-the end and is resumable."
+    after_help = "Exit status: 0 the run is done (upgraded); 1 it could not start (plan \
+errors, a missing secret, the run is driven by another kongup, the plan changed); 2 it \
+stopped before the end and is resumable; 3 it ended by a completed rollback."
 )]
 pub struct RunArgs {
     /// The plan file (YAML); the run id comes from its `name`, so the same plan resumes
@@ -61,8 +61,9 @@ pub struct RunArgs {
     pub notify: NotifyArgs,
 }
 
-/// Exit codes: 0 the run is done; 1 it could not start (bad plan, missing secret, lock
-/// held, changed plan); 2 it stopped before the end and is resumable.
+/// Exit codes: 0 the run is done (upgraded); 1 it could not start (bad plan, missing
+/// secret, lock held, changed plan); 2 it stopped before the end and is resumable; 3 it
+/// ended by a completed rollback.
 pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
     let loaded = match load_plan(&args.plan) {
         Ok(loaded) => loaded,
@@ -227,6 +228,7 @@ pub fn run(args: RunArgs) -> color_eyre::Result<i32> {
     runtime.shutdown_background();
     match outcome {
         Ok(Ran::Ended(end)) if end.state == RunState::Done => Ok(0),
+        Ok(Ran::Ended(end)) if end.state == RunState::RolledBack => Ok(3),
         Ok(Ran::Ended(_)) => Ok(2),
         Ok(Ran::Failed(error)) => {
             eprintln!("{error}");

@@ -16,6 +16,7 @@ use crate::metrics::explain::{Figure, why_unknown};
 use crate::metrics::sample::NodeSample;
 use crate::metrics::scrape::{metrics_url_from_arg, scrape_node};
 use crate::plan::model::{SecretRef, TlsOptions};
+use crate::secrets::{has_userinfo, redact_url};
 
 #[derive(Debug, clap::Args)]
 pub struct ScrapeArgs {
@@ -114,6 +115,16 @@ struct ReportJson {
 
 /// Scrapes, prints, and returns 0 when every endpoint gave both samples, 1 otherwise.
 pub fn run(args: ScrapeArgs) -> color_eyre::Result<i32> {
+    // Before anything connects: a credential in a URL would be echoed in the table.
+    if let Some(url) = args.urls.iter().find(|url| has_userinfo(url)) {
+        eprintln!(
+            "kongup scrape: {} holds a user name or password; give the URL without \
+             `user:password@`, and an Admin token with --token-env VAR (sent as \
+             Kong-Admin-Token), never on the command line",
+            redact_url(url)
+        );
+        return Ok(1);
+    }
     let token = match &args.token_env {
         Some(var) => Some(crate::secrets::resolve(&SecretRef::Env(var.clone()))?),
         None => None,

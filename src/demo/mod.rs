@@ -586,14 +586,14 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
     .await
 }
 
-/// How a lab run ends for the process: 0 the run is done, 1 it could not start, 2 it
-/// stopped before the end and is resumable (as `kongup run`).
 /// A lab run's exit status, as `kongup run`'s: 1 when it could not start (`started` is
-/// false); once it opened, 0 when done, else 2 (stopped before the end, resumable), also
-/// when it failed (its journal holds every record written before the failure).
+/// false); once it opened, 0 when done, 3 when it ended by a completed rollback, else 2
+/// (stopped before the end, resumable), also when it failed (its journal holds every
+/// record written before the failure).
 pub fn exit_code(started: bool, end: &Result<SessionEnd, DemoError>) -> i32 {
     match end {
         Ok(end) if end.state == RunState::Done => 0,
+        Ok(end) if end.state == RunState::RolledBack => 3,
         Err(_) if !started => 1,
         _ => 2,
     }
@@ -658,11 +658,17 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         ));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
-    let done = crate::engine::status::read_run(&run.engine.run_dir)
-        .is_ok_and(|r| r.view.run_state() == RunState::Done);
-    if done {
+    let over = crate::engine::status::read_run(&run.engine.run_dir)
+        .ok()
+        .map(|r| r.view.run_state())
+        .filter(|state| state.is_over());
+    if let Some(state) = over {
+        let how = match state {
+            RunState::RolledBack => "was rolled back",
+            _ => "is done",
+        };
         lines.push(format!(
-            "this run is done: `kongup report --journal {0}` tells it; for a new one, pass \
+            "this run {how}: `kongup report --journal {0}` tells it; for a new one, pass \
              another --journal DIR or remove {0}",
             run.engine.run_dir.display()
         ));

@@ -51,11 +51,20 @@ impl StepState {
 #[serde(rename_all = "kebab-case")]
 pub enum RunState {
     Idle,
+    /// A step runs.
     Running,
+    /// The run is under way and no step runs: the next one waits for the operator.
+    Waiting,
     Paused,
     RollingBack,
+    /// Every step of the plan is settled: the upgrade went through.
     Done,
+    /// It ended by a completed rollback: the upgrade did not go through.
+    RolledBack,
     Failed,
+    /// The step whose turn it is ended by the operator's abort: it waits for a retry,
+    /// a note that it was done by hand, or a rollback.
+    Aborted,
 }
 
 impl RunState {
@@ -63,11 +72,27 @@ impl RunState {
         match self {
             RunState::Idle => "idle",
             RunState::Running => "running",
+            RunState::Waiting => "waiting",
             RunState::Paused => "paused",
             RunState::RollingBack => "rolling-back",
             RunState::Done => "done",
+            RunState::RolledBack => "rolled-back",
             RunState::Failed => "failed",
+            RunState::Aborted => "aborted",
         }
+    }
+
+    /// The state for people: `ROLLED BACK`, `ROLLING BACK`, `WAITING FOR YOU`, `DONE`…
+    pub fn title(self) -> String {
+        match self {
+            RunState::Waiting => "WAITING FOR YOU".to_string(),
+            state => state.as_str().replace('-', " ").to_uppercase(),
+        }
+    }
+
+    /// The run is over, one way or the other: nothing is left to confirm.
+    pub fn is_over(self) -> bool {
+        matches!(self, RunState::Done | RunState::RolledBack)
     }
 }
 

@@ -62,6 +62,10 @@ pub struct StepInfo {
     pub kind: String,
     pub changes: bool,
     pub irreversible: bool,
+    /// The percentage a traffic stage sends to Y, so a changed plan can say what each
+    /// added or removed stage would set; absent in journals written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_percent: Option<u8>,
 }
 
 /// One step of a rollback plan: `rollback/<id>` and the forward step it undoes.

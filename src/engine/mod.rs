@@ -101,6 +101,12 @@ impl SessionEnd {
     pub fn stopped_line(&self, resume: &str) -> String {
         match self.state {
             RunState::Done => format!("done: {}", self.reason),
+            RunState::RolledBack => {
+                format!(
+                    "rolled back: the upgrade did not go through ({})",
+                    self.reason
+                )
+            }
             state => format!(
                 "kongup stopped ({}); the run is {} and resumes with {resume}",
                 self.reason,
@@ -142,6 +148,19 @@ pub enum EngineError {
     PlanChanged {
         run_dir: PathBuf,
         summary: Vec<String>,
+    },
+    #[error(
+        "the changed plan has no step {}, left undecided when the run in {} stopped: a step \
+         that ran must not vanish with a plan change. Resume with the plan the run has (its \
+         text is in the journal's first record, or the last plan-change-accepted record), \
+         decide the step there (retry it, mark it done with a note, or skip it with a \
+         reason), then resume with the changed plan and --accept-plan-change",
+        steps.join(", "),
+        run_dir.display()
+    )]
+    PlanDropsUndecided {
+        run_dir: PathBuf,
+        steps: Vec<String>,
     },
     #[error(
         "could not listen for SIGHUP, SIGTERM and SIGINT: {0}. Without them a lost terminal \

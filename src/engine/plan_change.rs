@@ -1,5 +1,12 @@
 //! What changed between the plan a run started with and the plan given now: the changed
-//! lines, each with its line number and the YAML key it sits under.
+//! lines, each with its line number and the YAML key it sits under; the steps added,
+//! removed and changed, with the split each traffic stage sets; and what a traffic stage's
+//! confirm says when it would send less to Y than Y has.
+
+use std::collections::HashMap;
+
+use crate::engine::journal::StepInfo;
+use crate::plan::steps::StepKind;
 
 /// How many changed lines a summary shows before it says how many more there are.
 const MAX_LINES: usize = 40;
@@ -33,6 +40,128 @@ pub fn summarise(old: &str, new: &str) -> Vec<String> {
         out.push(format!("… and {more} more changed lines"));
     }
     out
+}
+
+/// The percentage of traffic a step sends to Y: a traffic stage's.
+pub fn y_percent_of(kind: &StepKind) -> Option<u8> {
+    match kind {
+        StepKind::ShiftTraffic { y_percent, .. } => Some(*y_percent),
+        _ => None,
+    }
+}
+
+/// What a changed plan does to a run's steps: a head that counts them, then one line per
+/// step added (`+`), removed (`-`) or changed (`~`), at most [`MAX_LINES`].
+pub fn step_changes(old: &[StepInfo], new: &[StepInfo]) -> (String, Vec<String>) {
+    let old_by_key: HashMap<&str, &StepInfo> = old.iter().map(|s| (s.step.as_str(), s)).collect();
+    let new_keys: HashMap<&str, ()> = new.iter().map(|s| (s.step.as_str(), ())).collect();
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    let mut lines = Vec::new();
+    for step in new {
+        match old_by_key.get(step.step.as_str()) {
+            None => {
+                added += 1;
+                let sets = step
+                    .y_percent
+                    .map(|y| format!(" (sets Y to {y} %)"))
+                    .unwrap_or_default();
+                lines.push(format!("+ added {}: {}{sets}", step.step, step.title));
+            }
+            Some(before) => {
+                let differences = differences(before, step);
+                if !differences.is_empty() {
+                    changed += 1;
+                    lines.push(format!(
+                        "~ changed {}: {}",
+                        step.step,
+                        differences.join("; ")
+                    ));
+                }
+            }
+        }
+    }
+    for step in old
+        .iter()
+        .filter(|s| !new_keys.contains_key(s.step.as_str()))
+    {
+        removed += 1;
+        let set = step
+            .y_percent
+            .map(|y| format!(" (would have set Y to {y} %)"))
+            .unwrap_or_default();
+        lines.push(format!("- removed {}: {}{set}", step.step, step.title));
+    }
+    let head = if lines.is_empty() {
+        "the plan changed since the run started; the change is accepted and journaled. Its \
+         steps are the same (what changed is in how they run: commands, timeouts, gates…)"
+            .to_string()
+    } else {
+        format!(
+            "the plan changed since the run started; the change is accepted and journaled. \
+             Its steps: {added} added, {removed} removed, {changed} changed"
+        )
+    };
+    if lines.len() > MAX_LINES {
+        let more = lines.len() - MAX_LINES;
+        lines.truncate(MAX_LINES);
+        lines.push(format!(
+            "… and {more} more changed steps (`kongup plan` lists them)"
+        ));
+    }
+    (head, lines)
+}
+
+/// How a step kept by a changed plan differs, in words.
+fn differences(before: &StepInfo, after: &StepInfo) -> Vec<String> {
+    let mut out = Vec::new();
+    if before.title != after.title {
+        out.push(format!("title `{}` → `{}`", before.title, after.title));
+    }
+    if before.kind != after.kind {
+        out.push(format!("kind {} → {}", before.kind, after.kind));
+    }
+    match (before.y_percent, after.y_percent) {
+        (Some(was), Some(now)) if was != now => {
+            out.push(format!("sets Y to {now} % (was {was} %)"))
+        }
+        (None, Some(now)) => out.push(format!("sets Y to {now} %")),
+        _ => {}
+    }
+    if before.irreversible != after.irreversible {
+        out.push(
+            if after.irreversible {
+                "now irreversible"
+            } else {
+                "no longer irreversible"
+            }
+            .to_string(),
+        );
+    }
+    if before.changes != after.changes {
+        out.push(
+            if after.changes {
+                "now changes something"
+            } else {
+                "now changes nothing"
+            }
+            .to_string(),
+        );
+    }
+    out
+}
+
+/// What a traffic stage's confirm says when it would send less to Y than Y has `y_now`
+/// (a changed plan can put a 5 % stage after a 50 % one that ran); `None` otherwise.
+pub fn traffic_backwards(kind: &StepKind, y_now: Option<u8>) -> Option<String> {
+    let y_percent = y_percent_of(kind)?;
+    let now = y_now?;
+    (y_percent < now).then(|| {
+        format!(
+            "This stage moves traffic BACK: Y has {now} % now and gets {y_percent} %, so \
+             {} % returns to X.",
+            now - y_percent
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

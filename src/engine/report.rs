@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::drivers::{Driver, drivers};
-use super::event::TrafficVerification;
+use super::event::{RunState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, StepResult};
 use super::lock::LockStatus;
 use super::status::{RunOnDisk, split_key, time};
@@ -500,6 +500,25 @@ fn md_escape(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Where a rolled-back run left the traffic, as the last split the run set says: back on X
+/// only when the load balancer reported it (or asked, when it cannot report), or never moved.
+fn where_traffic_ended(report: &RunReport) -> String {
+    if report.state != RunState::RolledBack.as_str() {
+        return String::new();
+    }
+    let last = report
+        .traffic
+        .iter()
+        .rev()
+        .find(|t| t.error.is_none())
+        .map(|t| t.applied.unwrap_or(t.requested));
+    match last {
+        None => " (traffic never left cluster X)".to_string(),
+        Some(split) if split == Split::ALL_X => " (all traffic back on cluster X)".to_string(),
+        Some(split) => format!(" (traffic is not back on cluster X: it was last set to {split})"),
+    }
+}
+
 /// The report as Markdown.
 pub fn render_markdown(report: &RunReport) -> String {
     let mut out = String::new();
@@ -510,16 +529,10 @@ pub fn render_markdown(report: &RunReport) -> String {
     line(format!("# kongup run report: {}", report.plan));
     line(String::new());
     line(format!("- Run: `{}`", report.run_id));
-    // A rolled-back run is "done" too: say which way it went.
-    let rolled_back = report.rollback.as_ref().is_some_and(|r| r.finished);
     line(format!(
         "- State: **{}**{}",
         report.state,
-        if rolled_back {
-            " (rolled back to cluster X)"
-        } else {
-            ""
-        }
+        where_traffic_ended(report)
     ));
     line(format!(
         "- Created: {} by {}",

@@ -495,6 +495,7 @@ mod tests {
                         kind: s.kind.as_str().into(),
                         changes: true,
                         irreversible: false,
+                        y_percent: None,
                     })
                     .collect(),
                 kongup_version: "0".into(),

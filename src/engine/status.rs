@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use super::drivers::{Driver, drivers};
-use super::event::StepState;
+use super::event::{RunState, StepState};
 use super::journal::{JOURNAL_FILE, JournalError, Record, read_journal};
 use super::lock::{LockHolder, LockStatus, lock_status};
 use super::view::{RunView, StepProcess};
@@ -218,6 +218,15 @@ pub(super) fn driver_text(driver: &Driver) -> String {
     )
 }
 
+/// The run's state in words; waiting for the operator, with the step whose turn it is.
+fn state_words(view: &RunView) -> String {
+    let state = view.run_state();
+    match (state, view.next_step()) {
+        (RunState::Waiting, Some(next)) => format!("{} · {next}", state.title()),
+        _ => state.title(),
+    }
+}
+
 /// `kongup status` for people.
 pub fn status_text(run: &RunOnDisk) -> String {
     let view = &run.view;
@@ -225,7 +234,7 @@ pub fn status_text(run: &RunOnDisk) -> String {
         "run {} (plan {}): {}\nrun directory: {}\n",
         view.run_id,
         view.plan_name,
-        view.run_state().as_str().to_uppercase(),
+        state_words(view),
         run.run_dir.display()
     );
     out.push_str(&match &run.lock {

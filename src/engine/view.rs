@@ -25,6 +25,9 @@ pub struct StepRecord {
     pub skipped_by_plan: bool,
     pub note: Option<String>,
     pub facts: Vec<(String, String)>,
+    /// Who asked to abort the attempt in force (`user@host`): a failure it ends in is the
+    /// operator's abort, not a fault.
+    pub aborted_by: Option<String>,
     /// The programs the last attempt started, in order.
     pub processes: Vec<StepProcess>,
 }
@@ -73,6 +76,7 @@ impl Default for StepRecord {
             skipped_by_plan: false,
             note: None,
             facts: Vec::new(),
+            aborted_by: None,
             processes: Vec::new(),
         }
     }
@@ -216,6 +220,7 @@ impl RunView {
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
                 rec.detail = None;
+                rec.aborted_by = None;
                 rec.processes.clear();
             }
             Entry::ProcessStarted {
@@ -288,7 +293,17 @@ impl RunView {
                     StepResult::Succeeded => StepState::Succeeded,
                     StepResult::Failed => StepState::Failed,
                 };
-                rec.detail = detail.clone();
+                rec.detail = match (&rec.aborted_by, result) {
+                    // An action that says it was aborted by "the operator" now says who.
+                    (Some(by), StepResult::Failed) => Some(match detail.as_deref() {
+                        Some(d) => match d.strip_prefix("aborted by the operator") {
+                            Some(rest) => format!("aborted by {by}{rest}"),
+                            None => format!("aborted by {by}: {d}"),
+                        },
+                        None => format!("aborted by {by}"),
+                    }),
+                    _ => detail.clone(),
+                };
                 if *result == StepResult::Succeeded {
                     self.mark_undone_by(step);
                 }
@@ -298,7 +313,7 @@ impl RunView {
                 rec.state = StepState::Interrupted;
                 rec.detail = Some(
                     "kongup stopped while this step ran: retry it, mark it done with a note, \
-                     or roll back"
+                     skip it with a reason, or roll back"
                         .to_string(),
                 );
             }
@@ -309,7 +324,10 @@ impl RunView {
                 rec.detail = Some(format!("marked done by {}: {note}", record.by));
                 self.mark_undone_by(step);
             }
-            Entry::AbortRequested { .. } | Entry::Gate { .. } => {}
+            Entry::AbortRequested { step } => {
+                self.record_mut(step).aborted_by = Some(record.by.clone());
+            }
+            Entry::Gate { .. } => {}
             Entry::Fact { step, key, value } => {
                 self.record_mut(step)
                     .facts
@@ -431,7 +449,8 @@ impl RunView {
     }
 
     /// The step whose turn it is: the first unsettled step of the rollback plan while a
-    /// rollback is under way, else the first unsettled forward step.
+    /// rollback is under way, else a failed or interrupted forward step, else the first
+    /// unsettled forward step.
     pub fn next_step(&self) -> Option<String> {
         if let Some(rollback) = &self.rollback {
             if rollback.finished {
@@ -444,9 +463,22 @@ impl RunView {
                 .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
                 .map(|s| s.step.clone());
         }
+        // A step that failed or was interrupted waits for the operator's decision before
+        // anything else: after a plan change, steps may have been put before it.
+        let undecided = |s: &&StepInfo| {
+            matches!(
+                self.state_of(&s.step),
+                StepState::Failed | StepState::Interrupted
+            )
+        };
         self.steps
             .iter()
-            .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            .find(undecided)
+            .or_else(|| {
+                self.steps
+                    .iter()
+                    .find(|s| !self.record(&s.step).is_some_and(|r| r.is_settled()))
+            })
             .map(|s| s.step.clone())
     }
 
@@ -476,21 +508,30 @@ impl RunView {
             return RunState::RollingBack;
         }
         let Some(next) = self.next_step() else {
-            return RunState::Done;
+            // No rollback in force, so one here has finished: the run ended by it.
+            return if self.rollback.is_some() {
+                RunState::RolledBack
+            } else {
+                RunState::Done
+            };
         };
         if self.paused.is_some() {
             return RunState::Paused;
         }
         match self.state_of(&next) {
+            StepState::Failed if self.record(&next).is_some_and(|r| r.aborted_by.is_some()) => {
+                RunState::Aborted
+            }
             StepState::Failed => RunState::Failed,
             StepState::Interrupted => RunState::Paused,
             StepState::Running => RunState::Running,
+            _ if self.running_step().is_some() => RunState::Running,
             _ if self
                 .records
                 .values()
                 .any(|r| r.attempts > 0 || r.confirmed_by.is_some()) =>
             {
-                RunState::Running
+                RunState::Waiting
             }
             _ => RunState::Idle,
         }
@@ -518,6 +559,7 @@ mod tests {
             kind: "manual".into(),
             changes: true,
             irreversible: false,
+            y_percent: None,
         }
     }
 
@@ -565,6 +607,25 @@ mod tests {
         assert_eq!(
             view.record("cluster/a").unwrap().confirmed_by.as_deref(),
             Some("op@host")
+        );
+
+        let mut succeeded = records.clone();
+        succeeded.push(record(
+            3,
+            Entry::StepFinished {
+                step: "cluster/a".into(),
+                attempt: 1,
+                result: StepResult::Succeeded,
+                detail: None,
+                duration_ms: 5,
+                last_lines: vec![],
+            },
+        ));
+        let view = RunView::replay(&succeeded).unwrap();
+        assert_eq!(
+            view.run_state(),
+            RunState::Waiting,
+            "no step runs: the next waits for the operator"
         );
 
         records.push(record(
@@ -662,6 +723,6 @@ mod tests {
         records.push(record(5, Entry::RollbackFinished));
         let view = RunView::replay(&records).unwrap();
         assert_eq!(view.state_of("cluster/a"), StepState::RolledBack);
-        assert_eq!(view.run_state(), RunState::Done);
+        assert_eq!(view.run_state(), RunState::RolledBack);
     }
 }

@@ -9,7 +9,10 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 
-use crate::kong::http::{ADMIN_TOKEN_HEADER, HttpClientError, redirect_target, token_header};
+use crate::kong::http::{
+    ADMIN_TOKEN_HEADER, BodyError, BodyLimit, HttpClientError, read_body, redirect_target,
+    token_header,
+};
 use crate::kong::types::{
     DataPlane, Message, NOT_A_CONTROL_PLANE, NodeInfo, NodeStatus, Page, reported_version,
 };
@@ -266,10 +269,19 @@ pub enum AdminError {
     )]
     NotControlPlane { url: String, message: String },
     #[error(
-        "{url} did not answer within {}: the node may be overloaded or a firewall drops the packets",
-        humantime::format_duration(*after)
+        "{url} did not answer {}: the node may be overloaded or a firewall drops the packets",
+        match tries {
+            1 => format!("within {}", humantime::format_duration(*after)),
+            n => format!("in {n} tries of {} each", humantime::format_duration(*after)),
+        }
     )]
-    Timeout { url: String, after: Duration },
+    Timeout {
+        url: String,
+        after: Duration,
+        /// How many times the read was tried, `after` each, so the message is true of the
+        /// whole call.
+        tries: u32,
+    },
     #[error("{url} answered {status}{}: Kong reported an error; check the node's error log", kong_message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
     Status {
         url: String,
@@ -288,6 +300,8 @@ pub enum AdminError {
         "{url} sent a `next` link to {next}, another server than the Admin API kongup was pointed at: kongup follows `next` only on that Admin API, so the Admin token goes nowhere else. Check what sits in front of the Admin API (a proxy that rewrites links?)"
     )]
     ForeignNext { url: String, next: String },
+    #[error(transparent)]
+    Body(BodyError),
     #[error("cannot set up the Admin API client: {0}")]
     Setup(#[from] HttpClientError),
     #[error("cannot read the Admin API token: {0}")]
@@ -656,7 +670,14 @@ impl AdminClient {
                 Err(e) => e.is_transient(),
             };
             if !transient || attempt >= attempts {
-                return result;
+                return result.map_err(|error| match error {
+                    AdminError::Timeout { url, after, .. } => AdminError::Timeout {
+                        url,
+                        after,
+                        tries: attempt,
+                    },
+                    other => other,
+                });
             }
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
@@ -678,8 +699,13 @@ impl AdminClient {
                 location: redirect_target(&response),
             });
         }
-        let body = response.bytes().await.map_err(|e| self.classify(url, &e))?;
-        Ok((status, body.to_vec()))
+        let body = read_body(response, body_limit(url))
+            .await
+            .map_err(|e| match e {
+                BodyError::Read(e) => self.classify(url, &e),
+                too_large => AdminError::Body(too_large),
+            })?;
+        Ok((status, body))
     }
 
     fn classify(&self, url: &str, error: &reqwest::Error) -> AdminError {
@@ -688,6 +714,7 @@ impl AdminClient {
             return AdminError::Timeout {
                 url,
                 after: self.options.timeout,
+                tries: 1,
             };
         }
         if let Some(detail) = find_tls_error(error) {
@@ -700,6 +727,7 @@ impl AdminClient {
             return AdminError::Timeout {
                 url,
                 after: self.options.connect_timeout,
+                tries: 1,
             };
         }
         AdminError::Connect {
@@ -725,6 +753,18 @@ impl AdminClient {
                 kong_message,
             },
         }
+    }
+}
+
+/// The cap on an answer, by the API it comes from (`kong::http::BodyLimit`).
+fn body_limit(url: &str) -> BodyLimit {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    if path.ends_with("/metrics") {
+        BodyLimit::METRICS
+    } else if path.ends_with("/status") || path.ends_with("/status/ready") {
+        BodyLimit::STATUS_API
+    } else {
+        BodyLimit::ADMIN_API
     }
 }
 

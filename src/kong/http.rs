@@ -12,6 +12,10 @@
 //! Redirects are not followed: reqwest strips only `Authorization` and `Cookie` when a
 //! redirect leaves the host, so `Kong-Admin-Token` would follow one anywhere, even from
 //! https to http. A redirect is an error that names where it pointed.
+//!
+//! Bodies are read through [`read_body`], never whole: each kind of answer has a cap
+//! ([`BodyLimit`]) and reading stops there, so a wrong URL (a file server, a proxy that
+//! streams) or a broken node cannot take kongup's memory.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,7 +23,7 @@ use std::time::Duration;
 use reqwest::header::HeaderValue;
 
 use crate::plan::model::TlsOptions;
-use crate::secrets::Secret;
+use crate::secrets::{Secret, redact_url};
 
 /// The header Kong Enterprise's RBAC reads the Admin token from.
 pub const ADMIN_TOKEN_HEADER: &str = "Kong-Admin-Token";
@@ -69,13 +73,122 @@ pub fn token_header(token: &Secret) -> Result<HeaderValue, HttpClientError> {
     Ok(value)
 }
 
-/// Where a redirect answer pointed, for the error that refuses to follow it.
+/// Where a redirect answer pointed, for the error that refuses to follow it (a
+/// credential in it hidden).
 pub fn redirect_target(response: &reqwest::Response) -> String {
     response
         .headers()
         .get(reqwest::header::LOCATION)
-        .map(|location| String::from_utf8_lossy(location.as_bytes()).into_owned())
+        .map(|location| redact_url(&String::from_utf8_lossy(location.as_bytes())).into_owned())
         .unwrap_or_else(|| "nowhere (no Location header)".to_string())
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// The most kongup reads of one answer, by what the answer is. Each is far above what Kong
+/// sends and far below what would strain the machine kongup runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit {
+    pub bytes: usize,
+    /// What the answer is, for the error ("an Admin API answer").
+    pub what: &'static str,
+    /// What to check when an answer is larger.
+    pub hint: &'static str,
+}
+
+impl BodyLimit {
+    /// One Admin API answer: a page holds at most 1 000 entities (kong/api/endpoints.lua
+    /// `max_page_size = 1000`, :143@2.8.0, :145@3.9.1), and kongup's largest, a page of
+    /// certificates with their chains or of plugins with their configuration, is a few MB;
+    /// `GET /` (the node's configuration) is tens of kB.
+    pub const ADMIN_API: BodyLimit = BodyLimit {
+        bytes: 16 * MIB,
+        what: "an Admin API answer",
+        hint: "No page of Kong's Admin API is that large: check that the URL is the Admin API (default port 8001/8444), not a proxy or a file server",
+    };
+    /// `/status` and `/status/ready`: a few kB (docs/kong/admin-and-status-api.md).
+    pub const STATUS_API: BodyLimit = BodyLimit {
+        bytes: MIB,
+        what: "a Status API answer",
+        hint: "Kong's /status is a few kB: check that the URL is the Status API (e.g. port 8100) or the Admin API",
+    };
+    /// One `/metrics` exposition: about 150 bytes a series, so some 200 000 series, where
+    /// Kong's own with every flag on and hundreds of routes is a few MB.
+    pub const METRICS: BodyLimit = BodyLimit {
+        bytes: 32 * MIB,
+        what: "a /metrics exposition",
+        hint: "Check that the URL is Kong's Status or Admin API; a Kong exposition that large (per-consumer metrics on many consumers?) is better trimmed in the prometheus plugin's settings",
+    };
+    /// A smoke test's answer from Y's proxy: the test looks for a text in it.
+    pub const SMOKE_TEST: BodyLimit = BodyLimit {
+        bytes: 4 * MIB,
+        what: "a smoke test's answer",
+        hint: "Point the smoke test at a smaller answer (a health route), or drop `body_contains`",
+    };
+}
+
+/// Sizes in messages, in the unit a person reads them in.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 || value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(
+        "{url} sent {} larger than kongup reads ({}{}): it stopped reading there. {}",
+        limit.what,
+        size(limit.bytes as u64),
+        announced.map(|n| format!("; it announced {}", size(n))).unwrap_or_default(),
+        limit.hint
+    )]
+    TooLarge {
+        /// With any credential in it hidden.
+        url: String,
+        limit: BodyLimit,
+        /// The body's `Content-Length`, when it said one.
+        announced: Option<u64>,
+    },
+    /// The body could not be read (a timeout, a reset); the caller says what that means.
+    #[error(transparent)]
+    Read(reqwest::Error),
+}
+
+/// Reads a response's body chunk by chunk, and stops (with [`BodyError::TooLarge`]) as
+/// soon as it would pass `limit`: a `Content-Length` above the limit is refused before a
+/// byte is read, and an endless chunked body at the limit. The client's timeout still
+/// bounds the whole read.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    limit: BodyLimit,
+) -> Result<Vec<u8>, BodyError> {
+    let too_large = |response: &reqwest::Response, announced| BodyError::TooLarge {
+        url: redact_url(response.url().as_str()).into_owned(),
+        limit,
+        announced,
+    };
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > limit.bytes as u64) {
+        return Err(too_large(&response, announced));
+    }
+    let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
+        if body.len() + chunk.len() > limit.bytes {
+            return Err(too_large(&response, announced));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, HttpClientError> {
@@ -154,6 +267,13 @@ mod tests {
             token_header(&Secret::new("tok\n2")),
             Err(HttpClientError::TokenNotAHeader)
         ));
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_says_them() {
+        assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(16 * MIB as u64), "16 MiB");
+        assert_eq!(size(1_500_000_000), "1.4 GiB");
     }
 
     #[test]

@@ -17,6 +17,11 @@ use crate::exec::process::{
 };
 use crate::exec::{ExecError, ExitOutcome, LogStream, OutputLine};
 
+/// The most kongup reads of what a tool prints on each stream. Its outputs are small: decK
+/// writes its dump to a file and prints progress, `pg_restore --list` a few hundred lines
+/// for Kong's database; a tool that prints more is stopped rather than held in memory.
+pub const MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
 #[derive(Debug)]
 pub struct ToolOutput {
     pub stdout: Vec<u8>,
@@ -35,6 +40,12 @@ pub enum ToolError {
     },
     #[error("{what} did not finish within {}; it was killed", humantime::format_duration(*after))]
     TimedOut { what: String, after: Duration },
+    #[error(
+        "{what} printed more than {} MiB on {stream}; kongup stopped it, since no output it reads \
+         is that large. Run it by hand to see what it prints",
+        MAX_OUTPUT_BYTES / (1024 * 1024)
+    )]
+    OutputTooLarge { what: String, stream: &'static str },
     #[error("{what} failed ({status}): {}", said(stderr))]
     Failed {
         what: String,
@@ -103,8 +114,10 @@ pub async fn run_tool_in(
         slot: None,
     };
     let (lines_tx, mut lines_rx) = mpsc::channel::<OutputLine>(1024);
+    // Past the cap on either stream the tool is stopped: its process group is killed.
+    let stop = CancellationToken::new();
     let run = async {
-        let run = run_process(spec, timeout, lines_tx, CancellationToken::new());
+        let run = run_process(spec, timeout, lines_tx, stop.clone());
         // Inside a step the tool is one of the step's tracked processes: it outlives a
         // crash and is found again, so a retry never runs a second pg_restore beside it.
         // Elsewhere (`kongup db`, `kongup init`) it dies with a call that is dropped.
@@ -116,21 +129,38 @@ pub async fn run_tool_in(
     };
     let collect = async {
         let (mut stdout, mut stderr) = (Vec::new(), String::new());
+        let mut too_large = None;
         while let Some(line) = lines_rx.recv().await {
-            match line.stream {
+            if too_large.is_some() {
+                continue;
+            }
+            let (held, name) = match line.stream {
                 LogStream::Stdout => {
                     stdout.extend_from_slice(line.text.as_bytes());
                     stdout.push(b'\n');
+                    (stdout.len(), "stdout")
                 }
                 LogStream::Stderr | LogStream::Engine => {
                     stderr.push_str(&line.text);
                     stderr.push('\n');
+                    (stderr.len(), "stderr")
                 }
+            };
+            if held > MAX_OUTPUT_BYTES {
+                too_large = Some(name);
+                stop.cancel();
+                (stdout, stderr) = (Vec::new(), String::new());
             }
         }
-        (stdout, stderr)
+        (stdout, stderr, too_large)
     };
-    let (outcome, (stdout, stderr)) = tokio::join!(run, collect);
+    let (outcome, (stdout, stderr, too_large)) = tokio::join!(run, collect);
+    if let Some(stream) = too_large {
+        return Err(ToolError::OutputTooLarge {
+            what: what.to_string(),
+            stream,
+        });
+    }
     let outcome = outcome.map_err(|error| match error {
         ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             ToolError::NotFound {

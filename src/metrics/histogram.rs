@@ -7,6 +7,15 @@ pub struct Bucket {
     pub count: f64,
 }
 
+/// Why the buckets of a series make no histogram.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum BadBounds {
+    #[error("bucket bound le=\"{0}\" is not a latency (negative or NaN)")]
+    Negative(f64),
+    #[error("bucket bound le=\"{le}\" follows le=\"{previous}\": bounds must increase")]
+    NotIncreasing { previous: f64, le: f64 },
+}
+
 /// Buckets sorted by `le`; counts are cumulative. Complete when the last is `+Inf`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {
@@ -20,6 +29,28 @@ impl Histogram {
             buckets.sort_by(|a, b| a.le.total_cmp(&b.le));
         }
         Histogram { buckets }
+    }
+
+    /// Buckets as one series wrote them, refused when a bound is negative (or NaN) or does
+    /// not increase: Prometheus requires increasing bounds, Kong writes them so from
+    /// positive lists (kong/plugins/prometheus/prometheus.lua near line 939 and
+    /// exporter.lua's *_LATENCY_BUCKETS, tag 3.9.1), and a latency has no negative bound.
+    /// Sorting such a series would make up a histogram (a `le="-5"` made p99 −5 ms).
+    pub fn checked(buckets: Vec<Bucket>) -> Result<Histogram, BadBounds> {
+        let mut previous: Option<f64> = None;
+        for bucket in &buckets {
+            if bucket.le.is_nan() || bucket.le < 0.0 {
+                return Err(BadBounds::Negative(bucket.le));
+            }
+            if let Some(previous) = previous.filter(|p| bucket.le <= *p) {
+                return Err(BadBounds::NotIncreasing {
+                    previous,
+                    le: bucket.le,
+                });
+            }
+            previous = Some(bucket.le);
+        }
+        Ok(Histogram { buckets })
     }
 
     pub fn buckets(&self) -> &[Bucket] {

@@ -426,7 +426,10 @@ impl NodeSample {
         if series.buckets.iter().any(|b| b.count.is_nan()) {
             return;
         }
-        let mut histogram = Histogram::from_buckets(series.buckets);
+        // Bounds that are negative or do not increase: the series is refused for this scrape.
+        let Ok(mut histogram) = Histogram::checked(series.buckets) else {
+            return;
+        };
         if histogram.count().is_none() {
             return;
         }

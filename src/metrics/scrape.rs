@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, DATE};
 
 use super::sample::{ExpositionError, NodeSample};
-use crate::kong::http::{ADMIN_TOKEN_HEADER, redirect_target, token_header};
+use crate::kong::http::{
+    ADMIN_TOKEN_HEADER, BodyError, BodyLimit, read_body, redirect_target, token_header,
+};
 use crate::secrets::Secret;
-
-/// A Kong exposition of 10 000 series is about 1.5 MB; anything past this is not one.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
@@ -30,8 +29,9 @@ pub enum ScrapeError {
         status: u16,
         location: String,
     },
-    #[error("{url} sent more than {MAX_BODY_BYTES} bytes: not a Kong exposition")]
-    TooLarge { url: String },
+    /// Past `BodyLimit::METRICS`.
+    #[error(transparent)]
+    Body(BodyError),
     #[error("{url} sent a body that is not UTF-8 text")]
     NotText { url: String },
     #[error("{url}: {error}")]
@@ -100,7 +100,7 @@ async fn fetch_body(
         })?;
         request = request.header(ADMIN_TOKEN_HEADER, value);
     }
-    let mut response = request.send().await.map_err(transport)?;
+    let response = request.send().await.map_err(transport)?;
     let status = response.status();
     if status.is_redirection() {
         return Err(ScrapeError::Redirect {
@@ -121,15 +121,12 @@ async fn fetch_body(
         .and_then(|date| date.to_str().ok())
         .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
         .map(|date| date.with_timezone(&Utc));
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ScrapeError::TooLarge {
-                url: url.to_string(),
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(response, BodyLimit::METRICS)
+        .await
+        .map_err(|error| match error {
+            BodyError::Read(error) => transport(error),
+            too_large => ScrapeError::Body(too_large),
+        })?;
     Ok((body, server_time))
 }
 

@@ -225,7 +225,14 @@ impl Watch {
                 "rolling back: all traffic goes to cluster X first",
             ),
             RunState::Done => (NoticeKind::Ended, "the run is done"),
-            RunState::Idle | RunState::Running | RunState::Failed => return None,
+            // The rollback's end is told once, as it finishes (RolledBack); a step's
+            // readiness, failure or abort by its own notice.
+            RunState::Idle
+            | RunState::Running
+            | RunState::Waiting
+            | RunState::Failed
+            | RunState::Aborted
+            | RunState::RolledBack => return None,
         };
         self.waited = None;
         Some(self.notice(kind, what.to_string()))

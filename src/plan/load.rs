@@ -58,14 +58,42 @@ pub struct LoadedPlan {
 /// Reads and checks a plan file.
 pub fn load_plan(path: &Path) -> Result<LoadedPlan, PlanErrors> {
     let file_name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|error| PlanErrors {
+    let bytes = std::fs::read(path).map_err(|error| PlanErrors {
         diagnostics: vec![Diagnostic::whole_file(
             &file_name,
             format!("cannot read the plan file: {error}"),
             Some("check the path and its permissions".into()),
         )],
     })?;
+    let source = String::from_utf8(bytes).map_err(|error| {
+        let mut d = Diagnostics::new(&file_name);
+        let bytes = error.as_bytes();
+        let good = &bytes[..error.utf8_error().valid_up_to()];
+        d.error_with_hint(
+            pos_after(good),
+            format!(
+                "the plan file is not UTF-8: byte 0x{:02X} here starts no UTF-8 character",
+                bytes[good.len()]
+            ),
+            "save the file as UTF-8 (an editor saving Latin-1 writes é as one such byte)",
+        );
+        d.into_errors()
+    })?;
     parse_plan(&source, &file_name)
+}
+
+/// Where the character after `text` (valid UTF-8) stands: its line, and its column in
+/// characters, as the YAML parser counts them.
+fn pos_after(text: &[u8]) -> Pos {
+    let line_start = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let line = text.iter().filter(|b| **b == b'\n').count() + 1;
+    // Valid UTF-8: characters are the bytes that do not continue one.
+    let column = text[line_start..]
+        .iter()
+        .filter(|b| (**b & 0xC0) != 0x80)
+        .count()
+        + 1;
+    Pos { line, column }
 }
 
 /// Checks a plan given as text; `file_name` is what diagnostics call it.

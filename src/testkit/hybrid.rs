@@ -490,9 +490,9 @@ pub fn dp(id: &str) -> StepRef {
     step_ref(PhaseName::DataPlane, id)
 }
 
-/// What the engine says on start: the run state, then every step.
+/// What the engine says on start: the run state (nothing confirmed yet), then every step.
 pub fn start_events(expanded: &ExpandedPlan) -> Vec<Event> {
-    let mut events = vec![Event::RunChanged(RunState::Running)];
+    let mut events = vec![Event::RunChanged(RunState::Idle)];
     for (i, (phase, step)) in expanded.steps().enumerate() {
         events.push(Event::StepChanged {
             step: StepRef::new(phase.name, step.id.clone()),

@@ -125,6 +125,7 @@ pub fn awaiting_confirmation(theme: Theme) -> ConsoleState {
     apply_all(&mut state, &metrics_history(5, 300, 0, 0.0));
     state.set_now(at(312));
     ready(&mut state, cp("deploy-y"));
+    state.apply(&Event::RunChanged(RunState::Waiting));
     state
 }
 
@@ -145,6 +146,7 @@ pub fn running_with_logs(theme: Theme) -> ConsoleState {
     ));
     state.set_now(at(400));
     state.apply(&changed(cp("restore-db"), StepState::Running));
+    state.apply(&Event::RunChanged(RunState::Running));
     let lines = [
         (
             LogStream::Engine,
@@ -239,6 +241,7 @@ pub fn gate_breached(theme: Theme) -> ConsoleState {
     state.set_now(at(900));
     state.apply(&traffic(10));
     state.apply(&changed(cp("traffic-50"), StepState::Running));
+    state.apply(&Event::RunChanged(RunState::Running));
     state.apply(&traffic(50));
     apply_all(&mut state, &metrics_history(305, 895, 10, 0.002));
     apply_all(&mut state, &metrics_history(900, 1080, 50, 0.034));

@@ -160,15 +160,19 @@ pub enum When {
     Always,
     /// The selected step can be confirmed now (ready, and the run not paused).
     SelectedConfirmable,
-    /// As `SelectedConfirmable`, and the step is ready (not a rollback step offered).
+    /// As `SelectedConfirmable` with the step ready (not a rollback step offered), or the
+    /// step interrupted: skipping it is one of its decisions.
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
     /// The selected step's command still runs though kongup no longer waits on it.
     SelectedStillRunning,
     StepRunning,
+    /// The run is under way: a step runs, or the next waits for the operator.
     RunRunning,
     RunPaused,
+    /// The run is not over (done or rolled back).
+    RunNotOver,
     Zoomed,
     LogsFocused,
     LogsFocusedAndFollowing,
@@ -188,7 +192,10 @@ impl When {
         match self {
             When::Always => true,
             When::SelectedConfirmable => confirmable,
-            When::SelectedSkippable => confirmable && selected_is(&[StepState::Ready]),
+            When::SelectedSkippable => {
+                (confirmable && selected_is(&[StepState::Ready]))
+                    || selected_is(&[StepState::Interrupted])
+            }
             When::SelectedFailedOrInterrupted => {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
@@ -200,8 +207,11 @@ impl When {
                         .is_some_and(|(_, _, status)| status.still_running.is_some())
             }
             When::StepRunning => state.running_step().is_some(),
-            When::RunRunning => state.run_state() == RunState::Running,
+            When::RunRunning => {
+                matches!(state.run_state(), RunState::Running | RunState::Waiting)
+            }
             When::RunPaused => state.run_state() == RunState::Paused,
+            When::RunNotOver => !state.run_state().is_over(),
             When::Zoomed => state.zoomed(),
             When::LogsFocused => state.focus() == Pane::Logs,
             When::LogsFocusedAndFollowing => state.focus() == Pane::Logs && state.log_follow(),
@@ -265,8 +275,14 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('s')],
         Action::Skip,
-        entry("s", &["skip the selected ready step (asks a reason)"]),
-        footer(1, &[(When::SelectedSkippable, "skip")]),
+        entry("s", &["skip a ready or interrupted step (asks a reason)"]),
+        footer(
+            1,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedSkippable, "skip"),
+            ],
+        ),
     ),
     bind(
         &[Char('r')],
@@ -341,9 +357,10 @@ pub static MAIN: &[Binding] = &[
             &[
                 "ROLLBACK: all traffic to X at once, then the",
                 "rest of the rollback plan, each step confirmed",
+                "(not once the run is over; again: the plan)",
             ],
         ),
-        footer(6, &[(When::Always, "rollback")]),
+        footer(6, &[(When::RunNotOver, "rollback")]),
     ),
     bind(
         &[Code(KeyCode::Tab)],

@@ -213,8 +213,16 @@ fn skip_selected(state: &ConsoleState) -> KeyOutcome {
     let Some((step_ref, _, status)) = state.selected() else {
         return KeyOutcome::default();
     };
-    if status.state != StepState::Ready {
-        return not_eligible(step_ref, status.state, "only a ready step can be skipped");
+    // Skipping past a step whose command still runs would start the next one beside it.
+    if status.still_running.is_some() {
+        return still_running(step_ref, false);
+    }
+    if !matches!(status.state, StepState::Ready | StepState::Interrupted) {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "only a ready or interrupted step can be skipped",
+        );
     }
     KeyOutcome::ui(UiAction::Open(Modal::Prompt {
         purpose: PromptPurpose::Skip(step_ref.clone()),
@@ -273,7 +281,7 @@ fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
 
 fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
     match state.run_state() {
-        RunState::Running => KeyOutcome::send(Command::Pause),
+        RunState::Running | RunState::Waiting => KeyOutcome::send(Command::Pause),
         RunState::Paused => KeyOutcome::send(Command::Resume),
         other => {
             let (_, label, _) = super::theme::run_label(other);
@@ -317,12 +325,19 @@ fn set_traffic(state: &ConsoleState) -> KeyOutcome {
 }
 
 /// One key: the engine puts all traffic on X at once; the plan that follows is confirmed.
+/// A run that is over has nothing to roll back (the engine refuses it too); a second R
+/// shows the rollback under way.
 fn rollback(state: &ConsoleState) -> KeyOutcome {
     let open = UiAction::Open(Modal::Rollback);
-    if state.run_state() == RunState::RollingBack {
-        KeyOutcome::ui(open)
-    } else {
-        KeyOutcome::send(Command::Rollback).and(open)
+    match state.run_state() {
+        RunState::Done => KeyOutcome::flash(
+            "nothing to roll back: the run is done (t sets the traffic split by hand)",
+        ),
+        RunState::RolledBack => {
+            KeyOutcome::flash("nothing to roll back: the run was already rolled back")
+        }
+        RunState::RollingBack => KeyOutcome::ui(open),
+        _ => KeyOutcome::send(Command::Rollback).and(open),
     }
 }
 

@@ -420,12 +420,19 @@ impl ConsoleState {
             Event::RunChanged(run) => {
                 let previous = self.run;
                 self.run = *run;
-                // The clock stops when the run ends, and goes on if it is taken up again.
-                self.ended_at = match run {
-                    RunState::Done | RunState::Failed => self.ended_at.or(Some(self.now)),
-                    _ => None,
+                // The clock stops when the run is over (a failed step waits for the operator:
+                // the clock goes on).
+                self.ended_at = if run.is_over() {
+                    self.ended_at.or(Some(self.now))
+                } else {
+                    None
                 };
-                if previous != *run {
+                // A step's start and end are in the log already: going from running to
+                // waiting for the operator and back is not said again each time.
+                let between_steps = [previous, *run]
+                    .iter()
+                    .all(|s| matches!(s, RunState::Idle | RunState::Running | RunState::Waiting));
+                if previous != *run && !between_steps {
                     let (symbol, label, tone) = super::theme::run_label(*run);
                     self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));
                 }
@@ -485,7 +492,7 @@ impl ConsoleState {
                     let (symbol, label, tone) = label;
                     let mut text = format!("{symbol} gate {label}");
                     if label == super::theme::IDLE {
-                        text.push_str(&format!(": {}", super::theme::IDLE_BECAUSE));
+                        text.push_str(&format!(": {}", self.gate_idle_because()));
                     }
                     if verdict.verdict == Verdict::Fail {
                         text.push_str(&format!(

@@ -105,10 +105,13 @@ pub fn run_label(state: RunState) -> (&'static str, &'static str, Tone) {
     match state {
         RunState::Idle => ("○", "IDLE", Tone::Plain),
         RunState::Running => ("▶", "RUNNING", Tone::Active),
+        RunState::Waiting => ("●", "WAITING FOR YOU", Tone::Active),
         RunState::Paused => ("⏸", "PAUSED", Tone::Warn),
         RunState::RollingBack => ("↺", "ROLLING BACK", Tone::Bad),
         RunState::Done => ("✔", "DONE", Tone::Good),
+        RunState::RolledBack => ("↺", "ROLLED BACK", Tone::Warn),
         RunState::Failed => ("✖", "FAILED", Tone::Bad),
+        RunState::Aborted => ("■", "ABORTED", Tone::Warn),
     }
 }
 
@@ -138,6 +141,9 @@ pub const IDLE: &str = "idle";
 
 /// Why the gate is idle, where there is room to say it.
 pub const IDLE_BECAUSE: &str = "Y takes no traffic";
+
+/// Why the gate is idle once the run is over (done or rolled back).
+pub const IDLE_AFTER_THE_RUN: &str = "the run is over";
 
 /// How a gate verdict reads. While Y takes no traffic the engine does not act on the gates,
 /// so anything short of a failure reads idle rather than as a warning.

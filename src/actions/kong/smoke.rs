@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{KongAccess, cluster_nodes};
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::client::join;
-use crate::kong::http::install_crypto_provider;
+use crate::kong::http::{BodyError, BodyLimit, install_crypto_provider, read_body};
 use crate::plan::model::{Node, Plan, Role, SmokeTest, TlsOptions};
 use crate::plan::steps::{ClusterSide, Step};
 use crate::secrets::Secret;
@@ -115,13 +115,20 @@ async fn run_one(
         }
     }
     if let Some(wanted) = &test.expect_body_contains {
-        match response.text().await {
-            Ok(body) if body.contains(wanted.as_str()) => {}
-            Ok(body) => differences.push(format!(
-                "the body does not contain {wanted:?} (it starts {:?})",
-                body.chars().take(120).collect::<String>()
-            )),
-            Err(e) => differences.push(format!("cannot read the body: {}", error_chain(&e))),
+        match read_body(response, BodyLimit::SMOKE_TEST).await {
+            Ok(body) => {
+                let body = String::from_utf8_lossy(&body);
+                if !body.contains(wanted.as_str()) {
+                    differences.push(format!(
+                        "the body does not contain {wanted:?} (it starts {:?})",
+                        body.chars().take(120).collect::<String>()
+                    ));
+                }
+            }
+            Err(BodyError::Read(e)) => {
+                differences.push(format!("cannot read the body: {}", error_chain(&e)))
+            }
+            Err(too_large) => differences.push(too_large.to_string()),
         }
     }
     if differences.is_empty() {
@@ -263,5 +270,61 @@ impl StepAction for SmokeTests {
                 failures.join("; ")
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A proxy that answers 200 with a body it says is 1.5 GB and never sends.
+    async fn huge_proxy() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // The request first (it has no body), then the answer's head.
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 1024];
+                    while !request.ends_with(b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1500000000\r\n\r\nok")
+                        .await;
+                    std::future::pending::<()>().await;
+                });
+            }
+        });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_cap_is_a_difference_said_with_its_size() {
+        let base = huge_proxy().await;
+        let client =
+            http_client(&TlsOptions::default(), std::time::Duration::from_secs(10)).unwrap();
+        let test = SmokeTest {
+            name: "big".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            headers: Default::default(),
+            secret_headers: Default::default(),
+            body: None,
+            expect_status: 200,
+            expect_headers: Default::default(),
+            expect_body_contains: Some("ok".into()),
+        };
+        let differences = run_one(&client, &base, &test, &[]).await.unwrap_err();
+        assert!(
+            differences.contains("a smoke test's answer larger than kongup reads (4 MiB;")
+                && differences.contains("it announced 1.4 GiB"),
+            "{differences}"
+        );
     }
 }

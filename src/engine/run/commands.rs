@@ -73,8 +73,9 @@ impl Engine {
         let state = self.view.state_of(&key);
         if !states.contains(&state) {
             let hint = match state {
-                StepState::Failed | StepState::Interrupted => {
-                    ": retry it, mark it done with a note, or roll back"
+                StepState::Failed => ": retry it or roll back",
+                StepState::Interrupted => {
+                    ": retry it, mark it done with a note, skip it with a reason, or roll back"
                 }
                 _ => "",
             };
@@ -283,7 +284,12 @@ impl Engine {
 
     pub(super) fn skip(&mut self, step: StepRef, reason: String) -> Result<(), EngineError> {
         let reason = reason.trim().to_string();
-        match self.check_turn(&step, &[StepState::Pending], "skip") {
+        // An interrupted step whose program still runs is not skipped past: the next step
+        // would start beside it.
+        match self
+            .check_turn(&step, &[StepState::Pending, StepState::Interrupted], "skip")
+            .and_then(|key| self.check_nothing_left_running(&step, "skip").map(|()| key))
+        {
             Ok(_) if reason.is_empty() => {
                 self.refuse(Some(&step), format!("skipping {step} needs a reason"));
                 Ok(())

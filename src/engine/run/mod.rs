@@ -25,7 +25,7 @@ use self::open::{Opened, OpeningRead, open_run, opening_read_end};
 use self::processes::{Updates, Watches, next_update};
 use self::traffic::{TrafficCall, traffic_call_end};
 use super::command::Command;
-use super::event::{Event, EventSender, RunState};
+use super::event::{Event, EventSender};
 use super::journal::{Entry, Journal, Record, step_key};
 use super::shown::Shown;
 use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, gate_record};
@@ -381,12 +381,16 @@ impl Engine {
         let watched = y_share > 0
             && !self.traffic.baking()
             && !self.view.rollback_active()
-            && self.view.run_state() != RunState::Done;
+            && !self.view.run_state().is_over();
         if !watched {
             return Ok(());
         }
         let acts = verdict.verdict == Verdict::Fail;
-        let pausing = self.plan.gates.on_fail == FailAction::Pause;
+        // A rollback that would change nothing is refused: the run pauses instead.
+        let refusal = (acts && self.plan.gates.on_fail == FailAction::Rollback)
+            .then(|| self.rollback_refusal())
+            .flatten();
+        let pausing = self.plan.gates.on_fail == FailAction::Pause || refusal.is_some();
         let already_paused = acts && pausing && self.view.paused.is_some();
         if self.gate_journaled != Some(verdict.verdict) || (acts && !already_paused) {
             let at = self
@@ -413,7 +417,12 @@ impl Engine {
             verdict.consecutive_breaches,
             verdict.checks.join("; ")
         );
-        if pausing {
+        if let Some(why) = refusal {
+            self.warn(format!(
+                "{reason}; the plan says on_fail: rollback, but {why}: the run pauses instead"
+            ));
+            self.record(Who::Kongup, Entry::Paused { reason })?;
+        } else if pausing {
             self.warn(format!("{reason}; the plan says on_fail: pause"));
             self.record(Who::Kongup, Entry::Paused { reason })?;
         } else {

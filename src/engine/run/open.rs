@@ -108,6 +108,31 @@ pub(super) fn open_run(
                         summary,
                     });
                 }
+                // A step that ran and was left undecided must not vanish with the change.
+                let new_steps = step_infos(expanded);
+                let dropped: Vec<String> = view
+                    .records
+                    .iter()
+                    .filter(|(key, record)| {
+                        matches!(
+                            record.state,
+                            StepState::Running | StepState::Interrupted | StepState::Failed
+                        ) && !new_steps.iter().any(|s| &s.step == *key)
+                    })
+                    .map(|(key, record)| {
+                        let state = match record.state {
+                            StepState::Running => StepState::Interrupted,
+                            other => other,
+                        };
+                        format!("{key} ({})", state.as_str())
+                    })
+                    .collect();
+                if !dropped.is_empty() {
+                    return Err(EngineError::PlanDropsUndecided {
+                        run_dir: run_dir.to_path_buf(),
+                        steps: dropped,
+                    });
+                }
                 Some(Entry::PlanChangeAccepted {
                     previous_sha256: view.plan_sha256.clone(),
                     plan_sha256: plan_sha256.clone(),
@@ -205,6 +230,7 @@ pub(super) fn step_infos(expanded: &ExpandedPlan) -> Vec<StepInfo> {
             kind: step.kind.as_str().to_string(),
             changes: step.changes,
             irreversible: step.irreversible,
+            y_percent: plan_change::y_percent_of(&step.kind),
         })
         .collect()
 }
@@ -237,10 +263,11 @@ impl Engine {
             },
         )?;
         if let Some(change) = plan_change {
-            self.opening_warnings.push(
-                "the plan changed since the run started; the change is accepted and journaled"
-                    .into(),
-            );
+            if let Entry::PlanChangeAccepted { steps, .. } = &change {
+                let (head, lines) = plan_change::step_changes(&self.view.steps, steps);
+                self.opening_warnings.push(head);
+                self.opening_warnings.extend(lines);
+            }
             self.record(Who::Operator, change)?;
         }
         for warning in self.opening_warnings.clone() {
@@ -263,13 +290,13 @@ impl Engine {
                 format!(
                     "{step} was running when kongup stopped: it is interrupted, and kongup \
                      checks whether its command still runs; while it does, wait for it to \
-                     end or kill it; then retry the step, mark it done with a note, or \
-                     roll back"
+                     end or kill it; then retry the step, mark it done with a note, skip \
+                     it with a reason, or roll back"
                 )
             } else {
                 format!(
                     "{step} was running when kongup stopped: it is interrupted; retry it, \
-                     mark it done with a note, or roll back"
+                     mark it done with a note, skip it with a reason, or roll back"
                 )
             });
         }

@@ -312,7 +312,8 @@ impl Engine {
         })
     }
 
-    /// Refuses to start `step` again, or to mark it done, while its program may run.
+    /// Refuses to start `step` again, to mark it done or to skip it, while its program may
+    /// run.
     pub(super) fn check_nothing_left_running(
         &self,
         step: &StepRef,

@@ -179,6 +179,16 @@ impl Engine {
             "the gates failed on {} and the plan says on_fail: rollback",
             running.step
         );
+        let mut then = then;
+        if then == AfterFailure::Rollback
+            && self.view.rollback.is_none()
+            && let Some(why) = self.rollback_refusal()
+        {
+            self.warn(format!(
+                "{gate_rollback}, but {why}: the run pauses instead"
+            ));
+            then = AfterFailure::Pause;
+        }
         if then == AfterFailure::Rollback && self.view.rollback.as_ref().is_none_or(|r| r.finished)
         {
             // The intent goes first: a crash between the two records leaves a rollback to

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, Who};
 use crate::engine::EngineError;
-use crate::engine::event::{Event, RollbackProgress, StepState, TrafficVerification};
+use crate::engine::event::{Event, RollbackProgress, RunState, TrafficVerification};
 use crate::engine::journal::{Entry, step_key};
 use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::{ActionError, Mover, TrafficReadback, safety_evidence};
@@ -28,8 +28,8 @@ pub(super) struct TrafficCall {
 #[derive(Debug, Clone, Copy)]
 pub(super) enum TrafficPurpose {
     /// The rollback's first act: all traffic to X. `clock` is when the operator asked
-    /// (time to safety counts from it); `planned`: the rollback plan already exists.
-    RollbackAct { clock: Instant, planned: bool },
+    /// (time to safety counts from it); the rollback plan follows its answer.
+    RollbackAct { clock: Instant },
     /// `traffic N` from the operator.
     ByHand { split: Split },
 }
@@ -77,18 +77,26 @@ impl Engine {
             }
             _ => {}
         }
+        if self.view.rollback.is_none()
+            && let Some(why) = self.rollback_refusal()
+        {
+            self.refuse(None, why);
+            return Ok(());
+        }
         match &self.view.rollback {
             Some(rollback) if rollback.finished => {
-                self.refuse(None, "the run was already rolled back");
+                self.refuse(
+                    None,
+                    "the run was already rolled back: nothing is left to roll back (`kongup \
+                     report` tells what was done)",
+                );
                 return Ok(());
             }
             Some(rollback) if rollback.planned.is_some() => {
-                if self.traffic_act_applies() && self.traffic_call.is_none() {
-                    self.start_rollback_act(clock, true);
-                } else {
-                    self.warn("a rollback is already under way: its next step waits for a confirm");
-                    self.emit_rollback_plan();
-                }
+                // A second R does nothing new: where the first act could not put all
+                // traffic on X, the plan's traffic-to-x step (confirmed) is the way on.
+                self.warn("a rollback is already under way: its next step waits for a confirm");
+                self.emit_rollback_plan();
                 return Ok(());
             }
             Some(_) => {}
@@ -133,6 +141,42 @@ impl Engine {
         self.rollback_act_and_plan(clock)
     }
 
+    /// Why a new rollback must not start, if it must not: the run is done (nothing is
+    /// running or left to do, so there is no upgrade to back out of), or X can no longer
+    /// take traffic and no step that ran has anything to undo (a rollback would change
+    /// nothing, yet read as if the run went back to X).
+    pub(super) fn rollback_refusal(&self) -> Option<String> {
+        let blockers = rollback::x_blockers(&self.expanded, &self.view);
+        let x = if blockers.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " X cannot serve: {}.",
+                rollback::describe_blockers(&blockers)
+            )
+        };
+        if self.running.is_none() && self.view.run_state() == RunState::Done {
+            return Some(format!(
+                "nothing to roll back: the run is done, every step of the plan is settled.{x} \
+                 To move traffic now, set the split by hand (`traffic N`) or at the load \
+                 balancer"
+            ));
+        }
+        let plan = rollback::plan_rollback(&self.expanded, &self.view, false);
+        let traffic_cannot_go_back = !blockers.is_empty()
+            && !plan
+                .steps
+                .iter()
+                .any(|s| s.step == step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X)));
+        if plan.steps.is_empty() && traffic_cannot_go_back {
+            return Some(format!(
+                "nothing to roll back:{x} No step that ran has a rollback step, so a rollback \
+                 would change nothing"
+            ));
+        }
+        None
+    }
+
     /// The rollback's first act applies: traffic moved, X can serve, and the rollback has
     /// not yet got it safely onto X.
     pub(super) fn traffic_act_applies(&self) -> bool {
@@ -149,7 +193,7 @@ impl Engine {
     /// answer), else the rollback plan at once.
     pub(super) fn rollback_act_and_plan(&mut self, clock: Instant) -> Result<(), EngineError> {
         if self.traffic_act_applies() {
-            self.start_rollback_act(clock, false);
+            self.start_rollback_act(clock);
             return Ok(());
         }
         let blockers = rollback::x_blockers(&self.expanded, &self.view);
@@ -216,9 +260,9 @@ impl Engine {
     }
 
     /// The rollback's first act: all traffic to X, read back.
-    pub(super) fn start_rollback_act(&mut self, clock: Instant, planned: bool) {
+    pub(super) fn start_rollback_act(&mut self, clock: Instant) {
         self.start_traffic_call(
-            TrafficPurpose::RollbackAct { clock, planned },
+            TrafficPurpose::RollbackAct { clock },
             Split::ALL_X,
             "rollback".into(),
         );
@@ -274,26 +318,10 @@ impl Engine {
                     self.rollback_act_and_plan(clock)?;
                 }
             }
-            TrafficPurpose::RollbackAct { clock, planned } => {
+            TrafficPurpose::RollbackAct { clock } => {
                 let elapsed_ms = at.saturating_duration_since(clock).as_millis() as u64;
                 let safe = self.record_rollback_act(result, elapsed_ms)?;
-                if !planned {
-                    self.plan_rollback(safe)?;
-                } else if safe {
-                    let step = step_key(&StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X));
-                    let pending = self.view.rollback_steps().iter().any(|s| s.step == step)
-                        && self.view.state_of(&step) == StepState::Pending;
-                    if pending {
-                        self.record(
-                            Who::Kongup,
-                            Entry::StepSkipped {
-                                step,
-                                reason: "the rollback command moved all traffic to X".into(),
-                                by_plan: false,
-                            },
-                        )?;
-                    }
-                }
+                self.plan_rollback(safe)?;
             }
         }
         Ok(())

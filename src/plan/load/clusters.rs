@@ -1,7 +1,7 @@
 //! `clusters`: X's and Y's nodes (names, URLs, roles, executors) and their databases.
 
 use super::Loader;
-use super::read::{index, list, mapping, text, url, word};
+use super::read::{index, list, mapping, shown, text, url, word};
 use super::yaml::Node;
 use crate::plan::model::{Cluster, Clusters, DatabaseKind, Mode, Node as PlanNode, Role};
 
@@ -108,7 +108,7 @@ impl Loader {
             if let Some(first) = self.at.node_names.get(name) {
                 d.error_with_hint(
                     n.pos,
-                    format!("node name `{name}` is used twice"),
+                    format!("node name `{}` is used twice", shown(name)),
                     format!(
                         "the first is at line {}, column {}; every node needs its own name",
                         first.line, first.column

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Loader;
 use super::diagnostics::{did_you_mean, one_of};
+use super::read::shown;
 use crate::plan::model::{
     Clusters, DatabaseKind, ExecutorSpec, GateSpec, Mode, Plan, Role, SmokeTest, Strategy,
     StrategyChoice,
@@ -161,7 +162,10 @@ impl Loader {
             };
             self.d.error_with_hint(
                 pos,
-                format!("`{path}` names executor `{name}`, which is not defined"),
+                format!(
+                    "`{path}` names executor `{}`, which is not defined",
+                    shown(&name)
+                ),
                 hint,
             );
         }

@@ -119,6 +119,12 @@ impl Diagnostics {
 
 /// The allowed word closest to a misspelt one, when it is close enough to be a likely typo.
 pub(super) fn did_you_mean<'a>(written: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    // An edit distance of at most 3 needs lengths within 3 of each other: a longer text
+    // is no typo of any word, and is not copied or compared (the table is len × len).
+    let longest = allowed.iter().map(|a| a.chars().count()).max()?;
+    if written.chars().nth(longest + 3).is_some() {
+        return None;
+    }
     let normalised = written.to_ascii_lowercase().replace('-', "_");
     allowed
         .iter()

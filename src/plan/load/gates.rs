@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::diagnostics::Diagnostics;
 use super::read::{
-    choice, duration, index, integer, list, looks_secret, mapping, number, secret, string, text,
-    word,
+    choice, duration, index, integer, list, looks_secret, mapping, number, secret, shown, string,
+    text, word,
 };
 use super::yaml::{Node, Pos, Value};
 use super::{Loader, optional};
@@ -117,7 +117,9 @@ impl Loader {
                             name_pos,
                             format!(
                                 "smoke test name `{}` is used twice (first at line {}, column {})",
-                                test.name, first.line, first.column
+                                shown(&test.name),
+                                first.line,
+                                first.column
                             ),
                         );
                         ok = false;
@@ -153,7 +155,11 @@ impl Loader {
             if !value.starts_with('/') {
                 d.error_with_hint(
                     n.pos,
-                    format!("`{}`: `{value}` must start with `/`", f.path_of("path")),
+                    format!(
+                        "`{}`: `{}` must start with `/`",
+                        f.path_of("path"),
+                        shown(&value)
+                    ),
                     "it is the path (and query) sent to each Y proxy, e.g. /orders?limit=1",
                 );
                 return None;

@@ -1,12 +1,14 @@
 //! Typed reads from the positioned YAML tree. Each reader reports what is wrong at the
 //! node's position and returns `None`, so the loader carries on and finds every error.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::plan::model::SecretRef;
 use crate::plan::version::KongVersion;
+use crate::secrets::{has_userinfo, redact_url};
 
 use super::diagnostics::{Diagnostics, did_you_mean, one_of};
 use super::yaml::{Node, Pos, Value};
@@ -22,6 +24,18 @@ pub(super) fn join(path: &str, key: &str) -> String {
 
 pub(super) fn index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
+}
+
+/// How much of a written value a message repeats: enough to recognise it.
+const ECHO_CHARS: usize = 40;
+
+/// A written value as a message repeats it: whole when short, else its first
+/// [`ECHO_CHARS`] characters and its size, so a huge value is not copied into messages.
+pub(super) fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
+    }
 }
 
 /// Names the place in messages; the document root has no path.
@@ -134,7 +148,7 @@ pub(super) fn mapping<'a>(
         if let Some(first) = fields.key_pos(name) {
             d.error_with_hint(
                 key.pos,
-                format!("`{name}` is given twice in {}", place(path)),
+                format!("`{}` is given twice in {}", shown(name), place(path)),
                 format!(
                     "the first is at line {}, column {}; keep one",
                     first.line, first.column
@@ -163,7 +177,7 @@ fn unknown_key(d: &mut Diagnostics, pos: Pos, name: &str, path: &str, allowed: &
     };
     d.error_with_hint(
         pos,
-        format!("unknown key `{name}` in {}", place(path)),
+        format!("unknown key `{}` in {}", shown(name), place(path)),
         hint,
     );
 }
@@ -235,7 +249,7 @@ pub(super) fn argv(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Vec<S
             ),
             format!(
                 "write it as a list, e.g. [{}], or use `shell:` for a shell command line",
-                text.split_whitespace().collect::<Vec<_>>().join(", ")
+                shown(&text.split_whitespace().collect::<Vec<_>>().join(", "))
             ),
         );
         return None;
@@ -302,7 +316,7 @@ where
         Some(value) if range.contains(&value) => Some(value),
         _ => {
             let found = match &node.value {
-                Value::Scalar { text, .. } if !node.is_null() => format!("`{text}`"),
+                Value::Scalar { text, .. } if !node.is_null() => format!("`{}`", shown(text)),
                 _ => node.kind_name().to_string(),
             };
             // A ten-digit bound is the type's own limit, not one worth printing.
@@ -374,7 +388,11 @@ pub(super) fn duration(d: &mut Diagnostics, node: &Node, path: &str) -> Option<D
         Err(error) => {
             d.error_with_hint(
                 node.pos,
-                format!("{}: `{written}` is not a duration ({error})", place(path)),
+                format!(
+                    "{}: `{}` is not a duration ({error})",
+                    place(path),
+                    shown(&written)
+                ),
                 "write e.g. `30s`, `5m` or `1h` (a number needs its unit)",
             );
             None
@@ -382,23 +400,38 @@ pub(super) fn duration(d: &mut Diagnostics, node: &Node, path: &str) -> Option<D
     }
 }
 
-/// One of a fixed set of words.
+/// One of a fixed set of words. The written text is compared where it lies, and a message
+/// repeats at most [`ECHO_CHARS`] of it.
 pub(super) fn choice<'w>(
     d: &mut Diagnostics,
     node: &Node,
     path: &str,
     allowed: &[&'w str],
 ) -> Option<&'w str> {
-    let written = string(d, node, path)?;
+    let written = match &node.value {
+        Value::Scalar { text, .. } if !node.is_null() => text.as_str(),
+        _ => {
+            d.error(
+                node.pos,
+                format!(
+                    "{} must be a string, found {}",
+                    place(path),
+                    node.kind_name()
+                ),
+            );
+            return None;
+        }
+    };
     if let Some(word) = allowed.iter().find(|w| **w == written) {
         return Some(word);
     }
     let message = format!(
-        "{}: `{written}` is not one of {}",
+        "{}: `{}` is not one of {}",
         place(path),
+        shown(written),
         one_of(allowed)
     );
-    match did_you_mean(&written, allowed) {
+    match did_you_mean(written, allowed) {
         Some(close) => d.error_with_hint(node.pos, message, format!("did you mean `{close}`?")),
         None => d.error(node.pos, message),
     }
@@ -425,8 +458,9 @@ pub(super) fn version(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Ko
             d.error_with_hint(
                 node.pos,
                 format!(
-                    "{}: `{written}` is not a Kong version: {}",
+                    "{}: `{}` is not a Kong version: {}",
                     place(path),
+                    shown(&written),
                     error.reason
                 ),
                 "write MAJOR.MINOR.PATCH, or MAJOR.MINOR.PATCH.BUILD for Enterprise, e.g. 3.4.3 or 3.4.3.12",
@@ -440,9 +474,31 @@ pub(super) fn file_path(d: &mut Diagnostics, node: &Node, path: &str) -> Option<
     text(d, node, path).map(PathBuf::from)
 }
 
-/// An `http` or `https` URL with a host.
+/// An `http` or `https` URL with a host, and no credential in it: `user:password@` would be
+/// shown on screen and written to the logs and the journal with the plan. Messages repeat
+/// the URL with its user-info hidden.
 pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String> {
     let written = text(d, node, path)?;
+    let echo = shown(&redact_url(&written)).into_owned();
+    if has_userinfo(&written) {
+        let instead = if path.ends_with("proxy_url") {
+            "a smoke test sends a credential as a header read from its source: \
+             `smoke_tests[].headers: {apikey: {env: VARIABLE}}` (or `{file: /path}`)"
+        } else {
+            "the Admin token goes in `admin.token: {env: VARIABLE}` or `{file: /path}`, and \
+             kongup sends it as Kong-Admin-Token"
+        };
+        d.error_with_hint(
+            node.pos,
+            format!(
+                "{}: `{echo}` holds a user name or password; a credential must not be written \
+                 in a URL, where it would be shown and logged",
+                place(path)
+            ),
+            format!("remove `user:password@`; {instead}"),
+        );
+        return None;
+    }
     match reqwest::Url::parse(&written) {
         Ok(parsed)
             if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some() =>
@@ -453,9 +509,9 @@ pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String
             d.error_with_hint(
                 node.pos,
                 format!(
-                    "{}: `{written}` is not an http or https URL (scheme `{}`)",
+                    "{}: `{echo}` is not an http or https URL (scheme `{}`)",
                     place(path),
-                    parsed.scheme()
+                    shown(parsed.scheme())
                 ),
                 "write e.g. http://10.0.1.11:8001 or https://kong-admin.internal:8444",
             );
@@ -464,7 +520,7 @@ pub(super) fn url(d: &mut Diagnostics, node: &Node, path: &str) -> Option<String
         Err(error) => {
             d.error_with_hint(
                 node.pos,
-                format!("{}: `{written}` is not a URL ({error})", place(path)),
+                format!("{}: `{echo}` is not a URL ({error})", place(path)),
                 "write e.g. http://10.0.1.11:8001 or https://kong-admin.internal:8444",
             );
             None
@@ -498,8 +554,9 @@ pub(super) fn secret(d: &mut Diagnostics, node: &Node, path: &str) -> Option<Sec
                 d.error(
                     fields.get("env").map_or(node.pos, |n| n.pos),
                     format!(
-                        "`{}`: `{var}` is not an environment variable name",
-                        fields.path_of("env")
+                        "`{}`: `{}` is not an environment variable name",
+                        fields.path_of("env"),
+                        shown(&var)
                     ),
                 );
                 return None;

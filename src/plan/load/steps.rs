@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::diagnostics::{Diagnostics, did_you_mean, one_of};
-use super::read::{argv, boolean, duration, index, list, mapping, string, text};
+use super::read::{argv, boolean, duration, index, list, mapping, shown, string, text};
 use super::yaml::{Node, Pos};
 use super::{Loader, optional};
 use crate::plan::model::{
@@ -164,7 +164,9 @@ impl Loader {
                             id_pos,
                             format!(
                                 "inserted step id `{}` is used twice (first at line {}, column {})",
-                                step.id, first.line, first.column
+                                shown(&step.id),
+                                first.line,
+                                first.column
                             ),
                         );
                         ok = false;
@@ -234,7 +236,7 @@ impl Loader {
             if !is_step_id(&id) {
                 d.error_with_hint(
                     n.pos,
-                    format!("`{}`: `{id}` is not a step id", f.path_of("id")),
+                    format!("`{}`: `{}` is not a step id", f.path_of("id"), shown(&id)),
                     "use lowercase letters, digits and dashes, e.g. snapshot-vms",
                 );
                 return None;
@@ -340,14 +342,19 @@ fn selector(
                     Some(close) => format!("did you mean `{close}`?"),
                     None => format!("phases are {}", one_of(&phases)),
                 };
-                d.error_with_hint(pos, format!("`{path}`: `{word}` is not a phase"), hint);
+                d.error_with_hint(
+                    pos,
+                    format!("`{path}`: `{}` is not a phase", shown(word)),
+                    hint,
+                );
                 return None;
             };
             if phase == PhaseName::Rollback {
                 d.error_with_hint(
                     pos,
                     format!(
-                        "`{path}`: `{written}` names a rollback step, and rollback steps cannot be customised"
+                        "`{path}`: `{}` names a rollback step, and rollback steps cannot be customised",
+                        shown(written)
                     ),
                     "kongup derives the rollback plan from the steps that ran (each one's counterpart, newest first), so `rollback/…` takes no commands, inserts or skips; customise the forward step instead, or insert a step of your own next to it",
                 );
@@ -367,7 +374,7 @@ fn selector(
                 };
                 d.error_with_hint(
                     pos,
-                    format!("`{path}`: a {mode} plan has no phase `{word}`"),
+                    format!("`{path}`: a {mode} plan has no phase `{}`", shown(word)),
                     hint,
                 );
                 return None;
@@ -379,7 +386,7 @@ fn selector(
     if !is_step_id(id) {
         d.error_with_hint(
             pos,
-            format!("`{path}`: `{written}` is not a step reference"),
+            format!("`{path}`: `{}` is not a step reference", shown(written)),
             "write a step id (e.g. `deploy-y`) or phase/id (e.g. `data-plane/deploy-y`); `kongup plan` lists them",
         );
         return None;

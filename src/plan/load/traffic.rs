@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
 use super::read::{
-    Fields, argv, boolean, choice, duration, file_path, index, integer, list, mapping, string_list,
-    text,
+    Fields, argv, boolean, choice, duration, file_path, index, integer, list, mapping, shown,
+    string_list, text,
 };
 use super::yaml::Node;
 use super::{Loader, optional, optional_text};
@@ -279,7 +279,7 @@ impl Loader {
                 if let Some(first) = bad.first() {
                     d.error_with_hint(
                         n.pos,
-                        format!("`{}`: `{first}` is not host:port", f.path_of(key)),
+                        format!("`{}`: `{}` is not host:port", f.path_of(key), shown(first)),
                         "write each proxy as host:port, e.g. 10.0.2.11:8000",
                     );
                     return None;
@@ -290,13 +290,19 @@ impl Loader {
         let x = read("x_servers");
         let y = read("y_servers");
         let shared = match (&x, &y) {
-            (Some(x), Some(y)) => y.iter().find(|s| x.contains(s)).cloned(),
+            (Some(x), Some(y)) => {
+                let x: std::collections::HashSet<&String> = x.iter().collect();
+                y.iter().find(|s| x.contains(s)).cloned()
+            }
             _ => None,
         };
         if let Some(shared) = shared {
             self.d.error(
                 f.get("y_servers").map_or(f.pos, |n| n.pos),
-                format!("`{shared}` is in both `x_servers` and `y_servers`; a server belongs to one cluster"),
+                format!(
+                    "`{}` is in both `x_servers` and `y_servers`; a server belongs to one cluster",
+                    shown(&shared)
+                ),
             );
             return (x, None);
         }

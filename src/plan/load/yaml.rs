@@ -90,9 +90,15 @@ impl From<ScanError> for SyntaxError {
 /// the stack on hostile input.
 const MAX_DEPTH: usize = 64;
 
-/// More nodes than any plan needs, counting the copies aliases make, so a few lines of
-/// nested aliases cannot expand into gigabytes.
-const MAX_NODES: usize = 100_000;
+/// Nodes written out: far more than any plan needs (a plan of 10 000 data planes, X's and
+/// Y's with their addresses, has some 200 000), still a bounded memory (some 80 bytes a
+/// node) on hostile input.
+const MAX_NODES: usize = 2_000_000;
+
+/// Nodes that aliases add by copying what an anchor names, so a few lines of nested
+/// aliases cannot expand into gigabytes. Counted apart from the nodes written out, so a
+/// long plan is never refused for its length.
+const MAX_ALIAS_NODES: usize = 100_000;
 
 /// Parses one YAML document. An empty file yields `Ok(None)`.
 pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
@@ -100,6 +106,7 @@ pub fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
         parser: Parser::new_from_str(source),
         anchors: HashMap::new(),
         nodes: 0,
+        alias_nodes: 0,
     };
     let mut root = None;
     loop {
@@ -132,8 +139,10 @@ struct Builder<'input> {
     parser: Parser<'input, saphyr_parser::StrInput<'input>>,
     /// Anchored nodes by anchor id, with their node counts, so an alias becomes a copy.
     anchors: HashMap<usize, (Node, usize)>,
-    /// Nodes built so far, alias copies included.
+    /// Nodes written out, built so far.
     nodes: usize,
+    /// Nodes copied by aliases so far.
+    alias_nodes: usize,
 }
 
 impl<'input> Builder<'input> {
@@ -155,8 +164,8 @@ impl<'input> Builder<'input> {
         depth: usize,
     ) -> Result<Node, SyntaxError> {
         let pos = Pos::of(span);
-        let first = self.nodes;
-        self.count(1, pos)?;
+        let first = self.nodes + self.alias_nodes;
+        self.count(pos)?;
         if depth > MAX_DEPTH {
             return Err(SyntaxError {
                 pos,
@@ -204,7 +213,7 @@ impl<'input> Builder<'input> {
                     pos,
                     message: "YAML alias refers to an unknown anchor".into(),
                 })?;
-                self.count(size, pos)?;
+                self.count_copies(size, pos)?;
                 return Ok(node);
             }
             other => {
@@ -215,19 +224,35 @@ impl<'input> Builder<'input> {
             }
         };
         if anchor != 0 {
-            self.anchors
-                .insert(anchor, (node.clone(), self.nodes - first));
+            // What an alias of it copies: every node under it, copies included.
+            let size = self.nodes + self.alias_nodes - first;
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         Ok(node)
     }
 
-    fn count(&mut self, more: usize, pos: Pos) -> Result<(), SyntaxError> {
-        self.nodes += more;
+    fn count(&mut self, pos: Pos) -> Result<(), SyntaxError> {
+        self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err(SyntaxError {
                 pos,
                 message: format!(
-                    "the plan has more than {MAX_NODES} YAML nodes (aliases count as copies)"
+                    "the plan has more than {MAX_NODES} YAML nodes: far more than any upgrade \
+                     needs (10 000 data planes take some 200 000); is this the plan file?"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn count_copies(&mut self, size: usize, pos: Pos) -> Result<(), SyntaxError> {
+        self.alias_nodes += size;
+        if self.alias_nodes > MAX_ALIAS_NODES {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "the plan's aliases copy more than {MAX_ALIAS_NODES} YAML nodes: write \
+                     the repeated parts out, or alias smaller ones"
                 ),
             });
         }
@@ -314,9 +339,26 @@ mod tests {
         }
         let error = parse(&bomb).unwrap_err();
         assert!(
-            error.message.contains("more than 100000 YAML nodes"),
+            error
+                .message
+                .contains("aliases copy more than 100000 YAML nodes"),
             "{error:?}"
         );
         assert_eq!(parse("# only a comment\n").unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_plan_is_not_counted_as_aliases() {
+        // 150 000 nodes written out: past the alias cap, well within the node cap.
+        let long = format!("a: [{}]\n", vec!["x"; 150_000].join(", "));
+        let Value::Mapping(entries) = parse(&long).unwrap().unwrap().value else {
+            panic!("root is not a mapping")
+        };
+        assert!(matches!(&entries[0].1.value, Value::Sequence(items) if items.len() == 150_000));
+        let error = parse(&format!("a: [{}]\n", vec!["x"; MAX_NODES].join(","))).unwrap_err();
+        assert!(
+            error.message.contains("more than 2000000 YAML nodes"),
+            "{error:?}"
+        );
     }
 }

@@ -52,8 +52,29 @@ pub fn max_scroll(
         ),
         None => (max_inner_height(screen).saturating_sub(FOOTER_ROWS), 0),
     };
+    let tail_rows = tail_rows + traffic_back(state, step, width).len();
     let rows = run_rows(state.runs(step), width.saturating_sub(4)).len();
     last_start(rows, list_room(room, tail_rows))
+}
+
+/// The warning of a traffic stage that would send less to Y than Y has now (the load
+/// balancer's split when it reported one, else the one asked for): a blank, then the
+/// warning wrapped; nothing for any other step.
+fn traffic_back(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<'static>> {
+    let y_now = state.traffic().map(|t| t.applied.unwrap_or(t.requested).y);
+    let Some(warning) = state
+        .step(step)
+        .and_then(|(s, _)| crate::engine::plan_change::traffic_backwards(&s.kind, y_now))
+    else {
+        return Vec::new();
+    };
+    let mut rows = vec![Line::default()];
+    rows.extend(
+        text::wrap(&format!("⚠ {warning}"), width)
+            .into_iter()
+            .map(|row| Line::from(Span::styled(row, state.theme().tone(Tone::Warn)))),
+    );
+    rows
 }
 
 /// A row of the run list: part of a command wrapped to the dialog.
@@ -132,6 +153,8 @@ pub fn body(
     let Some((step, _)) = state.step(step_ref) else {
         return vec![Line::from(format!("{step_ref} is not in this plan"))];
     };
+    // The traffic warning stays with the tail: it is what the operator must read.
+    let tail = [traffic_back(state, step_ref, width), tail].concat();
     let instruction = step.instruction.as_str();
 
     let mut head = vec![Line::from(Span::styled(

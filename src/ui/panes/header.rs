@@ -5,6 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::engine::event::RunState;
 use crate::metrics::Verdict;
 use crate::ui::describe;
 use crate::ui::state::{ConsoleState, RollbackTraffic, Watching};
@@ -96,11 +97,16 @@ fn status_line(state: &ConsoleState, width: usize) -> Line<'static> {
         .current_phase()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    // Waiting for the operator: the step whose turn it is says more than its phase.
+    let at = match (state.run_state(), state.ready_step()) {
+        (RunState::Waiting, Some(step)) => step.id.clone(),
+        _ => format!("phase {phase}"),
+    };
     let left = vec![
         Span::raw(" "),
         Span::styled(format!("{symbol} {label}"), theme.tone(tone)),
         Span::raw(format!(
-            " · phase {phase} · elapsed {}",
+            " · {at} · elapsed {}",
             text::duration(state.elapsed_secs())
         )),
     ];

@@ -16,7 +16,7 @@ use crate::plan::steps::ClusterSide;
 use crate::ui::describe;
 use crate::ui::state::{ConsoleState, METRICS_WINDOW_SECS, Pane};
 use crate::ui::text;
-use crate::ui::theme::{DOWN_AS_PLANNED, IDLE, IDLE_BECAUSE, Tone, verdict_label};
+use crate::ui::theme::{DOWN_AS_PLANNED, IDLE, Tone, verdict_label};
 
 use super::pane_block;
 
@@ -354,7 +354,7 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         Some(gate) => {
             let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
             let mut summary = if label == IDLE {
-                format!("{symbol} gate {label}: {IDLE_BECAUSE}")
+                format!("{symbol} gate {label}: {}", state.gate_idle_because())
             } else {
                 format!(
                     "{symbol} gate {label} · {} req in window",

@@ -1,6 +1,7 @@
 //! What the console's state tells whoever draws it: read-only accessors, one question each.
 
 use super::*;
+use crate::ui::theme::{IDLE_AFTER_THE_RUN, IDLE_BECAUSE};
 
 impl ConsoleState {
     pub fn plan(&self) -> &Plan {
@@ -81,9 +82,19 @@ impl ConsoleState {
     }
 
     /// Whether the engine acts on the gates now: only while Y takes traffic (the split the
-    /// load balancer reported, else the one asked of it, as the engine reckons it).
+    /// load balancer reported, else the one asked of it, as the engine reckons it) and the
+    /// run is not over (once X is decommissioned, a relative gate has nothing to compare).
     pub fn gate_watched(&self) -> bool {
-        self.traffic.is_some_and(|t| t.shown().y > 0)
+        self.traffic.is_some_and(|t| t.shown().y > 0) && !self.run.is_over()
+    }
+
+    /// Why the gate is idle, in words (see [`Self::gate_watched`]).
+    pub fn gate_idle_because(&self) -> &'static str {
+        if self.run.is_over() {
+            IDLE_AFTER_THE_RUN
+        } else {
+            IDLE_BECAUSE
+        }
     }
 
     pub fn rollback(&self) -> &RollbackView {
@@ -179,6 +190,14 @@ impl ConsoleState {
 
     pub fn step_state(&self, step: &StepRef) -> Option<StepState> {
         self.index.get(step).map(|&i| self.entries[i].status.state)
+    }
+
+    /// The step that waits for the operator's confirm.
+    pub fn ready_step(&self) -> Option<&StepRef> {
+        self.entries
+            .iter()
+            .find(|e| e.status.state == StepState::Ready)
+            .map(|e| &e.step_ref)
     }
 
     pub fn running_step(&self) -> Option<&StepRef> {

@@ -5,4 +5,5 @@ mod help;
 mod migrations_commands;
 mod path;
 mod plan;
+mod urls;
 mod validate;

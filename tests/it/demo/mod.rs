@@ -3,6 +3,7 @@
 
 mod cli;
 mod console_keys;
+mod end_states;
 mod lab_entities;
 mod plan_file;
 mod rehearse;

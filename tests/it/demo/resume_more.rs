@@ -327,7 +327,7 @@ async fn blue_green_rehearsal_resumed_between_up_and_finish_keeps_the_migrations
 }
 
 /// A rollback quit half-way, and resumed twice: once from `--plain` (the run shows
-/// ROLLING-BACK and asks for the next rollback step, not one already done), then again
+/// ROLLING BACK and asks for the next rollback step, not one already done), then again
 /// in-process, where the rebuilt lab keeps all traffic on X (Y serves nothing) and the
 /// rest of the rollback runs to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,7 +353,7 @@ async fn blue_green_resumed_mid_rollback_goes_on_with_the_rollback_and_traffic_o
         plain.output.join("\n")
     );
     let shown = plain.output.join("\n");
-    assert!(shown.contains("run: ROLLING-BACK"), "{shown}");
+    assert!(shown.contains("run: ROLLING BACK"), "{shown}");
     assert!(
         shown.contains("traffic X 100% | Y 0%"),
         "the lab is rebuilt with all traffic on X: {shown}"

@@ -566,7 +566,7 @@ fn sighup_during_a_step_lets_it_finish_journals_it_then_exits() {
         .expect("the session closed on SIGHUP");
     assert!(finished_at < closed);
     assert_eq!(started(&journal, "cluster/deploy-y"), 0);
-    assert_eq!(lab.status_json()["state"], "running");
+    assert_eq!(lab.status_json()["state"], "waiting");
 }
 
 /// Lines of a child's stdout as they come, read on a thread of their own.
@@ -648,7 +648,7 @@ fn a_signal_while_idle_closes_the_session_and_the_run_resumes(signal: Signal) {
     assert_eq!(started(&journal, "cluster/backup"), 0, "{out}");
 
     let status = lab.status_json();
-    assert_eq!(status["state"], "running", "{status:#}");
+    assert_eq!(status["state"], "waiting", "{status:#}");
     assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
     assert_eq!(status["steps"][0]["state"], "succeeded", "{status:#}");
 
@@ -772,7 +772,7 @@ fn without_journal_the_run_lives_in_the_state_directory_and_is_found_again() {
         let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(status["run_id"], "engine-it");
         assert_eq!(status["steps"][0]["state"], "succeeded");
-        assert_eq!(status["state"], "running");
+        assert_eq!(status["state"], "waiting");
     }
     let missing = lab
         .kongup(&[

@@ -67,9 +67,11 @@ fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice(
     // Between the two kongups: nobody drives the run, the command goes on.
     let between = status_text(&lab);
 
-    // The new kongup is asked to retry at once; the script then waits for the command's
-    // end, records the step as done, and finishes the run.
-    let mut second = lab.start("retry\nwait\ndone the first copy ran to its end\ny\nengine-it\n");
+    // The new kongup is asked to retry at once, then to skip the step (the next step would
+    // start beside the command); the script then waits for the command's end, records the
+    // step as done, and finishes the run.
+    let mut second = lab
+        .start("retry\nskip moving on\nwait\ndone the first copy ran to its end\ny\nengine-it\n");
     drop(second.stdin.take());
     let stdout = Lines::read(second.stdout.take().unwrap());
     let deadline = Instant::now() + DEADLINE;
@@ -92,6 +94,7 @@ fn a_command_that_outlives_kill_9_is_watched_to_its_end_and_never_started_twice(
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    stdout.wait_for("the skip refused", "cannot skip cluster/stop-x");
     // Its output so far, read from its file.
     stdout.wait_for("the command's output read from its file", "out| started");
     let during = status_text(&lab);

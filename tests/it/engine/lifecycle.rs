@@ -363,7 +363,8 @@ async fn retrying_an_irreversible_step_needs_the_plan_name_typed_too() {
     finish.irreversible = true;
     kit.stand_in
         .set("migrations-finish", Behavior::Fail("boom"));
-    let steps = expanded(Strategy::InPlace, vec![finish]);
+    // A step after the finish: the run is not done, so it can still be rolled back.
+    let steps = expanded(Strategy::InPlace, vec![finish, scripted("tidy-up")]);
     let mut run = TestRun::start(setup(
         dir.path(),
         plan_named("prod-eu"),
@@ -482,7 +483,8 @@ async fn abort_stops_the_running_step_and_fails_it() {
         run.wait_step(&cluster("a"), StepState::Failed)
             .await
             .as_deref(),
-        Some("aborted by the operator")
+        Some("aborted by alice@test"),
+        "the step says who aborted it"
     );
     let journal = run.journal();
     let abort = position(&journal, |e| matches!(e, Entry::AbortRequested { .. })).unwrap();

@@ -2,13 +2,16 @@
 //! binary's `run`, and the report.
 
 mod cli;
+mod end_states;
 mod hand_split;
 mod handover;
+mod journal_fuzz;
 mod journal_integrity;
 mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;
+mod plan_change;
 mod report_rollback;
 mod rollback;
 mod step_log;

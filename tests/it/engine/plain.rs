@@ -95,7 +95,7 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
     drop(keyboard);
     let end = end(task).await;
     let text = out.text();
-    assert_eq!(end.state, RunState::Done, "{text}");
+    assert_eq!(end.state, RunState::RolledBack, "{text}");
     for expected in [
         "== cluster/start-y: Step start-y",
         "     - the stand-in action for start-y",
@@ -106,7 +106,8 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
         "== rollback/start-y: Undo start-y",
         "rolled-back cluster/start-y",
         "rollback finished",
-        "The run is done.",
+        "run: ROLLED BACK",
+        "The run was rolled back: the upgrade did not go through.",
     ] {
         assert!(text.contains(expected), "missing '{expected}' in:\n{text}");
     }
@@ -187,7 +188,7 @@ async fn from_a_terminal_an_early_y_is_refused_not_kept_for_the_next_step() {
     out.wait_for("kongup> cluster/b: y").await;
     keyboard.write_all(b"quit\n").unwrap();
     let end = end(task).await;
-    assert_eq!(end.state, RunState::Running);
+    assert_eq!(end.state, RunState::Waiting);
     assert_eq!(kit.stand_in.runs_of("b"), 0, "{}", out.text());
 }
 
@@ -362,6 +363,87 @@ async fn an_engine_that_dies_says_the_run_is_resumable_instead_of_panicking() {
         "{}",
         out.text()
     );
+}
+
+/// A stage that sends less to Y than Y has says so before its prompt (issue 14, item 8).
+#[tokio::test]
+async fn a_stage_that_sends_less_to_y_says_so_before_its_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let stage = |id: &str, y_percent| {
+        step(
+            id,
+            StepKind::ShiftTraffic {
+                y_percent,
+                bake: Duration::ZERO,
+            },
+        )
+    };
+    let steps = expanded(
+        Strategy::BlueGreen,
+        vec![stage("shift-traffic-50", 50), stage("shift-traffic-5", 5)],
+    );
+    let out = SharedOut::default();
+    let (mut keyboard, pipe) = UnixStream::pair().unwrap();
+    let task = plain_run(
+        dir.path(),
+        plan_named("bg"),
+        steps,
+        &kit,
+        false,
+        BufReader::new(pipe),
+        out.clone(),
+    );
+    keyboard.write_all(b"y\n").unwrap();
+    // The colons: `cluster/shift-traffic-50` starts with the same letters.
+    out.wait_for("kongup> cluster/shift-traffic-5:").await;
+    let text = out.text();
+    let (first, second) = text.split_once("== cluster/shift-traffic-5:").unwrap();
+    assert!(!first.contains("moves traffic BACK"), "{text}");
+    assert!(
+        second.contains("This stage moves traffic BACK: Y has 50 % now and gets 5 %"),
+        "{text}"
+    );
+    keyboard.write_all(b"y\n").unwrap();
+    drop(keyboard);
+    assert_eq!(end(task).await.state, RunState::Done);
+}
+
+/// An interrupted step offers a skip with a reason, beside retry and done.
+#[tokio::test]
+async fn an_interrupted_step_can_be_skipped_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let steps = || expanded(Strategy::InPlace, vec![scripted("a"), scripted("b")]);
+    crash_while_running(
+        setup(
+            dir.path(),
+            plan_named("p"),
+            steps(),
+            "v1",
+            kit.toolbox.clone(),
+        ),
+        &kit.stand_in,
+        "a",
+    )
+    .await;
+    let out = SharedOut::default();
+    let (mut keyboard, pipe) = UnixStream::pair().unwrap();
+    let task = plain_run(
+        dir.path(),
+        plan_named("p"),
+        steps(),
+        &kit,
+        false,
+        BufReader::new(pipe),
+        out.clone(),
+    );
+    out.wait_for("kongup> cluster/a: retry | done NOTE | skip REASON")
+        .await;
+    keyboard.write_all(b"skip done by hand\ny\n").unwrap();
+    drop(keyboard);
+    assert_eq!(end(task).await.state, RunState::Done, "{}", out.text());
+    assert!(out.text().contains("skipped cluster/a"), "{}", out.text());
 }
 
 /// A paused run offers no `y`, and a confirm sent anyway is refused once with no new

@@ -302,9 +302,9 @@ async fn the_report_of_a_rolled_back_run_has_traffic_gates_and_time_to_safety_an
         "{markdown}"
     );
     // The run is over, and the header says which way it went.
-    assert_eq!(json["state"], "done");
+    assert_eq!(json["state"], "rolled-back");
     assert!(
-        markdown.contains("- State: **done** (rolled back to cluster X)"),
+        markdown.contains("- State: **rolled-back** (all traffic back on cluster X)"),
         "{markdown}"
     );
 

@@ -42,6 +42,8 @@ fn finish() -> kongup::plan::steps::Step {
     finish
 }
 
+/// Ends with a step after the finish, as X's decommissioning would be: a run that is done
+/// has nothing to roll back, so after the finish the run must still be under way.
 fn blue_green() -> ExpandedPlan {
     expanded(
         Strategy::BlueGreen,
@@ -50,6 +52,7 @@ fn blue_green() -> ExpandedPlan {
             shift("shift-traffic-50", 50, Duration::ZERO),
             shift("shift-traffic-100", 100, Duration::ZERO),
             finish(),
+            scripted("tidy-up"),
         ],
     )
 }
@@ -153,8 +156,10 @@ async fn before_the_point_of_no_return_traffic_goes_to_x_first_then_the_plan_run
         *e == Event::RollbackProgress(RollbackProgress::Finished)
     })
     .await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
     assert_eq!(kit.stand_in.runs_of("start-y"), 2, "forward and rollback");
 
     let journal = run.journal();
@@ -235,8 +240,10 @@ async fn after_migrations_finish_rollback_is_the_restore_path_with_typed_confirm
     .await;
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     run.confirm(&rollback_ref("start-y")).await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
     let journal = run.journal();
     assert!(
         position(&journal, |e| matches!(
@@ -261,6 +268,7 @@ async fn dual_cluster_keeps_x_serving_after_finish_so_traffic_still_goes_first()
             start_y(),
             shift("shift-traffic-100", 100, Duration::ZERO),
             finish(),
+            scripted("tidy-up"),
         ],
     );
     let mut run = TestRun::start(setup(
@@ -321,6 +329,20 @@ async fn a_load_balancer_that_cannot_confirm_gets_a_traffic_step_in_the_plan() {
         ))
         .is_some()
     );
+
+    // A second R does nothing new: no other call to the load balancer, no other rollback;
+    // the plan's traffic-to-x step is the way on.
+    let sets = kit.driver.sets.lock().unwrap().len();
+    run.send(Command::Rollback).await;
+    run.wait_warning("already under way").await;
+    assert_eq!(kit.driver.sets.lock().unwrap().len(), sets);
+    let requested = |journal: &[kongup::engine::journal::Record]| {
+        journal
+            .iter()
+            .filter(|r| matches!(r.entry, Entry::RollbackRequested { .. }))
+            .count()
+    };
+    assert_eq!(requested(&run.journal()), 1);
 
     run.confirm(&rollback_ref("traffic-to-x")).await;
     let detail = run
@@ -508,8 +530,10 @@ async fn a_rollback_is_resumed_after_a_restart() {
     run.send(Command::Rollback).await;
     run.wait_warning("already under way").await;
     run.confirm(&rollback_ref("start-y")).await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
     run.send(Command::Rollback).await;
     run.wait_warning("already rolled back").await;
     run.quit().await;
@@ -535,9 +559,11 @@ async fn a_rollback_before_traffic_moved_does_not_touch_the_load_balancer() {
         reason: "Y was never started".into(),
     })
     .await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
-    assert_eq!(run.quit().await.state, RunState::Done);
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
+    assert_eq!(run.quit().await.state, RunState::RolledBack);
 }
 
 #[tokio::test]
@@ -612,11 +638,16 @@ async fn an_interrupted_step_can_be_rolled_back() {
         matches!(e, Event::StepChanged { step, state: StepState::RolledBack, .. } if *step == cluster("start-y"))
     })
     .await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
     run.quit().await;
 }
 
+/// After X was decommissioned, R has nothing to do: X cannot take traffic and nothing that
+/// ran has a rollback step. It is refused with the reason, before and after the run is
+/// done, and the journal never reads as if the run went back to X.
 #[tokio::test]
 async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -633,6 +664,7 @@ async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
         vec![
             shift("shift-traffic-100", 100, Duration::ZERO),
             decommission,
+            scripted("tidy-up"),
         ],
     );
     let mut run = TestRun::start(setup(
@@ -646,27 +678,38 @@ async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
     confirm(&mut run, "decommission-x", Some("prod-eu")).await;
 
     run.send(Command::Rollback).await;
-    let warning = run.wait_warning("cannot serve").await;
+    let warning = run.wait_warning("nothing to roll back").await;
     assert!(
-        warning.contains("cluster/decommission-x") && warning.contains("rebuild"),
+        warning.contains("cluster/decommission-x")
+            && warning.contains("rebuild")
+            && warning.contains("No step that ran has a rollback step"),
         "{warning}"
     );
-    assert_eq!(wait_planned(&mut run).await, Vec::<String>::new());
+    confirm(&mut run, "tidy-up", None).await;
+    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
+        .await;
+    run.send(Command::Rollback).await;
+    let warning = run.wait_warning("nothing to roll back").await;
+    assert!(
+        warning.contains("the run is done") && warning.contains("`traffic N`"),
+        "{warning}"
+    );
     assert_eq!(
         *kit.driver.sets.lock().unwrap(),
         [Split::to_y(100)],
         "no traffic was sent to the decommissioned X"
     );
     let journal = run.journal();
-    assert!(position(&journal, |e| matches!(e, Entry::RollbackTrafficSafe { .. })).is_none());
-    let note = journal
-        .iter()
-        .find_map(|r| match &r.entry {
-            Entry::RollbackPlanned { note, .. } => note.clone(),
-            _ => None,
-        })
-        .expect("the rollback plan says what to do about X");
-    assert!(note.contains("rebuild X"), "{note}");
+    assert!(
+        position(&journal, |e| matches!(
+            e,
+            Entry::RollbackRequested { .. }
+                | Entry::RollbackPlanned { .. }
+                | Entry::RollbackFinished
+        ))
+        .is_none(),
+        "a refused rollback leaves no trace of one in the journal"
+    );
 
     // By hand, traffic may not go back to X either; all of it on Y is fine.
     run.send(Command::SetTraffic { y_percent: 0 }).await;
@@ -703,6 +746,7 @@ async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
             stop_x,
             start_y(),
             shift("shift-traffic-100", 100, Duration::ZERO),
+            scripted("tidy-up"),
         ],
     );
     let mut run = TestRun::start(setup(
@@ -868,8 +912,10 @@ async fn a_paused_run_rolls_back_without_a_resume() {
     assert_eq!(wait_planned(&mut run).await, ["rollback/start-y"]);
     run.confirm_and_wait(&rollback_ref("start-y"), StepState::Succeeded)
         .await;
-    run.wait_for("done", |e| *e == Event::RunChanged(RunState::Done))
-        .await;
+    run.wait_for("rolled back", |e| {
+        *e == Event::RunChanged(RunState::RolledBack)
+    })
+    .await;
     // The rollback took traffic to X on its own, pause or not.
     assert_eq!(*kit.driver.split.lock().unwrap(), Some(Split::ALL_X));
     run.quit().await;

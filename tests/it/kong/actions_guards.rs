@@ -294,10 +294,12 @@ async fn the_rollback_after_finish_restores_the_backup_over_the_live_database() 
         RollbackKind::RestoreDatabase,
     );
     finish.irreversible = true;
+    // A step after the finish: a run that is done has nothing to roll back.
     let steps = vec![
         step("backup", StepKind::Backup(BackupKind::Database)),
         step("migrations-up", StepKind::Migrations(MigrationsCommand::Up)),
         finish,
+        scripted("tidy-up"),
     ];
     let mut run = TestRun::start(setup(
         dir.path(),

@@ -476,6 +476,34 @@ async fn a_slow_node_times_out_with_the_limit_in_the_message() {
     assert!(error.to_string().contains("within 300ms"), "{error}");
 }
 
+/// With retries, "within 300ms" would be false of the whole call: the message counts the
+/// tries (issue 14, item 6).
+#[tokio::test]
+async fn a_slow_node_read_with_retries_says_how_many_tries_of_how_long() {
+    let base = serve(Router::new().route(
+        "/",
+        get(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    ))
+    .await;
+    let client = client_with(AdminClientOptions {
+        timeout: Duration::from_millis(300),
+        read_attempts: 3,
+        retry_delay: Duration::from_millis(10),
+        ..AdminClientOptions::default()
+    });
+    let started = std::time::Instant::now();
+    let error = client.node_info(&base).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let message = error.to_string();
+    assert!(
+        message.contains("did not answer in 3 tries of 300ms each") && !message.contains("within"),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn reads_are_retried_after_a_502_but_rbac_errors_are_not() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -1,8 +1,10 @@
 //! Metrics: the exposition parser, cluster figures and gates, the live monitor and `kongup
 //! scrape`.
 
+mod bucket_bounds;
 mod corpus;
 mod empty_config;
 mod figures;
+mod fuzz;
 mod live;
 mod parse;

@@ -1,3 +1,7 @@
 //! Plans kongup refuses.
 
+mod encoding;
+mod fuzz;
 mod refusals;
+mod sizes;
+mod urls;

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod kong_actions;
+pub mod mutate;
 pub mod own_process;
 pub mod pg;
 pub mod tls;

@@ -23,7 +23,7 @@ fn status_json(run_dir: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
+fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let tmux = Tmux::start(
@@ -54,9 +54,16 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
             s.contains("Confirm ·") && s.contains("What will run")
         });
         tmux.keys(&["Enter"]);
-        tmux.wait_for("the step done, or traffic moving", |s| {
+        let after = tmux.wait_for("the step done, or traffic moving", |s| {
             done_count(s).is_some_and(|d| d > done) || s.contains("X  90%")
         });
+        if confirmed == 0 {
+            // The first step done, the next waits for the operator: not RUNNING.
+            let waiting = tmux.wait_for("the header to say the run waits", |s| {
+                s.contains("WAITING FOR YOU")
+            });
+            assert!(!waiting.contains("RUNNING"), "{after}\n{waiting}");
+        }
         confirmed += 1;
     }
     // Every step up to the first traffic stage was confirmed, one by one.
@@ -88,6 +95,35 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
     tmux.wait_for("the fault key's answer", |s| {
         s.contains("lab fault y-errors=0.2")
     });
+
+    // The rollback plan, confirmed step by step, ends the run: ROLLED BACK, not DONE.
+    let mut confirmed = 0;
+    while !tmux.screen().contains("ROLLED BACK") {
+        assert!(
+            confirmed < 8,
+            "the rollback never ended:\n{}",
+            tmux.screen()
+        );
+        let before = tmux.wait_for("a ready rollback step", |s| {
+            s.contains("[ready]") || s.contains("ROLLED BACK")
+        });
+        if before.contains("ROLLED BACK") {
+            break;
+        }
+        let dialog = |s: &str| s.contains("Rollback step ·") || s.contains("Confirm ·");
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the rollback step's dialog", dialog);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("the step under way", |s| !dialog(s));
+        confirmed += 1;
+    }
+    let screen = tmux.screen();
+    assert!(!screen.contains("DONE"), "{screen}");
+    // Nothing is left to roll back: R says so, and nothing opens.
+    tmux.keys(&["R"]);
+    let screen = tmux.wait_for("R refused", |s| s.contains("nothing to roll back"));
+    assert!(screen.contains("already rolled back"), "{screen}");
+    assert!(!screen.contains("Then, in this order"), "{screen}");
     tmux.keys(&["q"]);
     let deadline = Instant::now() + SCREEN_TIMEOUT;
     while tmux.alive() {
@@ -100,7 +136,7 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x() {
     }
 
     let status = status_json(&run_dir);
-    assert_eq!(status["state"], "rolling-back", "{status:#}");
+    assert_eq!(status["state"], "rolled-back", "{status:#}");
     assert_eq!(status["traffic"]["x"], 100, "{status:#}");
     assert_eq!(status["locked_by"], serde_json::Value::Null, "{status:#}");
 }

@@ -2,7 +2,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use kongup::engine::command::Command;
-use kongup::engine::event::{RunState, StepState};
+use kongup::engine::event::{Event, RunState, StepState};
 use kongup::ui::keys::ScrollDelta;
 use kongup::ui::state::{Modal, Pane, PromptPurpose};
 use kongup::ui::{ConsoleState, Theme, UiAction, handle_key};
@@ -171,6 +171,28 @@ fn s_on_a_step_that_is_not_ready_says_why() {
     );
 }
 
+/// An interrupted step may be skipped (with a reason) as well as retried or marked done:
+/// after a plan change it may be a step the operator no longer wants (issue 14, item 8).
+#[test]
+fn s_skips_an_interrupted_step_with_a_reason_but_not_a_failed_one() {
+    let mut state = awaiting();
+    state.apply(&changed(cp("deploy-y"), StepState::Interrupted));
+    state.apply(&Event::RunChanged(RunState::Paused));
+    press(&mut state, char_key('s'));
+    type_text(&mut state, "the changed plan deploys Y another way");
+    assert_eq!(
+        press(&mut state, key(KeyCode::Enter)),
+        [Command::Skip {
+            step: cp("deploy-y"),
+            reason: "the changed plan deploys Y another way".into()
+        }]
+    );
+    let mut failed = awaiting();
+    failed.apply(&changed(cp("deploy-y"), StepState::Failed));
+    assert!(press(&mut failed, char_key('s')).is_empty());
+    assert!(failed.modal().is_none());
+}
+
 #[test]
 fn r_retries_a_failed_or_interrupted_step_only() {
     for failure in [StepState::Failed, StepState::Interrupted] {
@@ -229,6 +251,16 @@ fn capital_r_rolls_back_at_once_and_shows_the_plan() {
     assert!(rolling.modal().is_none());
     assert!(press(&mut rolling, char_key('R')).is_empty());
     assert!(matches!(rolling.modal(), Some(Modal::Rollback)));
+    // A run that is over has nothing to roll back: R says so, and asks nothing of the
+    // engine.
+    let mut done = scenarios::done(Theme::COLOUR);
+    assert!(press(&mut done, char_key('R')).is_empty());
+    assert!(done.modal().is_none());
+    let said = flashed(&done);
+    assert!(
+        said.contains("nothing to roll back: the run is done"),
+        "{said}"
+    );
 }
 
 #[test]

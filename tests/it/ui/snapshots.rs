@@ -347,6 +347,56 @@ fn a_long_rollback_keeps_its_next_step_in_view() {
     assert_snapshot!("rollback_long_80x24", text);
 }
 
+/// A traffic stage that would send less to Y than Y has (a changed plan can put a 5 %
+/// stage after a 50 % one that ran) says so in its confirm dialog, at both sizes; with Y
+/// at or below the stage, the dialog does not.
+#[test]
+fn a_stage_that_sends_less_to_y_says_so_in_its_confirm() {
+    use kongup::engine::event::StepState;
+    use kongup::plan::steps::StepKind;
+    use kongup::testkit::hybrid::{changed, previewer, start_events, t0, traffic};
+
+    let (plan, expanded) = (hybrid::plan(), hybrid::expanded());
+    let (stage, percent) = expanded
+        .steps()
+        .find_map(|(phase, step)| match step.kind {
+            StepKind::ShiftTraffic { y_percent, .. } => Some((
+                kongup::plan::steps::StepRef::new(phase.name, &step.id),
+                y_percent,
+            )),
+            _ => None,
+        })
+        .expect("the fixture shifts traffic");
+    let open_with_y_at = |y: u8| {
+        let mut state = kongup::ui::ConsoleState::new(
+            &plan,
+            &expanded,
+            t0(),
+            Theme::NO_COLOUR,
+            previewer(&plan, &expanded),
+        );
+        scenarios::apply_all(&mut state, &start_events(&expanded));
+        state.apply(&traffic(y));
+        state.apply(&changed(stage.clone(), StepState::Ready));
+        // A run that has moved traffic and whose next step is ready waits for the operator.
+        state.apply(&kongup::engine::event::Event::RunChanged(
+            kongup::engine::event::RunState::Waiting,
+        ));
+        scenarios::press(&mut state, scenarios::key(crossterm::event::KeyCode::Enter));
+        state
+    };
+    let backwards = open_with_y_at(50);
+    assert!(percent < 50, "the fixture's first stage is below 50 %");
+    for (width, height) in [(80, 24), (160, 48)] {
+        let text = screen(&backwards, width, height);
+        assert!(text.contains("moves traffic BACK"), "{text}");
+        assert!(text.contains("run it ·"), "{text}");
+        assert_snapshot!(format!("confirm_modal_traffic_back_{width}x{height}"), text);
+    }
+    let forwards = screen(&open_with_y_at(percent), 160, 48);
+    assert!(!forwards.contains("moves traffic BACK"), "{forwards}");
+}
+
 // ---- the metrics pane in the words of each Kong version ----
 
 /// One scrape every 5 s from `from` to `to`, each cluster's figures made by `x` and `y`.
@@ -413,6 +463,7 @@ fn baking_at_10(
         hybrid::cp("traffic-10"),
         StepState::Running,
     ));
+    state.apply(&Event::RunChanged(kongup::engine::RunState::Running));
     let last = metrics.iter().rev().find_map(|e| match e {
         Event::Metrics(s) => Some(s.clone()),
         _ => None,

@@ -45,14 +45,14 @@ fn its_row_says_still_running_and_the_footer_offers_wait_or_kill_only() {
         "{words:?}"
     );
     assert!(
-        !words.contains(&"retry") && !words.contains(&"mark done"),
+        !words.contains(&"retry") && !words.contains(&"mark done") && !words.contains(&"skip"),
         "{words:?}"
     );
 }
 
 #[test]
-fn r_and_m_open_the_wait_or_kill_dialog_and_send_nothing() {
-    for pressed in ['r', 'm'] {
+fn r_m_and_s_open_the_wait_or_kill_dialog_and_send_nothing() {
+    for pressed in ['r', 'm', 's'] {
         let mut state = still_running();
         assert!(press(&mut state, char_key(pressed)).is_empty(), "{pressed}");
         assert!(
