@@ -806,13 +806,16 @@ fn a_full_disk_mid_run_exits_2_and_the_run_resumes() {
         "{out}"
     );
     assert_eq!(full.status.code(), Some(2), "{out}");
-    // With room again, the run opens where the journal left it: running, or paused on a
-    // step the failure interrupted (which one depends on where the limit fell).
+    // With room again, the run opens where the journal left it: waiting for the next
+    // confirm, or on a step the failure interrupted (which depends on where the limit fell).
     let resumed = lab.run_with("", &[]);
     let out = text(&resumed);
     assert_eq!(resumed.status.code(), Some(2), "{out}");
     let state = lab.status_json()["state"].clone();
-    assert!(state == "running" || state == "paused", "{state}\n{out}");
+    assert!(
+        ["running", "paused", "waiting"].contains(&state.as_str().unwrap()),
+        "{state}\n{out}"
+    );
 }
 
 /// A plan name of 300 characters is valid; its run directory under the state directory is
