@@ -3,6 +3,7 @@
 
 mod cli;
 mod end_states;
+mod gate_window;
 mod hand_split;
 mod handover;
 mod journal_fuzz;

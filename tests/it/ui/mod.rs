@@ -4,6 +4,7 @@ mod console_flood;
 mod console_loop;
 mod e2e_tmux;
 mod keys;
+mod say_why;
 mod snapshots;
 mod state;
 mod still_running;
