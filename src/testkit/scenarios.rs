@@ -225,7 +225,7 @@ pub fn paused(theme: Theme) -> ConsoleState {
         0,
         &[
             "Y requests in window 180 < 200: too few to judge",
-            "Y 5xx 0.20% <= 1.00%: ok",
+            "Y 5xx 0.20% ≤ 1.00%: ok",
         ],
     ));
     state.set_now(at(713));
@@ -254,10 +254,11 @@ pub fn gate_breached(theme: Theme) -> ConsoleState {
         Verdict::Fail,
         3,
         &[
-            "Y 5xx 3.40% > 1.00%: FAIL",
-            "Y 5xx - X 5xx 3.32% > 0.50%: FAIL",
-            "Y p99 162ms <= 500ms: ok",
-            "Y p99 / X p99 0.90 <= 1.50: ok",
+            "Y 5xx 3.40% > 1.00%: BREACH",
+            "Y 5xx 3.40% − X 5xx 0.08% = +3.32 pp > 0.50 pp: BREACH",
+            "Y requests in window 14400 ≥ 200: ok",
+            "Y p99 162.0 ms ≤ 500.0 ms: ok",
+            "Y p99 162.0 ms ≤ 1.50 × X p99 180.0 ms = 270.0 ms: ok",
         ],
     ));
     state.set_now(at(1082));

@@ -21,6 +21,7 @@ fn failed(ago: TimeDelta) -> Option<GateVerdict> {
         requests_in_window: 420,
         consecutive_breaches: 2,
         figures: GateFigures::default(),
+        shown: Vec::new(),
     })
 }
 
