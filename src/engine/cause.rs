@@ -37,7 +37,8 @@ pub struct Facts<'a> {
     pub y_up: bool,
 }
 
-/// The likely cause in one line, starting `likely cause: `, or `None` when none is known.
+/// The likely cause in one line, its node first (`Y DP dp-y2 uses X's CP cp-x1 …`), or
+/// `None` when none is known. Callers say it as `likely cause: …`.
 pub fn likely_cause(facts: &Facts) -> Option<String> {
     let topology = facts.topology?;
     let up = |side: ClusterSide| match side {
@@ -53,7 +54,6 @@ pub fn likely_cause(facts: &Facts) -> Option<String> {
     rules
         .iter()
         .find_map(|rule| nodes.iter().find_map(|n| rule(topology, n)))
-        .map(|cause| format!("likely cause: {cause}"))
 }
 
 /// Whether `text` names `name` as a word (`dp-y1` is not named by `dp-y10`).
@@ -71,11 +71,11 @@ fn names(text: &str, name: &str) -> bool {
 
 fn label(n: &NodeView) -> String {
     let role = match n.role {
-        Role::DataPlane => "data plane ",
-        Role::ControlPlane => "control plane ",
-        Role::Traditional => "node ",
+        Role::DataPlane => "DP",
+        Role::ControlPlane => "CP",
+        Role::Traditional => "node",
     };
-    format!("{} {role}{}", side(n.cluster), n.name)
+    format!("{} {role} {}", side(n.cluster), n.name)
 }
 
 fn side(side: ClusterSide) -> &'static str {
@@ -93,8 +93,8 @@ fn on_the_other_control_plane(topology: &TopologySnapshot, n: &NodeView) -> Opti
         .find(|c| c.role == Role::ControlPlane && c.name == cp_name)?;
     (n.role == Role::DataPlane && cp.cluster != n.cluster).then(|| {
         format!(
-            "{} is connected to {}'s control plane {cp_name} (it lists it): it serves {}'s \
-             configuration; point its cluster_control_plane at {}'s control plane",
+            "{} uses {}'s CP {cp_name} (which lists it): it gets {}'s configuration; point \
+             its cluster_control_plane at {}'s CP",
             label(n),
             side(cp.cluster),
             side(cp.cluster),
@@ -115,7 +115,7 @@ fn empty_configuration(_: &TopologySnapshot, n: &NodeView) -> Option<String> {
 fn not_ready(_: &TopologySnapshot, n: &NodeView) -> Option<String> {
     match &n.health {
         NodeHealth::NotReady(reason) => Some(format!(
-            "{} is not ready: /status/ready says {reason}",
+            "{} not ready: /status/ready says {reason}",
             label(n)
         )),
         NodeHealth::Unreachable(why) => Some(format!("{} does not answer: {why}", label(n))),
@@ -126,7 +126,7 @@ fn not_ready(_: &TopologySnapshot, n: &NodeView) -> Option<String> {
 fn sync_off(_: &TopologySnapshot, n: &NodeView) -> Option<String> {
     let status = n.sync_status.filter(|s| *s != SyncStatus::Normal)?;
     Some(format!(
-        "{} reports sync_status {} to {}, not normal",
+        "{} has sync_status {} on {}, not normal",
         label(n),
         status.as_str(),
         n.control_plane.as_deref().unwrap_or("its control plane")
@@ -205,9 +205,7 @@ mod tests {
         let t = with(healthy(), "dp-y2", |n| n.control_plane = Some("cp-x1".into()));
         let cause = cause_of(&t, None).unwrap();
         assert!(
-            cause.starts_with(
-                "likely cause: Y data plane dp-y2 is connected to X's control plane cp-x1"
-            ),
+            cause.starts_with("Y DP dp-y2 uses X's CP cp-x1 (which lists it)"),
             "{cause}"
         );
         assert!(cause.contains("cluster_control_plane"), "{cause}");
@@ -220,7 +218,7 @@ mod tests {
         });
         let cause = cause_of(&t, None).unwrap();
         assert!(
-            cause.starts_with("likely cause: Y data plane dp-y1 has the empty configuration"),
+            cause.starts_with("Y DP dp-y1 has the empty configuration"),
             "{cause}"
         );
         assert!(cause.contains(EMPTY_CONFIG_HASH) && cause.contains("404"), "{cause}");
@@ -233,15 +231,14 @@ mod tests {
         });
         assert_eq!(
             cause_of(&t, None).unwrap(),
-            "likely cause: Y control plane cp-y1 is not ready: /status/ready says failed to \
-             connect to database"
+            "Y CP cp-y1 not ready: /status/ready says failed to connect to database"
         );
         let t = with(healthy(), "dp-y2", |n| {
             n.health = NodeHealth::Unreachable("connection refused".into());
         });
         assert_eq!(
             cause_of(&t, None).unwrap(),
-            "likely cause: Y data plane dp-y2 does not answer: connection refused"
+            "Y DP dp-y2 does not answer: connection refused"
         );
     }
 
@@ -252,8 +249,7 @@ mod tests {
         });
         assert_eq!(
             cause_of(&t, None).unwrap(),
-            "likely cause: Y data plane dp-y1 reports sync_status kong_version_incompatible \
-             to cp-y1, not normal"
+            "Y DP dp-y1 has sync_status kong_version_incompatible on cp-y1, not normal"
         );
     }
 
@@ -264,14 +260,14 @@ mod tests {
         });
         let t = with(t, "dp-y1", |n| n.sync_status = Some(SyncStatus::Unknown));
         let t = with(t, "dp-y2", |n| n.control_plane = Some("cp-x1".into()));
-        assert!(cause_of(&t, None).unwrap().contains("dp-y2 is connected"));
+        assert!(cause_of(&t, None).unwrap().contains("dp-y2 uses X's CP"));
         let t = with(t, "dp-y2", |n| n.control_plane = Some("cp-y1".into()));
         // Not ready (X's dp-x1) ranks above a sync status (Y's dp-y1).
-        assert!(cause_of(&t, None).unwrap().contains("X data plane dp-x1"));
+        assert!(cause_of(&t, None).unwrap().contains("X DP dp-x1"));
         let unready_y = with(t, "dp-y2", |n| {
             n.health = NodeHealth::NotReady("draining".into());
         });
-        assert!(cause_of(&unready_y, None).unwrap().contains("Y data plane dp-y2"));
+        assert!(cause_of(&unready_y, None).unwrap().contains("Y DP dp-y2"));
     }
 
     #[test]
