@@ -132,6 +132,26 @@ fn times(ratio: f64) -> String {
     format!("{ratio}×")
 }
 
+/// While `verdict` failed: the whole seconds until its failing samples have left the gate
+/// window (`window` after it was judged), if no new failure comes.
+pub fn window_clears_in(
+    verdict: &GateVerdict,
+    window: std::time::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<u64> {
+    if verdict.verdict != Verdict::Fail {
+        return None;
+    }
+    let window = chrono::TimeDelta::from_std(window).ok()?;
+    let left = (verdict.at + window - now).num_milliseconds();
+    (left > 0).then(|| (left as u64).div_ceil(1000))
+}
+
+/// How the pause text and the resume say it.
+pub fn window_clears_words(secs: u64) -> String {
+    format!("the gate window still holds the failing samples: window clears in {secs} s")
+}
+
 /// A ratio as the gates show it: `0.80%`.
 pub fn percent(ratio: f64) -> String {
     format!("{:.2}%", ratio * 100.0)

@@ -96,10 +96,7 @@ impl ConsoleState {
     /// While the latest verdict failed: the seconds until its failing samples have left
     /// the gate window (`gates.window` after it), if no new failure comes.
     pub fn gate_window_clears_in(&self) -> Option<u64> {
-        let gate = self.gate.as_ref().filter(|g| g.verdict == Verdict::Fail)?;
-        let window = TimeDelta::from_std(self.plan.gates.window).ok()?;
-        let left = (gate.at + window - self.now).num_seconds();
-        (left > 0).then_some(left as u64)
+        crate::metrics::gates::window_clears_in(self.gate.as_ref()?, self.plan.gates.window, self.now)
     }
 
     /// What the sparklines cover: the running bake (its whole length, up to the
