@@ -12,6 +12,7 @@ mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;
+mod plain_cause;
 mod plan_change;
 mod report_rollback;
 mod rollback;
