@@ -1,5 +1,6 @@
 //! The console: its state, keys, loop and snapshots, and end to end in tmux.
 
+mod breach_tmux;
 mod console_flood;
 mod console_loop;
 mod e2e_tmux;
