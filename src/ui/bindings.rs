@@ -317,7 +317,10 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('p')],
         Action::PauseResume,
-        entry("p", &["pause / resume the run"]),
+        entry(
+            "p",
+            &["pause / resume the run (after a gate breach: says when its window clears)"],
+        ),
         footer(
             5,
             &[(When::RunRunning, "pause"), (When::RunPaused, "resume")],
