@@ -24,13 +24,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Local;
 use tokio::sync::mpsc;
 
+use crate::engine::cause::{Facts, likely_cause};
 use crate::engine::event::{LogStream, RollbackProgress, SessionEvent, TrafficVerification};
+use crate::engine::expected::{StepAt, cluster_expected_up};
 use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
 };
-use crate::engine::cause::{Facts, likely_cause};
-use crate::engine::expected::{StepAt, cluster_expected_up};
 use crate::exec::process::DEFAULT_KILL_GRACE;
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;

@@ -49,8 +49,12 @@ pub fn likely_cause(facts: &Facts) -> Option<String> {
     // Y first; a node the detail names before the others.
     let named = |n: &NodeView| facts.detail.is_some_and(|d| names(d, &n.name));
     nodes.sort_by_key(|n| (!named(n), n.cluster != ClusterSide::Y));
-    let rules: [fn(&TopologySnapshot, &NodeView) -> Option<String>; 4] =
-        [on_the_other_control_plane, empty_configuration, not_ready, sync_off];
+    let rules: [fn(&TopologySnapshot, &NodeView) -> Option<String>; 4] = [
+        on_the_other_control_plane,
+        empty_configuration,
+        not_ready,
+        sync_off,
+    ];
     rules
         .iter()
         .find_map(|rule| nodes.iter().find_map(|n| rule(topology, n)))
@@ -183,7 +187,11 @@ mod tests {
         })
     }
 
-    fn with(mut t: TopologySnapshot, name: &str, change: impl Fn(&mut NodeView)) -> TopologySnapshot {
+    fn with(
+        mut t: TopologySnapshot,
+        name: &str,
+        change: impl Fn(&mut NodeView),
+    ) -> TopologySnapshot {
         change(t.nodes.iter_mut().find(|n| n.name == name).unwrap());
         t
     }
@@ -202,7 +210,9 @@ mod tests {
 
     #[test]
     fn a_y_data_plane_on_xs_control_plane() {
-        let t = with(healthy(), "dp-y2", |n| n.control_plane = Some("cp-x1".into()));
+        let t = with(healthy(), "dp-y2", |n| {
+            n.control_plane = Some("cp-x1".into())
+        });
         let cause = cause_of(&t, None).unwrap();
         assert!(
             cause.starts_with("Y DP dp-y2 uses X's CP cp-x1 (which lists it)"),
@@ -221,7 +231,10 @@ mod tests {
             cause.starts_with("Y DP dp-y1 has the empty configuration"),
             "{cause}"
         );
-        assert!(cause.contains(EMPTY_CONFIG_HASH) && cause.contains("404"), "{cause}");
+        assert!(
+            cause.contains(EMPTY_CONFIG_HASH) && cause.contains("404"),
+            "{cause}"
+        );
     }
 
     #[test]

@@ -391,11 +391,7 @@ impl GateEvaluator {
                         ShownCheck::new(
                             "Y 5xx",
                             percent(y_ratio),
-                            format!(
-                                "{op} X {} + {} pp",
-                                percent(x_ratio),
-                                max_delta * 100.0
-                            ),
+                            format!("{op} X {} + {} pp", percent(x_ratio), max_delta * 100.0),
                         ),
                     )
                 }

@@ -319,7 +319,10 @@ pub static MAIN: &[Binding] = &[
         Action::PauseResume,
         entry(
             "p",
-            &["pause / resume the run (after a gate breach: says when its window clears)"],
+            &[
+                "pause / resume the run",
+                "(after a breach: when the gate window clears)",
+            ],
         ),
         footer(
             5,

@@ -417,9 +417,11 @@ impl Engine {
             verdict.consecutive_breaches,
             verdict.checks.join("; ")
         );
-        if let Some(secs) =
-            crate::metrics::gates::window_clears_in(&verdict, self.plan.gates.window, chrono::Utc::now())
-        {
+        if let Some(secs) = crate::metrics::gates::window_clears_in(
+            &verdict,
+            self.plan.gates.window,
+            chrono::Utc::now(),
+        ) {
             reason.push_str(&format!(
                 "; {}",
                 crate::metrics::gates::window_clears_words(secs)

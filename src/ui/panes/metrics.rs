@@ -275,7 +275,7 @@ fn render_series(
         );
         return;
     }
-    let extras = rest.width >= MIN_SPARK_COLS + VALUE_COLS + 1 + EXTRA_COLS + 1;
+    let extras = rest.width > MIN_SPARK_COLS + VALUE_COLS + 1 + EXTRA_COLS;
     let spark_width = rest
         .width
         .saturating_sub(VALUE_COLS + 1 + if extras { EXTRA_COLS + 1 } else { 0 });

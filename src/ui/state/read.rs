@@ -96,7 +96,11 @@ impl ConsoleState {
     /// While the latest verdict failed: the seconds until its failing samples have left
     /// the gate window (`gates.window` after it), if no new failure comes.
     pub fn gate_window_clears_in(&self) -> Option<u64> {
-        crate::metrics::gates::window_clears_in(self.gate.as_ref()?, self.plan.gates.window, self.now)
+        crate::metrics::gates::window_clears_in(
+            self.gate.as_ref()?,
+            self.plan.gates.window,
+            self.now,
+        )
     }
 
     /// What the sparklines cover: the running bake (its whole length, up to the

@@ -26,7 +26,9 @@ fn failed(ago: TimeDelta) -> Option<GateVerdict> {
 }
 
 /// A 60 s gate window; Y carries 10 % between bakes; the gate fails `ago`: paused.
-async fn paused_by_a_failure(dir: &std::path::Path) -> (TestRun, watch::Sender<Option<GateVerdict>>) {
+async fn paused_by_a_failure(
+    dir: &std::path::Path,
+) -> (TestRun, watch::Sender<Option<GateVerdict>>) {
     let mut kit = kit();
     let (gates, rx) = watch::channel(None);
     kit.toolbox = kit.toolbox.with_gates(rx);
@@ -75,13 +77,19 @@ async fn once_the_window_is_clear_resume_says_nothing_of_it() {
     pass.verdict = Verdict::Pass;
     pass.consecutive_breaches = 0;
     gates.send_replace(Some(pass));
-    run.wait_for("the pass", |e| matches!(e, Event::Gate(v) if v.verdict == Verdict::Pass))
-        .await;
+    run.wait_for(
+        "the pass",
+        |e| matches!(e, Event::Gate(v) if v.verdict == Verdict::Pass),
+    )
+    .await;
     // (The pause's own warning said it; only what comes after the resume counts.)
     let before = run.events.lock().unwrap().len();
     run.send(Command::Resume).await;
-    run.wait_for("resumed", |e| matches!(e, Event::RunChanged(s) if *s != RunState::Paused))
-        .await;
+    run.wait_for(
+        "resumed",
+        |e| matches!(e, Event::RunChanged(s) if *s != RunState::Paused),
+    )
+    .await;
     assert!(
         !run.events.lock().unwrap()[before..]
             .iter()

@@ -39,8 +39,10 @@ fn view(name: &str, cluster: ClusterSide, health: NodeHealth) -> NodeView {
 async fn a_failed_step_says_its_likely_cause_above_its_details() {
     let dir = tempfile::tempdir().unwrap();
     let kit = kit();
-    kit.stand_in
-        .set("start-y", Behavior::Fail("kong-y1 did not become healthy in 60 s"));
+    kit.stand_in.set(
+        "start-y",
+        Behavior::Fail("kong-y1 did not become healthy in 60 s"),
+    );
     let mut plan = plan_named("bg");
     plan.clusters.x.nodes = vec![node("kong-x1")];
     plan.clusters.y.nodes = vec![node("kong-y1")];

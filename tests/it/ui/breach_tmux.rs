@@ -55,9 +55,6 @@ fn after_a_breach_in_the_demo_the_failing_check_comes_first_at_80x24() {
     // No passing check comes before it.
     let rows: Vec<String> = screen.lines().map(pane).collect();
     let gate = rows.iter().position(|r| r.contains("BREACHED ·")).unwrap();
-    assert!(
-        !rows[..gate].iter().any(|r| r.contains("✔ Y ")),
-        "{screen}"
-    );
+    assert!(!rows[..gate].iter().any(|r| r.contains("✔ Y ")), "{screen}");
     tmux.keys(&["q"]);
 }

@@ -2,6 +2,7 @@
 //! first, its figure marked; a failed step names its likely cause above its details; the
 //! sparklines cover the bake (or the last 2 minutes) with their latest value, min and max.
 
+use crossterm::event::KeyCode;
 use kongup::engine::event::{Event, RunState, StepState};
 use kongup::kong::topology::NodeHealth;
 use kongup::kong::types::SyncStatus;
@@ -11,7 +12,6 @@ use kongup::plan::steps::ClusterSide;
 use kongup::testkit::hybrid;
 use kongup::testkit::scenarios::{self, apply_all, buffer_text, char_key, draw, key, press};
 use kongup::ui::state::Pane;
-use crossterm::event::KeyCode;
 use kongup::ui::{ConsoleState, Theme};
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
@@ -50,7 +50,10 @@ fn breached_on_p99(theme: Theme) -> ConsoleState {
     );
     state.apply(&hybrid::topology(Some("3.10.0.1"), NodeHealth::Ready));
     state.apply(&hybrid::traffic(50));
-    state.apply(&hybrid::changed(hybrid::cp("traffic-50"), StepState::Running));
+    state.apply(&hybrid::changed(
+        hybrid::cp("traffic-50"),
+        StepState::Running,
+    ));
     state.apply(&Event::RunChanged(RunState::Running));
     let mut gates = GateEvaluator::new(hybrid::plan().gates);
     let mut verdict = None;
@@ -222,14 +225,20 @@ fn with_no_bake_the_sparklines_cover_the_last_two_minutes_with_min_max_and_a_sca
     assert!(y_p99.contains("max 170ms"), "{y_p99}");
     assert!(y_p99.contains("min 150ms"), "{y_p99}");
     assert!(y_p99.contains("0–170ms"), "{y_p99}");
-    assert!(text.contains("last 2m"), "the pane says what the sparklines cover:\n{text}");
+    assert!(
+        text.contains("last 2m"),
+        "the pane says what the sparklines cover:\n{text}"
+    );
 }
 
 #[test]
 fn during_a_bake_the_sparklines_cover_the_bake() {
     let mut state = spike_long_ago(Theme::COLOUR);
     // traffic-10 bakes 5 m: the spike four minutes ago is inside it.
-    state.apply(&hybrid::changed(hybrid::cp("traffic-10"), StepState::Running));
+    state.apply(&hybrid::changed(
+        hybrid::cp("traffic-10"),
+        StepState::Running,
+    ));
     state.apply(&Event::Bake {
         step: hybrid::cp("traffic-10"),
         remaining_secs: 60,
