@@ -71,11 +71,6 @@ impl ShownCheck {
             rule,
         }
     }
-
-    /// A figure kongup cannot know: the pane says so in a word, the full line says why.
-    fn unknown(subject: &str) -> ShownCheck {
-        ShownCheck::new(subject, "unknown".into(), "(see the log)".into())
-    }
 }
 
 struct Check {
@@ -120,6 +115,20 @@ impl Check {
     fn outcome(&self) -> CheckOutcome {
         self.shown.outcome
     }
+}
+
+/// A figure kongup cannot know, and why (`metrics::explain`): the pane shows `Y p99
+/// unknown` and the reason after it, the words an operator acts on first.
+fn unknown_check(figure: Figure, side: &str, f: &ClusterFigures) -> Check {
+    let why = why_unknown(figure, side, f);
+    let subject = format!("{side} {}", figure.label());
+    let rule = why
+        .strip_prefix(&format!("{subject} unknown "))
+        .map_or_else(|| format!("· {why}"), str::to_string);
+    Check::unknown(
+        why.clone(),
+        ShownCheck::new(&subject, "unknown".into(), rule),
+    )
 }
 
 /// Milliseconds as the pane shows them: `398 ms`.
@@ -301,10 +310,7 @@ impl GateEvaluator {
                 false
             }
             None => {
-                checks.push(Check::unknown(
-                    why_unknown(Figure::Requests, "Y", y),
-                    ShownCheck::unknown("Y requests"),
-                ));
+                checks.push(unknown_check(Figure::Requests, "Y", y));
                 false
             }
             Some(count) if count < min_requests => {
@@ -338,10 +344,7 @@ impl GateEvaluator {
                         ShownCheck::new("Y 5xx", percent(ratio), format!("{op} {}", percent(max))),
                     )
                 }
-                None => Check::unknown(
-                    why_unknown(Figure::Errors, "Y", y),
-                    ShownCheck::unknown("Y 5xx"),
-                ),
+                None => unknown_check(Figure::Errors, "Y", y),
             });
         }
         if let Some(max) = spec.max_p99_ms {
@@ -354,10 +357,7 @@ impl GateEvaluator {
                         ShownCheck::new("Y p99", short_ms(p99), format!("{op} {}", short_ms(max))),
                     )
                 }
-                None => Check::unknown(
-                    why_unknown(Figure::P99, "Y", y),
-                    ShownCheck::unknown("Y p99"),
-                ),
+                None => unknown_check(Figure::P99, "Y", y),
             });
         }
 
@@ -395,14 +395,8 @@ impl GateEvaluator {
                         ),
                     )
                 }
-                (None, _) => Check::unknown(
-                    why_unknown(Figure::Errors, "Y", y),
-                    ShownCheck::unknown("Y 5xx vs X"),
-                ),
-                (_, None) => Check::unknown(
-                    why_unknown(Figure::Errors, "X", x),
-                    ShownCheck::unknown("X 5xx"),
-                ),
+                (None, _) => unknown_check(Figure::Errors, "Y", y),
+                (_, None) => unknown_check(Figure::Errors, "X", x),
             });
         }
         let mut p99_on_shared_bounds = None;
@@ -438,14 +432,8 @@ impl GateEvaluator {
                         ),
                     )
                 }
-                (None, _) => Check::unknown(
-                    why_unknown(Figure::P99, "Y", y),
-                    ShownCheck::unknown("Y p99 vs X"),
-                ),
-                (_, None) => Check::unknown(
-                    why_unknown(Figure::P99, "X", x),
-                    ShownCheck::unknown("X p99"),
-                ),
+                (None, _) => unknown_check(Figure::P99, "Y", y),
+                (_, None) => unknown_check(Figure::P99, "X", x),
             });
         }
 
@@ -461,8 +449,12 @@ impl GateEvaluator {
         let no_configuration = !empty.is_empty();
         // What failed first, then what is unknown, then what held (a stable sort: the
         // plan's order within each), so a short screen or a log line leads with the cause.
+        // With too few requests nothing counts: the request line, which says so, stays
+        // first.
         let mut all: Vec<Check> = empty.into_iter().chain(checks).collect();
-        all.sort_by_key(Check::outcome);
+        if enough_requests {
+            all.sort_by_key(Check::outcome);
+        }
         let shown: Vec<ShownCheck> = all.iter().map(|c| c.shown.clone()).collect();
         let mut lines: Vec<String> = all.into_iter().map(|c| c.line).collect();
         let verdict = if no_configuration {
