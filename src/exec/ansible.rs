@@ -220,7 +220,7 @@ fn check_host(host: &str) -> Result<(), ExecError> {
 /// The host and its state from one line of Ansible's output, when the line is a host's
 /// result: `HOST | STATE …` (`oneline`) or, after `PLAY RECAP`, `HOST : ok=N … failed=N …`
 /// (`default`).
-fn host_state<'l>(line: &'l str, in_recap: bool) -> Option<(&'l str, HostState)> {
+fn host_state(line: &str, in_recap: bool) -> Option<(&str, HostState)> {
     if in_recap {
         let (host, counts) = line.split_once(" : ")?;
         let count = |name: &str| {
