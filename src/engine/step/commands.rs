@@ -36,7 +36,7 @@ pub fn describe_commands(commands: &[CommandSpec], plan: &Plan, toolbox: &Toolbo
                     "run `{}` on {} nodes ({}) in one invocation of {} (timeout {timeout})",
                     first.program.display(),
                     nodes.len(),
-                    nodes.join(", "),
+                    some_nodes(&nodes),
                     place(
                         &CommandSpec {
                             node: None,
@@ -55,6 +55,21 @@ pub fn describe_commands(commands: &[CommandSpec], plan: &Plan, toolbox: &Toolbo
             )
         })
         .collect()
+}
+
+/// How many nodes a line names before it counts the rest: a fleet's thousand names would
+/// bury the line.
+const NODES_NAMED: usize = 5;
+
+/// The first nodes by name, then how many more: "dp-1, dp-2, dp-3, dp-4, dp-5 and 995
+/// more".
+pub(crate) fn some_nodes<S: AsRef<str>>(nodes: &[S]) -> String {
+    let shown: Vec<&str> = nodes.iter().take(NODES_NAMED).map(AsRef::as_ref).collect();
+    let mut text = shown.join(", ");
+    if nodes.len() > NODES_NAMED {
+        text.push_str(&format!(" and {} more", nodes.len() - NODES_NAMED));
+    }
+    text
 }
 
 /// Whether the copies of one command placed on several nodes run as one invocation: all
@@ -156,6 +171,16 @@ mod tests {
     use crate::plan::templates::expand;
     use crate::plan::templates::sample::{argv, plan, select};
     use crate::secrets::Redactor;
+
+    #[test]
+    fn a_fleet_is_named_by_its_first_nodes_and_counted() {
+        assert_eq!(some_nodes(&["a", "b"]), "a, b");
+        let fleet: Vec<String> = (1..=1000).map(|n| format!("dp-{n}")).collect();
+        assert_eq!(
+            some_nodes(&fleet),
+            "dp-1, dp-2, dp-3, dp-4, dp-5 and 995 more"
+        );
+    }
 
     #[test]
     fn the_preview_names_each_node_and_where_it_runs() {

@@ -178,15 +178,11 @@ impl StepContext {
         let executor = self.executor(first.executor.as_deref().unwrap_or("local"))?;
         let timeout = first.timeout.unwrap_or(self.plan.command_timeout);
         let hosts: Vec<String> = copies.iter().filter_map(|c| c.node.clone()).collect();
-        const NAMED: usize = 5;
-        let mut named = hosts[..hosts.len().min(NAMED)].join(", ");
-        if hosts.len() > NAMED {
-            named.push_str(&format!(" and {} more", hosts.len() - NAMED));
-        }
         self.log.note(&format!(
-            "$ {}   [on {} nodes ({named}) through {}, timeout {}]",
+            "$ {}   [on {} nodes ({}) through {}, timeout {}]",
             first.program.display(),
             hosts.len(),
+            super::commands::some_nodes(&hosts),
             executor.describe(),
             humantime::format_duration(timeout)
         ));
