@@ -200,6 +200,33 @@ fn command_line(command: &CommandLine) -> Result<String, ExecError> {
     }
 }
 
+/// A playbook's variables as YAML: `kongup_command` (one shell line), `kongup_argv` (its
+/// words) and `kongup_env`. Each value is a JSON string, which YAML reads as a
+/// double-quoted scalar; the environment's values are tagged `!unsafe` so that Ansible
+/// never templates them (a password may hold `{{` or `{%`: lib/ansible/parsing/yaml/
+/// constructor.py, `construct_yaml_unsafe`, v2.14.18). The command is templated, as an
+/// ad-hoc module's arguments are.
+fn variables(command: &CommandLine, env: &[(String, String)]) -> Result<String, ExecError> {
+    let quoted = |text: &str| serde_json::Value::String(text.to_string()).to_string();
+    let argv = match command {
+        CommandLine::Argv(argv) => argv.clone(),
+        CommandLine::Shell(script) => vec!["sh".to_string(), "-c".to_string(), script.clone()],
+    };
+    let mut text = format!(
+        "kongup_command: {}\nkongup_argv: {}\nkongup_env:",
+        quoted(&command_line(command)?),
+        serde_json::Value::from(argv)
+    );
+    if env.is_empty() {
+        text.push_str(" {}");
+    }
+    for (name, value) in env {
+        text.push_str(&format!("\n  {}: !unsafe {}", quoted(name), quoted(value)));
+    }
+    text.push('\n');
+    Ok(text)
+}
+
 /// A hostname kongup passes to `--limit` as is: Ansible reads `,` `:` `!` `&` `*` `~` `[`
 /// in a pattern, and the `tree` callback names a file after it.
 fn check_host(host: &str) -> Result<(), ExecError> {
@@ -407,19 +434,12 @@ impl Executor for AnsibleExecutor {
         let work = Self::work_dir()?;
         let tree_dir = work.0.join("tree");
         let vars_file = if self.is_playbook() {
-            let path = work.0.join("kongup-vars.json");
-            let vars = serde_json::json!({
-                "kongup_command": command_line(&request.command)?,
-                "kongup_argv": match &request.command {
-                    CommandLine::Argv(argv) => argv.clone(),
-                    CommandLine::Shell(script) => vec!["sh".to_string(), "-c".to_string(), script.clone()],
-                },
-                "kongup_env": env.iter().cloned().collect::<BTreeMap<String, String>>(),
-            });
+            let path = work.0.join("kongup-vars.yml");
+            let vars = variables(&request.command, &env)?;
             let write = || -> std::io::Result<()> {
                 use std::io::Write;
                 let mut file = crate::engine::rundir::open_private_new(&path)?;
-                file.write_all(vars.to_string().as_bytes())?;
+                file.write_all(vars.as_bytes())?;
                 file.sync_all()
             };
             write().map_err(|e| {
@@ -631,6 +651,25 @@ mod tests {
         assert_eq!(
             recap("dp-4 : ok=0 changed=0 unreachable=1 failed=0 skipped=0 rescued=0 ignored=0"),
             Some(("dp-4", HostState::Unreachable))
+        );
+    }
+
+    #[test]
+    fn a_playbook_variables_file_keeps_the_environment_from_templating() {
+        let text = variables(
+            &CommandLine::Argv(vec!["kong".into(), "migrations".into(), "up".into()]),
+            &[("KONG_PG_PASSWORD".into(), "a{{b}}\"c\n".into())],
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "kongup_command: \"'kong' 'migrations' 'up'\"\nkongup_argv: [\"kong\",\"migrations\",\"up\"]\nkongup_env:\n  \"KONG_PG_PASSWORD\": !unsafe \"a{{b}}\\\"c\\n\"\n"
+        );
+        let empty = variables(&CommandLine::Shell("kong health".into()), &[]).unwrap();
+        assert!(empty.ends_with("kongup_env: {}\n"), "{empty}");
+        assert!(
+            empty.contains("kongup_argv: [\"sh\",\"-c\",\"kong health\"]"),
+            "{empty}"
         );
     }
 

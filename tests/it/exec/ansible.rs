@@ -302,7 +302,10 @@ async fn a_playbook_gets_the_command_and_its_environment_as_variables_never_on_a
     std::fs::create_dir(&out).unwrap();
     let request = ExecRequest {
         command,
-        env: vec![("KONG_PG_PASSWORD".into(), "pg-secret-5c1".into())],
+        env: vec![(
+            "KONG_PG_PASSWORD".into(),
+            "pg-{{ not_templated }}-5c1".into(),
+        )],
         timeout: Duration::from_secs(120),
     };
     let (outcomes, lines) = run_on(&executor, &hosts(&["dp-1", "dp-2"]), request).await;
@@ -314,8 +317,15 @@ async fn a_playbook_gets_the_command_and_its_environment_as_variables_never_on_a
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
-    assert_eq!(seen, ["pg-secret-5c1\n", "pg-secret-5c1\n"]);
-    // The value was only in the variables file, removed with its directory.
+    assert_eq!(
+        seen,
+        [
+            "pg-{{ not_templated }}-5c1\n",
+            "pg-{{ not_templated }}-5c1\n"
+        ]
+    );
+    // The value was only in the variables file (tagged `!unsafe`: Ansible did not template
+    // it), removed with its directory.
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -325,8 +335,8 @@ async fn a_playbook_gets_the_command_and_its_environment_as_variables_never_on_a
                 .starts_with("kongup-ansible-")
         })
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("kongup-vars.json"))
-                .is_ok_and(|vars| vars.contains("pg-secret-5c1"))
+            std::fs::read_to_string(e.path().join("kongup-vars.yml"))
+                .is_ok_and(|vars| vars.contains("not_templated"))
         })
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
@@ -381,4 +391,47 @@ async fn run_alone_runs_on_the_node_it_is_placed_on() {
     let (outcome, ()) = tokio::join!(executor.run(request, tx, CancellationToken::new()), drain);
     assert_eq!(outcome.unwrap(), ExitOutcome::Exited(5));
     assert_eq!(std::fs::read_to_string(&marks).unwrap(), "dp-2\n");
+}
+
+#[tokio::test]
+async fn a_playbook_recap_gives_the_failed_and_the_unreachable_hosts() {
+    require_ansible();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = inventory(dir.path(), &["dp-1", "dp-2"], &["dp-9"]);
+    let playbook = dir.path().join("kong.yml");
+    std::fs::write(
+        &playbook,
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: \"{{ kongup_command }}\"\n",
+    )
+    .unwrap();
+    let executor = AnsibleExecutor::new(AnsibleSpec {
+        inventory,
+        run: AnsibleRun::Playbook(playbook),
+        forks: None,
+        user: None,
+        become_root: false,
+        args: Vec::new(),
+    });
+    // Ansible templates the variable's value too: the host's name is in it.
+    let command = CommandLine::Shell("test {{ inventory_hostname }} != dp-2".into());
+    let (outcomes, _) = run_on(
+        &executor,
+        &hosts(&["dp-1", "dp-2", "dp-9"]),
+        request(command, Duration::from_secs(120)),
+    )
+    .await;
+    assert_eq!(
+        outcome_of(&outcomes, "dp-1").summary,
+        "changed",
+        "{outcomes:?}"
+    );
+    let failed = outcome_of(&outcomes, "dp-2");
+    assert_eq!(failed.outcome, ExitOutcome::Exited(1), "{failed:?}");
+    assert_eq!(failed.summary, "failed (rc=1): non-zero return code");
+    let unreachable = outcome_of(&outcomes, "dp-9");
+    assert_eq!(
+        unreachable.outcome,
+        ExitOutcome::Exited(RUN_UNREACHABLE_HOSTS),
+        "{unreachable:?}"
+    );
 }
