@@ -6,6 +6,7 @@
 //! each naming its node and that node's executor.
 
 use super::{ActionError, StepContext, StepOutcome, Toolbox, describe_exit};
+use crate::exec::ExitOutcome;
 use crate::plan::model::{CommandSpec, ExecutorSpec, Plan};
 use crate::plan::placement::command_runs;
 
@@ -113,6 +114,21 @@ pub async fn run_commands(
                 } else {
                     String::new()
                 };
+                // The one invocation timed out or was aborted: said once, not per host.
+                if let Some(ended) = outcomes
+                    .iter()
+                    .map(|o| o.outcome)
+                    .find(|o| matches!(o, ExitOutcome::TimedOut | ExitOutcome::Aborted))
+                {
+                    let timeout = first.timeout.unwrap_or(ctx.plan.command_timeout);
+                    let unreported = outcomes.iter().filter(|o| o.outcome == ended).count();
+                    return Ok(StepOutcome::failed(format!(
+                        "{which}`{}` on {} nodes: {}; {unreported} of them had not reported by then",
+                        first.program.display(),
+                        run.len(),
+                        describe_exit(ended, timeout)
+                    )));
+                }
                 let mut named: Vec<String> = failed
                     .iter()
                     .take(FAILED_HOSTS_NAMED)

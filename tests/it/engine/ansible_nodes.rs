@@ -11,10 +11,15 @@ use kongup::plan::steps::{ExpandedPlan, Phase};
 use kongup::secrets::Redactor;
 
 /// In place; X's four nodes on the ansible executor `fleet`. `stop-x` appends the host it
-/// runs on to `DIR/stopped` and fails (exit 3) on `fail_on`.
+/// runs on to `DIR/stopped` and fails (exit 3) on `fail_on`; on `hang`, the command never
+/// ends within its 6 s.
 fn plan_text(dir: &std::path::Path, inventory: &std::path::Path, fail_on: &str) -> String {
     let d = dir.display();
     let i = inventory.display();
+    let (hang, timeout) = match fail_on {
+        "hang" => ("sleep 300; ", "6s"),
+        _ => ("", "2m"),
+    };
     format!(
         r#"name: ansible-nodes
 from: 3.4.0
@@ -33,11 +38,11 @@ clusters:
       - {{name: y1, admin_url: "http://127.0.0.1:8001"}}
 executors:
   fleet: {{type: ansible, inventory: {i}, module: shell, forks: 4}}
-command_timeout: 2m
+command_timeout: {timeout}
 steps:
   stop-x:
     commands:
-      - shell: 'echo {{{{ inventory_hostname }}}} >> {d}/stopped; test {{{{ inventory_hostname }}}} != {fail_on} || exit 3'
+      - shell: '{hang}echo {{{{ inventory_hostname }}}} >> {d}/stopped; test {{{{ inventory_hostname }}}} != {fail_on} || exit 3'
 "#
     )
 }
@@ -130,4 +135,16 @@ async fn a_failed_host_is_named_in_the_step_failure_and_the_others_ran() {
     );
     // Ansible ran the command on every host: a failed host does not stop the others.
     assert_eq!(ran_on(dir.path()), ["x1", "x2", "x3", "x4"]);
+}
+
+#[tokio::test]
+async fn a_timed_out_invocation_is_said_once_for_the_nodes() {
+    let (_dir, detail, _) = stop_x("hang", StepState::Failed).await;
+    let detail = detail.unwrap_or_default();
+    assert!(
+        detail.ends_with(
+            "on 4 nodes: timed out after 6s (its process group was killed); 4 of them had not reported by then"
+        ),
+        "{detail}"
+    );
 }
