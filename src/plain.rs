@@ -795,7 +795,7 @@ impl Plain {
                 ),
                 RollbackProgress::Finished => "rollback finished".to_string(),
             }),
-            Event::Warning(text) => self.say(&format!("! {text}")),
+            Event::Warning(text) | Event::Refused(text) => self.say(&format!("! {text}")),
             Event::StillRunning { step, what } => self.on_still_running(step, what),
             Event::Session(SessionEvent::HandoverAsked { by, until }) => self.say(&format!(
                 "{by} asks to take over · `handover` hands the run over, `keep` keeps it (the \

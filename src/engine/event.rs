@@ -146,6 +146,10 @@ pub enum Event {
     RollbackProgress(RollbackProgress),
     /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
     Warning(String),
+    /// The engine did not do what the operator asked, and why ("cannot retry …: the run
+    /// is paused …"). Not journaled: nothing happened. The console keeps it in the footer
+    /// until the next key.
+    Refused(String),
     /// What still runs of a step kongup no longer waits on (its command found running
     /// after kongup stopped): "`kong migrations up` is still running since 04:12 UTC, pid
     /// 12180 on local". `None` once nothing does. While something does, the step is

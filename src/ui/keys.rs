@@ -203,6 +203,7 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
     } else {
         Modal::Confirm {
             step: step_ref.clone(),
+            retry: false,
             scroll: 0,
         }
     };
@@ -244,19 +245,29 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
             "only a failed or interrupted step can be retried",
         );
     }
-    if step.irreversible {
-        return KeyOutcome::ui(UiAction::Open(Modal::Irreversible {
+    // A retry runs the step again: what changes something is confirmed as Enter confirms
+    // it (the plan name typed again where it cannot be undone). "retrying" is said when the
+    // engine starts it, as it may refuse.
+    let modal = if step.irreversible {
+        Modal::Irreversible {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: true,
             scroll: 0,
-        }));
-    }
-    KeyOutcome::send(Command::Retry {
-        step: step_ref.clone(),
-        typed: None,
-    })
-    .and(UiAction::Flash(format!("retrying {step_ref}"), Tone::Plain))
+        }
+    } else if step.changes {
+        Modal::Confirm {
+            step: step_ref.clone(),
+            retry: true,
+            scroll: 0,
+        }
+    } else {
+        return KeyOutcome::send(Command::Retry {
+            step: step_ref.clone(),
+            typed: None,
+        });
+    };
+    KeyOutcome::ui(UiAction::Open(modal))
 }
 
 fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
@@ -353,11 +364,13 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::default()
             }
         }
-        Modal::Confirm { step, .. } => {
+        Modal::Confirm { step, retry, .. } => {
             if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')) {
-                KeyOutcome::send(Command::Confirm {
-                    step: step.clone(),
-                    typed: None,
+                let step = step.clone();
+                KeyOutcome::send(if *retry {
+                    Command::Retry { step, typed: None }
+                } else {
+                    Command::Confirm { step, typed: None }
                 })
                 .and(UiAction::Close)
             } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {

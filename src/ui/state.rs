@@ -225,10 +225,11 @@ pub enum PromptPurpose {
 /// The open dialog, if any. Keys go to it first.
 #[derive(Debug, Clone)]
 pub enum Modal {
-    /// Shows what a step will run and where; Enter runs it. `scroll`: the rows of a long
-    /// run list scrolled past.
+    /// Shows what a step will run and where; Enter runs it. `retry`: the step failed or
+    /// was interrupted and runs again. `scroll`: the rows of a long run list scrolled past.
     Confirm {
         step: StepRef,
+        retry: bool,
         scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
@@ -274,7 +275,8 @@ pub enum Modal {
 pub struct Flash {
     pub text: String,
     pub tone: Tone,
-    pub until: DateTime<Utc>,
+    /// When it goes; `None`: at the next key (a refusal must not vanish unread).
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The console's whole view of a run.
@@ -512,6 +514,10 @@ impl ConsoleState {
             }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
+            Event::Refused(text) => {
+                self.push_log(None, LogKind::Warning, text.clone());
+                self.flash_until_key(text.clone(), Tone::Warn);
+            }
             Event::StillRunning { step, what } => self.still_running_changed(step, what),
             Event::Session(event) => self.session_event(event),
         }
@@ -559,6 +565,11 @@ impl ConsoleState {
             return;
         };
         let old = self.entries[i].status.state;
+        // Said when the engine starts it again, not when the key was pressed: the engine
+        // may refuse the retry.
+        if new == StepState::Running && matches!(old, StepState::Failed | StepState::Interrupted) {
+            self.flash(format!("retrying {step}"), Tone::Plain);
+        }
         let status = &mut self.entries[i].status;
         status.state = new;
         status.detail = detail.clone();
@@ -618,8 +629,13 @@ impl ConsoleState {
     /// A dialog about a step whose state moved on no longer asks the right question.
     fn close_stale_modal(&mut self) {
         let stale = match &self.modal {
-            Some(Modal::Confirm { step, .. }) | Some(Modal::Irreversible { step, .. }) => {
-                !self.can_confirm(step)
+            Some(Modal::Confirm { step, retry, .. })
+            | Some(Modal::Irreversible { step, retry, .. }) => {
+                if *retry {
+                    !self.can_retry(step)
+                } else {
+                    !self.can_confirm(step)
+                }
             }
             Some(Modal::Prompt {
                 purpose: PromptPurpose::Skip(step),
@@ -741,7 +757,11 @@ impl ConsoleState {
         let running_before = self.running_secs();
         self.now = now;
         let mut changed = before != self.elapsed_secs() || running_before != self.running_secs();
-        if self.flash.as_ref().is_some_and(|f| f.until <= now) {
+        if self
+            .flash
+            .as_ref()
+            .is_some_and(|f| f.until.is_some_and(|until| until <= now))
+        {
             self.flash = None;
             changed = true;
         }
@@ -764,8 +784,25 @@ impl ConsoleState {
         self.flash = Some(Flash {
             text: text.into(),
             tone,
-            until: self.now + TimeDelta::seconds(FLASH_SECS),
+            until: Some(self.now + TimeDelta::seconds(FLASH_SECS)),
         });
+    }
+
+    /// A message that stays until the operator's next key, however long that takes.
+    pub fn flash_until_key(&mut self, text: impl Into<String>, tone: Tone) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            tone,
+            until: None,
+        });
+    }
+
+    /// A key was pressed: a message kept for it has been read. Called before the key's own
+    /// outcome is applied, so what the key says replaces it.
+    pub fn key_pressed(&mut self) {
+        if self.flash.as_ref().is_some_and(|f| f.until.is_none()) {
+            self.flash = None;
+        }
     }
 
     // ---- the console's own actions -----------------------------------------------------

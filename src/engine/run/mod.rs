@@ -291,7 +291,8 @@ impl Engine {
     /// Refuses a command: says why, and re-sends the step's state so a client that
     /// thought its command would go through sees where things stand.
     fn refuse(&mut self, step: Option<&StepRef>, why: impl AsRef<str>) {
-        self.warn(why);
+        let why = self.toolbox.redactor.redact(why.as_ref()).into_owned();
+        self.emit(Event::Refused(why));
         if let Some(step) = step {
             self.shown.forget_step(&step_key(step));
         }

@@ -99,7 +99,14 @@ pub fn run_rows(runs: &[String], width: usize) -> Vec<RunRow> {
         .collect()
 }
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, scroll: usize) {
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    state: &ConsoleState,
+    step: &StepRef,
+    retry: bool,
+    scroll: usize,
+) {
     let width = inner_width(area, WIDTH);
     let room = max_inner_height(area);
     let footer = vec![
@@ -119,7 +126,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         Vec::new(),
         scroll,
     );
-    let title = title(state, step);
+    let title = title(state, step, retry);
     draw_dialog(
         frame,
         area,
@@ -130,8 +137,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
     );
 }
 
-pub fn title(state: &ConsoleState, step: &StepRef) -> String {
-    if state.is_rollback_step(step) {
+/// What the dialog asks: a retry, a rollback step's confirm, or a step's.
+pub fn title(state: &ConsoleState, step: &StepRef, retry: bool) -> String {
+    if retry {
+        format!("Retry · {step}")
+    } else if state.is_rollback_step(step) {
         format!("Rollback step · {step}")
     } else {
         format!("Confirm · {step}")

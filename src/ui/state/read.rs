@@ -241,6 +241,14 @@ impl ConsoleState {
         self.step_state(step) == Some(StepState::Ready)
     }
 
+    /// Whether a retry of `step` makes sense now: it failed or was interrupted.
+    pub fn can_retry(&self, step: &StepRef) -> bool {
+        matches!(
+            self.step_state(step),
+            Some(StepState::Failed | StepState::Interrupted)
+        )
+    }
+
     /// The first step of the rollback plan not yet done.
     pub fn next_rollback_step(&self) -> Option<&StepRef> {
         self.rollback.planned.as_ref()?.iter().find(|r| {

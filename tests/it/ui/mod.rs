@@ -4,6 +4,7 @@ mod console_flood;
 mod console_loop;
 mod e2e_tmux;
 mod keys;
+mod retry_confirm;
 mod snapshots;
 mod state;
 mod still_running;
