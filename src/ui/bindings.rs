@@ -290,7 +290,8 @@ pub static MAIN: &[Binding] = &[
         entry(
             "r",
             &[
-                "retry the selected failed or interrupted step",
+                "retry the selected failed or interrupted step: a step",
+                "that changes something is confirmed first, as with ⏎",
                 "(while its command still runs: wait or kill)",
             ],
         ),

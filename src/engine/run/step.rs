@@ -294,12 +294,27 @@ impl Engine {
         if !is_stage || self.view.state_of(&step_key(&next)) != StepState::Pending {
             return Ok(());
         }
+        // Only the operator may send traffic to a Y found unfit.
+        let unfit = match self.expanded.step(&next) {
+            Some(details) => self.y_unfit_for(&next, details),
+            None => Vec::new(),
+        };
+        if !unfit.is_empty() {
+            self.warn(format!(
+                "auto_advance stopped before {next}: Y is not fit for more traffic: {}. \
+                 Confirm it (typing '{}') or roll back",
+                unfit.join("; "),
+                crate::engine::health::OVERRIDE_WORD
+            ));
+            return Ok(());
+        }
         self.record(
             Who::Kongup,
             Entry::StepConfirmed {
                 step: step_key(&next),
                 via: ConfirmVia::AutoAdvance,
                 typed: false,
+                overridden: Vec::new(),
             },
         )?;
         self.start_step(next, Who::Kongup)

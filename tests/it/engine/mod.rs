@@ -14,5 +14,6 @@ mod plain;
 mod plan_change;
 mod report_rollback;
 mod rollback;
+mod sick_y;
 mod step_log;
 mod traffic;

@@ -1,0 +1,177 @@
+//! No traffic stage onto a sick Y without the operator's typed override (issue 15, item 1):
+//! the engine reads the watcher's topology and the gate, names the node and why, and
+//! journals who overrode what.
+
+use std::time::Duration;
+
+use crate::support::engine::*;
+use kongup::engine::health::OVERRIDE_WORD;
+use kongup::engine::journal::Entry;
+use kongup::engine::{Command, Event, StepState};
+use kongup::kong::topology::{NodeHealth, NodeView, TopologySnapshot};
+use kongup::kong::types::SyncStatus;
+use kongup::plan::model::{Role, Strategy};
+use kongup::plan::steps::{ClusterSide, RollbackKind, StepKind};
+use tokio::sync::mpsc::UnboundedSender;
+
+const HASH: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+fn data_plane(name: &str, health: NodeHealth) -> NodeView {
+    NodeView {
+        name: name.into(),
+        cluster: ClusterSide::Y,
+        role: Role::DataPlane,
+        version: Some("3.10.0".into()),
+        health,
+        control_plane: Some("cp-y".into()),
+        sync_status: Some(SyncStatus::Normal),
+        config_hash: Some(HASH.into()),
+    }
+}
+
+/// Y with two data planes, the second crashed (its Status API refuses connections).
+fn one_data_plane_crashed() -> TopologySnapshot {
+    TopologySnapshot {
+        nodes: vec![
+            data_plane("dp-y-1", NodeHealth::Ready),
+            data_plane(
+                "dp-y-2",
+                NodeHealth::Unreachable("connection refused (os error 111)".into()),
+            ),
+        ],
+        ..TopologySnapshot::default()
+    }
+}
+
+fn stages() -> kongup::plan::steps::ExpandedPlan {
+    expanded(
+        Strategy::BlueGreen,
+        vec![with_rollback(
+            step(
+                "shift-traffic-50",
+                StepKind::ShiftTraffic {
+                    y_percent: 50,
+                    bake: Duration::from_millis(50),
+                },
+            ),
+            RollbackKind::TrafficToX,
+        )],
+    )
+}
+
+async fn started_with(
+    dir: &std::path::Path,
+    topology: TopologySnapshot,
+) -> (TestRun, UnboundedSender<Event>) {
+    let (side, side_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut setup = setup(dir, plan_named("p"), stages(), "v1", kit().toolbox);
+    setup.side_events = Some(side_rx);
+    let mut run = TestRun::start(setup);
+    side.send(Event::Topology(topology)).unwrap();
+    run.wait_for("the topology forwarded", |e| {
+        matches!(e, Event::Topology(_))
+    })
+    .await;
+    (run, side)
+}
+
+#[tokio::test]
+async fn a_stage_onto_y_with_a_crashed_data_plane_is_refused_naming_it_until_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut run, _side) = started_with(dir.path(), one_data_plane_crashed()).await;
+    let stage = cluster("shift-traffic-50");
+
+    run.confirm(&stage).await;
+    let refusal = run.wait_warning("not fit").await;
+    assert!(
+        refusal.contains("Y node dp-y-2 does not answer: connection refused")
+            && refusal.contains(&format!("type '{OVERRIDE_WORD}'")),
+        "{refusal}"
+    );
+    assert!(
+        !run.journal()
+            .iter()
+            .any(|r| matches!(r.entry, Entry::StepConfirmed { .. })),
+        "a refused stage is not confirmed"
+    );
+    assert!(
+        !run.events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            Event::StepChanged {
+                state: StepState::Running,
+                ..
+            }
+        )),
+        "nothing ran"
+    );
+
+    // A wrong word is no override.
+    run.send(Command::Confirm {
+        step: stage.clone(),
+        typed: Some("yes".into()),
+    })
+    .await;
+    run.wait_warning("not fit").await;
+
+    run.send(Command::Confirm {
+        step: stage.clone(),
+        typed: Some(OVERRIDE_WORD.into()),
+    })
+    .await;
+    run.wait_step(&stage, StepState::Succeeded).await;
+    let journal = run.journal();
+    let confirmed = journal
+        .iter()
+        .find(|r| matches!(r.entry, Entry::StepConfirmed { .. }))
+        .expect("the overridden confirm is journaled");
+    assert_eq!(confirmed.by, "alice@test");
+    match &confirmed.entry {
+        Entry::StepConfirmed {
+            overridden, typed, ..
+        } => {
+            assert_eq!(
+                overridden,
+                &["Y node dp-y-2 does not answer: connection refused (os error 111)"]
+            );
+            assert!(!typed, "the override word is not the plan name");
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_y_takes_the_stage_on_a_plain_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = TopologySnapshot {
+        nodes: vec![
+            data_plane("dp-y-1", NodeHealth::Ready),
+            data_plane("dp-y-2", NodeHealth::Ready),
+        ],
+        ..TopologySnapshot::default()
+    };
+    let (mut run, _side) = started_with(dir.path(), healthy).await;
+    run.confirm_and_wait(&cluster("shift-traffic-50"), StepState::Succeeded)
+        .await;
+}
+
+#[tokio::test]
+async fn once_the_node_is_back_the_stage_needs_no_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut run, side) = started_with(dir.path(), one_data_plane_crashed()).await;
+    let stage = cluster("shift-traffic-50");
+    run.confirm(&stage).await;
+    run.wait_warning("dp-y-2 does not answer").await;
+    side.send(Event::Topology(TopologySnapshot {
+        nodes: vec![
+            data_plane("dp-y-1", NodeHealth::Ready),
+            data_plane("dp-y-2", NodeHealth::Ready),
+        ],
+        ..TopologySnapshot::default()
+    }))
+    .unwrap();
+    run.wait_for("the new topology", |e| {
+        matches!(e, Event::Topology(t) if t.nodes.iter().all(|n| n.health == NodeHealth::Ready))
+    })
+    .await;
+    run.confirm_and_wait(&stage, StepState::Succeeded).await;
+}
