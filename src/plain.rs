@@ -5,9 +5,10 @@
 //! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
 //! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
 //! `help`. An irreversible step is confirmed, or retried, only by typing the plan's name,
-//! never `y` or a bare `retry`. An interrupted step whose command still runs (kongup
-//! stopped while it ran) takes `wait` or `kill` (then `y` to confirm the kill) until it
-//! has ended.
+//! never `y` or a bare `retry`. A traffic stage onto a Y found unfit (`engine::health`) is
+//! shown with why, node by node, and confirmed only by typing `override`. An interrupted
+//! step whose command still runs (kongup stopped while it ran) takes `wait` or `kill`
+//! (then `y` to confirm the kill) until it has ended.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -25,13 +26,15 @@ use chrono::Local;
 use tokio::sync::mpsc;
 
 use crate::engine::event::{LogStream, RollbackProgress, SessionEvent, TrafficVerification};
+use crate::engine::health::{self, OVERRIDE_WORD};
 use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
 };
 use crate::exec::process::DEFAULT_KILL_GRACE;
+use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
-use crate::metrics::Verdict;
+use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepRef};
 
@@ -110,6 +113,8 @@ const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
   skip REASON  skip the step shown (ready or interrupted), saying why
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
+  override     confirm (or retry) a traffic stage onto a Y found unfit: the reasons shown
+               are journaled with your name
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   wait         an interrupted step whose command still runs: let it end (kongup shows its
                output and records how it ended), then retry or done NOTE; from a script,
@@ -203,6 +208,10 @@ struct Plain {
     last_gate: Option<(Verdict, Vec<String>)>,
     /// The split last known (asked for, or reported by the load balancer).
     split: Option<Split>,
+    /// The latest topology and gate verdict the engine sent: what Y's health check before a
+    /// traffic stage reads (`engine::health`), said with the step.
+    topology: Option<TopologySnapshot>,
+    gate: Option<GateVerdict>,
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
     baking: bool,
     quit_sent: bool,
@@ -272,6 +281,8 @@ pub async fn drive(
         run_state: None,
         last_gate: None,
         split: None,
+        topology: None,
+        gate: None,
         baking: false,
         quit_sent: false,
         still_running: HashMap::new(),
@@ -540,6 +551,16 @@ impl Plain {
             step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let waiting_for_confirm = state == StepState::Ready;
         match answer {
+            // The engine judges Y's health again and refuses a stage onto an unfit Y
+            // without it; with it, the override is journaled.
+            StepAnswer::Typed(text) if text.trim() == OVERRIDE_WORD && !irreversible => {
+                let typed = Some(OVERRIDE_WORD.to_string());
+                Some(if waiting_for_confirm {
+                    Command::Confirm { step, typed }
+                } else {
+                    Command::Retry { step, typed }
+                })
+            }
             StepAnswer::Yes if waiting_for_confirm && irreversible => {
                 self.say(&format!(
                     "{step} cannot be undone: type the plan name ({}) to confirm it",
@@ -627,6 +648,10 @@ impl Plain {
                 "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
                 self.setup.plan.name
             ),
+            StepState::Ready if !self.y_unfit_for(&step).is_empty() => format!(
+                "Y is not fit: type `{OVERRIDE_WORD}` to confirm anyway | skip REASON | pause | \
+                 rollback | quit"
+            ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
             StepState::Interrupted if irreversible => format!(
                 "type the plan name ({}) to retry | done NOTE | skip REASON | rollback | quit",
@@ -675,6 +700,16 @@ impl Plain {
         if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {
             self.say(&format!("   {warning}"));
         }
+        let unfit = self.y_unfit_for(step);
+        if !unfit.is_empty() {
+            self.say("   Y IS NOT FIT for more traffic:");
+            for why in &unfit {
+                self.say(&format!("     ✖ {why}"));
+            }
+            self.say(&format!(
+                "   type `{OVERRIDE_WORD}` to send the traffic anyway (journaled with your name)"
+            ));
+        }
         if details.irreversible {
             self.say(&format!(
                 "   IRREVERSIBLE: {}",
@@ -683,6 +718,18 @@ impl Plain {
                     .as_deref()
                     .unwrap_or("this cannot be undone")
             ));
+        }
+    }
+
+    /// Why Y should not take the traffic `step` sends it now, by the engine's rule.
+    fn y_unfit_for(&self, step: &StepRef) -> Vec<String> {
+        let Some(details) = step_details(&self.setup.expanded, step) else {
+            return Vec::new();
+        };
+        let y_now = self.split.map_or(0, |split| split.y);
+        match health::raises_y(step, &details.kind, y_now) {
+            Some(_) => health::y_unfit(self.topology.as_ref(), self.gate.as_ref()),
+            None => Vec::new(),
         }
     }
 
@@ -754,6 +801,7 @@ impl Plain {
                 }
             }
             Event::Gate(verdict) => {
+                self.gate = Some(verdict.clone());
                 // While Y takes no traffic and no bake counts down, the engine does not act
                 // on the gates: only a failure is worth a line then.
                 let watched = self.baking || self.split.is_some_and(|split| split.y > 0);
@@ -803,7 +851,8 @@ impl Plain {
                 until.with_timezone(&Local).format("%H:%M:%S")
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
-            Event::Metrics(_) | Event::Topology(_) | Event::Session(SessionEvent::Driver(_)) => {}
+            Event::Topology(snapshot) => self.topology = Some(snapshot),
+            Event::Metrics(_) | Event::Session(SessionEvent::Driver(_)) => {}
         }
     }
 

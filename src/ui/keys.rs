@@ -9,6 +9,7 @@ use tui_input::{Input, InputRequest};
 
 use crate::engine::command::Command;
 use crate::engine::event::{RunState, StepState};
+use crate::engine::health::OVERRIDE_WORD;
 use crate::plan::steps::StepRef;
 
 use super::bindings::{self, Action};
@@ -204,6 +205,7 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
         Modal::Confirm {
             step: step_ref.clone(),
             retry: false,
+            typed: Input::default(),
             scroll: 0,
         }
     };
@@ -259,6 +261,7 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
         Modal::Confirm {
             step: step_ref.clone(),
             retry: true,
+            typed: Input::default(),
             scroll: 0,
         }
     } else {
@@ -364,19 +367,38 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::default()
             }
         }
-        Modal::Confirm { step, retry, .. } => {
-            if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')) {
+        Modal::Confirm {
+            step, retry, typed, ..
+        } => {
+            // Traffic onto a Y found unfit: letters type the override word.
+            let unfit = !state.y_unfit_for(step).is_empty();
+            let send = |typed: Option<String>| {
                 let step = step.clone();
                 KeyOutcome::send(if *retry {
-                    Command::Retry { step, typed: None }
+                    Command::Retry { step, typed }
                 } else {
-                    Command::Confirm { step, typed: None }
+                    Command::Confirm { step, typed }
                 })
                 .and(UiAction::Close)
-            } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
+            };
+            if esc || is_ctrl_c(&key) || (!unfit && matches!(letter(&key), Some('n' | 'q'))) {
                 KeyOutcome::ui(UiAction::Close)
-            } else if let Some(delta) = bindings::scroll_delta(&key, false) {
+            } else if unfit && key.code == KeyCode::Enter {
+                if typed.value().trim() == OVERRIDE_WORD {
+                    send(Some(OVERRIDE_WORD.to_string()))
+                } else {
+                    KeyOutcome::flash(format!(
+                        "Y is not fit: type {OVERRIDE_WORD} to send the traffic anyway, or Esc"
+                    ))
+                }
+            } else if !unfit
+                && (key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')))
+            {
+                send(None)
+            } else if let Some(delta) = bindings::scroll_delta(&key, unfit) {
                 KeyOutcome::ui(UiAction::ScrollDialog(delta))
+            } else if unfit {
+                edit(key)
             } else {
                 KeyOutcome::default()
             }

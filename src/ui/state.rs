@@ -226,10 +226,13 @@ pub enum PromptPurpose {
 #[derive(Debug, Clone)]
 pub enum Modal {
     /// Shows what a step will run and where; Enter runs it. `retry`: the step failed or
-    /// was interrupted and runs again. `scroll`: the rows of a long run list scrolled past.
+    /// was interrupted and runs again. `typed`: the override word, asked when the step
+    /// would send traffic to a Y found unfit. `scroll`: the rows of a long run list
+    /// scrolled past.
     Confirm {
         step: StepRef,
         retry: bool,
+        typed: Input,
         scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
@@ -825,7 +828,9 @@ impl ConsoleState {
             UiAction::Close => self.modal = None,
             UiAction::Edit(request) => {
                 if let Some(
-                    Modal::Irreversible { typed: input, .. } | Modal::Prompt { input, .. },
+                    Modal::Irreversible { typed: input, .. }
+                    | Modal::Confirm { typed: input, .. }
+                    | Modal::Prompt { input, .. },
                 ) = &mut self.modal
                 {
                     input.handle(request);

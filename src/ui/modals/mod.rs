@@ -23,8 +23,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal
         Modal::Confirm {
             step,
             retry,
+            typed,
             scroll,
-        } => confirm::render(frame, area, state, step, *retry, *scroll),
+        } => confirm::render(frame, area, state, step, *retry, typed, *scroll),
         Modal::Irreversible {
             step,
             typed,

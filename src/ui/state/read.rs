@@ -241,6 +241,22 @@ impl ConsoleState {
         self.step_state(step) == Some(StepState::Ready)
     }
 
+    /// Why Y should not take the traffic `step` would send it, by the engine's rule
+    /// (`engine::health`) over the topology and gate verdict the engine sent: the confirm
+    /// dialog says it and asks for the override word. Empty for any other step.
+    pub fn y_unfit_for(&self, step: &StepRef) -> Vec<String> {
+        let Some((details, _)) = self.step(step) else {
+            return Vec::new();
+        };
+        let y_now = self.traffic.map_or(0, |t| t.shown().y);
+        match crate::engine::health::raises_y(step, &details.kind, y_now) {
+            Some(_) => {
+                crate::engine::health::y_unfit(self.topology_sent.as_ref(), self.gate.as_ref())
+            }
+            None => Vec::new(),
+        }
+    }
+
     /// Whether a retry of `step` makes sense now: it failed or was interrupted.
     pub fn can_retry(&self, step: &StepRef) -> bool {
         matches!(

@@ -175,3 +175,88 @@ async fn once_the_node_is_back_the_stage_needs_no_override() {
     .await;
     run.confirm_and_wait(&stage, StepState::Succeeded).await;
 }
+
+/// `--plain` asks the same: a bare `y` is refused with the reasons, `override` goes on.
+#[tokio::test]
+async fn plain_says_why_y_is_unfit_and_takes_override_not_y() {
+    use kongup::metrics::{GateFigures, GateVerdict, Verdict};
+    use kongup::plain::{PlainSetup, drive};
+    use std::io::{BufReader, Write};
+    use std::os::unix::net::UnixStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut kit = kit();
+    let (gates, rx) = tokio::sync::watch::channel(None);
+    kit.toolbox = kit.toolbox.with_gates(rx);
+    let setup = setup(
+        dir.path(),
+        plan_named("p"),
+        stages(),
+        "v1",
+        kit.toolbox.clone(),
+    );
+    let run_dir = setup.run_dir.clone();
+    let plain = PlainSetup {
+        plan: setup.plan.clone(),
+        expanded: setup.expanded.clone(),
+        toolbox: kit.toolbox.clone(),
+        interactive: false,
+    };
+    let out = SharedOut::default();
+    let (mut keyboard, pipe) = UnixStream::pair().unwrap();
+    let handle = kongup::engine::spawn(setup).unwrap();
+    let task = tokio::spawn(drive(handle, plain, BufReader::new(pipe), out.clone()));
+    gates.send_replace(Some(GateVerdict {
+        at: chrono::Utc::now(),
+        verdict: Verdict::Fail,
+        checks: vec!["Y 5xx 4.00% <= 1.00%: BREACH".into()],
+        requests_in_window: 400,
+        consecutive_breaches: 2,
+        figures: GateFigures::default(),
+    }));
+    out.wait_for("gate: ").await;
+
+    keyboard.write_all(b"y\n").unwrap();
+    out.wait_for(
+        "! cluster/shift-traffic-50 would send more traffic to a Y that is not fit for it: the \
+         gate window holds failing samples (2 in a row): Y 5xx 4.00% <= 1.00%: BREACH",
+    )
+    .await;
+    out.wait_for(&format!("type `{OVERRIDE_WORD}` to confirm anyway"))
+        .await;
+    let read = || {
+        kongup::engine::journal::read_journal(&run_dir.join(kongup::engine::journal::JOURNAL_FILE))
+            .unwrap()
+            .records
+    };
+    assert!(
+        !read()
+            .iter()
+            .any(|r| matches!(r.entry, Entry::StepConfirmed { .. })),
+        "{}",
+        out.text()
+    );
+
+    keyboard
+        .write_all(format!("{OVERRIDE_WORD}\n").as_bytes())
+        .unwrap();
+    out.wait_for("-> cluster/shift-traffic-50 running").await;
+    drop(keyboard);
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let confirmed = read()
+        .into_iter()
+        .find_map(|r| match r.entry {
+            Entry::StepConfirmed { overridden, .. } => Some((r.by, overridden)),
+            _ => None,
+        })
+        .expect("the override is journaled");
+    assert_eq!(confirmed.0, "alice@test");
+    assert_eq!(
+        confirmed.1,
+        ["the gate window holds failing samples (2 in a row): Y 5xx 4.00% <= 1.00%: BREACH"]
+    );
+}

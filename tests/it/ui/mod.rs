@@ -5,6 +5,7 @@ mod console_loop;
 mod e2e_tmux;
 mod keys;
 mod retry_confirm;
+mod sick_y;
 mod snapshots;
 mod state;
 mod still_running;
