@@ -212,6 +212,8 @@ struct Plain {
     /// traffic stage reads (`engine::health`), said with the step.
     topology: Option<TopologySnapshot>,
     gate: Option<GateVerdict>,
+    /// When a step was last seen to end: an older snapshot is not Y now.
+    last_step_end: Option<chrono::DateTime<chrono::Utc>>,
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
     baking: bool,
     quit_sent: bool,
@@ -283,6 +285,7 @@ pub async fn drive(
         split: None,
         topology: None,
         gate: None,
+        last_step_end: None,
         baking: false,
         quit_sent: false,
         still_running: HashMap::new(),
@@ -728,7 +731,11 @@ impl Plain {
         };
         let y_now = self.split.map_or(0, |split| split.y);
         match health::raises_y(step, &details.kind, y_now) {
-            Some(_) => health::y_unfit(self.topology.as_ref(), self.gate.as_ref()),
+            Some(_) => health::y_unfit(
+                self.topology.as_ref(),
+                self.gate.as_ref(),
+                self.last_step_end,
+            ),
             None => Vec::new(),
         }
     }
@@ -852,7 +859,10 @@ impl Plain {
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
             Event::Topology(snapshot) => self.topology = Some(snapshot),
-            Event::Metrics(_) | Event::Session(SessionEvent::Driver(_)) => {}
+            // The engine's note in the log says who started the step.
+            Event::StepStarted { .. }
+            | Event::Metrics(_)
+            | Event::Session(SessionEvent::Driver(_)) => {}
         }
     }
 
@@ -884,9 +894,10 @@ impl Plain {
         if state == StepState::Interrupted && self.run_state == Some(RunState::Paused) {
             self.paused_by_interruption = true;
         }
-        if previous == Some(StepState::Running) {
+        if previous == Some(StepState::Running) && state != StepState::Running {
             // A step that stops running (its bake with it, if it baked).
             self.baking = false;
+            self.last_step_end = Some(chrono::Utc::now());
         }
         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
         match state {

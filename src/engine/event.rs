@@ -119,6 +119,14 @@ pub enum Event {
         detail: Option<String>,
     },
     RunChanged(RunState),
+    /// A step starts (its `StepChanged` to running follows): its attempt, and who
+    /// confirmed it as the journal has it (`user@host`); `None`: kongup itself, by the
+    /// plan's `traffic.auto_advance`.
+    StepStarted {
+        step: StepRef,
+        attempt: u32,
+        who: Option<String>,
+    },
     Log(LogLine),
     /// Output lines the event stream left out because its reader fell behind (the step's
     /// log file has every one). `step`: whose lines; `None` for several steps' or

@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
+
 use crate::kong::topology::{NodeHealth, TopologySnapshot};
 use crate::kong::types::SyncStatus;
 use crate::metrics::{GateVerdict, Verdict};
@@ -41,10 +43,21 @@ pub fn raises_y(step: &StepRef, kind: &StepKind, y_now: u8) -> Option<u8> {
 }
 
 /// Why Y should not take more traffic now, one line per node and reason; empty when
-/// nothing speaks against it. With no snapshot (no watcher runs) only the gate is judged.
-pub fn y_unfit(topology: Option<&TopologySnapshot>, gate: Option<&GateVerdict>) -> Vec<String> {
+/// nothing speaks against it. The nodes are judged on a snapshot the watcher took after
+/// the last step ended (`since`): an older one shows Y as it was before that step (not yet
+/// started, say), and the watcher looks again within `session::TOPOLOGY_INTERVAL`. With no
+/// such snapshot (no watcher runs) only the gate is judged.
+pub fn y_unfit(
+    topology: Option<&TopologySnapshot>,
+    gate: Option<&GateVerdict>,
+    since: Option<DateTime<Utc>>,
+) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(topology) = topology {
+    let fresh = |t: &&TopologySnapshot| match (t.at, since) {
+        (Some(at), Some(since)) => at >= since,
+        _ => true,
+    };
+    if let Some(topology) = topology.filter(fresh) {
         problems.extend(node_problems(topology));
     }
     if let Some(gate) = gate
@@ -221,8 +234,8 @@ mod tests {
                 NodeHealth::Unreachable("refused".into()),
             ),
         ]);
-        assert!(y_unfit(Some(&topology), None).is_empty());
-        assert!(y_unfit(None, None).is_empty());
+        assert!(y_unfit(Some(&topology), None, None).is_empty());
+        assert!(y_unfit(None, None, None).is_empty());
     }
 
     #[test]
@@ -250,7 +263,7 @@ mod tests {
                 ),
             ),
         ]);
-        let problems = y_unfit(Some(&topology), None);
+        let problems = y_unfit(Some(&topology), None, None);
         assert_eq!(
             problems,
             [
@@ -273,16 +286,28 @@ mod tests {
             dp("dp-y-3", "cp-y", B),
         ]);
         assert_eq!(
-            y_unfit(Some(&topology), None),
+            y_unfit(Some(&topology), None, None),
             ["Y data plane dp-y-3 is on config_hash ffeeddcc, not on cp-y's a1b2c3d4"]
         );
         let tie = snapshot(vec![dp("dp-y-1", "cp-y", A), dp("dp-y-2", "cp-y", B)]);
-        let problems = y_unfit(Some(&tie), None);
+        let problems = y_unfit(Some(&tie), None, None);
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0].contains("dp-y-1 a1b2c3d4, dp-y-2 ffeeddcc"),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_last_step_ended_does_not_judge_the_nodes() {
+        let mut crashed = dp("dp-y-1", "cp-y", A);
+        crashed.health = NodeHealth::Unreachable("connection refused".into());
+        let step_end = chrono::Utc::now();
+        let mut topology = snapshot(vec![crashed]);
+        topology.at = Some(step_end - chrono::TimeDelta::seconds(3));
+        assert!(y_unfit(Some(&topology), None, Some(step_end)).is_empty());
+        topology.at = Some(step_end + chrono::TimeDelta::seconds(2));
+        assert_eq!(y_unfit(Some(&topology), None, Some(step_end)).len(), 1);
     }
 
     #[test]
@@ -299,12 +324,12 @@ mod tests {
             figures: GateFigures::default(),
         };
         assert_eq!(
-            y_unfit(None, Some(&gate)),
+            y_unfit(None, Some(&gate), None),
             ["the gate window holds failing samples (1 in a row): Y 5xx 4.00% ≤ 1.00%: BREACH"]
         );
         gate.consecutive_breaches = 0;
         gate.verdict = Verdict::Pass;
-        assert!(y_unfit(None, Some(&gate)).is_empty());
+        assert!(y_unfit(None, Some(&gate), None).is_empty());
     }
 
     #[test]

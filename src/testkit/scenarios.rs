@@ -240,6 +240,8 @@ pub fn sick_y_confirm(theme: Theme) -> ConsoleState {
     let mut state = awaiting_confirmation(theme);
     apply_all(&mut state, &complete(&through("smoke-tests")[4..], 320));
     let mut snapshot = topology_snapshot(state.plan(), Some("3.10.0.1"), NodeHealth::Ready);
+    // The watcher's look after the smoke tests ended.
+    snapshot.at = Some(at(590));
     for node in &mut snapshot.nodes {
         if node.name == "dp-y2" {
             node.health = NodeHealth::Unreachable(

@@ -306,6 +306,9 @@ pub struct ConsoleState {
     gate_logged: Option<&'static str>,
     /// The screen last drawn on, so a dialog scrolls no further than its last page.
     screen: Rect,
+    /// When a step was last seen to end: a topology snapshot older than that is not Y now
+    /// (`engine::health`).
+    last_step_end: Option<DateTime<Utc>>,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -352,6 +355,7 @@ impl ConsoleState {
             gate: None,
             gate_logged: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
+            last_step_end: None,
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
             engine_stopped: false,
@@ -442,6 +446,8 @@ impl ConsoleState {
                     self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));
                 }
             }
+            // The engine's note in the log says who started the step.
+            Event::StepStarted { .. } => {}
             Event::Log(line) => self.push_engine_log(line),
             Event::LogSkipped { step, lines } => self.push_log(
                 step.clone(),
@@ -572,6 +578,9 @@ impl ConsoleState {
         // may refuse the retry.
         if new == StepState::Running && matches!(old, StepState::Failed | StepState::Interrupted) {
             self.flash(format!("retrying {step}"), Tone::Plain);
+        }
+        if old == StepState::Running && new != StepState::Running {
+            self.last_step_end = Some(self.now);
         }
         let status = &mut self.entries[i].status;
         status.state = new;

@@ -194,7 +194,11 @@ impl Engine {
     pub(super) fn y_unfit_for(&self, step: &StepRef, details: &Step) -> Vec<String> {
         let y_now = self.view.traffic().map_or(0, |s| s.y);
         match health::raises_y(step, &details.kind, y_now) {
-            Some(_) => health::y_unfit(self.topology.as_ref(), self.last_verdict.as_ref()),
+            Some(_) => health::y_unfit(
+                self.topology.as_ref(),
+                self.last_verdict.as_ref(),
+                self.last_step_end,
+            ),
             None => Vec::new(),
         }
     }

@@ -102,6 +102,8 @@ struct Engine {
     /// before a traffic stage reads (`engine::health`).
     topology: Option<TopologySnapshot>,
     last_verdict: Option<GateVerdict>,
+    /// When the last step ended: a topology snapshot older than that is not Y now.
+    last_step_end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -166,6 +168,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         shown_still_running: HashMap::new(),
         topology: None,
         last_verdict: None,
+        last_step_end: None,
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;

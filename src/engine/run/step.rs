@@ -101,6 +101,14 @@ impl Engine {
             "{step}: attempt {attempt}, started by {}",
             self.by(who)
         ));
+        self.emit(Event::StepStarted {
+            step: step.clone(),
+            attempt,
+            who: match who {
+                Who::Operator => Some(self.operator.clone()),
+                Who::Kongup => None,
+            },
+        });
         let cancel = CancellationToken::new();
         let bake_only = details.commands.is_empty()
             && matches!(
@@ -153,6 +161,7 @@ impl Engine {
         ended: Result<StepOutcome, JoinError>,
     ) -> Result<(), EngineError> {
         let running = self.running.take().expect("a step was running");
+        self.last_step_end = Some(chrono::Utc::now());
         let outcome = ended.unwrap_or_else(|e| {
             StepOutcome::failed(format!("internal error in the step's action: {e}"))
         });

@@ -250,9 +250,11 @@ impl ConsoleState {
         };
         let y_now = self.traffic.map_or(0, |t| t.shown().y);
         match crate::engine::health::raises_y(step, &details.kind, y_now) {
-            Some(_) => {
-                crate::engine::health::y_unfit(self.topology_sent.as_ref(), self.gate.as_ref())
-            }
+            Some(_) => crate::engine::health::y_unfit(
+                self.topology_sent.as_ref(),
+                self.gate.as_ref(),
+                self.last_step_end,
+            ),
             None => Vec::new(),
         }
     }

@@ -71,14 +71,19 @@ fn a_fit_y_is_confirmed_with_enter_as_before() {
 fn a_step_that_sends_y_nothing_more_is_not_held_by_y_health() {
     let mut state = sick();
     press(&mut state, key(KeyCode::Esc));
-    // The stage ran and failed; the same split is asked again by a retry at Y 10%.
+    // The stage ran and failed at Y 10%; a retry asks the same split again.
     state.apply(&changed(cp("traffic-10"), StepState::Running));
     state.apply(&Event::TrafficChanged {
         requested: kongup::lb::Split::to_y(10),
         applied: None,
     });
     state.apply(&changed(cp("traffic-10"), StepState::Failed));
+    // The watcher looks again after the failure: dp-y2 still down.
+    state.set_now(at(700));
+    state.apply(&Event::Topology(crashed_dp_y2(&state, 700)));
     press(&mut state, char_key('r'));
+    let screen = buffer_text(&draw(&state, 80, 24));
+    assert!(!screen.contains("not fit"), "{screen}");
     assert_eq!(
         press(&mut state, key(KeyCode::Enter)),
         [Command::Retry {
@@ -86,4 +91,35 @@ fn a_step_that_sends_y_nothing_more_is_not_held_by_y_health() {
             typed: None,
         }]
     );
+}
+
+#[test]
+fn a_look_at_y_from_before_the_last_step_ended_holds_nothing() {
+    let mut state = sick();
+    press(&mut state, key(KeyCode::Esc));
+    // The next stage's turn comes after this one ended at 700; the last look is from 650.
+    state.set_now(at(650));
+    state.apply(&Event::Topology(crashed_dp_y2(&state, 650)));
+    state.apply(&changed(cp("traffic-10"), StepState::Running));
+    state.set_now(at(700));
+    state.apply(&changed(cp("traffic-10"), StepState::Succeeded));
+    state.apply(&changed(cp("traffic-50"), StepState::Ready));
+    press(&mut state, key(KeyCode::Enter));
+    let screen = buffer_text(&draw(&state, 80, 24));
+    assert!(!screen.contains("not fit"), "{screen}");
+    // The watcher's next look, after the step ended, is judged.
+    state.apply(&Event::Topology(crashed_dp_y2(&state, 702)));
+    let screen = buffer_text(&draw(&state, 80, 24));
+    assert!(screen.contains("Y node dp-y2 does not answer"), "{screen}");
+}
+
+fn crashed_dp_y2(state: &ConsoleState, secs: i64) -> kongup::kong::topology::TopologySnapshot {
+    let mut snapshot = topology_snapshot(state.plan(), Some("3.10.0.1"), NodeHealth::Ready);
+    snapshot.at = Some(at(secs));
+    for node in &mut snapshot.nodes {
+        if node.name == "dp-y2" {
+            node.health = NodeHealth::Unreachable("connection refused".into());
+        }
+    }
+    snapshot
 }
