@@ -41,6 +41,8 @@ pub enum UiAction {
     Edit(InputRequest),
     SetLogFilter(Option<String>),
     Flash(String, Tone),
+    /// Why a key did nothing: stays in the footer until the next key.
+    Refusal(String),
     /// Clear the terminal and draw everything again.
     Redraw,
     /// Leave the console (after sending the commands).
@@ -71,8 +73,9 @@ impl KeyOutcome {
         }
     }
 
+    /// The key is refused: why, kept in the footer until the next key.
     fn flash(text: impl Into<String>) -> Self {
-        KeyOutcome::ui(UiAction::Flash(text.into(), Tone::Warn))
+        KeyOutcome::ui(UiAction::Refusal(text.into()))
     }
 
     fn and(mut self, action: UiAction) -> Self {

@@ -851,6 +851,7 @@ impl ConsoleState {
                 self.log_follow = true;
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
+            UiAction::Refusal(text) => self.flash_until_key(text, Tone::Warn),
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }

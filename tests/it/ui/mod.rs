@@ -6,6 +6,7 @@ mod e2e_tmux;
 mod keys;
 mod retry_confirm;
 mod sick_y;
+mod sick_y_tmux;
 mod snapshots;
 mod state;
 mod still_running;

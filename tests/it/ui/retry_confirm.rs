@@ -128,3 +128,20 @@ fn r_retries_a_step_that_changes_nothing_at_once() {
     );
     assert!(!flashed(&state).contains("retrying"), "{}", flashed(&state));
 }
+
+#[test]
+fn a_key_the_console_refuses_says_why_until_the_next_key() {
+    let mut state = scenarios::awaiting_confirmation(Theme::COLOUR);
+    assert!(press(&mut state, char_key('r')).is_empty());
+    let why = flashed(&state);
+    assert!(
+        why.contains("only a failed or interrupted step can be retried")
+            && !why.contains("retrying"),
+        "{why}"
+    );
+    let later = state.now() + TimeDelta::minutes(5);
+    state.set_now(later);
+    assert_eq!(flashed(&state), why, "a refusal does not time out");
+    press(&mut state, key(KeyCode::Down));
+    assert_eq!(flashed(&state), "");
+}
