@@ -99,14 +99,31 @@ fn parse(line: &str) -> Parsed {
         "handover" if rest.is_empty() => Parsed::Run(Command::HandOver),
         "keep" if rest.is_empty() => Parsed::Run(Command::KeepRun),
         "help" | "?" if rest.is_empty() => Parsed::Help,
-        "traffic" => match rest.trim_end_matches('%').parse::<u8>() {
-            Ok(y) if y <= 100 => Parsed::Run(Command::SetTraffic { y_percent: y }),
+        "traffic" => match traffic_args(rest) {
+            Some((y, override_health)) => Parsed::Run(Command::SetTraffic {
+                y_percent: y,
+                override_health,
+            }),
             _ => Parsed::Unknown(format!(
-                "traffic takes the percentage for Y, 0 to 100 (e.g. `traffic 25`), not '{rest}'"
+                "traffic takes the percentage for Y, 0 to 100 (e.g. `traffic 25`; `traffic 25 \
+                 {OVERRIDE_WORD}` onto a Y found unfit), not '{rest}'"
             )),
         },
         _ => Parsed::Step(StepAnswer::Typed(line.to_string())),
     }
+}
+
+/// `25`, `25%`, and either followed by the override word: the percent to Y, and whether
+/// Y's health check is overridden.
+fn traffic_args(rest: &str) -> Option<(u8, bool)> {
+    let mut words = rest.split_whitespace();
+    let y = words.next()?.trim_end_matches('%').parse::<u8>().ok()?;
+    let override_health = match words.next() {
+        None => false,
+        Some(word) if word == OVERRIDE_WORD => true,
+        Some(_) => return None,
+    };
+    (y <= 100 && words.next().is_none()).then_some((y, override_health))
 }
 
 const HELP: &str = "\
@@ -125,7 +142,8 @@ const HELP: &str = "\
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
   abort        stop the running step (kills its process group) or a traffic change
-  traffic N    set the split by hand: N% to Y
+  traffic N    set the split by hand: N% to Y (`traffic N override`: more to a Y found
+               unfit, journaled with your name)
   quit         leave; the run stays resumable (a running step finishes first)
   handover     hand the run over to the kongup that asks for it (kongup run --take-over),
                then leave as on quit
@@ -951,6 +969,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn traffic_takes_a_percent_and_the_override_word() {
+        assert_eq!(traffic_args("25"), Some((25, false)));
+        assert_eq!(traffic_args("25% override"), Some((25, true)));
+        assert_eq!(traffic_args("25 yes"), None);
+        assert_eq!(traffic_args("101"), None);
+    }
+
+    #[test]
     fn lines_parse_into_commands_and_answers() {
         assert_eq!(parse(" y "), Parsed::Step(StepAnswer::Yes));
         assert_eq!(
@@ -968,7 +994,10 @@ mod tests {
         assert_eq!(parse("keep"), Parsed::Run(Command::KeepRun));
         assert_eq!(
             parse("traffic 25%"),
-            Parsed::Run(Command::SetTraffic { y_percent: 25 })
+            Parsed::Run(Command::SetTraffic {
+                y_percent: 25,
+                override_health: false,
+            })
         );
         assert!(matches!(parse("traffic 250"), Parsed::Unknown(_)));
         assert_eq!(

@@ -347,7 +347,13 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('t')],
         Action::SetTraffic,
-        entry("t", &["set the traffic split by hand (asks % to Y)"]),
+        entry(
+            "t",
+            &[
+                "set the traffic split by hand (asks % to Y; more",
+                "to a Y found unfit: `50 override`)",
+            ],
+        ),
         None,
     ),
     bind(

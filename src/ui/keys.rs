@@ -436,7 +436,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
             if esc || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
             } else if key.code == KeyCode::Enter {
-                submit_prompt(purpose, input.value().trim())
+                submit_prompt(state, purpose, input.value().trim())
             } else {
                 edit(key)
             }
@@ -514,7 +514,7 @@ fn edit(key: KeyEvent) -> KeyOutcome {
     }
 }
 
-fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
+fn submit_prompt(state: &ConsoleState, purpose: &PromptPurpose, text: &str) -> KeyOutcome {
     match purpose {
         PromptPurpose::LogFilter => {
             let filter = (!text.is_empty()).then(|| text.to_string());
@@ -523,15 +523,32 @@ fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
         PromptPurpose::Skip(_) | PromptPurpose::MarkDone(_) if text.is_empty() => {
             KeyOutcome::flash("write a reason: it goes into the journal")
         }
-        PromptPurpose::SetTraffic => match parse_percent(text) {
-            Some(y_percent) => KeyOutcome::send(Command::SetTraffic { y_percent })
-                .and(UiAction::Close)
-                .and(UiAction::Flash(
-                    format!("asked the load balancer for Y {y_percent}%"),
-                    Tone::Plain,
-                )),
-            None => KeyOutcome::flash("a whole number from 0 (all on X) to 100 (all on Y)"),
-        },
+        PromptPurpose::SetTraffic => {
+            // `25 override`: more to a Y found unfit, as the prompt then asks.
+            let (text, override_health) = match text.strip_suffix(OVERRIDE_WORD) {
+                Some(rest) => (rest.trim(), true),
+                None => (text, false),
+            };
+            let Some(y_percent) = parse_percent(text) else {
+                return KeyOutcome::flash("a whole number from 0 (all on X) to 100 (all on Y)");
+            };
+            let unfit = state.y_unfit_at(y_percent);
+            if !unfit.is_empty() && !override_health {
+                return KeyOutcome::flash(format!(
+                    "Y is not fit: {}. `{y_percent} {OVERRIDE_WORD}` sends it anyway",
+                    unfit.join("; ")
+                ));
+            }
+            KeyOutcome::send(Command::SetTraffic {
+                y_percent,
+                override_health,
+            })
+            .and(UiAction::Close)
+            .and(UiAction::Flash(
+                format!("asked the load balancer for Y {y_percent}%"),
+                Tone::Plain,
+            ))
+        }
         PromptPurpose::Skip(step) => KeyOutcome::send(Command::Skip {
             step: step.clone(),
             reason: text.to_string(),

@@ -28,7 +28,10 @@ impl Engine {
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
             Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
-            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
+            Command::SetTraffic {
+                y_percent,
+                override_health,
+            } => self.set_traffic_by_hand(y_percent, override_health),
             Command::Abort => self.abort(),
             Command::Kill { step } => self.kill_left_running(step),
             Command::Quit => {

@@ -248,15 +248,27 @@ impl ConsoleState {
         let Some((details, _)) = self.step(step) else {
             return Vec::new();
         };
-        let y_now = self.traffic.map_or(0, |t| t.shown().y);
-        match crate::engine::health::raises_y(step, &details.kind, y_now) {
-            Some(_) => crate::engine::health::y_unfit(
-                self.topology_sent.as_ref(),
-                self.gate.as_ref(),
-                self.last_step_end,
-            ),
+        match crate::engine::health::raises_y(step, &details.kind, self.y_now()) {
+            Some(y) => self.y_unfit_at(y),
             None => Vec::new(),
         }
+    }
+
+    /// Why Y should not take `y_percent` of the traffic (a split set by hand): nothing
+    /// when that is no more than Y has.
+    pub fn y_unfit_at(&self, y_percent: u8) -> Vec<String> {
+        if y_percent <= self.y_now() {
+            return Vec::new();
+        }
+        crate::engine::health::y_unfit(
+            self.topology_sent.as_ref(),
+            self.gate.as_ref(),
+            self.last_step_end,
+        )
+    }
+
+    fn y_now(&self) -> u8 {
+        self.traffic.map_or(0, |t| t.shown().y)
     }
 
     /// Whether a retry of `step` makes sense now: it failed or was interrupted.

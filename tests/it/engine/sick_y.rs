@@ -260,3 +260,61 @@ async fn plain_says_why_y_is_unfit_and_takes_override_not_y() {
         ["the gate window holds failing samples (2 in a row): Y 5xx 4.00% <= 1.00%: BREACH"]
     );
 }
+
+/// `t` (a split set by hand) that sends Y more is checked as a stage is.
+#[tokio::test]
+async fn more_traffic_to_an_unfit_y_by_hand_needs_the_override_and_journals_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut run, _side) = started_with(dir.path(), one_data_plane_crashed()).await;
+    run.send(Command::SetTraffic {
+        y_percent: 50,
+        override_health: false,
+    })
+    .await;
+    let refusal = run.wait_warning("cannot set Y 50%").await;
+    assert!(
+        refusal.contains("Y node dp-y-2 does not answer")
+            && refusal.contains(&format!("`50 {OVERRIDE_WORD}`")),
+        "{refusal}"
+    );
+    assert!(
+        !run.journal()
+            .iter()
+            .any(|r| matches!(r.entry, Entry::TrafficRequested { .. })),
+        "nothing was asked of the load balancer"
+    );
+    run.send(Command::SetTraffic {
+        y_percent: 50,
+        override_health: true,
+    })
+    .await;
+    run.wait_for(
+        "the split applied",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if requested.y == 50),
+    )
+    .await;
+    let cause = run
+        .journal()
+        .into_iter()
+        .find_map(|r| match r.entry {
+            Entry::TrafficRequested { cause, .. } => Some(cause),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        cause,
+        "set by hand by alice@test, overriding Y's health check: Y node dp-y-2 does not \
+         answer: connection refused (os error 111)"
+    );
+    // Less to Y is never held by Y's health.
+    run.send(Command::SetTraffic {
+        y_percent: 0,
+        override_health: false,
+    })
+    .await;
+    run.wait_for(
+        "all back on X",
+        |e| matches!(e, Event::TrafficChanged { requested, .. } if requested.y == 0),
+    )
+    .await;
+}

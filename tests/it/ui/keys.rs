@@ -492,7 +492,10 @@ fn t_sets_the_traffic_split_by_hand() {
     type_text(&mut state, "25%");
     assert_eq!(
         press(&mut state, key(KeyCode::Enter)),
-        [Command::SetTraffic { y_percent: 25 }]
+        [Command::SetTraffic {
+            y_percent: 25,
+            override_health: false,
+        }]
     );
     assert!(state.modal().is_none());
 }

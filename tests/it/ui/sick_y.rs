@@ -123,3 +123,29 @@ fn crashed_dp_y2(state: &ConsoleState, secs: i64) -> kongup::kong::topology::Top
     }
     snapshot
 }
+
+#[test]
+fn t_to_an_unfit_y_says_why_and_takes_the_override_word() {
+    let mut state = sick();
+    press(&mut state, key(KeyCode::Esc));
+    press(&mut state, char_key('t'));
+    type_text(&mut state, "50");
+    assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
+    let said = state
+        .flash_message()
+        .map(|f| f.text.clone())
+        .unwrap_or_default();
+    assert!(
+        said.contains("Y node dp-y2 does not answer") && said.contains("`50 override`"),
+        "{said}"
+    );
+    assert!(state.modal().is_some(), "the prompt stays to be corrected");
+    type_text(&mut state, " override");
+    assert_eq!(
+        press(&mut state, key(KeyCode::Enter)),
+        [Command::SetTraffic {
+            y_percent: 50,
+            override_health: true,
+        }]
+    );
+}
