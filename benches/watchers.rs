@@ -114,7 +114,10 @@ async fn round(watchers: usize) -> Duration {
     })
     .unwrap();
     let send = |command| handle.commands.try_send(command).unwrap();
-    send(EngineCommand::SetTraffic { y_percent: 50 });
+    send(EngineCommand::SetTraffic {
+        y_percent: 50,
+        override_health: false,
+    });
     while !matches!(
         handle.events.recv().await,
         Some(Event::TrafficChanged { requested, .. }) if requested.y == 50

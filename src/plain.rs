@@ -5,9 +5,10 @@
 //! will run and where), then a line is read: `y` confirm, `skip REASON`, `retry`,
 //! `done NOTE`, `pause`, `resume`, `rollback`, `abort`, `traffic N` (N% to Y), `quit`,
 //! `help`. An irreversible step is confirmed, or retried, only by typing the plan's name,
-//! never `y` or a bare `retry`. An interrupted step whose command still runs (kongup
-//! stopped while it ran) takes `wait` or `kill` (then `y` to confirm the kill) until it
-//! has ended.
+//! never `y` or a bare `retry`. A traffic stage onto a Y found unfit (`engine::health`) is
+//! shown with why, node by node, and confirmed only by typing `override`. An interrupted
+//! step whose command still runs (kongup stopped while it ran) takes `wait` or `kill`
+//! (then `y` to confirm the kill) until it has ended.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use crate::engine::cause::{Facts, likely_cause};
 use crate::engine::event::{LogStream, RollbackProgress, SessionEvent, TrafficVerification};
 use crate::engine::expected::{StepAt, cluster_expected_up};
+use crate::engine::health::{self, OVERRIDE_WORD};
 use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
@@ -34,7 +36,7 @@ use crate::engine::{
 use crate::exec::process::DEFAULT_KILL_GRACE;
 use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
-use crate::metrics::Verdict;
+use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::Plan;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, StepRef};
 
@@ -99,20 +101,39 @@ fn parse(line: &str) -> Parsed {
         "handover" if rest.is_empty() => Parsed::Run(Command::HandOver),
         "keep" if rest.is_empty() => Parsed::Run(Command::KeepRun),
         "help" | "?" if rest.is_empty() => Parsed::Help,
-        "traffic" => match rest.trim_end_matches('%').parse::<u8>() {
-            Ok(y) if y <= 100 => Parsed::Run(Command::SetTraffic { y_percent: y }),
+        "traffic" => match traffic_args(rest) {
+            Some((y, override_health)) => Parsed::Run(Command::SetTraffic {
+                y_percent: y,
+                override_health,
+            }),
             _ => Parsed::Unknown(format!(
-                "traffic takes the percentage for Y, 0 to 100 (e.g. `traffic 25`), not '{rest}'"
+                "traffic takes the percentage for Y, 0 to 100 (e.g. `traffic 25`; `traffic 25 \
+                 {OVERRIDE_WORD}` onto a Y found unfit), not '{rest}'"
             )),
         },
         _ => Parsed::Step(StepAnswer::Typed(line.to_string())),
     }
 }
 
+/// `25`, `25%`, and either followed by the override word: the percent to Y, and whether
+/// Y's health check is overridden.
+fn traffic_args(rest: &str) -> Option<(u8, bool)> {
+    let mut words = rest.split_whitespace();
+    let y = words.next()?.trim_end_matches('%').parse::<u8>().ok()?;
+    let override_health = match words.next() {
+        None => false,
+        Some(word) if word == OVERRIDE_WORD => true,
+        Some(_) => return None,
+    };
+    (y <= 100 && words.next().is_none()).then_some((y, override_health))
+}
+
 const HELP: &str = "\
   y            confirm the step shown (irreversible steps: type the plan name instead)
   skip REASON  skip the step shown (ready or interrupted), saying why
   retry        run a failed or interrupted step again (irreversible steps: type the plan name)
+  override     confirm (or retry) a traffic stage onto a Y found unfit: the reasons shown
+               are journaled with your name
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
   wait         an interrupted step whose command still runs: let it end (kongup shows its
                output and records how it ended), then retry or done NOTE; from a script,
@@ -123,7 +144,8 @@ const HELP: &str = "\
   resume       go on after a pause
   rollback     all traffic to X where that is safe, then the rollback plan
   abort        stop the running step (kills its process group) or a traffic change
-  traffic N    set the split by hand: N% to Y
+  traffic N    set the split by hand: N% to Y (`traffic N override`: more to a Y found
+               unfit, journaled with your name)
   quit         leave; the run stays resumable (a running step finishes first)
   handover     hand the run over to the kongup that asks for it (kongup run --take-over),
                then leave as on quit
@@ -204,10 +226,15 @@ struct Plain {
     queue: VecDeque<Input>,
     run_state: Option<RunState>,
     last_gate: Option<(Verdict, Vec<String>)>,
-    /// The watcher's latest topology, for the likely cause of a failure.
-    topology: Option<TopologySnapshot>,
     /// The split last known (asked for, or reported by the load balancer).
     split: Option<Split>,
+    /// The latest topology and gate verdict the engine sent: what Y's health check before a
+    /// traffic stage reads (`engine::health`), said with the step, and the likely cause of a
+    /// failure (`engine::cause`).
+    topology: Option<TopologySnapshot>,
+    gate: Option<GateVerdict>,
+    /// When a step was last seen to end: an older snapshot is not Y now.
+    last_step_end: Option<chrono::DateTime<chrono::Utc>>,
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
     baking: bool,
     quit_sent: bool,
@@ -276,8 +303,10 @@ pub async fn drive(
         queue: VecDeque::new(),
         run_state: None,
         last_gate: None,
-        topology: None,
         split: None,
+        topology: None,
+        gate: None,
+        last_step_end: None,
         baking: false,
         quit_sent: false,
         still_running: HashMap::new(),
@@ -546,6 +575,16 @@ impl Plain {
             step_details(&self.setup.expanded, &step).is_some_and(|s| s.irreversible);
         let waiting_for_confirm = state == StepState::Ready;
         match answer {
+            // The engine judges Y's health again and refuses a stage onto an unfit Y
+            // without it; with it, the override is journaled.
+            StepAnswer::Typed(text) if text.trim() == OVERRIDE_WORD && !irreversible => {
+                let typed = Some(OVERRIDE_WORD.to_string());
+                Some(if waiting_for_confirm {
+                    Command::Confirm { step, typed }
+                } else {
+                    Command::Retry { step, typed }
+                })
+            }
             StepAnswer::Yes if waiting_for_confirm && irreversible => {
                 self.say(&format!(
                     "{step} cannot be undone: type the plan name ({}) to confirm it",
@@ -633,6 +672,10 @@ impl Plain {
                 "type the plan name ({}) to confirm | skip REASON | pause | rollback | quit",
                 self.setup.plan.name
             ),
+            StepState::Ready if !self.y_unfit_for(&step).is_empty() => format!(
+                "Y is not fit: type `{OVERRIDE_WORD}` to confirm anyway | skip REASON | pause | \
+                 rollback | quit"
+            ),
             StepState::Ready => "y | skip REASON | pause | rollback | quit".to_string(),
             StepState::Interrupted if irreversible => format!(
                 "type the plan name ({}) to retry | done NOTE | skip REASON | rollback | quit",
@@ -681,6 +724,16 @@ impl Plain {
         if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {
             self.say(&format!("   {warning}"));
         }
+        let unfit = self.y_unfit_for(step);
+        if !unfit.is_empty() {
+            self.say("   Y IS NOT FIT for more traffic:");
+            for why in &unfit {
+                self.say(&format!("     ✖ {why}"));
+            }
+            self.say(&format!(
+                "   type `{OVERRIDE_WORD}` to send the traffic anyway (journaled with your name)"
+            ));
+        }
         if details.irreversible {
             self.say(&format!(
                 "   IRREVERSIBLE: {}",
@@ -689,6 +742,22 @@ impl Plain {
                     .as_deref()
                     .unwrap_or("this cannot be undone")
             ));
+        }
+    }
+
+    /// Why Y should not take the traffic `step` sends it now, by the engine's rule.
+    fn y_unfit_for(&self, step: &StepRef) -> Vec<String> {
+        let Some(details) = step_details(&self.setup.expanded, step) else {
+            return Vec::new();
+        };
+        let y_now = self.split.map_or(0, |split| split.y);
+        match health::raises_y(step, &details.kind, y_now) {
+            Some(_) => health::y_unfit(
+                self.topology.as_ref(),
+                self.gate.as_ref(),
+                self.last_step_end,
+            ),
+            None => Vec::new(),
         }
     }
 
@@ -760,6 +829,7 @@ impl Plain {
                 }
             }
             Event::Gate(verdict) => {
+                self.gate = Some(verdict.clone());
                 // While Y takes no traffic and no bake counts down, the engine does not act
                 // on the gates: only a failure is worth a line then.
                 let watched = self.baking || self.split.is_some_and(|split| split.y > 0);
@@ -804,7 +874,7 @@ impl Plain {
                 ),
                 RollbackProgress::Finished => "rollback finished".to_string(),
             }),
-            Event::Warning(text) => self.say(&format!("! {text}")),
+            Event::Warning(text) | Event::Refused(text) => self.say(&format!("! {text}")),
             Event::StillRunning { step, what } => self.on_still_running(step, what),
             Event::Session(SessionEvent::HandoverAsked { by, until }) => self.say(&format!(
                 "{by} asks to take over · `handover` hands the run over, `keep` keeps it (the \
@@ -813,7 +883,10 @@ impl Plain {
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
             Event::Topology(snapshot) => self.topology = Some(snapshot),
-            Event::Metrics(_) | Event::Session(SessionEvent::Driver(_)) => {}
+            // The engine's note in the log says who started the step.
+            Event::StepStarted { .. }
+            | Event::Metrics(_)
+            | Event::Session(SessionEvent::Driver(_)) => {}
         }
     }
 
@@ -878,9 +951,10 @@ impl Plain {
         if state == StepState::Interrupted && self.run_state == Some(RunState::Paused) {
             self.paused_by_interruption = true;
         }
-        if previous == Some(StepState::Running) {
+        if previous == Some(StepState::Running) && state != StepState::Running {
             // A step that stops running (its bake with it, if it baked).
             self.baking = false;
+            self.last_step_end = Some(chrono::Utc::now());
         }
         let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
         match state {
@@ -935,6 +1009,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn traffic_takes_a_percent_and_the_override_word() {
+        assert_eq!(traffic_args("25"), Some((25, false)));
+        assert_eq!(traffic_args("25% override"), Some((25, true)));
+        assert_eq!(traffic_args("25 yes"), None);
+        assert_eq!(traffic_args("101"), None);
+    }
+
+    #[test]
     fn lines_parse_into_commands_and_answers() {
         assert_eq!(parse(" y "), Parsed::Step(StepAnswer::Yes));
         assert_eq!(
@@ -952,7 +1034,10 @@ mod tests {
         assert_eq!(parse("keep"), Parsed::Run(Command::KeepRun));
         assert_eq!(
             parse("traffic 25%"),
-            Parsed::Run(Command::SetTraffic { y_percent: 25 })
+            Parsed::Run(Command::SetTraffic {
+                y_percent: 25,
+                override_health: false,
+            })
         );
         assert!(matches!(parse("traffic 250"), Parsed::Unknown(_)));
         assert_eq!(

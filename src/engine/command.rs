@@ -32,9 +32,11 @@ pub enum Command {
     Resume,
     /// One key: traffic to X first where that is safe, then the rollback plan.
     Rollback,
-    /// Set the traffic split by hand (percent to Y).
+    /// Set the traffic split by hand (percent to Y). More to a Y found unfit
+    /// (`engine::health`) needs `override_health`, journaled with the split's cause.
     SetTraffic {
         y_percent: u8,
+        override_health: bool,
     },
     /// Stop the running step (kills its process group) and fail it.
     Abort,

@@ -119,6 +119,14 @@ pub enum Event {
         detail: Option<String>,
     },
     RunChanged(RunState),
+    /// A step starts (its `StepChanged` to running follows): its attempt, and who
+    /// confirmed it as the journal has it (`user@host`); `None`: kongup itself, by the
+    /// plan's `traffic.auto_advance`.
+    StepStarted {
+        step: StepRef,
+        attempt: u32,
+        who: Option<String>,
+    },
     Log(LogLine),
     /// Output lines the event stream left out because its reader fell behind (the step's
     /// log file has every one). `step`: whose lines; `None` for several steps' or
@@ -146,6 +154,10 @@ pub enum Event {
     RollbackProgress(RollbackProgress),
     /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
     Warning(String),
+    /// The engine did not do what the operator asked, and why ("cannot retry …: the run
+    /// is paused …"). Not journaled: nothing happened. The console keeps it in the footer
+    /// until the next key.
+    Refused(String),
     /// What still runs of a step kongup no longer waits on (its command found running
     /// after kongup stopped): "`kong migrations up` is still running since 04:12 UTC, pid
     /// 12180 on local". `None` once nothing does. While something does, the step is

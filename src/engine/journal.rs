@@ -139,6 +139,10 @@ pub enum Entry {
         via: ConfirmVia,
         /// The plan name was typed (irreversible steps).
         typed: bool,
+        /// Why Y was found unfit for the traffic this step sends it, which the operator
+        /// overrode by typing `engine::health::OVERRIDE_WORD` (who: the record's `by`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        overridden: Vec<String>,
     },
     StepSkipped {
         step: String,

@@ -23,6 +23,7 @@ pub mod event;
 pub mod expected;
 pub mod follow;
 pub mod handover;
+pub mod health;
 pub mod journal;
 pub mod lock;
 pub mod plan_change;

@@ -137,12 +137,27 @@ pub fn describe(entry: &Entry) -> String {
         Entry::PlanChangeAccepted { summary, .. } => {
             format!("changed plan accepted: {}", summary.join("; "))
         }
-        Entry::StepConfirmed { step, via, typed } => match via {
-            ConfirmVia::Confirm if *typed => format!("{step} confirmed (plan name typed)"),
-            ConfirmVia::Confirm => format!("{step} confirmed"),
-            ConfirmVia::Retry => format!("{step}: retry asked"),
-            ConfirmVia::AutoAdvance => format!("{step} confirmed by auto_advance"),
-        },
+        Entry::StepConfirmed {
+            step,
+            via,
+            typed,
+            overridden,
+        } => {
+            let said = match via {
+                ConfirmVia::Confirm if *typed => format!("{step} confirmed (plan name typed)"),
+                ConfirmVia::Confirm => format!("{step} confirmed"),
+                ConfirmVia::Retry => format!("{step}: retry asked"),
+                ConfirmVia::AutoAdvance => format!("{step} confirmed by auto_advance"),
+            };
+            if overridden.is_empty() {
+                said
+            } else {
+                format!(
+                    "{said}, overriding Y's health check: {}",
+                    overridden.join("; ")
+                )
+            }
+        }
         Entry::StepSkipped {
             step,
             reason,

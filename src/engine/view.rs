@@ -591,6 +591,7 @@ mod tests {
                 step: "cluster/a".into(),
                 via: ConfirmVia::Confirm,
                 typed: false,
+                overridden: Vec::new(),
             },
         ));
         records.push(record(

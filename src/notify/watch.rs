@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Notice, NoticeKind};
-use crate::engine::event::{LogLine, LogStream, RollbackProgress};
-use crate::engine::journal::parse_step_key;
+use crate::engine::event::RollbackProgress;
 use crate::engine::{Event, RunState, StepState};
 use crate::metrics::Verdict;
 use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
@@ -67,7 +66,9 @@ impl Watch {
     pub fn observe(&mut self, event: &Event) -> Vec<Notice> {
         let mut notices = Vec::new();
         match event {
-            Event::Log(line) => notices.extend(self.confirmation(line)),
+            Event::StepStarted { step, attempt, who } => {
+                notices.push(self.confirmation(step, *attempt, who.as_deref()));
+            }
             Event::StepChanged {
                 step,
                 state,
@@ -129,26 +130,17 @@ impl Watch {
         })
     }
 
-    /// The engine's note as a step starts, `"{step}: attempt {n}, started by {who}"`
-    /// (engine/run/step.rs, `start_step`): who confirmed which step, as the journal has it.
-    fn confirmation(&self, line: &LogLine) -> Option<Notice> {
-        let key = line.step.as_deref()?;
-        if line.stream != LogStream::Engine {
-            return None;
-        }
-        let step = parse_step_key(key)?;
-        let rest = line.text.strip_prefix(&format!("{step}: attempt "))?;
-        let (attempt, who) = rest.split_once(", started by ")?;
-        let attempt: u32 = attempt.parse().ok()?;
+    /// Who confirmed which step, from the engine's step-start event.
+    fn confirmation(&self, step: &StepRef, attempt: u32, who: Option<&str>) -> Notice {
         let what = match (attempt, who) {
-            (1, "kongup") => format!(
+            (_, None) => format!(
                 "kongup started {} (the plan's traffic.auto_advance)",
-                self.title(&step)
+                self.title(step)
             ),
-            (1, who) => format!("{who} confirmed {}", self.title(&step)),
-            (n, who) => format!("{who} retried {} (attempt {n})", self.title(&step)),
+            (1, Some(who)) => format!("{who} confirmed {}", self.title(step)),
+            (n, Some(who)) => format!("{who} retried {} (attempt {n})", self.title(step)),
         };
-        Some(self.notice(NoticeKind::Confirmed, what))
+        self.notice(NoticeKind::Confirmed, what)
     }
 
     fn step_changed(
@@ -345,15 +337,12 @@ mod tests {
     fn a_confirmation_says_who_and_which_step() {
         let mut watch = watch();
         let stage = stage();
-        let note = |text: String| {
-            Event::Log(LogLine {
-                at: Utc::now(),
-                step: Some(crate::engine::journal::step_key(&stage)),
-                stream: LogStream::Engine,
-                text,
-            })
+        let started = |attempt: u32, who: Option<&str>| Event::StepStarted {
+            step: stage.clone(),
+            attempt,
+            who: who.map(str::to_string),
         };
-        let by_alice = watch.observe(&note(format!("{stage}: attempt 1, started by alice@h")));
+        let by_alice = watch.observe(&started(1, Some("alice@h")));
         assert_eq!(kinds(by_alice.clone()), vec![NoticeKind::Confirmed]);
         assert!(
             by_alice[0].text.contains("alice@h confirmed")
@@ -361,16 +350,18 @@ mod tests {
             "{}",
             by_alice[0].text
         );
-        let retry = watch.observe(&note(format!("{stage}: attempt 2, started by bob@h")));
+        let retry = watch.observe(&started(2, Some("bob@h")));
         assert!(retry[0].text.contains("bob@h retried"), "{}", retry[0].text);
-        let auto = watch.observe(&note(format!("{stage}: attempt 1, started by kongup")));
+        let auto = watch.observe(&started(1, None));
         assert!(auto[0].text.contains("auto_advance"), "{}", auto[0].text);
-        // The step's own output that looks the same is not the engine's note.
-        let mut output = note(format!("{stage}: attempt 1, started by mallory"));
-        if let Event::Log(line) = &mut output {
-            line.stream = LogStream::Stdout;
-        }
-        assert!(watch.observe(&output).is_empty());
+        // Text that reads like the engine's note says nothing: who comes from the event.
+        let note = Event::Log(crate::engine::event::LogLine {
+            at: Utc::now(),
+            step: Some(crate::engine::journal::step_key(&stage)),
+            stream: crate::engine::event::LogStream::Engine,
+            text: format!("{stage}: attempt 1, started by mallory"),
+        });
+        assert!(watch.observe(&note).is_empty());
     }
 
     #[test]

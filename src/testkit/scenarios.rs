@@ -39,6 +39,7 @@ pub fn apply_all(state: &mut ConsoleState, events: &[Event]) {
 /// Presses a key the way the console loop does; returns the commands it would send.
 pub fn press(state: &mut ConsoleState, key: KeyEvent) -> Vec<Command> {
     let outcome = handle_key(state, key);
+    state.key_pressed();
     for action in outcome.ui {
         if !matches!(action, UiAction::Exit | UiAction::Redraw) {
             state.apply_ui(action);
@@ -231,6 +232,29 @@ pub fn paused(theme: Theme) -> ConsoleState {
     ));
     state.set_now(at(713));
     state.apply(&Event::RunChanged(RunState::Paused));
+    state
+}
+
+/// Y is deployed and smoke-tested; its data plane dp-y2 has crashed; Enter on the 10%
+/// stage: the confirm says Y is not fit and asks for the override word.
+pub fn sick_y_confirm(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("smoke-tests")[4..], 320));
+    let mut snapshot = topology_snapshot(state.plan(), Some("3.10.0.1"), NodeHealth::Ready);
+    // The watcher's look after the smoke tests ended.
+    snapshot.at = Some(at(590));
+    for node in &mut snapshot.nodes {
+        if node.name == "dp-y2" {
+            node.health = NodeHealth::Unreachable(
+                "http://dp-y2.prod.internal:8100/status/ready: connection refused".into(),
+            );
+        }
+    }
+    state.apply(&Event::Topology(snapshot));
+    state.set_now(at(600));
+    ready(&mut state, cp("traffic-10"));
+    state.apply(&Event::RunChanged(RunState::Waiting));
+    press(&mut state, key(KeyCode::Enter));
     state
 }
 
@@ -473,6 +497,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("new_run", new_run),
         ("awaiting_confirmation", awaiting_confirmation),
         ("confirm_modal", confirm_modal),
+        ("sick_y_confirm", sick_y_confirm),
         ("irreversible_modal", irreversible_modal),
         ("running_with_logs", running_with_logs),
         ("paused", paused),

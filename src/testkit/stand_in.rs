@@ -194,7 +194,7 @@ impl StandIn {
             Command::Pause => self.set_run(RunState::Paused).await,
             Command::Resume => self.set_run(RunState::Running).await,
             Command::Rollback => self.rollback().await,
-            Command::SetTraffic { y_percent } => self.shift(y_percent).await,
+            Command::SetTraffic { y_percent, .. } => self.shift(y_percent).await,
             Command::Abort => {
                 if let Some(work) = self.work.take() {
                     self.set_step(&work.step, StepState::Failed, Some("aborted".into()))

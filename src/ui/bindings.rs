@@ -290,7 +290,8 @@ pub static MAIN: &[Binding] = &[
         entry(
             "r",
             &[
-                "retry the selected failed or interrupted step",
+                "retry the selected failed or interrupted step: a step",
+                "that changes something is confirmed first, as with ⏎",
                 "(while its command still runs: wait or kill)",
             ],
         ),
@@ -352,7 +353,13 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('t')],
         Action::SetTraffic,
-        entry("t", &["set the traffic split by hand (asks % to Y)"]),
+        entry(
+            "t",
+            &[
+                "set the traffic split by hand (asks % to Y; more",
+                "to a Y found unfit: `50 override`)",
+            ],
+        ),
         None,
     ),
     bind(

@@ -9,6 +9,7 @@ use tui_input::{Input, InputRequest};
 
 use crate::engine::command::Command;
 use crate::engine::event::{RunState, StepState};
+use crate::engine::health::OVERRIDE_WORD;
 use crate::plan::steps::StepRef;
 
 use super::bindings::{self, Action};
@@ -40,6 +41,8 @@ pub enum UiAction {
     Edit(InputRequest),
     SetLogFilter(Option<String>),
     Flash(String, Tone),
+    /// Why a key did nothing: stays in the footer until the next key.
+    Refusal(String),
     /// Clear the terminal and draw everything again.
     Redraw,
     /// Leave the console (after sending the commands).
@@ -70,8 +73,9 @@ impl KeyOutcome {
         }
     }
 
+    /// The key is refused: why, kept in the footer until the next key.
     fn flash(text: impl Into<String>) -> Self {
-        KeyOutcome::ui(UiAction::Flash(text.into(), Tone::Warn))
+        KeyOutcome::ui(UiAction::Refusal(text.into()))
     }
 
     fn and(mut self, action: UiAction) -> Self {
@@ -203,6 +207,8 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
     } else {
         Modal::Confirm {
             step: step_ref.clone(),
+            retry: false,
+            typed: Input::default(),
             scroll: 0,
         }
     };
@@ -244,19 +250,30 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
             "only a failed or interrupted step can be retried",
         );
     }
-    if step.irreversible {
-        return KeyOutcome::ui(UiAction::Open(Modal::Irreversible {
+    // A retry runs the step again: what changes something is confirmed as Enter confirms
+    // it (the plan name typed again where it cannot be undone). "retrying" is said when the
+    // engine starts it, as it may refuse.
+    let modal = if step.irreversible {
+        Modal::Irreversible {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: true,
             scroll: 0,
-        }));
-    }
-    KeyOutcome::send(Command::Retry {
-        step: step_ref.clone(),
-        typed: None,
-    })
-    .and(UiAction::Flash(format!("retrying {step_ref}"), Tone::Plain))
+        }
+    } else if step.changes {
+        Modal::Confirm {
+            step: step_ref.clone(),
+            retry: true,
+            typed: Input::default(),
+            scroll: 0,
+        }
+    } else {
+        return KeyOutcome::send(Command::Retry {
+            step: step_ref.clone(),
+            typed: None,
+        });
+    };
+    KeyOutcome::ui(UiAction::Open(modal))
 }
 
 fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
@@ -353,17 +370,38 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 KeyOutcome::default()
             }
         }
-        Modal::Confirm { step, .. } => {
-            if key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')) {
-                KeyOutcome::send(Command::Confirm {
-                    step: step.clone(),
-                    typed: None,
+        Modal::Confirm {
+            step, retry, typed, ..
+        } => {
+            // Traffic onto a Y found unfit: letters type the override word.
+            let unfit = !state.y_unfit_for(step).is_empty();
+            let send = |typed: Option<String>| {
+                let step = step.clone();
+                KeyOutcome::send(if *retry {
+                    Command::Retry { step, typed }
+                } else {
+                    Command::Confirm { step, typed }
                 })
                 .and(UiAction::Close)
-            } else if esc || matches!(letter(&key), Some('n' | 'q')) || is_ctrl_c(&key) {
+            };
+            if esc || is_ctrl_c(&key) || (!unfit && matches!(letter(&key), Some('n' | 'q'))) {
                 KeyOutcome::ui(UiAction::Close)
-            } else if let Some(delta) = bindings::scroll_delta(&key, false) {
+            } else if unfit && key.code == KeyCode::Enter {
+                if typed.value().trim() == OVERRIDE_WORD {
+                    send(Some(OVERRIDE_WORD.to_string()))
+                } else {
+                    KeyOutcome::flash(format!(
+                        "Y is not fit: type {OVERRIDE_WORD} to send the traffic anyway, or Esc"
+                    ))
+                }
+            } else if !unfit
+                && (key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')))
+            {
+                send(None)
+            } else if let Some(delta) = bindings::scroll_delta(&key, unfit) {
                 KeyOutcome::ui(UiAction::ScrollDialog(delta))
+            } else if unfit {
+                edit(key)
             } else {
                 KeyOutcome::default()
             }
@@ -398,7 +436,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
             if esc || is_ctrl_c(&key) {
                 KeyOutcome::ui(UiAction::Close)
             } else if key.code == KeyCode::Enter {
-                submit_prompt(purpose, input.value().trim())
+                submit_prompt(state, purpose, input.value().trim())
             } else {
                 edit(key)
             }
@@ -476,7 +514,7 @@ fn edit(key: KeyEvent) -> KeyOutcome {
     }
 }
 
-fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
+fn submit_prompt(state: &ConsoleState, purpose: &PromptPurpose, text: &str) -> KeyOutcome {
     match purpose {
         PromptPurpose::LogFilter => {
             let filter = (!text.is_empty()).then(|| text.to_string());
@@ -485,15 +523,32 @@ fn submit_prompt(purpose: &PromptPurpose, text: &str) -> KeyOutcome {
         PromptPurpose::Skip(_) | PromptPurpose::MarkDone(_) if text.is_empty() => {
             KeyOutcome::flash("write a reason: it goes into the journal")
         }
-        PromptPurpose::SetTraffic => match parse_percent(text) {
-            Some(y_percent) => KeyOutcome::send(Command::SetTraffic { y_percent })
-                .and(UiAction::Close)
-                .and(UiAction::Flash(
-                    format!("asked the load balancer for Y {y_percent}%"),
-                    Tone::Plain,
-                )),
-            None => KeyOutcome::flash("a whole number from 0 (all on X) to 100 (all on Y)"),
-        },
+        PromptPurpose::SetTraffic => {
+            // `25 override`: more to a Y found unfit, as the prompt then asks.
+            let (text, override_health) = match text.strip_suffix(OVERRIDE_WORD) {
+                Some(rest) => (rest.trim(), true),
+                None => (text, false),
+            };
+            let Some(y_percent) = parse_percent(text) else {
+                return KeyOutcome::flash("a whole number from 0 (all on X) to 100 (all on Y)");
+            };
+            let unfit = state.y_unfit_at(y_percent);
+            if !unfit.is_empty() && !override_health {
+                return KeyOutcome::flash(format!(
+                    "Y is not fit: {}. `{y_percent} {OVERRIDE_WORD}` sends it anyway",
+                    unfit.join("; ")
+                ));
+            }
+            KeyOutcome::send(Command::SetTraffic {
+                y_percent,
+                override_health,
+            })
+            .and(UiAction::Close)
+            .and(UiAction::Flash(
+                format!("asked the load balancer for Y {y_percent}%"),
+                Tone::Plain,
+            ))
+        }
         PromptPurpose::Skip(step) => KeyOutcome::send(Command::Skip {
             step: step.clone(),
             reason: text.to_string(),

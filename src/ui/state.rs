@@ -228,10 +228,14 @@ pub enum PromptPurpose {
 /// The open dialog, if any. Keys go to it first.
 #[derive(Debug, Clone)]
 pub enum Modal {
-    /// Shows what a step will run and where; Enter runs it. `scroll`: the rows of a long
-    /// run list scrolled past.
+    /// Shows what a step will run and where; Enter runs it. `retry`: the step failed or
+    /// was interrupted and runs again. `typed`: the override word, asked when the step
+    /// would send traffic to a Y found unfit. `scroll`: the rows of a long run list
+    /// scrolled past.
     Confirm {
         step: StepRef,
+        retry: bool,
+        typed: Input,
         scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
@@ -277,7 +281,8 @@ pub enum Modal {
 pub struct Flash {
     pub text: String,
     pub tone: Tone,
-    pub until: DateTime<Utc>,
+    /// When it goes; `None`: at the next key (a refusal must not vanish unread).
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// The console's whole view of a run.
@@ -304,6 +309,9 @@ pub struct ConsoleState {
     gate_logged: Option<&'static str>,
     /// The screen last drawn on, so a dialog scrolls no further than its last page.
     screen: Rect,
+    /// When a step was last seen to end: a topology snapshot older than that is not Y now
+    /// (`engine::health`).
+    last_step_end: Option<DateTime<Utc>>,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -350,6 +358,7 @@ impl ConsoleState {
             gate: None,
             gate_logged: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
+            last_step_end: None,
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
             engine_stopped: false,
@@ -440,6 +449,8 @@ impl ConsoleState {
                     self.push_log(None, LogKind::Event(tone), format!("{symbol} run {label}"));
                 }
             }
+            // The engine's note in the log says who started the step.
+            Event::StepStarted { .. } => {}
             Event::Log(line) => self.push_engine_log(line),
             Event::LogSkipped { step, lines } => self.push_log(
                 step.clone(),
@@ -515,6 +526,10 @@ impl ConsoleState {
             }
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
+            Event::Refused(text) => {
+                self.push_log(None, LogKind::Warning, text.clone());
+                self.flash_until_key(text.clone(), Tone::Warn);
+            }
             Event::StillRunning { step, what } => self.still_running_changed(step, what),
             Event::Session(event) => self.session_event(event),
         }
@@ -562,6 +577,14 @@ impl ConsoleState {
             return;
         };
         let old = self.entries[i].status.state;
+        // Said when the engine starts it again, not when the key was pressed: the engine
+        // may refuse the retry.
+        if new == StepState::Running && matches!(old, StepState::Failed | StepState::Interrupted) {
+            self.flash(format!("retrying {step}"), Tone::Plain);
+        }
+        if old == StepState::Running && new != StepState::Running {
+            self.last_step_end = Some(self.now);
+        }
         let status = &mut self.entries[i].status;
         status.state = new;
         status.detail = detail.clone();
@@ -621,8 +644,13 @@ impl ConsoleState {
     /// A dialog about a step whose state moved on no longer asks the right question.
     fn close_stale_modal(&mut self) {
         let stale = match &self.modal {
-            Some(Modal::Confirm { step, .. }) | Some(Modal::Irreversible { step, .. }) => {
-                !self.can_confirm(step)
+            Some(Modal::Confirm { step, retry, .. })
+            | Some(Modal::Irreversible { step, retry, .. }) => {
+                if *retry {
+                    !self.can_retry(step)
+                } else {
+                    !self.can_confirm(step)
+                }
             }
             Some(Modal::Prompt {
                 purpose: PromptPurpose::Skip(step),
@@ -744,7 +772,11 @@ impl ConsoleState {
         let running_before = self.running_secs();
         self.now = now;
         let mut changed = before != self.elapsed_secs() || running_before != self.running_secs();
-        if self.flash.as_ref().is_some_and(|f| f.until <= now) {
+        if self
+            .flash
+            .as_ref()
+            .is_some_and(|f| f.until.is_some_and(|until| until <= now))
+        {
             self.flash = None;
             changed = true;
         }
@@ -767,8 +799,25 @@ impl ConsoleState {
         self.flash = Some(Flash {
             text: text.into(),
             tone,
-            until: self.now + TimeDelta::seconds(FLASH_SECS),
+            until: Some(self.now + TimeDelta::seconds(FLASH_SECS)),
         });
+    }
+
+    /// A message that stays until the operator's next key, however long that takes.
+    pub fn flash_until_key(&mut self, text: impl Into<String>, tone: Tone) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            tone,
+            until: None,
+        });
+    }
+
+    /// A key was pressed: a message kept for it has been read. Called before the key's own
+    /// outcome is applied, so what the key says replaces it.
+    pub fn key_pressed(&mut self) {
+        if self.flash.as_ref().is_some_and(|f| f.until.is_none()) {
+            self.flash = None;
+        }
     }
 
     // ---- the console's own actions -----------------------------------------------------
@@ -791,7 +840,9 @@ impl ConsoleState {
             UiAction::Close => self.modal = None,
             UiAction::Edit(request) => {
                 if let Some(
-                    Modal::Irreversible { typed: input, .. } | Modal::Prompt { input, .. },
+                    Modal::Irreversible { typed: input, .. }
+                    | Modal::Confirm { typed: input, .. }
+                    | Modal::Prompt { input, .. },
                 ) = &mut self.modal
                 {
                     input.handle(request);
@@ -803,6 +854,7 @@ impl ConsoleState {
                 self.log_follow = true;
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
+            UiAction::Refusal(text) => self.flash_until_key(text, Tone::Warn),
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }

@@ -8,6 +8,7 @@ use super::{Engine, Who};
 use crate::engine::EngineError;
 use crate::engine::command::Command;
 use crate::engine::event::StepState;
+use crate::engine::health;
 use crate::engine::journal::{ConfirmVia, Entry, parse_step_key, step_key};
 use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::RollbackOf;
@@ -27,7 +28,10 @@ impl Engine {
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
             Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
-            Command::SetTraffic { y_percent } => self.set_traffic_by_hand(y_percent),
+            Command::SetTraffic {
+                y_percent,
+                override_health,
+            } => self.set_traffic_by_hand(y_percent, override_health),
             Command::Abort => self.abort(),
             Command::Kill { step } => self.kill_left_running(step),
             Command::Quit => {
@@ -188,6 +192,40 @@ impl Engine {
         ))
     }
 
+    /// Why Y should not take the traffic `details` sends it now (`engine::health`); empty
+    /// when the step sends Y no more than it has, or Y is fit.
+    pub(super) fn y_unfit_for(&self, step: &StepRef, details: &Step) -> Vec<String> {
+        let y_now = self.view.traffic().map_or(0, |s| s.y);
+        match health::raises_y(step, &details.kind, y_now) {
+            Some(_) => health::y_unfit(
+                self.topology.as_ref(),
+                self.last_verdict.as_ref(),
+                self.last_step_end,
+            ),
+            None => Vec::new(),
+        }
+    }
+
+    /// A traffic stage onto an unfit Y runs only with the override word typed; what was
+    /// overridden is returned to be journaled with the confirm.
+    fn check_y_fit(
+        &self,
+        step: &StepRef,
+        details: &Step,
+        typed: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        let unfit = self.y_unfit_for(step, details);
+        if unfit.is_empty() || typed.map(str::trim) == Some(health::OVERRIDE_WORD) {
+            return Ok(unfit);
+        }
+        Err(format!(
+            "{step} would send more traffic to a Y that is not fit for it: {}. Fix it and \
+             confirm again, or type '{}' to send the traffic anyway (journaled with your name)",
+            unfit.join("; "),
+            health::OVERRIDE_WORD
+        ))
+    }
+
     pub(super) fn confirm(
         &mut self,
         step: StepRef,
@@ -226,7 +264,8 @@ impl Engine {
             .and_then(|key| match self.resolve(&step) {
                 Some((details, _)) => self
                     .check_typed(&step, &details, typed.as_deref(), done)
-                    .map(|()| key),
+                    .and_then(|()| self.check_y_fit(&step, &details, typed.as_deref()))
+                    .map(|overridden| (key, overridden)),
                 None => Err(format!("{step} is not a step of this plan")),
             })
             .and_then(|key| self.check_x_serves_for(&step).map(|()| key))
@@ -234,8 +273,8 @@ impl Engine {
                 ConfirmVia::Retry => self.check_nothing_left_running(&step, verb).map(|()| key),
                 _ => Ok(key),
             });
-        let key = match checked {
-            Ok(key) => key,
+        let (key, overridden) = match checked {
+            Ok(checked) => checked,
             Err(why) => {
                 self.refuse(Some(&step), why);
                 return Ok(());
@@ -246,7 +285,11 @@ impl Engine {
             Entry::StepConfirmed {
                 step: key,
                 via,
-                typed: typed.is_some(),
+                // The override word is not the plan name.
+                typed: typed
+                    .as_deref()
+                    .is_some_and(|t| t.trim() != health::OVERRIDE_WORD),
+                overridden,
             },
         )?;
         self.start_step(step, Who::Operator)

@@ -32,6 +32,7 @@ use super::step::{JournalRequest, LogSink, StepOutcome, Toolbox, TrafficPath, ga
 use super::view::RunView;
 use super::{EngineError, EngineHandle, RunSetup, SessionEnd, blocking};
 use crate::exec::Executor;
+use crate::kong::topology::TopologySnapshot;
 use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{ExpandedPlan, StepRef};
@@ -97,6 +98,12 @@ struct Engine {
     watch_rx: Updates,
     /// What the event stream last said still runs of each step.
     shown_still_running: HashMap<String, Option<String>>,
+    /// The watcher's latest topology and the latest gate verdict: what Y's health check
+    /// before a traffic stage reads (`engine::health`).
+    topology: Option<TopologySnapshot>,
+    last_verdict: Option<GateVerdict>,
+    /// When the last step ended: a topology snapshot older than that is not Y now.
+    last_step_end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -159,6 +166,9 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         watch_tx,
         watch_rx,
         shown_still_running: HashMap::new(),
+        topology: None,
+        last_verdict: None,
+        last_step_end: None,
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -291,7 +301,8 @@ impl Engine {
     /// Refuses a command: says why, and re-sends the step's state so a client that
     /// thought its command would go through sees where things stand.
     fn refuse(&mut self, step: Option<&StepRef>, why: impl AsRef<str>) {
-        self.warn(why);
+        let why = self.toolbox.redactor.redact(why.as_ref()).into_owned();
+        self.emit(Event::Refused(why));
         if let Some(step) = step {
             self.shown.forget_step(&step_key(step));
         }
@@ -348,6 +359,10 @@ impl Engine {
                 },
                 event = next_side_event(&mut self.side_events) => match event {
                     Some(Event::Warning(text)) => self.warn(text),
+                    Some(Event::Topology(snapshot)) => {
+                        self.topology = Some(snapshot.clone());
+                        self.emit(Event::Topology(snapshot));
+                    }
                     Some(event) => self.emit(event),
                     None => self.side_events = None,
                 },
@@ -376,6 +391,7 @@ impl Engine {
     /// traffic, each change of verdict is journaled with its numbers, and a failure pauses
     /// the run or starts the rollback, as the plan's `on_fail` says.
     fn on_verdict(&mut self, verdict: GateVerdict) -> Result<(), EngineError> {
+        self.last_verdict = Some(verdict.clone());
         self.emit(Event::Gate(verdict.clone()));
         let y_share = self.view.traffic().map_or(0, |s| s.y);
         let watched = y_share > 0

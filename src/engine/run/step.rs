@@ -101,6 +101,14 @@ impl Engine {
             "{step}: attempt {attempt}, started by {}",
             self.by(who)
         ));
+        self.emit(Event::StepStarted {
+            step: step.clone(),
+            attempt,
+            who: match who {
+                Who::Operator => Some(self.operator.clone()),
+                Who::Kongup => None,
+            },
+        });
         let cancel = CancellationToken::new();
         let bake_only = details.commands.is_empty()
             && matches!(
@@ -153,6 +161,7 @@ impl Engine {
         ended: Result<StepOutcome, JoinError>,
     ) -> Result<(), EngineError> {
         let running = self.running.take().expect("a step was running");
+        self.last_step_end = Some(chrono::Utc::now());
         let outcome = ended.unwrap_or_else(|e| {
             StepOutcome::failed(format!("internal error in the step's action: {e}"))
         });
@@ -294,12 +303,27 @@ impl Engine {
         if !is_stage || self.view.state_of(&step_key(&next)) != StepState::Pending {
             return Ok(());
         }
+        // Only the operator may send traffic to a Y found unfit.
+        let unfit = match self.expanded.step(&next) {
+            Some(details) => self.y_unfit_for(&next, details),
+            None => Vec::new(),
+        };
+        if !unfit.is_empty() {
+            self.warn(format!(
+                "auto_advance stopped before {next}: Y is not fit for more traffic: {}. \
+                 Confirm it (typing '{}') or roll back",
+                unfit.join("; "),
+                crate::engine::health::OVERRIDE_WORD
+            ));
+            return Ok(());
+        }
         self.record(
             Who::Kongup,
             Entry::StepConfirmed {
                 step: step_key(&next),
                 via: ConfirmVia::AutoAdvance,
                 typed: false,
+                overridden: Vec::new(),
             },
         )?;
         self.start_step(next, Who::Kongup)

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, Who};
 use crate::engine::EngineError;
 use crate::engine::event::{Event, RollbackProgress, RunState, TrafficVerification};
+use crate::engine::health;
 use crate::engine::journal::{Entry, step_key};
 use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::{ActionError, Mover, TrafficReadback, safety_evidence};
@@ -366,7 +367,11 @@ impl Engine {
         Ok(false)
     }
 
-    pub(super) fn set_traffic_by_hand(&mut self, y_percent: u8) -> Result<(), EngineError> {
+    pub(super) fn set_traffic_by_hand(
+        &mut self,
+        y_percent: u8,
+        override_health: bool,
+    ) -> Result<(), EngineError> {
         if let Some(running) = &self.running {
             let why = format!(
                 "cannot set the traffic by hand while {} runs: wait for it or abort it",
@@ -396,7 +401,36 @@ impl Engine {
             self.refuse(None, why);
             return Ok(());
         }
-        let cause = format!("set by hand by {}", self.operator);
+        // More to Y than it has: Y's health is checked as before a traffic stage.
+        let y_now = self.view.traffic().map_or(0, |s| s.y);
+        let unfit = if split.y > y_now {
+            health::y_unfit(
+                self.topology.as_ref(),
+                self.last_verdict.as_ref(),
+                self.last_step_end,
+            )
+        } else {
+            Vec::new()
+        };
+        if !unfit.is_empty() && !override_health {
+            let why = format!(
+                "cannot set Y {}%: Y is not fit for more traffic: {}. Fix it, or give \
+                 `{} {}` to send it anyway (journaled with your name)",
+                split.y,
+                unfit.join("; "),
+                split.y,
+                health::OVERRIDE_WORD
+            );
+            self.refuse(None, why);
+            return Ok(());
+        }
+        let mut cause = format!("set by hand by {}", self.operator);
+        if !unfit.is_empty() {
+            cause.push_str(&format!(
+                ", overriding Y's health check: {}",
+                unfit.join("; ")
+            ));
+        }
         self.start_traffic_call(TrafficPurpose::ByHand { split }, split, cause);
         Ok(())
     }

@@ -4,6 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::engine::health::OVERRIDE_WORD;
 use crate::plan::steps::StepRef;
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
@@ -50,7 +51,10 @@ pub fn max_scroll(
             max_inner_height(screen),
             super::irreversible::tail(state, step, typed, width).len(),
         ),
-        None => (max_inner_height(screen).saturating_sub(FOOTER_ROWS), 0),
+        None => (
+            max_inner_height(screen).saturating_sub(FOOTER_ROWS),
+            health(state, step, &tui_input::Input::default(), width).len(),
+        ),
     };
     let tail_rows = tail_rows + traffic_back(state, step, width).len();
     let rows = run_rows(state.runs(step), width.saturating_sub(4)).len();
@@ -77,6 +81,51 @@ fn traffic_back(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<
     rows
 }
 
+/// Y's health section of a traffic stage onto a Y found unfit (`engine::health`): why,
+/// node by node, and the override word being `typed`; nothing when Y is fit or the step
+/// sends Y no more traffic.
+pub fn health(
+    state: &ConsoleState,
+    step: &StepRef,
+    typed: &tui_input::Input,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let unfit = state.y_unfit_for(step);
+    if unfit.is_empty() {
+        return Vec::new();
+    }
+    let theme = state.theme();
+    let mut rows = vec![
+        Line::default(),
+        Line::from(Span::styled(
+            text::truncate("⚠ Y is not fit for more traffic:", width),
+            theme.tone(Tone::Bad),
+        )),
+    ];
+    for why in &unfit {
+        for (i, row) in text::wrap(why, width.saturating_sub(4))
+            .into_iter()
+            .enumerate()
+        {
+            let lead = if i == 0 { "  ✖ " } else { "    " };
+            rows.push(Line::from(vec![
+                Span::styled(lead, theme.tone(Tone::Bad)),
+                Span::styled(row, theme.tone(Tone::Warn)),
+            ]));
+        }
+    }
+    rows.extend(
+        text::wrap(
+            &format!("Type {OVERRIDE_WORD} to send the traffic anyway (journaled with your name):"),
+            width,
+        )
+        .into_iter()
+        .map(Line::from),
+    );
+    rows.push(super::irreversible::input_line(state, typed, width));
+    rows
+}
+
 /// A row of the run list: part of a command wrapped to the dialog.
 pub struct RunRow {
     /// The command's first row (drawn with an arrow).
@@ -99,14 +148,30 @@ pub fn run_rows(runs: &[String], width: usize) -> Vec<RunRow> {
         .collect()
 }
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, scroll: usize) {
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    state: &ConsoleState,
+    step: &StepRef,
+    retry: bool,
+    typed: &tui_input::Input,
+    scroll: usize,
+) {
     let width = inner_width(area, WIDTH);
     let room = max_inner_height(area);
+    let health = health(state, step, typed, width);
+    let run_it = if health.is_empty() {
+        " run it · ".to_string()
+    } else if typed.value().trim() == OVERRIDE_WORD {
+        " run it over Y's health · ".to_string()
+    } else {
+        format!(" runs it once {OVERRIDE_WORD} is typed · ")
+    };
     let footer = vec![
         Line::default(),
         Line::from(vec![
             Span::styled("⏎", state.theme().bold()),
-            Span::raw(" run it · "),
+            Span::raw(run_it),
             Span::styled("Esc", state.theme().bold()),
             Span::raw(" cancel"),
         ]),
@@ -116,10 +181,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
         step,
         width,
         room.saturating_sub(FOOTER_ROWS),
-        Vec::new(),
+        health,
         scroll,
     );
-    let title = title(state, step);
+    let title = title(state, step, retry);
     draw_dialog(
         frame,
         area,
@@ -130,8 +195,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
     );
 }
 
-pub fn title(state: &ConsoleState, step: &StepRef) -> String {
-    if state.is_rollback_step(step) {
+/// What the dialog asks: a retry, a rollback step's confirm, or a step's.
+pub fn title(state: &ConsoleState, step: &StepRef, retry: bool) -> String {
+    if retry {
+        format!("Retry · {step}")
+    } else if state.is_rollback_step(step) {
         format!("Rollback step · {step}")
     } else {
         format!("Confirm · {step}")

@@ -19,6 +19,7 @@ pub fn render(
     state: &ConsoleState,
     step: &StepRef,
     typed: &Input,
+    retry: bool,
     scroll: usize,
 ) {
     let theme = state.theme();
@@ -26,7 +27,7 @@ pub fn render(
     let tail = tail(state, step, typed, width);
     let room = max_inner_height(area);
     let lines = confirm::body(state, step, width, room, tail, scroll);
-    let title = format!("IRREVERSIBLE · {}", confirm::title(state, step));
+    let title = format!("IRREVERSIBLE · {}", confirm::title(state, step, retry));
     draw_dialog(frame, area, theme, title, confirm::WIDTH, lines);
 }
 

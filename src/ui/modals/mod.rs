@@ -20,13 +20,18 @@ use super::theme::Theme;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, modal: &Modal) {
     match modal {
-        Modal::Confirm { step, scroll } => confirm::render(frame, area, state, step, *scroll),
+        Modal::Confirm {
+            step,
+            retry,
+            typed,
+            scroll,
+        } => confirm::render(frame, area, state, step, *retry, typed, *scroll),
         Modal::Irreversible {
             step,
             typed,
+            retry,
             scroll,
-            ..
-        } => irreversible::render(frame, area, state, step, typed, *scroll),
+        } => irreversible::render(frame, area, state, step, typed, *retry, *scroll),
         Modal::Prompt { purpose, input } => prompt::render(frame, area, state, purpose, input),
         Modal::Rollback => rollback::render(frame, area, state),
         Modal::Help { scroll } => help::render(frame, area, state, *scroll),

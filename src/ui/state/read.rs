@@ -284,6 +284,44 @@ impl ConsoleState {
         self.step_state(step) == Some(StepState::Ready)
     }
 
+    /// Why Y should not take the traffic `step` would send it, by the engine's rule
+    /// (`engine::health`) over the topology and gate verdict the engine sent: the confirm
+    /// dialog says it and asks for the override word. Empty for any other step.
+    pub fn y_unfit_for(&self, step: &StepRef) -> Vec<String> {
+        let Some((details, _)) = self.step(step) else {
+            return Vec::new();
+        };
+        match crate::engine::health::raises_y(step, &details.kind, self.y_now()) {
+            Some(y) => self.y_unfit_at(y),
+            None => Vec::new(),
+        }
+    }
+
+    /// Why Y should not take `y_percent` of the traffic (a split set by hand): nothing
+    /// when that is no more than Y has.
+    pub fn y_unfit_at(&self, y_percent: u8) -> Vec<String> {
+        if y_percent <= self.y_now() {
+            return Vec::new();
+        }
+        crate::engine::health::y_unfit(
+            self.topology_sent.as_ref(),
+            self.gate.as_ref(),
+            self.last_step_end,
+        )
+    }
+
+    fn y_now(&self) -> u8 {
+        self.traffic.map_or(0, |t| t.shown().y)
+    }
+
+    /// Whether a retry of `step` makes sense now: it failed or was interrupted.
+    pub fn can_retry(&self, step: &StepRef) -> bool {
+        matches!(
+            self.step_state(step),
+            Some(StepState::Failed | StepState::Interrupted)
+        )
+    }
+
     /// The first step of the rollback plan not yet done.
     pub fn next_rollback_step(&self) -> Option<&StepRef> {
         self.rollback.planned.as_ref()?.iter().find(|r| {

@@ -36,7 +36,11 @@ async fn paused_by_a_failure(
     plan.gates.window = Duration::from_secs(60);
     let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
     let mut run = TestRun::start(setup(dir, plan, steps, "v1", kit.toolbox));
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.wait_for(
         "traffic at 10%",
         |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),

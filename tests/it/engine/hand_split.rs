@@ -41,7 +41,11 @@ async fn a_rollback_right_after_a_split_set_by_hand_lets_it_finish_then_sends_al
         "v1",
         kit.toolbox,
     ));
-    run.send(Command::SetTraffic { y_percent: 50 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 50,
+        override_health: false,
+    })
+    .await;
     run.send(Command::Rollback).await;
     run.wait_for("the rollback's traffic on X", |e| {
         matches!(

@@ -904,3 +904,31 @@ async fn a_short_secret_is_warned_about_and_step_keys_survive_it() {
     ));
     run.quit().await;
 }
+
+/// The notifier learns who started a step from the event, not from the log's wording.
+#[tokio::test]
+async fn a_step_start_says_who_confirmed_it_and_which_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let kit = kit();
+    let mut run = TestRun::start(setup(
+        dir.path(),
+        plan_named("p"),
+        two_steps(),
+        "v1",
+        kit.toolbox,
+    ));
+    run.confirm(&cluster("a")).await;
+    let started = run
+        .wait_for("the step's start", |e| {
+            matches!(e, Event::StepStarted { .. })
+        })
+        .await;
+    assert_eq!(
+        started,
+        Event::StepStarted {
+            step: cluster("a"),
+            attempt: 1,
+            who: Some("alice@test".into()),
+        }
+    );
+}

@@ -17,5 +17,6 @@ mod plain_cause;
 mod plan_change;
 mod report_rollback;
 mod rollback;
+mod sick_y;
 mod step_log;
 mod traffic;

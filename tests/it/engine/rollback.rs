@@ -712,11 +712,19 @@ async fn after_x_is_decommissioned_no_traffic_goes_back_to_it() {
     );
 
     // By hand, traffic may not go back to X either; all of it on Y is fine.
-    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 0,
+        override_health: false,
+    })
+    .await;
     let warning = run.wait_warning("cannot set X").await;
     assert!(warning.contains("cluster/decommission-x"), "{warning}");
     assert_eq!(kit.driver.sets.lock().unwrap().len(), 1);
-    run.send(Command::SetTraffic { y_percent: 100 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 100,
+        override_health: false,
+    })
+    .await;
     run.wait_seen(
         "all traffic on Y again",
         |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(100)),
@@ -772,7 +780,11 @@ async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
         ]
     );
     assert_eq!(*kit.driver.sets.lock().unwrap(), [Split::to_y(100)]);
-    run.send(Command::SetTraffic { y_percent: 0 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 0,
+        override_health: false,
+    })
+    .await;
     run.wait_warning("cannot set X").await;
 
     for id in ["start-y", "stop-x"] {
@@ -862,7 +874,11 @@ async fn a_stage_that_had_not_set_its_split_when_rollback_came_leaves_it_alone()
         kit.toolbox,
     ));
     // A split set by hand holds the driver, so the stage queues behind it.
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.confirm_and_wait(&cluster("shift-traffic-50"), StepState::Running)
         .await;
     run.send(Command::Rollback).await;

@@ -376,7 +376,11 @@ async fn traffic_set_by_hand_is_journaled_and_shown() {
     let kit = kit();
     let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.wait_for("traffic at 10%", |e| {
         *e == Event::TrafficChanged {
             requested: Split::to_y(10),
@@ -412,7 +416,11 @@ async fn the_engine_takes_commands_while_the_driver_answers() {
     );
     let steps = expanded(Strategy::BlueGreen, vec![step("review", StepKind::Review)]);
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.send(Command::Pause).await;
     run.wait_for("paused", |e| *e == Event::RunChanged(RunState::Paused))
         .await;
@@ -448,7 +456,11 @@ async fn abort_stops_a_driver_call_of_a_stage_or_set_by_hand() {
     );
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
 
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.wait_seen("the request journaled", |_| {
         position(&run.journal(), |e| {
             matches!(e, Entry::TrafficRequested { .. })
@@ -496,7 +508,13 @@ async fn a_failing_gate_between_bakes_pauses_while_y_carries_traffic() {
         .await;
     assert!(position(&run.journal(), |e| matches!(e, Entry::Paused { .. })).is_none());
 
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    // The failing window holds Y's health against more traffic: overridden here, to have Y
+    // carry some (tests/it/engine/sick_y.rs has the refusal).
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: true,
+    })
+    .await;
     run.wait_for(
         "traffic at 10%",
         |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
@@ -531,7 +549,11 @@ async fn between_bakes_each_change_of_verdict_is_journaled_once() {
         "v1",
         gated.kit.toolbox.clone(),
     ));
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.wait_for(
         "traffic at 10%",
         |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),
@@ -629,7 +651,11 @@ async fn a_read_as_the_run_opens_that_answers_after_a_change_is_dropped() {
     let mut run = TestRun::start(setup(dir.path(), plan_named("p"), steps, "v1", kit.toolbox));
     // The opening read has read X 100% and hangs; the operator sets 10% meanwhile.
     waiting.await;
-    run.send(Command::SetTraffic { y_percent: 10 }).await;
+    run.send(Command::SetTraffic {
+        y_percent: 10,
+        override_health: false,
+    })
+    .await;
     run.wait_for(
         "traffic at 10%",
         |e| matches!(e, Event::TrafficChanged { requested, .. } if *requested == Split::to_y(10)),

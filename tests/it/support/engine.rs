@@ -435,15 +435,16 @@ impl TestRun {
         }
     }
 
+    /// A warning, or a refusal of a command, that says `containing`.
     pub async fn wait_warning(&mut self, containing: &str) -> String {
         match self
             .wait_for(
                 &format!("a warning with '{containing}'"),
-                |e| matches!(e, Event::Warning(w) if w.contains(containing)),
+                |e| matches!(e, Event::Warning(w) | Event::Refused(w) if w.contains(containing)),
             )
             .await
         {
-            Event::Warning(w) => w,
+            Event::Warning(w) | Event::Refused(w) => w,
             _ => unreachable!(),
         }
     }

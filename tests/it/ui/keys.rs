@@ -199,8 +199,10 @@ fn r_retries_a_failed_or_interrupted_step_only() {
         let mut state = awaiting();
         state.apply(&changed(cp("deploy-y"), StepState::Running));
         state.apply(&changed(cp("deploy-y"), failure));
+        // deploy-y changes Y: the retry is confirmed first (tests/it/ui/retry_confirm.rs).
+        assert!(press(&mut state, char_key('r')).is_empty());
         assert_eq!(
-            press(&mut state, char_key('r')),
+            press(&mut state, key(KeyCode::Enter)),
             [Command::Retry {
                 step: cp("deploy-y"),
                 typed: None,
@@ -209,6 +211,7 @@ fn r_retries_a_failed_or_interrupted_step_only() {
     }
     let mut state = awaiting();
     assert!(press(&mut state, char_key('r')).is_empty());
+    assert!(state.modal().is_none());
 }
 
 #[test]
@@ -489,7 +492,10 @@ fn t_sets_the_traffic_split_by_hand() {
     type_text(&mut state, "25%");
     assert_eq!(
         press(&mut state, key(KeyCode::Enter)),
-        [Command::SetTraffic { y_percent: 25 }]
+        [Command::SetTraffic {
+            y_percent: 25,
+            override_health: false,
+        }]
     );
     assert!(state.modal().is_none());
 }

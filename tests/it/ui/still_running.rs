@@ -121,8 +121,9 @@ fn once_nothing_runs_the_dialog_closes_and_r_retries() {
     let screen = buffer_text(&draw(&state, 80, 24));
     assert!(!screen.contains("[still running]"), "{screen}");
     assert!(footer_words(&state).contains(&"retry"));
+    press(&mut state, char_key('r'));
     assert_eq!(
-        press(&mut state, char_key('r')),
+        press(&mut state, key(KeyCode::Enter)),
         [Command::Retry {
             step: cp("deploy-y"),
             typed: None

@@ -77,7 +77,7 @@ impl Demo {
                     .events
                     .iter()
                     .filter_map(|e| match e {
-                        Event::Warning(text) => Some(text),
+                        Event::Warning(text) | Event::Refused(text) => Some(text),
                         _ => None,
                     })
                     .collect();
