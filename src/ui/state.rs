@@ -37,8 +37,6 @@ pub const LOG_CAPACITY: usize = 5_000;
 pub const METRICS_WINDOW_SECS: i64 = 600;
 /// Beyond this many samples the oldest go, even inside the window (fast scrapes).
 const METRICS_CAPACITY: usize = 3_600;
-/// How long a message in the footer stays.
-const FLASH_SECS: i64 = 4;
 /// Rows moved by PgUp/PgDn.
 const PAGE: usize = 10;
 
@@ -270,11 +268,13 @@ pub enum Modal {
     },
 }
 
+/// A message in the footer: it belongs to the moment it answers, so it stays until the
+/// next key or the next change of the run or of a step (not a timer: an operator who
+/// looked away still reads why a key was refused).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flash {
     pub text: String,
     pub tone: Tone,
-    pub until: DateTime<Utc>,
 }
 
 /// The console's whole view of a run.
@@ -420,6 +420,9 @@ impl ConsoleState {
             Event::RunChanged(run) => {
                 let previous = self.run;
                 self.run = *run;
+                if previous != *run {
+                    self.flash = None;
+                }
                 // The clock stops when the run is over (a failed step waits for the operator:
                 // the clock goes on).
                 self.ended_at = if run.is_over() {
@@ -572,6 +575,8 @@ impl ConsoleState {
         if old == new {
             return;
         }
+        // A message of the moment before is about a step that has moved on.
+        self.flash = None;
         // Steps that ask something of the operator take the selection.
         if matches!(
             new,
@@ -740,12 +745,7 @@ impl ConsoleState {
         let before = self.elapsed_secs();
         let running_before = self.running_secs();
         self.now = now;
-        let mut changed = before != self.elapsed_secs() || running_before != self.running_secs();
-        if self.flash.as_ref().is_some_and(|f| f.until <= now) {
-            self.flash = None;
-            changed = true;
-        }
-        changed
+        before != self.elapsed_secs() || running_before != self.running_secs()
     }
 
     /// The engine's event stream ended: nothing on screen will change any more.
@@ -764,8 +764,16 @@ impl ConsoleState {
         self.flash = Some(Flash {
             text: text.into(),
             tone,
-            until: self.now + TimeDelta::seconds(FLASH_SECS),
         });
+    }
+
+    /// A key was pressed: the last message answered the moment before it. Called before
+    /// the key's own actions are applied, so a key that answers replaces it. (A key's
+    /// release, where the terminal reports one, is not a new moment.)
+    pub fn key_pressed(&mut self, key: &crossterm::event::KeyEvent) {
+        if key.kind != crossterm::event::KeyEventKind::Release {
+            self.flash = None;
+        }
     }
 
     // ---- the console's own actions -----------------------------------------------------

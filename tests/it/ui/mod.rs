@@ -3,6 +3,7 @@
 mod console_flood;
 mod console_loop;
 mod e2e_tmux;
+mod footer_moment;
 mod keys;
 mod snapshots;
 mod state;
