@@ -4,6 +4,7 @@ mod console_flood;
 mod console_loop;
 mod e2e_tmux;
 mod footer_moment;
+mod header_fit;
 mod keys;
 mod snapshots;
 mod state;
