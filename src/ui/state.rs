@@ -299,6 +299,10 @@ pub struct ConsoleState {
     gate: Option<GateVerdict>,
     /// The gate label last written to the log, so the log says each change once.
     gate_logged: Option<&'static str>,
+    /// The log line of the gate breaching now (its text, found again from the newest) and
+    /// how many breaching verdicts it stands for. Each new one updates it, so a gate that
+    /// keeps breaching is one line, not a screenful of the same.
+    breach_line: Option<(String, u32)>,
     /// The screen last drawn on, so a dialog scrolls no further than its last page.
     screen: Rect,
     rollback: RollbackView,
@@ -346,6 +350,7 @@ impl ConsoleState {
             metrics: VecDeque::new(),
             gate: None,
             gate_logged: None,
+            breach_line: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
@@ -490,7 +495,13 @@ impl ConsoleState {
                 let watched = self.gate_watched();
                 let label = super::theme::verdict_label(verdict.verdict, watched);
                 let changed = self.gate_logged != Some(label.1);
-                if changed || verdict.verdict == Verdict::Fail {
+                if changed {
+                    self.breach_line = None;
+                }
+                if verdict.verdict == Verdict::Fail && self.breach_line.is_some() {
+                    self.gate_logged = Some(label.1);
+                    self.breach_again(verdict, label);
+                } else if changed || verdict.verdict == Verdict::Fail {
                     self.gate_logged = Some(label.1);
                     let (symbol, label, tone) = label;
                     let mut text = format!("{symbol} gate {label}");
@@ -503,6 +514,9 @@ impl ConsoleState {
                             verdict.consecutive_breaches,
                             verdict.checks.join("; ")
                         ));
+                    }
+                    if verdict.verdict == Verdict::Fail {
+                        self.breach_line = Some((text.clone(), 1));
                     }
                     self.push_log(None, LogKind::Event(tone), text);
                 }
@@ -692,6 +706,44 @@ impl ConsoleState {
         self.push_log(None, LogKind::Event(Tone::Warn), text);
     }
 
+    /// The gate breached again: its line says how many times and the latest breaching
+    /// checks, and moves to the bottom (the newest news), `✖ gate BREACHED ×12 · latest: Y
+    /// 5xx 26.60% > 1.00%`.
+    fn breach_again(&mut self, verdict: &GateVerdict, label: (&str, &str, Tone)) {
+        let Some((last, count)) = self.breach_line.take() else {
+            return;
+        };
+        let (symbol, word, tone) = label;
+        let latest = breaching_checks(&verdict.checks).join("; ");
+        let text = format!("{symbol} gate {word} ×{} · latest: {latest}", count + 1);
+        // Its place now (from the newest: it is rarely far); gone, older than the ring
+        // keeps, it is written anew.
+        let at = self
+            .logs
+            .iter()
+            .rposition(|e| e.kind == LogKind::Event(tone) && e.text == last);
+        if let Some(i) = at
+            && let Some(old) = self.logs.remove(i)
+        {
+            // Reading back through the logs: what is on screen must not move. The pane's
+            // offset counts matching lines from the newest; a line taken from below the
+            // view shortens it by one (pushing the new one adds it back).
+            if !self.log_follow && self.log_matches(&old) {
+                let below = self
+                    .logs
+                    .iter()
+                    .skip(i)
+                    .filter(|e| self.log_matches(e))
+                    .count();
+                if below < self.log_offset {
+                    self.log_offset -= 1;
+                }
+            }
+        }
+        self.breach_line = Some((text.clone(), count + 1));
+        self.push_log(None, LogKind::Event(tone), text);
+    }
+
     fn push_engine_log(&mut self, line: &LogLine) {
         let kind = match line.stream {
             LogStream::Stdout => LogKind::Stdout,
@@ -828,8 +880,9 @@ impl ConsoleState {
                 self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
             }
             Pane::Logs => {
-                // The offset counts up from the newest line; at zero the pane follows.
-                let max = self.filtered_log_count().saturating_sub(1);
+                // The offset counts up from the newest line; at zero the pane follows. At
+                // its greatest, the first line is on the pane's top row.
+                let max = super::panes::logs::max_offset(self, self.logs_area());
                 let offset = self.log_offset;
                 self.log_offset = match delta {
                     ScrollDelta::Up(n) => (offset + n).min(max),
@@ -850,6 +903,20 @@ impl ConsoleState {
                 self.metrics_offset = moved(self.metrics_offset, delta, max);
             }
         }
+    }
+
+    /// The logs pane's rows (inside its border) on the screen last drawn: its place, or
+    /// the whole body when it is zoomed.
+    fn logs_area(&self) -> Rect {
+        let Some(layout) = super::layout::screen(self.screen) else {
+            return Rect::default();
+        };
+        let area = if self.zoomed && self.focus == Pane::Logs {
+            layout.body()
+        } else {
+            layout.logs
+        };
+        area.inner(ratatui::layout::Margin::new(1, 1))
     }
 
     /// Scrolls the help, or the run list of a confirm dialog (by rows).
@@ -913,6 +980,20 @@ impl ConsoleState {
             .map(|k| (k.key.to_string(), k.label.clone()));
         builtin.chain(extra).collect()
     }
+}
+
+/// The checks of a verdict that breached, without their outcome word: the gates write
+/// each check as `<figure> <comparison>: <outcome>`, the outcome `ok`, `inconclusive`,
+/// `skipped` or a breach (`metrics::gates`, `Check`).
+fn breaching_checks(checks: &[String]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter_map(|check| match check.rsplit_once(": ") {
+            Some((_, "ok" | "inconclusive" | "skipped")) => None,
+            Some((what, _)) => Some(what),
+            None => Some(check.as_str()),
+        })
+        .collect()
 }
 
 /// A step's short name for the logs: its id, or for a rollback step what it undoes.

@@ -6,6 +6,7 @@ mod e2e_tmux;
 mod footer_moment;
 mod header_fit;
 mod keys;
+mod logs_read;
 mod snapshots;
 mod state;
 mod still_running;
