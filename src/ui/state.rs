@@ -220,14 +220,13 @@ pub enum PromptPurpose {
     SetTraffic,
 }
 
-/// The open dialog, if any. Keys go to it first.
+/// The open dialog, if any. Keys go to it first. Every dialog's text scrolls as a whole
+/// (the console's `dialog_scroll`, back to the top whenever another dialog opens).
 #[derive(Debug, Clone)]
 pub enum Modal {
-    /// Shows what a step will run and where; Enter runs it. `scroll`: the rows of a long
-    /// run list scrolled past.
+    /// Shows what a step will run and where; Enter runs it.
     Confirm {
         step: StepRef,
-        scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
     /// step failed or was interrupted and runs again (a retry needs the name typed too).
@@ -235,7 +234,10 @@ pub enum Modal {
         step: StepRef,
         typed: Input,
         retry: bool,
-        scroll: usize,
+    },
+    /// Enter on a step that cannot be confirmed now: all of it, read-only.
+    StepView {
+        step: StepRef,
     },
     Prompt {
         purpose: PromptPurpose,
@@ -243,9 +245,7 @@ pub enum Modal {
     },
     /// The rollback: traffic to X first, then the steps to confirm.
     Rollback,
-    Help {
-        scroll: usize,
-    },
+    Help,
     /// `x` while a step runs: what stopping it means, before anything is sent.
     Abort {
         step: StepRef,
@@ -319,6 +319,8 @@ pub struct ConsoleState {
     topology_offset: usize,
     metrics_offset: usize,
     modal: Option<Modal>,
+    /// Rows the open dialog's text is scrolled down.
+    dialog_scroll: usize,
     flash: Option<Flash>,
     extra_keys: Vec<ExtraKey>,
     /// Set when the console watches a run another kongup drives (`kongup watch`).
@@ -365,6 +367,7 @@ impl ConsoleState {
             topology_offset: 0,
             metrics_offset: 0,
             modal: None,
+            dialog_scroll: 0,
             flash: None,
             extra_keys: Vec::new(),
             watching: None,
@@ -655,7 +658,7 @@ impl ConsoleState {
             _ => false,
         };
         if stale {
-            self.modal = None;
+            self.set_modal(None);
             self.flash("the step's state changed: dialog closed", Tone::Warn);
         }
     }
@@ -694,7 +697,7 @@ impl ConsoleState {
                 }
                 self.rollback.planned = Some(steps.clone());
                 if self.modal.is_none() {
-                    self.modal = Some(Modal::Rollback);
+                    self.set_modal(Some(Modal::Rollback));
                 }
                 format!("↺ rollback plan: {} step(s) to confirm", steps.len())
             }
@@ -844,8 +847,8 @@ impl ConsoleState {
                     self.log_offset = 0;
                 }
             }
-            UiAction::Open(modal) => self.modal = Some(modal),
-            UiAction::Close => self.modal = None,
+            UiAction::Open(modal) => self.set_modal(Some(modal)),
+            UiAction::Close => self.set_modal(None),
             UiAction::Edit(request) => {
                 if let Some(
                     Modal::Irreversible { typed: input, .. } | Modal::Prompt { input, .. },
@@ -919,34 +922,29 @@ impl ConsoleState {
         area.inner(ratatui::layout::Margin::new(1, 1))
     }
 
-    /// Scrolls the help, or the run list of a confirm dialog (by rows).
+    /// Opens `modal` (or closes the one open) with its text at the top.
+    fn set_modal(&mut self, modal: Option<Modal>) {
+        self.modal = modal;
+        self.dialog_scroll = 0;
+    }
+
+    /// Scrolls the open dialog's text by rows, no further than its last page on the screen
+    /// last drawn.
     pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
-        let lines = match &self.modal {
-            Some(Modal::Help { .. }) => self.help_lines().len(),
-            Some(Modal::Confirm { step, .. }) => {
-                super::modals::confirm::max_scroll(self, step, self.screen, None)
-            }
-            Some(Modal::Irreversible { step, typed, .. }) => {
-                super::modals::confirm::max_scroll(self, step, self.screen, Some(typed))
-            }
-            _ => return,
+        let Some(modal) = &self.modal else {
+            return;
         };
-        if let Some(
-            Modal::Help { scroll }
-            | Modal::Confirm { scroll, .. }
-            | Modal::Irreversible { scroll, .. },
-        ) = &mut self.modal
-        {
-            *scroll = match delta {
-                ScrollDelta::Up(n) => scroll.saturating_sub(n),
-                ScrollDelta::Down(n) => *scroll + n,
-                ScrollDelta::PageUp => scroll.saturating_sub(PAGE),
-                ScrollDelta::PageDown => *scroll + PAGE,
-                ScrollDelta::Top => 0,
-                ScrollDelta::Bottom => lines,
-            }
-            .min(lines);
+        let max = super::modals::dialog(self, modal, self.screen).max_scroll(self.screen);
+        let at = self.dialog_scroll;
+        self.dialog_scroll = match delta {
+            ScrollDelta::Up(n) => at.saturating_sub(n),
+            ScrollDelta::Down(n) => at + n,
+            ScrollDelta::PageUp => at.saturating_sub(PAGE),
+            ScrollDelta::PageDown => at + PAGE,
+            ScrollDelta::Top => 0,
+            ScrollDelta::Bottom => max,
         }
+        .min(max);
     }
 
     /// Binds keys of the caller's (see [`ExtraKey`]); those a built-in key takes are left

@@ -2,6 +2,7 @@
 
 mod console_flood;
 mod console_loop;
+mod dialogs_read;
 mod e2e_tmux;
 mod footer_moment;
 mod header_fit;
