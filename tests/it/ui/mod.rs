@@ -1,5 +1,6 @@
 //! The console: its state, keys, loop and snapshots, and end to end in tmux.
 
+mod console_3am_tmux;
 mod console_flood;
 mod console_loop;
 mod dialogs_read;
