@@ -74,8 +74,9 @@ pub fn title(state: &ConsoleState, step: &StepRef) -> String {
     }
 }
 
-/// The step's title, the guide's words for it, what will run and where: every word, wrapped
-/// to `width` (the dialog scrolls them).
+/// The step's title, what will run and where, then the guide's words for it: every word,
+/// wrapped to `width` (the dialog scrolls them). What is confirmed comes first, so a long
+/// instruction never pushes it out of the first page.
 pub fn body(state: &ConsoleState, step_ref: &StepRef, width: usize) -> Vec<Line<'static>> {
     let theme = state.theme();
     let Some((step, _)) = state.step(step_ref) else {
@@ -83,13 +84,13 @@ pub fn body(state: &ConsoleState, step_ref: &StepRef, width: usize) -> Vec<Line<
     };
     let mut lines = heading(state, step_ref, width);
     lines.push(Line::default());
-    lines.extend(paragraph(&step.instruction, width, theme.tone(Tone::Plain)));
-    lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         "What will run, and where:",
         theme.bold(),
     )));
     lines.extend(run_lines(state, state.runs(step_ref), width));
+    lines.push(Line::default());
+    lines.extend(paragraph(&step.instruction, width, theme.tone(Tone::Plain)));
     lines
 }
 

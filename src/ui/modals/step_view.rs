@@ -1,5 +1,5 @@
 //! Enter on a step that cannot be confirmed now: a read-only view of all of it (why it
-//! cannot be confirmed, its state and outcome, the guide's words, what it runs and where),
+//! cannot be confirmed, its state and outcome, what it runs and where, the guide's words),
 //! so the detail pane's "Enter shows all" holds in every state. Nothing here changes the
 //! run; the dialog scrolls like every other.
 
@@ -77,13 +77,13 @@ pub fn dialog(state: &ConsoleState, step_ref: &StepRef, area: Rect) -> Dialog {
         ));
     }
     lines.push(Line::default());
-    lines.extend(paragraph(&step.instruction, width, theme.tone(Tone::Plain)));
-    lines.push(Line::default());
     lines.push(Line::from(Span::styled(
         "What it runs, and where:",
         theme.bold(),
     )));
     lines.extend(confirm::run_lines(state, state.runs(step_ref), width));
+    lines.push(Line::default());
+    lines.extend(paragraph(&step.instruction, width, theme.tone(Tone::Plain)));
     dialog.body = lines;
     dialog.fixed = vec![
         Line::default(),

@@ -139,6 +139,11 @@ fn page_keys_scroll_a_long_confirm_as_a_whole_and_back() {
         first.iter().any(|r| r.contains("more rows below")),
         "{first:#?}"
     );
+    // What is confirmed is on the first page, however long the instruction.
+    assert!(
+        first.iter().any(|r| r.contains("What will run")) && first.iter().any(|r| r.contains("→ ")),
+        "{first:#?}"
+    );
     press(&mut state, key(KeyCode::PageDown));
     press(&mut state, key(KeyCode::PageDown));
     let end = dialog_rows(&state);
@@ -151,8 +156,8 @@ fn page_keys_scroll_a_long_confirm_as_a_whole_and_back() {
         "{end:#?}"
     );
     assert!(
-        end.iter().any(|r| r.contains("→ ")),
-        "the run list ends it: {end:#?}"
+        end.iter().any(|r| r.contains("LAST.")),
+        "the instruction ends it: {end:#?}"
     );
     press(&mut state, key(KeyCode::PageUp));
     press(&mut state, key(KeyCode::PageUp));
