@@ -39,7 +39,7 @@ pub fn apply_all(state: &mut ConsoleState, events: &[Event]) {
 /// Presses a key the way the console loop does; returns the commands it would send.
 pub fn press(state: &mut ConsoleState, key: KeyEvent) -> Vec<Command> {
     let outcome = handle_key(state, key);
-    state.key_pressed();
+    state.key_pressed(&key);
     for action in outcome.ui {
         if !matches!(action, UiAction::Exit | UiAction::Redraw) {
             state.apply_ui(action);

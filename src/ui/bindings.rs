@@ -267,7 +267,8 @@ pub static MAIN: &[Binding] = &[
             "Enter, c",
             &[
                 "confirm the selected ready step; shows what runs",
-                "and where; irreversible: type the plan name",
+                "and where; irreversible: type the plan name;",
+                "any other step: all of it, read-only",
             ],
         ),
         footer(0, &[(When::SelectedConfirmable, "confirm")]),
@@ -394,8 +395,8 @@ pub static MAIN: &[Binding] = &[
             "↑↓ j k",
             &[
                 "move the selection, scroll the focused pane",
-                "or a confirm dialog's commands (arrows only",
-                "where the plan name is typed)",
+                "or the open dialog's text (arrows and pages",
+                "only where a name or a reason is typed)",
             ],
         ),
         None,
@@ -411,7 +412,10 @@ pub static MAIN: &[Binding] = &[
         Action::Scroll(ScrollDelta::PageUp),
         entry(
             "PgUp PgDn",
-            &["a page up / down; g G, Home End: first / last"],
+            &[
+                "a page up / down; g G, Home End: first / last",
+                "(logs: g the first line, G the last, following)",
+            ],
         ),
         None,
     ),

@@ -159,7 +159,7 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
             input: Input::new(state.log_filter().unwrap_or_default().to_string()),
         })),
         Action::ToggleFollow => KeyOutcome::ui(UiAction::ToggleFollow),
-        Action::Help => KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 })),
+        Action::Help => KeyOutcome::ui(UiAction::Open(Modal::Help)),
         Action::LeaveZoom if state.zoomed() => KeyOutcome::ui(UiAction::ToggleZoom),
         Action::LeaveZoom => KeyOutcome::default(),
         Action::Redraw => KeyOutcome::ui(UiAction::Redraw),
@@ -182,15 +182,16 @@ fn not_eligible(step: &StepRef, state: StepState, wanted: &str) -> KeyOutcome {
     KeyOutcome::flash(format!("{step} is {word}: {wanted}"))
 }
 
+/// The confirm dialog of the selected step; a step that cannot be confirmed now (not
+/// ready, or the run paused) is shown read-only instead, with why.
 fn confirm_selected(state: &ConsoleState) -> KeyOutcome {
-    let Some((step_ref, step, status)) = state.selected() else {
+    let Some((step_ref, step, _)) = state.selected() else {
         return KeyOutcome::default();
     };
-    if !state.can_confirm(step_ref) {
-        return not_eligible(step_ref, status.state, "only a ready step can be confirmed");
-    }
-    if state.run_state() == RunState::Paused {
-        return KeyOutcome::flash("the run is paused: p resumes it");
+    if super::modals::step_view::why_not_now(state, step_ref).is_some() {
+        return KeyOutcome::ui(UiAction::Open(Modal::StepView {
+            step: step_ref.clone(),
+        }));
     }
     open_confirm(step_ref, step.irreversible)
 }
@@ -202,14 +203,12 @@ fn open_confirm(step_ref: &StepRef, irreversible: bool) -> KeyOutcome {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: false,
-            scroll: 0,
         }
     } else {
         Modal::Confirm {
             step: step_ref.clone(),
             retry: false,
             typed: Input::default(),
-            scroll: 0,
         }
     };
     KeyOutcome::ui(UiAction::Open(modal))
@@ -258,14 +257,12 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
             step: step_ref.clone(),
             typed: Input::default(),
             retry: true,
-            scroll: 0,
         }
     } else if step.changes {
         Modal::Confirm {
             step: step_ref.clone(),
             retry: true,
             typed: Input::default(),
-            scroll: 0,
         }
     } else {
         return KeyOutcome::send(Command::Retry {
@@ -358,14 +355,27 @@ fn rollback(state: &ConsoleState) -> KeyOutcome {
     }
 }
 
+/// A key in a dialog: the dialog's own keys, else the scrolling keys scroll its text
+/// (only the arrows and the pages where a text field takes letters).
 fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
+    let typing = match modal {
+        Modal::Irreversible { .. } | Modal::Prompt { .. } => true,
+        // Traffic onto a Y found unfit: letters type the override word.
+        Modal::Confirm { step, .. } => !state.y_unfit_for(step).is_empty(),
+        _ => false,
+    };
+    if let Some(delta) = bindings::scroll_delta(&key, typing) {
+        return KeyOutcome::ui(UiAction::ScrollDialog(delta));
+    }
+    dialog_key(state, modal, key)
+}
+
+fn dialog_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
     let esc = key.code == KeyCode::Esc;
     match modal {
-        Modal::Help { .. } => {
-            if esc || matches!(letter(&key), Some('?' | 'q')) {
+        Modal::Help | Modal::StepView { .. } => {
+            if esc || key.code == KeyCode::Enter || matches!(letter(&key), Some('?' | 'q')) {
                 KeyOutcome::ui(UiAction::Close)
-            } else if let Some(delta) = bindings::scroll_delta(&key, false) {
-                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 KeyOutcome::default()
             }
@@ -398,8 +408,6 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 && (key.code == KeyCode::Enter || matches!(letter(&key), Some('y' | 'c')))
             {
                 send(None)
-            } else if let Some(delta) = bindings::scroll_delta(&key, unfit) {
-                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else if unfit {
                 edit(key)
             } else {
@@ -425,9 +433,6 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                 } else {
                     KeyOutcome::flash(format!("type the plan name exactly: {name}"))
                 }
-            } else if let Some(delta) = bindings::scroll_delta(&key, true) {
-                // Letters are typed into the name here; only the arrows and pages scroll.
-                KeyOutcome::ui(UiAction::ScrollDialog(delta))
             } else {
                 edit(key)
             }
@@ -450,7 +455,7 @@ fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
                     None => confirm_next_rollback_step(state),
                 }
             } else if matches!(letter(&key), Some('?')) {
-                KeyOutcome::ui(UiAction::Open(Modal::Help { scroll: 0 }))
+                KeyOutcome::ui(UiAction::Open(Modal::Help))
             } else {
                 KeyOutcome::default()
             }

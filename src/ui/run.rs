@@ -329,7 +329,7 @@ where
                 Some(ConsoleInput::Key(key)) => {
                     state.set_now(clock());
                     let outcome = handle_key(state, key);
-                    state.key_pressed();
+                    state.key_pressed(&key);
                     outbox.extend(outcome.commands);
                     let mut leave = false;
                     for action in outcome.ui {

@@ -40,8 +40,6 @@ pub const METRICS_WINDOW_SECS: i64 = 600;
 pub const SPARKLINE_SECS: i64 = 120;
 /// Beyond this many samples the oldest go, even inside the window (fast scrapes).
 const METRICS_CAPACITY: usize = 3_600;
-/// How long a message in the footer stays.
-const FLASH_SECS: i64 = 4;
 /// Rows moved by PgUp/PgDn.
 const PAGE: usize = 10;
 
@@ -225,18 +223,17 @@ pub enum PromptPurpose {
     SetTraffic,
 }
 
-/// The open dialog, if any. Keys go to it first.
+/// The open dialog, if any. Keys go to it first. Every dialog's text scrolls as a whole
+/// (the console's `dialog_scroll`, back to the top whenever another dialog opens).
 #[derive(Debug, Clone)]
 pub enum Modal {
     /// Shows what a step will run and where; Enter runs it. `retry`: the step failed or
     /// was interrupted and runs again. `typed`: the override word, asked when the step
-    /// would send traffic to a Y found unfit. `scroll`: the rows of a long run list
-    /// scrolled past.
+    /// would send traffic to a Y found unfit.
     Confirm {
         step: StepRef,
         retry: bool,
         typed: Input,
-        scroll: usize,
     },
     /// Like `Confirm`, plus the plan name typed, and what cannot be undone. `retry`: the
     /// step failed or was interrupted and runs again (a retry needs the name typed too).
@@ -244,7 +241,10 @@ pub enum Modal {
         step: StepRef,
         typed: Input,
         retry: bool,
-        scroll: usize,
+    },
+    /// Enter on a step that cannot be confirmed now: all of it, read-only.
+    StepView {
+        step: StepRef,
     },
     Prompt {
         purpose: PromptPurpose,
@@ -252,9 +252,7 @@ pub enum Modal {
     },
     /// The rollback: traffic to X first, then the steps to confirm.
     Rollback,
-    Help {
-        scroll: usize,
-    },
+    Help,
     /// `x` while a step runs: what stopping it means, before anything is sent.
     Abort {
         step: StepRef,
@@ -277,12 +275,13 @@ pub enum Modal {
     },
 }
 
+/// A message in the footer: it belongs to the moment it answers, so it stays until the
+/// next key or the next change of the run or of a step (not a timer: an operator who
+/// looked away still reads why a key was refused).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Flash {
     pub text: String,
     pub tone: Tone,
-    /// When it goes; `None`: at the next key (a refusal must not vanish unread).
-    pub until: Option<DateTime<Utc>>,
 }
 
 /// The console's whole view of a run.
@@ -307,6 +306,10 @@ pub struct ConsoleState {
     gate: Option<GateVerdict>,
     /// The gate label last written to the log, so the log says each change once.
     gate_logged: Option<&'static str>,
+    /// The log line of the gate breaching now (its text, found again from the newest) and
+    /// how many breaching verdicts it stands for. Each new one updates it, so a gate that
+    /// keeps breaching is one line, not a screenful of the same.
+    breach_line: Option<(String, u32)>,
     /// The screen last drawn on, so a dialog scrolls no further than its last page.
     screen: Rect,
     /// When a step was last seen to end: a topology snapshot older than that is not Y now
@@ -326,6 +329,8 @@ pub struct ConsoleState {
     topology_offset: usize,
     metrics_offset: usize,
     modal: Option<Modal>,
+    /// Rows the open dialog's text is scrolled down.
+    dialog_scroll: usize,
     flash: Option<Flash>,
     extra_keys: Vec<ExtraKey>,
     /// Set when the console watches a run another kongup drives (`kongup watch`).
@@ -357,6 +362,7 @@ impl ConsoleState {
             metrics: VecDeque::new(),
             gate: None,
             gate_logged: None,
+            breach_line: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
             last_step_end: None,
             rollback: RollbackView::default(),
@@ -372,6 +378,7 @@ impl ConsoleState {
             topology_offset: 0,
             metrics_offset: 0,
             modal: None,
+            dialog_scroll: 0,
             flash: None,
             extra_keys: Vec::new(),
             watching: None,
@@ -432,6 +439,9 @@ impl ConsoleState {
             Event::RunChanged(run) => {
                 let previous = self.run;
                 self.run = *run;
+                if previous != *run {
+                    self.flash = None;
+                }
                 // The clock stops when the run is over (a failed step waits for the operator:
                 // the clock goes on).
                 self.ended_at = if run.is_over() {
@@ -501,7 +511,13 @@ impl ConsoleState {
                 let watched = self.gate_watched();
                 let label = super::theme::verdict_label(verdict.verdict, watched);
                 let changed = self.gate_logged != Some(label.1);
-                if changed || verdict.verdict == Verdict::Fail {
+                if changed {
+                    self.breach_line = None;
+                }
+                if verdict.verdict == Verdict::Fail && self.breach_line.is_some() {
+                    self.gate_logged = Some(label.1);
+                    self.breach_again(verdict, label);
+                } else if changed || verdict.verdict == Verdict::Fail {
                     self.gate_logged = Some(label.1);
                     let (symbol, label, tone) = label;
                     let mut text = format!("{symbol} gate {label}");
@@ -514,6 +530,9 @@ impl ConsoleState {
                             verdict.consecutive_breaches,
                             verdict.checks.join("; ")
                         ));
+                    }
+                    if verdict.verdict == Verdict::Fail {
+                        self.breach_line = Some((text.clone(), 1));
                     }
                     self.push_log(None, LogKind::Event(tone), text);
                 }
@@ -528,7 +547,7 @@ impl ConsoleState {
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
             Event::Refused(text) => {
                 self.push_log(None, LogKind::Warning, text.clone());
-                self.flash_until_key(text.clone(), Tone::Warn);
+                self.flash(text.clone(), Tone::Warn);
             }
             Event::StillRunning { step, what } => self.still_running_changed(step, what),
             Event::Session(event) => self.session_event(event),
@@ -577,11 +596,6 @@ impl ConsoleState {
             return;
         };
         let old = self.entries[i].status.state;
-        // Said when the engine starts it again, not when the key was pressed: the engine
-        // may refuse the retry.
-        if new == StepState::Running && matches!(old, StepState::Failed | StepState::Interrupted) {
-            self.flash(format!("retrying {step}"), Tone::Plain);
-        }
         if old == StepState::Running && new != StepState::Running {
             self.last_step_end = Some(self.now);
         }
@@ -597,6 +611,13 @@ impl ConsoleState {
         }
         if old == new {
             return;
+        }
+        // A message of the moment before is about a step that has moved on.
+        self.flash = None;
+        // Said when the engine starts it again, not when the key was pressed: the engine
+        // may refuse the retry.
+        if new == StepState::Running && matches!(old, StepState::Failed | StepState::Interrupted) {
+            self.flash(format!("retrying {step}"), Tone::Plain);
         }
         // Steps that ask something of the operator take the selection.
         if matches!(
@@ -667,7 +688,7 @@ impl ConsoleState {
             _ => false,
         };
         if stale {
-            self.modal = None;
+            self.set_modal(None);
             self.flash("the step's state changed: dialog closed", Tone::Warn);
         }
     }
@@ -706,7 +727,7 @@ impl ConsoleState {
                 }
                 self.rollback.planned = Some(steps.clone());
                 if self.modal.is_none() {
-                    self.modal = Some(Modal::Rollback);
+                    self.set_modal(Some(Modal::Rollback));
                 }
                 format!("↺ rollback plan: {} step(s) to confirm", steps.len())
             }
@@ -716,6 +737,44 @@ impl ConsoleState {
             }
         };
         self.push_log(None, LogKind::Event(Tone::Warn), text);
+    }
+
+    /// The gate breached again: its line says how many times and the latest breaching
+    /// checks, and moves to the bottom (the newest news), `✖ gate BREACHED ×12 · latest: Y
+    /// 5xx 26.60% > 1.00%`.
+    fn breach_again(&mut self, verdict: &GateVerdict, label: (&str, &str, Tone)) {
+        let Some((last, count)) = self.breach_line.take() else {
+            return;
+        };
+        let (symbol, word, tone) = label;
+        let latest = breaching_checks(&verdict.checks).join("; ");
+        let text = format!("{symbol} gate {word} ×{} · latest: {latest}", count + 1);
+        // Its place now (from the newest: it is rarely far); gone, older than the ring
+        // keeps, it is written anew.
+        let at = self
+            .logs
+            .iter()
+            .rposition(|e| e.kind == LogKind::Event(tone) && e.text == last);
+        if let Some(i) = at
+            && let Some(old) = self.logs.remove(i)
+        {
+            // Reading back through the logs: what is on screen must not move. The pane's
+            // offset counts matching lines from the newest; a line taken from below the
+            // view shortens it by one (pushing the new one adds it back).
+            if !self.log_follow && self.log_matches(&old) {
+                let below = self
+                    .logs
+                    .iter()
+                    .skip(i)
+                    .filter(|e| self.log_matches(e))
+                    .count();
+                if below < self.log_offset {
+                    self.log_offset -= 1;
+                }
+            }
+        }
+        self.breach_line = Some((text.clone(), count + 1));
+        self.push_log(None, LogKind::Event(tone), text);
     }
 
     fn push_engine_log(&mut self, line: &LogLine) {
@@ -771,16 +830,7 @@ impl ConsoleState {
         let before = self.elapsed_secs();
         let running_before = self.running_secs();
         self.now = now;
-        let mut changed = before != self.elapsed_secs() || running_before != self.running_secs();
-        if self
-            .flash
-            .as_ref()
-            .is_some_and(|f| f.until.is_some_and(|until| until <= now))
-        {
-            self.flash = None;
-            changed = true;
-        }
-        changed
+        before != self.elapsed_secs() || running_before != self.running_secs()
     }
 
     /// The engine's event stream ended: nothing on screen will change any more.
@@ -799,23 +849,14 @@ impl ConsoleState {
         self.flash = Some(Flash {
             text: text.into(),
             tone,
-            until: Some(self.now + TimeDelta::seconds(FLASH_SECS)),
         });
     }
 
-    /// A message that stays until the operator's next key, however long that takes.
-    pub fn flash_until_key(&mut self, text: impl Into<String>, tone: Tone) {
-        self.flash = Some(Flash {
-            text: text.into(),
-            tone,
-            until: None,
-        });
-    }
-
-    /// A key was pressed: a message kept for it has been read. Called before the key's own
-    /// outcome is applied, so what the key says replaces it.
-    pub fn key_pressed(&mut self) {
-        if self.flash.as_ref().is_some_and(|f| f.until.is_none()) {
+    /// A key was pressed: the last message answered the moment before it. Called before
+    /// the key's own actions are applied, so a key that answers replaces it. (A key's
+    /// release, where the terminal reports one, is not a new moment.)
+    pub fn key_pressed(&mut self, key: &crossterm::event::KeyEvent) {
+        if key.kind != crossterm::event::KeyEventKind::Release {
             self.flash = None;
         }
     }
@@ -836,8 +877,8 @@ impl ConsoleState {
                     self.log_offset = 0;
                 }
             }
-            UiAction::Open(modal) => self.modal = Some(modal),
-            UiAction::Close => self.modal = None,
+            UiAction::Open(modal) => self.set_modal(Some(modal)),
+            UiAction::Close => self.set_modal(None),
             UiAction::Edit(request) => {
                 if let Some(
                     Modal::Irreversible { typed: input, .. }
@@ -854,7 +895,7 @@ impl ConsoleState {
                 self.log_follow = true;
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
-            UiAction::Refusal(text) => self.flash_until_key(text, Tone::Warn),
+            UiAction::Refusal(text) => self.flash(text, Tone::Warn),
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }
@@ -875,8 +916,9 @@ impl ConsoleState {
                 self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
             }
             Pane::Logs => {
-                // The offset counts up from the newest line; at zero the pane follows.
-                let max = self.filtered_log_count().saturating_sub(1);
+                // The offset counts up from the newest line; at zero the pane follows. At
+                // its greatest, the first line is on the pane's top row.
+                let max = super::panes::logs::max_offset(self, self.logs_area());
                 let offset = self.log_offset;
                 self.log_offset = match delta {
                     ScrollDelta::Up(n) => (offset + n).min(max),
@@ -899,34 +941,43 @@ impl ConsoleState {
         }
     }
 
-    /// Scrolls the help, or the run list of a confirm dialog (by rows).
-    pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
-        let lines = match &self.modal {
-            Some(Modal::Help { .. }) => self.help_lines().len(),
-            Some(Modal::Confirm { step, .. }) => {
-                super::modals::confirm::max_scroll(self, step, self.screen, None)
-            }
-            Some(Modal::Irreversible { step, typed, .. }) => {
-                super::modals::confirm::max_scroll(self, step, self.screen, Some(typed))
-            }
-            _ => return,
+    /// The logs pane's rows (inside its border) on the screen last drawn: its place, or
+    /// the whole body when it is zoomed.
+    fn logs_area(&self) -> Rect {
+        let Some(layout) = super::layout::screen(self.screen) else {
+            return Rect::default();
         };
-        if let Some(
-            Modal::Help { scroll }
-            | Modal::Confirm { scroll, .. }
-            | Modal::Irreversible { scroll, .. },
-        ) = &mut self.modal
-        {
-            *scroll = match delta {
-                ScrollDelta::Up(n) => scroll.saturating_sub(n),
-                ScrollDelta::Down(n) => *scroll + n,
-                ScrollDelta::PageUp => scroll.saturating_sub(PAGE),
-                ScrollDelta::PageDown => *scroll + PAGE,
-                ScrollDelta::Top => 0,
-                ScrollDelta::Bottom => lines,
-            }
-            .min(lines);
+        let area = if self.zoomed && self.focus == Pane::Logs {
+            layout.body()
+        } else {
+            layout.logs
+        };
+        area.inner(ratatui::layout::Margin::new(1, 1))
+    }
+
+    /// Opens `modal` (or closes the one open) with its text at the top.
+    fn set_modal(&mut self, modal: Option<Modal>) {
+        self.modal = modal;
+        self.dialog_scroll = 0;
+    }
+
+    /// Scrolls the open dialog's text by rows, no further than its last page on the screen
+    /// last drawn.
+    pub fn scroll_dialog(&mut self, delta: ScrollDelta) {
+        let Some(modal) = &self.modal else {
+            return;
+        };
+        let max = super::modals::dialog(self, modal, self.screen).max_scroll(self.screen);
+        let at = self.dialog_scroll;
+        self.dialog_scroll = match delta {
+            ScrollDelta::Up(n) => at.saturating_sub(n),
+            ScrollDelta::Down(n) => at + n,
+            ScrollDelta::PageUp => at.saturating_sub(PAGE),
+            ScrollDelta::PageDown => at + PAGE,
+            ScrollDelta::Top => 0,
+            ScrollDelta::Bottom => max,
         }
+        .min(max);
     }
 
     /// Binds keys of the caller's (see [`ExtraKey`]); those a built-in key takes are left
@@ -960,6 +1011,20 @@ impl ConsoleState {
             .map(|k| (k.key.to_string(), k.label.clone()));
         builtin.chain(extra).collect()
     }
+}
+
+/// The checks of a verdict that breached, without their outcome word: the gates write
+/// each check as `<figure> <comparison>: <outcome>`, the outcome `ok`, `inconclusive`,
+/// `skipped` or a breach (`metrics::gates`, `Check`).
+fn breaching_checks(checks: &[String]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter_map(|check| match check.rsplit_once(": ") {
+            Some((_, "ok" | "inconclusive" | "skipped")) => None,
+            Some((what, _)) => Some(what),
+            None => Some(check.as_str()),
+        })
+        .collect()
 }
 
 /// A step's short name for the logs: its id, or for a rollback step what it undoes.

@@ -1,7 +1,6 @@
 //! `x` while a step runs: what stopping it does, and what stopping `kong migrations` midway
 //! risks, before anything is sent.
 
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
@@ -10,19 +9,17 @@ use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
 
-use super::{draw_dialog, inner_width};
+use super::{Dialog, keys_line, paragraph};
 
 const WIDTH: u16 = 66;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef) {
+pub fn dialog(state: &ConsoleState, step: &StepRef, area: Rect) -> Dialog {
     let theme = state.theme();
-    let width = inner_width(area, WIDTH);
+    let mut dialog = Dialog::new(format!("Abort · {step}"), WIDTH);
+    let width = dialog.inner_width(area);
     let mut lines: Vec<Line> = Vec::new();
     if let Some((s, _)) = state.step(step) {
-        lines.push(Line::from(Span::styled(
-            text::truncate(&s.title, width),
-            theme.bold(),
-        )));
+        lines.extend(paragraph(&s.title, width, theme.bold()));
         if matches!(s.kind, StepKind::Migrations(_)) {
             let warning = "⚠ This is `kong migrations`. Stopping it midway can leave the \
                            database half-migrated, with the migrations lock held; letting it \
@@ -39,12 +36,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
          is marked failed. Then r retries it, or R rolls back."
     );
     lines.extend(text::wrap(&words, width).into_iter().map(Line::from));
-    lines.push(Line::default());
-    lines.push(Line::from(vec![
-        Span::styled("y", theme.bold()),
-        Span::raw(" abort it · "),
-        Span::styled("Esc", theme.bold()),
-        Span::raw(" let it run"),
-    ]));
-    draw_dialog(frame, area, theme, format!("Abort · {step}"), WIDTH, lines);
+    dialog.body = lines;
+    dialog.fixed = vec![
+        Line::default(),
+        keys_line(theme, &[("y", "abort it"), ("Esc", "let it run")]),
+    ];
+    dialog
 }

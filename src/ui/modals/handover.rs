@@ -2,26 +2,27 @@
 //! (kongup then leaves as on quit), n keeps it; unanswered, the request lapses.
 
 use chrono::{DateTime, Utc};
-use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
 
-use super::{draw_dialog, inner_width};
+use super::{Dialog, keys_line, paragraph};
 
 const WIDTH: u16 = 66;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, by: &str, until: DateTime<Utc>) {
+pub fn dialog(state: &ConsoleState, by: &str, until: DateTime<Utc>, area: Rect) -> Dialog {
     let theme = state.theme();
-    let width = inner_width(area, WIDTH);
+    let mut dialog = Dialog::new("Take over?", WIDTH);
+    let width = dialog.inner_width(area);
     let left = (until - state.now()).num_seconds().max(0);
-    let mut lines = vec![Line::from(Span::styled(
-        text::truncate(&format!("{by} asks to take over · y to hand over"), width),
+    let mut lines = paragraph(
+        &format!("{by} asks to take over · y to hand over"),
+        width,
         theme.tone(Tone::Warn),
-    ))];
+    );
     let running = match state.running_step() {
         Some(step) => format!(
             "{step} is running: it runs to its end here, journaled, then {by} drives the run."
@@ -37,12 +38,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, by: &str, unt
         .into_iter()
         .map(Line::from),
     );
-    lines.push(Line::default());
-    lines.push(Line::from(vec![
-        Span::styled("y", theme.bold()),
-        Span::raw(" hand over · "),
-        Span::styled("n", theme.bold()),
-        Span::raw(" keep driving"),
-    ]));
-    draw_dialog(frame, area, theme, "Take over?".to_string(), WIDTH, lines);
+    dialog.body = lines;
+    dialog.fixed = vec![
+        Line::default(),
+        keys_line(theme, &[("y", "hand over"), ("n", "keep driving")]),
+    ];
+    dialog
 }

@@ -1,6 +1,5 @@
 //! The keys.
 
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
@@ -8,37 +7,31 @@ use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
 
-use super::{draw_dialog, inner_width, max_inner_height};
+use super::Dialog;
 
 const WIDTH: u16 = 72;
 const KEY_COLS: usize = 15;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, scroll: usize) {
+pub fn dialog(state: &ConsoleState, area: Rect) -> Dialog {
     let theme = state.theme();
-    let width = inner_width(area, WIDTH);
-    let room = max_inner_height(area).saturating_sub(2);
-    let keys = state.help_lines();
-    let first = scroll.min(keys.len().saturating_sub(room));
-    let mut lines: Vec<Line> = keys
-        .iter()
-        .skip(first)
-        .take(room)
-        .map(|(key, words)| {
-            Line::from(vec![
+    let mut dialog = Dialog::new("Keys", WIDTH);
+    let width = dialog.inner_width(area);
+    let words_width = width.saturating_sub(KEY_COLS);
+    for (key, words) in state.help_lines() {
+        for (i, row) in text::wrap(&words, words_width).into_iter().enumerate() {
+            let key = if i == 0 { key.as_str() } else { "" };
+            dialog.body.push(Line::from(vec![
                 Span::styled(text::fit(key, KEY_COLS), theme.bold()),
-                Span::raw(text::truncate(words, width.saturating_sub(KEY_COLS))),
-            ])
-        })
-        .collect();
-    lines.push(Line::default());
-    let more = if first + room < keys.len() {
-        "↓ more · "
-    } else {
-        ""
-    };
-    lines.push(Line::from(Span::styled(
-        format!("{more}Esc closes · full logs are in the run directory"),
-        theme.tone(Tone::Muted),
-    )));
-    draw_dialog(frame, area, theme, "Keys".into(), WIDTH, lines);
+                Span::raw(row),
+            ]));
+        }
+    }
+    dialog.fixed = vec![
+        Line::default(),
+        Line::from(Span::styled(
+            "Esc closes · full logs are in the run directory",
+            theme.tone(Tone::Muted),
+        )),
+    ];
+    dialog
 }

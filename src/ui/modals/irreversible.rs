@@ -1,6 +1,5 @@
 //! A step that cannot be undone: what cannot be undone, and the plan name typed to go on.
 
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
@@ -11,33 +10,28 @@ use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
 
-use super::{confirm, draw_dialog, inner_width, max_inner_height};
+use super::{Dialog, confirm, keys_line, paragraph};
 
-pub fn render(
-    frame: &mut Frame,
-    area: Rect,
+pub fn dialog(
     state: &ConsoleState,
     step: &StepRef,
     typed: &Input,
     retry: bool,
-    scroll: usize,
-) {
-    let theme = state.theme();
-    let width = inner_width(area, confirm::WIDTH);
-    let tail = tail(state, step, typed, width);
-    let room = max_inner_height(area);
-    let lines = confirm::body(state, step, width, room, tail, scroll);
-    let title = format!("IRREVERSIBLE · {}", confirm::title(state, step, retry));
-    draw_dialog(frame, area, theme, title, confirm::WIDTH, lines);
+    area: Rect,
+) -> Dialog {
+    let mut dialog = Dialog::new(
+        format!("IRREVERSIBLE · {}", confirm::title(state, step, retry)),
+        confirm::WIDTH,
+    );
+    let width = dialog.inner_width(area);
+    dialog.body = confirm::body(state, step, width);
+    dialog.fixed = confirm::traffic_back(state, step, width);
+    dialog.fixed.extend(tail(state, step, typed, width));
+    dialog
 }
 
-/// What cannot be undone, the typed field and the keys: the rows under the run list.
-pub fn tail(
-    state: &ConsoleState,
-    step: &StepRef,
-    typed: &Input,
-    width: usize,
-) -> Vec<Line<'static>> {
+/// What cannot be undone, the typed field and the keys: always in view under the text.
+fn tail(state: &ConsoleState, step: &StepRef, typed: &Input, width: usize) -> Vec<Line<'static>> {
     let theme = state.theme();
     let because = state
         .step(step)
@@ -48,31 +42,23 @@ pub fn tail(
         .into_iter()
         .enumerate()
     {
-        let style = if i == 0 {
-            theme.tone(Tone::Bad)
-        } else {
-            theme.tone(Tone::Warn)
-        };
-        tail.push(Line::from(Span::styled(row, style)));
+        let tone = if i == 0 { Tone::Bad } else { Tone::Warn };
+        tail.push(Line::from(Span::styled(row, theme.tone(tone))));
     }
     let name = &state.plan().name;
-    tail.push(Line::from(text::truncate(
+    tail.extend(paragraph(
         &format!("Type the plan name to confirm: {name}"),
         width,
-    )));
+        theme.tone(Tone::Plain),
+    ));
     tail.push(input_line(state, typed, width));
-    let matches = typed.value() == name;
     tail.push(Line::default());
-    tail.push(Line::from(vec![
-        Span::styled("⏎", theme.bold()),
-        Span::raw(if matches {
-            " run it · "
-        } else {
-            " runs it once the name matches · "
-        }),
-        Span::styled("Esc", theme.bold()),
-        Span::raw(" cancel"),
-    ]));
+    let action = if typed.value() == name {
+        "run it"
+    } else {
+        "runs it once the name matches"
+    };
+    tail.push(keys_line(theme, &[("⏎", action), ("Esc", "cancel")]));
     tail
 }
 

@@ -1,7 +1,6 @@
 //! The rollback: traffic to X first (the engine does it on `R`, at once), then the rest of
 //! the plan, each step confirmed like any other.
 
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
@@ -10,16 +9,17 @@ use crate::ui::state::{ConsoleState, RollbackTraffic};
 use crate::ui::text;
 use crate::ui::theme::{Tone, step_symbol};
 
-use super::{draw_dialog, inner_width, max_inner_height};
+use super::{Dialog, keys_line};
 
 const WIDTH: u16 = 76;
-/// The note's rows at most: the steps below must stay in view at 80x24 (the whole note
-/// is in the logs, the journal and the report).
-const NOTE_ROWS: usize = 4;
+/// Rows of the dialog under the list of steps: the "rollback finished" row, a blank and
+/// the keys.
+const AROUND_THE_LIST: usize = 3;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
+pub fn dialog(state: &ConsoleState, area: Rect) -> Dialog {
     let theme = state.theme();
-    let width = inner_width(area, WIDTH);
+    let mut dialog = Dialog::new("ROLLBACK", WIDTH);
+    let width = dialog.inner_width(area);
     let rollback = state.rollback();
     let mut lines = Vec::new();
 
@@ -54,31 +54,20 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         ),
     };
     lines.push(Line::from(Span::styled("1. Traffic to X", theme.bold())));
-    lines.push(Line::from(Span::styled(
-        text::truncate(&format!("   {traffic}"), width),
-        theme.tone(tone),
-    )));
+    let indented = |text: &str, tone: Tone| -> Vec<Line<'static>> {
+        text::wrap(text, width.saturating_sub(3))
+            .into_iter()
+            .map(|row| Line::from(Span::styled(format!("   {row}"), theme.tone(tone))))
+            .collect()
+    };
+    lines.extend(indented(&traffic, tone));
     if let Some(t) = state.traffic() {
-        lines.push(Line::from(text::truncate(
-            &format!("   now: {}", t.shown()),
-            width,
-        )));
+        lines.extend(indented(&format!("now: {}", t.shown()), Tone::Plain));
     }
-    // Why X cannot serve, or what is not undone: before the steps, so it is read first.
+    // Why X cannot serve, or what is not undone: before the steps, so it is read first;
+    // whole (the dialog scrolls), as in the logs, the journal and the report.
     if let Some(note) = &rollback.note {
-        let mut rows = text::wrap(&format!("⚠ {note}"), width.saturating_sub(3));
-        if rows.len() > NOTE_ROWS {
-            rows.truncate(NOTE_ROWS);
-            if let Some(last) = rows.last_mut() {
-                *last = text::truncate(&format!("{last} …"), width.saturating_sub(3));
-            }
-        }
-        for row in rows {
-            lines.push(Line::from(Span::styled(
-                format!("   {row}"),
-                theme.tone(Tone::Warn),
-            )));
-        }
+        lines.extend(indented(&format!("⚠ {note}"), Tone::Warn));
     }
     lines.push(Line::default());
     lines.push(Line::from(Span::styled(
@@ -94,7 +83,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         ))),
         Some(steps) if steps.is_empty() => lines.push(Line::from("   nothing else to undo")),
         Some(steps) => {
-            let room = max_inner_height(area).saturating_sub(lines.len() + 3);
+            // The list keeps the next step in view on its own; the dialog scrolls the rest.
+            let room = area
+                .height
+                .saturating_sub(4)
+                .saturating_sub(AROUND_THE_LIST as u16) as usize;
+            let room = room.saturating_sub(lines.len()).max(3);
             // A list longer than the room keeps the next step in view, one done step
             // above it, and says how many are out of view on each side.
             let total = steps.len();
@@ -132,15 +126,25 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                 } else {
                     format!(" [{word}]")
                 };
+                // A long title wraps under itself; the tag is on its first row.
                 let room = width.saturating_sub(6 + text::width(&tag));
-                lines.push(Line::from(vec![
-                    Span::styled(format!("   {symbol} "), theme.tone(tone)),
-                    Span::raw(text::fit(&format!("{}. {what}", i + 1), room)),
-                    Span::styled(
-                        tag,
-                        theme.tone(if irreversible { Tone::Warn } else { tone }),
-                    ),
-                ]));
+                for (row, words) in text::wrap(&format!("{}. {what}", i + 1), room)
+                    .into_iter()
+                    .enumerate()
+                {
+                    if row == 0 {
+                        lines.push(Line::from(vec![
+                            Span::styled(format!("   {symbol} "), theme.tone(tone)),
+                            Span::raw(text::fit(&words, room)),
+                            Span::styled(
+                                tag.clone(),
+                                theme.tone(if irreversible { Tone::Warn } else { tone }),
+                            ),
+                        ]));
+                    } else {
+                        lines.push(Line::from(format!("       {words}")));
+                    }
+                }
             }
             if end < total {
                 lines.push(muted(format!("   ↓ {} more", total - end)));
@@ -153,12 +157,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
             theme.tone(Tone::Good),
         )));
     }
-    lines.push(Line::default());
-    lines.push(Line::from(vec![
-        Span::styled("⏎", theme.bold()),
-        Span::raw(" confirm the next step · "),
-        Span::styled("Esc", theme.bold()),
-        Span::raw(" close (R opens it again)"),
-    ]));
-    draw_dialog(frame, area, theme, "ROLLBACK".into(), WIDTH, lines);
+    dialog.body = lines;
+    dialog.fixed = vec![
+        Line::default(),
+        keys_line(
+            theme,
+            &[
+                ("⏎", "confirm the next step"),
+                ("Esc", "close (R opens it again)"),
+            ],
+        ),
+    ];
+    dialog
 }

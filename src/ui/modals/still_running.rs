@@ -2,7 +2,6 @@
 //! on): `r`, `m` or `x` on it. Wait for it (its output shows in the logs, its end is
 //! recorded), or kill it; the kill is asked once more before anything is sent.
 
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
@@ -12,13 +11,15 @@ use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
 
-use super::{draw_dialog, inner_width};
+use super::{Dialog, keys_line};
 
 const WIDTH: u16 = 66;
 
-pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRef, kill: bool) {
+pub fn dialog(state: &ConsoleState, step: &StepRef, kill: bool, area: Rect) -> Dialog {
     let theme = state.theme();
-    let width = inner_width(area, WIDTH);
+    let title = if kill { "Kill?" } else { "Still running" };
+    let mut dialog = Dialog::new(format!("{title} · {step}"), WIDTH);
+    let width = dialog.inner_width(area);
     let mut lines: Vec<Line> = Vec::new();
     let paragraph = |lines: &mut Vec<Line<'static>>, words: &str, tone: Option<Tone>| {
         lines.extend(text::wrap(words, width).into_iter().map(|row| match tone {
@@ -57,13 +58,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
             ),
             None,
         );
-        lines.push(Line::default());
-        lines.push(Line::from(vec![
-            Span::styled("y", theme.bold()),
-            Span::raw(" kill it · "),
-            Span::styled("Esc", theme.bold()),
-            Span::raw(" let it run"),
-        ]));
+        dialog.fixed = vec![
+            Line::default(),
+            keys_line(theme, &[("y", "kill it"), ("Esc", "let it run")]),
+        ];
     } else {
         paragraph(
             &mut lines,
@@ -72,21 +70,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState, step: &StepRe
              end is recorded when it comes.",
             None,
         );
-        lines.push(Line::default());
-        lines.push(Line::from(vec![
-            Span::styled("w", theme.bold()),
-            Span::raw(" wait for it · "),
-            Span::styled("x", theme.bold()),
-            Span::raw(" kill it (asks first)"),
-        ]));
+        dialog.fixed = vec![
+            Line::default(),
+            keys_line(
+                theme,
+                &[("w", "wait for it"), ("x", "kill it (asks first)")],
+            ),
+        ];
     }
-    let title = if kill { "Kill?" } else { "Still running" };
-    draw_dialog(
-        frame,
-        area,
-        theme,
-        format!("{title} · {step}"),
-        WIDTH,
-        lines,
-    );
+    dialog.body = lines;
+    dialog
 }

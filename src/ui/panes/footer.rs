@@ -45,7 +45,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 /// dialog's keys are its own; the main screen's come from `ui::bindings`.
 pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
     let dialog: &[(&str, &'static str)] = match state.modal() {
-        Some(Modal::Help { .. }) => &[("Esc", "close"), ("↑↓", "scroll")],
+        Some(Modal::Help | Modal::StepView { .. }) => &[("Esc", "close"), ("↑↓", "scroll")],
         Some(Modal::Rollback) if state.watching().is_some() => &[("Esc", "close"), ("?", "help")],
         Some(Modal::Rollback) => &[
             ("⏎", "confirm the next rollback step"),

@@ -63,14 +63,29 @@ fn identity_line(state: &ConsoleState, width: usize) -> Line<'static> {
     let alerts_width: usize = alerts.iter().map(|(t, _)| text::width(t) + 2).sum();
     let room = width.saturating_sub(alerts_width);
 
-    let versions = format!("{} → {}", plan.from, plan.to);
-    let strategy = describe::mode_and_strategy(plan, state.expanded());
-    // The name gives way first, down to a third of the row; then the strategy is cut.
-    let fixed = text::width(&versions) + 3 + text::width(&strategy) + 3;
-    let name_room = room.saturating_sub(fixed).max(room / 3).max(8);
-    let name = text::truncate(&plan.name, name_room);
-    let rest_room = room.saturating_sub(text::width(&name) + 1);
-    let rest = text::truncate(&format!(" {versions} · {strategy}"), rest_room);
+    // The name is whole unless it alone is wider than the room. What follows it gives way
+    // in this order: the strategy's known words are abbreviated whole (never cut
+    // mid-word), the mode goes, the versions go (the topology pane names each cluster's),
+    // the strategy goes.
+    let versions = format!(" {} → {}", plan.from, plan.to);
+    let expanded = state.expanded();
+    let (full, short) = (
+        describe::strategies(expanded, false),
+        describe::strategies(expanded, true),
+    );
+    let candidates = [
+        format!("{versions} · {}: {full}", describe::mode(plan, false)),
+        format!("{versions} · {}: {short}", describe::mode(plan, true)),
+        format!("{versions} · {short}"),
+        format!(" · {}: {short}", describe::mode(plan, true)),
+        format!(" · {short}"),
+    ];
+    let name_width = text::width(&plan.name) + 1;
+    let rest = candidates
+        .into_iter()
+        .find(|rest| name_width + text::width(rest) <= room)
+        .unwrap_or_default();
+    let name = text::truncate(&plan.name, room.saturating_sub(1).max(8));
 
     let mut spans = vec![
         Span::raw(" "),

@@ -53,26 +53,81 @@ fn marker(kind: LogKind) -> (&'static str, Tone) {
     }
 }
 
-/// The rows that fill `area`, newest at the bottom, `log_offset` matching lines up.
-fn lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
-    let width = area.width as usize;
-    let height = area.height as usize;
-    if height == 0 || width < 12 {
-        return Vec::new();
+/// How the pane lays an entry out at `width`: the time (and the step, when wide), the mark,
+/// then the text wrapped beside them.
+#[derive(Clone, Copy)]
+struct Columns {
+    step_column: bool,
+    prefix: usize,
+    text_width: usize,
+}
+
+impl Columns {
+    fn at(width: usize) -> Option<Columns> {
+        if width < 12 {
+            return None;
+        }
+        let step_column = width >= STEP_COLUMN_FROM;
+        let prefix = 9 + 2 + if step_column { STEP_COLUMN + 1 } else { 0 };
+        Some(Columns {
+            step_column,
+            prefix,
+            text_width: width - prefix,
+        })
     }
-    let theme = state.theme();
-    let step_column = width >= STEP_COLUMN_FROM;
-    let prefix = 9 + 2 + if step_column { STEP_COLUMN + 1 } else { 0 };
-    let text_width = width - prefix;
-    let mut rows: Vec<Line<'static>> = Vec::with_capacity(height);
-    for entry in state
+
+    fn rows(&self, entry: &LogEntry) -> usize {
+        text::wrap(&entry.text, self.text_width).len()
+    }
+}
+
+/// How far up the pane `area` (inside its border) may scroll: until the first entry is
+/// on its top row. Further up would only leave rows blank at the bottom.
+pub fn max_offset(state: &ConsoleState, area: Rect) -> usize {
+    let Some(columns) = Columns::at(area.width as usize) else {
+        return 0;
+    };
+    let height = area.height as usize;
+    let entries: Vec<&LogEntry> = state
         .logs()
         .iter()
-        .rev()
         .filter(|e| state.log_matches(e))
-        .skip(state.log_offset())
-    {
-        let mut entry_rows = entry_lines(entry, theme, step_column, text_width, prefix);
+        .collect();
+    // The fewest entries, oldest first, that fill the pane; when they overflow it, one
+    // more step up shows the first of them whole.
+    let mut rows = 0;
+    let mut top = 0;
+    for entry in &entries {
+        if rows >= height {
+            break;
+        }
+        rows += columns.rows(entry);
+        top += 1;
+    }
+    if rows < height {
+        return 0;
+    }
+    entries.len() - top + usize::from(rows > height)
+}
+
+/// The rows that fill `area`, newest at the bottom, `log_offset` matching lines up. When
+/// the lines up to there do not fill it, the pane shows its top: the first entry on the
+/// top row, the rows below filled.
+fn lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
+    let height = area.height as usize;
+    let Some(columns) = Columns::at(area.width as usize).filter(|_| height > 0) else {
+        return Vec::new();
+    };
+    let theme = state.theme();
+    let entries: Vec<&LogEntry> = state
+        .logs()
+        .iter()
+        .filter(|e| state.log_matches(e))
+        .collect();
+    let end = entries.len() - state.log_offset().min(entries.len());
+    let mut rows: Vec<Line<'static>> = Vec::with_capacity(height);
+    for entry in entries[..end].iter().rev() {
+        let mut entry_rows = entry_lines(entry, theme, &columns);
         while let Some(row) = entry_rows.pop() {
             rows.push(row);
             if rows.len() == height {
@@ -83,6 +138,17 @@ fn lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
             break;
         }
     }
+    rows.reverse();
+    if rows.len() < height {
+        rows.clear();
+        for entry in &entries {
+            rows.extend(entry_lines(entry, theme, &columns));
+            if rows.len() >= height {
+                break;
+            }
+        }
+        rows.truncate(height);
+    }
     if rows.is_empty() {
         let empty = if state.log_filter().is_some() {
             "no line matches the filter"
@@ -91,17 +157,15 @@ fn lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
         };
         rows.push(Line::from(Span::styled(empty, theme.tone(Tone::Muted))));
     }
-    rows.reverse();
     rows
 }
 
-fn entry_lines(
-    entry: &LogEntry,
-    theme: Theme,
-    step_column: bool,
-    text_width: usize,
-    prefix: usize,
-) -> Vec<Line<'static>> {
+fn entry_lines(entry: &LogEntry, theme: Theme, columns: &Columns) -> Vec<Line<'static>> {
+    let Columns {
+        step_column,
+        prefix,
+        text_width,
+    } = *columns;
     let (mark, tone) = marker(entry.kind);
     let style = theme.tone(tone);
     let wrapped = text::wrap(&entry.text, text_width);

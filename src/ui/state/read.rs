@@ -37,6 +37,11 @@ impl ConsoleState {
         self.modal.as_ref()
     }
 
+    /// Rows the open dialog's text is scrolled down.
+    pub fn dialog_scroll(&self) -> usize {
+        self.dialog_scroll
+    }
+
     pub fn flash_message(&self) -> Option<&Flash> {
         self.flash.as_ref()
     }

@@ -71,14 +71,14 @@ impl ConsoleState {
                     LogKind::Warning,
                     format!("{by} asks to take over · y to hand over"),
                 );
-                self.modal = Some(Modal::Handover {
+                self.set_modal(Some(Modal::Handover {
                     by: by.clone(),
                     until: *until,
-                });
+                }));
             }
             SessionEvent::HandoverClosed(text) => {
                 if matches!(self.modal, Some(Modal::Handover { .. })) {
-                    self.modal = None;
+                    self.set_modal(None);
                 }
                 self.push_log(None, LogKind::Event(Tone::Warn), text.clone());
             }

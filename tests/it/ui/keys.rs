@@ -63,17 +63,16 @@ fn c_and_y_confirm_too_and_esc_or_n_cancels() {
     }
 }
 
+/// Enter on a step that cannot be confirmed shows it read-only, with why (issue 15,
+/// item 10): nothing is sent.
 #[test]
 fn only_a_ready_step_can_be_confirmed() {
     let mut state = awaiting();
     press(&mut state, key(KeyCode::Down));
     assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
-    assert!(state.modal().is_none());
-    assert!(
-        flashed(&state).contains("restore-db is pending"),
-        "{}",
-        flashed(&state)
-    );
+    assert!(matches!(state.modal(), Some(Modal::StepView { step }) if *step == cp("restore-db")));
+    let why = kongup::ui::modals::step_view::why_not_now(&state, &cp("restore-db"));
+    assert!(why.is_some_and(|w| w.contains("restore-db is pending")));
 }
 
 #[test]
@@ -81,8 +80,12 @@ fn a_paused_run_takes_no_confirm() {
     let mut state = awaiting();
     state.apply(&kongup::engine::event::Event::RunChanged(RunState::Paused));
     assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
+    assert!(matches!(state.modal(), Some(Modal::StepView { .. })));
+    let why = kongup::ui::modals::step_view::why_not_now(&state, &cp("deploy-y"));
+    assert!(why.is_some_and(|w| w.contains("paused")));
+    // Read-only: Enter closes it and sends nothing.
+    assert!(press(&mut state, key(KeyCode::Enter)).is_empty());
     assert!(state.modal().is_none());
-    assert!(flashed(&state).contains("paused"));
 }
 
 #[test]
@@ -403,9 +406,10 @@ fn slash_filters_the_logs_and_an_empty_filter_clears_it() {
 fn question_mark_shows_the_keys_and_esc_or_q_closes_them() {
     let mut state = awaiting();
     press(&mut state, char_key('?'));
-    assert!(matches!(state.modal(), Some(Modal::Help { .. })));
+    assert!(matches!(state.modal(), Some(Modal::Help)));
     press(&mut state, key(KeyCode::Down));
-    assert!(matches!(state.modal(), Some(Modal::Help { scroll: 1 })));
+    assert!(matches!(state.modal(), Some(Modal::Help)));
+    assert_eq!(state.dialog_scroll(), 1);
     assert!(
         press(&mut state, char_key('q')).is_empty(),
         "q closes the help, it does not quit"

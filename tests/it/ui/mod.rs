@@ -1,10 +1,15 @@
 //! The console: its state, keys, loop and snapshots, and end to end in tmux.
 
 mod breach_tmux;
+mod console_3am_tmux;
 mod console_flood;
 mod console_loop;
+mod dialogs_read;
 mod e2e_tmux;
+mod footer_moment;
+mod header_fit;
 mod keys;
+mod logs_read;
 mod retry_confirm;
 mod say_why;
 mod sick_y;

@@ -55,7 +55,7 @@ fn the_rest_works_and_q_leaves_without_a_word_to_the_driver() {
     press(&mut state, char_key('z'));
     assert!(state.zoomed());
     press(&mut state, char_key('?'));
-    assert!(matches!(state.modal(), Some(Modal::Help { .. })));
+    assert!(matches!(state.modal(), Some(Modal::Help)));
     press(&mut state, key(KeyCode::Esc));
     let outcome = handle_key(&state, char_key('q'));
     assert!(outcome.commands.is_empty(), "{outcome:?}");
