@@ -53,6 +53,9 @@ pub struct LabOptions {
     /// is off): such a data plane syncs by RPC, and its control plane records it under its
     /// node id as hostname, with a `v02_` configuration hash.
     pub rpc_sync: bool,
+    /// Data planes per cluster of the hybrid lab (`--data-planes`); `None`: the scenario's
+    /// own size. Checked by `scenarios::data_planes_for`.
+    pub data_planes: Option<usize>,
 }
 
 impl Default for LabOptions {
@@ -66,6 +69,7 @@ impl Default for LabOptions {
             routes: Vec::new(),
             api_keys: Vec::new(),
             rpc_sync: false,
+            data_planes: None,
         }
     }
 }
@@ -155,6 +159,8 @@ pub enum LabError {
     },
     #[error("{0}")]
     Fault(String),
+    #[error(transparent)]
+    Size(#[from] scenarios::SizeError),
 }
 
 /// A file a simulated command wrote (`pg_dump -f`, `deck gateway dump -o`, `cp`).
@@ -558,7 +564,8 @@ impl Lab {
     /// Starts the scenario's lab: binds every node's ports on loopback, starts X (and Y
     /// when `options.y_deployed`), applies the faults and starts the traffic.
     pub async fn start(scenario: Scenario, options: LabOptions) -> Result<Lab, LabError> {
-        Lab::start_with(scenarios::topology(scenario), options).await
+        let data_planes = scenarios::data_planes_for(scenario, options.data_planes)?;
+        Lab::start_with(scenarios::topology_sized(scenario, data_planes), options).await
     }
 
     /// Starts a lab of any topology (a rehearsal's, shaped like the operator's plan);
