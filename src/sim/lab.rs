@@ -1,7 +1,7 @@
 //! The lab: a scenario's nodes, databases, load balancer, traffic generator and faults, and
 //! the handle (`Lab`) the demo, the console and the tests drive it through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -184,6 +184,9 @@ pub struct NodeCtx {
 pub(crate) struct LabShared {
     pub(crate) topology: Topology,
     pub(crate) nodes: Vec<Arc<SimNode>>,
+    /// Each node's index in `nodes` by name: a fleet's lab looks nodes up by name on every
+    /// command and every cluster ping, a scan of 2 000 names each time.
+    by_name: HashMap<String, usize>,
     databases: Mutex<BTreeMap<String, SimDatabase>>,
     faults: Mutex<FaultState>,
     files: Mutex<BTreeMap<String, Artifact>>,
@@ -218,9 +221,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LabShared {
     pub(crate) fn node(&self, name: &str) -> Result<&Arc<SimNode>, LabError> {
-        self.nodes
-            .iter()
-            .find(|n| n.spec.name == name)
+        self.by_name
+            .get(name)
+            .map(|&index| &self.nodes[index])
             .ok_or_else(|| LabError::UnknownNode(name.to_string()))
     }
 
@@ -375,6 +378,15 @@ impl LabShared {
         name: &str,
         warmup: Duration,
     ) -> Result<(), LabError> {
+        self.open_node(name, warmup)?;
+        self.sync_clustering();
+        Ok(())
+    }
+
+    /// [`start_node`](Self::start_node) without the data planes' ping that follows: the
+    /// lab's start opens every node, then pings once (once per node is quadratic in a
+    /// fleet).
+    fn open_node(self: &Arc<Self>, name: &str, warmup: Duration) -> Result<(), LabError> {
         let node = self.node(name)?.clone();
         let lifecycle = node.state().lifecycle;
         match lifecycle {
@@ -407,7 +419,6 @@ impl LabShared {
             }
         }
         self.faults().crashed.retain(|n| n != name);
-        self.sync_clustering();
         Ok(())
     }
 
@@ -629,10 +640,16 @@ impl Lab {
             use sha2::Digest;
             hex::encode(&sha2::Sha256::digest(format!("{seed}/config").as_bytes())[..16])
         };
+        let by_name = nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| (node.spec.name.clone(), index))
+            .collect();
         let shared = Arc::new(LabShared {
             balancer: Arc::new(SimBalancer::new(&nodes, &topology.shared_backends)),
             topology,
             nodes,
+            by_name,
             databases: Mutex::new(databases),
             faults: Mutex::new(FaultState::default()),
             files: Mutex::new(BTreeMap::from([
@@ -664,8 +681,9 @@ impl Lab {
         order.sort_by_key(|n| n.spec.role != Role::ControlPlane);
         let names: Vec<String> = order.iter().map(|n| n.spec.name.clone()).collect();
         for name in names {
-            shared.start_node(&name, Duration::ZERO)?;
+            shared.open_node(&name, Duration::ZERO)?;
         }
+        shared.sync_clustering();
         let ticker = {
             let shared = shared.clone();
             tokio::spawn(async move {
