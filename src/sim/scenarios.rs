@@ -202,7 +202,9 @@ pub enum SizeError {
         "--data-planes {0} is more than the lab runs ({MAX_DATA_PLANES} per cluster at most): every data plane runs inside this process with its own listeners, scraped and watched like a real one; choose {MAX_DATA_PLANES} or fewer"
     )]
     TooMany(usize),
-    #[error("--data-planes 0 leaves the hybrid lab nothing to proxy: choose 1 to {MAX_DATA_PLANES}")]
+    #[error(
+        "--data-planes 0 leaves the hybrid lab nothing to proxy: choose 1 to {MAX_DATA_PLANES}"
+    )]
     None,
     #[error(
         "--data-planes sizes the hybrid lab only: the {0} lab has no data planes (use --scenario hybrid)"
@@ -626,7 +628,10 @@ mod tests {
             data_planes_for(Scenario::Hybrid, Some(1001)),
             Err(SizeError::TooMany(1001))
         );
-        assert_eq!(data_planes_for(Scenario::Hybrid, Some(0)), Err(SizeError::None));
+        assert_eq!(
+            data_planes_for(Scenario::Hybrid, Some(0)),
+            Err(SizeError::None)
+        );
         assert_eq!(
             data_planes_for(Scenario::DualCluster, Some(5)),
             Err(SizeError::NotHybrid(Scenario::DualCluster))
@@ -639,8 +644,10 @@ mod tests {
                 .filter(|n| n.cluster == side && n.role == Role::DataPlane)
                 .collect();
             assert_eq!(dps.len(), 1000);
-            assert!(dps.iter().all(|n| n.control_plane.as_deref()
-                == Some(format!("cp-{}-1", side.as_str()).as_str())));
+            assert!(
+                dps.iter().all(|n| n.control_plane.as_deref()
+                    == Some(format!("cp-{}-1", side.as_str()).as_str()))
+            );
         }
         let names: std::collections::BTreeSet<_> = t.nodes.iter().map(|n| &n.name).collect();
         assert_eq!(names.len(), t.nodes.len(), "node names are unique");

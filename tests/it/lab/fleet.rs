@@ -92,7 +92,10 @@ fn a_fleet_larger_than_the_lab_runs_is_refused_with_why_and_leaves_nothing() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--data-planes 5000 is more than the lab runs"), "{stderr}");
+    assert!(
+        stderr.contains("--data-planes 5000 is more than the lab runs"),
+        "{stderr}"
+    );
     assert!(!run_dir.exists(), "a refused demo made its run directory");
 }
 
@@ -117,8 +120,14 @@ fn a_fleet_demo_opens_on_its_own_plan_and_says_how_to_resume_it() {
         "{stdout}"
     );
     let plan = std::fs::read_to_string(run_dir.join("plan.yaml")).unwrap();
-    assert!(plan.contains("name: demo hybrid-1000 3.4.2 to 3.10.0"), "{plan}");
-    assert!(plan.contains("- name: dp-y-1000"), "the plan names the whole fleet");
+    assert!(
+        plan.contains("name: demo hybrid-1000 3.4.2 to 3.10.0"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("- name: dp-y-1000"),
+        "the plan names the whole fleet"
+    );
     assert!(
         stderr.contains("kongup demo --scenario hybrid --data-planes 1000 --journal"),
         "{stderr}"
