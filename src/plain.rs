@@ -24,16 +24,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::Local;
 use tokio::sync::mpsc;
 
+use crate::engine::cause::{Facts, likely_cause};
 use crate::engine::event::{LogStream, RollbackProgress, SessionEvent, TrafficVerification};
+use crate::engine::expected::{StepAt, cluster_expected_up};
 use crate::engine::{
     Command, EngineError, EngineHandle, Event, RunState, SessionEnd, StepPreview, StepState,
     Toolbox, preview_step, step_details,
 };
 use crate::exec::process::DEFAULT_KILL_GRACE;
+use crate::kong::topology::TopologySnapshot;
 use crate::lb::Split;
 use crate::metrics::Verdict;
 use crate::plan::model::Plan;
-use crate::plan::steps::{ExpandedPlan, StepRef};
+use crate::plan::steps::{ClusterSide, ExpandedPlan, StepRef};
 
 /// What the plain driver needs besides the engine.
 pub struct PlainSetup {
@@ -201,6 +204,8 @@ struct Plain {
     queue: VecDeque<Input>,
     run_state: Option<RunState>,
     last_gate: Option<(Verdict, Vec<String>)>,
+    /// The watcher's latest topology, for the likely cause of a failure.
+    topology: Option<TopologySnapshot>,
     /// The split last known (asked for, or reported by the load balancer).
     split: Option<Split>,
     /// A bake is counting down (a traffic stage's or a monitor step's): its gates act.
@@ -271,6 +276,7 @@ pub async fn drive(
         queue: VecDeque::new(),
         run_state: None,
         last_gate: None,
+        topology: None,
         split: None,
         baking: false,
         quit_sent: false,
@@ -761,6 +767,9 @@ impl Plain {
                 if (watched || verdict.verdict == Verdict::Fail)
                     && self.last_gate.as_ref() != Some(&key)
                 {
+                    if verdict.verdict == Verdict::Fail {
+                        self.say_cause(&verdict.checks.join("; "));
+                    }
                     self.say(&format!(
                         "gate: {} ({} requests): {}",
                         crate::engine::step::verdict_name(verdict.verdict),
@@ -803,7 +812,8 @@ impl Plain {
                 until.with_timezone(&Local).format("%H:%M:%S")
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
-            Event::Metrics(_) | Event::Topology(_) | Event::Session(SessionEvent::Driver(_)) => {}
+            Event::Topology(snapshot) => self.topology = Some(snapshot),
+            Event::Metrics(_) | Event::Session(SessionEvent::Driver(_)) => {}
         }
     }
 
@@ -827,6 +837,39 @@ impl Plain {
                     }
                 }
             }
+        }
+    }
+
+    /// `likely cause: …` (`engine::cause`), the line above a failure's details, when the
+    /// watcher's topology shows one.
+    fn say_cause(&mut self, detail: &str) {
+        let expanded = &self.setup.expanded;
+        let steps: Vec<(StepRef, &crate::plan::steps::Step, StepState)> = expanded
+            .steps()
+            .map(|(phase, step)| {
+                let step_ref = StepRef::new(phase.name, step.id.clone());
+                let state = self
+                    .states
+                    .get(&step_ref)
+                    .copied()
+                    .unwrap_or(StepState::Pending);
+                (step_ref, step, state)
+            })
+            .collect();
+        let at = steps.iter().map(|(step_ref, step, state)| StepAt {
+            step_ref,
+            step,
+            state: *state,
+        });
+        let up = |side| cluster_expected_up(&self.setup.plan, expanded, at.clone(), side);
+        let cause = likely_cause(&Facts {
+            topology: self.topology.as_ref(),
+            detail: Some(detail),
+            x_up: up(ClusterSide::X),
+            y_up: up(ClusterSide::Y),
+        });
+        if let Some(cause) = cause {
+            self.say(&format!("likely cause: {cause}"));
         }
     }
 
@@ -862,6 +905,7 @@ impl Plain {
             }
             StepState::Failed | StepState::Interrupted => {
                 if previous != Some(state) {
+                    self.say_cause(&detail);
                     self.say(&format!("{} {step}{detail}", state.as_str().to_uppercase()));
                 }
                 // During a rollback a forward step that ends badly (a stage the rollback

@@ -9,6 +9,7 @@ use crate::engine::step::{
     TrafficReadback,
 };
 use crate::lb::Split;
+use crate::metrics::gates::{window_clears_in, window_clears_words};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{Step, StepKind};
 
@@ -43,12 +44,20 @@ fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
         BakeResult::NoGates => StepOutcome::succeeded(format!("{done}; baked without gates")),
         BakeResult::Failed(verdict) => StepOutcome::Failed {
             // A data plane without configuration fails at once, with no breach counted.
-            detail: match verdict.consecutive_breaches {
-                0 => format!("{done}; gate failed: {}", verdict.checks.join("; ")),
-                breaches => format!(
-                    "{done}; gate failed ({breaches} breaches in a row): {}",
-                    verdict.checks.join("; ")
-                ),
+            detail: {
+                let mut detail = match verdict.consecutive_breaches {
+                    0 => format!("{done}; gate failed: {}", verdict.checks.join("; ")),
+                    breaches => format!(
+                        "{done}; gate failed ({breaches} breaches in a row): {}",
+                        verdict.checks.join("; ")
+                    ),
+                };
+                if let Some(secs) =
+                    window_clears_in(&verdict, plan.gates.window, chrono::Utc::now())
+                {
+                    detail.push_str(&format!("; {}", window_clears_words(secs)));
+                }
+                detail
             },
             then: match plan.gates.on_fail {
                 FailAction::Pause => AfterFailure::Pause,

@@ -16,6 +16,7 @@
 //! the operator; `Quit` and SIGHUP/SIGTERM/SIGINT never kill a running step: it runs to
 //! its end, its result is journaled, then the engine stops.
 
+pub mod cause;
 pub mod command;
 pub mod drivers;
 pub mod event;

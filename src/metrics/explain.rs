@@ -27,7 +27,7 @@ pub enum Figure {
 }
 
 impl Figure {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Figure::Requests => "requests",
             Figure::Errors => "5xx",

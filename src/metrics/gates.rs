@@ -43,46 +43,122 @@ pub struct GateEvaluator {
     consecutive_breaches: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Held,
+/// How one check came out. The order is the order they are shown in: what failed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckOutcome {
     Breached,
     Unknown,
+    Held,
     Skipped,
+}
+
+/// One check as the metrics pane shows it, short enough for 80 columns:
+/// `Y p99` `398 ms` `> 1.5× X 130 ms`. The figure is apart so the pane can mark it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownCheck {
+    pub outcome: CheckOutcome,
+    pub subject: String,
+    pub figure: String,
+    pub rule: String,
+}
+
+impl ShownCheck {
+    fn new(subject: &str, figure: String, rule: String) -> ShownCheck {
+        ShownCheck {
+            outcome: CheckOutcome::Held,
+            subject: subject.to_string(),
+            figure,
+            rule,
+        }
+    }
 }
 
 struct Check {
     line: String,
-    outcome: Outcome,
+    shown: ShownCheck,
 }
 
 impl Check {
-    fn judged(line: String, held: bool) -> Check {
+    fn judged(line: String, held: bool, shown: ShownCheck) -> Check {
         let outcome = if held {
-            Outcome::Held
+            CheckOutcome::Held
         } else {
-            Outcome::Breached
+            CheckOutcome::Breached
         };
         let status = if held { "ok" } else { "BREACH" };
         Check {
             line: format!("{line}: {status}"),
-            outcome,
+            shown: ShownCheck { outcome, ..shown },
         }
     }
 
-    fn unknown(line: String) -> Check {
+    fn unknown(line: String, shown: ShownCheck) -> Check {
         Check {
             line: format!("{line}: inconclusive"),
-            outcome: Outcome::Unknown,
+            shown: ShownCheck {
+                outcome: CheckOutcome::Unknown,
+                ..shown
+            },
         }
     }
 
-    fn skipped(line: String) -> Check {
+    fn skipped(line: String, subject: &str) -> Check {
         Check {
             line: format!("{line}: skipped"),
-            outcome: Outcome::Skipped,
+            shown: ShownCheck {
+                outcome: CheckOutcome::Skipped,
+                ..ShownCheck::new(subject, "skipped".into(), "(X has no baseline)".into())
+            },
         }
     }
+
+    fn outcome(&self) -> CheckOutcome {
+        self.shown.outcome
+    }
+}
+
+/// A figure kongup cannot know, and why (`metrics::explain`): the pane shows `Y p99
+/// unknown` and the reason after it, the words an operator acts on first.
+fn unknown_check(figure: Figure, side: &str, f: &ClusterFigures) -> Check {
+    let why = why_unknown(figure, side, f);
+    let subject = format!("{side} {}", figure.label());
+    let rule = why
+        .strip_prefix(&format!("{subject} unknown "))
+        .map_or_else(|| format!("· {why}"), str::to_string);
+    Check::unknown(
+        why.clone(),
+        ShownCheck::new(&subject, "unknown".into(), rule),
+    )
+}
+
+/// Milliseconds as the pane shows them: `398 ms`.
+fn short_ms(value: f64) -> String {
+    format!("{value:.0} ms")
+}
+
+/// A ratio of the plan's as written: `1.5×`, `3×`.
+fn times(ratio: f64) -> String {
+    format!("{ratio}×")
+}
+
+/// While `verdict` failed: the whole seconds until its failing samples have left the gate
+/// window (`window` after it was judged), if no new failure comes.
+pub fn window_clears_in(
+    verdict: &GateVerdict,
+    window: std::time::Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<u64> {
+    if verdict.verdict != Verdict::Fail {
+        return None;
+    }
+    let window = chrono::TimeDelta::from_std(window).ok()?;
+    let left = (verdict.at + window - now).num_milliseconds();
+    (left > 0).then(|| (left as u64).div_ceil(1000))
+}
+
+/// How the pause text and the resume say it.
+pub fn window_clears_words(secs: u64) -> String {
+    format!("the gate window still holds the failing samples: window clears in {secs} s")
 }
 
 /// A ratio as the gates show it: `0.80%`.
@@ -128,7 +204,20 @@ fn empty_configuration_checks(y: &ClusterFigures) -> Vec<Check> {
                     dp.hostname, dp.ip
                 )
             };
-            Check::judged(line, false)
+            let shown = ShownCheck::new(
+                &format!("Y DP {}", dp.hostname),
+                if dp.compatible == Some(false) {
+                    "no config".into()
+                } else {
+                    "empty config".into()
+                },
+                if dp.compatible == Some(false) {
+                    "(refused as incompatible)".into()
+                } else {
+                    "(404 to every request)".into()
+                },
+            );
+            Check::judged(line, false, shown)
         })
         .collect()
 }
@@ -210,26 +299,36 @@ impl GateEvaluator {
         // Enough data on Y to judge at all?
         let enough_requests = match y_requests {
             _ if y.nodes_scraped == 0 => {
-                checks.push(Check::unknown(format!(
-                    "Y: no data (0 of {} nodes scraped)",
-                    y.nodes_total
-                )));
+                checks.push(Check::unknown(
+                    format!("Y: no data (0 of {} nodes scraped)", y.nodes_total),
+                    ShownCheck::new(
+                        "Y",
+                        "no data".into(),
+                        format!("(0 of {} nodes scraped)", y.nodes_total),
+                    ),
+                ));
                 false
             }
             None => {
-                checks.push(Check::unknown(why_unknown(Figure::Requests, "Y", y)));
+                checks.push(unknown_check(Figure::Requests, "Y", y));
                 false
             }
             Some(count) if count < min_requests => {
-                checks.push(Check::unknown(format!(
-                    "Y requests in window {count} < {min_requests}: too few to judge"
-                )));
+                checks.push(Check::unknown(
+                    format!("Y requests in window {count} < {min_requests}: too few to judge"),
+                    ShownCheck::new(
+                        "Y requests",
+                        count.to_string(),
+                        format!("< {min_requests}: too few"),
+                    ),
+                ));
                 false
             }
             Some(count) => {
                 checks.push(Check::judged(
                     format!("Y requests in window {count} ≥ {min_requests}"),
                     true,
+                    ShownCheck::new("Y requests", count.to_string(), format!("≥ {min_requests}")),
                 ));
                 true
             }
@@ -237,30 +336,28 @@ impl GateEvaluator {
 
         if let Some(max) = spec.max_error_ratio {
             checks.push(match y.error_ratio {
-                Some(ratio) => Check::judged(
-                    format!(
-                        "Y 5xx {} {} {}",
-                        percent(ratio),
-                        if ratio <= max { "≤" } else { ">" },
-                        percent(max)
-                    ),
-                    ratio <= max,
-                ),
-                None => Check::unknown(why_unknown(Figure::Errors, "Y", y)),
+                Some(ratio) => {
+                    let op = if ratio <= max { "≤" } else { ">" };
+                    Check::judged(
+                        format!("Y 5xx {} {op} {}", percent(ratio), percent(max)),
+                        ratio <= max,
+                        ShownCheck::new("Y 5xx", percent(ratio), format!("{op} {}", percent(max))),
+                    )
+                }
+                None => unknown_check(Figure::Errors, "Y", y),
             });
         }
         if let Some(max) = spec.max_p99_ms {
             checks.push(match y.p99_ms {
-                Some(p99) => Check::judged(
-                    format!(
-                        "Y p99 {} {} {}",
-                        ms(p99),
-                        if p99 <= max { "≤" } else { ">" },
-                        ms(max)
-                    ),
-                    p99 <= max,
-                ),
-                None => Check::unknown(why_unknown(Figure::P99, "Y", y)),
+                Some(p99) => {
+                    let op = if p99 <= max { "≤" } else { ">" };
+                    Check::judged(
+                        format!("Y p99 {} {op} {}", ms(p99), ms(max)),
+                        p99 <= max,
+                        ShownCheck::new("Y p99", short_ms(p99), format!("{op} {}", short_ms(max))),
+                    )
+                }
+                None => unknown_check(Figure::P99, "Y", y),
             });
         }
 
@@ -277,24 +374,29 @@ impl GateEvaluator {
         if let Some(max_delta) = spec.max_error_ratio_delta {
             checks.push(match (y.error_ratio, x.error_ratio) {
                 _ if !x_baseline && x.nodes_scraped > 0 && x.status_code_metrics => {
-                    Check::skipped(format!("Y 5xx − X 5xx: {}", no_baseline()))
+                    Check::skipped(format!("Y 5xx − X 5xx: {}", no_baseline()), "Y 5xx vs X")
                 }
                 (Some(y_ratio), Some(x_ratio)) => {
                     let delta = y_ratio - x_ratio;
+                    let op = if delta <= max_delta { "≤" } else { ">" };
                     Check::judged(
                         format!(
-                            "Y 5xx {} − X 5xx {} = {:+.2} pp {} {:.2} pp",
+                            "Y 5xx {} − X 5xx {} = {:+.2} pp {op} {:.2} pp",
                             percent(y_ratio),
                             percent(x_ratio),
                             delta * 100.0,
-                            if delta <= max_delta { "≤" } else { ">" },
                             max_delta * 100.0
                         ),
                         delta <= max_delta,
+                        ShownCheck::new(
+                            "Y 5xx",
+                            percent(y_ratio),
+                            format!("{op} X {} + {} pp", percent(x_ratio), max_delta * 100.0),
+                        ),
                     )
                 }
-                (None, _) => Check::unknown(why_unknown(Figure::Errors, "Y", y)),
-                (_, None) => Check::unknown(why_unknown(Figure::Errors, "X", x)),
+                (None, _) => unknown_check(Figure::Errors, "Y", y),
+                (_, None) => unknown_check(Figure::Errors, "X", x),
             });
         }
         let mut p99_on_shared_bounds = None;
@@ -310,37 +412,51 @@ impl GateEvaluator {
             });
             checks.push(match (y_p99, x_p99) {
                 _ if !x_baseline && x.nodes_scraped > 0 && x.latency_metrics => {
-                    Check::skipped(format!("Y p99 vs X p99: {}", no_baseline()))
+                    Check::skipped(format!("Y p99 vs X p99: {}", no_baseline()), "Y p99 vs X")
                 }
                 (Some(y_p99), Some(x_p99)) => {
                     let limit = max_ratio * x_p99;
+                    let op = if y_p99 <= limit { "≤" } else { ">" };
                     Check::judged(
                         format!(
-                            "Y p99 {} {} {max_ratio:.2} × X p99 {} = {}{on_shared}",
+                            "Y p99 {} {op} {max_ratio:.2} × X p99 {} = {}{on_shared}",
                             ms(y_p99),
-                            if y_p99 <= limit { "≤" } else { ">" },
                             ms(x_p99),
                             ms(limit)
                         ),
                         y_p99 <= limit,
+                        ShownCheck::new(
+                            "Y p99",
+                            short_ms(y_p99),
+                            format!("{op} {} X {}", times(max_ratio), short_ms(x_p99)),
+                        ),
                     )
                 }
-                (None, _) => Check::unknown(why_unknown(Figure::P99, "Y", y)),
-                (_, None) => Check::unknown(why_unknown(Figure::P99, "X", x)),
+                (None, _) => unknown_check(Figure::P99, "Y", y),
+                (_, None) => unknown_check(Figure::P99, "X", x),
             });
         }
 
         let thresholds = checks.len() - 1;
-        let breached = checks.iter().any(|c| c.outcome == Outcome::Breached);
-        let unknown = checks.iter().any(|c| c.outcome == Outcome::Unknown);
+        let breached = checks.iter().any(|c| c.outcome() == CheckOutcome::Breached);
+        let unknown = checks.iter().any(|c| c.outcome() == CheckOutcome::Unknown);
         let judged = checks
             .iter()
             .skip(1)
-            .any(|c| matches!(c.outcome, Outcome::Held | Outcome::Breached));
+            .any(|c| matches!(c.outcome(), CheckOutcome::Held | CheckOutcome::Breached));
 
         let empty = empty_configuration_checks(y);
         let no_configuration = !empty.is_empty();
-        let mut lines: Vec<String> = empty.into_iter().chain(checks).map(|c| c.line).collect();
+        // What failed first, then what is unknown, then what held (a stable sort: the
+        // plan's order within each), so a short screen or a log line leads with the cause.
+        // With too few requests nothing counts: the request line, which says so, stays
+        // first.
+        let mut all: Vec<Check> = empty.into_iter().chain(checks).collect();
+        if enough_requests {
+            all.sort_by_key(Check::outcome);
+        }
+        let shown: Vec<ShownCheck> = all.iter().map(|c| c.shown.clone()).collect();
+        let mut lines: Vec<String> = all.into_iter().map(|c| c.line).collect();
         let verdict = if no_configuration {
             // Not a threshold's breach: it neither waits for `consecutive_breaches` nor
             // counts towards them.
@@ -384,6 +500,7 @@ impl GateEvaluator {
             checks: lines,
             requests_in_window: y_requests.unwrap_or(0),
             consecutive_breaches: self.consecutive_breaches,
+            shown,
             figures: GateFigures {
                 x: cluster_window(x),
                 y: cluster_window(y),

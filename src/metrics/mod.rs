@@ -161,6 +161,9 @@ pub struct GateVerdict {
     pub consecutive_breaches: u32,
     /// The figures and thresholds the checks were judged on, as data.
     pub figures: GateFigures,
+    /// The checks as the metrics pane shows them, the failing first (`checks` has them in
+    /// the same order, in full). Not journaled: `checks` and `figures` are the record.
+    pub shown: Vec<gates::ShownCheck>,
 }
 
 /// What a gate verdict was computed from: each cluster over the gate window and the

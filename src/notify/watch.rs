@@ -387,6 +387,7 @@ mod tests {
                 requests_in_window: 100,
                 consecutive_breaches: 3,
                 figures: Default::default(),
+                shown: Vec::new(),
             })
         };
         // No traffic on Y: nothing acts on the gates, nobody is woken.

@@ -18,6 +18,7 @@ use crate::engine::rollback::rollback_ref;
 use crate::kong::topology::{DatabaseView, NodeHealth, NodeView, TopologySnapshot};
 use crate::kong::types::SyncStatus;
 use crate::lb::Split;
+use crate::metrics::gates::{CheckOutcome, ShownCheck};
 use crate::metrics::{
     ClusterFigures, GateFigures, GateVerdict, MetricsSnapshot, Quantiles, Verdict,
 };
@@ -685,7 +686,32 @@ pub fn metrics_history(from: i64, to: i64, y_share: u8, y_errors: f64) -> Vec<Ev
         .collect()
 }
 
+/// A verdict from check lines as the evaluator writes them (`Y 5xx 3.40% > 1.00%: BREACH`);
+/// the pane's short form is the line's words: subject, figure, rule.
 pub fn gate(secs: i64, verdict: Verdict, breaches: u32, checks: &[&str]) -> Event {
+    let shown = checks
+        .iter()
+        .map(|line| {
+            let (check, status) = line.rsplit_once(": ").unwrap_or((line, ""));
+            let outcome = match status {
+                "ok" => CheckOutcome::Held,
+                "BREACH" => CheckOutcome::Breached,
+                "skipped" => CheckOutcome::Skipped,
+                _ => CheckOutcome::Unknown,
+            };
+            let words: Vec<&str> = check.splitn(4, ' ').collect();
+            let (subject, figure, rule) = match words.as_slice() {
+                [side, what, figure, rule] => (format!("{side} {what}"), *figure, *rule),
+                _ => (check.to_string(), "", ""),
+            };
+            ShownCheck {
+                outcome,
+                subject,
+                figure: figure.into(),
+                rule: rule.into(),
+            }
+        })
+        .collect();
     Event::Gate(GateVerdict {
         at: at(secs),
         verdict,
@@ -693,6 +719,7 @@ pub fn gate(secs: i64, verdict: Verdict, breaches: u32, checks: &[&str]) -> Even
         requests_in_window: 14_400,
         consecutive_breaches: breaches,
         figures: GateFigures::default(),
+        shown,
     })
 }
 

@@ -7,6 +7,7 @@ use crate::engine::event::{Event, LogStream, RunState, SessionEvent, StepState};
 use crate::engine::lock::LockHolder;
 use crate::kong::topology::NodeHealth;
 use crate::metrics::Verdict;
+use crate::metrics::gates::GateEvaluator;
 use crate::plan::steps::StepRef;
 use crate::ui::state::Watching;
 use crate::ui::{ConsoleState, Theme, UiAction, handle_key};
@@ -225,7 +226,7 @@ pub fn paused(theme: Theme) -> ConsoleState {
         0,
         &[
             "Y requests in window 180 < 200: too few to judge",
-            "Y 5xx 0.20% <= 1.00%: ok",
+            "Y 5xx 0.20% ≤ 1.00%: ok",
         ],
     ));
     state.set_now(at(713));
@@ -249,19 +250,42 @@ pub fn gate_breached(theme: Theme) -> ConsoleState {
         step: cp("traffic-50"),
         remaining_secs: 120,
     });
-    state.apply(&gate(
-        1080,
-        Verdict::Fail,
-        3,
-        &[
-            "Y 5xx 3.40% > 1.00%: FAIL",
-            "Y 5xx - X 5xx 3.32% > 0.50%: FAIL",
-            "Y p99 162ms <= 500ms: ok",
-            "Y p99 / X p99 0.90 <= 1.50: ok",
-        ],
-    ));
+    // The plan's gates judge the last scrapes, as the engine's monitor would.
+    let mut gates = GateEvaluator::new(plan().gates);
+    let mut verdict = None;
+    for s in (1070..=1080).step_by(5) {
+        if let Event::Metrics(mut snapshot) = metrics(s, 50, 0.034) {
+            snapshot.x.requests_in_window = Some(14_400);
+            snapshot.y.requests_in_window = Some(14_400);
+            verdict = Some(gates.evaluate(&snapshot));
+        }
+    }
+    let verdict = verdict.expect("judged");
+    assert_eq!(verdict.verdict, Verdict::Fail, "{:?}", verdict.checks);
+    state.apply(&Event::Gate(verdict));
     state.set_now(at(1082));
     state.apply(&Event::RunChanged(RunState::Paused));
+    state
+}
+
+/// The breach ended the 50% stage's bake: the step failed, the run paused. Y's data plane
+/// dp-y2 is listed by X's control plane cp-x1: the likely cause, above the details.
+pub fn failed_with_cause(theme: Theme) -> ConsoleState {
+    let mut state = gate_breached(theme);
+    let mut topology = topology_snapshot(&plan(), Some("3.10.0.1"), NodeHealth::Ready);
+    if let Some(dp) = topology.nodes.iter_mut().find(|n| n.name == "dp-y2") {
+        dp.control_plane = Some("cp-x1".into());
+    }
+    state.apply(&Event::Topology(topology));
+    state.apply(&Event::StepChanged {
+        step: cp("traffic-50"),
+        state: StepState::Failed,
+        detail: Some(
+            "the load balancer reports X 50% | Y 50%; gate failed (3 breaches in a row): Y 5xx \
+             3.40% > 1.00%: BREACH; Y 5xx 3.40% − X 5xx 0.08% = +3.32 pp > 0.50 pp: BREACH"
+                .into(),
+        ),
+    });
     state
 }
 
@@ -453,6 +477,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("running_with_logs", running_with_logs),
         ("paused", paused),
         ("gate_breached", gate_breached),
+        ("failed_with_cause", failed_with_cause),
         ("rolling_back", rolling_back),
         ("done", done),
         ("help", help),

@@ -15,6 +15,7 @@ use crate::engine::rollback::{rollback_ref, undone_step};
 use crate::engine::step_details;
 use crate::kong::topology::NodeHealth;
 use crate::lb::Split;
+use crate::metrics::gates::{CheckOutcome, ShownCheck};
 use crate::metrics::{GateFigures, GateVerdict, MetricsSnapshot, Verdict};
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
@@ -352,6 +353,20 @@ impl StandIn {
                 requests_in_window: (y * 60.0) as u64,
                 consecutive_breaches: 0,
                 figures: GateFigures::default(),
+                shown: vec![
+                    ShownCheck {
+                        outcome: CheckOutcome::Held,
+                        subject: "Y 5xx".into(),
+                        figure: "0.12%".into(),
+                        rule: "≤ 1.00%".into(),
+                    },
+                    ShownCheck {
+                        outcome: CheckOutcome::Held,
+                        subject: "Y p99".into(),
+                        figure: format!("{:.0} ms", 150.0 + wiggle * 2.0),
+                        rule: "≤ 500 ms".into(),
+                    },
+                ],
             }))
             .await;
         }

@@ -317,7 +317,13 @@ pub static MAIN: &[Binding] = &[
     bind(
         &[Char('p')],
         Action::PauseResume,
-        entry("p", &["pause / resume the run"]),
+        entry(
+            "p",
+            &[
+                "pause / resume the run",
+                "(after a breach: when the gate window clears)",
+            ],
+        ),
         footer(
             5,
             &[(When::RunRunning, "pause"), (When::RunPaused, "resume")],

@@ -35,6 +35,9 @@ pub use session::Watching;
 pub const LOG_CAPACITY: usize = 5_000;
 /// How much metrics history the sparklines draw from.
 pub const METRICS_WINDOW_SECS: i64 = 600;
+
+/// What the sparklines cover when no bake runs.
+pub const SPARKLINE_SECS: i64 = 120;
 /// Beyond this many samples the oldest go, even inside the window (fast scrapes).
 const METRICS_CAPACITY: usize = 3_600;
 /// How long a message in the footer stays.

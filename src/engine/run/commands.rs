@@ -334,6 +334,16 @@ impl Engine {
             return Ok(());
         }
         self.record(Who::Operator, Entry::Resumed)?;
+        // Resuming moves no traffic, but the gates may fail again at once: say when not.
+        let latest = self.gate_watch.as_ref().and_then(|rx| rx.borrow().clone());
+        if let Some(secs) = latest.and_then(|v| {
+            crate::metrics::gates::window_clears_in(&v, self.plan.gates.window, chrono::Utc::now())
+        }) {
+            self.warn(format!(
+                "resumed; {}: until then a stage may fail its gates at once",
+                crate::metrics::gates::window_clears_words(secs)
+            ));
+        }
         Ok(())
     }
 

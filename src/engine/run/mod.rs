@@ -411,12 +411,22 @@ impl Engine {
         if !acts || already_paused {
             return Ok(());
         }
-        let reason = format!(
+        let mut reason = format!(
             "the gates failed while Y carries {y_share}% of the traffic and no bake runs ({} \
              breaches in a row): {}",
             verdict.consecutive_breaches,
             verdict.checks.join("; ")
         );
+        if let Some(secs) = crate::metrics::gates::window_clears_in(
+            &verdict,
+            self.plan.gates.window,
+            chrono::Utc::now(),
+        ) {
+            reason.push_str(&format!(
+                "; {}",
+                crate::metrics::gates::window_clears_words(secs)
+            ));
+        }
         if let Some(why) = refusal {
             self.warn(format!(
                 "{reason}; the plan says on_fail: rollback, but {why}: the run pauses instead"

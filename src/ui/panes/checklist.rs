@@ -156,6 +156,17 @@ fn detail_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
     };
     lines.push(text_line(heading, width, theme.tone(Tone::Muted)));
     if let Some(detail) = &status.detail {
+        // What went wrong, where kongup can know it, above the details.
+        if matches!(status.state, StepState::Failed | StepState::Interrupted)
+            && let Some(cause) = state.likely_cause(Some(detail))
+        {
+            for row in text::wrap(&format!("likely cause: {cause}"), width)
+                .into_iter()
+                .take(2)
+            {
+                lines.push(Line::from(Span::styled(row, theme.tone(Tone::Warn))));
+            }
+        }
         let (symbol, _, tone) = step_symbol(status.state);
         for row in text::wrap(&format!("{symbol} {detail}"), width)
             .into_iter()

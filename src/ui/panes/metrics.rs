@@ -1,7 +1,10 @@
-//! Per cluster: requests/s, 5xx ratio and p99 latency as sparklines over the last ten
-//! minutes, then the gate's verdict and its checks. A figure Kong does not export says why
-//! in the words of that cluster's Kong (`metrics::explain`: no flag to name on 2.x,
-//! `status_code_metrics off, or none counted yet` on 3.x) instead of drawing zeros.
+//! Per cluster: requests/s, 5xx ratio and p99 latency as sparklines over the running bake
+//! (or the last 2 minutes when none runs), each with its latest value and, where the row has
+//! room, its min and max (the p99 row its scale too); then the gate's verdict, the likely
+//! cause of a breach, and its checks, the failing first with its figure marked. A figure
+//! Kong does not export says why in the words of that cluster's Kong (`metrics::explain`:
+//! no flag to name on 2.x, `status_code_metrics off, or none counted yet` on 3.x) instead
+//! of drawing zeros.
 
 use std::collections::VecDeque;
 
@@ -11,10 +14,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, SparklineBar};
 
 use crate::metrics::explain::{Figure, pane_words};
-use crate::metrics::{ClusterFigures, MetricsSnapshot};
+use crate::metrics::gates::CheckOutcome;
+use crate::metrics::{ClusterFigures, MetricsSnapshot, Verdict};
 use crate::plan::steps::ClusterSide;
 use crate::ui::describe;
-use crate::ui::state::{ConsoleState, METRICS_WINDOW_SECS, Pane};
+use crate::ui::state::{ConsoleState, Pane};
 use crate::ui::text;
 use crate::ui::theme::{DOWN_AS_PLANNED, IDLE, Tone, verdict_label};
 
@@ -22,6 +26,10 @@ use super::pane_block;
 
 const LABEL_COLS: u16 = 8;
 const VALUE_COLS: u16 = 7;
+/// The min, max and scale after the latest value, where the row has room for them.
+const EXTRA_COLS: u16 = 34;
+/// The sparkline keeps at least this much before the extras are shown.
+const MIN_SPARK_COLS: u16 = 16;
 
 #[derive(Clone, Copy)]
 enum Series {
@@ -56,6 +64,16 @@ impl Series {
             Series::Errors => 0.01,
             Series::P99 => 10.0,
         }
+    }
+
+    /// What the row says after its latest value: min and max over the window, and for the
+    /// p99 the scale its bars are drawn on.
+    fn extras(self, min: f64, max: f64, scale: f64) -> String {
+        let mut s = format!("min {} max {}", self.format(min), self.format(max));
+        if let Series::P99 = self {
+            s.push_str(&format!(" · 0–{}", self.format(scale)));
+        }
+        s
     }
 
     fn format(self, v: f64) -> String {
@@ -106,7 +124,7 @@ impl Series {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let theme = state.theme();
-    let block = pane_block(state, Pane::Metrics, gate_title(state));
+    let block = pane_block(state, Pane::Metrics, title(state, area.width));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let history = state.metrics_history();
@@ -121,8 +139,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         return;
     };
 
-    let checks = state.gate().map_or(0, |g| g.checks.len());
-    let reserve = 1 + checks.min(4) as u16;
+    let checks = state.gate().map_or(0, |g| g.shown.len());
+    let reserve = 1 + u16::from(breach_cause(state).is_some()) + checks.min(4) as u16;
     // Taller sparklines and a line per cluster when the pane has room for them.
     let tall = inner.height >= 6 * 2 + 2 + reserve;
     let series_rows = if tall {
@@ -257,14 +275,23 @@ fn render_series(
         );
         return;
     }
-    let spark_width = rest.width.saturating_sub(VALUE_COLS + 1);
-    let bars = buckets(history, spark_width as usize, |s| {
-        series.value(s.cluster(side))
-    });
-    let scale = bars
+    let extras = rest.width > MIN_SPARK_COLS + VALUE_COLS + 1 + EXTRA_COLS;
+    let spark_width = rest
+        .width
+        .saturating_sub(VALUE_COLS + 1 + if extras { EXTRA_COLS + 1 } else { 0 });
+    let (window_secs, _) = state.sparkline_window();
+    let value = |s: &MetricsSnapshot| series.value(s.cluster(side));
+    let bars = buckets(history, spark_width as usize, window_secs, value);
+    // Min and max over the samples of the window, not over the bars' means.
+    let horizon = newest.at.timestamp() - window_secs;
+    let (min, max) = history
         .iter()
-        .flatten()
-        .fold(series.scale_floor(), |m, v| m.max(*v));
+        .filter(|s| s.at.timestamp() > horizon)
+        .filter_map(value)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let scale = max.max(series.scale_floor());
     let data: Vec<SparklineBar> = bars
         .iter()
         .map(|b| SparklineBar::from(b.map(|v| (v / scale * 1000.0).round() as u64)))
@@ -290,6 +317,20 @@ fn render_series(
             1,
         ),
     );
+    if extras && min <= max {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                text::truncate(&series.extras(min, max, scale), EXTRA_COLS as usize),
+                theme.tone(Tone::Muted),
+            )),
+            Rect::new(
+                rest.x + spark_width + 1 + VALUE_COLS + 1,
+                rest.y + rest.height - 1,
+                EXTRA_COLS,
+                1,
+            ),
+        );
+    }
 }
 
 /// The mean of each time bucket, oldest first. Buckets are aligned on the clock (not on
@@ -298,6 +339,7 @@ fn render_series(
 pub fn buckets(
     history: &VecDeque<MetricsSnapshot>,
     bars: usize,
+    window_secs: i64,
     value: impl Fn(&MetricsSnapshot) -> Option<f64>,
 ) -> Vec<Option<f64>> {
     if bars == 0 {
@@ -306,7 +348,7 @@ pub fn buckets(
     let Some(newest) = history.back() else {
         return vec![None; bars];
     };
-    let bucket_secs = (METRICS_WINDOW_SECS as usize).div_ceil(bars).max(1) as i64;
+    let bucket_secs = (window_secs.max(1) as usize).div_ceil(bars).max(1) as i64;
     let last = newest.at.timestamp().div_euclid(bucket_secs);
     let first = last - bars as i64 + 1;
     let mut sums = vec![(0.0, 0u32); bars];
@@ -321,22 +363,66 @@ pub fn buckets(
             slot.1 += 1;
         }
     }
-    sums.into_iter()
+    let mut means: Vec<Option<f64>> = sums
+        .into_iter()
         .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
-        .collect()
+        .collect();
+    // Buckets narrower than the scrape interval fall between samples: each holds the
+    // sample before it, so a wide sparkline is not striped with gaps. A longer gap (a
+    // scrape that failed, no data yet) stays a gap.
+    let in_window: Vec<i64> = history
+        .iter()
+        .map(|s| s.at.timestamp())
+        .filter(|t| t.div_euclid(bucket_secs) >= first)
+        .collect();
+    if let (Some(oldest), Some(newest), n) = (in_window.first(), in_window.last(), in_window.len())
+        && n > 1
+    {
+        let step = (newest - oldest).div_euclid(n as i64 - 1).max(1);
+        let mut last: Option<(usize, f64)> = None;
+        for (i, slot) in means.iter_mut().enumerate() {
+            match (*slot, last) {
+                (Some(v), _) => last = Some((i, v)),
+                (None, Some((j, v))) if ((i - j) as i64) * bucket_secs < step + bucket_secs => {
+                    *slot = Some(v);
+                }
+                _ => {}
+            }
+        }
+    }
+    means
 }
 
-fn gate_title(state: &ConsoleState) -> Vec<Span<'static>> {
-    match state.gate() {
-        Some(gate) => {
-            let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
-            vec![Span::styled(
-                format!("gate {symbol} {label}"),
-                state.theme().tone(tone),
-            )]
+/// What the sparklines cover (where the title has room), then the gate's verdict.
+fn title(state: &ConsoleState, width: u16) -> Vec<Span<'static>> {
+    let mut spans = Vec::new();
+    if width >= 50 {
+        let mut covers = match state.sparkline_window() {
+            (_, Some(bake)) => format!("bake {}", humantime::format_duration(bake)),
+            (secs, None) => format!(
+                "last {}",
+                humantime::format_duration(std::time::Duration::from_secs(secs as u64))
+            ),
+        };
+        if state.gate().is_some() {
+            covers.push_str(" · ");
         }
-        None => vec![],
+        spans.push(Span::styled(covers, state.theme().tone(Tone::Muted)));
     }
+    if let Some(gate) = state.gate() {
+        let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
+        spans.push(Span::styled(
+            format!("gate {symbol} {label}"),
+            state.theme().tone(tone),
+        ));
+    }
+    spans
+}
+
+/// The likely cause of a breach, while the gate reads breached.
+fn breach_cause(state: &ConsoleState) -> Option<String> {
+    let gate = state.gate().filter(|g| g.verdict == Verdict::Fail)?;
+    state.likely_cause(Some(&gate.checks.join("; ")))
 }
 
 fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
@@ -361,6 +447,10 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                     gate.requests_in_window
                 )
             };
+            if let Some(secs) = state.gate_window_clears_in() {
+                // In place of the request count, so 80 columns keep it.
+                summary = format!("{symbol} {label} · clears in {secs} s");
+            }
             if gate.consecutive_breaches > 0 {
                 summary.push_str(&format!(" · {} in a row", gate.consecutive_breaches));
             }
@@ -368,16 +458,53 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                 text::truncate(&summary, width),
                 theme.tone(tone),
             )));
-            let room = area.height as usize - 1;
+            if let Some(cause) = breach_cause(state).filter(|_| area.height > 2) {
+                lines.push(Line::from(Span::styled(
+                    text::truncate(&format!("⚠ {cause}"), width),
+                    theme.tone(Tone::Warn),
+                )));
+            }
+            let room = (area.height as usize).saturating_sub(lines.len());
             let offset = state
                 .metrics_offset()
-                .min(gate.checks.len().saturating_sub(room));
-            for check in gate.checks.iter().skip(offset).take(room) {
-                lines.push(Line::from(text::truncate(&format!(" {check}"), width)));
+                .min(gate.shown.len().saturating_sub(room));
+            for check in gate.shown.iter().skip(offset).take(room) {
+                lines.push(check_line(state, check, width));
             }
         }
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// `✖ Y p99 398ms > 1.5× X 130ms`: the symbol in the outcome's tone, a breaching figure
+/// in red (bold, so it stands out without colour too).
+fn check_line(
+    state: &ConsoleState,
+    check: &crate::metrics::gates::ShownCheck,
+    width: usize,
+) -> Line<'static> {
+    let theme = state.theme();
+    let (symbol, tone) = match check.outcome {
+        CheckOutcome::Breached => ("✖", Tone::Bad),
+        CheckOutcome::Unknown => ("?", Tone::Warn),
+        CheckOutcome::Held => ("✔", Tone::Good),
+        CheckOutcome::Skipped => ("·", Tone::Muted),
+    };
+    let figure_style = match check.outcome {
+        CheckOutcome::Breached => theme.tone(Tone::Bad),
+        _ => ratatui::style::Style::new(),
+    };
+    let head = format!("{symbol} {} ", check.subject);
+    let figure = text::truncate(&check.figure, width.saturating_sub(text::width(&head)));
+    let rest = text::truncate(
+        &format!(" {}", check.rule),
+        width.saturating_sub(text::width(&head) + text::width(&figure)),
+    );
+    Line::from(vec![
+        Span::styled(text::truncate(&head, width), theme.tone(tone)),
+        Span::styled(figure, figure_style),
+        Span::raw(rest),
+    ])
 }
 
 #[cfg(test)]
@@ -407,7 +534,7 @@ mod tests {
             snapshot(1_019, Some(40.0)),
         ]
         .into();
-        let bars = buckets(&history, 60, |s| s.x.requests_per_s);
+        let bars = buckets(&history, 60, 600, |s| s.x.requests_per_s);
         assert_eq!(bars.len(), 60);
         assert_eq!(bars[59], Some(40.0), "bucket 1010..1020");
         assert_eq!(bars[58], Some(15.0), "bucket 1000..1010");
@@ -419,9 +546,9 @@ mod tests {
         let mut history: VecDeque<_> = (0..300)
             .map(|i| snapshot(10_000 + i, Some((i % 7) as f64)))
             .collect();
-        let before = buckets(&history, 20, |s| s.x.requests_per_s);
+        let before = buckets(&history, 20, 600, |s| s.x.requests_per_s);
         history.push_back(snapshot(10_300, Some(99.0)));
-        let after = buckets(&history, 20, |s| s.x.requests_per_s);
+        let after = buckets(&history, 20, 600, |s| s.x.requests_per_s);
         // 30 s buckets: 10_300 is not a multiple of 30, so no shift happened.
         assert_eq!(before[..19], after[..19]);
         assert_ne!(before[19], after[19]);

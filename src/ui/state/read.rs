@@ -1,6 +1,7 @@
 //! What the console's state tells whoever draws it: read-only accessors, one question each.
 
 use super::*;
+use crate::plan::steps::StepKind;
 use crate::ui::theme::{IDLE_AFTER_THE_RUN, IDLE_BECAUSE};
 
 impl ConsoleState {
@@ -79,6 +80,48 @@ impl ConsoleState {
 
     pub fn gate(&self) -> Option<&GateVerdict> {
         self.gate.as_ref()
+    }
+
+    /// The likely cause of a failure (`engine::cause`), from the watcher's latest topology;
+    /// `detail` is the failed step's, or the breach's checks.
+    pub fn likely_cause(&self, detail: Option<&str>) -> Option<String> {
+        crate::engine::cause::likely_cause(&crate::engine::cause::Facts {
+            topology: self.topology.as_ref(),
+            detail,
+            x_up: self.cluster_expected_up(ClusterSide::X),
+            y_up: self.cluster_expected_up(ClusterSide::Y),
+        })
+    }
+
+    /// While the latest verdict failed: the seconds until its failing samples have left
+    /// the gate window (`gates.window` after it), if no new failure comes.
+    pub fn gate_window_clears_in(&self) -> Option<u64> {
+        crate::metrics::gates::window_clears_in(
+            self.gate.as_ref()?,
+            self.plan.gates.window,
+            self.now,
+        )
+    }
+
+    /// What the sparklines cover: the running bake (its whole length, up to the
+    /// `METRICS_WINDOW_SECS` the console keeps), else the last 2 minutes. With the bake's
+    /// length when one runs.
+    pub fn sparkline_window(&self) -> (i64, Option<std::time::Duration>) {
+        let bake = self.entries.iter().find_map(|e| {
+            let baking = e.status.state == StepState::Running && e.status.bake_remaining.is_some();
+            match e.step.kind {
+                StepKind::ShiftTraffic { bake, .. } if baking => Some(bake),
+                StepKind::Monitor { duration } if baking => Some(duration),
+                _ => None,
+            }
+        });
+        match bake {
+            Some(bake) => (
+                (bake.as_secs() as i64).clamp(1, METRICS_WINDOW_SECS),
+                Some(bake),
+            ),
+            None => (SPARKLINE_SECS, None),
+        }
     }
 
     /// Whether the engine acts on the gates now: only while Y takes traffic (the split the

@@ -4,6 +4,7 @@
 mod ansible_nodes;
 mod cli;
 mod end_states;
+mod gate_window;
 mod hand_split;
 mod handover;
 mod journal_fuzz;
@@ -12,6 +13,7 @@ mod left_running;
 mod lifecycle;
 mod node_commands;
 mod plain;
+mod plain_cause;
 mod plan_change;
 mod report_rollback;
 mod rollback;

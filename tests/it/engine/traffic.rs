@@ -30,6 +30,7 @@ fn verdict(verdict: Verdict) -> Option<GateVerdict> {
         requests_in_window: 420,
         consecutive_breaches: if verdict == Verdict::Fail { 2 } else { 0 },
         figures: figures(),
+        shown: Vec::new(),
     })
 }
 
