@@ -51,6 +51,11 @@ pub struct DemoArgs {
     #[arg(long)]
     pub accept_plan_change: bool,
 
+    /// Data planes per cluster of the hybrid lab (default 2, at most 1000): a fleet to try
+    /// and rehearse on. A fleet's demo has a plan and a run directory of its own.
+    #[arg(long, value_name = "N")]
+    pub data_planes: Option<usize>,
+
     #[command(flatten)]
     pub notify: NotifyArgs,
 }
@@ -79,7 +84,7 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
     }
     let run_dir = match args.journal.clone() {
         Some(dir) => dir,
-        None => match demo::default_demo_run_dir(args.scenario)? {
+        None => match demo::default_demo_run_dir(args.scenario, args.data_planes)? {
             Some(dir) => dir,
             None => {
                 eprintln!("no state directory is known (HOME is not set): pass --journal DIR");
@@ -93,6 +98,7 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         accept_plan_change: args.accept_plan_change,
         handle_signals: true,
         secrets: args.notify.notify_webhooks.clone(),
+        data_planes: args.data_planes,
         ..DemoOptions::new(args.scenario, run_dir.clone())
     };
     let terminal = TerminalTarget::for_front_end(args.notify.no_notify, args.plain);
@@ -147,7 +153,11 @@ pub fn run(args: DemoArgs) -> color_eyre::Result<i32> {
         .as_ref()
         .map(|dir| format!(" --journal {}", dir.display()))
         .unwrap_or_default();
-    let resume = format!("`kongup demo --scenario {scenario}{journal}`");
+    let size = args
+        .data_planes
+        .map(|n| format!(" --data-planes {n}"))
+        .unwrap_or_default();
+    let resume = format!("`kongup demo --scenario {scenario}{size}{journal}`");
     // The terminal may be gone (SIGHUP): a failed write is no reason to panic.
     let mut stderr = std::io::stderr();
     match &end {

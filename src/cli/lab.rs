@@ -41,6 +41,10 @@ pub struct LabArgs {
     /// is off): their control plane lists such data planes under their node id.
     #[arg(long)]
     pub rpc_sync: bool,
+
+    /// Data planes per cluster of the hybrid lab (default 2, at most 1000).
+    #[arg(long, value_name = "N")]
+    pub data_planes: Option<usize>,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, String> {
@@ -183,6 +187,7 @@ pub fn run(args: LabArgs) -> color_eyre::Result<i32> {
                 MetricsFlags::ALL_ON
             },
             rpc_sync: args.rpc_sync,
+            data_planes: args.data_planes,
             ..LabOptions::default()
         };
         let lab = Lab::start(args.scenario, options)

@@ -12,7 +12,7 @@ use crate::plan::model::{Mode, Node, Plan, Role, SmokeTest, Strategy};
 use crate::plan::steps::{ClusterSide, ExpandedPlan};
 use crate::plan::version::KongVersion;
 use crate::sim::balancer::SharedBackend;
-use crate::sim::lab::{DatabaseEndpoint, NodeEndpoint};
+use crate::sim::lab::{DatabaseEndpoint, LabError, NodeEndpoint};
 use crate::sim::node::NodeSpec;
 use crate::sim::proxy::{DEMO_API_KEY, LabRoute, UpstreamAnswer};
 use crate::sim::scenarios::{DatabasePlan, Topology};
@@ -211,6 +211,24 @@ pub fn rehearsal_topology(plan: &Plan, expanded: &ExpandedPlan) -> Topology {
         databases,
         shared_backends: shared_backends(plan),
     }
+}
+
+/// Refuses a rehearsal lab larger than the lab runs: more than
+/// [`MAX_DATA_PLANES`](crate::sim::scenarios::MAX_DATA_PLANES) nodes in a cluster.
+pub fn check_rehearsal_size(topology: &Topology) -> Result<(), LabError> {
+    use crate::sim::scenarios::MAX_DATA_PLANES;
+    for side in [ClusterSide::X, ClusterSide::Y] {
+        let nodes = topology.nodes.iter().filter(|n| n.cluster == side).count();
+        if nodes > MAX_DATA_PLANES + 1 {
+            return Err(LabError::Fault(format!(
+                "the plan has {nodes} nodes in cluster {}: a rehearsal runs every node inside \
+                 kongup's process, {MAX_DATA_PLANES} data planes and a control plane per \
+                 cluster at most; rehearse a copy of the plan with fewer nodes",
+                side.as_str().to_uppercase()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Y nodes the plan puts at an X node's proxy address (in place, the same hosts run Y

@@ -126,6 +126,8 @@ pub struct DemoOptions {
     pub metrics_flags: MetricsFlags,
     /// Values the redactor hides besides the plan's secrets: the `--notify-webhook` URLs.
     pub secrets: Vec<Secret>,
+    /// Data planes per cluster of the hybrid lab (`--data-planes`); `None`: the scenario's.
+    pub data_planes: Option<usize>,
 }
 
 impl DemoOptions {
@@ -140,6 +142,7 @@ impl DemoOptions {
             operator: local_operator(),
             metrics_flags: MetricsFlags::ALL_ON,
             secrets: Vec::new(),
+            data_planes: None,
         }
     }
 }
@@ -188,19 +191,28 @@ pub fn pacing_for_speed(speed: f64) -> DemoPacing {
 }
 
 /// The plan a new demo of `scenario` writes: the scenario's demo plan (sim executors, the
-/// lab's balancer behind a command driver) with stable node addresses.
-pub fn demo_plan_text(scenario: Scenario, pacing: &DemoPacing) -> String {
-    let stable = fit::stable_endpoints(&scenarios::topology(scenario));
+/// lab's balancer behind a command driver) with stable node addresses, for a lab of
+/// `data_planes` per cluster (`None`: the scenario's own size).
+pub fn demo_plan_text(
+    scenario: Scenario,
+    data_planes: Option<usize>,
+    pacing: &DemoPacing,
+) -> Result<String, DemoError> {
+    let size = scenarios::data_planes_for(scenario, data_planes).map_err(LabError::from)?;
+    let stable = fit::stable_endpoints(&scenarios::topology_sized(scenario, size));
     let yaml = demo_plan_yaml_with(scenario, &stable, pacing);
-    format!(
+    Ok(format!(
         "# Node URLs are stable names, not addresses: each kongup process maps them to the\n\
          # lab's loopback ports, so this file (and its hash in the journal) never changes.\n{yaml}"
-    )
+    ))
 }
 
 /// The run directory `kongup run` would use for the scenario's demo plan.
-pub fn default_demo_run_dir(scenario: Scenario) -> Result<Option<PathBuf>, DemoError> {
-    let text = demo_plan_text(scenario, &DemoPacing::default());
+pub fn default_demo_run_dir(
+    scenario: Scenario,
+    data_planes: Option<usize>,
+) -> Result<Option<PathBuf>, DemoError> {
+    let text = demo_plan_text(scenario, data_planes, &DemoPacing::default())?;
     let loaded = load_text(&text, Path::new(PLAN_FILE))?;
     Ok(default_run_dir(&loaded.plan.name))
 }
@@ -237,7 +249,11 @@ async fn plan_in_run_dir(options: &DemoOptions) -> Result<(PathBuf, String, RunL
             });
         }
     }
-    let text = demo_plan_text(options.scenario, &pacing_for_speed(options.speed));
+    let text = demo_plan_text(
+        options.scenario,
+        options.data_planes,
+        &pacing_for_speed(options.speed),
+    )?;
     write_private(&path, &text)?;
     Ok((path, text, lock))
 }
@@ -531,6 +547,8 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
             options.speed
         ))));
     }
+    // Before the run directory is made: a size the lab refuses leaves nothing behind.
+    scenarios::data_planes_for(options.scenario, options.data_planes).map_err(LabError::from)?;
     let (plan_path, text, lock) = plan_in_run_dir(&options).await?;
     let loaded = load_text(&text, &plan_path)?;
     let lab = Lab::start(
@@ -541,6 +559,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoRun, DemoError> {
             faults: Vec::new(),
             metrics_flags: options.metrics_flags,
             speed: options.speed,
+            data_planes: options.data_planes,
             ..LabOptions::default()
         },
     )

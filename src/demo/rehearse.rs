@@ -182,6 +182,7 @@ pub async fn start_redacting(
         .collect();
     stand_ins.extend(keys.notes);
     let topology = fit::rehearsal_topology(&loaded.plan, &loaded.expanded);
+    fit::check_rehearsal_size(&topology)?;
     let lab = Lab::start_with(
         topology,
         LabOptions {
@@ -193,6 +194,7 @@ pub async fn start_redacting(
             routes,
             api_keys: keys.accepted,
             rpc_sync: false,
+            data_planes: None,
         },
     )
     .await?;

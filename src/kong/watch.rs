@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use crate::kong::client::{AdminClient, AdminError, Readiness};
 use crate::kong::database::KongDatabase;
 use crate::kong::pg;
@@ -131,6 +133,10 @@ impl DataPlaneMatcher {
     }
 }
 
+/// Nodes probed at once: a fleet's thousands all together would each wait the longer for
+/// the others (the lab's nodes share kongup's process) and read as unreachable.
+const PROBE_CONCURRENCY: usize = 64;
+
 /// Polls the plan's nodes and databases. Build the client with a timeout shorter than the
 /// interval and one read attempt, so a dead node cannot stall a refresh.
 pub struct TopologyWatcher {
@@ -186,8 +192,16 @@ impl TopologyWatcher {
             .iter()
             .flat_map(|(side, cluster)| cluster.nodes.iter().map(move |n| (*side, n)))
             .collect();
-        let probes = planned.iter().map(|(side, node)| self.probe(*side, node));
-        let mut views: Vec<NodeView> = futures::future::join_all(probes).await;
+        // Collected first: a stream over a borrowing `map` is not `Send` for the spawned
+        // watcher (rust-lang/rust#102211).
+        let probes: Vec<_> = planned
+            .iter()
+            .map(|(side, node)| self.probe(*side, node))
+            .collect();
+        let mut views: Vec<NodeView> = futures::stream::iter(probes)
+            .buffered(PROBE_CONCURRENCY)
+            .collect()
+            .await;
 
         // Data planes as their control planes list them; what cannot be read is kept.
         let mut listed: BTreeMap<String, (ClusterSide, String, DataPlane)> = BTreeMap::new();

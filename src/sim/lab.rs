@@ -1,7 +1,7 @@
 //! The lab: a scenario's nodes, databases, load balancer, traffic generator and faults, and
 //! the handle (`Lab`) the demo, the console and the tests drive it through.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,6 +53,9 @@ pub struct LabOptions {
     /// is off): such a data plane syncs by RPC, and its control plane records it under its
     /// node id as hostname, with a `v02_` configuration hash.
     pub rpc_sync: bool,
+    /// Data planes per cluster of the hybrid lab (`--data-planes`); `None`: the scenario's
+    /// own size. Checked by `scenarios::data_planes_for`.
+    pub data_planes: Option<usize>,
 }
 
 impl Default for LabOptions {
@@ -66,6 +69,7 @@ impl Default for LabOptions {
             routes: Vec::new(),
             api_keys: Vec::new(),
             rpc_sync: false,
+            data_planes: None,
         }
     }
 }
@@ -155,6 +159,8 @@ pub enum LabError {
     },
     #[error("{0}")]
     Fault(String),
+    #[error(transparent)]
+    Size(#[from] scenarios::SizeError),
 }
 
 /// A file a simulated command wrote (`pg_dump -f`, `deck gateway dump -o`, `cp`).
@@ -178,6 +184,9 @@ pub struct NodeCtx {
 pub(crate) struct LabShared {
     pub(crate) topology: Topology,
     pub(crate) nodes: Vec<Arc<SimNode>>,
+    /// Each node's index in `nodes` by name: a fleet's lab looks nodes up by name on every
+    /// command and every cluster ping, a scan of 2 000 names each time.
+    by_name: HashMap<String, usize>,
     databases: Mutex<BTreeMap<String, SimDatabase>>,
     faults: Mutex<FaultState>,
     files: Mutex<BTreeMap<String, Artifact>>,
@@ -212,9 +221,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LabShared {
     pub(crate) fn node(&self, name: &str) -> Result<&Arc<SimNode>, LabError> {
-        self.nodes
-            .iter()
-            .find(|n| n.spec.name == name)
+        self.by_name
+            .get(name)
+            .map(|&index| &self.nodes[index])
             .ok_or_else(|| LabError::UnknownNode(name.to_string()))
     }
 
@@ -369,6 +378,15 @@ impl LabShared {
         name: &str,
         warmup: Duration,
     ) -> Result<(), LabError> {
+        self.open_node(name, warmup)?;
+        self.sync_clustering();
+        Ok(())
+    }
+
+    /// [`start_node`](Self::start_node) without the data planes' ping that follows: the
+    /// lab's start opens every node, then pings once (once per node is quadratic in a
+    /// fleet).
+    fn open_node(self: &Arc<Self>, name: &str, warmup: Duration) -> Result<(), LabError> {
         let node = self.node(name)?.clone();
         let lifecycle = node.state().lifecycle;
         match lifecycle {
@@ -401,7 +419,6 @@ impl LabShared {
             }
         }
         self.faults().crashed.retain(|n| n != name);
-        self.sync_clustering();
         Ok(())
     }
 
@@ -558,7 +575,8 @@ impl Lab {
     /// Starts the scenario's lab: binds every node's ports on loopback, starts X (and Y
     /// when `options.y_deployed`), applies the faults and starts the traffic.
     pub async fn start(scenario: Scenario, options: LabOptions) -> Result<Lab, LabError> {
-        Lab::start_with(scenarios::topology(scenario), options).await
+        let data_planes = scenarios::data_planes_for(scenario, options.data_planes)?;
+        Lab::start_with(scenarios::topology_sized(scenario, data_planes), options).await
     }
 
     /// Starts a lab of any topology (a rehearsal's, shaped like the operator's plan);
@@ -622,10 +640,16 @@ impl Lab {
             use sha2::Digest;
             hex::encode(&sha2::Sha256::digest(format!("{seed}/config").as_bytes())[..16])
         };
+        let by_name = nodes
+            .iter()
+            .enumerate()
+            .map(|(index, node)| (node.spec.name.clone(), index))
+            .collect();
         let shared = Arc::new(LabShared {
             balancer: Arc::new(SimBalancer::new(&nodes, &topology.shared_backends)),
             topology,
             nodes,
+            by_name,
             databases: Mutex::new(databases),
             faults: Mutex::new(FaultState::default()),
             files: Mutex::new(BTreeMap::from([
@@ -657,8 +681,9 @@ impl Lab {
         order.sort_by_key(|n| n.spec.role != Role::ControlPlane);
         let names: Vec<String> = order.iter().map(|n| n.spec.name.clone()).collect();
         for name in names {
-            shared.start_node(&name, Duration::ZERO)?;
+            shared.open_node(&name, Duration::ZERO)?;
         }
+        shared.sync_clustering();
         let ticker = {
             let shared = shared.clone();
             tokio::spawn(async move {

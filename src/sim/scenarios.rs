@@ -157,7 +157,12 @@ fn traditional(
         .collect()
 }
 
-fn hybrid_cluster(cluster: ClusterSide, version: KongVersion, database: &str) -> Vec<NodeSpec> {
+fn hybrid_cluster(
+    cluster: ClusterSide,
+    version: KongVersion,
+    database: &str,
+    data_planes: usize,
+) -> Vec<NodeSpec> {
     let side = cluster.as_str();
     let cp = format!("cp-{side}-1");
     let mut nodes = vec![NodeSpec {
@@ -169,7 +174,7 @@ fn hybrid_cluster(cluster: ClusterSide, version: KongVersion, database: &str) ->
         database: Some(database.to_string()),
         control_plane: None,
     }];
-    nodes.extend((1..=2).map(|i| NodeSpec {
+    nodes.extend((1..=data_planes).map(|i| NodeSpec {
         name: format!("dp-{side}-{i}"),
         cluster,
         role: Role::DataPlane,
@@ -181,8 +186,51 @@ fn hybrid_cluster(cluster: ClusterSide, version: KongVersion, database: &str) ->
     nodes
 }
 
+/// Data planes per cluster in the hybrid lab unless `--data-planes` says otherwise.
+pub const DEFAULT_DATA_PLANES: usize = 2;
+
+/// The most data planes per cluster a lab may have. Every lab node runs in kongup's own
+/// process with its listeners (a data plane holds two loopback ports), and the console,
+/// the monitor and the topology watcher read every one: a thousand per cluster is the
+/// fleet this was measured at (the README's figures) on a 2-core machine.
+pub const MAX_DATA_PLANES: usize = 1_000;
+
+/// Why a lab cannot have the size asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error(
+        "--data-planes {0} is more than the lab runs ({MAX_DATA_PLANES} per cluster at most): every data plane runs inside this process with its own listeners, scraped and watched like a real one; choose {MAX_DATA_PLANES} or fewer"
+    )]
+    TooMany(usize),
+    #[error(
+        "--data-planes 0 leaves the hybrid lab nothing to proxy: choose 1 to {MAX_DATA_PLANES}"
+    )]
+    None,
+    #[error(
+        "--data-planes sizes the hybrid lab only: the {0} lab has no data planes (use --scenario hybrid)"
+    )]
+    NotHybrid(Scenario),
+}
+
+/// The hybrid lab's data planes per cluster, checked: `None` is the scenario's own size.
+pub fn data_planes_for(scenario: Scenario, asked: Option<usize>) -> Result<usize, SizeError> {
+    match asked {
+        None => Ok(DEFAULT_DATA_PLANES),
+        Some(_) if scenario != Scenario::Hybrid => Err(SizeError::NotHybrid(scenario)),
+        Some(0) => Err(SizeError::None),
+        Some(n) if n > MAX_DATA_PLANES => Err(SizeError::TooMany(n)),
+        Some(n) => Ok(n),
+    }
+}
+
 /// The lab topology of a scenario.
 pub fn topology(scenario: Scenario) -> Topology {
+    topology_sized(scenario, DEFAULT_DATA_PLANES)
+}
+
+/// The lab topology of a scenario with `data_planes` data planes per cluster (hybrid only;
+/// checked by [`data_planes_for`]; the other scenarios have none and ignore it).
+pub fn topology_sized(scenario: Scenario, data_planes: usize) -> Topology {
     use ClusterSide::{X, Y};
     match scenario {
         Scenario::DualCluster | Scenario::Traditional28 => {
@@ -244,8 +292,8 @@ pub fn topology(scenario: Scenario) -> Topology {
         }
         Scenario::Hybrid => {
             let (from, to) = (version("3.4.2"), version("3.10.0"));
-            let mut nodes = hybrid_cluster(X, from, "kong");
-            nodes.extend(hybrid_cluster(Y, to, "kong_y"));
+            let mut nodes = hybrid_cluster(X, from, "kong", data_planes);
+            nodes.extend(hybrid_cluster(Y, to, "kong_y", data_planes));
             Topology {
                 scenario,
                 mode: Mode::Hybrid,
@@ -442,9 +490,20 @@ pub fn demo_plan_yaml_with(
         "# kongup demo: the {scenario} scenario on the simulated lab. Every command runs on the\n\
          # lab through `sim` executors; nothing here touches a real host."
     );
+    // A fleet's demo is another run than the small one: its own name, so its own run
+    // directory (the default one is named after the plan).
+    let data_planes = endpoints
+        .cluster(ClusterSide::X)
+        .filter(|n| n.role == Role::DataPlane)
+        .count();
+    let size = if scenario == Scenario::Hybrid && data_planes != DEFAULT_DATA_PLANES {
+        format!("-{data_planes}")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         y,
-        "name: demo {scenario} {} to {}",
+        "name: demo {scenario}{size} {} to {}",
         endpoints.from, endpoints.to
     );
     let _ = writeln!(y, "from: {}", endpoints.from);
@@ -559,6 +618,39 @@ mod tests {
             assert_eq!(scenario.as_str().parse::<Scenario>(), Ok(scenario));
         }
         assert!("canary".parse::<Scenario>().is_err());
+    }
+
+    #[test]
+    fn the_hybrid_lab_takes_up_to_a_thousand_data_planes_per_cluster() {
+        assert_eq!(data_planes_for(Scenario::Hybrid, None), Ok(2));
+        assert_eq!(data_planes_for(Scenario::Hybrid, Some(1000)), Ok(1000));
+        assert_eq!(
+            data_planes_for(Scenario::Hybrid, Some(1001)),
+            Err(SizeError::TooMany(1001))
+        );
+        assert_eq!(
+            data_planes_for(Scenario::Hybrid, Some(0)),
+            Err(SizeError::None)
+        );
+        assert_eq!(
+            data_planes_for(Scenario::DualCluster, Some(5)),
+            Err(SizeError::NotHybrid(Scenario::DualCluster))
+        );
+        let t = topology_sized(Scenario::Hybrid, 1000);
+        for side in [ClusterSide::X, ClusterSide::Y] {
+            let dps: Vec<_> = t
+                .nodes
+                .iter()
+                .filter(|n| n.cluster == side && n.role == Role::DataPlane)
+                .collect();
+            assert_eq!(dps.len(), 1000);
+            assert!(
+                dps.iter().all(|n| n.control_plane.as_deref()
+                    == Some(format!("cp-{}-1", side.as_str()).as_str()))
+            );
+        }
+        let names: std::collections::BTreeSet<_> = t.nodes.iter().map(|n| &n.name).collect();
+        assert_eq!(names.len(), t.nodes.len(), "node names are unique");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod layout;
 pub mod modals;
 pub mod panes;
+pub mod quiet;
 pub mod run;
 pub mod state;
 pub mod text;

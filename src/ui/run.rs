@@ -26,6 +26,7 @@ use crate::notify::Alerts;
 use crate::notify::terminal::AlertWriter;
 use crate::plan::model::Plan;
 use crate::plan::steps::{ExpandedPlan, StepRef};
+use crate::ui::quiet::QuietBackend;
 
 use super::input::{ConsoleInput, ExitSignal, TerminalReader, TtyFd};
 use super::keys::{UiAction, handle_key};
@@ -163,7 +164,7 @@ where
 /// screen), with the notifier's alerts written by the console's own writer between frames.
 fn init_terminal(
     alerts: Option<Alerts>,
-) -> std::io::Result<Terminal<CrosstermBackend<AlertWriter<std::io::Stdout>>>> {
+) -> std::io::Result<Terminal<QuietBackend<CrosstermBackend<AlertWriter<std::io::Stdout>>>>> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let _ = ratatui::try_restore();
@@ -171,10 +172,10 @@ fn init_terminal(
     }));
     crossterm::terminal::enable_raw_mode()?;
     crossterm::execute!(std::io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
-    Terminal::new(CrosstermBackend::new(AlertWriter::new(
+    Terminal::new(QuietBackend::new(CrosstermBackend::new(AlertWriter::new(
         std::io::stdout(),
         alerts,
-    )))
+    ))))
 }
 
 /// How a console on a spawned engine ended: the engine's end, and whether the terminal is

@@ -30,7 +30,7 @@ fn counting_key(key: char, count: &Arc<AtomicUsize>) -> ExtraKey {
 
 #[test]
 fn extra_keys_run_their_action_are_listed_and_leave_built_in_keys_alone() {
-    let text = demo_plan_text(Scenario::Hybrid, &pacing_for_speed(1.0));
+    let text = demo_plan_text(Scenario::Hybrid, None, &pacing_for_speed(1.0)).unwrap();
     let loaded = parse_plan(&text, "plan.yaml").unwrap();
     let mut state = ConsoleState::new(
         &loaded.plan,

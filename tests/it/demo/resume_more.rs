@@ -295,7 +295,8 @@ async fn blue_green_demo_resumed_between_up_and_finish_goes_on_from_the_split() 
 async fn blue_green_rehearsal_resumed_between_up_and_finish_keeps_the_migrations_pending() {
     let dir = tempfile::tempdir().unwrap();
     let plan_path = dir.path().join("blue-green-minor.yaml");
-    let text = demo_plan_text(Scenario::BlueGreen, &pacing_for_speed(SPEED))
+    let text = demo_plan_text(Scenario::BlueGreen, None, &pacing_for_speed(SPEED))
+        .unwrap()
         .replace("3.4.3.11", "3.5.0")
         .replace("3.4.3.12", "3.6.1");
     std::fs::write(&plan_path, text).unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kongup::cli::lab::LabJson;
 
 /// Kills the lab if a test fails before stopping it.
-struct LabProcess(Child);
+pub(super) struct LabProcess(pub(super) Child);
 
 impl Drop for LabProcess {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for LabProcess {
     }
 }
 
-fn spawn_lab(args: &[&str]) -> (LabProcess, String) {
+pub(super) fn spawn_lab(args: &[&str]) -> (LabProcess, String) {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin!("kongup"))
         .arg("lab")
         .args(args)
@@ -39,7 +39,7 @@ fn spawn_lab(args: &[&str]) -> (LabProcess, String) {
     (LabProcess(child), first)
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod conformance;
 mod executor;
+mod fleet;
 mod metrics;
 mod migrations_corpus;
 mod plans;

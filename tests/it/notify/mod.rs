@@ -17,7 +17,7 @@ use crate::support::demo::SPEED;
 /// The scenario's first traffic stage (the first step with a bake): its `phase/id`, and
 /// how many steps come before it.
 fn first_stage_at(scenario: Scenario) -> (String, usize) {
-    let text = demo_plan_text(scenario, &pacing_for_speed(SPEED));
+    let text = demo_plan_text(scenario, None, &pacing_for_speed(SPEED)).unwrap();
     let loaded = parse_plan(&text, "plan.yaml").unwrap();
     let (at, (phase, step)) = loaded
         .expanded

@@ -131,14 +131,14 @@ pub fn step_state(status: &serde_json::Value, step: &str) -> String {
 
 /// The plan name of the scenario's demo (typed to confirm irreversible steps).
 pub fn plan_name(scenario: Scenario) -> String {
-    let text = demo_plan_text(scenario, &pacing_for_speed(SPEED));
+    let text = demo_plan_text(scenario, None, &pacing_for_speed(SPEED)).unwrap();
     parse_plan(&text, "plan.yaml").unwrap().plan.name
 }
 
 /// What an operator types for each step of the scenario's demo: `y`, or the plan name for
 /// one that cannot be undone.
 pub fn answers(scenario: Scenario) -> String {
-    let text = demo_plan_text(scenario, &pacing_for_speed(SPEED));
+    let text = demo_plan_text(scenario, None, &pacing_for_speed(SPEED)).unwrap();
     let loaded = parse_plan(&text, "plan.yaml").unwrap();
     loaded
         .expanded
