@@ -125,8 +125,14 @@ fn step_from_action(id: String, forward: &Step, action: &RollbackAction) -> Step
             y_percent: 0,
             bake: Duration::ZERO,
         },
-        RollbackKind::StopNodes { cluster } => StepKind::StopNodes { cluster: *cluster },
-        RollbackKind::StartNodes { cluster } => StepKind::StartNodes { cluster: *cluster },
+        RollbackKind::StopNodes { cluster, wave } => StepKind::StopNodes {
+            cluster: *cluster,
+            wave: *wave,
+        },
+        RollbackKind::StartNodes { cluster, wave } => StepKind::StartNodes {
+            cluster: *cluster,
+            wave: *wave,
+        },
         RollbackKind::RestoreDatabase => StepKind::RestoreDatabase,
         RollbackKind::UnfreezeWrites | RollbackKind::Manual => StepKind::Manual,
     };
@@ -192,6 +198,21 @@ fn undone(expanded: &ExpandedPlan, view: &RunView, forward: &StepRef) -> bool {
         || view.state_of(&step_key(&rollback_ref(expanded, forward))) == StepState::Skipped
 }
 
+/// The last wave of a phase that stops X's nodes, in a plan that rolls in waves.
+fn last_x_wave(phase: &crate::plan::steps::Phase) -> Option<usize> {
+    phase
+        .steps
+        .iter()
+        .filter_map(|s| match s.kind {
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+                wave,
+            } => wave,
+            _ => None,
+        })
+        .max()
+}
+
 /// What keeps X from serving: a started `Decommission{X}`, a `StopNodes{X}` not undone,
 /// or a started `migrations finish` on the database X shares (not undone by the restore).
 /// Empty when X can take traffic.
@@ -227,9 +248,11 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
                  restore its database from the backup if Y's migrations finished on it, start \
                  it and check it answers) before any traffic goes back to it"
             ),
+            // A wave's stop leaves X's other nodes serving; the last wave's leaves none.
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
-            } => match &remedy {
+                wave,
+            } if wave.is_none_or(|w| Some(w) == last_x_wave(phase)) => match &remedy {
                 Some(remedy) => format!(
                     "{forward} stopped X's nodes: they must run again ({remedy}) before \
                      traffic goes back to X"
@@ -444,9 +467,11 @@ mod tests {
                         "start-y",
                         StepKind::StartNodes {
                             cluster: ClusterSide::Y,
+                            wave: None,
                         },
                         Some(RollbackKind::StopNodes {
                             cluster: ClusterSide::Y,
+                            wave: None,
                         }),
                     ),
                     step(
@@ -555,9 +580,11 @@ mod tests {
                 id,
                 StepKind::StartNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 },
                 Some(RollbackKind::StopNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 }),
             )
         };

@@ -173,6 +173,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(600),
         notify: Default::default(),
+        rolling: None,
     }
 }
 
@@ -289,6 +290,7 @@ pub fn expanded() -> ExpandedPlan {
         instruction: "Start cluster Y.",
         kind: StepKind::StartNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
         changes: true,
     });
@@ -296,6 +298,7 @@ pub fn expanded() -> ExpandedPlan {
         "Stop cluster Y",
         RollbackKind::StopNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
     );
 
@@ -447,6 +450,7 @@ pub fn expanded() -> ExpandedPlan {
                 instruction: "Stop the old data planes once the new ones carry the traffic.",
                 kind: StepKind::StopNodes {
                     cluster: ClusterSide::X,
+                    wave: None,
                 },
                 changes: true,
             }),
