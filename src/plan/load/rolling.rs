@@ -137,14 +137,20 @@ impl Loader {
             }
             previous = Some((nodes, *share));
         }
-        if let (Some((nodes, written)), Some(last)) = (previous, rolling.waves.len().checked_sub(1))
-            && nodes < fleet
+        // As written, not as rounded: 90% of eight nodes rounds up to eight, but whoever
+        // wrote 90% meant to leave some on X.
+        let whole = |share: &Share| match share {
+            Share::Percent(p) => *p == 100,
+            Share::Nodes(n) => *n == fleet,
+        };
+        if let Some(last) = rolling.waves.last()
+            && !whole(last)
         {
             self.d.error_with_hint(
-                self.at.rolling.waves.get(last).copied().unwrap_or(at),
+                self.at.rolling.waves.last().copied().unwrap_or(at),
                 format!(
-                    "`rolling.waves` ends at {written} ({nodes} of Y's {fleet} {what}): the last \
-                     wave must be the whole fleet"
+                    "`rolling.waves` ends at {last}: the last wave must be the whole fleet \
+                     (Y has {fleet} {what})"
                 ),
                 "end the waves at 100%; kongup does not leave part of a fleet on X",
             );
