@@ -152,6 +152,10 @@ fn wave_steps(plan: &Plan, target: Target, waves: &[Wave]) -> Vec<Step> {
         .rolling
         .as_ref()
         .map_or(plan.traffic.bake, |r| r.between_waves);
+    let what = match target {
+        Target::DataPlanes => "data planes",
+        _ => "nodes",
+    };
     let mut steps = Vec::new();
     for wave in waves {
         let n = wave.number;
@@ -160,9 +164,8 @@ fn wave_steps(plan: &Plan, target: Target, waves: &[Wave]) -> Vec<Step> {
                 &format!("wave-{n}-start-y"),
                 "5",
                 format!(
-                    "Wave {n}/{count}: start {} of {} ({})",
-                    plural(wave.y_nodes.len(), "node"),
-                    target.y(),
+                    "Wave {n}/{count}: start {} of Y's {what} ({})",
+                    wave.y_nodes.len(),
                     plan.to
                 ),
                 StepKind::StartNodes {
@@ -205,9 +208,8 @@ fn wave_steps(plan: &Plan, target: Target, waves: &[Wave]) -> Vec<Step> {
                     &format!("wave-{n}-stop-x"),
                     "",
                     format!(
-                        "Wave {n}/{count}: stop {} of {}",
-                        plural(wave.x_nodes.len(), "node"),
-                        target.x()
+                        "Wave {n}/{count}: stop {} of X's {what}",
+                        wave.x_nodes.len()
                     ),
                     StepKind::StopNodes {
                         cluster: ClusterSide::X,

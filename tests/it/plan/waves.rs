@@ -118,7 +118,11 @@ fn eight_data_planes_in_three_waves_expand_into_wave_steps_in_order() {
             wave: Some(2)
         })
     );
-    assert!(step("wave-3-start-y").title.starts_with("Wave 3/3: start 4 nodes"));
+    assert!(
+        step("wave-3-start-y")
+            .title
+            .starts_with("Wave 3/3: start 4 of Y's data planes (3.5.0)")
+    );
 }
 
 #[test]
@@ -147,7 +151,12 @@ fn without_rolling_the_data_planes_roll_as_one_cluster() {
     let loaded = parse_plan(&hybrid(""), "plan.yaml").unwrap();
     assert!(waves(&loaded.plan).is_empty());
     assert!(loaded.expanded.steps().any(|(_, s)| s.id == "deploy-y"));
-    assert!(!loaded.expanded.steps().any(|(_, s)| s.id.starts_with("wave-")));
+    assert!(
+        !loaded
+            .expanded
+            .steps()
+            .any(|(_, s)| s.id.starts_with("wave-"))
+    );
 }
 
 #[test]
@@ -191,7 +200,10 @@ fn a_share_that_is_not_a_count_or_a_percentage_is_refused_naming_it() {
             "{message}"
         );
         let text = source.lines().nth(line - 1).unwrap();
-        assert!(text[column - 1..].starts_with(written), "{text} at {column}");
+        assert!(
+            text[column - 1..].starts_with(written),
+            "{text} at {column}"
+        );
     }
 }
 
@@ -201,7 +213,10 @@ fn keys_this_kongup_does_not_do_are_refused_not_ignored() {
         let source = hybrid(&format!("rolling:\n  waves: [1, 100%]\n  {key}\n"));
         let (line, _, message, hint) = refused(&source);
         assert_eq!(line, line_of(&source, key), "{message}");
-        assert!(message.contains("not supported by this kongup yet"), "{message}");
+        assert!(
+            message.contains("not supported by this kongup yet"),
+            "{message}"
+        );
         assert!(hint.starts_with("remove it"), "{hint}");
     }
 }
