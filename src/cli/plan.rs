@@ -9,9 +9,10 @@ use crate::kong::migrations::build_command;
 use crate::plan::load::load_plan;
 use crate::plan::model::{CommandSpec, Plan};
 use crate::plan::placement::command_runs;
+use crate::plan::steps::ClusterSide;
 use crate::plan::steps::{ExpandedPlan, Phase, Step, StepKind};
 use crate::plan::version::KongVersion;
-use crate::plan::waves::{rolling_phase, waves};
+use crate::plan::waves::{fleet, rolling_phase, waves};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -273,6 +274,15 @@ fn render_waves(out: &mut String, plan: &Plan) {
             names(&wave.x_nodes)
         );
     }
+    let stopped: usize = waves.iter().map(|w| w.x_nodes.len()).sum();
+    let left = fleet(plan, ClusterSide::X).len().saturating_sub(stopped);
+    if left > 0 {
+        let _ = writeln!(
+            out,
+            "  X's other {left} stay up, taking no traffic, until decommission-x: R still has \
+             an X to send traffic back to"
+        );
+    }
 }
 
 fn names(nodes: &[String]) -> String {
@@ -420,16 +430,16 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "  wave 2/2: Y to 100% of traffic; starts Y (1) y-dp-2; stops X (1) x-dp-2"
-            )
+            text.contains("  wave 2/2: Y to 100% of traffic; starts Y (1) y-dp-2; stops X none")
         );
+        assert!(text.contains("  X's other 1 stay up, taking no traffic, until decommission-x"));
         // The waves come with the phase that rolls, not the control planes'.
         assert!(text.find("Waves").unwrap() > text.find("Phase data-plane").unwrap());
         let json: serde_json::Value =
             serde_json::from_str(&render_json(&plan, &expanded).unwrap()).unwrap();
         assert_eq!(json["waves"][0]["y_nodes"][0], "y-dp-1");
-        assert_eq!(json["waves"][1]["x_nodes"][0], "x-dp-2");
+        assert_eq!(json["waves"][0]["x_nodes"][0], "x-dp-1");
+        assert_eq!(json["waves"][1]["x_nodes"].as_array().unwrap().len(), 0);
         assert_eq!(json["waves"][1]["y_percent"], 100);
     }
 }

@@ -198,21 +198,6 @@ fn undone(expanded: &ExpandedPlan, view: &RunView, forward: &StepRef) -> bool {
         || view.state_of(&step_key(&rollback_ref(expanded, forward))) == StepState::Skipped
 }
 
-/// The last wave of a phase that stops X's nodes, in a plan that rolls in waves.
-fn last_x_wave(phase: &crate::plan::steps::Phase) -> Option<usize> {
-    phase
-        .steps
-        .iter()
-        .filter_map(|s| match s.kind {
-            StepKind::StopNodes {
-                cluster: ClusterSide::X,
-                wave,
-            } => wave,
-            _ => None,
-        })
-        .max()
-}
-
 /// What keeps X from serving: a started `Decommission{X}`, a `StopNodes{X}` not undone,
 /// or a started `migrations finish` on the database X shares (not undone by the restore).
 /// Empty when X can take traffic.
@@ -248,11 +233,11 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
                  restore its database from the backup if Y's migrations finished on it, start \
                  it and check it answers) before any traffic goes back to it"
             ),
-            // A wave's stop leaves X's other nodes serving; the last wave's leaves none.
+            // A wave's stop leaves X's other nodes serving: the last wave stops none.
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
-                wave,
-            } if wave.is_none_or(|w| Some(w) == last_x_wave(phase)) => match &remedy {
+                wave: None,
+            } => match &remedy {
                 Some(remedy) => format!(
                     "{forward} stopped X's nodes: they must run again ({remedy}) before \
                      traffic goes back to X"

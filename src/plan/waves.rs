@@ -3,8 +3,10 @@
 //!
 //! The fleet is the phase's nodes of each cluster in plan order: the data planes of a
 //! hybrid plan, every node of a DB-less one. The waves are cumulative shares of Y's
-//! fleet; X's nodes leave in the same proportion, rounded down so that X never shrinks
-//! ahead of Y, and the last wave takes the rest of them.
+//! fleet; X's nodes stop in the same proportion, rounded down so that X never shrinks
+//! ahead of Y. The last wave stops none: X's remaining nodes stay up, taking no traffic,
+//! through the monitoring and the go/no-go, so that a rollback still has an X to send
+//! traffic to (and the relative gates an X to read), and go at `decommission-x`.
 
 use super::model::{Mode, Node, Plan, Role};
 use super::steps::{ClusterSide, PhaseName};
@@ -16,7 +18,8 @@ pub struct Wave {
     pub number: usize,
     /// Y's nodes this wave starts.
     pub y_nodes: Vec<String>,
-    /// X's nodes this wave stops, once Y's are up and take their share.
+    /// X's nodes this wave stops, once Y's are up and take their share (none in the last
+    /// wave: the rest of X waits for `decommission-x`).
     pub x_nodes: Vec<String>,
     /// Y's share of traffic after this wave: its nodes up so far over Y's fleet, rounded
     /// up (the first wave of a large fleet still gets 1%), 100 at the last.
@@ -69,7 +72,7 @@ pub fn waves(plan: &Plan) -> Vec<Wave> {
             share.of(y.len()).min(y.len())
         };
         let x_to = if last || y.is_empty() {
-            x.len()
+            x_done
         } else {
             x.len() * y_to / y.len()
         };
@@ -151,10 +154,11 @@ mod tests {
             w.iter().map(|w| w.y_percent).collect::<Vec<_>>(),
             [13, 50, 100]
         );
+        // X's last four stay up until decommission-x.
         let all_x: Vec<_> = w.iter().flat_map(|w| w.x_nodes.clone()).collect();
         assert_eq!(
             all_x,
-            (1..=8).map(|i| format!("x-dp-{i}")).collect::<Vec<_>>()
+            (1..=4).map(|i| format!("x-dp-{i}")).collect::<Vec<_>>()
         );
         assert_eq!(wave_of(&w, ClusterSide::Y, "y-dp-3"), Some(2));
         assert_eq!(wave_of(&w, ClusterSide::X, "cp"), None);
@@ -170,7 +174,7 @@ mod tests {
         );
         let w = waves(&p);
         let x_counts: Vec<usize> = w.iter().map(|w| w.x_nodes.len()).collect();
-        assert_eq!(x_counts, [2, 3, 5]);
+        assert_eq!(x_counts, [2, 3, 0]);
         assert_eq!(w[0].y_percent, 25);
     }
 

@@ -72,7 +72,8 @@ fn eight_data_planes_in_three_waves_expand_into_wave_steps_in_order() {
         .iter()
         .map(|w| (w.y_nodes.len(), w.x_nodes.len(), w.y_percent))
         .collect();
-    assert_eq!(sizes, [(1, 1, 13), (3, 3, 50), (4, 4, 100)]);
+    // The last wave stops no X node: X's other four wait for decommission-x.
+    assert_eq!(sizes, [(1, 1, 13), (3, 3, 50), (4, 0, 100)]);
     assert_eq!(resolved[1].y_nodes, ["dp-y-2", "dp-y-3", "dp-y-4"]);
 
     let phase = loaded
@@ -96,7 +97,6 @@ fn eight_data_planes_in_three_waves_expand_into_wave_steps_in_order() {
             "wave-2-stop-x",
             "wave-3-start-y",
             "wave-3-traffic",
-            "wave-3-stop-x",
             "monitor",
             "go-no-go",
             "decommission-x",
