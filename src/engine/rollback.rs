@@ -724,4 +724,44 @@ mod tests {
     fn parse(key: &str) -> StepRef {
         crate::engine::journal::parse_step_key(key).unwrap()
     }
+
+    /// Waves roll back newest first, and within a wave its X nodes start again before its
+    /// Y nodes stop; traffic goes to X before anything else.
+    #[test]
+    fn waves_roll_back_newest_first_x_back_before_y_goes() {
+        let mut plan = crate::plan::templates::sample::plan(
+            crate::plan::model::Mode::Hybrid,
+            crate::plan::model::StrategyChoice::Fixed(Strategy::DualCluster),
+        );
+        plan.rolling = Some(crate::plan::model::RollingSpec {
+            waves: vec![
+                crate::plan::model::Share::Nodes(1),
+                crate::plan::model::Share::Percent(100),
+            ],
+            between_waves: std::time::Duration::from_secs(60),
+        });
+        let expanded = crate::plan::templates::expand(&plan).unwrap();
+        let done = [
+            "data-plane/wave-1-start-y",
+            "data-plane/staging-tests",
+            "data-plane/wave-1-traffic",
+            "data-plane/wave-1-stop-x",
+            "data-plane/wave-2-start-y",
+            "data-plane/wave-2-traffic",
+        ];
+        let view = view_after(&expanded, &done, 100);
+        let planned = plan_rollback(&expanded, &view, false);
+        let order: Vec<String> = planned.steps.iter().map(|s| s.step.clone()).collect();
+        assert_eq!(
+            order,
+            [
+                "rollback/traffic-to-x",
+                "rollback/data-plane.wave-2-start-y",
+                "rollback/data-plane.wave-1-stop-x",
+                "rollback/data-plane.wave-1-start-y",
+            ],
+            "{planned:?}"
+        );
+        assert_eq!(planned.note, None);
+    }
 }
