@@ -116,3 +116,70 @@ async fn eight_data_planes_roll_in_three_waves_to_y() {
     );
     demo.quit().await;
 }
+
+/// Quit in the middle of the rollout (after wave 1, wave 2's Y nodes started): the
+/// rehearsal reopened on the same run directory rebuilds its lab from the journal with each
+/// wave's nodes as they were, and walks on to done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_stopped_mid_way_resumes_with_each_wave_s_nodes_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fleet_plan(dir.path());
+    let run_dir = dir.path().join("fleet-rehearsal");
+    let start = |path: std::path::PathBuf| {
+        let run_dir = run_dir.clone();
+        async move {
+            let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
+            rehearse::start(
+                loaded,
+                path,
+                run_dir,
+                RunOptions::default(),
+                demo_support::SPEED,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the rehearsal did not start: {e}"))
+        }
+    };
+    let mut demo =
+        demo_support::Demo::from_run(start(path.clone()).await, tempfile::tempdir().unwrap());
+    let wave_2_started = StepRef::new(PhaseName::DataPlane, "wave-2-start-y");
+    demo.confirm_until("wave 2 to start its Y nodes", |e| {
+        matches!(e, Event::StepChanged { step, state: StepState::Succeeded, .. } if *step == wave_2_started)
+    })
+    .await;
+    demo.quit().await;
+
+    let mut demo = demo_support::Demo::from_run(start(path).await, tempfile::tempdir().unwrap());
+    let lab = demo.run.lab.clone();
+    for i in 1..=4 {
+        assert_eq!(
+            lifecycle(&lab, &format!("dp-y-{i}")),
+            Lifecycle::Running,
+            "dp-y-{i}"
+        );
+    }
+    for i in 5..=8 {
+        assert_ne!(
+            lifecycle(&lab, &format!("dp-y-{i}")),
+            Lifecycle::Running,
+            "dp-y-{i}"
+        );
+    }
+    assert_eq!(lifecycle(&lab, "dp-x-1"), Lifecycle::Stopped);
+    for i in 2..=8 {
+        assert_eq!(
+            lifecycle(&lab, &format!("dp-x-{i}")),
+            Lifecycle::Running,
+            "dp-x-{i}"
+        );
+    }
+    demo.walk_to_done().await;
+    for node in lab.nodes() {
+        let expected = match node.cluster {
+            ClusterSide::X => Lifecycle::Absent,
+            ClusterSide::Y => Lifecycle::Running,
+        };
+        assert_eq!(node.lifecycle, expected, "{}", node.name);
+    }
+    demo.quit().await;
+}
