@@ -15,6 +15,8 @@ have pg_dump || need_packages+=(postgresql-client)
 have tmux || need_packages+=(tmux)
 have ssh || need_packages+=(openssh-client)
 have sshd || need_packages+=(openssh-server)
+# The ansible executor's tests run the real Ansible (ansible-core alone: no collections).
+have ansible-playbook || need_packages+=(ansible-core)
 
 if [ ${#need_packages[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

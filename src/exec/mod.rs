@@ -1,5 +1,6 @@
 //! Running commands: locally, over ssh, through kubectl, or on the simulated lab.
 
+pub mod ansible;
 pub mod kubectl;
 pub mod local;
 pub mod process;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::step::NODE_VARIABLE;
 use crate::plan::model::{CommandLine, ExecutorSpec};
 
 /// Which stream a line of output came from.
@@ -70,6 +72,25 @@ impl ExitOutcome {
     pub fn success(self) -> bool {
         self == ExitOutcome::Exited(0)
     }
+
+    /// How it ended, in words: "exited with status 1".
+    pub fn describe(self) -> String {
+        match self {
+            ExitOutcome::Exited(code) => format!("exited with status {code}"),
+            ExitOutcome::Signalled(signal) => format!("was killed by signal {signal}"),
+            ExitOutcome::TimedOut => "timed out and was killed".to_string(),
+            ExitOutcome::Aborted => "was aborted".to_string(),
+        }
+    }
+}
+
+/// How a command ended on one host of [`Executor::run_per_host`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostOutcome {
+    pub host: String,
+    pub outcome: ExitOutcome,
+    /// What happened there, for the step's log and its failure ("failed (rc=1): …").
+    pub summary: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +121,51 @@ pub trait Executor: Send + Sync {
         lines: mpsc::Sender<OutputLine>,
         cancel: CancellationToken,
     ) -> Result<ExitOutcome, ExecError>;
+
+    /// Runs the command on each of `hosts` (the plan's node names) and says how it ended
+    /// on each, in the order given; each host's command gets `KONGUP_NODE` (its name) and
+    /// its output lines reach `lines` prefixed with `HOST: `. This default runs `run`
+    /// once per host, one after the other, every host whatever the others did (until
+    /// `cancel`: the hosts not started then are `Aborted`); an executor that reaches many
+    /// hosts in one invocation (ansible) overrides it.
+    async fn run_per_host(
+        &self,
+        hosts: &[String],
+        request: ExecRequest,
+        lines: mpsc::Sender<OutputLine>,
+        cancel: CancellationToken,
+    ) -> Result<Vec<HostOutcome>, ExecError> {
+        let mut outcomes = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            let outcome = if cancel.is_cancelled() {
+                ExitOutcome::Aborted
+            } else {
+                let mut request = request.clone();
+                request.env.retain(|(name, _)| name != NODE_VARIABLE);
+                request.env.push((NODE_VARIABLE.to_string(), host.clone()));
+                let (host_tx, mut host_rx) = mpsc::channel::<OutputLine>(256);
+                let forward = async {
+                    while let Some(line) = host_rx.recv().await {
+                        let text = format!("{host}: {}", line.text);
+                        let _ = lines.send(OutputLine { text, ..line }).await;
+                    }
+                };
+                let (outcome, ()) =
+                    tokio::join!(self.run(request, host_tx, cancel.clone()), forward);
+                outcome?
+            };
+            outcomes.push(HostOutcome {
+                host: host.clone(),
+                outcome,
+                summary: if outcome.success() {
+                    "ok".to_string()
+                } else {
+                    outcome.describe()
+                },
+            });
+        }
+        Ok(outcomes)
+    }
 
     /// Asks the host a step's command ran on (under kongup's tracking wrapper, in
     /// `remote_dir` there) whether it still runs, for its output after `offsets` (bytes of
@@ -158,12 +224,7 @@ impl Completed {
     /// Says how a failed command ended, with its last lines of stderr (else stdout),
     /// for error messages.
     pub fn failure_summary(&self, last_lines: usize) -> String {
-        let ending = match self.outcome {
-            ExitOutcome::Exited(code) => format!("exited with status {code}"),
-            ExitOutcome::Signalled(signal) => format!("was killed by signal {signal}"),
-            ExitOutcome::TimedOut => "timed out and was killed".to_string(),
-            ExitOutcome::Aborted => "was aborted".to_string(),
-        };
+        let ending = self.outcome.describe();
         let stream = if self.lines.iter().any(|l| l.stream == LogStream::Stderr) {
             LogStream::Stderr
         } else {
@@ -235,6 +296,7 @@ pub fn executor_for(spec: &ExecutorSpec, name: &str) -> Result<Arc<dyn Executor>
             target.clone(),
             container.clone(),
         )),
+        ExecutorSpec::Ansible(spec) => Arc::new(ansible::AnsibleExecutor::new(spec.clone())),
         ExecutorSpec::Sim => {
             return Err(ExecError::Other(format!(
                 "executor {name:?} is of kind `sim`, which acts on the simulated lab: it is only available under `kongup demo` or `kongup run --rehearse`"

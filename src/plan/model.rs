@@ -554,8 +554,35 @@ pub enum ExecutorSpec {
         target: KubectlTarget,
         container: Option<String>,
     },
+    /// Ansible on the plan's inventory: the hosts are the plan's node names.
+    Ansible(AnsibleSpec),
     /// Acts on the simulated lab (demo and rehearsal only).
     Sim,
+}
+
+/// An `ansible` executor: one `ansible` (ad-hoc) or `ansible-playbook` invocation per
+/// command, limited to the nodes it runs on (`--limit`), whose inventory hostnames are the
+/// plan's node names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnsibleSpec {
+    pub inventory: PathBuf,
+    pub run: AnsibleRun,
+    /// `--forks`: how many hosts Ansible works on at once; Ansible's own default when unset.
+    pub forks: Option<u32>,
+    /// `--user`: the remote user.
+    pub user: Option<String>,
+    /// `--become`.
+    pub become_root: bool,
+    /// More arguments for `ansible`/`ansible-playbook`, after kongup's own.
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnsibleRun {
+    /// `ansible-playbook PATH`: the command reaches the play as variables.
+    Playbook(PathBuf),
+    /// `ansible -m MODULE -a COMMAND`.
+    Module(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,8 @@
 //! each naming its node and that node's executor.
 
 use super::{ActionError, StepContext, StepOutcome, Toolbox, describe_exit};
-use crate::plan::model::{CommandSpec, Plan};
+use crate::exec::ExitOutcome;
+use crate::plan::model::{CommandSpec, ExecutorSpec, Plan};
 use crate::plan::placement::command_runs;
 
 /// Where one command runs, for people: "kong-y-1 (ssh deploy@10.0.2.11)" or "local".
@@ -29,45 +30,147 @@ pub fn describe_commands(commands: &[CommandSpec], plan: &Plan, toolbox: &Toolbo
         .into_iter()
         .map(|run| {
             let first = &run[0];
+            let timeout = humantime::format_duration(first.timeout.unwrap_or(plan.command_timeout));
+            if runs_together(run, plan) {
+                let nodes: Vec<&str> = run.iter().filter_map(|c| c.node.as_deref()).collect();
+                return format!(
+                    "run `{}` on {} nodes ({}) in one invocation of {} (timeout {timeout})",
+                    first.program.display(),
+                    nodes.len(),
+                    some_nodes(&nodes),
+                    place(
+                        &CommandSpec {
+                            node: None,
+                            ..first.clone()
+                        },
+                        toolbox
+                    ),
+                );
+            }
             let places: Vec<String> = run.iter().map(|spec| place(spec, toolbox)).collect();
             format!(
-                "run `{}` on {} (timeout {}{})",
+                "run `{}` on {} (timeout {timeout}{})",
                 first.program.display(),
                 places.join(", "),
-                humantime::format_duration(first.timeout.unwrap_or(plan.command_timeout)),
                 if run.len() > 1 { " each" } else { "" }
             )
         })
         .collect()
 }
 
-/// Runs the commands one after another; stops at the first failure or abort.
+/// How many nodes a line names before it counts the rest: a fleet's thousand names would
+/// bury the line.
+const NODES_NAMED: usize = 5;
+
+/// The first nodes by name, then how many more: "dp-1, dp-2, dp-3, dp-4, dp-5 and 995
+/// more".
+pub(crate) fn some_nodes<S: AsRef<str>>(nodes: &[S]) -> String {
+    let shown: Vec<&str> = nodes.iter().take(NODES_NAMED).map(AsRef::as_ref).collect();
+    let mut text = shown.join(", ");
+    if nodes.len() > NODES_NAMED {
+        text.push_str(&format!(" and {} more", nodes.len() - NODES_NAMED));
+    }
+    text
+}
+
+/// Whether the copies of one command placed on several nodes run as one invocation: all
+/// on the same `ansible` executor, which reaches its hosts itself (`--limit`).
+fn runs_together(run: &[CommandSpec], plan: &Plan) -> bool {
+    let first = &run[0];
+    run.len() > 1
+        && run
+            .iter()
+            .all(|c| c.executor == first.executor && c.node.is_some())
+        && first
+            .executor
+            .as_ref()
+            .and_then(|name| plan.executors.get(name))
+            .is_some_and(|spec| matches!(spec, ExecutorSpec::Ansible(_)))
+}
+
+/// How many failed hosts a step's failure names; the rest are counted.
+const FAILED_HOSTS_NAMED: usize = 3;
+
+/// Runs the commands one after another; stops at the first failure or abort. The copies
+/// of one command on nodes of one `ansible` executor run as one invocation, and a host
+/// that failed there fails the step, named.
 pub async fn run_commands(
     ctx: &StepContext,
     commands: &[CommandSpec],
 ) -> Result<StepOutcome, ActionError> {
-    for (n, spec) in commands.iter().enumerate() {
+    let mut n = 0;
+    for run in command_runs(commands) {
         if ctx.cancel.is_cancelled() {
             return Ok(StepOutcome::failed("aborted by the operator"));
         }
-        let outcome = ctx.run_command(spec, Vec::new()).await?;
-        if !outcome.success() {
-            let timeout = spec.timeout.unwrap_or(ctx.plan.command_timeout);
-            let which = if commands.len() > 1 {
-                format!("command {} of {} ", n + 1, commands.len())
-            } else {
-                String::new()
-            };
-            let on = spec
-                .node
-                .as_ref()
-                .map(|node| format!(" on {node}"))
-                .unwrap_or_default();
-            return Ok(StepOutcome::failed(format!(
-                "{which}`{}`{on}: {}",
-                spec.program.display(),
-                describe_exit(outcome, timeout)
-            )));
+        if runs_together(run, &ctx.plan) {
+            let first = &run[0];
+            n += run.len();
+            let outcomes = ctx.run_command_on_nodes(run, Vec::new()).await?;
+            let failed: Vec<_> = outcomes.iter().filter(|o| !o.outcome.success()).collect();
+            if !failed.is_empty() {
+                let which = if commands.len() > run.len() {
+                    format!("commands {}-{n} of {} ", n + 1 - run.len(), commands.len())
+                } else {
+                    String::new()
+                };
+                // The one invocation timed out or was aborted: said once, not per host.
+                if let Some(ended) = outcomes
+                    .iter()
+                    .map(|o| o.outcome)
+                    .find(|o| matches!(o, ExitOutcome::TimedOut | ExitOutcome::Aborted))
+                {
+                    let timeout = first.timeout.unwrap_or(ctx.plan.command_timeout);
+                    let unreported = outcomes.iter().filter(|o| o.outcome == ended).count();
+                    return Ok(StepOutcome::failed(format!(
+                        "{which}`{}` on {} nodes: {}; {unreported} of them had not reported by then",
+                        first.program.display(),
+                        run.len(),
+                        describe_exit(ended, timeout)
+                    )));
+                }
+                let mut named: Vec<String> = failed
+                    .iter()
+                    .take(FAILED_HOSTS_NAMED)
+                    .map(|o| format!("on {}: {}", o.host, o.summary))
+                    .collect();
+                if failed.len() > FAILED_HOSTS_NAMED {
+                    named.push(format!("and on {} more", failed.len() - FAILED_HOSTS_NAMED));
+                }
+                return Ok(StepOutcome::failed(format!(
+                    "{which}`{}` failed on {} of {} nodes: {}",
+                    first.program.display(),
+                    failed.len(),
+                    run.len(),
+                    named.join("; ")
+                )));
+            }
+            continue;
+        }
+        for spec in run {
+            n += 1;
+            if ctx.cancel.is_cancelled() {
+                return Ok(StepOutcome::failed("aborted by the operator"));
+            }
+            let outcome = ctx.run_command(spec, Vec::new()).await?;
+            if !outcome.success() {
+                let timeout = spec.timeout.unwrap_or(ctx.plan.command_timeout);
+                let which = if commands.len() > 1 {
+                    format!("command {n} of {} ", commands.len())
+                } else {
+                    String::new()
+                };
+                let on = spec
+                    .node
+                    .as_ref()
+                    .map(|node| format!(" on {node}"))
+                    .unwrap_or_default();
+                return Ok(StepOutcome::failed(format!(
+                    "{which}`{}`{on}: {}",
+                    spec.program.display(),
+                    describe_exit(outcome, timeout)
+                )));
+            }
         }
     }
     Ok(StepOutcome::succeeded(match commands.len() {
@@ -84,6 +187,16 @@ mod tests {
     use crate::plan::templates::expand;
     use crate::plan::templates::sample::{argv, plan, select};
     use crate::secrets::Redactor;
+
+    #[test]
+    fn a_fleet_is_named_by_its_first_nodes_and_counted() {
+        assert_eq!(some_nodes(&["a", "b"]), "a, b");
+        let fleet: Vec<String> = (1..=1000).map(|n| format!("dp-{n}")).collect();
+        assert_eq!(
+            some_nodes(&fleet),
+            "dp-1, dp-2, dp-3, dp-4, dp-5 and 995 more"
+        );
+    }
 
     #[test]
     fn the_preview_names_each_node_and_where_it_runs() {

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::engine::event::{Event, EventSender};
 use crate::engine::journal::Entry;
-use crate::exec::{ExecRequest, Executor, ExitOutcome};
+use crate::exec::{ExecRequest, Executor, ExitOutcome, HostOutcome};
 use crate::lb::{Split, TrafficDriver};
 use crate::metrics::{GateVerdict, Verdict};
 use crate::plan::model::{CommandSpec, Plan};
@@ -159,6 +159,44 @@ impl StepContext {
             self.log.take_output(lines_rx)
         );
         Ok(outcome?)
+    }
+
+    /// Runs one command placed on several nodes that share an executor (the copies
+    /// `plan::placement` made, each naming its node) as one run of the executor's
+    /// `run_per_host`: for `ansible`, one invocation limited to those hosts. The output
+    /// streams into the log, each host's lines named by it.
+    pub async fn run_command_on_nodes(
+        &self,
+        copies: &[CommandSpec],
+        env: Vec<(String, String)>,
+    ) -> Result<Vec<HostOutcome>, ActionError> {
+        let Some(first) = copies.first() else {
+            return Ok(Vec::new());
+        };
+        crate::kong::migrations::check_command(&first.program)
+            .map_err(|forbidden| ActionError::Failed(forbidden.to_string()))?;
+        let executor = self.executor(first.executor.as_deref().unwrap_or("local"))?;
+        let timeout = first.timeout.unwrap_or(self.plan.command_timeout);
+        let hosts: Vec<String> = copies.iter().filter_map(|c| c.node.clone()).collect();
+        self.log.note(&format!(
+            "$ {}   [on {} nodes ({}) through {}, timeout {}]",
+            first.program.display(),
+            hosts.len(),
+            super::commands::some_nodes(&hosts),
+            executor.describe(),
+            humantime::format_duration(timeout)
+        ));
+        let (lines_tx, lines_rx) = mpsc::channel::<crate::exec::OutputLine>(256);
+        let request = ExecRequest {
+            command: first.program.clone(),
+            env,
+            timeout,
+        };
+        let (outcomes, ()) = tokio::join!(
+            executor.run_per_host(&hosts, request, lines_tx, self.cancel.clone()),
+            self.log.take_output(lines_rx)
+        );
+        Ok(outcomes?)
     }
 
     /// Sets the traffic split through the driver and reads it back, journaling the

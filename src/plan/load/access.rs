@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::diagnostics::Diagnostics;
-use super::read::{Fields, boolean, choice, file_path, integer, mapping, secret, text};
+use super::read::{
+    Fields, boolean, choice, file_path, integer, mapping, secret, string_list, text,
+};
 use super::yaml::{Node, Value};
 use super::{Loader, optional};
 use crate::plan::model::defaults;
 use crate::plan::model::{
-    AdminAccess, DatabaseKind, DatabaseSpec, DatabaseTls, ExecutorSpec, KubectlTarget, SslMode,
-    TlsOptions,
+    AdminAccess, AnsibleRun, AnsibleSpec, DatabaseKind, DatabaseSpec, DatabaseTls, ExecutorSpec,
+    KubectlTarget, SslMode, TlsOptions,
 };
 
 impl Loader {
@@ -177,7 +179,7 @@ impl Loader {
                 d,
                 n,
                 &f.path_of("type"),
-                &["local", "ssh", "kubectl", "sim"],
+                &["local", "ssh", "kubectl", "ansible", "sim"],
             )
         });
         let allowed: &[&str] = match kind {
@@ -189,6 +191,16 @@ impl Loader {
                 "pod",
                 "selector",
                 "container",
+            ],
+            Some("ansible") => &[
+                "type",
+                "inventory",
+                "playbook",
+                "module",
+                "forks",
+                "user",
+                "become",
+                "args",
             ],
             Some(_) => &["type"],
             None => return None,
@@ -223,6 +235,7 @@ impl Loader {
                     identity_file: identity_file?,
                 })
             }
+            "ansible" => ansible(d, &f, path).map(ExecutorSpec::Ansible),
             _kubectl => {
                 let context = opt_text(d, "context");
                 let namespace = opt_text(d, "namespace");
@@ -271,6 +284,90 @@ impl Loader {
             None => Some(None),
         }
     }
+}
+
+/// Arguments of `ansible`/`ansible-playbook` that kongup sets itself: given again in `args`
+/// they would run the command on other hosts than the step's.
+const ANSIBLE_OWN_ARGS: &[&str] = &[
+    "-i",
+    "--inventory",
+    "--inventory-file",
+    "-l",
+    "--limit",
+    "-m",
+    "--module-name",
+    "-a",
+    "--args",
+    "-t",
+    "--tree",
+];
+
+/// An `ansible` executor's keys (the `type` already read): `inventory`, one of `playbook`
+/// and `module`, and `forks`, `user`, `become`, `args`.
+fn ansible(d: &mut Diagnostics, f: &Fields, path: &str) -> Option<AnsibleSpec> {
+    let inventory = f
+        .required(d, "inventory")
+        .and_then(|n| file_path(d, n, &f.path_of("inventory")));
+    let run = match (f.get("playbook"), f.get("module")) {
+        (Some(n), None) => file_path(d, n, &f.path_of("playbook")).map(AnsibleRun::Playbook),
+        (None, Some(n)) => text(d, n, &f.path_of("module")).map(AnsibleRun::Module),
+        (Some(_), Some(_)) => {
+            d.error(
+                f.pos,
+                format!("`{path}` gives both `playbook` and `module`; keep one"),
+            );
+            None
+        }
+        (None, None) => {
+            d.error_with_hint(
+                f.pos,
+                format!("`{path}` needs `playbook` or `module`"),
+                "name a playbook (`playbook: deploy/kong.yml`, run with `ansible-playbook`) or a module for ad-hoc commands (`module: shell`, run with `ansible -m shell -a COMMAND`)",
+            );
+            None
+        }
+    };
+    let forks = optional(f.get("forks"), None, |n| {
+        integer(d, n, &f.path_of("forks"), 1..=10_000).map(Some)
+    });
+    let user = optional(f.get("user"), None, |n| {
+        text(d, n, &f.path_of("user")).map(Some)
+    });
+    let become_root = optional(f.get("become"), false, |n| {
+        boolean(d, n, &f.path_of("become"))
+    });
+    let args = match f.get("args") {
+        Some(n) => string_list(d, n, &f.path_of("args")).and_then(|args| {
+            let own = args.iter().find(|arg| {
+                ANSIBLE_OWN_ARGS
+                    .iter()
+                    .any(|own| arg == own || arg.starts_with(&format!("{own}=")))
+            });
+            match own {
+                Some(arg) => {
+                    d.error_with_hint(
+                        n.pos,
+                        format!(
+                            "`{}` gives `{arg}`, which kongup sets itself",
+                            f.path_of("args")
+                        ),
+                        "kongup names the inventory, the module and its arguments, and limits each command to the hosts of its nodes; set `inventory`/`module` here instead and leave the hosts to the plan's nodes",
+                    );
+                    None
+                }
+                None => Some(args),
+            }
+        }),
+        None => Some(Vec::new()),
+    };
+    Some(AnsibleSpec {
+        inventory: inventory?,
+        run: run?,
+        forks: forks?,
+        user: user?,
+        become_root: become_root?,
+        args: args?,
+    })
 }
 
 /// The `type` an executor's mapping declares, as written.

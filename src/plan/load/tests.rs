@@ -1041,7 +1041,7 @@ fn executors_take_keys_by_type() {
             (17, "unknown key `pod` in `executors.b`"),
             (
                 18,
-                "`executors.c.type`: `telnet` is not one of `local`, `ssh`, `kubectl` or `sim`"
+                "`executors.c.type`: `telnet` is not one of `local`, `ssh`, `kubectl`, `ansible` or `sim`"
             ),
             (
                 19,
@@ -1065,6 +1065,71 @@ fn executors_take_keys_by_type() {
         }
     );
     assert_eq!(plan.executors["lab"], ExecutorSpec::Sim);
+}
+
+#[test]
+fn ansible_executors_name_an_inventory_and_a_playbook_or_a_module() {
+    let found = errors(&minimal_with(
+        "executors:\n  a: {type: ansible, module: shell}\n  b: {type: ansible, inventory: i.ini}\n  c: {type: ansible, inventory: i.ini, module: shell, playbook: p.yml}\n  d: {type: ansible, inventory: i.ini, module: shell, args: [--limit, dp-1]}\n  e: {type: ansible, inventory: i.ini, module: shell, forks: 0, become: yes}\n",
+    ));
+    let summary: Vec<(usize, &str)> = found.iter().map(|d| (d.line, d.message.as_str())).collect();
+    assert_eq!(summary.len(), 6, "{summary:#?}");
+    assert_eq!(summary[0], (16, "`executors.a` needs `inventory`"));
+    assert_eq!(
+        summary[1],
+        (17, "`executors.b` needs `playbook` or `module`")
+    );
+    assert_eq!(
+        summary[2],
+        (
+            18,
+            "`executors.c` gives both `playbook` and `module`; keep one"
+        )
+    );
+    assert_eq!(
+        summary[3],
+        (
+            19,
+            "`executors.d.args` gives `--limit`, which kongup sets itself"
+        )
+    );
+    assert!(
+        summary[4].1.starts_with("`executors.e.forks`"),
+        "{summary:#?}"
+    );
+    assert!(
+        summary[5].1.starts_with("`executors.e.become`"),
+        "{summary:#?}"
+    );
+
+    let plan = parse_plan(
+        &minimal_with("executors:\n  fleet: {type: ansible, inventory: inv/prod.ini, playbook: kong.yml, forks: 50, user: deploy, become: true, args: [--timeout, '20']}\n  adhoc: {type: ansible, inventory: inv/prod.ini, module: shell}\n"),
+        "p",
+    )
+    .unwrap()
+    .plan;
+    assert_eq!(
+        plan.executors["fleet"],
+        ExecutorSpec::Ansible(AnsibleSpec {
+            inventory: "inv/prod.ini".into(),
+            run: AnsibleRun::Playbook("kong.yml".into()),
+            forks: Some(50),
+            user: Some("deploy".into()),
+            become_root: true,
+            args: vec!["--timeout".into(), "20".into()],
+        })
+    );
+    assert_eq!(
+        plan.executors["adhoc"],
+        ExecutorSpec::Ansible(AnsibleSpec {
+            inventory: "inv/prod.ini".into(),
+            run: AnsibleRun::Module("shell".into()),
+            forks: None,
+            user: None,
+            become_root: false,
+            args: Vec::new(),
+        })
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The engine: the step lifecycle, traffic and gates, rollback, `--plain`, the real
 //! binary's `run`, and the report.
 
+mod ansible_nodes;
 mod cli;
 mod end_states;
 mod hand_split;

@@ -494,3 +494,50 @@ async fn a_secret_variable_of_kongup_reaches_a_program_only_when_passed() {
     .unwrap();
     assert_eq!(passed.stdout(), "[given]");
 }
+
+/// The default `run_per_host` (every executor but ansible): `run` once per host, every
+/// host whatever the others did, each with its name in `KONGUP_NODE` and its lines
+/// prefixed with it.
+#[tokio::test]
+async fn run_per_host_runs_every_host_in_turn_and_names_each_line() {
+    let hosts: Vec<String> = ["dp-1", "dp-2", "dp-3"].map(String::from).to_vec();
+    let (tx, mut rx) = mpsc::channel(64);
+    let collect = async {
+        let mut lines = Vec::new();
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        lines
+    };
+    let executor = LocalExecutor::new();
+    let (outcomes, lines) = tokio::join!(
+        executor.run_per_host(
+            &hosts,
+            request(
+                shell(r#"echo "node $KONGUP_NODE"; test "$KONGUP_NODE" != dp-2"#),
+                Duration::from_secs(30)
+            ),
+            tx,
+            CancellationToken::new()
+        ),
+        collect
+    );
+    let outcomes = outcomes.unwrap();
+    let ended: Vec<(&str, ExitOutcome, &str)> = outcomes
+        .iter()
+        .map(|o| (o.host.as_str(), o.outcome, o.summary.as_str()))
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            ("dp-1", ExitOutcome::Exited(0), "ok"),
+            ("dp-2", ExitOutcome::Exited(1), "exited with status 1"),
+            ("dp-3", ExitOutcome::Exited(0), "ok"),
+        ]
+    );
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["dp-1: node dp-1", "dp-2: node dp-2", "dp-3: node dp-3"]
+    );
+}
