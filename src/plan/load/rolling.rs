@@ -31,8 +31,8 @@ impl Loader {
         for (name, why) in [
             (
                 "max_unavailable",
-                "kongup starts and stops a wave's nodes one at a time, so at most one node of \
-                 the fleet is out of service at once",
+                "kongup bounds nothing beyond how a wave's commands run: on ssh and local \
+                 executors one node at a time, on an ansible executor as its `forks` allow",
             ),
             (
                 "drain",
