@@ -9,8 +9,10 @@ use crate::kong::migrations::build_command;
 use crate::plan::load::load_plan;
 use crate::plan::model::{CommandSpec, Plan};
 use crate::plan::placement::command_runs;
+use crate::plan::steps::ClusterSide;
 use crate::plan::steps::{ExpandedPlan, Phase, Step, StepKind};
 use crate::plan::version::KongVersion;
+use crate::plan::waves::{fleet, rolling_phase, waves};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -56,6 +58,16 @@ struct PlanJson<'a> {
     database: &'static str,
     strategy_reason: &'a str,
     warnings: &'a [String],
+    /// `rolling:`'s waves, resolved to nodes; empty when the plan has none.
+    waves: Vec<WaveJson>,
+}
+
+#[derive(Serialize)]
+struct WaveJson {
+    number: usize,
+    y_nodes: Vec<String>,
+    x_nodes: Vec<String>,
+    y_percent: u8,
 }
 
 #[derive(Serialize)]
@@ -139,6 +151,15 @@ pub fn render_json(plan: &Plan, expanded: &ExpandedPlan) -> serde_json::Result<S
         database: plan.database.as_str(),
         strategy_reason: &expanded.strategy_reason,
         warnings: &expanded.warnings,
+        waves: waves(plan)
+            .into_iter()
+            .map(|w| WaveJson {
+                number: w.number,
+                y_nodes: w.y_nodes,
+                x_nodes: w.x_nodes,
+                y_percent: w.y_percent,
+            })
+            .collect(),
     };
     serde_json::to_string_pretty(&json)
 }
@@ -180,6 +201,9 @@ fn render_phase(out: &mut String, plan: &Plan, phase: &Phase, id_width: usize) {
         phase.strategy.as_str(),
         phase.steps.len()
     );
+    if rolling_phase(plan.mode) == Some(phase.name) {
+        render_waves(out, plan);
+    }
     for (n, step) in phase.steps.iter().enumerate() {
         let markers = format!(
             "{}{}{}",
@@ -224,6 +248,48 @@ fn render_phase(out: &mut String, plan: &Plan, phase: &Phase, id_width: usize) {
             let _ = writeln!(out, "{indent}runs: {}", run[0].program.display());
             let _ = writeln!(out, "{indent}  on {}", places.join(", "));
         }
+    }
+}
+
+/// The waves of a plan that rolls in them: each with the nodes it starts and stops.
+fn render_waves(out: &mut String, plan: &Plan) {
+    let (Some(rolling), waves) = (&plan.rolling, waves(plan)) else {
+        return;
+    };
+    let written: Vec<String> = rolling.waves.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "Waves (rolling.waves [{}], each baked {} before the next):",
+        written.join(", "),
+        humantime::format_duration(rolling.between_waves)
+    );
+    let count = waves.len();
+    for wave in &waves {
+        let _ = writeln!(
+            out,
+            "  wave {}/{count}: Y to {}% of traffic; starts Y {}; stops X {}",
+            wave.number,
+            wave.y_percent,
+            names(&wave.y_nodes),
+            names(&wave.x_nodes)
+        );
+    }
+    let stopped: usize = waves.iter().map(|w| w.x_nodes.len()).sum();
+    let left = fleet(plan, ClusterSide::X).len().saturating_sub(stopped);
+    if left > 0 {
+        let _ = writeln!(
+            out,
+            "  X's other {left} stay up, taking no traffic, until decommission-x: R still has \
+             an X to send traffic back to"
+        );
+    }
+}
+
+fn names(nodes: &[String]) -> String {
+    if nodes.is_empty() {
+        "none".to_string()
+    } else {
+        format!("({}) {}", nodes.len(), nodes.join(", "))
     }
 }
 
@@ -339,5 +405,41 @@ mod tests {
         let dp = text.find("Phase data-plane (rolling)").unwrap();
         assert!(cp < dp);
         assert!(text.contains("warning: 3.4.1 -> 3.9.0 is allowed but not a guaranteed"));
+    }
+
+    #[test]
+    fn text_and_json_show_each_wave_with_its_nodes() {
+        let mut plan = plan(Mode::Hybrid, StrategyChoice::Fixed(Strategy::InPlace));
+        plan.rolling = Some(crate::plan::model::RollingSpec {
+            waves: vec![
+                crate::plan::model::Share::Nodes(1),
+                crate::plan::model::Share::Percent(100),
+            ],
+            between_waves: std::time::Duration::from_secs(120),
+        });
+        let expanded = expand(&plan).unwrap();
+        let text = render_text(&plan, &expanded);
+        assert!(
+            text.contains("Waves (rolling.waves [1, 100%], each baked 2m before the next):"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  wave 1/2: Y to 50% of traffic; starts Y (1) y-dp-1; stops X (1) x-dp-1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  wave 2/2: Y to 100% of traffic; starts Y (1) y-dp-2; stops X none")
+        );
+        assert!(text.contains("  X's other 1 stay up, taking no traffic, until decommission-x"));
+        // The waves come with the phase that rolls, not the control planes'.
+        assert!(text.find("Waves").unwrap() > text.find("Phase data-plane").unwrap());
+        let json: serde_json::Value =
+            serde_json::from_str(&render_json(&plan, &expanded).unwrap()).unwrap();
+        assert_eq!(json["waves"][0]["y_nodes"][0], "y-dp-1");
+        assert_eq!(json["waves"][0]["x_nodes"][0], "x-dp-1");
+        assert_eq!(json["waves"][1]["x_nodes"].as_array().unwrap().len(), 0);
+        assert_eq!(json["waves"][1]["y_percent"], 100);
     }
 }

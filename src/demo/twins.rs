@@ -44,7 +44,7 @@ pub fn node_goal(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> 
                 .iter()
                 .filter(|p| p.name == phase)
                 .flat_map(|p| &p.steps)
-                .any(|s| s.kind == StepKind::StartNodes { cluster });
+                .any(|s| matches!(s.kind, StepKind::StartNodes { cluster: c, .. } if c == cluster));
             if starts_later {
                 NodeGoal::Installed
             } else {
@@ -61,8 +61,8 @@ pub fn node_goal(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> 
 /// The forward kind a node rollback step acts like (start or stop the same nodes).
 pub fn rollback_as_step(kind: &RollbackKind) -> Option<StepKind> {
     match *kind {
-        RollbackKind::StartNodes { cluster } => Some(StepKind::StartNodes { cluster }),
-        RollbackKind::StopNodes { cluster } => Some(StepKind::StopNodes { cluster }),
+        RollbackKind::StartNodes { cluster, wave } => Some(StepKind::StartNodes { cluster, wave }),
+        RollbackKind::StopNodes { cluster, wave } => Some(StepKind::StopNodes { cluster, wave }),
         _ => None,
     }
 }

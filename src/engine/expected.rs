@@ -22,12 +22,16 @@ pub struct StepAt<'a> {
 /// phase's step starting them (else deploying them, else its first step that changes
 /// anything) has begun; X's until a step stopping or decommissioning them has succeeded.
 /// A rollback step stopping them puts them down; one starting them again, once begun, up.
+/// In a plan that rolls in waves, `wave` is the node's wave on `side` (`plan::waves`): a
+/// wave's step decides only for its own nodes; `None` asks of the role as a whole, which any
+/// wave's step decides.
 pub fn node_expected_up<'a, I>(
     mode: Mode,
     expanded: &ExpandedPlan,
     steps: I,
     side: ClusterSide,
     role: Role,
+    wave: Option<usize>,
 ) -> bool
 where
     I: DoubleEndedIterator<Item = StepAt<'a>> + Clone,
@@ -40,6 +44,10 @@ where
     };
     let in_phase = |step: &StepRef| phase.is_none_or(|phase| step.phase == phase);
     let begun = |e: &StepAt| !matches!(e.state, StepState::Pending | StepState::Ready);
+    let for_node = |step_wave: Option<usize>| match (step_wave, wave) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
     // Rollback steps undoing a step of the node's phase, newest decision first.
     let rollback = steps.clone().filter(|e| {
         e.step_ref.phase == PhaseName::Rollback
@@ -48,9 +56,13 @@ where
     });
     for e in rollback.rev() {
         match e.step.kind {
-            StepKind::StartNodes { cluster } if cluster == side && begun(&e) => return true,
-            StepKind::StopNodes { cluster }
-                if cluster == side && e.state == StepState::Succeeded =>
+            StepKind::StartNodes { cluster, wave }
+                if cluster == side && for_node(wave) && begun(&e) =>
+            {
+                return true;
+            }
+            StepKind::StopNodes { cluster, wave }
+                if cluster == side && for_node(wave) && e.state == StepState::Succeeded =>
             {
                 return false;
             }
@@ -69,7 +81,8 @@ where
             let rank = |e: &StepAt| match e.step.kind {
                 StepKind::StartNodes {
                     cluster: ClusterSide::Y,
-                } => Some(0),
+                    wave,
+                } if for_node(wave) => Some(0),
                 StepKind::DeployNodes {
                     cluster: ClusterSide::Y,
                 } => Some(1),
@@ -87,8 +100,12 @@ where
             let takes_x_down = matches!(
                 e.step.kind,
                 StepKind::StopNodes {
-                    cluster: ClusterSide::X
-                } | StepKind::Decommission {
+                    cluster: ClusterSide::X,
+                    wave,
+                } if for_node(wave)
+            ) || matches!(
+                e.step.kind,
+                StepKind::Decommission {
                     cluster: ClusterSide::X
                 }
             );
@@ -119,8 +136,9 @@ where
         ClusterSide::X => &plan.clusters.x,
         ClusterSide::Y => &plan.clusters.y,
     };
-    cluster
-        .nodes
-        .iter()
-        .any(|node| node_expected_up(plan.mode, expanded, steps.clone(), side, node.role))
+    let waves = crate::plan::waves::waves(plan);
+    cluster.nodes.iter().any(|node| {
+        let wave = crate::plan::waves::wave_of(&waves, side, &node.name);
+        node_expected_up(plan.mode, expanded, steps.clone(), side, node.role, wave)
+    })
 }

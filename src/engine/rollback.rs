@@ -125,8 +125,14 @@ fn step_from_action(id: String, forward: &Step, action: &RollbackAction) -> Step
             y_percent: 0,
             bake: Duration::ZERO,
         },
-        RollbackKind::StopNodes { cluster } => StepKind::StopNodes { cluster: *cluster },
-        RollbackKind::StartNodes { cluster } => StepKind::StartNodes { cluster: *cluster },
+        RollbackKind::StopNodes { cluster, wave } => StepKind::StopNodes {
+            cluster: *cluster,
+            wave: *wave,
+        },
+        RollbackKind::StartNodes { cluster, wave } => StepKind::StartNodes {
+            cluster: *cluster,
+            wave: *wave,
+        },
         RollbackKind::RestoreDatabase => StepKind::RestoreDatabase,
         RollbackKind::UnfreezeWrites | RollbackKind::Manual => StepKind::Manual,
     };
@@ -227,8 +233,10 @@ pub fn x_blockers(expanded: &ExpandedPlan, view: &RunView) -> Vec<XBlocker> {
                  restore its database from the backup if Y's migrations finished on it, start \
                  it and check it answers) before any traffic goes back to it"
             ),
+            // A wave's stop leaves X's other nodes serving: the last wave stops none.
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
+                wave: None,
             } => match &remedy {
                 Some(remedy) => format!(
                     "{forward} stopped X's nodes: they must run again ({remedy}) before \
@@ -444,9 +452,11 @@ mod tests {
                         "start-y",
                         StepKind::StartNodes {
                             cluster: ClusterSide::Y,
+                            wave: None,
                         },
                         Some(RollbackKind::StopNodes {
                             cluster: ClusterSide::Y,
+                            wave: None,
                         }),
                     ),
                     step(
@@ -555,9 +565,11 @@ mod tests {
                 id,
                 StepKind::StartNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 },
                 Some(RollbackKind::StopNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 }),
             )
         };
@@ -711,5 +723,45 @@ mod tests {
 
     fn parse(key: &str) -> StepRef {
         crate::engine::journal::parse_step_key(key).unwrap()
+    }
+
+    /// Waves roll back newest first, and within a wave its X nodes start again before its
+    /// Y nodes stop; traffic goes to X before anything else.
+    #[test]
+    fn waves_roll_back_newest_first_x_back_before_y_goes() {
+        let mut plan = crate::plan::templates::sample::plan(
+            crate::plan::model::Mode::Hybrid,
+            crate::plan::model::StrategyChoice::Fixed(Strategy::DualCluster),
+        );
+        plan.rolling = Some(crate::plan::model::RollingSpec {
+            waves: vec![
+                crate::plan::model::Share::Nodes(1),
+                crate::plan::model::Share::Percent(100),
+            ],
+            between_waves: std::time::Duration::from_secs(60),
+        });
+        let expanded = crate::plan::templates::expand(&plan).unwrap();
+        let done = [
+            "data-plane/wave-1-start-y",
+            "data-plane/staging-tests",
+            "data-plane/wave-1-traffic",
+            "data-plane/wave-1-stop-x",
+            "data-plane/wave-2-start-y",
+            "data-plane/wave-2-traffic",
+        ];
+        let view = view_after(&expanded, &done, 100);
+        let planned = plan_rollback(&expanded, &view, false);
+        let order: Vec<String> = planned.steps.iter().map(|s| s.step.clone()).collect();
+        assert_eq!(
+            order,
+            [
+                "rollback/traffic-to-x",
+                "rollback/data-plane.wave-2-start-y",
+                "rollback/data-plane.wave-1-stop-x",
+                "rollback/data-plane.wave-1-start-y",
+            ],
+            "{planned:?}"
+        );
+        assert_eq!(planned.note, None);
     }
 }

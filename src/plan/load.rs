@@ -19,6 +19,7 @@ mod diagnostics;
 mod gates;
 mod notify;
 mod read;
+mod rolling;
 mod steps;
 mod traffic;
 mod yaml;
@@ -162,6 +163,7 @@ const ROOT_KEYS: &[&str] = &[
     "steps",
     "command_timeout",
     "notify",
+    "rolling",
 ];
 
 /// Where things were written, for checks that span sections and for mapping the
@@ -189,6 +191,7 @@ struct Positions {
     skips: Vec<Pos>,
     /// Data planes given an `admin_url` (node name, where, the key's path): a warning each.
     data_plane_admin_urls: Vec<(String, Pos, String)>,
+    rolling: rolling::RollingAt,
 }
 
 struct Loader {
@@ -298,6 +301,11 @@ impl Loader {
             Some(n) => self.notify(n),
             None => Some(NotifySpec::default()),
         };
+        let bake = traffic.as_ref().map_or(defaults::BAKE, |t| t.bake);
+        let rolling = match (f.get("rolling"), f.key_pos("rolling")) {
+            (Some(n), Some(key)) => self.rolling(key, n, bake).map(Some),
+            _ => Some(None),
+        };
 
         // Checks across sections, on whatever could be read.
         let strategy_fits = match (mode, &strategy) {
@@ -309,6 +317,9 @@ impl Loader {
         }
         if let Some(executors) = &executors {
             self.check_executor_refs(executors);
+        }
+        if let (Some(mode), Some(clusters), Some(Some(rolling))) = (mode, &clusters, &rolling) {
+            self.check_rolling(mode, clusters, rolling);
         }
         if let (Some(clusters), Some(tests)) = (&clusters, &smoke_tests) {
             self.check_smoke_tests_reach_y(clusters, tests);
@@ -364,6 +375,7 @@ impl Loader {
             Some(steps),
             Some(command_timeout),
             Some(notify),
+            Some(rolling),
         ) = (
             name,
             from,
@@ -383,6 +395,7 @@ impl Loader {
             steps,
             command_timeout,
             notify,
+            rolling,
         )
         else {
             return None;
@@ -406,6 +419,7 @@ impl Loader {
             steps,
             command_timeout,
             notify,
+            rolling,
         })
     }
 

@@ -10,3 +10,4 @@ pub mod placement;
 pub mod steps;
 pub mod templates;
 pub mod version;
+pub mod waves;

@@ -36,6 +36,45 @@ pub struct Plan {
     pub command_timeout: Duration,
     /// Who else hears when kongup needs the operator (`notify:`).
     pub notify: NotifySpec,
+    /// `rolling:`: the data planes (hybrid) or the nodes (DB-less) roll in waves; `None`
+    /// rolls them as one cluster.
+    pub rolling: Option<RollingSpec>,
+}
+
+/// `rolling:`: waves of the rolling fleet (`plan::waves` resolves them to nodes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollingSpec {
+    /// Cumulative shares of Y's fleet up after each wave, rising, the last all of it.
+    pub waves: Vec<Share>,
+    /// How long each wave's traffic stage is watched with the gates before the next wave.
+    pub between_waves: Duration,
+}
+
+/// A part of a fleet: a number of nodes, or a percentage of them (rounded up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    Nodes(usize),
+    Percent(u8),
+}
+
+impl Share {
+    /// How many of `fleet` nodes this is: a percentage rounded up, so a wave of 1% of
+    /// ten nodes is one node, not none.
+    pub fn of(self, fleet: usize) -> usize {
+        match self {
+            Share::Nodes(n) => n,
+            Share::Percent(p) => (fleet * usize::from(p)).div_ceil(100),
+        }
+    }
+}
+
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Share::Nodes(n) => write!(f, "{n}"),
+            Share::Percent(p) => write!(f, "{p}%"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

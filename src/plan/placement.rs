@@ -8,6 +8,7 @@
 
 use super::model::{CommandSpec, Node, Plan, Role};
 use super::steps::{ClusterSide, PhaseName, StepKind};
+use super::waves::waves;
 
 /// The executor every plan has, and the one for nodes and commands that name none.
 const LOCAL: &str = "local";
@@ -34,15 +35,45 @@ fn nodes_of(plan: &Plan, side: ClusterSide, phase: PhaseName) -> Vec<&Node> {
         .collect()
 }
 
+/// The nodes of one wave of `side` (`rolling:`): those it starts on Y, stops on X.
+fn wave_nodes(plan: &Plan, side: ClusterSide, phase: PhaseName, wave: usize) -> Vec<&Node> {
+    let waves = waves(plan);
+    let Some(wave) = waves.iter().find(|w| w.number == wave) else {
+        return Vec::new();
+    };
+    let names = match side {
+        ClusterSide::X => &wave.x_nodes,
+        ClusterSide::Y => &wave.y_nodes,
+    };
+    nodes_of(plan, side, phase)
+        .into_iter()
+        .filter(|n| names.contains(&n.name))
+        .collect()
+}
+
 /// The nodes a step of `phase` acts on, in plan order: every node of its cluster (of the
 /// phase's role in hybrid mode) for deploy/start/stop/decommission, the first Y node for
 /// migrations, none for the other kinds.
 pub fn step_nodes<'p>(plan: &'p Plan, phase: PhaseName, kind: &StepKind) -> Vec<&'p Node> {
     match kind {
         StepKind::DeployNodes { cluster }
-        | StepKind::StartNodes { cluster }
-        | StepKind::StopNodes { cluster }
+        | StepKind::StartNodes {
+            cluster,
+            wave: None,
+        }
+        | StepKind::StopNodes {
+            cluster,
+            wave: None,
+        }
         | StepKind::Decommission { cluster } => nodes_of(plan, *cluster, phase),
+        StepKind::StartNodes {
+            cluster,
+            wave: Some(wave),
+        }
+        | StepKind::StopNodes {
+            cluster,
+            wave: Some(wave),
+        } => wave_nodes(plan, *cluster, phase, *wave),
         StepKind::Migrations(_) => nodes_of(plan, ClusterSide::Y, phase)
             .into_iter()
             .take(1)
@@ -181,6 +212,7 @@ mod tests {
         };
         let stop_x = StepKind::StopNodes {
             cluster: ClusterSide::X,
+            wave: None,
         };
         assert_eq!(names(PhaseName::ControlPlane, stop_x.clone()), ["x-cp"]);
         assert_eq!(names(PhaseName::DataPlane, stop_x), ["x-dp-1", "x-dp-2"]);

@@ -146,11 +146,15 @@ pub enum StepKind {
     DeployNodes {
         cluster: ClusterSide,
     },
+    /// Start nodes of a cluster: all of the phase's, or one wave's (`rolling:`; 1-based).
     StartNodes {
         cluster: ClusterSide,
+        wave: Option<usize>,
     },
+    /// Stop nodes of a cluster: all of the phase's, or one wave's (`rolling:`; 1-based).
     StopNodes {
         cluster: ClusterSide,
+        wave: Option<usize>,
     },
     Migrations(MigrationsCommand),
     SmokeTests,
@@ -241,11 +245,15 @@ pub struct RollbackAction {
 pub enum RollbackKind {
     /// All traffic back to X (always the first act of a rollback when traffic moved).
     TrafficToX,
+    /// Stop the nodes a step started: all of the phase's, or one wave's.
     StopNodes {
         cluster: ClusterSide,
+        wave: Option<usize>,
     },
+    /// Start the nodes a step stopped: all of the phase's, or one wave's.
     StartNodes {
         cluster: ClusterSide,
+        wave: Option<usize>,
     },
     /// Restore the backup over the live database (after `migrations finish`).
     RestoreDatabase,

@@ -174,6 +174,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(600),
         notify: Default::default(),
+        rolling: None,
     }
 }
 
@@ -290,6 +291,7 @@ pub fn expanded() -> ExpandedPlan {
         instruction: "Start cluster Y.",
         kind: StepKind::StartNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
         changes: true,
     });
@@ -297,6 +299,7 @@ pub fn expanded() -> ExpandedPlan {
         "Stop cluster Y",
         RollbackKind::StopNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
     );
 
@@ -448,6 +451,7 @@ pub fn expanded() -> ExpandedPlan {
                 instruction: "Stop the old data planes once the new ones carry the traffic.",
                 kind: StepKind::StopNodes {
                     cluster: ClusterSide::X,
+                    wave: None,
                 },
                 changes: true,
             }),

@@ -289,6 +289,9 @@ pub struct Flash {
 pub struct ConsoleState {
     plan: Plan,
     expanded: ExpandedPlan,
+    /// The plan's waves (`rolling:`), resolved once: nodes by wave, for the checklist and
+    /// for which nodes are up as planned.
+    waves: Vec<crate::plan::waves::Wave>,
     /// Every step in run order; rollback steps join at the end as the engine plans them.
     entries: Vec<StepEntry>,
     index: HashMap<StepRef, usize>,
@@ -349,6 +352,7 @@ impl ConsoleState {
         let mut state = ConsoleState {
             plan: plan.clone(),
             expanded: expanded.clone(),
+            waves: crate::plan::waves::waves(plan),
             entries: Vec::new(),
             index: HashMap::new(),
             previewer,
@@ -654,7 +658,7 @@ impl ConsoleState {
         };
         for node in &mut snapshot.nodes {
             if matches!(node.health, NodeHealth::Unreachable(_))
-                && !self.node_expected_up(node.cluster, node.role)
+                && !self.named_node_expected_up(node.cluster, node.role, &node.name)
             {
                 node.health = NodeHealth::Absent;
             }

@@ -59,8 +59,8 @@ fn role_of_phase(phase: PhaseName) -> Option<Role> {
 fn target(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> Option<Target> {
     let role = role_of_phase(phase);
     let (side, want) = match *kind {
-        StepKind::StartNodes { cluster } => (cluster, Want::Up),
-        StepKind::StopNodes { cluster } | StepKind::Decommission { cluster } => {
+        StepKind::StartNodes { cluster, .. } => (cluster, Want::Up),
+        StepKind::StopNodes { cluster, .. } | StepKind::Decommission { cluster } => {
             (cluster, Want::Down)
         }
         StepKind::DeployNodes { cluster } => {
@@ -71,7 +71,7 @@ fn target(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> Option<
                 .and_then(|p| {
                     p.steps
                         .iter()
-                        .find(|s| s.kind == StepKind::StartNodes { cluster })
+                        .find(|s| matches!(s.kind, StepKind::StartNodes { cluster: c, .. } if c == cluster))
                 });
             match starts_later {
                 Some(start) => (
@@ -300,8 +300,12 @@ impl StepAction for NodesWait {
             Some(of) => {
                 let phase = of.undoes.as_ref().map_or(PhaseName::Cluster, |s| s.phase);
                 let kind = match of.kind {
-                    RollbackKind::StartNodes { cluster } => StepKind::StartNodes { cluster },
-                    RollbackKind::StopNodes { cluster } => StepKind::StopNodes { cluster },
+                    RollbackKind::StartNodes { cluster, wave } => {
+                        StepKind::StartNodes { cluster, wave }
+                    }
+                    RollbackKind::StopNodes { cluster, wave } => {
+                        StepKind::StopNodes { cluster, wave }
+                    }
                     _ => ctx.step.kind.clone(),
                 };
                 (phase, kind)

@@ -119,6 +119,7 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
             format!("Start {}", target.y()),
             StepKind::StartNodes {
                 cluster: ClusterSide::Y,
+                wave: None,
             },
         )
         .guide("Start cluster Y.")

@@ -123,6 +123,7 @@ pub(super) fn stop_y(target: Target) -> RollbackAction {
         ),
         kind: RollbackKind::StopNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
         irreversible: false,
     }
@@ -139,6 +140,7 @@ pub(super) fn take_y_out_of_service(target: Target) -> RollbackAction {
         ),
         kind: RollbackKind::StopNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
         irreversible: false,
     }
@@ -153,6 +155,7 @@ pub(super) fn start_x(target: Target) -> RollbackAction {
         ),
         kind: RollbackKind::StartNodes {
             cluster: ClusterSide::X,
+            wave: None,
         },
         irreversible: false,
     }
@@ -367,7 +370,7 @@ pub(super) fn kongup_note(
             "{by_hand_or_commands}. {} starts later, at its own step, where kongup waits for it.",
             cluster.as_str().to_uppercase()
         ),
-        StepKind::DeployNodes { cluster } | StepKind::StartNodes { cluster } => format!(
+        StepKind::DeployNodes { cluster } | StepKind::StartNodes { cluster, wave: None } => format!(
             "{by_hand_or_commands}; kongup then waits until {} are up: Kong {} on the Admin API and 200 on /status/ready, for each URL the plan gives.",
             nodes_of(*cluster, phase),
             match cluster {
@@ -375,7 +378,27 @@ pub(super) fn kongup_note(
                 ClusterSide::X => plan.from,
             }
         ),
-        StepKind::StopNodes { cluster } => format!(
+        StepKind::StartNodes {
+            cluster,
+            wave: Some(wave),
+        } => format!(
+            "{by_hand_or_commands}, on the nodes of {}'s wave {wave} only; kongup then waits until each answers 200 on /status/ready{}.",
+            cluster.as_str().to_uppercase(),
+            if phase == PhaseName::DataPlane {
+                format!(" and the control planes list it at Kong {} with sync status `normal`", plan.to)
+            } else {
+                String::new()
+            }
+        ),
+        StepKind::StopNodes {
+            cluster,
+            wave: Some(wave),
+        } => format!(
+            "{by_hand_or_commands}, on the wave's nodes only; kongup then waits until {}'s nodes of wave {wave} stop answering, report draining, or another version answers at their address. The rest of {} keeps serving.",
+            cluster.as_str().to_uppercase(),
+            cluster.as_str().to_uppercase()
+        ),
+        StepKind::StopNodes { cluster, wave: None } => format!(
             "{by_hand_or_commands}; kongup then waits until {} stop answering, report draining, or another version answers at their address.",
             nodes_of(*cluster, phase)
         ),

@@ -129,6 +129,7 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
             format!("Start {}", target.y()),
             StepKind::StartNodes {
                 cluster: ClusterSide::Y,
+                wave: None,
             },
         )
         .guide("Start cluster Y.")

@@ -71,6 +71,7 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
             format!("Stop {}", target.x()),
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
+                wave: None,
             },
         )
         .guide("Stop the Kong Gateway nodes of the old cluster X but keep the database running. This will create a period of downtime until the upgrade completes.")
@@ -117,6 +118,7 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
             format!("Start {}", target.y()),
             StepKind::StartNodes {
                 cluster: ClusterSide::Y,
+                wave: None,
             },
         )
         .guide("Start the new cluster Y.")

@@ -10,10 +10,12 @@
 
 use super::common::{
     Draft, Target, go_no_go, monitor, preflight, resume_writes, review_breaking_changes,
-    review_considerations, shift_traffic, stop_y, take_y_out_of_service, unfreeze_writes,
+    review_considerations, shift_traffic, stop_y, take_y_out_of_service, traffic_to_x,
+    unfreeze_writes,
 };
 use crate::plan::model::Plan;
-use crate::plan::steps::{BackupKind, ClusterSide, Step, StepKind};
+use crate::plan::steps::{BackupKind, ClusterSide, RollbackAction, RollbackKind, Step, StepKind};
+use crate::plan::waves::{Wave, waves};
 
 const FREEZE_GUIDE: &str = "Stop any Kong Gateway configuration updates (for example, Admin API calls to :8001/config). This is critical to guarantee data consistency between cluster X and cluster Y.";
 
@@ -54,6 +56,12 @@ pub(super) fn steps(plan: &Plan, target: Target) -> Vec<Step> {
             ),
         ]
     };
+    let waves = waves(plan);
+    if !waves.is_empty() {
+        steps.extend(wave_steps(plan, target, &waves));
+        steps.extend(ending(plan, target));
+        return steps;
+    }
     steps.push(
         Draft::new(
             "deploy-y",
@@ -76,24 +84,7 @@ Provision the new cluster Y with the same-sized resource capacity as that of the
         .rollback(take_y_out_of_service(target))
         .build(),
     );
-    steps.push(
-        Draft::new(
-            "staging-tests",
-            "5.2",
-            "Staging tests against Y",
-            StepKind::SmokeTests,
-        )
-        .guide(
-            "Perform staging tests against version Y to make sure it works for all use cases.
-
-For example, does the Key Authentication plugin authenticate requests properly?
-
-If it is a data plane node, ensure the communication with the control node succeeds.
-
-If the outcome is not as expected, look over the upgrade considerations and the breaking changes again to see if you missed anything.",
-        )
-        .build(),
-    );
+    steps.push(staging_tests());
     steps.push(
         Draft::new(
             "scale-y",
@@ -113,6 +104,13 @@ If the outcome is not as expected, look over the upgrade considerations and the 
 
 This is usually done gradually and incrementally, depending on the risk profile of the deployment. Any load balancers that support traffic splitting will work here, such as DNS, Nginx, Kubernetes rollout mechanisms, and so on.",
     ));
+    steps.extend(ending(plan, target));
+    steps
+}
+
+/// After the traffic is all on Y: watch it, decide, decommission X, resume writes.
+fn ending(plan: &Plan, target: Target) -> Vec<Step> {
+    let mut steps = Vec::new();
     steps.push(monitor(
         plan,
         target,
@@ -142,6 +140,149 @@ This is usually done gradually and incrementally, depending on the risk profile 
     );
     steps.push(resume_writes());
     steps
+}
+
+/// Kong's rolling guide, "continuously install and launch more Y nodes" while X's are shut
+/// down, done in the plan's waves (`rolling:`): each wave starts its Y nodes (the canary
+/// wave first, then the staging tests against it), gives Y the wave's cumulative share of
+/// traffic and bakes it with the gates for `between_waves`, then stops the wave's X nodes.
+fn wave_steps(plan: &Plan, target: Target, waves: &[Wave]) -> Vec<Step> {
+    let count = waves.len();
+    let bake = plan
+        .rolling
+        .as_ref()
+        .map_or(plan.traffic.bake, |r| r.between_waves);
+    let what = match target {
+        Target::DataPlanes => "data planes",
+        _ => "nodes",
+    };
+    let mut steps = Vec::new();
+    for wave in waves {
+        let n = wave.number;
+        steps.push(
+            Draft::new(
+                &format!("wave-{n}-start-y"),
+                "5",
+                format!(
+                    "Wave {n}/{count}: start {} of Y's {what} ({})",
+                    wave.y_nodes.len(),
+                    plan.to
+                ),
+                StepKind::StartNodes {
+                    cluster: ClusterSide::Y,
+                    wave: Some(n),
+                },
+            )
+            .guide("Continuously install and launch more Y nodes.")
+            .note(format!("This wave's Y nodes: {}.", wave.y_nodes.join(", ")))
+            .changes()
+            .rollback(wave_action(target, ClusterSide::Y, n))
+            .build(),
+        );
+        if n == 1 {
+            steps.push(staging_tests());
+        }
+        steps.push(
+            Draft::new(
+                &format!("wave-{n}-traffic"),
+                "6",
+                format!("Wave {n}/{count}: send {}% of traffic to Y", wave.y_percent),
+                StepKind::ShiftTraffic {
+                    y_percent: wave.y_percent,
+                    bake,
+                },
+            )
+            .guide("Divert traffic from old cluster X to new cluster Y.")
+            .note(format!(
+                "Y's share is the share of its fleet up after this wave, for drivers that split by cluster: {} of {}.",
+                waves[..n].iter().map(|w| w.y_nodes.len()).sum::<usize>(),
+                plural(waves.iter().map(|w| w.y_nodes.len()).sum(), "node")
+            ))
+            .changes()
+            .rollback(traffic_to_x())
+            .build(),
+        );
+        if !wave.x_nodes.is_empty() {
+            steps.push(
+                Draft::new(
+                    &format!("wave-{n}-stop-x"),
+                    "",
+                    format!(
+                        "Wave {n}/{count}: stop {} of X's {what}",
+                        wave.x_nodes.len()
+                    ),
+                    StepKind::StopNodes {
+                        cluster: ClusterSide::X,
+                        wave: Some(n),
+                    },
+                )
+                .guide("Kong's rolling guide: continuously add new nodes of version Y while shutting down nodes of version X.")
+                .note(format!("This wave's X nodes: {}.", wave.x_nodes.join(", ")))
+                .changes()
+                .rollback(wave_action(target, ClusterSide::X, n))
+                .build(),
+            );
+        }
+    }
+    steps
+}
+
+/// The undo of a wave's start (stop its Y nodes) or stop (start its X nodes again).
+fn wave_action(target: Target, side: ClusterSide, wave: usize) -> RollbackAction {
+    match side {
+        ClusterSide::Y => RollbackAction {
+            title: format!("Stop wave {wave} of {}", target.y()),
+            instruction: format!(
+                "Stop the nodes of {} that wave {wave} started, so that nothing runs the new version while X takes over again.",
+                target.y()
+            ),
+            kind: RollbackKind::StopNodes {
+                cluster: ClusterSide::Y,
+                wave: Some(wave),
+            },
+            irreversible: false,
+        },
+        ClusterSide::X => RollbackAction {
+            title: format!("Start wave {wave} of {} again", target.x()),
+            instruction: format!(
+                "Start the nodes of {} that wave {wave} stopped, before the wave's Y nodes go.",
+                target.x()
+            ),
+            kind: RollbackKind::StartNodes {
+                cluster: ClusterSide::X,
+                wave: Some(wave),
+            },
+            irreversible: false,
+        },
+    }
+}
+
+/// Guide step 5.2, against the first Y nodes (in waves: the first wave's).
+fn staging_tests() -> Step {
+    Draft::new(
+        "staging-tests",
+        "5.2",
+        "Staging tests against Y",
+        StepKind::SmokeTests,
+    )
+    .guide(
+        "Perform staging tests against version Y to make sure it works for all use cases.
+
+For example, does the Key Authentication plugin authenticate requests properly?
+
+If it is a data plane node, ensure the communication with the control node succeeds.
+
+If the outcome is not as expected, look over the upgrade considerations and the breaking changes again to see if you missed anything.",
+    )
+    .build()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// The data-plane phase opens with checks instead of repeating steps 1 to 4.

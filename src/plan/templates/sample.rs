@@ -119,6 +119,7 @@ pub(crate) fn plan(mode: Mode, strategy: StrategyChoice) -> Plan {
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(300),
         notify: Default::default(),
+        rolling: None,
     }
 }
 

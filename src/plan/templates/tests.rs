@@ -344,13 +344,15 @@ fn rollback_counterparts() {
     assert_eq!(
         kind("deploy-y"),
         Some(RollbackKind::StopNodes {
-            cluster: ClusterSide::Y
+            cluster: ClusterSide::Y,
+            wave: None,
         })
     );
     assert_eq!(
         kind("start-y"),
         Some(RollbackKind::StopNodes {
-            cluster: ClusterSide::Y
+            cluster: ClusterSide::Y,
+            wave: None,
         })
     );
     for id in SHIFTS {
@@ -371,7 +373,8 @@ fn rollback_counterparts() {
             .as_ref()
             .map(|r| r.kind.clone()),
         Some(RollbackKind::StartNodes {
-            cluster: ClusterSide::X
+            cluster: ClusterSide::X,
+            wave: None,
         })
     );
 }

@@ -61,7 +61,16 @@ impl ConsoleState {
     /// Whether `side`'s nodes of `role` should answer now: the engine's rule
     /// ([`expected::node_expected_up`]) over the steps as the console knows them.
     pub fn node_expected_up(&self, side: ClusterSide, role: Role) -> bool {
-        expected::node_expected_up(self.plan.mode, &self.expanded, self.steps_at(), side, role)
+        let steps = self.steps_at();
+        expected::node_expected_up(self.plan.mode, &self.expanded, steps, side, role, None)
+    }
+
+    /// Whether the node `name` should answer now: as [`Self::node_expected_up`], and in a
+    /// plan that rolls in waves, by its own wave's steps.
+    pub fn named_node_expected_up(&self, side: ClusterSide, role: Role, name: &str) -> bool {
+        let wave = crate::plan::waves::wave_of(&self.waves, side, name);
+        let steps = self.steps_at();
+        expected::node_expected_up(self.plan.mode, &self.expanded, steps, side, role, wave)
     }
 
     /// Whether any of `side`'s nodes should answer now (see [`Self::node_expected_up`]).

@@ -11,3 +11,4 @@ mod resume;
 mod resume_more;
 mod rollback;
 mod walk;
+mod waves;

@@ -55,6 +55,7 @@ async fn scripted_lines_confirm_in_order_and_rollback_takes_traffic_back() {
                 scripted("start-y"),
                 RollbackKind::StopNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 },
             ),
             with_rollback(

@@ -26,6 +26,7 @@ fn start_y() -> kongup::plan::steps::Step {
         scripted("start-y"),
         RollbackKind::StopNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
     )
 }
@@ -742,10 +743,12 @@ async fn after_x_was_stopped_traffic_goes_back_only_once_x_is_started_again() {
             "stop-x",
             StepKind::StopNodes {
                 cluster: ClusterSide::X,
+                wave: None,
             },
         ),
         RollbackKind::StartNodes {
             cluster: ClusterSide::X,
+            wave: None,
         },
     );
     let steps = expanded(

@@ -553,6 +553,7 @@ async fn a_node_that_never_comes_up_fails_the_start_at_the_deadline_with_a_count
                 "start-y",
                 StepKind::StartNodes {
                     cluster: ClusterSide::Y,
+                    wave: None,
                 },
             )],
         ),

@@ -56,6 +56,7 @@ async fn start_y(plan: Plan) -> (StepState, String) {
         "start-y",
         StepKind::StartNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
     )];
     let mut run = TestRun::start(setup(

@@ -5,3 +5,4 @@ mod fuzz;
 mod refusals;
 mod sizes;
 mod urls;
+mod waves;

@@ -73,6 +73,7 @@ pub fn plan_named(name: &str) -> Plan {
         steps: StepCustomisation::default(),
         command_timeout: Duration::from_secs(60),
         notify: Default::default(),
+        rolling: None,
     }
 }
 
@@ -99,6 +100,7 @@ pub fn scripted(id: &str) -> Step {
         id,
         StepKind::StartNodes {
             cluster: ClusterSide::Y,
+            wave: None,
         },
     )
 }

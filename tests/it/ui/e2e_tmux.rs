@@ -22,6 +22,14 @@ fn status_json(run_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
+/// The checklist's row of a ready step, as drawn ("●  Stop cluster Y   [ready]").
+fn ready_row(screen: &str) -> Option<String> {
+    let line = screen.lines().find(|l| l.contains("[ready]"))?;
+    let start = line.find('┃').map_or(0, |i| i + '┃'.len_utf8());
+    let end = line.find("[ready]")? + "[ready]".len();
+    Some(line[start..end].to_string())
+}
+
 #[test]
 fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,8 +86,13 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_
     assert!(tmux.screen().contains("10% Y"), "{}", tmux.screen());
 
     tmux.keys(&["R"]);
+    // The plan's first step in the wait too: a capture taken while the dialog redraws can
+    // hold its header and not yet its rows.
     let screen = tmux.wait_for("all traffic on X and the rollback plan", |s| {
-        s.contains("X 100%") && s.contains("ROLLBACK") && s.contains("Then, in this order")
+        s.contains("X 100%")
+            && s.contains("ROLLBACK")
+            && s.contains("Then, in this order")
+            && s.contains("Stop cluster Y")
     });
     assert!(
         screen.contains("all traffic on X in") && screen.contains("confirmed by the load balancer"),
@@ -105,16 +118,21 @@ fn the_demo_confirms_until_traffic_moves_then_r_sends_it_all_back_to_x_and_ends_
             tmux.screen()
         );
         let before = tmux.wait_for("a ready rollback step", |s| {
-            s.contains("[ready]") || s.contains("ROLLED BACK")
+            ready_row(s).is_some() || s.contains("ROLLED BACK")
         });
         if before.contains("ROLLED BACK") {
             break;
         }
+        let row = ready_row(&before).unwrap();
         let dialog = |s: &str| s.contains("Rollback step ·") || s.contains("Confirm ·");
         tmux.keys(&["Enter"]);
         tmux.wait_for("the rollback step's dialog", dialog);
         tmux.keys(&["Enter"]);
-        tmux.wait_for("the step under way", |s| !dialog(s));
+        // Under way once its own row has left [ready]: the dialog closes at once, and the
+        // checklist still draws the step ready until the engine says it started, so the
+        // next round would otherwise take that row for the next step and press Enter on a
+        // running one (refused: "is running: only a ready step can be confirmed").
+        tmux.wait_for("the step under way", |s| !dialog(s) && !s.contains(&row));
         confirmed += 1;
     }
     let screen = tmux.screen();

@@ -517,7 +517,10 @@ fn a_rollback_starting_x_again_expects_x_up() {
     decommission.rollback = Some(RollbackAction {
         title: "Start X's control planes again".into(),
         instruction: "Start them.".into(),
-        kind: RollbackKind::StartNodes { cluster: X },
+        kind: RollbackKind::StartNodes {
+            cluster: X,
+            wave: None,
+        },
         irreversible: false,
     });
     let plan = plan();
