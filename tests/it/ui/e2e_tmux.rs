@@ -263,7 +263,14 @@ steps:
     tmux.keys(&["Enter"]);
     tmux.wait_for("the confirm dialog", |s| s.contains("Confirm ·"));
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the step's first line", |s| s.contains("step-started"));
+    // The confirm dialog shows the command (`echo step-started; …`) too: wait for the line
+    // the step printed, in the logs, with the dialog gone. A q pressed before the engine
+    // reports the step running quits without the quit dialog.
+    tmux.wait_for("the step's first line", |s| {
+        !s.contains("Confirm ·")
+            && s.lines()
+                .any(|line| line.contains("step-started") && !line.contains("echo"))
+    });
     tmux.keys(&["q"]);
     tmux.wait_for("the quit dialog", |s| s.contains("Quit?"));
     tmux.keys(&["y"]);
