@@ -934,7 +934,8 @@ impl Plain {
             step,
             state: *state,
         });
-        let up = |side| cluster_expected_up(&self.setup.plan, expanded, at.clone(), side);
+        let waves = crate::plan::waves::waves(&self.setup.plan);
+        let up = |side| cluster_expected_up(&self.setup.plan, &waves, expanded, at.clone(), side);
         let cause = likely_cause(&Facts {
             topology: self.topology.as_ref(),
             detail: Some(detail),

@@ -122,9 +122,11 @@ where
     }
 }
 
-/// Whether any of `side`'s nodes should answer now (see [`node_expected_up`]).
+/// Whether any of `side`'s nodes should answer now (see [`node_expected_up`]). `waves`:
+/// the plan's (`plan::waves::waves`), worked out once by the caller, as it does not change.
 pub fn cluster_expected_up<'a, I>(
     plan: &Plan,
+    waves: &[crate::plan::waves::Wave],
     expanded: &ExpandedPlan,
     steps: I,
     side: ClusterSide,
@@ -136,9 +138,8 @@ where
         ClusterSide::X => &plan.clusters.x,
         ClusterSide::Y => &plan.clusters.y,
     };
-    let waves = crate::plan::waves::waves(plan);
     cluster.nodes.iter().any(|node| {
-        let wave = crate::plan::waves::wave_of(&waves, side, &node.name);
+        let wave = crate::plan::waves::wave_of(waves, side, &node.name);
         node_expected_up(plan.mode, expanded, steps.clone(), side, node.role, wave)
     })
 }

@@ -75,7 +75,13 @@ impl ConsoleState {
 
     /// Whether any of `side`'s nodes should answer now (see [`Self::node_expected_up`]).
     pub fn cluster_expected_up(&self, side: ClusterSide) -> bool {
-        expected::cluster_expected_up(&self.plan, &self.expanded, self.steps_at(), side)
+        expected::cluster_expected_up(
+            &self.plan,
+            &self.waves,
+            &self.expanded,
+            self.steps_at(),
+            side,
+        )
     }
 
     /// Every step in run order with its state, for the engine's rules.
