@@ -160,16 +160,23 @@ async fn a_y_data_plane_with_the_empty_configuration_fails_the_bake_at_once() {
 
     let failed = monitor.latest().expect("a snapshot");
     assert_eq!(failed.y.empty_configuration.len(), 1);
-    let verdict = run
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|e| match e {
+    // Gate verdicts are samples in the event stream (the latest waits): the failing one may
+    // come after the step's Failed state, so wait for it among every event received.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let verdict = loop {
+        let found = run.events.lock().unwrap().iter().find_map(|e| match e {
             kongup::engine::Event::Gate(v) if v.verdict == Verdict::Fail => Some(v.clone()),
             _ => None,
-        })
-        .expect("the failing verdict is shown");
+        });
+        if let Some(verdict) = found {
+            break verdict;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failing verdict is shown"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(verdict.consecutive_breaches, 0, "{:?}", verdict.checks);
     run.quit().await;
 }
