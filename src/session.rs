@@ -120,7 +120,7 @@ fn start_with(
     let cancel = CancellationToken::new();
     let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
     config.interval = sources.metrics_interval;
-    config.timeout = monitor::default_timeout(sources.metrics_interval);
+    config.timeout = monitor::scrape_timeout(sources.metrics_interval);
     let (client, warnings) = http::client(&plan.admin.tls, config.timeout, config.timeout)
         .map_err(|error| LiveSupportError(error.to_string()))?;
     for warning in warnings {

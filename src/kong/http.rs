@@ -13,8 +13,9 @@
 //! redirect leaves the host, so `Kong-Admin-Token` would follow one anywhere, even from
 //! https to http. A redirect is an error that names where it pointed.
 //!
-//! Bodies are read through [`read_body`], never whole: each kind of answer has a cap
-//! ([`BodyLimit`]) and reading stops there, so a wrong URL (a file server, a proxy that
+//! Bodies are read through [`read_body`], or handed on as they arrive through
+//! [`read_body_chunks`], never unbounded: each kind of answer has a cap ([`BodyLimit`])
+//! and reading stops there, so a wrong URL (a file server, a proxy that
 //! streams) or a broken node cannot take kongup's memory.
 
 use std::path::Path;
@@ -169,26 +170,67 @@ pub enum BodyError {
 /// byte is read, and an endless chunked body at the limit. The client's timeout still
 /// bounds the whole read.
 pub async fn read_body(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: BodyLimit,
 ) -> Result<Vec<u8>, BodyError> {
-    let too_large = |response: &reqwest::Response, announced| BodyError::TooLarge {
-        url: redact_url(response.url().as_str()).into_owned(),
-        limit,
-        announced,
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .map_or(0, |n| n.min(limit.bytes as u64) as usize),
+    );
+    read_body_chunks(response, limit, |chunk| {
+        body.extend_from_slice(chunk);
+        Ok::<_, std::convert::Infallible>(())
+    })
+    .await
+    .map_err(|error| match error {
+        ChunkError::Body(error) => error,
+        ChunkError::Sink(never) => match never {},
+    })?;
+    Ok(body)
+}
+
+/// Why a body handed over chunk by chunk stopped.
+#[derive(Debug)]
+pub enum ChunkError<E> {
+    /// Reading it failed or it passed its limit.
+    Body(BodyError),
+    /// What it was handed to refused a chunk.
+    Sink(E),
+}
+
+/// Hands a response's body to `sink` chunk by chunk as it arrives, none of it held here,
+/// under the same limit as [`read_body`] (checked before each chunk is handed over). A
+/// `sink` error stops the read.
+pub async fn read_body_chunks<E>(
+    mut response: reqwest::Response,
+    limit: BodyLimit,
+    mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), ChunkError<E>> {
+    let too_large = |response: &reqwest::Response, announced| {
+        ChunkError::Body(BodyError::TooLarge {
+            url: redact_url(response.url().as_str()).into_owned(),
+            limit,
+            announced,
+        })
     };
     let announced = response.content_length();
     if announced.is_some_and(|n| n > limit.bytes as u64) {
         return Err(too_large(&response, announced));
     }
-    let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize));
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
-        if body.len() + chunk.len() > limit.bytes {
+    let mut read = 0;
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| ChunkError::Body(BodyError::Read(error)))?
+    {
+        read += chunk.len();
+        if read > limit.bytes {
             return Err(too_large(&response, announced));
         }
-        body.extend_from_slice(&chunk);
+        sink(&chunk).map_err(ChunkError::Sink)?;
     }
-    Ok(body)
+    Ok(())
 }
 
 fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, HttpClientError> {

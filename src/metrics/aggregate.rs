@@ -26,7 +26,30 @@ use super::{ClusterFigures, EmptyConfiguration, Exporter, Quantiles};
 enum NodeStatus {
     NotScrapedYet,
     Scraped,
-    Failed(String),
+    Failed(ScrapeFailure),
+}
+
+/// Why a node was not scraped: in full, and in a few words for a line that names many
+/// nodes (`timeout 800 ms`, `HTTP 404`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrapeFailure {
+    pub brief: String,
+    pub reason: String,
+}
+
+impl ScrapeFailure {
+    pub fn new(brief: impl Into<String>, reason: impl Into<String>) -> ScrapeFailure {
+        ScrapeFailure {
+            brief: brief.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ScrapeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +94,14 @@ impl ClusterTracker {
     /// Records one scrape of node `index` (its place in `new`): a sample, or why there
     /// is none. Out-of-range indexes are ignored.
     pub fn record(&mut self, index: usize, outcome: Result<NodeSample, String>) {
+        self.record_scrape(
+            index,
+            outcome.map_err(|reason| ScrapeFailure::new("not scraped", reason)),
+        );
+    }
+
+    /// [`record`](Self::record), with the failure's few words for the pane.
+    pub fn record_scrape(&mut self, index: usize, outcome: Result<NodeSample, ScrapeFailure>) {
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
         let Some(node) = self.nodes.get_mut(index) else {
             return;
@@ -104,8 +135,8 @@ impl ClusterTracker {
                 node.last = Some(sample);
                 node.status = NodeStatus::Scraped;
             }
-            Err(reason) => {
-                node.status = NodeStatus::Failed(reason);
+            Err(failure) => {
+                node.status = NodeStatus::Failed(failure);
                 node.empty_seen.clear();
                 node.empty_confirmed.clear();
             }
@@ -114,10 +145,17 @@ impl ClusterTracker {
 
     /// The cluster's figures over the window ending at `now`.
     pub fn figures(&self, now: DateTime<Utc>) -> ClusterFigures {
+        self.figures_of(now, |_| true)
+    }
+
+    /// The figures of the nodes whose name `include` accepts (a wave's, say): counters
+    /// summed and histograms merged over those nodes only, as [`figures`](Self::figures)
+    /// does over all of them.
+    pub fn figures_of(&self, now: DateTime<Utc>, include: impl Fn(&str) -> bool) -> ClusterFigures {
         let window = chrono::Duration::from_std(self.window).unwrap_or(chrono::Duration::MAX);
         let window_start = now - window;
-        let scraped: Vec<&NodeSample> = self
-            .nodes
+        let nodes: Vec<&NodeTrack> = self.nodes.iter().filter(|n| include(&n.name)).collect();
+        let scraped: Vec<&NodeSample> = nodes
             .iter()
             .filter(|n| n.status == NodeStatus::Scraped)
             .filter_map(|n| n.last.as_ref())
@@ -139,7 +177,7 @@ impl ClusterTracker {
         let mut nodes_with_request_data = 0;
         let mut nginx_requests_per_s: Option<f64> = None;
         let mut latency: [Histogram; 3] = Default::default();
-        for node in &self.nodes {
+        for node in &nodes {
             let in_window = node.deltas.iter().filter(|d| d.to > window_start);
             let mut node_requests = RequestCounts::default();
             let mut node_seconds = 0.0;
@@ -203,8 +241,7 @@ impl ClusterTracker {
         let datastore_reachable =
             (!reachability.is_empty()).then(|| reachability.iter().all(|r| *r));
 
-        let empty_configuration = self
-            .nodes
+        let empty_configuration = nodes
             .iter()
             .filter(|n| n.status == NodeStatus::Scraped)
             .flat_map(|n| {
@@ -215,13 +252,19 @@ impl ClusterTracker {
             })
             .collect();
 
-        let scrape_errors = self
-            .nodes
+        let scrape_errors = nodes
             .iter()
             .filter_map(|n| match &n.status {
-                NodeStatus::Failed(reason) => Some(format!("{}: {reason}", n.name)),
+                NodeStatus::Failed(failure) => Some(format!("{}: {}", n.name, failure.reason)),
                 NodeStatus::NotScrapedYet => Some(format!("{}: not scraped yet", n.name)),
                 NodeStatus::Scraped => None,
+            })
+            .collect();
+        let not_scraped = nodes
+            .iter()
+            .filter_map(|n| match &n.status {
+                NodeStatus::Failed(failure) => Some((n.name.clone(), failure.brief.clone())),
+                _ => None,
             })
             .collect();
 
@@ -245,8 +288,25 @@ impl ClusterTracker {
             nginx_requests_per_s,
             empty_configuration,
             nodes_scraped: scraped.len(),
-            nodes_total: self.nodes.len(),
+            nodes_total: nodes.len(),
             scrape_errors,
+            not_scraped,
+            slowest_scrapes: slowest(&nodes),
         }
     }
+}
+
+/// How many of the slowest scrapes the figures name.
+pub const SLOWEST_NAMED: usize = 3;
+
+/// The nodes whose last scrape took longest, slowest first.
+fn slowest(nodes: &[&NodeTrack]) -> Vec<(String, Duration)> {
+    let mut timed: Vec<(String, Duration)> = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Scraped)
+        .filter_map(|n| Some((n.name.clone(), n.last.as_ref()?.scrape_time?)))
+        .collect();
+    timed.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    timed.truncate(SLOWEST_NAMED);
+    timed
 }

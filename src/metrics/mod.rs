@@ -114,6 +114,12 @@ pub struct ClusterFigures {
     pub nodes_total: usize,
     /// Why each node not scraped was not, as `node: reason`.
     pub scrape_errors: Vec<String>,
+    /// The nodes whose last scrape failed, with why in a few words (`timeout 800 ms`), in
+    /// the plan's order.
+    pub not_scraped: Vec<(String, String)>,
+    /// The nodes whose last scrape took longest (request to the body's end), slowest
+    /// first, at most `aggregate::SLOWEST_NAMED`.
+    pub slowest_scrapes: Vec<(String, std::time::Duration)>,
 }
 
 /// Latency quantiles in milliseconds; `None` when unknown.

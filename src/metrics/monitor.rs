@@ -1,6 +1,6 @@
 //! The scraper: a tokio task that scrapes `/metrics` of every node of X and Y at an
-//! interval, a bounded number at once and each (and the round) within a timeout, and publishes a snapshot (with
-//! its history) and a gate verdict after every round. Nothing waits on it: readers take
+//! interval, a bounded number at once, each within a timeout shorter than the round's, and
+//! publishes a snapshot (with its history) and a gate verdict after every round. Nothing waits on it: readers take
 //! the latest value from a `watch` channel, verdicts go out on a `broadcast` channel.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use tokio::time::MissedTickBehavior;
 use crate::plan::model::{FailAction, GateSpec, Node, Plan};
 use crate::secrets::Secret;
 
-use super::aggregate::ClusterTracker;
+use super::aggregate::{ClusterTracker, ScrapeFailure};
 use super::gates::GateEvaluator;
 use super::history::{DEFAULT_HISTORY, SnapshotHistory};
 use super::sample::NodeSample;
@@ -55,7 +55,8 @@ pub struct MonitorConfig {
     pub x: Vec<ScrapeTarget>,
     pub y: Vec<ScrapeTarget>,
     pub interval: Duration,
-    /// Bound on one node's scrape, body included.
+    /// Bound on one node's scrape, body included ([`scrape_timeout`]). A round ends after
+    /// the longer of this and three quarters of the interval ([`round_timeout`]).
     pub timeout: Duration,
     /// The sliding window the figures (and gates) are computed over.
     pub window: Duration,
@@ -76,7 +77,7 @@ impl MonitorConfig {
             x: targets(&plan.clusters.x.nodes),
             y: targets(&plan.clusters.y.nodes),
             interval: DEFAULT_INTERVAL,
-            timeout: default_timeout(DEFAULT_INTERVAL),
+            timeout: scrape_timeout(DEFAULT_INTERVAL),
             window: plan.gates.window,
             history: DEFAULT_HISTORY,
             gates: Some(plan.gates.clone()),
@@ -85,9 +86,17 @@ impl MonitorConfig {
     }
 }
 
-/// Three quarters of the interval, at least half a second: a round ends before the next.
-pub fn default_timeout(interval: Duration) -> Duration {
-    interval.mul_f64(0.75).max(Duration::from_millis(500))
+/// One node's scrape: two fifths of the interval (800 ms at the default 2 s), at least
+/// 400 ms. Shorter than the round, so that a silent node costs one of the
+/// [`SCRAPE_CONCURRENCY`] slots for that long, not the round, and is named with its timeout.
+pub fn scrape_timeout(interval: Duration) -> Duration {
+    interval.mul_f64(0.4).max(Duration::from_millis(400))
+}
+
+/// A round: three quarters of the interval, so that it ends before the next, and never
+/// shorter than one scrape's `timeout`.
+pub fn round_timeout(interval: Duration, timeout: Duration) -> Duration {
+    interval.mul_f64(0.75).max(timeout)
 }
 
 #[derive(Debug)]
@@ -201,19 +210,20 @@ async fn run(
                 continue;
             }
         }
-        let mut x_results = scrape_targets(
+        let mut x_results = scrape_round(
             &client,
             config.x.iter().chain(&config.y),
             token,
             config.timeout,
+            round_timeout(config.interval, config.timeout),
         )
         .await;
         let y_results = x_results.split_off(config.x.len());
         for (index, outcome) in x_results.into_iter().enumerate() {
-            x.record(index, outcome);
+            x.record_scrape(index, outcome);
         }
         for (index, outcome) in y_results.into_iter().enumerate() {
-            y.record(index, outcome);
+            y.record_scrape(index, outcome);
         }
         let now = Utc::now();
         let snapshot = MetricsSnapshot {
@@ -232,45 +242,68 @@ async fn run(
 }
 
 /// Scrapes in flight at once. A fleet's thousands of nodes all at once would open as many
-/// connections and hold as many bodies, and the machine kongup runs on (the lab's nodes
-/// too, in a demo) would answer each the slower; 64 at a time read 2 000 of the lab's
-/// nodes in well under the default interval.
-pub const SCRAPE_CONCURRENCY: usize = 64;
+/// connections at once and the machine kongup runs on (the lab's nodes too, in a demo)
+/// would answer each the slower. Since bodies are parsed as they stream in, a scrape in
+/// flight holds a few chunks, not its body, so the bound is set by latency: 1 000 nodes at
+/// 128 at a time are 8 turns, under a second while a node answers within ~100 ms (a
+/// remote region's round trip plus Kong's exposition); on loopback it is CPU-bound, and
+/// `cargo bench --bench scrape_cycle` reads 1 000 nodes in well under that.
+pub const SCRAPE_CONCURRENCY: usize = 128;
 
-/// Scrapes the targets, [`SCRAPE_CONCURRENCY`] at a time, results in the targets' order;
-/// each result is a sample or why there is none. Each scrape has `timeout`, and the round
-/// as a whole too: a node whose turn comes after it is not scraped this round (said so),
-/// so that slow nodes cannot push a round past the next.
-async fn scrape_targets(
+/// Scrapes the targets, [`SCRAPE_CONCURRENCY`] at a time (the next starts as soon as any
+/// ends: a slow node holds one slot, never the others), results in the targets' order;
+/// each result is a sample or why there is none. Each scrape has `timeout`, the round as a
+/// whole `round`: a node whose turn comes after it is not scraped this round (said so), so
+/// that slow nodes cannot push a round past the next.
+pub async fn scrape_round(
     client: &reqwest::Client,
     targets: impl Iterator<Item = &ScrapeTarget>,
     token: Option<&Secret>,
     timeout: Duration,
-) -> Vec<Result<NodeSample, String>> {
+    round: Duration,
+) -> Vec<Result<NodeSample, ScrapeFailure>> {
     use futures::StreamExt;
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + round;
     // Collected first: a stream over a borrowing `map` is not `Send` for the spawned
     // monitor (rust-lang/rust#102211).
     let scrapes: Vec<_> = targets
-        .map(|target| async move {
-        let Some(url) = &target.url else {
-            return Err("no status_url or admin_url in the plan: nothing to scrape".to_string());
-        };
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "not scraped this round: the round's {timeout:?} ran out before its turn (nodes are read {SCRAPE_CONCURRENCY} at a time; slow or silent nodes hold the others up)"
-            ));
-        }
-        scrape_node(client, url, token, left.min(timeout))
-            .await
-            .map_err(|error| error.to_string())
+        .enumerate()
+        .map(|(index, target)| async move {
+            let outcome = async {
+                let Some(url) = &target.url else {
+                    return Err(ScrapeFailure::new(
+                        "no URL",
+                        "no status_url or admin_url in the plan: nothing to scrape",
+                    ));
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    return Err(ScrapeFailure::new(
+                        "round over",
+                        format!(
+                            "not scraped this round: the round's {round:?} ran out before its turn (nodes are read {SCRAPE_CONCURRENCY} at a time; slow or silent nodes hold a slot each until their {timeout:?})"
+                        ),
+                    ));
+                }
+                scrape_node(client, url, token, left.min(timeout))
+                    .await
+                    .map_err(|error| ScrapeFailure::new(error.brief(), error.to_string()))
+            }
+            .await;
+            (index, outcome)
         })
         .collect();
-    futures::stream::iter(scrapes)
-        .buffered(SCRAPE_CONCURRENCY)
+    let count = scrapes.len();
+    let mut results: Vec<Option<Result<NodeSample, ScrapeFailure>>> = Vec::new();
+    results.resize_with(count, || None);
+    let mut done = futures::stream::iter(scrapes).buffer_unordered(SCRAPE_CONCURRENCY);
+    while let Some((index, outcome)) = done.next().await {
+        results[index] = Some(outcome);
+    }
+    results
+        .into_iter()
+        .map(|outcome| outcome.expect("every scrape ends with an outcome"))
         .collect()
-        .await
 }
 
 // The test server is the lab's HTTP stack (axum), there with the `lab` feature.
@@ -321,13 +354,21 @@ mod tests {
             .collect();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
-        let results = scrape_targets(&client, targets.iter(), None, Duration::from_secs(20)).await;
+        let results = scrape_round(
+            &client,
+            targets.iter(),
+            None,
+            Duration::from_secs(20),
+            Duration::from_secs(20),
+        )
+        .await;
         assert_eq!(results.len(), 301);
         assert!(results[..300].iter().all(Result::is_ok), "{:?}", results[0]);
         assert!(
             results[300]
                 .as_ref()
                 .unwrap_err()
+                .reason
                 .contains("nothing to scrape")
         );
         let peak = peak.load(Ordering::SeqCst);
@@ -340,8 +381,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_round_ends_on_time_and_names_the_nodes_it_could_not_reach() {
         let (url, _) = counting_server().await;
-        // 20 ms each, 64 at a time: 640 nodes need 200 ms; the round has 50.
-        let targets: Vec<ScrapeTarget> = (0..640)
+        // 20 ms each, 128 at a time: 1 280 nodes need 200 ms; the round has 50.
+        let targets: Vec<ScrapeTarget> = (0..1280)
             .map(|i| ScrapeTarget {
                 node: format!("dp-{i}"),
                 url: Some(url.clone()),
@@ -350,14 +391,21 @@ mod tests {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let started = std::time::Instant::now();
-        let results =
-            scrape_targets(&client, targets.iter(), None, Duration::from_millis(50)).await;
+        let results = scrape_round(
+            &client,
+            targets.iter(),
+            None,
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+        )
+        .await;
         assert!(
             started.elapsed() < Duration::from_millis(1000),
             "{:?}",
             started.elapsed()
         );
         let last = results.last().unwrap().as_ref().unwrap_err();
-        assert!(last.contains("not scraped this round"), "{last}");
+        assert!(last.reason.contains("not scraped this round"), "{last}");
+        assert_eq!(last.brief, "round over");
     }
 }

@@ -344,11 +344,23 @@ impl LineContext<'_> {
 /// names on `# HELP`/`# TYPE` lines (`kong_request_latency_ms`).
 pub fn for_each_entry<'a>(
     text: &'a str,
+    keep: impl FnMut(&str) -> bool,
+    visit: impl FnMut(Entry<'a>),
+) -> Result<(), ParseError> {
+    for_each_entry_from(text, 0, keep, visit).map(|_| ())
+}
+
+/// [`for_each_entry`] over a piece of an exposition that starts after `lines_before`
+/// lines (errors number lines from the exposition's start); returns the lines read. A
+/// streamed body is read this way, piece by piece, each piece whole lines.
+pub fn for_each_entry_from<'a>(
+    text: &'a str,
+    lines_before: usize,
     mut keep: impl FnMut(&str) -> bool,
     mut visit: impl FnMut(Entry<'a>),
-) -> Result<(), ParseError> {
+) -> Result<usize, ParseError> {
     let mut rest = text;
-    let mut number = 0;
+    let mut number = lines_before;
     while !rest.is_empty() {
         number += 1;
         let (line, next) = match rest.find('\n') {
@@ -366,7 +378,7 @@ pub fn for_each_entry<'a>(
             Some(_) => parse_sample_line(&context, start, &mut keep, &mut visit)?,
         }
     }
-    Ok(())
+    Ok(number - lines_before)
 }
 
 /// All samples whose name `keep` accepts.

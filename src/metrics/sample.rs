@@ -152,6 +152,8 @@ pub enum ExpositionError {
         "no kong_* series in the exposition: is this Kong's /metrics with the prometheus plugin enabled?"
     )]
     NotKong,
+    #[error("line {line} is not UTF-8 text: is this Kong's /metrics?")]
+    NotText { line: usize },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -214,6 +216,8 @@ pub struct NodeSample {
     /// The node's own clock when it answered (its HTTP `Date`), when known: what a
     /// control plane's `last_seen` is compared with.
     pub server_time: Option<DateTime<Utc>>,
+    /// How long the scrape took, from the request to the body's end, when scraped.
+    pub scrape_time: Option<std::time::Duration>,
     /// `kong_http_status` (2.x) or `kong_http_requests_total` (3.x) by raw label text.
     requests: HashMap<Box<str>, RequestSeries>,
     /// Per latency histogram: each series by its raw label text without `le`.
@@ -256,169 +260,262 @@ struct OpenSeries {
     buckets: Vec<Bucket>,
 }
 
-impl NodeSample {
-    /// Reads an exposition body scraped at `at`.
-    pub fn parse(text: &str, at: DateTime<Utc>) -> Result<NodeSample, ExpositionError> {
-        let mut sample = NodeSample {
-            at,
-            server_time: None,
-            requests: HashMap::new(),
-            latency: Default::default(),
-            active_connections: None,
-            datastore_reachable: None,
-            nginx_requests: None,
-            metric_errors_printed: false,
-            saw_kong2: false,
-            saw_kong3: false,
-            data_planes: Vec::new(),
+/// Reads one node's exposition as its body arrives, chunk by chunk: each whole line is
+/// parsed as soon as its end is there and only the series kongup keeps are held (the
+/// [`NodeSample`]), never the body; the start of a line cut by a chunk boundary waits,
+/// copied, for its end. What bounds the body's size is the caller's (`BodyLimit`).
+pub struct SampleReader {
+    kept: Kept,
+    saw_kong_series: bool,
+    /// The start of a line whose end has not arrived yet.
+    partial: Vec<u8>,
+    /// Lines read so far, for errors' line numbers.
+    lines: usize,
+}
+
+/// What the reader keeps of the lines read so far.
+struct Kept {
+    sample: NodeSample,
+    data_planes: BTreeMap<String, DataPlaneReport>,
+    /// Kong writes a series' buckets on consecutive lines (its keys are sorted): one
+    /// series is filled at a time and stored once, not once per bucket.
+    open: Option<OpenSeries>,
+}
+
+impl SampleReader {
+    /// A reader for a scrape made at `at`.
+    pub fn new(at: DateTime<Utc>) -> SampleReader {
+        SampleReader {
+            kept: Kept {
+                sample: NodeSample {
+                    at,
+                    server_time: None,
+                    scrape_time: None,
+                    requests: HashMap::new(),
+                    latency: Default::default(),
+                    active_connections: None,
+                    datastore_reachable: None,
+                    nginx_requests: None,
+                    metric_errors_printed: false,
+                    saw_kong2: false,
+                    saw_kong3: false,
+                    data_planes: Vec::new(),
+                },
+                data_planes: BTreeMap::new(),
+                open: None,
+            },
+            saw_kong_series: false,
+            partial: Vec::new(),
+            lines: 0,
+        }
+    }
+
+    /// The next bytes of the body, cut anywhere (within a line, within a UTF-8 character).
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ExpositionError> {
+        if !self.partial.is_empty() {
+            let Some(end) = chunk.iter().position(|&b| b == b'\n') else {
+                self.partial.extend_from_slice(chunk);
+                return Ok(());
+            };
+            self.partial.extend_from_slice(&chunk[..=end]);
+            chunk = &chunk[end + 1..];
+            let line = std::mem::take(&mut self.partial);
+            let read = self.read_lines(&line);
+            // The buffer is kept for the next cut line.
+            self.partial = line;
+            self.partial.clear();
+            read?;
+        }
+        let whole = match chunk.iter().rposition(|&b| b == b'\n') {
+            Some(last) => {
+                self.partial.extend_from_slice(&chunk[last + 1..]);
+                &chunk[..=last]
+            }
+            None => {
+                self.partial.extend_from_slice(chunk);
+                return Ok(());
+            }
         };
-        let mut saw_kong_series = false;
-        let mut data_planes: BTreeMap<String, DataPlaneReport> = BTreeMap::new();
-        // Kong writes a series' buckets on consecutive lines (its keys are sorted): fill
-        // one series at a time and store it once, not once per bucket.
-        let mut open: Option<OpenSeries> = None;
-        parse::for_each_entry(
+        self.read_lines(whole)
+    }
+
+    /// The sample, once the body has ended (a last line without a newline is read here).
+    pub fn finish(mut self) -> Result<NodeSample, ExpositionError> {
+        let last = std::mem::take(&mut self.partial);
+        self.read_lines(&last)?;
+        let mut kept = self.kept;
+        if let Some(done) = kept.open.take() {
+            kept.sample.store_series(done);
+        }
+        if !self.saw_kong_series {
+            return Err(ExpositionError::NotKong);
+        }
+        kept.sample.data_planes = kept.data_planes.into_values().collect();
+        Ok(kept.sample)
+    }
+
+    /// Whole lines (a newline, where there is one, ends them: a line and its newline never
+    /// part, so a UTF-8 character never straddles two calls).
+    fn read_lines(&mut self, bytes: &[u8]) -> Result<(), ExpositionError> {
+        let text = std::str::from_utf8(bytes).map_err(|error| ExpositionError::NotText {
+            line: self.lines
+                + 1
+                + bytes[..error.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count(),
+        })?;
+        let saw_kong_series = &mut self.saw_kong_series;
+        let kept = &mut self.kept;
+        self.lines += parse::for_each_entry_from(
             text,
+            self.lines,
             |name| {
-                saw_kong_series |= name.starts_with("kong_");
+                *saw_kong_series |= name.starts_with("kong_");
                 is_needed_series(name)
             },
             |entry| {
-                let Entry::Sample(s) = entry else { return };
-                match s.name {
-                    HTTP_REQUESTS_TOTAL | HTTP_STATUS => {
-                        if s.name == HTTP_STATUS {
-                            sample.saw_kong2 = true;
-                        } else {
-                            sample.saw_kong3 = true;
-                        }
-                        if s.value.is_finite() {
-                            let code = s.labels.get("code");
-                            let server_error = code
-                                .as_ref()
-                                .is_some_and(|code| code.len() == 3 && code.starts_with('5'));
-                            // 3.x: one series per source, consumer and workspace too; they
-                            // are added up like every other series.
-                            sample.requests.insert(
-                                s.labels.raw().into(),
-                                RequestSeries {
-                                    value: s.value,
-                                    server_error,
-                                    has_code: code.is_some(),
-                                },
-                            );
-                        }
-                    }
-                    NGINX_CONNECTIONS_TOTAL => {
-                        sample.saw_kong3 = true;
-                        if s.value.is_finite() && s.labels.get("state").as_deref() == Some("active")
-                        {
-                            *sample.active_connections.get_or_insert(0.0) += s.value;
-                        }
-                    }
-                    NGINX_REQUESTS_TOTAL => {
-                        sample.saw_kong3 = true;
-                        let http = s.labels.get("subsystem").is_none_or(|sub| sub == "http");
-                        if s.value.is_finite() && http {
-                            *sample.nginx_requests.get_or_insert(0.0) += s.value;
-                        }
-                    }
-                    NGINX_HTTP_CURRENT_CONNECTIONS => {
-                        sample.saw_kong2 = true;
-                        if s.value.is_finite() {
-                            match s.labels.get("state").as_deref() {
-                                Some("active") => sample.active_connections = Some(s.value),
-                                Some("total") => sample.nginx_requests = Some(s.value),
-                                _ => {}
-                            }
-                        }
-                    }
-                    NGINX_METRIC_ERRORS_TOTAL => sample.metric_errors_printed = true,
-                    DATASTORE_REACHABLE => {
-                        if !s.value.is_nan() {
-                            sample.datastore_reachable = Some(s.value == 1.0);
-                        }
-                    }
-                    DATA_PLANE_CONFIG_HASH
-                    | DATA_PLANE_LAST_SEEN
-                    | DATA_PLANE_VERSION_COMPATIBLE => {
-                        let Some(node_id) = s.labels.get("node_id") else {
-                            return;
-                        };
-                        let report = data_planes
-                            .entry(node_id.to_string())
-                            .or_insert_with(|| DataPlaneReport::new(node_id.into_owned()));
-                        if let Some(hostname) = s.labels.get("hostname") {
-                            report.hostname = hostname.into_owned();
-                        }
-                        if let Some(ip) = s.labels.get("ip") {
-                            report.ip = ip.into_owned();
-                        }
-                        let value = (!s.value.is_nan()).then_some(s.value);
-                        match s.name {
-                            DATA_PLANE_CONFIG_HASH => report.config_hash = value,
-                            DATA_PLANE_LAST_SEEN => report.last_seen = value,
-                            _ => {
-                                report.compatible = value.map(|v| v == 1.0);
-                                report.kong_version =
-                                    s.labels.get("kong_version").map(|v| v.into_owned());
-                            }
-                        }
-                    }
-                    name => {
-                        let (kind, exporter) = if name == "kong_latency_bucket" {
-                            let kind = match s.labels.get("type").as_deref() {
-                                Some("request") => Latency::Request,
-                                Some("upstream") => Latency::Upstream,
-                                Some("kong") => Latency::Kong,
-                                _ => return,
-                            };
-                            (kind, Exporter::Kong2)
-                        } else {
-                            let Some(kind) =
-                                Latency::ALL.into_iter().find(|l| name == l.bucket_series())
-                            else {
-                                return;
-                            };
-                            (kind, Exporter::Kong3)
-                        };
-                        match exporter {
-                            Exporter::Kong2 => sample.saw_kong2 = true,
-                            Exporter::Kong3 => sample.saw_kong3 = true,
-                        }
-                        let Some((le, key)) = s.labels.split_off("le") else {
-                            return;
-                        };
-                        let Ok(le) = le.parse::<f64>() else { return };
-                        let same_series = open
-                            .as_ref()
-                            .is_some_and(|o| o.kind == kind && o.key.as_str() == key);
-                        if !same_series {
-                            if let Some(done) = open.take() {
-                                sample.store_series(done);
-                            }
-                            open = Some(OpenSeries {
-                                kind,
-                                exporter,
-                                key: key.into_owned(),
-                                buckets: Vec::new(),
-                            });
-                        }
-                        if let Some(series) = open.as_mut() {
-                            series.buckets.push(Bucket { le, count: s.value });
-                        }
-                    }
+                if let Entry::Sample(s) = entry {
+                    kept.take(s);
                 }
             },
         )?;
-        if let Some(done) = open.take() {
-            sample.store_series(done);
+        Ok(())
+    }
+}
+
+impl Kept {
+    fn take(&mut self, s: parse::Sample<'_>) {
+        match s.name {
+            HTTP_REQUESTS_TOTAL | HTTP_STATUS => {
+                if s.name == HTTP_STATUS {
+                    self.sample.saw_kong2 = true;
+                } else {
+                    self.sample.saw_kong3 = true;
+                }
+                if s.value.is_finite() {
+                    let code = s.labels.get("code");
+                    let server_error = code
+                        .as_ref()
+                        .is_some_and(|code| code.len() == 3 && code.starts_with('5'));
+                    // 3.x: one series per source, consumer and workspace too; they
+                    // are added up like every other series.
+                    self.sample.requests.insert(
+                        s.labels.raw().into(),
+                        RequestSeries {
+                            value: s.value,
+                            server_error,
+                            has_code: code.is_some(),
+                        },
+                    );
+                }
+            }
+            NGINX_CONNECTIONS_TOTAL => {
+                self.sample.saw_kong3 = true;
+                if s.value.is_finite() && s.labels.get("state").as_deref() == Some("active") {
+                    *self.sample.active_connections.get_or_insert(0.0) += s.value;
+                }
+            }
+            NGINX_REQUESTS_TOTAL => {
+                self.sample.saw_kong3 = true;
+                let http = s.labels.get("subsystem").is_none_or(|sub| sub == "http");
+                if s.value.is_finite() && http {
+                    *self.sample.nginx_requests.get_or_insert(0.0) += s.value;
+                }
+            }
+            NGINX_HTTP_CURRENT_CONNECTIONS => {
+                self.sample.saw_kong2 = true;
+                if s.value.is_finite() {
+                    match s.labels.get("state").as_deref() {
+                        Some("active") => self.sample.active_connections = Some(s.value),
+                        Some("total") => self.sample.nginx_requests = Some(s.value),
+                        _ => {}
+                    }
+                }
+            }
+            NGINX_METRIC_ERRORS_TOTAL => self.sample.metric_errors_printed = true,
+            DATASTORE_REACHABLE => {
+                if !s.value.is_nan() {
+                    self.sample.datastore_reachable = Some(s.value == 1.0);
+                }
+            }
+            DATA_PLANE_CONFIG_HASH | DATA_PLANE_LAST_SEEN | DATA_PLANE_VERSION_COMPATIBLE => {
+                let Some(node_id) = s.labels.get("node_id") else {
+                    return;
+                };
+                let report = self
+                    .data_planes
+                    .entry(node_id.to_string())
+                    .or_insert_with(|| DataPlaneReport::new(node_id.into_owned()));
+                if let Some(hostname) = s.labels.get("hostname") {
+                    report.hostname = hostname.into_owned();
+                }
+                if let Some(ip) = s.labels.get("ip") {
+                    report.ip = ip.into_owned();
+                }
+                let value = (!s.value.is_nan()).then_some(s.value);
+                match s.name {
+                    DATA_PLANE_CONFIG_HASH => report.config_hash = value,
+                    DATA_PLANE_LAST_SEEN => report.last_seen = value,
+                    _ => {
+                        report.compatible = value.map(|v| v == 1.0);
+                        report.kong_version = s.labels.get("kong_version").map(|v| v.into_owned());
+                    }
+                }
+            }
+            name => {
+                let (kind, exporter) = if name == "kong_latency_bucket" {
+                    let kind = match s.labels.get("type").as_deref() {
+                        Some("request") => Latency::Request,
+                        Some("upstream") => Latency::Upstream,
+                        Some("kong") => Latency::Kong,
+                        _ => return,
+                    };
+                    (kind, Exporter::Kong2)
+                } else {
+                    let Some(kind) = Latency::ALL.into_iter().find(|l| name == l.bucket_series())
+                    else {
+                        return;
+                    };
+                    (kind, Exporter::Kong3)
+                };
+                match exporter {
+                    Exporter::Kong2 => self.sample.saw_kong2 = true,
+                    Exporter::Kong3 => self.sample.saw_kong3 = true,
+                }
+                let Some((le, key)) = s.labels.split_off("le") else {
+                    return;
+                };
+                let Ok(le) = le.parse::<f64>() else { return };
+                let same_series = self
+                    .open
+                    .as_ref()
+                    .is_some_and(|o| o.kind == kind && o.key.as_str() == key);
+                if !same_series {
+                    if let Some(done) = self.open.take() {
+                        self.sample.store_series(done);
+                    }
+                    self.open = Some(OpenSeries {
+                        kind,
+                        exporter,
+                        key: key.into_owned(),
+                        buckets: Vec::new(),
+                    });
+                }
+                if let Some(series) = self.open.as_mut() {
+                    series.buckets.push(Bucket { le, count: s.value });
+                }
+            }
         }
-        if !saw_kong_series {
-            return Err(ExpositionError::NotKong);
-        }
-        sample.data_planes = data_planes.into_values().collect();
-        Ok(sample)
+    }
+}
+
+impl NodeSample {
+    /// Reads a whole exposition body scraped at `at`.
+    pub fn parse(text: &str, at: DateTime<Utc>) -> Result<NodeSample, ExpositionError> {
+        let mut reader = SampleReader::new(at);
+        reader.feed(text.as_bytes())?;
+        reader.finish()
     }
 
     fn store_series(&mut self, series: OpenSeries) {

@@ -5,9 +5,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::{ACCEPT, DATE};
 
-use super::sample::{ExpositionError, NodeSample};
+use super::sample::{ExpositionError, NodeSample, SampleReader};
 use crate::kong::http::{
-    ADMIN_TOKEN_HEADER, BodyError, BodyLimit, read_body, redirect_target, token_header,
+    ADMIN_TOKEN_HEADER, BodyError, BodyLimit, ChunkError, read_body_chunks, redirect_target,
+    token_header,
 };
 use crate::secrets::Secret;
 
@@ -32,10 +33,24 @@ pub enum ScrapeError {
     /// Past `BodyLimit::METRICS`.
     #[error(transparent)]
     Body(BodyError),
-    #[error("{url} sent a body that is not UTF-8 text")]
-    NotText { url: String },
     #[error("{url}: {error}")]
     Exposition { url: String, error: ExpositionError },
+}
+
+impl ScrapeError {
+    /// Why, in a few words, for a line that names many nodes.
+    pub fn brief(&self) -> String {
+        match self {
+            ScrapeError::Timeout { timeout, .. } => {
+                format!("timeout {} ms", timeout.as_millis())
+            }
+            ScrapeError::Transport { .. } => "unreachable".to_string(),
+            ScrapeError::Status { status, .. } => format!("HTTP {status}"),
+            ScrapeError::Redirect { status, .. } => format!("redirect {status}"),
+            ScrapeError::Body(_) => "too large".to_string(),
+            ScrapeError::Exposition { .. } => "not Kong's metrics".to_string(),
+        }
+    }
 }
 
 /// The `/metrics` URL of a node's Status or Admin API base URL from the plan.
@@ -53,42 +68,38 @@ pub fn metrics_url_from_arg(url: &str) -> String {
     }
 }
 
-/// Fetches and reads one exposition. `timeout` bounds the whole exchange, body
-/// included; the token is sent as `Kong-Admin-Token` and marked sensitive.
+/// Fetches and reads one exposition, parsed as it streams in (the body is never held
+/// whole: see [`SampleReader`]). `timeout` bounds the whole exchange, body included; the
+/// token is sent as `Kong-Admin-Token` and marked sensitive.
 pub async fn scrape_node(
     client: &reqwest::Client,
     url: &str,
     token: Option<&Secret>,
     timeout: Duration,
 ) -> Result<NodeSample, ScrapeError> {
-    let (body, server_time) = tokio::time::timeout(timeout, fetch_body(client, url, token))
+    tokio::time::timeout(timeout, fetch_sample(client, url, token))
         .await
         .map_err(|_| ScrapeError::Timeout {
             url: url.to_string(),
             timeout,
-        })??;
-    let at = Utc::now();
-    let text = std::str::from_utf8(&body).map_err(|_| ScrapeError::NotText {
-        url: url.to_string(),
-    })?;
-    let mut sample = NodeSample::parse(text, at).map_err(|error| ScrapeError::Exposition {
-        url: url.to_string(),
-        error,
-    })?;
-    sample.server_time = server_time;
-    Ok(sample)
+        })?
 }
 
-/// The body, and the node's clock from its `Date` header (nginx sends one with every
+/// The sample, with the node's clock from its `Date` header (nginx sends one with every
 /// response), which a control plane's `last_seen` times are compared with.
-async fn fetch_body(
+async fn fetch_sample(
     client: &reqwest::Client,
     url: &str,
     token: Option<&Secret>,
-) -> Result<(Vec<u8>, Option<DateTime<Utc>>), ScrapeError> {
+) -> Result<NodeSample, ScrapeError> {
+    let started = std::time::Instant::now();
     let transport = |error: reqwest::Error| ScrapeError::Transport {
         url: url.to_string(),
         reason: describe(&error),
+    };
+    let exposition = |error| ScrapeError::Exposition {
+        url: url.to_string(),
+        error,
     };
     let mut request = client
         .get(url)
@@ -121,13 +132,19 @@ async fn fetch_body(
         .and_then(|date| date.to_str().ok())
         .and_then(|date| DateTime::parse_from_rfc2822(date).ok())
         .map(|date| date.with_timezone(&Utc));
-    let body = read_body(response, BodyLimit::METRICS)
+    // Stamped when the answer starts: Kong prints its counters as it answers.
+    let mut reader = SampleReader::new(Utc::now());
+    read_body_chunks(response, BodyLimit::METRICS, |chunk| reader.feed(chunk))
         .await
         .map_err(|error| match error {
-            BodyError::Read(error) => transport(error),
-            too_large => ScrapeError::Body(too_large),
+            ChunkError::Body(BodyError::Read(error)) => transport(error),
+            ChunkError::Body(too_large) => ScrapeError::Body(too_large),
+            ChunkError::Sink(error) => exposition(error),
         })?;
-    Ok((body, server_time))
+    let mut sample = reader.finish().map_err(exposition)?;
+    sample.server_time = server_time;
+    sample.scrape_time = Some(started.elapsed());
+    Ok(sample)
 }
 
 /// reqwest's own message repeats the URL and hides the cause ("error sending request

@@ -8,5 +8,6 @@ pub mod flood;
 pub mod hybrid;
 pub mod lb;
 pub mod scenarios;
+pub mod scrape_fleet;
 pub mod stand_in;
 pub mod tmux;

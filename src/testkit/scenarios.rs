@@ -491,6 +491,27 @@ pub fn still_running_kill(theme: Theme) -> ConsoleState {
 /// Builds the console at one moment of a run.
 pub type Scenario = fn(Theme) -> ConsoleState;
 
+/// Baking at 10% while three data planes do not answer the scrape (one of X, two of Y):
+/// the metrics pane names them with why, and zoomed, the slowest scrape.
+pub fn scrape_failures(theme: Theme) -> ConsoleState {
+    let mut state = awaiting_confirmation(theme);
+    apply_all(&mut state, &complete(&through("traffic-10")[4..], 320));
+    state.apply(&topology(Some("3.10.0.1"), NodeHealth::Ready));
+    state.set_now(at(900));
+    state.apply(&traffic(10));
+    apply_all(&mut state, &metrics_history(305, 895, 10, 0.002));
+    if let Event::Metrics(mut snapshot) = metrics(900, 10, 0.002) {
+        snapshot.x.not_scraped = vec![("dp-x2".into(), "unreachable".into())];
+        snapshot.y.not_scraped = vec![
+            ("dp-y1".into(), "timeout 800 ms".into()),
+            ("dp-y3".into(), "HTTP 404".into()),
+        ];
+        snapshot.y.slowest_scrapes = vec![("dp-y2".into(), std::time::Duration::from_millis(412))];
+        state.apply(&Event::Metrics(snapshot));
+    }
+    state
+}
+
 /// Every scenario the snapshots cover, by name.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -502,6 +523,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("running_with_logs", running_with_logs),
         ("paused", paused),
         ("gate_breached", gate_breached),
+        ("scrape_failures", scrape_failures),
         ("failed_with_cause", failed_with_cause),
         ("rolling_back", rolling_back),
         ("done", done),

@@ -140,7 +140,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     };
 
     let checks = state.gate().map_or(0, |g| g.shown.len());
-    let reserve = 1 + u16::from(breach_cause(state).is_some()) + checks.min(4) as u16;
+    let reserve = 1
+        + u16::from(breach_cause(state).is_some())
+        + u16::from(not_scraped_line(state).is_some())
+        + checks.min(4) as u16;
     // Taller sparklines and a line per cluster when the pane has room for them.
     let tall = inner.height >= 6 * 2 + 2 + reserve;
     let series_rows = if tall {
@@ -222,6 +225,9 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
     }
     if let Some(c) = f.active_connections {
         line.push_str(&format!(" · {c:.0} conn"));
+    }
+    if let Some((node, took)) = f.slowest_scrapes.first() {
+        line.push_str(&format!(" · slowest scrape {node} {} ms", took.as_millis()));
     }
     text::truncate(&line, width)
 }
@@ -432,11 +438,23 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
     let theme = state.theme();
     let width = area.width as usize;
     let mut lines = Vec::new();
+    let not_scraped = |lines: &mut Vec<Line<'static>>| {
+        if let Some(line) = not_scraped_line(state).filter(|_| area.height > lines.len() as u16 + 1)
+        {
+            lines.push(Line::from(Span::styled(
+                text::truncate(&line, width),
+                theme.tone(Tone::Bad),
+            )));
+        }
+    };
     match state.gate() {
-        None => lines.push(Line::from(Span::styled(
-            "gate: no verdict yet",
-            theme.tone(Tone::Muted),
-        ))),
+        None => {
+            lines.push(Line::from(Span::styled(
+                "gate: no verdict yet",
+                theme.tone(Tone::Muted),
+            )));
+            not_scraped(&mut lines);
+        }
         Some(gate) => {
             let (symbol, label, tone) = verdict_label(gate.verdict, state.gate_watched());
             let mut summary = if label == IDLE {
@@ -464,6 +482,7 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                     theme.tone(Tone::Warn),
                 )));
             }
+            not_scraped(&mut lines);
             let room = (area.height as usize).saturating_sub(lines.len());
             let offset = state
                 .metrics_offset()
@@ -474,6 +493,30 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         }
     }
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// `✖ 3 not scraped: dp-0017 (timeout 800 ms), dp-0230 (unreachable), …`: the nodes of
+/// the clusters that should be up whose last scrape failed, X's first; `None` when there
+/// are none. A cluster down as planned is left out: its nodes are not expected to answer.
+fn not_scraped_line(state: &ConsoleState) -> Option<String> {
+    let newest = state.metrics_history().back()?;
+    let failed: Vec<&(String, String)> = [ClusterSide::X, ClusterSide::Y]
+        .into_iter()
+        .filter(|side| state.cluster_expected_up(*side))
+        .flat_map(|side| &newest.cluster(side).not_scraped)
+        .collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = failed
+        .iter()
+        .map(|(node, brief)| format!("{node} ({brief})"))
+        .collect();
+    Some(format!(
+        "✖ {} not scraped: {}",
+        failed.len(),
+        named.join(", ")
+    ))
 }
 
 /// `✖ Y p99 398ms > 1.5× X 130ms`: the symbol in the outcome's tone, a breaching figure
