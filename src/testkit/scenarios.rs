@@ -501,7 +501,9 @@ pub fn scrape_failures(theme: Theme) -> ConsoleState {
     state.apply(&traffic(10));
     apply_all(&mut state, &metrics_history(305, 895, 10, 0.002));
     if let Event::Metrics(mut snapshot) = metrics(900, 10, 0.002) {
+        snapshot.x.nodes_scraped = 2;
         snapshot.x.not_scraped = vec![("dp-x2".into(), "unreachable".into())];
+        snapshot.y.nodes_scraped = 1;
         snapshot.y.not_scraped = vec![
             ("dp-y1".into(), "timeout 800 ms".into()),
             ("dp-y3".into(), "HTTP 404".into()),

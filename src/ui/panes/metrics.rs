@@ -197,6 +197,9 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
         f.nodes_scraped,
         f.nodes_total
     );
+    if let Some((node, took)) = f.slowest_scrapes.first() {
+        line.push_str(&format!(", slowest {node} {} ms", took.as_millis()));
+    }
     for empty in &f.empty_configuration {
         let dp = &empty.data_plane;
         if dp.compatible == Some(false) {
@@ -225,9 +228,6 @@ fn cluster_line(side: ClusterSide, f: &ClusterFigures, width: usize) -> String {
     }
     if let Some(c) = f.active_connections {
         line.push_str(&format!(" · {c:.0} conn"));
-    }
-    if let Some((node, took)) = f.slowest_scrapes.first() {
-        line.push_str(&format!(" · slowest scrape {node} {} ms", took.as_millis()));
     }
     text::truncate(&line, width)
 }

@@ -36,7 +36,8 @@ async fn silent_nodes_spread_through_the_fleet_do_not_hold_the_round_up() {
     )
     .unwrap()
     .0;
-    let timeout = Duration::from_millis(600);
+    // Long enough for a debug build on a loaded machine to read the others.
+    let timeout = Duration::from_secs(2);
     let started = Instant::now();
     let results = scrape_round(
         &client,
@@ -47,17 +48,17 @@ async fn silent_nodes_spread_through_the_fleet_do_not_hold_the_round_up() {
     )
     .await;
     let took = started.elapsed();
-    // Eight silent nodes one after the other would take 8 × 600 ms; side by side, 600 ms
-    // and the others' time.
-    assert!(took < Duration::from_secs(3), "the round took {took:?}");
+    // Eight silent nodes one after the other would take 8 × 2 s; side by side, 2 s and the
+    // others' time.
+    assert!(took < Duration::from_secs(8), "the round took {took:?}");
     for (i, result) in results.iter().enumerate() {
         if silent(i) {
             let error = result.as_ref().unwrap_err();
             assert!(
-                error.reason.contains("no answer") && error.reason.contains("600ms"),
+                error.reason.contains("no answer") && error.reason.contains("2s"),
                 "dp-{i:04}: {error}"
             );
-            assert_eq!(error.brief, "timeout 600 ms");
+            assert_eq!(error.brief, "timeout 2000 ms");
         } else {
             assert!(result.is_ok(), "dp-{i:04}: {result:?}");
         }
