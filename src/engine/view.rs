@@ -30,6 +30,18 @@ pub struct StepRecord {
     pub aborted_by: Option<String>,
     /// The programs the last attempt started, in order.
     pub processes: Vec<StepProcess>,
+    /// A wave's node step: how it ended on each of its nodes so far (the latest record of
+    /// each), kept across a failed or interrupted attempt and its retry.
+    pub nodes: BTreeMap<String, NodeResult>,
+}
+
+/// How a wave's node step last ended on one node (`Entry::NodeOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeResult {
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    /// `None`: its commands there exited 0; else why it failed.
+    pub failed: Option<String>,
 }
 
 /// A program an attempt of a step started, and what became of it.
@@ -78,6 +90,7 @@ impl Default for StepRecord {
             facts: Vec::new(),
             aborted_by: None,
             processes: Vec::new(),
+            nodes: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +113,24 @@ impl StepRecord {
     /// a crash, or a lost ssh connection), or not known to have ended.
     pub fn unended(&self) -> impl Iterator<Item = &StepProcess> {
         self.processes.iter().filter(|p| p.end.is_none())
+    }
+
+    /// The nodes on which its commands exited 0 and have not failed since: a retry or a
+    /// resume does not run them there again.
+    pub fn nodes_done(&self) -> std::collections::BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| r.failed.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The nodes whose latest outcome is a failure, with why, in name order.
+    pub fn nodes_failed(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .iter()
+            .filter_map(|(n, r)| Some((n.as_str(), r.failed.as_deref()?)))
+            .collect()
     }
 
     fn process_mut(&mut self, attempt: u32, number: u32) -> Option<&mut StepProcess> {
@@ -217,6 +248,11 @@ impl RunView {
             }
             Entry::StepStarted { step, attempt, .. } => {
                 let rec = self.record_mut(step);
+                // A retry or a resume goes on from the nodes done; any other start (a
+                // first run, a run again after a rollback) begins with none.
+                if !matches!(rec.state, StepState::Failed | StepState::Interrupted) {
+                    rec.nodes.clear();
+                }
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
                 rec.detail = None;
@@ -323,6 +359,23 @@ impl RunView {
                 rec.note = Some(note.clone());
                 rec.detail = Some(format!("marked done by {}: {note}", record.by));
                 self.mark_undone_by(step);
+            }
+            Entry::NodeOutcome {
+                step,
+                attempt,
+                node,
+                ok,
+                reason,
+            } => {
+                let failed = (!*ok).then(|| reason.clone().unwrap_or_else(|| "failed".into()));
+                self.record_mut(step).nodes.insert(
+                    node.clone(),
+                    NodeResult {
+                        attempt: *attempt,
+                        at: record.at,
+                        failed,
+                    },
+                );
             }
             Entry::AbortRequested { step } => {
                 self.record_mut(step).aborted_by = Some(record.by.clone());
