@@ -779,4 +779,80 @@ mod tests {
         assert_eq!(view.state_of("cluster/a"), StepState::RolledBack);
         assert_eq!(view.run_state(), RunState::RolledBack);
     }
+
+    fn started(seq: u64, attempt: u32) -> Record {
+        record(
+            seq,
+            Entry::StepStarted {
+                step: "cluster/a".into(),
+                attempt,
+                runs: vec![],
+            },
+        )
+    }
+
+    fn finished(seq: u64, attempt: u32, result: StepResult) -> Record {
+        record(
+            seq,
+            Entry::StepFinished {
+                step: "cluster/a".into(),
+                attempt,
+                result,
+                detail: None,
+                duration_ms: 1,
+                last_lines: vec![],
+            },
+        )
+    }
+
+    fn outcome(seq: u64, node: &str, ok: bool) -> Record {
+        record(
+            seq,
+            Entry::NodeOutcome {
+                step: "cluster/a".into(),
+                attempt: 1,
+                node: node.into(),
+                ok,
+                reason: (!ok).then(|| "exit status 1".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_retry_keeps_the_nodes_done_and_a_fresh_start_forgets_them() {
+        let mut records = vec![
+            created(),
+            started(1, 1),
+            outcome(2, "dp-1", true),
+            outcome(3, "dp-2", false),
+            outcome(4, "dp-3", true),
+            finished(5, 1, StepResult::Failed),
+            started(6, 2),
+        ];
+        let view = RunView::replay(&records).unwrap();
+        let rec = view.record("cluster/a").unwrap();
+        assert_eq!(
+            rec.nodes_done().into_iter().collect::<Vec<_>>(),
+            ["dp-1", "dp-3"]
+        );
+        assert_eq!(rec.nodes_failed(), [("dp-2", "exit status 1")]);
+        // Succeeded, then started again (after a rollback, say): a new run of its nodes.
+        records.push(outcome(7, "dp-2", true));
+        records.push(finished(8, 2, StepResult::Succeeded));
+        records.push(started(9, 3));
+        let view = RunView::replay(&records).unwrap();
+        assert!(view.record("cluster/a").unwrap().nodes.is_empty());
+    }
+
+    /// A journal written before `node-outcome` existed: its failed node step has no node
+    /// outcomes, so a retry runs every node, as it did then.
+    #[test]
+    fn a_journal_without_node_outcomes_reads_and_retries_every_node() {
+        let old = r#"{"seq":1,"at":"2026-01-01T00:00:00Z","by":"op@host","event":"step-finished","step":"cluster/a","attempt":1,"result":"failed","detail":"command 2 of 3 failed","duration_ms":5,"last_lines":[]}"#;
+        let finished: Record = serde_json::from_str(old).unwrap();
+        let view = RunView::replay(&[created(), started(1, 1), finished]).unwrap();
+        let rec = view.record("cluster/a").unwrap();
+        assert_eq!(rec.state, StepState::Failed);
+        assert!(rec.nodes_done().is_empty());
+    }
 }
