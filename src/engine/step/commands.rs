@@ -262,20 +262,29 @@ async fn run_wave_commands(
             .cloned()
             .collect();
         let timeout = run[0].timeout.unwrap_or(ctx.plan.command_timeout);
-        let mut failed_here: Vec<(String, String)> = Vec::new();
-        if runs_together(&todo, &ctx.plan) {
+        // How one invocation for many nodes ended on each of them, in order.
+        let mut together: Vec<(String, Result<(), String>)> = Vec::new();
+        let serial: &[CommandSpec] = if runs_together(&todo, &ctx.plan) {
             for o in ctx.run_command_on_nodes(&todo, Vec::new()).await? {
-                match o.outcome {
+                together.push(match o.outcome {
                     ExitOutcome::Aborted => return Ok(aborted(&failed)),
-                    ExitOutcome::TimedOut => {
-                        failed_here.push((o.host, describe_exit(o.outcome, timeout)))
-                    }
-                    ended if !ended.success() => failed_here.push((o.host, o.summary)),
-                    _ => {}
-                }
+                    ExitOutcome::TimedOut => (o.host, Err(describe_exit(o.outcome, timeout))),
+                    code if !code.success() => (o.host, Err(o.summary)),
+                    _ => (o.host, Ok(())),
+                });
             }
+            &[]
         } else {
-            for spec in &todo {
+            &todo
+        };
+        let mut together = together.into_iter();
+        let mut serial = serial.iter();
+        loop {
+            // The invocation's outcomes, else each command as it ends: every node's outcome
+            // is journaled as soon as it is known.
+            let (node, outcome) = if let Some(ended) = together.next() {
+                ended
+            } else if let Some(spec) = serial.next() {
                 if ctx.cancel.is_cancelled() {
                     return Ok(aborted(&failed));
                 }
@@ -283,38 +292,44 @@ async fn run_wave_commands(
                 if outcome == ExitOutcome::Aborted {
                     return Ok(aborted(&failed));
                 }
-                if outcome.success() {
-                    continue;
-                }
-                let why = describe_exit(outcome, timeout);
-                match &spec.node {
-                    Some(node) => failed_here.push((node.clone(), why)),
-                    None => {
+                let result = if outcome.success() {
+                    Ok(())
+                } else {
+                    Err(describe_exit(outcome, timeout))
+                };
+                match (&spec.node, result) {
+                    (Some(node), result) => (node.clone(), result),
+                    (None, Ok(())) => continue,
+                    (None, Err(why)) => {
                         return Ok(StepOutcome::failed(format!(
                             "`{}` (placed on no node): {why}",
                             spec.program.display()
                         )));
                     }
                 }
-            }
-        }
-        for (node, why) in &failed_here {
-            ctx.log.note(&format!("failed on {node}: {why}"));
-            ctx.record_node(node, Err(why.clone())).await?;
-        }
-        failed.extend(failed_here);
-        for node in &nodes {
-            if last_run.get(node) == Some(&i)
-                && !ctx.nodes_done.contains(*node)
-                && !failed.iter().any(|(f, _)| f == node)
-            {
-                ctx.record_node(node, Ok(())).await?;
+            } else {
+                break;
+            };
+            match outcome {
+                Err(why) => {
+                    ctx.log.note(&format!("failed on {node}: {why}"));
+                    ctx.record_node(&node, Err(why.clone())).await?;
+                    failed.push((node, why));
+                }
+                // Done once its last command ran.
+                Ok(()) if last_run.get(node.as_str()) == Some(&i) => {
+                    ctx.record_node(&node, Ok(())).await?;
+                }
+                Ok(()) => {}
             }
         }
     }
     let ran = nodes.len() - done.len();
     if failed.is_empty() {
-        let mut text = format!("the commands exited 0 on {ran} nodes");
+        let mut text = format!(
+            "the commands exited 0 on {ran} node{}",
+            if ran == 1 { "" } else { "s" }
+        );
         if !done.is_empty() {
             text.push_str(&format!(" ({} done before)", done.len()));
         }

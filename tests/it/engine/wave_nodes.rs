@@ -15,10 +15,27 @@ use kongup::secrets::Redactor;
 /// dp-y-3 and dp-y-4). `wave-2-start-y` appends its node to `DIR/ran`; on dp-y-3 it fails
 /// until `DIR/fixed` exists; on dp-y-4 it waits for `DIR/go` when `DIR/hold` exists.
 fn plan_text(dir: &std::path::Path) -> String {
+    plan_on(dir, None)
+}
+
+/// The plan with its data planes on the `ansible` executor `fleet` of `inventory` (the
+/// node's name then comes from Ansible's `inventory_hostname`), else on `local`.
+fn plan_on(dir: &std::path::Path, inventory: Option<&std::path::Path>) -> String {
     let d = dir.display();
+    let (on, executors, n) = match inventory {
+        Some(path) => (
+            ", executor: fleet",
+            format!(
+                "executors:\n  fleet: {{type: ansible, inventory: {}, module: shell, forks: 4}}\n",
+                path.display()
+            ),
+            "{{ inventory_hostname }}",
+        ),
+        None => ("", String::new(), "$KONGUP_NODE"),
+    };
     let dps = |side: &str| {
         (1..=8)
-            .map(|i| format!("      - {{name: dp-{side}-{i}, role: data_plane}}\n"))
+            .map(|i| format!("      - {{name: dp-{side}-{i}, role: data_plane{on}}}\n"))
             .collect::<String>()
     };
     format!(
@@ -39,10 +56,10 @@ clusters:
   driver: {{type: manual}}
 rolling:
   waves: [1, 50%, 100%]
-steps:
+{executors}steps:
   wave-2-start-y:
     commands:
-      - shell: 'echo $KONGUP_NODE >> {d}/ran; if [ $KONGUP_NODE = dp-y-4 ] && [ -e {d}/hold ]; then while [ ! -e {d}/go ] && [ -d {d} ]; do sleep 0.05; done; fi; [ $KONGUP_NODE != dp-y-3 ] || [ -e {d}/fixed ]'
+      - shell: 'echo {n} >> {d}/ran; if [ {n} = dp-y-4 ] && [ -e {d}/hold ]; then while [ ! -e {d}/go ] && [ -d {d} ]; do sleep 0.05; done; fi; [ {n} != dp-y-3 ] || [ -e {d}/fixed ]'
 "#,
         x = dps("x"),
         y = dps("y"),
@@ -80,7 +97,10 @@ fn load(text: &str) -> (kongup::plan::model::Plan, ExpandedPlan) {
 }
 
 fn start(dir: &std::path::Path) -> TestRun {
-    let text = plan_text(dir);
+    start_plan(dir, plan_text(dir))
+}
+
+fn start_plan(dir: &std::path::Path, text: String) -> TestRun {
     let (plan, expanded) = load(&text);
     let toolbox =
         Toolbox::for_plan(&plan, Redactor::default(), kongup::actions::builtins(None)).unwrap();
@@ -141,7 +161,7 @@ async fn a_failed_node_fails_alone_and_a_retry_runs_only_it() {
     let detail = run.wait_step(&wave_2(), StepState::Succeeded).await;
     assert_eq!(
         detail.as_deref(),
-        Some("the commands exited 0 on 1 nodes (2 done before)")
+        Some("the commands exited 0 on 1 node (2 done before)")
     );
     assert_eq!(
         ran(dir.path()),
@@ -176,16 +196,25 @@ async fn a_wave_step_killed_mid_way_resumes_with_only_the_nodes_not_done() {
             .collect::<Vec<_>>(),
         [("dp-y-2".to_string(), true), ("dp-y-3".to_string(), true)]
     );
-    // The first dp-y-4 command, if it outlived the engine, may end now.
-    std::fs::write(dir.path().join("go"), "").unwrap();
 
     let mut run = start(dir.path());
     run.wait_step(&wave_2(), StepState::Interrupted).await;
+    // dp-y-4's command outlived the engine (its own process group): the resumed run
+    // watches it to its end before the step may run again.
+    run.wait_seen("the first dp-y-4 command to be watched", |e| {
+        matches!(e, Event::StillRunning { what: Some(_), .. })
+    })
+    .await;
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    run.wait_seen("the first dp-y-4 command to end", |e| {
+        matches!(e, Event::StillRunning { what: None, .. })
+    })
+    .await;
     run.retry(&wave_2()).await;
     let detail = run.wait_step(&wave_2(), StepState::Succeeded).await;
     assert_eq!(
         detail.as_deref(),
-        Some("the commands exited 0 on 1 nodes (2 done before)")
+        Some("the commands exited 0 on 1 node (2 done before)")
     );
     let ran = ran(dir.path());
     assert_eq!(
@@ -194,5 +223,51 @@ async fn a_wave_step_killed_mid_way_resumes_with_only_the_nodes_not_done() {
         "dp-y-4 ran again: {ran:?}"
     );
     assert_eq!(&ran[..3], ["dp-y-2", "dp-y-3", "dp-y-4"]);
+    run.quit().await;
+}
+
+/// Through the real `ansible` executor (one invocation for the wave's hosts, on local
+/// hosts): the host that failed is named, journaled, and the retry's invocation is
+/// limited to it.
+#[tokio::test]
+async fn through_ansible_a_failed_host_is_named_and_the_retry_runs_on_it_alone() {
+    use crate::exec::ansible::{inventory, require_ansible};
+    require_ansible();
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = inventory(dir.path(), &["dp-y-2", "dp-y-3", "dp-y-4"], &[]);
+    let mut run = start_plan(dir.path(), plan_on(dir.path(), Some(&inventory)));
+    let detail = run
+        .confirm_and_wait(&wave_2(), StepState::Failed)
+        .await
+        .unwrap_or_default();
+    assert!(
+        detail.starts_with("1 of 3 nodes failed: dp-y-3 (failed (rc=1)"),
+        "{detail}"
+    );
+    let mut ran_first = ran(dir.path());
+    ran_first.sort();
+    assert_eq!(ran_first, ["dp-y-2", "dp-y-3", "dp-y-4"]);
+    let outcomes = node_outcomes(dir.path());
+    let oks: Vec<(&str, bool)> = outcomes.iter().map(|(n, ok, _)| (n.as_str(), *ok)).collect();
+    assert_eq!(
+        oks,
+        [("dp-y-2", true), ("dp-y-3", false), ("dp-y-4", true)],
+        "{outcomes:?}"
+    );
+
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    run.retry(&wave_2()).await;
+    let detail = run.wait_step(&wave_2(), StepState::Succeeded).await;
+    assert_eq!(
+        detail.as_deref(),
+        Some("the commands exited 0 on 1 node (2 done before)")
+    );
+    assert_eq!(ran(dir.path())[3..], ["dp-y-3"], "the retry ran on dp-y-3 alone");
+    let log =
+        std::fs::read_to_string(dir.path().join("run/logs/data-plane-wave-2-start-y.log")).unwrap();
+    assert!(
+        log.contains("already done on 2 of 3 nodes, not run there again: dp-y-2, dp-y-4"),
+        "{log}"
+    );
     run.quit().await;
 }
