@@ -634,7 +634,11 @@ impl NodesWait {
                     pending.len(),
                     scope_name(target),
                     pending.join("; "),
-                    if in_wave(ctx) { ", on those nodes only" } else { "" }
+                    if in_wave(ctx) {
+                        ", on those nodes only"
+                    } else {
+                        ""
+                    }
                 )));
             }
             if now >= next_progress {

@@ -103,7 +103,11 @@ impl StepContext {
 
     /// Records how the step ended on `node` (a wave's node step): `Ok` once its commands
     /// there exited 0, `Err(why)` when it failed there.
-    pub async fn record_node(&self, node: &str, outcome: Result<(), String>) -> Result<(), ActionError> {
+    pub async fn record_node(
+        &self,
+        node: &str,
+        outcome: Result<(), String>,
+    ) -> Result<(), ActionError> {
         // The journal redacts the reason as it writes it.
         let (ok, reason) = match outcome {
             Ok(()) => (true, None),

@@ -3,8 +3,8 @@
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use crate::engine::health::OVERRIDE_WORD;
 use crate::engine::event::StepState;
+use crate::engine::health::OVERRIDE_WORD;
 use crate::plan::steps::{StepKind, StepRef};
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
@@ -29,9 +29,7 @@ pub fn dialog(
     if retry {
         let after_heading = heading(state, step, width).len() + 1;
         let failed = wave_failure(state, step, width);
-        dialog
-            .body
-            .splice(after_heading..after_heading, failed);
+        dialog.body.splice(after_heading..after_heading, failed);
     }
     // The traffic warning, Y's health and the keys stay in view: they are what the
     // operator must read before acting.

@@ -151,7 +151,11 @@ async fn a_failed_node_fails_alone_and_a_retry_runs_only_it() {
         node_outcomes(dir.path()),
         [
             ("dp-y-2".to_string(), true, None),
-            ("dp-y-3".to_string(), false, Some("exit status 1".to_string())),
+            (
+                "dp-y-3".to_string(),
+                false,
+                Some("exit status 1".to_string())
+            ),
             ("dp-y-4".to_string(), true, None),
         ]
     );
@@ -184,9 +188,10 @@ async fn a_wave_step_killed_mid_way_resumes_with_only_the_nodes_not_done() {
     std::fs::write(dir.path().join("fixed"), "").unwrap();
     let mut run = start(dir.path());
     run.confirm(&wave_2()).await;
-    run.wait_for("dp-y-4's command to start", |e| {
-        matches!(e, Event::Log(line) if line.text.contains("[on dp-y-4 (local"))
-    })
+    run.wait_for(
+        "dp-y-4's command to start",
+        |e| matches!(e, Event::Log(line) if line.text.contains("[on dp-y-4 (local")),
+    )
     .await;
     run.crash().await;
     assert_eq!(
@@ -248,7 +253,10 @@ async fn through_ansible_a_failed_host_is_named_and_the_retry_runs_on_it_alone()
     ran_first.sort();
     assert_eq!(ran_first, ["dp-y-2", "dp-y-3", "dp-y-4"]);
     let outcomes = node_outcomes(dir.path());
-    let oks: Vec<(&str, bool)> = outcomes.iter().map(|(n, ok, _)| (n.as_str(), *ok)).collect();
+    let oks: Vec<(&str, bool)> = outcomes
+        .iter()
+        .map(|(n, ok, _)| (n.as_str(), *ok))
+        .collect();
     assert_eq!(
         oks,
         [("dp-y-2", true), ("dp-y-3", false), ("dp-y-4", true)],
@@ -262,7 +270,11 @@ async fn through_ansible_a_failed_host_is_named_and_the_retry_runs_on_it_alone()
         detail.as_deref(),
         Some("the commands exited 0 on 1 node (2 done before)")
     );
-    assert_eq!(ran(dir.path())[3..], ["dp-y-3"], "the retry ran on dp-y-3 alone");
+    assert_eq!(
+        ran(dir.path())[3..],
+        ["dp-y-3"],
+        "the retry ran on dp-y-3 alone"
+    );
     let log =
         std::fs::read_to_string(dir.path().join("run/logs/data-plane-wave-2-start-y.log")).unwrap();
     assert!(
