@@ -190,10 +190,10 @@ pub fn pacing_for_speed(speed: f64) -> DemoPacing {
     }
 }
 
-/// `pacing` for a hybrid demo of `data_planes` that rolls in waves: the first wave's one
-/// node gets a small share of the traffic (1 % of 200), so the gate window widens (up to
-/// the real-time one) until that share gets enough requests for a verdict, and to three of
-/// the fleet's scrape rounds; each bake outlasts the window by half, as
+/// `pacing` for a hybrid demo of `data_planes` that rolls in waves: the first wave gets a
+/// small share of the traffic (5 %), so the gate window widens (up to the real-time one)
+/// until that share gets six times the requests a verdict needs, and to three of the fleet's scrape
+/// rounds; each bake outlasts the window by half, as
 /// [`pacing_for_speed`] has it.
 fn fleet_pacing(scenario: Scenario, data_planes: usize, pacing: &DemoPacing) -> DemoPacing {
     let waves = match scenario {
@@ -209,9 +209,13 @@ fn fleet_pacing(scenario: Scenario, data_planes: usize, pacing: &DemoPacing) -> 
     // And three scrapes of the whole lab (both clusters' data planes, a control plane
     // each) in a window, whole seconds.
     let scrapes = fleet_scrape_interval(2 * data_planes + 2).mul_f64(3.0);
+    // Six times the requests a verdict needs rather than twice, as the default demo's
+    // first stage has about (10 % of the traffic in a 2 s window): on a loaded machine the
+    // lab's traffic falls well short of its rate (a quarter of it, seen with two fleet
+    // demos at once at a load average of 12).
     let gate_window = window_for_share(
         pacing.gate_window,
-        pacing.min_requests,
+        3 * pacing.min_requests,
         first_share,
         DemoPacing::default().gate_window,
     )

@@ -194,10 +194,12 @@ pub const DEFAULT_DATA_PLANES: usize = 2;
 /// demo keeps the rolling guide's one-cluster steps (deploy Y, move traffic in stages).
 pub const WAVES_FROM_DATA_PLANES: usize = 3;
 
-/// The waves the hybrid demo writes for `data_planes` per cluster: a canary of one node,
-/// then 5 %, 25 % and the rest, as written (cumulative shares), less those that would add
-/// no node to the wave before (the loader refuses such a wave); `None` under
-/// [`WAVES_FROM_DATA_PLANES`].
+/// The waves the hybrid demo writes for `data_planes` per cluster: 5 % (at least the one
+/// node of a canary), 25 %, 50 % and the rest, as written (cumulative shares), less those
+/// that would add no node to the wave before (the loader refuses such a wave); `None`
+/// under [`WAVES_FROM_DATA_PLANES`]. The first wave is a share rather than one node: the
+/// gates judge Y on its share of the lab's traffic (at most `demo::LAB_MAX_RPS`), and one
+/// node of 200 would have 1 % of it, too few requests for a verdict on a loaded machine.
 pub fn demo_waves(data_planes: usize) -> Option<Vec<Share>> {
     if data_planes < WAVES_FROM_DATA_PLANES {
         return None;
@@ -205,9 +207,9 @@ pub fn demo_waves(data_planes: usize) -> Option<Vec<Share>> {
     let mut waves: Vec<Share> = Vec::new();
     let mut up = 0;
     for share in [
-        Share::Nodes(1),
         Share::Percent(5),
         Share::Percent(25),
+        Share::Percent(50),
         Share::Percent(100),
     ] {
         let nodes = share.of(data_planes);
@@ -733,9 +735,10 @@ mod tests {
         let shown =
             |n| demo_waves(n).map(|w| w.iter().map(ToString::to_string).collect::<Vec<_>>());
         assert_eq!(shown(2), None);
-        assert_eq!(shown(3).unwrap(), ["1", "100%"]);
-        assert_eq!(shown(20).unwrap(), ["1", "25%", "100%"]);
-        assert_eq!(shown(200).unwrap(), ["1", "5%", "25%", "100%"]);
+        assert_eq!(shown(3).unwrap(), ["5%", "50%", "100%"]);
+        assert_eq!(shown(4).unwrap(), ["5%", "50%", "100%"]);
+        assert_eq!(shown(20).unwrap(), ["5%", "25%", "50%", "100%"]);
+        assert_eq!(shown(200).unwrap(), ["5%", "25%", "50%", "100%"]);
     }
 
     #[test]

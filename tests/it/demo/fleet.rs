@@ -57,7 +57,7 @@ fn two_hundred_data_planes_roll_in_four_waves_to_y() {
     assert!(ended.status.success(), "{}\n{}", ended.stdout, ended.stderr);
     eprintln!("200 data planes, --plain --speed {SPEED}: done in {wall:?}");
 
-    // Waves [1, 5%, 25%, 100%] of 200: 1, 9, 40 and 150 data planes, each wave confirmed;
+    // Waves [5%, 25%, 50%, 100%] of 200: 10, 40, 50 and 100 data planes, each wave confirmed;
     // X's stop with them but for the last wave's share (decommission-x takes those).
     let transcript = ended.stdout;
     for n in 1..=4 {
@@ -70,7 +70,8 @@ fn two_hundred_data_planes_roll_in_four_waves_to_y() {
     for n in 1..=3 {
         assert!(transcript.contains(&format!("succeeded data-plane/wave-{n}-stop-x")));
     }
-    assert!(transcript.contains("Wave 4/4: start 150 of Y's data planes"));
+    assert!(transcript.contains("Wave 1/4: start 10 of Y's data planes"));
+    assert!(transcript.contains("Wave 4/4: start 100 of Y's data planes"));
     assert!(!transcript.contains("data-plane/deploy-y"), "{transcript}");
     let status = status_json(&run_dir);
     assert_eq!(status["state"], "done", "{status:#}");
@@ -90,8 +91,9 @@ fn two_hundred_data_planes_roll_in_four_waves_to_y() {
     let _ = again.end();
 }
 
-/// Waves [1, 25%, 100%] of 20 data planes; killed while wave 2's traffic stage bakes (its
-/// five Y nodes started, wave 1's X node stopped, wave 2's X nodes still up).
+/// Waves [5%, 25%, 50%, 100%] of 20 data planes (1, 5, 10, 20 up); killed while wave 2's
+/// traffic stage bakes: Y's first five started, wave 1's X node stopped, wave 2's X nodes
+/// still up.
 #[test]
 fn a_fleet_demo_killed_mid_wave_resumes_with_the_wave_s_nodes_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
