@@ -190,6 +190,43 @@ pub fn pacing_for_speed(speed: f64) -> DemoPacing {
     }
 }
 
+/// `pacing` for a hybrid demo of `data_planes` that rolls in waves: the first wave gets a
+/// small share of the traffic (5 %), so the gate window widens (up to the real-time one)
+/// until that share gets six times the requests a verdict needs, and to three of the fleet's scrape
+/// rounds; each bake outlasts the window by half, as
+/// [`pacing_for_speed`] has it.
+fn fleet_pacing(scenario: Scenario, data_planes: usize, pacing: &DemoPacing) -> DemoPacing {
+    let waves = match scenario {
+        Scenario::Hybrid => scenarios::demo_waves(data_planes),
+        _ => None,
+    };
+    let Some(first) = waves.as_ref().and_then(|w| w.first()) else {
+        return *pacing;
+    };
+    // Y's share rounded up to a whole percent, as plan::waves has it.
+    let percent = (first.of(data_planes).min(data_planes) * 100).div_ceil(data_planes);
+    let first_share = percent as f64 / 100.0;
+    // And three scrapes of the whole lab (both clusters' data planes, a control plane
+    // each) in a window, whole seconds.
+    let scrapes = fleet_scrape_interval(2 * data_planes + 2).mul_f64(3.0);
+    // Six times the requests a verdict needs rather than twice, as the default demo's
+    // first stage has about (10 % of the traffic in a 2 s window): on a loaded machine the
+    // lab's traffic falls well short of its rate (a quarter of it, seen with two fleet
+    // demos at once at a load average of 12).
+    let gate_window = window_for_share(
+        pacing.gate_window,
+        3 * pacing.min_requests,
+        first_share,
+        DemoPacing::default().gate_window,
+    )
+    .max(Duration::from_secs(scrapes.as_secs_f64().ceil() as u64));
+    DemoPacing {
+        gate_window,
+        bake: pacing.bake.max(gate_window.mul_f64(1.5)),
+        min_requests: pacing.min_requests,
+    }
+}
+
 /// The plan a new demo of `scenario` writes: the scenario's demo plan (sim executors, the
 /// lab's balancer behind a command driver) with stable node addresses, for a lab of
 /// `data_planes` per cluster (`None`: the scenario's own size).
@@ -200,7 +237,8 @@ pub fn demo_plan_text(
 ) -> Result<String, DemoError> {
     let size = scenarios::data_planes_for(scenario, data_planes).map_err(LabError::from)?;
     let stable = fit::stable_endpoints(&scenarios::topology_sized(scenario, size));
-    let yaml = demo_plan_yaml_with(scenario, &stable, pacing);
+    let pacing = fleet_pacing(scenario, size, pacing);
+    let yaml = demo_plan_yaml_with(scenario, &stable, &pacing);
     Ok(format!(
         "# Node URLs are stable names, not addresses: each kongup process maps them to the\n\
          # lab's loopback ports, so this file (and its hash in the journal) never changes.\n{yaml}"
@@ -300,17 +338,35 @@ fn write_private(path: &Path, text: &str) -> Result<(), DemoError> {
 /// The most requests a second a lab run sends: more would load the machine it runs on.
 pub const LAB_MAX_RPS: f64 = 250.0;
 
-/// Y's share of the traffic at the plan's first stage, as a fraction.
+/// Y's share of the traffic at the plan's first stage, as a fraction: its first wave's
+/// when it rolls in waves (one node of a fleet: 1 %, say), else its schedule's.
 pub fn first_stage_share(plan: &Plan) -> f64 {
-    let percent = plan
-        .traffic
-        .schedule
-        .iter()
-        .copied()
+    let waves = crate::plan::waves::waves(plan);
+    let stages: Vec<u8> = if waves.is_empty() {
+        plan.traffic.schedule.clone()
+    } else {
+        waves.iter().map(|w| w.y_percent).collect()
+    };
+    let percent = stages
+        .into_iter()
         .filter(|y| *y > 0)
         .min()
         .unwrap_or(DEMO_SCHEDULE[0]);
     f64::from(percent) / 100.0
+}
+
+/// The gate window that gives Y, at `first_share` of the lab's traffic at its most, twice
+/// the requests a verdict needs (so a verdict does not hang on chance): `window` widened
+/// up to `cap`, never narrowed.
+pub fn window_for_share(
+    window: Duration,
+    min_requests: u64,
+    first_share: f64,
+    cap: Duration,
+) -> Duration {
+    let enough_for_y =
+        Duration::from_secs_f64(2.0 * min_requests.max(1) as f64 / (LAB_MAX_RPS * first_share));
+    window.max(enough_for_y.min(cap))
 }
 
 /// Requests a second that give Y, at the first traffic stage, three times the requests its
@@ -352,9 +408,22 @@ async fn wait_for_first_requests(lab: &Lab) {
     }
 }
 
-/// How often the monitor scrapes: six times a window, between 250 ms and 2 s.
+/// How often the monitor scrapes: six times a window, between 250 ms and 2 s; for a
+/// fleet, no less than [`fleet_scrape_interval`] of its nodes.
 fn metrics_interval(plan: &Plan) -> Duration {
-    (plan.gates.window / 6).clamp(Duration::from_millis(250), Duration::from_secs(2))
+    let nodes = plan.clusters.x.nodes.len() + plan.clusters.y.nodes.len();
+    (plan.gates.window / 6)
+        .clamp(Duration::from_millis(250), Duration::from_secs(2))
+        .max(fleet_scrape_interval(nodes))
+}
+
+/// A scrape interval whose round (three quarters of it) reads every one of `nodes` lab
+/// nodes: each lab node serves its own `/metrics` in this process, and a round over 402
+/// of them took about 1 s (a debug build, the machine's load average 13; 64 at a time,
+/// measured from outside). A shorter round ends before Y's nodes, read after X's, have
+/// their turn, and the gates then have nothing of Y to judge.
+fn fleet_scrape_interval(nodes: usize) -> Duration {
+    Duration::from_millis(10).saturating_mul(u32::try_from(nodes).unwrap_or(u32::MAX))
 }
 
 /// How the lab's Admin APIs are read: loopback answers at once, or not at all.
@@ -654,7 +723,50 @@ pub async fn drive_plain(run: DemoRun, intro: &[String]) -> Result<SessionEnd, D
     Ok(end?)
 }
 
-/// What a lab run says before it starts: the lab, the plan, what was rebuilt.
+/// The lab's nodes counted by cluster, role and state, as a rebuilt lab has them (a
+/// fleet's run resumed mid-rollout: which of each wave's nodes run):
+/// `lab nodes: X control planes 1 running; X data planes 190 running, 10 stopped; …`.
+pub fn lab_nodes_line(lab: &Lab) -> String {
+    let nodes = lab.nodes();
+    let mut groups: Vec<String> = Vec::new();
+    for side in [ClusterSide::X, ClusterSide::Y] {
+        for role in [Role::Traditional, Role::ControlPlane, Role::DataPlane] {
+            let of: Vec<_> = nodes
+                .iter()
+                .filter(|n| n.cluster == side && n.role == role)
+                .collect();
+            if of.is_empty() {
+                continue;
+            }
+            let counts: Vec<String> = [
+                Lifecycle::Running,
+                Lifecycle::Stopped,
+                Lifecycle::Crashed,
+                Lifecycle::Absent,
+            ]
+            .into_iter()
+            .filter_map(|state| {
+                let count = of.iter().filter(|n| n.lifecycle == state).count();
+                (count > 0).then(|| format!("{count} {}", state.as_str()))
+            })
+            .collect();
+            let what = match role {
+                Role::Traditional => "nodes",
+                Role::ControlPlane => "control planes",
+                Role::DataPlane => "data planes",
+            };
+            groups.push(format!(
+                "{} {what} {}",
+                side.as_str().to_uppercase(),
+                counts.join(", ")
+            ));
+        }
+    }
+    format!("lab nodes: {}", groups.join("; "))
+}
+
+/// What a lab run says before it starts: the lab, the plan, what was rebuilt (and then
+/// where the lab's nodes are).
 pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
     let endpoints = run.lab.endpoints();
     let mut lines = vec![format!(
@@ -675,6 +787,9 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
                 .map(|s| format!(", traffic {s}"))
                 .unwrap_or_default()
         ));
+    }
+    if !rebuilt.replayed.is_empty() {
+        lines.push(lab_nodes_line(&run.lab));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
     let over = crate::engine::status::read_run(&run.engine.run_dir)

@@ -128,10 +128,12 @@ pub fn pace(loaded: &mut LoadedPlan, speed: f64) {
     if gates.window < Duration::from_secs(5) {
         gates.min_requests = gates.min_requests.min(10);
     }
-    let enough_for_y = Duration::from_secs_f64(
-        2.0 * gates.min_requests.max(1) as f64 / (super::LAB_MAX_RPS * first_share),
+    gates.window = super::window_for_share(
+        gates.window,
+        gates.min_requests,
+        first_share,
+        planned_window,
     );
-    gates.window = gates.window.max(enough_for_y.min(planned_window));
     let shortest = gates.window.mul_f64(1.5);
     let shrink = |wait: &mut Duration| *wait = wait.div_f64(speed).max(shortest);
     shrink(&mut loaded.plan.traffic.bake);

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::plan::model::{Mode, Role, Strategy};
+use crate::plan::model::{Mode, Role, Share, Strategy};
 use crate::plan::steps::ClusterSide;
 use crate::plan::version::KongVersion;
 
@@ -189,6 +189,38 @@ fn hybrid_cluster(
 /// Data planes per cluster in the hybrid lab unless `--data-planes` says otherwise.
 pub const DEFAULT_DATA_PLANES: usize = 2;
 
+/// From this many data planes per cluster on (more than the default demo's), the hybrid
+/// demo rolls its data planes in waves (`rolling:`), as a fleet is rolled; the default
+/// demo keeps the rolling guide's one-cluster steps (deploy Y, move traffic in stages).
+pub const WAVES_FROM_DATA_PLANES: usize = 3;
+
+/// The waves the hybrid demo writes for `data_planes` per cluster: 5 % (at least the one
+/// node of a canary), 25 %, 50 % and the rest, as written (cumulative shares), less those
+/// that would add no node to the wave before (the loader refuses such a wave); `None`
+/// under [`WAVES_FROM_DATA_PLANES`]. The first wave is a share rather than one node: the
+/// gates judge Y on its share of the lab's traffic (at most `demo::LAB_MAX_RPS`), and one
+/// node of 200 would have 1 % of it, too few requests for a verdict on a loaded machine.
+pub fn demo_waves(data_planes: usize) -> Option<Vec<Share>> {
+    if data_planes < WAVES_FROM_DATA_PLANES {
+        return None;
+    }
+    let mut waves: Vec<Share> = Vec::new();
+    let mut up = 0;
+    for share in [
+        Share::Percent(5),
+        Share::Percent(25),
+        Share::Percent(50),
+        Share::Percent(100),
+    ] {
+        let nodes = share.of(data_planes);
+        if nodes > up {
+            waves.push(share);
+            up = nodes;
+        }
+    }
+    Some(waves)
+}
+
 /// The most data planes per cluster a lab may have. Every lab node runs in kongup's own
 /// process with its listeners (a data plane holds two loopback ports), and the console,
 /// the monitor and the topology watcher read every one: a thousand per cluster is the
@@ -333,16 +365,25 @@ impl Default for DemoPacing {
     }
 }
 
-/// One command of a step override: argv and the executor that runs it.
+/// One command of a step override: argv and the executor that runs it (`None`: on each
+/// node the step acts on, on the node's executor; see plan::placement).
 struct DemoCommand {
     argv: Vec<String>,
-    executor: String,
+    executor: Option<String>,
 }
 
 fn cmd(executor: &str, argv: &[&str]) -> DemoCommand {
     DemoCommand {
         argv: argv.iter().map(|a| a.to_string()).collect(),
-        executor: executor.to_string(),
+        executor: Some(executor.to_string()),
+    }
+}
+
+/// A command for every node of the step.
+fn on_the_step_s_nodes(argv: &[&str]) -> DemoCommand {
+    DemoCommand {
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        executor: None,
     }
 }
 
@@ -438,7 +479,7 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
             let y_cps = names(endpoints, Y, Some(Role::ControlPlane));
             let x_dps = names(endpoints, X, Some(Role::DataPlane));
             let y_dps = names(endpoints, Y, Some(Role::DataPlane));
-            vec![
+            let mut steps = vec![
                 step("control-plane/backup", vec![pg_dump(&x_cps[0])]),
                 step(
                     "control-plane/deploy-y",
@@ -454,12 +495,35 @@ fn demo_steps(endpoints: &LabEndpoints) -> Vec<(String, Vec<DemoCommand>)> {
                     "control-plane/decommission-x",
                     on_each(&x_cps, &["lab", "decommission"]),
                 ),
-                step("data-plane/deploy-y", on_each(&y_dps, &["lab", "deploy"])),
-                step(
-                    "data-plane/decommission-x",
-                    on_each(&x_dps, &["lab", "decommission"]),
-                ),
-            ]
+            ];
+            match demo_waves(y_dps.len()) {
+                // A wave's commands name no executor: the plan runs each on every node of
+                // the wave, on that node's executor.
+                Some(waves) => {
+                    for n in 1..=waves.len() {
+                        steps.push(step(
+                            &format!("data-plane/wave-{n}-start-y"),
+                            vec![on_the_step_s_nodes(&["lab", "deploy"])],
+                        ));
+                        // The last wave stops no X node (they go at decommission-x).
+                        if n < waves.len() {
+                            steps.push(step(
+                                &format!("data-plane/wave-{n}-stop-x"),
+                                vec![on_the_step_s_nodes(&["kong", "quit"])],
+                            ));
+                        }
+                    }
+                }
+                None => steps.push(step(
+                    "data-plane/deploy-y",
+                    on_each(&y_dps, &["lab", "deploy"]),
+                )),
+            }
+            steps.push(step(
+                "data-plane/decommission-x",
+                on_each(&x_dps, &["lab", "decommission"]),
+            ));
+            steps
         }
     }
 }
@@ -561,6 +625,17 @@ pub fn demo_plan_yaml_with(
         schedule.join(", "),
         humantime::format_duration(pacing.bake)
     );
+    if endpoints.scenario == Scenario::Hybrid
+        && let Some(waves) = demo_waves(data_planes)
+    {
+        let written: Vec<String> = waves.iter().map(ToString::to_string).collect();
+        let _ = writeln!(
+            y,
+            "\n# A fleet rolls its data planes in waves: start a wave's Y nodes, give Y its\n# share of traffic and bake it, stop as many of X's.\nrolling:\n  waves: [{}]\n  between_waves: {}",
+            written.join(", "),
+            humantime::format_duration(pacing.bake)
+        );
+    }
     let _ = writeln!(y);
     // In place, X is stopped before Y takes the traffic: there is no X to compare Y with,
     // so only the absolute gates apply (`null` turns a gate off).
@@ -592,7 +667,9 @@ pub fn demo_plan_yaml_with(
         for command in commands {
             let argv: Vec<String> = command.argv.iter().map(|a| yaml_str(a)).collect();
             let _ = writeln!(y, "      - run: [{}]", argv.join(", "));
-            let _ = writeln!(y, "        executor: {}", command.executor);
+            if let Some(executor) = &command.executor {
+                let _ = writeln!(y, "        executor: {executor}");
+            }
         }
     }
     if endpoints.scenario == Scenario::Hybrid {
@@ -651,6 +728,17 @@ mod tests {
         }
         let names: std::collections::BTreeSet<_> = t.nodes.iter().map(|n| &n.name).collect();
         assert_eq!(names.len(), t.nodes.len(), "node names are unique");
+    }
+
+    #[test]
+    fn a_fleet_of_three_or_more_rolls_in_waves_that_each_add_nodes() {
+        let shown =
+            |n| demo_waves(n).map(|w| w.iter().map(ToString::to_string).collect::<Vec<_>>());
+        assert_eq!(shown(2), None);
+        assert_eq!(shown(3).unwrap(), ["5%", "50%", "100%"]);
+        assert_eq!(shown(4).unwrap(), ["5%", "50%", "100%"]);
+        assert_eq!(shown(20).unwrap(), ["5%", "25%", "50%", "100%"]);
+        assert_eq!(shown(200).unwrap(), ["5%", "25%", "50%", "100%"]);
     }
 
     #[test]

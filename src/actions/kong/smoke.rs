@@ -1,5 +1,5 @@
 //! Smoke tests: the plan's requests through every proxy of Y (traditional nodes and data
-//! planes with a `proxy_url`), each checked for status, headers and a body substring. One
+//! planes with a `proxy_url`; in a plan that rolls in waves, the first wave's), each checked for status, headers and a body substring. One
 //! log line per test per node says what passed or what differed; credential headers are
 //! read from their sources when the step runs and never shown.
 
@@ -11,6 +11,7 @@ use crate::kong::client::join;
 use crate::kong::http::{BodyError, BodyLimit, install_crypto_provider, read_body};
 use crate::plan::model::{Node, Plan, Role, SmokeTest, TlsOptions};
 use crate::plan::steps::{ClusterSide, Step};
+use crate::plan::waves::waves;
 use crate::secrets::Secret;
 
 pub struct SmokeTests {
@@ -23,11 +24,16 @@ impl SmokeTests {
     }
 }
 
-/// Y's nodes that proxy: traditional nodes and data planes with a proxy URL.
+/// Y's nodes that proxy: traditional nodes and data planes with a proxy URL. In a plan
+/// that rolls in waves the staging tests follow the first wave's start (the canary), so
+/// only that wave's nodes of Y's fleet are up to test: the others are not started yet.
 fn proxies(plan: &Plan) -> Vec<(&Node, &str)> {
+    let waves = waves(plan);
+    let canary = waves.first().map(|w| &w.y_nodes);
     cluster_nodes(plan, ClusterSide::Y)
         .iter()
         .filter(|n| matches!(n.role, Role::Traditional | Role::DataPlane))
+        .filter(|n| canary.is_none_or(|canary| canary.contains(&n.name)))
         .filter_map(|n| n.proxy_url.as_deref().map(|url| (n, url)))
         .collect()
 }

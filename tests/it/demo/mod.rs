@@ -4,6 +4,7 @@
 mod cli;
 mod console_keys;
 mod end_states;
+mod fleet;
 mod lab_entities;
 mod plan_file;
 mod rehearse;

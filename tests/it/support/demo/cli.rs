@@ -186,9 +186,14 @@ impl PlainDemo {
     /// `kongup ARGS --plain --speed SPEED --journal RUN_DIR` (a demo, or `run PLAN
     /// --rehearse`), typing `plan_name` to confirm irreversible steps.
     pub fn spawn(args: &[&str], run_dir: &Path, plan_name: &str) -> PlainDemo {
+        PlainDemo::spawn_at(args, run_dir, plan_name, SPEED)
+    }
+
+    /// [`PlainDemo::spawn`] at `speed`.
+    pub fn spawn_at(args: &[&str], run_dir: &Path, plan_name: &str, speed: f64) -> PlainDemo {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kongup"))
             .args(args)
-            .args(["--plain", "--speed", &SPEED.to_string(), "--journal"])
+            .args(["--plain", "--speed", &speed.to_string(), "--journal"])
             .arg(run_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -263,7 +268,18 @@ impl PlainDemo {
     /// irreversible one) until a line satisfies `stop` (checked before the line is
     /// answered); returns it. A step that fails or is interrupted meanwhile is a panic.
     pub fn confirm_until(&mut self, what: &str, stop: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + LINE_DEADLINE;
+        self.confirm_until_within(what, LINE_DEADLINE, stop)
+    }
+
+    /// [`PlainDemo::confirm_until`] with `limit` for the whole walk (a fleet's steps take
+    /// longer than one line's deadline).
+    pub fn confirm_until_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        stop: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let line = self.next_line(deadline, what);
             if stop(&line) {
@@ -289,6 +305,18 @@ impl PlainDemo {
         self.confirm_until(&format!("{step} to succeed"), |line| {
             line == done || line.starts_with(&format!("{done}:"))
         });
+    }
+
+    /// Kills kongup as `kill -9` does (SIGKILL: no word, no cleanup; its lock goes with
+    /// it) and waits for it to be gone; returns what it printed.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        drop(self.stdin.take());
+        while let Ok(line) = self.lines.recv_timeout(LINE_DEADLINE) {
+            self.output.push(line);
+        }
+        self.transcript()
     }
 
     /// Types `quit` and waits for kongup to end (a running step finishes first).
