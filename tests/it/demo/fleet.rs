@@ -41,7 +41,10 @@ fn lab_nodes_line(demo: &mut PlainDemo) -> String {
     demo.wait_for("the rebuilt lab's nodes", |l| l.starts_with("lab nodes: "))
 }
 
+// Six minutes of a 402-node lab starve the demo tests beside it of traffic, so the suite
+// leaves it out and scripts/test.sh runs it alone after the suite.
 #[test]
+#[ignore = "runs alone: scripts/test.sh runs it after the suite"]
 fn two_hundred_data_planes_roll_in_four_waves_to_y() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("fleet");
