@@ -253,6 +253,12 @@ pub enum Entry {
         note: Option<String>,
     },
     RollbackFinished,
+    /// No cluster serves traffic from now (`engine::outage`): why, in words.
+    OutageStarted {
+        why: String,
+    },
+    /// A cluster serves traffic again: the open outage ends.
+    OutageEnded,
     Warning {
         text: String,
     },
@@ -717,6 +723,7 @@ impl Entry {
                 point_of_no_return,
                 note: note.map(text),
             },
+            Entry::OutageStarted { why } => Entry::OutageStarted { why: text(why) },
             Entry::Warning { text: warning } => Entry::Warning {
                 text: text(warning),
             },
@@ -744,6 +751,7 @@ impl Entry {
             | Entry::TrafficRequested { .. }
             | Entry::Gate { .. }
             | Entry::RollbackFinished
+            | Entry::OutageEnded
             | Entry::HandoverRequested { .. }
             | Entry::HandedOver { .. }
             | Entry::LockTakenOver { .. }) => structural,

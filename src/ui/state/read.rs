@@ -50,6 +50,12 @@ impl ConsoleState {
         self.traffic
     }
 
+    /// How long no cluster has served traffic, in seconds, while that lasts.
+    pub fn outage_secs(&self) -> Option<u64> {
+        self.outage_since
+            .map(|since| (self.now - since).num_seconds().max(0) as u64)
+    }
+
     pub fn topology(&self) -> Option<&TopologySnapshot> {
         self.topology.as_ref()
     }

@@ -5,6 +5,7 @@ mod cli;
 mod console_keys;
 mod end_states;
 mod lab_entities;
+mod outage;
 mod plan_file;
 mod rehearse;
 mod resume;
