@@ -10,6 +10,7 @@ mod footer_moment;
 mod header_fit;
 mod keys;
 mod logs_read;
+mod outage;
 mod retry_confirm;
 mod say_why;
 mod sick_y;
