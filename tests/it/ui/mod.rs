@@ -11,6 +11,7 @@ mod header_fit;
 mod keys;
 mod logs_read;
 mod outage;
+mod outage_tmux;
 mod retry_confirm;
 mod say_why;
 mod sick_y;

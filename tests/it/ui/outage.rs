@@ -92,7 +92,13 @@ fn the_header_counts_the_outage_in_red_with_its_symbol() {
     // Past an hour it reads h:mm:ss.
     let mut later = in_outage(Theme::COLOUR);
     later.set_now(at(2200 + 3_600));
-    assert!(screen(&later, 80, 24).lines().next().unwrap().contains("✖ OUTAGE 1:00:41"));
+    assert!(
+        screen(&later, 80, 24)
+            .lines()
+            .next()
+            .unwrap()
+            .contains("✖ OUTAGE 1:00:41")
+    );
 }
 
 #[test]
