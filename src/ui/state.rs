@@ -321,6 +321,9 @@ pub struct ConsoleState {
     /// Since when no cluster serves traffic, as the engine journaled it
     /// (`engine::outage`).
     outage_since: Option<DateTime<Utc>>,
+    /// A step whose confirm or retry was sent and that the engine has not answered yet
+    /// (started, refused or failed): it counts as running for `q`.
+    starting: Option<StepRef>,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -372,6 +375,7 @@ impl ConsoleState {
             breach_line: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
             outage_since: None,
+            starting: None,
             last_step_end: None,
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
@@ -554,6 +558,8 @@ impl ConsoleState {
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
             Event::Refused(text) => {
+                // The engine answers commands in order: a refusal answers the confirm.
+                self.starting = None;
                 self.push_log(None, LogKind::Warning, text.clone());
                 self.flash(text.clone(), Tone::Warn);
             }
@@ -629,6 +635,9 @@ impl ConsoleState {
             return;
         };
         let old = self.entries[i].status.state;
+        if self.starting.as_ref() == Some(step) && new != StepState::Ready {
+            self.starting = None;
+        }
         if old == StepState::Running && new != StepState::Running {
             self.last_step_end = Some(self.now);
         }
@@ -719,6 +728,7 @@ impl ConsoleState {
             }) => self.step_state(step) != Some(StepState::Interrupted),
             Some(Modal::QuitWhileRunning { step }) => {
                 self.step_state(step) != Some(StepState::Running)
+                    && self.starting.as_ref() != Some(step)
             }
             Some(Modal::StillRunning { step, .. }) => self.still_running(step).is_none(),
             _ => false,
@@ -871,6 +881,7 @@ impl ConsoleState {
 
     /// The engine's event stream ended: nothing on screen will change any more.
     pub fn engine_stopped(&mut self) {
+        self.starting = None;
         if !self.engine_stopped {
             self.engine_stopped = true;
             self.push_log(
@@ -932,6 +943,7 @@ impl ConsoleState {
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
             UiAction::Refusal(text) => self.flash(text, Tone::Warn),
+            UiAction::AwaitStart(step) => self.starting = Some(step),
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }

@@ -276,6 +276,11 @@ impl ConsoleState {
             .map(|e| &e.step_ref)
     }
 
+    /// The running step, or the one whose confirm or retry was sent and not yet answered.
+    pub fn running_or_starting(&self) -> Option<&StepRef> {
+        self.running_step().or(self.starting.as_ref())
+    }
+
     /// The phase the run is in: that of the step needing attention, else the first not done;
     /// the rollback's while rolling back.
     pub fn current_phase(&self) -> Option<PhaseName> {

@@ -12,6 +12,7 @@ mod keys;
 mod logs_read;
 mod outage;
 mod outage_tmux;
+mod quit_race;
 mod retry_confirm;
 mod say_why;
 mod sick_y;
