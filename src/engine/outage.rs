@@ -106,7 +106,7 @@ pub struct Facts {
     /// What a topology taken since the last step ended says ([`seen`]); `None`: no such
     /// snapshot, or it proves nothing.
     pub seen: Option<Seen>,
-    /// A topology watcher reports at all. Without one, only the plan decides.
+    /// A topology watcher has reported. Without one, only the plan decides.
     pub watched: bool,
 }
 

@@ -63,7 +63,7 @@ impl Engine {
             open,
             planned,
             seen,
-            watched: self.side_events.is_some(),
+            watched: self.topology.is_some(),
         };
         match (open, outage::no_cluster_serves(&facts)) {
             (false, Some(why)) => {

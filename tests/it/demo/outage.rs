@@ -115,3 +115,41 @@ async fn the_blue_green_demo_has_no_outage() {
     );
     assert!(status_text(&run).lines().any(|l| l == "outage: none"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_open_when_kongup_quits_is_still_counted_from_its_start_after_resume() {
+    use kongup::engine::Event;
+    let mut demo = demo_support::start(Scenario::InPlace).await;
+    let started = demo
+        .confirm_until("the outage to start", |e| {
+            matches!(e, Event::Outage { since: Some(_) })
+        })
+        .await;
+    let Event::Outage { since: Some(since) } = started else {
+        unreachable!()
+    };
+    let dir = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
+    let old = demo.quit().await;
+    old.lab.shutdown().await;
+    let status = status_json(&read_run(&dir.path().join("run")).unwrap());
+    assert_eq!(status["outage"]["open"], true, "{status:#}");
+
+    let mut resumed = demo_support::resume(Scenario::InPlace, dir).await;
+    let again = resumed
+        .seen("the resumed run's outage", |e| {
+            matches!(e, Event::Outage { .. })
+        })
+        .await;
+    assert_eq!(
+        again,
+        Event::Outage { since: Some(since) },
+        "the clock counts from the outage's first sight, not from the resume"
+    );
+    resumed.walk_to_done().await;
+    let dir = std::mem::replace(&mut resumed.dir, tempfile::tempdir().unwrap());
+    resumed.quit().await;
+    let run = read_run(&dir.path().join("run")).unwrap();
+    assert_eq!(run.view.outages.len(), 1, "{:?}", run.view.outages);
+    assert_eq!(run.view.outages[0].from, since);
+    assert!(run.view.outages[0].to.is_some());
+}
