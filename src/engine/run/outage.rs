@@ -17,11 +17,12 @@ pub(super) struct OutageWatch {
     waves: Option<Vec<Wave>>,
     /// The journal record the plan's answer was worked out at, and the answer.
     planned: Option<(u64, bool)>,
-    /// The steps' states when last checked: a change makes older snapshots stale.
-    states: Vec<StepState>,
-    /// Snapshots received since the steps' states last changed. The first may have been
-    /// probed before the change (a snapshot is stamped when its probes end); the second
-    /// started after the first ended, so it is the first to tell what the change did.
+    /// The plan's answer when last checked: a change (a step stopped or started proxies)
+    /// makes older snapshots stale.
+    last_planned: Option<bool>,
+    /// Snapshots received since the plan's answer last changed or an outage opened. The
+    /// first may have been probed before (a snapshot is stamped when its probes end); the
+    /// second started after the first ended, so it is the first to tell what followed.
     snapshots_since_change: u32,
 }
 
@@ -35,16 +36,6 @@ impl Engine {
     /// Journals the start or the end of an outage when the rule's answer differs from the
     /// journal's.
     pub(super) fn check_outage(&mut self) -> Result<(), EngineError> {
-        let states: Vec<StepState> = self
-            .view
-            .step_keys()
-            .iter()
-            .map(|k| self.view.effective_state(k))
-            .collect();
-        if states != self.outage.states {
-            self.outage.states = states;
-            self.outage.snapshots_since_change = 0;
-        }
         let planned = match self.outage.planned {
             Some((seq, planned)) if seq == self.view.last_seq => planned,
             _ => {
@@ -53,6 +44,10 @@ impl Engine {
                 planned
             }
         };
+        if self.outage.last_planned != Some(planned) {
+            self.outage.last_planned = Some(planned);
+            self.outage.snapshots_since_change = 0;
+        }
         let seen = self
             .topology
             .as_ref()
@@ -67,6 +62,7 @@ impl Engine {
         };
         match (open, outage::no_cluster_serves(&facts)) {
             (false, Some(why)) => {
+                self.outage.snapshots_since_change = 0;
                 self.record(Who::Kongup, Entry::OutageStarted { why })?;
             }
             (true, None) => {

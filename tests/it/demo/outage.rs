@@ -4,6 +4,7 @@
 
 use crate::support::demo as demo_support;
 
+use kongup::engine::Event;
 use kongup::engine::report::{build_report, render_markdown};
 use kongup::engine::status::{read_run, status_json, status_text};
 use kongup::sim::Scenario;
@@ -33,6 +34,17 @@ async fn the_in_place_demo_journals_its_outage_from_stop_x_to_y_serving() {
     let mut demo = demo_support::start(Scenario::InPlace).await;
     let run_dir = demo.dir.path().join("run");
     demo.walk_to_done().await;
+    // The outage ends once the watcher sees Y's proxies ready, which may follow the end.
+    let last = demo.events.iter().rev().find_map(|e| match e {
+        Event::Outage { since } => Some(*since),
+        _ => None,
+    });
+    if last != Some(None) {
+        demo.wait_for("the outage's end", |e| {
+            matches!(e, Event::Outage { since: None })
+        })
+        .await;
+    }
     // Keep the run directory past the demo.
     let _dir = std::mem::replace(&mut demo.dir, tempfile::tempdir().unwrap());
     demo.quit().await;
@@ -118,7 +130,6 @@ async fn the_blue_green_demo_has_no_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_open_when_kongup_quits_is_still_counted_from_its_start_after_resume() {
-    use kongup::engine::Event;
     let mut demo = demo_support::start(Scenario::InPlace).await;
     let started = demo
         .confirm_until("the outage to start", |e| {
