@@ -12,4 +12,4 @@ mod resume;
 mod resume_more;
 mod rollback;
 mod walk;
-mod waves;
+pub mod waves;
