@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::Local;
+use chrono::{DateTime, Local, Utc};
 use tokio::sync::mpsc;
 
 use crate::engine::cause::{Facts, likely_cause};
@@ -240,6 +240,8 @@ struct Plain {
     quit_sent: bool,
     /// What still runs of steps kongup no longer waits on, as the engine says.
     still_running: HashMap<StepRef, String>,
+    /// Since when no cluster serves traffic, as the engine said.
+    outage_since: Option<DateTime<Utc>>,
     /// A kill asked for, waiting for its `y`.
     kill_asked: Option<StepRef>,
     /// From a script: `wait` holds the lines after it until this step's command ended.
@@ -310,6 +312,7 @@ pub async fn drive(
         baking: false,
         quit_sent: false,
         still_running: HashMap::new(),
+        outage_since: None,
         kill_asked: None,
         waiting_for: None,
         resume_sent: false,
@@ -876,6 +879,7 @@ impl Plain {
             }),
             Event::Warning(text) | Event::Refused(text) => self.say(&format!("! {text}")),
             Event::StillRunning { step, what } => self.on_still_running(step, what),
+            Event::Outage { since } => self.on_outage(since),
             Event::Session(SessionEvent::HandoverAsked { by, until }) => self.say(&format!(
                 "{by} asks to take over · `handover` hands the run over, `keep` keeps it (the \
                  request lapses at {})",
@@ -888,6 +892,22 @@ impl Plain {
             | Event::Metrics(_)
             | Event::Session(SessionEvent::Driver(_)) => {}
         }
+    }
+
+    /// `✖ OUTAGE since 03:12:05: no cluster serves traffic`, and its end with its length.
+    fn on_outage(&mut self, since: Option<DateTime<Utc>>) {
+        match (since, self.outage_since) {
+            (Some(since), None) => self.say(&format!(
+                "✖ OUTAGE since {}: no cluster serves traffic",
+                since.with_timezone(&Local).format("%H:%M:%S")
+            )),
+            (None, Some(from)) => self.say(&format!(
+                "outage over after {}: a cluster serves traffic again",
+                crate::engine::outage::clock((Utc::now() - from).num_seconds().max(0) as u64)
+            )),
+            _ => {}
+        }
+        self.outage_since = since;
     }
 
     fn on_still_running(&mut self, step: StepRef, what: Option<String>) {

@@ -151,6 +151,11 @@ pub enum Event {
     Gate(GateVerdict),
     Metrics(MetricsSnapshot),
     Topology(TopologySnapshot),
+    /// No cluster serves traffic since `since` (`engine::outage`, journaled); `None`: one
+    /// does (again).
+    Outage {
+        since: Option<DateTime<Utc>>,
+    },
     RollbackProgress(RollbackProgress),
     /// Something the operator should see (drift, a skipped check, an insecure TLS flag).
     Warning(String),

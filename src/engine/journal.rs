@@ -265,6 +265,12 @@ pub enum Entry {
         note: Option<String>,
     },
     RollbackFinished,
+    /// No cluster serves traffic from now (`engine::outage`): why, in words.
+    OutageStarted {
+        why: String,
+    },
+    /// A cluster serves traffic again: the open outage ends.
+    OutageEnded,
     Warning {
         text: String,
     },
@@ -742,6 +748,7 @@ impl Entry {
                 point_of_no_return,
                 note: note.map(text),
             },
+            Entry::OutageStarted { why } => Entry::OutageStarted { why: text(why) },
             Entry::Warning { text: warning } => Entry::Warning {
                 text: text(warning),
             },
@@ -769,6 +776,7 @@ impl Entry {
             | Entry::TrafficRequested { .. }
             | Entry::Gate { .. }
             | Entry::RollbackFinished
+            | Entry::OutageEnded
             | Entry::HandoverRequested { .. }
             | Entry::HandedOver { .. }
             | Entry::LockTakenOver { .. }) => structural,

@@ -26,6 +26,7 @@ pub mod handover;
 pub mod health;
 pub mod journal;
 pub mod lock;
+pub mod outage;
 pub mod plan_change;
 pub mod report;
 pub mod rollback;

@@ -9,6 +9,7 @@ use super::drivers::{Driver, drivers};
 use super::event::{RunState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, StepResult};
 use super::lock::LockStatus;
+use super::outage;
 use super::status::{RunOnDisk, split_key, time};
 use crate::lb::Split;
 use crate::metrics::GateFigures;
@@ -92,6 +93,17 @@ pub struct RollbackReport {
     pub finished_at: Option<String>,
 }
 
+/// One outage (`engine::outage`): when no cluster served traffic.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutageReport {
+    pub from: String,
+    /// `None`: still going at the journal's last record.
+    pub to: Option<String>,
+    /// Up to `to`, or to the last record for one still going.
+    pub secs: u64,
+    pub why: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EventReport {
     pub at: String,
@@ -112,6 +124,11 @@ pub struct RunReport {
     pub traffic: Vec<TrafficReport>,
     pub gates: Vec<GateReport>,
     pub rollback: Option<RollbackReport>,
+    /// Every moment no cluster served traffic, and their total length.
+    pub outages: Vec<OutageReport>,
+    pub outage_total_secs: u64,
+    /// `0:41 (from 03:12:05 to 03:12:46 UTC)` or `none`.
+    pub outage: String,
     /// Every record as a sentence, in order: who did what, when.
     pub timeline: Vec<EventReport>,
     pub warnings: Vec<EventReport>,
@@ -261,6 +278,8 @@ pub fn describe(entry: &Entry) -> String {
         Entry::RollbackTrafficFailed { error } => {
             format!("traffic to X not confirmed: {error}")
         }
+        Entry::OutageStarted { why } => format!("outage: no cluster serves traffic: {why}"),
+        Entry::OutageEnded => "outage over: a cluster serves traffic again".to_string(),
         Entry::RollbackPlanned {
             steps,
             point_of_no_return,
@@ -311,6 +330,12 @@ fn human_ms(ms: u64) -> String {
 /// `kongup report`: everything the journal says about the run.
 pub fn build_report(run: &RunOnDisk) -> RunReport {
     let view = &run.view;
+    // An outage still going is counted up to the journal's last record.
+    let last_at = run
+        .records
+        .last()
+        .map(|r| r.at)
+        .unwrap_or_else(chrono::Utc::now);
     let mut steps: BTreeMap<String, StepReport> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let titles: BTreeMap<String, (String, String)> = view
@@ -513,6 +538,18 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
             finished: r.finished,
             finished_at: rollback_finished_at.filter(|_| r.finished),
         }),
+        outages: view
+            .outages
+            .iter()
+            .map(|o| OutageReport {
+                from: time(&o.from),
+                to: o.to.as_ref().map(time),
+                secs: o.secs(last_at),
+                why: o.why.clone(),
+            })
+            .collect(),
+        outage_total_secs: view.outages.iter().map(|o| o.secs(last_at)).sum(),
+        outage: outage::summary(&view.outages, last_at),
         timeline,
         warnings,
         drivers: drivers(&run.records),
@@ -567,6 +604,7 @@ pub fn render_markdown(report: &RunReport) -> String {
         report.created_at, report.created_by
     ));
     line(format!("- Last record: {}", report.last_record_at));
+    line(format!("- Outage: {}", report.outage));
     line(format!("- Plan SHA-256: `{}`", report.plan_sha256));
     line(String::new());
 

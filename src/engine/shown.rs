@@ -22,6 +22,8 @@ pub struct Shown {
     run: Option<RunState>,
     traffic: Option<(Split, Option<Split>)>,
     rollback: Option<ShownRollback>,
+    /// Since when no cluster serves traffic, as last said.
+    outage: Option<Option<DateTime<Utc>>>,
 }
 
 /// What was said of the rollback in force (one per `rollback-requested`).
@@ -112,7 +114,7 @@ impl Shown {
     }
 
     /// A `StepChanged` for every step whose state changed since last said, then a
-    /// `RunChanged` if the run's did.
+    /// `RunChanged` if the run's did, then an `Outage` if one started or ended.
     pub fn changes(&mut self, view: &RunView, expanded: &ExpandedPlan) -> Vec<Event> {
         let mut events = Vec::new();
         for key in view.step_keys() {
@@ -144,6 +146,11 @@ impl Shown {
         if self.run != Some(run_state) {
             self.run = Some(run_state);
             events.push(Event::RunChanged(run_state));
+        }
+        let since = view.open_outage().map(|o| o.from);
+        if self.outage != Some(since) {
+            self.outage = Some(since);
+            events.push(Event::Outage { since });
         }
         events
     }

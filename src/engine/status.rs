@@ -178,6 +178,7 @@ pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
         "state": view.run_state().as_str(),
         "steps": steps,
         "traffic": split_json(view.traffic()),
+        "outage": outage_json(run),
         "locked_by": holder_json(&run.lock),
         "drivers": drivers(&run.records).iter().map(|d| json!({
             "operator": d.operator,
@@ -185,6 +186,27 @@ pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
             "from": time(&d.from),
             "to": d.to.as_ref().map(time),
             "ended": d.ended,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// When the journal's last record was written: an outage still going is counted to it.
+fn last_record_at(run: &RunOnDisk) -> DateTime<Utc> {
+    run.records.last().map(|r| r.at).unwrap_or_else(Utc::now)
+}
+
+/// `{"total_secs": 41, "open": false, "outages": [{"from", "to", "secs", "why"}]}`.
+fn outage_json(run: &RunOnDisk) -> serde_json::Value {
+    let last = last_record_at(run);
+    let outages = &run.view.outages;
+    json!({
+        "total_secs": outages.iter().map(|o| o.secs(last)).sum::<u64>(),
+        "open": run.view.open_outage().is_some(),
+        "outages": outages.iter().map(|o| json!({
+            "from": time(&o.from),
+            "to": o.to.as_ref().map(time),
+            "secs": o.secs(last),
+            "why": o.why,
         })).collect::<Vec<_>>(),
     })
 }
@@ -247,6 +269,10 @@ pub fn status_text(run: &RunOnDisk) -> String {
         (Some(_), Some(applied)) => format!("traffic: {applied} (reported by the load balancer)\n"),
         (Some(requested), None) => format!("traffic: {requested} (asked; not read back)\n"),
     });
+    out.push_str(&format!(
+        "outage: {}\n",
+        super::outage::summary(&view.outages, last_record_at(run))
+    ));
     if let Some(reason) = &view.paused {
         out.push_str(&format!("paused: {reason}\n"));
     }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::event::{RunState, StepState, TrafficVerification};
 use super::journal::{ConfirmVia, Entry, Record, RollbackStepInfo, StepInfo, StepResult};
+use super::outage::Outage;
 use crate::exec::track::{ProcessEnd, ProcessIdentity, TrackedProcess};
 use crate::lb::Split;
 
@@ -173,6 +174,8 @@ pub struct RunView {
     /// Traffic was ever sent to Y.
     pub traffic_moved: bool,
     pub rollback: Option<RollbackView>,
+    /// Every outage the engine saw, oldest first; the last may be open.
+    pub outages: Vec<Outage>,
     pub last_seq: u64,
 }
 
@@ -203,6 +206,7 @@ impl RunView {
             traffic_applied: None,
             traffic_moved: false,
             rollback: None,
+            outages: Vec::new(),
             last_seq: first.seq,
         };
         rest.iter().for_each(|r| view.apply(r));
@@ -214,6 +218,20 @@ impl RunView {
         match &record.entry {
             Entry::RunCreated { .. } | Entry::SessionOpened { .. } => {}
             Entry::SessionClosed { .. } | Entry::Warning { .. } => {}
+            Entry::OutageStarted { why } => {
+                if self.open_outage().is_none() {
+                    self.outages.push(Outage {
+                        from: record.at,
+                        to: None,
+                        why: why.clone(),
+                    });
+                }
+            }
+            Entry::OutageEnded => {
+                if let Some(open) = self.outages.last_mut().filter(|o| o.to.is_none()) {
+                    open.to = Some(record.at);
+                }
+            }
             // Who drives the run: `engine::drivers` reads them.
             Entry::HandoverRequested { .. }
             | Entry::HandedOver { .. }
@@ -468,6 +486,11 @@ impl RunView {
     }
 
     /// The split as best known: what the load balancer reported, else what was asked.
+    /// The outage still going, if one is (`engine::outage`).
+    pub fn open_outage(&self) -> Option<&Outage> {
+        self.outages.last().filter(|o| o.to.is_none())
+    }
+
     pub fn traffic(&self) -> Option<Split> {
         self.traffic_applied.or(self.traffic_requested)
     }

@@ -49,6 +49,9 @@ pub enum UiAction {
     Exit,
     /// Run the action of a key bound by the console's caller (`ExtraKey`).
     RunExtra(char),
+    /// A confirm or retry of this step was sent: it counts as running until the engine
+    /// answers (starts it, refuses, or fails it), so a `q` at once asks first.
+    AwaitStart(StepRef),
 }
 
 /// What a key asks for: commands for the engine, in order, then changes to the view.
@@ -168,7 +171,7 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
 }
 
 fn quit(state: &ConsoleState) -> KeyOutcome {
-    match state.running_step() {
+    match state.running_or_starting() {
         Some(step) => KeyOutcome::ui(UiAction::Open(Modal::QuitWhileRunning {
             step: step.clone(),
         })),
@@ -268,7 +271,8 @@ fn retry_selected(state: &ConsoleState) -> KeyOutcome {
         return KeyOutcome::send(Command::Retry {
             step: step_ref.clone(),
             typed: None,
-        });
+        })
+        .and(UiAction::AwaitStart(step_ref.clone()));
     };
     KeyOutcome::ui(UiAction::Open(modal))
 }
@@ -388,11 +392,18 @@ fn dialog_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome 
             let send = |typed: Option<String>| {
                 let step = step.clone();
                 KeyOutcome::send(if *retry {
-                    Command::Retry { step, typed }
+                    Command::Retry {
+                        step: step.clone(),
+                        typed,
+                    }
                 } else {
-                    Command::Confirm { step, typed }
+                    Command::Confirm {
+                        step: step.clone(),
+                        typed,
+                    }
                 })
                 .and(UiAction::Close)
+                .and(UiAction::AwaitStart(step))
             };
             if esc || is_ctrl_c(&key) || (!unfit && matches!(letter(&key), Some('n' | 'q'))) {
                 KeyOutcome::ui(UiAction::Close)
@@ -425,11 +436,18 @@ fn dialog_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome 
                     let step = step.clone();
                     let typed = Some(name.clone());
                     KeyOutcome::send(if *retry {
-                        Command::Retry { step, typed }
+                        Command::Retry {
+                            step: step.clone(),
+                            typed,
+                        }
                     } else {
-                        Command::Confirm { step, typed }
+                        Command::Confirm {
+                            step: step.clone(),
+                            typed,
+                        }
                     })
                     .and(UiAction::Close)
+                    .and(UiAction::AwaitStart(step))
                 } else {
                     KeyOutcome::flash(format!("type the plan name exactly: {name}"))
                 }

@@ -318,6 +318,12 @@ pub struct ConsoleState {
     /// When a step was last seen to end: a topology snapshot older than that is not Y now
     /// (`engine::health`).
     last_step_end: Option<DateTime<Utc>>,
+    /// Since when no cluster serves traffic, as the engine journaled it
+    /// (`engine::outage`).
+    outage_since: Option<DateTime<Utc>>,
+    /// A step whose confirm or retry was sent and that the engine has not answered yet
+    /// (started, refused or failed): it counts as running for `q`.
+    starting: Option<StepRef>,
     rollback: RollbackView,
     logs: VecDeque<LogEntry>,
     engine_stopped: bool,
@@ -368,6 +374,8 @@ impl ConsoleState {
             gate_logged: None,
             breach_line: None,
             screen: Rect::new(0, 0, MIN_WIDTH, MIN_HEIGHT),
+            outage_since: None,
+            starting: None,
             last_step_end: None,
             rollback: RollbackView::default(),
             logs: VecDeque::new(),
@@ -550,12 +558,39 @@ impl ConsoleState {
             Event::RollbackProgress(progress) => self.rollback_progress(progress),
             Event::Warning(text) => self.push_log(None, LogKind::Warning, text.clone()),
             Event::Refused(text) => {
+                // The engine answers commands in order: a refusal answers the confirm.
+                self.starting = None;
                 self.push_log(None, LogKind::Warning, text.clone());
                 self.flash(text.clone(), Tone::Warn);
             }
             Event::StillRunning { step, what } => self.still_running_changed(step, what),
+            Event::Outage { since } => self.outage_changed(*since),
             Event::Session(event) => self.session_event(event),
         }
+    }
+
+    fn outage_changed(&mut self, since: Option<DateTime<Utc>>) {
+        match (since, self.outage_since) {
+            (Some(_), None) => self.push_log(
+                None,
+                LogKind::Event(Tone::Bad),
+                "✖ OUTAGE: no cluster serves traffic".to_string(),
+            ),
+            (None, Some(from)) => {
+                let secs = (self.now - from).num_seconds().max(0) as u64;
+                self.push_log(
+                    None,
+                    LogKind::Event(Tone::Good),
+                    format!(
+                        "✔ outage over after {}: a cluster serves traffic again",
+                        crate::engine::outage::clock(secs)
+                    ),
+                );
+            }
+            _ => {}
+        }
+        self.outage_since = since;
+        self.refresh_topology();
     }
 
     fn still_running_changed(&mut self, step: &StepRef, what: &Option<String>) {
@@ -600,6 +635,9 @@ impl ConsoleState {
             return;
         };
         let old = self.entries[i].status.state;
+        if self.starting.as_ref() == Some(step) && new != StepState::Ready {
+            self.starting = None;
+        }
         if old == StepState::Running && new != StepState::Running {
             self.last_step_end = Some(self.now);
         }
@@ -652,12 +690,15 @@ impl ConsoleState {
 
     /// The topology as shown: a node that does not answer because the plan does not have it
     /// up at this point (see [`Self::node_expected_up`]) reads as absent, not as a failure.
+    /// Not during an outage: then no node down is "as planned", it is why nothing serves.
     fn refresh_topology(&mut self) {
         let Some(mut snapshot) = self.topology_sent.clone() else {
             return;
         };
+        let outage = self.outage_since.is_some();
         for node in &mut snapshot.nodes {
-            if matches!(node.health, NodeHealth::Unreachable(_))
+            if !outage
+                && matches!(node.health, NodeHealth::Unreachable(_))
                 && !self.named_node_expected_up(node.cluster, node.role, &node.name)
             {
                 node.health = NodeHealth::Absent;
@@ -687,6 +728,7 @@ impl ConsoleState {
             }) => self.step_state(step) != Some(StepState::Interrupted),
             Some(Modal::QuitWhileRunning { step }) => {
                 self.step_state(step) != Some(StepState::Running)
+                    && self.starting.as_ref() != Some(step)
             }
             Some(Modal::StillRunning { step, .. }) => self.still_running(step).is_none(),
             _ => false,
@@ -839,6 +881,7 @@ impl ConsoleState {
 
     /// The engine's event stream ended: nothing on screen will change any more.
     pub fn engine_stopped(&mut self) {
+        self.starting = None;
         if !self.engine_stopped {
             self.engine_stopped = true;
             self.push_log(
@@ -900,6 +943,7 @@ impl ConsoleState {
             }
             UiAction::Flash(text, tone) => self.flash(text, tone),
             UiAction::Refusal(text) => self.flash(text, Tone::Warn),
+            UiAction::AwaitStart(step) => self.starting = Some(step),
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }

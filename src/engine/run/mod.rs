@@ -6,6 +6,7 @@
 mod commands;
 mod handover;
 mod open;
+mod outage;
 mod processes;
 mod step;
 mod traffic;
@@ -104,6 +105,8 @@ struct Engine {
     last_verdict: Option<GateVerdict>,
     /// When the last step ended: a topology snapshot older than that is not Y now.
     last_step_end: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the outage clock keeps between checks.
+    outage: outage::OutageWatch,
 }
 
 pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
@@ -169,6 +172,7 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         topology: None,
         last_verdict: None,
         last_step_end: None,
+        outage: outage::OutageWatch::default(),
     };
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
@@ -316,6 +320,7 @@ impl Engine {
         self.emit_snapshot();
         let reason = loop {
             self.advance()?;
+            self.check_outage()?;
             self.emit_changes();
             if self.running.is_none()
                 && self.traffic_call.is_none()
@@ -360,6 +365,7 @@ impl Engine {
                 event = next_side_event(&mut self.side_events) => match event {
                     Some(Event::Warning(text)) => self.warn(text),
                     Some(Event::Topology(snapshot)) => {
+                        self.outage.snapshot_received();
                         self.topology = Some(snapshot.clone());
                         self.emit(Event::Topology(snapshot));
                     }

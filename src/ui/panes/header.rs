@@ -21,6 +21,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 /// Alerts that must not scroll out of sight, right-aligned on the first row.
 fn alerts(state: &ConsoleState) -> Vec<(String, Tone)> {
     let mut alerts = Vec::new();
+    // First, as it matters most: with the symbol, it reads under NO_COLOR.
+    if let Some(secs) = state.outage_secs() {
+        alerts.push((
+            format!("✖ OUTAGE {}", crate::engine::outage::clock(secs)),
+            Tone::Bad,
+        ));
+    }
     if let Some(watching) = state.watching() {
         alerts.push((watching_alert(watching), Tone::Warn));
     } else if state.is_engine_stopped() {

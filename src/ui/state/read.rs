@@ -50,6 +50,12 @@ impl ConsoleState {
         self.traffic
     }
 
+    /// How long no cluster has served traffic, in seconds, while that lasts.
+    pub fn outage_secs(&self) -> Option<u64> {
+        self.outage_since
+            .map(|since| (self.now - since).num_seconds().max(0) as u64)
+    }
+
     pub fn topology(&self) -> Option<&TopologySnapshot> {
         self.topology.as_ref()
     }
@@ -268,6 +274,11 @@ impl ConsoleState {
             .iter()
             .find(|e| e.status.state == StepState::Running)
             .map(|e| &e.step_ref)
+    }
+
+    /// The running step, or the one whose confirm or retry was sent and not yet answered.
+    pub fn running_or_starting(&self) -> Option<&StepRef> {
+        self.running_step().or(self.starting.as_ref())
     }
 
     /// The phase the run is in: that of the step needing attention, else the first not done;

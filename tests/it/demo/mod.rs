@@ -6,6 +6,7 @@ mod console_keys;
 mod end_states;
 mod fleet;
 mod lab_entities;
+mod outage;
 mod plan_file;
 mod rehearse;
 mod resume;
