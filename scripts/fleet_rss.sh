@@ -9,7 +9,12 @@
 #       of a hybrid plan naming every one of the lab's nodes (manual traffic driver)
 #   scripts/fleet_rss.sh demo [DATA_PLANES] [MINUTES] [INTERVAL]
 #       `kongup demo --data-planes N`, the lab in the same process
+#   scripts/fleet_rss.sh rehearse [DATA_PLANES] [MINUTES] [INTERVAL]
+#       `kongup run PLAN --rehearse` of the plan `run` writes (the lab that gave its
+#       addresses stopped first): kongup builds a lab of the plan's size in its process
 #
+# Also prints how long kongup took from its start to its first frame (polled every 50 ms
+# in tmux, so up to 50 ms late).
 # Defaults: 1000 data planes per cluster, 10 minutes, every 15 s. KONGUP names the binary
 # (default target/release/kongup). Prints one line per sample: seconds, RSS in MB, CPU %
 # of one core over the interval; then the peak and the last. Needs tmux and python3.
@@ -35,15 +40,16 @@ cleanup() {
 trap cleanup EXIT
 
 case "$mode" in
-run)
+run | rehearse)
     "$kongup" lab --scenario hybrid --data-planes "$data_planes" --json >"$work/lab.json" 2>"$work/lab.err" &
     lab_pid=$!
-    for _ in $(seq 1 600); do
+    # A debug build on a loaded machine takes a minute or more to start 2 000 nodes.
+    for _ in $(seq 1 1800); do
         [[ -s "$work/lab.json" ]] && break
         kill -0 "$lab_pid" 2>/dev/null || { cat "$work/lab.err" >&2; exit 1; }
         sleep 0.1
     done
-    [[ -s "$work/lab.json" ]] || { echo "the lab printed no endpoints within 60 s" >&2; exit 1; }
+    [[ -s "$work/lab.json" ]] || { echo "the lab printed no endpoints within 180 s" >&2; exit 1; }
     # The plan: every node of the lab by its endpoints; the upgrade path the lab's.
     python3 - "$work/lab.json" >"$work/plan.yaml" <<'PY'
 import json, sys
@@ -64,16 +70,23 @@ for side in ("x", "y"):
 print("traffic:\n  driver: {type: manual}")
 PY
     command=("$kongup" run "$work/plan.yaml" --journal "$work/run")
+    if [[ "$mode" == rehearse ]]; then
+        kill "$lab_pid"
+        wait "$lab_pid" 2>/dev/null || true
+        lab_pid=""
+        command+=(--rehearse)
+    fi
     ;;
 demo)
     command=("$kongup" demo --data-planes "$data_planes" --journal "$work/run")
     ;;
 *)
-    echo "the mode is run or demo, not '$mode'" >&2
+    echo "the mode is run, demo or rehearse, not '$mode'" >&2
     exit 2
     ;;
 esac
 
+launched=$(date +%s%N)
 tmux -L "$socket" new-session -d -s rss -x 80 -y 24 "$(printf '%q ' "${command[@]}") 2>$work/err"
 pid=""
 for _ in $(seq 1 300); do
@@ -87,9 +100,20 @@ for _ in $(seq 1 300); do
 done
 [[ -n "$pid" ]] || { echo "kongup did not start, or ended at once:" >&2; cat "$work/err" >&2; exit 1; }
 
+opened=""
+for _ in $(seq 1 1200); do
+    if tmux -L "$socket" capture-pane -p -t rss 2>/dev/null | grep -q Checklist; then
+        opened=$((($(date +%s%N) - launched) / 1000000))
+        break
+    fi
+    sleep 0.05
+done
+[[ -n "$opened" ]] || { echo "no frame within 60 s:" >&2; cat "$work/err" >&2; exit 1; }
+
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 echo "# $mode, $data_planes data planes per cluster, $minutes min every $interval s; $(uptime)"
+echo "# first frame ${opened} ms after the launch"
 echo "# seconds rss_mb cpu_pct_over_interval"
 started=$(date +%s)
 last_ticks=$(ticks "$pid")
