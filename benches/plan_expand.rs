@@ -1,5 +1,6 @@
 //! Plan loading and expansion at fleet size: a hybrid plan with 1 000 data planes per
-//! cluster rolled in waves (`rolling: {waves: [1, 5%, 25%, 100%], …}`), read from YAML
+//! cluster rolled in waves (`rolling: {waves: [1, 5%, 25%, 100%], between_waves: 5m}`; `max_unavailable` and `drain`
+//! are refused by this kongup), read from YAML
 //! with every check (`parse_plan`: positions, validation, expansion into steps), and its
 //! expansion alone (`templates::expand`, what a resume and `kongup plan` redo).
 //!

@@ -52,8 +52,6 @@ clusters:
   driver: {{type: manual}}
 rolling:
   waves: [1, 5%, 25%, 100%]
-  max_unavailable: 10%
-  drain: 30s
   between_waves: 5m
 ",
         dps("x", 1),
