@@ -121,6 +121,9 @@ fn start_with(
     let mut config = MonitorConfig::from_plan(plan, sources.admin_token);
     config.interval = sources.metrics_interval;
     config.timeout = monitor::scrape_timeout(sources.metrics_interval);
+    // What runs here reads the monitor's latest snapshot only (the console keeps its own
+    // history for the sparklines): ten minutes of a fleet's snapshots were held twice.
+    config.history = sources.metrics_interval;
     let (client, warnings) = http::client(&plan.admin.tls, config.timeout, config.timeout)
         .map_err(|error| LiveSupportError(error.to_string()))?;
     for warning in warnings {

@@ -4,6 +4,7 @@
 //! nginx; a tmux server of a test's own. Not part of the program.
 
 pub mod corpus;
+pub mod fleet;
 pub mod flood;
 pub mod hybrid;
 pub mod lb;

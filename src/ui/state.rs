@@ -859,6 +859,15 @@ impl ConsoleState {
 
     fn push_metrics(&mut self, snapshot: MetricsSnapshot) {
         let newest = snapshot.at;
+        // Only the newest snapshot's per-node lists are drawn; kept in every snapshot of
+        // the window, a fleet's (a thousand unreachable nodes named each round) held
+        // ~130 KB a snapshot, most of the console's memory.
+        if let Some(previous) = self.metrics.back_mut() {
+            for figures in [&mut previous.x, &mut previous.y] {
+                figures.scrape_errors = Vec::new();
+                figures.empty_configuration = Vec::new();
+            }
+        }
         self.metrics.push_back(snapshot);
         let horizon = newest - TimeDelta::seconds(METRICS_WINDOW_SECS);
         while self

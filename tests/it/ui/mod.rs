@@ -6,6 +6,7 @@ mod console_flood;
 mod console_loop;
 mod dialogs_read;
 mod e2e_tmux;
+mod fleet_memory;
 mod footer_moment;
 mod header_fit;
 mod keys;
