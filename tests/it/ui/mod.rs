@@ -16,6 +16,7 @@ mod sick_y;
 mod sick_y_tmux;
 mod snapshots;
 mod state;
+mod topology_fleet;
 mod still_running;
 mod watch_tmux;
 mod watching;
