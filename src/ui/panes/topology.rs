@@ -72,10 +72,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         let name_width = view.name_width().min(width / 3);
         (first..count.min(first + list_height))
             .map(|position| {
-                let row = if zoomed {
-                    view.rows()[rows[position]]
-                } else {
-                    view.rows()[position]
+                let row = match (zoomed, view.rows()) {
+                    // Filtered, a data plane's control plane may not be listed above it.
+                    (true, all) if !view.filter().is_empty() => match all[rows[position]] {
+                        Row::Node { index, .. } => Row::Node {
+                            index,
+                            under_cp: false,
+                        },
+                        other => other,
+                    },
+                    (true, all) => all[rows[position]],
+                    (false, all) => all[position],
                 };
                 let line = row_line(state, view, row, width, name_width);
                 if zoomed && state.topology_mark() == Some(position) {
