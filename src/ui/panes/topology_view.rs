@@ -498,6 +498,34 @@ mod tests {
     }
 
     #[test]
+    fn a_rolling_fleet_groups_by_wave() {
+        let nodes = (1..=4)
+            .map(|i| node(&format!("dp-{i}"), ClusterSide::Y, NodeHealth::Ready))
+            .collect();
+        let wave = |number: usize, y: &[&str]| Wave {
+            number,
+            y_nodes: y.iter().map(|n| n.to_string()).collect(),
+            x_nodes: Vec::new(),
+            y_percent: 50,
+        };
+        let view = TopologyView::new(
+            TopologySnapshot {
+                nodes,
+                ..Default::default()
+            },
+            true,
+            &[wave(1, &["dp-1"]), wave(2, &["dp-2", "dp-3"])],
+        );
+        let waves: Vec<(Option<usize>, usize)> = view
+            .groups()
+            .iter()
+            .map(|g| (g.wave, g.count(Standing::Ok)))
+            .collect();
+        // dp-4 is in no wave: its group comes last.
+        assert_eq!(waves, [(Some(1), 1), (Some(2), 2), (None, 1)]);
+    }
+
+    #[test]
     fn the_filter_keeps_matching_nodes_under_their_cluster() {
         let mut view = view();
         view.set_filter("DRAIN");

@@ -17,6 +17,7 @@ mod sick_y_tmux;
 mod snapshots;
 mod state;
 mod topology_fleet;
+mod topology_fleet_tmux;
 mod still_running;
 mod watch_tmux;
 mod watching;
