@@ -146,7 +146,10 @@ fn bench_frames(c: &mut Criterion) {
     for (name, state) in [
         ("render 160x48, 2000 nodes, topology grouped", &fleet),
         ("render 160x48, 2000 nodes, topology zoomed", &fleet_zoomed),
-        ("render 160x48, 2000 nodes, topology filtered", &fleet_filtered),
+        (
+            "render 160x48, 2000 nodes, topology filtered",
+            &fleet_filtered,
+        ),
     ] {
         c.bench_function(name, |b| {
             b.iter(|| {

@@ -493,16 +493,18 @@ pub static MAIN: &[Binding] = &[
         ..bind(
             &[Char('n')],
             Action::NextFailing,
-            entry(
-                "n N",
-                &["topology zoom: the next / previous failing node"],
-            ),
+            entry("n N", &["topology zoom: the next / previous failing node"]),
             footer(11, &[(When::TopologyZoomed, "next failing")]),
         )
     },
     Binding {
         only: Some(When::TopologyZoomed),
-        ..bind(&[Char('N')], Action::PreviousFailing, Help::WithPrevious, None)
+        ..bind(
+            &[Char('N')],
+            Action::PreviousFailing,
+            Help::WithPrevious,
+            None,
+        )
     },
     bind(
         &[Char('?')],

@@ -129,7 +129,9 @@ fn topology_filter_key(key: KeyEvent) -> KeyOutcome {
         KeyOutcome::ui(UiAction::Scroll(Pane::Topology, delta))
     } else {
         match tui_input::backend::crossterm::to_input_request(&TermEvent::Key(key)) {
-            Some(request) => KeyOutcome::ui(UiAction::Topology(TopologyAction::EditFilter(request))),
+            Some(request) => {
+                KeyOutcome::ui(UiAction::Topology(TopologyAction::EditFilter(request)))
+            }
             None => KeyOutcome::default(),
         }
     }

@@ -23,8 +23,8 @@ use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepRef};
 
 use super::keys::{ScrollDelta, TopologyAction, UiAction};
-use super::panes::topology_view::TopologyView;
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
+use super::panes::topology_view::TopologyView;
 use super::theme::{Theme, Tone, step_symbol};
 
 mod read;

@@ -65,7 +65,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         lines.into_iter().skip(first).take(height).collect()
     } else {
         let rows: &[usize] = if zoomed { view.shown() } else { &[] };
-        let count = if zoomed { rows.len() } else { view.rows().len() };
+        let count = if zoomed {
+            rows.len()
+        } else {
+            view.rows().len()
+        };
         let first = state
             .topology_offset()
             .min(count.saturating_sub(list_height));
@@ -113,7 +117,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
         visible.push(Line::from(vec![
             Span::styled("/", theme.bold()),
             Span::raw(shown),
-            Span::styled(" ", Style::default().add_modifier(ratatui::style::Modifier::REVERSED)),
+            Span::styled(
+                " ",
+                Style::default().add_modifier(ratatui::style::Modifier::REVERSED),
+            ),
         ]));
     }
     frame.render_widget(Paragraph::new(visible), inner);
@@ -334,10 +341,26 @@ fn grouped_lines(
             theme.bold(),
         )));
         for (i, group) in groups.iter().enumerate().filter(|(_, g)| g.side == side) {
-            out.push(group_line(view, group, &expected, label_width, width, theme));
-            for (kind, standing) in [Standing::Failed, Standing::NotReady].into_iter().enumerate() {
+            out.push(group_line(
+                view,
+                group,
+                &expected,
+                label_width,
+                width,
+                theme,
+            ));
+            for (kind, standing) in [Standing::Failed, Standing::NotReady]
+                .into_iter()
+                .enumerate()
+            {
                 if named[i][kind] {
-                    out.push(names_line(view, &group.failing[kind], standing, width, theme));
+                    out.push(names_line(
+                        view,
+                        &group.failing[kind],
+                        standing,
+                        width,
+                        theme,
+                    ));
                 }
             }
         }

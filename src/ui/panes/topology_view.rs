@@ -93,7 +93,10 @@ pub enum Row {
     Cluster(ClusterSide),
     /// A node (an index into the snapshot's nodes); `under_cp`: a data plane listed under
     /// its control plane.
-    Node { index: usize, under_cp: bool },
+    Node {
+        index: usize,
+        under_cp: bool,
+    },
     NoNodes(ClusterSide),
     /// A database (an index into the snapshot's databases).
     Database(usize),
@@ -472,9 +475,17 @@ mod tests {
     fn view() -> TopologyView {
         let nodes = vec![
             node("dp-1", ClusterSide::Y, NodeHealth::Ready),
-            node("dp-2", ClusterSide::Y, NodeHealth::Unreachable("refused".into())),
+            node(
+                "dp-2",
+                ClusterSide::Y,
+                NodeHealth::Unreachable("refused".into()),
+            ),
             node("dp-3", ClusterSide::Y, NodeHealth::Absent),
-            node("dp-4", ClusterSide::Y, NodeHealth::NotReady("draining".into())),
+            node(
+                "dp-4",
+                ClusterSide::Y,
+                NodeHealth::NotReady("draining".into()),
+            ),
         ];
         TopologyView::new(
             TopologySnapshot {

@@ -43,14 +43,21 @@ fn a_fleet_folds_into_counted_groups_worst_first_with_the_failing_named() {
 fn names_that_do_not_fit_are_counted() {
     let mut state = scenarios::fleet(Theme::COLOUR);
     let mut snapshot = state.topology().unwrap().clone();
-    for node in snapshot.nodes.iter_mut().filter(|n| n.name.starts_with("dp-y1")) {
+    for node in snapshot
+        .nodes
+        .iter_mut()
+        .filter(|n| n.name.starts_with("dp-y1"))
+    {
         node.health = NodeHealth::Unreachable("connection refused".into());
     }
     state.apply(&kongup::engine::event::Event::Topology(snapshot));
     let pane = topology_rows(&screen(&state, 80, 24)).join("\n");
     // dp-y1, dp-y10…dp-y19, dp-y100…dp-y199, dp-y1000, dp-y412, dp-y601: 114 failed.
     assert!(pane.contains("DP ✖ 114 ·"), "{pane}");
-    let names = pane.lines().find(|l| l.contains("✖ dp-y1,")).expect("names");
+    let names = pane
+        .lines()
+        .find(|l| l.contains("✖ dp-y1,"))
+        .expect("names");
     let more: usize = names
         .rsplit('+')
         .next()
@@ -126,7 +133,10 @@ fn n_and_shift_n_jump_through_the_failing_nodes_in_the_zoom() {
     press(&mut state, char_key('n'));
     assert_eq!(marked(&state), "dp-y17");
     let text = screen(&state, 80, 24);
-    assert!(text.contains("dp-y17"), "the marked node is in view: {text}");
+    assert!(
+        text.contains("dp-y17"),
+        "the marked node is in view: {text}"
+    );
     // In the list's order: each control plane's data planes under it (dp-y601 is
     // cp-y1's, dp-y412 cp-y2's).
     press(&mut state, char_key('n'));
