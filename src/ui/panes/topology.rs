@@ -312,14 +312,19 @@ fn grouped_lines(
     let theme = state.theme();
     let topology = view.snapshot();
     let groups = view.groups();
-    let heads = 2 + usize::from(topology.load_balancer.is_some());
+    // Each cluster's line (and "no nodes" under one without any), the load balancer's.
+    let heads = [ClusterSide::X, ClusterSide::Y]
+        .into_iter()
+        .map(|side| 1 + usize::from(!groups.iter().any(|g| g.side == side)))
+        .sum::<usize>()
+        + usize::from(topology.load_balancer.is_some());
     // Which groups' names fit: the failed of every group first, then the not ready.
     let mut room = height.saturating_sub(heads + groups.len());
     let mut named = vec![[false; 2]; groups.len()];
-    for kind in 0..2 {
-        for (i, group) in groups.iter().enumerate() {
+    for kind in [0, 1] {
+        for (named, group) in named.iter_mut().zip(groups) {
             if room > 0 && !group.failing[kind].is_empty() {
-                named[i][kind] = true;
+                named[kind] = true;
                 room -= 1;
             }
         }
