@@ -199,6 +199,18 @@ pub enum Entry {
         step: String,
         note: String,
     },
+    /// How a wave's node step (`wave-N-start-y`, `wave-N-stop-x`) ended on one of its
+    /// nodes (the record's `at` says when): `ok` once its commands there exited 0, else
+    /// `reason`. The latest record of a node stands; a retry, or a resume after a crash,
+    /// runs the step's commands only on the nodes whose latest record is not `ok`.
+    NodeOutcome {
+        step: String,
+        attempt: u32,
+        node: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// The operator asked to stop the running step.
     AbortRequested {
         step: String,
@@ -645,6 +657,19 @@ impl Entry {
                 detail: detail.map(text),
                 duration_ms,
                 last_lines: texts(last_lines),
+            },
+            Entry::NodeOutcome {
+                step,
+                attempt,
+                node,
+                ok,
+                reason,
+            } => Entry::NodeOutcome {
+                step,
+                attempt,
+                node,
+                ok,
+                reason: reason.map(text),
             },
             Entry::ProcessStarted {
                 step,

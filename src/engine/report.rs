@@ -214,6 +214,19 @@ pub fn describe(entry: &Entry) -> String {
             number,
         } => format!("{step} (attempt {attempt}): kill of process {number} requested"),
         Entry::StepMarkedDone { step, note } => format!("{step} marked done: {note}"),
+        Entry::NodeOutcome {
+            step,
+            attempt,
+            node,
+            ok,
+            reason,
+        } => match (ok, reason) {
+            (true, _) => format!("{step} (attempt {attempt}): done on {node}"),
+            (false, reason) => format!(
+                "{step} (attempt {attempt}): failed on {node}: {}",
+                reason.as_deref().unwrap_or("no reason given")
+            ),
+        },
         Entry::AbortRequested { step } => format!("abort of {step} requested"),
         Entry::Fact { step, key, value } => format!("{step}: {key} = {value}"),
         Entry::Paused { reason } => format!("run paused: {reason}"),

@@ -30,6 +30,18 @@ pub struct StepRecord {
     pub aborted_by: Option<String>,
     /// The programs the last attempt started, in order.
     pub processes: Vec<StepProcess>,
+    /// A wave's node step: how it ended on each of its nodes so far (the latest record of
+    /// each), kept across a failed or interrupted attempt and its retry.
+    pub nodes: BTreeMap<String, NodeResult>,
+}
+
+/// How a wave's node step last ended on one node (`Entry::NodeOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeResult {
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    /// `None`: its commands there exited 0; else why it failed.
+    pub failed: Option<String>,
 }
 
 /// A program an attempt of a step started, and what became of it.
@@ -78,6 +90,7 @@ impl Default for StepRecord {
             facts: Vec::new(),
             aborted_by: None,
             processes: Vec::new(),
+            nodes: BTreeMap::new(),
         }
     }
 }
@@ -100,6 +113,24 @@ impl StepRecord {
     /// a crash, or a lost ssh connection), or not known to have ended.
     pub fn unended(&self) -> impl Iterator<Item = &StepProcess> {
         self.processes.iter().filter(|p| p.end.is_none())
+    }
+
+    /// The nodes on which its commands exited 0 and have not failed since: a retry or a
+    /// resume does not run them there again.
+    pub fn nodes_done(&self) -> std::collections::BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, r)| r.failed.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The nodes whose latest outcome is a failure, with why, in name order.
+    pub fn nodes_failed(&self) -> Vec<(&str, &str)> {
+        self.nodes
+            .iter()
+            .filter_map(|(n, r)| Some((n.as_str(), r.failed.as_deref()?)))
+            .collect()
     }
 
     fn process_mut(&mut self, attempt: u32, number: u32) -> Option<&mut StepProcess> {
@@ -217,6 +248,11 @@ impl RunView {
             }
             Entry::StepStarted { step, attempt, .. } => {
                 let rec = self.record_mut(step);
+                // A retry or a resume goes on from the nodes done; any other start (a
+                // first run, a run again after a rollback) begins with none.
+                if !matches!(rec.state, StepState::Failed | StepState::Interrupted) {
+                    rec.nodes.clear();
+                }
                 rec.state = StepState::Running;
                 rec.attempts = *attempt;
                 rec.detail = None;
@@ -323,6 +359,23 @@ impl RunView {
                 rec.note = Some(note.clone());
                 rec.detail = Some(format!("marked done by {}: {note}", record.by));
                 self.mark_undone_by(step);
+            }
+            Entry::NodeOutcome {
+                step,
+                attempt,
+                node,
+                ok,
+                reason,
+            } => {
+                let failed = (!*ok).then(|| reason.clone().unwrap_or_else(|| "failed".into()));
+                self.record_mut(step).nodes.insert(
+                    node.clone(),
+                    NodeResult {
+                        attempt: *attempt,
+                        at: record.at,
+                        failed,
+                    },
+                );
             }
             Entry::AbortRequested { step } => {
                 self.record_mut(step).aborted_by = Some(record.by.clone());
@@ -725,5 +778,81 @@ mod tests {
         let view = RunView::replay(&records).unwrap();
         assert_eq!(view.state_of("cluster/a"), StepState::RolledBack);
         assert_eq!(view.run_state(), RunState::RolledBack);
+    }
+
+    fn started(seq: u64, attempt: u32) -> Record {
+        record(
+            seq,
+            Entry::StepStarted {
+                step: "cluster/a".into(),
+                attempt,
+                runs: vec![],
+            },
+        )
+    }
+
+    fn finished(seq: u64, attempt: u32, result: StepResult) -> Record {
+        record(
+            seq,
+            Entry::StepFinished {
+                step: "cluster/a".into(),
+                attempt,
+                result,
+                detail: None,
+                duration_ms: 1,
+                last_lines: vec![],
+            },
+        )
+    }
+
+    fn outcome(seq: u64, node: &str, ok: bool) -> Record {
+        record(
+            seq,
+            Entry::NodeOutcome {
+                step: "cluster/a".into(),
+                attempt: 1,
+                node: node.into(),
+                ok,
+                reason: (!ok).then(|| "exit status 1".into()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_retry_keeps_the_nodes_done_and_a_fresh_start_forgets_them() {
+        let mut records = vec![
+            created(),
+            started(1, 1),
+            outcome(2, "dp-1", true),
+            outcome(3, "dp-2", false),
+            outcome(4, "dp-3", true),
+            finished(5, 1, StepResult::Failed),
+            started(6, 2),
+        ];
+        let view = RunView::replay(&records).unwrap();
+        let rec = view.record("cluster/a").unwrap();
+        assert_eq!(
+            rec.nodes_done().into_iter().collect::<Vec<_>>(),
+            ["dp-1", "dp-3"]
+        );
+        assert_eq!(rec.nodes_failed(), [("dp-2", "exit status 1")]);
+        // Succeeded, then started again (after a rollback, say): a new run of its nodes.
+        records.push(outcome(7, "dp-2", true));
+        records.push(finished(8, 2, StepResult::Succeeded));
+        records.push(started(9, 3));
+        let view = RunView::replay(&records).unwrap();
+        assert!(view.record("cluster/a").unwrap().nodes.is_empty());
+    }
+
+    /// A journal written before `node-outcome` existed: its failed node step has no node
+    /// outcomes, so a retry runs every node, as it did then.
+    #[test]
+    fn a_journal_without_node_outcomes_reads_and_retries_every_node() {
+        let old = r#"{"seq":1,"at":"2026-01-01T00:00:00Z","by":"op@host","event":"step-finished","step":"cluster/a","attempt":1,"result":"failed","detail":"command 2 of 3 failed","duration_ms":5,"last_lines":[]}"#;
+        let finished: Record = serde_json::from_str(old).unwrap();
+        let view = RunView::replay(&[created(), started(1, 1), finished]).unwrap();
+        let rec = view.record("cluster/a").unwrap();
+        assert_eq!(rec.state, StepState::Failed);
+        assert!(rec.nodes_done().is_empty());
     }
 }

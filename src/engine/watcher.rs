@@ -206,6 +206,7 @@ fn record_event(record: &Record) -> Option<Event> {
         Entry::StepConfirmed { step, .. }
         | Entry::AbortRequested { step }
         | Entry::Fact { step, .. }
+        | Entry::NodeOutcome { step, .. }
         | Entry::Gate { step, .. } => Some(step.clone()),
         _ => None,
     };

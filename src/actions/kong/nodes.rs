@@ -566,13 +566,17 @@ impl NodesWait {
                 .filter(|(_, s)| **s == NodeState::Unchecked)
                 .map(|(n, _)| n.name.as_str())
                 .collect();
-            let pending: Vec<String> = nodes
+            let pending_nodes: Vec<(&str, &str)> = nodes
                 .iter()
                 .zip(&states)
                 .filter_map(|(n, s)| match s {
-                    NodeState::Pending(why) => Some(format!("{} ({why})", n.name)),
+                    NodeState::Pending(why) => Some((n.name.as_str(), why.as_str())),
                     _ => None,
                 })
+                .collect();
+            let pending: Vec<String> = pending_nodes
+                .iter()
+                .map(|(name, why)| format!("{name} ({why})"))
                 .collect();
             let checked = nodes.len() - unchecked.len();
             if pending.is_empty() {
@@ -610,14 +614,31 @@ impl NodesWait {
             }
             let now = Instant::now();
             if now >= deadline {
+                // A wave's node: its commands run there again on a retry, not elsewhere.
+                if in_wave(ctx) {
+                    for (name, why) in &pending_nodes {
+                        let failed = format!(
+                            "did not {goal} within {}: {why}",
+                            humantime::format_duration(waits.nodes)
+                        );
+                        if let Err(e) = ctx.record_node(name, Err(failed)).await {
+                            return Err(StepOutcome::failed(e.to_string()));
+                        }
+                    }
+                }
                 return Err(StepOutcome::failed(format!(
                     "after {}, {} of the {checked} checked of {} still do not {goal}: {}. Check \
-                     them, then retry the step (its commands run again) or mark it done with a \
+                     them, then retry the step (its commands run again{}) or mark it done with a \
                      note",
                     humantime::format_duration(waits.nodes),
                     pending.len(),
                     scope_name(target),
-                    pending.join("; ")
+                    pending.join("; "),
+                    if in_wave(ctx) {
+                        ", on those nodes only"
+                    } else {
+                        ""
+                    }
                 )));
             }
             if now >= next_progress {
@@ -640,6 +661,15 @@ impl NodesWait {
             }
         }
     }
+}
+
+/// A forward step that starts or stops one wave's nodes: each node's outcome is journaled.
+fn in_wave(ctx: &StepContext) -> bool {
+    ctx.rollback.is_none()
+        && matches!(
+            ctx.step.kind,
+            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
+        )
 }
 
 /// Whole seconds, for the log.

@@ -121,6 +121,11 @@ impl Engine {
             step: details,
             rollback: rollback_of,
             attempt,
+            nodes_done: self
+                .view
+                .record(&key)
+                .map(|r| r.nodes_done())
+                .unwrap_or_default(),
             plan: self.plan.clone(),
             expanded: self.expanded.clone(),
             run_dir: self.run_dir.clone(),

@@ -6,9 +6,12 @@
 //! each naming its node and that node's executor.
 
 use super::{ActionError, StepContext, StepOutcome, Toolbox, describe_exit};
+use std::collections::BTreeMap;
+
 use crate::exec::ExitOutcome;
 use crate::plan::model::{CommandSpec, ExecutorSpec, Plan};
 use crate::plan::placement::command_runs;
+use crate::plan::steps::StepKind;
 
 /// Where one command runs, for people: "kong-y-1 (ssh deploy@10.0.2.11)" or "local".
 fn place(spec: &CommandSpec, toolbox: &Toolbox) -> String {
@@ -98,6 +101,9 @@ pub async fn run_commands(
     ctx: &StepContext,
     commands: &[CommandSpec],
 ) -> Result<StepOutcome, ActionError> {
+    if wave_node_step(ctx) {
+        return run_wave_commands(ctx, commands).await;
+    }
     let mut n = 0;
     for run in command_runs(commands) {
         if ctx.cancel.is_cancelled() {
@@ -177,6 +183,174 @@ pub async fn run_commands(
         1 => "the command exited 0".to_string(),
         n => format!("all {n} commands exited 0"),
     }))
+}
+
+/// A forward step that starts or stops one wave's nodes: a node that fails there fails
+/// alone (the others go on), each node's outcome is journaled, and a retry or a resume
+/// runs only the nodes not done.
+fn wave_node_step(ctx: &StepContext) -> bool {
+    ctx.rollback.is_none()
+        && matches!(
+            ctx.step.kind,
+            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
+        )
+}
+
+/// How many failed nodes a wave step's failure names; the rest are counted.
+const FAILED_NODES_NAMED: usize = 5;
+
+/// The commands of a wave's node step, node by node: every node not done runs its
+/// commands in order until one fails there (a node that failed runs no more of them, the
+/// other nodes go on); each node's outcome is journaled once its last command ran, or
+/// when one failed. A command the plan placed on no node runs once, and its failure fails
+/// the step as on any step.
+async fn run_wave_commands(
+    ctx: &StepContext,
+    commands: &[CommandSpec],
+) -> Result<StepOutcome, ActionError> {
+    let runs = command_runs(commands);
+    // The nodes in plan order, and the last run each has a command in: its outcome is
+    // known after that one.
+    let mut nodes: Vec<&str> = Vec::new();
+    let mut last_run: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        for node in run.iter().filter_map(|c| c.node.as_deref()) {
+            if last_run.insert(node, i).is_none() {
+                nodes.push(node);
+            }
+        }
+    }
+    let done: Vec<&str> = nodes
+        .iter()
+        .copied()
+        .filter(|n| ctx.nodes_done.contains(*n))
+        .collect();
+    if !done.is_empty() {
+        ctx.log.note(&format!(
+            "already done on {} of {} nodes, not run there again: {}",
+            done.len(),
+            nodes.len(),
+            some_nodes(&done)
+        ));
+    }
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let aborted = |failed: &[(String, String)]| {
+        let mut text = "aborted by the operator".to_string();
+        if !failed.is_empty() {
+            text.push_str(&format!(
+                "; before that, {} failed",
+                failed
+                    .iter()
+                    .map(|(n, why)| format!("{n} ({why})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        StepOutcome::failed(text)
+    };
+    for (i, run) in runs.iter().enumerate() {
+        if ctx.cancel.is_cancelled() {
+            return Ok(aborted(&failed));
+        }
+        let todo: Vec<CommandSpec> = run
+            .iter()
+            .filter(|c| {
+                c.node.as_deref().is_none_or(|node| {
+                    !ctx.nodes_done.contains(node) && !failed.iter().any(|(f, _)| f == node)
+                })
+            })
+            .cloned()
+            .collect();
+        let timeout = run[0].timeout.unwrap_or(ctx.plan.command_timeout);
+        // How one invocation for many nodes ended on each of them, in order.
+        let mut together: Vec<(String, Result<(), String>)> = Vec::new();
+        let serial: &[CommandSpec] = if runs_together(&todo, &ctx.plan) {
+            for o in ctx.run_command_on_nodes(&todo, Vec::new()).await? {
+                together.push(match o.outcome {
+                    ExitOutcome::Aborted => return Ok(aborted(&failed)),
+                    ExitOutcome::TimedOut => (o.host, Err(describe_exit(o.outcome, timeout))),
+                    code if !code.success() => (o.host, Err(o.summary)),
+                    _ => (o.host, Ok(())),
+                });
+            }
+            &[]
+        } else {
+            &todo
+        };
+        let mut together = together.into_iter();
+        let mut serial = serial.iter();
+        loop {
+            // The invocation's outcomes, else each command as it ends: every node's outcome
+            // is journaled as soon as it is known.
+            let (node, outcome) = if let Some(ended) = together.next() {
+                ended
+            } else if let Some(spec) = serial.next() {
+                if ctx.cancel.is_cancelled() {
+                    return Ok(aborted(&failed));
+                }
+                let outcome = ctx.run_command(spec, Vec::new()).await?;
+                if outcome == ExitOutcome::Aborted {
+                    return Ok(aborted(&failed));
+                }
+                let result = if outcome.success() {
+                    Ok(())
+                } else {
+                    Err(describe_exit(outcome, timeout))
+                };
+                match (&spec.node, result) {
+                    (Some(node), result) => (node.clone(), result),
+                    (None, Ok(())) => continue,
+                    (None, Err(why)) => {
+                        return Ok(StepOutcome::failed(format!(
+                            "`{}` (placed on no node): {why}",
+                            spec.program.display()
+                        )));
+                    }
+                }
+            } else {
+                break;
+            };
+            match outcome {
+                Err(why) => {
+                    ctx.log.note(&format!("failed on {node}: {why}"));
+                    ctx.record_node(&node, Err(why.clone())).await?;
+                    failed.push((node, why));
+                }
+                // Done once its last command ran.
+                Ok(()) if last_run.get(node.as_str()) == Some(&i) => {
+                    ctx.record_node(&node, Ok(())).await?;
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+    let ran = nodes.len() - done.len();
+    if failed.is_empty() {
+        let mut text = format!(
+            "the commands exited 0 on {ran} node{}",
+            if ran == 1 { "" } else { "s" }
+        );
+        if !done.is_empty() {
+            text.push_str(&format!(" ({} done before)", done.len()));
+        }
+        return Ok(StepOutcome::succeeded(text));
+    }
+    let mut named: Vec<String> = failed
+        .iter()
+        .take(FAILED_NODES_NAMED)
+        .map(|(node, why)| format!("{node} ({why})"))
+        .collect();
+    if failed.len() > FAILED_NODES_NAMED {
+        named.push(format!("and {} more", failed.len() - FAILED_NODES_NAMED));
+    }
+    Ok(StepOutcome::failed(format!(
+        "{} of {} nodes failed: {}. A retry runs the commands only on the failed nodes; the {} \
+         done are not run again",
+        failed.len(),
+        nodes.len(),
+        named.join(", "),
+        nodes.len() - failed.len()
+    )))
 }
 
 #[cfg(test)]

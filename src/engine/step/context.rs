@@ -48,6 +48,9 @@ pub struct StepContext {
     /// Set for a rollback step: what it undoes, and how.
     pub rollback: Option<RollbackOf>,
     pub attempt: u32,
+    /// A wave's node step retried or resumed: the nodes its commands already ran on, to
+    /// exit 0 (their `NodeOutcome` records); they are not run there again.
+    pub nodes_done: std::collections::BTreeSet<String>,
     pub plan: Arc<Plan>,
     pub expanded: Arc<ExpandedPlan>,
     pub run_dir: PathBuf,
@@ -93,6 +96,31 @@ impl StepContext {
                 step: self.step_ref.to_string(),
                 key,
                 value: value.into(),
+            },
+        )
+        .await
+    }
+
+    /// Records how the step ended on `node` (a wave's node step): `Ok` once its commands
+    /// there exited 0, `Err(why)` when it failed there.
+    pub async fn record_node(
+        &self,
+        node: &str,
+        outcome: Result<(), String>,
+    ) -> Result<(), ActionError> {
+        // The journal redacts the reason as it writes it.
+        let (ok, reason) = match outcome {
+            Ok(()) => (true, None),
+            Err(why) => (false, Some(why)),
+        };
+        self.journal(
+            &format!("the outcome on {node}"),
+            Entry::NodeOutcome {
+                step: self.step_ref.to_string(),
+                attempt: self.attempt,
+                node: node.to_string(),
+                ok,
+                reason,
             },
         )
         .await

@@ -3,8 +3,9 @@
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
+use crate::engine::event::StepState;
 use crate::engine::health::OVERRIDE_WORD;
-use crate::plan::steps::StepRef;
+use crate::plan::steps::{StepKind, StepRef};
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
@@ -25,6 +26,11 @@ pub fn dialog(
     let mut dialog = Dialog::new(title(state, step, retry), WIDTH);
     let width = dialog.inner_width(area);
     dialog.body = body(state, step, width);
+    if retry {
+        let after_heading = heading(state, step, width).len() + 1;
+        let failed = wave_failure(state, step, width);
+        dialog.body.splice(after_heading..after_heading, failed);
+    }
     // The traffic warning, Y's health and the keys stay in view: they are what the
     // operator must read before acting.
     dialog.fixed = traffic_back(state, step, width);
@@ -43,6 +49,30 @@ pub fn dialog(
         &[("⏎", &run_it), ("Esc", "cancel")],
     ));
     dialog
+}
+
+/// The retry of a wave's node step that failed: the engine's failure, which names the
+/// nodes that failed (the retry runs only on them), then a blank; nothing otherwise.
+fn wave_failure(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<'static>> {
+    let Some((s, status)) = state.step(step) else {
+        return Vec::new();
+    };
+    let in_wave = matches!(
+        s.kind,
+        StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
+    );
+    match (&status.detail, status.state) {
+        (Some(detail), StepState::Failed) if in_wave => {
+            let mut rows = vec![Line::default()];
+            rows.extend(paragraph(
+                &format!("✖ {detail}"),
+                width,
+                state.theme().tone(Tone::Bad),
+            ));
+            rows
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Y's health section of a traffic stage onto a Y found unfit (`engine::health`): why,

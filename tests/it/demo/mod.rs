@@ -11,4 +11,4 @@ mod resume;
 mod resume_more;
 mod rollback;
 mod walk;
-mod waves;
+pub mod waves;

@@ -20,3 +20,4 @@ mod rollback;
 mod sick_y;
 mod step_log;
 mod traffic;
+mod wave_nodes;

@@ -196,3 +196,68 @@ async fn a_data_planes_admin_url_in_the_plan_is_not_asked() {
         "{detail}"
     );
 }
+
+/// In a wave, a data plane that does not come up is journaled as failed there
+/// (`node-outcome`), so a retry runs the step's commands on it again and on no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there() {
+    use kongup::engine::journal::Entry;
+    use kongup::plan::model::{RollingSpec, Share};
+    use kongup::plan::steps::{Phase, PhaseName, StepRef};
+    let lab = lab(LabOptions {
+        faults: vec![Fault::DpIncompatible],
+        ..LabOptions::default()
+    })
+    .await;
+    let endpoints = lab.endpoints();
+    let mut plan = plan_of(&endpoints, endpoints.to);
+    plan.rolling = Some(RollingSpec {
+        waves: vec![Share::Percent(100)],
+        between_waves: Duration::from_secs(1),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut kit = kit();
+    let access = KongAccess::for_plan(&plan).unwrap().with_waits(waits());
+    register_kong_actions(&mut kit.toolbox.actions, access);
+    let mut expanded = expanded(
+        Strategy::DualCluster,
+        vec![step(
+            "wave-1-start-y",
+            StepKind::StartNodes {
+                cluster: ClusterSide::Y,
+                wave: Some(1),
+            },
+        )],
+    );
+    expanded.phases = vec![Phase {
+        name: PhaseName::DataPlane,
+        ..expanded.phases.remove(0)
+    }];
+    let wave_1 = StepRef::new(PhaseName::DataPlane, "wave-1-start-y");
+    let mut run = TestRun::start(setup(dir.path(), plan, expanded, "v1", kit.toolbox));
+    let detail = run
+        .confirm_and_wait(&wave_1, StepState::Failed)
+        .await
+        .unwrap_or_default();
+    assert!(detail.contains("dp-y-1 (cp-x-1 lists it"), "{detail}");
+    let outcomes: Vec<(String, bool, Option<String>)> = run
+        .journal()
+        .into_iter()
+        .filter_map(|r| match r.entry {
+            Entry::NodeOutcome {
+                node, ok, reason, ..
+            } => Some((node, ok, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let (node, ok, reason) = &outcomes[0];
+    assert_eq!((node.as_str(), *ok), ("dp-y-1", false));
+    let reason = reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("did not answer with Kong 3.10.0 and be ready within 3s: ")
+            && reason.contains("kong_version_incompatible"),
+        "{reason}"
+    );
+    run.quit().await;
+}

@@ -145,3 +145,53 @@ fn a_key_the_console_refuses_says_why_until_the_next_key() {
     press(&mut state, key(KeyCode::Down));
     assert_eq!(flashed(&state), "");
 }
+
+/// The retry of a wave's node step that failed on some nodes names them: the retry runs
+/// only there (issue 17).
+#[test]
+fn the_retry_of_a_wave_step_names_the_nodes_that_failed() {
+    use kongup::plan::load::load_plan;
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_plan(&crate::demo::waves::fleet_plan(dir.path())).unwrap();
+    let (plan, expanded) = (loaded.plan, loaded.expanded);
+    let mut state = ConsoleState::new(
+        &plan,
+        &expanded,
+        t0(),
+        Theme::COLOUR,
+        previewer(&plan, &expanded),
+    );
+    for event in start_events(&expanded) {
+        state.apply(&event);
+    }
+    let wave_2 = dp("wave-2-start-y");
+    let before: Vec<_> = expanded
+        .phases
+        .iter()
+        .flat_map(|p| p.steps.iter().map(move |s| step_ref(p.name, &s.id)))
+        .take_while(|s| *s != wave_2)
+        .collect();
+    for event in complete(&before, 10) {
+        state.apply(&event);
+    }
+    state.apply(&changed(wave_2.clone(), StepState::Running));
+    state.apply(&Event::StepChanged {
+        step: wave_2.clone(),
+        state: StepState::Failed,
+        detail: Some(
+            "1 of 3 nodes failed: dp-y-3 (exit status 1). A retry runs the commands only on \
+             the failed nodes; the 2 done are not run again"
+                .into(),
+        ),
+    });
+    state.apply(&Event::RunChanged(kongup::engine::event::RunState::Failed));
+    press(&mut state, char_key('r'));
+    assert!(
+        matches!(state.modal(), Some(Modal::Confirm { step, retry: true, .. }) if *step == wave_2),
+        "{:?}",
+        state.modal()
+    );
+    let screen = buffer_text(&draw(&state, 80, 24));
+    assert!(screen.contains("1 of 3 nodes failed: dp-y-3"), "{screen}");
+    assert!(screen.contains("only on"), "{screen}");
+}
