@@ -2,6 +2,10 @@
 //!
 //! - Time to draw a full frame at 160x48 with 10 000 log lines sent (the ring keeps the
 //!   newest 5 000) and 200 nodes, with the logs pane unfiltered and filtered.
+//! - A fleet of 2 000 nodes (`scenarios::fleet`): one frame at 160x48 with the topology
+//!   grouped, zoomed, and zoomed with a filter; and what a new topology snapshot of the
+//!   fleet costs the console (the pane's view is worked out then, not per frame). Goal:
+//!   a frame < 5 ms.
 //! - Bytes written to the terminal per second at 80x24 in a steady state where only the
 //!   metrics (and the clock) tick once a second, measured through crossterm's real escape
 //!   sequences into a counting writer, through the console's `QuietBackend`. Goal: no more
@@ -105,6 +109,10 @@ fn big_state() -> ConsoleState {
     state
 }
 
+fn press_tab(state: &mut ConsoleState) {
+    press(state, scenarios::key(crossterm::event::KeyCode::Tab));
+}
+
 fn bench_frames(c: &mut Criterion) {
     let state = big_state();
     let mut filtered = state.clone();
@@ -127,6 +135,44 @@ fn bench_frames(c: &mut Criterion) {
             })
         });
     }
+
+    // A fleet of 2 000 nodes: the topology grouped, zoomed, and zoomed with a filter.
+    let fleet = scenarios::fleet(Theme::COLOUR);
+    let mut fleet_zoomed = fleet.clone();
+    press_tab(&mut fleet_zoomed);
+    press_tab(&mut fleet_zoomed);
+    press(&mut fleet_zoomed, char_key('z'));
+    let fleet_filtered = scenarios::fleet_filtered(Theme::COLOUR);
+    for (name, state) in [
+        ("render 160x48, 2000 nodes, topology grouped", &fleet),
+        ("render 160x48, 2000 nodes, topology zoomed", &fleet_zoomed),
+        (
+            "render 160x48, 2000 nodes, topology filtered",
+            &fleet_filtered,
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                test_terminal
+                    .draw(|f| kongup::ui::render(f, black_box(state)))
+                    .unwrap();
+            })
+        });
+    }
+    let snapshot = fleet.topology().expect("the fleet's topology").clone();
+    let mut changing = fleet.clone();
+    let mut flip = false;
+    c.bench_function("apply a topology snapshot of 2000 nodes", |b| {
+        b.iter(|| {
+            // A node's health changes each time, so the view is worked out again.
+            let mut next = snapshot.clone();
+            flip = !flip;
+            if flip {
+                next.nodes[5].health = NodeHealth::NotReady("draining".into());
+            }
+            changing.apply(black_box(&Event::Topology(next)));
+        })
+    });
 
     // The worst case: the whole screen written through crossterm (after a blank frame).
     let (mut terminal, _) = terminal(160, 48);

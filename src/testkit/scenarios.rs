@@ -488,6 +488,53 @@ pub fn still_running_kill(theme: Theme) -> ConsoleState {
     state
 }
 
+/// A fleet of 1 000 data planes a cluster, the data planes rolling, Y taking 10%: on Y, 640 data planes
+/// ready, three unreachable (dp-y17, dp-y412, dp-y601) and 357 down as the console reads
+/// a node the plan has down; on X, one draining (dp-x12).
+pub fn fleet(theme: Theme) -> ConsoleState {
+    let plan = plan_with_nodes(1000);
+    let expanded = expanded();
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
+    state.set_now(at(3));
+    apply_all(&mut state, &start_events(&expanded));
+    state.set_now(at(600));
+    apply_all(&mut state, &complete(&through("monitor"), 20));
+    apply_all(&mut state, &complete(&[dp("compatibility")], 500));
+    state.apply(&changed(dp("roll-dp"), StepState::Running));
+    state.apply(&traffic(10));
+    let mut snapshot = topology_snapshot(&plan, Some("3.10.0.1"), NodeHealth::Ready);
+    for node in &mut snapshot.nodes {
+        let number: usize = node.name[4..].parse().unwrap_or(0);
+        let dp = node.name.starts_with("dp-");
+        match (node.name.as_bytes()[3], dp) {
+            (b'y', true) if [17, 412, 601].contains(&number) => {
+                node.health = NodeHealth::Unreachable("connection refused".into());
+            }
+            (b'y', true) if number > 643 => node.health = NodeHealth::Absent,
+            (b'x', true) if number == 12 => {
+                node.health = NodeHealth::NotReady("draining".into());
+            }
+            _ => {}
+        }
+        if node.health != NodeHealth::Ready {
+            node.sync_status = None;
+        }
+    }
+    state.apply(&Event::Topology(snapshot));
+    state.set_now(at(601));
+    state
+}
+
+/// The fleet's topology zoomed, filtered to "y41" as typed (the filter line still open).
+pub fn fleet_filtered(theme: Theme) -> ConsoleState {
+    let mut state = fleet(theme);
+    press(&mut state, key(KeyCode::Tab));
+    press(&mut state, key(KeyCode::Tab));
+    press(&mut state, char_key('/'));
+    type_text(&mut state, "y41");
+    state
+}
+
 /// Builds the console at one moment of a run.
 pub type Scenario = fn(Theme) -> ConsoleState;
 
@@ -537,6 +584,8 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("still_running", still_running),
         ("still_running_modal", still_running_modal),
         ("still_running_kill", still_running_kill),
+        ("fleet", fleet),
+        ("fleet_filtered", fleet_filtered),
     ]
 }
 

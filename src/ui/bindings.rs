@@ -96,8 +96,11 @@ pub enum Action {
     FocusPrev,
     Scroll(ScrollDelta),
     ToggleZoom,
-    FilterLogs,
+    /// The focused pane's filter: the logs', or the topology zoom's (zooming it first).
+    Filter,
     ToggleFollow,
+    NextFailing,
+    PreviousFailing,
     Help,
     /// Esc on the main screen: leave the zoom (a dialog closes on Esc by its own keys).
     LeaveZoom,
@@ -122,8 +125,10 @@ impl Action {
             | Action::FocusPrev
             | Action::Scroll(_)
             | Action::ToggleZoom
-            | Action::FilterLogs
+            | Action::Filter
             | Action::ToggleFollow
+            | Action::NextFailing
+            | Action::PreviousFailing
             | Action::Help
             | Action::LeaveZoom
             | Action::Redraw
@@ -175,6 +180,9 @@ pub enum When {
     RunNotOver,
     Zoomed,
     LogsFocused,
+    TopologyFocused,
+    /// The topology pane is focused and zoomed: its list of every node shows.
+    TopologyZoomed,
     LogsFocusedAndFollowing,
 }
 
@@ -214,6 +222,8 @@ impl When {
             When::RunNotOver => !state.run_state().is_over(),
             When::Zoomed => state.zoomed(),
             When::LogsFocused => state.focus() == Pane::Logs,
+            When::TopologyFocused => state.focus() == Pane::Topology,
+            When::TopologyZoomed => state.focus() == Pane::Topology && state.zoomed(),
             When::LogsFocusedAndFollowing => state.focus() == Pane::Logs && state.log_follow(),
         }
     }
@@ -238,6 +248,9 @@ pub struct Binding {
     pub footer: Option<Footer>,
     /// Bound in every dialog too, before the dialog's own keys.
     pub everywhere: bool,
+    /// Bound only while this holds; otherwise the key is the console's caller's, if it
+    /// binds it (the demo's `N`).
+    pub only: Option<When>,
 }
 
 const fn entry(keys: &'static str, lines: &'static [&'static str]) -> Help {
@@ -255,6 +268,7 @@ const fn bind(keys: &'static [Key], action: Action, help: Help, footer: Option<F
         help,
         footer,
         everywhere: false,
+        only: None,
     }
 }
 
@@ -445,9 +459,22 @@ pub static MAIN: &[Binding] = &[
     ),
     bind(
         &[Char('/')],
-        Action::FilterLogs,
-        entry("/  f", &["filter the logs / follow them (on, off)"]),
-        footer(9, &[(When::LogsFocused, "filter")]),
+        Action::Filter,
+        entry(
+            "/  f",
+            &[
+                "filter the logs / follow them (on, off); on the",
+                "topology: its zoom, nodes by name, version, role",
+                "or state (⏎ keeps the filter, Esc clears it)",
+            ],
+        ),
+        footer(
+            9,
+            &[
+                (When::LogsFocused, "filter"),
+                (When::TopologyFocused, "filter nodes"),
+            ],
+        ),
     ),
     bind(
         &[Char('f')],
@@ -461,11 +488,29 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
     ),
+    Binding {
+        only: Some(When::TopologyZoomed),
+        ..bind(
+            &[Char('n')],
+            Action::NextFailing,
+            entry("n N", &["topology zoom: the next / previous failing node"]),
+            footer(11, &[(When::TopologyZoomed, "next failing")]),
+        )
+    },
+    Binding {
+        only: Some(When::TopologyZoomed),
+        ..bind(
+            &[Char('N')],
+            Action::PreviousFailing,
+            Help::WithPrevious,
+            None,
+        )
+    },
     bind(
         &[Char('?')],
         Action::Help,
         entry("?", &["this help"]),
-        footer(11, &[(When::Always, "help")]),
+        footer(12, &[(When::Always, "help")]),
     ),
     bind(
         &[Code(KeyCode::Esc)],
@@ -492,14 +537,20 @@ pub static MAIN: &[Binding] = &[
                 "step finishes in the background",
             ],
         ),
-        footer(12, &[(When::Always, "quit")]),
+        footer(13, &[(When::Always, "quit")]),
     ),
 ];
 
-/// The main screen's binding of `key`, if any.
+/// The main screen's binding of `key`, if any (whether it holds now or not).
 pub fn binding(key: &KeyEvent) -> Option<&'static Binding> {
     MAIN.iter()
         .find(|binding| binding.keys.iter().any(|k| k.matches(key)))
+}
+
+/// The main screen's binding of `key` now: as [`binding`], less one bound only at other
+/// times.
+pub fn binding_now(state: &ConsoleState, key: &KeyEvent) -> Option<&'static Binding> {
+    binding(key).filter(|binding| binding.only.is_none_or(|when| when.holds(state)))
 }
 
 /// The action of `key` where it is bound in every dialog too (Ctrl-L).
@@ -525,9 +576,11 @@ pub fn scroll_delta(key: &KeyEvent, typing: bool) -> Option<ScrollDelta> {
     })
 }
 
-/// Whether a character is one of the console's own keys (which a caller cannot rebind).
+/// Whether a character is one of the console's own keys (which a caller cannot rebind);
+/// one bound only at times is the caller's the rest of the time.
 pub fn is_builtin(c: char) -> bool {
     MAIN.iter()
+        .filter(|binding| binding.only.is_none())
         .flat_map(|binding| binding.keys)
         .any(|key| *key == Key::Char(c))
 }
@@ -556,6 +609,7 @@ pub fn footer_hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
     let mut shown: Vec<(u8, String, &'static str)> = MAIN
         .iter()
         .filter(|binding| !(watching && binding.action.changes_run()))
+        .filter(|binding| binding.only.is_none_or(|when| when.holds(state)))
         .filter_map(|binding| {
             let footer = binding.footer?;
             let words = footer

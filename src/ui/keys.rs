@@ -40,6 +40,7 @@ pub enum UiAction {
     /// Edit the text field of the open dialog.
     Edit(InputRequest),
     SetLogFilter(Option<String>),
+    Topology(TopologyAction),
     Flash(String, Tone),
     /// Why a key did nothing: stays in the footer until the next key.
     Refusal(String),
@@ -52,6 +53,20 @@ pub enum UiAction {
     /// A confirm or retry of this step was sent: it counts as running until the engine
     /// answers (starts it, refuses, or fails it), so a `q` at once asks first.
     AwaitStart(StepRef),
+}
+
+/// The topology zoom's filter line and jumps.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopologyAction {
+    /// Start typing the filter (it applies as it is typed).
+    OpenFilter,
+    EditFilter(InputRequest),
+    /// Stop typing, keeping the filter.
+    KeepFilter,
+    /// Stop typing and show every node again.
+    ClearFilter,
+    NextFailing,
+    PreviousFailing,
 }
 
 /// What a key asks for: commands for the engine, in order, then changes to the view.
@@ -101,7 +116,27 @@ pub fn handle_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
     }
     match state.modal() {
         Some(modal) => modal_key(state, modal, key),
+        None if state.topology_filter_input().is_some() => topology_filter_key(key),
         None => main_key(state, key),
+    }
+}
+
+/// A key while the topology zoom's filter is typed: Enter keeps it, Esc clears it, the
+/// arrows and pages scroll the list, the rest edits the text.
+fn topology_filter_key(key: KeyEvent) -> KeyOutcome {
+    if key.code == KeyCode::Enter {
+        KeyOutcome::ui(UiAction::Topology(TopologyAction::KeepFilter))
+    } else if key.code == KeyCode::Esc || is_ctrl_c(&key) {
+        KeyOutcome::ui(UiAction::Topology(TopologyAction::ClearFilter))
+    } else if let Some(delta) = bindings::scroll_delta(&key, true) {
+        KeyOutcome::ui(UiAction::Scroll(Pane::Topology, delta))
+    } else {
+        match tui_input::backend::crossterm::to_input_request(&TermEvent::Key(key)) {
+            Some(request) => {
+                KeyOutcome::ui(UiAction::Topology(TopologyAction::EditFilter(request)))
+            }
+            None => KeyOutcome::default(),
+        }
     }
 }
 
@@ -124,7 +159,7 @@ fn is_ctrl_c(key: &KeyEvent) -> bool {
 }
 
 fn main_key(state: &ConsoleState, key: KeyEvent) -> KeyOutcome {
-    if let Some(binding) = bindings::binding(&key) {
+    if let Some(binding) = bindings::binding_now(state, &key) {
         return act(state, binding.action);
     }
     match letter(&key) {
@@ -157,10 +192,22 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
         Action::FocusPrev => KeyOutcome::ui(UiAction::FocusPrev),
         Action::Scroll(delta) => KeyOutcome::ui(UiAction::Scroll(state.focus(), delta)),
         Action::ToggleZoom => KeyOutcome::ui(UiAction::ToggleZoom),
-        Action::FilterLogs => KeyOutcome::ui(UiAction::Open(Modal::Prompt {
+        Action::Filter if state.focus() == Pane::Topology => {
+            let open = UiAction::Topology(TopologyAction::OpenFilter);
+            if state.zoomed() {
+                KeyOutcome::ui(open)
+            } else {
+                KeyOutcome::ui(UiAction::ToggleZoom).and(open)
+            }
+        }
+        Action::Filter => KeyOutcome::ui(UiAction::Open(Modal::Prompt {
             purpose: PromptPurpose::LogFilter,
             input: Input::new(state.log_filter().unwrap_or_default().to_string()),
         })),
+        Action::NextFailing => KeyOutcome::ui(UiAction::Topology(TopologyAction::NextFailing)),
+        Action::PreviousFailing => {
+            KeyOutcome::ui(UiAction::Topology(TopologyAction::PreviousFailing))
+        }
         Action::ToggleFollow => KeyOutcome::ui(UiAction::ToggleFollow),
         Action::Help => KeyOutcome::ui(UiAction::Open(Modal::Help)),
         Action::LeaveZoom if state.zoomed() => KeyOutcome::ui(UiAction::ToggleZoom),

@@ -22,8 +22,9 @@ use crate::metrics::{GateVerdict, MetricsSnapshot, Verdict};
 use crate::plan::model::{Plan, Role};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, Step, StepRef};
 
-use super::keys::{ScrollDelta, UiAction};
+use super::keys::{ScrollDelta, TopologyAction, UiAction};
 use super::layout::{MIN_HEIGHT, MIN_WIDTH};
+use super::panes::topology_view::TopologyView;
 use super::theme::{Theme, Tone, step_symbol};
 
 mod read;
@@ -336,6 +337,12 @@ pub struct ConsoleState {
     log_offset: usize,
     log_filter: Option<String>,
     topology_offset: usize,
+    /// The topology as the pane shows it, redone when `topology` or the filter changes.
+    topology_view: TopologyView,
+    /// The zoom's filter line while it is typed in (the filter applies as it is typed).
+    topology_filter_input: Option<Input>,
+    /// The row of the zoom (a position in the view's shown rows) `n`/`N` last jumped to.
+    topology_mark: Option<usize>,
     metrics_offset: usize,
     modal: Option<Modal>,
     /// Rows the open dialog's text is scrolled down.
@@ -388,6 +395,13 @@ impl ConsoleState {
             log_offset: 0,
             log_filter: None,
             topology_offset: 0,
+            topology_view: TopologyView::new(
+                super::panes::topology::from_plan(plan),
+                false,
+                &crate::plan::waves::waves(plan),
+            ),
+            topology_filter_input: None,
+            topology_mark: None,
             metrics_offset: 0,
             modal: None,
             dialog_scroll: 0,
@@ -704,6 +718,15 @@ impl ConsoleState {
                 node.health = NodeHealth::Absent;
             }
         }
+        // Nothing the pane shows changed: keep the view (and the zoom's place in it).
+        if self.topology.as_ref() == Some(&snapshot) {
+            return;
+        }
+        let mut view = TopologyView::new(snapshot.clone(), true, &self.waves);
+        view.set_filter(self.topology_view.filter());
+        self.topology_view = view;
+        let shown = self.topology_view.shown().len();
+        self.topology_mark = self.topology_mark.filter(|&m| m < shown);
         self.topology = Some(snapshot);
     }
 
@@ -950,6 +973,7 @@ impl ConsoleState {
                 self.log_offset = 0;
                 self.log_follow = true;
             }
+            UiAction::Topology(action) => self.topology_action(action),
             UiAction::Flash(text, tone) => self.flash(text, tone),
             UiAction::Refusal(text) => self.flash(text, Tone::Warn),
             UiAction::AwaitStart(step) => self.starting = Some(step),
@@ -988,14 +1012,81 @@ impl ConsoleState {
                 self.log_follow = self.log_offset == 0;
             }
             Pane::Topology => {
-                let max = self.topology_rows().saturating_sub(1);
-                self.topology_offset = moved(self.topology_offset, delta, max);
+                let max = self.topology_max_offset();
+                self.topology_offset = moved(self.topology_offset.min(max), delta, max);
+                self.topology_mark = None;
             }
             Pane::Metrics => {
                 let max = self.gate.as_ref().map_or(0, |g| g.checks.len());
                 self.metrics_offset = moved(self.metrics_offset, delta, max);
             }
         }
+    }
+
+    /// The zoom's filter line and its jumps to failing nodes.
+    fn topology_action(&mut self, action: TopologyAction) {
+        match action {
+            TopologyAction::OpenFilter => {
+                self.topology_filter_input =
+                    Some(Input::new(self.topology_view.filter().to_string()));
+            }
+            TopologyAction::EditFilter(request) => {
+                if let Some(input) = &mut self.topology_filter_input {
+                    input.handle(request);
+                    let filter = input.value().to_string();
+                    self.set_topology_filter(&filter);
+                }
+            }
+            TopologyAction::KeepFilter => self.topology_filter_input = None,
+            TopologyAction::ClearFilter => {
+                self.topology_filter_input = None;
+                self.set_topology_filter("");
+            }
+            TopologyAction::NextFailing | TopologyAction::PreviousFailing => {
+                let back = action == TopologyAction::PreviousFailing;
+                let from = self.topology_mark.or_else(|| {
+                    // Unmarked: from the top row shown, so `n` finds the first below it.
+                    (self.topology_offset > 0).then(|| self.topology_offset - 1)
+                });
+                let Some(position) = self.topology_view.next_failing(from, back) else {
+                    return;
+                };
+                self.topology_mark = Some(position);
+                let rows = self.topology_pane_rows();
+                if position < self.topology_offset || position >= self.topology_offset + rows {
+                    self.topology_offset = position.min(self.topology_max_offset());
+                }
+            }
+        }
+    }
+
+    fn set_topology_filter(&mut self, filter: &str) {
+        self.topology_view.set_filter(filter);
+        self.topology_offset = 0;
+        self.topology_mark = None;
+    }
+
+    /// Rows inside the topology pane (zoomed while it is focused and zoomed) on the screen
+    /// last drawn, less the filter line while it is typed in.
+    fn topology_pane_rows(&self) -> usize {
+        let Some(layout) = super::layout::screen(self.screen) else {
+            return 1;
+        };
+        let area = if self.zoomed && self.focus == Pane::Topology {
+            layout.body()
+        } else {
+            layout.topology
+        };
+        let filter_line = usize::from(self.topology_filter_input.is_some());
+        (area.height.saturating_sub(2) as usize)
+            .saturating_sub(filter_line)
+            .max(1)
+    }
+
+    /// How far the topology pane scrolls: to its last row on the pane's last row.
+    fn topology_max_offset(&self) -> usize {
+        self.topology_rows()
+            .saturating_sub(self.topology_pane_rows())
     }
 
     /// The logs pane's rows (inside its border) on the screen last drawn: its place, or

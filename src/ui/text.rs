@@ -28,6 +28,27 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
+/// As [`truncate`], but keeping the end: `…rations` (the end of what is being typed).
+pub fn truncate_start(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut tail = Vec::new();
+    let mut used = 0;
+    for c in s.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > max - 1 {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    std::iter::once('…').chain(tail.into_iter().rev()).collect()
+}
+
 /// `s` padded with spaces (or truncated) to exactly `cols` columns.
 pub fn fit(s: &str, cols: usize) -> String {
     let mut out = truncate(s, cols);
@@ -127,6 +148,8 @@ mod tests {
         assert_eq!(truncate("kong migrations", 20), "kong migrations");
         assert_eq!(truncate("kong migrations", 6), "kong …");
         assert_eq!(truncate("日本語テキスト", 5), "日本…");
+        assert_eq!(truncate_start("kong migrations", 6), "…tions");
+        assert_eq!(truncate_start("kong", 6), "kong");
         assert_eq!(fit("ab", 4), "ab  ");
         assert_eq!(fit("abcdef", 4), "abc…");
     }

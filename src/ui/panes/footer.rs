@@ -58,6 +58,11 @@ pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
         Some(Modal::StillRunning { kill: false, .. }) => &[("w", "wait"), ("x", "kill")],
         Some(Modal::StillRunning { kill: true, .. }) => &[("y", "kill"), ("Esc", "let it run")],
         Some(_) => &[("⏎", "confirm"), ("Esc", "cancel")],
+        None if state.topology_filter_input().is_some() => &[
+            ("⏎", "keep filter"),
+            ("Esc", "clear filter"),
+            ("↑↓", "scroll"),
+        ],
         None => return bindings::footer_hints(state),
     };
     dialog

@@ -6,6 +6,7 @@ pub mod header;
 pub mod logs;
 pub mod metrics;
 pub mod topology;
+pub mod topology_view;
 
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType};

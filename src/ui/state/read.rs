@@ -402,11 +402,28 @@ impl ConsoleState {
         self.logs.iter().filter(|e| self.log_matches(e)).count()
     }
 
-    /// Rows of the topology list (nodes, databases, load balancer), for scrolling.
+    /// Rows of the topology list (clusters, nodes, databases, load balancer; in the zoom,
+    /// those its filter keeps), for scrolling.
     pub fn topology_rows(&self) -> usize {
-        match &self.topology {
-            Some(t) => t.nodes.len() + t.databases.len() + 4,
-            None => self.plan.clusters.x.nodes.len() + self.plan.clusters.y.nodes.len() + 6,
+        if self.zoomed && self.focus == Pane::Topology {
+            self.topology_view.shown().len()
+        } else {
+            self.topology_view.rows().len()
         }
+    }
+
+    /// The topology as the pane shows it (see [`TopologyView`]).
+    pub fn topology_view(&self) -> &TopologyView {
+        &self.topology_view
+    }
+
+    /// The zoom's filter line while it is typed in.
+    pub fn topology_filter_input(&self) -> Option<&Input> {
+        self.topology_filter_input.as_ref()
+    }
+
+    /// The zoom's row `n`/`N` last jumped to (a position in the view's shown rows).
+    pub fn topology_mark(&self) -> Option<usize> {
+        self.topology_mark
     }
 }

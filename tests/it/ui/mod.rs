@@ -21,5 +21,7 @@ mod sick_y_tmux;
 mod snapshots;
 mod state;
 mod still_running;
+mod topology_fleet;
+mod topology_fleet_tmux;
 mod watch_tmux;
 mod watching;
