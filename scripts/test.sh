@@ -47,5 +47,3 @@ cargo check --no-default-features --locked
 cargo check --no-default-features --features console --locked
 cargo check --no-default-features --features lab --locked
 cargo test --all-targets --locked
-# The 200-data-plane fleet demo keeps a 402-node lab busy for minutes: alone, after the rest.
-cargo test --test it --locked -- --ignored --exact demo::fleet::two_hundred_data_planes_roll_in_four_waves_to_y
