@@ -23,13 +23,23 @@ pub const FLEET_OPERATOR: &str = "oncall@bastion";
 /// A hybrid plan with one control plane and `data_planes` data planes per cluster, the
 /// data-plane phase rolled in four waves, the traffic driver manual (nothing to reach).
 pub fn fleet_plan_text(data_planes: usize) -> String {
+    hybrid_plan_text(
+        data_planes,
+        "rolling:\n  waves: [1, 5%, 25%, 100%]\n  between_waves: 5m\n",
+    )
+}
+
+/// A hybrid plan with one control plane and `data_planes` data planes per cluster
+/// (`dp-x-1`…, `dp-y-1`…), the traffic driver manual, ending with `tail` (its `rolling:`,
+/// or nothing).
+pub fn hybrid_plan_text(data_planes: usize, tail: &str) -> String {
     let dps = |side: &str, base: usize| {
-        (0..data_planes)
+        (1..=data_planes)
             .map(|i| {
                 format!(
                     "      - {{name: dp-{side}-{i}, role: data_plane, status_url: http://10.{base}.{}.{}:8100}}\n",
-                    i / 250,
-                    i % 250 + 1
+                    (i - 1) / 250,
+                    (i - 1) % 250 + 1
                 )
             })
             .collect::<String>()
@@ -50,10 +60,7 @@ clusters:
       - {{name: cp-y, role: control_plane, admin_url: http://10.0.0.3:8001}}
 {}traffic:
   driver: {{type: manual}}
-rolling:
-  waves: [1, 5%, 25%, 100%]
-  between_waves: 5m
-",
+{tail}",
         dps("x", 1),
         dps("y", 2)
     )

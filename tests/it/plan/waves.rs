@@ -4,38 +4,11 @@
 use kongup::plan::load::parse_plan;
 use kongup::plan::steps::{ClusterSide, PhaseName, RollbackKind, StepKind};
 use kongup::plan::waves::waves;
+use kongup::testkit::fleet::hybrid_plan_text;
 
 /// A hybrid plan with eight data planes on each side.
 fn hybrid(rolling: &str) -> String {
-    let dps = |side: &str, base: u8| {
-        (1..=8)
-            .map(|i| {
-                format!(
-                    "      - {{name: dp-{side}-{i}, role: data_plane, status_url: http://10.0.{base}.{i}:8100}}\n"
-                )
-            })
-            .collect::<String>()
-    };
-    format!(
-        "\
-name: fleet
-from: 3.4.3
-to: 3.5.0
-mode: hybrid
-strategy: in-place
-clusters:
-  x:
-    nodes:
-      - {{name: cp-x, role: control_plane, admin_url: http://10.0.0.1:8001}}
-{}  y:
-    nodes:
-      - {{name: cp-y, role: control_plane, admin_url: http://10.0.0.3:8001}}
-{}traffic:
-  driver: {{type: manual}}
-{rolling}",
-        dps("x", 1),
-        dps("y", 2)
-    )
+    hybrid_plan_text(8, rolling)
 }
 
 /// The only error of a refused plan: (line, column, message, hint).
