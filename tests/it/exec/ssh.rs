@@ -438,15 +438,8 @@ mod tracked {
             )),
             "{remote_dir}"
         );
+        let on_host = journal.on_host(1).await;
         lose_the_connection(process.pgid).await;
-        let on_host = journal
-            .told()
-            .into_iter()
-            .find_map(|told| match told {
-                Told::OnHost(1, identity) => Some(identity),
-                _ => None,
-            })
-            .expect("the host said who the command is");
         // The "host" is this machine: the command is there, in a session of its own.
         assert_eq!(
             track::liveness(&on_host, on_host.pid),

@@ -38,6 +38,26 @@ impl Journal {
         self.told.lock().unwrap().clone()
     }
 
+    /// What the host said of process `number`, once it is journaled: the host's line comes
+    /// through its own follower, so it may land after the command's first output.
+    pub async fn on_host(&self, number: u32) -> ProcessIdentity {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let said = self.told().into_iter().find_map(|told| match told {
+                Told::OnHost(n, identity) if n == number => Some(identity),
+                _ => None,
+            });
+            if let Some(identity) = said {
+                return identity;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the host said who the command is"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The first process started, once it is journaled and its stdout (in the run in
     /// `run_dir`) holds `said`.
     pub async fn started(&self, run_dir: &Path, said: &str) -> TrackedProcess {
