@@ -182,7 +182,7 @@ fn a_share_that_is_not_a_count_or_a_percentage_is_refused_naming_it() {
 
 #[test]
 fn keys_this_kongup_does_not_do_are_refused_not_ignored() {
-    for key in ["max_unavailable: 10%", "drain: 30s"] {
+    for key in ["max_unavailable: 10%"] {
         let source = hybrid(&format!("rolling:\n  waves: [1, 100%]\n  {key}\n"));
         let (line, _, message, hint) = refused(&source);
         assert_eq!(line, line_of(&source, key), "{message}");
