@@ -15,17 +15,19 @@
 //! The engine runs a step's action before its commands, and this wait must come after
 //! them: the action runs the step's commands itself, then leaves the step none to run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::drain::drain_nodes;
 use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
 use crate::engine::step::run_commands;
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::kong::client::{AdminError, Readiness};
 use crate::kong::types::{DataPlane, SyncStatus};
-use crate::plan::model::{Node, Plan, Role};
+use crate::plan::model::{Node, Plan, Role, RollingSpec};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
 use crate::plan::version::KongVersion;
@@ -292,7 +294,17 @@ impl StepAction for NodesWait {
                 side_version(plan, target.side)
             ),
         };
-        vec![line]
+        let drain = plan.rolling.as_ref().and_then(|r| r.drain);
+        match (drain, &step.kind) {
+            (
+                Some(limit),
+                StepKind::StopNodes {
+                    cluster: ClusterSide::X,
+                    wave: Some(_),
+                },
+            ) if !step.commands.is_empty() => vec![super::drain::describe(limit), line],
+            _ => vec![line],
+        }
     }
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
@@ -320,18 +332,61 @@ impl StepAction for NodesWait {
         };
         // The commands first: the wait is for what they do.
         let commands = std::mem::take(&mut ctx.step.commands);
+        let plan = ctx.plan.clone();
+        let mut nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
+            .into_iter()
+            .cloned()
+            .collect();
+        // A wave's X nodes are drained before their stop commands; a node stopped by hand
+        // (no commands) was stopped before the confirm.
+        let drain = match (&ctx.rollback, &kind, plan.rolling.as_ref()) {
+            (
+                None,
+                StepKind::StopNodes {
+                    cluster: ClusterSide::X,
+                    wave: Some(_),
+                },
+                Some(RollingSpec {
+                    drain: Some(limit), ..
+                }),
+            ) if !commands.is_empty() => Some(*limit),
+            _ => None,
+        };
+        let mut not_drained = BTreeMap::new();
+        let mut todo = nodes.len();
+        let commands = match drain {
+            Some(limit) => {
+                let nodes: Vec<Node> = nodes
+                    .iter()
+                    .filter(|n| !ctx.nodes_done.contains(&n.name))
+                    .cloned()
+                    .collect();
+                todo = nodes.len();
+                not_drained = drain_nodes(ctx, &self.access, &nodes, &commands, limit).await?;
+                // A command placed on no node would stop the undrained ones too.
+                commands
+                    .into_iter()
+                    .filter(|c| {
+                        not_drained.is_empty()
+                            || c.node
+                                .as_ref()
+                                .is_some_and(|n| !not_drained.contains_key(n))
+                    })
+                    .collect()
+            }
+            None => commands,
+        };
+        nodes.retain(|n| !not_drained.contains_key(&n.name));
         let mut details = Vec::new();
         if !commands.is_empty() {
             match run_commands(ctx, &commands).await? {
                 StepOutcome::Succeeded { detail, .. } => details.extend(detail),
+                StepOutcome::Failed { detail, .. } if !not_drained.is_empty() => {
+                    return Ok(not_drained_failure(&not_drained, todo, Err(detail)));
+                }
                 failed => return Ok(failed),
             }
         }
-        let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
-            .into_iter()
-            .cloned()
-            .collect();
         let waited = match &target.want {
             Want::Nothing(why) => {
                 ctx.log.note(why);
@@ -352,13 +407,49 @@ impl StepAction for NodesWait {
             }
         };
         match waited {
+            Ok(_) if !not_drained.is_empty() => Ok(not_drained_failure(&not_drained, todo, Ok(()))),
             Ok(text) => {
                 details.push(text);
                 Ok(StepOutcome::succeeded(details.join("; ")))
             }
+            Err(StepOutcome::Failed { detail, .. }) if !not_drained.is_empty() => {
+                Ok(not_drained_failure(&not_drained, todo, Err(detail)))
+            }
             Err(failed) => Ok(failed),
         }
     }
+}
+
+/// How many undrained nodes a failure names; the rest are counted.
+const NOT_DRAINED_NAMED: usize = 5;
+
+/// The failure of a wave's stop where `failed` nodes did not drain (and were left
+/// running) out of `todo`; `rest` is how the other nodes' stop ended.
+fn not_drained_failure(
+    failed: &BTreeMap<String, String>,
+    todo: usize,
+    rest: Result<(), String>,
+) -> StepOutcome {
+    let mut named: Vec<String> = failed
+        .iter()
+        .take(NOT_DRAINED_NAMED)
+        .map(|(node, why)| format!("{node} ({why})"))
+        .collect();
+    if failed.len() > NOT_DRAINED_NAMED {
+        named.push(format!("and {} more", failed.len() - NOT_DRAINED_NAMED));
+    }
+    let others = todo - failed.len();
+    let rest = match rest {
+        Ok(()) if others == 0 => String::new(),
+        Ok(()) => format!(" The other {others} drained and stopped."),
+        Err(detail) => format!(" The others: {detail}."),
+    };
+    StepOutcome::failed(format!(
+        "{} of {todo} nodes failed: {}; not drained, so not stopped.{rest} A retry drains and \
+         stops only the nodes not done",
+        failed.len(),
+        named.join(", ")
+    ))
 }
 
 /// Where one node stands.

@@ -3,6 +3,7 @@
 
 mod ansible_nodes;
 mod cli;
+mod drain;
 mod end_states;
 mod gate_window;
 mod hand_split;

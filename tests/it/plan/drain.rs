@@ -19,7 +19,11 @@ fn refused(source: &str) -> (usize, String, String) {
         Err(errors) => {
             assert_eq!(errors.diagnostics.len(), 1, "{errors}");
             let d = &errors.diagnostics[0];
-            (d.line, d.message.clone(), d.hint.clone().unwrap_or_default())
+            (
+                d.line,
+                d.message.clone(),
+                d.hint.clone().unwrap_or_default(),
+            )
         }
     }
 }
@@ -55,7 +59,9 @@ fn a_drain_before_kong_3_9_is_refused() {
     let (line, message, hint) = refused(&source);
     assert_eq!(line, line_of(&source, "drain: 30s"), "{message}");
     assert!(
-        message.contains("`rolling.drain`: X runs Kong 3.4.3, which has no `kong drain` (3.9.0 and later)"),
+        message.contains(
+            "`rolling.drain`: X runs Kong 3.4.3, which has no `kong drain` (3.9.0 and later)"
+        ),
         "{message}"
     );
     assert!(hint.contains("stop-x"), "{hint}");
@@ -70,7 +76,10 @@ fn a_drain_needs_each_x_node_to_have_a_status_url() {
         "{name: dp-x-2, role: data_plane}",
         1,
     );
-    assert!(source.contains("{name: dp-x-2, role: data_plane}"), "{source}");
+    assert!(
+        source.contains("{name: dp-x-2, role: data_plane}"),
+        "{source}"
+    );
     let (_, message, _) = refused(&source);
     assert!(
         message.contains("`rolling.drain`: dp-x-2 has no status_url"),
