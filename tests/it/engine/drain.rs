@@ -223,13 +223,14 @@ async fn each_node_is_drained_before_it_is_stopped() {
     run.quit().await;
 }
 
-/// kong-x-2 has a request in flight for longer than the drain (X answers 20 s late): it
-/// fails alone, is left running (draining), and kong-x-1 is stopped.
+/// kong-x-2 has a request in flight for longer than the drain (X answers 4 s late): it
+/// fails alone, is left running (draining), and kong-x-1 is stopped. Once the request has
+/// ended, the retry drains and stops kong-x-2 alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_does_not_drain_in_time_fails_alone_and_is_not_stopped() {
     let lab = lab(vec![Fault::ExtraLatency {
         cluster: kongup::plan::steps::ClusterSide::X,
-        latency: Duration::from_secs(20),
+        latency: Duration::from_secs(4),
     }])
     .await;
     let proxy = lab
@@ -304,6 +305,21 @@ async fn a_node_that_does_not_drain_in_time_fails_alone_and_is_not_stopped() {
         "{}",
         lines.join("\n")
     );
+
+    slow.await.unwrap();
+    run.retry(&stop_x()).await;
+    let detail = run.wait_step(&stop_x(), StepState::Succeeded).await;
+    assert_eq!(node(&lab, "kong-x-2").0, Lifecycle::Stopped, "{detail:?}");
+    let lines = log_lines(dir.path());
+    let stops: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("$ kong stop   [on"))
+        .collect();
+    assert_eq!(stops.len(), 2, "kong-x-1 is not stopped again: {stops:?}");
+    assert!(stops[1].contains("[on kong-x-2"), "{stops:?}");
+    assert_eq!(
+        node_outcomes(dir.path()).last(),
+        Some(&("kong-x-2".to_string(), true, None))
+    );
     run.quit().await;
-    slow.abort();
 }
