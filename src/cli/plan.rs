@@ -417,6 +417,7 @@ mod tests {
             ],
             between_waves: std::time::Duration::from_secs(120),
             drain: None,
+            max_unavailable: None,
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);

@@ -52,6 +52,9 @@ pub struct RollingSpec {
     /// most this long (`actions::kong::drain`); `None`: the plan's commands stop it as
     /// they are.
     pub drain: Option<Duration>,
+    /// `max_unavailable:`: at most this many of the fleet's nodes out of service at once
+    /// (`plan::waves::max_unavailable` resolves it); `None`: a wave's nodes all at once.
+    pub max_unavailable: Option<Share>,
 }
 
 /// The first Kong with `kong drain` (kong/cmd/drain.lua, absent at 3.8.0, present at

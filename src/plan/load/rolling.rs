@@ -16,6 +16,7 @@ pub(super) struct RollingAt {
     key: Option<Pos>,
     waves: Vec<Pos>,
     drain: Option<Pos>,
+    max_unavailable: Option<Pos>,
 }
 
 impl Loader {
@@ -28,21 +29,6 @@ impl Loader {
             Some(&["waves", "between_waves", "max_unavailable", "drain"]),
         )?;
         self.at.rolling.key = Some(key);
-        // Written in the issue's example, not done by this kongup: refused rather than
-        // accepted and ignored.
-        for (name, why) in [(
-            "max_unavailable",
-            "kongup bounds nothing beyond how a wave's commands run: on ssh and local \
-             executors one node at a time, on an ansible executor as its `forks` allow",
-        )] {
-            if let Some(pos) = f.key_pos(name) {
-                d.error_with_hint(
-                    pos,
-                    format!("`rolling.{name}` is not supported by this kongup yet"),
-                    format!("remove it: {why}"),
-                );
-            }
-        }
         let waves = match f.required(d, "waves") {
             Some(n) => {
                 let items = list(d, n, "rolling.waves")?;
@@ -76,10 +62,18 @@ impl Loader {
             Some(n) => Some(duration(d, n, "rolling.drain")?),
             None => None,
         };
+        let max_unavailable = match f.get("max_unavailable") {
+            Some(n) => {
+                self.at.rolling.max_unavailable = Some(n.pos);
+                Some(share(d, n, "rolling.max_unavailable")?)
+            }
+            None => None,
+        };
         Some(RollingSpec {
             waves: waves?,
             between_waves: between_waves?,
             drain,
+            max_unavailable,
         })
     }
 
@@ -152,6 +146,16 @@ impl Loader {
         };
         if rolling.drain.is_some() {
             self.check_drain(mode, from, clusters);
+        }
+        if let Some(Share::Nodes(n)) = rolling.max_unavailable
+            && n > fleet
+        {
+            self.d.error_with_hint(
+                self.at.rolling.max_unavailable.unwrap_or(at),
+                format!("`rolling.max_unavailable`: {n} nodes, but Y has {fleet} {what}"),
+                "write at most the fleet's size, or a percentage of it (rounded down, at \
+                 least 1 node)",
+            );
         }
         if let Some(last) = rolling.waves.last()
             && !whole(last)

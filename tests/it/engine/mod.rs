@@ -12,6 +12,7 @@ mod journal_fuzz;
 mod journal_integrity;
 mod left_running;
 mod lifecycle;
+mod max_unavailable;
 mod node_commands;
 mod plain;
 mod plain_cause;
