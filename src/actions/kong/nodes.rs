@@ -295,17 +295,36 @@ impl StepAction for NodesWait {
                 side_version(plan, target.side)
             ),
         };
+        let mut lines = Vec::new();
         let drain = plan.rolling.as_ref().and_then(|r| r.drain);
-        match (drain, &step.kind) {
-            (
-                Some(limit),
-                StepKind::StopNodes {
-                    cluster: ClusterSide::X,
-                    wave: Some(_),
-                },
-            ) if !step.commands.is_empty() => vec![super::drain::describe(limit), line],
-            _ => vec![line],
+        if let (
+            Some(limit),
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+                wave: Some(_),
+            },
+        ) = (drain, &step.kind)
+            && !step.commands.is_empty()
+        {
+            lines.push(super::drain::describe(limit));
         }
+        if let (
+            Some(size),
+            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. },
+        ) = (max_unavailable(plan), &step.kind)
+        {
+            lines.push(format!(
+                "at most {size} of the wave's nodes at a time (rolling.max_unavailable): each \
+                 batch is {} and waited for before the next starts",
+                if drain.is_some() && matches!(step.kind, StepKind::StopNodes { .. }) {
+                    "drained, run"
+                } else {
+                    "run"
+                }
+            ));
+        }
+        lines.push(line);
+        lines
     }
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {

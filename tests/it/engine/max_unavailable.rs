@@ -100,6 +100,17 @@ async fn run_start_y(dir: &std::path::Path, max_unavailable: Option<&str>) -> St
         kongup::actions::builtins(Some(access)),
     )
     .unwrap();
+    if max_unavailable.is_some() {
+        // The confirm says the bound.
+        let preview =
+            kongup::engine::preview_step(&loaded.plan, &expanded, &toolbox, &start_y()).unwrap();
+        assert!(
+            preview.runs[0]
+                .starts_with("at most 2 of the wave's nodes at a time (rolling.max_unavailable)"),
+            "{:?}",
+            preview.runs
+        );
+    }
     let mut run = TestRun::start(setup(dir, loaded.plan, expanded, &text, toolbox));
     let detail = run
         .confirm_and_wait(&start_y(), StepState::Succeeded)
