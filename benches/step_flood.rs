@@ -1,9 +1,13 @@
-//! Memory while a step floods its output: a step runs `seq 1 1000000` and kongup's peak
-//! resident memory (`VmHWM` in /proc/self/status) is read before and after, with nobody
-//! reading the engine's events until the step has ended (`no-reader`), with a reader that
-//! takes 512 events every 10 ms (`slow-reader`), and with the console loop on a 160x48
-//! test terminal (`console`). Each runs in a process of its own, so each high-water mark
-//! is its own. It also says how many of the command's lines reached the step log.
+//! Memory and CPU while a step floods its output: a step runs `seq 1 1000000` (as fast as
+//! it can print) and kongup's peak resident memory (`VmHWM` in /proc/self/status) is read
+//! before and after, with nobody reading the engine's events until the step has ended
+//! (`no-reader`), with a reader that takes 512 events every 10 ms (`slow-reader`), and with
+//! the console loop on an 80x24 test terminal (`console`). Each runs in a process of its
+//! own, so each high-water mark is its own. It also says how many of the command's lines
+//! reached the step log, and the CPU the process spent (its utime + stime from
+//! /proc/self/stat, `seq` not counted) per 100 000 lines: the share of a core a step
+//! printing 100 000 lines a second costs, the output path being batched (one hand-off per
+//! read of the output, not per line: `engine::step::log`).
 //!
 //! `cargo bench --bench step_flood`
 
@@ -44,6 +48,21 @@ fn main() {
     }
 }
 
+/// The CPU this process has spent (user + system, every thread), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // utime and stime are fields 14 and 15 of proc(5), the 12th and 13th after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let hz = Process::new("getconf").arg("CLK_TCK").output().unwrap();
+    ticks as f64
+        / String::from_utf8_lossy(&hz.stdout)
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+}
+
 /// A line of /proc/self/status, in kB.
 fn status_kb(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -68,6 +87,7 @@ fn scenario(name: &str) {
         setup.toolbox.clone(),
     );
     let before = status_kb("VmHWM");
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let (run_dir, shown) = runtime.block_on(async move {
         let handle = kongup::engine::spawn(setup).expect("the engine starts");
@@ -91,13 +111,16 @@ fn scenario(name: &str) {
             other => panic!("no scenario {other}"),
         }
     });
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     let after = status_kb("VmHWM");
     let (numbers, _, _) = logged_numbers(&run_dir);
     println!(
         "{name:>11}: VmHWM {before} kB before, {after} kB after (+{} MB); the step log has \
-         {numbers} of {FLOOD_LINES} lines; {shown} log events reached the reader; {:.1} s",
+         {numbers} of {FLOOD_LINES} lines; {shown} log events reached the reader; {wall:.1} s; \
+         CPU {cpu:.2} s, {:.1} % of a core per 100 000 lines/s",
         (after.saturating_sub(before)) / 1024,
-        started.elapsed().as_secs_f64()
+        100.0 * cpu * 100_000.0 / FLOOD_LINES as f64
     );
 }
 
@@ -172,7 +195,7 @@ async fn console(handle: EngineHandle, state: &mut ConsoleState) -> (std::path::
         keys,
         shown: 0,
     };
-    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     let exit = kongup::ui::run::drive(
         &mut terminal,
         state,

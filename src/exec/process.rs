@@ -34,12 +34,17 @@ use crate::exec::LogStream;
 /// writes megabytes without a newline cannot exhaust memory.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
-/// Lines held while the consumer of the output channel is slower than the program.
-/// Beyond this the pipe readers wait for room, so the program waits on its full pipe (as
+/// Lines held while the consumer of the output channel is slower than the program (a
+/// read's lines are added at once, so the queue may pass this by one read's). Beyond this
+/// the pipe readers wait for room, so the program waits on its full pipe (as
 /// it would writing to a slow file) and no line is lost: the consumer, the step's log,
 /// must have every line. A consumer that is gone (its receiver dropped) no longer holds
 /// the program up: its lines are read and discarded.
 pub const BACKLOG_LINES: usize = 10_000;
+
+/// How much of a program's output one read takes: its whole lines are handed on at once,
+/// so a program printing as fast as it can costs one hand-off per read, not one per line.
+pub const OUTPUT_CHUNK: usize = 64 * 1024;
 
 /// Between SIGTERM to the process group and SIGKILL.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
@@ -728,7 +733,7 @@ async fn follow_file(
             return;
         }
     };
-    let mut chunk = vec![0u8; 8192];
+    let mut chunk = vec![0u8; OUTPUT_CHUNK];
     let mut line = PartialLine::default();
     let remote = remote.as_ref();
     loop {
@@ -746,33 +751,32 @@ async fn follow_file(
             Ok(n) => n,
             Err(_) => break,
         };
-        let mut rest = &chunk[..n];
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            line.append(&rest[..end]);
-            deliver(&queue, remote, line.take(stream)).await;
-            rest = &rest[end + 1..];
-        }
-        line.append(rest);
+        deliver(&queue, remote, line.split(&chunk[..n], stream)).await;
     }
     if !line.is_empty() {
-        deliver(&queue, remote, line.take(stream)).await;
+        deliver(&queue, remote, vec![line.take(stream)]).await;
     }
     queue.reader_done();
 }
 
-/// A line of a followed output file: what the remote wrapper says about the command goes to
-/// `remote`, the rest to the queue (waiting for room, as the pipe readers do).
+/// The lines of a read of a followed output file: what the remote wrapper says about the
+/// command goes to `remote`, the rest to the queue at once (waiting for room, as the pipe
+/// readers do).
 async fn deliver(
     queue: &LineQueue,
     remote: Option<&mpsc::UnboundedSender<RemoteLine>>,
-    line: OutputLine,
+    mut lines: Vec<OutputLine>,
 ) {
-    match remote.zip(track::parse_remote_line(&line.text)) {
-        Some((remote, said)) => {
-            let _ = remote.send(said);
-        }
-        None => queue.push(line).await,
+    if let Some(remote) = remote {
+        lines.retain(|line| match track::parse_remote_line(&line.text) {
+            Some(said) => {
+                let _ = remote.send(said);
+                false
+            }
+            None => true,
+        });
     }
+    queue.push_all(lines).await;
 }
 
 fn outcome_of(status: ExitStatus) -> ExitOutcome {
@@ -812,7 +816,8 @@ async fn terminate_group(
 }
 
 /// Output lines waiting for the consumer, shared by the two pipe readers and the
-/// forwarder. Bounded: a reader waits for room (see [`BACKLOG_LINES`]).
+/// forwarder. Bounded: a reader waits for room (see [`BACKLOG_LINES`]). Lines come and go
+/// a read's worth at a time: one lock and one wake-up each way per read, not per line.
 struct LineQueue {
     state: Mutex<QueueState>,
     /// Told when a line is added or the readers are done (the forwarder waits on it).
@@ -831,7 +836,7 @@ struct QueueState {
 }
 
 enum Next {
-    Line(OutputLine),
+    Lines(VecDeque<OutputLine>),
     Empty,
     Finished,
 }
@@ -856,6 +861,15 @@ impl LineQueue {
 
     /// Adds a line once there is room (the program waits on its pipe meanwhile).
     async fn push(&self, line: OutputLine) {
+        self.push_all(vec![line]).await;
+    }
+
+    /// Adds a read's lines, in order, once there is room (the program waits on its pipe
+    /// meanwhile).
+    async fn push_all(&self, lines: Vec<OutputLine>) {
+        if lines.is_empty() {
+            return;
+        }
         let mut counted = false;
         loop {
             let room = self.room.notified();
@@ -867,7 +881,7 @@ impl LineQueue {
                     return;
                 }
                 if state.lines.len() < BACKLOG_LINES {
-                    state.lines.push_back(line);
+                    state.lines.extend(lines);
                     drop(state);
                     self.wake.notify_one();
                     return;
@@ -903,16 +917,19 @@ impl LineQueue {
         self.room.notify_waiters();
     }
 
+    /// Every line waiting, in order.
     fn next(&self) -> Next {
         let mut state = self.lock();
-        match state.lines.pop_front() {
-            Some(line) => {
-                drop(state);
-                self.room.notify_waiters();
-                Next::Line(line)
-            }
-            None if state.open_readers == 0 => Next::Finished,
-            None => Next::Empty,
+        if !state.lines.is_empty() {
+            let lines = std::mem::take(&mut state.lines);
+            drop(state);
+            self.room.notify_waiters();
+            return Next::Lines(lines);
+        }
+        if state.open_readers == 0 {
+            Next::Finished
+        } else {
+            Next::Empty
         }
     }
 }
@@ -920,12 +937,14 @@ impl LineQueue {
 async fn forward(queue: Arc<LineQueue>, lines: mpsc::Sender<OutputLine>) {
     loop {
         match queue.next() {
-            Next::Line(line) => {
-                if lines.send(line).await.is_err() {
-                    // Nobody listens any more: the readers go on draining the pipes,
-                    // discarding, so the program is not blocked.
-                    queue.consumer_gone();
-                    return;
+            Next::Lines(waiting) => {
+                for line in waiting {
+                    if lines.send(line).await.is_err() {
+                        // Nobody listens any more: the readers go on draining the pipes,
+                        // discarding, so the program is not blocked.
+                        queue.consumer_gone();
+                        return;
+                    }
                 }
             }
             Next::Finished => return,
@@ -935,20 +954,14 @@ async fn forward(queue: Arc<LineQueue>, lines: mpsc::Sender<OutputLine>) {
 }
 
 async fn read_lines(mut pipe: impl AsyncRead + Unpin, stream: LogStream, queue: Arc<LineQueue>) {
-    let mut chunk = vec![0u8; 8192];
+    let mut chunk = vec![0u8; OUTPUT_CHUNK];
     let mut line = PartialLine::default();
     loop {
         let n = match pipe.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let mut rest = &chunk[..n];
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
-            line.append(&rest[..end]);
-            queue.push(line.take(stream)).await;
-            rest = &rest[end + 1..];
-        }
-        line.append(rest);
+        queue.push_all(line.split(&chunk[..n], stream)).await;
     }
     if !line.is_empty() {
         queue.push(line.take(stream)).await;
@@ -963,6 +976,20 @@ struct PartialLine {
 }
 
 impl PartialLine {
+    /// The whole lines `data` ends (the first continuing what earlier reads began), in
+    /// order; what follows its last newline is kept for the next read.
+    fn split(&mut self, data: &[u8], stream: LogStream) -> Vec<OutputLine> {
+        let mut lines = Vec::new();
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.append(&rest[..end]);
+            lines.push(self.take(stream));
+            rest = &rest[end + 1..];
+        }
+        self.append(rest);
+        lines
+    }
+
     fn append(&mut self, data: &[u8]) {
         let room = MAX_LINE_BYTES.saturating_sub(self.bytes.len());
         let kept = room.min(data.len());
@@ -1010,6 +1037,33 @@ mod tests {
         assert_eq!(line.take(LogStream::Stderr).text, "done");
     }
 
+    /// Output that arrives a few bytes a read (a pipe of 5 bytes): lines cut across reads
+    /// are put back whole, in order, and the last, without a newline, is kept.
+    #[tokio::test]
+    async fn lines_cut_across_reads_are_handed_on_whole_and_in_order() {
+        let (mut writer, reader) = tokio::io::duplex(5);
+        let queue = Arc::new(LineQueue::new(1));
+        let reading = tokio::spawn(read_lines(reader, LogStream::Stdout, queue.clone()));
+        let text = "token=hunter2-value\nsecond\n\nlast without a newline";
+        writer.write_all(text.as_bytes()).await.unwrap();
+        drop(writer);
+        reading.await.unwrap();
+        let Next::Lines(lines) = queue.next() else {
+            panic!("no lines were handed on");
+        };
+        let lines: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            lines,
+            [
+                "token=hunter2-value",
+                "second",
+                "",
+                "last without a newline"
+            ]
+        );
+        assert!(matches!(queue.next(), Next::Finished));
+    }
+
     fn numbered(i: usize) -> OutputLine {
         OutputLine {
             stream: LogStream::Stdout,
@@ -1029,12 +1083,19 @@ mod tests {
             waiting.as_mut().now_or_never().is_none(),
             "a full queue waits"
         );
-        assert!(matches!(queue.next(), Next::Line(l) if l.text == "0"));
-        assert!(waiting.now_or_never().is_some(), "a line taken makes room");
+        let Next::Lines(taken) = queue.next() else {
+            panic!("a full queue hands its lines on");
+        };
+        assert!(
+            taken.iter().map(|l| &l.text).eq(&(0..BACKLOG_LINES)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>())
+        );
+        assert!(waiting.now_or_never().is_some(), "lines taken make room");
         queue.reader_done();
-        for i in 1..=BACKLOG_LINES {
-            assert!(matches!(queue.next(), Next::Line(l) if l.text == i.to_string()));
-        }
+        assert!(
+            matches!(queue.next(), Next::Lines(l) if l.len() == 1 && l[0].text == BACKLOG_LINES.to_string())
+        );
         assert!(matches!(queue.next(), Next::Finished));
     }
 

@@ -203,9 +203,13 @@ pub fn attach(
     }
 }
 
+/// Events the tee passes on at once (a step's output arrives in batches).
+const TEE_BATCH: usize = 1024;
+
 /// Passes every event on, after handing its notices to the terminal and the outlets; the
 /// outlets' warnings join the stream while it is open. It ends with the engine's stream,
-/// so the front end still sees the engine stop.
+/// so the front end still sees the engine stop. What waits is passed on in one batch, so
+/// a step's output costs the front end one wake-up per batch, not one per line.
 async fn tee(
     mut events: EventReceiver,
     out: EventSender,
@@ -214,25 +218,28 @@ async fn tee(
     ring: terminal::Ring,
     outlets: Vec<outlet::Sender>,
 ) {
+    let mut batch = Vec::with_capacity(TEE_BATCH);
     loop {
         tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else {
+            taken = events.recv_many(&mut batch, TEE_BATCH) => {
+                if taken == 0 {
                     // The outlets' warnings already sent still reach the front end.
                     while let Ok(warning) = warnings.try_recv() {
                         out.send(Event::Warning(warning));
                     }
                     return;
                 };
-                for notice in watch.observe(&event) {
-                    if notice.kind.needs_operator() {
-                        ring.ring(&notice);
-                    }
-                    for outlet in &outlets {
-                        outlet.push(notice.clone());
+                for event in &batch {
+                    for notice in watch.observe(event) {
+                        if notice.kind.needs_operator() {
+                            ring.ring(&notice);
+                        }
+                        for outlet in &outlets {
+                            outlet.push(notice.clone());
+                        }
                     }
                 }
-                out.send(event);
+                out.send_all(batch.drain(..));
             }
             Some(warning) = warnings.recv() => {
                 out.send(Event::Warning(warning));

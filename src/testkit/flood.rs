@@ -1,6 +1,7 @@
 //! A run whose one step floods its output (`seq 1 N` at once): for the tests that the step
 //! log holds every line whoever reads the events, and for the bench that measures memory
-//! while it runs (benches/step_flood.rs).
+//! and CPU while it runs (benches/step_flood.rs). `command_run` is the same run with any
+//! command, for the tests of how a step's output reaches its log and the console.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +24,17 @@ pub fn flood_step() -> StepRef {
 /// A new run in `dir/run` of an in-place plan cut down to its first step, `preflight`,
 /// whose built-in checks are off and whose one command is `seq 1 lines`.
 pub fn flood_run(dir: &Path, lines: u64) -> RunSetup {
+    command_run(dir, &["seq", "1", &lines.to_string()], Redactor::default())
+}
+
+/// The same one-step run with `command` (an argument vector) as the step's command, and
+/// `redactor` hiding the run's secrets in its output.
+pub fn command_run(dir: &Path, command: &[&str], redactor: Redactor) -> RunSetup {
+    let run: Vec<String> = command
+        .iter()
+        .map(|arg| serde_json::to_string(arg).expect("a string is JSON"))
+        .collect();
+    let run = run.join(", ");
     let text = format!(
         r#"name: flood
 from: 3.4.0
@@ -43,7 +55,7 @@ steps:
   preflight:
     builtin: false
     commands:
-      - run: [seq, "1", "{lines}"]
+      - run: [{run}]
 "#
     );
     let loaded = parse_plan(&text, "flood.yaml").unwrap_or_else(|e| panic!("{e}"));
@@ -56,7 +68,7 @@ steps:
         }],
         ..loaded.expanded.clone()
     };
-    let toolbox = Toolbox::for_plan(&loaded.plan, Redactor::default(), ActionRegistry::empty())
+    let toolbox = Toolbox::for_plan(&loaded.plan, redactor, ActionRegistry::empty())
         .expect("the flood plan's toolbox");
     RunSetup {
         plan: Arc::new(loaded.plan),

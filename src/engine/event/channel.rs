@@ -14,6 +14,10 @@
 //! Everything else (step and run states, traffic, bakes, rollback progress) always waits
 //! whole: those come at the pace of the run, each after a journal record, and a reader
 //! that drops one would show the run wrong.
+//!
+//! Events may be sent and taken in batches (a step's output comes so: see
+//! `engine::step::log`): one lock and at most one wake-up of the reader for the batch, the
+//! same bounds and order as if each had been sent alone.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -194,14 +198,30 @@ pub struct EventSender {
 
 impl EventSender {
     pub fn send(&self, event: Event) {
+        self.send_all([event]);
+    }
+
+    /// Events in order, handed over at once.
+    pub fn send_all(&self, events: impl IntoIterator<Item = Event>) {
         {
             let mut queue = self.shared.lock();
             if !queue.reading {
                 return;
             }
-            queue.push(event);
+            let before = queue.sent;
+            for event in events {
+                queue.push(event);
+            }
+            if queue.sent == before {
+                return;
+            }
         }
         self.shared.waker.wake();
+    }
+
+    /// Output lines in order, handed over at once.
+    pub fn send_lines(&self, lines: Vec<LogLine>) {
+        self.send_all(lines.into_iter().map(Event::Log));
     }
 
     /// The receiver is gone: nobody reads what is sent.
@@ -242,6 +262,28 @@ impl EventReceiver {
     /// The next event; `None` once the stream has ended.
     pub async fn recv(&mut self) -> Option<Event> {
         futures::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Waits for an event, then takes it and every other one waiting, up to `limit` in
+    /// all, into `batch`; 0 once the stream has ended.
+    pub async fn recv_many(&mut self, batch: &mut Vec<Event>, limit: usize) -> usize {
+        futures::future::poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let mut queue = self.shared.lock();
+            let before = batch.len();
+            while batch.len() - before < limit.max(1) {
+                match queue.pop() {
+                    Some(event) => batch.push(event),
+                    None => break,
+                }
+            }
+            match batch.len() - before {
+                0 if queue.senders == 0 => Poll::Ready(0),
+                0 => Poll::Pending,
+                taken => Poll::Ready(taken),
+            }
+        })
+        .await
     }
 
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {

@@ -10,6 +10,13 @@
 //! writing to a file, instead of lines being lost. A disk that takes no write at all for
 //! [`LOG_STALL_TIMEOUT`] is given up on (a hung mount must not stop the run), and the
 //! operator is told from which line on the file is incomplete.
+//!
+//! A command's output is taken in batches, as many lines as wait (up to
+//! [`OUTPUT_BATCH`]): each line is redacted and stamped on its own, as it always was, but
+//! the batch goes to the file's queue as one write and to the event stream as one hand-off,
+//! so a step printing 100 000 lines a second wakes the writer and the console a few hundred
+//! times a second, not 100 000 times. A batch never waits for more lines: what is there is
+//! passed on at once.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -36,6 +43,9 @@ pub const LOG_QUEUE_BYTES: usize = 4 << 20;
 
 /// How long output waits for room on the log file's queue before the file is given up on.
 pub const LOG_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most output lines taken from a command in one batch.
+pub const OUTPUT_BATCH: usize = 1024;
 
 /// Where a step's output goes: its log file in the run directory and the event stream,
 /// redacted, with the last lines kept for the journal.
@@ -68,7 +78,8 @@ struct FileState {
 
 /// What the log writer thread is asked.
 enum LogWrite {
-    Line(String),
+    /// Lines, each ended by its newline.
+    Lines(String),
     /// Write out everything before this, then answer.
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -104,13 +115,13 @@ impl LogFile {
         }
     }
 
-    fn queue(&self, line: String) {
-        if self.state.stopped.load(Ordering::SeqCst) {
+    fn queue(&self, lines: String) {
+        if lines.is_empty() || self.state.stopped.load(Ordering::SeqCst) {
             return;
         }
-        self.state.queued.fetch_add(line.len(), Ordering::SeqCst);
+        self.state.queued.fetch_add(lines.len(), Ordering::SeqCst);
         // The writer only goes away after a failure it has already reported.
-        let _ = self.writes.send(LogWrite::Line(line));
+        let _ = self.writes.send(LogWrite::Lines(lines));
     }
 }
 
@@ -140,14 +151,14 @@ impl FileState {
             let mut next = Some(first);
             while let Some(write) = next.take() {
                 match write {
-                    LogWrite::Line(line) => {
+                    LogWrite::Lines(lines) => {
                         if let Some(w) = &mut out
-                            && let Err(e) = writeln!(w, "{line}")
+                            && let Err(e) = w.write_all(lines.as_bytes())
                         {
                             failed(&mut out, e);
                         }
-                        let before = self.queued.fetch_sub(line.len(), Ordering::SeqCst);
-                        let after = before - line.len();
+                        let before = self.queued.fetch_sub(lines.len(), Ordering::SeqCst);
+                        let after = before - lines.len();
                         if before > LOG_QUEUE_BYTES / 2 && after <= LOG_QUEUE_BYTES / 2 {
                             self.room.notify_waiters();
                         }
@@ -218,32 +229,57 @@ impl LogSink {
     /// notes and an action's lines; a command's output goes through
     /// [`LogSink::take_output`], which waits for room).
     pub fn line(&self, stream: LogStream, text: &str) {
-        let text = self.redactor.redact(text.trim_end_matches(['\n', '\r']));
-        let at = Utc::now();
+        self.lines([(stream, text)]);
+    }
+
+    /// Lines for the log, in order, as [`LogSink::line`] puts one: each redacted and
+    /// timestamped, then all of them into the file's queue at once, the journal's tail and
+    /// the live view.
+    fn lines<'a>(&self, lines: impl IntoIterator<Item = (LogStream, &'a str)>) {
+        use std::fmt::Write;
+        let mut written = String::new();
+        let mut shown = Vec::new();
+        // Lines of the same millisecond share its timestamp, formatted once.
+        let mut stamp: Option<(i64, String)> = None;
+        for (stream, text) in lines {
+            let text = self.redactor.redact(text.trim_end_matches(['\n', '\r']));
+            let at = Utc::now();
+            if self.file.is_some() {
+                let tag = match stream {
+                    LogStream::Stdout => "stdout",
+                    LogStream::Stderr => "stderr",
+                    LogStream::Engine => "kongup",
+                };
+                let millis = at.timestamp_millis();
+                let stamp = match &mut stamp {
+                    Some((of, stamp)) if *of == millis => stamp,
+                    slot => {
+                        let formatted = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                        &slot.insert((millis, formatted)).1
+                    }
+                };
+                let _ = writeln!(written, "{stamp} {tag}| {text}");
+            }
+            shown.push(LogLine {
+                at,
+                step: Some(self.step.clone()),
+                stream,
+                text: text.into_owned(),
+            });
+        }
         if let Some(file) = &self.file {
-            let tag = match stream {
-                LogStream::Stdout => "stdout",
-                LogStream::Stderr => "stderr",
-                LogStream::Engine => "kongup",
-            };
-            file.queue(format!(
-                "{} {tag}| {text}",
-                at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            ));
+            file.queue(written);
         }
         {
             let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-            if tail.len() == TAIL_LINES {
-                tail.pop_front();
+            for line in shown.iter().skip(shown.len().saturating_sub(TAIL_LINES)) {
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.text.clone());
             }
-            tail.push_back(text.to_string());
         }
-        self.events.send(Event::Log(LogLine {
-            at,
-            step: Some(self.step.clone()),
-            stream,
-            text: text.into_owned(),
-        }));
+        self.events.send_lines(shown);
     }
 
     /// A line from kongup itself about the step.
@@ -251,12 +287,15 @@ impl LogSink {
         self.line(LogStream::Engine, text);
     }
 
-    /// Every line a command prints, until its executor closes `lines`: each waits for room
-    /// in the log file's queue, so none is lost and the command waits for a slow disk.
+    /// Every line a command prints, until its executor closes `lines`, in batches of what
+    /// waits (see the module's doc): each batch waits for room in the log file's queue, so
+    /// none is lost and the command waits for a slow disk.
     pub async fn take_output(&self, mut lines: mpsc::Receiver<OutputLine>) {
-        while let Some(line) = lines.recv().await {
+        let mut batch = Vec::with_capacity(OUTPUT_BATCH);
+        while lines.recv_many(&mut batch, OUTPUT_BATCH).await > 0 {
             self.wait_for_room().await;
-            self.line(line.stream, &line.text);
+            self.lines(batch.iter().map(|line| (line.stream, line.text.as_str())));
+            batch.clear();
         }
     }
 

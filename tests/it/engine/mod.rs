@@ -21,5 +21,6 @@ mod report_rollback;
 mod rollback;
 mod sick_y;
 mod step_log;
+mod step_output;
 mod traffic;
 mod wave_nodes;
