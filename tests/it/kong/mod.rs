@@ -21,6 +21,7 @@ mod migrations;
 mod migrations_corpus;
 mod migrations_lock;
 mod pg_tls;
+mod probe_order;
 mod preflight_database;
 mod preflight_metrics;
 mod tls_roots;
