@@ -1,5 +1,5 @@
 //! The open-files limit at fleet size. kongup keeps a pooled connection to every node it
-//! scrapes and probes, so a fleet of 1 000 data planes per cluster holds thousands of
+//! scrapes, so a fleet of 1 000 data planes per cluster holds thousands of
 //! sockets, past the soft `ulimit -n` most shells give (1 024). At start the soft limit is
 //! raised to the hard one (any process may); when the plan needs more than even that, the
 //! operator is told before nodes start reading as unreachable.
@@ -8,9 +8,9 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::plan::model::{Node, Plan};
 
-/// What kongup holds besides its connections to the nodes: the journal, the terminal, the
-/// databases' connections, the runtime's own descriptors, a webhook or two.
-const RESERVE: u64 = 128;
+/// What kongup holds besides its scrape connections: the topology probes in flight, the
+/// journal, the terminal, the databases' connections, the runtime's own, a webhook or two.
+const RESERVE: u64 = 192;
 
 /// What a node of the in-process lab holds (`demo`, `run --rehearse`): its listeners (Admin
 /// API, Status API, proxy) and the accepted ends of the connections kongup and the traffic
@@ -41,10 +41,11 @@ pub fn current() -> Option<OpenFiles> {
         .map(|(soft, hard)| OpenFiles { soft, hard })
 }
 
-/// Descriptors a live run (or `watch`) of `plan` may hold: per node, a pooled scrape
-/// connection and one per URL the topology probes (`admin_url`, `status_url`).
+/// Descriptors a live run (or `watch`) of `plan` may hold: a pooled scrape connection per
+/// node (the topology probes keep none: `KongAccess::new`, at most
+/// `kong::watch::PROBE_CONCURRENCY` open, within the reserve).
 pub fn needed_live(plan: &Plan) -> u64 {
-    nodes(plan).map(per_node).sum::<u64>() + RESERVE
+    nodes(plan).count() as u64 + RESERVE
 }
 
 /// [`needed_live`] plus the in-process lab of the plan's nodes.
@@ -60,7 +61,7 @@ pub fn shortfall(plan: &Plan, needed: u64) -> Option<String> {
         format!(
             "the open-files limit ({} soft, {} hard) is below the ~{needed} files and sockets \
              kongup may hold for this plan's {} nodes (a pooled connection per node for the \
-             metrics and the topology): nodes past it will read as unreachable. Raise the hard \
+             metrics): nodes past it will read as unreachable. Raise the hard \
              limit (`ulimit -Hn` as root, `nofile` in /etc/security/limits.conf, or \
              LimitNOFILE= in a systemd unit) and start kongup again",
             limit.soft,
@@ -74,9 +75,6 @@ fn nodes(plan: &Plan) -> impl Iterator<Item = &Node> {
     plan.clusters.x.nodes.iter().chain(&plan.clusters.y.nodes)
 }
 
-fn per_node(node: &Node) -> u64 {
-    1 + u64::from(node.admin_url.is_some()) + u64::from(node.status_url.is_some())
-}
 
 // The fleet plan is the testkit's.
 #[cfg(all(test, feature = "testkit"))]
@@ -86,8 +84,7 @@ mod tests {
     #[test]
     fn a_fleet_needs_a_connection_per_node_and_url() {
         let plan = crate::testkit::fleet::fleet_plan(1000).plan;
-        // 2 000 data planes with a status URL, 2 control planes with an admin URL.
-        assert_eq!(needed_live(&plan), 2002 * 2 + RESERVE);
-        assert_eq!(needed_with_lab(&plan), 2002 * (2 + LAB_PER_NODE) + RESERVE);
+        assert_eq!(needed_live(&plan), 2002 + RESERVE);
+        assert_eq!(needed_with_lab(&plan), 2002 * (1 + LAB_PER_NODE) + RESERVE);
     }
 }
