@@ -30,7 +30,7 @@ fn run_under(limit: &str, data_planes: usize) -> (tempfile::TempDir, Child, mpsc
         .env("XDG_STATE_HOME", dir.path().join("state"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .expect("prlimit (util-linux) runs kongup");
     let stdout = child.stdout.take().unwrap();
@@ -45,8 +45,9 @@ fn run_under(limit: &str, data_planes: usize) -> (tempfile::TempDir, Child, mpsc
     (dir, child, rx)
 }
 
-/// Lines until one has `wanted`; all of them, or a panic naming what came.
-fn until(lines: &mpsc::Receiver<String>, wanted: &str) -> Vec<String> {
+/// Lines until one has `wanted`; all of them, or a panic naming what came (and kongup's
+/// stderr, in `dir`).
+fn until(dir: &tempfile::TempDir, lines: &mpsc::Receiver<String>, wanted: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let end = std::time::Instant::now() + DEADLINE;
     loop {
@@ -59,7 +60,10 @@ fn until(lines: &mpsc::Receiver<String>, wanted: &str) -> Vec<String> {
                     return seen;
                 }
             }
-            Err(_) => panic!("no line with {wanted:?} within {DEADLINE:?}: {seen:#?}"),
+            Err(_) => panic!(
+                "no line with {wanted:?} within {DEADLINE:?}: {seen:#?}\nstderr: {}",
+                std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default()
+            ),
         }
     }
 }
@@ -80,9 +84,9 @@ fn open_files(pid: u32) -> (String, String) {
 
 #[test]
 fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
-    let (_dir, mut child, lines) = run_under("256:4096", 20);
+    let (dir, mut child, lines) = run_under("256:4096", 40);
     // The plan is read and the run open: kongup's start is behind it.
-    until(&lines, "fleet");
+    until(&dir, &lines, "fleet");
     let limits = open_files(child.id());
     let _ = child.kill();
     let _ = child.wait();
@@ -92,8 +96,8 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
 #[test]
 fn a_fleet_past_the_hard_limit_is_warned_about() {
     // 150 data planes per cluster: about 490 descriptors, past 256.
-    let (_dir, mut child, lines) = run_under("256:256", 150);
-    let seen = until(&lines, "open-files limit");
+    let (dir, mut child, lines) = run_under("256:256", 150);
+    let seen = until(&dir, &lines, "open-files limit");
     let _ = child.kill();
     let _ = child.wait();
     let warning = seen.last().unwrap();
