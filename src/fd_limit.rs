@@ -75,7 +75,6 @@ fn nodes(plan: &Plan) -> impl Iterator<Item = &Node> {
     plan.clusters.x.nodes.iter().chain(&plan.clusters.y.nodes)
 }
 
-
 // The fleet plan is the testkit's.
 #[cfg(all(test, feature = "testkit"))]
 mod tests {

@@ -14,7 +14,10 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 /// `kongup run PLAN --plain` of a fleet of `data_planes` per cluster under
 /// `prlimit --nofile=SOFT:HARD`, stdin held open; with its stdout's lines.
-fn run_under(limit: &str, data_planes: usize) -> (tempfile::TempDir, Child, mpsc::Receiver<String>) {
+fn run_under(
+    limit: &str,
+    data_planes: usize,
+) -> (tempfile::TempDir, Child, mpsc::Receiver<String>) {
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("fleet.yaml");
     std::fs::write(&plan, fleet_plan_text(data_planes)).unwrap();

@@ -1,7 +1,7 @@
 //! `kongup` as an operator runs it: help, path, plan, validate.
 
-mod helm_hooks;
 mod fd_limit;
+mod helm_hooks;
 mod help;
 mod migrations_commands;
 mod path;
