@@ -7,6 +7,7 @@ pub mod cli;
 pub mod demo;
 pub mod engine;
 pub mod exec;
+pub mod fd_limit;
 pub mod kong;
 pub mod lb;
 pub mod metrics;

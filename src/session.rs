@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Toolbox;
 use crate::engine::event::Event;
+use crate::fd_limit;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
 use crate::kong::http;
@@ -129,6 +130,9 @@ fn start_with(
     for warning in warnings {
         // The receiver is ours until it is returned: this cannot fail.
         let _ = side_tx.send(Event::Warning(format!("metrics: {warning}")));
+    }
+    if let Some(warning) = fd_limit::shortfall(plan, fd_limit::needed_live(plan)) {
+        let _ = side_tx.send(Event::Warning(warning));
     }
     let monitor = monitor::spawn(config, client);
 

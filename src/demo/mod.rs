@@ -792,6 +792,9 @@ pub fn intro_lines(run: &DemoRun, what: &str) -> Vec<String> {
         lines.push(lab_nodes_line(&run.lab));
     }
     lines.extend(rebuilt.warnings.iter().map(|w| format!("! {w}")));
+    // The lab's nodes and kongup's connections to them share this process's descriptors.
+    let needed = crate::fd_limit::needed_with_lab(&run.plan);
+    lines.extend(crate::fd_limit::shortfall(&run.plan, needed).map(|w| format!("! {w}")));
     let over = crate::engine::status::read_run(&run.engine.run_dir)
         .ok()
         .map(|r| r.view.run_state())

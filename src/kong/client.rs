@@ -207,6 +207,10 @@ pub struct AdminClientOptions {
     pub read_attempts: u32,
     /// Delay before the first retry; doubled for each further one.
     pub retry_delay: Duration,
+    /// Keep a connection to each node open between requests. Off for the topology probes:
+    /// at fleet size a kept connection per node (two sockets and hyper's ~16 KB of buffers
+    /// each) was a few thousand descriptors and tens of MB for a request every 5 s.
+    pub keep_idle_connections: bool,
 }
 
 impl Default for AdminClientOptions {
@@ -218,6 +222,7 @@ impl Default for AdminClientOptions {
             connect_timeout: Duration::from_secs(5),
             read_attempts: 3,
             retry_delay: Duration::from_millis(200),
+            keep_idle_connections: true,
         }
     }
 }
@@ -379,8 +384,12 @@ impl AdminClient {
     /// second value holds warnings the caller must show the operator (e.g. TLS verification
     /// switched off).
     pub fn new(options: AdminClientOptions) -> Result<(AdminClient, Vec<String>), AdminError> {
-        let (http, warnings) =
-            crate::kong::http::client(&options.tls, options.timeout, options.connect_timeout)?;
+        let (http, warnings) = crate::kong::http::client_pooled(
+            &options.tls,
+            options.timeout,
+            options.connect_timeout,
+            options.keep_idle_connections,
+        )?;
         let token = match &options.token {
             Some(source) => {
                 let value = crate::secrets::resolve(source)?;

@@ -250,9 +250,23 @@ pub fn client(
     request_timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<(reqwest::Client, Vec<String>), HttpClientError> {
+    client_pooled(tls, request_timeout, connect_timeout, true)
+}
+
+/// [`client`], keeping idle connections for reuse only when `keep_idle`.
+pub fn client_pooled(
+    tls: &TlsOptions,
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    keep_idle: bool,
+) -> Result<(reqwest::Client, Vec<String>), HttpClientError> {
     install_crypto_provider();
     let mut warnings = Vec::new();
-    let mut builder = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !keep_idle {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    let mut builder = builder
         .timeout(request_timeout)
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())

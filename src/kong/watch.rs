@@ -134,7 +134,9 @@ impl DataPlaneMatcher {
 }
 
 /// Nodes probed at once: a fleet's thousands all together would each wait the longer for
-/// the others (the lab's nodes share kongup's process) and read as unreachable.
+/// the others (the lab's nodes share kongup's process) and read as unreachable. The next
+/// probe starts as soon as any ends, so a silent node holds one slot, not the others' turns
+/// (as the metrics monitor's scrapes, `metrics::monitor::scrape_round`).
 const PROBE_CONCURRENCY: usize = 64;
 
 /// Polls the plan's nodes and databases. Build the client with a timeout shorter than the
@@ -194,14 +196,24 @@ impl TopologyWatcher {
             .collect();
         // Collected first: a stream over a borrowing `map` is not `Send` for the spawned
         // watcher (rust-lang/rust#102211).
+        let this = &*self;
         let probes: Vec<_> = planned
             .iter()
-            .map(|(side, node)| self.probe(*side, node))
+            .enumerate()
+            .map(|(index, (side, node))| async move { (index, this.probe(*side, node).await) })
             .collect();
-        let mut views: Vec<NodeView> = futures::stream::iter(probes)
-            .buffered(PROBE_CONCURRENCY)
-            .collect()
-            .await;
+        // Unordered: `buffered` keeps a finished probe's slot until every probe before it
+        // has finished, so one silent node stopped the next ones from starting.
+        let mut probed: Vec<Option<NodeView>> = vec![None; probes.len()];
+        let mut done = futures::stream::iter(probes).buffer_unordered(PROBE_CONCURRENCY);
+        while let Some((index, view)) = done.next().await {
+            probed[index] = Some(view);
+        }
+        drop(done);
+        let mut views: Vec<NodeView> = probed
+            .into_iter()
+            .map(|view| view.expect("every probe ends with a view"))
+            .collect();
 
         // Data planes as their control planes list them; what cannot be read is kept.
         let mut listed: BTreeMap<String, (ClusterSide, String, DataPlane)> = BTreeMap::new();

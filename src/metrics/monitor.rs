@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::plan::model::{FailAction, GateSpec, Node, Plan};
+use crate::plan::steps::ClusterSide;
 use crate::secrets::Secret;
 
 use super::aggregate::{ClusterTracker, ScrapeFailure};
@@ -210,20 +211,23 @@ async fn run(
                 continue;
             }
         }
-        let mut x_results = scrape_round(
+        let order = in_turn(config.x.len(), config.y.len());
+        let results = scrape_round(
             &client,
-            config.x.iter().chain(&config.y),
+            order.iter().map(|&(side, index)| match side {
+                ClusterSide::X => &config.x[index],
+                ClusterSide::Y => &config.y[index],
+            }),
             token,
             config.timeout,
             round_timeout(config.interval, config.timeout),
         )
         .await;
-        let y_results = x_results.split_off(config.x.len());
-        for (index, outcome) in x_results.into_iter().enumerate() {
-            x.record_scrape(index, outcome);
-        }
-        for (index, outcome) in y_results.into_iter().enumerate() {
-            y.record_scrape(index, outcome);
+        for (&(side, index), outcome) in order.iter().zip(results) {
+            match side {
+                ClusterSide::X => x.record_scrape(index, outcome),
+                ClusterSide::Y => y.record_scrape(index, outcome),
+            }
         }
         let now = Utc::now();
         let snapshot = MetricsSnapshot {
@@ -239,6 +243,22 @@ async fn run(
             let _ = verdict_tx.send(verdict);
         }
     }
+}
+
+/// X's and Y's nodes taken in turn (then the larger cluster's rest): a round that runs out
+/// before its end leaves some of each unread, never all of Y, whose figures the gates judge
+/// against X's.
+fn in_turn(x: usize, y: usize) -> Vec<(ClusterSide, usize)> {
+    let mut order = Vec::with_capacity(x + y);
+    for index in 0..x.max(y) {
+        if index < x {
+            order.push((ClusterSide::X, index));
+        }
+        if index < y {
+            order.push((ClusterSide::Y, index));
+        }
+    }
+    order
 }
 
 /// Scrapes in flight at once. A fleet's thousands of nodes all at once would open as many

@@ -625,6 +625,13 @@ impl NodeSample {
                 let increase = histogram_increase(before_all.get(key), histogram);
                 merged.add(&increase);
             }
+            // No observation: no buckets. The tracker keeps every node's deltas over the
+            // gates' window (a fleet's 2 000 nodes × 30 rounds), and an idle node's
+            // zero-count buckets were most of its memory; adding an empty histogram changes
+            // no count.
+            if merged.count() == Some(0.0) {
+                merged = Histogram::default();
+            }
             Some(merged)
         });
         NodeDelta {

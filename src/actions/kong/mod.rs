@@ -135,6 +135,9 @@ impl KongAccess {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             read_attempts: 1,
+            // Every node is probed every few seconds: a kept connection each is a fleet's
+            // worth of sockets and buffers for little gain.
+            keep_idle_connections: false,
             ..admin.clone()
         };
         let (client, mut tls_warnings) = AdminClient::new(admin)?;

@@ -1,5 +1,6 @@
 //! `kongup` as an operator runs it: help, path, plan, validate.
 
+mod fd_limit;
 mod helm_hooks;
 mod help;
 mod migrations_commands;

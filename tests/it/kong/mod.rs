@@ -23,6 +23,7 @@ mod migrations_lock;
 mod pg_tls;
 mod preflight_database;
 mod preflight_metrics;
+mod probe_order;
 mod tls_roots;
 mod tool_env;
 mod watch;

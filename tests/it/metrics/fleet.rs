@@ -64,3 +64,54 @@ async fn silent_nodes_spread_through_the_fleet_do_not_hold_the_round_up() {
         }
     }
 }
+
+/// X's nodes come first in the plan; a round that runs out before the last of them (here
+/// X's silent nodes hold every slot for two turns) must not leave Y, whose figures the
+/// gates judge, unread: the monitor takes X's and Y's nodes in turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_that_runs_out_on_x_still_reads_y() {
+    use kongup::metrics::monitor::{self, MonitorConfig};
+    const X_SILENT: usize = 300;
+    const Y: usize = 10;
+    let x_fleet = ScrapeFleet::start(X_SILENT, data_plane_exposition(), |_| Answer::Never).await;
+    let y_fleet = ScrapeFleet::start(Y, data_plane_exposition(), |_| Answer::Now).await;
+    // 2 s rounds: each scrape 800 ms, the round 1.5 s, so X's 300 silent nodes read 128
+    // at a time take more than the round.
+    let interval = Duration::from_secs(2);
+    let config = MonitorConfig {
+        x: targets(&x_fleet),
+        y: targets(&y_fleet),
+        interval,
+        timeout: monitor::scrape_timeout(interval),
+        window: Duration::from_secs(30),
+        history: interval,
+        gates: None,
+        admin_token: None,
+    };
+    let client = kongup::kong::http::client(
+        &Default::default(),
+        Duration::from_secs(10),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .0;
+    let handle = monitor::spawn(config, client);
+    let mut watch = handle.watch();
+    let snapshot = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            watch.changed().await.unwrap();
+            if let Some(snapshot) = watch.borrow_and_update().latest().cloned() {
+                return snapshot;
+            }
+        }
+    })
+    .await
+    .expect("a first round within 60 s");
+    assert_eq!(snapshot.x.nodes_total, X_SILENT);
+    assert_eq!(
+        (snapshot.y.nodes_scraped, snapshot.y.nodes_total),
+        (Y, Y),
+        "Y's nodes not read: {:?}",
+        snapshot.y.not_scraped
+    );
+}
