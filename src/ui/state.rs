@@ -3,7 +3,7 @@
 //! own business: focus, selection, scrolling, the open dialog. Rendering reads it and never
 //! changes it; keys turn into `UiAction`s that `apply_ui` applies.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -89,6 +89,9 @@ pub struct StepStatus {
     /// What still runs of it though kongup no longer waits on it (its command, found
     /// running after kongup stopped), in the engine's words.
     pub still_running: Option<String>,
+    /// A wave's node step: how it last ended on each of its nodes (`None`: done there,
+    /// else why it failed), as the engine journaled it.
+    pub nodes: BTreeMap<String, Option<String>>,
 }
 
 /// Says exactly what confirming a step runs and where. Called once per step, when the
@@ -435,6 +438,7 @@ impl ConsoleState {
                 running_since: None,
                 bake_remaining: None,
                 still_running: None,
+                nodes: BTreeMap::new(),
             },
         });
         self.entries.len() - 1
@@ -487,6 +491,14 @@ impl ConsoleState {
             }
             // The engine's note in the log says who started the step.
             Event::StepStarted { .. } => {}
+            Event::NodeOutcome { step, node, failed } => {
+                if let Some(&i) = self.index.get(step) {
+                    self.entries[i]
+                        .status
+                        .nodes
+                        .insert(node.clone(), failed.clone());
+                }
+            }
             Event::Log(line) => self.push_engine_log(line),
             Event::LogSkipped { step, lines } => self.push_log(
                 step.clone(),
@@ -661,6 +673,14 @@ impl ConsoleState {
         if new == StepState::Running {
             if old != StepState::Running {
                 status.running_since = Some(self.now);
+            }
+            // As the engine's view: a retry or a resume goes on from the nodes done, any
+            // other start begins with none.
+            if !matches!(
+                old,
+                StepState::Running | StepState::Failed | StepState::Interrupted
+            ) {
+                status.nodes.clear();
             }
         } else {
             status.bake_remaining = None;
