@@ -29,8 +29,10 @@ use super::theme::{Theme, Tone, step_symbol};
 
 mod read;
 mod session;
+mod waves;
 
 pub use session::Watching;
+pub use waves::{WaveNode, WaveNodeState, WaveProgress};
 
 /// Log lines kept in memory; the full logs are in the run directory.
 pub const LOG_CAPACITY: usize = 5_000;
@@ -296,6 +298,10 @@ pub struct ConsoleState {
     /// The plan's waves (`rolling:`), resolved once: nodes by wave, for the checklist and
     /// for which nodes are up as planned.
     waves: Vec<crate::plan::waves::Wave>,
+    /// The wave of each entry (`entries`' order), if any.
+    wave_numbers: Vec<Option<usize>>,
+    /// The wave whose nodes the checklist lists (→), while the selection is in it.
+    expanded_wave: Option<usize>,
     /// Every step in run order; rollback steps join at the end as the engine plans them.
     entries: Vec<StepEntry>,
     index: HashMap<StepRef, usize>,
@@ -369,6 +375,8 @@ impl ConsoleState {
             plan: plan.clone(),
             expanded: expanded.clone(),
             waves: crate::plan::waves::waves(plan),
+            wave_numbers: Vec::new(),
+            expanded_wave: None,
             entries: Vec::new(),
             index: HashMap::new(),
             previewer,
@@ -415,6 +423,9 @@ impl ConsoleState {
         for (phase, step) in expanded.steps() {
             state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
         }
+        let rolling =
+            crate::plan::waves::rolling_phase(plan.mode).filter(|_| !state.waves.is_empty());
+        state.wave_numbers = waves::wave_numbers(&state.entries, rolling);
         for warning in &expanded.warnings {
             state.push_log(None, LogKind::Warning, warning.clone());
         }
@@ -428,6 +439,7 @@ impl ConsoleState {
             .map(|p| p.runs)
             .unwrap_or_else(|| vec!["(kongup cannot say what this step runs)".to_string()]);
         self.index.insert(step_ref.clone(), self.entries.len());
+        self.wave_numbers.push(None);
         self.entries.push(StepEntry {
             step_ref,
             step,
@@ -997,6 +1009,8 @@ impl ConsoleState {
             UiAction::Flash(text, tone) => self.flash(text, tone),
             UiAction::Refusal(text) => self.flash(text, Tone::Warn),
             UiAction::AwaitStart(step) => self.starting = Some(step),
+            UiAction::ExpandWave => self.expanded_wave = self.wave_of_step(self.selected),
+            UiAction::FoldWave => self.expanded_wave = None,
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }
@@ -1014,7 +1028,11 @@ impl ConsoleState {
         }
         match pane {
             Pane::Checklist => {
-                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
+                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1));
+                // Out of the wave expanded: it folds, and does not open again on return.
+                if self.expanded_wave != self.wave_of_step(self.selected) {
+                    self.expanded_wave = None;
+                }
             }
             Pane::Logs => {
                 // The offset counts up from the newest line; at zero the pane follows. At
