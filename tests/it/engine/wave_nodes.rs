@@ -320,7 +320,20 @@ async fn each_node_outcome_reaches_the_console_and_a_watcher_replays_them() {
         ]
     );
     let mut watcher = kongup::engine::watcher::Watcher::open(&run.run_dir).unwrap();
-    assert_eq!(node_events(&watcher.snapshot()), live);
+    let snapshot = watcher.snapshot();
+    assert_eq!(node_events(&snapshot), live);
+    // A colleague's console, from the journal alone, counts the wave as the driver's does.
+    let (plan, expanded) = load(&plan_text(dir.path()));
+    let mut console = kongup::ui::ConsoleState::new(
+        &plan,
+        &expanded,
+        watcher.started_at(),
+        kongup::ui::Theme::NO_COLOUR,
+        kongup::ui::Previewer::new(|_| None),
+    );
+    snapshot.iter().for_each(|e| console.apply(e));
+    let progress = console.wave_progress(2).expect("wave 2");
+    assert_eq!((progress.up, progress.y_nodes, progress.failed), (2, 3, 1));
     // Said once: a later look with nothing new says no node again.
     let (_, events) = watcher.poll().unwrap();
     assert_eq!(node_events(&events), []);
