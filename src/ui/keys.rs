@@ -228,7 +228,7 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
 fn expand_wave(state: &ConsoleState) -> KeyOutcome {
     if state.wave_of_step(state.selected_index()).is_some() {
         KeyOutcome::ui(UiAction::ExpandWave)
-    } else if state.wave_progress(1).is_none() {
+    } else if !state.has_waves() {
         KeyOutcome::flash("→ lists a wave's nodes: this plan does not roll in waves")
     } else {
         KeyOutcome::flash("→ lists a wave's nodes: select a step of a wave first (↑↓)")

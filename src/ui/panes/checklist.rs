@@ -76,9 +76,9 @@ fn rows(state: &ConsoleState, height: usize) -> Vec<Row> {
             last_phase = Some(step_ref.phase);
         }
         let wave = state.wave_of_step(i);
-        if wave.is_some() && wave != last_wave {
+        if let Some(n) = wave.filter(|_| wave != last_wave) {
             wave_row = rows.len();
-            rows.push(Row::Wave(wave.unwrap_or_default()));
+            rows.push(Row::Wave(n));
         }
         last_wave = wave;
         if wave.is_none() || wave == open {

@@ -78,6 +78,11 @@ pub struct WaveNode {
 }
 
 impl ConsoleState {
+    /// Whether the plan rolls its fleet in waves (`rolling:`).
+    pub fn has_waves(&self) -> bool {
+        !self.waves.is_empty()
+    }
+
     /// The wave the entry at `index` belongs to, if any.
     pub fn wave_of_step(&self, index: usize) -> Option<usize> {
         self.wave_numbers.get(index).copied().flatten()
