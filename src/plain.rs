@@ -887,8 +887,10 @@ impl Plain {
             )),
             Event::Session(SessionEvent::HandoverClosed(text)) => self.say(&text),
             Event::Topology(snapshot) => self.topology = Some(snapshot),
-            // The engine's note in the log says who started the step.
+            // The engine's note in the log says who started the step; a wave's failed
+            // nodes are named in its step's failure.
             Event::StepStarted { .. }
+            | Event::NodeOutcome { .. }
             | Event::Metrics(_)
             | Event::Session(SessionEvent::Driver(_)) => {}
         }

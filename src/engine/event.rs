@@ -128,6 +128,17 @@ pub enum Event {
         who: Option<String>,
     },
     Log(LogLine),
+    /// How a wave's node step (`wave-N-start-y`, `wave-N-stop-x`) last ended on one of
+    /// its nodes, as journaled (`node-outcome`): `failed` is `None` once its commands there
+    /// exited 0, else why it failed there. Derived from the run's view (`engine::shown`),
+    /// so a resumed console and `kongup watch` get the same. A fresh start of the step
+    /// (not a retry or a resume) forgets its nodes: its `StepChanged` to running from a
+    /// state other than failed or interrupted says so.
+    NodeOutcome {
+        step: StepRef,
+        node: String,
+        failed: Option<String>,
+    },
     /// Output lines the event stream left out because its reader fell behind (the step's
     /// log file has every one). `step`: whose lines; `None` for several steps' or
     /// kongup's own.

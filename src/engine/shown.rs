@@ -5,13 +5,13 @@
 //! [`Shown::update`]'s after every record it reads from the journal. One derivation, so a
 //! watcher's screen says what the driver's says.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use super::event::{Event, RollbackProgress, RunState, StepState};
 use super::journal::parse_step_key;
-use super::view::RunView;
+use super::view::{NodeResult, RunView};
 use crate::lb::Split;
 use crate::plan::steps::{ExpandedPlan, PhaseName};
 
@@ -24,6 +24,9 @@ pub struct Shown {
     rollback: Option<ShownRollback>,
     /// Since when no cluster serves traffic, as last said.
     outage: Option<Option<DateTime<Utc>>>,
+    /// Each step's node outcomes as last said, and the view's count of node changes then.
+    nodes: HashMap<String, BTreeMap<String, NodeResult>>,
+    node_changes: Option<u64>,
 }
 
 /// What was said of the rollback in force (one per `rollback-requested`).
@@ -114,7 +117,8 @@ impl Shown {
     }
 
     /// A `StepChanged` for every step whose state changed since last said, then a
-    /// `RunChanged` if the run's did, then an `Outage` if one started or ended.
+    /// `NodeOutcome` for every node outcome that did, then a `RunChanged` if the run's
+    /// did, then an `Outage` if one started or ended.
     pub fn changes(&mut self, view: &RunView, expanded: &ExpandedPlan) -> Vec<Event> {
         let mut events = Vec::new();
         for key in view.step_keys() {
@@ -142,6 +146,7 @@ impl Shown {
                 detail,
             });
         }
+        self.node_changes(view, &mut events);
         let run_state = view.run_state();
         if self.run != Some(run_state) {
             self.run = Some(run_state);
@@ -153,6 +158,39 @@ impl Shown {
             events.push(Event::Outage { since });
         }
         events
+    }
+}
+
+impl Shown {
+    /// The node outcomes that changed since last said (compared, not copied: a wave of a
+    /// thousand nodes is looked over once per outcome journaled, not once per event).
+    fn node_changes(&mut self, view: &RunView, events: &mut Vec<Event>) {
+        if self.node_changes == Some(view.node_changes) {
+            return;
+        }
+        self.node_changes = Some(view.node_changes);
+        for (key, record) in &view.records {
+            let said = self.nodes.entry(key.clone()).or_default();
+            // Forgotten by a fresh start of the step: the step's own change says so.
+            said.retain(|node, _| record.nodes.contains_key(node));
+            if record.nodes.is_empty() {
+                continue;
+            }
+            let Some(step) = parse_step_key(key) else {
+                continue;
+            };
+            for (node, result) in &record.nodes {
+                if said.get(node) == Some(result) {
+                    continue;
+                }
+                said.insert(node.clone(), result.clone());
+                events.push(Event::NodeOutcome {
+                    step: step.clone(),
+                    node: node.clone(),
+                    failed: result.failed.clone(),
+                });
+            }
+        }
     }
 }
 

@@ -177,6 +177,9 @@ pub struct RunView {
     /// Every outage the engine saw, oldest first; the last may be open.
     pub outages: Vec<Outage>,
     pub last_seq: u64,
+    /// Counts the changes to the steps' node outcomes (each `node-outcome`, each fresh
+    /// start that forgets some), so a reader looks at the nodes again only when it moved.
+    pub node_changes: u64,
 }
 
 impl RunView {
@@ -208,6 +211,7 @@ impl RunView {
             rollback: None,
             outages: Vec::new(),
             last_seq: first.seq,
+            node_changes: 0,
         };
         rest.iter().for_each(|r| view.apply(r));
         Some(view)
@@ -268,7 +272,9 @@ impl RunView {
                 let rec = self.record_mut(step);
                 // A retry or a resume goes on from the nodes done; any other start (a
                 // first run, a run again after a rollback) begins with none.
-                if !matches!(rec.state, StepState::Failed | StepState::Interrupted) {
+                let forgets = !matches!(rec.state, StepState::Failed | StepState::Interrupted)
+                    && !rec.nodes.is_empty();
+                if forgets {
                     rec.nodes.clear();
                 }
                 rec.state = StepState::Running;
@@ -276,6 +282,7 @@ impl RunView {
                 rec.detail = None;
                 rec.aborted_by = None;
                 rec.processes.clear();
+                self.node_changes += u64::from(forgets);
             }
             Entry::ProcessStarted {
                 step,
@@ -386,6 +393,7 @@ impl RunView {
                 reason,
             } => {
                 let failed = (!*ok).then(|| reason.clone().unwrap_or_else(|| "failed".into()));
+                self.node_changes += 1;
                 self.record_mut(step).nodes.insert(
                     node.clone(),
                     NodeResult {

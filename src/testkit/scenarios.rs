@@ -561,6 +561,90 @@ pub fn scrape_failures(theme: Theme) -> ConsoleState {
     state
 }
 
+/// A hybrid fleet of 20 data planes a side rolling in four waves of five
+/// (`rolling: {waves: [25%, 50%, 75%, 100%]}`): the control planes done, wave 1 done,
+/// wave 2's start under way with dp-y-6, dp-y-7 and dp-y-9 up.
+pub fn wave_running(theme: Theme) -> ConsoleState {
+    let loaded = crate::plan::load::parse_plan(
+        &super::fleet::hybrid_plan_text(
+            20,
+            "rolling:\n  waves: [25%, 50%, 75%, 100%]\n  between_waves: 5m\n",
+        ),
+        "fleet.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (plan, expanded) = (loaded.plan, loaded.expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
+    state.set_now(at(3));
+    apply_all(&mut state, &start_events(&expanded));
+    let steps: Vec<StepRef> = expanded
+        .steps()
+        .map(|(phase, step)| StepRef::new(phase.name, step.id.clone()))
+        .collect();
+    let wave_2 = steps
+        .iter()
+        .position(|s| s.id == "wave-2-start-y")
+        .expect("wave 2");
+    apply_all(&mut state, &complete(&steps[..wave_2], 20));
+    let outcomes = |step: &str, nodes: std::ops::RangeInclusive<usize>, side: &str| {
+        nodes
+            .map(|i| Event::NodeOutcome {
+                step: dp(step),
+                node: format!("dp-{side}-{i}"),
+                failed: None,
+            })
+            .collect::<Vec<_>>()
+    };
+    apply_all(&mut state, &outcomes("wave-1-start-y", 1..=5, "y"));
+    apply_all(&mut state, &outcomes("wave-1-stop-x", 1..=5, "x"));
+    state.set_now(at(1800));
+    state.apply(&traffic(25));
+    state.apply(&changed(dp("wave-2-start-y"), StepState::Running));
+    state.apply(&Event::RunChanged(RunState::Running));
+    for i in [6, 7, 9] {
+        state.apply(&Event::NodeOutcome {
+            step: dp("wave-2-start-y"),
+            node: format!("dp-y-{i}"),
+            failed: None,
+        });
+    }
+    state.set_now(at(1840));
+    state
+}
+
+/// Wave 2's start failed on dp-y-8 (it did not answer ready) and dp-y-10 (its command
+/// failed); dp-y-6, dp-y-7 and dp-y-9 are up.
+pub fn wave_failed(theme: Theme) -> ConsoleState {
+    let mut state = wave_running(theme);
+    for (node, why) in [
+        ("dp-y-10", "exit status 1"),
+        (
+            "dp-y-8",
+            "did not become ready within 5m: /status/ready answered 503",
+        ),
+    ] {
+        state.apply(&Event::NodeOutcome {
+            step: dp("wave-2-start-y"),
+            node: node.into(),
+            failed: Some(why.into()),
+        });
+    }
+    state.apply(&Event::StepChanged {
+        step: dp("wave-2-start-y"),
+        state: StepState::Failed,
+        detail: Some("2 of 5 nodes failed: dp-y-8, dp-y-10".into()),
+    });
+    state.apply(&Event::RunChanged(RunState::Waiting));
+    state
+}
+
+/// The failed wave's nodes listed under its row (→), the failed first.
+pub fn wave_expanded(theme: Theme) -> ConsoleState {
+    let mut state = wave_failed(theme);
+    press(&mut state, key(KeyCode::Right));
+    state
+}
+
 /// Every scenario the snapshots cover, by name.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -586,6 +670,9 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("still_running_kill", still_running_kill),
         ("fleet", fleet),
         ("fleet_filtered", fleet_filtered),
+        ("wave_running", wave_running),
+        ("wave_failed", wave_failed),
+        ("wave_expanded", wave_expanded),
     ]
 }
 

@@ -56,6 +56,8 @@ impl Key {
                 KeyCode::PageDown => "PgDn".into(),
                 KeyCode::Home => "Home".into(),
                 KeyCode::End => "End".into(),
+                KeyCode::Left => "←".into(),
+                KeyCode::Right => "→".into(),
                 other => other.to_string(),
             },
             Key::Char(c) => c.to_string(),
@@ -102,8 +104,12 @@ pub enum Action {
     NextFailing,
     PreviousFailing,
     Help,
-    /// Esc on the main screen: leave the zoom (a dialog closes on Esc by its own keys).
+    /// Esc on the main screen: leave the zoom, else fold a wave's nodes (a dialog closes
+    /// on Esc by its own keys).
     LeaveZoom,
+    /// The checklist: list the nodes of the selected step's wave.
+    ExpandWave,
+    FoldWave,
     Redraw,
     Quit,
 }
@@ -131,6 +137,8 @@ impl Action {
             | Action::PreviousFailing
             | Action::Help
             | Action::LeaveZoom
+            | Action::ExpandWave
+            | Action::FoldWave
             | Action::Redraw
             | Action::Quit => false,
         }
@@ -184,6 +192,10 @@ pub enum When {
     /// The topology pane is focused and zoomed: its list of every node shows.
     TopologyZoomed,
     LogsFocusedAndFollowing,
+    /// The selected step is a wave's, its nodes not listed.
+    SelectedInFoldedWave,
+    /// A wave's nodes are listed.
+    WaveExpanded,
 }
 
 impl When {
@@ -225,6 +237,11 @@ impl When {
             When::TopologyFocused => state.focus() == Pane::Topology,
             When::TopologyZoomed => state.focus() == Pane::Topology && state.zoomed(),
             When::LogsFocusedAndFollowing => state.focus() == Pane::Logs && state.log_follow(),
+            When::SelectedInFoldedWave => {
+                state.expanded_wave().is_none()
+                    && state.wave_of_step(state.selected_index()).is_some()
+            }
+            When::WaveExpanded => state.expanded_wave().is_some(),
         }
     }
 }
@@ -394,7 +411,7 @@ pub static MAIN: &[Binding] = &[
         &[Code(KeyCode::Tab)],
         Action::FocusNext,
         entry("Tab, S-Tab", &["focus the next / previous pane"]),
-        footer(8, &[(When::Always, "focus")]),
+        footer(10, &[(When::Always, "focus")]),
     ),
     bind(
         &[Code(KeyCode::BackTab)],
@@ -452,10 +469,28 @@ pub static MAIN: &[Binding] = &[
         None,
     ),
     bind(
+        &[Code(KeyCode::Right)],
+        Action::ExpandWave,
+        entry(
+            "→ ←",
+            &[
+                "on a wave's step: its nodes, the failed first,",
+                "under the wave's row / fold them (Esc too)",
+            ],
+        ),
+        footer(7, &[(When::SelectedInFoldedWave, "nodes")]),
+    ),
+    bind(
+        &[Code(KeyCode::Left)],
+        Action::FoldWave,
+        Help::WithPrevious,
+        footer(8, &[(When::WaveExpanded, "fold")]),
+    ),
+    bind(
         &[Char('z')],
         Action::ToggleZoom,
         entry("z", &["zoom the focused pane (again to go back)"]),
-        footer(7, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
+        footer(9, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
     ),
     bind(
         &[Char('/')],
@@ -469,7 +504,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            9,
+            11,
             &[
                 (When::LogsFocused, "filter"),
                 (When::TopologyFocused, "filter nodes"),
@@ -481,7 +516,7 @@ pub static MAIN: &[Binding] = &[
         Action::ToggleFollow,
         Help::WithPrevious,
         footer(
-            10,
+            12,
             &[
                 (When::LogsFocusedAndFollowing, "unfollow"),
                 (When::LogsFocused, "follow"),
@@ -494,7 +529,7 @@ pub static MAIN: &[Binding] = &[
             &[Char('n')],
             Action::NextFailing,
             entry("n N", &["topology zoom: the next / previous failing node"]),
-            footer(11, &[(When::TopologyZoomed, "next failing")]),
+            footer(13, &[(When::TopologyZoomed, "next failing")]),
         )
     },
     Binding {
@@ -510,12 +545,12 @@ pub static MAIN: &[Binding] = &[
         &[Char('?')],
         Action::Help,
         entry("?", &["this help"]),
-        footer(12, &[(When::Always, "help")]),
+        footer(14, &[(When::Always, "help")]),
     ),
     bind(
         &[Code(KeyCode::Esc)],
         Action::LeaveZoom,
-        entry("Esc", &["close a dialog, leave the zoom"]),
+        entry("Esc", &["close a dialog, leave the zoom, fold a wave"]),
         None,
     ),
     Binding {
@@ -537,7 +572,7 @@ pub static MAIN: &[Binding] = &[
                 "step finishes in the background",
             ],
         ),
-        footer(13, &[(When::Always, "quit")]),
+        footer(15, &[(When::Always, "quit")]),
     ),
 ];
 

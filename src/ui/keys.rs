@@ -53,6 +53,10 @@ pub enum UiAction {
     /// A confirm or retry of this step was sent: it counts as running until the engine
     /// answers (starts it, refuses, or fails it), so a `q` at once asks first.
     AwaitStart(StepRef),
+    /// List the nodes of the selected step's wave in the checklist.
+    ExpandWave,
+    /// Fold the wave's nodes away.
+    FoldWave,
 }
 
 /// The topology zoom's filter line and jumps.
@@ -211,9 +215,23 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
         Action::ToggleFollow => KeyOutcome::ui(UiAction::ToggleFollow),
         Action::Help => KeyOutcome::ui(UiAction::Open(Modal::Help)),
         Action::LeaveZoom if state.zoomed() => KeyOutcome::ui(UiAction::ToggleZoom),
+        Action::LeaveZoom if state.expanded_wave().is_some() => KeyOutcome::ui(UiAction::FoldWave),
+        Action::ExpandWave => expand_wave(state),
+        Action::FoldWave => KeyOutcome::ui(UiAction::FoldWave),
         Action::LeaveZoom => KeyOutcome::default(),
         Action::Redraw => KeyOutcome::ui(UiAction::Redraw),
         Action::Quit => quit(state),
+    }
+}
+
+/// → on a step of a wave lists the wave's nodes under its row.
+fn expand_wave(state: &ConsoleState) -> KeyOutcome {
+    if state.wave_of_step(state.selected_index()).is_some() {
+        KeyOutcome::ui(UiAction::ExpandWave)
+    } else if !state.has_waves() {
+        KeyOutcome::flash("→ lists a wave's nodes: this plan does not roll in waves")
+    } else {
+        KeyOutcome::flash("→ lists a wave's nodes: select a step of a wave first (↑↓)")
     }
 }
 

@@ -3,7 +3,7 @@
 //! own business: focus, selection, scrolling, the open dialog. Rendering reads it and never
 //! changes it; keys turn into `UiAction`s that `apply_ui` applies.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -29,8 +29,10 @@ use super::theme::{Theme, Tone, step_symbol};
 
 mod read;
 mod session;
+mod waves;
 
 pub use session::Watching;
+pub use waves::{WaveNode, WaveNodeState, WaveProgress};
 
 /// Log lines kept in memory; the full logs are in the run directory.
 pub const LOG_CAPACITY: usize = 5_000;
@@ -89,6 +91,9 @@ pub struct StepStatus {
     /// What still runs of it though kongup no longer waits on it (its command, found
     /// running after kongup stopped), in the engine's words.
     pub still_running: Option<String>,
+    /// A wave's node step: how it last ended on each of its nodes (`None`: done there,
+    /// else why it failed), as the engine journaled it.
+    pub nodes: BTreeMap<String, Option<String>>,
 }
 
 /// Says exactly what confirming a step runs and where. Called once per step, when the
@@ -293,6 +298,10 @@ pub struct ConsoleState {
     /// The plan's waves (`rolling:`), resolved once: nodes by wave, for the checklist and
     /// for which nodes are up as planned.
     waves: Vec<crate::plan::waves::Wave>,
+    /// The wave of each entry (`entries`' order), if any.
+    wave_numbers: Vec<Option<usize>>,
+    /// The wave whose nodes the checklist lists (→), while the selection is in it.
+    expanded_wave: Option<usize>,
     /// Every step in run order; rollback steps join at the end as the engine plans them.
     entries: Vec<StepEntry>,
     index: HashMap<StepRef, usize>,
@@ -366,6 +375,8 @@ impl ConsoleState {
             plan: plan.clone(),
             expanded: expanded.clone(),
             waves: crate::plan::waves::waves(plan),
+            wave_numbers: Vec::new(),
+            expanded_wave: None,
             entries: Vec::new(),
             index: HashMap::new(),
             previewer,
@@ -412,6 +423,9 @@ impl ConsoleState {
         for (phase, step) in expanded.steps() {
             state.add_step(StepRef::new(phase.name, step.id.clone()), step.clone());
         }
+        let rolling =
+            crate::plan::waves::rolling_phase(plan.mode).filter(|_| !state.waves.is_empty());
+        state.wave_numbers = waves::wave_numbers(&state.entries, rolling);
         for warning in &expanded.warnings {
             state.push_log(None, LogKind::Warning, warning.clone());
         }
@@ -425,6 +439,7 @@ impl ConsoleState {
             .map(|p| p.runs)
             .unwrap_or_else(|| vec!["(kongup cannot say what this step runs)".to_string()]);
         self.index.insert(step_ref.clone(), self.entries.len());
+        self.wave_numbers.push(None);
         self.entries.push(StepEntry {
             step_ref,
             step,
@@ -435,6 +450,7 @@ impl ConsoleState {
                 running_since: None,
                 bake_remaining: None,
                 still_running: None,
+                nodes: BTreeMap::new(),
             },
         });
         self.entries.len() - 1
@@ -487,6 +503,14 @@ impl ConsoleState {
             }
             // The engine's note in the log says who started the step.
             Event::StepStarted { .. } => {}
+            Event::NodeOutcome { step, node, failed } => {
+                if let Some(&i) = self.index.get(step) {
+                    self.entries[i]
+                        .status
+                        .nodes
+                        .insert(node.clone(), failed.clone());
+                }
+            }
             Event::Log(line) => self.push_engine_log(line),
             Event::LogSkipped { step, lines } => self.push_log(
                 step.clone(),
@@ -661,6 +685,14 @@ impl ConsoleState {
         if new == StepState::Running {
             if old != StepState::Running {
                 status.running_since = Some(self.now);
+            }
+            // As the engine's view: a retry or a resume goes on from the nodes done, any
+            // other start begins with none.
+            if !matches!(
+                old,
+                StepState::Running | StepState::Failed | StepState::Interrupted
+            ) {
+                status.nodes.clear();
             }
         } else {
             status.bake_remaining = None;
@@ -977,6 +1009,8 @@ impl ConsoleState {
             UiAction::Flash(text, tone) => self.flash(text, tone),
             UiAction::Refusal(text) => self.flash(text, Tone::Warn),
             UiAction::AwaitStart(step) => self.starting = Some(step),
+            UiAction::ExpandWave => self.expanded_wave = self.wave_of_step(self.selected),
+            UiAction::FoldWave => self.expanded_wave = None,
             UiAction::Redraw | UiAction::Exit | UiAction::RunExtra(_) => {}
         }
     }
@@ -994,7 +1028,11 @@ impl ConsoleState {
         }
         match pane {
             Pane::Checklist => {
-                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1))
+                self.selected = moved(self.selected, delta, self.entries.len().saturating_sub(1));
+                // Out of the wave expanded: it folds, and does not open again on return.
+                if self.expanded_wave != self.wave_of_step(self.selected) {
+                    self.expanded_wave = None;
+                }
             }
             Pane::Logs => {
                 // The offset counts up from the newest line; at zero the pane follows. At

@@ -1,5 +1,6 @@
-//! The steps, phase by phase, with their states; below them, the selected step: the guide's
-//! instruction and what it will run.
+//! The steps, phase by phase, with their states; a rolling fleet's waves one row each with
+//! their progress (the selected step's wave open to its steps, and with → to its nodes);
+//! below them, the selected step: the guide's instruction and what it will run.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::engine::event::StepState;
-use crate::plan::steps::{PhaseName, Step, StepRef};
-use crate::ui::state::{ConsoleState, Pane, StepStatus};
+use crate::plan::steps::{ClusterSide, PhaseName, Step, StepRef};
+use crate::ui::state::{ConsoleState, Pane, StepStatus, WaveNode, WaveNodeState};
 use crate::ui::text;
 use crate::ui::theme::{Theme, Tone, step_symbol};
 
@@ -47,30 +48,97 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 enum Row {
     Phase(PhaseName),
     Step(usize),
+    /// A wave's progress; its steps follow only while the selection is on one of them.
+    Wave(usize),
+    /// One of the expanded wave's nodes.
+    Node(WaveNode),
+    /// What of the expanded wave's nodes did not fit.
+    MoreNodes {
+        hidden: usize,
+        failed: usize,
+    },
 }
 
-fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
-    let theme = state.theme();
-    let width = area.width as usize;
+/// The rows of the list: phases, steps, and each wave as one row. The wave holding the
+/// selection shows its steps under its row (so they stay one ↑↓ away, confirmed as any
+/// step), then, expanded (→), its nodes, worst first, as many as fill the list below its
+/// row and steps.
+fn rows(state: &ConsoleState, height: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut last_phase = None;
+    let mut last_wave = None;
+    let mut wave_row = 0;
+    let open = state.wave_of_step(state.selected_index());
+    let count = state.step_count();
     for (i, (step_ref, _, _)) in state.steps().enumerate() {
         if last_phase != Some(step_ref.phase) {
             rows.push(Row::Phase(step_ref.phase));
             last_phase = Some(step_ref.phase);
         }
-        rows.push(Row::Step(i));
+        let wave = state.wave_of_step(i);
+        if let Some(n) = wave.filter(|_| wave != last_wave) {
+            wave_row = rows.len();
+            rows.push(Row::Wave(n));
+        }
+        last_wave = wave;
+        if wave.is_none() || wave == open {
+            rows.push(Row::Step(i));
+        }
+        let wave_ends = i + 1 == count || state.wave_of_step(i + 1) != wave;
+        if let Some(n) = wave.filter(|n| wave_ends && state.expanded_wave() == Some(*n)) {
+            let room = height.saturating_sub(rows.len() - wave_row).max(2);
+            node_rows(state, n, room, &mut rows);
+        }
     }
+    rows
+}
+
+/// The expanded wave's nodes in `room` rows, the last saying what did not fit.
+fn node_rows(state: &ConsoleState, wave: usize, room: usize, rows: &mut Vec<Row>) {
+    let nodes = state.wave_nodes(wave);
+    if nodes.len() <= room {
+        rows.extend(nodes.into_iter().map(Row::Node));
+        return;
+    }
+    let shown = room - 1;
+    let failed = nodes[shown..]
+        .iter()
+        .filter(|n| matches!(n.state, WaveNodeState::Failed(_)))
+        .count();
+    let hidden = nodes.len() - shown;
+    rows.extend(nodes.into_iter().take(shown).map(Row::Node));
+    rows.push(Row::MoreNodes { hidden, failed });
+}
+
+fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
+    let theme = state.theme();
+    let width = area.width as usize;
+    let height = area.height as usize;
+    let rows = rows(state, height);
     let selected_row = rows
         .iter()
         .position(|r| matches!(r, Row::Step(i) if *i == state.selected_index()))
         .unwrap_or(0);
-    // Keep the selection in view, a third of the way down, so what comes next shows.
-    let height = area.height as usize;
-    let first = selected_row
-        .saturating_sub(height / 3)
-        .min(rows.len().saturating_sub(height));
+    // Keep the selection in view, a third of the way down, so what comes next shows; an
+    // expanded wave from its row down, so its nodes fill the rest.
+    let expanded_row = state.expanded_wave().and_then(|n| {
+        rows.iter()
+            .position(|r| matches!(r, Row::Wave(w) if *w == n))
+    });
+    let first = expanded_row.unwrap_or_else(|| {
+        selected_row
+            .saturating_sub(height / 3)
+            .min(rows.len().saturating_sub(height))
+    });
     let steps: Vec<_> = state.steps().collect();
+    let name_width = rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Node(node) => Some(text::width(&node.name)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
     rows.iter()
         .skip(first)
         .take(height)
@@ -85,10 +153,90 @@ fn list_lines(state: &ConsoleState, area: Rect) -> Vec<Line<'static>> {
             }
             Row::Step(i) => {
                 let (_, step, status) = steps[*i];
-                step_row(state, step, status, width, *i == state.selected_index())
+                let indent = if state.wave_of_step(*i).is_some() {
+                    2
+                } else {
+                    0
+                };
+                step_row(
+                    state,
+                    step,
+                    status,
+                    width,
+                    indent,
+                    *i == state.selected_index(),
+                )
+            }
+            Row::Wave(n) => wave_row(state, *n, width),
+            Row::Node(node) => node_row(theme, node, name_width, width),
+            Row::MoreNodes { hidden, failed } => {
+                let words = if *failed > 0 {
+                    format!("     … {hidden} more, {failed} of them failed")
+                } else {
+                    format!("     … {hidden} more, none failed")
+                };
+                text_line(words, width, theme.tone(Tone::Muted))
             }
         })
         .collect()
+}
+
+/// `✖ wave 3/4 · 212/250 nodes up · 3 failed [failed]`, or where that does not fit,
+/// `✖ wave 3/4 · 212/250 up · 3 failed [failed]`, or `✖ w3/4 212/250 up ✖3 [failed]`.
+fn wave_row(state: &ConsoleState, number: usize, width: usize) -> Line<'static> {
+    let theme = state.theme();
+    let Some(wave) = state.wave_progress(number) else {
+        return text_line(format!(" wave {number}"), width, Style::new());
+    };
+    let (symbol, word, tone) = step_symbol(wave.state);
+    let tag = format!("[{word}]");
+    let (n, of, up, all) = (wave.number, wave.of, wave.up, wave.y_nodes);
+    let failed = |form: &str| match wave.failed {
+        0 => String::new(),
+        f => form.replace('#', &f.to_string()),
+    };
+    let room = width.saturating_sub(4 + text::width(&tag) + 1);
+    let words = [
+        format!(
+            "wave {n}/{of} · {up}/{all} nodes up{}",
+            failed(" · # failed")
+        ),
+        format!("wave {n}/{of} · {up}/{all} up{}", failed(" · # failed")),
+        format!("w{n}/{of} {up}/{all} up{}", failed(" ✖#")),
+    ]
+    .into_iter()
+    .find(|words| text::width(words) <= room)
+    .unwrap_or_else(|| format!("w{n}/{of} {up}/{all}{}", failed(" ✖#")));
+    let failed_style = if wave.failed > 0 {
+        theme.tone(Tone::Bad)
+    } else {
+        Style::new()
+    };
+    Line::from(vec![
+        Span::styled(format!(" {symbol}  "), theme.tone(tone)),
+        Span::styled(text::fit(&words, room), theme.bold().patch(failed_style)),
+        Span::raw(" "),
+        Span::styled(tag, theme.tone(tone)),
+    ])
+}
+
+/// `     ✖ dp-y-3  start failed: exit status 1`, `✔ dp-y-2  up`, `○ dp-x-4  to stop`.
+fn node_row(theme: Theme, node: &WaveNode, name_width: usize, width: usize) -> Line<'static> {
+    let (symbol, words, tone) = match (&node.state, node.side) {
+        (WaveNodeState::Failed(why), ClusterSide::Y) => {
+            ("✖", format!("start failed: {why}"), Tone::Bad)
+        }
+        (WaveNodeState::Failed(why), ClusterSide::X) => {
+            ("✖", format!("stop failed: {why}"), Tone::Bad)
+        }
+        (WaveNodeState::Waiting, ClusterSide::Y) => ("○", "to start".to_string(), Tone::Muted),
+        (WaveNodeState::Waiting, ClusterSide::X) => ("○", "to stop".to_string(), Tone::Muted),
+        (WaveNodeState::Done, ClusterSide::Y) => ("✔", "up".to_string(), Tone::Good),
+        (WaveNodeState::Done, ClusterSide::X) => ("✔", "stopped".to_string(), Tone::Good),
+    };
+    let pad = " ".repeat(name_width.saturating_sub(text::width(&node.name)));
+    let text = text::truncate(&format!("     {symbol} {}{pad}  {words}", node.name), width);
+    Line::from(Span::styled(text, theme.tone(tone)))
 }
 
 fn text_line(s: String, width: usize, style: Style) -> Line<'static> {
@@ -113,21 +261,30 @@ fn step_row(
     step: &Step,
     status: &StepStatus,
     width: usize,
+    indent: usize,
     selected: bool,
 ) -> Line<'static> {
     let theme = state.theme();
     let (symbol, _, tone) = step_symbol(status.state);
     let tag = state_tag(state, status);
     let mark = if step.irreversible { "!" } else { " " };
-    let title_room = width.saturating_sub(4 + text::width(&tag) + 1);
-    let title = text::fit(&step.title, title_room);
+    let title_room = width.saturating_sub(indent + 4 + text::width(&tag) + 1);
+    // Under its wave's row, a wave step's title goes without its `Wave 2/4: `.
+    let title = match step.title.split_once(": ") {
+        Some((head, rest)) if indent > 0 && head.starts_with("Wave ") => rest,
+        _ => step.title.as_str(),
+    };
+    let title = text::fit(title, title_room);
     let row_style = if selected {
         theme.selected()
     } else {
         Style::new()
     };
     Line::from(vec![
-        Span::styled(format!(" {symbol}"), theme.tone(tone).patch(row_style)),
+        Span::styled(
+            format!("{} {symbol}", " ".repeat(indent)),
+            theme.tone(tone).patch(row_style),
+        ),
         Span::styled(format!("{mark} "), theme.tone(Tone::Warn).patch(row_style)),
         Span::styled(title, row_style),
         Span::styled(" ", row_style),

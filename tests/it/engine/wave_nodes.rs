@@ -283,3 +283,67 @@ async fn through_ansible_a_failed_host_is_named_and_the_retry_runs_on_it_alone()
     );
     run.quit().await;
 }
+
+/// The node outcomes among `events`: (step, node, why it failed), in order.
+fn node_events(events: &[Event]) -> Vec<(String, String, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeOutcome { step, node, failed } => {
+                Some((step.id.clone(), node.clone(), failed.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The console hears each node's outcome as the engine journals it, and a console that
+/// opens later (`kongup watch`, the engine's snapshot on resume) hears the same, read from
+/// the journal.
+#[tokio::test]
+async fn each_node_outcome_reaches_the_console_and_a_watcher_replays_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path());
+    run.confirm_and_wait(&wave_2(), StepState::Failed).await;
+    let live = node_events(&run.events.lock().unwrap());
+    let step = "wave-2-start-y".to_string();
+    assert_eq!(
+        live,
+        [
+            (step.clone(), "dp-y-2".to_string(), None),
+            (
+                step.clone(),
+                "dp-y-3".to_string(),
+                Some("exit status 1".to_string())
+            ),
+            (step.clone(), "dp-y-4".to_string(), None),
+        ]
+    );
+    let mut watcher = kongup::engine::watcher::Watcher::open(&run.run_dir).unwrap();
+    let snapshot = watcher.snapshot();
+    assert_eq!(node_events(&snapshot), live);
+    // A colleague's console, from the journal alone, counts the wave as the driver's does.
+    let (plan, expanded) = load(&plan_text(dir.path()));
+    let mut console = kongup::ui::ConsoleState::new(
+        &plan,
+        &expanded,
+        watcher.started_at(),
+        kongup::ui::Theme::NO_COLOUR,
+        kongup::ui::Previewer::new(|_| None),
+    );
+    snapshot.iter().for_each(|e| console.apply(e));
+    let progress = console.wave_progress(2).expect("wave 2");
+    assert_eq!((progress.up, progress.y_nodes, progress.failed), (2, 3, 1));
+    // Said once: a later look with nothing new says no node again.
+    let (_, events) = watcher.poll().unwrap();
+    assert_eq!(node_events(&events), []);
+
+    // The retry goes on from the nodes done: only dp-y-3's new outcome is said.
+    std::fs::write(dir.path().join("fixed"), "").unwrap();
+    let seen = run.events.lock().unwrap().len();
+    run.retry(&wave_2()).await;
+    run.wait_step(&wave_2(), StepState::Succeeded).await;
+    let after = node_events(&run.events.lock().unwrap()[seen..]);
+    assert_eq!(after, [(step.clone(), "dp-y-3".to_string(), None)]);
+    run.quit().await;
+}

@@ -25,3 +25,4 @@ mod topology_fleet;
 mod topology_fleet_tmux;
 mod watch_tmux;
 mod watching;
+mod wave_row;

@@ -550,3 +550,11 @@ fn the_metrics_pane_speaks_the_version_of_each_cluster() {
         }
     }
 }
+
+/// The wave row without colour: the failed nodes still read from the symbol and the
+/// words, and nothing but bold and the selection's reverse is styled.
+#[test]
+fn a_failed_wave_reads_without_colour() {
+    let buffer = draw(&scenarios::wave_expanded(Theme::NO_COLOUR), 80, 24);
+    assert_snapshot!("wave_expanded_no_color_80x24", format!("{buffer:?}"));
+}
