@@ -244,6 +244,9 @@ pub fn describe(entry: &Entry) -> String {
                 reason.as_deref().unwrap_or("no reason given")
             ),
         },
+        Entry::NodeTakenOut { step, node, reason } => {
+            format!("{step}: {node} taken out of its wave: {reason}")
+        }
         Entry::AbortRequested { step } => format!("abort of {step} requested"),
         Entry::Fact { step, key, value } => format!("{step}: {key} = {value}"),
         Entry::Paused { reason } => format!("run paused: {reason}"),

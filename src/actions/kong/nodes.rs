@@ -328,11 +328,21 @@ impl StepAction for NodesWait {
             }
         }
         let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
+        let (nodes, left_out): (Vec<Node>, Vec<Node>) = step_nodes(&plan, phase, &kind)
             .into_iter()
             .cloned()
-            .collect();
+            .partition(|n| !ctx.taken_out.contains_key(&n.name));
+        for node in &left_out {
+            if let Some(said) = ctx.taken_out.get(&node.name) {
+                ctx.log.note(&format!("not waited for: {said}"));
+            }
+        }
         let waited = match &target.want {
+            _ if nodes.is_empty() && !left_out.is_empty() => {
+                let text = "no node left to wait for: every one was taken out of its wave";
+                ctx.log.note(text);
+                Ok(text.to_string())
+            }
             Want::Nothing(why) => {
                 ctx.log.note(why);
                 Ok(why.clone())
