@@ -382,7 +382,9 @@ impl Engine {
         reason: &str,
     ) -> Result<Vec<String>, String> {
         let Some((details, None)) = self.resolve(step) else {
-            return Err(format!("{step} is not a wave's node step: no node is taken out of it"));
+            return Err(format!(
+                "{step} is not a wave's node step: no node is taken out of it"
+            ));
         };
         if !matches!(
             details.kind,
@@ -413,11 +415,7 @@ impl Engine {
             format!("the nodes that failed there: {}", failed.join(", "))
         };
         if let Some(out) = self.view.taken_out.get(node) {
-            return Err(format!(
-                "{node} is already {} at {}",
-                out.what(),
-                out.step
-            ));
+            return Err(format!("{node} is already {} at {}", out.what(), out.step));
         }
         let nodes: Vec<String> = placement::step_nodes(&self.plan, step.phase, &details.kind)
             .into_iter()

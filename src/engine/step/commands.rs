@@ -79,7 +79,10 @@ pub(crate) fn some_nodes<S: AsRef<str>>(nodes: &[S]) -> String {
 /// Whether the copies of one command placed on several nodes run as one invocation: all
 /// on the same `ansible` executor, which reaches its hosts itself (`--limit`).
 fn runs_together(run: &[CommandSpec], plan: &Plan) -> bool {
-    let first = &run[0];
+    // A retry with every node done (or taken out) has none left to run.
+    let Some(first) = run.first() else {
+        return false;
+    };
     run.len() > 1
         && run
             .iter()

@@ -43,8 +43,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use self::commands::{describe_commands, run_commands};
 pub(crate) use self::commands::some_nodes;
+pub use self::commands::{describe_commands, run_commands};
 pub use self::context::{BakeResult, NODE_VARIABLE, StepContext};
 pub use self::log::{LOG_FLUSH_TIMEOUT, LogSink, TAIL_LINES};
 pub use self::toolbox::{Toolbox, plan_secrets, resolve_plan_secrets};

@@ -19,5 +19,6 @@ mod report_rollback;
 mod rollback;
 mod sick_y;
 mod step_log;
+mod take_out;
 mod traffic;
 mod wave_nodes;
