@@ -88,6 +88,7 @@ pub enum Action {
     Skip,
     Retry,
     MarkDone,
+    TakeOut,
     PauseResume,
     Abort,
     SetTraffic,
@@ -117,6 +118,7 @@ impl Action {
             | Action::Skip
             | Action::Retry
             | Action::MarkDone
+            | Action::TakeOut
             | Action::PauseResume
             | Action::Abort
             | Action::SetTraffic
@@ -170,6 +172,9 @@ pub enum When {
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
+    /// The selected step is a wave's start or stop step that failed or was interrupted: a
+    /// node that failed there may be taken out.
+    SelectedWaveNodeFailed,
     /// The selected step's command still runs though kongup no longer waits on it.
     SelectedStillRunning,
     StepRunning,
@@ -208,6 +213,9 @@ impl When {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
             When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
+            When::SelectedWaveNodeFailed => state
+                .selected()
+                .is_some_and(|(step_ref, _, _)| state.can_take_out_of(step_ref)),
             When::SelectedStillRunning => {
                 state.running_step().is_none()
                     && state
@@ -327,6 +335,18 @@ pub static MAIN: &[Binding] = &[
             &[
                 (When::SelectedStillRunning, ""),
                 (When::SelectedInterrupted, "mark done"),
+            ],
+        ),
+    ),
+    bind(
+        &[Char('o')],
+        Action::TakeOut,
+        entry("o", &["take a failed node out of its wave (name, why)"]),
+        footer(
+            3,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedWaveNodeFailed, "take out"),
             ],
         ),
     ),

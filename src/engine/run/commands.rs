@@ -386,10 +386,7 @@ impl Engine {
                 "{step} is not a wave's node step: no node is taken out of it"
             ));
         };
-        if !matches!(
-            details.kind,
-            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
-        ) {
+        if !details.kind.is_wave_node_step() {
             return Err(format!(
                 "{step} is not a wave's start or stop step: a node is taken out only of those"
             ));
