@@ -98,8 +98,15 @@ fn dp(id: &str) -> StepRef {
     StepRef::new(PhaseName::DataPlane, id)
 }
 
-/// The real expansion of the plan, cut down to [`STEPS`]; X's data planes running.
 fn start(dir: &std::path::Path, inventory: Option<&std::path::Path>) -> TestRun {
+    TestRun::start(run_setup(dir, inventory))
+}
+
+/// The real expansion of the plan, cut down to [`STEPS`]; X's data planes running.
+fn run_setup(
+    dir: &std::path::Path,
+    inventory: Option<&std::path::Path>,
+) -> kongup::engine::RunSetup {
     for side in ["x", "y"] {
         std::fs::create_dir_all(dir.join(side)).unwrap();
     }
@@ -140,7 +147,7 @@ fn start(dir: &std::path::Path, inventory: Option<&std::path::Path>) -> TestRun 
         kongup::actions::builtins(None),
     )
     .unwrap();
-    TestRun::start(setup(dir, loaded.plan, expanded, &text, toolbox))
+    setup(dir, loaded.plan, expanded, &text, toolbox)
 }
 
 fn ran(dir: &std::path::Path) -> Vec<String> {
@@ -460,4 +467,45 @@ async fn through_ansible_a_failed_host_is_taken_out_and_the_wave_finishes() {
             && markdown.contains("the host's package mirror is down"),
         "{markdown}"
     );
+}
+
+/// `--plain`: the prompt of a failed wave step offers `take-out NODE REASON`, which takes
+/// the node out, and the wave goes on.
+#[tokio::test]
+async fn plain_takes_a_node_out_with_take_out_node_reason() {
+    use kongup::plain::{PlainSetup, drive};
+    let dir = tempfile::tempdir().unwrap();
+    let setup = run_setup(dir.path(), None);
+    let plain = PlainSetup {
+        plan: setup.plan.clone(),
+        expanded: setup.expanded.clone(),
+        toolbox: setup.toolbox.clone(),
+        interactive: false,
+    };
+    let run_dir = setup.run_dir.clone();
+    let handle = kongup::engine::spawn(setup).unwrap();
+    let out = SharedOut::default();
+    let input = std::io::Cursor::new("y\ny\ny\ntake-out dp-y-3 bad disk, OPS-77\nquit\n");
+    let task = tokio::spawn(drive(handle, plain, input, out.clone()));
+    tokio::time::timeout(DEADLINE, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = out.text();
+    assert!(
+        text.contains("data-plane/wave-2-start-y: retry | rollback | quit | take-out NODE REASON"),
+        "{text}"
+    );
+    let journal = std::fs::read_to_string(run_dir.join(JOURNAL_FILE)).unwrap();
+    assert!(
+        journal.contains(r#""node":"dp-y-3","reason":"bad disk, OPS-77""#),
+        "{journal}"
+    );
+    assert_eq!(
+        files(dir.path(), "y"),
+        ["dp-y-1", "dp-y-2", "dp-y-4"],
+        "the wave's other Y nodes started"
+    );
+    assert!(text.contains("data-plane/wave-2-stop-x"), "{text}");
 }
