@@ -625,7 +625,18 @@ impl NodesWait {
             let now = Instant::now();
             if now >= deadline {
                 // A wave's node: its commands run there again on a retry, not elsewhere.
+                // The nodes seen where they should be are journaled done too (a step with no
+                // command has no other record of them), so taking a failed one out of the
+                // wave finds the others done.
                 if in_wave(ctx) {
+                    let seen_done = nodes.iter().zip(&states).filter(|(n, s)| {
+                        **s == NodeState::Done && !ctx.nodes_done.contains(&n.name)
+                    });
+                    for (node, _) in seen_done {
+                        if let Err(e) = ctx.record_node(&node.name, Ok(())).await {
+                            return Err(StepOutcome::failed(e.to_string()));
+                        }
+                    }
                     for (name, why) in &pending_nodes {
                         let failed = format!(
                             "did not {goal} within {}: {why}",
