@@ -343,7 +343,7 @@ pub static MAIN: &[Binding] = &[
         Action::TakeOut,
         entry("o", &["take a failed node out of its wave (name, why)"]),
         footer(
-            3,
+            4,
             &[
                 (When::SelectedStillRunning, ""),
                 (When::SelectedWaveNodeFailed, "take out"),
@@ -361,7 +361,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            5,
+            6,
             &[(When::RunRunning, "pause"), (When::RunPaused, "resume")],
         ),
     ),
@@ -378,7 +378,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            4,
+            5,
             &[
                 (When::StepRunning, "abort"),
                 (When::SelectedStillRunning, "kill"),
@@ -408,13 +408,13 @@ pub static MAIN: &[Binding] = &[
                 "(not once the run is over; again: the plan)",
             ],
         ),
-        footer(6, &[(When::RunNotOver, "rollback")]),
+        footer(7, &[(When::RunNotOver, "rollback")]),
     ),
     bind(
         &[Code(KeyCode::Tab)],
         Action::FocusNext,
         entry("Tab, S-Tab", &["focus the next / previous pane"]),
-        footer(8, &[(When::Always, "focus")]),
+        footer(9, &[(When::Always, "focus")]),
     ),
     bind(
         &[Code(KeyCode::BackTab)],
@@ -475,7 +475,7 @@ pub static MAIN: &[Binding] = &[
         &[Char('z')],
         Action::ToggleZoom,
         entry("z", &["zoom the focused pane (again to go back)"]),
-        footer(7, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
+        footer(8, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
     ),
     bind(
         &[Char('/')],
@@ -489,7 +489,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            9,
+            10,
             &[
                 (When::LogsFocused, "filter"),
                 (When::TopologyFocused, "filter nodes"),
@@ -501,7 +501,7 @@ pub static MAIN: &[Binding] = &[
         Action::ToggleFollow,
         Help::WithPrevious,
         footer(
-            10,
+            11,
             &[
                 (When::LogsFocusedAndFollowing, "unfollow"),
                 (When::LogsFocused, "follow"),
@@ -514,7 +514,7 @@ pub static MAIN: &[Binding] = &[
             &[Char('n')],
             Action::NextFailing,
             entry("n N", &["topology zoom: the next / previous failing node"]),
-            footer(11, &[(When::TopologyZoomed, "next failing")]),
+            footer(12, &[(When::TopologyZoomed, "next failing")]),
         )
     },
     Binding {
@@ -530,7 +530,7 @@ pub static MAIN: &[Binding] = &[
         &[Char('?')],
         Action::Help,
         entry("?", &["this help"]),
-        footer(12, &[(When::Always, "help")]),
+        footer(13, &[(When::Always, "help")]),
     ),
     bind(
         &[Code(KeyCode::Esc)],
@@ -557,7 +557,7 @@ pub static MAIN: &[Binding] = &[
                 "step finishes in the background",
             ],
         ),
-        footer(13, &[(When::Always, "quit")]),
+        footer(14, &[(When::Always, "quit")]),
     ),
 ];
 
