@@ -416,6 +416,8 @@ mod tests {
                 crate::plan::model::Share::Percent(100),
             ],
             between_waves: std::time::Duration::from_secs(120),
+            drain: None,
+            max_unavailable: None,
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);

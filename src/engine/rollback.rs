@@ -739,6 +739,8 @@ mod tests {
                 crate::plan::model::Share::Percent(100),
             ],
             between_waves: std::time::Duration::from_secs(60),
+            drain: None,
+            max_unavailable: None,
         });
         let expanded = crate::plan::templates::expand(&plan).unwrap();
         let done = [

@@ -218,6 +218,8 @@ async fn incompatible_wave() -> (
     plan.rolling = Some(RollingSpec {
         waves: vec![Share::Percent(100)],
         between_waves: Duration::from_secs(1),
+        drain: None,
+        max_unavailable: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let mut kit = kit();
