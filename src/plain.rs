@@ -8,7 +8,8 @@
 //! never `y` or a bare `retry`. A traffic stage onto a Y found unfit (`engine::health`) is
 //! shown with why, node by node, and confirmed only by typing `override`. An interrupted
 //! step whose command still runs (kongup stopped while it ran) takes `wait` or `kill`
-//! (then `y` to confirm the kill) until it has ended.
+//! (then `y` to confirm the kill) until it has ended. A failed wave start or stop step
+//! takes `take-out NODE REASON`: the node's name typed is the confirmation.
 //! End of input is `quit`: the run stays resumable.
 //!
 //! Step lines (`y`, `skip …`, `retry`, `done …`, a typed plan name) answer the step that
@@ -72,6 +73,11 @@ enum StepAnswer {
     Skip(String),
     Retry,
     Done(String),
+    /// Take a node that failed out of the wave step: its name typed, and why.
+    TakeOut {
+        node: String,
+        reason: String,
+    },
     /// Wait for what still runs of an interrupted step.
     Wait,
     /// Kill what still runs of an interrupted step (asks for `y` first).
@@ -91,6 +97,15 @@ fn parse(line: &str) -> Parsed {
         "skip" => Parsed::Step(StepAnswer::Skip(rest.to_string())),
         "retry" if rest.is_empty() => Parsed::Step(StepAnswer::Retry),
         "done" => Parsed::Step(StepAnswer::Done(rest.to_string())),
+        "take-out" => {
+            let (node, reason) = rest
+                .split_once(char::is_whitespace)
+                .map_or((rest, ""), |(n, r)| (n, r.trim()));
+            Parsed::Step(StepAnswer::TakeOut {
+                node: node.to_string(),
+                reason: reason.to_string(),
+            })
+        }
         "wait" if rest.is_empty() => Parsed::Step(StepAnswer::Wait),
         "kill" if rest.is_empty() => Parsed::Step(StepAnswer::Kill),
         "pause" if rest.is_empty() => Parsed::Run(Command::Pause),
@@ -135,6 +150,10 @@ const HELP: &str = "\
   override     confirm (or retry) a traffic stage onto a Y found unfit: the reasons shown
                are journaled with your name
   done NOTE    record a failed or interrupted step as done by hand, saying what was done
+  take-out NODE REASON
+               a failed wave start or stop step: take NODE, which failed there, out of
+               its wave, saying why (journaled); the step then runs again on its other
+               nodes once they are done, and later steps leave NODE out
   wait         an interrupted step whose command still runs: let it end (kongup shows its
                output and records how it ended), then retry or done NOTE; from a script,
                the lines after `wait` are read once it has ended
@@ -618,6 +637,14 @@ impl Plain {
             StepAnswer::Done(note) if !waiting_for_confirm => {
                 Some(Command::MarkDone { step, note })
             }
+            StepAnswer::TakeOut { node, .. } if node.is_empty() => {
+                self.say("take-out needs the node's name and why: take-out NODE REASON");
+                None
+            }
+            // The engine judges whether NODE failed there, and refuses an empty reason.
+            StepAnswer::TakeOut { node, reason } if !waiting_for_confirm => {
+                Some(Command::TakeOut { step, node, reason })
+            }
             StepAnswer::Typed(text) => {
                 self.say(&format!("unknown command '{text}': type `help`"));
                 None
@@ -690,6 +717,14 @@ impl Plain {
                 self.setup.plan.name
             ),
             _ => "retry | rollback | quit".to_string(),
+        };
+        let wave_node_step =
+            step_details(&self.setup.expanded, &step).is_some_and(|s| s.kind.is_wave_node_step());
+        let choices = match state {
+            StepState::Failed | StepState::Interrupted if wave_node_step => {
+                format!("{choices} | take-out NODE REASON")
+            }
+            _ => choices,
         };
         self.say(&format!("kongup> {step}: {choices}"));
     }
@@ -1070,5 +1105,19 @@ mod tests {
         assert_eq!(parse(""), Parsed::Blank);
         assert_eq!(parse("wait"), Parsed::Step(StepAnswer::Wait));
         assert_eq!(parse("kill"), Parsed::Step(StepAnswer::Kill));
+        assert_eq!(
+            parse("take-out dp-y-3 disk failure; OPS-1234"),
+            Parsed::Step(StepAnswer::TakeOut {
+                node: "dp-y-3".into(),
+                reason: "disk failure; OPS-1234".into()
+            })
+        );
+        assert_eq!(
+            parse("take-out dp-y-3"),
+            Parsed::Step(StepAnswer::TakeOut {
+                node: "dp-y-3".into(),
+                reason: String::new()
+            })
+        );
     }
 }

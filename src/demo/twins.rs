@@ -164,7 +164,8 @@ impl StepAction for LabNodes {
         if let Some((phase, kind)) = Self::acts_as(ctx)
             && let Some(goal) = node_goal(&ctx.expanded, phase, &kind)
         {
-            let nodes = node_names(&ctx.plan, phase, &kind);
+            let mut nodes = node_names(&ctx.plan, phase, &kind);
+            nodes.retain(|n| !ctx.taken_out.contains_key(n));
             match node_twin(&self.lab, goal, &nodes) {
                 Some(program) => {
                     let spec = CommandSpec {

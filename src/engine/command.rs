@@ -28,6 +28,15 @@ pub enum Command {
         step: StepRef,
         note: String,
     },
+    /// Take a node that failed in a wave's node step (its last attempt) out of the wave,
+    /// with a reason. `node` is the name the operator typed: that is the confirmation.
+    /// When every other node of the step is done, the step runs again at once on them
+    /// (nothing left to run there but its wait); the run's later steps leave the node out.
+    TakeOut {
+        step: StepRef,
+        node: String,
+        reason: String,
+    },
     Pause,
     Resume,
     /// One key: traffic to X first where that is safe, then the rollback plan.

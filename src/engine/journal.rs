@@ -211,6 +211,16 @@ pub enum Entry {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The operator took a node that failed in a wave's node step out of the wave (the
+    /// record's `by` and `at` say who and when): the step no longer waits for it, and the
+    /// run's later steps leave it out (no command, no wait on it); `report` and `status`
+    /// name it. Accepted only when the node's latest outcome in the step's last attempt
+    /// was a failure.
+    NodeTakenOut {
+        step: String,
+        node: String,
+        reason: String,
+    },
     /// The operator asked to stop the running step.
     AbortRequested {
         step: String,
@@ -676,6 +686,11 @@ impl Entry {
                 node,
                 ok,
                 reason: reason.map(text),
+            },
+            Entry::NodeTakenOut { step, node, reason } => Entry::NodeTakenOut {
+                step,
+                node,
+                reason: text(reason),
             },
             Entry::ProcessStarted {
                 step,

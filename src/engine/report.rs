@@ -135,6 +135,23 @@ pub struct RunReport {
     /// Who drove the run, from when to when, and how each turn ended (handed over, quit,
     /// a crash another kongup took the run over from).
     pub drivers: Vec<Driver>,
+    /// The nodes taken out of their wave, by name.
+    pub taken_out: Vec<TakenOutReport>,
+}
+
+/// A node the operator took out of its wave (`node-taken-out`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TakenOutReport {
+    pub node: String,
+    /// `phase/id` of the wave's step it failed in.
+    pub step: String,
+    pub reason: String,
+    pub by: String,
+    pub at: String,
+    /// An X node that failed to stop: it may still run and serve.
+    pub still_running: bool,
+    /// `taken out` or `taken out, still running`.
+    pub state: String,
 }
 
 fn confirm_via_name(via: ConfirmVia) -> &'static str {
@@ -244,6 +261,9 @@ pub fn describe(entry: &Entry) -> String {
                 reason.as_deref().unwrap_or("no reason given")
             ),
         },
+        Entry::NodeTakenOut { step, node, reason } => {
+            format!("{step}: {node} taken out of its wave: {reason}")
+        }
         Entry::AbortRequested { step } => format!("abort of {step} requested"),
         Entry::Fact { step, key, value } => format!("{step}: {key} = {value}"),
         Entry::Paused { reason } => format!("run paused: {reason}"),
@@ -553,6 +573,19 @@ pub fn build_report(run: &RunOnDisk) -> RunReport {
         timeline,
         warnings,
         drivers: drivers(&run.records),
+        taken_out: view
+            .taken_out
+            .iter()
+            .map(|(node, out)| TakenOutReport {
+                node: node.clone(),
+                step: out.step.clone(),
+                reason: out.reason.clone(),
+                by: out.by.clone(),
+                at: time(&out.at),
+                still_running: out.still_running,
+                state: out.what().to_string(),
+            })
+            .collect(),
     }
 }
 
@@ -614,6 +647,23 @@ pub fn render_markdown(report: &RunReport) -> String {
         line(format!("- {}", super::status::driver_text(driver)));
     }
     line(String::new());
+
+    if !report.taken_out.is_empty() {
+        line("## Nodes taken out of their wave".into());
+        line(String::new());
+        for out in &report.taken_out {
+            line(format!(
+                "- {}: {}, at {} by {} at {}: {}",
+                out.node,
+                out.state,
+                out.step,
+                out.by,
+                out.at,
+                md_escape(&out.reason)
+            ));
+        }
+        line(String::new());
+    }
 
     line("## Steps".into());
     line(String::new());

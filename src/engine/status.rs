@@ -180,6 +180,15 @@ pub fn status_json(run: &RunOnDisk) -> serde_json::Value {
         "traffic": split_json(view.traffic()),
         "outage": outage_json(run),
         "locked_by": holder_json(&run.lock),
+        "taken_out": view.taken_out.iter().map(|(node, out)| json!({
+            "node": node,
+            "step": out.step,
+            "reason": out.reason,
+            "by": out.by,
+            "at": time(&out.at),
+            "still_running": out.still_running,
+            "state": out.what(),
+        })).collect::<Vec<_>>(),
         "drivers": drivers(&run.records).iter().map(|d| json!({
             "operator": d.operator,
             "pid": d.pid,
@@ -285,6 +294,12 @@ pub fn status_text(run: &RunOnDisk) -> String {
     }
     for warning in &run.warnings {
         out.push_str(&format!("warning: {warning}\n"));
+    }
+    if !view.taken_out.is_empty() {
+        out.push_str("taken out of their wave:\n");
+        for (node, out_of) in &view.taken_out {
+            out.push_str(&format!("  {}\n", out_of.describe(node)));
+        }
     }
     out.push_str("steps:\n");
     for key in view.step_keys() {

@@ -45,6 +45,41 @@ pub struct NodeResult {
     pub failed: Option<String>,
 }
 
+/// A node the operator took out of its wave (`Entry::NodeTakenOut`): the run's later steps
+/// leave it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOut {
+    /// `phase/id` of the wave's node step it failed in.
+    pub step: String,
+    pub reason: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// It failed to stop (an X node of a stop step): it may still run and serve.
+    pub still_running: bool,
+}
+
+impl TakenOut {
+    /// "taken out, still running" (an X node that failed to stop), else "taken out".
+    pub fn what(&self) -> &'static str {
+        if self.still_running {
+            "taken out, still running"
+        } else {
+            "taken out"
+        }
+    }
+
+    /// `dp-x-3: taken out, still running (at data-plane/wave-2-stop-x by ops@host: reason)`.
+    pub fn describe(&self, node: &str) -> String {
+        format!(
+            "{node}: {} (at {} by {}: {})",
+            self.what(),
+            self.step,
+            self.by,
+            self.reason
+        )
+    }
+}
+
 /// A program an attempt of a step started, and what became of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepProcess {
@@ -126,7 +161,8 @@ impl StepRecord {
             .collect()
     }
 
-    /// The nodes whose latest outcome is a failure, with why, in name order.
+    /// The nodes whose latest outcome is a failure, with why, in name order (taken-out
+    /// nodes among them too: see [`RunView::taken_out`]).
     pub fn nodes_failed(&self) -> Vec<(&str, &str)> {
         self.nodes
             .iter()
@@ -176,6 +212,8 @@ pub struct RunView {
     pub rollback: Option<RollbackView>,
     /// Every outage the engine saw, oldest first; the last may be open.
     pub outages: Vec<Outage>,
+    /// The nodes taken out of their wave, by name: out for the rest of the run.
+    pub taken_out: BTreeMap<String, TakenOut>,
     pub last_seq: u64,
     /// Counts the changes to the steps' node outcomes (each `node-outcome`, each fresh
     /// start that forgets some), so a reader looks at the nodes again only when it moved.
@@ -210,6 +248,7 @@ impl RunView {
             traffic_moved: false,
             rollback: None,
             outages: Vec::new(),
+            taken_out: BTreeMap::new(),
             last_seq: first.seq,
             node_changes: 0,
         };
@@ -400,6 +439,22 @@ impl RunView {
                         attempt: *attempt,
                         at: record.at,
                         failed,
+                    },
+                );
+            }
+            Entry::NodeTakenOut { step, node, reason } => {
+                let still_running = self
+                    .steps
+                    .iter()
+                    .any(|s| s.step == *step && s.kind == "stop-nodes");
+                self.taken_out.insert(
+                    node.clone(),
+                    TakenOut {
+                        step: step.clone(),
+                        reason: reason.clone(),
+                        by: record.by.clone(),
+                        at: record.at,
+                        still_running,
                     },
                 );
             }

@@ -207,6 +207,7 @@ fn record_event(record: &Record) -> Option<Event> {
         | Entry::AbortRequested { step }
         | Entry::Fact { step, .. }
         | Entry::NodeOutcome { step, .. }
+        | Entry::NodeTakenOut { step, .. }
         | Entry::Gate { step, .. } => Some(step.clone()),
         _ => None,
     };

@@ -196,6 +196,15 @@ impl StepKind {
             StepKind::Decommission { .. } => "decommission",
         }
     }
+
+    /// A wave's start or stop step: it runs node by node, and a node that failed there may
+    /// be taken out of the wave.
+    pub fn is_wave_node_step(&self) -> bool {
+        matches!(
+            self,
+            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

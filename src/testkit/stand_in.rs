@@ -201,9 +201,10 @@ impl StandIn {
                         .await;
                 }
             }
-            // The stand-in leaves nothing running behind a step, and nobody asks to take
-            // its run over.
+            // The stand-in leaves nothing running behind a step, nobody asks to take its
+            // run over, and it fails no node of a wave.
             Command::Kill { .. }
+            | Command::TakeOut { .. }
             | Command::Quit
             | Command::Stop { .. }
             | Command::HandOver

@@ -90,6 +90,7 @@ pub enum Action {
     Skip,
     Retry,
     MarkDone,
+    TakeOut,
     PauseResume,
     Abort,
     SetTraffic,
@@ -123,6 +124,7 @@ impl Action {
             | Action::Skip
             | Action::Retry
             | Action::MarkDone
+            | Action::TakeOut
             | Action::PauseResume
             | Action::Abort
             | Action::SetTraffic
@@ -178,6 +180,9 @@ pub enum When {
     SelectedSkippable,
     SelectedFailedOrInterrupted,
     SelectedInterrupted,
+    /// The selected step is a wave's start or stop step that failed or was interrupted: a
+    /// node that failed there may be taken out.
+    SelectedWaveNodeFailed,
     /// The selected step's command still runs though kongup no longer waits on it.
     SelectedStillRunning,
     StepRunning,
@@ -220,6 +225,9 @@ impl When {
                 selected_is(&[StepState::Failed, StepState::Interrupted])
             }
             When::SelectedInterrupted => selected_is(&[StepState::Interrupted]),
+            When::SelectedWaveNodeFailed => state
+                .selected()
+                .is_some_and(|(step_ref, _, _)| state.can_take_out_of(step_ref)),
             When::SelectedStillRunning => {
                 state.running_step().is_none()
                     && state
@@ -348,6 +356,18 @@ pub static MAIN: &[Binding] = &[
         ),
     ),
     bind(
+        &[Char('o')],
+        Action::TakeOut,
+        entry("o", &["take a failed node out of its wave (name, why)"]),
+        footer(
+            4,
+            &[
+                (When::SelectedStillRunning, ""),
+                (When::SelectedWaveNodeFailed, "take out"),
+            ],
+        ),
+    ),
+    bind(
         &[Char('p')],
         Action::PauseResume,
         entry(
@@ -358,7 +378,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            5,
+            6,
             &[(When::RunRunning, "pause"), (When::RunPaused, "resume")],
         ),
     ),
@@ -375,7 +395,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            4,
+            5,
             &[
                 (When::StepRunning, "abort"),
                 (When::SelectedStillRunning, "kill"),
@@ -405,13 +425,13 @@ pub static MAIN: &[Binding] = &[
                 "(not once the run is over; again: the plan)",
             ],
         ),
-        footer(6, &[(When::RunNotOver, "rollback")]),
+        footer(7, &[(When::RunNotOver, "rollback")]),
     ),
     bind(
         &[Code(KeyCode::Tab)],
         Action::FocusNext,
         entry("Tab, S-Tab", &["focus the next / previous pane"]),
-        footer(10, &[(When::Always, "focus")]),
+        footer(11, &[(When::Always, "focus")]),
     ),
     bind(
         &[Code(KeyCode::BackTab)],
@@ -478,19 +498,19 @@ pub static MAIN: &[Binding] = &[
                 "under the wave's row / fold them (Esc too)",
             ],
         ),
-        footer(7, &[(When::SelectedInFoldedWave, "nodes")]),
+        footer(8, &[(When::SelectedInFoldedWave, "nodes")]),
     ),
     bind(
         &[Code(KeyCode::Left)],
         Action::FoldWave,
         Help::WithPrevious,
-        footer(8, &[(When::WaveExpanded, "fold")]),
+        footer(9, &[(When::WaveExpanded, "fold")]),
     ),
     bind(
         &[Char('z')],
         Action::ToggleZoom,
         entry("z", &["zoom the focused pane (again to go back)"]),
-        footer(9, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
+        footer(10, &[(When::Zoomed, "unzoom"), (When::Always, "zoom")]),
     ),
     bind(
         &[Char('/')],
@@ -504,7 +524,7 @@ pub static MAIN: &[Binding] = &[
             ],
         ),
         footer(
-            11,
+            12,
             &[
                 (When::LogsFocused, "filter"),
                 (When::TopologyFocused, "filter nodes"),
@@ -516,7 +536,7 @@ pub static MAIN: &[Binding] = &[
         Action::ToggleFollow,
         Help::WithPrevious,
         footer(
-            12,
+            13,
             &[
                 (When::LogsFocusedAndFollowing, "unfollow"),
                 (When::LogsFocused, "follow"),
@@ -529,7 +549,7 @@ pub static MAIN: &[Binding] = &[
             &[Char('n')],
             Action::NextFailing,
             entry("n N", &["topology zoom: the next / previous failing node"]),
-            footer(13, &[(When::TopologyZoomed, "next failing")]),
+            footer(14, &[(When::TopologyZoomed, "next failing")]),
         )
     },
     Binding {
@@ -545,7 +565,7 @@ pub static MAIN: &[Binding] = &[
         &[Char('?')],
         Action::Help,
         entry("?", &["this help"]),
-        footer(14, &[(When::Always, "help")]),
+        footer(15, &[(When::Always, "help")]),
     ),
     bind(
         &[Code(KeyCode::Esc)],
@@ -572,7 +592,7 @@ pub static MAIN: &[Binding] = &[
                 "step finishes in the background",
             ],
         ),
-        footer(15, &[(When::Always, "quit")]),
+        footer(16, &[(When::Always, "quit")]),
     ),
 ];
 

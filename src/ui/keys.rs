@@ -188,6 +188,7 @@ fn act(state: &ConsoleState, action: Action) -> KeyOutcome {
         Action::Skip => skip_selected(state),
         Action::Retry => retry_selected(state),
         Action::MarkDone => mark_done_selected(state),
+        Action::TakeOut => take_out_selected(state),
         Action::PauseResume => pause_or_resume(state),
         Action::Abort => abort_running(state),
         Action::SetTraffic => set_traffic(state),
@@ -362,6 +363,32 @@ fn mark_done_selected(state: &ConsoleState) -> KeyOutcome {
     }))
 }
 
+fn take_out_selected(state: &ConsoleState) -> KeyOutcome {
+    let Some((step_ref, step, status)) = state.selected() else {
+        return KeyOutcome::default();
+    };
+    if status.still_running.is_some() {
+        return still_running(step_ref, false);
+    }
+    if !step.kind.is_wave_node_step() {
+        return KeyOutcome::flash(format!(
+            "{step_ref} is not a wave's start or stop step: a node is taken out only of those"
+        ));
+    }
+    if !state.can_take_out_of(step_ref) {
+        return not_eligible(
+            step_ref,
+            status.state,
+            "a node is taken out only of a failed or interrupted wave step",
+        );
+    }
+    KeyOutcome::ui(UiAction::Open(Modal::TakeOut {
+        step: step_ref.clone(),
+        node: Input::default(),
+        reason: None,
+    }))
+}
+
 fn pause_or_resume(state: &ConsoleState) -> KeyOutcome {
     match state.run_state() {
         RunState::Running | RunState::Waiting => KeyOutcome::send(Command::Pause),
@@ -428,7 +455,7 @@ fn rollback(state: &ConsoleState) -> KeyOutcome {
 /// (only the arrows and the pages where a text field takes letters).
 fn modal_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome {
     let typing = match modal {
-        Modal::Irreversible { .. } | Modal::Prompt { .. } => true,
+        Modal::Irreversible { .. } | Modal::Prompt { .. } | Modal::TakeOut { .. } => true,
         // Traffic onto a Y found unfit: letters type the override word.
         Modal::Confirm { step, .. } => !state.y_unfit_for(step).is_empty(),
         _ => false,
@@ -527,6 +554,34 @@ fn dialog_key(state: &ConsoleState, modal: &Modal, key: KeyEvent) -> KeyOutcome 
                 submit_prompt(state, purpose, input.value().trim())
             } else {
                 edit(key)
+            }
+        }
+        Modal::TakeOut { step, node, reason } => {
+            let name = node.value().trim();
+            if esc || is_ctrl_c(&key) {
+                KeyOutcome::ui(UiAction::Close)
+            } else if key.code != KeyCode::Enter {
+                edit(key)
+            } else if name.is_empty() {
+                KeyOutcome::flash("type the name of the node that failed")
+            } else {
+                match reason {
+                    // The name is typed: now the reason.
+                    None => KeyOutcome::ui(UiAction::Open(Modal::TakeOut {
+                        step: step.clone(),
+                        node: node.clone(),
+                        reason: Some(Input::default()),
+                    })),
+                    Some(reason) if reason.value().trim().is_empty() => KeyOutcome::flash(format!(
+                        "say why {name} is taken out: the reason goes into the journal"
+                    )),
+                    Some(reason) => KeyOutcome::send(Command::TakeOut {
+                        step: step.clone(),
+                        node: name.to_string(),
+                        reason: reason.value().trim().to_string(),
+                    })
+                    .and(UiAction::Close),
+                }
             }
         }
         Modal::Rollback => {

@@ -256,6 +256,13 @@ pub enum Modal {
         purpose: PromptPurpose,
         input: Input,
     },
+    /// `o` on a failed wave start or stop step: the failed node's name typed, then the
+    /// reason (`reason` is `None` while the name is typed).
+    TakeOut {
+        step: StepRef,
+        node: Input,
+        reason: Option<Input>,
+    },
     /// The rollback: traffic to X first, then the steps to confirm.
     Rollback,
     Help,
@@ -781,6 +788,7 @@ impl ConsoleState {
                 purpose: PromptPurpose::MarkDone(step),
                 ..
             }) => self.step_state(step) != Some(StepState::Interrupted),
+            Some(Modal::TakeOut { step, .. }) => !self.can_take_out_of(step),
             Some(Modal::QuitWhileRunning { step }) => {
                 self.step_state(step) != Some(StepState::Running)
                     && self.starting.as_ref() != Some(step)
@@ -994,7 +1002,16 @@ impl ConsoleState {
                 if let Some(
                     Modal::Irreversible { typed: input, .. }
                     | Modal::Confirm { typed: input, .. }
-                    | Modal::Prompt { input, .. },
+                    | Modal::Prompt { input, .. }
+                    | Modal::TakeOut {
+                        reason: Some(input),
+                        ..
+                    }
+                    | Modal::TakeOut {
+                        node: input,
+                        reason: None,
+                        ..
+                    },
                 ) = &mut self.modal
                 {
                     input.handle(request);

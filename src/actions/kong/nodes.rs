@@ -353,10 +353,15 @@ impl StepAction for NodesWait {
         // The commands first: the wait is for what they do.
         let commands = std::mem::take(&mut ctx.step.commands);
         let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
+        let (nodes, left_out): (Vec<Node>, Vec<Node>) = step_nodes(&plan, phase, &kind)
             .into_iter()
             .cloned()
-            .collect();
+            .partition(|n| !ctx.taken_out.contains_key(&n.name));
+        for node in &left_out {
+            if let Some(said) = ctx.taken_out.get(&node.name) {
+                ctx.log.note(&format!("not waited for: {said}"));
+            }
+        }
         // A wave's X nodes are drained before their stop commands; a node stopped by hand
         // (no commands) was stopped before the confirm.
         let drain = match (&ctx.rollback, &kind, plan.rolling.as_ref()) {
@@ -384,6 +389,12 @@ impl StepAction for NodesWait {
                 StepOutcome::Succeeded { detail, .. } => details.extend(detail),
                 failed => return Ok(failed),
             }
+        }
+        if nodes.is_empty() && !left_out.is_empty() {
+            let text = "no node left to wait for: every one was taken out of its wave";
+            ctx.log.note(text);
+            details.push(text.to_string());
+            return Ok(StepOutcome::succeeded(details.join("; ")));
         }
         match self.wait_for(ctx, &target, &nodes).await {
             Ok(text) => {
@@ -804,7 +815,18 @@ impl NodesWait {
             let now = Instant::now();
             if now >= deadline {
                 // A wave's node: its commands run there again on a retry, not elsewhere.
+                // The nodes seen where they should be are journaled done too (a step with no
+                // command has no other record of them), so taking a failed one out of the
+                // wave finds the others done.
                 if in_wave(ctx) {
+                    let seen_done = nodes.iter().zip(&states).filter(|(n, s)| {
+                        **s == NodeState::Done && !ctx.nodes_done.contains(&n.name)
+                    });
+                    for (node, _) in seen_done {
+                        if let Err(e) = ctx.record_node(&node.name, Ok(())).await {
+                            return Err(StepOutcome::failed(e.to_string()));
+                        }
+                    }
                     for (name, why) in &pending_nodes {
                         let failed = format!(
                             "did not {goal} within {}: {why}",

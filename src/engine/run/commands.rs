@@ -12,6 +12,7 @@ use crate::engine::health;
 use crate::engine::journal::{ConfirmVia, Entry, parse_step_key, step_key};
 use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::RollbackOf;
+use crate::plan::placement;
 use crate::plan::steps::{PhaseName, RollbackKind, Step, StepKind, StepRef};
 
 /// The session's end when the operator quit.
@@ -25,6 +26,7 @@ impl Engine {
             Command::Skip { step, reason } => self.skip(step, reason),
             Command::Retry { step, typed } => self.retry(step, typed),
             Command::MarkDone { step, note } => self.mark_done(step, note),
+            Command::TakeOut { step, node, reason } => self.take_out(step, node, reason),
             Command::Pause => self.pause(),
             Command::Resume => self.resume(),
             Command::Rollback => self.rollback(sent, "requested by the operator", Who::Operator),
@@ -323,6 +325,119 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// Takes a node that failed in a wave's node step out of the wave (journaled, with the
+    /// reason); when every other node of the step is done, the step runs again at once (the
+    /// take-out is its confirm): nothing is left to run but its wait, on those nodes.
+    pub(super) fn take_out(
+        &mut self,
+        step: StepRef,
+        node: String,
+        reason: String,
+    ) -> Result<(), EngineError> {
+        const VERB: &str = "take a node out of";
+        let (node, reason) = (node.trim().to_string(), reason.trim().to_string());
+        let checked = self
+            .check_turn(&step, &[StepState::Failed, StepState::Interrupted], VERB)
+            .and_then(|key| self.check_nothing_left_running(&step, VERB).map(|()| key))
+            .and_then(|key| {
+                self.others_after_take_out(&step, &key, &node, &reason)
+                    .map(|others| (key, others))
+            });
+        let (key, not_done) = match checked {
+            Ok(checked) => checked,
+            Err(why) => {
+                self.refuse(Some(&step), why);
+                return Ok(());
+            }
+        };
+        self.record(
+            Who::Operator,
+            Entry::NodeTakenOut {
+                step: key,
+                node: node.clone(),
+                reason,
+            },
+        )?;
+        if not_done.is_empty() {
+            return self.confirm_or_retry(step, None, ConfirmVia::Retry);
+        }
+        self.warn(format!(
+            "{node} is out of {step}; {} of its other nodes are not done ({}): retry the step \
+             (it runs only on them), take them out too, or roll back",
+            not_done.len(),
+            crate::engine::step::some_nodes(&not_done)
+        ));
+        Ok(())
+    }
+
+    /// Whether `node` may be taken out of `step` (a wave's start or stop step, in which it
+    /// failed in the last attempt); the step's other nodes not done yet when it is.
+    fn others_after_take_out(
+        &self,
+        step: &StepRef,
+        key: &str,
+        node: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, String> {
+        let Some((details, None)) = self.resolve(step) else {
+            return Err(format!(
+                "{step} is not a wave's node step: no node is taken out of it"
+            ));
+        };
+        if !details.kind.is_wave_node_step() {
+            return Err(format!(
+                "{step} is not a wave's start or stop step: a node is taken out only of those"
+            ));
+        }
+        if reason.is_empty() {
+            return Err(format!(
+                "taking {node} out of {step} needs a reason: why it is left out of the wave"
+            ));
+        }
+        let record = self.view.record(key);
+        let failed: Vec<&str> = record
+            .map(|r| {
+                r.nodes_failed()
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| !self.view.taken_out.contains_key(*n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hint = if failed.is_empty() {
+            "none of its nodes failed".to_string()
+        } else {
+            format!("the nodes that failed there: {}", failed.join(", "))
+        };
+        if let Some(out) = self.view.taken_out.get(node) {
+            return Err(format!("{node} is already {} at {}", out.what(), out.step));
+        }
+        let nodes: Vec<String> = placement::step_nodes(&self.plan, step.phase, &details.kind)
+            .into_iter()
+            .map(|n| n.name.clone())
+            .collect();
+        if !nodes.iter().any(|n| n == node) {
+            return Err(format!(
+                "'{node}' is not a node of {step} (type the node's name exactly; {hint})"
+            ));
+        }
+        let last_attempt = record.map_or(0, |r| r.attempts);
+        let failed_last = record
+            .and_then(|r| r.nodes.get(node))
+            .is_some_and(|n| n.failed.is_some() && n.attempt == last_attempt);
+        if !failed_last {
+            return Err(format!(
+                "{node} did not fail in {step}'s last attempt: only a node that failed is taken \
+                 out ({hint})"
+            ));
+        }
+        let done = record.map(|r| r.nodes_done()).unwrap_or_default();
+        Ok(nodes
+            .into_iter()
+            .filter(|n| n != node && !done.contains(n) && !self.view.taken_out.contains_key(n))
+            .collect())
     }
 
     pub(super) fn skip(&mut self, step: StepRef, reason: String) -> Result<(), EngineError> {

@@ -126,6 +126,16 @@ impl Engine {
                 .record(&key)
                 .map(|r| r.nodes_done())
                 .unwrap_or_default(),
+            // A rollback puts a wave back whole: it acts on its taken-out nodes too.
+            taken_out: if rollback_kind.is_none() {
+                self.view
+                    .taken_out
+                    .iter()
+                    .map(|(node, out)| (node.clone(), out.describe(node)))
+                    .collect()
+            } else {
+                Default::default()
+            },
             plan: self.plan.clone(),
             expanded: self.expanded.clone(),
             run_dir: self.run_dir.clone(),

@@ -79,7 +79,10 @@ pub(crate) fn some_nodes<S: AsRef<str>>(nodes: &[S]) -> String {
 /// Whether the copies of one command placed on several nodes run as one invocation: all
 /// on the same `ansible` executor, which reaches its hosts itself (`--limit`).
 fn runs_together(run: &[CommandSpec], plan: &Plan) -> bool {
-    let first = &run[0];
+    // A retry with every node done (or taken out) has none left to run.
+    let Some(first) = run.first() else {
+        return false;
+    };
     run.len() > 1
         && run
             .iter()
@@ -96,8 +99,57 @@ const FAILED_HOSTS_NAMED: usize = 3;
 
 /// Runs the commands one after another; stops at the first failure or abort. The copies
 /// of one command on nodes of one `ansible` executor run as one invocation, and a host
-/// that failed there fails the step, named.
+/// that failed there fails the step, named. A copy placed on a node taken out of its wave
+/// does not run: the log and the step's detail say so.
 pub async fn run_commands(
+    ctx: &StepContext,
+    commands: &[CommandSpec],
+) -> Result<StepOutcome, ActionError> {
+    let taken_out = |c: &CommandSpec| {
+        c.node
+            .as_ref()
+            .is_some_and(|node| ctx.taken_out.contains_key(node))
+    };
+    if !commands.iter().any(taken_out) {
+        return run_kept_commands(ctx, commands).await;
+    }
+    let mut left_out: Vec<&str> = commands
+        .iter()
+        .filter(|c| taken_out(c))
+        .filter_map(|c| c.node.as_deref())
+        .collect();
+    left_out.dedup();
+    for node in &left_out {
+        ctx.log.note(&format!(
+            "not run on {}",
+            ctx.taken_out.get(*node).map_or(*node, String::as_str)
+        ));
+    }
+    let said = format!(
+        "left out, taken out of their wave: {}",
+        some_nodes(&left_out)
+    );
+    let kept: Vec<CommandSpec> = commands.iter().filter(|c| !taken_out(c)).cloned().collect();
+    if kept.is_empty() {
+        return Ok(StepOutcome::succeeded(format!("nothing run: {said}")));
+    }
+    Ok(match run_kept_commands(ctx, &kept).await? {
+        StepOutcome::Succeeded {
+            detail,
+            gates_passed,
+        } => StepOutcome::Succeeded {
+            detail: Some(match detail {
+                Some(detail) => format!("{detail}; {said}"),
+                None => said,
+            }),
+            gates_passed,
+        },
+        failed => failed,
+    })
+}
+
+/// [`run_commands`] once the taken-out nodes' copies are left out.
+async fn run_kept_commands(
     ctx: &StepContext,
     commands: &[CommandSpec],
 ) -> Result<StepOutcome, ActionError> {

@@ -51,6 +51,9 @@ pub struct StepContext {
     /// A wave's node step retried or resumed: the nodes its commands already ran on, to
     /// exit 0 (their `NodeOutcome` records); they are not run there again.
     pub nodes_done: std::collections::BTreeSet<String>,
+    /// The nodes taken out of their wave so far in the run (`NodeTakenOut`), each with what
+    /// to say of it: no command runs on them and no wait is for them.
+    pub taken_out: BTreeMap<String, String>,
     pub plan: Arc<Plan>,
     pub expanded: Arc<ExpandedPlan>,
     pub run_dir: PathBuf,

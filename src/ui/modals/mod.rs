@@ -10,6 +10,7 @@ pub mod quit;
 pub mod rollback;
 pub mod step_view;
 pub mod still_running;
+pub mod take_out;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -34,6 +35,9 @@ pub fn dialog(state: &ConsoleState, modal: &Modal, area: Rect) -> Dialog {
             irreversible::dialog(state, step, typed, *retry, area)
         }
         Modal::Prompt { purpose, input } => prompt::dialog(state, purpose, input, area),
+        Modal::TakeOut { step, node, reason } => {
+            take_out::dialog(state, step, node, reason.as_ref(), area)
+        }
         Modal::Rollback => rollback::dialog(state, area),
         Modal::Help => help::dialog(state, area),
         Modal::StepView { step } => step_view::dialog(state, step, area),

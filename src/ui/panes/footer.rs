@@ -57,6 +57,8 @@ pub fn hints(state: &ConsoleState) -> Vec<(String, &'static str)> {
         Some(Modal::Abort { .. }) => &[("y", "abort"), ("Esc", "let it run")],
         Some(Modal::StillRunning { kill: false, .. }) => &[("w", "wait"), ("x", "kill")],
         Some(Modal::StillRunning { kill: true, .. }) => &[("y", "kill"), ("Esc", "let it run")],
+        Some(Modal::TakeOut { reason: None, .. }) => &[("⏎", "then the reason"), ("Esc", "cancel")],
+        Some(Modal::TakeOut { .. }) => &[("⏎", "take it out"), ("Esc", "cancel")],
         Some(_) => &[("⏎", "confirm"), ("Esc", "cancel")],
         None if state.topology_filter_input().is_some() => &[
             ("⏎", "keep filter"),

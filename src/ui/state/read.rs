@@ -346,6 +346,15 @@ impl ConsoleState {
     }
 
     /// Whether a retry of `step` makes sense now: it failed or was interrupted.
+    /// Whether a failed node may be taken out of `step`: a wave's start or stop step,
+    /// failed or interrupted (the engine checks that the node failed there).
+    pub fn can_take_out_of(&self, step: &StepRef) -> bool {
+        self.can_retry(step)
+            && self
+                .step(step)
+                .is_some_and(|(s, _)| s.kind.is_wave_node_step())
+    }
+
     pub fn can_retry(&self, step: &StepRef) -> bool {
         matches!(
             self.step_state(step),

@@ -22,5 +22,6 @@ mod rollback;
 mod sick_y;
 mod step_log;
 mod step_output;
+mod take_out;
 mod traffic;
 mod wave_nodes;

@@ -197,11 +197,15 @@ async fn a_data_planes_admin_url_in_the_plan_is_not_asked() {
     );
 }
 
-/// In a wave, a data plane that does not come up is journaled as failed there
-/// (`node-outcome`), so a retry runs the step's commands on it again and on no other.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there() {
-    use kongup::engine::journal::Entry;
+/// A hybrid lab whose first Y data plane reports to X's control plane (incompatible), and
+/// a run of the plan's one wave start (every Y data plane) on it: the run, its step, and
+/// the directory it lives in.
+async fn incompatible_wave() -> (
+    Lab,
+    TestRun,
+    kongup::plan::steps::StepRef,
+    tempfile::TempDir,
+) {
     use kongup::plan::model::{RollingSpec, Share};
     use kongup::plan::steps::{Phase, PhaseName, StepRef};
     let lab = lab(LabOptions {
@@ -236,7 +240,16 @@ async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there(
         ..expanded.phases.remove(0)
     }];
     let wave_1 = StepRef::new(PhaseName::DataPlane, "wave-1-start-y");
-    let mut run = TestRun::start(setup(dir.path(), plan, expanded, "v1", kit.toolbox));
+    let run = TestRun::start(setup(dir.path(), plan, expanded, "v1", kit.toolbox));
+    (lab, run, wave_1, dir)
+}
+
+/// In a wave, a data plane that does not come up is journaled as failed there
+/// (`node-outcome`), so a retry runs the step's commands on it again and on no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there() {
+    use kongup::engine::journal::Entry;
+    let (_lab, mut run, wave_1, _dir) = incompatible_wave().await;
     let detail = run
         .confirm_and_wait(&wave_1, StepState::Failed)
         .await
@@ -252,14 +265,49 @@ async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there(
             _ => None,
         })
         .collect();
-    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
-    let (node, ok, reason) = &outcomes[0];
+    // dp-y-2 came up: journaled done, so a retry does not run its commands there again.
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert_eq!(
+        (outcomes[0].0.as_str(), outcomes[0].1),
+        ("dp-y-2", true),
+        "{outcomes:?}"
+    );
+    let (node, ok, reason) = &outcomes[1];
     assert_eq!((node.as_str(), *ok), ("dp-y-1", false));
     let reason = reason.as_deref().unwrap_or_default();
     assert!(
         reason.starts_with("did not answer with Kong 3.10.0 and be ready within 3s: ")
             && reason.contains("kong_version_incompatible"),
         "{reason}"
+    );
+    run.quit().await;
+}
+
+/// The data plane that did not come up, taken out of its wave: the step runs again and
+/// its wait is for the wave's other data planes alone, which are up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_plane_taken_out_of_its_wave_is_not_waited_for() {
+    let (_lab, mut run, wave_1, dir) = incompatible_wave().await;
+    run.confirm_and_wait(&wave_1, StepState::Failed).await;
+    run.send(Command::TakeOut {
+        step: wave_1.clone(),
+        node: "dp-y-1".into(),
+        reason: "reports to the old control plane; fixed after the upgrade".into(),
+    })
+    .await;
+    let detail = run
+        .wait_step(&wave_1, StepState::Succeeded)
+        .await
+        .unwrap_or_default();
+    assert!(
+        detail.contains("answer with Kong 3.10.0 and are ready") && !detail.contains("dp-y-1"),
+        "{detail}"
+    );
+    let log =
+        std::fs::read_to_string(dir.path().join("run/logs/data-plane-wave-1-start-y.log")).unwrap();
+    assert!(
+        log.contains("not waited for: dp-y-1: taken out (at data-plane/wave-1-start-y"),
+        "{log}"
     );
     run.quit().await;
 }

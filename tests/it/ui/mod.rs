@@ -21,6 +21,7 @@ mod sick_y_tmux;
 mod snapshots;
 mod state;
 mod still_running;
+mod take_out;
 mod topology_fleet;
 mod topology_fleet_tmux;
 mod watch_tmux;
