@@ -416,6 +416,7 @@ mod tests {
                 crate::plan::model::Share::Percent(100),
             ],
             between_waves: std::time::Duration::from_secs(120),
+            confirm: Default::default(),
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);

@@ -37,6 +37,7 @@ pub mod status;
 pub mod step;
 pub mod view;
 pub mod watcher;
+pub mod wave;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::read::{duration, index, list, mapping, shown};
+use super::read::{duration, index, list, mapping, shown, word};
 use super::yaml::{Node, Pos, Value};
 use super::{Loader, optional};
-use crate::plan::model::{Clusters, Mode, Role, RollingSpec, Share};
+use crate::plan::model::{Clusters, Mode, Role, RollingSpec, Share, WaveConfirm};
 
 /// What the loader keeps of `rolling:` for the checks that need the clusters.
 #[derive(Debug, Default)]
@@ -23,7 +23,13 @@ impl Loader {
             d,
             node,
             "rolling",
-            Some(&["waves", "between_waves", "max_unavailable", "drain"]),
+            Some(&[
+                "waves",
+                "between_waves",
+                "confirm",
+                "max_unavailable",
+                "drain",
+            ]),
         )?;
         self.at.rolling.key = Some(key);
         // Written in the example, not done by this kongup: refused rather than
@@ -76,9 +82,18 @@ impl Loader {
         let between_waves = optional(f.get("between_waves"), bake, |n| {
             duration(d, n, "rolling.between_waves")
         });
+        let confirm = optional(f.get("confirm"), WaveConfirm::default(), |n| {
+            word::<WaveConfirm>(
+                d,
+                n,
+                "rolling.confirm",
+                &WaveConfirm::ALL.map(WaveConfirm::as_str),
+            )
+        });
         Some(RollingSpec {
             waves: waves?,
             between_waves: between_waves?,
+            confirm: confirm?,
         })
     }
 

@@ -20,4 +20,5 @@ mod rollback;
 mod sick_y;
 mod step_log;
 mod traffic;
+mod wave_as_one;
 mod wave_nodes;

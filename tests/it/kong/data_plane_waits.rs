@@ -214,6 +214,7 @@ async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there(
     plan.rolling = Some(RollingSpec {
         waves: vec![Share::Percent(100)],
         between_waves: Duration::from_secs(1),
+        confirm: Default::default(),
     });
     let dir = tempfile::tempdir().unwrap();
     let mut kit = kit();

@@ -5,4 +5,5 @@ mod fuzz;
 mod refusals;
 mod sizes;
 mod urls;
+mod wave_confirm;
 mod waves;
