@@ -344,10 +344,14 @@ async fn rollback_during_a_wave_s_bake_stops_the_wave_at_once() {
     let stage = dp("wave-2-traffic");
     walk_to(&mut demo, &start).await;
     demo.send(demo.confirm_for(&start)).await;
-    demo.wait_for("wave 2's stage to bake", |e| {
-        is(e, &stage, StepState::Running) || ended_badly(e)
-    })
-    .await;
+    // The bake runs once the stage's split is set.
+    let baking = demo
+        .wait_for("wave 2's stage to set its split", |e| {
+            matches!(e, Event::TrafficChanged { requested, .. } if requested.y == 50)
+                || ended_badly(e)
+        })
+        .await;
+    assert!(matches!(baking, Event::TrafficChanged { .. }), "{baking:?}");
     demo.send(Command::Rollback).await;
     let stopped = demo
         .seen("the bake to be stopped", |e| {
