@@ -100,10 +100,16 @@ pub fn goes_on_into(plan: &Plan, expanded: &ExpandedPlan, done: &StepRef, next: 
     )
 }
 
-/// What the confirm of `step` says when it runs the rest of its wave: the steps in turn,
-/// the nodes each starts or stops, Y's share after it, and where it pauses. Empty when
-/// the step is not in a wave, is its wave's last, or the plan confirms each step.
-pub fn confirm_lines(plan: &Plan, expanded: &ExpandedPlan, step: &StepRef) -> Vec<String> {
+/// What the confirm of `step` says when it runs more of its wave: the steps it runs in
+/// turn (up to a step done by hand or irreversible, which waits for its own confirm), the
+/// nodes each starts or stops, Y's share after it, and where it pauses. Empty when the
+/// confirm runs `step` alone. `by_hand`: whether a step runs nothing (`Toolbox::by_hand`).
+pub fn confirm_lines(
+    plan: &Plan,
+    expanded: &ExpandedPlan,
+    step: &StepRef,
+    by_hand: impl Fn(&StepRef) -> bool,
+) -> Vec<String> {
     if !confirmed_as_one(plan) || rolling_phase(plan.mode) != Some(step.phase) {
         return Vec::new();
     }
@@ -112,21 +118,28 @@ pub fn confirm_lines(plan: &Plan, expanded: &ExpandedPlan, step: &StepRef) -> Ve
     };
     let from = wave.position(step).unwrap_or(1);
     let rest = &wave.steps[from - 1..];
-    if rest.len() < 2 {
+    // The confirmed step runs whatever it is; the wave goes on only into steps that run
+    // something and can be undone.
+    let goes_on = rest[1..]
+        .iter()
+        .take_while(|s| !by_hand(s) && expanded.step(s).is_some_and(|d| !d.irreversible))
+        .count();
+    if goes_on == 0 {
         return Vec::new();
     }
+    let runs = &rest[..=goes_on];
     let resolved = waves(plan);
     let this = resolved.iter().find(|w| w.number == wave.number);
     let mut lines = vec![format!(
         "This confirm runs wave {}/{} as one: {}",
         wave.number,
         wave.count,
-        rest.iter()
+        runs.iter()
             .map(|s| s.id.as_str())
             .collect::<Vec<_>>()
             .join(" → ")
     )];
-    for s in rest {
+    for s in runs {
         let Some(details) = expanded.step(s) else {
             continue;
         };
@@ -145,10 +158,14 @@ pub fn confirm_lines(plan: &Plan, expanded: &ExpandedPlan, step: &StepRef) -> Ve
         };
         lines.push(format!("  {}: {what}", s.id));
     }
+    if let Some(next) = rest.get(goes_on + 1) {
+        lines.push(format!(
+            "{next} waits for its own confirm: it is done by hand or cannot be undone."
+        ));
+    }
     lines.push(
         "It pauses, for you to decide, on a failed step or node, a gate breach or a bake \
-         that is not a pass, a Y not fit for more traffic, or a step done by hand; R stops \
-         it at once."
+         that is not a pass, or a Y not fit for more traffic; R stops it at once."
             .to_string(),
     );
     lines
@@ -246,7 +263,7 @@ mod tests {
     #[test]
     fn the_first_step_s_confirm_says_what_the_wave_runs_and_where_it_pauses() {
         let (p, expanded) = plan("");
-        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"));
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), |_| false);
         assert_eq!(
             lines[0],
             "This confirm runs wave 2/3 as one: wave-2-start-y → wave-2-traffic → wave-2-stop-x"
@@ -259,14 +276,27 @@ mod tests {
         assert_eq!(lines[3], "  wave-2-stop-x: stops 3 of X's nodes");
         assert!(lines[4].starts_with("It pauses"), "{}", lines[4]);
         // From the middle of a wave (after a pause), the rest of it.
-        let rest = confirm_lines(&p, &expanded, &dp("wave-2-traffic"));
+        let rest = confirm_lines(&p, &expanded, &dp("wave-2-traffic"), |_| false);
         assert!(
             rest[0].ends_with("as one: wave-2-traffic → wave-2-stop-x"),
             "{rest:?}"
         );
-        assert!(confirm_lines(&p, &expanded, &dp("wave-2-stop-x")).is_empty());
+        assert!(confirm_lines(&p, &expanded, &dp("wave-2-stop-x"), |_| false).is_empty());
+        // A stop done by hand waits for its own confirm, and the confirm says so.
+        let manual_stop = |s: &StepRef| s.id == "wave-2-stop-x";
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), manual_stop);
+        assert!(
+            lines[0].ends_with("as one: wave-2-start-y → wave-2-traffic"),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("data-plane/wave-2-stop-x waits for its own confirm")),
+            "{lines:?}"
+        );
         let (each, expanded) = plan("  confirm: each-step\n");
-        assert!(confirm_lines(&each, &expanded, &dp("wave-2-start-y")).is_empty());
+        assert!(confirm_lines(&each, &expanded, &dp("wave-2-start-y"), |_| false).is_empty());
     }
 
     #[test]

@@ -380,8 +380,7 @@ impl Engine {
                 StepKind::ShiftTraffic { .. } | StepKind::Monitor { .. }
             )
         });
-        let by_hand =
-            self.toolbox.action_for(&details, None).is_none() && details.commands.is_empty();
+        let by_hand = self.toolbox.by_hand(&details, None);
         let unfit = self.y_unfit_for(&next, &details);
         let stop = if baked && !gates_passed {
             Some(format!(
