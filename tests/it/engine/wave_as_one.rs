@@ -154,7 +154,7 @@ async fn one_confirm_runs_a_wave_s_steps_to_the_next_wave_s_confirm() {
         .await;
     assert!(is(&stopped, &next, StepState::Ready), "{stopped:?}");
     // Nothing between asked for a confirm.
-    assert_eq!(readied(&demo.events[from..]), [next.clone()]);
+    assert_eq!(readied(&demo.events[from..]), std::slice::from_ref(&next));
     for id in [
         "wave-1-start-y",
         "staging-tests",
