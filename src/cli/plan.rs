@@ -421,6 +421,8 @@ mod tests {
             ],
             between_waves: std::time::Duration::from_secs(120),
             confirm: Default::default(),
+            drain: None,
+            max_unavailable: None,
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);

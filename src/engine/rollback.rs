@@ -740,6 +740,8 @@ mod tests {
             ],
             between_waves: std::time::Duration::from_secs(60),
             confirm: Default::default(),
+            drain: None,
+            max_unavailable: None,
         });
         let expanded = crate::plan::templates::expand(&plan).unwrap();
         let done = [

@@ -319,7 +319,7 @@ impl Loader {
             self.check_executor_refs(executors);
         }
         if let (Some(mode), Some(clusters), Some(Some(rolling))) = (mode, &clusters, &rolling) {
-            self.check_rolling(mode, clusters, rolling);
+            self.check_rolling(mode, from, clusters, rolling);
         }
         if let (Some(clusters), Some(tests)) = (&clusters, &smoke_tests) {
             self.check_smoke_tests_reach_y(clusters, tests);

@@ -48,6 +48,13 @@ pub struct RollingSpec {
     pub waves: Vec<Share>,
     /// How long each wave's traffic stage is watched with the gates before the next wave.
     pub between_waves: Duration,
+    /// `drain:`: each of a wave's X nodes is drained before its stop commands run, for at
+    /// most this long (`actions::kong::drain`); `None`: the plan's commands stop it as
+    /// they are.
+    pub drain: Option<Duration>,
+    /// `max_unavailable:`: at most this many of the fleet's nodes out of service at once
+    /// (`plan::waves::max_unavailable` resolves it); `None`: a wave's nodes all at once.
+    pub max_unavailable: Option<Share>,
     /// Whether one confirm runs a wave's steps in turn (`engine::wave`), or each step is
     /// confirmed on its own.
     pub confirm: WaveConfirm,
@@ -84,6 +91,11 @@ impl FromStr for WaveConfirm {
         UnknownWord::find("wave confirm", word, &WaveConfirm::ALL, WaveConfirm::as_str)
     }
 }
+
+/// The first Kong with `kong drain` (kong/cmd/drain.lua, absent at 3.8.0, present at
+/// 3.9.0; CHANGELOG.md@3.9.1 "Added the `kong drain` CLI command"). Kong Enterprise 3.9.0.x
+/// is taken to have it too (unverified: its source is closed).
+pub const KONG_DRAIN_SINCE: KongVersion = KongVersion::new(3, 9, 0);
 
 /// A part of a fleet: a number of nodes, or a percentage of them (rounded up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! through the monitoring and the go/no-go, so that a rollback still has an X to send
 //! traffic to (and the relative gates an X to read), and go at `decommission-x`.
 
-use super::model::{Mode, Node, Plan, Role};
+use super::model::{Mode, Node, Plan, Role, Share};
 use super::steps::{ClusterSide, PhaseName};
 
 /// One wave, resolved to nodes.
@@ -94,6 +94,21 @@ pub fn waves(plan: &Plan) -> Vec<Wave> {
     out
 }
 
+/// How many of the rolling fleet's nodes may be out of service at once
+/// (`rolling.max_unavailable`): a number of nodes, or a percentage of Y's fleet rounded
+/// down but at least 1; `None` when the plan sets no bound.
+pub fn max_unavailable(plan: &Plan) -> Option<usize> {
+    let share = plan.rolling.as_ref()?.max_unavailable?;
+    let fleet = fleet(plan, ClusterSide::Y).len();
+    Some(
+        match share {
+            Share::Nodes(n) => n,
+            Share::Percent(p) => fleet * usize::from(p) / 100,
+        }
+        .max(1),
+    )
+}
+
 /// The wave a node of `side` is in (its start on Y, its stop on X), if the plan rolls in
 /// waves and the node is in its fleet.
 pub fn wave_of(waves: &[Wave], side: ClusterSide, node: &str) -> Option<usize> {
@@ -112,7 +127,7 @@ pub fn wave_of(waves: &[Wave], side: ClusterSide, node: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::model::{RollingSpec, Share};
+    use crate::plan::model::RollingSpec;
     use std::time::Duration;
 
     fn plan(x: usize, y: usize, waves: Vec<Share>) -> Plan {
@@ -134,8 +149,26 @@ mod tests {
             waves,
             between_waves: Duration::from_secs(60),
             confirm: Default::default(),
+            drain: None,
+            max_unavailable: None,
         });
         plan
+    }
+
+    #[test]
+    fn max_unavailable_is_nodes_or_a_percentage_rounded_down_but_at_least_one() {
+        let mut p = plan(8, 8, vec![Share::Percent(100)]);
+        assert_eq!(max_unavailable(&p), None);
+        for (share, nodes) in [
+            (Share::Nodes(3), 3),
+            (Share::Percent(25), 2),
+            (Share::Percent(30), 2),
+            (Share::Percent(10), 1),
+            (Share::Percent(100), 8),
+        ] {
+            p.rolling.as_mut().unwrap().max_unavailable = Some(share);
+            assert_eq!(max_unavailable(&p), Some(nodes), "{share}");
+        }
     }
 
     #[test]

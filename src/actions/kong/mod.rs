@@ -13,6 +13,7 @@
 
 mod backup;
 mod compat;
+mod drain;
 pub mod facts;
 mod freeze;
 mod migrations;

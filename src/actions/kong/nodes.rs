@@ -15,20 +15,23 @@
 //! The engine runs a step's action before its commands, and this wait must come after
 //! them: the action runs the step's commands itself, then leaves the step none to run.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::drain::drain_nodes;
 use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
-use crate::engine::step::run_commands;
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
+use crate::engine::step::{run_commands, some_nodes};
 use crate::kong::client::{AdminError, Readiness};
 use crate::kong::types::{DataPlane, SyncStatus};
-use crate::plan::model::{Node, Plan, Role};
+use crate::plan::model::{CommandSpec, Node, Plan, Role, RollingSpec};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
 use crate::plan::version::KongVersion;
+use crate::plan::waves::max_unavailable;
 
 /// What the step waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,7 +295,36 @@ impl StepAction for NodesWait {
                 side_version(plan, target.side)
             ),
         };
-        vec![line]
+        let mut lines = Vec::new();
+        let drain = plan.rolling.as_ref().and_then(|r| r.drain);
+        if let (
+            Some(limit),
+            StepKind::StopNodes {
+                cluster: ClusterSide::X,
+                wave: Some(_),
+            },
+        ) = (drain, &step.kind)
+            && !step.commands.is_empty()
+        {
+            lines.push(super::drain::describe(limit));
+        }
+        if let (
+            Some(size),
+            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. },
+        ) = (max_unavailable(plan), &step.kind)
+        {
+            lines.push(format!(
+                "at most {size} of the wave's nodes at a time (rolling.max_unavailable): each \
+                 batch is {} and waited for before the next starts",
+                if drain.is_some() && matches!(step.kind, StepKind::StopNodes { .. }) {
+                    "drained, run"
+                } else {
+                    "run"
+                }
+            ));
+        }
+        lines.push(line);
+        lines
     }
 
     async fn execute(&self, ctx: &mut StepContext) -> Result<StepOutcome, ActionError> {
@@ -320,6 +352,32 @@ impl StepAction for NodesWait {
         };
         // The commands first: the wait is for what they do.
         let commands = std::mem::take(&mut ctx.step.commands);
+        let plan = ctx.plan.clone();
+        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
+            .into_iter()
+            .cloned()
+            .collect();
+        // A wave's X nodes are drained before their stop commands; a node stopped by hand
+        // (no commands) was stopped before the confirm.
+        let drain = match (&ctx.rollback, &kind, plan.rolling.as_ref()) {
+            (
+                None,
+                StepKind::StopNodes {
+                    cluster: ClusterSide::X,
+                    wave: Some(_),
+                },
+                Some(RollingSpec {
+                    drain: Some(limit), ..
+                }),
+            ) if !commands.is_empty() => Some(*limit),
+            _ => None,
+        };
+        let batch = max_unavailable(&plan).filter(|_| in_wave(ctx));
+        if drain.is_some() || batch.is_some() {
+            return self
+                .run_in_batches(ctx, &target, nodes, commands, drain, batch)
+                .await;
+        }
         let mut details = Vec::new();
         if !commands.is_empty() {
             match run_commands(ctx, &commands).await? {
@@ -327,37 +385,168 @@ impl StepAction for NodesWait {
                 failed => return Ok(failed),
             }
         }
-        let plan = ctx.plan.clone();
-        let nodes: Vec<Node> = step_nodes(&plan, phase, &kind)
-            .into_iter()
-            .cloned()
-            .collect();
-        let waited = match &target.want {
-            Want::Nothing(why) => {
-                ctx.log.note(why);
-                Ok(why.clone())
-            }
-            want if !nodes.iter().any(|n| checkable(n, listed(&plan, want))) => {
-                let text = format!(
-                    "none of {} has an Admin or Status URL in the plan: kongup cannot see them; \
-                     your confirm says they are done",
-                    scope_name(&target)
-                );
-                ctx.log.note(&text);
-                Ok(text)
-            }
-            want => {
-                self.wait(ctx, &target, want, &nodes, side_version(&plan, target.side))
-                    .await
-            }
-        };
-        match waited {
+        match self.wait_for(ctx, &target, &nodes).await {
             Ok(text) => {
                 details.push(text);
                 Ok(StepOutcome::succeeded(details.join("; ")))
             }
             Err(failed) => Ok(failed),
         }
+    }
+}
+
+/// How many failed nodes a batched step's failure names; the rest are counted.
+const FAILED_NAMED: usize = 5;
+
+impl NodesWait {
+    /// The wait after the commands, on `nodes`: `Ok` says what was seen.
+    async fn wait_for(
+        &self,
+        ctx: &StepContext,
+        target: &Target,
+        nodes: &[Node],
+    ) -> Result<String, StepOutcome> {
+        let plan = &ctx.plan;
+        match &target.want {
+            Want::Nothing(why) => {
+                ctx.log.note(why);
+                Ok(why.clone())
+            }
+            want if !nodes.iter().any(|n| checkable(n, listed(plan, want))) => {
+                let text = format!(
+                    "none of {} has an Admin or Status URL in the plan: kongup cannot see them; \
+                     your confirm says they are done",
+                    scope_name(target)
+                );
+                ctx.log.note(&text);
+                Ok(text)
+            }
+            want => {
+                self.wait(ctx, target, want, nodes, side_version(plan, target.side))
+                    .await
+            }
+        }
+    }
+
+    /// A forward wave step with `rolling.drain` or `rolling.max_unavailable`: the nodes not
+    /// done, in batches of at most `batch` (all at once without it). Each batch is drained
+    /// (X, with `drain`), gets its commands (on an `ansible` executor, one invocation
+    /// limited to the batch), and is waited for (down, or up and ready) before the next
+    /// starts, so no more than `batch` nodes are out of service at once. A node that fails
+    /// (not drained, its command, its wait) fails alone: the other batches go on.
+    async fn run_in_batches(
+        &self,
+        ctx: &StepContext,
+        target: &Target,
+        nodes: Vec<Node>,
+        commands: Vec<CommandSpec>,
+        drain: Option<Duration>,
+        batch: Option<usize>,
+    ) -> Result<StepOutcome, ActionError> {
+        let todo: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| !ctx.nodes_done.contains(&n.name))
+            .collect();
+        let size = batch.unwrap_or(todo.len()).max(1);
+        if batch.is_some()
+            && let Some(once) = commands.iter().find(|c| c.node.is_none())
+        {
+            return Ok(StepOutcome::failed(format!(
+                "`{}` runs once, on no node (the plan gives it an executor), so kongup cannot \
+                 run it {size} node{} at a time as rolling.max_unavailable asks: leave its \
+                 executor out so that it runs on each node (on an ansible executor, name the \
+                 nodes' executor), or remove max_unavailable",
+                once.program.display(),
+                if size == 1 { "" } else { "s" }
+            )));
+        }
+        let batches = todo.len().div_ceil(size);
+        let mut failed: BTreeMap<String, String> = BTreeMap::new();
+        let mut details = Vec::new();
+        for (i, chunk) in todo.chunks(size).enumerate() {
+            if ctx.cancel.is_cancelled() {
+                return Ok(StepOutcome::failed("aborted by the operator"));
+            }
+            if batches > 1 {
+                let names: Vec<&str> = chunk.iter().map(|n| n.name.as_str()).collect();
+                ctx.log.note(&format!(
+                    "batch {}/{batches} (rolling.max_unavailable: {size}): {}",
+                    i + 1,
+                    some_nodes(&names)
+                ));
+            }
+            let not_drained = match drain {
+                Some(limit) => drain_nodes(ctx, &self.access, chunk, &commands, limit).await?,
+                None => BTreeMap::new(),
+            };
+            let in_chunk = |node: &String| chunk.iter().any(|n| &n.name == node);
+            // A command placed on no node would stop the undrained ones too.
+            let chunk_commands: Vec<CommandSpec> = commands
+                .iter()
+                .filter(|c| match &c.node {
+                    Some(node) => in_chunk(node) && !not_drained.contains_key(node),
+                    None => not_drained.is_empty(),
+                })
+                .cloned()
+                .collect();
+            failed.extend(not_drained);
+            if !chunk_commands.is_empty() {
+                match run_commands(ctx, &chunk_commands).await? {
+                    StepOutcome::Succeeded { detail, .. } => details.extend(detail),
+                    StepOutcome::Failed { detail, .. } => {
+                        let before = failed.len();
+                        failed.extend(ctx.nodes_failed());
+                        // Not a node's failure (an abort, a command placed on no node).
+                        if failed.len() == before {
+                            return Ok(StepOutcome::failed(detail));
+                        }
+                    }
+                }
+            }
+            let waiting: Vec<Node> = chunk
+                .iter()
+                .filter(|n| !failed.contains_key(&n.name))
+                .cloned()
+                .collect();
+            if waiting.is_empty() {
+                continue;
+            }
+            match self.wait_for(ctx, target, &waiting).await {
+                Ok(text) => details.push(text),
+                Err(StepOutcome::Failed { detail, .. }) => {
+                    let before = failed.len();
+                    failed.extend(ctx.nodes_failed());
+                    if failed.len() == before {
+                        return Ok(StepOutcome::failed(detail));
+                    }
+                }
+                Err(other) => return Ok(other),
+            }
+        }
+        if failed.is_empty() {
+            return Ok(StepOutcome::succeeded(details.join("; ")));
+        }
+        let mut named: Vec<String> = failed
+            .iter()
+            .take(FAILED_NAMED)
+            .map(|(node, why)| format!("{node} ({why})"))
+            .collect();
+        if failed.len() > FAILED_NAMED {
+            named.push(format!("and {} more", failed.len() - FAILED_NAMED));
+        }
+        let not_stopped = if drain.is_some() {
+            "; a node not drained is not stopped"
+        } else {
+            ""
+        };
+        Ok(StepOutcome::failed(format!(
+            "{} of {} nodes failed: {}{not_stopped}. A retry runs only the failed nodes; the \
+             {} done are not run again",
+            failed.len(),
+            todo.len(),
+            named.join(", "),
+            todo.len() - failed.len()
+        )))
     }
 }
 

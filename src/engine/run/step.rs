@@ -148,6 +148,7 @@ impl Engine {
             traffic_path: self.traffic.clone(),
             journal: self.journal_tx.clone(),
             events: self.events.clone(),
+            nodes_failed: Default::default(),
         };
         // Every program the step starts is tracked: journaled, found again after a crash.
         let tracking = Arc::new(StepTracking::new(

@@ -64,6 +64,8 @@ pub struct StepContext {
     pub(crate) traffic_path: TrafficPath,
     pub(crate) journal: mpsc::UnboundedSender<JournalRequest>,
     pub(crate) events: EventSender,
+    /// The nodes that failed in this attempt, each with why (what `record_node` journaled).
+    pub(crate) nodes_failed: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// The environment variable that names the node a command was placed on.
@@ -113,6 +115,16 @@ impl StepContext {
             Ok(()) => (true, None),
             Err(why) => (false, Some(why)),
         };
+        {
+            let mut failed = self
+                .nodes_failed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &reason {
+                Some(why) => failed.insert(node.to_string(), why.clone()),
+                None => failed.remove(node),
+            };
+        }
         self.journal(
             &format!("the outcome on {node}"),
             Entry::NodeOutcome {
@@ -124,6 +136,14 @@ impl StepContext {
             },
         )
         .await
+    }
+
+    /// The nodes that failed in this attempt so far, each with why.
+    pub fn nodes_failed(&self) -> BTreeMap<String, String> {
+        self.nodes_failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The directory for what this run keeps (backups), created 0700 on first use.

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+pub(crate) use self::commands::some_nodes;
 pub use self::commands::{describe_commands, run_commands};
 pub use self::context::{BakeResult, NODE_VARIABLE, StepContext};
 pub use self::log::{LOG_FLUSH_TIMEOUT, LogSink, TAIL_LINES};

@@ -394,7 +394,14 @@ pub(super) fn kongup_note(
             cluster,
             wave: Some(wave),
         } => format!(
-            "{by_hand_or_commands}, on the wave's nodes only; kongup then waits until {}'s nodes of wave {wave} stop answering, report draining, or another version answers at their address. The rest of {} keeps serving.",
+            "{}{by_hand_or_commands}, on the wave's nodes only; kongup then waits until {}'s nodes of wave {wave} stop answering, report draining, or another version answers at their address. The rest of {} keeps serving.",
+            match plan.rolling.as_ref().and_then(|r| r.drain) {
+                Some(limit) if *cluster == ClusterSide::X && commands => format!(
+                    "kongup first drains each of the wave's nodes (`kong drain`, then up to {} until /status/ready answers 503 draining and no request is in flight; a node not drained by then fails and is not stopped). ",
+                    humantime::format_duration(limit)
+                ),
+                _ => String::new(),
+            },
             cluster.as_str().to_uppercase(),
             cluster.as_str().to_uppercase()
         ),

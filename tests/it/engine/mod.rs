@@ -3,6 +3,7 @@
 
 mod ansible_nodes;
 mod cli;
+mod drain;
 mod end_states;
 mod gate_window;
 mod hand_split;
@@ -11,6 +12,7 @@ mod journal_fuzz;
 mod journal_integrity;
 mod left_running;
 mod lifecycle;
+mod max_unavailable;
 mod node_commands;
 mod plain;
 mod plain_cause;

@@ -215,6 +215,8 @@ async fn a_wave_s_data_plane_that_does_not_come_up_is_journaled_as_failed_there(
         waves: vec![Share::Percent(100)],
         between_waves: Duration::from_secs(1),
         confirm: Default::default(),
+        drain: None,
+        max_unavailable: None,
     });
     let dir = tempfile::tempdir().unwrap();
     let mut kit = kit();

@@ -1,5 +1,6 @@
 //! Plans kongup refuses.
 
+mod drain;
 mod encoding;
 mod fuzz;
 mod refusals;

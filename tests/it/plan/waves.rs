@@ -181,16 +181,41 @@ fn a_share_that_is_not_a_count_or_a_percentage_is_refused_naming_it() {
 }
 
 #[test]
-fn keys_this_kongup_does_not_do_are_refused_not_ignored() {
-    for key in ["max_unavailable: 10%", "drain: 30s"] {
-        let source = hybrid(&format!("rolling:\n  waves: [1, 100%]\n  {key}\n"));
-        let (line, _, message, hint) = refused(&source);
-        assert_eq!(line, line_of(&source, key), "{message}");
+fn max_unavailable_is_a_number_of_nodes_or_a_percentage_of_the_fleet() {
+    for (written, nodes) in [("3", 3), ("25%", 2), ("10%", 1), ("100%", 8)] {
+        let source = hybrid(&format!(
+            "rolling:\n  waves: [1, 100%]\n  max_unavailable: {written}\n"
+        ));
+        let loaded = parse_plan(&source, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            kongup::plan::waves::max_unavailable(&loaded.plan),
+            Some(nodes),
+            "{written} of 8"
+        );
+    }
+}
+
+#[test]
+fn a_max_unavailable_past_the_fleet_or_not_a_share_is_refused_naming_the_key() {
+    let source = hybrid("rolling:\n  waves: [1, 100%]\n  max_unavailable: 9\n");
+    let (line, _, message, _) = refused(&source);
+    assert_eq!(line, line_of(&source, "max_unavailable: 9"));
+    assert!(
+        message.contains("`rolling.max_unavailable`: 9 nodes, but Y has 8 data planes"),
+        "{message}"
+    );
+    for written in ["0", "0%", "101%", "half"] {
+        let source = hybrid(&format!(
+            "rolling:\n  waves: [1, 100%]\n  max_unavailable: {written}\n"
+        ));
+        let (line, _, message, _) = refused(&source);
+        assert_eq!(line, line_of(&source, "max_unavailable:"), "{message}");
         assert!(
-            message.contains("not supported by this kongup yet"),
+            message.contains(&format!(
+                "`rolling.max_unavailable`: `{written}` is not a share"
+            )),
             "{message}"
         );
-        assert!(hint.starts_with("remove it"), "{hint}");
     }
 }
 

@@ -1,0 +1,325 @@
+//! `rolling.drain` against the lab: before a wave's X node is stopped, kongup runs `kong
+//! drain` on it through its executor, waits until its `/status/ready` answers 503
+//! `draining` and no request is in flight on it, then runs its stop commands. A node that
+//! does not drain within `drain` fails alone ("still draining after …") and is not stopped.
+//! DB-less 3.9.1 → 3.10.0, three nodes a side, the first wave stopping two of X's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::support::engine::*;
+use kongup::actions::kong::{KongAccess, Waits};
+use kongup::engine::journal::JOURNAL_FILE;
+use kongup::engine::{StepState, Toolbox};
+use kongup::plan::load::parse_plan;
+use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName, StepRef};
+use kongup::secrets::Redactor;
+use kongup::sim::node::Lifecycle;
+use kongup::sim::{Fault, Lab, LabEndpoints, LabOptions, Scenario};
+
+/// The lab's nodes in a DB-less plan rolled in waves [2, 100%] (wave 1 stops kong-x-1
+/// and kong-x-2), each X node on its own executor, `kong stop` as the stop-x command.
+fn plan_text(endpoints: &LabEndpoints, drain: &str) -> String {
+    let nodes = |side| {
+        endpoints
+            .cluster(side)
+            .map(|n| {
+                format!(
+                    "      - {{name: {}, status_url: \"{}\", proxy_url: \"{}\", executor: {}}}\n",
+                    n.name,
+                    n.status,
+                    n.proxy.clone().unwrap_or_default(),
+                    n.name
+                )
+            })
+            .collect::<String>()
+    };
+    let executors: String = endpoints
+        .nodes
+        .iter()
+        .map(|n| format!("  {}: {{type: local}}\n", n.name))
+        .collect();
+    format!(
+        "\
+name: drain
+from: {from}
+to: {to}
+mode: dbless
+strategy: rolling
+clusters:
+  x:
+    nodes:
+{x}  y:
+    nodes:
+{y}traffic:
+  driver: {{type: manual}}
+executors:
+{executors}rolling:
+  waves: [2, 100%]
+  drain: {drain}
+steps:
+  wave-1-stop-x:
+    commands:
+      - {{run: [kong, stop]}}
+",
+        from = endpoints.from,
+        to = endpoints.to,
+        x = nodes(kongup::plan::steps::ClusterSide::X),
+        y = nodes(kongup::plan::steps::ClusterSide::Y),
+    )
+}
+
+fn stop_x() -> StepRef {
+    StepRef::new(PhaseName::Cluster, "wave-1-stop-x")
+}
+
+fn start(dir: &std::path::Path, lab: &Lab, drain: &str) -> TestRun {
+    let (plan, expanded, toolbox) = loaded(lab, drain);
+    let text = plan_text(&lab.endpoints(), drain);
+    TestRun::start(setup(dir, plan, expanded, &text, toolbox))
+}
+
+/// The plan's real expansion cut down to `wave-1-stop-x`, on the lab's executors.
+fn loaded(lab: &Lab, drain: &str) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
+    let text = plan_text(&lab.endpoints(), drain);
+    let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
+    let phase = &loaded.expanded.phases[0];
+    let expanded = ExpandedPlan {
+        phases: vec![Phase {
+            name: phase.name,
+            strategy: phase.strategy,
+            steps: phase
+                .steps
+                .iter()
+                .filter(|s| s.id == "wave-1-stop-x")
+                .cloned()
+                .collect(),
+        }],
+        ..loaded.expanded.clone()
+    };
+    let access = KongAccess::for_plan(&loaded.plan)
+        .unwrap()
+        .with_waits(Waits {
+            nodes: Duration::from_secs(5),
+            poll: Duration::from_millis(100),
+            progress: Duration::from_millis(500),
+            smoke_request: Duration::from_secs(5),
+            tools: Duration::from_secs(30),
+        });
+    let mut toolbox = Toolbox::for_plan(
+        &loaded.plan,
+        Redactor::default(),
+        kongup::actions::builtins(Some(access)),
+    )
+    .unwrap();
+    for node in lab.endpoints().nodes {
+        toolbox = toolbox.with_executor(
+            node.name.clone(),
+            Arc::new(lab.executor(&node.name).with_speed(50.0)),
+        );
+    }
+    (loaded.plan, expanded, toolbox)
+}
+
+async fn lab(faults: Vec<Fault>) -> Lab {
+    Lab::start(
+        Scenario::DblessRolling,
+        LabOptions {
+            y_deployed: true,
+            faults,
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+fn node(lab: &Lab, name: &str) -> (Lifecycle, bool) {
+    let view = lab.nodes().into_iter().find(|n| n.name == name).unwrap();
+    (view.lifecycle, view.draining)
+}
+
+/// The journal's `node-outcome` records of the step: (node, ok, reason).
+fn node_outcomes(dir: &std::path::Path) -> Vec<(String, bool, Option<String>)> {
+    std::fs::read_to_string(dir.join("run").join(JOURNAL_FILE))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|r| r["event"] == "node-outcome")
+        .map(|r| {
+            (
+                r["node"].as_str().unwrap_or_default().to_string(),
+                r["ok"].as_bool().unwrap_or_default(),
+                r["reason"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The step's log file, line by line (every line: the live view may be thinned).
+fn log_lines(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(
+        dir.join("run")
+            .join("logs")
+            .join("cluster-wave-1-stop-x.log"),
+    )
+    .unwrap_or_default()
+    .lines()
+    .map(String::from)
+    .collect()
+}
+
+fn position(lines: &[String], needle: &str) -> usize {
+    lines
+        .iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_is_drained_before_it_is_stopped() {
+    let lab = lab(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &lab, "10s");
+    // The confirm says the drain before anything runs.
+    let (plan, expanded, toolbox) = loaded(&lab, "10s");
+    let preview = kongup::engine::preview_step(&plan, &expanded, &toolbox, &stop_x()).unwrap();
+    assert!(
+        preview.runs[0].starts_with(
+            "before its stop commands, each of the wave's X nodes is drained: kongup runs `kong \
+             drain` on it, then waits up to 10s until its /status/ready answers 503 draining"
+        ),
+        "{:?}",
+        preview.runs
+    );
+    assert!(
+        preview
+            .step
+            .instruction
+            .contains("kongup first drains each of the wave's nodes"),
+        "{}",
+        preview.step.instruction
+    );
+    let detail = run
+        .confirm_and_wait(&stop_x(), StepState::Succeeded)
+        .await
+        .unwrap_or_default();
+    let lines = log_lines(dir.path());
+    for name in ["kong-x-1", "kong-x-2"] {
+        let drain = position(&lines, &format!("$ kong drain   [on {name}"));
+        let drained = position(&lines, &format!("{name} drained:"));
+        let stop = position(&lines, &format!("$ kong stop   [on {name}"));
+        assert!(drain < drained && drained < stop, "{}", lines.join("\n"));
+        assert_eq!(node(&lab, name).0, Lifecycle::Stopped, "{detail}");
+    }
+    assert_eq!(node(&lab, "kong-x-3"), (Lifecycle::Running, false));
+    assert_eq!(
+        node_outcomes(dir.path()),
+        [
+            ("kong-x-1".to_string(), true, None),
+            ("kong-x-2".to_string(), true, None)
+        ]
+    );
+    run.quit().await;
+}
+
+/// kong-x-2 has a request in flight for longer than the drain (X answers 4 s late): it
+/// fails alone, is left running (draining), and kong-x-1 is stopped. Once the request has
+/// ended, the retry drains and stops kong-x-2 alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_drain_in_time_fails_alone_and_is_not_stopped() {
+    let lab = lab(vec![Fault::ExtraLatency {
+        cluster: kongup::plan::steps::ClusterSide::X,
+        latency: Duration::from_secs(4),
+    }])
+    .await;
+    let proxy = lab
+        .endpoints()
+        .nodes
+        .iter()
+        .find(|n| n.name == "kong-x-2")
+        .and_then(|n| n.proxy.clone())
+        .unwrap();
+    let slow = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .get(format!("{proxy}/orders"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+    });
+    let status = lab
+        .endpoints()
+        .nodes
+        .iter()
+        .find(|n| n.name == "kong-x-2")
+        .map(|n| n.status.clone())
+        .unwrap();
+    // The request is in flight before the step starts.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{status}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["server"]["connections_writing"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &lab, "1s");
+    let detail = run
+        .confirm_and_wait(&stop_x(), StepState::Failed)
+        .await
+        .unwrap_or_default();
+    assert!(
+        detail.starts_with(
+            "1 of 2 nodes failed: kong-x-2 (still draining after 1s: 1 request in flight)"
+        ),
+        "{detail}"
+    );
+    assert_eq!(node(&lab, "kong-x-1").0, Lifecycle::Stopped);
+    assert_eq!(node(&lab, "kong-x-2"), (Lifecycle::Running, true));
+    assert_eq!(
+        node_outcomes(dir.path()),
+        [
+            (
+                "kong-x-2".to_string(),
+                false,
+                Some("still draining after 1s: 1 request in flight".to_string())
+            ),
+            ("kong-x-1".to_string(), true, None),
+        ]
+    );
+    let lines = log_lines(dir.path());
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("$ kong stop   [on kong-x-2")),
+        "{}",
+        lines.join("\n")
+    );
+
+    slow.await.unwrap();
+    run.retry(&stop_x()).await;
+    let detail = run.wait_step(&stop_x(), StepState::Succeeded).await;
+    assert_eq!(node(&lab, "kong-x-2").0, Lifecycle::Stopped, "{detail:?}");
+    let lines = log_lines(dir.path());
+    let stops: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("$ kong stop   [on"))
+        .collect();
+    assert_eq!(stops.len(), 2, "kong-x-1 is not stopped again: {stops:?}");
+    assert!(stops[1].contains("[on kong-x-2"), "{stops:?}");
+    assert_eq!(
+        node_outcomes(dir.path()).last(),
+        Some(&("kong-x-2".to_string(), true, None))
+    );
+    run.quit().await;
+}
