@@ -739,6 +739,7 @@ impl Plain {
         let Some(StepPreview {
             step: details,
             runs,
+            ..
         }) = preview
         else {
             self.say(&format!("== {step} (not described by this plan)"));
@@ -757,6 +758,23 @@ impl Plain {
         self.say("   what runs:");
         for line in runs {
             self.say(&format!("     - {line}"));
+        }
+        let by_hand = |s: &StepRef| {
+            preview_step(
+                &self.setup.plan,
+                &self.setup.expanded,
+                &self.setup.toolbox,
+                s,
+            )
+            .is_none_or(|p| p.by_hand)
+        };
+        for line in crate::engine::wave::confirm_lines(
+            &self.setup.plan,
+            &self.setup.expanded,
+            step,
+            by_hand,
+        ) {
+            self.say(&format!("   {line}"));
         }
         let y_now = self.split.map(|split| split.y);
         if let Some(warning) = crate::engine::plan_change::traffic_backwards(&details.kind, y_now) {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::kong::migrations::build_command;
 use crate::plan::load::load_plan;
-use crate::plan::model::{CommandSpec, Plan};
+use crate::plan::model::{CommandSpec, Plan, WaveConfirm};
 use crate::plan::placement::command_runs;
 use crate::plan::steps::ClusterSide;
 use crate::plan::steps::{ExpandedPlan, Phase, Step, StepKind};
@@ -259,9 +259,13 @@ fn render_waves(out: &mut String, plan: &Plan) {
     let written: Vec<String> = rolling.waves.iter().map(ToString::to_string).collect();
     let _ = writeln!(
         out,
-        "Waves (rolling.waves [{}], each baked {} before the next):",
+        "Waves (rolling.waves [{}], each baked {} before the next; {}):",
         written.join(", "),
-        humantime::format_duration(rolling.between_waves)
+        humantime::format_duration(rolling.between_waves),
+        match rolling.confirm {
+            WaveConfirm::Wave => "one confirm runs a wave's steps",
+            WaveConfirm::EachStep => "each step confirmed",
+        }
     );
     let count = waves.len();
     for wave in &waves {
@@ -416,13 +420,17 @@ mod tests {
                 crate::plan::model::Share::Percent(100),
             ],
             between_waves: std::time::Duration::from_secs(120),
+            confirm: Default::default(),
             drain: None,
             max_unavailable: None,
         });
         let expanded = expand(&plan).unwrap();
         let text = render_text(&plan, &expanded);
         assert!(
-            text.contains("Waves (rolling.waves [1, 100%], each baked 2m before the next):"),
+            text.contains(
+                "Waves (rolling.waves [1, 100%], each baked 2m before the next; one confirm runs \
+                 a wave's steps):"
+            ),
             "{text}"
         );
         assert!(

@@ -10,6 +10,7 @@ pub use self::channel::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::journal::ConfirmVia;
 use super::lock::LockHolder;
 pub use crate::exec::LogStream;
 use crate::kong::topology::TopologySnapshot;
@@ -121,11 +122,13 @@ pub enum Event {
     RunChanged(RunState),
     /// A step starts (its `StepChanged` to running follows): its attempt, and who
     /// confirmed it as the journal has it (`user@host`); `None`: kongup itself, by the
-    /// plan's `traffic.auto_advance`.
+    /// plan's `traffic.auto_advance`. `via`: how (`Wave`: it went on from the step before
+    /// it in its wave, which `who` confirmed).
     StepStarted {
         step: StepRef,
         attempt: u32,
         who: Option<String>,
+        via: ConfirmVia,
     },
     Log(LogLine),
     /// How a wave's node step (`wave-N-start-y`, `wave-N-stop-x`) last ended on one of

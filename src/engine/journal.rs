@@ -87,6 +87,9 @@ pub enum ConfirmVia {
     Retry,
     /// The plan's `traffic.auto_advance` confirmed the next stage after gates passed.
     AutoAdvance,
+    /// The step went on from the one before it in its wave, whose confirm ran the wave as
+    /// one (`engine::wave`); the record's `by` is the operator who confirmed that step.
+    Wave,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ pub mod status;
 pub mod step;
 pub mod view;
 pub mod watcher;
+pub mod wave;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -193,6 +194,8 @@ pub fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
 pub struct StepPreview {
     pub step: Step,
     pub runs: Vec<String>,
+    /// Nothing runs: the operator does it and the confirm records it.
+    pub by_hand: bool,
 }
 
 pub fn preview_step(
@@ -204,9 +207,11 @@ pub fn preview_step(
     let details = step_details(expanded, step)?;
     let rollback_kind = rollback::rollback_step(expanded, step).map(|r| r.kind);
     let runs = toolbox.preview(plan, &details, rollback_kind.as_ref());
+    let by_hand = toolbox.by_hand(&details, rollback_kind.as_ref());
     Some(StepPreview {
         step: details,
         runs,
+        by_hand,
     })
 }
 

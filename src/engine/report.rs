@@ -159,6 +159,7 @@ fn confirm_via_name(via: ConfirmVia) -> &'static str {
         ConfirmVia::Confirm => "confirm",
         ConfirmVia::Retry => "retry",
         ConfirmVia::AutoAdvance => "auto-advance",
+        ConfirmVia::Wave => "wave",
     }
 }
 
@@ -182,6 +183,10 @@ pub fn describe(entry: &Entry) -> String {
                 ConfirmVia::Confirm => format!("{step} confirmed"),
                 ConfirmVia::Retry => format!("{step}: retry asked"),
                 ConfirmVia::AutoAdvance => format!("{step} confirmed by auto_advance"),
+                ConfirmVia::Wave => match crate::engine::wave::wave_number_of_key(step) {
+                    Some(n) => format!("{step} confirmed with wave {n}"),
+                    None => format!("{step} confirmed with its wave"),
+                },
             };
             if overridden.is_empty() {
                 said

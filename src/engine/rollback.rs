@@ -739,6 +739,7 @@ mod tests {
                 crate::plan::model::Share::Percent(100),
             ],
             between_waves: std::time::Duration::from_secs(60),
+            confirm: Default::default(),
             drain: None,
             max_unavailable: None,
         });

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Notice, NoticeKind};
 use crate::engine::event::RollbackProgress;
+use crate::engine::journal::ConfirmVia;
 use crate::engine::{Event, RunState, StepState};
 use crate::metrics::Verdict;
 use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
@@ -66,8 +67,13 @@ impl Watch {
     pub fn observe(&mut self, event: &Event) -> Vec<Notice> {
         let mut notices = Vec::new();
         match event {
-            Event::StepStarted { step, attempt, who } => {
-                notices.push(self.confirmation(step, *attempt, who.as_deref()));
+            Event::StepStarted {
+                step,
+                attempt,
+                who,
+                via,
+            } => {
+                notices.push(self.confirmation(step, *attempt, who.as_deref(), *via));
             }
             Event::StepChanged {
                 step,
@@ -131,8 +137,18 @@ impl Watch {
     }
 
     /// Who confirmed which step, from the engine's step-start event.
-    fn confirmation(&self, step: &StepRef, attempt: u32, who: Option<&str>) -> Notice {
+    fn confirmation(
+        &self,
+        step: &StepRef,
+        attempt: u32,
+        who: Option<&str>,
+        via: ConfirmVia,
+    ) -> Notice {
         let what = match (attempt, who) {
+            (_, Some(who)) if via == ConfirmVia::Wave => format!(
+                "kongup went on to {} (its wave, confirmed as one by {who})",
+                self.title(step)
+            ),
             (_, None) => format!(
                 "kongup started {} (the plan's traffic.auto_advance)",
                 self.title(step)
@@ -341,6 +357,11 @@ mod tests {
             step: stage.clone(),
             attempt,
             who: who.map(str::to_string),
+            via: match (attempt, who) {
+                (_, None) => ConfirmVia::AutoAdvance,
+                (1, _) => ConfirmVia::Confirm,
+                _ => ConfirmVia::Retry,
+            },
         };
         let by_alice = watch.observe(&started(1, Some("alice@h")));
         assert_eq!(kinds(by_alice.clone()), vec![NoticeKind::Confirmed]);
@@ -354,6 +375,19 @@ mod tests {
         assert!(retry[0].text.contains("bob@h retried"), "{}", retry[0].text);
         let auto = watch.observe(&started(1, None));
         assert!(auto[0].text.contains("auto_advance"), "{}", auto[0].text);
+        let with_wave = watch.observe(&Event::StepStarted {
+            step: stage.clone(),
+            attempt: 1,
+            who: Some("alice@h".into()),
+            via: ConfirmVia::Wave,
+        });
+        assert!(
+            with_wave[0]
+                .text
+                .contains("its wave, confirmed as one by alice@h"),
+            "{}",
+            with_wave[0].text
+        );
         // Text that reads like the engine's note says nothing: who comes from the event.
         let note = Event::Log(crate::engine::event::LogLine {
             at: Utc::now(),

@@ -55,6 +55,41 @@ pub struct RollingSpec {
     /// `max_unavailable:`: at most this many of the fleet's nodes out of service at once
     /// (`plan::waves::max_unavailable` resolves it); `None`: a wave's nodes all at once.
     pub max_unavailable: Option<Share>,
+    /// Whether one confirm runs a wave's steps in turn (`engine::wave`), or each step is
+    /// confirmed on its own.
+    pub confirm: WaveConfirm,
+}
+
+/// `rolling.confirm:`: what one confirm of a wave's step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaveConfirm {
+    /// The "each wave is a group of steps, confirmed as one": the confirm of a
+    /// wave's step runs the rest of the wave, pausing on a failure, a breach or an unfit Y.
+    #[default]
+    Wave,
+    /// Every step of a wave waits for its own confirm.
+    EachStep,
+}
+
+impl WaveConfirm {
+    /// Both, as the plan's documentation lists them.
+    pub const ALL: [WaveConfirm; 2] = [WaveConfirm::Wave, WaveConfirm::EachStep];
+
+    /// The word the plan writes (`rolling.confirm:`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WaveConfirm::Wave => "wave",
+            WaveConfirm::EachStep => "each-step",
+        }
+    }
+}
+
+impl FromStr for WaveConfirm {
+    type Err = UnknownWord;
+
+    fn from_str(word: &str) -> Result<Self, UnknownWord> {
+        UnknownWord::find("wave confirm", word, &WaveConfirm::ALL, WaveConfirm::as_str)
+    }
 }
 
 /// The first Kong with `kong drain` (kong/cmd/drain.lua, absent at 3.8.0, present at

@@ -148,6 +148,7 @@ mod tests {
         plan.rolling = Some(RollingSpec {
             waves,
             between_waves: Duration::from_secs(60),
+            confirm: Default::default(),
             drain: None,
             max_unavailable: None,
         });

@@ -645,6 +645,54 @@ pub fn wave_expanded(theme: Theme) -> ConsoleState {
     state
 }
 
+/// Eight data planes a side rolled in three waves ([1, 50%, 100%]), wave 2's nodes started
+/// and stopped by the plan's commands (`kong quit --wait`: kong/cmd/quit.lua@3.9.1), every
+/// step before wave 2 done, wave 2's start waiting for its confirm.
+fn at_wave_2(theme: Theme) -> ConsoleState {
+    let text = super::fleet::hybrid_plan_text(
+        8,
+        "rolling:\n  waves: [1, 50%, 100%]\n  between_waves: 5m\nsteps:\n  wave-2-start-y:\n    \
+         commands: [{run: [systemctl, start, kong]}]\n  wave-2-stop-x:\n    \
+         commands: [{run: [kong, quit, --wait, '30']}]\n",
+    );
+    let loaded = crate::plan::load::parse_plan(&text, "plan.yaml").expect("the waves plan");
+    let (plan, expanded) = (loaded.plan, loaded.expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
+    state.set_now(at(3));
+    apply_all(&mut state, &start_events(&expanded));
+    let wave_2 = dp("wave-2-start-y");
+    let before: Vec<StepRef> = expanded
+        .steps()
+        .map(|(phase, step)| step_ref(phase.name, &step.id))
+        .take_while(|s| *s != wave_2)
+        .collect();
+    apply_all(&mut state, &complete(&before, 20));
+    state.apply(&traffic(13));
+    state.set_now(at(1200));
+    ready(&mut state, wave_2);
+    state.apply(&Event::RunChanged(RunState::Waiting));
+    state
+}
+
+/// The confirm of wave 2's start: what the wave runs as one, and where it pauses.
+pub fn wave_confirm(theme: Theme) -> ConsoleState {
+    let mut state = at_wave_2(theme);
+    press(&mut state, key(KeyCode::Enter));
+    state
+}
+
+/// Wave 2 confirmed: its start done, its traffic stage baking at 50%; the header says the
+/// wave runs as one.
+pub fn wave_as_one_running(theme: Theme) -> ConsoleState {
+    let mut state = at_wave_2(theme);
+    apply_all(&mut state, &complete(&[dp("wave-2-start-y")], 1200));
+    state.apply(&changed(dp("wave-2-traffic"), StepState::Running));
+    state.apply(&Event::RunChanged(RunState::Running));
+    state.apply(&traffic(50));
+    state.set_now(at(1300));
+    state
+}
+
 /// Every scenario the snapshots cover, by name.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -673,6 +721,8 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("wave_running", wave_running),
         ("wave_failed", wave_failed),
         ("wave_expanded", wave_expanded),
+        ("wave_confirm", wave_confirm),
+        ("wave_as_one_running", wave_as_one_running),
     ]
 }
 

@@ -307,6 +307,7 @@ pub static MAIN: &[Binding] = &[
             &[
                 "confirm the selected ready step; shows what runs",
                 "and where; irreversible: type the plan name;",
+                "a wave's step: the rest of its wave runs on;",
                 "any other step: all of it, read-only",
             ],
         ),

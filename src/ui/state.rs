@@ -148,6 +148,8 @@ pub struct StepEntry {
     pub step: Step,
     /// What confirming it runs and where, one line each (the engine's words).
     pub runs: Vec<String>,
+    /// Nothing runs: the operator does it, and the confirm records it.
+    pub by_hand: bool,
     pub status: StepStatus,
 }
 
@@ -440,17 +442,23 @@ impl ConsoleState {
     }
 
     fn add_step(&mut self, step_ref: StepRef, step: Step) -> usize {
-        let runs = self
+        let (runs, by_hand) = self
             .previewer
             .preview(&step_ref)
-            .map(|p| p.runs)
-            .unwrap_or_else(|| vec!["(kongup cannot say what this step runs)".to_string()]);
+            .map(|p| (p.runs, p.by_hand))
+            .unwrap_or_else(|| {
+                (
+                    vec!["(kongup cannot say what this step runs)".to_string()],
+                    true,
+                )
+            });
         self.index.insert(step_ref.clone(), self.entries.len());
         self.wave_numbers.push(None);
         self.entries.push(StepEntry {
             step_ref,
             step,
             runs,
+            by_hand,
             status: StepStatus {
                 state: StepState::Pending,
                 detail: None,

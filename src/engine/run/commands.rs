@@ -294,7 +294,7 @@ impl Engine {
                 overridden,
             },
         )?;
-        self.start_step(step, Who::Operator)
+        self.start_step(step, Who::Operator, via)
     }
 
     pub(super) fn mark_done(&mut self, step: StepRef, note: String) -> Result<(), EngineError> {

@@ -16,7 +16,7 @@ use crate::engine::rundir;
 use crate::engine::step::{
     AfterFailure, LogSink, StepAction, StepContext, StepOutcome, run_commands,
 };
-use crate::engine::{EngineError, blocking};
+use crate::engine::{EngineError, blocking, wave};
 use crate::exec::track::{self, StepTracking};
 use crate::plan::steps::{PhaseName, StepKind, StepRef};
 
@@ -60,7 +60,12 @@ pub(super) async fn execute_step(
 }
 
 impl Engine {
-    pub(super) fn start_step(&mut self, step: StepRef, who: Who) -> Result<(), EngineError> {
+    pub(super) fn start_step(
+        &mut self,
+        step: StepRef,
+        who: Who,
+        via: ConfirmVia,
+    ) -> Result<(), EngineError> {
         let key = step_key(&step);
         let Some((details, rollback_of)) = self.resolve(&step) else {
             self.refuse(Some(&step), format!("{step} is not a step of this plan"));
@@ -97,8 +102,12 @@ impl Engine {
             self.toolbox.redactor.clone(),
             self.events.clone(),
         );
+        let how = match via {
+            ConfirmVia::Wave => " (its wave goes on: confirmed as one)",
+            _ => "",
+        };
         sink.note(&format!(
-            "{step}: attempt {attempt}, started by {}",
+            "{step}: attempt {attempt}, started by {}{how}",
             self.by(who)
         ));
         self.emit(Event::StepStarted {
@@ -108,6 +117,7 @@ impl Engine {
                 Who::Operator => Some(self.operator.clone()),
                 Who::Kongup => None,
             },
+            via,
         });
         let cancel = CancellationToken::new();
         let bake_only = details.commands.is_empty()
@@ -244,6 +254,11 @@ impl Engine {
             let reason = format!("{}: {}", running.step, detail.unwrap_or_default());
             self.record(Who::Kongup, Entry::Paused { reason })?;
         }
+        // A wave goes on before the changes are said, so its next step is never shown
+        // waiting for a confirm it does not need.
+        let went_on = result == StepResult::Succeeded
+            && then == AfterFailure::Stop
+            && self.continue_wave(&running.step, gates_passed)?;
         self.emit_changes();
         let succeeded = result == StepResult::Succeeded;
         if succeeded && running.step == StepRef::new(PhaseName::Rollback, TRAFFIC_TO_X) {
@@ -255,7 +270,7 @@ impl Engine {
                 self.rollback(Instant::now(), &gate_rollback, Who::Kongup)?;
             }
         }
-        if succeeded && gates_passed && self.plan.traffic.auto_advance {
+        if succeeded && gates_passed && self.plan.traffic.auto_advance && !went_on {
             self.auto_advance()?;
         }
         Ok(())
@@ -342,6 +357,75 @@ impl Engine {
                 overridden: Vec::new(),
             },
         )?;
-        self.start_step(next, Who::Kongup)
+        self.start_step(next, Who::Kongup, ConfirmVia::AutoAdvance)
+    }
+
+    /// A wave confirmed as one (`engine::wave`): after `done` succeeded, the next step of
+    /// its wave starts with a confirm journaled as the wave's, on the operator's behalf,
+    /// unless something an operator should weigh stands in the way (then it waits for the
+    /// operator as any step, and a warning says why). Whether it went on.
+    fn continue_wave(&mut self, done: &StepRef, gates_passed: bool) -> Result<bool, EngineError> {
+        if !wave::confirmed_as_one(&self.plan)
+            || self.quitting.is_some()
+            || self.view.paused.is_some()
+            || self.view.rollback.is_some()
+            || wave::wave_of(&self.expanded, done).is_none()
+        {
+            return Ok(false);
+        }
+        self.advance()?;
+        let Some(next) = self.view.next_step().and_then(|k| parse_step_key(&k)) else {
+            return Ok(false);
+        };
+        if !wave::goes_on_into(&self.plan, &self.expanded, done, &next)
+            || self.view.state_of(&step_key(&next)) != StepState::Pending
+        {
+            return Ok(false);
+        }
+        let Some(details) = self.expanded.step(&next).cloned() else {
+            return Ok(false);
+        };
+        let baked = self.expanded.step(done).is_some_and(|s| {
+            matches!(
+                s.kind,
+                StepKind::ShiftTraffic { .. } | StepKind::Monitor { .. }
+            )
+        });
+        let by_hand = self.toolbox.by_hand(&details, None);
+        let unfit = self.y_unfit_for(&next, &details);
+        let stop = if baked && !gates_passed {
+            Some(format!(
+                "{done} baked without gates: nothing judged Y's share"
+            ))
+        } else if details.irreversible {
+            Some(format!("{next} is irreversible"))
+        } else if by_hand {
+            Some(format!(
+                "{next} is done by hand: its confirm says it was done"
+            ))
+        } else if !unfit.is_empty() {
+            Some(format!(
+                "Y is not fit for more traffic: {}; confirm it (typing '{}') or roll back",
+                unfit.join("; "),
+                crate::engine::health::OVERRIDE_WORD
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            self.warn(format!("the wave stops before {next}: {why}"));
+            return Ok(false);
+        }
+        self.record(
+            Who::Operator,
+            Entry::StepConfirmed {
+                step: step_key(&next),
+                via: ConfirmVia::Wave,
+                typed: false,
+                overridden: Vec::new(),
+            },
+        )?;
+        self.start_step(next, Who::Operator, ConfirmVia::Wave)?;
+        Ok(true)
     }
 }

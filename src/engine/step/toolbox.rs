@@ -149,6 +149,12 @@ impl Toolbox {
     }
 
     /// Exactly what confirming the step will run and where, one line each.
+    /// Whether a step runs nothing (no action, no commands): it is done by hand, and its
+    /// confirm is the operator's word that it was.
+    pub fn by_hand(&self, step: &Step, rollback: Option<&RollbackKind>) -> bool {
+        self.action_for(step, rollback).is_none() && step.commands.is_empty()
+    }
+
     pub fn preview(
         &self,
         plan: &Plan,

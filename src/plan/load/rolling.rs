@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::read::{duration, index, list, mapping, shown};
+use super::read::{duration, index, list, mapping, shown, word};
 use super::yaml::{Node, Pos, Value};
 use super::{Loader, optional};
-use crate::plan::model::{Clusters, KONG_DRAIN_SINCE, Mode, Role, RollingSpec, Share};
+use crate::plan::model::{Clusters, KONG_DRAIN_SINCE, Mode, Role, RollingSpec, Share, WaveConfirm};
 use crate::plan::version::KongVersion;
 
 /// What the loader keeps of `rolling:` for the checks that need the clusters.
@@ -26,7 +26,13 @@ impl Loader {
             d,
             node,
             "rolling",
-            Some(&["waves", "between_waves", "max_unavailable", "drain"]),
+            Some(&[
+                "waves",
+                "between_waves",
+                "confirm",
+                "max_unavailable",
+                "drain",
+            ]),
         )?;
         self.at.rolling.key = Some(key);
         let waves = match f.required(d, "waves") {
@@ -57,6 +63,14 @@ impl Loader {
         let between_waves = optional(f.get("between_waves"), bake, |n| {
             duration(d, n, "rolling.between_waves")
         });
+        let confirm = optional(f.get("confirm"), WaveConfirm::default(), |n| {
+            word::<WaveConfirm>(
+                d,
+                n,
+                "rolling.confirm",
+                &WaveConfirm::ALL.map(WaveConfirm::as_str),
+            )
+        });
         self.at.rolling.drain = f.key_pos("drain");
         let drain = match f.get("drain") {
             Some(n) => Some(duration(d, n, "rolling.drain")?),
@@ -72,6 +86,7 @@ impl Loader {
         Some(RollingSpec {
             waves: waves?,
             between_waves: between_waves?,
+            confirm: confirm?,
             drain,
             max_unavailable,
         })

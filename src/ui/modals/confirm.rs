@@ -182,8 +182,30 @@ pub fn body(state: &ConsoleState, step_ref: &StepRef, width: usize) -> Vec<Line<
         theme.bold(),
     )));
     lines.extend(run_lines(state, state.runs(step_ref), width));
+    lines.extend(wave_lines(state, step_ref, width));
     lines.push(Line::default());
     lines.extend(paragraph(&step.instruction, width, theme.tone(Tone::Plain)));
+    lines
+}
+
+/// A wave confirmed as one (`engine::wave`): a blank, then what the confirm runs of the
+/// wave (bold), each step indented, and where it pauses; nothing for any other step.
+fn wave_lines(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<'static>> {
+    let said = crate::engine::wave::confirm_lines(state.plan(), state.expanded(), step, |s| {
+        state.by_hand(s)
+    });
+    let Some((first, rest)) = said.split_first() else {
+        return Vec::new();
+    };
+    let theme = state.theme();
+    let mut lines = vec![Line::default()];
+    lines.extend(paragraph(first, width, theme.bold()));
+    for line in rest {
+        match line.strip_prefix("  ") {
+            Some(step_line) => lines.extend(run_lines(state, &[step_line.to_string()], width)),
+            None => lines.extend(paragraph(line, width, theme.tone(Tone::Plain))),
+        }
+    }
     lines
 }
 

@@ -6,6 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::engine::event::RunState;
+use crate::engine::wave;
 use crate::metrics::Verdict;
 use crate::ui::describe;
 use crate::ui::state::{ConsoleState, RollbackTraffic, Watching};
@@ -122,7 +123,7 @@ fn status_line(state: &ConsoleState, width: usize) -> Line<'static> {
     // Waiting for the operator: the step whose turn it is says more than its phase.
     let at = match (state.run_state(), state.ready_step()) {
         (RunState::Waiting, Some(step)) => step.id.clone(),
-        _ => format!("phase {phase}"),
+        _ => wave_at(state).unwrap_or_else(|| format!("phase {phase}")),
     };
     let left = vec![
         Span::raw(" "),
@@ -142,6 +143,23 @@ fn status_line(state: &ConsoleState, width: usize) -> Line<'static> {
     ));
     spans.extend(traffic);
     spans.into_iter().collect::<Line>()
+}
+
+/// `wave 2/3 as one, step 2/3`: a step of a wave confirmed as one runs (`engine::wave`),
+/// so the operator reads that the steps after it go on without a confirm.
+fn wave_at(state: &ConsoleState) -> Option<String> {
+    if state.run_state() != RunState::Running || !wave::confirmed_as_one(state.plan()) {
+        return None;
+    }
+    let step = state.running_step()?;
+    let wave = wave::wave_of(state.expanded(), step)?;
+    Some(format!(
+        "wave {}/{} as one, step {}/{}",
+        wave.number,
+        wave.count,
+        wave.position(step)?,
+        wave.steps.len()
+    ))
 }
 
 /// `X 75% ███████░░░ 25% Y`, at most `room` columns.

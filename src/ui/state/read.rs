@@ -251,6 +251,13 @@ impl ConsoleState {
             .map_or(&[], |&i| self.entries[i].runs.as_slice())
     }
 
+    /// Whether `step` runs nothing (done by hand); unknown steps count as done by hand.
+    pub fn by_hand(&self, step: &StepRef) -> bool {
+        self.index
+            .get(step)
+            .is_none_or(|&i| self.entries[i].by_hand)
+    }
+
     /// What still runs of `step` though kongup no longer waits on it, if anything.
     pub fn still_running(&self, step: &StepRef) -> Option<&str> {
         let e = &self.entries[*self.index.get(step)?];

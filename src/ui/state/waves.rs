@@ -95,37 +95,54 @@ impl ConsoleState {
             .filter(|n| self.wave_of_step(self.selected) == Some(*n))
     }
 
-    /// The node outcomes of wave `number`'s step `kind` (`start-y` or `stop-x`).
+    /// The node outcomes of wave `number`'s step `kind` (`start-y` or `stop-x`), and
+    /// whether that step succeeded: a node step whose nodes ran no command of their own
+    /// (only the readiness wait) journals no outcome for the nodes that passed, so once the
+    /// step is done a node without an outcome counts as done.
     fn wave_outcomes(
         &self,
         number: usize,
         kind: &str,
-    ) -> Option<&BTreeMap<String, Option<String>>> {
+    ) -> Option<(&BTreeMap<String, Option<String>>, bool)> {
         let id = format!("wave-{number}-{kind}");
         self.entries
             .iter()
             .zip(&self.wave_numbers)
             .find(|(e, w)| **w == Some(number) && e.step_ref.id == id)
-            .map(|(e, _)| &e.status.nodes)
+            .map(|(e, _)| (&e.status.nodes, e.status.state == StepState::Succeeded))
+    }
+
+    /// A node's state in a wave's step from its outcomes (see `wave_outcomes`).
+    fn node_state(
+        outcomes: Option<(&BTreeMap<String, Option<String>>, bool)>,
+        name: &str,
+    ) -> WaveNodeState {
+        match outcomes {
+            Some((nodes, succeeded)) => match nodes.get(name) {
+                Some(Some(why)) => WaveNodeState::Failed(why.clone()),
+                Some(None) => WaveNodeState::Done,
+                None if succeeded => WaveNodeState::Done,
+                None => WaveNodeState::Waiting,
+            },
+            None => WaveNodeState::Waiting,
+        }
     }
 
     pub fn wave_progress(&self, number: usize) -> Option<WaveProgress> {
         let wave = self.waves.iter().find(|w| w.number == number)?;
         let started = self.wave_outcomes(number, "start-y");
         let stopped = self.wave_outcomes(number, "stop-x");
-        let up = started.map_or(0, |nodes| {
-            wave.y_nodes
-                .iter()
-                .filter(|n| matches!(nodes.get(*n), Some(None)))
-                .count()
-        });
+        let up = wave
+            .y_nodes
+            .iter()
+            .filter(|n| Self::node_state(started, n) == WaveNodeState::Done)
+            .count();
         let failed = [(started, &wave.y_nodes), (stopped, &wave.x_nodes)]
             .into_iter()
-            .filter_map(|(outcomes, nodes)| Some((outcomes?, nodes)))
             .map(|(outcomes, nodes)| {
                 nodes
                     .iter()
-                    .filter(|n| matches!(outcomes.get(*n), Some(Some(_))))
+                    .filter(|n| matches!(Self::node_state(outcomes, n), WaveNodeState::Failed(_)))
                     .count()
             })
             .sum();
@@ -186,11 +203,7 @@ impl ConsoleState {
             names.iter().map(move |name| WaveNode {
                 name: name.clone(),
                 side,
-                state: match outcomes.and_then(|o| o.get(name)) {
-                    Some(Some(why)) => WaveNodeState::Failed(why.clone()),
-                    Some(None) => WaveNodeState::Done,
-                    None => WaveNodeState::Waiting,
-                },
+                state: Self::node_state(outcomes, name),
             })
         })
         .collect();

@@ -1,6 +1,8 @@
 //! `kongup demo --scenario hybrid --data-planes N` as a fleet: its plan rolls the data
-//! planes in waves (`rolling:`), `--plain` confirms them wave by wave to done, and a demo
-//! killed (SIGKILL) in the middle of a wave resumes with the wave's nodes as they were.
+//! planes in waves (`rolling:`), `--plain` confirms them wave by wave (one confirm a wave:
+//! `engine::wave`) to done, and a demo killed (SIGKILL) in the middle of a wave resumes
+//! with the wave's nodes as they were, its interrupted step retried, and the rest of the
+//! wave going on after it.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,27 @@ fn is_done(line: &str) -> bool {
     line.ends_with("The run is done.")
 }
 
+/// The steps `--plain` asked a confirm (or a retry) for, in order (`kongup> STEP: …`).
+fn asked(transcript: &str) -> Vec<String> {
+    transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix("kongup> "))
+        .filter_map(|l| l.split_once(": ").map(|(step, _)| step.to_string()))
+        .collect()
+}
+
+/// Whether `--plain` asked for a confirm of wave `n`'s steps after its first: a wave is
+/// confirmed as one (`engine::wave`).
+fn asked_within_wave(transcript: &str, n: usize) -> Vec<String> {
+    asked(transcript)
+        .into_iter()
+        .filter(|s| {
+            s.starts_with(&format!("data-plane/wave-{n}-")) && !s.ends_with("-start-y")
+                || (n == 1 && s == "data-plane/staging-tests")
+        })
+        .collect()
+}
+
 /// The line a resumed demo says its rebuilt lab with.
 fn lab_nodes_line(demo: &mut PlainDemo) -> String {
     demo.wait_for("the rebuilt lab's nodes", |l| l.starts_with("lab nodes: "))
@@ -61,10 +84,15 @@ fn two_hundred_data_planes_roll_in_four_waves_to_y() {
     assert!(ended.status.success(), "{}\n{}", ended.stdout, ended.stderr);
     eprintln!("200 data planes, --plain --speed {SPEED}: done in {wall:?}");
 
-    // Waves [5%, 25%, 50%, 100%] of 200: 10, 40, 50 and 100 data planes, each wave confirmed;
-    // X's stop with them but for the last wave's share (decommission-x takes those).
+    // Waves [5%, 25%, 50%, 100%] of 200: 10, 40, 50 and 100 data planes, each wave confirmed
+    // once; X's stop with them but for the last wave's share (decommission-x takes those).
     let transcript = ended.stdout;
     for n in 1..=4 {
+        assert_eq!(
+            asked_within_wave(&transcript, n),
+            Vec::<String>::new(),
+            "wave {n}"
+        );
         assert!(
             transcript.contains(&format!("succeeded data-plane/wave-{n}-start-y")),
             "wave {n} did not start Y:\n{transcript}"
@@ -113,6 +141,16 @@ fn a_fleet_demo_killed_mid_wave_resumes_with_the_wave_s_nodes_as_they_were() {
         !killed.contains("succeeded data-plane/wave-2-traffic"),
         "{killed}"
     );
+    // One confirm a wave: wave 1 ran its start, staging tests, stage and stop in turn, and
+    // wave 2 went on from its start into its stage.
+    for n in [1, 2] {
+        assert_eq!(
+            asked_within_wave(&killed, n),
+            Vec::<String>::new(),
+            "wave {n}:\n{killed}"
+        );
+    }
+    assert!(asked(&killed).contains(&"data-plane/wave-2-start-y".to_string()));
 
     let mut demo = spawn(20, &run_dir);
     let nodes = lab_nodes_line(&mut demo);
@@ -126,9 +164,25 @@ fn a_fleet_demo_killed_mid_wave_resumes_with_the_wave_s_nodes_as_they_were() {
         l.starts_with("kongup> data-plane/wave-2-traffic: retry")
     });
     demo.send("retry");
+    // The retried stage goes on into the rest of its wave: the next confirm asked is wave
+    // 3's start.
+    demo.wait_for("wave 3's start to ask for its confirm", |l| {
+        l.starts_with("kongup> data-plane/wave-3-start-y: y")
+    });
+    demo.send("y");
     demo.confirm_until_within("the run to be done", Duration::from_secs(300), is_done);
     let ended = demo.end();
     assert!(ended.status.success(), "{}\n{}", ended.stdout, ended.stderr);
+    assert!(
+        ended.stdout.contains("succeeded data-plane/wave-2-stop-x"),
+        "{}",
+        ended.stdout
+    );
+    assert!(
+        !asked(&ended.stdout).contains(&"data-plane/wave-2-stop-x".to_string()),
+        "{}",
+        ended.stdout
+    );
     let status = status_json(&run_dir);
     assert_eq!(status["state"], "done", "{status:#}");
     assert_eq!(step_state(&status, "data-plane/wave-2-stop-x"), "succeeded");

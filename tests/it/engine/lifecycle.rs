@@ -929,6 +929,7 @@ async fn a_step_start_says_who_confirmed_it_and_which_attempt() {
             step: cluster("a"),
             attempt: 1,
             who: Some("alice@test".into()),
+            via: kongup::engine::journal::ConfirmVia::Confirm,
         }
     );
 }

@@ -24,4 +24,5 @@ mod step_log;
 mod step_output;
 mod take_out;
 mod traffic;
+mod wave_as_one;
 mod wave_nodes;

@@ -218,6 +218,7 @@ async fn incompatible_wave() -> (
     plan.rolling = Some(RollingSpec {
         waves: vec![Share::Percent(100)],
         between_waves: Duration::from_secs(1),
+        confirm: Default::default(),
         drain: None,
         max_unavailable: None,
     });

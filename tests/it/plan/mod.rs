@@ -6,4 +6,5 @@ mod fuzz;
 mod refusals;
 mod sizes;
 mod urls;
+mod wave_confirm;
 mod waves;

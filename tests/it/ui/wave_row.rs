@@ -201,3 +201,15 @@ fn at_fleet_size_the_row_fits_80_columns_and_the_failed_come_first() {
     );
     assert!(wide.contains("more, none failed"), "{wide}");
 }
+
+/// A wave node step with no command of its own (only the readiness wait) journals no
+/// outcome for the nodes that passed: once it succeeded, its nodes count as up, not 0/N.
+#[test]
+fn a_wave_start_done_without_node_outcomes_counts_its_nodes_up() {
+    let mut state = scenarios::wave_running(Theme::COLOUR);
+    state.apply(&changed(dp("wave-2-start-y"), StepState::Succeeded));
+    let progress = state.wave_progress(2).expect("wave 2");
+    assert_eq!((progress.up, progress.y_nodes, progress.failed), (5, 5, 0));
+    let progress = state.wave_progress(3).expect("wave 3");
+    assert_eq!((progress.up, progress.failed), (0, 0), "wave 3 not started");
+}

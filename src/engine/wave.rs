@@ -1,0 +1,308 @@
+//! A wave confirmed as one (issue 17, "each wave is a group of steps, confirmed as one"):
+//! the steps of a wave of `rolling:` (start Y, the staging tests after the first, the
+//! traffic stage and its bake, stop X) run in turn after one confirm. Pure: which steps
+//! make a wave, whether a step's success goes on into the next, and what the confirm of a
+//! wave's step says it will run. The engine's side is `run/step.rs` (`continue_wave`).
+//!
+//! A wave goes on only where an operator's confirm would have found nothing to weigh: it
+//! pauses on a failed step or node, a bake that did not pass its gates (a breach, an
+//! inconclusive bake, or no gate source to judge it), a Y found unfit for more traffic, a
+//! step done by hand (its confirm is the operator's word that it was done), an
+//! irreversible step, a pause, a rollback or a quit. `rolling.confirm: each-step` turns it
+//! off.
+
+use crate::plan::model::{Plan, WaveConfirm};
+use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
+use crate::plan::waves::{rolling_phase, waves};
+
+/// The wave a step belongs to: its number, how many waves there are, and its steps in
+/// run order (from `wave-N-start-y` to the wave's last step, with whatever the plan puts
+/// between them: the staging tests after wave 1's start, an inserted step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveSteps {
+    pub number: usize,
+    pub count: usize,
+    pub steps: Vec<StepRef>,
+}
+
+impl WaveSteps {
+    /// 1-based position of `step` in the wave.
+    pub fn position(&self, step: &StepRef) -> Option<usize> {
+        self.steps.iter().position(|s| s == step).map(|i| i + 1)
+    }
+}
+
+/// Whether one confirm runs a wave's steps in turn: the plan rolls in waves and does not
+/// say `rolling.confirm: each-step`.
+pub fn confirmed_as_one(plan: &Plan) -> bool {
+    plan.rolling
+        .as_ref()
+        .is_some_and(|r| r.confirm == WaveConfirm::Wave)
+}
+
+/// The wave `step` is a step of, if any.
+pub fn wave_of(expanded: &ExpandedPlan, step: &StepRef) -> Option<WaveSteps> {
+    let phase = expanded.phases.iter().find(|p| p.name == step.phase)?;
+    let ids: Vec<&str> = phase.steps.iter().map(|s| s.id.as_str()).collect();
+    let at = ids.iter().position(|id| *id == step.id)?;
+    let count = ids
+        .iter()
+        .filter(|id| wave_number(id, "start-y").is_some())
+        .count();
+    // The nearest wave start at or before the step, and that wave's last own step.
+    let (first, number) = ids[..=at]
+        .iter()
+        .enumerate()
+        .rev()
+        .find_map(|(i, id)| wave_number(id, "start-y").map(|n| (i, n)))?;
+    let prefix = format!("wave-{number}-");
+    let last = ids.iter().rposition(|id| id.starts_with(&prefix))?;
+    (at <= last).then(|| WaveSteps {
+        number,
+        count,
+        steps: ids[first..=last]
+            .iter()
+            .map(|id| StepRef::new(step.phase, *id))
+            .collect(),
+    })
+}
+
+/// `N` of `wave-N-<what>`.
+fn wave_number(id: &str, what: &str) -> Option<usize> {
+    id.strip_prefix("wave-")?
+        .strip_suffix(what)?
+        .strip_suffix('-')?
+        .parse()
+        .ok()
+}
+
+/// The wave a step key (`phase/id`) is in, read from the id alone (`wave-N-…`), for
+/// readers without the plan (the report); `None` for the staging tests and inserted steps.
+pub fn wave_number_of_key(key: &str) -> Option<usize> {
+    let id = key.rsplit('/').next()?;
+    let rest = id.strip_prefix("wave-")?;
+    let (n, _) = rest.split_once('-')?;
+    n.parse().ok()
+}
+
+/// Whether `next` is the step that `done`'s success goes on into without a confirm: the
+/// plan confirms waves as one and `next` comes after `done` in the same wave.
+pub fn goes_on_into(plan: &Plan, expanded: &ExpandedPlan, done: &StepRef, next: &StepRef) -> bool {
+    if !confirmed_as_one(plan) {
+        return false;
+    }
+    let Some(wave) = wave_of(expanded, done) else {
+        return false;
+    };
+    matches!(
+        (wave.position(done), wave.position(next)),
+        (Some(a), Some(b)) if b > a
+    )
+}
+
+/// What the confirm of `step` says when it runs more of its wave: the steps it runs in
+/// turn (up to a step done by hand or irreversible, which waits for its own confirm), the
+/// nodes each starts or stops, Y's share after it, and where it pauses. Empty when the
+/// confirm runs `step` alone. `by_hand`: whether a step runs nothing (`Toolbox::by_hand`).
+pub fn confirm_lines(
+    plan: &Plan,
+    expanded: &ExpandedPlan,
+    step: &StepRef,
+    by_hand: impl Fn(&StepRef) -> bool,
+) -> Vec<String> {
+    if !confirmed_as_one(plan) || rolling_phase(plan.mode) != Some(step.phase) {
+        return Vec::new();
+    }
+    let Some(wave) = wave_of(expanded, step) else {
+        return Vec::new();
+    };
+    let from = wave.position(step).unwrap_or(1);
+    let rest = &wave.steps[from - 1..];
+    // The confirmed step runs whatever it is; the wave goes on only into steps that run
+    // something and can be undone.
+    let goes_on = rest[1..]
+        .iter()
+        .take_while(|s| !by_hand(s) && expanded.step(s).is_some_and(|d| !d.irreversible))
+        .count();
+    if goes_on == 0 {
+        return Vec::new();
+    }
+    let runs = &rest[..=goes_on];
+    let resolved = waves(plan);
+    let this = resolved.iter().find(|w| w.number == wave.number);
+    let mut lines = vec![format!(
+        "This confirm runs wave {}/{} as one: {}",
+        wave.number,
+        wave.count,
+        runs.iter()
+            .map(|s| s.id.as_str())
+            .collect::<Vec<_>>()
+            .join(" → ")
+    )];
+    for s in runs {
+        let Some(details) = expanded.step(s) else {
+            continue;
+        };
+        let what = match (&details.kind, this) {
+            (StepKind::StartNodes { .. }, Some(w)) => {
+                format!("starts {} of Y's nodes", w.y_nodes.len())
+            }
+            (StepKind::StopNodes { .. }, Some(w)) => {
+                format!("stops {} of X's nodes", w.x_nodes.len())
+            }
+            (StepKind::ShiftTraffic { y_percent, bake }, _) => format!(
+                "Y to {y_percent}% of traffic, baked {} with the gates",
+                humantime::format_duration(*bake)
+            ),
+            _ => details.title.clone(),
+        };
+        lines.push(format!("  {}: {what}", s.id));
+    }
+    if let Some(next) = rest.get(goes_on + 1) {
+        lines.push(format!(
+            "{next} waits for its own confirm: it is done by hand or cannot be undone."
+        ));
+    }
+    lines.push(
+        "It pauses, for you to decide, on a failed step or node, a gate breach or a bake \
+         that is not a pass, or a Y not fit for more traffic; R stops it at once."
+            .to_string(),
+    );
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::load::parse_plan;
+    use crate::plan::steps::PhaseName;
+
+    /// Hybrid, eight data planes a side in waves [1, 50%, 100%]; `extra`: more of
+    /// `rolling:`.
+    fn plan(extra: &str) -> (Plan, ExpandedPlan) {
+        let dps = |side: &str| {
+            (1..=8)
+                .map(|i| format!("      - {{name: dp-{side}-{i}, role: data_plane}}\n"))
+                .collect::<String>()
+        };
+        let text = format!(
+            "name: waves\nfrom: 3.4.3\nto: 3.10.0\nmode: hybrid\nstrategy: in-place\n\
+             clusters:\n  x:\n    nodes:\n      - {{name: cp-x, role: control_plane, \
+             admin_url: \"http://127.0.0.1:9\"}}\n{}    database: {{host: pg.internal}}\n  \
+             y:\n    nodes:\n      - {{name: cp-y, role: control_plane, admin_url: \
+             \"http://127.0.0.1:9\"}}\n{}traffic:\n  driver: {{type: manual}}\nrolling:\n  \
+             waves: [1, 50%, 100%]\n  between_waves: 1m\n{extra}",
+            dps("x"),
+            dps("y")
+        );
+        let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
+        (loaded.plan, loaded.expanded)
+    }
+
+    fn dp(id: &str) -> StepRef {
+        StepRef::new(PhaseName::DataPlane, id)
+    }
+
+    #[test]
+    fn a_wave_runs_from_its_start_to_its_last_step_with_the_staging_tests_in_wave_1() {
+        let (_, expanded) = plan("");
+        let one = wave_of(&expanded, &dp("wave-1-traffic")).unwrap();
+        assert_eq!((one.number, one.count), (1, 3));
+        assert_eq!(
+            one.steps,
+            [
+                dp("wave-1-start-y"),
+                dp("staging-tests"),
+                dp("wave-1-traffic"),
+                dp("wave-1-stop-x")
+            ]
+        );
+        // The last wave stops no X node: it ends at its traffic stage.
+        let three = wave_of(&expanded, &dp("wave-3-start-y")).unwrap();
+        assert_eq!(three.steps, [dp("wave-3-start-y"), dp("wave-3-traffic")]);
+        assert_eq!(wave_of(&expanded, &dp("monitor")), None);
+        assert_eq!(wave_of(&expanded, &dp("compat-check")), None);
+    }
+
+    #[test]
+    fn a_step_goes_on_only_into_a_later_step_of_its_own_wave() {
+        let (p, expanded) = plan("");
+        assert!(goes_on_into(
+            &p,
+            &expanded,
+            &dp("wave-1-start-y"),
+            &dp("staging-tests")
+        ));
+        assert!(goes_on_into(
+            &p,
+            &expanded,
+            &dp("wave-2-traffic"),
+            &dp("wave-2-stop-x")
+        ));
+        assert!(!goes_on_into(
+            &p,
+            &expanded,
+            &dp("wave-1-stop-x"),
+            &dp("wave-2-start-y")
+        ));
+        assert!(!goes_on_into(
+            &p,
+            &expanded,
+            &dp("wave-3-traffic"),
+            &dp("monitor")
+        ));
+        let (each, expanded) = plan("  confirm: each-step\n");
+        assert!(!goes_on_into(
+            &each,
+            &expanded,
+            &dp("wave-2-traffic"),
+            &dp("wave-2-stop-x")
+        ));
+    }
+
+    #[test]
+    fn the_first_step_s_confirm_says_what_the_wave_runs_and_where_it_pauses() {
+        let (p, expanded) = plan("");
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), |_| false);
+        assert_eq!(
+            lines[0],
+            "This confirm runs wave 2/3 as one: wave-2-start-y → wave-2-traffic → wave-2-stop-x"
+        );
+        assert_eq!(lines[1], "  wave-2-start-y: starts 3 of Y's nodes");
+        assert_eq!(
+            lines[2],
+            "  wave-2-traffic: Y to 50% of traffic, baked 1m with the gates"
+        );
+        assert_eq!(lines[3], "  wave-2-stop-x: stops 3 of X's nodes");
+        assert!(lines[4].starts_with("It pauses"), "{}", lines[4]);
+        // From the middle of a wave (after a pause), the rest of it.
+        let rest = confirm_lines(&p, &expanded, &dp("wave-2-traffic"), |_| false);
+        assert!(
+            rest[0].ends_with("as one: wave-2-traffic → wave-2-stop-x"),
+            "{rest:?}"
+        );
+        assert!(confirm_lines(&p, &expanded, &dp("wave-2-stop-x"), |_| false).is_empty());
+        // A stop done by hand waits for its own confirm, and the confirm says so.
+        let manual_stop = |s: &StepRef| s.id == "wave-2-stop-x";
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), manual_stop);
+        assert!(
+            lines[0].ends_with("as one: wave-2-start-y → wave-2-traffic"),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("data-plane/wave-2-stop-x waits for its own confirm")),
+            "{lines:?}"
+        );
+        let (each, expanded) = plan("  confirm: each-step\n");
+        assert!(confirm_lines(&each, &expanded, &dp("wave-2-start-y"), |_| false).is_empty());
+    }
+
+    #[test]
+    fn the_report_reads_the_wave_from_the_step_key() {
+        assert_eq!(wave_number_of_key("data-plane/wave-12-stop-x"), Some(12));
+        assert_eq!(wave_number_of_key("data-plane/staging-tests"), None);
+        assert_eq!(wave_number_of_key("cluster/wave-x"), None);
+    }
+}
