@@ -377,7 +377,7 @@ impl StepAction for NodesWait {
             ) if !commands.is_empty() => Some(*limit),
             _ => None,
         };
-        let batch = max_unavailable(&plan).filter(|_| in_wave(ctx));
+        let batch = max_unavailable(&plan).filter(|_| ctx.in_wave_node_step());
         if drain.is_some() || batch.is_some() {
             return self
                 .run_in_batches(ctx, &target, nodes, commands, drain, batch)
@@ -818,7 +818,7 @@ impl NodesWait {
                 // The nodes seen where they should be are journaled done too (a step with no
                 // command has no other record of them), so taking a failed one out of the
                 // wave finds the others done.
-                if in_wave(ctx) {
+                if ctx.in_wave_node_step() {
                     let seen_done = nodes.iter().zip(&states).filter(|(n, s)| {
                         **s == NodeState::Done && !ctx.nodes_done.contains(&n.name)
                     });
@@ -845,7 +845,7 @@ impl NodesWait {
                     pending.len(),
                     scope_name(target),
                     pending.join("; "),
-                    if in_wave(ctx) {
+                    if ctx.in_wave_node_step() {
                         ", on those nodes only"
                     } else {
                         ""
@@ -872,15 +872,6 @@ impl NodesWait {
             }
         }
     }
-}
-
-/// A forward step that starts or stops one wave's nodes: each node's outcome is journaled.
-fn in_wave(ctx: &StepContext) -> bool {
-    ctx.rollback.is_none()
-        && matches!(
-            ctx.step.kind,
-            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
-        )
 }
 
 /// Whole seconds, for the log.

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use crate::exec::ExitOutcome;
 use crate::plan::model::{CommandSpec, ExecutorSpec, Plan};
 use crate::plan::placement::command_runs;
-use crate::plan::steps::StepKind;
 
 /// Where one command runs, for people: "kong-y-1 (ssh deploy@10.0.2.11)" or "local".
 fn place(spec: &CommandSpec, toolbox: &Toolbox) -> String {
@@ -153,7 +152,7 @@ async fn run_kept_commands(
     ctx: &StepContext,
     commands: &[CommandSpec],
 ) -> Result<StepOutcome, ActionError> {
-    if wave_node_step(ctx) {
+    if ctx.in_wave_node_step() {
         return run_wave_commands(ctx, commands).await;
     }
     let mut n = 0;
@@ -235,17 +234,6 @@ async fn run_kept_commands(
         1 => "the command exited 0".to_string(),
         n => format!("all {n} commands exited 0"),
     }))
-}
-
-/// A forward step that starts or stops one wave's nodes: a node that fails there fails
-/// alone (the others go on), each node's outcome is journaled, and a retry or a resume
-/// runs only the nodes not done.
-fn wave_node_step(ctx: &StepContext) -> bool {
-    ctx.rollback.is_none()
-        && matches!(
-            ctx.step.kind,
-            StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
-        )
 }
 
 /// How many failed nodes a wave step's failure names; the rest are counted.

@@ -75,6 +75,13 @@ pub struct StepContext {
 pub const NODE_VARIABLE: &str = "KONGUP_NODE";
 
 impl StepContext {
+    /// A forward step that starts or stops one wave's nodes: a node that fails there fails
+    /// alone (the others go on), each node's outcome is journaled, and a retry or a resume
+    /// runs only the nodes not done. A rollback's copy of such a step acts on the whole wave.
+    pub fn in_wave_node_step(&self) -> bool {
+        self.rollback.is_none() && self.step.kind.is_wave_node_step()
+    }
+
     /// Sends an event to the console; a warning's text is redacted on the way.
     pub fn emit(&self, event: Event) {
         let event = match event {

@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 
 use crate::engine::event::StepState;
 use crate::engine::health::OVERRIDE_WORD;
-use crate::plan::steps::{StepKind, StepRef};
+use crate::plan::steps::StepRef;
 use crate::ui::state::ConsoleState;
 use crate::ui::text;
 use crate::ui::theme::Tone;
@@ -57,10 +57,7 @@ fn wave_failure(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<
     let Some((s, status)) = state.step(step) else {
         return Vec::new();
     };
-    let in_wave = matches!(
-        s.kind,
-        StepKind::StartNodes { wave: Some(_), .. } | StepKind::StopNodes { wave: Some(_), .. }
-    );
+    let in_wave = s.kind.is_wave_node_step();
     match (&status.detail, status.state) {
         (Some(detail), StepState::Failed) if in_wave => {
             let mut rows = vec![Line::default()];
