@@ -4,6 +4,7 @@
 mod ansible_nodes;
 mod cli;
 mod drain;
+mod drain_balancer;
 mod end_states;
 mod gate_window;
 mod hand_split;
