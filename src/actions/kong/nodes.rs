@@ -27,7 +27,7 @@ use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Too
 use crate::engine::step::{run_commands, some_nodes};
 use crate::kong::client::{AdminError, Readiness};
 use crate::kong::types::{DataPlane, SyncStatus};
-use crate::plan::model::{CommandSpec, Node, Plan, Role, RollingSpec};
+use crate::plan::model::{CommandSpec, KONG_DRAIN_SINCE, Node, Plan, Role, RollingSpec};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
 use crate::plan::version::KongVersion;
@@ -306,7 +306,11 @@ impl StepAction for NodesWait {
         ) = (drain, &step.kind)
             && !step.commands.is_empty()
         {
-            lines.push(super::drain::describe(limit));
+            lines.push(if plan.from < KONG_DRAIN_SINCE {
+                super::drain_balancer::describe(limit)
+            } else {
+                super::drain::describe(limit)
+            });
         }
         if let (
             Some(size),
@@ -399,11 +403,29 @@ impl StepAction for NodesWait {
         match self.wait_for(ctx, &target, &nodes).await {
             Ok(text) => {
                 details.push(text);
+                if drained_by_balancer(ctx, &kind) {
+                    details.extend(super::drain_balancer::back_in_rotation(ctx, &nodes).await);
+                }
                 Ok(StepOutcome::succeeded(details.join("; ")))
             }
             Err(failed) => Ok(failed),
         }
     }
+}
+
+/// The rollback of a wave's stop-x step that the balancer drained (`rolling.drain` on an X
+/// before Kong 3.9): X's nodes answer again, so their servers go back in rotation.
+fn drained_by_balancer(ctx: &StepContext, kind: &StepKind) -> bool {
+    ctx.rollback.is_some()
+        && ctx.plan.from < KONG_DRAIN_SINCE
+        && ctx.plan.rolling.as_ref().is_some_and(|r| r.drain.is_some())
+        && matches!(
+            kind,
+            StepKind::StartNodes {
+                cluster: ClusterSide::X,
+                wave: Some(_),
+            }
+        )
 }
 
 /// How many failed nodes a batched step's failure names; the rest are counted.
@@ -487,6 +509,9 @@ impl NodesWait {
                 ));
             }
             let not_drained = match drain {
+                Some(limit) if ctx.plan.from < KONG_DRAIN_SINCE => {
+                    super::drain_balancer::drain_nodes(ctx, &self.access, chunk, limit).await?
+                }
                 Some(limit) => drain_nodes(ctx, &self.access, chunk, &commands, limit).await?,
                 None => BTreeMap::new(),
             };

@@ -56,7 +56,7 @@ impl Loader {
                 self.d.error_with_hint(
                     at,
                     format!(
-                        "`{path}`: {node} is an {side} node, but `{}` is not in \
+                        "`{path}`: {node} is one of {side}'s nodes, but `{}` is not in \
                          traffic.driver.{}_servers ({})",
                         shown(server),
                         side.to_lowercase(),

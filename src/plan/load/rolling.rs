@@ -207,7 +207,8 @@ impl Loader {
             .drain
             .or(self.at.rolling.key)
             .unwrap_or(self.at.root);
-        let rolling = |n: &&crate::plan::model::Node| mode != Mode::Hybrid || n.role == Role::DataPlane;
+        let rolling =
+            |n: &&crate::plan::model::Node| mode != Mode::Hybrid || n.role == Role::DataPlane;
         if let Some(from) = from
             && from < KONG_DRAIN_SINCE
         {

@@ -124,7 +124,7 @@ fn stop_x() -> StepRef {
 }
 
 /// The plan's real expansion cut down to `wave-1-stop-x`, on the lab's executors.
-fn start(dir: &Path, s: &Setup) -> TestRun {
+fn loaded(s: &Setup) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
     let loaded = parse_plan(&s.text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
     let phase = &loaded.expanded.phases[0];
     let expanded = ExpandedPlan {
@@ -161,7 +161,12 @@ fn start(dir: &Path, s: &Setup) -> TestRun {
             Arc::new(s.lab.executor(&node.name).with_speed(50.0)),
         );
     }
-    TestRun::start(setup(dir, loaded.plan, expanded, &s.text, toolbox))
+    (loaded.plan, expanded, toolbox)
+}
+
+fn start(dir: &Path, s: &Setup) -> TestRun {
+    let (plan, expanded, toolbox) = loaded(s);
+    TestRun::start(setup(dir, plan, expanded, &s.text, toolbox))
 }
 
 /// One runtime-API exchange (HAProxy answers, then closes).
@@ -310,19 +315,43 @@ async fn each_x_node_is_drained_in_haproxy_before_it_is_stopped() {
     let s = behind_haproxy(dir.path(), Duration::from_secs(3), "5s").await;
     let slow = open_slow_request(&s, "x1", "dp-x-1").await;
     let sent_before = sessions_sent(&s.haproxy);
+    // The confirm says how the drain goes before anything runs.
+    let (plan, expanded, toolbox) = loaded(&s);
+    let preview = kongup::engine::preview_step(&plan, &expanded, &toolbox, &stop_x()).unwrap();
+    assert!(
+        preview.runs[0].starts_with(
+            "before its stop commands, each of the wave's X nodes is drained in the balancer"
+        ),
+        "{:?}",
+        preview.runs
+    );
+    assert!(
+        preview
+            .step
+            .instruction
+            .contains("kongup first drains each of the wave's nodes in the balancer (Kong 3.4.2"),
+        "{}",
+        preview.step.instruction
+    );
     let mut run = start(dir.path(), &s);
     run.confirm(&stop_x()).await;
-    // HAProxy takes x1 out of rotation while its request is still open…
+    // HAProxy takes the wave's x1 and x2 out of rotation while x1's request is still open…
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while admin_state(&s.haproxy, "x1") & FORCED_DRAIN == 0 {
+    while ["x1", "x2"]
+        .iter()
+        .any(|server| admin_state(&s.haproxy, server) & FORCED_DRAIN == 0)
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "x1 is not in drain: {}",
+            "x1 and x2 are not in drain: {}",
             runtime(&s.haproxy, "show servers state kong")
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(!slow.is_finished(), "the open request ended before the drain");
+    assert!(
+        !slow.is_finished(),
+        "the open request ended before the drain"
+    );
     // …and sends it no new request meanwhile: they go to x3, the X node the wave keeps.
     let front = s.haproxy.front;
     let fresh: Vec<_> = (0..4)
@@ -344,12 +373,15 @@ async fn each_x_node_is_drained_in_haproxy_before_it_is_stopped() {
     }
     let detail = run.wait_step(&stop_x(), StepState::Succeeded).await;
     let sent = sessions_sent(&s.haproxy);
-    assert_eq!(sent["x1"], sent_before["x1"], "x1 got a new request: {sent:?}");
+    assert_eq!(
+        sent["x1"], sent_before["x1"],
+        "x1 got a new request: {sent:?}"
+    );
     assert_eq!(sent["x3"], sent_before["x3"] + 4, "{sent:?}");
 
     let lines = log_lines(dir.path());
     for (node, server) in [("dp-x-1", "x1"), ("dp-x-2", "x2")] {
-        let drain = position(&lines, &format!("kong/{server} set to drain"));
+        let drain = position(&lines, &format!("{node}: server {server} set to drain"));
         let drained = position(&lines, &format!("{node} drained:"));
         let stop = position(&lines, &format!("$ kong stop   [on {node}"));
         assert!(drain < drained && drained < stop, "{}", lines.join("\n"));
@@ -380,7 +412,7 @@ async fn a_node_whose_request_outlasts_the_drain_fails_alone_and_is_not_stopped(
         .confirm_and_wait(&stop_x(), StepState::Failed)
         .await
         .unwrap_or_default();
-    let why = "still draining after 2s: HAProxy has 1 session open to kong/x2; 1 request in \
+    let why = "still draining after 2s: the balancer has 1 session open to x2; 1 request in \
                flight on its /status";
     assert!(
         detail.starts_with(&format!("1 of 2 nodes failed: dp-x-2 ({why})")),

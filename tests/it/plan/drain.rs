@@ -164,7 +164,9 @@ fn node_servers_must_name_a_node_and_a_server_of_its_side() {
     let (line, message, _) = refused(&source);
     assert_eq!(line, line_of(&source, "dp-x-1: dp-y-1"), "{message}");
     assert!(
-        message.contains("dp-x-1 is one of X's nodes, but `dp-y-1` is not in traffic.driver.x_servers"),
+        message.contains(
+            "dp-x-1 is one of X's nodes, but `dp-y-1` is not in traffic.driver.x_servers"
+        ),
         "{message}"
     );
 }
