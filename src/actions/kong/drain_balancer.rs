@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::KongAccess;
+use crate::engine::event::Event;
 use crate::engine::step::{ActionError, StepContext};
 use crate::lb::{LbError, ServerAdmin, ServerReading, TrafficDriver};
 use crate::plan::model::Node;
@@ -200,25 +201,34 @@ async fn wait_drained(
     }
 }
 
-/// The wave's rollback started `nodes` again and they answer: their servers, drained by
-/// the wave's stop step, go back in rotation (at the weight the split gives them).
-pub(super) async fn back_in_rotation(ctx: &StepContext, nodes: &[Node]) -> Vec<String> {
+/// `nodes`' servers back in rotation (at the weight the split gives them): X's, drained by
+/// a wave's stop step, once the wave's rollback started them again; a Y node's, put in
+/// maintenance when it was taken out of its wave, at the wave's rollback. What was said of
+/// each, and whether it went back; one that did not is also a warning.
+pub(super) async fn back_in_rotation(ctx: &StepContext, nodes: &[Node]) -> Vec<(String, bool)> {
     let driver = ctx.traffic.as_ref();
     let mut said = Vec::new();
     for node in nodes {
         let Some(server) = driver.server_of(&node.name) else {
             continue;
         };
-        let text = match call(driver, driver.set_server(&server, ServerAdmin::Ready)).await {
-            Ok(()) => format!("{}: server {server} back in rotation", node.name),
-            Err(e) => format!(
-                "{}: server {server} could not be put back in rotation ({e}): set it ready in \
-                 the balancer by hand",
-                node.name
+        let (text, ok) = match call(driver, driver.set_server(&server, ServerAdmin::Ready)).await {
+            Ok(()) => (
+                format!("{}: server {server} back in rotation", node.name),
+                true,
             ),
+            Err(e) => {
+                let text = format!(
+                    "{}: server {server} could not be put back in rotation ({e}): set it ready \
+                     in the balancer by hand",
+                    node.name
+                );
+                ctx.emit(Event::Warning(text.clone()));
+                (text, false)
+            }
         };
         ctx.log.note(&text);
-        said.push(text);
+        said.push((text, ok));
     }
     said
 }

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::drain::drain_nodes;
 use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
+use crate::engine::journal::SERVER_OUT;
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::engine::step::{run_commands, some_nodes};
 use crate::kong::client::{AdminError, Readiness};
@@ -398,19 +399,66 @@ impl StepAction for NodesWait {
             let text = "no node left to wait for: every one was taken out of its wave";
             ctx.log.note(text);
             details.push(text.to_string());
+            if undoes_y_wave_start(ctx, &kind) {
+                details.extend(taken_out_back(ctx, &left_out).await?);
+            }
             return Ok(StepOutcome::succeeded(details.join("; ")));
         }
         match self.wait_for(ctx, &target, &nodes).await {
             Ok(text) => {
                 details.push(text);
                 if drained_by_balancer(ctx, &kind) {
-                    details.extend(super::drain_balancer::back_in_rotation(ctx, &nodes).await);
+                    for (text, _) in super::drain_balancer::back_in_rotation(ctx, &nodes).await {
+                        details.push(text);
+                    }
+                }
+                if undoes_y_wave_start(ctx, &kind) {
+                    let wave = [nodes, left_out].concat();
+                    details.extend(taken_out_back(ctx, &wave).await?);
                 }
                 Ok(StepOutcome::succeeded(details.join("; ")))
             }
             Err(failed) => Ok(failed),
         }
     }
+}
+
+/// The rollback of a wave's start-y step: Y's nodes of the wave stop again.
+fn undoes_y_wave_start(ctx: &StepContext, kind: &StepKind) -> bool {
+    ctx.rollback.is_some()
+        && matches!(
+            kind,
+            StepKind::StopNodes {
+                cluster: ClusterSide::Y,
+                wave: Some(_),
+            }
+        )
+}
+
+/// The wave's nodes whose server kongup put in maintenance when they were taken out of it
+/// (the fact `SERVER_OUT`NODE, journaled at the take-out) go back in rotation, as before
+/// the wave: the wave's rollback undoes the take-out's change to the balancer too. Each is
+/// journaled (the fact emptied), so a second rollback does not act again.
+async fn taken_out_back(ctx: &StepContext, wave: &[Node]) -> Result<Vec<String>, ActionError> {
+    let mut back = Vec::new();
+    for node in wave {
+        let key = format!("{SERVER_OUT}{}", node.name);
+        let Some((_, server)) = super::facts::latest(&ctx.run_dir, &key)? else {
+            continue;
+        };
+        if server.is_empty() {
+            continue;
+        }
+        for (text, ok) in
+            super::drain_balancer::back_in_rotation(ctx, std::slice::from_ref(node)).await
+        {
+            if ok {
+                ctx.record_fact(key.clone(), "").await?;
+            }
+            back.push(text);
+        }
+    }
+    Ok(back)
 }
 
 /// The rollback of a wave's stop-x step that the balancer drained (`rolling.drain` on an X
