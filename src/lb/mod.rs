@@ -10,7 +10,9 @@
 //!    its allowed keys, and each key read with its `FILE:LINE:COL` errors.
 //! 3. `lb/<driver>.rs`: a type implementing [`TrafficDriver`] (`describe`, `set_split`,
 //!    `read_split`, and `call_timeout` / `read_back_source` when the defaults do not
-//!    hold; whatever it starts must die with the call, see `TrafficDriver`).
+//!    hold; whatever it starts must die with the call, see `TrafficDriver`), and
+//!    `server_of` / `set_server` / `read_server` if it can act on one server (then the
+//!    loader's `check_drain` may accept `rolling.drain` on an X before Kong 3.9 with it).
 //! 4. [`driver_for`]: build it from its spec (and its executor, if it runs commands).
 //! 5. Preflight (`actions::kong` preflight probes, `check_traffic`): what it can and cannot
 //!    read back before the first stage.
