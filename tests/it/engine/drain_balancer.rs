@@ -14,9 +14,11 @@ use std::time::Duration;
 use crate::support::engine::*;
 use kongup::actions::kong::{KongAccess, Waits};
 use kongup::engine::journal::JOURNAL_FILE;
-use kongup::engine::{StepState, Toolbox};
+use kongup::engine::{Command, Event, StepState, Toolbox};
+use kongup::exec::{ExecRequest, Executor};
 use kongup::lb::haproxy::parse_servers_state;
 use kongup::plan::load::parse_plan;
+use kongup::plan::model::CommandLine;
 use kongup::plan::steps::{ClusterSide, ExpandedPlan, Phase, PhaseName, StepRef};
 use kongup::secrets::Redactor;
 use kongup::sim::node::Lifecycle;
@@ -134,7 +136,8 @@ fn loaded(s: &Setup) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
             steps: phase
                 .steps
                 .iter()
-                .filter(|step| step.id == "wave-1-stop-x")
+                // Wave 2 left pending: a run with nothing left is not rolled back.
+                .filter(|step| step.id == "wave-1-stop-x" || step.id == "wave-2-start-y")
                 .cloned()
                 .collect(),
         }],
@@ -397,6 +400,47 @@ async fn each_x_node_is_drained_in_haproxy_before_it_is_stopped() {
             ("dp-x-2".to_string(), true, None)
         ]
     );
+
+    // The wave's rollback: X's nodes started again (by hand, as its step asks) and
+    // answering, their servers go back in rotation.
+    run.send(Command::Rollback).await;
+    let undo = match run
+        .wait_for("the rollback's step for the wave", |e| {
+            matches!(e, Event::StepChanged { step, state: StepState::Ready, .. } if step.phase == PhaseName::Rollback)
+        })
+        .await
+    {
+        Event::StepChanged { step, .. } => step,
+        _ => unreachable!(),
+    };
+    for node in ["dp-x-1", "dp-x-2"] {
+        let (lines, _keep) = tokio::sync::mpsc::channel(64);
+        let started = s
+            .lab
+            .executor(node)
+            .with_speed(50.0)
+            .run(
+                ExecRequest {
+                    command: CommandLine::Argv(vec!["kong".into(), "start".into()]),
+                    env: Vec::new(),
+                    timeout: Duration::from_secs(30),
+                },
+                lines,
+                tokio_util::sync::CancellationToken::new(),
+            )
+            .await
+            .unwrap();
+        assert!(started.success(), "{node}: {started:?}");
+    }
+    run.send(Command::Confirm {
+        step: undo.clone(),
+        typed: None,
+    })
+    .await;
+    let detail = run.wait_step(&undo, StepState::Succeeded).await;
+    for server in ["x1", "x2"] {
+        assert_eq!(admin_state(&s.haproxy, server), 0, "{detail:?}");
+    }
     run.quit().await;
 }
 
