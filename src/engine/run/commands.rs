@@ -389,7 +389,7 @@ impl Engine {
     /// A Y node taken out of its wave goes out of the balancer when the driver can set one
     /// server's state (HAProxy: maintenance), rather than waiting for the balancer's own
     /// health checks to notice it. Done on a task of its own (the engine keeps taking
-    /// commands); journaled as the step's fact [`SERVER_OUT`]`NODE` = `SERVER` so the
+    /// commands); journaled first as the step's fact [`SERVER_OUT`]`NODE` = `SERVER` so the
     /// wave's rollback puts the server back; a failure is said as a warning.
     fn out_of_balancer(&self, step: String, node: String) {
         let driver = self.traffic.driver.clone();
@@ -398,6 +398,26 @@ impl Engine {
         };
         let (journal, events) = (self.journal_tx.clone(), self.events.clone());
         tokio::spawn(async move {
+            // Journaled before the balancer is touched: a crash in between leaves a record
+            // the wave's rollback acts on (setting a server ready that never left is
+            // harmless), never a server in maintenance that nothing records.
+            let recorded = journal_through(
+                &journal,
+                "the taken-out node's server",
+                Entry::Fact {
+                    step,
+                    key: format!("{SERVER_OUT}{node}"),
+                    value: server.clone(),
+                },
+                false,
+            )
+            .await;
+            if let Err(e) = recorded {
+                events.send(Event::Warning(format!(
+                    "{node} is taken out of its wave, but its server {server} was left in the                      balancer: the journal did not record the change ({e}), so the wave's                      rollback could not undo it; the balancer's health checks must take it out"
+                )));
+                return;
+            }
             let limit = driver.call_timeout();
             let set = tokio::time::timeout(limit, driver.set_server(&server, ServerAdmin::Maint))
                 .await
@@ -409,27 +429,7 @@ impl Engine {
                 });
             let text = match set {
                 Ok(()) => {
-                    let recorded = journal_through(
-                        &journal,
-                        "the taken-out node's server",
-                        Entry::Fact {
-                            step,
-                            key: format!("{SERVER_OUT}{node}"),
-                            value: server.clone(),
-                        },
-                        false,
-                    )
-                    .await;
-                    match recorded {
-                        Ok(()) => format!(
-                            "{node} is out of the balancer: server {server} set to maintenance"
-                        ),
-                        Err(e) => format!(
-                            "{node}'s server {server} is in maintenance, but the journal did not \
-                             record it ({e}): the wave's rollback will not put it back; set it \
-                             ready by hand then"
-                        ),
-                    }
+                    format!("{node} is out of the balancer: server {server} set to maintenance")
                 }
                 Err(e) => format!(
                     "{node} is taken out of its wave, but its server {server} could not be set \
