@@ -147,6 +147,36 @@ impl Drop for TrafficGenerator {
     }
 }
 
+/// Requests [`serve_once`] keeps in flight at once.
+const SERVE_ONCE_AT_ONCE: usize = 64;
+
+/// Sends one request of the mix's first route to each of `proxy_urls`, 64 at a time, past
+/// the balancer; what they answer is not kept (each node counts it).
+pub async fn serve_once(proxy_urls: Vec<String>, mix: &[RouteShare]) {
+    use futures::StreamExt;
+    let client = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    let Some(share) = mix.first() else {
+        return;
+    };
+    futures::stream::iter(proxy_urls)
+        .map(|url| {
+            let mut request = client.get(format!("{url}{}", share.path));
+            if share.with_key {
+                request = request.header("apikey", DEMO_API_KEY);
+            }
+            // A proxy that does not answer counts nothing; the traffic generator reaches
+            // it later, as before.
+            async move { drop(request.send().await) }
+        })
+        .buffer_unordered(SERVE_ONCE_AT_ONCE)
+        .collect::<()>()
+        .await;
+}
+
 fn pick_share(mix: &'static [RouteShare], total_weight: u32) -> &'static RouteShare {
     let mut point = rand::random_range(0..total_weight.max(1));
     for share in mix {
