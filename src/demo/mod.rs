@@ -380,11 +380,12 @@ pub fn traffic_rps_for(plan: &Plan) -> f64 {
 /// The longest a lab run waits for X's proxies to serve their first requests.
 const FIRST_REQUESTS_WAIT: Duration = Duration::from_secs(5);
 
-/// Waits until every running X node that proxies has served a request (while the balancer
-/// sends X any), or [`FIRST_REQUESTS_WAIT`] has passed. Kong exports
-/// `kong_http_requests_total` and the latency histograms from a node's first request on,
-/// and preflight looks for them as on a live X: a lab X that has served nothing yet would
-/// look like one with the prometheus flags off.
+/// Has every running X node that proxies serve a request (while the balancer sends X any:
+/// one each at once, [`Lab::serve_first_requests`]), and waits until they have or
+/// [`FIRST_REQUESTS_WAIT`] has passed. Kong exports `kong_http_requests_total` and the
+/// latency histograms from a node's first request on, and preflight looks for them as on a
+/// live X: a lab X that has served nothing yet would look like one with the prometheus
+/// flags off.
 async fn wait_for_first_requests(lab: &Lab) {
     let sends_to_x = lab
         .traffic_driver()
@@ -394,6 +395,7 @@ async fn wait_for_first_requests(lab: &Lab) {
     if !sends_to_x {
         return;
     }
+    lab.serve_first_requests().await;
     let idle_x_proxy = || {
         lab.nodes().iter().any(|node| {
             node.cluster == ClusterSide::X

@@ -35,44 +35,45 @@ pub struct SharedBackend {
 
 pub struct SimBalancer {
     nodes: Vec<Arc<SimNode>>,
-    shared_backends: Vec<SharedBackend>,
+    /// By index into `nodes`: the Y nodes at each X node's address (in place), and the X
+    /// nodes at each Y node's. Indices, so a pick over a fleet of a thousand proxies costs
+    /// one pass, not a name search per node.
+    y_at_x: Vec<Vec<usize>>,
+    x_at_y: Vec<Vec<usize>>,
     split: Mutex<Split>,
-    /// Smooth weighted round-robin's running weight per node.
-    current: Mutex<HashMap<String, f64>>,
+    /// Smooth weighted round-robin's running weight per node (by index); `None` while out
+    /// of the rotation.
+    current: Mutex<Vec<Option<f64>>>,
 }
 
 impl SimBalancer {
     /// Balances over every node of the lab that proxies; starts with all traffic on X.
     pub fn new(nodes: &[Arc<SimNode>], shared_backends: &[SharedBackend]) -> Self {
-        SimBalancer {
-            nodes: nodes.iter().filter(|n| n.spec.proxies()).cloned().collect(),
-            shared_backends: shared_backends.to_vec(),
-            split: Mutex::new(Split::ALL_X),
-            current: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn node(&self, name: &str) -> Option<&Arc<SimNode>> {
-        self.nodes.iter().find(|n| n.spec.name == name)
-    }
-
-    /// Whether `y_node` serves at the address of an X node that is not ready: it takes
-    /// that backend's share of X's weight.
-    fn stands_in_for_x(&self, y_node: &str) -> bool {
-        self.shared_backends
+        let nodes: Vec<Arc<SimNode>> = nodes.iter().filter(|n| n.spec.proxies()).cloned().collect();
+        let index: HashMap<&str, usize> = nodes
             .iter()
-            .filter(|b| b.y_node == y_node)
-            .any(|b| self.node(&b.x_node).is_some_and(|x| !x.is_ready()))
-    }
-
-    /// An X node's backend is up while the X node, or the Y node now at its address, is.
-    fn x_backend_ready(&self, x_node: &SimNode) -> bool {
-        x_node.is_ready()
-            || self
-                .shared_backends
-                .iter()
-                .filter(|b| b.x_node == x_node.spec.name)
-                .any(|b| self.node(&b.y_node).is_some_and(|y| y.is_ready()))
+            .enumerate()
+            .map(|(i, n)| (n.spec.name.as_str(), i))
+            .collect();
+        let mut y_at_x = vec![Vec::new(); nodes.len()];
+        let mut x_at_y = vec![Vec::new(); nodes.len()];
+        for backend in shared_backends {
+            if let (Some(&x), Some(&y)) = (
+                index.get(backend.x_node.as_str()),
+                index.get(backend.y_node.as_str()),
+            ) {
+                y_at_x[x].push(y);
+                x_at_y[y].push(x);
+            }
+        }
+        let count = nodes.len();
+        SimBalancer {
+            nodes,
+            y_at_x,
+            x_at_y,
+            split: Mutex::new(Split::ALL_X),
+            current: Mutex::new(vec![None; count]),
+        }
     }
 
     pub fn split(&self) -> Split {
@@ -88,15 +89,14 @@ impl SimBalancer {
     /// share gets every hundredth request, not a random one in a hundred.
     pub fn pick(&self) -> Option<Target> {
         let split = self.split();
-        let ready: Vec<&Arc<SimNode>> = self.nodes.iter().filter(|n| n.is_ready()).collect();
-        let x_backends_ready = self
-            .nodes
-            .iter()
-            .filter(|n| n.spec.cluster == ClusterSide::X && self.x_backend_ready(n))
+        let ready: Vec<bool> = self.nodes.iter().map(|n| n.is_ready()).collect();
+        let is_x = |i: usize| self.nodes[i].spec.cluster == ClusterSide::X;
+        // An X node's backend is up while the X node, or the Y node now at its address, is.
+        let x_backends_ready = (0..self.nodes.len())
+            .filter(|&i| is_x(i) && (ready[i] || self.y_at_x[i].iter().any(|&y| ready[y])))
             .count();
-        let y_ready = ready
-            .iter()
-            .filter(|n| n.spec.cluster == ClusterSide::Y)
+        let y_ready = (0..self.nodes.len())
+            .filter(|&i| ready[i] && !is_x(i))
             .count();
         let share_of = |share: u8, n: usize| {
             if n == 0 {
@@ -105,44 +105,52 @@ impl SimBalancer {
                 f64::from(share) / n as f64
             }
         };
-        let weight = |node: &SimNode| -> f64 {
-            match node.spec.cluster {
-                ClusterSide::X => share_of(split.x, x_backends_ready),
-                ClusterSide::Y => {
-                    let inherited = if self.stands_in_for_x(&node.spec.name) {
-                        share_of(split.x, x_backends_ready)
-                    } else {
-                        0.0
-                    };
-                    share_of(split.y, y_ready) + inherited
-                }
+        let weight = |i: usize| -> f64 {
+            if is_x(i) {
+                share_of(split.x, x_backends_ready)
+            } else {
+                // A Y node at the address of an X node that is not ready takes that
+                // backend's share of X's weight.
+                let inherited = if self.x_at_y[i].iter().any(|&x| !ready[x]) {
+                    share_of(split.x, x_backends_ready)
+                } else {
+                    0.0
+                };
+                share_of(split.y, y_ready) + inherited
             }
         };
-        let weighted: Vec<(&Arc<SimNode>, f64)> = ready
-            .iter()
-            .map(|n| (*n, weight(n)))
-            .filter(|(_, w)| *w > 0.0)
-            .collect();
-        let total: f64 = weighted.iter().map(|(_, w)| w).sum();
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = 0.0;
+        let mut chosen: Option<usize> = None;
+        for i in 0..self.nodes.len() {
+            let w = if ready[i] { weight(i) } else { 0.0 };
+            if w <= 0.0 {
+                // A node that left the rotation starts afresh when it comes back.
+                current[i] = None;
+                continue;
+            }
+            total += w;
+            let c = current[i].get_or_insert(0.0);
+            *c += w;
+            // The last of equal weights, as `Iterator::max_by` chose before.
+            if chosen.is_none_or(|best| {
+                current[best].unwrap_or(f64::MIN) <= current[i].unwrap_or(f64::MIN)
+            }) {
+                chosen = Some(i);
+            }
+        }
         if total <= 0.0 {
             return None;
         }
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        // A node that left the rotation starts afresh when it comes back.
-        current.retain(|name, _| weighted.iter().any(|(n, _)| n.spec.name == *name));
-        for (node, w) in &weighted {
-            *current.entry(node.spec.name.clone()).or_insert(0.0) += w;
-        }
-        let (chosen, _) = weighted
-            .iter()
-            .max_by(|a, b| current[&a.0.spec.name].total_cmp(&current[&b.0.spec.name]))?;
-        if let Some(c) = current.get_mut(&chosen.spec.name) {
+        let chosen = chosen?;
+        if let Some(c) = current[chosen].as_mut() {
             *c -= total;
         }
+        let node = &self.nodes[chosen];
         Some(Target {
-            node: chosen.spec.name.clone(),
-            cluster: chosen.spec.cluster,
-            proxy_url: chosen.proxy_url()?,
+            node: node.spec.name.clone(),
+            cluster: node.spec.cluster,
+            proxy_url: node.proxy_url()?,
         })
     }
 }

@@ -852,6 +852,27 @@ impl Lab {
         *lock(&self.shared.traffic) = generator;
     }
 
+    /// Sends one request to each running X proxy that has served none, all at once (64
+    /// at a time) and past the balancer, as a live X has served before an upgrade begins.
+    /// Kong exports `kong_http_requests_total` and the latency histograms from a node's
+    /// first request on (docs/kong/metrics.md, "Flag off" vs "no traffic yet"): without
+    /// this, preflight would wait for the generator's round-robin to reach each of a
+    /// fleet's proxies (4 s for 1 000 at 250 requests a second).
+    pub async fn serve_first_requests(&self) {
+        let urls: Vec<String> = self
+            .shared
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.spec.cluster == ClusterSide::X
+                    && n.state().lifecycle == Lifecycle::Running
+                    && n.stats().served_by_code.is_empty()
+            })
+            .filter_map(|n| n.proxy_url())
+            .collect();
+        super::traffic::serve_once(urls, DEFAULT_MIX).await;
+    }
+
     pub fn stop_traffic(&self) {
         lock(&self.shared.traffic).take();
     }

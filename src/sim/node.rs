@@ -218,13 +218,24 @@ pub struct SimNode {
 
 fn reserve(ip: Ipv4Addr, port: u16) -> io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
-    // Lets the port be bound again at once after a stop, while old connections linger.
-    socket.set_reuseaddr(true)?;
     // Lets a stopping node bind its next reservation while its listener still holds the
     // port (`SimNode::close`). A port is never picked for another bind(0) this way: Linux
     // shares a port through SO_REUSEPORT only with an explicit bind.
     socket.set_reuseport(true)?;
+    // SO_REUSEADDR lets the port be bound and listen again at once after a stop, while old
+    // connections linger. On a port-0 bind it is set only after the bind: set before,
+    // Linux searches the lower half of the ephemeral range alone first (`attempt_half`,
+    // inet_csk_find_open_port in net/ipv4/inet_connection_sock.c), and once its even ports
+    // are taken (~7 000 sockets on one address: a few 1 000-node labs on one machine) each
+    // bind scans it all, milliseconds a bind. The flag counts for the listen and for
+    // later binds beside this socket, which read it from the socket, not from its bind.
+    if port != 0 {
+        socket.set_reuseaddr(true)?;
+    }
     socket.bind(SocketAddr::from((ip, port)))?;
+    if port == 0 {
+        socket.set_reuseaddr(true)?;
+    }
     Ok(socket)
 }
 
@@ -517,5 +528,52 @@ mod tests {
         let _listening = first.listen(16).unwrap();
         reserve(Ipv4Addr::LOCALHOST, port)
             .expect("the next reservation binds beside the listener, so the port is never free");
+    }
+
+    /// A port-0 reservation searches the whole ephemeral range. Bound with SO_REUSEADDR
+    /// already set, Linux searches only the lower half (`attempt_half` in
+    /// inet_csk_find_open_port, net/ipv4/inet_connection_sock.c), and once that half's
+    /// even ports are taken (about 7 000 sockets on one address, several labs on one
+    /// machine) every bind scans it to the end: milliseconds each, seconds per lab.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn port_zero_reservations_spread_over_the_whole_ephemeral_range() {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+        let bounds: Vec<u16> = range
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        let middle = bounds[0] + (bounds[1] - bounds[0]) / 2;
+        let ip = loopback_address(Ipv4Addr::new(127, 0, 0, 254));
+        let reserved: Vec<TcpSocket> = (0..64).map(|_| reserve(ip, 0).unwrap()).collect();
+        let upper = reserved
+            .iter()
+            .filter(|s| s.local_addr().unwrap().port() > middle)
+            .count();
+        // Uniform over the range, all 64 in the lower half has odds of 2^-64.
+        assert!(
+            upper > 0,
+            "all 64 ports of {ip} in the lower half of {bounds:?}: bound with SO_REUSEADDR set"
+        );
+    }
+
+    /// SO_REUSEADDR, set after the bind, still lets a port whose connections linger in
+    /// TIME_WAIT listen again after a stop and a start.
+    #[tokio::test]
+    async fn a_stopped_port_listens_again_while_its_closed_connections_linger() {
+        let first = reserve(Ipv4Addr::LOCALHOST, 0).unwrap();
+        let port = first.local_addr().unwrap().port();
+        let listener = first.listen(16).unwrap();
+        let client = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        // The server's side closes first, so its end waits in TIME_WAIT on `port`.
+        drop(accepted);
+        drop(client);
+        let next = reserve(Ipv4Addr::LOCALHOST, port).unwrap();
+        drop(listener);
+        next.listen(16)
+            .expect("a reserved port listens again while its old connections linger");
     }
 }

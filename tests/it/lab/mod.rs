@@ -4,6 +4,7 @@ mod api;
 mod cli;
 mod conformance;
 mod executor;
+mod first_requests;
 mod fleet;
 mod metrics;
 mod migrations_corpus;
