@@ -963,6 +963,7 @@ mod tests {
                 ..GateThresholds::default()
             },
             p99_on_shared_bounds: None,
+            scope: None,
         };
         let (_dir, report) = run_with(vec![gate(Some(figures))]);
         let json = serde_json::to_value(&report).unwrap();

@@ -11,9 +11,13 @@
 //! irreversible step, a pause, a rollback or a quit. `rolling.confirm: each-step` turns it
 //! off.
 
+use super::event::StepState;
+use super::journal::step_key;
+use super::view::RunView;
+use crate::metrics::WaveScope;
 use crate::plan::model::{Plan, WaveConfirm};
-use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
-use crate::plan::waves::{rolling_phase, waves};
+use crate::plan::steps::{ClusterSide, ExpandedPlan, StepKind, StepRef};
+use crate::plan::waves::{fleet, rolling_phase, waves};
 
 /// The wave a step belongs to: its number, how many waves there are, and its steps in
 /// run order (from `wave-N-start-y` to the wave's last step, with whatever the plan puts
@@ -169,6 +173,63 @@ pub fn confirm_lines(
             .to_string(),
     );
     lines
+}
+
+/// The nodes the gates judge now (issue 17: "bake with the gates comparing this wave's Y
+/// nodes with the X nodes still serving"): the latest wave whose traffic stage has started
+/// and whose X nodes are not yet stopped (its stop step not done; the last wave, which
+/// stops none, while its stage is not done). Y: that wave's Y nodes; X: the rolling
+/// fleet's X nodes that no done stop step stopped (a stop step's nodes done count as
+/// stopped even when it failed elsewhere); both without the nodes taken out. `None` (the
+/// whole clusters) outside waves, after the last, and while a rollback runs.
+pub fn gate_scope(plan: &Plan, expanded: &ExpandedPlan, view: &RunView) -> Option<WaveScope> {
+    let phase = rolling_phase(plan.mode)?;
+    if view.rollback_active() {
+        return None;
+    }
+    let resolved = waves(plan);
+    let key = |number: usize, what: &str| {
+        let step = StepRef::new(phase, format!("wave-{number}-{what}"));
+        expanded.step(&step).map(|_| step_key(&step))
+    };
+    let wave = resolved.iter().rev().find(|w| {
+        let Some(traffic) = key(w.number, "traffic") else {
+            return false;
+        };
+        let stop = key(w.number, "stop-x");
+        match view.state_of(&traffic) {
+            StepState::Running | StepState::Failed | StepState::Interrupted => true,
+            StepState::Succeeded => stop.is_some_and(|stop| {
+                !matches!(
+                    view.state_of(&stop),
+                    StepState::Succeeded | StepState::Skipped
+                )
+            }),
+            _ => false,
+        }
+    })?;
+    let kept = |node: &String| !view.taken_out.contains_key(node);
+    let mut stopped = std::collections::BTreeSet::new();
+    for w in &resolved {
+        let Some(record) = key(w.number, "stop-x").and_then(|stop| view.record(&stop)) else {
+            continue;
+        };
+        match record.state {
+            StepState::Succeeded => stopped.extend(w.x_nodes.iter().cloned()),
+            StepState::RolledBack | StepState::Skipped => {}
+            _ => stopped.extend(record.nodes_done()),
+        }
+    }
+    Some(WaveScope {
+        wave: wave.number,
+        waves: resolved.len(),
+        y: wave.y_nodes.iter().filter(|n| kept(n)).cloned().collect(),
+        x: fleet(plan, ClusterSide::X)
+            .into_iter()
+            .map(|n| n.name.clone())
+            .filter(|n| kept(n) && !stopped.contains(n))
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ use super::explain::{Figure, why_unknown};
 use super::histogram::Histogram;
 use super::{
     ClusterFigures, ClusterWindow, GateFigures, GateThresholds, GateVerdict, MetricsSnapshot,
-    SharedBoundsP99, Verdict,
+    ScopeCounts, SharedBoundsP99, Verdict,
 };
 
 /// Judges snapshots against one `GateSpec`, counting breaches in a row.
@@ -287,8 +287,21 @@ impl GateEvaluator {
         self.consecutive_breaches = 0;
     }
 
-    /// Judges one snapshot (its figures already cover the gate window).
+    /// Judges one snapshot of the whole clusters (its figures already cover the gate
+    /// window).
     pub fn evaluate(&mut self, snapshot: &MetricsSnapshot) -> GateVerdict {
+        self.evaluate_in(snapshot, None)
+    }
+
+    /// Judges one snapshot whose figures are `scope`'s nodes (a wave's), or the whole
+    /// clusters' when `None`. A wave with no X node serving has no baseline: its relative
+    /// gates are skipped and Y is judged by the absolute ones alone (inconclusive when the
+    /// plan sets none), as at 100 % to Y.
+    pub fn evaluate_in(
+        &mut self,
+        snapshot: &MetricsSnapshot,
+        scope: Option<ScopeCounts>,
+    ) -> GateVerdict {
         let spec = &self.spec;
         let (x, y) = (&snapshot.x, &snapshot.y);
         let min_requests = spec.min_requests;
@@ -298,6 +311,19 @@ impl GateEvaluator {
 
         // Enough data on Y to judge at all?
         let enough_requests = match y_requests {
+            _ if y.nodes_scraped == 0 && scope.is_some() => {
+                let wave = scope.map_or(0, |s| s.wave);
+                let why = if y.nodes_total == 0 {
+                    format!("no Y node left in wave {wave} (all taken out)")
+                } else {
+                    format!("0 of wave {wave}'s {} Y nodes scraped yet", y.nodes_total)
+                };
+                checks.push(Check::unknown(
+                    format!("Y: no data ({why}): nothing of the wave to judge"),
+                    ShownCheck::new("Y", "no data".into(), format!("({why})")),
+                ));
+                false
+            }
             _ if y.nodes_scraped == 0 => {
                 checks.push(Check::unknown(
                     format!("Y: no data (0 of {} nodes scraped)", y.nodes_total),
@@ -364,6 +390,19 @@ impl GateEvaluator {
         let x_baseline = x
             .requests_in_window
             .is_some_and(|n| n >= min_requests.max(1));
+        // A wave whose X nodes have all stopped (or been taken out) has nothing to compare
+        // with, like X at 0 % of the traffic.
+        let no_x_serving = scope.filter(|s| s.x_serving == 0).map(|s| s.wave);
+        let no_x = |subject: &str, what: &str| {
+            Check::skipped(
+                format!(
+                    "{what}: no X node serving in wave {}: no baseline (Y is judged by the \
+                     absolute gates alone)",
+                    no_x_serving.unwrap_or_default()
+                ),
+                subject,
+            )
+        };
         let no_baseline = || {
             format!(
                 "X served {} requests in the window (< {}): no baseline",
@@ -373,6 +412,7 @@ impl GateEvaluator {
         };
         if let Some(max_delta) = spec.max_error_ratio_delta {
             checks.push(match (y.error_ratio, x.error_ratio) {
+                _ if no_x_serving.is_some() => no_x("Y 5xx vs X", "Y 5xx − X 5xx"),
                 _ if !x_baseline && x.nodes_scraped > 0 && x.status_code_metrics => {
                     Check::skipped(format!("Y 5xx − X 5xx: {}", no_baseline()), "Y 5xx vs X")
                 }
@@ -411,6 +451,7 @@ impl GateEvaluator {
                 )
             });
             checks.push(match (y_p99, x_p99) {
+                _ if no_x_serving.is_some() => no_x("Y p99 vs X", "Y p99 vs X p99"),
                 _ if !x_baseline && x.nodes_scraped > 0 && x.latency_metrics => {
                     Check::skipped(format!("Y p99 vs X p99: {}", no_baseline()), "Y p99 vs X")
                 }
@@ -513,6 +554,7 @@ impl GateEvaluator {
                     breaches_to_fail: needed,
                 },
                 p99_on_shared_bounds,
+                scope,
             },
         }
     }

@@ -25,4 +25,5 @@ mod step_output;
 mod take_out;
 mod traffic;
 mod wave_as_one;
+mod wave_gates;
 mod wave_nodes;
