@@ -559,3 +559,121 @@ impl GateEvaluator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Exporter;
+
+    fn spec(max_error_ratio: Option<f64>) -> GateSpec {
+        GateSpec {
+            max_error_ratio,
+            max_p99_ms: None,
+            min_requests: 10,
+            consecutive_breaches: 1,
+            ..GateSpec::default()
+        }
+    }
+
+    fn figures(requests: u64, error_ratio: f64, nodes: usize) -> ClusterFigures {
+        ClusterFigures {
+            error_ratio: Some(error_ratio),
+            p99_ms: Some(40.0),
+            requests_in_window: Some(requests),
+            status_code_metrics: true,
+            latency_metrics: true,
+            exporter: Some(Exporter::Kong3),
+            nodes_scraped: nodes,
+            nodes_total: nodes,
+            ..Default::default()
+        }
+    }
+
+    fn wave(y_nodes: u32, x_serving: u32) -> Option<ScopeCounts> {
+        Some(ScopeCounts {
+            wave: 3,
+            waves: 3,
+            y_nodes,
+            x_serving,
+        })
+    }
+
+    #[test]
+    fn a_wave_whose_y_nodes_have_no_sample_yet_is_inconclusive_and_says_why() {
+        let y = ClusterFigures {
+            nodes_total: 3,
+            ..Default::default()
+        };
+        let snapshot = MetricsSnapshot {
+            at: chrono::Utc::now(),
+            x: figures(500, 0.0, 4),
+            y,
+        };
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot, wave(3, 4));
+        assert_eq!(verdict.verdict, Verdict::Inconclusive);
+        assert_eq!(
+            verdict.checks[0],
+            "Y: no data (0 of wave 3's 3 Y nodes scraped yet): nothing of the wave to judge: \
+             inconclusive"
+        );
+        assert_eq!(verdict.figures.scope, wave(3, 4));
+        // Every Y node of the wave taken out: nothing to judge either.
+        let none_left = MetricsSnapshot {
+            y: ClusterFigures::default(),
+            ..snapshot
+        };
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&none_left, wave(0, 4));
+        assert_eq!(verdict.verdict, Verdict::Inconclusive);
+        assert!(
+            verdict.checks[0].contains("no Y node left in wave 3 (all taken out)"),
+            "{:?}",
+            verdict.checks
+        );
+    }
+
+    #[test]
+    fn a_wave_with_no_x_node_serving_judges_y_by_the_absolute_gates_alone() {
+        let empty_x = ClusterFigures::default();
+        let snapshot = |y_ratio| MetricsSnapshot {
+            at: chrono::Utc::now(),
+            x: empty_x.clone(),
+            y: figures(200, y_ratio, 3),
+        };
+        // The relative gates (the defaults) are skipped, saying why; the absolute judges.
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot(0.01), wave(3, 0));
+        assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.checks);
+        assert!(
+            verdict.checks.iter().any(|c| c
+                == "Y 5xx − X 5xx: no X node serving in wave 3: no baseline (Y is judged by \
+                    the absolute gates alone): skipped"),
+            "{:?}",
+            verdict.checks
+        );
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot(0.2), wave(3, 0));
+        assert_eq!(verdict.verdict, Verdict::Fail, "{:?}", verdict.checks);
+        // Without an absolute gate nothing is judged: inconclusive, never a pass.
+        let verdict = GateEvaluator::new(spec(None)).evaluate_in(&snapshot(0.0), wave(3, 0));
+        assert_eq!(
+            verdict.verdict,
+            Verdict::Inconclusive,
+            "{:?}",
+            verdict.checks
+        );
+    }
+
+    #[test]
+    fn the_scope_reads_as_the_comparison_it_judged() {
+        let scope = ScopeCounts {
+            wave: 2,
+            waves: 3,
+            y_nodes: 3,
+            x_serving: 7,
+        };
+        assert_eq!(scope.to_string(), "wave 2: Y 3 nodes vs X 7 serving");
+        let one = ScopeCounts {
+            y_nodes: 1,
+            ..scope
+        };
+        assert_eq!(one.to_string(), "wave 2: Y 1 node vs X 7 serving");
+    }
+}
