@@ -897,8 +897,12 @@ impl Plain {
                         self.say_cause(&verdict.checks.join("; "));
                     }
                     self.say(&format!(
-                        "gate: {} ({} requests): {}",
+                        "gate: {} ({}{} requests): {}",
                         crate::engine::step::verdict_name(verdict.verdict),
+                        verdict
+                            .figures
+                            .scope
+                            .map_or(String::new(), |scope| format!("{scope}, ")),
                         verdict.requests_in_window,
                         verdict.checks.join("; ")
                     ));

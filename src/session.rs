@@ -73,9 +73,12 @@ pub fn start(
 ) -> Result<(LiveSupport, mpsc::UnboundedReceiver<Event>), LiveSupportError> {
     let (gate_tx, gate_rx) = watch::channel::<Option<GateVerdict>>(None);
     toolbox.gates = Some(gate_rx);
-    start_with(plan, sources, |monitor, _, cancel| {
+    let (live, side_events) = start_with(plan, sources, |monitor, _, cancel| {
         forward_verdicts(monitor, gate_tx, cancel)
-    })
+    })?;
+    // The engine says which wave bakes; the gates then judge its nodes.
+    toolbox.gate_scope = Some(live.monitor.scope());
+    Ok((live, side_events))
 }
 
 /// Starts the monitor and the watcher for `kongup watch`: the verdicts go to the events

@@ -9,6 +9,7 @@ use crate::engine::step::{
     TrafficReadback,
 };
 use crate::lb::Split;
+use crate::metrics::GateVerdict;
 use crate::metrics::gates::{window_clears_in, window_clears_words};
 use crate::plan::model::{FailAction, Plan};
 use crate::plan::steps::{Step, StepKind};
@@ -31,24 +32,41 @@ fn bake_line(plan: &Plan, toolbox: &Toolbox, bake: Duration) -> String {
     }
 }
 
+/// What a verdict compared, when not the whole clusters: `wave 2: Y 3 nodes vs X 7
+/// serving, ` (to go before the rest of the parenthesis).
+fn judged(verdict: &GateVerdict) -> String {
+    verdict
+        .figures
+        .scope
+        .map_or(String::new(), |scope| format!("{scope}, "))
+}
+
 /// What a finished bake means for the step.
 fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
     match result {
         BakeResult::Passed(verdict) => StepOutcome::Succeeded {
-            detail: Some(format!(
-                "{done}; gates passed: {}",
-                verdict.checks.join("; ")
-            )),
+            detail: Some(match verdict.figures.scope {
+                Some(scope) => format!(
+                    "{done}; gates passed ({scope}): {}",
+                    verdict.checks.join("; ")
+                ),
+                None => format!("{done}; gates passed: {}", verdict.checks.join("; ")),
+            }),
             gates_passed: true,
         },
         BakeResult::NoGates => StepOutcome::succeeded(format!("{done}; baked without gates")),
         BakeResult::Failed(verdict) => StepOutcome::Failed {
             // A data plane without configuration fails at once, with no breach counted.
             detail: {
-                let mut detail = match verdict.consecutive_breaches {
-                    0 => format!("{done}; gate failed: {}", verdict.checks.join("; ")),
-                    breaches => format!(
-                        "{done}; gate failed ({breaches} breaches in a row): {}",
+                let mut detail = match (verdict.consecutive_breaches, verdict.figures.scope) {
+                    (0, None) => format!("{done}; gate failed: {}", verdict.checks.join("; ")),
+                    (0, Some(scope)) => format!(
+                        "{done}; gate failed ({scope}): {}",
+                        verdict.checks.join("; ")
+                    ),
+                    (breaches, _) => format!(
+                        "{done}; gate failed ({}{breaches} breaches in a row): {}",
+                        judged(&verdict),
                         verdict.checks.join("; ")
                     ),
                 };
@@ -67,7 +85,8 @@ fn bake_outcome(plan: &Plan, result: BakeResult, done: &str) -> StepOutcome {
         BakeResult::Inconclusive(verdict) => StepOutcome::Failed {
             detail: match verdict {
                 Some(v) => format!(
-                    "{done}; gates inconclusive ({} requests in the window): {}",
+                    "{done}; gates inconclusive ({}{} requests in the window): {}",
+                    judged(&v),
                     v.requests_in_window,
                     v.checks.join("; ")
                 ),

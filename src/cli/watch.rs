@@ -201,12 +201,12 @@ impl<W: Write> LineOut<W> {
 mod console {
     use std::sync::Arc;
 
-    use tokio::sync::mpsc;
+    use tokio::sync::{mpsc, watch};
 
     use super::*;
     use crate::actions::{self, kong::KongAccess};
-    use crate::engine::Toolbox;
-    use crate::metrics;
+    use crate::engine::{Toolbox, wave};
+    use crate::metrics::{self, WaveScope};
     use crate::secrets::Redactor;
     use crate::session::{self, LiveSources};
     use crate::ui::state::Watching;
@@ -224,7 +224,8 @@ mod console {
             let _ = journal_tx.send(Event::Warning(warning));
         }
         let driver = watcher.driver();
-        let follow = tokio::spawn(follow(watcher, journal_tx));
+        let scope = live.as_ref().map(|live| live.monitor().scope());
+        let follow = tokio::spawn(follow(watcher, journal_tx, scope));
         // Neither floods: the journal holds no output lines, and the scrapes come at their
         // interval (the engine's own event stream is bounded for a step's output).
         let events = futures::stream::select(stream(journal_rx), stream(live_rx));
@@ -245,15 +246,36 @@ mod console {
     }
 
     /// The journal's events as they are written, until the journal cannot be trusted.
-    async fn follow(mut watcher: Watcher, events: mpsc::UnboundedSender<Event>) {
+    /// `scope`: where this watcher's own monitor learns which wave bakes, read from the
+    /// journal by the engine's rule, so its gates judge what the driver's judge.
+    async fn follow(
+        mut watcher: Watcher,
+        events: mpsc::UnboundedSender<Event>,
+        scope: Option<watch::Sender<Option<WaveScope>>>,
+    ) {
+        let judge_as_the_driver = |watcher: &Watcher| {
+            if let Some(scope_tx) = &scope {
+                let loaded = watcher.plan();
+                let now = wave::gate_scope(&loaded.plan, &loaded.expanded, watcher.view());
+                scope_tx.send_if_modified(|current| {
+                    let changed = *current != now;
+                    if changed {
+                        *current = now;
+                    }
+                    changed
+                });
+            }
+        };
         let mut wake = Wake::new(watcher.run_dir());
         for event in watcher.snapshot() {
             let _ = events.send(event);
         }
+        judge_as_the_driver(&watcher);
         loop {
             wake.next().await;
             match watcher.poll() {
                 Ok((_, new)) => {
+                    judge_as_the_driver(&watcher);
                     for event in new {
                         if events.send(event).is_err() {
                             return;

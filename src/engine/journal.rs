@@ -1014,6 +1014,7 @@ mod tests {
                 ..GateThresholds::default()
             },
             p99_on_shared_bounds: None,
+            scope: None,
         };
         let gate = GateRecord {
             evaluated_at: Utc::now(),

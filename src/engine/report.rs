@@ -163,6 +163,13 @@ fn confirm_via_name(via: ConfirmVia) -> &'static str {
     }
 }
 
+/// `wave 2: Y 3 nodes vs X 7 serving, ` when a verdict judged a wave's nodes, else empty.
+fn judged(figures: Option<&GateFigures>) -> String {
+    figures
+        .and_then(|f| f.scope)
+        .map_or(String::new(), |scope| format!("{scope}, "))
+}
+
 /// What a record says, as a sentence for the timeline.
 pub fn describe(entry: &Entry) -> String {
     match entry {
@@ -280,8 +287,9 @@ pub fn describe(entry: &Entry) -> String {
             (None, None) => "traffic set; the driver cannot read it back".to_string(),
         },
         Entry::Gate { step, gate } => format!(
-            "gate {} during {step} ({} requests): {}",
+            "gate {} during {step} ({}{} requests): {}",
             gate.verdict,
+            judged(gate.figures.as_ref()),
             gate.requests_in_window,
             gate.checks.join("; ")
         ),
@@ -777,7 +785,10 @@ pub fn render_markdown(report: &RunReport) -> String {
             line(format!(
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 gate.evaluated_at,
-                gate.step,
+                match gate.figures.and_then(|f| f.scope) {
+                    Some(scope) => format!("{} ({scope})", gate.step),
+                    None => gate.step.clone(),
+                },
                 gate.verdict,
                 gate.requests_in_window,
                 or_dash(y.error_ratio.map(percent)),
@@ -963,6 +974,7 @@ mod tests {
                 ..GateThresholds::default()
             },
             p99_on_shared_bounds: None,
+            scope: None,
         };
         let (_dir, report) = run_with(vec![gate(Some(figures))]);
         let json = serde_json::to_value(&report).unwrap();

@@ -11,9 +11,13 @@
 //! irreversible step, a pause, a rollback or a quit. `rolling.confirm: each-step` turns it
 //! off.
 
+use super::event::StepState;
+use super::journal::step_key;
+use super::view::RunView;
+use crate::metrics::WaveScope;
 use crate::plan::model::{Plan, WaveConfirm};
-use crate::plan::steps::{ExpandedPlan, StepKind, StepRef};
-use crate::plan::waves::{rolling_phase, waves};
+use crate::plan::steps::{ClusterSide, ExpandedPlan, StepKind, StepRef};
+use crate::plan::waves::{fleet, rolling_phase, waves};
 
 /// The wave a step belongs to: its number, how many waves there are, and its steps in
 /// run order (from `wave-N-start-y` to the wave's last step, with whatever the plan puts
@@ -171,9 +175,67 @@ pub fn confirm_lines(
     lines
 }
 
+/// The nodes the gates judge now (issue 17: "bake with the gates comparing this wave's Y
+/// nodes with the X nodes still serving"): the latest wave whose traffic stage has started
+/// and whose X nodes are not yet stopped (its stop step not done; the last wave, which
+/// stops none, while its stage is not done). Y: that wave's Y nodes; X: the rolling
+/// fleet's X nodes that no done stop step stopped (a stop step's nodes done count as
+/// stopped even when it failed elsewhere); both without the nodes taken out. `None` (the
+/// whole clusters) outside waves, after the last, and while a rollback runs.
+pub fn gate_scope(plan: &Plan, expanded: &ExpandedPlan, view: &RunView) -> Option<WaveScope> {
+    let phase = rolling_phase(plan.mode)?;
+    if view.rollback_active() {
+        return None;
+    }
+    let resolved = waves(plan);
+    let key = |number: usize, what: &str| {
+        let step = StepRef::new(phase, format!("wave-{number}-{what}"));
+        expanded.step(&step).map(|_| step_key(&step))
+    };
+    let wave = resolved.iter().rev().find(|w| {
+        let Some(traffic) = key(w.number, "traffic") else {
+            return false;
+        };
+        let stop = key(w.number, "stop-x");
+        match view.state_of(&traffic) {
+            StepState::Running | StepState::Failed | StepState::Interrupted => true,
+            StepState::Succeeded => stop.is_some_and(|stop| {
+                !matches!(
+                    view.state_of(&stop),
+                    StepState::Succeeded | StepState::Skipped
+                )
+            }),
+            _ => false,
+        }
+    })?;
+    let kept = |node: &String| !view.taken_out.contains_key(node);
+    let mut stopped = std::collections::BTreeSet::new();
+    for w in &resolved {
+        let Some(record) = key(w.number, "stop-x").and_then(|stop| view.record(&stop)) else {
+            continue;
+        };
+        match record.state {
+            StepState::Succeeded => stopped.extend(w.x_nodes.iter().cloned()),
+            StepState::RolledBack | StepState::Skipped => {}
+            _ => stopped.extend(record.nodes_done()),
+        }
+    }
+    Some(WaveScope {
+        wave: wave.number,
+        waves: resolved.len(),
+        y: wave.y_nodes.iter().filter(|n| kept(n)).cloned().collect(),
+        x: fleet(plan, ClusterSide::X)
+            .into_iter()
+            .map(|n| n.name.clone())
+            .filter(|n| kept(n) && !stopped.contains(n))
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::journal::{Entry, Record, StepInfo, StepResult};
     use crate::plan::load::parse_plan;
     use crate::plan::steps::PhaseName;
 
@@ -304,5 +366,135 @@ mod tests {
         assert_eq!(wave_number_of_key("data-plane/wave-12-stop-x"), Some(12));
         assert_eq!(wave_number_of_key("data-plane/staging-tests"), None);
         assert_eq!(wave_number_of_key("cluster/wave-x"), None);
+    }
+
+    /// Folds `entries` after the run's creation into a view of the plan's run.
+    fn view_after(expanded: &ExpandedPlan, entries: Vec<Entry>) -> RunView {
+        let steps = expanded
+            .steps()
+            .map(|(phase, step)| StepInfo {
+                step: step_key(&StepRef::new(phase.name, step.id.clone())),
+                title: step.title.clone(),
+                kind: step.kind.as_str().to_string(),
+                changes: step.changes,
+                irreversible: step.irreversible,
+                y_percent: None,
+            })
+            .collect();
+        let created = Entry::RunCreated {
+            run_id: "r".into(),
+            plan_name: "waves".into(),
+            plan_sha256: "h".into(),
+            plan_text: "t".into(),
+            steps,
+            kongup_version: "0".into(),
+        };
+        let records: Vec<Record> = std::iter::once(created)
+            .chain(entries)
+            .enumerate()
+            .map(|(seq, entry)| Record {
+                seq: seq as u64,
+                at: chrono::Utc::now(),
+                by: "op@host".into(),
+                entry,
+            })
+            .collect();
+        RunView::replay(&records).unwrap()
+    }
+
+    fn started(id: &str) -> Entry {
+        Entry::StepStarted {
+            step: format!("data-plane/{id}"),
+            attempt: 1,
+            runs: Vec::new(),
+        }
+    }
+
+    fn finished(id: &str, result: StepResult) -> Entry {
+        Entry::StepFinished {
+            step: format!("data-plane/{id}"),
+            attempt: 1,
+            result,
+            detail: None,
+            duration_ms: 1,
+            last_lines: Vec::new(),
+        }
+    }
+
+    fn done(id: &str) -> Vec<Entry> {
+        vec![started(id), finished(id, StepResult::Succeeded)]
+    }
+
+    fn names(prefix: &str, range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+        range.map(|i| format!("{prefix}-{i}")).collect()
+    }
+
+    fn scope_of(entries: Vec<Entry>) -> Option<(usize, Vec<String>, Vec<String>)> {
+        let (p, expanded) = plan("");
+        gate_scope(&p, &expanded, &view_after(&expanded, entries))
+            .map(|s| (s.wave, s.y.into_iter().collect(), s.x.into_iter().collect()))
+    }
+
+    #[test]
+    fn the_gates_judge_the_baking_wave_s_y_nodes_against_the_x_nodes_still_serving() {
+        // Before any wave bakes: the whole clusters.
+        assert_eq!(scope_of(done("wave-1-start-y")), None);
+        // Wave 1's stage: its one Y node against all of X.
+        let mut entries = done("wave-1-start-y");
+        entries.push(started("wave-1-traffic"));
+        assert_eq!(
+            scope_of(entries.clone()),
+            Some((1, names("dp-y", 1..=1), names("dp-x", 1..=8)))
+        );
+        // Wave 2's stage, with dp-y-3 taken out at its start: wave 1's X node is stopped.
+        entries.push(finished("wave-1-traffic", StepResult::Succeeded));
+        entries.extend(done("wave-1-stop-x"));
+        entries.extend(done("wave-2-start-y"));
+        entries.push(Entry::NodeTakenOut {
+            step: "data-plane/wave-2-start-y".into(),
+            node: "dp-y-3".into(),
+            reason: "disk".into(),
+        });
+        entries.push(started("wave-2-traffic"));
+        let wave_2 = Some((
+            2,
+            vec!["dp-y-2".to_string(), "dp-y-4".to_string()],
+            names("dp-x", 2..=8),
+        ));
+        assert_eq!(scope_of(entries.clone()), wave_2);
+        // A failed bake keeps the wave's scope: its retry judges the same nodes.
+        entries.push(finished("wave-2-traffic", StepResult::Failed));
+        assert_eq!(scope_of(entries.clone()), wave_2);
+        entries.extend(done("wave-2-traffic"));
+        // Its stop failed on dp-x-3 only: dp-x-2 no longer serves.
+        entries.push(started("wave-2-stop-x"));
+        for (node, ok) in [("dp-x-2", true), ("dp-x-3", false), ("dp-x-4", true)] {
+            entries.push(Entry::NodeOutcome {
+                step: "data-plane/wave-2-stop-x".into(),
+                attempt: 1,
+                node: node.into(),
+                ok,
+                reason: (!ok).then(|| "timeout".into()),
+            });
+        }
+        entries.push(finished("wave-2-stop-x", StepResult::Failed));
+        let (_, _, x) = scope_of(entries.clone()).expect("still wave 2");
+        assert_eq!(x, ["dp-x-3", "dp-x-5", "dp-x-6", "dp-x-7", "dp-x-8"]);
+        // Between waves: the whole clusters again.
+        entries.extend(done("wave-2-stop-x"));
+        assert_eq!(scope_of(entries.clone()), None);
+        // The last wave against the X nodes left (at 100 % to Y they serve nothing: the
+        // relative gates find no baseline).
+        entries.extend(done("wave-3-start-y"));
+        entries.push(started("wave-3-traffic"));
+        assert_eq!(
+            scope_of(entries.clone()),
+            Some((3, names("dp-y", 5..=8), names("dp-x", 5..=8)))
+        );
+        // A rollback: the whole clusters.
+        entries.push(Entry::RollbackRequested {
+            reason: "operator".into(),
+        });
+        assert_eq!(scope_of(entries), None);
     }
 }

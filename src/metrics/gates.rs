@@ -33,7 +33,7 @@ use super::explain::{Figure, why_unknown};
 use super::histogram::Histogram;
 use super::{
     ClusterFigures, ClusterWindow, GateFigures, GateThresholds, GateVerdict, MetricsSnapshot,
-    SharedBoundsP99, Verdict,
+    ScopeCounts, SharedBoundsP99, Verdict,
 };
 
 /// Judges snapshots against one `GateSpec`, counting breaches in a row.
@@ -287,8 +287,21 @@ impl GateEvaluator {
         self.consecutive_breaches = 0;
     }
 
-    /// Judges one snapshot (its figures already cover the gate window).
+    /// Judges one snapshot of the whole clusters (its figures already cover the gate
+    /// window).
     pub fn evaluate(&mut self, snapshot: &MetricsSnapshot) -> GateVerdict {
+        self.evaluate_in(snapshot, None)
+    }
+
+    /// Judges one snapshot whose figures are `scope`'s nodes (a wave's), or the whole
+    /// clusters' when `None`. A wave with no X node serving has no baseline: its relative
+    /// gates are skipped and Y is judged by the absolute ones alone (inconclusive when the
+    /// plan sets none), as at 100 % to Y.
+    pub fn evaluate_in(
+        &mut self,
+        snapshot: &MetricsSnapshot,
+        scope: Option<ScopeCounts>,
+    ) -> GateVerdict {
         let spec = &self.spec;
         let (x, y) = (&snapshot.x, &snapshot.y);
         let min_requests = spec.min_requests;
@@ -298,6 +311,19 @@ impl GateEvaluator {
 
         // Enough data on Y to judge at all?
         let enough_requests = match y_requests {
+            _ if y.nodes_scraped == 0 && scope.is_some() => {
+                let wave = scope.map_or(0, |s| s.wave);
+                let why = if y.nodes_total == 0 {
+                    format!("no Y node left in wave {wave} (all taken out)")
+                } else {
+                    format!("0 of wave {wave}'s {} Y nodes scraped yet", y.nodes_total)
+                };
+                checks.push(Check::unknown(
+                    format!("Y: no data ({why}): nothing of the wave to judge"),
+                    ShownCheck::new("Y", "no data".into(), format!("({why})")),
+                ));
+                false
+            }
             _ if y.nodes_scraped == 0 => {
                 checks.push(Check::unknown(
                     format!("Y: no data (0 of {} nodes scraped)", y.nodes_total),
@@ -364,6 +390,19 @@ impl GateEvaluator {
         let x_baseline = x
             .requests_in_window
             .is_some_and(|n| n >= min_requests.max(1));
+        // A wave whose X nodes have all stopped (or been taken out) has nothing to compare
+        // with, like X at 0 % of the traffic.
+        let no_x_serving = scope.filter(|s| s.x_serving == 0).map(|s| s.wave);
+        let no_x = |subject: &str, what: &str| {
+            Check::skipped(
+                format!(
+                    "{what}: no X node serving in wave {}: no baseline (Y is judged by the \
+                     absolute gates alone)",
+                    no_x_serving.unwrap_or_default()
+                ),
+                subject,
+            )
+        };
         let no_baseline = || {
             format!(
                 "X served {} requests in the window (< {}): no baseline",
@@ -373,6 +412,7 @@ impl GateEvaluator {
         };
         if let Some(max_delta) = spec.max_error_ratio_delta {
             checks.push(match (y.error_ratio, x.error_ratio) {
+                _ if no_x_serving.is_some() => no_x("Y 5xx vs X", "Y 5xx − X 5xx"),
                 _ if !x_baseline && x.nodes_scraped > 0 && x.status_code_metrics => {
                     Check::skipped(format!("Y 5xx − X 5xx: {}", no_baseline()), "Y 5xx vs X")
                 }
@@ -411,6 +451,7 @@ impl GateEvaluator {
                 )
             });
             checks.push(match (y_p99, x_p99) {
+                _ if no_x_serving.is_some() => no_x("Y p99 vs X", "Y p99 vs X p99"),
                 _ if !x_baseline && x.nodes_scraped > 0 && x.latency_metrics => {
                     Check::skipped(format!("Y p99 vs X p99: {}", no_baseline()), "Y p99 vs X")
                 }
@@ -513,7 +554,126 @@ impl GateEvaluator {
                     breaches_to_fail: needed,
                 },
                 p99_on_shared_bounds,
+                scope,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Exporter;
+
+    fn spec(max_error_ratio: Option<f64>) -> GateSpec {
+        GateSpec {
+            max_error_ratio,
+            max_p99_ms: None,
+            min_requests: 10,
+            consecutive_breaches: 1,
+            ..GateSpec::default()
+        }
+    }
+
+    fn figures(requests: u64, error_ratio: f64, nodes: usize) -> ClusterFigures {
+        ClusterFigures {
+            error_ratio: Some(error_ratio),
+            p99_ms: Some(40.0),
+            requests_in_window: Some(requests),
+            status_code_metrics: true,
+            latency_metrics: true,
+            exporter: Some(Exporter::Kong3),
+            nodes_scraped: nodes,
+            nodes_total: nodes,
+            ..Default::default()
+        }
+    }
+
+    fn wave(y_nodes: u32, x_serving: u32) -> Option<ScopeCounts> {
+        Some(ScopeCounts {
+            wave: 3,
+            waves: 3,
+            y_nodes,
+            x_serving,
+        })
+    }
+
+    #[test]
+    fn a_wave_whose_y_nodes_have_no_sample_yet_is_inconclusive_and_says_why() {
+        let y = ClusterFigures {
+            nodes_total: 3,
+            ..Default::default()
+        };
+        let snapshot = MetricsSnapshot {
+            at: chrono::Utc::now(),
+            x: figures(500, 0.0, 4),
+            y,
+        };
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot, wave(3, 4));
+        assert_eq!(verdict.verdict, Verdict::Inconclusive);
+        assert_eq!(
+            verdict.checks[0],
+            "Y: no data (0 of wave 3's 3 Y nodes scraped yet): nothing of the wave to judge: \
+             inconclusive"
+        );
+        assert_eq!(verdict.figures.scope, wave(3, 4));
+        // Every Y node of the wave taken out: nothing to judge either.
+        let none_left = MetricsSnapshot {
+            y: ClusterFigures::default(),
+            ..snapshot
+        };
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&none_left, wave(0, 4));
+        assert_eq!(verdict.verdict, Verdict::Inconclusive);
+        assert!(
+            verdict.checks[0].contains("no Y node left in wave 3 (all taken out)"),
+            "{:?}",
+            verdict.checks
+        );
+    }
+
+    #[test]
+    fn a_wave_with_no_x_node_serving_judges_y_by_the_absolute_gates_alone() {
+        let empty_x = ClusterFigures::default();
+        let snapshot = |y_ratio| MetricsSnapshot {
+            at: chrono::Utc::now(),
+            x: empty_x.clone(),
+            y: figures(200, y_ratio, 3),
+        };
+        // The relative gates (the defaults) are skipped, saying why; the absolute judges.
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot(0.01), wave(3, 0));
+        assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.checks);
+        assert!(
+            verdict.checks.iter().any(|c| c
+                == "Y 5xx − X 5xx: no X node serving in wave 3: no baseline (Y is judged by \
+                    the absolute gates alone): skipped"),
+            "{:?}",
+            verdict.checks
+        );
+        let verdict = GateEvaluator::new(spec(Some(0.05))).evaluate_in(&snapshot(0.2), wave(3, 0));
+        assert_eq!(verdict.verdict, Verdict::Fail, "{:?}", verdict.checks);
+        // Without an absolute gate nothing is judged: inconclusive, never a pass.
+        let verdict = GateEvaluator::new(spec(None)).evaluate_in(&snapshot(0.0), wave(3, 0));
+        assert_eq!(
+            verdict.verdict,
+            Verdict::Inconclusive,
+            "{:?}",
+            verdict.checks
+        );
+    }
+
+    #[test]
+    fn the_scope_reads_as_the_comparison_it_judged() {
+        let scope = ScopeCounts {
+            wave: 2,
+            waves: 3,
+            y_nodes: 3,
+            x_serving: 7,
+        };
+        assert_eq!(scope.to_string(), "wave 2: Y 3 nodes vs X 7 serving");
+        let one = ScopeCounts {
+            y_nodes: 1,
+            ..scope
+        };
+        assert_eq!(one.to_string(), "wave 2: Y 1 node vs X 7 serving");
     }
 }

@@ -183,6 +183,56 @@ pub struct GateFigures {
     /// the p99s the relative gate compared: both re-bucketed onto the bounds they share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_on_shared_bounds: Option<SharedBoundsP99>,
+    /// In a wave, whose nodes `x` and `y` are: `None` when they are the whole clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeCounts>,
+}
+
+/// The nodes the gates judge while a wave of `rolling:` bakes (issue 17): Y is the wave's
+/// own Y nodes (not those of earlier waves, whose health would dilute the wave's), X the
+/// rolling fleet's X nodes still serving (not stopped by an earlier wave). Both leave out
+/// the nodes taken out of their wave. Set by the engine (`engine::wave::gate_scope`); the
+/// monitor still scrapes every node, only the gates' figures are the subset's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveScope {
+    /// 1-based.
+    pub wave: usize,
+    pub waves: usize,
+    pub y: std::collections::BTreeSet<String>,
+    pub x: std::collections::BTreeSet<String>,
+}
+
+impl WaveScope {
+    pub fn counts(&self) -> ScopeCounts {
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        ScopeCounts {
+            wave: n(self.wave),
+            waves: n(self.waves),
+            y_nodes: n(self.y.len()),
+            x_serving: n(self.x.len()),
+        }
+    }
+}
+
+/// A [`WaveScope`] in numbers, journaled with the figures it produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeCounts {
+    pub wave: u32,
+    pub waves: u32,
+    pub y_nodes: u32,
+    pub x_serving: u32,
+}
+
+impl std::fmt::Display for ScopeCounts {
+    /// `wave 2: Y 3 nodes vs X 7 serving`: what the verdict compared.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.y_nodes == 1 { "" } else { "s" };
+        write!(
+            f,
+            "wave {}: Y {} node{plural} vs X {} serving",
+            self.wave, self.y_nodes, self.x_serving
+        )
+    }
 }
 
 /// X's and Y's p99 on the latency bounds both clusters have.

@@ -19,7 +19,7 @@ use super::gates::GateEvaluator;
 use super::history::{DEFAULT_HISTORY, SnapshotHistory};
 use super::sample::NodeSample;
 use super::scrape::{metrics_url, scrape_node};
-use super::{GateVerdict, MetricsSnapshot};
+use super::{GateVerdict, MetricsSnapshot, WaveScope};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -111,6 +111,7 @@ pub struct MonitorHandle {
     history: watch::Receiver<Arc<SnapshotHistory>>,
     verdicts: broadcast::Sender<GateVerdict>,
     control: mpsc::UnboundedSender<Control>,
+    scope: watch::Sender<Option<WaveScope>>,
     on_fail: Option<FailAction>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -143,6 +144,13 @@ impl MonitorHandle {
         let _ = self.control.send(Control::ResetGates);
     }
 
+    /// Where to say which wave bakes: the gates then judge that wave's nodes (`Some`), or
+    /// the whole clusters (`None`, the start). A change forgets earlier breaches and takes
+    /// effect at the next verdict; the snapshots still cover every node.
+    pub fn scope(&self) -> watch::Sender<Option<WaveScope>> {
+        self.scope.clone()
+    }
+
     /// What the plan says to do on a failed gate; `None` when no gates are judged.
     pub fn on_fail(&self) -> Option<FailAction> {
         self.on_fail
@@ -162,6 +170,7 @@ pub fn spawn(config: MonitorConfig, client: reqwest::Client) -> MonitorHandle {
     let (history_tx, history_rx) = watch::channel(Arc::new(history));
     let (verdict_tx, _) = broadcast::channel(VERDICT_BACKLOG);
     let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let (scope_tx, scope_rx) = watch::channel(None);
     let on_fail = config.gates.as_ref().map(|g| g.on_fail);
     let task = tokio::spawn(run(
         config,
@@ -169,11 +178,13 @@ pub fn spawn(config: MonitorConfig, client: reqwest::Client) -> MonitorHandle {
         history_tx,
         verdict_tx.clone(),
         control_rx,
+        scope_rx,
     ));
     MonitorHandle {
         history: history_rx,
         verdicts: verdict_tx,
         control: control_tx,
+        scope: scope_tx,
         on_fail,
         task,
     }
@@ -185,6 +196,7 @@ async fn run(
     history_tx: watch::Sender<Arc<SnapshotHistory>>,
     verdict_tx: broadcast::Sender<GateVerdict>,
     mut control_rx: mpsc::UnboundedReceiver<Control>,
+    mut scope_rx: watch::Receiver<Option<WaveScope>>,
 ) {
     let names =
         |targets: &[ScrapeTarget]| targets.iter().map(|t| t.node.clone()).collect::<Vec<_>>();
@@ -235,13 +247,44 @@ async fn run(
             x: x.figures(now),
             y: y.figures(now),
         };
-        let verdict = evaluator.as_mut().map(|e| e.evaluate(&snapshot));
+        let verdict = evaluator.as_mut().map(|evaluator| {
+            // Breaches counted over other nodes say nothing of these.
+            if scope_rx.has_changed().unwrap_or(false) {
+                evaluator.reset();
+            }
+            let scope = scope_rx.borrow_and_update();
+            match scope.as_ref() {
+                None => evaluator.evaluate(&snapshot),
+                Some(wave) => evaluator
+                    .evaluate_in(&wave_snapshot(&snapshot, &x, &y, wave), Some(wave.counts())),
+            }
+        });
         Arc::make_mut(&mut history).push(snapshot);
         history_tx.send_replace(Arc::clone(&history));
         if let Some(verdict) = verdict {
             // Sending fails only while nobody subscribes, and then nobody needs it.
             let _ = verdict_tx.send(verdict);
         }
+    }
+}
+
+/// The figures of `wave`'s nodes over the window ending at `snapshot.at`. Y's empty
+/// configurations stay the whole cluster's: its control planes report them, for any of its
+/// data planes, and a data plane without configuration fails the gates in any wave.
+fn wave_snapshot(
+    snapshot: &MetricsSnapshot,
+    x: &ClusterTracker,
+    y: &ClusterTracker,
+    wave: &WaveScope,
+) -> MetricsSnapshot {
+    let mut y_figures = y.figures_of(snapshot.at, |node| wave.y.contains(node));
+    y_figures
+        .empty_configuration
+        .clone_from(&snapshot.y.empty_configuration);
+    MetricsSnapshot {
+        at: snapshot.at,
+        x: x.figures_of(snapshot.at, |node| wave.x.contains(node)),
+        y: y_figures,
     }
 }
 

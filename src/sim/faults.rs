@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `y-errors=RATIO` (`0.2` or `20%`) | Y's proxies answer that share of requests with Kong's 500 |
 //! | `y-latency=DURATION` (`300ms`) | Y's proxies wait that much longer for the upstream |
+//! | `errors=NODE:RATIO` | that one node's proxy answers that share of requests with Kong's 500 (a wave's node, say, while the rest of its cluster is healthy) |
 //! | `crash` / `crash=NODE` | a node (default: the first running Y proxy) stops answering |
 //! | `dp-incompatible` | hybrid: the first Y data plane reports to X's control plane, whose minor is lower |
 //! | `y-db-down` | the database Y's nodes use stops answering: `/status` reports it unreachable, `/status/ready` 503 `failed to connect to database`, `kong migrations` times out |
@@ -26,6 +27,11 @@ pub enum Fault {
     ExtraLatency {
         cluster: ClusterSide,
         latency: Duration,
+    },
+    /// One node's share of 500s, on top of its cluster's.
+    NodeErrorRatio {
+        node: String,
+        ratio: f64,
     },
     /// `None`: the first running Y node that proxies.
     Crash {
@@ -50,6 +56,7 @@ impl fmt::Display for Fault {
                 cluster.as_str(),
                 humantime::format_duration(*latency)
             ),
+            Fault::NodeErrorRatio { node, ratio } => write!(f, "errors={node}:{ratio}"),
             Fault::Crash { node: None } => f.write_str("crash"),
             Fault::Crash { node: Some(node) } => write!(f, "crash={node}"),
             Fault::DpIncompatible => f.write_str("dp-incompatible"),
@@ -60,7 +67,7 @@ impl fmt::Display for Fault {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{input}' is not a fault: {reason} (write y-errors=0.2, y-latency=300ms, crash, crash=NODE, dp-incompatible or y-db-down)"
+    "'{input}' is not a fault: {reason} (write y-errors=0.2, errors=NODE:0.2, y-latency=300ms, crash, crash=NODE, dp-incompatible or y-db-down)"
 )]
 pub struct FaultParseError {
     pub input: String,
@@ -97,6 +104,19 @@ impl FromStr for Fault {
                 node: v.filter(|s| !s.is_empty()).map(str::to_string),
             }),
             (_, None) if name == "dp-incompatible" => Ok(Fault::DpIncompatible),
+            (_, Some(v)) if name == "errors" => {
+                let (node, ratio) = v
+                    .rsplit_once(':')
+                    .filter(|(node, _)| !node.trim().is_empty())
+                    .ok_or_else(|| fail("write errors=NODE:RATIO"))?;
+                let ratio = parse_ratio(ratio).ok_or_else(|| {
+                    fail("the error ratio must be between 0 and 1, or 0% and 100%")
+                })?;
+                Ok(Fault::NodeErrorRatio {
+                    node: node.trim().to_string(),
+                    ratio,
+                })
+            }
             (Some((side, "db-down")), None) if cluster(side).is_some() => Ok(Fault::DatabaseDown {
                 cluster: cluster(side).unwrap_or(ClusterSide::Y),
             }),
@@ -141,6 +161,8 @@ pub struct FaultState {
     pub misrouted_data_plane: Option<String>,
     /// Nodes crashed by a fault.
     pub crashed: Vec<String>,
+    /// Nodes answering a share of their requests with 500, whatever their cluster's.
+    pub node_errors: std::collections::BTreeMap<String, f64>,
     /// Databases (by name) that no longer answer.
     pub databases_down: Vec<String>,
 }
@@ -179,6 +201,12 @@ impl FaultState {
                     humantime::format_duration(f.extra_latency)
                 ));
             }
+        }
+        for (node, ratio) in &self.node_errors {
+            lines.push(format!(
+                "{node} answers {:.0}% of requests with 500",
+                ratio * 100.0
+            ));
         }
         for node in &self.crashed {
             lines.push(format!("{node} crashed"));
@@ -246,6 +274,14 @@ mod tests {
     fn rejects_bad_faults_with_the_reason() {
         let err = "y-errors=1.5".parse::<Fault>().unwrap_err();
         assert!(err.reason.contains("between 0 and 1"), "{err}");
+        assert_eq!(
+            "errors=dp-y-5:0.3".parse::<Fault>().unwrap(),
+            Fault::NodeErrorRatio {
+                node: "dp-y-5".into(),
+                ratio: 0.3
+            }
+        );
+        assert!("errors=0.3".parse::<Fault>().is_err());
         assert!("y-latency=soon".parse::<Fault>().is_err());
         assert!("z-errors=0.1".parse::<Fault>().is_err());
         assert!("y-errors".parse::<Fault>().is_err());

@@ -908,6 +908,14 @@ impl Lab {
                     humantime::format_duration(*latency)
                 ))
             }
+            Fault::NodeErrorRatio { node, ratio } => {
+                shared.node(node)?;
+                shared.faults().node_errors.insert(node.clone(), *ratio);
+                Ok(format!(
+                    "{node} now answers {:.0}% of requests with 500",
+                    ratio * 100.0
+                ))
+            }
             Fault::Crash { node } => {
                 let name = match node {
                     Some(name) => name.clone(),
@@ -979,6 +987,7 @@ impl Lab {
             faults.x = Default::default();
             faults.y = Default::default();
             faults.databases_down.clear();
+            faults.node_errors.clear();
             (
                 std::mem::take(&mut faults.crashed),
                 faults.misrouted_data_plane.take(),

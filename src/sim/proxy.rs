@@ -235,7 +235,14 @@ async fn proxy(
     let ingress = request_bytes(&method, &uri, &headers);
 
     let kong_ms: u64 = rand::random_range(0..=2);
-    let faults = ctx.lab.faults().cluster(node.spec.cluster).to_owned();
+    let faults = {
+        let all = ctx.lab.faults();
+        let mut faults = all.cluster(node.spec.cluster).to_owned();
+        if let Some(ratio) = all.node_errors.get(&node.spec.name) {
+            faults.error_ratio = faults.error_ratio.max(*ratio);
+        }
+        faults
+    };
     let record = |code: u16, source: &'static str, upstream_ms: Option<u64>, egress: usize| {
         RequestRecord {
             key: RequestKey {

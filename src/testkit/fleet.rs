@@ -265,6 +265,7 @@ fn gate_record(n: u64) -> GateRecord {
                 breaches_to_fail: 3,
             },
             p99_on_shared_bounds: None,
+            scope: None,
         }),
     }
 }

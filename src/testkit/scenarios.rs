@@ -693,6 +693,33 @@ pub fn wave_as_one_running(theme: Theme) -> ConsoleState {
     state
 }
 
+/// Wave 2's stage baking at 50 %: the gates judge wave 2's three Y nodes against the seven
+/// X nodes wave 1 left serving (the metrics pane says so under the verdict), and they hold.
+pub fn wave_gate_baking(theme: Theme) -> ConsoleState {
+    let mut state = wave_as_one_running(theme);
+    apply_all(&mut state, &metrics_history(1000, 1295, 50, 0.002));
+    state.apply(&Event::Bake {
+        step: dp("wave-2-traffic"),
+        remaining_secs: 240,
+    });
+    let mut gates = GateEvaluator::new(plan().gates);
+    let scope = Some(crate::metrics::ScopeCounts {
+        wave: 2,
+        waves: 3,
+        y_nodes: 3,
+        x_serving: 7,
+    });
+    let Event::Metrics(mut snapshot) = metrics(1295, 50, 0.002) else {
+        unreachable!("metrics() makes a snapshot")
+    };
+    snapshot.x.requests_in_window = Some(8_400);
+    snapshot.y.requests_in_window = Some(3_600);
+    let verdict = gates.evaluate_in(&snapshot, scope);
+    assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.checks);
+    state.apply(&Event::Gate(verdict));
+    state
+}
+
 /// Every scenario the snapshots cover, by name.
 pub fn all() -> Vec<(&'static str, Scenario)> {
     vec![
@@ -723,6 +750,7 @@ pub fn all() -> Vec<(&'static str, Scenario)> {
         ("wave_expanded", wave_expanded),
         ("wave_confirm", wave_confirm),
         ("wave_as_one_running", wave_as_one_running),
+        ("wave_gate_baking", wave_gate_baking),
     ]
 }
 

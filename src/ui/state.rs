@@ -588,6 +588,8 @@ impl ConsoleState {
                     let mut text = format!("{symbol} gate {label}");
                     if label == super::theme::IDLE {
                         text.push_str(&format!(": {}", self.gate_idle_because()));
+                    } else if let Some(scope) = verdict.figures.scope {
+                        text.push_str(&format!(" · {scope}"));
                     }
                     if verdict.verdict == Verdict::Fail {
                         text.push_str(&format!(

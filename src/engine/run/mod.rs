@@ -177,6 +177,8 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
     // Listening starts before anything runs, so no signal finds the default action.
     let signals = Signals::listen(options.handle_signals).map_err(EngineError::Signals)?;
     engine.open_session(plan_change, stale)?;
+    // A run resumed inside a wave judges that wave from its first verdict.
+    engine.update_gate_scope();
     engine.opening_read = OpeningRead::start(
         engine.toolbox.traffic.clone(),
         (engine.view.traffic_requested, engine.view.traffic_applied),
@@ -189,6 +191,24 @@ pub(super) fn spawn(setup: RunSetup) -> Result<EngineHandle, EngineError> {
         run_dir,
         run_id,
     })
+}
+
+/// Whether `entry` may change which wave the gates judge: a step's state, a node taken
+/// out, a rollback. (Not each node's outcome: a stop step's stopped nodes count once it
+/// ends.)
+fn moves_gate_scope(entry: &Entry) -> bool {
+    matches!(
+        entry,
+        Entry::StepStarted { .. }
+            | Entry::StepFinished { .. }
+            | Entry::StepInterrupted { .. }
+            | Entry::StepSkipped { .. }
+            | Entry::StepMarkedDone { .. }
+            | Entry::NodeTakenOut { .. }
+            | Entry::RollbackRequested { .. }
+            | Entry::RollbackPlanned { .. }
+            | Entry::RollbackFinished
+    )
 }
 
 /// A command and when it was sent.
@@ -290,7 +310,26 @@ impl Engine {
         let journal = &mut self.journal;
         let record = blocking(|| journal.append(by, entry))?;
         self.view.apply(&record);
+        if moves_gate_scope(&record.entry) {
+            self.update_gate_scope();
+        }
         Ok(record)
+    }
+
+    /// Tells the monitor which wave's nodes the gates judge now (`wave::gate_scope`).
+    /// Set before a wave's stage starts baking: its bake trusts only verdicts evaluated
+    /// after it began, so with this scope.
+    fn update_gate_scope(&self) {
+        if let Some(scope_tx) = &self.toolbox.gate_scope {
+            let scope = super::wave::gate_scope(&self.plan, &self.expanded, &self.view);
+            scope_tx.send_if_modified(|current| {
+                let changed = *current != scope;
+                if changed {
+                    *current = scope;
+                }
+                changed
+            });
+        }
     }
 
     fn emit(&self, event: Event) {

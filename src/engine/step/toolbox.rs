@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use super::{ActionFor, ActionRegistry, StepAction, describe_commands};
 use crate::exec::{Executor, executor_for, local::LocalExecutor};
 use crate::lb::{TrafficDriver, driver_for};
-use crate::metrics::GateVerdict;
+use crate::metrics::{GateVerdict, WaveScope};
 use crate::plan::model::{Plan, SecretRef};
 use crate::plan::steps::{RollbackKind, Step};
 use crate::secrets::Redactor;
@@ -25,6 +25,9 @@ pub struct Toolbox {
     /// `at`), not only changes: a bake trusts only verdicts evaluated after it began.
     /// `None`: bakes only count down.
     pub gates: Option<watch::Receiver<Option<GateVerdict>>>,
+    /// Where the engine says which wave's nodes the gates judge (`engine::wave::gate_scope`),
+    /// beside the gate source; `None` when nothing listens.
+    pub gate_scope: Option<watch::Sender<Option<WaveScope>>>,
     pub actions: ActionRegistry,
 }
 
@@ -119,6 +122,7 @@ impl Toolbox {
             traffic,
             redactor: Arc::new(redactor),
             gates: None,
+            gate_scope: None,
             actions,
         }
     }

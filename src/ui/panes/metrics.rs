@@ -141,6 +141,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &ConsoleState) {
 
     let checks = state.gate().map_or(0, |g| g.shown.len());
     let reserve = 1
+        + u16::from(wave_line(state, inner.width as usize).is_some())
         + u16::from(breach_cause(state).is_some())
         + u16::from(not_scraped_line(state).is_some())
         + checks.min(4) as u16;
@@ -425,6 +426,22 @@ fn title(state: &ConsoleState, width: u16) -> Vec<Span<'static>> {
     spans
 }
 
+/// What the gate judged, when a wave's nodes and not the whole clusters: `judged: wave 2:
+/// Y 3 nodes vs X 7 serving`, or in 80 columns `wave 2: Y 3 vs X 7 serving`. The sparklines
+/// above stay the clusters'.
+fn wave_line(state: &ConsoleState, width: usize) -> Option<String> {
+    let scope = state.gate()?.figures.scope?;
+    let full = format!("judged: {scope}");
+    Some(if full.chars().count() <= width {
+        full
+    } else {
+        format!(
+            "wave {}: Y {} vs X {} serving",
+            scope.wave, scope.y_nodes, scope.x_serving
+        )
+    })
+}
+
 /// The likely cause of a breach, while the gate reads breached.
 fn breach_cause(state: &ConsoleState) -> Option<String> {
     let gate = state.gate().filter(|g| g.verdict == Verdict::Fail)?;
@@ -476,6 +493,12 @@ fn render_gate(frame: &mut Frame, area: Rect, state: &ConsoleState) {
                 text::truncate(&summary, width),
                 theme.tone(tone),
             )));
+            if let Some(wave) = wave_line(state, width).filter(|_| area.height > 1) {
+                lines.push(Line::from(Span::styled(
+                    text::truncate(&wave, width),
+                    theme.tone(Tone::Muted),
+                )));
+            }
             if let Some(cause) = breach_cause(state).filter(|_| area.height > 2) {
                 lines.push(Line::from(Span::styled(
                     text::truncate(&format!("⚠ {cause}"), width),

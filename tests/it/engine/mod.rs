@@ -27,4 +27,5 @@ mod take_out;
 mod take_out_balancer;
 mod traffic;
 mod wave_as_one;
+mod wave_gates;
 mod wave_nodes;

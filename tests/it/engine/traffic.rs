@@ -54,6 +54,7 @@ fn figures() -> GateFigures {
             ..GateThresholds::default()
         },
         p99_on_shared_bounds: None,
+        scope: None,
     }
 }
 

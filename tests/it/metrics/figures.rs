@@ -265,6 +265,7 @@ fn a_verdict_carries_the_figures_and_thresholds_it_was_judged_on() {
                 breaches_to_fail: 3,
             },
             p99_on_shared_bounds: None,
+            scope: None,
         }
     );
 
