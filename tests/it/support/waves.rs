@@ -15,13 +15,14 @@ use kongup::plan::model::Plan;
 use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName};
 use kongup::secrets::Redactor;
 
-/// A hybrid plan, 3.4.3 → 3.10.0 in place, one control plane and `data_planes` data planes
+/// A hybrid plan, 3.4.3 (or [`WavePlan::from`]) → 3.10.0 in place, one control plane and `data_planes` data planes
 /// a side (`dp-x-1`…, `dp-y-1`…), X's database `pg.internal`, the traffic driver manual,
 /// the data planes rolled in waves; built with [`WavePlan::hybrid`] and the setters, read
 /// with [`WavePlan::yaml`].
 #[derive(Clone, Debug)]
 pub struct WavePlan {
     name: String,
+    from: String,
     data_planes: usize,
     control_plane: String,
     lab_addresses: bool,
@@ -38,6 +39,7 @@ impl WavePlan {
     pub fn hybrid(data_planes: usize) -> WavePlan {
         WavePlan {
             name: "waves".into(),
+            from: "3.4.3".into(),
             data_planes,
             control_plane: r#"admin_url: "http://127.0.0.1:9""#.into(),
             lab_addresses: false,
@@ -53,6 +55,12 @@ impl WavePlan {
         self
     }
 
+    /// The version X runs (3.4.3 unless set); Y's is 3.10.0.
+    pub fn from(mut self, version: &str) -> WavePlan {
+        self.from = version.into();
+        self
+    }
+
     /// `rolling.waves`, as YAML (`[1, 50%, 100%]`).
     pub fn waves(self, waves: &str) -> WavePlan {
         self.rolling("waves", waves)
@@ -60,6 +68,10 @@ impl WavePlan {
 
     pub fn max_unavailable(self, bound: &str) -> WavePlan {
         self.rolling("max_unavailable", bound)
+    }
+
+    pub fn drain(self, drain: &str) -> WavePlan {
+        self.rolling("drain", drain)
     }
 
     pub fn between_waves(self, pause: &str) -> WavePlan {
@@ -158,10 +170,11 @@ impl WavePlan {
             format!("      - {{name: cp-{side}, role: control_plane{fields}}}\n")
         };
         let mut text = format!(
-            "name: {name}\nfrom: 3.4.3\nto: 3.10.0\nmode: hybrid\nstrategy: in-place\n\
+            "name: {name}\nfrom: {from}\nto: 3.10.0\nmode: hybrid\nstrategy: in-place\n\
              clusters:\n  x:\n    nodes:\n{cp_x}{x}    database: {{host: pg.internal}}\n  \
              y:\n    nodes:\n{cp_y}{y}traffic:\n  driver: {{type: manual}}\n",
             name = self.name,
+            from = self.from,
             cp_x = cp("x"),
             x = dps("x", 1),
             cp_y = cp("y"),
