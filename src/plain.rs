@@ -759,20 +759,26 @@ impl Plain {
         for line in runs {
             self.say(&format!("     - {line}"));
         }
-        let by_hand = |s: &StepRef| {
+        let runs_of = |s: &StepRef| {
             preview_step(
                 &self.setup.plan,
                 &self.setup.expanded,
                 &self.setup.toolbox,
                 s,
             )
-            .is_none_or(|p| p.by_hand)
+            .map_or(
+                crate::engine::wave::WaveStepRuns {
+                    by_hand: true,
+                    bakes_without_gates: false,
+                },
+                |p| p.wave_runs(),
+            )
         };
         for line in crate::engine::wave::confirm_lines(
             &self.setup.plan,
             &self.setup.expanded,
             step,
-            by_hand,
+            runs_of,
         ) {
             self.say(&format!("   {line}"));
         }

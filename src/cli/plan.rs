@@ -12,7 +12,7 @@ use crate::plan::placement::command_runs;
 use crate::plan::steps::ClusterSide;
 use crate::plan::steps::{ExpandedPlan, Phase, Step, StepKind};
 use crate::plan::version::KongVersion;
-use crate::plan::waves::{fleet, rolling_phase, waves};
+use crate::plan::waves::{fleet, max_unavailable, rolling_phase, waves};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -60,6 +60,35 @@ struct PlanJson<'a> {
     warnings: &'a [String],
     /// `rolling:`'s waves, resolved to nodes; empty when the plan has none.
     waves: Vec<WaveJson>,
+    /// `rolling:`'s settings as the run applies them (defaults filled in); `None` when the
+    /// plan has no `rolling:`.
+    rolling: Option<RollingJson>,
+}
+
+#[derive(Serialize)]
+struct RollingJson {
+    /// As written: a number of nodes (`"1"`) or a share of Y's fleet (`"50%"`).
+    waves: Vec<String>,
+    between_waves: String,
+    /// `wave` (one confirm runs a wave's steps) or `each-step`.
+    confirm: &'static str,
+    drain: Option<String>,
+    /// As written, and resolved to nodes (`plan::waves::max_unavailable`).
+    max_unavailable: Option<String>,
+    max_unavailable_nodes: Option<usize>,
+}
+
+fn rolling_json(plan: &Plan) -> Option<RollingJson> {
+    let rolling = plan.rolling.as_ref()?;
+    let duration = |d| humantime::format_duration(d).to_string();
+    Some(RollingJson {
+        waves: rolling.waves.iter().map(ToString::to_string).collect(),
+        between_waves: duration(rolling.between_waves),
+        confirm: rolling.confirm.as_str(),
+        drain: rolling.drain.map(duration),
+        max_unavailable: rolling.max_unavailable.map(|m| m.to_string()),
+        max_unavailable_nodes: max_unavailable(plan),
+    })
 }
 
 #[derive(Serialize)]
@@ -160,6 +189,7 @@ pub fn render_json(plan: &Plan, expanded: &ExpandedPlan) -> serde_json::Result<S
                 y_percent: w.y_percent,
             })
             .collect(),
+        rolling: rolling_json(plan),
     };
     serde_json::to_string_pretty(&json)
 }
@@ -267,6 +297,21 @@ fn render_waves(out: &mut String, plan: &Plan) {
             WaveConfirm::EachStep => "each step confirmed",
         }
     );
+    if let Some(drain) = rolling.drain {
+        let _ = writeln!(
+            out,
+            "  each X node drained before its stop: `kong drain`, then up to {} for its \
+             /status/ready to answer 503 with no request in flight (rolling.drain)",
+            humantime::format_duration(drain)
+        );
+    }
+    if let (Some(share), Some(nodes)) = (rolling.max_unavailable, max_unavailable(plan)) {
+        let _ = writeln!(
+            out,
+            "  at most {nodes} node{} out of service at once (rolling.max_unavailable: {share})",
+            if nodes == 1 { "" } else { "s" }
+        );
+    }
     let count = waves.len();
     for wave in &waves {
         let _ = writeln!(

@@ -51,7 +51,7 @@ pub use self::event::{Event, RunState, StepState};
 pub use self::rollback::step_details;
 pub use self::step::Toolbox;
 use crate::plan::model::Plan;
-use crate::plan::steps::{ExpandedPlan, Step, StepRef};
+use crate::plan::steps::{ExpandedPlan, Step, StepKind, StepRef};
 
 /// Everything a run needs.
 pub struct RunSetup {
@@ -196,6 +196,19 @@ pub struct StepPreview {
     pub runs: Vec<String>,
     /// Nothing runs: the operator does it and the confirm records it.
     pub by_hand: bool,
+    /// A bake (a traffic stage's, the monitoring) with no gate source to judge it: a wave
+    /// does not go on past it (`wave::confirm_lines`).
+    pub bakes_without_gates: bool,
+}
+
+impl StepPreview {
+    /// What decides whether a wave goes on into this step, or past it.
+    pub fn wave_runs(&self) -> wave::WaveStepRuns {
+        wave::WaveStepRuns {
+            by_hand: self.by_hand,
+            bakes_without_gates: self.bakes_without_gates,
+        }
+    }
 }
 
 pub fn preview_step(
@@ -208,10 +221,16 @@ pub fn preview_step(
     let rollback_kind = rollback::rollback_step(expanded, step).map(|r| r.kind);
     let runs = toolbox.preview(plan, &details, rollback_kind.as_ref());
     let by_hand = toolbox.by_hand(&details, rollback_kind.as_ref());
+    let bakes_without_gates = toolbox.gates.is_none()
+        && matches!(
+            details.kind,
+            StepKind::ShiftTraffic { .. } | StepKind::Monitor { .. }
+        );
     Some(StepPreview {
         step: details,
         runs,
         by_hand,
+        bakes_without_gates,
     })
 }
 

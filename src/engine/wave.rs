@@ -17,7 +17,7 @@ use super::view::RunView;
 use crate::metrics::WaveScope;
 use crate::plan::model::{Plan, WaveConfirm};
 use crate::plan::steps::{ClusterSide, ExpandedPlan, StepKind, StepRef};
-use crate::plan::waves::{fleet, rolling_phase, waves};
+use crate::plan::waves::{fleet, max_unavailable, rolling_phase, waves};
 
 /// The wave a step belongs to: its number, how many waves there are, and its steps in
 /// run order (from `wave-N-start-y` to the wave's last step, with whatever the plan puts
@@ -104,15 +104,27 @@ pub fn goes_on_into(plan: &Plan, expanded: &ExpandedPlan, done: &StepRef, next: 
     )
 }
 
+/// How the run's toolbox runs a step of a wave, beyond what the plan says: what decides
+/// whether the wave goes on into it, or past it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaveStepRuns {
+    /// Nothing runs: the operator does it (`Toolbox::by_hand`).
+    pub by_hand: bool,
+    /// A bake with no gate source to judge it (`Toolbox::gates` is `None`): it only counts
+    /// down, and the wave does not go on past it.
+    pub bakes_without_gates: bool,
+}
+
 /// What the confirm of `step` says when it runs more of its wave: the steps it runs in
-/// turn (up to a step done by hand or irreversible, which waits for its own confirm), the
-/// nodes each starts or stops, Y's share after it, and where it pauses. Empty when the
-/// confirm runs `step` alone. `by_hand`: whether a step runs nothing (`Toolbox::by_hand`).
+/// turn (up to a step done by hand or irreversible, which waits for its own confirm, or
+/// past a bake no gate judges), the nodes each starts or stops, Y's share after it, and
+/// where it pauses. Empty when the confirm runs `step` alone. Says only what the engine's
+/// `continue_wave` will do.
 pub fn confirm_lines(
     plan: &Plan,
     expanded: &ExpandedPlan,
     step: &StepRef,
-    by_hand: impl Fn(&StepRef) -> bool,
+    runs_of: impl Fn(&StepRef) -> WaveStepRuns,
 ) -> Vec<String> {
     if !confirmed_as_one(plan) || rolling_phase(plan.mode) != Some(step.phase) {
         return Vec::new();
@@ -123,10 +135,15 @@ pub fn confirm_lines(
     let from = wave.position(step).unwrap_or(1);
     let rest = &wave.steps[from - 1..];
     // The confirmed step runs whatever it is; the wave goes on only into steps that run
-    // something and can be undone.
-    let goes_on = rest[1..]
-        .iter()
-        .take_while(|s| !by_hand(s) && expanded.step(s).is_some_and(|d| !d.irreversible))
+    // something and can be undone, and never past a bake no gate judged.
+    let goes_on = rest
+        .windows(2)
+        .take_while(|pair| {
+            let (done, next) = (runs_of(&pair[0]), runs_of(&pair[1]));
+            !done.bakes_without_gates
+                && !next.by_hand
+                && expanded.step(&pair[1]).is_some_and(|d| !d.irreversible)
+        })
         .count();
     if goes_on == 0 {
         return Vec::new();
@@ -134,6 +151,16 @@ pub fn confirm_lines(
     let runs = &rest[..=goes_on];
     let resolved = waves(plan);
     let this = resolved.iter().find(|w| w.number == wave.number);
+    // rolling.max_unavailable bounds a node step's batches (actions::kong::nodes).
+    let bound = max_unavailable(plan)
+        .map(|n| format!(", at most {n} at a time"))
+        .unwrap_or_default();
+    let drained = plan.rolling.as_ref().and_then(|r| r.drain).map(|d| {
+        format!(
+            ", each drained first (rolling.drain, up to {})",
+            humantime::format_duration(d)
+        )
+    });
     let mut lines = vec![format!(
         "This confirm runs wave {}/{} as one: {}",
         wave.number,
@@ -149,23 +176,33 @@ pub fn confirm_lines(
         };
         let what = match (&details.kind, this) {
             (StepKind::StartNodes { .. }, Some(w)) => {
-                format!("starts {} of Y's nodes", w.y_nodes.len())
+                format!("starts {} of Y's nodes{bound}", w.y_nodes.len())
             }
-            (StepKind::StopNodes { .. }, Some(w)) => {
-                format!("stops {} of X's nodes", w.x_nodes.len())
-            }
+            (StepKind::StopNodes { .. }, Some(w)) => format!(
+                "stops {} of X's nodes{bound}{}",
+                w.x_nodes.len(),
+                drained.as_deref().unwrap_or_default()
+            ),
             (StepKind::ShiftTraffic { y_percent, bake }, _) => format!(
-                "Y to {y_percent}% of traffic, baked {} with the gates",
-                humantime::format_duration(*bake)
+                "Y to {y_percent}% of traffic, baked {} {}",
+                humantime::format_duration(*bake),
+                if runs_of(s).bakes_without_gates {
+                    "with no gate source (it only counts down)"
+                } else {
+                    "with the gates"
+                }
             ),
             _ => details.title.clone(),
         };
         lines.push(format!("  {}: {what}", s.id));
     }
     if let Some(next) = rest.get(goes_on + 1) {
-        lines.push(format!(
-            "{next} waits for its own confirm: it is done by hand or cannot be undone."
-        ));
+        let last = &rest[goes_on];
+        lines.push(if runs_of(last).bakes_without_gates {
+            format!("{next} waits for its own confirm: no gate judges {last}'s bake.")
+        } else {
+            format!("{next} waits for its own confirm: it is done by hand or cannot be undone.")
+        });
     }
     lines.push(
         "It pauses, for you to decide, on a failed step or node, a gate breach or a bake \
@@ -265,6 +302,11 @@ mod tests {
         StepRef::new(PhaseName::DataPlane, id)
     }
 
+    /// A step that runs something, its bake judged by the gates.
+    fn runs() -> WaveStepRuns {
+        WaveStepRuns::default()
+    }
+
     #[test]
     fn a_wave_runs_from_its_start_to_its_last_step_with_the_staging_tests_in_wave_1() {
         let (_, expanded) = plan("");
@@ -325,7 +367,7 @@ mod tests {
     #[test]
     fn the_first_step_s_confirm_says_what_the_wave_runs_and_where_it_pauses() {
         let (p, expanded) = plan("");
-        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), |_| false);
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), |_| runs());
         assert_eq!(
             lines[0],
             "This confirm runs wave 2/3 as one: wave-2-start-y → wave-2-traffic → wave-2-stop-x"
@@ -338,14 +380,17 @@ mod tests {
         assert_eq!(lines[3], "  wave-2-stop-x: stops 3 of X's nodes");
         assert!(lines[4].starts_with("It pauses"), "{}", lines[4]);
         // From the middle of a wave (after a pause), the rest of it.
-        let rest = confirm_lines(&p, &expanded, &dp("wave-2-traffic"), |_| false);
+        let rest = confirm_lines(&p, &expanded, &dp("wave-2-traffic"), |_| runs());
         assert!(
             rest[0].ends_with("as one: wave-2-traffic → wave-2-stop-x"),
             "{rest:?}"
         );
-        assert!(confirm_lines(&p, &expanded, &dp("wave-2-stop-x"), |_| false).is_empty());
+        assert!(confirm_lines(&p, &expanded, &dp("wave-2-stop-x"), |_| runs()).is_empty());
         // A stop done by hand waits for its own confirm, and the confirm says so.
-        let manual_stop = |s: &StepRef| s.id == "wave-2-stop-x";
+        let manual_stop = |s: &StepRef| WaveStepRuns {
+            by_hand: s.id == "wave-2-stop-x",
+            ..runs()
+        };
         let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), manual_stop);
         assert!(
             lines[0].ends_with("as one: wave-2-start-y → wave-2-traffic"),
@@ -358,7 +403,49 @@ mod tests {
             "{lines:?}"
         );
         let (each, expanded) = plan("  confirm: each-step\n");
-        assert!(confirm_lines(&each, &expanded, &dp("wave-2-start-y"), |_| false).is_empty());
+        assert!(confirm_lines(&each, &expanded, &dp("wave-2-start-y"), |_| runs()).is_empty());
+    }
+
+    /// Each line is true in every case: a bake with no gate source to judge it stops the
+    /// wave after the stage (the engine goes on only past a bake the gates passed), and a
+    /// bound on nodes out of service is said on the steps it bounds.
+    #[test]
+    fn the_confirm_claims_no_step_the_wave_will_not_run() {
+        let (p, expanded) = plan("");
+        let ungated = |s: &StepRef| WaveStepRuns {
+            by_hand: false,
+            bakes_without_gates: s.id.ends_with("-traffic"),
+        };
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), ungated);
+        assert_eq!(
+            lines[0],
+            "This confirm runs wave 2/3 as one: wave-2-start-y → wave-2-traffic"
+        );
+        assert_eq!(
+            lines[2],
+            "  wave-2-traffic: Y to 50% of traffic, baked 1m with no gate source (it only \
+             counts down)"
+        );
+        assert_eq!(
+            lines[3],
+            "data-plane/wave-2-stop-x waits for its own confirm: no gate judges \
+             data-plane/wave-2-traffic's bake."
+        );
+        // From the stage on, the confirm runs the stage alone: no wave lines.
+        assert!(confirm_lines(&p, &expanded, &dp("wave-2-traffic"), ungated).is_empty());
+
+        let (p, expanded) = plan("  max_unavailable: 2\n");
+        let lines = confirm_lines(&p, &expanded, &dp("wave-2-start-y"), |_| {
+            WaveStepRuns::default()
+        });
+        assert_eq!(
+            lines[1],
+            "  wave-2-start-y: starts 3 of Y's nodes, at most 2 at a time"
+        );
+        assert_eq!(
+            lines[3],
+            "  wave-2-stop-x: stops 3 of X's nodes, at most 2 at a time"
+        );
     }
 
     #[test]

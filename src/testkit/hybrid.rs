@@ -479,6 +479,19 @@ pub fn previewer(plan: &Plan, expanded: &ExpandedPlan) -> Previewer {
     Previewer::from_engine(Arc::new(plan.clone()), Arc::new(expanded.clone()), toolbox)
 }
 
+/// [`previewer`] with a gate source, as a run's toolbox has once its monitor starts
+/// (`session::start`): a bake is judged by the gates, and a wave goes on past it.
+pub fn previewer_with_gates(plan: &Plan, expanded: &ExpandedPlan) -> Previewer {
+    let toolbox = Toolbox::for_plan(
+        plan,
+        Redactor::new(Vec::new()),
+        crate::actions::builtins(None),
+    )
+    .expect("the plan's toolbox")
+    .with_gates(tokio::sync::watch::channel(None).1);
+    Previewer::from_engine(Arc::new(plan.clone()), Arc::new(expanded.clone()), toolbox)
+}
+
 /// The engine's rollback step that undoes the control-plane step `id`.
 pub fn undoing(id: &str) -> StepRef {
     rollback_ref(&expanded(), &cp(id))

@@ -645,8 +645,8 @@ pub fn wave_expanded(theme: Theme) -> ConsoleState {
     state
 }
 
-/// Eight data planes a side rolled in three waves ([1, 50%, 100%]), wave 2's nodes started
-/// and stopped by the plan's commands (`kong quit --wait`: kong/cmd/quit.lua@3.9.1), every
+/// Eight data planes a side rolled in three waves ([1, 50%, 100%]), the gates on, wave 2's
+/// nodes started and stopped by the plan's commands (`kong quit --wait`: kong/cmd/quit.lua@3.9.1), every
 /// step before wave 2 done, wave 2's start waiting for its confirm.
 fn at_wave_2(theme: Theme) -> ConsoleState {
     let text = super::fleet::hybrid_plan_text(
@@ -657,7 +657,9 @@ fn at_wave_2(theme: Theme) -> ConsoleState {
     );
     let loaded = crate::plan::load::parse_plan(&text, "plan.yaml").expect("the waves plan");
     let (plan, expanded) = (loaded.plan, loaded.expanded);
-    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer(&plan, &expanded));
+    // A console's run has the monitor's gates: the wave goes on past a bake they judge.
+    let previewer = super::hybrid::previewer_with_gates(&plan, &expanded);
+    let mut state = ConsoleState::new(&plan, &expanded, t0(), theme, previewer);
     state.set_now(at(3));
     apply_all(&mut state, &start_events(&expanded));
     let wave_2 = dp("wave-2-start-y");

@@ -150,6 +150,8 @@ pub struct StepEntry {
     pub runs: Vec<String>,
     /// Nothing runs: the operator does it, and the confirm records it.
     pub by_hand: bool,
+    /// A bake no gate source judges: a wave does not go on past it.
+    pub bakes_without_gates: bool,
     pub status: StepStatus,
 }
 
@@ -442,14 +444,15 @@ impl ConsoleState {
     }
 
     fn add_step(&mut self, step_ref: StepRef, step: Step) -> usize {
-        let (runs, by_hand) = self
+        let (runs, by_hand, bakes_without_gates) = self
             .previewer
             .preview(&step_ref)
-            .map(|p| (p.runs, p.by_hand))
+            .map(|p| (p.runs, p.by_hand, p.bakes_without_gates))
             .unwrap_or_else(|| {
                 (
                     vec!["(kongup cannot say what this step runs)".to_string()],
                     true,
+                    false,
                 )
             });
         self.index.insert(step_ref.clone(), self.entries.len());
@@ -459,6 +462,7 @@ impl ConsoleState {
             step,
             runs,
             by_hand,
+            bakes_without_gates,
             status: StepStatus {
                 state: StepState::Pending,
                 detail: None,

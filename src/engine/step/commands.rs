@@ -124,13 +124,17 @@ pub async fn run_commands(
             ctx.taken_out.get(*node).map_or(*node, String::as_str)
         ));
     }
+    // What happened first (the take-out), then what ran on the others.
     let said = format!(
-        "left out, taken out of their wave: {}",
-        some_nodes(&left_out)
+        "{} taken out of {} wave, not run there",
+        some_nodes(&left_out),
+        if left_out.len() == 1 { "its" } else { "their" }
     );
     let kept: Vec<CommandSpec> = commands.iter().filter(|c| !taken_out(c)).cloned().collect();
     if kept.is_empty() {
-        return Ok(StepOutcome::succeeded(format!("nothing run: {said}")));
+        return Ok(StepOutcome::succeeded(format!(
+            "{said}; nothing else to run"
+        )));
     }
     Ok(match run_kept_commands(ctx, &kept).await? {
         StepOutcome::Succeeded {
@@ -138,7 +142,7 @@ pub async fn run_commands(
             gates_passed,
         } => StepOutcome::Succeeded {
             detail: Some(match detail {
-                Some(detail) => format!("{detail}; {said}"),
+                Some(detail) => format!("{said}; {detail}"),
                 None => said,
             }),
             gates_passed,
@@ -365,6 +369,15 @@ async fn run_wave_commands(
         }
     }
     let ran = nodes.len() - done.len();
+    if failed.is_empty() && ran == 0 {
+        // A re-run with every node done (a take-out of the last failed one, a resume): "exited
+        // 0 on 0 nodes" would read as if something ran.
+        return Ok(StepOutcome::succeeded(format!(
+            "nothing left to run: {} node{} done before",
+            done.len(),
+            if done.len() == 1 { "" } else { "s" }
+        )));
+    }
     if failed.is_empty() {
         let mut text = format!(
             "the commands exited 0 on {ran} node{}",

@@ -189,7 +189,7 @@ pub fn body(state: &ConsoleState, step_ref: &StepRef, width: usize) -> Vec<Line<
 /// wave (bold), each step indented, and where it pauses; nothing for any other step.
 fn wave_lines(state: &ConsoleState, step: &StepRef, width: usize) -> Vec<Line<'static>> {
     let said = crate::engine::wave::confirm_lines(state.plan(), state.expanded(), step, |s| {
-        state.by_hand(s)
+        state.wave_runs(s)
     });
     let Some((first, rest)) = said.split_first() else {
         return Vec::new();

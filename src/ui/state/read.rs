@@ -251,11 +251,19 @@ impl ConsoleState {
             .map_or(&[], |&i| self.entries[i].runs.as_slice())
     }
 
-    /// Whether `step` runs nothing (done by hand); unknown steps count as done by hand.
-    pub fn by_hand(&self, step: &StepRef) -> bool {
-        self.index
-            .get(step)
-            .is_none_or(|&i| self.entries[i].by_hand)
+    /// What decides whether a wave goes on into `step`, or past it (a step the console
+    /// does not know: taken as done by hand, so the wave is not said to go on into it).
+    pub fn wave_runs(&self, step: &StepRef) -> crate::engine::wave::WaveStepRuns {
+        self.index.get(step).map_or(
+            crate::engine::wave::WaveStepRuns {
+                by_hand: true,
+                bakes_without_gates: false,
+            },
+            |&i| crate::engine::wave::WaveStepRuns {
+                by_hand: self.entries[i].by_hand,
+                bakes_without_gates: self.entries[i].bakes_without_gates,
+            },
+        )
     }
 
     /// What still runs of `step` though kongup no longer waits on it, if anything.

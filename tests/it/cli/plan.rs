@@ -384,3 +384,58 @@ fn a_missing_file_says_so() {
         .code(1)
         .stderr(contains("cannot read the plan file"));
 }
+
+/// `--json` carries the plan's `rolling:` settings as the run applies them: the waves as
+/// written, the bake, how a wave is confirmed, the drain and the bound on nodes out of
+/// service (as written and in nodes); `null` where the plan sets none.
+#[test]
+fn json_carries_the_rolling_settings() {
+    use crate::support::waves::WavePlan;
+    let dir = tempfile::tempdir().unwrap();
+    let path = WavePlan::hybrid(8)
+        .from("3.9.1")
+        .lab_addresses()
+        .between_waves("2m")
+        .confirm("each-step")
+        .drain("30s")
+        .max_unavailable("25%")
+        .write(dir.path());
+    let json = plan_json(&path);
+    let rolling = &json["rolling"];
+    assert_eq!(rolling["waves"], serde_json::json!(["1", "50%", "100%"]));
+    assert_eq!(rolling["between_waves"], "2m");
+    assert_eq!(rolling["confirm"], "each-step");
+    assert_eq!(rolling["drain"], "30s");
+    assert_eq!(rolling["max_unavailable"], "25%");
+    assert_eq!(rolling["max_unavailable_nodes"], 2);
+    // The text says them too.
+    cargo_bin_cmd!("kongup")
+        .arg("plan")
+        .arg(&path)
+        .assert()
+        .success()
+        .stdout(contains(
+            "Waves (rolling.waves [1, 50%, 100%], each baked 2m before the next; each step \
+             confirmed):",
+        ))
+        .stdout(contains(
+            "  each X node drained before its stop: `kong drain`, then up to 30s for its \
+             /status/ready to answer 503 with no request in flight (rolling.drain)",
+        ))
+        .stdout(contains(
+            "  at most 2 nodes out of service at once (rolling.max_unavailable: 25%)",
+        ));
+
+    // The defaults: one confirm a wave, no drain, no bound.
+    let path = WavePlan::hybrid(8).write(dir.path());
+    let rolling = &plan_json(&path)["rolling"];
+    assert_eq!(rolling["confirm"], "wave");
+    assert_eq!(rolling["between_waves"], "5m");
+    assert!(rolling["drain"].is_null(), "{rolling}");
+    assert!(rolling["max_unavailable"].is_null(), "{rolling}");
+    assert!(rolling["max_unavailable_nodes"].is_null(), "{rolling}");
+
+    // A plan with no waves has no `rolling`.
+    let json = plan_json(&example("hybrid-in-place.yaml"));
+    assert!(json["rolling"].is_null(), "{}", json["rolling"]);
+}

@@ -3,8 +3,9 @@
 //! the rest of X serves, and the run ends with every data plane on Y.
 
 use crate::support::demo as demo_support;
+use crate::support::waves::WavePlan;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kongup::demo::rehearse;
 use kongup::engine::{Event, RunOptions, StepState};
@@ -13,47 +14,30 @@ use kongup::plan::load::load_plan;
 use kongup::plan::steps::{ClusterSide, PhaseName, StepRef};
 use kongup::sim::node::Lifecycle;
 
-/// The plan: one control plane and eight data planes a side, waves [1, 50%, 100%].
-pub fn fleet_plan(dir: &Path) -> std::path::PathBuf {
-    let dps = |side: &str, net: u8| {
-        (1..=8)
-            .map(|i| {
-                format!(
-                    "      - {{name: dp-{side}-{i}, role: data_plane, status_url: http://10.0.{net}.{i}:8100, proxy_url: http://10.0.{net}.{i}:8000}}\n"
-                )
-            })
-            .collect::<String>()
-    };
-    let text = format!(
-        "\
-name: fleet
-from: 3.4.3
-to: 3.10.0
-mode: hybrid
-strategy: in-place
-clusters:
-  x:
-    nodes:
-      - {{name: cp-x, role: control_plane, admin_url: http://10.0.0.1:8001, status_url: http://10.0.0.1:8100}}
-{}    database: {{host: pg.internal}}
-  y:
-    nodes:
-      - {{name: cp-y, role: control_plane, admin_url: http://10.0.0.1:8001, status_url: http://10.0.0.1:8100}}
-{}traffic:
-  driver: {{type: manual}}
-# At 100% to Y no X baseline is left for the relative gates: an absolute one judges.
-gates:
-  max_error_ratio: 0.05
-rolling:
-  waves: [1, 50%, 100%]
-  between_waves: 1m
-",
-        dps("x", 1),
-        dps("y", 2)
-    );
-    let path = dir.join("fleet.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
+/// The plan: one control plane and eight data planes a side, waves [1, 50%, 100%], at the
+/// addresses of the rehearsal's lab. At 100% to Y no X baseline is left for the relative
+/// gates: an absolute one judges.
+pub fn fleet_plan() -> WavePlan {
+    WavePlan::hybrid(8)
+        .name("fleet")
+        .lab_addresses()
+        .gates("  max_error_ratio: 0.05\n")
+        .between_waves("1m")
+}
+
+/// A rehearsal of the plan at `path`, its run directory `DIR/fleet-rehearsal`.
+pub async fn rehearsal(path: PathBuf, dir: &Path) -> demo_support::Demo {
+    let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
+    let run = rehearse::start(
+        loaded,
+        path,
+        dir.join("fleet-rehearsal"),
+        RunOptions::default(),
+        demo_support::SPEED,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("the rehearsal did not start: {e}"));
+    demo_support::Demo::from_run(run, tempfile::tempdir().unwrap())
 }
 
 fn lifecycle(lab: &kongup::sim::Lab, name: &str) -> Lifecycle {
@@ -67,18 +51,7 @@ fn lifecycle(lab: &kongup::sim::Lab, name: &str) -> Lifecycle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_data_planes_roll_in_three_waves_to_y() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fleet_plan(dir.path());
-    let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
-    let run = rehearse::start(
-        loaded,
-        path,
-        dir.path().join("fleet-rehearsal"),
-        RunOptions::default(),
-        demo_support::SPEED,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the rehearsal did not start: {e}"));
-    let mut demo = demo_support::Demo::from_run(run, tempfile::tempdir().unwrap());
+    let mut demo = rehearsal(fleet_plan().write(dir.path()), dir.path()).await;
 
     // Through wave 1: its one Y node runs, its one X node is stopped, the others wait.
     let wave_1_done = StepRef::new(PhaseName::DataPlane, "wave-1-stop-x");
@@ -123,7 +96,7 @@ async fn eight_data_planes_roll_in_three_waves_to_y() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_stopped_mid_way_resumes_with_each_wave_s_nodes_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fleet_plan(dir.path());
+    let path = fleet_plan().write(dir.path());
     let run_dir = dir.path().join("fleet-rehearsal");
     let start = |path: std::path::PathBuf| {
         let run_dir = run_dir.clone();

@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::engine::*;
-use kongup::actions::kong::{KongAccess, Waits};
-use kongup::engine::journal::JOURNAL_FILE;
+use crate::support::waves::{self, cut_to, toolbox_with_kong};
 use kongup::engine::{StepState, Toolbox};
 use kongup::plan::load::parse_plan;
-use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName, StepRef};
-use kongup::secrets::Redactor;
+use kongup::plan::steps::{ExpandedPlan, PhaseName, StepRef};
 use kongup::sim::node::Lifecycle;
 use kongup::sim::{Fault, Lab, LabEndpoints, LabOptions, Scenario};
 
@@ -83,35 +81,8 @@ fn start(dir: &std::path::Path, lab: &Lab, drain: &str) -> TestRun {
 fn loaded(lab: &Lab, drain: &str) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
     let text = plan_text(&lab.endpoints(), drain);
     let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
-    let phase = &loaded.expanded.phases[0];
-    let expanded = ExpandedPlan {
-        phases: vec![Phase {
-            name: phase.name,
-            strategy: phase.strategy,
-            steps: phase
-                .steps
-                .iter()
-                .filter(|s| s.id == "wave-1-stop-x")
-                .cloned()
-                .collect(),
-        }],
-        ..loaded.expanded.clone()
-    };
-    let access = KongAccess::for_plan(&loaded.plan)
-        .unwrap()
-        .with_waits(Waits {
-            nodes: Duration::from_secs(5),
-            poll: Duration::from_millis(100),
-            progress: Duration::from_millis(500),
-            smoke_request: Duration::from_secs(5),
-            tools: Duration::from_secs(30),
-        });
-    let mut toolbox = Toolbox::for_plan(
-        &loaded.plan,
-        Redactor::default(),
-        kongup::actions::builtins(Some(access)),
-    )
-    .unwrap();
+    let expanded = cut_to(&loaded, PhaseName::Cluster, &["wave-1-stop-x"]);
+    let mut toolbox = toolbox_with_kong(&loaded.plan);
     for node in lab.endpoints().nodes {
         toolbox = toolbox.with_executor(
             node.name.clone(),
@@ -141,19 +112,7 @@ fn node(lab: &Lab, name: &str) -> (Lifecycle, bool) {
 
 /// The journal's `node-outcome` records of the step: (node, ok, reason).
 fn node_outcomes(dir: &std::path::Path) -> Vec<(String, bool, Option<String>)> {
-    std::fs::read_to_string(dir.join("run").join(JOURNAL_FILE))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .filter(|r| r["event"] == "node-outcome")
-        .map(|r| {
-            (
-                r["node"].as_str().unwrap_or_default().to_string(),
-                r["ok"].as_bool().unwrap_or_default(),
-                r["reason"].as_str().map(String::from),
-            )
-        })
-        .collect()
+    waves::node_outcomes(&dir.join("run"), "cluster/wave-1-stop-x")
 }
 
 /// The step's log file, line by line (every line: the live view may be thinned).

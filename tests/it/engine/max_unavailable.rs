@@ -3,60 +3,34 @@
 //! Observed through the real `ansible` executor (forks 4, local hosts): each node's command
 //! writes when it starts and ends, and the most that overlap is the bound, reached.
 
-use std::time::Duration;
-
 use crate::exec::ansible::{inventory, require_ansible};
 use crate::support::engine::*;
-use kongup::actions::kong::{KongAccess, Waits};
-use kongup::engine::{StepState, Toolbox};
+use crate::support::waves::{WavePlan, cut_to, toolbox_with_kong};
+use kongup::engine::StepState;
 use kongup::plan::load::parse_plan;
-use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName, StepRef};
-use kongup::secrets::Redactor;
+use kongup::plan::steps::{PhaseName, StepRef};
 
 /// Hybrid, four data planes a side in one wave, on the ansible executor `fleet`;
 /// `wave-1-start-y` appends `start NODE T` and `end NODE T` to `DIR/spans` around a sleep.
 fn plan_text(dir: &std::path::Path, max_unavailable: Option<&str>) -> String {
     let inventory = inventory(dir, &["dp-y-1", "dp-y-2", "dp-y-3", "dp-y-4"], &[]);
-    let dps = |side: &str| {
-        (1..=4)
-            .map(|i| {
-                format!("      - {{name: dp-{side}-{i}, role: data_plane, executor: fleet}}\n")
-            })
-            .collect::<String>()
+    let plan = WavePlan::hybrid(4)
+        .name("bound")
+        .control_plane("")
+        .ansible(Some(&inventory))
+        .waves("[100%]");
+    let plan = match max_unavailable {
+        Some(bound) => plan.max_unavailable(bound),
+        None => plan,
     };
-    let bound = max_unavailable
-        .map(|m| format!("  max_unavailable: {m}\n"))
-        .unwrap_or_default();
-    let d = dir.display();
-    format!(
-        r#"name: bound
-from: 3.4.3
-to: 3.10.0
-mode: hybrid
-strategy: in-place
-clusters:
-  x:
-    nodes:
-      - {{name: cp-x, role: control_plane}}
-{x}    database: {{host: pg.internal}}
-  y:
-    nodes:
-      - {{name: cp-y, role: control_plane}}
-{y}traffic:
-  driver: {{type: manual}}
-executors:
-  fleet: {{type: ansible, inventory: {inventory}, module: shell, forks: 4}}
-rolling:
-  waves: [100%]
-{bound}steps:
-  wave-1-start-y:
-    commands:
-      - shell: 'echo "start {{{{ inventory_hostname }}}} $(date +%s.%N)" >> {d}/spans; sleep 1; echo "end {{{{ inventory_hostname }}}} $(date +%s.%N)" >> {d}/spans'
-"#,
-        x = dps("x"),
-        y = dps("y"),
-        inventory = inventory.display(),
+    let (d, n) = (dir.display(), plan.node_var());
+    plan.shell(
+        "wave-1-start-y",
+        &format!(
+            r#"echo "start {n} $(date +%s.%N)" >> {d}/spans; sleep 1; echo "end {n} $(date +%s.%N)" >> {d}/spans"#
+        ),
     )
+    .yaml()
 }
 
 fn start_y() -> StepRef {
@@ -66,40 +40,8 @@ fn start_y() -> StepRef {
 async fn run_start_y(dir: &std::path::Path, max_unavailable: Option<&str>) -> String {
     let text = plan_text(dir, max_unavailable);
     let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
-    let phase = loaded
-        .expanded
-        .phases
-        .iter()
-        .find(|p| p.name == PhaseName::DataPlane)
-        .unwrap();
-    let expanded = ExpandedPlan {
-        phases: vec![Phase {
-            name: phase.name,
-            strategy: phase.strategy,
-            steps: phase
-                .steps
-                .iter()
-                .filter(|s| s.id == "wave-1-start-y")
-                .cloned()
-                .collect(),
-        }],
-        ..loaded.expanded.clone()
-    };
-    let access = KongAccess::for_plan(&loaded.plan)
-        .unwrap()
-        .with_waits(Waits {
-            nodes: Duration::from_secs(5),
-            poll: Duration::from_millis(100),
-            progress: Duration::from_millis(500),
-            smoke_request: Duration::from_secs(5),
-            tools: Duration::from_secs(30),
-        });
-    let toolbox = Toolbox::for_plan(
-        &loaded.plan,
-        Redactor::default(),
-        kongup::actions::builtins(Some(access)),
-    )
-    .unwrap();
+    let expanded = cut_to(&loaded, PhaseName::DataPlane, &["wave-1-start-y"]);
+    let toolbox = toolbox_with_kong(&loaded.plan);
     if max_unavailable.is_some() {
         // The confirm says the bound.
         let preview =

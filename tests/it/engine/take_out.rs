@@ -5,13 +5,13 @@
 //! executor on local hosts (issue 17's second "done when").
 
 use crate::support::engine::*;
+use crate::support::waves::{WavePlan, cut_to, ran, toolbox};
 use kongup::engine::journal::{Entry, JOURNAL_FILE};
 use kongup::engine::report::{build_report, render_markdown};
 use kongup::engine::status::{read_run, status_json, status_text};
-use kongup::engine::{Command, StepState, Toolbox};
+use kongup::engine::{Command, StepState};
 use kongup::plan::load::parse_plan;
-use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName, StepRef};
-use kongup::secrets::Redactor;
+use kongup::plan::steps::{PhaseName, StepRef};
 
 /// The wave steps the tests walk (the traffic stages, the staging tests and the monitor
 /// are left out: a manual driver and no lab).
@@ -31,67 +31,21 @@ const STEPS: [&str; 6] = [
 /// its node to `DIR/ran`. On `inventory` (an ansible executor) the node's name is Ansible's
 /// `inventory_hostname`.
 fn plan_text(dir: &std::path::Path, inventory: Option<&std::path::Path>) -> String {
-    let d = dir.display();
-    let (on, executors, n) = match inventory {
-        Some(path) => (
-            ", executor: fleet",
-            format!(
-                "executors:\n  fleet: {{type: ansible, inventory: {}, module: shell, forks: 4}}\n",
-                path.display()
-            ),
-            "{{ inventory_hostname }}",
-        ),
-        None => ("", String::new(), "$KONGUP_NODE"),
-    };
-    let dps = |side: &str| {
-        (1..=8)
-            .map(|i| format!("      - {{name: dp-{side}-{i}, role: data_plane{on}}}\n"))
-            .collect::<String>()
-    };
+    let plan = WavePlan::hybrid(8).ansible(inventory);
+    let (d, n) = (dir.display(), plan.node_var());
     let start = format!(
         "echo {n} >> {d}/ran; case {n} in dp-y-3) false;; dp-y-4) [ ! -e {d}/fail-4 ] || [ -e {d}/fixed ];; *) true;; esac && touch {d}/y/{n}"
     );
     let stop = format!("echo {n} >> {d}/ran; [ {n} != dp-x-4 ] && rm {d}/x/{n}");
     let decommission = format!("echo {n} >> {d}/ran; rm -f {d}/x/{n}");
-    let mut steps = String::new();
-    for id in STEPS {
-        let script = match id {
-            "decommission-x" => &decommission,
-            id if id.ends_with("start-y") => &start,
-            _ => &stop,
-        };
-        let key = if id == "decommission-x" {
-            "data-plane/decommission-x"
-        } else {
-            id
-        };
-        steps.push_str(&format!(
-            "  {key}:\n    commands:\n      - shell: '{script}'\n"
-        ));
-    }
-    format!(
-        r#"name: waves
-from: 3.4.3
-to: 3.10.0
-mode: hybrid
-strategy: in-place
-clusters:
-  x:
-    nodes:
-      - {{name: cp-x, role: control_plane, admin_url: "http://127.0.0.1:9"}}
-{x}    database: {{host: pg.internal}}
-  y:
-    nodes:
-      - {{name: cp-y, role: control_plane, admin_url: "http://127.0.0.1:9"}}
-{y}traffic:
-  driver: {{type: manual}}
-rolling:
-  waves: [1, 50%, 100%]
-{executors}steps:
-{steps}"#,
-        x = dps("x"),
-        y = dps("y"),
-    )
+    STEPS
+        .iter()
+        .fold(plan, |plan, id| match *id {
+            "decommission-x" => plan.shell("data-plane/decommission-x", &decommission),
+            id if id.ends_with("start-y") => plan.shell(id, &start),
+            id => plan.shell(id, &stop),
+        })
+        .yaml()
 }
 
 fn dp(id: &str) -> StepRef {
@@ -117,45 +71,9 @@ fn run_setup(
     }
     let text = plan_text(dir, inventory);
     let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
-    let phase = loaded
-        .expanded
-        .phases
-        .iter()
-        .find(|p| p.name == PhaseName::DataPlane)
-        .expect("a data-plane phase");
-    let expanded = ExpandedPlan {
-        phases: vec![Phase {
-            name: phase.name,
-            strategy: phase.strategy,
-            steps: STEPS
-                .iter()
-                .map(|id| {
-                    phase
-                        .steps
-                        .iter()
-                        .find(|s| s.id == *id)
-                        .unwrap_or_else(|| panic!("no step {id}"))
-                        .clone()
-                })
-                .collect(),
-        }],
-        ..loaded.expanded.clone()
-    };
-    let toolbox = Toolbox::for_plan(
-        &loaded.plan,
-        Redactor::default(),
-        kongup::actions::builtins(None),
-    )
-    .unwrap();
+    let expanded = cut_to(&loaded, PhaseName::DataPlane, &STEPS);
+    let toolbox = toolbox(&loaded.plan);
     setup(dir, loaded.plan, expanded, &text, toolbox)
-}
-
-fn ran(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("ran"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
 }
 
 fn files(dir: &std::path::Path, side: &str) -> Vec<String> {
@@ -196,15 +114,28 @@ async fn confirm(run: &mut TestRun, id: &str, state: StepState) -> Option<String
     run.wait_step(&dp(id), state).await
 }
 
+/// Walks wave 1 and confirms wave 2's start, which fails: the failure's detail.
+async fn fail_wave_2_start(run: &mut TestRun) -> String {
+    confirm(run, "wave-1-start-y", StepState::Succeeded).await;
+    confirm(run, "wave-1-stop-x", StepState::Succeeded).await;
+    confirm(run, "wave-2-start-y", StepState::Failed)
+        .await
+        .unwrap_or_default()
+}
+
+/// Takes `node` out of `step` for `reason`; the step's detail once it has succeeded.
+async fn take_out_until_done(run: &mut TestRun, step: &str, node: &str, reason: &str) -> String {
+    run.send(take_out(step, node, reason)).await;
+    run.wait_step(&dp(step), StepState::Succeeded)
+        .await
+        .unwrap_or_default()
+}
+
 #[tokio::test]
 async fn a_failed_node_taken_out_with_a_reason_lets_the_wave_and_the_run_finish() {
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(dir.path(), None);
-    confirm(&mut run, "wave-1-start-y", StepState::Succeeded).await;
-    confirm(&mut run, "wave-1-stop-x", StepState::Succeeded).await;
-    let detail = confirm(&mut run, "wave-2-start-y", StepState::Failed)
-        .await
-        .unwrap_or_default();
+    let detail = fail_wave_2_start(&mut run).await;
     assert!(
         detail.starts_with("1 of 3 nodes failed: dp-y-3"),
         "{detail}"
@@ -215,20 +146,17 @@ async fn a_failed_node_taken_out_with_a_reason_lets_the_wave_and_the_run_finish(
     run.wait_warning("it is data-plane/wave-2-start-y's turn")
         .await;
 
-    run.send(take_out(
+    let detail = take_out_until_done(
+        &mut run,
         "wave-2-start-y",
         "dp-y-3",
         "disk failure on the host; ticket OPS-1234",
-    ))
+    )
     .await;
-    let detail = run
-        .wait_step(&dp("wave-2-start-y"), StepState::Succeeded)
-        .await
-        .unwrap_or_default();
-    assert!(
-        detail.contains("the commands exited 0 on 0 nodes (2 done before)")
-            && detail.contains("left out, taken out of their wave: dp-y-3"),
-        "{detail}"
+    // Nothing was left to run: the detail says what happened, not "exited 0 on 0 nodes".
+    assert_eq!(
+        detail,
+        "dp-y-3 taken out of its wave, not run there; nothing left to run: 2 nodes done before"
     );
     assert_eq!(
         taken_out_records(&run),
@@ -249,20 +177,19 @@ async fn a_failed_node_taken_out_with_a_reason_lets_the_wave_and_the_run_finish(
         detail.starts_with("1 of 3 nodes failed: dp-x-4"),
         "{detail}"
     );
-    run.send(take_out(
+    take_out_until_done(
+        &mut run,
         "wave-2-stop-x",
         "dp-x-4",
         "systemd hangs on stop; left for the host team",
-    ))
+    )
     .await;
-    run.wait_step(&dp("wave-2-stop-x"), StepState::Succeeded)
-        .await;
     confirm(&mut run, "wave-3-start-y", StepState::Succeeded).await;
     let detail = confirm(&mut run, "decommission-x", StepState::Succeeded)
         .await
         .unwrap_or_default();
     assert!(
-        detail.contains("left out, taken out of their wave: dp-x-4"),
+        detail.starts_with("dp-x-4 taken out of its wave, not run there; "),
         "{detail}"
     );
 
@@ -322,9 +249,7 @@ async fn a_node_that_did_not_fail_or_without_a_reason_is_not_taken_out() {
         .await;
     run.wait_warning("cannot take a node out of data-plane/wave-1-start-y: it is pending")
         .await;
-    confirm(&mut run, "wave-1-start-y", StepState::Succeeded).await;
-    confirm(&mut run, "wave-1-stop-x", StepState::Succeeded).await;
-    confirm(&mut run, "wave-2-start-y", StepState::Failed).await;
+    fail_wave_2_start(&mut run).await;
 
     run.send(take_out("wave-2-start-y", "dp-y-2", "it looks slow"))
         .await;
@@ -358,11 +283,7 @@ async fn a_take_out_is_replayed_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("fail-4"), "").unwrap();
     let mut run = start(dir.path(), None);
-    confirm(&mut run, "wave-1-start-y", StepState::Succeeded).await;
-    confirm(&mut run, "wave-1-stop-x", StepState::Succeeded).await;
-    let detail = confirm(&mut run, "wave-2-start-y", StepState::Failed)
-        .await
-        .unwrap_or_default();
+    let detail = fail_wave_2_start(&mut run).await;
     assert!(detail.starts_with("2 of 3 nodes failed"), "{detail}");
     run.send(take_out("wave-2-start-y", "dp-y-3", "bad disk"))
         .await;
@@ -385,8 +306,9 @@ async fn a_take_out_is_replayed_after_kill_9() {
         .await
         .unwrap_or_default();
     assert!(
-        detail.starts_with("the commands exited 0 on 1 node (1 done before)")
-            && detail.contains("left out, taken out of their wave: dp-y-3"),
+        detail
+            == "dp-y-3 taken out of its wave, not run there; the commands exited 0 on 1 node \
+                   (1 done before)",
         "{detail}"
     );
     let ran = ran(dir.path());
@@ -414,35 +336,25 @@ async fn through_ansible_a_failed_host_is_taken_out_and_the_wave_finishes() {
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let inventory = inventory(dir.path(), &hosts, &[]);
     let mut run = start(dir.path(), Some(&inventory));
-    confirm(&mut run, "wave-1-start-y", StepState::Succeeded).await;
-    confirm(&mut run, "wave-1-stop-x", StepState::Succeeded).await;
-    let detail = confirm(&mut run, "wave-2-start-y", StepState::Failed)
-        .await
-        .unwrap_or_default();
+    let detail = fail_wave_2_start(&mut run).await;
     assert!(
         detail.starts_with("1 of 3 nodes failed: dp-y-3 (failed (rc=1)"),
         "{detail}"
     );
-    run.send(take_out(
+    let detail = take_out_until_done(
+        &mut run,
         "wave-2-start-y",
         "dp-y-3",
         "the host's package mirror is down",
-    ))
+    )
     .await;
-    let detail = run
-        .wait_step(&dp("wave-2-start-y"), StepState::Succeeded)
-        .await
-        .unwrap_or_default();
     assert!(
-        detail.contains("left out, taken out of their wave: dp-y-3"),
+        detail.starts_with("dp-y-3 taken out of its wave, not run there; "),
         "{detail}"
     );
     // The wave's X side goes (dp-x-4 fails too, and is taken out).
     confirm(&mut run, "wave-2-stop-x", StepState::Failed).await;
-    run.send(take_out("wave-2-stop-x", "dp-x-4", "stop hangs"))
-        .await;
-    run.wait_step(&dp("wave-2-stop-x"), StepState::Succeeded)
-        .await;
+    take_out_until_done(&mut run, "wave-2-stop-x", "dp-x-4", "stop hangs").await;
     assert_eq!(
         files(dir.path(), "y"),
         ["dp-y-1", "dp-y-2", "dp-y-4"],

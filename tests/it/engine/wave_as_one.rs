@@ -7,15 +7,16 @@
 
 use crate::support::demo as demo_support;
 
-use std::path::{Path, PathBuf};
+use crate::demo::waves::fleet_plan;
+use crate::support::waves::WavePlan;
+
+use std::path::Path;
 use std::time::Duration;
 
-use kongup::demo::rehearse;
 use kongup::engine::journal::{JOURNAL_FILE, Record};
-use kongup::engine::{Command, Event, RunOptions, RunState, StepState};
+use kongup::engine::{Command, Event, RunState, StepState};
 use kongup::exec::{ExecRequest, Executor};
 use kongup::metrics::Verdict;
-use kongup::plan::load::load_plan;
 use kongup::plan::model::CommandLine;
 use kongup::plan::steps::{ClusterSide, PhaseName, StepRef};
 use kongup::sim::Fault;
@@ -24,28 +25,9 @@ fn dp(id: &str) -> StepRef {
     StepRef::new(PhaseName::DataPlane, id)
 }
 
-/// `demo::waves`'s fleet plan, with `extra` appended (more top-level keys).
-fn plan_file(dir: &Path, extra: &str) -> PathBuf {
-    let path = crate::demo::waves::fleet_plan(dir);
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(extra);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn rehearsal(dir: &Path, extra: &str) -> demo_support::Demo {
-    let path = plan_file(dir, extra);
-    let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
-    let run = rehearse::start(
-        loaded,
-        path,
-        dir.join("fleet-rehearsal"),
-        RunOptions::default(),
-        demo_support::SPEED,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the rehearsal did not start: {e}"));
-    demo_support::Demo::from_run(run, tempfile::tempdir().unwrap())
+/// A rehearsal of `demo::waves`'s fleet plan as `plan` makes it.
+async fn rehearsal(dir: &Path, plan: impl FnOnce(WavePlan) -> WavePlan) -> demo_support::Demo {
+    crate::demo::waves::rehearsal(plan(fleet_plan()).write(dir), dir).await
 }
 
 fn is(event: &Event, step: &StepRef, state: StepState) -> bool {
@@ -68,6 +50,20 @@ async fn walk_to(demo: &mut demo_support::Demo, step: &StepRef) {
         is(e, step, StepState::Ready)
     })
     .await;
+}
+
+/// Walks to `step`'s turn and confirms it.
+async fn confirm_at(demo: &mut demo_support::Demo, step: &StepRef) {
+    walk_to(demo, step).await;
+    demo.send(demo.confirm_for(step)).await;
+}
+
+/// Waits until `next` waits for its confirm, with no step failed or interrupted before.
+async fn runs_to_confirm_of(demo: &mut demo_support::Demo, what: &str, next: &StepRef) {
+    let stopped = demo
+        .wait_for(what, |e| is(e, next, StepState::Ready) || ended_badly(e))
+        .await;
+    assert!(is(&stopped, next, StepState::Ready), "{stopped:?}");
 }
 
 /// The steps shown waiting for a confirm among `events`.
@@ -142,17 +138,12 @@ async fn deploy_by_hand(demo: &demo_support::Demo, nodes: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_confirm_runs_a_wave_s_steps_to_the_next_wave_s_confirm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = rehearsal(dir.path(), "").await;
+    let mut demo = rehearsal(dir.path(), |p| p).await;
     walk_to(&mut demo, &dp("wave-1-start-y")).await;
     let from = demo.events.len();
     demo.send(demo.confirm_for(&dp("wave-1-start-y"))).await;
     let next = dp("wave-2-start-y");
-    let stopped = demo
-        .wait_for("wave 1 to run to wave 2's confirm", |e| {
-            is(e, &next, StepState::Ready) || ended_badly(e)
-        })
-        .await;
-    assert!(is(&stopped, &next, StepState::Ready), "{stopped:?}");
+    runs_to_confirm_of(&mut demo, "wave 1 to run to wave 2's confirm", &next).await;
     // Nothing between asked for a confirm.
     assert_eq!(readied(&demo.events[from..]), std::slice::from_ref(&next));
     for id in [
@@ -209,8 +200,10 @@ async fn one_confirm_runs_a_wave_s_steps_to_the_next_wave_s_confirm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_node_stops_the_wave_after_its_start_and_the_retry_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "steps:\n  wave-2-start-y:\n    commands: [{run: [kong, health]}]\n";
-    let mut demo = rehearsal(dir.path(), extra).await;
+    let mut demo = rehearsal(dir.path(), |p| {
+        p.command("wave-2-start-y", "{run: [kong, health]}")
+    })
+    .await;
     let start = dp("wave-2-start-y");
     walk_to(&mut demo, &start).await;
     deploy_by_hand(&demo, &["dp-y-2", "dp-y-4"]).await;
@@ -253,13 +246,12 @@ async fn a_failed_node_stops_the_wave_after_its_start_and_the_retry_goes_on() {
         typed: None,
     })
     .await;
-    let next = dp("wave-3-start-y");
-    let stopped = demo
-        .wait_for("the retried wave to run to wave 3's confirm", |e| {
-            is(e, &next, StepState::Ready) || ended_badly(e)
-        })
-        .await;
-    assert!(is(&stopped, &next, StepState::Ready), "{stopped:?}");
+    runs_to_confirm_of(
+        &mut demo,
+        "the retried wave to run to wave 3's confirm",
+        &dp("wave-3-start-y"),
+    )
+    .await;
     let confirms = confirms(dir.path());
     assert_eq!(via_of(&confirms, "wave-2-start-y"), ["confirm", "retry"]);
     assert_eq!(via_of(&confirms, "wave-2-traffic"), ["wave"]);
@@ -273,11 +265,10 @@ async fn a_failed_node_stops_the_wave_after_its_start_and_the_retry_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breach_in_the_bake_stops_the_wave_before_its_x_nodes_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = rehearsal(dir.path(), "").await;
+    let mut demo = rehearsal(dir.path(), |p| p).await;
     let start = dp("wave-2-start-y");
     let stage = dp("wave-2-traffic");
-    walk_to(&mut demo, &start).await;
-    demo.send(demo.confirm_for(&start)).await;
+    confirm_at(&mut demo, &start).await;
     demo.wait_for("wave 2's stage to bake", |e| {
         is(e, &stage, StepState::Running) || ended_badly(e)
     })
@@ -322,13 +313,12 @@ async fn a_breach_in_the_bake_stops_the_wave_before_its_x_nodes_stop() {
         typed: None,
     })
     .await;
-    let next = dp("wave-3-start-y");
-    let stopped = demo
-        .wait_for("the retried stage to run the wave on", |e| {
-            is(e, &next, StepState::Ready) || ended_badly(e)
-        })
-        .await;
-    assert!(is(&stopped, &next, StepState::Ready), "{stopped:?}");
+    runs_to_confirm_of(
+        &mut demo,
+        "the retried stage to run the wave on",
+        &dp("wave-3-start-y"),
+    )
+    .await;
     assert_eq!(via_of(&confirms(dir.path()), "wave-2-stop-x"), ["wave"]);
     demo.quit().await;
 }
@@ -339,11 +329,10 @@ async fn a_breach_in_the_bake_stops_the_wave_before_its_x_nodes_stop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_during_a_wave_s_bake_stops_the_wave_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut demo = rehearsal(dir.path(), "").await;
+    let mut demo = rehearsal(dir.path(), |p| p).await;
     let start = dp("wave-2-start-y");
     let stage = dp("wave-2-traffic");
-    walk_to(&mut demo, &start).await;
-    demo.send(demo.confirm_for(&start)).await;
+    confirm_at(&mut demo, &start).await;
     // The bake runs once the stage's split is set.
     let baking = demo
         .wait_for("wave 2's stage to set its split", |e| {
@@ -383,25 +372,8 @@ async fn rollback_during_a_wave_s_bake_stops_the_wave_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_confirm_each_step_confirms_every_step_of_a_wave() {
     let dir = tempfile::tempdir().unwrap();
-    let path = plan_file(dir.path(), "");
-    let text = std::fs::read_to_string(&path).unwrap().replace(
-        "  between_waves: 1m\n",
-        "  between_waves: 1m\n  confirm: each-step\n",
-    );
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
-    let run = rehearse::start(
-        loaded,
-        path,
-        dir.path().join("fleet-rehearsal"),
-        RunOptions::default(),
-        demo_support::SPEED,
-    )
-    .await
-    .unwrap();
-    let mut demo = demo_support::Demo::from_run(run, tempfile::tempdir().unwrap());
-    walk_to(&mut demo, &dp("wave-1-start-y")).await;
-    demo.send(demo.confirm_for(&dp("wave-1-start-y"))).await;
+    let mut demo = rehearsal(dir.path(), |p| p.confirm("each-step")).await;
+    confirm_at(&mut demo, &dp("wave-1-start-y")).await;
     let stopped = demo
         .wait_for("wave 1's next step to wait for its confirm", |e| {
             matches!(

@@ -4,12 +4,10 @@
 //! middle of the step, runs the commands only on the nodes not done.
 
 use crate::support::engine::*;
-use kongup::engine::StepState;
-use kongup::engine::journal::JOURNAL_FILE;
-use kongup::engine::{Event, Toolbox};
+use crate::support::waves::{self, WavePlan, cut_to, ran, toolbox};
+use kongup::engine::{Event, StepState};
 use kongup::plan::load::parse_plan;
-use kongup::plan::steps::{ExpandedPlan, Phase, PhaseName, StepRef};
-use kongup::secrets::Redactor;
+use kongup::plan::steps::{ExpandedPlan, PhaseName, StepRef};
 
 /// Hybrid, eight data planes a side in three waves ([1, 50%, 100%]: wave 2 starts dp-y-2,
 /// dp-y-3 and dp-y-4). `wave-2-start-y` appends its node to `DIR/ran`; on dp-y-3 it fails
@@ -21,49 +19,12 @@ fn plan_text(dir: &std::path::Path) -> String {
 /// The plan with its data planes on the `ansible` executor `fleet` of `inventory` (the
 /// node's name then comes from Ansible's `inventory_hostname`), else on `local`.
 fn plan_on(dir: &std::path::Path, inventory: Option<&std::path::Path>) -> String {
-    let d = dir.display();
-    let (on, executors, n) = match inventory {
-        Some(path) => (
-            ", executor: fleet",
-            format!(
-                "executors:\n  fleet: {{type: ansible, inventory: {}, module: shell, forks: 4}}\n",
-                path.display()
-            ),
-            "{{ inventory_hostname }}",
-        ),
-        None => ("", String::new(), "$KONGUP_NODE"),
-    };
-    let dps = |side: &str| {
-        (1..=8)
-            .map(|i| format!("      - {{name: dp-{side}-{i}, role: data_plane{on}}}\n"))
-            .collect::<String>()
-    };
-    format!(
-        r#"name: waves
-from: 3.4.3
-to: 3.10.0
-mode: hybrid
-strategy: in-place
-clusters:
-  x:
-    nodes:
-      - {{name: cp-x, role: control_plane, admin_url: "http://127.0.0.1:9"}}
-{x}    database: {{host: pg.internal}}
-  y:
-    nodes:
-      - {{name: cp-y, role: control_plane, admin_url: "http://127.0.0.1:9"}}
-{y}traffic:
-  driver: {{type: manual}}
-rolling:
-  waves: [1, 50%, 100%]
-{executors}steps:
-  wave-2-start-y:
-    commands:
-      - shell: 'echo {n} >> {d}/ran; if [ {n} = dp-y-4 ] && [ -e {d}/hold ]; then while [ ! -e {d}/go ] && [ -d {d} ]; do sleep 0.05; done; fi; [ {n} != dp-y-3 ] || [ -e {d}/fixed ]'
-"#,
-        x = dps("x"),
-        y = dps("y"),
-    )
+    let plan = WavePlan::hybrid(8).ansible(inventory);
+    let (d, n) = (dir.display(), plan.node_var());
+    let script = format!(
+        "echo {n} >> {d}/ran; if [ {n} = dp-y-4 ] && [ -e {d}/hold ]; then while [ ! -e {d}/go ] && [ -d {d} ]; do sleep 0.05; done; fi; [ {n} != dp-y-3 ] || [ -e {d}/fixed ]"
+    );
+    plan.shell("wave-2-start-y", &script).yaml()
 }
 
 fn wave_2() -> StepRef {
@@ -73,26 +34,7 @@ fn wave_2() -> StepRef {
 /// The real expansion of the plan, cut down to `wave-2-start-y`.
 fn load(text: &str) -> (kongup::plan::model::Plan, ExpandedPlan) {
     let loaded = parse_plan(text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
-    let phase = loaded
-        .expanded
-        .phases
-        .iter()
-        .find(|p| p.name == PhaseName::DataPlane)
-        .expect("a data-plane phase");
-    let steps = phase
-        .steps
-        .iter()
-        .filter(|s| s.id == "wave-2-start-y")
-        .cloned()
-        .collect();
-    let expanded = ExpandedPlan {
-        phases: vec![Phase {
-            name: phase.name,
-            strategy: phase.strategy,
-            steps,
-        }],
-        ..loaded.expanded.clone()
-    };
+    let expanded = cut_to(&loaded, PhaseName::DataPlane, &["wave-2-start-y"]);
     (loaded.plan, expanded)
 }
 
@@ -102,35 +44,13 @@ fn start(dir: &std::path::Path) -> TestRun {
 
 fn start_plan(dir: &std::path::Path, text: String) -> TestRun {
     let (plan, expanded) = load(&text);
-    let toolbox =
-        Toolbox::for_plan(&plan, Redactor::default(), kongup::actions::builtins(None)).unwrap();
+    let toolbox = toolbox(&plan);
     TestRun::start(setup(dir, plan, expanded, &text, toolbox))
 }
 
-fn ran(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("ran"))
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
-/// The journal's `node-outcome` records of wave 2's start, read as JSON: (node, ok,
-/// reason), in order.
+/// The journal's `node-outcome` records of wave 2's start: (node, ok, reason), in order.
 fn node_outcomes(dir: &std::path::Path) -> Vec<(String, bool, Option<String>)> {
-    std::fs::read_to_string(dir.join("run").join(JOURNAL_FILE))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-        .filter(|r| r["event"] == "node-outcome" && r["step"] == "data-plane/wave-2-start-y")
-        .map(|r| {
-            (
-                r["node"].as_str().unwrap_or_default().to_string(),
-                r["ok"].as_bool().unwrap_or_default(),
-                r["reason"].as_str().map(String::from),
-            )
-        })
-        .collect()
+    waves::node_outcomes(&dir.join("run"), "data-plane/wave-2-start-y")
 }
 
 #[tokio::test]

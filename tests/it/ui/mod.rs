@@ -26,4 +26,5 @@ mod topology_fleet;
 mod topology_fleet_tmux;
 mod watch_tmux;
 mod watching;
+mod wave_confirm;
 mod wave_row;

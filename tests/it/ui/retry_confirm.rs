@@ -152,7 +152,7 @@ fn a_key_the_console_refuses_says_why_until_the_next_key() {
 fn the_retry_of_a_wave_step_names_the_nodes_that_failed() {
     use kongup::plan::load::load_plan;
     let dir = tempfile::tempdir().unwrap();
-    let loaded = load_plan(&crate::demo::waves::fleet_plan(dir.path())).unwrap();
+    let loaded = load_plan(&crate::demo::waves::fleet_plan().write(dir.path())).unwrap();
     let (plan, expanded) = (loaded.plan, loaded.expanded);
     let mut state = ConsoleState::new(
         &plan,
