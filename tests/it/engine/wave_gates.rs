@@ -9,10 +9,8 @@ use crate::support::demo as demo_support;
 
 use std::path::Path;
 
-use kongup::demo::rehearse;
 use kongup::engine::journal::{Entry, JOURNAL_FILE, Record};
-use kongup::engine::{Event, RunOptions, StepState};
-use kongup::plan::load::load_plan;
+use kongup::engine::{Event, StepState};
 use kongup::plan::steps::{PhaseName, StepRef};
 use kongup::sim::Fault;
 
@@ -29,28 +27,14 @@ fn is(event: &Event, step: &StepRef, state: StepState) -> bool {
 /// rollback`. Few requests make a verdict (the lab's Y node of wave 2 serves a fifth of Y's
 /// share), and one breach fails: a loaded machine may see only a verdict or two in a bake.
 async fn rehearsal(dir: &Path) -> demo_support::Demo {
-    let path = crate::demo::waves::fleet_plan(dir);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("waves: [1, 50%, 100%]", "waves: [4, 5, 100%]")
-        .replace(
-            "gates:\n  max_error_ratio: 0.05\n",
-            "gates:\n  max_error_ratio: 0.2\n  max_error_ratio_delta: null\n  \
-             max_p99_ratio: null\n  min_requests: 3\n  consecutive_breaches: 1\n  \
-             on_fail: rollback\n",
-        );
-    std::fs::write(&path, text).unwrap();
-    let loaded = load_plan(&path).unwrap_or_else(|e| panic!("{e}"));
-    let run = rehearse::start(
-        loaded,
-        path,
-        dir.join("fleet-rehearsal"),
-        RunOptions::default(),
-        demo_support::SPEED,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("the rehearsal did not start: {e}"));
-    demo_support::Demo::from_run(run, tempfile::tempdir().unwrap())
+    let path = crate::demo::waves::fleet_plan()
+        .waves("[4, 5, 100%]")
+        .gates(
+            "  max_error_ratio: 0.2\n  max_error_ratio_delta: null\n  max_p99_ratio: null\n  \
+             min_requests: 3\n  consecutive_breaches: 1\n  on_fail: rollback\n",
+        )
+        .write(dir);
+    crate::demo::waves::rehearsal(path, dir).await
 }
 
 fn records(dir: &Path) -> Vec<serde_json::Value> {
