@@ -92,7 +92,7 @@ mod tests {
             SCRAPE_CONCURRENCY as u64 + 2002 * LAB_PER_NODE + RESERVE
         );
         // A plan of fewer nodes keeps a connection to each.
-        let plan = crate::testkit::fleet::fleet_plan(10).plan;
-        assert_eq!(needed_live(&plan), 22 + RESERVE);
+        let plan = crate::testkit::fleet::fleet_plan(40).plan;
+        assert_eq!(needed_live(&plan), 82 + RESERVE);
     }
 }
