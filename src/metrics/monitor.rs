@@ -19,7 +19,7 @@ use super::aggregate::{ClusterTracker, ScrapeFailure};
 use super::gates::GateEvaluator;
 use super::history::{DEFAULT_HISTORY, SnapshotHistory};
 use super::sample::NodeSample;
-use super::scrape::{metrics_url, scrape_node};
+use super::scrape::{metrics_url, release_freed_memory, scrape_node};
 use super::{GateVerdict, MetricsSnapshot};
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
@@ -337,6 +337,11 @@ pub async fn scrape_round(
     let mut done = futures::stream::iter(scrapes).buffer_unordered(SCRAPE_CONCURRENCY);
     while let Some((index, outcome)) = done.next().await {
         results[index] = Some(outcome);
+    }
+    drop(done);
+    if count > SCRAPE_CONCURRENCY {
+        // The round's connections were opened and closed one per scrape.
+        release_freed_memory();
     }
     results
         .into_iter()
