@@ -41,6 +41,7 @@ fn haproxy(c: &mut Criterion) {
             backend: "kong".into(),
             x_servers: haproxy.x_names.clone(),
             y_servers: haproxy.y_names.clone(),
+            node_servers: Default::default(),
         })
         .unwrap();
         (upstreams, haproxy, lb)

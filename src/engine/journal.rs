@@ -43,6 +43,10 @@ pub use read::{JournalContents, Tail, check_lines, read_journal};
 /// The journal's file name inside the run directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
 
+/// The `Fact` key prefix (then the node's name) that says kongup put a Y node taken out of
+/// its wave out of the balancer; the value is its server. The wave's rollback puts it back.
+pub const SERVER_OUT: &str = "lb.server-out.";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub seq: u64,

@@ -11,6 +11,13 @@
 //! weights of the servers that are up and not in maintenance or drain: what HAProxy
 //! actually balances over. Servers of the backend that the plan names as neither X nor Y
 //! are left out of the computation.
+//!
+//! One server (a node drained before Kong 3.9, a Y node taken out of its wave): `set server
+//! BACKEND/SERVER state ready|drain|maint` ("drain only removes the server from load
+//! balancing", "maint disables any traffic"), read back from `show servers state`'s
+//! `srv_admin_state` flags and `show stat BACKEND 4 -1`'s `scur` (field 4, current
+//! sessions) — HAProxy 2.6 management guide (doc/management.txt, "set server",
+//! "show servers state", "show stat"; docs.haproxy.org/2.6/management.html).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use super::weights::{server_weights, split_from_weights};
-use super::{LbError, Split, TrafficDriver};
+use super::{LbError, ServerAdmin, ServerReading, Split, TrafficDriver};
 use crate::plan::model::HaproxyDriver;
 
 /// HAProxy accepts weights 0–256.
@@ -40,11 +47,56 @@ pub struct ServerState {
     pub user_weight: u32,
 }
 
+/// `srv_admin_state`'s maintenance flags: forced (0x01), inherited (0x02), from the
+/// configuration (0x04), resolution (0x20), hostname (0x40); and its drain flags: forced
+/// (0x08), inherited (0x10) (management.txt, "show servers state", HAProxy 2.6).
+const ADMIN_MAINT: u32 = 0x01 | 0x02 | 0x04 | 0x20 | 0x40;
+const ADMIN_DRAIN: u32 = 0x08 | 0x10;
+
 impl ServerState {
     /// Whether HAProxy sends new requests to it (given a nonzero weight).
     pub fn takes_traffic(&self) -> bool {
         matches!(self.op_state, 1 | 2) && self.admin_state == 0
     }
+
+    /// Its administrative state, maintenance first (it outranks a drain).
+    pub fn admin(&self) -> ServerAdmin {
+        if self.admin_state & ADMIN_MAINT != 0 {
+            ServerAdmin::Maint
+        } else if self.admin_state & ADMIN_DRAIN != 0 {
+            ServerAdmin::Drain
+        } else {
+            ServerAdmin::Ready
+        }
+    }
+}
+
+/// `scur` (current sessions) of `server` in `show stat`'s CSV; the `# ` line names the
+/// columns.
+pub fn parse_stat_sessions(text: &str, server: &str) -> Result<u64, String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let header = lines
+        .next()
+        .and_then(|l| l.strip_prefix('#'))
+        .ok_or_else(|| format!("no statistics in the answer: {:?}", text.trim()))?;
+    let column = |name: &str| {
+        header
+            .trim()
+            .split(',')
+            .position(|c| c == name)
+            .ok_or_else(|| format!("no column {name} in the statistics header"))
+    };
+    let (name_at, sessions_at) = (column("svname")?, column("scur")?);
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.get(name_at) == Some(&server) {
+            let value = fields.get(sessions_at).copied().unwrap_or_default();
+            return value
+                .parse()
+                .map_err(|_| format!("scur of {server} is {value:?}, not a number"));
+        }
+    }
+    Err(format!("no server {server} in the statistics"))
 }
 
 /// Parses `show servers state` (format 1): the `#` line names the columns.
@@ -255,6 +307,44 @@ impl TrafficDriver for HaproxyTrafficDriver {
         )
     }
 
+    fn server_of(&self, node: &str) -> Option<String> {
+        self.spec.server_of(node).map(String::from)
+    }
+
+    async fn set_server(&self, server: &str, state: ServerAdmin) -> Result<(), LbError> {
+        let backend = &self.spec.backend;
+        let answer = self
+            .command(&format!("set server {backend}/{server} state {state}"))
+            .await?;
+        let answer = answer.trim();
+        if !answer.is_empty() {
+            return Err(error(format!(
+                "HAProxy refused to set server {backend}/{server} to {state}: {answer} (check \
+                 traffic.driver.node_servers against haproxy.cfg)"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn read_server(&self, server: &str) -> Result<ServerReading, LbError> {
+        let backend = &self.spec.backend;
+        let admin = self
+            .servers_state()
+            .await?
+            .into_iter()
+            .find(|s| s.name == server)
+            .ok_or_else(|| error(format!("backend {backend} has no server named {server}")))?
+            .admin();
+        let stat = self.command(&format!("show stat {backend} 4 -1")).await?;
+        let sessions = parse_stat_sessions(&stat, server).map_err(|e| {
+            error(format!(
+                "could not read the sessions of {backend}/{server} from {}: {e}",
+                self.spec.socket
+            ))
+        })?;
+        Ok(ServerReading { admin, sessions })
+    }
+
     fn call_timeout(&self) -> Duration {
         // A set is two exchanges (the servers' state, then the weights); a read is one.
         2 * (CONNECT_TIMEOUT + EXCHANGE_TIMEOUT)
@@ -326,6 +416,7 @@ mod tests {
             backend: "kong".into(),
             x_servers: vec!["x1".into(), "x2".into()],
             y_servers: vec!["y1".into()],
+            node_servers: Default::default(),
         })
         .unwrap()
     }
@@ -352,6 +443,30 @@ mod tests {
         );
         assert!(servers[0].takes_traffic());
         assert!(!servers[1].takes_traffic());
+    }
+
+    #[test]
+    fn admin_flags_read_maintenance_before_drain() {
+        let state = |admin_state| ServerState {
+            name: "x1".into(),
+            op_state: 2,
+            admin_state,
+            user_weight: 1,
+        };
+        assert_eq!(state(0).admin(), ServerAdmin::Ready);
+        assert_eq!(state(0x08).admin(), ServerAdmin::Drain);
+        assert_eq!(state(0x10).admin(), ServerAdmin::Drain);
+        assert_eq!(state(0x01).admin(), ServerAdmin::Maint);
+        assert_eq!(state(0x09).admin(), ServerAdmin::Maint);
+    }
+
+    #[test]
+    fn sessions_are_read_by_column_name() {
+        let stat = "# pxname,svname,qcur,qmax,scur,smax\nkong,x1,0,0,2,3\nkong,y1,0,0,0,1\n\n";
+        assert_eq!(parse_stat_sessions(stat, "x1"), Ok(2));
+        assert_eq!(parse_stat_sessions(stat, "y1"), Ok(0));
+        assert!(parse_stat_sessions(stat, "x9").is_err());
+        assert!(parse_stat_sessions("Unknown command.\n", "x1").is_err());
     }
 
     #[test]

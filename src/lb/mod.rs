@@ -10,7 +10,9 @@
 //!    its allowed keys, and each key read with its `FILE:LINE:COL` errors.
 //! 3. `lb/<driver>.rs`: a type implementing [`TrafficDriver`] (`describe`, `set_split`,
 //!    `read_split`, and `call_timeout` / `read_back_source` when the defaults do not
-//!    hold; whatever it starts must die with the call, see `TrafficDriver`).
+//!    hold; whatever it starts must die with the call, see `TrafficDriver`), and
+//!    `server_of` / `set_server` / `read_server` if it can act on one server (then the
+//!    loader's `check_drain` may accept `rolling.drain` on an X before Kong 3.9 with it).
 //! 4. [`driver_for`]: build it from its spec (and its executor, if it runs commands).
 //! 5. Preflight (`actions::kong` preflight probes, `check_traffic`): what it can and cannot
 //!    read back before the first stage.
@@ -81,6 +83,42 @@ pub enum ReadBackSource {
     Nothing,
 }
 
+/// One server's administrative state in the balancer: whether it gets new requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerAdmin {
+    /// In rotation.
+    Ready,
+    /// Out of rotation; the requests it has open finish.
+    Drain,
+    /// No traffic at all.
+    Maint,
+}
+
+impl ServerAdmin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerAdmin::Ready => "ready",
+            ServerAdmin::Drain => "drain",
+            ServerAdmin::Maint => "maint",
+        }
+    }
+}
+
+impl fmt::Display for ServerAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the balancer says of one server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerReading {
+    pub admin: ServerAdmin,
+    /// The sessions it has open to the server now.
+    pub sessions: u64,
+}
+
 /// How long a driver call may take when the driver does not say.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -107,6 +145,25 @@ pub trait TrafficDriver: Send + Sync {
     /// The split the load balancer reports; `None` when the driver cannot read it back
     /// (manual, or a command driver without a `get`).
     async fn read_split(&self) -> Result<Option<Split>, LbError>;
+    /// The balancer's server that is `node`, when this driver can act on one server and the
+    /// plan says which server the node is; `None` otherwise (only HAProxy can today).
+    fn server_of(&self, _node: &str) -> Option<String> {
+        None
+    }
+    /// Sets the administrative state of a server [`server_of`](Self::server_of) named.
+    async fn set_server(&self, server: &str, _state: ServerAdmin) -> Result<(), LbError> {
+        Err(LbError::Driver {
+            driver: "traffic",
+            message: format!("this driver cannot set one server's state (server {server})"),
+        })
+    }
+    /// Reads a server [`server_of`](Self::server_of) named.
+    async fn read_server(&self, server: &str) -> Result<ServerReading, LbError> {
+        Err(LbError::Driver {
+            driver: "traffic",
+            message: format!("this driver cannot read one server (server {server})"),
+        })
+    }
 }
 
 /// The driver a plan's `traffic.driver` describes. `executors` are the plan's executors

@@ -33,7 +33,7 @@ use super::chooser::choose;
 use super::model::defaults;
 use super::model::{
     AdminAccess, BackupSpec, DatabaseKind, Edition, ExecutorSpec, GateSpec, MigrationsSpec, Mode,
-    NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficSpec,
+    NotifySpec, Plan, StepCustomisation, StrategyChoice, TrafficDriverSpec, TrafficSpec,
 };
 use super::path::check_strategy;
 use super::steps::ExpandedPlan;
@@ -181,6 +181,9 @@ struct Positions {
     executor_refs: Vec<(String, Pos, String)>,
     traffic: Option<Pos>,
     traffic_driver: Option<Pos>,
+    /// `traffic.driver.node_servers`, and where each of its entries' server is written.
+    node_servers: Option<Pos>,
+    node_server_keys: HashMap<String, Pos>,
     smoke_tests: Option<Pos>,
     /// Relative gates the plan sets to a value (key path, where).
     relative_gates: Vec<(String, Pos)>,
@@ -318,8 +321,12 @@ impl Loader {
         if let Some(executors) = &executors {
             self.check_executor_refs(executors);
         }
+        let driver = traffic.as_ref().map(|t| &t.driver);
+        if let (Some(clusters), Some(TrafficDriverSpec::Haproxy(haproxy))) = (&clusters, driver) {
+            self.check_node_servers(clusters, haproxy);
+        }
         if let (Some(mode), Some(clusters), Some(Some(rolling))) = (mode, &clusters, &rolling) {
-            self.check_rolling(mode, from, clusters, rolling);
+            self.check_rolling(mode, from, clusters, driver, rolling);
         }
         if let (Some(clusters), Some(tests)) = (&clusters, &smoke_tests) {
             self.check_smoke_tests_reach_y(clusters, tests);

@@ -702,6 +702,26 @@ pub struct HaproxyDriver {
     /// Server names (as in the backend) that belong to X and to Y.
     pub x_servers: Vec<String>,
     pub y_servers: Vec<String>,
+    /// `node_servers`: which server of the backend each node is (node name → server
+    /// name), for what acts on one node's server (the drain of an X before Kong 3.9, a Y
+    /// node taken out of its wave). A node not listed is the server of its own name, when
+    /// `x_servers`/`y_servers` have it.
+    pub node_servers: BTreeMap<String, String>,
+}
+
+impl HaproxyDriver {
+    /// The backend server that is `node`, if the plan says which.
+    pub fn server_of(&self, node: &str) -> Option<&str> {
+        match self.node_servers.get(node) {
+            Some(server) => Some(server),
+            None => self
+                .x_servers
+                .iter()
+                .chain(&self.y_servers)
+                .find(|s| *s == node)
+                .map(String::as_str),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

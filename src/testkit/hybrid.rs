@@ -117,6 +117,7 @@ pub fn plan_with_nodes(dps_per_cluster: usize) -> Plan {
                 backend: "kong_proxy".into(),
                 x_servers: vec!["dp-x1".into(), "dp-x2".into(), "dp-x3".into()],
                 y_servers: vec!["dp-y1".into(), "dp-y2".into(), "dp-y3".into()],
+                node_servers: Default::default(),
             }),
             schedule: vec![10, 50, 100],
             bake: Duration::from_secs(300),

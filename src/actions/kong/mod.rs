@@ -14,6 +14,7 @@
 mod backup;
 mod compat;
 mod drain;
+mod drain_balancer;
 pub mod facts;
 mod freeze;
 mod migrations;

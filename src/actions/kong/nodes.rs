@@ -23,11 +23,12 @@ use tokio::time::Instant;
 
 use super::drain::drain_nodes;
 use super::{KongAccess, is_version, phase_for_preview, side_name, side_version};
+use crate::engine::journal::SERVER_OUT;
 use crate::engine::step::{ActionError, StepAction, StepContext, StepOutcome, Toolbox};
 use crate::engine::step::{run_commands, some_nodes};
 use crate::kong::client::{AdminError, Readiness};
 use crate::kong::types::{DataPlane, SyncStatus};
-use crate::plan::model::{CommandSpec, Node, Plan, Role, RollingSpec};
+use crate::plan::model::{CommandSpec, KONG_DRAIN_SINCE, Node, Plan, Role, RollingSpec};
 use crate::plan::placement::step_nodes;
 use crate::plan::steps::{ClusterSide, ExpandedPlan, PhaseName, RollbackKind, Step, StepKind};
 use crate::plan::version::KongVersion;
@@ -306,7 +307,11 @@ impl StepAction for NodesWait {
         ) = (drain, &step.kind)
             && !step.commands.is_empty()
         {
-            lines.push(super::drain::describe(limit));
+            lines.push(if plan.from < KONG_DRAIN_SINCE {
+                super::drain_balancer::describe(limit)
+            } else {
+                super::drain::describe(limit)
+            });
         }
         if let (
             Some(size),
@@ -394,16 +399,81 @@ impl StepAction for NodesWait {
             let text = "no node left to wait for: every one was taken out of its wave";
             ctx.log.note(text);
             details.push(text.to_string());
+            if undoes_y_wave_start(ctx, &kind) {
+                details.extend(taken_out_back(ctx, &left_out).await?);
+            }
             return Ok(StepOutcome::succeeded(details.join("; ")));
         }
         match self.wait_for(ctx, &target, &nodes).await {
             Ok(text) => {
                 details.push(text);
+                if drained_by_balancer(ctx, &kind) {
+                    for (text, _) in super::drain_balancer::back_in_rotation(ctx, &nodes).await {
+                        details.push(text);
+                    }
+                }
+                if undoes_y_wave_start(ctx, &kind) {
+                    let wave = [nodes, left_out].concat();
+                    details.extend(taken_out_back(ctx, &wave).await?);
+                }
                 Ok(StepOutcome::succeeded(details.join("; ")))
             }
             Err(failed) => Ok(failed),
         }
     }
+}
+
+/// The rollback of a wave's start-y step: Y's nodes of the wave stop again.
+fn undoes_y_wave_start(ctx: &StepContext, kind: &StepKind) -> bool {
+    ctx.rollback.is_some()
+        && matches!(
+            kind,
+            StepKind::StopNodes {
+                cluster: ClusterSide::Y,
+                wave: Some(_),
+            }
+        )
+}
+
+/// The wave's nodes whose server kongup put in maintenance when they were taken out of it
+/// (the fact `SERVER_OUT`NODE, journaled at the take-out) go back in rotation, as before
+/// the wave: the wave's rollback undoes the take-out's change to the balancer too. Each is
+/// journaled (the fact emptied), so a second rollback does not act again.
+async fn taken_out_back(ctx: &StepContext, wave: &[Node]) -> Result<Vec<String>, ActionError> {
+    let mut back = Vec::new();
+    for node in wave {
+        let key = format!("{SERVER_OUT}{}", node.name);
+        let Some((_, server)) = super::facts::latest(&ctx.run_dir, &key)? else {
+            continue;
+        };
+        if server.is_empty() {
+            continue;
+        }
+        for (text, ok) in
+            super::drain_balancer::back_in_rotation(ctx, std::slice::from_ref(node)).await
+        {
+            if ok {
+                ctx.record_fact(key.clone(), "").await?;
+            }
+            back.push(text);
+        }
+    }
+    Ok(back)
+}
+
+/// The rollback of a wave's stop-x step that the balancer drained (`rolling.drain` on an X
+/// before Kong 3.9): X's nodes answer again, so their servers go back in rotation.
+fn drained_by_balancer(ctx: &StepContext, kind: &StepKind) -> bool {
+    ctx.rollback.is_some()
+        && ctx.plan.from < KONG_DRAIN_SINCE
+        && ctx.plan.rolling.as_ref().is_some_and(|r| r.drain.is_some())
+        && matches!(
+            kind,
+            StepKind::StartNodes {
+                cluster: ClusterSide::X,
+                wave: Some(_),
+            }
+        )
 }
 
 /// How many failed nodes a batched step's failure names; the rest are counted.
@@ -487,6 +557,9 @@ impl NodesWait {
                 ));
             }
             let not_drained = match drain {
+                Some(limit) if ctx.plan.from < KONG_DRAIN_SINCE => {
+                    super::drain_balancer::drain_nodes(ctx, &self.access, chunk, limit).await?
+                }
                 Some(limit) => drain_nodes(ctx, &self.access, chunk, &commands, limit).await?,
                 None => BTreeMap::new(),
             };

@@ -7,13 +7,16 @@ use std::time::Instant;
 use super::{Engine, Who};
 use crate::engine::EngineError;
 use crate::engine::command::Command;
+use crate::engine::event::Event;
 use crate::engine::event::StepState;
 use crate::engine::health;
-use crate::engine::journal::{ConfirmVia, Entry, parse_step_key, step_key};
+use crate::engine::journal::{ConfirmVia, Entry, SERVER_OUT, parse_step_key, step_key};
 use crate::engine::rollback::{self, TRAFFIC_TO_X};
 use crate::engine::step::RollbackOf;
+use crate::engine::step::journal_through;
+use crate::lb::ServerAdmin;
 use crate::plan::placement;
-use crate::plan::steps::{PhaseName, RollbackKind, Step, StepKind, StepRef};
+use crate::plan::steps::{ClusterSide, PhaseName, RollbackKind, Step, StepKind, StepRef};
 
 /// The session's end when the operator quit.
 const OPERATOR_QUIT: &str = "the operator quit";
@@ -355,11 +358,22 @@ impl Engine {
         self.record(
             Who::Operator,
             Entry::NodeTakenOut {
-                step: key,
+                step: key.clone(),
                 node: node.clone(),
                 reason,
             },
         )?;
+        if let Some((details, None)) = self.resolve(&step)
+            && matches!(
+                details.kind,
+                StepKind::StartNodes {
+                    cluster: ClusterSide::Y,
+                    ..
+                }
+            )
+        {
+            self.out_of_balancer(key, node.clone());
+        }
         if not_done.is_empty() {
             return self.confirm_or_retry(step, None, ConfirmVia::Retry);
         }
@@ -370,6 +384,60 @@ impl Engine {
             crate::engine::step::some_nodes(&not_done)
         ));
         Ok(())
+    }
+
+    /// A Y node taken out of its wave goes out of the balancer when the driver can set one
+    /// server's state (HAProxy: maintenance), rather than waiting for the balancer's own
+    /// health checks to notice it. Done on a task of its own (the engine keeps taking
+    /// commands); journaled first as the step's fact [`SERVER_OUT`]`NODE` = `SERVER` so the
+    /// wave's rollback puts the server back; a failure is said as a warning.
+    fn out_of_balancer(&self, step: String, node: String) {
+        let driver = self.traffic.driver.clone();
+        let Some(server) = driver.server_of(&node) else {
+            return;
+        };
+        let (journal, events) = (self.journal_tx.clone(), self.events.clone());
+        tokio::spawn(async move {
+            // Journaled before the balancer is touched: a crash in between leaves a record
+            // the wave's rollback acts on (setting a server ready that never left is
+            // harmless), never a server in maintenance that nothing records.
+            let recorded = journal_through(
+                &journal,
+                "the taken-out node's server",
+                Entry::Fact {
+                    step,
+                    key: format!("{SERVER_OUT}{node}"),
+                    value: server.clone(),
+                },
+                false,
+            )
+            .await;
+            if let Err(e) = recorded {
+                events.send(Event::Warning(format!(
+                    "{node} is taken out of its wave, but its server {server} was left in the                      balancer: the journal did not record the change ({e}), so the wave's                      rollback could not undo it; the balancer's health checks must take it out"
+                )));
+                return;
+            }
+            let limit = driver.call_timeout();
+            let set = tokio::time::timeout(limit, driver.set_server(&server, ServerAdmin::Maint))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::lb::LbError::Driver {
+                        driver: "traffic",
+                        message: format!("no answer within {}", humantime::format_duration(limit)),
+                    })
+                });
+            let text = match set {
+                Ok(()) => {
+                    format!("{node} is out of the balancer: server {server} set to maintenance")
+                }
+                Err(e) => format!(
+                    "{node} is taken out of its wave, but its server {server} could not be set \
+                     to maintenance ({e}): the balancer's health checks must take it out"
+                ),
+            };
+            events.send(Event::Warning(text));
+        });
     }
 
     /// Whether `node` may be taken out of `step` (a wave's start or stop step, in which it

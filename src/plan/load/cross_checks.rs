@@ -9,14 +9,65 @@ use super::Loader;
 use super::diagnostics::{did_you_mean, one_of};
 use super::read::shown;
 use crate::plan::model::{
-    Clusters, DatabaseKind, ExecutorSpec, GateSpec, Mode, Plan, Role, SmokeTest, Strategy,
-    StrategyChoice,
+    Clusters, DatabaseKind, ExecutorSpec, GateSpec, HaproxyDriver, Mode, Plan, Role, SmokeTest,
+    Strategy, StrategyChoice,
 };
 use crate::plan::path::upgrade_path;
 use crate::plan::steps::{BackupKind, ExpandedPlan, StepKind};
 use crate::plan::version::KongVersion;
 
 impl Loader {
+    /// `traffic.driver.node_servers`: each entry names a node of the plan and a server of
+    /// that node's side (`x_servers` for an X node, `y_servers` for a Y node).
+    pub(super) fn check_node_servers(&mut self, clusters: &Clusters, haproxy: &HaproxyDriver) {
+        for (node, server) in &haproxy.node_servers {
+            let at = self
+                .at
+                .node_server_keys
+                .get(node)
+                .or(self.at.node_servers.as_ref())
+                .copied()
+                .unwrap_or(self.at.root);
+            let path = format!("traffic.driver.node_servers.{node}");
+            let (side, servers) = if clusters.x.nodes.iter().any(|n| &n.name == node) {
+                ("X", &haproxy.x_servers)
+            } else if clusters.y.nodes.iter().any(|n| &n.name == node) {
+                ("Y", &haproxy.y_servers)
+            } else {
+                let names: Vec<&str> = clusters
+                    .x
+                    .nodes
+                    .iter()
+                    .chain(&clusters.y.nodes)
+                    .map(|n| n.name.as_str())
+                    .collect();
+                self.d.error_with_hint(
+                    at,
+                    format!("`{path}`: the plan has no node named `{}`", shown(node)),
+                    did_you_mean(node, &names)
+                        .map(|n| format!("did you mean `{n}`?"))
+                        .unwrap_or_else(|| {
+                            "name a node of clusters.x.nodes or clusters.y.nodes".into()
+                        }),
+                );
+                continue;
+            };
+            if !servers.contains(server) {
+                self.d.error_with_hint(
+                    at,
+                    format!(
+                        "`{path}`: {node} is one of {side}'s nodes, but `{}` is not in \
+                         traffic.driver.{}_servers ({})",
+                        shown(server),
+                        side.to_lowercase(),
+                        servers.join(", ")
+                    ),
+                    "name the backend server (as in haproxy.cfg) that sends to this node",
+                );
+            }
+        }
+    }
+
     /// Reports a strategy the mode cannot use; returns whether it fits.
     pub(super) fn check_strategy_fits_mode(
         &mut self,

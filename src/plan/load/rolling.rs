@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::read::{duration, index, list, mapping, shown, word};
 use super::yaml::{Node, Pos, Value};
 use super::{Loader, optional};
-use crate::plan::model::{Clusters, KONG_DRAIN_SINCE, Mode, Role, RollingSpec, Share, WaveConfirm};
+use crate::plan::model::{
+    Clusters, KONG_DRAIN_SINCE, Mode, Role, RollingSpec, Share, TrafficDriverSpec, WaveConfirm,
+};
 use crate::plan::version::KongVersion;
 
 /// What the loader keeps of `rolling:` for the checks that need the clusters.
@@ -99,6 +101,7 @@ impl Loader {
         mode: Mode,
         from: Option<KongVersion>,
         clusters: &Clusters,
+        driver: Option<&TrafficDriverSpec>,
         rolling: &RollingSpec,
     ) {
         let at = self.at.rolling.key.unwrap_or(self.at.root);
@@ -160,7 +163,7 @@ impl Loader {
             Share::Nodes(n) => *n == fleet,
         };
         if rolling.drain.is_some() {
-            self.check_drain(mode, from, clusters);
+            self.check_drain(mode, from, clusters, driver);
         }
         if let Some(Share::Nodes(n)) = rolling.max_unavailable
             && n > fleet
@@ -188,35 +191,81 @@ impl Loader {
 }
 
 impl Loader {
-    /// `drain:` needs `kong drain` on X's version and a Status API on each of X's rolling
-    /// nodes, where kongup sees the drain (`/status/ready` 503 `draining`).
-    fn check_drain(&mut self, mode: Mode, from: Option<KongVersion>, clusters: &Clusters) {
+    /// `drain:` needs a way to drain and a Status API on each of X's rolling nodes, where
+    /// kongup sees what is in flight: `kong drain` on X from 3.9, else the balancer's
+    /// per-server drain (HAProxy, with each of X's nodes mapped to a server of its backend).
+    fn check_drain(
+        &mut self,
+        mode: Mode,
+        from: Option<KongVersion>,
+        clusters: &Clusters,
+        driver: Option<&TrafficDriverSpec>,
+    ) {
         let at = self
             .at
             .rolling
             .drain
             .or(self.at.rolling.key)
             .unwrap_or(self.at.root);
+        let rolling =
+            |n: &&crate::plan::model::Node| mode != Mode::Hybrid || n.role == Role::DataPlane;
         if let Some(from) = from
             && from < KONG_DRAIN_SINCE
         {
-            self.d.error_with_hint(
-                at,
-                format!(
-                    "`rolling.drain`: X runs Kong {from}, which has no `kong drain` \
-                     ({KONG_DRAIN_SINCE} and later)"
-                ),
-                "remove `drain`, and drain X's nodes in the plan's own commands for the \
-                 wave's stop-x step (e.g. take the node out of the balancer, wait, then \
-                 `kong quit`)",
-            );
-            return;
+            match driver {
+                Some(TrafficDriverSpec::Haproxy(haproxy)) => {
+                    let unmapped: Vec<&str> = clusters
+                        .x
+                        .nodes
+                        .iter()
+                        .filter(rolling)
+                        .filter(|n| {
+                            haproxy
+                                .server_of(&n.name)
+                                .is_none_or(|s| !haproxy.x_servers.iter().any(|x| x == s))
+                        })
+                        .map(|n| n.name.as_str())
+                        .collect();
+                    if !unmapped.is_empty() {
+                        self.d.error_with_hint(
+                            at,
+                            format!(
+                                "`rolling.drain`: X runs Kong {from} (no `kong drain` before \
+                                 {KONG_DRAIN_SINCE}), so kongup drains X's nodes in HAProxy, \
+                                 but {} {} no server in traffic.driver.x_servers",
+                                named(&unmapped),
+                                if unmapped.len() == 1 { "has" } else { "have" },
+                            ),
+                            "map each of X's nodes to its backend server: \
+                             `traffic.driver.node_servers: {NODE: SERVER, …}` (a node named \
+                             like its server needs no entry)",
+                        );
+                        return;
+                    }
+                }
+                other => {
+                    let name = other.map_or("manual", TrafficDriverSpec::kind);
+                    self.d.error_with_hint(
+                        at,
+                        format!(
+                            "`rolling.drain`: X runs Kong {from}, which has no `kong drain` \
+                             ({KONG_DRAIN_SINCE} and later), and the {name} traffic driver \
+                             cannot drain one server of the balancer"
+                        ),
+                        "use the haproxy traffic driver (kongup then drains each X node's \
+                         server in HAProxy), or remove `drain` and drain X's nodes in the \
+                         plan's own commands for the wave's stop-x step (take the node out of \
+                         the balancer, wait, then `kong quit`)",
+                    );
+                    return;
+                }
+            }
         }
         let without: Vec<&str> = clusters
             .x
             .nodes
             .iter()
-            .filter(|n| mode != Mode::Hybrid || n.role == Role::DataPlane)
+            .filter(rolling)
             .filter(|n| n.status_url.is_none())
             .map(|n| n.name.as_str())
             .collect();
@@ -225,7 +274,7 @@ impl Loader {
                 at,
                 format!(
                     "`rolling.drain`: {} {} no status_url, so kongup cannot see {} drain \
-                     (/status/ready answers 503 `draining` once `kong drain` ran)",
+                     (/status: requests in flight)",
                     named(&without),
                     if without.len() == 1 { "has" } else { "have" },
                     if without.len() == 1 { "it" } else { "them" },

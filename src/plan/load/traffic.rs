@@ -1,5 +1,6 @@
 //! `traffic`: the driver that moves traffic from X to Y, the schedule of stages, the bake.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::diagnostics::Diagnostics;
@@ -82,7 +83,14 @@ impl Loader {
             )
         })?;
         let allowed: &[&str] = match kind {
-            "haproxy" => &["type", "socket", "backend", "x_servers", "y_servers"],
+            "haproxy" => &[
+                "type",
+                "socket",
+                "backend",
+                "x_servers",
+                "y_servers",
+                "node_servers",
+            ],
             "nginx" => &[
                 "type",
                 "upstream_file",
@@ -112,11 +120,19 @@ impl Loader {
                 let socket = req_text(d, "socket");
                 let backend = req_text(d, "backend");
                 let (x_servers, y_servers) = self.server_lists(&f, false);
+                let node_servers = match f.get("node_servers") {
+                    Some(n) => {
+                        self.at.node_servers = Some(n.pos);
+                        self.node_servers(n, &f.path_of("node_servers"))
+                    }
+                    None => Some(BTreeMap::new()),
+                };
                 Some(TrafficDriverSpec::Haproxy(HaproxyDriver {
                     socket: socket?,
                     backend: backend?,
                     x_servers: x_servers?,
                     y_servers: y_servers?,
+                    node_servers: node_servers?,
                 }))
             }
             "nginx" => {
@@ -247,6 +263,25 @@ impl Loader {
             }
             _manual => Some(TrafficDriverSpec::Manual),
         }
+    }
+
+    /// `node_servers:` node name → server name; whether the names are the plan's nodes and
+    /// the backend's servers is checked once the clusters are read.
+    fn node_servers(&mut self, node: &Node, path: &str) -> Option<BTreeMap<String, String>> {
+        let d = &mut self.d;
+        let f = mapping(d, node, path, None)?;
+        let mut servers = BTreeMap::new();
+        let mut ok = true;
+        for (name, _, value) in f.entries() {
+            self.at.node_server_keys.insert(name.to_string(), value.pos);
+            match text(d, value, &f.path_of(name)) {
+                Some(server) => {
+                    servers.insert(name.to_string(), server);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(servers)
     }
 
     /// `x_servers` and `y_servers` of a balancer: both needed, neither empty, no server in

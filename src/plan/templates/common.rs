@@ -1,7 +1,7 @@
 //! Pieces every strategy template uses: the step builder, the rollback counterparts, the
 //! steps that look alike in every guide, and what kongup does for each kind of step.
 
-use crate::plan::model::{DatabaseKind, Plan, Strategy, TrafficDriverSpec};
+use crate::plan::model::{DatabaseKind, KONG_DRAIN_SINCE, Plan, Strategy, TrafficDriverSpec};
 use crate::plan::steps::{
     BackupKind, ClusterSide, MigrationsCommand, PhaseName, RollbackAction, RollbackKind, Step,
     StepKind,
@@ -396,6 +396,11 @@ pub(super) fn kongup_note(
         } => format!(
             "{}{by_hand_or_commands}, on the wave's nodes only; kongup then waits until {}'s nodes of wave {wave} stop answering, report draining, or another version answers at their address. The rest of {} keeps serving.",
             match plan.rolling.as_ref().and_then(|r| r.drain) {
+                Some(limit) if *cluster == ClusterSide::X && commands && plan.from < KONG_DRAIN_SINCE => format!(
+                    "kongup first drains each of the wave's nodes in the balancer (Kong {} has no `kong drain`: its server set to drain, then up to {} until the balancer has no session open to it and its /status shows no request in flight; a node not drained by then fails and is not stopped). ",
+                    plan.from,
+                    humantime::format_duration(limit)
+                ),
                 Some(limit) if *cluster == ClusterSide::X && commands => format!(
                     "kongup first drains each of the wave's nodes (`kong drain`, then up to {} until /status/ready answers 503 draining and no request is in flight; a node not drained by then fails and is not stopped). ",
                     humantime::format_duration(limit)

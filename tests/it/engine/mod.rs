@@ -4,6 +4,7 @@
 mod ansible_nodes;
 mod cli;
 mod drain;
+mod drain_balancer;
 mod end_states;
 mod gate_window;
 mod hand_split;
@@ -23,6 +24,7 @@ mod sick_y;
 mod step_log;
 mod step_output;
 mod take_out;
+mod take_out_balancer;
 mod traffic;
 mod wave_as_one;
 mod wave_nodes;

@@ -129,6 +129,7 @@ fn driver_for_refuses_a_side_without_servers() {
         backend: "kong".into(),
         x_servers: vec!["x1".into()],
         y_servers: vec![],
+        node_servers: Default::default(),
     });
     assert!(driver_for(&spec, &BTreeMap::new()).is_err());
 }

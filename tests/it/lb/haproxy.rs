@@ -14,6 +14,7 @@ fn driver(socket: String, haproxy: &Haproxy) -> HaproxyTrafficDriver {
         backend: "kong".into(),
         x_servers: haproxy.x_names.clone(),
         y_servers: haproxy.y_names.clone(),
+        node_servers: Default::default(),
     })
     .unwrap()
 }
@@ -68,6 +69,7 @@ async fn a_server_the_backend_lacks_changes_nothing_and_is_named() {
         backend: "kong".into(),
         x_servers: vec!["x1".into()],
         y_servers: vec!["y1".into(), "y-typo".into()],
+        node_servers: Default::default(),
     })
     .unwrap();
     let error = lb.set_split(Split::to_y(50)).await.unwrap_err().to_string();
@@ -110,6 +112,7 @@ async fn an_unknown_backend_and_a_dead_socket_say_what_to_check() {
         backend: "nope".into(),
         x_servers: vec!["x1".into()],
         y_servers: vec!["y1".into()],
+        node_servers: Default::default(),
     })
     .unwrap();
     let error = lb.read_split().await.unwrap_err().to_string();

@@ -34,6 +34,7 @@ fn plan(x_url: &str, haproxy: &Haproxy, x_servers: Vec<String>) -> Plan {
         backend: "kong".into(),
         x_servers,
         y_servers: haproxy.y_names.clone(),
+        node_servers: Default::default(),
     });
     plan
 }

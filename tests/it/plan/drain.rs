@@ -86,3 +86,87 @@ fn a_drain_needs_each_x_node_to_have_a_status_url() {
         "{message}"
     );
 }
+
+/// The fleet plan behind HAProxy: X's servers `x1..x4`, Y's named like their nodes, and
+/// `node_servers` as given (one entry a line).
+fn behind_haproxy(source: &str, node_servers: &str) -> String {
+    let x: Vec<String> = (1..=4).map(|i| format!("x{i}")).collect();
+    let y: Vec<String> = (1..=4).map(|i| format!("dp-y-{i}")).collect();
+    let driver = format!(
+        "driver:\n    type: haproxy\n    socket: /run/haproxy/admin.sock\n    backend: kong\n    \
+         x_servers: [{}]\n    y_servers: [{}]\n{node_servers}",
+        x.join(", "),
+        y.join(", ")
+    );
+    let replaced = source.replacen("driver: {type: manual}", &driver, 1);
+    assert_ne!(replaced, source, "the fleet plan has a manual driver");
+    replaced
+}
+
+fn all_mapped() -> String {
+    "    node_servers:\n".to_string()
+        + &(1..=4)
+            .map(|i| format!("      dp-x-{i}: x{i}\n"))
+            .collect::<String>()
+}
+
+/// Before 3.9 the HAProxy driver drains each X node's server: accepted once every X data
+/// plane is mapped to a server of `x_servers` (Y's named like their servers need none).
+#[test]
+fn a_drain_before_kong_3_9_through_haproxy_is_read() {
+    let source = behind_haproxy(
+        &plan("3.4.2", "rolling:\n  waves: [1, 100%]\n  drain: 5s\n"),
+        &all_mapped(),
+    );
+    let loaded = parse_plan(&source, "plan.yaml").unwrap_or_else(|e| panic!("{e}\n{source}"));
+    assert_eq!(
+        loaded.plan.rolling.unwrap().drain,
+        Some(Duration::from_secs(5))
+    );
+    let kongup::plan::model::TrafficDriverSpec::Haproxy(haproxy) = &loaded.plan.traffic.driver
+    else {
+        panic!("not haproxy")
+    };
+    assert_eq!(haproxy.server_of("dp-x-3"), Some("x3"));
+    assert_eq!(haproxy.server_of("dp-y-2"), Some("dp-y-2"));
+    assert_eq!(haproxy.server_of("cp-x-1"), None);
+}
+
+#[test]
+fn a_drain_before_kong_3_9_needs_each_x_node_mapped_to_a_server() {
+    let mapped = all_mapped().replace("      dp-x-4: x4\n", "");
+    let source = behind_haproxy(
+        &plan("3.4.2", "rolling:\n  waves: [1, 100%]\n  drain: 5s\n"),
+        &mapped,
+    );
+    let (line, message, hint) = refused(&source);
+    assert_eq!(line, line_of(&source, "drain: 5s"), "{message}");
+    assert!(
+        message.contains("dp-x-4 has no server in traffic.driver.x_servers"),
+        "{message}"
+    );
+    assert!(hint.contains("traffic.driver.node_servers"), "{hint}");
+}
+
+#[test]
+fn node_servers_must_name_a_node_and_a_server_of_its_side() {
+    let source = behind_haproxy(
+        &plan("3.9.1", "rolling:\n  waves: [1, 100%]\n"),
+        "    node_servers:\n      dp-x-9: x1\n",
+    );
+    let (line, message, _) = refused(&source);
+    assert_eq!(line, line_of(&source, "dp-x-9: x1"), "{message}");
+    assert!(message.contains("no node named `dp-x-9`"), "{message}");
+    let source = behind_haproxy(
+        &plan("3.9.1", "rolling:\n  waves: [1, 100%]\n"),
+        "    node_servers:\n      dp-x-1: dp-y-1\n",
+    );
+    let (line, message, _) = refused(&source);
+    assert_eq!(line, line_of(&source, "dp-x-1: dp-y-1"), "{message}");
+    assert!(
+        message.contains(
+            "dp-x-1 is one of X's nodes, but `dp-y-1` is not in traffic.driver.x_servers"
+        ),
+        "{message}"
+    );
+}
