@@ -2,7 +2,8 @@
 //! round of the live monitor runs) against a fleet of loopback `/metrics` endpoints of this
 //! process's own (`testkit::scrape_fleet`: one listener per node, each serving the corpus's
 //! Kong 3.10.0 data plane exposition, 21 KB), with the client the monitor gets
-//! (`kong::http::client`), connections kept between cycles as in the monitor.
+//! (`metrics::monitor::scrape_client`): over more nodes than the scrapes in flight at once,
+//! a connection per scrape, closed by the node; over fewer, kept between cycles.
 //!
 //! Also prints, outside criterion, the peak heap of one cycle (a counting allocator): 1 000
 //! endpoints of 21 KB and 100 endpoints of 1.15 MB (the corpus node with its routes copied).
@@ -13,9 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use kongup::kong::http;
 use kongup::metrics::aggregate::ScrapeFailure;
-use kongup::metrics::monitor::{ScrapeTarget, round_timeout, scrape_round, scrape_timeout};
+use kongup::metrics::monitor::{
+    self, MonitorConfig, ScrapeTarget, round_timeout, scrape_round, scrape_timeout,
+};
 use kongup::plan::model::TlsOptions;
 use kongup::testkit::scrape_fleet::{
     Answer, Bytes, ScrapeFleet, data_plane_exposition, many_routes_exposition,
@@ -86,16 +88,26 @@ fn targets(fleet: &ScrapeFleet) -> Vec<ScrapeTarget> {
         .collect()
 }
 
-/// The client as the monitor's session builds it.
-fn client() -> reqwest::Client {
-    let timeout = scrape_timeout(INTERVAL);
-    http::client(&TlsOptions::default(), timeout, timeout)
+/// The client as the monitor's session builds it for these targets.
+fn client(targets: &[ScrapeTarget], timeout: Duration) -> reqwest::Client {
+    let config = MonitorConfig {
+        x: targets.to_vec(),
+        y: Vec::new(),
+        interval: INTERVAL,
+        timeout,
+        window: INTERVAL,
+        history: INTERVAL,
+        gates: None,
+        admin_token: None,
+    };
+    monitor::scrape_client(&TlsOptions::default(), &config)
         .expect("the HTTP client")
         .0
 }
 
 /// One cycle's peak heap above what was held before it (the fleet's bodies included in
-/// neither: they are built before), after a first cycle has opened the connections.
+/// neither: they are built before), after a first cycle (which opened the connections a
+/// client keeps).
 fn peak_of_cycle(runtime: &tokio::runtime::Runtime, nodes: usize, body: Bytes) {
     let size = body.len();
     runtime.block_on(async {
@@ -104,9 +116,7 @@ fn peak_of_cycle(runtime: &tokio::runtime::Runtime, nodes: usize, body: Bytes) {
         // Timeouts no loaded machine reaches: every node is read, so that the peak is a
         // whole round's (the monitor's 800 ms would drop the slowest under load).
         let patient = Duration::from_secs(30);
-        let client = http::client(&TlsOptions::default(), patient, patient)
-            .expect("the HTTP client")
-            .0;
+        let client = client(&targets, patient);
         drop(scrape_round(&client, targets.iter(), None, patient, patient).await);
         let before = HELD.load(Ordering::Relaxed);
         PEAK.store(before, Ordering::Relaxed);
@@ -140,7 +150,7 @@ fn scrape_cycle(c: &mut Criterion) {
         Answer::Now
     }));
     let targets = targets(&fleet);
-    let client = client();
+    let client = client(&targets, scrape_timeout(INTERVAL));
     let mut group = c.benchmark_group("scrape_cycle");
     group.sample_size(10);
     group.bench_function("1000x21KB", |b| {

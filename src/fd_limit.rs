@@ -1,11 +1,14 @@
 //! The open-files limit at fleet size. kongup keeps a pooled connection to every node it
-//! scrapes, so a fleet of 1 000 data planes per cluster holds thousands of
-//! sockets, past the soft `ulimit -n` most shells give (1 024). At start the soft limit is
-//! raised to the hard one (any process may); when the plan needs more than even that, the
-//! operator is told before nodes start reading as unreachable.
+//! scrapes while they are no more than the scrapes in flight (128), and at most that many
+//! for a fleet (`metrics::monitor::scrape_client`); the in-process lab of a demo or a
+//! rehearsal holds a few sockets per node, so a fleet of 1 000 data planes per cluster
+//! needs thousands, past the soft `ulimit -n` most shells give (1 024). At start the soft
+//! limit is raised to the hard one (any process may); when the plan needs more than even
+//! that, the operator is told before nodes start reading as unreachable.
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
+use crate::metrics::monitor::SCRAPE_CONCURRENCY;
 use crate::plan::model::{Node, Plan};
 
 /// What kongup holds besides its scrape connections: the topology probes in flight, the
@@ -41,11 +44,11 @@ pub fn current() -> Option<OpenFiles> {
         .map(|(soft, hard)| OpenFiles { soft, hard })
 }
 
-/// Descriptors a live run (or `watch`) of `plan` may hold: a pooled scrape connection per
-/// node (the topology probes keep none: `KongAccess::new`, at most
-/// `kong::watch::PROBE_CONCURRENCY` open, within the reserve).
+/// Descriptors a live run (or `watch`) of `plan` may hold: a scrape connection per node, at
+/// most [`SCRAPE_CONCURRENCY`] (`monitor::scrape_client`; the topology probes keep none:
+/// `KongAccess::new`, at most `kong::watch::PROBE_CONCURRENCY` open, within the reserve).
 pub fn needed_live(plan: &Plan) -> u64 {
-    nodes(plan).count() as u64 + RESERVE
+    nodes(plan).count().min(SCRAPE_CONCURRENCY) as u64 + RESERVE
 }
 
 /// [`needed_live`] plus the in-process lab of the plan's nodes.
@@ -60,8 +63,8 @@ pub fn shortfall(plan: &Plan, needed: u64) -> Option<String> {
     (needed > limit.soft).then(|| {
         format!(
             "the open-files limit ({} soft, {} hard) is below the ~{needed} files and sockets \
-             kongup may hold for this plan's {} nodes (a pooled connection per node for the \
-             metrics): nodes past it will read as unreachable. Raise the hard \
+             kongup may hold for this plan's {} nodes (a connection per node for the metrics, \
+             {SCRAPE_CONCURRENCY} at most, and a demo's or a rehearsal's lab): nodes past it will read as unreachable. Raise the hard \
              limit (`ulimit -Hn` as root, `nofile` in /etc/security/limits.conf, or \
              LimitNOFILE= in a systemd unit) and start kongup again",
             limit.soft,
@@ -81,9 +84,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fleet_needs_a_connection_per_node_and_url() {
+    fn a_fleet_needs_the_scrapes_in_flight_and_its_lab_a_few_per_node() {
         let plan = crate::testkit::fleet::fleet_plan(1000).plan;
-        assert_eq!(needed_live(&plan), 2002 + RESERVE);
-        assert_eq!(needed_with_lab(&plan), 2002 * (1 + LAB_PER_NODE) + RESERVE);
+        assert_eq!(needed_live(&plan), SCRAPE_CONCURRENCY as u64 + RESERVE);
+        assert_eq!(
+            needed_with_lab(&plan),
+            SCRAPE_CONCURRENCY as u64 + 2002 * LAB_PER_NODE + RESERVE
+        );
+        // A plan of fewer nodes keeps a connection to each.
+        let plan = crate::testkit::fleet::fleet_plan(40).plan;
+        assert_eq!(needed_live(&plan), 82 + RESERVE);
     }
 }

@@ -14,7 +14,6 @@ use crate::engine::event::Event;
 use crate::fd_limit;
 use crate::kong::client::AdminClient;
 use crate::kong::database::KongDatabase;
-use crate::kong::http;
 use crate::kong::watch::TopologyWatcher;
 use crate::metrics::GateVerdict;
 use crate::metrics::monitor::{self, MonitorConfig, MonitorHandle};
@@ -128,7 +127,7 @@ fn start_with(
     // What runs here reads the monitor's latest snapshot only (the console keeps its own
     // history for the sparklines): ten minutes of a fleet's snapshots were held twice.
     config.history = sources.metrics_interval;
-    let (client, warnings) = http::client(&plan.admin.tls, config.timeout, config.timeout)
+    let (client, warnings) = monitor::scrape_client(&plan.admin.tls, &config)
         .map_err(|error| LiveSupportError(error.to_string()))?;
     for warning in warnings {
         // The receiver is ours until it is returned: this cannot fail.

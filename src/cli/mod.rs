@@ -61,8 +61,9 @@ pub enum CliCommand {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> color_eyre::Result<i32> {
-    // At fleet size kongup holds a connection per node: a soft limit of 1 024 is not enough
-    // (what the plan needs beyond the hard limit is warned about where the plan is read).
+    // At fleet size a demo's or a rehearsal's lab holds thousands of sockets: a soft limit of
+    // 1 024 is not enough (what the plan needs beyond the hard limit is warned about where the
+    // plan is read).
     crate::fd_limit::raise();
     match cli.command {
         CliCommand::Db(args) => db::run(args),

@@ -147,6 +147,20 @@ async fn fetch_sample(
     Ok(sample)
 }
 
+/// Gives the pages that the heap holds free back to the system. A round over a fleet opens
+/// and closes a connection per node (`monitor::scrape_client`): hyper's ~26 KB of buffers
+/// and channels each, allocated and freed on the runtime's worker threads a thousand times
+/// a second at 2 002 nodes, leave glibc's arenas holding freed pages between rounds: `kongup
+/// run` at 1 000 data planes per cluster grew to 98 MB resident and stayed there; trimmed
+/// every 2 to 4 s (by hand, with gdb) it held 58–68 MB. glibc only; elsewhere nothing to do.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim(3) takes no pointer and is thread-safe (it locks each arena).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// reqwest's own message repeats the URL and hides the cause ("error sending request
 /// for url (…)"): say the causes instead.
 fn describe(error: &reqwest::Error) -> String {

@@ -1,10 +1,20 @@
 //! A fleet of `/metrics` endpoints for the scrape tests and the scrape-cycle bench: one
 //! loopback listener per node (so each node is its own host:port, as in a real fleet, and
 //! the client's pool holds one connection per node), each serving a Kong exposition from
-//! the corpus, optionally after a delay (a slow node) or never (a silent one).
+//! the corpus, optionally after a delay (a slow node) or never (a silent one). The fleet
+//! counts the connections its nodes accepted and those still open, for the tests of what
+//! the client keeps between rounds.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 pub use axum::body::Bytes;
 
@@ -25,6 +35,83 @@ pub enum Answer {
 pub struct ScrapeFleet {
     pub addrs: Vec<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    connections: Arc<Connections>,
+}
+
+/// Connections over the whole fleet.
+#[derive(Debug, Default)]
+struct Connections {
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+}
+
+/// A node's listener, counting into the fleet's [`Connections`].
+struct CountingListener {
+    listener: TcpListener,
+    connections: Arc<Connections>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CountedStream, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.listener).await;
+        self.connections.accepted.fetch_add(1, Ordering::SeqCst);
+        self.connections.open.fetch_add(1, Ordering::SeqCst);
+        let connections = Arc::clone(&self.connections);
+        (
+            CountedStream {
+                stream,
+                connections,
+            },
+            addr,
+        )
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// An accepted connection, counted open until the server drops it.
+struct CountedStream {
+    stream: TcpStream,
+    connections: Arc<Connections>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.connections.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 impl ScrapeFleet {
@@ -32,8 +119,9 @@ impl ScrapeFleet {
     pub async fn start(nodes: usize, body: Bytes, answer: impl Fn(usize) -> Answer) -> ScrapeFleet {
         let mut addrs = Vec::with_capacity(nodes);
         let mut tasks = Vec::with_capacity(nodes);
+        let connections = Arc::new(Connections::default());
         for i in 0..nodes {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("a loopback port");
             addrs.push(listener.local_addr().expect("a bound address"));
@@ -53,11 +141,29 @@ impl ScrapeFleet {
                     }
                 }),
             );
+            let listener = CountingListener {
+                listener,
+                connections: Arc::clone(&connections),
+            };
             tasks.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             }));
         }
-        ScrapeFleet { addrs, tasks }
+        ScrapeFleet {
+            addrs,
+            tasks,
+            connections,
+        }
+    }
+
+    /// Connections the nodes accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.connections.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now (accepted, not yet closed by either side).
+    pub fn open(&self) -> usize {
+        self.connections.open.load(Ordering::SeqCst)
     }
 
     /// Node `i`'s `/metrics` URL.

@@ -98,7 +98,8 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
 
 #[test]
 fn a_fleet_past_the_hard_limit_is_warned_about() {
-    // 150 data planes per cluster: about 490 descriptors, past 256.
+    // 150 data planes per cluster: 128 scrape connections at most, and the reserve: about
+    // 320 descriptors, past 256.
     let (dir, mut child, lines) = run_under("256:256", 150);
     let seen = until(&dir, &lines, "open-files limit");
     let _ = child.kill();

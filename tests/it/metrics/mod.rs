@@ -2,6 +2,7 @@
 //! scrape`.
 
 mod bucket_bounds;
+mod connections;
 mod corpus;
 mod empty_config;
 mod figures;
