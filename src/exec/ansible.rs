@@ -162,9 +162,17 @@ impl AnsibleExecutor {
         .collect()
     }
 
-    /// A private directory of its own for one invocation's tree files and variables.
+    /// A private directory of its own for one invocation's tree files and variables, named
+    /// after this process so that what a killed kongup left behind is found and removed.
     fn work_dir() -> Result<WorkDir, ExecError> {
-        let dir = std::env::temp_dir().join(format!("kongup-ansible-{}", uuid::Uuid::new_v4()));
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        let temp = std::env::temp_dir();
+        SWEPT.call_once(|| remove_left_behind(&temp));
+        let dir = temp.join(format!(
+            "{WORK_DIR_PREFIX}{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4()
+        ));
         crate::engine::rundir::create_private_dir(&dir).map_err(|e| {
             ExecError::Other(format!(
                 "could not create {} for Ansible's per-host results: {e}; free space in the temporary directory (TMPDIR) or fix its permissions, then retry",
@@ -177,6 +185,36 @@ impl AnsibleExecutor {
 
 /// Removed with everything in it when dropped (it may hold the command's environment).
 struct WorkDir(PathBuf);
+
+const WORK_DIR_PREFIX: &str = "kongup-ansible-";
+
+/// Removes the work directories in `temp` of kongup processes that are gone: a kongup killed
+/// with -9 never drops its [`WorkDir`], and the variables file in it may hold the command's
+/// environment (secrets). A directory whose process is alive, or whose name does not carry a
+/// process id, is left alone.
+fn remove_left_behind(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
@@ -546,6 +584,31 @@ fn rank(state: HostState) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_killed_kongup_s_work_dir_is_removed_and_a_live_one_s_kept() {
+        let temp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let left = temp
+            .path()
+            .join(format!("{}{dead}-a", super::WORK_DIR_PREFIX));
+        let live = temp.path().join(format!(
+            "{}{}-b",
+            super::WORK_DIR_PREFIX,
+            std::process::id()
+        ));
+        let other = temp.path().join(format!("{}c", super::WORK_DIR_PREFIX));
+        for dir in [&left, &live, &other] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("vars.yml"), "kongup_env: secret").unwrap();
+        }
+        super::remove_left_behind(temp.path());
+        assert!(!left.exists(), "the dead process's work dir was kept");
+        assert!(live.exists(), "a live process's work dir was removed");
+        assert!(other.exists(), "a dir without a process id was removed");
+    }
+
     use super::*;
 
     fn executor(run: AnsibleRun) -> AnsibleExecutor {
