@@ -36,7 +36,7 @@ use crate::plan::model::{CommandLine, CommandSpec, ExecutorSpec, Node};
 const DRAIN_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The message `/status/ready` answers a drained node with (ready.lua:112@3.9.1).
-const DRAINING: &str = "draining";
+pub(super) const DRAINING: &str = "draining";
 
 fn drain_command(node: &Node, executor: Option<String>) -> CommandSpec {
     CommandSpec {

@@ -564,7 +564,29 @@ impl NodesWait {
                 None => BTreeMap::new(),
             };
             let in_chunk = |node: &String| chunk.iter().any(|n| &n.name == node);
-            // A command placed on no node would stop the undrained ones too.
+            // A command placed on no node would stop the undrained ones too: it is held
+            // back, and the batch's drained nodes fail saying so (they are not stopped, so
+            // they must not be waited for as if they were).
+            let held_back = commands
+                .iter()
+                .find(|c| c.node.is_none() && !not_drained.is_empty());
+            if let Some(once) = held_back {
+                let program = once.program.display().to_string();
+                let undrained: Vec<&str> = not_drained.keys().map(String::as_str).collect();
+                let why = format!(
+                    "not stopped: `{program}` runs once for the batch and {} {} not drained",
+                    some_nodes(&undrained),
+                    if undrained.len() == 1 { "was" } else { "were" }
+                );
+                ctx.log.note(&format!(
+                    "`{program}` not run: it runs once for the batch, and would stop {} too",
+                    some_nodes(&undrained)
+                ));
+                for node in chunk.iter().filter(|n| !not_drained.contains_key(&n.name)) {
+                    ctx.record_node(&node.name, Err(why.clone())).await?;
+                    failed.insert(node.name.clone(), why.clone());
+                }
+            }
             let chunk_commands: Vec<CommandSpec> = commands
                 .iter()
                 .filter(|c| match &c.node {
@@ -773,7 +795,14 @@ impl NodesWait {
                 {
                     return NodeState::Done;
                 }
-                if let Some(Ok(Readiness::NotReady(_))) = &status {
+                // Drained is not stopped: a drained node still runs (and answers `draining`
+                // until it restarts, ready.lua:111-113,126-129@3.9.1).
+                if let Some(Ok(Readiness::NotReady(reason))) = &status {
+                    if reason == super::drain::DRAINING {
+                        return NodeState::Pending(
+                            "drained but still running (/status/ready says draining)".to_string(),
+                        );
+                    }
                     return NodeState::Done;
                 }
                 if let Some(Ok(reported)) = &admin {

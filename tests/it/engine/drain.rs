@@ -16,8 +16,9 @@ use kongup::sim::node::Lifecycle;
 use kongup::sim::{Fault, Lab, LabEndpoints, LabOptions, Scenario};
 
 /// The lab's nodes in a DB-less plan rolled in waves [2, 100%] (wave 1 stops kong-x-1
-/// and kong-x-2), each X node on its own executor, `kong stop` as the stop-x command.
-fn plan_text(endpoints: &LabEndpoints, drain: &str) -> String {
+/// and kong-x-2), each X node on its own executor, `stop` as the stop-x command
+/// ([`STOP_EACH`] or [`STOP_ONCE`]).
+fn plan_text(endpoints: &LabEndpoints, drain: &str, stop: &str) -> String {
     let nodes = |side| {
         endpoints
             .cluster(side)
@@ -58,7 +59,7 @@ executors:
 steps:
   wave-1-stop-x:
     commands:
-      - {{run: [kong, stop]}}
+      - {stop}
 ",
         from = endpoints.from,
         to = endpoints.to,
@@ -67,19 +68,29 @@ steps:
     )
 }
 
+/// `kong stop` on each node of the step.
+const STOP_EACH: &str = "{run: [kong, stop]}";
+/// `kong stop` once for the whole batch, on an executor the plan names (as an ansible
+/// group would be).
+const STOP_ONCE: &str = "{run: [kong, stop], executor: kong-x-1}";
+
 fn stop_x() -> StepRef {
     StepRef::new(PhaseName::Cluster, "wave-1-stop-x")
 }
 
-fn start(dir: &std::path::Path, lab: &Lab, drain: &str) -> TestRun {
-    let (plan, expanded, toolbox) = loaded(lab, drain);
-    let text = plan_text(&lab.endpoints(), drain);
+fn start(dir: &std::path::Path, lab: &Lab, drain: &str, stop: &str) -> TestRun {
+    let (plan, expanded, toolbox) = loaded(lab, drain, stop);
+    let text = plan_text(&lab.endpoints(), drain, stop);
     TestRun::start(setup(dir, plan, expanded, &text, toolbox))
 }
 
 /// The plan's real expansion cut down to `wave-1-stop-x`, on the lab's executors.
-fn loaded(lab: &Lab, drain: &str) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
-    let text = plan_text(&lab.endpoints(), drain);
+fn loaded(
+    lab: &Lab,
+    drain: &str,
+    stop: &str,
+) -> (kongup::plan::model::Plan, ExpandedPlan, Toolbox) {
+    let text = plan_text(&lab.endpoints(), drain, stop);
     let loaded = parse_plan(&text, "plan.yaml").unwrap_or_else(|e| panic!("{e}"));
     let expanded = cut_to(&loaded, PhaseName::Cluster, &["wave-1-stop-x"]);
     let mut toolbox = toolbox_with_kong(&loaded.plan);
@@ -135,13 +146,58 @@ fn position(lines: &[String], needle: &str) -> usize {
         .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", lines.join("\n")))
 }
 
+/// A request to kong-x-2 held in flight (X answers 4 s late), seen on its `/status` before
+/// this returns; the handle ends when it does.
+async fn slow_request_on_x2(lab: &Lab) -> tokio::task::JoinHandle<()> {
+    let proxy = lab
+        .endpoints()
+        .nodes
+        .iter()
+        .find(|n| n.name == "kong-x-2")
+        .and_then(|n| n.proxy.clone())
+        .unwrap();
+    let slow = tokio::spawn(async move {
+        let _ = reqwest::Client::new()
+            .get(format!("{proxy}/orders"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await;
+    });
+    let status = lab
+        .endpoints()
+        .nodes
+        .iter()
+        .find(|n| n.name == "kong-x-2")
+        .map(|n| n.status.clone())
+        .unwrap();
+    // The request is in flight before the step starts.
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{status}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["server"]["connections_writing"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slow
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_node_is_drained_before_it_is_stopped() {
     let lab = lab(Vec::new()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut run = start(dir.path(), &lab, "10s");
+    let mut run = start(dir.path(), &lab, "10s", STOP_EACH);
     // The confirm says the drain before anything runs.
-    let (plan, expanded, toolbox) = loaded(&lab, "10s");
+    let (plan, expanded, toolbox) = loaded(&lab, "10s", STOP_EACH);
     let preview = kongup::engine::preview_step(&plan, &expanded, &toolbox, &stop_x()).unwrap();
     assert!(
         preview.runs[0].starts_with(
@@ -192,47 +248,9 @@ async fn a_node_that_does_not_drain_in_time_fails_alone_and_is_not_stopped() {
         latency: Duration::from_secs(4),
     }])
     .await;
-    let proxy = lab
-        .endpoints()
-        .nodes
-        .iter()
-        .find(|n| n.name == "kong-x-2")
-        .and_then(|n| n.proxy.clone())
-        .unwrap();
-    let slow = tokio::spawn(async move {
-        let _ = reqwest::Client::new()
-            .get(format!("{proxy}/orders"))
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await;
-    });
-    let status = lab
-        .endpoints()
-        .nodes
-        .iter()
-        .find(|n| n.name == "kong-x-2")
-        .map(|n| n.status.clone())
-        .unwrap();
-    // The request is in flight before the step starts.
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let body: serde_json::Value = client
-            .get(format!("{status}/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["server"]["connections_writing"].as_u64() >= Some(2) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let slow = slow_request_on_x2(&lab).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut run = start(dir.path(), &lab, "1s");
+    let mut run = start(dir.path(), &lab, "1s", STOP_EACH);
     let detail = run
         .confirm_and_wait(&stop_x(), StepState::Failed)
         .await
@@ -280,5 +298,70 @@ async fn a_node_that_does_not_drain_in_time_fails_alone_and_is_not_stopped() {
         node_outcomes(dir.path()).last(),
         Some(&("kong-x-2".to_string(), true, None))
     );
+    run.quit().await;
+}
+
+/// A stop command that runs once for the batch (on an executor the plan names, as an
+/// ansible group's would) would stop the node that did not drain too: it is not run, and
+/// the drained nodes fail with why, rather than being waited for as if stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_run_once_is_held_back_when_a_node_did_not_drain_and_says_so() {
+    let lab = lab(vec![Fault::ExtraLatency {
+        cluster: kongup::plan::steps::ClusterSide::X,
+        latency: Duration::from_secs(4),
+    }])
+    .await;
+    let slow = slow_request_on_x2(&lab).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &lab, "1s", STOP_ONCE);
+    let detail = run
+        .confirm_and_wait(&stop_x(), StepState::Failed)
+        .await
+        .unwrap_or_default();
+    let held = "not stopped: `kong stop` runs once for the batch and kong-x-2 was not drained";
+    assert!(
+        detail.starts_with(&format!(
+            "2 of 2 nodes failed: kong-x-1 ({held}), kong-x-2 (still draining after 1s"
+        )),
+        "{detail}"
+    );
+    assert_eq!(node(&lab, "kong-x-1"), (Lifecycle::Running, true));
+    assert_eq!(node(&lab, "kong-x-2"), (Lifecycle::Running, true));
+    assert!(
+        node_outcomes(dir.path()).contains(&(
+            "kong-x-1".to_string(),
+            false,
+            Some(held.to_string())
+        )),
+        "{:?}",
+        node_outcomes(dir.path())
+    );
+    let lines = log_lines(dir.path());
+    assert!(
+        !lines.iter().any(|l| l.contains("$ kong stop")),
+        "{}",
+        lines.join("\n")
+    );
+    slow.await.unwrap();
+    run.quit().await;
+}
+
+/// Drained is not stopped: a stop command that leaves the node running (here `kong
+/// version`) fails the node, though its `/status/ready` answers 503 `draining` as a stopping
+/// node's might.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_still_running_is_not_taken_for_stopped() {
+    let lab = lab(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &lab, "10s", "{run: [kong, version]}");
+    let detail = run
+        .confirm_and_wait(&stop_x(), StepState::Failed)
+        .await
+        .unwrap_or_default();
+    assert!(
+        detail.contains("drained but still running (/status/ready says draining)"),
+        "{detail}"
+    );
+    assert_eq!(node(&lab, "kong-x-1"), (Lifecycle::Running, true));
     run.quit().await;
 }
