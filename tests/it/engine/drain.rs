@@ -19,25 +19,8 @@ use kongup::sim::{Fault, Lab, LabEndpoints, LabOptions, Scenario};
 /// and kong-x-2), each X node on its own executor, `stop` as the stop-x command
 /// ([`STOP_EACH`] or [`STOP_ONCE`]).
 fn plan_text(endpoints: &LabEndpoints, drain: &str, stop: &str) -> String {
-    let nodes = |side| {
-        endpoints
-            .cluster(side)
-            .map(|n| {
-                format!(
-                    "      - {{name: {}, status_url: \"{}\", proxy_url: \"{}\", executor: {}}}\n",
-                    n.name,
-                    n.status,
-                    n.proxy.clone().unwrap_or_default(),
-                    n.name
-                )
-            })
-            .collect::<String>()
-    };
-    let executors: String = endpoints
-        .nodes
-        .iter()
-        .map(|n| format!("  {}: {{type: local}}\n", n.name))
-        .collect();
+    let nodes = |side| waves::lab_node_lines(endpoints, side, |_| true);
+    let executors = waves::local_executors(endpoints);
     format!(
         "\
 name: drain
@@ -171,23 +154,7 @@ async fn slow_request_on_x2(lab: &Lab) -> tokio::task::JoinHandle<()> {
         .map(|n| n.status.clone())
         .unwrap();
     // The request is in flight before the step starts.
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let body: serde_json::Value = client
-            .get(format!("{status}/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["server"]["connections_writing"].as_u64() >= Some(2) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    waves::wait_for_request_in_flight(&status).await;
     slow
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::engine::*;
+use crate::support::waves;
 use kongup::actions::kong::{KongAccess, Waits};
 use kongup::engine::journal::JOURNAL_FILE;
 use kongup::engine::{Command, Event, StepState, Toolbox};
@@ -61,26 +62,8 @@ async fn behind_haproxy(dir: &Path, latency: Duration, drain: &str) -> Setup {
             .collect()
     };
     let haproxy = Haproxy::start(dir, &proxies(ClusterSide::X), &proxies(ClusterSide::Y));
-    let nodes = |side| {
-        endpoints
-            .cluster(side)
-            .filter(|n| n.proxy.is_some())
-            .map(|n| {
-                format!(
-                    "      - {{name: {}, status_url: \"{}\", proxy_url: \"{}\", executor: {}}}\n",
-                    n.name,
-                    n.status,
-                    n.proxy.clone().unwrap_or_default(),
-                    n.name
-                )
-            })
-            .collect::<String>()
-    };
-    let executors: String = endpoints
-        .nodes
-        .iter()
-        .map(|n| format!("  {}: {{type: local}}\n", n.name))
-        .collect();
+    let nodes = |side| waves::lab_node_lines(&endpoints, side, |n| n.proxy.is_some());
+    let executors = waves::local_executors(&endpoints);
     let text = format!(
         "\
 name: drain-balancer
@@ -245,23 +228,7 @@ async fn open_slow_request(
         .find(|n| n.name == node)
         .unwrap()
         .status;
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let body: serde_json::Value = client
-            .get(format!("{status}/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if body["server"]["connections_writing"].as_u64() >= Some(2) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    waves::wait_for_request_in_flight(&status).await;
     for other in s.haproxy.x_names.iter().filter(|n| *n != server) {
         runtime(&s.haproxy, &format!("set server kong/{other} weight 100"));
     }

@@ -298,3 +298,56 @@ pub fn ran(dir: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+/// Waits (10 s at most) until the node's `/status` at `status` shows a request in flight
+/// besides the one asking (`connections_writing` ≥ 2), so a drain starts with it open.
+pub async fn wait_for_request_in_flight(status: &str) {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let body: serde_json::Value = client
+            .get(format!("{status}/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["server"]["connections_writing"].as_u64() >= Some(2) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The plan's `nodes:` lines for the lab's nodes of one side that `keep`, each on an
+/// executor of its own name (see [`local_executors`]).
+pub fn lab_node_lines(
+    endpoints: &kongup::sim::LabEndpoints,
+    side: kongup::plan::steps::ClusterSide,
+    keep: impl Fn(&kongup::sim::NodeEndpoint) -> bool,
+) -> String {
+    endpoints
+        .cluster(side)
+        .filter(|n| keep(n))
+        .map(|n| {
+            format!(
+                "      - {{name: {}, status_url: \"{}\", proxy_url: \"{}\", executor: {}}}\n",
+                n.name,
+                n.status,
+                n.proxy.clone().unwrap_or_default(),
+                n.name
+            )
+        })
+        .collect()
+}
+
+/// The plan's `executors:` lines: one `local` executor per lab node, named after it.
+pub fn local_executors(endpoints: &kongup::sim::LabEndpoints) -> String {
+    endpoints
+        .nodes
+        .iter()
+        .map(|n| format!("  {}: {{type: local}}\n", n.name))
+        .collect()
+}
