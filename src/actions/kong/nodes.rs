@@ -49,6 +49,9 @@ struct Target {
     want: Want,
     /// Which nodes of the side this phase acts on: control planes, data planes, or all.
     role: Option<Role>,
+    /// kongup drained these nodes before stopping them (`rolling.drain`): one that still
+    /// reports draining has not stopped. Otherwise draining counts as going down.
+    drained: bool,
 }
 
 fn role_of_phase(phase: PhaseName) -> Option<Role> {
@@ -91,7 +94,12 @@ fn target(expanded: &ExpandedPlan, phase: PhaseName, kind: &StepKind) -> Option<
         }
         _ => return None,
     };
-    Some(Target { side, want, role })
+    Some(Target {
+        side,
+        want,
+        role,
+        drained: false,
+    })
 }
 
 fn scope_name(target: &Target) -> String {
@@ -617,6 +625,10 @@ impl NodesWait {
             if waiting.is_empty() {
                 continue;
             }
+            let target = &Target {
+                drained: drain.is_some(),
+                ..target.clone()
+            };
             match self.wait_for(ctx, target, &waiting).await {
                 Ok(text) => details.push(text),
                 Err(StepOutcome::Failed { detail, .. }) => {
@@ -729,6 +741,7 @@ impl NodesWait {
         want: &Want,
         version: KongVersion,
         listings: &Listings,
+        drained: bool,
     ) -> NodeState {
         let listed = *want == Want::Up && !listings.none;
         if !checkable(node, listed) {
@@ -795,10 +808,10 @@ impl NodesWait {
                 {
                     return NodeState::Done;
                 }
-                // Drained is not stopped: a drained node still runs (and answers `draining`
-                // until it restarts, ready.lua:111-113,126-129@3.9.1).
+                // Drained by kongup is not stopped: the node still runs (and answers
+                // `draining` until it restarts, ready.lua:111-113,126-129@3.9.1).
                 if let Some(Ok(Readiness::NotReady(reason))) = &status {
-                    if reason == super::drain::DRAINING {
+                    if drained && reason == super::drain::DRAINING {
                         return NodeState::Pending(
                             "drained but still running (/status/ready says draining)".to_string(),
                         );
@@ -835,6 +848,10 @@ impl NodesWait {
                 format!("answer with Kong {version} and be ready"),
                 format!("answer with Kong {version} and are ready"),
             ),
+            _ if target.drained => (
+                format!("stop answering or answer with another version than {version}"),
+                format!("stopped answering or answer with another version than {version}"),
+            ),
             _ => (
                 format!(
                     "stop answering, report draining, or answer with another version than {version}"
@@ -859,7 +876,7 @@ impl NodesWait {
             let states = futures::future::join_all(
                 nodes
                     .iter()
-                    .map(|node| self.state(node, want, version, &listings)),
+                    .map(|node| self.state(node, want, version, &listings, target.drained)),
             )
             .await;
             let unchecked: Vec<&str> = nodes
